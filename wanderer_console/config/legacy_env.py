@@ -1,0 +1,116 @@
+"""Wanderer Notifier's single-map environment variables (PARITY.md §3), mapped onto our model.
+
+An existing notifier ``.env`` keeps working: when ``MAP_URL`` or ``MAP_NAME`` is set, the
+variables configure one map (created, or merged over the file's section of that name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["LEGACY_VARIABLES", "legacy_overrides"]
+
+_TRUE: Final = {"true", "1", "yes", "on"}
+_FALSE: Final = {"false", "0", "no", "off"}
+
+_GLOBAL: Final[dict[str, tuple[str, ...]]] = {
+    "NOTIFICATIONS_ENABLED": ("notifications", "enabled"),
+    "KILL_NOTIFICATIONS_ENABLED": ("notifications", "kill"),
+    "SYSTEM_NOTIFICATIONS_ENABLED": ("notifications", "system"),
+    "CHARACTER_NOTIFICATIONS_ENABLED": ("notifications", "character"),
+    "RALLY_NOTIFICATIONS_ENABLED": ("notifications", "rally"),
+    "STARTUP_SUPPRESSION_SECONDS": ("console", "startup_suppression_seconds"),
+    "MAX_KILLMAIL_AGE_SECONDS": ("console", "max_killmail_age_seconds"),
+    "DISCORD_BOT_TOKEN": ("discord", "bot_token"),
+    "DISCORD_API_URL": ("discord", "api_url"),
+    "ESI_URL": ("esi", "url"),
+    "WEBSOCKET_URL": ("killstream", "websocket_url"),
+    "WANDERER_KILLS_URL": ("killstream", "rest_url"),
+}
+
+_MAP: Final[dict[str, tuple[str, ...]]] = {
+    "MAP_URL": ("url",),
+    "MAP_API_KEY": ("api_key",),
+    "DISCORD_CHANNEL_ID": ("discord", "channel_id"),
+    "DISCORD_SYSTEM_KILL_CHANNEL_ID": ("discord", "system_kill_channel_id"),
+    "DISCORD_CHARACTER_KILL_CHANNEL_ID": ("discord", "character_kill_channel_id"),
+    "DISCORD_SYSTEM_CHANNEL_ID": ("discord", "system_channel_id"),
+    "DISCORD_CHARACTER_CHANNEL_ID": ("discord", "character_channel_id"),
+    "DISCORD_RALLY_CHANNEL_ID": ("discord", "rally_channel_id"),
+    "DISCORD_WEBHOOK_URL": ("discord", "webhook_url"),
+    "DISCORD_SYSTEM_KILL_WEBHOOK_URL": ("discord", "system_kill_webhook_url"),
+    "DISCORD_CHARACTER_KILL_WEBHOOK_URL": ("discord", "character_kill_webhook_url"),
+    "DISCORD_SYSTEM_WEBHOOK_URL": ("discord", "system_webhook_url"),
+    "DISCORD_CHARACTER_WEBHOOK_URL": ("discord", "character_webhook_url"),
+    "DISCORD_RALLY_WEBHOOK_URL": ("discord", "rally_webhook_url"),
+    "WORMHOLE_ONLY_KILL_NOTIFICATIONS_ENABLED": ("filters", "wormhole_only"),
+}
+
+_LISTS: Final[dict[str, tuple[str, ...]]] = {
+    "DISCORD_RALLY_GROUP_IDS": ("discord", "rally_group_ids"),
+    "DISCORD_RALLY_GROUP_ID": ("discord", "rally_group_ids"),
+    "CORPORATION_KILL_FOCUS": ("filters", "corporation_kill_focus"),
+    "SYSTEM_EXCLUDE_LIST": ("filters", "system_exclude_list"),
+    "CHARACTER_EXCLUDE_LIST": ("filters", "character_exclude_list"),
+}
+
+LEGACY_VARIABLES: Final[frozenset[str]] = frozenset(
+    {*_GLOBAL, *_MAP, *_LISTS, "MAP_NAME"}
+)
+"""Every notifier variable the console understands."""
+
+
+def _value(name: str, raw: str) -> Any:
+    lowered = raw.strip().lower()
+    if name.endswith("_ENABLED"):
+        # The notifier accepts these spellings; anything else is passed through so the model
+        # reports it as an error instead of silently falling back to a default.
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    return raw.strip()
+
+
+def _put(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    node[path[-1]] = value
+
+
+def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Translate notifier variables into a partial settings tree.
+
+    Returns the tree and the names of the variables used (for the start-up log line).
+    """
+    tree: dict[str, Any] = {}
+    used: list[str] = []
+    for name, path in _GLOBAL.items():
+        if environ.get(name, "").strip():
+            _put(tree, path, _value(name, environ[name]))
+            used.append(name)
+    map_name = environ.get("MAP_NAME", "").strip()
+    map_fields = {name: path for name, path in {**_MAP, **_LISTS}.items() if environ.get(name)}
+    if map_name or "MAP_URL" in map_fields:
+        key = _map_key(map_name or "default")
+        section: dict[str, Any] = {"slug": map_name} if map_name else {}
+        if map_name:
+            used.append("MAP_NAME")
+        for name, path in map_fields.items():
+            raw = environ[name]
+            value: Any
+            if name in _LISTS:
+                value = [item.strip() for item in raw.split(",") if item.strip()]
+            else:
+                value = _value(name, raw)
+            _put(section, path, value)
+            used.append(name)
+        tree["maps"] = {key: section}
+    return tree, used
+
+
+def _map_key(map_name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in map_name.lower())
+    return cleaned.strip("-_")[:63] or "default"

@@ -1,0 +1,180 @@
+"""Load the settings from TOML plus environment, reporting problems with file, line and key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from wanderer_console.config.legacy_env import legacy_overrides
+from wanderer_console.config.model import ENVIRON, Settings
+
+__all__ = [
+    "ConfigError",
+    "LoadedConfig",
+    "Problem",
+    "default_config_path",
+    "load_settings",
+    "parse_settings_text",
+]
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the configuration, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every located issue."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings plus where they came from."""
+
+    settings: Settings
+    path: Path | None
+    legacy_variables: tuple[str, ...]
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$WANDERER_CONSOLE_CONFIG``, else ``$XDG_CONFIG_HOME/wanderer-console/config.toml``."""
+    env = os.environ if environ is None else environ
+    if env.get("WANDERER_CONSOLE_CONFIG"):
+        return Path(env["WANDERER_CONSOLE_CONFIG"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "wanderer-console" / "config.toml"
+
+
+def _split_dotted(text: str) -> list[str]:
+    parts: list[str] = []
+    for match in re.finditer(r'"([^"]*)"|\'([^\']*)\'|([^.\s]+)', text):
+        parts.append(next(g for g in match.groups() if g is not None))
+    return parts
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map every table header and key path in a TOML text to its line number (1-based)."""
+    lines: dict[tuple[str, ...], int] = {}
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        header = _HEADER.match(line)
+        if header and stripped.startswith("["):
+            table = _split_dotted(header.group(1))
+            lines.setdefault(tuple(table), number)
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            path = (*table, *_split_dotted(assign.group(1)))
+            lines.setdefault(path, number)
+    return lines
+
+
+def _locate(loc: tuple[str | int, ...], key_lines: dict[tuple[str, ...], int]) -> int | None:
+    path = tuple(str(part) for part in loc)
+    while path:
+        if path in key_lines:
+            return key_lines[path]
+        path = path[:-1]
+    return None
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_settings_text(
+    text: str,
+    *,
+    file: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, tuple[str, ...]]:
+    """Validate a TOML text (plus environment); raise :class:`ConfigError` with located problems."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_POSITION.search(str(exc))
+        line = int(match.group(1)) if match else None
+        message = _TOML_POSITION.sub("", str(exc)).strip()
+        raise ConfigError([Problem(file, line, "(syntax)", f"invalid TOML: {message}")]) from exc
+    overrides, used = legacy_overrides(env)
+    data = _merge(data, overrides)
+    try:
+        settings = _build(data, env)
+    except ValidationError as exc:
+        key_lines = _key_lines(text)
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = tuple(error["loc"])
+            key = ".".join(str(part) for part in loc) or "(root)"
+            line = _locate(loc, key_lines)
+            source = file if line is not None or not used else f"{file} (or legacy environment)"
+            problems.append(Problem(source, line, key, error["msg"]))
+        raise ConfigError(problems) from exc
+    return settings, tuple(used)
+
+
+def _build(data: dict[str, Any], environ: Mapping[str, str]) -> Settings:
+    token = ENVIRON.set(environ)
+    try:
+        return Settings(**data)
+    finally:
+        ENVIRON.reset(token)
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    required: bool = False,
+) -> LoadedConfig:
+    """Load the config file at ``path`` (or the default location) plus environment overrides.
+
+    A missing file is fine unless ``required`` (an explicit ``--config``): the environment alone
+    can configure a map, as with the notifier.
+    """
+    env = os.environ if environ is None else environ
+    chosen = path if path is not None else default_config_path(env)
+    text = ""
+    if chosen.exists():
+        try:
+            text = chosen.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([Problem(str(chosen), None, "(file)", f"cannot read: {exc}")]) from exc
+    elif required or path is not None:
+        raise ConfigError([Problem(str(chosen), None, "(file)", "file not found")])
+    settings, used = parse_settings_text(text, file=str(chosen), environ=env)
+    return LoadedConfig(settings, chosen if chosen.exists() else None, used)

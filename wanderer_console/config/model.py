@@ -1,0 +1,327 @@
+"""The settings model: one validated tree for the whole console.
+
+Every field carries an attribute docstring; ``config/wanderer.example.toml`` documents the same keys
+for operators. Secrets are :class:`pydantic.SecretStr` so they never print unmasked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ConsoleSettings",
+    "DiscordSettings",
+    "EsiSettings",
+    "KillstreamSettings",
+    "MapDiscord",
+    "MapFilters",
+    "MapSettings",
+    "NotificationFlags",
+    "Settings",
+]
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_WEBHOOK = re.compile(r"^https?://[^/]+/api(/v\d+)?/webhooks/\d+/[^/?#\s]+$")
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+def _ws_url(value: str) -> str:
+    if value.startswith("http://"):
+        value = "ws://" + value.removeprefix("http://")
+    elif value.startswith("https://"):
+        value = "wss://" + value.removeprefix("https://")
+    if not value.startswith(("ws://", "wss://")):
+        raise ValueError("must start with ws://, wss://, http:// or https://")
+    return value.rstrip("/")
+
+
+def _snowflake(value: str) -> str:
+    value = value.strip()
+    if value and not value.isdigit():
+        if value.startswith("http"):
+            raise ValueError("looks like a URL; a channel id is a number (did you mean *_webhook_url?)")
+        raise ValueError("must be a Discord id made of digits")
+    return value
+
+
+def _webhook_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is None or not value.get_secret_value():
+        return None
+    if not _WEBHOOK.match(value.get_secret_value()):
+        raise ValueError("must be a Discord webhook URL like https://discord.com/api/webhooks/ID/TOKEN")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+WsUrl = Annotated[str, AfterValidator(_ws_url)]
+ChannelId = Annotated[str, AfterValidator(_snowflake)]
+WebhookUrl = Annotated[SecretStr | None, AfterValidator(_webhook_secret)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class NotificationFlags(_Section):
+    """Switches per notification type. Global and per-map flags are ANDed."""
+
+    enabled: bool = True
+    """Master switch: off silences every type."""
+    kill: bool = True
+    """Kills in tracked systems or involving tracked characters."""
+    system: bool = True
+    """A system was added to the map."""
+    character: bool = True
+    """A character was added to tracking."""
+    rally: bool = True
+    """A rally point was created."""
+
+    def allows(self, kind: str) -> bool:
+        """True when the master switch and the flag for ``kind`` are both on."""
+        return self.enabled and bool(getattr(self, kind))
+
+
+class ConsoleSettings(_Section):
+    """Process-wide behaviour."""
+
+    data_dir: Path | None = None
+    """Where the SQLite database lives; default: the XDG data dir."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Threshold for log lines."""
+    dry_run: bool = False
+    """Render and log notifications without sending them."""
+    startup_suppression_seconds: float = Field(default=30.0, ge=0)
+    """After start, mute every type except rally for this long (map events replayed at connect)."""
+    max_killmail_age_seconds: float = Field(default=3600.0, gt=0)
+    """Kills older than this (by kill time) are not notified."""
+    theme: str = "wanderer-dark"
+    """TUI theme name."""
+
+
+class DiscordSettings(_Section):
+    """Discord API access shared by every map."""
+
+    api_url: HttpUrl = "https://discord.com/api/v10"
+    """Base URL of the Discord REST API (bot transport)."""
+    bot_token: SecretStr | None = None
+    """Fallback bot token for maps without their own."""
+    username: str = Field(default="Wanderer", max_length=80)
+    """Name shown on webhook messages."""
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Per-request timeout."""
+
+
+class EsiSettings(_Section):
+    """EVE Swagger Interface, used to resolve names."""
+
+    url: HttpUrl = "https://esi.evetech.net"
+    """ESI base URL."""
+    user_agent: str = "WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)"
+    """User-Agent with a contact, as ESI asks."""
+    enabled: bool = True
+    """Resolve missing names through ESI."""
+
+
+class KillstreamSettings(_Section):
+    """The wanderer-kills service (Phoenix WebSocket and REST)."""
+
+    enabled: bool = True
+    """Connect to the killstream."""
+    websocket_url: WsUrl = "ws://localhost:4004"
+    """Socket base; ``/socket/websocket?vsn=2.0.0`` is appended."""
+    rest_url: HttpUrl = "http://localhost:4004"
+    """REST base (fallback polling)."""
+    client_identifier: str = Field(default="wanderer-console", max_length=32)
+    """Name the server logs for this client."""
+    heartbeat_seconds: float = Field(default=30.0, gt=0, le=30)
+    """Phoenix heartbeat interval; the server drops idle sockets after 60 s."""
+
+
+class MapDiscord(_Section):
+    """Where one map's notifications go. Webhooks win over bot channels for a type."""
+
+    bot_token: SecretStr | None = None
+    """Bot token for this map; falls back to ``discord.bot_token``."""
+    channel_id: ChannelId = ""
+    """Primary channel; every missing per-type channel falls back to it."""
+    system_kill_channel_id: ChannelId = ""
+    """Kills in tracked systems."""
+    character_kill_channel_id: ChannelId = ""
+    """Kills involving tracked characters or focus corporations."""
+    system_channel_id: ChannelId = ""
+    """New systems."""
+    character_channel_id: ChannelId = ""
+    """New characters."""
+    rally_channel_id: ChannelId = ""
+    """Rally points."""
+    webhook_url: WebhookUrl = None
+    """Primary webhook; per-type webhooks fall back to it."""
+    system_kill_webhook_url: WebhookUrl = None
+    """Webhook for kills in tracked systems."""
+    character_kill_webhook_url: WebhookUrl = None
+    """Webhook for kills involving tracked characters or focus corporations."""
+    system_webhook_url: WebhookUrl = None
+    """Webhook for new systems."""
+    character_webhook_url: WebhookUrl = None
+    """Webhook for new characters."""
+    rally_webhook_url: WebhookUrl = None
+    """Webhook for rally points."""
+    rally_group_ids: list[ChannelId] = Field(default_factory=list)
+    """Role ids mentioned (``<@&id>``) on rally notifications."""
+
+    def has_any_target(self) -> bool:
+        """True when at least one webhook or channel is configured."""
+        return any(
+            getattr(self, name)
+            for name in type(self).model_fields
+            if name.endswith(("_url", "channel_id"))
+        )
+
+
+class MapFilters(_Section):
+    """Per-map kill filters and routing lists."""
+
+    wormhole_only: bool = False
+    """Only notify kills in J-space."""
+    corporation_kill_focus: list[int] = Field(default_factory=list)
+    """Kills involving these corporations go to the character-kill channel."""
+    system_exclude_list: list[int] = Field(default_factory=list)
+    """Never notify kills in these systems."""
+    character_exclude_list: list[int] = Field(default_factory=list)
+    """Characters never counted as tracked."""
+
+
+class MapSettings(_Section):
+    """One Wanderer map: a tenant with its own key, targets and flags."""
+
+    url: HttpUrl
+    """Wanderer base URL (scheme://host[:port])."""
+    slug: str = ""
+    """Map slug or UUID on the server; defaults to the section name."""
+    name: str = ""
+    """Display name; defaults to the slug."""
+    api_key: SecretStr
+    """The map's public API key (Bearer for SSE and REST)."""
+    enabled: bool = True
+    """Connect to this map."""
+    notifications: NotificationFlags = Field(default_factory=NotificationFlags)
+    """Per-map switches, ANDed with the global ones."""
+    discord: MapDiscord = Field(default_factory=MapDiscord)
+    """Targets."""
+    filters: MapFilters = Field(default_factory=MapFilters)
+    """Kill filters."""
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_present(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("wanderer_console_environ", default=None)
+"""The environment the settings read; ``None`` means ``os.environ`` (tests pass their own)."""
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The stock environment source, reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        if self.case_sensitive:
+            return dict(self._environ)
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+class Settings(BaseSettings):
+    """The whole configuration: the TOML file, overridden by ``WANDERER_CONSOLE_*`` variables.
+
+    Nested keys use ``__``: ``WANDERER_CONSOLE_CONSOLE__DRY_RUN=true``. The notifier's legacy
+    single-map variables are mapped separately (:mod:`wanderer_console.config.legacy_env`).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="WANDERER_CONSOLE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    """Process-wide behaviour."""
+    notifications: NotificationFlags = Field(default_factory=NotificationFlags)
+    """Global switches; a map cannot turn on what these turn off."""
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    """Discord API access."""
+    esi: EsiSettings = Field(default_factory=EsiSettings)
+    """ESI access."""
+    killstream: KillstreamSettings = Field(default_factory=KillstreamSettings)
+    """Killstream access."""
+    maps: dict[str, MapSettings] = Field(default_factory=dict)
+    """One section per map, keyed by a short slug (the tenant id)."""
+
+    @field_validator("maps")
+    @classmethod
+    def _slugs(cls, maps: dict[str, MapSettings]) -> dict[str, MapSettings]:
+        for key in maps:
+            if not _SLUG.match(key):
+                raise ValueError(
+                    f"map key {key!r} must be lower-case letters, digits, '-' or '_' (max 63)"
+                )
+        return maps
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        for key, map_settings in self.maps.items():
+            if not map_settings.slug:
+                map_settings.slug = key
+            if not map_settings.name:
+                map_settings.name = map_settings.slug
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables win over the file (which is passed as init data)."""
+        environ = ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
+        return (env_settings, init_settings)
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-safe dump with every secret masked."""
+        return self.model_dump(mode="json")

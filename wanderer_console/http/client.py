@@ -1,0 +1,164 @@
+"""The one HTTP client: every outbound call of the console goes through :class:`HttpClient`.
+
+Callers outside this package never see httpx types: they get :class:`HttpResponse` or a
+:class:`TransportError`, so a later move to another HTTP library is one package's change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from wanderer_console.telemetry.logging import redact
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["HttpClient", "HttpResponse", "TransportError", "classify_error"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A complete response: status, headers (lower-case names) and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes = b""
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True for 2xx."""
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not JSON)."""
+        return orjson.loads(self.content)
+
+    def text(self, limit: int = 500) -> str:
+        """The start of the body as text, for error messages."""
+        return self.content[:limit].decode("utf-8", errors="replace")
+
+
+@dataclass(slots=True)
+class TransportError(Exception):
+    """The request got no HTTP answer: refused, reset, timed out."""
+
+    kind: str
+    """``connect``, ``timeout``, ``read`` or ``other``."""
+    detail: str = field(default="")
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+def classify_error(exc: httpx.HTTPError) -> TransportError:
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timeout"
+    elif isinstance(exc, httpx.ConnectError):
+        kind = "connect"
+    elif isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+        kind = "read"
+    else:
+        kind = "other"
+    return TransportError(kind, redact(str(exc))[:300] or type(exc).__name__)
+
+
+class HttpClient:
+    """An HTTP client for one service (map, esi, discord, killstream, zkillboard)."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        base_url: str = "",
+        timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.service = service
+        self._metrics = metrics
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout),
+            headers=dict(headers or {}),
+            follow_redirects=False,
+        )
+
+    @property
+    def raw(self) -> httpx.AsyncClient:
+        """The underlying client, for sibling modules of this package (SSE streaming)."""
+        return self._client
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """Send one request and read the whole response; raise :class:`TransportError`."""
+        started = time.perf_counter()
+        content = None if json is None else orjson.dumps(json)
+        send_headers = dict(headers or {})
+        if content is not None:
+            send_headers.setdefault("content-type", "application/json")
+        try:
+            response = await self._client.request(
+                method,
+                url,
+                content=content,
+                params=params,
+                headers=send_headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+        except httpx.HTTPError as exc:
+            error = classify_error(exc)
+            self._count_error(error.kind)
+            log.warning(
+                "http request failed",
+                extra={"ctx": {"service": self.service, "method": method, "error": str(error)}},
+            )
+            raise error from None
+        elapsed = time.perf_counter() - started
+        result = HttpResponse(response.status_code, response.headers, response.content, elapsed)
+        if not result.ok:
+            log.info(
+                "http request answered with an error status",
+                extra={
+                    "ctx": {
+                        "service": self.service,
+                        "method": method,
+                        "status": result.status,
+                        "url": redact(str(response.request.url)),
+                    }
+                },
+            )
+        return result
+
+    def _count_error(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.errors.labels(component=f"http:{self.service}:{kind}").inc()
+
+    async def get(
+        self, url: str, *, params: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> HttpResponse:
+        """GET ``url``."""
+        return await self.request("GET", url, params=params, **kwargs)
+
+    async def post(self, url: str, *, json: Any = None, **kwargs: Any) -> HttpResponse:
+        """POST a JSON body to ``url``."""
+        return await self.request("POST", url, json=json, **kwargs)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._client.aclose()

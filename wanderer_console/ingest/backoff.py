@@ -1,0 +1,27 @@
+"""Exponential backoff with full jitter."""
+
+from __future__ import annotations
+
+import random
+
+__all__ = ["Backoff"]
+
+
+class Backoff:
+    """Delays of ``base * 2**n`` capped at ``cap``, each drawn uniformly below that bound."""
+
+    def __init__(self, base: float = 1.0, cap: float = 30.0, rng: random.Random | None = None):
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """The next wait; at least half the bound so reconnects never hot-loop."""
+        bound = min(self.cap, self.base * float(2 ** min(self.attempt, 32)))
+        self.attempt += 1
+        return bound / 2 + self._rng.uniform(0, bound / 2)
+
+    def reset(self) -> None:
+        """Start again from ``base`` (after a healthy connection)."""
+        self.attempt = 0

@@ -1,0 +1,203 @@
+"""The wanderer-kills WebSocket (PROTOCOLS.md §3): join, heartbeat, rejoin, subscriptions.
+
+A socket that subscribes to systems only sees characters *within* those systems, so following
+characters everywhere takes a second socket: each :class:`KillstreamSource` follows one kind of
+id (``systems`` or ``characters``), and the runtime starts one of each when both are tracked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import orjson
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from wanderer_console.domain.eve import is_character_id
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.ingest.backoff import Backoff
+from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
+from wanderer_console.ingest.phoenix import (
+    ChannelClosed,
+    ChannelErrored,
+    FrameError,
+    PhoenixChannel,
+    Push,
+    Reply,
+)
+from wanderer_console.pipeline.items import Item, KillItem
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["KillstreamSource"]
+
+log = logging.getLogger(__name__)
+
+TOPIC = "killmails:lobby"
+_CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
+Mode = Literal["systems", "characters"]
+
+
+def _valid_ids(mode: Mode, ids: set[int]) -> list[int]:
+    if mode == "systems":
+        return sorted(i for i in ids if 1 <= i <= 50_000_000)
+    return sorted(i for i in ids if is_character_id(i))
+
+
+class KillstreamSource:
+    """One Phoenix socket following either systems or characters."""
+
+    def __init__(
+        self,
+        mode: Mode,
+        url: str,
+        desired: Callable[[], set[int]],
+        sink: Callable[[Item], Awaitable[None]],
+        metrics: Metrics,
+        *,
+        client_identifier: str = "wanderer-console",
+        heartbeat_seconds: float = 30.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.mode = mode
+        self.source = "killstream"
+        self.health = ConnectionHealth(f"killstream:{mode}", "killstream")
+        self._url = f"{url}/socket/websocket?vsn=2.0.0&client_identifier={client_identifier}"
+        self._desired = desired
+        self._sink = sink
+        self._metrics = metrics
+        self._heartbeat = heartbeat_seconds
+        self._backoff = backoff or Backoff(1.0, 60.0)
+        self._channel = PhoenixChannel(TOPIC)
+        self._ws: ClientConnection | None = None
+        self._subscribed: set[int] = set()
+        self._refresh = asyncio.Event()
+        self._heartbeat_sent = 0.0
+
+    def refresh(self) -> None:
+        """Tracking changed: bring the subscription in line at the next chance."""
+        self._refresh.set()
+
+    async def run(self) -> None:
+        """Connect, join, read; reconnect with backoff. Returns only when cancelled."""
+        while True:
+            try:
+                await self._session()
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                self.health.set_state(ConnectionState.RECONNECTING, f"socket lost: {exc}")
+                log.warning("killstream lost", extra={"ctx": {"mode": self.mode, "error": str(exc)}})
+            self._channel.reset()
+            self._ws = None
+            self.health.reconnects += 1
+            self._metrics.reconnects.labels(source=self.health.name).inc()
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _session(self) -> None:
+        self.health.set_state(
+            ConnectionState.CONNECTING if self.health.reconnects == 0 else ConnectionState.RECONNECTING
+        )
+        async with connect(self._url, open_timeout=10, max_size=16 * 1024 * 1024) as ws:
+            self._ws = ws
+            await self._join(ws)
+            tasks = [
+                asyncio.create_task(self._heartbeats(ws)),
+                asyncio.create_task(self._subscriptions(ws)),
+            ]
+            try:
+                async for frame in ws:
+                    await self._on_frame(ws, frame)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _join(self, ws: ClientConnection) -> None:
+        ids = _valid_ids(self.mode, self._desired())
+        key = "systems" if self.mode == "systems" else "character_ids"
+        # The join carries the full state; a socket following characters sends no systems.
+        self._subscribed = set(ids)
+        await ws.send(self._channel.join({key: ids}))
+
+    async def _heartbeats(self, ws: ClientConnection) -> None:
+        while True:
+            _ref, frame = self._channel.heartbeat()
+            self._heartbeat_sent = time.perf_counter()
+            await ws.send(frame)
+            await asyncio.sleep(self._heartbeat)
+            if self._channel.heartbeat_pending:
+                self.health.set_state(ConnectionState.DEGRADED, "heartbeat reply missed")
+                log.warning("killstream heartbeat missed", extra={"ctx": {"mode": self.mode}})
+                await ws.close(code=1001, reason="heartbeat timeout")
+                return
+
+    async def _subscriptions(self, ws: ClientConnection) -> None:
+        while True:
+            await self._refresh.wait()
+            self._refresh.clear()
+            if self._channel.state.value != "joined":
+                continue
+            wanted = set(_valid_ids(self.mode, self._desired()))
+            added, removed = sorted(wanted - self._subscribed), sorted(self._subscribed - wanted)
+            noun = "systems" if self.mode == "systems" else "characters"
+            key = "systems" if self.mode == "systems" else "character_ids"
+            for event, ids in ((f"subscribe_{noun}", added), (f"unsubscribe_{noun}", removed)):
+                for start in range(0, len(ids), _CHUNK):
+                    _ref, frame = self._channel.push(event, {key: ids[start : start + _CHUNK]})
+                    await ws.send(frame)
+            self._subscribed = wanted
+
+    async def _on_frame(self, ws: ClientConnection, frame: str | bytes) -> None:
+        try:
+            message = self._channel.receive(frame)
+        except FrameError as exc:
+            self._metrics.events_invalid.labels(source=self.source, reason="frame").inc()
+            log.warning("bad killstream frame skipped", extra={"ctx": {"error": str(exc)}})
+            return
+        if isinstance(message, Reply):
+            if message.is_heartbeat:
+                self.health.heartbeat_rtt_ms = (time.perf_counter() - self._heartbeat_sent) * 1000
+            elif message.is_join:
+                if message.status == "ok":
+                    self._backoff.reset()
+                    self.health.set_state(ConnectionState.CONNECTED)
+                    log.info(
+                        "killstream joined",
+                        extra={"ctx": {"mode": self.mode, "ids": len(self._subscribed)}},
+                    )
+                    self.refresh()
+                else:
+                    self.health.set_state(ConnectionState.FAILED, f"join refused: {message.response}")
+                    await ws.close(code=1000, reason="join refused")
+        elif isinstance(message, ChannelErrored | ChannelClosed):
+            log.warning(
+                "killstream channel ended; rejoining",
+                extra={"ctx": {"mode": self.mode, "why": type(message).__name__}},
+            )
+            self.health.reconnects += 1
+            await self._join(ws)
+        elif isinstance(message, Push) and message.event == "killmail_update":
+            await self._on_kills(message.payload)
+
+    async def _on_kills(self, payload: dict[str, object]) -> None:
+        killmails = payload.get("killmails")
+        if not isinstance(killmails, list):
+            self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()
+            return
+        for raw in killmails:
+            try:
+                if not isinstance(raw, dict):
+                    raise ValueError("killmail is not an object")
+                km = Killmail.from_wire(raw)
+            except (ValidationError, ValueError) as exc:
+                self._metrics.events_invalid.labels(source=self.source, reason="killmail").inc()
+                log.warning("malformed killmail skipped", extra={"ctx": {"error": str(exc)[:300]}})
+                continue
+            self.health.saw_event()
+            await self._sink(KillItem(km, orjson.dumps(raw).decode(), self.source))

@@ -1,0 +1,157 @@
+"""The tracking index: which maps watch which systems and characters.
+
+Each map keeps its own systems (with custom and temporary names, which never expire while the
+system is on the map) and tracked characters; the reverse indexes answer "which maps care about
+this kill?" in O(1) per id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["MapTracking", "TrackedCharacter", "TrackedSystem", "TrackingIndex"]
+
+
+@dataclass(slots=True)
+class TrackedSystem:
+    """A system on a map."""
+
+    solar_system_id: int
+    name: str | None = None
+    custom_name: str | None = None
+    temporary_name: str | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        """What the map shows: temporary, then custom, then the EVE name."""
+        return self.temporary_name or self.custom_name or self.name
+
+
+@dataclass(slots=True)
+class TrackedCharacter:
+    """A character tracked on a map (from REST; SSE only carries the internal id and name)."""
+
+    eve_id: int
+    name: str | None = None
+    internal_id: str | None = None
+    corporation_id: int | None = None
+    corporation_ticker: str | None = None
+    alliance_id: int | None = None
+    alliance_ticker: str | None = None
+
+
+@dataclass(slots=True)
+class MapTracking:
+    """Everything one map tracks."""
+
+    tenant: str
+    systems: dict[int, TrackedSystem] = field(default_factory=dict)
+    characters: dict[int, TrackedCharacter] = field(default_factory=dict)
+
+    def character_by_internal_id(self, internal_id: str) -> TrackedCharacter | None:
+        """Find a character by the map's internal UUID."""
+        for character in self.characters.values():
+            if character.internal_id == internal_id:
+                return character
+        return None
+
+    def character_by_name(self, name: str) -> TrackedCharacter | None:
+        """Find a character by exact name."""
+        for character in self.characters.values():
+            if character.name == name:
+                return character
+        return None
+
+
+class TrackingIndex:
+    """Per-map tracking plus reverse indexes over every map."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, MapTracking] = {}
+        self._by_system: dict[int, set[str]] = {}
+        self._by_character: dict[int, set[str]] = {}
+
+    def map(self, tenant: str) -> MapTracking:
+        """The tracking of one map (created empty on first use)."""
+        tracking = self._maps.get(tenant)
+        if tracking is None:
+            tracking = self._maps[tenant] = MapTracking(tenant)
+        return tracking
+
+    def tenants(self) -> list[str]:
+        """Every map with tracking state."""
+        return list(self._maps)
+
+    def replace(
+        self,
+        tenant: str,
+        systems: Iterable[TrackedSystem],
+        characters: Iterable[TrackedCharacter],
+    ) -> None:
+        """Swap a map's whole state (initial load and full resync)."""
+        self.drop(tenant)
+        self.map(tenant)  # a map that tracks nothing yet still exists
+        for system in systems:
+            self.put_system(tenant, system)
+        for character in characters:
+            self.put_character(tenant, character)
+
+    def drop(self, tenant: str) -> None:
+        """Forget a map entirely."""
+        tracking = self._maps.pop(tenant, None)
+        if tracking is None:
+            return
+        for system_id in tracking.systems:
+            self._discard(self._by_system, system_id, tenant)
+        for eve_id in tracking.characters:
+            self._discard(self._by_character, eve_id, tenant)
+
+    def put_system(self, tenant: str, system: TrackedSystem) -> None:
+        """Add or update a system; names already known are kept when the update lacks them."""
+        tracking = self.map(tenant)
+        old = tracking.systems.get(system.solar_system_id)
+        if old is not None:
+            system.name = system.name or old.name
+        tracking.systems[system.solar_system_id] = system
+        self._by_system.setdefault(system.solar_system_id, set()).add(tenant)
+
+    def remove_system(self, tenant: str, solar_system_id: int) -> None:
+        """Take a system off a map."""
+        self.map(tenant).systems.pop(solar_system_id, None)
+        self._discard(self._by_system, solar_system_id, tenant)
+
+    def put_character(self, tenant: str, character: TrackedCharacter) -> None:
+        """Add or update a tracked character."""
+        self.map(tenant).characters[character.eve_id] = character
+        self._by_character.setdefault(character.eve_id, set()).add(tenant)
+
+    def remove_character(self, tenant: str, eve_id: int) -> None:
+        """Stop tracking a character on a map."""
+        self.map(tenant).characters.pop(eve_id, None)
+        self._discard(self._by_character, eve_id, tenant)
+
+    def maps_for_system(self, system_id: int) -> set[str]:
+        """Maps that track a system."""
+        return self._by_system.get(system_id, set())
+
+    def maps_for_character(self, eve_id: int) -> set[str]:
+        """Maps that track a character."""
+        return self._by_character.get(eve_id, set())
+
+    def all_system_ids(self) -> set[int]:
+        """Every system tracked by any map (the killstream subscription)."""
+        return set(self._by_system)
+
+    def all_character_ids(self) -> set[int]:
+        """Every character tracked by any map."""
+        return set(self._by_character)
+
+    @staticmethod
+    def _discard(index: dict[int, set[str]], key: int, tenant: str) -> None:
+        tenants = index.get(key)
+        if tenants is None:
+            return
+        tenants.discard(tenant)
+        if not tenants:
+            del index[key]

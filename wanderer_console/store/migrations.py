@@ -1,0 +1,78 @@
+"""Schema migrations for the SQLite store, applied in order at open.
+
+Each entry moves the schema from version ``n`` to ``n + 1``. Never edit a released migration:
+append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: events, stream cursors, outbox.
+    """
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        tenant_id   TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        payload     TEXT NOT NULL,
+        UNIQUE (tenant_id, event_id)
+    );
+    CREATE INDEX events_received_at ON events (received_at);
+
+    CREATE TABLE cursors (
+        stream     TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        tenant_id       TEXT NOT NULL,
+        dedup_key       TEXT NOT NULL,
+        type            TEXT NOT NULL,
+        target_kind     TEXT NOT NULL,
+        target_key      TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'pending',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT,
+        created_at      REAL NOT NULL,
+        sent_at         REAL,
+        UNIQUE (tenant_id, dedup_key)
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    """,
+)
+
+SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
+"""The version a fully migrated database reports."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every pending migration in one transaction each; return the resulting version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        current = 0
+    else:
+        current = int(row[0])
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this build ({SCHEMA_VERSION});"
+            " upgrade wanderer-console"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        # DDL and the version bump commit together, or not at all.
+        conn.executescript(
+            f"BEGIN; {MIGRATIONS[version]}; UPDATE schema_version SET version = {version + 1}; COMMIT;"
+        )
+    return SCHEMA_VERSION

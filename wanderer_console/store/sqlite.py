@@ -1,0 +1,222 @@
+"""SQLite implementation of the store (WAL, one connection, used from the event loop).
+
+Every call is a short indexed statement, so it runs inline on the loop: an executor hop would
+cost more than the query. An event and the notifications it caused are written in one
+transaction, so a crash between "decided" and "delivered" loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import orjson
+
+from wanderer_console.domain.notification import Notification
+from wanderer_console.store.base import OutboxRow, StoredEvent
+from wanderer_console.store.migrations import migrate
+
+__all__ = ["SqliteStore"]
+
+
+class SqliteStore:
+    """The default store: one SQLite file in the data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if fresh:
+            # The outbox can hold message bodies; keep the file private to the operator.
+            os.chmod(path, 0o600)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self.schema_version = migrate(self._conn)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        try:
+            self._conn.close()
+        except sqlite3.ProgrammingError:
+            pass
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    # -- events --------------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        event: StoredEvent,
+        notifications: Sequence[Notification] = (),
+        *,
+        cursor: tuple[str, str] | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Store an event, its notifications and the stream cursor atomically.
+
+        ``cursor`` is ``(stream, value)``; the saved value only ever grows (ULIDs sort by time),
+        and it advances even for a duplicate. Returns False when ``(tenant_id, event_id)`` was
+        already stored, in which case no notification is written.
+        """
+        stamp = time.time() if now is None else now
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = conn.execute(
+                "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                (
+                    event.tenant_id,
+                    event.event_id,
+                    event.source,
+                    event.type,
+                    event.received_at,
+                    event.payload,
+                ),
+            )
+            inserted = result.rowcount > 0
+            if inserted:
+                self._insert_notifications(notifications, stamp)
+            if cursor is not None:
+                self._advance_cursor(*cursor, stamp)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def has_event(self, tenant_id: str, event_id: str) -> bool:
+        """True when the event is already stored."""
+        row = self._conn.execute(
+            "SELECT 1 FROM events WHERE tenant_id = ? AND event_id = ?", (tenant_id, event_id)
+        ).fetchone()
+        return row is not None
+
+    def event_count(self) -> int:
+        """Number of stored events."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def events_since(self, since: float, *, limit: int = 100_000) -> list[StoredEvent]:
+        """Stored events received at or after ``since``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT tenant_id, event_id, source, type, received_at, payload FROM events"
+            " WHERE received_at >= ? ORDER BY id LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        return [StoredEvent(*row) for row in rows]
+
+    # -- cursors -------------------------------------------------------------------------------
+
+    def get_cursor(self, stream: str) -> str | None:
+        """The saved resume position of a stream, if any."""
+        row = self._conn.execute("SELECT value FROM cursors WHERE stream = ?", (stream,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, stream: str, value: str) -> None:
+        """Advance the resume position of a stream (it never moves backwards)."""
+        self._advance_cursor(stream, value, time.time())
+
+    def _advance_cursor(self, stream: str, value: str, now: float) -> None:
+        self._conn.execute(
+            "INSERT INTO cursors (stream, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (stream) DO UPDATE SET value = max(value, excluded.value),"
+            " updated_at = excluded.updated_at",
+            (stream, value, now),
+        )
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def _insert_notifications(self, notifications: Iterable[Notification], now: float) -> None:
+        self._conn.executemany(
+            "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
+            " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
+            [
+                (
+                    n.tenant,
+                    n.dedup_key,
+                    n.type.value,
+                    n.target.kind.value,
+                    n.target.key,
+                    orjson.dumps(n.body).decode(),
+                    now,
+                    now,
+                )
+                for n in notifications
+            ],
+        )
+
+    def enqueue(self, notifications: Sequence[Notification], *, now: float | None = None) -> None:
+        """Add notifications without an event (operator test messages)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_notifications(notifications, time.time() if now is None else now)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def due_outbox(self, now: float, *, limit: int = 100) -> list[OutboxRow]:
+        """Pending notifications whose next attempt is due, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts"
+            " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [OutboxRow(*row) for row in rows]
+
+    def next_due_at(self) -> float | None:
+        """When the earliest pending notification becomes due, if any is pending."""
+        row = self._conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def mark_sent(self, row_id: int, *, now: float | None = None) -> None:
+        """Discord confirmed this notification: it is never sent again."""
+        self._conn.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " last_error = NULL WHERE id = ?",
+            (time.time() if now is None else now, row_id),
+        )
+
+    def mark_retry(self, row_id: int, *, next_attempt_at: float, error: str) -> None:
+        """Record a failed attempt and when to try again."""
+        self._conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+            " WHERE id = ?",
+            (next_attempt_at, error[:500], row_id),
+        )
+
+    def mark_failed(self, row_id: int, *, error: str) -> None:
+        """Give up on a notification (its target is gone); kept for the operator to inspect."""
+        self._conn.execute(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+            " WHERE id = ?",
+            (error[:500], row_id),
+        )
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Pending notifications per target key."""
+        rows = self._conn.execute(
+            "SELECT target_key, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY target_key"
+        ).fetchall()
+        return {str(key): int(count) for key, count in rows}
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox rows per status."""
+        rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}

@@ -1,0 +1,91 @@
+"""The console's own Prometheus registry and the counters every layer updates.
+
+One :class:`Metrics` per runtime (tests build their own), never the global default registry, so
+two engines in one process never mix their figures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Counters and gauges for ingestion, pipeline and delivery."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "wc_events_received", "Events accepted from a source", ["source"], registry=r
+        )
+        self.events_duplicate = Counter(
+            "wc_events_duplicate", "Events dropped as already seen", ["source"], registry=r
+        )
+        self.events_invalid = Counter(
+            "wc_events_invalid",
+            "Frames or events rejected as malformed",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.events_unknown = Counter(
+            "wc_events_unknown_type", "Events of a type this build does not know", ["source"],
+            registry=r,
+        )
+        self.notifications_queued = Counter(
+            "wc_notifications_queued", "Notifications written to the outbox", ["type"], registry=r
+        )
+        self.notifications_delivered = Counter(
+            "wc_notifications_delivered", "Notifications confirmed by Discord", ["type"],
+            registry=r,
+        )
+        self.notifications_filtered = Counter(
+            "wc_notifications_filtered", "Candidate notifications a rule stopped", ["reason"],
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "wc_delivery_failures", "Failed delivery attempts", ["reason"], registry=r
+        )
+        self.errors = Counter(
+            "wc_errors", "Errors by component (each also logged)", ["component"], registry=r
+        )
+        self.reconnects = Counter(
+            "wc_reconnects", "Source reconnections", ["source"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "wc_outbox_pending", "Notifications waiting for delivery", registry=r
+        )
+        self.delivery_seconds = Histogram(
+            "wc_delivery_seconds",
+            "Time from outbox write to Discord confirmation",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of one sample (0 when it has never been set)."""
+        sample = self.registry.get_sample_value(name, labels)
+        return 0.0 if sample is None else sample
+
+    def by_label(self, name: str, label: str) -> dict[str, float]:
+        """Every sample of a metric keyed by one label's value."""
+        out: dict[str, float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name and label in sample.labels:
+                    out[sample.labels[label]] = out.get(sample.labels[label], 0.0) + sample.value
+        return out
+
+    def total(self, name: str) -> float:
+        """Sum of every sample of a metric across its labels."""
+        return sum(
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == name
+        )
+
+    def exposition(self) -> bytes:
+        """Prometheus text exposition of this registry."""
+        return generate_latest(self.registry)

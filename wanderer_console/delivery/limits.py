@@ -1,0 +1,300 @@
+"""Discord message safety (PROTOCOLS.md §5.1): escape user text, limit pings, make bodies fit.
+
+A body Discord rejects with a 400 is a lost notification, so every message goes through
+:func:`enforce_limits` before it is queued. Discord counts characters after trimming leading and
+trailing whitespace; this module trims embed texts first so that ``len`` is exactly what Discord
+counts. Everything here is pure: no I/O, inputs are never mutated.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
+
+__all__ = [
+    "AUTHOR_NAME_MAX",
+    "CONTENT_MAX",
+    "DESCRIPTION_MAX",
+    "ELLIPSIS",
+    "EMBEDS_MAX",
+    "EMBED_TOTAL_MAX",
+    "FIELDS_MAX",
+    "FIELD_NAME_MAX",
+    "FIELD_VALUE_MAX",
+    "FOOTER_TEXT_MAX",
+    "PLACEHOLDER",
+    "TITLE_MAX",
+    "USERNAME_MAX",
+    "build_message",
+    "embed_total",
+    "enforce_limits",
+    "escape_markdown",
+    "neutralize_mass_mentions",
+    "truncate",
+]
+
+CONTENT_MAX: Final = 2000
+"""Characters of the message ``content``."""
+EMBEDS_MAX: Final = 10
+"""Embeds per message."""
+TITLE_MAX: Final = 256
+"""Characters of an embed title."""
+DESCRIPTION_MAX: Final = 4096
+"""Characters of an embed description."""
+FIELDS_MAX: Final = 25
+"""Fields per embed."""
+FIELD_NAME_MAX: Final = 256
+"""Characters of a field name."""
+FIELD_VALUE_MAX: Final = 1024
+"""Characters of a field value."""
+FOOTER_TEXT_MAX: Final = 2048
+"""Characters of the footer text."""
+AUTHOR_NAME_MAX: Final = 256
+"""Characters of the author name."""
+EMBED_TOTAL_MAX: Final = 6000
+"""Title + description + field names and values + footer text + author name, over all embeds."""
+USERNAME_MAX: Final = 80
+"""Characters of a webhook ``username`` override."""
+
+ELLIPSIS: Final = "…"
+"""Marks text cut by :func:`truncate` (one character)."""
+PLACEHOLDER: Final = "—"
+"""Replaces an empty field name or value, which Discord rejects."""
+
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()<#])")
+_MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+_ZWSP = "\u200b"
+_SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+
+
+def escape_markdown(text: str) -> str:
+    r"""Make user-supplied text (pilot, corp, ship or system names) render literally.
+
+    Backslash-escapes ``\ * _ ~ ` | > [ ] ( )`` and also ``<`` (mention and timestamp syntax) and
+    ``#`` (headings). ``@everyone`` and ``@here`` get a zero-width space after the ``@`` so that
+    they can never ping, even if the text ends up in ``content``.
+    """
+    return neutralize_mass_mentions(_MARKDOWN.sub(r"\\\1", text))
+
+
+def neutralize_mass_mentions(text: str) -> str:
+    """Put a zero-width space after the ``@`` of ``@everyone`` and ``@here`` so they never ping."""
+    return _MASS_MENTION.sub(lambda m: f"@{_ZWSP}{m.group(1)}", text)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Return ``text`` unchanged if it has at most ``limit`` characters, else cut it with "…".
+
+    The result never has more than ``limit`` characters. A cut never leaves trailing whitespace
+    before the ellipsis.
+    """
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    if len(text) <= limit:
+        return text
+    if limit == 0:
+        return ""
+    return text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def _clean(value: Any, limit: int, *, placeholder: str | None = None) -> str:
+    text = ("" if value is None else str(value)).strip()
+    if not text and placeholder is not None:
+        text = placeholder
+    return truncate(text, limit)
+
+
+class _Slot:
+    """One countable text inside a body, with a way to write it back."""
+
+    __slots__ = ("floor", "get", "set")
+
+    def __init__(self, get: Callable[[], str], set_: Callable[[str], None], floor: int) -> None:
+        self.get = get
+        self.set = set_
+        self.floor = floor
+
+
+def _setter(container: dict[str, Any], key: str) -> Callable[[str], None]:
+    def assign(value: str) -> None:
+        container[key] = value
+
+    return assign
+
+
+def _getter(container: dict[str, Any], key: str) -> Callable[[], str]:
+    def read() -> str:
+        return str(container.get(key) or "")
+
+    return read
+
+
+def _slots(embeds: list[dict[str, Any]], phase: str) -> Iterator[_Slot]:
+    for embed in embeds:
+        if phase == "description" and embed.get("description"):
+            yield _Slot(_getter(embed, "description"), _setter(embed, "description"), 0)
+        elif phase == "value":
+            for field in embed.get("fields", []):
+                yield _Slot(_getter(field, "value"), _setter(field, "value"), 1)
+        elif phase == "rest":
+            for field in embed.get("fields", []):
+                yield _Slot(_getter(field, "name"), _setter(field, "name"), 1)
+            if embed.get("title"):
+                yield _Slot(_getter(embed, "title"), _setter(embed, "title"), 1)
+            for key in ("footer", "author"):
+                part = embed.get(key)
+                attr = "text" if key == "footer" else "name"
+                if isinstance(part, dict) and part.get(attr):
+                    yield _Slot(_getter(part, attr), _setter(part, attr), 1)
+
+
+def _shrink(slots: list[_Slot], excess: int) -> int:
+    """Cut the largest texts first ("water filling") by about ``excess``; return what is left."""
+    lengths = [len(slot.get()) for slot in slots]
+    if excess <= 0 or not slots:
+        return excess
+
+    def reduction(level: int) -> int:
+        return sum(
+            max(0, length - max(level, slot.floor))
+            for length, slot in zip(lengths, slots, strict=True)
+        )
+
+    low, high = 0, max(lengths)
+    # Largest level whose cuts remove at least ``excess`` characters (0 if even that is not enough).
+    while low < high:
+        mid = (low + high + 1) // 2
+        if reduction(mid) >= excess:
+            low = mid
+        else:
+            high = mid - 1
+    level = low
+    removed = 0
+    for length, slot in zip(lengths, slots, strict=True):
+        target = max(level, slot.floor)
+        if length > target:
+            new = truncate(slot.get(), target)
+            slot.set(new)
+            removed += length - len(new)
+    return excess - removed
+
+
+def embed_total(embeds: list[dict[str, Any]]) -> int:
+    """Characters Discord counts against the 6000 total, over all ``embeds``."""
+    total = 0
+    for embed in embeds:
+        total += len(str(embed.get("title") or "").strip())
+        total += len(str(embed.get("description") or "").strip())
+        for field in embed.get("fields", []):
+            total += len(str(field.get("name") or "").strip())
+            total += len(str(field.get("value") or "").strip())
+        footer = embed.get("footer")
+        if isinstance(footer, dict):
+            total += len(str(footer.get("text") or "").strip())
+        author = embed.get("author")
+        if isinstance(author, dict):
+            total += len(str(author.get("name") or "").strip())
+    return total
+
+
+def _enforce_embed(source: dict[str, Any]) -> dict[str, Any]:
+    embed = copy.deepcopy(source)
+    for key, limit in (("title", TITLE_MAX), ("description", DESCRIPTION_MAX)):
+        if key in embed:
+            text = _clean(embed[key], limit)
+            if text:
+                embed[key] = text
+            else:
+                del embed[key]
+    if "fields" in embed:
+        fields = []
+        for field in list(embed["fields"])[:FIELDS_MAX]:
+            fixed = dict(field)
+            fixed["name"] = _clean(field.get("name"), FIELD_NAME_MAX, placeholder=PLACEHOLDER)
+            fixed["value"] = _clean(field.get("value"), FIELD_VALUE_MAX, placeholder=PLACEHOLDER)
+            fields.append(fixed)
+        embed["fields"] = fields
+    for key, attr, limit in (
+        ("footer", "text", FOOTER_TEXT_MAX),
+        ("author", "name", AUTHOR_NAME_MAX),
+    ):
+        part = embed.get(key)
+        if isinstance(part, dict) and attr in part:
+            part[attr] = _clean(part[attr], limit, placeholder=PLACEHOLDER)
+    return embed
+
+
+def enforce_limits(body: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of a message body that satisfies every Discord limit.
+
+    Trims and truncates ``content``, ``username`` and each embed text to its own limit, keeps the
+    first 10 embeds and 25 fields per embed, and replaces empty field names or values with "—".
+    If the embeds together still exceed 6000 characters, descriptions are shortened (largest
+    first), then field values, then titles, field names, footers and author names, until the total
+    fits. The input is not modified.
+    """
+    result = copy.deepcopy(body)
+    if result.get("content") is not None:
+        result["content"] = truncate(str(result["content"]).strip(), CONTENT_MAX)
+    if result.get("username") is not None:
+        result["username"] = truncate(str(result["username"]).strip(), USERNAME_MAX)
+    if "embeds" in result:
+        embeds = [_enforce_embed(embed) for embed in list(result["embeds"])[:EMBEDS_MAX]]
+        excess = embed_total(embeds) - EMBED_TOTAL_MAX
+        for phase in ("description", "value", "rest"):
+            if excess <= 0:
+                break
+            excess = _shrink(list(_slots(embeds, phase)), excess)
+        for embed in embeds:
+            if embed.get("description") == "":
+                del embed["description"]
+        result["embeds"] = embeds
+    return result
+
+
+def _snowflakes(ids: Sequence[str], kind: str) -> list[str]:
+    cleaned = [str(value).strip() for value in ids]
+    for value in cleaned:
+        if not _SNOWFLAKE.match(value):
+            raise ValueError(f"{kind} id must be a Discord snowflake (digits), got {value!r}")
+    return list(dict.fromkeys(cleaned))
+
+
+def build_message(
+    embeds: list[dict[str, Any]],
+    *,
+    content: str | None = None,
+    username: str | None = None,
+    role_mentions: Sequence[str] = (),
+    mention_here: bool = False,
+    user_mentions: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A Discord message body that pings only what is asked for, within every limit.
+
+    ``allowed_mentions`` is ``{"parse": []}`` unless ``role_mentions`` (``<@&id>`` prefixes,
+    listed under ``roles``), ``user_mentions`` (``<@id>``, e.g. pilots in voice, under ``users``)
+    or ``mention_here`` (content starts with ``@here``; ``parse`` becomes ``["everyone"]``) ask
+    for more. ``@everyone``/``@here`` inside ``content`` itself are neutralised. Raises
+    ``ValueError`` for a mention id that is not a snowflake.
+    """
+    roles = _snowflakes(role_mentions, "role")
+    users = _snowflakes(user_mentions, "user")
+    prefix = ["@here"] if mention_here else []
+    prefix += [f"<@&{role}>" for role in roles] + [f"<@{user}>" for user in users]
+    text = (neutralize_mass_mentions(content).strip() if content else "") or None
+    allowed: dict[str, Any] = {"parse": ["everyone"] if mention_here else []}
+    if roles:
+        allowed["roles"] = roles
+    if users:
+        allowed["users"] = users
+    body: dict[str, Any] = {}
+    if username and username.strip():
+        body["username"] = username.strip()
+    if prefix or text:
+        body["content"] = " ".join([*prefix, *([text] if text else [])])
+    if embeds:
+        body["embeds"] = list(embeds)
+    body["allowed_mentions"] = allowed
+    return enforce_limits(body)

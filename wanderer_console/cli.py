@@ -1,6 +1,221 @@
-"""Command line entry point (placeholder until the CLI lands)."""
+"""Command line: picks the TUI, headless mode, the demo, or a sub-command.
+
+Textual is imported only when the TUI actually starts, so ``--no-ui`` and every sub-command run
+without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wanderer_console import __version__
+from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+_EPILOG = """\
+commands:
+  (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
+  demo            run against the built-in simulator (no credentials needed)
+  config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+
+configuration:
+  TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
+  $XDG_CONFIG_HOME/wanderer-console/config.toml; then WANDERER_CONSOLE_* variables
+  (nested keys with __) and Wanderer Notifier's variables (MAP_URL, MAP_NAME, MAP_API_KEY,
+  DISCORD_*, WEBSOCKET_URL, *_NOTIFICATIONS_ENABLED, ...). See config/wanderer.example.toml.
+
+examples:
+  wanderer-console demo --no-ui --duration 20
+  wanderer-console --config /etc/wanderer-console/config.toml --no-ui
+  wanderer-console config check --config config.toml
+"""
 
 
-def main() -> int:
-    """Run the console."""
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by tests and the docs)."""
+    parser = argparse.ArgumentParser(
+        prog="wanderer-console",
+        description="Operator console and Discord notification engine for Wanderer maps.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run against the built-in simulator",
+        description="Start the simulator (fake map, killstream and Discord on loopback ports) "
+        "and run the console against it.",
+    )
+    _common(demo)
+    demo.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this long and print a JSON summary on stdout",
+    )
+    demo.add_argument(
+        "--rate", type=_positive_float, default=5.0, help="simulated events per second (default 5)"
+    )
+    demo.add_argument("--seed", type=int, default=1, help="simulator random seed (default 1)")
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_sub.add_parser(
+        "check", help="validate the configuration (file plus environment)"
+    )
+    check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    default = argparse.SUPPRESS if parser.prog != "wanderer-console" else None
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", default=default, help="TOML config file"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=default,
+        help="where the database lives (default: XDG data dir)",
+    )
+    parser.add_argument(
+        "--no-ui",
+        action="store_true",
+        default=default,
+        help="run headless: JSON log lines on stdout, stop on SIGINT/SIGTERM",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=default,
+        help="render and log notifications without sending them",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=default,
+        help="log threshold (default from config: INFO)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _config_check(path: Path | None) -> int:
+    try:
+        loaded = load_settings(path, required=path is not None)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"config invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_INVALID
+    where = str(loaded.path) if loaded.path else "(no file; environment only)"
+    warnings = _config_warnings(loaded)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    maps = ", ".join(loaded.settings.maps) or "none"
+    print(f"config ok: {where}; maps: {maps}")
+    return EXIT_OK
+
+
+def _config_warnings(loaded: LoadedConfig) -> list[str]:
+    settings = loaded.settings
+    out = []
+    if not settings.maps:
+        out.append("no map configured: nothing will be received")
+    for key, map_settings in settings.maps.items():
+        if not map_settings.discord.has_any_target():
+            out.append(f"maps.{key}.discord: no webhook or channel: nothing will be sent")
+        elif (
+            not map_settings.discord.webhook_url
+            and not any(
+                getattr(map_settings.discord, f"{r}_webhook_url")
+                for r in ("system_kill", "character_kill", "system", "character", "rally")
+            )
+            and not (map_settings.discord.bot_token or settings.discord.bot_token)
+        ):
+            out.append(f"maps.{key}.discord: channel ids set but no bot token")
+    return out
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig | None:
+    try:
+        return load_settings(args.config, required=args.config is not None)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            "fix the configuration, or check it with: wanderer-console config check",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _wants_tui(args: argparse.Namespace) -> bool:
+    return not args.no_ui
+
+
+def _no_tty_message() -> str:
+    return (
+        "wanderer-console: no terminal (stdin/stdout is not a TTY), so the console UI cannot "
+        "start.\nRun headless with --no-ui (JSON logs on stdout), or attach with `ssh -t`."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wanderer-console`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        return _config_check(args.config)
+    if _wants_tui(args) and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(_no_tty_message(), file=sys.stderr)
+        return EXIT_USAGE
+    from wanderer_console import launch  # deferred: keeps `config check` light
+
+    if args.command == "demo":
+        return launch.run_demo(
+            duration=args.duration,
+            rate=args.rate,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            tui=_wants_tui(args),
+            dry_run=bool(args.dry_run),
+            log_level=args.log_level or "INFO",
+        )
+    loaded = _load(args)
+    if loaded is None:
+        return EXIT_INVALID
+    settings = loaded.settings
+    if args.dry_run:
+        settings.console.dry_run = True
+    return launch.run_console(
+        settings,
+        data_dir=args.data_dir,
+        tui=_wants_tui(args),
+        log_level=args.log_level or settings.console.log_level,
+    )
+
+
+# Allow `python -m wanderer_console.cli`
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:] if len(sys.argv) > 1 else None))

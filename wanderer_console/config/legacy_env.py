@@ -55,9 +55,7 @@ _LISTS: Final[dict[str, tuple[str, ...]]] = {
     "CHARACTER_EXCLUDE_LIST": ("filters", "character_exclude_list"),
 }
 
-LEGACY_VARIABLES: Final[frozenset[str]] = frozenset(
-    {*_GLOBAL, *_MAP, *_LISTS, "MAP_NAME"}
-)
+LEGACY_VARIABLES: Final[frozenset[str]] = frozenset({*_GLOBAL, *_MAP, *_LISTS, "MAP_NAME"})
 """Every notifier variable the console understands."""
 
 

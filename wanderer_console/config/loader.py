@@ -173,7 +173,9 @@ def load_settings(
         try:
             text = chosen.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([Problem(str(chosen), None, "(file)", f"cannot read: {exc}")]) from exc
+            raise ConfigError(
+                [Problem(str(chosen), None, "(file)", f"cannot read: {exc}")]
+            ) from exc
     elif required or path is not None:
         raise ConfigError([Problem(str(chosen), None, "(file)", "file not found")])
     settings, used = parse_settings_text(text, file=str(chosen), environ=env)

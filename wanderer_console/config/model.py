@@ -12,12 +12,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,6 +20,12 @@ from pydantic import (
     SecretStr,
     field_validator,
     model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
 )
 
 __all__ = [
@@ -64,7 +64,9 @@ def _snowflake(value: str) -> str:
     value = value.strip()
     if value and not value.isdigit():
         if value.startswith("http"):
-            raise ValueError("looks like a URL; a channel id is a number (did you mean *_webhook_url?)")
+            raise ValueError(
+                "looks like a URL; a channel id is a number (did you mean *_webhook_url?)"
+            )
         raise ValueError("must be a Discord id made of digits")
     return value
 
@@ -73,7 +75,9 @@ def _webhook_secret(value: SecretStr | None) -> SecretStr | None:
     if value is None or not value.get_secret_value():
         return None
     if not _WEBHOOK.match(value.get_secret_value()):
-        raise ValueError("must be a Discord webhook URL like https://discord.com/api/webhooks/ID/TOKEN")
+        raise ValueError(
+            "must be a Discord webhook URL like https://discord.com/api/webhooks/ID/TOKEN"
+        )
     return value
 
 

@@ -90,7 +90,9 @@ class KillstreamSource:
                 await self._session()
             except (OSError, WebSocketException, TimeoutError) as exc:
                 self.health.set_state(ConnectionState.RECONNECTING, f"socket lost: {exc}")
-                log.warning("killstream lost", extra={"ctx": {"mode": self.mode, "error": str(exc)}})
+                log.warning(
+                    "killstream lost", extra={"ctx": {"mode": self.mode, "error": str(exc)}}
+                )
             self._channel.reset()
             self._ws = None
             self.health.reconnects += 1
@@ -99,7 +101,9 @@ class KillstreamSource:
 
     async def _session(self) -> None:
         self.health.set_state(
-            ConnectionState.CONNECTING if self.health.reconnects == 0 else ConnectionState.RECONNECTING
+            ConnectionState.CONNECTING
+            if self.health.reconnects == 0
+            else ConnectionState.RECONNECTING
         )
         async with connect(self._url, open_timeout=10, max_size=16 * 1024 * 1024) as ws:
             self._ws = ws
@@ -173,7 +177,9 @@ class KillstreamSource:
                     )
                     self.refresh()
                 else:
-                    self.health.set_state(ConnectionState.FAILED, f"join refused: {message.response}")
+                    self.health.set_state(
+                        ConnectionState.FAILED, f"join refused: {message.response}"
+                    )
                     await ws.close(code=1000, reason="join refused")
         elif isinstance(message, ChannelErrored | ChannelClosed):
             log.warning(

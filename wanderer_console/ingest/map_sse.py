@@ -83,7 +83,9 @@ class MapSseSource:
             params["last_event_id"] = cursor
         headers = {"authorization": f"Bearer {self._settings.api_key.get_secret_value()}"}
         self.health.set_state(
-            ConnectionState.CONNECTING if self.health.reconnects == 0 else ConnectionState.RECONNECTING
+            ConnectionState.CONNECTING
+            if self.health.reconnects == 0
+            else ConnectionState.RECONNECTING
         )
         connected = False
         try:

@@ -123,9 +123,7 @@ def _decide_for_map(
     corps = {km.victim.corporation_id, *(a.corporation_id for a in km.attackers)}
     # Routing, first match wins (PARITY.md §2.3).
     route: Route
-    if focus and corps & focus:
-        route = "character_kill"
-    elif has_system and tracked_chars:
+    if (focus and corps & focus) or (has_system and tracked_chars):
         route = "character_kill"
     elif has_system:
         route = "system_kill"

@@ -72,7 +72,6 @@ def migrate(conn: sqlite3.Connection) -> int:
         )
     for version in range(current, SCHEMA_VERSION):
         # DDL and the version bump commit together, or not at all.
-        conn.executescript(
-            f"BEGIN; {MIGRATIONS[version]}; UPDATE schema_version SET version = {version + 1}; COMMIT;"
-        )
+        bump = f"UPDATE schema_version SET version = {version + 1}"
+        conn.executescript(f"BEGIN; {MIGRATIONS[version]}; {bump}; COMMIT;")
     return SCHEMA_VERSION

@@ -7,6 +7,7 @@ transaction, so a crash between "decided" and "delivered" loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -41,10 +42,8 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        try:
+        with contextlib.suppress(sqlite3.ProgrammingError):
             self._conn.close()
-        except sqlite3.ProgrammingError:
-            pass
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -1,0 +1,123 @@
+"""Sending one message to Discord, by webhook or bot channel, and classifying the answer.
+
+The dispatcher decides what to do with a :class:`SendResult`; this module only speaks HTTP and
+reads Discord's answer (PROTOCOLS.md §5.1–5.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from wanderer_console.domain.notification import Target, TargetKind
+from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
+
+__all__ = ["DiscordSender", "Outcome", "SendResult"]
+
+
+class Outcome(StrEnum):
+    """What happened to one send."""
+
+    SENT = "sent"
+    """Discord confirmed the message."""
+    RETRY = "retry"
+    """Transient failure (5xx, timeout, connection): try again later."""
+    RATE_LIMITED = "rate_limited"
+    """429: wait ``retry_after`` (everything, when ``global_limit``)."""
+    DEAD_TARGET = "dead_target"
+    """401/403/404: the target will never accept; disable it."""
+    REJECTED = "rejected"
+    """400: this message can never be sent as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The classified answer to one send."""
+
+    outcome: Outcome
+    status: int | None = None
+    retry_after: float = 0.0
+    global_limit: bool = False
+    detail: str = ""
+    bucket_remaining: int | None = None
+    bucket_reset_after: float | None = None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _classify(response: HttpResponse) -> SendResult:
+    headers = response.headers
+    remaining_raw = headers.get("x-ratelimit-remaining")
+    remaining = int(remaining_raw) if remaining_raw and remaining_raw.isdigit() else None
+    reset_after = _float(headers.get("x-ratelimit-reset-after"))
+    if response.ok:
+        return SendResult(
+            Outcome.SENT,
+            response.status,
+            bucket_remaining=remaining,
+            bucket_reset_after=reset_after,
+        )
+    body: Any = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message", "") if isinstance(body, dict) else response.text(200)
+    if response.status == 429:
+        retry_after = None
+        is_global = headers.get("x-ratelimit-global", "").lower() == "true"
+        if isinstance(body, dict):
+            retry_after = _float(str(body.get("retry_after"))) if "retry_after" in body else None
+            is_global = is_global or bool(body.get("global"))
+        retry_after = retry_after or _float(headers.get("retry-after")) or reset_after or 1.0
+        return SendResult(
+            Outcome.RATE_LIMITED,
+            429,
+            retry_after=retry_after,
+            global_limit=is_global,
+            detail=str(message),
+        )
+    if response.status in (401, 403, 404):
+        return SendResult(Outcome.DEAD_TARGET, response.status, detail=str(message))
+    if 400 <= response.status < 500 and response.status != 408:
+        return SendResult(Outcome.REJECTED, response.status, detail=str(message))
+    return SendResult(Outcome.RETRY, response.status, detail=str(message))
+
+
+class DiscordSender:
+    """Posts message bodies to webhooks (``?wait=true``) or bot channels."""
+
+    def __init__(self, http: HttpClient, *, api_url: str, user_agent: str) -> None:
+        self._http = http
+        self._api_url = api_url.rstrip("/")
+        self._user_agent = user_agent
+
+    async def send(
+        self, target: Target, body: dict[str, Any], *, bot_token: str | None = None
+    ) -> SendResult:
+        """Send one message; never raises for HTTP or transport failures."""
+        try:
+            if target.kind is TargetKind.WEBHOOK:
+                response = await self._http.post(target.address, json=body, params={"wait": "true"})
+            else:
+                if not bot_token:
+                    return SendResult(Outcome.DEAD_TARGET, None, detail="no bot token configured")
+                # Bot messages take no webhook-only fields.
+                bot_body = {k: v for k, v in body.items() if k not in ("username", "avatar_url")}
+                response = await self._http.post(
+                    f"{self._api_url}/channels/{target.address}/messages",
+                    json=bot_body,
+                    headers={
+                        "authorization": f"Bot {bot_token}",
+                        "user-agent": self._user_agent,
+                    },
+                )
+        except TransportError as exc:
+            return SendResult(Outcome.RETRY, None, detail=str(exc))
+        return _classify(response)

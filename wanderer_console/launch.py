@@ -1,0 +1,210 @@
+"""Running the engine: headless, under the TUI, or against the simulator (``demo``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from wanderer_console.config.model import Settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.telemetry.logging import configure_logging
+
+__all__ = ["demo_settings", "discord_summary", "run_console", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+def _install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _run_tui(runtime: Runtime, stop: asyncio.Event) -> int:
+    print(
+        "wanderer-console: the operator console UI is not part of this build yet; "
+        "run with --no-ui.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def run_console(
+    settings: Settings, *, data_dir: Path | None, tui: bool, log_level: str = "INFO"
+) -> int:
+    """Run the engine until SIGINT/SIGTERM."""
+    configure_logging(log_level)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        _install_stop_signals(stop)
+        runtime = Runtime(settings, data_dir=data_dir)
+        if tui:
+            return _run_tui(runtime, stop)
+        await runtime.start()
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+        return 0
+
+    return asyncio.run(main())
+
+
+def demo_settings(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Settings:
+    """Settings that point one map at a running :class:`~wanderer_console.sim.Simulator`."""
+    return Settings.model_validate(
+        {
+            "console": {
+                "data_dir": str(data_dir),
+                "dry_run": dry_run,
+                "startup_suppression_seconds": 0,
+            },
+            "discord": {"api_url": sim.discord_api_url, "bot_token": sim.bot_token},
+            "esi": {"enabled": False},
+            "killstream": {"websocket_url": sim.killstream_url, "rest_url": sim.map_url},
+            "maps": {
+                sim.map_slug: {
+                    "url": sim.map_url,
+                    "api_key": sim.map_api_key,
+                    "name": "Demo Map",
+                    "discord": {
+                        "webhook_url": sim.webhook_url("primary"),
+                        "system_kill_webhook_url": sim.webhook_url("system-kills"),
+                        "character_kill_webhook_url": sim.webhook_url("character-kills"),
+                        "system_channel_id": "100000000000000001",
+                        "rally_webhook_url": sim.webhook_url("rally"),
+                        "rally_group_ids": ["200000000000000002"],
+                    },
+                }
+            },
+        }
+    )
+
+
+def _kind_of(body: dict[str, Any]) -> str:
+    embeds = body.get("embeds") or [{}]
+    title = str(embeds[0].get("title", ""))
+    footer = str((embeds[0].get("footer") or {}).get("text", ""))
+    if title.startswith("New System Tracked"):
+        return "system"
+    if title.startswith("New Character Tracked"):
+        return "character"
+    if "Rally" in title:
+        return "rally"
+    if footer.startswith("Killmail ID"):
+        return "kill"
+    return "other"
+
+
+def discord_summary(received: list[Any]) -> dict[str, Any]:
+    """What the fake Discord got: messages per type and deliveries of the same embed twice."""
+    per_type: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for message in received:
+        per_type[_kind_of(message.body)] += 1
+        for embed in message.body.get("embeds") or []:
+            identity = json.dumps(
+                [message.target, embed.get("title"), embed.get("url"), embed.get("footer")],
+                sort_keys=True,
+            )
+            seen[identity] += 1
+    duplicates = sum(count - 1 for count in seen.values() if count > 1)
+    return {
+        "messages": len(received),
+        "per_type": dict(per_type),
+        "duplicate_deliveries": duplicates,
+    }
+
+
+def run_demo(
+    *,
+    duration: float | None,
+    rate: float,
+    seed: int,
+    data_dir: Path | None,
+    tui: bool,
+    dry_run: bool = False,
+    log_level: str = "INFO",
+) -> int:
+    """Start the simulator and the console against it; print a JSON summary with ``duration``."""
+    configure_logging(log_level)
+    return asyncio.run(_demo(duration, rate, seed, data_dir, tui, dry_run))
+
+
+async def _demo(
+    duration: float | None,
+    rate: float,
+    seed: int,
+    data_dir: Path | None,
+    tui: bool,
+    dry_run: bool,
+) -> int:
+    from wanderer_console.sim import Simulator
+
+    stop = asyncio.Event()
+    _install_stop_signals(stop)
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
+        sim = Simulator(seed=seed)
+        await sim.start()
+        runtime = Runtime(demo_settings(sim, data_dir=data_dir, dry_run=dry_run), data_dir=data_dir)
+        try:
+            if tui:
+                return _run_tui(runtime, stop)
+            await runtime.start()
+            await _wait_connected(runtime, timeout=10.0)
+            scenario_time = None if duration is None else max(1.0, duration - 2.0)
+            scenario = asyncio.create_task(
+                sim.run_scenario(scenario_time or 10**9, rate=rate, stop=stop)
+            )
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({scenario, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            stats = await scenario if scenario.done() else None
+            scenario.cancel()
+            stopper.cancel()
+            await runtime.drain(timeout=max(2.0, (duration or 0) * 0.1))
+            summary = {
+                "summary": "demo",
+                "duration": duration,
+                "scenario": _plain(stats),
+                **runtime.summary(),
+                "discord": discord_summary(sim.discord.received),
+            }
+        finally:
+            await runtime.stop()
+            await sim.stop()
+    if duration is not None:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+async def _wait_connected(runtime: Runtime, *, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        states = [c["state"] for c in runtime.snapshot()["connections"]]
+        if states and all(state == "connected" for state in states) and len(states) >= 2:
+            return
+        await asyncio.sleep(0.05)
+    log.warning("demo: not every source connected in time; continuing")
+
+
+def _plain(stats: Any) -> Any:
+    if stats is None:
+        return None
+    if hasattr(stats, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(stats)
+    return stats if isinstance(stats, dict) else str(stats)

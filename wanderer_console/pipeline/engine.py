@@ -1,0 +1,401 @@
+"""The pipeline: dedup, tracking updates, rules, rendering, and the atomic write to the store.
+
+Sources put :class:`~wanderer_console.pipeline.items.Item` objects on a bounded queue; the engine
+takes them one at a time. For each it decides the notifications and writes the event, the
+notifications and the stream cursor in one transaction, then wakes the dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import TTLCache
+from pydantic import ValidationError
+
+from wanderer_console.config.model import Settings
+from wanderer_console.delivery import embeds
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.map_events import (
+    AddSystem,
+    CharacterAdded,
+    CharacterRemoved,
+    DeletedSystem,
+    MapEnvelope,
+    RallyPointAdded,
+    SystemMetadataChanged,
+    UnknownEventType,
+    parse_payload,
+)
+from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.pipeline.items import Item, KillItem, MapEventItem
+from wanderer_console.pipeline.rules import Route, decide_kill, flags_allow, resolve_target
+from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.store.base import StoredEvent
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["KILL_TENANT", "Engine", "MapHooks"]
+
+log = logging.getLogger(__name__)
+
+KILL_TENANT = "*"
+"""Killmails are shared by every map: they are stored once under this tenant id."""
+
+
+class MapHooks:
+    """Per-map I/O the engine needs: static info and a tracked-characters refresh."""
+
+    def __init__(
+        self,
+        static_info: Callable[[int], Awaitable[dict[str, Any] | None]],
+        refresh_characters: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.static_info = static_info
+        self.refresh_characters = refresh_characters
+
+
+class Engine:
+    """Turns items into stored events and outbox notifications."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteStore,
+        index: TrackingIndex,
+        metrics: Metrics,
+        *,
+        hooks: dict[str, MapHooks] | None = None,
+        on_queued: Callable[[], None] = lambda: None,
+        on_tracking_changed: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+        window: int = 50_000,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._index = index
+        self._metrics = metrics
+        self._hooks = hooks or {}
+        self._on_queued = on_queued
+        self._on_tracking_changed = on_tracking_changed
+        self._clock = clock
+        self._started = clock()
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._window = window
+        self._type_dedup: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=900.0)
+
+    def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
+        """Give the engine a map's REST look-ups (static info, tracked characters)."""
+        self._hooks[tenant] = hooks
+
+    # -- dedup -----------------------------------------------------------------------------------
+
+    def _seen(self, key: tuple[str, str]) -> bool:
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return True
+        return False
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._recent[key] = None
+        if len(self._recent) > self._window:
+            self._recent.popitem(last=False)
+
+    def suppressed(self) -> bool:
+        """True during the start-up suppression window."""
+        return self._clock() - self._started < self.settings.console.startup_suppression_seconds
+
+    # -- entry point -----------------------------------------------------------------------------
+
+    async def process(self, item: Item) -> bool:
+        """Handle one item; return True when it was new. Never raises for bad input."""
+        try:
+            if isinstance(item, KillItem):
+                return self._process_kill(item)
+            return await self._process_map_event(item)
+        except Exception:
+            self._metrics.errors.labels(component="pipeline").inc()
+            log.exception(
+                "pipeline failed on one event; continuing", extra={"ctx": {"source": item.source}}
+            )
+            return False
+
+    def _record(
+        self,
+        event: StoredEvent,
+        notifications: list[Notification],
+        cursor: tuple[str, str] | None = None,
+    ) -> bool:
+        key = (event.tenant_id, event.event_id)
+        if self._seen(key):
+            if cursor is not None:
+                self._store.set_cursor(*cursor)
+            self._metrics.events_duplicate.labels(source=event.source).inc()
+            return False
+        inserted = self._store.record_event(event, notifications, cursor=cursor)
+        self._remember(key)
+        if not inserted:
+            self._metrics.events_duplicate.labels(source=event.source).inc()
+            return False
+        self._metrics.events_received.labels(source=event.source).inc()
+        for notification in notifications:
+            self._metrics.notifications_queued.labels(type=notification.type.value).inc()
+        if notifications:
+            self._on_queued()
+        return True
+
+    # -- kills -----------------------------------------------------------------------------------
+
+    def _process_kill(self, item: KillItem) -> bool:
+        km = item.killmail
+        key = (KILL_TENANT, f"kill:{km.killmail_id}")
+        if self._seen(key):
+            self._metrics.events_duplicate.labels(source=item.source).inc()
+            return False
+        notifications = self.kill_notifications(km)
+        event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", self._clock(), item.raw)
+        return self._record(event, notifications)
+
+    def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
+        """Rendered notifications for a kill (used live, by replay and by diagnostics)."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        decisions, refusals = decide_kill(
+            km,
+            settings=self.settings,
+            index=self._index,
+            now=now,
+            suppressed=self.suppressed(),
+            ignore_age=ignore_age,
+        )
+        for refusal in refusals:
+            self._metrics.notifications_filtered.labels(reason=refusal.reason).inc()
+        out = []
+        for decision in decisions:
+            map_settings = self.settings.maps[decision.tenant]
+            tracking = self._index.map(decision.tenant)
+            system = tracking.systems.get(km.system_id)
+            custom = system.display_name if system and decision.route == "system_kill" else None
+            ctx = embeds.KillContext(
+                map_name=map_settings.name,
+                role=decision.role,
+                system_name=(system.name if system else None) or km.solar_system_name,
+                custom_system_name=custom,
+            )
+            body = embeds.build_message(
+                [embeds.render_kill(km, ctx)], username=self.settings.discord.username
+            )
+            notification = self._notification(
+                decision.tenant,
+                NotificationType.KILL,
+                decision.route,
+                f"kill:{km.killmail_id}:{decision.route}",
+                body,
+            )
+            if notification is not None:
+                out.append(notification)
+        return out
+
+    def _notification(
+        self,
+        tenant: str,
+        kind: NotificationType,
+        route: Route,
+        dedup_key: str,
+        body: dict[str, Any],
+    ) -> Notification | None:
+        target = resolve_target(self.settings, tenant, route)
+        if target is None:
+            self._metrics.notifications_filtered.labels(reason="no_target").inc()
+            return None
+        return Notification(tenant, kind, dedup_key, target, body)
+
+    # -- map events ------------------------------------------------------------------------------
+
+    async def _process_map_event(self, item: MapEventItem) -> bool:
+        envelope = item.envelope
+        key = (item.tenant, envelope.id)
+        cursor = (f"sse:{item.tenant}", envelope.id) if item.source.startswith("sse:") else None
+        if self._seen(key):
+            if cursor is not None:
+                self._store.set_cursor(*cursor)
+            self._metrics.events_duplicate.labels(source=item.source).inc()
+            return False
+        if self._store.has_event(item.tenant, envelope.id):
+            self._remember(key)
+            if cursor is not None:
+                self._store.set_cursor(*cursor)
+            self._metrics.events_duplicate.labels(source=item.source).inc()
+            return False
+        try:
+            payload = parse_payload(envelope)
+        except UnknownEventType as exc:
+            self._metrics.events_unknown.labels(source=item.source).inc()
+            log.info("unknown map event type skipped", extra={"ctx": {"error": str(exc)}})
+            payload = None
+        except ValidationError as exc:
+            self._metrics.events_invalid.labels(source=item.source, reason="payload").inc()
+            log.warning(
+                "malformed map event payload skipped",
+                extra={
+                    "ctx": {"tenant": item.tenant, "type": envelope.type, "error": str(exc)[:300]}
+                },
+            )
+            payload = None
+        notifications: list[Notification] = []
+        if payload is not None and item.tenant in self.settings.maps:
+            notifications = await self._apply(item.tenant, envelope, payload)
+        event = StoredEvent(
+            item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
+        )
+        return self._record(event, notifications, cursor)
+
+    async def _apply(
+        self, tenant: str, envelope: MapEnvelope, payload: object
+    ) -> list[Notification]:
+        """Update tracking for one map event and return its notifications."""
+        if isinstance(payload, AddSystem):
+            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id, payload.name))
+            self._on_tracking_changed()
+            return await self._system_added(tenant, envelope, payload)
+        if isinstance(payload, DeletedSystem):
+            self._index.remove_system(tenant, payload.solar_system_id)
+            self._on_tracking_changed()
+        elif isinstance(payload, SystemMetadataChanged):
+            system = self._index.map(tenant).systems.get(payload.solar_system_id)
+            if system is not None:
+                system.custom_name = payload.name if payload.name != system.name else None
+                system.temporary_name = payload.temporary_name
+        elif isinstance(payload, CharacterRemoved):
+            tracking = self._index.map(tenant)
+            found = tracking.character_by_internal_id(payload.id or "") or (
+                tracking.character_by_name(payload.name or "")
+            )
+            if found is not None:
+                self._index.remove_character(tenant, found.eve_id)
+                self._on_tracking_changed()
+        elif isinstance(payload, CharacterAdded):
+            return await self._character_added(tenant, envelope, payload)
+        elif isinstance(payload, RallyPointAdded):
+            return self._rally(tenant, envelope, payload)
+        return []
+
+    def _allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+        map_settings = self.settings.maps[tenant]
+        if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
+            self._metrics.notifications_filtered.labels(reason="disabled").inc()
+            return False
+        if suppressible and self.suppressed():
+            self._metrics.notifications_filtered.labels(reason="startup_suppression").inc()
+            return False
+        return True
+
+    def _type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
+        key = f"{tenant}:{kind.value}:{entity}"
+        if key in self._type_dedup:
+            self._metrics.notifications_filtered.labels(reason="dedup_ttl").inc()
+            return True
+        self._type_dedup[key] = True
+        return False
+
+    async def _system_added(
+        self, tenant: str, envelope: MapEnvelope, payload: AddSystem
+    ) -> list[Notification]:
+        if not self._allowed(tenant, NotificationType.SYSTEM):
+            return []
+        if self._type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
+            return []
+        hooks = self._hooks.get(tenant)
+        info = await hooks.static_info(payload.solar_system_id) if hooks else None
+        name = payload.name or (info or {}).get("solar_system_name")
+        if name:
+            self._index.map(tenant).systems[payload.solar_system_id].name = name
+        map_settings = self.settings.maps[tenant]
+        embed = embeds.render_system(
+            payload, map_name=map_settings.name, system_name=name, static_info=info
+        )
+        body = embeds.build_message([embed], username=self.settings.discord.username)
+        notification = self._notification(
+            tenant, NotificationType.SYSTEM, "system", f"system:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+    async def _character_added(
+        self, tenant: str, envelope: MapEnvelope, payload: CharacterAdded
+    ) -> list[Notification]:
+        tracking = self._index.map(tenant)
+
+        def find() -> Any:
+            explicit = embeds_eve_id(payload.character_eve_id, payload.eve_id)
+            if explicit is not None and explicit in tracking.characters:
+                return tracking.characters[explicit]
+            return tracking.character_by_internal_id(payload.id or "") or (
+                tracking.character_by_name(payload.name or "")
+            )
+
+        character = find()
+        hooks = self._hooks.get(tenant)
+        if character is None and hooks is not None:
+            # SSE carries only the internal id and name; REST has the EVE id and corp.
+            await hooks.refresh_characters()
+            character = find()
+        self._on_tracking_changed()
+        if not self._allowed(tenant, NotificationType.CHARACTER):
+            return []
+        eve_id = character.eve_id if character is not None else None
+        if self._type_dedup_hit(tenant, NotificationType.CHARACTER, eve_id or payload.id or "?"):
+            return []
+        corporation = alliance = None
+        if character is not None and character.corporation_id:
+            corporation = (character.corporation_id, None, character.corporation_ticker)
+        if character is not None and character.alliance_id:
+            alliance = (character.alliance_id, None, character.alliance_ticker)
+        embed = embeds.render_character(
+            payload,
+            eve_id=eve_id,
+            name=(character.name if character is not None else None) or payload.name,
+            corporation=corporation,
+            alliance=alliance,
+            map_name=self.settings.maps[tenant].name,
+        )
+        body = embeds.build_message([embed], username=self.settings.discord.username)
+        notification = self._notification(
+            tenant, NotificationType.CHARACTER, "character", f"character:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+    def _rally(
+        self, tenant: str, envelope: MapEnvelope, payload: RallyPointAdded
+    ) -> list[Notification]:
+        # Rallies are urgent: never muted by start-up suppression (notifier parity).
+        if not self._allowed(tenant, NotificationType.RALLY, suppressible=False):
+            return []
+        map_settings = self.settings.maps[tenant]
+        system = self._index.map(tenant).systems.get(payload.solar_system_id)
+        body = embeds.rally_message(
+            payload,
+            system_display_name=system.display_name if system else None,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            role_mentions=map_settings.discord.rally_group_ids,
+            username=self.settings.discord.username,
+            map_name=map_settings.name,
+        )
+        notification = self._notification(
+            tenant, NotificationType.RALLY, "rally", f"rally:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+
+def embeds_eve_id(*candidates: str | int | None) -> int | None:
+    """The first candidate that is a positive integer id."""
+    for candidate in candidates:
+        try:
+            value = int(candidate) if candidate is not None else 0
+        except (TypeError, ValueError):
+            continue
+        if value > 0:
+            return value
+    return None

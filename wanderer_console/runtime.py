@@ -1,0 +1,317 @@
+"""The composition root: builds every part from the settings, supervises tasks, snapshots state.
+
+:class:`Runtime` owns the store, the sources (one SSE client per map, the killstream sockets), the
+pipeline and the dispatcher. A task that fails is logged, counted and restarted with backoff; it
+never takes the process down. The UI and the HTTP surface read :meth:`Runtime.snapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from wanderer_console import __version__
+from wanderer_console.config.model import Settings
+from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.domain.notification import TargetKind
+from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.ingest.backoff import Backoff
+from wanderer_console.ingest.killstream import KillstreamSource
+from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
+from wanderer_console.ingest.map_sse import MapSseSource
+from wanderer_console.pipeline.engine import Engine, MapHooks
+from wanderer_console.pipeline.items import Item
+from wanderer_console.pipeline.rules import resolve_target
+from wanderer_console.pipeline.tracking import TrackingIndex
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["Runtime", "default_data_dir"]
+
+log = logging.getLogger(__name__)
+
+_ROUTES = ("system_kill", "character_kill", "system", "character", "rally")
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/wanderer-console`` (``~/.local/share/wanderer-console``)."""
+    import os
+
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wanderer-console"
+
+
+class Runtime:
+    """Everything the console runs, in one event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        data_dir: Path | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.settings = settings
+        self.data_dir = data_dir or settings.console.data_dir or default_data_dir()
+        self.metrics = Metrics()
+        self.store = SqliteStore(self.data_dir / "wanderer-console.db")
+        self.index = TrackingIndex()
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
+        self.started_at = time.time()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._http: dict[str, HttpClient] = {}
+        self._rest: dict[str, MapRestClient] = {}
+        self.map_sources: dict[str, MapSseSource] = {}
+        self.kill_sources: dict[str, KillstreamSource] = {}
+        self.ready = asyncio.Event()
+        discord_http = self._client("discord", timeout=settings.discord.request_timeout_seconds)
+        self.sender = DiscordSender(
+            discord_http, api_url=settings.discord.api_url, user_agent=settings.esi.user_agent
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.sender,
+            self.metrics,
+            self.resolved_targets,
+            dry_run=lambda: self.settings.console.dry_run,
+        )
+        self.engine = Engine(
+            settings,
+            self.store,
+            self.index,
+            self.metrics,
+            hooks={},
+            on_queued=self.dispatcher.wake,
+            on_tracking_changed=self._tracking_changed,
+        )
+
+    # -- building --------------------------------------------------------------------------------
+
+    def _client(self, service: str, *, timeout: float = 10.0) -> HttpClient:
+        client = self._http.get(service)
+        if client is None:
+            client = self._http[service] = HttpClient(
+                service,
+                timeout=timeout,
+                headers={"user-agent": self.settings.esi.user_agent},
+                metrics=self.metrics,
+            )
+        return client
+
+    def resolved_targets(self) -> Mapping[tuple[str, str], ResolvedTarget]:
+        """Every configured target by ``(tenant, key)``, with its credential."""
+        out: dict[tuple[str, str], ResolvedTarget] = {}
+        global_token = self.settings.discord.bot_token
+        for tenant, map_settings in self.settings.maps.items():
+            token_secret = map_settings.discord.bot_token or global_token
+            token = token_secret.get_secret_value() if token_secret else None
+            for route in _ROUTES:
+                target = resolve_target(self.settings, tenant, route)  # type: ignore[arg-type]
+                if target is not None:
+                    out[(tenant, target.key)] = ResolvedTarget(
+                        target, token if target.kind is TargetKind.BOT_CHANNEL else None
+                    )
+        return out
+
+    def _tracking_changed(self) -> None:
+        for source in self.kill_sources.values():
+            source.refresh()
+        self._ensure_kill_sources()
+
+    async def _sink(self, item: Item) -> None:
+        # A full queue blocks the source: it stops reading instead of dropping.
+        await self.queue.put(item)
+
+    async def _load_map(self, tenant: str) -> None:
+        rest = self._rest[tenant]
+        systems = await rest.systems()
+        characters = await rest.tracked_characters()
+        self.index.replace(tenant, systems, characters)
+        log.info(
+            "map loaded",
+            extra={
+                "ctx": {"tenant": tenant, "systems": len(systems), "characters": len(characters)}
+            },
+        )
+        self._tracking_changed()
+
+    async def _refresh_characters(self, tenant: str) -> None:
+        try:
+            characters = await self._rest[tenant].tracked_characters()
+        except (MapApiError, TransportError) as exc:
+            log.warning(
+                "tracked characters refresh failed",
+                extra={"ctx": {"tenant": tenant, "error": str(exc)}},
+            )
+            return
+        tracking = self.index.map(tenant)
+        for character in characters:
+            if character.eve_id not in tracking.characters:
+                self.index.put_character(tenant, character)
+
+    def _ensure_kill_sources(self) -> None:
+        ks = self.settings.killstream
+        if not ks.enabled or not self._tasks:
+            return
+        wanted = {
+            "systems": bool(self.index.all_system_ids()),
+            "characters": bool(self.index.all_character_ids()),
+        }
+        for mode, needed in wanted.items():
+            if needed and mode not in self.kill_sources:
+                source = KillstreamSource(
+                    mode,  # type: ignore[arg-type]
+                    ks.websocket_url,
+                    self.index.all_system_ids
+                    if mode == "systems"
+                    else self.index.all_character_ids,
+                    self._sink,
+                    self.metrics,
+                    client_identifier=ks.client_identifier,
+                    heartbeat_seconds=ks.heartbeat_seconds,
+                )
+                self.kill_sources[mode] = source
+                self._spawn(f"killstream:{mode}", source.run)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._tasks[name] = asyncio.create_task(self._supervise(name, factory), name=name)
+
+    async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff(1.0, 60.0)
+        while True:
+            started = time.monotonic()
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.errors.labels(component=name).inc()
+                log.exception("task failed; restarting", extra={"ctx": {"task": name}})
+            if time.monotonic() - started > 60:
+                backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _pipeline(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                await self.engine.process(item)
+            finally:
+                self.queue.task_done()
+
+    async def _map_task(self, tenant: str) -> None:
+        backoff = Backoff(1.0, 60.0)
+        while True:
+            try:
+                await self._load_map(tenant)
+                break
+            except (MapApiError, TransportError) as exc:
+                source = self.map_sources[tenant]
+                source.health.last_error = f"initial load failed: {exc}"
+                log.warning(
+                    "map load failed; retrying",
+                    extra={"ctx": {"tenant": tenant, "error": str(exc)}},
+                )
+                await asyncio.sleep(backoff.next_delay())
+        await self.map_sources[tenant].run()
+
+    async def start(self) -> None:
+        """Start every task; returns at once (see :meth:`wait_ready`)."""
+        self._spawn("pipeline", self._pipeline)
+        self._spawn("dispatcher", self.dispatcher.run)
+        for tenant, map_settings in self.settings.maps.items():
+            if not map_settings.enabled:
+                continue
+            http = self._client("map")
+            self._rest[tenant] = rest = MapRestClient(http, map_settings)
+            self.engine.set_hooks(
+                tenant,
+                MapHooks(rest.static_info, functools.partial(self._refresh_characters, tenant)),
+            )
+            self.map_sources[tenant] = MapSseSource(
+                tenant, map_settings, http, self.store, self._sink, self.metrics
+            )
+            self._spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
+        self._ensure_kill_sources()
+        self.ready.set()
+        log.info(
+            "wanderer console started",
+            extra={
+                "ctx": {
+                    "version": __version__,
+                    "maps": list(self.settings.maps),
+                    "data_dir": str(self.data_dir),
+                    "dry_run": self.settings.console.dry_run,
+                }
+            },
+        )
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until the queue is processed and the outbox is empty (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue.empty() and not self.store.outbox_depth():
+                return
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Cancel every task, close clients and the store."""
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in self._http.values():
+            await client.aclose()
+        self.store.close()
+        log.info("wanderer console stopped")
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Counters for the demo's closing JSON line."""
+        m = self.metrics
+        return {
+            "events_received": m.by_label("wc_events_received_total", "source"),
+            "notifications_queued": m.by_label("wc_notifications_queued_total", "type"),
+            "notifications_delivered": m.by_label("wc_notifications_delivered_total", "type"),
+            "duplicates_suppressed": m.by_label("wc_events_duplicate_total", "source"),
+            "invalid_events": m.by_label("wc_events_invalid_total", "source"),
+            "unknown_event_types": m.total("wc_events_unknown_type_total"),
+            "delivery_failures": m.by_label("wc_delivery_failures_total", "reason"),
+            "errors": m.total("wc_errors_total"),
+            "outbox": self.store.outbox_counts(),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """An immutable-by-copy view of the whole engine for the UI and the HTTP surface."""
+        sources = [s.health.snapshot() for s in self.map_sources.values()]
+        sources += [s.health.snapshot() for s in self.kill_sources.values()]
+        return {
+            "version": __version__,
+            "started_at": self.started_at,
+            "uptime": time.time() - self.started_at,
+            "connections": sources,
+            "queue_depth": self.queue.qsize(),
+            "delivery": self.dispatcher.snapshot(),
+            "tracking": {
+                tenant: {
+                    "systems": len(self.index.map(tenant).systems),
+                    "characters": len(self.index.map(tenant).characters),
+                }
+                for tenant in self.index.tenants()
+            },
+            "counters": self.summary(),
+        }

@@ -241,6 +241,11 @@ def test_whitespace_is_not_counted() -> None:
     assert enforce_limits(body)["embeds"][0]["title"] == "t" * 256
 
 
+def test_blank_content_and_username_are_dropped() -> None:
+    body = enforce_limits({"content": "  ", "username": "", "embeds": [{"title": "t"}]})
+    assert body == {"embeds": [{"title": "t"}]}
+
+
 def test_eleven_embeds_become_ten() -> None:
     body = {"embeds": [{"title": str(i)} for i in range(11)]}
     assert [e["title"] for e in enforce_limits(body)["embeds"]] == [str(i) for i in range(10)]

@@ -236,10 +236,13 @@ def enforce_limits(body: dict[str, Any]) -> dict[str, Any]:
     fits. The input is not modified.
     """
     result = copy.deepcopy(body)
-    if result.get("content") is not None:
-        result["content"] = truncate(str(result["content"]).strip(), CONTENT_MAX)
-    if result.get("username") is not None:
-        result["username"] = truncate(str(result["username"]).strip(), USERNAME_MAX)
+    for key, limit in (("content", CONTENT_MAX), ("username", USERNAME_MAX)):
+        if key in result:
+            text = truncate(str(result[key] or "").strip(), limit)
+            if text:
+                result[key] = text
+            else:
+                del result[key]  # blank content or username is an error, absent is not
     if "embeds" in result:
         embeds = [_enforce_embed(embed) for embed in list(result["embeds"])[:EMBEDS_MAX]]
         excess = embed_total(embeds) - EMBED_TOTAL_MAX

@@ -142,7 +142,8 @@ def parse_settings_text(
             key = ".".join(str(part) for part in loc) or "(root)"
             line = _locate(loc, key_lines)
             source = file if line is not None or not used else f"{file} (or legacy environment)"
-            problems.append(Problem(source, line, key, error["msg"]))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(Problem(source, line, key, message))
         raise ConfigError(problems) from exc
     return settings, tuple(used)
 

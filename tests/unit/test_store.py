@@ -1,0 +1,89 @@
+"""SQLite store: migrations, atomic event + outbox writes, monotonic cursors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.store import SqliteStore, StoredEvent
+from wanderer_console.store.migrations import SCHEMA_VERSION
+
+
+def _event(event_id: str = "01A", tenant: str = "home") -> StoredEvent:
+    return StoredEvent(tenant, event_id, "sse:home", "add_system", 1.0, "{}")
+
+
+def _note(key: str) -> Notification:
+    target = Target(TargetKind.WEBHOOK, "https://discord.com/api/webhooks/1/tok", "home")
+    return Notification("home", NotificationType.SYSTEM, key, target, {"embeds": [{"title": key}]})
+
+
+def test_schema_is_migrated_and_wal(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    assert store.schema_version == SCHEMA_VERSION
+    mode = sqlite3.connect(tmp_path / "db.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    store.close()
+    # Re-opening an up-to-date database applies nothing and keeps the data.
+    again = SqliteStore(tmp_path / "db.sqlite")
+    assert again.schema_version == SCHEMA_VERSION
+    again.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "db.sqlite").close()
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    conn.execute("UPDATE schema_version SET version = 999")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this build"):
+        SqliteStore(tmp_path / "db.sqlite")
+
+
+def test_event_and_notifications_written_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    assert store.record_event(_event(), [_note("system:01A")], now=1.0) is True
+    assert store.record_event(_event(), [_note("system:01A-again")], now=1.0) is False
+    assert store.event_count() == 1
+    rows = store.due_outbox(now=10.0)
+    assert [r.dedup_key for r in rows] == ["system:01A"]
+    assert rows[0].target_key == "webhook:1"
+    assert "tok" not in rows[0].target_key
+
+
+def test_sent_rows_are_never_due_again(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    store.record_event(_event(), [_note("a"), _note("b")], now=1.0)
+    first, second = store.due_outbox(now=2.0)
+    store.mark_sent(first.id)
+    store.mark_retry(second.id, next_attempt_at=100.0, error="HTTP 500")
+    assert store.due_outbox(now=50.0) == []
+    assert [r.dedup_key for r in store.due_outbox(now=100.0)] == ["b"]
+    assert store.outbox_counts() == {"sent": 1, "pending": 1}
+    store.mark_failed(second.id, error="gone")
+    assert store.outbox_counts() == {"sent": 1, "failed": 1}
+
+
+def test_cursor_only_moves_forward(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    assert store.get_cursor("sse:home") is None
+    store.record_event(_event("01B"), cursor=("sse:home", "01B"))
+    store.record_event(_event("01A"), cursor=("sse:home", "01A"))
+    assert store.get_cursor("sse:home") == "01B"
+    # A duplicate still advances the cursor.
+    store.record_event(_event("01B"), cursor=("sse:home", "01C"))
+    assert store.get_cursor("sse:home") == "01C"
+
+
+def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+
+    bad = _note("x")
+    object.__setattr__(bad, "body", {"not": {1, 2}})  # a set is not JSON: the write fails
+    with pytest.raises(TypeError):
+        store.record_event(_event(), [bad])
+    assert store.event_count() == 0
+    assert store.record_event(_event(), [_note("ok")]) is True

@@ -153,8 +153,11 @@ def test_target_fallbacks() -> None:
     rally = resolve_target(s, "home", "rally")
     system = resolve_target(s, "home", "system")
     hook = resolve_target(s, "home", "system_kill")
-    assert rally is not None and (rally.kind, rally.address) == (TargetKind.BOT_CHANNEL, "11")
-    assert system is not None and system.address == "10"
-    assert hook is not None and hook.kind is TargetKind.WEBHOOK and hook.key == "webhook:5"
+    assert rally is not None
+    assert (rally.kind, rally.address) == (TargetKind.BOT_CHANNEL, "11")
+    assert system is not None
+    assert system.address == "10"
+    assert hook is not None
+    assert (hook.kind, hook.key) == (TargetKind.WEBHOOK, "webhook:5")
     s.discord.bot_token = None
     assert resolve_target(s, "home", "rally") is None

@@ -49,6 +49,11 @@ class SolarSystem:
     is_shattered: bool = False
 
     @property
+    def system_id(self) -> int:
+        """Alias of :attr:`id` (the name ESI and the map use)."""
+        return self.id
+
+    @property
     def is_wormhole(self) -> bool:
         """True for J-space (ids 31,000,000-31,999,999)."""
         return 31_000_000 <= self.id <= 31_999_999

@@ -288,11 +288,16 @@ class FakeMapServer:
             gen.ticker(character.alliance_id),
         )
 
-    def seed(self, systems: Iterable[int], characters: Iterable[Character]) -> None:
-        """Pre-populate systems and tracked pilots without publishing events."""
+    def seed(self, systems: Iterable[int], characters: Iterable[Character | int]) -> None:
+        """Pre-populate systems and tracked pilots without publishing events.
+
+        ``characters`` are generator pilots or EVE ids (looked up in / added to the generator).
+        """
         for system_id in systems:
             self.state.add_system(system_id)
         for character in characters:
+            if isinstance(character, int):
+                character = self.generator.character(character)
             self._track_silently(character)
 
     # -- stream control --------------------------------------------------------------------

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import signal
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -28,13 +27,15 @@ def _install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run_tui(runtime: Runtime, stop: asyncio.Event) -> int:
-    print(
-        "wanderer-console: the operator console UI is not part of this build yet; "
-        "run with --no-ui.",
-        file=sys.stderr,
-    )
-    return 2
+async def _run_tui(runtime: Runtime, stop: asyncio.Event) -> int:
+    """Start ``runtime`` and run the operator console until it quits or ``stop`` is set.
+
+    Textual is imported here, not at module level, so ``--no-ui`` never loads it. The caller stops
+    the runtime.
+    """
+    from wanderer_console.ui.app import run_tui
+
+    return await run_tui(runtime, stop)
 
 
 def run_console(
@@ -48,7 +49,10 @@ def run_console(
         _install_stop_signals(stop)
         runtime = Runtime(settings, data_dir=data_dir)
         if tui:
-            return _run_tui(runtime, stop)
+            try:
+                return await _run_tui(runtime, stop)
+            finally:
+                await runtime.stop()
         await runtime.start()
         try:
             await stop.wait()
@@ -160,7 +164,12 @@ async def _demo(
         runtime = Runtime(demo_settings(sim, data_dir=data_dir, dry_run=dry_run), data_dir=data_dir)
         try:
             if tui:
-                return _run_tui(runtime, stop)
+                feed = asyncio.create_task(sim.run_scenario(10**9, rate=rate, stop=stop))
+                try:
+                    return await _run_tui(runtime, stop)
+                finally:
+                    stop.set()
+                    feed.cancel()
             await runtime.start()
             await _wait_connected(runtime, timeout=10.0)
             scenario_time = None if duration is None else max(1.0, duration - 2.0)

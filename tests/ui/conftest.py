@@ -1,0 +1,186 @@
+"""Deterministic fixtures for the console tests: a seeded fake engine, a frozen clock, settings."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wanderer_console.config.model import ENVIRON, Settings
+from wanderer_console.ui.app import WandererApp, build_app
+from wanderer_console.ui.clock import FrozenClock
+from wanderer_console.ui.model import RateSample, ThroughputHistory
+
+NOW = 1_700_000_000.0
+"""The frozen wall-clock time of every UI test."""
+
+HEALTHY: dict[str, Any] = {
+    "version": "0.1.0",
+    "started_at": NOW - 3725,
+    "uptime": 3725.0,
+    "connections": [
+        {
+            "name": "map:alpha",
+            "kind": "map_sse",
+            "state": "connected",
+            "since": NOW - 3600,
+            "last_event_at": NOW - 4,
+            "reconnects": 0,
+            "events": 1523,
+            "heartbeat_rtt_ms": None,
+            "last_error": None,
+        },
+        {
+            "name": "killstream:systems",
+            "kind": "killstream",
+            "state": "connected",
+            "since": NOW - 3590,
+            "last_event_at": NOW - 12,
+            "reconnects": 1,
+            "events": 311,
+            "heartbeat_rtt_ms": 23.4,
+            "last_error": None,
+        },
+        {
+            "name": "killstream:characters",
+            "kind": "killstream",
+            "state": "connected",
+            "since": NOW - 3590,
+            "last_event_at": NOW - 75,
+            "reconnects": 0,
+            "events": 42,
+            "heartbeat_rtt_ms": 25.0,
+            "last_error": None,
+        },
+    ],
+    "queue_depth": 3,
+    "delivery": {
+        "paused": False,
+        "targets": {
+            "alpha/webhook:primary": {
+                "pending": 0,
+                "sent": 118,
+                "sent_last_minute": 4,
+                "rate_limited": 0,
+                "disabled": None,
+                "last_error": None,
+            },
+            "alpha/webhook:rally": {
+                "pending": 1,
+                "sent": 7,
+                "sent_last_minute": 0,
+                "rate_limited": 2,
+                "disabled": None,
+                "last_error": None,
+            },
+        },
+    },
+    "tracking": {"alpha": {"systems": 54, "characters": 12}},
+    "counters": {
+        "events_received": {"map": 1523, "killstream": 353},
+        "notifications_queued": {"kill": 96, "system": 21, "character": 6, "rally": 2},
+        "notifications_delivered": {"kill": 95, "system": 21, "character": 6, "rally": 2},
+        "duplicates_suppressed": {"map": 5, "killstream": 17},
+        "invalid_events": {},
+        "unknown_event_types": 0,
+        "delivery_failures": {},
+        "errors": 0,
+        "outbox": {"pending": 1, "sent": 125},
+    },
+}
+"""A healthy engine."""
+
+
+def degraded_snapshot() -> dict[str, Any]:
+    """The healthy engine with a failed killstream, a reconnecting map and a disabled target."""
+    snap = copy.deepcopy(HEALTHY)
+    chars = snap["connections"][2]
+    chars.update(
+        state="failed",
+        since=NOW - 95,
+        reconnects=7,
+        heartbeat_rtt_ms=None,
+        last_error="connection refused (ws://127.0.0.1:4004)",
+    )
+    snap["connections"][0].update(state="reconnecting", since=NOW - 8, reconnects=3)
+    rally = snap["delivery"]["targets"]["alpha/webhook:rally"]
+    rally.update(pending=9, disabled="webhook deleted (404)", last_error="404 Not Found")
+    snap["counters"]["errors"] = 4
+    snap["counters"]["delivery_failures"] = {"not_found": 1, "rate_limited": 2}
+    return snap
+
+
+class FakeDispatcher:
+    """Stands in for the dispatcher: only the ``paused`` flag."""
+
+    def __init__(self) -> None:
+        self.paused = False
+
+
+class FakeSource:
+    """Returns the same seeded snapshot every time; ``paused`` mirrors the fake dispatcher."""
+
+    def __init__(self, snapshot: dict[str, Any], *, with_dispatcher: bool = True) -> None:
+        self.data = snapshot
+        if with_dispatcher:
+            self.dispatcher = FakeDispatcher()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the seeded data."""
+        snap = copy.deepcopy(self.data)
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            snap["delivery"]["paused"] = dispatcher.paused
+        return snap
+
+
+def seeded_history() -> ThroughputHistory:
+    """Ten minutes of made-up, repeatable rates."""
+    history = ThroughputHistory()
+    for i in range(60):
+        at = NOW - 600 + 10 * (i + 1)
+        history.add(RateSample(at, 2.0 + (i % 7) * 0.5, (i % 5) * 0.3))
+    return history
+
+
+def make_settings() -> Settings:
+    """Two maps with every flag on, unaffected by the caller's environment."""
+    token = ENVIRON.set({})
+    try:
+        return Settings.model_validate(
+            {
+                "console": {"theme": "wanderer-dark"},
+                "maps": {
+                    "alpha": {"url": "http://127.0.0.1:1", "api_key": "k1", "name": "Alpha"},
+                    "bravo": {"url": "http://127.0.0.1:2", "api_key": "k2", "name": "Bravo"},
+                },
+            }
+        )
+    finally:
+        ENVIRON.reset(token)
+
+
+def make_app(
+    snapshot: dict[str, Any] | None = None,
+    *,
+    config_path: Path | None = None,
+    source: FakeSource | None = None,
+    settings: Settings | None = None,
+) -> WandererApp:
+    """The console over a fake source, frozen at :data:`NOW`, dark theme."""
+    return build_app(
+        source or FakeSource(snapshot or HEALTHY),
+        settings=settings or make_settings(),
+        config_path=config_path,
+        clock=FrozenClock(NOW),
+        theme="wanderer-dark",
+        history=seeded_history(),
+    )
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Fresh settings for one test."""
+    return make_settings()

@@ -1,0 +1,218 @@
+"""The operator console: :class:`WandererApp`, its one factory, and the launcher helper.
+
+Tests and the CLI build the app the same way, through :func:`build_app`, with any object that has
+a ``snapshot()`` method: the :class:`~wanderer_console.runtime.Runtime`, or a seeded fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from wanderer_console.config.model import Settings
+from wanderer_console.ui.clock import Clock, SystemClock
+from wanderer_console.ui.flags import FlagRef, all_flags, flags_for, set_flag, write_flag
+from wanderer_console.ui.model import (
+    ActivityLog,
+    ConsoleState,
+    LogRecordBuffer,
+    SnapshotSource,
+    ThroughputHistory,
+    dispatcher_of,
+)
+from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.screens.help import HelpScreen
+from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
+
+__all__ = ["SnapshotSource", "WandererApp", "build_app", "run_tui"]
+
+log = logging.getLogger(__name__)
+
+
+class WandererApp(App[int]):
+    """Dashboard, toggles and help over a snapshot source."""
+
+    CSS_PATH = "styles/app.tcss"
+    TITLE = "Wanderer Console"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("d", "dashboard", "Dashboard", id="app.dashboard"),
+        Binding("t", "toggles", "Toggles", id="app.toggles"),
+        Binding("p", "pause", "Pause/resume", id="app.pause"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+    ]
+
+    def __init__(self, state: ConsoleState, *, theme: str | None = None) -> None:
+        super().__init__()
+        self.state = state
+        """Shared console state."""
+        themes = load_themes()
+        for candidate in themes.values():
+            self.register_theme(candidate)
+        self.theme = select_theme(themes, theme).name
+
+    # -- setup -----------------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """Domain colours, so CSS using ``$health-ok`` works under any theme."""
+        return dict(DOMAIN_VARIABLES)
+
+    def get_default_screen(self) -> Screen[Any]:
+        """The dashboard."""
+        return DashboardScreen(self.state)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The stock commands, plus one per notification flag and pause/resume."""
+        yield from super().get_system_commands(screen)
+        for ref in all_flags(self.state.settings):
+            on = bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
+            yield SystemCommand(
+                f"Toggle {ref.label} notifications",
+                f"Currently {'on' if on else 'off'}; turn it {'off' if on else 'on'}",
+                partial(self.toggle_flag, ref),
+            )
+        dispatcher = dispatcher_of(self.state.source)
+        if dispatcher is not None:
+            yield SystemCommand(
+                "Resume delivery" if dispatcher.paused else "Pause delivery",
+                "Hold or release Discord deliveries (the outbox keeps everything)",
+                self.action_pause,
+            )
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_dashboard(self) -> None:
+        """Back to the dashboard."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_toggles(self) -> None:
+        """Show the notification switches."""
+        if isinstance(self.screen, TogglesScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(TogglesScreen(self.state))
+
+    def action_help(self) -> None:
+        """Show the key bindings."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(
+            HelpScreen(
+                [
+                    ("Everywhere", self.BINDINGS),
+                    ("Toggles screen", TogglesScreen.BINDINGS),
+                    ("Help", HelpScreen.BINDINGS),
+                ]
+            )
+        )
+
+    def action_pause(self) -> None:
+        """Pause or resume delivery, when the source has a dispatcher."""
+        dispatcher = dispatcher_of(self.state.source)
+        if dispatcher is None:
+            self.notify("This source has no dispatcher to pause.", severity="warning")
+            return
+        dispatcher.paused = not dispatcher.paused
+        word = "paused" if dispatcher.paused else "resumed"
+        self.state.activity.add(self.state.clock.now(), f"operator {word} delivery")
+        self.notify(f"Delivery {word}.")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide pause/resume for sources without a dispatcher."""
+        if action == "pause":
+            return dispatcher_of(self.state.source) is not None
+        return True
+
+    def toggle_flag(self, ref: FlagRef) -> bool:
+        """Flip one flag live, save it when there is a config file; returns the new value."""
+        settings = self.state.settings
+        value = not bool(getattr(flags_for(settings, ref.tenant), ref.flag))
+        set_flag(settings, ref, value)
+        word = "on" if value else "off"
+        self.state.activity.add(self.state.clock.now(), f"{ref.label} notifications {word}")
+        path = self.state.config_path
+        if path is not None:
+            try:
+                write_flag(Path(path), ref, value)
+            except (OSError, ValueError) as exc:
+                self.notify(f"Applied, but not saved to {path}: {exc}", severity="error")
+            else:
+                self.notify(f"{ref.label} notifications {word} (saved)")
+        else:
+            self.notify(f"{ref.label} notifications {word} (not saved: no config file)")
+        for screen in self.screen_stack:
+            if isinstance(screen, TogglesScreen):
+                screen.refresh_flags()
+        return value
+
+
+def build_app(
+    source: SnapshotSource,
+    *,
+    settings: Settings,
+    config_path: Path | None,
+    clock: Clock | None = None,
+    theme: str | None = None,
+    history: ThroughputHistory | None = None,
+    log_buffer: LogRecordBuffer | None = None,
+) -> WandererApp:
+    """The one way to make the console, for the CLI and for tests alike.
+
+    ``theme`` defaults to ``settings.console.theme``; ``history`` may be pre-seeded (tests).
+    """
+    state = ConsoleState(
+        source=source,
+        settings=settings,
+        config_path=config_path,
+        clock=clock or SystemClock(),
+        history=history or ThroughputHistory(),
+        activity=ActivityLog(),
+        log_buffer=log_buffer,
+    )
+    return WandererApp(state, theme=theme or settings.console.theme)
+
+
+async def run_tui(runtime: Any, stop: asyncio.Event, *, config_path: Path | None = None) -> int:
+    """Start ``runtime`` and run the console in the current event loop until quit or ``stop``.
+
+    Engine logs go to the activity panel instead of the terminal while the UI owns it. The caller
+    stops the runtime afterwards.
+    """
+    engine_log = logging.getLogger("wanderer_console")
+    saved_handlers = engine_log.handlers[:]
+    buffer = LogRecordBuffer()
+    engine_log.handlers[:] = [buffer]
+    app = build_app(
+        runtime,
+        settings=runtime.settings,
+        config_path=config_path,
+        theme=runtime.settings.console.theme,
+        log_buffer=buffer,
+    )
+
+    async def exit_on_stop() -> None:
+        await stop.wait()
+        app.exit(0)
+
+    watcher = asyncio.create_task(exit_on_stop())
+    try:
+        await runtime.start()
+        await app.run_async()
+    finally:
+        stop.set()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        engine_log.handlers[:] = saved_handlers
+    return app.return_code or 0

@@ -1,0 +1,1 @@
+"""The console's screens: dashboard, notification toggles and help."""

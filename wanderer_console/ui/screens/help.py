@@ -1,0 +1,46 @@
+"""Help: the key bindings, generated from the app's and the screens' ``BINDINGS``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+__all__ = ["HelpScreen"]
+
+
+class HelpScreen(ModalScreen[None]):
+    """A modal listing every binding by group; Escape closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", id="help.close")]
+
+    def __init__(self, groups: Sequence[tuple[str, Iterable[BindingType]]]) -> None:
+        super().__init__()
+        self.groups = groups
+        """``(title, bindings)`` pairs to list."""
+
+    def compose(self) -> ComposeResult:
+        """One table of key, action and id."""
+        table = Table(expand=True, box=None, padding=(0, 2), show_header=True)
+        table.add_column("Key", style="bold", no_wrap=True)
+        table.add_column("Action")
+        table.add_column("Id", style="dim")
+        for title, bindings in self.groups:
+            table.add_row(Text(title, style="bold underline"), "", "")
+            for binding in bindings:
+                if not isinstance(binding, Binding):
+                    continue
+                table.add_row(self.app.get_key_display(binding), binding.description, binding.id)
+        table.add_row("", "", "")
+        table.add_row("ctrl+p", "Command palette (toggles, pause/resume)", "")
+        with VerticalScroll(id="help-body") as body:
+            body.border_title = "Wanderer Console — keys"
+            body.border_subtitle = "Escape to close"
+            yield Static(table)

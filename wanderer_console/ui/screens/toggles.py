@@ -1,0 +1,111 @@
+"""Notification switches, global and per map; a flip applies at once and is saved to the file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from wanderer_console.ui.flags import FLAG_NAMES, FlagRef, flags_for
+from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.widgets.colours import coloured
+
+if TYPE_CHECKING:
+    from wanderer_console.ui.app import WandererApp
+
+__all__ = ["TogglesScreen"]
+
+
+class TogglesScreen(Screen[None]):
+    """A table of scopes (global, then each map) by flag; Enter or Space flips a cell."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "flip", "Flip", id="toggles.flip"),
+        Binding("escape", "app.dashboard", "Back", id="toggles.back"),
+    ]
+
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__()
+        self.state = state
+        """Shared console state (the settings are flipped here)."""
+
+    @property
+    def wanderer(self) -> WandererApp:
+        """The app, typed."""
+        from wanderer_console.ui.app import WandererApp
+
+        assert isinstance(self.app, WandererApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        """Header, hint, flags table, footer."""
+        yield Header()
+        where = self.state.config_path
+        hint = (
+            f"Changes apply at once and are saved to {where}."
+            if where
+            else "Changes apply at once (no config file: not saved)."
+        )
+        yield Static(
+            f"Global and per-map flags are ANDed: a map cannot turn on what global turns off. "
+            f"{hint}",
+            id="toggles-hint",
+        )
+        yield DataTable(id="flags", cursor_type="cell", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Fill the table; start on the first flag of the global row."""
+        table = self.query_one("#flags", DataTable)
+        table.add_column("Scope", key="scope")
+        for flag in FLAG_NAMES:
+            table.add_column(flag, key=flag)
+        settings = self.state.settings
+        for tenant in [None, *settings.maps]:
+            label = "global" if tenant is None else f"map {settings.maps[tenant].name}"
+            table.add_row(
+                Text(label, style="bold"),
+                *(self._cell(FlagRef(tenant, f)) for f in FLAG_NAMES),
+                key=tenant or "",
+            )
+        table.move_cursor(row=0, column=1)
+        table.focus()
+
+    def _cell(self, ref: FlagRef) -> Any:
+        on = bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
+        return (
+            coloured(self, "on", "health-ok", bold=True)
+            if on
+            else coloured(self, "off", "health-down", bold=True)
+        )
+
+    def refresh_flags(self) -> None:
+        """Redraw every cell from the settings (after a flip from here or the palette)."""
+        table = self.query_one("#flags", DataTable)
+        for tenant in [None, *self.state.settings.maps]:
+            for flag in FLAG_NAMES:
+                table.update_cell(tenant or "", flag, self._cell(FlagRef(tenant, flag)))
+
+    def _ref_at(self, row: int, column: int) -> FlagRef | None:
+        if column < 1:
+            return None
+        scopes: list[str | None] = [None, *self.state.settings.maps]
+        return FlagRef(scopes[row], FLAG_NAMES[column - 1])
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """Enter (or a click) on a flag cell flips it."""
+        event.stop()
+        ref = self._ref_at(event.coordinate.row, event.coordinate.column)
+        if ref is not None:
+            self.wanderer.toggle_flag(ref)
+
+    def action_flip(self) -> None:
+        """Flip the flag under the cursor."""
+        coordinate = self.query_one("#flags", DataTable).cursor_coordinate
+        ref = self._ref_at(coordinate.row, coordinate.column)
+        if ref is not None:
+            self.wanderer.toggle_flag(ref)

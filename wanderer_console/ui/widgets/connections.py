@@ -1,0 +1,53 @@
+"""The connections panel: one row per source with its state coloured by health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from wanderer_console.ui.model import format_ago
+from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
+
+__all__ = ["ConnectionsTable"]
+
+_COLUMNS = ("Name", "Kind", "State", "Since", "Last event", "RTT", "Reconn", "Events", "Last error")
+
+
+class ConnectionsTable(DataTable[Any]):
+    """Every map stream and killstream socket, as the snapshot's ``connections`` list has them."""
+
+    DEFAULT_CSS = """
+    ConnectionsTable {
+        height: auto;
+        max-height: 12;
+    }
+    """
+
+    def on_mount(self) -> None:
+        """Set up the columns."""
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*_COLUMNS)
+
+    def show(self, connections: Iterable[Mapping[str, Any]], now: float) -> None:
+        """Replace the rows with ``connections`` (ages relative to ``now``)."""
+        self.clear()
+        for conn in connections:
+            state = str(conn.get("state", "?"))
+            rtt = conn.get("heartbeat_rtt_ms")
+            error = conn.get("last_error") or ""
+            self.add_row(
+                str(conn.get("name", "?")),
+                str(conn.get("kind", "")),
+                coloured(self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True),
+                format_ago(conn.get("since"), now),
+                format_ago(conn.get("last_event_at"), now),
+                "-" if rtt is None else f"{float(rtt):.0f} ms",
+                str(conn.get("reconnects", 0)),
+                str(conn.get("events", 0)),
+                Text(str(error)[:60], overflow="ellipsis", no_wrap=True),
+                key=str(conn.get("name")),
+            )

@@ -1,0 +1,85 @@
+"""The counters panel: events per source, notifications per type, duplicates and errors.
+
+Keys the runtime may add later (``breakers``, ``cache``) are shown when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from wanderer_console.ui.model import total
+from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
+
+__all__ = ["CountersPanel"]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.2f}"
+    if isinstance(value, int | float):
+        return str(int(value))
+    return str(value)
+
+
+class CountersPanel(Static):
+    """Totals from the snapshot's ``counters`` (``Runtime.summary()``)."""
+
+    DEFAULT_CSS = """
+    CountersPanel {
+        height: 1fr;
+        overflow-y: auto;
+    }
+    """
+
+    def _section(self, table: Table, title: str, values: Any) -> None:
+        if isinstance(values, Mapping):
+            table.add_row(Text(title, style="bold"), _fmt(total(values)))
+            for label, value in sorted(values.items()):
+                table.add_row(f"  {label}", _fmt(value))
+        elif values is not None:
+            table.add_row(Text(title, style="bold"), _fmt(values))
+
+    def show(self, snapshot: Mapping[str, Any]) -> None:
+        """Render the counters of ``snapshot``."""
+        counters = snapshot.get("counters") or {}
+        table = Table.grid(padding=(0, 2), expand=True)
+        table.add_column(ratio=1)
+        table.add_column(justify="right")
+        self._section(table, "Events received", counters.get("events_received"))
+        self._section(table, "Notifications queued", counters.get("notifications_queued"))
+        self._section(table, "Notifications delivered", counters.get("notifications_delivered"))
+        self._section(table, "Duplicates suppressed", counters.get("duplicates_suppressed"))
+        self._section(table, "Delivery failures", counters.get("delivery_failures"))
+        errors = counters.get("errors")
+        if errors is not None:
+            variable = "health-down" if total(errors) else "health-ok"
+            table.add_row(
+                Text("Errors", style="bold"), coloured(self, _fmt(total(errors)), variable)
+            )
+        table.add_row(Text("Queue depth", style="bold"), _fmt(snapshot.get("queue_depth", 0)))
+        parts: list[RenderableType] = [table]
+        parts.extend(self._extras(snapshot))
+        self.update(Group(*parts))
+
+    def _extras(self, snapshot: Mapping[str, Any]) -> list[RenderableType]:
+        out: list[RenderableType] = []
+        breakers = snapshot.get("breakers")
+        if isinstance(breakers, Mapping) and breakers:
+            line = Text("Breakers ", style="bold")
+            for name, info in sorted(breakers.items()):
+                state = str(info.get("state") if isinstance(info, Mapping) else info)
+                line.append_text(coloured(self, f"{name}:{state} ", STATE_VARIABLE.get(state, "")))
+            out.append(line)
+        cache = snapshot.get("cache")
+        if isinstance(cache, Mapping) and cache:
+            line = Text("Cache ", style="bold")
+            for name, value in sorted(cache.items()):
+                line.append_text(coloured(self, f"{name}={_fmt(value)} ", "cache-hit"))
+            out.append(line)
+        return out

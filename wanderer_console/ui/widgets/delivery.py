@@ -1,0 +1,45 @@
+"""The delivery panel: one row per Discord target with its queue and rate-limit state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from textual.widgets import DataTable
+
+from wanderer_console.ui.widgets.colours import coloured
+
+__all__ = ["DeliveryTable"]
+
+_COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "Disabled")
+
+
+class DeliveryTable(DataTable[Any]):
+    """The snapshot's ``delivery.targets``; a disabled target is shown in the ``down`` colour."""
+
+    DEFAULT_CSS = """
+    DeliveryTable {
+        height: 1fr;
+    }
+    """
+
+    def on_mount(self) -> None:
+        """Set up the columns."""
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self.add_columns(*_COLUMNS)
+
+    def show(self, targets: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the rows with ``targets``."""
+        self.clear()
+        for key, target in sorted(targets.items()):
+            disabled = target.get("disabled")
+            self.add_row(
+                coloured(self, key, "health-down") if disabled else key,
+                str(target.get("pending", 0)),
+                str(target.get("sent", 0)),
+                str(target.get("sent_last_minute", 0)),
+                str(target.get("rate_limited", 0)),
+                coloured(self, str(disabled), "health-down", bold=True) if disabled else "-",
+                key=key,
+            )

@@ -227,3 +227,41 @@ async def test_stop_ends_open_streams_promptly() -> None:
         await asyncio.wait_for(server.stop(), 4)
         assert loop.time() - started < 2.0
     assert not server.running
+
+
+async def test_over_limit_and_restart_buffer_loss(served: tuple[FakeMapServer, str]) -> None:
+    fake, base = served
+    first = fake.add_system(31000100)
+    fake.add_system(31000101)
+    fake.over_limit = True
+    async with httpx.AsyncClient(timeout=5) as client:
+        resp = await client.get(url(base), headers=AUTH)
+        assert resp.status_code == 200
+        assert resp.text == ""
+        fake.over_limit = False
+        fake.clear_buffer()
+        params = {"last_event_id": first["id"]}
+        async with client.stream("GET", url(base), headers=AUTH, params=params) as stream:
+            lines = stream.aiter_lines()
+            frames = await asyncio.wait_for(read_frames(lines, 2), 3)
+    assert frames[0]["event"] == "connected"
+    assert frames[1] == {"comment": "keepalive"}
+
+
+def test_map_kill_payload_is_flattened() -> None:
+    fake = FakeMapServer("demo", KEY, MAP_ID, generator=DataGenerator(4))
+    km = fake.generator.make_killmail(system_id=31002238)
+    envelope = fake.publish_map_kill([km])
+    payload = envelope["payload"]
+    assert envelope["type"] == "map_kill"
+    assert payload["type"] == "killmail_update"
+    assert payload["solar_system_id"] == 31002238
+    [flat] = payload["killmails"]
+    assert flat["killmail_id"] == km["killmail_id"]
+    assert flat["solar_system_id"] == 31002238
+    assert flat["victim_char_id"] == km["victim"]["character_id"]
+    assert flat["victim_ship_name"] == km["victim"]["ship_name"]
+    assert flat["total_value"] == km["zkb"]["totalValue"]
+    assert flat["zkb"]["totalValue"] == km["zkb"]["totalValue"]
+    assert "final_blow_char_name" in flat
+    assert flat["attacker_count"] == km["attacker_count"]

@@ -26,9 +26,8 @@ from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.map_state import (
     SSE_EVENT_TYPES,
     MapState,
-    TrackedCharacter,
-    flatten_kill,
     iso_now,
+    map_kill_payload,
     static_info,
 )
 from wanderer_console.sim.ulid import UlidGenerator, is_valid_ulid
@@ -92,6 +91,8 @@ class FakeMapServer:
         self._streams: set[_Stream] = set()
         self._ulid = UlidGenerator()
         self._closed = False
+        self.over_limit = False
+        """When true, streams answer 200 and close at once without ``connected`` (§1.7)."""
         self.app = Starlette(
             routes=[
                 Route("/api/maps/{map}/events/stream", self._sse, methods=["GET"]),
@@ -121,7 +122,12 @@ class FakeMapServer:
 
     # -- publishing ------------------------------------------------------------------------
     def publish(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Build an envelope, apply it to the map state, buffer it and push it to live streams."""
+        """Build an envelope, apply it to the map state, buffer it and push it to live streams.
+
+        State follows ``add_system``, ``deleted_system``, ``character_added``/``_removed`` (by
+        internal UUID of a pilot tracked before), ``connection_*`` and
+        ``system_metadata_changed``; other types are only delivered.
+        """
         envelope = {
             "id": self._ulid.new(),
             "type": type,
@@ -175,11 +181,7 @@ class FakeMapServer:
         position: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """Publish ``add_system`` (``name`` defaults to the generator's; omitted if not wanted)."""
-        if name is None:
-            try:
-                name = self.generator.system(solar_system_id).name
-            except KeyError:
-                name = str(solar_system_id)
+        name = name or self.state.system_name(solar_system_id)
         x, y = position or self.state.random_position()
         payload: dict[str, Any] = {"solar_system_id": solar_system_id}
         if include_name:
@@ -251,7 +253,7 @@ class FakeMapServer:
             entry = next(iter(state.tracked.values()))
         else:
             tracked = None if character_eve_id is None else state.by_eve_id(character_eve_id)
-            entry = tracked or self._track_silently(self.generator.character(character_eve_id))
+            entry = tracked or self.state.track_pilot(self.generator.character(character_eve_id))
         payload = {
             "rally_point_id": state.new_uuid(),
             "solar_system_id": solar_system_id,
@@ -267,26 +269,7 @@ class FakeMapServer:
 
     def publish_map_kill(self, killmails: list[dict[str, Any]]) -> dict[str, Any]:
         """Publish a ``map_kill`` ``killmail_update`` batch of flattened killmails (§1.5.1)."""
-        flat = [flatten_kill(k, self.generator) for k in killmails]
-        system_id = flat[0]["solar_system_id"] if flat else None
-        payload = {
-            "type": "killmail_update",
-            "solar_system_id": system_id,
-            "timestamp": iso_now(),
-            "killmails": flat,
-        }
-        return self.publish("map_kill", payload)
-
-    def _track_silently(self, character: Character) -> TrackedCharacter:
-        gen = self.generator
-        return self.state.track(
-            character.eve_id,
-            character.name,
-            character.corporation_id,
-            gen.ticker(character.corporation_id),
-            character.alliance_id,
-            gen.ticker(character.alliance_id),
-        )
+        return self.publish("map_kill", map_kill_payload(killmails, self.generator))
 
     def seed(self, systems: Iterable[int], characters: Iterable[Character | int]) -> None:
         """Pre-populate systems and tracked pilots without publishing events.
@@ -298,7 +281,7 @@ class FakeMapServer:
         for character in characters:
             if isinstance(character, int):
                 character = self.generator.character(character)
-            self._track_silently(character)
+            self.state.track_pilot(character)
 
     # -- stream control --------------------------------------------------------------------
     def drop_connections(self) -> int:
@@ -310,6 +293,10 @@ class FakeMapServer:
             with contextlib.suppress(asyncio.QueueFull):
                 stream.queue.put_nowait(None)
         return len(streams)
+
+    def clear_buffer(self) -> None:
+        """Forget buffered envelopes, like a server restart (later backfills come up empty)."""
+        self._buffer.clear()
 
     def close(self) -> None:
         """End all streams and refuse new ones (use as ``AppServer(on_stop=...)``)."""
@@ -358,6 +345,8 @@ class FakeMapServer:
         else:
             types = frozenset(t.strip() for t in raw.split(",")) & SSE_EVENT_TYPES
         headers = {"cache-control": "no-cache", "access-control-allow-origin": "*"}
+        if self.over_limit:
+            return Response(b"", media_type="text/event-stream", headers=headers)
         body = self._frames(_Stream(types), query.get("last_event_id"))
         return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.universe import Character
 
 __all__ = [
     "SSE_EVENT_TYPES",
     "MapState",
     "TrackedCharacter",
     "flatten_kill",
+    "map_kill_payload",
     "iso_now",
     "static_info",
 ]
@@ -81,6 +83,13 @@ class MapState:
         """A plausible (x, y) position on the map canvas."""
         return self._rng.randrange(0, 2000, 10), self._rng.randrange(0, 1200, 10)
 
+    def system_name(self, solar_system_id: int) -> str:
+        """The generator's name for a system (its id as text when out of range)."""
+        try:
+            return self.generator.system(solar_system_id).name
+        except KeyError:
+            return str(solar_system_id)
+
     # -- systems ---------------------------------------------------------------------------
     def add_system(
         self,
@@ -89,12 +98,7 @@ class MapState:
         position: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """Put a system on the map (or make it visible again); return its REST object."""
-        original = name
-        if original is None:
-            try:
-                original = self.generator.system(solar_system_id).name
-            except KeyError:
-                original = str(solar_system_id)
+        original = name or self.system_name(solar_system_id)
         x, y = position or self.random_position()
         now = iso_now()
         existing = self.systems.get(solar_system_id)
@@ -201,6 +205,18 @@ class MapState:
         self._known[entry.character_uuid] = entry
         self.tracked[entry.character_uuid] = entry
         return entry
+
+    def track_pilot(self, character: Character) -> TrackedCharacter:
+        """Track a generator pilot, tickers looked up in the generator."""
+        gen = self.generator
+        return self.track(
+            character.eve_id,
+            character.name,
+            character.corporation_id,
+            gen.ticker(character.corporation_id),
+            character.alliance_id,
+            gen.ticker(character.alliance_id),
+        )
 
     def track_known(self, character_uuid: str) -> TrackedCharacter | None:
         """Re-track a pilot known by internal UUID (a ``character_added`` for it)."""
@@ -332,3 +348,14 @@ def flatten_kill(killmail: dict[str, Any], gen: DataGenerator) -> dict[str, Any]
         npc=bool(zkb.get("npc", False)),
     )
     return flat
+
+
+def map_kill_payload(killmails: list[dict[str, Any]], gen: DataGenerator) -> dict[str, Any]:
+    """``map_kill`` payload of type ``killmail_update`` for a batch of killmails (§1.5.1)."""
+    flat = [flatten_kill(k, gen) for k in killmails]
+    return {
+        "type": "killmail_update",
+        "solar_system_id": flat[0]["solar_system_id"] if flat else None,
+        "timestamp": iso_now(),
+        "killmails": flat,
+    }

@@ -16,6 +16,10 @@ __all__ = ["ConnectionsTable"]
 _COLUMNS = ("Name", "Kind", "State", "Since", "Last event", "RTT", "Reconn", "Events", "Last error")
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class ConnectionsTable(DataTable[Any]):
     """Every map stream and killstream socket, as the snapshot's ``connections`` list has them."""
 
@@ -48,6 +52,6 @@ class ConnectionsTable(DataTable[Any]):
                 "-" if rtt is None else f"{float(rtt):.0f} ms",
                 str(conn.get("reconnects", 0)),
                 str(conn.get("events", 0)),
-                Text(str(error)[:60], overflow="ellipsis", no_wrap=True),
+                Text(_clip(str(error), 24), no_wrap=True),
                 key=str(conn.get("name")),
             )

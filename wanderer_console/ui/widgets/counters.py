@@ -45,24 +45,45 @@ class CountersPanel(Static):
         elif values is not None:
             table.add_row(Text(title, style="bold"), _fmt(values))
 
+    def _notifications(self, table: Table, counters: Mapping[str, Any]) -> None:
+        queued = counters.get("notifications_queued")
+        delivered = counters.get("notifications_delivered")
+        if not isinstance(queued, Mapping) or not isinstance(delivered, Mapping):
+            self._section(table, "Notifications queued", queued)
+            self._section(table, "Notifications delivered", delivered)
+            return
+        table.add_row(
+            Text("Notifications delivered/queued", style="bold"),
+            f"{_fmt(total(delivered))}/{_fmt(total(queued))}",
+        )
+        for kind in sorted(set(queued) | set(delivered)):
+            table.add_row(
+                f"  {kind}", f"{_fmt(delivered.get(kind, 0))}/{_fmt(queued.get(kind, 0))}"
+            )
+
     def show(self, snapshot: Mapping[str, Any]) -> None:
         """Render the counters of ``snapshot``."""
         counters = snapshot.get("counters") or {}
         table = Table.grid(padding=(0, 2), expand=True)
         table.add_column(ratio=1)
         table.add_column(justify="right")
-        self._section(table, "Events received", counters.get("events_received"))
-        self._section(table, "Notifications queued", counters.get("notifications_queued"))
-        self._section(table, "Notifications delivered", counters.get("notifications_delivered"))
-        self._section(table, "Duplicates suppressed", counters.get("duplicates_suppressed"))
-        self._section(table, "Delivery failures", counters.get("delivery_failures"))
         errors = counters.get("errors")
         if errors is not None:
             variable = "health-down" if total(errors) else "health-ok"
             table.add_row(
                 Text("Errors", style="bold"), coloured(self, _fmt(total(errors)), variable)
             )
+        failures = counters.get("delivery_failures")
+        if failures is not None:
+            variable = "health-down" if total(failures) else "health-ok"
+            table.add_row(
+                Text("Delivery failures", style="bold"),
+                coloured(self, _fmt(total(failures)), variable),
+            )
         table.add_row(Text("Queue depth", style="bold"), _fmt(snapshot.get("queue_depth", 0)))
+        self._section(table, "Duplicates suppressed", counters.get("duplicates_suppressed"))
+        self._section(table, "Events received", counters.get("events_received"))
+        self._notifications(table, counters)
         parts: list[RenderableType] = [table]
         parts.extend(self._extras(snapshot))
         self.update(Group(*parts))

@@ -14,6 +14,10 @@ __all__ = ["DeliveryTable"]
 _COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "Disabled")
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class DeliveryTable(DataTable[Any]):
     """The snapshot's ``delivery.targets``; a disabled target is shown in the ``down`` colour."""
 
@@ -40,6 +44,8 @@ class DeliveryTable(DataTable[Any]):
                 str(target.get("sent", 0)),
                 str(target.get("sent_last_minute", 0)),
                 str(target.get("rate_limited", 0)),
-                coloured(self, str(disabled), "health-down", bold=True) if disabled else "-",
+                coloured(self, _clip(str(disabled), 12), "health-down", bold=True)
+                if disabled
+                else "-",
                 key=key,
             )

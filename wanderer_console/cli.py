@@ -213,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         tui=_wants_tui(args),
         log_level=args.log_level or settings.console.log_level,
+        config_path=loaded.path,
     )
 
 

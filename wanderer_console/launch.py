@@ -27,7 +27,7 @@ def _install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _run_tui(runtime: Runtime, stop: asyncio.Event) -> int:
+async def _run_tui(runtime: Runtime, stop: asyncio.Event, config_path: Path | None = None) -> int:
     """Start ``runtime`` and run the operator console until it quits or ``stop`` is set.
 
     Textual is imported here, not at module level, so ``--no-ui`` never loads it. The caller stops
@@ -35,13 +35,18 @@ async def _run_tui(runtime: Runtime, stop: asyncio.Event) -> int:
     """
     from wanderer_console.ui.app import run_tui
 
-    return await run_tui(runtime, stop)
+    return await run_tui(runtime, stop, config_path=config_path)
 
 
 def run_console(
-    settings: Settings, *, data_dir: Path | None, tui: bool, log_level: str = "INFO"
+    settings: Settings,
+    *,
+    data_dir: Path | None,
+    tui: bool,
+    log_level: str = "INFO",
+    config_path: Path | None = None,
 ) -> int:
-    """Run the engine until SIGINT/SIGTERM."""
+    """Run the engine until SIGINT/SIGTERM (or until the operator quits the console)."""
     configure_logging(log_level)
 
     async def main() -> int:
@@ -50,7 +55,7 @@ def run_console(
         runtime = Runtime(settings, data_dir=data_dir)
         if tui:
             try:
-                return await _run_tui(runtime, stop)
+                return await _run_tui(runtime, stop, config_path)
             finally:
                 await runtime.stop()
         await runtime.start()
@@ -186,7 +191,7 @@ async def _demo(
             summary = {
                 "summary": "demo",
                 "duration": duration,
-                "scenario": _plain(stats),
+                "scenario": _scenario_summary(stats, sim.discord.received),
                 **runtime.summary(),
                 "discord": discord_summary(sim.discord.received),
             }
@@ -209,11 +214,20 @@ async def _wait_connected(runtime: Runtime, *, timeout: float) -> None:
     log.warning("demo: not every source connected in time; continuing")
 
 
-def _plain(stats: Any) -> Any:
+def _scenario_summary(stats: Any, received: list[Any]) -> dict[str, Any] | None:
+    """What the simulator sent, and which expected kills never reached the fake Discord."""
     if stats is None:
         return None
-    if hasattr(stats, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(stats)
-    return stats if isinstance(stats, dict) else str(stats)
+    delivered = set()
+    for message in received:
+        for embed in message.body.get("embeds") or []:
+            footer = str((embed.get("footer") or {}).get("text", ""))
+            if footer.startswith("Killmail ID: "):
+                delivered.add(int(footer.removeprefix("Killmail ID: ").split()[0]))
+    expected = set(stats.expected_kill_ids)
+    return {
+        "sent": dict(stats.counts),
+        "kills_expected": len(expected),
+        "kills_missing": sorted(expected - delivered),
+        "untracked_kills_notified": sorted(set(stats.untracked_kill_ids) & delivered),
+    }

@@ -133,16 +133,21 @@ def _decide_for_map(
 
 
 def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | None:
-    """The Discord target of a route: its webhook, the primary webhook, its channel, primary.
+    """The Discord target of a route.
 
-    Returns ``None`` when the map has nowhere to send (``config check`` warns about that).
+    A setting for the route beats a primary one, and a webhook beats a channel at the same level:
+    the route's webhook, the route's channel, the primary webhook, the primary channel. Channels
+    need a bot token. Returns ``None`` when the map has nowhere to send (``config check`` warns).
     """
-    map_settings = settings.maps[tenant]
-    discord = map_settings.discord
-    webhook = getattr(discord, f"{route}_webhook_url") or discord.webhook_url
-    if webhook is not None:
-        return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), tenant)
-    channel: str = getattr(discord, f"{route}_channel_id") or discord.channel_id
-    if channel and (discord.bot_token or settings.discord.bot_token):
-        return Target(TargetKind.BOT_CHANNEL, channel, tenant)
+    discord = settings.maps[tenant].discord
+    has_token = bool(discord.bot_token or settings.discord.bot_token)
+    candidates = (
+        (getattr(discord, f"{route}_webhook_url"), getattr(discord, f"{route}_channel_id")),
+        (discord.webhook_url, discord.channel_id),
+    )
+    for webhook, channel in candidates:
+        if webhook is not None:
+            return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), tenant)
+        if channel and has_token:
+            return Target(TargetKind.BOT_CHANNEL, channel, tenant)
     return None

@@ -30,18 +30,24 @@ class Metrics:
             registry=r,
         )
         self.events_unknown = Counter(
-            "wc_events_unknown_type", "Events of a type this build does not know", ["source"],
+            "wc_events_unknown_type",
+            "Events of a type this build does not know",
+            ["source"],
             registry=r,
         )
         self.notifications_queued = Counter(
             "wc_notifications_queued", "Notifications written to the outbox", ["type"], registry=r
         )
         self.notifications_delivered = Counter(
-            "wc_notifications_delivered", "Notifications confirmed by Discord", ["type"],
+            "wc_notifications_delivered",
+            "Notifications confirmed by Discord",
+            ["type"],
             registry=r,
         )
         self.notifications_filtered = Counter(
-            "wc_notifications_filtered", "Candidate notifications a rule stopped", ["reason"],
+            "wc_notifications_filtered",
+            "Candidate notifications a rule stopped",
+            ["reason"],
             registry=r,
         )
         self.delivery_failures = Counter(
@@ -50,9 +56,7 @@ class Metrics:
         self.errors = Counter(
             "wc_errors", "Errors by component (each also logged)", ["component"], registry=r
         )
-        self.reconnects = Counter(
-            "wc_reconnects", "Source reconnections", ["source"], registry=r
-        )
+        self.reconnects = Counter("wc_reconnects", "Source reconnections", ["source"], registry=r)
         self.outbox_pending = Gauge(
             "wc_outbox_pending", "Notifications waiting for delivery", registry=r
         )

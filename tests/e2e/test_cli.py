@@ -1,0 +1,104 @@
+"""The installed command, run as a subprocess: demo summary, headless shutdown, no-TTY refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.sim import Simulator
+
+pytestmark = pytest.mark.timeout(90)
+
+COMMAND = [sys.executable, "-m", "wanderer_console"]
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_demo_prints_a_summary_with_every_type_and_no_duplicates(tmp_path: Path) -> None:
+    code, out, err = await _run("demo", "--no-ui", "--duration", "6", "--data-dir", str(tmp_path))
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    summary = lines[-1]
+    assert summary["summary"] == "demo"
+    delivered = summary["notifications_delivered"]
+    for kind in ("kill", "system", "character", "rally"):
+        assert delivered.get(kind, 0) > 0, kind
+    assert summary["discord"]["duplicate_deliveries"] == 0
+    assert summary["scenario"]["kills_missing"] == []
+    assert summary["scenario"]["untracked_kills_notified"] == []
+    assert summary["errors"] == 0
+    # Every other stdout line is a JSON log record.
+    assert all("level" in line for line in lines[:-1])
+
+
+async def test_no_ui_without_a_terminal_is_refused_with_advice() -> None:
+    code, _out, err = await _run("demo", "--duration", "1")
+    assert code == 2
+    assert "--no-ui" in err
+
+
+async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    async with Simulator(seed=5) as sim:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[console]
+startup_suppression_seconds = 0
+[killstream]
+websocket_url = "{sim.killstream_url}"
+[maps.home]
+url = "{sim.map_url}"
+slug = "{sim.map_slug}"
+api_key = "{sim.map_api_key}"
+[maps.home.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+"""
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "--no-ui",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        # Wait for the map stream to connect, then ask it to stop.
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
+            assert line, "process exited before connecting"
+            if json.loads(line)["event"] == "map stream connected":
+                break
+        sim.map.add_rally(sorted(sim.tracked_system_ids)[0])
+        for _ in range(200):  # up to 10 s for the rally to reach the fake Discord
+            if sim.discord.received:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        rest, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+        assert proc.returncode == 0, err.decode()
+        events = [json.loads(line)["event"] for line in rest.decode().splitlines() if line]
+        assert events[-1] == "wanderer console stopped"
+        assert len(sim.discord.received) == 1
+        assert sim.map_api_key not in rest.decode()

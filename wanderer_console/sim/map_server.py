@@ -87,6 +87,8 @@ class FakeMapServer:
         """Every envelope ever published, in order."""
         self.connect_log: list[dict[str, Any]] = []
         """Per accepted stream request: ``last_event_id``, ``events``, ``query``, ``at``."""
+        self.extra_event_types: frozenset[str] = frozenset()
+        """Types streamed besides the real server's list (a newer server, for tests)."""
         self._buffer: deque[dict[str, Any]] = deque(maxlen=buffer_limit)
         self._streams: set[_Stream] = set()
         self._ulid = UlidGenerator()
@@ -340,10 +342,11 @@ class FakeMapServer:
             }
         )
         raw = query.get("events")
+        known = SSE_EVENT_TYPES | self.extra_event_types
         if raw is None or raw.strip() in ("", "*"):
-            types = SSE_EVENT_TYPES
+            types = known
         else:
-            types = frozenset(t.strip() for t in raw.split(",")) & SSE_EVENT_TYPES
+            types = frozenset(t.strip() for t in raw.split(",")) & known
         headers = {"cache-control": "no-cache", "access-control-allow-origin": "*"}
         if self.over_limit:
             return Response(b"", media_type="text/event-stream", headers=headers)

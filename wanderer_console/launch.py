@@ -99,10 +99,9 @@ def demo_settings(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Setting
     )
 
 
-def _kind_of(body: dict[str, Any]) -> str:
-    embeds = body.get("embeds") or [{}]
-    title = str(embeds[0].get("title", ""))
-    footer = str((embeds[0].get("footer") or {}).get("text", ""))
+def _kind_of(embed: dict[str, Any]) -> str:
+    title = str(embed.get("title", ""))
+    footer = str((embed.get("footer") or {}).get("text", ""))
     if title.startswith("New System Tracked"):
         return "system"
     if title.startswith("New Character Tracked"):
@@ -115,12 +114,12 @@ def _kind_of(body: dict[str, Any]) -> str:
 
 
 def discord_summary(received: list[Any]) -> dict[str, Any]:
-    """What the fake Discord got: messages per type and deliveries of the same embed twice."""
+    """What the fake Discord got: notifications (embeds) per type, and any delivered twice."""
     per_type: Counter[str] = Counter()
     seen: Counter[str] = Counter()
     for message in received:
-        per_type[_kind_of(message.body)] += 1
         for embed in message.body.get("embeds") or []:
+            per_type[_kind_of(embed)] += 1
             identity = json.dumps(
                 [message.target, embed.get("title"), embed.get("url"), embed.get("footer")],
                 sort_keys=True,

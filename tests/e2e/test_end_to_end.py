@@ -51,6 +51,16 @@ def messages(sim: Simulator, prefix: str) -> list[Any]:
     ]
 
 
+def embeds(sim: Simulator, prefix: str) -> list[dict[str, Any]]:
+    """Every embed the fake Discord accepted whose title starts with ``prefix`` (batches too)."""
+    return [
+        embed
+        for m in sim.discord.received
+        for embed in m.body.get("embeds") or []
+        if str(embed.get("title", "")).startswith(prefix)
+    ]
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     simulator = Simulator(seed=3)
@@ -189,7 +199,7 @@ async def test_restart_resumes_from_the_saved_cursor(sim: Simulator, tmp_path: P
             await asyncio.sleep(0.01)
 
     await stream_systems(5)
-    await wait_for(lambda: len(messages(sim, "New System Tracked")) >= 3)
+    await wait_for(lambda: len(embeds(sim, "New System Tracked")) >= 3)
     # Stop mid-stream: events keep coming while the engine is down.
     producer = asyncio.create_task(stream_systems(10))
     await asyncio.sleep(0.03)
@@ -202,7 +212,7 @@ async def test_restart_resumes_from_the_saved_cursor(sim: Simulator, tmp_path: P
     await second.start()
     try:
         await connected(second)
-        await wait_for(lambda: len(messages(sim, "New System Tracked")) >= len(published))
+        await wait_for(lambda: len(embeds(sim, "New System Tracked")) >= len(published))
         await second.drain(timeout=3.0)
         await asyncio.sleep(0.3)
     finally:
@@ -210,7 +220,7 @@ async def test_restart_resumes_from_the_saved_cursor(sim: Simulator, tmp_path: P
 
     resumed = sim.map.connect_log[-1]
     assert resumed["last_event_id"] == cursor
-    titles = [m.body["embeds"][0]["title"] for m in messages(sim, "New System Tracked")]
+    titles = [embed["title"] for embed in embeds(sim, "New System Tracked")]
     assert len(titles) == len(published)
     assert len(set(titles)) == len(titles)
     assert discord_summary(sim.discord.received)["duplicate_deliveries"] == 0

@@ -42,6 +42,8 @@ class SendResult:
     detail: str = ""
     bucket_remaining: int | None = None
     bucket_reset_after: float | None = None
+    channel_id: str | None = None
+    """The channel Discord posted into (from the confirmed message), for per-channel pacing."""
 
 
 def _float(value: str | None) -> float | None:
@@ -56,18 +58,20 @@ def _classify(response: HttpResponse) -> SendResult:
     remaining_raw = headers.get("x-ratelimit-remaining")
     remaining = int(remaining_raw) if remaining_raw and remaining_raw.isdigit() else None
     reset_after = _float(headers.get("x-ratelimit-reset-after"))
+    body: Any = None
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        body = None
     if response.ok:
+        channel = body.get("channel_id") if isinstance(body, dict) else None
         return SendResult(
             Outcome.SENT,
             response.status,
             bucket_remaining=remaining,
             bucket_reset_after=reset_after,
+            channel_id=str(channel) if channel else None,
         )
-    body: Any = None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
     message = body.get("message", "") if isinstance(body, dict) else response.text(200)
     if response.status == 429:
         retry_after = None

@@ -1,14 +1,16 @@
 """The outbox dispatcher: every pending notification is delivered once Discord confirms it.
 
-Rows are read from the durable outbox, grouped per target and sent target by target in
-parallel, each target in order. A row is marked sent only after Discord's confirmation, so a
-crash re-sends at most the message in flight, never one that was confirmed.
+Due rows are read from the durable outbox and handed to one worker per target, so a target that
+waits on a rate limit never holds up another. A worker packs queued rows into messages of up to
+10 embeds, paces its channel, and marks rows sent only after Discord's confirmation, so a crash
+re-sends at most the message in flight, never one that was confirmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
+from wanderer_console.delivery.pacing import Batch, ChannelPacer, pack
 from wanderer_console.domain.notification import Target
 from wanderer_console.store.base import OutboxRow
 from wanderer_console.store.sqlite import SqliteStore
@@ -29,6 +32,7 @@ __all__ = ["Dispatcher", "ResolvedTarget", "TargetState"]
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 12  # about an hour of backoff before a transient failure is given up
+_FETCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +49,17 @@ class TargetState:
 
     key: str
     sent: int = 0
+    """Notifications confirmed."""
+    messages: int = 0
+    """Discord messages confirmed (a message carries up to 10 notifications)."""
     rate_limited: int = 0
     disabled_reason: str | None = None
     paused_until: float = 0.0
     last_error: str | None = None
     sent_times: list[float] = field(default_factory=list)
+
+
+TargetKey = tuple[str, str]
 
 
 class Dispatcher:
@@ -60,10 +70,11 @@ class Dispatcher:
         store: SqliteStore,
         sender: DiscordSender,
         metrics: Metrics,
-        targets: Callable[[], Mapping[tuple[str, str], ResolvedTarget]],
+        targets: Callable[[], Mapping[TargetKey, ResolvedTarget]],
         *,
         dry_run: Callable[[], bool] = lambda: False,
         poll_interval: float = 1.0,
+        channel_per_minute: int = 30,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -73,6 +84,10 @@ class Dispatcher:
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._global_pause_until = 0.0
+        self._pacer = ChannelPacer(per_minute=channel_per_minute)
+        self._channels: dict[str, str] = {}
+        self._unbatch: set[int] = set()
+        self._busy: dict[TargetKey, asyncio.Task[None]] = {}
         self.paused = False
         self.states: dict[str, TargetState] = {}
 
@@ -88,84 +103,116 @@ class Dispatcher:
         return found
 
     async def run(self) -> None:
-        """Deliver forever; returns only when cancelled."""
-        while True:
-            worked = 0 if self.paused else await self.drain_once()
-            if worked:
-                continue
-            self._wake.clear()
-            timeout = self._poll
-            next_due = self._store.next_due_at()
-            if next_due is not None:
-                timeout = max(0.01, min(timeout, next_due - time.time()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        """Deliver forever; returns only when cancelled (in-flight sends are cancelled too)."""
+        try:
+            while True:
+                self._wake.clear()
+                if not self.paused:
+                    self._dispatch_due()
+                timeout = self._poll
+                next_due = self._store.next_due_at()
+                if next_due is not None:
+                    timeout = min(timeout, next_due - time.time())
+                timeout = max(timeout, self._global_pause_until - time.time(), 0.01)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        finally:
+            for task in self._busy.values():
+                task.cancel()
+            for task in list(self._busy.values()):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def drain_once(self, limit: int = 200) -> int:
-        """Send every row due now (up to ``limit``); return how many were handled."""
+    def _dispatch_due(self) -> None:
         now = time.time()
         if now < self._global_pause_until:
-            await asyncio.sleep(self._global_pause_until - now)
-            now = time.time()
-        rows = self._store.due_outbox(now, limit=limit)
+            return
+        rows = self._store.due_outbox(now, limit=_FETCH)
         self._metrics.outbox_pending.set(sum(self._store.outbox_depth().values()))
-        if not rows:
-            return 0
-        groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+        groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
         for row in rows:
-            groups[(row.tenant_id, row.target_key)].append(row)
+            key = (row.tenant_id, row.target_key)
+            if key not in self._busy:
+                groups[key].append(row)
+        if not groups:
+            return
         targets = self._targets()
-        await asyncio.gather(
-            *(self._work_target(key, group, targets.get(key)) for key, group in groups.items())
-        )
-        return len(rows)
+        for key, group in groups.items():
+            task = asyncio.create_task(self._work_target(key, group, targets.get(key)))
+            self._busy[key] = task
+            task.add_done_callback(functools.partial(self._worker_done, key))
+
+    def _worker_done(self, key: TargetKey, _task: asyncio.Task[None]) -> None:
+        self._busy.pop(key, None)
+        self.wake()
 
     async def _work_target(
-        self, key: tuple[str, str], rows: list[OutboxRow], resolved: ResolvedTarget | None
+        self, key: TargetKey, rows: list[OutboxRow], resolved: ResolvedTarget | None
     ) -> None:
         state = self.state(key[1])
-        for row in rows:
-            if resolved is None:
-                self._store.mark_failed(row.id, error="target no longer configured")
-                self._metrics.delivery_failures.labels(reason="unconfigured").inc()
-                continue
-            if state.disabled_reason is not None:
-                self._store.mark_failed(row.id, error=f"target disabled: {state.disabled_reason}")
-                self._metrics.delivery_failures.labels(reason="disabled").inc()
-                continue
-            wait = state.paused_until - time.time()
+        if resolved is None or state.disabled_reason is not None:
+            reason = "unconfigured" if resolved is None else "disabled"
+            error = (
+                "target no longer configured"
+                if resolved is None
+                else f"target disabled: {state.disabled_reason}"
+            )
+            for row in rows:
+                self._store.mark_failed(row.id, error=error)
+                self._metrics.delivery_failures.labels(reason=reason).inc()
+            return
+        max_embeds = 1 if self._unbatch & {r.id for r in rows} else 10
+        for batch in pack(rows, max_embeds=max_embeds):
+            now = time.time()
+            wait = max(
+                state.paused_until - now,
+                self._global_pause_until - now,
+                self._pacer.delay(self._channel_of(key[1]), now),
+            )
             if wait > 0:
                 await asyncio.sleep(wait)
-            if not await self._deliver(row, resolved, state):
+            if self.paused:
+                return
+            if not await self._deliver(batch, resolved, state):
                 return  # keep this target's order: the rest wait for the retry
 
-    async def _deliver(self, row: OutboxRow, resolved: ResolvedTarget, state: TargetState) -> bool:
-        body: dict[str, Any] = orjson.loads(row.body)
-        if self._dry_run():
-            log.info(
-                "dry run: notification not sent",
-                extra={
-                    "ctx": {
-                        "tenant": row.tenant_id,
-                        "type": row.type,
-                        "target": row.target_key,
-                        "body": body,
-                    }
-                },
-            )
-            self._store.mark_sent(row.id)
-            return True
-        result = await self._sender.send(resolved.target, body, bot_token=resolved.bot_token)
-        return self._settle(row, result, state)
+    def _channel_of(self, target_key: str) -> str:
+        """The channel a target posts into (learned from Discord's answers for webhooks)."""
+        return self._channels.get(target_key, target_key)
 
-    def _settle(self, row: OutboxRow, result: SendResult, state: TargetState) -> bool:
+    async def _deliver(self, batch: Batch, resolved: ResolvedTarget, state: TargetState) -> bool:
+        if self._dry_run():
+            for row in batch.rows:
+                log.info(
+                    "dry run: notification not sent",
+                    extra={
+                        "ctx": {
+                            "tenant": row.tenant_id,
+                            "type": row.type,
+                            "target": row.target_key,
+                            "body": orjson.loads(row.body),
+                        }
+                    },
+                )
+                self._store.mark_sent(row.id)
+            return True
+        result = await self._sender.send(resolved.target, batch.body, bot_token=resolved.bot_token)
+        return self._settle(batch, result, state)
+
+    def _settle(self, batch: Batch, result: SendResult, state: TargetState) -> bool:
         now = time.time()
+        first = batch.rows[0]
         if result.outcome is Outcome.SENT:
-            self._store.mark_sent(row.id, now=now)
-            self._metrics.notifications_delivered.labels(type=row.type).inc()
-            state.sent += 1
+            for row in batch.rows:
+                self._store.mark_sent(row.id, now=now)
+                self._metrics.notifications_delivered.labels(type=row.type).inc()
+            state.sent += len(batch.rows)
+            state.messages += 1
             state.sent_times.append(now)
             del state.sent_times[:-120]
+            if result.channel_id:
+                self._channels[first.target_key] = f"channel:{result.channel_id}"
+            self._pacer.record(self._channel_of(first.target_key), now)
             if result.bucket_remaining == 0 and result.bucket_reset_after:
                 state.paused_until = now + result.bucket_reset_after
             return True
@@ -176,41 +223,49 @@ class Dispatcher:
             state.paused_until = now + result.retry_after
             if result.global_limit:
                 self._global_pause_until = now + result.retry_after
-            self._store.mark_retry(
-                row.id, next_attempt_at=now + result.retry_after, error=state.last_error
-            )
+            # A 429 is not the message's fault: it does not count as an attempt.
+            for row in batch.rows:
+                self._store.defer(row.id, next_attempt_at=now + result.retry_after)
             return False
         if result.outcome is Outcome.DEAD_TARGET:
             state.disabled_reason = state.last_error or "refused"
-            self._store.mark_failed(row.id, error=state.last_error)
+            self._metrics.targets_disabled.inc()
+            for row in batch.rows:
+                self._store.mark_failed(row.id, error=state.last_error)
             log.error(
                 "discord target disabled; fix the configuration and reload",
                 extra={
                     "ctx": {
-                        "target": row.target_key,
-                        "tenant": row.tenant_id,
+                        "target": first.target_key,
+                        "tenant": first.tenant_id,
                         "status": result.status,
                         "detail": result.detail,
                     }
                 },
             )
             return False
-        if result.outcome is Outcome.REJECTED or row.attempts + 1 >= _MAX_ATTEMPTS:
-            self._store.mark_failed(row.id, error=state.last_error)
+        if result.outcome is Outcome.REJECTED and len(batch.rows) > 1:
+            # Something in the batch is unacceptable: resend the rows one by one to find it.
+            self._unbatch.update(row.id for row in batch.rows)
+            return False
+        if result.outcome is Outcome.REJECTED or first.attempts + 1 >= _MAX_ATTEMPTS:
+            for row in batch.rows:
+                self._store.mark_failed(row.id, error=state.last_error)
             log.error(
                 "notification dropped after a permanent error",
                 extra={
                     "ctx": {
-                        "target": row.target_key,
+                        "target": first.target_key,
                         "status": result.status,
                         "detail": result.detail,
-                        "attempts": row.attempts + 1,
+                        "attempts": first.attempts + 1,
                     }
                 },
             )
             return True
-        delay = min(300.0, 2.0 ** min(row.attempts, 8))
-        self._store.mark_retry(row.id, next_attempt_at=now + delay, error=state.last_error)
+        delay = min(300.0, 2.0 ** min(first.attempts, 8))
+        for row in batch.rows:
+            self._store.mark_retry(row.id, next_attempt_at=now + delay, error=state.last_error)
         return False
 
     def snapshot(self) -> dict[str, Any]:
@@ -224,6 +279,7 @@ class Dispatcher:
                 key: {
                     "pending": depth.get(key, 0),
                     "sent": self.state(key).sent,
+                    "messages": self.state(key).messages,
                     "sent_last_minute": sum(1 for t in self.state(key).sent_times if now - t < 60),
                     "rate_limited": self.state(key).rate_limited,
                     "disabled": self.state(key).disabled_reason,

@@ -200,6 +200,12 @@ class SqliteStore:
             (next_attempt_at, error[:500], row_id),
         )
 
+    def defer(self, row_id: int, *, next_attempt_at: float) -> None:
+        """Postpone a notification without counting an attempt (a rate limit, not a failure)."""
+        self._conn.execute(
+            "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (next_attempt_at, row_id)
+        )
+
     def mark_failed(self, row_id: int, *, error: str) -> None:
         """Give up on a notification (its target is gone); kept for the operator to inspect."""
         self._conn.execute(
@@ -219,3 +225,40 @@ class SqliteStore:
         """Outbox rows per status."""
         rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         return {str(status): int(count) for status, count in rows}
+
+    # -- enrichment cache ----------------------------------------------------------------------
+
+    def save_cache_entries(self, rows: Iterable[tuple[str, str, int, str, float]]) -> int:
+        """Upsert ``(namespace, key, version, value_json, expires_at)`` rows; return the count."""
+        batch = list(rows)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT INTO cache_entries (namespace, key, version, value, expires_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, key, version) DO UPDATE SET"
+                " value = excluded.value, expires_at = excluded.expires_at",
+                batch,
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return len(batch)
+
+    def load_cache_entries(
+        self, version: int, now: float
+    ) -> list[tuple[str, str, int, str, float]]:
+        """Cache rows of ``version`` that expire after ``now`` (older versions are ignored)."""
+        rows = self._conn.execute(
+            "SELECT namespace, key, version, value, expires_at FROM cache_entries"
+            " WHERE version = ? AND expires_at > ?",
+            (version, now),
+        ).fetchall()
+        return [(str(n), str(k), int(v), str(val), float(e)) for n, k, v, val, e in rows]
+
+    def prune_cache_entries(self, version: int, now: float) -> int:
+        """Delete cache rows of other versions or already expired; return how many."""
+        result = self._conn.execute(
+            "DELETE FROM cache_entries WHERE version != ? OR expires_at <= ?", (version, now)
+        )
+        return int(result.rowcount)

@@ -57,6 +57,11 @@ class Metrics:
             "wc_errors", "Errors by component (each also logged)", ["component"], registry=r
         )
         self.reconnects = Counter("wc_reconnects", "Source reconnections", ["source"], registry=r)
+        self.targets_disabled = Counter(
+            "wc_targets_disabled",
+            "Discord targets disabled after 401/403/404 (operator action needed)",
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "wc_outbox_pending", "Notifications waiting for delivery", registry=r
         )

@@ -1,0 +1,149 @@
+"""The outbox dispatcher against the fake Discord over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.http.client import HttpClient
+from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
+from wanderer_console.store import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Rig:
+    discord: FakeDiscord
+    server: AppServer
+    store: SqliteStore
+    metrics: Metrics
+    dispatcher: Dispatcher
+    targets: dict[tuple[str, str], ResolvedTarget]
+
+    def hook(self, webhook_id: int) -> Target:
+        target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
+        self.targets[("home", target.key)] = ResolvedTarget(target)
+        return target
+
+    def enqueue(
+        self, target: Target, count: int, *, content: str | None = None, tag: str = ""
+    ) -> None:
+        notes = []
+        for i in range(count):
+            body: dict[str, object] = {"embeds": [{"title": f"note {i}", "description": "x"}]}
+            if content:
+                body["content"] = content
+            key = f"n:{target.key}:{i}:{content}:{tag}"
+            notes.append(Notification("home", NotificationType.KILL, key, target, body))
+        self.store.enqueue(notes)
+        self.dispatcher.wake()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    discord = FakeDiscord(webhook_limit=5, webhook_window=2.0)
+    server = AppServer(discord.app)
+    await server.start()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    metrics = Metrics()
+    http = HttpClient("discord", metrics=metrics)
+    targets: dict[tuple[str, str], ResolvedTarget] = {}
+    sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
+    dispatcher = Dispatcher(store, sender, metrics, lambda: targets, poll_interval=0.1)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield Rig(discord, server, store, metrics, dispatcher, targets)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+        await server.stop()
+        store.close()
+
+
+async def until(predicate: object, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_burst_is_batched_and_paced_without_429(rig: Rig) -> None:
+    target = rig.hook(1)
+    rig.enqueue(target, 75)
+    await until(lambda: rig.store.outbox_counts() == {"sent": 75})
+    received = rig.discord.messages_for("webhook:1")
+    assert sum(len(m.body["embeds"]) for m in received) == 75
+    assert len(received) <= 10  # 75 notifications in messages of up to 10 embeds
+    assert all(len(m.body["embeds"]) <= 10 for m in received)
+    assert rig.discord.rejected_429 == 0  # paced from the X-RateLimit headers
+    titles = [e["title"] for m in received for e in m.body["embeds"]]
+    assert titles == [f"note {i}" for i in range(75)]  # order kept
+
+
+async def test_mentions_are_never_batched(rig: Rig) -> None:
+    target = rig.hook(2)
+    rig.enqueue(target, 3, content="<@&1> rally")
+    await until(lambda: rig.store.outbox_counts() == {"sent": 3})
+    assert [len(m.body["embeds"]) for m in rig.discord.messages_for("webhook:2")] == [1, 1, 1]
+
+
+async def test_unknown_webhook_is_disabled_after_one_attempt(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead, alive = rig.hook(3), rig.hook(4)
+    rig.discord.disable_webhook(3)
+    with caplog.at_level(logging.ERROR, logger="wanderer_console"):
+        rig.enqueue(dead, 4)
+        rig.enqueue(alive, 2)
+        await until(lambda: rig.store.outbox_counts() == {"failed": 4, "sent": 2})
+        requests_after = rig.discord.requests
+        rig.enqueue(dead, 1, tag="later")  # a later notification is failed without a request
+        await until(lambda: rig.store.outbox_counts().get("failed") == 5)
+    assert rig.discord.rejected_404 == 1
+    assert rig.discord.requests == requests_after
+    state = rig.dispatcher.snapshot()["targets"]["webhook:3"]
+    assert "Unknown Webhook" in state["disabled"]
+    assert rig.metrics.value("wc_targets_disabled_total") == 1
+    assert any("target disabled" in r.getMessage() for r in caplog.records)
+    assert all("/tok" not in r.getMessage() for r in caplog.records)
+
+
+async def test_429_waits_and_retries_without_losing_anything(rig: Rig) -> None:
+    target = rig.hook(5)
+    # Someone else exhausts the webhook's bucket first.
+    async with httpx.AsyncClient() as client:
+        for _ in range(5):
+            await client.post(target.address, json={"content": "other"})
+    rig.enqueue(target, 3)
+    await until(lambda: rig.store.outbox_counts() == {"sent": 3})
+    assert rig.discord.rejected_429 == 1
+    assert rig.dispatcher.snapshot()["targets"]["webhook:5"]["rate_limited"] == 1
+
+
+async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None:
+    target = rig.hook(6)
+    rig.enqueue(target, 3)
+    bad = Notification(
+        "home", NotificationType.KILL, "bad", target, {"embeds": [{"title": "t" * 300}]}
+    )
+    rig.store.enqueue([bad])
+    rig.enqueue(target, 0)
+    await until(lambda: rig.store.outbox_counts() == {"sent": 3, "failed": 1})
+    assert rig.discord.rejected_400 >= 1

@@ -1,0 +1,53 @@
+"""Packing outbox rows into messages, and the per-channel budget."""
+
+from __future__ import annotations
+
+import orjson
+
+from wanderer_console.delivery.pacing import ChannelPacer, pack
+from wanderer_console.store.base import OutboxRow
+
+
+def row(i: int, **body: object) -> OutboxRow:
+    payload = {"embeds": [{"title": f"t{i}", "description": "d"}], **body}
+    return OutboxRow(
+        i, "home", f"k{i}", "kill", "webhook", "webhook:1", orjson.dumps(payload).decode(), 0
+    )
+
+
+def test_consecutive_rows_share_messages_of_at_most_ten() -> None:
+    batches = pack([row(i) for i in range(23)])
+    assert [len(b.rows) for b in batches] == [10, 10, 3]
+    assert [e["title"] for b in batches for e in b.body["embeds"]] == [f"t{i}" for i in range(23)]
+
+
+def test_rows_with_content_travel_alone_and_keep_their_place() -> None:
+    rows = [row(0), row(1, content="<@&5> rally"), row(2), row(3)]
+    batches = pack(rows)
+    assert [[r.id for r in b.rows] for b in batches] == [[0], [1], [2, 3]]
+    assert batches[1].body["content"] == "<@&5> rally"
+
+
+def test_6000_character_total_splits_a_batch() -> None:
+    big = [row(i) for i in range(4)]
+    big = [
+        r._replace(body=orjson.dumps({"embeds": [{"description": "x" * 2500}]}).decode())
+        for r in big
+    ]
+    assert [len(b.rows) for b in pack(big)] == [2, 2]
+
+
+def test_different_usernames_are_not_merged() -> None:
+    batches = pack([row(0, username="a"), row(1, username="b")])
+    assert len(batches) == 2
+
+
+def test_pacer_budget_and_window() -> None:
+    pacer = ChannelPacer(per_minute=3, window=60.0)
+    for t in (0.0, 1.0, 2.0):
+        assert pacer.delay("c", t) == 0.0
+        pacer.record("c", t)
+    assert pacer.delay("c", 10.0) == 50.0  # the oldest send leaves the window at t=60
+    assert pacer.delay("other", 10.0) == 0.0
+    assert pacer.delay("c", 60.0) == 0.0
+    assert pacer.count("c", 60.0) == 2

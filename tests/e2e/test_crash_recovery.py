@@ -1,0 +1,124 @@
+"""``kill -9`` during delivery, then a restart: everything is delivered, nothing confirmed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.sim import Simulator
+
+pytestmark = pytest.mark.timeout(120)
+
+KILLS = 200
+
+
+def _outbox(db: Path) -> dict[str, list[str]]:
+    """Embeds (as canonical JSON) of the outbox rows per status, read beside the running engine."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT status, body FROM outbox").fetchall()
+    finally:
+        conn.close()
+    out: dict[str, list[str]] = {}
+    for status, body in rows:
+        for embed in json.loads(body)["embeds"]:
+            out.setdefault(status, []).append(json.dumps(embed, sort_keys=True))
+    return out
+
+
+async def _start(config: Path, data: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wanderer_console",
+        "--no-ui",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _until(predicate: object, timeout: float) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_kill_9_during_delivery_loses_nothing_and_repeats_nothing_confirmed(
+    tmp_path: Path,
+) -> None:
+    async with Simulator(seed=11) as sim:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[console]
+startup_suppression_seconds = 0
+[killstream]
+websocket_url = "{sim.killstream_url}"
+[maps.home]
+url = "{sim.map_url}"
+slug = "{sim.map_slug}"
+api_key = "{sim.map_api_key}"
+[maps.home.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+"""
+        )
+        data = tmp_path / "data"
+        db = data / "wanderer-console.db"
+        first = await _start(config, data)
+        try:
+            await _until(lambda: sim.killstream.joined_clients >= 2, timeout=20)
+            tracked = sorted(sim.tracked_system_ids)
+            for i in range(KILLS):
+                await sim.killstream.push_kill(
+                    sim.generator.make_killmail(system_id=tracked[i % 5])
+                )
+            # Every kill is in the outbox before the crash; delivery is still under way.
+            await _until(lambda: db.exists() and sum(map(len, _outbox(db).values())) == KILLS, 20)
+            await _until(lambda: len(_outbox(db).get("sent", [])) >= 20, 20)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        finally:
+            if first.returncode is None:
+                first.kill()
+        confirmed = set(_outbox(db).get("sent", []))
+        assert 20 <= len(confirmed) < KILLS, "the crash should land mid-delivery"
+        received_before = len(sim.discord.received)
+
+        second = await _start(config, data)
+        try:
+            await _until(lambda: set(_outbox(db)) == {"sent"}, timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(second.communicate(), timeout=20)
+        assert second.returncode == 0, err.decode()
+
+        after = [
+            json.dumps(embed, sort_keys=True)
+            for message in sim.discord.received[received_before:]
+            for embed in message.body["embeds"]
+        ]
+        assert confirmed.isdisjoint(after), "a notification Discord confirmed was sent again"
+        everything = [
+            json.dumps(embed, sort_keys=True)
+            for message in sim.discord.received
+            for embed in message.body["embeds"]
+        ]
+        footers = {json.loads(e)["footer"]["text"].split()[2] for e in everything}
+        assert len(footers) == KILLS  # every kill delivered
+        # At most the one message in flight at the crash can have been delivered twice.
+        assert len(everything) - len(set(everything)) <= 10
+    assert os.path.exists(db)

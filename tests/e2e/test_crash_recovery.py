@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
 import sys
@@ -121,4 +120,3 @@ webhook_url = "{sim.webhook_url("primary")}"
         assert len(footers) == KILLS  # every kill delivered
         # At most the one message in flight at the crash can have been delivered twice.
         assert len(everything) - len(set(everything)) <= 10
-    assert os.path.exists(db)

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import orjson
@@ -18,9 +18,27 @@ import orjson
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["HttpClient", "HttpResponse", "TransportError", "classify_error"]
+if TYPE_CHECKING:
+    from wanderer_console.http.middleware import BreakerEvent, BreakerSnapshot, Chain
+
+__all__ = [
+    "ATTEMPTS",
+    "IDEMPOTENT",
+    "NO_RETRY",
+    "HttpClient",
+    "HttpResponse",
+    "TransportError",
+    "classify_error",
+]
 
 log = logging.getLogger(__name__)
+
+IDEMPOTENT: Final = "wanderer.idempotent"
+"""Request extension: ``True`` lets the middleware chain retry a POST/PATCH."""
+NO_RETRY: Final = "wanderer.no_retry"
+"""Request extension: ``True`` bypasses retry (long-lived streams)."""
+ATTEMPTS: Final = "wanderer.attempts"
+"""Response extension set by the retry layer: attempts made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +89,12 @@ def classify_error(exc: httpx.HTTPError) -> TransportError:
 
 
 class HttpClient:
-    """An HTTP client for one service (map, esi, discord, killstream, zkillboard)."""
+    """An HTTP client for one service (map, esi, discord, killstream, zkillboard).
+
+    Built plain (no middleware) by its constructor for backward compatibility; use
+    :func:`wanderer_console.http.factory.build_client` to get the middleware chain (retry, rate
+    limit, circuit breaker, telemetry).
+    """
 
     def __init__(
         self,
@@ -81,15 +104,27 @@ class HttpClient:
         timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
+        chain: Chain | None = None,
     ) -> None:
         self.service = service
         self._metrics = metrics
+        self._chain = chain
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
             headers=dict(headers or {}),
             follow_redirects=False,
+            transport=None if chain is None else chain.transport,
         )
+
+    def breakers_snapshot(self) -> dict[str, BreakerSnapshot]:
+        """Every per-host circuit breaker's state (empty without the middleware chain)."""
+        return {} if self._chain is None else self._chain.breakers.snapshot()
+
+    @property
+    def breaker_events(self) -> list[BreakerEvent]:
+        """Recent breaker transitions, oldest first (bounded)."""
+        return [] if self._chain is None else list(self._chain.breakers.events)
 
     @property
     def raw(self) -> httpx.AsyncClient:
@@ -105,8 +140,13 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> HttpResponse:
-        """Send one request and read the whole response; raise :class:`TransportError`."""
+        """Send one request and read the whole response; raise :class:`TransportError`.
+
+        ``idempotent=True`` lets the middleware chain retry a POST; ``False`` forbids retrying
+        any method; ``None`` follows the method (GET/HEAD/PUT/DELETE are idempotent).
+        """
         started = time.perf_counter()
         content = None if json is None else orjson.dumps(json)
         send_headers = dict(headers or {})
@@ -120,19 +160,29 @@ class HttpClient:
                 params=params,
                 headers=send_headers,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+                extensions=None if idempotent is None else {IDEMPOTENT: idempotent},
             )
-        except httpx.HTTPError as exc:
-            error = classify_error(exc)
+        except (httpx.HTTPError, TransportError) as exc:
+            error = exc if isinstance(exc, TransportError) else classify_error(exc)
             self._count_error(error.kind)
             log.warning(
                 "http request failed",
-                extra={"ctx": {"service": self.service, "method": method, "error": str(error)}},
+                extra={
+                    "ctx": {
+                        "service": self.service,
+                        "method": method,
+                        "url": self._log_url(url, params),
+                        "error": redact(str(error)),
+                        "elapsed": round(time.perf_counter() - started, 4),
+                    }
+                },
             )
             raise error from None
         elapsed = time.perf_counter() - started
         result = HttpResponse(response.status_code, response.headers, response.content, elapsed)
         if not result.ok:
-            log.info(
+            log.log(
+                logging.WARNING if result.status >= 500 else logging.INFO,
                 "http request answered with an error status",
                 extra={
                     "ctx": {
@@ -140,10 +190,19 @@ class HttpClient:
                         "method": method,
                         "status": result.status,
                         "url": redact(str(response.request.url)),
+                        "attempts": response.extensions.get(ATTEMPTS, 1),
+                        "elapsed": round(elapsed, 4),
                     }
                 },
             )
         return result
+
+    def _log_url(self, url: str, params: Mapping[str, str] | None) -> str:
+        try:
+            full = self._client.build_request("GET", url, params=params).url
+        except (httpx.HTTPError, ValueError, TypeError):
+            return redact(url)
+        return redact(str(full))
 
     def _count_error(self, kind: str) -> None:
         if self._metrics is not None:

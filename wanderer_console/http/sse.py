@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource
 
-from wanderer_console.http.client import HttpClient, TransportError, classify_error
+from wanderer_console.http.client import NO_RETRY, HttpClient, TransportError, classify_error
 
 __all__ = ["SseEvent", "SseStream", "open_sse"]
 
@@ -69,7 +69,13 @@ async def open_sse(
     timeout = httpx.Timeout(connect_timeout, read=idle_timeout)
     try:
         async with client.raw.stream(
-            "GET", url, headers=send_headers, params=params, timeout=timeout
+            "GET",
+            url,
+            headers=send_headers,
+            params=params,
+            timeout=timeout,
+            # A stream lives for hours: never under the retry layer's attempt and time caps.
+            extensions={NO_RETRY: True},
         ) as response:
             yield SseStream(response)
     except httpx.HTTPError as exc:

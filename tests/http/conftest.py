@@ -1,0 +1,94 @@
+"""A real loopback Starlette server that injects faults, served with :class:`AppServer`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from wanderer_console.sim.server import AppServer
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b'{"ok": true}'
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One request the server saw (monotonic time of arrival)."""
+
+    at: float
+    method: str
+    path: str
+
+
+class FaultServer:
+    """Answers every path from a per-path script, then from a per-path default reply."""
+
+    def __init__(self) -> None:
+        self.hits: list[Hit] = []
+        self.script: dict[str, deque[Reply]] = {}
+        self.default: dict[str, Reply] = {}
+        self.url = ""
+
+    def then(self, path: str, *replies: Reply) -> None:
+        """Queue ``replies`` for ``path`` (used once each, in order)."""
+        self.script.setdefault(path, deque()).extend(replies)
+
+    def always(self, path: str, reply: Reply) -> None:
+        """Answer ``path`` with ``reply`` once the script is used up."""
+        self.default[path] = reply
+
+    def count(self, path: str) -> int:
+        """Requests seen on ``path``."""
+        return sum(1 for hit in self.hits if hit.path == path)
+
+    async def _handle(self, request: Request) -> Response:
+        path = request.url.path
+        self.hits.append(Hit(time.monotonic(), request.method, path))
+        await request.body()
+        if path == "/sse":
+            return StreamingResponse(self._sse(), media_type="text/event-stream")
+        queued = self.script.get(path)
+        reply = queued.popleft() if queued else self.default.get(path, Reply())
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return Response(reply.body, reply.status, headers=reply.headers)
+
+    @staticmethod
+    async def _sse() -> AsyncIterator[bytes]:
+        for n in range(3):
+            await asyncio.sleep(0.15)
+            yield f"event: tick\nid: {n}\ndata: {n}\n\n".encode()
+
+    def app(self) -> Starlette:
+        """The ASGI app."""
+        methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]
+        return Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
+
+
+@pytest.fixture
+async def fault_server() -> AsyncIterator[FaultServer]:
+    """A started :class:`FaultServer` on 127.0.0.1 (``.url`` set)."""
+    faults = FaultServer()
+    server = AppServer(faults.app(), stop_timeout=3.0)
+    await server.start()
+    faults.url = server.url
+    try:
+        yield faults
+    finally:
+        await server.stop()

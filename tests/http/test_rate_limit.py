@@ -1,0 +1,136 @@
+"""Rate limiter against a real loopback server: token bucket rate, ESI 420, Discord buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.http.conftest import FaultServer, Reply
+from wanderer_console.http import HttpServiceSettings, build_client
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = pytest.mark.timeout(20)
+
+SETTINGS = HttpServiceSettings(
+    timeout_seconds=2.0, retry_attempts=1, rate_per_second=0, breaker_failures=100
+)
+
+
+async def test_token_bucket_holds_the_configured_rate(fault_server: FaultServer) -> None:
+    settings = SETTINGS.model_copy(update={"rate_per_second": 200.0, "burst": 1})
+    client = build_client("esi", settings, metrics=Metrics())
+    pending = list(range(200))
+
+    async def worker() -> None:
+        while pending:
+            pending.pop()
+            assert (await client.get(f"{fault_server.url}/t")).status == 200
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(8)))
+    finally:
+        await client.aclose()
+    times = sorted(hit.at for hit in fault_server.hits)
+    assert len(times) == 200
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 180.0 <= rate <= 220.0, rate
+
+
+async def test_esi_420_pauses_every_call_to_the_host(fault_server: FaultServer) -> None:
+    fault_server.then(
+        "/a", Reply(420, {"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": "1"})
+    )
+    metrics = Metrics()
+    client = build_client("esi", SETTINGS, metrics=metrics)
+    try:
+        assert (await client.get(f"{fault_server.url}/a")).status == 420
+        started = time.monotonic()
+        assert (await client.get(f"{fault_server.url}/b")).status == 200
+        elapsed = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert elapsed >= 1.0
+    first, second = (hit.at for hit in fault_server.hits)
+    assert second - first >= 1.0
+    assert (
+        metrics.value("wc_http_rate_limit_pauses_total", service="esi", reason="esi_error_limit")
+        == 1
+    )
+
+
+async def test_low_esi_error_budget_pauses_the_host(fault_server: FaultServer) -> None:
+    fault_server.then(
+        "/a", Reply(404, {"x-esi-error-limit-remain": "5", "x-esi-error-limit-reset": "0.5"})
+    )
+    client = build_client("esi", SETTINGS, metrics=Metrics())
+    try:
+        await client.get(f"{fault_server.url}/a")
+        started = time.monotonic()
+        await asyncio.gather(*(client.get(f"{fault_server.url}/c") for _ in range(5)))
+        elapsed = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert elapsed >= 0.5
+
+
+async def test_healthy_esi_error_budget_does_not_pause(fault_server: FaultServer) -> None:
+    fault_server.then(
+        "/a", Reply(200, {"x-esi-error-limit-remain": "95", "x-esi-error-limit-reset": "30"})
+    )
+    client = build_client("esi", SETTINGS, metrics=Metrics())
+    try:
+        await client.get(f"{fault_server.url}/a")
+        started = time.monotonic()
+        await client.get(f"{fault_server.url}/b")
+        assert time.monotonic() - started < 0.5
+    finally:
+        await client.aclose()
+
+
+async def test_discord_bucket_headers_pause_that_bucket(fault_server: FaultServer) -> None:
+    hook = "/api/webhooks/1/token-one"
+    sibling = "/api/webhooks/2/token-two"
+    other = "/api/webhooks/3/token-three"
+    exhausted = {
+        "x-ratelimit-limit": "5",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset-after": "0.6",
+        "x-ratelimit-bucket": "abc",
+    }
+    fault_server.then(sibling, Reply(200, {**exhausted, "x-ratelimit-remaining": "3"}))
+    fault_server.then(hook, Reply(200, exhausted))
+    client = build_client("discord", SETTINGS, metrics=Metrics())
+    try:
+        await client.post(f"{fault_server.url}{sibling}", json={"content": "x"})  # learns bucket
+        await client.post(f"{fault_server.url}{hook}", json={"content": "x"})  # exhausts it
+        started = time.monotonic()
+        await client.post(f"{fault_server.url}{other}", json={"content": "x"})
+        unrelated = time.monotonic() - started
+        await client.post(f"{fault_server.url}{hook}", json={"content": "x"})
+        same_route = time.monotonic() - started
+        await client.post(f"{fault_server.url}{sibling}", json={"content": "x"})
+    finally:
+        await client.aclose()
+    assert unrelated < 0.3
+    assert same_route >= 0.6 - 0.05
+    hook_times = [h.at for h in fault_server.hits if h.path == hook]
+    assert hook_times[1] - hook_times[0] >= 0.6
+    sibling_times = [h.at for h in fault_server.hits if h.path == sibling]
+    assert sibling_times[1] - hook_times[0] >= 0.6  # same bucket, paused too
+
+
+async def test_discord_global_429_pauses_the_host(fault_server: FaultServer) -> None:
+    fault_server.then(
+        "/api/webhooks/1/t",
+        Reply(429, {"retry-after": "0.5", "x-ratelimit-global": "true"}),
+    )
+    client = build_client("discord", SETTINGS, metrics=Metrics())
+    try:
+        assert (await client.post(f"{fault_server.url}/api/webhooks/1/t", json={})).status == 429
+        started = time.monotonic()
+        await client.post(f"{fault_server.url}/api/webhooks/9/u", json={})
+        assert time.monotonic() - started >= 0.5
+    finally:
+        await client.aclose()

@@ -1,0 +1,87 @@
+"""Per-service settings of the HTTP middleware chain (timeouts, retry, rate limit, breaker)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DEFAULT_SERVICE_SETTINGS", "HttpServiceSettings", "settings_for"]
+
+
+class HttpServiceSettings(BaseModel):
+    """How one service's client behaves; every field has a safe default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    """Per-attempt timeout (connect, read, write, pool)."""
+    retry_attempts: int = Field(default=3, ge=1)
+    """Total attempts, the first one included (1 = never retry)."""
+    retry_max_seconds: float = Field(default=30.0, ge=0)
+    """No retry is started when its wait would end later than this after the first attempt."""
+    retry_backoff_base_seconds: float = Field(default=0.25, ge=0)
+    retry_backoff_max_seconds: float = Field(default=10.0, ge=0)
+    rate_per_second: float = Field(default=20.0, ge=0)
+    """Sustained requests per second per host; 0 disables the token bucket."""
+    burst: int = Field(default=20, ge=1)
+    breaker_failures: int = Field(default=5, ge=1)
+    """Failures (5xx, transport errors) within the window that open the breaker."""
+    breaker_window_seconds: float = Field(default=60.0, gt=0)
+    breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
+    """Time the breaker stays open before one probe is let through."""
+    esi_error_remain_threshold: int = Field(default=10, ge=0)
+    """Pause the host when ``X-ESI-Error-Limit-Remain`` falls below this."""
+
+
+DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
+    # The map: REST loads and the SSE connect; a self-hosted map is small, so be gentle.
+    "map": HttpServiceSettings(
+        timeout_seconds=15.0,
+        retry_attempts=3,
+        retry_max_seconds=30.0,
+        rate_per_second=10.0,
+        burst=20,
+    ),
+    # ESI: 100 errors / 60 s are allowed globally, 420 beyond that (the limiter handles it).
+    "esi": HttpServiceSettings(
+        timeout_seconds=10.0,
+        retry_attempts=3,
+        retry_max_seconds=20.0,
+        rate_per_second=20.0,
+        burst=40,
+    ),
+    # Discord: 50 req/s global per IP; buckets come from headers. POSTs are not retried by the
+    # chain unless marked idempotent (the outbox dispatcher owns delivery retries).
+    "discord": HttpServiceSettings(
+        timeout_seconds=10.0,
+        retry_attempts=3,
+        retry_max_seconds=30.0,
+        rate_per_second=40.0,
+        burst=10,
+        breaker_cooldown_seconds=15.0,
+    ),
+    "killstream": HttpServiceSettings(
+        timeout_seconds=10.0,
+        retry_attempts=3,
+        retry_max_seconds=30.0,
+        rate_per_second=5.0,
+        burst=10,
+    ),
+    # zKillboard R2Z2 etiquette: strictly sequential, at most ~10 requests per second.
+    "zkillboard": HttpServiceSettings(
+        timeout_seconds=10.0,
+        retry_attempts=2,
+        retry_max_seconds=60.0,
+        retry_backoff_base_seconds=6.0,
+        retry_backoff_max_seconds=60.0,
+        rate_per_second=5.0,
+        burst=1,
+        breaker_cooldown_seconds=60.0,
+    ),
+}
+
+
+def settings_for(service: str) -> HttpServiceSettings:
+    """The default settings of ``service`` (generic defaults for an unknown name)."""
+    return DEFAULT_SERVICE_SETTINGS.get(service) or HttpServiceSettings()

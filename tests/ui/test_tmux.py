@@ -1,0 +1,120 @@
+"""The real terminal program in a real (tmux) terminal: it draws the dashboard and quits cleanly.
+
+``wanderer-console demo`` runs over the simulator in a detached 120×40 tmux pane on a private tmux
+server. The pane runs ``sh -c '<demo>; echo EXITED:$?'`` so that after ``q`` the exit status is
+printed on the normal screen, which must hold none of the dashboard's box drawing (the alternate
+screen was left and the terminal restored).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+WIDTH, HEIGHT = 120, 40
+START_TIMEOUT = 20.0
+"""The dashboard must show connected sources within this long."""
+EXIT_TIMEOUT = 15.0
+"""After ``q`` the program must be gone within this long."""
+BOX_DRAWING = frozenset("─│╭╮╰╯┌┐└┘━┃")
+
+
+class Tmux:
+    """A private tmux server (``-L``) so the test never touches the user's sessions."""
+
+    def __init__(self) -> None:
+        self.socket = f"wc-test-{uuid.uuid4().hex[:12]}"
+        self.env = {**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"}
+        self.env.pop("TMUX", None)
+        self.socket_path: Path | None = None
+
+    def run(self, *args: str) -> str:
+        """One tmux command; its stdout."""
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return done.stdout
+
+    def capture(self) -> str:
+        """What the pane shows now (the alternate screen while a full-screen app runs)."""
+        return self.run("capture-pane", "-p", "-t", "wc")
+
+    def wait_until(self, predicate: Callable[[str], bool], timeout: float, what: str) -> str:
+        """Capture until ``predicate(screen)`` holds; after ``timeout``, fail showing the screen."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if predicate(screen):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{what} not seen within {timeout} s; the pane shows:\n{screen}")
+
+    def kill(self) -> None:
+        """Stop this test's tmux server (and the pane's processes with it)."""
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"],
+            env=self.env,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if self.socket_path is not None:
+            self.socket_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    server = Tmux()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_demo_draws_dashboard_and_quits_cleanly(tmux: Tmux, tmp_path: Path) -> None:
+    demo = shlex.join(
+        [sys.executable, "-m", "wanderer_console", "demo", "--data-dir", str(tmp_path / "data")]
+    )
+    # `exec sleep` keeps the pane (and its last screen) alive after the program exits.
+    script = f"{demo}; echo EXITED:$?; exec sleep 120"
+    tmux.run(
+        "new-session", "-d", "-s", "wc", "-x", str(WIDTH), "-y", str(HEIGHT),
+        "-c", str(Path.cwd()), shlex.join(["sh", "-c", script]),
+    )  # fmt: skip
+    tmux.socket_path = Path(tmux.run("display-message", "-p", "#{socket_path}").strip())
+
+    screen = tmux.wait_until(
+        lambda s: "Wanderer Console" in s and "Connections" in s and "killstream:systems" in s,
+        START_TIMEOUT,
+        "the dashboard with its connections panel",
+    )
+    assert "╭" in screen  # panels are drawn with box characters
+
+    tmux.run("send-keys", "-t", "wc", "q")
+    screen = tmux.wait_until(lambda s: "EXITED:" in s, EXIT_TIMEOUT, "the program's exit")
+
+    assert "EXITED:0" in screen, screen
+    leftovers = BOX_DRAWING & set(screen)
+    assert not leftovers, f"dashboard drawing left on the terminal ({leftovers}):\n{screen}"
+    assert "Connections" not in screen, screen

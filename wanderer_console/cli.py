@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wanderer_console import __version__
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
+from wanderer_console.delivery import notify_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +26,7 @@ commands:
   (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
   demo            run against the built-in simulator (no credentials needed)
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+  notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
 
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_float, default=5.0, help="simulated events per second (default 5)"
     )
     demo.add_argument("--seed", type=int, default=1, help="simulator random seed (default 1)")
+
+    notify_cli.register(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -187,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "config":
         return _config_check(args.config)
+    if args.command == "notify":
+        loaded = _load(args)
+        return EXIT_INVALID if loaded is None else notify_cli.run(loaded.settings, args.target)
     if _wants_tui(args) and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(_no_tty_message(), file=sys.stderr)
         return EXIT_USAGE

@@ -30,6 +30,8 @@ from wanderer_console.pipeline.engine import Engine, MapHooks
 from wanderer_console.pipeline.items import Item
 from wanderer_console.pipeline.rules import resolve_target
 from wanderer_console.pipeline.tracking import TrackingIndex
+from wanderer_console.server.app import HttpSurface
+from wanderer_console.server.serve import ServerStartError
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -71,6 +73,10 @@ class Runtime:
         self.map_sources: dict[str, MapSseSource] = {}
         self.kill_sources: dict[str, KillstreamSource] = {}
         self.ready = asyncio.Event()
+        self.http: HttpSurface | None = None
+        """The HTTP surface, while ``[server] enabled`` and started."""
+        self.http_error: str | None = None
+        """Why the HTTP surface could not start, if it could not."""
         discord_http = self._client("discord", timeout=settings.discord.request_timeout_seconds)
         self.sender = DiscordSender(
             discord_http, api_url=settings.discord.api_url, user_agent=settings.esi.user_agent
@@ -243,6 +249,7 @@ class Runtime:
             )
             self._spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
         self._ensure_kill_sources()
+        await self._start_http()
         self.ready.set()
         log.info(
             "wanderer console started",
@@ -256,6 +263,22 @@ class Runtime:
             },
         )
 
+    async def _start_http(self) -> None:
+        server = self.settings.server
+        if not server.enabled:
+            return
+        surface = HttpSurface(self, host=server.host, port=server.port)
+        try:
+            await surface.start()
+        except ServerStartError as exc:
+            # Notifications matter more than the HTTP surface: keep running, say why.
+            surface.tenants.close()
+            self.http_error = str(exc)
+            self.metrics.errors.labels(component="http").inc()
+            log.error("http server not started", extra={"ctx": {"error": str(exc)}})
+            return
+        self.http = surface
+
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until the queue is processed and the outbox is empty (bounded by ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -266,6 +289,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Cancel every task, close clients and the store."""
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:

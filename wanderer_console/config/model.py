@@ -37,6 +37,7 @@ __all__ = [
     "MapFilters",
     "MapSettings",
     "NotificationFlags",
+    "ServerSettings",
     "Settings",
 ]
 
@@ -125,6 +126,17 @@ class ConsoleSettings(_Section):
     """Kills older than this (by kill time) are not notified."""
     theme: str = "wanderer-dark"
     """TUI theme name."""
+
+
+class ServerSettings(_Section):
+    """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks."""
+
+    enabled: bool = False
+    """Serve HTTP inside the engine's process (off by default: it is a write surface)."""
+    host: str = "127.0.0.1"
+    """Address to bind; loopback by default, put a TLS proxy in front for anything else."""
+    port: int = Field(default=8787, ge=0, le=65535)
+    """TCP port (0 picks a free one)."""
 
 
 class DiscordSettings(_Section):
@@ -239,6 +251,8 @@ class MapSettings(_Section):
     """Targets."""
     filters: MapFilters = Field(default_factory=MapFilters)
     """Kill filters."""
+    webhook_secret: SecretStr | None = None
+    """Secret of the map's webhook subscription (``rotate-secret``); enables the receiver."""
 
     @field_validator("api_key")
     @classmethod
@@ -291,6 +305,8 @@ class Settings(BaseSettings):
     """Killstream access."""
     maps: dict[str, MapSettings] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """The HTTP surface."""
 
     @field_validator("maps")
     @classmethod

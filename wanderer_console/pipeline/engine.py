@@ -32,7 +32,9 @@ from wanderer_console.domain.map_events import (
     parse_payload,
 )
 from wanderer_console.domain.notification import Notification, NotificationType
-from wanderer_console.pipeline.items import Item, KillItem, MapEventItem
+from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
+from wanderer_console.pipeline.custom import render_custom
+from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.rules import Route, decide_kill, flags_allow, resolve_target
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.store.base import StoredEvent
@@ -116,6 +118,8 @@ class Engine:
         try:
             if isinstance(item, KillItem):
                 return self._process_kill(item)
+            if isinstance(item, CustomItem):
+                return self._process_custom(item)
             return await self._process_map_event(item)
         except Exception:
             self._metrics.errors.labels(component="pipeline").inc()
@@ -212,6 +216,43 @@ class Engine:
             self._metrics.notifications_filtered.labels(reason="no_target").inc()
             return None
         return Notification(tenant, kind, dedup_key, target, body)
+
+    # -- custom events (ingest API) --------------------------------------------------------------
+
+    def _process_custom(self, item: CustomItem) -> bool:
+        """Store a posted event and notify through the tenant's routing; resolve ``item.done``."""
+        try:
+            result = self._custom(item)
+        except BaseException as exc:
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(RuntimeError(f"pipeline failed: {type(exc).__name__}"))
+            raise
+        if item.done is not None and not item.done.done():
+            item.done.set_result(result)
+        return result
+
+    def _custom(self, item: CustomItem) -> bool:
+        key = (item.tenant, item.event_id)
+        if self._seen(key) or self._store.has_event(*key):
+            self._remember(key)
+            self._metrics.events_duplicate.labels(source=item.source).inc()
+            return False
+        kind = NotificationType(item.notification_type)
+        notifications: list[Notification] = []
+        map_settings = self.settings.maps.get(item.tenant)
+        # Posted on purpose by another tool: the switches apply, start-up suppression does not.
+        if map_settings is not None and self._allowed(item.tenant, kind, suppressible=False):
+            body = render_custom(
+                item, map_name=map_settings.name, username=self.settings.discord.username
+            )
+            notification = self._notification(
+                item.tenant, kind, CUSTOM_ROUTES[kind], f"custom:{item.event_id}", body
+            )
+            notifications = [notification] if notification else []
+        event = StoredEvent(
+            item.tenant, item.event_id, item.source, "custom", self._clock(), item.raw
+        )
+        return self._record(event, notifications)
 
     # -- map events ------------------------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope
 
-__all__ = ["Item", "KillItem", "MapEventItem"]
+__all__ = ["CustomItem", "Item", "KillItem", "MapEventItem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +30,22 @@ class KillItem:
     source: str
 
 
-Item = MapEventItem | KillItem
+@dataclass(frozen=True, slots=True)
+class CustomItem:
+    """An event another tool posted through the ingest API, rendered as a simple embed."""
+
+    tenant: str
+    event_id: str
+    """Stored as the event's identity (already namespaced, e.g. ``api:<id>``)."""
+    notification_type: str
+    """``kill``, ``system``, ``character`` or ``rally``: which switch and route apply."""
+    title: str
+    body: str
+    severity: str
+    raw: str
+    source: str
+    done: asyncio.Future[bool] | None = field(default=None, compare=False)
+    """Resolved by the engine with True (stored as new) or False (duplicate or failed)."""
+
+
+Item = MapEventItem | KillItem | CustomItem

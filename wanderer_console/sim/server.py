@@ -96,6 +96,13 @@ class AppServer:
         sockets = self._server.servers[0].sockets
         self._port = int(sockets[0].getsockname()[1])
 
+    async def __aenter__(self) -> AppServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         """Run ``on_stop``, ask uvicorn to exit and wait; force-cancel after ``stop_timeout``."""
         task = self._task

@@ -50,6 +50,40 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
     """,
+    # 2: persisted enrichment cache (warm entries survive a restart).
+    """
+    CREATE TABLE cache_entries (
+        namespace  TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        value      TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (namespace, key, version)
+    );
+    CREATE INDEX cache_entries_version ON cache_entries (version, expires_at);
+    """,
+    # 3: ingest API tenants (keys kept only as sha256 digests).
+    """
+    CREATE TABLE tenants (
+        slug        TEXT PRIMARY KEY,
+        key_hash    TEXT NOT NULL UNIQUE,
+        key_prefix  TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        rotated_at  REAL,
+        disabled_at REAL
+    );
+    """,
+    # 4: configuration audit: every applied change, its redacted diff and the full text.
+    """
+    CREATE TABLE config_audit (
+        id      INTEGER PRIMARY KEY,
+        at      REAL NOT NULL,
+        source  TEXT NOT NULL,
+        path    TEXT,
+        diff    TEXT NOT NULL,
+        content TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

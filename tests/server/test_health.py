@@ -1,0 +1,59 @@
+"""``/health``, ``/ready`` and ``/metrics`` over real loopback sockets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import httpx
+import pytest
+
+from wanderer_console.runtime import Runtime
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    health = await client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.headers["x-request-id"]
+    ready = await client.get("/ready", headers={"x-request-id": "abc-123"})
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"ready": True, "reasons": []}
+    assert ready.headers["x-request-id"] == "abc-123"
+
+
+async def test_ready_names_the_reasons_when_the_store_is_gone(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    runtime.store.close()
+    ready = await client.get("/ready")
+    assert ready.status_code == 503
+    assert "store: database not reachable" in ready.json()["reasons"]
+
+
+async def test_metrics_exposition_passes_promtool(client: httpx.AsyncClient) -> None:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "wc_events_received_total" in response.text
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package 'prometheus'); .ci/run installs it")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=response.content,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+async def test_server_is_loopback_by_default() -> None:
+    from wanderer_console.config.model import ServerSettings
+
+    defaults = ServerSettings()
+    assert defaults.host == "127.0.0.1"
+    assert defaults.port == 8787

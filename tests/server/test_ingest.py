@@ -1,0 +1,137 @@
+"""``POST /api/v1/events``: limits, idempotency, tenant isolation, delivery to the fake Discord."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.server.conftest import wait_for
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def event(title: str = "Structure under attack", **extra: object) -> dict[str, object]:
+    return {
+        "schema_version": "1.2.0",
+        "title": title,
+        "body": "Astrahus in J123456 is reinforced",
+        "severity": "warning",
+        "notification_type": "system",
+        **extra,
+    }
+
+
+async def test_body_over_256_kib_gets_413_naming_both_sizes(
+    client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    body = b'{"title": "' + b"x" * (257 * 1024) + b'"}'
+    response = await client.post("/api/v1/events", content=body, headers=auth(ingest_key))
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert str(256 * 1024) in error
+    assert str(len(body)) in error
+
+
+async def test_51_events_get_422_naming_both_counts(
+    client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    events = [event(f"e{i}") for i in range(51)]
+    response = await client.post(
+        "/api/v1/events", json={"events": events}, headers=auth(ingest_key)
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "51" in error
+    assert "50" in error
+
+
+async def test_repeated_event_id_is_duplicate_and_notified_once(
+    sim: Simulator, runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    one = event("Fleet forming", event_id="ops-2024-001")
+    first = await client.post("/api/v1/events", json=one, headers=auth(ingest_key))
+    assert first.status_code == 200, first.text
+    assert first.json()["results"] == [
+        {"index": 0, "event_id": "ops-2024-001", "status": "accepted"}
+    ]
+    again = await client.post(
+        "/api/v1/events", json={"events": [one, event("No id")]}, headers=auth(ingest_key)
+    )
+    results = again.json()["results"]
+    assert results[0]["status"] == "duplicate"
+    assert results[1]["status"] == "accepted"
+    assert len(results[1]["event_id"]) >= 16  # generated
+
+    def titled(title: str) -> list[object]:
+        return [m for m in sim.discord.received if m.body["embeds"][0]["title"] == title]
+
+    await wait_for(lambda: titled("Fleet forming") and titled("No id"))
+    await runtime.drain(timeout=2.0)
+    await asyncio.sleep(0.2)
+    (message,) = titled("Fleet forming")
+    assert message.target == "channel:100000000000000001"  # the map's system route
+    assert message.body["embeds"][0]["description"] == "Astrahus in J123456 is reinforced"
+    assert runtime.store.has_event(sim.map_slug, "api:ops-2024-001")
+
+
+async def test_rejections_are_per_event_with_reasons(
+    client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    response = await client.post(
+        "/api/v1/events",
+        json={
+            "events": [
+                event(schema_version="one"),
+                event(notification_type="weather"),
+                event("fine"),
+                "not an object",
+            ]
+        },
+        headers=auth(ingest_key),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == ["rejected", "rejected", "accepted", "rejected"]
+    assert "semantic version" in body["results"][0]["reason"]
+    assert "notification_type" in body["results"][1]["reason"]
+    assert body["accepted"] == 1
+    assert body["rejected"] == 3
+
+
+async def test_a_key_cannot_write_to_another_tenant(
+    runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    assert runtime.http is not None
+    runtime.http.tenants.add("other")
+    to_other = await client.post(
+        "/api/v1/events", json=event(tenant="other"), headers=auth(ingest_key)
+    )
+    to_nobody = await client.post(
+        "/api/v1/events", json=event(tenant="no-such-tenant"), headers=auth(ingest_key)
+    )
+    bad_key = await client.post("/api/v1/events", json=event(), headers=auth("wci_nope"))
+    assert to_other.status_code == to_nobody.status_code == bad_key.status_code == 401
+    assert to_other.json() == to_nobody.json() == bad_key.json()
+    assert not runtime.store.has_event("other", "api:x")
+
+
+async def test_disabled_and_rotated_keys_stop_working(
+    runtime: Runtime, sim: Simulator, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    assert runtime.http is not None
+    new_key = runtime.http.tenants.rotate_key(sim.map_slug)
+    old = await client.post("/api/v1/events", json=event(), headers=auth(ingest_key))
+    new = await client.post("/api/v1/events", json=event(), headers=auth(new_key))
+    assert (old.status_code, new.status_code) == (401, 200)
+    runtime.http.tenants.disable(sim.map_slug)
+    disabled = await client.post("/api/v1/events", json=event(), headers=auth(new_key))
+    assert disabled.status_code == 401

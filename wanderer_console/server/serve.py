@@ -1,0 +1,92 @@
+"""Serve an ASGI app with uvicorn inside the engine's own event loop.
+
+The embedding program (headless runner or TUI) owns SIGINT/SIGTERM, so uvicorn's signal capture is
+disabled, as in :mod:`wanderer_console.sim.server`. A bind failure is reported as
+:class:`ServerStartError` instead of uvicorn's ``SystemExit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["EmbeddedServer", "ServerStartError"]
+
+
+class ServerStartError(RuntimeError):
+    """uvicorn could not start (typically: the port is taken)."""
+
+
+class _NoSignalServer(uvicorn.Server):
+    """A uvicorn server that leaves the process's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """No-op: the embedding program owns signals."""
+        yield
+
+
+class EmbeddedServer:
+    """Runs ``app`` on ``host:port`` as a task of the running loop (port 0 = any free port)."""
+
+    def __init__(self, app: ASGIApp, *, host: str, port: int, startup_timeout: float = 10.0):
+        self._config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=2,
+        )
+        self.host = host
+        self._server = _NoSignalServer(self._config)
+        self._task: asyncio.Task[None] | None = None
+        self._startup_timeout = startup_timeout
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` once started."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Start serving; return once the socket is bound."""
+        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._startup_timeout
+        while not self._server.started:
+            if self._task.done():
+                try:
+                    self._task.result()
+                except BaseException as exc:  # uvicorn exits with SystemExit on bind errors
+                    raise ServerStartError(
+                        f"cannot serve on {self.host}:{self._config.port}: {exc!r}"
+                    ) from None
+                raise ServerStartError(f"cannot serve on {self.host}:{self._config.port}")
+            if loop.time() > deadline:
+                await self.stop()
+                raise ServerStartError("HTTP server did not start in time")
+            await asyncio.sleep(0.01)
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Ask uvicorn to exit and wait (force-cancel after 5 s)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5.0)
+        except TimeoutError:
+            self._server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except (Exception, SystemExit):
+            pass

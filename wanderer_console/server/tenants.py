@@ -1,0 +1,149 @@
+"""Ingest API tenants: who may post events, identified by a key we only keep as a digest.
+
+A tenant is a map key (the same slug as ``[maps.<slug>]``). Its ingest key is random, shown once
+at creation or rotation, and stored as a SHA-256 digest: the key carries 256 bits of entropy, so a
+fast hash is enough and lets a request be authenticated with one indexed look-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from wanderer_console.store.migrations import migrate
+
+__all__ = [
+    "KEY_PREFIX",
+    "Tenant",
+    "TenantError",
+    "TenantRegistry",
+    "hash_key",
+]
+
+KEY_PREFIX = "wci_"
+"""Every ingest key starts with this, so a leaked one is easy to recognise (and to grep for)."""
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class TenantError(Exception):
+    """A provisioning request that cannot be done (duplicate slug, unknown tenant, bad slug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """One tenant as listed (never with its key)."""
+
+    slug: str
+    key_prefix: str
+    """The first characters of the key, to tell keys apart without revealing them."""
+    created_at: float
+    rotated_at: float | None
+    disabled_at: float | None
+
+    @property
+    def enabled(self) -> bool:
+        """False once disabled."""
+        return self.disabled_at is None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-safe view."""
+        return {**asdict(self), "enabled": self.enabled}
+
+
+def hash_key(key: str) -> str:
+    """The stored digest of an ingest key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class TenantRegistry:
+    """Tenants in the console's SQLite database (own connection; the schema is migrated)."""
+
+    def __init__(self, db_path: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        migrate(self._conn)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            self._conn.close()
+
+    def add(self, slug: str, *, now: float | None = None) -> str:
+        """Create a tenant; return its key (the only time it is visible)."""
+        if not _SLUG.match(slug):
+            raise TenantError(
+                f"invalid tenant slug {slug!r}: lower-case letters, digits, '-' or '_' (max 63)"
+            )
+        key = _new_key()
+        try:
+            self._conn.execute(
+                "INSERT INTO tenants (slug, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?)",
+                (slug, hash_key(key), key[:8], time.time() if now is None else now),
+            )
+        except sqlite3.IntegrityError:
+            raise TenantError(f"tenant {slug!r} already exists (use rotate-key)") from None
+        return key
+
+    def get(self, slug: str) -> Tenant | None:
+        """One tenant, or None."""
+        row = self._conn.execute(
+            "SELECT slug, key_prefix, created_at, rotated_at, disabled_at FROM tenants"
+            " WHERE slug = ?",
+            (slug,),
+        ).fetchone()
+        return None if row is None else Tenant(*row)
+
+    def list(self) -> list[Tenant]:
+        """Every tenant, by slug."""
+        rows = self._conn.execute(
+            "SELECT slug, key_prefix, created_at, rotated_at, disabled_at FROM tenants"
+            " ORDER BY slug"
+        ).fetchall()
+        return [Tenant(*row) for row in rows]
+
+    def rotate_key(self, slug: str, *, now: float | None = None) -> str:
+        """Replace a tenant's key (the old one stops working at once); return the new key."""
+        key = _new_key()
+        cursor = self._conn.execute(
+            "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ? WHERE slug = ?",
+            (hash_key(key), key[:8], time.time() if now is None else now, slug),
+        )
+        if cursor.rowcount == 0:
+            raise TenantError(f"no tenant {slug!r}")
+        return key
+
+    def disable(self, slug: str, *, now: float | None = None) -> None:
+        """Refuse every request made with this tenant's key from now on."""
+        cursor = self._conn.execute(
+            "UPDATE tenants SET disabled_at = COALESCE(disabled_at, ?) WHERE slug = ?",
+            (time.time() if now is None else now, slug),
+        )
+        if cursor.rowcount == 0:
+            raise TenantError(f"no tenant {slug!r}")
+
+    def authenticate(self, key: str) -> str | None:
+        """The enabled tenant this key belongs to, or None (unknown, wrong or disabled)."""
+        if not key.startswith(KEY_PREFIX):
+            return None
+        digest = hash_key(key)
+        row = self._conn.execute(
+            "SELECT slug, key_hash FROM tenants WHERE key_hash = ? AND disabled_at IS NULL",
+            (digest,),
+        ).fetchone()
+        if row is None or not hmac.compare_digest(str(row[1]), digest):
+            return None
+        return str(row[0])

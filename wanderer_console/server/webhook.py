@@ -1,0 +1,112 @@
+"""``POST /api/v1/maps/{map}/webhook``: Wanderer's webhook delivery of map events.
+
+The body is one event envelope (or, defensively, ``{"events": [...]}``) signed with the map's
+webhook secret: ``X-Wanderer-Signature: sha256=<hex>`` over ``<X-Wanderer-Timestamp>.<raw body>``
+(PROTOCOLS.md §1.8). Verified events are queued exactly like the SSE stream's, so an event that
+arrives both ways is notified once (the engine dedups on the ULID). The answer is immediate: the
+sender retries on anything but 2xx and expects an answer within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.pipeline.items import MapEventItem
+from wanderer_console.server.body import TooLarge, read_body
+
+if TYPE_CHECKING:
+    from wanderer_console.runtime import Runtime
+
+__all__ = ["MAX_WEBHOOK_BYTES", "REPLAY_WINDOW_SECONDS", "WebhookEndpoint", "sign"]
+
+MAX_WEBHOOK_BYTES: Final = 1024 * 1024
+"""Wanderer never sends a body over 1 MiB."""
+REPLAY_WINDOW_SECONDS: Final = 300
+"""Timestamps further than this from our clock are refused (the sender sets no window)."""
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Wanderer-Signature`` value for a body (also used by tests and the simulator)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+class WebhookEndpoint:
+    """Verifies and queues webhook deliveries for every map with a ``webhook_secret``."""
+
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+        self._runtime = runtime
+        self._clock = clock
+
+    def _reject(self, tenant: str, reason: str, message: str, status: int = 401) -> Response:
+        self._runtime.metrics.events_invalid.labels(source=f"webhook:{tenant}", reason=reason).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def receive(self, request: Request) -> Response:
+        """Check timestamp and signature, then queue each envelope; answer at once."""
+        tenant = str(request.path_params["map"])
+        map_settings = self._runtime.settings.maps.get(tenant)
+        secret = map_settings.webhook_secret if map_settings is not None else None
+        try:
+            body = await read_body(request, MAX_WEBHOOK_BYTES)
+        except TooLarge as exc:
+            return self._reject(tenant, "too_large", str(exc), 413)
+        stamp = request.headers.get("x-wanderer-timestamp", "")
+        try:
+            skew = abs(self._clock() - int(stamp))
+        except ValueError:
+            return self._reject(tenant, "timestamp", "missing or malformed X-Wanderer-Timestamp")
+        if skew > REPLAY_WINDOW_SECONDS:
+            return self._reject(
+                tenant,
+                "timestamp",
+                f"X-Wanderer-Timestamp is {int(skew)} s away from now;"
+                f" the window is {REPLAY_WINDOW_SECONDS} s",
+            )
+        given = request.headers.get("x-wanderer-signature", "")
+        # Same answer for an unknown map, a map without a secret and a wrong signature.
+        expected = sign(secret.get_secret_value(), stamp, body) if secret else None
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return self._reject(tenant, "signature", "invalid signature")
+        return self._enqueue(tenant, body)
+
+    def _enqueue(self, tenant: str, body: bytes) -> Response:
+        source = f"webhook:{tenant}"
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return self._reject(tenant, "json", f"body is not valid JSON: {exc}", 400)
+        batch = isinstance(data, dict) and isinstance(data.get("events"), list)
+        candidates: list[Any] = data["events"] if batch else [data]
+        items: list[MapEventItem] = []
+        invalid = 0
+        for candidate in candidates:
+            try:
+                envelope = MapEnvelope.model_validate(candidate)
+            except ValidationError:
+                invalid += 1
+                self._runtime.metrics.events_invalid.labels(source=source, reason="envelope").inc()
+                continue
+            raw = body.decode() if not batch else orjson.dumps(candidate).decode()
+            items.append(MapEventItem(tenant, envelope, raw, source))
+        queue = self._runtime.queue
+        if queue.maxsize and queue.maxsize - queue.qsize() < len(items):
+            # Let the sender retry later rather than block its delivery task.
+            return JSONResponse(
+                {"error": "busy: event queue full"}, status_code=503, headers={"retry-after": "2"}
+            )
+        for item in items:
+            queue.put_nowait(item)
+        if invalid and not items:
+            return JSONResponse({"error": "no valid event envelope", "invalid": invalid}, 400)
+        return JSONResponse({"queued": len(items), "invalid": invalid}, status_code=202)

@@ -14,6 +14,7 @@ from pathlib import Path
 from wanderer_console import __version__
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli
+from wanderer_console.pipeline import diagnose
 
 __all__ = ["build_parser", "main"]
 
@@ -26,6 +27,7 @@ commands:
   (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
   demo            run against the built-in simulator (no credentials needed)
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+  kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
 
 configuration:
@@ -72,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="simulator random seed (default 1)")
 
     notify_cli.register(sub)
+    diagnose.register(sub)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -191,6 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "config":
         return _config_check(args.config)
+    if args.command == "kill":
+        loaded = _load(args)
+        if loaded is None:
+            return EXIT_INVALID
+        return diagnose.run(loaded.settings, args.killmail_id, args.hash)
     if args.command == "notify":
         loaded = _load(args)
         return EXIT_INVALID if loaded is None else notify_cli.run(loaded.settings, args.target)

@@ -1,0 +1,127 @@
+"""EsiClient against FakeEsi over loopback: names bisection, Expires, ETag/304, error limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from wanderer_console.enrich.esi import EsiError, EsiErrorLimited, plausible_name_id
+from wanderer_console.sim.generator import DataGenerator
+
+from .conftest import USER_AGENT, EsiEnv
+
+UNKNOWN_CHARACTER = 95_000_123  # in the character range, but no such pilot
+PLANET = 40_000_017  # celestial: no /universe/names category, must never be sent
+
+
+def test_plausible_name_ids() -> None:
+    assert plausible_name_id(587)  # Rifter
+    assert plausible_name_id(30_000_142)  # Jita
+    assert plausible_name_id(2_112_345_678)
+    assert not plausible_name_id(0)
+    assert not plausible_name_id(-5)
+    assert not plausible_name_id(PLANET)
+    assert not plausible_name_id(1_000_000_000_016)  # an item / structure id
+
+
+async def test_names_batch_with_one_unknown_resolves_the_others(esi_env: EsiEnv) -> None:
+    esi = esi_env.client()
+    known = list(esi_env.gen.characters)[:20] + list(esi_env.gen.systems)[:5] + [587]
+    result = await esi.names([*known, UNKNOWN_CHARACTER, PLANET])
+    assert set(result) == set(known)
+    first = known[0]
+    assert result[first] == (esi_env.gen.names[first], "character")
+    assert result[587][1] == "inventory_type"
+    assert esi.stats.names_unknown == 1
+    assert esi.stats.names_skipped == 1
+    assert esi.stats.names_bisections >= 1
+    assert all(PLANET not in body for body in esi_env.fake.names_bodies)
+    # The whole batch was tried first, and failed as a whole.
+    assert len(esi_env.fake.names_bodies[0]) == len(known) + 1
+
+
+async def test_names_batches_are_capped_at_1000(esi_env: EsiEnv) -> None:
+    gen = esi_env.gen
+    while len(gen.characters) < 1500:
+        gen.new_character()
+    esi = esi_env.client()
+    result = await esi.names(gen.characters)
+    assert len(result) == len(gen.characters)
+    sizes = [len(body) for body in esi_env.fake.names_bodies]
+    assert sizes == [1000, len(gen.characters) - 1000]
+
+
+async def test_get_sends_user_agent_and_honours_expires(esi_env: EsiEnv) -> None:
+    esi = esi_env.client()
+    cid = next(iter(esi_env.gen.characters))
+    first = await esi.character(cid)
+    assert first.data is not None
+    assert first.data["name"] == esi_env.gen.names[cid]
+    assert first.expires_at is not None
+    again = await esi.character(cid)
+    assert again.from_cache
+    assert again.data == first.data
+    assert esi_env.fake.hits[f"/characters/{cid}"] == 1
+    assert esi_env.fake.user_agents == {USER_AGENT: 1}
+
+
+async def test_etag_304_reuses_cached_body(esi_env: EsiEnv) -> None:
+    esi_env.fake.expires_in = -1  # already expired: every call revalidates
+    esi = esi_env.client()
+    corp_id = next(iter(esi_env.gen.corporations))
+    first = await esi.corporation(corp_id)
+    second = await esi.corporation(corp_id)
+    assert first.etag is not None
+    assert not first.from_cache
+    assert second.from_cache
+    assert second.data == first.data
+    assert esi_env.fake.hits[f"/corporations/{corp_id}"] == 2
+    assert esi_env.fake.not_modified == 1
+    assert esi.stats.not_modified == 1
+
+
+async def test_unknown_entity_is_none(esi_env: EsiEnv) -> None:
+    esi = esi_env.client()
+    result = await esi.alliance(999_999_990)
+    assert result.data is None
+
+
+async def test_server_errors_and_error_limit(esi_env: EsiEnv) -> None:
+    esi = esi_env.client()
+    esi_env.fake.force_status = 503
+    sid = next(iter(esi_env.gen.systems))
+    with pytest.raises(EsiError) as failed:
+        await esi.system(sid)
+    assert failed.value.status == 503
+    # Budget nearly spent: the client stops before ESI starts answering 420.
+    esi_env.fake.force_status = None
+    esi_env.fake.error_limit = 5
+    answered = await esi.system(sid)  # 200, but remain < 10: blocked from now on
+    assert answered.data is not None
+    assert esi.stats.error_limit_remain == 4
+    before = esi_env.fake.requests
+    other = list(esi_env.gen.systems)[1]
+    with pytest.raises(EsiErrorLimited):
+        await esi.system(other)
+    assert esi_env.fake.requests == before
+
+
+async def test_fake_answers_420_when_budget_spent() -> None:
+    from wanderer_console.http.client import HttpClient
+    from wanderer_console.sim.esi import FakeEsi
+    from wanderer_console.sim.server import AppServer
+
+    fake = FakeEsi(DataGenerator(3, systems=5, characters=5), error_limit=2)
+    server = AppServer(fake.app)
+    await server.start()
+    http = HttpClient("esi", timeout=5.0)
+    try:
+        for _ in range(2):
+            response = await http.get(f"{server.url}/characters/1")
+            assert response.status == 404
+        limited = await http.get(f"{server.url}/characters/1")
+        assert limited.status == 420
+        assert limited.headers["x-esi-error-limit-remain"] == "0"
+        assert int(limited.headers["x-esi-error-limit-reset"]) > 0
+    finally:
+        await http.aclose()
+        await server.stop()

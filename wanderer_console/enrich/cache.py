@@ -1,0 +1,626 @@
+"""Cache facade for enrichment data: one cachetools ``TTLCache`` per namespace.
+
+* Keys carry a cache version, so bumping it invalidates everything older (also what was
+  persisted).
+* A miss calls the loader (the :class:`~wanderer_console.enrich.esi.EsiClient`) and keeps the
+  answer until the ESI ``Expires`` (else a per-namespace default TTL). A "does not exist" answer
+  is kept for ``negative_ttl``.
+* Single flight: concurrent misses for one key share one loader call.
+* Counters per namespace (hits, misses, hit ratio, evictions, expirations, size, latency) for the
+  runtime snapshot, mirrored into Prometheus when a registry is given.
+* :meth:`CacheFacade.warm` preloads tracked pilots, their corporations and alliances, then
+  systems; :meth:`save_warm` / :meth:`load_warm` persist live entries so a restart starts warm.
+
+Renderers use the synchronous ``peek_*`` methods: they never wait for the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as TallyCounter
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import orjson
+from cachetools import TTLCache
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from wanderer_console.enrich.esi import EsiError, EsiResult
+
+__all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACES: Final[tuple[str, ...]] = (
+    "character",
+    "corporation",
+    "alliance",
+    "system",
+    "type",
+    "name",
+)
+"""Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``."""
+
+_ENTITY_NAMESPACES: Final = NAMESPACES[:5]
+_NAME_CATEGORY: Final = {
+    "character": "character",
+    "corporation": "corporation",
+    "alliance": "alliance",
+    "system": "solar_system",
+    "type": "inventory_type",
+}
+_DEFAULT_TTL: Final = {
+    "character": 3600.0,
+    "corporation": 3600.0,
+    "alliance": 3600.0,
+    "system": 86_400.0,
+    "type": 86_400.0,
+    "name": 86_400.0,
+}
+_LATENCY_SAMPLES = 4096
+_MISSED_KEYS_CAP = 20_000
+
+
+class EntityLoader(Protocol):
+    """What the facade needs from ESI (:class:`~wanderer_console.enrich.esi.EsiClient`)."""
+
+    async def character(self, character_id: int) -> EsiResult: ...
+    async def corporation(self, corporation_id: int) -> EsiResult: ...
+    async def alliance(self, alliance_id: int) -> EsiResult: ...
+    async def system(self, system_id: int) -> EsiResult: ...
+    async def type(self, type_id: int) -> EsiResult: ...
+    async def names(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]: ...
+
+
+CacheRow = tuple[str, str, int, str, float]
+"""``(namespace, key, version, value_json, expires_at)``."""
+
+
+class CacheStore(Protocol):
+    """Persistence of warm entries (implemented by :class:`~wanderer_console.store.SqliteStore`)."""
+
+    def save_cache_entries(self, rows: Iterable[CacheRow]) -> int: ...
+    def load_cache_entries(self, version: int, now: float) -> list[CacheRow]: ...
+    def prune_cache_entries(self, version: int, now: float) -> int: ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    """Entity JSON, ``(name, category)`` for ``name``, or ``None`` for "does not exist"."""
+    deadline: float
+
+
+@dataclass(slots=True)
+class _NsStats:
+    hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    load_errors: int = 0
+    coalesced: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    invalidations: int = 0
+    hit_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
+    miss_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
+
+    @property
+    def hit_ratio(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+def _percentile(samples: Iterable[float], q: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class _CountingTTLCache(TTLCache[tuple[int, int], _Entry]):
+    """A ``TTLCache`` that reports size evictions and TTL expirations."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        ttl: float,
+        timer: Callable[[], float],
+        on_evict: Callable[[], None],
+        on_expire: Callable[[int], None],
+    ) -> None:
+        super().__init__(maxsize=maxsize, ttl=ttl, timer=timer)
+        self._on_evict = on_evict
+        self._on_expire = on_expire
+
+    def popitem(self) -> tuple[tuple[int, int], _Entry]:
+        item = super().popitem()
+        self._on_evict()
+        return item
+
+    def expire(self, time: float | None = None) -> list[tuple[tuple[int, int], _Entry]]:
+        expired = list(super().expire(time))
+        if expired:
+            self._on_expire(len(expired))
+        return expired
+
+
+class _Prom:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        label = ["namespace"]
+        self.hits = Counter("wc_cache_hits", "Enrichment cache hits", label, registry=registry)
+        self.misses = Counter(
+            "wc_cache_misses", "Enrichment cache misses", label, registry=registry
+        )
+        self.evictions = Counter(
+            "wc_cache_evictions", "Entries evicted for size", label, registry=registry
+        )
+        self.expirations = Counter(
+            "wc_cache_expirations", "Entries dropped at their TTL", label, registry=registry
+        )
+        self.load_errors = Counter(
+            "wc_cache_load_errors", "Loader (ESI) failures on a miss", label, registry=registry
+        )
+        self.size = Gauge("wc_cache_size", "Entries per namespace", label, registry=registry)
+        self.latency = Histogram(
+            "wc_cache_latency_seconds",
+            "Cache operation latency (hits and loads)",
+            ["namespace", "result"],
+            buckets=(1e-6, 5e-6, 2e-5, 1e-4, 1e-3, 0.01, 0.05, 0.25, 1.0, 5.0),
+            registry=registry,
+        )
+
+
+class CacheFacade:
+    """Namespaced, versioned, single-flight cache in front of an :class:`EntityLoader`.
+
+    ``clock`` is wall time by default because persisted expiry times must survive a restart.
+    """
+
+    def __init__(
+        self,
+        loader: EntityLoader | None = None,
+        *,
+        version: int = 1,
+        maxsize: int | Mapping[str, int] = 10_000,
+        default_ttl: Mapping[str, float] | None = None,
+        max_ttl: float = 7 * 86_400.0,
+        min_ttl: float = 5.0,
+        negative_ttl: float = 300.0,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.loader = loader
+        self.version = version
+        self._clock = clock
+        self._max_ttl = max_ttl
+        self._min_ttl = min_ttl
+        self._negative_ttl = negative_ttl
+        self._default_ttl = {**_DEFAULT_TTL, **(default_ttl or {})}
+        self._stats = {ns: _NsStats() for ns in NAMESPACES}
+        self._prom = _Prom(registry) if registry is not None else None
+        self._caches: dict[str, _CountingTTLCache] = {}
+        for ns in NAMESPACES:
+            size = maxsize if isinstance(maxsize, int) else maxsize.get(ns, 10_000)
+            self._caches[ns] = _CountingTTLCache(
+                size,
+                max_ttl,
+                clock,
+                on_evict=self._counter(ns, "evictions"),
+                on_expire=self._expire_counter(ns),
+            )
+            if self._prom is not None:
+                self._prom.size.labels(namespace=ns).set_function(self._caches[ns].__len__)
+        self._inflight: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._missed: TallyCounter[tuple[str, int]] = TallyCounter()
+        self._warming: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "running": False}
+
+    # -- counters ------------------------------------------------------------------------------
+
+    def _counter(self, ns: str, name: str) -> Callable[[], None]:
+        def bump() -> None:
+            stats = self._stats[ns]
+            setattr(stats, name, getattr(stats, name) + 1)
+            if self._prom is not None and name == "evictions":
+                self._prom.evictions.labels(namespace=ns).inc()
+
+        return bump
+
+    def _expire_counter(self, ns: str) -> Callable[[int], None]:
+        def bump(count: int) -> None:
+            self._stats[ns].expirations += count
+            if self._prom is not None:
+                self._prom.expirations.labels(namespace=ns).inc(count)
+
+        return bump
+
+    def _record_hit(self, ns: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        stats = self._stats[ns]
+        stats.hits += 1
+        stats.hit_latency.append(elapsed)
+        if self._prom is not None:
+            self._prom.hits.labels(namespace=ns).inc()
+            self._prom.latency.labels(namespace=ns, result="hit").observe(elapsed)
+
+    def _record_miss(self, ns: str, entity_id: int) -> None:
+        self._stats[ns].misses += 1
+        missed = self._missed
+        missed[(ns, entity_id)] += 1
+        if len(missed) > _MISSED_KEYS_CAP:
+            # Keep the most-missed half; the tail is noise for insights.
+            self._missed = TallyCounter(dict(missed.most_common(_MISSED_KEYS_CAP // 2)))
+        if self._prom is not None:
+            self._prom.misses.labels(namespace=ns).inc()
+
+    def _record_load_latency(self, ns: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        self._stats[ns].miss_latency.append(elapsed)
+        if self._prom is not None:
+            self._prom.latency.labels(namespace=ns, result="miss").observe(elapsed)
+
+    # -- raw entries ---------------------------------------------------------------------------
+
+    def _lookup(self, ns: str, entity_id: int) -> _Entry | None:
+        cache = self._caches[ns]
+        key = (self.version, entity_id)
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        if entry.deadline <= self._clock():
+            cache.pop(key, None)
+            self._expire_counter(ns)(1)
+            return None
+        return entry
+
+    def _put(self, ns: str, entity_id: int, value: Any, ttl: float) -> None:
+        ttl = min(max(ttl, 0.0), self._max_ttl)
+        if ttl <= 0:
+            return
+        self._caches[ns][(self.version, entity_id)] = _Entry(value, self._clock() + ttl)
+
+    def put_with_ttl(self, namespace: str, key: int, value: Any, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (capped at ``max_ttl``)."""
+        if namespace not in self._caches:
+            raise KeyError(f"unknown cache namespace {namespace!r}")
+        self._put(namespace, int(key), value, ttl)
+
+    def peek(self, namespace: str, key: int) -> Any:
+        """The cached value or ``None``; never loads, never counts as a hit or miss."""
+        if namespace not in self._caches:
+            raise KeyError(f"unknown cache namespace {namespace!r}")
+        entry = self._lookup(namespace, int(key))
+        return None if entry is None else entry.value
+
+    def peek_character(self, character_id: int) -> dict[str, Any] | None:
+        """Cached ``GET /characters/{id}`` document, if any."""
+        return self.peek("character", character_id)  # type: ignore[no-any-return]
+
+    def peek_corporation(self, corporation_id: int) -> dict[str, Any] | None:
+        """Cached ``GET /corporations/{id}`` document, if any."""
+        return self.peek("corporation", corporation_id)  # type: ignore[no-any-return]
+
+    def peek_alliance(self, alliance_id: int) -> dict[str, Any] | None:
+        """Cached ``GET /alliances/{id}`` document, if any."""
+        return self.peek("alliance", alliance_id)  # type: ignore[no-any-return]
+
+    def peek_system(self, system_id: int) -> dict[str, Any] | None:
+        """Cached ``GET /universe/systems/{id}`` document, if any."""
+        return self.peek("system", system_id)  # type: ignore[no-any-return]
+
+    def peek_type(self, type_id: int) -> dict[str, Any] | None:
+        """Cached ``GET /universe/types/{id}`` document, if any."""
+        return self.peek("type", type_id)  # type: ignore[no-any-return]
+
+    def peek_name(self, entity_id: int) -> str | None:
+        """A cached name of any kind (bulk names or an entity document), if any."""
+        found = self.peek("name", entity_id)
+        return None if found is None else str(found[0])
+
+    def peek_ticker(self, entity_id: int) -> str | None:
+        """Cached ticker of a corporation or alliance, if any."""
+        for ns in ("corporation", "alliance"):
+            doc = self.peek(ns, entity_id)
+            if doc is not None and doc.get("ticker"):
+                return str(doc["ticker"])
+        return None
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _ttl_for(self, ns: str, result: EsiResult) -> float:
+        if result.data is None:
+            return self._negative_ttl
+        if result.expires_at is not None:
+            return min(max(result.expires_at - self._clock(), self._min_ttl), self._max_ttl)
+        return self._default_ttl[ns]
+
+    async def _load_entity(self, ns: str, entity_id: int) -> dict[str, Any] | None:
+        if self.loader is None:
+            raise EsiError(0, "no ESI loader configured")
+        started = time.perf_counter()
+        self._stats[ns].loads += 1
+        try:
+            result: EsiResult = await getattr(self.loader, ns)(entity_id)
+        except EsiError:
+            self._stats[ns].load_errors += 1
+            if self._prom is not None:
+                self._prom.load_errors.labels(namespace=ns).inc()
+            raise
+        finally:
+            self._record_load_latency(ns, started)
+        ttl = self._ttl_for(ns, result)
+        self._put(ns, entity_id, result.data, ttl)
+        if result.data is not None and isinstance(result.data.get("name"), str):
+            self._put("name", entity_id, (result.data["name"], _NAME_CATEGORY[ns]), ttl)
+        return result.data
+
+    def _shared_task(self, ns: str, entity_id: int) -> asyncio.Task[Any]:
+        flight = (ns, self.version, entity_id)
+        task = self._inflight.get(flight)
+        if task is not None:
+            self._stats[ns].coalesced += 1
+            return task
+        task = asyncio.ensure_future(self._load_entity(ns, entity_id))
+        self._inflight[flight] = task
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            if self._inflight.get(flight) is finished:
+                del self._inflight[flight]
+            if not finished.cancelled():
+                finished.exception()  # mark retrieved: waiters may all have gone
+
+        task.add_done_callback(done)
+        return task
+
+    async def _get(self, ns: str, entity_id: int, *, count: bool = True) -> dict[str, Any] | None:
+        started = time.perf_counter()
+        entity_id = int(entity_id)
+        entry = self._lookup(ns, entity_id)
+        if entry is not None:
+            if count:
+                self._record_hit(ns, started)
+            return entry.value  # type: ignore[no-any-return]
+        if count:
+            self._record_miss(ns, entity_id)
+        # shield: one caller giving up must not cancel the load the others wait for.
+        return await asyncio.shield(self._shared_task(ns, entity_id))
+
+    async def get_character(self, character_id: int) -> dict[str, Any] | None:
+        """``GET /characters/{id}`` document; ``None`` if ESI does not know the id.
+
+        Raises :class:`~wanderer_console.enrich.esi.EsiError` when ESI gives no usable answer.
+        """
+        return await self._get("character", character_id)
+
+    async def get_corporation(self, corporation_id: int) -> dict[str, Any] | None:
+        """``GET /corporations/{id}`` document; ``None`` if unknown; raises ``EsiError``."""
+        return await self._get("corporation", corporation_id)
+
+    async def get_alliance(self, alliance_id: int) -> dict[str, Any] | None:
+        """``GET /alliances/{id}`` document; ``None`` if unknown; raises ``EsiError``."""
+        return await self._get("alliance", alliance_id)
+
+    async def get_system(self, system_id: int) -> dict[str, Any] | None:
+        """``GET /universe/systems/{id}`` document; ``None`` if unknown; raises ``EsiError``."""
+        return await self._get("system", system_id)
+
+    async def get_type(self, type_id: int) -> dict[str, Any] | None:
+        """``GET /universe/types/{id}`` document; ``None`` if unknown; raises ``EsiError``."""
+        return await self._get("type", type_id)
+
+    async def names(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """``id -> (name, category)`` for the ids ESI knows, one bulk call for all misses.
+
+        Unknown ids are remembered for ``negative_ttl`` and left out of the answer. Raises
+        :class:`~wanderer_console.enrich.esi.EsiError` when ESI gives no usable answer.
+        """
+        result: dict[int, tuple[str, str]] = {}
+        missing: list[int] = []
+        for raw in dict.fromkeys(int(i) for i in ids):
+            started = time.perf_counter()
+            entry = self._lookup("name", raw)
+            if entry is None:
+                self._record_miss("name", raw)
+                missing.append(raw)
+                continue
+            self._record_hit("name", started)
+            if entry.value is not None:
+                result[raw] = (str(entry.value[0]), str(entry.value[1]))
+        if not missing:
+            return result
+        if self.loader is None:
+            raise EsiError(0, "no ESI loader configured")
+        started = time.perf_counter()
+        self._stats["name"].loads += 1
+        try:
+            found = await self.loader.names(missing)
+        except EsiError:
+            self._stats["name"].load_errors += 1
+            raise
+        finally:
+            self._record_load_latency("name", started)
+        ttl = self._default_ttl["name"]
+        for entity_id in missing:
+            hit = found.get(entity_id)
+            self._put("name", entity_id, hit, ttl if hit is not None else self._negative_ttl)
+            if hit is not None:
+                result[entity_id] = hit
+        return result
+
+    # -- versions, maintenance -------------------------------------------------------------------
+
+    def bump_version(self, version: int | None = None) -> int:
+        """Switch to a newer cache version and drop every entry of older ones."""
+        new = self.version + 1 if version is None else version
+        if new <= self.version:
+            raise ValueError(f"cache version must grow (now {self.version}, asked {new})")
+        self.version = new
+        for ns, cache in self._caches.items():
+            self._stats[ns].invalidations += len(cache)
+            cache.clear()
+        return new
+
+    def expire(self) -> int:
+        """Drop every entry past its TTL (counted as expirations); return how many."""
+        now = self._clock()
+        dropped = 0
+        for ns, cache in self._caches.items():
+            dropped += len(cache.expire())
+            stale = [key for key, entry in list(cache.items()) if entry.deadline <= now]
+            for key in stale:
+                cache.pop(key, None)
+            if stale:
+                self._expire_counter(ns)(len(stale))
+            dropped += len(stale)
+        return dropped
+
+    # -- warming and persistence -----------------------------------------------------------------
+
+    async def warm(
+        self,
+        character_ids: Iterable[int],
+        system_ids: Iterable[int] = (),
+        *,
+        concurrency: int = 8,
+    ) -> dict[str, Any]:
+        """Load tracked pilots, then their corporations and alliances, then systems.
+
+        Failures are counted and skipped. Progress is ``stats()["warming"]``. Warming loads do
+        not count as misses (they would drown the hit ratio operators look at).
+        """
+        chars = list(dict.fromkeys(int(c) for c in character_ids))
+        systems = list(dict.fromkeys(int(s) for s in system_ids))
+        state = self._warming = {
+            "total": len(chars) + len(systems),
+            "done": 0,
+            "failed": 0,
+            "running": True,
+        }
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(ns: str, entity_id: int) -> dict[str, Any] | None:
+            async with gate:
+                try:
+                    return await self._get(ns, entity_id, count=False)
+                except EsiError as exc:
+                    state["failed"] += 1
+                    log.info(
+                        "cache warming skipped an entity",
+                        extra={"ctx": {"namespace": ns, "id": entity_id, "error": str(exc)}},
+                    )
+                    return None
+                finally:
+                    state["done"] += 1
+
+        try:
+            docs = await asyncio.gather(*(one("character", c) for c in chars))
+            corp_ids = {int(d["corporation_id"]) for d in docs if d and d.get("corporation_id")}
+            alliance_ids = {int(d["alliance_id"]) for d in docs if d and d.get("alliance_id")}
+            state["total"] += len(corp_ids)
+            corps = await asyncio.gather(*(one("corporation", c) for c in sorted(corp_ids)))
+            alliance_ids |= {int(d["alliance_id"]) for d in corps if d and d.get("alliance_id")}
+            state["total"] += len(alliance_ids)
+            await asyncio.gather(*(one("alliance", a) for a in sorted(alliance_ids)))
+            await asyncio.gather(*(one("system", s) for s in systems))
+        finally:
+            state["running"] = False
+        return dict(state)
+
+    def save_warm(self, store: CacheStore, *, limit: int = 100_000) -> int:
+        """Persist every live, positive entry of the current version; return the row count."""
+        now = self._clock()
+        rows: list[CacheRow] = []
+        for ns, cache in self._caches.items():
+            cache.expire()
+            for key, entry in list(cache.items()):
+                version, entity_id = key
+                if version != self.version or entry.value is None or entry.deadline <= now:
+                    continue
+                rows.append(
+                    (
+                        ns,
+                        str(entity_id),
+                        version,
+                        orjson.dumps(entry.value).decode(),
+                        entry.deadline,
+                    )
+                )
+                if len(rows) >= limit:
+                    break
+        store.prune_cache_entries(self.version, now)
+        return store.save_cache_entries(rows)
+
+    def load_warm(self, store: CacheStore) -> int:
+        """Load persisted entries of the current version that are still live; return how many."""
+        now = self._clock()
+        loaded = 0
+        for ns, key, _version, value, expires_at in store.load_cache_entries(self.version, now):
+            if ns not in self._caches:
+                continue
+            try:
+                entity_id = int(key)
+                data = orjson.loads(value)
+            except (ValueError, orjson.JSONDecodeError):
+                continue
+            if ns == "name" and isinstance(data, list) and len(data) == 2:
+                data = (str(data[0]), str(data[1]))
+            self._put(ns, entity_id, data, expires_at - now)
+            loaded += 1
+        return loaded
+
+    # -- reporting -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters per namespace, totals and warming progress (for ``runtime.snapshot()``)."""
+        namespaces: dict[str, Any] = {}
+        hits = misses = 0
+        for ns, st in self._stats.items():
+            hits += st.hits
+            misses += st.misses
+            namespaces[ns] = {
+                "hits": st.hits,
+                "misses": st.misses,
+                "hit_ratio": round(st.hit_ratio, 4),
+                "loads": st.loads,
+                "load_errors": st.load_errors,
+                "coalesced": st.coalesced,
+                "evictions": st.evictions,
+                "expirations": st.expirations,
+                "invalidations": st.invalidations,
+                "size": len(self._caches[ns]),
+                "maxsize": int(self._caches[ns].maxsize),
+                "latency_us": {
+                    "hit_p50": round(_percentile(st.hit_latency, 0.5) * 1e6, 2),
+                    "hit_p99": round(_percentile(st.hit_latency, 0.99) * 1e6, 2),
+                    "load_p50": round(_percentile(st.miss_latency, 0.5) * 1e6, 2),
+                    "load_p99": round(_percentile(st.miss_latency, 0.99) * 1e6, 2),
+                },
+            }
+        return {
+            "version": self.version,
+            "namespaces": namespaces,
+            "hits": hits,
+            "misses": misses,
+            "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+            "inflight": len(self._inflight),
+            "warming": {
+                "total": self._warming["total"],
+                "done": self._warming["done"],
+                "failed": self._warming["failed"],
+                "running": self._warming["running"],
+            },
+        }
+
+    def insights(self, top: int = 10) -> dict[str, Any]:
+        """Hit ratio per namespace and the most-missed keys (what to warm or cache longer)."""
+        return {
+            "hit_ratio": {ns: round(st.hit_ratio, 4) for ns, st in self._stats.items()},
+            "most_missed": [
+                {"namespace": ns, "key": key, "misses": count}
+                for (ns, key), count in self._missed.most_common(top)
+            ],
+        }

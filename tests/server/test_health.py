@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-import subprocess
 
 import httpx
 import pytest
@@ -41,14 +41,16 @@ async def test_metrics_exposition_passes_promtool(client: httpx.AsyncClient) -> 
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package 'prometheus'); .ci/run installs it")
-    checked = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=response.content,
-        capture_output=True,
-        timeout=30,
-        check=False,
+    process = await asyncio.create_subprocess_exec(
+        promtool,
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+    output, _ = await asyncio.wait_for(process.communicate(response.content), 30)
+    assert process.returncode == 0, output.decode()
 
 
 async def test_server_is_loopback_by_default() -> None:

@@ -75,6 +75,7 @@ class Dispatcher:
         dry_run: Callable[[], bool] = lambda: False,
         poll_interval: float = 1.0,
         channel_per_minute: int = 30,
+        channel_window: float = 60.0,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -84,7 +85,7 @@ class Dispatcher:
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._global_pause_until = 0.0
-        self._pacer = ChannelPacer(per_minute=channel_per_minute)
+        self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
         self._channels: dict[str, str] = {}
         self._unbatch: set[int] = set()
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}

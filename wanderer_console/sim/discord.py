@@ -57,11 +57,14 @@ class FakeDiscord:
         webhook_limit: int = 5,
         webhook_window: float = 2.0,
         channel_per_minute: int | None = None,
+        channel_window: float = 60.0,
         bot_token: str | None = None,
     ) -> None:
         self.webhook_limit = webhook_limit
         self.webhook_window = webhook_window
         self.channel_per_minute = channel_per_minute
+        self.channel_window = channel_window
+        """Length of the per-channel window (60 s on Discord; benchmarks shrink it)."""
         self.bot_token = bot_token
         self.received: list[ReceivedMessage] = []
         self.requests = 0
@@ -220,7 +223,7 @@ class FakeDiscord:
         buckets = [self._bucket(primary_key, self.webhook_limit, self.webhook_window)]
         if self.channel_per_minute is not None:
             key = f"channel-minute:{channel_id}"
-            buckets.append(self._bucket(key, self.channel_per_minute, 60.0))
+            buckets.append(self._bucket(key, self.channel_per_minute, self.channel_window))
         return buckets
 
     async def _webhook(self, request: Request) -> Response:

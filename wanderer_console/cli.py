@@ -14,7 +14,8 @@ from pathlib import Path
 from wanderer_console import __version__
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli
-from wanderer_console.pipeline import diagnose
+from wanderer_console.pipeline import diagnose, replay
+from wanderer_console.server import tenant_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +28,8 @@ commands:
   (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
   demo            run against the built-in simulator (no credentials needed)
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+  tenant ACTION   ingest API tenants: add, list, rotate-key, disable (JSON output)
+  replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
 
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify_cli.register(sub)
     diagnose.register(sub)
+    replay.add_parser(sub, _common)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate the configuration (file plus environment)"
     )
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
+    tenant_cli.register(sub)
     return parser
 
 
@@ -192,8 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "tenant":
+        return tenant_cli.run(args)
     if args.command == "config":
         return _config_check(args.config)
+    if args.command == "replay":
+        return replay.run(args)
     if args.command == "kill":
         loaded = _load(args)
         if loaded is None:

@@ -24,8 +24,9 @@ def readiness_problems(runtime: Runtime) -> list[str]:
         reasons.append("runtime: still starting")
     if not runtime.store.ping():
         reasons.append("store: database not reachable")
-    sources = [*runtime.map_sources.values(), *runtime.kill_sources.values()]
-    for connection in (source.health.snapshot() for source in sources):
+    connections = [s.health.snapshot() for s in runtime.map_sources.values()]
+    connections += [s.health.snapshot() for s in runtime.kill_sources.values()]
+    for connection in connections:
         if connection["state"] != "connected":
             reason = f"source {connection['name']}: {connection['state']}"
             if connection.get("last_error"):

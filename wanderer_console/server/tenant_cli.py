@@ -1,0 +1,116 @@
+"""``wanderer-console tenant add|list|rotate-key|disable``: ingest API tenant provisioning.
+
+Every action prints one JSON object on stdout (errors: one on stderr, exit 1). A key is printed
+only by ``add`` and ``rotate-key``, once: the database keeps a digest, never the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from wanderer_console.server.tenants import TenantError, TenantRegistry
+
+__all__ = ["register", "run"]
+
+_DB_NAME = "wanderer-console.db"
+
+
+def register(sub: Any) -> None:
+    """Add the ``tenant`` command to the CLI's sub-parsers."""
+    tenant = sub.add_parser(
+        "tenant",
+        help="ingest API tenants (keys for POST /api/v1/events)",
+        description="Provision tenants of the ingest API. Output is JSON.",
+    )
+    actions = tenant.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
+    for name, help_text in (
+        ("add", "create a tenant and print its key (shown once)"),
+        ("list", "list tenants (never their keys)"),
+        ("rotate-key", "replace a tenant's key and print the new one (shown once)"),
+        ("disable", "refuse every request made with the tenant's key"),
+    ):
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        if name != "list":
+            action.add_argument("slug", help="tenant slug (the map key, e.g. 'home')")
+        action.add_argument(
+            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+        )
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="where the database lives (default: from the config, else the XDG data dir)",
+        )
+
+
+def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
+    """The data directory and the configured map keys (None when the config cannot load)."""
+    from wanderer_console.config.loader import ConfigError, load_settings
+
+    maps: set[str] | None = None
+    configured_dir = None
+    try:
+        loaded = load_settings(args.config, required=args.config is not None)
+    except ConfigError:
+        loaded = None
+    if loaded is not None:
+        maps = set(loaded.settings.maps)
+        configured_dir = loaded.settings.console.data_dir
+    if args.data_dir is not None:
+        return args.data_dir, maps
+    if configured_dir is not None:
+        return configured_dir, maps
+    from wanderer_console.runtime import default_data_dir
+
+    return default_data_dir(), maps
+
+
+def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
+    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out one ``tenant`` action; return the exit code."""
+    data_dir, maps = _data_dir(args)
+    registry = TenantRegistry(data_dir / _DB_NAME)
+    try:
+        action = args.tenant_command
+        out: dict[str, Any]
+        if action == "list":
+            out = {"tenants": [t.as_json() for t in registry.list()]}
+        elif action == "add":
+            key = registry.add(args.slug)
+            out = {
+                "tenant": args.slug,
+                "key": key,
+                "note": "this key is shown once; store it now",
+            }
+        elif action == "rotate-key":
+            key = registry.rotate_key(args.slug)
+            out = {
+                "tenant": args.slug,
+                "key": key,
+                "note": "the old key no longer works; this key is shown once",
+            }
+        else:
+            registry.disable(args.slug)
+            out = {"tenant": args.slug, "enabled": False}
+        if action in ("add", "rotate-key") and maps is not None:
+            out["map_configured"] = args.slug in maps
+            if args.slug not in maps:
+                out["warning"] = (
+                    f"no [maps.{args.slug}] in the configuration: events are stored"
+                    " but nothing is routed to Discord"
+                )
+        _emit(out)
+        return 0
+    except TenantError as exc:
+        _emit({"error": str(exc)}, stream=sys.stderr)
+        return 1
+    finally:
+        registry.close()

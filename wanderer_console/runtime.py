@@ -22,6 +22,8 @@ from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.http.factory import build_client
+from wanderer_console.http.settings import settings_for
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
@@ -100,14 +102,18 @@ class Runtime:
 
     # -- building --------------------------------------------------------------------------------
 
-    def _client(self, service: str, *, timeout: float = 10.0) -> HttpClient:
+    def _client(self, service: str, *, timeout: float | None = None) -> HttpClient:
+        """The shared client of a service, with its retry, rate-limit and breaker chain."""
         client = self._http.get(service)
         if client is None:
-            client = self._http[service] = HttpClient(
+            http_settings = settings_for(service)
+            if timeout is not None:
+                http_settings = http_settings.model_copy(update={"timeout_seconds": timeout})
+            client = self._http[service] = build_client(
                 service,
-                timeout=timeout,
-                headers={"user-agent": self.settings.esi.user_agent},
+                http_settings,
                 metrics=self.metrics,
+                headers={"user-agent": self.settings.esi.user_agent},
             )
         return client
 
@@ -332,6 +338,11 @@ class Runtime:
             "connections": sources,
             "queue_depth": self.queue.qsize(),
             "delivery": self.dispatcher.snapshot(),
+            "breakers": {
+                f"{name}:{host}": state
+                for name, client in self._http.items()
+                for host, state in client.breakers_snapshot().items()
+            },
             "tracking": {
                 tenant: {
                     "systems": len(self.index.map(tenant).systems),

@@ -45,7 +45,23 @@ _MAP: Final[dict[str, tuple[str, ...]]] = {
     "DISCORD_CHARACTER_WEBHOOK_URL": ("discord", "character_webhook_url"),
     "DISCORD_RALLY_WEBHOOK_URL": ("discord", "rally_webhook_url"),
     "WORMHOLE_ONLY_KILL_NOTIFICATIONS_ENABLED": ("filters", "wormhole_only"),
+    "TRACK_KSPACE_ENABLED": ("filters", "track_kspace"),
+    "PRIORITY_SYSTEMS_ONLY_ENABLED": ("filters", "priority_systems_only"),
+    "PRIORITY_SYSTEMS_ONLY": ("filters", "priority_systems_only"),
 }
+
+_SPECIAL: Final = frozenset(
+    {
+        # Ids and names mixed: "31002238,J154624" (the notifier kept them via slash commands).
+        "PRIORITY_SYSTEMS",
+        # The notifier pings @here only when voice mentions are on and nobody is in voice; the
+        # console reads no voice states, so both together mean "@here on system-kill messages".
+        "FALLBACK_TO_HERE_ENABLED",
+        "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED",
+        # Defined but unused upstream; here it sets every per-type dedup window.
+        "DEDUPLICATION_TTL_SECONDS",
+    }
+)
 
 _LISTS: Final[dict[str, tuple[str, ...]]] = {
     "DISCORD_RALLY_GROUP_IDS": ("discord", "rally_group_ids"),
@@ -55,7 +71,9 @@ _LISTS: Final[dict[str, tuple[str, ...]]] = {
     "CHARACTER_EXCLUDE_LIST": ("filters", "character_exclude_list"),
 }
 
-LEGACY_VARIABLES: Final[frozenset[str]] = frozenset({*_GLOBAL, *_MAP, *_LISTS, "MAP_NAME"})
+LEGACY_VARIABLES: Final[frozenset[str]] = frozenset(
+    {*_GLOBAL, *_MAP, *_LISTS, *_SPECIAL, "MAP_NAME"}
+)
 """Every notifier variable the console understands."""
 
 
@@ -105,8 +123,38 @@ def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[s
                 value = _value(name, raw)
             _put(section, path, value)
             used.append(name)
+        used += _special(environ, section)
         tree["maps"] = {key: section}
     return tree, used
+
+
+def _special(environ: Mapping[str, str], section: dict[str, Any]) -> list[str]:
+    """The variables that do not map one-to-one onto a key; returns those used."""
+    used: list[str] = []
+    raw = environ.get("PRIORITY_SYSTEMS", "")
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items:
+        _put(section, ("filters", "priority_systems"), [i for i in items if i.isdigit()])
+        _put(section, ("filters", "priority_system_names"), [i for i in items if not i.isdigit()])
+        used.append("PRIORITY_SYSTEMS")
+    voice = _value(
+        "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED",
+        environ.get("VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED", ""),
+    )
+    if voice is True:
+        fallback = _value(
+            "FALLBACK_TO_HERE_ENABLED", environ.get("FALLBACK_TO_HERE_ENABLED", "true")
+        )
+        _put(section, ("filters", "fallback_to_here"), fallback)
+        used.append("VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED")
+        if environ.get("FALLBACK_TO_HERE_ENABLED", "").strip():
+            used.append("FALLBACK_TO_HERE_ENABLED")
+    ttl = environ.get("DEDUPLICATION_TTL_SECONDS", "").strip()
+    if ttl:
+        for kind in ("system", "character"):
+            _put(section, ("dedup_ttl_seconds", kind), ttl)
+        used.append("DEDUPLICATION_TTL_SECONDS")
+    return used
 
 
 def _map_key(map_name: str) -> str:

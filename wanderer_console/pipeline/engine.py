@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 from pydantic import ValidationError
 
 from wanderer_console.config.model import Settings
@@ -35,7 +35,13 @@ from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
-from wanderer_console.pipeline.rules import Route, decide_kill, flags_allow, resolve_target
+from wanderer_console.pipeline.rules import (
+    Route,
+    SystemInfo,
+    decide_kill,
+    flags_allow,
+    resolve_target,
+)
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
@@ -76,6 +82,7 @@ class Engine:
         on_tracking_changed: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         window: int = 50_000,
+        system_info: SystemInfo | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -88,7 +95,12 @@ class Engine:
         self._started = clock()
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._window = window
-        self._type_dedup: TTLCache[str, bool] = TTLCache(maxsize=100_000, ttl=900.0)
+        # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
+        self._type_dedup: TLRUCache[str, float] = TLRUCache(
+            maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
+        )
+        self.system_info = system_info
+        """Static universe look-ups for the kill filters (region, security, ship groups)."""
 
     def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
         """Give the engine a map's REST look-ups (static info, tracked characters)."""
@@ -174,6 +186,7 @@ class Engine:
             now=now,
             suppressed=self.suppressed(),
             ignore_age=ignore_age,
+            info=self.system_info,
         )
         for refusal in refusals:
             self._metrics.notifications_filtered.labels(reason=refusal.reason).inc()
@@ -190,7 +203,9 @@ class Engine:
                 custom_system_name=custom,
             )
             body = embeds.build_message(
-                [embeds.render_kill(km, ctx)], username=self.settings.discord.username
+                [embeds.render_kill(km, ctx)],
+                username=self.settings.discord.username,
+                mention_here=decision.mention_here,
             )
             notification = self._notification(
                 decision.tenant,
@@ -335,11 +350,14 @@ class Engine:
         return True
 
     def _type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
+        ttl = float(getattr(self.settings.maps[tenant].dedup_ttl_seconds, kind.value, 0.0))
+        if ttl <= 0:
+            return False
         key = f"{tenant}:{kind.value}:{entity}"
         if key in self._type_dedup:
             self._metrics.notifications_filtered.labels(reason="dedup_ttl").inc()
             return True
-        self._type_dedup[key] = True
+        self._type_dedup[key] = ttl
         return False
 
     async def _system_added(

@@ -21,6 +21,16 @@ class TrackedSystem:
     name: str | None = None
     custom_name: str | None = None
     temporary_name: str | None = None
+    system_class: int | None = None
+    """Wanderer's class id from static info (1–6 C1–C6, 7/8/9 high/low/null, 12 Thera, …)."""
+    security: float | None = None
+    """Security status from static info."""
+    region_id: int | None = None
+    """Region from static info."""
+    constellation_id: int | None = None
+    """Constellation from static info."""
+    is_shattered: bool | None = None
+    """Shattered wormhole, from static info."""
 
     @property
     def display_name(self) -> str | None:
@@ -113,6 +123,11 @@ class TrackingIndex:
         old = tracking.systems.get(system.solar_system_id)
         if old is not None:
             system.name = system.name or old.name
+            for attr in ("system_class", "security", "region_id", "constellation_id"):
+                if getattr(system, attr) is None:
+                    setattr(system, attr, getattr(old, attr))
+            if system.is_shattered is None:
+                system.is_shattered = old.is_shattered
         tracking.systems[system.solar_system_id] = system
         self._by_system.setdefault(system.solar_system_id, set()).add(tenant)
 

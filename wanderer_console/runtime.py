@@ -23,7 +23,7 @@ from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
-from wanderer_console.http.settings import settings_for
+from wanderer_console.http.settings import resolve_settings
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
@@ -89,6 +89,7 @@ class Runtime:
             self.metrics,
             self.resolved_targets,
             dry_run=lambda: self.settings.console.dry_run,
+            channel_per_minute=settings.discord.channel_messages_per_minute,
         )
         self.engine = Engine(
             settings,
@@ -106,7 +107,8 @@ class Runtime:
         """The shared client of a service, with its retry, rate-limit and breaker chain."""
         client = self._http.get(service)
         if client is None:
-            http_settings = settings_for(service)
+            overrides = self.settings.http.get(service)
+            http_settings = resolve_settings(service, overrides)
             if timeout is not None:
                 http_settings = http_settings.model_copy(update={"timeout_seconds": timeout})
             client = self._http[service] = build_client(

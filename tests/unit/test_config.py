@@ -138,3 +138,17 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     assert main(["config", "check", "--config", str(tmp_path / "missing.toml")]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_http_overrides_are_validated_per_service() -> None:
+    settings, _ = parse_settings_text(
+        VALID + "\n[http.discord]\nrate_per_second = 100\n", environ={}
+    )
+    assert settings.http == {"discord": {"rate_per_second": 100}}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings_text(VALID + "\n[http.discrod]\nburst = 1\n", file="c.toml", environ={})
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (11, "http")
+    assert "unknown service 'discrod'" in problem.message
+    with pytest.raises(ConfigError, match="bogus"):
+        parse_settings_text(VALID + "\n[http.esi]\nbogus = 1\n", environ={})

@@ -98,6 +98,10 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 def _locate(loc: tuple[str | int, ...], key_lines: dict[tuple[str, ...], int]) -> int | None:
     path = tuple(str(part) for part in loc)
+    # A table only written as sub-tables ([http.esi]) is located at its first sub-table.
+    nested = [line for key, line in key_lines.items() if key[: len(path)] == path]
+    if path and path not in key_lines and nested:
+        return min(nested)
     while path:
         if path in key_lines:
             return key_lines[path]

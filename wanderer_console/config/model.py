@@ -28,6 +28,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
+
 __all__ = [
     "ConsoleSettings",
     "DedupTtls",
@@ -170,6 +172,8 @@ class DiscordSettings(_Section):
     """Name shown on webhook messages."""
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-request timeout."""
+    channel_messages_per_minute: int = Field(default=30, ge=1)
+    """Messages per minute per channel (Discord allows about 30 for webhooks)."""
 
 
 class EsiSettings(_Section):
@@ -462,10 +466,22 @@ class Settings(BaseSettings):
     """ESI access."""
     killstream: KillstreamSettings = Field(default_factory=KillstreamSettings)
     """Killstream access."""
+    http: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per-service overrides of the HTTP client (timeouts, retry, rate limit, breaker)."""
     maps: dict[str, MapSettings] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
+
+    @field_validator("http")
+    @classmethod
+    def _http_overrides(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for service, overrides in value.items():
+            if service not in DEFAULT_SERVICE_SETTINGS:
+                known = ", ".join(sorted(DEFAULT_SERVICE_SETTINGS))
+                raise ValueError(f"unknown service {service!r} (services: {known})")
+            resolve_settings(service, overrides)  # raises with the bad key named
+        return value
 
     @field_validator("maps")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_SERVICE_SETTINGS", "HttpServiceSettings", "settings_for"]
+__all__ = ["DEFAULT_SERVICE_SETTINGS", "HttpServiceSettings", "resolve_settings", "settings_for"]
 
 
 class HttpServiceSettings(BaseModel):
@@ -85,3 +85,13 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
 def settings_for(service: str) -> HttpServiceSettings:
     """The default settings of ``service`` (generic defaults for an unknown name)."""
     return DEFAULT_SERVICE_SETTINGS.get(service) or HttpServiceSettings()
+
+
+def resolve_settings(
+    service: str, overrides: dict[str, float | int] | None = None
+) -> HttpServiceSettings:
+    """The service's defaults with the operator's ``[http.<service>]`` keys applied (validated)."""
+    base = settings_for(service)
+    if not overrides:
+        return base
+    return HttpServiceSettings.model_validate({**base.model_dump(), **overrides})

@@ -30,6 +30,7 @@ from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine, MapHooks
 from wanderer_console.pipeline.items import Item
+from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.rules import resolve_target
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.server.app import HttpSurface
@@ -67,7 +68,12 @@ class Runtime:
         self.metrics = Metrics()
         self.store = SqliteStore(self.data_dir / "wanderer-console.db")
         self.index = TrackingIndex()
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
+        # Rallies first, then kills in tracked systems, then the rest; a full queue pauses sources.
+        self.queue: BoundedPriorityQueue[Item] = item_queue(
+            queue_size, self.index, registry=self.metrics.registry
+        )
+        self.sse_resync_after = 540.0
+        """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self.started_at = time.time()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._http: dict[str, HttpClient] = {}
@@ -253,7 +259,14 @@ class Runtime:
                 MapHooks(rest.static_info, functools.partial(self._refresh_characters, tenant)),
             )
             self.map_sources[tenant] = MapSseSource(
-                tenant, map_settings, http, self.store, self._sink, self.metrics
+                tenant,
+                map_settings,
+                http,
+                self.store,
+                self._sink,
+                self.metrics,
+                on_resync=functools.partial(self._load_map, tenant),
+                resync_after=self.sse_resync_after,
             )
             self._spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
         self._ensure_kill_sources()
@@ -339,6 +352,12 @@ class Runtime:
             "uptime": time.time() - self.started_at,
             "connections": sources,
             "queue_depth": self.queue.qsize(),
+            "queue": {
+                "bound": self.queue.maxsize,
+                "lanes": self.queue.depths(),
+                "paused_sources": self.queue.paused_sources(),
+                "paused_seconds": dict(self.queue.paused_seconds),
+            },
             "delivery": self.dispatcher.snapshot(),
             "breakers": {
                 f"{name}:{host}": state

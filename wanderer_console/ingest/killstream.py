@@ -34,13 +34,38 @@ from wanderer_console.ingest.phoenix import (
 from wanderer_console.pipeline.items import Item, KillItem
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KillstreamSource"]
+__all__ = ["KillstreamSource", "PhoenixBackoff"]
 
 log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
 _CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
 Mode = Literal["systems", "characters"]
+
+
+class PhoenixBackoff(Backoff):
+    """Fast first retries like phoenix.js (0.1, 0.2, 0.5, 1, 2 s), then doubling to ``cap``.
+
+    A restarted server is rejoined within about two seconds of coming back; a long outage still
+    backs off. Each delay gets up to 20 % jitter so many clients do not reconnect in step.
+    """
+
+    STEPS: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+    def __init__(self, cap: float = 30.0, steps: tuple[float, ...] | None = None) -> None:
+        super().__init__(base=1.0, cap=cap)
+        self.steps = steps if steps is not None else self.STEPS
+
+    def next_delay(self) -> float:
+        """The next wait: the fixed steps first, then exponential growth up to the cap."""
+        n = self.attempt
+        self.attempt += 1
+        if n < len(self.steps):
+            bound = self.steps[n]
+        else:
+            last = self.steps[-1] if self.steps else 1.0
+            bound = min(self.cap, last * float(2 ** min(n - len(self.steps) + 1, 32)))
+        return bound * (0.8 + 0.2 * self._rng.random())
 
 
 def _valid_ids(mode: Mode, ids: set[int]) -> list[int]:
@@ -72,12 +97,13 @@ class KillstreamSource:
         self._sink = sink
         self._metrics = metrics
         self._heartbeat = heartbeat_seconds
-        self._backoff = backoff or Backoff(1.0, 60.0)
+        self._backoff = backoff or PhoenixBackoff(cap=30.0)
         self._channel = PhoenixChannel(TOPIC)
         self._ws: ClientConnection | None = None
         self._subscribed: set[int] = set()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
+        self._sinking = False
 
     def refresh(self) -> None:
         """Tracking changed: bring the subscription in line at the next chance."""
@@ -135,6 +161,9 @@ class KillstreamSource:
             self._heartbeat_sent = time.perf_counter()
             await ws.send(frame)
             await asyncio.sleep(self._heartbeat)
+            if self._channel.heartbeat_pending and self._sinking:
+                # We stopped reading ourselves (the pipeline is full): not a dead server.
+                continue
             if self._channel.heartbeat_pending:
                 self.health.set_state(ConnectionState.DEGRADED, "heartbeat reply missed")
                 log.warning("killstream heartbeat missed", extra={"ctx": {"mode": self.mode}})
@@ -206,4 +235,8 @@ class KillstreamSource:
                 log.warning("malformed killmail skipped", extra={"ctx": {"error": str(exc)[:300]}})
                 continue
             self.health.saw_event()
-            await self._sink(KillItem(km, orjson.dumps(raw).decode(), self.source))
+            self._sinking = True
+            try:
+                await self._sink(KillItem(km, orjson.dumps(raw).decode(), self.source))
+            finally:
+                self._sinking = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -53,6 +54,11 @@ class MapSseSource:
         on_connected: Callable[[], Awaitable[None]] | None = None,
         idle_timeout: float = 75.0,
         backoff: Backoff | None = None,
+        on_resync: Callable[[], Awaitable[None]] | None = None,
+        resync_after: float = 540.0,
+        over_limit_delay: float = 30.0,
+        refused_delay: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -65,6 +71,15 @@ class MapSseSource:
         self._on_connected = on_connected
         self._idle_timeout = idle_timeout
         self._backoff = backoff or Backoff(1.0, 30.0)
+        self._on_resync = on_resync
+        self._resync_after = resync_after
+        self._over_limit_delay = over_limit_delay
+        self._refused_delay = refused_delay
+        self._clock = clock
+        self._alive_at: float | None = None
+        self._resync_pending = False
+        self.resyncs = 0
+        """Full REST reloads done after an outage longer than the server's buffer."""
 
     async def run(self) -> None:
         """Connect, read, reconnect; returns only when cancelled."""
@@ -103,11 +118,15 @@ class MapSseSource:
                             "map stream connected",
                             extra={"ctx": {"tenant": self.tenant, "resume_from": cursor}},
                         )
+                        await self._resync_if_stale()
+                        self._alive_at = self._clock()
                         if self._on_connected is not None:
                             await self._on_connected()
                         continue
+                    self._alive_at = self._clock()
                     await self._handle(event.data)
         except TransportError as exc:
+            self._mark_alive(connected)
             self.health.set_state(ConnectionState.RECONNECTING, f"stream lost: {exc}")
             log.warning(
                 "map stream lost", extra={"ctx": {"tenant": self.tenant, "error": str(exc)}}
@@ -116,18 +135,48 @@ class MapSseSource:
         if not connected:
             # 200 then an immediate close is how the server says "over the connection limit".
             self.health.set_state(ConnectionState.DEGRADED, "closed before 'connected' frame")
-            return max(30.0, self._backoff.next_delay())
+            return max(self._over_limit_delay, self._backoff.next_delay())
+        self._mark_alive(connected)
         self.health.set_state(ConnectionState.RECONNECTING, "stream closed by server")
         return self._backoff.next_delay()
 
+    def _mark_alive(self, connected: bool) -> None:
+        # The stream was open until it failed (at worst ``idle_timeout`` ago).
+        if connected:
+            self._alive_at = self._clock()
+
+    async def _resync_if_stale(self) -> None:
+        """After an outage longer than the server's event buffer, backfill has gaps: reload."""
+        if self._on_resync is None:
+            return
+        gap = None if self._alive_at is None else self._clock() - self._alive_at
+        if not self._resync_pending and (gap is None or gap <= self._resync_after):
+            return
+        log.info(
+            "map stream was down longer than the server keeps events; reloading the map",
+            extra={"ctx": {"tenant": self.tenant, "outage_seconds": gap}},
+        )
+        try:
+            await self._on_resync()
+        except Exception as exc:
+            self._resync_pending = True  # try again on the next connect
+            self._metrics.errors.labels(component=f"{self.source}:resync").inc()
+            self.health.last_error = f"resync failed: {exc}"
+            log.warning(
+                "map resync failed", extra={"ctx": {"tenant": self.tenant, "error": str(exc)}}
+            )
+            return
+        self._resync_pending = False
+        self.resyncs += 1
+
     async def _refused(self, status: int, body: str) -> float:
-        message = f"HTTP {status}: {body.strip()[:200]}"
+        message = f"HTTP {status}: {_error_message(body)}"
         state = ConnectionState.FAILED if status in _AUTH_FAILURES else ConnectionState.RECONNECTING
         self.health.set_state(state, message)
         self._metrics.errors.labels(component=f"{self.source}:http_{status}").inc()
         log.error("map stream refused", extra={"ctx": {"tenant": self.tenant, "error": message}})
         # Credentials and missing maps do not fix themselves quickly: retry slowly.
-        return 60.0 if status in _AUTH_FAILURES else self._backoff.next_delay()
+        return self._refused_delay if status in _AUTH_FAILURES else self._backoff.next_delay()
 
     async def _handle(self, data: str) -> None:
         try:
@@ -142,3 +191,17 @@ class MapSseSource:
             return
         self.health.saw_event()
         await self._sink(MapEventItem(self.tenant, envelope, data, self.source))
+
+
+def _error_message(body: str) -> str:
+    """The server's message: ``error`` (and ``code``) of a JSON body, else the text itself."""
+    text = body.strip()
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text[:200]
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        code = data.get("code")
+        suffix = f" ({code})" if isinstance(code, str) else ""
+        return f"{data['error'][:200]}{suffix}"
+    return text[:200]

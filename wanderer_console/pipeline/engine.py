@@ -309,6 +309,15 @@ class Engine:
         )
         return self._record(event, notifications, cursor)
 
+    async def map_notifications(
+        self, tenant: str, envelope: MapEnvelope, payload: object
+    ) -> list[Notification]:
+        """Apply a parsed map event to tracking and return its notifications; stores nothing.
+
+        The live pipeline and :mod:`~wanderer_console.pipeline.replay` share this decision.
+        """
+        return await self._apply(tenant, envelope, payload)
+
     async def _apply(
         self, tenant: str, envelope: MapEnvelope, payload: object
     ) -> list[Notification]:

@@ -1,0 +1,152 @@
+"""Killstream under faults: rejoin with the full subscription, dead heartbeats, live changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.killstream import KillstreamSource, PhoenixBackoff
+from wanderer_console.launch import demo_settings
+from wanderer_console.pipeline.items import Item
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.telemetry.metrics import Metrics
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.timeout(30)
+
+SYSTEMS = {30000142, 31000005, 31002238}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeKillstream]:
+    killstream = FakeKillstream()
+    await killstream.start()
+    try:
+        yield killstream
+    finally:
+        await killstream.stop()
+
+
+def _source(server: FakeKillstream, *, heartbeat: float = 30.0) -> KillstreamSource:
+    async def sink(item: Item) -> None:
+        return None
+
+    return KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), heartbeat_seconds=heartbeat
+    )
+
+
+async def _joined(server: FakeKillstream, source: KillstreamSource, joins: int) -> None:
+    await wait_for(
+        lambda: (
+            len(server.joins) >= joins
+            and server.joined_clients == 1
+            and source.health.state is ConnectionState.CONNECTED
+        ),
+        timeout=2.0,  # the requirement: rejoined within 2 s of the server being back
+    )
+    assert server.joins[-1]["systems"] == sorted(SYSTEMS)
+
+
+@pytest.mark.parametrize("fault", ["phx_error", "phx_close"])
+async def test_channel_error_or_close_rejoins_with_the_full_subscription(
+    server: FakeKillstream, fault: str
+) -> None:
+    source = _source(server)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+        ended = await (server.send_phx_error() if fault == "phx_error" else server.send_phx_close())
+        assert ended == 1
+        await _joined(server, source, joins=2)
+        assert server.connections == 1  # same socket, fresh join
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_server_restart_on_the_same_port_rejoins_within_two_seconds(
+    server: FakeKillstream,
+) -> None:
+    source = _source(server)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+        port = urlsplit(server.url).port
+        assert port is not None
+        await server.stop()
+        await wait_for(lambda: source.health.state is not ConnectionState.CONNECTED)
+        await asyncio.sleep(1.5)  # down for a while: several refused connects
+        await server.start(port=port)
+        await _joined(server, source, joins=2)
+        assert source.health.reconnects >= 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_withheld_heartbeat_reply_leads_to_a_reconnect(server: FakeKillstream) -> None:
+    source = _source(server, heartbeat=0.2)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+        await wait_for(lambda: source.health.heartbeat_rtt_ms is not None)
+        server.withhold_heartbeats = True
+        await wait_for(lambda: server.connections >= 2, timeout=3.0)
+        server.withhold_heartbeats = False
+        await _joined(server, source, joins=2)
+        assert source.health.reconnects >= 1
+        assert source.health.snapshot()["reconnects_last_hour"] >= 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_phoenix_backoff_is_fast_first_then_capped() -> None:
+    backoff = PhoenixBackoff(cap=10.0)
+    bounds = [0.1, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    for bound in bounds:
+        delay = backoff.next_delay()
+        assert 0.8 * bound <= delay <= bound
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
+
+
+async def test_tracking_change_sends_subscribe_systems(tmp_path: Path) -> None:
+    async with Simulator(seed=21) as sim:
+        runtime = Runtime(demo_settings(sim, data_dir=tmp_path, dry_run=True), data_dir=tmp_path)
+        await runtime.start()
+        try:
+            await wait_for(
+                lambda: (
+                    "systems" in runtime.kill_sources
+                    and runtime.kill_sources["systems"].health.state is ConnectionState.CONNECTED
+                )
+            )
+            joins = len(sim.killstream.joins)
+            added = next(
+                s.system_id
+                for s in (sim.generator.new_system() for _ in range(50))
+                if s.system_id not in sim.tracked_system_ids
+            )
+            sim.map.add_system(added)
+
+            def subscribed() -> bool:
+                return any(
+                    frame[3] == "phx_reply"
+                    and added in (frame[4].get("response") or {}).get("subscribed_systems", [])
+                    for frame in list(sim.killstream.sent)
+                )
+
+            await wait_for(subscribed, timeout=5.0)
+            assert len(sim.killstream.joins) == joins  # a push on the live join, not a rejoin
+        finally:
+            await runtime.stop()

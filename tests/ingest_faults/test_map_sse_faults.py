@@ -1,0 +1,354 @@
+"""Map SSE under faults: cut streams, refusals, over-limit closes, long outages (resync)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from wanderer_console.config.model import Settings
+from wanderer_console.http.client import HttpClient
+from wanderer_console.ingest.backoff import Backoff
+from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.map_sse import MapSseSource
+from wanderer_console.pipeline.engine import Engine
+from wanderer_console.pipeline.items import Item, MapEventItem
+from wanderer_console.pipeline.queue import item_queue
+from wanderer_console.pipeline.tracking import TrackingIndex
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+from wanderer_console.sim.server import AppServer
+from wanderer_console.sim.ulid import UlidGenerator
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+from .conftest import map_settings, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+MAP_ID = "5d0f7c2e-8a41-4c55-9f0b-2b6c1e7d9a10"
+
+
+def _frame(event: str, ident: str, data: dict[str, Any]) -> bytes:
+    return b"event: %s\nid: %s\ndata: %s\n\n" % (event.encode(), ident.encode(), orjson.dumps(data))
+
+
+class CuttingMapServer:
+    """Serves a recorded stream; connection ``k`` is cut after a chosen number of bytes.
+
+    Resume honours ``last_event_id`` and, like the real server, sometimes repeats the event at
+    the cursor (backfill and live overlap). After the planned cuts, streams stay open.
+    """
+
+    def __init__(self, envelopes: list[dict[str, Any]], cuts: int, seed: int) -> None:
+        self.envelopes = envelopes
+        self.cuts_left = cuts
+        self.rng = random.Random(seed)
+        self.connects: list[str | None] = []
+        self.cut_offsets: list[int] = []
+        self.ulid = UlidGenerator()
+        self.app = Starlette(
+            routes=[
+                Route("/api/maps/{map}/events/stream", self.stream),
+                Route("/api/maps/{map}/systems", self.systems),
+                Route("/api/maps/{map}/tracked-characters", self.tracked),
+            ]
+        )
+
+    def body(self, cursor: str | None) -> bytes:
+        out = _frame("connected", self.ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+        for envelope in self.envelopes:
+            repeat = cursor is not None and envelope["id"] == cursor and self.rng.random() < 0.5
+            if cursor is None or envelope["id"] > cursor or repeat:
+                out += _frame(envelope["type"], envelope["id"], envelope)
+        return out
+
+    async def stream(self, request: Request) -> Response:
+        cursor = request.query_params.get("last_event_id")
+        self.connects.append(cursor)
+        body = self.body(cursor)
+        cut: int | None = None
+        if self.cuts_left > 0:
+            self.cuts_left -= 1
+            cut = self.rng.randrange(0, len(body) + 1)
+            self.cut_offsets.append(cut)
+
+        async def frames() -> AsyncIterator[bytes]:
+            if cut is not None:
+                # Uneven chunks, so a cut also lands inside partly delivered frames.
+                data = body[:cut]
+                while data:
+                    size = self.rng.randint(1, 400)
+                    yield data[:size]
+                    data = data[size:]
+                return
+            yield body
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    async def systems(self, request: Request) -> Response:
+        return JSONResponse({"data": {"systems": [], "connections": []}})
+
+    async def tracked(self, request: Request) -> Response:
+        return JSONResponse({"data": []})
+
+
+def _envelopes(count: int) -> list[dict[str, Any]]:
+    ulid = UlidGenerator()
+    out = []
+    for n in range(count):
+        system_id = 31_000_001 + n
+        if n % 2:
+            kind, payload = "add_system", {"solar_system_id": system_id, "name": f"J{n:06d}"}
+        else:
+            kind = "rally_point_added"
+            payload = {
+                "rally_point_id": f"rp-{n}",
+                "solar_system_id": system_id,
+                "system_id": f"sys-{n}",
+                "character_id": "c-1",
+                "character_name": "Pilot",
+                "character_eve_id": "2112000001",
+                "system_name": f"J{n:06d}",
+                "message": f"rally {n}",
+                "created_at": "2026-01-10T18:22:07Z",
+            }
+        out.append(
+            {
+                "id": ulid.new(),
+                "type": kind,
+                "map_id": MAP_ID,
+                "timestamp": "2026-01-10T18:22:07.551020Z",
+                "payload": payload,
+            }
+        )
+    return out
+
+
+async def test_stream_cut_at_100_random_offsets_loses_nothing_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    envelopes = _envelopes(40)
+    server = CuttingMapServer(envelopes, cuts=100, seed=7)
+    app = AppServer(server.app)
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    engine = Engine(settings, store, index, metrics)
+    processed: list[str] = []
+
+    async def pipeline() -> None:
+        while True:
+            item = await queue.get()
+            if isinstance(item, MapEventItem):
+                processed.append(item.envelope.id)
+            await engine.process(item)
+            queue.task_done()
+
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut",
+        settings.maps["cut"],
+        http,
+        store,
+        queue.put,
+        metrics,
+        backoff=Backoff(0.002, 0.01),
+        over_limit_delay=0.005,
+    )
+    tasks = [asyncio.create_task(pipeline()), asyncio.create_task(source.run())]
+    try:
+        await wait_for(lambda: server.cuts_left == 0 and len(server.connects) > 100, 40)
+        await wait_for(lambda: store.event_count() == len(envelopes) and queue.empty(), 10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+    ids = [e["id"] for e in envelopes]
+    stored = {e.event_id for e in store.events_since(0)}
+    assert stored == set(ids)  # 0 events lost
+    assert set(processed) == set(ids)
+    queued = metrics.total("wc_notifications_queued_total")
+    assert queued == len(envelopes)  # one notification per event, none doubled
+    assert store.outbox_counts() == {"pending": len(envelopes)}
+    assert store.get_cursor("sse:cut") == ids[-1]
+    assert len(server.cut_offsets) == 100
+    store.close()
+
+
+def _status_app(status: int, body: dict[str, Any]) -> Starlette:
+    async def stream(request: Request) -> Response:
+        return JSONResponse(body, status_code=status)
+
+    return Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (401, {"error": "Invalid API key"}, "HTTP 401: Invalid API key"),
+        (
+            402,
+            {"error": "Subscription required", "code": "SUBSCRIPTION_REQUIRED", "status": 402},
+            "HTTP 402: Subscription required (SUBSCRIPTION_REQUIRED)",
+        ),
+        (
+            403,
+            {"error": "SSE disabled for map", "code": "SSE_DISABLED_FOR_MAP", "status": 403},
+            "HTTP 403: SSE disabled for map (SSE_DISABLED_FOR_MAP)",
+        ),
+        (404, {"error": "Map not found for identifier: x"}, "Map not found for identifier: x"),
+    ],
+)
+async def test_refusals_show_failed_with_the_server_message_and_retry_slowly(
+    tmp_path: Path, status: int, body: dict[str, Any], message: str
+) -> None:
+    app = AppServer(_status_app(status, body))
+    await app.start()
+    settings = map_settings(app.url)
+    store = SqliteStore(tmp_path / "db.sqlite")
+    http = HttpClient("map", timeout=5.0)
+
+    async def sink(item: Item) -> None:
+        raise AssertionError("nothing may be delivered")
+
+    source = MapSseSource("cut", settings.maps["cut"], http, store, sink, Metrics())
+    try:
+        delay = await asyncio.wait_for(source._session(), 10)
+    finally:
+        await http.aclose()
+        await app.stop()
+        store.close()
+    snapshot = source.health.snapshot()
+    assert snapshot["state"] == "failed"
+    assert message in snapshot["last_error"]
+    assert snapshot["quality"] == 0
+    assert delay == 60.0
+
+
+async def test_over_limit_close_before_connected_backs_off_long(tmp_path: Path) -> None:
+    async with Simulator(seed=5) as sim:
+        sim.map.over_limit = True
+        settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
+        store = SqliteStore(tmp_path / "db.sqlite")
+        http = HttpClient("map", timeout=5.0)
+
+        async def sink(item: Item) -> None:
+            raise AssertionError("nothing may be delivered")
+
+        source = MapSseSource(
+            sim.map_slug, settings.maps[sim.map_slug], http, store, sink, Metrics()
+        )
+        try:
+            delay = await asyncio.wait_for(source._session(), 10)
+            run = asyncio.create_task(source.run())
+            await asyncio.sleep(0.5)
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        finally:
+            await http.aclose()
+            store.close()
+        assert delay >= 30.0
+        assert source.health.state is ConnectionState.DEGRADED
+        assert "closed before 'connected'" in (source.health.last_error or "")
+        assert len(sim.map.connect_log) == 2  # the run() attempt, then a long wait: no hot loop
+
+
+async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path: Path) -> None:
+    async with Simulator(seed=11) as sim:
+        settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
+        store = SqliteStore(tmp_path / "db.sqlite")
+        http = HttpClient("map", timeout=5.0)
+        got: list[Item] = []
+        resyncs: list[float] = []
+        now = [1000.0]
+
+        async def sink(item: Item) -> None:
+            got.append(item)
+
+        async def resync() -> None:
+            resyncs.append(now[0])
+
+        source = MapSseSource(
+            sim.map_slug,
+            settings.maps[sim.map_slug],
+            http,
+            store,
+            sink,
+            Metrics(),
+            backoff=Backoff(0.01, 0.02),
+            over_limit_delay=0.01,
+            on_resync=resync,
+            resync_after=540.0,
+            clock=lambda: now[0],
+        )
+
+        async def outage(seconds: float) -> None:
+            # The server refuses (over limit) while the clock moves on, then lets us back in.
+            sim.map.over_limit = True
+            attempts = len(sim.map.connect_log)
+            sim.map.drop_connections()
+            await wait_for(lambda: len(sim.map.connect_log) > attempts)
+            now[0] += seconds
+            sim.map.over_limit = False
+
+        run = asyncio.create_task(source.run())
+        try:
+            await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+            assert resyncs == []  # the first connect follows the initial load
+            await outage(60)  # a short outage: backfill covers it
+            await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+            assert resyncs == []
+            await outage(600)  # longer than the server keeps events
+            await wait_for(lambda: resyncs)
+            assert source.resyncs == 1
+            assert resyncs == [now[0]]
+        finally:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            await http.aclose()
+            store.close()
+
+
+async def test_runtime_reloads_the_map_after_an_outage_longer_than_the_buffer(
+    tmp_path: Path,
+) -> None:
+    async with Simulator(seed=13) as sim:
+        runtime = Runtime(_demo(sim, tmp_path), data_dir=tmp_path)
+        runtime.sse_resync_after = 0.2  # anything longer than this is "too long" here
+        await runtime.start()
+        try:
+            source = runtime.map_sources[sim.map_slug]
+            await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+            missed = sim.generator.new_system()
+            sim.map.drop_connections()
+            sim.map.add_system(missed.system_id, name=missed.name)  # nobody is listening
+            sim.map.clear_buffer()  # and the server forgets it (restart / buffer expiry)
+            await wait_for(lambda: source.resyncs >= 1)
+            tracked = runtime.index.map(sim.map_slug).systems
+            assert missed.system_id in tracked
+        finally:
+            await runtime.stop()
+
+
+def _demo(sim: Simulator, data_dir: Path) -> Settings:
+    from wanderer_console.launch import demo_settings
+
+    return demo_settings(sim, data_dir=data_dir, dry_run=True)

@@ -1,0 +1,112 @@
+"""The bounded priority queue: lanes, FIFO within a lane, waiting puts, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.pipeline.items import KillItem, MapEventItem
+from wanderer_console.pipeline.queue import (
+    BoundedPriorityQueue,
+    Lane,
+    QueueMetrics,
+    item_lane,
+    item_queue,
+)
+from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def _kill(killmail_id: int, system_id: int) -> KillItem:
+    km = Killmail.from_wire(
+        {
+            "killmail_id": killmail_id,
+            "system_id": system_id,
+            "kill_time": "2026-01-10T18:00:00Z",
+            "victim": {"ship_type_id": 587},
+            "attackers": [],
+            "zkb": {"hash": "h", "totalValue": 1.0},
+        }
+    )
+    return KillItem(km, "{}", "killstream")
+
+
+def _map(kind: str, ident: str, payload: dict[str, object] | None = None) -> MapEventItem:
+    envelope = MapEnvelope.model_validate({"id": ident, "type": kind, "payload": payload or {}})
+    return MapEventItem("m", envelope, "{}", "sse:m")
+
+
+def test_lanes_rally_then_tracked_kills_then_the_rest_fifo_within_each() -> None:
+    index = TrackingIndex()
+    index.put_system("other-map", TrackedSystem(30000142))
+    queue = item_queue(100, index)
+    items = [
+        _map("add_system", "A1"),
+        _kill(1, 31000001),  # untracked
+        _kill(2, 30000142),  # tracked by some map
+        _map("rally_point_added", "R1"),
+        _kill(3, 30000142),
+        _map("rally_point_added", "R2"),
+        _map("map_kill", "K1", {"solar_system_id": 30000142}),
+    ]
+    for item in items:
+        queue.put_nowait(item)
+    out = [queue.get_nowait() for _ in items]
+    names = [i.envelope.id if isinstance(i, MapEventItem) else i.killmail.killmail_id for i in out]
+    assert names == ["R1", "R2", 2, 3, "K1", "A1", 1]
+    assert item_lane(index)(_kill(9, 1)) == Lane.OTHER
+    assert queue.empty()
+
+
+async def test_full_queue_makes_put_wait_and_counts_paused_time() -> None:
+    registry = CollectorRegistry()
+    queue: BoundedPriorityQueue[int] = BoundedPriorityQueue(
+        2, lambda _i: 2, source=lambda i: f"src{i % 2}", metrics=QueueMetrics(registry)
+    )
+    await queue.put(0)
+    await queue.put(2)
+    assert queue.full()
+    blocked = asyncio.create_task(queue.put(4))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    assert queue.paused_sources() == ["src0"]
+    assert queue.get_nowait() == 0
+    await asyncio.wait_for(blocked, 1)
+    assert [queue.get_nowait(), queue.get_nowait()] == [2, 4]
+    assert queue.high_water == 2
+    assert queue.paused_seconds["src0"] >= 0.04
+    paused = registry.get_sample_value("wc_source_paused_seconds_total", {"source": "src0"})
+    assert paused is not None
+    assert paused >= 0.04
+    assert registry.get_sample_value("wc_source_pauses_total", {"source": "src0"}) == 1
+    assert registry.get_sample_value("wc_queue_wait_seconds_count") == 3
+    assert registry.get_sample_value("wc_queue_depth", {"lane": "other"}) == 0
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+async def test_cancelled_put_and_get_leave_the_queue_consistent() -> None:
+    queue: BoundedPriorityQueue[int] = BoundedPriorityQueue(1, lambda _i: 0)
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    getter.cancel()
+    await queue.put(1)
+    blocked = asyncio.create_task(queue.put(2))
+    await asyncio.sleep(0.01)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert queue.qsize() == 1
+    assert await asyncio.wait_for(queue.get(), 1) == 1
+    queue.task_done()
+    await asyncio.wait_for(queue.join(), 1)
+    queue.put_nowait(3)
+    with pytest.raises(asyncio.QueueFull):
+        queue.put_nowait(4)
+    with pytest.raises(ValueError, match="bounded"):
+        BoundedPriorityQueue(0, lambda _i: 0)

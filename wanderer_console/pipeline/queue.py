@@ -1,0 +1,273 @@
+"""The bounded priority queue between the sources and the pipeline.
+
+Three lanes, served strictly in order: rally points first, then kills in a system some map
+tracks, then everything else; first in, first out within a lane. The bound covers all lanes
+together. When the queue is full, :meth:`BoundedPriorityQueue.put` waits instead of dropping, so
+a source stops reading its socket (TCP pushes back on the server) until the pipeline catches up.
+
+It has the interface of :class:`asyncio.Queue` the rest of the console uses (``put``,
+``put_nowait``, ``get``, ``task_done``, ``qsize``, ``empty``, ``full``, ``maxsize``) and reports:
+
+- ``wc_queue_depth{lane}``: items waiting, per lane (gauge);
+- ``wc_queue_wait_seconds``: time from ``put`` to ``get`` (histogram);
+- ``wc_source_paused_seconds_total{source}``: time a source spent blocked on a full queue;
+- ``wc_source_pauses_total{source}``: how often a source had to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
+from wanderer_console.pipeline.tracking import TrackingIndex
+
+__all__ = ["LANE_NAMES", "BoundedPriorityQueue", "Lane", "QueueMetrics", "item_lane", "item_queue"]
+
+T = TypeVar("T")
+
+
+class Lane(IntEnum):
+    """Priority lanes; a lower value is served first."""
+
+    RALLY = 0
+    TRACKED_KILL = 1
+    OTHER = 2
+
+
+LANE_NAMES = tuple(member.name.lower() for member in Lane)
+
+
+class QueueMetrics:
+    """The queue's Prometheus series, registered once on a registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.depth = Gauge("wc_queue_depth", "Items waiting for the pipeline", ["lane"], registry=r)
+        self.wait = Histogram(
+            "wc_queue_wait_seconds",
+            "Time an item spent in the queue before the pipeline took it",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.paused = Counter(
+            "wc_source_paused_seconds",
+            "Time a source spent waiting for room in a full queue",
+            ["source"],
+            registry=r,
+        )
+        self.pauses = Counter(
+            "wc_source_pauses",
+            "Times a source had to wait for a full queue",
+            ["source"],
+            registry=r,
+        )
+
+
+class BoundedPriorityQueue(Generic[T]):
+    """A bounded queue with priority lanes; ``put`` waits when it is full (never drops)."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        lane: Callable[[T], int],
+        *,
+        source: Callable[[T], str] = lambda _item: "unknown",
+        lanes: int = len(Lane),
+        lane_names: tuple[str, ...] = LANE_NAMES,
+        metrics: QueueMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if maxsize <= 0:
+            raise ValueError("the queue must be bounded (maxsize > 0)")
+        self.maxsize = maxsize
+        self._lane_of = lane
+        self._source_of = source
+        self._lanes: list[deque[tuple[float, T]]] = [deque() for _ in range(lanes)]
+        self._lane_names = lane_names
+        self._size = 0
+        self._unfinished = 0
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._all_done: asyncio.Event | None = None
+        self._metrics = metrics or QueueMetrics()
+        self._clock = clock
+        self.high_water = 0
+        """The largest depth seen (never above ``maxsize``)."""
+        self.paused_seconds: dict[str, float] = {}
+        """Per source: total time spent blocked in :meth:`put`."""
+        self.blocked: dict[str, int] = {}
+        """Per source: puts waiting right now (a source is paused while this is > 0)."""
+
+    # -- size ------------------------------------------------------------------------------------
+
+    def qsize(self) -> int:
+        """Items waiting, all lanes together."""
+        return self._size
+
+    def empty(self) -> bool:
+        """True when nothing waits."""
+        return self._size == 0
+
+    def full(self) -> bool:
+        """True when a ``put`` would have to wait."""
+        return self._size >= self.maxsize
+
+    def depths(self) -> dict[str, int]:
+        """Items waiting per lane name."""
+        return {self._name(i): len(q) for i, q in enumerate(self._lanes)}
+
+    def paused_sources(self) -> list[str]:
+        """Sources currently blocked on a full queue."""
+        return sorted(source for source, n in self.blocked.items() if n > 0)
+
+    def _name(self, index: int) -> str:
+        return self._lane_names[index] if index < len(self._lane_names) else str(index)
+
+    # -- put -------------------------------------------------------------------------------------
+
+    def put_nowait(self, item: T) -> None:
+        """Add an item at once; raise :class:`asyncio.QueueFull` when there is no room."""
+        if self.full():
+            raise asyncio.QueueFull
+        index = min(max(int(self._lane_of(item)), 0), len(self._lanes) - 1)
+        self._lanes[index].append((self._clock(), item))
+        self._size += 1
+        self._unfinished += 1
+        self.high_water = max(self.high_water, self._size)
+        self._metrics.depth.labels(lane=self._name(index)).inc()
+        if self._all_done is not None:
+            self._all_done.clear()
+        self._wake(self._getters)
+
+    async def put(self, item: T) -> None:
+        """Add an item, waiting while the queue is full (the caller stops reading meanwhile)."""
+        if self.full():
+            await self._wait_for_room(self._source_of(item))
+        self.put_nowait(item)
+
+    async def _wait_for_room(self, source: str) -> None:
+        loop = asyncio.get_running_loop()
+        started = self._clock()
+        self.blocked[source] = self.blocked.get(source, 0) + 1
+        self._metrics.pauses.labels(source=source).inc()
+        try:
+            while self.full():
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._putters.append(waiter)
+                try:
+                    await waiter
+                except BaseException:
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._putters.remove(waiter)
+                    # We were woken but are leaving: pass the turn on to the next waiter.
+                    if not self.full() and not waiter.cancelled():
+                        self._wake(self._putters)
+                    raise
+        finally:
+            self.blocked[source] -= 1
+            waited = self._clock() - started
+            self.paused_seconds[source] = self.paused_seconds.get(source, 0.0) + waited
+            self._metrics.paused.labels(source=source).inc(waited)
+
+    # -- get -------------------------------------------------------------------------------------
+
+    def get_nowait(self) -> T:
+        """Take the oldest item of the most urgent lane; raise :class:`asyncio.QueueEmpty`."""
+        for index, lane in enumerate(self._lanes):
+            if lane:
+                enqueued, item = lane.popleft()
+                self._size -= 1
+                self._metrics.depth.labels(lane=self._name(index)).dec()
+                self._metrics.wait.observe(max(0.0, self._clock() - enqueued))
+                self._wake(self._putters)
+                return item
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> T:
+        """Take the next item, waiting while the queue is empty."""
+        loop = asyncio.get_running_loop()
+        while self.empty():
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(waiter)
+                if not self.empty() and not waiter.cancelled():
+                    self._wake(self._getters)
+                raise
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        """Mark one taken item as processed (for :meth:`join`)."""
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._all_done is not None:
+            self._all_done.set()
+
+    async def join(self) -> None:
+        """Wait until every item put has been taken and marked done."""
+        if self._unfinished == 0:
+            return
+        if self._all_done is None:
+            self._all_done = asyncio.Event()
+        self._all_done.clear()
+        await self._all_done.wait()
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def item_lane(index: TrackingIndex) -> Callable[[Item], int]:
+    """The lane of a pipeline item: rallies, then kills in tracked systems, then the rest."""
+
+    def lane(item: Item) -> int:
+        if isinstance(item, KillItem):
+            tracked = index.maps_for_system(item.killmail.system_id)
+            return Lane.TRACKED_KILL if tracked else Lane.OTHER
+        if isinstance(item, MapEventItem):
+            kind = item.envelope.type
+            if kind == "rally_point_added":
+                return Lane.RALLY
+            if kind == "map_kill" and _map_kill_tracked(item, index):
+                return Lane.TRACKED_KILL
+            return Lane.OTHER
+        if isinstance(item, CustomItem) and item.notification_type == "rally":
+            return Lane.RALLY
+        return Lane.OTHER
+
+    return lane
+
+
+def _map_kill_tracked(item: MapEventItem, index: TrackingIndex) -> bool:
+    system = item.envelope.payload.get("solar_system_id")
+    return isinstance(system, int) and bool(index.maps_for_system(system))
+
+
+def item_queue(
+    maxsize: int, index: TrackingIndex, *, registry: CollectorRegistry | None = None
+) -> BoundedPriorityQueue[Item]:
+    """The runtime's queue: lanes from the tracking index, metrics on ``registry``."""
+    return BoundedPriorityQueue(
+        maxsize,
+        item_lane(index),
+        source=lambda item: item.source,
+        metrics=QueueMetrics(registry),
+    )

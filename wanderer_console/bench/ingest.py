@@ -1,0 +1,142 @@
+"""Ingest throughput: killmails per second through WebSocket → store → rules.
+
+The fake killstream pushes N killmails (in tracked systems) over a real loopback socket to a real
+:class:`Runtime`; kill notifications are switched off so every kill runs the rules without
+queueing deliveries. The ceiling, measured in the same run, is what the bare work costs: parsing
+the same frames and inserting the same events in one batched transaction.
+
+Run: ``python -m wanderer_console.bench.ingest [--quick] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim.simulator import Simulator
+
+__all__ = ["main", "measure_ceiling", "run_ingest_bench"]
+
+
+def measure_ceiling(frames: list[bytes], db_path: Path) -> float:
+    """Seconds to parse every frame and insert its kills in one batched transaction."""
+    started = time.perf_counter()
+    rows = []
+    for frame in frames:
+        payload = orjson.loads(frame)[4]
+        for raw in payload["killmails"]:
+            km = Killmail.from_wire(raw)
+            rows.append(
+                (
+                    "*",
+                    f"kill:{km.killmail_id}",
+                    "killstream",
+                    "killmail",
+                    0.0,
+                    orjson.dumps(raw).decode(),
+                )
+            )
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (tenant_id TEXT, event_id TEXT, source TEXT,"
+        " type TEXT, received_at REAL, payload TEXT, UNIQUE (tenant_id, event_id))"
+    )
+    conn.execute("BEGIN")
+    conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    conn.close()
+    return time.perf_counter() - started
+
+
+async def run_ingest_bench(count: int = 20_000, *, seed: int = 7) -> dict[str, Any]:
+    """Push ``count`` kills through the real path and compare with the ceiling."""
+    with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
+        data = Path(tmp)
+        async with Simulator(seed=seed) as sim:
+            sim.killstream.duplicate_realtime = False
+            settings = demo_settings(sim, data_dir=data)
+            settings.notifications.kill = False
+            runtime = Runtime(settings, data_dir=data)
+            await runtime.start()
+            try:
+                for _ in range(400):
+                    if sim.killstream.joined_clients >= 2:
+                        break
+                    await asyncio.sleep(0.025)
+                tracked = sorted(sim.tracked_system_ids)
+                kills = [
+                    sim.generator.make_killmail(system_id=tracked[i % len(tracked)])
+                    for i in range(count)
+                ]
+                frames = [
+                    orjson.dumps(
+                        [
+                            None,
+                            None,
+                            "killmails:lobby",
+                            "killmail_update",
+                            {"system_id": km["system_id"], "killmails": [km], "preload": False},
+                        ]
+                    )
+                    for km in kills
+                ]
+                baseline = runtime.store.event_count()
+                started = time.perf_counter()
+                for km in kills:
+                    await sim.killstream.push_kill(km)
+                deadline = started + 300
+                while runtime.store.event_count() - baseline < count:
+                    if time.perf_counter() > deadline:
+                        break
+                    await asyncio.sleep(0.005)
+                elapsed = time.perf_counter() - started
+                stored = runtime.store.event_count() - baseline
+            finally:
+                await runtime.stop()
+        ceiling = measure_ceiling(frames, data / "ceiling.db")
+    rate = stored / elapsed
+    ceiling_rate = count / ceiling
+    return {
+        "scenario": "ingest",
+        "killmails": count,
+        "stored": stored,
+        "lost": count - stored,
+        "seconds": round(elapsed, 3),
+        "killmails_per_second": round(rate, 1),
+        "ceiling_killmails_per_second": round(ceiling_rate, 1),
+        "ratio_to_ceiling": round(rate / ceiling_rate, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: print the JSON result (and write it with ``--json``)."""
+    parser = argparse.ArgumentParser(prog="python -m wanderer_console.bench.ingest")
+    parser.add_argument("--quick", action="store_true", help="2,000 kills instead of 20,000")
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--json", type=Path, metavar="PATH")
+    args = parser.parse_args(argv)
+    count = args.count or (2_000 if args.quick else 20_000)
+    result = asyncio.run(run_ingest_bench(count))
+    text = json.dumps(result, sort_keys=True)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if result["lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wanderer_console import __version__
+from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli
 from wanderer_console.pipeline import diagnose, replay
@@ -28,6 +29,7 @@ commands:
   (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
   demo            run against the built-in simulator (no credentials needed)
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+  config history  recorded configuration changes (JSON); config restore N brings one back
   tenant ACTION   ingest API tenants: add, list, rotate-key, disable (JSON output)
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
     tenant_cli.register(sub)
+    audit_cli.register(config_sub)
     return parser
 
 
@@ -199,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "tenant":
         return tenant_cli.run(args)
+    if args.command == "config" and args.config_command in ("history", "restore"):
+        return audit_cli.run(args)
     if args.command == "config":
         return _config_check(args.config)
     if args.command == "replay":

@@ -52,7 +52,7 @@ def run_console(
     async def main() -> int:
         stop = asyncio.Event()
         _install_stop_signals(stop)
-        runtime = Runtime(settings, data_dir=data_dir)
+        runtime = Runtime(settings, data_dir=data_dir, config_path=config_path)
         if tui:
             try:
                 return await _run_tui(runtime, stop, config_path)

@@ -19,7 +19,7 @@ from wanderer_console.sim import Simulator
 WEBHOOK_SECRET = "c2VjcmV0LWZyb20tcm90YXRl"
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -1,0 +1,193 @@
+"""Hot reload: watch the config file, validate, classify, apply atomically, audit.
+
+A change is first validated as a whole (an invalid file is rejected with file, line and key, and
+the running configuration stays). Each changed key is then classified: *hot* (notification
+switches, filters, Discord targets, rate limits, theme, log level, …) takes effect at once by
+swapping the :class:`~wanderer_console.config.model.Settings` object that the engine, dispatcher
+and runtime read; *restart-required* (data dir, server bind, map URL/slug/key, killstream) is
+flagged in the log and the runtime snapshot and applies at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from watchfiles import awatch
+
+from wanderer_console.config.audit import ConfigAudit, diff_settings
+from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.model import Settings
+
+if TYPE_CHECKING:
+    from wanderer_console.runtime import Runtime
+
+__all__ = ["RESTART_REQUIRED", "ConfigReloader", "ReloadResult", "needs_restart"]
+
+log = logging.getLogger(__name__)
+
+RESTART_REQUIRED: Final = (
+    re.compile(r"^console\.data_dir$"),
+    re.compile(r"^server\."),
+    re.compile(r"^maps\.[^.]+\.(url|slug|api_key|enabled)$"),
+    re.compile(r"^killstream\."),
+    re.compile(r"^esi\.url$"),
+    re.compile(r"^discord\.api_url$"),
+    re.compile(r"^http\."),
+)
+"""Keys whose new value needs a restart: they shaped a connection or a file already open."""
+
+
+def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
+    """True when ``key`` cannot change in a running engine (a map added or removed counts)."""
+    if any(pattern.match(key) for pattern in RESTART_REQUIRED):
+        return True
+    if key.startswith("maps."):
+        tenant = key.split(".")[1]
+        return (tenant in old_maps) != (tenant in new_maps)
+    return False
+
+
+@dataclass(slots=True)
+class ReloadResult:
+    """What one reload attempt did."""
+
+    status: str
+    """``applied``, ``rejected`` or ``unchanged``."""
+    hot: list[str] = field(default_factory=list)
+    restart_required: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    audit_id: int | None = None
+
+
+class ConfigReloader:
+    """Watches one config file for a runtime; also usable one-shot through :meth:`reload`."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        path: Path,
+        *,
+        audit: ConfigAudit | None = None,
+        debounce_ms: int = 200,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._runtime = runtime
+        self.path = path
+        self.audit = audit or ConfigAudit(runtime.store.path)
+        self._debounce_ms = debounce_ms
+        self._clock = clock
+        self._text: str | None = None
+        self.last: ReloadResult | None = None
+        self.pending_restart: list[str] = []
+        """Changed keys that wait for a restart, since start."""
+        self.last_error: list[str] = []
+
+    def baseline(self) -> None:
+        """Remember the file as running; audit it as the first version if it is new to us."""
+        try:
+            self._text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            self._text = None
+            return
+        latest = self.audit.latest_applied()
+        if latest is None or latest.content != self._text:
+            self.audit.record(
+                "startup", self.path, self._text, {"status": "applied", "changes": []}
+            )
+
+    async def run(self) -> None:
+        """Watch the file until cancelled (editors that replace the file are handled)."""
+        self.baseline()
+        name = self.path.name
+        async for _changes in awatch(
+            self.path.parent,
+            watch_filter=lambda _change, changed: Path(changed).name == name,
+            debounce=self._debounce_ms,
+            step=50,
+            recursive=False,
+        ):
+            self.reload(source="file")
+
+    def reload(self, *, source: str = "file") -> ReloadResult:
+        """Read, validate and apply the file once; never raises for a bad file."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return self._rejected(source, "", [f"{self.path}: cannot read: {exc}"])
+        if text == self._text:
+            return ReloadResult("unchanged")
+        try:
+            new, _legacy = parse_settings_text(text, file=str(self.path))
+        except ConfigError as exc:
+            return self._rejected(source, text, [str(p) for p in exc.problems])
+        old = self._runtime.settings
+        changes = diff_settings(old, new)
+        old_maps, new_maps = set(old.maps), set(new.maps)
+        restart = [c.key for c in changes if needs_restart(c.key, old_maps, new_maps)]
+        hot = [c.key for c in changes if c.key not in restart]
+        try:
+            self._apply(old, new)
+        except Exception as exc:
+            self._apply(new, old)  # roll back every reference we may have swapped
+            return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
+        self._text = text
+        self.last_error = []
+        self.pending_restart = sorted({*self.pending_restart, *restart})
+        diff = {
+            "status": "applied",
+            "changes": [c.as_json() for c in changes],
+            "hot": hot,
+            "restart_required": restart,
+        }
+        audit_id = self.audit.record(source, self.path, text, diff, now=self._clock())
+        self.last = ReloadResult("applied", hot, restart, [], audit_id)
+        log.info(
+            "configuration reloaded",
+            extra={"ctx": {"source": source, "hot": hot, "restart_required": restart}},
+        )
+        if restart:
+            log.warning(
+                "configuration changes need a restart to take effect",
+                extra={"ctx": {"keys": restart}},
+            )
+        return self.last
+
+    def _apply(self, old: Settings, new: Settings) -> None:
+        """Swap the settings every component reads (one reference each, so it is atomic)."""
+        runtime = self._runtime
+        runtime.settings = new
+        runtime.engine.settings = new
+        if new.console.log_level != old.console.log_level:
+            logging.getLogger("wanderer_console").setLevel(new.console.log_level)
+
+    def _rejected(self, source: str, text: str, problems: list[str]) -> ReloadResult:
+        self.last_error = problems
+        diff = {"status": "rejected", "problems": problems, "changes": []}
+        audit_id = self.audit.record(source, self.path, text, diff, now=self._clock())
+        self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)
+        log.error(
+            "configuration change rejected; the running configuration is kept",
+            extra={"ctx": {"source": source, "problems": problems}},
+        )
+        return self.last
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for the runtime snapshot and the UI."""
+        last = self.last
+        return {
+            "path": str(self.path),
+            "last_status": None if last is None else last.status,
+            "last_hot": [] if last is None else last.hot,
+            "restart_required": list(self.pending_restart),
+            "errors": list(self.last_error),
+        }
+
+    def close(self) -> None:
+        """Close the audit connection."""
+        self.audit.close()

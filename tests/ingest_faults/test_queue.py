@@ -46,21 +46,46 @@ def test_lanes_rally_then_tracked_kills_then_the_rest_fifo_within_each() -> None
     index.put_system("other-map", TrackedSystem(30000142))
     queue = item_queue(100, index)
     items = [
-        _map("add_system", "A1"),
         _kill(1, 31000001),  # untracked
         _kill(2, 30000142),  # tracked by some map
         _map("rally_point_added", "R1"),
         _kill(3, 30000142),
         _map("rally_point_added", "R2"),
         _map("map_kill", "K1", {"solar_system_id": 30000142}),
+        _map("add_system", "A1"),
     ]
     for item in items:
         queue.put_nowait(item)
     out = [queue.get_nowait() for _ in items]
     names = [i.envelope.id if isinstance(i, MapEventItem) else i.killmail.killmail_id for i in out]
-    assert names == ["R1", "R2", 2, 3, "K1", "A1", 1]
+    assert names == ["R1", "R2", 2, 3, "K1", 1, "A1"]
     assert item_lane(index)(_kill(9, 1)) == Lane.OTHER
     assert queue.empty()
+
+
+def _name(item: object) -> str | int:
+    if isinstance(item, MapEventItem):
+        return item.envelope.id
+    assert isinstance(item, KillItem)
+    return item.killmail.killmail_id
+
+
+def test_a_map_stream_never_overtakes_its_own_earlier_events() -> None:
+    # The stream's cursor advances with each processed event: a rally must not jump ahead of an
+    # earlier add_system of the same map, or a crash in between would skip that event.
+    queue = item_queue(100, TrackingIndex())
+    for item in (
+        _map("add_system", "A1"),
+        _kill(1, 31000001),
+        _map("rally_point_added", "R1"),
+        _map("rally_point_added", "R2"),
+    ):
+        queue.put_nowait(item)
+    assert [_name(queue.get_nowait()) for _ in range(4)] == ["A1", 1, "R1", "R2"]
+    # No backlog of that map any more: its rallies jump the queue again.
+    queue.put_nowait(_kill(2, 31000001))
+    queue.put_nowait(_map("rally_point_added", "R3"))
+    assert [_name(queue.get_nowait()) for _ in range(2)] == ["R3", 2]
 
 
 async def test_full_queue_makes_put_wait_and_counts_paused_time() -> None:

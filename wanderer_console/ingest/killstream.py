@@ -44,13 +44,14 @@ Mode = Literal["systems", "characters"]
 
 
 class PhoenixBackoff(Backoff):
-    """Fast first retries like phoenix.js (0.1, 0.2, 0.5, 1, 2 s), then doubling to ``cap``.
+    """Fast first retries like phoenix.js (0.1, 0.2, 0.5, 1 s, then 1.5 s for ~10 s), then doubling.
 
-    A restarted server is rejoined within about two seconds of coming back; a long outage still
-    backs off. Each delay gets up to 20 % jitter so many clients do not reconnect in step.
+    A server that restarts within about ten seconds is rejoined within two seconds of coming
+    back (no wait is longer than 1.5 s until then); a long outage still backs off, up to ``cap``.
+    Each delay is drawn from 80–100 % of its step so many clients do not reconnect in step.
     """
 
-    STEPS: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0)
+    STEPS: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5)
 
     def __init__(self, cap: float = 30.0, steps: tuple[float, ...] | None = None) -> None:
         super().__init__(base=1.0, cap=cap)

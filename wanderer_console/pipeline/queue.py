@@ -1,9 +1,12 @@
 """The bounded priority queue between the sources and the pipeline.
 
 Three lanes, served strictly in order: rally points first, then kills in a system some map
-tracks, then everything else; first in, first out within a lane. The bound covers all lanes
-together. When the queue is full, :meth:`BoundedPriorityQueue.put` waits instead of dropping, so
-a source stops reading its socket (TCP pushes back on the server) until the pipeline catches up.
+tracks, then everything else; first in, first out within a lane. Items of an *ordered* source (a
+map stream, whose cursor must never pass an event not yet processed) never overtake that
+source's earlier items: such an item joins the least urgent lane its source still has items in.
+The bound covers all lanes together. When the queue is full, :meth:`BoundedPriorityQueue.put`
+waits instead of dropping, so a source stops reading its socket (TCP pushes back on the server)
+until the pipeline catches up.
 
 It has the interface of :class:`asyncio.Queue` the rest of the console uses (``put``,
 ``put_nowait``, ``get``, ``task_done``, ``qsize``, ``empty``, ``full``, ``maxsize``) and reports:
@@ -80,6 +83,7 @@ class BoundedPriorityQueue(Generic[T]):
         lane: Callable[[T], int],
         *,
         source: Callable[[T], str] = lambda _item: "unknown",
+        ordered: Callable[[T], bool] = lambda _item: False,
         lanes: int = len(Lane),
         lane_names: tuple[str, ...] = LANE_NAMES,
         metrics: QueueMetrics | None = None,
@@ -90,7 +94,9 @@ class BoundedPriorityQueue(Generic[T]):
         self.maxsize = maxsize
         self._lane_of = lane
         self._source_of = source
-        self._lanes: list[deque[tuple[float, T]]] = [deque() for _ in range(lanes)]
+        self._ordered = ordered
+        self._lanes: list[deque[tuple[float, T, str | None]]] = [deque() for _ in range(lanes)]
+        self._pending: dict[str, list[int]] = {}
         self._lane_names = lane_names
         self._size = 0
         self._unfinished = 0
@@ -138,7 +144,14 @@ class BoundedPriorityQueue(Generic[T]):
         if self.full():
             raise asyncio.QueueFull
         index = min(max(int(self._lane_of(item)), 0), len(self._lanes) - 1)
-        self._lanes[index].append((self._clock(), item))
+        key: str | None = None
+        if self._ordered(item):
+            key = self._source_of(item)
+            counts = self._pending.setdefault(key, [0] * len(self._lanes))
+            # Never ahead of this source's earlier items: at most as urgent as the least urgent.
+            index = max([index, *(i for i, n in enumerate(counts) if n)])
+            counts[index] += 1
+        self._lanes[index].append((self._clock(), item, key))
         self._size += 1
         self._unfinished += 1
         self.high_water = max(self.high_water, self._size)
@@ -184,7 +197,9 @@ class BoundedPriorityQueue(Generic[T]):
         """Take the oldest item of the most urgent lane; raise :class:`asyncio.QueueEmpty`."""
         for index, lane in enumerate(self._lanes):
             if lane:
-                enqueued, item = lane.popleft()
+                enqueued, item, key = lane.popleft()
+                if key is not None:
+                    self._pending[key][index] -= 1
                 self._size -= 1
                 self._metrics.depth.labels(lane=self._name(index)).dec()
                 self._metrics.wait.observe(max(0.0, self._clock() - enqueued))
@@ -269,5 +284,6 @@ def item_queue(
         maxsize,
         item_lane(index),
         source=lambda item: item.source,
+        ordered=lambda item: isinstance(item, MapEventItem),
         metrics=QueueMetrics(registry),
     )

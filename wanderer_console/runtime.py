@@ -18,7 +18,6 @@ from typing import Any
 
 from wanderer_console import __version__
 from wanderer_console.config.model import Settings
-from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.domain.notification import TargetKind
@@ -26,9 +25,12 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
 from wanderer_console.ingest.backoff import Backoff
+from wanderer_console.ingest.fallback import FallbackPoller
+from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
+from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
 from wanderer_console.pipeline.engine import Engine, MapHooks
 from wanderer_console.pipeline.items import Item
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
@@ -63,12 +65,8 @@ class Runtime:
         *,
         data_dir: Path | None = None,
         queue_size: int = 10_000,
-        config_path: Path | None = None,
     ) -> None:
         self.settings = settings
-        self.config_path = config_path
-        """The config file watched for hot reload (None: no watching)."""
-        self.reloader: ConfigReloader | None = None
         self.data_dir = data_dir or settings.console.data_dir or default_data_dir()
         self.metrics = Metrics()
         self.store = SqliteStore(self.data_dir / "wanderer-console.db")
@@ -85,6 +83,12 @@ class Runtime:
         self._rest: dict[str, MapRestClient] = {}
         self.map_sources: dict[str, MapSseSource] = {}
         self.kill_sources: dict[str, KillstreamSource] = {}
+        self.r2z2: R2z2Source | None = None
+        """The zKillboard R2Z2 poller, while ``[r2z2] enabled``."""
+        self.fallback: FallbackPoller | None = None
+        """REST polling for the tracked systems while the killstream socket is down."""
+        self.r2z2_timing = R2z2Timing()
+        """The R2Z2 poller's waits (PROTOCOLS.md §8.2); tests shrink them before :meth:`start`."""
         self.ready = asyncio.Event()
         self.http: HttpSurface | None = None
         """The HTTP surface, while ``[server] enabled`` and started."""
@@ -204,6 +208,43 @@ class Runtime:
                 )
                 self.kill_sources[mode] = source
                 self._spawn(f"killstream:{mode}", source.run)
+        if "systems" in self.kill_sources and self.fallback is None:
+            self.fallback = FallbackPoller(
+                self._client("killstream"),
+                ks.rest_url,
+                self.index.all_system_ids,
+                self._killstream_up,
+                self._sink,
+                self.metrics,
+                after=ks.fallback_after_seconds,
+                interval=ks.fallback_interval_seconds,
+            )
+            self._spawn("killstream:fallback", self.fallback.run)
+
+    def _killstream_up(self) -> bool:
+        source = self.kill_sources.get("systems")
+        return source is None or source.health.state is ConnectionState.CONNECTED
+
+    def _start_r2z2(self) -> None:
+        r2 = self.settings.r2z2
+        if not r2.enabled or self.r2z2 is not None:
+            return
+        # A plain client: the poller owns every wait of the feed's etiquette (no retry layer).
+        http = self._http["r2z2"] = HttpClient(
+            "zkillboard", headers={"user-agent": r2.user_agent}, metrics=self.metrics
+        )
+        self.r2z2 = R2z2Source(
+            http,
+            self.store,
+            self.index,
+            self._sink,
+            self.metrics,
+            url=r2.url,
+            user_agent=r2.user_agent,
+            max_age_hours=r2.max_age_hours,
+            timing=self.r2z2_timing,
+        )
+        self._spawn("r2z2", self.r2z2.run)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -254,9 +295,6 @@ class Runtime:
         """Start every task; returns at once (see :meth:`wait_ready`)."""
         self._spawn("pipeline", self._pipeline)
         self._spawn("dispatcher", self.dispatcher.run)
-        if self.config_path is not None:
-            self.reloader = ConfigReloader(self, self.config_path)
-            self._spawn("config-watch", self.reloader.run)
         for tenant, map_settings in self.settings.maps.items():
             if not map_settings.enabled:
                 continue
@@ -278,6 +316,7 @@ class Runtime:
             )
             self._spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
         self._ensure_kill_sources()
+        self._start_r2z2()
         await self._start_http()
         self.ready.set()
         log.info(
@@ -330,8 +369,6 @@ class Runtime:
                 await task
         for client in self._http.values():
             await client.aclose()
-        if self.reloader is not None:
-            self.reloader.close()
         self.store.close()
         log.info("wanderer console stopped")
 
@@ -356,6 +393,7 @@ class Runtime:
         """An immutable-by-copy view of the whole engine for the UI and the HTTP surface."""
         sources = [s.health.snapshot() for s in self.map_sources.values()]
         sources += [s.health.snapshot() for s in self.kill_sources.values()]
+        sources += [s.health.snapshot() for s in (self.r2z2,) if s is not None]
         return {
             "version": __version__,
             "started_at": self.started_at,
@@ -382,5 +420,4 @@ class Runtime:
                 for tenant in self.index.tenants()
             },
             "counters": self.summary(),
-            "config": None if self.reloader is None else self.reloader.snapshot(),
         }

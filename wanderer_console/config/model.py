@@ -40,6 +40,7 @@ __all__ = [
     "MapFilters",
     "MapSettings",
     "NotificationFlags",
+    "R2z2Settings",
     "ServerSettings",
     "Settings",
 ]
@@ -200,6 +201,26 @@ class KillstreamSettings(_Section):
     """Name the server logs for this client."""
     heartbeat_seconds: float = Field(default=30.0, gt=0, le=30)
     """Phoenix heartbeat interval; the server drops idle sockets after 60 s."""
+    fallback_after_seconds: float = Field(default=60.0, ge=0)
+    """Poll the REST API for the tracked systems once the socket has been down this long."""
+    fallback_interval_seconds: float = Field(default=30.0, gt=0)
+    """Seconds between REST polling rounds while the socket stays down."""
+
+
+class R2z2Settings(_Section):
+    """zKillboard's public R2Z2 killmail feed (PROTOCOLS.md §8): one poller per IP."""
+
+    enabled: bool = False
+    """Poll R2Z2 (alongside or instead of the killstream; kills are de-duplicated)."""
+    url: HttpUrl = "https://r2z2.zkillboard.com"
+    """Feed base; ``/ephemeral/sequence.json`` and ``/ephemeral/<n>.json`` are read."""
+    user_agent: str = Field(
+        default="WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)",
+        min_length=1,
+    )
+    """``<app>/<version> (+<url>; <contact>)``: R2Z2 403s a blank User-Agent."""
+    max_age_hours: float = Field(default=1.0, ge=0)
+    """Skip kills older than this (late and delayed zKillboard posts); 0 keeps all."""
 
 
 class MapDiscord(_Section):
@@ -466,6 +487,8 @@ class Settings(BaseSettings):
     """ESI access."""
     killstream: KillstreamSettings = Field(default_factory=KillstreamSettings)
     """Killstream access."""
+    r2z2: R2z2Settings = Field(default_factory=R2z2Settings)
+    """zKillboard R2Z2 feed (off by default)."""
     http: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per-service overrides of the HTTP client (timeouts, retry, rate limit, breaker)."""
     maps: dict[str, MapSettings] = Field(default_factory=dict)

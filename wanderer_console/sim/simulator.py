@@ -19,7 +19,9 @@ from typing import Any, Final
 from wanderer_console.sim.discord import FakeDiscord, webhook_url
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.sim.killstream_rest import FakeKillstreamRest
 from wanderer_console.sim.map_server import FakeMapServer
+from wanderer_console.sim.r2z2 import FakeR2z2
 from wanderer_console.sim.server import AppServer
 
 __all__ = ["SCENARIO_KINDS", "ScenarioStats", "Simulator"]
@@ -76,6 +78,8 @@ class Simulator:
         discord_channel_per_minute: int | None = None,
         bot_token: str = "sim-bot-token",
         map_kill_events: bool = False,
+        r2z2: bool | FakeR2z2 = False,
+        killstream_rest: bool = False,
     ) -> None:
         self.generator = DataGenerator(seed)
         self._rng = random.Random(seed * 1_000_003 + 17)
@@ -99,6 +103,18 @@ class Simulator:
         self._bot_token = bot_token
         self._map_server = AppServer(self.map.app, on_stop=self.map.close)
         self._discord_server = AppServer(self.discord.app)
+        self.r2z2: FakeR2z2 | None = (
+            r2z2 if isinstance(r2z2, FakeR2z2) else FakeR2z2(self.generator) if r2z2 else None
+        )
+        """Fake zKillboard R2Z2 feed (optional); every pushed kill is also published there."""
+        self._r2z2_server = None if self.r2z2 is None else AppServer(self.r2z2.app)
+        self.killstream_rest: FakeKillstreamRest | None = (
+            FakeKillstreamRest(self.killstream) if killstream_rest else None
+        )
+        """Fake wanderer-kills REST API over the killstream's kills (optional)."""
+        self._rest_server = (
+            None if self.killstream_rest is None else AppServer(self.killstream_rest.app)
+        )
         self._seeded = False
         self._started = False
         self._ever_systems: set[int] = set()
@@ -114,6 +130,9 @@ class Simulator:
             await self._map_server.start()
             await self._discord_server.start()
             await self.killstream.start()
+            for extra in (self._r2z2_server, self._rest_server):
+                if extra is not None:
+                    await extra.start()
         except BaseException:
             await self.stop()
             raise
@@ -122,6 +141,9 @@ class Simulator:
     async def stop(self) -> None:
         """Stop all fakes (safe to call twice)."""
         self._started = False
+        for extra in (self._rest_server, self._r2z2_server):
+            if extra is not None:
+                await extra.stop()
         await self.killstream.stop()
         await self._discord_server.stop()
         await self._map_server.stop()
@@ -179,6 +201,20 @@ class Simulator:
     def killstream_url(self) -> str:
         """``ws://127.0.0.1:PORT`` of the fake wanderer-kills (socket at ``/socket/websocket``)."""
         return self.killstream.url
+
+    @property
+    def r2z2_url(self) -> str:
+        """Base URL of the fake R2Z2 feed (only with ``r2z2=...``)."""
+        if self._r2z2_server is None:
+            raise RuntimeError("simulator started without r2z2")
+        return self._r2z2_server.url
+
+    @property
+    def killstream_rest_url(self) -> str:
+        """Base URL of the fake wanderer-kills REST API (only with ``killstream_rest=True``)."""
+        if self._rest_server is None:
+            raise RuntimeError("simulator started without killstream_rest")
+        return self._rest_server.url
 
     @property
     def discord_url(self) -> str:
@@ -311,6 +347,8 @@ class Simulator:
     async def _push(self, kill: dict[str, Any], sink: list[int]) -> None:
         sink.append(kill["killmail_id"])
         await self.killstream.push_kill(kill)
+        if self.r2z2 is not None:
+            self.r2z2.publish(kill)
         if self.map_kill_events and kill["system_id"] in self.tracked_system_ids:
             self.map.publish_map_kill([kill])
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from wanderer_console import __version__
 from wanderer_console.config.model import Settings
+from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.domain.notification import TargetKind
@@ -65,8 +66,12 @@ class Runtime:
         *,
         data_dir: Path | None = None,
         queue_size: int = 10_000,
+        config_path: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.config_path = config_path
+        """The config file watched for hot reload (None: no watching)."""
+        self.reloader: ConfigReloader | None = None
         self.data_dir = data_dir or settings.console.data_dir or default_data_dir()
         self.metrics = Metrics()
         self.store = SqliteStore(self.data_dir / "wanderer-console.db")
@@ -295,6 +300,9 @@ class Runtime:
         """Start every task; returns at once (see :meth:`wait_ready`)."""
         self._spawn("pipeline", self._pipeline)
         self._spawn("dispatcher", self.dispatcher.run)
+        if self.config_path is not None:
+            self.reloader = ConfigReloader(self, self.config_path)
+            self._spawn("config-watch", self.reloader.run)
         for tenant, map_settings in self.settings.maps.items():
             if not map_settings.enabled:
                 continue
@@ -369,6 +377,8 @@ class Runtime:
                 await task
         for client in self._http.values():
             await client.aclose()
+        if self.reloader is not None:
+            self.reloader.close()
         self.store.close()
         log.info("wanderer console stopped")
 
@@ -420,4 +430,5 @@ class Runtime:
                 for tenant in self.index.tenants()
             },
             "counters": self.summary(),
+            "config": None if self.reloader is None else self.reloader.snapshot(),
         }

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-if TYPE_CHECKING:
-    from wanderer_console.domain.notification import Notification
-
-__all__ = ["OutboxRow", "PendingWrite", "StoredEvent"]
+__all__ = ["OutboxRow", "StoredEvent"]
 
 
 class StoredEvent(NamedTuple):
@@ -39,14 +35,3 @@ class OutboxRow(NamedTuple):
     target_key: str
     body: str
     attempts: int
-
-
-class PendingWrite(NamedTuple):
-    """An event decided by the pipeline and not yet written: the unit of a batched commit."""
-
-    event: StoredEvent
-    notifications: list[Notification]
-    cursor: tuple[str, str] | None = None
-    """``(stream, value)`` to advance with the event."""
-    done: asyncio.Future[bool] | None = None
-    """Settled with True (new) or False (duplicate) once written (ingest API callers)."""

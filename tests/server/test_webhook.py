@@ -38,10 +38,12 @@ def signed(body: bytes, *, secret: str = WEBHOOK_SECRET, at: float | None = None
 
 
 def new_system_messages(sim: Simulator, name: str) -> list[object]:
+    # Notifications queued together may share a message (up to 10 embeds): look at every embed.
     return [
-        m
+        embed
         for m in sim.discord.received
-        if m.body["embeds"][0].get("title") == f"New System Tracked: {name}"
+        for embed in m.body["embeds"]
+        if embed.get("title") == f"New System Tracked: {name}"
     ]
 
 

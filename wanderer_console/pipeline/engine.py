@@ -7,6 +7,7 @@ notifications and the stream cursor in one transaction, then wakes the dispatche
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -43,7 +44,7 @@ from wanderer_console.pipeline.rules import (
     resolve_target,
 )
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
-from wanderer_console.store.base import StoredEvent
+from wanderer_console.store.base import PendingWrite, StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -94,6 +95,8 @@ class Engine:
         self._clock = clock
         self._started = clock()
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._pending: list[PendingWrite] = []
+        self._batching = False
         self._window = window
         # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
         self._type_dedup: TLRUCache[str, float] = TLRUCache(
@@ -125,8 +128,25 @@ class Engine:
 
     # -- entry point -----------------------------------------------------------------------------
 
+    async def process_batch(self, items: list[Item]) -> None:
+        """Handle items in order and write them in one transaction (the pipeline's hot path).
+
+        Decisions are made item by item as in :meth:`process`; the event log, outbox and cursor
+        writes of the whole batch commit together, which costs one commit instead of one each.
+        """
+        self._batching = True
+        try:
+            for item in items:
+                await self.process(item)
+        finally:
+            self._batching = False
+            self._flush()
+
     async def process(self, item: Item) -> bool:
-        """Handle one item; return True when it was new. Never raises for bad input."""
+        """Handle one item; return True when it was new. Never raises for bad input.
+
+        Inside :meth:`process_batch` the answer is provisional until the batch is written.
+        """
         try:
             if isinstance(item, KillItem):
                 return self._process_kill(item)
@@ -145,24 +165,46 @@ class Engine:
         event: StoredEvent,
         notifications: list[Notification],
         cursor: tuple[str, str] | None = None,
+        done: asyncio.Future[bool] | None = None,
     ) -> bool:
         key = (event.tenant_id, event.event_id)
         if self._seen(key):
             if cursor is not None:
                 self._store.set_cursor(*cursor)
             self._metrics.events_duplicate.labels(source=event.source).inc()
+            _resolve(done, False)
             return False
-        inserted = self._store.record_event(event, notifications, cursor=cursor)
         self._remember(key)
-        if not inserted:
-            self._metrics.events_duplicate.labels(source=event.source).inc()
-            return False
-        self._metrics.events_received.labels(source=event.source).inc()
-        for notification in notifications:
-            self._metrics.notifications_queued.labels(type=notification.type.value).inc()
-        if notifications:
-            self._on_queued()
+        self._pending.append(PendingWrite(event, notifications, cursor, done))
+        if not self._batching:
+            return self._flush()
         return True
+
+    def _flush(self) -> bool:
+        """Write the pending events in one transaction; True when the last one was new."""
+        writes, self._pending = self._pending, []
+        if not writes:
+            return False
+        try:
+            inserted = self._store.record_events(writes)
+        except BaseException as exc:
+            for write in writes:
+                _resolve(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))
+            raise
+        queued = False
+        for write, new in zip(writes, inserted, strict=True):
+            source = write.event.source
+            if new:
+                self._metrics.events_received.labels(source=source).inc()
+                for notification in write.notifications:
+                    self._metrics.notifications_queued.labels(type=notification.type.value).inc()
+                queued = queued or bool(write.notifications)
+            else:
+                self._metrics.events_duplicate.labels(source=source).inc()
+            _resolve(write.done, new)
+        if queued:
+            self._on_queued()
+        return inserted[-1]
 
     # -- kills -----------------------------------------------------------------------------------
 
@@ -237,20 +279,17 @@ class Engine:
     def _process_custom(self, item: CustomItem) -> bool:
         """Store a posted event and notify through the tenant's routing; resolve ``item.done``."""
         try:
-            result = self._custom(item)
+            return self._custom(item)
         except BaseException as exc:
-            if item.done is not None and not item.done.done():
-                item.done.set_exception(RuntimeError(f"pipeline failed: {type(exc).__name__}"))
+            _resolve(item.done, RuntimeError(f"pipeline failed: {type(exc).__name__}"))
             raise
-        if item.done is not None and not item.done.done():
-            item.done.set_result(result)
-        return result
 
     def _custom(self, item: CustomItem) -> bool:
         key = (item.tenant, item.event_id)
         if self._seen(key) or self._store.has_event(*key):
             self._remember(key)
             self._metrics.events_duplicate.labels(source=item.source).inc()
+            _resolve(item.done, False)
             return False
         kind = NotificationType(item.notification_type)
         notifications: list[Notification] = []
@@ -267,7 +306,7 @@ class Engine:
         event = StoredEvent(
             item.tenant, item.event_id, item.source, "custom", self._clock(), item.raw
         )
-        return self._record(event, notifications)
+        return self._record(event, notifications, done=item.done)
 
     # -- map events ------------------------------------------------------------------------------
 
@@ -467,3 +506,13 @@ def embeds_eve_id(*candidates: str | int | None) -> int | None:
         if value > 0:
             return value
     return None
+
+
+def _resolve(done: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:
+    """Settle an ingest caller's future once (its event was stored, refused, or failed)."""
+    if done is None or done.done():
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import asyncio
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["OutboxRow", "StoredEvent"]
+if TYPE_CHECKING:
+    from wanderer_console.domain.notification import Notification
+
+__all__ = ["OutboxRow", "PendingWrite", "StoredEvent"]
 
 
 class StoredEvent(NamedTuple):
@@ -35,3 +39,14 @@ class OutboxRow(NamedTuple):
     target_key: str
     body: str
     attempts: int
+
+
+class PendingWrite(NamedTuple):
+    """An event decided by the pipeline and not yet written: the unit of a batched commit."""
+
+    event: StoredEvent
+    notifications: list[Notification]
+    cursor: tuple[str, str] | None = None
+    """``(stream, value)`` to advance with the event."""
+    done: asyncio.Future[bool] | None = None
+    """Settled with True (new) or False (duplicate) once written (ingest API callers)."""

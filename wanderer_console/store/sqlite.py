@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import OutboxRow, StoredEvent
+from wanderer_console.store.base import OutboxRow, PendingWrite, StoredEvent
 from wanderer_console.store.migrations import migrate
 
 __all__ = ["SqliteStore"]
@@ -90,6 +90,37 @@ class SqliteStore:
                 self._insert_notifications(notifications, stamp)
             if cursor is not None:
                 self._advance_cursor(*cursor, stamp)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def record_events(
+        self, writes: Sequence[PendingWrite], *, now: float | None = None
+    ) -> list[bool]:
+        """Write many events (each with its notifications and cursor) in one transaction.
+
+        Returns, per write, whether its event was new; a duplicate writes no notification but
+        still advances its cursor. Either every write commits or none does.
+        """
+        stamp = time.time() if now is None else now
+        conn = self._conn
+        inserted: list[bool] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for event, notifications, cursor, _done in writes:
+                result = conn.execute(
+                    "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                    event,
+                )
+                new = result.rowcount > 0
+                if new and notifications:
+                    self._insert_notifications(notifications, stamp)
+                if cursor is not None:
+                    self._advance_cursor(*cursor, stamp)
+                inserted.append(new)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -80,6 +80,8 @@ class Runtime:
         self.queue: BoundedPriorityQueue[Item] = item_queue(
             queue_size, self.index, registry=self.metrics.registry
         )
+        self.pipeline_batch = 256
+        """Most events the pipeline commits in one transaction."""
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self.started_at = time.time()
@@ -274,11 +276,16 @@ class Runtime:
 
     async def _pipeline(self) -> None:
         while True:
-            item = await self.queue.get()
+            # Take what is waiting (up to a bound) and commit it together: under load one
+            # transaction serves hundreds of events; when idle a batch is a single event.
+            batch = [await self.queue.get()]
+            while len(batch) < self.pipeline_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             try:
-                await self.engine.process(item)
+                await self.engine.process_batch(batch)
             finally:
-                self.queue.task_done()
+                for _ in batch:
+                    self.queue.task_done()
 
     async def _map_task(self, tenant: str) -> None:
         backoff = Backoff(1.0, 60.0)

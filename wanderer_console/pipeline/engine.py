@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as TallyCounter
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -96,6 +97,7 @@ class Engine:
         self._started = clock()
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: list[PendingWrite] = []
+        self._filtered_children: dict[str, Any] = {}
         self._batching = False
         self._window = window
         # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
@@ -104,6 +106,15 @@ class Engine:
         )
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
+
+    def _filtered(self, reason: str) -> None:
+        """Count a refusal (children cached: this runs for nearly every kill)."""
+        child = self._filtered_children.get(reason)
+        if child is None:
+            child = self._filtered_children[reason] = self._metrics.notifications_filtered.labels(
+                reason=reason
+            )
+        child.inc()
 
     def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
         """Give the engine a map's REST look-ups (static info, tracked characters)."""
@@ -191,17 +202,23 @@ class Engine:
             for write in writes:
                 _resolve(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))
             raise
-        queued = False
+        received: TallyCounter[str] = TallyCounter()
+        duplicates: TallyCounter[str] = TallyCounter()
+        queued: TallyCounter[str] = TallyCounter()
         for write, new in zip(writes, inserted, strict=True):
-            source = write.event.source
             if new:
-                self._metrics.events_received.labels(source=source).inc()
-                for notification in write.notifications:
-                    self._metrics.notifications_queued.labels(type=notification.type.value).inc()
-                queued = queued or bool(write.notifications)
+                received[write.event.source] += 1
+                queued.update(n.type.value for n in write.notifications)
             else:
-                self._metrics.events_duplicate.labels(source=source).inc()
+                duplicates[write.event.source] += 1
             _resolve(write.done, new)
+        # One metric update per label per batch, not per event.
+        for source, count in received.items():
+            self._metrics.events_received.labels(source=source).inc(count)
+        for source, count in duplicates.items():
+            self._metrics.events_duplicate.labels(source=source).inc(count)
+        for kind, count in queued.items():
+            self._metrics.notifications_queued.labels(type=kind).inc(count)
         if queued:
             self._on_queued()
         return inserted[-1]
@@ -231,7 +248,7 @@ class Engine:
             info=self.system_info,
         )
         for refusal in refusals:
-            self._metrics.notifications_filtered.labels(reason=refusal.reason).inc()
+            self._filtered(refusal.reason)
         out = []
         for decision in decisions:
             map_settings = self.settings.maps[decision.tenant]
@@ -270,7 +287,7 @@ class Engine:
     ) -> Notification | None:
         target = resolve_target(self.settings, tenant, route)
         if target is None:
-            self._metrics.notifications_filtered.labels(reason="no_target").inc()
+            self._filtered("no_target")
             return None
         return Notification(tenant, kind, dedup_key, target, body)
 
@@ -390,10 +407,10 @@ class Engine:
     def _allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
         map_settings = self.settings.maps[tenant]
         if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
-            self._metrics.notifications_filtered.labels(reason="disabled").inc()
+            self._filtered("disabled")
             return False
         if suppressible and self.suppressed():
-            self._metrics.notifications_filtered.labels(reason="startup_suppression").inc()
+            self._filtered("startup_suppression")
             return False
         return True
 
@@ -403,7 +420,7 @@ class Engine:
             return False
         key = f"{tenant}:{kind.value}:{entity}"
         if key in self._type_dedup:
-            self._metrics.notifications_filtered.labels(reason="dedup_ttl").inc()
+            self._filtered("dedup_ttl")
             return True
         self._type_dedup[key] = ttl
         return False

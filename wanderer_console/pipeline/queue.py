@@ -104,6 +104,8 @@ class BoundedPriorityQueue(Generic[T]):
         self._putters: deque[asyncio.Future[None]] = deque()
         self._all_done: asyncio.Event | None = None
         self._metrics = metrics or QueueMetrics()
+        # Labelled children resolved once: ``labels()`` per put/get costs more than the queue.
+        self._depth = [self._metrics.depth.labels(lane=self._name(i)) for i in range(lanes)]
         self._clock = clock
         self.high_water = 0
         """The largest depth seen (never above ``maxsize``)."""
@@ -155,7 +157,7 @@ class BoundedPriorityQueue(Generic[T]):
         self._size += 1
         self._unfinished += 1
         self.high_water = max(self.high_water, self._size)
-        self._metrics.depth.labels(lane=self._name(index)).inc()
+        self._depth[index].inc()
         if self._all_done is not None:
             self._all_done.clear()
         self._wake(self._getters)
@@ -201,7 +203,7 @@ class BoundedPriorityQueue(Generic[T]):
                 if key is not None:
                     self._pending[key][index] -= 1
                 self._size -= 1
-                self._metrics.depth.labels(lane=self._name(index)).dec()
+                self._depth[index].dec()
                 self._metrics.wait.observe(max(0.0, self._clock() - enqueued))
                 self._wake(self._putters)
                 return item

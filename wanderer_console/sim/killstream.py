@@ -94,8 +94,8 @@ class FakeKillstream:
         """WebSocket connections accepted since start (reconnects count again)."""
         self.client_identifiers: list[str] = []
         """Sanitised ``client_identifier`` of each accepted connection."""
-        self.pushed: list[dict[str, Any]] = []
-        """Every killmail given to :meth:`push_kill`."""
+        self.pushed: deque[dict[str, Any]] = deque(maxlen=10_000)
+        """Recent killmails given to :meth:`push_kill` (newest last)."""
         self.sent: deque[Frame] = deque(maxlen=10_000)
         """Recent frames sent to any client (newest last)."""
         self._recent: dict[int, deque[dict[str, Any]]] = {}
@@ -174,6 +174,21 @@ class FakeKillstream:
                 await self._send(client, frame)
             delivered += 1
         return delivered
+
+    async def broadcast_raw(self, frames: Iterable[str]) -> int:
+        """Send pre-encoded V2 frames to every socket following systems; return frames sent.
+
+        For benchmarks: the frames should use the broadcast form ``[null, null, topic, ...]``,
+        and nothing is recorded, so the fake's own cost stays out of the measurement.
+        """
+        targets = [c.conn for c in self._clients if c.join_ref is not None and c.systems]
+        sent = 0
+        for frame in frames:
+            for conn in targets:
+                with contextlib.suppress(ConnectionClosed):
+                    await conn.send(frame)
+                    sent += 1
+        return sent
 
     def seed_kills(self, killmails: Iterable[dict[str, Any]]) -> None:
         """Record kills for preload only, without pushing them."""

@@ -78,8 +78,17 @@ def demo_settings(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Setting
                 "startup_suppression_seconds": 0,
             },
             "discord": {"api_url": sim.discord_api_url, "bot_token": sim.bot_token},
-            "esi": {"enabled": False},
-            "killstream": {"websocket_url": sim.killstream_url, "rest_url": sim.map_url},
+            "esi": {"url": sim.esi_url},
+            "killstream": {
+                "websocket_url": sim.killstream_url,
+                # The REST fallback polls wanderer-kills; without its fake, point it at the
+                # killstream host (it is only used after the socket has been down for a minute).
+                "rest_url": (
+                    sim.killstream_rest_url
+                    if sim.killstream_rest is not None
+                    else sim.killstream_url.replace("ws://", "http://")
+                ),
+            },
             "maps": {
                 sim.map_slug: {
                     "url": sim.map_url,
@@ -163,7 +172,7 @@ async def _demo(
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
-        sim = Simulator(seed=seed)
+        sim = Simulator(seed=seed, killstream_rest=True)
         await sim.start()
         runtime = Runtime(demo_settings(sim, data_dir=data_dir, dry_run=dry_run), data_dir=data_dir)
         try:

@@ -22,6 +22,9 @@ from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.domain.notification import TargetKind
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiClient
+from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
@@ -113,6 +116,12 @@ class Runtime:
             dry_run=lambda: self.settings.console.dry_run,
             channel_per_minute=settings.discord.channel_messages_per_minute,
         )
+        # Names through one cache: ESI when enabled; otherwise the cache only answers from what
+        # was persisted or put into it, and kills render with the names they carry.
+        self.esi: EsiClient | None = None
+        if settings.esi.enabled:
+            self.esi = EsiClient(self._client("esi"), settings.esi.url, settings.esi.user_agent)
+        self.cache = CacheFacade(self.esi, registry=self.metrics.registry)
         self.engine = Engine(
             settings,
             self.store,
@@ -121,6 +130,8 @@ class Runtime:
             hooks={},
             on_queued=self.dispatcher.wake,
             on_tracking_changed=self._tracking_changed,
+            system_info=CacheSystemInfo(self.cache),
+            enricher=KillEnricher(self.cache),
         )
 
     # -- building --------------------------------------------------------------------------------
@@ -177,6 +188,21 @@ class Runtime:
             },
         )
         self._tracking_changed()
+        if self.esi is not None:
+            self._spawn(f"cache:warm:{tenant}", functools.partial(self._warm_cache, tenant))
+
+    async def _warm_cache(self, tenant: str) -> None:
+        """Load the names a map's notifications will need before the first kill arrives."""
+        tracking = self.index.map(tenant)
+        await self.cache.warm(list(tracking.characters), list(tracking.systems))
+        self.cache.save_warm(self.store)
+
+    async def _persist_cache(self) -> None:
+        """Keep a warm copy of the cache in the store, so a restart starts warm."""
+        while True:
+            await asyncio.sleep(600)
+            self.cache.expire()
+            self.cache.save_warm(self.store)
 
     async def _refresh_characters(self, tenant: str) -> None:
         try:
@@ -305,8 +331,12 @@ class Runtime:
 
     async def start(self) -> None:
         """Start every task; returns at once (see :meth:`wait_ready`)."""
+        loaded = self.cache.load_warm(self.store)
+        if loaded:
+            log.info("name cache restored", extra={"ctx": {"entries": loaded}})
         self._spawn("pipeline", self._pipeline)
         self._spawn("dispatcher", self.dispatcher.run)
+        self._spawn("cache:persist", self._persist_cache)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             self._spawn("config-watch", self.reloader.run)
@@ -379,11 +409,21 @@ class Runtime:
         self._tasks.clear()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Bounded: a task that ignores its cancellation must not hang the shutdown.
+        if tasks:
+            done, stuck = await asyncio.wait(tasks, timeout=10.0)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "task ended with an error during shutdown",
+                        extra={"ctx": {"task": task.get_name(), "error": repr(task.exception())}},
+                    )
+            for task in stuck:
+                log.error("task did not stop in time", extra={"ctx": {"task": task.get_name()}})
         for client in self._http.values():
             await client.aclose()
+        with contextlib.suppress(Exception):
+            self.cache.save_warm(self.store)
         if self.reloader is not None:
             self.reloader.close()
         self.store.close()
@@ -424,6 +464,7 @@ class Runtime:
                 "paused_seconds": dict(self.queue.paused_seconds),
             },
             "delivery": self.dispatcher.snapshot(),
+            "cache": self.cache.stats(),
             "breakers": {
                 f"{name}:{host}": state
                 for name, client in self._http.items()

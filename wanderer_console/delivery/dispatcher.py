@@ -115,8 +115,11 @@ class Dispatcher:
                 if next_due is not None:
                     timeout = min(timeout, next_due - time.time())
                 timeout = max(timeout, self._global_pause_until - time.time(), 0.01)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the wait completes, and the loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
         finally:
             for task in self._busy.values():
                 task.cancel()

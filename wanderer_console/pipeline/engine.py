@@ -34,6 +34,7 @@ from wanderer_console.domain.map_events import (
     parse_payload,
 )
 from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.enrich.kills import KillEnricher
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
@@ -85,6 +86,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         window: int = 50_000,
         system_info: SystemInfo | None = None,
+        enricher: KillEnricher | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -104,6 +106,8 @@ class Engine:
         self._type_dedup: TLRUCache[str, float] = TLRUCache(
             maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
         )
+        self.enricher = enricher
+        """Resolves names, tickers and ship names a kill lacks (ESI through the cache)."""
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
 
@@ -160,6 +164,7 @@ class Engine:
         """
         try:
             if isinstance(item, KillItem):
+                await self._prefetch_names(item.killmail)
                 return self._process_kill(item)
             if isinstance(item, CustomItem):
                 return self._process_custom(item)
@@ -225,6 +230,21 @@ class Engine:
 
     # -- kills -----------------------------------------------------------------------------------
 
+    async def _prefetch_names(self, km: Killmail) -> None:
+        """Resolve missing names before rendering, only for kills some map will be told about."""
+        if self.enricher is None or self._seen((KILL_TENANT, f"kill:{km.killmail_id}")):
+            return
+        decisions, _ = decide_kill(
+            km,
+            settings=self.settings,
+            index=self._index,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            suppressed=self.suppressed(),
+            info=self.system_info,
+        )
+        if decisions:
+            await self.enricher.prefetch(km)
+
     def _process_kill(self, item: KillItem) -> bool:
         km = item.killmail
         key = (KILL_TENANT, f"kill:{km.killmail_id}")
@@ -260,6 +280,7 @@ class Engine:
                 role=decision.role,
                 system_name=(system.name if system else None) or km.solar_system_name,
                 custom_system_name=custom,
+                names=self.enricher.names(km) if self.enricher else embeds.Names(),
             )
             body = embeds.build_message(
                 [embeds.render_kill(km, ctx)],

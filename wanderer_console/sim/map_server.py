@@ -373,7 +373,8 @@ class FakeMapServer:
                 yield _frame(envelope)
             while not stream.cut and not self._closed:
                 try:
-                    item = await asyncio.wait_for(stream.queue.get(), self.keepalive_seconds)
+                    async with asyncio.timeout(self.keepalive_seconds):
+                        item = await stream.queue.get()
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue

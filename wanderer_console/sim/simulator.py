@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from wanderer_console.sim.discord import FakeDiscord, webhook_url
+from wanderer_console.sim.esi import FakeEsi
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.sim.killstream_rest import FakeKillstreamRest
@@ -80,6 +81,7 @@ class Simulator:
         map_kill_events: bool = False,
         r2z2: bool | FakeR2z2 = False,
         killstream_rest: bool = False,
+        esi: bool = True,
     ) -> None:
         self.generator = DataGenerator(seed)
         self._rng = random.Random(seed * 1_000_003 + 17)
@@ -115,6 +117,9 @@ class Simulator:
         self._rest_server = (
             None if self.killstream_rest is None else AppServer(self.killstream_rest.app)
         )
+        self.esi: FakeEsi | None = FakeEsi(self.generator) if esi else None
+        """Fake ESI serving the generator's names, tickers, systems and types (on by default)."""
+        self._esi_server = None if self.esi is None else AppServer(self.esi.app)
         self._seeded = False
         self._started = False
         self._ever_systems: set[int] = set()
@@ -130,7 +135,7 @@ class Simulator:
             await self._map_server.start()
             await self._discord_server.start()
             await self.killstream.start()
-            for extra in (self._r2z2_server, self._rest_server):
+            for extra in (self._r2z2_server, self._rest_server, self._esi_server):
                 if extra is not None:
                     await extra.start()
         except BaseException:
@@ -141,7 +146,7 @@ class Simulator:
     async def stop(self) -> None:
         """Stop all fakes (safe to call twice)."""
         self._started = False
-        for extra in (self._rest_server, self._r2z2_server):
+        for extra in (self._esi_server, self._rest_server, self._r2z2_server):
             if extra is not None:
                 await extra.stop()
         await self.killstream.stop()
@@ -208,6 +213,13 @@ class Simulator:
         if self._r2z2_server is None:
             raise RuntimeError("simulator started without r2z2")
         return self._r2z2_server.url
+
+    @property
+    def esi_url(self) -> str:
+        """Base URL of the fake ESI (unless started with ``esi=False``)."""
+        if self._esi_server is None:
+            raise RuntimeError("simulator started without esi")
+        return self._esi_server.url
 
     @property
     def killstream_rest_url(self) -> str:
@@ -288,7 +300,8 @@ class Simulator:
                 await asyncio.sleep(delay)
             else:
                 try:
-                    await asyncio.wait_for(stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
                     break
                 except TimeoutError:
                     pass

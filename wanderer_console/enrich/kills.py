@@ -1,0 +1,143 @@
+"""Names, tickers and ship names for kill notifications, through the cache facade.
+
+Killstream frames usually carry names; R2Z2 and ESI killmails carry only ids. Before a kill that
+some map will be told about is rendered, :meth:`KillEnricher.prefetch` resolves what is missing
+(one bulk ``/universe/names`` call for the misses, plus the corporation and alliance documents
+that hold tickers), bounded by a timeout so a slow ESI delays a notification but never stalls
+the pipeline. Rendering then reads the cache synchronously through :meth:`KillEnricher.names`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from wanderer_console.delivery.formatting import Names
+from wanderer_console.domain.killmail import Attacker, Killmail, Victim
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiError
+
+__all__ = ["CacheSystemInfo", "KillEnricher"]
+
+log = logging.getLogger(__name__)
+
+
+def _parties(km: Killmail) -> list[Victim | Attacker]:
+    """The parties a kill embed names: the victim, the final blow and the top damage."""
+    parties: list[Victim | Attacker] = [km.victim]
+    for attacker in (km.final_blow(), km.top_damage()):
+        if attacker is not None and attacker not in parties:
+            parties.append(attacker)
+    return parties
+
+
+class KillEnricher:
+    """Fills the cache for one kill, then hands renderers a :class:`Names` view of it."""
+
+    def __init__(self, cache: CacheFacade, *, timeout: float = 2.0) -> None:
+        self.cache = cache
+        self.timeout = timeout
+        self.failures = 0
+        """Prefetches that failed or timed out (the kill was rendered with what was known)."""
+
+    def _missing_ids(self, km: Killmail) -> tuple[set[int], set[int]]:
+        names: set[int] = set()
+        orgs: set[int] = set()
+        for party in _parties(km):
+            if party.character_id and not party.character_name:
+                names.add(party.character_id)
+            if party.ship_type_id and not party.ship_name:
+                names.add(party.ship_type_id)
+            for org_id, ticker in (
+                (party.corporation_id, party.corporation_ticker),
+                (party.alliance_id, party.alliance_ticker),
+            ):
+                if org_id and not ticker and self.cache.peek_ticker(org_id) is None:
+                    orgs.add(org_id)
+        if not km.solar_system_name:
+            names.add(km.system_id)
+        return {i for i in names if self.cache.peek_name(i) is None}, orgs
+
+    async def prefetch(self, km: Killmail) -> None:
+        """Resolve the kill's missing names and tickers into the cache (bounded, never raises)."""
+        names, orgs = self._missing_ids(km)
+        if not names and not orgs:
+            return
+        try:
+            await asyncio.wait_for(self._load(names, orgs), self.timeout)
+        except (EsiError, TimeoutError) as exc:
+            self.failures += 1
+            log.info(
+                "names not resolved; rendering with what is known",
+                extra={"ctx": {"killmail_id": km.killmail_id, "error": str(exc) or "timeout"}},
+            )
+
+    async def _load(self, names: Iterable[int], orgs: Iterable[int]) -> None:
+        tasks: list[Any] = []
+        if names:
+            tasks.append(self.cache.names(names))
+        for org_id in orgs:
+            getter = self.cache.get_alliance if 99_000_000 <= org_id < 100_000_000 else None
+            tasks.append((getter or self.cache.get_corporation)(org_id))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and len(errors) == len(results):
+            raise errors[0] if isinstance(errors[0], EsiError) else EsiError(0, str(errors[0]))
+
+    def names(self, km: Killmail) -> Names:
+        """What the cache knows about the kill's ids, for the renderers."""
+        names: dict[int, str] = {}
+        tickers: dict[int, str] = {}
+        ships: dict[int, str] = {}
+        for party in _parties(km):
+            for entity in (party.character_id, party.corporation_id, party.alliance_id):
+                if entity and (name := self.cache.peek_name(entity)):
+                    names[entity] = name
+            for org in (party.corporation_id, party.alliance_id):
+                if org and (ticker := self.cache.peek_ticker(org)):
+                    tickers[org] = ticker
+            if party.ship_type_id and (ship := self.cache.peek_name(party.ship_type_id)):
+                ships[party.ship_type_id] = ship
+        if system := self.cache.peek_name(km.system_id):
+            names[km.system_id] = system
+        return Names(names=names, tickers=tickers, ship_names=ships)
+
+
+class CacheSystemInfo:
+    """The rules' :class:`~wanderer_console.pipeline.rules.SystemInfo` over cached ESI documents.
+
+    It only reads the cache (the rules are synchronous); what is not cached is unknown, and a
+    filter that needs an unknown fact does not match.
+    """
+
+    def __init__(self, cache: CacheFacade) -> None:
+        self.cache = cache
+
+    def region_id(self, system_id: int) -> int | None:
+        """Not in the system document (it names the constellation): unknown."""
+        return None
+
+    def constellation_id(self, system_id: int) -> int | None:
+        """From the cached ``/universe/systems`` document."""
+        doc = self.cache.peek_system(system_id)
+        value = doc.get("constellation_id") if doc else None
+        return int(value) if value is not None else None
+
+    def security_status(self, system_id: int) -> float | None:
+        """From the cached ``/universe/systems`` document."""
+        doc = self.cache.peek_system(system_id)
+        value = doc.get("security_status") if doc else None
+        return float(value) if value is not None else None
+
+    def wormhole_class(self, system_id: int) -> int | None:
+        """ESI does not carry wormhole classes; only the map's static info does."""
+        del system_id
+        return None
+
+    def group_id(self, type_id: int) -> int | None:
+        """From the cached ``/universe/types`` document."""
+        doc = self.cache.peek_type(type_id)
+        value = doc.get("group_id") if doc else None
+        return int(value) if value is not None else None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wanderer_console import __version__
+from wanderer_console.bench import suite as bench_suite
 from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli
@@ -34,6 +35,7 @@ commands:
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
+  bench           benchmark suite against the simulator (JSON); --quick, --compare OLD.json
 
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
     tenant_cli.register(sub)
+    bench_suite.register(sub)
     audit_cli.register(config_sub)
     return parser
 
@@ -202,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "tenant":
         return tenant_cli.run(args)
+    if args.command == "bench":
+        return bench_suite.run(args)
     if args.command == "config" and args.config_command in ("history", "restore"):
         return audit_cli.run(args)
     if args.command == "config":

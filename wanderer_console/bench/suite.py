@@ -1,0 +1,463 @@
+"""``wanderer-console bench``: every benchmark scenario against the simulator, in one run.
+
+Scenarios (each reuses its module's ``run_*`` function; see those modules for the method):
+
+- ``ingest``: killmails per second through WebSocket → store → rules, and the ratio to the
+  ceiling measured in the same run (:mod:`~wanderer_console.bench.ingest`);
+- ``latency``: end-to-end p50/p95/p99 from killstream to fake Discord at 50, 200 and 1,000
+  events per second (:mod:`~wanderer_console.bench.latency`);
+- ``delivery``: share of the Discord-limit ceiling a burst reaches (``--quick`` divides both
+  windows by 10; the share is comparable, the per-second figure is not)
+  (:mod:`~wanderer_console.bench.delivery`);
+- ``cache``: enrichment cache hit latency and hit ratio on a replay
+  (:mod:`~wanderer_console.bench.cache_bench`);
+- ``memory``: RSS after 1,000,000 killmails through the real pipeline (100,000 with
+  ``--quick``), bounded in time (:mod:`~wanderer_console.bench.memory`);
+- ``startup``: launch to ready headless (a subprocess) and to the first dashboard frame with the
+  UI (:mod:`~wanderer_console.bench.startup`);
+- ``soak`` (only with ``--soak MINUTES``): RSS growth at a steady rate.
+
+The result is one JSON document on stdout (also written to ``--json PATH``): the machine, the
+raw result of every scenario, and ``figures``, a flat map of the numbers that matter. With
+``--compare OLD.json`` every figure is compared with the same figure in the old document, knowing
+which direction is worse (throughput, ratios and hit ratios: lower is worse; latency, memory and
+time: higher is worse); a change of more than 10 % for the worse is a regression and the exit
+status is 1. A lost kill or notification also makes the exit status 1. A table goes to stderr.
+
+Only the standard library is imported at module level, so registering the sub-command costs the
+CLI nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "FULL",
+    "QUICK",
+    "SCENARIOS",
+    "TOLERANCE",
+    "Sizes",
+    "compare",
+    "direction_of",
+    "figures_of",
+    "register",
+    "run",
+    "run_suite",
+]
+
+TOLERANCE = 0.10
+"""A figure more than this share worse than the old one is a regression."""
+
+Direction = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does."""
+
+    ingest_killmails: int
+    latency_rates: tuple[float, ...]
+    latency_seconds: float
+    delivery_notifications: int
+    delivery_window_scale: float
+    """Divides Discord's windows (10 in quick mode: the same ratios, ten times faster)."""
+    cache_quick: bool
+    memory_killmails: int
+    memory_time_limit: float
+    startup_tui: bool = True
+    soak_minutes: float | None = None
+    soak_rate: float = 100.0
+
+
+QUICK = Sizes(
+    ingest_killmails=10_000,
+    latency_rates=(50, 200, 1000),
+    latency_seconds=1.0,
+    delivery_notifications=500,
+    delivery_window_scale=10.0,
+    cache_quick=True,
+    memory_killmails=100_000,
+    memory_time_limit=45.0,
+)
+FULL = Sizes(
+    ingest_killmails=20_000,
+    latency_rates=(50, 200, 1000),
+    latency_seconds=5.0,
+    delivery_notifications=500,
+    delivery_window_scale=1.0,
+    cache_quick=False,
+    memory_killmails=1_000_000,
+    memory_time_limit=300.0,
+)
+
+
+async def _ingest(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.ingest import run_ingest_bench
+
+    return await run_ingest_bench(sizes.ingest_killmails)
+
+
+async def _latency(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.latency import run_latency_bench
+
+    return await run_latency_bench(sizes.latency_rates, seconds=sizes.latency_seconds)
+
+
+async def _delivery(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.delivery import run_delivery_bench
+
+    scale = sizes.delivery_window_scale
+    result = await run_delivery_bench(
+        sizes.delivery_notifications, webhook_window=2.0 / scale, channel_window=60.0 / scale
+    )
+    result["window_scale"] = scale
+    return result
+
+
+async def _cache(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.cache_bench import run as run_cache_bench
+
+    return await run_cache_bench(quick=sizes.cache_quick)
+
+
+async def _memory(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.memory import run_memory_bench
+
+    return await run_memory_bench(sizes.memory_killmails, time_limit=sizes.memory_time_limit)
+
+
+async def _startup(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.startup import run_startup_bench
+
+    return await run_startup_bench(tui=sizes.startup_tui)
+
+
+async def _soak(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.memory import run_soak
+
+    assert sizes.soak_minutes is not None
+    return await run_soak(sizes.soak_minutes, rate=sizes.soak_rate)
+
+
+SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
+    "ingest": _ingest,
+    "latency": _latency,
+    "delivery": _delivery,
+    "cache": _cache,
+    "memory": _memory,
+    "startup": _startup,
+    "soak": _soak,
+}
+"""Every scenario, in the order the suite runs them (``soak`` only with ``--soak``)."""
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+_HIGHER_SUFFIXES = ("_per_second", "ratio_to_ceiling", "share_of_ceiling", "hit_ratio")
+_LOWER_SUFFIXES = ("_ms", "_us", "_s", "_mb", "bytes_per_killmail", "_mb_per_hour")
+
+
+def direction_of(figure: str) -> Direction | None:
+    """Which way is better for ``figure``: ``higher`` (throughput, ratios) or ``lower``.
+
+    Known by the figure's name: throughput (``*_per_second``), ratios and shares are better
+    higher; latency (``*_ms``, ``*_us``), time (``*_s``) and memory (``*_mb``, bytes) are better
+    lower. None for a name that says neither (such a figure is not compared).
+    """
+    name = figure.rsplit(".", 1)[-1]
+    if name.endswith(_HIGHER_SUFFIXES):
+        return "higher"
+    if name.endswith(_LOWER_SUFFIXES):
+        return "lower"
+    return None
+
+
+def _put(out: dict[str, float], key: str, value: Any) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        out[key] = float(value)
+
+
+def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
+    """The flat figures (``scenario.name``) of the scenarios' raw results."""
+    out: dict[str, float] = {}
+    ingest = scenarios.get("ingest")
+    if ingest:
+        _put(out, "ingest.killmails_per_second", ingest.get("killmails_per_second"))
+        _put(out, "ingest.ratio_to_ceiling", ingest.get("ratio_to_ceiling"))
+    latency = scenarios.get("latency")
+    if latency:
+        for row in latency.get("rates", []):
+            rate = f"{row['events_per_second']:g}"
+            for key in ("p50_ms", "p95_ms", "p99_ms"):
+                _put(out, f"latency.at_{rate}_per_s.{key}", row.get(key))
+    delivery = scenarios.get("delivery")
+    if delivery:
+        _put(out, "delivery.share_of_ceiling", delivery.get("share_of_ceiling"))
+        _put(out, "delivery.delivered_per_second", delivery.get("delivered_per_second"))
+    cache = scenarios.get("cache")
+    if cache:
+        _put(out, "cache.hit_ratio", cache.get("hit_ratio"))
+        hits = cache.get("hit_latency_us") or {}
+        _put(out, "cache.hit_median_us", hits.get("median"))
+        _put(out, "cache.hit_p99_us", hits.get("p99"))
+    memory = scenarios.get("memory")
+    if memory:
+        for key in ("rss_after_mb", "rss_growth_mb", "bytes_per_killmail"):
+            _put(out, f"memory.{key}", memory.get(key))
+        _put(out, "memory.killmails_per_second", memory.get("killmails_per_second"))
+    startup = scenarios.get("startup")
+    if startup:
+        for mode in ("headless", "tui"):
+            for key, value in (startup.get(mode) or {}).items():
+                if key.endswith("_s") and key != "import_s":
+                    _put(out, f"startup.{mode}.{key}", value)
+    soak = scenarios.get("soak")
+    if soak:
+        for key in ("rss_growth_mb", "growth_mb_per_hour", "rss_max_mb"):
+            _put(out, f"soak.{key}", soak.get(key))
+    return out
+
+
+def _doc_figures(doc: Mapping[str, Any]) -> dict[str, float]:
+    figures = doc.get("figures")
+    if isinstance(figures, Mapping):
+        out: dict[str, float] = {}
+        for key, value in figures.items():
+            _put(out, str(key), value)
+        return out
+    return figures_of(doc.get("scenarios") or {})
+
+
+def compare(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, tolerance: float = TOLERANCE
+) -> list[dict[str, Any]]:
+    """Every figure present in both documents, with its change and whether it regressed.
+
+    ``change`` is the relative change for the better (positive) or the worse (negative);
+    ``regressed`` is true when it is worse by more than ``tolerance``. A figure whose old value
+    is 0 is compared only when it is better lower (any increase from 0 is a regression).
+    """
+    before, after = _doc_figures(old), _doc_figures(new)
+    rows: list[dict[str, Any]] = []
+    for figure in sorted(before.keys() & after.keys()):
+        direction = direction_of(figure)
+        if direction is None:
+            continue
+        was, now = before[figure], after[figure]
+        if was == 0:
+            if direction == "higher":
+                continue
+            change = 0.0 if now == 0 else -1.0
+            regressed = now > 0
+        else:
+            relative = (now - was) / abs(was)
+            change = relative if direction == "higher" else -relative
+            regressed = change < -tolerance
+        rows.append(
+            {
+                "figure": figure,
+                "old": was,
+                "new": now,
+                "better": direction,
+                "change": round(change, 4),
+                "regressed": regressed,
+            }
+        )
+    return rows
+
+
+def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
+    """Failures (not regressions): lost kills or notifications, 429s, a start-up that failed."""
+    out: list[str] = []
+    for name in ("ingest", "delivery"):
+        result = scenarios.get(name) or {}
+        if result.get("lost"):
+            out.append(f"{name}: {result['lost']} lost")
+    if (scenarios.get("delivery") or {}).get("rejected_429"):
+        out.append(f"delivery: {scenarios['delivery']['rejected_429']} requests got a 429")
+    for row in (scenarios.get("latency") or {}).get("rates", []):
+        if row.get("lost"):
+            out.append(f"latency at {row['events_per_second']:g}/s: {row['lost']} lost")
+    memory = scenarios.get("memory") or {}
+    if memory and memory.get("stored", 0) < memory.get("killmails", 0):
+        out.append(f"memory: {memory['killmails'] - memory['stored']} kills not stored")
+    headless = (scenarios.get("startup") or {}).get("headless") or {}
+    out += [f"startup (headless): {problem}" for problem in headless.get("problems", [])]
+    return out
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SuiteRun:
+    """What :func:`run_suite` measured."""
+
+    scenarios: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+async def _run_all(
+    names: Iterable[str], sizes: Sizes, progress: Callable[[str], None] | None
+) -> SuiteRun:
+    out = SuiteRun()
+    for name in names:
+        if progress is not None:
+            progress(f"bench: {name} ...")
+        started = time.perf_counter()
+        out.scenarios[name] = await SCENARIOS[name](sizes)
+        out.seconds[name] = round(time.perf_counter() - started, 2)
+        if progress is not None:
+            progress(f"bench: {name} done in {out.seconds[name]:.1f} s")
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+    }
+
+
+def run_suite(
+    sizes: Sizes,
+    *,
+    only: Iterable[str] | None = None,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the scenarios (all but ``soak`` unless ``sizes.soak_minutes``) in one event loop.
+
+    Returns the result document (without a comparison).
+    """
+    from wanderer_console import __version__
+
+    names = [
+        name
+        for name in SCENARIOS
+        if (only is None or name in set(only)) and (name != "soak" or sizes.soak_minutes)
+    ]
+    started = time.perf_counter()
+    measured = asyncio.run(_run_all(names, sizes, progress))
+    return {
+        "suite": "wanderer-console bench",
+        "version": __version__,
+        "quick": quick,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": _machine(),
+        "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sizes).items()},
+        "elapsed_s": round(time.perf_counter() - started, 2),
+        "scenario_seconds": measured.seconds,
+        "figures": figures_of(measured.scenarios),
+        "problems": problems_of(measured.scenarios),
+        "scenarios": measured.scenarios,
+    }
+
+
+def format_figures(doc: Mapping[str, Any]) -> str:
+    """A plain table of the figures (and the comparison, if any) for a terminal."""
+    rows = doc.get("compare") or []
+    by_figure = {row["figure"]: row for row in rows}
+    lines = []
+    for figure, value in sorted(doc.get("figures", {}).items()):
+        line = f"  {figure:<44} {value:>12g}"
+        row = by_figure.get(figure)
+        if row is not None:
+            flag = "  REGRESSED" if row["regressed"] else ""
+            line += f"   was {row['old']:g} ({row['change'] * 100:+.1f} %){flag}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def register(sub: Any) -> None:
+    """Add the ``bench`` sub-command to the CLI's sub-parsers."""
+    parser = sub.add_parser(
+        "bench",
+        help="run the benchmark suite against the simulator (JSON)",
+        description="Run every benchmark scenario against the built-in simulator in one "
+        "process and print one JSON document; --compare flags figures more than 10 %% worse.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs (under 2 minutes on 2 cores)"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result here")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD.json",
+        help="flag figures more than 10 %% worse than this earlier result; exit 1 if any",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="also run a soak of this many minutes and report memory growth",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="LIST",
+        help=f"comma-separated scenarios to run (of: {', '.join(SCENARIOS)})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``bench`` sub-command: 0 when nothing regressed or failed, else 1 (2: usage)."""
+    old: Mapping[str, Any] | None = None
+    if args.compare is not None:
+        try:
+            old = json.loads(args.compare.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"bench: cannot read {args.compare}: {exc}", file=sys.stderr)
+            return 2
+    only = None
+    if args.only:
+        only = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = sorted(set(only) - set(SCENARIOS))
+        if unknown:
+            print(f"bench: unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+    sizes = QUICK if args.quick else FULL
+    if args.soak:
+        sizes = replace(sizes, soak_minutes=args.soak)
+        if only is not None and "soak" not in only:
+            only.append("soak")
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress)
+    regressions: list[dict[str, Any]] = []
+    if old is not None:
+        doc["compare"] = compare(old, doc)
+        doc["compared_with"] = str(args.compare)
+        regressions = [row for row in doc["compare"] if row["regressed"]]
+        doc["regressions"] = [row["figure"] for row in regressions]
+        if bool(old.get("quick")) != bool(args.quick):
+            progress("bench: note: comparing a quick run with a full one (sizes differ)")
+    text = json.dumps(doc, indent=2, sort_keys=True)
+    print(text, flush=True)
+    if args.json is not None:
+        args.json.write_text(text + "\n")
+    progress(f"bench: {len(doc['figures'])} figures in {doc['elapsed_s']:.1f} s")
+    progress(format_figures(doc))
+    for problem in doc["problems"]:
+        progress(f"bench: FAILED: {problem}")
+    for row in regressions:
+        progress(
+            f"bench: REGRESSED: {row['figure']} {row['old']:g} -> {row['new']:g} "
+            f"({row['change'] * 100:+.1f} %, {row['better']} is better)"
+        )
+    return 1 if regressions or doc["problems"] else 0

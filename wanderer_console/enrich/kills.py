@@ -42,6 +42,22 @@ class KillEnricher:
         self.failures = 0
         """Prefetches that failed or timed out (the kill was rendered with what was known)."""
 
+    @staticmethod
+    def complete(km: Killmail) -> bool:
+        """True when the killmail itself carries every name the embed shows (no look-up)."""
+        if not km.solar_system_name:
+            return False
+        for party in _parties(km):
+            if party.character_id and not party.character_name:
+                return False
+            if party.ship_type_id and not party.ship_name:
+                return False
+            if party.corporation_id and not party.corporation_ticker:
+                return False
+            if party.alliance_id and not party.alliance_ticker:
+                return False
+        return True
+
     def _missing_ids(self, km: Killmail) -> tuple[set[int], set[int]]:
         names: set[int] = set()
         orgs: set[int] = set()
@@ -91,6 +107,8 @@ class KillEnricher:
         names: dict[int, str] = {}
         tickers: dict[int, str] = {}
         ships: dict[int, str] = {}
+        if self.complete(km):
+            return Names()  # the killmail's own names win anyway
         for party in _parties(km):
             for entity in (party.character_id, party.corporation_id, party.alliance_id):
                 if entity and (name := self.cache.peek_name(entity)):

@@ -132,7 +132,9 @@ class KillstreamSource:
             if self.health.reconnects == 0
             else ConnectionState.RECONNECTING
         )
-        async with connect(self._url, open_timeout=10, max_size=16 * 1024 * 1024) as ws:
+        async with connect(
+            self._url, open_timeout=10, close_timeout=2, max_size=16 * 1024 * 1024
+        ) as ws:
             self._ws = ws
             await self._join(ws)
             tasks = [

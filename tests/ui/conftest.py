@@ -31,6 +31,8 @@ HEALTHY: dict[str, Any] = {
             "events": 1523,
             "heartbeat_rtt_ms": None,
             "last_error": None,
+            "events_per_minute": 31.0,
+            "quality": 100,
         },
         {
             "name": "killstream:systems",
@@ -42,6 +44,8 @@ HEALTHY: dict[str, Any] = {
             "events": 311,
             "heartbeat_rtt_ms": 23.4,
             "last_error": None,
+            "events_per_minute": 6.0,
+            "quality": 95,
         },
         {
             "name": "killstream:characters",
@@ -53,6 +57,8 @@ HEALTHY: dict[str, Any] = {
             "events": 42,
             "heartbeat_rtt_ms": 25.0,
             "last_error": None,
+            "events_per_minute": 0.5,
+            "quality": 100,
         },
     ],
     "queue_depth": 3,
@@ -76,6 +82,33 @@ HEALTHY: dict[str, Any] = {
                 "last_error": None,
             },
         },
+    },
+    "breakers": {
+        "esi:esi.evetech.net": {
+            "state": "closed",
+            "failures": 0,
+            "opened_at": None,
+            "next_probe_at": None,
+        },
+        "discord:discord.com": {
+            "state": "closed",
+            "failures": 1,
+            "opened_at": None,
+            "next_probe_at": None,
+        },
+    },
+    "cache": {
+        "version": 1,
+        "namespaces": {
+            "system": {"hit_ratio": 0.9731, "size": 412, "maxsize": 5000, "evictions": 0},
+            "character": {"hit_ratio": 0.8125, "size": 1290, "maxsize": 2000, "evictions": 37},
+            "type": {"hit_ratio": 0.995, "size": 220, "maxsize": 5000, "evictions": 0},
+        },
+        "hits": 5120,
+        "misses": 311,
+        "hit_ratio": 0.9427,
+        "inflight": 2,
+        "warming": {"total": 120, "done": 90, "failed": 3, "running": True},
     },
     "tracking": {"alpha": {"systems": 54, "characters": 12}},
     "counters": {
@@ -104,7 +137,22 @@ def degraded_snapshot() -> dict[str, Any]:
         heartbeat_rtt_ms=None,
         last_error="connection refused (ws://127.0.0.1:4004)",
     )
-    snap["connections"][0].update(state="reconnecting", since=NOW - 8, reconnects=3)
+    chars.update(events_per_minute=0.0, quality=0)
+    snap["connections"][0].update(
+        state="reconnecting", since=NOW - 8, reconnects=3, events_per_minute=2.0, quality=35
+    )
+    snap["breakers"]["esi:esi.evetech.net"] = {
+        "state": "open",
+        "failures": 5,
+        "opened_at": NOW - 20,
+        "next_probe_at": NOW + 10,
+    }
+    snap["breakers"]["zkill:zkillboard.com"] = {
+        "state": "half_open",
+        "failures": 3,
+        "opened_at": NOW - 45,
+        "next_probe_at": NOW,
+    }
     rally = snap["delivery"]["targets"]["alpha/webhook:rally"]
     rally.update(pending=9, disabled="webhook deleted (404)", last_error="404 Not Found")
     snap["counters"]["errors"] = 4
@@ -168,16 +216,45 @@ def make_app(
     config_path: Path | None = None,
     source: FakeSource | None = None,
     settings: Settings | None = None,
+    theme: str = "wanderer-dark",
 ) -> WandererApp:
-    """The console over a fake source, frozen at :data:`NOW`, dark theme."""
+    """The console over a fake source, frozen at :data:`NOW`, dark theme unless told."""
     return build_app(
         source or FakeSource(snapshot or HEALTHY),
         settings=settings or make_settings(),
         config_path=config_path,
         clock=FrozenClock(NOW),
-        theme="wanderer-dark",
+        theme=theme,
         history=seeded_history(),
     )
+
+
+CONFIG_TEXT = """\
+# Operator config: keep this comment.
+[console]
+theme = "wanderer-dark"
+
+[notifications]
+kill = true  # kills in tracked systems
+
+[maps.alpha]
+url = "http://127.0.0.1:1"
+api_key = "alpha-api-key-123"
+name = "Alpha"
+
+[maps.alpha.discord]
+webhook_url = "https://discord.com/api/webhooks/42/hook-token-xyz"
+"""
+"""A valid config file with two secrets (a map key and a webhook token) and comments."""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    """:data:`CONFIG_TEXT` written to ``tmp_path/config.toml`` with mode 0600."""
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG_TEXT, encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 @pytest.fixture

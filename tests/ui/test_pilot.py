@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.command import CommandList, CommandPalette
 
 from tests.ui.conftest import HEALTHY, FakeSource, make_app, make_settings
+from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
@@ -97,7 +98,7 @@ async def test_palette_lists_toggle_commands() -> None:
         await pilot.pause(0.5)
         prompts = [str(option.prompt) for option in app.screen.query_one(CommandList).options]
         assert any("Toggle global kill notifications" in p for p in prompts), prompts
-        titles = [command.title for command in app.get_system_commands(app.screen)]
+        titles = [command.title for command in console_commands(app)]
     assert "Toggle map alpha rally notifications" in titles
     assert "Pause delivery" in titles
 
@@ -116,3 +117,21 @@ async def test_help_and_dashboard_keys() -> None:
         await pilot.press("d")
         await pilot.pause()
         assert len(app.screen_stack) == 1
+
+
+async def test_activity_filter_hides_other_lines() -> None:
+    from textual.widgets import Input
+
+    from tests.ui.conftest import degraded_snapshot
+    from wanderer_console.ui.widgets.activity import ActivityPanel
+
+    app = make_app(degraded_snapshot())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        panel = app.screen.query_one(ActivityPanel)
+        everything = len(panel.lines)
+        app.screen.query_one("#activity-filter", Input).value = "KILLSTREAM"
+        await pilot.pause()
+        texts = [strip.text for strip in panel.lines]
+        assert 0 < len(texts) < everything
+        assert all("killstream" in text for text in texts), texts

@@ -495,6 +495,8 @@ class Settings(BaseSettings):
     """One section per map, keyed by a short slug (the tenant id)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """Console key overrides: binding id (``app.quit``, ``config.save``, …) → keys (``"f2"``)."""
 
     @field_validator("http")
     @classmethod

@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App, SystemCommand
+from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from wanderer_console.config.model import Settings
 from wanderer_console.ui.clock import Clock, SystemClock
-from wanderer_console.ui.flags import FlagRef, all_flags, flags_for, set_flag, write_flag
+from wanderer_console.ui.commands import ConsoleCommands
+from wanderer_console.ui.flags import FlagRef, flags_for, set_flag, write_flag, write_value
 from wanderer_console.ui.model import (
     ActivityLog,
     ConsoleState,
@@ -29,25 +28,32 @@ from wanderer_console.ui.model import (
     ThroughputHistory,
     dispatcher_of,
 )
+from wanderer_console.ui.screens.config import ConfigScreen, reload_config
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 
-__all__ = ["SnapshotSource", "WandererApp", "build_app", "run_tui"]
+__all__ = ["SnapshotSource", "WandererApp", "binding_ids", "build_app", "run_tui"]
 
 log = logging.getLogger(__name__)
 
 
+SETTINGS_SYNC_SECONDS = 1.0
+"""How often the app checks the live settings for a new theme or keymap (after a hot reload)."""
+
+
 class WandererApp(App[int]):
-    """Dashboard, toggles and help over a snapshot source."""
+    """Dashboard, toggles, config pane and help over a snapshot source."""
 
     CSS_PATH = "styles/app.tcss"
     TITLE = "Wanderer Console"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("d", "dashboard", "Dashboard", id="app.dashboard"),
         Binding("t", "toggles", "Toggles", id="app.toggles"),
+        Binding("c", "config", "Config", id="app.config"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
@@ -59,7 +65,12 @@ class WandererApp(App[int]):
         themes = load_themes()
         for candidate in themes.values():
             self.register_theme(candidate)
+        self.console_themes: list[str] = sorted(themes)
+        """The themes loaded from ``themes/*.toml`` (the palette offers these)."""
         self.theme = select_theme(themes, theme).name
+        self._applied_theme: str = state.settings.console.theme
+        self._applied_keymap: dict[str, str] = dict(state.settings.keymap)
+        self.set_keymap(self._applied_keymap)
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -71,23 +82,43 @@ class WandererApp(App[int]):
         """The dashboard."""
         return DashboardScreen(self.state)
 
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The stock commands, plus one per notification flag and pause/resume."""
-        yield from super().get_system_commands(screen)
-        for ref in all_flags(self.state.settings):
-            on = bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
-            yield SystemCommand(
-                f"Toggle {ref.label} notifications",
-                f"Currently {'on' if on else 'off'}; turn it {'off' if on else 'on'}",
-                partial(self.toggle_flag, ref),
+    def on_mount(self) -> None:
+        """Warn about keymap entries that name no binding; follow settings changes."""
+        self._check_keymap(self._applied_keymap)
+        self.set_interval(SETTINGS_SYNC_SECONDS, self.sync_settings)
+
+    def _check_keymap(self, keymap: dict[str, str]) -> None:
+        unknown = sorted(set(keymap) - binding_ids())
+        if unknown:
+            self.notify(
+                f"[keymap] names no binding: {', '.join(unknown)} (see ? for the ids)",
+                severity="warning",
+                timeout=10,
             )
-        dispatcher = dispatcher_of(self.state.source)
-        if dispatcher is not None:
-            yield SystemCommand(
-                "Resume delivery" if dispatcher.paused else "Pause delivery",
-                "Hold or release Discord deliveries (the outbox keeps everything)",
-                self.action_pause,
-            )
+
+    def sync_settings(self) -> None:
+        """Pick up a hot-reloaded settings object, then its theme and keymap if they changed.
+
+        Only a *change* of ``console.theme`` switches the theme, so a theme picked from Textual's
+        own theme command is not undone a second later.
+        """
+        live = getattr(self.state.source, "settings", None)
+        if isinstance(live, Settings) and live is not self.state.settings:
+            self.state.settings = live
+            for screen in self.screen_stack:
+                if isinstance(screen, TogglesScreen):
+                    screen.refresh_flags()
+        settings = self.state.settings
+        if settings.console.theme != self._applied_theme:
+            self._applied_theme = settings.console.theme
+            if settings.console.theme in self.console_themes:
+                self.theme = settings.console.theme
+            else:
+                self.notify(f"Unknown theme {settings.console.theme!r}", severity="warning")
+        if settings.keymap != self._applied_keymap:
+            self._applied_keymap = dict(settings.keymap)
+            self.set_keymap(self._applied_keymap)
+            self._check_keymap(self._applied_keymap)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -103,6 +134,35 @@ class WandererApp(App[int]):
         self.action_dashboard()
         self.push_screen(TogglesScreen(self.state))
 
+    def action_config(self) -> None:
+        """Show the config pane."""
+        if isinstance(self.screen, ConfigScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(ConfigScreen(self.state))
+
+    def action_reload_config(self) -> None:
+        """Have the engine re-read the config file now."""
+        summary = reload_config(self.state)
+        self.state.activity.add(self.state.clock.now(), f"operator asked for a reload: {summary}")
+        self.notify(summary[:1].upper() + summary[1:])
+
+    def switch_theme(self, name: str) -> None:
+        """Switch to theme ``name`` now and save it as ``console.theme`` when there is a file."""
+        if name not in self.console_themes:
+            self.notify(f"Unknown theme {name!r}", severity="error")
+            return
+        self.theme = name
+        self.state.settings.console.theme = name
+        self._applied_theme = name
+        path = self.state.config_path
+        if path is None:
+            return
+        try:
+            write_value(Path(path), ("console", "theme"), name)
+        except (OSError, ValueError) as exc:
+            self.notify(f"Theme applied, but not saved to {path}: {exc}", severity="error")
+
     def action_help(self) -> None:
         """Show the key bindings."""
         if isinstance(self.screen, HelpScreen):
@@ -112,6 +172,7 @@ class WandererApp(App[int]):
                 [
                     ("Everywhere", self.BINDINGS),
                     ("Toggles screen", TogglesScreen.BINDINGS),
+                    ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
                 ]
             )
@@ -155,6 +216,16 @@ class WandererApp(App[int]):
             if isinstance(screen, TogglesScreen):
                 screen.refresh_flags()
         return value
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a ``[keymap]`` entry may name."""
+    ids: set[str] = set()
+    for owner in (WandererApp, DashboardScreen, TogglesScreen, ConfigScreen, HelpScreen):
+        for binding in owner.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                ids.add(binding.id)
+    return ids
 
 
 def build_app(

@@ -14,8 +14,17 @@ import tomlkit
 from tomlkit.items import Table
 
 from wanderer_console.config.model import NotificationFlags, Settings
+from wanderer_console.ui.config_text import atomic_write_text
 
-__all__ = ["FLAG_NAMES", "FlagRef", "all_flags", "flags_for", "set_flag", "write_flag"]
+__all__ = [
+    "FLAG_NAMES",
+    "FlagRef",
+    "all_flags",
+    "flags_for",
+    "set_flag",
+    "write_flag",
+    "write_value",
+]
 
 FLAG_NAMES = ("enabled", "kill", "system", "character", "rally")
 """The switches the toggles screen shows, in column order."""
@@ -62,16 +71,22 @@ def set_flag(settings: Settings, ref: FlagRef, value: bool) -> None:
 
 def write_flag(path: Path, ref: FlagRef, value: bool) -> None:
     """Set the flag in the TOML file at ``path``, creating tables as needed, keeping comments."""
+    write_value(path, ref.toml_path, value)
+
+
+def write_value(path: Path, toml_path: tuple[str, ...], value: Any) -> None:
+    """Set one key in the TOML file at ``path`` (tables created as needed), keeping comments.
+
+    The file is replaced atomically and keeps its mode (0600 for a file holding secrets).
+    """
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     document = tomlkit.parse(text)
     table: Any = document
-    for key in ref.toml_path[:-1]:
+    for key in toml_path[:-1]:
         if key not in table:
             table[key] = tomlkit.table()
         table = table[key]
         if not isinstance(table, Table | dict):
-            raise ValueError(f"{'.'.join(ref.toml_path[:-1])} is not a table in {path}")
-    table[ref.toml_path[-1]] = value
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
-    tmp.replace(path)
+            raise ValueError(f"{'.'.join(toml_path[:-1])} is not a table in {path}")
+    table[toml_path[-1]] = value
+    atomic_write_text(path, tomlkit.dumps(document))

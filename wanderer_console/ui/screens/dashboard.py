@@ -1,4 +1,4 @@
-"""The dashboard: connections, delivery, counters, throughput and recent activity.
+"""The dashboard: connections, delivery, breakers, cache, counters, throughput and activity.
 
 The screen owns the poll timer because it owns the widgets the poll feeds (STYLE.md pitfall 3):
 once a second it takes one snapshot and renders every panel from it; never per event.
@@ -12,10 +12,12 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Input
 
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.activity import ActivityPanel
+from wanderer_console.ui.widgets.breakers import BreakersTable
+from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
 from wanderer_console.ui.widgets.counters import CountersPanel
 from wanderer_console.ui.widgets.delivery import DeliveryTable
@@ -29,8 +31,8 @@ CHART_MIN_INTERVAL = 0.5
 """The chart is rebuilt at most twice a second (a plotext build costs 10-15 ms)."""
 
 
-def _panel(widget: Any, title: str, panel_id: str) -> Vertical:
-    box = Vertical(widget, id=panel_id, classes="panel")
+def _panel(*widgets: Any, title: str, panel_id: str) -> Vertical:
+    box = Vertical(*widgets, id=panel_id, classes="panel")
     box.border_title = title
     return box
 
@@ -43,22 +45,48 @@ class DashboardScreen(Screen[None]):
         self.state = state
         """Shared console state (source, clock, history, activity)."""
         self._chart_drawn_at = float("-inf")
+        self._last: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
-        """Header, the five panels in a grid, footer."""
+        """Header, the panels in a grid, footer."""
         yield Header()
         with Grid(id="dashboard"):
-            yield _panel(ConnectionsTable(id="conns"), "Connections", "conns-panel")
-            yield _panel(DeliveryTable(id="delivery"), "Delivery", "delivery-panel")
-            yield _panel(CountersPanel(id="counters"), "Counters", "counters-panel")
-            yield _panel(ThroughputChart(id="chart"), "Throughput", "chart-panel")
-            yield _panel(ActivityPanel(id="activity"), "Recent activity", "activity-panel")
+            yield _panel(ConnectionsTable(id="conns"), title="Connections", panel_id="conns-panel")
+            yield _panel(DeliveryTable(id="delivery"), title="Delivery", panel_id="delivery-panel")
+            with Vertical(id="side"):
+                yield _panel(
+                    BreakersTable(id="breakers"),
+                    title="Circuit breakers",
+                    panel_id="breakers-panel",
+                )
+                yield _panel(CachePanel(id="cache"), title="Cache", panel_id="cache-panel")
+            yield _panel(CountersPanel(id="counters"), title="Counters", panel_id="counters-panel")
+            yield _panel(ThroughputChart(id="chart"), title="Throughput", panel_id="chart-panel")
+            yield _panel(
+                Input(placeholder="filter…", id="activity-filter", compact=True),
+                ActivityPanel(id="activity"),
+                title="Recent activity",
+                panel_id="activity-panel",
+            )
         yield Footer()
 
     def on_mount(self) -> None:
-        """Render once at once, then every second."""
+        """Render once at once, then every second; re-render at once when the theme changes."""
         self.poll()
         self.set_interval(POLL_SECONDS, self.poll)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, _theme: object) -> None:
+        # Table cells carry colours resolved at render time; redraw them with the new theme.
+        if self._last is not None:
+            self._chart_drawn_at = float("-inf")
+            self.render_snapshot(self._last, self.state.clock.now())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Filter the activity log as the operator types."""
+        if event.input.id == "activity-filter":
+            event.stop()
+            self.query_one(ActivityPanel).set_filter(event.value)
 
     def poll(self) -> None:
         """Take one snapshot and render every panel from it."""
@@ -79,6 +107,7 @@ class DashboardScreen(Screen[None]):
 
     def render_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
         """Push ``snapshot`` into the panels."""
+        self._last = snapshot
         delivery = snapshot.get("delivery") or {}
         paused = bool(delivery.get("paused"))
         self.sub_title = (
@@ -91,6 +120,17 @@ class DashboardScreen(Screen[None]):
         delivery_panel = self.query_one("#delivery-panel")
         delivery_panel.border_subtitle = "PAUSED" if paused else ""
         delivery_panel.set_class(paused, "-paused")
+        breakers = snapshot.get("breakers") or {}
+        self.query_one(BreakersTable).show(breakers, now)
+        breakers_panel = self.query_one("#breakers-panel")
+        open_count = sum(1 for b in breakers.values() if _breaker_state(b) != "closed")
+        breakers_panel.border_subtitle = f"{open_count} not closed" if open_count else ""
+        breakers_panel.set_class(bool(open_count), "-tripped")
+        cache = snapshot.get("cache")
+        cache_panel = self.query_one("#cache-panel")
+        cache_panel.display = isinstance(cache, dict) and bool(cache)
+        if isinstance(cache, dict) and cache:
+            self.query_one(CachePanel).show(cache)
         self.query_one(CountersPanel).show(snapshot)
         self.query_one(ActivityPanel).show(self.state.activity)
         tick = time.monotonic()
@@ -106,3 +146,7 @@ def _uptime(value: Any) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _breaker_state(info: Any) -> str:
+    return str(info.get("state") if isinstance(info, dict) else info)

@@ -64,6 +64,11 @@ class TogglesScreen(Screen[None]):
         table.add_column("Scope", key="scope")
         for flag in FLAG_NAMES:
             table.add_column(flag, key=flag)
+        self._fill(table)
+        table.move_cursor(row=0, column=1)
+        table.focus()
+
+    def _fill(self, table: DataTable[Any]) -> None:
         settings = self.state.settings
         for tenant in [None, *settings.maps]:
             label = "global" if tenant is None else f"map {settings.maps[tenant].name}"
@@ -72,8 +77,6 @@ class TogglesScreen(Screen[None]):
                 *(self._cell(FlagRef(tenant, f)) for f in FLAG_NAMES),
                 key=tenant or "",
             )
-        table.move_cursor(row=0, column=1)
-        table.focus()
 
     def _cell(self, ref: FlagRef) -> Any:
         on = bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
@@ -84,8 +87,15 @@ class TogglesScreen(Screen[None]):
         )
 
     def refresh_flags(self) -> None:
-        """Redraw every cell from the settings (after a flip from here or the palette)."""
+        """Redraw every cell from the settings (after a flip, the palette or a hot reload)."""
         table = self.query_one("#flags", DataTable)
+        shown = [row.value for row in table.rows]
+        if shown != ["", *self.state.settings.maps]:  # maps added, removed or renamed
+            cursor = table.cursor_coordinate
+            table.clear()
+            self._fill(table)
+            table.move_cursor(row=min(cursor.row, table.row_count - 1), column=cursor.column)
+            return
         for tenant in [None, *self.state.settings.maps]:
             for flag in FLAG_NAMES:
                 table.update_cell(tenant or "", flag, self._cell(FlagRef(tenant, flag)))

@@ -1,4 +1,4 @@
-"""The connections panel: one row per source with its state coloured by health."""
+"""The connections panel: one row per source with its state, quality and rate coloured by health."""
 
 from __future__ import annotations
 
@@ -13,7 +13,23 @@ from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
 
 __all__ = ["ConnectionsTable"]
 
-_COLUMNS = ("Name", "Kind", "State", "Since", "Last event", "RTT", "Reconn", "Events", "Last error")
+_COLUMNS = (
+    "Name",
+    "State",
+    "Since",
+    "Last ev",
+    "RTT",
+    "Reconn",
+    "Ev/min",
+    "Events",
+    "Quality",
+    "Last error",
+)
+
+QUALITY_OK = 80
+"""A quality score at or above this is healthy (below :data:`QUALITY_DEGRADED` is down)."""
+QUALITY_DEGRADED = 50
+"""Below this the quality is shown in the ``down`` colour."""
 
 
 def _clip(text: str, width: int) -> str:
@@ -36,6 +52,17 @@ class ConnectionsTable(DataTable[Any]):
         self.zebra_stripes = True
         self.add_columns(*_COLUMNS)
 
+    def _quality(self, value: Any) -> Any:
+        if not isinstance(value, int | float):
+            return "-"
+        if value >= QUALITY_OK:
+            variable = "health-ok"
+        elif value >= QUALITY_DEGRADED:
+            variable = "health-degraded"
+        else:
+            variable = "health-down"
+        return coloured(self, f"{value:.0f}", variable, bold=True)
+
     def show(self, connections: Iterable[Mapping[str, Any]], now: float) -> None:
         """Replace the rows with ``connections`` (ages relative to ``now``)."""
         self.clear()
@@ -45,13 +72,20 @@ class ConnectionsTable(DataTable[Any]):
             error = conn.get("last_error") or ""
             self.add_row(
                 str(conn.get("name", "?")),
-                str(conn.get("kind", "")),
                 coloured(self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True),
                 format_ago(conn.get("since"), now),
                 format_ago(conn.get("last_event_at"), now),
                 "-" if rtt is None else f"{float(rtt):.0f} ms",
                 str(conn.get("reconnects", 0)),
+                _rate(conn.get("events_per_minute")),
                 str(conn.get("events", 0)),
-                Text(_clip(str(error), 24), no_wrap=True),
+                self._quality(conn.get("quality")),
+                Text(_clip(str(error), 22), no_wrap=True),
                 key=str(conn.get("name")),
             )
+
+
+def _rate(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.0f}" if value >= 10 or float(value).is_integer() else f"{value:.1f}"

@@ -1,6 +1,6 @@
 """The counters panel: events per source, notifications per type, duplicates and errors.
 
-Keys the runtime may add later (``breakers``, ``cache``) are shown when present.
+Breakers and the cache have their own panels (:mod:`.breakers`, :mod:`.cache`).
 """
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 from wanderer_console.ui.model import total
-from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
+from wanderer_console.ui.widgets.colours import coloured
 
 __all__ = ["CountersPanel"]
 
@@ -84,23 +83,4 @@ class CountersPanel(Static):
         self._section(table, "Duplicates suppressed", counters.get("duplicates_suppressed"))
         self._section(table, "Events received", counters.get("events_received"))
         self._notifications(table, counters)
-        parts: list[RenderableType] = [table]
-        parts.extend(self._extras(snapshot))
-        self.update(Group(*parts))
-
-    def _extras(self, snapshot: Mapping[str, Any]) -> list[RenderableType]:
-        out: list[RenderableType] = []
-        breakers = snapshot.get("breakers")
-        if isinstance(breakers, Mapping) and breakers:
-            line = Text("Breakers ", style="bold")
-            for name, info in sorted(breakers.items()):
-                state = str(info.get("state") if isinstance(info, Mapping) else info)
-                line.append_text(coloured(self, f"{name}:{state} ", STATE_VARIABLE.get(state, "")))
-            out.append(line)
-        cache = snapshot.get("cache")
-        if isinstance(cache, Mapping) and cache:
-            line = Text("Cache ", style="bold")
-            for name, value in sorted(cache.items()):
-                line.append_text(coloured(self, f"{name}={_fmt(value)} ", "cache-hit"))
-            out.append(line)
-        return out
+        self.update(table)

@@ -1,0 +1,75 @@
+"""Secret masking and atomic writes behind the config pane (no Textual)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import CONFIG_TEXT
+from wanderer_console.ui.config_text import (
+    MaskError,
+    atomic_write_text,
+    mask_secrets,
+    unmask_secrets,
+)
+from wanderer_console.ui.widgets.breakers import format_in
+
+EVERY_KIND = """\
+[discord]
+bot_token = "BOT-TOKEN"  # the fallback bot
+[maps.alpha]
+api_key = 'literal-key'
+# api_key = "old-key-in-a-comment"
+webhook_secret = ""
+discord = { webhook_url = "https://discord.com/api/webhooks/1/TOK?wait=true", channel_id = "5" }
+[server]
+ingest_keys = ["ingest-a", "ingest-b"]
+maps.bravo.api_key = "dotted-key"
+url = "http://127.0.0.1:1"
+"""
+
+
+def test_every_secret_kind_is_masked_and_restored() -> None:
+    masked = mask_secrets(EVERY_KIND)
+    for secret in ("BOT-TOKEN", "literal-key", "old-key", "TOK?", "ingest-a", "dotted-key"):
+        assert secret not in masked.text
+    assert "https://discord.com/api/webhooks/1/«secret-4»?wait=true" in masked.text
+    assert 'webhook_secret = ""' in masked.text
+    assert 'url = "http://127.0.0.1:1"' in masked.text
+    assert unmask_secrets(masked.text, masked.secrets) == EVERY_KIND
+
+
+@pytest.mark.parametrize(
+    ("edit", "word"),
+    [
+        (lambda t: t.replace("«secret-1»", ""), "missing"),
+        (lambda t: t + '\nx_token = "«secret-2»"\n', "repeated"),
+        (lambda t: t.replace("«secret-1»", "«secret-9»"), "unknown"),
+    ],
+)
+def test_edited_placeholders_are_refused(edit: object, word: str) -> None:
+    masked = mask_secrets(CONFIG_TEXT)
+    assert callable(edit)
+    with pytest.raises(MaskError, match=word):
+        unmask_secrets(edit(masked.text), masked.secrets)
+
+
+def test_atomic_write_keeps_mode_and_new_files_are_private(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.toml"
+    shared.write_text("a = 1\n", encoding="utf-8")
+    shared.chmod(0o640)
+    atomic_write_text(shared, "a = 2\n")
+    assert shared.read_text(encoding="utf-8") == "a = 2\n"
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+    fresh = tmp_path / "fresh.toml"
+    atomic_write_text(fresh, "b = 1\n")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.toml", "shared.toml"]
+
+
+def test_next_probe_formatting() -> None:
+    assert format_in(None, 100.0) == "-"
+    assert format_in(90.0, 100.0) == "now"
+    assert format_in(112.0, 100.0) == "in 12s"

@@ -1,0 +1,119 @@
+"""The console's command-palette provider: notification toggles, delivery, config and themes.
+
+Textual's system commands (quit, keys, screenshot, ...) stay as they are; this provider adds the
+console's own commands, built fresh on every search so their wording follows the live state
+("turn it off" / "Resume delivery"):
+
+* per-type toggles: the global ``enabled``/``kill``/``system``/``character``/``rally`` switches;
+* per-map toggles: the same switches of each configured map;
+* pause or resume delivery (when the source has a dispatcher);
+* open the config pane, reload the config;
+* switch to each console theme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from wanderer_console.ui.flags import all_flags, flags_for
+from wanderer_console.ui.model import dispatcher_of
+
+if TYPE_CHECKING:
+    from wanderer_console.ui.app import WandererApp
+
+__all__ = ["ConsoleCommand", "ConsoleCommands", "console_commands"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleCommand:
+    """One palette entry."""
+
+    title: str
+    """What the palette shows and matches against."""
+    help: str
+    """The line under the title."""
+    callback: Callable[[], object]
+    """What choosing it does."""
+
+
+def console_commands(app: WandererApp) -> list[ConsoleCommand]:
+    """Every console command for the app's current state, in display order."""
+    state = app.state
+    commands: list[ConsoleCommand] = []
+    for ref in all_flags(state.settings):
+        on = bool(getattr(flags_for(state.settings, ref.tenant), ref.flag))
+        commands.append(
+            ConsoleCommand(
+                f"Toggle {ref.label} notifications",
+                f"Currently {'on' if on else 'off'}; turn it {'off' if on else 'on'}",
+                partial(app.toggle_flag, ref),
+            )
+        )
+    dispatcher = dispatcher_of(state.source)
+    if dispatcher is not None:
+        commands.append(
+            ConsoleCommand(
+                "Resume delivery" if dispatcher.paused else "Pause delivery",
+                "Hold or release Discord deliveries (the outbox keeps everything)",
+                app.action_pause,
+            )
+        )
+    commands.append(
+        ConsoleCommand(
+            "Open config editor",
+            "Edit the config file (validated before saving)",
+            app.action_config,
+        )
+    )
+    if state.config_path is not None:
+        commands.append(
+            ConsoleCommand(
+                "Reload config",
+                "Have the engine re-read the config file now",
+                app.action_reload_config,
+            )
+        )
+    for name in app.console_themes:
+        current = " (current)" if name == app.theme else ""
+        commands.append(
+            ConsoleCommand(
+                f"Switch theme to {name}",
+                f"Console colours{current}; saved as console.theme",
+                partial(app.switch_theme, name),
+            )
+        )
+    return commands
+
+
+class ConsoleCommands(Provider):
+    """Offers :func:`console_commands` in the command palette."""
+
+    def _commands(self) -> list[ConsoleCommand]:
+        from wanderer_console.ui.app import WandererApp
+
+        app = self.app
+        return console_commands(app) if isinstance(app, WandererApp) else []
+
+    async def discover(self) -> Hits:
+        """Everything, when the palette opens with an empty query."""
+        for command in self._commands():
+            yield DiscoveryHit(command.title, command.callback, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        """Commands whose title fuzzily matches ``query``."""
+        matcher = self.matcher(query)
+        for command in self._commands():
+            score = matcher.match(command.title)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(command.title),
+                    command.callback,
+                    text=command.title,
+                    help=command.help,
+                )

@@ -194,6 +194,7 @@ class Dispatcher:
                             "tenant": row.tenant_id,
                             "type": row.type,
                             "target": row.target_key,
+                            "correlation_id": row.correlation_id,
                             "body": orjson.loads(row.body),
                         }
                     },
@@ -207,9 +208,12 @@ class Dispatcher:
         now = time.time()
         first = batch.rows[0]
         if result.outcome is Outcome.SENT:
+            debug = log.isEnabledFor(logging.DEBUG)
             for row in batch.rows:
                 self._store.mark_sent(row.id, now=now)
                 self._metrics.notifications_delivered.labels(type=row.type).inc()
+                if debug:
+                    log.debug("notification delivered", extra={"ctx": _row_ctx(row)})
             state.sent += len(batch.rows)
             state.messages += 1
             state.sent_times.append(now)
@@ -222,6 +226,23 @@ class Dispatcher:
             return True
         state.last_error = f"{result.status or ''} {result.detail}".strip()
         self._metrics.delivery_failures.labels(reason=result.outcome.value).inc()
+        # A 429 is routine pacing (debug); anything else is a failure worth a warning. One line
+        # per notification, so its correlation id leads from ingest to here.
+        level = logging.DEBUG if result.outcome is Outcome.RATE_LIMITED else logging.WARNING
+        for row in batch.rows:
+            log.log(
+                level,
+                "notification delivery failed",
+                extra={
+                    "ctx": {
+                        **_row_ctx(row),
+                        "outcome": result.outcome.value,
+                        "status": result.status,
+                        "detail": result.detail,
+                        "attempts": row.attempts + 1,
+                    }
+                },
+            )
         if result.outcome is Outcome.RATE_LIMITED:
             state.rate_limited += 1
             state.paused_until = now + result.retry_after
@@ -244,6 +265,7 @@ class Dispatcher:
                         "tenant": first.tenant_id,
                         "status": result.status,
                         "detail": result.detail,
+                        "correlation_ids": [row.correlation_id for row in batch.rows],
                     }
                 },
             )
@@ -263,6 +285,7 @@ class Dispatcher:
                         "status": result.status,
                         "detail": result.detail,
                         "attempts": first.attempts + 1,
+                        "correlation_ids": [row.correlation_id for row in batch.rows],
                     }
                 },
             )
@@ -292,3 +315,15 @@ class Dispatcher:
                 for key in sorted(keys)
             },
         }
+
+
+def _row_ctx(row: OutboxRow) -> dict[str, Any]:
+    """Log context naming one outbox row and the event behind it."""
+    return {
+        "tenant": row.tenant_id,
+        "type": row.type,
+        "target": row.target_key,
+        "dedup_key": row.dedup_key,
+        "outbox_id": row.id,
+        "correlation_id": row.correlation_id,
+    }

@@ -48,6 +48,7 @@ from wanderer_console.pipeline.rules import (
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.store.base import PendingWrite, StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.context import bind_event, current_request_id
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KILL_TENANT", "Engine", "MapHooks"]
@@ -161,7 +162,13 @@ class Engine:
         """Handle one item; return True when it was new. Never raises for bad input.
 
         Inside :meth:`process_batch` the answer is provisional until the batch is written.
+        While it runs, the item's correlation id, tenant and source are bound for every log line.
         """
+        tenant = None if isinstance(item, KillItem) else item.tenant
+        with bind_event(item.correlation_id, tenant=tenant, source=item.source):
+            return await self._process_bound(item)
+
+    async def _process_bound(self, item: Item) -> bool:
         try:
             if isinstance(item, KillItem):
                 await self._prefetch_names(item.killmail)
@@ -191,7 +198,18 @@ class Engine:
             _resolve(done, False)
             return False
         self._remember(key)
-        self._pending.append(PendingWrite(event, notifications, cursor, done))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event decided",
+                extra={
+                    "ctx": {
+                        "event_id": event.event_id,
+                        "type": event.type,
+                        "notifications": [n.dedup_key for n in notifications],
+                    }
+                },
+            )
+        self._pending.append(PendingWrite(event, notifications, cursor, done, current_request_id()))
         if not self._batching:
             return self._flush()
         return True

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.telemetry.context import correlation_id as _correlation_id
 
 __all__ = ["CustomItem", "Item", "KillItem", "MapEventItem"]
 
@@ -19,6 +20,9 @@ class MapEventItem:
     envelope: MapEnvelope
     raw: str
     source: str
+    correlation_id: str = field(default_factory=_correlation_id, compare=False)
+    """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
+    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,9 @@ class KillItem:
     killmail: Killmail
     raw: str
     source: str
+    correlation_id: str = field(default_factory=_correlation_id, compare=False)
+    """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
+    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,9 @@ class CustomItem:
     source: str
     done: asyncio.Future[bool] | None = field(default=None, compare=False)
     """Resolved by the engine with True (stored as new) or False (duplicate or failed)."""
+    correlation_id: str = field(default_factory=_correlation_id, compare=False)
+    """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
+    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
 
 
 Item = MapEventItem | KillItem | CustomItem

@@ -39,6 +39,8 @@ class OutboxRow(NamedTuple):
     target_key: str
     body: str
     attempts: int
+    correlation_id: str | None = None
+    """The correlation id of the event that caused it (``None`` for rows written before v5)."""
 
 
 class PendingWrite(NamedTuple):
@@ -50,3 +52,5 @@ class PendingWrite(NamedTuple):
     """``(stream, value)`` to advance with the event."""
     done: asyncio.Future[bool] | None = None
     """Settled with True (new) or False (duplicate) once written (ingest API callers)."""
+    correlation_id: str | None = None
+    """Stored with each of the event's outbox rows so delivery logs can name it."""

@@ -84,6 +84,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         content TEXT NOT NULL
     );
     """,
+    # 5: the correlation id of the event behind each notification (grep from ingest to delivery).
+    """
+    ALTER TABLE outbox ADD COLUMN correlation_id TEXT;
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

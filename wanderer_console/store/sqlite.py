@@ -62,6 +62,7 @@ class SqliteStore:
         *,
         cursor: tuple[str, str] | None = None,
         now: float | None = None,
+        correlation_id: str | None = None,
     ) -> bool:
         """Store an event, its notifications and the stream cursor atomically.
 
@@ -87,7 +88,7 @@ class SqliteStore:
             )
             inserted = result.rowcount > 0
             if inserted:
-                self._insert_notifications(notifications, stamp)
+                self._insert_notifications(notifications, stamp, correlation_id)
             if cursor is not None:
                 self._advance_cursor(*cursor, stamp)
             conn.execute("COMMIT")
@@ -109,7 +110,7 @@ class SqliteStore:
         inserted: list[bool] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for event, notifications, cursor, _done in writes:
+            for event, notifications, cursor, _done, correlation in writes:
                 result = conn.execute(
                     "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
@@ -117,7 +118,7 @@ class SqliteStore:
                 )
                 new = result.rowcount > 0
                 if new and notifications:
-                    self._insert_notifications(notifications, stamp)
+                    self._insert_notifications(notifications, stamp, correlation)
                 if cursor is not None:
                     self._advance_cursor(*cursor, stamp)
                 inserted.append(new)
@@ -168,10 +169,15 @@ class SqliteStore:
 
     # -- outbox --------------------------------------------------------------------------------
 
-    def _insert_notifications(self, notifications: Iterable[Notification], now: float) -> None:
+    def _insert_notifications(
+        self,
+        notifications: Iterable[Notification],
+        now: float,
+        correlation_id: str | None = None,
+    ) -> None:
         self._conn.executemany(
             "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
-            " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " next_attempt_at, created_at, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
             [
                 (
@@ -183,6 +189,7 @@ class SqliteStore:
                     orjson.dumps(n.body).decode(),
                     now,
                     now,
+                    correlation_id,
                 )
                 for n in notifications
             ],
@@ -201,8 +208,8 @@ class SqliteStore:
     def due_outbox(self, now: float, *, limit: int = 100) -> list[OutboxRow]:
         """Pending notifications whose next attempt is due, oldest first."""
         rows = self._conn.execute(
-            "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts"
-            " FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts,"
+            " correlation_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY id LIMIT ?",
             (now, limit),
         ).fetchall()

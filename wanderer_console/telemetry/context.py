@@ -1,4 +1,10 @@
-"""Correlation ids that follow one request or event through the console's log lines."""
+"""Correlation ids that follow one request or event through the console's log lines.
+
+The HTTP surface binds the caller's ``X-Request-ID`` (or a generated id) for each request; the
+pipeline binds an event's correlation id, tenant and source while it processes that event. The
+JSON log formatter adds whatever is bound here to every line, so one id can be followed from the
+request that brought an event in to the Discord delivery that sent its notification.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,30 @@ import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["REQUEST_ID", "bind_request_id", "current_request_id", "new_request_id"]
+__all__ = [
+    "REQUEST_ID",
+    "SOURCE",
+    "TENANT",
+    "bind_event",
+    "bind_request_id",
+    "correlation_id",
+    "current_request_id",
+    "new_request_id",
+    "sanitise",
+]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("wanderer_console_request_id", default=None)
 """The correlation id of the work in progress (``None`` outside any request or event)."""
+TENANT: ContextVar[str | None] = ContextVar("wanderer_console_tenant", default=None)
+"""The tenant (map key) of the event in progress, when known."""
+SOURCE: ContextVar[str | None] = ContextVar("wanderer_console_source", default=None)
+"""Where the event in progress came from (``sse:<map>``, ``killstream``, ``api``, …)."""
 
 _MAX_LENGTH = 128
 
 
 def new_request_id() -> str:
-    """A fresh correlation id."""
+    """A fresh correlation id (uuid4 hex)."""
     return uuid.uuid4().hex
 
 
@@ -25,13 +45,37 @@ def current_request_id() -> str | None:
     return REQUEST_ID.get()
 
 
+def correlation_id() -> str:
+    """The id a new event takes: the one bound in this context (a request's), else a fresh one."""
+    return REQUEST_ID.get() or uuid.uuid4().hex
+
+
+def sanitise(given: str | None) -> str:
+    """A caller-supplied id made safe for logs (printable, no quotes, bounded); may be empty."""
+    value = "".join(ch for ch in (given or "") if ch.isprintable() and ch not in '"\\')
+    return value.strip()[:_MAX_LENGTH]
+
+
 @contextlib.contextmanager
 def bind_request_id(given: str | None = None) -> Iterator[str]:
     """Bind ``given`` (sanitised; generated when empty) for the duration of the block."""
-    value = "".join(ch for ch in (given or "") if ch.isprintable() and ch not in '"\\')
-    value = value.strip()[:_MAX_LENGTH] or new_request_id()
+    value = sanitise(given) or new_request_id()
     token = REQUEST_ID.set(value)
     try:
         yield value
     finally:
         REQUEST_ID.reset(token)
+
+
+@contextlib.contextmanager
+def bind_event(
+    correlation: str | None, *, tenant: str | None = None, source: str | None = None
+) -> Iterator[None]:
+    """Bind an event's correlation id, tenant and source while it is processed."""
+    tokens = (REQUEST_ID.set(correlation), TENANT.set(tenant), SOURCE.set(source))
+    try:
+        yield
+    finally:
+        SOURCE.reset(tokens[2])
+        TENANT.reset(tokens[1])
+        REQUEST_ID.reset(tokens[0])

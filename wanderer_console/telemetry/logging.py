@@ -1,8 +1,11 @@
 """Structured JSON logging with secrets redacted.
 
-Log calls pass context in ``extra={"ctx": {...}}``; the formatter writes one JSON object per line.
-A last-line-of-defence filter masks anything that looks like a Discord webhook token or a Bearer
-credential, in case a message or exception text carries one.
+Log calls pass context in ``extra={"ctx": {...}}``; the formatter writes one JSON object per line:
+``time``, ``level``, ``logger``, ``event`` (the message), then ``tenant``, ``source`` and
+``correlation_id`` when they are known (from the record's context, else from the contextvars in
+:mod:`~wanderer_console.telemetry.context`), then the rest of the context. A last-line-of-defence
+filter masks anything that looks like a Discord webhook token, a bot token, an ingest key or a
+Bearer credential, in case a message or exception text carries one.
 """
 
 from __future__ import annotations
@@ -15,14 +18,25 @@ from typing import Any, Final, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging", "redact"]
+from wanderer_console.telemetry.context import REQUEST_ID, SOURCE, TENANT
+
+__all__ = ["ContextFilter", "JsonFormatter", "configure_logging", "redact"]
 
 _PATTERNS: Final = (
     (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"']+"), r"\1***"),
     (re.compile(r"(?i)(bot\s+)[A-Za-z0-9_\-\.]{20,}"), r"\1***"),
     (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1***"),
+    # A Discord bot token anywhere: base64 user id . timestamp . HMAC.
+    (re.compile(r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}"), "***"),
+    # An ingest key (``wci_`` prefix) anywhere.
+    (re.compile(r"\b(wci_)[A-Za-z0-9_\-]{8,}"), r"\1***"),
+    # Credentials in a query string.
+    (re.compile(r"(?i)([?&](?:api_key|apikey|token|key|secret)=)[^&\s\"']+"), r"\1***"),
 )
+
+
+_BOUND: Final = (("tenant", TENANT), ("source", SOURCE), ("correlation_id", REQUEST_ID))
 
 
 def redact(text: str) -> str:
@@ -30,6 +44,21 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+class ContextFilter(logging.Filter):
+    """Stamps the bound tenant, source and correlation id on each record as attributes.
+
+    Attach it to a handler: the values are read where the record is emitted (the caller's
+    context), so they survive a handler that formats later or elsewhere (tests, queues).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Copy the context onto the record; never drops one."""
+        for key, var in _BOUND:
+            if getattr(record, key, None) is None:
+                setattr(record, key, var.get())
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,6 +74,13 @@ class JsonFormatter(logging.Formatter):
             "event": redact(record.getMessage()),
         }
         ctx = getattr(record, "ctx", None)
+        # Bound by the engine or the HTTP surface (stamped by ContextFilter, else read now);
+        # an explicit ctx value wins.
+        for key, var in _BOUND:
+            if not (isinstance(ctx, dict) and key in ctx):
+                value = getattr(record, key, None) or var.get()
+                if value is not None:
+                    entry[key] = value
         if isinstance(ctx, dict):
             for key, value in ctx.items():
                 entry[key] = redact(value) if isinstance(value, str) else value
@@ -57,6 +93,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     """Send the console's logs as JSON lines to ``stream`` (stdout by default)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger("wanderer_console")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +89,22 @@ class Dispatcher:
         self._channels: dict[str, str] = {}
         self._unbatch: set[int] = set()
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}
+        self._depth_updated = 0.0
         self.paused = False
         self.states: dict[str, TargetState] = {}
 
-    def wake(self) -> None:
-        """New rows are in the outbox: look now instead of at the next poll."""
+    def wake(self, targets: Iterable[str] | None = None) -> None:
+        """New rows are in the outbox: look now instead of at the next poll.
+
+        With ``targets`` (the keys the new rows go to), a wake for targets whose worker is
+        already running is skipped: that worker's end wakes the dispatcher anyway, and
+        re-reading a rate-limited backlog on every new notification would cost more than the
+        delivery itself.
+        """
+        if targets is not None:
+            busy = {target for _tenant, target in self._busy}
+            if busy and set(targets) <= busy:
+                return
         self._wake.set()
 
     def state(self, key: str) -> TargetState:
@@ -112,9 +123,12 @@ class Dispatcher:
                     self._dispatch_due()
                 timeout = self._poll
                 next_due = self._store.next_due_at()
-                if next_due is not None:
-                    timeout = min(timeout, next_due - time.time())
-                timeout = max(timeout, self._global_pause_until - time.time(), 0.01)
+                now = time.time()
+                # Rows due now are with a running worker (its end wakes us); only a deferred
+                # retry in the future shortens the wait.
+                if next_due is not None and next_due > now:
+                    timeout = min(timeout, next_due - now)
+                timeout = max(timeout, self._global_pause_until - now, 0.01)
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as the wait completes, and the loop would never stop.
                 with contextlib.suppress(TimeoutError):
@@ -131,8 +145,11 @@ class Dispatcher:
         now = time.time()
         if now < self._global_pause_until:
             return
-        rows = self._store.due_outbox(now, limit=_FETCH)
-        self._metrics.outbox_pending.set(sum(self._store.outbox_depth().values()))
+        if now - self._depth_updated >= 1.0:  # a GROUP BY over the backlog: once a second
+            self._depth_updated = now
+            self._metrics.outbox_pending.set(sum(self._store.outbox_depth().values()))
+        busy = {target for _tenant, target in self._busy}
+        rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=busy)
         groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             key = (row.tenant_id, row.target_key)
@@ -148,7 +165,7 @@ class Dispatcher:
 
     def _worker_done(self, key: TargetKey, _task: asyncio.Task[None]) -> None:
         self._busy.pop(key, None)
-        self.wake()
+        self._wake.set()
 
     async def _work_target(
         self, key: TargetKey, rows: list[OutboxRow], resolved: ResolvedTarget | None

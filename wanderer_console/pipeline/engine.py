@@ -82,7 +82,7 @@ class Engine:
         metrics: Metrics,
         *,
         hooks: dict[str, MapHooks] | None = None,
-        on_queued: Callable[[], None] = lambda: None,
+        on_queued: Callable[[set[str]], None] = lambda _targets: None,
         on_tracking_changed: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         window: int = 50_000,
@@ -228,10 +228,12 @@ class Engine:
         received: TallyCounter[str] = TallyCounter()
         duplicates: TallyCounter[str] = TallyCounter()
         queued: TallyCounter[str] = TallyCounter()
+        targets: set[str] = set()
         for write, new in zip(writes, inserted, strict=True):
             if new:
                 received[write.event.source] += 1
                 queued.update(n.type.value for n in write.notifications)
+                targets.update(n.target.key for n in write.notifications)
             else:
                 duplicates[write.event.source] += 1
             _resolve(write.done, new)
@@ -242,15 +244,17 @@ class Engine:
             self._metrics.events_duplicate.labels(source=source).inc(count)
         for kind, count in queued.items():
             self._metrics.notifications_queued.labels(type=kind).inc(count)
-        if queued:
-            self._on_queued()
+        if targets:
+            self._on_queued(targets)
         return inserted[-1]
 
     # -- kills -----------------------------------------------------------------------------------
 
     async def _prefetch_names(self, km: Killmail) -> None:
         """Resolve missing names before rendering, only for kills some map will be told about."""
-        if self.enricher is None or self._seen((KILL_TENANT, f"kill:{km.killmail_id}")):
+        if self.enricher is None or self.enricher.complete(km):
+            return
+        if self._seen((KILL_TENANT, f"kill:{km.killmail_id}")):
             return
         decisions, _ = decide_kill(
             km,

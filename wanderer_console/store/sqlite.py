@@ -11,7 +11,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import orjson
@@ -205,13 +205,21 @@ class SqliteStore:
             self._conn.execute("ROLLBACK")
             raise
 
-    def due_outbox(self, now: float, *, limit: int = 100) -> list[OutboxRow]:
-        """Pending notifications whose next attempt is due, oldest first."""
+    def due_outbox(
+        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications whose next attempt is due, oldest first.
+
+        ``exclude_targets`` leaves out targets already being worked on, so a large backlog for
+        one rate-limited target is not read again and again.
+        """
+        excluded = sorted(exclude_targets)
+        not_in = f" AND target_key NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
         rows = self._conn.execute(
             "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts,"
             " correlation_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            (now, limit),
+            f"{not_in} ORDER BY id LIMIT ?",
+            (now, *excluded, limit),
         ).fetchall()
         return [OutboxRow(*row) for row in rows]
 

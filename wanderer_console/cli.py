@@ -147,7 +147,7 @@ def _config_check(path: Path | None) -> int:
         print(f"config invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_INVALID
     where = str(loaded.path) if loaded.path else "(no file; environment only)"
-    warnings = _config_warnings(loaded)
+    warnings = [*map(str, loaded.warnings), *_config_warnings(loaded)]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     maps = ", ".join(loaded.settings.maps) or "none"
@@ -177,7 +177,10 @@ def _config_warnings(loaded: LoadedConfig) -> list[str]:
 
 def _load(args: argparse.Namespace) -> LoadedConfig | None:
     try:
-        return load_settings(args.config, required=args.config is not None)
+        loaded = load_settings(args.config, required=args.config is not None)
+        for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
+            print(f"warning: {warning}", file=sys.stderr)
+        return loaded
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -12,6 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wanderer_console.config.hygiene import (
+    file_holds_secrets,
+    misplaced_secrets,
+    permission_warning,
+)
 from wanderer_console.config.legacy_env import legacy_overrides
 from wanderer_console.config.model import ENVIRON, Settings
 
@@ -22,6 +27,7 @@ __all__ = [
     "default_config_path",
     "load_settings",
     "parse_settings_text",
+    "secret_warnings",
 ]
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -58,6 +64,8 @@ class LoadedConfig:
     settings: Settings
     path: Path | None
     legacy_variables: tuple[str, ...]
+    warnings: tuple[Problem, ...] = ()
+    """Secret hygiene: a config file others can read, secrets in the wrong field (no values)."""
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -184,4 +192,38 @@ def load_settings(
     elif required or path is not None:
         raise ConfigError([Problem(str(chosen), None, "(file)", "file not found")])
     settings, used = parse_settings_text(text, file=str(chosen), environ=env)
-    return LoadedConfig(settings, chosen if chosen.exists() else None, used)
+    found = chosen if chosen.exists() else None
+    return LoadedConfig(settings, found, used, secret_warnings(settings, text, found))
+
+
+def secret_warnings(settings: Settings, text: str, path: Path | None) -> tuple[Problem, ...]:
+    """Located secret-hygiene warnings for loaded settings (never carrying a secret's value)."""
+    out: list[Problem] = []
+    file = str(path) if path is not None else "(environment)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            data = {}
+        opened = permission_warning(path) if file_holds_secrets(data) else None
+        if opened is not None:
+            out.append(Problem(file, None, "(file)", opened))
+    key_lines = _key_lines(text) if path is not None else {}
+    for loc, message in misplaced_secrets(settings):
+        line = key_lines.get(loc) or (key_lines.get(loc[:-1]) if loc[-1].isdigit() else None)
+        where = file if line or _in_file(data, loc) else "(environment)"
+        out.append(Problem(where, line, ".".join(loc), message))
+    return tuple(out)
+
+
+def _in_file(data: Any, loc: tuple[str, ...]) -> bool:
+    """True when the parsed file itself sets the value at ``loc`` (not the environment)."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return False
+    return True

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_BOT_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}")
 _WEBHOOK = re.compile(r"^https?://[^/]+/api(/v\d+)?/webhooks/\d+/[^/?#\s]+$")
 
 
@@ -71,6 +72,16 @@ def _snowflake(value: str) -> str:
         if value.startswith("http"):
             raise ValueError(
                 "looks like a URL; a channel id is a number (did you mean *_webhook_url?)"
+            )
+        if _BOT_TOKEN_SHAPE.search(value):
+            raise ValueError(
+                "looks like a Discord bot token; a channel id is a number (put the token in"
+                " bot_token, and reset it if this file was shared)"
+            )
+        if value.startswith("wci_"):
+            raise ValueError(
+                "looks like a console ingest key; a channel id is a number (ingest keys belong"
+                " in the tool that posts events)"
             )
         raise ValueError("must be a Discord id made of digits")
     return value

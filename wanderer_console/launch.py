@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging
@@ -68,44 +69,72 @@ def run_console(
     return asyncio.run(main())
 
 
+def demo_config_text(sim: Any, *, data_dir: Path, dry_run: bool = False) -> str:
+    """A commented TOML config that points one map at a running simulator.
+
+    The demo writes it into its data directory, so the console's toggles, config pane and hot
+    reload work on it exactly as on an operator's file.
+    """
+    rest_url = (
+        sim.killstream_rest_url
+        if sim.killstream_rest is not None
+        else sim.killstream_url.replace("ws://", "http://")
+    )
+    return f"""\
+# Wanderer Console demo: every service below is the built-in simulator on loopback.
+[console]
+data_dir = "{data_dir}"
+dry_run = {"true" if dry_run else "false"}
+startup_suppression_seconds = 0   # the simulator starts fresh: nothing to mute
+
+[notifications]
+enabled = true
+kill = true
+system = true
+character = true
+rally = true
+
+[discord]
+api_url = "{sim.discord_api_url}"
+bot_token = "{sim.bot_token}"
+
+[esi]
+url = "{sim.esi_url}"
+
+[killstream]
+websocket_url = "{sim.killstream_url}"
+rest_url = "{rest_url}"   # REST fallback, used only while the socket is down
+
+[maps.{sim.map_slug}]
+url = "{sim.map_url}"
+api_key = "{sim.map_api_key}"
+name = "Demo Map"
+
+[maps.{sim.map_slug}.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+system_kill_webhook_url = "{sim.webhook_url("system-kills")}"
+character_kill_webhook_url = "{sim.webhook_url("character-kills")}"
+system_channel_id = "100000000000000001"   # new systems go through the bot transport
+rally_webhook_url = "{sim.webhook_url("rally")}"
+rally_group_ids = ["200000000000000002"]
+"""
+
+
 def demo_settings(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Settings:
     """Settings that point one map at a running :class:`~wanderer_console.sim.Simulator`."""
-    return Settings.model_validate(
-        {
-            "console": {
-                "data_dir": str(data_dir),
-                "dry_run": dry_run,
-                "startup_suppression_seconds": 0,
-            },
-            "discord": {"api_url": sim.discord_api_url, "bot_token": sim.bot_token},
-            "esi": {"url": sim.esi_url},
-            "killstream": {
-                "websocket_url": sim.killstream_url,
-                # The REST fallback polls wanderer-kills; without its fake, point it at the
-                # killstream host (it is only used after the socket has been down for a minute).
-                "rest_url": (
-                    sim.killstream_rest_url
-                    if sim.killstream_rest is not None
-                    else sim.killstream_url.replace("ws://", "http://")
-                ),
-            },
-            "maps": {
-                sim.map_slug: {
-                    "url": sim.map_url,
-                    "api_key": sim.map_api_key,
-                    "name": "Demo Map",
-                    "discord": {
-                        "webhook_url": sim.webhook_url("primary"),
-                        "system_kill_webhook_url": sim.webhook_url("system-kills"),
-                        "character_kill_webhook_url": sim.webhook_url("character-kills"),
-                        "system_channel_id": "100000000000000001",
-                        "rally_webhook_url": sim.webhook_url("rally"),
-                        "rally_group_ids": ["200000000000000002"],
-                    },
-                }
-            },
-        }
+    settings, _ = parse_settings_text(
+        demo_config_text(sim, data_dir=data_dir, dry_run=dry_run), file="<demo>", environ={}
     )
+    return settings
+
+
+def write_demo_config(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Path:
+    """Write the demo config into ``data_dir`` (owner-only) and return its path."""
+    path = data_dir / "demo-config.toml"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(demo_config_text(sim, data_dir=data_dir, dry_run=dry_run), encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 def _kind_of(embed: dict[str, Any]) -> str:
@@ -174,12 +203,17 @@ async def _demo(
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
         sim = Simulator(seed=seed, killstream_rest=True)
         await sim.start()
-        runtime = Runtime(demo_settings(sim, data_dir=data_dir, dry_run=dry_run), data_dir=data_dir)
+        config_path = write_demo_config(sim, data_dir=data_dir, dry_run=dry_run)
+        runtime = Runtime(
+            demo_settings(sim, data_dir=data_dir, dry_run=dry_run),
+            data_dir=data_dir,
+            config_path=config_path,
+        )
         try:
             if tui:
                 feed = asyncio.create_task(sim.run_scenario(10**9, rate=rate, stop=stop))
                 try:
-                    return await _run_tui(runtime, stop)
+                    return await _run_tui(runtime, stop, config_path)
                 finally:
                     stop.set()
                     feed.cancel()

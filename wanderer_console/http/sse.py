@@ -49,6 +49,10 @@ class SseStream:
         source = EventSource(self._response)
         try:
             async for sse in source.aiter_sse():
+                # httpx-sse dispatches a "message" with empty data for a comment block (the
+                # keepalive) once an id was seen; the SSE spec dispatches nothing without data.
+                if not sse.data:
+                    continue
                 yield SseEvent(sse.event, sse.id, sse.data)
         except httpx.HTTPError as exc:
             raise classify_error(exc) from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import orjson
 
-from wanderer_console.telemetry.logging import redact
+from wanderer_console.telemetry.logging import RedactingFilter, redact
 from wanderer_console.telemetry.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# httpx logs every request URL at INFO, and a webhook URL carries its token: whatever logging the
+# host sets up, those lines reach its handlers redacted.
+logging.getLogger("httpx").addFilter(RedactingFilter())
 
 IDEMPOTENT: Final = "wanderer.idempotent"
 """Request extension: ``True`` lets the middleware chain retry a POST/PATCH."""

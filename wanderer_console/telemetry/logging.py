@@ -20,7 +20,7 @@ import orjson
 
 from wanderer_console.telemetry.context import REQUEST_ID, SOURCE, TENANT
 
-__all__ = ["ContextFilter", "JsonFormatter", "configure_logging", "redact"]
+__all__ = ["ContextFilter", "JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
 _PATTERNS: Final = (
     (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
@@ -58,6 +58,26 @@ class ContextFilter(logging.Filter):
         for key, var in _BOUND:
             if getattr(record, key, None) is None:
                 setattr(record, key, var.get())
+        return True
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in a record's message before any handler sees it.
+
+    For third-party loggers the console does not write itself (httpx logs each request URL, and
+    a webhook URL carries its token): attach it to the logger, so every handler, the host's
+    included, gets the redacted text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the rendered message in place; never drops a record."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 

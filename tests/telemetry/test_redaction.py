@@ -1,0 +1,32 @@
+"""The last line of defence: credential shapes are masked wherever they appear in text."""
+
+from __future__ import annotations
+
+import logging
+
+from wanderer_console.telemetry.logging import RedactingFilter, redact
+
+BOT_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+
+
+def test_bot_tokens_ingest_keys_and_query_credentials_are_masked() -> None:
+    text = (
+        f"token {BOT_TOKEN} key wci_3f9a8b7c6d5e4f3a2b1c"
+        " url https://x.test/a?api_key=s3cr3t&b=1"
+        " hook https://discord.com/api/webhooks/123/tok-en.x?wait=true"
+    )
+    masked = redact(text)
+    for secret in (BOT_TOKEN, "3f9a8b7c6d5e4f3a2b1c", "s3cr3t", "tok-en.x"):
+        assert secret not in masked
+    assert "wci_***" in masked
+    assert "api_key=***&b=1" in masked
+    assert "/webhooks/123/***?wait=true" in masked
+
+
+def test_redacting_filter_rewrites_a_third_party_record() -> None:
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s", ("POST", "x"), None
+    )
+    record.args = ("POST", "https://discord.com/api/webhooks/9/secret-token")
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "HTTP Request: POST https://discord.com/api/webhooks/9/***"

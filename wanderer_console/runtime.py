@@ -35,6 +35,7 @@ from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
+from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.pipeline.engine import Engine, MapHooks
 from wanderer_console.pipeline.items import Item
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
@@ -83,7 +84,9 @@ class Runtime:
         self.queue: BoundedPriorityQueue[Item] = item_queue(
             queue_size, self.index, registry=self.metrics.registry
         )
-        self.pipeline_batch = 256
+        self.recent_kills = RecentIds()
+        """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
+        self.pipeline_batch = 64
         """Most events the pipeline commits in one transaction."""
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
@@ -238,6 +241,7 @@ class Runtime:
                     self.metrics,
                     client_identifier=ks.client_identifier,
                     heartbeat_seconds=ks.heartbeat_seconds,
+                    recent=self.recent_kills,
                 )
                 self.kill_sources[mode] = source
                 self._spawn(f"killstream:{mode}", source.run)

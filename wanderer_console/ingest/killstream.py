@@ -31,6 +31,7 @@ from wanderer_console.ingest.phoenix import (
     Push,
     Reply,
 )
+from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.pipeline.items import Item, KillItem
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -89,8 +90,10 @@ class KillstreamSource:
         client_identifier: str = "wanderer-console",
         heartbeat_seconds: float = 30.0,
         backoff: Backoff | None = None,
+        recent: RecentIds | None = None,
     ) -> None:
         self.mode = mode
+        self._recent = recent if recent is not None else RecentIds()
         self.source = "killstream"
         self.health = ConnectionHealth(f"killstream:{mode}", "killstream")
         self._url = f"{url}/socket/websocket?vsn=2.0.0&client_identifier={client_identifier}"
@@ -104,6 +107,8 @@ class KillstreamSource:
         self._subscribed: set[int] = set()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
+        self._duplicates = metrics.events_duplicate.labels(source=self.source)
+        self._frames = 0
         self._sinking = False
 
     def refresh(self) -> None:
@@ -144,6 +149,10 @@ class KillstreamSource:
             try:
                 async for frame in ws:
                     await self._on_frame(ws, frame)
+                    self._frames += 1
+                    if self._frames % 32 == 0:
+                        # Buffered frames are read without suspending: let the console breathe.
+                        await asyncio.sleep(0)
             finally:
                 for task in tasks:
                     task.cancel()
@@ -229,6 +238,11 @@ class KillstreamSource:
             self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()
             return
         for raw in killmails:
+            kill_id = raw.get("killmail_id") if isinstance(raw, dict) else None
+            if isinstance(kill_id, int) and kill_id in self._recent:
+                # A repeat (real-time updates come twice; preloads repeat on every rejoin).
+                self._duplicates.inc()
+                continue
             try:
                 if not isinstance(raw, dict):
                     raise ValueError("killmail is not an object")
@@ -237,6 +251,7 @@ class KillstreamSource:
                 self._metrics.events_invalid.labels(source=self.source, reason="killmail").inc()
                 log.warning("malformed killmail skipped", extra={"ctx": {"error": str(exc)[:300]}})
                 continue
+            self._recent.seen(km.killmail_id)
             self.health.saw_event()
             self._sinking = True
             try:

@@ -322,7 +322,11 @@ def _decide_for_map(
         return Refusal(tenant, "character_excluded")
     # A system match can be withdrawn by the space and priority switches; a tracked character
     # still notifies (through the character-kill channel).
-    priority = is_priority_system(filters, km.system_id, facts.names)
+    # Names are looked up only when a map lists priority systems by name (hot path).
+    priority = km.system_id in filters.priority_systems or (
+        bool(filters.priority_system_names)
+        and is_priority_system(filters, km.system_id, facts.names)
+    )
     if has_system and not filters.track_kspace and not is_wormhole_system(km.system_id):
         has_system = False
         if not tracked_chars:

@@ -38,5 +38,6 @@ def test_quick_run_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> No
     ):
         assert key in result
     assert result["lost"] == 0
+    assert result["rejected_429"] <= 1  # paced from the headers: at most the first can 429
     assert result["delivered"] == 200
     assert result["messages"] == 20  # batched ten embeds to a message

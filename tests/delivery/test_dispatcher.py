@@ -147,3 +147,24 @@ async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None
     rig.enqueue(target, 0)
     await until(lambda: rig.store.outbox_counts() == {"sent": 3, "failed": 1})
     assert rig.discord.rejected_400 >= 1
+
+
+async def test_too_many_invalid_answers_pause_all_delivery(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wanderer_console.delivery.dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "_INVALID_BUDGET", 2)
+    bad_a, bad_b = rig.hook(21), rig.hook(22)
+    rig.discord.register_webhook(21, "other-token")  # our URL's token is wrong: 401
+    rig.discord.register_webhook(22, "other-token")
+    rig.enqueue(bad_a, 1)
+    rig.enqueue(bad_b, 1)
+    await until(lambda: rig.store.outbox_counts().get("failed") == 2)
+    assert rig.dispatcher.snapshot()["invalid_answers_10m"] == 2
+    good = rig.hook(23)
+    rig.enqueue(good, 1)
+    await asyncio.sleep(0.5)
+    # The budget is spent: nothing more goes out, even to a healthy target.
+    assert rig.discord.messages_for("webhook:23") == []
+    assert rig.store.outbox_counts().get("pending") == 1

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 12  # about an hour of backoff before a transient failure is given up
 _FETCH = 500
+_INVALID_WINDOW = 600.0
+_INVALID_BUDGET = 1_000
+"""401/403/429 answers allowed per 10 minutes: a tenth of Discord's ban line (10,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ class Dispatcher:
         self._unbatch: set[int] = set()
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}
         self._depth_updated = 0.0
+        self._invalid: deque[float] = deque()
         self.paused = False
         self.states: dict[str, TargetState] = {}
 
@@ -242,6 +246,8 @@ class Dispatcher:
                 state.paused_until = now + result.bucket_reset_after
             return True
         state.last_error = f"{result.status or ''} {result.detail}".strip()
+        if result.status in (401, 403, 429):
+            self._count_invalid(now)
         self._metrics.delivery_failures.labels(reason=result.outcome.value).inc()
         # A 429 is routine pacing (debug); anything else is a failure worth a warning. One line
         # per notification, so its correlation id leads from ingest to here.
@@ -312,6 +318,26 @@ class Dispatcher:
             self._store.mark_retry(row.id, next_attempt_at=now + delay, error=state.last_error)
         return False
 
+    def _count_invalid(self, now: float) -> None:
+        """Track answers Discord counts toward its IP ban; pause everything near the budget."""
+        self._invalid.append(now)
+        while self._invalid and now - self._invalid[0] > _INVALID_WINDOW:
+            self._invalid.popleft()
+        if len(self._invalid) >= _INVALID_BUDGET:
+            until = self._invalid[0] + _INVALID_WINDOW
+            if until > self._global_pause_until:
+                log.error(
+                    "too many 401/403/429 answers from Discord; all delivery paused",
+                    extra={
+                        "ctx": {
+                            "count": len(self._invalid),
+                            "window_seconds": _INVALID_WINDOW,
+                            "resume_in_seconds": round(until - now, 1),
+                        }
+                    },
+                )
+            self._global_pause_until = max(self._global_pause_until, until)
+
     def snapshot(self) -> dict[str, Any]:
         """Per-target delivery state for the runtime snapshot."""
         now = time.time()
@@ -319,6 +345,7 @@ class Dispatcher:
         keys = set(depth) | set(self.states)
         return {
             "paused": self.paused,
+            "invalid_answers_10m": len(self._invalid),
             "targets": {
                 key: {
                     "pending": depth.get(key, 0),

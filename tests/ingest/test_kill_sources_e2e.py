@@ -91,8 +91,9 @@ async def test_r2z2_passes_the_websocket_kill_test(sim: Simulator, tmp_path: Pat
         embed = kill.body["embeds"][0]
         ship, place = embed["title"].split(" destroyed in ")
         assert place == system_name
-        # R2Z2 carries the ESI killmail (ids only): the ship name comes from ESI when enabled.
-        assert ship in {km["victim"]["ship_name"], "Unknown Ship"}
+        # R2Z2 carries the ESI killmail (ids only): names come from ESI through the cache.
+        assert ship == km["victim"]["ship_name"]
+        assert km["victim"]["character_name"] in embed["description"]
         assert embed["url"] == f"https://zkillboard.com/kill/{km['killmail_id']}/"
         assert embed["author"]["name"] == "Killmail"
         assert embed["author"]["url"] == embed["url"]

@@ -87,3 +87,17 @@ def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
         store.record_event(_event(), [bad])
     assert store.event_count() == 0
     assert store.record_event(_event(), [_note("ok")]) is True
+
+
+def test_prune_keeps_pending_and_recent(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    old = StoredEvent("home", "01OLD", "sse:home", "add_system", 100.0, "{}")
+    new = StoredEvent("home", "01NEW", "sse:home", "add_system", 5_000.0, "{}")
+    store.record_event(old, [_note("old-sent"), _note("old-pending")], now=100.0)
+    store.record_event(new, [_note("new-sent")], now=5_000.0)
+    rows = {r.dedup_key: r.id for r in store.due_outbox(now=10_000.0)}
+    store.mark_sent(rows["old-sent"])
+    store.mark_sent(rows["new-sent"])
+    assert store.prune(before=1_000.0) == (1, 1)
+    assert store.event_count() == 1
+    assert store.outbox_counts() == {"pending": 1, "sent": 1}  # old pending kept

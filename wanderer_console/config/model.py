@@ -160,6 +160,8 @@ class ConsoleSettings(_Section):
     """Kills older than this (by kill time) are not notified."""
     theme: str = "wanderer-dark"
     """TUI theme name."""
+    retention_days: float = Field(default=30.0, gt=0)
+    """Stored events and finished notifications older than this are deleted (hourly)."""
 
 
 class ServerSettings(_Section):

@@ -93,6 +93,7 @@ class Dispatcher:
         self._unbatch: set[int] = set()
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}
         self._depth_updated = 0.0
+        self._depth: dict[str, int] = {}
         self._invalid: deque[float] = deque()
         self.paused = False
         self.states: dict[str, TargetState] = {}
@@ -149,9 +150,7 @@ class Dispatcher:
         now = time.time()
         if now < self._global_pause_until:
             return
-        if now - self._depth_updated >= 1.0:  # a GROUP BY over the backlog: once a second
-            self._depth_updated = now
-            self._metrics.outbox_pending.set(sum(self._store.outbox_depth().values()))
+        self._outbox_depth(now)
         busy = {target for _tenant, target in self._busy}
         rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=busy)
         groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
@@ -318,6 +317,14 @@ class Dispatcher:
             self._store.mark_retry(row.id, next_attempt_at=now + delay, error=state.last_error)
         return False
 
+    def _outbox_depth(self, now: float) -> dict[str, int]:
+        """Pending rows per target, from a GROUP BY over the backlog run at most once a second."""
+        if now - self._depth_updated >= 1.0:
+            self._depth_updated = now
+            self._depth = self._store.outbox_depth()
+            self._metrics.outbox_pending.set(sum(self._depth.values()))
+        return self._depth
+
     def _count_invalid(self, now: float) -> None:
         """Track answers Discord counts toward its IP ban; pause everything near the budget."""
         self._invalid.append(now)
@@ -341,7 +348,7 @@ class Dispatcher:
     def snapshot(self) -> dict[str, Any]:
         """Per-target delivery state for the runtime snapshot."""
         now = time.time()
-        depth = self._store.outbox_depth()
+        depth = self._outbox_depth(now)
         keys = set(depth) | set(self.states)
         return {
             "paused": self.paused,

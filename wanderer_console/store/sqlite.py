@@ -267,6 +267,25 @@ class SqliteStore:
         ).fetchall()
         return {str(key): int(count) for key, count in rows}
 
+    def prune(self, before: float) -> tuple[int, int]:
+        """Delete events received and notifications finished before ``before`` (unix time).
+
+        Pending notifications are never deleted. Returns ``(events, notifications)`` removed.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            events = self._conn.execute(
+                "DELETE FROM events WHERE received_at < ?", (before,)
+            ).rowcount
+            notes = self._conn.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)
+            ).rowcount
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return events, notes
+
     def outbox_counts(self) -> dict[str, int]:
         """Outbox rows per status."""
         rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()

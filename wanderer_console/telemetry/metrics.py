@@ -86,6 +86,17 @@ class Metrics:
                     out[sample.labels[label]] = out.get(sample.labels[label], 0.0) + sample.value
         return out
 
+    @staticmethod
+    def split(metric: Counter, label: str) -> dict[str, float]:
+        """One counter's totals keyed by a label's value (collects that metric only)."""
+        out: dict[str, float] = {}
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and label in sample.labels:
+                    key = sample.labels[label]
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out
+
     def total(self, name: str) -> float:
         """Sum of every sample of a metric across its labels."""
         return sum(

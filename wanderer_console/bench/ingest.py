@@ -15,17 +15,15 @@ import asyncio
 import json
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from wanderer_console.bench.harness import console_over_simulator, kill_frame
+from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
-from wanderer_console.launch import demo_settings
-from wanderer_console.runtime import Runtime
-from wanderer_console.sim.simulator import Simulator
 
 __all__ = ["main", "measure_ceiling", "run_ingest_bench"]
 
@@ -64,50 +62,29 @@ def measure_ceiling(frames: list[str], db_path: Path) -> float:
 
 async def run_ingest_bench(count: int = 20_000, *, seed: int = 7) -> dict[str, Any]:
     """Push ``count`` kills through the real path and compare with the ceiling."""
-    with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
-        data = Path(tmp)
-        async with Simulator(seed=seed) as sim:
-            sim.killstream.duplicate_realtime = False
-            settings = demo_settings(sim, data_dir=data)
-            settings.notifications.kill = False
-            runtime = Runtime(settings, data_dir=data)
-            await runtime.start()
-            try:
-                for _ in range(400):
-                    if sim.killstream.joined_clients >= 2:
-                        break
-                    await asyncio.sleep(0.025)
-                tracked = sorted(sim.tracked_system_ids)
-                kills = [
-                    sim.generator.make_killmail(system_id=tracked[i % len(tracked)])
-                    for i in range(count)
-                ]
-                frames = [
-                    orjson.dumps(
-                        [
-                            None,
-                            None,
-                            "killmails:lobby",
-                            "killmail_update",
-                            {"system_id": km["system_id"], "killmails": [km], "preload": False},
-                        ]
-                    ).decode()
-                    for km in kills
-                ]
-                baseline = runtime.store.event_count()
-                started = time.perf_counter()
-                # Pre-encoded frames: the fake's encoding cost stays out of the console's figure.
-                await sim.killstream.broadcast_raw(frames)
-                deadline = started + 300
-                while runtime.store.event_count() - baseline < count:
-                    if time.perf_counter() > deadline:
-                        break
-                    await asyncio.sleep(0.005)
-                elapsed = time.perf_counter() - started
-                stored = runtime.store.event_count() - baseline
-            finally:
-                await runtime.stop()
-        ceiling = measure_ceiling(frames, data / "ceiling.db")
+
+    def kills_off(settings: Settings) -> None:
+        settings.notifications.kill = False  # the rules run; no delivery is queued
+
+    async with console_over_simulator(seed=seed, configure=kills_off) as rig:
+        sim, runtime = rig.sim, rig.runtime
+        tracked = sorted(sim.tracked_system_ids)
+        frames = [
+            kill_frame(sim.generator.make_killmail(system_id=tracked[i % len(tracked)]))
+            for i in range(count)
+        ]
+        baseline = runtime.store.event_count()
+        started = time.perf_counter()
+        # Pre-encoded frames: the fake's encoding cost stays out of the console's figure.
+        await sim.killstream.broadcast_raw(frames)
+        deadline = started + 300
+        while runtime.store.event_count() - baseline < count:
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stored = runtime.store.event_count() - baseline
+        ceiling = measure_ceiling(frames, rig.data_dir / "ceiling.db")
     rate = stored / elapsed
     ceiling_rate = count / ceiling
     return {

@@ -14,14 +14,11 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.launch import demo_settings
-from wanderer_console.runtime import Runtime
-from wanderer_console.sim.simulator import Simulator
+from wanderer_console.bench.harness import console_over_simulator
 
 __all__ = ["main", "percentile", "run_latency_bench"]
 
@@ -36,56 +33,40 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def _one_rate(rate: float, seconds: float, seed: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
-        data = Path(tmp)
-        async with Simulator(
-            seed=seed, discord_webhook_limit=1_000_000, discord_webhook_window=1.0
-        ) as sim:
-            sim.killstream.duplicate_realtime = False
-            settings = demo_settings(sim, data_dir=data)
-            # Discord's limits are the fake's business here: measure the console's own latency.
-            settings.discord.channel_messages_per_minute = 1_000_000
-            settings.http = {"discord": {"rate_per_second": 0}}
-            runtime = Runtime(settings, data_dir=data)
-            await runtime.start()
-            try:
-                for _ in range(400):
-                    if sim.killstream.joined_clients >= 2:
-                        break
-                    await asyncio.sleep(0.025)
-                tracked = sorted(sim.tracked_system_ids)
-                count = int(rate * seconds)
-                kills = [
-                    sim.generator.make_killmail(
-                        system_id=tracked[i % len(tracked)],
-                        exclude_character_ids=sim.tracked_character_ids,
-                    )
-                    for i in range(count)
-                ]
-                sent_at: dict[int, float] = {}
-                interval = 1.0 / rate
-                start = time.perf_counter()
-                for i, km in enumerate(kills):
-                    due = start + i * interval
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    sent_at[km["killmail_id"]] = time.time()
-                    await sim.killstream.push_kill(km)
-                for _ in range(3000):  # at most 30 s for the last notification
-                    if len(sim.discord.embeds) >= count:
-                        break
-                    await asyncio.sleep(0.01)
-            finally:
-                await runtime.stop()
-            latencies = []
-            for message in sim.discord.received:
-                for embed in message.body.get("embeds") or []:
-                    footer = str((embed.get("footer") or {}).get("text", ""))
-                    if footer.startswith("Killmail ID: "):
-                        kill_id = int(footer.removeprefix("Killmail ID: ").split()[0])
-                        if kill_id in sent_at:
-                            latencies.append((message.at - sent_at.pop(kill_id)) * 1000)
+    # Discord's limits are the fake's business here: measure the console's own latency.
+    async with console_over_simulator(seed=seed, unlimited_discord=True) as rig:
+        sim = rig.sim
+        tracked = sorted(sim.tracked_system_ids)
+        count = int(rate * seconds)
+        kills = [
+            sim.generator.make_killmail(
+                system_id=tracked[i % len(tracked)],
+                exclude_character_ids=sim.tracked_character_ids,
+            )
+            for i in range(count)
+        ]
+        sent_at: dict[int, float] = {}
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        for i, km in enumerate(kills):
+            due = start + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[km["killmail_id"]] = time.time()
+            await sim.killstream.push_kill(km)
+        for _ in range(3000):  # at most 30 s for the last notification
+            if len(sim.discord.embeds) >= count:
+                break
+            await asyncio.sleep(0.01)
+        latencies = []
+        for message in sim.discord.received:
+            for embed in message.body.get("embeds") or []:
+                footer = str((embed.get("footer") or {}).get("text", ""))
+                if footer.startswith("Killmail ID: "):
+                    kill_id = int(footer.removeprefix("Killmail ID: ").split()[0])
+                    if kill_id in sent_at:
+                        latencies.append((message.at - sent_at.pop(kill_id)) * 1000)
     return {
         "events_per_second": rate,
         "kills": count,

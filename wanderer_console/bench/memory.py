@@ -27,15 +27,12 @@ import gc
 import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from wanderer_console.launch import demo_settings
-from wanderer_console.runtime import Runtime
+from wanderer_console.bench.harness import console_over_simulator, kill_frame
+from wanderer_console.config.model import Settings
 from wanderer_console.sim.simulator import Simulator
 
 __all__ = ["main", "rss_mb", "run_memory_bench", "run_soak"]
@@ -65,18 +62,6 @@ def _settled_rss() -> float:
     return rss_mb()
 
 
-async def _joined(sim: Simulator, sockets: int = 2, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.025)):
-        if sim.killstream.joined_clients >= sockets:
-            return
-        await asyncio.sleep(0.025)
-
-
-def _frame(killmail: dict[str, Any]) -> str:
-    payload = {"system_id": killmail["system_id"], "killmails": [killmail], "preload": False}
-    return orjson.dumps([None, None, "killmails:lobby", "killmail_update", payload]).decode()
-
-
 def _templates(sim: Simulator, count: int) -> list[dict[str, Any]]:
     tracked = sorted(sim.tracked_system_ids)
     return [
@@ -94,48 +79,44 @@ async def run_memory_bench(
     baseline = _settled_rss()
     peak = baseline
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="wc-bench-mem-") as tmp:
-        data = Path(tmp)
-        async with Simulator(seed=seed) as sim:
-            sim.killstream.duplicate_realtime = False
-            settings = demo_settings(sim, data_dir=data)
-            settings.notifications.kill = False
-            runtime = Runtime(settings, data_dir=data)
-            await runtime.start()
-            try:
-                await _joined(sim)
-                templates = _templates(sim, min(count, 500))
-                ready = _settled_rss()
-                first = runtime.store.event_count()
-                pushed = 0
-                push_started = time.perf_counter()
-                deadline = push_started + time_limit
-                while pushed < count and time.perf_counter() < deadline:
-                    size = min(chunk, count - pushed)
-                    frames = []
-                    for i in range(pushed, pushed + size):
-                        kill = dict(templates[i % len(templates)])
-                        kill["killmail_id"] = _FIRST_ID + i
-                        frames.append(_frame(kill))
-                    await sim.killstream.broadcast_raw(frames)
-                    pushed += size
-                    del frames
-                    # Keep at most two chunks in flight: measure the engine, not a backlog.
-                    while runtime.store.event_count() - first < pushed - 2 * chunk:
-                        if time.perf_counter() > deadline:
-                            break
-                        await asyncio.sleep(0.005)
-                    peak = max(peak, rss_mb())
-                while runtime.store.event_count() - first < pushed:
-                    if time.perf_counter() > deadline + 30:
-                        break
-                    await asyncio.sleep(0.005)
-                elapsed = time.perf_counter() - push_started
-                stored = runtime.store.event_count() - first
-                after = _settled_rss()
-                peak = max(peak, after)
-            finally:
-                await runtime.stop()
+
+    def kills_off(settings: Settings) -> None:
+        settings.notifications.kill = False  # the rules run; no delivery is queued
+
+    async with console_over_simulator(
+        seed=seed, configure=kills_off, prefix="wc-bench-mem-"
+    ) as rig:
+        sim, runtime = rig.sim, rig.runtime
+        templates = _templates(sim, min(count, 500))
+        ready = _settled_rss()
+        first = runtime.store.event_count()
+        pushed = 0
+        push_started = time.perf_counter()
+        deadline = push_started + time_limit
+        while pushed < count and time.perf_counter() < deadline:
+            size = min(chunk, count - pushed)
+            frames = []
+            for i in range(pushed, pushed + size):
+                kill = dict(templates[i % len(templates)])
+                kill["killmail_id"] = _FIRST_ID + i
+                frames.append(kill_frame(kill))
+            await sim.killstream.broadcast_raw(frames)
+            pushed += size
+            del frames
+            # Keep at most two chunks in flight: measure the engine, not a backlog.
+            while runtime.store.event_count() - first < pushed - 2 * chunk:
+                if time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.005)
+            peak = max(peak, rss_mb())
+        while runtime.store.event_count() - first < pushed:
+            if time.perf_counter() > deadline + 30:
+                break
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - push_started
+        stored = runtime.store.event_count() - first
+        after = _settled_rss()
+        peak = max(peak, after)
     growth = after - ready
     return {
         "scenario": "memory",
@@ -177,48 +158,37 @@ async def run_soak(
     seconds = minutes * 60.0
     sample_every = min(sample_every, max(seconds / 4, 0.25))
     samples: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="wc-bench-soak-") as tmp:
-        data = Path(tmp)
-        async with Simulator(
-            seed=seed, discord_webhook_limit=1_000_000, discord_webhook_window=1.0
-        ) as sim:
-            sim.killstream.duplicate_realtime = False
-            settings = demo_settings(sim, data_dir=data)
-            settings.discord.channel_messages_per_minute = 1_000_000
-            settings.http = {"discord": {"rate_per_second": 0}}
-            runtime = Runtime(settings, data_dir=data)
-            await runtime.start()
-            try:
-                await _joined(sim)
-                templates = _templates(sim, 500)
-                pushed = 0
-                delivered = 0
-                start = time.perf_counter()
-                next_sample = start
-                while True:
-                    now = time.perf_counter()
-                    if now >= next_sample:
-                        delivered += len(sim.discord.received)
-                        sim.discord.received.clear()
-                        samples.append((now - start, _settled_rss()))
-                        next_sample += sample_every
-                    if now - start >= seconds:
-                        break
-                    due = int((now - start) * rate) - pushed
-                    if due > 0:
-                        frames = []
-                        for i in range(pushed, pushed + due):
-                            kill = dict(templates[i % len(templates)])
-                            kill["killmail_id"] = _FIRST_ID + i
-                            frames.append(_frame(kill))
-                        await sim.killstream.broadcast_raw(frames)
-                        pushed += due
-                    await asyncio.sleep(0.01)
-                await runtime.drain(timeout=10.0)
+    async with console_over_simulator(
+        seed=seed, unlimited_discord=True, prefix="wc-bench-soak-"
+    ) as rig:
+        sim, runtime = rig.sim, rig.runtime
+        templates = _templates(sim, 500)
+        pushed = 0
+        delivered = 0
+        start = time.perf_counter()
+        next_sample = start
+        while True:
+            now = time.perf_counter()
+            if now >= next_sample:
                 delivered += len(sim.discord.received)
-                backlog = sum(runtime.store.outbox_depth().values())
-            finally:
-                await runtime.stop()
+                sim.discord.received.clear()
+                samples.append((now - start, _settled_rss()))
+                next_sample += sample_every
+            if now - start >= seconds:
+                break
+            due = int((now - start) * rate) - pushed
+            if due > 0:
+                frames = []
+                for i in range(pushed, pushed + due):
+                    kill = dict(templates[i % len(templates)])
+                    kill["killmail_id"] = _FIRST_ID + i
+                    frames.append(kill_frame(kill))
+                await sim.killstream.broadcast_raw(frames)
+                pushed += due
+            await asyncio.sleep(0.01)
+        await runtime.drain(timeout=10.0)
+        delivered += len(sim.discord.received)
+        backlog = sum(runtime.store.outbox_depth().values())
     first, last = samples[0][1], samples[-1][1]
     return {
         "scenario": "soak",

@@ -1,0 +1,86 @@
+"""What the benchmarks share: a running console over a running simulator, and kill frames.
+
+Every scenario that measures the real path starts the same way (temporary data directory,
+simulator, demo settings, runtime, wait for both killstream sockets) and stops the same way;
+this module is that one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from wanderer_console.config.model import Settings
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim.simulator import Simulator
+
+__all__ = ["Rig", "console_over_simulator", "kill_frame", "wait_joined"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rig:
+    """A started simulator and a started runtime pointed at it."""
+
+    sim: Simulator
+    runtime: Runtime
+    data_dir: Path
+
+
+async def wait_joined(sim: Simulator, sockets: int = 2, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the console's killstream sockets have joined."""
+    for _ in range(int(timeout / 0.025)):
+        if sim.killstream.joined_clients >= sockets:
+            return
+        await asyncio.sleep(0.025)
+
+
+def kill_frame(killmail: dict[str, Any]) -> str:
+    """A pre-encoded V2 ``killmail_update`` broadcast frame for one kill."""
+    payload = {"system_id": killmail["system_id"], "killmails": [killmail], "preload": False}
+    return orjson.dumps([None, None, "killmails:lobby", "killmail_update", payload]).decode()
+
+
+@asynccontextmanager
+async def console_over_simulator(
+    *,
+    seed: int,
+    unlimited_discord: bool = False,
+    configure: Callable[[Settings], None] | None = None,
+    prefix: str = "wc-bench-",
+) -> AsyncIterator[Rig]:
+    """Start the simulator and a runtime against it; stop both on exit.
+
+    ``unlimited_discord`` lifts Discord's limits on both sides (the fake's buckets, the
+    client's rate limit and channel pacing) so a run measures the console, not Discord.
+    Real-time updates are sent once (the engine's dedup is measured elsewhere).
+    """
+    limits = (
+        {"discord_webhook_limit": 1_000_000, "discord_webhook_window": 1.0}
+        if unlimited_discord
+        else {}
+    )
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data = Path(tmp)
+        async with Simulator(seed=seed, **limits) as sim:  # type: ignore[arg-type]
+            sim.killstream.duplicate_realtime = False
+            settings = demo_settings(sim, data_dir=data)
+            if unlimited_discord:
+                settings.discord.channel_messages_per_minute = 1_000_000
+                settings.http = {"discord": {"rate_per_second": 0}}
+            if configure is not None:
+                configure(settings)
+            runtime = Runtime(settings, data_dir=data)
+            await runtime.start()
+            try:
+                await wait_joined(sim)
+                yield Rig(sim, runtime, data)
+            finally:
+                await runtime.stop()

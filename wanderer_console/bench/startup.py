@@ -32,11 +32,11 @@ from typing import Any
 
 import orjson
 
-from wanderer_console.launch import demo_settings
+from wanderer_console.launch import demo_config_text, demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.simulator import Simulator
 
-__all__ = ["main", "run_startup_bench", "simulator_config"]
+__all__ = ["main", "run_startup_bench"]
 
 MILESTONES = {
     "wanderer console started": "ready_s",
@@ -44,42 +44,6 @@ MILESTONES = {
     "map stream connected": "connected_s",
 }
 """Log events (the ``event`` field of a JSON log line) and the figure each one stops."""
-
-
-def _q(value: object) -> str:
-    """A TOML basic string (JSON string syntax is valid TOML for these values)."""
-    return json.dumps(str(value))
-
-
-def simulator_config(sim: Simulator, data_dir: Path) -> str:
-    """A TOML config pointing one map at ``sim`` (what ``demo_settings`` builds, as a file)."""
-    return "\n".join(
-        [
-            "[console]",
-            f"data_dir = {_q(data_dir)}",
-            "startup_suppression_seconds = 0",
-            "",
-            "[discord]",
-            f"api_url = {_q(sim.discord_api_url)}",
-            f"bot_token = {_q(sim.bot_token)}",
-            "",
-            "[esi]",
-            "enabled = false",
-            "",
-            "[killstream]",
-            f"websocket_url = {_q(sim.killstream_url)}",
-            f"rest_url = {_q(sim.map_url)}",
-            "",
-            f"[maps.{sim.map_slug}]",
-            f"url = {_q(sim.map_url)}",
-            f"api_key = {_q(sim.map_api_key)}",
-            'name = "Bench Map"',
-            "",
-            f"[maps.{sim.map_slug}.discord]",
-            f"webhook_url = {_q(sim.webhook_url('primary'))}",
-            "",
-        ]
-    )
 
 
 def _clean_env() -> dict[str, str]:
@@ -94,7 +58,7 @@ async def _headless(sim: Simulator, tmp: Path, timeout: float) -> dict[str, Any]
     data_dir = tmp / "headless"
     data_dir.mkdir()
     config = tmp / "headless.toml"
-    config.write_text(simulator_config(sim, data_dir))
+    config.write_text(demo_config_text(sim, data_dir=data_dir))
     started = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -1,0 +1,157 @@
+"""The rate-limit layer: a token bucket per host plus pauses learned from response headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+
+from wanderer_console.http.chain_base import (
+    Clock,
+    Wrapper,
+    float_header,
+    host_key,
+    retry_after_seconds,
+)
+from wanderer_console.http.settings import HttpServiceSettings
+from wanderer_console.http.telemetry import HttpMetrics
+
+__all__ = ["RateLimitTransport", "RateLimiter"]
+
+
+# -- rate limit -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Host:
+    tat: float = 0.0
+    """GCRA theoretical arrival time of the next request."""
+    paused_until: float = 0.0
+    route_bucket: dict[str, str] = field(default_factory=dict)
+    bucket_paused_until: dict[str, float] = field(default_factory=dict)
+
+
+_MAX_ROUTES: Final = 10_000
+
+
+class RateLimiter:
+    """Token bucket per host plus pauses learned from Discord and ESI headers."""
+
+    def __init__(
+        self,
+        settings: HttpServiceSettings,
+        *,
+        clock: Clock,
+        metrics: HttpMetrics | None = None,
+        service: str = "",
+    ) -> None:
+        self._s = settings
+        self._clock = clock
+        self._m = metrics
+        self._service = service
+        self._hosts: dict[str, _Host] = {}
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host()
+        return state
+
+    def _pause_until(self, state: _Host, route: str) -> float:
+        bucket = state.route_bucket.get(route, route)
+        return max(state.paused_until, state.bucket_paused_until.get(bucket, 0.0))
+
+    async def acquire(self, host: str, route: str) -> None:
+        """Wait for any pause on the host or the route's bucket, then for a token."""
+        state = self._host(host)
+        await self._wait_pauses(state, route)
+        rate = self._s.rate_per_second
+        if rate <= 0:
+            return
+        interval = 1.0 / rate
+        now = self._clock.monotonic()
+        tat = max(state.tat, now)
+        allowed_at = tat - (self._s.burst - 1) * interval
+        state.tat = tat + interval
+        if allowed_at > now:
+            await self._clock.sleep(allowed_at - now)
+            # A pause may have been learned while this request waited for its slot.
+            await self._wait_pauses(state, route)
+
+    async def _wait_pauses(self, state: _Host, route: str) -> None:
+        while True:
+            wait = self._pause_until(state, route) - self._clock.monotonic()
+            if wait <= 0:
+                return
+            await self._clock.sleep(wait)
+
+    def _pause(self, reason: str) -> None:
+        if self._m is not None:
+            self._m.rate_limit_pauses.labels(self._service, reason).inc()
+
+    def observe(self, host: str, route: str, response: httpx.Response) -> None:
+        """Learn pauses from a response's headers and status."""
+        headers = response.headers
+        state = self._host(host)
+        now = self._clock.monotonic()
+        # ESI error limit: stop every call to the host until the window resets.
+        reset = float_header(headers, "x-esi-error-limit-reset")
+        remain = float_header(headers, "x-esi-error-limit-remain")
+        if response.status_code == 420 or (
+            remain is not None and remain < self._s.esi_error_remain_threshold
+        ):
+            seconds = reset
+            if seconds is None:
+                seconds = retry_after_seconds(headers, self._clock.wall())
+            if seconds is None:
+                seconds = 60.0
+            state.paused_until = max(state.paused_until, now + seconds)
+            self._pause("esi_error_limit")
+        # Discord buckets: group routes by X-RateLimit-Bucket, pause the bucket when exhausted.
+        bucket = headers.get("x-ratelimit-bucket")
+        if bucket:
+            if len(state.route_bucket) >= _MAX_ROUTES:
+                state.route_bucket.clear()
+            state.route_bucket[route] = bucket
+        key = state.route_bucket.get(route, route)
+        reset_after = float_header(headers, "x-ratelimit-reset-after")
+        if headers.get("x-ratelimit-remaining") == "0" and reset_after is not None:
+            self._pause_bucket(state, key, now + reset_after, now)
+            self._pause("bucket_exhausted")
+        if response.status_code == 429:
+            seconds = retry_after_seconds(headers, self._clock.wall())
+            if seconds is None:
+                seconds = reset_after
+            if seconds is not None:
+                if headers.get("x-ratelimit-global", "").lower() == "true":
+                    state.paused_until = max(state.paused_until, now + seconds)
+                    self._pause("global_429")
+                else:
+                    self._pause_bucket(state, key, now + seconds, now)
+                    self._pause("429")
+
+    @staticmethod
+    def _pause_bucket(state: _Host, key: str, until: float, now: float) -> None:
+        paused = state.bucket_paused_until
+        if len(paused) >= _MAX_ROUTES:
+            for stale in [k for k, v in paused.items() if v <= now]:
+                del paused[stale]
+        paused[key] = max(paused.get(key, 0.0), until)
+
+
+class RateLimitTransport(Wrapper):
+    """Applies :class:`RateLimiter` to every attempt."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: RateLimiter) -> None:
+        self._inner = inner
+        self._limiter = limiter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Wait for a token, forward, learn from the headers."""
+        host = host_key(request.url)
+        route = request.url.path
+        await self._limiter.acquire(host, route)
+        response = await self._inner.handle_async_request(request)
+        self._limiter.observe(host, route, response)
+        return response

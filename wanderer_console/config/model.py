@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -28,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wanderer_console.config.filters import MapFilters, SpaceClassName
+from wanderer_console.config.section import Section
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "R2z2Settings",
     "ServerSettings",
     "Settings",
+    "SpaceClassName",
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -97,36 +98,13 @@ def _webhook_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
-SpaceClassName = Literal[
-    "high",
-    "low",
-    "null",
-    "pochven",
-    "wormhole",
-    "c1",
-    "c2",
-    "c3",
-    "c4",
-    "c5",
-    "c6",
-    "thera",
-    "c13",
-    "shattered",
-    "drifter",
-]
-"""Values of :class:`wanderer_console.domain.eve.SpaceClass` (kept in step by a test)."""
-
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
 ChannelId = Annotated[str, AfterValidator(_snowflake)]
 WebhookUrl = Annotated[SecretStr | None, AfterValidator(_webhook_secret)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class NotificationFlags(_Section):
+class NotificationFlags(Section):
     """Switches per notification type. Global and per-map flags are ANDed."""
 
     enabled: bool = True
@@ -145,7 +123,7 @@ class NotificationFlags(_Section):
         return self.enabled and bool(getattr(self, kind))
 
 
-class ConsoleSettings(_Section):
+class ConsoleSettings(Section):
     """Process-wide behaviour."""
 
     data_dir: Path | None = None
@@ -164,7 +142,7 @@ class ConsoleSettings(_Section):
     """Stored events and finished notifications older than this are deleted (hourly)."""
 
 
-class ServerSettings(_Section):
+class ServerSettings(Section):
     """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks."""
 
     enabled: bool = False
@@ -175,7 +153,7 @@ class ServerSettings(_Section):
     """TCP port (0 picks a free one)."""
 
 
-class DiscordSettings(_Section):
+class DiscordSettings(Section):
     """Discord API access shared by every map."""
 
     api_url: HttpUrl = "https://discord.com/api/v10"
@@ -190,7 +168,7 @@ class DiscordSettings(_Section):
     """Messages per minute per channel (Discord allows about 30 for webhooks)."""
 
 
-class EsiSettings(_Section):
+class EsiSettings(Section):
     """EVE Swagger Interface, used to resolve names."""
 
     url: HttpUrl = "https://esi.evetech.net"
@@ -201,7 +179,7 @@ class EsiSettings(_Section):
     """Resolve missing names through ESI."""
 
 
-class KillstreamSettings(_Section):
+class KillstreamSettings(Section):
     """The wanderer-kills service (Phoenix WebSocket and REST)."""
 
     enabled: bool = True
@@ -220,7 +198,7 @@ class KillstreamSettings(_Section):
     """Seconds between REST polling rounds while the socket stays down."""
 
 
-class R2z2Settings(_Section):
+class R2z2Settings(Section):
     """zKillboard's public R2Z2 killmail feed (PROTOCOLS.md §8): one poller per IP."""
 
     enabled: bool = False
@@ -236,7 +214,7 @@ class R2z2Settings(_Section):
     """Skip kills older than this (late and delayed zKillboard posts); 0 keeps all."""
 
 
-class MapDiscord(_Section):
+class MapDiscord(Section):
     """Where one map's notifications go. Webhooks win over bot channels for a type."""
 
     bot_token: SecretStr | None = None
@@ -277,145 +255,7 @@ class MapDiscord(_Section):
         )
 
 
-class MapFilters(_Section):
-    """Per-map kill filters and routing lists."""
-
-    wormhole_only: bool = False
-    """Only notify kills in J-space."""
-    corporation_kill_focus: list[int] = Field(default_factory=list)
-    """Kills involving these corporations go to the character-kill channel."""
-    system_exclude_list: list[int] = Field(default_factory=list)
-    """Never notify kills in these systems."""
-    character_exclude_list: list[int] = Field(default_factory=list)
-    """Characters never counted as tracked."""
-
-    # -- space and priority (the notifier's documented flags, PARITY.md §2.4 / §10) ---------------
-    track_kspace: bool = True
-    """Notify kills in tracked k-space systems; off: J-space system kills only (characters too)."""
-    priority_systems: list[int] = Field(default_factory=list)
-    """System ids whose kills (and new-system notifications) carry ``@here``."""
-    priority_system_names: list[str] = Field(default_factory=list)
-    """System names (case-insensitive) treated like ``priority_systems``."""
-    priority_systems_only: bool = False
-    """Notify tracked-system kills only in priority systems (character kills still notify)."""
-    fallback_to_here: bool = False
-    """System-kill notifications carry ``@here`` (the notifier's voice-mention fallback)."""
-
-    # -- aa-killtracker clauses (PARITY.md §11), all ANDed; empty means "any" ---------------------
-    min_value_isk: float | None = Field(default=None, ge=0)
-    """Minimum zKillboard total value in ISK; a kill without a value does not match."""
-    require_npc_kills: bool = False
-    """Only kills zKillboard marks as NPC kills."""
-    exclude_npc_kills: bool = False
-    """No kills zKillboard marks as NPC kills."""
-    require_war_kills: bool = False
-    """Only kills with a ``war_id``."""
-    exclude_war_kills: bool = False
-    """No kills with a ``war_id``."""
-    require_solo_kills: bool = False
-    """Only solo kills (zKillboard ``solo`` or a single attacker)."""
-    exclude_solo_kills: bool = False
-    """No solo kills."""
-    include_security_classes: list[SpaceClassName] = Field(default_factory=list)
-    """Only kills in one of these classes; unknown class means no match."""
-    exclude_security_classes: list[SpaceClassName] = Field(default_factory=list)
-    """No kills in any of these classes; unknown class means no match."""
-    require_regions: list[int] = Field(default_factory=list)
-    """Only kills in these regions (unknown region: no match)."""
-    require_constellations: list[int] = Field(default_factory=list)
-    """Only kills in these constellations (unknown constellation: no match)."""
-    require_systems: list[int] = Field(default_factory=list)
-    """Only kills in these systems."""
-    min_attackers: int | None = Field(default=None, ge=1)
-    """At least this many attackers."""
-    max_attackers: int | None = Field(default=None, ge=1)
-    """At most this many attackers."""
-    require_attacker_alliances: list[int] = Field(default_factory=list)
-    """Some attacker is in one of these alliances."""
-    require_attacker_corporations: list[int] = Field(default_factory=list)
-    """Some attacker is in one of these corporations."""
-    require_attacker_factions: list[int] = Field(default_factory=list)
-    """Some attacker is in one of these factions."""
-    exclude_attacker_alliances: list[int] = Field(default_factory=list)
-    """No attacker is in any of these alliances."""
-    exclude_attacker_corporations: list[int] = Field(default_factory=list)
-    """No attacker is in any of these corporations."""
-    exclude_attacker_factions: list[int] = Field(default_factory=list)
-    """No attacker is in any of these factions."""
-    require_attacker_organizations_final_blow: bool = False
-    """The final blow comes from a required attacker alliance or corporation."""
-    require_victim_alliances: list[int] = Field(default_factory=list)
-    """The victim is in one of these alliances."""
-    require_victim_corporations: list[int] = Field(default_factory=list)
-    """The victim is in one of these corporations."""
-    require_victim_factions: list[int] = Field(default_factory=list)
-    """The victim is in one of these factions."""
-    exclude_victim_alliances: list[int] = Field(default_factory=list)
-    """The victim is in none of these alliances."""
-    exclude_victim_corporations: list[int] = Field(default_factory=list)
-    """The victim is in none of these corporations."""
-    exclude_victim_factions: list[int] = Field(default_factory=list)
-    """The victim is in none of these factions."""
-    require_victim_ship_groups: list[int] = Field(default_factory=list)
-    """The victim's ship is in one of these groups (unknown group: no match)."""
-    require_victim_ship_types: list[int] = Field(default_factory=list)
-    """The victim's ship is one of these types."""
-    require_attacker_ship_groups: list[int] = Field(default_factory=list)
-    """Some attacker flies a ship in one of these groups (unknown group: no match)."""
-    require_attacker_ship_types: list[int] = Field(default_factory=list)
-    """Some attacker flies one of these ship types."""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> MapFilters:
-        problems = [
-            f"{a} and {b} are both set; choose one"
-            for a, b in (
-                ("require_npc_kills", "exclude_npc_kills"),
-                ("require_war_kills", "exclude_war_kills"),
-                ("require_solo_kills", "exclude_solo_kills"),
-            )
-            if getattr(self, a) and getattr(self, b)
-        ]
-        if (
-            self.min_attackers is not None
-            and self.max_attackers is not None
-            and self.min_attackers > self.max_attackers
-        ):
-            problems.append(
-                f"min_attackers ({self.min_attackers}) is greater than"
-                f" max_attackers ({self.max_attackers})"
-            )
-        pairs: list[tuple[str, str]] = [
-            (f"require_{who}_{what}", f"exclude_{who}_{what}")
-            for who in ("attacker", "victim")
-            for what in ("alliances", "corporations", "factions")
-        ]
-        pairs.append(("include_security_classes", "exclude_security_classes"))
-        for a, b in pairs:
-            both = sorted(set(getattr(self, a)) & set(getattr(self, b)), key=str)
-            if both:
-                listed = ", ".join(str(value) for value in both)
-                problems.append(f"{listed} in both {a} and {b}")
-        if self.require_attacker_organizations_final_blow and not (
-            self.require_attacker_alliances or self.require_attacker_corporations
-        ):
-            problems.append(
-                "require_attacker_organizations_final_blow needs require_attacker_alliances"
-                " or require_attacker_corporations"
-            )
-        if {"high", "low", "null", "pochven", "wormhole"} <= set(self.exclude_security_classes):
-            problems.append("exclude_security_classes excludes every kind of space")
-        if self.priority_systems_only and not (self.priority_systems or self.priority_system_names):
-            problems.append(
-                "priority_systems_only needs priority_systems or priority_system_names"
-                " (otherwise no system kill is ever notified)"
-            )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-
-class DedupTtls(_Section):
+class DedupTtls(Section):
     """How long a notification of the same thing is suppressed, per type (seconds; 0: never).
 
     Kills need no TTL: each killmail id is notified once per map, durably.
@@ -427,7 +267,7 @@ class DedupTtls(_Section):
     """The same character added again within this time is not notified again."""
 
 
-class MapSettings(_Section):
+class MapSettings(Section):
     """One Wanderer map: a tenant with its own key, targets and flags."""
 
     url: HttpUrl

@@ -93,6 +93,8 @@ async def test_burst_is_batched_and_paced_without_429(rig: Rig) -> None:
     assert len(received) <= 10  # 75 notifications in messages of up to 10 embeds
     assert all(len(m.body["embeds"]) <= 10 for m in received)
     assert rig.discord.rejected_429 == 0  # paced from the X-RateLimit headers
+    # Every confirmed notification is timed from its outbox write.
+    assert rig.metrics.value("wc_delivery_seconds_count") == 75
     titles = [e["title"] for m in received for e in m.body["embeds"]]
     assert titles == [f"note {i}" for i in range(75)]  # order kept
 

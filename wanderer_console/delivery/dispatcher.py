@@ -232,6 +232,8 @@ class Dispatcher:
             for row in batch.rows:
                 self._store.mark_sent(row.id, now=now)
                 self._metrics.notifications_delivered.labels(type=row.type).inc()
+                if row.created_at:
+                    self._metrics.delivery_seconds.observe(max(0.0, now - row.created_at))
                 if debug:
                     log.debug("notification delivered", extra={"ctx": _row_ctx(row)})
             state.sent += len(batch.rows)

@@ -41,6 +41,8 @@ class OutboxRow(NamedTuple):
     attempts: int
     correlation_id: str | None = None
     """The correlation id of the event that caused it (``None`` for rows written before v5)."""
+    created_at: float = 0.0
+    """Unix time the notification was written to the outbox."""
 
 
 class PendingWrite(NamedTuple):

@@ -217,7 +217,8 @@ class SqliteStore:
         not_in = f" AND target_key NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
         rows = self._conn.execute(
             "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts,"
-            " correlation_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+            " correlation_id, created_at FROM outbox"
+            " WHERE status = 'pending' AND next_attempt_at <= ?"
             f"{not_in} ORDER BY id LIMIT ?",
             (now, *excluded, limit),
         ).fetchall()

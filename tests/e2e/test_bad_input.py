@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_end_to_end import messages, runtime, sim, wait_for
+from tests.e2e.test_end_to_end import messages, runtime, sim
+from tests.support import wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 

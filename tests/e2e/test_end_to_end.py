@@ -7,39 +7,18 @@ loopback ports and a real :class:`Runtime` on a temporary data directory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support import connected, wait_for
 from wanderer_console.launch import demo_settings, discord_summary
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-async def connected(runtime: Runtime, sources: int = 3) -> None:
-    """Wait until the map stream and both killstream sockets are connected."""
-
-    def ready() -> bool:
-        states = [c["state"] for c in runtime.snapshot()["connections"]]
-        return len(states) >= sources and all(s == "connected" for s in states)
-
-    await wait_for(ready)
 
 
 def messages(sim: Simulator, prefix: str) -> list[Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.ingest.conftest import wait_for
+from tests.support import wait_for
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.fallback import FallbackPoller

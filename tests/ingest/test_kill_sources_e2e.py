@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.ingest.conftest import FAST, wait_for
+from tests.ingest.conftest import FAST
+from tests.support import connected, wait_for
 from wanderer_console.config.model import R2z2Settings, Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -32,14 +33,6 @@ def _with(settings: Settings, **sections: Any) -> Settings:
     if "r2z2" in sections:
         update["r2z2"] = R2z2Settings(**sections["r2z2"])
     return settings.model_copy(update=update)
-
-
-async def connected(runtime: Runtime, sources: int) -> None:
-    def ready() -> bool:
-        states = [c["state"] for c in runtime.snapshot()["connections"]]
-        return len(states) >= sources and all(s == "connected" for s in states)
-
-    await wait_for(ready)
 
 
 def kill_messages(sim: Simulator, killmail_id: int) -> list[Any]:

@@ -9,7 +9,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.ingest.conftest import FAST, USER_AGENT, Feed, wait_for
+from tests.ingest.conftest import FAST, USER_AGENT, Feed
+from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.r2z2 import CURSOR_STREAM, R2z2Timing, package_to_wire
 from wanderer_console.sim.r2z2 import FakeR2z2, package_from_killmail

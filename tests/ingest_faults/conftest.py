@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any
-
 from wanderer_console.config.model import Settings
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def map_settings(url: str, *, tenant: str = "cut", api_key: str = "key") -> Settings:

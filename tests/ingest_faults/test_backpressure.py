@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.pipeline.items import KillItem
@@ -15,8 +16,6 @@ from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.killstream import KillstreamSource, PhoenixBackoff
 from wanderer_console.launch import demo_settings
@@ -17,8 +18,6 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.support import wait_for
 from wanderer_console.config.model import Settings
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
@@ -31,7 +32,7 @@ from wanderer_console.sim.ulid import UlidGenerator
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
-from .conftest import map_settings, wait_for
+from .conftest import map_settings
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,13 +13,12 @@ import pytest
 import tomlkit
 from pydantic import SecretStr
 
+from tests.support import wait_for
 from wanderer_console import cli
 from wanderer_console.launch import demo_settings
 from wanderer_console.pipeline.replay import parse_since
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.support import connected
 from wanderer_console.config.model import ServerSettings, Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -19,34 +18,12 @@ from wanderer_console.sim import Simulator
 WEBHOOK_SECRET = "c2VjcmV0LWZyb20tcm90YXRl"
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def server_settings(sim: Simulator, data_dir: Path) -> Settings:
     """The demo settings with the HTTP surface on a free port and a webhook secret."""
     settings = demo_settings(sim, data_dir=data_dir)
     settings.server = ServerSettings(enabled=True, port=0)
     settings.maps[sim.map_slug].webhook_secret = SecretStr(WEBHOOK_SECRET)
     return settings
-
-
-async def connected(runtime: Runtime) -> None:
-    """Wait until every source reports connected."""
-
-    def ready() -> bool:
-        states = [c["state"] for c in runtime.snapshot()["connections"]]
-        return len(states) >= 3 and all(s == "connected" for s in states)
-
-    await wait_for(ready)
 
 
 @pytest.fixture

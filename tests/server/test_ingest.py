@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.server.conftest import wait_for
+from tests.support import wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.conftest import connected, wait_for
+from tests.support import connected, wait_for
 from wanderer_console.cli import main
 from wanderer_console.config.loader import load_settings
 from wanderer_console.config.reload import needs_restart

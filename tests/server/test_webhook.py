@@ -8,7 +8,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.server.conftest import WEBHOOK_SECRET, wait_for
+from tests.server.conftest import WEBHOOK_SECRET
+from tests.support import wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.server.webhook import sign
 from wanderer_console.sim import Simulator

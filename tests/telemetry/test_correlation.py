@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import wait_for
+from tests.support import wait_for
 from tests.telemetry.conftest import JsonCapture
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator

@@ -21,7 +21,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from tests.server.conftest import WEBHOOK_SECRET, server_settings, wait_for
+from tests.server.conftest import WEBHOOK_SECRET, server_settings
+from tests.support import wait_for
 from tests.telemetry.conftest import JsonCapture
 from wanderer_console.config.model import MapSettings
 from wanderer_console.runtime import Runtime

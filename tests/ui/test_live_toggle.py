@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tomlkit
 
+from tests.support import wait_for
 from wanderer_console.config.loader import load_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -70,17 +70,6 @@ def delivered_kill_ids(sim: Simulator) -> set[int]:
             if footer.startswith("Killmail ID: "):
                 out.add(int(footer.removeprefix("Killmail ID: ").split()[0]))
     return out
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture

@@ -101,3 +101,13 @@ def test_prune_keeps_pending_and_recent(tmp_path: Path) -> None:
     assert store.prune(before=1_000.0) == (1, 1)
     assert store.event_count() == 1
     assert store.outbox_counts() == {"pending": 1, "sent": 1}  # old pending kept
+
+
+def test_whichever_part_creates_the_database_makes_it_private(tmp_path: Path) -> None:
+    from wanderer_console.config.audit import ConfigAudit
+    from wanderer_console.server.tenants import TenantRegistry
+
+    for name, opener in (("a.db", SqliteStore), ("b.db", ConfigAudit), ("c.db", TenantRegistry)):
+        part = opener(tmp_path / name)
+        part.close()
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name

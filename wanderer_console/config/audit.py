@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, SecretStr
 
 from wanderer_console.config.model import Settings
-from wanderer_console.store.migrations import migrate
+from wanderer_console.store.sqlite import open_database
 
 __all__ = ["AuditEntry", "ConfigAudit", "Change", "diff_settings", "flatten"]
 
@@ -101,10 +101,7 @@ class ConfigAudit:
     """The ``config_audit`` table in the console's database (own connection)."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        migrate(self._conn)
+        self._conn = open_database(db_path)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.store.migrations import migrate
+from wanderer_console.store.sqlite import open_database
 
 __all__ = [
     "KEY_PREFIX",
@@ -72,10 +72,7 @@ class TenantRegistry:
     """Tenants in the console's SQLite database (own connection; the schema is migrated)."""
 
     def __init__(self, db_path: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        migrate(self._conn)
+        self._conn = open_database(db_path)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -18,9 +18,26 @@ import orjson
 
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import OutboxRow, PendingWrite, StoredEvent
-from wanderer_console.store.migrations import migrate
+from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "open_database"]
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the console's database with its schema migrated.
+
+    Every part that keeps its own connection (the store, the config audit, the tenant registry)
+    opens the file here, so whichever creates it makes it private to the operator: the outbox,
+    the audit's config versions and the tenants all hold sensitive data.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not path.exists()
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if fresh:
+        os.chmod(path, 0o600)
+    conn.execute("PRAGMA busy_timeout=5000")
+    migrate(conn)
+    return conn
 
 
 class SqliteStore:
@@ -28,17 +45,11 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if fresh:
-            # The outbox can hold message bodies; keep the file private to the operator.
-            os.chmod(path, 0o600)
+        self._conn = open_database(path)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self.schema_version = migrate(self._conn)
+        self.schema_version = SCHEMA_VERSION  # open_database migrated it
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

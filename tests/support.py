@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
 
-__all__ = ["connected", "wait_for"]
+__all__ = ["connected", "headless_config", "wait_for"]
 
 
 async def wait_for(
@@ -33,3 +35,22 @@ async def connected(runtime: Runtime, sources: int = 3, timeout: float = 10.0) -
         return len(states) >= sources and all(s == "connected" for s in states)
 
     await wait_for(ready, timeout)
+
+
+def headless_config(sim: Simulator, path: Path) -> Path:
+    """Write a minimal config for a ``--no-ui`` subprocess: one map, every kill to one webhook."""
+    path.write_text(
+        f"""
+[console]
+startup_suppression_seconds = 0
+[killstream]
+websocket_url = "{sim.killstream_url}"
+[maps.home]
+url = "{sim.map_url}"
+slug = "{sim.map_slug}"
+api_key = "{sim.map_api_key}"
+[maps.home.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+"""
+    )
+    return path

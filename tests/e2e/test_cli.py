@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import headless_config
 from wanderer_console.sim import Simulator
 
 pytestmark = pytest.mark.timeout(90)
@@ -57,21 +58,7 @@ async def test_no_ui_without_a_terminal_is_refused_with_advice() -> None:
 
 async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     async with Simulator(seed=5) as sim:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f"""
-[console]
-startup_suppression_seconds = 0
-[killstream]
-websocket_url = "{sim.killstream_url}"
-[maps.home]
-url = "{sim.map_url}"
-slug = "{sim.map_slug}"
-api_key = "{sim.map_api_key}"
-[maps.home.discord]
-webhook_url = "{sim.webhook_url("primary")}"
-"""
-        )
+        config = headless_config(sim, tmp_path / "config.toml")
         proc = await asyncio.create_subprocess_exec(
             *COMMAND,
             "--no-ui",

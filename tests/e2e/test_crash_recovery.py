@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import headless_config
 from wanderer_console.sim import Simulator
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,21 +61,7 @@ async def test_kill_9_during_delivery_loses_nothing_and_repeats_nothing_confirme
     tmp_path: Path,
 ) -> None:
     async with Simulator(seed=11) as sim:
-        config = tmp_path / "config.toml"
-        config.write_text(
-            f"""
-[console]
-startup_suppression_seconds = 0
-[killstream]
-websocket_url = "{sim.killstream_url}"
-[maps.home]
-url = "{sim.map_url}"
-slug = "{sim.map_slug}"
-api_key = "{sim.map_api_key}"
-[maps.home.discord]
-webhook_url = "{sim.webhook_url("primary")}"
-"""
-        )
+        config = headless_config(sim, tmp_path / "config.toml")
         data = tmp_path / "data"
         db = data / "wanderer-console.db"
         first = await _start(config, data)

@@ -14,6 +14,7 @@ from typing import Any
 
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
+from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging
 
@@ -60,6 +61,7 @@ def run_console(
             finally:
                 await runtime.stop()
         await runtime.start()
+        freeze_startup_objects()
         try:
             await stop.wait()
         finally:

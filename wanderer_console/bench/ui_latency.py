@@ -208,7 +208,7 @@ async def run(
             meter = Meter(runtime, load)
             window_s = presses * gap
             before = await meter.measure(window_s)
-            app = build_app(runtime, settings=runtime.settings, config_path=None)
+            app = build_app(runtime, settings=runtime.settings, config_path=None, settle_gc=True)
             samples = await measure_screen_switches(
                 app, presses, gap=gap, warmup=warmup, on_start=meter.start, on_end=meter.stop
             )

@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from wanderer_console.config.model import Settings
+from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.ui.clock import Clock, SystemClock
 from wanderer_console.ui.commands import ConsoleCommands
 from wanderer_console.ui.flags import FlagRef, flags_for, set_flag, write_flag, write_value
@@ -39,6 +40,10 @@ __all__ = ["SnapshotSource", "WandererApp", "binding_ids", "build_app", "run_tui
 log = logging.getLogger(__name__)
 
 
+GC_FREEZE_AFTER_SECONDS = 1.0
+"""After mounting, when the start-up objects are frozen for the collector (see gcpolicy)."""
+TOGGLES = "toggles"
+"""Name of the installed (kept) toggles screen."""
 SETTINGS_SYNC_SECONDS = 1.0
 """How often the app checks the live settings for a new theme or keymap (after a hot reload)."""
 
@@ -58,10 +63,16 @@ class WandererApp(App[int]):
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 
-    def __init__(self, state: ConsoleState, *, theme: str | None = None) -> None:
+    def __init__(
+        self, state: ConsoleState, *, theme: str | None = None, settle_gc: bool = False
+    ) -> None:
         super().__init__()
         self.state = state
         """Shared console state."""
+        self.settle_gc = settle_gc
+        """Freeze the start-up objects for the garbage collector once mounted (real runs; see
+        :mod:`wanderer_console.gcpolicy`). Tests leave it off: they start many apps in one
+        process, and a frozen app's reference cycles would never be collected."""
         themes = load_themes()
         for candidate in themes.values():
             self.register_theme(candidate)
@@ -84,8 +95,14 @@ class WandererApp(App[int]):
 
     def on_mount(self) -> None:
         """Warn about keymap entries that name no binding; follow settings changes."""
+        # Built once and kept while hidden: a switch then shows a ready screen instead of
+        # composing and mounting one (most of a switch's cost in the latency benchmark).
+        self.install_screen(TogglesScreen(self.state), name=TOGGLES)
         self._check_keymap(self._applied_keymap)
         self.set_interval(SETTINGS_SYNC_SECONDS, self.sync_settings)
+        if self.settle_gc:
+            # Once the first screen is up, what exists will live as long as the process.
+            self.set_timer(GC_FREEZE_AFTER_SECONDS, freeze_startup_objects)
 
     def _check_keymap(self, keymap: dict[str, str]) -> None:
         unknown = sorted(set(keymap) - binding_ids())
@@ -132,7 +149,7 @@ class WandererApp(App[int]):
         if isinstance(self.screen, TogglesScreen):
             return
         self.action_dashboard()
-        self.push_screen(TogglesScreen(self.state))
+        self.push_screen(TOGGLES)
 
     def action_config(self) -> None:
         """Show the config pane."""
@@ -237,10 +254,12 @@ def build_app(
     theme: str | None = None,
     history: ThroughputHistory | None = None,
     log_buffer: LogRecordBuffer | None = None,
+    settle_gc: bool = False,
 ) -> WandererApp:
     """The one way to make the console, for the CLI and for tests alike.
 
-    ``theme`` defaults to ``settings.console.theme``; ``history`` may be pre-seeded (tests).
+    ``theme`` defaults to ``settings.console.theme``; ``history`` may be pre-seeded (tests);
+    ``settle_gc`` is for a process that runs this one app (the CLI and the benchmark).
     """
     state = ConsoleState(
         source=source,
@@ -251,7 +270,7 @@ def build_app(
         activity=ActivityLog(),
         log_buffer=log_buffer,
     )
-    return WandererApp(state, theme=theme or settings.console.theme)
+    return WandererApp(state, theme=theme or settings.console.theme, settle_gc=settle_gc)
 
 
 async def run_tui(runtime: Any, stop: asyncio.Event, *, config_path: Path | None = None) -> int:
@@ -270,6 +289,7 @@ async def run_tui(runtime: Any, stop: asyncio.Event, *, config_path: Path | None
         config_path=config_path,
         theme=runtime.settings.console.theme,
         log_buffer=buffer,
+        settle_gc=True,
     )
 
     async def exit_on_stop() -> None:

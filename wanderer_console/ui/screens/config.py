@@ -20,7 +20,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TextArea
+from textual.widgets import Header, Static, TextArea
 
 from wanderer_console.config.loader import ConfigError, Problem, parse_settings_text
 from wanderer_console.ui.config_text import (
@@ -31,6 +31,7 @@ from wanderer_console.ui.config_text import (
 )
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.colours import coloured
+from wanderer_console.ui.widgets.keybar import KeyBar
 
 __all__ = ["ConfigScreen", "format_problem", "reload_config"]
 
@@ -101,7 +102,7 @@ class ConfigScreen(Screen[None]):
         editor.border_title = "no config file" if self.path is None else self.path.name
         yield editor
         yield Static(id="config-problems")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         """Load the file, masked."""

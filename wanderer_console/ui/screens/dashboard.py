@@ -12,7 +12,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.activity import ActivityPanel
@@ -21,6 +21,7 @@ from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
 from wanderer_console.ui.widgets.counters import CountersPanel
 from wanderer_console.ui.widgets.delivery import DeliveryTable
+from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
 
 __all__ = ["DashboardScreen"]
@@ -68,7 +69,7 @@ class DashboardScreen(Screen[None]):
                 title="Recent activity",
                 panel_id="activity-panel",
             )
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         """Render once at once, then every second; re-render at once when the theme changes."""

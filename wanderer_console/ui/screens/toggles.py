@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from wanderer_console.ui.flags import FLAG_NAMES, FlagRef, flags_for
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.colours import coloured
+from wanderer_console.ui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
@@ -32,6 +33,7 @@ class TogglesScreen(Screen[None]):
         super().__init__()
         self.state = state
         """Shared console state (the settings are flipped here)."""
+        self._shown: dict[FlagRef, bool] = {}
 
     @property
     def wanderer(self) -> WandererApp:
@@ -56,7 +58,7 @@ class TogglesScreen(Screen[None]):
             id="toggles-hint",
         )
         yield DataTable(id="flags", cursor_type="cell", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         """Fill the table; start on the first flag of the global row."""
@@ -68,6 +70,11 @@ class TogglesScreen(Screen[None]):
         table.move_cursor(row=0, column=1)
         table.focus()
 
+    def on_screen_resume(self) -> None:
+        """Shown again (the screen is kept between visits): the flags may have changed."""
+        if self.is_mounted:
+            self.refresh_flags()
+
     def _fill(self, table: DataTable[Any]) -> None:
         settings = self.state.settings
         for tenant in [None, *settings.maps]:
@@ -78,8 +85,11 @@ class TogglesScreen(Screen[None]):
                 key=tenant or "",
             )
 
+    def _value(self, ref: FlagRef) -> bool:
+        return bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
+
     def _cell(self, ref: FlagRef) -> Any:
-        on = bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
+        on = self._shown[ref] = self._value(ref)
         return (
             coloured(self, "on", "health-ok", bold=True)
             if on
@@ -98,7 +108,9 @@ class TogglesScreen(Screen[None]):
             return
         for tenant in [None, *self.state.settings.maps]:
             for flag in FLAG_NAMES:
-                table.update_cell(tenant or "", flag, self._cell(FlagRef(tenant, flag)))
+                ref = FlagRef(tenant, flag)
+                if self._shown.get(ref) != self._value(ref):  # redraw only what changed
+                    table.update_cell(tenant or "", flag, self._cell(ref))
 
     def _ref_at(self, row: int, column: int) -> FlagRef | None:
         if column < 1:

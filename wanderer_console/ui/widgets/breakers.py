@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textual.widgets import DataTable
-
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
+from wanderer_console.ui.widgets.synced import Row, SyncedTable
 
 __all__ = ["BreakersTable", "format_in"]
 
@@ -25,7 +24,7 @@ def format_in(ts: float | None, now: float) -> str:
     return f"in {format_ago(now, ts)}"
 
 
-class BreakersTable(DataTable[Any]):
+class BreakersTable(SyncedTable):
     """The snapshot's ``breakers``; states coloured ``$breaker-closed/-half-open/-open``.
 
     "Probe" is when an open breaker lets the next trial request through (``now`` when due).
@@ -45,8 +44,8 @@ class BreakersTable(DataTable[Any]):
         self.add_columns(*_COLUMNS)
 
     def show(self, breakers: Mapping[str, Any], now: float) -> None:
-        """Replace the rows with ``breakers`` (times relative to ``now``); open ones first."""
-        self.clear()
+        """Show ``breakers`` (times relative to ``now``); open ones first."""
+        rows: list[Row] = []
         order = {"open": 0, "half_open": 1, "half-open": 1}
         for name, info in sorted(
             breakers.items(), key=lambda item: (order.get(_state(item[1]), 2), item[0])
@@ -54,18 +53,23 @@ class BreakersTable(DataTable[Any]):
             state = _state(info)
             details: Mapping[str, Any] = info if isinstance(info, Mapping) else {}
             label = name if len(name) <= _NAME_WIDTH else name[: _NAME_WIDTH - 1] + "…"
-            self.add_row(
-                label,
-                coloured(
-                    self,
-                    state.replace("_", "-"),
-                    STATE_VARIABLE.get(state, "breaker-half-open"),
-                    bold=True,
-                ),
-                str(details.get("failures", 0)),
-                format_in(details.get("next_probe_at"), now) if state != "closed" else "-",
-                key=name,
+            rows.append(
+                (
+                    name,
+                    (
+                        label,
+                        coloured(
+                            self,
+                            state.replace("_", "-"),
+                            STATE_VARIABLE.get(state, "breaker-half-open"),
+                            bold=True,
+                        ),
+                        str(details.get("failures", 0)),
+                        format_in(details.get("next_probe_at"), now) if state != "closed" else "-",
+                    ),
+                )
             )
+        self.show_rows(rows)
 
 
 def _state(info: Any) -> str:

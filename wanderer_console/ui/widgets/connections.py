@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
+from wanderer_console.ui.widgets.synced import Row, SyncedTable
 
 __all__ = ["ConnectionsTable"]
 
@@ -36,7 +36,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class ConnectionsTable(DataTable[Any]):
+class ConnectionsTable(SyncedTable):
     """Every map stream and killstream socket, as the snapshot's ``connections`` list has them."""
 
     DEFAULT_CSS = """
@@ -64,25 +64,32 @@ class ConnectionsTable(DataTable[Any]):
         return coloured(self, f"{value:.0f}", variable, bold=True)
 
     def show(self, connections: Iterable[Mapping[str, Any]], now: float) -> None:
-        """Replace the rows with ``connections`` (ages relative to ``now``)."""
-        self.clear()
+        """Show ``connections`` (ages relative to ``now``)."""
+        rows: list[Row] = []
         for conn in connections:
             state = str(conn.get("state", "?"))
             rtt = conn.get("heartbeat_rtt_ms")
             error = conn.get("last_error") or ""
-            self.add_row(
-                str(conn.get("name", "?")),
-                coloured(self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True),
-                format_ago(conn.get("since"), now),
-                format_ago(conn.get("last_event_at"), now),
-                "-" if rtt is None else f"{float(rtt):.0f} ms",
-                str(conn.get("reconnects", 0)),
-                _rate(conn.get("events_per_minute")),
-                str(conn.get("events", 0)),
-                self._quality(conn.get("quality")),
-                Text(_clip(str(error), 22), no_wrap=True),
-                key=str(conn.get("name")),
+            rows.append(
+                (
+                    str(conn.get("name")),
+                    (
+                        str(conn.get("name", "?")),
+                        coloured(
+                            self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True
+                        ),
+                        format_ago(conn.get("since"), now),
+                        format_ago(conn.get("last_event_at"), now),
+                        "-" if rtt is None else f"{float(rtt):.0f} ms",
+                        str(conn.get("reconnects", 0)),
+                        _rate(conn.get("events_per_minute")),
+                        str(conn.get("events", 0)),
+                        self._quality(conn.get("quality")),
+                        Text(_clip(str(error), 22), no_wrap=True),
+                    ),
+                )
             )
+        self.show_rows(rows)
 
 
 def _rate(value: Any) -> str:

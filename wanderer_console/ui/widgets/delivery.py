@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from textual.widgets import DataTable
-
 from wanderer_console.ui.widgets.colours import coloured
+from wanderer_console.ui.widgets.synced import Row, SyncedTable
 
 __all__ = ["DeliveryTable"]
 
@@ -18,7 +17,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class DeliveryTable(DataTable[Any]):
+class DeliveryTable(SyncedTable):
     """The snapshot's ``delivery.targets``; a disabled target is shown in the ``down`` colour."""
 
     DEFAULT_CSS = """
@@ -34,18 +33,23 @@ class DeliveryTable(DataTable[Any]):
         self.add_columns(*_COLUMNS)
 
     def show(self, targets: Mapping[str, Mapping[str, Any]]) -> None:
-        """Replace the rows with ``targets``."""
-        self.clear()
+        """Show ``targets``."""
+        rows: list[Row] = []
         for key, target in sorted(targets.items()):
             disabled = target.get("disabled")
-            self.add_row(
-                coloured(self, key, "health-down") if disabled else key,
-                str(target.get("pending", 0)),
-                str(target.get("sent", 0)),
-                str(target.get("sent_last_minute", 0)),
-                str(target.get("rate_limited", 0)),
-                coloured(self, _clip(str(disabled), 12), "health-down", bold=True)
-                if disabled
-                else "-",
-                key=key,
+            rows.append(
+                (
+                    key,
+                    (
+                        coloured(self, key, "health-down") if disabled else key,
+                        str(target.get("pending", 0)),
+                        str(target.get("sent", 0)),
+                        str(target.get("sent_last_minute", 0)),
+                        str(target.get("rate_limited", 0)),
+                        coloured(self, _clip(str(disabled), 12), "health-down", bold=True)
+                        if disabled
+                        else "-",
+                    ),
+                )
             )
+        self.show_rows(rows)

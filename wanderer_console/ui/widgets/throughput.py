@@ -28,6 +28,11 @@ class ThroughputChart(PlotextPlot):
     }
     """
 
+    _data_version = 0
+    """Bumped by every :meth:`show`; part of the key of the kept build."""
+    _built: tuple[tuple[object, ...], Text] | None = None
+    """The last build and the key it was made for."""
+
     def _rgb(self, variable: str, fallback: str) -> tuple[int, int, int]:
         value = self.app.theme_variables.get(variable) or self.app.theme_variables[fallback]
         return Color.parse(value).rgb
@@ -52,16 +57,26 @@ class ThroughputChart(PlotextPlot):
                 label="notifications/s",
                 color=self._rgb("chart-notifications", "accent"),
             )
+        self._data_version += 1
         self.refresh()
 
     def render(self) -> RenderResult:
-        """Build the plot with the canvas coloured from the current theme."""
+        """Build the plot with the canvas coloured from the current theme.
+
+        The build is kept until the data, the size or the colours change: the compositor asks
+        again on every full redraw (a screen switch), and a plotext build costs 10-15 ms.
+        """
         width, height = self.size.width, self.size.height
-        plt = self.plt
-        plt.plotsize(width, height)
         surface = self._rgb("surface", "background")
         foreground = self._rgb("foreground", "text")
+        key = (self._data_version, width, height, surface, foreground)
+        if self._built is not None and self._built[0] == key:
+            return self._built[1]
+        plt = self.plt
+        plt.plotsize(width, height)
         plt.canvas_color(surface)
         plt.axes_color(surface)
         plt.ticks_color(foreground)
-        return Text.from_ansi(plt.build())
+        text = Text.from_ansi(plt.build())
+        self._built = (key, text)
+        return text

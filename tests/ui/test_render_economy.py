@@ -1,0 +1,124 @@
+"""What keeps key presses fast: the key bar, the kept toggles screen, tables redrawn by
+difference, the kept chart build, and the collector's freeze of start-up objects."""
+
+from __future__ import annotations
+
+import gc
+
+from tests.ui.conftest import HEALTHY, NOW, FakeSource, degraded_snapshot, make_app
+from wanderer_console.gcpolicy import freeze_startup_objects
+from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.widgets.connections import ConnectionsTable
+from wanderer_console.ui.widgets.keybar import KeyBar
+from wanderer_console.ui.widgets.throughput import ThroughputChart
+
+SIZE = (120, 40)
+
+
+def _bar(app: object) -> str:
+    screen = app.screen  # type: ignore[attr-defined]
+    return screen.query_one(KeyBar).describe().plain
+
+
+async def test_key_bar_shows_the_active_screens_bindings() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        dashboard = _bar(app)
+        assert "q Quit" in dashboard
+        assert "p Pause/resume" in dashboard
+        assert "palette" in dashboard.lower()
+        assert "Flip" not in dashboard
+        await pilot.press("t")
+        await pilot.pause()
+        toggles = _bar(app)
+        assert "space Flip" in toggles
+        assert "esc Back" in toggles
+
+
+async def test_key_bar_hides_an_action_the_source_cannot_do() -> None:
+    app = make_app(source=FakeSource(HEALTHY, with_dispatcher=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "Pause/resume" not in _bar(app)
+        assert "Quit" in _bar(app)
+
+
+async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        first = app.screen
+        assert isinstance(first, TogglesScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        app.state.settings.notifications.kill = False  # e.g. a hot reload while hidden
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.screen is first
+        table = first.query_one("#flags")
+        assert str(table.get_cell("", "kill")) == "off"  # type: ignore[attr-defined]
+
+
+async def test_a_poll_keeps_the_operators_place_in_a_table() -> None:
+    """Tables are redrawn by difference: the cursor does not jump back every second."""
+    source = FakeSource(HEALTHY)
+    app = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        table = screen.query_one(ConnectionsTable)
+        table.move_cursor(row=2)
+        screen.poll()  # same rows
+        await pilot.pause()
+        assert table.cursor_row == 2
+        source.data = degraded_snapshot()  # same sources, new states
+        screen.poll()
+        await pilot.pause()
+        assert table.cursor_row == 2
+        states = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert states == [c["state"] for c in source.data["connections"]]
+
+
+async def test_chart_build_is_kept_until_data_or_size_change() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        chart = app.screen.query_one(ThroughputChart)
+        first = chart.render()
+        assert chart.render() is first
+        chart.show(list(app.state.history.samples)[:10], NOW)
+        rebuilt = chart.render()
+        assert rebuilt is not first
+        await pilot.resize_terminal(100, 40)
+        await pilot.pause()
+        assert chart.render() is not rebuilt
+
+
+def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen > 1000  # the interpreter, pytest and the console's modules
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_app_freezes_start_up_objects_only_when_asked() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(1.3)
+            assert gc.get_freeze_count() == 0  # tests and embedders: left alone
+        app = make_app(source=FakeSource(HEALTHY))
+        app.settle_gc = True
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(1.3)
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

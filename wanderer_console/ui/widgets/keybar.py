@@ -1,0 +1,68 @@
+"""The key bar: the active screen's bindings on one line, drawn as a single piece of text.
+
+Textual's ``Footer`` builds one widget per key and rebuilds them all whenever a screen becomes
+active; in this console that cost about 65 ms of every screen switch (the benchmark in
+``bench/ui_latency.py`` found it). This bar shows the same bindings (those with ``show=True``,
+keys as the app displays them, disabled ones dimmed) as one line of text, so a switch costs a
+single re-render. Clicking a key is not offered: the console is driven from the keyboard.
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Static
+
+__all__ = ["KeyBar"]
+
+
+class KeyBar(Static):
+    """One line of ``key description`` pairs for the bindings the screen offers now."""
+
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        width: 1fr;
+        background: $footer-background;
+        color: $footer-foreground;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    """
+
+    def on_mount(self) -> None:
+        """Follow the screen's bindings (they change with focus and ``check_action``)."""
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self.show_bindings()
+
+    def on_unmount(self) -> None:
+        """Stop following the screen."""
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
+        if screen is self.screen:
+            self.show_bindings()
+
+    def describe(self) -> Content:
+        """The bar's text for the screen's active bindings, one entry per action."""
+        parts: list[Content] = []
+        seen: set[str] = set()
+        app = self.app
+        active = self.screen.active_bindings
+        shown = [(b, on) for _node, b, on, _tip in active.values() if b.show]
+        palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
+        if palette is not None:  # last, as Textual's footer has it
+            shown.append((palette.binding, palette.enabled))
+        for binding, enabled in shown:
+            if binding.action in seen:
+                continue
+            seen.add(binding.action)
+            key = Content.styled(f" {app.get_key_display(binding)} ", "$footer-key-foreground bold")
+            entry = Content.assemble(key, f"{binding.description} ")
+            parts.append(entry if enabled else entry.stylize("dim"))
+        return Content(" ").join(parts)
+
+    def show_bindings(self) -> None:
+        """Redraw the bar (one line: no layout change)."""
+        self.update(self.describe(), layout=False)

@@ -111,3 +111,72 @@ def test_whichever_part_creates_the_database_makes_it_private(tmp_path: Path) ->
         part = opener(tmp_path / name)
         part.close()
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def _note_to(key: str, webhook_id: str) -> Notification:
+    target = Target(TargetKind.WEBHOOK, f"https://discord.com/api/webhooks/{webhook_id}/t", "home")
+    return Notification("home", NotificationType.KILL, key, target, {"embeds": [{"title": key}]})
+
+
+def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    # A long backlog for one target, interleaved with a few rows for two others.
+    notes = []
+    for i in range(300):
+        notes.append(_note_to(f"big-{i}", "1"))
+        if i % 100 == 0:
+            notes.append(_note_to(f"two-{i}", "2"))
+            notes.append(_note_to(f"three-{i}", "3"))
+    store.enqueue(notes, now=1.0)
+    assert store.pending_targets() == ["webhook:1", "webhook:2", "webhook:3"]
+    rows = store.due_outbox(2.0, limit=5)
+    assert [r.dedup_key for r in rows] == ["big-0", "two-0", "three-0", "big-1", "big-2"]
+    others = store.due_outbox(2.0, limit=100, exclude_targets={"webhook:1"})
+    assert [r.dedup_key for r in others] == [
+        "two-0",
+        "three-0",
+        "two-100",
+        "three-100",
+        "two-200",
+        "three-200",
+    ]
+    # A deferred head row is skipped until due; the target's later rows still come.
+    head = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})[0]
+    store.defer(head.id, next_attempt_at=50.0)
+    later = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})
+    assert [r.dedup_key for r in later] == ["two-100"]
+    assert store.outbox_depth() == {"webhook:1": 300, "webhook:2": 3, "webhook:3": 3}
+    # The queries walk the pending-by-target index, never the whole backlog (plan checked).
+    plan = store._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM outbox INDEXED BY outbox_pending_target"
+        " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ? ORDER BY id"
+        " LIMIT 5",
+        ("webhook:2", 2.0),
+    ).fetchall()
+    assert "outbox_pending_target" in str(plan)
+    assert "TEMP B-TREE" not in str(plan)
+    store.close()
+
+
+def test_record_events_tells_new_from_repeated_within_and_across_batches(tmp_path: Path) -> None:
+    from wanderer_console.store.base import PendingWrite
+
+    store = SqliteStore(tmp_path / "db.sqlite")
+    assert store.record_event(_event("old"))
+    writes = [
+        PendingWrite(_event("a"), [_note("note-a")], ("sse:home", "01B")),
+        PendingWrite(_event("old"), [_note("note-old")]),  # already stored
+        PendingWrite(_event("b"), []),
+        PendingWrite(_event("a"), [_note("note-a2")]),  # repeated within the batch
+    ]
+    # More rows than one multi-row statement carries, so chunks meet too.
+    writes += [PendingWrite(_event(f"bulk-{i}"), []) for i in range(450)]
+    inserted = store.record_events(writes, now=5.0)
+    assert inserted[:4] == [True, False, True, False]
+    assert all(inserted[4:])
+    assert store.event_count() == 1 + 2 + 450
+    assert store.events_written == 1 + 2 + 450
+    keys = {row.dedup_key for row in store.due_outbox(10.0, limit=10)}
+    assert keys == {"note-a"}  # a repeat writes no notification
+    assert store.get_cursor("sse:home") == "01B"
+    store.close()

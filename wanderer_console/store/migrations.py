@@ -88,6 +88,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE outbox ADD COLUMN correlation_id TEXT;
     """,
+    # 6: the pending backlog by target in id order, so the dispatcher reads each target's oldest
+    #    rows and counts its depth without walking (and sorting) the whole backlog.
+    """
+    CREATE INDEX outbox_pending_target ON outbox (target_key, id) WHERE status = 'pending';
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

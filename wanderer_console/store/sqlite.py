@@ -22,6 +22,14 @@ from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["SqliteStore", "open_database"]
 
+_INSERT_CHUNK = 200
+"""Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit)."""
+_ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?)"
+_PENDING_BY_TARGET = "outbox_pending_target"
+"""The partial index of pending rows by ``(target_key, id)`` (migration 6). Named in the
+dispatcher's queries because, without statistics, SQLite would pick ``outbox_due`` and walk and
+sort the whole backlog."""
+
 
 def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the console's database with its schema migrated.
@@ -50,6 +58,8 @@ class SqliteStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self.schema_version = SCHEMA_VERSION  # open_database migrated it
+        self.events_written = 0
+        """Events this store inserted since it opened (a cheap progress figure for benchmarks)."""
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -106,6 +116,7 @@ class SqliteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.events_written += inserted
         return inserted
 
     def record_events(
@@ -118,25 +129,43 @@ class SqliteStore:
         """
         stamp = time.time() if now is None else now
         conn = self._conn
-        inserted: list[bool] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for event, notifications, cursor, _done, correlation in writes:
-                result = conn.execute(
-                    "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
-                    event,
-                )
-                new = result.rowcount > 0
-                if new and notifications:
-                    self._insert_notifications(notifications, stamp, correlation)
-                if cursor is not None:
-                    self._advance_cursor(*cursor, stamp)
-                inserted.append(new)
+            inserted = self._insert_events([write.event for write in writes])
+            for write, new in zip(writes, inserted, strict=True):
+                if new and write.notifications:
+                    self._insert_notifications(write.notifications, stamp, write.correlation_id)
+                if write.cursor is not None:
+                    self._advance_cursor(*write.cursor, stamp)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.events_written += sum(inserted)
+        return inserted
+
+    def _insert_events(self, events: Sequence[StoredEvent]) -> list[bool]:
+        """Insert events with one multi-row statement per chunk; per event, whether it was new.
+
+        ``RETURNING`` names the rows actually inserted, so a duplicate (already stored, or
+        repeated within the batch: only its first occurrence inserts) reads as not new.
+        """
+        fresh: set[tuple[str, str]] = set()
+        for start in range(0, len(events), _INSERT_CHUNK):
+            chunk = events[start : start + _INSERT_CHUNK]
+            params = [value for event in chunk for value in event]
+            rows = self._conn.execute(
+                "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
+                f" VALUES {','.join([_ROW_PLACEHOLDER] * len(chunk))}"
+                " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING tenant_id, event_id",
+                params,
+            ).fetchall()
+            fresh.update((str(tenant), str(event_id)) for tenant, event_id in rows)
+        inserted = []
+        for event in events:
+            key = (event.tenant_id, event.event_id)
+            inserted.append(key in fresh)
+            fresh.discard(key)  # a repeat later in the batch was not the one inserted
         return inserted
 
     def has_event(self, tenant_id: str, event_id: str) -> bool:
@@ -222,18 +251,42 @@ class SqliteStore:
         """Pending notifications whose next attempt is due, oldest first.
 
         ``exclude_targets`` leaves out targets already being worked on, so a large backlog for
-        one rate-limited target is not read again and again.
+        one rate-limited target is not read again and again. Each target's oldest rows are read
+        through the ``outbox_pending_target`` index, so the cost follows the rows returned and
+        the number of targets, not the size of the backlog.
         """
-        excluded = sorted(exclude_targets)
-        not_in = f" AND target_key NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+        excluded = set(exclude_targets)
+        rows: list[OutboxRow] = []
+        for target in self.pending_targets():
+            if target in excluded:
+                continue
+            rows.extend(
+                OutboxRow(*row)
+                for row in self._conn.execute(
+                    "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body,"
+                    " attempts, correlation_id, created_at FROM outbox"
+                    f" INDEXED BY {_PENDING_BY_TARGET}"
+                    " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
+                    " ORDER BY id LIMIT ?",
+                    (target, now, limit),
+                )
+            )
+        rows.sort(key=lambda row: row.id)
+        return rows[:limit]
+
+    def pending_targets(self) -> list[str]:
+        """Target keys with at least one pending notification (one index probe per target)."""
         rows = self._conn.execute(
-            "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts,"
-            " correlation_id, created_at FROM outbox"
-            " WHERE status = 'pending' AND next_attempt_at <= ?"
-            f"{not_in} ORDER BY id LIMIT ?",
-            (now, *excluded, limit),
+            "WITH RECURSIVE t(key) AS ("
+            f" SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            " WHERE status = 'pending'"
+            " UNION ALL"
+            f" SELECT (SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            "  WHERE status = 'pending' AND target_key > t.key)"
+            " FROM t WHERE t.key IS NOT NULL"
+            ") SELECT key FROM t WHERE key IS NOT NULL"
         ).fetchall()
-        return [OutboxRow(*row) for row in rows]
+        return [str(key) for (key,) in rows]
 
     def next_due_at(self) -> float | None:
         """When the earliest pending notification becomes due, if any is pending."""
@@ -275,7 +328,8 @@ class SqliteStore:
     def outbox_depth(self) -> dict[str, int]:
         """Pending notifications per target key."""
         rows = self._conn.execute(
-            "SELECT target_key, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY target_key"
+            f"SELECT target_key, COUNT(*) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            " WHERE status = 'pending' GROUP BY target_key"
         ).fetchall()
         return {str(key): int(count) for key, count in rows}
 

@@ -1,7 +1,11 @@
 """Console responsiveness under load: key-to-frame latency and the UI's share of the CPU.
 
-Starts the simulator and a real :class:`~wanderer_console.runtime.Runtime` over it (kills go all
-the way to the fake Discord), then pushes kills for tracked systems at ``--rate`` per second.
+Starts the simulator in a process of its own (as the real map, killstream and Discord are other
+machines: its load generator, heap and event loop stay out of the console's figures) and a real
+:class:`~wanderer_console.runtime.Runtime` over it in this process (kills are decided, written
+and queued for the fake Discord; Discord's 30 messages a minute per channel holds most of them in
+the outbox, as it would in production), then has the simulator push kills for tracked systems
+at ``--rate`` per second.
 Three windows of the same length follow, with the load running throughout:
 
 1. baseline: engine and simulator only;
@@ -14,8 +18,8 @@ Three windows of the same length follow, with the load running throughout:
 The UI's CPU share is the process's CPU time per wall second in window 2 minus the baselines'.
 When the process is already near one full core the difference understates the UI (the event
 loop cannot do more work), so the result says whether the run was saturated. Everything runs in
-one event loop, as in ``wanderer-console demo``. Prints one JSON object; p95 is compared against
-the 100 ms target.
+one event loop, as in ``wanderer-console`` with its console. Prints one JSON object; p95 is
+compared against the 100 ms target.
 
 Run: ``python -m wanderer_console.bench.ui_latency [--quick] [--rate N] [--presses N]``
 """
@@ -25,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import random
 import sys
 import tempfile
 import time
@@ -38,7 +41,7 @@ import orjson
 
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
-from wanderer_console.sim import Simulator
+from wanderer_console.sim.process import SimProcess
 
 __all__ = ["TARGET_P95_MS", "main", "run"]
 
@@ -48,39 +51,6 @@ SATURATED_SHARE = 0.9
 """Above this CPU share of one core the process is treated as saturated."""
 STOP_TIMEOUT = 10.0
 """Seconds the runtime gets to stop at the end."""
-TICK = 0.005
-"""Seconds between load bursts."""
-
-
-class KillLoad:
-    """Pushes kills for tracked systems at a steady rate (catch-up is capped, never bursty)."""
-
-    def __init__(self, sim: Simulator, rate: float, seed: int) -> None:
-        self.sim = sim
-        self.rate = rate
-        self.pushed = 0
-        """Kills pushed so far."""
-        self._rng = random.Random(seed)
-        self._systems = sorted(sim.tracked_system_ids)
-        self._exclude = set(sim.tracked_character_ids)
-
-    async def run(self) -> None:
-        """Push until cancelled."""
-        loop = asyncio.get_running_loop()
-        started, sent = loop.time(), 0
-        max_burst = max(1, math.ceil(self.rate * TICK * 4))
-        while True:
-            due = int((loop.time() - started) * self.rate) - sent
-            for _ in range(min(due, max_burst)):
-                kill = self.sim.generator.make_killmail(
-                    system_id=self._rng.choice(self._systems), exclude_character_ids=self._exclude
-                )
-                await self.sim.killstream.push_kill(kill)
-                sent += 1
-                self.pushed += 1
-            if due > max_burst:  # behind: drop the debt instead of bursting later
-                started = loop.time() - sent / self.rate
-            await asyncio.sleep(TICK)
 
 
 @dataclass
@@ -111,12 +81,17 @@ class Window:
 
 
 class Meter:
-    """Reads the counters a :class:`Window` is the difference of."""
+    """Reads the counters a :class:`Window` is the difference of.
 
-    def __init__(self, runtime: Runtime, load: KillLoad) -> None:
+    The simulator's count of kills pushed is asked for as a window starts (one short exchange
+    with the child process, answered while the window runs) and again after it ends.
+    """
+
+    def __init__(self, runtime: Runtime, sim: SimProcess) -> None:
         self.runtime = runtime
-        self.load = load
+        self.sim = sim
         self._start: Window | None = None
+        self._pushed_at_start: asyncio.Task[dict[str, int]] | None = None
         self.window: Window | None = None
         """The last finished window."""
 
@@ -125,14 +100,21 @@ class Meter:
         return Window(
             wall=time.perf_counter(),
             cpu=time.process_time(),
-            pushed=self.load.pushed,
             received=metrics.total("wc_events_received_total"),
             delivered=metrics.total("wc_notifications_delivered_total"),
         )
 
+    async def settle(self) -> None:
+        """Fill in the kills pushed during the window that just ended."""
+        assert self.window is not None
+        assert self._pushed_at_start is not None
+        first = (await self._pushed_at_start)["pushed"]
+        self.window.pushed = (await self.sim.stats())["pushed"] - first
+
     def start(self) -> None:
         """Begin a window."""
         self._start = self._now()
+        self._pushed_at_start = asyncio.ensure_future(self.sim.stats())
 
     def stop(self) -> None:
         """End the window begun by :meth:`start`."""
@@ -141,7 +123,6 @@ class Meter:
         self.window = Window(
             wall=end.wall - begin.wall,
             cpu=end.cpu - begin.cpu,
-            pushed=end.pushed - begin.pushed,
             received=end.received - begin.received,
             delivered=end.delivered - begin.delivered,
         )
@@ -151,6 +132,7 @@ class Meter:
         self.start()
         await asyncio.sleep(seconds)
         self.stop()
+        await self.settle()
         assert self.window is not None
         return self.window
 
@@ -194,31 +176,30 @@ async def run(
     with tempfile.TemporaryDirectory(prefix="wc-ui-bench-") as tmp:
         data_dir = Path(tmp)
         # A webhook limit the load never reaches: every kill is delivered, none waits on a 429.
-        sim = Simulator(seed=seed, discord_webhook_limit=10**9, discord_webhook_window=1.0)
-        await sim.start()
-        settings = demo_settings(sim, data_dir=data_dir)
-        runtime = Runtime(settings, data_dir=data_dir)
-        load = KillLoad(sim, rate, seed)
-        feeder: asyncio.Task[None] | None = None
-        try:
-            await runtime.start()
-            await _connected(runtime)
-            feeder = asyncio.create_task(load.run())
-            await asyncio.sleep(warmup)
-            meter = Meter(runtime, load)
-            window_s = presses * gap
-            before = await meter.measure(window_s)
-            app = build_app(runtime, settings=runtime.settings, config_path=None, settle_gc=True)
-            samples = await measure_screen_switches(
-                app, presses, gap=gap, warmup=warmup, on_start=meter.start, on_end=meter.stop
-            )
-            assert meter.window is not None
-            with_ui = meter.window
-            after = await meter.measure(window_s)
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-            teardown_ok = await _stop(runtime, sim)
+        async with SimProcess(seed=seed, discord_webhook_limit=10**9) as sim:
+            assert sim.address is not None
+            settings = demo_settings(sim.address, data_dir=data_dir)
+            runtime = Runtime(settings, data_dir=data_dir)
+            try:
+                await runtime.start()
+                await _connected(runtime)
+                await sim.set_rate(rate)
+                await asyncio.sleep(warmup)
+                meter = Meter(runtime, sim)
+                window_s = presses * gap
+                before = await meter.measure(window_s)
+                app = build_app(
+                    runtime, settings=runtime.settings, config_path=None, settle_gc=True
+                )
+                samples = await measure_screen_switches(
+                    app, presses, gap=gap, warmup=warmup, on_start=meter.start, on_end=meter.stop
+                )
+                await meter.settle()
+                assert meter.window is not None
+                with_ui = meter.window
+                after = await meter.measure(window_s)
+            finally:
+                teardown_ok = await _stop(runtime)
     baseline_share = (before.cpu_share + after.cpu_share) / 2
     frames = [sample.frame_ms for sample in samples]
     p95 = percentile(frames, 95)
@@ -253,8 +234,8 @@ async def run(
     }
 
 
-async def _stop(runtime: Runtime, sim: Simulator) -> bool:
-    """Stop the runtime and the simulator; False when the runtime did not stop in time.
+async def _stop(runtime: Runtime) -> bool:
+    """Stop the runtime; False when it did not stop in time.
 
     Bounded because a large delivery backlog has been seen to keep ``Runtime.stop`` waiting on a
     paced dispatcher worker; the report says so instead of the benchmark hanging.
@@ -264,7 +245,6 @@ async def _stop(runtime: Runtime, sim: Simulator) -> bool:
         await asyncio.wait_for(runtime.stop(), STOP_TIMEOUT)
     except TimeoutError:
         ok = False
-    await sim.stop()
     return ok
 
 

@@ -86,7 +86,7 @@ class Runtime:
         )
         self.recent_kills = RecentIds()
         """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
-        self.pipeline_batch = 64
+        self.pipeline_batch = 256
         """Most events the pipeline commits in one transaction."""
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
@@ -321,8 +321,7 @@ class Runtime:
             # Take what is waiting (up to a bound) and commit it together: under load one
             # transaction serves hundreds of events; when idle a batch is a single event.
             batch = [await self.queue.get()]
-            while len(batch) < self.pipeline_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            batch += self.queue.take_nowait(self.pipeline_batch - 1)
             try:
                 await self.engine.process_batch(batch)
             finally:

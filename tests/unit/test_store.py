@@ -180,3 +180,41 @@ def test_record_events_tells_new_from_repeated_within_and_across_batches(tmp_pat
     assert keys == {"note-a"}  # a repeat writes no notification
     assert store.get_cursor("sse:home") == "01B"
     store.close()
+
+
+def test_wal_is_checkpointed_off_the_writers_connection(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(path, checkpoint_interval=0.05)
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for i in range(300):
+        store.record_event(_event(f"e{i}"))
+    wal = Path(f"{path}-wal")
+    assert wal.stat().st_size > 0
+    deadline = time.monotonic() + 10
+    while store.checkpointer.checkpoints < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.checkpointer.checkpoints >= 2
+    assert store.checkpointer.failures == 0
+    # Every frame the writer committed has been copied into the database file already.
+    other = sqlite3.connect(path)
+    busy, log_frames, copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    other.close()
+    assert busy == 0
+    assert log_frames == copied
+    store.close()
+    assert not store.checkpointer._thread.is_alive()
+    assert not wal.exists() or wal.stat().st_size == 0  # folded in at a clean close
+    assert SqliteStore(path).event_count() == 300
+
+
+def test_failed_checkpoint_is_counted_not_raised(tmp_path: Path) -> None:
+    from wanderer_console.store.checkpoint import WalCheckpointer
+
+    checkpointer = WalCheckpointer(tmp_path / "db.sqlite")
+    closed = sqlite3.connect(tmp_path / "db.sqlite")
+    closed.close()
+    checkpointer.checkpoint(closed)  # sqlite3.ProgrammingError is an sqlite3.Error
+    assert checkpointer.failures == 1
+    assert checkpointer.checkpoints == 0

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import sqlite3
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,11 +26,25 @@ from wanderer_console.bench.harness import console_over_simulator, kill_frame
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
 
-__all__ = ["main", "measure_ceiling", "run_ingest_bench"]
+__all__ = ["main", "measure_ceiling", "median_ceiling", "run_ingest_bench"]
 
 
 def measure_ceiling(frames: list[str], db_path: Path) -> float:
-    """Seconds to parse every frame and insert its kills in one batched transaction."""
+    """Seconds to parse every frame and insert its kills in one batched transaction.
+
+    The database is set up as the store's (WAL, ``synchronous=NORMAL``, no automatic
+    checkpoint), and the clock stops at the commit: the checkpoint that closing the connection
+    runs is left out here as the store's background checkpoints are left out of the pipeline.
+    """
+    db_path.unlink(missing_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (tenant_id TEXT, event_id TEXT, source TEXT,"
+        " type TEXT, received_at REAL, payload TEXT, UNIQUE (tenant_id, event_id))"
+    )
     started = time.perf_counter()
     rows = []
     for frame in frames:
@@ -46,18 +61,17 @@ def measure_ceiling(frames: list[str], db_path: Path) -> float:
                     orjson.dumps(raw).decode(),
                 )
             )
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS events (tenant_id TEXT, event_id TEXT, source TEXT,"
-        " type TEXT, received_at REAL, payload TEXT, UNIQUE (tenant_id, event_id))"
-    )
     conn.execute("BEGIN")
     conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
     conn.close()
-    return time.perf_counter() - started
+    return elapsed
+
+
+def median_ceiling(frames: list[str], db_path: Path, runs: int = 3) -> float:
+    """The median of ``runs`` ceiling measurements (one run alone varied by a quarter)."""
+    return statistics.median(measure_ceiling(frames, db_path) for _ in range(runs))
 
 
 async def run_ingest_bench(count: int = 20_000, *, seed: int = 7) -> dict[str, Any]:
@@ -76,9 +90,12 @@ async def run_ingest_bench(count: int = 20_000, *, seed: int = 7) -> dict[str, A
         store = runtime.store
         baseline = store.event_count()
         written = store.events_written
+        # Frames compressed and framed ahead of time, written to the socket at once: the fake
+        # server's own cost stays out of the console's figure; the console still reads,
+        # inflates and parses every frame from a real socket.
+        wires = sim.killstream.wire_frames(frames)
         started = time.perf_counter()
-        # Pre-encoded frames: the fake's encoding cost stays out of the console's figure.
-        await sim.killstream.broadcast_raw(frames)
+        sim.killstream.write_wire(wires)
         deadline = started + 300
         # An in-memory counter: a COUNT(*) every 5 ms would tax the console being measured.
         while store.events_written - written < count:
@@ -87,7 +104,7 @@ async def run_ingest_bench(count: int = 20_000, *, seed: int = 7) -> dict[str, A
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
         stored = store.event_count() - baseline
-        ceiling = measure_ceiling(frames, rig.data_dir / "ceiling.db")
+        ceiling = median_ceiling(frames, rig.data_dir / "ceiling.db")
     rate = stored / elapsed
     ceiling_rate = count / ceiling
     return {

@@ -39,6 +39,8 @@ from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.rules import (
+    KillDecision,
+    Refusal,
     Route,
     SystemInfo,
     decide_kill,
@@ -171,8 +173,7 @@ class Engine:
     async def _process_bound(self, item: Item) -> bool:
         try:
             if isinstance(item, KillItem):
-                await self._prefetch_names(item.killmail)
-                return self._process_kill(item)
+                return await self._process_kill(item)
             if isinstance(item, CustomItem):
                 return self._process_custom(item)
             return await self._process_map_event(item)
@@ -250,45 +251,54 @@ class Engine:
 
     # -- kills -----------------------------------------------------------------------------------
 
-    async def _prefetch_names(self, km: Killmail) -> None:
-        """Resolve missing names before rendering, only for kills some map will be told about."""
-        if self.enricher is None or self.enricher.complete(km):
-            return
-        if self._seen((KILL_TENANT, f"kill:{km.killmail_id}")):
-            return
-        decisions, _ = decide_kill(
+    def _decide_kill(
+        self, km: Killmail, *, ignore_age: bool = False
+    ) -> tuple[list[KillDecision], list[Refusal]]:
+        return decide_kill(
             km,
             settings=self.settings,
             index=self._index,
             now=datetime.fromtimestamp(self._clock(), UTC),
             suppressed=self.suppressed(),
+            ignore_age=ignore_age,
             info=self.system_info,
         )
-        if decisions:
-            await self.enricher.prefetch(km)
 
-    def _process_kill(self, item: KillItem) -> bool:
+    async def _prefetch_names(self, km: Killmail, decisions: list[KillDecision]) -> bool:
+        """Resolve missing names before rendering, only for a kill some map will be told about.
+
+        Returns True when it waited for a look-up (the caller then decides again: a toggle or
+        a reload may have landed meanwhile).
+        """
+        if not decisions or self.enricher is None or self.enricher.complete(km):
+            return False
+        await self.enricher.prefetch(km)
+        return True
+
+    async def _process_kill(self, item: KillItem) -> bool:
         km = item.killmail
         key = (KILL_TENANT, f"kill:{km.killmail_id}")
         if self._seen(key):
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
-        notifications = self.kill_notifications(km)
+        # The rules run once per kill; again only after waiting on ESI for missing names.
+        decided = self._decide_kill(km)
+        if await self._prefetch_names(km, decided[0]):
+            if self._seen(key):  # the same kill from another source, handled while we waited
+                self._metrics.events_duplicate.labels(source=item.source).inc()
+                return False
+            decided = self._decide_kill(km)
+        notifications = self._render_kill(km, *decided)
         event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", self._clock(), item.raw)
         return self._record(event, notifications)
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        decisions, refusals = decide_kill(
-            km,
-            settings=self.settings,
-            index=self._index,
-            now=now,
-            suppressed=self.suppressed(),
-            ignore_age=ignore_age,
-            info=self.system_info,
-        )
+        return self._render_kill(km, *self._decide_kill(km, ignore_age=ignore_age))
+
+    def _render_kill(
+        self, km: Killmail, decisions: list[KillDecision], refusals: list[Refusal]
+    ) -> list[Notification]:
         for refusal in refusals:
             self._filtered(refusal.reason)
         out = []

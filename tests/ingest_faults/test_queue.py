@@ -135,3 +135,28 @@ async def test_cancelled_put_and_get_leave_the_queue_consistent() -> None:
         queue.put_nowait(4)
     with pytest.raises(ValueError, match="bounded"):
         BoundedPriorityQueue(0, lambda _i: 0)
+
+
+async def test_take_nowait_reads_a_batch_in_lane_order_and_frees_waiting_sources() -> None:
+    registry = CollectorRegistry()
+    queue: BoundedPriorityQueue[tuple[int, str]] = BoundedPriorityQueue(
+        4,
+        lambda item: item[0],
+        source=lambda item: item[1],
+        lanes=3,
+        lane_names=("high", "mid", "low"),
+        metrics=QueueMetrics(registry),
+    )
+    for item in [(2, "a"), (0, "b"), (1, "c"), (0, "d")]:
+        queue.put_nowait(item)
+    blocked = [asyncio.create_task(queue.put((2, f"late-{i}"))) for i in range(2)]
+    await asyncio.sleep(0)
+    assert queue.paused_sources() == ["late-0", "late-1"]
+    assert queue.take_nowait(3) == [(0, "b"), (0, "d"), (1, "c")]
+    await asyncio.gather(*blocked)  # three slots freed: both waiting sources went on
+    assert queue.qsize() == 3
+    assert queue.take_nowait(10) == [(2, "a"), (2, "late-0"), (2, "late-1")]
+    assert queue.take_nowait(10) == []
+    for lane in ("high", "mid", "low"):
+        assert registry.get_sample_value("wc_queue_depth", {"lane": lane}) == 0
+    assert registry.get_sample_value("wc_queue_wait_seconds_count") == 6

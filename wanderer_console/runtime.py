@@ -88,6 +88,7 @@ class Runtime:
         """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
         self.pipeline_batch = 256
         """Most events the pipeline commits in one transaction."""
+        self._stopping = False
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self.started_at = time.time()
@@ -311,6 +312,11 @@ class Runtime:
                 raise
             except Exception:
                 self.metrics.errors.labels(component=name).inc()
+                if self._stopping:
+                    # Failing while being cancelled (an error raised on the way out): stop,
+                    # never restart a task against clients and a store being closed.
+                    log.exception("task failed while stopping", extra={"ctx": {"task": name}})
+                    return
                 log.exception("task failed; restarting", extra={"ctx": {"task": name}})
             if time.monotonic() - started > 60:
                 backoff.reset()
@@ -418,6 +424,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Cancel every task, close clients and the store."""
+        self._stopping = True
         if self.http is not None:
             await self.http.stop()
             self.http = None

@@ -48,3 +48,29 @@ async def test_malformed_killmails_do_not_stop_the_socket(sim: Simulator, runtim
     )
     states = {c["name"]: c["state"] for c in runtime.snapshot()["connections"]}
     assert states["killstream:systems"] == "connected"
+
+
+async def test_a_task_failing_while_being_cancelled_is_not_restarted(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import time
+
+    starts = 0
+
+    async def fails_on_cancel() -> None:
+        nonlocal starts
+        starts += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup went wrong") from None
+
+    runtime._spawn("fragile", fails_on_cancel)
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await runtime.stop()
+    assert time.monotonic() - started < 5  # not left running until the 10 s shutdown bound
+    assert starts == 1
+    assert any("task failed while stopping" in r.getMessage() for r in caplog.records)
+    assert not any("did not stop in time" in r.getMessage() for r in caplog.records)

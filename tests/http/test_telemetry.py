@@ -121,3 +121,27 @@ async def test_plain_client_keeps_working(fault_server: FaultServer) -> None:
     assert response.json() == {"ok": True}
     assert client.breakers_snapshot() == {}
     assert client.breaker_events == []
+
+
+async def test_cancelled_request_stays_a_cancellation_and_is_counted(
+    fault_server: FaultServer,
+) -> None:
+    """A send cancelled at shutdown re-raises CancelledError (it used to become an
+    UnboundLocalError, which the supervisor took for a crash and restarted the task)."""
+    import asyncio
+
+    fault_server.always("/slow", Reply(200, delay=5.0))
+    metrics = Metrics()
+    client = build_client("discord", SETTINGS, metrics=metrics)
+    try:
+        request = asyncio.create_task(client.post(f"{fault_server.url}/slow", json={}))
+        await asyncio.sleep(0.2)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    finally:
+        await client.aclose()
+    value = metrics.value
+    assert (
+        value("wc_http_requests_total", service="discord", method="POST", status="cancelled") == 1
+    )

@@ -100,7 +100,7 @@ class TelemetryTransport(Wrapper):
         sent = len(request.content) if isinstance(request.stream, httpx.ByteStream) else 0
         if sent:
             self._m.bytes_out.labels(self._service).inc(sent)
-        status: str
+        status = "cancelled"  # what a BaseException (cancellation, shutdown) leaves it as
         try:
             response = await self._inner.handle_async_request(request)
         except TransportError as exc:

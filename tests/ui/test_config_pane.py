@@ -20,6 +20,10 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -148,3 +152,44 @@ async def test_pane_without_file_is_read_only() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert len(app.screen_stack) == 1
+
+
+async def test_unedited_pane_follows_the_file_changing_on_disk(config_file: Path) -> None:
+    app = make_app(HEALTHY, config_path=config_file)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        _write(config_file, CONFIG_TEXT.replace("kill = true", "kill = false"))
+        screen.check_disk()  # what the pane's 1 s timer does
+        await pilot.pause()
+        assert "kill = false  # kills in tracked systems" in editor.text
+        assert 'api_key = "«secret-1»"' in editor.text  # still masked
+        assert editor.border_subtitle == ""
+
+
+async def test_save_over_someone_elses_change_needs_a_second_press(config_file: Path) -> None:
+    source = FakeSource(HEALTHY)
+    source.reloader = FakeReloader()  # type: ignore[attr-defined]
+    app = make_app(source=source, config_path=config_file)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        editor.move_cursor((5, 0))
+        await pilot.press("end")
+        editor.insert("\nrally = false")
+        theirs = CONFIG_TEXT.replace('theme = "wanderer-dark"', 'theme = "wanderer-light"')
+        _write(config_file, theirs)  # e.g. vim in another window
+        screen.check_disk()
+        await pilot.pause()
+        assert editor.border_subtitle == "modified · file changed on disk"
+        assert "rally = false" in editor.text  # the operator's edit is kept
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert _read(config_file) == theirs  # not overwritten
+        message = str(screen.query_one("#config-problems", Static).render())
+        assert "changed on disk" in message
+        assert source.reloader.calls == []  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")  # confirmed: this text wins
+        await pilot.pause()
+    data = tomllib.loads(_read(config_file))
+    assert data["notifications"]["rally"] is False
+    assert data["console"]["theme"] == "wanderer-dark"
+    assert source.reloader.calls == ["tui"]  # type: ignore[attr-defined]

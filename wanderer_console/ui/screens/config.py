@@ -66,6 +66,10 @@ def reload_config(state: ConsoleState) -> str:
     return "config file touched; a watching engine reloads it"
 
 
+DISK_CHECK_SECONDS = 1.0
+"""How often the pane looks whether the file changed on disk."""
+
+
 class ConfigScreen(Screen[None]):
     """Edit the config file: ctrl+s validates and saves, ctrl+r reveals or masks the secrets."""
 
@@ -83,6 +87,11 @@ class ConfigScreen(Screen[None]):
         """Whether the editor shows the real secret values."""
         self._secrets: tuple[str, ...] = ()
         self._saved_text = ""
+        """The file's text as last loaded or saved here (what the editor started from)."""
+        self._overwrite: str | None = None
+        """The on-disk text a refused save saw; saving again over that same text overwrites."""
+        self._disk_changed = False
+        """The file changed on disk while the pane had edits of its own."""
         self.problems: list[Problem] = []
         """What the last save attempt found wrong."""
 
@@ -108,18 +117,55 @@ class ConfigScreen(Screen[None]):
         """Load the file, masked."""
         editor = self.query_one("#config-text", TextArea)
         editor.cursor_blink = not self.app.is_headless  # steady cursor in snapshots
-        text = ""
         path = self.path
-        if path is not None and path.exists():
-            text = path.read_text(encoding="utf-8")
-        self._saved_text = text
-        masked = mask_secrets(text)
-        self._secrets = masked.secrets
-        editor.load_text(masked.text)
+        text = self._disk_text() or ""
+        self._load(text)
         editor.read_only = path is None
         self._show_hint()
         self._show_problems()
         editor.focus()
+        if path is not None:
+            self.set_interval(DISK_CHECK_SECONDS, self.check_disk)
+
+    def _disk_text(self) -> str | None:
+        """The file's current text (``None`` without a file or when it cannot be read)."""
+        path = self.path
+        if path is None:
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _load(self, text: str) -> None:
+        """Show ``text`` (masked unless revealed) as the unmodified state of the pane."""
+        self._saved_text = text
+        self._overwrite = None
+        self._disk_changed = False
+        if self.revealed:
+            self._replace_text(text)
+        else:
+            masked = mask_secrets(text)
+            self._secrets = masked.secrets
+            self._replace_text(masked.text)
+        self.query_one("#config-text", TextArea).border_subtitle = ""
+
+    def check_disk(self) -> None:
+        """Follow changes made to the file by others (an editor, a toggle, the palette).
+
+        Unedited, the pane shows the new text at once; with edits of its own, it keeps them and
+        says the file changed, and a save then asks for confirmation instead of overwriting.
+        """
+        disk = self._disk_text()
+        if disk is None or disk == self._saved_text:
+            return
+        if not self._modified():
+            self._load(disk)
+            self._show_hint()
+            self.notify(f"{self.path.name if self.path else 'config'} changed on disk; reloaded.")
+        else:
+            self._disk_changed = True
+            self._show_modified()
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -205,6 +251,17 @@ class ConfigScreen(Screen[None]):
                 editor.focus()
             self.app.bell()  # the problems panel says what is wrong; a toast would cover it
             return
+        disk = self._disk_text()
+        if disk is not None and disk != self._saved_text and disk != self._overwrite:
+            # Someone else saved the file since the pane loaded it: do not silently undo that.
+            self._overwrite = disk
+            self.problems = []
+            self._show_problems(
+                f"Not saved: {path.name} changed on disk since it was opened here. Press ctrl+s"
+                " again to overwrite it with this text, or escape and open the pane again to"
+                " start from the new file."
+            )
+            return
         try:
             atomic_write_text(path, text)
         except OSError as exc:
@@ -212,6 +269,8 @@ class ConfigScreen(Screen[None]):
             self._show_problems(f"Not saved: cannot write {path}: {exc.strerror or exc}")
             return
         self._saved_text = text
+        self._overwrite = None
+        self._disk_changed = False
         self.problems = []
         self._show_problems()
         self.query_one("#config-text", TextArea).border_subtitle = ""
@@ -228,8 +287,14 @@ class ConfigScreen(Screen[None]):
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         """Mark the pane modified (the problems stay until the next save attempt)."""
         event.stop()
+        self._show_modified()
+
+    def _show_modified(self) -> None:
         editor = self.query_one("#config-text", TextArea)
-        editor.border_subtitle = "modified" if self._modified() else ""
+        subtitle = "modified" if self._modified() else ""
+        if subtitle and self._disk_changed:
+            subtitle += " · file changed on disk"
+        editor.border_subtitle = subtitle
 
     def _modified(self) -> bool:
         try:

@@ -142,3 +142,28 @@ def test_restart_required_keys_are_classified() -> None:
     assert not needs_restart("maps.home.discord.webhook_url", maps, maps)
     assert not needs_restart("console.theme", maps, maps)
     assert not needs_restart("console.log_level", maps, maps)
+
+
+async def test_reload_checks_secret_hygiene_again(
+    sim: Simulator, watched: tuple[Runtime, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime, path = watched
+    assert runtime.reloader is not None
+    caplog.set_level("WARNING", logger="wanderer_console.config.reload")
+    path.chmod(0o644)  # someone opened the file up while the console runs
+    text = path.read_text()
+    path.write_text(text.replace("system = true", "system = false"))  # the watcher applies it
+
+    def hygiene() -> list[str]:
+        return [
+            r.__dict__["ctx"]["warning"]
+            for r in caplog.records
+            if r.getMessage() == "config secret hygiene"
+        ]
+
+    warnings = await wait_for(hygiene)
+    assert runtime.snapshot()["config"]["last_status"] == "applied"
+    assert len(warnings) == 1
+    assert "readable by group and others (mode 0644)" in warnings[0]
+    assert f"chmod 600 {path}" in warnings[0]
+    assert sim.map_api_key not in str(warnings)

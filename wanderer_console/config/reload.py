@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from watchfiles import awatch
 
 from wanderer_console.config.audit import ConfigAudit, diff_settings
-from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.loader import ConfigError, parse_settings_text, secret_warnings
 from wanderer_console.config.model import Settings
 
 if TYPE_CHECKING:
@@ -156,6 +156,10 @@ class ConfigReloader:
                 "configuration changes need a restart to take effect",
                 extra={"ctx": {"keys": restart}},
             )
+        # The checks made at start, made again: an edit can add a secret to a file others can
+        # read (or paste a token into the wrong field).
+        for warning in secret_warnings(new, text, self.path):
+            log.warning("config secret hygiene", extra={"ctx": {"warning": str(warning)}})
         return self.last
 
     def _apply(self, old: Settings, new: Settings) -> None:

@@ -122,3 +122,46 @@ async def test_app_freezes_start_up_objects_only_when_asked() -> None:
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one(KeyBar)
+        redraws: list[object] = []
+        original = bar.update
+
+        def counting(*args: object, **kwargs: object) -> None:
+            redraws.append(args)
+            original(*args, **kwargs)  # type: ignore[arg-type]
+
+        bar.update = counting  # type: ignore[method-assign]
+        for _ in range(2):
+            await pilot.press("t")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        assert redraws == []  # same bindings as before: no second frame for the press
+        app.screen.query_one("#activity-filter").focus()  # bindings change with focus...
+        await pilot.pause()
+        assert len(redraws) <= 1  # ... and only a real change is drawn
+
+
+async def test_header_changes_only_for_rare_facts() -> None:
+    """A new header title re-lays out the whole screen: the queue depth is not in it."""
+    source = FakeSource(HEALTHY)
+    app = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        before = screen.sub_title
+        assert before == "v0.1.0 · up 1h02m · delivery running"
+        source.data = {**HEALTHY, "queue_depth": 999, "uptime": HEALTHY["uptime"] + 20}
+        screen.poll()
+        assert screen.sub_title == before
+        source.data = {**HEALTHY, "uptime": HEALTHY["uptime"] + 120}
+        screen.poll()
+        assert screen.sub_title == "v0.1.0 · up 1h04m · delivery running"

@@ -30,7 +30,15 @@ def test_quick_run_reports_latency_and_cpu() -> None:
     assert set(report["by_key_ms"]) == {"t", "escape"}
     assert report["target_p95_ms"] == 100.0
     assert isinstance(report["p95_within_target"], bool)
-    assert set(report["cpu"]) == {"baseline_share", "with_ui_share", "ui_share", "saturated"}
+    assert set(report["cpu"]) == {
+        "ui_share",
+        "engine_share",
+        "baseline_share",
+        "with_ui_share",
+        "difference_share",
+        "saturated",
+    }
+    assert 0 < report["cpu"]["ui_share"] < 1  # measured directly: never negative
     assert set(report["windows"]) == {"baseline_before", "with_ui", "baseline_after"}
     assert report["windows"]["with_ui"]["kills_pushed_per_s"] > 0
     assert isinstance(report["teardown_ok"], bool)

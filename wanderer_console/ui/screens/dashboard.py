@@ -111,11 +111,14 @@ class DashboardScreen(Screen[None]):
         self._last = snapshot
         delivery = snapshot.get("delivery") or {}
         paused = bool(delivery.get("paused"))
-        self.sub_title = (
+        # Only what changes rarely: a new header title costs the whole screen a new layout,
+        # so the queue depth (which changes all the time) is in the counters panel instead.
+        sub_title = (
             f"v{snapshot.get('version', '?')} · up {_uptime(snapshot.get('uptime'))} · "
-            f"queue {snapshot.get('queue_depth', 0)} · "
             f"delivery {'PAUSED' if paused else 'running'}"
         )
+        if sub_title != self.sub_title:
+            self.sub_title = sub_title
         self.query_one(ConnectionsTable).show(snapshot.get("connections") or [], now)
         self.query_one(DeliveryTable).show(delivery.get("targets") or {})
         delivery_panel = self.query_one("#delivery-panel")
@@ -141,12 +144,11 @@ class DashboardScreen(Screen[None]):
 
 
 def _uptime(value: Any) -> str:
+    """Uptime to the minute (the header changes at most once a minute)."""
     if not isinstance(value, int | float):
         return "-"
-    seconds = int(value)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(int(value) // 60, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def _breaker_state(info: Any) -> str:

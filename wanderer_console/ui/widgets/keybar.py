@@ -44,25 +44,42 @@ class KeyBar(Static):
         if screen is self.screen:
             self.show_bindings()
 
-    def describe(self) -> Content:
-        """The bar's text for the screen's active bindings, one entry per action."""
-        parts: list[Content] = []
-        seen: set[str] = set()
+    _shown: tuple[tuple[str, str, bool], ...] | None = None
+    """The entries on the bar now (a redraw is skipped when they do not change)."""
+
+    def entries(self) -> tuple[tuple[str, str, bool], ...]:
+        """``(key, description, enabled)`` for the screen's active bindings, one per action."""
         app = self.app
         active = self.screen.active_bindings
         shown = [(b, on) for _node, b, on, _tip in active.values() if b.show]
         palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
         if palette is not None:  # last, as Textual's footer has it
             shown.append((palette.binding, palette.enabled))
+        out: list[tuple[str, str, bool]] = []
+        seen: set[str] = set()
         for binding, enabled in shown:
-            if binding.action in seen:
-                continue
-            seen.add(binding.action)
-            key = Content.styled(f" {app.get_key_display(binding)} ", "$footer-key-foreground bold")
-            entry = Content.assemble(key, f"{binding.description} ")
+            if binding.action not in seen:
+                seen.add(binding.action)
+                out.append((app.get_key_display(binding), binding.description, enabled))
+        return tuple(out)
+
+    def describe(self) -> Content:
+        """The bar's text for the screen's active bindings."""
+        parts: list[Content] = []
+        for key, description, enabled in self.entries():
+            label = Content.styled(f" {key} ", "$footer-key-foreground bold")
+            entry = Content.assemble(label, f"{description} ")
             parts.append(entry if enabled else entry.stylize("dim"))
         return Content(" ").join(parts)
 
     def show_bindings(self) -> None:
-        """Redraw the bar (one line: no layout change)."""
+        """Redraw the bar when its entries changed (one line: no layout change).
+
+        A kept screen shown again announces its bindings anew; redrawing the same bar would
+        cost the key press a second frame.
+        """
+        entries = self.entries()
+        if entries == self._shown:
+            return
+        self._shown = entries
         self.update(self.describe(), layout=False)

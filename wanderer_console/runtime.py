@@ -84,6 +84,9 @@ class Runtime:
         self.queue: BoundedPriorityQueue[Item] = item_queue(
             queue_size, self.index, registry=self.metrics.registry
         )
+        # Where every source puts what it read. A full queue blocks the source: it stops
+        # reading instead of dropping. (The queue's own method: no wrapper per event.)
+        self._sink = self.queue.put
         self.recent_kills = RecentIds()
         """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
         self.pipeline_batch = 256
@@ -175,10 +178,6 @@ class Runtime:
         for source in self.kill_sources.values():
             source.refresh()
         self._ensure_kill_sources()
-
-    async def _sink(self, item: Item) -> None:
-        # A full queue blocks the source: it stops reading instead of dropping.
-        await self.queue.put(item)
 
     async def _load_map(self, tenant: str) -> None:
         rest = self._rest[tenant]

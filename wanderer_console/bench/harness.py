@@ -8,6 +8,7 @@ this module is that one place.
 from __future__ import annotations
 
 import asyncio
+import gc
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 
 from wanderer_console.config.model import Settings
+from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.simulator import Simulator
@@ -60,7 +62,8 @@ async def console_over_simulator(
 
     ``unlimited_discord`` lifts Discord's limits on both sides (the fake's buckets, the
     client's rate limit and channel pacing) so a run measures the console, not Discord.
-    Real-time updates are sent once (the engine's dedup is measured elsewhere).
+    Real-time updates are sent once (the engine's dedup is measured elsewhere). The objects that
+    exist once everything is up are frozen for the garbage collector, as in production.
     """
     limits = (
         {"discord_webhook_limit": 1_000_000, "discord_webhook_window": 1.0}
@@ -81,6 +84,10 @@ async def console_over_simulator(
             await runtime.start()
             try:
                 await wait_joined(sim)
+                # As `wanderer-console --no-ui` does once started (see gcpolicy); undone on
+                # exit so the next scenario starts with nothing of this one frozen.
+                freeze_startup_objects()
                 yield Rig(sim, runtime, data)
             finally:
+                gc.unfreeze()
                 await runtime.stop()

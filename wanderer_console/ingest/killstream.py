@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
 _CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
+_MAX_QUEUE = 1_024
+"""Frames the socket may hold unread (about 3 MiB of killmails) before it stops reading."""
+_YIELD_EVERY = 128
+"""Frames read back to back before the reader lets the rest of the console run."""
 Mode = Literal["systems", "characters"]
 
 
@@ -138,7 +142,13 @@ class KillstreamSource:
             else ConnectionState.RECONNECTING
         )
         async with connect(
-            self._url, open_timeout=10, close_timeout=2, max_size=16 * 1024 * 1024
+            self._url,
+            open_timeout=10,
+            close_timeout=2,
+            max_size=16 * 1024 * 1024,
+            # Room for a burst: the pipeline then takes hundreds of kills per transaction
+            # instead of websockets' default 16 (most of an ingest's cost was commits).
+            max_queue=_MAX_QUEUE,
         ) as ws:
             self._ws = ws
             await self._join(ws)
@@ -150,7 +160,7 @@ class KillstreamSource:
                 async for frame in ws:
                     await self._on_frame(ws, frame)
                     self._frames += 1
-                    if self._frames % 32 == 0:
+                    if self._frames % _YIELD_EVERY == 0:
                         # Buffered frames are read without suspending: let the console breathe.
                         await asyncio.sleep(0)
             finally:

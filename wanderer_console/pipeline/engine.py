@@ -103,6 +103,7 @@ class Engine:
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: list[PendingWrite] = []
         self._filtered_children: dict[str, Any] = {}
+        self._filtered_pending: TallyCounter[str] = TallyCounter()
         self._batching = False
         self._window = window
         # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
@@ -115,13 +116,21 @@ class Engine:
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
 
     def _filtered(self, reason: str) -> None:
-        """Count a refusal (children cached: this runs for nearly every kill)."""
-        child = self._filtered_children.get(reason)
-        if child is None:
-            child = self._filtered_children[reason] = self._metrics.notifications_filtered.labels(
-                reason=reason
-            )
-        child.inc()
+        """Count a refusal: this runs for nearly every kill, so inside a batch the counts are
+        kept here and added to the metric once per reason when the batch is written."""
+        self._filtered_pending[reason] += 1
+        if not self._batching:
+            self._count_filtered()
+
+    def _count_filtered(self) -> None:
+        for reason, count in self._filtered_pending.items():
+            child = self._filtered_children.get(reason)
+            if child is None:
+                child = self._filtered_children[reason] = (
+                    self._metrics.notifications_filtered.labels(reason=reason)
+                )
+            child.inc(count)
+        self._filtered_pending.clear()
 
     def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
         """Give the engine a map's REST look-ups (static info, tracked characters)."""
@@ -217,6 +226,7 @@ class Engine:
 
     def _flush(self) -> bool:
         """Write the pending events in one transaction; True when the last one was new."""
+        self._count_filtered()
         writes, self._pending = self._pending, []
         if not writes:
             return False
@@ -233,8 +243,9 @@ class Engine:
         for write, new in zip(writes, inserted, strict=True):
             if new:
                 received[write.event.source] += 1
-                queued.update(n.type.value for n in write.notifications)
-                targets.update(n.target.key for n in write.notifications)
+                if write.notifications:
+                    queued.update(n.type.value for n in write.notifications)
+                    targets.update(n.target.key for n in write.notifications)
             else:
                 duplicates[write.event.source] += 1
             _resolve(write.done, new)

@@ -22,7 +22,7 @@ class MapEventItem:
     source: str
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
-    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
+    request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class KillItem:
     source: str
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
-    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
+    request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class CustomItem:
     """Resolved by the engine with True (stored as new) or False (duplicate or failed)."""
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
-    request that brought it (bound by the HTTP surface), else a fresh uuid4 hex."""
+    request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
 
 
 Item = MapEventItem | KillItem | CustomItem

@@ -169,9 +169,9 @@ _ID_ONLY: Final = IdOnlySystemInfo()
 
 def flags_allow(settings: Settings, map_settings: MapSettings, kind: NotificationType) -> bool:
     """Global master and type flag AND the map's master and type flag."""
-    return settings.notifications.allows(kind.value) and map_settings.notifications.allows(
-        kind.value
-    )
+    # ``kind`` is a StrEnum, so it is already the flag's name (``.value`` costs an enum
+    # descriptor call on every kill).
+    return settings.notifications.allows(kind) and map_settings.notifications.allows(kind)
 
 
 def is_priority_system(filters: MapFilters, system_id: int, names: Iterable[str | None]) -> bool:
@@ -270,10 +270,14 @@ def decide_kill(
     for the filters that need them; without it only what the ids and the maps' static info tell
     is known, and a filter that needs an unknown fact does not match.
     """
-    involved = set(km.character_ids())
+    involved = {a.character_id for a in km.attackers if a.character_id is not None}
+    if km.victim.character_id is not None:
+        involved.add(km.victim.character_id)
     candidates = set(index.maps_for_system(km.system_id))
     for eve_id in involved:
-        candidates |= index.maps_for_character(eve_id)
+        maps = index.maps_for_character(eve_id)
+        if maps:
+            candidates |= maps
     decisions: list[KillDecision] = []
     refusals: list[Refusal] = []
     if not candidates:

@@ -41,10 +41,11 @@ log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
 _CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
-_MAX_QUEUE = 1_024
-"""Frames the socket may hold unread (about 3 MiB of killmails) before it stops reading."""
-_YIELD_EVERY = 128
-"""Frames read back to back before the reader lets the rest of the console run."""
+_MAX_QUEUE = 256
+"""Frames the socket may hold unread (under 1 MiB of killmails) before it stops reading."""
+_YIELD_EVERY = 32
+"""Frames read back to back before the reader lets the rest of the console run (more made
+bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffered)."""
 Mode = Literal["systems", "characters"]
 
 
@@ -146,8 +147,8 @@ class KillstreamSource:
             open_timeout=10,
             close_timeout=2,
             max_size=16 * 1024 * 1024,
-            # Room for a burst: the pipeline then takes hundreds of kills per transaction
-            # instead of websockets' default 16 (most of an ingest's cost was commits).
+            # Room for a burst (websockets' default is 16 frames): reading goes on while the
+            # pipeline writes a batch, instead of pausing the socket.
             max_queue=_MAX_QUEUE,
         ) as ws:
             self._ws = ws

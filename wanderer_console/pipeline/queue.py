@@ -104,8 +104,9 @@ class BoundedPriorityQueue(Generic[T]):
         self._putters: deque[asyncio.Future[None]] = deque()
         self._all_done: asyncio.Event | None = None
         self._metrics = metrics or QueueMetrics()
-        # Labelled children resolved once: ``labels()`` per put/get costs more than the queue.
-        self._depth = [self._metrics.depth.labels(lane=self._name(i)) for i in range(lanes)]
+        # Each lane's depth is read when the metrics are collected, not counted per put/take.
+        for i, waiting in enumerate(self._lanes):
+            self._metrics.depth.labels(lane=self._name(i)).set_function(waiting.__len__)
         self._clock = clock
         self.high_water = 0
         """The largest depth seen (never above ``maxsize``)."""
@@ -157,7 +158,6 @@ class BoundedPriorityQueue(Generic[T]):
         self._size += 1
         self._unfinished += 1
         self.high_water = max(self.high_water, self._size)
-        self._depth[index].inc()
         if self._all_done is not None:
             self._all_done.clear()
         self._wake(self._getters)
@@ -203,7 +203,6 @@ class BoundedPriorityQueue(Generic[T]):
                 if key is not None:
                     self._pending[key][index] -= 1
                 self._size -= 1
-                self._depth[index].dec()
                 self._metrics.wait.observe(max(0.0, self._clock() - enqueued))
                 self._wake(self._putters)
                 return item
@@ -226,7 +225,6 @@ class BoundedPriorityQueue(Generic[T]):
                 self._metrics.wait.observe(max(0.0, now - enqueued))
                 taken.append(item)
             self._size -= count
-            self._depth[index].dec(count)
         for _ in range(len(taken)):  # one waiting source per freed slot, as get_nowait does
             if not self._putters:
                 break

@@ -24,7 +24,7 @@ from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.simulator import Simulator
 
-__all__ = ["Rig", "console_over_simulator", "kill_frame", "wait_joined"]
+__all__ = ["Rig", "console_over_simulator", "kill_frame", "numbered_frames", "wait_joined"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,17 @@ def kill_frame(killmail: dict[str, Any]) -> str:
     """A pre-encoded V2 ``killmail_update`` broadcast frame for one kill."""
     payload = {"system_id": killmail["system_id"], "killmails": [killmail], "preload": False}
     return orjson.dumps([None, None, "killmails:lobby", "killmail_update", payload]).decode()
+
+
+def numbered_frames(templates: list[dict[str, Any]], first_id: int, count: int) -> list[str]:
+    """``count`` broadcast frames for copies of ``templates`` (in turn) with killmail ids
+    ``first_id``, ``first_id + 1``, …: many distinct kills without generating each one."""
+    frames = []
+    for i in range(count):
+        kill = dict(templates[(first_id + i) % len(templates)])
+        kill["killmail_id"] = first_id + i
+        frames.append(kill_frame(kill))
+    return frames
 
 
 @asynccontextmanager

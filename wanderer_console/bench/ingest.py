@@ -31,7 +31,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame
 from websockets.streams import StreamReader
 
-from wanderer_console.bench.harness import console_over_simulator, kill_frame
+from wanderer_console.bench.harness import console_over_simulator, numbered_frames
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
 
@@ -136,11 +136,7 @@ async def run_ingest_bench(
         ceilings: list[float] = []
         lost = 0
         for round_no in range(rounds):
-            frames = []
-            for i in range(count):
-                kill = dict(templates[i % len(templates)])
-                kill["killmail_id"] = _FIRST_ID + round_no * count + i  # new kills each round
-                frames.append(kill_frame(kill))
+            frames = numbered_frames(templates, _FIRST_ID + round_no * count, count)  # new kills
             baseline = store.event_count()
             written = store.events_written
             # Frames compressed and framed ahead of time, written to the socket at once: the

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.bench.harness import console_over_simulator, kill_frame
+from wanderer_console.bench.harness import console_over_simulator, numbered_frames
 from wanderer_console.config.model import Settings
 from wanderer_console.sim.simulator import Simulator
 
@@ -97,11 +97,7 @@ async def run_memory_bench(
         deadline = push_started + time_limit
         while pushed < count and time.perf_counter() < deadline:
             size = min(chunk, count - pushed)
-            frames = []
-            for i in range(pushed, pushed + size):
-                kill = dict(templates[i % len(templates)])
-                kill["killmail_id"] = _FIRST_ID + i
-                frames.append(kill_frame(kill))
+            frames = numbered_frames(templates, _FIRST_ID + pushed, size)
             await sim.killstream.broadcast_raw(frames)
             pushed += size
             del frames
@@ -180,11 +176,7 @@ async def run_soak(
                 break
             due = int((now - start) * rate) - pushed
             if due > 0:
-                frames = []
-                for i in range(pushed, pushed + due):
-                    kill = dict(templates[i % len(templates)])
-                    kill["killmail_id"] = _FIRST_ID + i
-                    frames.append(kill_frame(kill))
+                frames = numbered_frames(templates, _FIRST_ID + pushed, due)
                 await sim.killstream.broadcast_raw(frames)
                 pushed += due
             await asyncio.sleep(0.01)

@@ -295,9 +295,6 @@ class Engine:
         # The rules run once per kill; again only after waiting on ESI for missing names.
         decided = self._decide_kill(km)
         if await self._prefetch_names(km, decided[0]):
-            if self._seen(key):  # the same kill from another source, handled while we waited
-                self._metrics.events_duplicate.labels(source=item.source).inc()
-                return False
             decided = self._decide_kill(km)
         notifications = self._render_kill(km, *decided)
         event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", self._clock(), item.raw)

@@ -99,33 +99,8 @@ class SqliteStore:
         and it advances even for a duplicate. Returns False when ``(tenant_id, event_id)`` was
         already stored, in which case no notification is written.
         """
-        stamp = time.time() if now is None else now
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = conn.execute(
-                "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING",
-                (
-                    event.tenant_id,
-                    event.event_id,
-                    event.source,
-                    event.type,
-                    event.received_at,
-                    event.payload,
-                ),
-            )
-            inserted = result.rowcount > 0
-            if inserted:
-                self._insert_notifications(notifications, stamp, correlation_id)
-            if cursor is not None:
-                self._advance_cursor(*cursor, stamp)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self.events_written += inserted
-        return inserted
+        write = PendingWrite(event, list(notifications), cursor, None, correlation_id)
+        return self.record_events([write], now=now)[0]
 
     def record_events(
         self, writes: Sequence[PendingWrite], *, now: float | None = None

@@ -139,15 +139,19 @@ class ConfigScreen(Screen[None]):
 
     def _load(self, text: str) -> None:
         """Show ``text`` (masked unless revealed) as the unmodified state of the pane."""
-        self._saved_text = text
-        self._overwrite = None
-        self._disk_changed = False
         if self.revealed:
             self._replace_text(text)
         else:
             masked = mask_secrets(text)
             self._secrets = masked.secrets
             self._replace_text(masked.text)
+        self._mark_clean(text)
+
+    def _mark_clean(self, text: str) -> None:
+        """``text`` is what the file holds and what the pane shows: nothing to warn about."""
+        self._saved_text = text
+        self._overwrite = None
+        self._disk_changed = False
         self.query_one("#config-text", TextArea).border_subtitle = ""
 
     def check_disk(self) -> None:
@@ -268,12 +272,9 @@ class ConfigScreen(Screen[None]):
             self.problems = []
             self._show_problems(f"Not saved: cannot write {path}: {exc.strerror or exc}")
             return
-        self._saved_text = text
-        self._overwrite = None
-        self._disk_changed = False
+        self._mark_clean(text)
         self.problems = []
         self._show_problems()
-        self.query_one("#config-text", TextArea).border_subtitle = ""
         summary = reload_config(self.state)
         self.state.activity.add(self.state.clock.now(), f"config saved from the console; {summary}")
         self.notify(f"Saved {path.name}; {summary}.")

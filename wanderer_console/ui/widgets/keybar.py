@@ -63,10 +63,10 @@ class KeyBar(Static):
                 out.append((app.get_key_display(binding), binding.description, enabled))
         return tuple(out)
 
-    def describe(self) -> Content:
-        """The bar's text for the screen's active bindings."""
+    def describe(self, entries: tuple[tuple[str, str, bool], ...] | None = None) -> Content:
+        """The bar's text for ``entries`` (default: the screen's active bindings now)."""
         parts: list[Content] = []
-        for key, description, enabled in self.entries():
+        for key, description, enabled in self.entries() if entries is None else entries:
             label = Content.styled(f" {key} ", "$footer-key-foreground bold")
             entry = Content.assemble(label, f"{description} ")
             parts.append(entry if enabled else entry.stylize("dim"))
@@ -82,4 +82,4 @@ class KeyBar(Static):
         if entries == self._shown:
             return
         self._shown = entries
-        self.update(self.describe(), layout=False)
+        self.update(self.describe(entries), layout=False)

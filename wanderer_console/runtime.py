@@ -25,6 +25,7 @@ from wanderer_console.domain.notification import TargetKind
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
+from wanderer_console.eventloop import running_loop_name
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
@@ -330,8 +331,7 @@ class Runtime:
             try:
                 await self.engine.process_batch(batch)
             finally:
-                for _ in batch:
-                    self.queue.task_done()
+                self.queue.task_done(len(batch))
 
     async def _map_task(self, tenant: str) -> None:
         backoff = Backoff(1.0, 60.0)
@@ -393,6 +393,7 @@ class Runtime:
                     "maps": list(self.settings.maps),
                     "data_dir": str(self.data_dir),
                     "dry_run": self.settings.console.dry_run,
+                    "event_loop": running_loop_name(),
                 }
             },
         )

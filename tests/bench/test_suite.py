@@ -15,6 +15,7 @@ from wanderer_console.bench.suite import Sizes, compare, direction_of, figures_o
 
 TINY = Sizes(
     ingest_killmails=200,
+    ingest_rounds=2,
     latency_rates=(50,),
     latency_seconds=0.2,
     delivery_notifications=20,

@@ -160,3 +160,36 @@ async def test_take_nowait_reads_a_batch_in_lane_order_and_frees_waiting_sources
     for lane in ("high", "mid", "low"):
         assert registry.get_sample_value("wc_queue_depth", {"lane": lane}) == 0
     assert registry.get_sample_value("wc_queue_wait_seconds_count") == 6
+
+
+def test_wait_histogram_exposes_what_prometheus_histogram_would() -> None:
+    """The hot-path histogram renders exactly as ``prometheus_client.Histogram`` does."""
+    from prometheus_client import Histogram, generate_latest
+
+    from wanderer_console.pipeline.queue import WaitHistogram
+
+    bounds = (0.001, 0.005, 1, 300)
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = WaitHistogram("wc_wait_seconds", "Wait", bounds, ours)
+    reference = Histogram("wc_wait_seconds", "Wait", buckets=bounds, registry=theirs)
+    # On a bound (``le``: counted in that bucket), between bounds, past the last one.
+    for value in (0.0, 0.001, 0.002, 0.5, 1.0, 299.0, 400.0):
+        mine.observe(value)
+        reference.observe(value)
+    # prometheus_client adds a ``_created`` timestamp; everything else is the same text.
+    expected = [line for line in generate_latest(theirs).splitlines() if b"_created" not in line]
+    assert generate_latest(ours).splitlines() == expected
+    assert ours.get_sample_value("wc_wait_seconds_bucket", {"le": "0.001"}) == 2
+    assert ours.get_sample_value("wc_wait_seconds_bucket", {"le": "+Inf"}) == 7
+    assert ours.get_sample_value("wc_wait_seconds_sum") == pytest.approx(700.503)
+
+
+def test_task_done_counts_several_at_once() -> None:
+    queue: BoundedPriorityQueue[int] = BoundedPriorityQueue(4, lambda _i: 0)
+    for i in range(3):
+        queue.put_nowait(i)
+    assert queue.take_nowait(3) == [0, 1, 2]
+    queue.task_done(2)
+    with pytest.raises(ValueError, match="too many"):
+        queue.task_done(2)
+    queue.task_done()

@@ -31,7 +31,6 @@ CLI nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -42,6 +41,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from wanderer_console.eventloop import LoopChoice, LoopUnavailable, add_loop_option, resolve
+from wanderer_console.eventloop import run as run_loop
 
 __all__ = [
     "FULL",
@@ -68,6 +70,7 @@ class Sizes:
     """How much work each scenario does."""
 
     ingest_killmails: int
+    ingest_rounds: int
     latency_rates: tuple[float, ...]
     latency_seconds: float
     delivery_notifications: int
@@ -82,7 +85,8 @@ class Sizes:
 
 
 QUICK = Sizes(
-    ingest_killmails=10_000,
+    ingest_killmails=16_000,
+    ingest_rounds=8,
     latency_rates=(50, 200, 1000),
     latency_seconds=1.0,
     delivery_notifications=500,
@@ -92,7 +96,8 @@ QUICK = Sizes(
     memory_time_limit=45.0,
 )
 FULL = Sizes(
-    ingest_killmails=20_000,
+    ingest_killmails=60_000,
+    ingest_rounds=15,
     latency_rates=(50, 200, 1000),
     latency_seconds=5.0,
     delivery_notifications=500,
@@ -106,7 +111,7 @@ FULL = Sizes(
 async def _ingest(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.ingest import run_ingest_bench
 
-    return await run_ingest_bench(sizes.ingest_killmails)
+    return await run_ingest_bench(sizes.ingest_killmails, rounds=sizes.ingest_rounds)
 
 
 async def _latency(sizes: Sizes) -> dict[str, Any]:
@@ -348,10 +353,12 @@ def run_suite(
     only: Iterable[str] | None = None,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
+    loop: LoopChoice = "auto",
 ) -> dict[str, Any]:
     """Run the scenarios (all but ``soak`` unless ``sizes.soak_minutes``) in one event loop.
 
-    Returns the result document (without a comparison).
+    ``loop`` is the console's headless choice (uvloop when installed); the document names the
+    loop used. Returns the result document (without a comparison).
     """
     from wanderer_console import __version__
 
@@ -361,13 +368,14 @@ def run_suite(
         if (only is None or name in set(only)) and (name != "soak" or sizes.soak_minutes)
     ]
     started = time.perf_counter()
-    measured = asyncio.run(_run_all(names, sizes, progress))
+    measured = run_loop(_run_all(names, sizes, progress), loop=loop)
     return {
         "suite": "wanderer-console bench",
         "version": __version__,
         "quick": quick,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": _machine(),
+        "event_loop": resolve(loop),
         "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sizes).items()},
         "elapsed_s": round(time.perf_counter() - started, 2),
         "scenario_seconds": measured.seconds,
@@ -421,6 +429,7 @@ def register(sub: Any) -> None:
         metavar="LIST",
         help=f"comma-separated scenarios to run (of: {', '.join(SCENARIOS)})",
     )
+    add_loop_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -448,7 +457,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress)
+    try:
+        doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress, loop=args.loop)
+    except LoopUnavailable as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     regressions: list[dict[str, Any]] = []
     if old is not None:
         doc["compare"] = compare(old, doc)

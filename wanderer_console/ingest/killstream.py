@@ -17,7 +17,7 @@ from typing import Literal
 import orjson
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
 from wanderer_console.domain.eve import is_character_id
 from wanderer_console.domain.killmail import Killmail
@@ -158,12 +158,17 @@ class KillstreamSource:
                 asyncio.create_task(self._subscriptions(ws)),
             ]
             try:
-                async for frame in ws:
+                while True:
+                    # The frame's bytes as received: the JSON parser reads bytes, so decoding
+                    # them to a str first (what ``async for`` does) would only copy them.
+                    frame = await ws.recv(decode=False)
                     await self._on_frame(ws, frame)
                     self._frames += 1
                     if self._frames % _YIELD_EVERY == 0:
                         # Buffered frames are read without suspending: let the console breathe.
                         await asyncio.sleep(0)
+            except ConnectionClosedOK:
+                return  # a clean close: reconnect as after any other loss
             finally:
                 for task in tasks:
                     task.cancel()
@@ -248,24 +253,26 @@ class KillstreamSource:
         if not isinstance(killmails, list):
             self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()
             return
-        for raw in killmails:
-            kill_id = raw.get("killmail_id") if isinstance(raw, dict) else None
-            if isinstance(kill_id, int) and kill_id in self._recent:
-                # A repeat (real-time updates come twice; preloads repeat on every rejoin).
-                self._duplicates.inc()
-                continue
-            try:
-                if not isinstance(raw, dict):
-                    raise ValueError("killmail is not an object")
-                km = Killmail.from_wire(raw)
-            except (ValidationError, ValueError) as exc:
-                self._metrics.events_invalid.labels(source=self.source, reason="killmail").inc()
-                log.warning("malformed killmail skipped", extra={"ctx": {"error": str(exc)[:300]}})
-                continue
-            self._recent.seen(km.killmail_id)
-            self.health.saw_event()
-            self._sinking = True
-            try:
+        self._sinking = True  # handing kills to the pipeline: a full queue may hold us here
+        try:
+            for raw in killmails:
+                kill_id = raw.get("killmail_id") if isinstance(raw, dict) else None
+                if isinstance(kill_id, int) and kill_id in self._recent:
+                    # A repeat (real-time updates come twice; preloads repeat on every rejoin).
+                    self._duplicates.inc()
+                    continue
+                try:
+                    if not isinstance(raw, dict):
+                        raise ValueError("killmail is not an object")
+                    km = Killmail.from_wire(raw)
+                except (ValidationError, ValueError) as exc:
+                    self._metrics.events_invalid.labels(source=self.source, reason="killmail").inc()
+                    log.warning(
+                        "malformed killmail skipped", extra={"ctx": {"error": str(exc)[:300]}}
+                    )
+                    continue
+                self._recent.seen(km.killmail_id)
+                self.health.saw_event()
                 await self._sink(KillItem(km, orjson.dumps(raw).decode(), self.source))
-            finally:
-                self._sinking = False
+        finally:
+            self._sinking = False

@@ -149,9 +149,10 @@ class Engine:
         if len(self._recent) > self._window:
             self._recent.popitem(last=False)
 
-    def suppressed(self) -> bool:
-        """True during the start-up suppression window."""
-        return self._clock() - self._started < self.settings.console.startup_suppression_seconds
+    def suppressed(self, now: float | None = None) -> bool:
+        """True during the start-up suppression window (at ``now``, by default the clock's)."""
+        at = self._clock() if now is None else now
+        return at - self._started < self.settings.console.startup_suppression_seconds
 
     # -- entry point -----------------------------------------------------------------------------
 
@@ -175,23 +176,22 @@ class Engine:
         Inside :meth:`process_batch` the answer is provisional until the batch is written.
         While it runs, the item's correlation id, tenant and source are bound for every log line.
         """
+        # One coroutine per item on the hot path: the dispatch is inlined here.
         tenant = None if isinstance(item, KillItem) else item.tenant
         with bind_event(item.correlation_id, tenant=tenant, source=item.source):
-            return await self._process_bound(item)
-
-    async def _process_bound(self, item: Item) -> bool:
-        try:
-            if isinstance(item, KillItem):
-                return await self._process_kill(item)
-            if isinstance(item, CustomItem):
-                return self._process_custom(item)
-            return await self._process_map_event(item)
-        except Exception:
-            self._metrics.errors.labels(component="pipeline").inc()
-            log.exception(
-                "pipeline failed on one event; continuing", extra={"ctx": {"source": item.source}}
-            )
-            return False
+            try:
+                if isinstance(item, KillItem):
+                    return await self._process_kill(item)
+                if isinstance(item, CustomItem):
+                    return self._process_custom(item)
+                return await self._process_map_event(item)
+            except Exception:
+                self._metrics.errors.labels(component="pipeline").inc()
+                log.exception(
+                    "pipeline failed on one event; continuing",
+                    extra={"ctx": {"source": item.source}},
+                )
+                return False
 
     def _record(
         self,
@@ -199,9 +199,15 @@ class Engine:
         notifications: list[Notification],
         cursor: tuple[str, str] | None = None,
         done: asyncio.Future[bool] | None = None,
+        *,
+        checked: bool = False,
     ) -> bool:
+        """Queue an event's write (or write it now, outside a batch); False for a duplicate.
+
+        ``checked`` says the caller has just found the event unseen, with no await since.
+        """
         key = (event.tenant_id, event.event_id)
-        if self._seen(key):
+        if not checked and self._seen(key):
             if cursor is not None:
                 self._store.set_cursor(*cursor)
             self._metrics.events_duplicate.labels(source=event.source).inc()
@@ -248,7 +254,8 @@ class Engine:
                     targets.update(n.target.key for n in write.notifications)
             else:
                 duplicates[write.event.source] += 1
-            _resolve(write.done, new)
+            if write.done is not None:
+                _resolve(write.done, new)
         # One metric update per label per batch, not per event.
         for source, count in received.items():
             self._metrics.events_received.labels(source=source).inc(count)
@@ -263,14 +270,15 @@ class Engine:
     # -- kills -----------------------------------------------------------------------------------
 
     def _decide_kill(
-        self, km: Killmail, *, ignore_age: bool = False
+        self, km: Killmail, *, ignore_age: bool = False, now: float | None = None
     ) -> tuple[list[KillDecision], list[Refusal]]:
+        at = self._clock() if now is None else now
         return decide_kill(
             km,
             settings=self.settings,
             index=self._index,
-            now=datetime.fromtimestamp(self._clock(), UTC),
-            suppressed=self.suppressed(),
+            now=datetime.fromtimestamp(at, UTC),
+            suppressed=self.suppressed(at),
             ignore_age=ignore_age,
             info=self.system_info,
         )
@@ -293,12 +301,16 @@ class Engine:
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         # The rules run once per kill; again only after waiting on ESI for missing names.
-        decided = self._decide_kill(km)
-        if await self._prefetch_names(km, decided[0]):
-            decided = self._decide_kill(km)
+        now = self._clock()
+        decided = self._decide_kill(km, now=now)
+        waited = bool(decided[0]) and await self._prefetch_names(km, decided[0])
+        if waited:
+            now = self._clock()
+            decided = self._decide_kill(km, now=now)
         notifications = self._render_kill(km, *decided)
-        event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", self._clock(), item.raw)
-        return self._record(event, notifications)
+        event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", now, item.raw)
+        # Without a wait nothing else ran since the dedup check above: no need to look again.
+        return self._record(event, notifications, checked=not waited)
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""

@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.tracking import TrackingIndex
@@ -48,17 +50,57 @@ class Lane(IntEnum):
 LANE_NAMES = tuple(member.name.lower() for member in Lane)
 
 
+class WaitHistogram:
+    """A histogram for the hot path: bucket counts in a plain list, exposed when collected.
+
+    ``prometheus_client.Histogram.observe`` takes a lock and walks its buckets for every value
+    (about a microsecond, once per event through the queue); here a value costs one bisection
+    and two additions. Collection (a scrape, another thread) copies the counts, so a scrape
+    taken during a batch may see the sum a few values ahead of the counts, never torn buckets.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = tuple(sorted(float(b) for b in buckets))
+        self._counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        """Count one value (``le`` buckets: a value equal to a bound falls in that bucket)."""
+        self._counts[bisect_left(self.bounds, value)] += 1
+        self._sum += value
+
+    def describe(self) -> list[Metric]:
+        """The family's name and type, for the registry's duplicate check."""
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[Metric]:
+        """The cumulative buckets, count and sum, as ``prometheus_client.Histogram`` has them."""
+        counts, total = list(self._counts), self._sum
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], buckets, sum_value=total)
+        yield family
+
+
 class QueueMetrics:
     """The queue's Prometheus series, registered once on a registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry if registry is not None else CollectorRegistry()
         self.depth = Gauge("wc_queue_depth", "Items waiting for the pipeline", ["lane"], registry=r)
-        self.wait = Histogram(
+        self.wait = WaitHistogram(
             "wc_queue_wait_seconds",
             "Time an item spent in the queue before the pipeline took it",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
-            registry=r,
+            (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+            r,
         )
         self.paused = Counter(
             "wc_source_paused_seconds",
@@ -144,23 +186,28 @@ class BoundedPriorityQueue(Generic[T]):
 
     def put_nowait(self, item: T) -> None:
         """Add an item at once; raise :class:`asyncio.QueueFull` when there is no room."""
-        if self.full():
+        if self._size >= self.maxsize:
             raise asyncio.QueueFull
-        index = min(max(int(self._lane_of(item)), 0), len(self._lanes) - 1)
+        lanes = self._lanes
+        index = int(self._lane_of(item))
+        if not 0 <= index < len(lanes):
+            index = 0 if index < 0 else len(lanes) - 1
         key: str | None = None
         if self._ordered(item):
             key = self._source_of(item)
-            counts = self._pending.setdefault(key, [0] * len(self._lanes))
+            counts = self._pending.setdefault(key, [0] * len(lanes))
             # Never ahead of this source's earlier items: at most as urgent as the least urgent.
             index = max([index, *(i for i, n in enumerate(counts) if n)])
             counts[index] += 1
-        self._lanes[index].append((self._clock(), item, key))
+        lanes[index].append((self._clock(), item, key))
         self._size += 1
         self._unfinished += 1
-        self.high_water = max(self.high_water, self._size)
+        if self._size > self.high_water:
+            self.high_water = self._size
         if self._all_done is not None:
             self._all_done.clear()
-        self._wake(self._getters)
+        if self._getters:
+            self._wake(self._getters)
 
     async def put(self, item: T) -> None:
         """Add an item, waiting while the queue is full (the caller stops reading meanwhile)."""
@@ -213,16 +260,17 @@ class BoundedPriorityQueue(Generic[T]):
         lane instead of one per item (the pipeline's batch read)."""
         taken: list[T] = []
         now = self._clock()
+        observe = self._metrics.wait.observe
+        pending = self._pending
         for index, lane in enumerate(self._lanes):
             count = min(len(lane), limit - len(taken))
             if count <= 0:
                 continue
-            pending = self._pending
             for _ in range(count):
                 enqueued, item, key = lane.popleft()
                 if key is not None:
                     pending[key][index] -= 1
-                self._metrics.wait.observe(max(0.0, now - enqueued))
+                observe(now - enqueued if now > enqueued else 0.0)
                 taken.append(item)
             self._size -= count
         for _ in range(len(taken)):  # one waiting source per freed slot, as get_nowait does
@@ -248,11 +296,11 @@ class BoundedPriorityQueue(Generic[T]):
                 raise
         return self.get_nowait()
 
-    def task_done(self) -> None:
-        """Mark one taken item as processed (for :meth:`join`)."""
-        if self._unfinished <= 0:
+    def task_done(self, count: int = 1) -> None:
+        """Mark ``count`` taken items (one by default) as processed (for :meth:`join`)."""
+        if count > self._unfinished:
             raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
+        self._unfinished -= count
         if self._unfinished == 0 and self._all_done is not None:
             self._all_done.set()
 

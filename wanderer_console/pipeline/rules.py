@@ -8,10 +8,9 @@ replay and the ``kill`` diagnostic command.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Final, Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 from wanderer_console.config.model import MapFilters, MapSettings, Settings
 from wanderer_console.domain.eve import (
@@ -43,16 +42,18 @@ Route = Literal["system_kill", "character_kill", "system", "character", "rally"]
 Role = Literal["kill", "loss", "neutral"]
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a candidate notification was not sent (a metric label and an operator message)."""
+class Refusal(NamedTuple):
+    """Why a candidate notification was not sent (a metric label and an operator message).
+
+    Named tuples rather than frozen dataclasses: one or more are made for every kill, and a
+    frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``.
+    """
 
     tenant: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class KillDecision:
+class KillDecision(NamedTuple):
     """A kill one map will be told about, and through which channel."""
 
     tenant: str
@@ -273,11 +274,8 @@ def decide_kill(
     involved = {a.character_id for a in km.attackers if a.character_id is not None}
     if km.victim.character_id is not None:
         involved.add(km.victim.character_id)
-    candidates = set(index.maps_for_system(km.system_id))
-    for eve_id in involved:
-        maps = index.maps_for_character(eve_id)
-        if maps:
-            candidates |= maps
+    candidates = index.maps_for_characters(involved)
+    candidates |= index.maps_for_system(km.system_id)
     decisions: list[KillDecision] = []
     refusals: list[Refusal] = []
     if not candidates:

@@ -154,6 +154,14 @@ class TrackingIndex:
         """Maps that track a character."""
         return self._by_character.get(eve_id, set())
 
+    def maps_for_characters(self, eve_ids: set[int]) -> set[str]:
+        """Maps that track any of ``eve_ids`` (one set intersection, not a look-up per id)."""
+        by_character = self._by_character
+        found: set[str] = set()
+        for eve_id in by_character.keys() & eve_ids:
+            found |= by_character[eve_id]
+        return found
+
     def all_system_ids(self) -> set[int]:
         """Every system tracked by any map (the killstream subscription)."""
         return set(self._by_system)

@@ -18,7 +18,7 @@ from typing import Any, Final, TextIO
 
 import orjson
 
-from wanderer_console.telemetry.context import REQUEST_ID, SOURCE, TENANT
+from wanderer_console.telemetry.context import bound_fields
 
 __all__ = ["ContextFilter", "JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
@@ -36,7 +36,8 @@ _PATTERNS: Final = (
 )
 
 
-_BOUND: Final = (("tenant", TENANT), ("source", SOURCE), ("correlation_id", REQUEST_ID))
+_BOUND_KEYS: Final = ("tenant", "source", "correlation_id")
+"""The record attributes :func:`~wanderer_console.telemetry.context.bound_fields` fills."""
 
 
 def redact(text: str) -> str:
@@ -55,9 +56,9 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Copy the context onto the record; never drops one."""
-        for key, var in _BOUND:
+        for key, value in zip(_BOUND_KEYS, bound_fields(), strict=True):
             if getattr(record, key, None) is None:
-                setattr(record, key, var.get())
+                setattr(record, key, value)
         return True
 
 
@@ -96,9 +97,9 @@ class JsonFormatter(logging.Formatter):
         ctx = getattr(record, "ctx", None)
         # Bound by the engine or the HTTP surface (stamped by ContextFilter, else read now);
         # an explicit ctx value wins.
-        for key, var in _BOUND:
+        for key, bound in zip(_BOUND_KEYS, bound_fields(), strict=True):
             if not (isinstance(ctx, dict) and key in ctx):
-                value = getattr(record, key, None) or var.get()
+                value = getattr(record, key, None) or bound
                 if value is not None:
                     entry[key] = value
         if isinstance(ctx, dict):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 
 from tests.ui.conftest import HEALTHY, NOW, FakeSource, degraded_snapshot, make_app
-from wanderer_console.gcpolicy import freeze_startup_objects
+from wanderer_console.gcpolicy import YOUNG_THRESHOLD, freeze_startup_objects
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.widgets.connections import ConnectionsTable
@@ -100,16 +100,21 @@ async def test_chart_build_is_kept_until_data_or_size_change() -> None:
 
 
 def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
+    thresholds = gc.get_threshold()
     try:
         frozen = freeze_startup_objects()
         assert frozen > 1000  # the interpreter, pytest and the console's modules
         assert gc.get_freeze_count() == frozen
+        # Young collections wait for 10,000 allocations; the older thresholds are kept.
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     assert gc.get_freeze_count() == 0
 
 
 async def test_app_freezes_start_up_objects_only_when_asked() -> None:
+    thresholds = gc.get_threshold()
     app = make_app(source=FakeSource(HEALTHY))
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -122,6 +127,7 @@ async def test_app_freezes_start_up_objects_only_when_asked() -> None:
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back() -> None:

@@ -93,6 +93,7 @@ async def console_over_simulator(
                 configure(settings)
             runtime = Runtime(settings, data_dir=data)
             await runtime.start()
+            thresholds = gc.get_threshold()
             try:
                 await wait_joined(sim)
                 # As `wanderer-console --no-ui` does once started (see gcpolicy); undone on
@@ -101,4 +102,5 @@ async def console_over_simulator(
                 yield Rig(sim, runtime, data)
             finally:
                 gc.unfreeze()
+                gc.set_threshold(*thresholds)
                 await runtime.stop()

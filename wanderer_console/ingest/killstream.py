@@ -27,6 +27,7 @@ from wanderer_console.ingest.phoenix import (
     ChannelClosed,
     ChannelErrored,
     FrameError,
+    Inbound,
     PhoenixChannel,
     Push,
     Reply,
@@ -161,8 +162,13 @@ class KillstreamSource:
                 while True:
                     # The frame's bytes as received: the JSON parser reads bytes, so decoding
                     # them to a str first (what ``async for`` does) would only copy them.
-                    frame = await ws.recv(decode=False)
-                    await self._on_frame(ws, frame)
+                    message = self._decode(await ws.recv(decode=False))
+                    # Kills straight to their handler: one coroutine a frame, not two.
+                    if isinstance(message, Push):
+                        if message.event == "killmail_update":
+                            await self._on_kills(message.payload)
+                    elif message is not None:
+                        await self._on_control(ws, message)
                     self._frames += 1
                     if self._frames % _YIELD_EVERY == 0:
                         # Buffered frames are read without suspending: let the console breathe.
@@ -214,13 +220,17 @@ class KillstreamSource:
                     await ws.send(frame)
             self._subscribed = wanted
 
-    async def _on_frame(self, ws: ClientConnection, frame: str | bytes) -> None:
+    def _decode(self, frame: str | bytes) -> Inbound | None:
+        """The frame's message; ``None`` for another join's or a bad frame (counted, logged)."""
         try:
-            message = self._channel.receive(frame)
+            return self._channel.receive(frame)
         except FrameError as exc:
             self._metrics.events_invalid.labels(source=self.source, reason="frame").inc()
             log.warning("bad killstream frame skipped", extra={"ctx": {"error": str(exc)}})
-            return
+            return None
+
+    async def _on_control(self, ws: ClientConnection, message: Inbound) -> None:
+        """A reply (join, heartbeat) or the channel ending; pushes go to :meth:`_on_kills`."""
         if isinstance(message, Reply):
             if message.is_heartbeat:
                 self.health.heartbeat_rtt_ms = (time.perf_counter() - self._heartbeat_sent) * 1000
@@ -245,8 +255,6 @@ class KillstreamSource:
             )
             self.health.reconnects += 1
             await self._join(ws)
-        elif isinstance(message, Push) and message.event == "killmail_update":
-            await self._on_kills(message.payload)
 
     async def _on_kills(self, payload: dict[str, object]) -> None:
         killmails = payload.get("killmails")

@@ -181,7 +181,9 @@ class Engine:
         with bind_event(item.correlation_id, tenant=tenant, source=item.source):
             try:
                 if isinstance(item, KillItem):
-                    return await self._process_kill(item)
+                    # Synchronous unless names must be looked up: no coroutine per kill.
+                    outcome = self._kill_now(item)
+                    return await self._kill_after_names(item) if outcome is None else outcome
                 if isinstance(item, CustomItem):
                     return self._process_custom(item)
                 return await self._process_map_event(item)
@@ -283,34 +285,42 @@ class Engine:
             info=self.system_info,
         )
 
-    async def _prefetch_names(self, km: Killmail, decisions: list[KillDecision]) -> bool:
-        """Resolve missing names before rendering, only for a kill some map will be told about.
+    def _names_missing(self, km: Killmail, decisions: list[KillDecision]) -> bool:
+        """True when some map will be told about the kill and its names are not all known."""
+        return bool(decisions) and self.enricher is not None and not self.enricher.complete(km)
 
-        Returns True when it waited for a look-up (the caller then decides again: a toggle or
-        a reload may have landed meanwhile).
-        """
-        if not decisions or self.enricher is None or self.enricher.complete(km):
-            return False
-        await self.enricher.prefetch(km)
-        return True
-
-    async def _process_kill(self, item: KillItem) -> bool:
+    def _kill_now(self, item: KillItem) -> bool | None:
+        """Handle a kill without waiting (the hot path): True when new, False for a repeat;
+        ``None`` when a map will be told about it and names must be looked up first."""
         km = item.killmail
-        key = (KILL_TENANT, f"kill:{km.killmail_id}")
-        if self._seen(key):
+        event_id = f"kill:{km.killmail_id}"
+        if self._seen((KILL_TENANT, event_id)):
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
-        # The rules run once per kill; again only after waiting on ESI for missing names.
         now = self._clock()
         decided = self._decide_kill(km, now=now)
-        waited = bool(decided[0]) and await self._prefetch_names(km, decided[0])
-        if waited:
-            now = self._clock()
-            decided = self._decide_kill(km, now=now)
+        if self._names_missing(km, decided[0]):
+            return None
         notifications = self._render_kill(km, *decided)
-        event = StoredEvent(KILL_TENANT, key[1], item.source, "killmail", now, item.raw)
-        # Without a wait nothing else ran since the dedup check above: no need to look again.
-        return self._record(event, notifications, checked=not waited)
+        event = StoredEvent(KILL_TENANT, event_id, item.source, "killmail", now, item.raw)
+        # Nothing else ran since the dedup check above: no need to look again.
+        return self._record(event, notifications, checked=True)
+
+    async def _kill_after_names(self, item: KillItem) -> bool:
+        """A kill some map will be told about, once its missing names are looked up (ESI).
+
+        The rules run again afterwards: a toggle or a reload may have landed meanwhile; the
+        dedup is checked again by :meth:`_record` (a repeat may have been written meanwhile).
+        """
+        km = item.killmail
+        if self.enricher is not None:  # always, when _kill_now asked for this
+            await self.enricher.prefetch(km)
+        now = self._clock()
+        notifications = self._render_kill(km, *self._decide_kill(km, now=now))
+        event = StoredEvent(
+            KILL_TENANT, f"kill:{km.killmail_id}", item.source, "killmail", now, item.raw
+        )
+        return self._record(event, notifications)
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""

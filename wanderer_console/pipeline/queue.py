@@ -327,8 +327,7 @@ def item_lane(index: TrackingIndex) -> Callable[[Item], int]:
 
     def lane(item: Item) -> int:
         if isinstance(item, KillItem):
-            tracked = index.maps_for_system(item.killmail.system_id)
-            return Lane.TRACKED_KILL if tracked else Lane.OTHER
+            return Lane.TRACKED_KILL if index.tracks_system(item.killmail.system_id) else Lane.OTHER
         if isinstance(item, MapEventItem):
             kind = item.envelope.type
             if kind == "rally_point_added":
@@ -345,7 +344,7 @@ def item_lane(index: TrackingIndex) -> Callable[[Item], int]:
 
 def _map_kill_tracked(item: MapEventItem, index: TrackingIndex) -> bool:
     system = item.envelope.payload.get("solar_system_id")
-    return isinstance(system, int) and bool(index.maps_for_system(system))
+    return isinstance(system, int) and index.tracks_system(system)
 
 
 def item_queue(

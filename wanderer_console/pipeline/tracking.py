@@ -150,6 +150,10 @@ class TrackingIndex:
         """Maps that track a system."""
         return self._by_system.get(system_id, set())
 
+    def tracks_system(self, system_id: int) -> bool:
+        """True when some map tracks the system."""
+        return system_id in self._by_system
+
     def maps_for_character(self, eve_id: int) -> set[str]:
         """Maps that track a character."""
         return self._by_character.get(eve_id, set())

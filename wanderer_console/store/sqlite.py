@@ -65,6 +65,8 @@ class SqliteStore:
         self.schema_version = SCHEMA_VERSION  # open_database migrated it
         self.events_written = 0
         """Events this store inserted since it opened (a cheap progress figure for benchmarks)."""
+        self.last_write_at: float | None = None
+        """``time.perf_counter()`` when the last write committed (benchmarks time runs by it)."""
 
     def close(self) -> None:
         """Stop the checkpoints, fold the WAL into the database file and close (idempotent)."""
@@ -125,6 +127,7 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         self.events_written += sum(inserted)
+        self.last_write_at = time.perf_counter()
         return inserted
 
     def _insert_events(self, events: Sequence[StoredEvent]) -> list[bool]:

@@ -104,7 +104,8 @@ def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
     try:
         frozen = freeze_startup_objects()
         assert frozen > 1000  # the interpreter, pytest and the console's modules
-        assert gc.get_freeze_count() == frozen
+        # Frozen objects still die by reference count: the permanent generation only shrinks.
+        assert 1000 < gc.get_freeze_count() <= frozen
         # Young collections wait for 10,000 allocations; the older thresholds are kept.
         assert gc.get_threshold() == (YOUNG_THRESHOLD, *thresholds[1:])
     finally:

@@ -16,7 +16,6 @@ from wanderer_console.bench import suite as bench_suite
 from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli
-from wanderer_console.eventloop import LoopUnavailable, add_loop_option
 from wanderer_console.pipeline import diagnose, replay
 from wanderer_console.server import tenant_cli
 
@@ -61,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _common(parser)
-    add_loop_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -81,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_float, default=5.0, help="simulated events per second (default 5)"
     )
     demo.add_argument("--seed", type=int, default=1, help="simulator random seed (default 1)")
-    add_loop_option(demo, subcommand=True)
 
     notify_cli.register(sub)
     diagnose.register(sub)
@@ -230,15 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _wants_tui(args) and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(_no_tty_message(), file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return _launch(args)
-    except LoopUnavailable as exc:
-        print(f"wanderer-console: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _launch(args: argparse.Namespace) -> int:
-    """Run the console itself (``demo`` or the configured maps)."""
     from wanderer_console import launch  # deferred: keeps `config check` light
 
     if args.command == "demo":
@@ -250,7 +238,6 @@ def _launch(args: argparse.Namespace) -> int:
             tui=_wants_tui(args),
             dry_run=bool(args.dry_run),
             log_level=args.log_level or "INFO",
-            loop=args.loop,
         )
     loaded = _load(args)
     if loaded is None:
@@ -264,7 +251,6 @@ def _launch(args: argparse.Namespace) -> int:
         tui=_wants_tui(args),
         log_level=args.log_level or settings.console.log_level,
         config_path=loaded.path,
-        loop=args.loop,
     )
 
 

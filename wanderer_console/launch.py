@@ -14,8 +14,6 @@ from typing import Any
 
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
-from wanderer_console.eventloop import LoopChoice
-from wanderer_console.eventloop import run as run_loop
 from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging
@@ -49,13 +47,8 @@ def run_console(
     tui: bool,
     log_level: str = "INFO",
     config_path: Path | None = None,
-    loop: LoopChoice = "auto",
 ) -> int:
-    """Run the engine until SIGINT/SIGTERM (or until the operator quits the console).
-
-    ``loop`` picks the event loop (:mod:`wanderer_console.eventloop`): by default uvloop
-    headless, asyncio's own under the TUI.
-    """
+    """Run the engine until SIGINT/SIGTERM (or until the operator quits the console)."""
     configure_logging(log_level)
 
     async def main() -> int:
@@ -75,7 +68,7 @@ def run_console(
             await runtime.stop()
         return 0
 
-    return run_loop(main(), loop=loop, tui=tui)
+    return asyncio.run(main())
 
 
 def demo_config_text(sim: Any, *, data_dir: Path, dry_run: bool = False) -> str:
@@ -189,11 +182,10 @@ def run_demo(
     tui: bool,
     dry_run: bool = False,
     log_level: str = "INFO",
-    loop: LoopChoice = "auto",
 ) -> int:
     """Start the simulator and the console against it; print a JSON summary with ``duration``."""
     configure_logging(log_level)
-    return run_loop(_demo(duration, rate, seed, data_dir, tui, dry_run), loop=loop, tui=tui)
+    return asyncio.run(_demo(duration, rate, seed, data_dir, tui, dry_run))
 
 
 async def _demo(

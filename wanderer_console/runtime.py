@@ -25,7 +25,6 @@ from wanderer_console.domain.notification import TargetKind
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
-from wanderer_console.eventloop import running_loop_name
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
@@ -393,7 +392,6 @@ class Runtime:
                     "maps": list(self.settings.maps),
                     "data_dir": str(self.data_dir),
                     "dry_run": self.settings.console.dry_run,
-                    "event_loop": running_loop_name(),
                 }
             },
         )

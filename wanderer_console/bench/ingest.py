@@ -35,8 +35,6 @@ from websockets.streams import StreamReader
 from wanderer_console.bench.harness import console_over_simulator, numbered_frames
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
-from wanderer_console.eventloop import add_loop_option, resolve
-from wanderer_console.eventloop import run as run_loop
 
 __all__ = ["ROUNDS", "client_side", "main", "measure_ceiling", "run_ingest_bench"]
 
@@ -231,12 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=None, help="kills in all (split by rounds)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 15, quick 8)")
     parser.add_argument("--json", type=Path, metavar="PATH")
-    add_loop_option(parser)
     args = parser.parse_args(argv)
     count = args.count or (16_000 if args.quick else 60_000)
     rounds = args.rounds or (8 if args.quick else ROUNDS)
-    result = run_loop(run_ingest_bench(count, rounds=rounds), loop=args.loop)
-    result["event_loop"] = resolve(args.loop)
+    result = asyncio.run(run_ingest_bench(count, rounds=rounds))
     text = json.dumps(result, sort_keys=True)
     print(text)
     if args.json:

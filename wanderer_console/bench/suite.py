@@ -31,6 +31,7 @@ CLI nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
@@ -41,9 +42,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-
-from wanderer_console.eventloop import LoopChoice, LoopUnavailable, add_loop_option, resolve
-from wanderer_console.eventloop import run as run_loop
 
 __all__ = [
     "FULL",
@@ -353,12 +351,10 @@ def run_suite(
     only: Iterable[str] | None = None,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
-    loop: LoopChoice = "auto",
 ) -> dict[str, Any]:
     """Run the scenarios (all but ``soak`` unless ``sizes.soak_minutes``) in one event loop.
 
-    ``loop`` is the console's headless choice (uvloop when installed); the document names the
-    loop used. Returns the result document (without a comparison).
+    Returns the result document (without a comparison).
     """
     from wanderer_console import __version__
 
@@ -368,14 +364,13 @@ def run_suite(
         if (only is None or name in set(only)) and (name != "soak" or sizes.soak_minutes)
     ]
     started = time.perf_counter()
-    measured = run_loop(_run_all(names, sizes, progress), loop=loop)
+    measured = asyncio.run(_run_all(names, sizes, progress))
     return {
         "suite": "wanderer-console bench",
         "version": __version__,
         "quick": quick,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": _machine(),
-        "event_loop": resolve(loop),
         "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sizes).items()},
         "elapsed_s": round(time.perf_counter() - started, 2),
         "scenario_seconds": measured.seconds,
@@ -429,7 +424,6 @@ def register(sub: Any) -> None:
         metavar="LIST",
         help=f"comma-separated scenarios to run (of: {', '.join(SCENARIOS)})",
     )
-    add_loop_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,11 +451,7 @@ def run(args: argparse.Namespace) -> int:
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    try:
-        doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress, loop=args.loop)
-    except LoopUnavailable as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
+    doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress)
     regressions: list[dict[str, Any]] = []
     if old is not None:
         doc["compare"] = compare(old, doc)

@@ -299,7 +299,7 @@ class Engine:
             return False
         now = self._clock()
         decided = self._decide_kill(km, now=now)
-        if self._names_missing(km, decided[0]):
+        if decided[0] and self._names_missing(km, decided[0]):
             return None
         notifications = self._render_kill(km, *decided)
         event = StoredEvent(KILL_TENANT, event_id, item.source, "killmail", now, item.raw)

@@ -4,6 +4,7 @@ sizes (the real quick run takes about a minute, too long for the test suite)."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,19 @@ def test_every_scenario_runs_at_tiny_sizes_and_reports_its_figures() -> None:
         assert figures[figure] > 0, figure
     assert doc["scenarios"]["memory"]["stored"] == TINY.memory_killmails
     assert doc["machine"]["cpus"]
+    # The ingest ratio is the median of the rounds' own ratios, each against the ceilings
+    # measured just before and just after it (one more ceiling than rounds).
+    ingest = doc["scenarios"]["ingest"]
+    rounds = ingest["per_round"]
+    assert ingest["rounds"] == len(rounds) == TINY.ingest_rounds
+    assert ingest["killmails"] == TINY.ingest_killmails
+    assert ingest["lost"] == 0
+    for entry in rounds:
+        ratio = entry["killmails_per_second"] / entry["ceiling_killmails_per_second"]
+        assert entry["ratio_to_ceiling"] == pytest.approx(ratio, abs=0.002)
+    expected = statistics.median(entry["ratio_to_ceiling"] for entry in rounds)
+    assert ingest["ratio_to_ceiling"] == pytest.approx(expected, abs=0.002)
+    assert ingest["ratio_quartiles"][0] <= ingest["ratio_quartiles"][1]
 
 
 @pytest.mark.slow

@@ -135,3 +135,32 @@ async def test_disabled_and_rotated_keys_stop_working(
     runtime.http.tenants.disable(sim.map_slug)
     disabled = await client.post("/api/v1/events", json=event(), headers=auth(new_key))
     assert disabled.status_code == 401
+
+
+async def test_replay_shows_what_a_posted_event_sent_and_honours_the_switches(
+    sim: Simulator, runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    from wanderer_console.pipeline.replay import replay
+
+    posted = event("Keepstar timer", event_id="ops-replay-1", notification_type="rally")
+    response = await client.post("/api/v1/events", json=posted, headers=auth(ingest_key))
+    assert response.json()["accepted"] == 1
+    await wait_for(
+        lambda: any(m.body["embeds"][0]["title"] == "Keepstar timer" for m in sim.discord.received)
+    )
+    await runtime.drain(timeout=2.0)
+    (live,) = [m for m in sim.discord.received if m.body["embeds"][0]["title"] == "Keepstar timer"]
+
+    result = await replay(runtime.settings, runtime.store, 0.0, use_rest=False)
+    (line,) = [line for line in result.lines if line["event_type"] == "custom"]
+    assert line["event_id"] == "api:ops-replay-1"
+    assert line["type"] == "rally"
+    assert line["target"] == live.target
+    assert line["body"] == live.body
+    assert "custom" not in result.skipped
+
+    # With the map's rally switch off, the same event would notify nothing.
+    off = runtime.settings.model_copy(deep=True)
+    off.maps[sim.map_slug].notifications.rally = False
+    quiet = await replay(off, runtime.store, 0.0, use_rest=False)
+    assert [line for line in quiet.lines if line["event_type"] == "custom"] == []

@@ -391,22 +391,25 @@ class Engine:
             self._metrics.events_duplicate.labels(source=item.source).inc()
             _resolve(item.done, False)
             return False
-        kind = NotificationType(item.notification_type)
-        notifications: list[Notification] = []
-        map_settings = self.settings.maps.get(item.tenant)
-        # Posted on purpose by another tool: the switches apply, start-up suppression does not.
-        if map_settings is not None and self._allowed(item.tenant, kind, suppressible=False):
-            body = render_custom(
-                item, map_name=map_settings.name, username=self.settings.discord.username
-            )
-            notification = self._notification(
-                item.tenant, kind, CUSTOM_ROUTES[kind], f"custom:{item.event_id}", body
-            )
-            notifications = [notification] if notification else []
         event = StoredEvent(
             item.tenant, item.event_id, item.source, "custom", self._clock(), item.raw
         )
-        return self._record(event, notifications, done=item.done)
+        return self._record(event, self.custom_notifications(item), done=item.done)
+
+    def custom_notifications(self, item: CustomItem) -> list[Notification]:
+        """A posted event's notification, if its map's switches let it through (used live and
+        by replay). Posted on purpose by another tool: start-up suppression does not apply."""
+        kind = NotificationType(item.notification_type)
+        map_settings = self.settings.maps.get(item.tenant)
+        if map_settings is None or not self._allowed(item.tenant, kind, suppressible=False):
+            return []
+        body = render_custom(
+            item, map_name=map_settings.name, username=self.settings.discord.username
+        )
+        notification = self._notification(
+            item.tenant, kind, CUSTOM_ROUTES[kind], f"custom:{item.event_id}", body
+        )
+        return [notification] if notification else []
 
     # -- map events ------------------------------------------------------------------------------
 

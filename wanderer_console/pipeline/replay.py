@@ -2,8 +2,9 @@
 
 ``wanderer-console replay --since 2h --dry-run`` reads the events stored since then, rebuilds each
 map's tracking (from the map's REST API, else from the stored map events alone), runs every event
-through the same decisions as the live pipeline — :meth:`Engine.kill_notifications` for kills, the
-map-event path for the rest — and prints one JSON line per notification. Nothing is written to
+through the same decisions as the live pipeline — :meth:`Engine.kill_notifications` for kills,
+:meth:`Engine.custom_notifications` for events posted through the ingest API, the map-event path
+for the rest — and prints one JSON line per notification. Nothing is written to
 the store and nothing is sent: the outbox already holds what was sent live.
 
 The engine's clock is set to each event's receipt time, so kill age limits, de-duplication
@@ -29,12 +30,14 @@ import orjson
 from pydantic import ValidationError
 
 from wanderer_console.config.model import Settings
+from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
 from wanderer_console.domain.notification import Notification
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine, MapHooks
+from wanderer_console.pipeline.items import CustomItem
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
@@ -186,12 +189,11 @@ async def _decide(engine: Engine, event: StoredEvent, result: ReplayResult) -> l
             result.skip("killmail")
             return []
         return engine.kill_notifications(killmail)
-    if event.type == "custom":
-        result.skip("custom")  # posted by another tool: not decided by the rules
-        return []
     if event.tenant_id not in engine.settings.maps:
         result.skip("unknown_map")
         return []
+    if event.type == "custom":
+        return _custom(engine, event, data, result)
     try:
         envelope = MapEnvelope.model_validate(data)
         payload = parse_payload(envelope)
@@ -202,6 +204,28 @@ async def _decide(engine: Engine, event: StoredEvent, result: ReplayResult) -> l
         result.skip("payload")
         return []
     return await engine.map_notifications(event.tenant_id, envelope, payload)
+
+
+def _custom(
+    engine: Engine, event: StoredEvent, data: dict[str, Any], result: ReplayResult
+) -> list[Notification]:
+    """An ingest-API event: stored as validated, read back through the same model."""
+    try:
+        posted = IngestEvent.model_validate(data)
+    except ValidationError:
+        result.skip("custom_payload")
+        return []
+    item = CustomItem(
+        tenant=event.tenant_id,
+        event_id=event.event_id,
+        notification_type=posted.notification_type,
+        title=posted.title,
+        body=posted.body,
+        severity=posted.severity,
+        raw=event.payload,
+        source=event.source,
+    )
+    return engine.custom_notifications(item)
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.pipeline.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.tenants import TenantRegistry
@@ -38,40 +38,7 @@ MAX_BATCH_EVENTS: Final = 50
 EVENT_ID_PREFIX: Final = "api:"
 """Ingest event ids are stored under this prefix so they never collide with map event ULIDs."""
 
-_SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
 _UNAUTHORISED: Final = {"error": "invalid or unauthorised ingest key"}
-
-
-class IngestEvent(BaseModel):
-    """One posted event (type ``custom``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$"
-    )
-    """Idempotency key; generated when absent."""
-    schema_version: str = "1.0.0"
-    """Semantic version of the event schema the sender speaks."""
-    type: Literal["custom"] = "custom"
-    tenant: str | None = None
-    """Optional; when given it must be the key's own tenant."""
-    title: str = Field(min_length=1, max_length=256)
-    body: str = Field(default="", max_length=4096)
-    severity: Literal["info", "success", "warning", "critical"] = "info"
-    notification_type: Literal["kill", "system", "character", "rally"] = "system"
-    """Which switch and which configured Discord target apply."""
-
-    @field_validator("schema_version")
-    @classmethod
-    def _semver(cls, value: str) -> str:
-        if not _SEMVER.match(value):
-            raise ValueError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH)")
-        return value
 
 
 def _reason(exc: ValidationError) -> str:

@@ -1,17 +1,15 @@
-"""The pipeline: dedup, tracking updates, rules, rendering, and the atomic write to the store.
+"""The pipeline: dedup, tracking updates, rules and rendering of each event.
 
-Sources put :class:`~wanderer_console.pipeline.items.Item` objects on a bounded queue; the engine
-takes them one at a time. For each it decides the notifications and writes the event, the
-notifications and the stream cursor in one transaction, then wakes the dispatcher.
+Sources put :class:`~wanderer_console.pipeline.items.Item` objects on a bounded queue; the
+pipeline takes what is waiting as a batch. The engine decides each item's notifications in
+order; :class:`~wanderer_console.pipeline.writer.EventWriter` writes the batch's events, their
+notifications and the stream cursors in one transaction, then the dispatcher is woken.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import Counter as TallyCounter
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -48,9 +46,10 @@ from wanderer_console.pipeline.rules import (
     resolve_target,
 )
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
-from wanderer_console.store.base import PendingWrite, StoredEvent
+from wanderer_console.pipeline.writer import EventWriter, settle
+from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
-from wanderer_console.telemetry.context import bind_event, current_request_id
+from wanderer_console.telemetry.context import bind_event
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KILL_TENANT", "Engine", "MapHooks"]
@@ -96,16 +95,10 @@ class Engine:
         self._index = index
         self._metrics = metrics
         self._hooks = hooks or {}
-        self._on_queued = on_queued
         self._on_tracking_changed = on_tracking_changed
         self._clock = clock
         self._started = clock()
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._pending: list[PendingWrite] = []
-        self._filtered_children: dict[str, Any] = {}
-        self._filtered_pending: TallyCounter[str] = TallyCounter()
-        self._batching = False
-        self._window = window
+        self._writer = EventWriter(store, metrics, on_queued=on_queued, window=window)
         # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
         self._type_dedup: TLRUCache[str, float] = TLRUCache(
             maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
@@ -115,39 +108,9 @@ class Engine:
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
 
-    def _filtered(self, reason: str) -> None:
-        """Count a refusal: this runs for nearly every kill, so inside a batch the counts are
-        kept here and added to the metric once per reason when the batch is written."""
-        self._filtered_pending[reason] += 1
-        if not self._batching:
-            self._count_filtered()
-
-    def _count_filtered(self) -> None:
-        for reason, count in self._filtered_pending.items():
-            child = self._filtered_children.get(reason)
-            if child is None:
-                child = self._filtered_children[reason] = (
-                    self._metrics.notifications_filtered.labels(reason=reason)
-                )
-            child.inc(count)
-        self._filtered_pending.clear()
-
     def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
         """Give the engine a map's REST look-ups (static info, tracked characters)."""
         self._hooks[tenant] = hooks
-
-    # -- dedup -----------------------------------------------------------------------------------
-
-    def _seen(self, key: tuple[str, str]) -> bool:
-        if key in self._recent:
-            self._recent.move_to_end(key)
-            return True
-        return False
-
-    def _remember(self, key: tuple[str, str]) -> None:
-        self._recent[key] = None
-        if len(self._recent) > self._window:
-            self._recent.popitem(last=False)
 
     def suppressed(self, now: float | None = None) -> bool:
         """True during the start-up suppression window (at ``now``, by default the clock's)."""
@@ -162,13 +125,9 @@ class Engine:
         Decisions are made item by item as in :meth:`process`; the event log, outbox and cursor
         writes of the whole batch commit together, which costs one commit instead of one each.
         """
-        self._batching = True
-        try:
+        with self._writer.batch():
             for item in items:
                 await self.process(item)
-        finally:
-            self._batching = False
-            self._flush()
 
     async def process(self, item: Item) -> bool:
         """Handle one item; return True when it was new. Never raises for bad input.
@@ -195,80 +154,6 @@ class Engine:
                 )
                 return False
 
-    def _record(
-        self,
-        event: StoredEvent,
-        notifications: list[Notification],
-        cursor: tuple[str, str] | None = None,
-        done: asyncio.Future[bool] | None = None,
-        *,
-        checked: bool = False,
-    ) -> bool:
-        """Queue an event's write (or write it now, outside a batch); False for a duplicate.
-
-        ``checked`` says the caller has just found the event unseen, with no await since.
-        """
-        key = (event.tenant_id, event.event_id)
-        if not checked and self._seen(key):
-            if cursor is not None:
-                self._store.set_cursor(*cursor)
-            self._metrics.events_duplicate.labels(source=event.source).inc()
-            _resolve(done, False)
-            return False
-        self._remember(key)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "event decided",
-                extra={
-                    "ctx": {
-                        "event_id": event.event_id,
-                        "type": event.type,
-                        "notifications": [n.dedup_key for n in notifications],
-                    }
-                },
-            )
-        self._pending.append(PendingWrite(event, notifications, cursor, done, current_request_id()))
-        if not self._batching:
-            return self._flush()
-        return True
-
-    def _flush(self) -> bool:
-        """Write the pending events in one transaction; True when the last one was new."""
-        self._count_filtered()
-        writes, self._pending = self._pending, []
-        if not writes:
-            return False
-        try:
-            inserted = self._store.record_events(writes)
-        except BaseException as exc:
-            for write in writes:
-                _resolve(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))
-            raise
-        received: TallyCounter[str] = TallyCounter()
-        duplicates: TallyCounter[str] = TallyCounter()
-        queued: TallyCounter[str] = TallyCounter()
-        targets: set[str] = set()
-        for write, new in zip(writes, inserted, strict=True):
-            if new:
-                received[write.event.source] += 1
-                if write.notifications:
-                    queued.update(n.type.value for n in write.notifications)
-                    targets.update(n.target.key for n in write.notifications)
-            else:
-                duplicates[write.event.source] += 1
-            if write.done is not None:
-                _resolve(write.done, new)
-        # One metric update per label per batch, not per event.
-        for source, count in received.items():
-            self._metrics.events_received.labels(source=source).inc(count)
-        for source, count in duplicates.items():
-            self._metrics.events_duplicate.labels(source=source).inc(count)
-        for kind, count in queued.items():
-            self._metrics.notifications_queued.labels(type=kind).inc(count)
-        if targets:
-            self._on_queued(targets)
-        return inserted[-1]
-
     # -- kills -----------------------------------------------------------------------------------
 
     def _decide_kill(
@@ -294,7 +179,7 @@ class Engine:
         ``None`` when a map will be told about it and names must be looked up first."""
         km = item.killmail
         event_id = f"kill:{km.killmail_id}"
-        if self._seen((KILL_TENANT, event_id)):
+        if self._writer.seen((KILL_TENANT, event_id)):
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         now = self._clock()
@@ -304,13 +189,13 @@ class Engine:
         notifications = self._render_kill(km, *decided)
         event = StoredEvent(KILL_TENANT, event_id, item.source, "killmail", now, item.raw)
         # Nothing else ran since the dedup check above: no need to look again.
-        return self._record(event, notifications, checked=True)
+        return self._writer.record(event, notifications, checked=True)
 
     async def _kill_after_names(self, item: KillItem) -> bool:
         """A kill some map will be told about, once its missing names are looked up (ESI).
 
         The rules run again afterwards: a toggle or a reload may have landed meanwhile; the
-        dedup is checked again by :meth:`_record` (a repeat may have been written meanwhile).
+        dedup is checked again when it is recorded (a repeat may have been written meanwhile).
         """
         km = item.killmail
         if self.enricher is not None:  # always, when _kill_now asked for this
@@ -320,7 +205,7 @@ class Engine:
         event = StoredEvent(
             KILL_TENANT, f"kill:{km.killmail_id}", item.source, "killmail", now, item.raw
         )
-        return self._record(event, notifications)
+        return self._writer.record(event, notifications)
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""
@@ -330,7 +215,7 @@ class Engine:
         self, km: Killmail, decisions: list[KillDecision], refusals: list[Refusal]
     ) -> list[Notification]:
         for refusal in refusals:
-            self._filtered(refusal.reason)
+            self._writer.refused(refusal.reason)
         out = []
         for decision in decisions:
             map_settings = self.settings.maps[decision.tenant]
@@ -370,7 +255,7 @@ class Engine:
     ) -> Notification | None:
         target = resolve_target(self.settings, tenant, route)
         if target is None:
-            self._filtered("no_target")
+            self._writer.refused("no_target")
             return None
         return Notification(tenant, kind, dedup_key, target, body)
 
@@ -381,20 +266,20 @@ class Engine:
         try:
             return self._custom(item)
         except BaseException as exc:
-            _resolve(item.done, RuntimeError(f"pipeline failed: {type(exc).__name__}"))
+            settle(item.done, RuntimeError(f"pipeline failed: {type(exc).__name__}"))
             raise
 
     def _custom(self, item: CustomItem) -> bool:
         key = (item.tenant, item.event_id)
-        if self._seen(key) or self._store.has_event(*key):
-            self._remember(key)
+        if self._writer.seen(key) or self._store.has_event(*key):
+            self._writer.remember(key)
             self._metrics.events_duplicate.labels(source=item.source).inc()
-            _resolve(item.done, False)
+            settle(item.done, False)
             return False
         event = StoredEvent(
             item.tenant, item.event_id, item.source, "custom", self._clock(), item.raw
         )
-        return self._record(event, self.custom_notifications(item), done=item.done)
+        return self._writer.record(event, self.custom_notifications(item), done=item.done)
 
     def custom_notifications(self, item: CustomItem) -> list[Notification]:
         """A posted event's notification, if its map's switches let it through (used live and
@@ -417,13 +302,13 @@ class Engine:
         envelope = item.envelope
         key = (item.tenant, envelope.id)
         cursor = (f"sse:{item.tenant}", envelope.id) if item.source.startswith("sse:") else None
-        if self._seen(key):
+        if self._writer.seen(key):
             if cursor is not None:
                 self._store.set_cursor(*cursor)
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         if self._store.has_event(item.tenant, envelope.id):
-            self._remember(key)
+            self._writer.remember(key)
             if cursor is not None:
                 self._store.set_cursor(*cursor)
             self._metrics.events_duplicate.labels(source=item.source).inc()
@@ -449,7 +334,7 @@ class Engine:
         event = StoredEvent(
             item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
         )
-        return self._record(event, notifications, cursor)
+        return self._writer.record(event, notifications, cursor)
 
     async def map_notifications(
         self, tenant: str, envelope: MapEnvelope, payload: object
@@ -493,10 +378,10 @@ class Engine:
     def _allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
         map_settings = self.settings.maps[tenant]
         if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
-            self._filtered("disabled")
+            self._writer.refused("disabled")
             return False
         if suppressible and self.suppressed():
-            self._filtered("startup_suppression")
+            self._writer.refused("startup_suppression")
             return False
         return True
 
@@ -506,7 +391,7 @@ class Engine:
             return False
         key = f"{tenant}:{kind.value}:{entity}"
         if key in self._type_dedup:
-            self._filtered("dedup_ttl")
+            self._writer.refused("dedup_ttl")
             return True
         self._type_dedup[key] = ttl
         return False
@@ -609,13 +494,3 @@ def embeds_eve_id(*candidates: str | int | None) -> int | None:
         if value > 0:
             return value
     return None
-
-
-def _resolve(done: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:
-    """Settle an ingest caller's future once (its event was stored, refused, or failed)."""
-    if done is None or done.done():
-        return
-    if isinstance(outcome, BaseException):
-        done.set_exception(outcome)
-    else:
-        done.set_result(outcome)

@@ -36,8 +36,9 @@ from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
 from wanderer_console.ingest.recent import RecentIds
-from wanderer_console.pipeline.engine import Engine, MapHooks
+from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.items import Item
+from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.rules import resolve_target
 from wanderer_console.pipeline.tracking import TrackingIndex

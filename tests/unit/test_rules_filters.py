@@ -683,12 +683,12 @@ def test_engine_dedup_ttl_per_type(tmp_path: Path) -> None:
     s.maps["home"].dedup_ttl_seconds.system = 60
     s.maps["home"].dedup_ttl_seconds.character = 0
     engine = _engine(tmp_path, s, clock)
-    assert not engine._type_dedup_hit("home", NotificationType.SYSTEM, WH)
-    assert engine._type_dedup_hit("home", NotificationType.SYSTEM, WH)
+    assert not engine.map_updates.type_dedup_hit("home", NotificationType.SYSTEM, WH)
+    assert engine.map_updates.type_dedup_hit("home", NotificationType.SYSTEM, WH)
     clock[0] += 61
-    assert not engine._type_dedup_hit("home", NotificationType.SYSTEM, WH)
-    assert not engine._type_dedup_hit("home", NotificationType.CHARACTER, PILOT)
-    assert not engine._type_dedup_hit("home", NotificationType.CHARACTER, PILOT)
+    assert not engine.map_updates.type_dedup_hit("home", NotificationType.SYSTEM, WH)
+    assert not engine.map_updates.type_dedup_hit("home", NotificationType.CHARACTER, PILOT)
+    assert not engine.map_updates.type_dedup_hit("home", NotificationType.CHARACTER, PILOT)
 
 
 # -- config: invalid combinations, located; legacy variables -------------------------------------

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cachetools import TLRUCache
 from pydantic import ValidationError
 
 from wanderer_console.config.model import Settings
 from wanderer_console.delivery import embeds
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import (
-    AddSystem,
-    CharacterAdded,
-    CharacterRemoved,
-    DeletedSystem,
     MapEnvelope,
-    RallyPointAdded,
-    SystemMetadataChanged,
     UnknownEventType,
     parse_payload,
 )
@@ -36,6 +29,7 @@ from wanderer_console.enrich.kills import KillEnricher
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
+from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
 from wanderer_console.pipeline.rules import (
     KillDecision,
     Refusal,
@@ -45,31 +39,19 @@ from wanderer_console.pipeline.rules import (
     flags_allow,
     resolve_target,
 )
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.context import bind_event
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KILL_TENANT", "Engine", "MapHooks"]
+__all__ = ["KILL_TENANT", "Engine"]
 
 log = logging.getLogger(__name__)
 
 KILL_TENANT = "*"
 """Killmails are shared by every map: they are stored once under this tenant id."""
-
-
-class MapHooks:
-    """Per-map I/O the engine needs: static info and a tracked-characters refresh."""
-
-    def __init__(
-        self,
-        static_info: Callable[[int], Awaitable[dict[str, Any] | None]],
-        refresh_characters: Callable[[], Awaitable[None]],
-    ) -> None:
-        self.static_info = static_info
-        self.refresh_characters = refresh_characters
 
 
 class Engine:
@@ -95,18 +77,21 @@ class Engine:
         self._index = index
         self._metrics = metrics
         self._hooks = hooks or {}
-        self._on_tracking_changed = on_tracking_changed
         self._clock = clock
         self._started = clock()
         self._writer = EventWriter(store, metrics, on_queued=on_queued, window=window)
-        # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
-        self._type_dedup: TLRUCache[str, float] = TLRUCache(
-            maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
+        self.map_updates = MapUpdates(
+            self, index, self._hooks, on_tracking_changed=on_tracking_changed, clock=clock
         )
+        """What each map event changes in tracking and what it notifies."""
         self.enricher = enricher
         """Resolves names, tickers and ship names a kill lacks (ESI through the cache)."""
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
+
+    def refused(self, reason: str) -> None:
+        """Count a refused notification (added to the metric when the batch is written)."""
+        self._writer.refused(reason)
 
     def set_hooks(self, tenant: str, hooks: MapHooks) -> None:
         """Give the engine a map's REST look-ups (static info, tracked characters)."""
@@ -234,7 +219,7 @@ class Engine:
                 username=self.settings.discord.username,
                 mention_here=decision.mention_here,
             )
-            notification = self._notification(
+            notification = self.notification(
                 decision.tenant,
                 NotificationType.KILL,
                 decision.route,
@@ -245,7 +230,7 @@ class Engine:
                 out.append(notification)
         return out
 
-    def _notification(
+    def notification(
         self,
         tenant: str,
         kind: NotificationType,
@@ -253,6 +238,7 @@ class Engine:
         dedup_key: str,
         body: dict[str, Any],
     ) -> Notification | None:
+        """A notification to the route's configured target; ``None`` (counted) without one."""
         target = resolve_target(self.settings, tenant, route)
         if target is None:
             self._writer.refused("no_target")
@@ -286,12 +272,12 @@ class Engine:
         by replay). Posted on purpose by another tool: start-up suppression does not apply."""
         kind = NotificationType(item.notification_type)
         map_settings = self.settings.maps.get(item.tenant)
-        if map_settings is None or not self._allowed(item.tenant, kind, suppressible=False):
+        if map_settings is None or not self.allowed(item.tenant, kind, suppressible=False):
             return []
         body = render_custom(
             item, map_name=map_settings.name, username=self.settings.discord.username
         )
-        notification = self._notification(
+        notification = self.notification(
             item.tenant, kind, CUSTOM_ROUTES[kind], f"custom:{item.event_id}", body
         )
         return [notification] if notification else []
@@ -330,7 +316,7 @@ class Engine:
             payload = None
         notifications: list[Notification] = []
         if payload is not None and item.tenant in self.settings.maps:
-            notifications = await self._apply(item.tenant, envelope, payload)
+            notifications = await self.map_updates.apply(item.tenant, envelope, payload)
         event = StoredEvent(
             item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
         )
@@ -343,39 +329,11 @@ class Engine:
 
         The live pipeline and :mod:`~wanderer_console.pipeline.replay` share this decision.
         """
-        return await self._apply(tenant, envelope, payload)
+        return await self.map_updates.apply(tenant, envelope, payload)
 
-    async def _apply(
-        self, tenant: str, envelope: MapEnvelope, payload: object
-    ) -> list[Notification]:
-        """Update tracking for one map event and return its notifications."""
-        if isinstance(payload, AddSystem):
-            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id, payload.name))
-            self._on_tracking_changed()
-            return await self._system_added(tenant, envelope, payload)
-        if isinstance(payload, DeletedSystem):
-            self._index.remove_system(tenant, payload.solar_system_id)
-            self._on_tracking_changed()
-        elif isinstance(payload, SystemMetadataChanged):
-            system = self._index.map(tenant).systems.get(payload.solar_system_id)
-            if system is not None:
-                system.custom_name = payload.name if payload.name != system.name else None
-                system.temporary_name = payload.temporary_name
-        elif isinstance(payload, CharacterRemoved):
-            tracking = self._index.map(tenant)
-            found = tracking.character_by_internal_id(payload.id or "") or (
-                tracking.character_by_name(payload.name or "")
-            )
-            if found is not None:
-                self._index.remove_character(tenant, found.eve_id)
-                self._on_tracking_changed()
-        elif isinstance(payload, CharacterAdded):
-            return await self._character_added(tenant, envelope, payload)
-        elif isinstance(payload, RallyPointAdded):
-            return self._rally(tenant, envelope, payload)
-        return []
-
-    def _allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+    def allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+        """The map's switches (and start-up suppression, when ``suppressible``) let a
+        notification of ``kind`` through; a refusal is counted."""
         map_settings = self.settings.maps[tenant]
         if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
             self._writer.refused("disabled")
@@ -384,113 +342,3 @@ class Engine:
             self._writer.refused("startup_suppression")
             return False
         return True
-
-    def _type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
-        ttl = float(getattr(self.settings.maps[tenant].dedup_ttl_seconds, kind.value, 0.0))
-        if ttl <= 0:
-            return False
-        key = f"{tenant}:{kind.value}:{entity}"
-        if key in self._type_dedup:
-            self._writer.refused("dedup_ttl")
-            return True
-        self._type_dedup[key] = ttl
-        return False
-
-    async def _system_added(
-        self, tenant: str, envelope: MapEnvelope, payload: AddSystem
-    ) -> list[Notification]:
-        if not self._allowed(tenant, NotificationType.SYSTEM):
-            return []
-        if self._type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
-            return []
-        hooks = self._hooks.get(tenant)
-        info = await hooks.static_info(payload.solar_system_id) if hooks else None
-        name = payload.name or (info or {}).get("solar_system_name")
-        if name:
-            self._index.map(tenant).systems[payload.solar_system_id].name = name
-        map_settings = self.settings.maps[tenant]
-        embed = embeds.render_system(
-            payload, map_name=map_settings.name, system_name=name, static_info=info
-        )
-        body = embeds.build_message([embed], username=self.settings.discord.username)
-        notification = self._notification(
-            tenant, NotificationType.SYSTEM, "system", f"system:{envelope.id}", body
-        )
-        return [notification] if notification else []
-
-    async def _character_added(
-        self, tenant: str, envelope: MapEnvelope, payload: CharacterAdded
-    ) -> list[Notification]:
-        tracking = self._index.map(tenant)
-
-        def find() -> Any:
-            explicit = embeds_eve_id(payload.character_eve_id, payload.eve_id)
-            if explicit is not None and explicit in tracking.characters:
-                return tracking.characters[explicit]
-            return tracking.character_by_internal_id(payload.id or "") or (
-                tracking.character_by_name(payload.name or "")
-            )
-
-        character = find()
-        hooks = self._hooks.get(tenant)
-        if character is None and hooks is not None:
-            # SSE carries only the internal id and name; REST has the EVE id and corp.
-            await hooks.refresh_characters()
-            character = find()
-        self._on_tracking_changed()
-        if not self._allowed(tenant, NotificationType.CHARACTER):
-            return []
-        eve_id = character.eve_id if character is not None else None
-        if self._type_dedup_hit(tenant, NotificationType.CHARACTER, eve_id or payload.id or "?"):
-            return []
-        corporation = alliance = None
-        if character is not None and character.corporation_id:
-            corporation = (character.corporation_id, None, character.corporation_ticker)
-        if character is not None and character.alliance_id:
-            alliance = (character.alliance_id, None, character.alliance_ticker)
-        embed = embeds.render_character(
-            payload,
-            eve_id=eve_id,
-            name=(character.name if character is not None else None) or payload.name,
-            corporation=corporation,
-            alliance=alliance,
-            map_name=self.settings.maps[tenant].name,
-        )
-        body = embeds.build_message([embed], username=self.settings.discord.username)
-        notification = self._notification(
-            tenant, NotificationType.CHARACTER, "character", f"character:{envelope.id}", body
-        )
-        return [notification] if notification else []
-
-    def _rally(
-        self, tenant: str, envelope: MapEnvelope, payload: RallyPointAdded
-    ) -> list[Notification]:
-        # Rallies are urgent: never muted by start-up suppression (notifier parity).
-        if not self._allowed(tenant, NotificationType.RALLY, suppressible=False):
-            return []
-        map_settings = self.settings.maps[tenant]
-        system = self._index.map(tenant).systems.get(payload.solar_system_id)
-        body = embeds.rally_message(
-            payload,
-            system_display_name=system.display_name if system else None,
-            now=datetime.fromtimestamp(self._clock(), UTC),
-            role_mentions=map_settings.discord.rally_group_ids,
-            username=self.settings.discord.username,
-            map_name=map_settings.name,
-        )
-        notification = self._notification(
-            tenant, NotificationType.RALLY, "rally", f"rally:{envelope.id}", body
-        )
-        return [notification] if notification else []
-
-
-def embeds_eve_id(*candidates: str | int | None) -> int | None:
-    """The first candidate that is a positive integer id."""
-    for candidate in candidates:
-        try:
-            value = int(candidate) if candidate is not None else 0
-        except (TypeError, ValueError):
-            continue
-        if value > 0:
-            return value
-    return None

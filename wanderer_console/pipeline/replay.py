@@ -36,8 +36,9 @@ from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, pa
 from wanderer_console.domain.notification import Notification
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
-from wanderer_console.pipeline.engine import Engine, MapHooks
+from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.items import CustomItem
+from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore

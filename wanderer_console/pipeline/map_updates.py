@@ -1,0 +1,237 @@
+"""Map events: how each one changes a map's tracking, and the notification it makes.
+
+The engine handles a map event as it handles any item (dedup, parse, record); what the event
+*means* is here: a system added or deleted, a character added or removed, a rally called.
+Adding a system or a character notifies (through the map's switches, its per-type dedup TTL
+and its routing, all the engine's), and so does a rally, which start-up suppression never mutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cachetools import TLRUCache
+
+from wanderer_console.config.model import Settings
+from wanderer_console.delivery import embeds
+from wanderer_console.domain.map_events import (
+    AddSystem,
+    CharacterAdded,
+    CharacterRemoved,
+    DeletedSystem,
+    MapEnvelope,
+    RallyPointAdded,
+    SystemMetadataChanged,
+)
+from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.pipeline.rules import Route
+from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+
+__all__ = ["MapHooks", "MapUpdates", "Routing", "embeds_eve_id"]
+
+
+class MapHooks:
+    """Per-map I/O the engine needs: static info and a tracked-characters refresh."""
+
+    def __init__(
+        self,
+        static_info: Callable[[int], Awaitable[dict[str, Any] | None]],
+        refresh_characters: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.static_info = static_info
+        self.refresh_characters = refresh_characters
+
+
+class Routing(Protocol):
+    """What map updates need from the engine: the live settings, its switches and routing."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (a reload replaces them)."""
+        ...
+
+    def allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+        """The map's switches let a notification of ``kind`` through (refusals counted)."""
+        ...
+
+    def notification(
+        self,
+        tenant: str,
+        kind: NotificationType,
+        route: Route,
+        dedup_key: str,
+        body: dict[str, Any],
+    ) -> Notification | None:
+        """A notification to the route's target, or ``None`` (counted) when it has none."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """Count a refused notification."""
+        ...
+
+
+class MapUpdates:
+    """Applies parsed map events to tracking and renders what they notify."""
+
+    def __init__(
+        self,
+        engine: Routing,
+        index: TrackingIndex,
+        hooks: dict[str, MapHooks],
+        *,
+        on_tracking_changed: Callable[[], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._engine = engine
+        self._index = index
+        self._hooks = hooks
+        self._on_tracking_changed = on_tracking_changed
+        self._clock = clock
+        # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
+        self._type_dedup: TLRUCache[str, float] = TLRUCache(
+            maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
+        )
+
+    async def apply(
+        self, tenant: str, envelope: MapEnvelope, payload: object
+    ) -> list[Notification]:
+        """Update tracking for one map event and return its notifications."""
+        if isinstance(payload, AddSystem):
+            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id, payload.name))
+            self._on_tracking_changed()
+            return await self._system_added(tenant, envelope, payload)
+        if isinstance(payload, DeletedSystem):
+            self._index.remove_system(tenant, payload.solar_system_id)
+            self._on_tracking_changed()
+        elif isinstance(payload, SystemMetadataChanged):
+            system = self._index.map(tenant).systems.get(payload.solar_system_id)
+            if system is not None:
+                system.custom_name = payload.name if payload.name != system.name else None
+                system.temporary_name = payload.temporary_name
+        elif isinstance(payload, CharacterRemoved):
+            tracking = self._index.map(tenant)
+            found = tracking.character_by_internal_id(payload.id or "") or (
+                tracking.character_by_name(payload.name or "")
+            )
+            if found is not None:
+                self._index.remove_character(tenant, found.eve_id)
+                self._on_tracking_changed()
+        elif isinstance(payload, CharacterAdded):
+            return await self._character_added(tenant, envelope, payload)
+        elif isinstance(payload, RallyPointAdded):
+            return self._rally(tenant, envelope, payload)
+        return []
+
+    def type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
+        """True (counted as ``dedup_ttl``) when ``entity`` notified as ``kind`` on this map
+        within the map's TTL for that type; otherwise remember it now."""
+        ttl = float(getattr(self._engine.settings.maps[tenant].dedup_ttl_seconds, kind.value, 0.0))
+        if ttl <= 0:
+            return False
+        key = f"{tenant}:{kind.value}:{entity}"
+        if key in self._type_dedup:
+            self._engine.refused("dedup_ttl")
+            return True
+        self._type_dedup[key] = ttl
+        return False
+
+    async def _system_added(
+        self, tenant: str, envelope: MapEnvelope, payload: AddSystem
+    ) -> list[Notification]:
+        if not self._engine.allowed(tenant, NotificationType.SYSTEM):
+            return []
+        if self.type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
+            return []
+        hooks = self._hooks.get(tenant)
+        info = await hooks.static_info(payload.solar_system_id) if hooks else None
+        name = payload.name or (info or {}).get("solar_system_name")
+        if name:
+            self._index.map(tenant).systems[payload.solar_system_id].name = name
+        map_settings = self._engine.settings.maps[tenant]
+        embed = embeds.render_system(
+            payload, map_name=map_settings.name, system_name=name, static_info=info
+        )
+        body = embeds.build_message([embed], username=self._engine.settings.discord.username)
+        notification = self._engine.notification(
+            tenant, NotificationType.SYSTEM, "system", f"system:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+    async def _character_added(
+        self, tenant: str, envelope: MapEnvelope, payload: CharacterAdded
+    ) -> list[Notification]:
+        tracking = self._index.map(tenant)
+
+        def find() -> Any:
+            explicit = embeds_eve_id(payload.character_eve_id, payload.eve_id)
+            if explicit is not None and explicit in tracking.characters:
+                return tracking.characters[explicit]
+            return tracking.character_by_internal_id(payload.id or "") or (
+                tracking.character_by_name(payload.name or "")
+            )
+
+        character = find()
+        hooks = self._hooks.get(tenant)
+        if character is None and hooks is not None:
+            # SSE carries only the internal id and name; REST has the EVE id and corp.
+            await hooks.refresh_characters()
+            character = find()
+        self._on_tracking_changed()
+        if not self._engine.allowed(tenant, NotificationType.CHARACTER):
+            return []
+        eve_id = character.eve_id if character is not None else None
+        if self.type_dedup_hit(tenant, NotificationType.CHARACTER, eve_id or payload.id or "?"):
+            return []
+        corporation = alliance = None
+        if character is not None and character.corporation_id:
+            corporation = (character.corporation_id, None, character.corporation_ticker)
+        if character is not None and character.alliance_id:
+            alliance = (character.alliance_id, None, character.alliance_ticker)
+        embed = embeds.render_character(
+            payload,
+            eve_id=eve_id,
+            name=(character.name if character is not None else None) or payload.name,
+            corporation=corporation,
+            alliance=alliance,
+            map_name=self._engine.settings.maps[tenant].name,
+        )
+        body = embeds.build_message([embed], username=self._engine.settings.discord.username)
+        notification = self._engine.notification(
+            tenant, NotificationType.CHARACTER, "character", f"character:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+    def _rally(
+        self, tenant: str, envelope: MapEnvelope, payload: RallyPointAdded
+    ) -> list[Notification]:
+        # Rallies are urgent: never muted by start-up suppression (notifier parity).
+        if not self._engine.allowed(tenant, NotificationType.RALLY, suppressible=False):
+            return []
+        map_settings = self._engine.settings.maps[tenant]
+        system = self._index.map(tenant).systems.get(payload.solar_system_id)
+        body = embeds.rally_message(
+            payload,
+            system_display_name=system.display_name if system else None,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            role_mentions=map_settings.discord.rally_group_ids,
+            username=self._engine.settings.discord.username,
+            map_name=map_settings.name,
+        )
+        notification = self._engine.notification(
+            tenant, NotificationType.RALLY, "rally", f"rally:{envelope.id}", body
+        )
+        return [notification] if notification else []
+
+
+def embeds_eve_id(*candidates: str | int | None) -> int | None:
+    """The first candidate that is a positive integer id."""
+    for candidate in candidates:
+        try:
+            value = int(candidate) if candidate is not None else 0
+        except (TypeError, ValueError):
+            continue
+        if value > 0:
+            return value
+    return None

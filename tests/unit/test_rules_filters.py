@@ -17,11 +17,11 @@ from wanderer_console.domain.eve import SpaceClass, space_facts, wormhole_class_
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import NotificationType, TargetKind
 from wanderer_console.pipeline.engine import Engine
+from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.rules import (
     REFUSAL_REASONS,
     KillDecision,
     Refusal,
-    SystemInfo,
     decide_kill,
     resolve_target,
 )

@@ -124,7 +124,7 @@ class KillEnricher:
 
 
 class CacheSystemInfo:
-    """The rules' :class:`~wanderer_console.pipeline.rules.SystemInfo` over cached ESI documents.
+    """The kill filters' :class:`~wanderer_console.pipeline.kill_facts.SystemInfo` over cached ESI.
 
     It only reads the cache (the rules are synchronous); what is not cached is unknown, and a
     filter that needs an unknown fact does not match.

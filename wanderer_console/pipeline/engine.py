@@ -29,12 +29,12 @@ from wanderer_console.enrich.kills import KillEnricher
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
+from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
 from wanderer_console.pipeline.rules import (
     KillDecision,
     Refusal,
     Route,
-    SystemInfo,
     decide_kill,
     flags_allow,
     resolve_target,

@@ -9,30 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from functools import cached_property
 from operator import attrgetter
-from typing import Final, Literal, NamedTuple, Protocol, cast
+from typing import Final, Literal, NamedTuple, cast
 
 from wanderer_console.config.model import MapFilters, MapSettings, Settings
 from wanderer_console.domain.eve import (
-    THERA_SYSTEM_ID,
     SpaceClass,
-    SpaceFacts,
-    is_kspace_system,
     is_wormhole_system,
-    space_facts,
 )
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import NotificationType, Target, TargetKind
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.pipeline.kill_facts import ID_ONLY, KillFacts, SystemInfo
+from wanderer_console.pipeline.tracking import TrackingIndex
 
 __all__ = [
     "REFUSAL_REASONS",
-    "IdOnlySystemInfo",
     "KillDecision",
     "Refusal",
     "Route",
-    "SystemInfo",
     "decide_kill",
     "flags_allow",
     "is_priority_system",
@@ -118,57 +112,6 @@ REFUSAL_REASONS: Final[dict[str, str]] = {
 """Every refusal reason (the metric label) and what it means (shown by the ``kill`` command)."""
 
 
-class SystemInfo(Protocol):
-    """Static universe facts the filters may need; every method returns ``None`` when unknown."""
-
-    def region_id(self, system_id: int) -> int | None:
-        """Region of a solar system."""
-        ...
-
-    def constellation_id(self, system_id: int) -> int | None:
-        """Constellation of a solar system."""
-        ...
-
-    def security_status(self, system_id: int) -> float | None:
-        """ESI ``security_status`` of a solar system."""
-        ...
-
-    def wormhole_class(self, system_id: int) -> int | None:
-        """SDE/Wanderer class id (1–6 C1–C6, 7/8/9 high/low/null, 12 Thera, 13 C13, …)."""
-        ...
-
-    def group_id(self, type_id: int) -> int | None:
-        """Inventory group of a type (ship groups)."""
-        ...
-
-
-class IdOnlySystemInfo:
-    """The default :class:`SystemInfo`: only what ids alone tell (Thera's id gives its class)."""
-
-    def region_id(self, system_id: int) -> int | None:
-        """Never known from the id."""
-        return None
-
-    def constellation_id(self, system_id: int) -> int | None:
-        """Never known from the id."""
-        return None
-
-    def security_status(self, system_id: int) -> float | None:
-        """Never known from the id."""
-        return None
-
-    def wormhole_class(self, system_id: int) -> int | None:
-        """Thera (31000005) is class 12; nothing else is derivable from the id."""
-        return 12 if system_id == THERA_SYSTEM_ID else None
-
-    def group_id(self, type_id: int) -> int | None:
-        """Never known from the id."""
-        return None
-
-
-_ID_ONLY: Final = IdOnlySystemInfo()
-
-
 def flags_allow(settings: Settings, map_settings: MapSettings, kind: NotificationType) -> bool:
     """Global master and type flag AND the map's master and type flag."""
     # ``kind`` is a StrEnum, so it is already the flag's name (``.value`` costs an enum
@@ -183,77 +126,6 @@ def is_priority_system(filters: MapFilters, system_id: int, names: Iterable[str 
         return True
     wanted = {name.casefold() for name in filters.priority_system_names}
     return bool(wanted) and any(name and name.casefold() in wanted for name in names)
-
-
-class _KillFacts:
-    """Facts about one kill, looked up lazily and shared by every map's filters."""
-
-    def __init__(self, km: Killmail, index: TrackingIndex, info: SystemInfo) -> None:
-        self.km = km
-        self._index = index
-        self._info = info
-
-    @cached_property
-    def systems(self) -> list[TrackedSystem]:
-        """The kill's system as every map that tracks it knows it (static info, names)."""
-        sid = self.km.system_id
-        found = (
-            self._index.map(t).systems.get(sid) for t in sorted(self._index.maps_for_system(sid))
-        )
-        return [system for system in found if system is not None]
-
-    def _tracked(self, attr: str) -> object:
-        for system in self.systems:
-            value = getattr(system, attr)
-            if value is not None:
-                return value
-        return None
-
-    @cached_property
-    def names(self) -> list[str | None]:
-        """Every name the kill's system goes by (EVE name, custom and temporary map labels)."""
-        out: list[str | None] = [self.km.solar_system_name]
-        for system in self.systems:
-            out += [system.name, system.custom_name, system.temporary_name]
-        return out
-
-    @cached_property
-    def region_id(self) -> int | None:
-        """Region: map static info, else the provider."""
-        value = self._tracked("region_id")
-        return value if isinstance(value, int) else self._info.region_id(self.km.system_id)
-
-    @cached_property
-    def constellation_id(self) -> int | None:
-        """Constellation: map static info, else the provider."""
-        value = self._tracked("constellation_id")
-        if isinstance(value, int):
-            return value
-        return self._info.constellation_id(self.km.system_id)
-
-    @cached_property
-    def space(self) -> SpaceFacts:
-        """Security band and J-space class: map static info, region, provider, id range."""
-        sid = self.km.system_id
-        class_id = self._tracked("system_class")
-        security = self._tracked("security")
-        shattered = self._tracked("is_shattered")
-        if not isinstance(class_id, int):
-            class_id = self._info.wormhole_class(sid)
-        region = None if class_id is not None else self.region_id
-        if not isinstance(security, float | int) and class_id is None and is_kspace_system(sid):
-            security = self._info.security_status(sid)
-        return space_facts(
-            sid,
-            class_id=class_id,
-            region_id=region,
-            security_status=float(security) if isinstance(security, float | int) else None,
-            is_shattered=shattered if isinstance(shattered, bool) else None,
-        )
-
-    def group_id(self, type_id: int | None) -> int | None:
-        """Inventory group of a ship type (``None`` when unknown)."""
-        return None if type_id is None else self._info.group_id(type_id)
 
 
 _CHARACTER_ID: Final = attrgetter("character_id")
@@ -300,7 +172,7 @@ def decide_kill(
         age = (now - km.kill_time).total_seconds()
         if age > settings.console.max_killmail_age_seconds:
             return decisions, [Refusal(t, "too_old") for t in sorted(candidates)]
-    facts: _KillFacts | None = None  # made for the first map that looks further
+    facts: KillFacts | None = None  # made for the first map that looks further
     for tenant in sorted(candidates):
         map_settings = settings.maps.get(tenant)
         if map_settings is None or not map_settings.enabled:
@@ -310,7 +182,7 @@ def decide_kill(
             refusals.append(Refusal(tenant, "disabled"))
             continue
         if facts is None:
-            facts = _KillFacts(km, index, info or _ID_ONLY)
+            facts = KillFacts(km, index, info or ID_ONLY)
         decision = _decide_for_map(km, tenant, map_settings, index, involved, facts)
         if isinstance(decision, Refusal):
             refusals.append(decision)
@@ -325,7 +197,7 @@ def _decide_for_map(
     map_settings: MapSettings,
     index: TrackingIndex,
     involved: set[int],
-    facts: _KillFacts,
+    facts: KillFacts,
 ) -> KillDecision | Refusal:
     """One map's decision on a kill whose notifications it has switched on."""
     filters = map_settings.filters
@@ -377,7 +249,7 @@ def _decide_for_map(
     return KillDecision(tenant, route, role, mention_here)
 
 
-def _filter_refusal(km: Killmail, f: MapFilters, facts: _KillFacts) -> str | None:
+def _filter_refusal(km: Killmail, f: MapFilters, facts: KillFacts) -> str | None:
     """The first aa-killtracker clause (PARITY.md §11.1) the kill fails, or ``None``.
 
     Every clause is ANDed; a clause with an empty list passes. Exclude lists mean "none of
@@ -421,7 +293,7 @@ def _filter_refusal(km: Killmail, f: MapFilters, facts: _KillFacts) -> str | Non
     return _party_refusal(km, f, facts)
 
 
-def _space_refusal(f: MapFilters, facts: _KillFacts) -> str | None:
+def _space_refusal(f: MapFilters, facts: KillFacts) -> str | None:
     if f.include_security_classes:
         answers = [facts.space.membership(SpaceClass(v)) for v in f.include_security_classes]
         if True not in answers:
@@ -435,7 +307,7 @@ def _space_refusal(f: MapFilters, facts: _KillFacts) -> str | None:
     return None
 
 
-def _party_refusal(km: Killmail, f: MapFilters, facts: _KillFacts) -> str | None:
+def _party_refusal(km: Killmail, f: MapFilters, facts: KillFacts) -> str | None:
     attackers = km.attackers
     victim = km.victim
     for kind in ("alliance", "corporation", "faction"):

@@ -1,0 +1,145 @@
+"""What the kill filters know about a kill's system: static universe facts, looked up once.
+
+:class:`SystemInfo` is where facts the ids do not tell come from (region, constellation,
+security, wormhole class, ship groups: the ESI cache in the running console); a
+:class:`KillFacts` gathers them for one kill lazily, so a map whose filters never ask costs
+nothing, and every map that does ask shares the answers.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Final, Protocol
+
+from wanderer_console.domain.eve import (
+    THERA_SYSTEM_ID,
+    SpaceFacts,
+    is_kspace_system,
+    space_facts,
+)
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+
+__all__ = ["ID_ONLY", "IdOnlySystemInfo", "KillFacts", "SystemInfo"]
+
+
+class SystemInfo(Protocol):
+    """Static universe facts the filters may need; every method returns ``None`` when unknown."""
+
+    def region_id(self, system_id: int) -> int | None:
+        """Region of a solar system."""
+        ...
+
+    def constellation_id(self, system_id: int) -> int | None:
+        """Constellation of a solar system."""
+        ...
+
+    def security_status(self, system_id: int) -> float | None:
+        """ESI ``security_status`` of a solar system."""
+        ...
+
+    def wormhole_class(self, system_id: int) -> int | None:
+        """SDE/Wanderer class id (1–6 C1–C6, 7/8/9 high/low/null, 12 Thera, 13 C13, …)."""
+        ...
+
+    def group_id(self, type_id: int) -> int | None:
+        """Inventory group of a type (ship groups)."""
+        ...
+
+
+class IdOnlySystemInfo:
+    """The default :class:`SystemInfo`: only what ids alone tell (Thera's id gives its class)."""
+
+    def region_id(self, system_id: int) -> int | None:
+        """Never known from the id."""
+        return None
+
+    def constellation_id(self, system_id: int) -> int | None:
+        """Never known from the id."""
+        return None
+
+    def security_status(self, system_id: int) -> float | None:
+        """Never known from the id."""
+        return None
+
+    def wormhole_class(self, system_id: int) -> int | None:
+        """Thera (31000005) is class 12; nothing else is derivable from the id."""
+        return 12 if system_id == THERA_SYSTEM_ID else None
+
+    def group_id(self, type_id: int) -> int | None:
+        """Never known from the id."""
+        return None
+
+
+ID_ONLY: Final = IdOnlySystemInfo()
+
+
+class KillFacts:
+    """Facts about one kill, looked up lazily and shared by every map's filters."""
+
+    def __init__(self, km: Killmail, index: TrackingIndex, info: SystemInfo) -> None:
+        self.km = km
+        self._index = index
+        self._info = info
+
+    @cached_property
+    def systems(self) -> list[TrackedSystem]:
+        """The kill's system as every map that tracks it knows it (static info, names)."""
+        sid = self.km.system_id
+        found = (
+            self._index.map(t).systems.get(sid) for t in sorted(self._index.maps_for_system(sid))
+        )
+        return [system for system in found if system is not None]
+
+    def _tracked(self, attr: str) -> object:
+        for system in self.systems:
+            value = getattr(system, attr)
+            if value is not None:
+                return value
+        return None
+
+    @cached_property
+    def names(self) -> list[str | None]:
+        """Every name the kill's system goes by (EVE name, custom and temporary map labels)."""
+        out: list[str | None] = [self.km.solar_system_name]
+        for system in self.systems:
+            out += [system.name, system.custom_name, system.temporary_name]
+        return out
+
+    @cached_property
+    def region_id(self) -> int | None:
+        """Region: map static info, else the provider."""
+        value = self._tracked("region_id")
+        return value if isinstance(value, int) else self._info.region_id(self.km.system_id)
+
+    @cached_property
+    def constellation_id(self) -> int | None:
+        """Constellation: map static info, else the provider."""
+        value = self._tracked("constellation_id")
+        if isinstance(value, int):
+            return value
+        return self._info.constellation_id(self.km.system_id)
+
+    @cached_property
+    def space(self) -> SpaceFacts:
+        """Security band and J-space class: map static info, region, provider, id range."""
+        sid = self.km.system_id
+        class_id = self._tracked("system_class")
+        security = self._tracked("security")
+        shattered = self._tracked("is_shattered")
+        if not isinstance(class_id, int):
+            class_id = self._info.wormhole_class(sid)
+        region = None if class_id is not None else self.region_id
+        if not isinstance(security, float | int) and class_id is None and is_kspace_system(sid):
+            security = self._info.security_status(sid)
+        return space_facts(
+            sid,
+            class_id=class_id,
+            region_id=region,
+            security_status=float(security) if isinstance(security, float | int) else None,
+            is_shattered=shattered if isinstance(shattered, bool) else None,
+        )
+
+    def group_id(self, type_id: int | None) -> int | None:
+        """Inventory group of a ship type (``None`` when unknown)."""
+        return None if type_id is None else self._info.group_id(type_id)

@@ -210,3 +210,19 @@ def test_cache_bench_quick_prints_json() -> None:
     assert set(result["hit_latency_us"]) == {"median", "p99"}
     assert 0 < result["hit_ratio"] < 1
     assert result["hit_latency_us"]["median"] > 0
+
+
+async def test_a_failed_load_counts_as_a_load_error_for_entities_and_bulk_names(
+    esi_env: EsiEnv,
+) -> None:
+    registry = CollectorRegistry()
+    cache = CacheFacade(esi_env.client(), registry=registry)
+    cid = next(iter(esi_env.gen.characters))
+    esi_env.fake.force_status = 503  # ESI down: no usable answer
+    with pytest.raises(EsiError):
+        await cache.get_character(cid)
+    with pytest.raises(EsiError):
+        await cache.names([cid])
+    for ns in ("character", "name"):
+        assert registry.get_sample_value("wc_cache_load_errors_total", {"namespace": ns}) == 1
+        assert cache.stats()["namespaces"][ns]["load_errors"] == 1

@@ -17,18 +17,18 @@ Renderers use the synchronous ``peek_*`` methods: they never wait for the networ
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections import Counter as TallyCounter
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
 from cachetools import TTLCache
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from wanderer_console.enrich.cache_stats import CacheTelemetry
 from wanderer_console.enrich.esi import EsiError, EsiResult
 
 __all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader"]
@@ -61,8 +61,6 @@ _DEFAULT_TTL: Final = {
     "type": 86_400.0,
     "name": 86_400.0,
 }
-_LATENCY_SAMPLES = 4096
-_MISSED_KEYS_CAP = 20_000
 
 
 class EntityLoader(Protocol):
@@ -95,33 +93,6 @@ class _Entry:
     deadline: float
 
 
-@dataclass(slots=True)
-class _NsStats:
-    hits: int = 0
-    misses: int = 0
-    loads: int = 0
-    load_errors: int = 0
-    coalesced: int = 0
-    evictions: int = 0
-    expirations: int = 0
-    invalidations: int = 0
-    hit_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
-    miss_latency: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCY_SAMPLES))
-
-    @property
-    def hit_ratio(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
-
-
-def _percentile(samples: Iterable[float], q: float) -> float:
-    ordered = sorted(samples)
-    if not ordered:
-        return 0.0
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 class _CountingTTLCache(TTLCache[tuple[int, int], _Entry]):
     """A ``TTLCache`` that reports size evictions and TTL expirations."""
 
@@ -147,32 +118,6 @@ class _CountingTTLCache(TTLCache[tuple[int, int], _Entry]):
         if expired:
             self._on_expire(len(expired))
         return expired
-
-
-class _Prom:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        label = ["namespace"]
-        self.hits = Counter("wc_cache_hits", "Enrichment cache hits", label, registry=registry)
-        self.misses = Counter(
-            "wc_cache_misses", "Enrichment cache misses", label, registry=registry
-        )
-        self.evictions = Counter(
-            "wc_cache_evictions", "Entries evicted for size", label, registry=registry
-        )
-        self.expirations = Counter(
-            "wc_cache_expirations", "Entries dropped at their TTL", label, registry=registry
-        )
-        self.load_errors = Counter(
-            "wc_cache_load_errors", "Loader (ESI) failures on a miss", label, registry=registry
-        )
-        self.size = Gauge("wc_cache_size", "Entries per namespace", label, registry=registry)
-        self.latency = Histogram(
-            "wc_cache_latency_seconds",
-            "Cache operation latency (hits and loads)",
-            ["namespace", "result"],
-            buckets=(1e-6, 5e-6, 2e-5, 1e-4, 1e-3, 0.01, 0.05, 0.25, 1.0, 5.0),
-            registry=registry,
-        )
 
 
 class CacheFacade:
@@ -201,8 +146,8 @@ class CacheFacade:
         self._min_ttl = min_ttl
         self._negative_ttl = negative_ttl
         self._default_ttl = {**_DEFAULT_TTL, **(default_ttl or {})}
-        self._stats = {ns: _NsStats() for ns in NAMESPACES}
-        self._prom = _Prom(registry) if registry is not None else None
+        self.telemetry = CacheTelemetry(NAMESPACES, registry)
+        """Counters per namespace (mirrored into Prometheus when a registry is given)."""
         self._caches: dict[str, _CountingTTLCache] = {}
         for ns in NAMESPACES:
             size = maxsize if isinstance(maxsize, int) else maxsize.get(ns, 10_000)
@@ -210,58 +155,12 @@ class CacheFacade:
                 size,
                 max_ttl,
                 clock,
-                on_evict=self._counter(ns, "evictions"),
-                on_expire=self._expire_counter(ns),
+                on_evict=functools.partial(self.telemetry.evicted, ns),
+                on_expire=functools.partial(self.telemetry.expired, ns),
             )
-            if self._prom is not None:
-                self._prom.size.labels(namespace=ns).set_function(self._caches[ns].__len__)
+            self.telemetry.size_from(ns, self._caches[ns].__len__)
         self._inflight: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
-        self._missed: TallyCounter[tuple[str, int]] = TallyCounter()
         self._warming: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "running": False}
-
-    # -- counters ------------------------------------------------------------------------------
-
-    def _counter(self, ns: str, name: str) -> Callable[[], None]:
-        def bump() -> None:
-            stats = self._stats[ns]
-            setattr(stats, name, getattr(stats, name) + 1)
-            if self._prom is not None and name == "evictions":
-                self._prom.evictions.labels(namespace=ns).inc()
-
-        return bump
-
-    def _expire_counter(self, ns: str) -> Callable[[int], None]:
-        def bump(count: int) -> None:
-            self._stats[ns].expirations += count
-            if self._prom is not None:
-                self._prom.expirations.labels(namespace=ns).inc(count)
-
-        return bump
-
-    def _record_hit(self, ns: str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        stats = self._stats[ns]
-        stats.hits += 1
-        stats.hit_latency.append(elapsed)
-        if self._prom is not None:
-            self._prom.hits.labels(namespace=ns).inc()
-            self._prom.latency.labels(namespace=ns, result="hit").observe(elapsed)
-
-    def _record_miss(self, ns: str, entity_id: int) -> None:
-        self._stats[ns].misses += 1
-        missed = self._missed
-        missed[(ns, entity_id)] += 1
-        if len(missed) > _MISSED_KEYS_CAP:
-            # Keep the most-missed half; the tail is noise for insights.
-            self._missed = TallyCounter(dict(missed.most_common(_MISSED_KEYS_CAP // 2)))
-        if self._prom is not None:
-            self._prom.misses.labels(namespace=ns).inc()
-
-    def _record_load_latency(self, ns: str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        self._stats[ns].miss_latency.append(elapsed)
-        if self._prom is not None:
-            self._prom.latency.labels(namespace=ns, result="miss").observe(elapsed)
 
     # -- raw entries ---------------------------------------------------------------------------
 
@@ -273,7 +172,7 @@ class CacheFacade:
             return None
         if entry.deadline <= self._clock():
             cache.pop(key, None)
-            self._expire_counter(ns)(1)
+            self.telemetry.expired(ns, 1)
             return None
         return entry
 
@@ -342,16 +241,14 @@ class CacheFacade:
         if self.loader is None:
             raise EsiError(0, "no ESI loader configured")
         started = time.perf_counter()
-        self._stats[ns].loads += 1
+        self.telemetry.load_started(ns)
         try:
             result: EsiResult = await getattr(self.loader, ns)(entity_id)
         except EsiError:
-            self._stats[ns].load_errors += 1
-            if self._prom is not None:
-                self._prom.load_errors.labels(namespace=ns).inc()
+            self.telemetry.load_failed(ns)
             raise
         finally:
-            self._record_load_latency(ns, started)
+            self.telemetry.load_finished(ns, started)
         ttl = self._ttl_for(ns, result)
         self._put(ns, entity_id, result.data, ttl)
         if result.data is not None and isinstance(result.data.get("name"), str):
@@ -362,7 +259,7 @@ class CacheFacade:
         flight = (ns, self.version, entity_id)
         task = self._inflight.get(flight)
         if task is not None:
-            self._stats[ns].coalesced += 1
+            self.telemetry.coalesced(ns)
             return task
         task = asyncio.ensure_future(self._load_entity(ns, entity_id))
         self._inflight[flight] = task
@@ -382,10 +279,10 @@ class CacheFacade:
         entry = self._lookup(ns, entity_id)
         if entry is not None:
             if count:
-                self._record_hit(ns, started)
+                self.telemetry.hit(ns, started)
             return entry.value  # type: ignore[no-any-return]
         if count:
-            self._record_miss(ns, entity_id)
+            self.telemetry.miss(ns, entity_id)
         # shield: one caller giving up must not cancel the load the others wait for.
         return await asyncio.shield(self._shared_task(ns, entity_id))
 
@@ -424,10 +321,10 @@ class CacheFacade:
             started = time.perf_counter()
             entry = self._lookup("name", raw)
             if entry is None:
-                self._record_miss("name", raw)
+                self.telemetry.miss("name", raw)
                 missing.append(raw)
                 continue
-            self._record_hit("name", started)
+            self.telemetry.hit("name", started)
             if entry.value is not None:
                 result[raw] = (str(entry.value[0]), str(entry.value[1]))
         if not missing:
@@ -435,14 +332,14 @@ class CacheFacade:
         if self.loader is None:
             raise EsiError(0, "no ESI loader configured")
         started = time.perf_counter()
-        self._stats["name"].loads += 1
+        self.telemetry.load_started("name")
         try:
             found = await self.loader.names(missing)
         except EsiError:
-            self._stats["name"].load_errors += 1
+            self.telemetry.load_failed("name")
             raise
         finally:
-            self._record_load_latency("name", started)
+            self.telemetry.load_finished("name", started)
         ttl = self._default_ttl["name"]
         for entity_id in missing:
             hit = found.get(entity_id)
@@ -460,7 +357,7 @@ class CacheFacade:
             raise ValueError(f"cache version must grow (now {self.version}, asked {new})")
         self.version = new
         for ns, cache in self._caches.items():
-            self._stats[ns].invalidations += len(cache)
+            self.telemetry.invalidated(ns, len(cache))
             cache.clear()
         return new
 
@@ -474,7 +371,7 @@ class CacheFacade:
             for key in stale:
                 cache.pop(key, None)
             if stale:
-                self._expire_counter(ns)(len(stale))
+                self.telemetry.expired(ns, len(stale))
             dropped += len(stale)
         return dropped
 
@@ -576,36 +473,10 @@ class CacheFacade:
 
     def stats(self) -> dict[str, Any]:
         """Counters per namespace, totals and warming progress (for ``runtime.snapshot()``)."""
-        namespaces: dict[str, Any] = {}
-        hits = misses = 0
-        for ns, st in self._stats.items():
-            hits += st.hits
-            misses += st.misses
-            namespaces[ns] = {
-                "hits": st.hits,
-                "misses": st.misses,
-                "hit_ratio": round(st.hit_ratio, 4),
-                "loads": st.loads,
-                "load_errors": st.load_errors,
-                "coalesced": st.coalesced,
-                "evictions": st.evictions,
-                "expirations": st.expirations,
-                "invalidations": st.invalidations,
-                "size": len(self._caches[ns]),
-                "maxsize": int(self._caches[ns].maxsize),
-                "latency_us": {
-                    "hit_p50": round(_percentile(st.hit_latency, 0.5) * 1e6, 2),
-                    "hit_p99": round(_percentile(st.hit_latency, 0.99) * 1e6, 2),
-                    "load_p50": round(_percentile(st.miss_latency, 0.5) * 1e6, 2),
-                    "load_p99": round(_percentile(st.miss_latency, 0.99) * 1e6, 2),
-                },
-            }
+        sizes = {ns: (len(cache), int(cache.maxsize)) for ns, cache in self._caches.items()}
         return {
             "version": self.version,
-            "namespaces": namespaces,
-            "hits": hits,
-            "misses": misses,
-            "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+            **self.telemetry.report(sizes),
             "inflight": len(self._inflight),
             "warming": {
                 "total": self._warming["total"],
@@ -617,10 +488,4 @@ class CacheFacade:
 
     def insights(self, top: int = 10) -> dict[str, Any]:
         """Hit ratio per namespace and the most-missed keys (what to warm or cache longer)."""
-        return {
-            "hit_ratio": {ns: round(st.hit_ratio, 4) for ns, st in self._stats.items()},
-            "most_missed": [
-                {"namespace": ns, "key": key, "misses": count}
-                for (ns, key), count in self._missed.most_common(top)
-            ],
-        }
+        return self.telemetry.insights(top)

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.server.app import HttpSurface
 from wanderer_console.server.serve import ServerStartError
 from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.supervisor import TaskSupervisor
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["Runtime", "default_data_dir"]
@@ -92,11 +93,10 @@ class Runtime:
         """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
         self.pipeline_batch = 256
         """Most events the pipeline commits in one transaction."""
-        self._stopping = False
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self.started_at = time.time()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = TaskSupervisor(self.metrics)
         self._http: dict[str, HttpClient] = {}
         self._rest: dict[str, MapRestClient] = {}
         self.map_sources: dict[str, MapSseSource] = {}
@@ -193,7 +193,7 @@ class Runtime:
         )
         self._tracking_changed()
         if self.esi is not None:
-            self._spawn(f"cache:warm:{tenant}", functools.partial(self._warm_cache, tenant))
+            self._tasks.spawn(f"cache:warm:{tenant}", functools.partial(self._warm_cache, tenant))
 
     async def _warm_cache(self, tenant: str) -> None:
         """Load the names a map's notifications will need before the first kill arrives."""
@@ -257,7 +257,7 @@ class Runtime:
                     recent=self.recent_kills,
                 )
                 self.kill_sources[mode] = source
-                self._spawn(f"killstream:{mode}", source.run)
+                self._tasks.spawn(f"killstream:{mode}", source.run)
         if "systems" in self.kill_sources and self.fallback is None:
             self.fallback = FallbackPoller(
                 self._client("killstream"),
@@ -269,7 +269,7 @@ class Runtime:
                 after=ks.fallback_after_seconds,
                 interval=ks.fallback_interval_seconds,
             )
-            self._spawn("killstream:fallback", self.fallback.run)
+            self._tasks.spawn("killstream:fallback", self.fallback.run)
 
     def _killstream_up(self) -> bool:
         source = self.kill_sources.get("systems")
@@ -294,33 +294,9 @@ class Runtime:
             max_age_hours=r2.max_age_hours,
             timing=self.r2z2_timing,
         )
-        self._spawn("r2z2", self.r2z2.run)
+        self._tasks.spawn("r2z2", self.r2z2.run)
 
     # -- running ---------------------------------------------------------------------------------
-
-    def _spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        self._tasks[name] = asyncio.create_task(self._supervise(name, factory), name=name)
-
-    async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(1.0, 60.0)
-        while True:
-            started = time.monotonic()
-            try:
-                await factory()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.metrics.errors.labels(component=name).inc()
-                if self._stopping:
-                    # Failing while being cancelled (an error raised on the way out): stop,
-                    # never restart a task against clients and a store being closed.
-                    log.exception("task failed while stopping", extra={"ctx": {"task": name}})
-                    return
-                log.exception("task failed; restarting", extra={"ctx": {"task": name}})
-            if time.monotonic() - started > 60:
-                backoff.reset()
-            await asyncio.sleep(backoff.next_delay())
 
     async def _pipeline(self) -> None:
         while True:
@@ -354,13 +330,13 @@ class Runtime:
         loaded = self.cache.load_warm(self.store)
         if loaded:
             log.info("name cache restored", extra={"ctx": {"entries": loaded}})
-        self._spawn("pipeline", self._pipeline)
-        self._spawn("dispatcher", self.dispatcher.run)
-        self._spawn("cache:persist", self._persist_cache)
-        self._spawn("retention", self._retention)
+        self._tasks.spawn("pipeline", self._pipeline)
+        self._tasks.spawn("dispatcher", self.dispatcher.run)
+        self._tasks.spawn("cache:persist", self._persist_cache)
+        self._tasks.spawn("retention", self._retention)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
-            self._spawn("config-watch", self.reloader.run)
+            self._tasks.spawn("config-watch", self.reloader.run)
         for tenant, map_settings in self.settings.maps.items():
             if not map_settings.enabled:
                 continue
@@ -380,7 +356,7 @@ class Runtime:
                 on_resync=functools.partial(self._load_map, tenant),
                 resync_after=self.sse_resync_after,
             )
-            self._spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
+            self._tasks.spawn(f"map:{tenant}", functools.partial(self._map_task, tenant))
         self._ensure_kill_sources()
         self._start_r2z2()
         await self._start_http()
@@ -423,25 +399,11 @@ class Runtime:
 
     async def stop(self) -> None:
         """Cancel every task, close clients and the store."""
-        self._stopping = True
+        self._tasks.stopping()
         if self.http is not None:
             await self.http.stop()
             self.http = None
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        # Bounded: a task that ignores its cancellation must not hang the shutdown.
-        if tasks:
-            done, stuck = await asyncio.wait(tasks, timeout=10.0)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.error(
-                        "task ended with an error during shutdown",
-                        extra={"ctx": {"task": task.get_name(), "error": repr(task.exception())}},
-                    )
-            for task in stuck:
-                log.error("task did not stop in time", extra={"ctx": {"task": task.get_name()}})
+        await self._tasks.stop(timeout=10.0)
         for client in self._http.values():
             await client.aclose()
         with contextlib.suppress(Exception):

@@ -66,7 +66,7 @@ async def test_a_task_failing_while_being_cancelled_is_not_restarted(
         except asyncio.CancelledError:
             raise RuntimeError("cleanup went wrong") from None
 
-    runtime._spawn("fragile", fails_on_cancel)
+    runtime._tasks.spawn("fragile", fails_on_cancel)
     await asyncio.sleep(0.05)
     started = time.monotonic()
     await runtime.stop()

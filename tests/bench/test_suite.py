@@ -95,6 +95,27 @@ def test_only_figures_in_both_documents_are_compared_and_zero_baselines_are_safe
     assert rows[0]["regressed"]
 
 
+def test_the_budget_says_which_lines_were_met_and_skips_figures_not_measured() -> None:
+    figures = {
+        "ingest.killmails_per_second": 12_000.0,
+        "ingest.ratio_to_ceiling": 0.49,
+        "latency.at_200_per_s.p50_ms": 5.0,  # on the limit: met
+        "latency.at_200_per_s.p99_ms": 30.0,
+    }
+    lines = {line["figure"]: line for line in suite.budget_of(figures)}
+    assert set(lines) == set(figures)  # delivery not run: no line
+    assert lines["ingest.killmails_per_second"]["met"] is True
+    assert lines["ingest.ratio_to_ceiling"] == {
+        "figure": "ingest.ratio_to_ceiling",
+        "rule": ">= 0.5",
+        "value": 0.49,
+        "met": False,
+    }
+    assert lines["latency.at_200_per_s.p50_ms"]["met"] is True
+    assert lines["latency.at_200_per_s.p99_ms"]["rule"] == "<= 25"
+    assert lines["latency.at_200_per_s.p99_ms"]["met"] is False
+
+
 def test_figures_are_derived_from_raw_scenarios_when_a_document_has_none() -> None:
     scenarios = {
         "ingest": {"killmails_per_second": 100.0, "ratio_to_ceiling": 0.5, "lost": 0},
@@ -124,6 +145,10 @@ def test_every_scenario_runs_at_tiny_sizes_and_reports_its_figures() -> None:
     doc = suite.run_suite(TINY, only=[name for name in suite.SCENARIOS if name != "cache"])
     assert doc["problems"] == []
     assert set(doc["scenarios"]) == {"ingest", "latency", "delivery", "memory", "startup"}
+    # Every budget line this run measured is judged (met or not at these tiny sizes); the
+    # 200/s latency lines are not measured here (50/s only).
+    judged = {line["figure"] for line in doc["budget"]}
+    assert judged == {f for f, _, _ in suite.BUDGET if "at_200_per_s" not in f}
     figures = doc["figures"]
     for figure in (
         "ingest.killmails_per_second",

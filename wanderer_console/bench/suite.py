@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "FULL",
@@ -304,6 +304,30 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     return out
 
 
+BUDGET: Final[tuple[tuple[str, Direction, float], ...]] = (
+    ("ingest.killmails_per_second", "higher", 5_000.0),
+    ("ingest.ratio_to_ceiling", "higher", 0.5),
+    ("latency.at_200_per_s.p50_ms", "lower", 5.0),
+    ("latency.at_200_per_s.p99_ms", "lower", 25.0),
+    ("delivery.share_of_ceiling", "higher", 0.9),
+)
+"""The performance budget (issue 8 and the delivery work): figure, which way is better, limit.
+Lost events are failures of their own (:func:`problems_of`)."""
+
+
+def budget_of(figures: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Each budget line this run measured: its limit, the value and whether it was met."""
+    out: list[dict[str, Any]] = []
+    for figure, better, limit in BUDGET:
+        value = figures.get(figure)
+        if value is None:
+            continue  # scenario not run (``--only``)
+        met = value >= limit if better == "higher" else value <= limit
+        rule = f"{'>=' if better == 'higher' else '<='} {limit:g}"
+        out.append({"figure": figure, "rule": rule, "value": value, "met": met})
+    return out
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 
@@ -365,6 +389,7 @@ def run_suite(
     ]
     started = time.perf_counter()
     measured = asyncio.run(_run_all(names, sizes, progress))
+    figures = figures_of(measured.scenarios)
     return {
         "suite": "wanderer-console bench",
         "version": __version__,
@@ -374,7 +399,8 @@ def run_suite(
         "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(sizes).items()},
         "elapsed_s": round(time.perf_counter() - started, 2),
         "scenario_seconds": measured.seconds,
-        "figures": figures_of(measured.scenarios),
+        "figures": figures,
+        "budget": budget_of(figures),
         "problems": problems_of(measured.scenarios),
         "scenarios": measured.scenarios,
     }
@@ -466,6 +492,9 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(text + "\n")
     progress(f"bench: {len(doc['figures'])} figures in {doc['elapsed_s']:.1f} s")
     progress(format_figures(doc))
+    for line in doc["budget"]:
+        verdict = "met" if line["met"] else "NOT MET"
+        progress(f"bench: budget {line['figure']} {line['rule']}: {verdict} ({line['value']:g})")
     for problem in doc["problems"]:
         progress(f"bench: FAILED: {problem}")
     for row in regressions:

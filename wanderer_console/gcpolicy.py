@@ -40,8 +40,8 @@ def freeze_startup_objects() -> int:
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
-    _young, older, oldest = gc.get_threshold()
-    gc.set_threshold(max(_young, YOUNG_THRESHOLD), older, oldest)
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_THRESHOLD), older, oldest)
     frozen = gc.get_freeze_count()
     log.debug(
         "start-up objects frozen for the garbage collector",

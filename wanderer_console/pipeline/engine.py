@@ -155,10 +155,6 @@ class Engine:
             info=self.system_info,
         )
 
-    def _names_missing(self, km: Killmail, decisions: list[KillDecision]) -> bool:
-        """True when some map will be told about the kill and its names are not all known."""
-        return bool(decisions) and self.enricher is not None and not self.enricher.complete(km)
-
     def _kill_now(self, item: KillItem) -> bool | None:
         """Handle a kill without waiting (the hot path): True when new, False for a repeat;
         ``None`` when a map will be told about it and names must be looked up first."""
@@ -168,10 +164,10 @@ class Engine:
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         now = self._clock()
-        decided = self._decide_kill(km, now=now)
-        if decided[0] and self._names_missing(km, decided[0]):
-            return None
-        notifications = self._render_kill(km, *decided)
+        decisions, refusals = self._decide_kill(km, now=now)
+        if decisions and self.enricher is not None and not self.enricher.complete(km):
+            return None  # some map will be told about it: its missing names are fetched first
+        notifications = self._render_kill(km, decisions, refusals)
         event = StoredEvent(KILL_TENANT, event_id, item.source, "killmail", now, item.raw)
         # Nothing else ran since the dedup check above: no need to look again.
         return self._writer.record(event, notifications, checked=True)

@@ -31,7 +31,7 @@ commands:
   demo            run against the built-in simulator (no credentials needed)
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
   config history  recorded configuration changes (JSON); config restore N brings one back
-  tenant ACTION   ingest API tenants: add, list, rotate-key, disable (JSON output)
+  tenant ACTION   ingest API tenants: add, list, rotate-key, disable, enable (JSON output)
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer

@@ -1,7 +1,8 @@
-"""``wanderer-console tenant add|list|rotate-key|disable``: ingest API tenant provisioning.
+"""``wanderer-console tenant add|list|rotate-key|disable|enable``: ingest API tenant provisioning.
 
 Every action prints one JSON object on stdout (errors: one on stderr, exit 1). A key is printed
-only by ``add`` and ``rotate-key``, once: the database keeps a digest, never the key.
+only by ``add``, ``rotate-key`` and ``enable --rotate-key``, once: the database keeps a digest,
+never the key.
 """
 
 from __future__ import annotations
@@ -24,18 +25,34 @@ def register(sub: Any) -> None:
     tenant = sub.add_parser(
         "tenant",
         help="ingest API tenants (keys for POST /api/v1/events)",
-        description="Provision tenants of the ingest API. Output is JSON.",
+        description="Provision tenants of the ingest API. Output is JSON. A disabled tenant"
+        " keeps its key; rotate-key refuses it, enable (--rotate-key) brings it back.",
     )
     actions = tenant.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
     for name, help_text in (
         ("add", "create a tenant and print its key (shown once)"),
         ("list", "list tenants (never their keys)"),
-        ("rotate-key", "replace a tenant's key and print the new one (shown once)"),
-        ("disable", "refuse every request made with the tenant's key"),
+        (
+            "rotate-key",
+            "replace an enabled tenant's key and print the new one (shown once);"
+            " a disabled tenant is refused: use enable --rotate-key",
+        ),
+        ("disable", "refuse every request made with the tenant's key (until enable)"),
+        (
+            "enable",
+            "accept a disabled tenant's requests again; its old key works again unless"
+            " --rotate-key",
+        ),
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
         if name != "list":
             action.add_argument("slug", help="tenant slug (the map key, e.g. 'home')")
+        if name == "enable":
+            action.add_argument(
+                "--rotate-key",
+                action="store_true",
+                help="enable under a new key (printed once); the old key never works again",
+            )
         action.add_argument(
             "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
         )
@@ -74,6 +91,22 @@ def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
     print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout)
 
 
+def _enable(registry: TenantRegistry, slug: str, *, rotate: bool) -> dict[str, Any]:
+    key = registry.enable(slug, rotate=rotate)
+    if key is not None:
+        return {
+            "tenant": slug,
+            "enabled": True,
+            "key": key,
+            "note": "the old key no longer works; this key is shown once",
+        }
+    return {
+        "tenant": slug,
+        "enabled": True,
+        "note": f"the key it had before works again; if it may have leaked, run rotate-key {slug}",
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``tenant`` action; return the exit code."""
     data_dir, maps = _data_dir(args)
@@ -97,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 "key": key,
                 "note": "the old key no longer works; this key is shown once",
             }
+        elif action == "enable":
+            out = _enable(registry, args.slug, rotate=args.rotate_key)
         else:
             registry.disable(args.slug)
             out = {"tenant": args.slug, "enabled": False}

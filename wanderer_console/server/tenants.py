@@ -23,6 +23,7 @@ from wanderer_console.store.sqlite import open_database
 __all__ = [
     "KEY_PREFIX",
     "Tenant",
+    "TenantDisabledError",
     "TenantError",
     "TenantRegistry",
     "hash_key",
@@ -36,6 +37,10 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 class TenantError(Exception):
     """A provisioning request that cannot be done (duplicate slug, unknown tenant, bad slug)."""
+
+
+class TenantDisabledError(TenantError):
+    """The request needs an enabled tenant (``rotate-key`` on a disabled one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +118,25 @@ class TenantRegistry:
         return [Tenant(*row) for row in rows]
 
     def rotate_key(self, slug: str, *, now: float | None = None) -> str:
-        """Replace a tenant's key (the old one stops working at once); return the new key."""
+        """Replace a tenant's key (the old one stops working at once); return the new key.
+
+        Refused for a disabled tenant: the new key would be refused too, and printing a key that
+        never works is worse than an error (:meth:`enable` can rotate while enabling).
+        """
         key = _new_key()
         cursor = self._conn.execute(
-            "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ? WHERE slug = ?",
+            "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ?"
+            " WHERE slug = ? AND disabled_at IS NULL",
             (hash_key(key), key[:8], time.time() if now is None else now, slug),
         )
         if cursor.rowcount == 0:
-            raise TenantError(f"no tenant {slug!r}")
+            if self.get(slug) is None:
+                raise TenantError(f"no tenant {slug!r}")
+            raise TenantDisabledError(
+                f"tenant {slug!r} is disabled, so a new key would be refused too; re-enable it"
+                f" with a new key: wanderer-console tenant enable {slug} --rotate-key"
+                f" (or without --rotate-key to make its current key work again)"
+            )
         return key
 
     def disable(self, slug: str, *, now: float | None = None) -> None:
@@ -131,6 +147,29 @@ class TenantRegistry:
         )
         if cursor.rowcount == 0:
             raise TenantError(f"no tenant {slug!r}")
+
+    def enable(self, slug: str, *, rotate: bool = False, now: float | None = None) -> str | None:
+        """Accept the tenant's requests again (idempotent); with ``rotate``, under a new key.
+
+        Without ``rotate`` the key it had when disabled works again, which is wrong when it was
+        disabled because that key leaked: ``rotate`` replaces the key in the same transaction, so
+        the old key never works again. Returns the new key, or None without ``rotate``.
+        """
+        stamp = time.time() if now is None else now
+        key = _new_key() if rotate else None
+        if key is None:
+            cursor = self._conn.execute(
+                "UPDATE tenants SET disabled_at = NULL WHERE slug = ?", (slug,)
+            )
+        else:
+            cursor = self._conn.execute(
+                "UPDATE tenants SET disabled_at = NULL, key_hash = ?, key_prefix = ?,"
+                " rotated_at = ? WHERE slug = ?",
+                (hash_key(key), key[:8], stamp, slug),
+            )
+        if cursor.rowcount == 0:
+            raise TenantError(f"no tenant {slug!r}")
+        return key
 
     def authenticate(self, key: str) -> str | None:
         """The enabled tenant this key belongs to, or None (unknown, wrong or disabled)."""

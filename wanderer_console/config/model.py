@@ -26,6 +26,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wanderer_console.config.discord_values import (
+    BotToken,
+    ChannelId,
+    RoleId,
+    WebhookUrl,
+    WebhookUsername,
+)
 from wanderer_console.config.filters import MapFilters, SpaceClassName
 from wanderer_console.config.section import Section
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
@@ -47,8 +54,6 @@ __all__ = [
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_BOT_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{23,28}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}")
-_WEBHOOK = re.compile(r"^https?://[^/]+/api(/v\d+)?/webhooks/\d+/[^/?#\s]+$")
 
 
 def _http_url(value: str) -> str:
@@ -67,41 +72,8 @@ def _ws_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _snowflake(value: str) -> str:
-    value = value.strip()
-    if value and not value.isdigit():
-        if value.startswith("http"):
-            raise ValueError(
-                "looks like a URL; a channel id is a number (did you mean *_webhook_url?)"
-            )
-        if _BOT_TOKEN_SHAPE.search(value):
-            raise ValueError(
-                "looks like a Discord bot token; a channel id is a number (put the token in"
-                " bot_token, and reset it if this file was shared)"
-            )
-        if value.startswith("wci_"):
-            raise ValueError(
-                "looks like a console ingest key; a channel id is a number (ingest keys belong"
-                " in the tool that posts events)"
-            )
-        raise ValueError("must be a Discord id made of digits")
-    return value
-
-
-def _webhook_secret(value: SecretStr | None) -> SecretStr | None:
-    if value is None or not value.get_secret_value():
-        return None
-    if not _WEBHOOK.match(value.get_secret_value()):
-        raise ValueError(
-            "must be a Discord webhook URL like https://discord.com/api/webhooks/ID/TOKEN"
-        )
-    return value
-
-
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
-ChannelId = Annotated[str, AfterValidator(_snowflake)]
-WebhookUrl = Annotated[SecretStr | None, AfterValidator(_webhook_secret)]
 
 
 class NotificationFlags(Section):
@@ -158,10 +130,10 @@ class DiscordSettings(Section):
 
     api_url: HttpUrl = "https://discord.com/api/v10"
     """Base URL of the Discord REST API (bot transport)."""
-    bot_token: SecretStr | None = None
+    bot_token: BotToken = None
     """Fallback bot token for maps without their own."""
-    username: str = Field(default="Wanderer", max_length=80)
-    """Name shown on webhook messages."""
+    username: WebhookUsername = "Wanderer"
+    """Name shown on webhook messages (1-80 characters; no "discord", "clyde", @ # : ```)."""
     request_timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-request timeout."""
     channel_messages_per_minute: int = Field(default=30, ge=1)
@@ -217,7 +189,7 @@ class R2z2Settings(Section):
 class MapDiscord(Section):
     """Where one map's notifications go. Webhooks win over bot channels for a type."""
 
-    bot_token: SecretStr | None = None
+    bot_token: BotToken = None
     """Bot token for this map; falls back to ``discord.bot_token``."""
     channel_id: ChannelId = ""
     """Primary channel; every missing per-type channel falls back to it."""
@@ -243,7 +215,7 @@ class MapDiscord(Section):
     """Webhook for new characters."""
     rally_webhook_url: WebhookUrl = None
     """Webhook for rally points."""
-    rally_group_ids: list[ChannelId] = Field(default_factory=list)
+    rally_group_ids: list[RoleId] = Field(default_factory=list)
     """Role ids mentioned (``<@&id>``) on rally notifications."""
 
     def has_any_target(self) -> bool:

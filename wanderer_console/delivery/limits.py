@@ -9,6 +9,7 @@ counts. Everything here is pure: no I/O, inputs are never mutated.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
@@ -28,12 +29,16 @@ __all__ = [
     "PLACEHOLDER",
     "TITLE_MAX",
     "USERNAME_MAX",
+    "avatar_url_problem",
     "build_message",
+    "color_problem",
     "embed_total",
     "enforce_limits",
     "escape_markdown",
     "neutralize_mass_mentions",
+    "snowflake_problem",
     "truncate",
+    "webhook_username_problem",
 ]
 
 CONTENT_MAX: Final = 2000
@@ -68,6 +73,16 @@ _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()<#])")
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _ZWSP = "\u200b"
 _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+_SNOWFLAKE_MAX = 2**63 - 1
+"""Discord parses ids as signed 64-bit integers; a larger one is "not snowflake" (50035)."""
+_USERNAME_BANNED_WORDS = ("discord", "clyde")
+"""Substrings Discord refuses in a webhook username, in any case (PROTOCOLS.md §5.1)."""
+_USERNAME_BANNED_MARKS = ("@", "#", ":", "```")
+"""Substrings Discord's username rules refuse; webhooks have accepted some of them at times, but
+a name that depends on that can start failing any day, so they are refused here."""
+_USERNAME_RESERVED = ("everyone", "here", "system message")
+"""Whole names Discord reserves (compared case-insensitively after trimming)."""
+_COLOR_MAX = 0xFFFFFF
 
 
 def escape_markdown(text: str) -> str:
@@ -257,6 +272,61 @@ def enforce_limits(body: dict[str, Any]) -> dict[str, Any]:
                 del embed["description"]
         result["embeds"] = embeds
     return result
+
+
+def webhook_username_problem(name: str) -> str | None:
+    """Why Discord would refuse ``name`` as a webhook ``username``, or None when it accepts it.
+
+    Discord answers 400 (50035) to every message carrying a refused name, so the configuration
+    refuses it instead. A blank name is fine: it is never sent (the webhook's own name shows).
+    Discord trims the name and counts what is left (1 to 80 characters).
+    """
+    text = " ".join(name.split())  # Discord collapses and trims whitespace before its checks
+    if not text:
+        return None
+    lowered = text.casefold()
+    if len(text) > USERNAME_MAX:
+        return (
+            f"must be at most {USERNAME_MAX} characters (Discord refuses longer), has {len(text)}"
+        )
+    for word in _USERNAME_BANNED_WORDS:
+        if word in lowered:
+            return f"must not contain {word!r} in any case: Discord refuses such webhook names"
+    for mark in _USERNAME_BANNED_MARKS:
+        if mark in text:
+            return f"must not contain {mark!r}: Discord refuses it in usernames"
+    if lowered in _USERNAME_RESERVED:
+        return f"must not be {text!r}: Discord reserves that name"
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        return "must not contain control characters (tabs, line breaks)"
+    if all(unicodedata.category(c) in ("Cf", "Zs") for c in text):
+        return "must contain a visible character (Discord strips zero-width ones)"
+    return None
+
+
+def snowflake_problem(value: str, kind: str = "Discord") -> str | None:
+    """Why ``value`` is not an id Discord accepts (ASCII digits, 1 to 2**63-1), or None."""
+    if not _SNOWFLAKE.match(value):
+        return f"a {kind} id is made of digits 0-9 (Discord's developer mode copies it)"
+    if not 0 < int(value) <= _SNOWFLAKE_MAX:
+        return f"{value} is not a {kind} id: Discord ids are between 1 and {_SNOWFLAKE_MAX}"
+    return None
+
+
+def avatar_url_problem(url: str) -> str | None:
+    """Why Discord would refuse ``url`` as a webhook ``avatar_url`` (http(s) only), or None."""
+    if not url.startswith(("https://", "http://")) or len(url) <= len("https://"):
+        return "must be an http:// or https:// URL of an image"
+    if any(c.isspace() for c in url):
+        return "must not contain spaces (percent-encode them as %20)"
+    return None
+
+
+def color_problem(value: int) -> str | None:
+    """Why ``value`` is not an embed ``color`` Discord accepts (0 to 0xFFFFFF), or None."""
+    if isinstance(value, bool) or not 0 <= value <= _COLOR_MAX:
+        return f"must be an RGB colour from 0 to 0xFFFFFF ({_COLOR_MAX}), e.g. 0x3498DB"
+    return None
 
 
 def _snowflakes(ids: Sequence[str], kind: str) -> list[str]:

@@ -106,7 +106,7 @@ async def test_mentions_are_never_batched(rig: Rig) -> None:
     assert [len(m.body["embeds"]) for m in rig.discord.messages_for("webhook:2")] == [1, 1, 1]
 
 
-async def test_unknown_webhook_is_disabled_after_one_attempt(
+async def test_unknown_webhook_holds_its_notifications_after_one_attempt_until_retried(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead, alive = rig.hook(3), rig.hook(4)
@@ -114,17 +114,26 @@ async def test_unknown_webhook_is_disabled_after_one_attempt(
     with caplog.at_level(logging.ERROR, logger="wanderer_console"):
         rig.enqueue(dead, 4)
         rig.enqueue(alive, 2)
-        await until(lambda: rig.store.outbox_counts() == {"failed": 4, "sent": 2})
+        await until(lambda: rig.dispatcher.state("webhook:3").disabled_reason)
+        await until(lambda: rig.store.outbox_counts() == {"pending": 4, "sent": 2})
         requests_after = rig.discord.requests
-        rig.enqueue(dead, 1, tag="later")  # a later notification is failed without a request
-        await until(lambda: rig.store.outbox_counts().get("failed") == 5)
+        rig.enqueue(dead, 1, tag="later")  # a later notification waits without a request
+        await asyncio.sleep(0.5)
+    assert rig.store.outbox_counts() == {"pending": 5, "sent": 2}
     assert rig.discord.rejected_404 == 1
     assert rig.discord.requests == requests_after
     state = rig.dispatcher.snapshot()["targets"]["webhook:3"]
     assert "Unknown Webhook" in state["disabled"]
     assert rig.metrics.value("wc_targets_disabled_total") == 1
-    assert any("target disabled" in r.getMessage() for r in caplog.records)
+    assert rig.metrics.value("wc_targets_dead") == 1
+    assert any("outbox retry" in r.getMessage() for r in caplog.records)
     assert all("/tok" not in r.getMessage() for r in caplog.records)
+    # The webhook is fixed and the operator retries it: everything held is delivered.
+    rig.discord.enable_webhook(3)
+    rig.dispatcher.retry_target("webhook:3")
+    await until(lambda: rig.store.outbox_counts() == {"sent": 7})
+    assert sum(len(m.body["embeds"]) for m in rig.discord.messages_for("webhook:3")) == 5
+    assert rig.metrics.value("wc_targets_dead") == 0
 
 
 async def test_429_waits_and_retries_without_losing_anything(rig: Rig) -> None:
@@ -162,11 +171,11 @@ async def test_too_many_invalid_answers_pause_all_delivery(
     rig.discord.register_webhook(22, "other-token")
     rig.enqueue(bad_a, 1)
     rig.enqueue(bad_b, 1)
-    await until(lambda: rig.store.outbox_counts().get("failed") == 2)
+    await until(lambda: len(rig.dispatcher.dead_targets) == 2)
     assert rig.dispatcher.snapshot()["invalid_answers_10m"] == 2
     good = rig.hook(23)
     rig.enqueue(good, 1)
     await asyncio.sleep(0.5)
     # The budget is spent: nothing more goes out, even to a healthy target.
     assert rig.discord.messages_for("webhook:23") == []
-    assert rig.store.outbox_counts().get("pending") == 1
+    assert rig.store.outbox_counts().get("pending") == 3  # two held, one paused

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from wanderer_console.domain.notification import Target, TargetKind
+from wanderer_console.http.chain_base import CircuitOpenError
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 
 __all__ = ["DiscordSender", "Outcome", "SendResult"]
@@ -22,7 +23,9 @@ class Outcome(StrEnum):
     SENT = "sent"
     """Discord confirmed the message."""
     RETRY = "retry"
-    """Transient failure (5xx, timeout, connection): try again later."""
+    """Transient failure (5xx, a refused connection, an open breaker): try again later."""
+    UNCERTAIN = "uncertain"
+    """No answer after the request went out (a read timeout, a reset): it may have been posted."""
     RATE_LIMITED = "rate_limited"
     """429: wait ``retry_after`` (everything, when ``global_limit``)."""
     DEAD_TARGET = "dead_target"
@@ -44,6 +47,8 @@ class SendResult:
     bucket_reset_after: float | None = None
     channel_id: str | None = None
     """The channel Discord posted into (from the confirmed message), for per-channel pacing."""
+    attempted: bool = True
+    """False when nothing was sent (the breaker failed fast): not the message's attempt."""
 
 
 def _float(value: str | None) -> float | None:
@@ -103,9 +108,20 @@ class DiscordSender:
         self._user_agent = user_agent
 
     async def send(
-        self, target: Target, body: dict[str, Any], *, bot_token: str | None = None
+        self,
+        target: Target,
+        body: dict[str, Any],
+        *,
+        bot_token: str | None = None,
+        nonce: str | None = None,
     ) -> SendResult:
-        """Send one message; never raises for HTTP or transport failures."""
+        """Send one message; never raises for HTTP or transport failures.
+
+        A bot message with a ``nonce`` carries ``enforce_nonce``: if Discord already created a
+        message with that nonce in the last few minutes, it returns that message instead of
+        posting again, so a re-send after an uncertain outcome cannot post twice. Webhooks have
+        no nonce.
+        """
         try:
             if target.kind is TargetKind.WEBHOOK:
                 response = await self._http.post(target.address, json=body, params={"wait": "true"})
@@ -114,6 +130,9 @@ class DiscordSender:
                     return SendResult(Outcome.DEAD_TARGET, None, detail="no bot token configured")
                 # Bot messages take no webhook-only fields.
                 bot_body = {k: v for k, v in body.items() if k not in ("username", "avatar_url")}
+                if nonce is not None:
+                    bot_body["nonce"] = nonce
+                    bot_body["enforce_nonce"] = True
                 response = await self._http.post(
                     f"{self._api_url}/channels/{target.address}/messages",
                     json=bot_body,
@@ -122,6 +141,15 @@ class DiscordSender:
                         "user-agent": self._user_agent,
                     },
                 )
+        except CircuitOpenError as exc:
+            return SendResult(
+                Outcome.RETRY,
+                None,
+                retry_after=exc.retry_in or 0.0,
+                detail=str(exc),
+                attempted=False,
+            )
         except TransportError as exc:
-            return SendResult(Outcome.RETRY, None, detail=str(exc))
+            outcome = Outcome.UNCERTAIN if exc.maybe_sent else Outcome.RETRY
+            return SendResult(outcome, None, detail=str(exc))
         return _classify(response)

@@ -44,6 +44,8 @@ class CircuitOpenError(TransportError):
             detail += f", next probe in {max(0.0, retry_in):.1f}s"
         super().__init__("circuit_open", detail)
         self.host = host
+        self.retry_in = retry_in
+        """Seconds until the breaker lets a probe through, when known."""
 
 
 def host_key(url: httpx.URL) -> str:

@@ -75,12 +75,17 @@ class TransportError(Exception):
     kind: str
     """``connect``, ``timeout``, ``read`` or ``other``."""
     detail: str = field(default="")
+    maybe_sent: bool = field(default=False)
+    """The request may have reached the server (it failed after being written, e.g. a read
+    timeout): a non-idempotent request must not be blindly repeated."""
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}" if self.detail else self.kind
 
 
 def classify_error(exc: httpx.HTTPError) -> TransportError:
+    """An httpx failure as a :class:`TransportError`, saying whether the request may have
+    reached the server (only connecting and waiting for a pooled connection are sure not to)."""
     if isinstance(exc, httpx.TimeoutException):
         kind = "timeout"
     elif isinstance(exc, httpx.ConnectError):
@@ -89,7 +94,9 @@ def classify_error(exc: httpx.HTTPError) -> TransportError:
         kind = "read"
     else:
         kind = "other"
-    return TransportError(kind, redact(str(exc))[:300] or type(exc).__name__)
+    not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    detail = redact(str(exc))[:300] or type(exc).__name__
+    return TransportError(kind, detail, maybe_sent=not not_sent)
 
 
 class HttpClient:

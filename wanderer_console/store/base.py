@@ -43,6 +43,12 @@ class OutboxRow(NamedTuple):
     """The correlation id of the event that caused it (``None`` for rows written before v5)."""
     created_at: float = 0.0
     """Unix time the notification was written to the outbox."""
+    send_id: str | None = None
+    """Set while the row is bound to one message (and its nonce) that may have reached Discord."""
+    uncertain: int = 0
+    """Sends of this row whose outcome was never known (a timeout, a crash mid-request)."""
+    sending_at: float | None = None
+    """When the message bound to ``send_id`` was first sent (the nonce window runs from it)."""
 
 
 class PendingWrite(NamedTuple):

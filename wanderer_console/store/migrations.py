@@ -93,6 +93,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX outbox_pending_target ON outbox (target_key, id) WHERE status = 'pending';
     """,
+    # 7: exactly-once delivery. A message is claimed (status 'sending', its send id and time)
+    #    before its request goes out, so a crash leaves it recognisably in flight; ``uncertain``
+    #    counts sends whose outcome was never known. Dead targets are kept with the fingerprint
+    #    of the credential that failed, so a changed credential revives them.
+    """
+    ALTER TABLE outbox ADD COLUMN send_id TEXT;
+    ALTER TABLE outbox ADD COLUMN sending_at REAL;
+    ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_sending ON outbox (status) WHERE status = 'sending';
+    CREATE INDEX outbox_failed ON outbox (target_key, id) WHERE status = 'failed';
+    CREATE TABLE dead_targets (
+        tenant_id   TEXT NOT NULL,
+        target_key  TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        since       REAL NOT NULL,
+        PRIMARY KEY (tenant_id, target_key)
+    );
+    """,
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

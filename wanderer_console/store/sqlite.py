@@ -11,25 +11,21 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import orjson
-
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import OutboxRow, PendingWrite, StoredEvent
+from wanderer_console.store.base import PendingWrite, StoredEvent
 from wanderer_console.store.checkpoint import WalCheckpointer
 from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
+from wanderer_console.store.outbox import OutboxMixin
+from wanderer_console.store.writes import StoreWriteError, WriteFault, WriteGuard
 
-__all__ = ["SqliteStore", "open_database"]
+__all__ = ["SqliteStore", "StoreWriteError", "open_database"]
 
 _INSERT_CHUNK = 200
 """Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?)"
-_PENDING_BY_TARGET = "outbox_pending_target"
-"""The partial index of pending rows by ``(target_key, id)`` (migration 6). Named in the
-dispatcher's queries because, without statistics, SQLite would pick ``outbox_due`` and walk and
-sort the whole backlog."""
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -49,12 +45,19 @@ def open_database(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore:
+class SqliteStore(OutboxMixin):
     """The default store: one SQLite file in the data directory."""
 
-    def __init__(self, path: Path, *, checkpoint_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        checkpoint_interval: float = 1.0,
+        on_write_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = path
         self._conn = open_database(path)
+        self._writes = WriteGuard(self._conn, path, on_error=on_write_error)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -113,19 +116,13 @@ class SqliteStore:
         still advances its cursor. Either every write commits or none does.
         """
         stamp = time.time() if now is None else now
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writes.transaction("record events"):
             inserted = self._insert_events([write.event for write in writes])
             for write, new in zip(writes, inserted, strict=True):
                 if new and write.notifications:
                     self._insert_notifications(write.notifications, stamp, write.correlation_id)
                 if write.cursor is not None:
                     self._advance_cursor(*write.cursor, stamp)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self.events_written += sum(inserted)
         self.last_write_at = time.perf_counter()
         return inserted
@@ -183,7 +180,13 @@ class SqliteStore:
 
     def set_cursor(self, stream: str, value: str) -> None:
         """Advance the resume position of a stream (it never moves backwards)."""
-        self._advance_cursor(stream, value, time.time())
+        with self._writes.transaction("set cursor"):
+            self._advance_cursor(stream, value, time.time())
+
+    @property
+    def write_fault(self) -> WriteFault | None:
+        """Why the store cannot write right now (``None`` while writes succeed)."""
+        return self._writes.fault
 
     def _advance_cursor(self, stream: str, value: str, now: float) -> None:
         self._conn.execute(
@@ -193,173 +196,31 @@ class SqliteStore:
             (stream, value, now),
         )
 
-    # -- outbox --------------------------------------------------------------------------------
-
-    def _insert_notifications(
-        self,
-        notifications: Iterable[Notification],
-        now: float,
-        correlation_id: str | None = None,
-    ) -> None:
-        self._conn.executemany(
-            "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
-            " next_attempt_at, created_at, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
-            [
-                (
-                    n.tenant,
-                    n.dedup_key,
-                    n.type.value,
-                    n.target.kind.value,
-                    n.target.key,
-                    orjson.dumps(n.body).decode(),
-                    now,
-                    now,
-                    correlation_id,
-                )
-                for n in notifications
-            ],
-        )
-
-    def enqueue(self, notifications: Sequence[Notification], *, now: float | None = None) -> None:
-        """Add notifications without an event (operator test messages)."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert_notifications(notifications, time.time() if now is None else now)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-
-    def due_outbox(
-        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
-    ) -> list[OutboxRow]:
-        """Pending notifications whose next attempt is due, oldest first.
-
-        ``exclude_targets`` leaves out targets already being worked on, so a large backlog for
-        one rate-limited target is not read again and again. Each target's oldest rows are read
-        through the ``outbox_pending_target`` index, so the cost follows the rows returned and
-        the number of targets, not the size of the backlog.
-        """
-        excluded = set(exclude_targets)
-        rows: list[OutboxRow] = []
-        for target in self.pending_targets():
-            if target in excluded:
-                continue
-            rows.extend(
-                OutboxRow(*row)
-                for row in self._conn.execute(
-                    "SELECT id, tenant_id, dedup_key, type, target_kind, target_key, body,"
-                    " attempts, correlation_id, created_at FROM outbox"
-                    f" INDEXED BY {_PENDING_BY_TARGET}"
-                    " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
-                    " ORDER BY id LIMIT ?",
-                    (target, now, limit),
-                )
-            )
-        rows.sort(key=lambda row: row.id)
-        return rows[:limit]
-
-    def pending_targets(self) -> list[str]:
-        """Target keys with at least one pending notification (one index probe per target)."""
-        rows = self._conn.execute(
-            "WITH RECURSIVE t(key) AS ("
-            f" SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
-            " WHERE status = 'pending'"
-            " UNION ALL"
-            f" SELECT (SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
-            "  WHERE status = 'pending' AND target_key > t.key)"
-            " FROM t WHERE t.key IS NOT NULL"
-            ") SELECT key FROM t WHERE key IS NOT NULL"
-        ).fetchall()
-        return [str(key) for (key,) in rows]
-
-    def next_due_at(self) -> float | None:
-        """When the earliest pending notification becomes due, if any is pending."""
-        row = self._conn.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
-
-    def mark_sent(self, row_id: int, *, now: float | None = None) -> None:
-        """Discord confirmed this notification: it is never sent again."""
-        self._conn.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-            " last_error = NULL WHERE id = ?",
-            (time.time() if now is None else now, row_id),
-        )
-
-    def mark_retry(self, row_id: int, *, next_attempt_at: float, error: str) -> None:
-        """Record a failed attempt and when to try again."""
-        self._conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-            " WHERE id = ?",
-            (next_attempt_at, error[:500], row_id),
-        )
-
-    def defer(self, row_id: int, *, next_attempt_at: float) -> None:
-        """Postpone a notification without counting an attempt (a rate limit, not a failure)."""
-        self._conn.execute(
-            "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (next_attempt_at, row_id)
-        )
-
-    def mark_failed(self, row_id: int, *, error: str) -> None:
-        """Give up on a notification (its target is gone); kept for the operator to inspect."""
-        self._conn.execute(
-            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
-            " WHERE id = ?",
-            (error[:500], row_id),
-        )
-
-    def outbox_depth(self) -> dict[str, int]:
-        """Pending notifications per target key."""
-        rows = self._conn.execute(
-            f"SELECT target_key, COUNT(*) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
-            " WHERE status = 'pending' GROUP BY target_key"
-        ).fetchall()
-        return {str(key): int(count) for key, count in rows}
-
     def prune(self, before: float) -> tuple[int, int]:
         """Delete events received and notifications finished before ``before`` (unix time).
 
         Pending notifications are never deleted. Returns ``(events, notifications)`` removed.
         """
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            events = self._conn.execute(
-                "DELETE FROM events WHERE received_at < ?", (before,)
+        with self._writes.transaction("prune") as conn:
+            events = conn.execute("DELETE FROM events WHERE received_at < ?", (before,)).rowcount
+            notes = conn.execute(
+                "DELETE FROM outbox WHERE status NOT IN ('pending', 'sending') AND created_at < ?",
+                (before,),
             ).rowcount
-            notes = self._conn.execute(
-                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (before,)
-            ).rowcount
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         return events, notes
-
-    def outbox_counts(self) -> dict[str, int]:
-        """Outbox rows per status."""
-        rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
-        return {str(status): int(count) for status, count in rows}
 
     # -- enrichment cache ----------------------------------------------------------------------
 
     def save_cache_entries(self, rows: Iterable[tuple[str, str, int, str, float]]) -> int:
         """Upsert ``(namespace, key, version, value_json, expires_at)`` rows; return the count."""
         batch = list(rows)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(
+        with self._writes.transaction("save cache") as conn:
+            conn.executemany(
                 "INSERT INTO cache_entries (namespace, key, version, value, expires_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, key, version) DO UPDATE SET"
                 " value = excluded.value, expires_at = excluded.expires_at",
                 batch,
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         return len(batch)
 
     def load_cache_entries(
@@ -375,7 +236,9 @@ class SqliteStore:
 
     def prune_cache_entries(self, version: int, now: float) -> int:
         """Delete cache rows of other versions or already expired; return how many."""
-        result = self._conn.execute(
-            "DELETE FROM cache_entries WHERE version != ? OR expires_at <= ?", (version, now)
+        result = self._writes.statement(
+            "prune cache",
+            "DELETE FROM cache_entries WHERE version != ? OR expires_at <= ?",
+            (version, now),
         )
         return int(result.rowcount)

@@ -57,13 +57,68 @@ class Metrics:
             "wc_errors", "Errors by component (each also logged)", ["component"], registry=r
         )
         self.reconnects = Counter("wc_reconnects", "Source reconnections", ["source"], registry=r)
+        self.stream_oversize = Counter(
+            "wc_stream_oversize",
+            "Stream lines, events or frames over their size limit (skipped, or the socket reset)",
+            ["source", "reason"],
+            registry=r,
+        )
         self.targets_disabled = Counter(
             "wc_targets_disabled",
             "Discord targets disabled after 401/403/404 (operator action needed)",
             registry=r,
         )
+        # The HTTP surface's defences; every label takes one of a fixed set of values.
+        self.server_refusals = Counter(
+            "wc_server_refusals",
+            "HTTP requests the server refused (ingest API, webhooks, unknown routes)",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.server_disconnects = Counter(
+            "wc_server_client_disconnects",
+            "HTTP clients that went away before their request was read",
+            ["endpoint"],
+            registry=r,
+        )
+        self.server_connections_closed = Counter(
+            "wc_server_connections_closed",
+            "HTTP connections the server closed or refused (timeouts, connection caps)",
+            ["reason"],
+            registry=r,
+        )
+        self.server_connections = Gauge(
+            "wc_server_connections", "Open HTTP connections to the console's server", registry=r
+        )
         self.outbox_pending = Gauge(
             "wc_outbox_pending", "Notifications waiting for delivery", registry=r
+        )
+        self.delivery_uncertain = Counter(
+            "wc_delivery_uncertain",
+            "Notifications sent again after a send whose outcome was unknown (a timeout or a "
+            "crash mid-request); resend=unprotected may have posted twice, resend=nonce cannot",
+            ["target_kind", "resend"],
+            registry=r,
+        )
+        self.targets_dead = Gauge(
+            "wc_targets_dead",
+            "Discord targets held after 401/403/404 (their notifications wait)",
+            registry=r,
+        )
+        self.store_write_errors = Counter(
+            "wc_store_write_errors",
+            "Store writes that failed (disk full, I/O error, read-only, locked)",
+            ["operation"],
+            registry=r,
+        )
+        self.store_writable = Gauge(
+            "wc_store_writable", "1 while the store's last write succeeded, else 0", registry=r
+        )
+        self.store_writable.set(1)
+        self.delivery_paused = Gauge(
+            "wc_delivery_paused_seconds",
+            "Seconds until delivery resumes from a global Discord pause (0: not paused)",
+            registry=r,
         )
         self.delivery_seconds = Histogram(
             "wc_delivery_seconds",

@@ -1,0 +1,73 @@
+"""How long delivery keeps trying, and how it re-sends what may already have been posted.
+
+Transient failures (5xx, timeouts, refused connections, 429, an open breaker) never exhaust a
+notification: it waits with capped backoff until it is delivered or older than ``max_age``.
+Only Discord's permanent answers stop it: 400 fails that one notification (with Discord's
+reason), 401/403/404 hold its target as dead until the credential changes or an operator
+retries it.
+
+A send whose outcome is unknown (no answer after the request went out, or in flight at a crash)
+is never blindly repeated: a bot message goes again with the same ``nonce`` (Discord returns the
+original instead of posting twice, within ``nonce_window``); a webhook message, which has no
+nonce, goes again once ``uncertain_window`` has passed and is counted, because it may post twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from wanderer_console.domain.notification import Target
+
+__all__ = ["DeliveryPolicy", "TargetState", "fingerprint"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """The dispatcher's retry and stop rules (from ``[discord]`` settings)."""
+
+    backoff_base: float = 1.0
+    """First retry delay after a transient failure, doubling per attempt."""
+    backoff_cap: float = 60.0
+    """Longest wait between two attempts: a recovered Discord is used within a minute."""
+    max_age: float = 86_400.0
+    """A notification still undelivered this long after it was queued fails (``expired``)."""
+    uncertain_window: float = 10.0
+    """Wait before re-sending a webhook message whose outcome was unknown."""
+    nonce_window: float = 120.0
+    """How long Discord is trusted to remember a nonce (it says "a few minutes")."""
+    stop_grace: float = 5.0
+    """On a graceful stop, how long in-flight requests may take to finish."""
+
+    def backoff(self, attempts: int) -> float:
+        """Delay before the attempt after ``attempts`` failed ones."""
+        return min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempts, 30))
+
+
+def fingerprint(target: Target, token: str | None) -> str:
+    """A short digest of a target's address and credential: it changes when either is fixed.
+
+    Stored with a dead target; it reveals nothing of the secret (a truncated SHA-256 of a
+    high-entropy token).
+    """
+    raw = f"{target.kind.value}\0{target.address}\0{token or ''}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class TargetState:
+    """Live delivery state of one target (shown in the snapshot)."""
+
+    key: str
+    sent: int = 0
+    """Notifications confirmed."""
+    messages: int = 0
+    """Discord messages confirmed (a message carries up to 10 notifications)."""
+    rate_limited: int = 0
+    uncertain: int = 0
+    """Notifications re-sent after an unknown outcome."""
+    disabled_reason: str | None = None
+    """Why Discord refused this target for good (its notifications wait)."""
+    paused_until: float = 0.0
+    last_error: str | None = None
+    sent_times: list[float] = field(default_factory=list)

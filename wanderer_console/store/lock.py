@@ -1,0 +1,152 @@
+"""One engine per data directory: an exclusive OS lock held for the engine's whole life.
+
+Two engines on one SQLite outbox would both deliver it: duplicate posts, rows attempted twice,
+rate limits shared without either knowing. The engine takes ``engine.lock`` in its data
+directory with ``flock`` before it opens anything; the kernel releases it when the process ends,
+however it ends, so a crash never leaves a stale lock behind. The file's content (PID, host,
+start time, command) is only there to tell a second engine who holds it.
+
+Read-only commands (``config history``, ``replay``, ``kill``, ``tenant list``, ``outbox list``)
+never take the lock and work beside a running engine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+__all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder"]
+
+LOCK_FILE = "engine.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """Who holds a data directory (as the holder wrote it)."""
+
+    pid: int | None
+    host: str
+    since: float | None
+    command: str
+
+    def describe(self) -> str:
+        """``PID 123 on host x since 2026-12-03 06:00:00 UTC``."""
+        parts = [f"PID {self.pid}" if self.pid else "an unknown process"]
+        if self.host:
+            parts.append(f"on host {self.host}")
+        if self.since:
+            stamp = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            parts.append(f"since {stamp}")
+        return " ".join(parts)
+
+
+class DataDirInUseError(RuntimeError):
+    """Another engine owns the data directory."""
+
+    def __init__(self, data_dir: Path, holder: LockHolder) -> None:
+        self.data_dir = data_dir
+        self.holder = holder
+        super().__init__(
+            f"the data directory {data_dir} is in use by another engine ({holder.describe()}). "
+            "Only one engine may deliver from a data directory, or notifications would be posted "
+            "twice. Stop that engine first (for example `systemctl stop wanderer-console`), "
+            "or give this one its own --data-dir. To watch the running engine use its /health, "
+            "/ready and /metrics endpoints and its log; read-only commands (config history, "
+            "replay, kill, tenant list, outbox list) work beside it."
+        )
+
+
+def _read_holder(handle: IO[str]) -> LockHolder:
+    handle.seek(0)
+    try:
+        data = json.loads(handle.read() or "{}")
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    pid = data.get("pid")
+    since = data.get("since")
+    return LockHolder(
+        pid=pid if isinstance(pid, int) else None,
+        host=str(data.get("host", "")),
+        since=float(since) if isinstance(since, int | float) else None,
+        command=str(data.get("command", "")),
+    )
+
+
+class DataDirLock:
+    """The exclusive lock of one data directory (see the module docstring)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / LOCK_FILE
+        self._handle: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._handle is not None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`DataDirInUseError` naming the holder."""
+        if self._handle is not None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = os.fdopen(fd, "r+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(handle)
+            handle.close()
+            raise DataDirInUseError(self.data_dir, holder) from None
+        except BaseException:
+            handle.close()
+            raise
+        handle.seek(0)
+        handle.truncate()
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+            "command": " ".join(sys.argv[:3]),
+        }
+        handle.write(json.dumps(record))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        """Give the lock up (idempotent). The file stays: removing it would race a new holder."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+        finally:
+            handle.close()  # closing the descriptor releases the flock
+
+
+def lock_holder(data_dir: Path) -> LockHolder | None:
+    """Who holds ``data_dir`` right now, or ``None`` when no engine does."""
+    path = data_dir / LOCK_FILE
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None

@@ -1,0 +1,338 @@
+"""The notification outbox in SQLite: what is due, what is in flight, what is done.
+
+A row's life: ``pending`` (due at ``next_attempt_at``) → ``sending`` (claimed with a send id
+just before its request goes out) → ``sent`` once Discord confirms it; or back to ``pending``
+for a retry, or ``failed`` for good with its reason (``dropped`` when the operator gives up on
+it). A ``sending`` row found at start is one whose request was in flight at a crash: its
+outcome is unknown (*uncertain*), so the dispatcher re-sends it only in ways that cannot post
+twice where Discord allows that (the same nonce for bot messages), and counts it where it cannot.
+A pending row that keeps its ``send_id`` must be re-sent as the same message (same rows, same
+nonce).
+
+Dead targets (Discord answered 401/403/404) are kept with a fingerprint of the credential that
+failed: their rows wait, and a different credential (a fixed config) revives the target.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Collection, Iterable, Sequence
+from typing import NamedTuple
+
+import orjson
+
+from wanderer_console.domain.notification import Notification
+from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.writes import WriteGuard
+
+__all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
+
+_PENDING_BY_TARGET = "outbox_pending_target"
+"""The partial index of pending rows by ``(target_key, id)`` (migration 6). Named in the
+dispatcher's queries because, without statistics, SQLite would pick ``outbox_due`` and walk and
+sort the whole backlog."""
+_ROW_COLUMNS = (
+    "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
+    " created_at, send_id, uncertain, sending_at"
+)
+
+
+class DeadTarget(NamedTuple):
+    """A target Discord refused for good, until its credential changes or an operator retries."""
+
+    tenant_id: str
+    target_key: str
+    reason: str
+    fingerprint: str
+    since: float
+
+
+class FailedRow(NamedTuple):
+    """A notification given up on (or held by a dead target), for ``outbox list``."""
+
+    id: int
+    tenant_id: str
+    target_key: str
+    type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+
+
+def _marks(ids: Sequence[object]) -> str:
+    return ",".join("?" * len(ids))
+
+
+class OutboxMixin:
+    """The outbox half of :class:`~wanderer_console.store.sqlite.SqliteStore`."""
+
+    _conn: sqlite3.Connection
+    _writes: WriteGuard
+
+    def _insert_notifications(
+        self,
+        notifications: Iterable[Notification],
+        now: float,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._conn.executemany(
+            "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
+            " next_attempt_at, created_at, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
+            [
+                (
+                    n.tenant,
+                    n.dedup_key,
+                    n.type.value,
+                    n.target.kind.value,
+                    n.target.key,
+                    orjson.dumps(n.body).decode(),
+                    now,
+                    now,
+                    correlation_id,
+                )
+                for n in notifications
+            ],
+        )
+
+    def enqueue(self, notifications: Sequence[Notification], *, now: float | None = None) -> None:
+        """Add notifications without an event (operator test messages)."""
+        with self._writes.transaction("enqueue"):
+            self._insert_notifications(notifications, time.time() if now is None else now)
+
+    # -- reading what is due -------------------------------------------------------------------
+
+    def due_outbox(
+        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications whose next attempt is due, oldest first.
+
+        ``exclude_targets`` leaves out targets already being worked on (or dead), so a large
+        backlog for one rate-limited target is not read again and again. Each target's oldest
+        rows are read through the ``outbox_pending_target`` index, so the cost follows the rows
+        returned and the number of targets, not the size of the backlog.
+        """
+        excluded = set(exclude_targets)
+        rows: list[OutboxRow] = []
+        for target in self.pending_targets():
+            if target in excluded:
+                continue
+            rows.extend(
+                OutboxRow(*row)
+                for row in self._conn.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+                    " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
+                    " ORDER BY id LIMIT ?",
+                    (target, now, limit),
+                )
+            )
+        rows.sort(key=lambda row: row.id)
+        return rows[:limit]
+
+    def pending_targets(self) -> list[str]:
+        """Target keys with at least one pending notification (one index probe per target)."""
+        rows = self._conn.execute(
+            "WITH RECURSIVE t(key) AS ("
+            f" SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            " WHERE status = 'pending'"
+            " UNION ALL"
+            f" SELECT (SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            "  WHERE status = 'pending' AND target_key > t.key)"
+            " FROM t WHERE t.key IS NOT NULL"
+            ") SELECT key FROM t WHERE key IS NOT NULL"
+        ).fetchall()
+        return [str(key) for (key,) in rows]
+
+    def next_due_at(self, *, exclude_targets: Collection[str] = ()) -> float | None:
+        """When the earliest pending notification (outside ``exclude_targets``) becomes due."""
+        if not exclude_targets:
+            row = self._conn.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+        excluded = list(exclude_targets)
+        row = self._conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            f" AND target_key NOT IN ({_marks(excluded)})",
+            excluded,
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Pending and in-flight notifications per target key."""
+        rows = self._conn.execute(
+            "SELECT target_key, COUNT(*) FROM outbox"
+            " WHERE status IN ('pending', 'sending') GROUP BY target_key"
+        ).fetchall()
+        return {str(key): int(count) for key, count in rows}
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox rows per status."""
+        rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    # -- one send's life -----------------------------------------------------------------------
+
+    def claim(self, row_ids: Sequence[int], *, send_id: str, now: float | None = None) -> int:
+        """Mark rows in flight under ``send_id`` before their request goes out; return how many.
+
+        Committed before the request, so a crash during it leaves the rows ``sending``: their
+        outcome is then known to be uncertain, never mistaken for "not sent".
+        """
+        stamp = time.time() if now is None else now
+        with self._writes.transaction("claim") as conn:
+            cursor = conn.execute(
+                # A message sent again under its own send id keeps its first send time.
+                "UPDATE outbox SET status = 'sending', sending_at = CASE"
+                " WHEN send_id IS ? AND sending_at IS NOT NULL THEN sending_at ELSE ? END,"
+                f" send_id = ? WHERE id IN ({_marks(row_ids)}) AND status = 'pending'",
+                (send_id, stamp, send_id, *row_ids),
+            )
+        return int(cursor.rowcount)
+
+    def mark_sent(self, row_id: int | Sequence[int], *, now: float | None = None) -> None:
+        """Discord confirmed these notifications: they are never sent again."""
+        ids = [row_id] if isinstance(row_id, int) else list(row_id)
+        with self._writes.transaction("mark sent") as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                f" last_error = NULL, send_id = NULL WHERE id IN ({_marks(ids)})",
+                (time.time() if now is None else now, *ids),
+            )
+
+    def release(
+        self,
+        row_ids: Sequence[int],
+        *,
+        next_attempt_at: float,
+        error: str | None,
+        attempt: bool = True,
+        keep_send_id: bool = False,
+        uncertain: bool = False,
+    ) -> None:
+        """Put claimed (or pending) rows back to pending for a later attempt.
+
+        ``attempt`` counts the try (a rate limit or an open breaker is not the message's
+        fault and does not); ``keep_send_id`` keeps the rows bound to their message and nonce
+        (the send may have reached Discord); ``uncertain`` counts an unknown outcome.
+        """
+        with self._writes.transaction("release") as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                " last_error = coalesce(?, last_error),"
+                f" attempts = attempts + {1 if attempt else 0},"
+                f" uncertain = uncertain + {1 if uncertain else 0},"
+                f" send_id = {'send_id' if keep_send_id else 'NULL'}"
+                f" WHERE id IN ({_marks(row_ids)})",
+                (next_attempt_at, None if error is None else error[:500], *row_ids),
+            )
+
+    def mark_retry(self, row_id: int, *, next_attempt_at: float, error: str) -> None:
+        """Record a failed attempt and when to try again."""
+        self.release([row_id], next_attempt_at=next_attempt_at, error=error)
+
+    def defer(self, row_id: int, *, next_attempt_at: float) -> None:
+        """Postpone a notification without counting an attempt (a rate limit, not a failure)."""
+        self.release([row_id], next_attempt_at=next_attempt_at, error=None, attempt=False)
+
+    def mark_failed(self, row_id: int | Sequence[int], *, error: str) -> None:
+        """Give up on notifications for good; kept with the reason for the operator."""
+        ids = [row_id] if isinstance(row_id, int) else list(row_id)
+        with self._writes.transaction("mark failed") as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+                f" send_id = NULL WHERE id IN ({_marks(ids)})",
+                (error[:500], *ids),
+            )
+
+    def recover_in_flight(self) -> list[tuple[int, str, str, float]]:
+        """Rows left ``sending`` by a crash, made pending again with their send id kept.
+
+        Returns ``(id, target_kind, send_id, sending_at)`` per row, so the dispatcher can decide
+        when each message may safely go out again; each counts one uncertain outcome.
+        """
+        found = self._conn.execute(
+            "SELECT id, target_kind, send_id, sending_at FROM outbox WHERE status = 'sending'"
+        ).fetchall()
+        if found:
+            with self._writes.transaction("recover in-flight") as conn:
+                conn.execute(
+                    "UPDATE outbox SET status = 'pending', uncertain = uncertain + 1,"
+                    " last_error = 'in flight when the engine stopped: outcome unknown'"
+                    " WHERE status = 'sending'"
+                )
+        return [(int(i), str(k), str(s or ""), float(at or 0.0)) for i, k, s, at in found]
+
+    def schedule(self, row_ids: Sequence[int], *, next_attempt_at: float) -> None:
+        """Set when pending rows are next due (no attempt counted)."""
+        with self._writes.transaction("schedule") as conn:
+            conn.execute(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE id IN ({_marks(row_ids)})",
+                (next_attempt_at, *row_ids),
+            )
+
+    # -- dead targets and failed rows (operator commands) --------------------------------------
+
+    def dead_targets(self) -> list[DeadTarget]:
+        """Every target currently held as dead."""
+        rows = self._conn.execute(
+            "SELECT tenant_id, target_key, reason, fingerprint, since FROM dead_targets"
+        ).fetchall()
+        return [DeadTarget(str(t), str(k), str(r), str(f), float(s)) for t, k, r, f, s in rows]
+
+    def set_dead_target(
+        self, tenant_id: str, target_key: str, *, reason: str, fingerprint: str, now: float
+    ) -> None:
+        """Hold a target: its rows wait until its credential changes or an operator retries."""
+        with self._writes.transaction("dead target") as conn:
+            conn.execute(
+                "INSERT INTO dead_targets (tenant_id, target_key, reason, fingerprint, since)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, target_key) DO UPDATE SET"
+                " reason = excluded.reason, fingerprint = excluded.fingerprint,"
+                " since = excluded.since",
+                (tenant_id, target_key, reason[:500], fingerprint, now),
+            )
+
+    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int:
+        """Forget that a target is dead and make its failed rows pending again; rows revived."""
+        tenant_clause = "" if tenant_id is None else " AND tenant_id = ?"
+        params: tuple[str, ...] = (target_key,) if tenant_id is None else (target_key, tenant_id)
+        with self._writes.transaction("revive target") as conn:
+            conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
+            cursor = conn.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, send_id = NULL"
+                f" WHERE status = 'failed' AND target_key = ?{tenant_clause}",
+                (time.time(), *params),
+            )
+        return int(cursor.rowcount)
+
+    def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
+        """Failed rows, and rows held by dead targets, newest first."""
+        held = "status = 'failed' OR (status = 'pending' AND target_key IN"
+        held += " (SELECT target_key FROM dead_targets))"
+        where = f"({held})" + ("" if target_key is None else " AND target_key = ?")
+        params: tuple[object, ...] = () if target_key is None else (target_key,)
+        rows = self._conn.execute(
+            "SELECT id, tenant_id, target_key, type, status, attempts, last_error, created_at"
+            f" FROM outbox WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [FailedRow(*row) for row in rows]
+
+    def drop_failed(self, *, target_key: str | None = None, row_ids: Sequence[int] = ()) -> int:
+        """Mark failed rows (of a target, or by id) ``dropped``: the operator gives up on them."""
+        clauses = ["status = 'failed'"]
+        params: list[object] = []
+        if target_key is not None:
+            clauses.append("target_key = ?")
+            params.append(target_key)
+        if row_ids:
+            clauses.append(f"id IN ({_marks(row_ids)})")
+            params.extend(row_ids)
+        with self._writes.transaction("drop failed") as conn:
+            cursor = conn.execute(
+                f"UPDATE outbox SET status = 'dropped' WHERE {' AND '.join(clauses)}", params
+            )
+        return int(cursor.rowcount)

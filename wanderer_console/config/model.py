@@ -123,6 +123,23 @@ class ServerSettings(Section):
     """Address to bind; loopback by default, put a TLS proxy in front for anything else."""
     port: int = Field(default=8787, ge=0, le=65535)
     """TCP port (0 picks a free one)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A client must finish a request's headers this soon after connecting (or after the previous
+    response on a kept-alive connection); a client that sends nothing or dribbles is closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """A client must finish a request's body this soon after its headers, else it is closed."""
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    """An idle kept-alive connection is closed after this long."""
+    max_connections: int = Field(default=256, ge=1, le=65536)
+    """Open connections at most, and never more than a quarter of the process's file descriptor
+    limit (the rest stays with the engine's outbound connections). At the cap a new connection
+    replaces the one that has waited longest on its client; 503 only when all are busy."""
+    max_connections_per_client: int = Field(default=0, ge=0, le=65536)
+    """Open connections per client address at most (503 over it); 0 = no per-client cap. Leave
+    it 0 behind a reverse proxy on the same host: every client then has the proxy's address."""
+    refusal_log_interval_seconds: float = Field(default=60.0, ge=0, le=86400)
+    """A refused request, a client disconnect or a closed connection is logged once per client
+    per this many seconds; the next line says how many were suppressed (each is counted)."""
 
 
 class DiscordSettings(Section):

@@ -3,19 +3,28 @@
 Routes: ``GET /health``, ``GET /ready``, ``GET /metrics``, ``POST /api/v1/events`` (ingest API)
 and ``POST /api/v1/maps/{map}/webhook`` (Wanderer webhooks). Every response carries
 ``X-Request-ID`` (the caller's, or a generated one) which also tags the request's log lines.
+
+The surface is built to stay up under abuse: connections get read deadlines and a cap under the
+process's descriptor limit (:mod:`~wanderer_console.server.guard`), and every refusal, unknown
+routes included, is counted and logged throttled (:mod:`~wanderer_console.server.refusals`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wanderer_console.server.guard import ConnectionGuard, ConnectionLimits, descriptor_limit
 from wanderer_console.server.health import HealthEndpoints
 from wanderer_console.server.ingest import IngestEndpoint
+from wanderer_console.server.refusals import Refusals, endpoint_of
 from wanderer_console.server.serve import EmbeddedServer
 from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.server.webhook import WebhookEndpoint
@@ -57,11 +66,28 @@ class RequestIdMiddleware:
             await self._app(scope, receive, send_with_id)
 
 
-def build_app(runtime: Runtime, tenants: TenantRegistry) -> Starlette:
+def _unrouted(refusals: Refusals) -> dict[Any, Any]:
+    """Handlers that count and log 404 and 405 (a scanner's probes) like any other refusal."""
+
+    async def refuse(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        reason = "method_not_allowed" if exc.status_code == 405 else "not_found"
+        refusals.refused(request, endpoint_of(request.url.path), reason, exc.status_code)
+        return JSONResponse(
+            {"error": reason.replace("_", " ")}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    return {404: refuse, 405: refuse}
+
+
+def build_app(
+    runtime: Runtime, tenants: TenantRegistry, refusals: Refusals | None = None
+) -> Starlette:
     """The Starlette app over one runtime (tests may serve it themselves)."""
+    refusals = refusals or Refusals(runtime.metrics)
     health = HealthEndpoints(runtime)
-    ingest = IngestEndpoint(runtime, tenants)
-    webhook = WebhookEndpoint(runtime)
+    ingest = IngestEndpoint(runtime, tenants, refusals=refusals)
+    webhook = WebhookEndpoint(runtime, refusals=refusals)
     app = Starlette(
         routes=[
             Route("/health", health.health, methods=["GET"]),
@@ -69,19 +95,42 @@ def build_app(runtime: Runtime, tenants: TenantRegistry) -> Starlette:
             Route("/metrics", health.metrics, methods=["GET"]),
             Route("/api/v1/events", ingest.post_events, methods=["POST"]),
             Route("/api/v1/maps/{map}/webhook", webhook.receive, methods=["POST"]),
-        ]
+        ],
+        exception_handlers=_unrouted(refusals),
     )
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
 class HttpSurface:
-    """Owns the tenant registry, the app and its uvicorn server for one runtime."""
+    """Owns the tenant registry, the app and its uvicorn server for one runtime.
+
+    Limits and log throttling come from ``runtime.settings.server`` as it is at start (the
+    ``[server]`` section takes effect on restart only).
+    """
 
     def __init__(self, runtime: Runtime, *, host: str, port: int) -> None:
+        settings = runtime.settings.server
         self.tenants = TenantRegistry(runtime.store.path)
-        self.app = build_app(runtime, self.tenants)
-        self.server = EmbeddedServer(self.app, host=host, port=port)
+        self.refusals = Refusals(runtime.metrics, interval=settings.refusal_log_interval_seconds)
+        limits = ConnectionLimits(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            max_connections=settings.max_connections,
+            max_connections_per_client=settings.max_connections_per_client,
+        )
+        self.guard = ConnectionGuard(
+            limits, on_close=self.refusals.connection_closed, nofile=descriptor_limit()
+        )
+        runtime.metrics.server_connections.set_function(lambda: self.guard.open_connections)
+        self.app = build_app(runtime, self.tenants, self.refusals)
+        self.server = EmbeddedServer(
+            self.app,
+            host=host,
+            port=port,
+            guard=self.guard,
+            keep_alive_timeout=settings.keep_alive_seconds,
+        )
 
     @property
     def url(self) -> str:
@@ -91,7 +140,16 @@ class HttpSurface:
     async def start(self) -> None:
         """Bind and serve (raises :class:`~wanderer_console.server.serve.ServerStartError`)."""
         await self.server.start()
-        log.info("http server listening", extra={"ctx": {"url": self.url}})
+        log.info(
+            "http server listening",
+            extra={
+                "ctx": {
+                    "url": self.url,
+                    "max_connections": self.guard.max_connections,
+                    "descriptor_limit": descriptor_limit(),
+                }
+            },
+        )
 
     async def stop(self) -> None:
         """Stop serving and close the registry."""

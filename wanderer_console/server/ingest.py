@@ -5,6 +5,10 @@ Each event is validated on its own and gets its own result: ``accepted`` (stored
 the tenant's switches and targets allow), ``duplicate`` (that ``event_id`` was already stored for
 the tenant) or ``rejected`` with the reason. Accepted events go through the same queue, engine,
 outbox and dispatcher as map events, so rate limits and dedup apply to them too.
+
+Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
+with its reason and logged (throttled per client, without the key or the payload); an error
+body echoes at most :data:`~wanderer_console.server.refusals.MAX_ECHO` characters of input.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.pipeline.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
+from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
 from wanderer_console.server.tenants import TenantRegistry
 
 if TYPE_CHECKING:
@@ -39,14 +44,26 @@ EVENT_ID_PREFIX: Final = "api:"
 """Ingest event ids are stored under this prefix so they never collide with map event ULIDs."""
 
 _UNAUTHORISED: Final = {"error": "invalid or unauthorised ingest key"}
+_MAX_ERRORS: Final = 3
+"""Validation errors spelled out per event; the rest are only counted."""
 
 
 def _reason(exc: ValidationError) -> str:
+    # A location may be a client's key and a message may quote the value: both are clipped, so a
+    # rejected event never echoes more than a short prefix of what was sent.
+    errors = exc.errors(include_url=False, include_input=False)
     parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in error["loc"]) or "(event)"
-        parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    for error in errors[:_MAX_ERRORS]:
+        where = clip(".".join(str(p) for p in error["loc"]) or "(event)", 64)
+        parts.append(f"{where}: {clip(str(error['msg']).removeprefix('Value error, '), 160)}")
+    if len(errors) > _MAX_ERRORS:
+        parts.append(f"and {len(errors) - _MAX_ERRORS} more")
     return "; ".join(parts)
+
+
+def _echo_id(value: object) -> str | None:
+    """A rejected event's ``event_id`` as it may be echoed: a string, clipped."""
+    return clip(value, MAX_ECHO) if isinstance(value, str) else None
 
 
 def _bearer(request: Request) -> str | None:
@@ -57,66 +74,80 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _unauthorised() -> Response:
-    return JSONResponse(_UNAUTHORISED, status_code=401, headers={"www-authenticate": "Bearer"})
-
-
 class IngestEndpoint:
     """The ingest handler, bound to a runtime and a tenant registry."""
 
-    def __init__(self, runtime: Runtime, tenants: TenantRegistry, *, timeout: float = 10.0):
+    def __init__(
+        self,
+        runtime: Runtime,
+        tenants: TenantRegistry,
+        *,
+        timeout: float = 10.0,
+        refusals: Refusals | None = None,
+    ):
         self._runtime = runtime
         self._tenants = tenants
         self._timeout = timeout
+        self._refusals = refusals or Refusals(runtime.metrics)
+
+    def _refuse(
+        self, request: Request, reason: str, status: int, body: dict[str, Any], **ctx: str
+    ) -> Response:
+        self._refusals.refused(request, "ingest", reason, status, **ctx)
+        headers = {"www-authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def post_events(self, request: Request) -> Response:
         """Authenticate, check limits, validate each event and report one result per event."""
         key = _bearer(request)
         tenant = self._tenants.authenticate(key) if key else None
         if tenant is None:
-            return _unauthorised()
+            reason = "bad_key" if key else "no_key"
+            return self._refuse(request, reason, 401, _UNAUTHORISED)
         try:
             raw = await read_body(request, MAX_BODY_BYTES)
         except TooLarge as exc:
-            return JSONResponse(
-                {"error": str(exc), "limit_bytes": exc.limit, "size_bytes": exc.size},
-                status_code=413,
-            )
+            body = {"error": str(exc), "limit_bytes": exc.limit, "size_bytes": exc.size}
+            return self._refuse(request, "too_large", 413, body, tenant=tenant)
+        except ClientDisconnect:
+            self._refusals.disconnected(request, "ingest")
+            return Response(status_code=400)  # never sent: the client is gone
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return JSONResponse({"error": f"body is not valid JSON: {exc}"}, status_code=400)
+            body = {"error": clip(f"body is not valid JSON: {exc}")}
+            return self._refuse(request, "json", 400, body, tenant=tenant)
         if isinstance(data, dict) and "events" in data:
             events = data["events"]
             if not isinstance(events, list):
-                return JSONResponse({"error": "'events' must be a list"}, status_code=400)
+                body = {"error": "'events' must be a list"}
+                return self._refuse(request, "shape", 400, body, tenant=tenant)
             if data.get("tenant") not in (None, tenant):
-                return _unauthorised()
+                return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
         elif isinstance(data, dict):
             events = [data]
         else:
-            return JSONResponse(
-                {"error": 'body must be one event object or {"events": [...]}'}, status_code=400
-            )
+            body = {"error": 'body must be one event object or {"events": [...]}'}
+            return self._refuse(request, "shape", 400, body, tenant=tenant)
         if len(events) > MAX_BATCH_EVENTS:
-            return JSONResponse(
-                {
-                    "error": f"batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS}",
-                    "limit_events": MAX_BATCH_EVENTS,
-                    "events": len(events),
-                },
-                status_code=422,
-            )
+            body = {
+                "error": f"batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS}",
+                "limit_events": MAX_BATCH_EVENTS,
+                "events": len(events),
+            }
+            return self._refuse(request, "too_many_events", 422, body, tenant=tenant)
         # A key may only write to its own tenant; the answer is the same as for a bad key, so
         # it never tells whether another tenant exists.
         if any(isinstance(e, dict) and e.get("tenant") not in (None, tenant) for e in events):
-            return _unauthorised()
+            return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
         results = await self._submit(tenant, events)
         counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
         for result in results:
             counts[result["status"]] += 1
-        status = 422 if results and counts["rejected"] == len(results) else 200
-        return JSONResponse({"tenant": tenant, **counts, "results": results}, status_code=status)
+        body = {"tenant": tenant, **counts, "results": results}
+        if results and counts["rejected"] == len(results):
+            return self._refuse(request, "invalid_events", 422, body, tenant=tenant)
+        return JSONResponse(body, status_code=200)
 
     async def _submit(self, tenant: str, events: list[Any]) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
@@ -127,12 +158,15 @@ class IngestEndpoint:
             results.append(result)
             if not isinstance(candidate, dict):
                 result.update(status="rejected", reason="event must be a JSON object")
+                self._runtime.metrics.events_invalid.labels(source="api", reason="shape").inc()
                 continue
             try:
                 event = IngestEvent.model_validate(candidate)
             except ValidationError as exc:
                 result.update(
-                    event_id=candidate.get("event_id"), status="rejected", reason=_reason(exc)
+                    event_id=_echo_id(candidate.get("event_id")),
+                    status="rejected",
+                    reason=_reason(exc),
                 )
                 self._runtime.metrics.events_invalid.labels(source="api", reason="schema").inc()
                 continue

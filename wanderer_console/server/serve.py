@@ -2,7 +2,9 @@
 
 The embedding program (headless runner or TUI) owns SIGINT/SIGTERM, so uvicorn's signal capture is
 disabled, as in :mod:`wanderer_console.sim.server`. A bind failure is reported as
-:class:`ServerStartError` instead of uvicorn's ``SystemExit``.
+:class:`ServerStartError` instead of uvicorn's ``SystemExit``. Given a
+:class:`~wanderer_console.server.guard.ConnectionGuard`, connections get read deadlines and a cap
+(see that module).
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Generator
+from typing import Any, Final
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["EmbeddedServer", "ServerStartError"]
+from wanderer_console.server.guard import ConnectionGuard
+
+__all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError"]
+
+MAX_HEADER_BYTES: Final = 16 * 1024
+"""A request line plus headers over this many bytes is answered 400 and closed."""
 
 
 class ServerStartError(RuntimeError):
@@ -33,7 +41,22 @@ class _NoSignalServer(uvicorn.Server):
 class EmbeddedServer:
     """Runs ``app`` on ``host:port`` as a task of the running loop (port 0 = any free port)."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: int, startup_timeout: float = 10.0):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str,
+        port: int,
+        startup_timeout: float = 10.0,
+        guard: ConnectionGuard | None = None,
+        keep_alive_timeout: int = 5,
+    ):
+        limits: dict[str, Any] = {}
+        if guard is not None:
+            # The guarded h11 protocol even where httptools is installed: the deadlines and the
+            # cap live in it. The backlog is also asyncio's accept batch, so it bounds how many
+            # sockets open at once before the guard sees them.
+            limits = {"http": guard.protocol_class(), "backlog": guard.backlog}
         self._config = uvicorn.Config(
             app,
             host=host,
@@ -43,6 +66,9 @@ class EmbeddedServer:
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=keep_alive_timeout,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            **limits,
         )
         self.host = host
         self._server = _NoSignalServer(self._config)

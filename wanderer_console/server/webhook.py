@@ -5,6 +5,11 @@ webhook secret: ``X-Wanderer-Signature: sha256=<hex>`` over ``<X-Wanderer-Timest
 (PROTOCOLS.md §1.8). Verified events are queued exactly like the SSE stream's, so an event that
 arrives both ways is notified once (the engine dedups on the ULID). The answer is immediate: the
 sender retries on anything but 2xx and expects an answer within seconds.
+
+Every refusal is counted (``wc_server_refusals_total{endpoint="webhook"}`` and, as before,
+``wc_events_invalid_total``) and logged, throttled per client, without the signature or the body.
+Metric labels name a configured map or ``unknown``: the path is the client's to choose, so a flood
+of posts to made-up map names must not create a series per name.
 """
 
 from __future__ import annotations
@@ -17,22 +22,25 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from wanderer_console.domain.map_events import MapEnvelope
 from wanderer_console.pipeline.items import MapEventItem
 from wanderer_console.server.body import TooLarge, read_body
+from wanderer_console.server.refusals import Refusals, clip
 
 if TYPE_CHECKING:
     from wanderer_console.runtime import Runtime
 
-__all__ = ["MAX_WEBHOOK_BYTES", "REPLAY_WINDOW_SECONDS", "WebhookEndpoint", "sign"]
+__all__ = ["MAX_WEBHOOK_BYTES", "REPLAY_WINDOW_SECONDS", "UNKNOWN_MAP", "WebhookEndpoint", "sign"]
 
 MAX_WEBHOOK_BYTES: Final = 1024 * 1024
 """Wanderer never sends a body over 1 MiB."""
 REPLAY_WINDOW_SECONDS: Final = 300
 """Timestamps further than this from our clock are refused (the sender sets no window)."""
+UNKNOWN_MAP: Final = "unknown"
+"""The label every path naming no configured map shares."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -44,31 +52,48 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class WebhookEndpoint:
     """Verifies and queues webhook deliveries for every map with a ``webhook_secret``."""
 
-    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        clock: Callable[[], float] = time.time,
+        refusals: Refusals | None = None,
+    ) -> None:
         self._runtime = runtime
         self._clock = clock
+        self._refusals = refusals or Refusals(runtime.metrics)
 
-    def _reject(self, tenant: str, reason: str, message: str, status: int = 401) -> Response:
-        self._runtime.metrics.events_invalid.labels(source=f"webhook:{tenant}", reason=reason).inc()
-        return JSONResponse({"error": message}, status_code=status)
+    def _reject(
+        self, request: Request, label: str, reason: str, message: str, status: int = 401
+    ) -> Response:
+        self._runtime.metrics.events_invalid.labels(source=f"webhook:{label}", reason=reason).inc()
+        self._refusals.refused(request, "webhook", reason, status, map=label)
+        return JSONResponse({"error": clip(message)}, status_code=status)
 
     async def receive(self, request: Request) -> Response:
         """Check timestamp and signature, then queue each envelope; answer at once."""
         tenant = str(request.path_params["map"])
         map_settings = self._runtime.settings.maps.get(tenant)
+        label = tenant if map_settings is not None else UNKNOWN_MAP
         secret = map_settings.webhook_secret if map_settings is not None else None
         try:
             body = await read_body(request, MAX_WEBHOOK_BYTES)
         except TooLarge as exc:
-            return self._reject(tenant, "too_large", str(exc), 413)
+            return self._reject(request, label, "too_large", str(exc), 413)
+        except ClientDisconnect:
+            self._refusals.disconnected(request, "webhook")
+            return Response(status_code=400)  # never sent: the client is gone
         stamp = request.headers.get("x-wanderer-timestamp", "")
         try:
             skew = abs(self._clock() - int(stamp))
         except ValueError:
-            return self._reject(tenant, "timestamp", "missing or malformed X-Wanderer-Timestamp")
+            return self._reject(
+                request, label, "timestamp", "missing or malformed X-Wanderer-Timestamp"
+            )
         if skew > REPLAY_WINDOW_SECONDS:
             return self._reject(
-                tenant,
+                request,
+                label,
                 "timestamp",
                 f"X-Wanderer-Timestamp is {int(skew)} s away from now;"
                 f" the window is {REPLAY_WINDOW_SECONDS} s",
@@ -77,15 +102,15 @@ class WebhookEndpoint:
         # Same answer for an unknown map, a map without a secret and a wrong signature.
         expected = sign(secret.get_secret_value(), stamp, body) if secret else None
         if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            return self._reject(tenant, "signature", "invalid signature")
-        return self._enqueue(tenant, body)
+            return self._reject(request, label, "signature", "invalid signature")
+        return self._enqueue(request, tenant, body)
 
-    def _enqueue(self, tenant: str, body: bytes) -> Response:
+    def _enqueue(self, request: Request, tenant: str, body: bytes) -> Response:
         source = f"webhook:{tenant}"
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return self._reject(tenant, "json", f"body is not valid JSON: {exc}", 400)
+            return self._reject(request, tenant, "json", f"body is not valid JSON: {exc}", 400)
         batch = isinstance(data, dict) and isinstance(data.get("events"), list)
         candidates: list[Any] = data["events"] if batch else [data]
         items: list[MapEventItem] = []
@@ -102,11 +127,13 @@ class WebhookEndpoint:
         queue = self._runtime.queue
         if queue.maxsize and queue.maxsize - queue.qsize() < len(items):
             # Let the sender retry later rather than block its delivery task.
+            self._refusals.refused(request, "webhook", "busy", 503, map=tenant)
             return JSONResponse(
                 {"error": "busy: event queue full"}, status_code=503, headers={"retry-after": "2"}
             )
         for item in items:
             queue.put_nowait(item)
         if invalid and not items:
+            self._refusals.refused(request, "webhook", "envelope", 400, map=tenant)
             return JSONResponse({"error": "no valid event envelope", "invalid": invalid}, 400)
         return JSONResponse({"queued": len(items), "invalid": invalid}, status_code=202)

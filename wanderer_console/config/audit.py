@@ -1,14 +1,21 @@
 """Audit of configuration changes: who changed what, when, and every version to restore.
 
 Each row keeps the time, the source (``file``, ``tui``, ``cli:restore``, ``startup``), the config
-file path, a diff with every secret masked, and the full text of that version (the database is
-private to the operator, mode 0600) so ``config restore N`` can bring it back. Rejected edits are
-recorded too, with their located problems and no applied change.
+file path, a diff with every secret masked, and the text of that version with every secret value
+replaced by ``«redacted»`` (:mod:`wanderer_console.config.redact`; comments and layout kept), so
+``config restore N`` can bring it back with the secrets of the current file or the environment.
+No secret is stored: a copy of the data directory does not leak the keys ever written into the
+config. Rejected edits are recorded too, with their located problems and no applied change.
+
+Versions written by older builds held the full text, secrets included. Opening the audit rewrites
+them once (recorded in ``data_migrations``) and compacts the database, so the old bytes leave the
+file and its write-ahead log instead of lingering in free pages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,11 +26,17 @@ import orjson
 from pydantic import BaseModel, SecretStr
 
 from wanderer_console.config.model import Settings
+from wanderer_console.config.redact import redact_config, redact_text
 from wanderer_console.store.sqlite import open_database
 
 __all__ = ["AuditEntry", "ConfigAudit", "Change", "diff_settings", "flatten"]
 
 MASK = "***"
+
+log = logging.getLogger(__name__)
+
+_REDACT_MIGRATION = "config_audit.redact_secrets"
+"""The one-time rewrite of versions stored in full by older builds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +64,16 @@ class AuditEntry:
     content: str
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-safe view without the file text (which may hold secrets)."""
+        """JSON-safe view without the file text."""
         return {"id": self.id, "at": self.at, "source": self.source, "path": self.path, **self.diff}
+
+    def matches(self, text: str) -> bool:
+        """True when ``text`` is this version (compared as stored: with its secrets redacted).
+
+        A change of secrets alone is therefore not seen here; the hot reload still audits it as a
+        changed key when it applies the edit.
+        """
+        return self.content == redact_config(text)
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -102,6 +123,91 @@ class ConfigAudit:
 
     def __init__(self, db_path: Path) -> None:
         self._conn = open_database(db_path)
+        self._redact_stored_versions()
+
+    def _redact_stored_versions(self) -> None:
+        """Rewrite, once per database, the versions older builds stored with their secrets.
+
+        The rows are redacted before the write lock is taken (parsing is the slow part), then
+        updated in one transaction with ``secure_delete`` on, so the freed cells and overflow
+        pages are zeroed. ``VACUUM`` then rebuilds every page (page splits of the old inserts may
+        have left stale copies in free space) and a ``TRUNCATE`` checkpoint empties the
+        write-ahead log, which held those pages too. Done is recorded only after the compaction;
+        a database that cannot be written now (read-only, locked) is left for a later open.
+        """
+        try:
+            state = self._migration_state()
+            if state == "done":
+                return
+            if state is None and not self._rewrite_rows():
+                return
+            self._compact()
+        except sqlite3.OperationalError as exc:
+            # Reading the history must keep working on a read-only copy or a busy database.
+            log.warning(
+                "config history: stored versions not scrubbed of secrets yet (tried again at"
+                " the next open)",
+                extra={"ctx": {"error": str(exc)}},
+            )
+
+    def _migration_state(self) -> str | None:
+        """``None`` (not begun), ``compact`` (rows rewritten, file not compacted) or ``done``."""
+        # A record of one-time data rewrites, apart from the schema version: it fixes content,
+        # and it is the audit, not the schema, that knows how.
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS data_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        row = self._conn.execute(
+            "SELECT applied_at FROM data_migrations WHERE name = ?", (_REDACT_MIGRATION,)
+        ).fetchone()
+        if row is None:
+            return None
+        return "compact" if row[0] is None else "done"
+
+    def _rewrite_rows(self) -> bool:
+        """Redact every stored row; True when some changed (the file then needs compacting)."""
+        conn = self._conn
+        updates = []
+        for row_id, diff, content in conn.execute("SELECT id, diff, content FROM config_audit"):
+            new_diff, new_content = redact_text(diff), redact_config(content)
+            if (new_diff, new_content) != (diff, content):
+                updates.append((new_diff, new_content, row_id))
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._migration_state() is not None:  # another process did it meanwhile
+                conn.execute("ROLLBACK")
+                return self._migration_state() == "compact"
+            conn.executemany("UPDATE config_audit SET diff = ?, content = ? WHERE id = ?", updates)
+            conn.execute(
+                "INSERT INTO data_migrations (name, applied_at) VALUES (?, ?)",
+                (_REDACT_MIGRATION, None if updates else time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if updates:
+            log.info(
+                "config history: secrets removed from stored versions",
+                extra={"ctx": {"versions": len(updates)}},
+            )
+        return bool(updates)
+
+    def _compact(self) -> None:
+        """Rebuild the file and empty the write-ahead log, then record the rewrite as done."""
+        conn = self._conn
+        conn.execute("VACUUM")
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            # A reader still uses the log: leave "done" unrecorded, the next open tries again
+            # (meanwhile the store's checkpoints fold the log in and its clean stop empties it).
+            log.warning("config history: the write-ahead log could not be emptied yet")
+            return
+        conn.execute(
+            "UPDATE data_migrations SET applied_at = ? WHERE name = ?",
+            (time.time(), _REDACT_MIGRATION),
+        )
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -117,15 +223,16 @@ class ConfigAudit:
         *,
         now: float | None = None,
     ) -> int:
-        """Append one row; return its id."""
+        """Append one row, its secrets redacted; return its id."""
         cursor = self._conn.execute(
             "INSERT INTO config_audit (at, source, path, diff, content) VALUES (?, ?, ?, ?, ?)",
             (
                 time.time() if now is None else now,
                 source,
                 None if path is None else str(path),
-                orjson.dumps(diff, default=str).decode(),
-                content,
+                # Masked already; swept anyway, as a problem message may quote the text.
+                redact_text(orjson.dumps(diff, default=str).decode()),
+                redact_config(content),
             ),
         )
         return int(cursor.lastrowid or 0)

@@ -1,4 +1,9 @@
-"""``wanderer-console config history`` and ``config restore N``."""
+"""``wanderer-console config history`` and ``config restore N``.
+
+The history keeps no secrets (:mod:`wanderer_console.config.redact`), so a restore takes them
+from the config file as it is now (same key) or leaves them to the environment, and refuses,
+naming the keys, when neither has one: it never writes a placeholder as a value.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.loader import ConfigError, load_settings, parse_settings_text
+from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["register", "run"]
 
@@ -74,27 +80,61 @@ def run(args: argparse.Namespace) -> int:
         if target is None:
             return _fail("no config file path recorded; pass --config PATH")
         try:
-            restored, _ = parse_settings_text(entry.content, file=f"history #{args.id}")
+            current_text = target.read_text(encoding="utf-8") if target.exists() else ""
+        except (OSError, UnicodeDecodeError) as exc:
+            return _fail(f"cannot read {target} (its secrets fill the restored version): {exc}")
+        try:
+            filled = restore_secrets(entry.content, current_text)
+        except UnresolvedSecrets as exc:
+            return _fail(_unresolved(args.id, target, exc))
+        try:
+            restored, _ = parse_settings_text(filled.text, file=f"history #{args.id}")
         except ConfigError as exc:
             return _fail(f"version {args.id} no longer validates: {exc}")
         current = None
-        if target.exists():
+        if current_text:
             try:
-                current, _ = parse_settings_text(target.read_text(encoding="utf-8"))
+                current, _ = parse_settings_text(current_text)
             except ConfigError:
                 current = None
         tmp = target.with_name(target.name + ".restore-tmp")
-        tmp.write_text(entry.content, encoding="utf-8")
+        tmp.write_text(filled.text, encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
         changes = [c.as_json() for c in diff_settings(current, restored)]
         new_id = audit.record(
             "cli:restore",
             target,
-            entry.content,
+            filled.text,
             {"status": "applied", "changes": changes, "restored_from": args.id},
         )
-        print(json.dumps({"restored": args.id, "path": str(target), "history_id": new_id}))
+        print(
+            json.dumps(
+                {
+                    "restored": args.id,
+                    "path": str(target),
+                    "history_id": new_id,
+                    "secrets": filled.sources,
+                }
+            )
+        )
         return 0
     finally:
         audit.close()
+
+
+def _unresolved(version: int, target: Path, exc: UnresolvedSecrets) -> str:
+    """Why version ``version`` cannot be written back, naming the keys and the way out."""
+    keys = ", ".join(exc.keys)
+    if not exc.secret:
+        return (
+            f"version {version} cannot be restored: {keys} held text that looked like a secret"
+            f" and the history keeps it only as {PLACEHOLDER}; edit {target} by hand instead"
+        )
+    variables = " / ".join("WANDERER_CONSOLE_" + "__".join(k.split(".")).upper() for k in exc.keys)
+    values = "the value" if len(exc.keys) == 1 else "the values"
+    return (
+        f"version {version} cannot be restored: the history keeps no secrets, and neither"
+        f" {target} nor the environment sets {keys}; put {values} in {target} (or set"
+        f" {variables}) and run the restore again"
+    )

@@ -96,7 +96,7 @@ class ConfigReloader:
             self._text = None
             return
         latest = self.audit.latest_applied()
-        if latest is None or latest.content != self._text:
+        if latest is None or not latest.matches(self._text):
             self.audit.record(
                 "startup", self.path, self._text, {"status": "applied", "changes": []}
             )

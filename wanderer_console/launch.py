@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def _install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT, SIGTERM and SIGHUP (a dropped SSH session) all stop gracefully: sources first,
+    in-flight Discord requests finish, the store closes, temporary demo data is removed."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
 
 

@@ -63,12 +63,13 @@ class TaskSupervisor:
         """From now on a failing task ends instead of restarting (the runtime is stopping)."""
         self._stopping = True
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Cancel every task and wait for them, at most ``timeout`` seconds; log what did not
-        end cleanly (an error on the way out, or no end in time)."""
+    async def stop(self, timeout: float = 10.0, *, keep: tuple[str, ...] = ()) -> None:
+        """Cancel every task (but those named in ``keep``) and wait for them, at most
+        ``timeout`` seconds; log what did not end cleanly (an error on the way out, or no end
+        in time)."""
         self._stopping = True
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
+        tasks = [task for name, task in self._tasks.items() if name not in keep]
+        self._tasks = {name: task for name, task in self._tasks.items() if name in keep}
         for task in tasks:
             task.cancel()
         # Bounded: a task that ignores its cancellation must not hang the shutdown.

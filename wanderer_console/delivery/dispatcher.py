@@ -178,12 +178,15 @@ class Dispatcher:
                     # cancellation that lands as the wait completes.
                     async with asyncio.timeout(self._idle_timeout()):
                         await self._wake.wait()
-        finally:
+        except asyncio.CancelledError:
+            # Cancelled outright (not :meth:`stop`): in-flight sends go too; their rows stay
+            # claimed and are recovered as uncertain.
             for task in self._busy.values():
                 task.cancel()
             for task in list(self._busy.values()):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            raise
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new work; let requests in flight finish within ``grace`` seconds.

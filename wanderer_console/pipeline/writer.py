@@ -19,7 +19,7 @@ from typing import Any
 
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import PendingWrite, StoredEvent
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
 from wanderer_console.telemetry.context import current_request_id
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -136,14 +136,31 @@ class EventWriter:
             return self.flush()
         return True
 
+    @property
+    def pending(self) -> int:
+        """Events decided and not yet written (kept across a failed write)."""
+        return len(self._pending)
+
     def flush(self) -> bool:
-        """Write the pending events in one transaction; True when the last one was new."""
+        """Write the pending events in one transaction; True when the last one was new.
+
+        When the store cannot write, the events stay pending and :class:`StoreWriteError`
+        propagates; a later flush writes them.
+        """
         self._count_refusals()
         writes, self._pending = self._pending, []
         if not writes:
             return False
         try:
             inserted = self._store.record_events(writes)
+        except StoreWriteError as exc:
+            # Keep the batch: it is written with the next flush, once the store writes again.
+            # Callers waiting on it (ingest API requests) are told now, and their retry is
+            # recognised as a duplicate if the kept write lands first.
+            self._pending = writes + self._pending
+            for write in writes:
+                settle(write.done, RuntimeError(f"store write failed: {exc.cause}"))
+            raise
         except BaseException as exc:
             for write in writes:
                 settle(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))

@@ -4,10 +4,16 @@ Follows PROTOCOLS.md §5.1-5.3: ``?wait=true`` returns the message object, other
 answer carries ``X-RateLimit-*`` headers of a fixed-window bucket per webhook (bot route: per
 channel); 429 bodies carry ``retry_after``; oversized or empty messages get Discord's 400 codes;
 disabled webhooks answer 404 ``Unknown Webhook``. Only accepted (2xx) messages are recorded.
+
+Like Discord, a bot message with a ``nonce`` and ``enforce_nonce`` that repeats a nonce the same
+channel saw within the last few minutes returns the original message and posts nothing. Faults
+for tests: ``answer_delay`` accepts (records) a message and answers only that much later, as a
+slow Discord does when a client times out on a post that went through.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -72,6 +78,13 @@ class FakeDiscord:
         self.rejected_400 = 0
         self.rejected_404 = 0
         self.rejected_401 = 0
+        self.answer_delay = 0.0
+        """Seconds between accepting a message and answering (the message is already posted)."""
+        self.nonce_window = 300.0
+        """How long a nonce is remembered per channel (Discord: "the past few minutes")."""
+        self.nonce_replays = 0
+        """Bot posts answered with an earlier message because their nonce repeated."""
+        self._nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._disabled: set[str] = set()
         self._tokens: dict[str, str] = {}
         self._channels: dict[str, str] = {}
@@ -169,6 +182,12 @@ class FakeDiscord:
             self.rejected_400 += 1
             return JSONResponse(problem, status_code=400, headers=headers)
         assert isinstance(body, dict)
+        nonce = body.get("nonce")
+        if webhook_id is None and nonce is not None and body.get("enforce_nonce"):
+            seen = self._nonces.get((channel_id, str(nonce)))
+            if seen is not None and time.monotonic() - seen[0] < self.nonce_window:
+                self.nonce_replays += 1
+                return JSONResponse(seen[1], headers=headers)
         query = dict(request.query_params)
         channel_id = query.get("thread_id", channel_id) if webhook_id else channel_id
         message = self._message(body, channel_id, webhook_id)
@@ -183,6 +202,10 @@ class FakeDiscord:
                 query=query,
             )
         )
+        if webhook_id is None and nonce is not None and body.get("enforce_nonce"):
+            self._nonces[(channel_id, str(nonce))] = (time.monotonic(), message)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         wait = query.get("wait", "false").lower() in ("true", "1")
         if webhook_id is not None and not wait:
             return Response(status_code=204, headers=headers)

@@ -1,0 +1,118 @@
+"""``wanderer-console outbox list|retry|drop``: the notifications that could not be delivered.
+
+``list`` shows failed notifications and those held by a dead target (Discord answered 401, 403
+or 404), with the reason kept on each. ``retry TARGET`` revives a dead target and puts its
+failed notifications back in the queue; ``drop`` gives up on failed ones for good. They work
+beside a running engine: it reads the outbox and the dead targets from the database before
+every dispatch, so a retry is picked up within a second. Output is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from wanderer_console.store.sqlite import SqliteStore
+
+__all__ = ["register", "run"]
+
+_DB_NAME = "wanderer-console.db"
+
+
+def register(sub: Any) -> None:
+    """Add the ``outbox`` command to the CLI's sub-parsers."""
+    outbox = sub.add_parser(
+        "outbox",
+        help="failed and held notifications: list, retry, drop",
+        description="Notifications Discord refused or that expired, and those held by a dead "
+        "target. Works beside a running engine, which picks changes up within a second. "
+        "Output is JSON.",
+    )
+    actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    listing = actions.add_parser(
+        "list", help="failed and held notifications, newest first, with their reasons"
+    )
+    listing.add_argument("--target", metavar="KEY", help="only this target (e.g. webhook:123)")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    retry = actions.add_parser(
+        "retry",
+        help="revive a dead target and re-queue its failed notifications",
+        description="Revive TARGET (e.g. webhook:123 or channel:456, as `outbox list` and the "
+        "console name it) and put its failed notifications back in the queue.",
+    )
+    retry.add_argument("target", metavar="TARGET")
+    drop = actions.add_parser(
+        "drop", help="give up on failed notifications for good (of a target, or by id)"
+    )
+    drop.add_argument("target", metavar="TARGET", nargs="?")
+    drop.add_argument("--id", type=int, action="append", default=[], help="an outbox row id")
+    for action in (listing, retry, drop):
+        action.add_argument(
+            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+        )
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="where the database lives (default: from the config, else the XDG data dir)",
+        )
+
+
+def _database(args: argparse.Namespace) -> Path:
+    from wanderer_console.config.loader import ConfigError, load_settings
+    from wanderer_console.runtime import default_data_dir
+
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is None:
+        config = getattr(args, "config", None)
+        try:
+            data_dir = load_settings(config, required=config is not None).settings.console.data_dir
+        except ConfigError:
+            data_dir = None
+    return Path(data_dir or default_data_dir()) / _DB_NAME
+
+
+def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
+    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out one ``outbox`` action; return the exit code."""
+    path = _database(args)
+    if not path.exists():
+        _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)
+        return 1
+    store = SqliteStore(path, checkpoint_interval=3600.0)
+    try:
+        action = args.outbox_command
+        if action == "list":
+            rows = store.failed_rows(target_key=args.target, limit=args.limit)
+            dead = {d.target_key: d for d in store.dead_targets()}
+            _emit(
+                {
+                    "dead_targets": [
+                        {"target": d.target_key, "tenant": d.tenant_id, "reason": d.reason}
+                        for d in dead.values()
+                    ],
+                    "notifications": [
+                        {**row._asdict(), "held": row.status == "pending"} for row in rows
+                    ],
+                }
+            )
+            return 0
+        if action == "retry":
+            revived = store.revive_target(args.target)
+            _emit({"target": args.target, "requeued": revived, "revived": True})
+            return 0
+        if args.target is None and not args.id:
+            _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)
+            return 2
+        dropped = store.drop_failed(target_key=args.target, row_ids=args.id)
+        _emit({"target": args.target, "ids": args.id, "dropped": dropped})
+        return 0
+    finally:
+        store.close()

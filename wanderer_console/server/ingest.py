@@ -55,7 +55,9 @@ def _reason(exc: ValidationError) -> str:
     parts = []
     for error in errors[:_MAX_ERRORS]:
         where = clip(".".join(str(p) for p in error["loc"]) or "(event)", 64)
-        parts.append(f"{where}: {clip(str(error['msg']).removeprefix('Value error, '), 160)}")
+        parts.append(
+            f"{where}: {clip(str(error['msg']).removeprefix('Value error, '), 160, tail=60)}"
+        )
     if len(errors) > _MAX_ERRORS:
         parts.append(f"and {len(errors) - _MAX_ERRORS} more")
     return "; ".join(parts)

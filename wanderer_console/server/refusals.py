@@ -29,9 +29,16 @@ OTHER_CLIENTS: Final = "(other clients)"
 """Shared throttle key once :attr:`ThrottledLog.max_keys` distinct clients are being tracked."""
 
 
-def clip(text: str, limit: int = MAX_ECHO) -> str:
-    """``text`` cut to ``limit`` characters (marked with an ellipsis when cut)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clip(text: str, limit: int = MAX_ECHO, *, tail: int = 0) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut.
+
+    ``tail`` characters of the end are kept, for messages that quote the input first and say
+    what is wrong with it last.
+    """
+    if len(text) <= limit:
+        return text
+    tail = min(tail, limit // 2)
+    return text[: limit - 1 - tail] + "…" + (text[-tail:] if tail else "")
 
 
 def endpoint_of(path: str) -> str:

@@ -185,6 +185,8 @@ class KillstreamSettings(Section):
     """Poll the REST API for the tracked systems once the socket has been down this long."""
     fallback_interval_seconds: float = Field(default=30.0, gt=0)
     """Seconds between REST polling rounds while the socket stays down."""
+    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=65_536)
+    """Largest frame read (a killmail is tens of KiB); a bigger one resets the socket, counted."""
 
 
 class R2z2Settings(Section):
@@ -279,6 +281,10 @@ class MapSettings(Section):
     """Per-type deduplication windows (``DEDUPLICATION_TTL_SECONDS`` sets them all)."""
     webhook_secret: SecretStr | None = None
     """Secret of the map's webhook subscription (``rotate-secret``); enables the receiver."""
+    sse_max_line_bytes: int = Field(default=1024 * 1024, ge=4096)
+    """Longest SSE line kept (an event is a few KiB); a longer one is skipped unbuffered."""
+    sse_max_event_bytes: int = Field(default=1024 * 1024, ge=4096)
+    """Largest SSE event (its ``data`` lines together); a bigger one is skipped, counted."""
 
     @field_validator("api_key")
     @classmethod

@@ -1,31 +1,29 @@
-"""Server-sent events over the shared client (httpx-sse does the framing).
+"""Server-sent events over the shared client (:mod:`~wanderer_console.http.sse_decoder` frames).
 
-httpx-sse buffers partial lines across chunks, so an event split anywhere in the byte stream is
-reassembled, never dropped. The read timeout doubles as the keepalive watchdog: a stream that
-sends no byte for ``idle_timeout`` seconds raises :class:`TransportError` (``timeout``).
+The decoder reassembles lines across chunks, so an event split anywhere in the byte stream is
+never dropped, and it bounds what it holds: a line or event over its limit is skipped (and told
+through ``on_oversize``) while the stream goes on. The read timeout doubles as the keepalive
+watchdog: a stream that sends no byte for ``idle_timeout`` seconds raises
+:class:`TransportError` (``timeout``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
-from httpx_sse import EventSource
 
 from wanderer_console.http.client import NO_RETRY, HttpClient, TransportError, classify_error
+from wanderer_console.http.sse_decoder import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    SseDecoder,
+    SseEvent,
+    SseOversize,
+)
 
-__all__ = ["SseEvent", "SseStream", "open_sse"]
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    """One dispatched SSE event (comments such as keepalives are not events)."""
-
-    event: str
-    id: str
-    data: str
+__all__ = ["SseEvent", "SseOversize", "SseStream", "open_sse"]
 
 
 class SseStream:
@@ -44,18 +42,39 @@ class SseStream:
             return ""
         return body[:limit].decode("utf-8", errors="replace")
 
-    async def events(self) -> AsyncIterator[SseEvent]:
-        """Yield events until the server closes the stream; raise :class:`TransportError`."""
-        source = EventSource(self._response)
+    async def events(
+        self,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        on_oversize: Callable[[SseOversize], None] | None = None,
+    ) -> AsyncIterator[SseEvent]:
+        """Yield events until the server closes the stream; raise :class:`TransportError`.
+
+        An event with a line over ``max_line_bytes`` or data over ``max_event_bytes`` is not
+        yielded: ``on_oversize`` hears of it (also when the stream ends inside it), and the
+        events after it still come. At most about the two limits are held in memory.
+        """
+        media_type = self.content_type.partition(";")[0]
+        if "text/event-stream" not in media_type:
+            raise TransportError("other", f"expected text/event-stream, got {media_type!r}")
+        decoder = SseDecoder(max_line_bytes, max_event_bytes)
         try:
-            async for sse in source.aiter_sse():
-                # httpx-sse dispatches a "message" with empty data for a comment block (the
-                # keepalive) once an id was seen; the SSE spec dispatches nothing without data.
-                if not sse.data:
-                    continue
-                yield SseEvent(sse.event, sse.id, sse.data)
+            # Chunks as they are read off the socket (decompressed if need be), so nothing
+            # here waits for a whole line: the decoder alone decides what is kept.
+            async for chunk in self._response.aiter_bytes():
+                for item in decoder.feed(chunk):
+                    if isinstance(item, SseEvent):
+                        yield item
+                    elif on_oversize is not None:
+                        on_oversize(item)
         except httpx.HTTPError as exc:
             raise classify_error(exc) from None
+        finally:
+            # A stream that ends (or fails) inside an oversize line or event still reports it.
+            report = decoder.finish()
+            if report is not None and on_oversize is not None:
+                on_oversize(report)
 
 
 @asynccontextmanager

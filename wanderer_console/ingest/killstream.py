@@ -17,7 +17,12 @@ from typing import Literal
 import orjson
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedOK, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    PayloadTooBig,
+    WebSocketException,
+)
 
 from wanderer_console.domain.eve import is_character_id
 from wanderer_console.domain.killmail import Killmail
@@ -48,6 +53,8 @@ _YIELD_EVERY = 32
 """Frames read back to back before the reader lets the rest of the console run (more made
 bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffered)."""
 Mode = Literal["systems", "characters"]
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""A killmail is tens of KiB and a preload a few of them: 4 MiB is far above any real frame."""
 
 
 class PhoenixBackoff(Backoff):
@@ -97,8 +104,12 @@ class KillstreamSource:
         heartbeat_seconds: float = 30.0,
         backoff: Backoff | None = None,
         recent: RecentIds | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         self.mode = mode
+        self._max_frame = max_frame_bytes
+        self._oversize_in_a_row = 0
+        self._oversize_note: str | None = None
         self._recent = recent if recent is not None else RecentIds()
         self.source = "killstream"
         self.health = ConnectionHealth(f"killstream:{mode}", "killstream")
@@ -116,6 +127,9 @@ class KillstreamSource:
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
         self._sinking = False
+        self.joins = 0
+        """Channel joins the server accepted: each new one may follow a gap in the stream
+        (the REST backfill watches this count)."""
 
     def refresh(self) -> None:
         """Tracking changed: bring the subscription in line at the next chance."""
@@ -124,18 +138,47 @@ class KillstreamSource:
     async def run(self) -> None:
         """Connect, join, read; reconnect with backoff. Returns only when cancelled."""
         while True:
+            least = 0.0
             try:
                 await self._session()
+                self._oversize_in_a_row = 0
             except (OSError, WebSocketException, TimeoutError) as exc:
-                self.health.set_state(ConnectionState.RECONNECTING, f"socket lost: {exc}")
-                log.warning(
-                    "killstream lost", extra={"ctx": {"mode": self.mode, "error": str(exc)}}
-                )
+                least = self._lost(exc)
             self._channel.reset()
             self._ws = None
             self.health.reconnects += 1
             self._metrics.reconnects.labels(source=self.health.name).inc()
-            await asyncio.sleep(self._backoff.next_delay())
+            await asyncio.sleep(max(least, self._backoff.next_delay()))
+
+    def _lost(self, exc: Exception) -> float:
+        """Record why the socket went; return the least wait before the next connect."""
+        cause = exc.__cause__
+        if not (isinstance(exc, ConnectionClosedError) and isinstance(cause, PayloadTooBig)):
+            self._oversize_in_a_row = 0
+            self.health.set_state(ConnectionState.RECONNECTING, f"socket lost: {exc}")
+            log.warning("killstream lost", extra={"ctx": {"mode": self.mode, "error": str(exc)}})
+            return 0.0
+        # websockets refuses a frame over ``max_size`` by its header (or while inflating it) and
+        # closes with 1009: one frame cannot be skipped on a live socket. The rejoin's preload
+        # brings the recent kills back; the frame itself is gone, so it is said loudly.
+        self._oversize_in_a_row += 1
+        size = getattr(cause, "size", None)  # None when only inflating showed it too big
+        what = f"a frame of {size} bytes" if size is not None else "a frame"
+        self._oversize_note = (
+            f"{what} over the {self._max_frame}-byte limit (max_frame_bytes) was dropped"
+            " and the socket reset"
+        )
+        self._metrics.stream_oversize.labels(source=self.health.name, reason="frame").inc()
+        self.health.set_state(ConnectionState.RECONNECTING, self._oversize_note)
+        log.warning(
+            "killstream frame over the size limit; reconnecting",
+            extra={"ctx": {"mode": self.mode, "size": size, "limit": self._max_frame}},
+        )
+        # The join resets the backoff, so a frame the server sends on every join (a preload)
+        # would bring us back every 0.1 s: from the second in a row, wait 1, 2, 4 … s.
+        if self._oversize_in_a_row < 2:
+            return 0.0
+        return min(self._backoff.cap, 2.0 ** (self._oversize_in_a_row - 2))
 
     async def _session(self) -> None:
         self.health.set_state(
@@ -147,7 +190,8 @@ class KillstreamSource:
             self._url,
             open_timeout=10,
             close_timeout=2,
-            max_size=16 * 1024 * 1024,
+            # Over this, websockets closes with 1009 without reading the frame into memory.
+            max_size=self._max_frame,
             # Room for a burst (websockets' default is 16 frames): reading goes on while the
             # pipeline writes a batch, instead of pausing the socket.
             max_queue=_MAX_QUEUE,
@@ -237,7 +281,11 @@ class KillstreamSource:
             elif message.is_join:
                 if message.status == "ok":
                     self._backoff.reset()
+                    self.joins += 1
                     self.health.set_state(ConnectionState.CONNECTED)
+                    if self._oversize_note is not None:
+                        # Connected clears the last error; a dropped frame should stay seen.
+                        self.health.last_error, self._oversize_note = self._oversize_note, None
                     log.info(
                         "killstream joined",
                         extra={"ctx": {"mode": self.mode, "ids": len(self._subscribed)}},

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.map_events import MapEnvelope
 from wanderer_console.http.client import HttpClient, TransportError
-from wanderer_console.http.sse import open_sse
+from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.pipeline.items import Item, MapEventItem
@@ -109,7 +109,12 @@ class MapSseSource:
             ) as stream:
                 if stream.status != 200:
                     return await self._refused(stream.status, await stream.error_body())
-                async for event in stream.events():
+                events = stream.events(
+                    max_line_bytes=self._settings.sse_max_line_bytes,
+                    max_event_bytes=self._settings.sse_max_event_bytes,
+                    on_oversize=self._oversize,
+                )
+                async for event in events:
                     if event.event == "connected":
                         connected = True
                         self._backoff.reset()
@@ -177,6 +182,33 @@ class MapSseSource:
         log.error("map stream refused", extra={"ctx": {"tenant": self.tenant, "error": message}})
         # Credentials and missing maps do not fix themselves quickly: retry slowly.
         return self._refused_delay if status in _AUTH_FAILURES else self._backoff.next_delay()
+
+    def _oversize(self, report: SseOversize) -> None:
+        """An event too big to hold was skipped unread: count it, tell, and read on.
+
+        The cursor stays at the last event the pipeline took; the next one moves it past the
+        skipped event, so a resume does not ask for it again unless it was the last one seen.
+        """
+        self._metrics.stream_oversize.labels(source=self.source, reason=report.reason).inc()
+        message = (
+            f"skipped a {report.event!r} event: {report.reason} of {report.size} bytes over"
+            f" the {report.limit}-byte limit"
+        )
+        self.health.record_error()
+        self.health.last_error = message
+        log.warning(
+            "oversize map event skipped",
+            extra={
+                "ctx": {
+                    "tenant": self.tenant,
+                    "reason": report.reason,
+                    "size": report.size,
+                    "limit": report.limit,
+                    "event": report.event,
+                    "last_event_id": report.id,
+                }
+            },
+        )
 
     async def _handle(self, data: str) -> None:
         try:

@@ -89,6 +89,9 @@ class FakeKillstream:
         self.duplicate_realtime = duplicate_realtime
         self.withhold_heartbeats = False
         """When true, heartbeats are counted but never answered (a silently dead server)."""
+        self.refuse_connections = False
+        """When true, new sockets are refused with 503: with :meth:`drop_connections`, a server
+        that is down for a while (kills pushed meanwhile reach only the REST API's history)."""
         self.joins: list[dict[str, Any]] = []
         """Payload of every ``phx_join`` received on ``killmails:lobby``."""
         self.heartbeats = 0
@@ -202,19 +205,22 @@ class FakeKillstream:
                     sent += 1
         return sent
 
-    def wire_frames(self, frames: Sequence[str]) -> dict[ServerConnection, bytes]:
+    def wire_frames(
+        self, frames: Sequence[str], *, compress: bool = True
+    ) -> dict[ServerConnection, bytes]:
         """``frames`` as WebSocket wire bytes for each socket following systems.
 
         Each text frame is compressed with that socket's negotiated permessage-deflate (each
         message on its own, so the order of writes cannot upset it) and framed unmasked, as a
         server sends it. Building this is the fake's cost; :meth:`write_wire` then costs
         nothing per frame, so a benchmark charges the console only for what it does itself.
+        ``compress=False`` frames them plain (allowed under permessage-deflate), for faults.
         """
         wires: dict[ServerConnection, bytes] = {}
         for client in self._clients:
             if client.join_ref is None or not client.systems:
                 continue
-            extensions = client.conn.protocol.extensions
+            extensions = client.conn.protocol.extensions if compress else []
             wires[client.conn] = b"".join(
                 WireFrame(Opcode.TEXT, frame.encode()).serialize(mask=False, extensions=extensions)
                 for frame in frames
@@ -261,6 +267,8 @@ class FakeKillstream:
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path != _PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        if self.refuse_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         return None
 
     async def _end_channels(self, event: str) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,12 +39,43 @@ __all__ = ["SSE_EVENT_TYPES", "FakeMapServer"]
 _BACKFILL_LIMIT: Final = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class _Oversize:
+    """A fault: an event too big to build, written in 64 KiB pieces when its turn comes."""
+
+    head: bytes
+    size: int
+    line_bytes: int | None
+    """``None``: one ``data:`` line of ``size`` bytes; else ``data:`` lines of this length."""
+
+    def pieces(self) -> Iterator[bytes]:
+        """The event's bytes, about 64 KiB at a time (the same filler object each time)."""
+        yield self.head
+        filler = b"x" * _PIECE
+        if self.line_bytes is None:
+            full, rest = divmod(self.size, _PIECE)
+            yield b"data: "
+            yield from itertools.repeat(filler, full)
+            yield filler[:rest] + b"\n\n"
+            return
+        line = b"data: " + b"x" * self.line_bytes + b"\n"
+        per = max(1, _PIECE // len(line))
+        full, rest = divmod(-(-self.size // self.line_bytes), per)
+        yield from itertools.repeat(line * per, full)
+        yield line * rest + b"\n"
+
+
+_PIECE: Final = 65_536
+
+
 @dataclass(eq=False, slots=True)
 class _Stream:
     """One open SSE response: its queue, event filter and cut flag."""
 
     types: frozenset[str]
-    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(10_000))
+    queue: asyncio.Queue[bytes | _Oversize | None] = field(
+        default_factory=lambda: asyncio.Queue(10_000)
+    )
     cut: bool = False
 
 
@@ -286,6 +318,20 @@ class FakeMapServer:
             self.state.track_pilot(character)
 
     # -- stream control --------------------------------------------------------------------
+    def inject_oversize(self, size: int, *, line_bytes: int | None = None) -> str:
+        """Stream an ``add_system`` event of ``size`` data bytes to live streams; return its id.
+
+        One line (``line_bytes`` ``None``) or ``data:`` lines of ``line_bytes``, written in
+        pieces, never built whole, and not kept for backfill.
+        """
+        ident = self._ulid.new()
+        fault = _Oversize(b"event: add_system\nid: %s\n" % ident.encode(), size, line_bytes)
+        for stream in list(self._streams):
+            if not stream.cut:
+                with contextlib.suppress(asyncio.QueueFull):
+                    stream.queue.put_nowait(fault)
+        return ident
+
     def drop_connections(self) -> int:
         """End every open SSE response (a simulated cut); return how many were open."""
         streams = list(self._streams)
@@ -380,6 +426,10 @@ class FakeMapServer:
                     continue
                 if item is None or stream.cut:
                     break
+                if isinstance(item, _Oversize):
+                    for piece in item.pieces():
+                        yield piece
+                    continue
                 yield item
         finally:
             self._streams.discard(stream)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -241,3 +242,47 @@ async def test_a_client_over_its_connection_cap_gets_503(sim: Simulator, tmp_pat
             )
         finally:
             close_all(held)
+
+
+async def test_malformed_requests_are_counted_and_logged_throttled_not_once_each(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with serving(sim, tmp_path) as rt:
+        assert rt.http is not None
+        port = int(urlsplit(rt.http.url).port or 0)
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 2.0)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 400 ")
+        closed = rt.metrics.value("wc_server_connections_closed_total", reason="bad_request")
+        assert closed == 5
+    lines = [r for r in caplog.records if "Invalid HTTP request" in r.getMessage()]
+    throttled = [
+        r for r in caplog.records if r.getMessage() == "http connection closed by the server"
+    ]
+    assert not lines
+    assert len(throttled) == 1
+
+
+async def test_an_upgrade_request_is_answered_as_http_and_leaves_no_connection_behind(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    async with serving(sim, tmp_path, max_connections=4) as rt:
+        assert rt.http is not None
+        port = int(urlsplit(rt.http.url).port or 0)
+        for _ in range(6):  # more than the cap: a leaked slot would end in 503s
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+            writer.close()
+            await writer.wait_closed()
+        await wait_for(lambda: rt.metrics.value("wc_server_connections") == 0, timeout=5.0)
+        assert rt.metrics.total("wc_server_connections_closed_total") == 0

@@ -22,6 +22,7 @@ is installed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 from collections import OrderedDict
 from collections.abc import Callable
@@ -44,8 +45,24 @@ __all__ = [
 
 Phase = Literal["headers", "body"]
 CloseReason = Literal[
-    "header_timeout", "body_timeout", "evicted", "over_capacity", "per_client_limit"
+    "header_timeout", "body_timeout", "evicted", "over_capacity", "per_client_limit", "bad_request"
 ]
+
+_COUNTED_NOT_LOGGED: Final = frozenset({"Invalid HTTP request received."})
+"""uvicorn's per-request warnings the guard counts and logs throttled instead."""
+
+
+class _DropCounted(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in _COUNTED_NOT_LOGGED
+
+
+http_log = logging.getLogger("wanderer_console.server.http")
+"""What uvicorn logs for the guarded server (an app's traceback included) joins the console's
+JSON log here, instead of uvicorn's own stderr lines."""
+http_log.addFilter(_DropCounted())
+# uvicorn tests ``logger.level <= TRACE`` to format a line per connection; NOTSET would pass.
+http_log.setLevel(logging.INFO)
 
 _REFUSED: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -185,6 +202,7 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.logger = http_log
         self._phase: Phase | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._admitted = False
@@ -224,6 +242,16 @@ class GuardedH11Protocol(H11Protocol):
         """After a response the connection waits for the next request's headers."""
         super().on_response_complete()
         self._sync_phase()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a malformed request 400 and close, counted (not logged once per request)."""
+        super().send_400_response(msg)
+        self._guard.report("bad_request", self.client_host)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # The console serves no WebSocket (ws="none"): an Upgrade header is ignored and the
+        # request answered as plain HTTP, without two uvicorn warnings per request.
+        pass
 
     def expire(self, reason: CloseReason) -> None:
         """Close this connection now: a deadline passed or it is evicted."""

@@ -56,7 +56,8 @@ class EmbeddedServer:
             # The guarded h11 protocol even where httptools is installed: the deadlines and the
             # cap live in it. The backlog is also asyncio's accept batch, so it bounds how many
             # sockets open at once before the guard sees them.
-            limits = {"http": guard.protocol_class(), "backlog": guard.backlog}
+            # No WebSocket either: an upgraded connection would leave the guard's books.
+            limits = {"http": guard.protocol_class(), "backlog": guard.backlog, "ws": "none"}
         self._config = uvicorn.Config(
             app,
             host=host,

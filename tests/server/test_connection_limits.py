@@ -105,15 +105,15 @@ async def test_300_slow_connections_under_256_descriptors_leave_health_and_deliv
         # In batches the server's listen backlog can take: a connection the kernel could not
         # queue completes its handshake only on a later SYN-ACK, seconds afterwards, and the
         # server's deadline starts when it accepts.
-        for batch in range(10):
+        for batch in range(15):
             opened = await asyncio.gather(
                 *(
                     open_slow(url.hostname, url.port, kinds[i % 3], info["map"])
-                    for i in range(batch * 30, batch * 30 + 30)
+                    for i in range(batch * 20, batch * 20 + 20)
                 )
             )
             connections += opened
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
 
         async with httpx.AsyncClient(base_url=info["url"], timeout=2.0) as http:
             asked = loop.time()

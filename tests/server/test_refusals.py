@@ -128,7 +128,9 @@ async def test_webhook_and_unrouted_refusals_are_counted_with_their_reason(
     stale = signed(body, at=time.time() - 900)
     assert (await client.post(url, content=body, headers=stale)).status_code == 401
     assert (await client.post(url, content=b"{", headers=signed(b"{"))).status_code == 400
-    assert (await client.get(url)).status_code == 405
+    wrong_method = await client.get(url)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
     assert (await client.get("/wp-login.php")).status_code == 404
     assert refused(runtime, "webhook", "signature") == 1
     assert refused(runtime, "webhook", "timestamp") == 1

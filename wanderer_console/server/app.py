@@ -70,11 +70,12 @@ def _unrouted(refusals: Refusals) -> dict[Any, Any]:
     """Handlers that count and log 404 and 405 (a scanner's probes) like any other refusal."""
 
     async def refuse(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        reason = "method_not_allowed" if exc.status_code == 405 else "not_found"
-        refusals.refused(request, endpoint_of(request.url.path), reason, exc.status_code)
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        headers = exc.headers if isinstance(exc, HTTPException) else None  # 405 names Allow
+        reason = "method_not_allowed" if status == 405 else "not_found"
+        refusals.refused(request, endpoint_of(request.url.path), reason, status)
         return JSONResponse(
-            {"error": reason.replace("_", " ")}, status_code=exc.status_code, headers=exc.headers
+            {"error": reason.replace("_", " ")}, status_code=status, headers=headers
         )
 
     return {404: refuse, 405: refuse}

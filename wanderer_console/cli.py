@@ -18,6 +18,7 @@ from wanderer_console.config.loader import ConfigError, LoadedConfig, load_setti
 from wanderer_console.delivery import notify_cli
 from wanderer_console.pipeline import diagnose, replay
 from wanderer_console.server import tenant_cli
+from wanderer_console.store.integrity import StorageError, ensure_data_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -206,6 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except StorageError as exc:
+        # A database that cannot be used has a known fix: say it in one paragraph (the path and
+        # what to do), not in a traceback that buries both.
+        print(f"wanderer-console: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen command; return its exit code."""
     if args.command == "tenant":
         return tenant_cli.run(args)
     if args.command == "bench":
@@ -245,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = loaded.settings
     if args.dry_run:
         settings.console.dry_run = True
+    from wanderer_console.runtime import default_data_dir  # loaded by launch already
+
+    # Before the engine lock, the store or the UI touch it: an unusable data directory is one
+    # paragraph with the fix (StorageError, below), not a traceback from whichever came first.
+    ensure_data_dir(args.data_dir or settings.console.data_dir or default_data_dir())
     return launch.run_console(
         settings,
         data_dir=args.data_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from wanderer_console.config.hygiene import (
     file_holds_secrets,
@@ -33,6 +35,8 @@ __all__ = [
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+_SETTINGS_ERROR_FIELD = re.compile(r'field "([^"]+)"')
+_ENV_PREFIX = "WANDERER_CONSOLE_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,10 @@ def parse_settings_text(
     data = _merge(data, overrides)
     try:
         settings = _build(data, env)
+    except SettingsError as exc:
+        # pydantic-settings parses a table-valued variable as JSON before validation and raises
+        # this (no variable named) when it is not JSON; name the variable and the fix instead.
+        raise ConfigError([_environment_problem(exc, env)]) from exc
     except ValidationError as exc:
         key_lines = _key_lines(text)
         problems = []
@@ -158,6 +166,33 @@ def parse_settings_text(
             problems.append(Problem(source, line, key, message))
         raise ConfigError(problems) from exc
     return settings, tuple(used)
+
+
+def _environment_problem(exc: SettingsError, environ: Mapping[str, str]) -> Problem:
+    """A problem naming the ``WANDERER_CONSOLE_*`` variable whose JSON value does not parse.
+
+    The value is never printed: a map table carries API keys and webhook URLs.
+    """
+    match = _SETTINGS_ERROR_FIELD.search(str(exc))
+    field = match.group(1) if match else ""
+    prefix = f"{_ENV_PREFIX}{field.upper()}" if field else f"{_ENV_PREFIX}*"
+    candidates = sorted(
+        name for name in environ if name.upper() == prefix or name.upper().startswith(f"{prefix}__")
+    )
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        exact = [name for name in candidates if environ[name] == cause.doc]
+        candidates = exact or candidates
+        detail = f"invalid JSON ({cause.msg} at line {cause.lineno} column {cause.colno})"
+    else:
+        detail = f"cannot be read ({cause or exc})"
+    name = candidates[0] if candidates else prefix
+    advice = (
+        f'it must hold valid JSON (a table is an object: {name}=\'{{"key": "value"}}\', a'
+        f' list is ["a", "b"]), or set table keys one by one ({name}__KEY=value);'
+        " fix it or unset it"
+    )
+    return Problem("(environment)", None, name, f"{detail}; {advice}")
 
 
 def _build(data: dict[str, Any], environ: Mapping[str, str]) -> Settings:

@@ -17,6 +17,13 @@ from pathlib import Path
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import PendingWrite, StoredEvent
 from wanderer_console.store.checkpoint import WalCheckpointer
+from wanderer_console.store.integrity import (
+    SchemaTooNewError,
+    StorageError,
+    ensure_data_dir,
+    open_error,
+    verify_at_open,
+)
 from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
 from wanderer_console.store.outbox import OutboxMixin
 from wanderer_console.store.writes import StoreWriteError, WriteFault, WriteGuard
@@ -34,14 +41,41 @@ def open_database(path: Path) -> sqlite3.Connection:
     Every part that keeps its own connection (the store, the config audit, the tenant registry)
     opens the file here, so whichever creates it makes it private to the operator: the outbox,
     the audit's config versions and the tenants all hold sensitive data.
+
+    Whatever stops it (a data directory it cannot create or write, a file that is not a
+    database, a database ``quick_check`` finds damaged, a schema from a newer build) raises
+    :class:`~wanderer_console.store.integrity.StorageError`: one paragraph naming the path and
+    what to do, which the command line prints instead of a traceback.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(path.parent)
     fresh = not path.exists()
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    if fresh:
-        os.chmod(path, 0o600)
-    conn.execute("PRAGMA busy_timeout=5000")
-    migrate(conn)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise open_error(path, exc) from exc
+    try:
+        if fresh:
+            os.chmod(path, 0o600)
+        conn.execute("PRAGMA busy_timeout=5000")
+        if not fresh:
+            verify_at_open(conn, path)  # before the migration, which would trip on damage
+        migrate(conn)
+    except StorageError:
+        conn.close()
+        raise
+    except (sqlite3.Error, OSError) as exc:
+        conn.close()
+        raise open_error(path, exc) from exc
+    except RuntimeError as exc:
+        conn.close()
+        if "newer than this build" not in str(exc):
+            raise
+        raise SchemaTooNewError(
+            path,
+            str(exc),
+            "Run the version that last used this data directory, or restore the backup taken"
+            " before it (see the deployment guide, Upgrades).",
+        ) from exc
     return conn
 
 

@@ -160,11 +160,37 @@ def degraded_snapshot() -> dict[str, Any]:
     return snap
 
 
+def delivery_fault_snapshot() -> dict[str, Any]:
+    """The healthy engine whose store cannot write, under a Discord global pause, with the rally
+    webhook dead (404) holding nine notifications and the primary one with two uncertain sends."""
+    snap = copy.deepcopy(HEALTHY)
+    delivery = snap["delivery"]
+    delivery.update(
+        global_pause_until=NOW + 42,
+        store_fault={"reason": "database or disk is full", "since": NOW - 125, "failures": 6},
+        unrecorded_outcomes=1,
+    )
+    delivery["targets"]["alpha/webhook:primary"]["uncertain"] = 2
+    delivery["targets"]["alpha/webhook:rally"].update(
+        pending=9, disabled="404 Unknown Webhook", last_error="404 Unknown Webhook"
+    )
+    return snap
+
+
 class FakeDispatcher:
-    """Stands in for the dispatcher: only the ``paused`` flag."""
+    """Stands in for the dispatcher: the ``paused`` flag and ``retry_target``."""
 
     def __init__(self) -> None:
         self.paused = False
+        self.retried: list[str] = []
+        """Target keys passed to :meth:`retry_target`, in order."""
+        self.requeue = 3
+        """What :meth:`retry_target` answers."""
+
+    def retry_target(self, target_key: str) -> int:
+        """Record the call; answer :attr:`requeue`."""
+        self.retried.append(target_key)
+        return self.requeue
 
 
 class FakeSource:

@@ -8,7 +8,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
-from tests.ui.conftest import HEALTHY, degraded_snapshot, make_app
+from tests.ui.conftest import HEALTHY, degraded_snapshot, delivery_fault_snapshot, make_app
 
 SIZE = (120, 40)
 
@@ -65,3 +65,9 @@ def test_config_pane_validation_error(snap_compare: Any, config_file: Path) -> N
 
     app = make_app(HEALTHY, config_path=config_file)
     assert snap_compare(app, terminal_size=SIZE, run_before=save_invalid)
+
+
+def test_dashboard_delivery_faults(snap_compare: Any) -> None:
+    """The store cannot write, a Discord pause, a dead webhook holding 9, 2 uncertain sends."""
+    app = make_app(delivery_fault_snapshot())
+    assert snap_compare(app, terminal_size=SIZE, run_before=_settle)

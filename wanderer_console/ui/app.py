@@ -28,6 +28,7 @@ from wanderer_console.ui.model import (
     SnapshotSource,
     ThroughputHistory,
     dispatcher_of,
+    retrier_of,
 )
 from wanderer_console.ui.screens.config import ConfigScreen, reload_config
 from wanderer_console.ui.screens.dashboard import DashboardScreen
@@ -205,6 +206,34 @@ class WandererApp(App[int]):
         word = "paused" if dispatcher.paused else "resumed"
         self.state.activity.add(self.state.clock.now(), f"operator {word} delivery")
         self.notify(f"Delivery {word}.")
+
+    def retry_dead_target(self, target_key: str) -> int | None:
+        """Revive a dead target (the palette offers one entry per dead target); toast the count.
+
+        Returns how many failed notifications were re-queued, or ``None`` when nothing was done.
+        """
+        retrier = retrier_of(self.state.source)
+        if retrier is None:
+            self.notify("This source has no dispatcher to retry a target.", severity="warning")
+            return None
+        try:
+            requeued = retrier.retry_target(target_key)
+        except Exception as exc:  # e.g. the store cannot write: say so, keep the console up
+            self.notify(f"Could not retry {target_key}: {exc}", severity="error", timeout=10)
+            return None
+        plural = "" if requeued == 1 else "s"
+        self.state.activity.add(
+            self.state.clock.now(),
+            f"operator retried dead target {target_key}: {requeued} re-queued",
+        )
+        self.notify(
+            f"Retrying {target_key}: {requeued} notification{plural} re-queued;"
+            " its held ones go out now."
+        )
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.poll()  # show the revived target now, not at the next tick
+        return requeued
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide pause/resume for sources without a dispatcher."""

@@ -7,6 +7,7 @@ console's own commands, built fresh on every search so their wording follows the
 * per-type toggles: the global ``enabled``/``kill``/``system``/``character``/``rally`` switches;
 * per-map toggles: the same switches of each configured map;
 * pause or resume delivery (when the source has a dispatcher);
+* retry each dead target of the latest snapshot (when the dispatcher can);
 * open the config pane, reload the config;
 * switch to each console theme.
 """
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from wanderer_console.ui.faults import dead_targets
 from wanderer_console.ui.flags import all_flags, flags_for
-from wanderer_console.ui.model import dispatcher_of
+from wanderer_console.ui.model import dispatcher_of, retrier_of
 
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
@@ -63,6 +65,15 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
                 app.action_pause,
             )
         )
+    if retrier_of(state.source) is not None and state.latest is not None:
+        for dead in dead_targets(state.latest.get("delivery") or {}):
+            commands.append(
+                ConsoleCommand(
+                    f"Retry dead target {dead.key}",
+                    f"DEAD {dead.reason}; revive it and send its {dead.held} held notifications",
+                    partial(app.retry_dead_target, dead.key),
+                )
+            )
     commands.append(
         ConsoleCommand(
             "Open config editor",

@@ -20,10 +20,12 @@ __all__ = [
     "LogRecordBuffer",
     "Pausable",
     "RateSample",
+    "Retrier",
     "SnapshotSource",
     "ThroughputHistory",
     "dispatcher_of",
     "format_ago",
+    "retrier_of",
     "total",
 ]
 
@@ -50,6 +52,21 @@ def dispatcher_of(source: object) -> Pausable | None:
     """The source's ``dispatcher`` when it has a ``paused`` flag, else ``None``."""
     dispatcher = getattr(source, "dispatcher", None)
     return dispatcher if isinstance(dispatcher, Pausable) else None
+
+
+@runtime_checkable
+class Retrier(Protocol):
+    """A delivery dispatcher that can revive a dead target."""
+
+    def retry_target(self, target_key: str) -> int:
+        """Revive ``target_key`` and re-queue its failed notifications; return how many."""
+        ...
+
+
+def retrier_of(source: object) -> Retrier | None:
+    """The source's ``dispatcher`` when it can retry a dead target, else ``None``."""
+    dispatcher = getattr(source, "dispatcher", None)
+    return dispatcher if isinstance(dispatcher, Retrier) else None
 
 
 def total(value: Any) -> float:
@@ -130,6 +147,8 @@ class ActivityLog:
         self._states: dict[str, str] = {}
         self._disabled: dict[str, str | None] = {}
         self._paused: bool | None = None
+        self._store_fault: str | None = None
+        self._global_pause = False
         self.added = 0
         """How many lines were ever added (lets a view append only the new ones)."""
 
@@ -139,7 +158,7 @@ class ActivityLog:
         self.added += 1
 
     def observe(self, snapshot: Mapping[str, Any], at: float) -> None:
-        """Add a line for each connection, target or pause change since the last snapshot."""
+        """Add a line for each connection, target, pause or store change since the last one."""
         for conn in snapshot.get("connections") or []:
             name, state = str(conn.get("name")), str(conn.get("state"))
             previous = self._states.get(name)
@@ -158,6 +177,25 @@ class ActivityLog:
         if self._paused is not None and paused != self._paused:
             self.add(at, "delivery paused" if paused else "delivery resumed")
         self._paused = paused
+        self._observe_faults(delivery, at)
+
+    def _observe_faults(self, delivery: Mapping[str, Any], at: float) -> None:
+        fault = delivery.get("store_fault")
+        reason = str(fault.get("reason")) if isinstance(fault, Mapping) else None
+        if reason != self._store_fault:
+            if reason is not None:
+                self.add(at, f"store cannot write: {reason}; delivery paused")
+            else:
+                self.add(at, "store writes again; delivery resumes")
+            self._store_fault = reason
+        until = delivery.get("global_pause_until")
+        left = float(until) - at if isinstance(until, int | float) else 0.0
+        pause = left > 0
+        if pause and not self._global_pause:
+            self.add(at, f"Discord pause: all delivery waits {left:.0f}s")
+        elif self._global_pause and not pause:
+            self.add(at, "Discord pause over")
+        self._global_pause = pause
 
 
 class LogRecordBuffer(logging.Handler):
@@ -201,3 +239,5 @@ class ConsoleState:
     """Recent happenings for the log panel."""
     log_buffer: LogRecordBuffer | None = None
     """Engine log records captured while the TUI owns the terminal."""
+    latest: Mapping[str, Any] | None = None
+    """The snapshot the dashboard last rendered (the palette offers commands from it)."""

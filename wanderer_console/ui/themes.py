@@ -41,6 +41,9 @@ DOMAIN_VARIABLES: dict[str, str] = {
     "breaker-half-open": "#E5B53B",
     "breaker-open": "#E05252",
     "cache-hit": "#4FA3D9",
+    "store-fault": "#E05252",
+    "discord-pause": "#E5B53B",
+    "target-dead": "#E05252",
     "chart-events": "#4FA3D9",
     "chart-notifications": "#F2A541",
 }

@@ -1,5 +1,8 @@
 """The dashboard: connections, delivery, breakers, cache, counters, throughput and activity.
 
+Delivery faults (the store cannot write, a Discord global pause) are badges under the header;
+dead targets are red in the delivery panel, with their reason and what they hold.
+
 The screen owns the poll timer because it owns the widgets the poll feeds (STYLE.md pitfall 3):
 once a second it takes one snapshot and renders every panel from it; never per event.
 """
@@ -14,13 +17,15 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Input
 
-from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.faults import dead_targets, delivery_held
+from wanderer_console.ui.model import ConsoleState, retrier_of
 from wanderer_console.ui.widgets.activity import ActivityPanel
+from wanderer_console.ui.widgets.badges import FaultBadges
 from wanderer_console.ui.widgets.breakers import BreakersTable
 from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
 from wanderer_console.ui.widgets.counters import CountersPanel
-from wanderer_console.ui.widgets.delivery import DeliveryTable
+from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
 
@@ -49,11 +54,17 @@ class DashboardScreen(Screen[None]):
         self._last: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
-        """Header, the panels in a grid, footer."""
+        """Header, fault badges, the panels in a grid, footer."""
         yield Header()
+        yield FaultBadges(id="faults")
         with Grid(id="dashboard"):
             yield _panel(ConnectionsTable(id="conns"), title="Connections", panel_id="conns-panel")
-            yield _panel(DeliveryTable(id="delivery"), title="Delivery", panel_id="delivery-panel")
+            yield _panel(
+                DeliveryTable(id="delivery"),
+                DeadTargetNotes(id="dead-targets"),
+                title="Delivery",
+                panel_id="delivery-panel",
+            )
             with Vertical(id="side"):
                 yield _panel(
                     BreakersTable(id="breakers"),
@@ -109,21 +120,21 @@ class DashboardScreen(Screen[None]):
     def render_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
         """Push ``snapshot`` into the panels."""
         self._last = snapshot
+        self.state.latest = snapshot
         delivery = snapshot.get("delivery") or {}
         paused = bool(delivery.get("paused"))
+        held = delivery_held(delivery, now)
         # Only what changes rarely: a new header title costs the whole screen a new layout,
         # so the queue depth (which changes all the time) is in the counters panel instead.
         sub_title = (
             f"v{snapshot.get('version', '?')} · up {_uptime(snapshot.get('uptime'))} · "
-            f"delivery {'PAUSED' if paused else 'running'}"
+            f"delivery {'PAUSED' if paused else 'HELD' if held else 'running'}"
         )
         if sub_title != self.sub_title:
             self.sub_title = sub_title
+        self.query_one(FaultBadges).show(delivery, now)
         self.query_one(ConnectionsTable).show(snapshot.get("connections") or [], now)
-        self.query_one(DeliveryTable).show(delivery.get("targets") or {})
-        delivery_panel = self.query_one("#delivery-panel")
-        delivery_panel.border_subtitle = "PAUSED" if paused else ""
-        delivery_panel.set_class(paused, "-paused")
+        self._render_delivery(delivery, paused)
         breakers = snapshot.get("breakers") or {}
         self.query_one(BreakersTable).show(breakers, now)
         breakers_panel = self.query_one("#breakers-panel")
@@ -141,6 +152,21 @@ class DashboardScreen(Screen[None]):
         if tick - self._chart_drawn_at >= CHART_MIN_INTERVAL:
             self._chart_drawn_at = tick
             self.query_one(ThroughputChart).show(list(self.state.history.samples), now)
+
+    def _render_delivery(self, delivery: dict[str, Any], paused: bool) -> None:
+        self.query_one(DeliveryTable).show(delivery.get("targets") or {})
+        dead = dead_targets(delivery)
+        self.query_one(DeadTargetNotes).show(dead)
+        notes = ["PAUSED"] if paused else []
+        if dead:
+            can_retry = retrier_of(self.state.source) is not None
+            notes.append(
+                f"{len(dead)} dead" + (" · ctrl+p: Retry dead target" if can_retry else "")
+            )
+        panel = self.query_one("#delivery-panel")
+        panel.border_subtitle = " · ".join(notes)
+        panel.set_class(paused, "-paused")
+        panel.set_class(bool(dead), "-dead")
 
 
 def _uptime(value: Any) -> str:

@@ -1,24 +1,29 @@
-"""The delivery panel: one row per Discord target with its queue and rate-limit state."""
+"""The delivery panel: one row per Discord target with its queue and rate-limit state, and a
+line per dead target saying why it is dead and how much it holds."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.text import Text
+from textual.widgets import Static
+
+from wanderer_console.ui.faults import DeadTarget
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.synced import Row, SyncedTable
 
-__all__ = ["DeliveryTable"]
+__all__ = ["DeadTargetNotes", "DeliveryTable"]
 
-_COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "Disabled")
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+_COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "State")
 
 
 class DeliveryTable(SyncedTable):
-    """The snapshot's ``delivery.targets``; a disabled target is shown in the ``down`` colour."""
+    """The snapshot's ``delivery.targets``; a dead target is shown in the ``target-dead`` colour.
+
+    "State" is ``DEAD`` for a target Discord refused (401/403/404), else the number of
+    notifications sent again after an unknown outcome (``2 uncertain``), else ``ok``.
+    """
 
     DEFAULT_CSS = """
     DeliveryTable {
@@ -32,24 +37,64 @@ class DeliveryTable(SyncedTable):
         self.zebra_stripes = True
         self.add_columns(*_COLUMNS)
 
+    def _state(self, target: Mapping[str, Any]) -> Text | str:
+        if target.get("disabled"):
+            return coloured(self, "DEAD", "target-dead", bold=True)
+        uncertain = target.get("uncertain")
+        if isinstance(uncertain, int) and uncertain > 0:
+            return coloured(self, f"{uncertain} uncertain", "health-degraded")
+        return "ok"
+
     def show(self, targets: Mapping[str, Mapping[str, Any]]) -> None:
         """Show ``targets``."""
         rows: list[Row] = []
         for key, target in sorted(targets.items()):
-            disabled = target.get("disabled")
             rows.append(
                 (
                     key,
                     (
-                        coloured(self, key, "health-down") if disabled else key,
+                        coloured(self, key, "target-dead") if target.get("disabled") else key,
                         str(target.get("pending", 0)),
                         str(target.get("sent", 0)),
                         str(target.get("sent_last_minute", 0)),
                         str(target.get("rate_limited", 0)),
-                        coloured(self, _clip(str(disabled), 12), "health-down", bold=True)
-                        if disabled
-                        else "-",
+                        self._state(target),
                     ),
                 )
             )
         self.show_rows(rows)
+
+
+class DeadTargetNotes(Static):
+    """Under the table, one line per dead target: ``webhook:1: DEAD 404 … — held: 9``.
+
+    Hidden while no target is dead. The lines wrap rather than clip: the reason is what tells the
+    operator what to fix.
+    """
+
+    DEFAULT_CSS = """
+    DeadTargetNotes {
+        height: auto;
+        max-height: 6;
+        padding: 0 1;
+        color: $target-dead;
+        text-style: bold;
+        display: none;
+    }
+    DeadTargetNotes.-shown {
+        display: block;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", markup=False, id=id)
+        self._shown: tuple[DeadTarget, ...] = ()
+
+    def show(self, dead: Sequence[DeadTarget]) -> None:
+        """Describe ``dead``; redraw only when it changed."""
+        wanted = tuple(dead)
+        if wanted == self._shown:
+            return
+        self._shown = wanted
+        self.set_class(bool(wanted), "-shown")
+        self.update("\n".join(target.describe() for target in wanted))

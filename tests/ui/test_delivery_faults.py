@@ -1,0 +1,230 @@
+"""Delivery faults on the console: the store-fault and Discord-pause badges, dead targets in the
+delivery panel, and retrying a dead target from the command palette."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rich.text import Text
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+
+from tests.ui.conftest import HEALTHY, NOW, FakeSource, delivery_fault_snapshot, make_app
+from wanderer_console.ui.app import WandererApp
+from wanderer_console.ui.commands import console_commands
+from wanderer_console.ui.faults import dead_targets, global_pause_text, store_fault_text
+from wanderer_console.ui.model import ActivityLog
+from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.widgets.badges import FaultBadges
+from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable
+
+SIZE = (120, 40)
+
+STORE_BADGE = (
+    "STORE CANNOT WRITE: database or disk is full — delivery paused since 22:11:15"
+    " · 1 Discord answer unrecorded · 6 failed writes"
+)
+"""The store badge for :func:`delivery_fault_snapshot` (``NOW`` is 22:13:20 UTC)."""
+PAUSE_BADGE = "DISCORD PAUSE until 22:14:02 (42s) — all delivery waits"
+"""The Discord-pause badge for :func:`delivery_fault_snapshot` at ``NOW``."""
+RALLY = "alpha/webhook:rally"
+
+
+def _badge(app: WandererApp, badge_id: str) -> str | None:
+    """What a badge says while it is shown, ``None`` while hidden."""
+    badge = app.screen.query_one(f"#{badge_id}")
+    if not badge.display:
+        return None
+    return str(badge.render())
+
+
+def _dashboard(app: WandererApp) -> DashboardScreen:
+    screen = app.screen
+    assert isinstance(screen, DashboardScreen)
+    return screen
+
+
+def _record_toasts(app: WandererApp) -> list[tuple[str, str]]:
+    """``(message, severity)`` of every toast the app shows from now on."""
+    toasts: list[tuple[str, str]] = []
+    original = app.notify
+
+    def recording(message: str, **kwargs: Any) -> None:
+        toasts.append((message, str(kwargs.get("severity", "information"))))
+        original(message, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return toasts
+
+
+async def _choose_in_palette(pilot: Pilot[Any], query: str) -> list[str]:
+    """Open the palette, type ``query``, press enter on the first hit; the prompts seen."""
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    assert isinstance(app.screen, CommandPalette)
+    await pilot.press(*query)
+    await pilot.pause(0.5)
+    prompts = [str(option.prompt) for option in app.screen.query_one(CommandList).options]
+    await pilot.press("down", "enter")
+    await pilot.pause()
+    return prompts
+
+
+# -- wording (no Textual) ----------------------------------------------------------------------
+
+
+def test_texts_for_a_faulty_delivery_section() -> None:
+    delivery = delivery_fault_snapshot()["delivery"]
+    assert store_fault_text(delivery) == STORE_BADGE
+    assert global_pause_text(delivery, NOW) == PAUSE_BADGE
+    assert global_pause_text(delivery, NOW + 41.5) == (
+        "DISCORD PAUSE until 22:14:02 (1s) — all delivery waits"
+    )
+    assert global_pause_text(delivery, NOW + 42) is None  # over, even before the next snapshot
+    [dead] = dead_targets(delivery)
+    assert dead.describe() == f"{RALLY}: DEAD 404 Unknown Webhook — held: 9"
+
+
+def test_texts_for_a_healthy_delivery_section() -> None:
+    delivery = HEALTHY["delivery"]
+    assert store_fault_text(delivery) is None
+    assert global_pause_text(delivery, NOW) is None
+    assert dead_targets(delivery) == []
+    first = {"reason": "attempt to write a readonly database", "since": NOW, "failures": 1}
+    assert store_fault_text({"store_fault": first, "unrecorded_outcomes": 0}) == (
+        "STORE CANNOT WRITE: attempt to write a readonly database — delivery paused since"
+        " 22:13:20 · 1 failed write"
+    )
+
+
+def test_activity_log_records_store_fault_and_pause_coming_and_going() -> None:
+    activity = ActivityLog()
+    activity.observe(HEALTHY, NOW - 1)
+    activity.observe(delivery_fault_snapshot(), NOW)
+    activity.observe(HEALTHY, NOW + 1)
+    texts = [text for _, text in activity.entries]
+    assert "store cannot write: database or disk is full; delivery paused" in texts
+    assert "Discord pause: all delivery waits 42s" in texts
+    assert f"target {RALLY} disabled: 404 Unknown Webhook" in texts
+    assert texts[-2:] == ["store writes again; delivery resumes", "Discord pause over"]
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+
+async def test_badges_show_store_fault_and_discord_pause() -> None:
+    source = FakeSource(delivery_fault_snapshot())
+    app = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert _badge(app, "store-fault-badge") == STORE_BADGE
+        assert _badge(app, "discord-pause-badge") == PAUSE_BADGE
+        assert _dashboard(app).sub_title.endswith("delivery HELD")
+        badges = app.screen.query_one(FaultBadges)
+        assert badges.region.y == 1  # right under the header, above every panel
+        assert badges.region.height == 2
+
+        app.state.clock.advance(30)  # type: ignore[attr-defined]
+        _dashboard(app).poll()
+        await pilot.pause()
+        assert _badge(app, "discord-pause-badge") == (
+            "DISCORD PAUSE until 22:14:02 (12s) — all delivery waits"
+        )
+
+        source.data = copy.deepcopy(HEALTHY)  # the store writes again, the pause is over
+        _dashboard(app).poll()
+        await pilot.pause()
+        assert _badge(app, "store-fault-badge") is None
+        assert _badge(app, "discord-pause-badge") is None
+        assert badges.region.height == 0
+        assert _dashboard(app).sub_title.endswith("delivery running")
+
+
+async def test_healthy_dashboard_shows_no_badge() -> None:
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert _badge(app, "store-fault-badge") is None
+        assert _badge(app, "discord-pause-badge") is None
+        assert not app.screen.query_one(DeadTargetNotes).display
+
+
+async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain() -> None:
+    app = make_app(source=FakeSource(delivery_fault_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        red = app.theme_variables["target-dead"].lower()
+        table = app.screen.query_one(DeliveryTable)
+        key, *_, state = table.get_row(RALLY)
+        assert isinstance(key, Text)
+        assert red in str(key.style).lower()
+        assert isinstance(state, Text)
+        assert state.plain == "DEAD"
+        assert red in str(state.style).lower()
+        primary = table.get_row("alpha/webhook:primary")
+        assert str(primary[-1]) == "2 uncertain"
+
+        notes = app.screen.query_one(DeadTargetNotes)
+        assert notes.display
+        assert str(notes.render()) == f"{RALLY}: DEAD 404 Unknown Webhook — held: 9"
+        assert notes.styles.color.hex.lower() == red
+        panel = app.screen.query_one("#delivery-panel")
+        assert panel.has_class("-dead")
+        assert panel.border_subtitle == "1 dead · ctrl+p: Retry dead target"
+
+
+# -- retrying a dead target ------------------------------------------------------------------------
+
+
+async def test_palette_retries_a_dead_target_and_toasts_the_count() -> None:
+    source = FakeSource(delivery_fault_snapshot())
+    app = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        toasts = _record_toasts(app)
+        prompts = await _choose_in_palette(pilot, "retry dead")
+        assert any(f"Retry dead target {RALLY}" in p for p in prompts), prompts
+        assert source.dispatcher.retried == [RALLY]
+        assert toasts == [
+            (
+                f"Retrying {RALLY}: 3 notifications re-queued; its held ones go out now.",
+                "information",
+            )
+        ]
+        assert any(
+            f"operator retried dead target {RALLY}: 3" in t for _, t in app.state.activity.entries
+        )
+
+
+async def test_retry_is_offered_only_for_dead_targets_of_a_retrying_source() -> None:
+    app = make_app(source=FakeSource(HEALTHY))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not [c for c in console_commands(app) if c.title.startswith("Retry")]
+    app = make_app(source=FakeSource(delivery_fault_snapshot(), with_dispatcher=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not [c for c in console_commands(app) if c.title.startswith("Retry")]
+        assert app.screen.query_one("#delivery-panel").border_subtitle == "1 dead"
+
+
+async def test_a_failed_retry_is_an_error_toast_not_a_crash() -> None:
+    source = FakeSource(delivery_fault_snapshot())
+
+    def refuse(target_key: str) -> int:
+        raise OSError("cannot write /data/wc.db (revive target): database or disk is full")
+
+    source.dispatcher.retry_target = refuse  # type: ignore[method-assign]
+    app = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        toasts = _record_toasts(app)
+        [command] = [c for c in console_commands(app) if c.title.startswith("Retry")]
+        command.callback()
+        await pilot.pause()
+        assert app.is_running
+        [(message, severity)] = toasts
+        assert severity == "error"
+        assert message.startswith(f"Could not retry {RALLY}: cannot write /data/wc.db")

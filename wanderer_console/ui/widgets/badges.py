@@ -1,0 +1,76 @@
+"""The fault badges under the header: the store cannot write, and a Discord global pause.
+
+Each is a full-width strip in its own theme colour (``$store-fault``, ``$discord-pause``), shown
+only while its fault lasts, so the operator cannot miss that nothing is being delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from wanderer_console.ui.faults import global_pause_text, store_fault_text
+
+__all__ = ["FaultBadges"]
+
+
+class _Badge(Static):
+    """One strip; a new text of the same one line is drawn without a new layout."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__("", markup=False, id=id, classes="badge")
+        self.text: str | None = None
+        """What the badge says, or ``None`` while hidden."""
+
+    def say(self, text: str | None) -> None:
+        """Show ``text``, or hide the badge for ``None``."""
+        if text == self.text:
+            return
+        shown_before = self.text is not None
+        self.text = text
+        self.set_class(text is not None, "-shown")
+        # The countdown changes every second; only showing or hiding a badge moves the panels.
+        self.update(text or "", layout=shown_before != (text is not None))
+
+
+class FaultBadges(Vertical):
+    """The store-fault and Discord-pause badges, from the snapshot's ``delivery`` section."""
+
+    DEFAULT_CSS = """
+    FaultBadges {
+        height: auto;
+    }
+    FaultBadges > .badge {
+        display: none;
+        height: 1;
+        width: 1fr;
+        padding: 0 1;
+        color: auto 90%;
+        text-style: bold;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    FaultBadges > .badge.-shown {
+        display: block;
+    }
+    FaultBadges > #store-fault-badge {
+        background: $store-fault;
+    }
+    FaultBadges > #discord-pause-badge {
+        background: $discord-pause;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        """Both badges, hidden."""
+        yield _Badge(id="store-fault-badge")
+        yield _Badge(id="discord-pause-badge")
+
+    def show(self, delivery: Mapping[str, Any], now: float) -> None:
+        """Show the badges that ``delivery`` calls for at ``now``."""
+        self.query_one("#store-fault-badge", _Badge).say(store_fault_text(delivery))
+        self.query_one("#discord-pause-badge", _Badge).say(global_pause_text(delivery, now))

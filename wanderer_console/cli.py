@@ -15,16 +15,19 @@ from wanderer_console import __version__
 from wanderer_console.bench import suite as bench_suite
 from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
-from wanderer_console.delivery import notify_cli
+from wanderer_console.delivery import notify_cli, outbox_cli
 from wanderer_console.pipeline import diagnose, replay
 from wanderer_console.server import tenant_cli
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
+from wanderer_console.store.lock import DataDirInUseError
 
 __all__ = ["build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_IN_USE = 3
+"""Another engine owns the data directory."""
 
 _EPILOG = """\
 commands:
@@ -33,6 +36,7 @@ commands:
   config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
   config history  recorded configuration changes (JSON); config restore N brings one back
   tenant ACTION   ingest API tenants: add, list, rotate-key, disable, enable (JSON output)
+  outbox ACTION   failed or held notifications: list, retry TARGET, drop (JSON output)
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
     tenant_cli.register(sub)
+    outbox_cli.register(sub)
     bench_suite.register(sub)
     audit_cli.register(config_sub)
     return parser
@@ -209,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
+    except DataDirInUseError as exc:
+        print(f"wanderer-console: {exc}", file=sys.stderr)
+        return EXIT_IN_USE
     except StorageError as exc:
         # A database that cannot be used has a known fix: say it in one paragraph (the path and
         # what to do), not in a traceback that buries both.
@@ -220,6 +228,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     """Run the chosen command; return its exit code."""
     if args.command == "tenant":
         return tenant_cli.run(args)
+    if args.command == "outbox":
+        return outbox_cli.run(args)
     if args.command == "bench":
         return bench_suite.run(args)
     if args.command == "config" and args.config_command in ("history", "restore"):

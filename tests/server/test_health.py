@@ -20,7 +20,7 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert health.headers["x-request-id"]
     ready = await client.get("/ready", headers={"x-request-id": "abc-123"})
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"ready": True, "reasons": []}
+    assert ready.json() == {"ready": True, "status": "ok", "reasons": [], "dead_targets": []}
     assert ready.headers["x-request-id"] == "abc-123"
 
 

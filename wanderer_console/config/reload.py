@@ -36,8 +36,9 @@ RESTART_REQUIRED: Final = (
     re.compile(r"^server\."),
     re.compile(r"^maps\.[^.]+\.(url|slug|api_key|enabled)$"),
     re.compile(r"^killstream\."),
-    re.compile(r"^esi\.url$"),
-    re.compile(r"^discord\.api_url$"),
+    re.compile(r"^esi\.(url|enabled|user_agent)$"),
+    re.compile(r"^discord\.(api_url|request_timeout_seconds)$"),
+    re.compile(r"^r2z2\."),
     re.compile(r"^http\."),
 )
 """Keys whose new value needs a restart: they shaped a connection or a file already open."""
@@ -165,8 +166,7 @@ class ConfigReloader:
     def _apply(self, old: Settings, new: Settings) -> None:
         """Swap the settings every component reads (one reference each, so it is atomic)."""
         runtime = self._runtime
-        runtime.settings = new
-        runtime.engine.settings = new
+        runtime.apply_settings(new)
         if new.console.log_level != old.console.log_level:
             logging.getLogger("wanderer_console").setLevel(new.console.log_level)
 

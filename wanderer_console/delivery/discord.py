@@ -114,17 +114,20 @@ class DiscordSender:
         *,
         bot_token: str | None = None,
         nonce: str | None = None,
+        timeout: float | None = None,
     ) -> SendResult:
         """Send one message; never raises for HTTP or transport failures.
 
         A bot message with a ``nonce`` carries ``enforce_nonce``: if Discord already created a
         message with that nonce in the last few minutes, it returns that message instead of
         posting again, so a re-send after an uncertain outcome cannot post twice. Webhooks have
-        no nonce.
+        no nonce. ``timeout`` overrides the client's (a re-send waits longer for its answer).
         """
         try:
             if target.kind is TargetKind.WEBHOOK:
-                response = await self._http.post(target.address, json=body, params={"wait": "true"})
+                response = await self._http.post(
+                    target.address, json=body, params={"wait": "true"}, timeout=timeout
+                )
             else:
                 if not bot_token:
                     return SendResult(Outcome.DEAD_TARGET, None, detail="no bot token configured")
@@ -136,6 +139,7 @@ class DiscordSender:
                 response = await self._http.post(
                     f"{self._api_url}/channels/{target.address}/messages",
                     json=bot_body,
+                    timeout=timeout,
                     headers={
                         "authorization": f"Bot {bot_token}",
                         "user-agent": self._user_agent,

@@ -99,6 +99,7 @@ class Dispatcher:
         """Retry, uncertainty and stop rules (replaced live on a config reload)."""
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._repace = asyncio.Event()
         self._global_pause_until = 0.0
         self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
         self._channels: dict[str, str] = {}
@@ -124,6 +125,9 @@ class Dispatcher:
     @channel_per_minute.setter
     def channel_per_minute(self, value: int) -> None:
         self._pacer.per_minute = value
+        # Workers waiting for their channel's budget re-measure it now.
+        self._repace.set()
+        self._repace = asyncio.Event()
         self._wake.set()
 
     @property
@@ -209,10 +213,15 @@ class Dispatcher:
                     "requests still in flight at the stop deadline; their outcome is uncertain",
                     extra={"ctx": {"targets": len(pending), "grace_seconds": grace}},
                 )
-        self._flush_unrecorded()
         self._recovered = False
-        with contextlib.suppress(StoreWriteError):
+        try:
+            self._flush_unrecorded()
             self._recover_in_flight()
+        except Exception as exc:  # the store may be gone: the next start recovers instead
+            log.warning(
+                "in-flight rows not settled at stop; the next start does it",
+                extra={"ctx": {"error": str(exc)}},
+            )
 
     def _idle_timeout(self) -> float:
         now = time.time()
@@ -361,20 +370,31 @@ class Dispatcher:
             )
             return
         for batch, send_id in self._batches(rows):
-            now = time.time()
-            wait = max(
-                state.paused_until - now,
-                self._global_pause_until - now,
-                self._pacer.delay(self._channel_of(key[1]), now),
-            )
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._stop.wait()
+            while (wait := self._wait_for(key[1], state)) > 0 and not self._stop.is_set():
+                await self._sleep(wait)
             if not self._can_send():
                 return
             if not await self._deliver(batch, send_id, resolved, state):
                 return  # keep this target's order: the rest wait for the retry
+
+    def _wait_for(self, target_key: str, state: TargetState) -> float:
+        """Seconds before the target's next message fits every limit and pause."""
+        now = time.time()
+        return max(
+            state.paused_until - now,
+            self._global_pause_until - now,
+            self._pacer.delay(self._channel_of(target_key), now),
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait, ending early when stopping or when the pacing budget changes."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        repace = asyncio.ensure_future(self._repace.wait())
+        try:
+            await asyncio.wait({stop, repace}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            repace.cancel()
 
     def _batches(self, rows: list[OutboxRow]) -> list[tuple[Batch, str | None]]:
         """Messages to send, in row order: rows bound to a send id go again as that message."""
@@ -431,24 +451,29 @@ class Dispatcher:
             )
             return False
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
-        if again:
-            self._count_resend(batch, bot, state)
+        confirm = again and self._count_resend(batch, bot, state)
         result = await self._sender.send(
             resolved.target,
             batch.body,
             bot_token=resolved.bot_token,
             nonce=send_id if bot else None,
+            timeout=self.policy.confirm_timeout if confirm else None,
         )
         return self._settle(batch, result, state, resolved)
 
-    def _count_resend(self, batch: Batch, bot: bool, state: TargetState) -> None:
-        """Count notifications sent again after an unknown outcome (protected by nonce or not)."""
+    def _protected(self, rows: Iterable[OutboxRow], bot: bool) -> bool:
+        """A re-send of these rows cannot post twice: a bot nonce Discord still remembers."""
         now = time.time()
+        first_sent = min((row.sending_at or now for row in rows), default=now)
+        return bot and now - first_sent <= self.policy.nonce_window
+
+    def _count_resend(self, batch: Batch, bot: bool, state: TargetState) -> bool:
+        """Count notifications sent again after an unknown outcome (protected by nonce or not);
+        True when there were any (the re-send then waits longer for its answer)."""
         uncertain = [row for row in batch.rows if row.uncertain]
         if not uncertain:
-            return
-        first_sent = min(row.sending_at or now for row in uncertain)
-        protected = bot and now - first_sent <= self.policy.nonce_window
+            return False
+        protected = self._protected(uncertain, bot)
         kind = "bot_channel" if bot else "webhook"
         resend = "nonce" if protected else "unprotected"
         self._metrics.delivery_uncertain.labels(target_kind=kind, resend=resend).inc(len(uncertain))
@@ -465,6 +490,7 @@ class Dispatcher:
                 }
             },
         )
+        return True
 
     def _settle(
         self, batch: Batch, result: SendResult, state: TargetState, resolved: ResolvedTarget
@@ -535,6 +561,18 @@ class Dispatcher:
             return False
         if result.outcome is Outcome.UNCERTAIN:
             bot = resolved.target.kind is TargetKind.BOT_CHANNEL
+            if any(row.uncertain for row in batch.rows) and not self._protected(batch.rows, bot):
+                # Already re-sent once without a nonce to protect it: a third post is worse
+                # than a probably delivered one. Kept for the operator (outbox list).
+                error = f"sent twice without an answer; probably delivered ({state.last_error})"
+                self._record(
+                    "mark uncertain", functools.partial(store.mark_unconfirmed, ids, error=error)
+                )
+                log.error(
+                    "notification not re-sent again: two sends had no known outcome",
+                    extra={"ctx": {"target": first.target_key, "outbox_ids": ids}},
+                )
+                return True
             # A bot message goes again with its nonce; a webhook message waits until the lost
             # request cannot still be on its way.
             delay = self.policy.backoff(first.attempts) if bot else self.policy.uncertain_window

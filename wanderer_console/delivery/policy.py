@@ -10,6 +10,9 @@ A send whose outcome is unknown (no answer after the request went out, or in fli
 is never blindly repeated: a bot message goes again with the same ``nonce`` (Discord returns the
 original instead of posting twice, within ``nonce_window``); a webhook message, which has no
 nonce, goes again once ``uncertain_window`` has passed and is counted, because it may post twice.
+That re-send waits longer for its answer (``confirm_timeout``); if its outcome is unknown too, the
+notification is not sent a third time: it ends ``uncertain`` (probably delivered, listed by
+``outbox list`` for the operator).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class DeliveryPolicy:
     """Wait before re-sending a webhook message whose outcome was unknown."""
     nonce_window: float = 120.0
     """How long Discord is trusted to remember a nonce (it says "a few minutes")."""
+    confirm_timeout: float = 30.0
+    """A re-send after an unknown outcome waits this long for Discord's answer: a slow Discord
+    that outlasted the normal timeout once gets the time to confirm."""
     stop_grace: float = 5.0
     """On a graceful stop, how long in-flight requests may take to finish."""
 

@@ -24,6 +24,22 @@ def readiness_problems(runtime: Runtime) -> list[str]:
         reasons.append("runtime: still starting")
     if not runtime.store.ping():
         reasons.append("store: database not reachable")
+    fault = runtime.store.write_fault
+    if fault is not None:
+        reasons.append(
+            f"store: cannot write ({fault.reason}); delivery paused since"
+            f" {_clock(fault.since)} UTC, {fault.failures} failed writes"
+        )
+    delivery = runtime.dispatcher
+    for (tenant, key), dead in sorted(delivery.dead_targets.items()):
+        reasons.append(
+            f"target {key} (map {tenant}): dead since {_clock(dead.since)} UTC ({dead.reason});"
+            f" its notifications wait: fix it or run `wanderer-console outbox retry {key}`"
+        )
+    if delivery.global_pause_until > time.time():
+        reasons.append(
+            f"delivery: paused by Discord until {_clock(delivery.global_pause_until)} UTC"
+        )
     connections = [s.health.snapshot() for s in runtime.map_sources.values()]
     connections += [s.health.snapshot() for s in runtime.kill_sources.values()]
     for connection in connections:
@@ -33,6 +49,14 @@ def readiness_problems(runtime: Runtime) -> list[str]:
                 reason += f" ({connection['last_error']})"
             reasons.append(reason)
     return reasons
+
+
+def _down(reasons: list[str]) -> bool:
+    return any(not reason.startswith(("target ", "delivery: paused")) for reason in reasons)
+
+
+def _clock(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
 
 
 class HealthEndpoints:
@@ -55,8 +79,17 @@ class HealthEndpoints:
         """Readiness: 200 when the store and every source are up, else 503 with the reasons."""
         reasons = readiness_problems(self._runtime)
         if reasons:
-            return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
-        return JSONResponse({"ready": True, "reasons": []})
+            dead = sorted(key for _tenant, key in self._runtime.dispatcher.dead_targets)
+            body = {
+                "ready": False,
+                # Degraded: the engine runs and delivers elsewhere, but something waits on an
+                # operator (a dead target) or on Discord; down: it cannot do its job.
+                "status": "down" if _down(reasons) else "degraded",
+                "reasons": reasons,
+                "dead_targets": dead,
+            }
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"ready": True, "status": "ok", "reasons": [], "dead_targets": []})
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text exposition of the console's own registry."""

@@ -85,6 +85,9 @@ class FakeDiscord:
         self.nonce_replays = 0
         """Bot posts answered with an earlier message because their nonce repeated."""
         self._nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.outage: tuple[int, dict[str, Any], dict[str, str]] | None = None
+        """While set, every request is answered with this ``(status, body, headers)``."""
+        self._canned: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._disabled: set[str] = set()
         self._tokens: dict[str, str] = {}
         self._channels: dict[str, str] = {}
@@ -119,6 +122,26 @@ class FakeDiscord:
         """Channel a webhook posts into (stable, derived from the id unless registered)."""
         key = str(webhook_id)
         return self._channels.get(key) or str(900_000_000_000_000_000 + zlib.crc32(key.encode()))
+
+    def fail_next(
+        self,
+        status: int,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (nothing is posted)."""
+        self._canned += [(status, body or {"message": "injected"}, headers or {})] * times
+
+    def _fault(self) -> Response | None:
+        if self._canned:
+            status, body, headers = self._canned.pop(0)
+        elif self.outage is not None:
+            status, body, headers = self.outage
+        else:
+            return None
+        return JSONResponse(body, status_code=status, headers=headers)
 
     # -- observability ---------------------------------------------------------------------
     def messages_for(self, target: str) -> list[ReceivedMessage]:
@@ -251,6 +274,9 @@ class FakeDiscord:
 
     async def _webhook(self, request: Request) -> Response:
         self.requests += 1
+        fault = self._fault()
+        if fault is not None:
+            return fault
         webhook_id = request.path_params["webhook_id"]
         token = request.path_params["token"]
         channel_id = self.webhook_channel(webhook_id)
@@ -270,6 +296,9 @@ class FakeDiscord:
 
     async def _bot(self, request: Request) -> Response:
         self.requests += 1
+        fault = self._fault()
+        if fault is not None:
+            return fault
         channel_id = request.path_params["channel_id"]
         buckets = self._buckets_for(f"channel:{channel_id}", channel_id)
         expected = None if self.bot_token is None else f"Bot {self.bot_token}"

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from wanderer_console.store.integrity import ensure_data_dir
+
 __all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder"]
 
 LOCK_FILE = "engine.lock"
@@ -99,7 +101,7 @@ class DataDirLock:
         """Take the lock or raise :class:`DataDirInUseError` naming the holder."""
         if self._handle is not None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir(self.data_dir)  # a missing or read-only directory: one clear paragraph
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         handle = os.fdopen(fd, "r+", encoding="utf-8")
         try:

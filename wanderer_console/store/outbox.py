@@ -247,6 +247,15 @@ class OutboxMixin:
                 (error[:500], *ids),
             )
 
+    def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None:
+        """Stop re-sending notifications sent twice without an answer (each may have posted)."""
+        with self._writes.transaction("mark uncertain") as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'uncertain', attempts = attempts + 1,"
+                f" uncertain = uncertain + 1, last_error = ? WHERE id IN ({_marks(row_ids)})",
+                (error[:500], *row_ids),
+            )
+
     def recover_in_flight(self) -> list[tuple[int, str, str, float]]:
         """Rows left ``sending`` by a crash, made pending again with their send id kept.
 
@@ -310,7 +319,7 @@ class OutboxMixin:
 
     def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
         """Failed rows, and rows held by dead targets, newest first."""
-        held = "status = 'failed' OR (status = 'pending' AND target_key IN"
+        held = "status IN ('failed', 'uncertain') OR (status = 'pending' AND target_key IN"
         held += " (SELECT target_key FROM dead_targets))"
         where = f"({held})" + ("" if target_key is None else " AND target_key = ?")
         params: tuple[object, ...] = () if target_key is None else (target_key,)
@@ -322,8 +331,9 @@ class OutboxMixin:
         return [FailedRow(*row) for row in rows]
 
     def drop_failed(self, *, target_key: str | None = None, row_ids: Sequence[int] = ()) -> int:
-        """Mark failed rows (of a target, or by id) ``dropped``: the operator gives up on them."""
-        clauses = ["status = 'failed'"]
+        """Mark failed or uncertain rows (of a target, or by id) ``dropped``: the operator gives
+        up on them."""
+        clauses = ["status IN ('failed', 'uncertain')"]
         params: list[object] = []
         if target_key is not None:
             clauses.append("target_key = ?")

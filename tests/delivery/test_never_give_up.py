@@ -1,0 +1,282 @@
+"""Delivery through outages, dead targets, slow answers and long pauses, over real sockets.
+
+The dispatcher runs against the simulator's fake Discord on 127.0.0.1 with its real HTTP chain
+(retry, rate limit, circuit breaker); the fake injects the faults. Waits are scaled down through
+the :class:`DeliveryPolicy` (an 18-minute outage becomes a few seconds of 500s with a backoff
+capped at a fraction of a second) so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.http.client import HttpClient
+from wanderer_console.http.factory import build_client
+from wanderer_console.http.settings import resolve_settings
+from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
+from wanderer_console.store import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = pytest.mark.timeout(90)
+
+BOT_TOKEN = "test-bot-token"
+FAST = DeliveryPolicy(backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, stop_grace=2.0)
+
+
+@dataclass
+class Rig:
+    discord: FakeDiscord
+    server: AppServer
+    store: SqliteStore
+    metrics: Metrics
+    dispatcher: Dispatcher
+    targets: dict[tuple[str, str], ResolvedTarget]
+
+    def hook(self, webhook_id: int) -> Target:
+        target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
+        self.targets[("home", target.key)] = ResolvedTarget(target)
+        return target
+
+    def channel(self, channel_id: str, token: str = BOT_TOKEN) -> Target:
+        target = Target(TargetKind.BOT_CHANNEL, channel_id, "home")
+        self.targets[("home", target.key)] = ResolvedTarget(target, token)
+        return target
+
+    def enqueue(self, target: Target, count: int, *, tag: str = "") -> None:
+        notes = [
+            Notification(
+                "home",
+                NotificationType.KILL,
+                f"n:{target.key}:{tag}:{i}",
+                target,
+                {"embeds": [{"title": f"{tag}note {i}", "description": "x"}]},
+            )
+            for i in range(count)
+        ]
+        self.store.enqueue(notes)
+        self.dispatcher.wake()
+
+    def titles(self, target: str) -> Counter[str]:
+        return Counter(
+            embed["title"]
+            for message in self.discord.messages_for(target)
+            for embed in message.body["embeds"]
+        )
+
+
+@contextlib.asynccontextmanager
+async def make_rig(
+    tmp_path: Path,
+    *,
+    policy: DeliveryPolicy = FAST,
+    timeout: float = 5.0,
+    chain: bool = False,
+    cooldown: float = 0.2,
+    **discord: float,
+) -> AsyncIterator[Rig]:
+    fake = FakeDiscord(webhook_limit=50, webhook_window=1.0, bot_token=BOT_TOKEN, **discord)
+    server = AppServer(fake.app)
+    await server.start()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    metrics = Metrics()
+    if chain:
+        # The breaker opens after 5 failures and lets a probe through every ``cooldown`` s.
+        settings = resolve_settings("discord", None).model_copy(
+            update={"timeout_seconds": timeout, "breaker_cooldown_seconds": cooldown}
+        )
+        http = build_client("discord", settings, metrics=metrics)
+    else:
+        http = HttpClient("discord", metrics=metrics, timeout=timeout)
+    targets: dict[tuple[str, str], ResolvedTarget] = {}
+    sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
+    dispatcher = Dispatcher(
+        store, sender, metrics, lambda: targets, poll_interval=0.05, policy=policy
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield Rig(fake, server, store, metrics, dispatcher, targets)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+        await server.stop()
+        store.close()
+
+
+async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_a_long_discord_outage_delays_but_never_drops_notifications(tmp_path: Path) -> None:
+    # The old rule gave up after 12 attempts (about 17 minutes of backoff): here the outage
+    # outlasts 12 attempts many times over, with the circuit breaker opening and closing.
+    async with make_rig(tmp_path, chain=True) as rig:
+        hook = rig.hook(1)
+        rig.discord.outage = (500, {"message": "Internal Server Error"}, {})
+        rig.enqueue(hook, 10)
+        await until(lambda: rig.discord.requests >= 15)
+        await asyncio.sleep(1.0)
+        assert rig.store.outbox_counts() == {"pending": 10}
+        rig.discord.outage = None
+        await until(lambda: rig.store.outbox_counts() == {"sent": 10})
+    assert sum(rig.titles("webhook:1").values()) == 10
+    assert rig.metrics.value("wc_delivery_failures_total", reason="retry") >= 12
+
+
+async def test_an_open_breaker_is_not_an_attempt(tmp_path: Path) -> None:
+    # Retries come faster (0.2 s at most) than the breaker's probes (every 0.6 s).
+    async with make_rig(tmp_path, chain=True, cooldown=0.6) as rig:
+        hook = rig.hook(2)
+        rig.discord.outage = (503, {"message": "Service Unavailable"}, {})
+        rig.enqueue(hook, 1)
+        fast_failures = "wc_errors_total"
+        await until(
+            lambda: rig.metrics.value(fast_failures, component="http:discord:circuit_open") >= 3
+        )
+        rig.discord.outage = None
+        await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+        (attempts,) = rig.store._conn.execute("SELECT attempts FROM outbox").fetchone()
+    # Every request that reached Discord is one attempt (the last one confirmed it); the
+    # failures the open breaker answered without sending anything are not.
+    assert attempts == rig.discord.requests
+
+
+async def test_a_notification_expires_only_after_its_maximum_age_with_the_reason_kept(
+    tmp_path: Path,
+) -> None:
+    policy = DeliveryPolicy(backoff_base=0.05, backoff_cap=0.1, max_age=1.0)
+    async with make_rig(tmp_path, policy=policy) as rig:
+        hook = rig.hook(3)
+        rig.discord.outage = (502, {"message": "Bad Gateway"}, {})
+        rig.enqueue(hook, 1)
+        await asyncio.sleep(0.5)
+        assert rig.store.outbox_counts() == {"pending": 1}  # still trying
+        await until(lambda: rig.store.outbox_counts() == {"failed": 1})
+        reason = rig.store.failed_rows()[0].last_error or ""
+    assert reason.startswith("expired: undelivered after")
+    assert "502" in reason
+
+
+async def test_a_webhook_404_then_fixed_by_config_delivers_everything_held(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig:
+        broken = rig.hook(4)
+        rig.discord.disable_webhook(4)
+        rig.enqueue(broken, 5)
+        await until(lambda: rig.dispatcher.dead_targets)
+        rig.enqueue(broken, 5, tag="later ")
+        await asyncio.sleep(0.3)
+        assert rig.discord.rejected_404 == 1  # one request, then the target is held
+        assert rig.store.outbox_counts() == {"pending": 10}
+        # The operator fixes the webhook URL (a new token): the target revives by itself.
+        rig.discord.enable_webhook(4)
+        fixed = Target(TargetKind.WEBHOOK, webhook_url(rig.server.url, 4, "new-token"), "home")
+        rig.targets[("home", fixed.key)] = ResolvedTarget(fixed)
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"sent": 10})
+    assert sum(rig.titles("webhook:4").values()) == 10
+    assert rig.dispatcher.dead_targets == {}
+
+
+async def test_a_wrong_bot_token_then_fixed_delivers_everything_held(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig:
+        rig.channel("100000000000000001", token="wrong-token")
+        target = rig.targets[("home", "channel:100000000000000001")].target
+        rig.enqueue(target, 24)
+        await until(lambda: rig.dispatcher.dead_targets)
+        assert rig.discord.rejected_401 == 1
+        assert rig.store.outbox_counts() == {"pending": 24}
+        rig.channel("100000000000000001")  # the right token, as a hot reload brings it
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"sent": 24})
+    assert sum(rig.titles("channel:100000000000000001").values()) == 24
+
+
+async def test_slow_answers_post_bot_messages_once_and_webhook_messages_at_most_twice(
+    tmp_path: Path,
+) -> None:
+    # Discord posts at once but answers after 1 s; the client gives up after 0.3 s.
+    async with make_rig(tmp_path, timeout=0.3) as rig:
+        rig.discord.answer_delay = 1.0
+        bot = rig.channel("100000000000000002")
+        hook = rig.hook(5)
+        rig.enqueue(bot, 5)
+        rig.enqueue(hook, 5)
+        await until(lambda: rig.store.outbox_counts() == {"sent": 10}, timeout=60)
+        await asyncio.sleep(1.2)  # answers still on their way are counted too
+    bot_titles = rig.titles("channel:100000000000000002")
+    hook_titles = rig.titles("webhook:5")
+    assert set(bot_titles) == {f"note {i}" for i in range(5)}
+    assert max(bot_titles.values()) == 1  # the nonce made every re-send return the original
+    assert rig.discord.nonce_replays >= 1
+    assert set(hook_titles) == {f"note {i}" for i in range(5)}
+    assert max(hook_titles.values()) <= 2  # at most one double per uncertain message
+    doubled = sum(n - 1 for n in hook_titles.values())
+    counted = rig.metrics.value(
+        "wc_delivery_uncertain_total", target_kind="webhook", resend="unprotected"
+    )
+    assert doubled <= counted
+
+
+async def test_a_global_429_of_an_hour_is_shown_with_its_end_and_the_backlog_stays_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(6)
+        rig.discord.fail_next(
+            429,
+            {"message": "You are being rate limited.", "retry_after": 3600, "global": True},
+            {"X-RateLimit-Global": "true"},
+        )
+        with caplog.at_level(logging.WARNING, logger="wanderer_console"):
+            rig.enqueue(hook, 6)
+            await until(lambda: rig.dispatcher.global_pause_until > time.time() + 3000)
+            await asyncio.sleep(1.2)  # the pending gauge is refreshed at most once a second
+            snapshot = rig.dispatcher.snapshot()
+    warning = next(r for r in caplog.records if r.getMessage() == "all delivery paused")
+    assert warning.levelno == logging.WARNING
+    assert warning.ctx["resume_in_seconds"] > 3500  # type: ignore[attr-defined]
+    assert "resume_at" in warning.ctx  # type: ignore[attr-defined]
+    assert snapshot["global_pause_until"] > time.time() + 3000
+    assert rig.metrics.value("wc_outbox_pending") == 6
+    assert rig.metrics.value("wc_delivery_paused_seconds") > 3500
+
+
+async def test_channel_messages_per_minute_applies_live(tmp_path: Path) -> None:
+    policy = FAST
+    async with make_rig(tmp_path, policy=policy) as rig:
+        rig.dispatcher.channel_per_minute = 2
+        bot = rig.channel("100000000000000003")
+        # Mentions are never batched: one message per notification.
+        notes = [
+            Notification(
+                "home", NotificationType.RALLY, f"r{i}", bot, {"content": f"<@&1> rally {i}"}
+            )
+            for i in range(6)
+        ]
+        rig.store.enqueue(notes)
+        rig.dispatcher.wake()
+        await until(lambda: len(rig.discord.messages_for("channel:100000000000000003")) == 2)
+        await asyncio.sleep(0.5)
+        assert len(rig.discord.messages_for("channel:100000000000000003")) == 2  # paced
+        rig.dispatcher.channel_per_minute = 120  # the reload raises the budget
+        await until(lambda: rig.store.outbox_counts() == {"sent": 6}, timeout=10)

@@ -1,0 +1,106 @@
+"""The data directory's disk fills during a burst: delivery pauses, nothing repeats or is lost.
+
+The data directory is a real, small tmpfs (mounting it needs root, as CI runs; elsewhere the
+test is skipped with the reason). A filler file leaves almost no room, a burst of kills arrives,
+and SQLite answers "database or disk is full". The engine must keep what it read, stop sending,
+say so on ``/ready``, and carry on once the filler is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import connected, wait_for
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.server.health import readiness_problems
+from wanderer_console.sim import Simulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+BURST = 600
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MiB tmpfs mounted on a fresh directory (unmounted afterwards)."""
+    mount = tmp_path / "data"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(directory: Path, leave: int) -> Path:
+    """Write a filler file until only ``leave`` bytes remain free."""
+    filler = directory / "filler"
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    with filler.open("wb") as handle:
+        handle.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def _kill_ids(sim: Simulator) -> Counter[int]:
+    out: Counter[int] = Counter()
+    for message in sim.discord.received:
+        for embed in message.body.get("embeds") or []:
+            footer = str((embed.get("footer") or {}).get("text", ""))
+            if footer.startswith("Killmail ID: "):
+                out[int(footer.removeprefix("Killmail ID: ").split()[0])] += 1
+    return out
+
+
+async def test_a_full_disk_pauses_delivery_reports_it_and_resumes_without_repeats_or_loss(
+    small_disk: Path,
+) -> None:
+    async with Simulator(seed=23) as sim:
+        settings = demo_settings(sim, data_dir=small_disk)
+        settings.discord.channel_messages_per_minute = 300  # the burst drains in seconds
+        runtime = Runtime(settings, data_dir=small_disk)
+        await runtime.start()
+        try:
+            await connected(runtime)
+            filler = _fill(small_disk, leave=64 * 1024)
+            tracked = sorted(sim.tracked_system_ids)
+            expected: set[int] = set()
+            for i in range(BURST):
+                km = sim.generator.make_killmail(system_id=tracked[i % len(tracked)])
+                expected.add(int(km["killmail_id"]))
+                await sim.killstream.push_kill(km)
+            await wait_for(lambda: runtime.store.write_fault is not None, 30)
+            # The fault is explicit: /ready says why, and nothing is sent in a loop meanwhile.
+            reasons = readiness_problems(runtime)
+            assert any("store: cannot write" in r and "full" in r for r in reasons), reasons
+            posted_during_fault = len(sim.discord.received)
+            await asyncio.sleep(2.0)
+            assert len(sim.discord.received) - posted_during_fault <= 2  # at most in flight
+            assert runtime.metrics.value("wc_store_writable") == 0
+            filler.unlink()
+            await wait_for(lambda: runtime.store.write_fault is None, 30)
+            await wait_for(lambda: set(_kill_ids(sim)) >= expected, 90)
+            await runtime.drain(timeout=5.0)
+        finally:
+            await runtime.stop()
+    posted = _kill_ids(sim)
+    assert set(posted) >= expected  # nothing lost
+    assert max(posted.values()) == 1  # nothing posted twice
+    assert runtime.metrics.total("wc_store_write_errors_total") >= 1

@@ -163,7 +163,7 @@ async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None
 async def test_too_many_invalid_answers_pause_all_delivery(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wanderer_console.delivery.dispatcher as dispatcher_module
+    import wanderer_console.delivery.outcomes as dispatcher_module
 
     monkeypatch.setattr(dispatcher_module, "_INVALID_BUDGET", 2)
     bad_a, bad_b = rig.hook(21), rig.hook(22)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from wanderer_console.domain.notification import Target
 
-__all__ = ["DeliveryPolicy", "TargetState", "fingerprint"]
+__all__ = ["DeliveryPolicy", "ResolvedTarget", "TargetState", "fingerprint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,16 @@ class TargetState:
     paused_until: float = 0.0
     last_error: str | None = None
     sent_times: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    """A target plus the credential needed to post to it."""
+
+    target: Target
+    bot_token: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of address and credential (a dead target revives when it changes)."""
+        return fingerprint(self.target, self.bot_token)

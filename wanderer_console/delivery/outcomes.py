@@ -1,0 +1,369 @@
+"""What each Discord answer does: to the outbox rows, to their target, to every delivery.
+
+:class:`Outcomes` applies :mod:`~wanderer_console.delivery.policy` to one send's result: a
+confirmation marks the rows sent and feeds the channel's pacing; a 429 pauses the target (or all
+delivery, when global); 401/403/404 hold the target as dead; 400 fails the notification with
+Discord's reason; a transient failure waits with capped backoff until the maximum age; an unknown
+outcome is re-sent only as the same message. Every write goes through the
+:class:`OutcomeJournal`, which keeps what the store refused and writes it first once it can, so
+a store that cannot write never turns an answer into a repeat.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from wanderer_console.delivery.discord import Outcome, SendResult
+from wanderer_console.delivery.pacing import Batch, ChannelPacer
+from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
+from wanderer_console.domain.notification import TargetKind
+from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["OutcomeJournal", "Outcomes", "TargetKey", "row_ctx"]
+
+log = logging.getLogger("wanderer_console.delivery.dispatcher")
+
+TargetKey = tuple[str, str]
+
+_INVALID_WINDOW = 600.0
+_INVALID_BUDGET = 1_000
+"""401/403/429 answers allowed per 10 minutes: a tenth of Discord's ban line (10,000)."""
+_LONG_PAUSE = 30.0
+"""A global pause at least this long is logged at WARNING with its resume time."""
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+
+
+def row_ctx(row: OutboxRow) -> dict[str, Any]:
+    """Log context naming one outbox row and the event behind it."""
+    return {
+        "tenant": row.tenant_id,
+        "type": row.type,
+        "target": row.target_key,
+        "dedup_key": row.dedup_key,
+        "outbox_id": row.id,
+        "correlation_id": row.correlation_id,
+    }
+
+
+class DeadTargetsLike(Protocol):
+    """Where a refused target is held (:class:`~wanderer_console.delivery.targets.DeadTargets`)."""
+
+    def hold(self, row: OutboxRow, reason: str, resolved: ResolvedTarget) -> None:
+        """Keep ``row``'s target dead until it changes."""
+
+
+class OutcomeJournal:
+    """Outcome writes in order; those the store refused are kept and written first later."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[tuple[str, Callable[[], object]]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def record(self, operation: str, write: Callable[[], object]) -> None:
+        """Write an outcome now, or keep it (and stop sending) until the store writes again."""
+        if self._waiting:
+            self._waiting.append((operation, write))
+            return
+        try:
+            write()
+        except StoreWriteError:
+            self._waiting.append((operation, write))
+
+    def flush(self) -> bool:
+        """Write outcomes the store refused earlier, oldest first; True once none is left."""
+        while self._waiting:
+            _operation, write = self._waiting[0]
+            try:
+                write()
+            except StoreWriteError:
+                return False
+            self._waiting.popleft()
+        return True
+
+
+class Outcomes:
+    """Settles each send's result (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        metrics: Metrics,
+        policy: DeliveryPolicy,
+        pacer: ChannelPacer,
+        dead: DeadTargetsLike,
+        journal: OutcomeJournal,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self.policy = policy
+        self._pacer = pacer
+        self._dead = dead
+        self._journal = journal
+        self._channels: dict[str, str] = {}
+        self._unbatch: set[int] = set()
+        self._invalid: deque[float] = deque()
+        self.pause_until = 0.0
+        """Unix time until which every delivery waits (a global 429 or the invalid budget)."""
+
+    @property
+    def invalid_answers(self) -> int:
+        """401/403/429 answers within the last 10 minutes."""
+        return len(self._invalid)
+
+    def unbatched(self, rows: Iterable[OutboxRow]) -> bool:
+        """True when one of ``rows`` was in a batch Discord refused (send them one by one)."""
+        return bool(self._unbatch & {row.id for row in rows})
+
+    def channel_of(self, target_key: str) -> str:
+        """The channel a target posts into (learned from Discord's answers for webhooks)."""
+        return self._channels.get(target_key, target_key)
+
+    def protected(self, rows: Iterable[OutboxRow], bot: bool) -> bool:
+        """A re-send of these rows cannot post twice: a bot nonce Discord still remembers."""
+        now = time.time()
+        first_sent = min((row.sending_at or now for row in rows), default=now)
+        return bot and now - first_sent <= self.policy.nonce_window
+
+    def count_resend(self, batch: Batch, bot: bool, state: TargetState) -> bool:
+        """Count notifications sent again after an unknown outcome (protected by nonce or not);
+        True when there were any (the re-send then waits longer for its answer)."""
+        uncertain = [row for row in batch.rows if row.uncertain]
+        if not uncertain:
+            return False
+        protected = self.protected(uncertain, bot)
+        kind = "bot_channel" if bot else "webhook"
+        resend = "nonce" if protected else "unprotected"
+        self._metrics.delivery_uncertain.labels(target_kind=kind, resend=resend).inc(len(uncertain))
+        state.uncertain += len(uncertain)
+        log.log(
+            logging.INFO if protected else logging.WARNING,
+            "re-sending notifications whose first send had no known outcome",
+            extra={
+                "ctx": {
+                    "target": state.key,
+                    "notifications": len(uncertain),
+                    "protection": resend,
+                    "correlation_ids": [row.correlation_id for row in uncertain],
+                }
+            },
+        )
+        return True
+
+    def settle(
+        self, batch: Batch, result: SendResult, state: TargetState, resolved: ResolvedTarget
+    ) -> bool:
+        now = time.time()
+        first = batch.rows[0]
+        ids = [row.id for row in batch.rows]
+        store = self._store
+        if result.outcome is Outcome.SENT:
+            self._journal.record("mark sent", functools.partial(store.mark_sent, ids, now=now))
+            debug = log.isEnabledFor(logging.DEBUG)
+            for row in batch.rows:
+                self._metrics.notifications_delivered.labels(type=row.type).inc()
+                if row.created_at:
+                    self._metrics.delivery_seconds.observe(max(0.0, now - row.created_at))
+                if debug:
+                    log.debug("notification delivered", extra={"ctx": row_ctx(row)})
+            state.sent += len(batch.rows)
+            state.messages += 1
+            state.sent_times.append(now)
+            del state.sent_times[:-120]
+            if result.channel_id:
+                self._channels[first.target_key] = f"channel:{result.channel_id}"
+            self._pacer.record(self.channel_of(first.target_key), now)
+            if result.bucket_remaining == 0 and result.bucket_reset_after:
+                state.paused_until = now + result.bucket_reset_after
+            return True
+        state.last_error = f"{result.status or ''} {result.detail}".strip()
+        if result.status in (401, 403, 429):
+            self.count_invalid(now)
+        self._metrics.delivery_failures.labels(reason=result.outcome.value).inc()
+        self._log_failure(batch, result)
+        release = functools.partial(store.release, ids, error=state.last_error)
+        if result.outcome is Outcome.DEAD_TARGET:
+            return self._hold_target(batch, result, state, resolved, release)
+        if result.outcome is Outcome.REJECTED:
+            if len(batch.rows) > 1:
+                # Something in the batch is unacceptable: resend the rows one by one to find it.
+                self._unbatch.update(ids)
+                self._journal.record(
+                    "release", functools.partial(release, next_attempt_at=now, attempt=False)
+                )
+                return False
+            self._fail(batch, f"Discord refused it: {state.last_error}", result)
+            return True
+        oldest = min(row.created_at or now for row in batch.rows)
+        if now - oldest > self.policy.max_age:
+            hours = self.policy.max_age / 3600
+            self._fail(
+                batch, f"expired: undelivered after {hours:g} h ({state.last_error})", result
+            )
+            return True
+        if result.outcome is Outcome.RATE_LIMITED:
+            state.rate_limited += 1
+            state.paused_until = now + result.retry_after
+            if result.global_limit:
+                self.pause_all(now + result.retry_after, "Discord global rate limit")
+            # A 429 is not the message's fault: it does not count as an attempt.
+            self._journal.record(
+                "release",
+                functools.partial(
+                    release,
+                    next_attempt_at=now + result.retry_after,
+                    attempt=False,
+                    keep_send_id=True,
+                ),
+            )
+            return False
+        if result.outcome is Outcome.UNCERTAIN:
+            bot = resolved.target.kind is TargetKind.BOT_CHANNEL
+            if any(row.uncertain for row in batch.rows) and not self.protected(batch.rows, bot):
+                # Already re-sent once without a nonce to protect it: a third post is worse
+                # than a probably delivered one. Kept for the operator (outbox list).
+                error = f"sent twice without an answer; probably delivered ({state.last_error})"
+                self._journal.record(
+                    "mark uncertain", functools.partial(store.mark_unconfirmed, ids, error=error)
+                )
+                log.error(
+                    "notification not re-sent again: two sends had no known outcome",
+                    extra={"ctx": {"target": first.target_key, "outbox_ids": ids}},
+                )
+                return True
+            # A bot message goes again with its nonce; a webhook message waits until the lost
+            # request cannot still be on its way.
+            delay = self.policy.backoff(first.attempts) if bot else self.policy.uncertain_window
+            self._journal.record(
+                "release",
+                functools.partial(
+                    release, next_attempt_at=now + delay, keep_send_id=True, uncertain=True
+                ),
+            )
+            return False
+        # Transient: wait and try again. An open breaker sent nothing: not an attempt.
+        if result.attempted:
+            delay = self.policy.backoff(first.attempts)
+        else:
+            delay = max(result.retry_after, self.policy.backoff_base)
+        self._journal.record(
+            "release",
+            functools.partial(
+                release, next_attempt_at=now + delay, attempt=result.attempted, keep_send_id=True
+            ),
+        )
+        return False
+
+    def _hold_target(
+        self,
+        batch: Batch,
+        result: SendResult,
+        state: TargetState,
+        resolved: ResolvedTarget,
+        release: Callable[..., None],
+    ) -> bool:
+        """Discord refused the target for good: hold it and its notifications, say how to fix."""
+        first = batch.rows[0]
+        self._dead.hold(first, state.last_error or "refused", resolved)
+        self._journal.record(
+            "release", functools.partial(release, next_attempt_at=time.time(), keep_send_id=True)
+        )
+        log.error(
+            "discord refused a target; its notifications wait until its configuration changes"
+            " or an operator runs `wanderer-console outbox retry TARGET`",
+            extra={
+                "ctx": {
+                    "target": first.target_key,
+                    "tenant": first.tenant_id,
+                    "status": result.status,
+                    "detail": result.detail,
+                    "correlation_ids": [row.correlation_id for row in batch.rows],
+                }
+            },
+        )
+        return False
+
+    def _fail(self, batch: Batch, error: str, result: SendResult) -> None:
+        """Give up on a batch for good, keeping the reason on each row."""
+        ids = [row.id for row in batch.rows]
+        self._journal.record(
+            "mark failed", functools.partial(self._store.mark_failed, ids, error=error)
+        )
+        log.error(
+            "notification failed for good",
+            extra={
+                "ctx": {
+                    "target": batch.rows[0].target_key,
+                    "status": result.status,
+                    "reason": error,
+                    "attempts": batch.rows[0].attempts + 1,
+                    "correlation_ids": [row.correlation_id for row in batch.rows],
+                }
+            },
+        )
+
+    def _log_failure(self, batch: Batch, result: SendResult) -> None:
+        # A 429 is routine pacing (debug); anything else is a failure worth a warning. One line
+        # per notification, so its correlation id leads from ingest to here.
+        level = logging.DEBUG if result.outcome is Outcome.RATE_LIMITED else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
+        for row in batch.rows:
+            log.log(
+                level,
+                "notification delivery failed",
+                extra={
+                    "ctx": {
+                        **row_ctx(row),
+                        "outcome": result.outcome.value,
+                        "status": result.status,
+                        "detail": result.detail,
+                        "attempts": row.attempts + 1,
+                    }
+                },
+            )
+
+    def pause_all(self, until: float, reason: str) -> None:
+        """Hold every delivery until ``until``; a long pause is worth a warning with its end."""
+        if until <= self.pause_until:
+            return
+        now = time.time()
+        level = logging.WARNING if until - now >= _LONG_PAUSE else logging.INFO
+        log.log(
+            level,
+            "all delivery paused",
+            extra={
+                "ctx": {
+                    "reason": reason,
+                    "resume_at": _iso(until),
+                    "resume_in_seconds": round(until - now, 1),
+                }
+            },
+        )
+        self.pause_until = until
+
+    def count_invalid(self, now: float) -> None:
+        """Track answers Discord counts toward its IP ban; pause everything near the budget."""
+        self._invalid.append(now)
+        while self._invalid and now - self._invalid[0] > _INVALID_WINDOW:
+            self._invalid.popleft()
+        if len(self._invalid) >= _INVALID_BUDGET:
+            until = self._invalid[0] + _INVALID_WINDOW
+            if until > self.pause_until:
+                log.error(
+                    "too many 401/403/429 answers from Discord; all delivery paused",
+                    extra={"ctx": {"count": len(self._invalid), "window_seconds": _INVALID_WINDOW}},
+                )
+            self.pause_all(until, "401/403/429 budget")

@@ -1,0 +1,134 @@
+"""Targets Discord refused for good, and messages left in flight by the last stop.
+
+A target that answered 401, 403 or 404 is *dead*: it is kept in the store with a fingerprint of
+the credential that failed, so a restart, ``outbox list`` and ``/ready`` all see it. Its
+notifications wait. It revives when its configuration changes (a different address or token),
+when an operator runs ``wanderer-console outbox retry TARGET`` (the store row goes away; the
+dispatcher notices at its next look) or retries it from the console.
+
+Rows claimed when the engine last stopped (``sending``) had an unknown outcome: they are made
+pending again under their send id, bot messages at once (their nonce protects them), webhook
+messages after the uncertainty window.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+
+from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
+from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
+from wanderer_console.domain.notification import TargetKind
+from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.outbox import DeadTarget
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["DeadTargets", "recover_in_flight"]
+
+log = logging.getLogger("wanderer_console.delivery.dispatcher")
+
+
+class DeadTargets:
+    """The dead targets as last read from the store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        metrics: Metrics,
+        journal: OutcomeJournal,
+        state: Callable[[str], TargetState],
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._journal = journal
+        self._state = state
+        self._dead: dict[TargetKey, DeadTarget] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dead
+
+    def target_keys(self) -> set[str]:
+        """Keys of every dead target (to leave out of the due rows)."""
+        return {target for _tenant, target in self._dead}
+
+    def snapshot(self) -> dict[TargetKey, DeadTarget]:
+        """A copy of the dead targets by ``(tenant, key)``."""
+        return dict(self._dead)
+
+    def refresh(self, targets: Mapping[TargetKey, ResolvedTarget]) -> None:
+        """Read the dead targets (an operator may have revived one); revive a changed one."""
+        dead = {(d.tenant_id, d.target_key): d for d in self._store.dead_targets()}
+        for key, target in list(dead.items()):
+            resolved = targets.get(key)
+            if resolved is not None and resolved.fingerprint != target.fingerprint:
+                revived = self._store.revive_target(target.target_key, tenant_id=target.tenant_id)
+                del dead[key]
+                log.warning(
+                    "target revived: its configuration changed; held notifications are sent",
+                    extra={"ctx": {"target": key[1], "tenant": key[0], "failed_requeued": revived}},
+                )
+        for key in self._dead.keys() - dead.keys():
+            self._state(key[1]).disabled_reason = None
+        for key, target in dead.items():
+            self._state(key[1]).disabled_reason = target.reason
+        self._dead = dead
+        self._metrics.targets_dead.set(len(dead))
+
+    def hold(self, row: OutboxRow, reason: str, resolved: ResolvedTarget) -> None:
+        """Discord refused ``row``'s target for good: keep it dead until it changes."""
+        now = time.time()
+        self._state(row.target_key).disabled_reason = reason
+        self._metrics.targets_disabled.inc()
+        self._journal.record(
+            "dead target",
+            functools.partial(
+                self._store.set_dead_target,
+                row.tenant_id,
+                row.target_key,
+                reason=reason,
+                fingerprint=resolved.fingerprint,
+                now=now,
+            ),
+        )
+        self._dead[(row.tenant_id, row.target_key)] = DeadTarget(
+            row.tenant_id, row.target_key, reason, resolved.fingerprint, now
+        )
+        self._metrics.targets_dead.set(len(self._dead))
+
+    def revive(self, target_key: str) -> int:
+        """Forget a dead target and re-queue its failed notifications; return how many."""
+        revived = self._store.revive_target(target_key)
+        self._dead = {key: dead for key, dead in self._dead.items() if key[1] != target_key}
+        self._state(target_key).disabled_reason = None
+        self._metrics.targets_dead.set(len(self._dead))
+        return revived
+
+
+def recover_in_flight(store: SqliteStore, policy: DeliveryPolicy) -> int:
+    """Schedule the careful re-send of rows claimed when the engine last stopped; how many."""
+    found = store.recover_in_flight()
+    if not found:
+        return 0
+    now = time.time()
+    later: dict[float, list[int]] = defaultdict(list)
+    for row_id, kind, _send_id, sending_at in found:
+        if kind != TargetKind.BOT_CHANNEL.value:
+            later[max(now, sending_at + policy.uncertain_window)].append(row_id)
+    for when, ids in later.items():
+        store.schedule(ids, next_attempt_at=when)
+    log.warning(
+        "notifications were in flight when the engine stopped; re-sending them carefully",
+        extra={
+            "ctx": {
+                "notifications": len(found),
+                "webhook": sum(len(ids) for ids in later.values()),
+                "rule": "bot messages again with their nonce; webhook messages after the"
+                " uncertainty window, counted in wc_delivery_uncertain_total",
+            }
+        },
+    )
+    return len(found)

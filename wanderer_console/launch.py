@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import tempfile
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +25,51 @@ __all__ = ["demo_settings", "discord_summary", "run_console", "run_demo"]
 log = logging.getLogger(__name__)
 
 
-def _install_stop_signals(stop: asyncio.Event) -> None:
+EXIT_HANGUP = 128 + signal.SIGHUP
+"""Exit status after the terminal went away under the console (as a shell reports SIGHUP)."""
+
+
+def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = None) -> None:
     """SIGINT, SIGTERM and SIGHUP (a dropped SSH session) all stop gracefully: sources first,
-    in-flight Discord requests finish, the store closes, temporary demo data is removed."""
+    in-flight Discord requests finish, the store closes, temporary demo data is removed.
+
+    With ``hangup`` (the console UI is showing), SIGHUP sets that event instead: the terminal is
+    gone, so the UI must not be shut down the usual way (see :func:`_run_tui`).
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, (hangup or stop).set)
 
 
-async def _run_tui(runtime: Runtime, stop: asyncio.Event, config_path: Path | None = None) -> int:
-    """Start ``runtime`` and run the operator console until it quits or ``stop`` is set.
+async def _run_tui(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    config_path: Path | None,
+    hangup: asyncio.Event,
+    on_hangup: Callable[[], Awaitable[None]],
+) -> int:
+    """Start ``runtime`` and run the operator console until it quits, ``stop`` or ``hangup``.
 
     Textual is imported here, not at module level, so ``--no-ui`` never loads it. The caller stops
-    the runtime.
+    the runtime. On a hangup the terminal is already gone: Textual's output thread dies on the
+    first failed write and its shutdown then waits for that thread forever. So the engine is
+    stopped gracefully and cleaned up by ``on_hangup``, and the process ends without handing
+    control back to Textual.
     """
     from wanderer_console.ui.app import run_tui
 
-    return await run_tui(runtime, stop, config_path=config_path)
+    tui = asyncio.create_task(run_tui(runtime, stop, config_path=config_path))
+    hung = asyncio.create_task(hangup.wait())
+    await asyncio.wait({tui, hung}, return_when=asyncio.FIRST_COMPLETED)
+    if tui.done():
+        hung.cancel()
+        return tui.result()
+    log.warning("terminal hung up (SIGHUP); stopping the engine")
+    await runtime.stop()
+    await on_hangup()
+    logging.shutdown()
+    os._exit(EXIT_HANGUP)
 
 
 def run_console(
@@ -54,12 +84,16 @@ def run_console(
     configure_logging(log_level)
 
     async def main() -> int:
-        stop = asyncio.Event()
-        _install_stop_signals(stop)
+        stop, hangup = asyncio.Event(), asyncio.Event()
+        _install_stop_signals(stop, hangup if tui else None)
         runtime = Runtime(settings, data_dir=data_dir, config_path=config_path)
         if tui:
+
+            async def nothing_more() -> None:
+                return None
+
             try:
-                return await _run_tui(runtime, stop, config_path)
+                return await _run_tui(runtime, stop, config_path, hangup, nothing_more)
             finally:
                 await runtime.stop()
         await runtime.start()
@@ -200,8 +234,8 @@ async def _demo(
 ) -> int:
     from wanderer_console.sim import Simulator
 
-    stop = asyncio.Event()
-    _install_stop_signals(stop)
+    stop, hangup = asyncio.Event(), asyncio.Event()
+    _install_stop_signals(stop, hangup if tui else None)
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
@@ -216,8 +250,14 @@ async def _demo(
         try:
             if tui:
                 feed = asyncio.create_task(sim.run_scenario(10**9, rate=rate, stop=stop))
+
+                async def clean_up() -> None:
+                    feed.cancel()
+                    await sim.stop()
+                    stack.close()  # the temporary data directory
+
                 try:
-                    return await _run_tui(runtime, stop, config_path)
+                    return await _run_tui(runtime, stop, config_path, hangup, clean_up)
                 finally:
                     stop.set()
                     feed.cancel()

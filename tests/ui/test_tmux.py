@@ -118,3 +118,32 @@ def test_demo_draws_dashboard_and_quits_cleanly(tmux: Tmux, tmp_path: Path) -> N
     leftovers = BOX_DRAWING & set(screen)
     assert not leftovers, f"dashboard drawing left on the terminal ({leftovers}):\n{screen}"
     assert "Connections" not in screen, screen
+
+
+def test_a_dropped_terminal_stops_the_demo_gracefully_and_removes_its_temporary_data(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    # Killing the tmux server is what an SSH drop does to the console: the terminal goes away
+    # and the process gets SIGHUP. The demo's temporary data directory is removed only by a
+    # graceful stop, so its disappearance shows the stop ran to the end.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    tmux.env["TMPDIR"] = str(scratch)
+    demo = shlex.join([sys.executable, "-m", "wanderer_console", "demo"])
+    tmux.run(
+        "new-session", "-d", "-s", "wc", "-x", str(WIDTH), "-y", str(HEIGHT),
+        "-c", str(Path.cwd()), "-e", f"TMPDIR={scratch}", shlex.join(["sh", "-c", demo]),
+    )  # fmt: skip
+    tmux.socket_path = Path(tmux.run("display-message", "-p", "#{socket_path}").strip())
+    tmux.wait_until(
+        lambda s: "Wanderer Console" in s and "killstream:systems" in s,
+        START_TIMEOUT,
+        "the dashboard",
+    )
+    demo_dirs = list(scratch.glob("wc-demo-*"))
+    assert len(demo_dirs) == 1
+    tmux.kill()
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    while demo_dirs[0].exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not demo_dirs[0].exists(), "the demo did not stop gracefully on SIGHUP"

@@ -210,3 +210,25 @@ def test_schema_from_a_newer_build_is_a_storage_error(tmp_path: Path) -> None:
         open_database(db)
     assert str(db) in str(caught.value)
     assert "newer than this build" in str(caught.value)
+
+
+async def test_damage_found_while_running_makes_ready_false_with_advice(tmp_path: Path) -> None:
+    from tests.support import wait_for
+    from wanderer_console.config.model import Settings
+    from wanderer_console.runtime import Runtime
+    from wanderer_console.server.health import readiness_problems
+
+    data = tmp_path / "data"
+    data.mkdir()
+    page_size, page_count = _filled_database(data / DB_NAME)
+    runtime = Runtime(Settings(), data_dir=data)
+    runtime.integrity_interval = 0.1
+    await runtime.start()
+    try:
+        assert not any("damaged" in reason for reason in readiness_problems(runtime))
+        _corrupt_pages(data / DB_NAME, page_size, [page_count - 3])
+        await wait_for(lambda: runtime.integrity_problem is not None, 10)
+        reasons = readiness_problems(runtime)
+        assert any("database damaged" in r and ".recover" in r for r in reasons), reasons
+    finally:
+        await runtime.stop()

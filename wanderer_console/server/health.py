@@ -24,6 +24,11 @@ def readiness_problems(runtime: Runtime) -> list[str]:
         reasons.append("runtime: still starting")
     if not runtime.store.ping():
         reasons.append("store: database not reachable")
+    if runtime.integrity_problem is not None:
+        reasons.append(
+            f"store: database damaged ({runtime.integrity_problem}); stop, restore the backup"
+            " or run `sqlite3 DB .recover`"
+        )
     fault = runtime.store.write_fault
     if fault is not None:
         reasons.append(

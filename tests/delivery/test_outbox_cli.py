@@ -1,0 +1,112 @@
+"""``wanderer-console outbox list|retry|drop`` on a real database, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.store import SqliteStore
+from wanderer_console.store.writes import StoreWriteError
+
+
+def _outbox(data: Path, *args: str) -> tuple[int, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "wanderer_console", "outbox", *args, "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    text = done.stdout if done.returncode == 0 else done.stderr
+    return done.returncode, json.loads(text.strip().splitlines()[-1])
+
+
+def _seed(data: Path) -> None:
+    """A rejected notification, two held by a dead webhook, one sent."""
+    store = SqliteStore(data / "wanderer-console.db")
+    try:
+        dead = Target(TargetKind.WEBHOOK, "https://discord.example/api/webhooks/7/t", "home")
+        alive = Target(TargetKind.WEBHOOK, "https://discord.example/api/webhooks/8/t", "home")
+        notes = [
+            Notification("home", NotificationType.KILL, f"k{i}", target, {"embeds": [{}]})
+            for i, target in enumerate([alive, dead, dead, alive])
+        ]
+        store.enqueue(notes)
+        rows = {row.dedup_key: row.id for row in store.due_outbox(2e9, limit=10)}
+        store.mark_failed(rows["k0"], error="Discord refused it: 400 Invalid Form Body")
+        store.set_dead_target(
+            "home", dead.key, reason="404 Unknown Webhook", fingerprint="f", now=1.0
+        )
+        store.mark_sent(rows["k3"])
+    finally:
+        store.close()
+
+
+def test_outbox_list_shows_failed_and_held_rows_with_reasons_and_retry_requeues(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    _seed(data)
+    code, listing = _outbox(data, "list")
+    assert code == 0
+    assert listing["dead_targets"] == [
+        {"target": "webhook:7", "tenant": "home", "reason": "404 Unknown Webhook"}
+    ]
+    rows = listing["notifications"]
+    assert isinstance(rows, list)
+    held = [row for row in rows if row["held"]]
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert [row["target_key"] for row in held] == ["webhook:7", "webhook:7"]
+    assert failed[0]["last_error"] == "Discord refused it: 400 Invalid Form Body"
+
+    code, answer = _outbox(data, "retry", "webhook:8")
+    assert code == 0
+    assert answer["requeued"] == 1
+    code, answer = _outbox(data, "retry", "webhook:7")
+    assert code == 0
+    conn = sqlite3.connect(data / "wanderer-console.db")
+    try:
+        dead = conn.execute("SELECT COUNT(*) FROM dead_targets").fetchone()[0]
+        statuses = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY 1").fetchall())
+    finally:
+        conn.close()
+    assert dead == 0  # the engine sees the revived target at its next look
+    assert statuses == {"pending": 3, "sent": 1}
+
+
+def test_outbox_drop_gives_up_on_failed_rows_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _seed(data)
+    code, answer = _outbox(data, "drop", "webhook:8")
+    assert code == 0
+    assert answer["dropped"] == 1  # the failed one; the sent one is untouched
+    code, answer = _outbox(data, "drop")
+    assert code == 2
+    assert "TARGET" in str(answer["error"])
+
+
+def test_a_failed_write_reports_the_real_error_not_the_rollback(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    try:
+        target = Target(TargetKind.WEBHOOK, "https://discord.example/api/webhooks/9/t", "home")
+        store._conn.execute("PRAGMA max_page_count = 1")  # the file cannot grow: disk full
+        big = {"embeds": [{"description": "x" * 50_000}]}
+        note = Notification("home", NotificationType.KILL, "big", target, big)
+        try:
+            store.enqueue([note])
+        except StoreWriteError as exc:
+            error = str(exc)
+        else:
+            raise AssertionError("the write should have failed")
+        assert "full" in error
+        assert "rollback" not in error
+        assert store.write_fault is not None
+        store._conn.execute("PRAGMA max_page_count = 1000000")
+        store.enqueue([note])  # a write succeeds: the fault clears
+        assert store.write_fault is None
+    finally:
+        store.close()

@@ -29,7 +29,7 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
 from wanderer_console.ingest.backoff import Backoff
-from wanderer_console.ingest.fallback import FallbackPoller
+from wanderer_console.ingest.fallback import BackfillPolicy, FallbackPoller
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
@@ -268,12 +268,33 @@ class Runtime:
                 self.metrics,
                 after=ks.fallback_after_seconds,
                 interval=ks.fallback_interval_seconds,
+                # Every new join may follow a gap: backfill it, from the previous run's
+                # watermark at the first join (restarts lose nothing).
+                joins=self._killstream_joins,
+                resume_from=self.engine.startup.kill_seen,
+                mark_seen=self._killstream_seen,
+                policy=BackfillPolicy(
+                    overlap=ks.backfill_overlap_seconds,
+                    max_age=self.settings.console.max_killmail_age_seconds,
+                    limit=ks.backfill_limit_per_system,
+                    timeout=ks.backfill_timeout_seconds,
+                ),
             )
             self._tasks.spawn("killstream:fallback", self.fallback.run)
 
     def _killstream_up(self) -> bool:
         source = self.kill_sources.get("systems")
         return source is None or source.health.state is ConnectionState.CONNECTED
+
+    def _killstream_joins(self) -> int:
+        source = self.kill_sources.get("systems")
+        return 0 if source is None else source.joins
+
+    def _killstream_seen(self, at: float) -> None:
+        # Kills still queued are not stored yet: move the watermark only when none wait (the
+        # overlap covers the batch being written and frames not yet read).
+        if self.queue.empty():
+            self.engine.mark_stream_seen(at)
 
     def _start_r2z2(self) -> None:
         r2 = self.settings.r2z2

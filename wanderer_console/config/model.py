@@ -185,6 +185,14 @@ class KillstreamSettings(Section):
     """Poll the REST API for the tracked systems once the socket has been down this long."""
     fallback_interval_seconds: float = Field(default=30.0, gt=0)
     """Seconds between REST polling rounds while the socket stays down."""
+    backfill_overlap_seconds: float = Field(default=300.0, ge=0)
+    """After a gap (a restart, a reconnect) the REST backfill reaches back this far before the
+    last moment the stream was seen, for kills published late or read but not yet stored; after
+    a restart, kills that recent are not muted by start-up suppression either."""
+    backfill_limit_per_system: int = Field(default=200, ge=1, le=1000)
+    """Most kills one gap backfill asks the REST API for, per system."""
+    backfill_timeout_seconds: float = Field(default=60.0, gt=0)
+    """A gap backfill stops after this long; the systems it did not reach are tried again."""
     max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=65_536)
     """Largest frame read (a killmail is tens of KiB); a bigger one resets the socket, counted."""
 

@@ -39,6 +39,14 @@ from wanderer_console.pipeline.rules import (
     flags_allow,
     resolve_target,
 )
+from wanderer_console.pipeline.startup import (
+    SEEN_CURSOR,
+    StartupWindow,
+    decode_seen,
+    encode_seen,
+    envelope_seconds,
+    ulid_seconds,
+)
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import StoredEvent
@@ -78,7 +86,15 @@ class Engine:
         self._metrics = metrics
         self._hooks = hooks or {}
         self._clock = clock
-        self._started = clock()
+        # What the previous run saw last decides what start-up suppression mutes as history.
+        cursors = {t: ulid_seconds(store.get_cursor(f"sse:{t}")) for t in settings.maps}
+        self.startup = StartupWindow(
+            clock(),
+            kill_seen=decode_seen(store.get_cursor(SEEN_CURSOR)),
+            map_cursors={t: at for t, at in cursors.items() if at is not None},
+        )
+        """Start-up suppression: the window and what counts as history in it."""
+        self._event_at: float | None = None  # the map event being decided (its own time)
         self._writer = EventWriter(store, metrics, on_queued=on_queued, window=window)
         self.map_updates = MapUpdates(
             self, index, self._hooks, on_tracking_changed=on_tracking_changed, clock=clock
@@ -98,9 +114,26 @@ class Engine:
         self._hooks[tenant] = hooks
 
     def suppressed(self, now: float | None = None) -> bool:
-        """True during the start-up suppression window (at ``now``, by default the clock's)."""
+        """True during the start-up suppression window (at ``now``, by default the clock's).
+
+        Inside it only history is muted (:mod:`~wanderer_console.pipeline.startup`).
+        """
         at = self._clock() if now is None else now
-        return at - self._started < self.settings.console.startup_suppression_seconds
+        return self.startup.active(at, self.settings.console.startup_suppression_seconds)
+
+    def kill_muted(self, km: Killmail, now: float) -> bool:
+        """Start-up suppression mutes this kill: inside the window and older than the kill
+        resume point (the previous run's last sight of the stream, less the overlap)."""
+        return self.suppressed(now) and self.startup.kill_is_history(
+            km.kill_time, self.settings.killstream.backfill_overlap_seconds
+        )
+
+    def mark_stream_seen(self, at: float) -> None:
+        """Record that the killstream was seen whole up to ``at`` (the next run's resume point).
+
+        Called only with no gap left to backfill, so a crash never skips one.
+        """
+        self._store.set_cursor(SEEN_CURSOR, encode_seen(at))
 
     # -- entry point -----------------------------------------------------------------------------
 
@@ -150,7 +183,7 @@ class Engine:
             settings=self.settings,
             index=self._index,
             now=datetime.fromtimestamp(at, UTC),
-            suppressed=self.suppressed(at),
+            suppressed=self.kill_muted(km, at),
             ignore_age=ignore_age,
             info=self.system_info,
         )
@@ -312,7 +345,7 @@ class Engine:
             payload = None
         notifications: list[Notification] = []
         if payload is not None and item.tenant in self.settings.maps:
-            notifications = await self.map_updates.apply(item.tenant, envelope, payload)
+            notifications = await self.map_notifications(item.tenant, envelope, payload)
         event = StoredEvent(
             item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
         )
@@ -325,16 +358,30 @@ class Engine:
 
         The live pipeline and :mod:`~wanderer_console.pipeline.replay` share this decision.
         """
-        return await self.map_updates.apply(tenant, envelope, payload)
+        # Start-up suppression asks when the event happened (see :meth:`allowed`).
+        self._event_at = envelope_seconds(envelope)
+        try:
+            return await self.map_updates.apply(tenant, envelope, payload)
+        finally:
+            self._event_at = None
 
     def allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
         """The map's switches (and start-up suppression, when ``suppressible``) let a
-        notification of ``kind`` through; a refusal is counted."""
+        notification of ``kind`` through; a refusal is counted.
+
+        Start-up suppression mutes only a map event older than the map's resume point (its
+        stream cursor at start, else the start): one that happened during the gap or after
+        the start is news.
+        """
         map_settings = self.settings.maps[tenant]
         if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
             self._writer.refused("disabled")
             return False
-        if suppressible and self.suppressed():
+        if (
+            suppressible
+            and self.suppressed()
+            and self.startup.map_event_is_history(tenant, self._event_at)
+        ):
             self._writer.refused("startup_suppression")
             return False
         return True

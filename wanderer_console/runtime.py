@@ -21,6 +21,7 @@ from wanderer_console.config.model import Settings
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
@@ -44,15 +45,26 @@ from wanderer_console.pipeline.rules import resolve_target
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.server.app import HttpSurface
 from wanderer_console.server.serve import ServerStartError
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.integrity import check_file
+from wanderer_console.store.lock import DataDirLock
+from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
 from wanderer_console.supervisor import TaskSupervisor
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["Runtime", "default_data_dir"]
+__all__ = ["Runtime", "default_data_dir", "delivery_policy"]
 
 log = logging.getLogger(__name__)
 
 _ROUTES = ("system_kill", "character_kill", "system", "character", "rally")
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """The dispatcher's retry and stop rules from the settings."""
+    return DeliveryPolicy(
+        max_age=settings.discord.max_delivery_age_hours * 3600,
+        uncertain_window=settings.discord.uncertain_retry_seconds,
+        stop_grace=settings.console.stop_grace_seconds,
+    )
 
 
 def default_data_dir() -> Path:
@@ -80,7 +92,18 @@ class Runtime:
         self.reloader: ConfigReloader | None = None
         self.data_dir = data_dir or settings.console.data_dir or default_data_dir()
         self.metrics = Metrics()
-        self.store = SqliteStore(self.data_dir / "wanderer-console.db")
+        # One engine per data directory, taken before anything is opened (raises
+        # DataDirInUseError naming the holder); the kernel drops it however the process ends.
+        self.lock = DataDirLock(self.data_dir)
+        self.lock.acquire()
+        try:
+            self.store = SqliteStore(
+                self.data_dir / "wanderer-console.db", on_write_error=self._write_failed
+            )
+        except BaseException:
+            self.lock.release()
+            raise
+        self.metrics.store_writable.set_function(lambda: float(self.store.write_fault is None))
         self.index = TrackingIndex()
         # Rallies first, then kills in tracked systems, then the rest; a full queue pauses sources.
         self.queue: BoundedPriorityQueue[Item] = item_queue(
@@ -96,6 +119,10 @@ class Runtime:
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self.started_at = time.time()
+        self.integrity_interval = 6 * 3600.0
+        """Seconds between two full integrity checks of the database."""
+        self.integrity_problem: str | None = None
+        """Damage the last periodic check found (``None``: none found)."""
         self._tasks = TaskSupervisor(self.metrics)
         self._http: dict[str, HttpClient] = {}
         self._rest: dict[str, MapRestClient] = {}
@@ -123,6 +150,7 @@ class Runtime:
             self.resolved_targets,
             dry_run=lambda: self.settings.console.dry_run,
             channel_per_minute=settings.discord.channel_messages_per_minute,
+            policy=delivery_policy(settings),
         )
         # Names through one cache: ESI when enabled; otherwise the cache only answers from what
         # was persisted or put into it, and kills render with the names they carry.
@@ -175,6 +203,17 @@ class Runtime:
                     )
         return out
 
+    def _write_failed(self, operation: str) -> None:
+        self.metrics.store_write_errors.labels(operation=operation).inc()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Make a reloaded configuration live in the parts that captured values at start."""
+        self.settings = settings
+        self.engine.settings = settings
+        self.dispatcher.channel_per_minute = settings.discord.channel_messages_per_minute
+        self.dispatcher.policy = delivery_policy(settings)
+        self.dispatcher.wake()  # a changed target may revive a dead one
+
     def _tracking_changed(self) -> None:
         for source in self.kill_sources.values():
             source.refresh()
@@ -212,6 +251,23 @@ class Runtime:
                     extra={"ctx": {"events": events, "notifications": notes}},
                 )
             await asyncio.sleep(3600)
+
+    async def _integrity(self) -> None:
+        """Every few hours: read the whole database to find damage before a write trips on it.
+
+        A problem is kept in :attr:`integrity_problem` (``/ready`` reports it) and logged at
+        ERROR with what to do; the check runs on its own read-only connection in a thread.
+        """
+        while True:
+            await asyncio.sleep(self.integrity_interval)
+            problem = await asyncio.to_thread(check_file, self.store.path)
+            if problem != self.integrity_problem and problem is not None:
+                log.error(
+                    "database damaged; stop the console, restore the backup or run"
+                    " `sqlite3 DB .recover`",
+                    extra={"ctx": {"path": str(self.store.path), "problem": problem}},
+                )
+            self.integrity_problem = problem
 
     async def _persist_cache(self) -> None:
         """Keep a warm copy of the cache in the store, so a restart starts warm."""
@@ -255,6 +311,7 @@ class Runtime:
                     client_identifier=ks.client_identifier,
                     heartbeat_seconds=ks.heartbeat_seconds,
                     recent=self.recent_kills,
+                    max_frame_bytes=ks.max_frame_bytes,
                 )
                 self.kill_sources[mode] = source
                 self._tasks.spawn(f"killstream:{mode}", source.run)
@@ -294,7 +351,10 @@ class Runtime:
         # Kills still queued are not stored yet: move the watermark only when none wait (the
         # overlap covers the batch being written and frames not yet read).
         if self.queue.empty():
-            self.engine.mark_stream_seen(at)
+            # A store that cannot write keeps the older watermark: the next backfill reaches
+            # further back, nothing is skipped (the write fault is reported by the store).
+            with contextlib.suppress(StoreWriteError):
+                self.engine.mark_stream_seen(at)
 
     def _start_r2z2(self) -> None:
         r2 = self.settings.r2z2
@@ -327,8 +387,24 @@ class Runtime:
             batch += self.queue.take_nowait(self.pipeline_batch - 1)
             try:
                 await self.engine.process_batch(batch)
+            except StoreWriteError:
+                # The batch is kept: wait for the store instead of dropping it. The queue
+                # fills meanwhile and pauses the sources, so nothing read is lost.
+                await self._retry_writes()
             finally:
                 self.queue.task_done(len(batch))
+
+    async def _retry_writes(self) -> None:
+        """Write the kept batch once the store writes again (probing at most every 5 s)."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                self.engine.flush_writes()
+            except StoreWriteError:
+                delay = min(5.0, delay * 2)
+                continue
+            return
 
     async def _map_task(self, tenant: str) -> None:
         backoff = Backoff(1.0, 60.0)
@@ -355,6 +431,7 @@ class Runtime:
         self._tasks.spawn("dispatcher", self.dispatcher.run)
         self._tasks.spawn("cache:persist", self._persist_cache)
         self._tasks.spawn("retention", self._retention)
+        self._tasks.spawn("integrity", self._integrity)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             self._tasks.spawn("config-watch", self.reloader.run)
@@ -419,11 +496,17 @@ class Runtime:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        """Cancel every task, close clients and the store."""
+        """Stop gracefully: sources first, then write what was read, then let the requests in
+        flight finish (``console.stop_grace_seconds``), then close clients, store and lock."""
         self._tasks.stopping()
         if self.http is not None:
             await self.http.stop()
             self.http = None
+        await self._tasks.stop(timeout=10.0, keep=("pipeline", "dispatcher"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.queue.join()  # what the sources read is decided and written
+        await self.dispatcher.stop(self.settings.console.stop_grace_seconds)
         await self._tasks.stop(timeout=10.0)
         for client in self._http.values():
             await client.aclose()
@@ -432,6 +515,7 @@ class Runtime:
         if self.reloader is not None:
             self.reloader.close()
         self.store.close()
+        self.lock.release()
         log.info("wanderer console stopped")
 
     # -- views -----------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import pytest
 
 from tests.support import connected, wait_for
 from wanderer_console.config.loader import load_settings
-from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 

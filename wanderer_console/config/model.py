@@ -112,6 +112,9 @@ class ConsoleSettings(Section):
     """TUI theme name."""
     retention_days: float = Field(default=30.0, gt=0)
     """Stored events and finished notifications older than this are deleted (hourly)."""
+    stop_grace_seconds: float = Field(default=5.0, ge=0, le=60)
+    """On SIGTERM/SIGINT/SIGHUP, how long Discord requests in flight may take to finish (keep
+    it under systemd's TimeoutStopSec); one still open then is recorded as uncertain."""
 
 
 class ServerSettings(Section):
@@ -155,6 +158,11 @@ class DiscordSettings(Section):
     """Per-request timeout."""
     channel_messages_per_minute: int = Field(default=30, ge=1)
     """Messages per minute per channel (Discord allows about 30 for webhooks)."""
+    max_delivery_age_hours: float = Field(default=24.0, gt=0)
+    """A notification is retried through outages (5xx, timeouts, 429) until it is this old."""
+    uncertain_retry_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """Wait before re-sending a webhook message whose first send had no known outcome (it may
+    post twice; counted in wc_delivery_uncertain_total). Bot messages use a nonce instead."""
 
 
 class EsiSettings(Section):

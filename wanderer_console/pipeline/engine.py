@@ -147,6 +147,15 @@ class Engine:
             for item in items:
                 await self.process(item)
 
+    def flush_writes(self) -> None:
+        """Write what a failed batch left pending (raises ``StoreWriteError`` while it cannot)."""
+        self._writer.flush()
+
+    @property
+    def unwritten(self) -> int:
+        """Events decided but not yet written (kept while the store cannot write)."""
+        return self._writer.pending
+
     async def process(self, item: Item) -> bool:
         """Handle one item; return True when it was new. Never raises for bad input.
 

@@ -78,10 +78,10 @@ class Dispatcher:
         self._depth_updated = 0.0
         self._depth_every = 1.0
         self._depth: dict[str, int] = {}
-        self._unrecorded = OutcomeJournal()
-        self._dead = DeadTargets(store, metrics, self._unrecorded, self.state)
+        self._journal = OutcomeJournal()
+        self._dead = DeadTargets(store, metrics, self._journal, self.state)
         self._outcomes = Outcomes(
-            store, metrics, policy or DeliveryPolicy(), self._pacer, self._dead, self._unrecorded
+            store, metrics, policy or DeliveryPolicy(), self._pacer, self._dead, self._journal
         )
         self._recovered = False
         self._next_write_probe = 0.0
@@ -195,7 +195,7 @@ class Dispatcher:
                 )
         self._recovered = False
         try:
-            self._unrecorded.flush()
+            self._journal.flush()
             self._recover_in_flight()
         except Exception as exc:  # the store may be gone: the next start recovers instead
             log.warning(
@@ -206,13 +206,12 @@ class Dispatcher:
     def _idle_timeout(self) -> float:
         now = time.time()
         timeout = self._poll
-        if self._store.write_fault is not None or self._unrecorded:
+        if self._store.write_fault is not None or self._journal:
             return max(0.01, min(timeout, self._next_write_probe - now))
-        busy = {target for _tenant, target in self._busy}
-        busy |= self._dead.target_keys()
-        next_due = self._store.next_due_at(exclude_targets=busy)
-        # Rows due now are with a running worker (its end wakes us); only a deferred retry in
-        # the future shortens the wait.
+        # One index probe, whatever the backlog. Rows due now are with a running worker (its
+        # end wakes us) or held by a dead target; only a deferred retry in the future shortens
+        # the wait.
+        next_due = self._store.next_due_at()
         if next_due is not None and next_due > now:
             timeout = min(timeout, next_due - now)
         return max(timeout, self._outcomes.pause_until - now, 0.01)
@@ -220,10 +219,10 @@ class Dispatcher:
     def _store_ready(self) -> bool:
         """Outcomes recorded and in-flight rows recovered; probes a failing store sparingly."""
         now = time.time()
-        failing = self._store.write_fault is not None or bool(self._unrecorded)
+        failing = self._store.write_fault is not None or bool(self._journal)
         if failing and now < self._next_write_probe:
             return False
-        ready = self._unrecorded.flush()
+        ready = self._journal.flush()
         if ready and not self._recovered:
             try:
                 self._recover_in_flight()
@@ -268,7 +267,7 @@ class Dispatcher:
         return not (
             self.paused
             or self._stop.is_set()
-            or self._unrecorded
+            or self._journal
             or self._store.write_fault is not None
         )
 
@@ -278,7 +277,7 @@ class Dispatcher:
         state = self.state(key[1])
         if resolved is None:
             error = "target no longer configured (wanderer-console outbox retry TARGET re-queues)"
-            self._unrecorded.record(
+            self._journal.record(
                 "mark failed",
                 functools.partial(self._store.mark_failed, [r.id for r in rows], error=error),
             )
@@ -351,7 +350,7 @@ class Dispatcher:
                         }
                     },
                 )
-            self._unrecorded.record("mark sent", functools.partial(self._store.mark_sent, ids))
+            self._journal.record("mark sent", functools.partial(self._store.mark_sent, ids))
             return True
         again = send_id is not None
         send_id = send_id or secrets.token_hex(8)
@@ -399,7 +398,7 @@ class Dispatcher:
             "paused": self.paused,
             "global_pause_until": self._outcomes.pause_until if pause else None,
             "store_fault": None if fault is None else fault.as_json(),
-            "unrecorded_outcomes": len(self._unrecorded),
+            "unrecorded_outcomes": len(self._journal),
             "invalid_answers_10m": self._outcomes.invalid_answers,
             "targets": {
                 key: {

@@ -145,28 +145,31 @@ class OutboxMixin:
         ).fetchall()
         return [str(key) for (key,) in rows]
 
-    def next_due_at(self, *, exclude_targets: Collection[str] = ()) -> float | None:
-        """When the earliest pending notification (outside ``exclude_targets``) becomes due."""
-        if not exclude_targets:
-            row = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
-        excluded = list(exclude_targets)
+    def next_due_at(self) -> float | None:
+        """When the earliest pending notification becomes due, if any is pending."""
         row = self._conn.execute(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-            f" AND target_key NOT IN ({_marks(excluded)})",
-            excluded,
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def outbox_depth(self) -> dict[str, int]:
-        """Pending and in-flight notifications per target key."""
-        rows = self._conn.execute(
-            "SELECT target_key, COUNT(*) FROM outbox"
-            " WHERE status IN ('pending', 'sending') GROUP BY target_key"
-        ).fetchall()
-        return {str(key): int(count) for key, count in rows}
+        """Pending and in-flight notifications per target key.
+
+        Pending rows are counted through their partial index (the backlog can be large);
+        in-flight rows are at most a message per target.
+        """
+        depth: dict[str, int] = {}
+        for key, count in self._conn.execute(
+            f"SELECT target_key, COUNT(*) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            " WHERE status = 'pending' GROUP BY target_key"
+        ):
+            depth[str(key)] = int(count)
+        for key, count in self._conn.execute(
+            "SELECT target_key, COUNT(*) FROM outbox INDEXED BY outbox_sending"
+            " WHERE status = 'sending' GROUP BY target_key"
+        ):
+            depth[str(key)] = depth.get(str(key), 0) + int(count)
+        return depth
 
     def outbox_counts(self) -> dict[str, int]:
         """Outbox rows per status."""

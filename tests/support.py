@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,15 @@ from typing import Any
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-__all__ = ["connected", "headless_config", "wait_for"]
+__all__ = ["connected", "headless_config", "start_headless", "wait_for"]
 
 
 async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 20.0, *, interval: float = 0.01
+    predicate: Callable[[], Any],
+    timeout: float = 20.0,
+    what: str = "condition",
+    *,
+    interval: float = 0.01,
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
@@ -24,7 +29,7 @@ async def wait_for(
         if result:
             return result
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 async def connected(runtime: Runtime, sources: int = 3, timeout: float = 10.0) -> None:
@@ -54,3 +59,20 @@ webhook_url = "{sim.webhook_url("primary")}"
 """
     )
     return path
+
+
+async def start_headless(config: Path, data: Path) -> asyncio.subprocess.Process:
+    """The engine as a real process (``python -m wanderer_console --no-ui``), stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wanderer_console",
+        "--no-ui",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )

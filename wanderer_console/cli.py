@@ -267,7 +267,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = loaded.settings
     if args.dry_run:
         settings.console.dry_run = True
-    from wanderer_console.runtime import default_data_dir  # loaded by launch already
+    from wanderer_console.config.paths import default_data_dir
 
     # Before the engine lock, the store or the UI touch it: an unusable data directory is one
     # paragraph with the fix (StorageError, below), not a traceback from whichever came first.

@@ -18,6 +18,7 @@ from typing import Any
 
 from wanderer_console import __version__
 from wanderer_console.config.model import Settings
+from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
@@ -65,14 +66,6 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         uncertain_window=settings.discord.uncertain_retry_seconds,
         stop_grace=settings.console.stop_grace_seconds,
     )
-
-
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/wanderer-console`` (``~/.local/share/wanderer-console``)."""
-    import os
-
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "wanderer-console"
 
 
 class Runtime:

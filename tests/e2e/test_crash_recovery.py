@@ -6,12 +6,11 @@ import asyncio
 import json
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import headless_config
+from tests.support import headless_config, start_headless, wait_for
 from wanderer_console.sim import Simulator
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,30 +32,6 @@ def _outbox(db: Path) -> dict[str, list[str]]:
     return out
 
 
-async def _start(config: Path, data: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wanderer_console",
-        "--no-ui",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(data),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _until(predicate: object, timeout: float) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 async def test_kill_9_during_delivery_loses_nothing_and_repeats_nothing_confirmed(
     tmp_path: Path,
 ) -> None:
@@ -64,17 +39,17 @@ async def test_kill_9_during_delivery_loses_nothing_and_repeats_nothing_confirme
         config = headless_config(sim, tmp_path / "config.toml")
         data = tmp_path / "data"
         db = data / "wanderer-console.db"
-        first = await _start(config, data)
+        first = await start_headless(config, data)
         try:
-            await _until(lambda: sim.killstream.joined_clients >= 2, timeout=20)
+            await wait_for(lambda: sim.killstream.joined_clients >= 2, timeout=20)
             tracked = sorted(sim.tracked_system_ids)
             for i in range(KILLS):
                 await sim.killstream.push_kill(
                     sim.generator.make_killmail(system_id=tracked[i % 5])
                 )
             # Every kill is in the outbox before the crash; delivery is still under way.
-            await _until(lambda: db.exists() and sum(map(len, _outbox(db).values())) == KILLS, 20)
-            await _until(lambda: len(_outbox(db).get("sent", [])) >= 20, 20)
+            await wait_for(lambda: db.exists() and sum(map(len, _outbox(db).values())) == KILLS, 20)
+            await wait_for(lambda: len(_outbox(db).get("sent", [])) >= 20, 20)
             first.send_signal(signal.SIGKILL)
             await first.wait()
         finally:
@@ -84,9 +59,9 @@ async def test_kill_9_during_delivery_loses_nothing_and_repeats_nothing_confirme
         assert 20 <= len(confirmed) < KILLS, "the crash should land mid-delivery"
         received_before = len(sim.discord.received)
 
-        second = await _start(config, data)
+        second = await start_headless(config, data)
         try:
-            await _until(lambda: set(_outbox(db)) == {"sent"}, timeout=60)
+            await wait_for(lambda: set(_outbox(db)) == {"sent"}, timeout=60)
         finally:
             second.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(second.communicate(), timeout=20)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import start_headless, wait_for
 from wanderer_console.sim import Simulator
 from wanderer_console.store.lock import lock_holder
 
@@ -53,30 +54,6 @@ character_kill_webhook_url = "{sim.webhook_url("pilots")}"
 """
     )
     return path
-
-
-async def _start(config: Path, data: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wanderer_console",
-        "--no-ui",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(data),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def _until(predicate: object, timeout: float, what: str = "condition") -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _rows(db: Path) -> list[tuple[str, str, int]]:
@@ -130,10 +107,10 @@ class Engine:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> asyncio.subprocess.Process:
-        self.proc = proc = await _start(self.config, self.data)
+        self.proc = proc = await start_headless(self.config, self.data)
         # The lock names our PID once the engine is built, after its signal handlers are in
         # place: a signal from then on is handled, never the default abrupt end.
-        await _until(
+        await wait_for(
             lambda: (h := lock_holder(self.data)) is not None and h.pid == proc.pid,
             timeout=30,
             what="the engine to take its lock",
@@ -162,15 +139,15 @@ async def _run_with_stops(
     engine = Engine(_config(sim, tmp_path / "config.toml"), tmp_path / "data")
     try:
         await engine.start()
-        await _until(lambda: sim.killstream.joined_clients >= 2, 30, "the killstream joins")
+        await wait_for(lambda: sim.killstream.joined_clients >= 2, 30, "the killstream joins")
         bot_ids, hook_ids = await _push_backlog(sim)
         total = len(bot_ids) + len(hook_ids)
-        await _until(lambda: len(_rows(engine.db)) == total, 60, "the whole backlog queued")
+        await wait_for(lambda: len(_rows(engine.db)) == total, 60, "the whole backlog queued")
         for sig in signals:
             await asyncio.sleep(rng.uniform(0.2, 2.0))  # a random moment of the delivery
             await engine.stop(sig)
             await engine.start()
-        await _until(
+        await wait_for(
             lambda: {status for status, _kind, _n in _rows(engine.db)} == {"sent"},
             240,
             "every notification sent",
@@ -226,9 +203,9 @@ async def test_second_engine_on_a_data_dir_in_use_refuses_and_read_only_commands
         first = Engine(config, data)
         proc = await first.start()
         try:
-            await _until(lambda: sim.killstream.joined_clients >= 2, 30, "the killstream joins")
+            await wait_for(lambda: sim.killstream.joined_clients >= 2, 30, "the killstream joins")
             bot_ids, hook_ids = await _push_backlog(sim)
-            second = await _start(config, data)
+            second = await start_headless(config, data)
             _, err = await asyncio.wait_for(second.communicate(), timeout=30)
             message = err.decode()
             assert second.returncode == 3, message
@@ -255,7 +232,9 @@ async def test_second_engine_on_a_data_dir_in_use_refuses_and_read_only_commands
                 out, err = await asyncio.wait_for(tool.communicate(), timeout=60)
                 assert tool.returncode == 0, (command, err.decode())
                 json.loads(out.decode().splitlines()[-1] if out.strip() else err.decode())
-            await _until(lambda: {s for s, _k, _n in _rows(first.db)} == {"sent"}, 120, "all sent")
+            await wait_for(
+                lambda: {s for s, _k, _n in _rows(first.db)} == {"sent"}, 120, "all sent"
+            )
             await first.stop(signal.SIGTERM)
         finally:
             first.kill_now()

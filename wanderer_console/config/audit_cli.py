@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.config.audit import ConfigAudit, diff_settings
-from wanderer_console.config.loader import ConfigError, load_settings, parse_settings_text
+from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.paths import command_data_dir
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["register", "run"]
@@ -45,17 +46,7 @@ def register(config_sub: Any) -> None:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    if getattr(args, "data_dir", None) is not None:
-        return Path(args.data_dir)
-    try:
-        loaded = load_settings(args.config, required=args.config is not None)
-    except ConfigError:
-        loaded = None
-    if loaded is not None and loaded.settings.console.data_dir is not None:
-        return loaded.settings.console.data_dir
-    from wanderer_console.runtime import default_data_dir
-
-    return default_data_dir()
+    return command_data_dir(args)
 
 
 def _fail(message: str) -> int:

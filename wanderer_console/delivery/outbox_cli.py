@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wanderer_console.config.paths import DB_NAME, command_data_dir
 from wanderer_console.store.sqlite import SqliteStore
 
 __all__ = ["register", "run"]
-
-_DB_NAME = "wanderer-console.db"
 
 
 def register(sub: Any) -> None:
@@ -63,17 +62,7 @@ def register(sub: Any) -> None:
 
 
 def _database(args: argparse.Namespace) -> Path:
-    from wanderer_console.config.loader import ConfigError, load_settings
-    from wanderer_console.runtime import default_data_dir
-
-    data_dir = getattr(args, "data_dir", None)
-    if data_dir is None:
-        config = getattr(args, "config", None)
-        try:
-            data_dir = load_settings(config, required=config is not None).settings.console.data_dir
-        except ConfigError:
-            data_dir = None
-    return Path(data_dir or default_data_dir()) / _DB_NAME
+    return command_data_dir(args) / DB_NAME
 
 
 def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:

@@ -261,7 +261,7 @@ def add_parser(
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """The ``replay`` sub-command."""
     from wanderer_console.config.loader import ConfigError, load_settings
-    from wanderer_console.runtime import default_data_dir
+    from wanderer_console.config.paths import default_data_dir
 
     if not getattr(args, "dry_run", False):
         print(NEEDS_DRY_RUN, file=sys.stderr)

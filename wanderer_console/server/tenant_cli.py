@@ -82,7 +82,7 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
         return args.data_dir, maps
     if configured_dir is not None:
         return configured_dir, maps
-    from wanderer_console.runtime import default_data_dir
+    from wanderer_console.config.paths import default_data_dir
 
     return default_data_dir(), maps
 

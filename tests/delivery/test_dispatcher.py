@@ -3,85 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from wanderer_console.delivery.discord import DiscordSender
-from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
-from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
-from wanderer_console.http.client import HttpClient
-from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
-from wanderer_console.store import SqliteStore
-from wanderer_console.telemetry.metrics import Metrics
+from tests.delivery.rig import Rig, make_rig, until
+from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.notification import Notification, NotificationType
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@dataclass
-class Rig:
-    discord: FakeDiscord
-    server: AppServer
-    store: SqliteStore
-    metrics: Metrics
-    dispatcher: Dispatcher
-    targets: dict[tuple[str, str], ResolvedTarget]
-
-    def hook(self, webhook_id: int) -> Target:
-        target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
-        self.targets[("home", target.key)] = ResolvedTarget(target)
-        return target
-
-    def enqueue(
-        self, target: Target, count: int, *, content: str | None = None, tag: str = ""
-    ) -> None:
-        notes = []
-        for i in range(count):
-            body: dict[str, object] = {"embeds": [{"title": f"note {i}", "description": "x"}]}
-            if content:
-                body["content"] = content
-            key = f"n:{target.key}:{i}:{content}:{tag}"
-            notes.append(Notification("home", NotificationType.KILL, key, target, body))
-        self.store.enqueue(notes)
-        self.dispatcher.wake()
-
-
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    discord = FakeDiscord(webhook_limit=5, webhook_window=2.0)
-    server = AppServer(discord.app)
-    await server.start()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    metrics = Metrics()
-    http = HttpClient("discord", metrics=metrics)
-    targets: dict[tuple[str, str], ResolvedTarget] = {}
-    sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
-    dispatcher = Dispatcher(store, sender, metrics, lambda: targets, poll_interval=0.1)
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        yield Rig(discord, server, store, metrics, dispatcher, targets)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await http.aclose()
-        await server.stop()
-        store.close()
-
-
-async def until(predicate: object, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
+    # Discord's own pacing (5 per 2 s) and the default delivery rules.
+    async with make_rig(
+        tmp_path, policy=DeliveryPolicy(), webhook_limit=5, webhook_window=2.0, poll_interval=0.1
+    ) as built:
+        yield built
 
 
 async def test_burst_is_batched_and_paced_without_429(rig: Rig) -> None:

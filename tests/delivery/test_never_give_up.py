@@ -9,122 +9,19 @@ capped at a fraction of a second) so the suite stays fast.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from wanderer_console.delivery.discord import DiscordSender
-from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from tests.delivery.rig import FAST, make_rig, until
+from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
-from wanderer_console.http.client import HttpClient
-from wanderer_console.http.factory import build_client
-from wanderer_console.http.settings import resolve_settings
-from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
-from wanderer_console.store import SqliteStore
-from wanderer_console.telemetry.metrics import Metrics
+from wanderer_console.sim import webhook_url
 
 pytestmark = pytest.mark.timeout(90)
-
-BOT_TOKEN = "test-bot-token"
-FAST = DeliveryPolicy(backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, stop_grace=2.0)
-
-
-@dataclass
-class Rig:
-    discord: FakeDiscord
-    server: AppServer
-    store: SqliteStore
-    metrics: Metrics
-    dispatcher: Dispatcher
-    targets: dict[tuple[str, str], ResolvedTarget]
-
-    def hook(self, webhook_id: int) -> Target:
-        target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
-        self.targets[("home", target.key)] = ResolvedTarget(target)
-        return target
-
-    def channel(self, channel_id: str, token: str = BOT_TOKEN) -> Target:
-        target = Target(TargetKind.BOT_CHANNEL, channel_id, "home")
-        self.targets[("home", target.key)] = ResolvedTarget(target, token)
-        return target
-
-    def enqueue(self, target: Target, count: int, *, tag: str = "") -> None:
-        notes = [
-            Notification(
-                "home",
-                NotificationType.KILL,
-                f"n:{target.key}:{tag}:{i}",
-                target,
-                {"embeds": [{"title": f"{tag}note {i}", "description": "x"}]},
-            )
-            for i in range(count)
-        ]
-        self.store.enqueue(notes)
-        self.dispatcher.wake()
-
-    def titles(self, target: str) -> Counter[str]:
-        return Counter(
-            embed["title"]
-            for message in self.discord.messages_for(target)
-            for embed in message.body["embeds"]
-        )
-
-
-@contextlib.asynccontextmanager
-async def make_rig(
-    tmp_path: Path,
-    *,
-    policy: DeliveryPolicy = FAST,
-    timeout: float = 5.0,
-    chain: bool = False,
-    cooldown: float = 0.2,
-    **discord: float,
-) -> AsyncIterator[Rig]:
-    fake = FakeDiscord(webhook_limit=50, webhook_window=1.0, bot_token=BOT_TOKEN, **discord)
-    server = AppServer(fake.app)
-    await server.start()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    metrics = Metrics()
-    if chain:
-        # The breaker opens after 5 failures and lets a probe through every ``cooldown`` s.
-        settings = resolve_settings("discord", None).model_copy(
-            update={"timeout_seconds": timeout, "breaker_cooldown_seconds": cooldown}
-        )
-        http = build_client("discord", settings, metrics=metrics)
-    else:
-        http = HttpClient("discord", metrics=metrics, timeout=timeout)
-    targets: dict[tuple[str, str], ResolvedTarget] = {}
-    sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
-    dispatcher = Dispatcher(
-        store, sender, metrics, lambda: targets, poll_interval=0.05, policy=policy
-    )
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        yield Rig(fake, server, store, metrics, dispatcher, targets)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await http.aclose()
-        await server.stop()
-        store.close()
-
-
-async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 async def test_a_long_discord_outage_delays_but_never_drops_notifications(tmp_path: Path) -> None:

@@ -1,0 +1,122 @@
+"""A dispatcher on a real socket to the fake Discord, shared by the delivery tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.http.client import HttpClient
+from wanderer_console.http.factory import build_client
+from wanderer_console.http.settings import resolve_settings
+from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
+from wanderer_console.store import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["BOT_TOKEN", "FAST", "Rig", "make_rig", "until"]
+
+BOT_TOKEN = "test-bot-token"
+FAST = DeliveryPolicy(backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, stop_grace=2.0)
+
+
+@dataclass
+class Rig:
+    discord: FakeDiscord
+    server: AppServer
+    store: SqliteStore
+    metrics: Metrics
+    dispatcher: Dispatcher
+    targets: dict[tuple[str, str], ResolvedTarget]
+
+    def hook(self, webhook_id: int) -> Target:
+        target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
+        self.targets[("home", target.key)] = ResolvedTarget(target)
+        return target
+
+    def channel(self, channel_id: str, token: str = BOT_TOKEN) -> Target:
+        target = Target(TargetKind.BOT_CHANNEL, channel_id, "home")
+        self.targets[("home", target.key)] = ResolvedTarget(target, token)
+        return target
+
+    def enqueue(
+        self, target: Target, count: int, *, content: str | None = None, tag: str = ""
+    ) -> None:
+        notes = []
+        for i in range(count):
+            body: dict[str, object] = {"embeds": [{"title": f"{tag}note {i}", "description": "x"}]}
+            if content:
+                body["content"] = content
+            key = f"n:{target.key}:{i}:{content}:{tag}"
+            notes.append(Notification("home", NotificationType.KILL, key, target, body))
+        self.store.enqueue(notes)
+        self.dispatcher.wake()
+
+    def titles(self, target: str) -> Counter[str]:
+        return Counter(
+            embed["title"]
+            for message in self.discord.messages_for(target)
+            for embed in message.body["embeds"]
+        )
+
+
+@contextlib.asynccontextmanager
+async def make_rig(
+    tmp_path: Path,
+    *,
+    policy: DeliveryPolicy = FAST,
+    timeout: float = 5.0,
+    chain: bool = False,
+    cooldown: float = 0.2,
+    poll_interval: float = 0.05,
+    webhook_limit: int = 50,
+    webhook_window: float = 1.0,
+) -> AsyncIterator[Rig]:
+    """The rig, torn down afterwards. ``chain`` puts the real middleware (retry, rate limit,
+    breaker with ``cooldown``) in front of the sender; otherwise a plain client."""
+    fake = FakeDiscord(
+        webhook_limit=webhook_limit, webhook_window=webhook_window, bot_token=BOT_TOKEN
+    )
+    server = AppServer(fake.app)
+    await server.start()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    metrics = Metrics()
+    if chain:
+        # The breaker opens after 5 failures and lets a probe through every ``cooldown`` s.
+        settings = resolve_settings("discord", None).model_copy(
+            update={"timeout_seconds": timeout, "breaker_cooldown_seconds": cooldown}
+        )
+        http = build_client("discord", settings, metrics=metrics)
+    else:
+        http = HttpClient("discord", metrics=metrics, timeout=timeout)
+    targets: dict[tuple[str, str], ResolvedTarget] = {}
+    sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
+    dispatcher = Dispatcher(
+        store, sender, metrics, lambda: targets, poll_interval=poll_interval, policy=policy
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield Rig(fake, server, store, metrics, dispatcher, targets)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+        await server.stop()
+        store.close()
+
+
+async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")

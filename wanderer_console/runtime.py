@@ -20,10 +20,10 @@ from wanderer_console import __version__
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
+from wanderer_console.config.routing import route_credentials
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
-from wanderer_console.domain.notification import TargetKind
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
@@ -42,7 +42,6 @@ from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.items import Item
 from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
-from wanderer_console.pipeline.rules import resolve_target
 from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.server.app import HttpSurface
 from wanderer_console.server.serve import ServerStartError
@@ -55,8 +54,6 @@ from wanderer_console.telemetry.metrics import Metrics
 __all__ = ["Runtime", "default_data_dir", "delivery_policy"]
 
 log = logging.getLogger(__name__)
-
-_ROUTES = ("system_kill", "character_kill", "system", "character", "rally")
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
@@ -183,18 +180,10 @@ class Runtime:
 
     def resolved_targets(self) -> Mapping[tuple[str, str], ResolvedTarget]:
         """Every configured target by ``(tenant, key)``, with its credential."""
-        out: dict[tuple[str, str], ResolvedTarget] = {}
-        global_token = self.settings.discord.bot_token
-        for tenant, map_settings in self.settings.maps.items():
-            token_secret = map_settings.discord.bot_token or global_token
-            token = token_secret.get_secret_value() if token_secret else None
-            for route in _ROUTES:
-                target = resolve_target(self.settings, tenant, route)  # type: ignore[arg-type]
-                if target is not None:
-                    out[(tenant, target.key)] = ResolvedTarget(
-                        target, token if target.kind is TargetKind.BOT_CHANNEL else None
-                    )
-        return out
+        return {
+            key: ResolvedTarget(target, token)
+            for key, (target, token) in route_credentials(self.settings).items()
+        }
 
     def _write_failed(self, operation: str) -> None:
         self.metrics.store_write_errors.labels(operation=operation).inc()

@@ -12,11 +12,11 @@ from typing import Any, get_args
 
 from wanderer_console import __version__
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import Route, resolve_target
 from wanderer_console.delivery.discord import DiscordSender, Outcome
 from wanderer_console.delivery.embeds import build_message
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.pipeline.rules import Route, resolve_target
 
 __all__ = ["ROUTES", "parse_target", "register", "send_test"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
 from wanderer_console.domain.notification import NotificationType
 from wanderer_console.pipeline.items import CustomItem
-from wanderer_console.pipeline.rules import Route
 
 __all__ = ["ROUTES", "SEVERITY_COLOURS", "render_custom"]
 

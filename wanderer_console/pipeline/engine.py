@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import Route, resolve_target
 from wanderer_console.delivery import embeds
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import (
@@ -31,14 +32,7 @@ from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
-from wanderer_console.pipeline.rules import (
-    KillDecision,
-    Refusal,
-    Route,
-    decide_kill,
-    flags_allow,
-    resolve_target,
-)
+from wanderer_console.pipeline.rules import KillDecision, Refusal, decide_kill, flags_allow
 from wanderer_console.pipeline.startup import (
     SEEN_CURSOR,
     StartupWindow,

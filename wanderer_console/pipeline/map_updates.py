@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from cachetools import TLRUCache
 
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
 from wanderer_console.domain.map_events import (
     AddSystem,
@@ -26,7 +27,6 @@ from wanderer_console.domain.map_events import (
     SystemMetadataChanged,
 )
 from wanderer_console.domain.notification import Notification, NotificationType
-from wanderer_console.pipeline.rules import Route
 from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 
 __all__ = ["MapHooks", "MapUpdates", "Routing", "embeds_eve_id"]

@@ -13,12 +13,13 @@ from operator import attrgetter
 from typing import Final, Literal, NamedTuple, cast
 
 from wanderer_console.config.model import MapFilters, MapSettings, Settings
+from wanderer_console.config.routing import Route
 from wanderer_console.domain.eve import (
     SpaceClass,
     is_wormhole_system,
 )
 from wanderer_console.domain.killmail import Killmail
-from wanderer_console.domain.notification import NotificationType, Target, TargetKind
+from wanderer_console.domain.notification import NotificationType
 from wanderer_console.pipeline.kill_facts import ID_ONLY, KillFacts, SystemInfo
 from wanderer_console.pipeline.tracking import TrackingIndex
 
@@ -26,14 +27,11 @@ __all__ = [
     "REFUSAL_REASONS",
     "KillDecision",
     "Refusal",
-    "Route",
     "decide_kill",
     "flags_allow",
     "is_priority_system",
-    "resolve_target",
 ]
 
-Route = Literal["system_kill", "character_kill", "system", "character", "rally"]
 Role = Literal["kill", "loss", "neutral"]
 
 
@@ -351,25 +349,4 @@ def _party_refusal(km: Killmail, f: MapFilters, facts: KillFacts) -> str | None:
                 if None in groups
                 else "attacker_ship_group_not_required"
             )
-    return None
-
-
-def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | None:
-    """The Discord target of a route.
-
-    A setting for the route beats a primary one, and a webhook beats a channel at the same level:
-    the route's webhook, the route's channel, the primary webhook, the primary channel. Channels
-    need a bot token. Returns ``None`` when the map has nowhere to send (``config check`` warns).
-    """
-    discord = settings.maps[tenant].discord
-    has_token = bool(discord.bot_token or settings.discord.bot_token)
-    candidates = (
-        (getattr(discord, f"{route}_webhook_url"), getattr(discord, f"{route}_channel_id")),
-        (discord.webhook_url, discord.channel_id),
-    )
-    for webhook, channel in candidates:
-        if webhook is not None:
-            return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), tenant)
-        if channel and has_token:
-            return Target(TargetKind.BOT_CHANNEL, channel, tenant)
     return None

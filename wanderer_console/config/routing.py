@@ -1,0 +1,53 @@
+"""Where each kind of notification goes: a map's route to its Discord target.
+
+Read from the settings alone, so the rules, the dispatcher, ``notify test`` and ``config check``
+agree on it without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from wanderer_console.config.model import Settings
+from wanderer_console.domain.notification import Target, TargetKind
+
+__all__ = ["ROUTES", "Route", "resolve_target", "route_credentials"]
+
+Route = Literal["system_kill", "character_kill", "system", "character", "rally"]
+"""A kind of notification with its own Discord target settings."""
+ROUTES: Final[tuple[Route, ...]] = ("system_kill", "character_kill", "system", "character", "rally")
+
+
+def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | None:
+    """The Discord target of a route.
+
+    A setting for the route beats a primary one, and a webhook beats a channel at the same level:
+    the route's webhook, the route's channel, the primary webhook, the primary channel. Channels
+    need a bot token. Returns ``None`` when the map has nowhere to send (``config check`` warns).
+    """
+    discord = settings.maps[tenant].discord
+    has_token = bool(discord.bot_token or settings.discord.bot_token)
+    candidates = (
+        (getattr(discord, f"{route}_webhook_url"), getattr(discord, f"{route}_channel_id")),
+        (discord.webhook_url, discord.channel_id),
+    )
+    for webhook, channel in candidates:
+        if webhook is not None:
+            return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), tenant)
+        if channel and has_token:
+            return Target(TargetKind.BOT_CHANNEL, channel, tenant)
+    return None
+
+
+def route_credentials(settings: Settings) -> dict[tuple[str, str], tuple[Target, str | None]]:
+    """Every configured target by ``(tenant, key)``, with the bot token it posts with (if any)."""
+    out: dict[tuple[str, str], tuple[Target, str | None]] = {}
+    for tenant, map_settings in settings.maps.items():
+        secret = map_settings.discord.bot_token or settings.discord.bot_token
+        token = secret.get_secret_value() if secret else None
+        for route in ROUTES:
+            target = resolve_target(settings, tenant, route)
+            if target is not None:
+                bot = target.kind is TargetKind.BOT_CHANNEL
+                out[(tenant, target.key)] = (target, token if bot else None)
+    return out

@@ -24,6 +24,7 @@ from wanderer_console.config.routing import route_credentials
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
@@ -33,16 +34,15 @@ from wanderer_console.http.settings import resolve_settings
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.fallback import BackfillPolicy, FallbackPoller
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
 from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.items import Item
 from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.server.app import HttpSurface
 from wanderer_console.server.serve import ServerStartError
 from wanderer_console.store.integrity import check_file

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wanderer_console.config import ConfigError, parse_settings_text
-from wanderer_console.delivery.limits import (
+from wanderer_console.domain.discord_limits import (
     avatar_url_problem,
     color_problem,
     snowflake_problem,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from wanderer_console.delivery import limits
+from wanderer_console.domain import discord_limits as limits
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

@@ -20,7 +20,7 @@ from wanderer_console.delivery.embeds import (
     render_rally,
     render_system,
 )
-from wanderer_console.delivery.limits import (
+from wanderer_console.domain.discord_limits import (
     ELLIPSIS,
     PLACEHOLDER,
     embed_total,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.http.client import HttpClient
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
-from wanderer_console.pipeline.items import Item, KillItem
-from wanderer_console.pipeline.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.r2z2 import FakeR2z2
 from wanderer_console.sim.server import AppServer

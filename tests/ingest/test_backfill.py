@@ -17,7 +17,7 @@ import pytest
 from tests.support import wait_for
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.fallback import BackfillPolicy, FallbackPoller
-from wanderer_console.pipeline.items import Item, KillItem
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.sim.killstream_rest import FakeKillstreamRest

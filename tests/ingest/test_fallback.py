@@ -14,8 +14,8 @@ from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.fallback import FallbackPoller
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.killstream import KillstreamSource
-from wanderer_console.pipeline.items import Item, KillItem
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.sim.killstream_rest import FakeKillstreamRest

@@ -21,8 +21,8 @@ from tests.ingest_faults.conftest import map_settings
 from tests.support import wait_for
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_sse import MapSseSource
-from wanderer_console.pipeline.items import Item, MapEventItem
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 

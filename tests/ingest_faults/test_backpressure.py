@@ -8,11 +8,11 @@ import time
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import KillItem
 from wanderer_console.ingest.killstream import KillstreamSource
-from wanderer_console.pipeline.items import KillItem
 from wanderer_console.pipeline.queue import item_queue
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics

@@ -11,9 +11,9 @@ import pytest
 
 from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.killstream import KillstreamSource, PhoenixBackoff
 from wanderer_console.launch import demo_settings
-from wanderer_console.pipeline.items import Item
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.killstream import FakeKillstream

@@ -17,14 +17,14 @@ from starlette.routing import Route
 
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.items import Item, MapEventItem
 from wanderer_console.pipeline.queue import item_queue
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.server import AppServer

@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope
-from wanderer_console.pipeline.items import KillItem, MapEventItem
+from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.ingest.items import KillItem, MapEventItem
 from wanderer_console.pipeline.queue import (
     BoundedPriorityQueue,
     Lane,
@@ -17,7 +18,6 @@ from wanderer_console.pipeline.queue import (
     item_lane,
     item_queue,
 )
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 
 pytestmark = pytest.mark.timeout(10)
 

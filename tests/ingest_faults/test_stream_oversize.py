@@ -20,15 +20,15 @@ import orjson
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item, KillItem, MapEventItem
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.items import Item, KillItem, MapEventItem
 from wanderer_console.pipeline.queue import item_queue
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import LOBBY, FakeKillstream
 from wanderer_console.sim.map_server import FakeMapServer

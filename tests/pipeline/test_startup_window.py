@@ -13,6 +13,7 @@ import pytest
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, parse_payload
+from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.startup import (
     SEEN_CURSOR,
@@ -21,7 +22,6 @@ from wanderer_console.pipeline.startup import (
     encode_seen,
     ulid_seconds,
 )
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.sim.ulid import UlidGenerator
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics

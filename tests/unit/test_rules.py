@@ -11,8 +11,8 @@ from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import resolve_target
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import TargetKind
+from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.pipeline.rules import decide_kill
-from wanderer_console.pipeline.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 
 NOW = datetime(2026, 1, 10, 18, 30, tzinfo=UTC)
 WH, KS, OTHER = 31002238, 30000142, 30002187

@@ -13,9 +13,11 @@ import pytest
 from wanderer_console.config import ConfigError, parse_settings_text
 from wanderer_console.config.legacy_env import legacy_overrides
 from wanderer_console.config.model import Settings, SpaceClassName
+from wanderer_console.config.routing import resolve_target
 from wanderer_console.domain.eve import SpaceClass, space_facts, wormhole_class_for_region
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import NotificationType, TargetKind
+from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.rules import (
@@ -23,9 +25,7 @@ from wanderer_console.pipeline.rules import (
     KillDecision,
     Refusal,
     decide_kill,
-    resolve_target,
 )
-from wanderer_console.pipeline.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 

@@ -3,8 +3,9 @@
 A value Discord rejects (a webhook ``username`` containing "discord", a role id that is not a
 snowflake) makes every message carrying it fail with a 400, and the dispatcher gives up on each.
 Checked here, the same problem is a located ``config check`` error, a refusal at start and a
-rejected hot reload instead. The rules themselves live in :mod:`wanderer_console.delivery.limits`
-(PROTOCOLS.md §5.1); this module turns them into pydantic field types.
+rejected hot reload instead. The rules themselves live in
+:mod:`wanderer_console.domain.discord_limits` (Discord's documented limits); this module turns
+them into pydantic field types.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, SecretStr
 
-from wanderer_console.delivery.limits import (
+from wanderer_console.domain.discord_limits import (
     avatar_url_problem,
     color_problem,
     snowflake_problem,

@@ -2,10 +2,10 @@
 
 Pure renderers: every name they need is passed in (the enrichment layer resolves names before
 rendering), so nothing here does I/O. Every user-supplied name is escaped with
-:func:`~wanderer_console.delivery.limits.escape_markdown`; footers and author names are plain text
-in Discord and are left as they are. :func:`build_message` wraps embeds into a message body with
-``allowed_mentions`` so that no name can ever ping, and passes it through
-:func:`~wanderer_console.delivery.limits.enforce_limits`.
+:func:`~wanderer_console.domain.discord_limits.escape_markdown`; footers and author names are
+plain text in Discord and are left as they are. :func:`build_message` wraps embeds into a
+message body with ``allowed_mentions`` so that no name can ever ping, and passes it through
+:func:`~wanderer_console.domain.discord_limits.enforce_limits`.
 
 Choices made where the notifier and the brief left room:
 
@@ -48,7 +48,7 @@ from wanderer_console.delivery.formatting import (
     system_icon_url,
     wormhole_kind,
 )
-from wanderer_console.delivery.limits import build_message, escape_markdown, truncate
+from wanderer_console.domain.discord_limits import build_message, escape_markdown, truncate
 from wanderer_console.domain.eve import SecurityClass, security_class
 from wanderer_console.domain.killmail import Attacker, Killmail, Victim
 from wanderer_console.domain.map_events import AddSystem, CharacterAdded, RallyPointAdded

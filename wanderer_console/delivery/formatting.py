@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from wanderer_console.delivery.limits import escape_markdown, truncate
+from wanderer_console.domain.discord_limits import escape_markdown, truncate
 
 __all__ = [
     "NAME_MAX",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from wanderer_console.delivery.limits import EMBED_TOTAL_MAX, EMBEDS_MAX, embed_total
+from wanderer_console.domain.discord_limits import EMBED_TOTAL_MAX, EMBEDS_MAX, embed_total
 from wanderer_console.store.base import OutboxRow
 
 __all__ = ["Batch", "ChannelPacer", "pack"]

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
-from wanderer_console.pipeline.items import Item, KillItem
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["BACKFILL_SOURCE", "BackfillPolicy", "FallbackPoller"]

@@ -28,6 +28,7 @@ from wanderer_console.domain.eve import is_character_id
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.phoenix import (
     ChannelClosed,
     ChannelErrored,
@@ -38,7 +39,6 @@ from wanderer_console.ingest.phoenix import (
     Reply,
 )
 from wanderer_console.ingest.recent import RecentIds
-from wanderer_console.pipeline.items import Item, KillItem
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KillstreamSource", "PhoenixBackoff"]

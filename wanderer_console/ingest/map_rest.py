@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from wanderer_console.config.model import MapSettings
+from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem
 from wanderer_console.http.client import HttpClient, HttpResponse
-from wanderer_console.pipeline.tracking import TrackedCharacter, TrackedSystem
 
 __all__ = ["MapApiError", "MapRestClient"]
 

@@ -22,7 +22,7 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
-from wanderer_console.pipeline.items import Item, MapEventItem
+from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 

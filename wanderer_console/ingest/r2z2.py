@@ -34,10 +34,10 @@ import orjson
 from pydantic import ValidationError
 
 from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
-from wanderer_console.pipeline.items import Item, KillItem
-from wanderer_console.pipeline.tracking import TrackingIndex
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["CURSOR_STREAM", "CursorStore", "R2z2Source", "R2z2Timing", "package_to_wire"]

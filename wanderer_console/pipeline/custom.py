@@ -7,7 +7,7 @@ from typing import Any, Final
 from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
 from wanderer_console.domain.notification import NotificationType
-from wanderer_console.pipeline.items import CustomItem
+from wanderer_console.ingest.items import CustomItem
 
 __all__ = ["ROUTES", "SEVERITY_COLOURS", "render_custom"]
 

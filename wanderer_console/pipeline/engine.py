@@ -1,6 +1,6 @@
 """The pipeline: dedup, tracking updates, rules and rendering of each event.
 
-Sources put :class:`~wanderer_console.pipeline.items.Item` objects on a bounded queue; the
+Sources put :class:`~wanderer_console.ingest.items.Item` objects on a bounded queue; the
 pipeline takes what is waiting as a batch. The engine decides each item's notifications in
 order; :class:`~wanderer_console.pipeline.writer.EventWriter` writes the batch's events, their
 notifications and the stream cursors in one transaction, then the dispatcher is woken.
@@ -26,10 +26,11 @@ from wanderer_console.domain.map_events import (
     parse_payload,
 )
 from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.kills import KillEnricher
+from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
-from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
 from wanderer_console.pipeline.rules import KillDecision, Refusal, decide_kill, flags_allow
@@ -41,7 +42,6 @@ from wanderer_console.pipeline.startup import (
     envelope_seconds,
     ulid_seconds,
 )
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore

@@ -18,7 +18,7 @@ from wanderer_console.domain.eve import (
     space_facts,
 )
 from wanderer_console.domain.killmail import Killmail
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 
 __all__ = ["ID_ONLY", "IdOnlySystemInfo", "KillFacts", "SystemInfo"]
 

@@ -27,7 +27,7 @@ from wanderer_console.domain.map_events import (
     SystemMetadataChanged,
 )
 from wanderer_console.domain.notification import Notification, NotificationType
-from wanderer_console.pipeline.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 
 __all__ = ["MapHooks", "MapUpdates", "Routing", "embeds_eve_id"]
 

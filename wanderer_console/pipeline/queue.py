@@ -31,8 +31,8 @@ from typing import Generic, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
-from wanderer_console.pipeline.items import CustomItem, Item, KillItem, MapEventItem
-from wanderer_console.pipeline.tracking import TrackingIndex
+from wanderer_console.domain.tracking import TrackingIndex
+from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 
 __all__ = ["LANE_NAMES", "BoundedPriorityQueue", "Lane", "QueueMetrics", "item_lane", "item_queue"]
 

@@ -20,8 +20,8 @@ from wanderer_console.domain.eve import (
 )
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import NotificationType
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.pipeline.kill_facts import ID_ONLY, KillFacts, SystemInfo
-from wanderer_console.pipeline.tracking import TrackingIndex
 
 __all__ = [
     "REFUSAL_REASONS",

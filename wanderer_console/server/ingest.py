@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from wanderer_console.domain.ingest_event import IngestEvent
-from wanderer_console.pipeline.items import CustomItem
+from wanderer_console.ingest.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
 from wanderer_console.server.tenants import TenantRegistry

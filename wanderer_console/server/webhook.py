@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from wanderer_console.domain.map_events import MapEnvelope
-from wanderer_console.pipeline.items import MapEventItem
+from wanderer_console.ingest.items import MapEventItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.refusals import Refusals, clip
 

@@ -1,4 +1,4 @@
-"""Discord message safety (PROTOCOLS.md §5.1): escape user text, limit pings, make bodies fit.
+"""Discord message safety (its documented limits): escape user text, limit pings, make bodies fit.
 
 A body Discord rejects with a 400 is a lost notification, so every message goes through
 :func:`enforce_limits` before it is queued. Discord counts characters after trimming leading and

@@ -1,7 +1,10 @@
 """Command line: picks the TUI, headless mode, the demo, or a sub-command.
 
-Textual is imported only when the TUI actually starts, so ``--no-ui`` and every sub-command run
-without it.
+Every command is a :class:`~wanderer_console.command.Command` (name, help, ``add_arguments``,
+``run``): the sub-command modules export theirs, :data:`COMMANDS` lists them, :func:`build_parser`
+builds the parser from that list and :func:`main` runs the chosen one (:data:`CONSOLE` when none
+is named). Textual is imported only when the TUI actually starts, so ``--no-ui`` and every
+sub-command run without it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ from pathlib import Path
 
 from wanderer_console import __version__
 from wanderer_console.bench import suite as bench_suite
+from wanderer_console.command import (
+    EXIT_IN_USE,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    load_config,
+)
 from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 from wanderer_console.delivery import notify_cli, outbox_cli
@@ -21,13 +32,16 @@ from wanderer_console.server import tenant_cli
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
 from wanderer_console.store.lock import DataDirInUseError
 
-__all__ = ["build_parser", "main"]
-
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-EXIT_IN_USE = 3
-"""Another engine owns the data directory."""
+__all__ = [
+    "COMMANDS",
+    "CONSOLE",
+    "EXIT_INVALID",
+    "EXIT_IN_USE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 _EPILOG = """\
 commands:
@@ -55,25 +69,7 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used by tests and the docs)."""
-    parser = argparse.ArgumentParser(
-        prog="wanderer-console",
-        description="Operator console and Discord notification engine for Wanderer maps.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _common(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    demo = sub.add_parser(
-        "demo",
-        help="run against the built-in simulator",
-        description="Start the simulator (fake map, killstream and Discord on loopback ports) "
-        "and run the console against it.",
-    )
-    _common(demo)
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--duration",
         type=_positive_float,
@@ -85,24 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=1, help="simulator random seed (default 1)")
 
-    notify_cli.register(sub)
-    diagnose.register(sub)
-    replay.add_parser(sub, _common)
 
-    config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_sub.add_parser(
-        "check", help="validate the configuration (file plus environment)"
-    )
+def _config_check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
-    tenant_cli.register(sub)
-    outbox_cli.register(sub)
-    bench_suite.register(sub)
-    audit_cli.register(config_sub)
-    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    """The engine's options, on the top-level parser and on commands with ``common_options``.
+
+    After a command name they default to "not given" (SUPPRESS), so they do not overwrite what
+    was given before it (``wanderer-console --data-dir D demo`` keeps D).
+    """
     default = argparse.SUPPRESS if parser.prog != "wanderer-console" else None
     parser.add_argument(
         "--config", type=Path, metavar="PATH", default=default, help="TOML config file"
@@ -134,17 +133,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+# -- the commands defined here ------------------------------------------------------------------
 
 
-def _config_check(path: Path | None) -> int:
+def _config_check(args: argparse.Namespace) -> int:
+    path: Path | None = args.config
     try:
         loaded = load_settings(path, required=path is not None)
     except ConfigError as exc:
@@ -181,22 +174,6 @@ def _config_warnings(loaded: LoadedConfig) -> list[str]:
     return out
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig | None:
-    try:
-        loaded = load_settings(args.config, required=args.config is not None)
-        for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
-            print(f"warning: {warning}", file=sys.stderr)
-        return loaded
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(
-            "fix the configuration, or check it with: wanderer-console config check",
-            file=sys.stderr,
-        )
-        return None
-
-
 def _wants_tui(args: argparse.Namespace) -> bool:
     return not args.no_ui
 
@@ -208,60 +185,36 @@ def _no_tty_message() -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``wanderer-console`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return _dispatch(args)
-    except DataDirInUseError as exc:
-        print(f"wanderer-console: {exc}", file=sys.stderr)
-        return EXIT_IN_USE
-    except StorageError as exc:
-        # A database that cannot be used has a known fix: say it in one paragraph (the path and
-        # what to do), not in a traceback that buries both.
-        print(f"wanderer-console: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    """Run the chosen command; return its exit code."""
-    if args.command == "tenant":
-        return tenant_cli.run(args)
-    if args.command == "outbox":
-        return outbox_cli.run(args)
-    if args.command == "bench":
-        return bench_suite.run(args)
-    if args.command == "config" and args.config_command in ("history", "restore"):
-        return audit_cli.run(args)
-    if args.command == "config":
-        return _config_check(args.config)
-    if args.command == "replay":
-        return replay.run(args)
-    if args.command == "kill":
-        loaded = _load(args)
-        if loaded is None:
-            return EXIT_INVALID
-        return diagnose.run(loaded.settings, args.killmail_id, args.hash)
-    if args.command == "notify":
-        loaded = _load(args)
-        return EXIT_INVALID if loaded is None else notify_cli.run(loaded.settings, args.target)
+def _refuse_tui_without_terminal(args: argparse.Namespace) -> bool:
+    """True (after saying why) when the console UI is wanted but there is no terminal."""
     if _wants_tui(args) and not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(_no_tty_message(), file=sys.stderr)
+        return True
+    return False
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if _refuse_tui_without_terminal(args):
         return EXIT_USAGE
     from wanderer_console import launch  # deferred: keeps `config check` light
 
-    if args.command == "demo":
-        return launch.run_demo(
-            duration=args.duration,
-            rate=args.rate,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            tui=_wants_tui(args),
-            dry_run=bool(args.dry_run),
-            log_level=args.log_level or "INFO",
-        )
-    loaded = _load(args)
+    return launch.run_demo(
+        duration=args.duration,
+        rate=args.rate,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        tui=_wants_tui(args),
+        dry_run=bool(args.dry_run),
+        log_level=args.log_level or "INFO",
+    )
+
+
+def _console(args: argparse.Namespace) -> int:
+    if _refuse_tui_without_terminal(args):
+        return EXIT_USAGE
+    from wanderer_console import launch  # deferred: keeps `config check` light
+
+    loaded = load_config(args)
     if loaded is None:
         return EXIT_INVALID
     settings = loaded.settings
@@ -279,6 +232,101 @@ def _dispatch(args: argparse.Namespace) -> int:
         log_level=args.log_level or settings.console.log_level,
         config_path=loaded.path,
     )
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+CONSOLE = Command(
+    "console",
+    help="open the operator console (TUI); --no-ui runs headless with JSON logs",
+    run=_console,
+    common_options=True,
+)
+"""What runs when no COMMAND is given; its options are the top-level ones."""
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "demo",
+        help="run against the built-in simulator",
+        description="Start the simulator (fake map, killstream and Discord on loopback ports) "
+        "and run the console against it.",
+        add_arguments=_demo_arguments,
+        run=_demo,
+        common_options=True,
+    ),
+    notify_cli.COMMAND,
+    diagnose.COMMAND,
+    replay.COMMAND,
+    Command(
+        "config check",
+        help="validate the configuration (file plus environment)",
+        add_arguments=_config_check_arguments,
+        run=_config_check,
+    ),
+    audit_cli.HISTORY_COMMAND,
+    audit_cli.RESTORE_COMMAND,
+    tenant_cli.COMMAND,
+    outbox_cli.COMMAND,
+    bench_suite.COMMAND,
+)
+"""Every sub-command, in the order ``--help`` lists them. A two-word name is an action of the
+group named by its first word (see :data:`_GROUPS`)."""
+
+_GROUPS: dict[str, str] = {"config": "configuration tools"}
+"""Groups of commands (each action its own :class:`Command`): name -> help line."""
+
+_REGISTRY: dict[str, Command] = {command.name: command for command in (CONSOLE, *COMMANDS)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, built from :data:`CONSOLE` and :data:`COMMANDS` (also used by tests
+    and the docs). The chosen command's name ends up in ``args.command_name``."""
+    parser = argparse.ArgumentParser(
+        prog="wanderer-console",
+        description="Operator console and Discord notification engine for Wanderer maps.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_command_arguments(parser, CONSOLE)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for command in COMMANDS:
+        group, _, action = command.name.rpartition(" ")
+        parent = sub
+        if group:
+            if group not in groups:
+                group_parser = sub.add_parser(group, help=_GROUPS[group])
+                groups[group] = group_parser.add_subparsers(
+                    dest=f"{group}_command", metavar="ACTION", required=True
+                )
+            parent = groups[group]
+        leaf = parent.add_parser(action, help=command.help, description=command.description)
+        _add_command_arguments(leaf, command)
+    return parser
+
+
+def _add_command_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
+    if command.common_options:
+        _common(parser)
+    command.add_arguments(parser)
+    parser.set_defaults(command_name=command.name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wanderer-console`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _REGISTRY[args.command_name].run(args)
+    except DataDirInUseError as exc:
+        print(f"wanderer-console: {exc}", file=sys.stderr)
+        return EXIT_IN_USE
+    except StorageError as exc:
+        # A database that cannot be used has a known fix: say it in one paragraph (the path and
+        # what to do), not in a traceback that buries both.
+        print(f"wanderer-console: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 # Allow `python -m wanderer_console.cli`

@@ -43,7 +43,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from wanderer_console.command import Command
+
 __all__ = [
+    "COMMAND",
     "FULL",
     "QUICK",
     "SCENARIOS",
@@ -52,7 +55,6 @@ __all__ = [
     "compare",
     "direction_of",
     "figures_of",
-    "register",
     "run",
     "run_suite",
 ]
@@ -421,14 +423,8 @@ def format_figures(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(sub: Any) -> None:
-    """Add the ``bench`` sub-command to the CLI's sub-parsers."""
-    parser = sub.add_parser(
-        "bench",
-        help="run the benchmark suite against the simulator (JSON)",
-        description="Run every benchmark scenario against the built-in simulator in one "
-        "process and print one JSON document; --compare flags figures more than 10 %% worse.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``bench`` command's options."""
     parser.add_argument(
         "--quick", action="store_true", help="smaller runs (under 2 minutes on 2 cores)"
     )
@@ -503,3 +499,13 @@ def run(args: argparse.Namespace) -> int:
             f"({row['change'] * 100:+.1f} %, {row['better']} is better)"
         )
     return 1 if regressions or doc["problems"] else 0
+
+
+COMMAND = Command(
+    "bench",
+    help="run the benchmark suite against the simulator (JSON)",
+    description="Run every benchmark scenario against the built-in simulator in one "
+    "process and print one JSON document; --compare flags figures more than 10 %% worse.",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -12,37 +12,39 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from wanderer_console.command import Command
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.config.paths import command_data_dir
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
-__all__ = ["register", "run"]
+__all__ = ["HISTORY_COMMAND", "RESTORE_COMMAND", "run"]
 
 _DB_NAME = "wanderer-console.db"
 
 
-def register(config_sub: Any) -> None:
-    """Add ``history`` and ``restore`` to the ``config`` command's actions."""
-    history = config_sub.add_parser("history", help="list recorded configuration changes (JSON)")
-    history.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    restore = config_sub.add_parser(
-        "restore", help="write version N from the history back to the config file"
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    _location_arguments(parser)
+
+
+def _restore_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=int, metavar="N", help="history id to restore")
+    _location_arguments(parser)
+
+
+def _location_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
     )
-    restore.add_argument("id", type=int, metavar="N", help="history id to restore")
-    for parser in (history, restore):
-        parser.add_argument(
-            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-        )
-        parser.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            default=argparse.SUPPRESS,
-            help="where the database lives (default: from the config, else the XDG data dir)",
-        )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="where the database lives (default: from the config, else the XDG data dir)",
+    )
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -129,3 +131,17 @@ def _unresolved(version: int, target: Path, exc: UnresolvedSecrets) -> str:
         f" {target} nor the environment sets {keys}; put {values} in {target} (or set"
         f" {variables}) and run the restore again"
     )
+
+
+HISTORY_COMMAND = Command(
+    "config history",
+    help="list recorded configuration changes (JSON)",
+    add_arguments=_history_arguments,
+    run=run,
+)
+RESTORE_COMMAND = Command(
+    "config restore",
+    help="write version N from the history back to the config file",
+    add_arguments=_restore_arguments,
+    run=run,
+)

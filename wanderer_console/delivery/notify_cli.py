@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from wanderer_console import __version__
+from wanderer_console.command import EXIT_INVALID, Command, load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route, resolve_target
 from wanderer_console.delivery.discord import DiscordSender, Outcome
@@ -18,14 +19,13 @@ from wanderer_console.delivery.embeds import build_message
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
 
-__all__ = ["ROUTES", "parse_target", "register", "send_test"]
+__all__ = ["COMMAND", "ROUTES", "parse_target", "run", "send_test"]
 
 ROUTES: tuple[str, ...] = get_args(Route)
 
 
-def register(sub: Any) -> None:
-    """Add ``notify test`` to the top-level sub-command parser."""
-    notify = sub.add_parser("notify", help="Discord target tools")
+def add_arguments(notify: argparse.ArgumentParser) -> None:
+    """The ``notify`` command's actions: ``test``."""
     notify_sub = notify.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     test = notify_sub.add_parser(
         "test",
@@ -87,13 +87,20 @@ async def send_test(settings: Settings, tenant: str, route: Route) -> dict[str, 
     }
 
 
-def run(settings: Settings, target_text: str) -> int:
+def run(args: argparse.Namespace) -> int:
     """Handle ``notify test``; prints one JSON object, exit 0 when Discord accepted."""
+    loaded = load_config(args)
+    if loaded is None:
+        return EXIT_INVALID
+    settings = loaded.settings
     try:
-        tenant, route = parse_target(settings, target_text)
+        tenant, route = parse_target(settings, args.target)
     except ValueError as exc:
         print(f"wanderer-console notify test: {exc}", file=sys.stderr)
         return 2
     result = asyncio.run(send_test(settings, tenant, route))
     print(json.dumps(result, sort_keys=True))
     return 0 if result["ok"] else 1
+
+
+COMMAND = Command("notify", help="Discord target tools", add_arguments=add_arguments, run=run)

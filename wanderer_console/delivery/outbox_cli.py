@@ -15,21 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wanderer_console.command import Command
 from wanderer_console.config.paths import DB_NAME, command_data_dir
 from wanderer_console.store.sqlite import SqliteStore
 
-__all__ = ["register", "run"]
+__all__ = ["COMMAND", "run"]
 
 
-def register(sub: Any) -> None:
-    """Add the ``outbox`` command to the CLI's sub-parsers."""
-    outbox = sub.add_parser(
-        "outbox",
-        help="failed and held notifications: list, retry, drop",
-        description="Notifications Discord refused or that expired, and those held by a dead "
-        "target. Works beside a running engine, which picks changes up within a second. "
-        "Output is JSON.",
-    )
+def add_arguments(outbox: argparse.ArgumentParser) -> None:
+    """The ``outbox`` command's actions: list, retry, drop."""
     actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     listing = actions.add_parser(
         "list", help="failed and held notifications, newest first, with their reasons"
@@ -105,3 +99,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+COMMAND = Command(
+    "outbox",
+    help="failed and held notifications: list, retry, drop",
+    description="Notifications Discord refused or that expired, and those held by a dead "
+    "target. Works beside a running engine, which picks changes up within a second. "
+    "Output is JSON.",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -13,21 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wanderer_console.command import Command
 from wanderer_console.server.tenants import TenantError, TenantRegistry
 
-__all__ = ["register", "run"]
+__all__ = ["COMMAND", "run"]
 
 _DB_NAME = "wanderer-console.db"
 
 
-def register(sub: Any) -> None:
-    """Add the ``tenant`` command to the CLI's sub-parsers."""
-    tenant = sub.add_parser(
-        "tenant",
-        help="ingest API tenants (keys for POST /api/v1/events)",
-        description="Provision tenants of the ingest API. Output is JSON. A disabled tenant"
-        " keeps its key; rotate-key refuses it, enable (--rotate-key) brings it back.",
-    )
+def add_arguments(tenant: argparse.ArgumentParser) -> None:
+    """The ``tenant`` command's actions: add, list, rotate-key, disable, enable."""
     actions = tenant.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
     for name, help_text in (
         ("add", "create a tenant and print its key (shown once)"),
@@ -149,3 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         registry.close()
+
+
+COMMAND = Command(
+    "tenant",
+    help="ingest API tenants (keys for POST /api/v1/events)",
+    description="Provision tenants of the ingest API. Output is JSON. A disabled tenant"
+    " keeps its key; rotate-key refuses it, enable (--rotate-key) brings it back.",
+    add_arguments=add_arguments,
+    run=run,
+)

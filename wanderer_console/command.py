@@ -1,0 +1,80 @@
+"""What a sub-command of ``wanderer-console`` is: one :class:`Command` per command line action.
+
+Every sub-command module exports its :class:`Command` (usually as ``COMMAND``); ``cli.py`` lists
+them in one registry, builds the argument parser from it and runs the one the arguments chose.
+Nothing here imports Textual, the engine or the simulator: the modules that define commands
+import this one, and ``cli.py`` imports them all at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
+
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_IN_USE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "load_config",
+    "no_arguments",
+]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+"""The configuration, the database or the command's input is not usable."""
+EXIT_USAGE = 2
+"""The command line is wrong (argparse exits with this too)."""
+EXIT_IN_USE = 3
+"""Another engine owns the data directory."""
+
+
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    """``add_arguments`` of a command that takes none of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One action of the command line: how to parse its arguments and how to run it."""
+
+    name: str
+    """As typed: ``"bench"``, or ``"config history"`` for an action of the ``config`` group."""
+    help: str
+    """One line in the parent's list of commands."""
+    run: Callable[[argparse.Namespace], int]
+    """Carry the command out; return the process exit code (``EXIT_*``)."""
+    add_arguments: Callable[[argparse.ArgumentParser], None] = no_arguments
+    """Add the command's own options and positionals (and its actions, if it has some)."""
+    description: str | None = None
+    """The paragraph on top of the command's ``--help``."""
+    common_options: bool = False
+    """Also accept the engine's options (--config, --data-dir, --no-ui, --dry-run, --log-level)
+    after the command name; they are added before :attr:`add_arguments`'s."""
+
+
+def load_config(args: argparse.Namespace) -> LoadedConfig | None:
+    """The settings ``--config`` (or the default places) give, for a command that needs them.
+
+    Secret-hygiene warnings go to stderr before anything else is printed. When the configuration
+    is invalid, its problems and the advice to run ``config check`` go to stderr and the result
+    is ``None`` (the command then exits with :data:`EXIT_INVALID`).
+    """
+    path = getattr(args, "config", None)
+    try:
+        loaded = load_settings(path, required=path is not None)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            "fix the configuration, or check it with: wanderer-console config check",
+            file=sys.stderr,
+        )
+        return None
+    for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
+        print(f"warning: {warning}", file=sys.stderr)
+    return loaded

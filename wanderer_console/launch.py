@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import tempfile
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging
 
-__all__ = ["demo_settings", "discord_summary", "run_console", "run_demo"]
+__all__ = ["demo_settings", "run_console", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -175,40 +174,6 @@ def write_demo_config(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Pat
     return path
 
 
-def _kind_of(embed: dict[str, Any]) -> str:
-    title = str(embed.get("title", ""))
-    footer = str((embed.get("footer") or {}).get("text", ""))
-    if title.startswith("New System Tracked"):
-        return "system"
-    if title.startswith("New Character Tracked"):
-        return "character"
-    if "Rally" in title:
-        return "rally"
-    if footer.startswith("Killmail ID"):
-        return "kill"
-    return "other"
-
-
-def discord_summary(received: list[Any]) -> dict[str, Any]:
-    """What the fake Discord got: notifications (embeds) per type, and any delivered twice."""
-    per_type: Counter[str] = Counter()
-    seen: Counter[str] = Counter()
-    for message in received:
-        for embed in message.body.get("embeds") or []:
-            per_type[_kind_of(embed)] += 1
-            identity = json.dumps(
-                [message.target, embed.get("title"), embed.get("url"), embed.get("footer")],
-                sort_keys=True,
-            )
-            seen[identity] += 1
-    duplicates = sum(count - 1 for count in seen.values() if count > 1)
-    return {
-        "messages": len(received),
-        "per_type": dict(per_type),
-        "duplicate_deliveries": duplicates,
-    }
-
-
 def run_demo(
     *,
     duration: float | None,
@@ -232,7 +197,7 @@ async def _demo(
     tui: bool,
     dry_run: bool,
 ) -> int:
-    from wanderer_console.sim import Simulator
+    from wanderer_console.sim import Simulator, discord_summary, scenario_summary
 
     stop, hangup = asyncio.Event(), asyncio.Event()
     _install_stop_signals(stop, hangup if tui else None)
@@ -277,9 +242,9 @@ async def _demo(
             summary = {
                 "summary": "demo",
                 "duration": duration,
-                "scenario": _scenario_summary(stats, sim.discord.received),
+                "scenario": scenario_summary(stats, sim.discord),
                 **runtime.summary(),
-                "discord": discord_summary(sim.discord.received),
+                "discord": discord_summary(sim.discord),
             }
         finally:
             await runtime.stop()
@@ -298,22 +263,3 @@ async def _wait_connected(runtime: Runtime, *, timeout: float) -> None:
             return
         await asyncio.sleep(0.05)
     log.warning("demo: not every source connected in time; continuing")
-
-
-def _scenario_summary(stats: Any, received: list[Any]) -> dict[str, Any] | None:
-    """What the simulator sent, and which expected kills never reached the fake Discord."""
-    if stats is None:
-        return None
-    delivered = set()
-    for message in received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                delivered.add(int(footer.removeprefix("Killmail ID: ").split()[0]))
-    expected = set(stats.expected_kill_ids)
-    return {
-        "sent": dict(stats.counts),
-        "kills_expected": len(expected),
-        "kills_missing": sorted(expected - delivered),
-        "untracked_kills_notified": sorted(set(stats.untracked_kill_ids) & delivered),
-    }

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from tests.support import connected, wait_for
-from wanderer_console.launch import demo_settings, discord_summary
+from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.sim.summary import discord_summary
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -136,7 +137,7 @@ async def test_kill_system_character_and_rally_payloads(sim: Simulator, runtime:
     assert "💬 form up" in embed["description"]
     assert [f["name"] for f in embed["fields"]][:2] == ["System", "Created By"]
 
-    assert discord_summary(sim.discord.received)["duplicate_deliveries"] == 0
+    assert discord_summary(sim.discord)["duplicate_deliveries"] == 0
 
 
 async def test_untracked_kill_is_not_notified_and_duplicates_are_absorbed(
@@ -202,4 +203,4 @@ async def test_restart_resumes_from_the_saved_cursor(sim: Simulator, tmp_path: P
     titles = [embed["title"] for embed in embeds(sim, "New System Tracked")]
     assert len(titles) == len(published)
     assert len(set(titles)) == len(titles)
-    assert discord_summary(sim.discord.received)["duplicate_deliveries"] == 0
+    assert discord_summary(sim.discord)["duplicate_deliveries"] == 0

@@ -10,10 +10,12 @@ from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.sim.map_server import FakeMapServer
 from wanderer_console.sim.server import AppServer
 from wanderer_console.sim.simulator import SCENARIO_KINDS, ScenarioStats, Simulator
+from wanderer_console.sim.summary import CarriedNotification, discord_summary, scenario_summary
 
 __all__ = [
     "SCENARIO_KINDS",
     "AppServer",
+    "CarriedNotification",
     "DataGenerator",
     "FakeDiscord",
     "FakeKillstream",
@@ -21,5 +23,7 @@ __all__ = [
     "ReceivedMessage",
     "ScenarioStats",
     "Simulator",
+    "discord_summary",
+    "scenario_summary",
     "webhook_url",
 ]

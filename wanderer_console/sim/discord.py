@@ -3,7 +3,9 @@
 Follows PROTOCOLS.md §5.1-5.3: ``?wait=true`` returns the message object, otherwise 204; every
 answer carries ``X-RateLimit-*`` headers of a fixed-window bucket per webhook (bot route: per
 channel); 429 bodies carry ``retry_after``; oversized or empty messages get Discord's 400 codes;
-disabled webhooks answer 404 ``Unknown Webhook``. Only accepted (2xx) messages are recorded.
+disabled webhooks answer 404 ``Unknown Webhook``. Only accepted (2xx) messages are recorded,
+each with the notifications it carried (kind and killmail id per embed, read on arrival by
+:func:`~wanderer_console.sim.summary.notifications_in`).
 
 Like Discord, a bot message with a ``nonce`` and ``enforce_nonce`` that repeats a nonce the same
 channel saw within the last few minutes returns the original message and posts nothing. Faults
@@ -27,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from wanderer_console.sim.discord_rules import Bucket, validate_message
+from wanderer_console.sim.summary import CarriedNotification, notifications_in
 
 __all__ = ["FakeDiscord", "ReceivedMessage", "webhook_url"]
 
@@ -52,6 +55,8 @@ class ReceivedMessage:
     message_id: str = ""
     channel_id: str = ""
     query: dict[str, str] = field(default_factory=dict)
+    notifications: tuple[CarriedNotification, ...] = ()
+    """One per embed, read when the message was accepted: what kind, which killmail."""
 
 
 class FakeDiscord:
@@ -223,6 +228,7 @@ class FakeDiscord:
                 message_id=message["id"],
                 channel_id=channel_id,
                 query=query,
+                notifications=notifications_in(target, body),
             )
         )
         if webhook_id is None and nonce is not None and body.get("enforce_nonce"):

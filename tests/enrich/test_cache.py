@@ -108,9 +108,9 @@ async def test_version_bump_invalidates(esi_env: EsiEnv) -> None:
     cache = CacheFacade(esi_env.client(), version=1)
     cid = next(iter(esi_env.gen.characters))
     await cache.get_character(cid)
-    assert cache.peek_character(cid) is not None
+    assert cache.peek("character", cid) is not None
     assert cache.bump_version() == 2
-    assert cache.peek_character(cid) is None
+    assert cache.peek("character", cid) is None
     await cache.get_character(cid)
     stats = cache.stats()
     assert stats["version"] == 2

@@ -8,6 +8,7 @@ import pytest
 
 from tests.http.conftest import FaultServer, Reply
 from wanderer_console.http import HttpClient, HttpServiceSettings, build_client, open_sse
+from wanderer_console.http.telemetry import http_metrics
 from wanderer_console.telemetry.logging import JsonFormatter
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -93,7 +94,8 @@ async def test_two_clients_share_one_registry(fault_server: FaultServer) -> None
     finally:
         await a.aclose()
         await b.aclose()
-    assert metrics.by_label("wc_http_requests_total", "service") == {"esi": 1.0, "map": 1.0}
+    requests = http_metrics(metrics).requests
+    assert Metrics.split(requests, "service") == {"esi": 1.0, "map": 1.0}
 
 
 async def test_sse_stream_is_not_subject_to_retry_caps(fault_server: FaultServer) -> None:

@@ -15,7 +15,6 @@ __all__ = [
     "classes_for_class_id",
     "is_character_id",
     "is_kspace_system",
-    "is_solar_system_id",
     "is_wormhole_system",
     "security_class",
     "space_facts",
@@ -47,11 +46,6 @@ def is_wormhole_system(system_id: int) -> bool:
 def is_kspace_system(system_id: int) -> bool:
     """Known space: ids 30,000,000–30,999,999."""
     return _KSPACE_FIRST <= system_id <= _KSPACE_LAST
-
-
-def is_solar_system_id(value: int) -> bool:
-    """Any solar system id, k-space, J-space or abyssal."""
-    return 30_000_000 <= value <= 32_999_999
 
 
 def is_character_id(value: int) -> bool:

@@ -10,15 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
     "KNOWN_MAP_EVENT_TYPES",
-    "NOTIFIED_MAP_EVENT_TYPES",
     "AddSystem",
     "CharacterAdded",
     "CharacterRemoved",
-    "ConnectedFrame",
     "DeletedSystem",
     "MapEnvelope",
     "MapPayload",
@@ -34,13 +32,6 @@ class _Lenient(BaseModel):
     """Base for wire models: unknown keys are kept, never an error."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-
-class ConnectedFrame(_Lenient):
-    """Data of the first SSE frame; not an envelope and never a cursor."""
-
-    map_id: str | None = None
-    server_time: str | None = None
 
 
 class MapEnvelope(_Lenient):
@@ -167,9 +158,6 @@ KNOWN_MAP_EVENT_TYPES: Final[frozenset[str]] = frozenset(
 )
 """Every type the map server can name; anything else is counted as unknown."""
 
-NOTIFIED_MAP_EVENT_TYPES: Final[frozenset[str]] = frozenset(_PAYLOADS)
-"""Types whose payload the console parses (they change tracking or notify)."""
-
 
 class UnknownEventType(ValueError):
     """Raised for an event type this build does not know; callers count and skip it."""
@@ -188,7 +176,3 @@ def parse_payload(envelope: MapEnvelope) -> MapPayload | None:
             return None
         raise UnknownEventType(f"unknown map event type {envelope.type!r}")
     return model.model_validate(envelope.payload)
-
-
-# Re-exported so callers can catch payload errors without importing pydantic themselves.
-PayloadError = ValidationError

@@ -45,7 +45,6 @@ NAMESPACES: Final[tuple[str, ...]] = (
 )
 """Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``."""
 
-_ENTITY_NAMESPACES: Final = NAMESPACES[:5]
 _NAME_CATEGORY: Final = {
     "character": "character",
     "corporation": "corporation",
@@ -194,18 +193,6 @@ class CacheFacade:
             raise KeyError(f"unknown cache namespace {namespace!r}")
         entry = self._lookup(namespace, int(key))
         return None if entry is None else entry.value
-
-    def peek_character(self, character_id: int) -> dict[str, Any] | None:
-        """Cached ``GET /characters/{id}`` document, if any."""
-        return self.peek("character", character_id)  # type: ignore[no-any-return]
-
-    def peek_corporation(self, corporation_id: int) -> dict[str, Any] | None:
-        """Cached ``GET /corporations/{id}`` document, if any."""
-        return self.peek("corporation", corporation_id)  # type: ignore[no-any-return]
-
-    def peek_alliance(self, alliance_id: int) -> dict[str, Any] | None:
-        """Cached ``GET /alliances/{id}`` document, if any."""
-        return self.peek("alliance", alliance_id)  # type: ignore[no-any-return]
 
     def peek_system(self, system_id: int) -> dict[str, Any] | None:
         """Cached ``GET /universe/systems/{id}`` document, if any."""

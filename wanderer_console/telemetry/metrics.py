@@ -132,15 +132,6 @@ class Metrics:
         sample = self.registry.get_sample_value(name, labels)
         return 0.0 if sample is None else sample
 
-    def by_label(self, name: str, label: str) -> dict[str, float]:
-        """Every sample of a metric keyed by one label's value."""
-        out: dict[str, float] = {}
-        for family in self.registry.collect():
-            for sample in family.samples:
-                if sample.name == name and label in sample.labels:
-                    out[sample.labels[label]] = out.get(sample.labels[label], 0.0) + sample.value
-        return out
-
     @staticmethod
     def split(metric: Counter, label: str) -> dict[str, float]:
         """One counter's totals keyed by a label's value (collects that metric only)."""

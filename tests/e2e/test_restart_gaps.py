@@ -160,8 +160,10 @@ async def test_kills_during_downtime_are_backfilled_after_restart(
     try:
         await wait_for(lambda: all(delivered(sim)[i] for i in gap), timeout=30)
         assert time.monotonic() - started < 30, "delivered inside the suppression window"
-        assert second.fallback is not None
-        await wait_for(lambda: second.fallback is not None and not second.fallback.gap_pending)
+        assert second.kills.fallback is not None
+        await wait_for(
+            lambda: second.kills.fallback is not None and not second.kills.fallback.gap_pending
+        )
         await second.drain(timeout=3.0)
         await asyncio.sleep(0.5)
         backfilled = second.metrics.value("wc_events_received_total", source="backfill")
@@ -183,8 +185,8 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
         before = _tracked_kill(sim, systems[0])
         await sim.killstream.push_kill(before)
         await wait_for(lambda: delivered(sim)[before["killmail_id"]])
-        assert runtime.fallback is not None
-        joins = runtime.kill_sources["systems"].joins
+        assert runtime.kills.fallback is not None
+        joins = runtime.kills.sockets["systems"].joins
 
         # The server goes away for a while; kills happen meanwhile.
         sim.killstream.refuse_connections = True
@@ -194,13 +196,17 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
         await asyncio.sleep(0.5)
         sim.killstream.refuse_connections = False
 
-        await wait_for(lambda: runtime.kill_sources["systems"].joins > joins)
+        await wait_for(lambda: runtime.kills.sockets["systems"].joins > joins)
         await wait_for(lambda: all(delivered(sim)[i] for i in gap), timeout=30)
-        await wait_for(lambda: runtime.fallback is not None and not runtime.fallback.gap_pending)
+        await wait_for(
+            lambda: runtime.kills.fallback is not None and not runtime.kills.fallback.gap_pending
+        )
         await runtime.drain(timeout=3.0)
         await asyncio.sleep(0.5)
-        assert runtime.fallback.counters["gaps_filled"] >= 1
-        assert not runtime.fallback.active  # the REST polling never started: the backfill did it
+        assert runtime.kills.fallback.counters["gaps_filled"] >= 1
+        assert (
+            not runtime.kills.fallback.active
+        )  # the REST polling never started: the backfill did it
     finally:
         await runtime.stop()
     counts = delivered(sim)

@@ -222,12 +222,12 @@ async def test_damage_found_while_running_makes_ready_false_with_advice(tmp_path
     data.mkdir()
     page_size, page_count = _filled_database(data / DB_NAME)
     runtime = Runtime(Settings(), data_dir=data)
-    runtime.integrity_interval = 0.1
+    runtime.maintenance.integrity_interval = 0.1
     await runtime.start()
     try:
         assert not any("damaged" in reason for reason in readiness_problems(runtime))
         _corrupt_pages(data / DB_NAME, page_size, [page_count - 3])
-        await wait_for(lambda: runtime.integrity_problem is not None, 10)
+        await wait_for(lambda: runtime.maintenance.integrity_problem is not None, 10)
         reasons = readiness_problems(runtime)
         assert any("database damaged" in r and ".recover" in r for r in reasons), reasons
     finally:

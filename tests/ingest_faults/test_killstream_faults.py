@@ -126,8 +126,8 @@ async def test_tracking_change_sends_subscribe_systems(tmp_path: Path) -> None:
         try:
             await wait_for(
                 lambda: (
-                    "systems" in runtime.kill_sources
-                    and runtime.kill_sources["systems"].health.state is ConnectionState.CONNECTED
+                    "systems" in runtime.kills.sockets
+                    and runtime.kills.sockets["systems"].health.state is ConnectionState.CONNECTED
                 )
             )
             joins = len(sim.killstream.joins)

@@ -336,7 +336,7 @@ async def test_runtime_reloads_the_map_after_an_outage_longer_than_the_buffer(
         runtime.sse_resync_after = 0.2  # anything longer than this is "too long" here
         await runtime.start()
         try:
-            source = runtime.map_sources[sim.map_slug]
+            source = runtime.maps.sources[sim.map_slug]
             await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
             missed = sim.generator.new_system()
             sim.map.drop_connections()

@@ -1,4 +1,5 @@
-"""Fixtures: the simulator plus a runtime serving its HTTP surface on a free loopback port."""
+"""Fixtures: the shared runtime (tests/conftest.py) serving its HTTP surface on a free loopback
+port, a client for it and an ingest key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.support import connected
 from wanderer_console.config.model import ServerSettings, Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -27,24 +27,9 @@ def server_settings(sim: Simulator, data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(seed=5)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
-async def runtime(sim: Simulator, tmp_path: Path) -> AsyncIterator[Runtime]:
-    engine = Runtime(server_settings(sim, tmp_path), data_dir=tmp_path)
-    await engine.start()
-    try:
-        await connected(engine)
-        yield engine
-    finally:
-        await engine.stop()
+def runtime_settings(sim: Simulator, tmp_path: Path) -> Settings:
+    """The shared ``runtime`` fixture starts on :func:`server_settings` here."""
+    return server_settings(sim, tmp_path)
 
 
 @pytest.fixture

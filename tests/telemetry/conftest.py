@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.server.conftest import client, ingest_key, runtime, sim  # noqa: F401 (fixtures)
+from tests.server.conftest import client, ingest_key, runtime_settings  # noqa: F401 (fixtures)
 from wanderer_console.telemetry.logging import ContextFilter, JsonFormatter
 
 

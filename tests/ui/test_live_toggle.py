@@ -104,7 +104,7 @@ async def test_kill_toggle_in_console_stops_kill_notifications(
     await runtime.start()
     feeder: asyncio.Task[None] | None = None
     try:
-        await wait_for(lambda: "systems" in runtime.kill_sources)
+        await wait_for(lambda: "systems" in runtime.kills.sockets)
         await wait_for(
             lambda: all(c["state"] == "connected" for c in runtime.snapshot()["connections"])
         )

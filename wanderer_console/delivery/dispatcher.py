@@ -28,18 +28,25 @@ from typing import Any
 
 import orjson
 
+from wanderer_console.config.model import Settings
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
 from wanderer_console.delivery.pacing import Batch, ChannelPacer, pack
-from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
+from wanderer_console.delivery.policy import (
+    DeliveryPolicy,
+    ResolvedTarget,
+    TargetState,
+    resolved_targets,
+)
 from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.notification import TargetKind
+from wanderer_console.http.client import HttpClient
 from wanderer_console.store.base import OutboxRow
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["Dispatcher", "ResolvedTarget", "TargetState"]
+__all__ = ["Dispatcher", "ResolvedTarget", "TargetState", "build_dispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -414,3 +421,21 @@ class Dispatcher:
                 for key in sorted(keys)
             },
         }
+
+
+def build_dispatcher(
+    store: SqliteStore, metrics: Metrics, http: HttpClient, settings: Callable[[], Settings]
+) -> Dispatcher:
+    """The engine's dispatcher: Discord reached through ``http``, targets and switches read
+    from the live settings on every look, so a reload applies at once."""
+    first = settings()
+    sender = DiscordSender(http, api_url=first.discord.api_url, user_agent=first.esi.user_agent)
+    return Dispatcher(
+        store,
+        sender,
+        metrics,
+        lambda: resolved_targets(settings()),
+        dry_run=lambda: settings().console.dry_run,
+        channel_per_minute=first.discord.channel_messages_per_minute,
+        policy=DeliveryPolicy.from_settings(first),
+    )

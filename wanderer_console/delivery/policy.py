@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import route_credentials
 from wanderer_console.domain.notification import Target
 
-__all__ = ["DeliveryPolicy", "ResolvedTarget", "TargetState", "fingerprint"]
+__all__ = ["DeliveryPolicy", "ResolvedTarget", "TargetState", "fingerprint", "resolved_targets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,15 @@ class DeliveryPolicy:
     that outlasted the normal timeout once gets the time to confirm."""
     stop_grace: float = 5.0
     """On a graceful stop, how long in-flight requests may take to finish."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        """The rules as ``[discord]`` and ``[console]`` set them."""
+        return cls(
+            max_age=settings.discord.max_delivery_age_hours * 3600,
+            uncertain_window=settings.discord.uncertain_retry_seconds,
+            stop_grace=settings.console.stop_grace_seconds,
+        )
 
     def backoff(self, attempts: int) -> float:
         """Delay before the attempt after ``attempts`` failed ones."""
@@ -90,3 +101,11 @@ class ResolvedTarget:
     def fingerprint(self) -> str:
         """Digest of address and credential (a dead target revives when it changes)."""
         return fingerprint(self.target, self.bot_token)
+
+
+def resolved_targets(settings: Settings) -> dict[tuple[str, str], ResolvedTarget]:
+    """Every configured target by ``(tenant, key)``, with the credential it posts with."""
+    return {
+        key: ResolvedTarget(target, token)
+        for key, (target, token) in route_credentials(settings).items()
+    }

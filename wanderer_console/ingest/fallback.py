@@ -172,6 +172,13 @@ class FallbackPoller:
         """True while a gap waits to be backfilled (the watermark does not move meanwhile)."""
         return self._gap_from is not None
 
+    @property
+    def settled(self) -> bool:
+        """The latest join has been seen and no gap waits: from now on, no request until the
+        socket goes down again."""
+        seen = self._joins is None or self._joins() == self._epoch
+        return seen and not self.active and self._gap_from is None
+
     async def _while_up(self) -> None:
         """Open a gap on a new join, try to fill a pending one, else advance the watermark."""
         epoch = self._joins() if self._joins is not None else 0  # no count: no gaps

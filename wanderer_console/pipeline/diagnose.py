@@ -18,32 +18,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from wanderer_console.command import EXIT_INVALID, Command, load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.rules import decide_kill
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["DiagnoseError", "diagnose_kill", "fetch_killmail", "register", "run"]
+__all__ = ["COMMAND", "DiagnoseError", "diagnose_kill", "fetch_killmail", "run"]
 
 
 class DiagnoseError(Exception):
     """The kill or a map could not be fetched; the message says which and why."""
 
 
-def register(sub: Any) -> None:
-    """Add ``kill`` to the top-level sub-command parser."""
-    kill = sub.add_parser(
-        "kill",
-        help="run one killmail through every map's rules and explain the outcome",
-        description="Fetch a killmail (ESI with --hash, else the killstream REST API), load each "
-        "map's tracking, and print as JSON which notifications it would produce and why the "
-        "other maps filter it. The age gate is ignored; nothing is sent.",
-    )
+def add_arguments(kill: argparse.ArgumentParser) -> None:
+    """The ``kill`` command's arguments."""
     kill.add_argument("killmail_id", type=int, metavar="KILLMAIL_ID")
     kill.add_argument("--hash", metavar="H", help="zKillboard hash: fetch the kill from ESI")
     kill.add_argument(
@@ -129,12 +123,26 @@ async def diagnose_kill(
     return {"killmail_id": km.killmail_id, "system_id": km.system_id, "maps": maps}
 
 
-def run(settings: Settings, killmail_id: int, killmail_hash: str | None) -> int:
+def run(args: argparse.Namespace) -> int:
     """Handle ``kill``: print the verdict as JSON; exit 1 when the kill cannot be fetched."""
+    loaded = load_config(args)
+    if loaded is None:
+        return EXIT_INVALID
     try:
-        verdict = asyncio.run(diagnose_kill(settings, killmail_id, killmail_hash))
+        verdict = asyncio.run(diagnose_kill(loaded.settings, args.killmail_id, args.hash))
     except DiagnoseError as exc:
         print(f"wanderer-console kill: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(verdict, indent=2, sort_keys=True))
     return 0
+
+
+COMMAND = Command(
+    "kill",
+    help="run one killmail through every map's rules and explain the outcome",
+    description="Fetch a killmail (ESI with --hash, else the killstream REST API), load each "
+    "map's tracking, and print as JSON which notifications it would produce and why the "
+    "other maps filter it. The age gate is ignored; nothing is sent.",
+    add_arguments=add_arguments,
+    run=run,
+)

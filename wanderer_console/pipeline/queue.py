@@ -209,6 +209,14 @@ class BoundedPriorityQueue(Generic[T]):
         if self._getters:
             self._wake(self._getters)
 
+    def offer(self, items: Sequence[T]) -> bool:
+        """Put all of ``items`` now if there is room for all of them; else none (False)."""
+        if self.maxsize and self.maxsize - self.qsize() < len(items):
+            return False
+        for item in items:
+            self.put_nowait(item)
+        return True
+
     async def put(self, item: T) -> None:
         """Add an item, waiting while the queue is full (the caller stops reading meanwhile)."""
         if self.full():

@@ -29,22 +29,23 @@ from typing import Any, TextIO
 import orjson
 from pydantic import ValidationError
 
+from wanderer_console.command import Command
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
 from wanderer_console.domain.notification import Notification
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.ingest.items import CustomItem
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.items import CustomItem
 from wanderer_console.pipeline.map_updates import MapHooks
-from wanderer_console.pipeline.tracking import TrackingIndex
 from wanderer_console.store.base import StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["ReplayResult", "add_parser", "parse_since", "replay", "run"]
+__all__ = ["COMMAND", "ReplayResult", "add_arguments", "parse_since", "replay", "run"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -232,18 +233,8 @@ def _custom(
 # -- command line -------------------------------------------------------------------------------
 
 
-def add_parser(
-    sub: Any, common: Callable[[argparse.ArgumentParser], None]
-) -> argparse.ArgumentParser:
-    """Add ``replay`` to the CLI's sub-commands (``common`` adds --config, --data-dir …)."""
-    parser: argparse.ArgumentParser = sub.add_parser(
-        "replay",
-        help="print the notifications stored events would produce (dry run)",
-        description="Run events stored since TIME through the notification rules again and "
-        "print, as JSON lines, the notifications that would be sent. Never sends; --dry-run "
-        "is required.",
-    )
-    common(parser)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``replay``'s own options (the registry adds the common --config, --data-dir …)."""
     parser.add_argument(
         "--since",
         required=True,
@@ -255,7 +246,6 @@ def add_parser(
         action="store_true",
         help="do not read the maps' REST API; rebuild tracking from stored map events only",
     )
-    return parser
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -301,3 +291,15 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     }
     print(json.dumps({"summary": "replay", **summary}, sort_keys=True), file=sys.stderr)
     return EXIT_OK
+
+
+COMMAND = Command(
+    "replay",
+    help="print the notifications stored events would produce (dry run)",
+    description="Run events stored since TIME through the notification rules again and "
+    "print, as JSON lines, the notifications that would be sent. Never sends; --dry-run "
+    "is required.",
+    add_arguments=add_arguments,
+    run=run,
+    common_options=True,
+)

@@ -12,7 +12,7 @@ routes included, is counted and logged throttled (:mod:`~wanderer_console.server
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,16 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wanderer_console.server.guard import ConnectionGuard, ConnectionLimits, descriptor_limit
 from wanderer_console.server.health import HealthEndpoints
 from wanderer_console.server.ingest import IngestEndpoint
+from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import Refusals, endpoint_of
-from wanderer_console.server.serve import EmbeddedServer
+from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.server.webhook import WebhookEndpoint
 from wanderer_console.telemetry.context import bind_request_id
 
-if TYPE_CHECKING:
-    from wanderer_console.runtime import Runtime
-
-__all__ = ["HttpSurface", "build_app"]
+__all__ = ["HttpSurface", "build_app", "start_surface"]
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +80,13 @@ def _unrouted(refusals: Refusals) -> dict[Any, Any]:
 
 
 def build_app(
-    runtime: Runtime, tenants: TenantRegistry, refusals: Refusals | None = None
+    engine: EngineSurface, tenants: TenantRegistry, refusals: Refusals | None = None
 ) -> Starlette:
-    """The Starlette app over one runtime (tests may serve it themselves)."""
-    refusals = refusals or Refusals(runtime.metrics)
-    health = HealthEndpoints(runtime)
-    ingest = IngestEndpoint(runtime, tenants, refusals=refusals)
-    webhook = WebhookEndpoint(runtime, refusals=refusals)
+    """The Starlette app over the engine (tests may serve it themselves)."""
+    refusals = refusals or Refusals(engine.metrics)
+    health = HealthEndpoints(engine)
+    ingest = IngestEndpoint(engine, tenants, refusals=refusals)
+    webhook = WebhookEndpoint(engine, refusals=refusals)
     app = Starlette(
         routes=[
             Route("/health", health.health, methods=["GET"]),
@@ -104,16 +102,16 @@ def build_app(
 
 
 class HttpSurface:
-    """Owns the tenant registry, the app and its uvicorn server for one runtime.
+    """Owns the tenant registry, the app and its uvicorn server for the engine.
 
-    Limits and log throttling come from ``runtime.settings.server`` as it is at start (the
+    Limits and log throttling come from ``engine.settings.server`` as it is at start (the
     ``[server]`` section takes effect on restart only).
     """
 
-    def __init__(self, runtime: Runtime, *, host: str, port: int) -> None:
-        settings = runtime.settings.server
-        self.tenants = TenantRegistry(runtime.store.path)
-        self.refusals = Refusals(runtime.metrics, interval=settings.refusal_log_interval_seconds)
+    def __init__(self, engine: EngineSurface, *, host: str, port: int) -> None:
+        settings = engine.settings.server
+        self.tenants = TenantRegistry(engine.database)
+        self.refusals = Refusals(engine.metrics, interval=settings.refusal_log_interval_seconds)
         limits = ConnectionLimits(
             header_timeout=settings.header_timeout_seconds,
             body_timeout=settings.body_timeout_seconds,
@@ -123,8 +121,8 @@ class HttpSurface:
         self.guard = ConnectionGuard(
             limits, on_close=self.refusals.connection_closed, nofile=descriptor_limit()
         )
-        runtime.metrics.server_connections.set_function(lambda: self.guard.open_connections)
-        self.app = build_app(runtime, self.tenants, self.refusals)
+        engine.metrics.server_connections.set_function(lambda: self.guard.open_connections)
+        self.app = build_app(engine, self.tenants, self.refusals)
         self.server = EmbeddedServer(
             self.app,
             host=host,
@@ -156,3 +154,23 @@ class HttpSurface:
         """Stop serving and close the registry."""
         await self.server.stop()
         self.tenants.close()
+
+
+async def start_surface(engine: EngineSurface) -> tuple[HttpSurface | None, str | None]:
+    """Serve the HTTP surface when ``[server] enabled``; ``(surface, None)`` when it runs.
+
+    A bind failure is ``(None, reason)``, counted and logged: notifications matter more than the
+    HTTP surface, so the engine keeps running and says why.
+    """
+    server = engine.settings.server
+    if not server.enabled:
+        return None, None
+    surface = HttpSurface(engine, host=server.host, port=server.port)
+    try:
+        await surface.start()
+    except ServerStartError as exc:
+        surface.tenants.close()
+        engine.metrics.errors.labels(component="http").inc()
+        log.error("http server not started", extra={"ctx": {"error": str(exc)}})
+        return None, str(exc)
+    return surface, None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -26,11 +26,9 @@ from starlette.responses import JSONResponse, Response
 from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.ingest.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
+from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
 from wanderer_console.server.tenants import TenantRegistry
-
-if TYPE_CHECKING:
-    from wanderer_console.runtime import Runtime
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BODY_BYTES", "IngestEndpoint", "IngestEvent"]
 
@@ -77,20 +75,20 @@ def _bearer(request: Request) -> str | None:
 
 
 class IngestEndpoint:
-    """The ingest handler, bound to a runtime and a tenant registry."""
+    """The ingest handler, bound to the engine and a tenant registry."""
 
     def __init__(
         self,
-        runtime: Runtime,
+        engine: EngineSurface,
         tenants: TenantRegistry,
         *,
         timeout: float = 10.0,
         refusals: Refusals | None = None,
     ):
-        self._runtime = runtime
+        self._engine = engine
         self._tenants = tenants
         self._timeout = timeout
-        self._refusals = refusals or Refusals(runtime.metrics)
+        self._refusals = refusals or Refusals(engine.metrics)
 
     def _refuse(
         self, request: Request, reason: str, status: int, body: dict[str, Any], **ctx: str
@@ -160,7 +158,7 @@ class IngestEndpoint:
             results.append(result)
             if not isinstance(candidate, dict):
                 result.update(status="rejected", reason="event must be a JSON object")
-                self._runtime.metrics.events_invalid.labels(source="api", reason="shape").inc()
+                self._engine.metrics.events_invalid.labels(source="api", reason="shape").inc()
                 continue
             try:
                 event = IngestEvent.model_validate(candidate)
@@ -170,7 +168,7 @@ class IngestEndpoint:
                     status="rejected",
                     reason=_reason(exc),
                 )
-                self._runtime.metrics.events_invalid.labels(source="api", reason="schema").inc()
+                self._engine.metrics.events_invalid.labels(source="api", reason="schema").inc()
                 continue
             event_id = event.event_id or uuid.uuid4().hex
             result["event_id"] = event_id
@@ -188,7 +186,7 @@ class IngestEndpoint:
                 source="api",
                 done=done,
             )
-            await self._runtime.queue.put(item)
+            await self._engine.enqueue(item)
             pending.append((result, done))
         for result, done in pending:
             try:

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -28,10 +28,8 @@ from starlette.responses import JSONResponse, Response
 from wanderer_console.domain.map_events import MapEnvelope
 from wanderer_console.ingest.items import MapEventItem
 from wanderer_console.server.body import TooLarge, read_body
+from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import Refusals, clip
-
-if TYPE_CHECKING:
-    from wanderer_console.runtime import Runtime
 
 __all__ = ["MAX_WEBHOOK_BYTES", "REPLAY_WINDOW_SECONDS", "UNKNOWN_MAP", "WebhookEndpoint", "sign"]
 
@@ -54,26 +52,26 @@ class WebhookEndpoint:
 
     def __init__(
         self,
-        runtime: Runtime,
+        engine: EngineSurface,
         *,
         clock: Callable[[], float] = time.time,
         refusals: Refusals | None = None,
     ) -> None:
-        self._runtime = runtime
+        self._engine = engine
         self._clock = clock
-        self._refusals = refusals or Refusals(runtime.metrics)
+        self._refusals = refusals or Refusals(engine.metrics)
 
     def _reject(
         self, request: Request, label: str, reason: str, message: str, status: int = 401
     ) -> Response:
-        self._runtime.metrics.events_invalid.labels(source=f"webhook:{label}", reason=reason).inc()
+        self._engine.metrics.events_invalid.labels(source=f"webhook:{label}", reason=reason).inc()
         self._refusals.refused(request, "webhook", reason, status, map=label)
         return JSONResponse({"error": clip(message)}, status_code=status)
 
     async def receive(self, request: Request) -> Response:
         """Check timestamp and signature, then queue each envelope; answer at once."""
         tenant = str(request.path_params["map"])
-        map_settings = self._runtime.settings.maps.get(tenant)
+        map_settings = self._engine.settings.maps.get(tenant)
         label = tenant if map_settings is not None else UNKNOWN_MAP
         secret = map_settings.webhook_secret if map_settings is not None else None
         try:
@@ -120,19 +118,16 @@ class WebhookEndpoint:
                 envelope = MapEnvelope.model_validate(candidate)
             except ValidationError:
                 invalid += 1
-                self._runtime.metrics.events_invalid.labels(source=source, reason="envelope").inc()
+                self._engine.metrics.events_invalid.labels(source=source, reason="envelope").inc()
                 continue
             raw = body.decode() if not batch else orjson.dumps(candidate).decode()
             items.append(MapEventItem(tenant, envelope, raw, source))
-        queue = self._runtime.queue
-        if queue.maxsize and queue.maxsize - queue.qsize() < len(items):
+        if not self._engine.offer(items):
             # Let the sender retry later rather than block its delivery task.
             self._refusals.refused(request, "webhook", "busy", 503, map=tenant)
             return JSONResponse(
                 {"error": "busy: event queue full"}, status_code=503, headers={"retry-after": "2"}
             )
-        for item in items:
-            queue.put_nowait(item)
         if invalid and not items:
             self._refusals.refused(request, "webhook", "envelope", 400, map=tenant)
             return JSONResponse({"error": "no valid event envelope", "invalid": invalid}, 400)

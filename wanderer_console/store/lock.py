@@ -23,9 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from wanderer_console.config.paths import DB_NAME
 from wanderer_console.store.integrity import ensure_data_dir
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder"]
+__all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder", "open_owned"]
 
 LOCK_FILE = "engine.lock"
 
@@ -152,3 +155,23 @@ def lock_holder(data_dir: Path) -> LockHolder | None:
             return _read_holder(handle)
         fcntl.flock(handle, fcntl.LOCK_UN)
         return None
+
+
+def open_owned(data_dir: Path, metrics: Metrics) -> tuple[DataDirLock, SqliteStore]:
+    """Take ``data_dir``'s lock, then open its store (the lock is released if that fails).
+
+    Failed writes are counted in ``wc_store_write_errors_total``; ``wc_store_writable`` reads
+    the store's write fault when scraped.
+    """
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    try:
+        store = SqliteStore(
+            data_dir / DB_NAME,
+            on_write_error=lambda op: metrics.store_write_errors.labels(operation=op).inc(),
+        )
+    except BaseException:
+        lock.release()
+        raise
+    metrics.store_writable.set_function(lambda: float(store.write_fault is None))
+    return lock, store

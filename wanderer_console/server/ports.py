@@ -1,0 +1,66 @@
+"""What the HTTP surface needs from the engine, and nothing more.
+
+The endpoints read the settings, the metrics and the engine's readiness, and hand accepted
+events to the pipeline; they never reach into the engine's parts. The runtime implements
+:class:`EngineSurface`; a test can serve the app over any object that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from wanderer_console.config.model import Settings
+from wanderer_console.ingest.items import Item
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["EngineSurface", "Readiness"]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Why the engine is not ready (empty when it is), and the targets Discord refused."""
+
+    reasons: list[str] = field(default_factory=list)
+    down: bool = False
+    """True when it cannot do its job (a source, the store); else at most degraded."""
+    dead_targets: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``degraded`` (it runs, but something waits on an operator or on Discord) or
+        ``down``."""
+        if not self.reasons:
+            return "ok"
+        return "down" if self.down else "degraded"
+
+
+class EngineSurface(Protocol):
+    """The engine as the HTTP surface sees it."""
+
+    @property
+    def settings(self) -> Settings:
+        """The running configuration."""
+
+    @property
+    def metrics(self) -> Metrics:
+        """The engine's Prometheus registry and counters."""
+
+    @property
+    def started_at(self) -> float:
+        """Unix time the engine started."""
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file (the ingest API's tenants live there)."""
+
+    async def enqueue(self, item: Item) -> None:
+        """Hand an accepted event to the pipeline (waits while the queue is full)."""
+
+    def offer(self, items: Sequence[Item]) -> bool:
+        """Queue all of ``items`` now if the queue has room for all of them; else none."""
+
+    def readiness(self) -> Readiness:
+        """Whether the engine can do its job now, and why not."""

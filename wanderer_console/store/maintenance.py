@@ -1,0 +1,60 @@
+"""The store's upkeep: retention of old records and a periodic integrity check.
+
+Retention runs hourly and deletes events, and notifications finished, older than
+``console.retention_days`` (pending and in-flight notifications are never deleted). The integrity
+check reads the whole database every few hours on its own read-only connection in a thread, so
+damage is found before a write trips on it: the problem is kept for ``/ready`` and logged at
+ERROR with what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from wanderer_console.store.integrity import check_file
+from wanderer_console.store.sqlite import SqliteStore
+
+__all__ = ["Maintenance"]
+
+log = logging.getLogger("wanderer_console.runtime")
+
+
+class Maintenance:
+    """Retention and integrity loops over one store."""
+
+    def __init__(self, store: SqliteStore, retention_days: Callable[[], float]) -> None:
+        self._store = store
+        self._retention_days = retention_days
+        self.integrity_interval = 6 * 3600.0
+        """Seconds between two full integrity checks of the database."""
+        self.integrity_problem: str | None = None
+        """Damage the last periodic check found (``None``: none found)."""
+
+    async def retention(self) -> None:
+        """Hourly: drop events and finished notifications older than the retention period."""
+        while True:
+            cutoff = time.time() - self._retention_days() * 86_400
+            events, notes = self._store.prune(cutoff)
+            if events or notes:
+                log.info(
+                    "old records pruned",
+                    extra={"ctx": {"events": events, "notifications": notes}},
+                )
+            await asyncio.sleep(3600)
+
+    async def integrity(self) -> None:
+        """Every :attr:`integrity_interval` seconds: check the whole database."""
+        path = self._store.path
+        while True:
+            await asyncio.sleep(self.integrity_interval)
+            problem = await asyncio.to_thread(check_file, path)
+            if problem != self.integrity_problem and problem is not None:
+                log.error(
+                    "database damaged; stop the console, restore the backup or run"
+                    " `sqlite3 DB .recover`",
+                    extra={"ctx": {"path": str(path), "problem": problem}},
+                )
+            self.integrity_problem = problem

@@ -1,0 +1,152 @@
+"""What the engine shows of itself: readiness, the snapshot the console reads, the summary.
+
+Read-only views over the runtime's parts, built on demand (the console every second, ``/ready``
+per request); nothing here changes state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from wanderer_console import __version__
+from wanderer_console.config.reload import ConfigReloader
+from wanderer_console.delivery.dispatcher import Dispatcher
+from wanderer_console.domain.tracking import TrackingIndex
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.http.pool import ClientPool
+from wanderer_console.ingest.items import Item
+from wanderer_console.ingest.kill_sources import KillSources
+from wanderer_console.ingest.map_bootstrap import MapFeeds
+from wanderer_console.pipeline.queue import BoundedPriorityQueue
+from wanderer_console.server.ports import Readiness
+from wanderer_console.store.maintenance import Maintenance
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["EngineParts", "readiness", "snapshot", "summary"]
+
+
+def _clock(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
+
+
+class EngineParts(Protocol):
+    """The runtime's parts these views read (the runtime satisfies it)."""
+
+    started_at: float
+    ready: asyncio.Event
+    metrics: Metrics
+    store: SqliteStore
+    index: TrackingIndex
+    queue: BoundedPriorityQueue[Item]
+    dispatcher: Dispatcher
+    cache: CacheFacade
+    clients: ClientPool
+    maps: MapFeeds
+    kills: KillSources
+    maintenance: Maintenance
+    reloader: ConfigReloader | None
+
+
+def readiness(parts: EngineParts) -> Readiness:
+    """Why the engine is not ready: down (it cannot do its job) or degraded (something waits)."""
+    store, dispatcher = parts.store, parts.dispatcher
+    down: list[str] = []
+    if not parts.ready.is_set():
+        down.append("runtime: still starting")
+    if not store.ping():
+        down.append("store: database not reachable")
+    problem = parts.maintenance.integrity_problem
+    if problem is not None:
+        down.append(
+            f"store: database damaged ({problem}); stop, restore the backup"
+            " or run `sqlite3 DB .recover`"
+        )
+    fault = store.write_fault
+    if fault is not None:
+        down.append(
+            f"store: cannot write ({fault.reason}); delivery paused since"
+            f" {_clock(fault.since)} UTC, {fault.failures} failed writes"
+        )
+    degraded: list[str] = []
+    dead = dispatcher.dead_targets
+    for (tenant, key), target in sorted(dead.items()):
+        degraded.append(
+            f"target {key} (map {tenant}): dead since {_clock(target.since)} UTC"
+            f" ({target.reason}); its notifications wait: fix it or run"
+            f" `wanderer-console outbox retry {key}`"
+        )
+    if dispatcher.global_pause_until > time.time():
+        degraded.append(
+            f"delivery: paused by Discord until {_clock(dispatcher.global_pause_until)} UTC"
+        )
+    healths = [source.health for source in parts.maps.sources.values()]
+    healths += [source.health for source in parts.kills.sockets.values()]
+    for health in healths:
+        connection = health.snapshot()
+        if connection["state"] != "connected":
+            reason = f"source {connection['name']}: {connection['state']}"
+            if connection.get("last_error"):
+                reason += f" ({connection['last_error']})"
+            down.append(reason)
+    return Readiness(
+        reasons=down + degraded,
+        down=bool(down),
+        dead_targets=sorted(key for _tenant, key in dead),
+    )
+
+
+def snapshot(parts: EngineParts) -> dict[str, Any]:
+    """An immutable-by-copy view of the whole engine for the console."""
+    sources: list[Any] = [*parts.maps.sources.values(), *parts.kills.sockets.values()]
+    sources += [parts.kills.r2z2] if parts.kills.r2z2 is not None else []
+    queue = parts.queue
+    return {
+        "version": __version__,
+        "started_at": parts.started_at,
+        "uptime": time.time() - parts.started_at,
+        "connections": [source.health.snapshot() for source in sources],
+        "queue_depth": queue.qsize(),
+        "queue": {
+            "bound": queue.maxsize,
+            "lanes": queue.depths(),
+            "paused_sources": queue.paused_sources(),
+            "paused_seconds": dict(queue.paused_seconds),
+        },
+        "delivery": parts.dispatcher.snapshot(),
+        "cache": parts.cache.stats(),
+        "breakers": parts.clients.breakers(),
+        "tracking": _tracking(parts.index),
+        "counters": summary(parts.metrics, parts.store),
+        "config": None if parts.reloader is None else parts.reloader.snapshot(),
+    }
+
+
+def summary(metrics: Metrics, store: SqliteStore) -> dict[str, Any]:
+    """Counters for the demo's closing JSON line and the console's counters panel."""
+    m = metrics
+    # Each metric collected on its own: a whole-registry collection per figure costs
+    # milliseconds, and the console reads this every second.
+    return {
+        "events_received": m.split(m.events_received, "source"),
+        "notifications_queued": m.split(m.notifications_queued, "type"),
+        "notifications_delivered": m.split(m.notifications_delivered, "type"),
+        "duplicates_suppressed": m.split(m.events_duplicate, "source"),
+        "invalid_events": m.split(m.events_invalid, "source"),
+        "unknown_event_types": sum(m.split(m.events_unknown, "source").values()),
+        "delivery_failures": m.split(m.delivery_failures, "reason"),
+        "errors": sum(m.split(m.errors, "component").values()),
+        "outbox": store.outbox_counts(),
+    }
+
+
+def _tracking(index: TrackingIndex) -> dict[str, dict[str, int]]:
+    return {
+        tenant: {
+            "systems": len(index.map(tenant).systems),
+            "characters": len(index.map(tenant).characters),
+        }
+        for tenant in index.tenants()
+    }

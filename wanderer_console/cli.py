@@ -22,10 +22,9 @@ from wanderer_console.command import (
     EXIT_OK,
     EXIT_USAGE,
     Command,
-    load_config,
 )
 from wanderer_console.config import audit_cli
-from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
+from wanderer_console.config.loader import ConfigError, LoadedConfig, load_config, load_settings
 from wanderer_console.delivery import notify_cli, outbox_cli
 from wanderer_console.pipeline import diagnose, replay
 from wanderer_console.server import tenant_cli

@@ -9,11 +9,8 @@ import this one, and ``cli.py`` imports them all at start-up.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from wanderer_console.config.loader import ConfigError, LoadedConfig, load_settings
 
 __all__ = [
     "EXIT_INVALID",
@@ -21,7 +18,6 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Command",
-    "load_config",
     "no_arguments",
 ]
 
@@ -55,26 +51,3 @@ class Command:
     common_options: bool = False
     """Also accept the engine's options (--config, --data-dir, --no-ui, --dry-run, --log-level)
     after the command name; they are added before :attr:`add_arguments`'s."""
-
-
-def load_config(args: argparse.Namespace) -> LoadedConfig | None:
-    """The settings ``--config`` (or the default places) give, for a command that needs them.
-
-    Secret-hygiene warnings go to stderr before anything else is printed. When the configuration
-    is invalid, its problems and the advice to run ``config check`` go to stderr and the result
-    is ``None`` (the command then exits with :data:`EXIT_INVALID`).
-    """
-    path = getattr(args, "config", None)
-    try:
-        loaded = load_settings(path, required=path is not None)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(
-            "fix the configuration, or check it with: wanderer-console config check",
-            file=sys.stderr,
-        )
-        return None
-    for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
-        print(f"warning: {warning}", file=sys.stderr)
-    return loaded

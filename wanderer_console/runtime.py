@@ -80,7 +80,8 @@ class Runtime:
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self._tasks = TaskSupervisor(metrics)
-        self.clients = ClientPool(lambda: self.settings, metrics)
+        # [http.*] and esi.user_agent shape clients once: a reload says they need a restart.
+        self.clients = ClientPool(settings.http.get, lambda: settings.esi.user_agent, metrics)
         self.http: HttpSurface | None = None
         """The HTTP surface, while ``[server] enabled`` and started."""
         self.http_error: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -262,3 +263,26 @@ def _in_file(data: Any, loc: tuple[str, ...]) -> bool:
         else:
             return False
     return True
+
+
+def load_config(args: Any) -> LoadedConfig | None:
+    """The settings ``--config`` (or the default places) give, for a command that needs them.
+
+    Secret-hygiene warnings go to stderr before anything else is printed. When the configuration
+    is invalid, its problems and the advice to run ``config check`` go to stderr and the result
+    is ``None`` (the command then exits 1).
+    """
+    path = getattr(args, "config", None)
+    try:
+        loaded = load_settings(path, required=path is not None)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            "fix the configuration, or check it with: wanderer-console config check",
+            file=sys.stderr,
+        )
+        return None
+    for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
+        print(f"warning: {warning}", file=sys.stderr)
+    return loaded

@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 
 from wanderer_console.config.loader import ConfigError, load_settings
+from wanderer_console.store.sqlite import DB_NAME
 
 __all__ = ["DB_NAME", "command_data_dir", "default_data_dir"]
-
-DB_NAME = "wanderer-console.db"
-"""The SQLite database's file name inside the data directory."""
 
 
 def default_data_dir() -> Path:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from watchfiles import awatch
 
@@ -24,10 +24,7 @@ from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.loader import ConfigError, parse_settings_text, secret_warnings
 from wanderer_console.config.model import Settings
 
-if TYPE_CHECKING:
-    from wanderer_console.runtime import Runtime
-
-__all__ = ["RESTART_REQUIRED", "ConfigReloader", "ReloadResult", "needs_restart"]
+__all__ = ["RESTART_REQUIRED", "ConfigReloader", "Reloadable", "ReloadResult", "needs_restart"]
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +63,27 @@ class ReloadResult:
     audit_id: int | None = None
 
 
+class Reloadable(Protocol):
+    """What a reload changes: the running settings, applied live where they can be."""
+
+    @property
+    def settings(self) -> Settings:
+        """The running configuration."""
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file the audit of changes lives in."""
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Make ``settings`` the running configuration."""
+
+
 class ConfigReloader:
     """Watches one config file for a runtime; also usable one-shot through :meth:`reload`."""
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: Reloadable,
         path: Path,
         *,
         audit: ConfigAudit | None = None,
@@ -80,7 +92,7 @@ class ConfigReloader:
     ) -> None:
         self._runtime = runtime
         self.path = path
-        self.audit = audit or ConfigAudit(runtime.store.path)
+        self.audit = audit or ConfigAudit(runtime.database)
         self._debounce_ms = debounce_ms
         self._clock = clock
         self._text: str | None = None

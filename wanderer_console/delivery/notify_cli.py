@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 from wanderer_console import __version__
-from wanderer_console.command import EXIT_INVALID, Command, load_config
+from wanderer_console.command import EXIT_INVALID, Command
+from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route, resolve_target
 from wanderer_console.delivery.discord import DiscordSender, Outcome

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from wanderer_console.config.model import Settings
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import resolve_settings
@@ -17,8 +16,14 @@ __all__ = ["ClientPool"]
 class ClientPool:
     """Shared clients by service name (``map``, ``esi``, ``discord``, ``killstream``, ...)."""
 
-    def __init__(self, settings: Callable[[], Settings], metrics: Metrics) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        overrides: Callable[[str], Mapping[str, float | int] | None],
+        user_agent: Callable[[], str],
+        metrics: Metrics,
+    ) -> None:
+        self._overrides = overrides
+        self._user_agent = user_agent
         self._metrics = metrics
         self._clients: dict[str, HttpClient] = {}
 
@@ -26,15 +31,17 @@ class ClientPool:
         """The service's client with its retry, rate-limit and breaker chain (``[http.<s>]``)."""
         client = self._clients.get(service)
         if client is None:
-            settings = self._settings()
-            http_settings = resolve_settings(service, settings.http.get(service))
+            overrides = self._overrides(service)
+            http_settings = resolve_settings(
+                service, None if overrides is None else dict(overrides)
+            )
             if timeout is not None:
                 http_settings = http_settings.model_copy(update={"timeout_seconds": timeout})
             client = self._clients[service] = build_client(
                 service,
                 http_settings,
                 metrics=self._metrics,
-                headers={"user-agent": settings.esi.user_agent},
+                headers={"user-agent": self._user_agent()},
             )
         return client
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from wanderer_console.command import EXIT_INVALID, Command, load_config
+from wanderer_console.command import EXIT_INVALID, Command
+from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.tracking import TrackingIndex

@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from wanderer_console.config.paths import DB_NAME
 from wanderer_console.store.integrity import ensure_data_dir
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.sqlite import DB_NAME, SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder", "open_owned"]

@@ -28,7 +28,10 @@ from wanderer_console.store.migrations import SCHEMA_VERSION, migrate
 from wanderer_console.store.outbox import OutboxMixin
 from wanderer_console.store.writes import StoreWriteError, WriteFault, WriteGuard
 
-__all__ = ["SqliteStore", "StoreWriteError", "open_database"]
+__all__ = ["DB_NAME", "SqliteStore", "StoreWriteError", "open_database"]
+
+DB_NAME = "wanderer-console.db"
+"""The SQLite database's file name inside the data directory."""
 
 _INSERT_CHUNK = 200
 """Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit)."""

@@ -111,6 +111,7 @@ def _assert_within_limits(out: Output, decoder: SseDecoder) -> None:
             assert item.size > item.limit
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data())
 def test_any_split_of_a_valid_stream_gives_the_events_httpx_sse_gives(data: st.DataObject) -> None:
@@ -123,6 +124,7 @@ def test_any_split_of_a_valid_stream_gives_the_events_httpx_sse_gives(data: st.D
     assert not [e for e in whole if isinstance(e, SseOversize)]
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data())
 def test_a_leading_bom_changes_nothing_wherever_the_chunks_split_it(data: st.DataObject) -> None:
@@ -148,6 +150,7 @@ def test_limits_hold_and_chunking_does_not_matter_for_any_bytes(
     assert split == whole
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(text=valid_streams(), max_line=st.integers(1, 30), max_event=st.integers(1, 40))
 def test_kept_events_of_valid_text_fit_the_byte_limits(
@@ -169,11 +172,6 @@ def test_limits_larger_than_the_body_never_drop_anything(body: bytes) -> None:
     assert not [e for e in _run(SseDecoder(size, size), [body]) if isinstance(e, SseOversize)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty chunk between the CR and the LF of a CRLF clears the pending-CR flag, "
-    "so the LF counts as a second line break (a blank line) and dispatches the event early",
-)
 @PROPERTY
 @given(text=valid_streams(), empties=st.lists(st.integers(0, 10_000), max_size=4))
 @example(text="data: a\r\ndata: b\n\n", empties=[8])

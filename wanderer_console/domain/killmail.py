@@ -8,10 +8,10 @@ resolved later through the cache facade.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["Attacker", "Killmail", "Victim", "Zkb"]
 
@@ -90,6 +90,20 @@ class Killmail(_Wire):
     victim: Victim = Field(default_factory=Victim)
     attackers: tuple[Attacker, ...] = ()
     zkb: Zkb = Field(default_factory=Zkb)
+
+    @field_validator("kill_time")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        """Every kill time in UTC: a time without an offset is UTC (as ESI and zKillboard mean
+        it); one that cannot be expressed in UTC (year 1 or 9999 with an offset) is refused."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("kill_time is out of range once expressed in UTC") from None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Killmail:

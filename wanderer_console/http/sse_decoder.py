@@ -92,6 +92,8 @@ class SseDecoder:
     def feed(self, chunk: bytes) -> list[SseEvent | SseOversize]:
         """Decode one chunk of the body; any chunking of the same bytes gives the same result."""
         out: list[SseEvent | SseOversize] = []
+        if not chunk:
+            return out  # nothing to read; a CR waiting for its LF keeps waiting
         if self._cr:
             self._cr = False
             if chunk.startswith(b"\n"):

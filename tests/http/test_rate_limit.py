@@ -18,6 +18,7 @@ SETTINGS = HttpServiceSettings(
 )
 
 
+@pytest.mark.slow
 async def test_token_bucket_holds_the_configured_rate(fault_server: FaultServer) -> None:
     settings = SETTINGS.model_copy(update={"rate_per_second": 200.0, "burst": 1})
     client = build_client("esi", settings, metrics=Metrics())
@@ -38,6 +39,7 @@ async def test_token_bucket_holds_the_configured_rate(fault_server: FaultServer)
     assert 180.0 <= rate <= 220.0, rate
 
 
+@pytest.mark.slow
 async def test_esi_420_pauses_every_call_to_the_host(fault_server: FaultServer) -> None:
     fault_server.then(
         "/a", Reply(420, {"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": "1"})
@@ -60,6 +62,7 @@ async def test_esi_420_pauses_every_call_to_the_host(fault_server: FaultServer) 
     )
 
 
+@pytest.mark.slow
 async def test_low_esi_error_budget_pauses_the_host(fault_server: FaultServer) -> None:
     fault_server.then(
         "/a", Reply(404, {"x-esi-error-limit-remain": "5", "x-esi-error-limit-reset": "0.5"})
@@ -89,6 +92,7 @@ async def test_healthy_esi_error_budget_does_not_pause(fault_server: FaultServer
         await client.aclose()
 
 
+@pytest.mark.slow
 async def test_discord_bucket_headers_pause_that_bucket(fault_server: FaultServer) -> None:
     hook = "/api/webhooks/1/token-one"
     sibling = "/api/webhooks/2/token-two"
@@ -121,6 +125,7 @@ async def test_discord_bucket_headers_pause_that_bucket(fault_server: FaultServe
     assert sibling_times[1] - hook_times[0] >= 0.6  # same bucket, paused too
 
 
+@pytest.mark.slow
 async def test_discord_global_429_pauses_the_host(fault_server: FaultServer) -> None:
     fault_server.then(
         "/api/webhooks/1/t",
@@ -134,3 +139,28 @@ async def test_discord_global_429_pauses_the_host(fault_server: FaultServer) -> 
         assert time.monotonic() - started >= 0.5
     finally:
         await client.aclose()
+
+
+async def test_the_discord_client_leaves_bucket_pacing_to_the_dispatcher(
+    fault_server: FaultServer,
+) -> None:
+    # The engine's Discord client (its default settings) does not learn pauses from the
+    # headers: the dispatcher reads them per target, so a second pause here would only delay
+    # a message the dispatcher already decided to send.
+    hook = "/api/webhooks/1/token-one"
+    exhausted = {
+        "x-ratelimit-limit": "5",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset-after": "2.0",
+        "x-ratelimit-bucket": "abc",
+    }
+    fault_server.then(hook, Reply(200, exhausted))
+    client = build_client("discord", metrics=Metrics())
+    try:
+        await client.post(f"{fault_server.url}{hook}", json={"content": "x"})
+        started = time.monotonic()
+        await client.post(f"{fault_server.url}{hook}", json={"content": "x"})
+        waited = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert waited < 1.0

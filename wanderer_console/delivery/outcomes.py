@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -94,6 +95,21 @@ class OutcomeJournal:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One send's result with what its handler needs."""
+
+    batch: Batch
+    result: SendResult
+    state: TargetState
+    resolved: ResolvedTarget
+    now: float
+
+    @property
+    def ids(self) -> list[int]:
+        return [row.id for row in self.batch.rows]
+
+
 class Outcomes:
     """Settles each send's result (see the module docstring)."""
 
@@ -165,121 +181,77 @@ class Outcomes:
     def settle(
         self, batch: Batch, result: SendResult, state: TargetState, resolved: ResolvedTarget
     ) -> bool:
-        now = time.time()
-        first = batch.rows[0]
-        ids = [row.id for row in batch.rows]
-        store = self._store
+        """Record what Discord's answer means; True when the target may send its next batch."""
+        answer = _Answer(batch, result, state, resolved, time.time())
         if result.outcome is Outcome.SENT:
-            self._journal.record("mark sent", functools.partial(store.mark_sent, ids, now=now))
-            debug = log.isEnabledFor(logging.DEBUG)
-            for row in batch.rows:
-                self._metrics.notifications_delivered.labels(type=row.type).inc()
-                if row.created_at:
-                    self._metrics.delivery_seconds.observe(max(0.0, now - row.created_at))
-                if debug:
-                    log.debug("notification delivered", extra={"ctx": row_ctx(row)})
-            state.sent += len(batch.rows)
-            state.messages += 1
-            state.sent_times.append(now)
-            del state.sent_times[:-120]
-            if result.channel_id:
-                self._channels[first.target_key] = f"channel:{result.channel_id}"
-            self._pacer.record(self.channel_of(first.target_key), now)
-            if result.bucket_remaining == 0 and result.bucket_reset_after:
-                state.paused_until = now + result.bucket_reset_after
-            return True
+            return self._sent(answer)
         state.last_error = f"{result.status or ''} {result.detail}".strip()
         if result.status in (401, 403, 429):
-            self.count_invalid(now)
+            self.count_invalid(answer.now)
         self._metrics.delivery_failures.labels(reason=result.outcome.value).inc()
         self._log_failure(batch, result)
-        release = functools.partial(store.release, ids, error=state.last_error)
         if result.outcome is Outcome.DEAD_TARGET:
-            return self._hold_target(batch, result, state, resolved, release)
+            return self._dead_target(answer)
         if result.outcome is Outcome.REJECTED:
-            if len(batch.rows) > 1:
-                # Something in the batch is unacceptable: resend the rows one by one to find it.
-                self._unbatch.update(ids)
-                self._journal.record(
-                    "release", functools.partial(release, next_attempt_at=now, attempt=False)
-                )
-                return False
-            self._fail(batch, f"Discord refused it: {state.last_error}", result)
-            return True
-        oldest = min(row.created_at or now for row in batch.rows)
-        if now - oldest > self.policy.max_age:
+            return self._rejected(answer)
+        # Transient from here on: it waits and goes again, until the maximum age.
+        oldest = min(row.created_at or answer.now for row in batch.rows)
+        if answer.now - oldest > self.policy.max_age:
             hours = self.policy.max_age / 3600
             self._fail(
                 batch, f"expired: undelivered after {hours:g} h ({state.last_error})", result
             )
             return True
-        if result.outcome is Outcome.RATE_LIMITED:
-            state.rate_limited += 1
-            state.paused_until = now + result.retry_after
-            if result.global_limit:
-                self.pause_all(now + result.retry_after, "Discord global rate limit")
-            # A 429 is not the message's fault: it does not count as an attempt.
-            self._journal.record(
-                "release",
-                functools.partial(
-                    release,
-                    next_attempt_at=now + result.retry_after,
-                    attempt=False,
-                    keep_send_id=True,
-                ),
-            )
-            return False
-        if result.outcome is Outcome.UNCERTAIN:
-            bot = resolved.target.kind is TargetKind.BOT_CHANNEL
-            if any(row.uncertain for row in batch.rows) and not self.protected(batch.rows, bot):
-                # Already re-sent once without a nonce to protect it: a third post is worse
-                # than a probably delivered one. Kept for the operator (outbox list).
-                error = f"sent twice without an answer; probably delivered ({state.last_error})"
-                self._journal.record(
-                    "mark uncertain", functools.partial(store.mark_unconfirmed, ids, error=error)
-                )
-                log.error(
-                    "notification not re-sent again: two sends had no known outcome",
-                    extra={"ctx": {"target": first.target_key, "outbox_ids": ids}},
-                )
-                return True
-            # A bot message goes again with its nonce; a webhook message waits until the lost
-            # request cannot still be on its way.
-            delay = self.policy.backoff(first.attempts) if bot else self.policy.uncertain_window
-            self._journal.record(
-                "release",
-                functools.partial(
-                    release, next_attempt_at=now + delay, keep_send_id=True, uncertain=True
-                ),
-            )
-            return False
-        # Transient: wait and try again. An open breaker sent nothing: not an attempt.
-        if result.attempted:
-            delay = self.policy.backoff(first.attempts)
-        else:
-            delay = max(result.retry_after, self.policy.backoff_base)
+        handler = {
+            Outcome.RATE_LIMITED: self._rate_limited,
+            Outcome.UNCERTAIN: self._uncertain,
+        }.get(result.outcome, self._retry)
+        return handler(answer)
+
+    def _release(self, answer: _Answer, delay: float, **how: bool) -> None:
+        """Put the batch's rows back to pending, due in ``delay`` seconds."""
         self._journal.record(
             "release",
             functools.partial(
-                release, next_attempt_at=now + delay, attempt=result.attempted, keep_send_id=True
+                self._store.release,
+                answer.ids,
+                error=answer.state.last_error,
+                next_attempt_at=answer.now + delay,
+                **how,
             ),
         )
-        return False
 
-    def _hold_target(
-        self,
-        batch: Batch,
-        result: SendResult,
-        state: TargetState,
-        resolved: ResolvedTarget,
-        release: Callable[..., None],
-    ) -> bool:
-        """Discord refused the target for good: hold it and its notifications, say how to fix."""
+    def _sent(self, answer: _Answer) -> bool:
+        """Discord confirmed the message: the rows are done; the channel's budget is spent."""
+        batch, result, state, now = answer.batch, answer.result, answer.state, answer.now
         first = batch.rows[0]
-        self._dead.hold(first, state.last_error or "refused", resolved)
         self._journal.record(
-            "release", functools.partial(release, next_attempt_at=time.time(), keep_send_id=True)
+            "mark sent", functools.partial(self._store.mark_sent, answer.ids, now=now)
         )
+        debug = log.isEnabledFor(logging.DEBUG)
+        for row in batch.rows:
+            self._metrics.notifications_delivered.labels(type=row.type).inc()
+            if row.created_at:
+                self._metrics.delivery_seconds.observe(max(0.0, now - row.created_at))
+            if debug:
+                log.debug("notification delivered", extra={"ctx": row_ctx(row)})
+        state.sent += len(batch.rows)
+        state.messages += 1
+        state.sent_times.append(now)
+        del state.sent_times[:-120]
+        if result.channel_id:
+            self._channels[first.target_key] = f"channel:{result.channel_id}"
+        self._pacer.record(self.channel_of(first.target_key), now)
+        if result.bucket_remaining == 0 and result.bucket_reset_after:
+            state.paused_until = now + result.bucket_reset_after
+        return True
+
+    def _dead_target(self, answer: _Answer) -> bool:
+        """401/403/404: the target is held, its rows wait for a fix."""
+        batch, result, state = answer.batch, answer.result, answer.state
+        first = batch.rows[0]
+        self._dead.hold(first, state.last_error or "refused", answer.resolved)
+        self._release(answer, 0.0, keep_send_id=True)
         log.error(
             "discord refused a target; its notifications wait until its configuration changes"
             " or an operator runs `wanderer-console outbox retry TARGET`",
@@ -293,6 +265,58 @@ class Outcomes:
                 }
             },
         )
+        return False
+
+    def _rejected(self, answer: _Answer) -> bool:
+        """400: a batch is split to find the message Discord refuses; that one fails."""
+        if len(answer.batch.rows) > 1:
+            self._unbatch.update(answer.ids)
+            self._release(answer, 0.0, attempt=False)
+            return False
+        self._fail(answer.batch, f"Discord refused it: {answer.state.last_error}", answer.result)
+        return True
+
+    def _rate_limited(self, answer: _Answer) -> bool:
+        """429: the target (or everything, when global) waits; not the message's attempt."""
+        result, state = answer.result, answer.state
+        state.rate_limited += 1
+        state.paused_until = answer.now + result.retry_after
+        if result.global_limit:
+            self.pause_all(answer.now + result.retry_after, "Discord global rate limit")
+        self._release(answer, result.retry_after, attempt=False, keep_send_id=True)
+        return False
+
+    def _uncertain(self, answer: _Answer) -> bool:
+        """No answer after sending: the same message again, only where it cannot post twice."""
+        batch, first = answer.batch, answer.batch.rows[0]
+        bot = answer.resolved.target.kind is TargetKind.BOT_CHANNEL
+        if any(row.uncertain for row in batch.rows) and not self.protected(batch.rows, bot):
+            # Already re-sent once without a nonce to protect it: a third post is worse than a
+            # probably delivered one. Kept for the operator (outbox list).
+            error = f"sent twice without an answer; probably delivered ({answer.state.last_error})"
+            self._journal.record(
+                "mark uncertain",
+                functools.partial(self._store.mark_unconfirmed, answer.ids, error=error),
+            )
+            log.error(
+                "notification not re-sent again: two sends had no known outcome",
+                extra={"ctx": {"target": first.target_key, "outbox_ids": answer.ids}},
+            )
+            return True
+        # A bot message goes again with its nonce; a webhook message waits until the lost
+        # request cannot still be on its way.
+        delay = self.policy.backoff(first.attempts) if bot else self.policy.uncertain_window
+        self._release(answer, delay, keep_send_id=True, uncertain=True)
+        return False
+
+    def _retry(self, answer: _Answer) -> bool:
+        """5xx, a refused connection, an open breaker (which sent nothing: not an attempt)."""
+        result = answer.result
+        if result.attempted:
+            delay = self.policy.backoff(answer.batch.rows[0].attempts)
+        else:
+            delay = max(result.retry_after, self.policy.backoff_base)
+        self._release(answer, delay, attempt=result.attempted, keep_send_id=True)
         return False
 
     def _fail(self, batch: Batch, error: str, result: SendResult) -> None:

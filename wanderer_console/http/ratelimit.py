@@ -108,6 +108,8 @@ class RateLimiter:
                 seconds = 60.0
             state.paused_until = max(state.paused_until, now + seconds)
             self._pause("esi_error_limit")
+        if not self._s.learn_bucket_pauses:
+            return  # the caller paces by these headers itself (the Discord dispatcher)
         # Discord buckets: group routes by X-RateLimit-Bucket, pause the bucket when exhausted.
         bucket = headers.get("x-ratelimit-bucket")
         if bucket:

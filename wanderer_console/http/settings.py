@@ -32,6 +32,10 @@ class HttpServiceSettings(BaseModel):
     """Time the breaker stays open before one probe is let through."""
     esi_error_remain_threshold: int = Field(default=10, ge=0)
     """Pause the host when ``X-ESI-Error-Limit-Remain`` falls below this."""
+    learn_bucket_pauses: bool = True
+    """Pause a route when Discord's ``X-RateLimit-*`` headers or a 429 say so. Off for the
+    Discord client itself: its one pacer is the dispatcher (``delivery/``), which reads the same
+    headers per target and knows which message waits."""
 
 
 DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
@@ -60,6 +64,7 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
         rate_per_second=40.0,
         burst=10,
         breaker_cooldown_seconds=15.0,
+        learn_bucket_pauses=False,
     ),
     "killstream": HttpServiceSettings(
         timeout_seconds=10.0,

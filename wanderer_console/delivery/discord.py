@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from wanderer_console.domain.notification import Target, TargetKind
-from wanderer_console.http.chain_base import CircuitOpenError
+from wanderer_console.http.errors import CircuitOpenError
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 
 __all__ = ["DiscordSender", "Outcome", "SendResult"]

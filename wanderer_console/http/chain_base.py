@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from wanderer_console.http.client import TransportError
+from wanderer_console.http.errors import CircuitOpenError
 
 __all__ = [
     "CircuitOpenError",
@@ -33,19 +33,6 @@ class Clock:
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-
-class CircuitOpenError(TransportError):
-    """The host's breaker is open (or a probe is already in flight): failed fast, nothing sent."""
-
-    def __init__(self, host: str, retry_in: float | None = None) -> None:
-        detail = f"{host} circuit open"
-        if retry_in is not None:
-            detail += f", next probe in {max(0.0, retry_in):.1f}s"
-        super().__init__("circuit_open", detail)
-        self.host = host
-        self.retry_in = retry_in
-        """Seconds until the breaker lets a probe through, when known."""
 
 
 def host_key(url: httpx.URL) -> str:

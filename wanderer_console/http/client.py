@@ -9,17 +9,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
+from wanderer_console.http.errors import (
+    ATTEMPTS,
+    IDEMPOTENT,
+    NO_RETRY,
+    TransportError,
+    classify_error,
+)
 from wanderer_console.telemetry.logging import RedactingFilter, redact
 from wanderer_console.telemetry.metrics import Metrics
 
 if TYPE_CHECKING:
-    from wanderer_console.http.middleware import BreakerEvent, BreakerSnapshot, Chain
+    from wanderer_console.http.breaker import BreakerEvent, BreakerSnapshot, CircuitBreakers
+
+
+class Chain(Protocol):
+    """The middleware chain a client sends through (built by :mod:`.middleware`)."""
+
+    @property
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The outermost transport."""
+
+    @property
+    def breakers(self) -> CircuitBreakers:
+        """The per-host circuit breakers, for inspection."""
+
 
 __all__ = [
     "ATTEMPTS",
@@ -36,13 +56,6 @@ log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO, and a webhook URL carries its token: whatever logging the
 # host sets up, those lines reach its handlers redacted.
 logging.getLogger("httpx").addFilter(RedactingFilter())
-
-IDEMPOTENT: Final = "wanderer.idempotent"
-"""Request extension: ``True`` lets the middleware chain retry a POST/PATCH."""
-NO_RETRY: Final = "wanderer.no_retry"
-"""Request extension: ``True`` bypasses retry (long-lived streams)."""
-ATTEMPTS: Final = "wanderer.attempts"
-"""Response extension set by the retry layer: attempts made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,37 +79,6 @@ class HttpResponse:
     def text(self, limit: int = 500) -> str:
         """The start of the body as text, for error messages."""
         return self.content[:limit].decode("utf-8", errors="replace")
-
-
-@dataclass(slots=True)
-class TransportError(Exception):
-    """The request got no HTTP answer: refused, reset, timed out."""
-
-    kind: str
-    """``connect``, ``timeout``, ``read`` or ``other``."""
-    detail: str = field(default="")
-    maybe_sent: bool = field(default=False)
-    """The request may have reached the server (it failed after being written, e.g. a read
-    timeout): a non-idempotent request must not be blindly repeated."""
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}" if self.detail else self.kind
-
-
-def classify_error(exc: httpx.HTTPError) -> TransportError:
-    """An httpx failure as a :class:`TransportError`, saying whether the request may have
-    reached the server (only connecting and waiting for a pooled connection are sure not to)."""
-    if isinstance(exc, httpx.TimeoutException):
-        kind = "timeout"
-    elif isinstance(exc, httpx.ConnectError):
-        kind = "connect"
-    elif isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
-        kind = "read"
-    else:
-        kind = "other"
-    not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    detail = redact(str(exc))[:300] or type(exc).__name__
-    return TransportError(kind, detail, maybe_sent=not not_sent)
 
 
 class HttpClient:

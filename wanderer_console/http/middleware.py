@@ -40,7 +40,7 @@ from wanderer_console.http.chain_base import (
     host_key,
     retry_after_seconds,
 )
-from wanderer_console.http.client import ATTEMPTS, IDEMPOTENT, NO_RETRY, TransportError
+from wanderer_console.http.errors import ATTEMPTS, IDEMPOTENT, NO_RETRY, TransportError
 from wanderer_console.http.ratelimit import RateLimiter, RateLimitTransport
 from wanderer_console.http.settings import HttpServiceSettings
 from wanderer_console.http.telemetry import HttpMetrics

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import Any
 
 from wanderer_console.domain.notification import Target, TargetKind
-from wanderer_console.http.errors import CircuitOpenError
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
+from wanderer_console.http.errors import CircuitOpenError
 
 __all__ = ["DiscordSender", "Outcome", "SendResult"]
 

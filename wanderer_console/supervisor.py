@@ -4,16 +4,17 @@ Every long-running part of the console (sources, pipeline, dispatcher, maintenan
 supervised task: an exception is logged and counted (``wc_errors_total{component=<task>}``) and
 the task starts again after a backoff (1 s doubling to 60 s; reset once a run lasted a minute).
 A task that fails while the supervisor is stopping is not restarted: it would run against
-clients and a store being closed.
+clients and a store being closed. The clock and the backoff are injected (tests pass a
+:class:`~wanderer_console.domain.clock.FrozenClock` and never wait out a backoff).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -21,12 +22,28 @@ __all__ = ["TaskSupervisor"]
 
 log = logging.getLogger(__name__)
 
+_HEALTHY_RUN = 60.0
+"""A run longer than this (seconds) resets the backoff."""
+
+
+def _restart_backoff() -> Backoff:
+    """1 s doubling to 60 s (with jitter)."""
+    return Backoff(1.0, 60.0)
+
 
 class TaskSupervisor:
     """Named, restarted-on-failure tasks; :meth:`stop` cancels them all, bounded in time."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        clock: Clock | None = None,
+        backoff: Callable[[], Backoff] = _restart_backoff,
+    ) -> None:
         self._metrics = metrics
+        self._clock = clock or SystemClock()
+        self._backoff = backoff
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
@@ -39,9 +56,9 @@ class TaskSupervisor:
         self._tasks[name] = asyncio.create_task(self._supervise(name, factory), name=name)
 
     async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(1.0, 60.0)
+        backoff = self._backoff()
         while True:
-            started = time.monotonic()
+            started = self._clock.monotonic()
             try:
                 await factory()
                 return
@@ -55,9 +72,9 @@ class TaskSupervisor:
                     log.exception("task failed while stopping", extra={"ctx": {"task": name}})
                     return
                 log.exception("task failed; restarting", extra={"ctx": {"task": name}})
-            if time.monotonic() - started > 60:
+            if self._clock.monotonic() - started > _HEALTHY_RUN:
                 backoff.reset()
-            await asyncio.sleep(backoff.next_delay())
+            await self._clock.sleep(backoff.next_delay())
 
     def stopping(self) -> None:
         """From now on a failing task ends instead of restarting (the runtime is stopping)."""

@@ -39,6 +39,7 @@ from wanderer_console.delivery.policy import (
     resolved_targets,
 )
 from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.store.base import OutboxRow
@@ -56,7 +57,12 @@ _WRITE_PROBE_MAX = 5.0
 
 
 class Dispatcher:
-    """Works the outbox until stopped."""
+    """Works the outbox until stopped.
+
+    Every time it reads (due rows, pauses, pacing, outcomes) comes from ``clock`` (the system
+    clock by default); its waits are the event loop's, interrupted by a wake, a stop or a change
+    of pace.
+    """
 
     def __init__(
         self,
@@ -70,7 +76,9 @@ class Dispatcher:
         channel_per_minute: int = 30,
         channel_window: float = 60.0,
         policy: DeliveryPolicy | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._store = store
         self._sender = sender
         self._metrics = metrics
@@ -86,9 +94,15 @@ class Dispatcher:
         self._depth_every = 1.0
         self._depth: dict[str, int] = {}
         self._journal = OutcomeJournal()
-        self._dead = DeadTargets(store, metrics, self._journal, self.state)
+        self._dead = DeadTargets(store, metrics, self._journal, self.state, clock=self._clock)
         self._outcomes = Outcomes(
-            store, metrics, policy or DeliveryPolicy(), self._pacer, self._dead, self._journal
+            store,
+            metrics,
+            policy or DeliveryPolicy(),
+            self._pacer,
+            self._dead,
+            self._journal,
+            clock=self._clock,
         )
         self._recovered = False
         self._next_write_probe = 0.0
@@ -211,7 +225,7 @@ class Dispatcher:
             )
 
     def _idle_timeout(self) -> float:
-        now = time.time()
+        now = self._clock.wall()
         timeout = self._poll
         if self._store.write_fault is not None or self._journal:
             return max(0.01, min(timeout, self._next_write_probe - now))
@@ -225,7 +239,7 @@ class Dispatcher:
 
     def _store_ready(self) -> bool:
         """Outcomes recorded and in-flight rows recovered; probes a failing store sparingly."""
-        now = time.time()
+        now = self._clock.wall()
         failing = self._store.write_fault is not None or bool(self._journal)
         if failing and now < self._next_write_probe:
             return False
@@ -243,11 +257,11 @@ class Dispatcher:
         return False
 
     def _recover_in_flight(self) -> None:
-        recover_in_flight(self._store, self.policy)
+        recover_in_flight(self._store, self.policy, clock=self._clock)
         self._recovered = True
 
     def _dispatch_due(self) -> None:
-        now = time.time()
+        now = self._clock.wall()
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
             return
@@ -304,7 +318,7 @@ class Dispatcher:
 
     def _wait_for(self, target_key: str, state: TargetState) -> float:
         """Seconds before the target's next message fits every limit and pause."""
-        now = time.time()
+        now = self._clock.wall()
         return max(
             state.paused_until - now,
             self._outcomes.pause_until - now,
@@ -395,7 +409,7 @@ class Dispatcher:
 
     def snapshot(self) -> dict[str, Any]:
         """Per-target delivery state for the runtime snapshot."""
-        now = time.time()
+        now = self._clock.wall()
         depth = self._outbox_depth(now)
         keys = set(depth) | set(self.states)
         pause = max(0.0, self._outcomes.pause_until - now)

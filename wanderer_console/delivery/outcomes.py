@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from wanderer_console.delivery.discord import Outcome, SendResult
 from wanderer_console.delivery.pacing import Batch, ChannelPacer
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.store.base import OutboxRow
 from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
@@ -121,7 +121,10 @@ class Outcomes:
         pacer: ChannelPacer,
         dead: DeadTargetsLike,
         journal: OutcomeJournal,
+        *,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._store = store
         self._metrics = metrics
         self.policy = policy
@@ -149,7 +152,7 @@ class Outcomes:
 
     def protected(self, rows: Iterable[OutboxRow], bot: bool) -> bool:
         """A re-send of these rows cannot post twice: a bot nonce Discord still remembers."""
-        now = time.time()
+        now = self._clock.wall()
         first_sent = min((row.sending_at or now for row in rows), default=now)
         return bot and now - first_sent <= self.policy.nonce_window
 
@@ -182,7 +185,7 @@ class Outcomes:
         self, batch: Batch, result: SendResult, state: TargetState, resolved: ResolvedTarget
     ) -> bool:
         """Record what Discord's answer means; True when the target may send its next batch."""
-        answer = _Answer(batch, result, state, resolved, time.time())
+        answer = _Answer(batch, result, state, resolved, self._clock.wall())
         if result.outcome is Outcome.SENT:
             return self._sent(answer)
         state.last_error = f"{result.status or ''} {result.detail}".strip()
@@ -363,7 +366,7 @@ class Outcomes:
         """Hold every delivery until ``until``; a long pause is worth a warning with its end."""
         if until <= self.pause_until:
             return
-        now = time.time()
+        now = self._clock.wall()
         level = logging.WARNING if until - now >= _LONG_PAUSE else logging.INFO
         log.log(
             level,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 
 from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.store.base import OutboxRow
 from wanderer_console.store.outbox import DeadTarget
@@ -41,11 +41,14 @@ class DeadTargets:
         metrics: Metrics,
         journal: OutcomeJournal,
         state: Callable[[str], TargetState],
+        *,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._journal = journal
         self._state = state
+        self._clock = clock or SystemClock()
         self._dead: dict[TargetKey, DeadTarget] = {}
 
     def __contains__(self, key: object) -> bool:
@@ -80,7 +83,7 @@ class DeadTargets:
 
     def hold(self, row: OutboxRow, reason: str, resolved: ResolvedTarget) -> None:
         """Discord refused ``row``'s target for good: keep it dead until it changes."""
-        now = time.time()
+        now = self._clock.wall()
         self._state(row.target_key).disabled_reason = reason
         self._metrics.targets_disabled.inc()
         self._journal.record(
@@ -108,12 +111,14 @@ class DeadTargets:
         return revived
 
 
-def recover_in_flight(store: SqliteStore, policy: DeliveryPolicy) -> int:
+def recover_in_flight(
+    store: SqliteStore, policy: DeliveryPolicy, *, clock: Clock | None = None
+) -> int:
     """Schedule the careful re-send of rows claimed when the engine last stopped; how many."""
     found = store.recover_in_flight()
     if not found:
         return 0
-    now = time.time()
+    now = (clock or SystemClock()).wall()
     later: dict[float, list[int]] = defaultdict(list)
     for row_id, kind, _send_id, sending_at in found:
         if kind != TargetKind.BOT_CHANNEL.value:

@@ -9,5 +9,7 @@ Pure types and functions every other package shares (import-linter keeps I/O out
 - :mod:`~.tracking`: ``TrackingIndex``, which maps watch which systems and characters;
 - :mod:`~.eve`: id ranges, security and space classes (``security_class``, ``space_facts``);
 - :mod:`~.discord_limits`: Discord's message limits (``enforce_limits``, ``build_message``,
-  ``escape_markdown``) and the value checks the config runs at load.
+  ``escape_markdown``) and the value checks the config runs at load;
+- :mod:`~.clock`: the one ``Clock`` (monotonic, wall time, sleep): ``SystemClock`` and, for
+  tests, ``FrozenClock``.
 """

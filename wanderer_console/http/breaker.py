@@ -10,7 +10,8 @@ from typing import Literal, TypedDict
 
 import httpx
 
-from wanderer_console.http.chain_base import CircuitOpenError, Clock, Wrapper, host_key
+from wanderer_console.domain.clock import Clock
+from wanderer_console.http.chain_base import CircuitOpenError, Wrapper, host_key
 from wanderer_console.http.settings import HttpServiceSettings
 
 __all__ = ["BreakerEvent", "BreakerSnapshot", "BreakerTransport", "CircuitBreakers", "State"]

@@ -1,4 +1,6 @@
-"""What every layer of the HTTP middleware chain shares: the clock, host keys, header parsing.
+"""What every layer of the HTTP middleware chain shares: host keys, header parsing, the base.
+
+Time comes from the engine's one :class:`~wanderer_console.domain.clock.Clock`.
 
 The layers themselves live in :mod:`~wanderer_console.http.middleware` (telemetry, retry and the
 assembly), :mod:`~wanderer_console.http.breaker` and :mod:`~wanderer_console.http.ratelimit`.
@@ -6,11 +8,7 @@ assembly), :mod:`~wanderer_console.http.breaker` and :mod:`~wanderer_console.htt
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import httpx
 
@@ -18,21 +16,11 @@ from wanderer_console.http.errors import CircuitOpenError
 
 __all__ = [
     "CircuitOpenError",
-    "Clock",
     "Wrapper",
     "float_header",
     "host_key",
     "retry_after_seconds",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """Monotonic time, wall time and sleep, injectable for tests."""
-
-    monotonic: Callable[[], float] = time.monotonic
-    wall: Callable[[], float] = time.time
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 def host_key(url: httpx.URL) -> str:

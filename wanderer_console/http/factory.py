@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.http.client import HttpClient
-from wanderer_console.http.middleware import BreakerEvent, Clock, build_chain
+from wanderer_console.http.middleware import BreakerEvent, build_chain
 from wanderer_console.http.settings import HttpServiceSettings, settings_for
 from wanderer_console.http.telemetry import http_metrics
 from wanderer_console.telemetry.metrics import Metrics
@@ -38,7 +39,7 @@ def build_client(
         service,
         resolved,
         metrics=http_metrics(metrics),
-        clock=clock or Clock(),
+        clock=clock or SystemClock(),
         inner=transport,
         on_transition=on_breaker_transition,
         rng=rng,

@@ -13,7 +13,7 @@
 * **rate limit** per host: a token bucket (GCRA) plus pauses learned from response headers
   (Discord ``X-RateLimit-*`` buckets, ESI ``X-ESI-Error-Limit-*`` and 420).
 
-Time comes from a :class:`Clock` so tests can substitute their own.
+Time comes from a :class:`~wanderer_console.domain.clock.Clock` so tests can substitute their own.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Final
 
 import httpx
 
+from wanderer_console.domain.clock import Clock
 from wanderer_console.http.breaker import (
     BreakerEvent,
     BreakerSnapshot,
@@ -34,7 +35,6 @@ from wanderer_console.http.breaker import (
 )
 from wanderer_console.http.chain_base import (
     CircuitOpenError,
-    Clock,
     Wrapper,
     float_header,
     host_key,
@@ -52,7 +52,6 @@ __all__ = [
     "BreakerSnapshot",
     "CircuitBreakers",
     "CircuitOpenError",
-    "Clock",
     "RateLimiter",
     "build_chain",
     "host_key",

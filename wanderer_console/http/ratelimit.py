@@ -7,8 +7,8 @@ from typing import Final
 
 import httpx
 
+from wanderer_console.domain.clock import Clock
 from wanderer_console.http.chain_base import (
-    Clock,
     Wrapper,
     float_header,
     host_key,

@@ -10,7 +10,8 @@ each with the notifications it carried (kind and killmail id per embed, read on 
 Like Discord, a bot message with a ``nonce`` and ``enforce_nonce`` that repeats a nonce the same
 channel saw within the last few minutes returns the original message and posts nothing. Faults
 for tests: ``answer_delay`` accepts (records) a message and answers only that much later, as a
-slow Discord does when a client times out on a post that went through.
+slow Discord does when a client times out on a post that went through. Its windows, nonces and
+timestamps read an injectable :class:`~wanderer_console.domain.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.sim.discord_rules import Bucket, validate_message
 from wanderer_console.sim.summary import CarriedNotification, notifications_in
 
@@ -51,7 +53,7 @@ class ReceivedMessage:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
-    """``time.time()`` when it was accepted."""
+    """The clock's wall time (``time.time()`` by default) when it was accepted."""
     message_id: str = ""
     channel_id: str = ""
     query: dict[str, str] = field(default_factory=dict)
@@ -70,7 +72,9 @@ class FakeDiscord:
         channel_per_minute: int | None = None,
         channel_window: float = 60.0,
         bot_token: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self.webhook_limit = webhook_limit
         self.webhook_window = webhook_window
         self.channel_per_minute = channel_per_minute
@@ -165,6 +169,9 @@ class FakeDiscord:
             bucket = self._buckets[key] = Bucket(key, limit, window)
         return bucket
 
+    def _headers(self, bucket: Bucket) -> dict[str, str]:
+        return bucket.headers(self._clock.monotonic(), self._clock.wall())
+
     def _snowflake(self) -> str:
         value = ((time.time_ns() // 1_000_000 - _DISCORD_EPOCH_MS) << 22) | (1 << 17)
         value = max(value, self._last_snowflake + 1)
@@ -178,7 +185,7 @@ class FakeDiscord:
             if bucket.exhausted(now):
                 self.rejected_429 += 1
                 retry, header = bucket.retry_after(now)
-                headers = primary.headers(now)
+                headers = primary.headers(now, self._clock.wall())
                 headers["Retry-After"] = header
                 headers["X-RateLimit-Scope"] = "user" if index == 0 else "shared"
                 body = {"message": "You are being rate limited.", "retry_after": retry}
@@ -196,11 +203,11 @@ class FakeDiscord:
         channel_id: str,
         webhook_id: str | None,
     ) -> Response:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         limited = self._limit(buckets, now)
         if limited is not None:
             return limited
-        headers = buckets[0].headers(now)
+        headers = buckets[0].headers(now, self._clock.wall())
         try:
             body: Any = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -213,7 +220,7 @@ class FakeDiscord:
         nonce = body.get("nonce")
         if webhook_id is None and nonce is not None and body.get("enforce_nonce"):
             seen = self._nonces.get((channel_id, str(nonce)))
-            if seen is not None and time.monotonic() - seen[0] < self.nonce_window:
+            if seen is not None and self._clock.monotonic() - seen[0] < self.nonce_window:
                 self.nonce_replays += 1
                 return JSONResponse(seen[1], headers=headers)
         query = dict(request.query_params)
@@ -224,7 +231,7 @@ class FakeDiscord:
                 target=target,
                 body=body,
                 headers=dict(request.headers),
-                at=time.time(),
+                at=self._clock.wall(),
                 message_id=message["id"],
                 channel_id=channel_id,
                 query=query,
@@ -232,7 +239,7 @@ class FakeDiscord:
             )
         )
         if webhook_id is None and nonce is not None and body.get("enforce_nonce"):
-            self._nonces[(channel_id, str(nonce))] = (time.monotonic(), message)
+            self._nonces[(channel_id, str(nonce))] = (self._clock.monotonic(), message)
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         wait = query.get("wait", "false").lower() in ("true", "1")
@@ -287,7 +294,7 @@ class FakeDiscord:
         token = request.path_params["token"]
         channel_id = self.webhook_channel(webhook_id)
         buckets = self._buckets_for(f"webhook:{webhook_id}", channel_id)
-        headers = buckets[0].headers(time.monotonic())
+        headers = self._headers(buckets[0])
         if webhook_id in self._disabled:
             self.rejected_404 += 1
             body = {"message": "Unknown Webhook", "code": 10015}
@@ -310,7 +317,7 @@ class FakeDiscord:
         expected = None if self.bot_token is None else f"Bot {self.bot_token}"
         if expected is not None and request.headers.get("authorization", "") != expected:
             self.rejected_401 += 1
-            headers = buckets[0].headers(time.monotonic())
+            headers = self._headers(buckets[0])
             body = {"message": "401: Unauthorized", "code": 0}
             return JSONResponse(body, status_code=401, headers=headers)
         target = f"channel:{channel_id}"

@@ -56,13 +56,15 @@ class Bucket:
         self._roll(now)
         self.count += 1
 
-    def headers(self, now: float) -> dict[str, str]:
-        """The ``X-RateLimit-*`` headers describing this bucket now."""
+    def headers(self, now: float, wall: float | None = None) -> dict[str, str]:
+        """The ``X-RateLimit-*`` headers describing this bucket at monotonic ``now`` (``wall``:
+        the UNIX time then, for ``X-RateLimit-Reset``; default ``time.time()``)."""
         after = self.reset_after(now)
+        wall = time.time() if wall is None else wall
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(max(0, self.limit - self.count)),
-            "X-RateLimit-Reset": f"{time.time() + after:.3f}",
+            "X-RateLimit-Reset": f"{wall + after:.3f}",
             "X-RateLimit-Reset-After": f"{after:.3f}",
             "X-RateLimit-Bucket": self.bucket_id,
         }

@@ -162,7 +162,7 @@ class WandererApp(App[int]):
     def action_reload_config(self) -> None:
         """Have the engine re-read the config file now."""
         summary = reload_config(self.state)
-        self.state.activity.add(self.state.clock.now(), f"operator asked for a reload: {summary}")
+        self.state.activity.add(self.state.clock.wall(), f"operator asked for a reload: {summary}")
         self.notify(summary[:1].upper() + summary[1:])
 
     def switch_theme(self, name: str) -> None:
@@ -204,7 +204,7 @@ class WandererApp(App[int]):
             return
         dispatcher.paused = not dispatcher.paused
         word = "paused" if dispatcher.paused else "resumed"
-        self.state.activity.add(self.state.clock.now(), f"operator {word} delivery")
+        self.state.activity.add(self.state.clock.wall(), f"operator {word} delivery")
         self.notify(f"Delivery {word}.")
 
     def retry_dead_target(self, target_key: str) -> int | None:
@@ -223,7 +223,7 @@ class WandererApp(App[int]):
             return None
         plural = "" if requeued == 1 else "s"
         self.state.activity.add(
-            self.state.clock.now(),
+            self.state.clock.wall(),
             f"operator retried dead target {target_key}: {requeued} re-queued",
         )
         self.notify(
@@ -247,7 +247,7 @@ class WandererApp(App[int]):
         value = not bool(getattr(flags_for(settings, ref.tenant), ref.flag))
         set_flag(settings, ref, value)
         word = "on" if value else "off"
-        self.state.activity.add(self.state.clock.now(), f"{ref.label} notifications {word}")
+        self.state.activity.add(self.state.clock.wall(), f"{ref.label} notifications {word}")
         path = self.state.config_path
         if path is not None:
             try:

@@ -276,7 +276,9 @@ class ConfigScreen(Screen[None]):
         self.problems = []
         self._show_problems()
         summary = reload_config(self.state)
-        self.state.activity.add(self.state.clock.now(), f"config saved from the console; {summary}")
+        self.state.activity.add(
+            self.state.clock.wall(), f"config saved from the console; {summary}"
+        )
         self.notify(f"Saved {path.name}; {summary}.")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

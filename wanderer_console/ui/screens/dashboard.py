@@ -92,7 +92,7 @@ class DashboardScreen(Screen[None]):
         # Table cells carry colours resolved at render time; redraw them with the new theme.
         if self._last is not None:
             self._chart_drawn_at = float("-inf")
-            self.render_snapshot(self._last, self.state.clock.now())
+            self.render_snapshot(self._last, self.state.clock.wall())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Filter the activity log as the operator types."""
@@ -103,7 +103,7 @@ class DashboardScreen(Screen[None]):
     def poll(self) -> None:
         """Take one snapshot and render every panel from it."""
         state = self.state
-        now = state.clock.now()
+        now = state.clock.wall()
         try:
             snapshot = state.source.snapshot()
         except Exception as exc:  # the console must outlive a failing engine view

@@ -56,6 +56,7 @@ def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_config_check_refuses_discord_in_webhook_username(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(BASE.replace('"Wanderer"', '"Discord Alerts"'))
@@ -67,6 +68,7 @@ def test_config_check_refuses_discord_in_webhook_username(tmp_path: Path) -> Non
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_start_refuses_a_webhook_username_discord_refuses(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(BASE.replace('"Wanderer"', '"Clyde"'))

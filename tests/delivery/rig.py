@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import wait_for
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
@@ -113,10 +114,5 @@ async def make_rig(
 
 
 async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
+    """:func:`tests.support.wait_for` with the delivery tests' longer default and 20 ms polls."""
+    await wait_for(predicate, timeout, interval=0.02)

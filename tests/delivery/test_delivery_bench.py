@@ -23,6 +23,7 @@ def test_ceiling_combines_both_windows() -> None:
     assert ceiling_seconds(500, **limits) == pytest.approx(66.0)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_quick_run_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--quick", "--notifications", "200"]) == 0

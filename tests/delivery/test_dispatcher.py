@@ -26,6 +26,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield built
 
 
+@pytest.mark.slow
 async def test_burst_is_batched_and_paced_without_429(rig: Rig) -> None:
     target = rig.hook(1)
     rig.enqueue(target, 75)
@@ -48,6 +49,7 @@ async def test_mentions_are_never_batched(rig: Rig) -> None:
     assert [len(m.body["embeds"]) for m in rig.discord.messages_for("webhook:2")] == [1, 1, 1]
 
 
+@pytest.mark.slow
 async def test_unknown_webhook_holds_its_notifications_after_one_attempt_until_retried(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -78,6 +80,7 @@ async def test_unknown_webhook_holds_its_notifications_after_one_attempt_until_r
     assert rig.metrics.value("wc_targets_dead") == 0
 
 
+@pytest.mark.slow
 async def test_429_waits_and_retries_without_losing_anything(rig: Rig) -> None:
     target = rig.hook(5)
     # Someone else exhausts the webhook's bucket first.
@@ -102,6 +105,7 @@ async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None
     assert rig.discord.rejected_400 >= 1
 
 
+@pytest.mark.slow
 async def test_too_many_invalid_answers_pause_all_delivery(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +107,7 @@ snowflakes = st.integers(1, 2**63 - 1).map(str)
 _RAW_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(body=bodies)
 def test_enforce_limits_fits_every_limit_and_leaves_the_input_alone(body: dict[str, Any]) -> None:
@@ -116,6 +118,7 @@ def test_enforce_limits_fits_every_limit_and_leaves_the_input_alone(body: dict[s
     assert enforce_limits(result) == result  # already fitting: nothing more to cut
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(body=bodies)
 def test_nothing_is_dropped_or_cut_that_fits(body: dict[str, Any]) -> None:
@@ -135,6 +138,7 @@ def test_nothing_is_dropped_or_cut_that_fits(body: dict[str, Any]) -> None:
         assert "content" not in result  # blank content is an error for Discord: it is left out
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     embeds_in=st.lists(embeds, max_size=EMBEDS_MAX + 2),
@@ -211,6 +215,7 @@ def killmails(draw: st.DrawFn) -> Killmail:
     )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     km=killmails(),
@@ -241,6 +246,7 @@ def test_any_kill_renders_within_limits(
     assert_within_limits(build_message([embed] * copies, username=map_name, mention_here=True))
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     system_id=st.integers(1, 2**62) | st.sampled_from([31000005, 31002238, 30000142, 30002187]),

@@ -24,6 +24,7 @@ from wanderer_console.sim import webhook_url
 pytestmark = pytest.mark.timeout(90)
 
 
+@pytest.mark.slow
 async def test_a_long_discord_outage_delays_but_never_drops_notifications(tmp_path: Path) -> None:
     # The old rule gave up after 12 attempts (about 17 minutes of backoff): here the outage
     # outlasts 12 attempts many times over, with the circuit breaker opening and closing.
@@ -40,6 +41,7 @@ async def test_a_long_discord_outage_delays_but_never_drops_notifications(tmp_pa
     assert rig.metrics.value("wc_delivery_failures_total", reason="retry") >= 12
 
 
+@pytest.mark.slow
 async def test_an_open_breaker_is_not_an_attempt(tmp_path: Path) -> None:
     # Retries come faster (0.2 s at most) than the breaker's probes (every 0.6 s).
     async with make_rig(tmp_path, chain=True, cooldown=0.6) as rig:
@@ -58,6 +60,7 @@ async def test_an_open_breaker_is_not_an_attempt(tmp_path: Path) -> None:
     assert attempts == rig.discord.requests
 
 
+@pytest.mark.slow
 async def test_a_notification_expires_only_after_its_maximum_age_with_the_reason_kept(
     tmp_path: Path,
 ) -> None:
@@ -74,6 +77,7 @@ async def test_a_notification_expires_only_after_its_maximum_age_with_the_reason
     assert "502" in reason
 
 
+@pytest.mark.slow
 async def test_a_webhook_404_then_fixed_by_config_delivers_everything_held(tmp_path: Path) -> None:
     async with make_rig(tmp_path) as rig:
         broken = rig.hook(4)
@@ -108,6 +112,7 @@ async def test_a_wrong_bot_token_then_fixed_delivers_everything_held(tmp_path: P
     assert sum(rig.titles("channel:100000000000000001").values()) == 24
 
 
+@pytest.mark.slow
 async def test_slow_answers_post_bot_messages_once_and_webhook_messages_at_most_twice(
     tmp_path: Path,
 ) -> None:
@@ -134,6 +139,7 @@ async def test_slow_answers_post_bot_messages_once_and_webhook_messages_at_most_
     assert doubled <= counted
 
 
+@pytest.mark.slow
 async def test_a_global_429_of_an_hour_is_shown_with_its_end_and_the_backlog_stays_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,6 +164,7 @@ async def test_a_global_429_of_an_hour_is_shown_with_its_end_and_the_backlog_sta
     assert rig.metrics.value("wc_delivery_paused_seconds") > 3500
 
 
+@pytest.mark.slow
 async def test_channel_messages_per_minute_applies_live(tmp_path: Path) -> None:
     policy = FAST
     async with make_rig(tmp_path, policy=policy) as rig:

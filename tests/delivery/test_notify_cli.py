@@ -63,6 +63,7 @@ def test_bad_targets_are_explained() -> None:
         parse_target(settings, "home:kills")
 
 
+@pytest.mark.slow
 async def test_cli_exit_codes(tmp_path: Path) -> None:
     discord = FakeDiscord(bot_token="bot-secret")
     async with AppServer(discord.app) as server:

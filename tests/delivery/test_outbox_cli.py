@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store import SqliteStore
 from wanderer_console.store.writes import StoreWriteError
@@ -46,6 +48,7 @@ def _seed(data: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_outbox_list_shows_failed_and_held_rows_with_reasons_and_retry_requeues(
     tmp_path: Path,
 ) -> None:
@@ -78,6 +81,7 @@ def test_outbox_list_shows_failed_and_held_rows_with_reasons_and_retry_requeues(
     assert statuses == {"pending": 3, "sent": 1}
 
 
+@pytest.mark.slow
 def test_outbox_drop_gives_up_on_failed_rows_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _seed(data)

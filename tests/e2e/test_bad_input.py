@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_end_to_end import messages, runtime, sim
+from tests.e2e.test_end_to_end import messages, sim_options
 from tests.support import wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-__all__ = ["runtime", "sim"]  # fixtures re-used from the end-to-end module
+__all__ = ["sim_options"]  # the end-to-end module's simulator seed, for the shared fixtures
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 async def test_unknown_and_malformed_map_events(sim: Simulator, runtime: Runtime) -> None:

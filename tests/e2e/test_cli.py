@@ -14,7 +14,7 @@ import pytest
 from tests.support import headless_config
 from wanderer_console.sim import Simulator
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 COMMAND = [sys.executable, "-m", "wanderer_console"]
 

@@ -13,7 +13,7 @@ import pytest
 from tests.support import headless_config, start_headless, wait_for
 from wanderer_console.sim import Simulator
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 KILLS = 200
 

@@ -7,7 +7,6 @@ loopback ports and a real :class:`Runtime` on a temporary data directory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.summary import discord_summary
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def messages(sim: Simulator, prefix: str) -> list[Any]:
@@ -42,24 +41,9 @@ def embeds(sim: Simulator, prefix: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(seed=3)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
-async def runtime(sim: Simulator, tmp_path: Path) -> AsyncIterator[Runtime]:
-    engine = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
-    await engine.start()
-    try:
-        await connected(engine)
-        yield engine
-    finally:
-        await engine.stop()
+def sim_options() -> dict[str, Any]:
+    """The shared ``sim`` and ``runtime`` fixtures (tests/conftest.py), on seed 3."""
+    return {"seed": 3}
 
 
 async def test_kill_system_character_and_rally_payloads(sim: Simulator, runtime: Runtime) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,21 +25,16 @@ from wanderer_console.pipeline.startup import SEEN_CURSOR
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 PER_SYSTEM = 8
 """Kills per system during a gap: more than the five a rejoin's preload brings back."""
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
+def sim_options() -> dict[str, Any]:
     # A roomy webhook limit: the tests are about what is sent, not about Discord's pacing.
-    simulator = Simulator(seed=5, killstream_rest=True, discord_webhook_limit=100)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
+    return {"seed": 5, "killstream_rest": True, "discord_webhook_limit": 100}
 
 
 def _settings(sim: Simulator, data_dir: Path, *, suppression: float = 30.0) -> Settings:

@@ -16,7 +16,7 @@ import pytest
 from wanderer_console.store.integrity import StorageError, check, check_file
 from wanderer_console.store.sqlite import open_database
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 DB_NAME = "wanderer-console.db"
 _PR_CAPBSET_DROP = 24

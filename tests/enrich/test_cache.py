@@ -46,6 +46,7 @@ async def test_concurrent_misses_make_one_request(esi_env: EsiEnv) -> None:
     assert cache.peek_name(cid) == esi_env.gen.names[cid]
 
 
+@pytest.mark.slow
 async def test_warm_restart_makes_no_esi_calls(esi_env: EsiEnv, tmp_path: Path) -> None:
     gen = esi_env.gen
     chars = list(gen.characters)[:12]
@@ -197,6 +198,7 @@ async def test_prometheus_counters(esi_env: EsiEnv) -> None:
     assert "wc_cache_latency_seconds_bucket" in text
 
 
+@pytest.mark.slow
 def test_cache_bench_quick_prints_json() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "wanderer_console.bench.cache_bench", "--quick"],

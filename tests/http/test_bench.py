@@ -8,7 +8,7 @@ import sys
 import orjson
 import pytest
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 def test_http_overhead_quick_prints_json() -> None:

@@ -86,6 +86,7 @@ async def _fifty_in_half_open(
         await client.aclose()
 
 
+@pytest.mark.slow
 async def test_half_open_lets_one_probe_through_and_success_closes(
     fault_server: FaultServer,
 ) -> None:
@@ -102,6 +103,7 @@ async def test_half_open_lets_one_probe_through_and_success_closes(
     ]
 
 
+@pytest.mark.slow
 async def test_failed_probe_reopens(fault_server: FaultServer) -> None:
     results, events, state = await _fifty_in_half_open(fault_server, Reply(503, delay=0.2))
     assert sum(1 for r in results if isinstance(r, CircuitOpenError)) == 49

@@ -24,6 +24,7 @@ SETTINGS = HttpServiceSettings(
 )
 
 
+@pytest.mark.slow
 async def test_retry_waits_at_least_retry_after(fault_server: FaultServer) -> None:
     fault_server.then("/r", Reply(503, {"retry-after": "1"}))
     client = build_client("esi", SETTINGS, metrics=Metrics())
@@ -39,6 +40,7 @@ async def test_retry_waits_at_least_retry_after(fault_server: FaultServer) -> No
     assert second - first >= 1.0
 
 
+@pytest.mark.slow
 async def test_429_retry_after_is_honoured(fault_server: FaultServer) -> None:
     fault_server.then("/r", Reply(429, {"retry-after": "0.4"}), Reply(429, {"retry-after": "0.4"}))
     client = build_client("esi", SETTINGS, metrics=Metrics())
@@ -100,6 +102,7 @@ async def test_get_is_not_retried_beyond_the_attempt_cap(fault_server: FaultServ
     assert metrics.value("wc_http_retries_total", service="esi", reason="502") == 2
 
 
+@pytest.mark.slow
 async def test_timeouts_are_retried(fault_server: FaultServer) -> None:
     fault_server.always("/slow", Reply(200, delay=1.0))
     settings = SETTINGS.model_copy(update={"timeout_seconds": 0.2, "retry_attempts": 2})

@@ -44,6 +44,7 @@ def _decode(decoder: SseDecoder, body: bytes, sizes: list[int]) -> list[SseEvent
     return out if report is None else [*out, report]
 
 
+@pytest.mark.slow
 def test_any_chunking_gives_the_events_httpx_sse_gave() -> None:
     rng = random.Random(5)
     for _ in range(2000):

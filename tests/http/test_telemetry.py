@@ -98,6 +98,7 @@ async def test_two_clients_share_one_registry(fault_server: FaultServer) -> None
     assert Metrics.split(requests, "service") == {"esi": 1.0, "map": 1.0}
 
 
+@pytest.mark.slow
 async def test_sse_stream_is_not_subject_to_retry_caps(fault_server: FaultServer) -> None:
     settings = SETTINGS.model_copy(update={"retry_max_seconds": 0.05, "timeout_seconds": 1.0})
     metrics = Metrics()
@@ -125,6 +126,7 @@ async def test_plain_client_keeps_working(fault_server: FaultServer) -> None:
     assert client.breaker_events == []
 
 
+@pytest.mark.slow
 async def test_cancelled_request_stays_a_cancellation_and_is_counted(
     fault_server: FaultServer,
 ) -> None:

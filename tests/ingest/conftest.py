@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,15 +104,6 @@ class Feed:
 @pytest.fixture
 def gen() -> DataGenerator:
     return DataGenerator(11)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "r2z2.db")
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @pytest.fixture

@@ -142,6 +142,7 @@ async def test_the_first_join_after_a_restart_backfills_from_the_watermark(rig: 
     assert {r["since_hours"] for r in rig.rest.requests} == {1}  # reach capped by max_age
 
 
+@pytest.mark.slow
 async def test_a_failing_backfill_is_retried_then_given_up(rig: Rig) -> None:
     kill = rig.kill(sorted(rig.systems)[0], age=10)
     await rig.killstream.push_kill(kill)

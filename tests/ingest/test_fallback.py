@@ -76,6 +76,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+@pytest.mark.slow
 async def test_polls_after_the_threshold_and_stops_when_the_socket_is_back(rig: Rig) -> None:
     tracked = sorted(rig.systems)
     kills = [rig.gen.make_killmail(system_id=s) for s in (tracked[0], tracked[15], tracked[22])]
@@ -115,6 +116,7 @@ async def test_polls_after_the_threshold_and_stops_when_the_socket_is_back(rig: 
         await _cancel(task)
 
 
+@pytest.mark.slow
 async def test_a_short_outage_does_not_start_polling(rig: Rig) -> None:
     poller = rig.poller(after=0.5)
     task = asyncio.create_task(poller.run())
@@ -145,6 +147,7 @@ async def test_rest_errors_are_counted_and_polling_goes_on(rig: Rig) -> None:
         await _cancel(task)
 
 
+@pytest.mark.slow
 async def test_fallback_follows_a_real_killstream_socket(rig: Rig) -> None:
     tracked = sorted(rig.systems)
     source = KillstreamSource(

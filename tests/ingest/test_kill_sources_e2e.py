@@ -7,7 +7,6 @@ once, and the REST fallback fills in while the killstream socket is down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.r2z2 import FakeR2z2
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def _with(settings: Settings, **sections: Any) -> Settings:
@@ -46,14 +45,9 @@ def kill_messages(sim: Simulator, killmail_id: int) -> list[Any]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
+def sim_options() -> dict[str, Any]:
     fake = FakeR2z2(min_interval=0.02, miss_cooldown=0.3, ban_seconds=60.0)
-    simulator = Simulator(seed=3, r2z2=fake, killstream_rest=True)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
+    return {"seed": 3, "r2z2": fake, "killstream_rest": True}
 
 
 async def _runtime(settings: Settings, tmp_path: Path) -> Runtime:

@@ -57,6 +57,7 @@ def joined(topic: str) -> PhoenixChannel:
     return channel
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(topic=topics, payload=payloads)
 def test_join_frame_decodes_to_its_parts_and_the_ok_reply_joins(
@@ -76,6 +77,7 @@ def test_join_frame_decodes_to_its_parts_and_the_ok_reply_joins(
     assert channel.state is ChannelState.JOINED
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(topic=topics, event=events, payload=payloads, as_bytes=st.booleans())
 def test_a_pushed_frame_read_back_is_the_same_push(
@@ -91,6 +93,7 @@ def test_a_pushed_frame_read_back_is_the_same_push(
     assert channel.receive(server) == Push(topic, event, payload)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(topic=topics, status=_TEXT, response=json_values)
 def test_heartbeat_round_trip_clears_the_pending_flag(

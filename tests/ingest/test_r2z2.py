@@ -32,6 +32,7 @@ def assert_polite(fake: FakeR2z2) -> None:
     assert fake.count(403) == 0, fake.requests
 
 
+@pytest.mark.slow
 async def test_200_200_404_waits_then_continues(feed: Feed) -> None:
     fake = feed.fake
     kills = [feed.tracked_kill(), feed.tracked_kill()]
@@ -62,6 +63,7 @@ async def test_200_200_404_waits_then_continues(feed: Feed) -> None:
     assert_polite(fake)
 
 
+@pytest.mark.slow
 async def test_429_with_retry_after_is_honoured(feed: Feed) -> None:
     fake = feed.fake
     fake.retry_after = 1
@@ -78,6 +80,7 @@ async def test_429_with_retry_after_is_honoured(feed: Feed) -> None:
     assert fake.count(403) == 0
 
 
+@pytest.mark.slow
 async def test_429_without_retry_after_uses_the_default(feed: Feed) -> None:
     fake = feed.fake
     fake.retry_after = None
@@ -91,6 +94,7 @@ async def test_429_without_retry_after_uses_the_default(feed: Feed) -> None:
     assert fake.count(403) == 0
 
 
+@pytest.mark.slow
 async def test_403_stops_polling_and_marks_failed(feed: Feed) -> None:
     fake = feed.fake
     fake.sequence_hint = fake.publish(feed.tracked_kill())
@@ -120,6 +124,7 @@ async def test_production_ban_is_an_hour_and_reads_so() -> None:
     assert timing.max_cursor_age == 23 * 3600
 
 
+@pytest.mark.slow
 async def test_non_json_and_missing_keys_are_skipped_and_counted(feed: Feed) -> None:
     fake = feed.fake
     good = feed.tracked_kill()
@@ -142,6 +147,7 @@ async def test_non_json_and_missing_keys_are_skipped_and_counted(feed: Feed) -> 
     assert_polite(fake)
 
 
+@pytest.mark.slow
 async def test_transient_non_json_and_5xx_back_off_and_retry_the_same_sequence(
     feed: Feed,
 ) -> None:
@@ -202,6 +208,7 @@ async def test_old_kills_are_gated_by_max_age(feed: Feed) -> None:
     assert feed.ids() == [fresh["killmail_id"]]
 
 
+@pytest.mark.slow
 async def test_stale_cursor_resyncs_and_logs_the_gap(
     feed: Feed, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -258,6 +265,7 @@ async def test_sequence_updated_refetches_the_older_file(feed: Feed) -> None:
     assert_polite(fake)
 
 
+@pytest.mark.slow
 async def test_cursor_is_saved_per_sequence_and_resumed_after_restart(feed: Feed) -> None:
     fake = feed.fake
     first = fake.publish(feed.tracked_kill())
@@ -283,6 +291,7 @@ async def test_cursor_is_saved_per_sequence_and_resumed_after_restart(feed: Feed
     assert_polite(fake)
 
 
+@pytest.mark.slow
 async def test_normal_run_of_30_sequences_never_trips_the_limits(feed: Feed) -> None:
     fake = feed.fake
     kills = [feed.tracked_kill() for _ in range(20)]
@@ -304,6 +313,7 @@ async def test_normal_run_of_30_sequences_never_trips_the_limits(feed: Feed) -> 
     assert fake.banned_until is None
 
 
+@pytest.mark.slow
 async def test_production_timings_respect_the_real_limits(feed: Feed) -> None:
     """Defaults against a fake with the real limits (15/s, 6 s miss cooldown): no 429/403."""
     strict = FakeR2z2(feed.gen)

@@ -72,6 +72,7 @@ async def test_channel_error_or_close_rejoins_with_the_full_subscription(
         await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.mark.slow
 async def test_server_restart_on_the_same_port_rejoins_within_two_seconds(
     server: FakeKillstream,
 ) -> None:
@@ -92,6 +93,7 @@ async def test_server_restart_on_the_same_port_rejoins_within_two_seconds(
         await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.mark.slow
 async def test_withheld_heartbeat_reply_leads_to_a_reconnect(server: FakeKillstream) -> None:
     source = _source(server, heartbeat=0.2)
     task = asyncio.create_task(source.run())
@@ -119,6 +121,7 @@ def test_phoenix_backoff_is_fast_first_then_capped() -> None:
     assert backoff.next_delay() <= 0.1
 
 
+@pytest.mark.slow
 async def test_tracking_change_sends_subscribe_systems(tmp_path: Path) -> None:
     async with Simulator(seed=21) as sim:
         runtime = Runtime(demo_settings(sim, data_dir=tmp_path, dry_run=True), data_dir=tmp_path)

@@ -138,6 +138,7 @@ def _envelopes(count: int) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 async def test_stream_cut_at_100_random_offsets_loses_nothing_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
@@ -244,6 +245,7 @@ async def test_refusals_show_failed_with_the_server_message_and_retry_slowly(
     assert delay == 60.0
 
 
+@pytest.mark.slow
 async def test_over_limit_close_before_connected_backs_off_long(tmp_path: Path) -> None:
     async with Simulator(seed=5) as sim:
         sim.map.over_limit = True
@@ -272,6 +274,7 @@ async def test_over_limit_close_before_connected_backs_off_long(tmp_path: Path) 
         assert len(sim.map.connect_log) == 2  # the run() attempt, then a long wait: no hot loop
 
 
+@pytest.mark.slow
 async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path: Path) -> None:
     async with Simulator(seed=11) as sim:
         settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
@@ -328,6 +331,7 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
             store.close()
 
 
+@pytest.mark.slow
 async def test_runtime_reloads_the_map_after_an_outage_longer_than_the_buffer(
     tmp_path: Path,
 ) -> None:

@@ -47,6 +47,7 @@ def _write_config(sim: Simulator, data_dir: Path, path: Path) -> None:
     path.write_text(tomlkit.dumps(document))
 
 
+@pytest.mark.slow
 async def test_replay_dry_run_prints_what_was_sent_live(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,6 +58,7 @@ async def map_server() -> AsyncIterator[tuple[FakeMapServer, str]]:
         await app.stop()
 
 
+@pytest.mark.slow
 async def test_64_mib_sse_line_is_skipped_unbuffered_counted_and_the_next_event_arrives(
     map_server: tuple[FakeMapServer, str], tmp_path: Path
 ) -> None:
@@ -235,6 +236,7 @@ async def test_oversize_killstream_frame_is_counted_and_reported_and_later_kills
     assert ctx["size"] == (None if compressed else len(frame.encode()))
 
 
+@pytest.mark.slow
 async def test_oversize_frame_repeated_on_every_join_backs_off_instead_of_a_hot_loop(
     killstream: FakeKillstream,
 ) -> None:

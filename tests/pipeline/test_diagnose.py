@@ -15,7 +15,7 @@ from wanderer_console.config import Settings
 from wanderer_console.pipeline.diagnose import DiagnoseError, diagnose_kill
 from wanderer_console.sim import AppServer, Simulator
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def esi_app(kills: dict[tuple[int, str], dict[str, Any]]) -> Starlette:

@@ -3,9 +3,7 @@ point (the previous run's last sight of the stream), never by the time it arrive
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,15 +41,6 @@ def _settings() -> Settings:
             },
         }
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "db.sqlite")
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _engine(store: SqliteStore, clock: list[float]) -> Engine:

@@ -26,7 +26,7 @@ from tests.support import connected, wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 REPO = Path(__file__).resolve().parents[2]
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]

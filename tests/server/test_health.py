@@ -13,6 +13,7 @@ from wanderer_console.runtime import Runtime
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.mark.slow
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     health = await client.get("/health")
     assert health.status_code == 200
@@ -24,6 +25,7 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert ready.headers["x-request-id"] == "abc-123"
 
 
+@pytest.mark.slow
 async def test_ready_names_the_reasons_when_the_store_is_gone(
     runtime: Runtime, client: httpx.AsyncClient
 ) -> None:
@@ -33,6 +35,7 @@ async def test_ready_names_the_reasons_when_the_store_is_gone(
     assert "store: database not reachable" in ready.json()["reasons"]
 
 
+@pytest.mark.slow
 async def test_metrics_exposition_passes_promtool(client: httpx.AsyncClient) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 200

@@ -11,7 +11,7 @@ from tests.support import wait_for
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def auth(key: str) -> dict[str, str]:

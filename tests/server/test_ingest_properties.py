@@ -19,7 +19,7 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.server.ingest import MAX_BATCH_EVENTS, MAX_BODY_BYTES
 from wanderer_console.server.refusals import MAX_ECHO
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 PROPERTY = settings(
     max_examples=100,

@@ -22,7 +22,7 @@ from wanderer_console.server.webhook import sign
 from wanderer_console.sim import Simulator
 from wanderer_console.telemetry.logging import ContextFilter, JsonFormatter
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 PAYLOAD_MARK = "PAYLOAD-MARK-7f3a"
 LEAKY_KEY = "wci_LeakyKeyThatMustNeverBeLogged0123"

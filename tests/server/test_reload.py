@@ -74,6 +74,7 @@ def system_messages(sim: Simulator) -> list[Any]:
     ]
 
 
+@pytest.mark.slow
 async def test_file_edit_turns_a_type_off_and_a_bad_edit_is_rejected(
     sim: Simulator,
     watched: tuple[Runtime, Path],
@@ -144,6 +145,7 @@ def test_restart_required_keys_are_classified() -> None:
     assert not needs_restart("console.log_level", maps, maps)
 
 
+@pytest.mark.slow
 async def test_reload_checks_secret_hygiene_again(
     sim: Simulator, watched: tuple[Runtime, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -93,6 +93,7 @@ def test_enable_is_idempotent_and_unknown_tenant_is_refused(
     assert err["error"] == "no tenant 'ghost'"
 
 
+@pytest.mark.slow
 def test_tenant_help_lists_enable_and_the_disabled_rule(tmp_path: Path) -> None:
     env = {**os.environ, "WANDERER_CONSOLE_CONFIG": str(tmp_path / "absent.toml")}
     done = subprocess.run(

@@ -15,7 +15,7 @@ from wanderer_console.server.webhook import sign
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.ulid import new_ulid
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def envelope(sim: Simulator, system_id: int, name: str) -> dict[str, object]:

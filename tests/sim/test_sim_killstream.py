@@ -99,6 +99,7 @@ async def test_withheld_heartbeat_gets_no_reply(ks: FakeKillstream) -> None:
     assert ks.heartbeats == 1
 
 
+@pytest.mark.slow
 async def test_preload_then_realtime_twice(ks: FakeKillstream, gen: DataGenerator) -> None:
     old = [gen.make_killmail(system_id=J_SYSTEM) for _ in range(7)]
     for kill in old:

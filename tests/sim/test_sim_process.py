@@ -12,7 +12,7 @@ from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.process import SimProcess
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 async def test_console_runs_against_a_simulator_process(tmp_path: Path) -> None:

@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from wanderer_console.sim.simulator import SCENARIO_KINDS, Simulator
 from wanderer_console.sim.ulid import is_valid_ulid
+
+pytestmark = pytest.mark.slow
 
 
 async def collect_sse(url: str, headers: dict[str, str], stop: asyncio.Event) -> list[str]:

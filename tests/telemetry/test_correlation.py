@@ -26,6 +26,7 @@ def _with(lines: list[dict[str, Any]], correlation_id: str, logger: str) -> list
     ]
 
 
+@pytest.mark.slow
 async def test_request_id_follows_an_ingest_event_to_delivery(
     sim: Simulator,
     runtime: Runtime,
@@ -56,6 +57,7 @@ async def test_request_id_follows_an_ingest_event_to_delivery(
         assert {"time", "level", "event", "tenant"} <= line.keys()
 
 
+@pytest.mark.slow
 async def test_sse_event_gets_a_generated_id_that_reaches_delivery(
     sim: Simulator, runtime: Runtime, json_logs: JsonCapture
 ) -> None:

@@ -13,8 +13,8 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -31,7 +31,7 @@ from wanderer_console.sim import Simulator
 from wanderer_console.sim.discord import webhook_url
 from wanderer_console.telemetry.logging import JsonFormatter
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 DEAD_WEBHOOK_ID = "1299999999999999999"
 DEAD_TOKEN = "dead-" + secrets.token_urlsafe(40)
@@ -39,13 +39,8 @@ WRONG_MAP_KEY = "wrong-map-key-" + secrets.token_hex(16)
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(seed=11)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
+def sim_options() -> dict[str, Any]:
+    return {"seed": 11}
 
 
 def _secrets(sim: Simulator, runtime: Runtime) -> dict[str, str]:

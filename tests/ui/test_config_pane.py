@@ -7,11 +7,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.widgets import Static, TextArea
 
 from tests.ui.conftest import CONFIG_TEXT, HEALTHY, FakeSource, make_app
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.config import ConfigScreen
+
+pytestmark = pytest.mark.slow
 
 SIZE = (120, 40)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from rich.text import Text
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
@@ -114,6 +115,7 @@ def test_activity_log_records_store_fault_and_pause_coming_and_going() -> None:
 # -- the dashboard -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_badges_show_store_fault_and_discord_pause() -> None:
     source = FakeSource(delivery_fault_snapshot())
     app = make_app(source=source)
@@ -142,6 +144,7 @@ async def test_badges_show_store_fault_and_discord_pause() -> None:
         assert _dashboard(app).sub_title.endswith("delivery running")
 
 
+@pytest.mark.slow
 async def test_healthy_dashboard_shows_no_badge() -> None:
     app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
@@ -178,6 +181,7 @@ async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain
 # -- retrying a dead target ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_palette_retries_a_dead_target_and_toasts_the_count() -> None:
     source = FakeSource(delivery_fault_snapshot())
     app = make_app(source=source)
@@ -198,6 +202,7 @@ async def test_palette_retries_a_dead_target_and_toasts_the_count() -> None:
         )
 
 
+@pytest.mark.slow
 async def test_retry_is_offered_only_for_dead_targets_of_a_retrying_source() -> None:
     app = make_app(source=FakeSource(HEALTHY))
     async with app.run_test(size=SIZE) as pilot:

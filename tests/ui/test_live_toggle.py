@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomlkit
@@ -24,7 +24,7 @@ from wanderer_console.sim import Simulator
 from wanderer_console.ui.app import build_app
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 SIZE = (120, 40)
 COMMENT = "# Operator config: this comment must survive a toggle from the console."
@@ -73,14 +73,9 @@ def delivered_kill_ids(sim: Simulator) -> set[int]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
+def sim_options() -> dict[str, Any]:
     # A generous webhook limit: rate limiting would only delay deliveries, not change the test.
-    simulator = Simulator(seed=11, discord_webhook_limit=1000, discord_webhook_window=1.0)
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
+    return {"seed": 11, "discord_webhook_limit": 1000, "discord_webhook_window": 1.0}
 
 
 async def test_kill_toggle_in_console_stops_kill_notifications(

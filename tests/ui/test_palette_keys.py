@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable
 
@@ -38,6 +39,7 @@ async def _palette_prompts(app: object, pilot: object, query: str) -> list[str]:
     return prompts
 
 
+@pytest.mark.slow
 async def test_palette_lists_provider_commands(config_file: Path) -> None:
     app = make_app(source=FakeSource(HEALTHY), config_path=config_file)
     async with app.run_test(size=SIZE) as pilot:
@@ -54,6 +56,7 @@ async def test_palette_lists_provider_commands(config_file: Path) -> None:
     )
 
 
+@pytest.mark.slow
 async def test_palette_theme_switch_is_live_and_saved(config_file: Path) -> None:
     settings = make_settings()
     app = make_app(HEALTHY, config_path=config_file, settings=settings)
@@ -70,6 +73,7 @@ async def test_palette_theme_switch_is_live_and_saved(config_file: Path) -> None
     assert "# Operator config: keep this comment." in text
 
 
+@pytest.mark.slow
 async def test_settings_theme_change_switches_live() -> None:
     settings = make_settings()
     app = make_app(HEALTHY, settings=settings)
@@ -81,6 +85,7 @@ async def test_settings_theme_change_switches_live() -> None:
         assert app.theme == "wanderer-light"
 
 
+@pytest.mark.slow
 async def test_keymap_remaps_a_binding() -> None:
     settings = make_settings()
     settings.keymap = {"app.toggles": "f2", "app.config": "ctrl+o"}
@@ -98,6 +103,7 @@ async def test_keymap_remaps_a_binding() -> None:
         assert isinstance(app.screen, ConfigScreen)
 
 
+@pytest.mark.slow
 async def test_hot_reloaded_keymap_is_applied() -> None:
     source = FakeSource(HEALTHY)
     settings = make_settings()
@@ -121,6 +127,7 @@ def test_every_binding_has_an_id() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_hot_reload_adding_a_map_rebuilds_the_toggles() -> None:
     source = FakeSource(HEALTHY)
     settings = make_settings()

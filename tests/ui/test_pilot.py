@@ -5,12 +5,15 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
 from textual.command import CommandList, CommandPalette
 
 from tests.ui.conftest import HEALTHY, FakeSource, make_app, make_settings
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
+
+pytestmark = pytest.mark.slow
 
 SIZE = (120, 40)
 

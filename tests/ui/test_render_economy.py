@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from tests.ui.conftest import HEALTHY, NOW, FakeSource, degraded_snapshot, make_app
 from wanderer_console.gcpolicy import YOUNG_THRESHOLD, freeze_startup_objects
 from wanderer_console.ui.screens.dashboard import DashboardScreen
@@ -21,6 +23,7 @@ def _bar(app: object) -> str:
     return screen.query_one(KeyBar).describe().plain
 
 
+@pytest.mark.slow
 async def test_key_bar_shows_the_active_screens_bindings() -> None:
     app = make_app(source=FakeSource(HEALTHY))
     async with app.run_test(size=SIZE) as pilot:
@@ -45,6 +48,7 @@ async def test_key_bar_hides_an_action_the_source_cannot_do() -> None:
         assert "Quit" in _bar(app)
 
 
+@pytest.mark.slow
 async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden() -> None:
     app = make_app(source=FakeSource(HEALTHY))
     async with app.run_test(size=SIZE) as pilot:
@@ -63,6 +67,7 @@ async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden() -> N
         assert str(table.get_cell("", "kill")) == "off"  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 async def test_a_poll_keeps_the_operators_place_in_a_table() -> None:
     """Tables are redrawn by difference: the cursor does not jump back every second."""
     source = FakeSource(HEALTHY)
@@ -84,6 +89,7 @@ async def test_a_poll_keeps_the_operators_place_in_a_table() -> None:
         assert states == [c["state"] for c in source.data["connections"]]
 
 
+@pytest.mark.slow
 async def test_chart_build_is_kept_until_data_or_size_change() -> None:
     app = make_app(source=FakeSource(HEALTHY))
     async with app.run_test(size=SIZE) as pilot:
@@ -99,6 +105,7 @@ async def test_chart_build_is_kept_until_data_or_size_change() -> None:
         assert chart.render() is not rebuilt
 
 
+@pytest.mark.slow
 def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
     thresholds = gc.get_threshold()
     try:
@@ -114,6 +121,7 @@ def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.slow
 async def test_app_freezes_start_up_objects_only_when_asked() -> None:
     thresholds = gc.get_threshold()
     app = make_app(source=FakeSource(HEALTHY))
@@ -131,6 +139,7 @@ async def test_app_freezes_start_up_objects_only_when_asked() -> None:
         gc.set_threshold(*thresholds)
 
 
+@pytest.mark.slow
 async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back() -> None:
     app = make_app(source=FakeSource(HEALTHY))
     async with app.run_test(size=SIZE) as pilot:

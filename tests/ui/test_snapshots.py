@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
@@ -21,11 +22,13 @@ def test_dashboard_healthy(snap_compare: Any) -> None:
     assert snap_compare(make_app(HEALTHY), terminal_size=SIZE, run_before=_settle)
 
 
+@pytest.mark.slow
 def test_dashboard_degraded(snap_compare: Any) -> None:
     """A failed killstream, a disabled target, an open and a half-open breaker."""
     assert snap_compare(make_app(degraded_snapshot()), terminal_size=SIZE, run_before=_settle)
 
 
+@pytest.mark.slow
 def test_toggles_screen(snap_compare: Any) -> None:
     async def open_toggles(pilot: Pilot[Any]) -> None:
         await pilot.pause()
@@ -35,6 +38,7 @@ def test_toggles_screen(snap_compare: Any) -> None:
     assert snap_compare(make_app(HEALTHY), terminal_size=SIZE, run_before=open_toggles)
 
 
+@pytest.mark.slow
 def test_help_screen(snap_compare: Any) -> None:
     async def open_help(pilot: Pilot[Any]) -> None:
         await pilot.pause()
@@ -49,6 +53,7 @@ def test_dashboard_light_theme(snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=_settle)
 
 
+@pytest.mark.slow
 def test_config_pane_validation_error(snap_compare: Any, config_file: Path) -> None:
     """An unknown key typed into the pane: not saved, the problem listed with line and key."""
 

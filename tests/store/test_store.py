@@ -59,7 +59,7 @@ def test_sent_rows_are_never_due_again(tmp_path: Path) -> None:
     store.record_event(_event(), [_note("a"), _note("b")], now=1.0)
     first, second = store.due_outbox(now=2.0)
     store.mark_sent(first.id)
-    store.mark_retry(second.id, next_attempt_at=100.0, error="HTTP 500")
+    store.release([second.id], next_attempt_at=100.0, error="HTTP 500")
     assert store.due_outbox(now=50.0) == []
     assert [r.dedup_key for r in store.due_outbox(now=100.0)] == ["b"]
     assert store.outbox_counts() == {"sent": 1, "pending": 1}
@@ -142,7 +142,7 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(tmp_pa
     ]
     # A deferred head row is skipped until due; the target's later rows still come.
     head = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})[0]
-    store.defer(head.id, next_attempt_at=50.0)
+    store.release([head.id], next_attempt_at=50.0, error=None, attempt=False)
     later = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})
     assert [r.dedup_key for r in later] == ["two-100"]
     assert store.outbox_depth() == {"webhook:1": 300, "webhook:2": 3, "webhook:3": 3}

@@ -232,14 +232,6 @@ class OutboxMixin:
                 (next_attempt_at, None if error is None else error[:500], *row_ids),
             )
 
-    def mark_retry(self, row_id: int, *, next_attempt_at: float, error: str) -> None:
-        """Record a failed attempt and when to try again."""
-        self.release([row_id], next_attempt_at=next_attempt_at, error=error)
-
-    def defer(self, row_id: int, *, next_attempt_at: float) -> None:
-        """Postpone a notification without counting an attempt (a rate limit, not a failure)."""
-        self.release([row_id], next_attempt_at=next_attempt_at, error=None, attempt=False)
-
     def mark_failed(self, row_id: int | Sequence[int], *, error: str) -> None:
         """Give up on notifications for good; kept with the reason for the operator."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)

@@ -39,6 +39,7 @@ from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_set
 
 __all__ = [
     "ConsoleSettings",
+    "ControlSettings",
     "DedupTtls",
     "DiscordSettings",
     "EsiSettings",
@@ -143,6 +144,28 @@ class ServerSettings(Section):
     refusal_log_interval_seconds: float = Field(default=60.0, ge=0, le=86400)
     """A refused request, a client disconnect or a closed connection is logged once per client
     per this many seconds; the next line says how many were suppressed (each is counted)."""
+
+
+class ControlSettings(Section):
+    """The control endpoint an attached console (``wanderer-console attach``) talks to."""
+
+    socket: bool = True
+    """Serve it on ``control.sock`` in the data directory (mode 0600: the engine's user only)."""
+    listen: str | None = None
+    """Also serve it on TCP (``"127.0.0.1:8788"``), bearer token required: create the token
+    with ``wanderer-console control token`` (stored hashed; shown once)."""
+    client_buffer_frames: int = Field(default=16, ge=1, le=1024)
+    """Frames kept for a client that reads slowly; older ones are dropped and counted."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError('must be "HOST:PORT", for example "127.0.0.1:8788"')
+        return value
 
 
 class DiscordSettings(Section):
@@ -359,6 +382,8 @@ class Settings(BaseSettings):
     """One section per map, keyed by a short slug (the tenant id)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
+    control: ControlSettings = Field(default_factory=ControlSettings)
+    """Where an attached console reaches the running engine."""
     keymap: dict[str, str] = Field(default_factory=dict)
     """Console key overrides: binding id (``app.quit``, ``config.save``, …) → keys (``"f2"``)."""
 

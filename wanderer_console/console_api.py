@@ -1,0 +1,428 @@
+"""The engine as the operator console sees it: typed snapshots and the :class:`ConsoleBackend`.
+
+The console (``ui/``) talks to an engine only through this module. The engine in the same process
+is a :class:`~wanderer_console.control.local.LocalBackend`; an engine in another process (a
+systemd service) is reached through its control endpoint by
+:class:`~wanderer_console.http.control_client.RemoteBackend`. Both give the same frames and accept
+the same operations, so the screens cannot tell them apart.
+
+Everything here is immutable and JSON round-trippable (pydantic models, ``extra="forbid"`` so a
+field the engine adds without declaring it here fails loudly in tests). Nothing in a snapshot or a
+config text carries a secret unmasked: the config text crosses as ``«secret-N»`` placeholders and
+the engine puts its own values back when an edit is applied.
+
+No Textual, no httpx, no engine imports: this is the contract both sides build on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "FLAG_NAMES",
+    "PROTOCOL_VERSION",
+    "ApplyResult",
+    "AuditRecord",
+    "BackendError",
+    "BreakerView",
+    "CacheNamespaceView",
+    "CacheView",
+    "ConfigProblem",
+    "ConfigState",
+    "ConfigText",
+    "ConnectionView",
+    "ConsoleBackend",
+    "ConsoleSettingsView",
+    "CountersView",
+    "DeliveryView",
+    "EngineIdentity",
+    "EngineSnapshot",
+    "FlagSet",
+    "Frame",
+    "LinkState",
+    "LogLine",
+    "OperationResult",
+    "QueueView",
+    "StoreFaultView",
+    "TargetView",
+    "TrackingView",
+    "WarmingView",
+]
+
+PROTOCOL_VERSION = 1
+"""Bumped on any change a client of the previous version would misread; the handshake compares
+it and refuses (naming both) rather than show wrong figures."""
+
+FLAG_NAMES = ("enabled", "kill", "system", "character", "rally")
+"""The notification switches, in the toggles screen's column order."""
+
+FlagName = Literal["enabled", "kill", "system", "character", "rally"]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- the snapshot ---------------------------------------------------------------------------------
+
+
+class EngineIdentity(_View):
+    """Which engine this is: the attached console's title bar shows it."""
+
+    host: str
+    pid: int
+    data_dir: str
+    version: str
+    started_at: float
+    protocol: int = PROTOCOL_VERSION
+    config_path: str | None = None
+
+
+class ConnectionView(_View):
+    """One source's connection health (map stream, killstream socket, R2Z2 poller)."""
+
+    name: str
+    kind: str
+    state: str
+    since: float | None = None
+    last_event_at: float | None = None
+    reconnects: int = 0
+    events: int = 0
+    heartbeat_rtt_ms: float | None = None
+    last_error: str | None = None
+    events_per_minute: float = 0.0
+    reconnects_last_hour: int = 0
+    errors_last_hour: int = 0
+    error_rate: float = 0.0
+    quality: int = 0
+
+
+class QueueView(_View):
+    """The pipeline queue: its bound, depth per lane and the sources it holds back."""
+
+    bound: int = 0
+    lanes: dict[str, int] = Field(default_factory=dict)
+    paused_sources: tuple[str, ...] = ()
+    paused_seconds: dict[str, float] = Field(default_factory=dict)
+
+
+class TargetView(_View):
+    """One delivery target (webhook or channel) as the dispatcher sees it."""
+
+    pending: int = 0
+    sent: int = 0
+    messages: int = 0
+    sent_last_minute: int = 0
+    rate_limited: int = 0
+    uncertain: int = 0
+    disabled: str | None = None
+    """Why the target is dead (its notifications wait), or ``None``."""
+    last_error: str | None = None
+
+
+class StoreFaultView(_View):
+    """The store cannot write: delivery is paused until it can."""
+
+    reason: str
+    since: float
+    failures: int
+
+
+class DeliveryView(_View):
+    """The dispatcher: paused or not, Discord's global pause, store faults, targets."""
+
+    paused: bool = False
+    global_pause_until: float | None = None
+    store_fault: StoreFaultView | None = None
+    unrecorded_outcomes: int = 0
+    invalid_answers_10m: int = 0
+    targets: dict[str, TargetView] = Field(default_factory=dict)
+
+
+class BreakerView(_View):
+    """One circuit breaker (per service and host)."""
+
+    state: str
+    failures: int = 0
+    opened_at: float | None = None
+    next_probe_at: float | None = None
+
+
+class CacheNamespaceView(_View):
+    """One name-cache namespace (system, character, type, …)."""
+
+    hits: int = 0
+    misses: int = 0
+    hit_ratio: float = 0.0
+    loads: int = 0
+    load_errors: int = 0
+    coalesced: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    invalidations: int = 0
+    size: int = 0
+    maxsize: int = 0
+    latency_us: dict[str, float] = Field(default_factory=dict)
+
+
+class WarmingView(_View):
+    """Progress of the start-up cache warm."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    running: bool = False
+
+
+class CacheView(_View):
+    """The name cache: per namespace and in total."""
+
+    version: int = 0
+    namespaces: dict[str, CacheNamespaceView] = Field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    hit_ratio: float = 0.0
+    inflight: int = 0
+    warming: WarmingView = Field(default_factory=WarmingView)
+
+
+class TrackingView(_View):
+    """How much one map tracks."""
+
+    systems: int = 0
+    characters: int = 0
+
+
+class CountersView(_View):
+    """Totals since start (the counters panel, the throughput chart, the demo's summary)."""
+
+    events_received: dict[str, int] = Field(default_factory=dict)
+    notifications_queued: dict[str, int] = Field(default_factory=dict)
+    notifications_delivered: dict[str, int] = Field(default_factory=dict)
+    duplicates_suppressed: dict[str, int] = Field(default_factory=dict)
+    invalid_events: dict[str, int] = Field(default_factory=dict)
+    unknown_event_types: int = 0
+    delivery_failures: dict[str, int] = Field(default_factory=dict)
+    errors: int = 0
+    outbox: dict[str, int] = Field(default_factory=dict)
+
+
+class ConfigState(_View):
+    """The config file and what its last reload did."""
+
+    path: str | None = None
+    digest: str | None = None
+    """A hash of the file's text as the engine last read it: a client re-reads the text only
+    when this changes."""
+    last_status: str | None = None
+    last_hot: tuple[str, ...] = ()
+    restart_required: tuple[str, ...] = ()
+    """Changed keys that wait for the next start."""
+    errors: tuple[str, ...] = ()
+
+
+class FlagSet(_View):
+    """The five notification switches of one scope (global, or one map)."""
+
+    enabled: bool = True
+    kill: bool = True
+    system: bool = True
+    character: bool = True
+    rally: bool = True
+
+    def get(self, flag: str) -> bool:
+        """The switch named ``flag`` (one of :data:`FLAG_NAMES`)."""
+        if flag not in FLAG_NAMES:
+            raise KeyError(flag)
+        return bool(getattr(self, flag))
+
+
+class ConsoleSettingsView(_View):
+    """The part of the running configuration the console shows and switches (no secrets)."""
+
+    theme: str = "wanderer-dark"
+    keymap: dict[str, str] = Field(default_factory=dict)
+    refresh_seconds: float = 1.0
+    notifications: FlagSet = Field(default_factory=FlagSet)
+    maps: dict[str, FlagSet] = Field(default_factory=dict)
+    """Each configured map's own switches (ANDed with the global ones)."""
+    dry_run: bool = False
+
+
+class EngineSnapshot(_View):
+    """The whole engine at one moment, as every console panel reads it."""
+
+    version: str = ""
+    started_at: float = 0.0
+    uptime: float = 0.0
+    connections: tuple[ConnectionView, ...] = ()
+    queue_depth: int = 0
+    queue: QueueView = Field(default_factory=QueueView)
+    delivery: DeliveryView = Field(default_factory=DeliveryView)
+    cache: CacheView = Field(default_factory=CacheView)
+    breakers: dict[str, BreakerView] = Field(default_factory=dict)
+    tracking: dict[str, TrackingView] = Field(default_factory=dict)
+    counters: CountersView = Field(default_factory=CountersView)
+    config: ConfigState | None = None
+    settings: ConsoleSettingsView = Field(default_factory=ConsoleSettingsView)
+
+
+class LogLine(_View):
+    """One engine log record, for the activity panel."""
+
+    at: float
+    level: str
+    text: str
+
+
+class LinkState(_View):
+    """How the console is connected to its engine (always ``live`` in-process)."""
+
+    state: Literal["live", "connecting", "lost"] = "live"
+    detail: str = ""
+    """What went wrong, for ``connecting``/``lost`` (``engine stopped``, ``connection refused``)."""
+    since: float | None = None
+
+
+class Frame(_View):
+    """What the console receives at each refresh: a snapshot and the log lines since the last."""
+
+    snapshot: EngineSnapshot
+    logs: tuple[LogLine, ...] = ()
+    dropped: int = 0
+    """Frames or log lines this client missed because it read too slowly (counted, not kept)."""
+    link: LinkState = Field(default_factory=LinkState)
+    identity: EngineIdentity | None = None
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+
+class OperationResult(_View):
+    """What an operation did, in one line for a toast (and a count where one applies)."""
+
+    ok: bool
+    message: str
+    count: int | None = None
+
+
+class ConfigProblem(_View):
+    """One located problem in a config text."""
+
+    line: int | None
+    key: str
+    message: str
+
+    def describe(self) -> str:
+        """``line 7 · maps.alpha.url: message``."""
+        where = f"line {self.line}" if self.line else "no line"
+        return f"{where} · {self.key}: {self.message}"
+
+
+class ConfigText(_View):
+    """The config file as the console may show it: secrets as ``«secret-N»`` placeholders."""
+
+    path: str | None
+    text: str
+    digest: str | None
+    """Hash of the real file text: send it back with an edit to detect a concurrent change."""
+    secrets: int = 0
+    """How many secret values the text holds as placeholders."""
+
+
+class ApplyResult(_View):
+    """What applying (or reloading) a config text did."""
+
+    status: Literal["applied", "rejected", "unchanged", "conflict", "unavailable"]
+    message: str = ""
+    problems: tuple[ConfigProblem, ...] = ()
+    hot: tuple[str, ...] = ()
+    """Keys now in effect."""
+    restart_required: tuple[str, ...] = ()
+    """Keys saved that take effect at the next start."""
+    digest: str | None = None
+    """The file's digest after the operation."""
+
+
+class AuditRecord(_View):
+    """One entry of the config audit trail (newest last)."""
+
+    id: int
+    at: float
+    source: str
+    status: str
+    changes: tuple[str, ...] = ()
+
+
+class BackendError(Exception):
+    """The engine refused or could not be reached; the message says which and what to do."""
+
+
+class ConsoleBackend(Protocol):
+    """Every operation the console performs on an engine, local or attached.
+
+    ``actor`` names who asked (``tui:alice@host``); the engine records it in the audit trail and
+    the activity log.
+    """
+
+    @property
+    def identity(self) -> EngineIdentity | None:
+        """The engine, once known (a remote one after the first handshake)."""
+        ...
+
+    def frames(self, interval: float) -> AsyncIterator[Frame]:
+        """A frame every ``interval`` seconds until the iterator is closed (never raises for a
+        lost engine: a remote backend yields ``link`` frames and reconnects by itself)."""
+        ...
+
+    async def snapshot(self) -> EngineSnapshot:
+        """The engine now."""
+        ...
+
+    async def set_paused(self, paused: bool, *, actor: str) -> OperationResult:
+        """Hold or release Discord deliveries (the outbox keeps everything)."""
+        ...
+
+    async def set_flag(
+        self, tenant: str | None, flag: str, value: bool, *, actor: str
+    ) -> OperationResult:
+        """Turn a notification type on or off, globally (``tenant=None``) or for one map; the
+        engine applies it at once and saves it to its config file (comments kept)."""
+        ...
+
+    async def set_theme(self, name: str, *, actor: str) -> OperationResult:
+        """Save ``console.theme`` in the engine's config file."""
+        ...
+
+    async def config_text(self) -> ConfigText:
+        """The config file, secrets masked."""
+        ...
+
+    async def apply_config(
+        self, text: str, *, base_digest: str | None, force: bool = False, actor: str
+    ) -> ApplyResult:
+        """Validate ``text`` (masked or real), write it and apply it; nothing changes on error.
+
+        ``base_digest`` is the digest the edit started from: a file changed since then is not
+        overwritten (status ``conflict``) unless ``force``.
+        """
+        ...
+
+    async def reload_config(self, *, actor: str) -> ApplyResult:
+        """Re-read the config file now."""
+        ...
+
+    async def config_history(self, limit: int = 50) -> tuple[AuditRecord, ...]:
+        """The config audit trail, newest last."""
+        ...
+
+    async def retry_target(self, key: str, *, actor: str) -> OperationResult:
+        """Revive a dead target and re-queue its failed notifications (``count``)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of the engine (an attached engine keeps running)."""
+        ...

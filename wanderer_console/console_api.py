@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "FLAG_NAMES",
+    "PROTOCOL_HEADER",
     "PROTOCOL_VERSION",
     "ApplyResult",
     "AuditRecord",
@@ -55,6 +56,9 @@ __all__ = [
 PROTOCOL_VERSION = 1
 """Bumped on any change a client of the previous version would misread; the handshake compares
 it and refuses (naming both) rather than show wrong figures."""
+
+PROTOCOL_HEADER = "x-wc-protocol"
+"""The request header a client states its protocol version in."""
 
 FLAG_NAMES = ("enabled", "kill", "system", "character", "rally")
 """The notification switches, in the toggles screen's column order."""
@@ -249,6 +253,9 @@ class ConsoleSettingsView(_View):
     notifications: FlagSet = Field(default_factory=FlagSet)
     maps: dict[str, FlagSet] = Field(default_factory=dict)
     """Each configured map's own switches (ANDed with the global ones)."""
+    map_names: dict[str, str] = Field(default_factory=dict)
+    """Each configured map's display name (``maps.<slug>.name``); the toggles screen labels a map
+    with it, or with its slug when it has none."""
     dry_run: bool = False
 
 

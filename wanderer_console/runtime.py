@@ -22,6 +22,8 @@ from wanderer_console import __version__, views
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
+from wanderer_console.control.local import LocalBackend
+from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.tracking import TrackingIndex
@@ -128,6 +130,9 @@ class Runtime:
         )
         self.worker = PipelineWorker(self.queue, self.engine)
         self.maintenance = Maintenance(store, lambda: self.settings.console.retention_days)
+        # The console's operations, in this process and for attached consoles (control.sock).
+        self.console = LocalBackend(self)
+        self.control = ControlEndpoint(self.console, lambda: self.settings, self.data_dir, metrics)
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -176,6 +181,8 @@ class Runtime:
             agent = self.settings.r2z2.user_agent
             self.kills.start_r2z2(self.clients.plain("r2z2", "zkillboard", user_agent=agent))
         self.http, self.http_error = await start_surface(self)
+        self.console.install_log_ring()
+        await self.control.start()
         self.ready.set()
         log.info(
             "wanderer console started",
@@ -201,6 +208,7 @@ class Runtime:
         """Stop gracefully: sources first, then write what was read, then let the requests in
         flight finish (``console.stop_grace_seconds``), then close clients, store and lock."""
         self._tasks.stopping()
+        await self.control.stop()  # attached consoles see the engine go, and reconnect later
         if self.http is not None:
             await self.http.stop()
             self.http = None
@@ -215,6 +223,7 @@ class Runtime:
             self.cache.save_warm(self.store)
         if self.reloader is not None:
             self.reloader.close()
+        self.console.remove_log_ring()
         self.store.close()
         self.lock.release()
         log.info("wanderer console stopped")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 from typing import Any, Final
 
@@ -39,7 +40,10 @@ class _NoSignalServer(uvicorn.Server):
 
 
 class EmbeddedServer:
-    """Runs ``app`` on ``host:port`` as a task of the running loop (port 0 = any free port)."""
+    """Runs ``app`` on ``host:port`` as a task of the running loop (port 0 = any free port).
+
+    With ``sock`` (a bound socket, a Unix one for instance) it serves on that instead.
+    """
 
     def __init__(
         self,
@@ -50,6 +54,7 @@ class EmbeddedServer:
         startup_timeout: float = 10.0,
         guard: ConnectionGuard | None = None,
         keep_alive_timeout: int = 5,
+        sock: socket.socket | None = None,
     ):
         limits: dict[str, Any] = {}
         if guard is not None:
@@ -72,6 +77,7 @@ class EmbeddedServer:
             **limits,
         )
         self.host = host
+        self._sock = sock
         self._server = _NoSignalServer(self._config)
         self._task: asyncio.Task[None] | None = None
         self._startup_timeout = startup_timeout
@@ -84,7 +90,8 @@ class EmbeddedServer:
 
     async def start(self) -> None:
         """Start serving; return once the socket is bound."""
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+        sockets = None if self._sock is None else [self._sock]
+        self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="http-server")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._startup_timeout
         while not self._server.started:
@@ -100,7 +107,8 @@ class EmbeddedServer:
                 await self.stop()
                 raise ServerStartError("HTTP server did not start in time")
             await asyncio.sleep(0.01)
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        name = self._server.servers[0].sockets[0].getsockname()
+        self.port = int(name[1]) if isinstance(name, tuple) else None
 
     async def stop(self) -> None:
         """Ask uvicorn to exit and wait (force-cancel after 5 s)."""

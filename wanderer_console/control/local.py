@@ -1,0 +1,434 @@
+"""The engine in this process as a :class:`~wanderer_console.console_api.ConsoleBackend`.
+
+:class:`LocalBackend` is the one place the console's operations touch the runtime: the TUI run
+in the engine's process uses it directly, and the control endpoint serves the very same object
+to attached consoles. Every change goes the way an operator's edit of the file would: the engine
+owns its config file, so a switch or an edit is validated, written atomically (comments kept),
+then applied by the hot reloader, which records it in the audit trail under the operator's name.
+
+Secrets never leave through here: the config text is masked (``«secret-N»``), and an edit that
+comes back masked gets the engine's own values put back before it is validated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from wanderer_console import __version__, views
+from wanderer_console.config.edit import (
+    MaskError,
+    atomic_write_text,
+    digest,
+    mask_secrets,
+    set_value,
+    unmask_secrets,
+)
+from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.model import Settings
+from wanderer_console.config.reload import ReloadResult
+from wanderer_console.console_api import (
+    FLAG_NAMES,
+    ApplyResult,
+    AuditRecord,
+    ConfigProblem,
+    ConfigState,
+    ConfigText,
+    ConsoleSettingsView,
+    EngineIdentity,
+    EngineSnapshot,
+    FlagSet,
+    Frame,
+    LogLine,
+    OperationResult,
+)
+from wanderer_console.telemetry.logging import redact
+
+__all__ = ["LocalBackend", "LogRing", "LocalEngine"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 1.0
+"""How often the console redraws (the frame interval it asks for)."""
+_SERVED_TEXTS = 8
+"""How many masked texts handed out are remembered (to put their secrets back on save)."""
+_LOG_TEXT_LIMIT = 400
+
+
+class LocalEngine(views.EngineParts, Protocol):
+    """The runtime as this backend uses it (the :class:`~wanderer_console.runtime.Runtime`)."""
+
+    data_dir: Path
+    config_path: Path | None
+
+    @property
+    def settings(self) -> Settings:
+        """The running configuration."""
+        ...
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Make ``settings`` the running configuration."""
+        ...
+
+
+class LogRing(logging.Handler):
+    """The engine's recent log lines, numbered, for any number of readers at their own pace."""
+
+    def __init__(self, size: int = 500, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(logging.INFO)
+        self._lines: deque[tuple[int, LogLine]] = deque(maxlen=size)
+        self._next = 0
+        self._clock = clock
+
+    @property
+    def cursor(self) -> int:
+        """The number the next line will get."""
+        return self._next
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record as one line: message and its context, credentials masked."""
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string must not break logging
+            text = repr(record.msg)
+        ctx = getattr(record, "ctx", None)
+        if isinstance(ctx, dict) and ctx:
+            text += " (" + ", ".join(f"{key}={value}" for key, value in ctx.items()) + ")"
+        if len(text) > _LOG_TEXT_LIMIT:
+            text = text[: _LOG_TEXT_LIMIT - 1] + "…"
+        self.add(LogLine(at=record.created, level=record.levelname.lower(), text=redact(text)))
+
+    def add(self, line: LogLine) -> None:
+        """Append one line."""
+        self._lines.append((self._next, line))
+        self._next += 1
+
+    def since(self, cursor: int) -> tuple[tuple[LogLine, ...], int, int]:
+        """Lines numbered ``cursor`` and later, the next cursor, and how many were already gone."""
+        lines = tuple(line for number, line in self._lines if number >= cursor)
+        oldest = self._lines[0][0] if self._lines else self._next
+        missed = max(0, oldest - cursor)
+        return lines, self._next, missed
+
+
+class LocalBackend:
+    """Serves the console's operations from the engine in this process."""
+
+    def __init__(self, engine: LocalEngine, *, backlog: int = 50) -> None:
+        self._engine = engine
+        self.ring = LogRing()
+        """The engine's recent log lines (installed on the ``wanderer_console`` logger)."""
+        self._backlog = backlog
+        self._served: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._file_stamp: tuple[int, int] | None = None
+        self._file_digest: str | None = None
+        self.identity = EngineIdentity(
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            data_dir=str(engine.data_dir),
+            version=__version__,
+            started_at=engine.started_at,
+            config_path=None if engine.config_path is None else str(engine.config_path),
+        )
+
+    # -- logging ---------------------------------------------------------------------------------
+
+    def install_log_ring(self) -> None:
+        """Start keeping the engine's log lines."""
+        logger = logging.getLogger("wanderer_console")
+        if self.ring not in logger.handlers:
+            logger.addHandler(self.ring)
+
+    def remove_log_ring(self) -> None:
+        """Stop keeping them."""
+        logging.getLogger("wanderer_console").removeHandler(self.ring)
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def snapshot_now(self) -> EngineSnapshot:
+        """The engine now, as the console reads it."""
+        data: dict[str, Any] = views.snapshot(self._engine)
+        data["config"] = self._config_state(data.get("config"))
+        data["settings"] = settings_view(self._engine.settings)
+        return EngineSnapshot.model_validate(data)
+
+    def backlog_cursor(self) -> int:
+        """Where a new reader starts: the last ``backlog`` lines are shown to it."""
+        return max(0, self.ring.cursor - self._backlog)
+
+    def frame(self, cursor: int) -> tuple[Frame, int]:
+        """A frame with the log lines from ``cursor``, and the cursor after them."""
+        lines, after, missed = self.ring.since(cursor)
+        frame = Frame(
+            snapshot=self.snapshot_now(), logs=lines, dropped=missed, identity=self.identity
+        )
+        return frame, after
+
+    async def frames(self, interval: float) -> AsyncIterator[Frame]:
+        """A frame now, then one every ``interval`` seconds."""
+        cursor = self.backlog_cursor()
+        while True:
+            frame, cursor = self.frame(cursor)
+            yield frame
+            await asyncio.sleep(interval)
+
+    async def snapshot(self) -> EngineSnapshot:
+        """The engine now."""
+        return self.snapshot_now()
+
+    def _config_state(self, reloader_state: Any) -> ConfigState | None:
+        path = self._engine.config_path
+        if path is None:
+            return None
+        state = dict(reloader_state or {"path": str(path)})
+        state["digest"] = self._disk_digest(path)
+        return ConfigState.model_validate(state)
+
+    def _disk_digest(self, path: Path) -> str | None:
+        """The file's digest, re-read only when its size or modification time changed."""
+        try:
+            info = path.stat()
+        except OSError:
+            self._file_stamp = self._file_digest = None
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp != self._file_stamp:
+            try:
+                self._file_digest = digest(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                return None
+            self._file_stamp = stamp
+        return self._file_digest
+
+    # -- operations ------------------------------------------------------------------------------
+
+    async def set_paused(self, paused: bool, *, actor: str) -> OperationResult:
+        """Hold or release deliveries (the outbox keeps everything)."""
+        self._engine.dispatcher.paused = paused
+        if not paused:
+            self._engine.dispatcher.wake()
+        word = "paused" if paused else "resumed"
+        _operator(actor, f"delivery {word}")
+        return OperationResult(ok=True, message=f"Delivery {word}.")
+
+    async def set_flag(
+        self, tenant: str | None, flag: str, value: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one notification type, globally or for one map; saved to the config file."""
+        settings = self._engine.settings
+        if flag not in FLAG_NAMES:
+            return OperationResult(
+                ok=False, message=f"unknown flag {flag!r}: one of {', '.join(FLAG_NAMES)}"
+            )
+        if tenant is not None and tenant not in settings.maps:
+            known = ", ".join(sorted(settings.maps)) or "none"
+            return OperationResult(ok=False, message=f"no map {tenant!r} (maps: {known})")
+        scope = "global" if tenant is None else f"map {tenant}"
+        label = f"{scope} {flag} notifications {'on' if value else 'off'}"
+        path = (
+            ("notifications", flag) if tenant is None else ("maps", tenant, "notifications", flag)
+        )
+        return self._set_key(path, value, label, actor)
+
+    async def set_theme(self, name: str, *, actor: str) -> OperationResult:
+        """Save ``console.theme``."""
+        return self._set_key(("console", "theme"), name, f"theme {name}", actor)
+
+    def _set_key(
+        self, toml_path: tuple[str, ...], value: Any, label: str, actor: str
+    ) -> OperationResult:
+        """Set one key: through the config file when there is one, else in memory only."""
+        reloader = self._engine.reloader
+        file = self._engine.config_path
+        if reloader is not None and file is not None:
+            try:
+                text = file.read_text(encoding="utf-8")
+                new_text = set_value(text, toml_path, value)
+                parse_settings_text(new_text, file=str(file))
+            except (OSError, UnicodeDecodeError, ValueError, ConfigError) as exc:
+                why = _first_problem(exc)
+                self._apply_in_memory(toml_path, value)
+                _operator(actor, f"{label} (applied, not saved: {why})")
+                return OperationResult(
+                    ok=True, message=f"{label}: applied, but not saved to {file.name}: {why}"
+                )
+            atomic_write_text(file, new_text)
+            result = reloader.reload(source=actor)
+            if result.status == "rejected":
+                return OperationResult(ok=False, message=f"{label}: {result.problems[0]}")
+            _operator(actor, label)
+            return OperationResult(ok=True, message=f"{label} (saved to {file.name})")
+        self._apply_in_memory(toml_path, value)
+        _operator(actor, f"{label} (not saved: no config file)")
+        return OperationResult(ok=True, message=f"{label} (not saved: no config file)")
+
+    def _apply_in_memory(self, toml_path: tuple[str, ...], value: Any) -> None:
+        settings = self._engine.settings.model_copy(deep=True)
+        node: Any = settings
+        for key in toml_path[:-1]:
+            node = node[key] if isinstance(node, dict) else getattr(node, key)
+        setattr(node, toml_path[-1], value)
+        self._engine.apply_settings(settings)
+
+    async def config_text(self) -> ConfigText:
+        """The config file, secrets as ``«secret-N»``."""
+        path = self._engine.config_path
+        if path is None:
+            return ConfigText(path=None, text="", digest=None)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return ConfigText(path=str(path), text=f"# cannot read {path}: {exc}\n", digest=None)
+        masked = mask_secrets(text)
+        key = digest(text)
+        self._served[key] = masked.secrets
+        self._served.move_to_end(key)
+        while len(self._served) > _SERVED_TEXTS:
+            self._served.popitem(last=False)
+        return ConfigText(path=str(path), text=masked.text, digest=key, secrets=len(masked.secrets))
+
+    async def apply_config(
+        self, text: str, *, base_digest: str | None, force: bool = False, actor: str
+    ) -> ApplyResult:
+        """Validate, write and apply an edited (masked) config text; nothing changes on error."""
+        reloader = self._engine.reloader
+        path = self._engine.config_path
+        if reloader is None or path is None:
+            return ApplyResult(
+                status="unavailable",
+                message="this engine runs without a config file: start it with --config FILE"
+                " to edit the configuration from the console",
+            )
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return ApplyResult(status="unavailable", message=f"cannot read {path}: {exc}")
+        now = digest(current)
+        secrets = self._served.get(base_digest or "")
+        if secrets is None:
+            if base_digest != now:
+                return ApplyResult(
+                    status="conflict",
+                    message=f"{path.name} changed since it was opened here (or the engine"
+                    " restarted): open it again to start from the current file",
+                    digest=now,
+                )
+            secrets = mask_secrets(current).secrets
+        try:
+            real = unmask_secrets(text, secrets)
+        except MaskError as exc:
+            return ApplyResult(
+                status="rejected",
+                message="not saved",
+                problems=(ConfigProblem(line=None, key="secrets", message=str(exc)),),
+            )
+        if base_digest != now and not force:
+            return ApplyResult(
+                status="conflict",
+                message=f"{path.name} changed on disk since it was opened here: save again to"
+                " overwrite it with this text, or open it again to start from the new file",
+                digest=now,
+            )
+        try:
+            parse_settings_text(real, file=str(path))
+        except ConfigError as exc:
+            problems = tuple(
+                ConfigProblem(line=p.line, key=p.key, message=p.message) for p in exc.problems
+            )
+            return ApplyResult(status="rejected", message="not saved", problems=problems)
+        if real == current:
+            return ApplyResult(status="unchanged", message="no changes", digest=now)
+        try:
+            atomic_write_text(path, real)
+        except OSError as exc:
+            return ApplyResult(
+                status="rejected",
+                message=f"not saved: cannot write {path}: {exc.strerror or exc}",
+            )
+        return _applied(reloader.reload(source=actor), digest(real))
+
+    async def reload_config(self, *, actor: str) -> ApplyResult:
+        """Re-read the config file now."""
+        reloader = self._engine.reloader
+        if reloader is None:
+            return ApplyResult(status="unavailable", message="no config file to reload")
+        return _applied(reloader.reload(source=actor), self._disk_digest(reloader.path))
+
+    async def config_history(self, limit: int = 50) -> tuple[AuditRecord, ...]:
+        """The audit trail, newest last."""
+        reloader = self._engine.reloader
+        if reloader is None:
+            return ()
+        return tuple(
+            AuditRecord(
+                id=entry.id,
+                at=entry.at,
+                source=entry.source,
+                status=str(entry.diff.get("status", "applied")),
+                changes=tuple(str(c.get("key")) for c in entry.diff.get("changes") or ()),
+            )
+            for entry in reloader.audit.history(max(1, min(limit, 1000)))
+        )
+
+    async def retry_target(self, key: str, *, actor: str) -> OperationResult:
+        """Revive a dead target; its failed notifications are queued again."""
+        try:
+            count = self._engine.dispatcher.retry_target(key)
+        except Exception as exc:  # the store cannot write: say so, keep going
+            return OperationResult(ok=False, message=f"could not retry {key}: {exc}")
+        _operator(actor, f"retried target {key}: {count} re-queued")
+        plural = "" if count == 1 else "s"
+        return OperationResult(
+            ok=True, message=f"Retrying {key}: {count} notification{plural} re-queued.", count=count
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to let go of in-process."""
+
+
+def settings_view(settings: Settings) -> ConsoleSettingsView:
+    """What the console shows and switches of ``settings`` (no secrets)."""
+    return ConsoleSettingsView(
+        theme=settings.console.theme,
+        keymap=dict(settings.keymap),
+        refresh_seconds=REFRESH_SECONDS,
+        notifications=FlagSet.model_validate(settings.notifications.model_dump()),
+        maps={
+            key: FlagSet.model_validate(map_settings.notifications.model_dump())
+            for key, map_settings in settings.maps.items()
+        },
+        dry_run=settings.console.dry_run,
+    )
+
+
+def _applied(result: ReloadResult, after: str | None) -> ApplyResult:
+    status = result.status if result.status in ("applied", "rejected", "unchanged") else "applied"
+    problems = tuple(ConfigProblem(line=None, key="", message=p) for p in result.problems)
+    message = {"applied": "applied", "unchanged": "no changes", "rejected": "rejected"}[status]
+    if result.restart_required:
+        message += f"; restart needed for {', '.join(result.restart_required)}"
+    return ApplyResult(
+        status=status,
+        message=message,
+        problems=problems,
+        hot=tuple(result.hot),
+        restart_required=tuple(result.restart_required),
+        digest=after,
+    )
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ConfigError) and exc.problems:
+        return str(exc.problems[0])
+    return str(exc)
+
+
+def _operator(actor: str, what: str) -> None:
+    log.info("operator: %s", what, extra={"ctx": {"actor": actor}})

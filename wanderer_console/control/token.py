@@ -1,0 +1,63 @@
+"""The TCP control endpoint's bearer token: made once, shown once, stored only as a hash.
+
+``wanderer-console control token`` writes :data:`TOKEN_FILE` (mode 0600) in the data directory
+with the SHA-256 of a new random token and prints the token; the engine keeps nothing else. A
+token of 256 random bits needs no slow hash: nobody can guess it, and the file never holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Final
+
+__all__ = ["TOKEN_FILE", "TokenCheck", "new_token"]
+
+TOKEN_FILE: Final = "control-token.sha256"
+"""In the data directory: the hex SHA-256 of the current token."""
+_PREFIX: Final = "wcc_"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token(data_dir: Path) -> str:
+    """Make a new token (replacing any earlier one), store its hash, and return it."""
+    token = _PREFIX + secrets.token_urlsafe(32)
+    path = data_dir / TOKEN_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(_hash(token) + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+class TokenCheck:
+    """Compares a presented token with the stored hash (in constant time)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / TOKEN_FILE
+
+    def configured(self) -> bool:
+        """Whether a token was made for this data directory."""
+        return self._stored() is not None
+
+    def _stored(self) -> str | None:
+        try:
+            value = self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return value or None
+
+    def accepts(self, presented: str | None) -> bool:
+        """True when ``presented`` is the current token (read afresh: a rotation applies now)."""
+        stored = self._stored()
+        if stored is None or not presented:
+            return False
+        return hmac.compare_digest(_hash(presented), stored)

@@ -1,0 +1,247 @@
+"""An engine in another process as a :class:`~wanderer_console.console_api.ConsoleBackend`.
+
+:class:`RemoteBackend` speaks the control endpoint's protocol (see
+:mod:`wanderer_console.control.server`) over the data directory's Unix socket, or over TCP with a
+bearer token. Operations are one request each; frames arrive as Server-Sent Events at the
+console's refresh rate. When the engine stops or restarts, :meth:`RemoteBackend.frames` yields
+``link`` frames saying so and reconnects by itself (paced, each attempt bounded in time), so the
+console comes back live without a key press.
+
+Every refusal is a :class:`~wanderer_console.console_api.BackendError` whose message says what
+happened and what to do: nothing listening, permission denied on the socket, wrong token, an
+engine speaking another protocol version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from wanderer_console.console_api import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    ApplyResult,
+    AuditRecord,
+    BackendError,
+    ConfigText,
+    EngineIdentity,
+    EngineSnapshot,
+    Frame,
+    LinkState,
+    OperationResult,
+)
+
+__all__ = ["RemoteBackend"]
+
+RETRY_FIRST, RETRY_MAX = 0.25, 2.0
+"""Seconds between reconnection attempts: doubling from the first to the most."""
+
+_M = TypeVar("_M", bound=BaseModel)
+_HISTORY = TypeAdapter(tuple[AuditRecord, ...])
+
+
+class RemoteBackend:
+    """The console's operations on an engine reached through its control endpoint."""
+
+    def __init__(
+        self,
+        *,
+        socket_path: Path | None = None,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if (socket_path is None) == (url is None):
+            raise ValueError("give exactly one of socket_path and url")
+        headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        transport = None if socket_path is None else httpx.AsyncHTTPTransport(uds=str(socket_path))
+        self.socket_path = socket_path
+        self.where = str(socket_path) if socket_path is not None else str(url)
+        """The socket path or URL, for messages."""
+        self._client = httpx.AsyncClient(
+            base_url=url or "http://engine",
+            transport=transport,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            trust_env=False,
+        )
+        self._timeout = timeout
+        self.identity: EngineIdentity | None = None
+        """The engine, after :meth:`connect` or the first frame."""
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def connect(self) -> EngineIdentity:
+        """The handshake: who the engine is; raises :class:`BackendError` saying why not."""
+        self.identity = await self._call("GET", "/v1/hello", EngineIdentity)
+        return self.identity
+
+    async def _call(
+        self, method: str, path: str, model: type[_M], body: dict[str, Any] | None = None
+    ) -> _M:
+        response = await self._send(method, path, body)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the engine at {self.where} sent an unreadable answer: {exc}"
+            ) from None
+
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise BackendError(self.explain(exc)) from None
+        if response.status_code >= 400:
+            raise BackendError(self._refusal(response))
+        return response
+
+    def _refusal(self, response: httpx.Response) -> str:
+        try:
+            message = str(response.json().get("error"))
+        except ValueError:
+            message = response.text[:200] or response.reason_phrase
+        if response.status_code == 401:
+            return f"the engine at {self.where} refused the token (401): {message}"
+        return f"the engine at {self.where} answered {response.status_code}: {message}"
+
+    def explain(self, exc: BaseException) -> str:
+        """What a transport failure means for the operator."""
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        code = cause.errno if isinstance(cause, OSError) else None
+        if self.socket_path is not None:
+            if code == errno.ENOENT:
+                return f"nothing to attach to: no engine serves {self.socket_path}"
+            if code in (errno.EACCES, errno.EPERM):
+                return (
+                    f"permission denied on {self.socket_path}: the socket belongs to the user"
+                    " the engine runs as (mode 0600); attach as that user"
+                    " (for example `sudo -u wanderer wanderer-console attach`)"
+                )
+            if code == errno.ECONNREFUSED:
+                return (
+                    f"no engine is listening on {self.socket_path} (left behind by an engine"
+                    " that stopped?)"
+                )
+        if isinstance(exc, httpx.TimeoutException):
+            return f"the engine at {self.where} did not answer within {self._timeout:g}s"
+        if code == errno.ECONNREFUSED:
+            return f"connection refused by {self.where}: is the engine running?"
+        return f"cannot reach the engine at {self.where}: {exc or type(exc).__name__}"
+
+    async def snapshot(self) -> EngineSnapshot:
+        """The engine now."""
+        return await self._call("GET", "/v1/snapshot", EngineSnapshot)
+
+    async def set_paused(self, paused: bool, *, actor: str) -> OperationResult:
+        """Hold or release deliveries."""
+        body = {"paused": paused, "actor": actor}
+        return await self._call("POST", "/v1/pause", OperationResult, body)
+
+    async def set_flag(
+        self, tenant: str | None, flag: str, value: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one notification type."""
+        body = {"tenant": tenant, "flag": flag, "value": value, "actor": actor}
+        return await self._call("POST", "/v1/flag", OperationResult, body)
+
+    async def set_theme(self, name: str, *, actor: str) -> OperationResult:
+        """Save ``console.theme``."""
+        body = {"name": name, "actor": actor}
+        return await self._call("POST", "/v1/theme", OperationResult, body)
+
+    async def config_text(self) -> ConfigText:
+        """The config file, secrets masked."""
+        return await self._call("GET", "/v1/config", ConfigText)
+
+    async def apply_config(
+        self, text: str, *, base_digest: str | None, force: bool = False, actor: str
+    ) -> ApplyResult:
+        """Have the engine validate, write and apply ``text``."""
+        body = {"text": text, "base_digest": base_digest, "force": force, "actor": actor}
+        return await self._call("POST", "/v1/config", ApplyResult, body)
+
+    async def reload_config(self, *, actor: str) -> ApplyResult:
+        """Have the engine re-read its file."""
+        return await self._call("POST", "/v1/config/reload", ApplyResult, {"actor": actor})
+
+    async def config_history(self, limit: int = 50) -> tuple[AuditRecord, ...]:
+        """The audit trail, newest last."""
+        response = await self._send("GET", f"/v1/config/history?limit={int(limit)}")
+        try:
+            return _HISTORY.validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the engine at {self.where} sent an unreadable history: {exc}"
+            ) from None
+
+    async def retry_target(self, key: str, *, actor: str) -> OperationResult:
+        """Revive a dead target."""
+        return await self._call("POST", "/v1/retry", OperationResult, {"key": key, "actor": actor})
+
+    async def aclose(self) -> None:
+        """Close the connections (the engine keeps running)."""
+        await self._client.aclose()
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    async def frames(self, interval: float) -> AsyncIterator[Frame]:
+        """Frames as the engine streams them; ``link`` frames while it is away, then again live.
+
+        Never ends by itself: a lost engine is retried every 0.25 s, doubling to 2 s.
+        """
+        last = EngineSnapshot()
+        delay = RETRY_FIRST
+        lost_since: float | None = None
+        while True:
+            detail = "engine stopped"
+            dropped = 0
+            try:
+                async with aconnect_sse(
+                    self._client,
+                    "GET",
+                    "/v1/frames",
+                    params={"interval": interval},
+                    timeout=httpx.Timeout(self._timeout, read=max(10.0, interval * 5)),
+                ) as source:
+                    if source.response.status_code >= 400:
+                        await source.response.aread()
+                        detail = self._refusal(source.response)
+                    else:
+                        async for event in source.aiter_sse():
+                            if event.event == "dropped":
+                                dropped += int(event.data or 0)
+                            elif event.event == "bye":
+                                detail = "engine stopped"
+                                break
+                            elif event.event == "frame":
+                                frame = Frame.model_validate_json(event.data)
+                                if dropped:
+                                    frame = frame.model_copy(update={"dropped": dropped})
+                                    dropped = 0
+                                last, lost_since, delay = frame.snapshot, None, RETRY_FIRST
+                                self.identity = frame.identity or self.identity
+                                yield frame
+            except httpx.TransportError as exc:
+                detail = self.explain(exc)
+            except (SSEError, ValidationError, ValueError) as exc:
+                detail = f"the engine at {self.where} sent an unreadable frame: {exc}"
+            lost_since = lost_since or time.time()
+            link = LinkState(state="lost", detail=detail, since=lost_since)
+            yield Frame(snapshot=last, link=link, identity=self.identity)
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)

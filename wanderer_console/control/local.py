@@ -404,6 +404,7 @@ def settings_view(settings: Settings) -> ConsoleSettingsView:
             key: FlagSet.model_validate(map_settings.notifications.model_dump())
             for key, map_settings in settings.maps.items()
         },
+        map_names={key: m.name for key, m in settings.maps.items() if m.name},
         dry_run=settings.console.dry_run,
     )
 

@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,6 +73,7 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 MIN_INTERVAL, MAX_INTERVAL = 0.1, 10.0
 REDACTED: Final = "«redacted»"
 _MIN_SECRET = 6
+_WEBHOOK_TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
 
 
 class ControlMetrics:
@@ -131,7 +133,11 @@ class SecretScrub:
 
 def _secrets_in(value: Any, found: set[str]) -> None:
     if isinstance(value, SecretStr):
-        found.add(value.get_secret_value())
+        secret = value.get_secret_value()
+        found.add(secret)
+        webhook = _WEBHOOK_TOKEN.search(secret)
+        if webhook is not None:  # the token alone is as secret as the whole URL
+            found.add(webhook.group(1))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _secrets_in(getattr(value, name), found)

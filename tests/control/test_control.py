@@ -1,0 +1,397 @@
+"""The control endpoint through its real Unix socket: operations, streams, refusals, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.control.conftest import append_to, secrets_of, text_of
+from tests.support import wait_for
+from wanderer_console.console_api import PROTOCOL_VERSION, BackendError, Frame
+from wanderer_console.control.server import SOCKET_NAME, bind_private_socket
+from wanderer_console.control.token import TOKEN_FILE, new_token
+from wanderer_console.http.control_client import RemoteBackend
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+
+@pytest.fixture
+async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
+    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
+    await backend.connect()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+class Follower:
+    """Reads a backend's frames in the background and keeps the latest."""
+
+    def __init__(self, backend: RemoteBackend, interval: float = 0.1) -> None:
+        self.frames: list[Frame] = []
+        self._task = asyncio.create_task(self._follow(backend, interval))
+
+    async def _follow(self, backend: RemoteBackend, interval: float) -> None:
+        async for frame in backend.frames(interval):
+            self.frames.append(frame)
+
+    @property
+    def latest(self) -> Frame | None:
+        return self.frames[-1] if self.frames else None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def test_attached_console_sees_the_engine_it_attached_to(
+    engine: Runtime, remote: RemoteBackend
+) -> None:
+    identity = remote.identity
+    assert identity is not None
+    assert identity.data_dir == str(engine.data_dir)
+    assert identity.protocol == PROTOCOL_VERSION
+    remote_snapshot = await remote.snapshot()
+    local_snapshot = engine.console.snapshot_now()
+    assert [c.name for c in remote_snapshot.connections] == [
+        c.name for c in local_snapshot.connections
+    ]
+    assert remote_snapshot.settings == local_snapshot.settings
+    assert remote_snapshot.config is not None
+    assert remote_snapshot.config.path == str(engine.config_path)
+
+
+async def test_a_flag_flipped_by_one_console_is_applied_saved_audited_and_seen_by_another(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    other = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
+    watcher = Follower(other)
+    try:
+        await wait_for(lambda: watcher.latest is not None, 5, "first frame")
+        latest = watcher.latest
+        assert latest is not None
+        assert latest.snapshot.settings.notifications.kill is True
+
+        result = await remote.set_flag(None, "kill", False, actor="tui:alice@laptop")
+
+        assert result.ok, result.message
+        assert engine.settings.notifications.kill is False
+        text = text_of(config_file)
+        assert "kill = false" in text
+        assert text.startswith("# Wanderer Console demo")  # the operator's comments survive
+
+        def seen_off() -> bool:
+            frame = watcher.latest
+            return frame is not None and frame.snapshot.settings.notifications.kill is False
+
+        await wait_for(seen_off, 2, "the other console seeing the flag off")
+        history = await remote.config_history()
+        assert history[-1].source == "tui:alice@laptop via socket"
+        assert history[-1].changes == ("notifications.kill",)
+    finally:
+        await watcher.close()
+        await other.aclose()
+
+
+async def test_a_flag_for_an_unknown_map_is_refused_with_the_known_ones(
+    remote: RemoteBackend,
+) -> None:
+    result = await remote.set_flag("nope", "kill", False, actor="t")
+    assert not result.ok
+    assert "no map 'nope'" in result.message
+    assert "demo" in result.message
+
+
+async def test_pause_from_an_attached_console_holds_deliveries(
+    engine: Runtime, remote: RemoteBackend
+) -> None:
+    result = await remote.set_paused(True, actor="t")
+    assert result.ok
+    assert engine.dispatcher.paused
+    snapshot = await remote.snapshot()
+    assert snapshot.delivery.paused
+    await remote.set_paused(False, actor="t")
+    assert not engine.dispatcher.paused
+
+
+async def test_config_edits_cross_masked_and_the_engine_puts_its_secrets_back(
+    sim: Simulator, engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    loaded = await remote.config_text()
+    for secret in secrets_of(sim):
+        assert secret not in loaded.text
+    assert loaded.secrets >= 3
+
+    edited = loaded.text.replace("dry_run = false", "dry_run = true")
+    result = await remote.apply_config(edited, base_digest=loaded.digest, actor="t")
+
+    assert result.status == "applied", result
+    assert "console.dry_run" in result.hot
+    assert engine.settings.console.dry_run is True
+    on_disk = text_of(config_file)
+    for secret in secrets_of(sim)[:2]:
+        assert secret in on_disk  # the real values were put back, never the placeholders
+    assert "«secret-" not in on_disk
+
+
+async def test_an_invalid_edit_is_located_and_changes_nothing(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    before = text_of(config_file)
+    loaded = await remote.config_text()
+    broken = loaded.text.replace("dry_run = false", "dry_run = maybe")
+
+    result = await remote.apply_config(broken, base_digest=loaded.digest, actor="t")
+
+    assert result.status == "rejected"
+    line = next(n for n, text in enumerate(before.splitlines(), 1) if "dry_run" in text)
+    assert result.problems
+    assert result.problems[0].line == line
+    assert text_of(config_file) == before
+    assert engine.settings.console.dry_run is False
+
+
+async def test_an_edit_over_a_file_changed_since_is_a_conflict_until_forced(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    loaded = await remote.config_text()
+    append_to(config_file, "\n# changed by someone else\n")
+    edited = loaded.text.replace("dry_run = false", "dry_run = true")
+
+    conflict = await remote.apply_config(edited, base_digest=loaded.digest, actor="t")
+    assert conflict.status == "conflict"
+    assert "changed on disk" in conflict.message
+    assert "someone else" in text_of(config_file)
+
+    forced = await remote.apply_config(edited, base_digest=loaded.digest, force=True, actor="t")
+    assert forced.status == "applied"
+    assert engine.settings.console.dry_run is True
+
+
+async def test_a_placeholder_edited_away_is_refused(remote: RemoteBackend) -> None:
+    loaded = await remote.config_text()
+    damaged = loaded.text.replace("«secret-1»", "oops", 1)
+    result = await remote.apply_config(damaged, base_digest=loaded.digest, actor="t")
+    assert result.status == "rejected"
+    assert "«secret-1»" in result.problems[0].message
+
+
+async def test_no_secret_crosses_the_control_api(
+    sim: Simulator, engine: Runtime, config_file: Path
+) -> None:
+    """Every route's raw bytes, the frame stream included, searched for every secret."""
+    # A log line carrying a secret of a kind no pattern recognises: only the engine's own list
+    # of its secrets can catch it.
+    logging.getLogger("wanderer_console.test").warning("leaked %s", secrets_of(sim)[0])
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    captured: list[bytes] = []
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        for path in ("/v1/hello", "/v1/snapshot", "/v1/config", "/v1/config/history"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            captured.append(response.content)
+        body = {"tenant": None, "flag": "kill", "value": False, "actor": "t"}
+        captured.append((await client.post("/v1/flag", json=body)).content)
+        async with client.stream("GET", "/v1/frames", params={"interval": 0.1}) as stream:
+            raw = b""
+            async for chunk in stream.aiter_bytes():
+                raw += chunk
+                if raw.count(b"event: frame") >= 3:
+                    break
+        captured.append(raw)
+    traffic = b"\n".join(captured).decode()
+    assert "leaked" in traffic  # the log line did cross, masked
+    for secret in secrets_of(sim):
+        assert secret not in traffic, f"secret {secret[:6]}… crossed the control API"
+
+
+async def test_the_socket_is_for_the_engines_user_only(engine: Runtime) -> None:
+    path = engine.data_dir / SOCKET_NAME
+    mode = path.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+
+
+async def test_a_socket_left_by_a_crashed_engine_is_replaced(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    stale = tmp_path / SOCKET_NAME
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(stale))
+    leftover.close()  # the file stays, nobody listens: what a crash leaves
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        backend = RemoteBackend(socket_path=stale)
+        identity = await backend.connect()
+        assert identity.pid == runtime.console.identity.pid
+        await backend.aclose()
+    finally:
+        await runtime.stop()
+    assert not stale.exists()  # a clean stop removes it
+
+
+def test_the_socket_is_never_reachable_with_looser_permissions(tmp_path: Path) -> None:
+    sock = bind_private_socket(tmp_path / SOCKET_NAME)
+    try:
+        assert stat.S_IMODE((tmp_path / SOCKET_NAME).stat().st_mode) == 0o600
+        assert [p.name for p in tmp_path.iterdir()] == [SOCKET_NAME]  # no staging left behind
+    finally:
+        sock.close()
+
+
+async def test_nothing_to_attach_to_says_so(tmp_path: Path) -> None:
+    backend = RemoteBackend(socket_path=tmp_path / SOCKET_NAME)
+    with pytest.raises(BackendError, match="nothing to attach to"):
+        await backend.connect()
+    await backend.aclose()
+
+
+async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
+    path = tmp_path / SOCKET_NAME
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(path))
+    leftover.close()
+    backend = RemoteBackend(socket_path=path)
+    with pytest.raises(BackendError, match="no engine is listening"):
+        await backend.connect()
+    await backend.aclose()
+
+
+async def test_another_protocol_version_is_refused_naming_both(engine: Runtime) -> None:
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.get("/v1/snapshot", headers={"x-wc-protocol": "99"})
+    assert response.status_code == 409
+    message = response.json()["error"]
+    assert f"protocol {PROTOCOL_VERSION}" in message
+    assert "speaks 99" in message
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "protocol"}
+    )
+    assert refused == 1.0
+
+
+async def test_a_console_that_does_not_read_loses_frames_not_the_engine(engine: Runtime) -> None:
+    hub = engine.control.hub
+    subscriber, _first = hub.subscribe(0.1)
+    try:
+        buffer = engine.settings.control.client_buffer_frames
+
+        def overflowed() -> bool:
+            return subscriber.dropped >= 3
+
+        await wait_for(overflowed, 10, "frames dropped for the stalled client")
+        assert subscriber.queue.qsize() <= buffer
+        dropped = engine.metrics.registry.get_sample_value("wc_control_frames_dropped_total")
+        assert dropped is not None
+        assert dropped >= 3
+        # The engine kept working meanwhile: the map stream still delivers.
+        assert engine.console.snapshot_now().connections[0].state == "connected"
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def test_the_console_sees_the_engine_go_and_come_back(sim: Simulator, tmp_path: Path) -> None:
+    settings = demo_settings(sim, data_dir=tmp_path)
+    first = Runtime(settings, data_dir=tmp_path)
+    await first.start()
+    backend = RemoteBackend(socket_path=tmp_path / SOCKET_NAME)
+    follower = Follower(backend)
+    try:
+        await wait_for(lambda: follower.latest and follower.latest.link.state == "live", 5, "live")
+        await first.stop()
+        await wait_for(lambda: follower.latest and follower.latest.link.state == "lost", 5, "lost")
+        latest = follower.latest
+        assert latest is not None
+        assert latest.link.detail in (
+            "engine stopped",
+            f"nothing to attach to: no engine serves {tmp_path / SOCKET_NAME}",
+        )
+        second = Runtime(settings, data_dir=tmp_path)
+        await second.start()
+        try:
+
+            def live_again() -> bool:
+                frame = follower.latest
+                return (
+                    frame is not None
+                    and frame.link.state == "live"
+                    and frame.identity is not None
+                    and frame.identity.started_at == second.started_at
+                )
+
+            await wait_for(live_again, 5, "live again on the restarted engine")
+        finally:
+            await second.stop()
+    finally:
+        await follower.close()
+        await backend.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_tcp_needs_the_token_and_counts_every_refusal(sim: Simulator, tmp_path: Path) -> None:
+    token = new_token(tmp_path)
+    stored = (tmp_path / TOKEN_FILE).read_text()
+    assert token not in stored  # only its hash is kept
+    assert stat.S_IMODE((tmp_path / TOKEN_FILE).stat().st_mode) == 0o600
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        url = runtime.control.tcp_url
+        assert url is not None
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/v1/snapshot")).status_code == 401
+            wrong = {"authorization": "Bearer wcc_not-the-token"}
+            assert (await client.get("/v1/snapshot", headers=wrong)).status_code == 401
+            stream = await client.get("/v1/frames", headers=wrong)
+            assert stream.status_code == 401
+        registry = runtime.metrics.registry
+        assert registry.get_sample_value("wc_control_refused_total", {"reason": "no_token"}) == 1
+        assert registry.get_sample_value("wc_control_refused_total", {"reason": "bad_token"}) == 2
+
+        refused = RemoteBackend(url=url, token="wcc_wrong")
+        with pytest.raises(BackendError, match="refused the token"):
+            await refused.connect()
+        await refused.aclose()
+        backend = RemoteBackend(url=url, token=token)
+        identity = await backend.connect()
+        assert identity.data_dir == str(tmp_path)
+        assert (await backend.set_paused(True, actor="t")).ok
+        assert runtime.dispatcher.paused
+        await backend.aclose()
+    finally:
+        await runtime.stop()
+
+
+async def test_tcp_without_a_token_is_not_served_and_says_how_to_make_one(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is None
+        assert any("wanderer-console control token" in e for e in runtime.control.errors)
+        assert (tmp_path / SOCKET_NAME).exists()  # the local socket is served regardless
+    finally:
+        await runtime.stop()

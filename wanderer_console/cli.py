@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wanderer_console import __version__
+from wanderer_console import __version__, attach
 from wanderer_console.bench import suite as bench_suite
 from wanderer_console.command import (
     EXIT_IN_USE,
@@ -54,6 +54,9 @@ commands:
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
   bench           benchmark suite against the simulator (JSON); --quick, --compare OLD.json
+  attach          open the console on a running engine (ssh -t HOST wanderer-console attach);
+                  quitting it leaves the engine running
+  control token   make the bearer token for [control] listen (TCP); shown once
 
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
@@ -65,6 +68,7 @@ examples:
   wanderer-console demo --no-ui --duration 20
   wanderer-console --config /etc/wanderer-console/config.toml --no-ui
   wanderer-console config check --config config.toml
+  wanderer-console attach --data-dir /var/lib/wanderer-console
 """
 
 
@@ -267,11 +271,16 @@ COMMANDS: tuple[Command, ...] = (
     tenant_cli.COMMAND,
     outbox_cli.COMMAND,
     bench_suite.COMMAND,
+    attach.ATTACH_COMMAND,
+    attach.TOKEN_COMMAND,
 )
 """Every sub-command, in the order ``--help`` lists them. A two-word name is an action of the
 group named by its first word (see :data:`_GROUPS`)."""
 
-_GROUPS: dict[str, str] = {"config": "configuration tools"}
+_GROUPS: dict[str, str] = {
+    "config": "configuration tools",
+    "control": "the control endpoint attached consoles use",
+}
 """Groups of commands (each action its own :class:`Command`): name -> help line."""
 
 _REGISTRY: dict[str, Command] = {command.name: command for command in (CONSOLE, *COMMANDS)}

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console import __version__, views
+from wanderer_console.config.live import LiveSettings, apply_log_level
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.control.local import LocalBackend
 from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
-from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
@@ -62,7 +62,8 @@ class Runtime:
         queue_size: int = 10_000,
         config_path: Path | None = None,
     ) -> None:
-        self.settings = settings
+        self.live = live = LiveSettings(settings)  # read at use; derived values subscribe
+        live.subscribe(apply_log_level)
         self.config_path = config_path
         """The config file watched for hot reload (None: no watching)."""
         self.reloader: ConfigReloader | None = None
@@ -82,22 +83,23 @@ class Runtime:
         self.sse_resync_after = 540.0
         """Seconds without the map stream after which a reconnect reloads the map over REST."""
         self._tasks = TaskSupervisor(metrics)
-        # [http.*] and esi.user_agent shape clients once: a reload says they need a restart.
+        # [http.*] and esi.user_agent shape clients once (declared Restart on the model).
         self.clients = ClientPool(settings.http.get, lambda: settings.esi.user_agent, metrics)
         self.http: HttpSurface | None = None
         """The HTTP surface, while ``[server] enabled`` and started."""
         self.http_error: str | None = None
         """Why the HTTP surface could not start, if it could not."""
         discord = self.clients.get("discord", timeout=settings.discord.request_timeout_seconds)
-        self.dispatcher = build_dispatcher(store, metrics, discord, lambda: self.settings)
+        self.dispatcher = build_dispatcher(store, metrics, discord, live)
         # Names through one cache: ESI when enabled; otherwise the cache only answers from what
         # was persisted or put into it, and kills render with the names they carry.
         self.esi: EsiClient | None = None
         if settings.esi.enabled:
-            self.esi = EsiClient(self.clients.get("esi"), settings.esi.url, settings.esi.user_agent)
+            esi, agent = self.clients.get("esi"), settings.esi.user_agent
+            self.esi = EsiClient(esi, lambda: live.current.esi.url, agent)
         self.cache = CacheFacade(self.esi, registry=metrics.registry)
         self.kills = KillSources(
-            lambda: self.settings,
+            live,
             self.index,
             store,
             self.queue.put,  # a full queue blocks the source: it stops reading, never drops
@@ -108,7 +110,7 @@ class Runtime:
             mark_seen=lambda at: self.worker.stream_seen(at),
         )
         self.engine = Engine(
-            settings,
+            live,
             store,
             self.index,
             metrics,
@@ -129,20 +131,21 @@ class Runtime:
             resync_after=lambda: self.sse_resync_after,
         )
         self.worker = PipelineWorker(self.queue, self.engine)
-        self.maintenance = Maintenance(store, lambda: self.settings.console.retention_days)
+        self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
         # The console's operations, in this process and for attached consoles (control.sock).
         self.console = LocalBackend(self)
         self.control = ControlEndpoint(self.console, lambda: self.settings, self.data_dir, metrics)
 
     # -- wiring ------------------------------------------------------------------------------------
 
+    @property
+    def settings(self) -> Settings:
+        """The running settings (:attr:`live`'s current)."""
+        return self.live.current
+
     def apply_settings(self, settings: Settings) -> None:
-        """Make a reloaded configuration live in the parts that captured values at start."""
-        self.settings = settings
-        self.engine.settings = settings
-        self.dispatcher.channel_per_minute = settings.discord.channel_messages_per_minute
-        self.dispatcher.policy = DeliveryPolicy.from_settings(settings)
-        self.dispatcher.wake()  # a changed target may revive a dead one
+        """Make ``settings`` the running configuration (a reload, a console toggle)."""
+        self.live.replace(settings)
 
     def _map_loaded(self, tenant: str) -> None:
         self.kills.tracking_changed()

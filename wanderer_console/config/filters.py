@@ -6,11 +6,11 @@ here so ``config check`` reports them with their file, line and key.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from wanderer_console.config.section import Section
+from wanderer_console.config.section import LIVE, Section
 
 __all__ = ["MapFilters", "SpaceClassName"]
 
@@ -35,91 +35,91 @@ SpaceClassName = Literal[
 
 
 class MapFilters(Section):
-    """Per-map kill filters and routing lists."""
+    """Per-map kill filters and routing lists; the rules read them at every kill (all live)."""
 
-    wormhole_only: bool = False
+    wormhole_only: Annotated[bool, LIVE] = False
     """Only notify kills in J-space."""
-    corporation_kill_focus: list[int] = Field(default_factory=list)
+    corporation_kill_focus: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Kills involving these corporations go to the character-kill channel."""
-    system_exclude_list: list[int] = Field(default_factory=list)
+    system_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Never notify kills in these systems."""
-    character_exclude_list: list[int] = Field(default_factory=list)
+    character_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Characters never counted as tracked."""
 
     # -- space and priority (the notifier's documented flags, PARITY.md §2.4 / §10) ---------------
-    track_kspace: bool = True
+    track_kspace: Annotated[bool, LIVE] = True
     """Notify kills in tracked k-space systems; off: J-space system kills only (characters too)."""
-    priority_systems: list[int] = Field(default_factory=list)
+    priority_systems: Annotated[list[int], LIVE] = Field(default_factory=list)
     """System ids whose kills (and new-system notifications) carry ``@here``."""
-    priority_system_names: list[str] = Field(default_factory=list)
+    priority_system_names: Annotated[list[str], LIVE] = Field(default_factory=list)
     """System names (case-insensitive) treated like ``priority_systems``."""
-    priority_systems_only: bool = False
+    priority_systems_only: Annotated[bool, LIVE] = False
     """Notify tracked-system kills only in priority systems (character kills still notify)."""
-    fallback_to_here: bool = False
+    fallback_to_here: Annotated[bool, LIVE] = False
     """System-kill notifications carry ``@here`` (the notifier's voice-mention fallback)."""
 
     # -- aa-killtracker clauses (PARITY.md §11), all ANDed; empty means "any" ---------------------
-    min_value_isk: float | None = Field(default=None, ge=0)
+    min_value_isk: Annotated[float | None, LIVE] = Field(default=None, ge=0)
     """Minimum zKillboard total value in ISK; a kill without a value does not match."""
-    require_npc_kills: bool = False
+    require_npc_kills: Annotated[bool, LIVE] = False
     """Only kills zKillboard marks as NPC kills."""
-    exclude_npc_kills: bool = False
+    exclude_npc_kills: Annotated[bool, LIVE] = False
     """No kills zKillboard marks as NPC kills."""
-    require_war_kills: bool = False
+    require_war_kills: Annotated[bool, LIVE] = False
     """Only kills with a ``war_id``."""
-    exclude_war_kills: bool = False
+    exclude_war_kills: Annotated[bool, LIVE] = False
     """No kills with a ``war_id``."""
-    require_solo_kills: bool = False
+    require_solo_kills: Annotated[bool, LIVE] = False
     """Only solo kills (zKillboard ``solo`` or a single attacker)."""
-    exclude_solo_kills: bool = False
+    exclude_solo_kills: Annotated[bool, LIVE] = False
     """No solo kills."""
-    include_security_classes: list[SpaceClassName] = Field(default_factory=list)
+    include_security_classes: Annotated[list[SpaceClassName], LIVE] = Field(default_factory=list)
     """Only kills in one of these classes; unknown class means no match."""
-    exclude_security_classes: list[SpaceClassName] = Field(default_factory=list)
+    exclude_security_classes: Annotated[list[SpaceClassName], LIVE] = Field(default_factory=list)
     """No kills in any of these classes; unknown class means no match."""
-    require_regions: list[int] = Field(default_factory=list)
+    require_regions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Only kills in these regions (unknown region: no match)."""
-    require_constellations: list[int] = Field(default_factory=list)
+    require_constellations: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Only kills in these constellations (unknown constellation: no match)."""
-    require_systems: list[int] = Field(default_factory=list)
+    require_systems: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Only kills in these systems."""
-    min_attackers: int | None = Field(default=None, ge=1)
+    min_attackers: Annotated[int | None, LIVE] = Field(default=None, ge=1)
     """At least this many attackers."""
-    max_attackers: int | None = Field(default=None, ge=1)
+    max_attackers: Annotated[int | None, LIVE] = Field(default=None, ge=1)
     """At most this many attackers."""
-    require_attacker_alliances: list[int] = Field(default_factory=list)
+    require_attacker_alliances: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker is in one of these alliances."""
-    require_attacker_corporations: list[int] = Field(default_factory=list)
+    require_attacker_corporations: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker is in one of these corporations."""
-    require_attacker_factions: list[int] = Field(default_factory=list)
+    require_attacker_factions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker is in one of these factions."""
-    exclude_attacker_alliances: list[int] = Field(default_factory=list)
+    exclude_attacker_alliances: Annotated[list[int], LIVE] = Field(default_factory=list)
     """No attacker is in any of these alliances."""
-    exclude_attacker_corporations: list[int] = Field(default_factory=list)
+    exclude_attacker_corporations: Annotated[list[int], LIVE] = Field(default_factory=list)
     """No attacker is in any of these corporations."""
-    exclude_attacker_factions: list[int] = Field(default_factory=list)
+    exclude_attacker_factions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """No attacker is in any of these factions."""
-    require_attacker_organizations_final_blow: bool = False
+    require_attacker_organizations_final_blow: Annotated[bool, LIVE] = False
     """The final blow comes from a required attacker alliance or corporation."""
-    require_victim_alliances: list[int] = Field(default_factory=list)
+    require_victim_alliances: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in one of these alliances."""
-    require_victim_corporations: list[int] = Field(default_factory=list)
+    require_victim_corporations: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in one of these corporations."""
-    require_victim_factions: list[int] = Field(default_factory=list)
+    require_victim_factions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in one of these factions."""
-    exclude_victim_alliances: list[int] = Field(default_factory=list)
+    exclude_victim_alliances: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in none of these alliances."""
-    exclude_victim_corporations: list[int] = Field(default_factory=list)
+    exclude_victim_corporations: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in none of these corporations."""
-    exclude_victim_factions: list[int] = Field(default_factory=list)
+    exclude_victim_factions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in none of these factions."""
-    require_victim_ship_groups: list[int] = Field(default_factory=list)
+    require_victim_ship_groups: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim's ship is in one of these groups (unknown group: no match)."""
-    require_victim_ship_types: list[int] = Field(default_factory=list)
+    require_victim_ship_types: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim's ship is one of these types."""
-    require_attacker_ship_groups: list[int] = Field(default_factory=list)
+    require_attacker_ship_groups: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker flies a ship in one of these groups (unknown group: no match)."""
-    require_attacker_ship_types: list[int] = Field(default_factory=list)
+    require_attacker_ship_types: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker flies one of these ship types."""
 
     @model_validator(mode="after")

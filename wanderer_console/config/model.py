@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,7 +34,7 @@ from wanderer_console.config.discord_values import (
     WebhookUsername,
 )
 from wanderer_console.config.filters import MapFilters, SpaceClassName
-from wanderer_console.config.section import Section
+from wanderer_console.config.section import LIVE, Restart, Section, check_declared
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
 __all__ = [
@@ -76,19 +76,30 @@ def _ws_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
 
+# Why a change waits for a restart, where several fields share the reason. Each field declares
+# ``LIVE`` or a ``Restart`` next to its type (config/section.py); hot reload classifies by them.
+RESTART_SERVER: Final = Restart("the HTTP surface binds and takes its limits at start")
+RESTART_CONTROL: Final = Restart("the control endpoint is set up at start")
+RESTART_SOCKET: Final = Restart("each killstream socket takes it when it opens")
+RESTART_POLLER: Final = Restart("the killstream's REST fallback poller takes it when it starts")
+RESTART_R2Z2: Final = Restart("the R2Z2 poller takes it when it starts")
+RESTART_MAP_FEED: Final = Restart(
+    "the map's REST client and SSE stream take it when the map is started"
+)
+
 
 class NotificationFlags(Section):
     """Switches per notification type. Global and per-map flags are ANDed."""
 
-    enabled: bool = True
+    enabled: Annotated[bool, LIVE] = True
     """Master switch: off silences every type."""
-    kill: bool = True
+    kill: Annotated[bool, LIVE] = True
     """Kills in tracked systems or involving tracked characters."""
-    system: bool = True
+    system: Annotated[bool, LIVE] = True
     """A system was added to the map."""
-    character: bool = True
+    character: Annotated[bool, LIVE] = True
     """A character was added to tracking."""
-    rally: bool = True
+    rally: Annotated[bool, LIVE] = True
     """A rally point was created."""
 
     def allows(self, kind: str) -> bool:
@@ -99,21 +110,29 @@ class NotificationFlags(Section):
 class ConsoleSettings(Section):
     """Process-wide behaviour."""
 
-    data_dir: Path | None = None
+    data_dir: Annotated[
+        Path | None, Restart("the store is opened and locked in this directory at start")
+    ] = None
     """Where the SQLite database lives; default: the XDG data dir."""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], LIVE] = "INFO"
     """Threshold for log lines."""
-    dry_run: bool = False
+    dry_run: Annotated[bool, LIVE] = False
     """Render and log notifications without sending them."""
-    startup_suppression_seconds: float = Field(default=30.0, ge=0)
+    startup_suppression_seconds: Annotated[float, LIVE] = Field(default=30.0, ge=0)
     """After start, mute every type except rally for this long (map events replayed at connect)."""
-    max_killmail_age_seconds: float = Field(default=3600.0, gt=0)
+    max_killmail_age_seconds: Annotated[
+        float,
+        Restart(
+            "the killstream gap backfill takes its reach from it when it starts (the notify"
+            " gate reads the new value at once)"
+        ),
+    ] = Field(default=3600.0, gt=0)
     """Kills older than this (by kill time) are not notified."""
-    theme: str = "wanderer-dark"
+    theme: Annotated[str, LIVE] = "wanderer-dark"
     """TUI theme name."""
-    retention_days: float = Field(default=30.0, gt=0)
+    retention_days: Annotated[float, LIVE] = Field(default=30.0, gt=0)
     """Stored events and finished notifications older than this are deleted (hourly)."""
-    stop_grace_seconds: float = Field(default=5.0, ge=0, le=60)
+    stop_grace_seconds: Annotated[float, LIVE] = Field(default=5.0, ge=0, le=60)
     """On SIGTERM/SIGINT/SIGHUP, how long Discord requests in flight may take to finish (keep
     it under systemd's TimeoutStopSec); one still open then is recorded as uncertain."""
 
@@ -121,27 +140,29 @@ class ConsoleSettings(Section):
 class ServerSettings(Section):
     """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks."""
 
-    enabled: bool = False
+    enabled: Annotated[bool, RESTART_SERVER] = False
     """Serve HTTP inside the engine's process (off by default: it is a write surface)."""
-    host: str = "127.0.0.1"
+    host: Annotated[str, RESTART_SERVER] = "127.0.0.1"
     """Address to bind; loopback by default, put a TLS proxy in front for anything else."""
-    port: int = Field(default=8787, ge=0, le=65535)
+    port: Annotated[int, RESTART_SERVER] = Field(default=8787, ge=0, le=65535)
     """TCP port (0 picks a free one)."""
-    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    header_timeout_seconds: Annotated[float, RESTART_SERVER] = Field(default=10.0, gt=0, le=300)
     """A client must finish a request's headers this soon after connecting (or after the previous
     response on a kept-alive connection); a client that sends nothing or dribbles is closed."""
-    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    body_timeout_seconds: Annotated[float, RESTART_SERVER] = Field(default=30.0, gt=0, le=600)
     """A client must finish a request's body this soon after its headers, else it is closed."""
-    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    keep_alive_seconds: Annotated[int, RESTART_SERVER] = Field(default=5, ge=1, le=300)
     """An idle kept-alive connection is closed after this long."""
-    max_connections: int = Field(default=256, ge=1, le=65536)
+    max_connections: Annotated[int, RESTART_SERVER] = Field(default=256, ge=1, le=65536)
     """Open connections at most, and never more than a quarter of the process's file descriptor
     limit (the rest stays with the engine's outbound connections). At the cap a new connection
     replaces the one that has waited longest on its client; 503 only when all are busy."""
-    max_connections_per_client: int = Field(default=0, ge=0, le=65536)
+    max_connections_per_client: Annotated[int, RESTART_SERVER] = Field(default=0, ge=0, le=65536)
     """Open connections per client address at most (503 over it); 0 = no per-client cap. Leave
     it 0 behind a reverse proxy on the same host: every client then has the proxy's address."""
-    refusal_log_interval_seconds: float = Field(default=60.0, ge=0, le=86400)
+    refusal_log_interval_seconds: Annotated[float, RESTART_SERVER] = Field(
+        default=60.0, ge=0, le=86400
+    )
     """A refused request, a client disconnect or a closed connection is logged once per client
     per this many seconds; the next line says how many were suppressed (each is counted)."""
 
@@ -149,12 +170,12 @@ class ServerSettings(Section):
 class ControlSettings(Section):
     """The control endpoint an attached console (``wanderer-console attach``) talks to."""
 
-    socket: bool = True
+    socket: Annotated[bool, RESTART_CONTROL] = True
     """Serve it on ``control.sock`` in the data directory (mode 0600: the engine's user only)."""
-    listen: str | None = None
+    listen: Annotated[str | None, RESTART_CONTROL] = None
     """Also serve it on TCP (``"127.0.0.1:8788"``), bearer token required: create the token
     with ``wanderer-console control token`` (stored hashed; shown once)."""
-    client_buffer_frames: int = Field(default=16, ge=1, le=1024)
+    client_buffer_frames: Annotated[int, RESTART_CONTROL] = Field(default=16, ge=1, le=1024)
     """Frames kept for a client that reads slowly; older ones are dropped and counted."""
 
     @field_validator("listen")
@@ -171,19 +192,19 @@ class ControlSettings(Section):
 class DiscordSettings(Section):
     """Discord API access shared by every map."""
 
-    api_url: HttpUrl = "https://discord.com/api/v10"
+    api_url: Annotated[HttpUrl, LIVE] = "https://discord.com/api/v10"
     """Base URL of the Discord REST API (bot transport)."""
-    bot_token: BotToken = None
+    bot_token: Annotated[BotToken, LIVE] = None
     """Fallback bot token for maps without their own."""
-    username: WebhookUsername = "Wanderer"
+    username: Annotated[WebhookUsername, LIVE] = "Wanderer"
     """Name shown on webhook messages (1-80 characters; no "discord", "clyde", @ # : ```)."""
-    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_timeout_seconds: Annotated[float, LIVE] = Field(default=10.0, gt=0)
     """Per-request timeout."""
-    channel_messages_per_minute: int = Field(default=30, ge=1)
+    channel_messages_per_minute: Annotated[int, LIVE] = Field(default=30, ge=1)
     """Messages per minute per channel (Discord allows about 30 for webhooks)."""
-    max_delivery_age_hours: float = Field(default=24.0, gt=0)
+    max_delivery_age_hours: Annotated[float, LIVE] = Field(default=24.0, gt=0)
     """A notification is retried through outages (5xx, timeouts, 429) until it is this old."""
-    uncertain_retry_seconds: float = Field(default=10.0, ge=0, le=3600)
+    uncertain_retry_seconds: Annotated[float, LIVE] = Field(default=10.0, ge=0, le=3600)
     """Wait before re-sending a webhook message whose first send had no known outcome (it may
     post twice; counted in wc_delivery_uncertain_total). Bot messages use a nonce instead."""
 
@@ -191,89 +212,110 @@ class DiscordSettings(Section):
 class EsiSettings(Section):
     """EVE Swagger Interface, used to resolve names."""
 
-    url: HttpUrl = "https://esi.evetech.net"
+    url: Annotated[HttpUrl, LIVE] = "https://esi.evetech.net"
     """ESI base URL."""
-    user_agent: str = "WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)"
+    user_agent: Annotated[
+        str,
+        Restart(
+            "every HTTP client (map, killstream, Discord, ESI) is built with it as its User-Agent"
+        ),
+    ] = "WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)"
     """User-Agent with a contact, as ESI asks."""
-    enabled: bool = True
+    enabled: Annotated[
+        bool, Restart("the name cache is built with or without an ESI client at start")
+    ] = True
     """Resolve missing names through ESI."""
 
 
 class KillstreamSettings(Section):
     """The wanderer-kills service (Phoenix WebSocket and REST)."""
 
-    enabled: bool = True
+    enabled: Annotated[
+        bool,
+        Restart(
+            "the killstream sockets are opened once they are needed; a change neither opens"
+            " nor closes one"
+        ),
+    ] = True
     """Connect to the killstream."""
-    websocket_url: WsUrl = "ws://localhost:4004"
+    websocket_url: Annotated[WsUrl, RESTART_SOCKET] = "ws://localhost:4004"
     """Socket base; ``/socket/websocket?vsn=2.0.0`` is appended."""
-    rest_url: HttpUrl = "http://localhost:4004"
+    rest_url: Annotated[HttpUrl, RESTART_POLLER] = "http://localhost:4004"
     """REST base (fallback polling)."""
-    client_identifier: str = Field(default="wanderer-console", max_length=32)
+    client_identifier: Annotated[str, RESTART_SOCKET] = Field(
+        default="wanderer-console", max_length=32
+    )
     """Name the server logs for this client."""
-    heartbeat_seconds: float = Field(default=30.0, gt=0, le=30)
+    heartbeat_seconds: Annotated[float, RESTART_SOCKET] = Field(default=30.0, gt=0, le=30)
     """Phoenix heartbeat interval; the server drops idle sockets after 60 s."""
-    fallback_after_seconds: float = Field(default=60.0, ge=0)
+    fallback_after_seconds: Annotated[float, RESTART_POLLER] = Field(default=60.0, ge=0)
     """Poll the REST API for the tracked systems once the socket has been down this long."""
-    fallback_interval_seconds: float = Field(default=30.0, gt=0)
+    fallback_interval_seconds: Annotated[float, RESTART_POLLER] = Field(default=30.0, gt=0)
     """Seconds between REST polling rounds while the socket stays down."""
-    backfill_overlap_seconds: float = Field(default=300.0, ge=0)
+    backfill_overlap_seconds: Annotated[
+        float,
+        Restart(
+            "the killstream's REST fallback poller takes it when it starts (start-up"
+            " suppression reads the new value at once)"
+        ),
+    ] = Field(default=300.0, ge=0)
     """After a gap (a restart, a reconnect) the REST backfill reaches back this far before the
     last moment the stream was seen, for kills published late or read but not yet stored; after
     a restart, kills that recent are not muted by start-up suppression either."""
-    backfill_limit_per_system: int = Field(default=200, ge=1, le=1000)
+    backfill_limit_per_system: Annotated[int, RESTART_POLLER] = Field(default=200, ge=1, le=1000)
     """Most kills one gap backfill asks the REST API for, per system."""
-    backfill_timeout_seconds: float = Field(default=60.0, gt=0)
+    backfill_timeout_seconds: Annotated[float, RESTART_POLLER] = Field(default=60.0, gt=0)
     """A gap backfill stops after this long; the systems it did not reach are tried again."""
-    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=65_536)
+    max_frame_bytes: Annotated[int, RESTART_SOCKET] = Field(default=4 * 1024 * 1024, ge=65_536)
     """Largest frame read (a killmail is tens of KiB); a bigger one resets the socket, counted."""
 
 
 class R2z2Settings(Section):
     """zKillboard's public R2Z2 killmail feed (PROTOCOLS.md §8): one poller per IP."""
 
-    enabled: bool = False
+    enabled: Annotated[bool, Restart("the R2Z2 poller is started (or not) at start")] = False
     """Poll R2Z2 (alongside or instead of the killstream; kills are de-duplicated)."""
-    url: HttpUrl = "https://r2z2.zkillboard.com"
+    url: Annotated[HttpUrl, RESTART_R2Z2] = "https://r2z2.zkillboard.com"
     """Feed base; ``/ephemeral/sequence.json`` and ``/ephemeral/<n>.json`` are read."""
-    user_agent: str = Field(
+    user_agent: Annotated[str, RESTART_R2Z2] = Field(
         default="WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)",
         min_length=1,
     )
     """``<app>/<version> (+<url>; <contact>)``: R2Z2 403s a blank User-Agent."""
-    max_age_hours: float = Field(default=1.0, ge=0)
+    max_age_hours: Annotated[float, RESTART_R2Z2] = Field(default=1.0, ge=0)
     """Skip kills older than this (late and delayed zKillboard posts); 0 keeps all."""
 
 
 class MapDiscord(Section):
     """Where one map's notifications go. Webhooks win over bot channels for a type."""
 
-    bot_token: BotToken = None
+    bot_token: Annotated[BotToken, LIVE] = None
     """Bot token for this map; falls back to ``discord.bot_token``."""
-    channel_id: ChannelId = ""
+    channel_id: Annotated[ChannelId, LIVE] = ""
     """Primary channel; every missing per-type channel falls back to it."""
-    system_kill_channel_id: ChannelId = ""
+    system_kill_channel_id: Annotated[ChannelId, LIVE] = ""
     """Kills in tracked systems."""
-    character_kill_channel_id: ChannelId = ""
+    character_kill_channel_id: Annotated[ChannelId, LIVE] = ""
     """Kills involving tracked characters or focus corporations."""
-    system_channel_id: ChannelId = ""
+    system_channel_id: Annotated[ChannelId, LIVE] = ""
     """New systems."""
-    character_channel_id: ChannelId = ""
+    character_channel_id: Annotated[ChannelId, LIVE] = ""
     """New characters."""
-    rally_channel_id: ChannelId = ""
+    rally_channel_id: Annotated[ChannelId, LIVE] = ""
     """Rally points."""
-    webhook_url: WebhookUrl = None
+    webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Primary webhook; per-type webhooks fall back to it."""
-    system_kill_webhook_url: WebhookUrl = None
+    system_kill_webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Webhook for kills in tracked systems."""
-    character_kill_webhook_url: WebhookUrl = None
+    character_kill_webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Webhook for kills involving tracked characters or focus corporations."""
-    system_webhook_url: WebhookUrl = None
+    system_webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Webhook for new systems."""
-    character_webhook_url: WebhookUrl = None
+    character_webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Webhook for new characters."""
-    rally_webhook_url: WebhookUrl = None
+    rally_webhook_url: Annotated[WebhookUrl, LIVE] = None
     """Webhook for rally points."""
-    rally_group_ids: list[RoleId] = Field(default_factory=list)
+    rally_group_ids: Annotated[list[RoleId], LIVE] = Field(default_factory=list)
     """Role ids mentioned (``<@&id>``) on rally notifications."""
 
     def has_any_target(self) -> bool:
@@ -291,24 +333,24 @@ class DedupTtls(Section):
     Kills need no TTL: each killmail id is notified once per map, durably.
     """
 
-    system: float = Field(default=900.0, ge=0)
+    system: Annotated[float, LIVE] = Field(default=900.0, ge=0)
     """The same system added again within this time is not notified again."""
-    character: float = Field(default=900.0, ge=0)
+    character: Annotated[float, LIVE] = Field(default=900.0, ge=0)
     """The same character added again within this time is not notified again."""
 
 
 class MapSettings(Section):
     """One Wanderer map: a tenant with its own key, targets and flags."""
 
-    url: HttpUrl
+    url: Annotated[HttpUrl, RESTART_MAP_FEED]
     """Wanderer base URL (scheme://host[:port])."""
-    slug: str = ""
+    slug: Annotated[str, RESTART_MAP_FEED] = ""
     """Map slug or UUID on the server; defaults to the section name."""
-    name: str = ""
+    name: Annotated[str, LIVE] = ""
     """Display name; defaults to the slug."""
-    api_key: SecretStr
+    api_key: Annotated[SecretStr, RESTART_MAP_FEED]
     """The map's public API key (Bearer for SSE and REST)."""
-    enabled: bool = True
+    enabled: Annotated[bool, Restart("the map's feed is started (or not) at start")] = True
     """Connect to this map."""
     notifications: NotificationFlags = Field(default_factory=NotificationFlags)
     """Per-map switches, ANDed with the global ones."""
@@ -318,11 +360,11 @@ class MapSettings(Section):
     """Kill filters."""
     dedup_ttl_seconds: DedupTtls = Field(default_factory=DedupTtls)
     """Per-type deduplication windows (``DEDUPLICATION_TTL_SECONDS`` sets them all)."""
-    webhook_secret: SecretStr | None = None
+    webhook_secret: Annotated[SecretStr | None, LIVE] = None
     """Secret of the map's webhook subscription (``rotate-secret``); enables the receiver."""
-    sse_max_line_bytes: int = Field(default=1024 * 1024, ge=4096)
+    sse_max_line_bytes: Annotated[int, RESTART_MAP_FEED] = Field(default=1024 * 1024, ge=4096)
     """Longest SSE line kept (an event is a few KiB); a longer one is skipped unbuffered."""
-    sse_max_event_bytes: int = Field(default=1024 * 1024, ge=4096)
+    sse_max_event_bytes: Annotated[int, RESTART_MAP_FEED] = Field(default=1024 * 1024, ge=4096)
     """Largest SSE event (its ``data`` lines together); a bigger one is skipped, counted."""
 
     @field_validator("api_key")
@@ -376,15 +418,21 @@ class Settings(BaseSettings):
     """Killstream access."""
     r2z2: R2z2Settings = Field(default_factory=R2z2Settings)
     """zKillboard R2Z2 feed (off by default)."""
-    http: dict[str, dict[str, float]] = Field(default_factory=dict)
+    http: Annotated[
+        dict[str, dict[str, float]],
+        Restart("each service's HTTP client and its middleware chain are built once"),
+    ] = Field(default_factory=dict)
     """Per-service overrides of the HTTP client (timeouts, retry, rate limit, breaker)."""
-    maps: dict[str, MapSettings] = Field(default_factory=dict)
+    maps: Annotated[
+        dict[str, MapSettings],
+        Restart("a map's feed is started at start: adding or removing a map needs a restart"),
+    ] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
     control: ControlSettings = Field(default_factory=ControlSettings)
     """Where an attached console reaches the running engine."""
-    keymap: dict[str, str] = Field(default_factory=dict)
+    keymap: Annotated[dict[str, str], LIVE] = Field(default_factory=dict)
     """Console key overrides: binding id (``app.quit``, ``config.save``, …) → keys (``"f2"``)."""
 
     @field_validator("http")
@@ -434,3 +482,6 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """A JSON-safe dump with every secret masked."""
         return self.model_dump(mode="json")
+
+
+check_declared(Settings)  # its own fields too: every one is a section or says Live or Restart

@@ -1,54 +1,52 @@
 """Hot reload: watch the config file, validate, classify, apply atomically, audit.
 
 A change is first validated as a whole (an invalid file is rejected with file, line and key, and
-the running configuration stays). Each changed key is then classified: *hot* (notification
-switches, filters, Discord targets, rate limits, theme, log level, …) takes effect at once by
-swapping the :class:`~wanderer_console.config.model.Settings` object that the engine, dispatcher
-and runtime read; *restart-required* (data dir, server bind, map URL/slug/key, killstream) is
-flagged in the log and the runtime snapshot and applies at the next start.
+the running configuration stays). Each changed key is then classified by the declaration of its
+field on the settings model (:func:`wanderer_console.config.live.applies`): a *live* key (switches,
+filters, Discord targets, pacing, theme, log level, ...) takes effect at once, because the whole
+new :class:`~wanderer_console.config.model.Settings` becomes the running one and every component
+reads it at use (or is re-applied by the runtime); a *restart-required* key (data dir, server
+bind, a map's URL or key, killstream sockets, HTTP clients, ...) is flagged, with the reason, in
+the log and the runtime snapshot and applies at the next start.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from watchfiles import awatch
 
 from wanderer_console.config.audit import ConfigAudit, diff_settings
+from wanderer_console.config.live import applies, entries_changed
 from wanderer_console.config.loader import ConfigError, parse_settings_text, secret_warnings
 from wanderer_console.config.model import Settings
+from wanderer_console.config.section import Restart
 
-__all__ = ["RESTART_REQUIRED", "ConfigReloader", "Reloadable", "ReloadResult", "needs_restart"]
+__all__ = ["ConfigReloader", "Reloadable", "ReloadResult", "needs_restart", "restart_reasons"]
 
 log = logging.getLogger(__name__)
 
-RESTART_REQUIRED: Final = (
-    re.compile(r"^console\.data_dir$"),
-    re.compile(r"^server\."),
-    re.compile(r"^maps\.[^.]+\.(url|slug|api_key|enabled)$"),
-    re.compile(r"^killstream\."),
-    re.compile(r"^esi\.(url|enabled|user_agent)$"),
-    re.compile(r"^discord\.(api_url|request_timeout_seconds)$"),
-    re.compile(r"^r2z2\."),
-    re.compile(r"^http\."),
-)
-"""Keys whose new value needs a restart: they shaped a connection or a file already open."""
+
+def restart_reasons(old: Settings, new: Settings, keys: list[str]) -> dict[str, str]:
+    """Of ``keys`` (changed from ``old`` to ``new``), those that need a restart, with why."""
+    added_or_removed = entries_changed(old, new)
+    reasons = {}
+    for key in keys:
+        marker = applies(key, entries_changed=added_or_removed)
+        if isinstance(marker, Restart):
+            reasons[key] = marker.why
+    return reasons
 
 
 def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
     """True when ``key`` cannot change in a running engine (a map added or removed counts)."""
-    if any(pattern.match(key) for pattern in RESTART_REQUIRED):
-        return True
-    if key.startswith("maps."):
-        tenant = key.split(".")[1]
-        return (tenant in old_maps) != (tenant in new_maps)
-    return False
+    added_or_removed = {f"maps.{name}" for name in old_maps ^ new_maps}
+    return isinstance(applies(key, entries_changed=added_or_removed), Restart)
 
 
 @dataclass(slots=True)
@@ -58,9 +56,13 @@ class ReloadResult:
     status: str
     """``applied``, ``rejected`` or ``unchanged``."""
     hot: list[str] = field(default_factory=list)
+    """Changed keys applied live."""
     restart_required: list[str] = field(default_factory=list)
+    """Changed keys that take effect at the next start."""
     problems: list[str] = field(default_factory=list)
     audit_id: int | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Why each of :attr:`restart_required` needs the restart (from the model's declarations)."""
 
 
 class Reloadable(Protocol):
@@ -97,8 +99,9 @@ class ConfigReloader:
         self._clock = clock
         self._text: str | None = None
         self.last: ReloadResult | None = None
+        self._started = runtime.settings.model_copy(deep=True)
         self.pending_restart: list[str] = []
-        """Changed keys that wait for a restart, since start."""
+        """Restart-needing keys whose value differs from the one the engine started with."""
         self.last_error: list[str] = []
 
     def baseline(self) -> None:
@@ -141,9 +144,9 @@ class ConfigReloader:
             return self._rejected(source, text, [str(p) for p in exc.problems])
         old = self._runtime.settings
         changes = diff_settings(old, new)
-        old_maps, new_maps = set(old.maps), set(new.maps)
-        restart = [c.key for c in changes if needs_restart(c.key, old_maps, new_maps)]
-        hot = [c.key for c in changes if c.key not in restart]
+        reasons = restart_reasons(old, new, [c.key for c in changes])
+        hot = [c.key for c in changes if c.key not in reasons]
+        restart = list(reasons)
         try:
             self._apply(old, new)
         except Exception as exc:
@@ -151,7 +154,10 @@ class ConfigReloader:
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
         self._text = text
         self.last_error = []
-        self.pending_restart = sorted({*self.pending_restart, *restart})
+        since_start = diff_settings(self._started, new)
+        self.pending_restart = sorted(
+            restart_reasons(self._started, new, [c.key for c in since_start])
+        )
         diff = {
             "status": "applied",
             "changes": [c.as_json() for c in changes],
@@ -159,7 +165,7 @@ class ConfigReloader:
             "restart_required": restart,
         }
         audit_id = self.audit.record(source, self.path, text, diff, now=self._clock())
-        self.last = ReloadResult("applied", hot, restart, [], audit_id)
+        self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons)
         log.info(
             "configuration reloaded",
             extra={"ctx": {"source": source, "hot": hot, "restart_required": restart}},
@@ -167,7 +173,7 @@ class ConfigReloader:
         if restart:
             log.warning(
                 "configuration changes need a restart to take effect",
-                extra={"ctx": {"keys": restart}},
+                extra={"ctx": {"keys": restart, "reasons": reasons}},
             )
         # The checks made at start, made again: an edit can add a secret to a file others can
         # read (or paste a token into the wrong field).
@@ -176,11 +182,9 @@ class ConfigReloader:
         return self.last
 
     def _apply(self, old: Settings, new: Settings) -> None:
-        """Swap the settings every component reads (one reference each, so it is atomic)."""
-        runtime = self._runtime
-        runtime.apply_settings(new)
-        if new.console.log_level != old.console.log_level:
-            logging.getLogger("wanderer_console").setLevel(new.console.log_level)
+        """Swap the running settings (one reference every component reads, so it is atomic);
+        the runtime re-applies what its parts derived from them (pacing, log level, ...)."""
+        self._runtime.apply_settings(new)
 
     def _rejected(self, source: str, text: str, problems: list[str]) -> ReloadResult:
         self.last_error = problems

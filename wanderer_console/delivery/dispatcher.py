@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
@@ -80,7 +81,8 @@ class Dispatcher:
     ) -> None:
         self._clock = clock or SystemClock()
         self._store = store
-        self._sender = sender
+        self.sender = sender
+        """Speaks to Discord (replaced when ``discord.api_url`` changes)."""
         self._metrics = metrics
         self._targets = targets
         self._dry_run = dry_run
@@ -118,6 +120,11 @@ class Dispatcher:
     @policy.setter
     def policy(self, value: DeliveryPolicy) -> None:
         self._outcomes.policy = value
+
+    @property
+    def dry_run(self) -> bool:
+        """Notifications are logged and marked sent instead of sent (read at every send)."""
+        return self._dry_run()
 
     @property
     def channel_per_minute(self) -> int:
@@ -357,7 +364,7 @@ class Dispatcher:
         self, batch: Batch, send_id: str | None, resolved: ResolvedTarget, state: TargetState
     ) -> bool:
         ids = [row.id for row in batch.rows]
-        if self._dry_run():
+        if self.dry_run:
             for row in batch.rows:
                 log.info(
                     "dry run: notification not sent",
@@ -387,12 +394,12 @@ class Dispatcher:
             return False
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
         confirm = again and self._outcomes.count_resend(batch, bot, state)
-        result = await self._sender.send(
+        result = await self.sender.send(
             resolved.target,
             batch.body,
             bot_token=resolved.bot_token,
             nonce=send_id if bot else None,
-            timeout=self.policy.confirm_timeout if confirm else None,
+            timeout=self.policy.send_timeout(confirm),
         )
         return self._outcomes.settle(batch, result, state, resolved)
 
@@ -438,18 +445,33 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    store: SqliteStore, metrics: Metrics, http: HttpClient, settings: Callable[[], Settings]
+    store: SqliteStore, metrics: Metrics, http: HttpClient, settings: LiveSettings
 ) -> Dispatcher:
-    """The engine's dispatcher: Discord reached through ``http``, targets and switches read
-    from the live settings on every look, so a reload applies at once."""
-    first = settings()
-    sender = DiscordSender(http, api_url=first.discord.api_url, user_agent=first.esi.user_agent)
-    return Dispatcher(
+    """The engine's dispatcher: Discord reached through ``http``; targets and switches read from
+    the running settings on every look, pacing, policy and API URL re-applied on every reload."""
+    first = settings.current
+    # The User-Agent is the clients' (esi.user_agent: declared Restart), kept from the start.
+    agent = first.esi.user_agent
+
+    def sender(current: Settings) -> DiscordSender:
+        return DiscordSender(http, api_url=current.discord.api_url, user_agent=agent)
+
+    dispatcher = Dispatcher(
         store,
-        sender,
+        sender(first),
         metrics,
-        lambda: resolved_targets(settings()),
-        dry_run=lambda: settings().console.dry_run,
+        lambda: resolved_targets(settings.current),
+        dry_run=lambda: settings.current.console.dry_run,
         channel_per_minute=first.discord.channel_messages_per_minute,
         policy=DeliveryPolicy.from_settings(first),
     )
+
+    def follow(_old: Settings, new: Settings) -> None:
+        if new.discord.channel_messages_per_minute != dispatcher.channel_per_minute:
+            dispatcher.channel_per_minute = new.discord.channel_messages_per_minute
+        dispatcher.policy = DeliveryPolicy.from_settings(new)
+        dispatcher.sender = sender(new)  # discord.api_url
+        dispatcher.wake()  # a changed target may revive a dead one
+
+    settings.subscribe(follow)
+    return dispatcher

@@ -46,15 +46,25 @@ class DeliveryPolicy:
     that outlasted the normal timeout once gets the time to confirm."""
     stop_grace: float = 5.0
     """On a graceful stop, how long in-flight requests may take to finish."""
+    request_timeout: float | None = None
+    """How long one send waits for Discord's answer (``None``: the HTTP client's timeout)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
-        """The rules as ``[discord]`` and ``[console]`` set them."""
+        """The rules as ``[discord]`` and ``[console]`` set them (made again on every reload)."""
         return cls(
             max_age=settings.discord.max_delivery_age_hours * 3600,
             uncertain_window=settings.discord.uncertain_retry_seconds,
             stop_grace=settings.console.stop_grace_seconds,
+            request_timeout=settings.discord.request_timeout_seconds,
         )
+
+    def send_timeout(self, confirm: bool) -> float | None:
+        """How long a send waits for its answer; a re-send after an unknown outcome
+        (``confirm``) waits :attr:`confirm_timeout`, or longer if sends normally do."""
+        if not confirm:
+            return self.request_timeout
+        return max(self.confirm_timeout, self.request_timeout or 0.0)
 
     def backoff(self, attempts: int) -> float:
         """Delay before the attempt after ``attempts`` failed ones."""

@@ -134,15 +134,17 @@ def _parse_http_date(value: str | None) -> float | None:
 class EsiClient:
     """Public ESI routes through the console's :class:`HttpClient`.
 
-    ``base_url`` is the ESI root (``https://esi.evetech.net`` or a fake); ``user_agent`` must
-    name the app and a contact (PROTOCOLS.md §6). ``clock`` is wall time (``Expires`` is wall
-    time). ``min_error_remain``: stop calling ESI when fewer errors are left in the window.
+    ``base_url`` is the ESI root (``https://esi.evetech.net`` or a fake), or a getter of it read
+    at every request (the engine passes ``esi.url`` of the running settings, so a reload
+    applies at once); ``user_agent`` must name the app and a contact (PROTOCOLS.md §6).
+    ``clock`` is wall time (``Expires`` is wall time). ``min_error_remain``: stop calling ESI
+    when fewer errors are left in the window.
     """
 
     def __init__(
         self,
         http: HttpClient,
-        base_url: str,
+        base_url: str | Callable[[], str],
         user_agent: str,
         *,
         compatibility_date: str | None = None,
@@ -151,7 +153,7 @@ class EsiClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
-        self.base_url = base_url.rstrip("/")
+        self._base_url = base_url if callable(base_url) else lambda: base_url
         self.user_agent = user_agent
         self._headers: dict[str, str] = {"user-agent": user_agent, "accept": "application/json"}
         if compatibility_date:
@@ -160,6 +162,11 @@ class EsiClient:
         self._clock = clock
         self._conditional: LRUCache[str, _Conditional] = LRUCache(maxsize=conditional_entries)
         self.stats = EsiStats()
+
+    @property
+    def base_url(self) -> str:
+        """The ESI root requests go to now."""
+        return self._base_url().rstrip("/")
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | Callable[[], Settings],
         store: SqliteStore,
         index: TrackingIndex,
         metrics: Metrics,
@@ -74,14 +74,15 @@ class Engine:
         system_info: SystemInfo | None = None,
         enricher: KillEnricher | None = None,
     ) -> None:
-        self.settings = settings
+        # The running settings are read at every use: a reload (or a toggle) applies at once.
+        self._settings = settings if callable(settings) else lambda: settings
         self._store = store
         self._index = index
         self._metrics = metrics
         self._hooks = hooks or {}
         self._clock = clock
         # What the previous run saw last decides what start-up suppression mutes as history.
-        cursors = {t: ulid_seconds(store.get_cursor(f"sse:{t}")) for t in settings.maps}
+        cursors = {t: ulid_seconds(store.get_cursor(f"sse:{t}")) for t in self.settings.maps}
         self.startup = StartupWindow(
             clock(),
             kill_seen=decode_seen(store.get_cursor(SEEN_CURSOR)),
@@ -98,6 +99,11 @@ class Engine:
         """Resolves names, tickers and ship names a kill lacks (ESI through the cache)."""
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now (``settings`` as given, or what its getter returns)."""
+        return self._settings()
 
     def refused(self, reason: str) -> None:
         """Count a refused notification (added to the metric when the batch is written)."""

@@ -159,6 +159,11 @@ class LocalBackend:
         data["settings"] = settings_view(self._engine.settings)
         return EngineSnapshot.model_validate(data)
 
+    @property
+    def log_cursor(self) -> int:
+        """The number the next log line will get."""
+        return self.ring.cursor
+
     def backlog_cursor(self) -> int:
         """Where a new reader starts: the last ``backlog`` lines are shown to it."""
         return max(0, self.ring.cursor - self._backlog)

@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, SecretStr
@@ -49,8 +49,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wanderer_console.config.model import Settings
-from wanderer_console.console_api import PROTOCOL_HEADER, PROTOCOL_VERSION
-from wanderer_console.control.local import LocalBackend
+from wanderer_console.console_api import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    ConsoleBackend,
+    EngineIdentity,
+    Frame,
+)
 from wanderer_console.control.token import TokenCheck
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
@@ -74,6 +79,29 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 10.0
 REDACTED: Final = "«redacted»"
 _MIN_SECRET = 6
 _WEBHOOK_TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
+
+
+class ServedBackend(ConsoleBackend, Protocol):
+    """A backend the endpoint can serve: the operations, plus frames built on demand
+    (:class:`~wanderer_console.control.local.LocalBackend` in the engine)."""
+
+    @property
+    def identity(self) -> EngineIdentity:
+        """The engine."""
+        ...
+
+    @property
+    def log_cursor(self) -> int:
+        """The number the next log line will get."""
+        ...
+
+    def backlog_cursor(self) -> int:
+        """Where a new reader's log lines start."""
+        ...
+
+    def frame(self, cursor: int) -> tuple[Frame, int]:
+        """A frame with the log lines from ``cursor``, and the cursor after them."""
+        ...
 
 
 class ControlMetrics:
@@ -168,7 +196,7 @@ class FrameHub:
 
     def __init__(
         self,
-        backend: LocalBackend,
+        backend: ServedBackend,
         scrub: Callable[[str], str],
         metrics: ControlMetrics,
         buffer: Callable[[], int],
@@ -205,7 +233,7 @@ class FrameHub:
         self._metrics.clients.set(self.clients)
 
     async def _tick(self, ticker: _Ticker) -> None:
-        cursor = self._backend.ring.cursor
+        cursor = self._backend.log_cursor
         try:
             while ticker.subscribers and not self.closed:
                 await asyncio.sleep(ticker.interval)
@@ -297,7 +325,7 @@ class _TokenGuard:
 
 
 def build_control_app(
-    backend: LocalBackend,
+    backend: ServedBackend,
     hub: FrameHub,
     metrics: ControlMetrics,
     scrub: Callable[[str], str],
@@ -521,7 +549,7 @@ class ControlEndpoint:
 
     def __init__(
         self,
-        backend: LocalBackend,
+        backend: ServedBackend,
         settings: Callable[[], Settings],
         data_dir: Path,
         metrics: Metrics,

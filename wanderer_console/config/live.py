@@ -5,7 +5,7 @@ Every field of the settings model declares, next to its type, :class:`~.section.
 key (``maps.home.discord.webhook_url``, ``http.esi.timeout_seconds``, ``keymap.app.quit``) to the
 field that declares it; a dict of sections (``maps``) says what adding or removing an entry
 means, a dict of plain values (``http``, ``keymap``) answers for all its keys.
-:func:`restart_keys` lists the restart-needing keys for the docs.
+:func:`restart_keys` and :func:`restart_summary` list the restart-needing keys for the docs.
 
 :class:`LiveSettings` holds the running :class:`~.model.Settings`. The runtime owns one;
 components read :attr:`LiveSettings.current` (or call the holder) when they use a value, and
@@ -33,6 +33,7 @@ __all__ = [
     "declarations",
     "entries_changed",
     "restart_keys",
+    "restart_summary",
 ]
 
 ANY = "*"
@@ -131,6 +132,20 @@ def declarations() -> list[tuple[str, Live | Restart]]:
 def restart_keys() -> list[tuple[str, str]]:
     """``(key, why)`` for every key whose change needs a restart, in model order."""
     return [(key, marker.why) for key, marker in declarations() if isinstance(marker, Restart)]
+
+
+def restart_summary() -> str:
+    """The restart keys in short, for the docs: a top-level section whose every key needs a
+    restart as ``[name]``, any other key by its dotted name (``*``: any entry)."""
+    found = declarations()
+    parts: list[str] = []
+    for name in Settings.model_fields:
+        under = [(k, m) for k, m in found if k == name or k.startswith(f"{name}.")]
+        if all(isinstance(m, Restart) for _k, m in under):
+            parts.append(f"[{under[0][0]}]" if len(under) == 1 else f"[{name}]")
+        else:
+            parts += [k for k, m in under if isinstance(m, Restart)]
+    return ", ".join(parts)
 
 
 def apply_log_level(old: Settings, new: Settings) -> None:

@@ -1,14 +1,19 @@
-"""Deterministic fixtures for the console tests: a seeded fake engine, a frozen clock, settings."""
+"""Deterministic fixtures for the console tests: seeded snapshots, a frozen clock, the app factory.
+
+Every app is built over a :class:`~tests.ui.fakes.SeededBackend` through one fixture,
+:func:`backend_factory` (see there), by the :func:`make_app` fixture.
+"""
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from wanderer_console.config.model import ENVIRON, Settings
+from tests.ui.fakes import SeededBackend
+from wanderer_console.console_api import ConsoleBackend
 from wanderer_console.ui.app import WandererApp, build_app
 from wanderer_console.ui.clock import FrozenClock
 from wanderer_console.ui.model import RateSample, ThroughputHistory
@@ -177,39 +182,6 @@ def delivery_fault_snapshot() -> dict[str, Any]:
     return snap
 
 
-class FakeDispatcher:
-    """Stands in for the dispatcher: the ``paused`` flag and ``retry_target``."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self.retried: list[str] = []
-        """Target keys passed to :meth:`retry_target`, in order."""
-        self.requeue = 3
-        """What :meth:`retry_target` answers."""
-
-    def retry_target(self, target_key: str) -> int:
-        """Record the call; answer :attr:`requeue`."""
-        self.retried.append(target_key)
-        return self.requeue
-
-
-class FakeSource:
-    """Returns the same seeded snapshot every time; ``paused`` mirrors the fake dispatcher."""
-
-    def __init__(self, snapshot: dict[str, Any], *, with_dispatcher: bool = True) -> None:
-        self.data = snapshot
-        if with_dispatcher:
-            self.dispatcher = FakeDispatcher()
-
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of the seeded data."""
-        snap = copy.deepcopy(self.data)
-        dispatcher = getattr(self, "dispatcher", None)
-        if dispatcher is not None:
-            snap["delivery"]["paused"] = dispatcher.paused
-        return snap
-
-
 def seeded_history() -> ThroughputHistory:
     """Ten minutes of made-up, repeatable rates."""
     history = ThroughputHistory()
@@ -219,40 +191,57 @@ def seeded_history() -> ThroughputHistory:
     return history
 
 
-def make_settings() -> Settings:
-    """Two maps with every flag on, unaffected by the caller's environment."""
-    token = ENVIRON.set({})
-    try:
-        return Settings.model_validate(
-            {
-                "console": {"theme": "wanderer-dark"},
-                "maps": {
-                    "alpha": {"url": "http://127.0.0.1:1", "api_key": "k1", "name": "Alpha"},
-                    "bravo": {"url": "http://127.0.0.1:2", "api_key": "k2", "name": "Bravo"},
-                },
-            }
+ACTOR = "tui:tester@console-host"
+"""Who operates the console in the tests (sent with every operation)."""
+
+BackendFactory = Callable[[SeededBackend], ConsoleBackend]
+"""Turns the seeded engine into the backend the console is built over."""
+AppFactory = Callable[..., WandererApp]
+
+
+@pytest.fixture
+def backend_factory() -> BackendFactory:
+    """How the console reaches the seeded engine: in-process, the engine is the backend itself.
+
+    The one place to change that: parametrise this fixture to put the real control socket (an
+    attached ``RemoteBackend``) between the console and the :class:`SeededBackend`, and every test
+    that builds its app with :func:`make_app` runs through it.
+    """
+
+    def direct(engine: SeededBackend) -> ConsoleBackend:
+        return engine
+
+    return direct
+
+
+@pytest.fixture
+def make_app(backend_factory: BackendFactory) -> AppFactory:
+    """Builds the console over a seeded engine, frozen at :data:`NOW`, dark theme unless told.
+
+    ``make_app(snapshot)`` seeds a new :class:`SeededBackend` with ``snapshot`` (default
+    :data:`HEALTHY`) and ``**engine_options`` (``config_text=...``, ``settings=...``); pass
+    ``engine=`` to build over one the test holds (to change what it serves, or to read the
+    operations it recorded).
+    """
+
+    def build(
+        snapshot: dict[str, Any] | None = None,
+        *,
+        engine: SeededBackend | None = None,
+        theme: str = "wanderer-dark",
+        **engine_options: Any,
+    ) -> WandererApp:
+        if engine is None:
+            engine = SeededBackend(snapshot or HEALTHY, **engine_options)
+        return build_app(
+            backend_factory(engine),
+            clock=FrozenClock(NOW),
+            theme=theme,
+            history=seeded_history(),
+            actor=ACTOR,
         )
-    finally:
-        ENVIRON.reset(token)
 
-
-def make_app(
-    snapshot: dict[str, Any] | None = None,
-    *,
-    config_path: Path | None = None,
-    source: FakeSource | None = None,
-    settings: Settings | None = None,
-    theme: str = "wanderer-dark",
-) -> WandererApp:
-    """The console over a fake source, frozen at :data:`NOW`, dark theme unless told."""
-    return build_app(
-        source or FakeSource(snapshot or HEALTHY),
-        settings=settings or make_settings(),
-        config_path=config_path,
-        clock=FrozenClock(NOW),
-        theme=theme,
-        history=seeded_history(),
-    )
+    return build
 
 
 CONFIG_TEXT = """\
@@ -272,18 +261,3 @@ name = "Alpha"
 webhook_url = "https://discord.com/api/webhooks/42/hook-token-xyz"
 """
 """A valid config file with two secrets (a map key and a webhook token) and comments."""
-
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    """:data:`CONFIG_TEXT` written to ``tmp_path/config.toml`` with mode 0600."""
-    path = tmp_path / "config.toml"
-    path.write_text(CONFIG_TEXT, encoding="utf-8")
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture
-def settings() -> Settings:
-    """Fresh settings for one test."""
-    return make_settings()

@@ -1,16 +1,17 @@
-"""The config pane with Pilot: masked secrets, validation with located problems, atomic saves."""
+"""The config pane with Pilot: the engine's text with secrets masked, edits the engine validates,
+located problems, conflicts with a change made elsewhere, and following the file."""
 
 from __future__ import annotations
 
-import stat
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widgets import Static, TextArea
 
-from tests.ui.conftest import CONFIG_TEXT, HEALTHY, FakeSource, make_app
+from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
+from tests.ui.fakes import SeededBackend, first_frame, next_frame, record_toasts, settle
+from wanderer_console.console_api import BackendError
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.config import ConfigScreen
 
@@ -18,89 +19,78 @@ pytestmark = pytest.mark.slow
 
 SIZE = (120, 40)
 
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def _leftovers(path: Path) -> list[Path]:
-    return list(path.parent.glob("*.tmp"))
-
-
 SECRETS = ("alpha-api-key-123", "hook-token-xyz")
 
 
-class FakeReloader:
-    """Records the reloads the pane asks for."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def reload(self, *, source: str = "file") -> Any:
-        self.calls.append(source)
-        return type("Result", (), {"status": "applied", "restart_required": [], "problems": []})()
-
-
 async def open_pane(app: WandererApp, pilot: Any) -> tuple[ConfigScreen, TextArea]:
-    await pilot.pause()
+    await first_frame(pilot)
     await pilot.press("c")
-    await pilot.pause()
+    await settle(pilot)
     screen = app.screen
     assert isinstance(screen, ConfigScreen)
     return screen, screen.query_one("#config-text", TextArea)
 
 
-async def test_secrets_are_masked_until_revealed(config_file: Path) -> None:
-    app = make_app(HEALTHY, config_path=config_file)
+def _problems(screen: ConfigScreen) -> str:
+    return str(screen.query_one("#config-problems", Static).render())
+
+
+def _hint(screen: ConfigScreen) -> str:
+    return str(screen.query_one("#config-hint", Static).render())
+
+
+async def test_secrets_never_reach_the_pane(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY, config_text=CONFIG_TEXT)
     async with app.run_test(size=SIZE) as pilot:
         screen, editor = await open_pane(app, pilot)
         assert not any(secret in editor.text for secret in SECRETS)
         assert 'api_key = "«secret-1»"' in editor.text
         assert "https://discord.com/api/webhooks/42/«secret-2»" in editor.text
-        await pilot.press("ctrl+r")
+        assert editor.border_title == "config.toml"
+        hint = _hint(screen)
+        assert "2 secret(s)" in hint
+        assert "edited in the file on the engine's host" in hint
+        await pilot.press("ctrl+r")  # no reveal: the console never holds a secret
         await pilot.pause()
-        assert screen.revealed
-        assert editor.text == CONFIG_TEXT
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        assert not screen.revealed
-        assert not any(secret in editor.text for secret in SECRETS)
+        assert "«secret-1»" in editor.text
 
 
-async def test_valid_save_writes_real_secrets_keeps_comments_and_mode(config_file: Path) -> None:
-    source = FakeSource(HEALTHY)
-    source.reloader = FakeReloader()  # type: ignore[attr-defined]
-    app = make_app(source=source, config_path=config_file)
+async def test_valid_save_is_applied_by_the_engine_with_its_secrets(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    engine.restart_required = ("console.data_dir",)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        _screen, editor = await open_pane(app, pilot)
+        screen, editor = await open_pane(app, pilot)
+        toasts = record_toasts(app)
         editor.move_cursor((5, 0))
         await pilot.press("end")
         editor.insert("\nrally = false  # added from the console")
-        await pilot.press("ctrl+s")
         await pilot.pause()
-    text = _read(config_file)
-    assert "# Operator config: keep this comment." in text
-    assert "# added from the console" in text
-    assert "«secret" not in text
-    data = tomllib.loads(text)
+        assert editor.border_subtitle == "modified"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert toasts == [
+            ("Saved config.toml; restart needed for console.data_dir.", "information")
+        ]
+        assert editor.border_subtitle == ""
+        assert not screen.modified()
+        assert "«secret-1»" in editor.text  # reloaded from the engine: still masked
+    [apply] = [op for op in engine.operations if op.name == "apply_config"]
+    text, base_digest, force = apply.args
+    assert "«secret-1»" in text  # what crossed was masked
+    assert base_digest is not None
+    assert force is False
+    assert apply.actor == ACTOR
+    data = tomllib.loads(engine.text)
+    assert "# added from the console" in engine.text
     assert data["notifications"]["rally"] is False
-    assert data["maps"]["alpha"]["api_key"] == SECRETS[0]
+    assert data["maps"]["alpha"]["api_key"] == SECRETS[0]  # the engine put its own back
     assert data["maps"]["alpha"]["discord"]["webhook_url"].endswith("/42/hook-token-xyz")
-    assert _mode(config_file) == 0o600
-    assert source.reloader.calls == ["tui"]  # type: ignore[attr-defined]
-    assert not _leftovers(config_file)
 
 
-async def test_invalid_save_is_refused_with_line_and_key(config_file: Path) -> None:
-    app = make_app(HEALTHY, config_path=config_file)
+async def test_invalid_save_is_refused_with_line_and_key(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         screen, editor = await open_pane(app, pilot)
         editor.move_cursor((5, 0))
@@ -108,91 +98,121 @@ async def test_invalid_save_is_refused_with_line_and_key(config_file: Path) -> N
         editor.insert('\nsound = "loud"')
         editor.move_cursor((0, 0))
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot)
         assert [(p.line, p.key) for p in screen.problems] == [(7, "notifications.sound")]
-        shown = str(screen.query_one("#config-problems", Static).render())
-        assert "line 7 · notifications.sound" in shown
+        assert "line 7 · notifications.sound" in _problems(screen)
         assert editor.cursor_location[0] == 6
-    assert _read(config_file) == CONFIG_TEXT
+        assert editor.border_subtitle == "modified"
+    assert engine.text == CONFIG_TEXT
 
 
-async def test_edited_mask_is_never_saved(config_file: Path) -> None:
-    app = make_app(HEALTHY, config_path=config_file)
+async def test_edited_mask_is_refused_by_the_engine(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         screen, editor = await open_pane(app, pilot)
         editor.load_text(editor.text.replace("«secret-1»", "«secret-»"))
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        shown = str(screen.query_one("#config-problems", Static).render())
-        assert "masked secrets were edited" in shown
-        await pilot.press("ctrl+r")  # cannot reveal either: the mask no longer matches
-        await pilot.pause()
-        assert not screen.revealed
-    assert _read(config_file) == CONFIG_TEXT
+        await settle(pilot)
+        shown = _problems(screen)
+        assert "no line · secrets: masked secrets were edited" in shown
+    assert engine.text == CONFIG_TEXT
 
 
-async def test_secret_changed_after_reveal_is_saved(config_file: Path) -> None:
-    app = make_app(HEALTHY, config_path=config_file)
+async def test_a_new_key_typed_with_its_real_value_is_saved(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         _screen, editor = await open_pane(app, pilot)
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        editor.load_text(editor.text.replace(SECRETS[0], "rotated-key-456"))
-        await pilot.press("ctrl+r")  # mask again before saving: the new value is kept
-        await pilot.pause()
-        assert "rotated-key-456" not in editor.text
+        editor.load_text(
+            editor.text + '\n[maps.bravo]\nurl = "http://127.0.0.1:2"\napi_key = "bravo-key-789"\n'
+        )
         await pilot.press("ctrl+s")
-        await pilot.pause()
-    data = tomllib.loads(_read(config_file))
-    assert data["maps"]["alpha"]["api_key"] == "rotated-key-456"
+        await settle(pilot)
+        assert "bravo-key-789" not in editor.text  # shown masked once the engine has it
+        assert "«secret-3»" in editor.text
+    assert tomllib.loads(engine.text)["maps"]["bravo"]["api_key"] == "bravo-key-789"
 
 
-async def test_pane_without_file_is_read_only() -> None:
+async def test_pane_without_file_is_read_only(make_app: AppFactory) -> None:
     app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        _screen, editor = await open_pane(app, pilot)
+        screen, editor = await open_pane(app, pilot)
         assert editor.read_only
+        assert "No config file" in _hint(screen)
+        assert not screen.editable
         await pilot.press("escape")
         await pilot.pause()
         assert len(app.screen_stack) == 1
 
 
-async def test_unedited_pane_follows_the_file_changing_on_disk(config_file: Path) -> None:
-    app = make_app(HEALTHY, config_path=config_file)
+async def test_unedited_pane_follows_the_file_changing_on_disk(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        screen, editor = await open_pane(app, pilot)
-        _write(config_file, CONFIG_TEXT.replace("kill = true", "kill = false"))
-        screen.check_disk()  # what the pane's 1 s timer does
-        await pilot.pause()
+        _screen, editor = await open_pane(app, pilot)
+        toasts = record_toasts(app)
+        engine.edit_file(CONFIG_TEXT.replace("kill = true", "kill = false"))
+        await next_frame(pilot, engine)  # the snapshot's digest changed
+        await settle(pilot)
         assert "kill = false  # kills in tracked systems" in editor.text
         assert 'api_key = "«secret-1»"' in editor.text  # still masked
         assert editor.border_subtitle == ""
+        assert toasts == [("config.toml changed on disk; reloaded.", "information")]
 
 
-async def test_save_over_someone_elses_change_needs_a_second_press(config_file: Path) -> None:
-    source = FakeSource(HEALTHY)
-    source.reloader = FakeReloader()  # type: ignore[attr-defined]
-    app = make_app(source=source, config_path=config_file)
+async def test_save_over_someone_elses_change_needs_a_second_press(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
         screen, editor = await open_pane(app, pilot)
         editor.move_cursor((5, 0))
         await pilot.press("end")
         editor.insert("\nrally = false")
         theirs = CONFIG_TEXT.replace('theme = "wanderer-dark"', 'theme = "wanderer-light"')
-        _write(config_file, theirs)  # e.g. vim in another window
-        screen.check_disk()
-        await pilot.pause()
+        engine.edit_file(theirs)  # e.g. vim on the engine's host
+        await next_frame(pilot, engine)
+        await settle(pilot)
         assert editor.border_subtitle == "modified · file changed on disk"
         assert "rally = false" in editor.text  # the operator's edit is kept
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert _read(config_file) == theirs  # not overwritten
-        message = str(screen.query_one("#config-problems", Static).render())
-        assert "changed on disk" in message
-        assert source.reloader.calls == []  # type: ignore[attr-defined]
+        await settle(pilot)
+        assert engine.text == theirs  # not overwritten
+        assert "changed on disk since it was opened here" in _problems(screen)
+        assert "ctrl+s again" in _problems(screen)
         await pilot.press("ctrl+s")  # confirmed: this text wins
-        await pilot.pause()
-    data = tomllib.loads(_read(config_file))
+        await settle(pilot)
+    applies = [op.args[2] for op in engine.operations if op.name == "apply_config"]
+    assert applies == [False, True]  # the second press forced it
+    data = tomllib.loads(engine.text)
     assert data["notifications"]["rally"] is False
     assert data["console"]["theme"] == "wanderer-dark"
-    assert source.reloader.calls == ["tui"]  # type: ignore[attr-defined]
+
+
+async def test_an_unreachable_engine_keeps_the_edits_and_says_why(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        toasts = record_toasts(app)
+        editor.insert("# mine\n")
+        engine.refuse["apply_config"] = BackendError("engine lost: connection refused")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.is_running
+        assert "Not saved: engine lost: connection refused" in _problems(screen)
+        assert toasts == [("Not saved: engine lost: connection refused", "error")]
+        assert editor.text.startswith("# mine\n")
+        assert editor.border_subtitle == "modified"
+    assert engine.text == CONFIG_TEXT
+
+
+async def test_a_text_the_engine_cannot_send_is_said_in_the_hint(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    engine.refuse["config_text"] = BackendError("engine lost: connection refused")
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        assert "Cannot load the config: engine lost: connection refused" in _hint(screen)
+        assert editor.read_only
+        assert not screen.editable

@@ -11,10 +11,24 @@ from rich.text import Text
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
-from tests.ui.conftest import HEALTHY, NOW, FakeSource, delivery_fault_snapshot, make_app
+from tests.ui.conftest import ACTOR, HEALTHY, NOW, AppFactory, delivery_fault_snapshot
+from tests.ui.fakes import (
+    Operation,
+    SeededBackend,
+    first_frame,
+    next_frame,
+    record_toasts,
+    settle,
+)
+from wanderer_console.console_api import BackendError, DeliveryView, EngineSnapshot, LinkState
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.commands import console_commands
-from wanderer_console.ui.faults import dead_targets, global_pause_text, store_fault_text
+from wanderer_console.ui.faults import (
+    dead_targets,
+    global_pause_text,
+    link_text,
+    store_fault_text,
+)
 from wanderer_console.ui.model import ActivityLog
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.widgets.badges import FaultBadges
@@ -46,17 +60,12 @@ def _dashboard(app: WandererApp) -> DashboardScreen:
     return screen
 
 
-def _record_toasts(app: WandererApp) -> list[tuple[str, str]]:
-    """``(message, severity)`` of every toast the app shows from now on."""
-    toasts: list[tuple[str, str]] = []
-    original = app.notify
+def _snapshot(data: dict[str, Any]) -> EngineSnapshot:
+    return EngineSnapshot.model_validate(data)
 
-    def recording(message: str, **kwargs: Any) -> None:
-        toasts.append((message, str(kwargs.get("severity", "information"))))
-        original(message, **kwargs)
 
-    app.notify = recording  # type: ignore[method-assign]
-    return toasts
+def _delivery(data: dict[str, Any]) -> DeliveryView:
+    return _snapshot(data).delivery
 
 
 async def _choose_in_palette(pilot: Pilot[Any], query: str) -> list[str]:
@@ -77,7 +86,7 @@ async def _choose_in_palette(pilot: Pilot[Any], query: str) -> list[str]:
 
 
 def test_texts_for_a_faulty_delivery_section() -> None:
-    delivery = delivery_fault_snapshot()["delivery"]
+    delivery = _delivery(delivery_fault_snapshot())
     assert store_fault_text(delivery) == STORE_BADGE
     assert global_pause_text(delivery, NOW) == PAUSE_BADGE
     assert global_pause_text(delivery, NOW + 41.5) == (
@@ -89,12 +98,13 @@ def test_texts_for_a_faulty_delivery_section() -> None:
 
 
 def test_texts_for_a_healthy_delivery_section() -> None:
-    delivery = HEALTHY["delivery"]
+    delivery = _delivery(HEALTHY)
     assert store_fault_text(delivery) is None
     assert global_pause_text(delivery, NOW) is None
     assert dead_targets(delivery) == []
     first = {"reason": "attempt to write a readonly database", "since": NOW, "failures": 1}
-    assert store_fault_text({"store_fault": first, "unrecorded_outcomes": 0}) == (
+    faulty = DeliveryView.model_validate({"store_fault": first, "unrecorded_outcomes": 0})
+    assert store_fault_text(faulty) == (
         "STORE CANNOT WRITE: attempt to write a readonly database — delivery paused since"
         " 22:13:20 · 1 failed write"
     )
@@ -102,9 +112,9 @@ def test_texts_for_a_healthy_delivery_section() -> None:
 
 def test_activity_log_records_store_fault_and_pause_coming_and_going() -> None:
     activity = ActivityLog()
-    activity.observe(HEALTHY, NOW - 1)
-    activity.observe(delivery_fault_snapshot(), NOW)
-    activity.observe(HEALTHY, NOW + 1)
+    activity.observe(_snapshot(HEALTHY), NOW - 1)
+    activity.observe(_snapshot(delivery_fault_snapshot()), NOW)
+    activity.observe(_snapshot(HEALTHY), NOW + 1)
     texts = [text for _, text in activity.entries]
     assert "store cannot write: database or disk is full; delivery paused" in texts
     assert "Discord pause: all delivery waits 42s" in texts
@@ -112,15 +122,24 @@ def test_activity_log_records_store_fault_and_pause_coming_and_going() -> None:
     assert texts[-2:] == ["store writes again; delivery resumes", "Discord pause over"]
 
 
+def test_link_texts() -> None:
+    assert link_text(LinkState(), NOW) is None
+    lost = LinkState(state="lost", detail="connection refused", since=NOW)
+    assert link_text(lost, NOW - 5) == (
+        "ENGINE LOST: connection refused — reconnecting… · figures below are stale, from 22:13:15"
+    )
+    assert link_text(LinkState(state="connecting"), None) == "CONNECTING TO ENGINE: no answer…"
+
+
 # -- the dashboard -------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-async def test_badges_show_store_fault_and_discord_pause() -> None:
-    source = FakeSource(delivery_fault_snapshot())
-    app = make_app(source=source)
+async def test_badges_show_store_fault_and_discord_pause(make_app: AppFactory) -> None:
+    engine = SeededBackend(delivery_fault_snapshot())
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         assert _badge(app, "store-fault-badge") == STORE_BADGE
         assert _badge(app, "discord-pause-badge") == PAUSE_BADGE
         assert _dashboard(app).sub_title.endswith("delivery HELD")
@@ -129,15 +148,13 @@ async def test_badges_show_store_fault_and_discord_pause() -> None:
         assert badges.region.height == 2
 
         app.state.clock.advance(30)  # type: ignore[attr-defined]
-        _dashboard(app).poll()
-        await pilot.pause()
+        await next_frame(pilot, engine)
         assert _badge(app, "discord-pause-badge") == (
             "DISCORD PAUSE until 22:14:02 (12s) — all delivery waits"
         )
 
-        source.data = copy.deepcopy(HEALTHY)  # the store writes again, the pause is over
-        _dashboard(app).poll()
-        await pilot.pause()
+        engine.data = copy.deepcopy(HEALTHY)  # the store writes again, the pause is over
+        await next_frame(pilot, engine)
         assert _badge(app, "store-fault-badge") is None
         assert _badge(app, "discord-pause-badge") is None
         assert badges.region.height == 0
@@ -145,19 +162,22 @@ async def test_badges_show_store_fault_and_discord_pause() -> None:
 
 
 @pytest.mark.slow
-async def test_healthy_dashboard_shows_no_badge() -> None:
+async def test_healthy_dashboard_shows_no_badge(make_app: AppFactory) -> None:
     app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
+        assert _badge(app, "link-badge") is None
         assert _badge(app, "store-fault-badge") is None
         assert _badge(app, "discord-pause-badge") is None
         assert not app.screen.query_one(DeadTargetNotes).display
 
 
-async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain() -> None:
-    app = make_app(source=FakeSource(delivery_fault_snapshot()))
+async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(delivery_fault_snapshot())
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         red = app.theme_variables["target-dead"].lower()
         table = app.screen.query_one(DeliveryTable)
         key, *_, state = table.get_row(RALLY)
@@ -182,53 +202,47 @@ async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain
 
 
 @pytest.mark.slow
-async def test_palette_retries_a_dead_target_and_toasts_the_count() -> None:
-    source = FakeSource(delivery_fault_snapshot())
-    app = make_app(source=source)
+async def test_palette_retries_a_dead_target_and_toasts_the_count(make_app: AppFactory) -> None:
+    engine = SeededBackend(delivery_fault_snapshot())
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        toasts = _record_toasts(app)
+        await first_frame(pilot)
+        toasts = record_toasts(app)
         prompts = await _choose_in_palette(pilot, "retry dead")
         assert any(f"Retry dead target {RALLY}" in p for p in prompts), prompts
-        assert source.dispatcher.retried == [RALLY]
-        assert toasts == [
-            (
-                f"Retrying {RALLY}: 3 notifications re-queued; its held ones go out now.",
-                "information",
-            )
-        ]
-        assert any(
-            f"operator retried dead target {RALLY}: 3" in t for _, t in app.state.activity.entries
-        )
+        await settle(pilot)
+        assert engine.operations == [Operation("retry_target", (RALLY,), ACTOR)]
+        assert toasts == [(f"Retrying {RALLY}: 3 notifications re-queued.", "information")]
+        # The revived target shows at once, not at the next frame.
+        assert not app.screen.query_one(DeadTargetNotes).display
+        assert not [c for c in console_commands(app) if c.title.startswith("Retry")]
 
 
 @pytest.mark.slow
-async def test_retry_is_offered_only_for_dead_targets_of_a_retrying_source() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_retry_is_offered_only_for_dead_targets(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         assert not [c for c in console_commands(app) if c.title.startswith("Retry")]
-    app = make_app(source=FakeSource(delivery_fault_snapshot(), with_dispatcher=False))
+    app = make_app(delivery_fault_snapshot())
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert not [c for c in console_commands(app) if c.title.startswith("Retry")]
-        assert app.screen.query_one("#delivery-panel").border_subtitle == "1 dead"
+        await first_frame(pilot)
+        titles = [c.title for c in console_commands(app) if c.title.startswith("Retry")]
+        assert titles == [f"Retry dead target {RALLY}"]
 
 
-async def test_a_failed_retry_is_an_error_toast_not_a_crash() -> None:
-    source = FakeSource(delivery_fault_snapshot())
-
-    def refuse(target_key: str) -> int:
-        raise OSError("cannot write /data/wc.db (revive target): database or disk is full")
-
-    source.dispatcher.retry_target = refuse  # type: ignore[method-assign]
-    app = make_app(source=source)
+async def test_a_failed_retry_is_an_error_toast_not_a_crash(make_app: AppFactory) -> None:
+    engine = SeededBackend(delivery_fault_snapshot())
+    engine.refuse["retry_target"] = BackendError(
+        "cannot write /data/wc.db (revive target): database or disk is full"
+    )
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        toasts = _record_toasts(app)
+        await first_frame(pilot)
+        toasts = record_toasts(app)
         [command] = [c for c in console_commands(app) if c.title.startswith("Retry")]
         command.callback()
-        await pilot.pause()
+        await settle(pilot)
         assert app.is_running
         [(message, severity)] = toasts
         assert severity == "error"

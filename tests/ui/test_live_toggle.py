@@ -2,8 +2,9 @@
 
 The simulator (fake map, killstream and Discord on loopback ports) and a real
 :class:`~wanderer_console.runtime.Runtime` run in the test's event loop, next to the app under
-Pilot. The runtime's settings are loaded from a TOML file in ``tmp_path`` so the test can check
-that the flip is written back with the operator's comments intact.
+Pilot, built over the runtime's own :class:`~wanderer_console.control.local.LocalBackend` (as the
+launcher runs it). The runtime's settings are loaded from a TOML file in ``tmp_path`` so the test
+can check that the engine writes the flip back with the operator's comments intact.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import tomlkit
 
 from tests.support import wait_for
+from tests.ui.fakes import first_frame, settle
 from wanderer_console.config.loader import load_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -36,7 +38,7 @@ GRACE = 1.0
 
 
 def write_config(sim: Simulator, data_dir: Path, path: Path) -> None:
-    """The demo's settings as a TOML file, with comments (what ``write_flag`` must keep)."""
+    """The demo's settings as a TOML file, with comments (what the engine's write must keep)."""
     document = tomlkit.document()
     document.add(tomlkit.comment(COMMENT.removeprefix("# ")))
     document["console"] = {"data_dir": str(data_dir), "startup_suppression_seconds": 0}
@@ -84,8 +86,7 @@ async def test_kill_toggle_in_console_stops_kill_notifications(
     config = tmp_path / "config.toml"
     write_config(sim, tmp_path, config)
     settings = load_settings(config, environ={}).settings
-    runtime = Runtime(settings, data_dir=tmp_path)
-    assert runtime.engine.settings is runtime.settings
+    runtime = Runtime(settings, data_dir=tmp_path, config_path=config)
     pushed: list[tuple[float, int]] = []
     system_id = sorted(sim.tracked_system_ids)[0]
 
@@ -103,9 +104,9 @@ async def test_kill_toggle_in_console_stops_kill_notifications(
         await wait_for(
             lambda: all(c["state"] == "connected" for c in runtime.snapshot()["connections"])
         )
-        app = build_app(runtime, settings=runtime.settings, config_path=config)
+        app = build_app(runtime.console, actor="tui:tester@console-host")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await first_frame(pilot)
             feeder = asyncio.create_task(feed())
             await wait_for(lambda: delivered_kill_ids(sim))  # kills are flowing
 
@@ -114,8 +115,11 @@ async def test_kill_toggle_in_console_stops_kill_notifications(
             assert isinstance(app.screen, TogglesScreen)
             await pilot.press("right", "enter")  # global/enabled → global/kill, flip
             toggled_at = time.monotonic()
+            await settle(pilot)
             assert runtime.settings.notifications.kill is False
             assert runtime.engine.settings.notifications.kill is False
+            table = app.screen.query_one("#flags")
+            assert str(table.get_cell("", "kill")) == "off"  # type: ignore[attr-defined]
 
             await asyncio.sleep(GRACE + 1.5)
             feeder.cancel()

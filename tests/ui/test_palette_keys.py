@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import pytest
+from textual.app import App
 from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from tests.ui.conftest import HEALTHY, FakeSource, make_app, make_settings
+from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
+from tests.ui.fakes import (
+    Operation,
+    SeededBackend,
+    first_frame,
+    next_frame,
+    record_toasts,
+    settle,
+)
+from wanderer_console.console_api import (
+    ApplyResult,
+    BackendError,
+    FlagSet,
+    OperationResult,
+)
 from wanderer_console.ui.app import binding_ids
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.config import ConfigScreen
@@ -18,16 +31,7 @@ from wanderer_console.ui.screens.toggles import TogglesScreen
 SIZE = (120, 40)
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
-async def _palette_prompts(app: object, pilot: object, query: str) -> list[str]:
-    from textual.app import App
-    from textual.pilot import Pilot
-
-    assert isinstance(app, App)
-    assert isinstance(pilot, Pilot)
+async def _palette_prompts(app: App[object], pilot: Pilot[object], query: str) -> list[str]:
     await pilot.press("ctrl+p")
     await pilot.pause()
     assert isinstance(app.screen, CommandPalette)
@@ -40,10 +44,10 @@ async def _palette_prompts(app: object, pilot: object, query: str) -> list[str]:
 
 
 @pytest.mark.slow
-async def test_palette_lists_provider_commands(config_file: Path) -> None:
-    app = make_app(source=FakeSource(HEALTHY), config_path=config_file)
+async def test_palette_lists_provider_commands(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY, config_text=CONFIG_TEXT)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         themes = await _palette_prompts(app, pilot, "switch theme")
         assert any("Switch theme to wanderer-light" in p for p in themes), themes
         per_map = await _palette_prompts(app, pilot, "map bravo rally")
@@ -56,42 +60,72 @@ async def test_palette_lists_provider_commands(config_file: Path) -> None:
     )
 
 
-@pytest.mark.slow
-async def test_palette_theme_switch_is_live_and_saved(config_file: Path) -> None:
-    settings = make_settings()
-    app = make_app(HEALTHY, config_path=config_file, settings=settings)
+async def test_reload_is_offered_only_with_a_config_file(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
+        titles = [command.title for command in console_commands(app)]
+    assert "Reload config" not in titles
+    assert "Open config editor" in titles  # it says there is no file
+
+
+@pytest.mark.slow
+async def test_palette_theme_switch_is_live_and_saved_by_the_engine(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
         command = next(c for c in console_commands(app) if c.title.endswith("wanderer-light"))
         command.callback()
-        await pilot.pause()
+        await settle(pilot)
         assert app.theme == "wanderer-light"
         assert app.theme_variables["breaker-open"] == "#B3261E"
-    assert settings.console.theme == "wanderer-light"
-    text = _read(config_file)
-    assert tomllib.loads(text)["console"]["theme"] == "wanderer-light"
-    assert "# Operator config: keep this comment." in text
+        await next_frame(pilot, engine)  # the engine's snapshot now says light: nothing undone
+        assert app.theme == "wanderer-light"
+    assert engine.operations == [Operation("set_theme", ("wanderer-light",), ACTOR)]
+    assert engine.settings.theme == "wanderer-light"
+
+
+async def test_a_theme_the_engine_could_not_save_stays_applied_with_a_warning(
+    make_app: AppFactory,
+) -> None:
+    engine = SeededBackend(HEALTHY)
+
+    async def refuse(name: str, *, actor: str) -> OperationResult:
+        return OperationResult(ok=False, message="config.toml is read-only")
+
+    engine.set_theme = refuse  # type: ignore[method-assign]
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        app.switch_theme("wanderer-light")
+        await settle(pilot)
+        assert app.theme == "wanderer-light"
+        assert toasts == [("Theme applied, but not saved: config.toml is read-only", "warning")]
 
 
 @pytest.mark.slow
-async def test_settings_theme_change_switches_live() -> None:
-    settings = make_settings()
-    app = make_app(HEALTHY, settings=settings)
+async def test_settings_theme_change_switches_live(make_app: AppFactory) -> None:
+    """A theme changed elsewhere (the file on the engine's host, another console) follows."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        settings.console.theme = "wanderer-light"
-        app.sync_settings()
-        await pilot.pause()
+        await first_frame(pilot)
+        assert app.theme == "wanderer-dark"
+        engine.settings = engine.settings.model_copy(update={"theme": "wanderer-light"})
+        await next_frame(pilot, engine)
         assert app.theme == "wanderer-light"
 
 
 @pytest.mark.slow
-async def test_keymap_remaps_a_binding() -> None:
-    settings = make_settings()
-    settings.keymap = {"app.toggles": "f2", "app.config": "ctrl+o"}
-    app = make_app(HEALTHY, settings=settings)
+async def test_keymap_remaps_a_binding(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    keymap = {"app.toggles": "f2", "app.config": "ctrl+o"}
+    engine.settings = engine.settings.model_copy(update={"keymap": keymap})
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         await pilot.press("t")  # the default key no longer opens the toggles
         await pilot.pause()
         assert len(app.screen_stack) == 1
@@ -104,43 +138,68 @@ async def test_keymap_remaps_a_binding() -> None:
 
 
 @pytest.mark.slow
-async def test_hot_reloaded_keymap_is_applied() -> None:
-    source = FakeSource(HEALTHY)
-    settings = make_settings()
-    source.settings = settings  # type: ignore[attr-defined]
-    app = make_app(source=source, settings=settings)
+async def test_hot_reloaded_keymap_is_applied(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        reloaded = settings.model_copy(deep=True)
-        reloaded.keymap = {"app.help": "f1"}
-        source.settings = reloaded  # type: ignore[attr-defined]  # what a hot reload does
-        app.sync_settings()
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        engine.settings = engine.settings.model_copy(
+            update={"keymap": {"app.help": "f1", "app.nothing": "f9"}}
+        )
+        await next_frame(pilot, engine)
         await pilot.press("f1")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "HelpScreen"
-        assert app.state.settings is reloaded
+        assert any("names no binding: app.nothing" in t for t, _ in toasts), toasts
 
 
 def test_every_binding_has_an_id() -> None:
-    assert {"app.quit", "app.config", "config.save", "config.reveal", "toggles.flip"} <= (
-        binding_ids()
-    )
+    ids = binding_ids()
+    assert {"app.quit", "app.config", "config.save", "toggles.flip"} <= ids
+    assert "config.reveal" not in ids  # secrets never cross to the console
 
 
 @pytest.mark.slow
-async def test_hot_reload_adding_a_map_rebuilds_the_toggles() -> None:
-    source = FakeSource(HEALTHY)
-    settings = make_settings()
-    source.settings = settings  # type: ignore[attr-defined]
-    app = make_app(source=source, settings=settings)
+async def test_hot_reload_adding_a_map_rebuilds_the_toggles(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         await pilot.press("t")
         await pilot.pause()
-        reloaded = settings.model_copy(deep=True)
-        reloaded.maps["charlie"] = reloaded.maps["bravo"].model_copy(update={"name": "Charlie"})
-        source.settings = reloaded  # type: ignore[attr-defined]
-        app.sync_settings()
-        await pilot.pause()
+        settings = engine.settings
+        engine.settings = settings.model_copy(
+            update={
+                "maps": {**settings.maps, "charlie": FlagSet(kill=False)},
+                "map_names": {**settings.map_names, "charlie": "Charlie"},
+            }
+        )
+        await next_frame(pilot, engine)
         table = app.screen.query_one("#flags", DataTable)
         assert [row.value for row in table.rows] == ["", "alpha", "bravo", "charlie"]
+        assert str(table.get_cell("charlie", "scope")) == "map Charlie"
+        assert str(table.get_cell("charlie", "kill")) == "off"
+
+
+async def test_reload_from_the_palette_toasts_what_the_engine_did(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    engine.reload_result = ApplyResult(
+        status="applied", message="applied", restart_required=("console.data_dir",)
+    )
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        [reload] = [c for c in console_commands(app) if c.title == "Reload config"]
+        reload.callback()
+        await settle(pilot)
+        engine.refuse["reload_config"] = BackendError("engine lost: connection refused")
+        reload.callback()
+        await settle(pilot)
+        assert app.is_running
+    assert toasts == [
+        ("Reload applied; restart needed for console.data_dir", "information"),
+        ("Could not reload the config: engine lost: connection refused", "error"),
+    ]
+    assert engine.operations == [Operation("reload_config", (), ACTOR)]

@@ -1,99 +1,154 @@
-"""Interaction tests with Pilot: flag toggles saved to TOML, pause, palette entries."""
+"""Interaction tests with Pilot: flag toggles, pause, palette entries, link state and the title.
+
+The console runs over a :class:`~tests.ui.fakes.SeededBackend`: what it sends the engine is read
+from the operations the backend recorded, what it shows from the screens.
+"""
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.command import CommandList, CommandPalette
+from textual.widgets import DataTable
 
-from tests.ui.conftest import HEALTHY, FakeSource, make_app, make_settings
+from tests.ui.conftest import ACTOR, HEALTHY, NOW, AppFactory, degraded_snapshot
+from tests.ui.fakes import (
+    Operation,
+    SeededBackend,
+    first_frame,
+    next_frame,
+    record_toasts,
+    settle,
+)
+from wanderer_console.console_api import BackendError, EngineIdentity, LinkState
+from wanderer_console.ui.app import WandererApp, build_app, default_actor
 from wanderer_console.ui.commands import console_commands
+from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.widgets.activity import ActivityPanel
 
 pytestmark = pytest.mark.slow
 
 SIZE = (120, 40)
 
-CONFIG = """\
-# Operator config: keep this comment.
-[console]
-theme = "wanderer-dark"
 
-[notifications]
-kill = true  # kills in tracked systems
-
-[maps.alpha]
-url = "http://127.0.0.1:1"
-api_key = "k1"
-"""
+def _cell(app: WandererApp, tenant: str, flag: str) -> str:
+    return str(app.screen.query_one("#flags", DataTable).get_cell(tenant, flag))
 
 
-async def test_toggle_kill_off_updates_settings_and_file(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    settings = make_settings()
-    app = make_app(HEALTHY, config_path=config, settings=settings)
+async def test_toggle_kill_off_asks_the_engine_and_shows_the_result(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
+        toasts = record_toasts(app)
         await pilot.press("t")
         await pilot.pause()
         assert isinstance(app.screen, TogglesScreen)
         await pilot.press("right", "enter")  # cursor starts on global/enabled; kill is next
-        await pilot.pause()
-    assert settings.notifications.kill is False
-    assert settings.notifications.enabled is True
-    text = config.read_text(encoding="utf-8")
-    assert "# Operator config: keep this comment." in text
-    assert "# kills in tracked systems" in text
-    assert tomllib.loads(text)["notifications"]["kill"] is False
+        await settle(pilot)
+        assert engine.operations == [Operation("set_flag", (None, "kill", False), ACTOR)]
+        assert _cell(app, "", "kill") == "off"  # shown at once, not at the next frame
+        assert _cell(app, "", "enabled") == "on"
+        assert toasts == [
+            ("global kill notifications off (not saved: no config file)", "information")
+        ]
 
 
-async def test_toggle_per_map_flag_creates_table(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    settings = make_settings()
-    app = make_app(HEALTHY, config_path=config, settings=settings)
+async def test_toggle_per_map_flag(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         await pilot.press("t")
         await pilot.pause()
         await pilot.press("down", "right", "right", "right", "right", "space")  # alpha/rally
-        await pilot.pause()
-    assert settings.maps["alpha"].notifications.rally is False
-    assert settings.notifications.rally is True
-    data = tomllib.loads(config.read_text(encoding="utf-8"))
-    assert data["maps"]["alpha"]["notifications"]["rally"] is False
+        await settle(pilot)
+        assert engine.operations == [Operation("set_flag", ("alpha", "rally", False), ACTOR)]
+        assert engine.settings.maps["alpha"].rally is False
+        assert _cell(app, "alpha", "rally") == "off"
+        assert _cell(app, "", "rally") == "on"
 
 
-async def test_pause_key_flips_dispatcher() -> None:
-    source = FakeSource(HEALTHY)
-    app = make_app(source=source)
+async def test_toggles_follow_a_flip_made_elsewhere(make_app: AppFactory) -> None:
+    """Another console (or a hot reload) turns a flag off: the next frame shows it here."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("t")
         await pilot.pause()
-        await pilot.press("p")
-        await pilot.pause()
-        assert source.dispatcher.paused is True
-        await pilot.press("p")
-        await pilot.pause()
-        assert source.dispatcher.paused is False
+        assert _cell(app, "bravo", "system") == "on"
+        await engine.set_flag("bravo", "system", False, actor="tui:other@elsewhere")
+        await next_frame(pilot, engine)
+        assert _cell(app, "bravo", "system") == "off"
+        assert ("info: operator: map bravo system notifications off") in [
+            text for _, text in app.state.activity.entries
+        ]
 
 
-async def test_pause_without_dispatcher_is_harmless() -> None:
-    app = make_app(source=FakeSource(HEALTHY, with_dispatcher=False))
+async def test_a_refused_flip_is_an_error_toast_and_the_console_stays_up(
+    make_app: AppFactory,
+) -> None:
+    engine = SeededBackend(HEALTHY)
+    engine.refuse["set_flag"] = BackendError("engine lost: connection refused")
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        await pilot.press("t")
         await pilot.pause()
-        await pilot.press("p")
-        await pilot.pause()
+        await pilot.press("right", "enter")
+        await settle(pilot)
         assert app.is_running
+        assert toasts == [
+            (
+                "Could not switch global kill notifications: engine lost: connection refused",
+                "error",
+            )
+        ]
+        assert _cell(app, "", "kill") == "on"
 
 
-async def test_palette_lists_toggle_commands() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_pause_key_pauses_and_resumes(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert engine.paused is True
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        assert screen.sub_title.endswith("delivery PAUSED")
+        await pilot.press("p")  # the refreshed snapshot says paused: this resumes
+        await settle(pilot)
+        assert engine.paused is False
+    assert [op.args for op in engine.operations] == [(True,), (False,)]
+    assert {op.actor for op in engine.operations} == {ACTOR}
+
+
+async def test_pause_refused_is_an_error_toast(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    engine.refuse["set_paused"] = BackendError("the engine refused: read-only console")
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.is_running
+        assert toasts == [
+            ("Could not pause delivery: the engine refused: read-only console", "error")
+        ]
+
+
+async def test_palette_lists_toggle_commands(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
@@ -106,10 +161,10 @@ async def test_palette_lists_toggle_commands() -> None:
     assert "Pause delivery" in titles
 
 
-async def test_help_and_dashboard_keys() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_help_and_dashboard_keys(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -122,15 +177,12 @@ async def test_help_and_dashboard_keys() -> None:
         assert len(app.screen_stack) == 1
 
 
-async def test_activity_filter_hides_other_lines() -> None:
+async def test_activity_filter_hides_other_lines(make_app: AppFactory) -> None:
     from textual.widgets import Input
-
-    from tests.ui.conftest import degraded_snapshot
-    from wanderer_console.ui.widgets.activity import ActivityPanel
 
     app = make_app(degraded_snapshot())
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         panel = app.screen.query_one(ActivityPanel)
         everything = len(panel.lines)
         app.screen.query_one("#activity-filter", Input).value = "KILLSTREAM"
@@ -138,3 +190,106 @@ async def test_activity_filter_hides_other_lines() -> None:
         texts = [strip.text for strip in panel.lines]
         assert 0 < len(texts) < everything
         assert all("killstream" in text for text in texts), texts
+
+
+async def test_engine_log_lines_reach_the_activity_panel(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        engine.log("map alpha: SSE reconnected after 2 s", level="warning")
+        await next_frame(pilot, engine)
+        texts = [strip.text for strip in app.screen.query_one(ActivityPanel).lines]
+        assert any("warning: map alpha: SSE reconnected after 2 s" in t for t in texts), texts
+
+
+IDENTITY = EngineIdentity(
+    host="wc-prod-1",
+    pid=4242,
+    data_dir="/var/lib/wanderer-console",
+    version="0.5.0",
+    started_at=NOW - 3 * 3600,
+)
+
+
+async def test_a_lost_engine_is_unmistakable_and_clears_when_frames_are_live(
+    make_app: AppFactory,
+) -> None:
+    engine = SeededBackend({**HEALTHY, "uptime": 3 * 3600.0}, identity=IDENTITY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        label = "wc-prod-1 · /var/lib/wanderer-console · v0.5.0 · up 3h00m"
+        assert dashboard.sub_title == f"{label} · delivery running"
+        assert app.sub_title == label  # the other screens' title bar
+        badge = dashboard.query_one("#link-badge")
+        grid = dashboard.query_one("#dashboard")
+        assert not badge.display
+        toasts = record_toasts(app)
+
+        engine.link = LinkState(state="lost", detail="connection refused", since=NOW)
+        await next_frame(pilot, engine)
+        assert badge.display
+        assert str(badge.render()).startswith(
+            "ENGINE LOST: connection refused — reconnecting… · figures below are stale"
+        )
+        assert grid.has_class("-stale")
+        assert app.sub_title == f"ENGINE LOST · {label}"
+        assert toasts[-1][1] == "error"
+
+        engine.link = LinkState()
+        await next_frame(pilot, engine)
+        assert not badge.display
+        assert not grid.has_class("-stale")
+        assert app.sub_title == label
+        assert toasts[-1] == ("Engine back: the figures are live again.", "information")
+        texts = [text for _, text in app.state.activity.entries]
+        assert "engine lost: connection refused" in texts
+        assert texts[-1] == "engine link live again"
+
+
+async def test_frames_are_asked_at_the_engines_refresh_interval(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY)
+    engine.settings = engine.settings.model_copy(update={"refresh_seconds": 0.25})
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await next_frame(pilot)  # the stream is asked again at the new interval
+    assert engine.intervals[:2] == [1.0, 0.25]
+
+
+async def test_a_failing_frame_stream_is_reported_and_asked_again(make_app: AppFactory) -> None:
+    class Flaky(SeededBackend):
+        failures = 1
+
+        async def frames(self, interval: float) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise BackendError("stream broke")
+            async for frame in super().frames(interval):
+                yield frame
+
+    engine = Flaky(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        assert app.is_running
+        texts = [text for _, text in app.state.activity.entries]
+        assert "the engine's frame stream failed: stream broke; asking again" in texts
+
+
+def test_default_actor_names_user_and_host() -> None:
+    actor = default_actor()
+    assert actor.startswith("tui:")
+    assert "@" in actor
+
+
+async def test_build_app_defaults_to_the_engines_theme() -> None:
+    engine = SeededBackend(HEALTHY)
+    engine.settings = engine.settings.model_copy(update={"theme": "wanderer-light"})
+    app = build_app(engine, actor=ACTOR)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        assert app.theme == "wanderer-light"

@@ -7,11 +7,14 @@ import gc
 
 import pytest
 
-from tests.ui.conftest import HEALTHY, NOW, FakeSource, degraded_snapshot, make_app
+from tests.ui.conftest import HEALTHY, NOW, AppFactory, degraded_snapshot
+from tests.ui.fakes import SeededBackend, first_frame, next_frame
 from wanderer_console.gcpolicy import YOUNG_THRESHOLD, freeze_startup_objects
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
+from wanderer_console.ui.widgets.counters import CountersPanel
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
 
@@ -24,10 +27,10 @@ def _bar(app: object) -> str:
 
 
 @pytest.mark.slow
-async def test_key_bar_shows_the_active_screens_bindings() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_key_bar_shows_the_active_screens_bindings(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         dashboard = _bar(app)
         assert "q Quit" in dashboard
         assert "p Pause/resume" in dashboard
@@ -40,26 +43,31 @@ async def test_key_bar_shows_the_active_screens_bindings() -> None:
         assert "esc Back" in toggles
 
 
-async def test_key_bar_hides_an_action_the_source_cannot_do() -> None:
-    app = make_app(source=FakeSource(HEALTHY, with_dispatcher=False))
+async def test_key_bar_offers_pause_for_every_engine(make_app: AppFactory) -> None:
+    """Every backend can pause (an engine that refuses says so in a toast)."""
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        assert "Pause/resume" not in _bar(app)
+        await first_frame(pilot)
+        assert "p Pause/resume" in _bar(app)
         assert "Quit" in _bar(app)
 
 
 @pytest.mark.slow
-async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden(
+    make_app: AppFactory,
+) -> None:
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         await pilot.press("t")
         await pilot.pause()
         first = app.screen
         assert isinstance(first, TogglesScreen)
         await pilot.press("escape")
         await pilot.pause()
-        app.state.settings.notifications.kill = False  # e.g. a hot reload while hidden
+        await engine.set_flag(None, "kill", False, actor="tui:other@elsewhere")  # while hidden
+        await next_frame(pilot, engine)
         await pilot.press("t")
         await pilot.pause()
         assert app.screen is first
@@ -68,32 +76,52 @@ async def test_toggles_screen_is_kept_and_shows_changes_made_while_hidden() -> N
 
 
 @pytest.mark.slow
-async def test_a_poll_keeps_the_operators_place_in_a_table() -> None:
+async def test_a_frame_keeps_the_operators_place_in_a_table(make_app: AppFactory) -> None:
     """Tables are redrawn by difference: the cursor does not jump back every second."""
-    source = FakeSource(HEALTHY)
-    app = make_app(source=source)
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         table = screen.query_one(ConnectionsTable)
         table.move_cursor(row=2)
-        screen.poll()  # same rows
-        await pilot.pause()
+        await next_frame(pilot, engine)  # same rows
         assert table.cursor_row == 2
-        source.data = degraded_snapshot()  # same sources, new states
-        screen.poll()
-        await pilot.pause()
+        engine.data = degraded_snapshot()  # same sources, new states
+        await next_frame(pilot, engine)
         assert table.cursor_row == 2
         states = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
-        assert states == [c["state"] for c in source.data["connections"]]
+        assert states == [c["state"] for c in engine.data["connections"]]
+
+
+async def test_panels_are_not_redrawn_for_an_unchanged_part(make_app: AppFactory) -> None:
+    """A frame whose counters and cache did not change draws neither panel again."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        redraws: list[str] = []
+        for panel in (app.screen.query_one(CountersPanel), app.screen.query_one(CachePanel)):
+            original = panel.update
+
+            def counting(*args: object, _original: object = original, **kwargs: object) -> None:
+                redraws.append(type(args[0]).__name__ if args else "")
+                _original(*args, **kwargs)  # type: ignore[operator]
+
+            panel.update = counting  # type: ignore[method-assign]
+        await next_frame(pilot, engine)
+        assert redraws == []
+        engine.data["queue_depth"] = 7
+        await next_frame(pilot, engine)
+        assert len(redraws) == 1  # the counters panel, which shows the queue depth
 
 
 @pytest.mark.slow
-async def test_chart_build_is_kept_until_data_or_size_change() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_chart_build_is_kept_until_data_or_size_change(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         chart = app.screen.query_one(ThroughputChart)
         first = chart.render()
         assert chart.render() is first
@@ -122,14 +150,14 @@ def test_freeze_moves_survivors_out_of_the_collectors_walk() -> None:
 
 
 @pytest.mark.slow
-async def test_app_freezes_start_up_objects_only_when_asked() -> None:
+async def test_app_freezes_start_up_objects_only_when_asked(make_app: AppFactory) -> None:
     thresholds = gc.get_threshold()
-    app = make_app(source=FakeSource(HEALTHY))
+    app = make_app(HEALTHY)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause(1.3)
             assert gc.get_freeze_count() == 0  # tests and embedders: left alone
-        app = make_app(source=FakeSource(HEALTHY))
+        app = make_app(HEALTHY)
         app.settle_gc = True
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause(1.3)
@@ -140,10 +168,10 @@ async def test_app_freezes_start_up_objects_only_when_asked() -> None:
 
 
 @pytest.mark.slow
-async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back() -> None:
-    app = make_app(source=FakeSource(HEALTHY))
+async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         bar = app.screen.query_one(KeyBar)
         redraws: list[object] = []
         original = bar.update
@@ -165,19 +193,19 @@ async def test_key_bar_is_not_redrawn_when_a_kept_screen_comes_back() -> None:
         assert len(redraws) <= 1  # ... and only a real change is drawn
 
 
-async def test_header_changes_only_for_rare_facts() -> None:
+async def test_header_changes_only_for_rare_facts(make_app: AppFactory) -> None:
     """A new header title re-lays out the whole screen: the queue depth is not in it."""
-    source = FakeSource(HEALTHY)
-    app = make_app(source=source)
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await first_frame(pilot)
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         before = screen.sub_title
         assert before == "v0.1.0 · up 1h02m · delivery running"
-        source.data = {**HEALTHY, "queue_depth": 999, "uptime": HEALTHY["uptime"] + 20}
-        screen.poll()
+        engine.data = {**HEALTHY, "queue_depth": 999, "uptime": HEALTHY["uptime"] + 20}
+        await next_frame(pilot, engine)
         assert screen.sub_title == before
-        source.data = {**HEALTHY, "uptime": HEALTHY["uptime"] + 120}
-        screen.poll()
+        engine.data = {**HEALTHY, "uptime": HEALTHY["uptime"] + 120}
+        await next_frame(pilot, engine)
         assert screen.sub_title == "v0.1.0 · up 1h04m · delivery running"

@@ -1,61 +1,55 @@
-"""The UI tests' hand-made snapshots have the shape a real engine produces.
+"""The UI tests' hand-made snapshots are engine snapshots as the contract declares them.
 
-The console's tests feed fixed snapshots so their screens are deterministic; this keeps those
-fixtures honest: every key the fixtures hold exists in :meth:`Runtime.snapshot` with a value of
-the same kind, so a fixture cannot keep a key (or a shape) the engine no longer produces. (The
-fixtures leave out ``queue`` and ``config``, which the console reads as optional.)
+The console's tests feed fixed snapshots so their screens are deterministic. They are validated
+as :class:`~wanderer_console.console_api.EngineSnapshot` (``extra="forbid"``), so a fixture cannot
+hold a key the engine does not send, or a value of another kind; and the real engine's snapshot,
+as its :class:`~wanderer_console.control.local.LocalBackend` serves it to the console, is the
+same model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+import pytest
+from pydantic import ValidationError
 
 from tests.ui.conftest import HEALTHY, degraded_snapshot, delivery_fault_snapshot
+from wanderer_console.console_api import EngineSnapshot
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "scalar"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
+FIXTURES = {
+    "healthy": HEALTHY,
+    "degraded": degraded_snapshot(),
+    "delivery faults": delivery_fault_snapshot(),
+}
 
 
-def _mismatches(fake: Any, real: Any, path: str = "") -> list[str]:
-    """Where ``fake`` has a key ``real`` lacks, or a dict/list where ``real`` has another kind."""
-    out: list[str] = []
-    if isinstance(fake, dict) and isinstance(real, dict):
-        for key, value in fake.items():
-            if key not in real:
-                # Keys named by data (targets, maps, lanes) are free; structural keys are not.
-                if real and all(not isinstance(v, dict) for v in real.values()):
-                    continue
-                if not real or path.endswith(("targets", "tracking", "lanes", "breakers")):
-                    continue
-                out.append(f"{path}.{key}: not in a real snapshot")
-                continue
-            out += _mismatches(value, real[key], f"{path}.{key}")
-    elif isinstance(fake, list) and isinstance(real, list) and fake and real:
-        out += _mismatches(fake[0], real[0], f"{path}[0]")
-    elif real is not None and fake is not None and _kind(fake) != _kind(real):
-        out.append(f"{path}: {_kind(fake)} in the fixture, {_kind(real)} in a real snapshot")
-    return out
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_fixture_is_an_engine_snapshot(name: str) -> None:
+    EngineSnapshot.model_validate(FIXTURES[name])
 
 
-async def test_ui_fixture_snapshots_have_the_shape_of_a_real_runtime_snapshot(
-    tmp_path: Path,
-) -> None:
+def test_a_key_the_contract_lacks_is_refused() -> None:
+    bad = {**HEALTHY, "delivery": {**HEALTHY["delivery"], "pasued": True}}
+    with pytest.raises(ValidationError, match="pasued"):
+        EngineSnapshot.model_validate(bad)
+
+
+@pytest.mark.slow
+async def test_the_real_engines_snapshot_is_an_engine_snapshot(tmp_path: Path) -> None:
+    """What the console is given in-process round-trips through JSON as the same model (what an
+    attached console receives)."""
     async with Simulator(seed=3) as sim:
         runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
         await runtime.start()
         try:
-            real = runtime.snapshot()
+            real = await runtime.console.snapshot()
         finally:
             await runtime.stop()
-    for fake in (HEALTHY, degraded_snapshot(), delivery_fault_snapshot()):
-        assert set(real) - set(fake) <= {"queue", "config"}
-        assert _mismatches(fake, real) == []
+    assert isinstance(real, EngineSnapshot)
+    assert EngineSnapshot.model_validate_json(real.model_dump_json()) == real
+    assert real.connections  # the demo's map stream and killstream sockets
+    assert real.settings.maps  # the demo's map, with its switches

@@ -1,14 +1,30 @@
-"""Textual-free parts of the console: themes, throughput rates, activity, flag writes."""
+"""Textual-free parts of the console: themes, throughput rates, activity, flags, frames."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.ui.conftest import HEALTHY, degraded_snapshot
-from wanderer_console.ui.flags import FlagRef, write_flag
-from wanderer_console.ui.model import ActivityLog, ThroughputHistory, format_ago
+from tests.ui.conftest import HEALTHY, NOW, degraded_snapshot
+from tests.ui.fakes import SeededBackend, seeded_settings
+from wanderer_console.console_api import (
+    EngineIdentity,
+    EngineSnapshot,
+    FlagSet,
+    Frame,
+    LinkState,
+    LogLine,
+)
+from wanderer_console.ui.flags import FlagRef, all_flags, flag_value, scope_label
+from wanderer_console.ui.model import (
+    ActivityLog,
+    ConsoleState,
+    ThroughputHistory,
+    engine_label,
+    format_ago,
+)
 from wanderer_console.ui.themes import (
     DEFAULT_THEME,
     ThemeProblem,
@@ -40,13 +56,17 @@ def test_invalid_theme_file_is_reported_and_skipped(tmp_path: Path) -> None:
     assert select_theme(themes, "broken").name == DEFAULT_THEME
 
 
+def _snapshot(data: dict[str, Any]) -> EngineSnapshot:
+    return EngineSnapshot.model_validate(data)
+
+
 def test_history_rates_from_successive_snapshots() -> None:
     history = ThroughputHistory()
     later = degraded_snapshot()
     later["counters"]["events_received"] = {"map": 1533, "killstream": 363}
-    history.observe(HEALTHY, 100.0)
-    history.observe(HEALTHY, 100.0)  # no time passed: no sample
-    history.observe(later, 102.0)
+    history.observe(_snapshot(HEALTHY), 100.0)
+    history.observe(_snapshot(HEALTHY), 100.0)  # no time passed: no sample
+    history.observe(_snapshot(later), 102.0)
     assert len(history.samples) == 1
     assert history.samples[0].events_per_second == pytest.approx(10.0)
     assert history.samples[0].notifications_per_second == 0.0
@@ -54,11 +74,11 @@ def test_history_rates_from_successive_snapshots() -> None:
 
 def test_activity_reports_changes_only() -> None:
     activity = ActivityLog()
-    activity.observe(HEALTHY, 1.0)
+    activity.observe(_snapshot(HEALTHY), 1.0)
     first = activity.added
-    activity.observe(HEALTHY, 2.0)
+    activity.observe(_snapshot(HEALTHY), 2.0)
     assert activity.added == first
-    activity.observe(degraded_snapshot(), 3.0)
+    activity.observe(_snapshot(degraded_snapshot()), 3.0)
     texts = [text for _, text in list(activity.entries)[first:]]
     assert any("killstream:characters connected → failed" in t for t in texts)
     assert any("alpha/webhook:rally disabled" in t for t in texts)
@@ -70,7 +90,76 @@ def test_format_ago() -> None:
     assert format_ago(0.0, 7200.0) == "2h"
 
 
-def test_write_flag_creates_missing_file_and_tables(tmp_path: Path) -> None:
-    path = tmp_path / "new.toml"
-    write_flag(path, FlagRef("alpha", "kill"), False)
-    assert "kill = false" in path.read_text(encoding="utf-8")
+def test_flags_read_from_the_snapshot_settings() -> None:
+    settings = seeded_settings().model_copy(
+        update={"maps": {"alpha": FlagSet(kill=False), "bravo": FlagSet()}}
+    )
+    refs = all_flags(settings)
+    assert refs[:2] == [FlagRef(None, "enabled"), FlagRef(None, "kill")]
+    assert len(refs) == 15
+    assert flag_value(settings, FlagRef("alpha", "kill")) is False
+    assert flag_value(settings, FlagRef(None, "kill")) is True
+    assert FlagRef("alpha", "kill").label == "map alpha kill"
+    assert scope_label(settings, "alpha") == "map Alpha"
+    assert scope_label(settings.model_copy(update={"map_names": {}}), "alpha") == "map alpha"
+    assert scope_label(settings, None) == "global"
+
+
+def test_engine_label() -> None:
+    identity = EngineIdentity(
+        host="wc-prod-1", pid=1, data_dir="/var/lib/wc", version="0.5.0", started_at=0.0
+    )
+    snapshot = _snapshot({**HEALTHY, "uptime": 3 * 3600 + 125.0})
+    assert engine_label(identity, snapshot) == "wc-prod-1 · /var/lib/wc · v0.5.0 · up 3h02m"
+    assert engine_label(None, snapshot) == "v0.1.0 · up 3h02m"
+    assert engine_label(None, None) == ""
+
+
+def _state() -> ConsoleState:
+    return ConsoleState(
+        backend=SeededBackend(HEALTHY),
+        actor="tui:tester@host",
+        clock=None,  # type: ignore[arg-type]  # accept() is given the time
+        history=ThroughputHistory(),
+        activity=ActivityLog(),
+    )
+
+
+def test_accept_takes_logs_and_observes_live_frames_only() -> None:
+    state = _state()
+    live = Frame(
+        snapshot=_snapshot(HEALTHY),
+        logs=(LogLine(at=NOW - 1, level="warning", text="map alpha: slow"),),
+    )
+    change = state.accept(live, NOW)
+    assert change.settings_changed
+    assert not change.link_changed
+    assert state.latest == live.snapshot
+    assert state.live_at == NOW
+    texts = [text for _, text in state.activity.entries]
+    assert texts[0] == "warning: map alpha: slow"
+    assert "map:alpha new → connected" in texts
+
+    lost = Frame(
+        snapshot=_snapshot(degraded_snapshot()),
+        link=LinkState(state="lost", detail="engine stopped"),
+        dropped=4,
+    )
+    before = state.activity.added
+    change = state.accept(lost, NOW + 5)
+    assert change.link_changed
+    assert not change.settings_changed
+    assert not state.live
+    assert state.live_at == NOW  # the figures shown are from then
+    added = state.activity.added - before
+    new = [text for _, text in list(state.activity.entries)[-added:]]
+    # A stale snapshot is not read as changes: only the link and the missed lines are said.
+    assert new == [
+        "engine lost: engine stopped",
+        "console missed 4 frame(s) or log line(s): it read too slowly",
+    ]
+    assert state.dropped == 4
+
+    state.accept(Frame(snapshot=_snapshot(HEALTHY)), NOW + 9)
+    assert state.live
+    assert "engine link live again" in [text for _, text in state.activity.entries]

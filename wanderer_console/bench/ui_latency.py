@@ -9,17 +9,19 @@ at ``--rate`` per second.
 Three windows of the same length follow, with the load running throughout:
 
 1. baseline: engine and simulator only;
-2. with the console running headless (Textual ``run_test``), timing alternating presses of
-   ``t`` (toggles screen) and ``escape`` (dashboard) from the key to the last frame composed for
-   the new screen (``latency_ms``, compared with the target), to the screen becoming active and
-   to ``wait_for_refresh`` returning (``settled_ms``, an upper bound);
+2. with the console running headless (Textual ``run_test``) over the runtime's
+   :class:`~wanderer_console.control.local.LocalBackend` (``runtime.console``), timing
+   alternating presses of ``t`` (toggles screen) and ``escape`` (dashboard) from the key to the
+   last frame composed for the new screen (``latency_ms``, compared with the target), to the
+   screen becoming active and to ``wait_for_refresh`` returning (``settled_ms``, an upper bound);
 3. baseline again (the engine's backlog grows over time; averaging both baselines is fairer).
 
 The UI's CPU share is measured directly in window 2: the time the event loop spent running the
-console's own tasks (Textual's message pumps and timers) per wall second, told apart from the
-engine's by the task names (:class:`LoopAccounting`). The older estimate, the process's CPU
-time per wall second in window 2 minus the baselines', is reported too as ``difference_share``;
-it is within the engine's own variation between windows, so it can even come out negative.
+console's own tasks (Textual's message pumps and timers, the console's frames worker) per wall
+second, told apart from the engine's by the task names (:class:`LoopAccounting`). The older
+estimate, the process's CPU time per wall second in window 2 minus the baselines', is reported
+too as ``difference_share``; it is within the engine's own variation between windows, so it can
+even come out negative.
 Everything runs in one event loop, as in ``wanderer-console`` with its console. Prints one JSON
 object; p95 is compared against the 100 ms target.
 
@@ -82,8 +84,17 @@ class Window:
         }
 
 
-UI_TASK_PREFIXES = ("message pump ", "screen_update", "set_interval", "set_timer", "run_test ")
-"""Names Textual gives the tasks that run the console (widgets' message pumps and timers)."""
+UI_TASK_PREFIXES = (
+    "message pump ",
+    "screen_update",
+    "set_interval",
+    "set_timer",
+    "run_test ",
+    "console ",
+)
+"""Names of the tasks that run the console: Textual's (widgets' message pumps and timers) and the
+console's own workers (``console frames``, which follows the backend's frames, building each
+snapshot in this process as the console's poll did, and ``console <operation>``)."""
 
 
 class LoopAccounting:
@@ -238,9 +249,7 @@ async def run(
                 meter = Meter(runtime, sim)
                 window_s = presses * gap
                 before = await meter.measure(window_s)
-                app = build_app(
-                    runtime, settings=runtime.settings, config_path=None, settle_gc=True
-                )
+                app = build_app(runtime.console, settle_gc=True)
                 accounting = LoopAccounting()
 
                 def window_start() -> None:

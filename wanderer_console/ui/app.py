@@ -1,56 +1,74 @@
-"""The operator console: :class:`WandererApp`, its one factory, and the launcher helper.
+"""The operator console: :class:`WandererApp`, its one factory, and :func:`run_app`.
 
-Tests and the CLI build the app the same way, through :func:`build_app`, with any object that has
-a ``snapshot()`` method: the :class:`~wanderer_console.runtime.Runtime`, or a seeded fake.
+The console talks to its engine only through a
+:class:`~wanderer_console.console_api.ConsoleBackend`: the engine in this process
+(:class:`~wanderer_console.control.local.LocalBackend`), one attached over its control endpoint, or
+a test fake. Tests and the CLI build the app the same way, through :func:`build_app`.
+
+What the console shows comes from the backend's frames (the dashboard follows them); what it does
+is an operation on the backend (pause, a flag, the theme, a config edit, a reload, a retry), run
+in a worker so a slow or lost engine never freezes the keyboard. A refusal or a lost engine is an
+error toast; the console stays up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
-from pathlib import Path
-from typing import Any, ClassVar
+import os
+import socket
+from collections.abc import Awaitable, Coroutine
+from typing import Any, ClassVar, TypeVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.worker import Worker
 
-from wanderer_console.config.model import Settings
+from wanderer_console.console_api import (
+    ApplyResult,
+    BackendError,
+    ConsoleBackend,
+    Frame,
+    OperationResult,
+)
 from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.ui.clock import Clock, SystemClock
 from wanderer_console.ui.commands import ConsoleCommands
-from wanderer_console.ui.flags import FlagRef, flags_for, set_flag, write_flag, write_value
+from wanderer_console.ui.flags import FlagRef, flag_value
 from wanderer_console.ui.model import (
     ActivityLog,
     ConsoleState,
-    LogRecordBuffer,
-    SnapshotSource,
+    FrameChange,
     ThroughputHistory,
-    dispatcher_of,
-    retrier_of,
+    engine_label,
 )
-from wanderer_console.ui.screens.config import ConfigScreen, reload_config
+from wanderer_console.ui.screens.config import ConfigScreen, reload_summary
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 
-__all__ = ["SnapshotSource", "WandererApp", "binding_ids", "build_app", "run_tui"]
+__all__ = ["OPERATIONS", "WandererApp", "binding_ids", "build_app", "default_actor", "run_app"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
 GC_FREEZE_AFTER_SECONDS = 1.0
 """After mounting, when the start-up objects are frozen for the collector (see gcpolicy)."""
 TOGGLES = "toggles"
 """Name of the installed (kept) toggles screen."""
-SETTINGS_SYNC_SECONDS = 1.0
-"""How often the app checks the live settings for a new theme or keymap (after a hot reload)."""
+OPERATIONS = "operations"
+"""The worker group operations on the backend run in (tests wait for it)."""
+FIRST_SNAPSHOT_SECONDS = 3.0
+"""How long :func:`run_app` waits for a first snapshot (for the theme) before starting anyway."""
 
 
 class WandererApp(App[int]):
-    """Dashboard, toggles, config pane and help over a snapshot source."""
+    """Dashboard, toggles, config pane and help over a :class:`ConsoleBackend`."""
 
     CSS_PATH = "styles/app.tcss"
     TITLE = "Wanderer Console"
@@ -79,10 +97,14 @@ class WandererApp(App[int]):
             self.register_theme(candidate)
         self.console_themes: list[str] = sorted(themes)
         """The themes loaded from ``themes/*.toml`` (the palette offers these)."""
+        self._theme_given = theme is not None
         self.theme = select_theme(themes, theme).name
-        self._applied_theme: str = state.settings.console.theme
-        self._applied_keymap: dict[str, str] = dict(state.settings.keymap)
-        self.set_keymap(self._applied_keymap)
+        self._applied_theme: str | None = None
+        """``console.theme`` as last applied from a snapshot (``None`` before the first)."""
+        self._applied_keymap: dict[str, str] = {}
+        self._lost_announced = False
+        self.toggles = TogglesScreen(state)
+        """The toggles screen, built once and kept while hidden."""
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -91,16 +113,14 @@ class WandererApp(App[int]):
         return dict(DOMAIN_VARIABLES)
 
     def get_default_screen(self) -> Screen[Any]:
-        """The dashboard."""
+        """The dashboard (it follows the backend's frames)."""
         return DashboardScreen(self.state)
 
     def on_mount(self) -> None:
-        """Warn about keymap entries that name no binding; follow settings changes."""
+        """Install the kept toggles screen; freeze start-up objects when asked."""
         # Built once and kept while hidden: a switch then shows a ready screen instead of
         # composing and mounting one (most of a switch's cost in the latency benchmark).
-        self.install_screen(TogglesScreen(self.state), name=TOGGLES)
-        self._check_keymap(self._applied_keymap)
-        self.set_interval(SETTINGS_SYNC_SECONDS, self.sync_settings)
+        self.install_screen(self.toggles, name=TOGGLES)
         if self.settle_gc:
             # Once the first screen is up, what exists will live as long as the process.
             self.set_timer(GC_FREEZE_AFTER_SECONDS, freeze_startup_objects)
@@ -114,31 +134,199 @@ class WandererApp(App[int]):
                 timeout=10,
             )
 
+    # -- frames ----------------------------------------------------------------------------------
+
+    def frame_shown(self, change: FrameChange) -> None:
+        """After the dashboard rendered a frame: settings, title, link, the other screens."""
+        if change.settings_changed:
+            self.sync_settings()
+        self._show_engine()
+        if change.link_changed:
+            self._announce_link()
+        self.toggles.refresh_flags()
+        for screen in self.screen_stack:
+            if isinstance(screen, ConfigScreen):
+                screen.follow(self.state.config)
+
     def sync_settings(self) -> None:
-        """Pick up a hot-reloaded settings object, then its theme and keymap if they changed.
+        """Apply the snapshot's theme and keymap when they changed.
 
         Only a *change* of ``console.theme`` switches the theme, so a theme picked from Textual's
-        own theme command is not undone a second later.
+        own theme command is not undone at the next frame. The first snapshot's theme is applied
+        unless the app was built with a theme of its own.
         """
-        live = getattr(self.state.source, "settings", None)
-        if isinstance(live, Settings) and live is not self.state.settings:
-            self.state.settings = live
-            for screen in self.screen_stack:
-                if isinstance(screen, TogglesScreen):
-                    screen.refresh_flags()
         settings = self.state.settings
-        if settings.console.theme != self._applied_theme:
-            self._applied_theme = settings.console.theme
-            if settings.console.theme in self.console_themes:
-                self.theme = settings.console.theme
-            else:
-                self.notify(f"Unknown theme {settings.console.theme!r}", severity="warning")
+        if self._applied_theme is None:
+            self._applied_theme = settings.theme
+            if not self._theme_given:
+                self._use_theme(settings.theme)
+        elif settings.theme != self._applied_theme:
+            self._applied_theme = settings.theme
+            self._use_theme(settings.theme)
         if settings.keymap != self._applied_keymap:
             self._applied_keymap = dict(settings.keymap)
             self.set_keymap(self._applied_keymap)
             self._check_keymap(self._applied_keymap)
 
-    # -- actions ---------------------------------------------------------------------------------
+    def _use_theme(self, name: str) -> None:
+        if name in self.console_themes:
+            if self.theme != name:
+                self.theme = name
+        else:
+            self.notify(f"Unknown theme {name!r}", severity="warning")
+
+    def _show_engine(self) -> None:
+        """The title bar of every screen says which engine this is, and when it is lost."""
+        state = self.state
+        label = engine_label(state.identity, state.latest) if state.identity is not None else ""
+        if not state.live:
+            label = " · ".join(
+                part for part in (f"ENGINE {state.link.state.upper()}", label) if part
+            )
+        if label != self.sub_title:
+            self.sub_title = label
+
+    def _announce_link(self) -> None:
+        link = self.state.link
+        if link.state == "live":
+            if self._lost_announced:
+                self._lost_announced = False
+                self.notify("Engine back: the figures are live again.")
+            return
+        if self.state.live_at is None:
+            return  # never had a live frame: the badge says it is connecting
+        self._lost_announced = True
+        detail = link.detail or "no answer"
+        self.notify(
+            f"Engine {link.state}: {detail} — reconnecting…; the dashboard shows the last figures",
+            severity="error" if link.state == "lost" else "warning",
+            timeout=10,
+        )
+
+    def _dashboard(self) -> DashboardScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                return screen
+        return None
+
+    async def refresh_now(self) -> None:
+        """Show the engine as it is now (after an operation), not at the next frame."""
+        try:
+            snapshot = await self.state.backend.snapshot()
+        except BackendError:
+            return  # the next frame will say what is going on
+        dashboard = self._dashboard()
+        if dashboard is not None and dashboard.is_mounted:
+            dashboard.show_frame(
+                Frame(snapshot=snapshot, link=self.state.link, identity=self.state.identity)
+            )
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def operate(self, job: Coroutine[Any, Any, object], name: str) -> Worker[object]:
+        """Run ``job`` (an operation on the backend) in the background."""
+        return self.run_worker(job, name=f"console {name}", group=OPERATIONS)
+
+    async def call(self, failure: str, call: Awaitable[T]) -> T | None:
+        """Await one backend call; a refusal or a lost engine is an error toast, never a crash.
+
+        ``failure`` starts the toast (``Could not retry webhook:1``); ``None`` when it failed.
+        """
+        try:
+            return await call
+        except BackendError as exc:
+            self.notify(f"{failure}: {exc}", severity="error", timeout=10)
+        except Exception as exc:  # an engine bug must not take the console down
+            log.exception("%s", failure)
+            self.notify(f"{failure}: {type(exc).__name__}: {exc}", severity="error", timeout=10)
+        return None
+
+    def _toast(self, result: OperationResult) -> None:
+        self.notify(result.message, severity="information" if result.ok else "warning")
+
+    def action_pause(self) -> None:
+        """Pause or resume delivery."""
+        self.operate(self.toggle_pause(), "pause")
+
+    async def toggle_pause(self) -> OperationResult | None:
+        """Pause delivery when it runs, resume it when paused (as the latest snapshot says)."""
+        latest = self.state.latest
+        paused = not (latest is not None and latest.delivery.paused)
+        word = "pause" if paused else "resume"
+        result = await self.call(
+            f"Could not {word} delivery",
+            self.state.backend.set_paused(paused, actor=self.state.actor),
+        )
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()
+        return result
+
+    def flip_flag(self, ref: FlagRef) -> None:
+        """Flip one notification switch (the toggles screen and the palette)."""
+        self.operate(self.toggle_flag(ref), f"flag {ref.label}")
+
+    async def toggle_flag(self, ref: FlagRef) -> OperationResult | None:
+        """Have the engine flip ``ref`` (applied at once, saved to its config file)."""
+        value = not flag_value(self.state.settings, ref)
+        result = await self.call(
+            f"Could not switch {ref.label} notifications",
+            self.state.backend.set_flag(ref.tenant, ref.flag, value, actor=self.state.actor),
+        )
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()
+        return result
+
+    def switch_theme(self, name: str) -> None:
+        """Switch to theme ``name`` now; the engine saves it as ``console.theme``."""
+        if name not in self.console_themes:
+            self.notify(f"Unknown theme {name!r}", severity="error")
+            return
+        self.theme = name
+        self._applied_theme = name
+        self.operate(self.save_theme(name), "theme")
+
+    async def save_theme(self, name: str) -> OperationResult | None:
+        """Have the engine save ``name`` as ``console.theme``."""
+        result = await self.call(
+            "Theme applied, but not saved",
+            self.state.backend.set_theme(name, actor=self.state.actor),
+        )
+        if result is not None and not result.ok:
+            self.notify(f"Theme applied, but not saved: {result.message}", severity="warning")
+        return result
+
+    def retry_dead_target(self, target_key: str) -> None:
+        """Revive a dead target (the palette offers one entry per dead target)."""
+        self.operate(self.retry_target(target_key), f"retry {target_key}")
+
+    async def retry_target(self, target_key: str) -> OperationResult | None:
+        """Have the engine revive ``target_key``; toast what it re-queued."""
+        result = await self.call(
+            f"Could not retry {target_key}",
+            self.state.backend.retry_target(target_key, actor=self.state.actor),
+        )
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()  # show the revived target now, not at the next frame
+        return result
+
+    def action_reload_config(self) -> None:
+        """Have the engine re-read its config file now."""
+        self.operate(self.reload_config(), "reload")
+
+    async def reload_config(self) -> ApplyResult | None:
+        """Ask the engine to reload; toast what it did."""
+        result = await self.call(
+            "Could not reload the config", self.state.backend.reload_config(actor=self.state.actor)
+        )
+        if result is not None:
+            ok = result.status in ("applied", "unchanged")
+            self.notify(reload_summary(result), severity="information" if ok else "warning")
+        return result
+
+    # -- navigation ------------------------------------------------------------------------------
 
     def action_dashboard(self) -> None:
         """Back to the dashboard."""
@@ -159,28 +347,6 @@ class WandererApp(App[int]):
         self.action_dashboard()
         self.push_screen(ConfigScreen(self.state))
 
-    def action_reload_config(self) -> None:
-        """Have the engine re-read the config file now."""
-        summary = reload_config(self.state)
-        self.state.activity.add(self.state.clock.wall(), f"operator asked for a reload: {summary}")
-        self.notify(summary[:1].upper() + summary[1:])
-
-    def switch_theme(self, name: str) -> None:
-        """Switch to theme ``name`` now and save it as ``console.theme`` when there is a file."""
-        if name not in self.console_themes:
-            self.notify(f"Unknown theme {name!r}", severity="error")
-            return
-        self.theme = name
-        self.state.settings.console.theme = name
-        self._applied_theme = name
-        path = self.state.config_path
-        if path is None:
-            return
-        try:
-            write_value(Path(path), ("console", "theme"), name)
-        except (OSError, ValueError) as exc:
-            self.notify(f"Theme applied, but not saved to {path}: {exc}", severity="error")
-
     def action_help(self) -> None:
         """Show the key bindings."""
         if isinstance(self.screen, HelpScreen):
@@ -196,73 +362,6 @@ class WandererApp(App[int]):
             )
         )
 
-    def action_pause(self) -> None:
-        """Pause or resume delivery, when the source has a dispatcher."""
-        dispatcher = dispatcher_of(self.state.source)
-        if dispatcher is None:
-            self.notify("This source has no dispatcher to pause.", severity="warning")
-            return
-        dispatcher.paused = not dispatcher.paused
-        word = "paused" if dispatcher.paused else "resumed"
-        self.state.activity.add(self.state.clock.wall(), f"operator {word} delivery")
-        self.notify(f"Delivery {word}.")
-
-    def retry_dead_target(self, target_key: str) -> int | None:
-        """Revive a dead target (the palette offers one entry per dead target); toast the count.
-
-        Returns how many failed notifications were re-queued, or ``None`` when nothing was done.
-        """
-        retrier = retrier_of(self.state.source)
-        if retrier is None:
-            self.notify("This source has no dispatcher to retry a target.", severity="warning")
-            return None
-        try:
-            requeued = retrier.retry_target(target_key)
-        except Exception as exc:  # e.g. the store cannot write: say so, keep the console up
-            self.notify(f"Could not retry {target_key}: {exc}", severity="error", timeout=10)
-            return None
-        plural = "" if requeued == 1 else "s"
-        self.state.activity.add(
-            self.state.clock.wall(),
-            f"operator retried dead target {target_key}: {requeued} re-queued",
-        )
-        self.notify(
-            f"Retrying {target_key}: {requeued} notification{plural} re-queued;"
-            " its held ones go out now."
-        )
-        for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen):
-                screen.poll()  # show the revived target now, not at the next tick
-        return requeued
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide pause/resume for sources without a dispatcher."""
-        if action == "pause":
-            return dispatcher_of(self.state.source) is not None
-        return True
-
-    def toggle_flag(self, ref: FlagRef) -> bool:
-        """Flip one flag live, save it when there is a config file; returns the new value."""
-        settings = self.state.settings
-        value = not bool(getattr(flags_for(settings, ref.tenant), ref.flag))
-        set_flag(settings, ref, value)
-        word = "on" if value else "off"
-        self.state.activity.add(self.state.clock.wall(), f"{ref.label} notifications {word}")
-        path = self.state.config_path
-        if path is not None:
-            try:
-                write_flag(Path(path), ref, value)
-            except (OSError, ValueError) as exc:
-                self.notify(f"Applied, but not saved to {path}: {exc}", severity="error")
-            else:
-                self.notify(f"{ref.label} notifications {word} (saved)")
-        else:
-            self.notify(f"{ref.label} notifications {word} (not saved: no config file)")
-        for screen in self.screen_stack:
-            if isinstance(screen, TogglesScreen):
-                screen.refresh_flags()
-        return value
-
 
 def binding_ids() -> set[str]:
     """Every binding id a ``[keymap]`` entry may name."""
@@ -274,52 +373,54 @@ def binding_ids() -> set[str]:
     return ids
 
 
+def default_actor() -> str:
+    """``tui:<user>@<host>``: who operates this console, for the engine's audit trail."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container's unnamed uid)
+        user = f"uid{os.getuid()}"
+    return f"tui:{user}@{socket.gethostname()}"
+
+
 def build_app(
-    source: SnapshotSource,
+    backend: ConsoleBackend,
     *,
-    settings: Settings,
-    config_path: Path | None,
     clock: Clock | None = None,
     theme: str | None = None,
     history: ThroughputHistory | None = None,
-    log_buffer: LogRecordBuffer | None = None,
     settle_gc: bool = False,
+    actor: str | None = None,
 ) -> WandererApp:
     """The one way to make the console, for the CLI and for tests alike.
 
-    ``theme`` defaults to ``settings.console.theme``; ``history`` may be pre-seeded (tests);
-    ``settle_gc`` is for a process that runs this one app (the CLI and the benchmark).
+    ``theme`` defaults to the first snapshot's ``console.theme``; ``history`` may be pre-seeded
+    (tests); ``settle_gc`` is for a process that runs this one app (the CLI and the benchmark);
+    ``actor`` defaults to :func:`default_actor`.
     """
     state = ConsoleState(
-        source=source,
-        settings=settings,
-        config_path=config_path,
+        backend=backend,
+        actor=actor or default_actor(),
         clock=clock or SystemClock(),
         history=history or ThroughputHistory(),
         activity=ActivityLog(),
-        log_buffer=log_buffer,
     )
-    return WandererApp(state, theme=theme or settings.console.theme, settle_gc=settle_gc)
+    return WandererApp(state, theme=theme, settle_gc=settle_gc)
 
 
-async def run_tui(runtime: Any, stop: asyncio.Event, *, config_path: Path | None = None) -> int:
-    """Start ``runtime`` and run the console in the current event loop until quit or ``stop``.
+async def run_app(backend: ConsoleBackend, stop: asyncio.Event, *, settle_gc: bool = True) -> int:
+    """Run the console over ``backend`` in the current event loop until it quits or ``stop``.
 
-    Engine logs go to the activity panel instead of the terminal while the UI owns it. The caller
-    stops the runtime afterwards.
+    Starts nothing else: the caller starts and stops the engine (or attaches to one) and decides
+    where logs go. ``stop`` is set when the console ends, so the caller learns of a quit.
     """
-    engine_log = logging.getLogger("wanderer_console")
-    saved_handlers = engine_log.handlers[:]
-    buffer = LogRecordBuffer()
-    engine_log.handlers[:] = [buffer]
-    app = build_app(
-        runtime,
-        settings=runtime.settings,
-        config_path=config_path,
-        theme=runtime.settings.console.theme,
-        log_buffer=buffer,
-        settle_gc=True,
-    )
+    theme: str | None = None
+    try:
+        first = await asyncio.wait_for(backend.snapshot(), FIRST_SNAPSHOT_SECONDS)
+    except (BackendError, TimeoutError):
+        pass  # the first frame brings the theme, or the badge says the engine is not there
+    else:
+        theme = first.settings.theme
+    app = build_app(backend, theme=theme, settle_gc=settle_gc)
 
     async def exit_on_stop() -> None:
         await stop.wait()
@@ -327,12 +428,10 @@ async def run_tui(runtime: Any, stop: asyncio.Event, *, config_path: Path | None
 
     watcher = asyncio.create_task(exit_on_stop())
     try:
-        await runtime.start()
         await app.run_async()
     finally:
         stop.set()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        engine_log.handlers[:] = saved_handlers
     return app.return_code or 0

@@ -6,9 +6,9 @@ console's own commands, built fresh on every search so their wording follows the
 
 * per-type toggles: the global ``enabled``/``kill``/``system``/``character``/``rally`` switches;
 * per-map toggles: the same switches of each configured map;
-* pause or resume delivery (when the source has a dispatcher);
-* retry each dead target of the latest snapshot (when the dispatcher can);
-* open the config pane, reload the config;
+* pause or resume delivery;
+* retry each dead target of the latest snapshot;
+* open the config pane, reload the config (when the engine has a config file);
 * switch to each console theme.
 """
 
@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from wanderer_console.ui.faults import dead_targets
-from wanderer_console.ui.flags import all_flags, flags_for
-from wanderer_console.ui.model import dispatcher_of, retrier_of
+from wanderer_console.ui.flags import all_flags, flag_value
 
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
@@ -46,27 +45,28 @@ class ConsoleCommand:
 def console_commands(app: WandererApp) -> list[ConsoleCommand]:
     """Every console command for the app's current state, in display order."""
     state = app.state
+    settings = state.settings
     commands: list[ConsoleCommand] = []
-    for ref in all_flags(state.settings):
-        on = bool(getattr(flags_for(state.settings, ref.tenant), ref.flag))
+    for ref in all_flags(settings):
+        on = flag_value(settings, ref)
         commands.append(
             ConsoleCommand(
                 f"Toggle {ref.label} notifications",
                 f"Currently {'on' if on else 'off'}; turn it {'off' if on else 'on'}",
-                partial(app.toggle_flag, ref),
+                partial(app.flip_flag, ref),
             )
         )
-    dispatcher = dispatcher_of(state.source)
-    if dispatcher is not None:
-        commands.append(
-            ConsoleCommand(
-                "Resume delivery" if dispatcher.paused else "Pause delivery",
-                "Hold or release Discord deliveries (the outbox keeps everything)",
-                app.action_pause,
-            )
+    latest = state.latest
+    paused = latest is not None and latest.delivery.paused
+    commands.append(
+        ConsoleCommand(
+            "Resume delivery" if paused else "Pause delivery",
+            "Hold or release Discord deliveries (the outbox keeps everything)",
+            app.action_pause,
         )
-    if retrier_of(state.source) is not None and state.latest is not None:
-        for dead in dead_targets(state.latest.get("delivery") or {}):
+    )
+    if latest is not None:
+        for dead in dead_targets(latest.delivery):
             commands.append(
                 ConsoleCommand(
                     f"Retry dead target {dead.key}",
@@ -77,15 +77,16 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
     commands.append(
         ConsoleCommand(
             "Open config editor",
-            "Edit the config file (validated before saving)",
+            "Edit the engine's config file (validated before saving)",
             app.action_config,
         )
     )
-    if state.config_path is not None:
+    config = state.config
+    if config is not None and config.path is not None:
         commands.append(
             ConsoleCommand(
                 "Reload config",
-                "Have the engine re-read the config file now",
+                "Have the engine re-read its config file now",
                 app.action_reload_config,
             )
         )

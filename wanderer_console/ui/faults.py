@@ -1,4 +1,4 @@
-"""What the console says about delivery faults, read from the snapshot's ``delivery`` section.
+"""What the console says about delivery faults and a lost engine, read from the snapshot.
 
 Textual-free, so the wording is unit-tested. Three faults stop notifications from going out
 without the engine failing, and each must be impossible to miss on the dashboard:
@@ -8,15 +8,18 @@ without the engine failing, and each must be impossible to miss on the dashboard
 * a Discord global pause (a global 429, or the invalid-answer budget): every target waits;
 * a dead target (Discord answered 401/403/404): its notifications are *held*, not lost, until
   its configuration changes or an operator retries it (the palette offers that).
+
+And one fault of the console's own: the link to an attached engine is down (the engine stopped
+or restarts), so the figures on screen are the last ones it sent (:func:`link_text`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from wanderer_console.console_api import DeliveryView, LinkState
 
 __all__ = [
     "DeadTarget",
@@ -24,6 +27,7 @@ __all__ = [
     "dead_targets",
     "delivery_held",
     "global_pause_text",
+    "link_text",
     "store_fault_text",
 ]
 
@@ -49,10 +53,6 @@ class DeadTarget:
         return text
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -62,54 +62,56 @@ def clock_time(ts: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
-def store_fault_text(delivery: Mapping[str, Any]) -> str | None:
+def store_fault_text(delivery: DeliveryView) -> str | None:
     """The store-fault badge, or ``None`` while the store writes."""
-    fault = delivery.get("store_fault")
-    if not isinstance(fault, Mapping):
+    fault = delivery.store_fault
+    if fault is None:
         return None
-    text = f"STORE CANNOT WRITE: {fault.get('reason') or 'unknown error'} — delivery paused"
-    since = fault.get("since")
-    if isinstance(since, int | float):
-        text += f" since {clock_time(since)}"
+    text = f"STORE CANNOT WRITE: {fault.reason or 'unknown error'} — delivery paused"
+    text += f" since {clock_time(fault.since)}"
     # Most important first: a narrow terminal clips the end of the line.
-    unrecorded = _count(delivery.get("unrecorded_outcomes"))
-    if unrecorded:
-        text += f" · {_plural(unrecorded, 'Discord answer')} unrecorded"
-    failures = _count(fault.get("failures"))
-    if failures:
-        text += f" · {_plural(failures, 'failed write')}"
+    if delivery.unrecorded_outcomes > 0:
+        text += f" · {_plural(delivery.unrecorded_outcomes, 'Discord answer')} unrecorded"
+    if fault.failures > 0:
+        text += f" · {_plural(fault.failures, 'failed write')}"
     return text
 
 
-def global_pause_text(delivery: Mapping[str, Any], now: float) -> str | None:
+def global_pause_text(delivery: DeliveryView, now: float) -> str | None:
     """The Discord-pause badge, with the seconds left, or ``None`` when no pause is active."""
-    until = delivery.get("global_pause_until")
-    if not isinstance(until, int | float) or until <= now:
+    until = delivery.global_pause_until
+    if until is None or until <= now:
         return None
     seconds = math.ceil(until - now)
     return f"DISCORD PAUSE until {clock_time(until)} ({seconds}s) — all delivery waits"
 
 
-def delivery_held(delivery: Mapping[str, Any], now: float) -> bool:
+def delivery_held(delivery: DeliveryView, now: float) -> bool:
     """Whether a store fault or a Discord pause holds every delivery right now."""
     return store_fault_text(delivery) is not None or global_pause_text(delivery, now) is not None
 
 
-def dead_targets(delivery: Mapping[str, Any]) -> list[DeadTarget]:
+def dead_targets(delivery: DeliveryView) -> list[DeadTarget]:
     """The dead targets of the snapshot's ``delivery`` section, by key."""
-    targets = delivery.get("targets")
-    if not isinstance(targets, Mapping):
-        return []
-    dead: list[DeadTarget] = []
-    for key, target in sorted(targets.items()):
-        if not isinstance(target, Mapping) or not target.get("disabled"):
-            continue
-        dead.append(
-            DeadTarget(
-                str(key),
-                str(target["disabled"]),
-                _count(target.get("pending")),
-                _count(target.get("uncertain")),
-            )
-        )
-    return dead
+    return [
+        DeadTarget(key, target.disabled, target.pending, target.uncertain)
+        for key, target in sorted(delivery.targets.items())
+        if target.disabled
+    ]
+
+
+def link_text(link: LinkState, live_at: float | None) -> str | None:
+    """The engine-link badge, or ``None`` while the link is live.
+
+    ``live_at`` is when the last live frame came: the figures on screen are from then.
+    """
+    if link.state == "live":
+        return None
+    detail = link.detail or "no answer"
+    if link.state == "lost":
+        text = f"ENGINE LOST: {detail} — reconnecting…"
+    else:
+        text = f"CONNECTING TO ENGINE: {detail}…"
+    if live_at is not None:
+        text += f" · figures below are stale, from {clock_time(live_at)}"
+    return text

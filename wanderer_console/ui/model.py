@@ -1,31 +1,40 @@
-"""Textual-free state behind the console: the snapshot source, throughput history and activity.
+"""Textual-free state behind the console: what it knows of its engine, throughput and activity.
 
-The UI never reads the engine directly. Once a second the dashboard calls
-:meth:`SnapshotSource.snapshot`, feeds the result to :class:`ThroughputHistory` (rates between
-successive snapshots) and :class:`ActivityLog` (what changed since the last one), then renders.
+The UI never reads the engine directly: it talks to a
+:class:`~wanderer_console.console_api.ConsoleBackend`. The dashboard consumes the backend's
+frames; :meth:`ConsoleState.accept` takes each one in: its snapshot becomes :attr:`latest`, its
+log lines go to the :class:`ActivityLog`, and, while the link to the engine is live, the snapshot
+feeds :class:`ThroughputHistory` (rates between successive snapshots) and
+:meth:`ActivityLog.observe` (what changed since the last one). Then the screens render.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+
+from wanderer_console.console_api import (
+    ConfigState,
+    ConsoleBackend,
+    ConsoleSettingsView,
+    EngineIdentity,
+    EngineSnapshot,
+    Frame,
+    LinkState,
+)
+from wanderer_console.domain.clock import Clock
 
 __all__ = [
     "HISTORY_SECONDS",
     "ActivityLog",
     "ConsoleState",
-    "LogRecordBuffer",
-    "Pausable",
+    "FrameChange",
     "RateSample",
-    "Retrier",
-    "SnapshotSource",
     "ThroughputHistory",
-    "dispatcher_of",
+    "engine_label",
     "format_ago",
-    "retrier_of",
+    "format_uptime",
     "total",
 ]
 
@@ -33,49 +42,11 @@ HISTORY_SECONDS = 600.0
 """How much throughput history the chart shows."""
 
 
-class SnapshotSource(Protocol):
-    """Anything that can describe the engine as a plain dict (the :class:`Runtime` does)."""
-
-    def snapshot(self) -> dict[str, Any]:
-        """The current state; see ``Runtime.snapshot`` for the keys."""
-        ...
-
-
-@runtime_checkable
-class Pausable(Protocol):
-    """A delivery dispatcher that can be paused."""
-
-    paused: bool
-
-
-def dispatcher_of(source: object) -> Pausable | None:
-    """The source's ``dispatcher`` when it has a ``paused`` flag, else ``None``."""
-    dispatcher = getattr(source, "dispatcher", None)
-    return dispatcher if isinstance(dispatcher, Pausable) else None
-
-
-@runtime_checkable
-class Retrier(Protocol):
-    """A delivery dispatcher that can revive a dead target."""
-
-    def retry_target(self, target_key: str) -> int:
-        """Revive ``target_key`` and re-queue its failed notifications; return how many."""
-        ...
-
-
-def retrier_of(source: object) -> Retrier | None:
-    """The source's ``dispatcher`` when it can retry a dead target, else ``None``."""
-    dispatcher = getattr(source, "dispatcher", None)
-    return dispatcher if isinstance(dispatcher, Retrier) else None
-
-
-def total(value: Any) -> float:
+def total(value: Mapping[str, int | float] | int | float) -> float:
     """Sum a counter that is either a number or a mapping of label → number."""
     if isinstance(value, Mapping):
-        return float(sum(v for v in value.values() if isinstance(v, int | float)))
-    if isinstance(value, int | float):
-        return float(value)
-    return 0.0
+        return float(sum(value.values()))
+    return float(value)
 
 
 def format_ago(ts: float | None, now: float) -> str:
@@ -90,6 +61,30 @@ def format_ago(ts: float | None, now: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.0f}h"
     return f"{seconds / 86400:.0f}d"
+
+
+def format_uptime(seconds: float) -> str:
+    """Uptime to the minute, ``1h02m`` (a title built from it changes at most once a minute)."""
+    hours, minutes = divmod(int(max(0.0, seconds)) // 60, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def engine_label(identity: EngineIdentity | None, snapshot: EngineSnapshot | None) -> str:
+    """Which engine the console shows: ``host · /var/lib/wc · v0.5.0 · up 3h02m``.
+
+    Without an identity (an engine that has not said who it is) only the version and uptime, or
+    ``""`` before the first snapshot.
+    """
+    parts: list[str] = []
+    if identity is not None:
+        parts += [identity.host, identity.data_dir]
+    version = identity.version if identity is not None else None
+    if snapshot is not None:
+        version = version or snapshot.version or "?"
+        parts += [f"v{version}", f"up {format_uptime(snapshot.uptime)}"]
+    elif version:
+        parts.append(f"v{version}")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,24 +106,22 @@ class ThroughputHistory:
         """Rate samples, oldest first."""
         self._last: tuple[float, float, float] | None = None
 
-    def observe(self, snapshot: Mapping[str, Any], at: float) -> None:
+    def observe(self, snapshot: EngineSnapshot, at: float) -> None:
         """Record one snapshot taken at ``at``; a rate needs two snapshots and time passing."""
-        counters = snapshot.get("counters") or {}
-        events = total(counters.get("events_received"))
-        notifications = total(counters.get("notifications_delivered"))
+        events = total(snapshot.counters.events_received)
+        notifications = total(snapshot.counters.notifications_delivered)
         if self._last is not None:
             then, last_events, last_notifications = self._last
             elapsed = at - then
-            if elapsed > 0:
-                self.add(
-                    RateSample(
-                        at,
-                        max(0.0, events - last_events) / elapsed,
-                        max(0.0, notifications - last_notifications) / elapsed,
-                    )
-                )
             if elapsed <= 0:
                 return
+            self.add(
+                RateSample(
+                    at,
+                    max(0.0, events - last_events) / elapsed,
+                    max(0.0, notifications - last_notifications) / elapsed,
+                )
+            )
         self._last = (at, events, notifications)
 
     def add(self, sample: RateSample) -> None:
@@ -139,7 +132,7 @@ class ThroughputHistory:
 
 
 class ActivityLog:
-    """Recent happenings, newest last: state changes seen between snapshots and log lines."""
+    """Recent happenings, newest last: state changes seen between snapshots and engine log lines."""
 
     def __init__(self, size: int = 200) -> None:
         self.entries: deque[tuple[float, str]] = deque(maxlen=size)
@@ -157,39 +150,36 @@ class ActivityLog:
         self.entries.append((at, text))
         self.added += 1
 
-    def observe(self, snapshot: Mapping[str, Any], at: float) -> None:
+    def observe(self, snapshot: EngineSnapshot, at: float) -> None:
         """Add a line for each connection, target, pause or store change since the last one."""
-        for conn in snapshot.get("connections") or []:
-            name, state = str(conn.get("name")), str(conn.get("state"))
-            previous = self._states.get(name)
-            if previous != state:
-                error = conn.get("last_error")
-                suffix = f": {error}" if error and state != "connected" else ""
-                self.add(at, f"{name} {previous or 'new'} → {state}{suffix}")
-                self._states[name] = state
-        delivery = snapshot.get("delivery") or {}
-        for key, target in (delivery.get("targets") or {}).items():
-            disabled = target.get("disabled")
-            if disabled and disabled != self._disabled.get(key):
-                self.add(at, f"target {key} disabled: {disabled}")
-            self._disabled[key] = disabled
-        paused = bool(delivery.get("paused"))
-        if self._paused is not None and paused != self._paused:
-            self.add(at, "delivery paused" if paused else "delivery resumed")
-        self._paused = paused
-        self._observe_faults(delivery, at)
+        for conn in snapshot.connections:
+            previous = self._states.get(conn.name)
+            if previous != conn.state:
+                error = conn.last_error
+                suffix = f": {error}" if error and conn.state != "connected" else ""
+                self.add(at, f"{conn.name} {previous or 'new'} → {conn.state}{suffix}")
+                self._states[conn.name] = conn.state
+        delivery = snapshot.delivery
+        for key, target in delivery.targets.items():
+            if target.disabled and target.disabled != self._disabled.get(key):
+                self.add(at, f"target {key} disabled: {target.disabled}")
+            self._disabled[key] = target.disabled
+        if self._paused is not None and delivery.paused != self._paused:
+            self.add(at, "delivery paused" if delivery.paused else "delivery resumed")
+        self._paused = delivery.paused
+        self._observe_faults(snapshot, at)
 
-    def _observe_faults(self, delivery: Mapping[str, Any], at: float) -> None:
-        fault = delivery.get("store_fault")
-        reason = str(fault.get("reason")) if isinstance(fault, Mapping) else None
+    def _observe_faults(self, snapshot: EngineSnapshot, at: float) -> None:
+        delivery = snapshot.delivery
+        reason = None if delivery.store_fault is None else delivery.store_fault.reason
         if reason != self._store_fault:
             if reason is not None:
                 self.add(at, f"store cannot write: {reason}; delivery paused")
             else:
                 self.add(at, "store writes again; delivery resumes")
             self._store_fault = reason
-        until = delivery.get("global_pause_until")
-        left = float(until) - at if isinstance(until, int | float) else 0.0
+        until = delivery.global_pause_until
+        left = until - at if until is not None else 0.0
         pause = left > 0
         if pause and not self._global_pause:
             self.add(at, f"Discord pause: all delivery waits {left:.0f}s")
@@ -198,46 +188,92 @@ class ActivityLog:
         self._global_pause = pause
 
 
-class LogRecordBuffer(logging.Handler):
-    """A logging handler that keeps recent records for the activity log (instead of stdout)."""
+@dataclass(frozen=True, slots=True)
+class FrameChange:
+    """What :meth:`ConsoleState.accept` found new in a frame (the app reacts to these)."""
 
-    def __init__(self, size: int = 200) -> None:
-        super().__init__(logging.INFO)
-        self.records: deque[tuple[float, str]] = deque(maxlen=size)
-        """``(time, "LEVEL message")`` pairs, drained by the dashboard."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Keep the record's time, level and message."""
-        try:
-            text = f"{record.levelname.lower()}: {record.getMessage()}"
-        except Exception:  # a bad format string must not break logging
-            text = f"{record.levelname.lower()}: {record.msg!r}"
-        self.records.append((record.created, text))
-
-    def drain(self) -> list[tuple[float, str]]:
-        """Every record since the last call."""
-        out = list(self.records)
-        self.records.clear()
-        return out
+    link_changed: bool
+    """The link state (``live``, ``connecting``, ``lost``) differs from the previous frame's."""
+    settings_changed: bool
+    """The console settings (theme, keymap, flags, refresh) differ from the previous snapshot's."""
 
 
 @dataclass(slots=True)
 class ConsoleState:
-    """Everything the screens share: where snapshots come from and what has been seen so far."""
+    """Everything the screens share: the backend, who operates, and what has been seen so far."""
 
-    source: SnapshotSource
-    """The engine (or a fake)."""
-    settings: Any
-    """The live :class:`~wanderer_console.config.model.Settings` the engine also reads."""
-    config_path: Any
-    """The TOML file flag changes are written to, or ``None`` to change them in memory only."""
-    clock: Any
-    """A :class:`~wanderer_console.ui.clock.Clock`."""
+    backend: ConsoleBackend
+    """The engine, in this process or attached over its control endpoint (or a test fake)."""
+    actor: str
+    """Who operates this console (``tui:alice@host``), sent with every operation."""
+    clock: Clock
+    """The console's clock (frozen in tests)."""
     history: ThroughputHistory
     """Rates for the chart."""
     activity: ActivityLog
     """Recent happenings for the log panel."""
-    log_buffer: LogRecordBuffer | None = None
-    """Engine log records captured while the TUI owns the terminal."""
-    latest: Mapping[str, Any] | None = None
-    """The snapshot the dashboard last rendered (the palette offers commands from it)."""
+    latest: EngineSnapshot | None = None
+    """The snapshot the dashboard last rendered (the palette and the toggles read it)."""
+    link: LinkState = field(default_factory=LinkState)
+    """How the console is connected to its engine, as the last frame said."""
+    identity: EngineIdentity | None = None
+    """Which engine this is, once known."""
+    frames: int = 0
+    """Frames accepted so far (tests wait on it)."""
+    live_at: float | None = None
+    """When the last frame of a live link came: what a stale dashboard shows."""
+    dropped: int = 0
+    """Frames or log lines the backend said this console missed, in total."""
+
+    @property
+    def settings(self) -> ConsoleSettingsView:
+        """The engine's console settings as of the latest snapshot (defaults before the first)."""
+        return ConsoleSettingsView() if self.latest is None else self.latest.settings
+
+    @property
+    def config(self) -> ConfigState | None:
+        """The engine's config file state as of the latest snapshot."""
+        return None if self.latest is None else self.latest.config
+
+    @property
+    def live(self) -> bool:
+        """The link to the engine is live (a stale snapshot is shown otherwise)."""
+        return self.link.state == "live"
+
+    def accept(self, frame: Frame, now: float) -> FrameChange:
+        """Take ``frame`` in (at ``now``); returns what changed for the screens to react to."""
+        previous = self.latest
+        link_changed = frame.link.state != self.link.state
+        self._note_link(frame.link, now)
+        self.link = frame.link
+        if frame.identity is not None:
+            self.identity = frame.identity
+        elif self.identity is None:
+            self.identity = self.backend.identity
+        for line in frame.logs:
+            self.activity.add(line.at, f"{line.level.lower()}: {line.text}")
+        if frame.dropped > 0:
+            self.dropped += frame.dropped
+            self.activity.add(
+                now, f"console missed {frame.dropped} frame(s) or log line(s): it read too slowly"
+            )
+        snapshot = frame.snapshot
+        self.latest = snapshot
+        self.frames += 1
+        if frame.link.state == "live":
+            self.live_at = now
+            self.history.observe(snapshot, now)
+            self.activity.observe(snapshot, now)
+        settings_changed = previous is None or previous.settings != snapshot.settings
+        return FrameChange(link_changed, settings_changed)
+
+    def _note_link(self, link: LinkState, now: float) -> None:
+        if link.state == self.link.state:
+            return
+        if link.state == "live":
+            if self.frames:
+                self.activity.add(now, "engine link live again")
+            return
+        detail = f": {link.detail}" if link.detail else ""
+        word = "lost" if link.state == "lost" else "connecting"
+        self.activity.add(now, f"engine {word}{detail}")

@@ -39,8 +39,8 @@ async def measure_tui_startup(
     caller stops the runtime.
     """
     t0 = time.perf_counter() if started is None else started
-    settings = runtime.settings
-    app = build_app(runtime, settings=settings, config_path=None, theme=settings.console.theme)
+    backend = runtime.console  # its LocalBackend, as the launcher runs the console on
+    app = build_app(backend, theme=runtime.settings.console.theme)
     probe = FrameProbe(app)
     await runtime.start()
     runtime_started = time.perf_counter()
@@ -56,7 +56,7 @@ async def measure_tui_startup(
             await asyncio.sleep(POLL_SECONDS)
         if connected_sources > 0:
             while time.perf_counter() < deadline:
-                states = [c["state"] for c in runtime.snapshot()["connections"]]
+                states = [c.state for c in (await backend.snapshot()).connections]
                 if sum(state == "connected" for state in states) >= connected_sources:
                     connected = time.perf_counter()
                     break

@@ -41,6 +41,7 @@ DOMAIN_VARIABLES: dict[str, str] = {
     "breaker-half-open": "#E5B53B",
     "breaker-open": "#E05252",
     "cache-hit": "#4FA3D9",
+    "engine-lost": "#E05252",
     "store-fault": "#E05252",
     "discord-pause": "#E5B53B",
     "target-dead": "#E05252",

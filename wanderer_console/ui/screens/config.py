@@ -1,20 +1,26 @@
-"""The config pane: the active config file in an editor, secrets masked, validated before saving.
+"""The config pane: the engine's config file in an editor, secrets masked, applied only when valid.
 
-Saving never applies anything itself. The text is validated with
-:func:`~wanderer_console.config.loader.parse_settings_text` (problems are listed with line and key
-and the cursor jumps to the first one), written atomically (temporary file + rename, the file's
-mode kept), and then the engine's hot reloader takes it from there: called at once with source
-``tui`` when the snapshot source exposes one (so the audit says who changed it), otherwise picked
-up by its file watcher.
+The text comes from the engine (:meth:`ConsoleBackend.config_text
+<wanderer_console.console_api.ConsoleBackend.config_text>`) with every secret replaced by a
+``«secret-N»`` placeholder: secret values never cross to the console, so they are changed in the
+file on the engine's host (a new key may be typed here with its real value; it is masked from
+then on). ctrl+s sends the edited text back (``apply_config``) with the digest it was loaded at;
+the engine validates it, puts its own values back for the placeholders, writes the file and
+applies it, or changes nothing:
 
-Secrets are shown as ``«secret-N»`` placeholders until revealed (ctrl+r). Saving a masked text
-puts the real values back first and refuses when a placeholder was edited, so a secret can never
-be overwritten by its mask or silently dropped (see :mod:`wanderer_console.ui.config_text`).
+* problems are listed with their line and key, and the cursor jumps to the first one;
+* a file changed since the pane loaded it is not overwritten: the pane says so, and a second
+  ctrl+s overwrites it with this text;
+* once applied, a toast says which keys wait for a restart.
+
+The pane follows the file: when the snapshot's config digest changes (another console, a toggle,
+an editor on the engine's host), an unedited pane loads the new text and an edited one says "file
+changed on disk".
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePath
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -22,161 +28,159 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Header, Static, TextArea
 
-from wanderer_console.config.loader import ConfigError, Problem, parse_settings_text
-from wanderer_console.ui.config_text import (
-    MaskError,
-    atomic_write_text,
-    mask_secrets,
-    unmask_secrets,
+from wanderer_console.console_api import (
+    ApplyResult,
+    BackendError,
+    ConfigProblem,
+    ConfigState,
+    ConfigText,
 )
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
 
-__all__ = ["ConfigScreen", "format_problem", "reload_config"]
+__all__ = ["ConfigScreen", "applied_summary", "reload_summary"]
 
 
-def format_problem(problem: Problem) -> str:
-    """``line 7 · maps.alpha.url: message`` (the file is the one being edited)."""
-    where = f"line {problem.line}" if problem.line else "no line"
-    return f"{where} · {problem.key}: {problem.message}"
+def _restart(result: ApplyResult) -> str:
+    return f"restart needed for {', '.join(result.restart_required)}"
 
 
-def reload_config(state: ConsoleState) -> str:
-    """Ask the engine's reloader (when reachable) to pick the file up now; returns a summary.
-
-    Without a reloader the file is touched, so a watching engine in another process notices it.
-    """
-    reloader = getattr(state.source, "reloader", None)
-    reload = getattr(reloader, "reload", None)
-    if callable(reload):
-        result = reload(source="tui")
-        status = str(getattr(result, "status", "done"))
-        restart = list(getattr(result, "restart_required", []) or [])
-        problems = list(getattr(result, "problems", []) or [])
-        if problems:
-            return f"reload {status}: {problems[0]}"
-        if restart:
-            return f"reload {status}; restart needed for {', '.join(restart)}"
-        return f"reload {status}"
-    path = state.config_path
-    if path is None:
-        return "no config file to reload"
-    Path(path).touch()
-    return "config file touched; a watching engine reloads it"
+def reload_summary(result: ApplyResult) -> str:
+    """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``."""
+    text = f"Reload {result.status}"
+    if result.problems:
+        return f"{text}: {result.problems[0].describe()}"
+    if result.restart_required:
+        return f"{text}; {_restart(result)}"
+    if result.message and result.status not in ("applied", "unchanged"):
+        return f"{text}: {result.message}"
+    return text
 
 
-DISK_CHECK_SECONDS = 1.0
-"""How often the pane looks whether the file changed on disk."""
+def applied_summary(name: str, result: ApplyResult) -> str:
+    """The toast after a save the engine took: ``Saved config.toml; restart needed for X``."""
+    if result.status == "unchanged":
+        return f"Nothing to save: {name} already holds this text."
+    if result.restart_required:
+        return f"Saved {name}; {_restart(result)}."
+    return f"Saved {name}; applied."
 
 
 class ConfigScreen(Screen[None]):
-    """Edit the config file: ctrl+s validates and saves, ctrl+r reveals or masks the secrets."""
+    """Edit the engine's config file: ctrl+s has the engine validate, save and apply it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Validate & save", id="config.save"),
-        Binding("ctrl+r", "reveal", "Reveal/mask secrets", id="config.reveal"),
         Binding("escape", "app.dashboard", "Back", id="config.back"),
     ]
 
     def __init__(self, state: ConsoleState) -> None:
         super().__init__()
         self.state = state
-        """Shared console state (the config path and the snapshot source)."""
-        self.revealed = False
-        """Whether the editor shows the real secret values."""
-        self._secrets: tuple[str, ...] = ()
-        self._saved_text = ""
-        """The file's text as last loaded or saved here (what the editor started from)."""
-        self._overwrite: str | None = None
-        """The on-disk text a refused save saw; saving again over that same text overwrites."""
+        """Shared console state (the backend, the actor, the latest snapshot)."""
+        self.loaded: ConfigText | None = None
+        """The text as the engine last sent it (or as last saved here), with its digest."""
+        self._force = False
+        """A save was refused because the file changed: the next ctrl+s overwrites it."""
         self._disk_changed = False
-        """The file changed on disk while the pane had edits of its own."""
-        self.problems: list[Problem] = []
-        """What the last save attempt found wrong."""
+        """The file changed on the engine's host while the pane had edits of its own."""
+        self._followed: str | None = None
+        """The snapshot digest the pane last reacted to (each change is handled once)."""
+        self._fetching = False
+        self.problems: list[ConfigProblem] = []
+        """What the engine found wrong with the last save attempt."""
 
     @property
-    def path(self) -> Path | None:
-        """The file being edited."""
-        path = self.state.config_path
-        return None if path is None else Path(path)
+    def name_shown(self) -> str:
+        """The file's name (``config.toml``), or ``config`` before it is known."""
+        path = None if self.loaded is None else self.loaded.path
+        return PurePath(path).name if path else "config"
+
+    @property
+    def editable(self) -> bool:
+        """There is a file to save to."""
+        return self.loaded is not None and self.loaded.path is not None
 
     def compose(self) -> ComposeResult:
         """Header, hint, editor, problems, footer."""
         yield Header()
-        yield Static(id="config-hint")
+        yield Static("Loading the config from the engine…", id="config-hint")
         editor = TextArea(id="config-text", show_line_numbers=True, soft_wrap=False)
         if "toml" in editor.available_languages:  # needs the optional tree-sitter extras
             editor.language = "toml"
-        editor.border_title = "no config file" if self.path is None else self.path.name
+        editor.read_only = True
         yield editor
         yield Static(id="config-problems")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        """Load the file, masked."""
+        """Ask the engine for the text (masked)."""
         editor = self.query_one("#config-text", TextArea)
         editor.cursor_blink = not self.app.is_headless  # steady cursor in snapshots
-        path = self.path
-        text = self._disk_text() or ""
-        self._load(text)
-        editor.read_only = path is None
-        self._show_hint()
         self._show_problems()
         editor.focus()
-        if path is not None:
-            self.set_interval(DISK_CHECK_SECONDS, self.check_disk)
+        self.run_worker(self.fetch(), name="console config text", group="config")
 
-    def _disk_text(self) -> str | None:
-        """The file's current text (``None`` without a file or when it cannot be read)."""
-        path = self.path
-        if path is None:
-            return None
-        try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+    # -- loading and following -------------------------------------------------------------------
 
-    def _load(self, text: str) -> None:
-        """Show ``text`` (masked unless revealed) as the unmodified state of the pane."""
-        if self.revealed:
-            self._replace_text(text)
-        else:
-            masked = mask_secrets(text)
-            self._secrets = masked.secrets
-            self._replace_text(masked.text)
-        self._mark_clean(text)
+    async def fetch(self, *, announce: bool = False) -> bool:
+        """Load the engine's config text into the pane; False when the engine could not send it.
 
-    def _mark_clean(self, text: str) -> None:
-        """``text`` is what the file holds and what the pane shows: nothing to warn about."""
-        self._saved_text = text
-        self._overwrite = None
-        self._disk_changed = False
-        self.query_one("#config-text", TextArea).border_subtitle = ""
-
-    def check_disk(self) -> None:
-        """Follow changes made to the file by others (an editor, a toggle, the palette).
-
-        Unedited, the pane shows the new text at once; with edits of its own, it keeps them and
-        says the file changed, and a save then asks for confirmation instead of overwriting.
+        ``announce``: toast that the file changed on disk (a reload the operator did not ask for).
         """
-        disk = self._disk_text()
-        if disk is None or disk == self._saved_text:
+        self._fetching = True
+        try:
+            text = await self.state.backend.config_text()
+        except BackendError as exc:
+            self.query_one("#config-hint", Static).update(f"Cannot load the config: {exc}")
+            self.notify(f"Cannot load the config: {exc}", severity="error", timeout=10)
+            return False
+        finally:
+            self._fetching = False
+        if self.modified():  # the operator typed while the text was on its way: keep the edits
+            if announce:
+                self._disk_changed = True
+                self._show_modified()
+            return True
+        self.show_text(text)
+        if announce:
+            self.notify(f"{self.name_shown} changed on disk; reloaded.")
+        return True
+
+    def show_text(self, text: ConfigText) -> None:
+        """Show ``text`` as the unmodified state of the pane."""
+        self.loaded = text
+        self._force = False
+        self._disk_changed = False
+        editor = self.query_one("#config-text", TextArea)
+        editor.read_only = text.path is None
+        editor.border_title = "no config file" if text.path is None else self.name_shown
+        self._replace_text(text.text)
+        editor.border_subtitle = ""
+        self._show_hint()
+        self.refresh_bindings()
+
+    def follow(self, config: ConfigState | None) -> None:
+        """React to the latest snapshot's config state (called for every frame).
+
+        A new digest means the file changed on the engine's host: an unedited pane loads the new
+        text, an edited one keeps its edits and says the file changed.
+        """
+        loaded = self.loaded
+        if loaded is None or loaded.path is None or config is None or self._fetching:
             return
-        if not self._modified():
-            self._load(disk)
-            self._show_hint()
-            self.notify(f"{self.path.name if self.path else 'config'} changed on disk; reloaded.")
+        digest = config.digest
+        if digest is None or digest == loaded.digest or digest == self._followed:
+            return
+        self._followed = digest
+        if not self.modified():
+            self.run_worker(self.fetch(announce=True), name="console config text", group="config")
         else:
             self._disk_changed = True
             self._show_modified()
 
     # -- text ------------------------------------------------------------------------------------
-
-    def real_text(self) -> str:
-        """The editor's text with the real secrets; raises :class:`MaskError` if masks changed."""
-        text = self.query_one("#config-text", TextArea).text
-        return text if self.revealed else unmask_secrets(text, self._secrets)
 
     def _replace_text(self, text: str) -> None:
         editor = self.query_one("#config-text", TextArea)
@@ -186,16 +190,25 @@ class ConfigScreen(Screen[None]):
         row = min(row, len(lines) - 1)
         editor.move_cursor((row, min(column, len(lines[row]))))
 
+    def modified(self) -> bool:
+        """The editor holds edits not yet saved."""
+        if self.loaded is None:
+            return False
+        return self.query_one("#config-text", TextArea).text != self.loaded.text
+
     def _show_hint(self) -> None:
-        if self.path is None:
-            self.query_one("#config-hint", Static).update(
-                "No config file: start the console with --config to edit one."
+        hint = self.query_one("#config-hint", Static)
+        loaded = self.loaded
+        if loaded is None or loaded.path is None:
+            hint.update(
+                "No config file: the engine runs without one (start it with --config to edit"
+                " one here)."
             )
             return
-        count = len(self._secrets)
-        secrets = "secrets REVEALED" if self.revealed else f"{count} secret(s) masked as «secret-N»"
-        self.query_one("#config-hint", Static).update(
-            f"Editing {self.path.name} · {secrets} · saved only when valid; the engine reloads it"
+        hint.update(
+            f"Editing {self.name_shown} · {loaded.secrets} secret(s) shown as «secret-N»: their"
+            " values are edited in the file on the engine's host (a new key may be typed with"
+            " its real value) · saved only when valid, then applied by the engine"
         )
 
     def _show_problems(self, message: str | None = None) -> None:
@@ -205,86 +218,77 @@ class ConfigScreen(Screen[None]):
         elif self.problems:
             text = coloured(self, f"{len(self.problems)} problem(s), not saved:\n", "health-down")
             text.stylize("bold")
-            text.append("\n".join(format_problem(p) for p in self.problems))
+            text.append("\n".join(problem.describe() for problem in self.problems))
             panel.update(text)
         else:
             panel.update("")
         panel.display = bool(message or self.problems)
 
-    # -- actions ---------------------------------------------------------------------------------
-
-    def action_reveal(self) -> None:
-        """Show the real secret values, or mask them again (edits are kept either way)."""
-        editor = self.query_one("#config-text", TextArea)
-        if self.revealed:
-            masked = mask_secrets(editor.text)
-            self._secrets = masked.secrets
-            self._replace_text(masked.text)
-            self.revealed = False
-        else:
-            try:
-                real = unmask_secrets(editor.text, self._secrets)
-            except MaskError as exc:
-                self.notify(str(exc), severity="error", timeout=8)
-                return
-            self._replace_text(real)
-            self.revealed = True
-        self._show_hint()
+    # -- saving ----------------------------------------------------------------------------------
 
     def action_save(self) -> None:
-        """Validate, then write atomically and let the hot reloader apply it."""
-        path = self.path
-        if path is None:
+        """Have the engine validate, write and apply the text (in the background)."""
+        if not self.editable:
             self.notify("No config file to save to.", severity="warning")
             return
+        self.run_worker(self.save(), name="console config save", group="config")
+
+    async def save(self) -> ApplyResult | None:
+        """Send the editor's text to the engine; show what it did. ``None``: not reached."""
+        loaded = self.loaded
+        if loaded is None or loaded.path is None:
+            return None
+        editor = self.query_one("#config-text", TextArea)
+        text = editor.text
         try:
-            text = self.real_text()
-        except MaskError as exc:
+            result = await self.state.backend.apply_config(
+                text, base_digest=loaded.digest, force=self._force, actor=self.state.actor
+            )
+        except BackendError as exc:
             self.problems = []
             self._show_problems(f"Not saved: {exc}")
-            return
-        try:
-            parse_settings_text(text, file=str(path))
-        except ConfigError as exc:
-            self.problems = list(exc.problems)
+            self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+            return None
+        if result.status in ("applied", "unchanged"):
+            self._saved(text, result)
+        elif result.status == "conflict":
+            self._force = True
+            self.problems = []
+            self._show_problems(
+                f"Not saved: {self.name_shown} changed on disk since it was opened here. Press"
+                " ctrl+s again to overwrite it with this text, or escape and open the pane again"
+                " to start from the new file."
+            )
+        elif result.problems:
+            self.problems = list(result.problems)
             self._show_problems()
             first = next((p.line for p in self.problems if p.line), None)
             if first is not None:
-                editor = self.query_one("#config-text", TextArea)
                 editor.move_cursor((first - 1, 0), center=True)
                 editor.focus()
             self.app.bell()  # the problems panel says what is wrong; a toast would cover it
-            return
-        disk = self._disk_text()
-        if disk is not None and disk != self._saved_text and disk != self._overwrite:
-            # Someone else saved the file since the pane loaded it: do not silently undo that.
-            self._overwrite = disk
+        else:
             self.problems = []
-            self._show_problems(
-                f"Not saved: {path.name} changed on disk since it was opened here. Press ctrl+s"
-                " again to overwrite it with this text, or escape and open the pane again to"
-                " start from the new file."
-            )
-            return
-        try:
-            atomic_write_text(path, text)
-        except OSError as exc:
-            self.problems = []
-            self._show_problems(f"Not saved: cannot write {path}: {exc.strerror or exc}")
-            return
-        self._mark_clean(text)
+            self._show_problems(f"Not saved: {result.message or result.status}")
+        return result
+
+    def _saved(self, text: str, result: ApplyResult) -> None:
+        assert self.loaded is not None
+        self.loaded = self.loaded.model_copy(update={"text": text, "digest": result.digest})
+        self._force = False
+        self._disk_changed = False
         self.problems = []
         self._show_problems()
-        summary = reload_config(self.state)
-        self.state.activity.add(
-            self.state.clock.wall(), f"config saved from the console; {summary}"
-        )
-        self.notify(f"Saved {path.name}; {summary}.")
+        self._show_modified()
+        self.notify(applied_summary(self.name_shown, result))
+        if result.status == "applied":
+            # What the file holds now, masked: a secret typed in with its real value is masked.
+            self.run_worker(self.fetch(), name="console config text", group="config")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Saving and revealing need a file."""
-        if action in ("save", "reveal"):
-            return self.path is not None
+        """Saving needs a file."""
+        if action == "save":
+            return self.editable
         return True
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -294,14 +298,7 @@ class ConfigScreen(Screen[None]):
 
     def _show_modified(self) -> None:
         editor = self.query_one("#config-text", TextArea)
-        subtitle = "modified" if self._modified() else ""
+        subtitle = "modified" if self.modified() else ""
         if subtitle and self._disk_changed:
             subtitle += " · file changed on disk"
         editor.border_subtitle = subtitle
-
-    def _modified(self) -> bool:
-        try:
-            current = self.real_text()
-        except MaskError:
-            return True
-        return current != self._saved_text

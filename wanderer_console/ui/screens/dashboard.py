@@ -1,24 +1,31 @@
 """The dashboard: connections, delivery, breakers, cache, counters, throughput and activity.
 
 Delivery faults (the store cannot write, a Discord global pause) are badges under the header;
-dead targets are red in the delivery panel, with their reason and what they hold.
+dead targets are red in the delivery panel, with their reason and what they hold. While the link
+to an attached engine is down, a badge says so and the panels are dimmed: they show the last
+snapshot the engine sent.
 
-The screen owns the poll timer because it owns the widgets the poll feeds (STYLE.md pitfall 3):
-once a second it takes one snapshot and renders every panel from it; never per event.
+The screen follows the backend's frames (:meth:`ConsoleBackend.frames
+<wanderer_console.console_api.ConsoleBackend.frames>`, every ``console.refresh_seconds``) in a
+worker, because it owns the widgets they feed (STYLE.md pitfall 3): each frame is taken in by
+:meth:`~wanderer_console.ui.model.ConsoleState.accept` and every panel is rendered from its
+snapshot; never per event. Panels redraw only what changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Input
 
+from wanderer_console.console_api import EngineSnapshot, Frame
 from wanderer_console.ui.faults import dead_targets, delivery_held
-from wanderer_console.ui.model import ConsoleState, retrier_of
+from wanderer_console.ui.model import ConsoleState, engine_label, format_uptime
 from wanderer_console.ui.widgets.activity import ActivityPanel
 from wanderer_console.ui.widgets.badges import FaultBadges
 from wanderer_console.ui.widgets.breakers import BreakersTable
@@ -29,12 +36,22 @@ from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
 
-__all__ = ["DashboardScreen"]
+if TYPE_CHECKING:
+    from wanderer_console.ui.app import WandererApp
 
-POLL_SECONDS = 1.0
-"""How often the dashboard reads a snapshot."""
+__all__ = ["FRAMES_TASK", "DashboardScreen", "dashboard_title"]
+
+FIRST_INTERVAL = 1.0
+"""Seconds between frames until the first snapshot says ``console.refresh_seconds``."""
+MIN_INTERVAL = 0.1
+"""The shortest refresh interval asked of the backend, whatever the settings say."""
+RETRY_SECONDS = 1.0
+"""After the frames stream failed (a bug, not a lost engine: that comes as link frames), how long
+the screen waits before asking for it again."""
 CHART_MIN_INTERVAL = 0.5
 """The chart is rebuilt at most twice a second (a plotext build costs 10-15 ms)."""
+FRAMES_TASK = "console frames"
+"""The name of the task that follows the frames (the UI latency benchmark counts it as UI)."""
 
 
 def _panel(*widgets: Any, title: str, panel_id: str) -> Vertical:
@@ -43,15 +60,42 @@ def _panel(*widgets: Any, title: str, panel_id: str) -> Vertical:
     return box
 
 
+def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -> str:
+    """The dashboard's header: the engine (when known), its uptime and delivery's state.
+
+    A lost engine is said by the badge under it (the other screens' titles say it instead).
+    Only what changes rarely: a new header title costs the whole screen a new layout, so the
+    queue depth (which changes all the time) is in the counters panel instead.
+    """
+    delivery = snapshot.delivery
+    held = delivery_held(delivery, now)
+    word = "PAUSED" if delivery.paused else "HELD" if held else "running"
+    if state.identity is not None:
+        engine = engine_label(state.identity, snapshot)
+    else:
+        engine = f"v{snapshot.version or '?'} · up {format_uptime(snapshot.uptime)}"
+    return f"{engine} · delivery {word}"
+
+
 class DashboardScreen(Screen[None]):
     """The default screen: what the engine is doing right now."""
 
     def __init__(self, state: ConsoleState) -> None:
         super().__init__()
         self.state = state
-        """Shared console state (source, clock, history, activity)."""
+        """Shared console state (backend, clock, history, activity)."""
         self._chart_drawn_at = float("-inf")
-        self._last: dict[str, Any] | None = None
+        self._last: EngineSnapshot | None = None
+        self.interval = FIRST_INTERVAL
+        """Seconds between the frames asked of the backend now."""
+
+    @property
+    def wanderer(self) -> WandererApp:
+        """The app, typed."""
+        from wanderer_console.ui.app import WandererApp
+
+        assert isinstance(self.app, WandererApp)
+        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, fault badges, the panels in a grid, footer."""
@@ -83,16 +127,15 @@ class DashboardScreen(Screen[None]):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        """Render once at once, then every second; re-render at once when the theme changes."""
-        self.poll()
-        self.set_interval(POLL_SECONDS, self.poll)
+        """Follow the backend's frames; re-render at once when the theme changes."""
+        self.run_worker(self.follow_frames(), name=FRAMES_TASK, group="frames", exclusive=True)
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def _theme_changed(self, _theme: object) -> None:
         # Table cells carry colours resolved at render time; redraw them with the new theme.
         if self._last is not None:
             self._chart_drawn_at = float("-inf")
-            self.render_snapshot(self._last, self.state.clock.wall())
+            self.render_snapshot(self._last, self.state.clock.wall(), force=True)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Filter the activity log as the operator types."""
@@ -100,82 +143,87 @@ class DashboardScreen(Screen[None]):
             event.stop()
             self.query_one(ActivityPanel).set_filter(event.value)
 
-    def poll(self) -> None:
-        """Take one snapshot and render every panel from it."""
-        state = self.state
-        now = state.clock.wall()
-        try:
-            snapshot = state.source.snapshot()
-        except Exception as exc:  # the console must outlive a failing engine view
-            state.activity.add(now, f"snapshot failed: {exc}")
-            self.query_one(ActivityPanel).show(state.activity)
-            return
-        if state.log_buffer is not None:
-            for at, text in state.log_buffer.drain():
-                state.activity.add(at, text)
-        state.history.observe(snapshot, now)
-        state.activity.observe(snapshot, now)
-        self.render_snapshot(snapshot, now)
+    # -- frames ----------------------------------------------------------------------------------
 
-    def render_snapshot(self, snapshot: dict[str, Any], now: float) -> None:
-        """Push ``snapshot`` into the panels."""
+    async def follow_frames(self) -> None:
+        """Show every frame of the backend, at the interval the engine's settings ask for.
+
+        A backend never ends its stream for a lost engine (it sends link frames instead); if the
+        stream fails or ends anyway, that is said in the activity panel and it is asked again.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            task.set_name(FRAMES_TASK)
+        while True:
+            stream = self.state.backend.frames(self.interval)
+            try:
+                async for frame in stream:
+                    self.show_frame(frame)
+                    wanted = max(MIN_INTERVAL, frame.snapshot.settings.refresh_seconds)
+                    if wanted != self.interval:
+                        self.interval = wanted
+                        break  # ask again at the new interval
+                else:
+                    self._stream_trouble("the engine's frame stream ended")
+                    await asyncio.sleep(RETRY_SECONDS)
+            except Exception as exc:  # the console must outlive a failing backend
+                self._stream_trouble(f"the engine's frame stream failed: {exc}")
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+
+    def _stream_trouble(self, text: str) -> None:
+        self.state.activity.add(self.state.clock.wall(), f"{text}; asking again")
+        self.query_one(ActivityPanel).show(self.state.activity)
+
+    def show_frame(self, frame: Frame) -> None:
+        """Take ``frame`` in, render every panel from it, and let the app follow it."""
+        now = self.state.clock.wall()
+        change = self.state.accept(frame, now)
+        self.render_snapshot(frame.snapshot, now)
+        self.wanderer.frame_shown(change)
+
+    def render_snapshot(self, snapshot: EngineSnapshot, now: float, *, force: bool = False) -> None:
+        """Push ``snapshot`` into the panels (``force``: redraw even what did not change)."""
         self._last = snapshot
-        self.state.latest = snapshot
-        delivery = snapshot.get("delivery") or {}
-        paused = bool(delivery.get("paused"))
-        held = delivery_held(delivery, now)
-        # Only what changes rarely: a new header title costs the whole screen a new layout,
-        # so the queue depth (which changes all the time) is in the counters panel instead.
-        sub_title = (
-            f"v{snapshot.get('version', '?')} · up {_uptime(snapshot.get('uptime'))} · "
-            f"delivery {'PAUSED' if paused else 'HELD' if held else 'running'}"
-        )
+        state = self.state
+        delivery = snapshot.delivery
+        sub_title = dashboard_title(state, snapshot, now)
         if sub_title != self.sub_title:
             self.sub_title = sub_title
-        self.query_one(FaultBadges).show(delivery, now)
-        self.query_one(ConnectionsTable).show(snapshot.get("connections") or [], now)
-        self._render_delivery(delivery, paused)
-        breakers = snapshot.get("breakers") or {}
+        self.query_one(FaultBadges).show(delivery, now, state.link, state.live_at)
+        self.query_one("#dashboard").set_class(not state.live, "-stale")
+        self.query_one(ConnectionsTable).show(snapshot.connections, now)
+        self._render_delivery(snapshot)
+        breakers = snapshot.breakers
         self.query_one(BreakersTable).show(breakers, now)
         breakers_panel = self.query_one("#breakers-panel")
-        open_count = sum(1 for b in breakers.values() if _breaker_state(b) != "closed")
+        open_count = sum(1 for b in breakers.values() if b.state != "closed")
         breakers_panel.border_subtitle = f"{open_count} not closed" if open_count else ""
         breakers_panel.set_class(bool(open_count), "-tripped")
-        cache = snapshot.get("cache")
         cache_panel = self.query_one("#cache-panel")
-        cache_panel.display = isinstance(cache, dict) and bool(cache)
-        if isinstance(cache, dict) and cache:
-            self.query_one(CachePanel).show(cache)
-        self.query_one(CountersPanel).show(snapshot)
-        self.query_one(ActivityPanel).show(self.state.activity)
+        has_cache = snapshot.cache != type(snapshot.cache)()
+        cache_panel.display = has_cache
+        if has_cache:
+            self.query_one(CachePanel).show(snapshot.cache, force=force)
+        self.query_one(CountersPanel).show(snapshot.counters, snapshot.queue_depth, force=force)
+        self.query_one(ActivityPanel).show(state.activity)
         tick = time.monotonic()
         if tick - self._chart_drawn_at >= CHART_MIN_INTERVAL:
             self._chart_drawn_at = tick
-            self.query_one(ThroughputChart).show(list(self.state.history.samples), now)
+            self.query_one(ThroughputChart).show(list(state.history.samples), now)
 
-    def _render_delivery(self, delivery: dict[str, Any], paused: bool) -> None:
-        self.query_one(DeliveryTable).show(delivery.get("targets") or {})
+    def _render_delivery(self, snapshot: EngineSnapshot) -> None:
+        delivery = snapshot.delivery
+        self.query_one(DeliveryTable).show(delivery.targets)
         dead = dead_targets(delivery)
         self.query_one(DeadTargetNotes).show(dead)
-        notes = ["PAUSED"] if paused else []
+        notes = ["PAUSED"] if delivery.paused else []
         if dead:
-            can_retry = retrier_of(self.state.source) is not None
-            notes.append(
-                f"{len(dead)} dead" + (" · ctrl+p: Retry dead target" if can_retry else "")
-            )
+            notes.append(f"{len(dead)} dead · ctrl+p: Retry dead target")
         panel = self.query_one("#delivery-panel")
         panel.border_subtitle = " · ".join(notes)
-        panel.set_class(paused, "-paused")
+        panel.set_class(delivery.paused, "-paused")
         panel.set_class(bool(dead), "-dead")
-
-
-def _uptime(value: Any) -> str:
-    """Uptime to the minute (the header changes at most once a minute)."""
-    if not isinstance(value, int | float):
-        return "-"
-    hours, minutes = divmod(int(value) // 60, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def _breaker_state(info: Any) -> str:
-    return str(info.get("state") if isinstance(info, dict) else info)

@@ -1,4 +1,4 @@
-"""Notification switches, global and per map; a flip applies at once and is saved to the file."""
+"""Notification switches, global and per map; a flip is applied and saved by the engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from wanderer_console.ui.flags import FLAG_NAMES, FlagRef, flags_for
+from wanderer_console.ui.flags import FLAG_NAMES, FlagRef, flag_value, scope_label, scopes
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
@@ -18,11 +18,29 @@ from wanderer_console.ui.widgets.keybar import KeyBar
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
 
-__all__ = ["TogglesScreen"]
+__all__ = ["TogglesScreen", "toggles_hint"]
+
+
+def toggles_hint(state: ConsoleState) -> str:
+    """What the screen says about the flags and where a flip goes."""
+    config = state.config
+    where = None if config is None else config.path
+    saved = (
+        f"Changes apply at once and are saved to {where}."
+        if where
+        else "Changes apply at once (no config file: not saved)."
+    )
+    return (
+        f"Global and per-map flags are ANDed: a map cannot turn on what global turns off. {saved}"
+    )
 
 
 class TogglesScreen(Screen[None]):
-    """A table of scopes (global, then each map) by flag; Enter or Space flips a cell."""
+    """A table of scopes (global, then each map) by flag; Enter or Space flips a cell.
+
+    The cells show the flags of the latest snapshot, so a flip made elsewhere (another console, a
+    hot reload) shows up with the next frame.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "flip", "Flip", id="toggles.flip"),
@@ -32,8 +50,9 @@ class TogglesScreen(Screen[None]):
     def __init__(self, state: ConsoleState) -> None:
         super().__init__()
         self.state = state
-        """Shared console state (the settings are flipped here)."""
+        """Shared console state (the flags are read from its latest snapshot)."""
         self._shown: dict[FlagRef, bool] = {}
+        self._hint = ""
 
     @property
     def wanderer(self) -> WandererApp:
@@ -46,17 +65,8 @@ class TogglesScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Header, hint, flags table, footer."""
         yield Header()
-        where = self.state.config_path
-        hint = (
-            f"Changes apply at once and are saved to {where}."
-            if where
-            else "Changes apply at once (no config file: not saved)."
-        )
-        yield Static(
-            f"Global and per-map flags are ANDed: a map cannot turn on what global turns off. "
-            f"{hint}",
-            id="toggles-hint",
-        )
+        self._hint = toggles_hint(self.state)
+        yield Static(self._hint, id="toggles-hint")
         yield DataTable(id="flags", cursor_type="cell", zebra_stripes=True)
         yield KeyBar()
 
@@ -77,16 +87,15 @@ class TogglesScreen(Screen[None]):
 
     def _fill(self, table: DataTable[Any]) -> None:
         settings = self.state.settings
-        for tenant in [None, *settings.maps]:
-            label = "global" if tenant is None else f"map {settings.maps[tenant].name}"
+        for tenant in scopes(settings):
             table.add_row(
-                Text(label, style="bold"),
+                Text(scope_label(settings, tenant), style="bold"),
                 *(self._cell(FlagRef(tenant, f)) for f in FLAG_NAMES),
                 key=tenant or "",
             )
 
     def _value(self, ref: FlagRef) -> bool:
-        return bool(getattr(flags_for(self.state.settings, ref.tenant), ref.flag))
+        return flag_value(self.state.settings, ref)
 
     def _cell(self, ref: FlagRef) -> Any:
         on = self._shown[ref] = self._value(ref)
@@ -97,37 +106,45 @@ class TogglesScreen(Screen[None]):
         )
 
     def refresh_flags(self) -> None:
-        """Redraw every cell from the settings (after a flip, the palette or a hot reload)."""
+        """Redraw the cells whose flag changed in the latest snapshot (rebuild when maps came or
+        went); called for every frame, so it does nothing when nothing changed."""
+        if not self.is_mounted:
+            return
+        hint = toggles_hint(self.state)
+        if hint != self._hint:
+            self._hint = hint
+            self.query_one("#toggles-hint", Static).update(hint)
         table = self.query_one("#flags", DataTable)
+        wanted = scopes(self.state.settings)
         shown = [row.value for row in table.rows]
-        if shown != ["", *self.state.settings.maps]:  # maps added, removed or renamed
+        if shown != [tenant or "" for tenant in wanted]:  # maps added, removed or renamed
             cursor = table.cursor_coordinate
             table.clear()
             self._fill(table)
             table.move_cursor(row=min(cursor.row, table.row_count - 1), column=cursor.column)
             return
-        for tenant in [None, *self.state.settings.maps]:
+        for tenant in wanted:
             for flag in FLAG_NAMES:
                 ref = FlagRef(tenant, flag)
                 if self._shown.get(ref) != self._value(ref):  # redraw only what changed
                     table.update_cell(tenant or "", flag, self._cell(ref))
 
     def _ref_at(self, row: int, column: int) -> FlagRef | None:
-        if column < 1:
+        tenants = scopes(self.state.settings)
+        if column < 1 or row >= len(tenants):
             return None
-        scopes: list[str | None] = [None, *self.state.settings.maps]
-        return FlagRef(scopes[row], FLAG_NAMES[column - 1])
+        return FlagRef(tenants[row], FLAG_NAMES[column - 1])
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         """Enter (or a click) on a flag cell flips it."""
         event.stop()
         ref = self._ref_at(event.coordinate.row, event.coordinate.column)
         if ref is not None:
-            self.wanderer.toggle_flag(ref)
+            self.wanderer.flip_flag(ref)
 
     def action_flip(self) -> None:
         """Flip the flag under the cursor."""
         coordinate = self.query_one("#flags", DataTable).cursor_coordinate
         ref = self._ref_at(coordinate.row, coordinate.column)
         if ref is not None:
-            self.wanderer.toggle_flag(ref)
+            self.wanderer.flip_flag(ref)

@@ -1,4 +1,4 @@
-"""Dashboard panels: each renders one part of a runtime snapshot.
+"""Dashboard panels: each renders one part of an engine snapshot.
 
 The dashboard screen composes :class:`~.connections.ConnectionsTable`,
 :class:`~.delivery.DeliveryTable` (with :class:`~.delivery.DeadTargetNotes`),

@@ -1,19 +1,19 @@
-"""The fault badges under the header: the store cannot write, and a Discord global pause.
+"""The fault badges under the header: the engine is lost, the store cannot write, a Discord
+global pause.
 
-Each is a full-width strip in its own theme colour (``$store-fault``, ``$discord-pause``), shown
-only while its fault lasts, so the operator cannot miss that nothing is being delivered.
+Each is a full-width strip in its own theme colour (``$engine-lost``, ``$store-fault``,
+``$discord-pause``), shown only while its fault lasts, so the operator cannot miss that nothing is
+being delivered, or that the figures on screen are stale.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from wanderer_console.ui.faults import global_pause_text, store_fault_text
+from wanderer_console.console_api import DeliveryView, LinkState
+from wanderer_console.ui.faults import global_pause_text, link_text, store_fault_text
 
 __all__ = ["FaultBadges"]
 
@@ -38,7 +38,8 @@ class _Badge(Static):
 
 
 class FaultBadges(Vertical):
-    """The store-fault and Discord-pause badges, from the snapshot's ``delivery`` section."""
+    """The engine-link, store-fault and Discord-pause badges (the link one first: while it shows,
+    the other two are as stale as the rest of the screen)."""
 
     DEFAULT_CSS = """
     FaultBadges {
@@ -57,6 +58,9 @@ class FaultBadges(Vertical):
     FaultBadges > .badge.-shown {
         display: block;
     }
+    FaultBadges > #link-badge {
+        background: $engine-lost;
+    }
     FaultBadges > #store-fault-badge {
         background: $store-fault;
     }
@@ -66,11 +70,21 @@ class FaultBadges(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        """Both badges, hidden."""
+        """Every badge, hidden."""
+        yield _Badge(id="link-badge")
         yield _Badge(id="store-fault-badge")
         yield _Badge(id="discord-pause-badge")
 
-    def show(self, delivery: Mapping[str, Any], now: float) -> None:
-        """Show the badges that ``delivery`` calls for at ``now``."""
+    def show(
+        self,
+        delivery: DeliveryView,
+        now: float,
+        link: LinkState | None = None,
+        live_at: float | None = None,
+    ) -> None:
+        """Show the badges that ``delivery`` and ``link`` call for at ``now``."""
+        self.query_one("#link-badge", _Badge).say(
+            None if link is None else link_text(link, live_at)
+        )
         self.query_one("#store-fault-badge", _Badge).say(store_fault_text(delivery))
         self.query_one("#discord-pause-badge", _Badge).say(global_pause_text(delivery, now))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from wanderer_console.console_api import BreakerView
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
 from wanderer_console.ui.widgets.synced import Row, SyncedTable
@@ -43,15 +43,14 @@ class BreakersTable(SyncedTable):
         self.zebra_stripes = True
         self.add_columns(*_COLUMNS)
 
-    def show(self, breakers: Mapping[str, Any], now: float) -> None:
+    def show(self, breakers: Mapping[str, BreakerView], now: float) -> None:
         """Show ``breakers`` (times relative to ``now``); open ones first."""
         rows: list[Row] = []
         order = {"open": 0, "half_open": 1, "half-open": 1}
         for name, info in sorted(
-            breakers.items(), key=lambda item: (order.get(_state(item[1]), 2), item[0])
+            breakers.items(), key=lambda item: (order.get(item[1].state, 2), item[0])
         ):
-            state = _state(info)
-            details: Mapping[str, Any] = info if isinstance(info, Mapping) else {}
+            state = info.state
             label = name if len(name) <= _NAME_WIDTH else name[: _NAME_WIDTH - 1] + "…"
             rows.append(
                 (
@@ -64,13 +63,9 @@ class BreakersTable(SyncedTable):
                             STATE_VARIABLE.get(state, "breaker-half-open"),
                             bold=True,
                         ),
-                        str(details.get("failures", 0)),
-                        format_in(details.get("next_probe_at"), now) if state != "closed" else "-",
+                        str(info.failures),
+                        format_in(info.next_probe_at, now) if state != "closed" else "-",
                     ),
                 )
             )
         self.show_rows(rows)
-
-
-def _state(info: Any) -> str:
-    return str(info.get("state", "?") if isinstance(info, Mapping) else info)

@@ -1,25 +1,23 @@
 """The cache panel: hit ratio, size and evictions per namespace, and warming progress.
 
-Shown only when the snapshot has a ``cache`` key (``CacheFacade.stats()``).
+Shown only when the engine reports a cache (a snapshot's ``cache`` is not all defaults).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from wanderer_console.console_api import CacheView
 from wanderer_console.ui.widgets.colours import coloured
 
 __all__ = ["CachePanel"]
 
 
-def _ratio(value: Any) -> str:
-    return f"{float(value) * 100:.0f}%" if isinstance(value, int | float) else "-"
+def _ratio(value: float) -> str:
+    return f"{value * 100:.0f}%"
 
 
 class CachePanel(Static):
@@ -31,40 +29,42 @@ class CachePanel(Static):
     }
     """
 
-    def show(self, cache: Mapping[str, Any]) -> None:
-        """Render ``cache`` (the ``CacheFacade.stats()`` shape)."""
+    _shown: CacheView | None = None
+    """What the panel shows now (the same figures are not drawn again)."""
+
+    def show(self, cache: CacheView, *, force: bool = False) -> None:
+        """Render ``cache``; nothing is drawn when it did not change (``force``: draw anyway,
+        e.g. in a new theme's colours)."""
+        if not force and cache == self._shown:
+            return
+        self._shown = cache
         table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
         table.add_column("Namespace", ratio=1, no_wrap=True)
         table.add_column("Hit", justify="right")
         table.add_column("Size", justify="right")
         table.add_column("Evict", justify="right")
-        namespaces = cache.get("namespaces") or {}
-        for name, stats in sorted(namespaces.items()):
-            if not isinstance(stats, Mapping):
-                continue
-            size = f"{stats.get('size', 0)}/{stats.get('maxsize', '?')}"
+        for name, stats in sorted(cache.namespaces.items()):
             table.add_row(
                 name,
-                coloured(self, _ratio(stats.get("hit_ratio")), "cache-hit"),
-                size,
-                str(stats.get("evictions", 0)),
+                coloured(self, _ratio(stats.hit_ratio), "cache-hit"),
+                f"{stats.size}/{stats.maxsize}",
+                str(stats.evictions),
             )
         summary = Text("All ", style="bold")
-        summary.append_text(coloured(self, _ratio(cache.get("hit_ratio")), "cache-hit", bold=True))
-        summary.append(f" hit · {cache.get('inflight', 0)} in flight")
-        warming = cache.get("warming") or {}
-        if isinstance(warming, Mapping) and warming.get("total"):
-            done, total = int(warming.get("done", 0)), int(warming.get("total", 0))
-            failed = int(warming.get("failed", 0))
+        summary.append_text(coloured(self, _ratio(cache.hit_ratio), "cache-hit", bold=True))
+        summary.append(f" hit · {cache.inflight} in flight")
+        warming = cache.warming
+        if warming.total:
+            done, total, failed = warming.done, warming.total, warming.failed
             bar_width = 12
-            filled = round(bar_width * min(1.0, done / total)) if total else 0
+            filled = round(bar_width * min(1.0, done / total))
             line = Text("Warming ", style="bold")
             line.append_text(coloured(self, "█" * filled, "cache-hit"))
             line.append("░" * (bar_width - filled))
             line.append(f" {done}/{total}")
             if failed:
                 line.append_text(coloured(self, f" {failed} failed", "health-down"))
-            if warming.get("running"):
+            if warming.running:
                 line.append(" (running)")
             self.update(Group(table, summary, line))
             return

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from rich.text import Text
 
+from wanderer_console.console_api import ConnectionView
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
 from wanderer_console.ui.widgets.synced import Row, SyncedTable
@@ -52,9 +52,7 @@ class ConnectionsTable(SyncedTable):
         self.zebra_stripes = True
         self.add_columns(*_COLUMNS)
 
-    def _quality(self, value: Any) -> Any:
-        if not isinstance(value, int | float):
-            return "-"
+    def _quality(self, value: float) -> Text:
         if value >= QUALITY_OK:
             variable = "health-ok"
         elif value >= QUALITY_DEGRADED:
@@ -63,36 +61,33 @@ class ConnectionsTable(SyncedTable):
             variable = "health-down"
         return coloured(self, f"{value:.0f}", variable, bold=True)
 
-    def show(self, connections: Iterable[Mapping[str, Any]], now: float) -> None:
+    def show(self, connections: Iterable[ConnectionView], now: float) -> None:
         """Show ``connections`` (ages relative to ``now``)."""
         rows: list[Row] = []
         for conn in connections:
-            state = str(conn.get("state", "?"))
-            rtt = conn.get("heartbeat_rtt_ms")
-            error = conn.get("last_error") or ""
+            state = conn.state
+            rtt = conn.heartbeat_rtt_ms
             rows.append(
                 (
-                    str(conn.get("name")),
+                    conn.name,
                     (
-                        str(conn.get("name", "?")),
+                        conn.name,
                         coloured(
                             self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True
                         ),
-                        format_ago(conn.get("since"), now),
-                        format_ago(conn.get("last_event_at"), now),
-                        "-" if rtt is None else f"{float(rtt):.0f} ms",
-                        str(conn.get("reconnects", 0)),
-                        _rate(conn.get("events_per_minute")),
-                        str(conn.get("events", 0)),
-                        self._quality(conn.get("quality")),
-                        Text(_clip(str(error), 22), no_wrap=True),
+                        format_ago(conn.since, now),
+                        format_ago(conn.last_event_at, now),
+                        "-" if rtt is None else f"{rtt:.0f} ms",
+                        str(conn.reconnects),
+                        _rate(conn.events_per_minute),
+                        str(conn.events),
+                        self._quality(conn.quality),
+                        Text(_clip(conn.last_error or "", 22), no_wrap=True),
                     ),
                 )
             )
         self.show_rows(rows)
 
 
-def _rate(value: Any) -> str:
-    if not isinstance(value, int | float):
-        return "-"
+def _rate(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or float(value).is_integer() else f"{value:.1f}"

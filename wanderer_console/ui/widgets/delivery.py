@@ -4,11 +4,11 @@ line per dead target saying why it is dead and how much it holds."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
 
+from wanderer_console.console_api import TargetView
 from wanderer_console.ui.faults import DeadTarget
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.synced import Row, SyncedTable
@@ -37,15 +37,14 @@ class DeliveryTable(SyncedTable):
         self.zebra_stripes = True
         self.add_columns(*_COLUMNS)
 
-    def _state(self, target: Mapping[str, Any]) -> Text | str:
-        if target.get("disabled"):
+    def _state(self, target: TargetView) -> Text | str:
+        if target.disabled:
             return coloured(self, "DEAD", "target-dead", bold=True)
-        uncertain = target.get("uncertain")
-        if isinstance(uncertain, int) and uncertain > 0:
-            return coloured(self, f"{uncertain} uncertain", "health-degraded")
+        if target.uncertain > 0:
+            return coloured(self, f"{target.uncertain} uncertain", "health-degraded")
         return "ok"
 
-    def show(self, targets: Mapping[str, Mapping[str, Any]]) -> None:
+    def show(self, targets: Mapping[str, TargetView]) -> None:
         """Show ``targets``."""
         rows: list[Row] = []
         for key, target in sorted(targets.items()):
@@ -53,11 +52,11 @@ class DeliveryTable(SyncedTable):
                 (
                     key,
                     (
-                        coloured(self, key, "target-dead") if target.get("disabled") else key,
-                        str(target.get("pending", 0)),
-                        str(target.get("sent", 0)),
-                        str(target.get("sent_last_minute", 0)),
-                        str(target.get("rate_limited", 0)),
+                        coloured(self, key, "target-dead") if target.disabled else key,
+                        str(target.pending),
+                        str(target.sent),
+                        str(target.sent_last_minute),
+                        str(target.rate_limited),
                         self._state(target),
                     ),
                 )

@@ -11,9 +11,9 @@ from textual.widgets import Static, TextArea
 
 from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
 from tests.ui.fakes import SeededBackend, first_frame, next_frame, record_toasts, settle
-from wanderer_console.console_api import BackendError
+from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem
 from wanderer_console.ui.app import WandererApp
-from wanderer_console.ui.screens.config import ConfigScreen
+from wanderer_console.ui.screens.config import ConfigScreen, describe_problem, reload_summary
 
 pytestmark = pytest.mark.slow
 
@@ -216,3 +216,50 @@ async def test_a_text_the_engine_cannot_send_is_said_in_the_hint(make_app: AppFa
         assert "Cannot load the config: engine lost: connection refused" in _hint(screen)
         assert editor.read_only
         assert not screen.editable
+
+
+async def test_a_conflict_even_forcing_cannot_resolve_says_what_the_engine_said(
+    make_app: AppFactory,
+) -> None:
+    """The engine restarted since the text was sent: it cannot put its secrets back, so even a
+    forced save is refused, and the pane passes on what to do instead of asking again."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+
+    async def restarted(text: str, **kwargs: Any) -> ApplyResult:
+        return ApplyResult(
+            status="conflict",
+            message="config.toml changed since it was opened here (or the engine restarted):"
+            " open it again to start from the current file",
+        )
+
+    engine.apply_config = restarted  # type: ignore[method-assign]
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        editor.insert("# mine\n")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "ctrl+s again" in _problems(screen)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert _problems(screen) == (
+            "Not saved: config.toml changed since it was opened here (or the engine restarted):"
+            " open it again to start from the current file"
+        )
+
+
+def test_reload_summaries() -> None:
+    assert reload_summary(ApplyResult(status="unchanged", message="no changes")) == (
+        "Reload unchanged"
+    )
+    rejected = ApplyResult(
+        status="rejected",
+        message="rejected",
+        problems=(ConfigProblem(line=None, key="", message="config.toml:3: bad value"),),
+    )
+    assert reload_summary(rejected) == "Reload rejected: config.toml:3: bad value"
+    located = ConfigProblem(line=7, key="maps.alpha.url", message="not a URL")
+    assert describe_problem(located) == "line 7 · maps.alpha.url: not a URL"
+    assert reload_summary(ApplyResult(status="unavailable", message="no config file")) == (
+        "Reload unavailable: no config file"
+    )

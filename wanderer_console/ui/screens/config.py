@@ -39,7 +39,14 @@ from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
 
-__all__ = ["ConfigScreen", "applied_summary", "reload_summary"]
+__all__ = ["ConfigScreen", "applied_summary", "describe_problem", "reload_summary"]
+
+
+def describe_problem(problem: ConfigProblem) -> str:
+    """``line 7 · maps.alpha.url: message``; without a key (a reload's), the message alone."""
+    if problem.key:
+        return problem.describe()
+    return f"line {problem.line}: {problem.message}" if problem.line else problem.message
 
 
 def _restart(result: ApplyResult) -> str:
@@ -50,7 +57,7 @@ def reload_summary(result: ApplyResult) -> str:
     """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``."""
     text = f"Reload {result.status}"
     if result.problems:
-        return f"{text}: {result.problems[0].describe()}"
+        return f"{text}: {describe_problem(result.problems[0])}"
     if result.restart_required:
         return f"{text}; {_restart(result)}"
     if result.message and result.status not in ("applied", "unchanged"):
@@ -218,7 +225,7 @@ class ConfigScreen(Screen[None]):
         elif self.problems:
             text = coloured(self, f"{len(self.problems)} problem(s), not saved:\n", "health-down")
             text.stylize("bold")
-            text.append("\n".join(problem.describe() for problem in self.problems))
+            text.append("\n".join(describe_problem(problem) for problem in self.problems))
             panel.update(text)
         else:
             panel.update("")
@@ -252,13 +259,17 @@ class ConfigScreen(Screen[None]):
         if result.status in ("applied", "unchanged"):
             self._saved(text, result)
         elif result.status == "conflict":
-            self._force = True
             self.problems = []
-            self._show_problems(
-                f"Not saved: {self.name_shown} changed on disk since it was opened here. Press"
-                " ctrl+s again to overwrite it with this text, or escape and open the pane again"
-                " to start from the new file."
-            )
+            if self._force:  # even forced: the engine cannot take this text (it restarted)
+                self._force = False
+                self._show_problems(f"Not saved: {result.message or 'the file changed'}")
+            else:
+                self._force = True
+                self._show_problems(
+                    f"Not saved: {self.name_shown} changed on disk since it was opened here."
+                    " Press ctrl+s again to overwrite it with this text, or escape and open the"
+                    " pane again to start from the new file."
+                )
         elif result.problems:
             self.problems = list(result.problems)
             self._show_problems()

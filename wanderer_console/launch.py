@@ -44,21 +44,18 @@ def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = No
 async def _run_tui(
     runtime: Runtime,
     stop: asyncio.Event,
-    config_path: Path | None,
     hangup: asyncio.Event,
     on_hangup: Callable[[], Awaitable[None]],
 ) -> int:
     """Start ``runtime`` and run the operator console until it quits, ``stop`` or ``hangup``.
 
-    Textual is imported here, not at module level, so ``--no-ui`` never loads it. The caller stops
-    the runtime. On a hangup the terminal is already gone: Textual's output thread dies on the
+    Textual is imported only then, never at module level, so ``--no-ui`` never loads it. The
+    caller stops the runtime. On a hangup the terminal is already gone: Textual's output thread dies on the
     first failed write and its shutdown then waits for that thread forever. So the engine is
     stopped gracefully and cleaned up by ``on_hangup``, and the process ends without handing
     control back to Textual.
     """
-    from wanderer_console.ui.app import run_tui
-
-    tui = asyncio.create_task(run_tui(runtime, stop, config_path=config_path))
+    tui = asyncio.create_task(_console_on(runtime, stop))
     hung = asyncio.create_task(hangup.wait())
     await asyncio.wait({tui, hung}, return_when=asyncio.FIRST_COMPLETED)
     if tui.done():
@@ -69,6 +66,26 @@ async def _run_tui(
     await on_hangup()
     logging.shutdown()
     os._exit(EXIT_HANGUP)
+
+
+async def _console_on(runtime: Runtime, stop: asyncio.Event) -> int:
+    """Start ``runtime`` and run the console on its :class:`LocalBackend` until quit or ``stop``.
+
+    While the console owns the terminal, engine log lines go only to the engine's log ring (the
+    activity panel and attached consoles read it), not to stdout.
+    """
+    from wanderer_console.ui.app import run_app
+
+    engine_log = logging.getLogger("wanderer_console")
+    saved_handlers = engine_log.handlers[:]
+    engine_log.handlers[:] = []
+    runtime.console.install_log_ring()
+    try:
+        await runtime.start()
+        return await run_app(runtime.console, stop)
+    finally:
+        stop.set()
+        engine_log.handlers[:] = [*saved_handlers, *engine_log.handlers]
 
 
 def run_console(
@@ -92,7 +109,7 @@ def run_console(
                 return None
 
             try:
-                return await _run_tui(runtime, stop, config_path, hangup, nothing_more)
+                return await _run_tui(runtime, stop, hangup, nothing_more)
             finally:
                 await runtime.stop()
         await runtime.start()
@@ -222,7 +239,7 @@ async def _demo(
                     stack.close()  # the temporary data directory
 
                 try:
-                    return await _run_tui(runtime, stop, config_path, hangup, clean_up)
+                    return await _run_tui(runtime, stop, hangup, clean_up)
                 finally:
                     stop.set()
                     feed.cancel()

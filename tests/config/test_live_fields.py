@@ -49,6 +49,7 @@ from wanderer_console.config.live import (
 from wanderer_console.config.loader import load_settings, parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.config.section import Live, Restart, Section, declared, is_section
+from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import NotificationType
 from wanderer_console.launch import demo_config_text
 from wanderer_console.runtime import Runtime
@@ -564,6 +565,20 @@ def test_live_settings_tells_subscribers_and_rolls_back_a_failed_replace() -> No
         live.replace(first)
     assert live.current is second  # kept
     assert seen[-1] == (first, second)  # told to go back
+
+
+def test_a_send_waits_as_long_as_the_running_settings_say() -> None:
+    settings, _ = parse_settings_text("[discord]\nrequest_timeout_seconds = 45\n", environ={})
+    policy = DeliveryPolicy.from_settings(settings)
+    assert policy.send_timeout(confirm=False) == 45
+    assert policy.send_timeout(confirm=True) == 45  # never shorter than a first send's
+    quick = DeliveryPolicy.from_settings(
+        settings.model_copy(
+            update={"discord": settings.discord.model_copy(update={"request_timeout_seconds": 2.0})}
+        )
+    )
+    assert quick.send_timeout(confirm=False) == 2.0
+    assert quick.send_timeout(confirm=True) == quick.confirm_timeout
 
 
 # -- the docs ----------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The settings model: one validated tree for the whole console.
 
 Every field carries an attribute docstring; ``config/wanderer.example.toml`` documents the same keys
-for operators. Secrets are :class:`pydantic.SecretStr` so they never print unmasked.
+for operators. Secrets are :class:`pydantic.SecretStr` so they never print unmasked. Every field
+also declares, next to its type, whether a change of it applies to a running engine (``LIVE``) or
+waits for a restart (``Restart("why")``, see :mod:`~wanderer_console.config.section`); hot reload
+classifies changed keys by these declarations (:mod:`~wanderer_console.config.live`).
 """
 
 from __future__ import annotations

@@ -104,8 +104,8 @@ class SeededBackend:
         self._identity = identity
         self.operations: list[Operation] = []
         """Every operation asked for, in order."""
-        self.pending_logs: list[LogLine] = []
-        """Engine log lines the next frame carries."""
+        self.log_lines: list[LogLine] = []
+        """Every engine log line, numbered by position (frames carry the ones a reader lacks)."""
         self.refuse: dict[str, BackendError] = {}
         """Operation name → the error it raises instead of running."""
         self.requeue = 3
@@ -148,19 +148,40 @@ class SeededBackend:
         self._wake.set()
 
     def log(self, text: str, level: str = "info") -> None:
-        """An engine log line for the next frame."""
-        self.pending_logs.append(LogLine(at=time.time(), level=level, text=text))
+        """An engine log line (the next frame carries it)."""
+        self.log_lines.append(LogLine(at=time.time(), level=level, text=text))
+
+    # What the control endpoint needs besides the protocol (``ServedBackend``), so this engine
+    # can also be served over the real socket to an attached console.
+
+    @property
+    def log_cursor(self) -> int:
+        """The number the next log line will get."""
+        return len(self.log_lines)
+
+    def backlog_cursor(self) -> int:
+        """Where a new reader's log lines start (every line: there are few)."""
+        return 0
+
+    def frame(self, cursor: int) -> tuple[Frame, int]:
+        """A frame with the log lines from ``cursor``, and the cursor after them."""
+        self.frames_sent += 1
+        frame = Frame(
+            snapshot=self.snapshot_now(),
+            logs=tuple(self.log_lines[cursor:]),
+            link=self.link,
+            identity=self._identity,
+        )
+        return frame, len(self.log_lines)
 
     async def frames(self, interval: float) -> AsyncIterator[Frame]:
         """A frame now, then one every ``interval`` seconds or at each :meth:`tick`."""
         self.intervals.append(interval)
+        cursor = self.backlog_cursor()
         while True:
             self._wake.clear()
-            logs, self.pending_logs = tuple(self.pending_logs), []
-            self.frames_sent += 1
-            yield Frame(
-                snapshot=self.snapshot_now(), logs=logs, link=self.link, identity=self._identity
-            )
+            frame, cursor = self.frame(cursor)
+            yield frame
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
 

@@ -163,3 +163,14 @@ def test_accept_takes_logs_and_observes_live_frames_only() -> None:
     state.accept(Frame(snapshot=_snapshot(HEALTHY)), NOW + 9)
     assert state.live
     assert "engine link live again" in [text for _, text in state.activity.entries]
+
+
+def test_a_backlog_sent_again_is_not_shown_twice() -> None:
+    """A reopened frame stream (a new interval) starts with lines already taken in."""
+    state = _state()
+    first = LogLine(at=NOW - 2, level="info", text="map alpha: connected")
+    second = LogLine(at=NOW - 1, level="info", text="map alpha: connected")
+    state.accept(Frame(snapshot=_snapshot(HEALTHY), logs=(first,)), NOW)
+    state.accept(Frame(snapshot=_snapshot(HEALTHY), logs=(first, second)), NOW + 1)
+    logs = [text for _, text in state.activity.entries if text.startswith("info:")]
+    assert logs == ["info: map alpha: connected", "info: map alpha: connected"]  # two lines

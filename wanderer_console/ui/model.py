@@ -22,6 +22,7 @@ from wanderer_console.console_api import (
     EngineSnapshot,
     Frame,
     LinkState,
+    LogLine,
 )
 from wanderer_console.domain.clock import Clock
 
@@ -40,6 +41,8 @@ __all__ = [
 
 HISTORY_SECONDS = 600.0
 """How much throughput history the chart shows."""
+LOG_MEMORY = 500
+"""How many engine log lines are remembered to recognise a backlog sent again."""
 
 
 def total(value: Mapping[str, int | float] | int | float) -> float:
@@ -224,6 +227,9 @@ class ConsoleState:
     """When the last frame of a live link came: what a stale dashboard shows."""
     dropped: int = 0
     """Frames or log lines the backend said this console missed, in total."""
+    _seen_logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_MEMORY))
+    """The last log lines taken in: a reopened frame stream starts with a backlog of lines
+    already shown, which are not shown twice."""
 
     @property
     def settings(self) -> ConsoleSettingsView:
@@ -251,6 +257,9 @@ class ConsoleState:
         elif self.identity is None:
             self.identity = self.backend.identity
         for line in frame.logs:
+            if line in self._seen_logs:
+                continue
+            self._seen_logs.append(line)
             self.activity.add(line.at, f"{line.level.lower()}: {line.text}")
         if frame.dropped > 0:
             self.dropped += frame.dropped

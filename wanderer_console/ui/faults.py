@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from wanderer_console.console_api import DeliveryView, LinkState
+from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
 
 __all__ = [
     "DeadTarget",
@@ -115,3 +115,20 @@ def link_text(link: LinkState, live_at: float | None) -> str | None:
     if live_at is not None:
         text += f" · figures below are stale, from {clock_time(live_at)}"
     return text
+
+
+def config_text(config: ConfigState | None) -> str | None:
+    """The config badge: a rejected change (the running configuration is kept) or changes that
+    wait for a restart; ``None`` when the file is running as written."""
+    if config is None:
+        return None
+    if config.last_status == "rejected" and config.errors:
+        more = f" (+{len(config.errors) - 1} more)" if len(config.errors) > 1 else ""
+        return (
+            f"CONFIG CHANGE REJECTED: {config.errors[0]}{more} — the running configuration is"
+            " kept; fix the file (c opens it)"
+        )
+    if config.restart_required:
+        keys = ", ".join(config.restart_required)
+        return f"RESTART NEEDED for {keys}: saved, applies at the next start of the engine"
+    return None

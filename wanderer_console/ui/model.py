@@ -145,6 +145,7 @@ class ActivityLog:
         self._paused: bool | None = None
         self._store_fault: str | None = None
         self._global_pause = False
+        self._restart: tuple[str, ...] = ()
         self.added = 0
         """How many lines were ever added (lets a view append only the new ones)."""
 
@@ -171,6 +172,11 @@ class ActivityLog:
             self.add(at, "delivery paused" if delivery.paused else "delivery resumed")
         self._paused = delivery.paused
         self._observe_faults(snapshot, at)
+        restart = () if snapshot.config is None else snapshot.config.restart_required
+        if restart != self._restart:
+            if restart:
+                self.add(at, f"restart needed for {', '.join(restart)} (saved, not yet in effect)")
+            self._restart = restart
 
     def _observe_faults(self, snapshot: EngineSnapshot, at: float) -> None:
         delivery = snapshot.delivery

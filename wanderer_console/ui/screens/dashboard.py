@@ -193,7 +193,7 @@ class DashboardScreen(Screen[None]):
         sub_title = dashboard_title(state, snapshot, now)
         if sub_title != self.sub_title:
             self.sub_title = sub_title
-        self.query_one(FaultBadges).show(delivery, now, state.link, state.live_at)
+        self.query_one(FaultBadges).show(delivery, now, state.link, state.live_at, snapshot.config)
         self.query_one("#dashboard").set_class(not state.live, "-stale")
         self.query_one(ConnectionsTable).show(snapshot.connections, now)
         self._render_delivery(snapshot)

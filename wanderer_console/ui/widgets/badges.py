@@ -1,5 +1,5 @@
 """The fault badges under the header: the engine is lost, the store cannot write, a Discord
-global pause.
+global pause, a config change rejected or waiting for a restart.
 
 Each is a full-width strip in its own theme colour (``$engine-lost``, ``$store-fault``,
 ``$discord-pause``), shown only while its fault lasts, so the operator cannot miss that nothing is
@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from wanderer_console.console_api import DeliveryView, LinkState
-from wanderer_console.ui.faults import global_pause_text, link_text, store_fault_text
+from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
+from wanderer_console.ui.faults import config_text, global_pause_text, link_text, store_fault_text
 
 __all__ = ["FaultBadges"]
 
@@ -67,6 +67,9 @@ class FaultBadges(Vertical):
     FaultBadges > #discord-pause-badge {
         background: $discord-pause;
     }
+    FaultBadges > #config-badge {
+        background: $warning;
+    }
     """
 
     def compose(self) -> ComposeResult:
@@ -74,6 +77,7 @@ class FaultBadges(Vertical):
         yield _Badge(id="link-badge")
         yield _Badge(id="store-fault-badge")
         yield _Badge(id="discord-pause-badge")
+        yield _Badge(id="config-badge")
 
     def show(
         self,
@@ -81,10 +85,12 @@ class FaultBadges(Vertical):
         now: float,
         link: LinkState | None = None,
         live_at: float | None = None,
+        config: ConfigState | None = None,
     ) -> None:
-        """Show the badges that ``delivery`` and ``link`` call for at ``now``."""
+        """Show the badges that ``delivery``, ``link`` and ``config`` call for at ``now``."""
         self.query_one("#link-badge", _Badge).say(
             None if link is None else link_text(link, live_at)
         )
         self.query_one("#store-fault-badge", _Badge).say(store_fault_text(delivery))
         self.query_one("#discord-pause-badge", _Badge).say(global_pause_text(delivery, now))
+        self.query_one("#config-badge", _Badge).say(config_text(config))

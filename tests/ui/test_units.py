@@ -32,6 +32,7 @@ from wanderer_console.ui.themes import (
     load_themes,
     select_theme,
 )
+from wanderer_console.ui.widgets.breakers import format_in
 
 
 def test_repo_themes_load_with_domain_variables() -> None:
@@ -174,3 +175,9 @@ def test_a_backlog_sent_again_is_not_shown_twice() -> None:
     state.accept(Frame(snapshot=_snapshot(HEALTHY), logs=(first, second)), NOW + 1)
     logs = [text for _, text in state.activity.entries if text.startswith("info:")]
     assert logs == ["info: map alpha: connected", "info: map alpha: connected"]  # two lines
+
+
+def test_next_probe_formatting() -> None:
+    assert format_in(None, 100.0) == "-"
+    assert format_in(90.0, 100.0) == "now"
+    assert format_in(112.0, 100.0) == "in 12s"

@@ -11,7 +11,7 @@ Secret masking is designed so that **a secret cannot be lost by editing a masked
 * :func:`unmask_secrets` puts the real values back. It refuses (raises :class:`MaskError`) unless
   every placeholder is still present exactly once and no unknown placeholder appeared, so a secret
   can never be replaced by its mask, dropped, duplicated or moved to another key by a stray edit.
-  To change or remove a secret, the operator reveals the text first and edits the real value.
+  To change or remove a secret, the operator edits the file on the engine's host.
 
 The operator's text is otherwise written as typed, so comments and layout are kept verbatim.
 """

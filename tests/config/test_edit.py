@@ -1,4 +1,4 @@
-"""Secret masking and atomic writes behind the config pane (no Textual)."""
+"""The engine's config edits: secret masking, one-key edits, digests and atomic writes."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import CONFIG_TEXT
-from wanderer_console.ui.config_text import (
+from tests.ui.conftest import CONFIG_TEXT  # the console's sample config, secrets and all
+from wanderer_console.config.edit import (
     MaskError,
     atomic_write_text,
+    digest,
     mask_secrets,
+    set_value,
     unmask_secrets,
 )
-from wanderer_console.ui.widgets.breakers import format_in
 
 EVERY_KIND = """\
 [discord]
@@ -69,7 +70,20 @@ def test_atomic_write_keeps_mode_and_new_files_are_private(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.toml", "shared.toml"]
 
 
-def test_next_probe_formatting() -> None:
-    assert format_in(None, 100.0) == "-"
-    assert format_in(90.0, 100.0) == "now"
-    assert format_in(112.0, 100.0) == "in 12s"
+def test_set_value_keeps_comments_and_creates_tables() -> None:
+    text = '# keep me\n[console]\ntheme = "wanderer-dark"  # the look\n'
+    out = set_value(text, ("console", "theme"), "wanderer-light")
+    assert out == '# keep me\n[console]\ntheme = "wanderer-light"  # the look\n'
+    created = set_value(text, ("maps", "home", "notifications", "kill"), False)
+    assert "# keep me" in created
+    assert "[maps.home.notifications]\nkill = false" in created
+
+
+def test_set_value_refuses_a_path_through_a_value() -> None:
+    with pytest.raises(ValueError, match=r"console\.theme is not a table"):
+        set_value('[console]\ntheme = "x"\n', ("console", "theme", "deeper"), 1)
+
+
+def test_digest_tells_texts_apart() -> None:
+    assert digest("a = 1\n") == digest("a = 1\n")
+    assert digest("a = 1\n") != digest("a = 2\n")

@@ -147,3 +147,45 @@ def test_a_dropped_terminal_stops_the_demo_gracefully_and_removes_its_temporary_
     while demo_dirs[0].exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not demo_dirs[0].exists(), "the demo did not stop gracefully on SIGHUP"
+
+
+def test_attach_opens_the_console_on_a_running_engine_and_quitting_leaves_it_running(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "wanderer_console", "demo", "--no-ui", "--data-dir", str(data)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (data / "control.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        attach = shlex.join(
+            [sys.executable, "-m", "wanderer_console", "attach", "--data-dir", str(data)]
+        )
+        for round_ in ("quit", "hang up"):
+            script = f"{attach}; echo EXITED:$?; exec sleep 120"
+            tmux.run(
+                "new-session", "-d", "-s", "wc", "-x", str(WIDTH), "-y", str(HEIGHT),
+                "-c", str(Path.cwd()), shlex.join(["sh", "-c", script]),
+            )  # fmt: skip
+            tmux.socket_path = Path(tmux.run("display-message", "-p", "#{socket_path}").strip())
+            screen = tmux.wait_until(
+                lambda s: "killstream:systems" in s and str(data) in s,
+                START_TIMEOUT,
+                "the attached dashboard naming the engine's data directory",
+            )
+            assert "Connections" in screen
+            if round_ == "quit":
+                tmux.run("send-keys", "-t", "wc", "q")
+                screen = tmux.wait_until(lambda s: "EXITED:" in s, EXIT_TIMEOUT, "the exit")
+                assert "EXITED:0" in screen, screen
+            tmux.kill()  # the second round: the terminal goes away under the console
+            time.sleep(0.5)
+            assert engine.poll() is None, f"the engine stopped when the console did ({round_})"
+    finally:
+        engine.terminate()
+        assert engine.wait(timeout=30) == 0

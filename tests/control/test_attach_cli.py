@@ -1,0 +1,89 @@
+"""``wanderer-console attach`` and ``control token`` from the command line: refusals that say
+what to do, and the token shown once and stored hashed."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.attach import AttachError, backend_for, connect_backend
+from wanderer_console.cli import main
+from wanderer_console.control.token import TOKEN_FILE
+from wanderer_console.store.lock import DataDirLock
+
+
+def _args(**given: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "data_dir": None,
+        "socket": None,
+        "url": None,
+        "token_file": None,
+        "config": None,
+    }
+    values.update(given)
+    return argparse.Namespace(**values)
+
+
+async def test_no_engine_on_the_data_dir_says_how_to_start_one(tmp_path: Path) -> None:
+    backend = backend_for(_args(data_dir=tmp_path))
+    with pytest.raises(AttachError) as refused:
+        await connect_backend(backend)
+    await backend.aclose()
+    message = str(refused.value)
+    assert message.startswith("nothing to attach to")
+    assert f"wanderer-console --no-ui --data-dir {tmp_path}" in message
+
+
+async def test_an_engine_without_a_socket_is_named(tmp_path: Path) -> None:
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        backend = backend_for(_args(data_dir=tmp_path))
+        with pytest.raises(AttachError, match=r"serves no\s+control socket") as refused:
+            await connect_backend(backend)
+        await backend.aclose()
+        assert "PID" in str(refused.value)
+    finally:
+        lock.release()
+
+
+def test_url_needs_a_token_file_and_the_socket_needs_none(tmp_path: Path) -> None:
+    with pytest.raises(AttachError, match="--url needs --token-file"):
+        backend_for(_args(url="http://127.0.0.1:8788"))
+    with pytest.raises(AttachError, match="goes with --url"):
+        backend_for(_args(socket=tmp_path / "s", token_file=tmp_path / "t"))
+    with pytest.raises(AttachError, match="cannot read the token file"):
+        backend_for(_args(url="http://127.0.0.1:8788", token_file=tmp_path / "missing"))
+
+
+def test_control_token_is_shown_once_and_stored_hashed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["control", "token", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    token = out.out.strip()
+    assert token.startswith("wcc_")
+    assert len(token) > 40
+    assert "shown only now" in out.err
+    stored = (tmp_path / TOKEN_FILE).read_text().strip()
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
+    assert main(["control", "token", "--data-dir", str(tmp_path)]) == 0
+    assert (tmp_path / TOKEN_FILE).read_text().strip() != stored  # a new token replaces it
+
+
+def test_attach_without_a_terminal_says_to_use_ssh_t(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wanderer_console", "attach", "--data-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "ssh -t" in done.stderr

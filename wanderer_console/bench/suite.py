@@ -15,14 +15,19 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
   ``--quick``), bounded in time (:mod:`~wanderer_console.bench.memory`);
 - ``startup``: launch to ready headless (a subprocess) and to the first dashboard frame with the
   UI (:mod:`~wanderer_console.bench.startup`);
+- ``attach``: a real ``--no-ui`` engine process at 1,000 kills/s, its CPU share with no console
+  and with three consoles attached to its control socket (alternating rounds, medians), and the
+  time from ``wanderer-console attach`` starting to its first live frame drawn
+  (:mod:`~wanderer_console.bench.attach`);
 - ``soak`` (only with ``--soak MINUTES``): RSS growth at a steady rate.
 
 The result is one JSON document on stdout (also written to ``--json PATH``): the machine, the
 raw result of every scenario, and ``figures``, a flat map of the numbers that matter. With
 ``--compare OLD.json`` every figure is compared with the same figure in the old document, knowing
-which direction is worse (throughput, ratios and hit ratios: lower is worse; latency, memory and
-time: higher is worse); a change of more than 10 % for the worse is a regression and the exit
-status is 1. A lost kill or notification also makes the exit status 1. A table goes to stderr.
+which direction is worse (throughput, ratios and hit ratios: lower is worse; latency, memory,
+time and CPU shares: higher is worse); a change of more than 10 % for the worse is a regression
+and the exit status is 1. A lost kill or notification also makes the exit status 1. A table
+goes to stderr.
 
 Only the standard library is imported at module level, so registering the sub-command costs the
 CLI nothing.
@@ -80,6 +85,12 @@ class Sizes:
     memory_killmails: int
     memory_time_limit: float
     startup_tui: bool = True
+    attach_seconds: float | None = None
+    """Each CPU window of the ``attach`` scenario; ``None`` leaves the scenario out."""
+    attach_pairs: int = 3
+    """Rounds of each kind (none attached, three attached), alternating."""
+    attach_probe_runs: int = 3
+    """Attach-time runs (the median is the figure)."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
 
@@ -94,6 +105,9 @@ QUICK = Sizes(
     cache_quick=True,
     memory_killmails=100_000,
     memory_time_limit=45.0,
+    attach_seconds=3.0,
+    attach_pairs=2,
+    attach_probe_runs=1,
 )
 FULL = Sizes(
     ingest_killmails=60_000,
@@ -105,6 +119,9 @@ FULL = Sizes(
     cache_quick=False,
     memory_killmails=1_000_000,
     memory_time_limit=300.0,
+    attach_seconds=10.0,
+    attach_pairs=3,
+    attach_probe_runs=3,
 )
 
 
@@ -149,6 +166,15 @@ async def _startup(sizes: Sizes) -> dict[str, Any]:
     return await run_startup_bench(tui=sizes.startup_tui)
 
 
+async def _attach(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.attach import run_attach
+
+    assert sizes.attach_seconds is not None
+    return await run_attach(
+        seconds=sizes.attach_seconds, pairs=sizes.attach_pairs, probe_runs=sizes.attach_probe_runs
+    )
+
+
 async def _soak(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.memory import run_soak
 
@@ -164,8 +190,10 @@ SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
     "delivery": _delivery,
     "cache": _cache,
     "startup": _startup,
+    "attach": _attach,
 }
-"""Every scenario, in the order the suite runs them (``soak`` only with ``--soak``).
+"""Every scenario, in the order the suite runs them (``soak`` only with ``--soak``, ``attach``
+only with sizes that give it a window).
 
 The memory scenarios come first: the allocator keeps the heap other scenarios freed, and a
 reading taken after them would hide growth inside that high-water mark."""
@@ -174,15 +202,16 @@ reading taken after them would hide growth inside that high-water mark."""
 # -- figures ---------------------------------------------------------------------------------------
 
 _HIGHER_SUFFIXES = ("_per_second", "ratio_to_ceiling", "share_of_ceiling", "hit_ratio")
-_LOWER_SUFFIXES = ("_ms", "_us", "_s", "_mb", "bytes_per_killmail", "_mb_per_hour")
+_LOWER_SUFFIXES = ("_ms", "_us", "_s", "_mb", "bytes_per_killmail", "_mb_per_hour", "cpu_share")
 
 
 def direction_of(figure: str) -> Direction | None:
     """Which way is better for ``figure``: ``higher`` (throughput, ratios) or ``lower``.
 
-    Known by the figure's name: throughput (``*_per_second``), ratios and shares are better
-    higher; latency (``*_ms``, ``*_us``), time (``*_s``) and memory (``*_mb``, bytes) are better
-    lower. None for a name that says neither (such a figure is not compared).
+    Known by the figure's name: throughput (``*_per_second``), ratios and shares of a ceiling
+    are better higher; latency (``*_ms``, ``*_us``), time (``*_s``), memory (``*_mb``, bytes)
+    and CPU (``*_cpu_share``, of one core) are better lower. None for a name that says neither
+    (such a figure is not compared).
     """
     name = figure.rsplit(".", 1)[-1]
     if name.endswith(_HIGHER_SUFFIXES):
@@ -231,6 +260,21 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
             for key, value in (startup.get(mode) or {}).items():
                 if key.endswith("_s") and key != "import_s":
                     _put(out, f"startup.{mode}.{key}", value)
+    attach = scenarios.get("attach")
+    if attach:
+        _put(out, "attach.attach_s", attach.get("attach_s"))
+        _put(out, "attach.connect_first_frame_s", attach.get("connect_first_frame_s"))
+        consoles = (attach.get("cpu") or {}).get("consoles", 3)
+        _put(out, "attach.engine_0_consoles_cpu_share", attach.get("engine_cpu_share_none"))
+        _put(
+            out,
+            f"attach.engine_{consoles}_consoles_cpu_share",
+            attach.get("engine_cpu_share_attached"),
+        )
+        # The difference of two medians, a few hundredths of a core: reported, not compared
+        # (its relative change is mostly noise); the two shares it comes from are compared.
+        _put(out, "attach.consoles_added_cpu", attach.get("consoles_added_cpu_share"))
+        _put(out, "attach.idle_consoles_added_cpu", attach.get("idle_consoles_added_cpu_share"))
     soak = scenarios.get("soak")
     if soak:
         for key in ("rss_growth_mb", "growth_mb_per_hour", "rss_max_mb"):
@@ -301,6 +345,9 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     memory = scenarios.get("memory") or {}
     if memory and memory.get("stored", 0) < memory.get("killmails", 0):
         out.append(f"memory: {memory['killmails'] - memory['stored']} kills not stored")
+    attach = scenarios.get("attach") or {}
+    if attach.get("lost"):
+        out.append(f"attach: {attach['lost']} kills not delivered")
     headless = (scenarios.get("startup") or {}).get("headless") or {}
     out += [f"startup (headless): {problem}" for problem in headless.get("problems", [])]
     return out
@@ -387,7 +434,9 @@ def run_suite(
     names = [
         name
         for name in SCENARIOS
-        if (only is None or name in set(only)) and (name != "soak" or sizes.soak_minutes)
+        if (only is None or name in set(only))
+        and (name != "soak" or sizes.soak_minutes)
+        and (name != "attach" or sizes.attach_seconds)
     ]
     started = time.perf_counter()
     measured = asyncio.run(_run_all(names, sizes, progress))

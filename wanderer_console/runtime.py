@@ -41,6 +41,7 @@ from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.server.app import HttpSurface, start_surface
 from wanderer_console.server.ports import Readiness
+from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.lock import open_owned
 from wanderer_console.store.maintenance import Maintenance
 from wanderer_console.supervisor import TaskSupervisor
@@ -234,8 +235,8 @@ class Runtime:
     # -- the engine as the HTTP surface sees it (server.ports.EngineSurface) ----------------------
 
     @property
-    def database(self) -> Path:
-        """The SQLite file."""
+    def database(self) -> StoreLocation:
+        """The store's database: the SQLite file, or the PostgreSQL URL (prints masked)."""
         return self.store.path
 
     async def enqueue(self, item: Item) -> None:

@@ -21,8 +21,8 @@ from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.pipeline.queue import BoundedPriorityQueue
 from wanderer_console.server.ports import Readiness
+from wanderer_console.store.base import Store
 from wanderer_console.store.maintenance import Maintenance
-from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["EngineParts", "readiness", "snapshot", "summary"]
@@ -38,7 +38,7 @@ class EngineParts(Protocol):
     started_at: float
     ready: asyncio.Event
     metrics: Metrics
-    store: SqliteStore
+    store: Store
     index: TrackingIndex
     queue: BoundedPriorityQueue[Item]
     dispatcher: Dispatcher
@@ -124,7 +124,7 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
     }
 
 
-def summary(metrics: Metrics, store: SqliteStore) -> dict[str, Any]:
+def summary(metrics: Metrics, store: Store) -> dict[str, Any]:
     """Counters for the demo's closing JSON line and the console's counters panel."""
     m = metrics
     # Each metric collected on its own: a whole-registry collection per figure costs

@@ -9,7 +9,9 @@ config. Rejected edits are recorded too, with their located problems and no appl
 
 Versions written by older builds held the full text, secrets included. Opening the audit rewrites
 them once (recorded in ``data_migrations``) and compacts the database, so the old bytes leave the
-file and its write-ahead log instead of lingering in free pages.
+file and its write-ahead log instead of lingering in free pages. The table lives in the store's
+database, SQLite or PostgreSQL (:func:`wanderer_console.store.backends.connect`); no build before
+PostgreSQL support stored secrets there, so on it the rewrite is a sweep with nothing to compact.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pydantic import BaseModel, SecretStr
 
 from wanderer_console.config.model import Settings
 from wanderer_console.config.redact import redact_config, redact_text
-from wanderer_console.store.sqlite import open_database
+from wanderer_console.store.backends import connect
+from wanderer_console.store.base import StoreLocation
 
 __all__ = ["AuditEntry", "ConfigAudit", "Change", "diff_settings", "flatten"]
 
@@ -121,9 +124,36 @@ def diff_settings(old: Settings | None, new: Settings) -> list[Change]:
 class ConfigAudit:
     """The ``config_audit`` table in the console's database (own connection)."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._conn = open_database(db_path)
-        self._redact_stored_versions()
+    def __init__(self, db_path: StoreLocation) -> None:
+        self._conn = connect(db_path)
+        self._sqlite = isinstance(self._conn, sqlite3.Connection)
+        if self._sqlite:
+            self._redact_stored_versions()
+        else:
+            self._sweep_stored_versions()
+
+    def _sweep_stored_versions(self) -> None:
+        """PostgreSQL: redact any stored version not redacted yet, once (no file to compact)."""
+        try:
+            if self._migration_state() == "done":
+                return
+            updates = self._redactions()
+            for new_diff, new_content, row_id in updates:
+                self._conn.execute(
+                    "UPDATE config_audit SET diff = ?, content = ? WHERE id = ?",
+                    (new_diff, new_content, row_id),
+                )
+            self._conn.execute(
+                "INSERT INTO data_migrations (name, applied_at) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET applied_at = excluded.applied_at",
+                (_REDACT_MIGRATION, time.time()),
+            )
+        except Exception as exc:  # psycopg's errors: reading the history must keep working
+            log.warning(
+                "config history: stored versions not scrubbed of secrets yet (tried again at"
+                " the next open)",
+                extra={"ctx": {"error": str(exc)}},
+            )
 
     def _redact_stored_versions(self) -> None:
         """Rewrite, once per database, the versions older builds stored with their secrets.
@@ -154,8 +184,9 @@ class ConfigAudit:
         """``None`` (not begun), ``compact`` (rows rewritten, file not compacted) or ``done``."""
         # A record of one-time data rewrites, apart from the schema version: it fixes content,
         # and it is the audit, not the schema, that knows how.
+        real = "REAL" if self._sqlite else "DOUBLE PRECISION"
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS data_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+            f"CREATE TABLE IF NOT EXISTS data_migrations (name TEXT PRIMARY KEY, applied_at {real})"
         )
         row = self._conn.execute(
             "SELECT applied_at FROM data_migrations WHERE name = ?", (_REDACT_MIGRATION,)
@@ -167,11 +198,7 @@ class ConfigAudit:
     def _rewrite_rows(self) -> bool:
         """Redact every stored row; True when some changed (the file then needs compacting)."""
         conn = self._conn
-        updates = []
-        for row_id, diff, content in conn.execute("SELECT id, diff, content FROM config_audit"):
-            new_diff, new_content = redact_text(diff), redact_config(content)
-            if (new_diff, new_content) != (diff, content):
-                updates.append((new_diff, new_content, row_id))
+        updates = self._redactions()
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -193,6 +220,16 @@ class ConfigAudit:
                 extra={"ctx": {"versions": len(updates)}},
             )
         return bool(updates)
+
+    def _redactions(self) -> list[tuple[str, str, int]]:
+        """``(diff, content, id)`` of every stored row whose redaction differs from it."""
+        updates = []
+        rows = self._conn.execute("SELECT id, diff, content FROM config_audit").fetchall()
+        for row_id, diff, content in rows:
+            new_diff, new_content = redact_text(diff), redact_config(content)
+            if (new_diff, new_content) != (diff, content):
+                updates.append((new_diff, new_content, row_id))
+        return updates
 
     def _compact(self) -> None:
         """Rebuild the file and empty the write-ahead log, then record the rewrite as done."""
@@ -224,8 +261,10 @@ class ConfigAudit:
         now: float | None = None,
     ) -> int:
         """Append one row, its secrets redacted; return its id."""
+        returning = "" if self._sqlite else " RETURNING id"
         cursor = self._conn.execute(
-            "INSERT INTO config_audit (at, source, path, diff, content) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO config_audit (at, source, path, diff, content) VALUES (?, ?, ?, ?, ?)"
+            + returning,
             (
                 time.time() if now is None else now,
                 source,
@@ -235,7 +274,9 @@ class ConfigAudit:
                 redact_config(content),
             ),
         )
-        return int(cursor.lastrowid or 0)
+        if not self._sqlite:
+            return int(cursor.fetchone()[0])
+        return int(getattr(cursor, "lastrowid", 0) or 0)
 
     def history(self, limit: int = 100) -> list[AuditEntry]:
         """The latest rows, oldest first."""

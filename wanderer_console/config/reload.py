@@ -26,6 +26,7 @@ from wanderer_console.config.live import applies, entries_changed
 from wanderer_console.config.loader import ConfigError, parse_settings_text, secret_warnings
 from wanderer_console.config.model import Settings
 from wanderer_console.config.section import Restart
+from wanderer_console.store.base import StoreLocation
 
 __all__ = ["ConfigReloader", "Reloadable", "ReloadResult", "needs_restart", "restart_reasons"]
 
@@ -73,8 +74,8 @@ class Reloadable(Protocol):
         """The running configuration."""
 
     @property
-    def database(self) -> Path:
-        """The SQLite file the audit of changes lives in."""
+    def database(self) -> StoreLocation:
+        """The store's database, where the audit of changes lives."""
 
     def apply_settings(self, settings: Settings) -> None:
         """Make ``settings`` the running configuration."""

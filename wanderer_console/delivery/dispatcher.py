@@ -43,9 +43,9 @@ from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.base import OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
-from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["Dispatcher", "ResolvedTarget", "TargetState", "build_dispatcher"]
@@ -67,7 +67,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         sender: DiscordSender,
         metrics: Metrics,
         targets: Callable[[], Mapping[TargetKey, ResolvedTarget]],
@@ -445,7 +445,7 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    store: SqliteStore, metrics: Metrics, http: HttpClient, settings: LiveSettings
+    store: Store, metrics: Metrics, http: HttpClient, settings: LiveSettings
 ) -> Dispatcher:
     """The engine's dispatcher: Discord reached through ``http``; targets and switches read from
     the running settings on every look, pacing, policy and API URL re-applied on every reload."""

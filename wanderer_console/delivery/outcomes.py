@@ -24,8 +24,8 @@ from wanderer_console.delivery.pacing import Batch, ChannelPacer
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import OutboxRow
-from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
+from wanderer_console.store.base import OutboxRow, Store
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["OutcomeJournal", "Outcomes", "TargetKey", "row_ctx"]
@@ -115,7 +115,7 @@ class Outcomes:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         metrics: Metrics,
         policy: DeliveryPolicy,
         pacer: ChannelPacer,

@@ -22,9 +22,8 @@ from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.base import OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
-from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DeadTargets", "recover_in_flight"]
@@ -37,7 +36,7 @@ class DeadTargets:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         metrics: Metrics,
         journal: OutcomeJournal,
         state: Callable[[str], TargetState],
@@ -111,9 +110,7 @@ class DeadTargets:
         return revived
 
 
-def recover_in_flight(
-    store: SqliteStore, policy: DeliveryPolicy, *, clock: Clock | None = None
-) -> int:
+def recover_in_flight(store: Store, policy: DeliveryPolicy, *, clock: Clock | None = None) -> int:
     """Schedule the careful re-send of rows claimed when the engine last stopped; how many."""
     found = store.recover_in_flight()
     if not found:

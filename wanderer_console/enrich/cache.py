@@ -78,7 +78,7 @@ CacheRow = tuple[str, str, int, str, float]
 
 
 class CacheStore(Protocol):
-    """Persistence of warm entries (implemented by :class:`~wanderer_console.store.SqliteStore`)."""
+    """Persistence of warm entries (implemented by the :class:`~wanderer_console.store.Store`)."""
 
     def save_cache_entries(self, rows: Iterable[CacheRow]) -> int: ...
     def load_cache_entries(self, version: int, now: float) -> list[CacheRow]: ...

@@ -21,7 +21,7 @@ from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.killstream import KillstreamSource
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
 from wanderer_console.ingest.recent import RecentIds
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KillSources"]
@@ -39,7 +39,7 @@ class KillSources:
         self,
         settings: Callable[[], Settings],
         index: TrackingIndex,
-        store: SqliteStore,
+        store: Store,
         sink: Callable[[Item], Awaitable[None]],
         metrics: Metrics,
         *,

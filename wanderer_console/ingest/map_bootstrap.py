@@ -20,7 +20,7 @@ from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import MapSseSource
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["MapFeeds"]
@@ -36,7 +36,7 @@ class MapFeeds:
     def __init__(
         self,
         index: TrackingIndex,
-        store: SqliteStore,
+        store: Store,
         sink: Callable[[Item], Awaitable[None]],
         metrics: Metrics,
         *,

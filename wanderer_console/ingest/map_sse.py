@@ -23,7 +23,7 @@ from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, MapEventItem
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["MapSseSource", "cursor_stream"]
@@ -47,7 +47,7 @@ class MapSseSource:
         tenant: str,
         map_settings: MapSettings,
         http: HttpClient,
-        store: SqliteStore,
+        store: Store,
         sink: Callable[[Item], Awaitable[None]],
         metrics: Metrics,
         *,

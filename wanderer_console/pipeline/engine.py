@@ -43,8 +43,7 @@ from wanderer_console.pipeline.startup import (
     ulid_seconds,
 )
 from wanderer_console.pipeline.writer import EventWriter, settle
-from wanderer_console.store.base import StoredEvent
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store, StoredEvent
 from wanderer_console.telemetry.context import bind_event
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -62,7 +61,7 @@ class Engine:
     def __init__(
         self,
         settings: Settings | Callable[[], Settings],
-        store: SqliteStore,
+        store: Store,
         index: TrackingIndex,
         metrics: Metrics,
         *,

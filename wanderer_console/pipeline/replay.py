@@ -41,7 +41,7 @@ from wanderer_console.ingest.items import CustomItem
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
-from wanderer_console.store.base import StoredEvent
+from wanderer_console.store.base import Store, StoredEvent
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -116,7 +116,7 @@ def _replay_settings(settings: Settings) -> Settings:
 
 async def replay(
     settings: Settings,
-    store: SqliteStore,
+    store: Store,
     since: float,
     *,
     use_rest: bool = True,

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import PendingWrite, StoredEvent
-from wanderer_console.store.sqlite import SqliteStore, StoreWriteError
+from wanderer_console.store.base import PendingWrite, Store, StoredEvent
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.context import current_request_id
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -36,7 +36,7 @@ class EventWriter:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         metrics: Metrics,
         *,
         on_queued: Callable[[set[str]], None] = lambda _targets: None,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from wanderer_console.config.model import Settings
 from wanderer_console.ingest.items import Item
+from wanderer_console.store.base import StoreLocation
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["EngineSurface", "Readiness"]
@@ -53,8 +53,8 @@ class EngineSurface(Protocol):
         """Unix time the engine started."""
 
     @property
-    def database(self) -> Path:
-        """The SQLite file (the ingest API's tenants live there)."""
+    def database(self) -> StoreLocation:
+        """The store's database (the ingest API's tenants live there)."""
 
     async def enqueue(self, item: Item) -> None:
         """Hand an accepted event to the pipeline (waits while the queue is full)."""

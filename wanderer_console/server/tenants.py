@@ -7,18 +7,16 @@ fast hash is enough and lets a request be authenticated with one indexed look-up
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from wanderer_console.store.sqlite import open_database
+from wanderer_console.store.backends import connect
+from wanderer_console.store.base import StoreLocation, is_unique_violation
 
 __all__ = [
     "KEY_PREFIX",
@@ -74,15 +72,15 @@ def _new_key() -> str:
 
 
 class TenantRegistry:
-    """Tenants in the console's SQLite database (own connection; the schema is migrated)."""
+    """Tenants in the console's database, SQLite or PostgreSQL (own connection; the schema is
+    migrated)."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._conn = open_database(db_path)
+    def __init__(self, db_path: StoreLocation) -> None:
+        self._conn = connect(db_path)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        with contextlib.suppress(sqlite3.ProgrammingError):
-            self._conn.close()
+        self._conn.close()
 
     def add(self, slug: str, *, now: float | None = None) -> str:
         """Create a tenant; return its key (the only time it is visible)."""
@@ -96,7 +94,9 @@ class TenantRegistry:
                 "INSERT INTO tenants (slug, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?)",
                 (slug, hash_key(key), key[:8], time.time() if now is None else now),
             )
-        except sqlite3.IntegrityError:
+        except Exception as exc:
+            if not is_unique_violation(exc):
+                raise
             raise TenantError(f"tenant {slug!r} already exists (use rotate-key)") from None
         return key
 

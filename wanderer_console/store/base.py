@@ -1,14 +1,43 @@
-"""The storage contract: rows the rest of the console reads and writes."""
+"""The storage contract: the :class:`Store` protocol and the rows it reads and writes.
+
+Every package outside ``store/`` types against :class:`Store`, never against one backend: the
+SQLite file in the data directory (:class:`~wanderer_console.store.sqlite.SqliteStore`, the
+default) or a PostgreSQL database (:class:`~wanderer_console.store.postgres.PostgresStore`,
+chosen by ``[store] url``). Where a store lives is a :data:`StoreLocation`: a :class:`Path` to
+the SQLite file, or a :class:`DatabaseUrl` whose text never shows its password.
+
+Parts that keep a connection of their own (the config audit, the tenant registry) talk to it
+through :class:`DbConnection`: ``execute``/``executemany`` with ``?`` placeholders, the subset
+of DB-API both backends share (``sqlite3.Connection`` is one as it is).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, NamedTuple
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+from wanderer_console.store.writes import WriteFault
 
 if TYPE_CHECKING:
     from wanderer_console.domain.notification import Notification
 
-__all__ = ["OutboxRow", "PendingWrite", "StoredEvent"]
+__all__ = [
+    "DatabaseUrl",
+    "DbConnection",
+    "DbCursor",
+    "DeadTarget",
+    "FailedRow",
+    "OutboxRow",
+    "PendingWrite",
+    "Store",
+    "StoreLocation",
+    "StoredEvent",
+    "is_unique_violation",
+]
 
 
 class StoredEvent(NamedTuple):
@@ -62,3 +91,259 @@ class PendingWrite(NamedTuple):
     """Settled with True (new) or False (duplicate) once written (ingest API callers)."""
     correlation_id: str | None = None
     """Stored with each of the event's outbox rows so delivery logs can name it."""
+
+
+class DeadTarget(NamedTuple):
+    """A target Discord refused for good, until its credential changes or an operator retries."""
+
+    tenant_id: str
+    target_key: str
+    reason: str
+    fingerprint: str
+    since: float
+
+
+class FailedRow(NamedTuple):
+    """A notification given up on (or held by a dead target), for ``outbox list``."""
+
+    id: int
+    tenant_id: str
+    target_key: str
+    type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+
+
+# -- where a store lives -----------------------------------------------------------------------
+
+_SCHEMES = ("postgresql", "postgres")
+
+
+class DatabaseUrl:
+    """A PostgreSQL connection URL (``postgresql://user:password@host:port/dbname?…``).
+
+    It may carry a password, so ``str()`` and ``repr()`` show it masked (``***``): a URL
+    printed in a log line, an error or the console never leaks it. :meth:`secret` is the URL
+    as given, for the driver only.
+    """
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in _SCHEMES:
+            raise ValueError(
+                f"not a PostgreSQL URL (it must start with postgresql://): {_mask(url)}"
+            )
+        self._url = url
+
+    def secret(self) -> str:
+        """The URL as given, password included (hand it to the driver, never to a log)."""
+        return self._url
+
+    def __str__(self) -> str:
+        return _mask(self._url)
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({_mask(self._url)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatabaseUrl) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+
+def _mask(url: str) -> str:
+    """``url`` with the password of its user part (and any ``password=`` option) masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if sep else ''}@{host}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else item
+        for item in parts.query.split("&")
+        if item
+        for key in [item.partition("=")[0]]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+StoreLocation: TypeAlias = Path | DatabaseUrl
+"""Where a store lives: the SQLite file, or a PostgreSQL database."""
+
+
+# -- the connection subset both backends share ---------------------------------------------------
+
+
+class DbCursor(Protocol):
+    """What a statement returns: its rows and how many rows it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class DbConnection(Protocol):
+    """A connection taking SQL with ``?`` placeholders (``sqlite3.Connection`` is one)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> DbCursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> DbCursor: ...
+
+    def close(self) -> None: ...
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """True when ``exc`` is a broken integrity constraint (a duplicate key), on either backend:
+    ``sqlite3.IntegrityError``, or a psycopg error of SQLSTATE class 23."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("23")
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """What the engine, the pipeline, delivery and the commands use of a store.
+
+    Calls are synchronous and short (an indexed statement or one transaction): they run inline
+    on the event loop, on SQLite and on PostgreSQL alike. Writes go through a write guard: a
+    failed one raises :class:`~wanderer_console.store.writes.StoreWriteError` and sets
+    :attr:`write_fault` until a write succeeds again.
+    """
+
+    @property
+    def path(self) -> StoreLocation:
+        """Where the store lives (a :class:`DatabaseUrl` prints without its password)."""
+        ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    @property
+    def events_written(self) -> int:
+        """Events this store inserted since it opened."""
+        ...
+
+    @property
+    def last_write_at(self) -> float | None:
+        """``time.perf_counter()`` when the last write committed."""
+        ...
+
+    @property
+    def write_fault(self) -> WriteFault | None:
+        """Why the store cannot write right now (``None`` while writes succeed)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    def check_integrity(self) -> str | None:
+        """None when the database is sound (blocking: run it in a thread), else the problem."""
+        ...
+
+    # events and cursors
+    def record_event(
+        self,
+        event: StoredEvent,
+        notifications: Sequence[Notification] = (),
+        *,
+        cursor: tuple[str, str] | None = None,
+        now: float | None = None,
+        correlation_id: str | None = None,
+    ) -> bool: ...
+
+    def record_events(
+        self, writes: Sequence[PendingWrite], *, now: float | None = None
+    ) -> list[bool]: ...
+
+    def has_event(self, tenant_id: str, event_id: str) -> bool: ...
+
+    def event_count(self) -> int: ...
+
+    def events_since(self, since: float, *, limit: int = 100_000) -> list[StoredEvent]: ...
+
+    def get_cursor(self, stream: str) -> str | None: ...
+
+    def set_cursor(self, stream: str, value: str) -> None: ...
+
+    def prune(self, before: float) -> tuple[int, int]: ...
+
+    # enrichment cache
+    def save_cache_entries(self, rows: Iterable[tuple[str, str, int, str, float]]) -> int: ...
+
+    def load_cache_entries(
+        self, version: int, now: float
+    ) -> list[tuple[str, str, int, str, float]]: ...
+
+    def prune_cache_entries(self, version: int, now: float) -> int: ...
+
+    # outbox
+    def enqueue(
+        self, notifications: Sequence[Notification], *, now: float | None = None
+    ) -> None: ...
+
+    def due_outbox(
+        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
+    ) -> list[OutboxRow]: ...
+
+    def pending_targets(self) -> list[str]: ...
+
+    def next_due_at(self) -> float | None: ...
+
+    def outbox_depth(self) -> dict[str, int]: ...
+
+    def outbox_counts(self) -> dict[str, int]: ...
+
+    def claim(self, row_ids: Sequence[int], *, send_id: str, now: float | None = None) -> int: ...
+
+    def mark_sent(self, row_id: int | Sequence[int], *, now: float | None = None) -> None: ...
+
+    def release(
+        self,
+        row_ids: Sequence[int],
+        *,
+        next_attempt_at: float,
+        error: str | None,
+        attempt: bool = True,
+        keep_send_id: bool = False,
+        uncertain: bool = False,
+    ) -> None: ...
+
+    def mark_failed(self, row_id: int | Sequence[int], *, error: str) -> None: ...
+
+    def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None: ...
+
+    def recover_in_flight(self) -> list[tuple[int, str, str, float]]: ...
+
+    def schedule(self, row_ids: Sequence[int], *, next_attempt_at: float) -> None: ...
+
+    def dead_targets(self) -> list[DeadTarget]: ...
+
+    def set_dead_target(
+        self, tenant_id: str, target_key: str, *, reason: str, fingerprint: str, now: float
+    ) -> None: ...
+
+    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int: ...
+
+    def failed_rows(
+        self, *, target_key: str | None = None, limit: int = 1000
+    ) -> list[FailedRow]: ...
+
+    def drop_failed(self, *, target_key: str | None = None, row_ids: Sequence[int] = ()) -> int: ...

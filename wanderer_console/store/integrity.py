@@ -15,7 +15,11 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from wanderer_console.store.base import DatabaseUrl
 
 __all__ = [
     "OPEN_CHECK_BUDGET_SECONDS",
@@ -46,7 +50,9 @@ class StorageError(Exception):
     """The database (or its directory) cannot be used; ``str()`` is one paragraph naming the path
     and what to do."""
 
-    def __init__(self, path: Path, problem: str, advice: str, *, subject: str = "database") -> None:
+    def __init__(
+        self, path: Path | DatabaseUrl, problem: str, advice: str, *, subject: str = "database"
+    ) -> None:
         self.path = path
         self.problem = problem
         self.advice = advice

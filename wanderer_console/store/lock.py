@@ -1,6 +1,6 @@
 """One engine per data directory: an exclusive OS lock held for the engine's whole life.
 
-Two engines on one SQLite outbox would both deliver it: duplicate posts, rows attempted twice,
+Two engines on one outbox would both deliver it: duplicate posts, rows attempted twice,
 rate limits shared without either knowing. The engine takes ``engine.lock`` in its data
 directory with ``flock`` before it opens anything; the kernel releases it when the process ends,
 however it ends, so a crash never leaves a stale lock behind. The file's content (PID, host,
@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from wanderer_console.store.backends import open_store, store_location
+from wanderer_console.store.base import Store
 from wanderer_console.store.integrity import ensure_data_dir
-from wanderer_console.store.sqlite import DB_NAME, SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder", "open_owned"]
@@ -156,8 +157,14 @@ def lock_holder(data_dir: Path) -> LockHolder | None:
         return None
 
 
-def open_owned(data_dir: Path, metrics: Metrics) -> tuple[DataDirLock, SqliteStore]:
+def open_owned(
+    data_dir: Path, metrics: Metrics, database: str | None = None
+) -> tuple[DataDirLock, Store]:
     """Take ``data_dir``'s lock, then open its store (the lock is released if that fails).
+
+    The store is the SQLite file in ``data_dir``, or the PostgreSQL database at ``database``
+    (a ``postgresql://`` URL): the lock is the data directory's either way, as the engine keeps
+    its control socket, config and lock file there.
 
     Failed writes are counted in ``wc_store_write_errors_total``; ``wc_store_writable`` reads
     the store's write fault when scraped.
@@ -165,8 +172,8 @@ def open_owned(data_dir: Path, metrics: Metrics) -> tuple[DataDirLock, SqliteSto
     lock = DataDirLock(data_dir)
     lock.acquire()
     try:
-        store = SqliteStore(
-            data_dir / DB_NAME,
+        store = open_store(
+            store_location(data_dir, database),
             on_write_error=lambda op: metrics.store_write_errors.labels(operation=op).inc(),
         )
     except BaseException:

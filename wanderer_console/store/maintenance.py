@@ -4,7 +4,8 @@ Retention runs hourly and deletes events, and notifications finished, older than
 ``console.retention_days`` (pending and in-flight notifications are never deleted). The integrity
 check reads the whole database every few hours on its own read-only connection in a thread, so
 damage is found before a write trips on it: the problem is kept for ``/ready`` and logged at
-ERROR with what to do.
+ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only connection; on
+PostgreSQL, whose server keeps its own files sound, a fresh connection that must answer.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from wanderer_console.store.integrity import check_file
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 
 __all__ = ["Maintenance"]
 
@@ -25,7 +26,7 @@ log = logging.getLogger("wanderer_console.runtime")
 class Maintenance:
     """Retention and integrity loops over one store."""
 
-    def __init__(self, store: SqliteStore, retention_days: Callable[[], float]) -> None:
+    def __init__(self, store: Store, retention_days: Callable[[], float]) -> None:
         self._store = store
         self._retention_days = retention_days
         self.integrity_interval = 6 * 3600.0
@@ -50,11 +51,13 @@ class Maintenance:
         path = self._store.path
         while True:
             await asyncio.sleep(self.integrity_interval)
-            problem = await asyncio.to_thread(check_file, path)
+            problem = await asyncio.to_thread(self._store.check_integrity)
             if problem != self.integrity_problem and problem is not None:
                 log.error(
                     "database damaged; stop the console, restore the backup or run"
-                    " `sqlite3 DB .recover`",
+                    " `sqlite3 DB .recover`"
+                    if isinstance(path, Path)
+                    else "database check failed; see the PostgreSQL server's log",
                     extra={"ctx": {"path": str(path), "problem": problem}},
                 )
             self.integrity_problem = problem

@@ -1,4 +1,4 @@
-"""The notification outbox in SQLite: what is due, what is in flight, what is done.
+"""The notification outbox (SQLite or PostgreSQL): what is due, what is in flight, what is done.
 
 A row's life: ``pending`` (due at ``next_attempt_at``) → ``sending`` (claimed with a send id
 just before its request goes out) → ``sent`` once Discord confirms it; or back to ``pending``
@@ -15,61 +15,40 @@ failed: their rows wait, and a different credential (a fixed config) revives the
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Collection, Iterable, Sequence
-from typing import NamedTuple
 
 import orjson
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import OutboxRow
+from wanderer_console.store.base import DbConnection, DeadTarget, FailedRow, OutboxRow
+from wanderer_console.store.dialect import Dialect
 from wanderer_console.store.writes import WriteGuard
 
 __all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
 
-_PENDING_BY_TARGET = "outbox_pending_target"
-"""The partial index of pending rows by ``(target_key, id)`` (migration 6). Named in the
-dispatcher's queries because, without statistics, SQLite would pick ``outbox_due`` and walk and
-sort the whole backlog."""
 _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
     " created_at, send_id, uncertain, sending_at"
 )
 
 
-class DeadTarget(NamedTuple):
-    """A target Discord refused for good, until its credential changes or an operator retries."""
-
-    tenant_id: str
-    target_key: str
-    reason: str
-    fingerprint: str
-    since: float
-
-
-class FailedRow(NamedTuple):
-    """A notification given up on (or held by a dead target), for ``outbox list``."""
-
-    id: int
-    tenant_id: str
-    target_key: str
-    type: str
-    status: str
-    attempts: int
-    last_error: str | None
-    created_at: float
-
-
 def _marks(ids: Sequence[object]) -> str:
-    return ",".join("?" * len(ids))
+    # ``IN (NULL)`` matches nothing, as SQLite's ``IN ()`` does; PostgreSQL refuses ``IN ()``.
+    return ",".join("?" * len(ids)) or "NULL"
 
 
 class OutboxMixin:
-    """The outbox half of :class:`~wanderer_console.store.sqlite.SqliteStore`."""
+    """The outbox half of a store (:class:`~wanderer_console.store.sql.SqlStore`).
 
-    _conn: sqlite3.Connection
+    The partial index of pending rows by ``(target_key, id)`` (migration 6) is named in the
+    dispatcher's queries on SQLite (``_sql.pending_index``) because, without statistics, SQLite
+    would pick ``outbox_due`` and walk and sort the whole backlog.
+    """
+
+    _conn: DbConnection
     _writes: WriteGuard
+    _sql: Dialect
 
     def _insert_notifications(
         self,
@@ -122,7 +101,7 @@ class OutboxMixin:
             rows.extend(
                 OutboxRow(*row)
                 for row in self._conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+                    f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
                     " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
                     " ORDER BY id LIMIT ?",
                     (target, now, limit),
@@ -133,12 +112,13 @@ class OutboxMixin:
 
     def pending_targets(self) -> list[str]:
         """Target keys with at least one pending notification (one index probe per target)."""
+        hint = self._sql.pending_index
         rows = self._conn.execute(
             "WITH RECURSIVE t(key) AS ("
-            f" SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            f" SELECT MIN(target_key) FROM outbox{hint}"
             " WHERE status = 'pending'"
             " UNION ALL"
-            f" SELECT (SELECT MIN(target_key) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            f" SELECT (SELECT MIN(target_key) FROM outbox{hint}"
             "  WHERE status = 'pending' AND target_key > t.key)"
             " FROM t WHERE t.key IS NOT NULL"
             ") SELECT key FROM t WHERE key IS NOT NULL"
@@ -160,12 +140,12 @@ class OutboxMixin:
         """
         depth: dict[str, int] = {}
         for key, count in self._conn.execute(
-            f"SELECT target_key, COUNT(*) FROM outbox INDEXED BY {_PENDING_BY_TARGET}"
+            f"SELECT target_key, COUNT(*) FROM outbox{self._sql.pending_index}"
             " WHERE status = 'pending' GROUP BY target_key"
         ):
             depth[str(key)] = int(count)
         for key, count in self._conn.execute(
-            "SELECT target_key, COUNT(*) FROM outbox INDEXED BY outbox_sending"
+            f"SELECT target_key, COUNT(*) FROM outbox{self._sql.sending_index}"
             " WHERE status = 'sending' GROUP BY target_key"
         ):
             depth[str(key)] = depth.get(str(key), 0) + int(count)
@@ -182,15 +162,17 @@ class OutboxMixin:
         """Mark rows in flight under ``send_id`` before their request goes out; return how many.
 
         Committed before the request, so a crash during it leaves the rows ``sending``: their
-        outcome is then known to be uncertain, never mistaken for "not sent".
+        outcome is then known to be uncertain, never mistaken for "not sent". On PostgreSQL the
+        rows are locked as they are claimed and rows another transaction holds are skipped
+        (``FOR UPDATE SKIP LOCKED``), so engines sharing the outbox never claim the same row.
         """
         stamp = time.time() if now is None else now
         with self._writes.transaction("claim") as conn:
             cursor = conn.execute(
                 # A message sent again under its own send id keeps its first send time.
                 "UPDATE outbox SET status = 'sending', sending_at = CASE"
-                " WHEN send_id IS ? AND sending_at IS NOT NULL THEN sending_at ELSE ? END,"
-                f" send_id = ? WHERE id IN ({_marks(row_ids)}) AND status = 'pending'",
+                f" WHEN {self._sql.same_send_id} AND sending_at IS NOT NULL THEN sending_at"
+                f" ELSE ? END, send_id = ? WHERE {self._sql.claimable(_marks(row_ids))}",
                 (send_id, stamp, send_id, *row_ids),
             )
         return int(cursor.rowcount)

@@ -17,6 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wanderer_console.store.base import DatabaseUrl, DbConnection
 
 __all__ = ["StoreWriteError", "WriteFault", "WriteGuard"]
 
@@ -24,9 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class StoreWriteError(Exception):
-    """The store could not write; the message names the file, the operation and what to do."""
+    """The store could not write; the message names the file (or the database, its password
+    masked), the operation and what to do."""
 
-    def __init__(self, path: Path, operation: str, cause: BaseException) -> None:
+    def __init__(self, path: Path | DatabaseUrl, operation: str, cause: BaseException) -> None:
         self.path = path
         self.operation = operation
         self.cause = str(cause) or type(cause).__name__
@@ -34,8 +39,17 @@ class StoreWriteError(Exception):
 
 
 def advice(cause: str) -> str:
-    """What an operator does about a write error, by SQLite's message."""
+    """What an operator does about a write error, by SQLite's (or PostgreSQL's) message."""
     text = cause.lower()
+    if any(fragment in text for fragment in _UNREACHABLE):
+        return (
+            "The PostgreSQL server cannot be reached; start it or fix [store] url; delivery"
+            " resumes by itself once a write succeeds."
+        )
+    if "no space left" in text:
+        return "Free space on the database server's disk; delivery resumes by itself."
+    if "read-only transaction" in text or "recovery is in progress" in text:
+        return "The PostgreSQL server is a read-only standby; point [store] url at the primary."
     if "full" in text:
         return "Free space on the data directory's file system; delivery resumes by itself."
     if "readonly" in text or "read-only" in text or "permission" in text:
@@ -45,6 +59,19 @@ def advice(cause: str) -> str:
     if "malformed" in text or "corrupt" in text:
         return "The database is damaged: stop, restore the backup or run `sqlite3 DB .recover`."
     return "Check the data directory's file system; delivery resumes once a write succeeds."
+
+
+_UNREACHABLE = (
+    "connection refused",
+    "connection failed",
+    "server closed the connection",
+    "terminating connection",
+    "couldn't get a connection",
+    "the connection is closed",
+    "connection is lost",
+    "consuming input failed",
+)
+"""Fragments of psycopg errors that mean the PostgreSQL server is not there (not a bad row)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +88,24 @@ class WriteFault:
 
 
 class WriteGuard:
-    """Runs the store's writes in transactions and tracks whether the last one failed."""
+    """Runs the store's writes in transactions and tracks whether the last one failed.
+
+    This one drives a ``sqlite3`` connection; the PostgreSQL store's guard
+    (:class:`~wanderer_console.store.postgres.PgWriteGuard`) overrides how a transaction and a
+    statement run, and shares the fault tracking.
+    """
 
     def __init__(
         self,
         conn: sqlite3.Connection,
-        path: Path,
+        path: Path | DatabaseUrl,
         *,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._conn = conn
+        self._track(path, on_error)
+
+    def _track(self, path: Path | DatabaseUrl, on_error: Callable[[str], None] | None) -> None:
         self._path = path
         self._on_error = on_error
         self.fault: WriteFault | None = None
@@ -79,7 +114,7 @@ class WriteGuard:
         """Failed writes since the store opened."""
 
     @contextlib.contextmanager
-    def transaction(self, operation: str) -> Iterator[sqlite3.Connection]:
+    def transaction(self, operation: str) -> Iterator[DbConnection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; any SQLite error becomes :class:`StoreWriteError`."""
         conn = self._conn
         try:
@@ -94,7 +129,7 @@ class WriteGuard:
             raise
         self._succeeded()
 
-    def statement(self, operation: str, sql: str, params: object = ()) -> sqlite3.Cursor:
+    def statement(self, operation: str, sql: str, params: object = ()) -> int:
         """One autocommitted statement, guarded like a transaction."""
         try:
             cursor = self._conn.execute(sql, params)  # type: ignore[arg-type]
@@ -102,7 +137,7 @@ class WriteGuard:
             self._rollback()
             raise self._failed(operation, exc) from exc
         self._succeeded()
-        return cursor
+        return int(cursor.rowcount)
 
     def _rollback(self) -> None:
         if not self._conn.in_transaction:
@@ -112,7 +147,7 @@ class WriteGuard:
         except sqlite3.Error as exc:
             log.error("rollback failed", extra={"ctx": {"error": str(exc)}})
 
-    def _failed(self, operation: str, exc: sqlite3.Error) -> StoreWriteError:
+    def _failed(self, operation: str, exc: BaseException) -> StoreWriteError:
         error = StoreWriteError(self._path, operation, exc)
         self.errors += 1
         if self._on_error is not None:

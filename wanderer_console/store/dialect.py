@@ -1,0 +1,69 @@
+"""Where the store's SQL differs between SQLite and PostgreSQL: every difference, in one place.
+
+The store's statements are written once (``?`` placeholders, which the PostgreSQL connection
+turns into ``%s``); the few fragments that cannot be the same text on both are here:
+
+* **Index hints.** SQLite has no statistics until ``ANALYZE``, so the dispatcher's queries name
+  the partial index of pending rows (``INDEXED BY``); PostgreSQL has no hints and picks it from
+  its statistics.
+* **Null-safe equality.** ``a IS ?`` on SQLite is ``a IS NOT DISTINCT FROM ?`` on PostgreSQL.
+* **The larger of two values.** SQLite's two-argument ``max()`` is ``GREATEST()``; the cursor
+  column compares bytewise on both (PostgreSQL declares it ``COLLATE "C"``).
+* **Claiming rows.** PostgreSQL locks the rows it claims and skips rows another transaction
+  holds (``FOR UPDATE SKIP LOCKED``), so several engines could share one outbox; SQLite's
+  ``BEGIN IMMEDIATE`` already serialises writers.
+
+Table definitions differ too (types, identity columns): each migration carries both texts
+(:mod:`~wanderer_console.store.migrations`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["POSTGRESQL", "SQLITE", "Dialect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The SQL fragments one backend spells its own way."""
+
+    name: str
+    pending_index: str
+    """Hint after ``FROM outbox`` for queries on pending rows by target."""
+    sending_index: str
+    """Hint after ``FROM outbox`` for queries on in-flight rows."""
+    same_send_id: str
+    """``send_id`` equals the parameter, NULL equal to NULL."""
+    cursor_max: str
+    """The upserted cursor value: the larger of the stored and the proposed one."""
+    lock_claimed: bool
+    """Claim through ``FOR UPDATE SKIP LOCKED``."""
+
+    def claimable(self, marks: str) -> str:
+        """The ``WHERE`` clause of a claim of the rows ``id IN (marks)`` still pending."""
+        if not self.lock_claimed:
+            return f"id IN ({marks}) AND status = 'pending'"
+        return (
+            f"id IN (SELECT id FROM outbox WHERE id IN ({marks}) AND status = 'pending'"
+            " FOR UPDATE SKIP LOCKED) AND status = 'pending'"
+        )
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    pending_index=" INDEXED BY outbox_pending_target",
+    sending_index=" INDEXED BY outbox_sending",
+    same_send_id="send_id IS ?",
+    cursor_max="max(value, excluded.value)",
+    lock_claimed=False,
+)
+
+POSTGRESQL = Dialect(
+    name="postgresql",
+    pending_index="",
+    sending_index="",
+    same_send_id="send_id IS NOT DISTINCT FROM ?",
+    cursor_max="GREATEST(cursors.value, excluded.value)",
+    lock_claimed=True,
+)

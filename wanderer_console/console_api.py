@@ -45,6 +45,7 @@ __all__ = [
     "Frame",
     "LinkState",
     "LogLine",
+    "Occurrence",
     "OperationResult",
     "QueueView",
     "StoreFaultView",
@@ -71,6 +72,13 @@ class _View(BaseModel):
 
 
 # -- the snapshot ---------------------------------------------------------------------------------
+
+
+class Occurrence(_View):
+    """One recent occurrence of a fault (an error, a breaker transition, a refusal): when, what."""
+
+    at: float
+    text: str
 
 
 class EngineIdentity(_View):
@@ -102,6 +110,14 @@ class ConnectionView(_View):
     errors_last_hour: int = 0
     error_rate: float = 0.0
     quality: int = 0
+    url: str | None = None
+    """Where the source connects (credentials masked), for the detail view."""
+    errors: int = 0
+    """Errors since the engine started."""
+    error_since: float | None = None
+    """When the current run of errors began (the first error since it was last connected)."""
+    recent_errors: tuple[Occurrence, ...] = ()
+    """The last few errors, oldest first."""
 
 
 class QueueView(_View):
@@ -125,6 +141,14 @@ class TargetView(_View):
     disabled: str | None = None
     """Why the target is dead (its notifications wait), or ``None``."""
     last_error: str | None = None
+    label: str = ""
+    """Which maps and routes post here (``alpha/primary``, ``alpha/rally, bravo/primary``)."""
+    url: str | None = None
+    """The webhook URL with its token masked, or the channel id (a bot target)."""
+    disabled_since: float | None = None
+    """When Discord refused it for good."""
+    recent: tuple[Occurrence, ...] = ()
+    """The engine's last few log lines about this target, oldest first."""
 
 
 class StoreFaultView(_View):
@@ -153,6 +177,10 @@ class BreakerView(_View):
     failures: int = 0
     opened_at: float | None = None
     next_probe_at: float | None = None
+    reason: str | None = None
+    """Why it last changed state (``5 failures in 30s, last: timeout``)."""
+    recent: tuple[Occurrence, ...] = ()
+    """Its last few transitions, oldest first."""
 
 
 class CacheNamespaceView(_View):

@@ -49,6 +49,7 @@ from wanderer_console.console_api import (
     LogLine,
     OperationResult,
 )
+from wanderer_console.control import explain
 from wanderer_console.telemetry.logging import redact
 
 __all__ = ["LocalBackend", "LogRing", "LocalEngine"]
@@ -60,6 +61,10 @@ REFRESH_SECONDS = 1.0
 _SERVED_TEXTS = 8
 """How many masked texts handed out are remembered (to put their secrets back on save)."""
 _LOG_TEXT_LIMIT = 400
+RECENT = 5
+"""How many recent log lines about a target or a breaker a snapshot carries (the console's detail
+view lists them)."""
+_BREAKER_LINE = "http circuit breaker "
 
 
 class LocalEngine(views.EngineParts, Protocol):
@@ -110,6 +115,16 @@ class LogRing(logging.Handler):
         self._lines.append((self._next, line))
         self._next += 1
 
+    def matching(self, needle: str, limit: int = RECENT) -> tuple[LogLine, ...]:
+        """The last ``limit`` lines whose text contains ``needle``, oldest first."""
+        found: list[LogLine] = []
+        for _number, line in reversed(self._lines):
+            if needle in line.text:
+                found.append(line)
+                if len(found) >= limit:
+                    break
+        return tuple(reversed(found))
+
     def since(self, cursor: int) -> tuple[tuple[LogLine, ...], int, int]:
         """Lines numbered ``cursor`` and later, the next cursor, and how many were already gone."""
         lines = tuple(line for number, line in self._lines if number >= cursor)
@@ -156,8 +171,38 @@ class LocalBackend:
         """The engine now, as the console reads it."""
         data: dict[str, Any] = views.snapshot(self._engine)
         data["config"] = self._config_state(data.get("config"))
-        data["settings"] = settings_view(self._engine.settings)
+        settings = self._engine.settings
+        data["settings"] = settings_view(settings)
+        self._explain(data, settings)
         return EngineSnapshot.model_validate(data)
+
+    def _explain(self, data: dict[str, Any], settings: Settings) -> None:
+        """What the console's detail views show besides the figures: where each source and target
+        points (masked), which map routes a target serves, and the recent log lines about each
+        target and breaker."""
+        for connection in data.get("connections", ()):
+            if connection.get("url") is None:
+                connection["url"] = explain.source_url(settings, connection["name"])
+        names = explain.target_names(settings)
+        targets = data.get("delivery", {}).get("targets", {})
+        for (_tenant, key), dead in self._engine.dispatcher.dead_targets.items():
+            if key in targets:
+                targets[key]["disabled_since"] = dead.since
+        for key, target in targets.items():
+            label, where = names.get(key, ("", None))
+            target["label"] = label
+            target["url"] = where
+            target["recent"] = [_occurrence(line) for line in self.ring.matching(f"target={key}")]
+        for name, breaker in data.get("breakers", {}).items():
+            host = name.partition(":")[2]
+            lines = [
+                line
+                for line in self.ring.matching(f"host={host},", limit=4 * RECENT)
+                if line.text.startswith(_BREAKER_LINE)
+            ][-RECENT:]
+            breaker["recent"] = [_occurrence(line) for line in lines]
+            if lines:
+                breaker["reason"] = _ctx_value(lines[-1].text, "reason")
 
     @property
     def log_cursor(self) -> int:
@@ -428,6 +473,21 @@ def _applied(result: ReloadResult, after: str | None) -> ApplyResult:
         restart_required=tuple(result.restart_required),
         digest=after,
     )
+
+
+def _occurrence(line: LogLine) -> dict[str, Any]:
+    return {"at": line.at, "text": f"{line.level}: {line.text}"}
+
+
+def _ctx_value(text: str, key: str) -> str | None:
+    """The value of ``key`` in a log line's ``(key=value, ...)`` context (the last key's value
+    runs to the closing parenthesis, so a reason with commas is kept whole)."""
+    marker = f"{key}="
+    start = text.rfind(marker)
+    if start < 0:
+        return None
+    value = text[start + len(marker) :]
+    return value[:-1] if value.endswith(")") else value
 
 
 def _first_problem(exc: Exception) -> str:

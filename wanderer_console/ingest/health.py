@@ -16,6 +16,8 @@ from typing import Any
 __all__ = ["ConnectionHealth", "ConnectionState", "quality_score"]
 
 _HOUR = 3600.0
+RECENT_ERRORS = 5
+"""How many recent errors a record keeps (the console's detail view lists them)."""
 
 
 class ConnectionState(StrEnum):
@@ -43,8 +45,15 @@ class ConnectionHealth:
     heartbeat_rtt_ms: float | None = None
     last_error: str | None = None
     errors: int = 0
+    url: str | None = None
+    """Where the source connects, credentials masked (the console shows it); ``None``: unsaid."""
+    error_since: float | None = None
+    """When the current run of errors began: the first error since the source last connected."""
     clock: Callable[[], float] = field(default=time.time, repr=False)
     """Wall clock (tests pass their own)."""
+    _recent: deque[tuple[float, str]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_ERRORS), init=False, repr=False
+    )
     _buckets: deque[list[float]] = field(default_factory=deque, init=False, repr=False)
     _reconnect_times: deque[float] = field(default_factory=deque, init=False, repr=False)
     _error_times: deque[float] = field(default_factory=deque, init=False, repr=False)
@@ -59,8 +68,10 @@ class ConnectionHealth:
         if error is not None:
             self.record_error()
             self.last_error = error
+            self._note(error)
         elif state is ConnectionState.CONNECTED:
             self.last_error = None
+            self.error_since = None
 
     def saw_event(self) -> None:
         """Count one event received now."""
@@ -76,8 +87,28 @@ class ConnectionHealth:
     def record_error(self) -> None:
         """Count one error (a refused connect, a lost stream, a bad frame …) now."""
         self.errors += 1
-        self._error_times.append(self.clock())
+        now = self.clock()
+        self._error_times.append(now)
+        if self.error_since is None:
+            self.error_since = now
         self._prune()
+
+    def _note(self, error: str) -> None:
+        self._recent.append((self.clock(), error))
+        if self.error_since is None:
+            self.error_since = self._recent[-1][0]
+
+    def recent_errors(self) -> list[tuple[float, str]]:
+        """The last few errors as ``(time, text)``, oldest first.
+
+        A source that sets ``last_error`` directly (a failed initial load, a skipped event) has
+        it noted here when the record is next read.
+        """
+        if self.last_error is not None and (
+            not self._recent or self._recent[-1][1] != self.last_error
+        ):
+            self._note(self.last_error)
+        return list(self._recent)
 
     def _sync_reconnects(self) -> None:
         # Sources bump ``reconnects`` directly; note the time of each new one.
@@ -104,6 +135,7 @@ class ConnectionHealth:
         """A plain, immutable-by-copy view for the runtime snapshot."""
         self._sync_reconnects()
         self._prune()
+        recent = self.recent_errors()
         events_hour = int(sum(count for _second, count in self._buckets))
         errors_hour = len(self._error_times)
         error_rate = errors_hour / max(1, events_hour + errors_hour)
@@ -125,6 +157,10 @@ class ConnectionHealth:
             "quality": quality_score(
                 self.state, reconnects_hour, self.heartbeat_rtt_ms, error_rate
             ),
+            "url": self.url,
+            "errors": self.errors,
+            "error_since": self.error_since,
+            "recent_errors": [{"at": at, "text": text} for at, text in recent],
         }
 
 

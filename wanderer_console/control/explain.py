@@ -1,0 +1,76 @@
+"""What the engine's snapshot says about its sources and targets besides their figures.
+
+The console's detail views show where a source connects and which map routes post to a target;
+the dispatcher and the sources know them only by key (``webhook:1200000002538501129``,
+``sse:alpha``), so they are derived here from the running settings, every credential masked.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import ROUTES, resolve_target
+from wanderer_console.telemetry.logging import redact
+
+__all__ = ["masked_url", "source_url", "target_names"]
+
+
+def masked_url(url: str) -> str:
+    """``url`` without what could be a credential: user info and query dropped, a Discord webhook
+    token masked (``https://discord.com/api/webhooks/123/***``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    path = parts.path
+    segments = path.rstrip("/").split("/")
+    if len(segments) >= 2 and "webhooks" in segments[:-2] and segments[-1]:
+        path = "/".join([*segments[:-1], "***"])
+    return redact(urlunsplit((parts.scheme, netloc, path, "", "")))
+
+
+def source_url(settings: Settings, name: str) -> str | None:
+    """Where the source called ``name`` in the snapshot connects (masked), from ``settings``."""
+    kind, _, rest = name.partition(":")
+    if kind == "sse" and rest in settings.maps:
+        feed = settings.maps[rest]
+        return masked_url(f"{feed.url}/api/maps/{feed.slug or rest}/events/stream")
+    if name in ("killstream:systems", "killstream:characters"):
+        return masked_url(settings.killstream.websocket_url)
+    if name == "killstream:fallback":
+        return masked_url(settings.killstream.rest_url)
+    if name == "r2z2":
+        return masked_url(settings.r2z2.url)
+    return None
+
+
+def target_names(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Target key → ``(label, masked address)``: which map routes post there, and where.
+
+    A route that falls back to the map's primary webhook or channel is named ``primary`` (once
+    per map): ``alpha/primary``, ``alpha/rally``; a target shared by maps lists each.
+    """
+    labels: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    for tenant, map_settings in settings.maps.items():
+        discord = map_settings.discord
+        for route in ROUTES:
+            target = resolve_target(settings, tenant, route)
+            if target is None:
+                continue
+            own = getattr(discord, f"{route}_webhook_url") is not None or bool(
+                getattr(discord, f"{route}_channel_id")
+            )
+            label = f"{tenant}/{route if own else 'primary'}"
+            names = labels.setdefault(target.key, [])
+            if label not in names:
+                names.append(label)
+            if target.key.startswith("webhook:"):
+                where[target.key] = masked_url(target.address)
+            else:
+                where[target.key] = f"channel {target.address} (bot)"
+    return {key: (", ".join(names), where[key]) for key, names in labels.items()}

@@ -1,0 +1,989 @@
+"""The troubleshooting runbook as data: every problem the engine reports, what it means, what to do.
+
+``docs/operations/troubleshooting.md`` is the same table for people; a test checks that the page
+lists exactly these entries, in these words, so the console's advice and the runbook never
+disagree. Textual-free: the detail views (:mod:`wanderer_console.ui.details`) look the advice up
+with :func:`advice_for`, and the config badge with the ``config`` subject.
+
+Each entry is one row of the page: its section, the message as the page shows it (Markdown), what
+it means and what to do. How the console recognises an entry in a connection's last error, a
+target's refusal, a breaker's reason or a log line is said by :data:`_RECOGNISE` below (regular
+expressions per entry, and what they apply to); an entry without one is recognised by the first
+quoted text of its message, when that is long enough to be telling.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "RUNBOOK",
+    "SECTIONS",
+    "SUBJECTS",
+    "Advice",
+    "advice_for",
+    "plain",
+]
+
+CONFIG = "Configuration errors"
+DATABASE = "Database"
+MAP = "Map stream (SSE) and map API"
+KILLSTREAM = "Killstream (wanderer-kills WebSocket)"
+R2Z2 = "zKillboard R2Z2 (optional, `[r2z2] enabled = true`)"
+DELIVERY = "Discord delivery"
+HTTP = "HTTP clients (every outbound call)"
+QUEUE = "Queue, back-pressure, ingest API"
+SECTIONS: Final = (CONFIG, DATABASE, MAP, KILLSTREAM, R2Z2, DELIVERY, HTTP, QUEUE)
+"""The page's sections this table holds, in the page's order."""
+
+SUBJECTS: Final = frozenset(
+    {"map_sse", "killstream", "fallback", "r2z2", "target", "breaker", "config", "log"}
+)
+"""What a detail view explains: a connection (by its kind), a delivery target, a circuit breaker,
+a config problem, or a line of the activity log."""
+
+_MIN_QUOTE = 12
+"""A message's first quoted text recognises its entry only when at least this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """One row of the runbook."""
+
+    section: str
+    message: str
+    """The message (or state, metric, symptom) as the page shows it, Markdown."""
+    meaning: str
+    action: str
+    """What to do, Markdown."""
+    patterns: tuple[re.Pattern[str], ...] = field(default=(), compare=False)
+    """What recognises it (any case), from :data:`_RECOGNISE`."""
+    subjects: frozenset[str] = field(default=frozenset(), compare=False)
+    """What those patterns apply to (:data:`SUBJECTS`); empty: anything."""
+    quoted: tuple[re.Pattern[str], ...] = field(default=(), compare=False)
+    """The message's first quoted text (when telling enough), for any subject."""
+
+    def matches(self, text: str, subject: str, *, own: bool) -> bool:
+        """Whether ``text`` about ``subject`` shows this problem, by the entry's own patterns
+        (``own``) or by its quoted message."""
+        if own:
+            if self.subjects and subject not in self.subjects:
+                return False
+            return any(pattern.search(text) for pattern in self.patterns)
+        return any(pattern.search(text) for pattern in self.quoted)
+
+
+def plain(markdown: str) -> str:
+    """``markdown`` without code quotes and links (``[restarts](restarts.md)`` → ``restarts``)."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", markdown)
+    return text.replace("`", "")
+
+
+_ROWS: Final[tuple[Advice, ...]] = (
+    Advice(
+        CONFIG,
+        "`config.toml:42: maps.home.discord.webhook_url: must start with http:// or https://`"
+        " (any `file:line: key: problem`)",
+        "the file is invalid; every problem is listed, located at its line",
+        "fix the listed keys; `wanderer-console config check --config PATH` until it prints"
+        " `config ok`",
+    ),
+    Advice(
+        CONFIG,
+        "`config.toml:7: (syntax): invalid TOML: ...`",
+        "the file is not TOML",
+        "fix the syntax at that line (unclosed string or table, duplicate key)",
+    ),
+    Advice(
+        CONFIG,
+        "`PATH: (file): file not found`",
+        "`--config` or `$WANDERER_CONSOLE_CONFIG` points nowhere",
+        "fix the path; without `--config` a missing default file is fine (environment only)",
+    ),
+    Advice(
+        CONFIG,
+        "`fix the configuration, or check it with: wanderer-console config check`",
+        "the console refused to start (exit 1) because of the problems printed above it",
+        "as above; under systemd the unit restart-loops until the file is fixed",
+    ),
+    Advice(
+        CONFIG,
+        "`must be a Discord id made of digits: a channel id is made of digits 0-9 ...` (or `a"
+        " role id`, or `... is not a channel id: Discord ids are between 1 and"
+        " 9223372036854775807`)",
+        "a channel id or a `rally_group_ids` role id is not a snowflake (letters, `@`, a"
+        " name, look-alike digits, too many digits); Discord would answer 400 to every"
+        " message that uses it",
+        "copy the id with Discord's developer mode (right click → Copy ID; digits only)",
+    ),
+    Advice(
+        CONFIG,
+        "`discord.username: must not contain 'discord' in any case: Discord refuses such"
+        " webhook names` (also `'clyde'`, `'@'`, `'#'`, `':'`, `` '```' ``, `must not be"
+        " 'everyone': Discord reserves that name` for `everyone`/`here`/`system message`,"
+        " `must be at most 80 characters`, `must contain a visible character`)",
+        "Discord answers 400 to **every** webhook message carrying such a name, so every"
+        " notification would be dropped; the console refuses the value at `config check`, at"
+        " start and on a live edit (the running configuration is kept)",
+        'pick another name; `username = ""` uses the name set on each webhook in Discord',
+    ),
+    Advice(
+        CONFIG,
+        "`...webhook_url: the webhook id (the number before the token) is not a Discord id`",
+        "the id part of the webhook URL is not a snowflake",
+        "copy the webhook URL again from the channel's Integrations → Webhooks",
+    ),
+    Advice(
+        CONFIG,
+        '`...bot_token: starts with "Bot " or "Bearer ": give the token alone` / `must be the'
+        " token alone: no spaces, line breaks or non-ASCII characters`",
+        "the token was pasted with its header prefix, or with extra text; Discord would"
+        " answer 401 to every bot message (the token itself is never printed)",
+        "keep only the token (Developer Portal → Bot → Reset Token if it was shared)",
+    ),
+    Advice(
+        CONFIG,
+        "`(environment): WANDERER_CONSOLE_MAPS: invalid JSON (Expecting value at line 1"
+        " column 7); it must hold valid JSON ...` (any `WANDERER_CONSOLE_*` variable that"
+        " holds a table or a list, including nested ones such as"
+        " `WANDERER_CONSOLE_MAPS__HOME__DISCORD`)",
+        "the variable is not valid JSON (often shell or systemd quoting ate the double"
+        " quotes); its value is not printed because it can hold API keys",
+        "fix the JSON (`printf '%s' \"$WANDERER_CONSOLE_MAPS\" | jq .` shows where it"
+        " breaks), set the keys one by one (`WANDERER_CONSOLE_MAPS__HOME__URL=...`), or unset"
+        " it and use the config file",
+    ),
+    Advice(
+        CONFIG,
+        "`unknown service 'x' (services: ...)`",
+        "an `[http.<service>]` override names a client that does not exist",
+        "use one of the listed services",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: no map configured: nothing will be received` (config check)",
+        "no `[maps.<key>]` and no `MAP_URL`",
+        "add a map",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: maps.home.discord: no webhook or channel: nothing will be sent`",
+        "the map has no Discord target",
+        "add `webhook_url` or channel ids with a bot token",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: maps.home.discord: channel ids set but no bot token`",
+        "bot transport without a token",
+        "set `bot_token` for the map or in `[discord]`",
+    ),
+    Advice(
+        CONFIG,
+        "`configuration change rejected; the running configuration is kept` (`problems`)",
+        "a live edit of the file is invalid; nothing changed",
+        "fix the file; it is applied when valid",
+    ),
+    Advice(
+        CONFIG,
+        "`configuration changes need a restart to take effect` (`keys`, `reasons`)",
+        "the edit was applied, but the keys listed only take effect at start; `reasons` says"
+        " why for each. Each field of the settings model declares it; the keys that need a"
+        " restart are `console.data_dir`, `console.max_killmail_age_seconds`,"
+        " `esi.user_agent`, `esi.enabled`, `[killstream]`, `[r2z2]`, `[http.*]`, `maps.*`,"
+        " `maps.*.url`, `maps.*.slug`, `maps.*.api_key`, `maps.*.enabled`,"
+        " `maps.*.sse_max_line_bytes`, `maps.*.sse_max_event_bytes`, `[server]`, `[control]`"
+        " (`maps.*`: a map added or removed), see"
+        " [configuration](configuration.md#keys-that-need-a-restart)",
+        "`systemctl restart wanderer-console`",
+    ),
+    Advice(
+        CONFIG,
+        "`wanderer-console: no terminal (stdin/stdout is not a TTY), so the console UI cannot"
+        " start.`",
+        "the TUI was asked for without a terminal (exit 2)",
+        "`--no-ui` for services, `ssh -t` to attach (see"
+        " [deployment](deployment.md#attaching-to-the-operator-console))",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: config.toml: (file): holds secrets but is readable by group and others"
+        " (mode 0644); restrict it with: chmod 600 PATH` (at start; after a live edit the"
+        " same text comes as a `config secret hygiene` log line)",
+        "the file holds API keys, tokens or webhook URLs and other users on the machine can"
+        " read it",
+        "run the `chmod 600` it gives; the check is made again at every reload",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: config.toml:12: maps.home.url: looks like a Discord webhook URL ... in a"
+        " field that is not secret` (or `looks like a Discord bot token, not a api_key`)",
+        "a secret was pasted into the wrong field, where it would be shown and logged in clear",
+        "move it to the field named in the message; rotate it if the file was shared",
+    ),
+    Advice(
+        CONFIG,
+        "`theme skipped` / `unknown theme; using the default`",
+        "a theme file is invalid / `console.theme` names no theme",
+        "fix the theme file or the name",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the data directory DIR: it is not writable by this user` (or `it cannot"
+        " be created (Permission denied)`, `it is a file, not a directory`)",
+        "the console keeps its database and the database's `-wal`/`-shm` files there and must"
+        " be able to create them (a read-only mount, a directory owned by another user, a"
+        " typo in `--data-dir`)",
+        "`chown wanderer: DIR && chmod 700 DIR`, remount read-write, or point `--data-dir` /"
+        " `[console] data_dir` elsewhere",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: the file is not a SQLite database (file is not a"
+        " database)`",
+        "the file was overwritten, truncated, or is not the console's (wrong path)",
+        "stop the console; move the file aside with any `-wal`/`-shm` next to it and restore"
+        " the latest backup ([deployment](deployment.md#restore)); or start empty (the"
+        " console creates a new database; events, queued notifications, tenants and config"
+        " history are lost)",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: the database is damaged (SQLite quick_check: ... Page"
+        " 547: btreeInitPage() returns error code 11)`",
+        "`PRAGMA quick_check` at open found damaged pages (a failing disk, a copy taken while"
+        " running, a crash on a file system that ignores fsync). The console refuses to start"
+        " rather than run until a task trips on a bad page",
+        "stop everything using it; restore the latest backup"
+        " ([deployment](deployment.md#restore)), or recover what is readable: `sqlite3 PATH"
+        " .recover | sqlite3 PATH.recovered` (the `sqlite3` command-line tool, 3.29+; it"
+        " reads `PATH-wal` too), then move `PATH`, `PATH-wal`, `PATH-shm` aside and"
+        " `PATH.recovered` to `PATH` (owner `wanderer`, mode 0600) and start; check the disk"
+        " (`dmesg`, SMART)",
+    ),
+    Advice(
+        DATABASE,
+        "`database integrity check skipped at open: it took too long` (warning, `path`,"
+        " `budget_seconds`)",
+        "the check at open reads the whole file (about 0.2 s per 300 MB) and gave up after 10"
+        " s on a very large database on a slow disk; the console started unchecked",
+        "nothing at once; shrink `console.retention_days` or move the data to a faster disk",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: the database cannot be opened for writing (attempt to"
+        " write a readonly database)`",
+        "the file (or its `-wal`/`-shm`) belongs to another user or is read-only",
+        "`chown wanderer: PATH* && chmod 600 PATH`",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: the disk is full`",
+        "SQLite could not write at open",
+        "free space on that file system",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: another process holds the database (database is locked)`",
+        "another process kept a write lock for more than 5 s",
+        "stop the other process (one engine per data directory)",
+    ),
+    Advice(
+        DATABASE,
+        "`cannot use the database PATH: database schema version N is newer than this build"
+        " (M); upgrade wanderer-console`",
+        "the data directory was used by a newer version; this build refuses it rather than"
+        " corrupt it",
+        "upgrade to that version again, or restore the pre-upgrade backup"
+        " ([deployment](deployment.md#upgrades))",
+    ),
+    Advice(
+        DATABASE,
+        "`/ready`: `store: database not reachable`",
+        "the database does not answer (disk full, file removed, permissions)",
+        "check free space and ownership of the data directory (`wanderer` user, mode 0700)",
+    ),
+    Advice(
+        DATABASE,
+        "`pipeline failed on one event; continuing` (with a traceback)",
+        "one event could not be processed; it is counted"
+        ' (`wc_errors_total{component="pipeline"}`) and the rest go on',
+        "report it with the traceback; the event stays in the log for `replay`",
+    ),
+    Advice(
+        DATABASE,
+        "`WAL checkpoint failed; will retry` (`error`, `failures`)",
+        "the background thread that copies the write-ahead log into the database file could"
+        " not (disk full, I/O error, the file removed); nothing is lost, the `-wal` file"
+        " grows until a checkpoint succeeds",
+        "check free space and the data directory; the next checkpoint (every second) retries,"
+        " and a clean stop folds the log in",
+    ),
+    Advice(
+        DATABASE,
+        "`task failed; restarting` (`task`)",
+        "a supervised task crashed and is restarted with backoff (1 s … 60 s)",
+        "if it repeats, read the traceback; the process itself keeps running",
+    ),
+    Advice(
+        MAP,
+        "`map stream refused`, `error: HTTP 401: ...` (state `failed`)",
+        "the map rejected the API key",
+        "check `maps.<key>.api_key` (the map's API key from Wanderer's map settings); retried"
+        " every 60 s",
+    ),
+    Advice(
+        MAP,
+        "`map stream refused`, `HTTP 403` / `402`",
+        "the key is valid but not allowed (map's API/SSE access disabled, subscription)",
+        "enable the map's API access / subscription in Wanderer; retried every 60 s",
+    ),
+    Advice(
+        MAP,
+        "`map stream refused`, `HTTP 404`",
+        "no such map at that URL",
+        "check `maps.<key>.url` (`https://wanderer.example/<map-slug>`); retried every 60 s",
+    ),
+    Advice(
+        MAP,
+        "`map stream refused`, other status (5xx)",
+        "the server is failing",
+        "nothing; retried with backoff (state `reconnecting`)",
+    ),
+    Advice(
+        MAP,
+        "state `degraded`, `closed before 'connected' frame`",
+        "the server answered 200 and closed at once: its limit on concurrent SSE connections"
+        " per map (or per key) is reached",
+        "stop other consumers of the same map (an old notifier, a second console); retried"
+        " after at least 30 s",
+    ),
+    Advice(
+        MAP,
+        "`map stream lost` (`error`)",
+        "the connection dropped (network, server restart, idle timeout)",
+        "nothing; it reconnects with backoff and resumes from the last event id (no gap)",
+    ),
+    Advice(
+        MAP,
+        "`map stream was down longer than the server keeps events; reloading the map`",
+        "the outage was longer than the server's replay buffer, so the console reloads"
+        " systems and characters over REST",
+        "nothing; check the log for `map resync failed`",
+    ),
+    Advice(
+        MAP,
+        "`map resync failed`",
+        "the REST reload after a long outage failed",
+        "retried at the next connect; check the map API (same key)",
+    ),
+    Advice(
+        MAP,
+        "`map load failed; retrying`",
+        "the initial REST load of systems/characters failed (`MapApiError` with the status,"
+        " or a transport error)",
+        "check URL and key (same causes as above); retried with backoff",
+    ),
+    Advice(
+        MAP,
+        "`tracked characters refresh failed`",
+        "a tracking refresh over REST failed",
+        "transient; check the map API if it repeats",
+    ),
+    Advice(
+        MAP,
+        "`malformed map event skipped` (`reason`: `json`/`envelope`)",
+        "a frame from the server was not a valid event",
+        "nothing lost but that frame; counted in `wc_events_invalid_total`; report it if frequent",
+    ),
+    Advice(
+        MAP,
+        "`malformed map event payload skipped`",
+        "a known event type carried an invalid payload",
+        "as above",
+    ),
+    Advice(
+        MAP,
+        "`oversize map event skipped` (`reason` `line`/`event`, `size`, `limit`, `event`,"
+        " `last_event_id`)",
+        "one SSE line, or one event's data, was bigger than `maps.<key>.sse_max_line_bytes` /"
+        " `sse_max_event_bytes` (1 MiB each by default; real events are a few KiB). It was"
+        " read through and discarded without being kept in memory; the stream stays up and"
+        " the next events arrive. The connection's last error says the same",
+        "that event is lost (counted in `wc_stream_oversize_total`). If the server"
+        " legitimately sends events that big, raise the limit; otherwise report it to the"
+        " map's operators",
+    ),
+    Advice(
+        MAP,
+        "`unknown map event type skipped`",
+        "the server sends an event type this build does not know",
+        "upgrade when you need it; counted in `wc_events_unknown_type_total`",
+    ),
+    Advice(
+        KILLSTREAM,
+        "state `failed`, `join refused: {...}`",
+        "the server refused the channel join (bad parameters, too many systems, client not"
+        " allowed)",
+        "read the server's answer in the state; check `killstream.websocket_url` and"
+        " `client_identifier`; it reconnects with backoff",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream heartbeat missed` (state `degraded`)",
+        "no reply to the Phoenix heartbeat in time: the socket is dead",
+        "nothing; the socket is closed and reopened. A full pipeline is not mistaken for this",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream lost` (`error`)",
+        "the socket failed (connection refused, reset, timeout)",
+        "check the killstream server and `killstream.websocket_url`; reconnects with backoff",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream channel ended; rejoining`",
+        "the server closed or errored the channel",
+        "nothing; the channel is rejoined",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream down; polling REST instead`",
+        "the socket has been down for `fallback_after_seconds`: the tracked systems are"
+        " polled over `killstream.rest_url`",
+        "fix the socket; `killstream back; REST polling stopped` follows",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream gap: backfilling over REST` (`since`, `try`)",
+        "the socket joined after a gap (a restart, a reconnect, a rejoin): the kills of the"
+        " tracked systems since the gap began are fetched over `killstream.rest_url`"
+        " ([restarts](restarts.md))",
+        "nothing; `killstream gap backfilled` (`kills`) follows",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream gap not fully backfilled; giving up` (`systems_left`)",
+        "three backfill tries left systems out (REST down, or `backfill_timeout_seconds` too"
+        " short for many systems)",
+        "kills of those systems during the gap may be missing (beyond the preload's five);"
+        " fix the REST API, raise `backfill_timeout_seconds`",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream REST poll failed`",
+        "a fallback poll or a gap backfill request failed",
+        "check `killstream.rest_url`; a backfill retries the systems it missed",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`bad killstream frame skipped` / `malformed killmail skipped`",
+        "a frame or a kill was malformed",
+        "that item only; counted in `wc_events_invalid_total`",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream frame over the size limit; reconnecting` (`size`, `limit`), last error"
+        " `a frame of N bytes over the L-byte limit (max_frame_bytes) was dropped and the"
+        " socket reset`",
+        "a frame was bigger than `killstream.max_frame_bytes` (4 MiB by default; a killmail"
+        " is tens of KiB). The WebSocket library closes such a socket (code 1009) without"
+        " reading the frame, so the console reconnects and rejoins; the join's preload"
+        " re-sends each system's recent kills. `size` is empty when the frame was compressed"
+        ' (only "over the limit" is known)',
+        "the kills in that frame may be lost (counted in"
+        ' `wc_stream_oversize_total{reason="frame"}`). If it repeats on every join (a huge'
+        " kill in a preload), the reconnects slow down (1, 2, 4 … 30 s): raise"
+        " `max_frame_bytes` or report it to the killstream's operators",
+    ),
+    Advice(
+        R2Z2,
+        "`R2Z2 needs a User-Agent with a contact`",
+        "`r2z2.user_agent` lacks a contact; zKillboard 403s anonymous pollers",
+        "put an e-mail or URL in `r2z2.user_agent`",
+    ),
+    Advice(
+        R2Z2,
+        "`r2z2 forbidden; stopping` (state `failed`, `403 Forbidden from R2Z2: polling"
+        " stopped for 60 min`)",
+        "zKillboard banned this IP or User-Agent",
+        "check the User-Agent and that only **one** poller per IP runs; polling resumes after"
+        " an hour",
+    ),
+    Advice(
+        R2Z2,
+        "`r2z2 rate limited` (`wait`)",
+        "429: polling too fast",
+        "nothing; the poller waits `Retry-After`; make sure nothing else polls from this IP",
+    ),
+    Advice(
+        R2Z2,
+        "`r2z2 request failed` (`error`, `wait`)",
+        "5xx or transport error",
+        "nothing; exponential wait",
+    ),
+    Advice(
+        R2Z2,
+        "`r2z2 cursor fell off the feed; resyncing, gap N` / `r2z2 cursor too old; starting"
+        " from sequence.json`",
+        "the saved position is no longer published (long outage)",
+        "nothing; N kills were skipped (the killstream usually has them)",
+    ),
+    Advice(
+        R2Z2,
+        "`malformed r2z2 package skipped`",
+        "one package was invalid",
+        'counted in `wc_events_invalid_total{source="r2z2"}`',
+    ),
+    Advice(
+        DELIVERY,
+        "`discord refused a target; its notifications wait until its configuration changes or"
+        " an operator runs `wanderer-console outbox retry TARGET`` (`status`: 404)",
+        "the webhook was deleted, or the channel does not exist. The target is *dead*: one"
+        " request, then its notifications are held (not lost); `/ready` answers 503"
+        " `degraded` naming it, the console shows it red",
+        "create a new webhook and put its URL in the config: a changed URL or token revives"
+        " the target by itself (hot reload or restart) and everything held is delivered. To"
+        " retry the same target: `wanderer-console outbox retry webhook:ID` (or the console's"
+        " palette, *Retry dead target*)",
+    ),
+    Advice(
+        DELIVERY,
+        "same, `status`: 401",
+        "the webhook token or bot token is invalid",
+        "replace the webhook URL / bot token: the target revives when its credential changes",
+    ),
+    Advice(
+        DELIVERY,
+        "same, `status`: 403",
+        "the bot lacks access to the channel (permissions: View Channel, Send Messages, Embed"
+        " Links)",
+        "fix the bot's permissions, then `outbox retry channel:ID`",
+    ),
+    Advice(
+        DELIVERY,
+        "same, `detail`: `no bot token configured`",
+        "a channel id is configured without a bot token",
+        "set `bot_token` (map or `[discord]`) or use a webhook",
+    ),
+    Advice(
+        DELIVERY,
+        "`target revived: its configuration changed; held notifications are sent`",
+        "a dead target's address or credential changed",
+        "nothing",
+    ),
+    Advice(
+        DELIVERY,
+        '`wc_delivery_failures_total{reason="rate_limited"}`',
+        "Discord answered 429; the dispatcher waits `retry_after` (everything, for a global"
+        " limit) and the rows are deferred without counting an attempt: nothing is lost",
+        "if frequent, another bot shares the webhook or route; lower"
+        " `discord.channel_messages_per_minute`",
+    ),
+    Advice(
+        DELIVERY,
+        "`all delivery paused` (`reason`, `resume_at`, `resume_in_seconds`; WARNING from 30 s)",
+        "a global 429 from Discord, or the 401/403/429 budget (1,000 per 10 minutes) was spent",
+        "nothing: delivery resumes at `resume_at`; the console header and `/ready` show it;"
+        " `wc_outbox_pending` keeps counting the backlog. A global 429 of an hour means"
+        " Discord has throttled this IP: check nothing else posts from it",
+    ),
+    Advice(
+        DELIVERY,
+        '`wc_http_rate_limit_pauses_total{reason="bucket_exhausted"}`',
+        "Discord's bucket headers said to wait; normal under bursts",
+        "nothing",
+    ),
+    Advice(
+        DELIVERY,
+        "`notification delivery failed` (`outcome` `retry`)",
+        "5xx, a refused connection or an open breaker: transient",
+        "nothing: it is retried with backoff capped at a minute for up to"
+        " `discord.max_delivery_age_hours` (24 h); an open breaker's fast failures are not"
+        " attempts",
+    ),
+    Advice(
+        DELIVERY,
+        "`notification failed for good` (`reason` `Discord refused it: 400 ...`)",
+        "Discord rejected the message as malformed (after it was sent alone)",
+        "report it (a rendering bug) with `detail`; `outbox list` keeps it",
+    ),
+    Advice(
+        DELIVERY,
+        "same, `reason` `expired: undelivered after 24 h (...)`",
+        "Discord (or the network to it) failed for longer than `discord.max_delivery_age_hours`",
+        "fix the network; `outbox list` shows the rows, `outbox retry TARGET` re-queues them",
+    ),
+    Advice(
+        DELIVERY,
+        "`re-sending notifications whose first send had no known outcome` (`protection`"
+        " `nonce` / `unprotected`)",
+        "a request timed out after it was sent, or was in flight at a crash; bot messages go"
+        " again with their nonce (no double), webhook messages once after"
+        " `uncertain_retry_seconds` (may double: counted in"
+        ' `wc_delivery_uncertain_total{resend="unprotected"}`)',
+        "nothing; if frequent, Discord answers slower than `discord.request_timeout_seconds`:"
+        " raise it",
+    ),
+    Advice(
+        DELIVERY,
+        "`notification not re-sent again: two sends had no known outcome`",
+        "a webhook message was sent twice and neither answer arrived; a third send could post"
+        " a third copy",
+        "check the channel; the row is `uncertain` in `outbox list`; `outbox drop --id N`"
+        " once checked",
+    ),
+    Advice(
+        DELIVERY,
+        "`store cannot write; delivery paused until a write succeeds` (`path`, `operation`,"
+        " `error`, `advice`)",
+        "the database refused a write: disk full, read-only file system, I/O error, locked",
+        "follow `advice` (free space, fix permissions). Nothing is sent meanwhile (no"
+        " repeats), what was read is kept and written once the store writes again (`store"
+        " writes again; delivery resumes`); `/ready` is 503 with the reason, the console"
+        " shows a badge, `wc_store_writable` is 0",
+    ),
+    Advice(
+        DELIVERY,
+        "`database damaged; stop the console, restore the backup or run `sqlite3 DB .recover``",
+        "the periodic integrity check (every 6 h) found damage",
+        "stop, restore the backup (deployment guide) or recover; `/ready` is 503 until then",
+    ),
+    Advice(
+        DELIVERY,
+        "`wc_outbox_pending` grows",
+        "delivery is slower than notifications arrive, or paused",
+        "check the target's state in the TUI (*Delivery*): a dead target holds its rows"
+        " (`outbox list`), `p` resumes a paused dispatcher, a badge shows a Discord pause or"
+        " a store fault",
+    ),
+    Advice(
+        DELIVERY,
+        "`the data directory DIR is in use by another engine (PID N on host H since T)` (exit 3)",
+        "another engine owns the data directory (only one may deliver from it)",
+        "stop the other one (`systemctl stop wanderer-console`), or give this one its own"
+        " `--data-dir`; read-only commands work beside it",
+    ),
+    Advice(
+        DELIVERY,
+        "`dry run: notification not sent`",
+        "`--dry-run` or `console.dry_run = true`",
+        "turn dry run off",
+    ),
+    Advice(
+        HTTP,
+        "`http request failed` (`service`, `url`, `error`)",
+        "a request failed at the transport level (timeout, connection refused, DNS)",
+        "check the network and the base URL of that service; the caller retries",
+    ),
+    Advice(
+        HTTP,
+        "`http circuit breaker closed -> open` (`host`, `reason`)",
+        "too many failures to one host in the window: calls to it fail fast for a while, then"
+        " one probe is allowed (`half_open`)",
+        "fix the host; it closes by itself when the probe succeeds. `[http.<service>]` tunes"
+        " the thresholds",
+    ),
+    Advice(
+        HTTP,
+        'ESI error limit (`wc_http_rate_limit_pauses_total{reason="esi_error_limit"}`)',
+        "ESI's error budget (`X-ESI-Error-Limit-Remain`) ran low or ESI answered 420: every"
+        " ESI call pauses until the window resets",
+        "nothing; notifications keep going with the names they carry (`names not resolved;"
+        " rendering with what is known`); check `esi.url` and the user agent if it recurs",
+    ),
+    Advice(
+        HTTP,
+        "`names not resolved; rendering with what is known`",
+        "ESI could not resolve names in time for a kill",
+        "nothing; the kill is posted with ids/known names",
+    ),
+    Advice(
+        QUEUE,
+        "`wc_source_pauses_total` / `wc_source_paused_seconds_total` grow;"
+        " `queue.paused_sources` in the snapshot",
+        "the bounded queue (10,000 items) is full: sources stop reading until there is room."
+        " Nothing is dropped; rallies and tracked kills are served first",
+        "usually a slow disk or a burst; if sustained, look at `wc_queue_wait_seconds` and"
+        " the host's I/O",
+    ),
+    Advice(
+        QUEUE,
+        "webhook receiver answers `503 busy: event queue full` (`Retry-After: 2`)",
+        "the same, for map webhooks",
+        "the sender retries",
+    ),
+    Advice(
+        QUEUE,
+        "`http server not started` (`error`: `cannot serve on HOST:PORT: ...`)",
+        "the `[server]` port is in use or not allowed; the console runs on without HTTP",
+        "free the port or change `server.port`; restart",
+    ),
+    Advice(
+        QUEUE,
+        "ingest API `401`",
+        "missing or wrong bearer key, or the tenant is disabled (`tenant list` shows"
+        ' `"enabled": false`)',
+        "`wanderer-console tenant rotate-key SLUG` and use the new key; for a disabled tenant"
+        " `tenant enable SLUG` (its old key works again) or `tenant enable SLUG --rotate-key`"
+        " (a new key, the old one stays dead)",
+    ),
+    Advice(
+        QUEUE,
+        "`tenant 'home' is disabled, so a new key would be refused too; re-enable it with a"
+        " new key: wanderer-console tenant enable home --rotate-key` (`tenant rotate-key`,"
+        " exit 1)",
+        "rotating a disabled tenant's key would print a key that never works, so it is"
+        " refused and nothing changes",
+        "`tenant enable home --rotate-key` (enables under a new key in one step) or `tenant"
+        " enable home`",
+    ),
+    Advice(
+        QUEUE,
+        "ingest API `413`",
+        "body over the size limit",
+        "send smaller batches",
+    ),
+    Advice(
+        QUEUE,
+        "ingest API `400` / `422`",
+        "not JSON, wrong shape, invalid event, or too many events in a batch",
+        "fix the client; the answer says which event and why",
+    ),
+    Advice(
+        QUEUE,
+        "`ingest event not processed`",
+        "an accepted event could not be written in time",
+        "transient; the client should retry (the event id makes it idempotent)",
+    ),
+    Advice(
+        QUEUE,
+        "`http request refused` (`endpoint`, `reason`, `status`, `client`, `map` or `tenant`,"
+        " `suppressed`)",
+        "the server refused a request: a wrong or missing key, a bad webhook signature or"
+        " timestamp, a body too large or malformed, an unknown path. One line per client"
+        " address per `server.refusal_log_interval_seconds`; `suppressed` counts the refusals"
+        " for that client not logged since the last line. Every one is counted in"
+        " `wc_server_refusals_total{endpoint,reason}` (the reasons are listed in"
+        " [monitoring](monitoring.md#http-surface-the-consoles-own-server)); key, signature"
+        " and body are never logged",
+        "`bad_key` / `signature` from a client you know: fix its key or the map's"
+        " `webhook_secret`. From unknown addresses: a scan; keep the server on loopback or"
+        " behind a proxy that filters",
+    ),
+    Advice(
+        QUEUE,
+        "webhook `reason` `signature` with `map` `unknown`",
+        "a post to a map that is not configured here (every such name is counted as"
+        " `webhook:unknown`)",
+        "check the URL in the Wanderer webhook subscription: `/api/v1/maps/<map key>/webhook`",
+    ),
+    Advice(
+        QUEUE,
+        "`http client disconnected mid-request` (`info`, `endpoint`, `client`)",
+        "a client hung up before its body was read (or was closed by `body_timeout_seconds`);"
+        " counted in `wc_server_client_disconnects_total`",
+        "nothing; the sender retries. Frequent from one sender: its network, or a body too"
+        " slow for `body_timeout_seconds`",
+    ),
+    Advice(
+        QUEUE,
+        "`http connection closed by the server` (`reason`, `client`, `suppressed`)",
+        "`header_timeout` / `body_timeout`: the client did not finish its request headers or"
+        " body in time (idle, or sending a byte at a time); `evicted`: the connection cap was"
+        " reached and this connection, stalled the longest, made room for a new one;"
+        " `over_capacity` / `per_client_limit`: a new connection was answered `503 too many"
+        " connections`. Counted in `wc_server_connections_closed_total{reason}`",
+        "a flood of slow connections is held off by design (`/health` and delivery keep"
+        " working). A legitimate slow sender: raise the timeouts. Many"
+        " `evicted`/`over_capacity` from legitimate traffic: raise `max_connections` and the"
+        " service's `LimitNOFILE` (the cap is at most a quarter of it; the effective cap is"
+        " in `http server listening`)",
+    ),
+    Advice(
+        QUEUE,
+        "client sees `503 too many connections`",
+        "as above, `over_capacity` or `per_client_limit`",
+        "retry after `Retry-After` (1 s); see above",
+    ),
+    Advice(
+        QUEUE,
+        "ingest or webhook client gets `400 Invalid HTTP request received.`",
+        "its request line and headers were over 16 KiB or not HTTP/1.1; counted as"
+        ' `wc_server_connections_closed_total{reason="bad_request"}` and logged as `http'
+        " connection closed by the server` (throttled)",
+        "fix the client",
+    ),
+)
+
+_SOURCES = frozenset({"map_sse", "killstream", "fallback", "r2z2", "log"})
+_RECOGNISE: Final[dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
+    # message prefix → (regular expressions, subjects); the prefix names exactly one row.
+    "`config.toml:7: (syntax)": ((r"invalid TOML", r"\(syntax\)"), frozenset({"config", "log"})),
+    "`configuration change rejected": (
+        (r"configuration change rejected", r"CONFIG CHANGE REJECTED"),
+        frozenset({"config", "log"}),
+    ),
+    "`map stream refused`, `error: HTTP 401": ((r"HTTP 401",), frozenset({"map_sse", "log"})),
+    "`map stream refused`, `HTTP 403`": ((r"HTTP 40[23]",), frozenset({"map_sse", "log"})),
+    "`map stream refused`, `HTTP 404`": ((r"HTTP 404",), frozenset({"map_sse", "log"})),
+    "`map stream refused`, other status": (
+        (r"HTTP 5\d\d", r"map stream refused"),
+        frozenset({"map_sse", "log"}),
+    ),
+    "state `degraded`, `closed before": ((r"closed before 'connected' frame",), frozenset()),
+    "`map stream lost`": (
+        (r"stream lost", r"stream closed by server", r"map stream lost"),
+        frozenset({"map_sse", "log"}),
+    ),
+    "`map resync failed`": ((r"resync failed",), frozenset({"map_sse", "log"})),
+    "`map load failed; retrying`": (
+        (r"initial load failed", r"map load failed"),
+        frozenset({"map_sse", "log"}),
+    ),
+    "`oversize map event skipped`": (
+        (r"oversize map event", r"skipped a .* event: .* over the"),
+        frozenset({"map_sse", "log"}),
+    ),
+    "state `failed`, `join refused": ((r"join refused",), frozenset({"killstream", "log"})),
+    "`killstream heartbeat missed`": (
+        (r"heartbeat (reply )?missed",),
+        frozenset({"killstream", "log"}),
+    ),
+    "`killstream frame over the size limit": (
+        (r"over the \d+-byte limit \(max_frame_bytes\)", r"frame over the size limit"),
+        frozenset({"killstream", "log"}),
+    ),
+    "`killstream lost`": ((r"socket lost", r"killstream lost"), frozenset({"killstream", "log"})),
+    "`killstream REST poll failed`": (
+        (r"REST poll failed",),
+        frozenset({"fallback", "killstream", "log"}),
+    ),
+    "`R2Z2 needs a User-Agent": ((r"User-Agent with a contact",), frozenset()),
+    "`r2z2 forbidden; stopping`": (
+        (r"403 Forbidden from R2Z2", r"r2z2 forbidden"),
+        frozenset({"r2z2", "log"}),
+    ),
+    "`r2z2 rate limited`": (
+        (r"429 rate limited", r"r2z2 rate limited"),
+        frozenset({"r2z2", "log"}),
+    ),
+    "`r2z2 request failed`": ((r"r2z2 request failed", r"^HTTP \d{3}$"), frozenset({"r2z2"})),
+    "`discord refused a target": (
+        (r"\b404\b", r"unknown webhook", r"unknown channel"),
+        frozenset({"target", "log"}),
+    ),
+    "same, `status`: 401": ((r"\b401\b", r"unauthori[sz]ed"), frozenset({"target"})),
+    "same, `status`: 403": (
+        (r"\b403\b", r"missing access", r"missing permissions"),
+        frozenset({"target"}),
+    ),
+    "same, `detail`: `no bot token": ((r"no bot token",), frozenset({"target", "log"})),
+    "`notification failed for good` (`reason` `Discord refused it": (
+        (r"\b400\b", r"failed for good"),
+        frozenset({"target", "log"}),
+    ),
+    '`wc_delivery_failures_total{reason="rate_limited"}`': (
+        (r"\b429\b", r"rate.?limited"),
+        frozenset({"target"}),
+    ),
+    "`store cannot write": ((r"store cannot write",), frozenset()),
+    "`all delivery paused`": ((r"all delivery paused", r"DISCORD PAUSE"), frozenset()),
+    "`notification delivery failed`": (
+        (r"\b5\d\d\b", r"time(d)? ?out", r"refused", r"circuit"),
+        frozenset({"target"}),
+    ),
+    "`http circuit breaker closed -> open`": (
+        (r"circuit breaker", r"failures in", r"probe failed", r"cool-down"),
+        frozenset({"breaker", "log"}),
+    ),
+    "`http request failed`": ((r"http request failed",), frozenset({"log"})),
+}
+"""How the console recognises the entries it explains most: connection errors (by the source's
+kind), target refusals, breaker transitions, config rejections. Order within the table decides
+ties: the first entry that applies and matches wins."""
+
+_FALLBACK: Final[dict[str, str]] = {
+    "map_sse": "`map stream lost`",
+    "killstream": "`killstream lost`",
+    "fallback": "`killstream REST poll failed`",
+    "r2z2": "`r2z2 request failed`",
+    "target": "`notification delivery failed`",
+    "breaker": "`http circuit breaker closed -> open`",
+    "config": "`config.toml:42:",
+}
+"""What explains a subject whose error no entry recognises (the commonest cause of its kind)."""
+
+_PLACEHOLDER = re.compile(r"\.\.\.|…|\{[^}]*\}|\b(?:PATH|DIR|TARGET|HOST|PORT|SLUG|N|M|H|T|L)\b")
+
+
+def _quoted(message: str) -> tuple[re.Pattern[str], ...]:
+    """The longest literal piece of the message's first quoted text, when telling enough."""
+    match = re.search(r"`([^`]+)`", message)
+    if match is None:
+        return ()
+    pieces = [piece.strip(" :;,") for piece in _PLACEHOLDER.split(match.group(1))]
+    best = max(pieces, key=len, default="")
+    if len(best) < _MIN_QUOTE:
+        return ()
+    return (re.compile(re.escape(best), re.IGNORECASE),)
+
+
+def _build() -> tuple[Advice, ...]:
+    built: list[Advice] = []
+    used: set[str] = set()
+    for row in _ROWS:
+        keys = [key for key in _RECOGNISE if row.message.startswith(key)]
+        if len(keys) > 1:
+            raise AssertionError(f"runbook: {row.message!r} is named by {keys}")
+        texts, subjects = _RECOGNISE[keys[0]] if keys else ((), frozenset[str]())
+        used.update(keys)
+        patterns = tuple(re.compile(text, re.IGNORECASE) for text in texts)
+        built.append(
+            Advice(
+                row.section,
+                row.message,
+                row.meaning,
+                row.action,
+                patterns,
+                subjects,
+                _quoted(row.message),
+            )
+        )
+    unused = set(_RECOGNISE) - used
+    if unused:
+        raise AssertionError(f"runbook: no entry starts with {sorted(unused)}")
+    return tuple(built)
+
+
+RUNBOOK: Final[tuple[Advice, ...]] = _build()
+"""Every entry, in the page's order."""
+
+
+def advice_for(text: str | None, subject: str) -> Advice | None:
+    """The runbook's entry for a problem reading ``text`` on ``subject`` (:data:`SUBJECTS`).
+
+    The first entry recognising ``text`` by both its own patterns and its quoted message wins;
+    else, for an error, the first by its own patterns, then by its quoted message, and for a log
+    line the other way round (a log line starts with the message the page quotes). Nothing
+    recognised: the commonest cause of the subject's kind, or ``None`` (an activity line).
+    """
+    if subject not in SUBJECTS:
+        raise ValueError(f"unknown subject {subject!r}")
+    if text:
+        best: tuple[int, Advice] | None = None
+        for entry in RUNBOOK:
+            own = entry.matches(text, subject, own=True)
+            quoted = entry.matches(text, subject, own=False)
+            if not (own or quoted):
+                continue
+            rank = 3 if own and quoted else 2 if (quoted if subject == "log" else own) else 1
+            if best is None or rank > best[0]:
+                best = (rank, entry)
+        if best is not None:
+            return best[1]
+    fallback = _FALLBACK.get(subject)
+    if fallback is None:
+        return None
+    return next(entry for entry in RUNBOOK if entry.message.startswith(fallback))

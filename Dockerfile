@@ -8,7 +8,7 @@
 # that environment onto a clean image and runs it as an unprivileged user. See
 # docs/operations/deployment.md, "Docker Compose".
 
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

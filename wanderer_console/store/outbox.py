@@ -259,6 +259,20 @@ class OutboxMixin:
                 (next_attempt_at, *row_ids),
             )
 
+    def resume_target(self, target_key: str, *, now: float) -> int:
+        """Make a target's waiting rows due now (its sink answers again); return how many.
+
+        Rows waiting out an unknown outcome (``uncertain``) keep their wait: that wait is what
+        keeps a webhook message from posting twice.
+        """
+        with self._writes.transaction("resume target") as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE target_key = ?"
+                " AND status = 'pending' AND next_attempt_at > ? AND uncertain = 0",
+                (now, target_key, now),
+            )
+            return int(cursor.rowcount)
+
     # -- dead targets and failed rows (operator commands) --------------------------------------
 
     def dead_targets(self) -> list[DeadTarget]:

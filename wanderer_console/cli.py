@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from wanderer_console import __version__, attach
 from wanderer_console.bench import suite as bench_suite
 from wanderer_console.command import (
@@ -99,6 +101,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _database_url(text: str) -> str:
+    scheme = text.partition("://")[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise argparse.ArgumentTypeError("must be a postgresql:// URL")
+    return text
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     """The engine's options, on the top-level parser and on commands with ``common_options``.
 
@@ -115,6 +124,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         default=default,
         help="where the database lives (default: XDG data dir)",
+    )
+    parser.add_argument(
+        "--database",
+        type=_database_url,
+        metavar="URL",
+        default=default,
+        help="store in this PostgreSQL database (postgresql://USER:PASSWORD@HOST/DB) instead of"
+        " SQLite in the data dir; prefer WANDERER_CONSOLE_STORE__URL for a password",
     )
     parser.add_argument(
         "--no-ui",
@@ -223,6 +240,8 @@ def _console(args: argparse.Namespace) -> int:
     settings = loaded.settings
     if args.dry_run:
         settings.console.dry_run = True
+    if getattr(args, "database", None):
+        settings.store.url = SecretStr(args.database)
     from wanderer_console.config.paths import default_data_dir
 
     # Before the engine lock, the store or the UI touch it: an unusable data directory is one

@@ -72,7 +72,9 @@ class Runtime:
         self.metrics = metrics = Metrics()
         # One engine per data directory: its lock is taken before anything is opened (raises
         # DataDirInUseError naming the holder); the kernel drops it however the process ends.
-        self.lock, self.store = open_owned(self.data_dir, metrics)
+        url = settings.store.url  # PostgreSQL when set, else SQLite in the data directory
+        database = None if url is None else url.get_secret_value()
+        self.lock, self.store = open_owned(self.data_dir, metrics, database)
         store = self.store
         self.started_at = time.time()
         self.ready = asyncio.Event()

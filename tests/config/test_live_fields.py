@@ -115,6 +115,7 @@ def leaves(model: type[BaseModel], tenant: str, prefix: tuple[str, ...] = ()) ->
 CHANGES: dict[str, Any] = {
     # Values with validators (URLs, Discord ids and tokens, names) and values of dict entries.
     "console.data_dir": "/tmp/wanderer-console-elsewhere",
+    "store.url": "postgresql://wc:secret@127.0.0.1:9/wc",
     "discord.api_url": "http://127.0.0.1:9/api/v9",
     "discord.bot_token": "AAAAAAAAAAAAAAAAAAAAAAAA.BBBBBB.CCCCCCCCCCCCCCCCCCCCCCCCCCC",
     "discord.username": "Wanderer Two",

@@ -140,6 +140,32 @@ class ConsoleSettings(Section):
     it under systemd's TimeoutStopSec); one still open then is recorded as uncertain."""
 
 
+class StoreSettings(Section):
+    """Where the engine keeps its event log, stream cursors, outbox, tenants and config history."""
+
+    url: Annotated[
+        SecretStr | None,
+        Restart("the store is opened (and its schema migrated) at start"),
+    ] = None
+    """A PostgreSQL database (``postgresql://USER:PASSWORD@HOST:5432/DBNAME``) instead of the
+    SQLite file in the data directory (the default, when unset). A secret: it may carry a
+    password, so it is masked in logs and the console (``WANDERER_CONSOLE_STORE__URL`` or
+    ``--database URL`` keep it out of the file)."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        scheme = value.get_secret_value().strip().partition("://")[0].lower()
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a PostgreSQL URL: postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+                " (unset for the SQLite file in the data directory)"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+
 class ServerSettings(Section):
     """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks."""
 
@@ -431,6 +457,8 @@ class Settings(BaseSettings):
         Restart("a map's feed is started at start: adding or removing a map needs a restart"),
     ] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """Where the engine's data lives (SQLite in the data directory unless ``url`` is set)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
     control: ControlSettings = Field(default_factory=ControlSettings)

@@ -1,5 +1,10 @@
 """Fixtures every test folder shares: the simulator, a runtime started on it, a store.
 
+The ``store`` and the ``runtime`` run once per backend: ``backend`` is ``sqlite`` (a file in
+``tmp_path``) or ``postgresql`` (a fresh schema on the server ``WANDERER_CONSOLE_TEST_PG`` names,
+see :mod:`tests.store.pgtest`; skipped without it, a failure when
+``WANDERER_CONSOLE_REQUIRE_PG`` is set). ``store_location`` is where that backend's store lives.
+
 A module or folder changes what it gets by overriding a fixture of the same name: ``sim_options``
 (the :class:`Simulator`'s keyword arguments) or ``runtime_settings`` (the settings the
 ``runtime`` fixture starts with). The bounded waits (``wait_for``, ``connected``) and the
@@ -14,13 +19,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from tests.store.pgtest import fresh_schema, pg_required
 from tests.support import connected
 from wanderer_console.config.model import Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.base import DatabaseUrl, Store, StoreLocation
+
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql))
+"""Every store backend, for ``pytest.mark.parametrize`` or a fixture's ``params``."""
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend a test runs on (each test that asks runs on both)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_location(backend: str, tmp_path: Path) -> Iterator[StoreLocation]:
+    """Where ``backend``'s store lives: a file in ``tmp_path``, or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        yield tmp_path / "db.sqlite"
+        return
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under ``WANDERER_CONSOLE_REQUIRE_PG`` a skipped PostgreSQL test is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and pg_required() and item.get_closest_marker("postgresql") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"PostgreSQL test skipped while it is required: {report.longrepr}"
 
 
 @pytest.fixture
@@ -47,8 +84,13 @@ def runtime_settings(sim: Simulator, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def runtime(runtime_settings: Settings, tmp_path: Path) -> AsyncIterator[Runtime]:
-    """A runtime on ``runtime_settings`` (data in ``tmp_path``), every source connected."""
+async def runtime(
+    runtime_settings: Settings, tmp_path: Path, store_location: StoreLocation
+) -> AsyncIterator[Runtime]:
+    """A runtime on ``runtime_settings`` (data in ``tmp_path``), every source connected; its
+    store on each backend (``[store] url`` set to a fresh schema for PostgreSQL)."""
+    if isinstance(store_location, DatabaseUrl):
+        runtime_settings.store.url = SecretStr(store_location.secret())
     engine = Runtime(runtime_settings, data_dir=tmp_path)
     await engine.start()
     try:
@@ -59,9 +101,9 @@ async def runtime(runtime_settings: Settings, tmp_path: Path) -> AsyncIterator[R
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    """A fresh SQLite store in ``tmp_path``, closed after the test."""
-    db = SqliteStore(tmp_path / "db.sqlite")
+def store(store_location: StoreLocation) -> Iterator[Store]:
+    """A fresh store on each backend, closed after the test."""
+    db = open_store(store_location)
     try:
         yield db
     finally:

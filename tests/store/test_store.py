@@ -1,4 +1,8 @@
-"""SQLite store: migrations, atomic event + outbox writes, monotonic cursors."""
+"""The store on each backend: migrations, atomic event + outbox writes, monotonic cursors.
+
+Tests that take ``store_location`` run on SQLite and on PostgreSQL (``tests/conftest.py``);
+the few about SQLite's file (WAL, checkpoints, file mode, query plans) run on SQLite only.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import pytest
 
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store import SqliteStore, StoredEvent
+from wanderer_console.store.backends import connect, open_store
+from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.migrations import SCHEMA_VERSION
 
 
@@ -33,18 +39,30 @@ def test_schema_is_migrated_and_wal(tmp_path: Path) -> None:
     again.close()
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    SqliteStore(tmp_path / "db.sqlite").close()
-    conn = sqlite3.connect(tmp_path / "db.sqlite")
+def test_reopening_a_migrated_store_keeps_its_data(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
+    assert store.schema_version == SCHEMA_VERSION
+    store.record_event(_event(), [_note("a")], cursor=("sse:home", "01A"))
+    store.close()
+    again = open_store(store_location)
+    assert again.schema_version == SCHEMA_VERSION
+    assert again.has_event("home", "01A")
+    assert again.get_cursor("sse:home") == "01A"
+    assert [row.dedup_key for row in again.due_outbox(now=1e12)] == ["a"]
+    again.close()
+
+
+def test_newer_schema_is_refused(store_location: StoreLocation) -> None:
+    open_store(store_location).close()
+    conn = connect(store_location)
     conn.execute("UPDATE schema_version SET version = 999")
-    conn.commit()
     conn.close()
     with pytest.raises(RuntimeError, match="newer than this build"):
-        SqliteStore(tmp_path / "db.sqlite")
+        open_store(store_location)
 
 
-def test_event_and_notifications_written_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_event_and_notifications_written_once(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
     assert store.record_event(_event(), [_note("system:01A")], now=1.0) is True
     assert store.record_event(_event(), [_note("system:01A-again")], now=1.0) is False
     assert store.event_count() == 1
@@ -54,8 +72,8 @@ def test_event_and_notifications_written_once(tmp_path: Path) -> None:
     assert "tok" not in rows[0].target_key
 
 
-def test_sent_rows_are_never_due_again(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_sent_rows_are_never_due_again(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
     store.record_event(_event(), [_note("a"), _note("b")], now=1.0)
     first, second = store.due_outbox(now=2.0)
     store.mark_sent(first.id)
@@ -67,8 +85,8 @@ def test_sent_rows_are_never_due_again(tmp_path: Path) -> None:
     assert store.outbox_counts() == {"sent": 1, "failed": 1}
 
 
-def test_cursor_only_moves_forward(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_cursor_only_moves_forward(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
     assert store.get_cursor("sse:home") is None
     store.record_event(_event("01B"), cursor=("sse:home", "01B"))
     store.record_event(_event("01A"), cursor=("sse:home", "01A"))
@@ -78,8 +96,8 @@ def test_cursor_only_moves_forward(tmp_path: Path) -> None:
     assert store.get_cursor("sse:home") == "01C"
 
 
-def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_failed_transaction_writes_nothing(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
 
     bad = _note("x")
     object.__setattr__(bad, "body", {"not": {1, 2}})  # a set is not JSON: the write fails
@@ -89,8 +107,8 @@ def test_failed_transaction_writes_nothing(tmp_path: Path) -> None:
     assert store.record_event(_event(), [_note("ok")]) is True
 
 
-def test_prune_keeps_pending_and_recent(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_prune_keeps_pending_and_recent(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
     old = StoredEvent("home", "01OLD", "sse:home", "add_system", 100.0, "{}")
     new = StoredEvent("home", "01NEW", "sse:home", "add_system", 5_000.0, "{}")
     store.record_event(old, [_note("old-sent"), _note("old-pending")], now=100.0)
@@ -118,8 +136,8 @@ def _note_to(key: str, webhook_id: str) -> Notification:
     return Notification("home", NotificationType.KILL, key, target, {"embeds": [{"title": key}]})
 
 
-def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db.sqlite")
+def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(store_location: StoreLocation) -> None:
+    store = open_store(store_location)
     # A long backlog for one target, interleaved with a few rows for two others.
     notes = []
     for i in range(300):
@@ -146,7 +164,11 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(tmp_pa
     later = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})
     assert [r.dedup_key for r in later] == ["two-100"]
     assert store.outbox_depth() == {"webhook:1": 300, "webhook:2": 3, "webhook:3": 3}
+    store.close()
+    if not isinstance(store_location, Path):
+        return  # PostgreSQL plans by its statistics; SQLite is told the index (INDEXED BY)
     # The queries walk the pending-by-target index, never the whole backlog (plan checked).
+    store = open_store(store_location)
     plan = store._conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM outbox INDEXED BY outbox_pending_target"
         " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ? ORDER BY id"
@@ -158,10 +180,10 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(tmp_pa
     store.close()
 
 
-def test_record_events_tells_new_from_repeated_within_and_across_batches(tmp_path: Path) -> None:
+def test_record_events_tells_new_from_repeated_within_and_across_batches(store_location: StoreLocation) -> None:
     from wanderer_console.store.base import PendingWrite
 
-    store = SqliteStore(tmp_path / "db.sqlite")
+    store = open_store(store_location)
     assert store.record_event(_event("old"))
     writes = [
         PendingWrite(_event("a"), [_note("note-a")], ("sse:home", "01B")),

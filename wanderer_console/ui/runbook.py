@@ -193,7 +193,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " restart are `console.data_dir`, `console.max_killmail_age_seconds`,"
         " `esi.user_agent`, `esi.enabled`, `[killstream]`, `[r2z2]`, `[http.*]`, `maps.*`,"
         " `maps.*.url`, `maps.*.slug`, `maps.*.api_key`, `maps.*.enabled`,"
-        " `maps.*.sse_max_line_bytes`, `maps.*.sse_max_event_bytes`, `[server]`, `[control]`"
+        " `maps.*.sse_max_line_bytes`, `maps.*.sse_max_event_bytes`, `[store.url]`, `[server]`,"
+        " `[control]`"
         " (`maps.*`: a map added or removed), see"
         " [configuration](configuration.md#keys-that-need-a-restart)",
         "`systemctl restart wanderer-console`",

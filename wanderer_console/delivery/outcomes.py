@@ -242,6 +242,18 @@ class Outcomes:
         state.messages += 1
         state.sent_times.append(now)
         del state.sent_times[:-120]
+        if state.failing:
+            # The sink answers again: what waits out a backoff goes now, at the target's pace,
+            # instead of sleeping out delays scheduled while it was down.
+            state.failing = False
+            self._journal.record(
+                "resume target",
+                functools.partial(self._store.resume_target, first.target_key, now=now),
+            )
+            log.info(
+                "target answers again; its waiting notifications go now",
+                extra={"ctx": {"target": first.target_key, "tenant": first.tenant_id}},
+            )
         if result.channel_id:
             self._channels[first.target_key] = f"channel:{result.channel_id}"
         self._pacer.record(self.channel_of(first.target_key), now)
@@ -315,6 +327,7 @@ class Outcomes:
     def _retry(self, answer: _Answer) -> bool:
         """5xx, a refused connection, an open breaker (which sent nothing: not an attempt)."""
         result = answer.result
+        answer.state.failing = True
         if result.attempted:
             delay = self.policy.backoff(answer.batch.rows[0].attempts)
         else:

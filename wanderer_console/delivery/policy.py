@@ -97,6 +97,9 @@ class TargetState:
     """Why Discord refused this target for good (its notifications wait)."""
     paused_until: float = 0.0
     last_error: str | None = None
+    failing: bool = False
+    """The last answer was a transient failure (5xx, no connection, open breaker): the first
+    success after it makes the target's waiting notifications due at once."""
     sent_times: list[float] = field(default_factory=list)
 
 

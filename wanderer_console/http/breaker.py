@@ -52,6 +52,8 @@ class _Breaker:
     failures: deque[float] = field(default_factory=deque)
     opened_at: float | None = None
     probe_in_flight: bool = False
+    failed_probes: int = 0
+    """Probes failed since the breaker opened (each one doubles the wait before the next)."""
 
 
 class CircuitBreakers:
@@ -70,6 +72,14 @@ class CircuitBreakers:
         self._on_transition = on_transition
         self._breakers: dict[str, _Breaker] = {}
         self.events: deque[BreakerEvent] = deque(maxlen=history)
+
+    def probe_delay(self, failed_probes: int) -> float:
+        """The wait before the next probe after ``failed_probes`` failed ones."""
+        cooldown = self._s.breaker_cooldown_seconds
+        first = self._s.breaker_probe_seconds
+        if first <= 0:
+            return cooldown
+        return min(cooldown, first * 2.0 ** min(failed_probes, 30))
 
     def _get(self, host: str) -> _Breaker:
         breaker = self._breakers.get(host)
@@ -104,7 +114,7 @@ class CircuitBreakers:
         now = self._clock.monotonic()
         if breaker.state == "open":
             assert breaker.opened_at is not None
-            ready_at = breaker.opened_at + self._s.breaker_cooldown_seconds
+            ready_at = breaker.opened_at + self.probe_delay(breaker.failed_probes)
             if now < ready_at:
                 raise CircuitOpenError(host, ready_at - now)
             self._move(breaker, "half_open", "cool-down elapsed")
@@ -126,6 +136,7 @@ class CircuitBreakers:
         if breaker.state == "half_open" and probe:
             breaker.failures.clear()
             breaker.opened_at = None
+            breaker.failed_probes = 0
             self._move(breaker, "closed", "probe succeeded")
 
     def failure(self, host: str, probe: bool, reason: str) -> None:
@@ -137,6 +148,7 @@ class CircuitBreakers:
         if breaker.state == "half_open":
             if probe:
                 breaker.opened_at = now
+                breaker.failed_probes += 1
                 self._move(breaker, "open", f"probe failed: {reason}")
             return
         if breaker.state == "open":
@@ -147,6 +159,7 @@ class CircuitBreakers:
             breaker.failures.popleft()
         if len(breaker.failures) >= self._s.breaker_failures:
             breaker.opened_at = now
+            breaker.failed_probes = 0
             self._move(
                 breaker,
                 "open",
@@ -162,7 +175,7 @@ class CircuitBreakers:
             opened = None if b.opened_at is None else wall - (mono - b.opened_at)
             next_probe = None
             if b.state == "open" and opened is not None:
-                next_probe = opened + self._s.breaker_cooldown_seconds
+                next_probe = opened + self.probe_delay(b.failed_probes)
             out[host] = BreakerSnapshot(
                 state=b.state, failures=len(b.failures), opened_at=opened, next_probe_at=next_probe
             )

@@ -29,7 +29,11 @@ class HttpServiceSettings(BaseModel):
     """Failures (5xx, transport errors) within the window that open the breaker."""
     breaker_window_seconds: float = Field(default=60.0, gt=0)
     breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
-    """Time the breaker stays open before one probe is let through."""
+    """Longest time the breaker stays open before one probe is let through."""
+    breaker_probe_seconds: float = Field(default=0.0, ge=0)
+    """First wait before a probe once the breaker opens, doubling after each failed probe up to
+    ``breaker_cooldown_seconds`` (0: always the cool-down). A short one finds a recovered host
+    within a second, at a bounded number of probes while it stays down."""
     esi_error_remain_threshold: int = Field(default=10, ge=0)
     """Pause the host when ``X-ESI-Error-Limit-Remain`` falls below this."""
     learn_bucket_pauses: bool = True
@@ -63,7 +67,11 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
         retry_max_seconds=30.0,
         rate_per_second=40.0,
         burst=10,
-        breaker_cooldown_seconds=15.0,
+        # Probe early and often while Discord fails (0.25 s doubling to 1 s: at most one probe
+        # a second, and 5xx answers are not the "invalid requests" Discord bans for), so a
+        # recovered Discord is used at once instead of after a long cool-down.
+        breaker_probe_seconds=0.25,
+        breaker_cooldown_seconds=1.0,
         learn_bucket_pauses=False,
     ),
     "killstream": HttpServiceSettings(

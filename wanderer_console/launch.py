@@ -50,10 +50,10 @@ async def _run_tui(
     """Start ``runtime`` and run the operator console until it quits, ``stop`` or ``hangup``.
 
     Textual is imported only then, never at module level, so ``--no-ui`` never loads it. The
-    caller stops the runtime. On a hangup the terminal is already gone: Textual's output thread dies on the
-    first failed write and its shutdown then waits for that thread forever. So the engine is
-    stopped gracefully and cleaned up by ``on_hangup``, and the process ends without handing
-    control back to Textual.
+    caller stops the runtime. On a hangup the terminal is already gone: Textual's output thread
+    dies on the first failed write and its shutdown then waits for that thread forever. So the
+    engine is stopped gracefully and cleaned up by ``on_hangup``, and the process ends without
+    handing control back to Textual.
     """
     tui = asyncio.create_task(_console_on(runtime, stop))
     hung = asyncio.create_task(hangup.wait())

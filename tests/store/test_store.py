@@ -136,7 +136,9 @@ def _note_to(key: str, webhook_id: str) -> Notification:
     return Notification("home", NotificationType.KILL, key, target, {"embeds": [{"title": key}]})
 
 
-def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(store_location: StoreLocation) -> None:
+def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(
+    store_location: StoreLocation,
+) -> None:
     store = open_store(store_location)
     # A long backlog for one target, interleaved with a few rows for two others.
     notes = []
@@ -180,7 +182,9 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(store_
     store.close()
 
 
-def test_record_events_tells_new_from_repeated_within_and_across_batches(store_location: StoreLocation) -> None:
+def test_record_events_tells_new_from_repeated_within_and_across_batches(
+    store_location: StoreLocation,
+) -> None:
     from wanderer_console.store.base import PendingWrite
 
     store = open_store(store_location)

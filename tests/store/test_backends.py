@@ -1,0 +1,177 @@
+"""The same behaviour on SQLite and PostgreSQL: a row's life in the outbox, dead targets, the
+enrichment cache, the write guard, tenants and the config audit (every test runs on both)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from wanderer_console.config.audit import ConfigAudit
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.server.tenants import TenantError, TenantRegistry
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.base import DatabaseUrl, Store, StoredEvent, StoreLocation
+from wanderer_console.store.writes import StoreWriteError
+
+
+def _note(key: str, webhook_id: str = "1") -> Notification:
+    target = Target(TargetKind.WEBHOOK, f"https://discord.com/api/webhooks/{webhook_id}/t", "home")
+    return Notification("home", NotificationType.KILL, key, target, {"embeds": [{"title": key}]})
+
+
+def _event(event_id: str, at: float = 1.0) -> StoredEvent:
+    return StoredEvent("home", event_id, "sse:home", "add_system", at, "{}")
+
+
+def _raw(location: StoreLocation) -> Any:
+    """A connection of the test's own, beside the store's (autocommit)."""
+    if isinstance(location, DatabaseUrl):
+        import psycopg
+
+        return psycopg.connect(location.secret(), autocommit=True)
+    return sqlite3.connect(location, isolation_level=None)
+
+
+def test_a_row_is_claimed_before_its_send_and_recovered_after_a_crash(store: Store) -> None:
+    store.enqueue([_note("a"), _note("b"), _note("c", "2")], now=1.0)
+    a, b, c = store.due_outbox(now=2.0)
+    assert store.claim([a.id, b.id], send_id="send-1", now=10.0) == 2
+    assert store.claim([a.id], send_id="send-2", now=11.0) == 0  # already in flight
+    assert store.claim([], send_id="none") == 0
+    assert store.outbox_depth() == {"webhook:1": 2, "webhook:2": 1}
+    assert [row.dedup_key for row in store.due_outbox(now=20.0)] == ["c"]
+    # A crash: both rows are found in flight, made pending again with their send id kept.
+    found = store.recover_in_flight()
+    assert sorted((i, k, s, at) for i, k, s, at in found) == [
+        (a.id, "webhook", "send-1", 10.0),
+        (b.id, "webhook", "send-1", 10.0),
+    ]
+    again = {row.id: row for row in store.due_outbox(now=20.0)}
+    assert again[a.id].send_id == "send-1"
+    assert again[a.id].uncertain == 1
+    # Re-sent under its own send id, a message keeps its first send time (the nonce window).
+    assert store.claim([a.id, b.id], send_id="send-1", now=30.0) == 2
+    assert store.recover_in_flight()[0][3] == 10.0
+    store.release([a.id, b.id], next_attempt_at=40.0, error="HTTP 500", keep_send_id=True)
+    assert store.next_due_at() == 1.0  # c is still due since it was written
+    store.mark_sent([c.id], now=41.0)
+    assert store.next_due_at() == 40.0
+    store.mark_unconfirmed([a.id], error="timed out twice")
+    store.mark_failed(b.id, error="HTTP 400: bad embed")
+    assert store.outbox_counts() == {"uncertain": 1, "failed": 1, "sent": 1}
+    assert {(r.id, r.status) for r in store.failed_rows()} == {
+        (a.id, "uncertain"),
+        (b.id, "failed"),
+    }
+    assert store.drop_failed(row_ids=[a.id]) == 1
+    assert store.outbox_counts() == {"dropped": 1, "failed": 1, "sent": 1}
+
+
+def test_a_dead_target_holds_its_rows_until_revived(store: Store) -> None:
+    store.enqueue([_note("a"), _note("b")], now=1.0)
+    a, b = store.due_outbox(now=2.0)
+    store.set_dead_target("home", "webhook:1", reason="HTTP 404", fingerprint="fp1", now=5.0)
+    store.set_dead_target("home", "webhook:1", reason="HTTP 401", fingerprint="fp2", now=6.0)
+    (dead,) = store.dead_targets()
+    assert (dead.reason, dead.fingerprint, dead.since) == ("HTTP 401", "fp2", 6.0)
+    store.mark_failed(a.id, error="HTTP 404")
+    held = {row.id: row.status for row in store.failed_rows(target_key="webhook:1")}
+    assert held == {a.id: "failed", b.id: "pending"}  # b waits behind the dead target
+    assert store.revive_target("webhook:1", tenant_id="home") == 1
+    assert store.dead_targets() == []
+    assert {row.id for row in store.due_outbox(now=1e12)} == {a.id, b.id}
+
+
+def test_the_enrichment_cache_keeps_one_version_until_it_expires(store: Store) -> None:
+    rows = [("system", "1", 2, '"Jita"', 100.0), ("system", "2", 2, '"Amarr"', 10.0)]
+    assert store.save_cache_entries(rows) == 2
+    assert store.save_cache_entries([("system", "1", 2, '"Jita IV"', 200.0)]) == 1  # upsert
+    assert store.save_cache_entries([("system", "1", 1, '"old"', 200.0)]) == 1
+    assert store.load_cache_entries(2, now=50.0) == [("system", "1", 2, '"Jita IV"', 200.0)]
+    assert store.prune_cache_entries(2, now=50.0) == 2  # the expired one and the old version
+    assert store.load_cache_entries(2, now=0.0) == [("system", "1", 2, '"Jita IV"', 200.0)]
+
+
+def test_a_failed_write_sets_the_fault_until_a_write_succeeds(
+    store_location: StoreLocation,
+) -> None:
+    errors: list[str] = []
+    store = open_store(store_location, on_write_error=errors.append)
+    raw = _raw(store_location)
+    try:
+        store.set_cursor("sse:home", "01A")
+        raw.execute("DROP TABLE cursors")  # every cursor write now fails
+        with pytest.raises(StoreWriteError, match=r"set cursor"):
+            store.set_cursor("sse:home", "01B")
+        with pytest.raises(StoreWriteError):
+            store.record_event(_event("e1"), [_note("n1")], cursor=("sse:home", "01B"))
+        fault = store.write_fault
+        assert fault is not None
+        assert fault.failures == 2
+        assert "cursors" in fault.reason
+        assert errors == ["set cursor", "record events"]
+        assert store.event_count() == 0  # the failed batch left nothing behind
+        raw.execute(
+            "CREATE TABLE cursors (stream TEXT PRIMARY KEY, value TEXT NOT NULL,"
+            " updated_at DOUBLE PRECISION NOT NULL)"
+        )
+        assert store.record_event(_event("e1"), [_note("n1")], cursor=("sse:home", "01B"))
+        assert store.write_fault is None
+        assert store.get_cursor("sse:home") == "01B"
+        assert store.ping()
+    finally:
+        raw.close()
+        store.close()
+
+
+def test_tenants_and_the_config_audit_live_in_the_stores_database(
+    store_location: StoreLocation,
+) -> None:
+    open_store(store_location).close()
+    tenants = TenantRegistry(store_location)
+    key = tenants.add("home", now=1.0)
+    with pytest.raises(TenantError, match="already exists"):
+        tenants.add("home")
+    assert tenants.authenticate(key) == "home"
+    tenants.disable("home", now=2.0)
+    assert tenants.authenticate(key) is None
+    new_key = tenants.enable("home", rotate=True, now=3.0)
+    assert new_key is not None
+    assert tenants.authenticate(new_key) == "home"
+    assert [t.slug for t in tenants.list()] == ["home"]
+    tenants.close()
+    tenants.close()  # idempotent
+
+    audit = ConfigAudit(store_location)
+    first = audit.record("startup", None, "[console]\n", {"changes": []}, now=1.0)
+    second = audit.record("file", None, "[console]\ndry_run = true\n", {"changes": []}, now=2.0)
+    assert second > first > 0
+    assert [entry.id for entry in audit.history()] == [first, second]
+    entry = audit.get(second)
+    assert entry is not None
+    assert entry.content == "[console]\ndry_run = true\n"
+    audit.close()
+    # Opened again: the one-time sweep is recorded, the history kept.
+    again = ConfigAudit(store_location)
+    assert len(again.history()) == 2
+    again.close()
+
+
+def test_retention_prunes_old_events_and_finished_notifications_only(store: Store) -> None:
+    store.record_event(
+        _event("old", at=100.0), [_note("old-sent"), _note("old-pending")], now=100.0
+    )
+    store.record_event(_event("new", at=5_000.0), [_note("new-sent")], now=5_000.0)
+    rows = {row.dedup_key: row.id for row in store.due_outbox(now=10_000.0)}
+    store.mark_sent([rows["old-sent"], rows["new-sent"]])
+    assert store.prune(before=1_000.0) == (1, 1)
+    assert not store.has_event("home", "old")
+    assert store.has_event("home", "new")
+    assert store.outbox_counts() == {"pending": 1, "sent": 1}
+    assert [e.event_id for e in store.events_since(1_000.0)] == ["new"]
+
+
+def test_check_integrity_finds_a_sound_database(store: Store) -> None:
+    assert store.check_integrity() is None

@@ -1,0 +1,179 @@
+"""What only the PostgreSQL store has: row locks on claim, a server that goes away and comes
+back, URLs whose password never prints, and the settings and option that choose it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.store.pgtest import fresh_schema
+from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.store.backends import open_store, store_location
+from wanderer_console.store.base import DatabaseUrl
+from wanderer_console.store.integrity import StorageError
+from wanderer_console.store.lock import DataDirInUseError, open_owned
+from wanderer_console.store.postgres import PostgresStore
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.writes import StoreWriteError
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = pytest.mark.postgresql
+
+
+def _note(key: str) -> Notification:
+    target = Target(TargetKind.WEBHOOK, "https://discord.com/api/webhooks/1/t", "home")
+    return Notification("home", NotificationType.KILL, key, target, {"embeds": [{"title": key}]})
+
+
+@pytest.fixture
+def url() -> Iterator[DatabaseUrl]:
+    """A fresh schema, its connections named so a test can find (and cut) them."""
+    with fresh_schema() as base:
+        yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
+
+
+def _admin(url: DatabaseUrl):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(url.secret(), autocommit=True)
+
+
+def test_claim_skips_rows_another_transaction_holds(url: DatabaseUrl) -> None:
+    first, second = PostgresStore(url), PostgresStore(url)
+    try:
+        first.enqueue([_note("a"), _note("b")], now=1.0)
+        a, b = first.due_outbox(now=2.0)
+        # Another engine is claiming ``a`` right now (its transaction holds the row).
+        with first._pg.transaction() as conn:
+            conn.execute("SELECT id FROM outbox WHERE id = ? FOR UPDATE", (a.id,))
+            assert second.claim([a.id, b.id], send_id="s2", now=3.0) == 1  # no wait, b only
+        assert first.claim([a.id, b.id], send_id="s1", now=4.0) == 1  # a only: b is taken
+        rows = {row[0]: row[1] for row in _admin(url).execute("SELECT id, send_id FROM outbox")}
+        assert rows == {a.id: "s1", b.id: "s2"}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(url: DatabaseUrl) -> None:
+    store = PostgresStore(url)
+    try:
+        store.set_cursor("sse:home", "01A")
+        name = url.secret().rpartition("application_name=")[2]
+        with _admin(url) as admin:
+            ended = admin.execute(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert ended is not None
+        assert ended[0] >= 1
+        with pytest.raises(StoreWriteError):
+            store.set_cursor("sse:home", "01B")
+        assert store.write_fault is not None
+        store.set_cursor("sse:home", "01B")  # the pool replaced the dead connection
+        assert store.write_fault is None
+        assert store.get_cursor("sse:home") == "01B"
+    finally:
+        store.close()
+
+
+def test_an_unreachable_server_stops_the_start_without_showing_the_password() -> None:
+    url = DatabaseUrl("postgresql://wc:hunter2secret@127.0.0.1:9/wc")
+    with pytest.raises(StorageError) as caught:
+        PostgresStore(url)
+    text = str(caught.value)
+    assert "hunter2secret" not in text
+    assert "postgresql://wc:***@127.0.0.1:9/wc" in text
+    assert "Start the PostgreSQL server" in text
+
+
+def test_a_wrong_password_is_named_without_the_password(url: DatabaseUrl) -> None:
+    wrong = DatabaseUrl(url.secret().replace("wc:wc@", "wc:not-the-password@"))
+    with pytest.raises(StorageError) as caught:
+        PostgresStore(wrong)
+    assert "not-the-password" not in str(caught.value)
+    assert "password" in str(caught.value).lower()
+
+
+def test_a_newer_schema_is_refused(url: DatabaseUrl) -> None:
+    PostgresStore(url).close()
+    with _admin(url) as admin:
+        admin.execute("UPDATE schema_version SET version = 999")
+    with pytest.raises(RuntimeError, match="newer than this build"):
+        PostgresStore(url)
+
+
+def test_the_integrity_check_reports_a_database_it_cannot_use(url: DatabaseUrl) -> None:
+    store = PostgresStore(url)
+    try:
+        assert store.check_integrity() is None
+        assert store.ping()
+        with _admin(url) as admin:
+            admin.execute("DROP TABLE schema_version")
+        problem = store.check_integrity()
+        assert problem is not None
+        assert "schema_version" in problem
+    finally:
+        store.close()
+
+
+def test_urls_print_masked() -> None:
+    url = DatabaseUrl("postgresql://wc:s3cret@db.example:5432/wc?sslmode=require&password=two")
+    assert "s3cret" not in str(url)
+    assert "two" not in repr(url)
+    assert str(url) == "postgresql://wc:***@db.example:5432/wc?sslmode=require&password=***"
+    assert url.secret().endswith("password=two")
+    assert str(DatabaseUrl("postgresql://db/wc")) == "postgresql://db/wc"
+    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+        DatabaseUrl("mysql://root:pw@db/wc")
+
+
+def test_settings_choose_the_backend_and_keep_the_url_secret(tmp_path: Path) -> None:
+    settings, _ = parse_settings_text("", environ={})
+    assert settings.store.url is None
+    assert store_location(tmp_path, None) == tmp_path / "wanderer-console.db"
+    environ = {"WANDERER_CONSOLE_STORE__URL": "postgresql://wc:pw-in-env@127.0.0.1/wc"}
+    settings, _ = parse_settings_text("", environ=environ)
+    assert settings.store.url is not None
+    assert "pw-in-env" not in repr(settings)
+    assert isinstance(store_location(tmp_path, settings.store.url.get_secret_value()), DatabaseUrl)
+    from wanderer_console.config.loader import ConfigError
+
+    with pytest.raises(ConfigError, match="PostgreSQL URL"):
+        parse_settings_text('[store]\nurl = "sqlite:///x.db"\n', environ={})
+
+
+def test_the_database_option_takes_only_a_postgresql_url() -> None:
+    from wanderer_console.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["--database", "postgresql://wc@127.0.0.1/wc", "--no-ui"])
+    assert args.database == "postgresql://wc@127.0.0.1/wc"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--database", "/var/lib/x.db"])
+
+
+def test_the_data_directory_is_locked_with_the_store_elsewhere(
+    url: DatabaseUrl, tmp_path: Path
+) -> None:
+    lock, store = open_owned(tmp_path, Metrics(), url.secret())
+    try:
+        assert isinstance(store, PostgresStore)
+        assert not (tmp_path / "wanderer-console.db").exists()
+        with pytest.raises(DataDirInUseError):
+            open_owned(tmp_path, Metrics(), url.secret())
+    finally:
+        store.close()
+        lock.release()
+    lock, other = open_owned(tmp_path, Metrics())
+    assert isinstance(other, SqliteStore)
+    other.close()
+    lock.release()
+    reopened = open_store(url)
+    assert isinstance(reopened, PostgresStore)
+    reopened.close()

@@ -1,8 +1,10 @@
 """The console's HTTP surface: a Starlette app served inside the engine's event loop.
 
 Routes: ``GET /health``, ``GET /ready``, ``GET /metrics``, ``POST /api/v1/events`` (ingest API)
-and ``POST /api/v1/maps/{map}/webhook`` (Wanderer webhooks). Every response carries
-``X-Request-ID`` (the caller's, or a generated one) which also tags the request's log lines.
+and ``POST /api/v1/maps/{map}/webhook`` (Wanderer webhooks), plus Wanderer Notifier's
+``GET /api/health`` and ``GET /api/status`` for the uptime monitors built for it. Every response
+carries ``X-Request-ID`` (the caller's, or a generated one) which also tags the request's log
+lines.
 
 The surface is built to stay up under abuse: connections get read deadlines and a cap under the
 process's descriptor limit (:mod:`~wanderer_console.server.guard`), and every refusal, unknown
@@ -24,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wanderer_console.server.guard import ConnectionGuard, ConnectionLimits, descriptor_limit
 from wanderer_console.server.health import HealthEndpoints
 from wanderer_console.server.ingest import IngestEndpoint
+from wanderer_console.server.notifier_api import NotifierEndpoints
 from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import Refusals, endpoint_of
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
@@ -87,6 +90,7 @@ def build_app(
     health = HealthEndpoints(engine)
     ingest = IngestEndpoint(engine, tenants, refusals=refusals)
     webhook = WebhookEndpoint(engine, refusals=refusals)
+    notifier = NotifierEndpoints(engine)
     app = Starlette(
         routes=[
             Route("/health", health.health, methods=["GET"]),
@@ -94,6 +98,8 @@ def build_app(
             Route("/metrics", health.metrics, methods=["GET"]),
             Route("/api/v1/events", ingest.post_events, methods=["POST"]),
             Route("/api/v1/maps/{map}/webhook", webhook.receive, methods=["POST"]),
+            Route("/api/health", notifier.health, methods=["GET"]),
+            Route("/api/status", notifier.status, methods=["GET"]),
         ],
         exception_handlers=_unrouted(refusals),
     )

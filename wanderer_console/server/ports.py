@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from wanderer_console.config.model import Settings
 from wanderer_console.ingest.items import Item
@@ -64,3 +64,7 @@ class EngineSurface(Protocol):
 
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """The engine's state as the console reads it (Wanderer Notifier's ``/api/status``
+        is built from it)."""

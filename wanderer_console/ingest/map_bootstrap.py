@@ -107,6 +107,15 @@ class MapFeeds:
                 break
             except (MapApiError, TransportError) as exc:
                 self.sources[tenant].health.last_error = f"initial load failed: {exc}"
+                if isinstance(exc, MapApiError) and exc.status == 404:
+                    # Not a passing fault: the map is not there. Said as an error, with the
+                    # fix; retried at the slowest pace in case the map is created meanwhile.
+                    log.error(
+                        "map not found; fix the configuration",
+                        extra={"ctx": {"tenant": tenant, "error": str(exc)}},
+                    )
+                    await asyncio.sleep(backoff.cap)
+                    continue
                 log.warning(
                     "map load failed; retrying",
                     extra={"ctx": {"tenant": tenant, "error": str(exc)}},

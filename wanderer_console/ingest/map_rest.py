@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem
 from wanderer_console.http.client import HttpClient, HttpResponse
 
-__all__ = ["MapApiError", "MapRestClient"]
+__all__ = ["MapApiError", "MapRestClient", "api_origin", "not_found_hint"]
 
 
 class MapApiError(Exception):
@@ -17,6 +18,29 @@ class MapApiError(Exception):
     def __init__(self, status: int | None, message: str) -> None:
         self.status = status
         super().__init__(f"map API {status or 'error'}: {message}")
+
+
+def api_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a map URL: the map API lives there, whatever path follows.
+
+    Wanderer Notifier reads ``MAP_URL`` the same way, so an older ``.env`` that sets it to the
+    map's own address (``https://wanderer.example.com/my-map``) keeps working.
+    """
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url
+
+
+def not_found_hint(map_settings: MapSettings) -> str:
+    """What a 404 for the map's own resources most likely means, and what to change."""
+    origin = api_origin(map_settings.url)
+    hint = (
+        f"no map {map_settings.slug!r} on {origin}: check the slug (MAP_NAME, or"
+        " maps.<key>.slug: the map's slug or UUID as in its address) and the server"
+        f" (MAP_URL: only its origin, {origin}, is used)"
+    )
+    if api_origin(map_settings.url) != map_settings.url.rstrip("/"):
+        hint += f"; the path in {map_settings.url} is ignored"
+    return hint
 
 
 def _int(value: Any) -> int | None:
@@ -31,8 +55,10 @@ class MapRestClient:
 
     def __init__(self, http: HttpClient, map_settings: MapSettings) -> None:
         self._http = http
-        self._base = f"{map_settings.url}/api/maps/{map_settings.slug}"
-        self._common = f"{map_settings.url}/api/common"
+        origin = api_origin(map_settings.url)
+        self._base = f"{origin}/api/maps/{map_settings.slug}"
+        self._common = f"{origin}/api/common"
+        self._not_found = not_found_hint(map_settings)
         self._headers = {
             "authorization": f"Bearer {map_settings.api_key.get_secret_value()}",
             "accept": "application/json",
@@ -40,6 +66,8 @@ class MapRestClient:
 
     async def _data(self, url: str, params: dict[str, str] | None = None) -> Any:
         response: HttpResponse = await self._http.get(url, params=params, headers=self._headers)
+        if response.status == 404 and url.startswith(self._base):
+            raise MapApiError(404, f"{url} not found: {self._not_found}")
         if not response.ok:
             raise MapApiError(response.status, response.text(200))
         try:

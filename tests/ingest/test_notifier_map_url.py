@@ -1,0 +1,100 @@
+"""A Wanderer Notifier ``.env`` whose ``MAP_URL`` is the map's own address streams and delivers:
+only the origin of ``MAP_URL`` is used for the map API, as the notifier does; a wrong slug is
+said plainly, with the fix, instead of being retried in silence."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.config.loader import load_settings
+from wanderer_console.config.model import Settings
+from wanderer_console.ingest.map_rest import api_origin
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+
+def _notifier_env(sim: Simulator, tmp_path: Path, *, slug: str) -> dict[str, str]:
+    return {
+        "HOME": str(tmp_path),  # no config file in the default location: the .env alone
+        "MAP_URL": f"{sim.map_url}/{slug}",  # the map's own address, as older setups have it
+        "MAP_NAME": slug,
+        "MAP_API_KEY": sim.map_api_key,
+        "DISCORD_WEBHOOK_URL": sim.webhook_url("primary"),
+        "DISCORD_API_URL": sim.discord_api_url,
+        "WEBSOCKET_URL": sim.killstream_url,
+        "ESI_URL": sim.esi_url,
+        "STARTUP_SUPPRESSION_SECONDS": "0",
+    }
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return load_settings(None, environ=env).settings
+
+
+def test_the_origin_is_what_the_map_api_gets() -> None:
+    assert api_origin("https://wanderer.example.com/my-map") == "https://wanderer.example.com"
+    assert api_origin("http://127.0.0.1:4444/a/b/") == "http://127.0.0.1:4444"
+    assert api_origin("https://wanderer.example.com") == "https://wanderer.example.com"
+
+
+async def test_a_notifier_env_with_the_maps_address_streams_and_delivers(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    settings = _settings(_notifier_env(sim, tmp_path, slug=sim.map_slug))
+    (map_settings,) = settings.maps.values()
+    assert map_settings.url.endswith(f"/{sim.map_slug}")  # kept as given; the origin is derived
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(
+            lambda: (
+                all(c["state"] == "connected" for c in runtime.snapshot()["connections"])
+                and len(runtime.snapshot()["connections"]) >= 2
+            ),
+            20,
+            "the map stream and killstream connected",
+        )
+        system = sorted(sim.tracked_system_ids)[0]
+        kill = sim.generator.make_killmail(system_id=system)
+        await sim.killstream.push_kill(kill)
+        footer = f"Killmail ID: {kill['killmail_id']}"
+
+        def delivered() -> bool:
+            return any(
+                str((embed.get("footer") or {}).get("text", "")).startswith(footer)
+                for embed in sim.discord.embeds
+            )
+
+        await wait_for(delivered, 20, "the kill delivered")
+    finally:
+        await runtime.stop()
+
+
+async def test_a_wrong_slug_is_an_error_naming_the_url_and_the_fix(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(_notifier_env(sim, tmp_path, slug="no-such-map"))
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    with caplog.at_level(logging.ERROR, logger="wanderer_console"):
+        await runtime.start()
+        try:
+
+            def reported() -> str | None:
+                for record in caplog.records:
+                    if record.getMessage() == "map not found; fix the configuration":
+                        return str(record.ctx["error"])  # type: ignore[attr-defined]
+                return None
+
+            error = await wait_for(reported, 20, "the not-found error")
+            connections = runtime.snapshot()["connections"]
+        finally:
+            await runtime.stop()
+    assert f"{sim.map_url}/api/maps/no-such-map/systems" in error
+    assert "check the slug (MAP_NAME" in error
+    assert f"the path in {sim.map_url}/no-such-map is ignored" in error
+    (connection,) = [c for c in connections if c["kind"] == "map_sse"]
+    assert "no map 'no-such-map'" in connection["last_error"]

@@ -177,3 +177,38 @@ def test_the_data_directory_is_locked_with_the_store_elsewhere(
     reopened = open_store(url)
     assert isinstance(reopened, PostgresStore)
     reopened.close()
+
+
+def test_the_commands_use_the_configured_database(
+    url: DatabaseUrl,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from wanderer_console.cli import main
+    from wanderer_console.config.audit import ConfigAudit
+    from wanderer_console.server.tenants import TenantRegistry
+
+    monkeypatch.setenv("WANDERER_CONSOLE_STORE__URL", url.secret())
+    monkeypatch.chdir(tmp_path)
+    assert main(["tenant", "add", "home", "--data-dir", str(tmp_path)]) == 0
+    key = json.loads(capsys.readouterr().out)["key"]
+    registry = TenantRegistry(url)  # what the engine's ingest API reads
+    assert registry.authenticate(key) == "home"
+    registry.close()
+    audit = ConfigAudit(url)
+    audit.record("startup", None, "[console]\n", {"changes": []}, now=1.0)
+    audit.close()
+    assert main(["config", "history", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["history"][0]["source"] == "startup"
+    store = PostgresStore(url)
+    store.enqueue([_note("a")], now=1.0)
+    (row,) = store.due_outbox(now=2.0)
+    store.mark_failed(row.id, error="HTTP 400")
+    store.close()
+    assert main(["outbox", "list", "--data-dir", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in listed["notifications"]] == [row.id]
+    assert not (tmp_path / "wanderer-console.db").exists()

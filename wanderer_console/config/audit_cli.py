@@ -16,7 +16,7 @@ from pathlib import Path
 from wanderer_console.command import Command
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.loader import ConfigError, parse_settings_text
-from wanderer_console.config.paths import command_data_dir
+from wanderer_console.config.paths import command_data_dir, command_store
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["HISTORY_COMMAND", "RESTORE_COMMAND", "run"]
@@ -58,7 +58,7 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``config history`` or ``config restore``; return the exit code."""
-    audit = ConfigAudit(_data_dir(args) / _DB_NAME)
+    audit = ConfigAudit(command_store(args, _data_dir(args)))
     try:
         if args.config_command == "history":
             entries = [entry.as_json() for entry in audit.history(args.limit)]

@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 from wanderer_console.config.loader import ConfigError, load_settings
+from wanderer_console.store.backends import store_location
+from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.sqlite import DB_NAME
 
-__all__ = ["DB_NAME", "command_data_dir", "default_data_dir"]
+__all__ = ["DB_NAME", "command_data_dir", "command_store", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
@@ -33,3 +35,17 @@ def command_data_dir(args: argparse.Namespace) -> Path:
     except ConfigError:
         configured = None
     return Path(configured) if configured is not None else default_data_dir()
+
+
+def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> StoreLocation:
+    """A command's store: ``--database``, else ``[store] url`` (config file or environment), else
+    the SQLite file in its data directory (``data_dir``, or :func:`command_data_dir`)."""
+    url = getattr(args, "database", None)
+    if not url:
+        config = getattr(args, "config", None)
+        try:
+            secret = load_settings(config, required=config is not None).settings.store.url
+        except ConfigError:
+            secret = None
+        url = None if secret is None else secret.get_secret_value()
+    return store_location(command_data_dir(args) if data_dir is None else data_dir, url)

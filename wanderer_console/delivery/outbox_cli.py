@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command
-from wanderer_console.config.paths import DB_NAME, command_data_dir
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.config.paths import command_store
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.base import StoreLocation
 
 __all__ = ["COMMAND", "run"]
 
@@ -55,8 +56,8 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         )
 
 
-def _database(args: argparse.Namespace) -> Path:
-    return command_data_dir(args) / DB_NAME
+def _database(args: argparse.Namespace) -> StoreLocation:
+    return command_store(args)
 
 
 def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
@@ -66,10 +67,10 @@ def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``outbox`` action; return the exit code."""
     path = _database(args)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)
         return 1
-    store = SqliteStore(path, checkpoint_interval=3600.0)
+    store = open_store(path, checkpoint_interval=3600.0)
     try:
         action = args.outbox_command
         if action == "list":

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from wanderer_console.command import Command
 from wanderer_console.config.model import Settings
@@ -41,8 +41,8 @@ from wanderer_console.ingest.items import CustomItem
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
+from wanderer_console.store.backends import open_store, store_location
 from wanderer_console.store.base import Store, StoredEvent
-from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["COMMAND", "ReplayResult", "add_arguments", "parse_since", "replay", "run"]
@@ -269,11 +269,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
     data_dir = getattr(args, "data_dir", None) or settings.console.data_dir or default_data_dir()
-    path = Path(data_dir) / "wanderer-console.db"
-    if not path.exists():
+    url = getattr(args, "database", None) or settings.store.url
+    secret = url.get_secret_value() if isinstance(url, SecretStr) else url
+    path = store_location(Path(data_dir), secret)
+    if isinstance(path, Path) and not path.exists():
         print(f"wanderer-console replay: no database at {path}", file=sys.stderr)
         return EXIT_INVALID
-    store = SqliteStore(path)
+    store = open_store(path)
     try:
         result = asyncio.run(replay(settings, store, since, use_rest=not args.no_rest))
     finally:

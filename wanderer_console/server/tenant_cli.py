@@ -105,7 +105,9 @@ def _enable(registry: TenantRegistry, slug: str, *, rotate: bool) -> dict[str, A
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``tenant`` action; return the exit code."""
     data_dir, maps = _data_dir(args)
-    registry = TenantRegistry(data_dir / _DB_NAME)
+    from wanderer_console.config.paths import command_store
+
+    registry = TenantRegistry(command_store(args, data_dir))
     try:
         action = args.tenant_command
         out: dict[str, Any]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -26,7 +25,7 @@ from wanderer_console.pipeline.rules import (
     Refusal,
     decide_kill,
 )
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 NOW = datetime(2026, 1, 10, 18, 30, tzinfo=UTC)
@@ -654,10 +653,10 @@ def test_every_reason_is_documented() -> None:
 # -- engine: @here in the message, per-type dedup TTLs -------------------------------------------
 
 
-def _engine(tmp_path: Path, s: Settings, clock: list[float]) -> Engine:
+def _engine(store: Store, s: Settings, clock: list[float]) -> Engine:
     return Engine(
         s,
-        SqliteStore(tmp_path / "db.sqlite"),
+        store,
         index(),
         Metrics(),
         clock=lambda: clock[0],
@@ -665,9 +664,9 @@ def _engine(tmp_path: Path, s: Settings, clock: list[float]) -> Engine:
     )
 
 
-def test_engine_puts_here_on_priority_kills(tmp_path: Path) -> None:
+def test_engine_puts_here_on_priority_kills(store: Store) -> None:
     clock = [NOW.timestamp()]
-    engine = _engine(tmp_path, settings(priority_systems=[WH]), clock)
+    engine = _engine(store, settings(priority_systems=[WH]), clock)
     clock[0] += 60  # past start-up suppression
     (notification,) = engine.kill_notifications(kill(WH))
     assert notification.body["content"].startswith("@here")
@@ -677,12 +676,12 @@ def test_engine_puts_here_on_priority_kills(tmp_path: Path) -> None:
     assert plain.body["allowed_mentions"]["parse"] == []
 
 
-def test_engine_dedup_ttl_per_type(tmp_path: Path) -> None:
+def test_engine_dedup_ttl_per_type(store: Store) -> None:
     clock = [1000.0]
     s = settings()
     s.maps["home"].dedup_ttl_seconds.system = 60
     s.maps["home"].dedup_ttl_seconds.character = 0
-    engine = _engine(tmp_path, s, clock)
+    engine = _engine(store, s, clock)
     assert not engine.map_updates.type_dedup_hit("home", NotificationType.SYSTEM, WH)
     assert engine.map_updates.type_dedup_hit("home", NotificationType.SYSTEM, WH)
     clock[0] += 61

@@ -21,7 +21,7 @@ from wanderer_console.pipeline.startup import (
     ulid_seconds,
 )
 from wanderer_console.sim.ulid import UlidGenerator
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 START = datetime(2026, 1, 10, 18, 30, 0, 400_000, tzinfo=UTC).timestamp()
@@ -43,7 +43,7 @@ def _settings() -> Settings:
     )
 
 
-def _engine(store: SqliteStore, clock: list[float]) -> Engine:
+def _engine(store: Store, clock: list[float]) -> Engine:
     index = TrackingIndex()
     index.replace("home", [TrackedSystem(WH, "J154624")], [])
     return Engine(_settings(), store, index, Metrics(), clock=lambda: clock[0])
@@ -66,7 +66,7 @@ def _ulid_at(at: float) -> str:
 
 
 def test_first_run_mutes_what_is_older_than_the_start_and_notifies_what_follows(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     clock = [START]
     engine = _engine(store, clock)
@@ -81,7 +81,7 @@ def test_first_run_mutes_what_is_older_than_the_start_and_notifies_what_follows(
 
 
 def test_after_a_restart_kills_since_the_last_sight_of_the_stream_are_news(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     seen = START - 1800  # the previous run last saw the stream half an hour ago
     store.set_cursor(SEEN_CURSOR, encode_seen(seen))
@@ -96,7 +96,7 @@ def test_after_a_restart_kills_since_the_last_sight_of_the_stream_are_news(
 
 
 async def test_map_events_are_news_after_the_maps_cursor_and_history_before_it(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     cursor_at = START - 900
     store.set_cursor("sse:home", _ulid_at(cursor_at))

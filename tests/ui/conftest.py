@@ -20,6 +20,10 @@ from wanderer_console.ui.model import RateSample, ThroughputHistory
 
 NOW = 1_700_000_000.0
 """The frozen wall-clock time of every UI test."""
+PRIMARY = "webhook:1200000002538501129"
+"""Map alpha's primary webhook (every route but rally)."""
+RALLY = "webhook:1200000002538501130"
+"""Map alpha's rally webhook."""
 
 HEALTHY: dict[str, Any] = {
     "version": "0.1.0",
@@ -70,7 +74,9 @@ HEALTHY: dict[str, Any] = {
     "delivery": {
         "paused": False,
         "targets": {
-            "alpha/webhook:primary": {
+            PRIMARY: {
+                "label": "alpha/primary",
+                "url": "https://discord.com/api/webhooks/1200000002538501129/***",
                 "pending": 0,
                 "sent": 118,
                 "sent_last_minute": 4,
@@ -78,7 +84,9 @@ HEALTHY: dict[str, Any] = {
                 "disabled": None,
                 "last_error": None,
             },
-            "alpha/webhook:rally": {
+            RALLY: {
+                "label": "alpha/rally",
+                "url": "https://discord.com/api/webhooks/1200000002538501130/***",
                 "pending": 1,
                 "sent": 7,
                 "sent_last_minute": 0,
@@ -105,9 +113,30 @@ HEALTHY: dict[str, Any] = {
     "cache": {
         "version": 1,
         "namespaces": {
-            "system": {"hit_ratio": 0.9731, "size": 412, "maxsize": 5000, "evictions": 0},
-            "character": {"hit_ratio": 0.8125, "size": 1290, "maxsize": 2000, "evictions": 37},
-            "type": {"hit_ratio": 0.995, "size": 220, "maxsize": 5000, "evictions": 0},
+            "system": {
+                "hits": 2901,
+                "misses": 80,
+                "hit_ratio": 0.9731,
+                "size": 412,
+                "maxsize": 5000,
+                "evictions": 0,
+            },
+            "character": {
+                "hits": 1300,
+                "misses": 300,
+                "hit_ratio": 0.8125,
+                "size": 1290,
+                "maxsize": 2000,
+                "evictions": 37,
+            },
+            "type": {
+                "hits": 919,
+                "misses": 5,
+                "hit_ratio": 0.995,
+                "size": 220,
+                "maxsize": 5000,
+                "evictions": 0,
+            },
         },
         "hits": 5120,
         "misses": 311,
@@ -131,6 +160,13 @@ HEALTHY: dict[str, Any] = {
 """A healthy engine."""
 
 
+CHARS_ERROR = (
+    "socket lost: [Errno 111] Connect call failed ('127.0.0.1', 4004) while opening"
+    " ws://127.0.0.1:4004/socket/websocket after 7 reconnects in the last hour"
+)
+"""The failed killstream's last error in :func:`degraded_snapshot` (longer than any panel)."""
+
+
 def degraded_snapshot() -> dict[str, Any]:
     """The healthy engine with a failed killstream, a reconnecting map and a disabled target."""
     snap = copy.deepcopy(HEALTHY)
@@ -140,7 +176,16 @@ def degraded_snapshot() -> dict[str, Any]:
         since=NOW - 95,
         reconnects=7,
         heartbeat_rtt_ms=None,
-        last_error="connection refused (ws://127.0.0.1:4004)",
+        last_error=CHARS_ERROR,
+        url="ws://127.0.0.1:4004/socket/websocket",
+        errors=9,
+        errors_last_hour=7,
+        error_since=NOW - 95,
+        recent_errors=[
+            {"at": NOW - 95 + 10 * n, "text": f"socket lost: [Errno 111] connect refused ({n})"}
+            for n in range(4)
+        ]
+        + [{"at": NOW - 5, "text": CHARS_ERROR}],
     )
     chars.update(events_per_minute=0.0, quality=0)
     snap["connections"][0].update(
@@ -151,6 +196,14 @@ def degraded_snapshot() -> dict[str, Any]:
         "failures": 5,
         "opened_at": NOW - 20,
         "next_probe_at": NOW + 10,
+        "reason": "5 failures in 30s, last: timeout",
+        "recent": [
+            {
+                "at": NOW - 20,
+                "text": "warning: http circuit breaker closed -> open (host=esi.evetech.net,"
+                " reason=5 failures in 30s, last: timeout)",
+            }
+        ],
     }
     snap["breakers"]["zkill:zkillboard.com"] = {
         "state": "half_open",
@@ -158,8 +211,20 @@ def degraded_snapshot() -> dict[str, Any]:
         "opened_at": NOW - 45,
         "next_probe_at": NOW,
     }
-    rally = snap["delivery"]["targets"]["alpha/webhook:rally"]
-    rally.update(pending=9, disabled="webhook deleted (404)", last_error="404 Not Found")
+    rally = snap["delivery"]["targets"][RALLY]
+    rally.update(
+        pending=9,
+        disabled="webhook deleted (404)",
+        last_error="404 Not Found",
+        disabled_since=NOW - 300,
+        recent=[
+            {
+                "at": NOW - 300,
+                "text": "warning: discord refused a target; its notifications wait until its"
+                f" configuration changes (target={RALLY}, status=404)",
+            }
+        ],
+    )
     snap["counters"]["errors"] = 4
     snap["counters"]["delivery_failures"] = {"not_found": 1, "rate_limited": 2}
     return snap
@@ -175,8 +240,8 @@ def delivery_fault_snapshot() -> dict[str, Any]:
         store_fault={"reason": "database or disk is full", "since": NOW - 125, "failures": 6},
         unrecorded_outcomes=1,
     )
-    delivery["targets"]["alpha/webhook:primary"]["uncertain"] = 2
-    delivery["targets"]["alpha/webhook:rally"].update(
+    delivery["targets"][PRIMARY]["uncertain"] = 2
+    delivery["targets"][RALLY].update(
         pending=9, disabled="404 Unknown Webhook", last_error="404 Unknown Webhook"
     )
     return snap

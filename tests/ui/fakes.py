@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import html
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ __all__ = [
     "first_frame",
     "next_frame",
     "record_toasts",
+    "screen_lines",
     "seeded_settings",
     "settle",
 ]
@@ -369,3 +372,25 @@ def record_toasts(app: WandererApp) -> list[tuple[str, str]]:
 
     app.notify = recording  # type: ignore[method-assign]
     return toasts
+
+
+_SVG_TEXT = re.compile(
+    r'<text class="[^"]*" x="([0-9.]+)" y="[0-9.]+" textLength="[0-9.]+"'
+    r' clip-path="url\(#[^)]*-line-(\d+)\)">([^<]*)</text>'
+)
+_CELL = 12.2
+"""The width of one terminal cell in Textual's SVG export."""
+
+
+def screen_lines(app: WandererApp) -> list[str]:
+    """What the terminal shows now, one string per line (read from the app's screenshot, so it
+    is what an operator sees: clipped, covered by modals, with toasts on top)."""
+    rows: dict[int, list[str]] = {}
+    for x, line, text in _SVG_TEXT.findall(app.export_screenshot()):
+        row = rows.setdefault(int(line), [])
+        column = round(float(x) / _CELL)
+        chars = html.unescape(text).replace("\xa0", " ")
+        if len(row) < column:
+            row.extend(" " * (column - len(row)))
+        row[column : column + len(chars)] = list(chars)
+    return ["".join(rows.get(n, [])).rstrip() for n in range(max(rows, default=-1) + 1)]

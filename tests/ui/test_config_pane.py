@@ -13,7 +13,9 @@ from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
 from tests.ui.fakes import SeededBackend, first_frame, next_frame, record_toasts, settle
 from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem
 from wanderer_console.ui.app import WandererApp
+from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, describe_problem, reload_summary
+from wanderer_console.ui.screens.dashboard import DashboardScreen
 
 pytestmark = pytest.mark.slow
 
@@ -263,3 +265,91 @@ def test_reload_summaries() -> None:
     assert reload_summary(ApplyResult(status="unavailable", message="no config file")) == (
         "Reload unavailable: no config file"
     )
+
+
+# -- leaving with unsaved edits --------------------------------------------------------------------
+
+
+async def _edit(pilot: Any, editor: TextArea, line: str) -> None:
+    editor.move_cursor((5, 0))
+    await pilot.press("end")
+    editor.insert(f"\n{line}")
+    await pilot.pause()
+
+
+async def test_escape_without_edits_leaves_at_once(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY, config_text=CONFIG_TEXT)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_pane(app, pilot)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_escape_with_edits_asks_and_stay_keeps_them(make_app: AppFactory) -> None:
+    app = make_app(HEALTHY, config_text=CONFIG_TEXT)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("escape")
+        await pilot.pause()
+        question = app.screen
+        assert isinstance(question, ChoiceScreen)
+        assert "config.toml has edits that are not saved" in question.message
+        assert [c.label for c in question.choices] == ["Save", "Discard", "Stay"]
+        await pilot.press("escape")  # Escape again: stay
+        await pilot.pause()
+        assert app.screen is screen
+        assert "rally = false" in editor.text
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("c")  # the Stay key
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.modified()
+
+
+async def test_escape_with_edits_then_discard_throws_them_away(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        _screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        assert not [op for op in engine.operations if op.name == "apply_config"]
+        assert "rally = false" not in engine.text
+
+
+async def test_escape_with_edits_then_save_applies_and_leaves(make_app: AppFactory) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        _screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("s")
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert "rally = false" in engine.text
+
+
+async def test_escape_with_an_invalid_edit_then_save_stays_with_the_problem(
+    make_app: AppFactory,
+) -> None:
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "kil = false")
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen is screen
+        assert "notifications.kil" in _problems(screen)
+        assert "kil = false" not in engine.text

@@ -11,7 +11,15 @@ from rich.text import Text
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
-from tests.ui.conftest import ACTOR, HEALTHY, NOW, AppFactory, delivery_fault_snapshot
+from tests.ui.conftest import (
+    ACTOR,
+    HEALTHY,
+    NOW,
+    PRIMARY,
+    RALLY,
+    AppFactory,
+    delivery_fault_snapshot,
+)
 from tests.ui.fakes import (
     Operation,
     SeededBackend,
@@ -43,7 +51,8 @@ STORE_BADGE = (
 """The store badge for :func:`delivery_fault_snapshot` (``NOW`` is 22:13:20 UTC)."""
 PAUSE_BADGE = "DISCORD PAUSE until 22:14:02 (42s) — all delivery waits"
 """The Discord-pause badge for :func:`delivery_fault_snapshot` at ``NOW``."""
-RALLY = "alpha/webhook:rally"
+RALLY_NAME = f"alpha/rally ({RALLY})"
+"""How the console names the rally target: its map route, then its key."""
 
 
 def _badge(app: WandererApp, badge_id: str) -> str | None:
@@ -94,7 +103,7 @@ def test_texts_for_a_faulty_delivery_section() -> None:
     )
     assert global_pause_text(delivery, NOW + 42) is None  # over, even before the next snapshot
     [dead] = dead_targets(delivery)
-    assert dead.describe() == f"{RALLY}: DEAD 404 Unknown Webhook — held: 9"
+    assert dead.describe() == f"{RALLY_NAME}: DEAD 404 Unknown Webhook — held: 9"
 
 
 def test_texts_for_a_healthy_delivery_section() -> None:
@@ -118,7 +127,7 @@ def test_activity_log_records_store_fault_and_pause_coming_and_going() -> None:
     texts = [text for _, text in activity.entries]
     assert "store cannot write: database or disk is full; delivery paused" in texts
     assert "Discord pause: all delivery waits 42s" in texts
-    assert f"target {RALLY} disabled: 404 Unknown Webhook" in texts
+    assert f"target {RALLY_NAME} disabled: 404 Unknown Webhook" in texts
     assert texts[-2:] == ["store writes again; delivery resumes", "Discord pause over"]
 
 
@@ -180,18 +189,19 @@ async def test_delivery_panel_shows_dead_target_in_red_with_reason_and_uncertain
         await first_frame(pilot)
         red = app.theme_variables["target-dead"].lower()
         table = app.screen.query_one(DeliveryTable)
-        key, *_, state = table.get_row(RALLY)
-        assert isinstance(key, Text)
-        assert red in str(key.style).lower()
+        name, *_, state = table.get_row(RALLY)
+        assert isinstance(name, Text)
+        assert name.plain == "alpha/rally"  # the map route, not the webhook id
+        assert red in str(name.style).lower()
         assert isinstance(state, Text)
         assert state.plain == "DEAD"
         assert red in str(state.style).lower()
-        primary = table.get_row("alpha/webhook:primary")
+        primary = table.get_row(PRIMARY)
         assert str(primary[-1]) == "2 uncertain"
 
         notes = app.screen.query_one(DeadTargetNotes)
         assert notes.display
-        assert str(notes.render()) == f"{RALLY}: DEAD 404 Unknown Webhook — held: 9"
+        assert str(notes.render()) == f"{RALLY_NAME}: DEAD 404 Unknown Webhook — held: 9"
         assert notes.styles.color.hex.lower() == red
         panel = app.screen.query_one("#delivery-panel")
         assert panel.has_class("-dead")
@@ -209,7 +219,7 @@ async def test_palette_retries_a_dead_target_and_toasts_the_count(make_app: AppF
         await first_frame(pilot)
         toasts = record_toasts(app)
         prompts = await _choose_in_palette(pilot, "retry dead")
-        assert any(f"Retry dead target {RALLY}" in p for p in prompts), prompts
+        assert any(f"Retry dead target {RALLY_NAME}" in p for p in prompts), prompts
         await settle(pilot)
         assert engine.operations == [Operation("retry_target", (RALLY,), ACTOR)]
         assert toasts == [(f"Retrying {RALLY}: 3 notifications re-queued.", "information")]
@@ -228,7 +238,7 @@ async def test_retry_is_offered_only_for_dead_targets(make_app: AppFactory) -> N
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(pilot)
         titles = [c.title for c in console_commands(app) if c.title.startswith("Retry")]
-        assert titles == [f"Retry dead target {RALLY}"]
+        assert titles == [f"Retry dead target {RALLY_NAME}"]
 
 
 async def test_a_failed_retry_is_an_error_toast_not_a_crash(make_app: AppFactory) -> None:

@@ -184,10 +184,10 @@ async def test_activity_filter_hides_other_lines(make_app: AppFactory) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(pilot)
         panel = app.screen.query_one(ActivityPanel)
-        everything = len(panel.lines)
+        everything = len(panel.texts())
         app.screen.query_one("#activity-filter", Input).value = "KILLSTREAM"
         await pilot.pause()
-        texts = [strip.text for strip in panel.lines]
+        texts = panel.texts()
         assert 0 < len(texts) < everything
         assert all("killstream" in text for text in texts), texts
 
@@ -199,7 +199,7 @@ async def test_engine_log_lines_reach_the_activity_panel(make_app: AppFactory) -
         await first_frame(pilot)
         engine.log("map alpha: SSE reconnected after 2 s", level="warning")
         await next_frame(pilot, engine)
-        texts = [strip.text for strip in app.screen.query_one(ActivityPanel).lines]
+        texts = app.screen.query_one(ActivityPanel).texts()
         assert any("warning: map alpha: SSE reconnected after 2 s" in t for t in texts), texts
 
 

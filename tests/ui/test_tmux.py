@@ -3,12 +3,17 @@
 ``wanderer-console demo`` runs over the simulator in a detached 120×40 tmux pane on a private tmux
 server. The pane runs ``sh -c '<demo>; echo EXITED:$?'`` so that after ``q`` the exit status is
 printed on the normal screen, which must hold none of the dashboard's box drawing (the alternate
-screen was left and the terminal restored).
+screen was left and the terminal restored). ``q`` with notifications pending asks first (the
+demo's engine runs in the console's process); the test answers ``q`` again.
+
+At 80×24 (the default terminal of many SSH clients) every panel's title and at least one row of
+its content are read from the captured screen, tab by tab.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -92,6 +97,21 @@ def tmux() -> Iterator[Tmux]:
         server.kill()
 
 
+PROMPT = "Quit with notifications pending?"
+
+
+def quit_demo(tmux: Tmux) -> str:
+    """After ``q``: answer the pending-notifications question if it comes; the exit screen."""
+    screen = tmux.wait_until(
+        lambda s: "EXITED:" in s or PROMPT in s, EXIT_TIMEOUT, "the exit or the quit question"
+    )
+    if PROMPT in screen:
+        assert "delivered at the next start" in " ".join(screen.split()), screen
+        tmux.run("send-keys", "-t", "wc", "q")
+        screen = tmux.wait_until(lambda s: "EXITED:" in s, EXIT_TIMEOUT, "the program's exit")
+    return screen
+
+
 def test_demo_draws_dashboard_and_quits_cleanly(tmux: Tmux, tmp_path: Path) -> None:
     demo = shlex.join(
         [sys.executable, "-m", "wanderer_console", "demo", "--data-dir", str(tmp_path / "data")]
@@ -112,7 +132,7 @@ def test_demo_draws_dashboard_and_quits_cleanly(tmux: Tmux, tmp_path: Path) -> N
     assert "╭" in screen  # panels are drawn with box characters
 
     tmux.run("send-keys", "-t", "wc", "q")
-    screen = tmux.wait_until(lambda s: "EXITED:" in s, EXIT_TIMEOUT, "the program's exit")
+    screen = quit_demo(tmux)
 
     assert "EXITED:0" in screen, screen
     leftovers = BOX_DRAWING & set(screen)
@@ -189,3 +209,67 @@ def test_attach_opens_the_console_on_a_running_engine_and_quitting_leaves_it_run
     finally:
         engine.terminate()
         assert engine.wait(timeout=30) == 0
+
+
+CLOCK = re.compile(r"\b\d\d:\d\d:\d\d\b")
+
+
+def _line_after(screen: str, header: str) -> str:
+    """The line below the one holding ``header`` (a panel's first row of content)."""
+    lines = screen.splitlines()
+    for number, line in enumerate(lines[:-1]):
+        if header in line:
+            return lines[number + 1]
+    raise AssertionError(f"{header!r} not on the screen:\n{screen}")
+
+
+def test_every_panel_reads_at_80x24_over_the_simulator(tmux: Tmux, tmp_path: Path) -> None:
+    demo = shlex.join(
+        [sys.executable, "-m", "wanderer_console", "demo", "--data-dir", str(tmp_path / "data")]
+    )
+    script = f"{demo}; echo EXITED:$?; exec sleep 120"
+    tmux.run(
+        "new-session", "-d", "-s", "wc", "-x", "80", "-y", "24",
+        "-c", str(Path.cwd()), shlex.join(["sh", "-c", script]),
+    )  # fmt: skip
+    tmux.socket_path = Path(tmux.run("display-message", "-p", "#{socket_path}").strip())
+
+    # Overview: connections, delivery (a target named by its map route), breakers.
+    screen = tmux.wait_until(
+        lambda s: (
+            "killstream:systems" in s and "/primary" in s and ("discord:" in s or "esi:" in s)
+        ),
+        START_TIMEOUT,
+        "the overview tab with a connection, a target and a breaker",
+    )
+    for title in ("1 Overview", "Connections", "Delivery", "Circuit breakers"):
+        assert title in screen, screen
+    assert "Quality" in screen  # not lost at 80 columns
+    assert "connected" in _line_after(screen, "Name")
+    assert "/primary" in screen
+    assert re.search(r"(discord|esi):\S+\s+(closed|open|half-open)", screen), screen
+
+    tmux.run("send-keys", "-t", "wc", "2")
+    screen = tmux.wait_until(
+        lambda s: "Recent activity" in s and bool(CLOCK.search(_line_after(s, "filter"))),
+        EXIT_TIMEOUT,
+        "the activity tab with a line",
+    )
+
+    tmux.run("send-keys", "-t", "wc", "3")
+    screen = tmux.wait_until(
+        lambda s: "Counters" in s and "Cache" in s, EXIT_TIMEOUT, "the counters tab"
+    )
+    assert re.search(r"Errors\s+\d+", _line_after(screen, "─ Counters")), screen
+    assert "Namespace" in screen
+    assert re.search(r"All (\d+%|-)", screen), screen
+
+    tmux.run("send-keys", "-t", "wc", "4")
+    screen = tmux.wait_until(
+        lambda s: "Throughput" in s and "events/s" in s, EXIT_TIMEOUT, "the throughput tab"
+    )
+    assert "throughput (per second, last 10 min)" in screen
+
+    tmux.run("send-keys", "-t", "wc", "q")
+    screen = quit_demo(tmux)
+    assert "EXITED:0" in screen, screen

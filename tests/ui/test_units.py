@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui.conftest import HEALTHY, NOW, degraded_snapshot
+from tests.ui.conftest import HEALTHY, NOW, RALLY, degraded_snapshot
 from tests.ui.fakes import SeededBackend, seeded_settings
 from wanderer_console.console_api import (
     EngineIdentity,
@@ -82,7 +82,7 @@ def test_activity_reports_changes_only() -> None:
     activity.observe(_snapshot(degraded_snapshot()), 3.0)
     texts = [text for _, text in list(activity.entries)[first:]]
     assert any("killstream:characters connected → failed" in t for t in texts)
-    assert any("alpha/webhook:rally disabled" in t for t in texts)
+    assert any(f"target alpha/rally ({RALLY}) disabled" in t for t in texts)
 
 
 def test_format_ago() -> None:

@@ -37,6 +37,7 @@ from wanderer_console.console_api import (
 from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.ui.clock import Clock, SystemClock
 from wanderer_console.ui.commands import ConsoleCommands
+from wanderer_console.ui.faults import rejected_config, rejection_toast
 from wanderer_console.ui.flags import FlagRef, flag_value
 from wanderer_console.ui.model import (
     ActivityLog,
@@ -45,13 +46,23 @@ from wanderer_console.ui.model import (
     ThroughputHistory,
     engine_label,
 )
+from wanderer_console.ui.screens.choice import Choice, ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, reload_summary
-from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
+from wanderer_console.ui.screens.detail import DetailScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 
-__all__ = ["OPERATIONS", "WandererApp", "binding_ids", "build_app", "default_actor", "run_app"]
+__all__ = [
+    "OPERATIONS",
+    "WandererApp",
+    "binding_ids",
+    "build_app",
+    "default_actor",
+    "pending_notifications",
+    "run_app",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +114,7 @@ class WandererApp(App[int]):
         """``console.theme`` as last applied from a snapshot (``None`` before the first)."""
         self._applied_keymap: dict[str, str] = {}
         self._lost_announced = False
+        self._announced_rejection: tuple[str, ...] = ()
         self.toggles = TogglesScreen(state)
         """The toggles screen, built once and kept while hidden."""
 
@@ -143,10 +155,24 @@ class WandererApp(App[int]):
         self._show_engine()
         if change.link_changed:
             self._announce_link()
+        self._announce_rejection()
         self.toggles.refresh_flags()
         for screen in self.screen_stack:
             if isinstance(screen, ConfigScreen):
                 screen.follow(self.state.config)
+            elif isinstance(screen, DetailScreen):
+                screen.refresh_detail()
+
+    def _announce_rejection(self) -> None:
+        """A config change the engine rejected (from any console, or the file edited on its host)
+        raises a toast once; the badge stays until it is fixed or dismissed."""
+        config = rejected_config(self.state.config)
+        errors = () if config is None else config.errors
+        if errors == self._announced_rejection:
+            return
+        self._announced_rejection = errors
+        if config is not None:
+            self.notify(rejection_toast(config), severity="error", timeout=15)
 
     def sync_settings(self) -> None:
         """Apply the snapshot's theme and keymap when they changed.
@@ -326,6 +352,48 @@ class WandererApp(App[int]):
             self.notify(reload_summary(result), severity="information" if ok else "warning")
         return result
 
+    # -- quitting --------------------------------------------------------------------------------
+
+    @property
+    def attached(self) -> bool:
+        """The engine runs in another process: quitting this console stops nothing."""
+        identity = self.state.identity or self.state.backend.identity
+        return self.state.attached or (identity is not None and identity.pid != os.getpid())
+
+    async def action_quit(self) -> None:
+        """Quit; an engine in this process with notifications pending asks first.
+
+        Quitting stops the engine in this process: its pending notifications stay in the outbox
+        and are delivered at its next start. An attached console never asks (the engine keeps
+        running and delivering).
+        """
+        pending = 0 if self.attached else pending_notifications(self.state)
+        if pending <= 0:
+            self.exit(0)
+            return
+        if any(isinstance(screen, ChoiceScreen) for screen in self.screen_stack):
+            return
+        what, they = (
+            ("notification is", "it stays") if pending == 1 else ("notifications are", "they stay")
+        )
+        message = (
+            f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
+            " will be delivered at the next start, not lost.\n\nQuit now?"
+        )
+
+        def answered(answer: str | None) -> None:
+            if answer == "quit":
+                self.exit(0)
+
+        self.push_screen(
+            ChoiceScreen(
+                "Quit with notifications pending?",
+                message,
+                [Choice("q", "Quit", "quit"), Choice("s", "Stay", "stay")],
+            ),
+            answered,
+        )
+
     # -- navigation ------------------------------------------------------------------------------
 
     def action_dashboard(self) -> None:
@@ -355,6 +423,9 @@ class WandererApp(App[int]):
             HelpScreen(
                 [
                     ("Everywhere", self.BINDINGS),
+                    ("Dashboard", DashboardScreen.BINDINGS),
+                    ("Activity filter", FilterInput.BINDINGS),
+                    ("Detail view (Enter or a click on a row or a badge)", DetailScreen.BINDINGS),
                     ("Toggles screen", TogglesScreen.BINDINGS),
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
@@ -366,11 +437,29 @@ class WandererApp(App[int]):
 def binding_ids() -> set[str]:
     """Every binding id a ``[keymap]`` entry may name."""
     ids: set[str] = set()
-    for owner in (WandererApp, DashboardScreen, TogglesScreen, ConfigScreen, HelpScreen):
+    owners = (
+        WandererApp,
+        DashboardScreen,
+        FilterInput,
+        DetailScreen,
+        TogglesScreen,
+        ConfigScreen,
+        HelpScreen,
+    )
+    for owner in owners:
         for binding in owner.BINDINGS:
             if isinstance(binding, Binding) and binding.id:
                 ids.add(binding.id)
     return ids
+
+
+def pending_notifications(state: ConsoleState) -> int:
+    """Notifications waiting to be delivered (pending or being sent) as of the latest snapshot."""
+    latest = state.latest
+    if latest is None:
+        return 0
+    outbox = latest.counters.outbox
+    return outbox.get("pending", 0) + outbox.get("sending", 0)
 
 
 def default_actor() -> str:
@@ -390,12 +479,14 @@ def build_app(
     history: ThroughputHistory | None = None,
     settle_gc: bool = False,
     actor: str | None = None,
+    attached: bool = False,
 ) -> WandererApp:
     """The one way to make the console, for the CLI and for tests alike.
 
     ``theme`` defaults to the first snapshot's ``console.theme``; ``history`` may be pre-seeded
     (tests); ``settle_gc`` is for a process that runs this one app (the CLI and the benchmark);
-    ``actor`` defaults to :func:`default_actor`.
+    ``actor`` defaults to :func:`default_actor`; ``attached``: the engine runs elsewhere, so
+    quitting never asks (also known from an engine identity with another process id).
     """
     state = ConsoleState(
         backend=backend,
@@ -403,6 +494,7 @@ def build_app(
         clock=clock or SystemClock(),
         history=history or ThroughputHistory(),
         activity=ActivityLog(),
+        attached=attached,
     )
     return WandererApp(state, theme=theme, settle_gc=settle_gc)
 

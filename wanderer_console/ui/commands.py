@@ -69,7 +69,7 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
         for dead in dead_targets(latest.delivery):
             commands.append(
                 ConsoleCommand(
-                    f"Retry dead target {dead.key}",
+                    f"Retry dead target {dead.name}",
                     f"DEAD {dead.reason}; revive it and send its {dead.held} held notifications",
                     partial(app.retry_dead_target, dead.key),
                 )

@@ -24,10 +24,13 @@ from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
 __all__ = [
     "DeadTarget",
     "clock_time",
+    "config_text",
     "dead_targets",
     "delivery_held",
     "global_pause_text",
     "link_text",
+    "rejected_config",
+    "rejection_toast",
     "store_fault_text",
 ]
 
@@ -44,10 +47,18 @@ class DeadTarget:
     """Notifications waiting for it (the snapshot's ``pending``)."""
     uncertain: int
     """Notifications sent again after a send whose outcome was unknown."""
+    label: str = ""
+    """The map routes that post to it (``alpha/rally``), when the engine says."""
+
+    @property
+    def name(self) -> str:
+        """``alpha/rally (webhook:1)``, or the key alone."""
+        return f"{self.label} ({self.key})" if self.label else self.key
 
     def describe(self) -> str:
-        """``webhook:1: DEAD 404 Unknown Webhook — held: 9`` (and the uncertain count)."""
-        text = f"{self.key}: DEAD {self.reason} — held: {self.held}"
+        """``alpha/rally (webhook:1): DEAD 404 Unknown Webhook — held: 9`` (and the uncertain
+        count)."""
+        text = f"{self.name}: DEAD {self.reason} — held: {self.held}"
         if self.uncertain > 0:
             text += f" · {self.uncertain} uncertain"
         return text
@@ -94,7 +105,7 @@ def delivery_held(delivery: DeliveryView, now: float) -> bool:
 def dead_targets(delivery: DeliveryView) -> list[DeadTarget]:
     """The dead targets of the snapshot's ``delivery`` section, by key."""
     return [
-        DeadTarget(key, target.disabled, target.pending, target.uncertain)
+        DeadTarget(key, target.disabled, target.pending, target.uncertain, target.label)
         for key, target in sorted(delivery.targets.items())
         if target.disabled
     ]
@@ -117,16 +128,36 @@ def link_text(link: LinkState, live_at: float | None) -> str | None:
     return text
 
 
-def config_text(config: ConfigState | None) -> str | None:
-    """The config badge: a rejected change (the running configuration is kept) or changes that
-    wait for a restart; ``None`` when the file is running as written."""
+def rejected_config(
+    config: ConfigState | None, dismissed: tuple[str, ...] = ()
+) -> ConfigState | None:
+    """``config`` when its last change was rejected and the operator has not dismissed these very
+    problems (a new rejection shows again); else ``None``."""
+    if config is None or config.last_status != "rejected" or not config.errors:
+        return None
+    return None if config.errors == dismissed else config
+
+
+def rejection_toast(config: ConfigState) -> str:
+    """The toast when the engine rejects a config change: where, why, and that nothing changed."""
+    more = f" (+{len(config.errors) - 1} more)" if len(config.errors) > 1 else ""
+    return (
+        f"Config change rejected: {config.errors[0]}{more}. The running configuration is kept;"
+        " fix the file (c opens it, a click on the badge explains it, x dismisses it)."
+    )
+
+
+def config_text(config: ConfigState | None, dismissed: tuple[str, ...] = ()) -> str | None:
+    """The config badge: a rejected change (the running configuration is kept) unless dismissed,
+    or changes that wait for a restart; ``None`` when the file is running as written."""
     if config is None:
         return None
-    if config.last_status == "rejected" and config.errors:
-        more = f" (+{len(config.errors) - 1} more)" if len(config.errors) > 1 else ""
+    rejected = rejected_config(config, dismissed)
+    if rejected is not None:
+        more = f" (+{len(rejected.errors) - 1} more)" if len(rejected.errors) > 1 else ""
         return (
-            f"CONFIG CHANGE REJECTED: {config.errors[0]}{more} — the running configuration is"
-            " kept; fix the file (c opens it)"
+            f"CONFIG CHANGE REJECTED: {rejected.errors[0]}{more} — the running configuration is"
+            " kept; fix the file (c opens it, click: details, x: dismiss)"
         )
     if config.restart_required:
         keys = ", ".join(config.restart_required)

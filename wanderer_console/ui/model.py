@@ -166,7 +166,8 @@ class ActivityLog:
         delivery = snapshot.delivery
         for key, target in delivery.targets.items():
             if target.disabled and target.disabled != self._disabled.get(key):
-                self.add(at, f"target {key} disabled: {target.disabled}")
+                name = f"{target.label} ({key})" if target.label else key
+                self.add(at, f"target {name} disabled: {target.disabled}")
             self._disabled[key] = target.disabled
         if self._paused is not None and delivery.paused != self._paused:
             self.add(at, "delivery paused" if delivery.paused else "delivery resumed")
@@ -233,6 +234,11 @@ class ConsoleState:
     """When the last frame of a live link came: what a stale dashboard shows."""
     dropped: int = 0
     """Frames or log lines the backend said this console missed, in total."""
+    dismissed_config: tuple[str, ...] = ()
+    """The problems of a rejected config change the operator dismissed (its badge stays hidden
+    until the engine rejects something else)."""
+    attached: bool = False
+    """The engine runs in another process: quitting this console stops nothing."""
     _seen_logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_MEMORY))
     """The last log lines taken in: a reopened frame stream starts with a backlog of lines
     already shown, which are not shown twice."""

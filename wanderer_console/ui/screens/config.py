@@ -13,6 +13,9 @@ applies it, or changes nothing:
   ctrl+s overwrites it with this text;
 * once applied, a toast says which keys wait for a restart.
 
+Escape with unsaved edits asks: save (validated first; the pane stays open if the engine refuses
+it), discard, or stay.
+
 The pane follows the file: when the snapshot's config digest changes (another console, a toggle,
 an editor on the engine's host), an unedited pane loads the new text and an edited one says "file
 changed on disk".
@@ -36,6 +39,7 @@ from wanderer_console.console_api import (
     ConfigText,
 )
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.screens.choice import Choice, ChoiceScreen
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
 
@@ -79,7 +83,7 @@ class ConfigScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Validate & save", id="config.save"),
-        Binding("escape", "app.dashboard", "Back", id="config.back"),
+        Binding("escape", "back", "Back", id="config.back"),
     ]
 
     def __init__(self, state: ConsoleState) -> None:
@@ -295,6 +299,38 @@ class ConfigScreen(Screen[None]):
         if result.status == "applied":
             # What the file holds now, masked: a secret typed in with its real value is masked.
             self.run_worker(self.fetch(), name="console config text", group="config")
+
+    # -- leaving ---------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        """Back to the dashboard; with unsaved edits, ask first (save, discard or stay)."""
+        if not self.modified():
+            self.app.pop_screen()
+            return
+        choices = [Choice("s", "Save", "save"), Choice("d", "Discard", "discard")]
+        choices.append(Choice("c", "Stay", "stay"))
+        if not self.editable:
+            choices = choices[1:]
+        self.app.push_screen(
+            ChoiceScreen(
+                "Unsaved edits",
+                f"{self.name_shown} has edits that are not saved. Save them (validated first),"
+                " discard them, or stay?",
+                choices,
+            ),
+            self._leave,
+        )
+
+    def _leave(self, answer: str | None) -> None:
+        if answer == "discard":
+            self.app.pop_screen()
+        elif answer == "save":
+            self.run_worker(self._save_and_leave(), name="console config save", group="config")
+
+    async def _save_and_leave(self) -> None:
+        result = await self.save()
+        if result is not None and result.status in ("applied", "unchanged") and self.is_current:
+            self.app.pop_screen()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Saving needs a file."""

@@ -5,6 +5,12 @@ dead targets are red in the delivery panel, with their reason and what they hold
 to an attached engine is down, a badge says so and the panels are dimmed: they show the last
 snapshot the engine sent.
 
+Every row (a connection, a target, a breaker, an activity line) and every badge opens a detail
+view (Enter or a click): the full error, where, since when, how often, and the runbook's advice.
+
+Below 100 columns or 30 rows the panels are grouped in tabs (``1``-``4`` or a click on a tab) and
+stacked in each; above, they share a grid. Either way every panel scrolls.
+
 The screen follows the backend's frames (:meth:`ConsoleBackend.frames
 <wanderer_console.console_api.ConsoleBackend.frames>`, every ``console.refresh_seconds``) in a
 worker, because it owns the widgets they feed (STYLE.md pitfall 3): each frame is taken in by
@@ -16,18 +22,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Input
+from textual.widget import Widget
+from textual.widgets import DataTable, Header, Input, Tab, Tabs
 
 from wanderer_console.console_api import EngineSnapshot, Frame
-from wanderer_console.ui.faults import dead_targets, delivery_held
+from wanderer_console.ui.details import (
+    Detail,
+    activity_detail,
+    breaker_detail,
+    config_detail,
+    connection_detail,
+    discord_pause_detail,
+    store_fault_detail,
+    target_detail,
+)
+from wanderer_console.ui.faults import dead_targets, delivery_held, rejected_config
 from wanderer_console.ui.model import ConsoleState, engine_label, format_uptime
+from wanderer_console.ui.screens.detail import DetailScreen
 from wanderer_console.ui.widgets.activity import ActivityPanel
-from wanderer_console.ui.widgets.badges import FaultBadges
+from wanderer_console.ui.widgets.badges import BadgeClicked, FaultBadges
 from wanderer_console.ui.widgets.breakers import BreakersTable
 from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
@@ -39,7 +59,7 @@ from wanderer_console.ui.widgets.throughput import ThroughputChart
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
 
-__all__ = ["FRAMES_TASK", "DashboardScreen", "dashboard_title"]
+__all__ = ["FRAMES_TASK", "TABS", "DashboardScreen", "FilterInput", "dashboard_title"]
 
 FIRST_INTERVAL = 1.0
 """Seconds between frames until the first snapshot says ``console.refresh_seconds``."""
@@ -54,10 +74,42 @@ FRAMES_TASK = "console frames"
 """The name of the task that follows the frames (the UI latency benchmark counts it as UI)."""
 
 
-def _panel(*widgets: Any, title: str, panel_id: str) -> Vertical:
-    box = Vertical(*widgets, id=panel_id, classes="panel")
+TABS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("overview", "1 Overview", ("conns-panel", "delivery-panel", "breakers-panel")),
+    ("activity", "2 Activity", ("activity-panel",)),
+    ("counters", "3 Counters", ("counters-panel", "cache-panel")),
+    ("chart", "4 Throughput", ("chart-panel",)),
+)
+"""The small-terminal layout's tabs: ``(name, label, panels)``; the label's digit is its key."""
+
+
+def _panel(*widgets: Widget, title: str, panel_id: str, scroll: bool = False) -> Widget:
+    box: Widget = (
+        VerticalScroll(*widgets, id=panel_id, classes="panel")
+        if scroll
+        else Vertical(*widgets, id=panel_id, classes="panel")
+    )
     box.border_title = title
+    tab = next(name for name, _label, panels in TABS if panel_id in panels)
+    box.add_class(f"-tab-{tab}")
     return box
+
+
+class FilterInput(Input):
+    """The activity filter: Escape (or Enter) leaves it for the activity lines, keeping the
+    filter; while it has focus every key types into it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Leave filter", id="filter.leave"),
+    ]
+
+    def action_leave(self) -> None:
+        """Hand the focus to the activity lines."""
+        self.screen.query_one(ActivityPanel).focus()
+
+    async def action_submit(self) -> None:
+        """Enter: the filter is already applied as typed; go to the lines."""
+        self.action_leave()
 
 
 def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -> str:
@@ -80,6 +132,18 @@ def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -
 class DashboardScreen(Screen[None]):
     """The default screen: what the engine is doing right now."""
 
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Textual's)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="dashboard.filter"),
+        Binding("x", "dismiss_config", "Dismiss config badge", id="dashboard.dismiss"),
+        Binding("1", "tab('overview')", "Overview", show=False, id="dashboard.tab1"),
+        Binding("2", "tab('activity')", "Activity", show=False, id="dashboard.tab2"),
+        Binding("3", "tab('counters')", "Counters", show=False, id="dashboard.tab3"),
+        Binding("4", "tab('chart')", "Throughput", show=False, id="dashboard.tab4"),
+    ]
+
     def __init__(self, state: ConsoleState) -> None:
         super().__init__()
         self.state = state
@@ -101,7 +165,10 @@ class DashboardScreen(Screen[None]):
         """Header, fault badges, the panels in a grid, footer."""
         yield Header()
         yield FaultBadges(id="faults")
-        with Grid(id="dashboard"):
+        tabs = Tabs(*(Tab(label, id=f"tab-{name}") for name, label, _ in TABS), id="dashboard-tabs")
+        tabs.can_focus = False  # 1-4 or a click switch tabs; Tab moves between the tables
+        yield tabs
+        with Container(id="dashboard"):
             yield _panel(ConnectionsTable(id="conns"), title="Connections", panel_id="conns-panel")
             yield _panel(
                 DeliveryTable(id="delivery"),
@@ -109,17 +176,19 @@ class DashboardScreen(Screen[None]):
                 title="Delivery",
                 panel_id="delivery-panel",
             )
-            with Vertical(id="side"):
-                yield _panel(
-                    BreakersTable(id="breakers"),
-                    title="Circuit breakers",
-                    panel_id="breakers-panel",
-                )
-                yield _panel(CachePanel(id="cache"), title="Cache", panel_id="cache-panel")
-            yield _panel(CountersPanel(id="counters"), title="Counters", panel_id="counters-panel")
+            yield _panel(
+                BreakersTable(id="breakers"), title="Circuit breakers", panel_id="breakers-panel"
+            )
+            yield _panel(
+                CountersPanel(id="counters"),
+                title="Counters",
+                panel_id="counters-panel",
+                scroll=True,
+            )
+            yield _panel(CachePanel(id="cache"), title="Cache", panel_id="cache-panel", scroll=True)
             yield _panel(ThroughputChart(id="chart"), title="Throughput", panel_id="chart-panel")
             yield _panel(
-                Input(placeholder="filter…", id="activity-filter", compact=True),
+                FilterInput(placeholder="/ filter…", id="activity-filter", compact=True),
                 ActivityPanel(id="activity"),
                 title="Recent activity",
                 panel_id="activity-panel",
@@ -128,8 +197,133 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Follow the backend's frames; re-render at once when the theme changes."""
+        self._show_tab("overview")
+        self.query_one(ConnectionsTable).focus()
         self.run_worker(self.follow_frames(), name=FRAMES_TASK, group="frames", exclusive=True)
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    @property
+    def tabbed(self) -> bool:
+        """The small-terminal layout (tabs) is in use."""
+        return self.has_class("-narrow") or self.has_class("-short")
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        """Show the panels of the tab chosen."""
+        event.stop()
+        if event.tab is not None and event.tab.id is not None:
+            self._show_tab(event.tab.id.removeprefix("tab-"))
+
+    def _show_tab(self, name: str) -> None:
+        self.current_tab = name
+        for tab, _label, panels in TABS:
+            for panel_id in panels:
+                self.query_one(f"#{panel_id}").set_class(tab != name, "-off-tab")
+
+    current_tab = "overview"
+    """The tab shown in the small-terminal layout."""
+
+    def action_tab(self, name: str) -> None:
+        """Show tab ``name`` (small terminals; in the grid every panel shows anyway)."""
+        self.query_one(Tabs).active = f"tab-{name}"
+        self._show_tab(name)
+
+    def action_filter(self) -> None:
+        """Focus the activity filter (its tab first, on a small terminal)."""
+        if self.tabbed:
+            self.action_tab("activity")
+        self.query_one(FilterInput).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dismissing is offered while a rejected config change is shown; tabs need tabs."""
+        if action == "dismiss_config":
+            config = rejected_config(self.state.config, self.state.dismissed_config)
+            return config is not None
+        if action == "tab":
+            return self.tabbed
+        return True
+
+    def action_dismiss_config(self) -> None:
+        """Hide the rejected-config badge until the engine rejects something else."""
+        config = self.state.config
+        if config is not None and config.errors:
+            self.state.dismissed_config = config.errors
+            if self._last is not None:
+                self.render_snapshot(self._last, self.state.clock.wall())
+            self.refresh_bindings()
+
+    # -- details ---------------------------------------------------------------------------------
+
+    def open_detail(self, build: Callable[[], Detail | None]) -> None:
+        """Show a detail view that follows the frames (nothing when ``build`` has nothing)."""
+        if build() is not None:
+            self.app.push_screen(DetailScreen(build))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter (or a click) on a row: its detail view."""
+        event.stop()
+        key = event.row_key.value
+        if key is None:
+            return
+        table = event.data_table
+        state = self.state
+        if isinstance(table, ConnectionsTable):
+
+            def build() -> Detail | None:
+                latest = state.latest
+                conns = {c.name: c for c in latest.connections} if latest is not None else {}
+                conn = conns.get(key)
+                return None if conn is None else connection_detail(conn, state.clock.wall())
+
+        elif isinstance(table, DeliveryTable):
+
+            def build() -> Detail | None:
+                latest = state.latest
+                target = None if latest is None else latest.delivery.targets.get(key)
+                return None if target is None else target_detail(key, target, state.clock.wall())
+
+        elif isinstance(table, BreakersTable):
+
+            def build() -> Detail | None:
+                latest = state.latest
+                breaker = None if latest is None else latest.breakers.get(key)
+                if breaker is None:
+                    return None
+                return breaker_detail(key, breaker, state.clock.wall())
+
+        elif isinstance(table, ActivityPanel):
+            line = table.line_at(key)
+            if line is None:
+                return
+            at, text = line
+
+            def build() -> Detail | None:
+                return activity_detail(at, text, list(state.activity.entries))
+
+        else:
+            return
+        self.open_detail(build)
+
+    def on_badge_clicked(self, event: BadgeClicked) -> None:
+        """A click on a fault badge: what it is about and what to do."""
+        event.stop()
+        state = self.state
+
+        def build() -> Detail | None:
+            latest = state.latest
+            if latest is None:
+                return None
+            now = state.clock.wall()
+            if event.badge == "config-badge":
+                return None if latest.config is None else config_detail(latest.config)
+            if event.badge == "store-fault-badge":
+                return store_fault_detail(latest.delivery, now)
+            if event.badge == "discord-pause-badge":
+                return discord_pause_detail(latest.delivery, now)
+            return None
+
+        self.open_detail(build)
 
     def _theme_changed(self, _theme: object) -> None:
         # Table cells carry colours resolved at render time; redraw them with the new theme.
@@ -176,10 +370,13 @@ class DashboardScreen(Screen[None]):
 
     def _stream_trouble(self, text: str) -> None:
         self.state.activity.add(self.state.clock.wall(), f"{text}; asking again")
-        self.query_one(ActivityPanel).show(self.state.activity)
+        for panel in self.query(ActivityPanel):  # none while the screen is taken down
+            panel.show(self.state.activity)
 
     def show_frame(self, frame: Frame) -> None:
         """Take ``frame`` in, render every panel from it, and let the app follow it."""
+        if not self.is_attached or not self.children:
+            return  # being taken down (the app quits): nothing to draw on
         now = self.state.clock.wall()
         change = self.state.accept(frame, now)
         self.render_snapshot(frame.snapshot, now)
@@ -193,7 +390,9 @@ class DashboardScreen(Screen[None]):
         sub_title = dashboard_title(state, snapshot, now)
         if sub_title != self.sub_title:
             self.sub_title = sub_title
-        self.query_one(FaultBadges).show(delivery, now, state.link, state.live_at, snapshot.config)
+        self.query_one(FaultBadges).show(
+            delivery, now, state.link, state.live_at, snapshot.config, state.dismissed_config
+        )
         self.query_one("#dashboard").set_class(not state.live, "-stale")
         self.query_one(ConnectionsTable).show(snapshot.connections, now)
         self._render_delivery(snapshot)
@@ -203,11 +402,7 @@ class DashboardScreen(Screen[None]):
         open_count = sum(1 for b in breakers.values() if b.state != "closed")
         breakers_panel.border_subtitle = f"{open_count} not closed" if open_count else ""
         breakers_panel.set_class(bool(open_count), "-tripped")
-        cache_panel = self.query_one("#cache-panel")
-        has_cache = snapshot.cache != type(snapshot.cache)()
-        cache_panel.display = has_cache
-        if has_cache:
-            self.query_one(CachePanel).show(snapshot.cache, force=force)
+        self.query_one(CachePanel).show(snapshot.cache, force=force)
         self.query_one(CountersPanel).show(snapshot.counters, snapshot.queue_depth, force=force)
         self.query_one(ActivityPanel).show(state.activity)
         tick = time.monotonic()

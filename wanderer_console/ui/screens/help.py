@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -27,20 +28,22 @@ class HelpScreen(ModalScreen[None]):
         """``(title, bindings)`` pairs to list."""
 
     def compose(self) -> ComposeResult:
-        """One table of key, action and id."""
-        table = Table(expand=True, box=None, padding=(0, 2), show_header=True)
-        table.add_column("Key", style="bold", no_wrap=True)
-        table.add_column("Action")
-        table.add_column("Id", style="dim")
-        for title, bindings in self.groups:
-            table.add_row(Text(title, style="bold underline"), "", "")
+        """Per group, its title and a table of key, action and id (the id a ``[keymap]`` entry
+        names)."""
+        parts: list[RenderableType] = []
+        for title, bindings in [*self.groups, ("Anywhere else", ())]:
+            table = Table(expand=True, box=None, padding=(0, 2), show_header=False)
+            table.add_column("Key", style="bold", no_wrap=True, min_width=8)
+            table.add_column("Action", ratio=2)
+            table.add_column("Id", style="dim", ratio=1, overflow="fold")
             for binding in bindings:
                 if not isinstance(binding, Binding):
                     continue
                 table.add_row(self.app.get_key_display(binding), binding.description, binding.id)
-        table.add_row("", "", "")
-        table.add_row("ctrl+p", "Command palette (toggles, pause/resume)", "")
+            if title == "Anywhere else":
+                table.add_row("ctrl+p", "Command palette (toggles, pause/resume, themes)", "")
+            parts += [Text(title, style="bold underline"), table, Text("")]
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Wanderer Console — keys"
             body.border_subtitle = "Escape to close"
-            yield Static(table)
+            yield Static(Group(*parts))

@@ -8,14 +8,25 @@ being delivered, or that the figures on screen are stale.
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Static
 
 from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
 from wanderer_console.ui.faults import config_text, global_pause_text, link_text, store_fault_text
 
-__all__ = ["FaultBadges"]
+__all__ = ["BadgeClicked", "FaultBadges"]
+
+
+class BadgeClicked(Message):
+    """A badge was clicked: the dashboard opens its detail view."""
+
+    def __init__(self, badge: str) -> None:
+        super().__init__()
+        self.badge = badge
+        """The badge's id (``config-badge``, ``store-fault-badge``, ...)."""
 
 
 class _Badge(Static):
@@ -35,6 +46,12 @@ class _Badge(Static):
         self.set_class(text is not None, "-shown")
         # The countdown changes every second; only showing or hiding a badge moves the panels.
         self.update(text or "", layout=shown_before != (text is not None))
+
+    def on_click(self, event: events.Click) -> None:
+        """Ask for the badge's detail view."""
+        event.stop()
+        if self.text is not None and self.id is not None:
+            self.post_message(BadgeClicked(self.id))
 
 
 class FaultBadges(Vertical):
@@ -86,11 +103,13 @@ class FaultBadges(Vertical):
         link: LinkState | None = None,
         live_at: float | None = None,
         config: ConfigState | None = None,
+        dismissed: tuple[str, ...] = (),
     ) -> None:
-        """Show the badges that ``delivery``, ``link`` and ``config`` call for at ``now``."""
+        """Show the badges that ``delivery``, ``link`` and ``config`` call for at ``now``
+        (a rejected config change whose problems are ``dismissed`` is not shown)."""
         self.query_one("#link-badge", _Badge).say(
             None if link is None else link_text(link, live_at)
         )
         self.query_one("#store-fault-badge", _Badge).say(store_fault_text(delivery))
         self.query_one("#discord-pause-badge", _Badge).say(global_pause_text(delivery, now))
-        self.query_one("#config-badge", _Badge).say(config_text(config))
+        self.query_one("#config-badge", _Badge).say(config_text(config, dismissed))

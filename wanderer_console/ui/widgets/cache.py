@@ -1,6 +1,6 @@
 """The cache panel: hit ratio, size and evictions per namespace, and warming progress.
 
-Shown only when the engine reports a cache (a snapshot's ``cache`` is not all defaults).
+A hit ratio is ``-`` until the first lookup (``0%`` would say every lookup missed).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from wanderer_console.ui.widgets.colours import coloured
 __all__ = ["CachePanel"]
 
 
-def _ratio(value: float) -> str:
-    return f"{value * 100:.0f}%"
+def _ratio(value: float, lookups: int) -> str:
+    """``97%``; ``-`` before the first lookup (no ratio to speak of yet)."""
+    return f"{value * 100:.0f}%" if lookups > 0 else "-"
 
 
 class CachePanel(Static):
@@ -46,12 +47,15 @@ class CachePanel(Static):
         for name, stats in sorted(cache.namespaces.items()):
             table.add_row(
                 name,
-                coloured(self, _ratio(stats.hit_ratio), "cache-hit"),
+                coloured(self, _ratio(stats.hit_ratio, stats.hits + stats.misses), "cache-hit"),
                 f"{stats.size}/{stats.maxsize}",
                 str(stats.evictions),
             )
         summary = Text("All ", style="bold")
-        summary.append_text(coloured(self, _ratio(cache.hit_ratio), "cache-hit", bold=True))
+        lookups = cache.hits + cache.misses
+        summary.append_text(
+            coloured(self, _ratio(cache.hit_ratio, lookups), "cache-hit", bold=True)
+        )
         summary.append(f" hit · {cache.inflight} in flight")
         warming = cache.warming
         if warming.total:
@@ -63,7 +67,8 @@ class CachePanel(Static):
             line.append("░" * (bar_width - filled))
             line.append(f" {done}/{total}")
             if failed:
-                line.append_text(coloured(self, f" {failed} failed", "health-down"))
+                line.append(" · ")
+                line.append_text(coloured(self, f"{failed} failed", "health-down"))
             if warming.running:
                 line.append(" (running)")
             self.update(Group(table, summary, line))

@@ -11,15 +11,16 @@ from textual.widgets import Static
 from wanderer_console.console_api import TargetView
 from wanderer_console.ui.faults import DeadTarget
 from wanderer_console.ui.widgets.colours import coloured
-from wanderer_console.ui.widgets.synced import Row, SyncedTable
+from wanderer_console.ui.widgets.synced import FittedTable, NamedRow
 
 __all__ = ["DeadTargetNotes", "DeliveryTable"]
 
-_COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "State")
 
-
-class DeliveryTable(SyncedTable):
+class DeliveryTable(FittedTable):
     """The snapshot's ``delivery.targets``; a dead target is shown in the ``target-dead`` colour.
+
+    A target is named by the map routes that post to it (``alpha/primary``), or by its key when
+    the engine does not say; Enter on a row shows its key, address and errors.
 
     "State" is ``DEAD`` for a target Discord refused (401/403/404), else the number of
     notifications sent again after an unknown outcome (``2 uncertain``), else ``ok``.
@@ -31,11 +32,9 @@ class DeliveryTable(SyncedTable):
     }
     """
 
-    def on_mount(self) -> None:
-        """Set up the columns."""
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        self.add_columns(*_COLUMNS)
+    COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "State")
+    NARROW = ("Target", "Pending", "Sent", "State")
+    NARROW_BELOW = 60
 
     def _state(self, target: TargetView) -> Text | str:
         if target.disabled:
@@ -46,22 +45,19 @@ class DeliveryTable(SyncedTable):
 
     def show(self, targets: Mapping[str, TargetView]) -> None:
         """Show ``targets``."""
-        rows: list[Row] = []
-        for key, target in sorted(targets.items()):
-            rows.append(
-                (
-                    key,
-                    (
-                        coloured(self, key, "target-dead") if target.disabled else key,
-                        str(target.pending),
-                        str(target.sent),
-                        str(target.sent_last_minute),
-                        str(target.rate_limited),
-                        self._state(target),
-                    ),
-                )
-            )
-        self.show_rows(rows)
+        rows: list[NamedRow] = []
+        for key, target in sorted(targets.items(), key=lambda item: item[1].label or item[0]):
+            name = target.label or key
+            cells = {
+                "Target": coloured(self, name, "target-dead") if target.disabled else name,
+                "Pending": str(target.pending),
+                "Sent": str(target.sent),
+                "Sent/min": str(target.sent_last_minute),
+                "429s": str(target.rate_limited),
+                "State": self._state(target),
+            }
+            rows.append((key, cells))
+        self.show_named(rows)
 
 
 class DeadTargetNotes(Static):

@@ -51,7 +51,14 @@ class KeyBar(Static):
         """``(key, description, enabled)`` for the screen's active bindings, one per action."""
         app = self.app
         active = self.screen.active_bindings
-        shown = [(b, on) for _node, b, on, _tip in active.values() if b.show]
+        # The app's own keys first (quit, the screens): the same place on every screen.
+        shown = [
+            (b, on)
+            for _order, (_node, b, on, _tip) in sorted(
+                enumerate(active.values()), key=lambda item: (item[1][0] is not app, item[0])
+            )
+            if b.show
+        ]
         palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
         if palette is not None:  # last, as Textual's footer has it
             shown.append((palette.binding, palette.enabled))

@@ -9,18 +9,50 @@ and rebuilds only when rows come or go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
-__all__ = ["Row", "SyncedTable"]
+__all__ = ["FittedTable", "NamedRow", "Row", "SelectOnClick", "SyncedTable", "cell_width", "clip"]
 
 Row = tuple[str, Sequence[Any]]
 """``(row key, cells)``; cells in column order."""
+NamedRow = tuple[str, Mapping[str, Any]]
+"""``(row key, cells by column name)``."""
 
 
-class SyncedTable(DataTable[Any]):
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in ``…`` when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def cell_width(cell: object) -> int:
+    """How wide a cell's content is (plain string or Rich text)."""
+    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+
+class SelectOnClick(DataTable[Any]):
+    """A row table where one click on a row selects it (as Enter does), not only a second one.
+
+    Textual's table selects on a click of the row the cursor is already on; the dashboard's rows
+    open a detail view, and one click is what an operator tries.
+    """
+
+    async def _on_click(self, event: events.Click) -> None:
+        before = self.cursor_coordinate
+        meta = event.style.meta
+        await super()._on_click(event)
+        event.prevent_default()  # the table's own handler ran just now
+        row = meta.get("row")
+        clicked = self.cursor_type == "row" and isinstance(row, int) and row >= 0
+        if clicked and self.cursor_coordinate.row == row and before.row != row:
+            self.action_select_cursor()
+
+
+class SyncedTable(SelectOnClick):
     """A table fed whole snapshots of rows, redrawn by difference."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -44,3 +76,48 @@ class SyncedTable(DataTable[Any]):
                 self.add_row(*cells, key=key)
         self._shown = wanted
         return True
+
+
+class FittedTable(SyncedTable):
+    """A synced table whose columns fit its width: below :attr:`NARROW_BELOW` columns it shows
+    :attr:`NARROW` (the columns that matter most), else :attr:`COLUMNS`. Rows are given by column
+    name, so a resize redraws them in the other set."""
+
+    COLUMNS: tuple[str, ...] = ()
+    NARROW: tuple[str, ...] = ()
+    NARROW_BELOW = 0
+
+    _named: tuple[NamedRow, ...] = ()
+    _column_set: tuple[str, ...] = ()
+
+    def columns_for(self, width: int) -> tuple[str, ...]:
+        """The columns shown at ``width`` (all of them before the table has a size)."""
+        narrow = self.NARROW and 0 < width < self.NARROW_BELOW
+        return self.NARROW if narrow else self.COLUMNS
+
+    def on_mount(self) -> None:
+        """Row cursor, stripes, the columns for the current width."""
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        self._fit(self.size.width)
+
+    def _fit(self, width: int) -> bool:
+        wanted = self.columns_for(width)
+        if wanted == self._column_set:
+            return False
+        self._column_set = wanted
+        self.clear(columns=True)
+        self._shown = []
+        self.add_columns(*wanted)
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Change the column set when the width crosses :attr:`NARROW_BELOW`."""
+        if self._fit(event.size.width):
+            self.show_named(self._named)
+
+    def show_named(self, rows: Iterable[NamedRow]) -> bool:
+        """Show ``rows`` in the current column set."""
+        self._named = tuple(rows)
+        columns = self._column_set or self.COLUMNS
+        return self.show_rows([(key, [cells[c] for c in columns]) for key, cells in self._named])

@@ -7,6 +7,7 @@ render order and caches its canvas theme by name (STYLE.md pitfalls 4 and 5).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.app import RenderResult
@@ -73,6 +74,9 @@ class ThroughputChart(PlotextPlot):
         if self._built is not None and self._built[0] == key:
             return self._built[1]
         plt = self.plt
+        # The widget's size, not the terminal plotext detects (80 columns when not a TTY).
+        unlimited: Any = plt  # (the typing stub lacks it)
+        unlimited._limit_size(False, False)
         plt.plotsize(width, height)
         plt.canvas_color(surface)
         plt.axes_color(surface)

@@ -19,6 +19,11 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
   and with three consoles attached to its control socket (alternating rounds, medians), and the
   time from ``wanderer-console attach`` starting to its first live frame drawn
   (:mod:`~wanderer_console.bench.attach`);
+- ``peer`` (only with ``--only peer``): the console against Prometheus Alertmanager on the same
+  job (events over HTTP, one webhook call per event to a sink), both as real processes in
+  alternating rounds: latency, CPU per delivery, a burst, a 503 burst, the sink down, memory,
+  and the console/Alertmanager ratio of each, judged against issue 24's budget; skipped (and
+  why) without ``prometheus-alertmanager`` on the PATH (:mod:`~wanderer_console.bench.peer`);
 - ``soak`` (only with ``--soak MINUTES``): RSS growth at a steady rate.
 
 The result is one JSON document on stdout (also written to ``--json PATH``): the machine, the
@@ -91,6 +96,12 @@ class Sizes:
     """Rounds of each kind (none attached, three attached), alternating."""
     attach_probe_runs: int = 3
     """Attach-time runs (the median is the figure)."""
+    peer_rounds: int | None = None
+    """Load rounds of each router in the ``peer`` scenario; ``None`` leaves it out."""
+    peer_fault_rounds: int = 3
+    """Fault rounds of each router (503 burst, sink down)."""
+    peer_paced_seconds: float = 10.0
+    """Each paced load of the ``peer`` scenario (50/s, 200/s)."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
 
@@ -108,6 +119,9 @@ QUICK = Sizes(
     attach_seconds=3.0,
     attach_pairs=2,
     attach_probe_runs=1,
+    peer_rounds=2,
+    peer_fault_rounds=1,
+    peer_paced_seconds=3.0,
 )
 FULL = Sizes(
     ingest_killmails=60_000,
@@ -122,6 +136,9 @@ FULL = Sizes(
     attach_seconds=10.0,
     attach_pairs=3,
     attach_probe_runs=3,
+    peer_rounds=5,
+    peer_fault_rounds=3,
+    peer_paced_seconds=10.0,
 )
 
 
@@ -175,6 +192,20 @@ async def _attach(sizes: Sizes) -> dict[str, Any]:
     )
 
 
+async def _peer(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.peer import FULL as PEER
+    from wanderer_console.bench.peer import run_peer
+
+    assert sizes.peer_rounds is not None
+    peer = replace(
+        PEER,
+        rounds=sizes.peer_rounds,
+        fault_rounds=sizes.peer_fault_rounds,
+        paced_seconds=sizes.peer_paced_seconds,
+    )
+    return await run_peer(peer, progress=lambda text: print(text, file=sys.stderr, flush=True))
+
+
 async def _soak(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.memory import run_soak
 
@@ -191,9 +222,11 @@ SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
     "cache": _cache,
     "startup": _startup,
     "attach": _attach,
+    "peer": _peer,
 }
 """Every scenario, in the order the suite runs them (``soak`` only with ``--soak``, ``attach``
-only with sizes that give it a window).
+only with sizes that give it a window, ``peer`` only when named in ``--only``: it needs
+Alertmanager installed and takes minutes).
 
 The memory scenarios come first: the allocator keeps the heap other scenarios freed, and a
 reading taken after them would hide growth inside that high-water mark."""
@@ -211,8 +244,11 @@ def direction_of(figure: str) -> Direction | None:
     Known by the figure's name: throughput (``*_per_second``), ratios and shares of a ceiling
     are better higher; latency (``*_ms``, ``*_us``), time (``*_s``), memory (``*_mb``, bytes)
     and CPU (``*_cpu_share``, of one core) are better lower. None for a name that says neither
-    (such a figure is not compared).
+    (such a figure is not compared), and for a peer's own figures (``peer.alertmanager.*``:
+    the reference the console is measured against, not the console).
     """
+    if figure.startswith("peer.alertmanager."):
+        return None
     name = figure.rsplit(".", 1)[-1]
     if name.endswith(_HIGHER_SUFFIXES):
         return "higher"
@@ -275,6 +311,10 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
         # (its relative change is mostly noise); the two shares it comes from are compared.
         _put(out, "attach.consoles_added_cpu", attach.get("consoles_added_cpu_share"))
         _put(out, "attach.idle_consoles_added_cpu", attach.get("idle_consoles_added_cpu_share"))
+    peer = scenarios.get("peer")
+    if peer:
+        for key, value in (peer.get("figures") or {}).items():
+            _put(out, f"peer.{key}", value)
     soak = scenarios.get("soak")
     if soak:
         for key in ("rss_growth_mb", "growth_mb_per_hour", "rss_max_mb"):
@@ -348,6 +388,14 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     attach = scenarios.get("attach") or {}
     if attach.get("lost"):
         out.append(f"attach: {attach['lost']} kills not delivered")
+    peer = scenarios.get("peer") or {}
+    for key, what in (
+        ("lost", "events lost"),
+        ("doubled", "events delivered twice"),
+        ("refused_posts", "events refused"),
+    ):
+        if peer.get(key):
+            out.append(f"peer: {peer[key]} {what}")
     headless = (scenarios.get("startup") or {}).get("headless") or {}
     out += [f"startup (headless): {problem}" for problem in headless.get("problems", [])]
     return out
@@ -361,7 +409,9 @@ BUDGET: Final[tuple[tuple[str, Direction, float], ...]] = (
     ("delivery.share_of_ceiling", "higher", 0.9),
 )
 """The performance budget (issue 8 and the delivery work): figure, which way is better, limit.
-Lost events are failures of their own (:func:`problems_of`)."""
+Lost events are failures of their own (:func:`problems_of`). A scenario may judge a budget of its
+own and return its lines as ``budget`` (``peer``: issue 24's ratios to Alertmanager); the run
+lists them after these."""
 
 
 def budget_of(figures: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -437,6 +487,7 @@ def run_suite(
         if (only is None or name in set(only))
         and (name != "soak" or sizes.soak_minutes)
         and (name != "attach" or sizes.attach_seconds)
+        and (name != "peer" or (only is not None and sizes.peer_rounds))
     ]
     started = time.perf_counter()
     measured = asyncio.run(_run_all(names, sizes, progress))
@@ -451,7 +502,8 @@ def run_suite(
         "elapsed_s": round(time.perf_counter() - started, 2),
         "scenario_seconds": measured.seconds,
         "figures": figures,
-        "budget": budget_of(figures),
+        "budget": budget_of(figures)
+        + [line for result in measured.scenarios.values() for line in result.get("budget", [])],
         "problems": problems_of(measured.scenarios),
         "scenarios": measured.scenarios,
     }

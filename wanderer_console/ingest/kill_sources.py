@@ -1,16 +1,30 @@
 """The kill feeds: killstream sockets, REST fallback and gap backfill, and zKillboard R2Z2.
 
-A killstream socket is opened per mode as soon as the tracking index has something for it to
-follow (``systems``, ``characters``); the systems socket brings the REST poller with it, which
-covers the socket's outages and backfills every gap after a join. R2Z2 runs when enabled. Every
-part is a supervised task; each reports its own connection health.
+Killstream sockets are opened per mode as soon as the tracking index has something for them to
+follow (``systems``, ``characters``); the systems sockets bring the REST poller with them, which
+covers their outages and backfills every gap after a join. R2Z2 runs when enabled. Every part
+is a supervised task; each reports its own connection health.
+
+**Sharding.** wanderer-kills takes at most 10,000 systems and 50,000 characters per socket
+(PROTOCOLS.md §3.3; :class:`ShardLimits`), so a mode's ids are spread over as many sockets as
+that takes (:class:`ShardPlan`, sans-IO): each id is owned by one socket; a new id goes to the
+first socket with room, a new socket opens only when all are full. When ids leave and the rest
+would fit in one socket fewer with room to spare (three quarters full), the last socket is
+drained into the others and closed. An id that moves is *subscribed on its new socket before it
+is unsubscribed on its old one*: the old socket keeps it (``held``) until the new one's server
+confirms it (the join's or the subscribe's ``ok`` reply), so every kill reaches at least one of
+them; while both follow it, the shared recent-id filter drops the second copy before parsing
+(the event log's unique key stays the authority). Names: one socket per mode keeps the names
+``killstream:systems`` / ``killstream:characters``; several are ``killstream:systems:1``,
+``killstream:systems:2``, … (and ``sockets`` is keyed ``systems:1`` …).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Final, Literal
 
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tracking import TrackingIndex
@@ -18,18 +32,153 @@ from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.fallback import BackfillPolicy, FallbackPoller
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item
-from wanderer_console.ingest.killstream import KillstreamSource
+from wanderer_console.ingest.killstream import KillstreamSource, valid_ids
 from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
 from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KillSources"]
+__all__ = ["KillSources", "Shard", "ShardLimits", "ShardPlan"]
 
 log = logging.getLogger("wanderer_console.runtime")
 
 Spawn = Callable[[str, Callable[[], Awaitable[None]]], None]
 Mode = Literal["systems", "characters"]
+MODES: Final[tuple[Mode, ...]] = ("systems", "characters")
+LOW_WATER: Final = 0.75
+"""A mode's sockets shrink by one when its ids fit in one fewer, each this full at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardLimits:
+    """Ids one killstream socket may follow (the server refuses a join over them)."""
+
+    systems: int = 10_000
+    characters: int = 50_000
+
+    def of(self, mode: Mode) -> int:
+        """The limit for ``mode``."""
+        return self.systems if mode == "systems" else self.characters
+
+
+@dataclass(eq=False, slots=True)
+class Shard:
+    """One socket's share of a mode's ids."""
+
+    ids: set[int] = field(default_factory=set)
+    """Ids this socket owns."""
+    held: set[int] = field(default_factory=set)
+    """Ids moved to another socket, still followed here until that one confirms them."""
+    draining: bool = False
+    """Being emptied into the others, to be closed."""
+
+    def desired(self) -> set[int]:
+        """What the socket should follow now."""
+        return self.ids | self.held if self.held else self.ids
+
+    @property
+    def load(self) -> int:
+        """Ids the socket follows (owned and held): what its server counts."""
+        return len(self.ids) + len(self.held)
+
+
+class ShardPlan:
+    """Which socket follows which id, for one mode (no I/O: the manager acts on it)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a socket must follow at least one id")
+        self.limit = limit
+        self.shards: list[Shard] = []
+        self.owner: dict[int, Shard] = {}
+        self.moves = 0
+        """Ids moved between sockets so far (consolidation)."""
+
+    def sync(self, wanted: set[int]) -> None:
+        """Bring the plan in line with ``wanted``: drop the ids gone, place the new ones, and
+        start draining the last socket if the rest would fit in one fewer."""
+        owner = self.owner
+        gone = owner.keys() - wanted
+        for i in gone:
+            owner.pop(i).ids.discard(i)
+        if gone:
+            for shard in self.shards:
+                if shard.held:
+                    shard.held &= wanted
+        added = wanted - owner.keys()
+        if added:
+            self._place(sorted(added))
+        self._consolidate()
+
+    def _place(self, ids: list[int]) -> None:
+        """Fill the open sockets in order (a draining one only when no other has room), then
+        open new ones."""
+        limit = self.limit
+        order = [s for s in self.shards if not s.draining] + [s for s in self.shards if s.draining]
+        position = 0
+        for shard in order:
+            room = limit - shard.load
+            if room <= 0 or position >= len(ids):
+                continue
+            take = ids[position : position + room]
+            position += len(take)
+            shard.ids.update(take)
+            shard.draining = False
+            for i in take:
+                self.owner[i] = shard
+        while position < len(ids):
+            shard = Shard()
+            take = ids[position : position + limit]
+            position += len(take)
+            shard.ids.update(take)
+            for i in take:
+                self.owner[i] = shard
+            self.shards.append(shard)
+
+    def _consolidate(self) -> None:
+        if len(self.shards) < 2 or any(s.held for s in self.shards):
+            return  # one socket, or a move still waits for its confirmation
+        last = self.shards[-1]
+        if not last.draining:
+            if len(self.owner) > (len(self.shards) - 1) * self.limit * LOW_WATER:
+                return
+            last.draining = True
+        moving = sorted(last.ids)
+        for shard in self.shards[:-1]:
+            room = self.limit - shard.load
+            if room <= 0 or not moving:
+                continue
+            take, moving = moving[:room], moving[room:]
+            shard.ids.update(take)
+            last.ids.difference_update(take)
+            last.held.update(take)
+            for i in take:
+                self.owner[i] = shard
+            self.moves += len(take)
+
+    def release(self, confirmed: Callable[[Shard], set[int]]) -> list[Shard]:
+        """Let each socket drop the ids it holds that their new socket has confirmed; return
+        the sockets whose subscription shrank."""
+        changed = []
+        for shard in self.shards:
+            if not shard.held:
+                continue
+            done = {
+                i
+                for i in shard.held
+                if (new := self.owner.get(i)) is not None and i in confirmed(new)
+            }
+            if done:
+                shard.held -= done
+                changed.append(shard)
+        return changed
+
+    def closable(self) -> list[Shard]:
+        """Drained sockets that follow nothing any more (removed from the plan)."""
+        done = [s for s in self.shards if s.draining and not s.ids and not s.held]
+        if done:
+            self.shards = [s for s in self.shards if s not in done]
+        return done
 
 
 class KillSources:
@@ -61,49 +210,124 @@ class KillSources:
         self.started = False
         """Set by the runtime once its tasks run: sockets open only from then on."""
         self.recent = RecentIds()
-        """Killmail ids the sockets saw lately: repeats are dropped before parsing."""
+        """Killmail ids the sockets saw lately: repeats are dropped before parsing (a kill seen
+        on two sockets while its system moves between them is handed on once)."""
+        self.limits = ShardLimits()
+        """Ids per socket; tests shrink them before the start."""
+        self.plans: dict[Mode, ShardPlan] = {}
+        """Each mode's sharding (made at the first need, with :attr:`limits`)."""
+        self._sources: dict[int, KillstreamSource] = {}  # id(shard) -> its socket
+        self._opened: dict[Mode, int] = dict.fromkeys(MODES, 0)
+        self._joined = False  # a systems socket has joined at least once
+        self._retired_rejoins = 0  # rejoins of systems sockets since closed
         self.sockets: dict[str, KillstreamSource] = {}
+        """Every open killstream socket by name (``systems``, or ``systems:1`` … when sharded)."""
         self.fallback: FallbackPoller | None = None
-        """REST polling for the tracked systems while the killstream socket is down."""
+        """REST polling for the tracked systems while a systems socket is down."""
         self.r2z2: R2z2Source | None = None
         """The zKillboard R2Z2 poller, while ``[r2z2] enabled``."""
         self.r2z2_timing = R2z2Timing()
         """The R2Z2 poller's waits; tests shrink them before the start."""
 
     def tracking_changed(self) -> None:
-        """The index changed: resubscribe the open sockets and open the ones now needed."""
-        for source in self.sockets.values():
-            source.refresh()
+        """The index changed: re-plan the shards, resubscribe, open and close sockets."""
         self.ensure()
 
     def ensure(self) -> None:
-        """Open the sockets (and the fallback poller) the index calls for, once each."""
+        """Bring the sockets (and the fallback poller) in line with the index."""
         ks = self._settings().killstream
         if not ks.enabled or not self.started:
             return
-        wanted: dict[Mode, bool] = {
-            "systems": bool(self._index.all_system_ids()),
-            "characters": bool(self._index.all_character_ids()),
+        wanted: dict[Mode, Callable[[], set[int]]] = {
+            "systems": self._index.all_system_ids,
+            "characters": self._index.all_character_ids,
         }
-        for mode, needed in wanted.items():
-            if needed and mode not in self.sockets:
-                source = KillstreamSource(
-                    mode,
-                    ks.websocket_url,
-                    self._index.all_system_ids
-                    if mode == "systems"
-                    else self._index.all_character_ids,
-                    self._sink,
-                    self._metrics,
-                    client_identifier=ks.client_identifier,
-                    heartbeat_seconds=ks.heartbeat_seconds,
-                    recent=self.recent,
-                    max_frame_bytes=ks.max_frame_bytes,
-                )
-                self.sockets[mode] = source
-                self._spawn(f"killstream:{mode}", source.run)
-        if "systems" in self.sockets and self.fallback is None:
+        for mode in MODES:
+            plan = self.plans.get(mode)
+            if plan is None:
+                plan = self.plans[mode] = ShardPlan(self.limits.of(mode))
+            plan.sync(valid_ids(mode, wanted[mode]()))
+            for shard in plan.shards:
+                source = self._sources.get(id(shard))
+                if source is None:
+                    self._open(mode, shard)
+                else:
+                    source.refresh()
+        self._settle()
+        if self._system_sockets() and self.fallback is None:
             self._start_fallback()
+
+    def _open(self, mode: Mode, shard: Shard) -> None:
+        ks = self._settings().killstream
+        self._opened[mode] += 1
+        count = self._opened[mode]
+        task = f"killstream:{mode}" if count == 1 else f"killstream:{mode}:{count}"
+        source = KillstreamSource(
+            mode,
+            ks.websocket_url,
+            shard.desired,
+            self._sink,
+            self._metrics,
+            client_identifier=ks.client_identifier,
+            heartbeat_seconds=ks.heartbeat_seconds,
+            recent=self.recent,
+            max_frame_bytes=ks.max_frame_bytes,
+            on_confirmed=self._confirmed,
+        )
+        self._sources[id(shard)] = source
+        self._spawn(task, source.run)
+
+    def _confirmed(self) -> None:
+        """A socket's server confirmed ids (or lost them): release what moved, close what
+        drained (and, if one closed, see whether another should drain)."""
+        if self._settle():
+            self.ensure()
+
+    def _settle(self) -> bool:
+        """Release confirmed moves, close drained sockets; True when one closed."""
+        closed = False
+        for mode, plan in self.plans.items():
+            for shard in plan.release(self._confirmed_ids):
+                source = self._sources.get(id(shard))
+                if source is not None:
+                    source.refresh()
+            for shard in plan.closable():
+                source = self._sources.pop(id(shard), None)
+                if source is None:
+                    continue
+                closed = True
+                if mode == "systems":
+                    self._joined = self._joined or source.joins > 0
+                    self._retired_rejoins += max(0, source.joins - 1)
+                source.stop()
+                log.info(
+                    "killstream socket closed: its ids moved to the others",
+                    extra={"ctx": {"name": source.health.name, "moves": plan.moves}},
+                )
+        self._name()
+        return closed
+
+    def _confirmed_ids(self, shard: Shard) -> set[int]:
+        source = self._sources.get(id(shard))
+        return set() if source is None else source.confirmed
+
+    def _name(self) -> None:
+        """Key and name every socket by its mode and place (``systems`` alone, ``systems:1`` …)."""
+        sockets: dict[str, KillstreamSource] = {}
+        for mode, plan in self.plans.items():
+            shards = [s for s in plan.shards if id(s) in self._sources]
+            for position, shard in enumerate(shards, 1):
+                key = mode if len(shards) == 1 else f"{mode}:{position}"
+                source = self._sources[id(shard)]
+                source.health.name = f"killstream:{key}"
+                sockets[key] = source
+        self.sockets = sockets
+
+    def _system_sockets(self) -> list[KillstreamSource]:
+        plan = self.plans.get("systems")
+        if plan is None:
+            return []
+        return [self._sources[id(s)] for s in plan.shards if id(s) in self._sources]
 
     def _start_fallback(self) -> None:
         settings = self._settings()
@@ -132,12 +356,17 @@ class KillSources:
         self._spawn("killstream:fallback", self.fallback.run)
 
     def _socket_up(self) -> bool:
-        source = self.sockets.get("systems")
-        return source is None or source.health.state is ConnectionState.CONNECTED
+        """Every systems socket is connected (the poller covers any one that is not)."""
+        return all(s.health.state is ConnectionState.CONNECTED for s in self._system_sockets())
 
     def _joins(self) -> int:
-        source = self.sockets.get("systems")
-        return 0 if source is None else source.joins
+        """Joins that may follow a gap: the first join of the run (the restart's gap), then
+        every rejoin of any systems socket. A new socket's first join is no gap: its ids are
+        newly tracked, or moved there while their old socket still followed them."""
+        sources = self._system_sockets()
+        self._joined = self._joined or any(s.joins for s in sources)
+        rejoins = self._retired_rejoins + sum(max(0, s.joins - 1) for s in sources)
+        return rejoins + (1 if self._joined else 0)
 
     def start_r2z2(self, http: HttpClient) -> None:
         """Start the R2Z2 poller when enabled (``http``: a plain client, no retry layer)."""

@@ -2,7 +2,14 @@
 
 A socket that subscribes to systems only sees characters *within* those systems, so following
 characters everywhere takes a second socket: each :class:`KillstreamSource` follows one kind of
-id (``systems`` or ``characters``), and the runtime starts one of each when both are tracked.
+id (``systems`` or ``characters``). The server takes at most 10,000 systems and 50,000 characters
+per socket, so :mod:`~wanderer_console.ingest.kill_sources` shards a larger subscription over
+several sources, each following the ids its ``desired()`` names.
+
+A source tells which ids the server has *confirmed* (:attr:`KillstreamSource.confirmed`: the
+join's ids once the join is accepted, plus each subscribe's once its reply is ``ok``) and calls
+``on_confirmed`` whenever that set grows or is lost: an id moving to another socket is released
+by its old one only once the new one confirms it, so no kill falls between the two.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 import orjson
@@ -41,7 +48,7 @@ from wanderer_console.ingest.phoenix import (
 from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KillstreamSource", "PhoenixBackoff"]
+__all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +90,15 @@ class PhoenixBackoff(Backoff):
         return bound * (0.8 + 0.2 * self._rng.random())
 
 
-def _valid_ids(mode: Mode, ids: set[int]) -> list[int]:
+def valid_ids(mode: Mode, ids: Iterable[int]) -> set[int]:
+    """The ids of ``ids`` the server accepts for ``mode`` (others would fail the whole join)."""
     if mode == "systems":
-        return sorted(i for i in ids if 1 <= i <= 50_000_000)
-    return sorted(i for i in ids if is_character_id(i))
+        return {i for i in ids if 1 <= i <= 50_000_000}
+    return {i for i in ids if is_character_id(i)}
 
 
 class KillstreamSource:
-    """One Phoenix socket following either systems or characters."""
+    """One Phoenix socket following either systems or characters (all, or one shard's)."""
 
     def __init__(
         self,
@@ -105,6 +113,8 @@ class KillstreamSource:
         backoff: Backoff | None = None,
         recent: RecentIds | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        name: str | None = None,
+        on_confirmed: Callable[[], None] | None = None,
     ) -> None:
         self.mode = mode
         self._max_frame = max_frame_bytes
@@ -112,7 +122,7 @@ class KillstreamSource:
         self._oversize_note: str | None = None
         self._recent = recent if recent is not None else RecentIds()
         self.source = "killstream"
-        self.health = ConnectionHealth(f"killstream:{mode}", "killstream")
+        self.health = ConnectionHealth(name or f"killstream:{mode}", "killstream")
         self._url = f"{url}/socket/websocket?vsn=2.0.0&client_identifier={client_identifier}"
         self._desired = desired
         self._sink = sink
@@ -122,6 +132,13 @@ class KillstreamSource:
         self._channel = PhoenixChannel(TOPIC)
         self._ws: ClientConnection | None = None
         self._subscribed: set[int] = set()
+        self._join_ids: set[int] = set()
+        self.confirmed: set[int] = set()
+        """Ids the server has accepted on the current join (empty while not joined)."""
+        self._pending: dict[str, list[int]] = {}
+        """Subscribe pushes awaiting their reply: ref -> ids."""
+        self._on_confirmed = on_confirmed
+        self._stop = asyncio.Event()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
@@ -135,9 +152,18 @@ class KillstreamSource:
         """Tracking changed: bring the subscription in line at the next chance."""
         self._refresh.set()
 
+    def stop(self) -> None:
+        """Close the socket and end :meth:`run` (a shard no longer needed)."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
     async def run(self) -> None:
-        """Connect, join, read; reconnect with backoff. Returns only when cancelled."""
-        while True:
+        """Connect, join, read; reconnect with backoff. Returns when stopped or cancelled."""
+        while not self._stop.is_set():
             least = 0.0
             try:
                 await self._session()
@@ -146,9 +172,27 @@ class KillstreamSource:
                 least = self._lost(exc)
             self._channel.reset()
             self._ws = None
+            self._unconfirm()
+            if self._stop.is_set():
+                break
             self.health.reconnects += 1
             self._metrics.reconnects.labels(source=self.health.name).inc()
-            await asyncio.sleep(max(least, self._backoff.next_delay()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), max(least, self._backoff.next_delay()))
+        self.health.set_state(ConnectionState.STOPPED)
+
+    def _unconfirm(self) -> None:
+        """The join is gone: nothing is confirmed any more (the manager is told)."""
+        self._pending.clear()
+        if self.confirmed:
+            self.confirmed = set()
+            if self._on_confirmed is not None:
+                self._on_confirmed()
+
+    def _confirm(self, ids: Iterable[int]) -> None:
+        self.confirmed.update(ids)
+        if self._on_confirmed is not None:
+            self._on_confirmed()
 
     def _lost(self, exc: Exception) -> float:
         """Record why the socket went; return the least wait before the next connect."""
@@ -201,6 +245,7 @@ class KillstreamSource:
             tasks = [
                 asyncio.create_task(self._heartbeats(ws)),
                 asyncio.create_task(self._subscriptions(ws)),
+                asyncio.create_task(self._closer(ws)),
             ]
             try:
                 while True:
@@ -226,12 +271,17 @@ class KillstreamSource:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
+    async def _closer(self, ws: ClientConnection) -> None:
+        await self._stop.wait()
+        await ws.close(code=1000, reason="subscription moved to other sockets")
+
     async def _join(self, ws: ClientConnection) -> None:
-        ids = _valid_ids(self.mode, self._desired())
+        ids = valid_ids(self.mode, self._desired())
         key = "systems" if self.mode == "systems" else "character_ids"
         # The join carries the full state; a socket following characters sends no systems.
-        self._subscribed = set(ids)
-        await ws.send(self._channel.join({key: ids}))
+        self._join_ids, self._subscribed = ids, set(ids)
+        self._unconfirm()
+        await ws.send(self._channel.join({key: sorted(ids)}))
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
@@ -254,15 +304,27 @@ class KillstreamSource:
             self._refresh.clear()
             if self._channel.state.value != "joined":
                 continue
-            wanted = set(_valid_ids(self.mode, self._desired()))
-            added, removed = sorted(wanted - self._subscribed), sorted(self._subscribed - wanted)
+            wanted = self._desired()
+            # Set differences first, validity and order only for what changed: a refresh of a
+            # large subscription that changed by a few ids costs a few ids.
+            added = sorted(valid_ids(self.mode, wanted - self._subscribed))
+            removed = sorted(self._subscribed - wanted)
+            if not added and not removed:
+                continue
             noun = "systems" if self.mode == "systems" else "characters"
             key = "systems" if self.mode == "systems" else "character_ids"
-            for event, ids in ((f"subscribe_{noun}", added), (f"unsubscribe_{noun}", removed)):
+            # Removed ones first: a socket kept under its limits never goes over them between
+            # two pushes (an id moving here from another socket is subscribed here before it is
+            # unsubscribed there; that order is the manager's).
+            self._subscribed = (self._subscribed - set(removed)) | set(added)
+            self.confirmed.difference_update(removed)
+            for event, ids in ((f"unsubscribe_{noun}", removed), (f"subscribe_{noun}", added)):
                 for start in range(0, len(ids), _CHUNK):
-                    _ref, frame = self._channel.push(event, {key: ids[start : start + _CHUNK]})
+                    chunk = ids[start : start + _CHUNK]
+                    ref, frame = self._channel.push(event, {key: chunk})
+                    if event.startswith("subscribe"):
+                        self._pending[ref] = chunk
                     await ws.send(frame)
-            self._subscribed = wanted
 
     def _decode(self, frame: str | bytes) -> Inbound | None:
         """The frame's message; ``None`` for another join's or a bad frame (counted, logged)."""
@@ -278,11 +340,24 @@ class KillstreamSource:
         if isinstance(message, Reply):
             if message.is_heartbeat:
                 self.health.heartbeat_rtt_ms = (time.perf_counter() - self._heartbeat_sent) * 1000
+            elif message.ref is not None and message.ref in self._pending:
+                ids = self._pending.pop(message.ref)
+                if message.status == "ok":
+                    # Not those unsubscribed again while this reply was on its way.
+                    self._confirm([i for i in ids if i in self._subscribed])
+                else:
+                    # Refused: ask again at the next refresh (and say why).
+                    self._subscribed.difference_update(ids)
+                    log.warning(
+                        "killstream subscribe refused",
+                        extra={"ctx": {"mode": self.mode, "response": message.response}},
+                    )
             elif message.is_join:
                 if message.status == "ok":
                     self._backoff.reset()
                     self.joins += 1
                     self.health.set_state(ConnectionState.CONNECTED)
+                    self._confirm(self._join_ids)
                     if self._oversize_note is not None:
                         # Connected clears the last error; a dropped frame should stay seen.
                         self.health.last_error, self._oversize_note = self._oversize_note, None
@@ -302,7 +377,7 @@ class KillstreamSource:
                 extra={"ctx": {"mode": self.mode, "why": type(message).__name__}},
             )
             self.health.reconnects += 1
-            await self._join(ws)
+            await self._join(ws)  # forgets what was confirmed: the channel that had it is gone
 
     async def _on_kills(self, payload: dict[str, object]) -> None:
         killmails = payload.get("killmails")

@@ -4,6 +4,13 @@ Wire behaviour follows PROTOCOLS.md §3.1-3.7: array frames ``[join_ref, ref, to
 payload]``, heartbeats on ``phoenix``, join validation, preload of up to five recent kills per
 system, real-time ``killmail_update`` pushes sent twice, ``phx_error`` on unknown events and
 ``phx_close`` when a topic is joined twice. Fault injection helpers simulate crashes and cuts.
+
+**Limits.** One socket follows at most ``max_systems`` systems and ``max_characters``
+characters (10,000 and 50,000, the real server's, PROTOCOLS.md §3.3; tests shrink them): a join
+over them is answered with the server's validation error, and a subscribe that would take the
+socket over them crashes the channel (``phx_error``, like every subscribe error: §3.4), so a
+client that does not shard its subscription fails loudly. Both are counted
+(``refused_joins``, ``limit_crashes``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from websockets.http11 import Request, Response
 
 from wanderer_console.sim.killstream_rules import (
     LOBBY,
+    MAX_CHARACTERS,
+    MAX_SYSTEMS,
     client_identifier,
     validate_ids,
     validate_join,
@@ -51,16 +60,18 @@ class _Client:
     identifier: str
     join_ref: str | None = None
     subscription_id: str | None = None
-    systems: list[int] = field(default_factory=list)
-    characters: list[int] = field(default_factory=list)
+    systems: dict[int, None] = field(default_factory=dict)
+    """Systems followed, in subscription order (a dict: ordered, O(1) look-up)."""
+    characters: dict[int, None] = field(default_factory=dict)
+    """Characters followed, in subscription order."""
     connected_at: str = field(default_factory=iso_now)
 
     def reset(self) -> None:
         """Forget the join (the channel process died)."""
         self.join_ref = None
         self.subscription_id = None
-        self.systems = []
-        self.characters = []
+        self.systems = {}
+        self.characters = {}
 
 
 def _involved(killmail: dict[str, Any]) -> set[int]:
@@ -84,9 +95,27 @@ def _kill_time(killmail: dict[str, Any]) -> datetime | None:
 class FakeKillstream:
     """A wanderer-kills WebSocket endpoint at ``/socket/websocket`` on 127.0.0.1."""
 
-    def __init__(self, *, preload_per_system: int = 5, duplicate_realtime: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        preload_per_system: int = 5,
+        duplicate_realtime: bool = True,
+        max_systems: int = MAX_SYSTEMS,
+        max_characters: int = MAX_CHARACTERS,
+    ) -> None:
         self.preload_per_system = preload_per_system
         self.duplicate_realtime = duplicate_realtime
+        self.max_systems = max_systems
+        """Systems one socket may follow (its join, then its subscribes)."""
+        self.max_characters = max_characters
+        """Characters one socket may follow."""
+        self.refused_joins = 0
+        """Joins answered with an error (over the limits, invalid ids)."""
+        self.limit_crashes = 0
+        """Subscribes that would have taken a socket over the limits (its channel crashed)."""
+        self.subscribe_reply_delay = 0.0
+        """Seconds between applying a subscribe and replying to it (a slow server): the socket
+        already receives the new ids' kills meanwhile; its client cannot know yet."""
         self.withhold_heartbeats = False
         """When true, heartbeats are counted but never answered (a silently dead server)."""
         self.refuse_connections = False
@@ -152,6 +181,12 @@ class FakeKillstream:
         """Sockets with a live ``killmails:lobby`` join."""
         return sum(1 for c in self._clients if c.join_ref is not None)
 
+    def subscriptions(self) -> list[tuple[list[int], list[int]]]:
+        """``(systems, characters)`` each joined socket follows now."""
+        return [
+            (list(c.systems), list(c.characters)) for c in self._clients if c.join_ref is not None
+        ]
+
     async def stop(self) -> None:
         """Close every socket and stop listening."""
         server, self._server = self._server, None
@@ -175,7 +210,7 @@ class FakeKillstream:
             if client.systems:
                 matches = system_id in client.systems
             else:
-                matches = bool(involved & set(client.characters))
+                matches = not involved.isdisjoint(client.characters)
             if not matches:
                 continue
             payload = {
@@ -373,13 +408,17 @@ class FakeKillstream:
             client.reset()
             await self._send(client, [old, old, LOBBY, "phx_close", {}])
         self.joins.append(payload)
-        result = validate_join(payload)
+        result = validate_join(
+            payload, max_systems=self.max_systems, max_characters=self.max_characters
+        )
         if isinstance(result, str):
+            self.refused_joins += 1
             await self._reply(client, frame, "error", {"reason": result})
             return
         client.join_ref = join_ref
         client.subscription_id = secrets.token_urlsafe(16)
-        client.systems, client.characters = result
+        client.systems = dict.fromkeys(result[0])
+        client.characters = dict.fromkeys(result[1])
         await self._reply(
             client,
             frame,
@@ -391,12 +430,13 @@ class FakeKillstream:
                 "status": "connected",
             },
         )
-        await self._preload(client, client.systems)
+        await self._preload(client, list(client.systems))
 
     async def _subscription(self, client: _Client, frame: Frame) -> None:
         event, payload = frame[3], frame[4]
         kind = "systems" if event.endswith("_systems") else "character_ids"
-        ids = validate_ids(payload.get(kind), kind)
+        limit = self.max_systems if kind == "systems" else self.max_characters
+        ids = validate_ids(payload.get(kind), kind, limit)
         if isinstance(ids, str):
             await self._crash(client)  # the real error reply cannot be encoded (§3.4)
             return
@@ -408,7 +448,13 @@ class FakeKillstream:
                 msg = f"Already subscribed to all requested {noun}"
                 await self._reply(client, frame, "ok", {"message": msg})
                 return
-            current.extend(added)
+            if len(current) + len(added) > limit:
+                self.limit_crashes += 1
+                await self._crash(client)
+                return
+            current.update(dict.fromkeys(added))
+            if self.subscribe_reply_delay > 0:
+                await asyncio.sleep(self.subscribe_reply_delay)
             await self._reply(client, frame, "ok", {f"subscribed_{noun}": list(current)})
             if kind == "systems":
                 await self._preload(client, added)
@@ -418,7 +464,8 @@ class FakeKillstream:
             msg = f"Not subscribed to any of the requested {noun}"
             await self._reply(client, frame, "ok", {"message": msg})
             return
-        current[:] = [i for i in current if i not in removed]
+        for i in removed:
+            del current[i]
         await self._reply(client, frame, "ok", {f"subscribed_{noun}": list(current)})
 
     async def _preload(self, client: _Client, systems: list[int]) -> None:

@@ -1,0 +1,293 @@
+"""Killstream sharding: a subscription larger than one socket's limits, over several sockets.
+
+The fake killstream enforces small limits here (50 systems, 100 characters per socket), as the
+real server enforces 10,000 and 50,000: an over-limit join is refused, an over-limit subscribe
+crashes the channel. Every tracked id must be followed by exactly one socket, and a kill in a
+system that moves between sockets (while the sockets are consolidated after systems leave) must
+reach the pipeline exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.config.model import Settings
+from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
+from wanderer_console.http.factory import build_client
+from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import Item, KillItem
+from wanderer_console.ingest.kill_sources import KillSources, ShardLimits, ShardPlan
+from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = pytest.mark.timeout(60)
+
+SYSTEMS = [30_000_001 + i for i in range(130)]
+"""130 systems: three sockets at 50 each."""
+CHARACTERS = [2_112_000_001 + i for i in range(250)]
+"""250 characters: three sockets at 100 each."""
+
+
+# -- the plan, without I/O ----------------------------------------------------------------------
+
+
+def _check_exactly_once(plan: ShardPlan, wanted: set[int]) -> None:
+    owned = [i for shard in plan.shards for i in shard.ids]
+    assert Counter(owned) == Counter(wanted)  # every id owned by exactly one socket
+    assert all(shard.load <= plan.limit for shard in plan.shards)
+    assert all(plan.owner[i].ids >= {i} for i in wanted)
+
+
+def test_a_subscription_over_the_limit_is_split_and_each_id_placed_once() -> None:
+    plan = ShardPlan(50)
+    plan.sync(set(SYSTEMS))
+    assert [len(s.ids) for s in plan.shards] == [50, 50, 30]
+    _check_exactly_once(plan, set(SYSTEMS))
+    # Growth goes to the socket with room, then a new one.
+    more = set(SYSTEMS) | {30_001_000 + i for i in range(25)}
+    plan.sync(more)
+    assert [len(s.ids) for s in plan.shards] == [50, 50, 50, 5]
+    _check_exactly_once(plan, more)
+
+
+def test_shrinking_drains_the_last_socket_and_releases_only_confirmed_moves() -> None:
+    plan = ShardPlan(50)
+    plan.sync(set(SYSTEMS))
+    last = plan.shards[-1]
+    moving = sorted(last.ids)
+    # 60 systems leave the first two sockets: 70 left fit in two sockets at 75 % (75).
+    wanted = set(SYSTEMS[60:])
+    plan.sync(wanted)
+    assert last.draining
+    assert not last.ids
+    assert last.held == set(moving)  # still followed here until the new sockets confirm
+    _check_exactly_once(plan, wanted)
+    assert all(shard.load <= plan.limit for shard in plan.shards)
+    # Nothing confirmed: nothing released, nothing closed.
+    assert plan.release(lambda shard: set()) == []
+    assert plan.closable() == []
+    # Half confirmed: that half released.
+    half = set(moving[: len(moving) // 2])
+    assert plan.release(lambda shard: shard.ids & half) == [last]
+    assert last.held == set(moving) - half
+    assert plan.closable() == []
+    plan.release(lambda shard: set(shard.ids))
+    assert plan.closable() == [last]
+    assert len(plan.shards) == 2
+    _check_exactly_once(plan, wanted)
+
+
+def test_no_flapping_at_the_boundary() -> None:
+    plan = ShardPlan(50)
+    plan.sync(set(SYSTEMS[:51]))
+    assert len(plan.shards) == 2
+    plan.sync(set(SYSTEMS[:50]))
+    assert len(plan.shards) == 2
+    assert not plan.shards[-1].draining
+    plan.sync(set(SYSTEMS[:37]))
+    assert plan.shards[-1].draining
+
+
+# -- real sockets against the fake killstream ------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    """KillSources with small limits over a fake killstream enforcing the same."""
+
+    server: FakeKillstream
+    kills: KillSources
+    index: TrackingIndex
+    items: list[KillItem] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def subscribed(self, kind: int) -> Counter[int]:
+        """How many joined sockets follow each id (``kind`` 0: systems, 1: characters)."""
+        return Counter(i for sub in self.server.subscriptions() for i in sub[kind])
+
+    def settled(self) -> bool:
+        """Every socket connected, every tracked id followed once, no move in progress."""
+        sockets = list(self.kills.sockets.values())
+        plans = self.kills.plans.values()
+        return (
+            bool(sockets)
+            and all(s.health.state is ConnectionState.CONNECTED for s in sockets)
+            and all(not shard.held for plan in plans for shard in plan.shards)
+            and self.server.joined_clients == len(sockets)
+            and self.subscribed(0) == Counter(self.index.all_system_ids())
+            and self.subscribed(1) == Counter(self.index.all_character_ids())
+        )
+
+
+@contextlib.asynccontextmanager
+async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    server = FakeKillstream(max_systems=50, max_characters=100)
+    await server.start()
+    metrics = Metrics()
+    index = TrackingIndex()
+    store = SqliteStore(tmp_path / "events.db")
+    settings = Settings(killstream={"websocket_url": server.url, "rest_url": "http://127.0.0.1:9"})
+    rig: Rig | None = None
+
+    async def sink(item: Item) -> None:
+        assert isinstance(item, KillItem)
+        assert rig is not None
+        rig.items.append(item)
+
+    def spawn(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        assert rig is not None
+        rig.tasks.append(asyncio.create_task(factory(), name=name))  # type: ignore[arg-type]
+
+    kills = KillSources(
+        lambda: settings,
+        index,
+        store,
+        sink,
+        metrics,
+        client=lambda service: build_client(service, metrics=metrics),
+        spawn=spawn,
+        resume_from=None,
+        mark_seen=lambda at: None,
+    )
+    kills.limits = ShardLimits(systems=50, characters=100)
+    kills.started = True
+    rig = Rig(server, kills, index)
+    try:
+        yield rig
+    finally:
+        for task in rig.tasks:
+            task.cancel()
+        await asyncio.gather(*rig.tasks, return_exceptions=True)
+        await server.stop()
+        store.close()
+
+
+def _track(index: TrackingIndex, maps: int, systems: list[int], characters: list[int]) -> None:
+    """``maps`` maps over overlapping slices (shared hubs and pilots), as real groups overlap."""
+    for n in range(maps):
+        lo, hi = n * len(systems) // (maps + 1), (n + 2) * len(systems) // (maps + 1)
+        clo, chi = n * len(characters) // (maps + 1), (n + 2) * len(characters) // (maps + 1)
+        index.replace(
+            f"map{n}",
+            [TrackedSystem(s) for s in systems[lo:hi]],
+            [TrackedCharacter(c) for c in characters[clo:chi]],
+        )
+
+
+async def test_every_tracked_id_is_followed_by_exactly_one_socket(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        _track(rig.index, 5, SYSTEMS, CHARACTERS)
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled, what="sockets joined, every id once")
+        assert sorted(rig.kills.sockets) == [
+            "characters:1",
+            "characters:2",
+            "characters:3",
+            "systems:1",
+            "systems:2",
+            "systems:3",
+        ]
+        names = sorted(s.health.name for s in rig.kills.sockets.values())
+        assert names[0] == "killstream:characters:1"
+        assert names[-1] == "killstream:systems:3"
+        for systems, characters in rig.server.subscriptions():
+            assert len(systems) <= 50
+            assert len(characters) <= 100
+            assert not (systems and characters)  # a socket follows one kind of id
+        assert rig.server.refused_joins == 0
+        assert rig.server.limit_crashes == 0
+
+        # Maps come and go: systems and characters added and removed, each still followed once.
+        rig.index.drop("map0")
+        extra = [30_002_000 + i for i in range(40)]
+        rig.index.replace("map9", [TrackedSystem(s) for s in extra], [TrackedCharacter(9_0000_001)])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled, what="resubscribed after maps changed")
+        assert rig.server.refused_joins == 0
+        assert rig.server.limit_crashes == 0
+
+
+async def test_one_socket_per_mode_keeps_the_plain_names(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        _track(rig.index, 2, SYSTEMS[:30], CHARACTERS[:40])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        assert sorted(rig.kills.sockets) == ["characters", "systems"]
+        assert {s.health.name for s in rig.kills.sockets.values()} == {
+            "killstream:characters",
+            "killstream:systems",
+        }
+
+
+async def test_a_kill_in_a_system_moving_between_sockets_is_delivered_once(
+    tmp_path: Path,
+) -> None:
+    gen = DataGenerator(5)
+    async with _rig(tmp_path) as rig:
+        server = rig.server
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        plan = rig.kills.plans["systems"]
+        assert len(plan.shards) == 3
+        last = rig.kills.sockets["systems:3"]
+        moving = sorted(plan.shards[-1].ids)
+        target = moving[0]
+
+        # A slow server: a subscribe takes effect at once but is confirmed 0.3 s later, so the
+        # moving systems are followed by both sockets for that long.
+        server.subscribe_reply_delay = 0.3
+        # Systems leave the first sockets: the rest fit in two, the last socket drains into them.
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[60:]], [])
+        rig.kills.tracking_changed()
+        assert plan.shards[-1].draining
+        assert target in plan.shards[-1].held
+
+        def followers() -> int:
+            return sum(1 for systems, _ in server.subscriptions() if target in systems)
+
+        await wait_for(lambda: followers() == 2, what="the moving system on both sockets")
+        during = gen.make_killmail(system_id=target)
+        assert await server.push_kill(during) == 2  # both sockets got it (each twice, too)
+        await wait_for(lambda: followers() == 1, what="the old socket released it")
+        after = gen.make_killmail(system_id=target)
+        assert await server.push_kill(after) == 1
+        await wait_for(rig.settled, what="consolidated into two sockets")
+        assert last.stopped
+        assert sorted(rig.kills.sockets) == ["systems:1", "systems:2"]
+
+        await wait_for(lambda: {during["killmail_id"], after["killmail_id"]} <= _ids(rig))
+        await asyncio.sleep(0.2)  # any late copy would arrive by now
+        seen = Counter(item.killmail.killmail_id for item in rig.items)
+        assert seen[during["killmail_id"]] == 1
+        assert seen[after["killmail_id"]] == 1
+        assert server.refused_joins == 0
+        assert server.limit_crashes == 0
+        # Every moved system was followed throughout: none was ever followed by no socket.
+        assert plan.moves == len(moving)
+
+
+def _ids(rig: Rig) -> set[int]:
+    return {item.killmail.killmail_id for item in rig.items}
+
+
+async def test_the_fake_refuses_an_over_limit_join(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        # Limits bigger than the server's: the join is refused, loudly.
+        rig.kills.limits = ShardLimits(systems=500, characters=1000)
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.server.refused_joins >= 1)
+        source = rig.kills.sockets["systems"]
+        await wait_for(lambda: source.health.state is not ConnectionState.CONNECTED)
+        assert "too_many_systems" in (source.health.last_error or "")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import sys
 import tomllib
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 
 from wanderer_console.config.hygiene import (
+    BOT_TOKEN,
+    INGEST_KEY,
+    WEBHOOK_URL,
     file_holds_secrets,
     misplaced_secrets,
     permission_warning,
@@ -143,9 +149,7 @@ def parse_settings_text(
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        match = _TOML_POSITION.search(str(exc))
-        line = int(match.group(1)) if match else None
-        message = _TOML_POSITION.sub("", str(exc)).strip()
+        line, message = _syntax_problem(text, exc)
         raise ConfigError([Problem(file, line, "(syntax)", f"invalid TOML: {message}")]) from exc
     overrides, used = legacy_overrides(env)
     data = _merge(data, overrides)
@@ -158,15 +162,233 @@ def parse_settings_text(
     except ValidationError as exc:
         key_lines = _key_lines(text)
         problems = []
-        for error in exc.errors(include_url=False, include_input=False):
+        for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
             key = ".".join(str(part) for part in loc) or "(root)"
             line = _locate(loc, key_lines)
             source = file if line is not None or not used else f"{file} (or legacy environment)"
-            message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(Problem(source, line, key, message))
+            problems.append(Problem(source, line, key, _describe(error)))
         raise ConfigError(problems) from exc
     return settings, tuple(used)
+
+
+# -- what a validation error says -----------------------------------------------------------------
+
+_SHOWN_LIMIT = 60
+"""A value received is shown up to this many characters."""
+_KNOWN_LISTED = 12
+"""An unknown key with no near match lists at most this many known keys."""
+
+
+def _describe(error: ErrorDetails) -> str:
+    """The problem in the operator's words: an unknown key with the nearest known one (``did you
+    mean 'kill'?``), anything else with the value received (never a secret's)."""
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and loc:
+        return _unknown_key(str(loc[-1]), _known_keys(loc[:-1]))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] != "missing" and "input" in error and _showable(loc, value):
+        message += f" (got {_shown(value)})"
+    return message
+
+
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+def _showable(loc: tuple[str | int, ...], value: Any) -> bool:
+    """Whether the value received at ``loc`` may be printed: not a secret field's, and nothing
+    that looks like a secret pasted into the wrong field (a webhook URL, a token, a key)."""
+    if _is_secret(loc) or isinstance(value, dict | list):
+        return False
+    if not isinstance(value, str):
+        return True
+    if any(pattern.search(value) for pattern in (WEBHOOK_URL, BOT_TOKEN, INGEST_KEY)):
+        return False
+    token = _TOKEN_LIKE.fullmatch(value)
+    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    return not (token and mixed)
+
+
+def _unknown_key(name: str, known: list[str] | None) -> str:
+    text = f"unknown key {name!r}"
+    if not known:
+        return text
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        close = [key for key in known if key.startswith(name) or name.startswith(key)][:1]
+    if close:
+        return f"{text} (did you mean {close[0]!r}?)"
+    listed = sorted(known)
+    more = ", …" if len(listed) > _KNOWN_LISTED else ""
+    return f"{text}; the keys here are {', '.join(listed[:_KNOWN_LISTED])}{more}"
+
+
+def _shown(value: Any) -> str:
+    """``value`` as it was written (TOML-like): ``"maybe"``, ``3``, ``true``."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= _SHOWN_LIMIT else text[: _SHOWN_LIMIT - 1] + "…"
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The types an annotation may hold (``Annotated``, ``Optional`` and unions opened)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _walk(loc: tuple[str | int, ...]) -> list[Any] | None:
+    """The types the settings allow at ``loc`` (``None`` when the path leaves the model)."""
+    current: list[Any] = [Settings]
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        following: list[Any] = []
+        for kind in current:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(str(part))
+                if field is None:
+                    field = next((f for f in kind.model_fields.values() if f.alias == part), None)
+                if field is not None:
+                    following += _unwrap(field.annotation)
+            elif get_origin(kind) is dict:
+                following += _unwrap(get_args(kind)[1])
+            elif get_origin(kind) is list:
+                following += _unwrap(get_args(kind)[0])
+        if not following:
+            return None
+        current = following
+    return current
+
+
+def _known_keys(loc: tuple[str | int, ...]) -> list[str] | None:
+    """The keys a table at ``loc`` may hold, or ``None`` when any key may do (a map's name)."""
+    kinds = _walk(loc)
+    if not kinds:
+        return None
+    keys: list[str] = []
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += [f.alias or name for name, f in kind.model_fields.items()]
+    return keys or None
+
+
+def _is_secret(loc: tuple[str | int, ...]) -> bool:
+    """Whether the value at ``loc`` is a secret (a key, a token, a webhook URL): never shown."""
+    kinds = _walk(loc)
+    if kinds is None:  # unknown to the model: say nothing of it
+        return True
+    return any(kind is SecretStr for kind in kinds)
+
+
+# -- where a syntax error is -----------------------------------------------------------------------
+
+_UNCLOSED = ("Unclosed array", "Unclosed inline table")
+
+
+def _syntax_problem(text: str, exc: tomllib.TOMLDecodeError) -> tuple[int | None, str]:
+    """The line to blame for a TOML syntax error, and what to say.
+
+    The parser stops where it noticed the error: for an array or inline table left open that is
+    a later line (or the end of the file), so the line that opened it is named instead, when it
+    is still open at the end of the file.
+    """
+    raw = str(exc)
+    match = _TOML_POSITION.search(raw)
+    message = _TOML_POSITION.sub("", raw).replace("(at end of document)", "").strip()
+    if match is not None:
+        line, column = int(match.group(1)), int(match.group(2))
+    else:
+        lines = text.split("\n")
+        line, column = len(lines), len(lines[-1]) + 1
+    never_closed = set(_open_brackets(text))
+    open_then = [b for b in _open_brackets(text, (line, column)) if b in never_closed]
+    if open_then:
+        opener, _column_at, kind = open_then[-1]
+        what = "array" if kind == "[" else "inline table"
+        closer = "]" if kind == "[" else "}"
+        if opener == line:
+            return line, f"{message}: the {what} is not closed; close it with {closer}"
+        where = f"line {line}" if match is not None else "the end of the file"
+        return opener, (
+            f"{message}: the {what} opened on line {opener} is not closed (the parser stopped"
+            f" at {where}); close it with {closer}"
+        )
+    if "Illegal character '\\n'" in message:
+        message += ": a string is not closed on this line (close it with its quote)"
+    return (line if match is not None else None), message
+
+
+def _open_brackets(text: str, until: tuple[int, int] | None = None) -> list[tuple[int, int, str]]:
+    """The arrays and inline tables still open at ``until`` (line, column; default: the end),
+    outermost first, as ``(line, column, "[" or "{")``. Strings and comments are skipped; a ``[``
+    opening a line outside a value is a table header."""
+    stack: list[tuple[int, int, str]] = []
+    number, index, in_value = 1, 0, False
+    length = len(text)
+    while index < length:
+        if until is not None and (
+            number > until[0] or (number == until[0] and _column(text, index) >= until[1])
+        ):
+            break
+        char = text[index]
+        if char == "\n":
+            number += 1
+            if not stack:
+                in_value = False
+            index += 1
+            continue
+        if char in " \t\r":
+            index += 1
+            continue
+        if char == "#":
+            while index < length and text[index] != "\n":
+                index += 1
+            continue
+        if char in "\"'":
+            index = _skip_string(text, index)
+            continue
+        if char == "=" and not stack:
+            in_value = True
+        elif char in "[{" and (stack or in_value or char == "{"):
+            stack.append((number, _column(text, index), char))
+        elif char in "]}" and stack:
+            stack.pop()
+        index += 1
+    return stack
+
+
+def _column(text: str, index: int) -> int:
+    return index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _skip_string(text: str, index: int) -> int:
+    """The index after the string starting at ``index`` (or the end of its line, unclosed)."""
+    quote = text[index]
+    triple = text.startswith(quote * 3, index)
+    end_mark = quote * 3 if triple else quote
+    position = index + len(end_mark)
+    while position < len(text):
+        if text.startswith(end_mark, position):
+            return position + len(end_mark)
+        if text[position] == "\\" and quote == '"':
+            position += 2
+            continue
+        if text[position] == "\n" and not triple:
+            return position
+        position += 1
+    return position
 
 
 def _environment_problem(exc: SettingsError, environ: Mapping[str, str]) -> Problem:

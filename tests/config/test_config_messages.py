@@ -1,0 +1,146 @@
+"""What a config problem says: an unknown key with the nearest known one, a wrong value with the
+value received (never a secret's), a TOML syntax error on the line that caused it."""
+
+from __future__ import annotations
+
+import pytest
+
+from wanderer_console.config.loader import ConfigError, Problem, parse_settings_text
+
+MAP = '[maps.alpha]\nurl = "http://127.0.0.1:1"\napi_key = "k"\n'
+
+
+def problems(text: str) -> list[Problem]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings_text(text, file="c.toml", environ={})
+    return caught.value.problems
+
+
+def only(text: str) -> Problem:
+    (problem,) = problems(text)
+    return problem
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "nearest"),
+    [
+        ("[notifications]\nkil = true\n", "notifications.kil", "kill"),
+        (MAP + "nme = 'A'\n", "maps.alpha.nme", "name"),
+        (
+            MAP + '[maps.alpha.discord]\nwebhok_url = "https://discord.com/api/webhooks/1/t"\n',
+            "maps.alpha.discord.webhok_url",
+            "webhook_url",
+        ),
+        ("[console]\ndryrun = true\n", "console.dryrun", "dry_run"),
+        ("notification = 1\n", "notification", "notifications"),
+    ],
+)
+def test_an_unknown_key_names_the_nearest_known_one(text: str, key: str, nearest: str) -> None:
+    problem = only(text)
+    assert problem.key == key
+    name = key.rsplit(".", 1)[-1]
+    assert problem.message == f"unknown key {name!r} (did you mean {nearest!r}?)"
+
+
+def test_an_unknown_key_with_no_near_one_lists_the_known_keys() -> None:
+    problem = only("[zzz]\n")
+    assert problem.message.startswith("unknown key 'zzz'; the keys here are console, control,")
+    assert "maps" in problem.message
+
+
+def test_the_typo_never_shows_a_secret_it_holds() -> None:
+    problem = only(
+        MAP + '[maps.alpha.discord]\nwebhok_url = "https://discord.com/api/webhooks/1/tok"\n'
+    )
+    assert "tok" not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "shown"),
+    [
+        ('[console]\ndry_run = "maybe"\n', "console.dry_run", '(got "maybe")'),
+        (MAP + 'enabled = "sometimes"\n', "maps.alpha.enabled", '(got "sometimes")'),
+        (
+            MAP + '[maps.alpha.discord]\nchannel_id = "general"\n',
+            "maps.alpha.discord.channel_id",
+            '(got "general")',
+        ),
+        ("[console]\nrefresh_seconds = [1]\n", None, None),
+    ],
+)
+def test_a_wrong_value_is_shown_as_received(text: str, key: str | None, shown: str | None) -> None:
+    found = problems(text)
+    if key is None:  # (an unknown key instead: the value is not the point)
+        assert all("(got" not in p.message for p in found)
+        return
+    (problem,) = found
+    assert problem.key == key
+    assert problem.message.endswith(shown)
+    assert problem.message.startswith(("Input should be", "must be"))
+
+
+def test_a_wrong_secret_is_not_shown() -> None:
+    problem = only('[maps.alpha]\nurl = "http://x"\napi_key = 123456789\n')
+    assert problem.key == "maps.alpha.api_key"
+    assert "123456789" not in problem.message
+    assert "(got" not in problem.message
+
+
+def test_an_unclosed_array_is_reported_on_the_line_that_opened_it() -> None:
+    text = '[console]\ntheme = "x"\n\n[notifications]\nkill = [true, false\nrally = true\n'
+    problem = only(text)
+    assert problem.key == "(syntax)"
+    assert problem.line == 5  # the parser noticed on line 6
+    assert "the array opened on line 5 is not closed" in problem.message
+    assert "close it with ]" in problem.message
+
+
+def test_an_array_left_open_to_the_end_is_reported_where_it_opened() -> None:
+    problem = only('[console]\ntheme = "x"\n[maps.a.discord]\nrally_group_ids = ["1",\n')
+    assert problem.line == 4
+    assert "the end of the file" in problem.message
+
+
+def test_a_multi_line_array_left_open_is_reported_where_it_opened() -> None:
+    text = '[maps.a.discord]\nrally_group_ids = [\n  "1",\n  "2",\n\n[console]\ntheme = "x"\n'
+    problem = only(text)
+    assert problem.line == 2
+
+
+def test_a_bad_value_inside_a_closed_array_keeps_its_own_line() -> None:
+    text = '[maps.a.discord]\nrally_group_ids = [\n  "1",\n  2x,\n]\n'
+    assert only(text).line == 4
+
+
+def test_brackets_in_strings_and_comments_do_not_count() -> None:
+    text = '[console]\ntheme = "[x"  # [ not an array\nbad = \n'
+    problem = only(text)
+    assert problem.line == 3
+
+
+def test_an_unclosed_string_says_so() -> None:
+    problem = only('[console]\ntheme = "dark\n')
+    assert problem.line == 2
+    assert "a string is not closed on this line" in problem.message
+
+
+def test_an_unclosed_inline_table_is_on_its_line() -> None:
+    problem = only("[maps]\nalpha = {url = 'http://x'\n")
+    assert problem.line == 2
+    assert "the inline table is not closed; close it with }" in problem.message
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "https://discord.com/api/webhooks/123456789012345678/Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL",
+        "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB",
+        "wci_3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+        "map-key-0d9e8f7a6b5c4d3e",
+    ],
+)
+def test_a_secret_pasted_into_a_wrong_field_is_not_shown(pasted: str) -> None:
+    problem = only(MAP + f'[maps.alpha.discord]\nchannel_id = "{pasted}"\n')
+    assert problem.key == "maps.alpha.discord.channel_id"
+    assert pasted not in problem.message
+    assert "(got" not in problem.message

@@ -224,6 +224,7 @@ class Runtime:
                 await self.queue.join()  # what the sources read is decided and written
         await self.dispatcher.stop(self.settings.console.stop_grace_seconds)
         await self._tasks.stop(timeout=10.0)
+        await self.cache.cancel_loads()  # shared lookups outlive the tasks that started them
         await self.clients.aclose()
         with contextlib.suppress(Exception):
             self.cache.save_warm(self.store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.support import wait_for
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiError
 from wanderer_console.store.sqlite import SqliteStore
@@ -228,3 +230,21 @@ async def test_a_failed_load_counts_as_a_load_error_for_entities_and_bulk_names(
     for ns in ("character", "name"):
         assert registry.get_sample_value("wc_cache_load_errors_total", {"namespace": ns}) == 1
         assert cache.stats()["namespaces"][ns]["load_errors"] == 1
+
+
+async def test_a_stop_cancels_lookups_that_outlive_their_callers(esi_env: EsiEnv) -> None:
+    """A shared lookup keeps running when the caller that started it is cancelled: the engine's
+    stop cancels it before the HTTP clients close, so nothing runs (or logs) after the stop."""
+    esi_env.fake.latency = 30.0  # the answer would come long after the stop
+    cache = CacheFacade(esi_env.client())
+    system_id = next(iter(esi_env.gen.systems))
+    caller = asyncio.create_task(cache.get_system(system_id))
+    await wait_for(lambda: cache.stats()["inflight"], 5, "the lookup in flight")
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    assert cache.stats()["inflight"] == 1  # the load itself still runs
+
+    await cache.cancel_loads()
+
+    assert cache.stats()["inflight"] == 0

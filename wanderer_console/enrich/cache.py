@@ -260,6 +260,18 @@ class CacheFacade:
         task.add_done_callback(done)
         return task
 
+    async def cancel_loads(self) -> None:
+        """Cancel the lookups still in flight and wait for them (the engine is stopping).
+
+        A load outlives the caller that started it (others may share it), so a stop that only
+        cancels its callers would leave it running into closed HTTP clients.
+        """
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+
     async def _get(self, ns: str, entity_id: int, *, count: bool = True) -> dict[str, Any] | None:
         started = time.perf_counter()
         entity_id = int(entity_id)

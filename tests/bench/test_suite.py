@@ -156,12 +156,13 @@ def test_every_scenario_runs_at_tiny_sizes_and_reports_its_figures() -> None:
         "latency.at_50_per_s.p99_ms",
         "delivery.share_of_ceiling",
         "memory.rss_after_mb",
-        "memory.bytes_per_killmail",
         "startup.headless.ready_s",
         "startup.headless.connected_s",
         "startup.tui.dashboard_s",
     ):
         assert figures[figure] > 0, figure
+    # A few hundred killmails may not grow the heap at all: zero is a true reading there.
+    assert figures["memory.bytes_per_killmail"] >= 0
     assert doc["scenarios"]["memory"]["stored"] == TINY.memory_killmails
     assert doc["machine"]["cpus"]
     # The ingest ratio is the median of the rounds' own ratios, each against the ceilings

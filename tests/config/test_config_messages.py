@@ -144,3 +144,43 @@ def test_a_secret_pasted_into_a_wrong_field_is_not_shown(pasted: str) -> None:
     assert problem.key == "maps.alpha.discord.channel_id"
     assert pasted not in problem.message
     assert "(got" not in problem.message
+
+
+# -- the notifier's environment variables ----------------------------------------------------------
+
+NOTIFIER = {"MAP_URL": "http://127.0.0.1:1", "MAP_API_KEY": "k"}
+
+
+def env_problems(environ: dict[str, str], text: str = "") -> list[Problem]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings_text(text, file="c.toml", environ=environ)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sets"),
+    [
+        ("KILL_NOTIFICATIONS_ENABLED", "maybe", "notifications.kill"),
+        ("STARTUP_SUPPRESSION_SECONDS", "soon", "console.startup_suppression_seconds"),
+        ("DISCORD_CHANNEL_ID", "general", "maps.default.discord.channel_id"),
+        ("DISCORD_RALLY_GROUP_IDS", "1234,admins", "maps.default.discord.rally_group_ids.1"),
+        ("MAP_URL", "htp://wanderer.example", "maps.default.url"),
+    ],
+)
+def test_an_invalid_notifier_variable_is_reported_by_its_name(
+    variable: str, value: str, sets: str
+) -> None:
+    # The file sets the same key: the problem is still the variable's, not the file's line.
+    (problem,) = env_problems({**NOTIFIER, variable: value}, "[notifications]\nkill = true\n")
+    assert problem.file == "(environment)"
+    assert problem.line is None
+    assert problem.key == variable
+    assert problem.message.endswith(f"(it sets {sets})")
+    assert str(problem).startswith(f"(environment): {variable}: ")
+
+
+def test_an_invalid_secret_variable_is_named_without_its_value() -> None:
+    hook = "https://discord.com/api/webhooks/not-digits/Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL"
+    (problem,) = env_problems({**NOTIFIER, "DISCORD_WEBHOOK_URL": hook})
+    assert problem.key == "DISCORD_WEBHOOK_URL"
+    assert "Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL" not in str(problem)

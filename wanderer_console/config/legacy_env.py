@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["LEGACY_VARIABLES", "legacy_overrides"]
+__all__ = ["LEGACY_VARIABLES", "legacy_overrides", "legacy_sources"]
 
 _TRUE: Final = {"true", "1", "yes", "on"}
 _FALSE: Final = {"false", "0", "no", "off"}
@@ -126,6 +126,35 @@ def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[s
         used += _special(environ, section)
         tree["maps"] = {key: section}
     return tree, used
+
+
+def legacy_sources(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Which notifier variable set each settings key :func:`legacy_overrides` fills: a problem
+    with that key is reported by the variable's name (the operator set that, not the key)."""
+    sources: dict[tuple[str, ...], str] = {}
+    for name, path in _GLOBAL.items():
+        if environ.get(name, "").strip():
+            sources[path] = name
+    map_name = environ.get("MAP_NAME", "").strip()
+    if not (map_name or environ.get("MAP_URL")):
+        return sources
+    key = ("maps", _map_key(map_name or "default"))
+    if map_name:
+        sources[(*key, "slug")] = "MAP_NAME"
+    for name, path in {**_MAP, **_LISTS}.items():
+        if environ.get(name):
+            sources[(*key, *path)] = name
+    if environ.get("PRIORITY_SYSTEMS", "").strip():
+        sources[(*key, "filters", "priority_systems")] = "PRIORITY_SYSTEMS"
+        sources[(*key, "filters", "priority_system_names")] = "PRIORITY_SYSTEMS"
+    if environ.get("FALLBACK_TO_HERE_ENABLED", "").strip():
+        sources[(*key, "filters", "fallback_to_here")] = "FALLBACK_TO_HERE_ENABLED"
+    elif environ.get("VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED", "").strip():
+        sources[(*key, "filters", "fallback_to_here")] = "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED"
+    if environ.get("DEDUPLICATION_TTL_SECONDS", "").strip():
+        for kind in ("system", "character"):
+            sources[(*key, "dedup_ttl_seconds", kind)] = "DEDUPLICATION_TTL_SECONDS"
+    return sources
 
 
 def _special(environ: Mapping[str, str], section: dict[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from wanderer_console.config.hygiene import (
     misplaced_secrets,
     permission_warning,
 )
-from wanderer_console.config.legacy_env import legacy_overrides
+from wanderer_console.config.legacy_env import legacy_overrides, legacy_sources
 from wanderer_console.config.model import ENVIRON, Settings
 
 __all__ = [
@@ -162,14 +162,33 @@ def parse_settings_text(
     except ValidationError as exc:
         key_lines = _key_lines(text)
         problems = []
+        variables = legacy_sources(env) if used else {}
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
             key = ".".join(str(part) for part in loc) or "(root)"
+            variable = _variable_for(loc, variables)
+            if variable is not None:
+                # The notifier variable set this key: name the variable, as the operator wrote it.
+                message = f"{_describe(error)} (it sets {key})"
+                problems.append(Problem("(environment)", None, variable, message))
+                continue
             line = _locate(loc, key_lines)
             source = file if line is not None or not used else f"{file} (or legacy environment)"
             problems.append(Problem(source, line, key, _describe(error)))
         raise ConfigError(problems) from exc
     return settings, tuple(used)
+
+
+def _variable_for(
+    loc: tuple[str | int, ...], variables: Mapping[tuple[str, ...], str]
+) -> str | None:
+    """The notifier variable that set the key at ``loc`` (or the list it is an item of)."""
+    path = tuple(str(part) for part in loc)
+    while path:
+        if path in variables:
+            return variables[path]
+        path = path[:-1]
+    return None
 
 
 # -- what a validation error says -----------------------------------------------------------------

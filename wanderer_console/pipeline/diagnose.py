@@ -1,8 +1,10 @@
 """``wanderer-console kill KILLMAIL_ID [--hash H]``: why would this kill notify, or not?
 
-Fetches one killmail (from ESI with its hash, else from the killstream's REST API), loads every
-map's tracking from the map REST API, and runs the kill through the same rules as live
-processing, ignoring the age gate. Nothing is sent.
+Takes the killmail from the local event store when the engine received it (so a kill the
+simulator or a private feed sent can be explained too), else fetches it (from ESI with its hash,
+else from the killstream's REST API); loads every map's tracking from the map REST API, or, when
+that cannot be reached, rebuilds it from the map events in the store; and runs the kill through
+the same rules as live processing, ignoring the age gate. Nothing is sent.
 """
 
 from __future__ import annotations
@@ -16,21 +18,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from wanderer_console.command import EXIT_INVALID, Command
 from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
+from wanderer_console.config.paths import command_store
 from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.rules import decide_kill
+from wanderer_console.store.backends import connect
+from wanderer_console.store.base import StoreLocation
+from wanderer_console.store.integrity import StorageError
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["COMMAND", "DiagnoseError", "diagnose_kill", "fetch_killmail", "run"]
+__all__ = [
+    "COMMAND",
+    "DiagnoseError",
+    "StoredEvents",
+    "diagnose_kill",
+    "fetch_killmail",
+    "run",
+    "stored_events",
+]
+
+_MAP_EVENT_LIMIT = 100_000
+"""At most this many stored map events rebuild a map's tracking."""
 
 
 class DiagnoseError(Exception):
@@ -43,6 +62,14 @@ def add_arguments(kill: argparse.ArgumentParser) -> None:
     kill.add_argument("--hash", metavar="H", help="zKillboard hash: fetch the kill from ESI")
     kill.add_argument(
         "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="TOML config file"
+    )
+    kill.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the engine's data directory: its event store is read first (default: from the"
+        " config, else the XDG data dir)",
     )
 
 
@@ -71,39 +98,146 @@ async def fetch_killmail(
         raise DiagnoseError(f"killmail {killmail_id}: unusable answer: {exc}") from exc
 
 
+class StoredEvents:
+    """What the engine's event store holds for a diagnosis: a kill by id, a map's events."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        """Where the store is (the SQLite file, or a PostgreSQL URL)."""
+
+    def _rows(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        if isinstance(self.location, Path) and not self.location.exists():
+            return []
+        try:
+            connection = connect(self.location)
+        except (StorageError, OSError):
+            return []
+        try:
+            return list(connection.execute(sql, parameters).fetchall())
+        except Exception:  # a store of another shape: as if it held nothing
+            return []
+        finally:
+            connection.close()
+
+    def killmail(self, killmail_id: int) -> Killmail | None:
+        """The killmail as the engine received it, if it did."""
+        rows = self._rows(
+            "SELECT payload FROM events WHERE tenant_id = ? AND event_id = ?",
+            ("*", f"kill:{killmail_id}"),
+        )
+        for (payload,) in rows:
+            try:
+                return Killmail.from_wire(orjson.loads(payload))
+            except (ValueError, ValidationError):
+                return None
+        return None
+
+    def notifications(self, killmail_id: int) -> list[dict[str, Any]]:
+        """What the engine queued for the kill when it received it (the outbox keeps it): per
+        map and route, the target, its state, attempts and when it was sent (ISO 8601)."""
+        rows = self._rows(
+            "SELECT tenant_id, dedup_key, target_key, status, attempts, sent_at, last_error"
+            " FROM outbox WHERE dedup_key LIKE ? ORDER BY id",
+            (f"kill:{killmail_id}:%",),
+        )
+        out: list[dict[str, Any]] = []
+        for tenant, dedup_key, target, status, attempts, sent_at, error in rows:
+            entry: dict[str, Any] = {
+                "map": tenant,
+                "route": str(dedup_key).split(":")[2] if str(dedup_key).count(":") >= 2 else "",
+                "target": target,
+                "status": status,
+                "attempts": int(attempts),
+            }
+            if sent_at is not None:
+                entry["sent_at"] = datetime.fromtimestamp(float(sent_at), UTC).isoformat()
+            if error:
+                entry["last_error"] = error
+            out.append(entry)
+        return out
+
+    def map_events(self, tenant: str) -> list[tuple[MapEnvelope, object]]:
+        """The map's stored events, oldest first, parsed (those that do not parse are left out)."""
+        rows = self._rows(
+            "SELECT payload FROM events WHERE tenant_id = ? AND type != 'custom'"
+            f" ORDER BY received_at, id LIMIT {_MAP_EVENT_LIMIT}",
+            (tenant,),
+        )
+        out: list[tuple[MapEnvelope, object]] = []
+        for (payload,) in rows:
+            try:
+                envelope = MapEnvelope.model_validate(orjson.loads(payload))
+                out.append((envelope, parse_payload(envelope)))
+            except (ValueError, ValidationError, UnknownEventType):
+                continue
+        return out
+
+
+def stored_events(location: StoreLocation | None) -> StoredEvents | None:
+    """The event store at ``location``, or ``None`` for none."""
+    return None if location is None else StoredEvents(location)
+
+
 async def diagnose_kill(
-    settings: Settings, killmail_id: int, killmail_hash: str | None = None
+    settings: Settings,
+    killmail_id: int,
+    killmail_hash: str | None = None,
+    *,
+    store: StoredEvents | None = None,
 ) -> dict[str, Any]:
-    """The verdict of every map for one kill, JSON-safe."""
+    """The verdict of every map for one kill, JSON-safe.
+
+    With ``store`` (the engine's event store), the killmail is taken from it when the engine
+    received it, and a map whose REST API cannot be reached has its tracking rebuilt from the
+    map events stored there.
+    """
     http = HttpClient("diagnose", headers={"user-agent": settings.esi.user_agent})
     index = TrackingIndex()
     load_errors: dict[str, str] = {}
+    tracking: dict[str, str] = {}
+    rebuild: list[str] = []
+    km = None if store is None else store.killmail(killmail_id)
+    source = "event store"
     try:
-        km = await fetch_killmail(settings, http, killmail_id, killmail_hash)
+        if km is None:
+            km = await fetch_killmail(settings, http, killmail_id, killmail_hash)
+            source = "esi" if killmail_hash else "killstream rest"
         for tenant, map_settings in settings.maps.items():
             if not map_settings.enabled:
                 continue
             rest = MapRestClient(http, map_settings)
             try:
                 index.replace(tenant, await rest.systems(), await rest.tracked_characters())
+                tracking[tenant] = "rest"
             except (MapApiError, TransportError) as exc:
                 load_errors[tenant] = str(exc)
+                rebuild.append(tenant)
     finally:
         await http.aclose()
     now = datetime.now(UTC)
-    decisions, refusals = decide_kill(
-        km, settings=settings, index=index, now=now, suppressed=False, ignore_age=True
-    )
     with tempfile.TemporaryDirectory(prefix="wc-diagnose-") as tmp:
-        store = SqliteStore(Path(tmp) / "diagnose.db")
+        scratch = SqliteStore(Path(tmp) / "diagnose.db")
         try:
             # A private copy: the diagnosis must not be muted by start-up suppression.
             quiet = settings.model_copy(deep=True)
             quiet.console.startup_suppression_seconds = 0
-            engine = Engine(quiet, store, index, Metrics(), clock=now.timestamp)
+            engine = Engine(quiet, scratch, index, Metrics(), clock=now.timestamp)
+            if store is not None:
+                for tenant in rebuild:
+                    events = store.map_events(tenant)
+                    for envelope, payload in events:
+                        await engine.map_notifications(tenant, envelope, payload)
+                    if events:
+                        tracking[tenant] = (
+                            "stored map events (partial: what the map's REST API gave at"
+                            " start is not stored)"
+                        )
+            decisions, refusals = decide_kill(
+                km, settings=settings, index=index, now=now, suppressed=False, ignore_age=True
+            )
             notifications = engine.kill_notifications(km, ignore_age=True)
         finally:
-            store.close()
+            scratch.close()
     maps: dict[str, Any] = {}
     for decision in decisions:
         maps[decision.tenant] = {"notify": True, "route": decision.route, "role": decision.role}
@@ -118,10 +252,21 @@ async def diagnose_kill(
             maps[refusal.tenant] = {"notify": False, "reason": refusal.reason}
     for tenant, error in load_errors.items():
         maps.setdefault(tenant, {}).update({"tracking_load_error": error})
-    for verdict in maps.values():
-        if verdict.get("notify") and "target" not in verdict:
-            verdict.update({"notify": False, "reason": "no_target"})
-    return {"killmail_id": km.killmail_id, "system_id": km.system_id, "maps": maps}
+    for per_map in maps.values():
+        if per_map.get("notify") and "target" not in per_map:
+            per_map.update({"notify": False, "reason": "no_target"})
+    verdict: dict[str, Any] = {
+        "killmail_id": km.killmail_id,
+        "system_id": km.system_id,
+        "killmail_source": source,
+        "tracking": tracking,
+        "maps": maps,
+    }
+    if store is not None and source == "event store":
+        # What actually happened when it arrived; the rules above say what would happen now
+        # (a tracking rebuilt from stored map events lacks what the map's REST API gave at start).
+        verdict["when_received"] = {"notifications": store.notifications(killmail_id)}
+    return verdict
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +275,15 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_INVALID
     try:
-        verdict = asyncio.run(diagnose_kill(loaded.settings, args.killmail_id, args.hash))
+        location: StoreLocation | None = command_store(args)
+    except (ValueError, StorageError):
+        location = None
+    try:
+        verdict = asyncio.run(
+            diagnose_kill(
+                loaded.settings, args.killmail_id, args.hash, store=stored_events(location)
+            )
+        )
     except DiagnoseError as exc:
         print(f"wanderer-console kill: {exc}", file=sys.stderr)
         return 1
@@ -141,9 +294,10 @@ def run(args: argparse.Namespace) -> int:
 COMMAND = Command(
     "kill",
     help="run one killmail through every map's rules and explain the outcome",
-    description="Fetch a killmail (ESI with --hash, else the killstream REST API), load each "
-    "map's tracking, and print as JSON which notifications it would produce and why the "
-    "other maps filter it. The age gate is ignored; nothing is sent.",
+    description="Take a killmail from the engine's event store (when it received it), else "
+    "fetch it (ESI with --hash, else the killstream REST API), load each map's tracking (its "
+    "REST API, else the map events in the store), and print as JSON which notifications it "
+    "would produce and why the other maps filter it. The age gate is ignored; nothing is sent.",
     add_arguments=add_arguments,
     run=run,
 )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from wanderer_console import __version__, attach
 from wanderer_console.bench import suite as bench_suite
@@ -166,19 +167,76 @@ def _config_check(args: argparse.Namespace) -> int:
         print(f"config invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_INVALID
     where = str(loaded.path) if loaded.path else "(no file; environment only)"
-    warnings = [*map(str, loaded.warnings), *_config_warnings(loaded)]
+    warnings = [*map(str, loaded.warnings), *_placeholders(loaded), *_config_warnings(loaded)]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    maps = ", ".join(loaded.settings.maps) or "none"
+    if not loaded.settings.maps:
+        # Valid, but an engine on it would receive nothing: not a configuration to run.
+        print(
+            f"config invalid: no map configured: nothing would be received ({where}); add a"
+            " [maps.<key>] table with url and api_key (or set MAP_URL and MAP_API_KEY)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    maps = ", ".join(loaded.settings.maps)
     print(f"config ok: {where}; maps: {maps}")
     return EXIT_OK
+
+
+PLACEHOLDER_MARK = "replace-with"
+"""What the example config's placeholder secrets start with (``replace-with-the-map-api-key``)."""
+
+
+def _secret_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted key, value)`` of every secret in the settings."""
+    if isinstance(node, SecretStr):
+        yield prefix, node.get_secret_value()
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _secret_leaves(getattr(node, name), f"{prefix}.{name}" if prefix else name)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _secret_leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list | tuple):
+        for number, value in enumerate(node):
+            yield from _secret_leaves(value, f"{prefix}.{number}")
+
+
+def _placeholders(loaded: LoadedConfig) -> list[str]:
+    """A warning per secret still holding the example's ``replace-with-…`` text, located."""
+    lines: list[str] = []
+    if loaded.path is not None:
+        try:
+            lines = loaded.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+    out: list[str] = []
+    for key, value in _secret_leaves(loaded.settings):
+        if PLACEHOLDER_MARK not in value.lower():
+            continue
+        name = key.rsplit(".", 1)[-1]
+        line = next(
+            (
+                number
+                for number, text in enumerate(lines, start=1)
+                if text.strip().startswith(name) and PLACEHOLDER_MARK in text.lower()
+            ),
+            None,
+        )
+        if line is not None:
+            where = f"{loaded.path}:{line}"
+        else:
+            where = "(environment)" if loaded.path is None else str(loaded.path)
+        out.append(
+            f"{where}: {key}: still the example's placeholder ({PLACEHOLDER_MARK}-…):"
+            " put the real value"
+        )
+    return out
 
 
 def _config_warnings(loaded: LoadedConfig) -> list[str]:
     settings = loaded.settings
     out = []
-    if not settings.maps:
-        out.append("no map configured: nothing will be received")
     for key, map_settings in settings.maps.items():
         if not map_settings.discord.has_any_target():
             out.append(f"maps.{key}.discord: no webhook or channel: nothing will be sent")

@@ -3,6 +3,11 @@
 The history keeps no secrets (:mod:`wanderer_console.config.redact`), so a restore takes them
 from the config file as it is now (same key) or leaves them to the environment, and refuses,
 naming the keys, when neither has one: it never writes a placeholder as a value.
+
+The history lives in the engine's database, found through the configuration (its data directory
+or ``[store] url``). When the configuration cannot be read, both commands say so and ask for
+``--data-dir`` rather than read the history of whatever directory the default would be.
+Times are ISO 8601 (UTC).
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from wanderer_console.command import Command
 from wanderer_console.config.audit import ConfigAudit, diff_settings
-from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.loader import ConfigError, load_settings, parse_settings_text
 from wanderer_console.config.paths import command_data_dir, command_store
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
@@ -56,12 +62,40 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _unreadable(args: argparse.Namespace) -> str | None:
+    """Why the database cannot be found without ``--data-dir``: the configuration that names it
+    does not load. ``None`` when it loads, or when the location is given."""
+    if getattr(args, "data_dir", None) is not None or getattr(args, "database", None):
+        return None
+    config = getattr(args, "config", None)
+    try:
+        load_settings(config, required=config is not None)
+    except ConfigError as exc:
+        first = exc.problems[0]
+        more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        return (
+            f"cannot read the configuration ({first}{more}), so the data directory it names is"
+            " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
+            " configuration (wanderer-console config check)"
+        )
+    return None
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``config history`` or ``config restore``; return the exit code."""
+    unreadable = _unreadable(args)
+    if unreadable is not None:
+        return _fail(unreadable)
     audit = ConfigAudit(command_store(args, _data_dir(args)))
     try:
         if args.config_command == "history":
-            entries = [entry.as_json() for entry in audit.history(args.limit)]
+            entries = [
+                {**entry.as_json(), "at": _iso(entry.at)} for entry in audit.history(args.limit)
+            ]
             print(json.dumps({"history": entries}, sort_keys=True, default=str))
             return 0
         entry = audit.get(args.id)

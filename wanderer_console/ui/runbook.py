@@ -15,8 +15,10 @@ quoted text of its message, when that is long enough to be telling.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
+
+from wanderer_console.config.live import restart_summary
 
 __all__ = [
     "RUNBOOK",
@@ -163,9 +165,18 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
-        "`warning: no map configured: nothing will be received` (config check)",
-        "no `[maps.<key>]` and no `MAP_URL`",
-        "add a map",
+        "`config invalid: no map configured: nothing would be received` (config check, exit 1)",
+        "no `[maps.<key>]` and no `MAP_URL`: an engine on this configuration would receive nothing",
+        "add a `[maps.<key>]` table with `url` and `api_key` (or set `MAP_URL` and `MAP_API_KEY`)",
+    ),
+    Advice(
+        CONFIG,
+        "`warning: config.toml:116: maps.home.api_key: still the example's placeholder"
+        " (replace-with-…): put the real value` (config check)",
+        "a secret still holds the example config's `replace-with-…` text; the map (or Discord)"
+        " would refuse it",
+        "put the real value: the map's API key from Wanderer's map settings, the webhook URL,"
+        " the bot token",
     ),
     Advice(
         CONFIG,
@@ -190,12 +201,7 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`configuration changes need a restart to take effect` (`keys`, `reasons`)",
         "the edit was applied, but the keys listed only take effect at start; `reasons` says"
         " why for each. Each field of the settings model declares it; the keys that need a"
-        " restart are `console.data_dir`, `console.max_killmail_age_seconds`,"
-        " `esi.user_agent`, `esi.enabled`, `[killstream]`, `[r2z2]`, `[http.*]`, `maps.*`,"
-        " `maps.*.url`, `maps.*.slug`, `maps.*.api_key`, `maps.*.enabled`,"
-        " `maps.*.sse_max_line_bytes`, `maps.*.sse_max_event_bytes`, `[store.url]`, `[server]`,"
-        " `[control]`"
-        " (`maps.*`: a map added or removed), see"
+        " restart are {restart_keys} (`maps.*`: a map added or removed), see"
         " [configuration](configuration.md#keys-that-need-a-restart)",
         "`systemctl restart wanderer-console`",
     ),
@@ -931,10 +937,19 @@ def _quoted(message: str) -> tuple[re.Pattern[str], ...]:
     return (re.compile(re.escape(best), re.IGNORECASE),)
 
 
+def _restart_keys() -> str:
+    """The keys that need a restart, as the settings model declares them (the page lists the
+    same, checked against the model by the configuration tests)."""
+    return ", ".join(f"`{key}`" for key in restart_summary().split(", "))
+
+
 def _build() -> tuple[Advice, ...]:
     built: list[Advice] = []
     used: set[str] = set()
+    restart_keys = _restart_keys()
     for row in _ROWS:
+        if "{restart_keys}" in row.meaning:
+            row = replace(row, meaning=row.meaning.replace("{restart_keys}", restart_keys))
         keys = [key for key in _RECOGNISE if row.message.startswith(key)]
         if len(keys) > 1:
             raise AssertionError(f"runbook: {row.message!r} is named by {keys}")

@@ -1,0 +1,109 @@
+"""The command line says what is wrong and what to do: ``config history``/``restore`` with a
+configuration that cannot be read ask for ``--data-dir`` (instead of reading another directory's
+history), ``config check`` refuses a configuration without a map and warns about the example's
+placeholder secrets, times in JSON are ISO 8601."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.cli import main
+from wanderer_console.config.audit import ConfigAudit
+from wanderer_console.store.sqlite import DB_NAME
+
+GOOD = """\
+[console]
+data_dir = "{data}"
+
+[maps.home]
+url = "http://127.0.0.1:9"
+api_key = "map-key-0d9e8f7a6b5c4d3e"
+"""
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _history(data: Path, config: Path) -> None:
+    """One recorded version in ``data``'s database."""
+    audit = ConfigAudit(data / DB_NAME)
+    try:
+        audit.record("startup", config, config.read_text(), {"status": "applied", "changes": []})
+    finally:
+        audit.close()
+
+
+@pytest.mark.parametrize("command", [["config", "history"], ["config", "restore", "1"]])
+def test_an_unreadable_config_asks_for_the_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = _write(tmp_path / "config.toml", GOOD.format(data=data))
+    _history(data, config)
+    _write(config, GOOD.format(data=data).replace("[maps.home]", "[maps.home"))  # broken
+
+    assert main([*command, "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    error = json.loads(captured.err)["error"]
+    assert error.startswith("cannot read the configuration (")
+    assert f"{config}:4: (syntax)" in error
+    assert "pass --data-dir DIR" in error
+    assert captured.out == ""  # no other directory's history instead
+
+    if command[1] == "history":
+        assert main([*command, "--config", str(config), "--data-dir", str(data)]) == 0
+        [entry] = json.loads(capsys.readouterr().out)["history"]
+        assert entry["source"] == "startup"
+
+
+def test_history_times_are_iso_8601(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = _write(tmp_path / "config.toml", GOOD.format(data=data))
+    _history(data, config)
+    assert main(["config", "history", "--config", str(config)]) == 0
+    [entry] = json.loads(capsys.readouterr().out)["history"]
+    at = datetime.fromisoformat(entry["at"])
+    assert at.utcoffset() is not None  # with its zone (UTC)
+
+
+def test_config_check_refuses_a_configuration_without_a_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _write(tmp_path / "config.toml", "[console]\ndry_run = true\n")
+    assert main(["config", "check", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "config invalid: no map configured: nothing would be received" in err
+    assert "[maps.<key>]" in err
+
+
+def test_config_check_warns_about_placeholder_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD.format(data=tmp_path).replace(
+        'api_key = "map-key-0d9e8f7a6b5c4d3e"', 'api_key = "replace-with-the-map-api-key"'
+    )
+    config = _write(tmp_path / "config.toml", text)
+    assert main(["config", "check", "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert (
+        f"warning: {config}:6: maps.home.api_key: still the example's placeholder"
+        " (replace-with-…): put the real value"
+    ) in captured.err
+    assert "config ok" in captured.out
+
+
+def test_the_example_config_is_flagged_until_its_placeholders_are_replaced(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = Path(__file__).parents[2] / "config" / "wanderer.example.toml"
+    main(["config", "check", "--config", str(example)])
+    assert "maps.home.api_key: still the example's placeholder" in capsys.readouterr().err

@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +220,7 @@ async def _demo(
 
     stop, hangup = asyncio.Event(), asyncio.Event()
     _install_stop_signals(stop, hangup if tui else None)
+    kept = data_dir is not None
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
@@ -256,19 +259,106 @@ async def _demo(
             scenario.cancel()
             stopper.cancel()
             await runtime.drain(timeout=max(2.0, (duration or 0) * 0.1))
-            summary = {
-                "summary": "demo",
-                "duration": duration,
-                "scenario": scenario_summary(stats, sim.discord),
-                **runtime.summary(),
-                "discord": discord_summary(sim.discord),
-            }
+            summary = integer_counts(
+                {
+                    "summary": "demo",
+                    "duration": duration,
+                    "scenario": scenario_summary(stats, sim.discord),
+                    **runtime.summary(),
+                    "discord": discord_summary(sim.discord),
+                }
+            )
+            summary["verdict"] = _verdict(runtime, summary, kept=kept)
         finally:
             await runtime.stop()
             await sim.stop()
     if duration is not None:
+        print(summary["verdict"], file=sys.stderr, flush=True)
         print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def integer_counts(value: Any) -> Any:
+    """``value`` with every whole-number float as an int (counters come out of Prometheus as
+    floats: ``65.0`` notifications reads as a measurement, not a count)."""
+    if isinstance(value, dict):
+        return {key: integer_counts(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [integer_counts(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool) -> str:
+    """The demo's verdict, from what the engine's store says of each kill Discord did not get."""
+    from wanderer_console.pipeline.diagnose import StoredEvents
+
+    scenario = summary.get("scenario") or {}
+    store = StoredEvents(runtime.store.path)
+    missing = {
+        kill: MissingKill(
+            received=store.killmail(kill) is not None,
+            rows=tuple(row["status"] for row in store.notifications(kill)),
+        )
+        for kill in scenario.get("kills_missing", [])
+    }
+    return demo_verdict(summary, missing, kept=kept)
+
+
+@dataclass(frozen=True, slots=True)
+class MissingKill:
+    """What became of an expected kill Discord did not receive."""
+
+    received: bool
+    """The engine stored it (it was read from the killstream)."""
+    rows: tuple[str, ...]
+    """The states of its outbox rows (none: no notification was queued)."""
+
+
+def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, kept: bool) -> str:
+    """One line: did the demo deliver what it should, and what became of what it did not.
+
+    A kill whose notification is still pending is waiting its turn at Discord's rate limits, not
+    lost; one the simulator sent but the engine had not read when the demo stopped is unread,
+    not lost by the engine. A kill the engine read but queued nothing for, a notification that
+    failed for good, a duplicate, an untracked kill notified or an error is a problem. ``kept``:
+    the data directory outlives the demo (``--data-dir``), so what waits is delivered at the next
+    start.
+    """
+    scenario = summary.get("scenario") or {}
+    expected = int(scenario.get("kills_expected", 0))
+    waiting = [k for k, m in missing.items() if any(s in ("pending", "sending") for s in m.rows)]
+    failed = [k for k, m in missing.items() if m.rows and k not in waiting]
+    dropped = [k for k, m in missing.items() if m.received and not m.rows]
+    unread = [k for k, m in missing.items() if not m.received and not m.rows]
+    duplicates = int((summary.get("discord") or {}).get("duplicate_deliveries", 0))
+    untracked = scenario.get("untracked_kills_notified", [])
+    errors = int(summary.get("errors", 0))
+    parts = [f"{expected - len(missing)} of {expected} expected kills delivered"]
+    if waiting:
+        later = (
+            "delivered at the next start"
+            if kept
+            else "the demo's temporary data directory goes with it; --data-dir keeps it"
+        )
+        parts.append(f"{len(waiting)} pending (rate limited), not lost: in the outbox ({later})")
+    if unread:
+        parts.append(f"{len(unread)} still unread from the killstream when the demo stopped")
+    problems: list[str] = []
+    if dropped:
+        problems.append(f"{len(dropped)} kill(s) read but never queued: {dropped[:5]}")
+    if failed:
+        problems.append(f"{len(failed)} kill(s) failed for good: {failed[:5]}")
+    if duplicates:
+        problems.append(f"{duplicates} duplicate deliveries")
+    if untracked:
+        problems.append(f"{len(untracked)} untracked kill(s) notified: {untracked[:5]}")
+    if errors:
+        problems.append(f"{errors} error(s)")
+    if problems:
+        return f"demo verdict: PROBLEM — {'; '.join(parts + problems)}"
+    return f"demo verdict: OK — {'; '.join(parts)}; no duplicates, no errors"
 
 
 async def _wait_connected(runtime: Runtime, *, timeout: float) -> None:

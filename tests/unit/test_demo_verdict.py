@@ -1,0 +1,107 @@
+"""The demo's closing verdict and its counters: what became of every expected kill Discord did
+not receive (pending at Discord's rate limits is not lost), integer counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wanderer_console.launch import MissingKill, demo_verdict, integer_counts
+
+
+def summary(expected: int = 10, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "scenario": {"kills_expected": expected, "untracked_kills_notified": []},
+        "discord": {"duplicate_deliveries": 0},
+        "errors": 0,
+    }
+    for key, value in extra.items():
+        if key in ("untracked_kills_notified",):
+            base["scenario"][key] = value
+        elif key == "duplicates":
+            base["discord"]["duplicate_deliveries"] = value
+        else:
+            base[key] = value
+    return base
+
+
+def test_everything_delivered() -> None:
+    assert demo_verdict(summary(), {}, kept=False) == (
+        "demo verdict: OK — 10 of 10 expected kills delivered; no duplicates, no errors"
+    )
+
+
+def test_pending_kills_are_not_lost() -> None:
+    missing = {1: MissingKill(True, ("pending",)), 2: MissingKill(True, ("sending",))}
+    verdict = demo_verdict(summary(), missing, kept=True)
+    assert verdict.startswith("demo verdict: OK — 8 of 10 expected kills delivered")
+    assert "2 pending (rate limited), not lost: in the outbox (delivered at the next start)" in (
+        verdict
+    )
+    temporary = demo_verdict(summary(), missing, kept=False)
+    assert "--data-dir keeps it" in temporary
+
+
+def test_unread_kills_are_said_apart() -> None:
+    verdict = demo_verdict(summary(), {3: MissingKill(False, ())}, kept=False)
+    assert verdict.startswith("demo verdict: OK")
+    assert "1 still unread from the killstream when the demo stopped" in verdict
+
+
+@pytest.mark.parametrize(
+    ("missing", "extra", "said"),
+    [
+        ({4: MissingKill(True, ())}, {}, "1 kill(s) read but never queued: [4]"),
+        ({5: MissingKill(True, ("failed",))}, {}, "1 kill(s) failed for good: [5]"),
+        ({}, {"duplicates": 2}, "2 duplicate deliveries"),
+        ({}, {"untracked_kills_notified": [7]}, "1 untracked kill(s) notified: [7]"),
+        ({}, {"errors": 3}, "3 error(s)"),
+    ],
+)
+def test_a_problem_is_named(
+    missing: dict[int, MissingKill], extra: dict[str, Any], said: str
+) -> None:
+    verdict = demo_verdict(summary(**extra), missing, kept=False)
+    assert verdict.startswith("demo verdict: PROBLEM — ")
+    assert said in verdict
+
+
+def test_counters_are_integers() -> None:
+    assert integer_counts({"a": 65.0, "b": [1.0, 0.5], "c": {"d": 2.0}, "e": "x"}) == {
+        "a": 65,
+        "b": [1, 0.5],
+        "c": {"d": 2},
+        "e": "x",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wanderer_console",
+        "demo",
+        "--no-ui",
+        "--duration",
+        "4",
+        "--data-dir",
+        str(tmp_path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    result = json.loads(out.decode().splitlines()[-1])
+    [line] = [x for x in err.decode().splitlines() if x.startswith("demo verdict: ")]
+    assert result["verdict"] == line
+    assert line.startswith("demo verdict: OK")
+    for section in ("events_received", "notifications_delivered", "notifications_queued"):
+        assert all(isinstance(v, int) for v in result[section].values()), result[section]

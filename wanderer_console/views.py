@@ -61,8 +61,8 @@ def readiness(parts: EngineParts) -> Readiness:
     problem = parts.maintenance.integrity_problem
     if problem is not None:
         down.append(
-            f"store: database damaged ({problem}); stop, restore the backup"
-            " or run `sqlite3 DB .recover`"
+            f"store: database damaged ({problem}); stop, restore the backup (an SQLite file"
+            " can also be salvaged with `sqlite3 DB .recover`; see the troubleshooting runbook)"
         )
     fault = store.write_fault
     if fault is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from wanderer_console import __version__, attach
+from wanderer_console import __version__, attach, db_cli
 from wanderer_console.bench import suite as bench_suite
 from wanderer_console.command import (
     EXIT_IN_USE,
@@ -57,6 +57,8 @@ commands:
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
   bench           benchmark suite against the simulator (JSON); --quick, --compare OLD.json
+  db migrate-to   copy a data directory's SQLite store into PostgreSQL (verified, JSON report)
+  db status       the store: backend, schema version, rows per table, outbox (JSON)
   attach          open the console on a running engine (ssh -t HOST wanderer-console attach);
                   quitting it leaves the engine running
   control token   make the bearer token for [control] listen (TCP); shown once
@@ -348,6 +350,8 @@ COMMANDS: tuple[Command, ...] = (
     tenant_cli.COMMAND,
     outbox_cli.COMMAND,
     bench_suite.COMMAND,
+    db_cli.MIGRATE_COMMAND,
+    db_cli.STATUS_COMMAND,
     attach.ATTACH_COMMAND,
     attach.TOKEN_COMMAND,
 )
@@ -357,6 +361,7 @@ group named by its first word (see :data:`_GROUPS`)."""
 _GROUPS: dict[str, str] = {
     "config": "configuration tools",
     "control": "the control endpoint attached consoles use",
+    "db": "the store: move a data directory to PostgreSQL, show what it holds",
 }
 """Groups of commands (each action its own :class:`Command`): name -> help line."""
 

@@ -195,7 +195,7 @@ def _variable_for(
 
 _SHOWN_LIMIT = 60
 """A value received is shown up to this many characters."""
-_KNOWN_LISTED = 12
+_KNOWN_LISTED = 20
 """An unknown key with no near match lists at most this many known keys."""
 
 

@@ -132,6 +132,7 @@ class Runtime:
             spawn=self._tasks.spawn,
             on_loaded=self._map_loaded,
             resync_after=lambda: self.sse_resync_after,
+            load_concurrency=settings.console.map_load_concurrency,
         )
         self.worker = PipelineWorker(self.queue, self.engine)
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)

@@ -24,6 +24,12 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
   alternating rounds: latency, CPU per delivery, a burst, a 503 burst, the sink down, memory,
   and the console/Alertmanager ratio of each, judged against issue 24's budget; skipped (and
   why) without ``prometheus-alertmanager`` on the PATH (:mod:`~wanderer_console.bench.peer`);
+- ``scale`` (only with ``--only scale``): one engine process serving 1 and 100 maps
+  (``--quick``; the full run adds 1,000), each with its own SSE stream, over a fleet of fake
+  maps with overlapping tracking: time to every map streaming (cold and warm), RSS, idle and
+  loaded CPU, notification latency under kills at 20/s and map events at 5/s and a burst, REST
+  and ESI calls per map at start, judged against issue 17's budget
+  (:mod:`~wanderer_console.bench.scale`);
 - ``soak`` (only with ``--soak MINUTES``): RSS growth at a steady rate.
 
 The result is one JSON document on stdout (also written to ``--json PATH``): the machine, the
@@ -102,6 +108,12 @@ class Sizes:
     """Fault rounds of each router (503 burst, sink down)."""
     peer_paced_seconds: float = 10.0
     """Each paced load of the ``peer`` scenario (50/s, 200/s)."""
+    scale_maps: tuple[int, ...] = (1, 100)
+    """Map counts of the ``scale`` scenario, each run in turn."""
+    scale_seconds: float = 10.0
+    """The ``scale`` scenario's idle and mix windows."""
+    scale_burst: int = 200
+    """Kills in the ``scale`` scenario's burst."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
 
@@ -139,6 +151,9 @@ FULL = Sizes(
     peer_rounds=5,
     peer_fault_rounds=3,
     peer_paced_seconds=10.0,
+    scale_maps=(1, 100, 1000),
+    scale_seconds=30.0,
+    scale_burst=500,
 )
 
 
@@ -206,6 +221,18 @@ async def _peer(sizes: Sizes) -> dict[str, Any]:
     return await run_peer(peer, progress=lambda text: print(text, file=sys.stderr, flush=True))
 
 
+async def _scale(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.scale import ScaleSizes, run_scale
+
+    scale = ScaleSizes(
+        maps=sizes.scale_maps,
+        idle_seconds=sizes.scale_seconds,
+        mix_seconds=sizes.scale_seconds,
+        burst_kills=sizes.scale_burst,
+    )
+    return await run_scale(scale, progress=lambda text: print(text, file=sys.stderr, flush=True))
+
+
 async def _soak(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.memory import run_soak
 
@@ -223,10 +250,12 @@ SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
     "startup": _startup,
     "attach": _attach,
     "peer": _peer,
+    "scale": _scale,
 }
 """Every scenario, in the order the suite runs them (``soak`` only with ``--soak``, ``attach``
 only with sizes that give it a window, ``peer`` only when named in ``--only``: it needs
-Alertmanager installed and takes minutes).
+Alertmanager installed and takes minutes; ``scale`` only when named: it takes minutes, the full
+run with a thousand maps longer).
 
 The memory scenarios come first: the allocator keeps the heap other scenarios freed, and a
 reading taken after them would hide growth inside that high-water mark."""
@@ -315,6 +344,10 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
     if peer:
         for key, value in (peer.get("figures") or {}).items():
             _put(out, f"peer.{key}", value)
+    scale = scenarios.get("scale")
+    if scale:
+        for key, value in (scale.get("figures") or {}).items():
+            _put(out, f"scale.{key}", value)
     soak = scenarios.get("soak")
     if soak:
         for key in ("rss_growth_mb", "growth_mb_per_hour", "rss_max_mb"):
@@ -396,6 +429,7 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     ):
         if peer.get(key):
             out.append(f"peer: {peer[key]} {what}")
+    out += list((scenarios.get("scale") or {}).get("problems") or [])
     headless = (scenarios.get("startup") or {}).get("headless") or {}
     out += [f"startup (headless): {problem}" for problem in headless.get("problems", [])]
     return out
@@ -488,6 +522,7 @@ def run_suite(
         and (name != "soak" or sizes.soak_minutes)
         and (name != "attach" or sizes.attach_seconds)
         and (name != "peer" or (only is not None and sizes.peer_rounds))
+        and (name != "scale" or (only is not None and sizes.scale_maps))
     ]
     started = time.perf_counter()
     measured = asyncio.run(_run_all(names, sizes, progress))

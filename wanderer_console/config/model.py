@@ -138,6 +138,12 @@ class ConsoleSettings(Section):
     stop_grace_seconds: Annotated[float, LIVE] = Field(default=5.0, ge=0, le=60)
     """On SIGTERM/SIGINT/SIGHUP, how long Discord requests in flight may take to finish (keep
     it under systemd's TimeoutStopSec); one still open then is recorded as uncertain."""
+    map_load_concurrency: Annotated[
+        int, Restart("the map feeds take it when they are built, at start")
+    ] = Field(default=8, ge=1, le=1000)
+    """Maps loaded over REST at the same time (at start, and when a stream reloads its map after
+    a long outage); each first load also waits a small random delay (up to 1 s with many maps),
+    so a restart with many maps does not hammer the map server."""
 
 
 class StoreSettings(Section):

@@ -4,14 +4,22 @@ A map is loaded over REST (systems and tracked characters) into the tracking ind
 stream starts, retried with backoff while the map API cannot answer (the reason shows on the
 connection). After a long gap the stream reconnects through the same load; a character refresh
 asks the REST API again when the stream reports a change it does not carry in full.
+
+**Many maps.** At most ``load_concurrency`` loads run at once (``console.map_load_concurrency``),
+and each map's first load waits a random delay first, up to ``jitter_per_map`` seconds per map
+started and never more than ``jitter_cap`` (2 ms a map: nothing for one map, up to a second
+for 500 and more), so a restart with a thousand maps asks the map server for them in a steady
+stream rather than all at once (the map client's rate limit paces the requests themselves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.tracking import TrackingIndex
@@ -43,6 +51,8 @@ class MapFeeds:
         spawn: Spawn,
         on_loaded: Callable[[str], None],
         resync_after: Callable[[], float],
+        load_concurrency: int = 8,
+        rng: random.Random | None = None,
     ) -> None:
         self._index = index
         self._store = store
@@ -53,6 +63,19 @@ class MapFeeds:
         self._resync_after = resync_after
         self.rest: dict[str, MapRestClient] = {}
         self.sources: dict[str, MapSseSource] = {}
+        self.load_concurrency = max(1, load_concurrency)
+        self._loads = asyncio.Semaphore(self.load_concurrency)
+        self.jitter_per_map = 0.002
+        """Seconds of start-up jitter per map started (tests set 0)."""
+        self.jitter_cap = 1.0
+        """The most any map's first load waits before it asks for its slot."""
+        self._rng = rng or random.Random()
+        self.loading = 0
+        """Loads running now."""
+        self.loading_peak = 0
+        """The most loads that ever ran at once."""
+        self.load_calls = 0
+        """Loads started (first loads, retries and resyncs)."""
 
     def start(self, tenant: str, map_settings: MapSettings, http: HttpClient) -> MapRestClient:
         """Build the map's clients and start its feed task; return its REST client."""
@@ -70,11 +93,29 @@ class MapFeeds:
         self._spawn(f"map:{tenant}", functools.partial(self._run, tenant))
         return rest
 
+    @contextlib.asynccontextmanager
+    async def _load_slot(self) -> AsyncIterator[None]:
+        async with self._loads:
+            self.loading += 1
+            self.loading_peak = max(self.loading_peak, self.loading)
+            try:
+                yield
+            finally:
+                self.loading -= 1
+
+    def start_delay(self) -> float:
+        """A map's random wait before its first load (see the module docstring)."""
+        bound = min(self.jitter_cap, self.jitter_per_map * len(self.sources))
+        return self._rng.uniform(0.0, bound) if bound > 0 else 0.0
+
     async def load(self, tenant: str) -> None:
-        """Load the map's systems and tracked characters into the index."""
+        """Load the map's systems and tracked characters into the index (one of at most
+        ``load_concurrency`` at once)."""
         rest = self.rest[tenant]
-        systems = await rest.systems()
-        characters = await rest.tracked_characters()
+        async with self._load_slot():
+            self.load_calls += 1
+            systems = await rest.systems()
+            characters = await rest.tracked_characters()
         self._index.replace(tenant, systems, characters)
         log.info(
             "map loaded",
@@ -101,6 +142,9 @@ class MapFeeds:
 
     async def _run(self, tenant: str) -> None:
         backoff = Backoff(1.0, 60.0)
+        delay = self.start_delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
         while True:
             try:
                 await self.load(tenant)

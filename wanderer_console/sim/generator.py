@@ -71,6 +71,11 @@ class DataGenerator:
         """Every id handed out -> ESI ``/universe/names`` category."""
         self.tickers: dict[int, str] = {}
         """Corporation and alliance id -> ticker."""
+        self.filler_pool: list[Character] | None = None
+        """Pilots random killmail parties are drawn from (default: every pilot). A large
+        universe (the scale benchmark's thousands of tracked pilots) sets a pool of untracked
+        ones, so a kill meant to involve no tracked pilot is cheap to make."""
+        self._character_names: set[str] = set()
         self._build_pool(systems, characters)
 
     # -- pool construction -------------------------------------------------------------------
@@ -129,6 +134,7 @@ class DataGenerator:
 
     def _register_character(self, character: Character) -> Character:
         self.characters[character.eve_id] = character
+        self._character_names.add(character.name)
         self._register(character.eve_id, character.name, "character")
         return character
 
@@ -207,7 +213,7 @@ class DataGenerator:
         return self._register_character(self._make_character(eve_id, self._rng))
 
     def _make_character(self, eve_id: int, rng: random.Random) -> Character:
-        taken = {c.name for c in self.characters.values()}
+        taken = self._character_names
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         suffix = 2
         base = name
@@ -317,6 +323,12 @@ class DataGenerator:
         return killmail
 
     def _filler(self, excluded: Collection[int]) -> Character:
+        pool = self.filler_pool
+        if pool:
+            for _ in range(64):  # a few draws: the pool is mostly not excluded
+                pick = self._rng.choice(pool)
+                if pick.eve_id not in excluded:
+                    return pick
         choices = [c for c in self.characters.values() if c.eve_id not in excluded]
         return self._rng.choice(choices) if choices else self.new_character()
 

@@ -1,0 +1,549 @@
+"""Scale in maps: one engine serving 1, 100 or 1,000 maps, measured (issue 17).
+
+For each map count the simulator (:class:`~wanderer_console.sim.fleet.MapFleet`, in this
+process) serves that many maps from one fake Wanderer host, each with its own SSE stream, 20–60
+tracked systems and 5–50 tracked pilots overlapping between maps, each posting to its own
+webhook of one fake Discord (limits lifted on both sides); one fake killstream, one fake ESI.
+The engine is a real process (``python -m wanderer_console --no-ui``) over a config naming
+every map, so its RSS and CPU (``/proc``) are its own. In order:
+
+1. **Cold start** (a fresh data directory): seconds from spawning the engine to every map
+   streaming (an SSE response open at the host for each map); then, once it has settled (ESI
+   quiet, killstream joined), the REST calls each map cost at the host (loads, static info,
+   character refreshes) and the ESI calls (name warming), per map, and the RSS.
+2. **Idle**: the engine's CPU share of one core over a window with nothing happening but SSE
+   keepalives (the fake sends one every 30 s per stream, as the real server does) and killstream
+   heartbeats.
+3. **Mix**: kills at 20/s and map events at 5/s over all maps (``MapFleet.run_mix``); the CPU
+   share over the window and, per notification (a kill notifies each map that tracks its system
+   or one of its pilots, on that map's webhook), the latency from the kill's push to the fake
+   Discord's receipt: p50/p99, lost, doubled.
+4. **Burst**: kills of the same mix pushed back to back; the same figures and the time until the
+   last one arrived.
+5. **Warm start**: the engine stopped (SIGTERM) and started again on the same data directory (its
+   name cache and stream cursors kept): seconds to every map streaming, REST and ESI calls per
+   map, the RSS once settled.
+
+A run that cannot get every map streaming within its time limit says how many did and goes on.
+``growth`` relates each map count's figures to the smallest count's: the extra RSS and idle CPU
+per added map. The budget (issue 17) is judged on the 100- and 1,000-map runs; lost or doubled
+notifications are failures.
+
+Linux only (``/proc``). Run: ``python -m wanderer_console.bench.scale [--quick] [--maps 1,100]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from wanderer_console.bench.attach import proc_cpu_seconds
+from wanderer_console.bench.latency import percentile
+from wanderer_console.bench.memory import rss_mb
+from wanderer_console.bench.startup import _clean_env
+from wanderer_console.sim.fleet import MapFleet
+
+__all__ = ["BUDGET", "FULL", "QUICK", "ScaleSizes", "main", "run_scale"]
+
+KILL_RATE: Final = 20.0
+"""Kills per second over all maps under the mix."""
+EVENT_RATE: Final = 5.0
+"""Map events per second over all maps under the mix."""
+BUDGET: Final[tuple[tuple[int, str, str, float], ...]] = (
+    (1000, "streaming_warm_s", "lower", 60.0),
+    (1000, "rss_mb", "lower", 400.0),
+    (1000, "idle_cpu_share", "lower", 0.05),
+    (1000, "mix_p50_ms", "lower", 10.0),
+    (1000, "mix_p99_ms", "lower", 50.0),
+    (100, "rss_mb", "lower", 150.0),
+    (100, "mix_p99_ms", "lower", 25.0),
+)
+"""Issue 17's budget: map count, figure, which way is better, limit."""
+
+
+@dataclass(frozen=True)
+class ScaleSizes:
+    """How much each run does."""
+
+    maps: tuple[int, ...]
+    idle_seconds: float
+    mix_seconds: float
+    burst_kills: int
+    settle_timeout: float = 60.0
+
+
+QUICK = ScaleSizes(maps=(1, 100), idle_seconds=10.0, mix_seconds=10.0, burst_kills=200)
+FULL = ScaleSizes(maps=(1, 100, 1000), idle_seconds=30.0, mix_seconds=30.0, burst_kills=500)
+
+
+def streaming_timeout(maps: int) -> float:
+    """How long a start may take before the run gives up waiting for every map."""
+    return 90.0 + 0.5 * maps
+
+
+def vm_kb(pid: int, key: str) -> float | None:
+    """A ``/proc/PID/status`` figure in KiB (``VmRSS``, ``VmHWM``), None when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class _Engine:
+    proc: asyncio.subprocess.Process
+    log: Path
+    spawned: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def alive(self) -> None:
+        if self.proc.returncode is not None:
+            raise RuntimeError(f"the engine exited ({self.proc.returncode}): {self.tail()}")
+
+
+LIFT_HTTP_POOL: Final = """\
+import runpy, sys
+import httpx
+_init = httpx.AsyncHTTPTransport.__init__
+def _unbounded(self, *args, **kwargs):
+    expiry = getattr(kwargs.get("limits"), "keepalive_expiry", 5.0)
+    kwargs["limits"] = httpx.Limits(
+        max_connections=None, max_keepalive_connections=100, keepalive_expiry=expiry
+    )
+    _init(self, *args, **kwargs)
+httpx.AsyncHTTPTransport.__init__ = _unbounded
+sys.argv[0] = "wanderer_console"
+runpy.run_module("wanderer_console", run_name="__main__", alter_sys=True)
+"""
+"""The engine with its HTTP clients' connection pools unbounded (httpx's default holds 100
+connections per client, and every map stream holds one of the map client's): what the engine
+would measure with that limit lifted in ``http/``, for ``--lift-http-pool``."""
+
+
+@asynccontextmanager
+async def _engine(
+    config: Path, data: Path, log: Path, *, lift_pool: bool = False
+) -> AsyncIterator[_Engine]:
+    entry = ["-c", LIFT_HTTP_POOL] if lift_pool else ["-m", "wanderer_console"]
+    with log.open("ab") as out:
+        spawned = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *entry,
+            "--no-ui",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=_clean_env(),
+        )
+    engine = _Engine(proc, log, spawned)
+    try:
+        yield engine
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 60.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _wait(
+    check: Callable[[], bool], timeout: float, engine: _Engine, every: float = 0.05
+) -> bool:
+    deadline = time.perf_counter() + timeout
+    while not check():
+        engine.alive()
+        if time.perf_counter() > deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
+
+
+async def _start_phase(fleet: MapFleet, engine: _Engine, sizes: ScaleSizes) -> dict[str, Any]:
+    """From spawn to every map streaming, then settled: times, calls per map, RSS."""
+    n = len(fleet.maps)
+    host = fleet.host
+    streamed = await _wait(lambda: host.streaming() >= n, streaming_timeout(n), engine)
+    streaming_s = time.perf_counter() - engine.spawned
+    # Settled: the killstream joined, ESI and the map host quiet for two seconds.
+    await _wait(lambda: fleet.killstream.joined_clients >= 1, sizes.settle_timeout, engine)
+    quiet_since, last = time.perf_counter(), (-1, -1)
+    deadline = time.perf_counter() + sizes.settle_timeout
+    while time.perf_counter() - quiet_since < 2.0 and time.perf_counter() < deadline:
+        engine.alive()
+        now = (fleet.esi.requests, host.rest_calls.total())
+        if now != last:
+            quiet_since, last = time.perf_counter(), now
+        await asyncio.sleep(0.1)
+    settled_s = time.perf_counter() - engine.spawned
+    rest = host.rest_calls
+    per_map = [rest[m.slug] for m in fleet.maps]
+    return {
+        "all_streaming": streamed,
+        "streaming_maps": host.streaming(),
+        "streaming_s": round(streaming_s, 2) if streamed else None,
+        "settled_s": round(settled_s, 2),
+        "rest_calls": rest.total(),
+        "rest_calls_per_map": round(rest.total() / n, 2),
+        "rest_calls_per_map_max": max(per_map),
+        "static_info_calls": rest["common"],
+        "rest_in_flight_peak": host.in_flight_peak,
+        "stream_connects_per_map": round(host.stream_connects().total() / n, 2),
+        "esi_calls": fleet.esi.requests,
+        "esi_calls_per_map": round(fleet.esi.requests / n, 2),
+        "esi_calls_by_route": _routes(fleet.esi.hits),
+        "killstream_rest_calls": len(fleet.killstream_rest.requests),
+        "killstream_sockets": fleet.killstream.joined_clients,
+        "rss_mb": round(engine.rss_mb(), 1),
+    }
+
+
+def _routes(hits: Counter[str]) -> dict[str, int]:
+    """ESI requests by route (``/characters``, ``/universe/names`` ...)."""
+    out: Counter[str] = Counter()
+    for path, count in hits.items():
+        out["/".join(p for p in path.split("/") if not p.isdigit())] += count
+    return dict(out)
+
+
+def _reset_counters(fleet: MapFleet) -> None:
+    fleet.host.rest_calls.clear()
+    fleet.host.in_flight_peak = 0
+    for fake in fleet.host.maps.values():
+        fake.connect_log.clear()
+    fleet.esi.hits.clear()
+    fleet.killstream_rest.requests.clear()
+
+
+async def _cpu_window(engine: _Engine, seconds: float) -> float:
+    wall0, cpu0 = time.perf_counter(), engine.cpu()
+    await asyncio.sleep(seconds)
+    return (engine.cpu() - cpu0) / (time.perf_counter() - wall0)
+
+
+async def _delivered(fleet: MapFleet, engine: _Engine, timeout: float) -> float:
+    """Seconds until every expected notification arrived (or the timeout passed)."""
+    started = time.perf_counter()
+    await _wait(lambda: fleet.pending() == 0, timeout, engine, every=0.25)
+    return time.perf_counter() - started
+
+
+def _latency(fleet: MapFleet) -> dict[str, Any]:
+    outcome = fleet.outcome()
+    values = outcome.latencies_ms
+    return {
+        "kills": outcome.kills,
+        "notifications": outcome.expected,
+        "delivered": outcome.delivered,
+        "lost": outcome.lost,
+        "doubled": outcome.doubled,
+        "unexpected": outcome.unexpected,
+        "p50_ms": round(percentile(values, 0.50), 2),
+        "p99_ms": round(percentile(values, 0.99), 2),
+        "max_ms": round(max(values), 2) if values else None,
+        "mean_ms": round(statistics.fmean(values), 2) if values else None,
+    }
+
+
+async def run_maps(
+    maps: int,
+    sizes: ScaleSizes,
+    *,
+    seed: int = 17,
+    map_http: str = "",
+    lift_pool: bool = False,
+    progress: Callable[[str], None] | None = None,
+    keep_log: Path | None = None,
+) -> dict[str, Any]:
+    """Every phase for one map count (see the module docstring); ``keep_log``: copy the
+    engine's output there."""
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress(f"bench: scale {maps} maps: {text}")
+
+    fleet = MapFleet(maps, seed=seed)
+    result: dict[str, Any] = {
+        "maps": maps,
+        "unique_systems": fleet.unique_systems(),
+        "unique_pilots": fleet.unique_pilots(),
+        "map_http": map_http or None,
+        "http_pool_lifted": lift_pool,
+    }
+    with tempfile.TemporaryDirectory(prefix="wc-bench-scale-") as tmp:
+        root = Path(tmp)
+        data = root / "data"
+        data.mkdir()
+        config = root / "engine.toml"
+        async with fleet:
+            config.write_text(fleet.config_text(map_overrides=map_http))
+            config.chmod(0o600)
+            log = root / "engine.log"
+            say("cold start")
+            async with _engine(config, data, log, lift_pool=lift_pool) as engine:
+                result["cold"] = await _start_phase(fleet, engine, sizes)
+                say(f"cold start: {result['cold']}")
+                result["rss_mb"] = result["cold"]["rss_mb"]
+                result["idle_cpu_share"] = round(await _cpu_window(engine, sizes.idle_seconds), 4)
+                say(f"idle CPU {result['idle_cpu_share']}")
+                fleet.reset_outcome()
+                cpu0, wall0 = engine.cpu(), time.perf_counter()
+                mix = await fleet.run_mix(
+                    sizes.mix_seconds, kill_rate=KILL_RATE, event_rate=EVENT_RATE
+                )
+                result["mix_cpu_share"] = round(
+                    (engine.cpu() - cpu0) / (time.perf_counter() - wall0), 4
+                )
+                drain = await _delivered(fleet, engine, 30.0)
+                result["mix"] = {
+                    "seconds": round(mix.seconds, 2),
+                    "kills_per_second": mix.kills_per_second,
+                    "events_per_second": mix.events_per_second,
+                    "events": dict(mix.events),
+                    "drain_s": round(drain, 2),
+                    **_latency(fleet),
+                }
+                say(f"mix: {result['mix']}")
+                fleet.reset_outcome()
+                pushing = await fleet.burst(sizes.burst_kills)
+                drain = await _delivered(fleet, engine, 60.0)
+                result["burst"] = {
+                    "push_s": round(pushing, 3),
+                    "drain_s": round(drain, 2),
+                    **_latency(fleet),
+                }
+                say(f"burst: {result['burst']}")
+                result["rss_after_mb"] = round(engine.rss_mb(), 1)
+                peak = vm_kb(engine.pid, "VmHWM")
+                result["rss_peak_mb"] = None if peak is None else round(peak / 1024, 1)
+            _reset_counters(fleet)
+            say("warm start")
+            async with _engine(config, data, log, lift_pool=lift_pool) as engine:
+                result["warm"] = await _start_phase(fleet, engine, sizes)
+                say(f"warm start: {result['warm']}")
+            if keep_log is not None:
+                shutil.copyfile(log, keep_log)
+    return result
+
+
+def _growth(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run against the smallest: RSS and idle CPU per added map."""
+    if len(runs) < 2:
+        return []
+    base = runs[0]
+    out = []
+    for run in runs[1:]:
+        added = run["maps"] - base["maps"]
+        if added <= 0:
+            continue
+        out.append(
+            {
+                "from_maps": base["maps"],
+                "to_maps": run["maps"],
+                "rss_per_added_map_kb": round((run["rss_mb"] - base["rss_mb"]) * 1024 / added, 1),
+                "idle_cpu_per_added_map": round(
+                    (run["idle_cpu_share"] - base["idle_cpu_share"]) / added, 6
+                ),
+                "mix_cpu_per_added_map": round(
+                    (run["mix_cpu_share"] - base["mix_cpu_share"]) / added, 6
+                ),
+            }
+        )
+    return out
+
+
+def figures(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The flat figures of the runs (``maps_100.rss_mb`` ...), for the suite."""
+    out: dict[str, float] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+
+    for run in runs:
+        prefix = f"maps_{run['maps']}"
+        put(f"{prefix}.streaming_cold_s", run["cold"]["streaming_s"])
+        put(f"{prefix}.streaming_warm_s", run["warm"]["streaming_s"])
+        put(f"{prefix}.rss_mb", run["rss_mb"])
+        put(f"{prefix}.rss_per_map_mb", run["rss_mb"] / run["maps"])
+        put(f"{prefix}.idle_cpu_share", run["idle_cpu_share"])
+        put(f"{prefix}.mix_cpu_share", run["mix_cpu_share"])
+        put(f"{prefix}.mix_p50_ms", run["mix"]["p50_ms"])
+        put(f"{prefix}.mix_p99_ms", run["mix"]["p99_ms"])
+        put(f"{prefix}.burst_p99_ms", run["burst"]["p99_ms"])
+        put(f"{prefix}.rest_calls_per_map_cold", run["cold"]["rest_calls_per_map"])
+        put(f"{prefix}.rest_calls_per_map_warm", run["warm"]["rest_calls_per_map"])
+        put(f"{prefix}.esi_calls_per_map_cold", run["cold"]["esi_calls_per_map"])
+        put(f"{prefix}.esi_calls_per_map_warm", run["warm"]["esi_calls_per_map"])
+    return out
+
+
+def budget(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 17's budget lines for the map counts run (a start that never got every map
+    streaming fails its time line)."""
+    flat = figures(runs)
+    counts = {run["maps"]: run for run in runs}
+    lines = []
+    for maps, name, better, limit in BUDGET:
+        if maps not in counts:
+            continue
+        figure = f"scale.maps_{maps}.{name}"
+        value = flat.get(f"maps_{maps}.{name}")
+        met = value is not None and (value <= limit if better == "lower" else value >= limit)
+        rule = f"{'<=' if better == 'lower' else '>='} {limit:g}"
+        lines.append({"figure": figure, "rule": rule, "value": value, "met": met})
+    return lines
+
+
+def problems(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Lost or doubled notifications, maps that never streamed."""
+    out = []
+    for run in runs:
+        for phase in ("mix", "burst"):
+            for key in ("lost", "doubled", "unexpected"):
+                if run[phase].get(key):
+                    out.append(f"scale {run['maps']} maps, {phase}: {run[phase][key]} {key}")
+        for start in ("cold", "warm"):
+            if not run[start]["all_streaming"]:
+                out.append(
+                    f"scale {run['maps']} maps, {start} start: only"
+                    f" {run[start]['streaming_maps']} streaming after"
+                    f" {streaming_timeout(run['maps']):g} s"
+                )
+    return out
+
+
+async def run_scale(
+    sizes: ScaleSizes = QUICK,
+    *,
+    seed: int = 17,
+    map_http: str = "",
+    lift_pool: bool = False,
+    progress: Callable[[str], None] | None = None,
+    keep_logs: Path | None = None,
+) -> dict[str, Any]:
+    """Every map count of ``sizes`` in turn; the figures, the growth and the budget
+    (``keep_logs``: a directory to copy each engine's output into)."""
+    runs = [
+        await run_maps(
+            n,
+            sizes,
+            seed=seed,
+            map_http=map_http,
+            lift_pool=lift_pool,
+            progress=progress,
+            keep_log=None if keep_logs is None else keep_logs / f"engine-{n}-maps.log",
+        )
+        for n in sizes.maps
+    ]
+    return {
+        "scenario": "scale",
+        "kill_rate": KILL_RATE,
+        "event_rate": EVENT_RATE,
+        "map_http": map_http or None,
+        "http_pool_lifted": lift_pool,
+        "sizes": {
+            "maps": list(sizes.maps),
+            "idle_seconds": sizes.idle_seconds,
+            "mix_seconds": sizes.mix_seconds,
+            "burst_kills": sizes.burst_kills,
+        },
+        "runs": runs,
+        "growth": _growth(runs),
+        "figures": figures(runs),
+        "budget": budget(runs),
+        "problems": problems(runs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry: print the JSON result (and write it with ``--json``)."""
+    parser = argparse.ArgumentParser(prog="python -m wanderer_console.bench.scale")
+    parser.add_argument("--quick", action="store_true", help="1 and 100 maps, 10 s windows")
+    parser.add_argument("--maps", help="comma-separated map counts (default: 1,100,1000)")
+    parser.add_argument(
+        "--map-http",
+        default="",
+        metavar="TOML",
+        help='[http.map] overrides for the engine, e.g. "rate_per_second = 100"',
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--lift-http-pool",
+        action="store_true",
+        help="run the engine with its HTTP connection pools unbounded (a what-if: see the docs)",
+    )
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="keep the engines' output")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.maps:
+        sizes = ScaleSizes(
+            maps=tuple(int(n) for n in args.maps.split(",")),
+            idle_seconds=sizes.idle_seconds,
+            mix_seconds=sizes.mix_seconds,
+            burst_kills=sizes.burst_kills,
+        )
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    result = asyncio.run(
+        run_scale(
+            sizes,
+            map_http=args.map_http,
+            lift_pool=args.lift_http_pool,
+            progress=progress,
+            keep_logs=args.keep_logs,
+        )
+    )
+    text = json.dumps(result, sort_keys=True)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    with contextlib.suppress(Exception):
+        for line in result["budget"]:
+            verdict = "met" if line["met"] else "NOT MET"
+            progress(f"bench: budget {line['figure']} {line['rule']}: {verdict} ({line['value']})")
+    return 1 if result["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any
 
 from wanderer_console.command import Command
 from wanderer_console.config.paths import command_store
+from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import StoreLocation
 
@@ -83,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
                         for d in dead.values()
                     ],
                     "notifications": [
-                        {**row._asdict(), "held": row.status == "pending"} for row in rows
+                        {
+                            **row._asdict(),
+                            "created_at": iso_utc(row.created_at),
+                            "held": row.status == "pending",
+                        }
+                        for row in rows
                     ],
                 }
             )

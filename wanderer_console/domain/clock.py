@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 __all__ = ["Clock", "FrozenClock", "SystemClock"]
@@ -79,3 +80,11 @@ class FrozenClock:
         self.sleeps.append(seconds)
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+def iso_utc(stamp: float | None) -> str | None:
+    """``2026-12-03T10:00:00.123456Z`` for a UNIX time (``None`` stays ``None``): how every
+    JSON output of the command line writes a moment."""
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")

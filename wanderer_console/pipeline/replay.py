@@ -31,6 +31,7 @@ from pydantic import SecretStr, ValidationError
 
 from wanderer_console.command import Command
 from wanderer_console.config.model import Settings
+from wanderer_console.domain.clock import iso_utc
 from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
@@ -98,7 +99,7 @@ def _line(event: StoredEvent, notification: Notification) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "event_type": event.type,
-        "received_at": event.received_at,
+        "received_at": iso_utc(event.received_at),
         "tenant": notification.tenant,
         "type": notification.type.value,
         "dedup_key": notification.dedup_key,

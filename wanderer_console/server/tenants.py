@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import connect
 from wanderer_console.store.base import StoreLocation, is_unique_violation
 
@@ -59,7 +60,11 @@ class Tenant:
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-safe view."""
-        return {**asdict(self), "enabled": self.enabled}
+        view = {**asdict(self), "enabled": self.enabled}
+        for moment in ("created_at", "rotated_at", "disabled_at"):
+            if moment in view:
+                view[moment] = iso_utc(view[moment])
+        return view
 
 
 def hash_key(key: str) -> str:

@@ -24,6 +24,10 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
   alternating rounds: latency, CPU per delivery, a burst, a 503 burst, the sink down, memory,
   and the console/Alertmanager ratio of each, judged against issue 24's budget; skipped (and
   why) without ``prometheus-alertmanager`` on the PATH (:mod:`~wanderer_console.bench.peer`);
+- ``postgresql`` (only with a PostgreSQL database: ``--database URL``, else
+  ``$WANDERER_CONSOLE_TEST_PG``): the ingest and delivery scenarios on SQLite and on PostgreSQL
+  side by side in a scratch schema (dropped afterwards), and the PostgreSQL/SQLite ratio of each
+  (:mod:`~wanderer_console.bench.pg_store`);
 - ``scale`` (only with ``--only scale``): one engine process serving 1 and 100 maps
   (``--quick``; the full run adds 1,000), each with its own SSE stream, over a fleet of fake
   maps with overlapping tracking: time to every map streaming (cold and warm), RSS, idle and
@@ -116,6 +120,13 @@ class Sizes:
     """Kills in the ``scale`` scenario's burst."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
+    postgresql_rounds: int | None = None
+    """Ingest rounds per backend of the ``postgresql`` scenario; ``None`` leaves it out (it
+    also needs a database: ``--database`` or ``$WANDERER_CONSOLE_TEST_PG``)."""
+    postgresql_killmails: int = 12_000
+    """Kills per backend of the ``postgresql`` scenario's ingest, over its rounds."""
+    postgresql_unlimited_notifications: int = 2_000
+    """The ``postgresql`` scenario's burst with Discord's limits lifted."""
 
 
 QUICK = Sizes(
@@ -134,6 +145,9 @@ QUICK = Sizes(
     peer_rounds=2,
     peer_fault_rounds=1,
     peer_paced_seconds=3.0,
+    postgresql_rounds=6,
+    postgresql_killmails=12_000,
+    postgresql_unlimited_notifications=2_000,
 )
 FULL = Sizes(
     ingest_killmails=60_000,
@@ -154,6 +168,9 @@ FULL = Sizes(
     scale_maps=(1, 100, 1000),
     scale_seconds=30.0,
     scale_burst=500,
+    postgresql_rounds=10,
+    postgresql_killmails=40_000,
+    postgresql_unlimited_notifications=5_000,
 )
 
 
@@ -221,6 +238,33 @@ async def _peer(sizes: Sizes) -> dict[str, Any]:
     return await run_peer(peer, progress=lambda text: print(text, file=sys.stderr, flush=True))
 
 
+_database: str | None = None
+"""``bench --database URL`` (for the ``postgresql`` scenario; never printed unmasked)."""
+
+
+def _postgresql_url() -> Any:
+    from wanderer_console.bench.pg_store import bench_url
+
+    return bench_url(_database)
+
+
+async def _postgresql(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.pg_store import PgSizes, run_pg_bench
+
+    url = _postgresql_url()
+    if url is None:
+        return {"skipped": "no PostgreSQL database: pass --database URL"}
+    assert sizes.postgresql_rounds is not None
+    pg = PgSizes(
+        ingest_killmails=sizes.postgresql_killmails,
+        ingest_rounds=sizes.postgresql_rounds,
+        delivery_notifications=sizes.delivery_notifications,
+        delivery_window_scale=sizes.delivery_window_scale,
+        unlimited_notifications=sizes.postgresql_unlimited_notifications,
+    )
+    return await run_pg_bench(url, pg, progress=lambda text: print(text, file=sys.stderr))
+
+
 async def _scale(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.scale import ScaleSizes, run_scale
 
@@ -251,11 +295,13 @@ SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
     "attach": _attach,
     "peer": _peer,
     "scale": _scale,
+    "postgresql": _postgresql,
 }
 """Every scenario, in the order the suite runs them (``soak`` only with ``--soak``, ``attach``
 only with sizes that give it a window, ``peer`` only when named in ``--only``: it needs
-Alertmanager installed and takes minutes; ``scale`` only when named: it takes minutes, the full
-run with a thousand maps longer).
+Alertmanager installed and takes minutes; ``postgresql`` only with sizes that give it rounds and
+a database to run on; ``scale`` only when named: it takes minutes, the full run with a thousand
+maps longer).
 
 The memory scenarios come first: the allocator keeps the heap other scenarios freed, and a
 reading taken after them would hide growth inside that high-water mark."""
@@ -263,7 +309,13 @@ reading taken after them would hide growth inside that high-water mark."""
 
 # -- figures ---------------------------------------------------------------------------------------
 
-_HIGHER_SUFFIXES = ("_per_second", "ratio_to_ceiling", "share_of_ceiling", "hit_ratio")
+_HIGHER_SUFFIXES = (
+    "_per_second",
+    "ratio_to_ceiling",
+    "share_of_ceiling",
+    "hit_ratio",
+    "pg_sqlite_ratio",
+)
 _LOWER_SUFFIXES = ("_ms", "_us", "_s", "_mb", "bytes_per_killmail", "_mb_per_hour", "cpu_share")
 
 
@@ -344,6 +396,19 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
     if peer:
         for key, value in (peer.get("figures") or {}).items():
             _put(out, f"peer.{key}", value)
+    pg = scenarios.get("postgresql")
+    if pg and not pg.get("skipped"):
+        for part, keys in (
+            ("ingest", ("sqlite_killmails_per_second", "postgresql_killmails_per_second")),
+            ("delivery", ("sqlite_share_of_ceiling", "postgresql_share_of_ceiling")),
+            (
+                "delivery_unlimited",
+                ("sqlite_delivered_per_second", "postgresql_delivered_per_second"),
+            ),
+        ):
+            result = pg.get(part) or {}
+            for key in (*keys, "pg_sqlite_ratio"):
+                _put(out, f"postgresql.{part}.{key}", result.get(key))
     scale = scenarios.get("scale")
     if scale:
         for key, value in (scale.get("figures") or {}).items():
@@ -421,6 +486,11 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     attach = scenarios.get("attach") or {}
     if attach.get("lost"):
         out.append(f"attach: {attach['lost']} kills not delivered")
+    pg = scenarios.get("postgresql") or {}
+    if pg.get("lost"):
+        out.append(f"postgresql: {pg['lost']} kills or notifications lost")
+    if pg.get("rejected_429"):
+        out.append(f"postgresql: {pg['rejected_429']} requests got a 429")
     peer = scenarios.get("peer") or {}
     for key, what in (
         ("lost", "events lost"),
@@ -508,12 +578,17 @@ def run_suite(
     only: Iterable[str] | None = None,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
+    database: str | None = None,
 ) -> dict[str, Any]:
     """Run the scenarios (all but ``soak`` unless ``sizes.soak_minutes``) in one event loop.
 
-    Returns the result document (without a comparison).
+    ``database`` is the PostgreSQL database of the ``postgresql`` scenario (else
+    ``$WANDERER_CONSOLE_TEST_PG``). Returns the result document (without a comparison).
     """
+    global _database
     from wanderer_console import __version__
+
+    _database = database
 
     names = [
         name
@@ -523,6 +598,7 @@ def run_suite(
         and (name != "attach" or sizes.attach_seconds)
         and (name != "peer" or (only is not None and sizes.peer_rounds))
         and (name != "scale" or (only is not None and sizes.scale_maps))
+        and (name != "postgresql" or (sizes.postgresql_rounds and _postgresql_url() is not None))
     ]
     started = time.perf_counter()
     measured = asyncio.run(_run_all(names, sizes, progress))
@@ -582,6 +658,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help=f"comma-separated scenarios to run (of: {', '.join(SCENARIOS)})",
     )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="also run ingest and delivery on this PostgreSQL database next to SQLite (in a"
+        " scratch schema, dropped afterwards; default: $WANDERER_CONSOLE_TEST_PG)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -609,7 +691,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress)
+    database = getattr(args, "database", None)
+    if database and not database.lower().startswith(("postgresql://", "postgres://")):
+        print("bench: --database must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress, database=database)
     regressions: list[dict[str, Any]] = []
     if old is not None:
         doc["compare"] = compare(old, doc)

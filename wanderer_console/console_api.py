@@ -31,6 +31,7 @@ __all__ = [
     "BreakerView",
     "CacheNamespaceView",
     "CacheView",
+    "ClusterView",
     "ConfigProblem",
     "ConfigState",
     "ConfigText",
@@ -43,6 +44,7 @@ __all__ = [
     "EngineSnapshot",
     "FlagSet",
     "Frame",
+    "InstanceView",
     "LinkState",
     "LogLine",
     "Occurrence",
@@ -228,6 +230,42 @@ class TrackingView(_View):
     characters: int = 0
 
 
+class InstanceView(_View):
+    """One engine sharing the database, as the registry last showed it."""
+
+    instance_id: str
+    host: str = ""
+    pid: int = 0
+    version: str = ""
+    started_at: float = 0.0
+    heartbeat_age: float | None = None
+    """Seconds since its last heartbeat (alive while under the lease time)."""
+    this: bool = False
+    """This engine."""
+    maps: tuple[str, ...] = ()
+    """Maps whose lease it holds."""
+
+
+class ClusterView(_View):
+    """Several engines on one PostgreSQL database: what this one works, who else is alive."""
+
+    instance_id: str
+    lease_seconds: float = 0.0
+    maps: tuple[str, ...] = ()
+    """Maps whose lease this engine holds (their feeds run and their notifications go out here)."""
+    leaving: tuple[str, ...] = ()
+    """Maps being handed to another engine."""
+    unowned: tuple[str, ...] = ()
+    """Configured maps no live engine holds right now (taken over within the lease time)."""
+    instances: tuple[InstanceView, ...] = ()
+    """Every live engine, this one included."""
+    acquired: int = 0
+    taken_over: int = 0
+    lost: int = 0
+    last_error: str | None = None
+    """Why the last lease heartbeat failed."""
+
+
 class CountersView(_View):
     """Totals since start (the counters panel, the throughput chart, the demo's summary)."""
 
@@ -303,6 +341,8 @@ class EngineSnapshot(_View):
     counters: CountersView = Field(default_factory=CountersView)
     config: ConfigState | None = None
     settings: ConsoleSettingsView = Field(default_factory=ConsoleSettingsView)
+    cluster: ClusterView | None = None
+    """Set when engines share a PostgreSQL database (absent on SQLite)."""
 
 
 class LogLine(_View):

@@ -5,6 +5,10 @@ kill feeds (``ingest/``), the pipeline worker and engine (``pipeline/``), the di
 (``delivery/``), upkeep (``store/maintenance.py``) and, when enabled, the HTTP surface over its
 :class:`~wanderer_console.server.ports.EngineSurface`. Every long-running part is a supervised
 task. The console reads :meth:`Runtime.snapshot`; ``/ready`` reads :meth:`Runtime.readiness`.
+
+On PostgreSQL several engines may share the database: the maps are then leased
+(:class:`~wanderer_console.cluster.MapLeases`), and a map's feed starts and stops with its lease
+(:class:`_LeasedMaps`) instead of at start.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console import __version__, views
+from wanderer_console.cluster import MapLeases, instance_info
 from wanderer_console.config.live import LiveSettings, apply_log_level
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import default_data_dir
@@ -41,7 +46,7 @@ from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.server.app import HttpSurface, start_surface
 from wanderer_console.server.ports import Readiness
-from wanderer_console.store.base import StoreLocation
+from wanderer_console.store.base import DatabaseUrl, LeaseFence, LeaseGrant, StoreLocation
 from wanderer_console.store.lock import open_owned
 from wanderer_console.store.maintenance import Maintenance
 from wanderer_console.supervisor import TaskSupervisor
@@ -93,7 +98,13 @@ class Runtime:
         self.http_error: str | None = None
         """Why the HTTP surface could not start, if it could not."""
         discord = self.clients.get("discord", timeout=settings.discord.request_timeout_seconds)
-        self.dispatcher = build_dispatcher(store, metrics, discord, live)
+        # Several engines may share a PostgreSQL database: each map is then worked (read and
+        # sent) by the engine holding its lease; on SQLite this engine works every map.
+        shared = isinstance(store.path, DatabaseUrl)
+        self.cluster = MapLeases(live, store, instance=instance_info(__version__), active=shared)
+        store.shared = shared
+        gate = self.cluster if shared else None
+        self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate)
         # Names through one cache: ESI when enabled; otherwise the cache only answers from what
         # was persisted or put into it, and kills render with the names they carry.
         self.esi: EsiClient | None = None
@@ -135,6 +146,7 @@ class Runtime:
             load_concurrency=settings.console.map_load_concurrency,
         )
         self.worker = PipelineWorker(self.queue, self.engine)
+        self.cluster.bind(_LeasedMaps(self))
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
         # The console's operations, in this process and for attached consoles (control.sock).
         self.console = LocalBackend(self)
@@ -176,11 +188,12 @@ class Runtime:
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             spawn("config-watch", self.reloader.run)
-        for tenant, map_settings in self.settings.maps.items():
-            if map_settings.enabled:
-                rest = self.maps.start(tenant, map_settings, self.clients.get("map"))
-                refresh = functools.partial(self.maps.refresh_characters, tenant)
-                self.engine.set_hooks(tenant, MapHooks(rest.static_info, refresh))
+        if self.cluster.active:
+            spawn("cluster", self.cluster.run)  # maps start as their leases are acquired
+        else:
+            for tenant, map_settings in self.settings.maps.items():
+                if map_settings.enabled:
+                    self.start_map(tenant)
         self.kills.started = True
         self.kills.ensure()
         if self.settings.r2z2.enabled:
@@ -203,6 +216,23 @@ class Runtime:
             },
         )
 
+    def start_map(self, tenant: str) -> None:
+        """Start a map's feed (REST load, then its SSE stream from the stored cursor)."""
+        rest = self.maps.start(tenant, self.settings.maps[tenant], self.clients.get("map"))
+        refresh = functools.partial(self.maps.refresh_characters, tenant)
+        self.engine.set_hooks(tenant, MapHooks(rest.static_info, refresh))
+
+    async def stop_map(self, tenant: str) -> None:
+        """Stop a map's feed (its lease went elsewhere): its stream and backfill end, its
+        tracking leaves the index (and the killstream subscription), its sends in flight finish
+        within ``console.stop_grace_seconds``."""
+        await self._tasks.cancel(f"map:{tenant}")
+        await self._tasks.cancel(f"cluster:backfill:{tenant}")
+        self.maps.stop(tenant)
+        self.index.drop(tenant)
+        self.kills.tracking_changed()
+        await self.dispatcher.quiesce(tenant, self.settings.console.stop_grace_seconds)
+
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until the queue is processed and the outbox is empty (bounded by ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -215,16 +245,18 @@ class Runtime:
         """Stop gracefully: sources first, then write what was read, then let the requests in
         flight finish (``console.stop_grace_seconds``), then close clients, store and lock."""
         self._tasks.stopping()
+        self.cluster.freeze()  # leases are renewed until the sends in flight are done
         await self.control.stop()  # attached consoles see the engine go, and reconnect later
         if self.http is not None:
             await self.http.stop()
             self.http = None
-        await self._tasks.stop(timeout=10.0, keep=("pipeline", "dispatcher"))
+        await self._tasks.stop(timeout=10.0, keep=("pipeline", "dispatcher", "cluster"))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.queue.join()  # what the sources read is decided and written
         await self.dispatcher.stop(self.settings.console.stop_grace_seconds)
         await self._tasks.stop(timeout=10.0)
+        self.cluster.leave()  # the other instances take this one's maps at their next look
         await self.cache.cancel_loads()  # shared lookups outlive the tasks that started them
         await self.clients.aclose()
         with contextlib.suppress(Exception):
@@ -264,3 +296,67 @@ class Runtime:
     def snapshot(self) -> dict[str, Any]:
         """An immutable-by-copy view of the whole engine for the console."""
         return views.snapshot(self)
+
+
+class _LeasedMaps:
+    """What the runtime does as map leases come and go (several engines on one database)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def start(self, tenant: str, grant: LeaseGrant, fence: LeaseFence) -> None:
+        """A map's lease was acquired: settle what its previous holder left in flight, read its
+        kills again, start its feed, and backfill its kills since that holder last heartbeat."""
+        rt = self._rt
+        rt.dispatcher.recover_orphans(tenant, fence)
+        rt.engine.forget_kills()
+        rt.kills.forget_recent()
+        rt.start_map(tenant)
+        previous = grant.previous
+        if previous is not None and previous.renewed_at is not None:
+            since = previous.renewed_at
+            backfill = functools.partial(self._backfill, tenant, since)
+            rt._tasks.spawn(f"cluster:backfill:{tenant}", backfill)
+
+    async def stop(self, tenant: str) -> None:
+        """A map's lease was lost or is being released: stop working it here."""
+        await self._rt.stop_map(tenant)
+
+    def kept(self, fences: dict[str, LeaseFence]) -> None:
+        """After each heartbeat: recover claims a fenced-off instance left on our maps, and keep
+        the index to the maps held (a map event read before a map left may have touched it)."""
+        rt = self._rt
+        for tenant, fence in fences.items():
+            rt.dispatcher.recover_orphans(tenant, fence)
+        stray = [tenant for tenant in rt.index.tenants() if tenant not in fences]
+        for tenant in stray:
+            rt.index.drop(tenant)
+        if stray:
+            rt.kills.tracking_changed()
+
+    async def _backfill(self, tenant: str, since: float) -> None:
+        """Once the map is loaded and the killstream follows its systems, ask the REST API for
+        the kills since the previous holder's last heartbeat (its gap)."""
+        rt = self._rt
+        if not rt.settings.killstream.enabled:
+            return
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            if tenant in rt.index.tenants() and rt.kills.following(rt.index.map(tenant).systems):
+                break
+            await asyncio.sleep(0.2)
+        systems = list(rt.index.map(tenant).systems) if tenant in rt.index.tenants() else []
+        if not systems:
+            return
+        left = await rt.kills.backfill(systems, since)
+        log.info(
+            "kills of a map taken over backfilled",
+            extra={
+                "ctx": {
+                    "tenant": tenant,
+                    "since": round(since, 3),
+                    "systems": len(systems),
+                    "systems_left": None if left is None else len(left),
+                }
+            },
+        )

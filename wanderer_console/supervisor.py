@@ -76,6 +76,16 @@ class TaskSupervisor:
                 backoff.reset()
             await self._clock.sleep(backoff.next_delay())
 
+    async def cancel(self, name: str, timeout: float = 5.0) -> bool:
+        """Cancel the task ``name`` (a map whose lease this instance lost) and wait for it, at
+        most ``timeout`` seconds; False when no such task runs."""
+        task = self._tasks.pop(name, None)
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.wait([task], timeout=timeout)
+        return True
+
     def stopping(self) -> None:
         """From now on a failing task ends instead of restarting (the runtime is stopping)."""
         self._stopping = True

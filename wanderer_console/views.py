@@ -11,6 +11,7 @@ import time
 from typing import Any, Protocol
 
 from wanderer_console import __version__
+from wanderer_console.cluster import MapLeases
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.domain.tracking import TrackingIndex
@@ -48,6 +49,7 @@ class EngineParts(Protocol):
     kills: KillSources
     maintenance: Maintenance
     reloader: ConfigReloader | None
+    cluster: MapLeases
 
 
 def readiness(parts: EngineParts) -> Readiness:
@@ -91,11 +93,31 @@ def readiness(parts: EngineParts) -> Readiness:
             if connection.get("last_error"):
                 reason += f" ({connection['last_error']})"
             down.append(reason)
+    cluster = parts.cluster.snapshot()
+    if cluster is not None and cluster["last_error"] is not None:
+        down.append(
+            f"cluster: lease heartbeat failing ({cluster['last_error']}); this instance sends"
+            " nothing once its leases run out, the others take its maps over"
+        )
     return Readiness(
         reasons=down + degraded,
         down=bool(down),
         dead_targets=sorted(key for _tenant, key in dead),
+        cluster=None if cluster is None else _cluster_brief(cluster),
     )
+
+
+def _cluster_brief(cluster: dict[str, Any]) -> dict[str, Any]:
+    """What ``/ready`` says about the instances sharing the database."""
+    return {
+        "instance": cluster["instance_id"],
+        "maps": cluster["maps"],
+        "instances": [
+            {"instance": row["instance_id"], "maps": row["maps"], "this": row["this"]}
+            for row in cluster["instances"]
+        ],
+        "unowned": cluster["unowned"],
+    }
 
 
 def snapshot(parts: EngineParts) -> dict[str, Any]:
@@ -121,6 +143,8 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
         "tracking": _tracking(parts.index),
         "counters": summary(parts.metrics, parts.store),
         "config": None if parts.reloader is None else parts.reloader.snapshot(),
+        # Only with several instances possible (PostgreSQL): an older console reads the rest.
+        **({} if (cluster := parts.cluster.snapshot()) is None else {"cluster": cluster}),
     }
 
 

@@ -307,6 +307,7 @@ PROBES: dict[str, Probe] = {
     "discord.max_delivery_age_hours": Probe(lambda rt, _: rt.dispatcher.policy.max_age / 3600),
     "discord.uncertain_retry_seconds": Probe(lambda rt, _: rt.dispatcher.policy.uncertain_window),
     "esi.url": Probe(esi_url),
+    "cluster.lease_seconds": Probe(lambda rt, _: rt.cluster.lease_seconds),
     "keymap.": Probe(console_reads),
     f"maps.{MAP}.name": Probe(engine_reads),
     f"maps.{MAP}.webhook_secret": Probe(console_reads),

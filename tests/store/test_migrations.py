@@ -33,6 +33,7 @@ TABLES_AT = {
     3: ("tenants",),
     4: ("config_audit",),
     7: ("dead_targets",),
+    8: ("instances", "leases"),
 }
 """The tables each version adds."""
 
@@ -131,6 +132,21 @@ def seed(db: Raw, version: int) -> None:
             " VALUES (?, ?, ?, ?, ?)",
             ("home", "webhook:9", "HTTP 404", "fp", 100.0),
         )
+    if version >= 8:
+        db.execute(
+            "INSERT INTO instances (instance_id, host, pid, version, started_at, heartbeat_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("a-1", "host-a", 42, "1.0", 100.0, 110.0, 125.0),
+        )
+        db.execute(
+            "INSERT INTO leases (resource, owner, token, expires_at, acquired_at, renewed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ("map:home", "a-1", 3, 125.0, 100.0, 110.0),
+        )
+        db.execute(
+            "UPDATE outbox SET claimed_by = ?, claim_token = ? WHERE dedup_key = ?",
+            ("a-1", 3, "sent-1"),
+        )
 
 
 def counts(db: Raw, version: int) -> dict[str, int]:
@@ -189,6 +205,13 @@ def test_each_version_from_each_earlier_one_keeps_the_data(
                 "SELECT send_id, sending_at, uncertain FROM outbox WHERE dedup_key = ?",
                 ("pending-1",),
             ) == [(None, None, 0)]
+        if start >= 1 and target >= 8:
+            assert db.execute(
+                "SELECT dedup_key, claimed_by, claim_token FROM outbox ORDER BY id"
+            ) == [
+                ("pending-1", None, None),
+                ("sent-1", *(("a-1", 3) if start >= 8 else (None,) * 2)),
+            ]
         # Migrating again changes nothing: the version is recorded with the schema.
         assert db.migrate(target) == target
         assert counts(db, target) == after
@@ -224,6 +247,9 @@ def test_a_store_opened_on_an_old_database_works_with_its_rows(
             ]
         if start >= 7:
             assert [t.target_key for t in store.dead_targets()] == ["webhook:9"]
+        if start >= 8:
+            (lease,) = store.cluster_state().leases
+            assert (lease.resource, lease.owner, lease.token) == ("map:home", "a-1", 3)
     finally:
         store.close()
     if start >= 3:

@@ -37,10 +37,11 @@ from wanderer_console.config.discord_values import (
     WebhookUsername,
 )
 from wanderer_console.config.filters import MapFilters, SpaceClassName
-from wanderer_console.config.section import LIVE, Restart, Section, check_declared
+from wanderer_console.config.section import LIVE, Live, Restart, Section, check_declared
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
 __all__ = [
+    "ClusterSettings",
     "ConsoleSettings",
     "ControlSettings",
     "DedupTtls",
@@ -170,6 +171,19 @@ class StoreSettings(Section):
                 " (unset for the SQLite file in the data directory)"
             )
         return SecretStr(value.get_secret_value().strip())
+
+
+class ClusterSettings(Section):
+    """Several instances on one PostgreSQL database (``[store] url``): how long a map's lease
+    lasts. Without PostgreSQL the engine runs alone (SQLite, one engine per data directory)."""
+
+    lease_seconds: Annotated[
+        float, Live("the lease heartbeat reads it at every renewal and acquisition")
+    ] = Field(default=15.0, ge=2.0, le=600.0)
+    """How long a map's lease lasts without a renewal: an instance that dies or stalls loses its
+    maps this long after its last heartbeat, and another instance takes them over then. Leases
+    are renewed every third of it. Shorter: faster takeover, more database writes (one per
+    instance per heartbeat)."""
 
 
 class ServerSettings(Section):
@@ -465,6 +479,8 @@ class Settings(BaseSettings):
     """One section per map, keyed by a short slug (the tenant id)."""
     store: StoreSettings = Field(default_factory=StoreSettings)
     """Where the engine's data lives (SQLite in the data directory unless ``url`` is set)."""
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    """Several instances sharing one PostgreSQL database (map leases)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """The HTTP surface."""
     control: ControlSettings = Field(default_factory=ControlSettings)

@@ -12,6 +12,13 @@ A store that cannot record an outcome stops delivery: the unrecorded outcome is 
 first once the store writes again, and nothing new is sent meanwhile, so a full disk never turns
 into a loop of re-posts. :meth:`Dispatcher.stop` lets requests in flight finish (bounded) and
 leaves the rest recognisably uncertain.
+
+**Several instances** (one PostgreSQL database): a :class:`SendGate` says which maps' rows this
+instance sends (those whose lease it holds: one instance sends per map, so Discord's limits are
+not shared between processes) and fences every claim with the map's lease. A claim under a lost
+lease claims nothing; rows claimed when the lease is lost before the request are put back
+untouched; an answer other than "sent" after the lease was lost mid-request is left to the map's
+new owner, which recovers the claim as uncertain (:meth:`Dispatcher.recover_orphans`).
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, Protocol
 
 import orjson
 
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
-from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.discord import DiscordSender, Outcome
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
 from wanderer_console.delivery.pacing import Batch, ChannelPacer, pack
 from wanderer_console.delivery.policy import (
@@ -43,18 +50,35 @@ from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.store.base import OutboxRow, Store
+from wanderer_console.store.base import LeaseFence, OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["Dispatcher", "ResolvedTarget", "TargetState", "build_dispatcher"]
+__all__ = ["Dispatcher", "ResolvedTarget", "SendGate", "TargetState", "build_dispatcher"]
 
 log = logging.getLogger(__name__)
 
 _FETCH = 500
 _WRITE_PROBE_MAX = 5.0
 """Longest wait between two attempts to write to a store that cannot write."""
+
+
+class SendGate(Protocol):
+    """Which maps' notifications this instance sends, under which lease (several instances)."""
+
+    @property
+    def instance_id(self) -> str:
+        """This instance's id (recorded on the rows it claims)."""
+
+    def tenants(self) -> Collection[str]:
+        """Maps whose rows this instance sends now."""
+
+    def fence(self, tenant: str) -> LeaseFence | None:
+        """The lease to claim ``tenant``'s rows under; ``None``: send nothing for it now."""
+
+    def holds(self, fence: LeaseFence) -> bool:
+        """True while ``fence`` is still this instance's (certainly unexpired) lease."""
 
 
 class Dispatcher:
@@ -78,8 +102,10 @@ class Dispatcher:
         channel_window: float = 60.0,
         policy: DeliveryPolicy | None = None,
         clock: Clock | None = None,
+        gate: SendGate | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
+        self._gate = gate
         self._store = store
         self.sender = sender
         """Speaks to Discord (replaced when ``discord.api_url`` changes)."""
@@ -264,19 +290,49 @@ class Dispatcher:
         return False
 
     def _recover_in_flight(self) -> None:
-        recover_in_flight(self._store, self.policy, clock=self._clock)
+        # Alone: every claim left is this engine's. Shared: only the rows this instance claimed
+        # (none at its start; its own at its stop); a map's orphans are recovered when its
+        # lease is acquired (recover_orphans).
+        mine = None if self._gate is None else self._gate.instance_id
+        recover_in_flight(self._store, self.policy, clock=self._clock, claimed_by=mine)
         self._recovered = True
+
+    def recover_orphans(self, tenant: str, fence: LeaseFence) -> int:
+        """Recover ``tenant``'s rows claimed by anyone but ``fence``'s holder and token (an
+        instance that died or lost the map's lease) as uncertain; return how many (never raises:
+        the next heartbeat tries again)."""
+        try:
+            found = recover_in_flight(
+                self._store, self.policy, clock=self._clock, tenant=tenant, spare=fence
+            )
+        except StoreWriteError:
+            return 0
+        if found:
+            self._wake.set()
+        return found
+
+    async def quiesce(self, tenant: str, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for ``tenant``'s sends in flight to finish; the
+        gate has stopped new ones (its lease is being released or was lost)."""
+        tasks = [task for (owner, _target), task in self._busy.items() if owner == tenant]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.01, timeout))
 
     def _dispatch_due(self) -> None:
         now = self._clock.wall()
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
             return
+        tenants: Collection[str] | None = None
+        if self._gate is not None:
+            tenants = self._gate.tenants()
+            if not tenants:
+                return  # no map's lease held: nothing of ours to send
         targets = self._targets()
         self._dead.refresh(targets)
         busy = {target for _tenant, target in self._busy}
         excluded = busy | self._dead.target_keys()
-        rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=excluded)
+        rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=excluded, tenants=tenants)
         groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             key = (row.tenant_id, row.target_key)
@@ -382,14 +438,40 @@ class Dispatcher:
             return True
         again = send_id is not None
         send_id = send_id or secrets.token_hex(8)
+        tenant = batch.rows[0].tenant_id
+        fence = None
+        if self._gate is not None:
+            fence = self._gate.fence(tenant)
+            if fence is None:  # the map's lease is no longer (certainly) ours: its owner sends
+                log.info(
+                    "map lease not held; nothing sent, the rows are left to its owner",
+                    extra={"ctx": {"target": state.key, "tenant": tenant, "rows": len(ids)}},
+                )
+                return False
         try:
-            claimed = self._store.claim(ids, send_id=send_id)
+            claimed = self._store.claim(ids, send_id=send_id, fence=fence)
         except StoreWriteError:
             return False  # nothing sent; delivery waits for the store
         if claimed != len(ids):
+            if fence is not None:
+                self._unclaim(ids, fence, again)
+                if claimed == 0:
+                    log.info(
+                        "map lease lost before a claim; nothing sent",
+                        extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
+                    )
+                    return False
             log.error(
                 "outbox rows changed while being sent; skipped",
                 extra={"ctx": {"target": state.key, "rows": ids, "claimed": claimed}},
+            )
+            return False
+        if fence is not None and self._gate is not None and not self._gate.holds(fence):
+            # The lease ran out while the claim was written (a stall): never send under it.
+            self._unclaim(ids, fence, again)
+            log.warning(
+                "map lease lost after a claim; nothing sent, the rows go back to its owner",
+                extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
             )
             return False
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
@@ -401,7 +483,32 @@ class Dispatcher:
             nonce=send_id if bot else None,
             timeout=self.policy.send_timeout(confirm),
         )
+        if (
+            fence is not None
+            and self._gate is not None
+            and result.outcome is not Outcome.SENT
+            and not self._gate.holds(fence)
+        ):
+            # The lease was lost during the request: the map's new owner settles these rows
+            # (their claim is recovered as uncertain there). A confirmation is always recorded.
+            log.warning(
+                "map lease lost during a send; its outcome is left to the map's new owner",
+                extra={
+                    "ctx": {
+                        "target": state.key,
+                        "tenant": tenant,
+                        "rows": ids,
+                        "outcome": result.outcome.value,
+                    }
+                },
+            )
+            return False
         return self._outcomes.settle(batch, result, state, resolved)
+
+    def _unclaim(self, ids: list[int], fence: LeaseFence, again: bool) -> None:
+        """Put rows claimed under ``fence`` back untouched (their request never went out)."""
+        with contextlib.suppress(StoreWriteError):  # else the new owner recovers them
+            self._store.unclaim(ids, fence=fence, keep_send_id=again)
 
     def _outbox_depth(self, now: float) -> dict[str, int]:
         """Pending rows per target, counted at most once a second (every 5 s for a backlog so
@@ -445,10 +552,16 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    store: Store, metrics: Metrics, http: HttpClient, settings: LiveSettings
+    store: Store,
+    metrics: Metrics,
+    http: HttpClient,
+    settings: LiveSettings,
+    *,
+    gate: SendGate | None = None,
 ) -> Dispatcher:
     """The engine's dispatcher: Discord reached through ``http``; targets and switches read from
-    the running settings on every look, pacing, policy and API URL re-applied on every reload."""
+    the running settings on every look, pacing, policy and API URL re-applied on every reload;
+    ``gate`` when several instances share the database."""
     first = settings.current
     # The User-Agent is the clients' (esi.user_agent: declared Restart), kept from the start.
     agent = first.esi.user_agent
@@ -464,6 +577,7 @@ def build_dispatcher(
         dry_run=lambda: settings.current.console.dry_run,
         channel_per_minute=first.discord.channel_messages_per_minute,
         policy=DeliveryPolicy.from_settings(first),
+        gate=gate,
     )
 
     def follow(_old: Settings, new: Settings) -> None:

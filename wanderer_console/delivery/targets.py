@@ -22,7 +22,7 @@ from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import OutboxRow, Store
+from wanderer_console.store.base import LeaseFence, OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -110,9 +110,22 @@ class DeadTargets:
         return revived
 
 
-def recover_in_flight(store: Store, policy: DeliveryPolicy, *, clock: Clock | None = None) -> int:
-    """Schedule the careful re-send of rows claimed when the engine last stopped; how many."""
-    found = store.recover_in_flight()
+def recover_in_flight(
+    store: Store,
+    policy: DeliveryPolicy,
+    *,
+    clock: Clock | None = None,
+    tenant: str | None = None,
+    spare: LeaseFence | None = None,
+    claimed_by: str | None = None,
+) -> int:
+    """Schedule the careful re-send of rows claimed when the engine last stopped; how many.
+
+    Several instances narrow it (:meth:`~wanderer_console.store.base.Store.recover_in_flight`):
+    a map's rows claimed by an instance that lost its lease (``tenant`` and the ``spare``
+    lease now held), or the rows this instance claimed (``claimed_by``, at its stop).
+    """
+    found = store.recover_in_flight(tenant=tenant, spare=spare, claimed_by=claimed_by)
     if not found:
         return 0
     now = (clock or SystemClock()).wall()
@@ -123,9 +136,13 @@ def recover_in_flight(store: Store, policy: DeliveryPolicy, *, clock: Clock | No
     for when, ids in later.items():
         store.schedule(ids, next_attempt_at=when)
     log.warning(
-        "notifications were in flight when the engine stopped; re-sending them carefully",
+        "notifications were in flight when the engine stopped; re-sending them carefully"
+        if tenant is None
+        else "notifications were in flight at an instance that lost the map; re-sending them"
+        " carefully",
         extra={
             "ctx": {
+                "tenant": tenant,
                 "notifications": len(found),
                 "webhook": sum(len(ids) for ids in later.values()),
                 "rule": "bot messages again with their nonce; webhook messages after the"

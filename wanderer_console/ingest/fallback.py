@@ -263,6 +263,11 @@ class FallbackPoller:
             self.counters["backfilled"] += await self._feed(kills, BACKFILL_SOURCE, start)
         return left
 
+    def forget(self) -> None:
+        """Forget which kills were fed (a map was taken over from another instance: its kills
+        must reach the pipeline again, where the event log and the outbox keep them once)."""
+        self._seen.clear()
+
     # -- polling -------------------------------------------------------------------------------
 
     def _activate(self, down_for: float) -> None:

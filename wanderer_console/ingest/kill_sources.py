@@ -22,7 +22,7 @@ them; while both follow it, the shared recent-id filter drops the second copy be
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -367,6 +367,36 @@ class KillSources:
         self._joined = self._joined or any(s.joins for s in sources)
         rejoins = self._retired_rejoins + sum(max(0, s.joins - 1) for s in sources)
         return rejoins + (1 if self._joined else 0)
+
+    # -- a map taken over from another instance (several instances on one database) ----------
+
+    def following(self, systems: Iterable[int]) -> bool:
+        """True when every one of ``systems`` is followed by a systems socket whose server has
+        confirmed it (a kill in it from now on reaches this engine)."""
+        plan = self.plans.get("systems")
+        wanted = valid_ids("systems", systems)
+        if plan is None:
+            return not wanted
+        for system in wanted:
+            shard = plan.owner.get(system)
+            if shard is None or system not in self._confirmed_ids(shard):
+                return False
+        return True
+
+    def forget_recent(self) -> None:
+        """Forget which kills were read lately (the sockets' filter and the REST poller's), so
+        a kill read before for other maps reaches the pipeline again for a map taken over."""
+        self.recent.clear()
+        if self.fallback is not None:
+            self.fallback.forget()
+
+    async def backfill(self, systems: Iterable[int], since: float) -> list[int] | None:
+        """Ask the REST API for the kills in ``systems`` since ``since`` (a wall time: the
+        previous owner's last heartbeat), as after a gap; return the systems not reached, or
+        ``None`` when there is no REST poller (the killstream is off)."""
+        if self.fallback is None:
+            return None
+        return await self.fallback.backfill(since, sorted(systems))
 
     def start_r2z2(self, http: HttpClient) -> None:
         """Start the R2Z2 poller when enabled (``http``: a plain client, no retry layer)."""

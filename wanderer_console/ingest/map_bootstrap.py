@@ -166,3 +166,9 @@ class MapFeeds:
                 )
                 await asyncio.sleep(backoff.next_delay())
         await self.sources[tenant].run()
+
+    def stop(self, tenant: str) -> None:
+        """Forget a map whose feed task was cancelled (its lease went to another instance): its
+        clients and source go, so views and readiness stop reporting it."""
+        self.rest.pop(tenant, None)
+        self.sources.pop(tenant, None)

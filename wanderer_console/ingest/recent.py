@@ -30,6 +30,10 @@ class RecentIds:
             self._ids.popitem(last=False)
         return False
 
+    def clear(self) -> None:
+        """Forget every id (this engine took a map over: its kills must be read again)."""
+        self._ids.clear()
+
     def __contains__(self, value: object) -> bool:
         return value in self._ids
 

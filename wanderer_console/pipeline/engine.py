@@ -43,7 +43,7 @@ from wanderer_console.pipeline.startup import (
     ulid_seconds,
 )
 from wanderer_console.pipeline.writer import EventWriter, settle
-from wanderer_console.store.base import Store, StoredEvent
+from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
 from wanderer_console.telemetry.context import bind_event
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -51,8 +51,8 @@ __all__ = ["KILL_TENANT", "Engine"]
 
 log = logging.getLogger(__name__)
 
-KILL_TENANT = "*"
-"""Killmails are shared by every map: they are stored once under this tenant id."""
+KILL_TENANT = SHARED_TENANT
+"""Killmails are shared by every map: they are stored once under this tenant id (``*``)."""
 
 
 class Engine:
@@ -126,6 +126,12 @@ class Engine:
         return self.suppressed(now) and self.startup.kill_is_history(
             km.kill_time, self.settings.killstream.backfill_overlap_seconds
         )
+
+    def forget_kills(self) -> None:
+        """Forget which killmails were decided lately: a map was taken over from another
+        instance, so a kill seen before for other maps may now notify it too (the event log
+        and the outbox's unique keys keep every notification once)."""
+        self._writer.forget(KILL_TENANT)
 
     def mark_stream_seen(self, at: float) -> None:
         """Record that the killstream was seen whole up to ``at`` (the next run's resume point).

@@ -67,6 +67,10 @@ class EventWriter:
         if len(self._recent) > self._window:
             self._recent.popitem(last=False)
 
+    def forget(self, tenant: str) -> None:
+        """Forget the recent events of ``tenant`` (the store stays the authority on them)."""
+        self._recent = OrderedDict((key, None) for key in self._recent if key[0] != tenant)
+
     # -- refusals --------------------------------------------------------------------------------
 
     def refused(self, reason: str) -> None:

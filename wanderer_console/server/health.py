@@ -44,6 +44,8 @@ class HealthEndpoints:
             "reasons": readiness.reasons,
             "dead_targets": readiness.dead_targets,
         }
+        if readiness.cluster is not None:
+            body["cluster"] = readiness.cluster
         return JSONResponse(body, status_code=503 if readiness.reasons else 200)
 
     async def metrics(self, request: Request) -> Response:

@@ -27,6 +27,8 @@ class Readiness:
     down: bool = False
     """True when it cannot do its job (a source, the store); else at most degraded."""
     dead_targets: list[str] = field(default_factory=list)
+    cluster: dict[str, Any] | None = None
+    """With several instances on one database: this instance, its maps, the live instances."""
 
     @property
     def status(self) -> str:

@@ -26,11 +26,18 @@ if TYPE_CHECKING:
     from wanderer_console.domain.notification import Notification
 
 __all__ = [
+    "SHARED_TENANT",
+    "ClusterState",
     "DatabaseUrl",
     "DbConnection",
     "DbCursor",
     "DeadTarget",
     "FailedRow",
+    "InstanceInfo",
+    "InstanceRow",
+    "LeaseFence",
+    "LeaseGrant",
+    "LeaseRow",
     "OutboxRow",
     "PendingWrite",
     "Store",
@@ -38,6 +45,12 @@ __all__ = [
     "StoredEvent",
     "is_unique_violation",
 ]
+
+SHARED_TENANT = "*"
+"""The tenant id of events every map shares (killmails, stored once). On a database several
+instances share, a repeat of such an event still writes its notifications: another instance may
+have stored it for its own maps; the outbox's ``UNIQUE(tenant_id, dedup_key)`` keeps each map's
+notification once."""
 
 
 class StoredEvent(NamedTuple):
@@ -114,6 +127,73 @@ class FailedRow(NamedTuple):
     attempts: int
     last_error: str | None
     created_at: float
+
+
+# -- several instances on one database (leases) -------------------------------------------------
+
+
+class LeaseFence(NamedTuple):
+    """Proof of a held lease, checked by the database in the statement it guards (a claim)."""
+
+    resource: str
+    """What the lease is on: ``map:<tenant>``."""
+    owner: str
+    """The holding instance's id."""
+    token: int
+    """The fencing token: it grows at every takeover, so an older holder's token is refused."""
+
+
+class InstanceInfo(NamedTuple):
+    """What an instance says about itself in the registry."""
+
+    instance_id: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+
+
+class InstanceRow(NamedTuple):
+    """One registered instance (alive while ``expires_at`` is ahead of the database's clock)."""
+
+    instance_id: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    heartbeat_at: float
+    expires_at: float
+    stopped_at: float | None
+
+
+class LeaseRow(NamedTuple):
+    """One lease as stored: its holder (``None``: released), token and expiry."""
+
+    resource: str
+    owner: str | None
+    token: int
+    expires_at: float
+    acquired_at: float | None
+    renewed_at: float | None
+
+
+class LeaseGrant(NamedTuple):
+    """A lease just acquired, and what it was before (``None``: never held)."""
+
+    lease: LeaseRow
+    previous: LeaseRow | None
+
+
+class ClusterState(NamedTuple):
+    """The registry and the leases as the database sees them at ``now`` (its clock)."""
+
+    now: float
+    instances: list[InstanceRow]
+    """Instances alive at ``now``."""
+    leases: list[LeaseRow]
+    """Every lease, held or not."""
+    held: list[LeaseRow]
+    """After a heartbeat: the caller's leases it still holds (renewed); else empty."""
 
 
 # -- where a store lives -----------------------------------------------------------------------
@@ -300,7 +380,12 @@ class Store(Protocol):
     ) -> None: ...
 
     def due_outbox(
-        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
+        self,
+        now: float,
+        *,
+        limit: int = 100,
+        exclude_targets: Collection[str] = (),
+        tenants: Collection[str] | None = None,
     ) -> list[OutboxRow]: ...
 
     def pending_targets(self) -> list[str]: ...
@@ -311,7 +396,16 @@ class Store(Protocol):
 
     def outbox_counts(self) -> dict[str, int]: ...
 
-    def claim(self, row_ids: Sequence[int], *, send_id: str, now: float | None = None) -> int: ...
+    def claim(
+        self,
+        row_ids: Sequence[int],
+        *,
+        send_id: str,
+        now: float | None = None,
+        fence: LeaseFence | None = None,
+    ) -> int: ...
+
+    def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int: ...
 
     def mark_sent(self, row_id: int | Sequence[int], *, now: float | None = None) -> None: ...
 
@@ -330,7 +424,13 @@ class Store(Protocol):
 
     def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None: ...
 
-    def recover_in_flight(self) -> list[tuple[int, str, str, float]]: ...
+    def recover_in_flight(
+        self,
+        *,
+        tenant: str | None = None,
+        spare: LeaseFence | None = None,
+        claimed_by: str | None = None,
+    ) -> list[tuple[int, str, str, float]]: ...
 
     def schedule(self, row_ids: Sequence[int], *, next_attempt_at: float) -> None: ...
 
@@ -349,3 +449,18 @@ class Store(Protocol):
     ) -> list[FailedRow]: ...
 
     def drop_failed(self, *, target_key: str | None = None, row_ids: Sequence[int] = ()) -> int: ...
+
+    # several instances (leases)
+    shared: bool
+    """Set when several instances share this database (a repeat of a shared event still writes
+    its notifications, see :data:`SHARED_TENANT`)."""
+
+    def heartbeat(self, instance: InstanceInfo, ttl: float) -> ClusterState: ...
+
+    def acquire_lease(self, resource: str, owner: str, ttl: float) -> LeaseGrant | None: ...
+
+    def release_lease(self, fence: LeaseFence) -> bool: ...
+
+    def leave_cluster(self, instance_id: str) -> int: ...
+
+    def cluster_state(self) -> ClusterState: ...

@@ -11,7 +11,11 @@ turns into ``%s``); the few fragments that cannot be the same text on both are h
   column compares bytewise on both (PostgreSQL declares it ``COLLATE "C"``).
 * **Claiming rows.** PostgreSQL locks the rows it claims and skips rows another transaction
   holds (``FOR UPDATE SKIP LOCKED``), so several engines could share one outbox; SQLite's
-  ``BEGIN IMMEDIATE`` already serialises writers.
+  ``BEGIN IMMEDIATE`` already serialises writers. A fenced claim (several instances) also
+  share-locks the lease row it checks, so a takeover cannot commit in the middle of it.
+* **The database's clock.** Lease expiry is compared with the server's clock, never with an
+  instance's (instances on several hosts disagree): ``extract(epoch from clock_timestamp())``
+  on PostgreSQL, ``julianday('now')`` turned into Unix seconds on SQLite.
 
 Table definitions differ too (types, identity columns): each migration carries both texts
 (:mod:`~wanderer_console.store.migrations`).
@@ -39,6 +43,10 @@ class Dialect:
     """The upserted cursor value: the larger of the stored and the proposed one."""
     lock_claimed: bool
     """Claim through ``FOR UPDATE SKIP LOCKED``."""
+    clock: str
+    """The database's wall clock now, in Unix seconds (lease expiry is measured by it)."""
+    lock_lease: str
+    """After the fenced claim's look at its lease row: lock it against a concurrent takeover."""
 
     def claimable(self, marks: str) -> str:
         """The ``WHERE`` clause of a claim of the rows ``id IN (marks)`` still pending."""
@@ -57,6 +65,8 @@ SQLITE = Dialect(
     same_send_id="send_id IS ?",
     cursor_max="max(value, excluded.value)",
     lock_claimed=False,
+    clock="((julianday('now') - 2440587.5) * 86400.0)",
+    lock_lease="",
 )
 
 POSTGRESQL = Dialect(
@@ -66,4 +76,6 @@ POSTGRESQL = Dialect(
     same_send_id="send_id IS NOT DISTINCT FROM ?",
     cursor_max="GREATEST(cursors.value, excluded.value)",
     lock_claimed=True,
+    clock="extract(epoch from clock_timestamp())::double precision",
+    lock_lease=" FOR SHARE",
 )

@@ -230,6 +230,57 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    # 8: several instances on one database (PostgreSQL). Each running engine registers itself
+    #    (``instances``, kept alive by its heartbeat); a map is worked by the instance holding
+    #    its lease (``leases``: owner, expiry, and a fencing token that grows at every takeover).
+    #    A claimed outbox row records which instance claimed it, under which token, so a claim
+    #    of a dead or fenced-off instance is told apart from one still in flight.
+    Migration(
+        """
+        CREATE TABLE instances (
+            instance_id  TEXT PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER NOT NULL,
+            version      TEXT NOT NULL,
+            started_at   REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            expires_at   REAL NOT NULL,
+            stopped_at   REAL
+        );
+        CREATE TABLE leases (
+            resource    TEXT PRIMARY KEY,
+            owner       TEXT,
+            token       INTEGER NOT NULL DEFAULT 0,
+            expires_at  REAL NOT NULL,
+            acquired_at REAL,
+            renewed_at  REAL
+        );
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE outbox ADD COLUMN claim_token INTEGER;
+        """,
+        """
+        CREATE TABLE instances (
+            instance_id  TEXT PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER NOT NULL,
+            version      TEXT NOT NULL,
+            started_at   DOUBLE PRECISION NOT NULL,
+            heartbeat_at DOUBLE PRECISION NOT NULL,
+            expires_at   DOUBLE PRECISION NOT NULL,
+            stopped_at   DOUBLE PRECISION
+        );
+        CREATE TABLE leases (
+            resource    TEXT PRIMARY KEY,
+            owner       TEXT,
+            token       BIGINT NOT NULL DEFAULT 0,
+            expires_at  DOUBLE PRECISION NOT NULL,
+            acquired_at DOUBLE PRECISION,
+            renewed_at  DOUBLE PRECISION
+        );
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE outbox ADD COLUMN claim_token BIGINT;
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Sequence
 import orjson
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import DbConnection, DeadTarget, FailedRow, OutboxRow
+from wanderer_console.store.base import DbConnection, DeadTarget, FailedRow, LeaseFence, OutboxRow
 from wanderer_console.store.dialect import Dialect
 from wanderer_console.store.writes import WriteGuard
 
@@ -84,16 +84,24 @@ class OutboxMixin:
     # -- reading what is due -------------------------------------------------------------------
 
     def due_outbox(
-        self, now: float, *, limit: int = 100, exclude_targets: Collection[str] = ()
+        self,
+        now: float,
+        *,
+        limit: int = 100,
+        exclude_targets: Collection[str] = (),
+        tenants: Collection[str] | None = None,
     ) -> list[OutboxRow]:
         """Pending notifications whose next attempt is due, oldest first.
 
         ``exclude_targets`` leaves out targets already being worked on (or dead), so a large
         backlog for one rate-limited target is not read again and again. Each target's oldest
         rows are read through the ``outbox_pending_target`` index, so the cost follows the rows
-        returned and the number of targets, not the size of the backlog.
+        returned and the number of targets, not the size of the backlog. ``tenants`` keeps only
+        those maps' rows (the maps whose lease this instance holds).
         """
         excluded = set(exclude_targets)
+        scope = () if tenants is None else tuple(tenants)
+        only = "" if tenants is None else f" AND tenant_id IN ({_marks(scope)})"
         rows: list[OutboxRow] = []
         for target in self.pending_targets():
             if target in excluded:
@@ -103,8 +111,8 @@ class OutboxMixin:
                 for row in self._conn.execute(
                     f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
                     " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
-                    " ORDER BY id LIMIT ?",
-                    (target, now, limit),
+                    f"{only} ORDER BY id LIMIT ?",
+                    (target, now, *scope, limit),
                 )
             )
         rows.sort(key=lambda row: row.id)
@@ -158,22 +166,63 @@ class OutboxMixin:
 
     # -- one send's life -----------------------------------------------------------------------
 
-    def claim(self, row_ids: Sequence[int], *, send_id: str, now: float | None = None) -> int:
+    def claim(
+        self,
+        row_ids: Sequence[int],
+        *,
+        send_id: str,
+        now: float | None = None,
+        fence: LeaseFence | None = None,
+    ) -> int:
         """Mark rows in flight under ``send_id`` before their request goes out; return how many.
 
         Committed before the request, so a crash during it leaves the rows ``sending``: their
         outcome is then known to be uncertain, never mistaken for "not sent". On PostgreSQL the
         rows are locked as they are claimed and rows another transaction holds are skipped
         (``FOR UPDATE SKIP LOCKED``), so engines sharing the outbox never claim the same row.
+
+        With ``fence`` (several instances), the same statement checks that the lease is still
+        the caller's, under that token and unexpired by the database's clock (the lease row
+        share-locked on PostgreSQL, so a takeover waits for the claim): an instance that lost
+        its lease claims nothing. The rows record the claiming instance and token.
         """
         stamp = time.time() if now is None else now
+        where = self._sql.claimable(_marks(row_ids))
+        params: tuple[object, ...] = (send_id, stamp, send_id, None, None, *row_ids)
+        if fence is not None:
+            where += (
+                " AND EXISTS (SELECT 1 FROM leases WHERE resource = ? AND owner = ?"
+                f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})"
+            )
+            params = (send_id, stamp, send_id, fence.owner, fence.token, *row_ids, *fence)
         with self._writes.transaction("claim") as conn:
             cursor = conn.execute(
                 # A message sent again under its own send id keeps its first send time.
                 "UPDATE outbox SET status = 'sending', sending_at = CASE"
                 f" WHEN {self._sql.same_send_id} AND sending_at IS NOT NULL THEN sending_at"
-                f" ELSE ? END, send_id = ? WHERE {self._sql.claimable(_marks(row_ids))}",
-                (send_id, stamp, send_id, *row_ids),
+                " ELSE ? END, send_id = ?, claimed_by = ?, claim_token = ?"
+                f" WHERE {where}",
+                params,
+            )
+        return int(cursor.rowcount)
+
+    def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int:
+        """Put rows claimed under ``fence`` back to pending without an attempt: their request
+        never went out (the lease was lost between the claim and the send). Only rows still
+        claimed by that holder and token change, so a new owner's claim is never undone.
+
+        ``keep_send_id`` keeps a message that went out before (a re-send) bound to its send id
+        and first send time; a fresh message forgets both.
+        """
+        keep = "send_id" if keep_send_id else "NULL"
+        kept_at = "sending_at" if keep_send_id else "NULL"
+        with self._writes.transaction("unclaim") as conn:
+            cursor = conn.execute(
+                f"UPDATE outbox SET status = 'pending', send_id = {keep}, sending_at = {kept_at},"
+                " claimed_by = NULL, claim_token = NULL"
+                f" WHERE id IN ({_marks(row_ids)}) AND status = 'sending'"
+                " AND claimed_by = ? AND claim_token = ?",
+                (*row_ids, fence.owner, fence.token),
             )
         return int(cursor.rowcount)
 
@@ -233,23 +282,56 @@ class OutboxMixin:
                 (error[:500], *row_ids),
             )
 
-    def recover_in_flight(self) -> list[tuple[int, str, str, float]]:
+    def recover_in_flight(
+        self,
+        *,
+        tenant: str | None = None,
+        spare: LeaseFence | None = None,
+        claimed_by: str | None = None,
+    ) -> list[tuple[int, str, str, float]]:
         """Rows left ``sending`` by a crash, made pending again with their send id kept.
 
         Returns ``(id, target_kind, send_id, sending_at)`` per row, so the dispatcher can decide
         when each message may safely go out again; each counts one uncertain outcome.
+
+        Without arguments every ``sending`` row (one engine: none can be in flight at its
+        start). Several instances narrow it: ``tenant`` (a map whose lease the caller holds)
+        with ``spare`` (that lease) recovers the map's rows claimed by anyone but the lease's
+        current holder and token, i.e. claims of an instance that died or lost the lease;
+        ``claimed_by`` recovers the rows one instance claimed (its own, at its stop).
         """
+        clauses = ["status = 'sending'"]
+        params: list[object] = []
+        if tenant is not None:
+            clauses.append("tenant_id = ?")
+            params.append(tenant)
+        if spare is not None:
+            clauses.append(
+                "(claimed_by IS NULL OR claim_token IS NULL OR claimed_by <> ? OR claim_token <> ?)"
+            )
+            params += [spare.owner, spare.token]
+        if claimed_by is not None:
+            clauses.append("claimed_by = ?")
+            params.append(claimed_by)
+        where = " AND ".join(clauses)
         found = self._conn.execute(
-            "SELECT id, target_kind, send_id, sending_at FROM outbox WHERE status = 'sending'"
+            f"SELECT id FROM outbox{self._sql.sending_index} WHERE {where}", params
         ).fetchall()
-        if found:
-            with self._writes.transaction("recover in-flight") as conn:
-                conn.execute(
-                    "UPDATE outbox SET status = 'pending', uncertain = uncertain + 1,"
-                    " last_error = 'in flight when the engine stopped: outcome unknown'"
-                    " WHERE status = 'sending'"
-                )
-        return [(int(i), str(k), str(s or ""), float(at or 0.0)) for i, k, s, at in found]
+        if not found:
+            return []
+        why = (
+            "in flight when the engine stopped: outcome unknown"
+            if tenant is None
+            else "in flight at an instance that lost the map's lease: outcome unknown"
+        )
+        with self._writes.transaction("recover in-flight") as conn:
+            rows = conn.execute(
+                "UPDATE outbox SET status = 'pending', uncertain = uncertain + 1,"
+                f" last_error = ?, claimed_by = NULL, claim_token = NULL WHERE {where}"
+                " RETURNING id, target_kind, send_id, sending_at",
+                (why, *params),
+            ).fetchall()
+        return sorted((int(i), str(k), str(s or ""), float(at or 0.0)) for i, k, s, at in rows)
 
     def schedule(self, row_ids: Sequence[int], *, next_attempt_at: float) -> None:
         """Set when pending rows are next due (no attempt counted)."""

@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import PendingWrite, StoredEvent
+from wanderer_console.store.base import SHARED_TENANT, PendingWrite, StoredEvent
+from wanderer_console.store.leases import LeaseMixin
 from wanderer_console.store.outbox import OutboxMixin
 from wanderer_console.store.writes import WriteFault
 
@@ -26,8 +27,14 @@ PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?)"
 
 
-class SqlStore(OutboxMixin):
+class SqlStore(OutboxMixin, LeaseMixin):
     """The statements of a store, over ``_conn`` and ``_writes`` (set by the backend)."""
+
+    shared = False
+    """Several instances share this database (set by the runtime on PostgreSQL): a repeat of
+    an event every map shares (a killmail, :data:`~.base.SHARED_TENANT`) still writes its
+    notifications, since another instance may have stored it for its own maps; the outbox's
+    ``UNIQUE(tenant_id, dedup_key)`` keeps each map's notification once."""
 
     events_written: int
     """Events this store inserted since it opened (a cheap progress figure for benchmarks)."""
@@ -64,13 +71,17 @@ class SqlStore(OutboxMixin):
         """Write many events (each with its notifications and cursor) in one transaction.
 
         Returns, per write, whether its event was new; a duplicate writes no notification but
-        still advances its cursor. Either every write commits or none does.
+        still advances its cursor (on a :attr:`shared` database, a repeated killmail does write
+        its notifications, each once per map by the outbox's key). Either every write commits
+        or none does.
         """
         stamp = time.time() if now is None else now
+        shared = self.shared
         with self._writes.transaction("record events"):
             inserted = self._insert_events([write.event for write in writes])
             for write, new in zip(writes, inserted, strict=True):
-                if new and write.notifications:
+                again = shared and write.event.tenant_id == SHARED_TENANT
+                if (new or again) and write.notifications:
                     self._insert_notifications(write.notifications, stamp, write.correlation_id)
                 if write.cursor is not None:
                     self._advance_cursor(*write.cursor, stamp)

@@ -120,6 +120,11 @@ def test_ingest_and_delivery_run_on_both_backends_in_one_run() -> None:
         for backend in ("sqlite", "postgresql"):
             assert raw[part][backend]["delivered"] == count, (part, backend)
             assert raw[part][backend]["rejected_429"] == 0, (part, backend)
+    unlimited = raw["delivery_unlimited"]
+    assert len(unlimited["ratio_per_round"]) == min(3, TINY.postgresql_rounds or 0)
+    assert unlimited["pg_sqlite_ratio"] == pytest.approx(
+        statistics.median(unlimited["ratio_per_round"]), abs=0.002
+    )
     assert raw["two_instances"] == {"available": False, "why": TWO_INSTANCES_WHY}
     # The database is named without its password, and the scratch schemas are gone.
     text = json.dumps(doc)

@@ -261,6 +261,7 @@ async def _postgresql(sizes: Sizes) -> dict[str, Any]:
         delivery_notifications=sizes.delivery_notifications,
         delivery_window_scale=sizes.delivery_window_scale,
         unlimited_notifications=sizes.postgresql_unlimited_notifications,
+        unlimited_rounds=min(3, sizes.postgresql_rounds),
     )
     return await run_pg_bench(url, pg, progress=lambda text: print(text, file=sys.stderr))
 

@@ -291,3 +291,39 @@ async def test_the_fake_refuses_an_over_limit_join(tmp_path: Path) -> None:
         source = rig.kills.sockets["systems"]
         await wait_for(lambda: source.health.state is not ConnectionState.CONNECTED)
         assert "too_many_systems" in (source.health.last_error or "")
+
+
+async def test_shrinking_far_closes_socket_after_socket_down_to_one(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        assert len(rig.kills.plans["systems"].shards) == 3
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[-10:]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and list(rig.kills.sockets) == ["systems"])
+        assert rig.kills.sockets["systems"].health.name == "killstream:systems"
+        assert rig.server.limit_crashes == 0
+
+
+def test_the_index_says_which_ids_started_or_stopped_being_tracked() -> None:
+    index = TrackingIndex()
+    index.replace("a", [TrackedSystem(1), TrackedSystem(2)], [TrackedCharacter(90_000_001)])
+    index.replace("b", [TrackedSystem(2), TrackedSystem(3)], [])
+    assert index.take_changed("systems") == {1, 2, 3}
+    assert index.take_changed("characters") == {90_000_001}
+    assert index.take_changed("systems") == set()
+    index.drop("a")  # 2 is still on b: only 1 stopped being tracked
+    assert index.take_changed("systems") == {1}
+    assert index.take_changed("characters") == {90_000_001}
+    index.put_system("b", TrackedSystem(2, name="Jita"))  # already tracked: no change
+    assert index.take_changed("systems") == set()
+
+
+def test_names_are_shared_between_maps() -> None:
+    index = TrackingIndex()
+    first, second = "".join(["Ji", "ta"]), "".join(["Jit", "a"])
+    assert first is not second
+    index.put_system("a", TrackedSystem(30_000_142, name=first))
+    index.put_system("b", TrackedSystem(30_000_142, name=second))
+    assert index.map("a").systems[30_000_142].name is index.map("b").systems[30_000_142].name

@@ -83,7 +83,6 @@ class ScaleSizes:
     idle_seconds: float
     mix_seconds: float
     burst_kills: int
-    settle_timeout: float = 60.0
 
 
 QUICK = ScaleSizes(maps=(1, 100), idle_seconds=10.0, mix_seconds=10.0, burst_kills=200)
@@ -93,6 +92,12 @@ FULL = ScaleSizes(maps=(1, 100, 1000), idle_seconds=30.0, mix_seconds=30.0, burs
 def streaming_timeout(maps: int) -> float:
     """How long a start may take before the run gives up waiting for every map."""
     return 90.0 + 0.5 * maps
+
+
+def settle_timeout(maps: int) -> float:
+    """How long the run waits, after every map streams, for the start's work (name warming
+    above all: tens of ESI calls per map) to end before it measures the idle engine."""
+    return 60.0 + 0.6 * maps
 
 
 def vm_kb(pid: int, key: str) -> float | None:
@@ -204,9 +209,9 @@ async def _start_phase(fleet: MapFleet, engine: _Engine, sizes: ScaleSizes) -> d
     streamed = await _wait(lambda: host.streaming() >= n, streaming_timeout(n), engine)
     streaming_s = time.perf_counter() - engine.spawned
     # Settled: the killstream joined, ESI and the map host quiet for two seconds.
-    await _wait(lambda: fleet.killstream.joined_clients >= 1, sizes.settle_timeout, engine)
+    await _wait(lambda: fleet.killstream.joined_clients >= 1, settle_timeout(n), engine)
     quiet_since, last = time.perf_counter(), (-1, -1)
-    deadline = time.perf_counter() + sizes.settle_timeout
+    deadline = time.perf_counter() + settle_timeout(n)
     while time.perf_counter() - quiet_since < 2.0 and time.perf_counter() < deadline:
         engine.alive()
         now = (fleet.esi.requests, host.rest_calls.total())
@@ -272,6 +277,9 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
     return {
         "kills": outcome.kills,
         "notifications": outcome.expected,
+        "notifications_per_kill": round(outcome.expected / outcome.kills, 2)
+        if outcome.kills
+        else 0,
         "delivered": outcome.delivered,
         "lost": outcome.lost,
         "doubled": outcome.doubled,
@@ -288,7 +296,7 @@ async def run_maps(
     sizes: ScaleSizes,
     *,
     seed: int = 17,
-    map_http: str = "",
+    http: dict[str, dict[str, float]] | None = None,
     lift_pool: bool = False,
     progress: Callable[[str], None] | None = None,
     keep_log: Path | None = None,
@@ -305,7 +313,7 @@ async def run_maps(
         "maps": maps,
         "unique_systems": fleet.unique_systems(),
         "unique_pilots": fleet.unique_pilots(),
-        "map_http": map_http or None,
+        "http": http or None,
         "http_pool_lifted": lift_pool,
     }
     with tempfile.TemporaryDirectory(prefix="wc-bench-scale-") as tmp:
@@ -314,7 +322,7 @@ async def run_maps(
         data.mkdir()
         config = root / "engine.toml"
         async with fleet:
-            config.write_text(fleet.config_text(map_overrides=map_http))
+            config.write_text(fleet.config_text(http=http))
             config.chmod(0o600)
             log = root / "engine.log"
             say("cold start")
@@ -455,7 +463,7 @@ async def run_scale(
     sizes: ScaleSizes = QUICK,
     *,
     seed: int = 17,
-    map_http: str = "",
+    http: dict[str, dict[str, float]] | None = None,
     lift_pool: bool = False,
     progress: Callable[[str], None] | None = None,
     keep_logs: Path | None = None,
@@ -467,7 +475,7 @@ async def run_scale(
             n,
             sizes,
             seed=seed,
-            map_http=map_http,
+            http=http,
             lift_pool=lift_pool,
             progress=progress,
             keep_log=None if keep_logs is None else keep_logs / f"engine-{n}-maps.log",
@@ -478,7 +486,7 @@ async def run_scale(
         "scenario": "scale",
         "kill_rate": KILL_RATE,
         "event_rate": EVENT_RATE,
-        "map_http": map_http or None,
+        "http": http or None,
         "http_pool_lifted": lift_pool,
         "sizes": {
             "maps": list(sizes.maps),
@@ -494,16 +502,30 @@ async def run_scale(
     }
 
 
+def _rates(map_rate: float | None, esi_rate: float | None) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for service, rate in (("map", map_rate), ("esi", esi_rate)):
+        if rate is not None:
+            out[service] = {"rate_per_second": rate, "burst": max(1, round(rate))}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry: print the JSON result (and write it with ``--json``)."""
     parser = argparse.ArgumentParser(prog="python -m wanderer_console.bench.scale")
     parser.add_argument("--quick", action="store_true", help="1 and 100 maps, 10 s windows")
     parser.add_argument("--maps", help="comma-separated map counts (default: 1,100,1000)")
     parser.add_argument(
-        "--map-http",
-        default="",
-        metavar="TOML",
-        help='[http.map] overrides for the engine, e.g. "rate_per_second = 100"',
+        "--map-rate",
+        type=float,
+        metavar="N",
+        help="the engine's map client: N requests a second per host, burst N (default 10, 20)",
+    )
+    parser.add_argument(
+        "--esi-rate",
+        type=float,
+        metavar="N",
+        help="the engine's ESI client: N requests a second, burst N (default 20, 40)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH")
     parser.add_argument(
@@ -528,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(
         run_scale(
             sizes,
-            map_http=args.map_http,
+            http=_rates(args.map_rate, args.esi_rate),
             lift_pool=args.lift_http_pool,
             progress=progress,
             keep_logs=args.keep_logs,

@@ -3,14 +3,29 @@
 Each map keeps its own systems (with custom and temporary names, which never expire while the
 system is on the map) and tracked characters; the reverse indexes answer "which maps care about
 this kill?" in O(1) per id.
+
+Names are interned: a hub on three hundred maps, or a pilot on twenty, holds one copy of its
+name, not one per map. The index also notes which ids started or stopped being tracked by any
+map (:meth:`TrackingIndex.take_changed`), so the killstream subscription follows a thousand maps
+loading by the ids each brought, not by comparing every id tracked after each one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
-__all__ = ["MapTracking", "TrackedCharacter", "TrackedSystem", "TrackingIndex"]
+__all__ = ["IdKind", "MapTracking", "TrackedCharacter", "TrackedSystem", "TrackingIndex"]
+
+IdKind = Literal["systems", "characters"]
+_CHANGED_MAX: Final = 100_000
+"""Changed ids kept for the consumer; past this it is told to compare everything instead."""
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
 
 
 @dataclass(slots=True)
@@ -81,6 +96,7 @@ class TrackingIndex:
         self._maps: dict[str, MapTracking] = {}
         self._by_system: dict[int, set[str]] = {}
         self._by_character: dict[int, set[str]] = {}
+        self._changed: dict[IdKind, set[int] | None] = {"systems": set(), "characters": set()}
 
     def map(self, tenant: str) -> MapTracking:
         """The tracking of one map (created empty on first use)."""
@@ -113,9 +129,9 @@ class TrackingIndex:
         if tracking is None:
             return
         for system_id in tracking.systems:
-            self._discard(self._by_system, system_id, tenant)
+            self._discard(self._by_system, system_id, tenant, "systems")
         for eve_id in tracking.characters:
-            self._discard(self._by_character, eve_id, tenant)
+            self._discard(self._by_character, eve_id, tenant, "characters")
 
     def put_system(self, tenant: str, system: TrackedSystem) -> None:
         """Add or update a system; names already known are kept when the update lacks them."""
@@ -128,23 +144,28 @@ class TrackingIndex:
                     setattr(system, attr, getattr(old, attr))
             if system.is_shattered is None:
                 system.is_shattered = old.is_shattered
+        system.name = _intern(system.name)
+        system.custom_name = _intern(system.custom_name)
         tracking.systems[system.solar_system_id] = system
-        self._by_system.setdefault(system.solar_system_id, set()).add(tenant)
+        self._add(self._by_system, system.solar_system_id, tenant, "systems")
 
     def remove_system(self, tenant: str, solar_system_id: int) -> None:
         """Take a system off a map."""
         self.map(tenant).systems.pop(solar_system_id, None)
-        self._discard(self._by_system, solar_system_id, tenant)
+        self._discard(self._by_system, solar_system_id, tenant, "systems")
 
     def put_character(self, tenant: str, character: TrackedCharacter) -> None:
         """Add or update a tracked character."""
+        character.name = _intern(character.name)
+        character.corporation_ticker = _intern(character.corporation_ticker)
+        character.alliance_ticker = _intern(character.alliance_ticker)
         self.map(tenant).characters[character.eve_id] = character
-        self._by_character.setdefault(character.eve_id, set()).add(tenant)
+        self._add(self._by_character, character.eve_id, tenant, "characters")
 
     def remove_character(self, tenant: str, eve_id: int) -> None:
         """Stop tracking a character on a map."""
         self.map(tenant).characters.pop(eve_id, None)
-        self._discard(self._by_character, eve_id, tenant)
+        self._discard(self._by_character, eve_id, tenant, "characters")
 
     def maps_for_system(self, system_id: int) -> set[str]:
         """Maps that track a system."""
@@ -174,11 +195,44 @@ class TrackingIndex:
         """Every character tracked by any map."""
         return set(self._by_character)
 
-    @staticmethod
-    def _discard(index: dict[int, set[str]], key: int, tenant: str) -> None:
+    def tracks_character(self, eve_id: int) -> bool:
+        """True when some map tracks the character."""
+        return eve_id in self._by_character
+
+    def tracked_ids(self, kind: IdKind) -> KeysView[int]:
+        """Every system or character tracked by any map, as a live view (no copy)."""
+        return (self._by_system if kind == "systems" else self._by_character).keys()
+
+    def take_changed(self, kind: IdKind) -> set[int] | None:
+        """Systems or characters that started or stopped being tracked by any map since the
+        last call (each may have changed back since: look it up); ``None`` when too many
+        changed to keep (compare with :meth:`tracked_ids` instead). For one consumer: the
+        killstream subscription."""
+        changed = self._changed[kind]
+        self._changed[kind] = set()
+        return changed
+
+    def _add(self, index: dict[int, set[str]], key: int, tenant: str, kind: IdKind) -> None:
+        tenants = index.get(key)
+        if tenants is None:
+            index[key] = {tenant}
+            self._note(kind, key)
+        else:
+            tenants.add(tenant)
+
+    def _discard(self, index: dict[int, set[str]], key: int, tenant: str, kind: IdKind) -> None:
         tenants = index.get(key)
         if tenants is None:
             return
         tenants.discard(tenant)
         if not tenants:
             del index[key]
+            self._note(kind, key)
+
+    def _note(self, kind: IdKind, key: int) -> None:
+        changed = self._changed[kind]
+        if changed is None:
+            return
+        changed.add(key)
+        if len(changed) > _CHANGED_MAX:
+            self._changed[kind] = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -94,21 +95,35 @@ class ShardPlan:
         self.moves = 0
         """Ids moved between sockets so far (consolidation)."""
 
-    def sync(self, wanted: set[int]) -> None:
+    def sync(self, wanted: AbstractSet[int]) -> None:
         """Bring the plan in line with ``wanted``: drop the ids gone, place the new ones, and
         start draining the last socket if the rest would fit in one fewer."""
+        self._change(self.owner.keys() - wanted, wanted - self.owner.keys())
+
+    def apply(self, changed: Iterable[int], wanted: Callable[[int], bool]) -> None:
+        """Like :meth:`sync`, looking only at ``changed`` ids (``wanted(id)``: still tracked?):
+        the cost of a map loading is the ids it brought, not every id tracked."""
         owner = self.owner
-        gone = owner.keys() - wanted
+        gone, added = set(), set()
+        for i in changed:
+            if wanted(i):
+                if i not in owner:
+                    added.add(i)
+            elif i in owner:
+                gone.add(i)
+        self._change(gone, added)
+
+    def _change(self, gone: AbstractSet[int], added: AbstractSet[int]) -> None:
+        owner = self.owner
         for i in gone:
             owner.pop(i).ids.discard(i)
         if gone:
             for shard in self.shards:
                 if shard.held:
-                    shard.held &= wanted
-        added = wanted - owner.keys()
+                    shard.held -= gone
         if added:
             self._place(sorted(added))
-        self._consolidate()
+        self.consolidate()
 
     def _place(self, ids: list[int]) -> None:
         """Fill the open sockets in order (a draining one only when no other has room), then
@@ -135,15 +150,18 @@ class ShardPlan:
                 self.owner[i] = shard
             self.shards.append(shard)
 
-    def _consolidate(self) -> None:
+    def consolidate(self) -> bool:
+        """Start (or go on) draining the last socket when the rest would fit in one fewer;
+        True when ids moved."""
         if len(self.shards) < 2 or any(s.held for s in self.shards):
-            return  # one socket, or a move still waits for its confirmation
+            return False  # one socket, or a move still waits for its confirmation
         last = self.shards[-1]
         if not last.draining:
             if len(self.owner) > (len(self.shards) - 1) * self.limit * LOW_WATER:
-                return
+                return False
             last.draining = True
         moving = sorted(last.ids)
+        moved = bool(moving)
         for shard in self.shards[:-1]:
             room = self.limit - shard.load
             if room <= 0 or not moving:
@@ -155,6 +173,7 @@ class ShardPlan:
             for i in take:
                 self.owner[i] = shard
             self.moves += len(take)
+        return moved
 
     def release(self, confirmed: Callable[[Shard], set[int]]) -> list[Shard]:
         """Let each socket drop the ids it holds that their new socket has confirmed; return
@@ -238,20 +257,30 @@ class KillSources:
         ks = self._settings().killstream
         if not ks.enabled or not self.started:
             return
-        wanted: dict[Mode, Callable[[], set[int]]] = {
-            "systems": self._index.all_system_ids,
-            "characters": self._index.all_character_ids,
+        index = self._index
+        tracked: dict[Mode, Callable[[int], bool]] = {
+            "systems": index.tracks_system,
+            "characters": index.tracks_character,
         }
         for mode in MODES:
             plan = self.plans.get(mode)
-            if plan is None:
-                plan = self.plans[mode] = ShardPlan(self.limits.of(mode))
-            plan.sync(valid_ids(mode, wanted[mode]()))
+            changed = index.take_changed(mode)
+            touched = True
+            if plan is None or changed is None:
+                # The first time (or after too many changes to keep): compare everything.
+                if plan is None:
+                    plan = self.plans[mode] = ShardPlan(self.limits.of(mode))
+                plan.sync(valid_ids(mode, index.tracked_ids(mode)))
+            elif changed:
+                plan.apply(valid_ids(mode, changed), tracked[mode])
+            else:
+                # Nothing new for this mode's sockets, unless a closed one lets another drain.
+                touched = plan.consolidate()
             for shard in plan.shards:
                 source = self._sources.get(id(shard))
                 if source is None:
                     self._open(mode, shard)
-                else:
+                elif touched:
                     source.refresh()
         self._settle()
         if self._system_sockets() and self.fallback is None:

@@ -2,14 +2,16 @@
 Discord, one ESI, and the event mix a hosted console sees.
 
 **The maps.** Each map tracks 20–60 systems and 5–50 pilots, overlapping as real groups overlap:
-every map has a few of the trade hubs and popular systems (a handful of k-space hubs and
-wormhole systems shared by all), the rest of its systems drawn from a pool whose popular end is
-shared by many maps (a skewed draw over ``30 * N + 200`` systems, at most 5,000),
+a third of the maps hold one of six trade hubs, most hold a few of two dozen popular wormhole
+systems, the rest of their systems drawn from a pool whose popular end is shared by many maps
+(a skewed draw over ``30 * N + 200`` systems, at most 5,000: EVE has about 7,800),
 and about a third of its pilots from a shared pool (alts and corp mates on several maps), the
 rest its own. Every map posts to its own webhook.
 
 **The mix** (:meth:`MapFleet.run_mix`): kills at ``kill_rate`` per second over all maps (60 %
-in a map's system, 25 % involving a map's pilot elsewhere, 15 % touching no map), map events at
+in a tracked system, any of them alike, so a kill notifies as many maps as track its system:
+about 8 on average with a thousand maps; 25 % involving a map's pilot elsewhere; 15 % touching
+no map), map events at
 ``event_rate`` per second spread over random maps (connections, temporary names, systems and
 pilots added and removed, rally points), and :meth:`MapFleet.burst` pushes many kills at once.
 Kills only involve the systems and pilots the maps tracked from the start (events add and remove
@@ -123,6 +125,7 @@ class MapFleet:
         self._sent: dict[int, tuple[float, frozenset[str]]] = {}
         self._build(maps)
         self._untracked = [s for s in sorted(gen.systems) if s not in self.system_maps]
+        self._tracked = sorted(self.system_maps)
         self._servers = [
             AppServer(self.host.app, on_stop=self.host.close),
             AppServer(self.discord.app),
@@ -146,8 +149,10 @@ class MapFleet:
         width = len(str(count))
         for index in range(count):
             slug = f"m{index:0{width}d}"
-            systems: dict[int, None] = dict.fromkeys(rng.sample(hubs_k, rng.randint(1, 3)))
-            systems.update(dict.fromkeys(rng.sample(hubs_j, rng.randint(0, 3))))
+            systems: dict[int, None] = {}
+            if rng.random() < 1 / 3:
+                systems[rng.choice(hubs_k)] = None
+            systems.update(dict.fromkeys(rng.sample(hubs_j, rng.randint(0, 2))))
             total = rng.randint(20, 60)
             while len(systems) < total:
                 systems.update(dict.fromkeys(rng.choices(pool, weights, k=total - len(systems))))
@@ -200,9 +205,10 @@ class MapFleet:
         """The map host's base URL."""
         return self._servers[0].url
 
-    def config_text(self, *, map_overrides: str = "") -> str:
+    def config_text(self, *, http: dict[str, dict[str, float]] | None = None) -> str:
         """An engine config (TOML) with every map of the fleet, every kill to its webhook,
-        Discord's limits lifted on both sides (the figures are the engine's own)."""
+        Discord's limits lifted on both sides (the figures are the engine's own); ``http``
+        adds ``[http.<service>]`` overrides (``{"map": {"rate_per_second": 100}}``)."""
         discord = self._servers[1].url
         lines = [
             "[console]",
@@ -216,8 +222,8 @@ class MapFleet:
             "rate_per_second = 0",
             "",
         ]
-        if map_overrides:
-            lines += ["[http.map]", map_overrides, ""]
+        for service, values in (http or {}).items():
+            lines += [f"[http.{service}]", *(f"{k} = {v:g}" for k, v in values.items()), ""]
         lines += [
             "[esi]",
             f'url = "{self._servers[2].url}"',
@@ -258,8 +264,7 @@ class MapFleet:
         kind = rng.choices(list(_KILL_WEIGHTS), list(_KILL_WEIGHTS.values()))[0]
         fleet_map = rng.choice(self.maps)
         if kind == "system":
-            system_id = rng.choice(fleet_map.systems)
-            kill = gen.make_killmail(system_id=system_id)
+            kill = gen.make_killmail(system_id=rng.choice(self._tracked))
         elif kind == "pilot":
             pilot = rng.choice(fleet_map.pilots)
             system_id = rng.choice(self._untracked)

@@ -17,8 +17,10 @@ touched; the user needs the right to create a schema there (a scratch database i
   out of the way, so the rate is what claiming, sending and marking rows costs on each backend
   (the store's round trips show here, if anywhere); a few bursts per backend, alternating, the
   ratio the median of each pair's.
-* **Two instances**: two engines delivering from one PostgreSQL outbox, when the build has
-  multi-instance support (leases); otherwise reported as not available, with why.
+* **Two instances** (:mod:`~wanderer_console.bench.pg_cluster`): a burst over four maps
+  delivered by one engine process, then by two sharing one PostgreSQL database (each sending for
+  the maps it leases), limits lifted: kills per second of each and the two/one ratio, every kill
+  exactly once.
 
 Lost notifications or kills, and 429s, are failures of the run.
 """
@@ -54,8 +56,8 @@ from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
+    "NO_CLUSTER_WHY",
     "PG_URL_ENV",
-    "TWO_INSTANCES_WHY",
     "PgSizes",
     "bench_url",
     "deliver_burst",
@@ -82,6 +84,8 @@ class PgSizes:
     unlimited_notifications: int
     unlimited_rounds: int = 3
     """Bursts per backend with the limits lifted, alternating (the figures are medians)."""
+    two_instance_kills: int | None = None
+    """The two-instance run's burst; ``None`` leaves the run out."""
 
 
 def bench_url(given: str | None = None) -> DatabaseUrl | None:
@@ -345,11 +349,18 @@ def _delivery_figures(pair: dict[str, dict[str, Any]]) -> dict[str, Any]:
 # -- two instances ---------------------------------------------------------------------------------
 
 
-TWO_INSTANCES_WHY: Final = (
-    "not measured: multi-instance support (issue 23, item 2: leases, fenced claims) had not"
-    " landed when this scenario was written; the two-instance delivery run comes with it"
+NO_CLUSTER_WHY: Final = (
+    "this build has no multi-instance support (wanderer_console.cluster): one engine per database"
 )
-"""Why the two-instance delivery run is absent from the result."""
+"""Why the two-instance delivery run is absent from the result on such a build."""
+
+
+def _two_instances_missing() -> str | None:
+    try:
+        import wanderer_console.cluster  # noqa: F401
+    except ImportError:
+        return NO_CLUSTER_WHY
+    return None
 
 
 # -- the scenario ----------------------------------------------------------------------------------
@@ -389,6 +400,18 @@ async def run_pg_bench(
             channel_limit=1_000_000,
         )
     )
+    cluster: dict[str, Any]
+    missing = _two_instances_missing()
+    if missing is not None:
+        cluster = {"available": False, "why": missing}
+    elif sizes.two_instance_kills is None:
+        cluster = {"available": False, "why": "not run at these sizes"}
+    else:
+        from wanderer_console.bench.pg_cluster import run_two_instances
+
+        cluster = await run_two_instances(
+            url, sizes.two_instance_kills, schema=scratch_schema, progress=say
+        )
     server = _server_version(url)
     return {
         "scenario": "postgresql",
@@ -397,9 +420,10 @@ async def run_pg_bench(
         "ingest": ingest,
         "delivery": limited,
         "delivery_unlimited": unlimited,
-        "two_instances": {"available": False, "why": TWO_INSTANCES_WHY},
-        "lost": ingest["lost"] + limited["lost"] + unlimited["lost"],
-        "rejected_429": limited["rejected_429"],
+        "two_instances": cluster,
+        "lost": ingest["lost"] + limited["lost"] + unlimited["lost"] + cluster.get("lost", 0),
+        "doubled": cluster.get("doubled", 0),
+        "rejected_429": limited["rejected_429"] + cluster.get("rejected_429", 0),
         "seconds": round(time.perf_counter() - started, 2),
     }
 

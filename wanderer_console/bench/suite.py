@@ -27,7 +27,8 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
 - ``postgresql`` (only with a PostgreSQL database: ``--database URL``, else
   ``$WANDERER_CONSOLE_TEST_PG``): the ingest and delivery scenarios on SQLite and on PostgreSQL
   side by side in a scratch schema (dropped afterwards), and the PostgreSQL/SQLite ratio of each
-  (:mod:`~wanderer_console.bench.pg_store`);
+  (:mod:`~wanderer_console.bench.pg_store`); and a burst over four maps delivered by one engine
+  process, then by two sharing the database (:mod:`~wanderer_console.bench.pg_cluster`);
 - ``scale`` (only with ``--only scale``): one engine process serving 1 and 100 maps
   (``--quick``; the full run adds 1,000), each with its own SSE stream, over a fleet of fake
   maps with overlapping tracking: time to every map streaming (cold and warm), RSS, idle and
@@ -127,6 +128,9 @@ class Sizes:
     """Kills per backend of the ``postgresql`` scenario's ingest, over its rounds."""
     postgresql_unlimited_notifications: int = 2_000
     """The ``postgresql`` scenario's burst with Discord's limits lifted."""
+    postgresql_two_instance_kills: int | None = None
+    """The ``postgresql`` scenario's two-instance burst (kills over four maps); ``None`` leaves
+    the two-instance run out."""
 
 
 QUICK = Sizes(
@@ -148,6 +152,7 @@ QUICK = Sizes(
     postgresql_rounds=6,
     postgresql_killmails=12_000,
     postgresql_unlimited_notifications=2_000,
+    postgresql_two_instance_kills=1_000,
 )
 FULL = Sizes(
     ingest_killmails=60_000,
@@ -171,6 +176,7 @@ FULL = Sizes(
     postgresql_rounds=10,
     postgresql_killmails=40_000,
     postgresql_unlimited_notifications=5_000,
+    postgresql_two_instance_kills=4_000,
 )
 
 
@@ -262,6 +268,7 @@ async def _postgresql(sizes: Sizes) -> dict[str, Any]:
         delivery_window_scale=sizes.delivery_window_scale,
         unlimited_notifications=sizes.postgresql_unlimited_notifications,
         unlimited_rounds=min(3, sizes.postgresql_rounds),
+        two_instance_kills=sizes.postgresql_two_instance_kills,
     )
     return await run_pg_bench(url, pg, progress=lambda text: print(text, file=sys.stderr))
 
@@ -316,6 +323,7 @@ _HIGHER_SUFFIXES = (
     "share_of_ceiling",
     "hit_ratio",
     "pg_sqlite_ratio",
+    "two_to_one_ratio",
 )
 _LOWER_SUFFIXES = ("_ms", "_us", "_s", "_mb", "bytes_per_killmail", "_mb_per_hour", "cpu_share")
 
@@ -410,6 +418,13 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
             result = pg.get(part) or {}
             for key in (*keys, "pg_sqlite_ratio"):
                 _put(out, f"postgresql.{part}.{key}", result.get(key))
+        cluster = pg.get("two_instances") or {}
+        for key in (
+            "one_instance_kills_per_second",
+            "two_instances_kills_per_second",
+            "two_to_one_ratio",
+        ):
+            _put(out, f"postgresql.two_instances.{key}", cluster.get(key))
     scale = scenarios.get("scale")
     if scale:
         for key, value in (scale.get("figures") or {}).items():
@@ -490,6 +505,8 @@ def problems_of(scenarios: Mapping[str, Any]) -> list[str]:
     pg = scenarios.get("postgresql") or {}
     if pg.get("lost"):
         out.append(f"postgresql: {pg['lost']} kills or notifications lost")
+    if pg.get("doubled"):
+        out.append(f"postgresql: {pg['doubled']} kills delivered twice (or not asked for)")
     if pg.get("rejected_429"):
         out.append(f"postgresql: {pg['rejected_429']} requests got a 429")
     peer = scenarios.get("peer") or {}

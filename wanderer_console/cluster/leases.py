@@ -232,13 +232,16 @@ class MapLeases:
                 held.deadline = started + ttl - self.margin
         for stray in renewed.values():  # held in the database, unknown here: give it back
             self._give_back(LeaseFence(stray.resource, self.instance_id, stray.token))
-        if not self._frozen:
-            await self._balance(state, ttl)
+        if not self._frozen and await self._balance(state, ttl):
+            with contextlib.suppress(Exception):  # the views show the leases as they are now
+                self.state, self._state_at = self._store.cluster_state(), self._clock()
         if self._hooks is not None:
             self._hooks.kept({tenant: held.fence for tenant, held in self._held.items()})
         return self._next_delay(state, started)
 
-    async def _balance(self, state: ClusterState, ttl: float) -> None:
+    async def _balance(self, state: ClusterState, ttl: float) -> bool:
+        """Release the surplus, acquire up to the share; True when a lease changed hands."""
+        before = set(self._held)
         maps = self.maps()
         live = max(1, len(state.instances))
         share = math.ceil(len(maps) / live) if maps else 0
@@ -257,6 +260,7 @@ class MapLeases:
                 continue  # another instance's (or ours, given back this very tick)
             if not self._acquire(tenant, ttl):
                 break
+        return set(self._held) != before
 
     def _acquire(self, tenant: str, ttl: float) -> bool:
         """Try the map's lease; False when the database cannot be written."""

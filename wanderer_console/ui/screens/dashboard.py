@@ -126,7 +126,13 @@ def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -
         engine = engine_label(state.identity, snapshot)
     else:
         engine = f"v{snapshot.version or '?'} · up {format_uptime(snapshot.uptime)}"
-    return f"{engine} · delivery {word}"
+    cluster = snapshot.cluster
+    if cluster is None:
+        return f"{engine} · delivery {word}"
+    # Several engines share the database: the maps this one works, and how many are alive.
+    here = ", ".join(cluster.maps) if cluster.maps else "no map"
+    alive = len(cluster.instances)
+    return f"{engine} · delivery {word} · {here} here, {alive} engine{'s' * (alive != 1)} alive"
 
 
 class DashboardScreen(Screen[None]):

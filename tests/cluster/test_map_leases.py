@@ -1,0 +1,374 @@
+"""Map leases in one process: fair shares, hand-overs, lost leases, fencing of the dispatcher.
+
+:class:`~wanderer_console.cluster.MapLeases` instances share one store (each backend: the
+statements are the same) and are ticked by hand, their hooks recorded; the dispatcher runs
+against the fake Discord on a real socket with a gate the test controls. A runtime on
+PostgreSQL shows its leases in the console's snapshot and in ``/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.cluster import MapLeases, resource_of
+from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.config.model import Settings
+from wanderer_console.console_api import EngineSnapshot
+from wanderer_console.delivery.discord import DiscordSender
+from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
+from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
+from wanderer_console.http.client import HttpClient
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import AppServer, FakeDiscord
+from wanderer_console.store.base import InstanceInfo, LeaseFence, LeaseGrant, Store
+from wanderer_console.telemetry.metrics import Metrics
+
+MAPS = ("one", "two", "three")
+BOT = "cluster-test-bot"
+
+
+def _settings(maps: tuple[str, ...] = MAPS) -> Settings:
+    text = "[cluster]\nlease_seconds = 30\n" + "".join(
+        f'[maps.{key}]\nurl = "http://127.0.0.1:9"\nslug = "{key}"\napi_key = "k"\n' for key in maps
+    )
+    settings, _ = parse_settings_text(text, environ={})
+    return settings
+
+
+@dataclass
+class Hooks:
+    """Records what a :class:`MapLeases` asked of its runtime."""
+
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    grants: dict[str, LeaseGrant] = field(default_factory=dict)
+    kept_fences: dict[str, LeaseFence] = field(default_factory=dict)
+
+    def start(self, tenant: str, grant: LeaseGrant, fence: LeaseFence) -> None:
+        self.started.append(tenant)
+        self.grants[tenant] = grant
+
+    async def stop(self, tenant: str) -> None:
+        self.stopped.append(tenant)
+
+    def kept(self, fences: dict[str, LeaseFence]) -> None:
+        self.kept_fences = dict(fences)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _leases(store: Store, name: str, settings: Settings, clock: Clock) -> tuple[MapLeases, Hooks]:
+    leases = MapLeases(
+        lambda: settings,
+        store,
+        instance=InstanceInfo(name, "host", 1, "test", 1.0),
+        active=True,
+        clock=clock,
+    )
+    hooks = Hooks()
+    leases.bind(hooks)
+    return leases, hooks
+
+
+async def test_instances_share_the_maps_fairly_and_hand_the_surplus_over(store: Store) -> None:
+    settings, clock = _settings(), Clock()
+    a, a_hooks = _leases(store, "a", settings, clock)
+    b, b_hooks = _leases(store, "b", settings, clock)
+    await a.tick()  # alone: every map
+    assert a.owned() == sorted(MAPS)
+    assert sorted(a_hooks.started) == sorted(MAPS)
+    await b.tick()  # two live now, but every lease is held
+    assert b.owned() == []
+    await a.tick()  # its share is two: one goes back, after its feed stopped
+    assert len(a.owned()) == 2
+    (handed,) = a_hooks.stopped
+    await b.tick()
+    assert b.owned() == [handed]
+    assert b_hooks.grants[handed].previous is not None  # a's: its kills are backfilled since
+    assert b_hooks.grants[handed].lease.token == 2
+    # Each sends only its own maps, under its own token.
+    assert a.tenants() | b.tenants() == set(MAPS)
+    assert a.tenants().isdisjoint(b.tenants())
+    assert b.fence(handed) == LeaseFence(resource_of(handed), "b", 2)
+    assert a.fence(handed) is None
+    await a.tick()  # its view of the others is its last heartbeat's
+    snapshot = a.snapshot()
+    assert snapshot is not None
+    assert snapshot["maps"] == a.owned()
+    assert [(i["instance_id"], i["maps"]) for i in snapshot["instances"]] == [
+        ("a", a.owned()),
+        ("b", [handed]),
+    ]
+    assert snapshot["unowned"] == []
+
+
+async def test_a_lease_taken_over_is_lost_and_its_map_stopped(store: Store) -> None:
+    settings, clock = _settings(("one",)), Clock()
+    a, a_hooks = _leases(store, "a", settings, clock)
+    b, b_hooks = _leases(store, "b", settings, clock)
+    await a.tick()
+    old = a.fence("one")
+    assert old is not None
+    # a stalls: its lease runs out (set back here rather than waited for) and b takes it over.
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    await b.tick()
+    assert b.owned() == ["one"]
+    assert b_hooks.grants["one"].previous is not None
+    assert b.taken_over == 1
+    await a.tick()  # its heartbeat renews nothing: the lease is lost, the map stopped
+    assert a.owned() == []
+    assert a_hooks.stopped == ["one"]
+    assert a.lost == 1
+    assert not a.holds(old)
+
+
+async def test_a_lease_is_trusted_locally_only_until_its_renewal_runs_out(store: Store) -> None:
+    settings, clock = _settings(("one",)), Clock()
+    a, _hooks = _leases(store, "a", settings, clock)
+    await a.tick()
+    fence = a.fence("one")
+    assert fence is not None
+    assert a.holds(fence)
+    clock.now += a.lease_seconds - a.margin - 0.01
+    assert a.fence("one") == fence
+    clock.now += 0.02  # a stall past the lease, as this process's clock measures it
+    assert a.fence("one") is None
+    assert not a.holds(fence)
+    assert a.tenants() == set()
+    await a.tick()  # renewed (the database's clock says it never expired)
+    assert a.fence("one") == fence
+
+
+async def test_a_graceful_leave_frees_every_map_at_once(store: Store) -> None:
+    settings, clock = _settings(), Clock()
+    a, _ = _leases(store, "a", settings, clock)
+    b, _ = _leases(store, "b", settings, clock)
+    await a.tick()
+    await b.tick()
+    a.leave()
+    assert a.owned() == []
+    await b.tick()  # the registry says b is alone: every map is its share
+    assert b.owned() == sorted(MAPS)
+
+
+async def test_a_map_removed_from_the_config_is_released(store: Store) -> None:
+    clock = Clock()
+    settings = _settings()
+    a, hooks = _leases(store, "a", settings, clock)
+    await a.tick()
+    a._settings = lambda: _settings(("one", "two"))  # a reload dropped a map
+    await a.tick()
+    assert a.owned() == ["one", "two"]
+    assert hooks.stopped == ["three"]
+
+
+# -- the dispatcher behind a gate ----------------------------------------------------------------
+
+
+class Gate:
+    """A :class:`~wanderer_console.delivery.dispatcher.SendGate` the test drives."""
+
+    instance_id = "a"
+
+    def __init__(self) -> None:
+        self.fences: dict[str, LeaseFence] = {}
+        self.held = True
+
+    def tenants(self) -> set[str]:
+        return set(self.fences)
+
+    def fence(self, tenant: str) -> LeaseFence | None:
+        return self.fences.get(tenant) if self.held else None
+
+    def holds(self, fence: LeaseFence) -> bool:
+        return self.held and fence in self.fences.values()
+
+
+@dataclass
+class GatedRig:
+    store: Store
+    discord: FakeDiscord
+    gate: Gate
+    dispatcher: Dispatcher
+    target: Target
+
+
+@contextlib.asynccontextmanager
+async def _gated(store: Store) -> AsyncIterator[GatedRig]:
+    fake = FakeDiscord(webhook_limit=100, webhook_window=1.0, bot_token=BOT)
+    server = AppServer(fake.app)
+    await server.start()
+    metrics = Metrics()
+    http = HttpClient("discord", metrics=metrics, timeout=5.0)
+    target = Target(TargetKind.BOT_CHANNEL, "100000000000000042", "one")
+    targets = {("one", target.key): ResolvedTarget(target, BOT)}
+    gate = Gate()
+    dispatcher = Dispatcher(
+        store,
+        DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test"),
+        metrics,
+        lambda: targets,
+        poll_interval=0.05,
+        policy=DeliveryPolicy(
+            backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, request_timeout=0.3
+        ),
+        gate=gate,
+    )
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield GatedRig(store, fake, gate, dispatcher, target)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+        await server.stop()
+
+
+def _enqueue(rig: GatedRig, count: int, tag: str) -> None:
+    rig.store.enqueue(
+        [
+            Notification(
+                "one",
+                NotificationType.KILL,
+                f"{tag}:{i}",
+                rig.target,
+                {"embeds": [{"title": f"{tag} {i}", "description": "x"}]},
+            )
+            for i in range(count)
+        ]
+    )
+    rig.dispatcher.wake()
+
+
+@pytest.mark.slow
+async def test_the_dispatcher_sends_only_the_maps_it_holds_under_their_lease(store: Store) -> None:
+    async with _gated(store) as rig:
+        _enqueue(rig, 3, "before")
+        await asyncio.sleep(0.3)
+        assert rig.discord.received == []  # no lease: the map's owner sends, not us
+        assert store.outbox_counts() == {"pending": 3}
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        rig.dispatcher.wake()
+        await wait_for(lambda: store.outbox_counts() == {"sent": 3}, 10)
+        assert len(rig.discord.received) == 1  # one message of three embeds
+
+
+@pytest.mark.slow
+async def test_a_claim_under_a_lease_lost_in_the_database_sends_nothing(store: Store) -> None:
+    async with _gated(store) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        # Taken over behind this instance's back (it has not heard yet).
+        store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+        assert store.acquire_lease(resource_of("one"), "b", 30.0) is not None
+        _enqueue(rig, 2, "fenced")
+        await asyncio.sleep(0.4)
+        assert rig.discord.received == []
+        assert store.outbox_counts() == {"pending": 2}  # untouched, for the new owner
+
+
+@pytest.mark.slow
+async def test_an_answer_after_the_lease_was_lost_mid_request_is_left_to_the_new_owner(
+    store: Store,
+) -> None:
+    async with _gated(store) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        fence = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        rig.gate.fences["one"] = fence
+        rig.discord.answer_delay = 1.0  # posted, but answered after the client gave up
+        _enqueue(rig, 1, "mid")
+        await wait_for(lambda: store.outbox_counts() == {"sending": 1}, 10)
+        rig.gate.held = False  # the lease is lost while the request is out
+        await asyncio.sleep(0.8)
+        assert len(rig.discord.received) == 1
+        # Not released for a retry here: the map's new owner recovers it as in flight.
+        assert store.outbox_counts() == {"sending": 1}
+        store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+        taken = store.acquire_lease(resource_of("one"), "b", 30.0)
+        assert taken is not None
+        new = LeaseFence(resource_of("one"), "b", taken.lease.token)
+        (recovered,) = store.recover_in_flight(tenant="one", spare=new)
+        assert recovered[1] == "bot_channel"
+
+
+# -- a runtime on PostgreSQL shows its leases -----------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_the_snapshot_and_ready_name_this_instances_maps_and_the_live_ones(
+    runtime: Runtime,
+) -> None:
+    await wait_for(lambda: runtime.cluster.owned() == sorted(runtime.settings.maps), 20)
+    snapshot = EngineSnapshot.model_validate(runtime.snapshot())
+    cluster = snapshot.cluster
+    assert cluster is not None
+    assert cluster.instance_id == runtime.cluster.instance_id
+    assert cluster.maps == tuple(sorted(runtime.settings.maps))
+    (me,) = cluster.instances
+    assert me.this
+    assert me.maps == cluster.maps
+    ready = runtime.readiness()
+    assert ready.cluster is not None
+    assert ready.cluster["maps"] == list(cluster.maps)
+    # The console's frames carry it too (an attached console reads the same).
+    framed = runtime.console.snapshot_now().cluster
+    assert framed is not None
+    assert framed.maps == cluster.maps
+
+
+def test_an_engine_on_sqlite_has_no_leases(tmp_path: Path) -> None:
+    settings = _settings(("one",))
+    engine = Runtime(settings, data_dir=tmp_path)
+    try:
+        assert not engine.cluster.active
+        assert engine.cluster.snapshot() is None
+        assert "cluster" not in engine.snapshot()
+        assert engine.readiness().cluster is None
+    finally:
+        engine.store.close()
+        engine.lock.release()
+
+
+def test_the_dashboard_title_names_the_maps_here_and_the_engines_alive() -> None:
+    from types import SimpleNamespace
+
+    from wanderer_console.console_api import ClusterView, InstanceView
+    from wanderer_console.ui.screens.dashboard import dashboard_title
+
+    state: Any = SimpleNamespace(identity=None)
+    alone = EngineSnapshot(version="1.0", uptime=61.0)
+    assert dashboard_title(state, alone, 0.0).endswith("delivery running")
+    shared = alone.model_copy(
+        update={
+            "cluster": ClusterView(
+                instance_id="a",
+                maps=("one", "two"),
+                instances=(InstanceView(instance_id="a", this=True), InstanceView(instance_id="b")),
+            )
+        }
+    )
+    assert dashboard_title(state, shared, 0.0).endswith(
+        "delivery running · one, two here, 2 engines alive"
+    )

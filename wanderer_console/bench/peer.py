@@ -223,10 +223,13 @@ class Router:
 
     name: str = ""
 
-    def __init__(self, proc: asyncio.subprocess.Process, client: HttpClient, log: Path) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, client: HttpClient, log: Path, port: int
+    ) -> None:
         self.proc = proc
         self.client = client
         self.log = log
+        self.port = port
 
     async def post(self, ids: Sequence[str]) -> int:
         """Post ``ids`` as events in one request; how many the router accepted."""
@@ -354,9 +357,15 @@ async def _wait_answering(router: Router, path: str, timeout: float) -> None:
             raise RuntimeError(
                 f"{router.name} exited ({router.proc.returncode}): {router.log_tail()}"
             )
-        with contextlib.suppress(TransportError):
-            if (await router.client.get(path, timeout=2.0)).ok:
-                return
+        try:  # listening yet? (before that, every request would log a failure)
+            _reader, writer = await asyncio.open_connection("127.0.0.1", router.port)
+        except OSError:
+            pass
+        else:
+            writer.close()
+            with contextlib.suppress(TransportError):
+                if (await router.client.get(path, timeout=2.0)).ok:
+                    return
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{router.name} not answering within {timeout:g} s")
         await asyncio.sleep(0.05)
@@ -373,6 +382,10 @@ class Rig:
     pinning: Pinning
     alertmanager: str | None
     runs: int = 0
+    console_python: str = sys.executable
+    """The interpreter that runs the console (another virtual environment, to compare)."""
+    console_env: Mapping[str, str] = field(default_factory=dict)
+    """Variables added to the console's environment (``PYTHONPATH``, to compare a checkout)."""
 
     def _dir(self, name: str) -> Path:
         self.runs += 1
@@ -395,7 +408,8 @@ class Rig:
             console_config_text(port=port, map_url=self.map_url, sink_url=self.sink_server.url)
         )
         config.chmod(0o600)
-        base = [sys.executable, "-m", "wanderer_console"]
+        base = [self.console_python, "-m", "wanderer_console"]
+        env = {**_clean_env(), **self.console_env}
         paths = ["--config", str(config), "--data-dir", str(data)]
         added = await asyncio.create_subprocess_exec(
             *base,
@@ -405,7 +419,7 @@ class Rig:
             *paths,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=_clean_env(),
+            env=env,
         )
         out, err = await added.communicate()
         if added.returncode != 0:
@@ -421,7 +435,7 @@ class Rig:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=sink,
                 stderr=sink,
-                env=_clean_env(),
+                env=env,
             )
         client = HttpClient(
             "peer-poster",
@@ -429,7 +443,7 @@ class Rig:
             headers={"authorization": f"Bearer {key}"},
             timeout=60.0,
         )
-        router = ConsoleRouter(proc, client, log)
+        router = ConsoleRouter(proc, client, log, port)
         await _guarded_start(router, "/health", timeout)
         return router
 
@@ -454,7 +468,7 @@ class Rig:
                 stderr=sink,
             )
         client = HttpClient("peer-poster", base_url=f"http://127.0.0.1:{port}", timeout=60.0)
-        router = AlertmanagerRouter(proc, client, log)
+        router = AlertmanagerRouter(proc, client, log, port)
         await _guarded_start(router, "/-/ready", timeout)
         return router
 

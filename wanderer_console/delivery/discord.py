@@ -125,8 +125,11 @@ class DiscordSender:
         """
         try:
             if target.kind is TargetKind.WEBHOOK:
+                # ?wait=true: Discord answers with the message it created (the confirmation).
+                # Appended, not passed as params: httpx would parse the URL again to merge them.
+                joiner = "&" if "?" in target.address else "?"
                 response = await self._http.post(
-                    target.address, json=body, params={"wait": "true"}, timeout=timeout
+                    f"{target.address}{joiner}wait=true", json=body, timeout=timeout
                 )
             else:
                 if not bot_token:

@@ -55,6 +55,7 @@ __all__ = [
     "RateLimiter",
     "build_chain",
     "host_key",
+    "network_transport",
     "retry_after_seconds",
 ]
 
@@ -211,6 +212,21 @@ class RetryTransport(Wrapper):
 # -- assembly ---------------------------------------------------------------------------------
 
 
+def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport:
+    """The pooled network transport at the bottom of a service's chain, HTTP/1.1 connections
+    kept alive per host for ``keepalive_seconds`` (at most 100 connections, as httpx's)."""
+    if settings.transport == "aiohttp":
+        from wanderer_console.http.aio import AiohttpTransport
+
+        return AiohttpTransport(keepalive_seconds=settings.keepalive_seconds)
+    limits = httpx.Limits(
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=settings.keepalive_seconds,
+    )
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
 @dataclass(slots=True)
 class Chain:
     """An assembled chain and the state callers may inspect."""
@@ -237,7 +253,7 @@ def build_chain(
         if on_transition is not None:
             on_transition(event)
 
-    network = inner or httpx.AsyncHTTPTransport()
+    network = inner or network_transport(settings)
     limiter = RateLimiter(settings, clock=clock, metrics=metrics, service=service)
     breakers = CircuitBreakers(settings, clock=clock, on_transition=transition)
     transport: httpx.AsyncBaseTransport = RateLimitTransport(network, limiter)

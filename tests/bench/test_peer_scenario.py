@@ -13,16 +13,18 @@ import pytest
 from wanderer_console.bench import peer, suite
 
 
-def _loads(side: str, p50: float, cpu: float, burst: float, rss: tuple[float, float]) -> Any:
+def _loads(
+    side: str, p50: float, cpu: float, burst: float, rss: tuple[float, float], calls: int = 500
+) -> Any:
     return {
         "side": side,
         "rss_idle_mb": rss[0],
         "rss_peak_mb": rss[1],
         "paced": {
-            "50": {"p50_ms": p50, "p99_ms": p50 * 3, "cpu_per_1000_s": cpu},
-            "200": {"p50_ms": p50, "p99_ms": p50 * 4, "cpu_per_1000_s": cpu},
+            "50": {"p50_ms": p50, "p99_ms": p50 * 3, "cpu_per_1000_s": cpu, "calls": 500},
+            "200": {"p50_ms": p50, "p99_ms": p50 * 4, "cpu_per_1000_s": cpu, "calls": 2000},
         },
-        "burst": {"all_delivered_s": burst, "p50_ms": burst * 300},
+        "burst": {"all_delivered_s": burst, "p50_ms": burst * 300, "calls": calls},
         "lost": 0,
         "doubled": 0,
         "refused_posts": 0,
@@ -46,7 +48,7 @@ def _faults(side: str, all_s: float, first_s: float | None) -> list[Any]:
 
 RUNS = [
     _loads("console", 2.0, 2.0, 1.0, (50.0, 60.0)),
-    _loads("alertmanager", 1.0, 1.0, 2.0, (30.0, 100.0)),
+    _loads("alertmanager", 1.0, 1.0, 2.0, (30.0, 100.0), 5000),
     _loads("console", 4.0, 4.0, 3.0, (52.0, 62.0)),
     _loads("alertmanager", 1.0, 1.0, 2.0, (30.0, 100.0)),
     _loads("console", 3.0, 3.0, 2.0, (51.0, 61.0)),
@@ -120,15 +122,20 @@ def test_the_table_has_every_row_of_the_issue_with_ratios() -> None:
         "budget": peer.budget_of(peer.figures_of(summary)),
     }
     rows = peer.table_rows(result)
-    assert len(rows) == 7
+    assert len(rows) == 8
     assert rows[0] == ["paced 50/s: p50 / p99 latency", "3 ms / 9 ms", "1 ms / 3 ms", "3× / 3×"]
     assert rows[6][1:] == ["51 MB; 61 MB", "30 MB; 100 MB", "1.7×; 0.61×"]
+    assert rows[7][1:3] == ["500; 2,000; 500", "500; 2,000; 500"]  # the median of 500, 5,000, 500
+    result["pinning"] = {"bench_cpu": 0, "router_cpu": 1}
     text = peer.format_table(result)
     assert text.startswith(
         "| figure (median of 3 rounds; faults 1) | console | Alertmanager 0.25.0"
     )
     assert "budget peer.console_over_am.at_50_per_s.p50 <= 1: NOT MET (3)" in text
     assert "lost 0, doubled 2, refused posts 0" in text
+    assert "the router under test on CPU 1" in peer.format_table(result)
+    result["pinning"] = {"router_cpu": None, "why_not": "1 usable CPU"}
+    assert "not pinned: 1 usable CPU" in peer.format_table(result)
 
 
 async def test_without_alertmanager_the_scenario_says_it_skipped_and_why(

@@ -748,9 +748,10 @@ def _flat(run: Mapping[str, Any]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     if "paced" in run:
         for rate, row in run["paced"].items():
-            for key in ("p50_ms", "p99_ms", "cpu_per_1000_s"):
+            for key in ("p50_ms", "p99_ms", "cpu_per_1000_s", "calls"):
                 out[f"at_{rate}_per_s.{key}"] = row.get(key)
         out["burst.all_delivered_s"] = run["burst"].get("all_delivered_s")
+        out["burst.calls"] = run["burst"].get("calls")
         out["burst.p50_ms"] = run["burst"].get("p50_ms")
         out["rss_idle_mb"] = run.get("rss_idle_mb")
         out["rss_peak_mb"] = run.get("rss_peak_mb")
@@ -860,7 +861,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
         return f"{value:.3g} {unit}" if value < 10 else f"{value:.0f} {unit}"
     if unit == "MB":
         return f"{value:.0f} MB"
-    return f"{value:.3g}{unit}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _x(value: float | None) -> str:
@@ -911,6 +912,12 @@ _ROWS: Final[tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...]] = (
         "; ",
     ),
     ("RSS idle; peak in the burst", ("rss_idle_mb", "rss_peak_mb"), ("MB", "MB"), "; "),
+    (
+        "webhook calls for the events (paced 50/s; 200/s; burst)",
+        ("at_50_per_s.calls", "at_200_per_s.calls", "burst.calls"),
+        ("", "", ""),
+        "; ",
+    ),
 )
 
 
@@ -941,6 +948,14 @@ def format_table(result: Mapping[str, Any]) -> str:
     )
     lines = [head, "|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(result)]
+    pinning = result.get("pinning") or {}
+    if pinning.get("router_cpu") is not None:
+        lines.append(
+            f"poster and sink on CPU {pinning['bench_cpu']}, the router under test on CPU"
+            f" {pinning['router_cpu']} (taskset)"
+        )
+    elif pinning:
+        lines.append(f"not pinned: {pinning.get('why_not')}")
     for line in result.get("budget") or []:
         verdict = "met" if line["met"] else "NOT MET"
         lines.append(f"budget {line['figure']} {line['rule']}: {verdict} ({line['value']:g})")

@@ -20,15 +20,17 @@ Here every aiohttp failure maps onto the httpx error that says the same about th
 - it may have been sent: a read timeout (``ReadTimeout``), the server closing the connection
   (``RemoteProtocolError``), a reset or a broken body (``ReadError``).
 
-Responses are not decompressed here (httpx decodes ``Content-Encoding`` itself, as with its own
-transport), cookies are not kept (the client's business), redirects are not followed.
+Each response is read whole before it is handed up (the Discord API answers a few KiB of JSON;
+streaming it through two layers of async iterators cost more than the read), so this transport is
+not for streams (the map's and the killstream's keep httpx's own). Responses are not decompressed
+here (httpx decodes ``Content-Encoding`` itself, as with its own transport), cookies are not kept
+(the client's business), redirects are not followed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -36,8 +38,6 @@ import httpx
 import yarl
 
 __all__ = ["AiohttpTransport", "map_error"]
-
-_CHUNK = 64 * 1024
 
 
 def map_error(exc: BaseException, request: httpx.Request | None = None) -> httpx.TransportError:
@@ -59,25 +59,6 @@ def map_error(exc: BaseException, request: httpx.Request | None = None) -> httpx
     if request is not None:
         error.request = request
     return error
-
-
-class _ResponseStream(httpx.AsyncByteStream):
-    """The body of an aiohttp response as httpx reads it; closing releases the connection."""
-
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
-                yield chunk
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise map_error(exc, self._request) from exc
-
-    async def aclose(self) -> None:
-        # Back to the pool when the body was read to its end; closed otherwise.
-        self._response.release()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -111,7 +92,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` and answer with its response (the body streamed)."""
+        """Send ``request`` and answer with its response, read whole."""
         session = self._session or self._open()
         timeout: dict[str, Any] = request.extensions.get("timeout") or {}
         headers = request.headers
@@ -135,6 +116,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             )
+            try:
+                content = await response.read()
+            finally:
+                # Back to the pool when the body was read to its end; closed otherwise.
+                response.release()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise map_error(exc, request) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
@@ -143,7 +129,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_ResponseStream(response, request),
+            content=content,
             request=request,
             extensions=extensions,
         )

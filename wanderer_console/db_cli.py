@@ -102,6 +102,7 @@ def _migrate(args: argparse.Namespace) -> int:
         DataDirBusyError,
         MigrationError,
         Mode,
+        TargetInUseError,
         TargetNotEmptyError,
         migrate_data_dir,
     )
@@ -129,6 +130,10 @@ def _migrate(args: argparse.Namespace) -> int:
         report = migrate_data_dir(data_dir, url, mode=mode, progress=progress)
     except DataDirBusyError as exc:
         _error(str(exc), data_dir=str(data_dir), holder=exc.holder.describe())
+        return EXIT_IN_USE
+    except TargetInUseError as exc:
+        engines = [{"instance": i, "host": h, "pid": p} for i, h, p in exc.alive]
+        _error(str(exc), target=str(url), engines=engines)
         return EXIT_IN_USE
     except TargetNotEmptyError as exc:
         _error(str(exc), target=str(url), target_rows=exc.counts)

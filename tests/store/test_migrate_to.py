@@ -364,6 +364,30 @@ def test_a_target_holding_data_is_refused_unless_forced_or_appended(
         store.close()
 
 
+def test_refused_while_engines_run_on_the_target(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _small_data_dir(tmp_path / "data")
+    store = PostgresStore(url)  # the target's schema, as an engine leaves it
+    store.close()
+    with _pg(url) as dst:
+        dst.execute(
+            "INSERT INTO instances (instance_id, host, pid, version, started_at,"
+            " heartbeat_at, expires_at, stopped_at) VALUES"
+            " ('h2:977:ab', 'h2', 977, 'v', 0, 0, extract(epoch from now()) + 60, NULL),"
+            " ('h3:12:cd', 'h3', 12, 'v', 0, 0, extract(epoch from now()) - 60, NULL)"
+        )
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data), "--append")
+    assert code == EXIT_IN_USE
+    assert "in use by 1 running engine(s): h2:977:ab (PID 977 on host h2)" in err
+    assert json.loads(out)["engines"] == [{"instance": "h2:977:ab", "host": "h2", "pid": 977}]
+    with _pg(url) as dst:
+        assert dst.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
+        dst.execute("UPDATE instances SET stopped_at = 1 WHERE instance_id = 'h2:977:ab'")
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
+    assert code == EXIT_OK, err  # the dead and the stopped are no obstacle
+
+
 def test_the_password_is_never_printed(
     tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
 ) -> None:

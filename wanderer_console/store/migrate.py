@@ -14,7 +14,8 @@ staging table, inserted from there, and verified (per table: the target's count,
 source row found in the target by its key; the outbox by status) before ``COMMIT``. A failure or
 a mismatch rolls everything back and leaves the target as it was: run it again.
 
-**A target that holds data** is refused unless the operator says what to do with it:
+**A target engines are running on** (alive in its instance registry) is refused, whatever the
+mode. **A target that holds data** is refused unless the operator says what to do with it:
 ``replace`` (``--force``) empties the console's tables first (same transaction); ``append``
 merges: rows whose key the target already holds are kept as they are (an event, a notification,
 a tenant, a dead target, a cache entry), a cursor takes the larger position, the audit skips an
@@ -52,6 +53,7 @@ __all__ = [
     "MigrationFailedError",
     "Mode",
     "Table",
+    "TargetInUseError",
     "TargetNotEmptyError",
     "migrate_data_dir",
 ]
@@ -135,6 +137,19 @@ class TargetNotEmptyError(MigrationError):
             " --append to merge the data directory into it (rows it already holds are kept)."
         )
         self.counts = counts
+
+
+class TargetInUseError(MigrationError):
+    """Engines are running on the target database (its instance registry says they are alive)."""
+
+    def __init__(self, url: DatabaseUrl, alive: list[tuple[str, str, int]]) -> None:
+        names = ", ".join(f"{instance} (PID {pid} on host {host})" for instance, host, pid in alive)
+        super().__init__(
+            f"the database {url} is in use by {len(alive)} running engine(s): {names}. Nothing"
+            " was copied. Stop them first: they would not see the copied rows their maps need"
+            " (cursors, events) and would deliver the outbox alongside the copy."
+        )
+        self.alive = alive
 
 
 class MigrationFailedError(MigrationError):
@@ -227,6 +242,24 @@ def _pg_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
 def _pg_count(conn: psycopg.Connection[Any], table: str) -> int:
     row = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _alive_instances(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+    """Engines registered in the target and alive by its clock (none before schema 8)."""
+    if "instances" not in _pg_tables(conn):
+        return []
+    rows = conn.execute(
+        "SELECT instance_id, host, pid FROM instances WHERE stopped_at IS NULL"
+        " AND expires_at > extract(epoch from clock_timestamp()) ORDER BY instance_id"
+    ).fetchall()
+    return [(str(i), str(host), int(pid)) for i, host, pid in rows]
+
+
+def _pg_tables(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
 
 
 def _sqlite_tables(src: sqlite3.Connection) -> list[str]:
@@ -352,6 +385,7 @@ def migrate_data_dir(
     report (JSON-ready; the URL in it is masked).
 
     Raises :class:`DataDirBusyError` while an engine holds ``data_dir``,
+    :class:`TargetInUseError` while engines run on the target (its instance registry),
     :class:`TargetNotEmptyError` when ``mode`` is ``empty`` and the target holds console data,
     :class:`MigrationFailedError` when the copy does not verify (rolled back), and
     :class:`~wanderer_console.store.integrity.StorageError` when either database cannot be
@@ -374,6 +408,9 @@ def migrate_data_dir(
             dst = _pg_connect(url)
             try:
                 _pg_migrate(dst, url)
+                alive = _alive_instances(dst)
+                if alive:
+                    raise TargetInUseError(url, alive)
                 before = {table.name: _pg_count(dst, table.name) for table in TABLES}
                 if mode == "empty" and any(before.values()):
                     raise TargetNotEmptyError(url, before)

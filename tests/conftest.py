@@ -50,6 +50,34 @@ def store_location(backend: str, tmp_path: Path) -> Iterator[StoreLocation]:
         yield url
 
 
+PG_FOLDERS = ("store", "pipeline", "bench")
+"""Test folders whose tests run on both backends. Elsewhere a test that starts a runtime runs on
+SQLite only: the engine above the store is the same code on both, and running every end-to-end
+test twice would double the suite's time for no new coverage of the store."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the PostgreSQL variants of the ``backend`` fixture only under :data:`PG_FOLDERS`."""
+    root = Path(__file__).parent
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = None if callspec is None else callspec.params.get("backend")
+        folder = (
+            Path(str(item.path)).relative_to(root).parts[0]
+            if root in Path(str(item.path)).parents
+            else ""
+        )
+        if backend == "postgresql" and folder not in PG_FOLDERS:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Under ``WANDERER_CONSOLE_REQUIRE_PG`` a skipped PostgreSQL test is a failure."""

@@ -4,16 +4,19 @@ other scenarios unchanged). Run at tiny sizes: what is measured, not the figures
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
+import uuid
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tests.store.pgtest import PG_URL_ENV, pg_base_url
 from wanderer_console import cli
-from wanderer_console.bench import suite
+from wanderer_console.bench import pg_store, suite
 from wanderer_console.bench.pg_store import bench_url
 from wanderer_console.bench.suite import Sizes, direction_of, figures_of, problems_of
 
@@ -93,9 +96,20 @@ def test_bench_refuses_a_database_that_is_not_postgresql(
 @pytest.mark.postgresql
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_ingest_and_delivery_run_on_both_backends_in_one_run() -> None:
+def test_ingest_and_delivery_run_on_both_backends_in_one_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import psycopg
 
+    # This run's scratch schemas carry a prefix of their own, so the check below sees only
+    # them (another bench on the same server, or one that crashed earlier, is not this run's).
+    token = uuid.uuid4().hex[:8]
+    numbers = itertools.count()
+    monkeypatch.setattr(
+        pg_store,
+        "uuid",
+        SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=f"{token}{next(numbers):04d}")),
+    )
     base = pg_base_url()
     url = bench_url(base)
     assert url is not None
@@ -132,7 +146,8 @@ def test_ingest_and_delivery_run_on_both_backends_in_one_run() -> None:
     assert str(url) in text
     with psycopg.connect(base, autocommit=True) as conn:
         left = conn.execute(
-            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'wc_bench_%'"
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE %s",
+            (f"wc_bench_{token}%",),
         ).fetchone()
     assert left == (0,)
 

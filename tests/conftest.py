@@ -50,8 +50,9 @@ def store_location(backend: str, tmp_path: Path) -> Iterator[StoreLocation]:
         yield url
 
 
-PG_FOLDERS = ("store", "pipeline", "bench")
-"""Test folders whose tests run on both backends. Elsewhere a test that starts a runtime runs on
+PG_FOLDERS = ("store", "pipeline", "bench", "cluster")
+"""Test folders whose tests run on both backends (``cluster``: several engines on one database,
+whose lease statements run on both). Elsewhere a test that starts a runtime runs on
 SQLite only: the engine above the store is the same code on both, and running every end-to-end
 test twice would double the suite's time for no new coverage of the store."""
 

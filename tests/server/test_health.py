@@ -21,7 +21,13 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert health.headers["x-request-id"]
     ready = await client.get("/ready", headers={"x-request-id": "abc-123"})
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"ready": True, "status": "ok", "reasons": [], "dead_targets": []}
+    body = ready.json()
+    cluster = body.pop("cluster", None)  # on PostgreSQL: this engine and its leases
+    assert body == {"ready": True, "status": "ok", "reasons": [], "dead_targets": []}
+    if cluster is not None:
+        assert cluster["maps"] == ["demo"]
+        assert [i["this"] for i in cluster["instances"]] == [True]
+        assert cluster["unowned"] == []
     assert ready.headers["x-request-id"] == "abc-123"
 
 

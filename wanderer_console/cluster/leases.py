@@ -3,7 +3,8 @@
 Every instance registers itself and heartbeats every third of ``[cluster] lease_seconds``
 (:meth:`MapLeases.tick`): one transaction renews its registry row and the leases it still holds
 (:meth:`~wanderer_console.store.leases.LeaseMixin.heartbeat`), with the database's clock as the
-only clock. Then it balances:
+only clock (its first heartbeat only registers it: engines started together see each other a
+second later, before the maps are shared out). Then it balances:
 
 * **Fair share.** An instance works at most ``ceil(maps / live instances)`` maps. Below its share
   it acquires free leases (never held, released, or expired), in an order of its own (a hash of
@@ -111,6 +112,7 @@ class MapLeases:
         instance: InstanceInfo,
         active: bool,
         clock: Callable[[], float] = time.monotonic,
+        settle: float = 1.0,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -118,7 +120,11 @@ class MapLeases:
         self.active = active
         """True on PostgreSQL: maps are leased; else this instance works every map."""
         self._clock = clock
+        self._settle = settle
+        """Seconds between the first heartbeat and the first acquisition, so engines started
+        together see each other before sharing the maps out (fewer hand-overs)."""
         self._hooks: LeaseHooks | None = None
+        self._maps: list[str] | None = None
         self._held: dict[str, _Held] = {}
         self.leaving: set[str] = set()
         """Maps being released: nothing new is sent for them meanwhile."""
@@ -157,8 +163,12 @@ class MapLeases:
         return min(1.0, self.lease_seconds * 0.1)
 
     def maps(self) -> list[str]:
-        """The maps to share out: every enabled map of the configuration."""
-        return sorted(key for key, entry in self._settings().maps.items() if entry.enabled)
+        """The maps to share out: every map enabled in the configuration at start (adding,
+        removing or disabling a map takes a restart, as for an engine alone)."""
+        if self._maps is None:
+            current = self._settings().maps
+            self._maps = sorted(key for key, entry in current.items() if entry.enabled)
+        return self._maps
 
     # -- what the dispatcher asks ------------------------------------------------------------------
 
@@ -232,6 +242,9 @@ class MapLeases:
                 held.deadline = started + ttl - self.margin
         for stray in renewed.values():  # held in the database, unknown here: give it back
             self._give_back(LeaseFence(stray.resource, self.instance_id, stray.token))
+        if self._settle > 0:  # first heartbeat: registered; share the maps out at the next
+            settle, self._settle = self._settle, 0.0
+            return min(settle, self.heartbeat_seconds)
         if not self._frozen and await self._balance(state, ttl):
             with contextlib.suppress(Exception):  # the views show the leases as they are now
                 self.state, self._state_at = self._store.cluster_state(), self._clock()

@@ -256,7 +256,7 @@ async def test_kill_9_of_the_busiest_maps_owner_mid_burst_loses_and_doubles_noth
                 victim = owners[BUSIEST]
                 before = db.owners()
                 orphaned = sorted(t for t, engine in owners.items() if engine is victim)
-                cursors = {}
+                cursors: dict[str, str] = {}
                 sim.discord.answer_delay = 0.5  # a post is answered half a second after it
                 burst = asyncio.create_task(_burst(sim, 8.0 + LEASE, rng))
                 await asyncio.sleep(3.0)  # mid-burst
@@ -269,6 +269,16 @@ async def test_kill_9_of_the_busiest_maps_owner_mid_burst_loses_and_doubles_noth
                 victim.signal(signal.SIGKILL)
                 killed_at = time.monotonic()
                 killed_wall = time.time()
+                assert victim.proc is not None
+                await victim.proc.wait()
+                # Where the dead engine's streams stopped: nobody writes these until a new
+                # owner reads on from them.
+                for tenant in orphaned:
+                    cursors[tenant] = str(
+                        db.rows("SELECT value FROM cursors WHERE stream = ?", (f"sse:{tenant}",))[
+                            0
+                        ][0]
+                    )
 
                 def taken() -> bool:
                     now = db.owners()
@@ -279,10 +289,6 @@ async def test_kill_9_of_the_busiest_maps_owner_mid_burst_loses_and_doubles_noth
 
                 await wait_for(taken, LEASE + 10, "the orphaned maps taken over", interval=0.05)
                 takeover = time.monotonic() - killed_at
-                for tenant in orphaned:
-                    cursors[tenant] = db.rows(
-                        "SELECT value FROM cursors WHERE stream = ?", (f"sse:{tenant}",)
-                    )
                 await burst
                 await _settled(sim, db)
             finally:
@@ -304,7 +310,7 @@ async def test_kill_9_of_the_busiest_maps_owner_mid_burst_loses_and_doubles_noth
         server = sim.maps[tenant].server
         resumed = [c for c in server.connect_log if c["at"] >= killed_wall]
         assert resumed, tenant
-        assert resumed[0]["last_event_id"] is not None, resumed[0]
+        assert resumed[0]["last_event_id"] == cursors[tenant], (resumed[0], cursors)
         assert resumed[0]["last_event_id"] in {e["id"] for e in server.events}
     # The post in flight at the kill was re-sent by the new owner under its nonce: Discord
     # answered with the original message instead of posting it again.

@@ -327,3 +327,20 @@ def test_names_are_shared_between_maps() -> None:
     index.put_system("a", TrackedSystem(30_000_142, name=first))
     index.put_system("b", TrackedSystem(30_000_142, name=second))
     assert index.map("a").systems[30_000_142].name is index.map("b").systems[30_000_142].name
+
+
+def test_an_id_on_one_map_and_on_several_answers_the_same() -> None:
+    index = TrackingIndex()
+    index.put_system("a", TrackedSystem(7))
+    assert index.maps_for_system(7) == {"a"}
+    index.put_system("b", TrackedSystem(7))
+    index.put_system("b", TrackedSystem(7))  # again: no change
+    assert index.maps_for_system(7) == {"a", "b"}
+    index.put_character("a", TrackedCharacter(90_000_001))
+    index.put_character("b", TrackedCharacter(90_000_002))
+    assert index.maps_for_characters({90_000_001, 90_000_002, 5}) == {"a", "b"}
+    index.remove_system("a", 7)
+    assert index.maps_for_system(7) == {"b"}
+    index.remove_system("b", 7)
+    assert index.maps_for_system(7) == set()
+    assert not index.tracks_system(7)

@@ -5,9 +5,11 @@ system is on the map) and tracked characters; the reverse indexes answer "which 
 this kill?" in O(1) per id.
 
 Names are interned: a hub on three hundred maps, or a pilot on twenty, holds one copy of its
-name, not one per map. The index also notes which ids started or stopped being tracked by any
-map (:meth:`TrackingIndex.take_changed`), so the killstream subscription follows a thousand maps
-loading by the ids each brought, not by comparing every id tracked after each one.
+name, not one per map; an id only one map tracks keeps that map's name in the reverse index
+instead of a set of one (a set costs 216 bytes: most pilots are on one map). The index also
+notes which ids started or stopped being tracked by any map (:meth:`TrackingIndex.take_changed`),
+so the killstream subscription follows a thousand maps loading by the ids each brought, not by
+comparing every id tracked after each one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ _CHANGED_MAX: Final = 100_000
 
 def _intern(value: str | None) -> str | None:
     return None if value is None else sys.intern(value)
+
+
+Tenants = str | set[str]
+"""The maps tracking an id: the one map's name, or a set of two or more."""
+
+
+def _as_set(tenants: Tenants | None) -> set[str]:
+    if tenants is None:
+        return set()
+    return {tenants} if isinstance(tenants, str) else tenants
 
 
 @dataclass(slots=True)
@@ -94,8 +106,8 @@ class TrackingIndex:
 
     def __init__(self) -> None:
         self._maps: dict[str, MapTracking] = {}
-        self._by_system: dict[int, set[str]] = {}
-        self._by_character: dict[int, set[str]] = {}
+        self._by_system: dict[int, Tenants] = {}
+        self._by_character: dict[int, Tenants] = {}
         self._changed: dict[IdKind, set[int] | None] = {"systems": set(), "characters": set()}
 
     def map(self, tenant: str) -> MapTracking:
@@ -169,7 +181,7 @@ class TrackingIndex:
 
     def maps_for_system(self, system_id: int) -> set[str]:
         """Maps that track a system."""
-        return self._by_system.get(system_id, set())
+        return _as_set(self._by_system.get(system_id))
 
     def tracks_system(self, system_id: int) -> bool:
         """True when some map tracks the system."""
@@ -177,14 +189,18 @@ class TrackingIndex:
 
     def maps_for_character(self, eve_id: int) -> set[str]:
         """Maps that track a character."""
-        return self._by_character.get(eve_id, set())
+        return _as_set(self._by_character.get(eve_id))
 
     def maps_for_characters(self, eve_ids: set[int]) -> set[str]:
         """Maps that track any of ``eve_ids`` (one set intersection, not a look-up per id)."""
         by_character = self._by_character
         found: set[str] = set()
         for eve_id in by_character.keys() & eve_ids:
-            found |= by_character[eve_id]
+            tenants = by_character[eve_id]
+            if isinstance(tenants, str):
+                found.add(tenants)
+            else:
+                found |= tenants
         return found
 
     def all_system_ids(self) -> set[int]:
@@ -212,20 +228,30 @@ class TrackingIndex:
         self._changed[kind] = set()
         return changed
 
-    def _add(self, index: dict[int, set[str]], key: int, tenant: str, kind: IdKind) -> None:
+    def _add(self, index: dict[int, Tenants], key: int, tenant: str, kind: IdKind) -> None:
         tenants = index.get(key)
         if tenants is None:
-            index[key] = {tenant}
+            index[key] = tenant
             self._note(kind, key)
+        elif isinstance(tenants, str):
+            if tenants != tenant:
+                index[key] = {tenants, tenant}
         else:
             tenants.add(tenant)
 
-    def _discard(self, index: dict[int, set[str]], key: int, tenant: str, kind: IdKind) -> None:
+    def _discard(self, index: dict[int, Tenants], key: int, tenant: str, kind: IdKind) -> None:
         tenants = index.get(key)
         if tenants is None:
             return
+        if isinstance(tenants, str):
+            if tenants == tenant:
+                del index[key]
+                self._note(kind, key)
+            return
         tenants.discard(tenant)
-        if not tenants:
+        if len(tenants) == 1:
+            index[key] = next(iter(tenants))
+        elif not tenants:
             del index[key]
             self._note(kind, key)
 

@@ -27,7 +27,7 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
-from wanderer_console.ingest.map_sse import MapSseSource
+from wanderer_console.ingest.map_sse import SHARED_RNG, MapSseSource
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -69,7 +69,7 @@ class MapFeeds:
         """Seconds of start-up jitter per map started (tests set 0)."""
         self.jitter_cap = 1.0
         """The most any map's first load waits before it asks for its slot."""
-        self._rng = rng or random.Random()
+        self._rng = rng or SHARED_RNG
         self.loading = 0
         """Loads running now."""
         self.loading_peak = 0
@@ -141,7 +141,7 @@ class MapFeeds:
                 self._index.put_character(tenant, character)
 
     async def _run(self, tenant: str) -> None:
-        backoff = Backoff(1.0, 60.0)
+        backoff = Backoff(1.0, 60.0, rng=SHARED_RNG)
         delay = self.start_delay()
         if delay > 0:
             await asyncio.sleep(delay)

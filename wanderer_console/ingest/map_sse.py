@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -27,12 +28,14 @@ from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["MapSseSource", "cursor_stream"]
+__all__ = ["SHARED_RNG", "MapSseSource", "cursor_stream"]
 
 log = logging.getLogger(__name__)
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _AUTH_FAILURES = {401, 402, 403, 404}
+SHARED_RNG = random.Random()
+"""The jitter of every map's reconnects (and first loads): one generator, not one per map."""
 
 
 def cursor_stream(tenant: str) -> str:
@@ -71,7 +74,8 @@ class MapSseSource:
         self._metrics = metrics
         self._on_connected = on_connected
         self._idle_timeout = idle_timeout
-        self._backoff = backoff or Backoff(1.0, 30.0)
+        # One generator for every map's jitter: a Random is 2.5 KiB of state, per map.
+        self._backoff = backoff or Backoff(1.0, 30.0, rng=SHARED_RNG)
         self._on_resync = on_resync
         self._resync_after = resync_after
         self._over_limit_delay = over_limit_delay

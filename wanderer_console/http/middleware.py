@@ -214,13 +214,13 @@ class RetryTransport(Wrapper):
 
 def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport:
     """The pooled network transport at the bottom of a service's chain, HTTP/1.1 connections
-    kept alive per host for ``keepalive_seconds`` (at most 100 connections, as httpx's)."""
+    kept alive per host for ``keepalive_seconds`` (at most ``max_connections``)."""
     if settings.transport == "aiohttp":
         from wanderer_console.http.aio import AiohttpTransport
 
         return AiohttpTransport(keepalive_seconds=settings.keepalive_seconds)
     limits = httpx.Limits(
-        max_connections=100,
+        max_connections=settings.max_connections,
         max_keepalive_connections=20,
         keepalive_expiry=settings.keepalive_seconds,
     )

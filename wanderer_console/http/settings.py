@@ -20,6 +20,9 @@ class HttpServiceSettings(BaseModel):
     """What moves the bytes under the chain: httpx's own transport, or aiohttp's HTTP/1.1
     connection pool (:mod:`~wanderer_console.http.aio`: about half the CPU per request; the
     client's API is httpx either way)."""
+    max_connections: int = Field(default=100, ge=1)
+    """Open connections at most (httpx's own default). A map stream holds one for its life, so
+    the map client needs one per map plus room for REST calls."""
     keepalive_seconds: float = Field(default=5.0, gt=0)
     """How long an idle connection to a host is kept for the next request."""
     retry_attempts: int = Field(default=3, ge=1)
@@ -56,6 +59,9 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
         retry_max_seconds=30.0,
         rate_per_second=10.0,
         burst=20,
+        # Every map's SSE stream keeps a connection open: with httpx's 100 a 100th map never
+        # streamed and REST calls waited for a free connection, then failed.
+        max_connections=100_000,
     ),
     # ESI: 100 errors / 60 s are allowed globally, 420 beyond that (the limiter handles it).
     "esi": HttpServiceSettings(

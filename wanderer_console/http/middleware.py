@@ -218,7 +218,9 @@ def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport
     if settings.transport == "aiohttp":
         from wanderer_console.http.aio import AiohttpTransport
 
-        return AiohttpTransport(keepalive_seconds=settings.keepalive_seconds)
+        return AiohttpTransport(
+            max_connections=settings.max_connections, keepalive_seconds=settings.keepalive_seconds
+        )
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=20,

@@ -37,13 +37,13 @@ async def test_token_bucket_holds_the_configured_rate(fault_server: FaultServer)
     assert len(times) == 200
     # The bucket's promise is a ceiling: never faster than 200/s (a loaded machine may well be
     # slower, which is not the limiter's doing, so there is no floor). Checked over the whole
-    # run and in every half-second window (100 requests plus the burst of 1, and a request of
+    # run and in every half-second window (100 requests plus the burst of 1, and a few requests of
     # timer slack).
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate <= 220.0, rate
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < 0.5)
-        assert in_window <= 102, (start, in_window)
+        assert in_window <= 105, (start, in_window)
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TextArea
 
 from tests.ui.conftest import (
     ACTOR,
@@ -25,8 +24,8 @@ from tests.ui.conftest import (
     delivery_fault_snapshot,
     seeded_history,
 )
-from tests.ui.fakes import SeededBackend, first_frame, settle
-from tests.ui.test_snapshots import IDENTITY, SIZE
+from tests.ui.fakes import SeededBackend, first_frame
+from tests.ui.test_snapshots import IDENTITY, SIZE, _save_invalid, _settle
 from wanderer_console.console_api import ConsoleBackend
 from wanderer_console.control.server import (
     SOCKET_NAME,
@@ -44,10 +43,6 @@ from wanderer_console.ui.clock import FrozenClock
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
 
 
-async def _dashboard(pilot: Pilot[Any]) -> None:
-    await first_frame(pilot)
-
-
 async def _toggles(pilot: Pilot[Any]) -> None:
     await first_frame(pilot)
     await pilot.press("t")
@@ -60,27 +55,15 @@ async def _help(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-async def _config_invalid(pilot: Pilot[Any]) -> None:
-    await first_frame(pilot)
-    await pilot.press("c")
-    await settle(pilot)
-    editor = pilot.app.screen.query_one("#config-text", TextArea)
-    editor.move_cursor((5, 0))
-    await pilot.press("end")
-    editor.insert('\nsound = "loud"')
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-
-
 SCENARIOS: dict[str, tuple[Callable[[], SeededBackend], Steps]] = {
-    "healthy": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _dashboard),
-    "degraded": (lambda: SeededBackend(degraded_snapshot(), identity=IDENTITY), _dashboard),
-    "faults": (lambda: SeededBackend(delivery_fault_snapshot(), identity=IDENTITY), _dashboard),
+    "healthy": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _settle),
+    "degraded": (lambda: SeededBackend(degraded_snapshot(), identity=IDENTITY), _settle),
+    "faults": (lambda: SeededBackend(delivery_fault_snapshot(), identity=IDENTITY), _settle),
     "toggles": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _toggles),
     "help": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _help),
     "config": (
         lambda: SeededBackend(HEALTHY, identity=IDENTITY, config_text=CONFIG_TEXT),
-        _config_invalid,
+        _save_invalid,
     ),
 }
 

@@ -20,22 +20,16 @@ import os
 import resource
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from wanderer_console import __version__
+from wanderer_console.domain.clock import iso_utc
 from wanderer_console.server.ports import EngineSurface
 
 __all__ = ["NotifierEndpoints", "extended_status"]
-
-
-def _iso(stamp: float | None) -> str | None:
-    if stamp is None:
-        return None
-    return datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _count(values: Any, key: str | None = None) -> int:
@@ -103,7 +97,7 @@ def extended_status(snapshot: Mapping[str, Any], *, maps: list[str], now: float)
             else 100.0,
             "notification_rate": round(total / (uptime / 60.0), 2) if uptime > 0 else 0.0,
             "uptime_seconds": int(uptime),
-            "last_activity": _iso(last_activity),
+            "last_activity": iso_utc(last_activity),
         },
         "websocket": {
             "client_alive": bool(socket_up),
@@ -124,7 +118,7 @@ def extended_status(snapshot: Mapping[str, Any], *, maps: list[str], now: float)
                     "map": str(c.get("name", "")).removeprefix("sse:").removeprefix("map:"),
                     "status": c.get("state"),
                     "events": c.get("events", 0),
-                    "last_event_at": _iso(c.get("last_event_at")),
+                    "last_event_at": iso_utc(c.get("last_event_at")),
                 }
                 for c in streams
             ],
@@ -159,7 +153,7 @@ def extended_status(snapshot: Mapping[str, Any], *, maps: list[str], now: float)
             "dead_targets": dead,
             "last_failure_reason": last_error,
             "paused": bool(delivery.get("paused")),
-            "global_pause_until": _iso(delivery.get("global_pause_until")),
+            "global_pause_until": iso_utc(delivery.get("global_pause_until")),
         },
         "version": __version__,
     }
@@ -173,7 +167,7 @@ class NotifierEndpoints:
 
     async def health(self, request: Request) -> Response:
         """The notifier's liveness answer: 200 while the process runs."""
-        return JSONResponse({"status": "ok", "timestamp": _iso(time.time())})
+        return JSONResponse({"status": "ok", "timestamp": iso_utc(time.time())})
 
     async def status(self, request: Request) -> Response:
         """The notifier's extended status, from the engine's snapshot."""

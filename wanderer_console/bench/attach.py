@@ -67,6 +67,7 @@ from wanderer_console.bench.harness import numbered_frames
 from wanderer_console.bench.startup import _clean_env
 from wanderer_console.console_api import BackendError, EngineSnapshot
 from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.sim.simulator import Simulator
 
@@ -260,11 +261,7 @@ class _Consoles:
 
     async def stop(self) -> None:
         """Detach them (the engine keeps running)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         for backend in self._backends:
             await backend.aclose()
         self._tasks.clear()

@@ -57,6 +57,7 @@ from wanderer_console.console_api import (
     Frame,
 )
 from wanderer_console.control.token import TokenCheck
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -275,9 +276,7 @@ class FrameHub:
             for subscriber in list(ticker.subscribers):
                 self._close_one(subscriber)
             if ticker.task is not None:
-                ticker.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker.task
+                await cancel_and_wait([ticker.task])
 
 
 class _TokenGuard:

@@ -33,6 +33,7 @@ from websockets.exceptions import (
 
 from wanderer_console.domain.eve import is_character_id
 from wanderer_console.domain.killmail import Killmail
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
@@ -265,11 +266,7 @@ class KillstreamSource:
             except ConnectionClosedOK:
                 return  # a clean close: reconnect as after any other loss
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_and_wait(tasks)
 
     async def _closer(self, ws: ClientConnection) -> None:
         await self._stop.wait()

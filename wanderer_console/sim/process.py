@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.sim.load import KillLoad
 from wanderer_console.sim.simulator import Simulator
 
@@ -188,9 +188,7 @@ async def _serve(seed: int, webhook_limit: int) -> None:
                 say({"error": f"unknown request {sorted(request)}"})
     finally:
         if feeder is not None:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
+            await cancel_and_wait([feeder])
         await sim.stop()
 
 

@@ -14,7 +14,6 @@ error toast; the console stays up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import logging
 import os
@@ -34,6 +33,7 @@ from wanderer_console.console_api import (
     Frame,
     OperationResult,
 )
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.gcpolicy import freeze_startup_objects
 from wanderer_console.ui.clock import Clock, SystemClock
 from wanderer_console.ui.commands import ConsoleCommands
@@ -523,7 +523,5 @@ async def run_app(backend: ConsoleBackend, stop: asyncio.Event, *, settle_gc: bo
         await app.run_async()
     finally:
         stop.set()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait([watcher])
     return app.return_code or 0

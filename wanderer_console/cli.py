@@ -49,7 +49,8 @@ _EPILOG = """\
 commands:
   (none)          open the operator console (TUI); --no-ui runs headless with JSON logs
   demo            run against the built-in simulator (no credentials needed)
-  config check    validate a config file; prints file:line: key: problem, exits 1 if invalid
+  config check    validate a config file; prints file:line: key: problem, exits 1 if invalid;
+                  asks the map API for each map (a wrong slug or key fails; --offline skips)
   config history  recorded configuration changes (JSON); config restore N brings one back
   tenant ACTION   ingest API tenants: add, list, rotate-key, disable, enable (JSON output)
   outbox ACTION   failed or held notifications: list, retry TARGET, drop (JSON output)
@@ -92,6 +93,12 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
 
 def _config_check_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("--config", type=Path, metavar="PATH", help="config file to check")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not ask the map API whether each map exists (by default one request per map:"
+        " a 404 or a refused key fails the check, an unreachable server is a warning)",
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -180,9 +187,31 @@ def _config_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
+    if not getattr(args, "offline", False):
+        refused = _probe_maps(loaded)
+        if refused:
+            for line in refused:
+                print(line, file=sys.stderr)
+            print(f"config invalid: {len(refused)} problem(s)", file=sys.stderr)
+            return EXIT_INVALID
     maps = ", ".join(loaded.settings.maps)
     print(f"config ok: {where}; maps: {maps}")
     return EXIT_OK
+
+
+def _probe_maps(loaded: LoadedConfig) -> list[str]:
+    """Ask the map API for each map (:mod:`~wanderer_console.ingest.map_probe`); print its
+    warnings, return its problems."""
+    import asyncio
+
+    from wanderer_console.ingest.map_probe import probe_maps  # deferred: no HTTP for --help
+
+    settings = loaded.settings
+    results = asyncio.run(probe_maps(settings.maps, user_agent=settings.esi.user_agent))
+    for result in results:
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr)
+    return [result.problem for result in results if result.problem]
 
 
 PLACEHOLDER_MARK = "replace-with"

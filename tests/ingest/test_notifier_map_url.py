@@ -4,6 +4,7 @@ said plainly, with the fix, instead of being retried in silence."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -98,3 +99,36 @@ async def test_a_wrong_slug_is_an_error_naming_the_url_and_the_fix(
     assert f"the path in {sim.map_url}/no-such-map is ignored" in error
     (connection,) = [c for c in connections if c["kind"] == "map_sse"]
     assert "no map 'no-such-map'" in connection["last_error"]
+
+
+async def test_config_check_explains_a_wrong_slug(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``config check`` asks the map API: a wrong slug fails it with the URL tried and the fix
+    (the engine runs on the same words); the right slug passes."""
+    from wanderer_console.cli import main
+
+    env = _notifier_env(sim, tmp_path, slug="no-such-map")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        code = await asyncio.to_thread(main, ["config", "check"])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert f"{sim.map_url}/api/maps/no-such-map/systems not found" in err
+        assert "check the slug (MAP_NAME" in err
+        assert f"the path in {sim.map_url}/no-such-map is ignored" in err
+
+        patch.setenv("MAP_NAME", sim.map_slug)
+        patch.setenv("MAP_URL", f"{sim.map_url}/{sim.map_slug}")
+        assert await asyncio.to_thread(main, ["config", "check"]) == 0
+        assert "config ok" in capsys.readouterr().out
+
+        patch.setenv("MAP_API_KEY", "not-the-key")
+        assert await asyncio.to_thread(main, ["config", "check"]) == 1
+        err = capsys.readouterr().err
+        assert "refused the key (401)" in err
+        assert "not-the-key" not in err
+
+        # --offline does not ask: the same refused key passes the file's own checks.
+        assert await asyncio.to_thread(main, ["config", "check", "--offline"]) == 0

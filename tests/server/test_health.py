@@ -7,8 +7,14 @@ import shutil
 
 import httpx
 import pytest
+from prometheus_client import Gauge
 
+from tests.support import wait_for
+from wanderer_console import __version__
 from wanderer_console.runtime import Runtime
+from wanderer_console.server.health import ALERTS_FIRING_METRIC, metrics_summary
+from wanderer_console.sim import Simulator
+from wanderer_console.telemetry.metrics import Metrics
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -68,3 +74,43 @@ async def test_server_is_loopback_by_default() -> None:
     defaults = ServerSettings()
     assert defaults.host == "127.0.0.1"
     assert defaults.port == 8787
+
+
+@pytest.mark.slow
+async def test_health_carries_a_metrics_summary_next_to_version_and_uptime(
+    sim: Simulator, runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    event = {"title": "Fleet forming", "notification_type": "system"}
+    auth = {"authorization": f"Bearer {ingest_key}"}
+    posted = await client.post("/api/v1/events", json=event, headers=auth)
+    assert posted.status_code == 200, posted.text
+    await wait_for(lambda: runtime.metrics.total("wc_notifications_delivered_total") >= 1)
+    await runtime.drain(timeout=5.0)
+    body = (await client.get("/health")).json()
+    assert body["version"] == __version__
+    assert body["uptime_seconds"] >= 0
+    summary = body["metrics"]
+    assert set(summary) == {"events_in", "notifications_out", "outbox_depth", "alerts_firing"}
+    assert summary["events_in"] == int(runtime.metrics.total("wc_events_received_total")) >= 1
+    delivered = int(runtime.metrics.total("wc_notifications_delivered_total"))
+    assert summary["notifications_out"] == delivered >= 1
+    assert summary["outbox_depth"] == int(runtime.metrics.value("wc_outbox_pending"))
+    assert summary["alerts_firing"] == 0  # no alert component registered wc_alert_firing
+
+
+def test_alerts_firing_sums_the_alert_gauge_once_one_is_registered() -> None:
+    metrics = Metrics()
+    assert metrics_summary(metrics)["alerts_firing"] == 0
+    firing = Gauge(ALERTS_FIRING_METRIC, "Alert firing", ["rule"], registry=metrics.registry)
+    firing.labels(rule="outbox_depth").set(1)
+    firing.labels(rule="source_down").set(1)
+    firing.labels(rule="breaker_open").set(0)
+    metrics.outbox_pending.set(7)
+    metrics.events_received.labels(source="api").inc(3)
+    metrics.notifications_delivered.labels(type="kill").inc(2)
+    assert metrics_summary(metrics) == {
+        "events_in": 3,
+        "notifications_out": 2,
+        "outbox_depth": 7,
+        "alerts_firing": 2,
+    }

@@ -278,3 +278,24 @@ async def test_aborted_uploads_are_counted_and_logged_without_traceback(
     (line,) = json_lines.events("http client disconnected mid-request")  # throttled: one
     assert line["level"] == "info"
     assert line["endpoint"] == "webhook"
+
+
+async def test_a_duplicate_refused_by_the_ingest_api_is_logged_with_tenant_and_event_id(
+    sim: Simulator,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    json_lines: JsonLines,
+) -> None:
+    assert runtime.http is not None
+    key = runtime.http.tenants.add(sim.map_slug)
+    one = event(event_id="ops-dup-0042")
+    first = await client.post("/api/v1/events", json=one, headers=auth(key))
+    assert first.json()["results"][0]["status"] == "accepted"
+    assert json_lines.events("ingest event refused as duplicate") == []
+    again = await client.post("/api/v1/events", json=one, headers=auth(key))
+    assert again.json()["results"][0]["status"] == "duplicate"
+    (line,) = json_lines.events("ingest event refused as duplicate")
+    assert line["tenant"] == sim.map_slug
+    assert line["event_id"] == "ops-dup-0042"
+    assert key not in json_lines.text
+    assert runtime.metrics.value("wc_events_duplicate_total", source="api") == 1

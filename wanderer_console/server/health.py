@@ -1,4 +1,8 @@
-"""Liveness, readiness and Prometheus metrics endpoints."""
+"""Liveness, readiness and Prometheus metrics endpoints.
+
+``/health`` answers from the process alone (never the store or a source): its version, uptime
+and a summary of the metrics registry (:func:`metrics_summary`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,23 @@ from starlette.responses import JSONResponse, Response
 
 from wanderer_console import __version__
 from wanderer_console.server.ports import EngineSurface
+from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["HealthEndpoints", "readiness_problems"]
+__all__ = ["ALERTS_FIRING_METRIC", "HealthEndpoints", "metrics_summary", "readiness_problems"]
+
+ALERTS_FIRING_METRIC = "wc_alert_firing"
+"""The hook for the console's own alerts: a gauge per rule, 1 while it fires. ``/health`` sums it;
+until an alerts component registers that gauge in the runtime's registry, the sum is 0."""
+
+
+def metrics_summary(metrics: Metrics) -> dict[str, int]:
+    """Events in, notifications out, outbox depth and alerts firing, read from the registry."""
+    return {
+        "events_in": int(metrics.total("wc_events_received_total")),
+        "notifications_out": int(metrics.total("wc_notifications_delivered_total")),
+        "outbox_depth": int(metrics.value("wc_outbox_pending")),
+        "alerts_firing": int(metrics.total(ALERTS_FIRING_METRIC)),
+    }
 
 
 def readiness_problems(engine: EngineSurface) -> list[str]:
@@ -26,12 +45,13 @@ class HealthEndpoints:
         self._engine = engine
 
     async def health(self, request: Request) -> Response:
-        """Liveness: the process and its event loop answer."""
+        """Liveness: the process and its event loop answer; version, uptime, metrics summary."""
         return JSONResponse(
             {
                 "status": "ok",
                 "version": __version__,
                 "uptime_seconds": round(time.time() - self._engine.started_at, 3),
+                "metrics": metrics_summary(self._engine.metrics),
             }
         )
 

@@ -199,4 +199,11 @@ class IngestEndpoint:
                 result.update(status="rejected", reason="not processed: internal error")
                 continue
             result["status"] = "accepted" if new else "duplicate"
+            if not new:
+                # Counted by the engine (wc_events_duplicate_total{source="api"}); the line says
+                # which tenant sent which id again (a client retrying, or two tools colliding).
+                log.info(
+                    "ingest event refused as duplicate",
+                    extra={"ctx": {"tenant": tenant, "event_id": clip(result["event_id"], 128)}},
+                )
         return results

@@ -35,7 +35,7 @@ from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
-from wanderer_console.enrich.persist import keep_saved, warm_and_save
+from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.http.pool import ClientPool
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
@@ -112,6 +112,7 @@ class Runtime:
             esi, agent = self.clients.get("esi"), settings.esi.user_agent
             self.esi = EsiClient(esi, lambda: live.current.esi.url, agent)
         self.cache = CacheFacade(self.esi, registry=metrics.registry)
+        self.cache_saver = CacheSaver(self.cache, store)
         self.kills = KillSources(
             live,
             self.index,
@@ -167,9 +168,7 @@ class Runtime:
         self.kills.tracking_changed()
         if self.esi is not None:
             tracking = self.index.map(tenant)
-            warm = functools.partial(
-                warm_and_save, self.cache, self.store, tracking.characters, tracking.systems
-            )
+            warm = functools.partial(self.cache_saver.warm, tracking.characters, tracking.systems)
             self._tasks.spawn(f"cache:warm:{tenant}", warm)
 
     # -- running -----------------------------------------------------------------------------------
@@ -182,7 +181,7 @@ class Runtime:
         spawn = self._tasks.spawn
         spawn("pipeline", self.worker.run)
         spawn("dispatcher", self.dispatcher.run)
-        spawn("cache:persist", functools.partial(keep_saved, self.cache, self.store))
+        spawn("cache:persist", self.cache_saver.run)
         spawn("retention", self.maintenance.retention)
         spawn("integrity", self.maintenance.integrity)
         if self.config_path is not None:

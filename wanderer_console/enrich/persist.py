@@ -2,29 +2,53 @@
 
 A restart starts warm (the runtime loads the saved entries before the sources connect), so the
 first kills after it render with names instead of waiting on ESI.
+
+Saving writes the whole cache, so it is coalesced: maps warming together (a thousand loading at
+start) ask for one save a few seconds after the last of them, not one save each — at a thousand
+maps one save per map load was a quadratic start (bench --only scale).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 from wanderer_console.enrich.cache import CacheFacade, CacheStore
 
-__all__ = ["keep_saved", "warm_and_save"]
+__all__ = ["CacheSaver"]
 
 
-async def warm_and_save(
-    cache: CacheFacade, store: CacheStore, characters: Iterable[int], systems: Iterable[int]
-) -> None:
-    """Load the names a map's notifications will need before the first kill arrives."""
-    await cache.warm(list(characters), list(systems))
-    cache.save_warm(store)
+class CacheSaver:
+    """Warms the cache for a map and keeps a saved copy: every ``every`` seconds, and ``delay``
+    seconds after warming finished (one save for every warm finished meanwhile)."""
 
+    def __init__(
+        self, cache: CacheFacade, store: CacheStore, *, every: float = 600.0, delay: float = 5.0
+    ) -> None:
+        self._cache = cache
+        self._store = store
+        self._every = every
+        self._delay = delay
+        self._wanted = asyncio.Event()
+        self.saves = 0
+        """Saves done (the periodic and the requested ones)."""
 
-async def keep_saved(cache: CacheFacade, store: CacheStore, *, every: float = 600.0) -> None:
-    """Every ``every`` seconds: drop expired entries and save a warm copy (a supervised task)."""
-    while True:
-        await asyncio.sleep(every)
-        cache.expire()
-        cache.save_warm(store)
+    async def warm(self, characters: Iterable[int], systems: Iterable[int]) -> None:
+        """Load the names a map's notifications will need before its first kill, then ask for a
+        save."""
+        await self._cache.warm(list(characters), list(systems))
+        self._wanted.set()
+
+    async def run(self) -> None:
+        """Save when asked (after ``delay``) or every ``every`` seconds (a supervised task)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._every):
+                    await self._wanted.wait()
+            if self._wanted.is_set():
+                await asyncio.sleep(self._delay)  # others warming now land in the same save
+                self._wanted.clear()
+            self._cache.expire()
+            self._cache.save_warm(self._store)
+            self.saves += 1

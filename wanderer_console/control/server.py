@@ -58,6 +58,7 @@ from wanderer_console.console_api import (
 )
 from wanderer_console.control.token import TokenCheck
 from wanderer_console.domain.tasks import cancel_and_wait
+from wanderer_console.http.uds import UnixAddress
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -527,7 +528,8 @@ def bind_private_socket(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         staged = staging / SOCKET_NAME
-        sock.bind(str(staged))
+        with UnixAddress(staged) as address:  # a long data directory's path: see http/uds.py
+            sock.bind(str(address))
         os.chmod(staged, 0o600)
         os.replace(staged, path)
         sock.listen(64)

@@ -38,6 +38,7 @@ from wanderer_console.console_api import (
     LinkState,
     OperationResult,
 )
+from wanderer_console.http.uds import UnixAddress
 
 __all__ = ["RemoteBackend"]
 
@@ -64,7 +65,11 @@ class RemoteBackend:
         headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        transport = None if socket_path is None else httpx.AsyncHTTPTransport(uds=str(socket_path))
+        transport = None
+        self._address: UnixAddress | None = None
+        if socket_path is not None:
+            self._address = UnixAddress(socket_path)
+            transport = httpx.AsyncHTTPTransport(uds=self._uds(self._address))
         self.socket_path = socket_path
         self.where = str(socket_path) if socket_path is not None else str(url)
         """The socket path or URL, for messages."""
@@ -193,9 +198,20 @@ class RemoteBackend:
         """Revive a dead target."""
         return await self._call("POST", "/v1/retry", OperationResult, {"key": key, "actor": actor})
 
+    @staticmethod
+    def _uds(address: UnixAddress) -> str:
+        """What to connect to: a long path through its directory (missing: the path itself, and
+        connecting says there is nothing to attach to)."""
+        try:
+            return str(address)
+        except OSError:
+            return str(address.path)
+
     async def aclose(self) -> None:
         """Close the connections (the engine keeps running)."""
         await self._client.aclose()
+        if self._address is not None:
+            self._address.close()
 
     # -- frames ----------------------------------------------------------------------------------
 

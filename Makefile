@@ -33,7 +33,7 @@ demo: $(VENV)/bin/wanderer-console
 	$(VENV)/bin/wanderer-console demo --no-ui --duration 20
 
 test: $(VENV)/bin/wanderer-console
-	$(VENV)/bin/python -m pytest -q --cov
+	$(VENV)/bin/python -m pytest -q -n 3 --cov
 
 bench: $(VENV)/bin/wanderer-console
 	$(VENV)/bin/wanderer-console bench $(BENCH_ARGS)

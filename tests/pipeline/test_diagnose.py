@@ -85,7 +85,11 @@ async def test_diagnosis_names_routes_and_reasons() -> None:
             assert demo["embeds"][0]["url"].endswith(f"/kill/{tracked['killmail_id']}/")
 
             untracked = await diagnose_kill(settings, elsewhere["killmail_id"], "h2")
-            assert untracked["maps"]["demo"] == {"notify": False, "reason": "untracked"}
+            assert untracked["maps"]["demo"] == {
+                "notify": False,
+                "reason": "untracked",
+                "explanation": "no map tracks the system or any character on the kill",
+            }
 
             with pytest.raises(DiagnoseError, match="not found"):
                 await diagnose_kill(settings, 1, "nope")

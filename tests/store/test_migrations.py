@@ -147,6 +147,8 @@ def seed(db: Raw, version: int) -> None:
             "UPDATE outbox SET claimed_by = ?, claim_token = ? WHERE dedup_key = ?",
             ("a-1", 3, "sent-1"),
         )
+    if version >= 9:
+        db.execute("UPDATE outbox SET message_id = ? WHERE dedup_key = ?", ("m-77", "sent-1"))
 
 
 def counts(db: Raw, version: int) -> dict[str, int]:
@@ -211,6 +213,11 @@ def test_each_version_from_each_earlier_one_keeps_the_data(
             ) == [
                 ("pending-1", None, None),
                 ("sent-1", *(("a-1", 3) if start >= 8 else (None,) * 2)),
+            ]
+        if start >= 1 and target >= 9:
+            assert db.execute("SELECT dedup_key, message_id FROM outbox ORDER BY id") == [
+                ("pending-1", None),
+                ("sent-1", "m-77" if start >= 9 else None),
             ]
         # Migrating again changes nothing: the version is recorded with the schema.
         assert db.migrate(target) == target

@@ -49,6 +49,8 @@ class SendResult:
     """The channel Discord posted into (from the confirmed message), for per-channel pacing."""
     attempted: bool = True
     """False when nothing was sent (the breaker failed fast): not the message's attempt."""
+    message_id: str | None = None
+    """Discord's id of the message it created (from the confirmed message)."""
 
 
 def _float(value: str | None) -> float | None:
@@ -70,12 +72,14 @@ def _classify(response: HttpResponse) -> SendResult:
         body = None
     if response.ok:
         channel = body.get("channel_id") if isinstance(body, dict) else None
+        message = body.get("id") if isinstance(body, dict) else None
         return SendResult(
             Outcome.SENT,
             response.status,
             bucket_remaining=remaining,
             bucket_reset_after=reset_after,
             channel_id=str(channel) if channel else None,
+            message_id=str(message)[:64] if message else None,
         )
     message = body.get("message", "") if isinstance(body, dict) else response.text(200)
     if response.status == 429:

@@ -229,7 +229,10 @@ class Outcomes:
         batch, result, state, now = answer.batch, answer.result, answer.state, answer.now
         first = batch.rows[0]
         self._journal.record(
-            "mark sent", functools.partial(self._store.mark_sent, answer.ids, now=now)
+            "mark sent",
+            functools.partial(
+                self._store.mark_sent, answer.ids, now=now, message_id=result.message_id
+            ),
         )
         debug = log.isEnabledFor(logging.DEBUG)
         for row in batch.rows:

@@ -14,9 +14,10 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -25,13 +26,22 @@ from wanderer_console.command import EXIT_INVALID, Command
 from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import command_store
+from wanderer_console.config.routing import resolve_target
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
+from wanderer_console.domain.notification import NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.rules import decide_kill
+from wanderer_console.pipeline.kill_facts import SystemInfo
+from wanderer_console.pipeline.rules import (
+    REFUSAL_REASONS,
+    KillDecision,
+    Refusal,
+    decide_kill,
+    flags_allow,
+)
 from wanderer_console.store.backends import connect
 from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.integrity import StorageError
@@ -40,12 +50,18 @@ from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
     "COMMAND",
+    "NOT_NOTIFIED",
+    "NOTIFYING_MAP_EVENTS",
     "DiagnoseError",
     "StoredEvents",
     "diagnose_kill",
+    "explain_kill",
+    "explain_map_event",
+    "explain_reason",
     "fetch_killmail",
     "run",
     "stored_events",
+    "verdicts",
 ]
 
 _MAP_EVENT_LIMIT = 100_000
@@ -238,23 +254,15 @@ async def diagnose_kill(
             notifications = engine.kill_notifications(km, ignore_age=True)
         finally:
             scratch.close()
-    maps: dict[str, Any] = {}
-    for decision in decisions:
-        maps[decision.tenant] = {"notify": True, "route": decision.route, "role": decision.role}
-    for note in notifications:
-        maps[note.tenant]["target"] = note.target.key
-        maps[note.tenant]["embeds"] = note.body.get("embeds", [])
-    for refusal in refusals:
-        if refusal.tenant == "*":
-            for tenant in settings.maps:
-                maps.setdefault(tenant, {"notify": False, "reason": refusal.reason})
-        else:
-            maps[refusal.tenant] = {"notify": False, "reason": refusal.reason}
+    maps = verdicts(
+        settings,
+        decisions,
+        refusals,
+        targets={note.tenant: note.target.key for note in notifications},
+        embeds={note.tenant: note.body.get("embeds", []) for note in notifications},
+    )
     for tenant, error in load_errors.items():
         maps.setdefault(tenant, {}).update({"tracking_load_error": error})
-    for per_map in maps.values():
-        if per_map.get("notify") and "target" not in per_map:
-            per_map.update({"notify": False, "reason": "no_target"})
     verdict: dict[str, Any] = {
         "killmail_id": km.killmail_id,
         "system_id": km.system_id,
@@ -267,6 +275,105 @@ async def diagnose_kill(
         # (a tracking rebuilt from stored map events lacks what the map's REST API gave at start).
         verdict["when_received"] = {"notifications": store.notifications(killmail_id)}
     return verdict
+
+
+NOT_NOTIFIED: Final[dict[str, str]] = {
+    **REFUSAL_REASONS,
+    "no_target": "no Discord target is configured for the route (maps.<map>.discord)",
+    "not_notifying": "this event type updates the map's tracking only; it never notifies",
+    "muted_on_arrival": "nothing filters it now: when it arrived it was muted by start-up"
+    " suppression (history replayed at start), by the map's dedup_ttl_seconds (the same system"
+    " or character notified shortly before), or by a switch turned on since",
+}
+"""Every reason a map is not notified, in words (the ``kill`` command and the console's events
+browser say it so)."""
+
+NOTIFYING_MAP_EVENTS: Final[dict[str, NotificationType]] = {
+    "add_system": NotificationType.SYSTEM,
+    "character_added": NotificationType.CHARACTER,
+    "rally_point_added": NotificationType.RALLY,
+}
+"""The map event types that notify, and as what."""
+
+
+def explain_reason(reason: str) -> str:
+    """What a refusal reason means, in words (the reason itself when it has none)."""
+    return NOT_NOTIFIED.get(reason, reason)
+
+
+def verdicts(
+    settings: Settings,
+    decisions: Sequence[KillDecision],
+    refusals: Sequence[Refusal],
+    *,
+    targets: Mapping[str, str],
+    embeds: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each map's verdict on a kill, JSON-safe: notified (route, role, target and, when given,
+    the embeds) or not (the reason, and what it means in words)."""
+    maps: dict[str, dict[str, Any]] = {}
+    for decision in decisions:
+        maps[decision.tenant] = {"notify": True, "route": decision.route, "role": decision.role}
+    for tenant, target in targets.items():
+        if tenant in maps:
+            maps[tenant]["target"] = target
+            if embeds is not None and tenant in embeds:
+                maps[tenant]["embeds"] = embeds[tenant]
+    for refusal in refusals:
+        refused = {
+            "notify": False,
+            "reason": refusal.reason,
+            "explanation": explain_reason(refusal.reason),
+        }
+        if refusal.tenant == "*":
+            for tenant in settings.maps:
+                maps.setdefault(tenant, dict(refused))
+        else:
+            maps[refusal.tenant] = refused
+    for per_map in maps.values():
+        if per_map.get("notify") and "target" not in per_map:
+            per_map.update(
+                {"notify": False, "reason": "no_target", "explanation": explain_reason("no_target")}
+            )
+    return maps
+
+
+def explain_kill(
+    km: Killmail,
+    settings: Settings,
+    index: TrackingIndex,
+    *,
+    now: datetime,
+    info: SystemInfo | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each map's verdict on ``km`` by the rules and tracking now (as :func:`diagnose_kill` gives
+    it, age gate ignored); pure: nothing is fetched, stored, counted or sent."""
+    decisions, refusals = decide_kill(
+        km, settings=settings, index=index, now=now, suppressed=False, ignore_age=True, info=info
+    )
+    targets: dict[str, str] = {}
+    for decision in decisions:
+        target = resolve_target(settings, decision.tenant, decision.route)
+        if target is not None:
+            targets[decision.tenant] = target.key
+    return verdicts(settings, decisions, refusals, targets=targets)
+
+
+def explain_map_event(settings: Settings, tenant: str, event_type: str) -> dict[str, Any]:
+    """Why a map event notified nothing, as far as the settings now tell."""
+    kind = NOTIFYING_MAP_EVENTS.get(event_type)
+    map_settings = settings.maps.get(tenant)
+    if kind is None:
+        reason = "not_notifying"
+    elif map_settings is None or not map_settings.enabled:
+        reason = "map_disabled"
+    elif not flags_allow(settings, map_settings, kind):
+        reason = "disabled"
+    elif resolve_target(settings, tenant, kind.value) is None:  # type: ignore[arg-type]
+        reason = "no_target"
+    else:
+        reason = "muted_on_arrival"
+    return {"notify": False, "reason": reason, "explanation": explain_reason(reason)}
 
 
 def run(args: argparse.Namespace) -> int:

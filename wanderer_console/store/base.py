@@ -24,6 +24,7 @@ from wanderer_console.store.writes import WriteFault
 
 if TYPE_CHECKING:
     from wanderer_console.domain.notification import Notification
+    from wanderer_console.store.browse import BrowsedEvent, EventNotification
 
 __all__ = [
     "SHARED_TENANT",
@@ -407,7 +408,13 @@ class Store(Protocol):
 
     def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int: ...
 
-    def mark_sent(self, row_id: int | Sequence[int], *, now: float | None = None) -> None: ...
+    def mark_sent(
+        self,
+        row_id: int | Sequence[int],
+        *,
+        now: float | None = None,
+        message_id: str | None = None,
+    ) -> None: ...
 
     def release(
         self,
@@ -464,3 +471,25 @@ class Store(Protocol):
     def leave_cluster(self, instance_id: str) -> int: ...
 
     def cluster_state(self) -> ClusterState: ...
+
+    # the events browser (bounded reads, see store/browse.py)
+    def browse_events(
+        self,
+        *,
+        search: str = "",
+        tenant: str | None = None,
+        event_type: str | None = None,
+        outcome: str | None = None,
+        target: str | None = None,
+        window: int = 5_000,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[BrowsedEvent]: ...
+
+    def event_by_row(self, row_id: int) -> BrowsedEvent | None: ...
+
+    def event_notifications(
+        self, events: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[EventNotification]]: ...
+
+    def recent_event_types(self, *, window: int = 5_000) -> list[str]: ...

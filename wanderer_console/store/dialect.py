@@ -6,6 +6,8 @@ turns into ``%s``); the few fragments that cannot be the same text on both are h
 * **Index hints.** SQLite has no statistics until ``ANALYZE``, so the dispatcher's queries name
   the partial index of pending rows (``INDEXED BY``); PostgreSQL has no hints and picks it from
   its statistics.
+  The events browser's look-ups by notification key name ``outbox_dedup_key`` for the same
+  reason.
 * **Null-safe equality.** ``a IS ?`` on SQLite is ``a IS NOT DISTINCT FROM ?`` on PostgreSQL.
 * **The larger of two values.** SQLite's two-argument ``max()`` is ``GREATEST()``; the cursor
   column compares bytewise on both (PostgreSQL declares it ``COLLATE "C"``).
@@ -47,6 +49,9 @@ class Dialect:
     """The database's wall clock now, in Unix seconds (lease expiry is measured by it)."""
     lock_lease: str
     """After the fenced claim's look at its lease row: lock it against a concurrent takeover."""
+    dedup_index: str = ""
+    """Hint after ``FROM outbox o`` for the events browser's look-ups by key (SQLite would
+    otherwise pick ``outbox_due`` for a status test and walk every sent row)."""
 
     def claimable(self, marks: str) -> str:
         """The ``WHERE`` clause of a claim of the rows ``id IN (marks)`` still pending."""
@@ -67,6 +72,7 @@ SQLITE = Dialect(
     lock_claimed=False,
     clock="((julianday('now') - 2440587.5) * 86400.0)",
     lock_lease="",
+    dedup_index=" INDEXED BY outbox_dedup_key",
 )
 
 POSTGRESQL = Dialect(

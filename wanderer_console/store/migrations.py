@@ -281,6 +281,19 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ALTER TABLE outbox ADD COLUMN claim_token BIGINT;
         """,
     ),
+    # 9: the events browser. Discord's id of the message a notification went out in (a
+    #    confirmed send answers with it), and the outbox by ``dedup_key`` alone, so an event's
+    #    notifications are found by the keys the pipeline gives them (a kill's are on every map).
+    Migration(
+        """
+        ALTER TABLE outbox ADD COLUMN message_id TEXT;
+        CREATE INDEX outbox_dedup_key ON outbox (dedup_key);
+        """,
+        """
+        ALTER TABLE outbox ADD COLUMN message_id TEXT;
+        CREATE INDEX outbox_dedup_key ON outbox (dedup_key);
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -226,14 +226,22 @@ class OutboxMixin:
             )
         return int(cursor.rowcount)
 
-    def mark_sent(self, row_id: int | Sequence[int], *, now: float | None = None) -> None:
-        """Discord confirmed these notifications: they are never sent again."""
+    def mark_sent(
+        self,
+        row_id: int | Sequence[int],
+        *,
+        now: float | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        """Discord confirmed these notifications: they are never sent again. ``message_id`` is
+        the id Discord gave the message they went out in (the events browser shows it)."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)
         with self._writes.transaction("mark sent") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                f" last_error = NULL, send_id = NULL WHERE id IN ({_marks(ids)})",
-                (time.time() if now is None else now, *ids),
+                " last_error = NULL, send_id = NULL, message_id = ?"
+                f" WHERE id IN ({_marks(ids)})",
+                (time.time() if now is None else now, message_id, *ids),
             )
 
     def release(

@@ -1,10 +1,12 @@
 """What the SQLite and the PostgreSQL stores share: every statement of the store, once.
 
 :class:`SqlStore` holds the event log, the stream cursors, retention and the enrichment cache;
-:class:`~wanderer_console.store.outbox.OutboxMixin` the outbox. Both run their SQL through a
-:class:`~wanderer_console.store.base.DbConnection` (``?`` placeholders) and their writes through
-a :class:`~wanderer_console.store.writes.WriteGuard`; where the backends spell a statement
-differently, the fragment comes from the store's :class:`~wanderer_console.store.dialect.Dialect`.
+:class:`~wanderer_console.store.outbox.OutboxMixin` the outbox;
+:class:`~wanderer_console.store.browse.BrowseMixin` the events browser's reads. They run their
+SQL through a :class:`~wanderer_console.store.base.DbConnection` (``?`` placeholders) and their
+writes through a :class:`~wanderer_console.store.writes.WriteGuard`; where the backends spell a
+statement differently, the fragment comes from the store's
+:class:`~wanderer_console.store.dialect.Dialect`.
 A backend (:mod:`~.sqlite`, :mod:`~.postgres`) adds how it opens, closes and checks itself.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import SHARED_TENANT, PendingWrite, StoredEvent
+from wanderer_console.store.browse import BrowseMixin
 from wanderer_console.store.leases import LeaseMixin
 from wanderer_console.store.outbox import OutboxMixin
 from wanderer_console.store.writes import WriteFault
@@ -27,7 +30,7 @@ PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?)"
 
 
-class SqlStore(OutboxMixin, LeaseMixin):
+class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin):
     """The statements of a store, over ``_conn`` and ``_writes`` (set by the backend)."""
 
     shared = False

@@ -111,7 +111,9 @@ class Runtime:
         if settings.esi.enabled:
             esi, agent = self.clients.get("esi"), settings.esi.user_agent
             self.esi = EsiClient(esi, lambda: live.current.esi.url, agent)
-        self.cache = CacheFacade(self.esi, registry=metrics.registry)
+        self.cache = CacheFacade(
+            self.esi, maxsize=settings.esi.cache_entries, registry=metrics.registry
+        )
         self.cache_saver = CacheSaver(self.cache, store)
         self.kills = KillSources(
             live,

@@ -274,6 +274,12 @@ class EsiSettings(Section):
         bool, Restart("the name cache is built with or without an ESI client at start")
     ] = True
     """Resolve missing names through ESI."""
+    cache_entries: Annotated[int, Restart("the name cache is sized when it is built, at start")] = (
+        Field(default=50_000, ge=100, le=1_000_000)
+    )
+    """Names kept per kind (pilots, corporations, alliances, systems, types). A thousand maps
+    track some 20,000 pilots: a cache smaller than what is tracked evicts names a restart warmed
+    and asks ESI for them again. About 1 KB an entry when full."""
 
 
 class KillstreamSettings(Section):

@@ -51,6 +51,7 @@ from wanderer_console.store.lock import open_owned
 from wanderer_console.store.maintenance import Maintenance
 from wanderer_console.supervisor import TaskSupervisor
 from wanderer_console.telemetry.metrics import Metrics
+from wanderer_console.telemetry.statsd import StatsdExporter
 
 __all__ = ["Runtime", "default_data_dir"]
 
@@ -97,6 +98,8 @@ class Runtime:
         """The HTTP surface, while ``[server] enabled`` and started."""
         self.http_error: str | None = None
         """Why the HTTP surface could not start, if it could not."""
+        self.statsd: StatsdExporter | None = None
+        """The StatsD exporter, while ``[statsd] address`` is set and the engine runs."""
         discord = self.clients.get("discord", timeout=settings.discord.request_timeout_seconds)
         # Several engines may share a PostgreSQL database: each map is then worked (read and
         # sent) by the engine holding its lease; on SQLite this engine works every map.
@@ -186,6 +189,17 @@ class Runtime:
         spawn("cache:persist", self.cache_saver.run)
         spawn("retention", self.maintenance.retention)
         spawn("integrity", self.maintenance.integrity)
+        statsd = self.settings.statsd
+        if statsd.address is not None:
+            self.statsd = StatsdExporter(
+                self.metrics,
+                statsd.address,
+                prefix=statsd.prefix,
+                tags=statsd.tags,
+                interval=statsd.interval_seconds,
+                max_datagram_bytes=statsd.max_datagram_bytes,
+            )
+            spawn("statsd", self.statsd.run)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             spawn("config-watch", self.reloader.run)

@@ -124,6 +124,8 @@ CHANGES: dict[str, Any] = {
     "killstream.rest_url": "http://127.0.0.1:9",
     "r2z2.url": "http://127.0.0.1:9",
     "control.listen": "127.0.0.1:8799",
+    "statsd.address": "127.0.0.1:9",
+    "statsd.prefix": "console_two",
     "http.esi.timeout_seconds": 12.5,
     "keymap.app.quit": "f2",
     f"maps.{MAP}.url": "http://127.0.0.1:9",

@@ -56,6 +56,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SpaceClassName",
+    "StatsdSettings",
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -87,6 +88,7 @@ RESTART_CONTROL: Final = Restart("the control endpoint is set up at start")
 RESTART_SOCKET: Final = Restart("each killstream socket takes it when it opens")
 RESTART_POLLER: Final = Restart("the killstream's REST fallback poller takes it when it starts")
 RESTART_R2Z2: Final = Restart("the R2Z2 poller takes it when it starts")
+RESTART_STATSD: Final = Restart("the StatsD sender opens its socket and starts at start")
 RESTART_MAP_FEED: Final = Restart(
     "the map's REST client and SSE stream take it when the map is started"
 )
@@ -235,6 +237,34 @@ class ControlSettings(Section):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError('must be "HOST:PORT", for example "127.0.0.1:8788"')
+        return value
+
+
+class StatsdSettings(Section):
+    """Send the ``/metrics`` counters, gauges and timings to a StatsD daemon over UDP."""
+
+    address: Annotated[str | None, RESTART_STATSD] = None
+    """``"HOST:PORT"`` of the StatsD daemon (``"127.0.0.1:8125"``); unset: nothing is sent."""
+    prefix: Annotated[str, RESTART_STATSD] = Field(
+        default="wanderer_console", pattern=r"^[A-Za-z0-9_.-]*$"
+    )
+    """Put before every metric name with a dot (empty: none)."""
+    tags: Annotated[Literal["none", "dogstatsd", "graphite"], RESTART_STATSD] = "dogstatsd"
+    """How labels travel: ``dogstatsd`` (``|#source:api``), ``graphite`` (``;source=api`` in the
+    name) or ``none`` (each label's value appended to the name as a dotted segment)."""
+    interval_seconds: Annotated[float, RESTART_STATSD] = Field(default=10.0, ge=0.1, le=3600)
+    """How often the registry is read and sent (counters as the increase since the last send)."""
+    max_datagram_bytes: Annotated[int, RESTART_STATSD] = Field(default=1432, ge=512, le=65_000)
+    """Lines are packed into datagrams of at most this size (1432 fits an Ethernet MTU)."""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError('must be "HOST:PORT", for example "127.0.0.1:8125"')
         return value
 
 
@@ -491,6 +521,8 @@ class Settings(BaseSettings):
     """The HTTP surface."""
     control: ControlSettings = Field(default_factory=ControlSettings)
     """Where an attached console reaches the running engine."""
+    statsd: StatsdSettings = Field(default_factory=StatsdSettings)
+    """The StatsD exporter (off unless ``address`` is set)."""
     keymap: Annotated[dict[str, str], LIVE] = Field(default_factory=dict)
     """Console key overrides: binding id (``app.quit``, ``config.save``, …) → keys (``"f2"``)."""
 

@@ -41,12 +41,22 @@ __all__ = [
     "CountersView",
     "DeliveryView",
     "EngineIdentity",
+    "EVENT_OUTCOMES",
+    "EmbedFieldView",
+    "EmbedView",
     "EngineSnapshot",
+    "EventDetail",
+    "EventPage",
+    "EventQuery",
+    "EventRow",
     "FlagSet",
     "Frame",
     "InstanceView",
     "LinkState",
     "LogLine",
+    "MapVerdict",
+    "MessageView",
+    "NotificationView",
     "Occurrence",
     "OperationResult",
     "QueueView",
@@ -373,6 +383,135 @@ class Frame(_View):
     identity: EngineIdentity | None = None
 
 
+# -- the events browser ---------------------------------------------------------------------------
+
+EventOutcome = Literal["notified", "pending", "failed", "filtered"]
+EVENT_OUTCOMES: tuple[EventOutcome, ...] = ("notified", "pending", "failed", "filtered")
+"""What became of an event: delivered somewhere; waiting (nothing delivered yet); failed
+(given up, dropped or unconfirmed); filtered (it notified nothing)."""
+
+
+class EventQuery(_View):
+    """Which recent events the browser asks for (every filter given must match)."""
+
+    search: str = Field(default="", max_length=200)
+    """A case-insensitive substring of the event's id, type, source, map or payload."""
+    map: str | None = None
+    """A map's own events and the kills it was notified of."""
+    type: str | None = None
+    outcome: EventOutcome | None = None
+    target: str | None = None
+    """Events with a notification to this target key (``webhook:…``)."""
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class NotificationView(_View):
+    """One notification of an event: where it went, and what became of it."""
+
+    id: int
+    map: str
+    route: str
+    target: str
+    """The target's key (``webhook:<id>``, ``channel:<id>``)."""
+    target_label: str = ""
+    """Which map routes post there (``alpha/primary``)."""
+    status: str
+    """The outbox state: ``pending``, ``sending``, ``sent``, ``failed``, ``uncertain``,
+    ``dropped``."""
+    attempts: int = 0
+    created_at: float = 0.0
+    sent_at: float | None = None
+    message_id: str | None = None
+    """Discord's id of the message it went out in."""
+    last_error: str | None = None
+
+
+class EventRow(_View):
+    """One recent event, as the browser lists it."""
+
+    id: int
+    """The browser's handle on it (for :meth:`ConsoleBackend.event_detail`)."""
+    event_id: str
+    source: str
+    type: str
+    map: str
+    """The map it came from, or ``*`` (a kill, shared by every map)."""
+    system: str = ""
+    """The solar system's name (or id) when the event names one."""
+    received_at: float
+    summary: str = ""
+    """One line about it (the victim's ship, the system added, the pilot)."""
+    outcome: EventOutcome
+    notifications: tuple[NotificationView, ...] = ()
+
+
+class EventPage(_View):
+    """A page of recent events and what the filters can be set to."""
+
+    query: EventQuery
+    events: tuple[EventRow, ...] = ()
+    more: bool = False
+    """More events match beyond this page."""
+    window: int = 0
+    """How many of the newest events were looked through."""
+    maps: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+
+class MapVerdict(_View):
+    """One map's verdict on an event: notified through a route, or why not, in words."""
+
+    map: str
+    notify: bool
+    route: str | None = None
+    target: str | None = None
+    reason: str | None = None
+    explanation: str = ""
+
+
+class EmbedFieldView(_View):
+    """One field of a Discord embed."""
+
+    name: str
+    value: str
+    inline: bool = False
+
+
+class EmbedView(_View):
+    """One Discord embed, as the message will show it."""
+
+    title: str = ""
+    description: str = ""
+    url: str | None = None
+    color: int | None = None
+    author: str = ""
+    fields: tuple[EmbedFieldView, ...] = ()
+    footer: str = ""
+    timestamp: str | None = None
+
+
+class MessageView(_View):
+    """A Discord message: its text and embeds."""
+
+    content: str = ""
+    embeds: tuple[EmbedView, ...] = ()
+
+
+class EventDetail(_View):
+    """One event in full: its notifications, each map's verdict and the message."""
+
+    event: EventRow
+    verdicts: tuple[MapVerdict, ...] = ()
+    verdict_note: str = ""
+    """Where the verdicts come from (what happened, or the rules now, as ``kill ID`` says)."""
+    message: MessageView | None = None
+    message_note: str = ""
+    """``as delivered to …``, ``as queued for …``, or ``as it would look``."""
+    payload: str = ""
+    """The event as received (JSON, secrets masked, cut at a few KiB)."""
+
+
 # -- operations -----------------------------------------------------------------------------------
 
 
@@ -496,6 +635,14 @@ class ConsoleBackend(Protocol):
 
     async def retry_target(self, key: str, *, actor: str) -> OperationResult:
         """Revive a dead target and re-queue its failed notifications (``count``)."""
+        ...
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """Recent events matching ``query``, newest first, each with its outcome."""
+        ...
+
+    async def event_detail(self, event: int) -> EventDetail | None:
+        """One event (by :attr:`EventRow.id`) in full; ``None`` once it is gone."""
         ...
 
     async def aclose(self) -> None:

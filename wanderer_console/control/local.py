@@ -44,12 +44,15 @@ from wanderer_console.console_api import (
     ConsoleSettingsView,
     EngineIdentity,
     EngineSnapshot,
+    EventDetail,
+    EventPage,
+    EventQuery,
     FlagSet,
     Frame,
     LogLine,
     OperationResult,
 )
-from wanderer_console.control import explain
+from wanderer_console.control import events, explain
 from wanderer_console.telemetry.logging import redact
 
 __all__ = ["LocalBackend", "LogRing", "LocalEngine"]
@@ -438,6 +441,17 @@ class LocalBackend:
         return OperationResult(
             ok=True, message=f"Retrying {key}: {count} notification{plural} re-queued.", count=count
         )
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """Recent events matching ``query`` (bounded reads of the store, see
+        :mod:`~wanderer_console.control.events`)."""
+        return events.event_page(self._engine, query)
+
+    async def event_detail(self, event: int) -> EventDetail | None:
+        """One event in full: its notifications, or why it notified nothing."""
+        pipeline = getattr(self._engine, "engine", None)
+        info = getattr(pipeline, "system_info", None)
+        return events.event_detail(self._engine, event, info=info)
 
     async def aclose(self) -> None:
         """Nothing to let go of in-process."""

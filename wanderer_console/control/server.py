@@ -16,6 +16,8 @@ is in the data directory (:mod:`.token`). The protocol is plain HTTP + JSON:
 ``POST /v1/config/reload`` re-read the file
 ``GET /v1/config/history`` the audit trail
 ``POST /v1/retry``         ``{"key": str}``: revive a dead target
+``GET /v1/events``         recent events (query: an ``EventQuery``'s fields)
+``GET /v1/events/{id}``    one event in full (``null`` once it is gone)
 =========================  ========================================================
 
 Every POST may carry ``actor`` (who asked); the engine appends the transport it came through.
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from prometheus_client import Counter, Gauge
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -54,6 +56,7 @@ from wanderer_console.console_api import (
     PROTOCOL_VERSION,
     ConsoleBackend,
     EngineIdentity,
+    EventQuery,
     Frame,
 )
 from wanderer_console.control.token import TokenCheck
@@ -450,6 +453,19 @@ def build_control_app(
         key = _field(data, "key", str)
         return reply(await backend.retry_target(key, actor=actor(request, data)))
 
+    async def events(request: Request, data: dict[str, Any]) -> Response:
+        try:
+            query = EventQuery.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            raise _BadRequest(400, f"bad event query: {exc}") from None
+        return reply(await backend.events(query))
+
+    async def event(request: Request, data: dict[str, Any]) -> Response:
+        detail = await backend.event_detail(int(request.path_params["event"]))
+        if detail is None:
+            return Response("null", media_type="application/json")
+        return reply(detail)
+
     async def frames(request: Request) -> Response:
         problem = version_problem(request)
         if problem is not None:
@@ -495,6 +511,8 @@ def build_control_app(
         Route("/v1/config/reload", operation("reload", reload), methods=["POST"]),
         Route("/v1/config/history", operation("history", history)),
         Route("/v1/retry", operation("retry", retry), methods=["POST"]),
+        Route("/v1/events", operation("events", events)),
+        Route("/v1/events/{event:int}", operation("event_detail", event)),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
@@ -34,6 +35,9 @@ from wanderer_console.console_api import (
     ConfigText,
     EngineIdentity,
     EngineSnapshot,
+    EventDetail,
+    EventPage,
+    EventQuery,
     Frame,
     LinkState,
     OperationResult,
@@ -47,6 +51,7 @@ RETRY_FIRST, RETRY_MAX = 0.25, 2.0
 
 _M = TypeVar("_M", bound=BaseModel)
 _HISTORY = TypeAdapter(tuple[AuditRecord, ...])
+_DETAIL = TypeAdapter(EventDetail | None)
 
 
 class RemoteBackend:
@@ -206,6 +211,23 @@ class RemoteBackend:
             return str(address)
         except OSError:
             return str(address.path)
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """Recent events matching ``query``."""
+        params = urlencode(query.model_dump(exclude_none=True, exclude_defaults=True))
+        return await self._call(
+            "GET", f"/v1/events?{params}" if params else "/v1/events", EventPage
+        )
+
+    async def event_detail(self, event: int) -> EventDetail | None:
+        """One event in full; ``None`` once it is gone."""
+        response = await self._send("GET", f"/v1/events/{int(event)}")
+        try:
+            return _DETAIL.validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the engine at {self.where} sent an unreadable event: {exc}"
+            ) from None
 
     async def aclose(self) -> None:
         """Close the connections (the engine keeps running)."""

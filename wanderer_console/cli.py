@@ -179,7 +179,7 @@ def _config_check(args: argparse.Namespace) -> int:
     warnings = [*map(str, loaded.warnings), *_placeholders(loaded), *_config_warnings(loaded)]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if not loaded.settings.maps:
+    if not loaded.settings.maps and not loaded.settings.hosted.enabled:
         # Valid, but an engine on it would receive nothing: not a configuration to run.
         print(
             f"config invalid: no map configured: nothing would be received ({where}); add a"

@@ -643,6 +643,10 @@ class ConsoleBackend(Protocol):
 
     async def event_detail(self, event: int) -> EventDetail | None:
         """One event (by :attr:`EventRow.id`) in full; ``None`` once it is gone."""
+
+    async def refresh_hosted(self, *, actor: str) -> OperationResult:
+        """Pull the hosted maps' configuration from the map server now and apply it (``count``:
+        the hosted maps after it); refused when the engine is not in hosted mode."""
         ...
 
     async def aclose(self) -> None:

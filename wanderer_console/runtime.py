@@ -24,8 +24,9 @@ from typing import Any
 
 from wanderer_console import __version__, views
 from wanderer_console.cluster import MapLeases, instance_info
+from wanderer_console.config.hosted import HostedMapsDiff, diff_maps
 from wanderer_console.config.live import LiveSettings, apply_log_level
-from wanderer_console.config.model import Settings
+from wanderer_console.config.model import MapSettings, Settings
 from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.control.local import LocalBackend
@@ -37,6 +38,7 @@ from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.http.pool import ClientPool
+from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
@@ -153,6 +155,12 @@ class Runtime:
         )
         self.worker = PipelineWorker(self.queue, self.engine)
         self.cluster.bind(_LeasedMaps(self))
+        # Hosted / API multi-map mode: maps pulled from the map server, applied by difference.
+        self._hosted_maps: dict[str, MapSettings] = {}
+        self.hosted: HostedMaps | None = None
+        if settings.hosted.enabled:
+            map_client = functools.partial(self.clients.get, "map")
+            self.hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
         # The console's operations, in this process and for attached consoles (control.sock).
         self.console = LocalBackend(self)
@@ -166,8 +174,46 @@ class Runtime:
         return self.live.current
 
     def apply_settings(self, settings: Settings) -> None:
-        """Make ``settings`` the running configuration (a reload, a console toggle)."""
+        """Make ``settings`` the running configuration (a reload, a console toggle); the hosted
+        maps stay (a file reload knows only the file's maps)."""
+        missing = {k: m for k, m in self._hosted_maps.items() if k not in settings.maps}
+        if missing:
+            settings = settings.model_copy(update={"maps": {**settings.maps, **missing}})
         self.live.replace(settings)
+
+    async def apply_hosted(self, maps: dict[str, MapSettings]) -> HostedMapsDiff:
+        """Make ``maps`` the hosted maps (:class:`~wanderer_console.ingest.hosted.HostedMaps`):
+        start the new ones, stop the gone ones, restart a feed whose URL, slug or key changed,
+        and swap the settings (channels, flags, filters and tokens apply live). Maps neither
+        added nor removed keep their feed, stream and queue untouched."""
+        current = self.settings
+        own = {key for key in current.maps if key not in self._hosted_maps}
+        shadowed = sorted(key for key in maps if key in own)
+        if shadowed:
+            log.warning(
+                "hosted maps ignored: the configuration file defines maps of the same key",
+                extra={"ctx": {"maps": shadowed}},
+            )
+        wanted = {key: m for key, m in maps.items() if key not in own}
+        diff = diff_maps(self._hosted_maps, wanted)
+        if diff.empty:
+            return diff
+        for key in [*diff.removed, *diff.restarted]:
+            await self.stop_map(key)
+        self._hosted_maps = dict(wanted)
+        kept = {key: m for key, m in current.maps.items() if key in own}
+        self.live.replace(current.model_copy(update={"maps": {**kept, **wanted}}))
+        if self.cluster.active:
+            log.warning(
+                "hosted maps on a shared database start at the next start (map leases share"
+                " the maps enabled at start)",
+                extra={"ctx": diff.as_json()},
+            )
+            return diff
+        for key in [*diff.added, *diff.restarted]:
+            if wanted[key].enabled:
+                self.start_map(key)
+        return diff
 
     def _map_loaded(self, tenant: str) -> None:
         self.kills.tracking_changed()
@@ -209,6 +255,8 @@ class Runtime:
             for tenant, map_settings in self.settings.maps.items():
                 if map_settings.enabled:
                     self.start_map(tenant)
+        if self.hosted is not None:
+            spawn("hosted", self.hosted.run)
         self.kills.started = True
         self.kills.ensure()
         if self.settings.r2z2.enabled:

@@ -17,6 +17,7 @@ from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.http.pool import ClientPool
+from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
@@ -50,6 +51,7 @@ class EngineParts(Protocol):
     maintenance: Maintenance
     reloader: ConfigReloader | None
     cluster: MapLeases
+    hosted: HostedMaps | None
 
 
 def readiness(parts: EngineParts) -> Readiness:
@@ -145,6 +147,8 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
         "config": None if parts.reloader is None else parts.reloader.snapshot(),
         # Only with several instances possible (PostgreSQL): an older console reads the rest.
         **({} if (cluster := parts.cluster.snapshot()) is None else {"cluster": cluster}),
+        # Only in hosted mode: the maps pulled from the map server and the last refresh.
+        **({} if parts.hosted is None else {"hosted": parts.hosted.snapshot()}),
     }
 
 

@@ -128,6 +128,10 @@ CHANGES: dict[str, Any] = {
     "statsd.prefix": "console_two",
     "http.esi.timeout_seconds": 12.5,
     "keymap.app.quit": "f2",
+    "hosted.api_key": "another-plugin-key",
+    "hosted.url": "http://127.0.0.1:9",
+    "hosted.map_api_key": "another-hosted-map-key",
+    "hosted.channel_id": "100000000000000099",
     f"maps.{MAP}.url": "http://127.0.0.1:9",
     f"maps.{MAP}.api_key": "another-map-key",
     f"maps.{MAP}.webhook_secret": "another-webhook-secret",
@@ -151,6 +155,7 @@ CHANGES: dict[str, Any] = {
 """Changed values the generic rule cannot make (:func:`changed_value`)."""
 
 COMPANIONS: dict[str, dict[str, Any]] = {
+    "hosted.api_key": {"hosted.url": "http://127.0.0.1:9", "hosted.map_api_key": "k"},
     # Fields valid only together with another (the model's cross-field checks).
     f"maps.{MAP}.filters.priority_systems_only": {
         f"maps.{MAP}.filters.priority_systems": [31000005]
@@ -311,6 +316,8 @@ PROBES: dict[str, Probe] = {
     "esi.url": Probe(esi_url),
     "cluster.lease_seconds": Probe(lambda rt, _: rt.cluster.lease_seconds),
     "keymap.": Probe(console_reads),
+    # The hosted maps' refresher reads the running settings at each refresh and each wait.
+    "hosted.": Probe(console_reads),
     f"maps.{MAP}.name": Probe(engine_reads),
     f"maps.{MAP}.webhook_secret": Probe(console_reads),
     **{f"maps.{MAP}.notifications.{k.value}": allowed(k) for k in NotificationType},

@@ -311,6 +311,11 @@ class SeededBackend:
             count=self.requeue,
         )
 
+    async def refresh_hosted(self, *, actor: str) -> OperationResult:
+        """Pull the hosted maps: answers as an engine not in hosted mode does."""
+        self._record("refresh_hosted", actor=actor)
+        return OperationResult(ok=False, message="not in hosted mode")
+
     async def aclose(self) -> None:
         """Let go (nothing to close in memory)."""
         self.closed = True

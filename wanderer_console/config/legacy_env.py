@@ -1,7 +1,9 @@
 """Wanderer Notifier's single-map environment variables (PARITY.md §3), mapped onto our model.
 
 An existing notifier ``.env`` keeps working: when ``MAP_URL`` or ``MAP_NAME`` is set, the
-variables configure one map (created, or merged over the file's section of that name).
+variables configure one map (created, or merged over the file's section of that name). With
+``PLUGIN_NOTIFIER_API_KEY`` set (API / multi-map mode) they configure ``[hosted]`` instead: the
+maps come from the map server's notifier-config endpoint.
 """
 
 from __future__ import annotations
@@ -71,8 +73,17 @@ _LISTS: Final[dict[str, tuple[str, ...]]] = {
     "CHARACTER_EXCLUDE_LIST": ("filters", "character_exclude_list"),
 }
 
+_HOSTED: Final[dict[str, tuple[str, ...]]] = {
+    "PLUGIN_NOTIFIER_API_KEY": ("hosted", "api_key"),
+    "MAP_URL": ("hosted", "url"),
+    "MAP_API_KEY": ("hosted", "map_api_key"),
+    "DISCORD_CHANNEL_ID": ("hosted", "channel_id"),
+}
+"""API / multi-map mode (PARITY.md §3.11): with ``PLUGIN_NOTIFIER_API_KEY`` set, the maps come
+from the map server, so these configure the hosted maps instead of one env-var map."""
+
 LEGACY_VARIABLES: Final[frozenset[str]] = frozenset(
-    {*_GLOBAL, *_MAP, *_LISTS, *_SPECIAL, "MAP_NAME"}
+    {*_GLOBAL, *_MAP, *_LISTS, *_SPECIAL, *_HOSTED, "MAP_NAME"}
 )
 """Every notifier variable the console understands."""
 
@@ -107,6 +118,12 @@ def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[s
         if environ.get(name, "").strip():
             _put(tree, path, _value(name, environ[name]))
             used.append(name)
+    if environ.get("PLUGIN_NOTIFIER_API_KEY", "").strip():
+        for name, path in _HOSTED.items():
+            if environ.get(name, "").strip():
+                _put(tree, path, environ[name].strip())
+                used.append(name)
+        return tree, used
     map_name = environ.get("MAP_NAME", "").strip()
     map_fields = {name: path for name, path in {**_MAP, **_LISTS}.items() if environ.get(name)}
     if map_name or "MAP_URL" in map_fields:
@@ -135,6 +152,11 @@ def legacy_sources(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
     for name, path in _GLOBAL.items():
         if environ.get(name, "").strip():
             sources[path] = name
+    if environ.get("PLUGIN_NOTIFIER_API_KEY", "").strip():
+        for name, path in _HOSTED.items():
+            if environ.get(name, "").strip():
+                sources[path] = name
+        return sources
     map_name = environ.get("MAP_NAME", "").strip()
     if not (map_name or environ.get("MAP_URL")):
         return sources

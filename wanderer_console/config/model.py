@@ -47,6 +47,7 @@ __all__ = [
     "DedupTtls",
     "DiscordSettings",
     "EsiSettings",
+    "HostedSettings",
     "KillstreamSettings",
     "MapDiscord",
     "MapFilters",
@@ -460,6 +461,45 @@ class MapSettings(Section):
         return value
 
 
+RESTART_HOSTED: Final = Restart("the hosted maps' refresher takes it when it starts, at start")
+
+
+class HostedSettings(Section):
+    """Hosted / API multi-map mode (Wanderer Notifier's ``PLUGIN_NOTIFIER_API_KEY``): the maps
+    and their Discord settings come from the map server's notifier-config endpoint
+    (``GET {url}/api/plugins/notifier/config``), pulled at start, every ``refresh_seconds`` and
+    on demand from the console; maps are started, changed and stopped by difference while the
+    engine runs. A map of the file (``[maps.<key>]``) wins over a hosted map of the same key."""
+
+    api_key: Annotated[SecretStr | None, RESTART_HOSTED] = None
+    """Bearer for the notifier-config endpoint (``PLUGIN_NOTIFIER_API_KEY``); set: hosted mode."""
+    url: Annotated[HttpUrl | None, RESTART_HOSTED] = None
+    """The map server (``MAP_URL``; only its origin is used)."""
+    map_api_key: Annotated[SecretStr | None, RESTART_HOSTED] = None
+    """The map API key every hosted map streams with (``MAP_API_KEY``, as the notifier does)."""
+    refresh_seconds: Annotated[float, LIVE] = Field(default=300.0, gt=0)
+    """How often the maps' configuration is pulled (the notifier: every 5 minutes)."""
+    channel_id: Annotated[ChannelId, LIVE] = ""
+    """Primary channel of a hosted map that names none (``DISCORD_CHANNEL_ID``)."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when hosted mode is on (an API key is set)."""
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+    @model_validator(mode="after")
+    def _complete(self) -> HostedSettings:
+        if self.enabled:
+            missing = [n for n in ("url", "map_api_key") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    "hosted mode (api_key / PLUGIN_NOTIFIER_API_KEY) also needs "
+                    + " and ".join(missing)
+                    + " (MAP_URL: the map server; MAP_API_KEY: the key every map streams with)"
+                )
+        return self
+
+
 ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("wanderer_console_environ", default=None)
 """The environment the settings read; ``None`` means ``os.environ`` (tests pass their own)."""
 
@@ -513,6 +553,8 @@ class Settings(BaseSettings):
         Restart("a map's feed is started at start: adding or removing a map needs a restart"),
     ] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
+    hosted: HostedSettings = Field(default_factory=HostedSettings)
+    """Hosted / API multi-map mode: maps pulled from the map server (off unless api_key)."""
     store: StoreSettings = Field(default_factory=StoreSettings)
     """Where the engine's data lives (SQLite in the data directory unless ``url`` is set)."""
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)

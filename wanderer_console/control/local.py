@@ -453,6 +453,32 @@ class LocalBackend:
         info = getattr(pipeline, "system_info", None)
         return events.event_detail(self._engine, event, info=info)
 
+    async def refresh_hosted(self, *, actor: str) -> OperationResult:
+        """Pull the hosted maps' configuration now (:class:`~..ingest.hosted.HostedMaps`)."""
+        hosted = self._engine.hosted
+        if hosted is None:
+            return OperationResult(
+                ok=False,
+                message="not in hosted mode: set hosted.api_key (PLUGIN_NOTIFIER_API_KEY)",
+            )
+        result = await hosted.refresh("console")
+        _operator(actor, f"refreshed the hosted maps: {'ok' if result.ok else result.error}")
+        if not result.ok:
+            return OperationResult(ok=False, message=f"Hosted maps kept: {result.error}")
+        diff = result.diff
+        changes = (
+            "nothing changed"
+            if diff is None or diff.empty
+            else "; ".join(
+                f"{name} {', '.join(keys)}" for name, keys in diff.as_json().items() if keys
+            )
+        )
+        return OperationResult(
+            ok=True,
+            message=f"Hosted maps refreshed ({len(result.maps)}): {changes}.",
+            count=len(result.maps),
+        )
+
     async def aclose(self) -> None:
         """Nothing to let go of in-process."""
 

@@ -4,21 +4,22 @@ Served on ``control.sock`` in the data directory (mode 0600, so only the engine'
 connect; no token needed) and, with ``[control] listen``, on TCP behind a bearer token whose hash
 is in the data directory (:mod:`.token`). The protocol is plain HTTP + JSON:
 
-=========================  ========================================================
-``GET /v1/hello``          the engine's identity and protocol version (the handshake)
-``GET /v1/frames``         Server-Sent Events: ``event: frame`` every ``interval``
-``GET /v1/snapshot``       one snapshot
-``POST /v1/pause``         ``{"paused": bool}``
-``POST /v1/flag``          ``{"tenant": str|null, "flag": str, "value": bool}``
-``POST /v1/theme``         ``{"name": str}``
-``GET /v1/config``         the config text, secrets masked
-``POST /v1/config``        ``{"text", "base_digest", "force"}``: validate, write, apply
-``POST /v1/config/reload`` re-read the file
-``GET /v1/config/history`` the audit trail
-``POST /v1/retry``         ``{"key": str}``: revive a dead target
-``GET /v1/events``         recent events (query: an ``EventQuery``'s fields)
-``GET /v1/events/{id}``    one event in full (``null`` once it is gone)
-=========================  ========================================================
+=============================  ========================================================
+``GET /v1/hello``              the engine's identity and protocol version (the handshake)
+``GET /v1/frames``             Server-Sent Events: ``event: frame`` every ``interval``
+``GET /v1/snapshot``           one snapshot
+``POST /v1/pause``             ``{"paused": bool}``
+``POST /v1/flag``              ``{"tenant": str|null, "flag": str, "value": bool}``
+``POST /v1/theme``             ``{"name": str}``
+``GET /v1/config``             the config text, secrets masked
+``POST /v1/config``            ``{"text", "base_digest", "force"}``: validate, write, apply
+``POST /v1/config/reload``     re-read the file
+``GET /v1/config/history``     the audit trail
+``POST /v1/retry``             ``{"key": str}``: revive a dead target
+``GET /v1/events``             recent events (query: an ``EventQuery``'s fields)
+``GET /v1/events/{id}``        one event in full (``null`` once it is gone)
+``POST /v1/hosted/refresh``    pull the hosted maps' configuration now (hosted mode)
+=============================  ========================================================
 
 Every POST may carry ``actor`` (who asked); the engine appends the transport it came through.
 
@@ -466,6 +467,9 @@ def build_control_app(
             return Response("null", media_type="application/json")
         return reply(detail)
 
+    async def hosted_refresh(request: Request, data: dict[str, Any]) -> Response:
+        return reply(await backend.refresh_hosted(actor=actor(request, data)))
+
     async def frames(request: Request) -> Response:
         problem = version_problem(request)
         if problem is not None:
@@ -513,6 +517,7 @@ def build_control_app(
         Route("/v1/retry", operation("retry", retry), methods=["POST"]),
         Route("/v1/events", operation("events", events)),
         Route("/v1/events/{event:int}", operation("event_detail", event)),
+        Route("/v1/hosted/refresh", operation("hosted_refresh", hosted_refresh), methods=["POST"]),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

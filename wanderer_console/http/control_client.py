@@ -229,6 +229,10 @@ class RemoteBackend:
                 f"the engine at {self.where} sent an unreadable event: {exc}"
             ) from None
 
+    async def refresh_hosted(self, *, actor: str) -> OperationResult:
+        """Pull the hosted maps' configuration now."""
+        return await self._call("POST", "/v1/hosted/refresh", OperationResult, {"actor": actor})
+
     async def aclose(self) -> None:
         """Close the connections (the engine keeps running)."""
         await self._client.aclose()

@@ -7,6 +7,11 @@ Starlette app: a request is routed by the map in its path to that map's handler.
 what a console asks of it, per map (REST calls, stream connects) and in all (REST calls in flight
 at once, their peak), and can answer REST slowly (``rest_delay``) to show how many loads a
 console runs at once.
+
+With a ``plugin_api_key`` it also serves the notifier-config endpoint of hosted / API multi-map
+mode (``GET /api/plugins/notifier/config``, PARITY.md §3.11): one entry per map listed in
+:attr:`FakeMapHost.notifier_config` (slug -> its ``discord``, ``features`` and ``settings``),
+which a test edits between refreshes.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ class FakeMapHost:
         """REST requests being answered now."""
         self.in_flight_peak = 0
         """The most REST requests ever answered at once."""
+        self.plugin_api_key: str | None = None
+        """Bearer the notifier-config endpoint accepts (``None``: the endpoint answers 404)."""
+        self.notifier_config: dict[str, dict[str, Any]] = {}
+        """Maps in the notifier config, by slug: ``discord``, ``features``, ``settings``."""
+        self.config_requests = 0
+        """Notifier-config requests answered 200."""
         self.app = Starlette(
             routes=[
                 Route("/api/maps/{map}/events/stream", self._sse, methods=["GET"]),
@@ -63,6 +74,7 @@ class FakeMapHost:
                     "/api/maps/{map}/tracked-characters", self._rest("_tracked"), methods=["GET"]
                 ),
                 Route("/api/common/system-static-info", self._static_info, methods=["GET"]),
+                Route("/api/plugins/notifier/config", self._notifier_config, methods=["GET"]),
             ]
         )
 
@@ -135,6 +147,47 @@ class FakeMapHost:
             return JSONResponse({"error": "Invalid API key"}, status_code=401)
         self.rest_calls["common"] += 1
         return await self._timed(fake._static_info, request)
+
+    def set_notifier_config(
+        self,
+        slug: str,
+        *,
+        channels: dict[str, str] | None = None,
+        bot_token: str | None = None,
+        features: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        """List map ``slug`` in the notifier config (replacing its entry)."""
+        if slug not in self.maps:
+            raise ValueError(f"no map {slug!r}")
+        discord: dict[str, Any] = {"channels": dict(channels or {})}
+        if bot_token is not None:
+            discord["bot_token"] = bot_token
+        self.notifier_config[slug] = {
+            "discord": discord,
+            "features": dict(features or {}),
+            "settings": dict(settings or {}),
+        }
+
+    async def _notifier_config(self, request: Request) -> Response:
+        if self.plugin_api_key is None:
+            return JSONResponse({"error": "Not found"}, status_code=404)
+        _scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if token.strip() != self.plugin_api_key:
+            return JSONResponse({"error": "Invalid API key"}, status_code=401)
+        self.config_requests += 1
+        data = [
+            {
+                "slug": slug,
+                "name": f"Map {slug}",
+                "map_id": self.maps[slug].map_id,
+                "owner": {"name": "sim"},
+                **entry,
+            }
+            for slug, entry in self.notifier_config.items()
+            if slug in self.maps
+        ]
+        return JSONResponse({"data": data})
 
     async def _timed(self, handler: Handler, request: Request) -> Response:
         self.in_flight += 1

@@ -1,0 +1,256 @@
+"""Hosted / API multi-map mode (PARITY.md §3.11): the maps come from the map server's
+notifier-config endpoint and follow it while the engine runs.
+
+One fake hosted Wanderer (:class:`~wanderer_console.sim.map_host.FakeMapHost`) serves four maps
+and the notifier config, one fake killstream and one fake Discord (bot channels) take the rest.
+The engine is configured only with the hosted section (the notifier's ``PLUGIN_NOTIFIER_API_KEY``,
+``MAP_URL``, ``MAP_API_KEY``). Between two refreshes the config gains a map (with its own bot
+token), changes a map's channel and loses a map: after the next refresh every kill goes where
+the new config says, the removed map's kills go nowhere, and the untouched map loses nothing and
+keeps its stream (one connect).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim.discord import FakeDiscord
+from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.sim.map_host import FakeMapHost
+from wanderer_console.sim.server import AppServer
+
+PLUGIN_KEY = "sim-plugin-key-0123456789"
+MAP_KEY = "sim-hosted-map-key"
+GLOBAL_TOKEN = "sim-global-bot-token"
+D_TOKEN = "sim-map-d-own-bot-token"
+REFRESH = 1.0
+"""``hosted.refresh_seconds`` of the engine under test."""
+CHANNELS = {
+    "a": "1400000000000000001",
+    "b": "1400000000000000002",
+    "b2": "1400000000000000022",
+    "c": "1400000000000000003",
+    "d": "1400000000000000004",
+}
+
+
+@dataclass
+class Hosted:
+    gen: DataGenerator
+    host: FakeMapHost
+    discord: FakeDiscord
+    killstream: FakeKillstream
+    host_url: str
+    discord_url: str
+    systems: dict[str, list[int]]
+
+    def kills_in(self, channel: str) -> list[int]:
+        return [
+            notice.killmail_id
+            for message in self.discord.messages_for(f"channel:{CHANNELS[channel]}")
+            for notice in message.notifications
+            if notice.kind == "kill" and notice.killmail_id is not None
+        ]
+
+    async def push_kill(self, slug: str) -> int:
+        kill = self.gen.make_killmail(system_id=self.systems[slug][0])
+        await self.killstream.push_kill(kill)
+        return int(kill["killmail_id"])
+
+
+@pytest.fixture
+async def hosted() -> AsyncIterator[Hosted]:
+    gen = DataGenerator(3)
+    host = FakeMapHost(gen)
+    pool = sorted(s.id for s in gen.systems.values())
+    systems = {slug: pool[i * 3 : i * 3 + 3] for i, slug in enumerate("abcd")}
+    for slug, own in systems.items():
+        host.add_map(slug, own, (), api_key=MAP_KEY)
+    host.plugin_api_key = PLUGIN_KEY
+    for slug in "abc":
+        host.set_notifier_config(slug, channels={"primary": CHANNELS[slug]})
+    discord = FakeDiscord()
+    killstream = FakeKillstream()
+    host_app = AppServer(host.app, on_stop=host.close)
+    discord_app = AppServer(discord.app)
+    await host_app.start()
+    await discord_app.start()
+    await killstream.start()
+    try:
+        yield Hosted(gen, host, discord, killstream, host_app.url, discord_app.url, systems)
+    finally:
+        await killstream.stop()
+        await discord_app.stop()
+        await host_app.stop()
+
+
+def _settings_text(h: Hosted) -> str:
+    return f"""
+[console]
+startup_suppression_seconds = 0
+[discord]
+api_url = "{h.discord_url}/api/v10"
+bot_token = "{GLOBAL_TOKEN}"
+[esi]
+enabled = false
+[killstream]
+websocket_url = "{h.killstream.url}"
+[hosted]
+api_key = "{PLUGIN_KEY}"
+url = "{h.host_url}/some-map"
+map_api_key = "{MAP_KEY}"
+refresh_seconds = {REFRESH}
+"""
+
+
+async def test_maps_follow_the_notifier_config_between_refreshes(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    h = hosted
+    settings, _ = parse_settings_text(_settings_text(h))
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+
+        def following(slugs: str) -> bool:
+            tenants = set(runtime.index.tenants())
+            return set(slugs) <= tenants and all(
+                runtime.kills.following(runtime.index.map(s).systems) for s in slugs
+            )
+
+        await wait_for(lambda: following("abc"), 30, "maps a, b, c loaded and followed")
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        ka1, kb1, kc1 = [await h.push_kill(s) for s in "abc"]
+        await wait_for(
+            lambda: ka1 in h.kills_in("a") and kb1 in h.kills_in("b") and kc1 in h.kills_in("c"),
+            20,
+            "each map's first kill in its own channel",
+        )
+
+        # The change: d added (its own token), b's channel changed, c removed; a untouched.
+        refreshes_at_change = runtime.hosted.refreshes
+        h.host.set_notifier_config("d", channels={"primary": CHANNELS["d"]}, bot_token=D_TOKEN)
+        h.host.set_notifier_config("b", channels={"primary": CHANNELS["b2"]})
+        del h.host.notifier_config["c"]
+        changed_at = time.monotonic()
+        ka2 = await h.push_kill("a")  # during the change: a's kills keep flowing
+
+        await wait_for(
+            lambda: sorted(runtime.settings.maps) == ["a", "b", "d"] and following("abd"),
+            10 * REFRESH + 20,
+            "the refresh applied: d followed, c gone",
+        )
+        applied = runtime.hosted.last
+        assert applied is not None
+        assert applied.ok
+        assert applied.diff is not None
+        assert applied.diff.as_json() == {
+            "added": ["d"],
+            "removed": ["c"],
+            "changed": ["b"],
+            "restarted": [],
+        }
+        # The next refresh (or the one under way at the change) is the one that applied it.
+        assert runtime.hosted.refreshes <= refreshes_at_change + 2
+        assert "c" not in runtime.index.tenants()
+
+        ka3, kb2, kc2, kd1 = [await h.push_kill(s) for s in "abcd"]
+        await wait_for(
+            lambda: ka3 in h.kills_in("a") and kb2 in h.kills_in("b2") and kd1 in h.kills_in("d"),
+            20,
+            "kills after the refresh where the new config says",
+        )
+        followed_in = time.monotonic() - changed_at
+        await runtime.drain(10.0)
+        # The untouched map: every kill once, and its stream never reconnected.
+        assert sorted(h.kills_in("a")) == sorted([ka1, ka2, ka3])
+        assert len(h.host.maps["a"].connect_log) == 1
+        # b's kill went to its new channel only; c's kill after its removal went nowhere.
+        assert kb2 not in h.kills_in("b")
+        assert h.kills_in("c") == [kc1]
+        assert kc2 not in [k for channel in CHANNELS for k in h.kills_in(channel)]
+        # d posts with its own bot token; the others with the global one.
+        (d_message,) = h.discord.messages_for(f"channel:{CHANNELS['d']}")
+        assert d_message.headers.get("authorization") == f"Bot {D_TOKEN}"
+        (b_message, *_) = h.discord.messages_for(f"channel:{CHANNELS['b2']}")
+        assert b_message.headers.get("authorization") == f"Bot {GLOBAL_TOKEN}"
+        # Nothing restarted, and the snapshot says what happened (no secret in it).
+        snapshot = runtime.snapshot()["hosted"]
+        assert snapshot["maps"] == ["a", "b", "d"]
+        assert PLUGIN_KEY not in str(snapshot)
+        print(f"hosted: config change followed in {followed_in:.2f}s (refresh {REFRESH}s)")
+    finally:
+        await runtime.stop()
+
+
+async def test_a_failed_refresh_keeps_the_maps_and_the_console_can_refresh(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The server refusing the key changes nothing (the maps keep running); the console's
+    refresh operation pulls at once and says what changed."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(lambda: sorted(runtime.settings.maps) == ["a", "b", "c"], 20, "loaded")
+        h.host.plugin_api_key = "rotated"
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert not result.ok
+        assert "refused the key (401)" in result.message
+        assert PLUGIN_KEY not in result.message
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+
+        h.host.plugin_api_key = PLUGIN_KEY
+        del h.host.notifier_config["a"]
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        assert result.count == 2
+        assert "removed a" in result.message
+        assert sorted(runtime.settings.maps) == ["b", "c"]
+        await wait_for(lambda: "a" not in runtime.index.tenants(), 10, "a dropped")
+    finally:
+        await runtime.stop()
+
+
+def test_a_notifier_api_mode_env_configures_hosted_mode(tmp_path: Path) -> None:
+    """The notifier's API-mode ``.env`` (no MAP_NAME) is a valid configuration."""
+    from wanderer_console.config.loader import load_settings
+
+    env = {
+        "HOME": str(tmp_path),
+        "PLUGIN_NOTIFIER_API_KEY": PLUGIN_KEY,
+        "MAP_URL": "https://wanderer.example.com",
+        "MAP_API_KEY": MAP_KEY,
+        "DISCORD_CHANNEL_ID": "1400000000000000009",
+    }
+    settings = load_settings(None, environ=env).settings
+    assert settings.hosted.enabled
+    assert settings.maps == {}
+    assert settings.hosted.url == "https://wanderer.example.com"
+    assert settings.hosted.channel_id == "1400000000000000009"
+    assert PLUGIN_KEY not in str(settings.redacted())
+    with pytest.raises(Exception, match="MAP_API_KEY"):
+        load_settings(None, environ={k: v for k, v in env.items() if k != "MAP_API_KEY"})
+
+
+def test_the_hosted_keys_are_masked_in_the_config_history() -> None:
+    from wanderer_console.config.redact import redact_config
+
+    text = f'[hosted]\napi_key = "{PLUGIN_KEY}"\nurl = "http://127.0.0.1:9"\n'
+    text += f'map_api_key = "{MAP_KEY}"\n'
+    masked = redact_config(text)
+    assert PLUGIN_KEY not in masked
+    assert MAP_KEY not in masked
+    assert "http://127.0.0.1:9" in masked

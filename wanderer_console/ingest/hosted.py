@@ -1,0 +1,178 @@
+"""Hosted / API multi-map mode: pull the maps' configuration from the map server, keep it applied.
+
+:class:`HostedMaps` asks ``GET {origin}/api/plugins/notifier/config`` (Bearer
+``PLUGIN_NOTIFIER_API_KEY``) at start, every ``hosted.refresh_seconds`` (5 minutes by default, as
+the notifier) and whenever the console asks (:meth:`HostedMaps.refresh`), turns the answer into
+maps (:func:`~wanderer_console.config.hosted.parse_notifier_config`) and hands them to the
+runtime, which starts, changes and stops maps by difference without touching the others. A
+refresh that fails (the server down, a refused key, an answer that is not a list) changes
+nothing: running maps keep running on what they had, and the failure is logged, counted
+(``wc_hosted_refresh_total{outcome}``) and shown in the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+
+from wanderer_console.config.hosted import HostedMapsDiff, parse_notifier_config
+from wanderer_console.config.live import LiveSettings
+from wanderer_console.config.model import MapSettings
+from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.ingest.map_rest import api_origin
+from wanderer_console.telemetry.metrics import Metrics
+
+__all__ = ["CONFIG_PATH", "HostedMaps", "HostedRefresh"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = "/api/plugins/notifier/config"
+"""Where the map server serves the per-map notifier configuration."""
+
+Apply = Callable[[dict[str, MapSettings]], Awaitable[HostedMapsDiff]]
+"""The runtime's side: make these the hosted maps; returns what changed."""
+
+
+@dataclass(slots=True)
+class HostedRefresh:
+    """One refresh: what it did."""
+
+    ok: bool
+    source: str
+    """``start``, ``timer`` or ``console``."""
+    at: float
+    error: str | None = None
+    maps: list[str] = field(default_factory=list)
+    """The hosted maps after it (unchanged on an error)."""
+    problems: list[str] = field(default_factory=list)
+    """Entries of the answer left out, with why."""
+    diff: HostedMapsDiff | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-safe dict for the snapshot and the console."""
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "at": self.at,
+            "error": self.error,
+            "maps": list(self.maps),
+            "problems": list(self.problems),
+            "diff": None if self.diff is None else self.diff.as_json(),
+        }
+
+
+class HostedMaps:
+    """The refresher of hosted maps (see the module docstring)."""
+
+    def __init__(
+        self,
+        live: LiveSettings,
+        client: Callable[[], HttpClient],
+        apply: Apply,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._live = live
+        self._client = client
+        self._apply = apply
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.last: HostedRefresh | None = None
+        self.maps: list[str] = []
+        """The hosted maps now running (keys)."""
+        self.refreshes = 0
+        """Refreshes done (any outcome)."""
+        self._counter = Counter(
+            "wc_hosted_refresh",
+            "Refreshes of the hosted maps' configuration, by outcome",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+
+    @property
+    def url(self) -> str:
+        """The notifier-config endpoint."""
+        hosted = self._live.current.hosted
+        return f"{api_origin(hosted.url or '')}{CONFIG_PATH}"
+
+    async def run(self) -> None:
+        """Refresh now, then every ``hosted.refresh_seconds`` (sooner when woken), until
+        cancelled."""
+        source = "start"
+        while True:
+            await self.refresh(source)
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self._live.current.hosted.refresh_seconds):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            source = "timer"
+
+    def wake(self) -> None:
+        """Make the running loop refresh now (its next timer starts after)."""
+        self._wake.set()
+
+    async def refresh(self, source: str = "console") -> HostedRefresh:
+        """Pull the configuration once and apply it; never raises for a bad answer."""
+        async with self._lock:
+            result = await self._refresh(source)
+            self.refreshes += 1
+            self.last = result
+            self._counter.labels(outcome="ok" if result.ok else "error").inc()
+            return result
+
+    async def _refresh(self, source: str) -> HostedRefresh:
+        hosted = self._live.current.hosted
+        at = self._clock()
+        key = "" if hosted.api_key is None else hosted.api_key.get_secret_value()
+        headers = {"authorization": f"Bearer {key}", "accept": "application/json"}
+        try:
+            response = await self._client().get(self.url, headers=headers)
+        except TransportError as exc:
+            return self._failed(source, at, f"{self.url} did not answer ({exc})")
+        if response.status in (401, 403):
+            return self._failed(
+                source,
+                at,
+                f"{self.url} refused the key ({response.status}): check"
+                " PLUGIN_NOTIFIER_API_KEY (hosted.api_key)",
+            )
+        if not response.ok:
+            return self._failed(source, at, f"{self.url} answered {response.status}")
+        try:
+            maps, problems = parse_notifier_config(response.json(), hosted)
+        except ValueError as exc:
+            return self._failed(source, at, f"{self.url}: {exc}")
+        for problem in problems:
+            log.warning("hosted map left out", extra={"ctx": {"url": self.url, "problem": problem}})
+        diff = await self._apply(maps)
+        self.maps = sorted(maps)
+        if not diff.empty:
+            log.info("hosted maps changed", extra={"ctx": {"source": source, **diff.as_json()}})
+        return HostedRefresh(True, source, at, None, self.maps, problems, diff)
+
+    def _failed(self, source: str, at: float, error: str) -> HostedRefresh:
+        log.error(
+            "hosted maps refresh failed; the running maps are kept",
+            extra={"ctx": {"source": source, "error": error}},
+        )
+        return HostedRefresh(False, source, at, error, list(self.maps))
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for the runtime snapshot and the console."""
+        return {
+            "url": self.url,
+            "refresh_seconds": self._live.current.hosted.refresh_seconds,
+            "refreshes": self.refreshes,
+            "maps": list(self.maps),
+            "last": None if self.last is None else self.last.as_json(),
+        }

@@ -165,6 +165,23 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`maps.home: map API 404: http://…/api/maps/my-map/systems not found: no map 'my-map'"
+        " on http://…: check the slug (MAP_NAME, …)` (config check, exit 1; the same words in"
+        " the engine's log)",
+        "the map server has no map by that slug (or `MAP_URL` points at another server); only"
+        " the origin of `MAP_URL` is used",
+        "set `MAP_NAME` / `maps.<key>.slug` to the slug (or UUID) in the map's address, and"
+        " `MAP_URL` to the server",
+    ),
+    Advice(
+        CONFIG,
+        "`maps.home: the map API on http://… refused the key (401)` (config check, exit 1)",
+        "the map's API key is wrong or was rotated",
+        "copy the key from the map's settings in Wanderer into `MAP_API_KEY` /"
+        " `maps.<key>.api_key`",
+    ),
+    Advice(
+        CONFIG,
         "`config invalid: no map configured: nothing would be received` (config check, exit 1)",
         "no `[maps.<key>]` and no `MAP_URL`: an engine on this configuration would receive nothing",
         "add a `[maps.<key>]` table with `url` and `api_key` (or set `MAP_URL` and `MAP_API_KEY`)",

@@ -1,0 +1,205 @@
+"""Several maps on one engine (PARITY.md §1.3 fan-out, §10.4 names): a kill in a system two maps
+track reaches both, each through its own filters, target and embed; a kill in one map's system
+never reaches the other's channel; custom and temporary names follow ``system_metadata_changed``
+into the kill title and stay while the system is on the map.
+
+Two maps on one fake hosted Wanderer (:class:`~wanderer_console.sim.map_host.FakeMapHost`), each
+posting to its own bot channel of one fake Discord; kills come from one fake killstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim.discord import FakeDiscord
+from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.sim.map_host import FakeMapHost
+from wanderer_console.sim.server import AppServer
+
+CHANNELS = {"x": "1400000000000000011", "y": "1400000000000000012"}
+
+
+@dataclass
+class Two:
+    gen: DataGenerator
+    host: FakeMapHost
+    discord: FakeDiscord
+    killstream: FakeKillstream
+    runtime: Runtime
+    shared_wh: int
+    """A wormhole both maps track."""
+    shared_k: int
+    """A k-space system both maps track (y is wormhole-only)."""
+    only: dict[str, int]
+    """A wormhole only that map tracks."""
+
+    def titles(self, key: str) -> dict[int, str]:
+        """Killmail id -> kill title, for every kill the map's channel received."""
+        out: dict[int, str] = {}
+        for message in self.discord.messages_for(f"channel:{CHANNELS[key]}"):
+            for notice, embed in zip(
+                message.notifications, message.body.get("embeds") or [], strict=False
+            ):
+                if notice.kind == "kill" and notice.killmail_id is not None:
+                    out[notice.killmail_id] = str(embed.get("title"))
+        return out
+
+    async def kill(self, system: int) -> int:
+        kill = self.gen.make_killmail(system_id=system)
+        await self.killstream.push_kill(kill)
+        return int(kill["killmail_id"])
+
+
+@pytest.fixture
+async def t(tmp_path: Path) -> AsyncIterator[Two]:
+    gen = DataGenerator(5)
+    systems = sorted(gen.systems.values(), key=lambda s: s.id)
+    wormholes = [s.id for s in systems if s.is_wormhole]
+    kspace = [s.id for s in systems if not s.is_wormhole]
+    shared_wh, only_x, only_y = wormholes[:3]
+    shared_k = kspace[0]
+    host = FakeMapHost(gen)
+    host.add_map("x", [shared_wh, shared_k, only_x], ())
+    host.add_map("y", [shared_wh, shared_k, only_y], ())
+    discord = FakeDiscord()
+    killstream = FakeKillstream()
+    host_app = AppServer(host.app, on_stop=host.close)
+    discord_app = AppServer(discord.app)
+    await host_app.start()
+    await discord_app.start()
+    await killstream.start()
+    text = f"""
+[console]
+startup_suppression_seconds = 0
+[discord]
+api_url = "{discord_app.url}/api/v10"
+bot_token = "sim-bot-token"
+[esi]
+enabled = false
+[killstream]
+websocket_url = "{killstream.url}"
+[maps.x]
+url = "{host_app.url}"
+api_key = "sim-key-x"
+[maps.x.discord]
+channel_id = "{CHANNELS["x"]}"
+[maps.y]
+url = "{host_app.url}"
+api_key = "sim-key-y"
+[maps.y.discord]
+channel_id = "{CHANNELS["y"]}"
+[maps.y.filters]
+wormhole_only = true
+"""
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        yield Two(
+            gen,
+            host,
+            discord,
+            killstream,
+            runtime,
+            shared_wh,
+            shared_k,
+            {"x": only_x, "y": only_y},
+        )
+    finally:
+        await runtime.stop()
+        await killstream.stop()
+        await discord_app.stop()
+        await host_app.stop()
+
+
+async def _following(t: Two) -> None:
+    rt = t.runtime
+
+    def ready() -> bool:
+        tenants = set(rt.index.tenants())
+        return {"x", "y"} <= tenants and all(
+            rt.kills.following(rt.index.map(key).systems) for key in ("x", "y")
+        )
+
+    await wait_for(ready, 30, "both maps loaded and followed")
+
+
+async def test_a_kill_fans_out_to_every_map_tracking_its_system_and_no_further(t: Two) -> None:
+    await _following(t)
+    # Each map names the shared wormhole its own way (the title on its system-kill route).
+    t.host.maps["x"].publish(
+        "system_metadata_changed", {"solar_system_id": t.shared_wh, "name": "Home Hole"}
+    )
+    t.host.maps["y"].publish(
+        "system_metadata_changed", {"solar_system_id": t.shared_wh, "temporary_name": "Y-Stage"}
+    )
+    await wait_for(
+        lambda: (
+            t.runtime.index.map("x").systems[t.shared_wh].display_name == "Home Hole"
+            and t.runtime.index.map("y").systems[t.shared_wh].display_name == "Y-Stage"
+        ),
+        20,
+        "the names applied",
+    )
+    shared = await t.kill(t.shared_wh)
+    kspace = await t.kill(t.shared_k)
+    only_x = await t.kill(t.only["x"])
+    only_y = await t.kill(t.only["y"])
+    await wait_for(
+        lambda: (
+            {shared, kspace, only_x} <= set(t.titles("x"))
+            and {shared, only_y} <= set(t.titles("y"))
+        ),
+        20,
+        "every kill in the channels of the maps that track it",
+    )
+    await t.runtime.drain(10.0)
+    x, y = t.titles("x"), t.titles("y")
+    # Fan-out: one message per map, each with the map's own embed.
+    assert x[shared].endswith("destroyed in Home Hole")
+    assert y[shared].endswith("destroyed in Y-Stage")
+    # Each map's own filters: y is wormhole-only, so the shared k-space kill is x's alone.
+    assert kspace not in y
+    # Isolation: a kill in one map's system never reaches the other map's channel.
+    assert only_x not in y
+    assert only_y not in x
+    assert sorted(x) == sorted([shared, kspace, only_x])
+    assert sorted(y) == sorted([shared, only_y])
+
+
+async def test_names_follow_metadata_changes_and_stay_while_the_system_is_on_the_map(
+    t: Two,
+) -> None:
+    await _following(t)
+    x = t.host.maps["x"]
+    system = t.only["x"]
+
+    def shown() -> str | None:
+        return t.runtime.index.map("x").systems[system].display_name
+
+    async def title_after(payload: dict[str, object], expected: str) -> str:
+        x.publish("system_metadata_changed", {"solar_system_id": system, **payload})
+        await wait_for(lambda: shown() == expected, 20, f"the map event applied ({expected})")
+        kill = await t.kill(system)
+        await wait_for(lambda: kill in t.titles("x"), 20, "the kill delivered")
+        return t.titles("x")[kill]
+
+    assert (await title_after({"name": "Chain End"}, "Chain End")).endswith("in Chain End")
+    # A temporary name goes over the custom one; clearing it shows the custom one again.
+    tmp = {"name": "Chain End", "temporary_name": "Tmp-1"}
+    assert (await title_after(tmp, "Tmp-1")).endswith("destroyed in Tmp-1")
+    back = {"name": "Chain End", "temporary_name": None}
+    assert (await title_after(back, "Chain End")).endswith("destroyed in Chain End")
+    # The names live in the map's tracking index, which has no expiry (the notifier's per-map
+    # system cache dropped them after an hour, PARITY.md §6.1): only a map event, a reload of
+    # the map or the system leaving the map changes them. The system leaving drops them:
+    x.remove_system(system)
+    await wait_for(lambda: system not in t.runtime.index.map("x").systems, 20, "the system removed")

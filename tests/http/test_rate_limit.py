@@ -171,3 +171,26 @@ async def test_the_discord_client_leaves_bucket_pacing_to_the_dispatcher(
     finally:
         await client.aclose()
     assert waited < 1.0
+
+
+@pytest.mark.slow
+async def test_a_rate_key_paces_each_client_of_a_host_in_its_own_bucket(
+    fault_server: FaultServer,
+) -> None:
+    # 2 requests a second, burst 1: four requests of one key take 1.5 s at least; four keys
+    # with one request each are not held by each other's bucket.
+    settings = SETTINGS.model_copy(update={"rate_per_second": 2.0, "burst": 1})
+    client = build_client("map", settings, metrics=Metrics())
+    try:
+        started = time.monotonic()
+        for key in ("map-a", "map-b", "map-c", "map-d"):
+            assert (await client.get(f"{fault_server.url}/k", rate_key=key)).status == 200
+        separate = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(4):
+            assert (await client.get(f"{fault_server.url}/k", rate_key="map-e")).status == 200
+        shared = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert shared >= 1.4, shared  # one key: the bucket's 2/s (3 waits of 0.5 s)
+    assert separate < shared / 2, (separate, shared)

@@ -85,6 +85,18 @@ class CharacterAdded(_Lenient):
     character_eve_id: str | int | None = None
     eve_id: str | int | None = None
 
+    @property
+    def explicit_eve_id(self) -> int | None:
+        """The EVE id when the event carries one (a newer server, a webhook), else ``None``."""
+        for candidate in (self.character_eve_id, self.eve_id):
+            try:
+                value = int(candidate) if candidate is not None else 0
+            except (TypeError, ValueError):
+                continue
+            if value > 0:
+                return value
+        return None
+
 
 class CharacterRemoved(CharacterAdded):
     """``character_removed``: same shape as ``character_added``."""

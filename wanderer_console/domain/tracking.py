@@ -100,6 +100,15 @@ class MapTracking:
                 return character
         return None
 
+    def find_character(
+        self, eve_id: int | None, internal_id: str, name: str
+    ) -> TrackedCharacter | None:
+        """The character a map event names: by EVE id when it has one, else by the map's
+        internal id, else by name."""
+        if eve_id is not None and eve_id in self.characters:
+            return self.characters[eve_id]
+        return self.character_by_internal_id(internal_id) or self.character_by_name(name)
+
 
 class TrackingIndex:
     """Per-map tracking plus reverse indexes over every map."""

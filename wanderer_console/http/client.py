@@ -19,6 +19,7 @@ from wanderer_console.http.errors import (
     ATTEMPTS,
     IDEMPOTENT,
     NO_RETRY,
+    RATE_KEY,
     TransportError,
     classify_error,
 )
@@ -134,12 +135,19 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         idempotent: bool | None = None,
+        rate_key: str | None = None,
     ) -> HttpResponse:
         """Send one request and read the whole response; raise :class:`TransportError`.
 
         ``idempotent=True`` lets the middleware chain retry a POST; ``False`` forbids retrying
         any method; ``None`` follows the method (GET/HEAD/PUT/DELETE are idempotent).
+        ``rate_key`` paces the request in its own token bucket on the host (one per map).
         """
+        extensions: dict[str, Any] = {}
+        if idempotent is not None:
+            extensions[IDEMPOTENT] = idempotent
+        if rate_key is not None:
+            extensions[RATE_KEY] = rate_key
         started = time.perf_counter()
         content = None if json is None else orjson.dumps(json)
         send_headers = dict(headers or {})
@@ -153,7 +161,7 @@ class HttpClient:
                 params=params,
                 headers=send_headers,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-                extensions=None if idempotent is None else {IDEMPOTENT: idempotent},
+                extensions=extensions or None,
             )
         except (httpx.HTTPError, TransportError) as exc:
             error = exc if isinstance(exc, TransportError) else classify_error(exc)

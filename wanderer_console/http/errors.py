@@ -15,6 +15,7 @@ from wanderer_console.telemetry.logging import redact
 __all__ = [
     "ATTEMPTS",
     "IDEMPOTENT",
+    "RATE_KEY",
     "NO_RETRY",
     "CircuitOpenError",
     "TransportError",
@@ -22,6 +23,10 @@ __all__ = [
 ]
 
 IDEMPOTENT: Final = "wanderer.idempotent"
+
+RATE_KEY: Final = "wanderer.rate_key"
+"""Request extension: the token bucket it draws from is ``host#key`` instead of the host's
+(several clients of one server, each paced as if it were alone)."""
 """Request extension: ``True`` lets the middleware chain retry a POST/PATCH."""
 NO_RETRY: Final = "wanderer.no_retry"
 """Request extension: ``True`` bypasses retry (long-lived streams)."""

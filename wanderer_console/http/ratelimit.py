@@ -14,6 +14,7 @@ from wanderer_console.http.chain_base import (
     host_key,
     retry_after_seconds,
 )
+from wanderer_console.http.errors import RATE_KEY
 from wanderer_console.http.settings import HttpServiceSettings
 from wanderer_console.http.telemetry import HttpMetrics
 
@@ -152,6 +153,9 @@ class RateLimitTransport(Wrapper):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Wait for a token, forward, learn from the headers."""
         host = host_key(request.url)
+        key = request.extensions.get(RATE_KEY)
+        if key is not None:
+            host = f"{host}#{key}"
         route = request.url.path
         await self._limiter.acquire(host, route)
         response = await self._inner.handle_async_request(request)

@@ -32,7 +32,8 @@ class HttpServiceSettings(BaseModel):
     retry_backoff_base_seconds: float = Field(default=0.25, ge=0)
     retry_backoff_max_seconds: float = Field(default=10.0, ge=0)
     rate_per_second: float = Field(default=20.0, ge=0)
-    """Sustained requests per second per host; 0 disables the token bucket."""
+    """Sustained requests per second per host; 0 disables the token bucket. The map API is
+    paced per map (each map is its own client of its server, with its own key)."""
     burst: int = Field(default=20, ge=1)
     breaker_failures: int = Field(default=5, ge=1)
     """Failures (5xx, transport errors) within the window that open the breaker."""

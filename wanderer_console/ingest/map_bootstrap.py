@@ -20,12 +20,21 @@ import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from cachetools import TTLCache
 
 from wanderer_console.config.model import MapSettings
+from wanderer_console.domain.map_events import (
+    AddSystem,
+    CharacterAdded,
+    CharacterRemoved,
+    parse_payload,
+)
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.backoff import Backoff
-from wanderer_console.ingest.items import Item
+from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.ingest.map_sse import SHARED_RNG, MapSseSource
 from wanderer_console.store.base import Store
@@ -76,16 +85,41 @@ class MapFeeds:
         """The most loads that ever ran at once."""
         self.load_calls = 0
         """Loads started (first loads, retries and resyncs)."""
+        self._static_info: TTLCache[tuple[str, int], dict[str, Any]] = TTLCache(
+            maxsize=20_000, ttl=86_400.0
+        )
+        """Systems' static information, shared by every map (it does not change)."""
+
+    async def _prepared(self, tenant: str, item: Item) -> None:
+        """Queue ``item`` once what the pipeline will ask the map API for is at hand.
+
+        A system added needs its static information, a pilot the map added and the index does
+        not know yet needs the map's tracked characters. Asked here, on the map's own stream
+        task, a slow map API holds only this map's stream; asked by the pipeline, it held every
+        map's events and every kill queued behind them. The pipeline then finds the answer in
+        the shared cache or the index (and asks again itself only if this failed).
+        """
+        if isinstance(item, MapEventItem):
+            payload = parse_payload(item.envelope)
+            if isinstance(payload, AddSystem):
+                await self.rest[tenant].static_info(payload.solar_system_id)
+            elif isinstance(payload, CharacterAdded) and not isinstance(payload, CharacterRemoved):
+                known = self._index.map(tenant).find_character(
+                    payload.explicit_eve_id, payload.id or "", payload.name or ""
+                )
+                if known is None:
+                    await self.refresh_characters(tenant)
+        await self._sink(item)
 
     def start(self, tenant: str, map_settings: MapSettings, http: HttpClient) -> MapRestClient:
         """Build the map's clients and start its feed task; return its REST client."""
-        self.rest[tenant] = rest = MapRestClient(http, map_settings)
+        self.rest[tenant] = rest = MapRestClient(http, map_settings, static_cache=self._static_info)
         self.sources[tenant] = MapSseSource(
             tenant,
             map_settings,
             http,
             self._store,
-            self._sink,
+            functools.partial(self._prepared, tenant),
             self._metrics,
             on_resync=functools.partial(self.load, tenant),
             resync_after=self._resync_after(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,10 +54,18 @@ def _int(value: Any) -> int | None:
 class MapRestClient:
     """Read-only REST calls for one map."""
 
-    def __init__(self, http: HttpClient, map_settings: MapSettings) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        map_settings: MapSettings,
+        *,
+        static_cache: MutableMapping[tuple[str, int], dict[str, Any]] | None = None,
+    ) -> None:
         self._http = http
+        self._static = static_cache
         origin = api_origin(map_settings.url)
         self._base = f"{origin}/api/maps/{map_settings.slug}"
+        self._slug = map_settings.slug
         self._common = f"{origin}/api/common"
         self._not_found = not_found_hint(map_settings)
         self._headers = {
@@ -65,7 +74,11 @@ class MapRestClient:
         }
 
     async def _data(self, url: str, params: dict[str, str] | None = None) -> Any:
-        response: HttpResponse = await self._http.get(url, params=params, headers=self._headers)
+        # Each map is its own client of the map server (its own key), paced in its own bucket
+        # as a notifier per map would be; map_load_concurrency bounds the loads at once.
+        response: HttpResponse = await self._http.get(
+            url, params=params, headers=self._headers, rate_key=self._slug
+        )
         if response.status == 404 and url.startswith(self._base):
             raise MapApiError(404, f"{url} not found: {self._not_found}")
         if not response.ok:
@@ -122,11 +135,22 @@ class MapRestClient:
         return characters
 
     async def static_info(self, solar_system_id: int) -> dict[str, Any] | None:
-        """Class, region, statics and effect of a system; ``None`` when unavailable."""
+        """Class, region, statics and effect of a system; ``None`` when unavailable.
+
+        Static data: an answer is kept in ``static_cache`` (shared by the maps of the engine,
+        keyed by the map server), so a system is asked for once, not per event or per map.
+        """
+        key = (self._common, solar_system_id)
+        if self._static is not None and (cached := self._static.get(key)) is not None:
+            return cached
         try:
             data = await self._data(
                 f"{self._common}/system-static-info", {"id": str(solar_system_id)}
             )
         except MapApiError:
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        if self._static is not None:
+            self._static[key] = data
+        return data

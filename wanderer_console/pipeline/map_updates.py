@@ -29,7 +29,7 @@ from wanderer_console.domain.map_events import (
 from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 
-__all__ = ["MapHooks", "MapUpdates", "Routing", "embeds_eve_id"]
+__all__ = ["MapHooks", "MapUpdates", "Routing"]
 
 
 class MapHooks:
@@ -165,11 +165,8 @@ class MapUpdates:
         tracking = self._index.map(tenant)
 
         def find() -> Any:
-            explicit = embeds_eve_id(payload.character_eve_id, payload.eve_id)
-            if explicit is not None and explicit in tracking.characters:
-                return tracking.characters[explicit]
-            return tracking.character_by_internal_id(payload.id or "") or (
-                tracking.character_by_name(payload.name or "")
+            return tracking.find_character(
+                payload.explicit_eve_id, payload.id or "", payload.name or ""
             )
 
         character = find()
@@ -223,15 +220,3 @@ class MapUpdates:
             tenant, NotificationType.RALLY, "rally", f"rally:{envelope.id}", body
         )
         return [notification] if notification else []
-
-
-def embeds_eve_id(*candidates: str | int | None) -> int | None:
-    """The first candidate that is a positive integer id."""
-    for candidate in candidates:
-        try:
-            value = int(candidate) if candidate is not None else 0
-        except (TypeError, ValueError):
-            continue
-        if value > 0:
-            return value
-    return None

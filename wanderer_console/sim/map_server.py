@@ -127,6 +127,10 @@ class FakeMapServer:
         self._closed = False
         self.over_limit = False
         """When true, streams answer 200 and close at once without ``connected`` (§1.7)."""
+        self.static_info_delay = 0.0
+        """Seconds ``system-static-info`` takes to answer (a slow map API, for tests)."""
+        self.static_info_calls = 0
+        self.static_info_in_flight = 0
         self.app = Starlette(
             routes=[
                 Route("/api/maps/{map}/events/stream", self._sse, methods=["GET"]),
@@ -462,6 +466,13 @@ class FakeMapServer:
         raw = request.query_params.get("id", "")
         if not raw.isdigit():
             return _error(400, "Missing or invalid id parameter")
+        self.static_info_calls += 1
+        if self.static_info_delay > 0:
+            self.static_info_in_flight += 1
+            try:
+                await asyncio.sleep(self.static_info_delay)
+            finally:
+                self.static_info_in_flight -= 1
         data = static_info(self.generator, int(raw))
         if data is None:
             return _error(404, "System not found")

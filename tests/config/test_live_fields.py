@@ -137,6 +137,10 @@ CHANGES: dict[str, Any] = {
     f"maps.{MAP}.webhook_secret": "another-webhook-secret",
     f"maps.{MAP}.discord.bot_token": "DDDDDDDDDDDDDDDDDDDDDDDD.EEEEEE.FFFFFFFFFFFFFFFFFFFFFFFFFFF",
     f"maps.{MAP}.discord.rally_group_ids": ["200000000000000003"],
+    f"maps.{MAP}.filters.origin_system_id": 30000142,
+    f"maps.{MAP}.filters.require_victim_ship_groups": [485],
+    f"maps.{MAP}.filters.require_attacker_ship_groups": [485],
+    f"maps.{MAP}.trackers": [{"name": "caps", "require_victim_ship_groups": [485]}],
     **{
         f"maps.{MAP}.discord.{route}channel_id": f"10000000000000{i:04d}"
         for i, route in enumerate(
@@ -163,6 +167,8 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     f"maps.{MAP}.filters.require_attacker_organizations_final_blow": {
         f"maps.{MAP}.filters.require_attacker_alliances": [99000001]
     },
+    f"maps.{MAP}.filters.max_jumps": {f"maps.{MAP}.filters.origin_system_id": 30000142},
+    f"maps.{MAP}.filters.max_distance_ly": {f"maps.{MAP}.filters.origin_system_id": 30000142},
 }
 """Other keys changed in the same edit, so that the edit stays valid."""
 
@@ -329,6 +335,13 @@ PROBES: dict[str, Probe] = {
     f"maps.{MAP}.discord.": Probe(engine_reads),
     f"maps.{MAP}.filters.": Probe(engine_reads),
     f"maps.{MAP}.dedup_ttl_seconds.": Probe(engine_reads),
+    # The rules read a map's trackers at every kill, as its filters.
+    f"maps.{MAP}.trackers": Probe(
+        lambda rt, leaf: [t.name for t in value_at(rt.engine.settings, leaf.path)],
+        expect=lambda _rt, trackers: [
+            t["name"] if isinstance(t, dict) else t.name for t in trackers
+        ],
+    ),
 }
 """Field key (or a section prefix ending in ``.``, for a section one component reads whole at
 use) → how to see what the component that uses it sees now."""

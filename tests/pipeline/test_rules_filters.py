@@ -518,7 +518,7 @@ def test_without_a_provider_unknown_facts_do_not_match() -> None:
     assert reason(kill(WH), settings(include_security_classes=["wormhole"]), **no_info) is None
     assert reason(kill(WH), settings(exclude_security_classes=["high"]), **no_info) is None
     assert reason(kill(WH), settings(require_regions=[REGION_C3]), **no_info) == "region_unknown"
-    assert reason(kill(), settings(require_victim_ship_groups=[1]), **no_info) == (
+    assert reason(kill(), settings(require_victim_ship_groups=[FRIGATE]), **no_info) == (
         "victim_ship_group_unknown"
     )
 

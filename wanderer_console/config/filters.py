@@ -8,11 +8,42 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from wanderer_console.config.section import LIVE, Section
+from wanderer_console.domain.eve import is_kspace_system, is_wormhole_system
+from wanderer_console.domain.ship_groups import SHIP_GROUPS
 
-__all__ = ["MapFilters", "SpaceClassName"]
+__all__ = ["KillClauses", "MapFilters", "SpaceClassName", "clause_problems"]
+
+
+def _known_groups(groups: list[int]) -> list[int]:
+    unknown = [group for group in groups if group not in SHIP_GROUPS]
+    if unknown:
+        listed = ", ".join(str(group) for group in unknown)
+        raise ValueError(
+            f"unknown ship group {listed} (not a ship, structure, fighter or deployable group;"
+            " docs/trackers.md lists them)"
+        )
+    return groups
+
+
+def _reachable_origin(system_id: int | None) -> int | None:
+    if system_id is None:
+        return None
+    if is_wormhole_system(system_id):
+        raise ValueError(
+            f"{system_id} is a J-space system: no stargate route or jump range reaches it"
+        )
+    if not is_kspace_system(system_id):
+        raise ValueError(f"{system_id} is not a k-space solar system id (30000000-30999999)")
+    return system_id
+
+
+ShipGroups = Annotated[list[int], AfterValidator(_known_groups)]
+"""Ship group ids, each one the SDE table knows."""
+OriginSystem = Annotated[int | None, AfterValidator(_reachable_origin)]
+"""A k-space system id (stargates and jump ranges start there)."""
 
 SpaceClassName = Literal[
     "high",
@@ -34,29 +65,11 @@ SpaceClassName = Literal[
 """Values of :class:`wanderer_console.domain.eve.SpaceClass` (kept in step by a test)."""
 
 
-class MapFilters(Section):
-    """Per-map kill filters and routing lists; the rules read them at every kill (all live)."""
+class KillClauses(Section):
+    """The kill clauses a map's default feed and each of its trackers share (PARITY.md §11.1).
 
-    wormhole_only: Annotated[bool, LIVE] = False
-    """Only notify kills in J-space."""
-    corporation_kill_focus: Annotated[list[int], LIVE] = Field(default_factory=list)
-    """Kills involving these corporations go to the character-kill channel."""
-    system_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
-    """Never notify kills in these systems."""
-    character_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
-    """Characters never counted as tracked."""
-
-    # -- space and priority (the notifier's documented flags, PARITY.md §2.4 / §10) ---------------
-    track_kspace: Annotated[bool, LIVE] = True
-    """Notify kills in tracked k-space systems; off: J-space system kills only (characters too)."""
-    priority_systems: Annotated[list[int], LIVE] = Field(default_factory=list)
-    """System ids whose kills (and new-system notifications) carry ``@here``."""
-    priority_system_names: Annotated[list[str], LIVE] = Field(default_factory=list)
-    """System names (case-insensitive) treated like ``priority_systems``."""
-    priority_systems_only: Annotated[bool, LIVE] = False
-    """Notify tracked-system kills only in priority systems (character kills still notify)."""
-    fallback_to_here: Annotated[bool, LIVE] = False
-    """System-kill notifications carry ``@here`` (the notifier's voice-mention fallback)."""
+    All are ANDed; an empty list or an unset bound passes everything. Applied live.
+    """
 
     # -- aa-killtracker clauses (PARITY.md §11), all ANDed; empty means "any" ---------------------
     min_value_isk: Annotated[float | None, LIVE] = Field(default=None, ge=0)
@@ -113,17 +126,36 @@ class MapFilters(Section):
     """The victim is in none of these corporations."""
     exclude_victim_factions: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim is in none of these factions."""
-    require_victim_ship_groups: Annotated[list[int], LIVE] = Field(default_factory=list)
+    require_victim_ship_groups: Annotated[ShipGroups, LIVE] = Field(default_factory=list)
     """The victim's ship is in one of these groups (unknown group: no match)."""
     require_victim_ship_types: Annotated[list[int], LIVE] = Field(default_factory=list)
     """The victim's ship is one of these types."""
-    require_attacker_ship_groups: Annotated[list[int], LIVE] = Field(default_factory=list)
+    require_attacker_ship_groups: Annotated[ShipGroups, LIVE] = Field(default_factory=list)
     """Some attacker flies a ship in one of these groups (unknown group: no match)."""
     require_attacker_ship_types: Annotated[list[int], LIVE] = Field(default_factory=list)
     """Some attacker flies one of these ship types."""
 
+    # -- the clauses trackers brought (issue 22): distance, weapons, fleets, age -------------------
+    origin_system_id: Annotated[OriginSystem, LIVE] = None
+    """The home system ``max_jumps`` and ``max_distance_ly`` count from (a k-space system)."""
+    max_jumps: Annotated[int | None, LIVE] = Field(default=None, ge=0)
+    """At most this many stargate jumps from ``origin_system_id`` (ESI route, shortest; no
+    route, e.g. in J-space, means no match)."""
+    max_distance_ly: Annotated[float | None, LIVE] = Field(default=None, gt=0)
+    """At most this many light-years from ``origin_system_id`` (capital ranges; from the
+    systems' ESI coordinates; unknown means no match)."""
+    require_attacker_weapon_types: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """Some attacker used one of these weapon types (``weapon_type_id``)."""
+    require_attacker_weapon_groups: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """Some attacker used a weapon of one of these inventory groups (unknown group: no match)."""
+    fleet_min_attackers: Annotated[int | None, LIVE] = Field(default=None, ge=2)
+    """A fleet kill: at least this many attackers from one alliance or one corporation."""
+    max_age_seconds: Annotated[float | None, LIVE] = Field(default=None, gt=0)
+    """Only kills at most this old when they are decided (on top of
+    ``console.max_killmail_age_seconds``)."""
+
     @model_validator(mode="after")
-    def _consistent(self) -> MapFilters:
+    def _consistent(self) -> KillClauses:
         problems = [
             f"{a} and {b} are both set; choose one"
             for a, b in (
@@ -162,11 +194,55 @@ class MapFilters(Section):
             )
         if {"high", "low", "null", "pochven", "wormhole"} <= set(self.exclude_security_classes):
             problems.append("exclude_security_classes excludes every kind of space")
-        if self.priority_systems_only and not (self.priority_systems or self.priority_system_names):
-            problems.append(
-                "priority_systems_only needs priority_systems or priority_system_names"
-                " (otherwise no system kill is ever notified)"
-            )
+        problems += clause_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+class MapFilters(KillClauses):
+    """Per-map kill filters and routing lists; the rules read them at every kill (all live)."""
+
+    wormhole_only: Annotated[bool, LIVE] = False
+    """Only notify kills in J-space."""
+    corporation_kill_focus: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """Kills involving these corporations go to the character-kill channel."""
+    system_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """Never notify kills in these systems."""
+    character_exclude_list: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """Characters never counted as tracked."""
+
+    # -- space and priority (the notifier's documented flags, PARITY.md §2.4 / §10) ---------------
+    track_kspace: Annotated[bool, LIVE] = True
+    """Notify kills in tracked k-space systems; off: J-space system kills only (characters too)."""
+    priority_systems: Annotated[list[int], LIVE] = Field(default_factory=list)
+    """System ids whose kills (and new-system notifications) carry ``@here``."""
+    priority_system_names: Annotated[list[str], LIVE] = Field(default_factory=list)
+    """System names (case-insensitive) treated like ``priority_systems``."""
+    priority_systems_only: Annotated[bool, LIVE] = False
+    """Notify tracked-system kills only in priority systems (character kills still notify)."""
+    fallback_to_here: Annotated[bool, LIVE] = False
+    """System-kill notifications carry ``@here`` (the notifier's voice-mention fallback)."""
+
+    # -- trackers (issue 22) -------------------------------------------------------------------
+    default_tracker: Annotated[bool, LIVE] = True
+    """The map's own kill feed (these filters, the map's kill routes), shown as its ``default``
+    tracker; off: only the map's ``[[maps.<key>.trackers]]`` notify kills."""
+
+    @model_validator(mode="after")
+    def _priority(self) -> MapFilters:
+        if self.priority_systems_only and not (self.priority_systems or self.priority_system_names):
+            raise ValueError(
+                "priority_systems_only needs priority_systems or priority_system_names"
+                " (otherwise no system kill is ever notified)"
+            )
+        return self
+
+
+def clause_problems(clauses: KillClauses) -> list[str]:
+    """What is wrong across the clauses trackers brought: a bound without an origin."""
+    return [
+        f"{bound} needs origin_system_id"
+        for bound in ("max_jumps", "max_distance_ly")
+        if getattr(clauses, bound) is not None and clauses.origin_system_id is None
+    ]

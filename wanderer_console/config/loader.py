@@ -99,6 +99,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map every table header and key path in a TOML text to its line number (1-based)."""
     lines: dict[tuple[str, ...], int] = {}
     table: list[str] = []
+    entries: dict[tuple[str, ...], int] = {}  # array-of-tables headers seen so far
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -107,6 +108,12 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
         if header and stripped.startswith("["):
             table = _split_dotted(header.group(1))
             lines.setdefault(tuple(table), number)
+            if stripped.startswith("[["):
+                # [[maps.home.trackers]]: the Nth one is entry N-1, as validation locates it.
+                index = entries.get(tuple(table), 0)
+                entries[tuple(table)] = index + 1
+                table = [*table, str(index)]
+                lines.setdefault(tuple(table), number)
             continue
         assign = _ASSIGN.match(line)
         if assign:

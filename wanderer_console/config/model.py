@@ -38,6 +38,7 @@ from wanderer_console.config.discord_values import (
 )
 from wanderer_console.config.filters import MapFilters, SpaceClassName
 from wanderer_console.config.section import LIVE, Live, Restart, Section, check_declared
+from wanderer_console.config.trackers import TrackerList
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
 __all__ = [
@@ -444,6 +445,9 @@ class MapSettings(Section):
     """Targets."""
     filters: MapFilters = Field(default_factory=MapFilters)
     """Kill filters."""
+    trackers: Annotated[TrackerList, LIVE] = Field(default_factory=list)
+    """Further kill feeds (``[[maps.<key>.trackers]]``), each with its own clauses, target,
+    ping and colour (docs/trackers.md)."""
     dedup_ttl_seconds: DedupTtls = Field(default_factory=DedupTtls)
     """Per-type deduplication windows (``DEDUPLICATION_TTL_SECONDS`` sets them all)."""
     webhook_secret: Annotated[SecretStr | None, LIVE] = None

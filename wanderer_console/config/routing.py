@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from wanderer_console.config.model import Settings
+from wanderer_console.config.trackers import TrackerSettings
 from wanderer_console.domain.notification import Target, TargetKind
 
-__all__ = ["ROUTES", "Route", "resolve_target", "route_credentials"]
+__all__ = ["ROUTES", "Route", "resolve_target", "route_credentials", "tracker_target"]
 
 Route = Literal["system_kill", "character_kill", "system", "character", "rally"]
 """A kind of notification with its own Discord target settings."""
@@ -40,14 +41,27 @@ def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | No
 
 
 def route_credentials(settings: Settings) -> dict[tuple[str, str], tuple[Target, str | None]]:
-    """Every configured target by ``(tenant, key)``, with the bot token it posts with (if any)."""
+    """Every configured target by ``(tenant, key)`` (routes and trackers), with the bot token it
+    posts with (if any)."""
     out: dict[tuple[str, str], tuple[Target, str | None]] = {}
     for tenant, map_settings in settings.maps.items():
         secret = map_settings.discord.bot_token or settings.discord.bot_token
         token = secret.get_secret_value() if secret else None
-        for route in ROUTES:
-            target = resolve_target(settings, tenant, route)
+        targets = [resolve_target(settings, tenant, route) for route in ROUTES]
+        targets += [tracker_target(settings, tenant, t) for t in map_settings.trackers]
+        for target in targets:
             if target is not None:
                 bot = target.kind is TargetKind.BOT_CHANNEL
                 out[(tenant, target.key)] = (target, token if bot else None)
     return out
+
+
+def tracker_target(settings: Settings, tenant: str, tracker: TrackerSettings) -> Target | None:
+    """Where a named tracker posts: its webhook, else its channel (with the map's or the global
+    bot token), else where the map's system-kill route posts."""
+    if tracker.webhook_url is not None:
+        return Target(TargetKind.WEBHOOK, tracker.webhook_url.get_secret_value(), tenant)
+    discord = settings.maps[tenant].discord
+    if tracker.channel_id and (discord.bot_token or settings.discord.bot_token):
+        return Target(TargetKind.BOT_CHANNEL, tracker.channel_id, tenant)
+    return resolve_target(settings, tenant, "system_kill")

@@ -345,18 +345,21 @@ def build_message(
     role_mentions: Sequence[str] = (),
     mention_here: bool = False,
     user_mentions: Sequence[str] = (),
+    mention_everyone: bool = False,
 ) -> dict[str, Any]:
     """A Discord message body that pings only what is asked for, within every limit.
 
     ``allowed_mentions`` is ``{"parse": []}`` unless ``role_mentions`` (``<@&id>`` prefixes,
     listed under ``roles``), ``user_mentions`` (``<@id>``, e.g. pilots in voice, under ``users``)
     or ``mention_here`` (content starts with ``@here``; ``parse`` becomes ``["everyone"]``) ask
-    for more. ``@everyone``/``@here`` inside ``content`` itself are neutralised. Raises
-    ``ValueError`` for a mention id that is not a snowflake.
+    for more; ``mention_everyone`` starts it with ``@everyone`` instead (a tracker's ping).
+    ``@everyone``/``@here`` inside ``content`` itself are neutralised. Raises ``ValueError`` for
+    a mention id that is not a snowflake.
     """
     roles = _snowflakes(role_mentions, "role")
     users = _snowflakes(user_mentions, "user")
-    prefix = ["@here"] if mention_here else []
+    prefix = ["@everyone"] if mention_everyone else ["@here"] if mention_here else []
+    mention_here = mention_here or mention_everyone  # both are allowed by parse "everyone"
     prefix += [f"<@&{role}>" for role in roles] + [f"<@{user}>" for user in users]
     text = (neutralize_mass_mentions(content).strip() if content else "") or None
     allowed: dict[str, Any] = {"parse": ["everyone"] if mention_here else []}

@@ -31,9 +31,9 @@ from wanderer_console.enrich.kills import KillEnricher
 from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
-from wanderer_console.pipeline.kill_facts import SystemInfo
+from wanderer_console.pipeline.kill_facts import RouteInfo, SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
-from wanderer_console.pipeline.rules import KillDecision, Refusal, decide_kill, flags_allow
+from wanderer_console.pipeline.rules import KillJudgement, flags_allow, judge_kill
 from wanderer_console.pipeline.startup import (
     SEEN_CURSOR,
     StartupWindow,
@@ -42,6 +42,7 @@ from wanderer_console.pipeline.startup import (
     envelope_seconds,
     ulid_seconds,
 )
+from wanderer_console.pipeline.trackers import TrackerMatches, plan_kill_messages
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
 from wanderer_console.telemetry.context import bind_event
@@ -97,7 +98,10 @@ class Engine:
         self.enricher = enricher
         """Resolves names, tickers and ship names a kill lacks (ESI through the cache)."""
         self.system_info = system_info
-        """Static universe look-ups for the kill filters (region, security, ship groups)."""
+        """Static universe look-ups for the kill filters (region, security, ship groups; routes
+        and positions for the distance clauses when it is a :class:`RouteInfo`)."""
+        self.tracker_matches = TrackerMatches(clock)
+        """What each map's trackers matched (live kills only), for the console."""
 
     @property
     def settings(self) -> Settings:
@@ -190,9 +194,9 @@ class Engine:
 
     def _decide_kill(
         self, km: Killmail, *, ignore_age: bool = False, now: float | None = None
-    ) -> tuple[list[KillDecision], list[Refusal]]:
+    ) -> KillJudgement:
         at = self._clock() if now is None else now
-        return decide_kill(
+        return judge_kill(
             km,
             settings=self.settings,
             index=self._index,
@@ -202,34 +206,57 @@ class Engine:
             info=self.system_info,
         )
 
+    def _needs_lookups(self, km: Killmail, judgement: KillJudgement) -> bool:
+        """Names must be fetched (some tracker will post it) or a distance clause asked for a
+        route or position not looked up yet."""
+        facts = judgement.facts
+        if (
+            facts is not None
+            and (facts.missing_routes or facts.missing_systems)
+            and isinstance(self.system_info, RouteInfo)
+        ):
+            return True
+        notifies = bool(judgement.decisions) or any(v.reason is None for v in judgement.trackers)
+        return notifies and self.enricher is not None and not self.enricher.complete(km)
+
     def _kill_now(self, item: KillItem) -> bool | None:
         """Handle a kill without waiting (the hot path): True when new, False for a repeat;
-        ``None`` when a map will be told about it and names must be looked up first."""
+        ``None`` when a map will be told about it and names must be looked up first (or a
+        tracker's distance clause needs a route or a position)."""
         km = item.killmail
         event_id = f"kill:{km.killmail_id}"
         if self._writer.seen((KILL_TENANT, event_id)):
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         now = self._clock()
-        decisions, refusals = self._decide_kill(km, now=now)
-        if decisions and self.enricher is not None and not self.enricher.complete(km):
-            return None  # some map will be told about it: its missing names are fetched first
-        notifications = self._render_kill(km, decisions, refusals)
+        judgement = self._decide_kill(km, now=now)
+        if self._needs_lookups(km, judgement):
+            return None
+        notifications = self._render_kill(km, judgement, live=True)
         event = StoredEvent(KILL_TENANT, event_id, item.source, "killmail", now, item.raw)
         # Nothing else ran since the dedup check above: no need to look again.
         return self._writer.record(event, notifications, checked=True)
 
     async def _kill_after_names(self, item: KillItem) -> bool:
-        """A kill some map will be told about, once its missing names are looked up (ESI).
+        """A kill some map will be told about, once its missing names (and the routes and
+        positions its trackers asked for) are looked up (ESI).
 
         The rules run again afterwards: a toggle or a reload may have landed meanwhile; the
         dedup is checked again when it is recorded (a repeat may have been written meanwhile).
         """
         km = item.killmail
-        if self.enricher is not None:  # always, when _kill_now asked for this
+        facts = self._decide_kill(km).facts
+        info = self.system_info
+        if (
+            facts is not None
+            and (facts.missing_routes or facts.missing_systems)
+            and isinstance(info, RouteInfo)
+        ):
+            await info.prefetch(facts.missing_routes, facts.missing_systems)
+        if self.enricher is not None and not self.enricher.complete(km):
             await self.enricher.prefetch(km)
         now = self._clock()
-        notifications = self._render_kill(km, *self._decide_kill(km, now=now))
+        notifications = self._render_kill(km, self._decide_kill(km, now=now), live=True)
         event = StoredEvent(
             KILL_TENANT, f"kill:{km.killmail_id}", item.source, "killmail", now, item.raw
         )
@@ -237,40 +264,53 @@ class Engine:
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""
-        return self._render_kill(km, *self._decide_kill(km, ignore_age=ignore_age))
+        return self._render_kill(km, self._decide_kill(km, ignore_age=ignore_age))
+
+    def judge(self, km: Killmail, *, ignore_age: bool = False) -> KillJudgement:
+        """Every map's and tracker's verdict on a kill now (the ``kill`` command explains it)."""
+        return self._decide_kill(km, ignore_age=ignore_age)
 
     def _render_kill(
-        self, km: Killmail, decisions: list[KillDecision], refusals: list[Refusal]
+        self, km: Killmail, judgement: KillJudgement, *, live: bool = False
     ) -> list[Notification]:
-        for refusal in refusals:
+        """One notification per map and target (:func:`plan_kill_messages`); ``live`` counts
+        the trackers' matches."""
+        for refusal in judgement.refusals:
             self._writer.refused(refusal.reason)
+        settings = self.settings
         out = []
-        for decision in decisions:
-            map_settings = self.settings.maps[decision.tenant]
-            tracking = self._index.map(decision.tenant)
-            system = tracking.systems.get(km.system_id)
-            custom = system.display_name if system and decision.route == "system_kill" else None
+        plans = plan_kill_messages(
+            km.killmail_id, judgement, settings, lambda: self._writer.refused("no_target")
+        )
+        for plan in plans:
+            map_settings = settings.maps[plan.tenant]
+            system = self._index.map(plan.tenant).systems.get(km.system_id)
+            # A system-kill message (or one only trackers make) titles the map's system name.
+            routed = plan.decision is None or plan.decision.route == "system_kill"
+            custom = system.display_name if system and routed else None
             ctx = embeds.KillContext(
                 map_name=map_settings.name,
-                role=decision.role,
+                role=plan.role,
                 system_name=(system.name if system else None) or km.solar_system_name,
                 custom_system_name=custom,
                 names=self.enricher.names(km) if self.enricher else embeds.Names(),
             )
+            embed = embeds.render_kill(km, ctx)
+            if plan.color is not None:
+                embed["color"] = plan.color
             body = embeds.build_message(
-                [embeds.render_kill(km, ctx)],
-                username=self.settings.discord.username,
-                mention_here=decision.mention_here,
+                [embed],
+                content=plan.content,
+                username=settings.discord.username,
+                role_mentions=plan.role_mentions,
+                mention_here=plan.mention_here,
+                mention_everyone=plan.mention_everyone,
             )
-            notification = self.notification(
-                decision.tenant,
-                NotificationType.KILL,
-                decision.route,
-                f"kill:{km.killmail_id}:{decision.route}",
-                body,
+            out.append(
+                Notification(plan.tenant, NotificationType.KILL, plan.dedup_key, plan.target, body)
             )
-            if notification is not None:
-                out.append(notification)
+            if live:
+                self.tracker_matches.record(plan.tenant, plan.tracker_names)
         return out
 
     def notification(

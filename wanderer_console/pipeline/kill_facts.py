@@ -8,8 +8,9 @@ nothing, and every map that does ask shares the answers.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from wanderer_console.domain.eve import (
     THERA_SYSTEM_ID,
@@ -20,7 +21,11 @@ from wanderer_console.domain.eve import (
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 
-__all__ = ["ID_ONLY", "IdOnlySystemInfo", "KillFacts", "SystemInfo"]
+__all__ = ["ID_ONLY", "LIGHT_YEAR_M", "IdOnlySystemInfo", "KillFacts", "RouteInfo", "SystemInfo"]
+
+LIGHT_YEAR_M: Final = 9_460_730_472_580_800.0
+"""Metres in a light-year (ESI system positions are in metres)."""
+Position = tuple[float, float, float]
 
 
 class SystemInfo(Protocol):
@@ -74,6 +79,25 @@ class IdOnlySystemInfo:
 ID_ONLY: Final = IdOnlySystemInfo()
 
 
+@runtime_checkable
+class RouteInfo(Protocol):
+    """Stargate routes and system positions, for the distance clauses (``max_jumps``,
+    ``max_distance_ly``). Each answer says whether it is known yet: the rules are synchronous, so
+    what is not cached is fetched (:meth:`prefetch`) and the kill decided again."""
+
+    def jumps(self, origin: int, destination: int) -> tuple[bool, int | None]:
+        """``(looked up, jumps)``: jumps is ``None`` when no stargate route exists."""
+        ...
+
+    def position(self, system_id: int) -> tuple[bool, Position | None]:
+        """``(looked up, (x, y, z) in metres)``; ``None`` when the system has none known."""
+        ...
+
+    async def prefetch(self, routes: set[tuple[int, int]], systems: set[int]) -> None:
+        """Look up what :meth:`jumps` and :meth:`position` did not know (bounded, never raises)."""
+        ...
+
+
 class KillFacts:
     """Facts about one kill, looked up lazily and shared by every map's filters."""
 
@@ -81,6 +105,11 @@ class KillFacts:
         self.km = km
         self._index = index
         self._info = info
+        self._routes = info if isinstance(info, RouteInfo) else None
+        self.missing_routes: set[tuple[int, int]] = set()
+        """Routes a clause asked for that were not looked up yet (fetch, then decide again)."""
+        self.missing_systems: set[int] = set()
+        """Systems whose position a clause asked for and that were not looked up yet."""
 
     @cached_property
     def systems(self) -> list[TrackedSystem]:
@@ -143,3 +172,34 @@ class KillFacts:
     def group_id(self, type_id: int | None) -> int | None:
         """Inventory group of a ship type (``None`` when unknown)."""
         return None if type_id is None else self._info.group_id(type_id)
+
+    def jumps(self, origin: int) -> int | None:
+        """Stargate jumps from ``origin`` to the kill's system (``None``: no route, or not known
+        yet, in which case the pair is added to :attr:`missing_routes`)."""
+        destination = self.km.system_id
+        if origin == destination:
+            return 0
+        if self._routes is None:
+            return None
+        known, jumps = self._routes.jumps(origin, destination)
+        if not known:
+            self.missing_routes.add((origin, destination))
+        return jumps
+
+    def distance_ly(self, origin: int) -> float | None:
+        """Light-years from ``origin`` to the kill's system (``None`` when a position is unknown;
+        one not looked up yet is added to :attr:`missing_systems`)."""
+        if origin == self.km.system_id:
+            return 0.0
+        if self._routes is None:
+            return None
+        points: list[Position | None] = []
+        for system in (origin, self.km.system_id):
+            known, point = self._routes.position(system)
+            if not known:
+                self.missing_systems.add(system)
+            points.append(point)
+        start, end = points
+        if start is None or end is None:
+            return None
+        return math.dist(start, end) / LIGHT_YEAR_M

@@ -15,19 +15,22 @@ from typing import Final, Literal, NamedTuple, cast
 from wanderer_console.config.model import MapFilters, MapSettings, Settings
 from wanderer_console.config.routing import Route
 from wanderer_console.domain.eve import (
-    SpaceClass,
     is_wormhole_system,
 )
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.notification import NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
+from wanderer_console.pipeline.clauses import CLAUSE_REASONS, clause_refusal
 from wanderer_console.pipeline.kill_facts import ID_ONLY, KillFacts, SystemInfo
 
 __all__ = [
     "REFUSAL_REASONS",
     "KillDecision",
+    "KillJudgement",
     "Refusal",
+    "TrackerVerdict",
     "decide_kill",
+    "judge_kill",
     "flags_allow",
     "is_priority_system",
 ]
@@ -58,6 +61,30 @@ class KillDecision(NamedTuple):
     system-kill notification."""
 
 
+class TrackerVerdict(NamedTuple):
+    """What one named tracker (``[[maps.<key>.trackers]]``) of a map said about a kill."""
+
+    tenant: str
+    tracker: str
+    reason: str | None = None
+    """Why it does not match (a :data:`REFUSAL_REASONS` key); ``None``: it matches."""
+    role: Role = "neutral"
+    """As :attr:`KillDecision.role`, when it matches."""
+
+
+class KillJudgement(NamedTuple):
+    """Every map's verdict on a kill: its default feed and each of its named trackers."""
+
+    decisions: list[KillDecision]
+    """Maps whose default tracker (``[filters]`` and kill routes) notifies."""
+    refusals: list[Refusal]
+    """Why the other maps' default trackers do not (``*``: no map tracks the kill)."""
+    trackers: list[TrackerVerdict]
+    """The named trackers of every map the kill reached (matched or not)."""
+    facts: KillFacts | None = None
+    """What was looked up; its ``missing_*`` name what a distance clause still needs."""
+
+
 REFUSAL_REASONS: Final[dict[str, str]] = {
     "untracked": "no map tracks the system or any character on the kill",
     "startup_suppression": "inside the start-up suppression window",
@@ -69,43 +96,9 @@ REFUSAL_REASONS: Final[dict[str, str]] = {
     "character_excluded": "only characters in filters.character_exclude_list are tracked",
     "kspace_not_tracked": "filters.track_kspace is off and only a k-space system matched",
     "not_priority_system": "filters.priority_systems_only and the system is not a priority one",
-    "value_unknown": "filters.min_value_isk is set and the kill has no value",
-    "below_min_value": "worth less than filters.min_value_isk",
-    "npc_required": "filters.require_npc_kills and not an NPC kill",
-    "npc_excluded": "filters.exclude_npc_kills and an NPC kill",
-    "war_required": "filters.require_war_kills and not a war kill",
-    "war_excluded": "filters.exclude_war_kills and a war kill",
-    "solo_required": "filters.require_solo_kills and not a solo kill",
-    "solo_excluded": "filters.exclude_solo_kills and a solo kill",
-    "security_class_unknown": "a security-class filter is set and the system's class is unknown",
-    "security_class_not_included": "not in filters.include_security_classes",
-    "security_class_excluded": "in filters.exclude_security_classes",
-    "region_unknown": "filters.require_regions is set and the region is unknown",
-    "region_not_included": "not in filters.require_regions",
-    "constellation_unknown": "filters.require_constellations is set; constellation unknown",
-    "constellation_not_included": "not in filters.require_constellations",
-    "system_not_included": "not in filters.require_systems",
-    "too_few_attackers": "fewer attackers than filters.min_attackers",
-    "too_many_attackers": "more attackers than filters.max_attackers",
-    "attacker_alliance_not_required": "no attacker in filters.require_attacker_alliances",
-    "attacker_corporation_not_required": "no attacker in filters.require_attacker_corporations",
-    "attacker_faction_not_required": "no attacker in filters.require_attacker_factions",
-    "attacker_alliance_excluded": "an attacker is in filters.exclude_attacker_alliances",
-    "attacker_corporation_excluded": "an attacker is in filters.exclude_attacker_corporations",
-    "attacker_faction_excluded": "an attacker is in filters.exclude_attacker_factions",
-    "final_blow_not_required_org": "the final blow is not from a required attacker organisation",
-    "victim_alliance_not_required": "the victim is not in filters.require_victim_alliances",
-    "victim_corporation_not_required": "the victim is not in filters.require_victim_corporations",
-    "victim_faction_not_required": "the victim is not in filters.require_victim_factions",
-    "victim_alliance_excluded": "the victim is in filters.exclude_victim_alliances",
-    "victim_corporation_excluded": "the victim is in filters.exclude_victim_corporations",
-    "victim_faction_excluded": "the victim is in filters.exclude_victim_factions",
-    "victim_ship_group_unknown": "filters.require_victim_ship_groups is set; group unknown",
-    "victim_ship_group_not_required": "the victim's ship is not in a required group",
-    "victim_ship_type_not_required": "the victim's ship is not a required type",
-    "attacker_ship_group_unknown": "filters.require_attacker_ship_groups is set; groups unknown",
-    "attacker_ship_group_not_required": "no attacker ship is in a required group",
-    "attacker_ship_type_not_required": "no attacker ship is a required type",
+    "default_tracker_off": "filters.default_tracker is off (only the map's trackers notify)",
+    "tracker_disabled": "the tracker is switched off (enabled = false)",
+    **{reason: f"filters/tracker: {text}" for reason, text in CLAUSE_REASONS.items()},
 }
 """Every refusal reason (the metric label) and what it means (shown by the ``kill`` command)."""
 
@@ -151,42 +144,158 @@ def decide_kill(
     ignore_age: bool = False,
     info: SystemInfo | None = None,
 ) -> tuple[list[KillDecision], list[Refusal]]:
-    """Which maps notify this kill, where, and why the others do not.
+    """Which maps' default trackers notify this kill, where, and why the others do not
+    (:func:`judge_kill` without the named trackers' verdicts)."""
+    judgement = judge_kill(
+        km,
+        settings=settings,
+        index=index,
+        now=now,
+        suppressed=suppressed,
+        ignore_age=ignore_age,
+        info=info,
+    )
+    return judgement.decisions, judgement.refusals
 
-    ``info`` answers static-universe questions (region, security, wormhole class, ship groups)
-    for the filters that need them; without it only what the ids and the maps' static info tell
-    is known, and a filter that needs an unknown fact does not match.
+
+_WIDE: dict[int, tuple[Settings, frozenset[str]]] = {}
+
+
+def _wide_maps(settings: Settings) -> frozenset[str]:
+    """Maps with an enabled ``scope = "all"`` tracker (they look at every kill), per settings
+    object: read for every kill, worked out once per reload."""
+    cached = _WIDE.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    wide = frozenset(
+        tenant
+        for tenant, map_settings in settings.maps.items()
+        if any(t.enabled and t.scope == "all" for t in map_settings.trackers)
+    )
+    _WIDE.clear()  # only the running settings matter; keeping it holds them alive
+    _WIDE[id(settings)] = (settings, wide)
+    return wide
+
+
+def judge_kill(
+    km: Killmail,
+    *,
+    settings: Settings,
+    index: TrackingIndex,
+    now: datetime,
+    suppressed: bool,
+    ignore_age: bool = False,
+    info: SystemInfo | None = None,
+) -> KillJudgement:
+    """Which maps notify this kill, through which of their trackers, and why the others do not.
+
+    A map's default tracker is its ``[filters]`` with its kill routes (PARITY.md §2.2-2.3); its
+    named trackers (``[[maps.<key>.trackers]]``) each apply their own clauses. ``info`` answers
+    static-universe questions (region, security, wormhole class, ship groups; routes and
+    positions when it is also a :class:`~.kill_facts.RouteInfo`) for the clauses that need them;
+    without it only what the ids and the maps' static info tell is known, and a clause that needs
+    an unknown fact does not match.
     """
     involved = _involved_characters(km)
-    candidates = index.maps_for_characters(involved)
-    candidates |= index.maps_for_system(km.system_id)
+    tracked = index.maps_for_characters(involved)
+    tracked |= index.maps_for_system(km.system_id)
+    candidates = tracked | _wide_maps(settings) if settings.maps else tracked
     decisions: list[KillDecision] = []
     refusals: list[Refusal] = []
+    trackers: list[TrackerVerdict] = []
     if not candidates:
-        return decisions, [Refusal("*", "untracked")]
+        return KillJudgement(decisions, [Refusal("*", "untracked")], trackers)
+    gate: str | None = None
     if suppressed:
-        return decisions, [Refusal(t, "startup_suppression") for t in sorted(candidates)]
-    if not ignore_age and km.kill_time is not None:
+        gate = "startup_suppression"
+    elif not ignore_age and km.kill_time is not None:
         age = (now - km.kill_time).total_seconds()
         if age > settings.console.max_killmail_age_seconds:
-            return decisions, [Refusal(t, "too_old") for t in sorted(candidates)]
+            gate = "too_old"
+    if gate is not None:
+        for tenant in sorted(candidates):
+            refusals.append(Refusal(tenant, gate))
+            trackers += _all_refused(settings, tenant, gate)
+        return KillJudgement(decisions, refusals, trackers)
     facts: KillFacts | None = None  # made for the first map that looks further
     for tenant in sorted(candidates):
         map_settings = settings.maps.get(tenant)
         if map_settings is None or not map_settings.enabled:
             refusals.append(Refusal(tenant, "map_disabled"))
+            trackers += _all_refused(settings, tenant, "map_disabled")
             continue
         if not flags_allow(settings, map_settings, NotificationType.KILL):
             refusals.append(Refusal(tenant, "disabled"))
+            trackers += _all_refused(settings, tenant, "disabled")
             continue
         if facts is None:
             facts = KillFacts(km, index, info or ID_ONLY)
-        decision = _decide_for_map(km, tenant, map_settings, index, involved, facts)
-        if isinstance(decision, Refusal):
-            refusals.append(decision)
+        if tenant not in tracked:
+            refusals.append(Refusal(tenant, "untracked"))
+        elif not map_settings.filters.default_tracker:
+            refusals.append(Refusal(tenant, "default_tracker_off"))
         else:
-            decisions.append(decision)
-    return decisions, refusals
+            decision = _decide_for_map(km, tenant, map_settings, index, involved, facts, now)
+            if isinstance(decision, Refusal):
+                refusals.append(decision)
+            else:
+                decisions.append(decision)
+        if map_settings.trackers:
+            trackers += _judge_trackers(km, tenant, map_settings, index, involved, facts, now)
+    return KillJudgement(decisions, refusals, trackers, facts)
+
+
+def _all_refused(settings: Settings, tenant: str, reason: str) -> list[TrackerVerdict]:
+    map_settings = settings.maps.get(tenant)
+    if map_settings is None:
+        return []
+    return [TrackerVerdict(tenant, t.name, reason) for t in map_settings.trackers]
+
+
+def _tracked_characters(
+    filters: MapFilters, tenant: str, index: TrackingIndex, involved: set[int]
+) -> set[int]:
+    """The kill's characters the map tracks, less its ``character_exclude_list``."""
+    tracking = index.map(tenant)
+    excluded = set(filters.character_exclude_list)
+    return {c for c in involved if c in tracking.characters and c not in excluded}
+
+
+def _role(km: Killmail, tracked_chars: set[int]) -> Role:
+    victim = km.victim.character_id
+    if victim is not None and victim in tracked_chars:
+        return "loss"
+    return "kill" if tracked_chars else "neutral"
+
+
+def _judge_trackers(
+    km: Killmail,
+    tenant: str,
+    map_settings: MapSettings,
+    index: TrackingIndex,
+    involved: set[int],
+    facts: KillFacts,
+    now: datetime,
+) -> list[TrackerVerdict]:
+    """Each named tracker's verdict: switched on, in its scope, outside the map's excluded
+    systems, and every clause of its own passes."""
+    filters = map_settings.filters
+    tracked_chars = _tracked_characters(filters, tenant, index, involved)
+    in_map = bool(tracked_chars) or km.system_id in index.map(tenant).systems
+    role = _role(km, tracked_chars)
+    out: list[TrackerVerdict] = []
+    for tracker in map_settings.trackers:
+        reason: str | None
+        if not tracker.enabled:
+            reason = "tracker_disabled"
+        elif km.system_id in filters.system_exclude_list:
+            reason = "system_excluded"
+        elif tracker.scope == "map" and not in_map:
+            reason = "untracked"
+        else:
+            reason = clause_refusal(km, tracker, facts, now)
+        out.append(TrackerVerdict(tenant, tracker.name, reason, role))
+    return out
 
 
 def _decide_for_map(
@@ -196,17 +305,16 @@ def _decide_for_map(
     index: TrackingIndex,
     involved: set[int],
     facts: KillFacts,
+    now: datetime,
 ) -> KillDecision | Refusal:
-    """One map's decision on a kill whose notifications it has switched on."""
+    """One map's default tracker's decision on a kill whose notifications it has switched on."""
     filters = map_settings.filters
     if filters.wormhole_only and not is_wormhole_system(km.system_id):
         return Refusal(tenant, "wormhole_only")
     if km.system_id in filters.system_exclude_list:
         return Refusal(tenant, "system_excluded")
-    tracking = index.map(tenant)
-    excluded = set(filters.character_exclude_list)
-    tracked_chars = {c for c in involved if c in tracking.characters and c not in excluded}
-    has_system = km.system_id in tracking.systems
+    tracked_chars = _tracked_characters(filters, tenant, index, involved)
+    has_system = km.system_id in index.map(tenant).systems
     if not has_system and not tracked_chars:
         return Refusal(tenant, "character_excluded")
     # A system match can be withdrawn by the space and priority switches; a tracked character
@@ -224,15 +332,10 @@ def _decide_for_map(
         has_system = False
         if not tracked_chars:
             return Refusal(tenant, "not_priority_system")
-    reason = _filter_refusal(km, filters, facts)
+    reason = clause_refusal(km, filters, facts, now)
     if reason is not None:
         return Refusal(tenant, reason)
-    victim = km.victim.character_id
-    role: Role = "neutral"
-    if victim is not None and victim in tracked_chars:
-        role = "loss"
-    elif tracked_chars:
-        role = "kill"
+    role = _role(km, tracked_chars)
     focus = set(filters.corporation_kill_focus)
     corps = {km.victim.corporation_id, *(a.corporation_id for a in km.attackers)}
     # Routing, first match wins (PARITY.md §2.3).
@@ -245,108 +348,3 @@ def _decide_for_map(
         route = "character_kill"
     mention_here = priority or (filters.fallback_to_here and route == "system_kill")
     return KillDecision(tenant, route, role, mention_here)
-
-
-def _filter_refusal(km: Killmail, f: MapFilters, facts: KillFacts) -> str | None:
-    """The first aa-killtracker clause (PARITY.md §11.1) the kill fails, or ``None``.
-
-    Every clause is ANDed; a clause with an empty list passes. Exclude lists mean "none of
-    these" (aa-killtracker's 2+-entry quirk, §11.2, is not copied).
-    """
-    zkb = km.zkb
-    if f.min_value_isk is not None:
-        if km.total_value is None:
-            return "value_unknown"
-        if km.total_value < f.min_value_isk:
-            return "below_min_value"
-    for required, excluded, present, name in (
-        (f.require_npc_kills, f.exclude_npc_kills, zkb.npc, "npc"),
-        (f.require_war_kills, f.exclude_war_kills, km.war_id is not None, "war"),
-        (f.require_solo_kills, f.exclude_solo_kills, zkb.solo or km.attacker_total == 1, "solo"),
-    ):
-        if required and not present:
-            return f"{name}_required"
-        if excluded and present:
-            return f"{name}_excluded"
-    reason = _space_refusal(f, facts)
-    if reason is not None:
-        return reason
-    if f.require_regions:
-        if facts.region_id is None:
-            return "region_unknown"
-        if facts.region_id not in f.require_regions:
-            return "region_not_included"
-    if f.require_constellations:
-        if facts.constellation_id is None:
-            return "constellation_unknown"
-        if facts.constellation_id not in f.require_constellations:
-            return "constellation_not_included"
-    if f.require_systems and km.system_id not in f.require_systems:
-        return "system_not_included"
-    count = km.attacker_total
-    if f.min_attackers is not None and count < f.min_attackers:
-        return "too_few_attackers"
-    if f.max_attackers is not None and count > f.max_attackers:
-        return "too_many_attackers"
-    return _party_refusal(km, f, facts)
-
-
-def _space_refusal(f: MapFilters, facts: KillFacts) -> str | None:
-    if f.include_security_classes:
-        answers = [facts.space.membership(SpaceClass(v)) for v in f.include_security_classes]
-        if True not in answers:
-            return "security_class_unknown" if None in answers else "security_class_not_included"
-    if f.exclude_security_classes:
-        answers = [facts.space.membership(SpaceClass(v)) for v in f.exclude_security_classes]
-        if True in answers:
-            return "security_class_excluded"
-        if None in answers:
-            return "security_class_unknown"
-    return None
-
-
-def _party_refusal(km: Killmail, f: MapFilters, facts: KillFacts) -> str | None:
-    attackers = km.attackers
-    victim = km.victim
-    for kind in ("alliance", "corporation", "faction"):
-        attr = f"{kind}_id"
-        attacker_ids = {getattr(a, attr) for a in attackers} - {None}
-        required = set(getattr(f, f"require_attacker_{kind}s"))
-        if required and not attacker_ids & required:
-            return f"attacker_{kind}_not_required"
-        if attacker_ids & set(getattr(f, f"exclude_attacker_{kind}s")):
-            return f"attacker_{kind}_excluded"
-        victim_id = getattr(victim, attr)
-        required = set(getattr(f, f"require_victim_{kind}s"))
-        if required and victim_id not in required:
-            return f"victim_{kind}_not_required"
-        if victim_id is not None and victim_id in getattr(f, f"exclude_victim_{kind}s"):
-            return f"victim_{kind}_excluded"
-    if f.require_attacker_organizations_final_blow:
-        final = km.final_blow()
-        if final is None or not (
-            final.alliance_id in f.require_attacker_alliances
-            or final.corporation_id in f.require_attacker_corporations
-        ):
-            return "final_blow_not_required_org"
-    if f.require_victim_ship_types and victim.ship_type_id not in f.require_victim_ship_types:
-        return "victim_ship_type_not_required"
-    if f.require_victim_ship_groups:
-        group = facts.group_id(victim.ship_type_id)
-        if group is None:
-            return "victim_ship_group_unknown"
-        if group not in f.require_victim_ship_groups:
-            return "victim_ship_group_not_required"
-    if f.require_attacker_ship_types and not any(
-        a.ship_type_id in f.require_attacker_ship_types for a in attackers
-    ):
-        return "attacker_ship_type_not_required"
-    if f.require_attacker_ship_groups:
-        groups = [facts.group_id(a.ship_type_id) for a in attackers]
-        if not any(g in f.require_attacker_ship_groups for g in groups if g is not None):
-            return (
-                "attacker_ship_group_unknown"
-                if None in groups
-                else "attacker_ship_group_not_required"
-            )
-    return None

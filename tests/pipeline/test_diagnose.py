@@ -94,3 +94,56 @@ async def test_diagnosis_names_routes_and_reasons() -> None:
             with pytest.raises(DiagnoseError, match="not found"):
                 await diagnose_kill(settings, 1, "nope")
     assert sim.discord.received == []  # a diagnosis never sends
+
+
+async def test_diagnosis_explains_each_tracker() -> None:
+    """``kill ID`` per tracker: matched and where it posts, or the first clause it failed; the
+    jumps come from the fake ESI's stargate graph (Jita-Perimeter-Hek, Jita-Tama-Amamake-Rens)."""
+    async with Simulator(seed=4) as sim:
+        gen = sim.generator
+        assert sim.esi is not None
+        near = gen.make_killmail(
+            system_id=30002053, exclude_character_ids=sim.tracked_character_ids
+        )
+        far = gen.make_killmail(system_id=30002510, exclude_character_ids=sim.tracked_character_ids)
+        kills = {
+            (near["killmail_id"], "h1"): esi_shape(near),
+            (far["killmail_id"], "h2"): esi_shape(far),
+        }
+        app = Starlette(routes=[*esi_app(kills).routes, *sim.esi.app.routes])
+        async with AppServer(app) as esi:
+            settings = Settings.model_validate(
+                {
+                    "esi": {"url": esi.url},
+                    "maps": {
+                        "demo": {
+                            "url": sim.map_url,
+                            "api_key": sim.map_api_key,
+                            "discord": {"webhook_url": sim.webhook_url("primary")},
+                            "trackers": [
+                                {
+                                    "name": "near",
+                                    "scope": "all",
+                                    "origin_system_id": 30000142,
+                                    "max_jumps": 2,
+                                    "webhook_url": sim.webhook_url("caps"),
+                                },
+                                {"name": "off", "enabled": False},
+                            ],
+                        }
+                    },
+                }
+            )
+            hit = await diagnose_kill(settings, near["killmail_id"], "h1")
+            missed = await diagnose_kill(settings, far["killmail_id"], "h2")
+    trackers = hit["maps"]["demo"]["trackers"]
+    assert trackers["near"] == {"matched": True, "target": f"webhook:{sim.webhook_id('caps')}"}
+    assert trackers["default"]["reason"] == "untracked"
+    assert trackers["off"]["reason"] == "tracker_disabled"
+    assert missed["maps"]["demo"]["trackers"]["near"] == {
+        "matched": False,
+        "reason": "too_many_jumps",
+        "explanation": "filters/tracker: more stargate jumps from origin_system_id than max_jumps",
+    }
+    assert sim.esi.hits["/route/30000142/30002053"] == 1
+    assert sim.discord.received == []  # a diagnosis never sends

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from wanderer_console.enrich.cache_stats import CacheTelemetry
 from wanderer_console.enrich.esi import EsiError, EsiResult
 
-__all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader"]
+__all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader", "route_key"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,10 @@ NAMESPACES: Final[tuple[str, ...]] = (
     "system",
     "type",
     "name",
+    "route",
 )
-"""Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``."""
+"""Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names`` and
+``route`` for stargate routes (keyed by :func:`route_key`)."""
 
 _NAME_CATEGORY: Final = {
     "character": "character",
@@ -59,7 +61,13 @@ _DEFAULT_TTL: Final = {
     "system": 86_400.0,
     "type": 86_400.0,
     "name": 86_400.0,
+    "route": 86_400.0,
 }
+
+
+def route_key(origin: int, destination: int) -> int:
+    """One integer for an (origin, destination) pair of system ids (each below 2**32)."""
+    return (int(origin) << 32) | int(destination)
 
 
 class EntityLoader(Protocol):
@@ -71,6 +79,7 @@ class EntityLoader(Protocol):
     async def system(self, system_id: int) -> EsiResult: ...
     async def type(self, type_id: int) -> EsiResult: ...
     async def names(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]: ...
+    async def route(self, origin: int, destination: int) -> EsiResult: ...
 
 
 CacheRow = tuple[str, str, int, str, float]
@@ -194,6 +203,14 @@ class CacheFacade:
         entry = self._lookup(namespace, int(key))
         return None if entry is None else entry.value
 
+    def lookup(self, namespace: str, key: int) -> tuple[bool, Any]:
+        """``(cached, value)``: tells "not looked up" from a cached "does not exist" (``None``);
+        never loads, never counts."""
+        if namespace not in self._caches:
+            raise KeyError(f"unknown cache namespace {namespace!r}")
+        entry = self._lookup(namespace, int(key))
+        return (False, None) if entry is None else (True, entry.value)
+
     def peek_system(self, system_id: int) -> dict[str, Any] | None:
         """Cached ``GET /universe/systems/{id}`` document, if any."""
         return self.peek("system", system_id)  # type: ignore[no-any-return]
@@ -230,7 +247,11 @@ class CacheFacade:
         started = time.perf_counter()
         self.telemetry.load_started(ns)
         try:
-            result: EsiResult = await getattr(self.loader, ns)(entity_id)
+            if ns == "route":
+                origin, destination = entity_id >> 32, entity_id & 0xFFFFFFFF
+                result: EsiResult = await self.loader.route(origin, destination)
+            else:
+                result = await getattr(self.loader, ns)(entity_id)
         except EsiError:
             self.telemetry.load_failed(ns)
             raise
@@ -238,7 +259,7 @@ class CacheFacade:
             self.telemetry.load_finished(ns, started)
         ttl = self._ttl_for(ns, result)
         self._put(ns, entity_id, result.data, ttl)
-        if result.data is not None and isinstance(result.data.get("name"), str):
+        if ns != "route" and result.data is not None and isinstance(result.data.get("name"), str):
             self._put("name", entity_id, (result.data["name"], _NAME_CATEGORY[ns]), ttl)
         return result.data
 
@@ -307,6 +328,13 @@ class CacheFacade:
     async def get_type(self, type_id: int) -> dict[str, Any] | None:
         """``GET /universe/types/{id}`` document; ``None`` if unknown; raises ``EsiError``."""
         return await self._get("type", type_id)
+
+    async def get_route(self, origin: int, destination: int) -> list[int] | None:
+        """The stargate route ``[origin, ..., destination]`` (``GET /route/{o}/{d}/``), ``None``
+        when there is none; one ESI call per pair while the answer is fresh (its ``Expires``).
+        Raises :class:`~wanderer_console.enrich.esi.EsiError` when ESI gives no usable answer."""
+        found = await self._get("route", route_key(origin, destination))
+        return None if found is None else [int(system) for system in found["systems"]]
 
     async def names(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """``id -> (name, category)`` for the ids ESI knows, one bulk call for all misses.

@@ -307,6 +307,26 @@ class EsiClient:
         """``GET /universe/types/{id}``."""
         return await self._document("/universe/types", f"/universe/types/{int(type_id)}")
 
+    async def route(self, origin: int, destination: int) -> EsiResult:
+        """``GET /route/{origin}/{destination}/``: the shortest stargate route, as
+        ``{"systems": [origin, ..., destination]}``; ``data`` is ``None`` when there is none
+        (ESI answers 404 "No route found", e.g. from or to J-space)."""
+        path = f"/route/{int(origin)}/{int(destination)}/"
+        response = await self._send("GET", "/route", path)
+        expires_at = _parse_http_date(response.headers.get("expires"))
+        if response.status == 404:
+            return EsiResult(None, expires_at)
+        try:
+            body = response.json()
+            systems = [int(system) for system in body]
+        except (ValueError, TypeError) as exc:
+            self.stats.errors += 1
+            raise EsiError(response.status, f"malformed route body: {exc}") from None
+        if len(systems) < 1:
+            self.stats.errors += 1
+            raise EsiError(response.status, "empty route")
+        return EsiResult({"systems": systems}, expires_at)
+
     def snapshot(self) -> Mapping[str, Any]:
         """Counters for the runtime snapshot."""
         return self.stats.as_dict()

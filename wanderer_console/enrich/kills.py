@@ -16,7 +16,7 @@ from typing import Any
 
 from wanderer_console.delivery.formatting import Names
 from wanderer_console.domain.killmail import Attacker, Killmail, Victim
-from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.cache import CacheFacade, route_key
 from wanderer_console.enrich.esi import EsiError
 
 __all__ = ["CacheSystemInfo", "KillEnricher"]
@@ -127,11 +127,56 @@ class CacheSystemInfo:
     """The kill filters' :class:`~wanderer_console.pipeline.kill_facts.SystemInfo` over cached ESI.
 
     It only reads the cache (the rules are synchronous); what is not cached is unknown, and a
-    filter that needs an unknown fact does not match.
+    filter that needs an unknown fact does not match. It is also their
+    :class:`~wanderer_console.pipeline.kill_facts.RouteInfo`: stargate routes and system
+    positions for the distance clauses, which the engine fetches (:meth:`prefetch`) before it
+    decides a kill again.
     """
 
-    def __init__(self, cache: CacheFacade) -> None:
+    def __init__(self, cache: CacheFacade, *, timeout: float = 2.0) -> None:
         self.cache = cache
+        self.timeout = timeout
+        self.failures = 0
+        """Route and position look-ups that failed or timed out (the clause did not match)."""
+
+    def jumps(self, origin: int, destination: int) -> tuple[bool, int | None]:
+        """From the cached ``/route`` answer: ``(looked up, jumps or None for no route)``."""
+        known, value = self.cache.lookup("route", route_key(origin, destination))
+        if not known or value is None:
+            return known, None
+        return True, max(0, len(value["systems"]) - 1)
+
+    def position(self, system_id: int) -> tuple[bool, tuple[float, float, float] | None]:
+        """From the cached ``/universe/systems`` document's ``position`` (metres)."""
+        known, doc = self.cache.lookup("system", system_id)
+        point = doc.get("position") if isinstance(doc, dict) else None
+        if not isinstance(point, dict):
+            return known, None
+        try:
+            return known, (float(point["x"]), float(point["y"]), float(point["z"]))
+        except (KeyError, TypeError, ValueError):
+            return known, None
+
+    async def prefetch(self, routes: set[tuple[int, int]], systems: set[int]) -> None:
+        """Fetch the routes and system documents asked for (bounded by ``timeout``, never
+        raises: what failed stays unknown and its clause does not match)."""
+        tasks: list[Any] = [self.cache.get_route(o, d) for o, d in sorted(routes)]
+        tasks += [self.cache.get_system(system) for system in sorted(systems)]
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*tasks, return_exceptions=True), self.timeout
+            )
+        except TimeoutError:
+            self.failures += 1
+            log.info("route look-ups timed out", extra={"ctx": {"routes": len(routes)}})
+            return
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self.failures += len(errors)
+            log.info(
+                "route or position look-ups failed; their clauses do not match",
+                extra={"ctx": {"failed": len(errors), "error": str(errors[0])}},
+            )
 
     def region_id(self, system_id: int) -> int | None:
         """Not in the system document (it names the constellation): unknown."""

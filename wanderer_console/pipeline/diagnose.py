@@ -27,10 +27,14 @@ from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import command_store
 from wanderer_console.config.routing import resolve_target
+from wanderer_console.config.trackers import DEFAULT_TRACKER
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import MapEnvelope, UnknownEventType, parse_payload
 from wanderer_console.domain.notification import NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiClient
+from wanderer_console.enrich.kills import CacheSystemInfo
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
@@ -38,10 +42,12 @@ from wanderer_console.pipeline.kill_facts import SystemInfo
 from wanderer_console.pipeline.rules import (
     REFUSAL_REASONS,
     KillDecision,
+    KillJudgement,
     Refusal,
-    decide_kill,
     flags_allow,
+    judge_kill,
 )
+from wanderer_console.pipeline.trackers import plan_kill_messages
 from wanderer_console.store.backends import connect
 from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.integrity import StorageError
@@ -58,6 +64,7 @@ __all__ = [
     "explain_kill",
     "explain_map_event",
     "explain_reason",
+    "explain_trackers",
     "fetch_killmail",
     "run",
     "stored_events",
@@ -231,13 +238,18 @@ async def diagnose_kill(
     finally:
         await http.aclose()
     now = datetime.now(UTC)
+    esi_http = HttpClient("esi", headers={"user-agent": settings.esi.user_agent})
+    info: CacheSystemInfo | None = None
+    if settings.esi.enabled:
+        esi = EsiClient(esi_http, settings.esi.url, settings.esi.user_agent)
+        info = CacheSystemInfo(CacheFacade(esi))
     with tempfile.TemporaryDirectory(prefix="wc-diagnose-") as tmp:
         scratch = SqliteStore(Path(tmp) / "diagnose.db")
         try:
             # A private copy: the diagnosis must not be muted by start-up suppression.
             quiet = settings.model_copy(deep=True)
             quiet.console.startup_suppression_seconds = 0
-            engine = Engine(quiet, scratch, index, Metrics(), clock=now.timestamp)
+            engine = Engine(quiet, scratch, index, Metrics(), clock=now.timestamp, system_info=info)
             if store is not None:
                 for tenant in rebuild:
                     events = store.map_events(tenant)
@@ -248,19 +260,27 @@ async def diagnose_kill(
                             "stored map events (partial: what the map's REST API gave at"
                             " start is not stored)"
                         )
-            decisions, refusals = decide_kill(
-                km, settings=settings, index=index, now=now, suppressed=False, ignore_age=True
-            )
+            judgement = engine.judge(km, ignore_age=True)
+            facts = judgement.facts
+            if info is not None and facts and (facts.missing_routes or facts.missing_systems):
+                # A tracker's distance clause needs routes or positions: look them up (ESI).
+                await info.prefetch(facts.missing_routes, facts.missing_systems)
+                judgement = engine.judge(km, ignore_age=True)
             notifications = engine.kill_notifications(km, ignore_age=True)
         finally:
             scratch.close()
+            await esi_http.aclose()
+    # The default tracker's message is the one keyed by its route (trackers may add others).
+    routes = {d.tenant: d.route for d in judgement.decisions}
+    default_notes = [n for n in notifications if n.dedup_key.endswith(f":{routes.get(n.tenant)}")]
     maps = verdicts(
         settings,
-        decisions,
-        refusals,
-        targets={note.tenant: note.target.key for note in notifications},
-        embeds={note.tenant: note.body.get("embeds", []) for note in notifications},
+        judgement.decisions,
+        judgement.refusals,
+        targets={note.tenant: note.target.key for note in default_notes},
+        embeds={note.tenant: note.body.get("embeds", []) for note in default_notes},
     )
+    add_trackers(maps, km, judgement, settings)
     for tenant, error in load_errors.items():
         maps.setdefault(tenant, {}).update({"tracking_load_error": error})
     verdict: dict[str, Any] = {
@@ -348,15 +368,65 @@ def explain_kill(
 ) -> dict[str, dict[str, Any]]:
     """Each map's verdict on ``km`` by the rules and tracking now (as :func:`diagnose_kill` gives
     it, age gate ignored); pure: nothing is fetched, stored, counted or sent."""
-    decisions, refusals = decide_kill(
+    judgement = judge_kill(
         km, settings=settings, index=index, now=now, suppressed=False, ignore_age=True, info=info
     )
     targets: dict[str, str] = {}
-    for decision in decisions:
+    for decision in judgement.decisions:
         target = resolve_target(settings, decision.tenant, decision.route)
         if target is not None:
             targets[decision.tenant] = target.key
-    return verdicts(settings, decisions, refusals, targets=targets)
+    maps = verdicts(settings, judgement.decisions, judgement.refusals, targets=targets)
+    add_trackers(maps, km, judgement, settings)
+    return maps
+
+
+def explain_trackers(
+    km: Killmail, judgement: KillJudgement, settings: Settings
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per map with named trackers, each tracker's verdict (its default one first): matched and
+    where it posts, or the first reason it refused and what that means."""
+    messages = plan_kill_messages(km.killmail_id, judgement, settings)
+    target_of = {(m.tenant, name): m.target.key for m in messages for name in m.tracker_names}
+    default_reason = {r.tenant: r.reason for r in judgement.refusals}
+    named = {(v.tenant, v.tracker): v.reason for v in judgement.trackers}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for tenant, map_settings in settings.maps.items():
+        if not map_settings.trackers:
+            continue
+        fallback = default_reason.get(tenant, default_reason.get("*", "untracked"))
+        notified = any(d.tenant == tenant for d in judgement.decisions)
+        reasons: dict[str, str | None] = {DEFAULT_TRACKER: None if notified else fallback}
+        for tracker in map_settings.trackers:
+            reasons[tracker.name] = named.get((tenant, tracker.name), fallback)
+        per_tracker: dict[str, dict[str, Any]] = {}
+        for name, reason in reasons.items():
+            target = target_of.get((tenant, name))
+            if reason is None and target is None:
+                reason = "no_target"
+            if reason is None:
+                per_tracker[name] = {"matched": True, "target": target}
+            else:
+                per_tracker[name] = {
+                    "matched": False,
+                    "reason": reason,
+                    "explanation": explain_reason(reason),
+                }
+        out[tenant] = per_tracker
+    return out
+
+
+def add_trackers(
+    maps: dict[str, dict[str, Any]], km: Killmail, judgement: KillJudgement, settings: Settings
+) -> None:
+    """Put each map's per-tracker verdicts (:func:`explain_trackers`) under its ``trackers``."""
+    for tenant, per_tracker in explain_trackers(km, judgement, settings).items():
+        refused = {
+            "notify": False,
+            "reason": "untracked",
+            "explanation": explain_reason("untracked"),
+        }
+        maps.setdefault(tenant, refused)["trackers"] = per_tracker
 
 
 def explain_map_event(settings: Settings, tenant: str, event_type: str) -> dict[str, Any]:

@@ -188,10 +188,11 @@ class KillFacts:
 
     def distance_ly(self, origin: int) -> float | None:
         """Light-years from ``origin`` to the kill's system (``None`` when a position is unknown;
-        one not looked up yet is added to :attr:`missing_systems`)."""
+        one not looked up yet is added to :attr:`missing_systems`). A J-space system has no
+        distance to k-space (its coordinates are another space's; no jump drive reaches it)."""
         if origin == self.km.system_id:
             return 0.0
-        if self._routes is None:
+        if self._routes is None or not is_kspace_system(self.km.system_id):
             return None
         points: list[Position | None] = []
         for system in (origin, self.km.system_id):

@@ -2,10 +2,13 @@
 
 Routes: ``POST /universe/names`` (404 for the whole batch when one id is unknown, at most 1000
 ids), ``GET /characters/{id}``, ``/corporations/{id}``, ``/alliances/{id}``,
-``/universe/systems/{id}``, ``/universe/types/{id}``. Documents carry ``Expires`` and ``ETag``;
-a matching ``If-None-Match`` gets ``304``. Every answer carries the legacy error-limit headers;
-non-2xx/3xx answers spend the error budget and an exhausted budget answers ``420`` until the
-window resets. Every route is also reachable under ``/latest`` with a trailing slash.
+``/universe/systems/{id}`` (with positions for the known systems), ``/universe/types/{id}``, and
+``GET /route/{origin}/{destination}/`` over the simulator's small stargate graph
+(:data:`~wanderer_console.sim.universe.STARGATES`; 404 "No route found" otherwise). Documents
+carry ``Expires`` and ``ETag``; a matching ``If-None-Match`` gets ``304``. Every answer carries
+the legacy error-limit headers; non-2xx/3xx answers spend the error budget and an exhausted
+budget answers ``420`` until the window resets. Every route is also reachable under ``/latest``
+with a trailing slash.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.universe import position_m, stargate_route
 
 __all__ = ["FakeEsi"]
 
@@ -72,6 +76,8 @@ class FakeEsi:
                 Route(f"{prefix}/alliances/{{eid:int}}{slash}", self._alliance),
                 Route(f"{prefix}/universe/systems/{{eid:int}}{slash}", self._system),
                 Route(f"{prefix}/universe/types/{{eid:int}}{slash}", self._type),
+                Route(f"{prefix}/route/{{origin:int}}/{{destination:int}}/", self._route),
+                Route(f"{prefix}/route/{{origin:int}}/{{destination:int}}", self._route),
             ]
         self.app = Starlette(routes=routes)
 
@@ -238,7 +244,7 @@ class FakeEsi:
                 "name": system.name,
                 "constellation_id": system.constellation_id,
                 "security_status": system.security_status,
-                "position": {"x": 0.0, "y": 0.0, "z": 0.0},
+                "position": position_m(system.id),
             }
         return self._document(request, doc, "Solar system")
 
@@ -258,3 +264,16 @@ class FakeEsi:
                 "published": True,
             }
         return self._document(request, doc, "Type")
+
+    async def _route(self, request: Request) -> Response:
+        blocked = await self._gate(request)
+        if blocked is not None:
+            return blocked
+        origin = int(request.path_params["origin"])
+        destination = int(request.path_params["destination"])
+        path = stargate_route(origin, destination)
+        if path is None:
+            return self._error(404, "No route found")
+        headers = self._limit_headers()
+        headers["Expires"] = formatdate(self._clock() + self.expires_in, usegmt=True)
+        return Response(orjson.dumps(path), media_type="application/json", headers=headers)

@@ -6,6 +6,7 @@ lists the generator draws made-up names from.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,12 +22,16 @@ __all__ = [
     "WORMHOLE_CLASSES",
     "WORMHOLE_EFFECTS",
     "SHIP_TYPES",
+    "STARGATES",
     "STRUCTURE_TYPE_IDS",
+    "SYSTEM_POSITIONS_LY",
     "Alliance",
     "Character",
     "Corporation",
     "ShipType",
     "SolarSystem",
+    "position_m",
+    "stargate_route",
 ]
 
 
@@ -134,6 +139,67 @@ KNOWN_KSPACE: Final[tuple[tuple[int, str, float, int, str], ...]] = (
     (30004759, "1DQ1-A", -0.38, 10000060, "Delve"),
     (30001161, "HED-GP", -0.38, 10000014, "Catch"),
 )
+# A small stargate graph over KNOWN_KSPACE: the simulator's own, not New Eden's real gates.
+# Jita-Perimeter-Hek-Rens-Amamake-Tama-Jita is a ring; Dodixie and Amarr hang off Jita; HED-GP
+# and 1DQ1-A off Tama. J-space systems have no gates (no route reaches them).
+STARGATES: Final[tuple[tuple[int, int], ...]] = (
+    (30000142, 30000144),  # Jita - Perimeter
+    (30000144, 30002053),  # Perimeter - Hek
+    (30002053, 30002510),  # Hek - Rens
+    (30002510, 30002537),  # Rens - Amamake
+    (30002537, 30002813),  # Amamake - Tama
+    (30002813, 30000142),  # Tama - Jita
+    (30000142, 30002659),  # Jita - Dodixie
+    (30002659, 30002187),  # Dodixie - Amarr
+    (30002813, 30001161),  # Tama - HED-GP
+    (30001161, 30004759),  # HED-GP - 1DQ1-A
+)
+SYSTEM_POSITIONS_LY: Final[dict[int, tuple[float, float, float]]] = {
+    30000142: (0.0, 0.0, 0.0),  # Jita
+    30000144: (0.5, 0.0, 0.0),  # Perimeter
+    30002053: (3.0, 1.0, 0.0),  # Hek
+    30002510: (5.0, 2.0, 0.0),  # Rens
+    30002537: (5.5, 4.0, 0.0),  # Amamake
+    30002813: (2.0, 3.0, 0.0),  # Tama
+    30002659: (-4.0, 1.0, 0.0),  # Dodixie
+    30002187: (-8.0, -6.0, 0.0),  # Amarr
+    30001161: (4.0, 9.0, 2.0),  # HED-GP
+    30004759: (6.0, 14.0, 3.0),  # 1DQ1-A
+}
+"""Where the known systems are (light-years; ESI serves metres), for the distance clauses."""
+_LIGHT_YEAR_M: Final = 9_460_730_472_580_800.0
+
+
+def position_m(system_id: int) -> dict[str, float]:
+    """ESI's ``position`` of a system, in metres (the origin for systems without one)."""
+    x, y, z = SYSTEM_POSITIONS_LY.get(system_id, (0.0, 0.0, 0.0))
+    return {"x": x * _LIGHT_YEAR_M, "y": y * _LIGHT_YEAR_M, "z": z * _LIGHT_YEAR_M}
+
+
+def stargate_route(origin: int, destination: int) -> list[int] | None:
+    """The shortest route over :data:`STARGATES`, both ends included; ``None`` when none."""
+    links: dict[int, list[int]] = {}
+    for a, b in STARGATES:
+        links.setdefault(a, []).append(b)
+        links.setdefault(b, []).append(a)
+    if origin not in links or destination not in links:
+        return [origin] if origin == destination and origin in links else None
+    previous: dict[int, int | None] = {origin: None}
+    queue = deque([origin])
+    while queue:
+        here = queue.popleft()
+        if here == destination:
+            path = [here]
+            while (back := previous[path[-1]]) is not None:
+                path.append(back)
+            return path[::-1]
+        for there in links[here]:
+            if there not in previous:
+                previous[there] = here
+                queue.append(there)
+    return None
+
+
 KSPACE_REGIONS: Final = (
     (10000016, "Lonetrek"),
     (10000064, "Essence"),

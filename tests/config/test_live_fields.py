@@ -134,6 +134,7 @@ CHANGES: dict[str, Any] = {
     "hosted.channel_id": "100000000000000099",
     f"maps.{MAP}.url": "http://127.0.0.1:9",
     f"maps.{MAP}.api_key": "another-map-key",
+    f"maps.{MAP}.sse_events": ["*"],
     f"maps.{MAP}.webhook_secret": "another-webhook-secret",
     f"maps.{MAP}.discord.bot_token": "DDDDDDDDDDDDDDDDDDDDDDDD.EEEEEE.FFFFFFFFFFFFFFFFFFFFFFFFFFF",
     f"maps.{MAP}.discord.rally_group_ids": ["200000000000000003"],

@@ -16,6 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 async def test_unknown_and_malformed_map_events(sim: Simulator, runtime: Runtime) -> None:
     sim.map.extra_event_types = frozenset({"mystery_event_from_the_future"})
+    # Every type asked for (no events filter): a newer server's types reach the console. The
+    # stream reads its map's settings at each connect.
+    runtime.settings.maps["demo"].sse_events = ["*"]
     sim.map.drop_connections()  # reconnect so the new stream carries the extra type
     await wait_for(lambda: sim.map.open_streams == 1 and len(sim.map.connect_log) >= 2)
     await wait_for(lambda: runtime.snapshot()["connections"][0]["state"] == "connected", timeout=15)

@@ -203,3 +203,38 @@ async def test_names_follow_metadata_changes_and_stay_while_the_system_is_on_the
     # the map or the system leaving the map changes them. The system leaving drops them:
     x.remove_system(system)
     await wait_for(lambda: system not in t.runtime.index.map("x").systems, 20, "the system removed")
+
+
+async def test_the_stream_asks_only_for_the_types_the_console_acts_on(t: Two) -> None:
+    """The SSE ``events`` filter (PARITY.md §9): the server is asked for the handled types, so
+    connections and the like are never sent; ``sse_events = ["*"]`` asks for every type."""
+    from wanderer_console.domain.map_events import HANDLED_MAP_EVENT_TYPES
+    from wanderer_console.ingest.map_sse import event_filter
+
+    await _following(t)
+    x = t.host.maps["x"]
+    (connect,) = x.connect_log
+    assert connect["events"] == ",".join(sorted(HANDLED_MAP_EVENT_TYPES))
+    assert "connection_added" not in connect["events"]
+    metrics = t.runtime.metrics
+    before = metrics.value("wc_events_received_total", source="sse:x")
+    x.publish("connection_added", {"solar_system_source_id": t.only["x"]})
+    added = t.gen.new_system()
+    x.add_system(added.id)
+    await wait_for(lambda: added.id in t.runtime.index.map("x").systems, 20, "the system added")
+    await t.runtime.drain(10.0)
+    assert metrics.value("wc_events_received_total", source="sse:x") == before + 1
+
+    everything = t.runtime.settings.maps["x"].model_copy(update={"sse_events": ["*"]})
+    assert event_filter(everything) is None
+    some = everything.model_copy(update={"sse_events": ["rally_point_added", "add_system"]})
+    assert event_filter(some) == "add_system,rally_point_added"
+
+
+def test_an_unknown_event_type_in_the_filter_is_refused_by_name() -> None:
+    from pydantic import ValidationError
+
+    from wanderer_console.config.model import MapSettings
+
+    with pytest.raises(ValidationError, match="unknown map event types \\['add_sytem'\\]"):
+        MapSettings(url="http://127.0.0.1:9", api_key="k", sse_events=["add_sytem"])  # type: ignore[arg-type]

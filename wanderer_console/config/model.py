@@ -39,6 +39,7 @@ from wanderer_console.config.discord_values import (
 from wanderer_console.config.filters import MapFilters, SpaceClassName
 from wanderer_console.config.section import LIVE, Live, Restart, Section, check_declared
 from wanderer_console.config.trackers import TrackerList
+from wanderer_console.domain.map_events import KNOWN_MAP_EVENT_TYPES
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
 __all__ = [
@@ -456,6 +457,27 @@ class MapSettings(Section):
     """Longest SSE line kept (an event is a few KiB); a longer one is skipped unbuffered."""
     sse_max_event_bytes: Annotated[int, RESTART_MAP_FEED] = Field(default=1024 * 1024, ge=4096)
     """Largest SSE event (its ``data`` lines together); a bigger one is skipped, counted."""
+    sse_events: Annotated[list[str] | None, RESTART_MAP_FEED] = None
+    """Map event types the stream asks the server for (its ``events`` filter). Unset: the types
+    the console acts on (systems added, deleted and renamed, characters added and removed,
+    rally points), so connections, signatures, ACL changes, pilot movements and ``map_kill``
+    batches are never sent; ``["*"]``: every type (no filter)."""
+
+    @field_validator("sse_events")
+    @classmethod
+    def _known_event_types(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [item.strip() for item in value if item.strip()]
+        unknown = [t for t in cleaned if t != "*" and t not in KNOWN_MAP_EVENT_TYPES]
+        if unknown:
+            known = ", ".join(sorted(KNOWN_MAP_EVENT_TYPES))
+            raise ValueError(
+                f'unknown map event types {unknown} (known: {known}, or "*" for every type)'
+            )
+        if not cleaned:
+            raise ValueError('must name at least one event type (or "*" for every type)')
+        return cleaned
 
     @field_validator("api_key")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any, Final
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
+    "HANDLED_MAP_EVENT_TYPES",
     "KNOWN_MAP_EVENT_TYPES",
     "AddSystem",
     "CharacterAdded",
@@ -144,6 +145,11 @@ _PAYLOADS: Final[dict[str, type[MapPayload]]] = {
     "rally_point_added": RallyPointAdded,
     "rally_point_removed": RallyPointRemoved,
 }
+
+HANDLED_MAP_EVENT_TYPES: Final[frozenset[str]] = frozenset(_PAYLOADS)
+"""The types the console acts on (tracking and notifications): what a map stream asks for by
+default (the SSE ``events`` filter); connections, signatures, ACL changes, pilots' locations,
+ships and online states and ``map_kill`` batches are not asked for."""
 
 KNOWN_MAP_EVENT_TYPES: Final[frozenset[str]] = frozenset(
     {

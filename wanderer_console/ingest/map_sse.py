@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from wanderer_console.config.model import MapSettings
-from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.domain.map_events import HANDLED_MAP_EVENT_TYPES, MapEnvelope
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
@@ -28,7 +28,7 @@ from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["SHARED_RNG", "MapSseSource", "cursor_stream"]
+__all__ = ["SHARED_RNG", "MapSseSource", "cursor_stream", "event_filter"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,17 @@ _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _AUTH_FAILURES = {401, 402, 403, 404}
 SHARED_RNG = random.Random()
 """The jitter of every map's reconnects (and first loads): one generator, not one per map."""
+
+
+def event_filter(map_settings: MapSettings) -> str | None:
+    """The stream's ``events`` query value: the types wanted, comma-separated; ``None`` (no
+    filter) when every type is (``sse_events = ["*"]``)."""
+    wanted = map_settings.sse_events
+    if wanted is None:
+        return ",".join(sorted(HANDLED_MAP_EVENT_TYPES))
+    if "*" in wanted:
+        return None
+    return ",".join(sorted(set(wanted)))
 
 
 def cursor_stream(tenant: str) -> str:
@@ -102,6 +113,9 @@ class MapSseSource:
         cursor = self._store.get_cursor(cursor_stream(self.tenant))
         if cursor and _ULID.match(cursor):
             params["last_event_id"] = cursor
+        wanted = event_filter(self._settings)
+        if wanted is not None:
+            params["events"] = wanted
         headers = {"authorization": f"Bearer {self._settings.api_key.get_secret_value()}"}
         self.health.set_state(
             ConnectionState.CONNECTING

@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from cachetools import TTLCache
+from pydantic import ValidationError
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.map_events import (
     AddSystem,
     CharacterAdded,
     CharacterRemoved,
+    UnknownEventType,
     parse_payload,
 )
 from wanderer_console.domain.tracking import TrackingIndex
@@ -100,7 +102,10 @@ class MapFeeds:
         the shared cache or the index (and asks again itself only if this failed).
         """
         if isinstance(item, MapEventItem):
-            payload = parse_payload(item.envelope)
+            try:
+                payload = parse_payload(item.envelope)
+            except (UnknownEventType, ValidationError):
+                payload = None  # the pipeline counts it (unknown type, bad payload) and skips it
             if isinstance(payload, AddSystem):
                 await self.rest[tenant].static_info(payload.solar_system_id)
             elif isinstance(payload, CharacterAdded) and not isinstance(payload, CharacterRemoved):

@@ -37,12 +37,21 @@ from wanderer_console.console_api import (
     ConfigState,
     ConfigText,
     ConsoleSettingsView,
+    EmbedFieldView,
+    EmbedView,
     EngineIdentity,
     EngineSnapshot,
+    EventDetail,
+    EventPage,
+    EventQuery,
+    EventRow,
     FlagSet,
     Frame,
     LinkState,
     LogLine,
+    MapVerdict,
+    MessageView,
+    NotificationView,
     OperationResult,
 )
 from wanderer_console.ui.app import OPERATIONS, WandererApp
@@ -54,6 +63,7 @@ __all__ = [
     "next_frame",
     "record_toasts",
     "screen_lines",
+    "seeded_events",
     "seeded_settings",
     "settle",
 ]
@@ -69,6 +79,132 @@ def seeded_settings() -> ConsoleSettingsView:
         maps={"alpha": FlagSet(), "bravo": FlagSet()},
         map_names={"alpha": "Alpha", "bravo": "Bravo"},
     )
+
+
+def seeded_events() -> tuple[EventPage, dict[int, EventDetail]]:
+    """Four events of map alpha: a kill delivered, a kill filtered, a system added and a pilot
+    whose notification waits; the kills' details."""
+    now = 1_700_000_000.0
+    sent = NotificationView(
+        id=7,
+        map="alpha",
+        route="system_kill",
+        target="webhook:1200000002538501129",
+        target_label="alpha/primary",
+        status="sent",
+        attempts=1,
+        created_at=now - 62,
+        sent_at=now - 61,
+        message_id="1310000000000000001",
+    )
+    waiting = sent.model_copy(
+        update={
+            "id": 9,
+            "route": "character",
+            "status": "pending",
+            "sent_at": None,
+            "message_id": None,
+            "attempts": 2,
+            "last_error": "HTTP 429 (rate limited)",
+        }
+    )
+    delivered = EventRow(
+        id=41,
+        event_id="kill:128000001",
+        source="killstream",
+        type="killmail",
+        map="*",
+        system="J120450",
+        received_at=now - 62,
+        outcome="notified",
+        notifications=(sent,),
+        summary="Aria Voss lost (Stratios) · 310.0M ISK · 4 attacker(s)",
+    )
+    filtered = EventRow(
+        id=40,
+        event_id="kill:128000000",
+        source="killstream",
+        type="killmail",
+        map="*",
+        system="Jita",
+        received_at=now - 95,
+        outcome="filtered",
+        summary="character 2119000001 lost (type 587) · 9.1M ISK · 1 attacker(s)",
+    )
+    system = EventRow(
+        id=39,
+        event_id="01JD0000000000000000000001",
+        source="sse:alpha",
+        type="add_system",
+        map="alpha",
+        system="J120450",
+        received_at=now - 300,
+        outcome="notified",
+        summary="system J120450 added to the map",
+        notifications=(sent.model_copy(update={"id": 5, "route": "system"}),),
+    )
+    pilot = EventRow(
+        id=38,
+        event_id="01JD0000000000000000000000",
+        source="sse:alpha",
+        type="character_added",
+        map="alpha",
+        received_at=now - 400,
+        outcome="pending",
+        summary="character added: Kael Morrow",
+        notifications=(waiting,),
+    )
+    page = EventPage(
+        query=EventQuery(),
+        events=(delivered, filtered, system, pilot),
+        window=5000,
+        maps=("alpha",),
+        types=("add_system", "character_added", "killmail"),
+    )
+    embed = EmbedView(
+        title="Stratios destroyed in J120450",
+        description="[Aria Voss](https://zkillboard.com/character/1/) lost a Stratios",
+        color=0xD9534F,
+        fields=(EmbedFieldView(name="Value", value="310.0M ISK", inline=True),),
+        footer="Killmail ID: 128000001 · Demo Map",
+    )
+    details = {
+        41: EventDetail(
+            event=delivered,
+            verdicts=(
+                MapVerdict(
+                    map="alpha",
+                    notify=True,
+                    route="system_kill",
+                    target=sent.target,
+                    explanation="delivered, message 1310000000000000001 (1 attempt)",
+                ),
+            ),
+            verdict_note="what happened: each notification the event was queued as",
+            message=MessageView(embeds=(embed,)),
+            message_note="as delivered to alpha/primary (webhook:1200000002538501129)",
+            payload='{"killmail_id": 128000001}',
+        ),
+        40: EventDetail(
+            event=filtered,
+            verdicts=(
+                MapVerdict(
+                    map="alpha",
+                    notify=False,
+                    reason="untracked",
+                    explanation="no map tracks the system or any character on the kill",
+                ),
+            ),
+            verdict_note="notified nothing; the rules and tracking now say why (as"
+            " `wanderer-console kill 128000000` explains it)",
+            message=MessageView(
+                embeds=(embed.model_copy(update={"title": "Rifter destroyed in Jita"}),)
+            ),
+            message_note="as it would look",
+            payload='{"killmail_id": 128000000}',
+        ),
+    }
+    return page, details
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +257,8 @@ class SeededBackend:
         """The interval of every ``frames`` call, in order."""
         self.frames_sent = 0
         self.closed = False
+        self.event_page, self.event_details = seeded_events()
+        """What ``events`` and ``event_detail`` answer."""
         self._served: dict[str, tuple[str, ...]] = {}
         self._wake = asyncio.Event()
 
@@ -315,6 +453,19 @@ class SeededBackend:
         """Pull the hosted maps: answers as an engine not in hosted mode does."""
         self._record("refresh_hosted", actor=actor)
         return OperationResult(ok=False, message="not in hosted mode")
+
+    async def events(self, query: EventQuery) -> EventPage:
+        """The seeded page of events (:func:`seeded_events`), whatever the query: the filters
+        themselves are tested against a real engine."""
+        self._record("events", query.model_dump_json(exclude_defaults=True))
+        self._check("events")
+        return self.event_page.model_copy(update={"query": query})
+
+    async def event_detail(self, event: int) -> EventDetail | None:
+        """A seeded event in full, ``None`` for any other."""
+        self._record("event_detail", event)
+        self._check("event_detail")
+        return self.event_details.get(event)
 
     async def aclose(self) -> None:
         """Let go (nothing to close in memory)."""

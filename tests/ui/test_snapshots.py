@@ -199,3 +199,27 @@ def test_dashboard_engine_lost(snap_compare: Any, make_app: AppFactory, size: st
 
     app = make_app(engine=engine)
     assert snap_compare(app, terminal_size=SIZES[size], run_before=lose_engine)
+
+
+def test_events_browser(snap_compare: Any, make_app: AppFactory) -> None:
+    """80x24: the events browser over four seeded events (delivered, filtered, waiting)."""
+
+    async def open_events(pilot: Pilot[Any]) -> None:
+        await first_frame(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+
+    assert snap_compare(make_app(HEALTHY), terminal_size=SMALL, run_before=open_events)
+
+
+def test_event_detail_filtered(snap_compare: Any, make_app: AppFactory) -> None:
+    """80x24: a kill that notified nothing: the rule in words and the message as it would look."""
+
+    async def open_detail(pilot: Pilot[Any]) -> None:
+        await first_frame(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+
+    assert snap_compare(make_app(HEALTHY), terminal_size=SMALL, run_before=open_detail)

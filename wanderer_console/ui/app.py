@@ -50,9 +50,11 @@ from wanderer_console.ui.screens.choice import Choice, ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, reload_summary
 from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
 from wanderer_console.ui.screens.detail import DetailScreen
+from wanderer_console.ui.screens.events import EventDetailScreen, EventsScreen, SearchInput
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
+from wanderer_console.ui.widgets.delivery import DeliveryTable
 
 __all__ = [
     "OPERATIONS",
@@ -90,6 +92,7 @@ class WandererApp(App[int]):
         Binding("t", "toggles", "Toggles", id="app.toggles"),
         Binding("c", "config", "Config", id="app.config"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
+        Binding("e", "events", "Events", id="app.events"),
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 
@@ -415,6 +418,15 @@ class WandererApp(App[int]):
         self.action_dashboard()
         self.push_screen(ConfigScreen(self.state))
 
+    def action_events(self) -> None:
+        """Show the events browser."""
+        if not isinstance(self.screen, EventsScreen):
+            self.open_events()
+
+    def open_events(self, *, target: str | None = None) -> None:
+        """Open the events browser (on ``target``'s notifications when given)."""
+        self.push_screen(EventsScreen(self.state, target=target))
+
     def action_help(self) -> None:
         """Show the key bindings."""
         if isinstance(self.screen, HelpScreen):
@@ -427,6 +439,9 @@ class WandererApp(App[int]):
                     ("Activity filter", FilterInput.BINDINGS),
                     ("Detail view (Enter or a click on a row or a badge)", DetailScreen.BINDINGS),
                     ("Toggles screen", TogglesScreen.BINDINGS),
+                    ("Events browser", EventsScreen.BINDINGS),
+                    ("Event search", SearchInput.BINDINGS),
+                    ("Event detail", EventDetailScreen.BINDINGS),
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
                 ]
@@ -445,6 +460,10 @@ def binding_ids() -> set[str]:
         TogglesScreen,
         ConfigScreen,
         HelpScreen,
+        EventsScreen,
+        SearchInput,
+        EventDetailScreen,
+        DeliveryTable,
     )
     for owner in owners:
         for binding in owner.BINDINGS:

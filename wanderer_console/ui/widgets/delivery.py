@@ -4,8 +4,10 @@ line per dead target saying why it is dead and how much it holds."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from wanderer_console.console_api import TargetView
@@ -20,7 +22,8 @@ class DeliveryTable(FittedTable):
     """The snapshot's ``delivery.targets``; a dead target is shown in the ``target-dead`` colour.
 
     A target is named by the map routes that post to it (``alpha/primary``), or by its key when
-    the engine does not say; Enter on a row shows its key, address and errors.
+    the engine does not say; Enter on a row shows its key, address and errors; ``n`` opens the
+    events browser on its notifications.
 
     "State" is ``DEAD`` for a target Discord refused (401/403/404), else the number of
     notifications sent again after an unknown outcome (``2 uncertain``), else ``ok``.
@@ -32,6 +35,10 @@ class DeliveryTable(FittedTable):
     }
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "notifications", "Its notifications", id="delivery.notifications"),
+    ]
+
     COLUMNS = ("Target", "Pending", "Sent", "Sent/min", "429s", "State")
     NARROW = ("Target", "Pending", "Sent", "State")
     NARROW_BELOW = 60
@@ -42,6 +49,17 @@ class DeliveryTable(FittedTable):
         if target.uncertain > 0:
             return coloured(self, f"{target.uncertain} uncertain", "health-degraded")
         return "ok"
+
+    def action_notifications(self) -> None:
+        """The events browser on the highlighted target's notifications."""
+        if self.row_count == 0:
+            return
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        if key is not None:
+            from wanderer_console.ui.app import WandererApp
+
+            if isinstance(self.app, WandererApp):
+                self.app.open_events(target=key)
 
     def show(self, targets: Mapping[str, TargetView]) -> None:
         """Show ``targets``."""

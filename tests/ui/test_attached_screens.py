@@ -24,7 +24,7 @@ from tests.ui.conftest import (
     delivery_fault_snapshot,
     seeded_history,
 )
-from tests.ui.fakes import SeededBackend, first_frame
+from tests.ui.fakes import SeededBackend, first_frame, settle
 from tests.ui.test_snapshots import IDENTITY, SIZE, _save_invalid, _settle
 from wanderer_console.console_api import ConsoleBackend
 from wanderer_console.control.server import (
@@ -55,12 +55,21 @@ async def _help(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def _events(pilot: Pilot[Any]) -> None:
+    await first_frame(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    await pilot.press("down", "enter")
+    await settle(pilot)
+
+
 SCENARIOS: dict[str, tuple[Callable[[], SeededBackend], Steps]] = {
     "healthy": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _settle),
     "degraded": (lambda: SeededBackend(degraded_snapshot(), identity=IDENTITY), _settle),
     "faults": (lambda: SeededBackend(delivery_fault_snapshot(), identity=IDENTITY), _settle),
     "toggles": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _toggles),
     "help": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _help),
+    "events": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _events),
     "config": (
         lambda: SeededBackend(HEALTHY, identity=IDENTITY, config_text=CONFIG_TEXT),
         _save_invalid,

@@ -92,7 +92,7 @@ class WandererApp(App[int]):
         Binding("t", "toggles", "Toggles", id="app.toggles"),
         Binding("c", "config", "Config", id="app.config"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
-        Binding("e", "events", "Events", id="app.events"),
+        Binding("e", "events", "Events", show=False, id="app.events"),
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 

@@ -323,7 +323,7 @@ class Runtime:
         await self.cache.cancel_loads()  # shared lookups outlive the tasks that started them
         await self.clients.aclose()
         with contextlib.suppress(Exception):
-            self.cache.save_warm(self.store)
+            await self.cache.save_changed(self.store)
         if self.reloader is not None:
             self.reloader.close()
         self.console.remove_log_ring()

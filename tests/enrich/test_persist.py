@@ -16,10 +16,13 @@ class CountingStore(SqliteStore):
     """The real store, counting whole-cache saves."""
 
     saves = 0
+    rows: list[int]
 
     def save_cache_entries(self, rows: Iterable[CacheRow]) -> int:
         self.saves += 1
-        return super().save_cache_entries(rows)
+        written = super().save_cache_entries(rows)
+        self.rows = [*getattr(self, "rows", []), written]
+        return written
 
 
 async def test_many_maps_warming_together_are_saved_once(tmp_path: Path) -> None:
@@ -36,9 +39,11 @@ async def test_many_maps_warming_together_are_saved_once(tmp_path: Path) -> None
         assert saver.saves == 1
         assert store.saves == 1
         assert [row[1] for row in store.load_cache_entries(cache.version, 0.0)] == ["90000001"]
-        await saver.warm([], [])  # a later map: one more save
+        cache.put_with_ttl("character", 90_000_002, {"name": "Other"}, 3600.0)
+        await saver.warm([], [])  # a later map: one more save, of what changed only
         await wait_for(lambda: saver.saves >= 2, what="the next save")
         assert store.saves == 2
+        assert store.rows == [1, 1]
     finally:
         task.cancel()
         store.close()
@@ -50,7 +55,30 @@ async def test_the_copy_is_saved_every_period_without_warming(tmp_path: Path) ->
     saver = CacheSaver(cache, store, every=0.05, delay=5.0)
     task = asyncio.create_task(saver.run())
     try:
-        await wait_for(lambda: store.saves >= 3, what="periodic saves")
+        cache.put_with_ttl("character", 90_000_001, {"name": "Pilot"}, 3600.0)
+        await wait_for(lambda: store.saves >= 1, what="the change saved without a warm")
+        await wait_for(lambda: saver.saves >= 3, what="periodic saves")
+        assert store.rows == [1]  # later periods had nothing new to write
     finally:
         task.cancel()
+        store.close()
+
+
+async def test_a_save_writes_only_what_changed_in_small_transactions(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "events.db")
+    try:
+        cache = CacheFacade(None)
+        for n in range(1_200):
+            cache.put_with_ttl("character", 90_000_000 + n, {"name": f"Pilot {n}"}, 3600.0)
+        assert await cache.save_changed(store, chunk=500) == 1_200
+        assert store.rows == [500, 500, 200]
+        cache.put_with_ttl("system", 31_000_001, {"name": "J100001"}, 3600.0)
+        assert await cache.save_changed(store) == 1
+        assert await cache.save_changed(store) == 0  # nothing new
+        # A restart reads them all back, and has nothing of its own to write.
+        restarted = CacheFacade(None)
+        assert restarted.load_warm(store) == 1_201
+        assert restarted.peek("character", 90_000_999) == {"name": "Pilot 999"}
+        assert await restarted.save_changed(store) == 0
+    finally:
         store.close()

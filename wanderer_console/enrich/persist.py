@@ -3,9 +3,9 @@
 A restart starts warm (the runtime loads the saved entries before the sources connect), so the
 first kills after it render with names instead of waiting on ESI.
 
-Saving writes the whole cache, so it is coalesced: maps warming together (a thousand loading at
-start) ask for one save a few seconds after the last of them, not one save each — at a thousand
-maps one save per map load was a quadratic start (bench --only scale).
+A save writes only the entries put since the last one, a few hundred a transaction with the event
+loop free between them, and saves are coalesced: maps warming together (a thousand loading at
+start) ask for one save a few seconds after the last of them, not one each.
 """
 
 from __future__ import annotations
@@ -50,5 +50,5 @@ class CacheSaver:
                 await asyncio.sleep(self._delay)  # others warming now land in the same save
                 self._wanted.clear()
             self._cache.expire()
-            self._cache.save_warm(self._store)
+            await self._cache.save_changed(self._store)
             self.saves += 1

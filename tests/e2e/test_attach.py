@@ -42,15 +42,19 @@ def sim_options() -> dict[str, Any]:
 
 async def _engine(config: Path, data: Path) -> asyncio.subprocess.Process:
     proc = await start_headless(config, data)
-    await wait_for(
-        lambda: (
-            (h := lock_holder(data)) is not None
-            and h.pid == proc.pid
-            and (data / SOCKET_NAME).exists()
-        ),
-        timeout=30,
-        what="the engine to serve its control socket",
-    )
+    try:
+        await wait_for(
+            lambda: (
+                (h := lock_holder(data)) is not None
+                and h.pid == proc.pid
+                and (data / SOCKET_NAME).exists()
+            ),
+            timeout=30,
+            what="the engine to serve its control socket",
+        )
+    except BaseException:
+        await _end(proc)  # never leave an engine running behind a failed test
+        raise
     return proc
 
 

@@ -158,6 +158,12 @@ async def test_replay_shows_what_a_posted_event_sent_and_honours_the_switches(
     assert line["target"] == live.target
     assert line["body"] == live.body
     assert "custom" not in result.skipped
+    # The version the poster declared is kept in the event's own column, and replay shows it;
+    # events that declare none (map events, kills) have none.
+    assert line["schema_version"] == "1.2.0"
+    stored = {e.event_id: e for e in runtime.store.events_since(0.0)}
+    assert stored["api:ops-replay-1"].schema_version == "1.2.0"
+    assert {e.schema_version for e in stored.values() if e.type != "custom"} <= {None}
 
     # With the map's rally switch off, the same event would notify nothing.
     off = runtime.settings.model_copy(deep=True)

@@ -175,3 +175,15 @@ def test_retention_prunes_old_events_and_finished_notifications_only(store: Stor
 
 def test_check_integrity_finds_a_sound_database(store: Store) -> None:
     assert store.check_integrity() is None
+
+
+def test_an_events_schema_version_has_its_own_column(store: Store) -> None:
+    """Migration 10: a posted event's declared version is stored beside it and read back;
+    an event that declares none reads back ``None``."""
+    posted = StoredEvent("home", "api:1", "api", "custom", 1.0, '{"title": "x"}', "1.2.0")
+    assert store.record_event(posted)
+    assert store.record_event(_event("01KEM3Z4XQ8Y5N6P7R8S9T0V01", at=2.0))
+    first, second = store.events_since(0.0)
+    assert first == posted
+    assert first.schema_version == "1.2.0"
+    assert second.schema_version is None

@@ -56,6 +56,8 @@ class CustomItem:
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
     request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
+    schema_version: str | None = None
+    """The schema version the poster declared (stored in the event's own column)."""
 
 
 Item = MapEventItem | KillItem | CustomItem

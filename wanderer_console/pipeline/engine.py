@@ -346,7 +346,13 @@ class Engine:
             settle(item.done, False)
             return False
         event = StoredEvent(
-            item.tenant, item.event_id, item.source, "custom", self._clock(), item.raw
+            item.tenant,
+            item.event_id,
+            item.source,
+            "custom",
+            self._clock(),
+            item.raw,
+            item.schema_version,
         )
         return self._writer.record(event, self.custom_notifications(item), done=item.done)
 

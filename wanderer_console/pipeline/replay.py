@@ -99,6 +99,7 @@ def _line(event: StoredEvent, notification: Notification) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "event_type": event.type,
+        "schema_version": event.schema_version,
         "received_at": iso_utc(event.received_at),
         "tenant": notification.tenant,
         "type": notification.type.value,
@@ -227,6 +228,7 @@ def _custom(
         severity=posted.severity,
         raw=event.payload,
         source=event.source,
+        schema_version=event.schema_version,
     )
     return engine.custom_notifications(item)
 

@@ -185,6 +185,7 @@ class IngestEndpoint:
                 raw=orjson.dumps(stored).decode(),
                 source="api",
                 done=done,
+                schema_version=event.schema_version,
             )
             await self._engine.enqueue(item)
             pending.append((result, done))

@@ -69,6 +69,8 @@ class StoredEvent(NamedTuple):
     """Unix time of receipt."""
     payload: str
     """The raw JSON as received."""
+    schema_version: str | None = None
+    """The schema version the event declares (a posted event's ``schema_version``), if any."""
 
 
 class OutboxRow(NamedTuple):

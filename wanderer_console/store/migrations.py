@@ -294,6 +294,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         CREATE INDEX outbox_dedup_key ON outbox (dedup_key);
         """,
     ),
+    # 10: the schema version a posted event declares (``schema_version``, semantic), in its own
+    #     column so it is read without parsing the payload (``replay`` shows it). NULL for the
+    #     events that carry none (map events, killmails) and those stored before this version.
+    Migration(
+        """
+        ALTER TABLE events ADD COLUMN schema_version TEXT;
+        """,
+        """
+        ALTER TABLE events ADD COLUMN schema_version TEXT;
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

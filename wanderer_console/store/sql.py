@@ -27,7 +27,7 @@ __all__ = ["SqlStore"]
 _INSERT_CHUNK = 200
 """Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit and
 PostgreSQL's 65,535)."""
-_ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?)"
+_ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?, ?)"
 
 
 class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin):
@@ -103,7 +103,8 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin):
             chunk = events[start : start + _INSERT_CHUNK]
             params = [value for event in chunk for value in event]
             rows = self._conn.execute(
-                "INSERT INTO events (tenant_id, event_id, source, type, received_at, payload)"
+                "INSERT INTO events"
+                " (tenant_id, event_id, source, type, received_at, payload, schema_version)"
                 f" VALUES {','.join([_ROW_PLACEHOLDER] * len(chunk))}"
                 " ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING tenant_id, event_id",
                 params,
@@ -130,8 +131,8 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin):
     def events_since(self, since: float, *, limit: int = 100_000) -> list[StoredEvent]:
         """Stored events received at or after ``since``, oldest first."""
         rows = self._conn.execute(
-            "SELECT tenant_id, event_id, source, type, received_at, payload FROM events"
-            " WHERE received_at >= ? ORDER BY id LIMIT ?",
+            "SELECT tenant_id, event_id, source, type, received_at, payload, schema_version"
+            " FROM events WHERE received_at >= ? ORDER BY id LIMIT ?",
             (since, limit),
         ).fetchall()
         return [StoredEvent(*row) for row in rows]

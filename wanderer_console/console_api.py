@@ -22,7 +22,12 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ALERT_FIELDS",
     "FLAG_NAMES",
+    "AlertRecordView",
+    "AlertRuleView",
+    "AlertView",
+    "AlertsView",
     "PROTOCOL_HEADER",
     "PROTOCOL_VERSION",
     "ApplyResult",
@@ -77,6 +82,9 @@ FLAG_NAMES = ("enabled", "kill", "system", "character", "rally")
 """The notification switches, in the toggles screen's column order."""
 
 FlagName = Literal["enabled", "kill", "system", "character", "rally"]
+
+ALERT_FIELDS = ("enabled", "threshold", "for_seconds")
+"""What the alerts screen edits of each rule (``alerts.<rule>.<field>``)."""
 
 
 class _View(BaseModel):
@@ -335,6 +343,53 @@ class ConsoleSettingsView(_View):
     dry_run: bool = False
 
 
+class AlertView(_View):
+    """An alert firing now (the console's banner)."""
+
+    rule: str
+    subject: str
+    fired_at: float
+    value: float
+    threshold: float
+    summary: str
+    detail: str = ""
+
+
+class AlertRuleView(_View):
+    """One ``[alerts]`` rule as configured now."""
+
+    enabled: bool = True
+    threshold: float = 0.0
+    for_seconds: float = 0.0
+    unit: str = ""
+    above: bool = True
+    """The measure is bad above the threshold (False: below it, a floor)."""
+    summary: str = ""
+
+
+class AlertsView(_View):
+    """The console's own alerts: what fires, and every rule."""
+
+    enabled: bool = True
+    firing: tuple[AlertView, ...] = ()
+    rules: dict[str, AlertRuleView] = Field(default_factory=dict)
+    ops_webhook: bool = False
+    """An operations webhook is configured (firing and resolved messages go there)."""
+    last_error: str | None = None
+
+
+class AlertRecordView(_View):
+    """One entry of the alert history (newest first)."""
+
+    rule: str
+    subject: str
+    fired_at: float
+    resolved_at: float | None = None
+    value: float
+    threshold: float
+    summary: str
+
+
 class EngineSnapshot(_View):
     """The whole engine at one moment, as every console panel reads it."""
 
@@ -353,6 +408,7 @@ class EngineSnapshot(_View):
     settings: ConsoleSettingsView = Field(default_factory=ConsoleSettingsView)
     cluster: ClusterView | None = None
     """Set when engines share a PostgreSQL database (absent on SQLite)."""
+    alerts: AlertsView = Field(default_factory=AlertsView)
 
 
 class LogLine(_View):
@@ -647,6 +703,17 @@ class ConsoleBackend(Protocol):
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration from the map server now and apply it (``count``:
         the hosted maps after it); refused when the engine is not in hosted mode."""
+        ...
+
+    async def set_alert_rule(
+        self, rule: str, field: str, value: float | bool, *, actor: str
+    ) -> OperationResult:
+        """Change one field of an ``[alerts]`` rule (one of :data:`ALERT_FIELDS`); the engine
+        applies it at its next evaluation and saves it to its config file (comments kept)."""
+        ...
+
+    async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
+        """The alert history, newest first."""
         ...
 
     async def aclose(self) -> None:

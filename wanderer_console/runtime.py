@@ -42,6 +42,8 @@ from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
+from wanderer_console.observe.alerts import AlertEngine
+from wanderer_console.observe.measure import Measurer
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
@@ -162,6 +164,10 @@ class Runtime:
             map_client = functools.partial(self.clients.get, "map")
             self.hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
+        # The console's own alerts ([alerts]); ``alerts.firing()`` is what fires now.
+        self.alerts = AlertEngine(
+            live, Measurer(self), store, metrics.registry, on_queued=self.dispatcher.wake
+        )
         # The console's operations, in this process and for attached consoles (control.sock).
         self.console = LocalBackend(self)
         self.control = ControlEndpoint(self.console, lambda: self.settings, self.data_dir, metrics)
@@ -246,6 +252,8 @@ class Runtime:
                 max_datagram_bytes=statsd.max_datagram_bytes,
             )
             spawn("statsd", self.statsd.run)
+        self.alerts.restore()
+        spawn("alerts", self.alerts.run)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             spawn("config-watch", self.reloader.run)

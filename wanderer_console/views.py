@@ -21,6 +21,7 @@ from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
+from wanderer_console.observe.alerts import AlertEngine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue
 from wanderer_console.server.ports import Readiness
 from wanderer_console.store.base import Store
@@ -52,6 +53,7 @@ class EngineParts(Protocol):
     reloader: ConfigReloader | None
     cluster: MapLeases
     hosted: HostedMaps | None
+    alerts: AlertEngine
 
 
 def readiness(parts: EngineParts) -> Readiness:
@@ -145,6 +147,7 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
         "tracking": _tracking(parts.index),
         "counters": summary(parts.metrics, parts.store),
         "config": None if parts.reloader is None else parts.reloader.snapshot(),
+        "alerts": parts.alerts.view(),
         # Only with several instances possible (PostgreSQL): an older console reads the rest.
         **({} if (cluster := parts.cluster.snapshot()) is None else {"cluster": cluster}),
         # Only in hosted mode: the maps pulled from the map server and the last refresh.

@@ -60,6 +60,9 @@ pytestmark = pytest.mark.timeout(120)
 MAP = "{map}"
 """Stands for the test config's map key in :data:`PROBES` and :data:`CHANGES`."""
 
+MAP_KINDS = [kind for kind in NotificationType if kind is not NotificationType.ALERT]
+"""The kinds a map's switches decide (an alert goes to the operations webhook, no switch)."""
+
 REPRESENTATIVE: dict[str, tuple[str, ...]] = {
     "http": ("esi", "timeout_seconds"),
     "keymap": ("app.quit",),
@@ -113,6 +116,7 @@ def leaves(model: type[BaseModel], tenant: str, prefix: tuple[str, ...] = ()) ->
 # -- changed values ----------------------------------------------------------------------------
 
 CHANGES: dict[str, Any] = {
+    "alerts.discord_webhook_url": "http://127.0.0.1:9/api/webhooks/100000000000099999/token",
     # Values with validators (URLs, Discord ids and tokens, names) and values of dict entries.
     "console.data_dir": "/tmp/wanderer-console-elsewhere",
     "store.url": "postgresql://wc:secret@127.0.0.1:9/wc",
@@ -311,7 +315,7 @@ PROBES: dict[str, Probe] = {
     "console.theme": Probe(console_reads),
     "console.retention_days": Probe(lambda rt, _: rt.maintenance._retention_days()),
     "console.stop_grace_seconds": Probe(lambda rt, _: rt.dispatcher.policy.stop_grace),
-    **{f"notifications.{k.value}": allowed(k) for k in NotificationType},
+    **{f"notifications.{k.value}": allowed(k) for k in MAP_KINDS},
     "notifications.enabled": allowed(NotificationType.KILL),
     "discord.api_url": Probe(lambda rt, _: rt.dispatcher.sender._api_url),
     "discord.bot_token": Probe(bot_tokens, expect=lambda _rt, token: {token}),
@@ -327,13 +331,15 @@ PROBES: dict[str, Probe] = {
     "hosted.": Probe(console_reads),
     f"maps.{MAP}.name": Probe(engine_reads),
     f"maps.{MAP}.webhook_secret": Probe(console_reads),
-    **{f"maps.{MAP}.notifications.{k.value}": allowed(k) for k in NotificationType},
+    **{f"maps.{MAP}.notifications.{k.value}": allowed(k) for k in MAP_KINDS},
     f"maps.{MAP}.notifications.enabled": allowed(NotificationType.KILL),
     # The map's own token, else the [discord] one, posts to the map's bot channels.
     f"maps.{MAP}.discord.bot_token": Probe(
         bot_tokens, expect=lambda rt, token: {token or fallback_token(rt)}
     ),
     f"maps.{MAP}.discord.": Probe(engine_reads),
+    # The alert engine reads its whole section at every evaluation.
+    "alerts.": Probe(lambda rt, leaf: value_at(rt.alerts.settings, leaf.path[1:])),
     f"maps.{MAP}.filters.": Probe(engine_reads),
     f"maps.{MAP}.dedup_ttl_seconds.": Probe(engine_reads),
     # The rules read a map's trackers at every kill, as its filters.

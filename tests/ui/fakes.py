@@ -30,6 +30,7 @@ from wanderer_console.config.edit import MaskError, digest, mask_secrets, unmask
 from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.console_api import (
     FLAG_NAMES,
+    AlertRecordView,
     ApplyResult,
     AuditRecord,
     BackendError,
@@ -379,6 +380,18 @@ class SeededBackend:
         self._record("set_theme", name, actor=actor)
         self.settings = self.settings.model_copy(update={"theme": name})
         return OperationResult(ok=True, message=f"theme {name} ({self._saved()})")
+
+    async def set_alert_rule(
+        self, rule: str, field: str, value: float | bool, *, actor: str
+    ) -> OperationResult:
+        """Change one field of an alert rule (recorded; the snapshot is the test's to set)."""
+        self._record("set_alert_rule", rule, field, value, actor=actor)
+        return OperationResult(ok=True, message=f"alert {rule} {field} = {value} ({self._saved()})")
+
+    async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
+        """No alerts have fired in the fake."""
+        self._record("alert_history", limit)
+        return ()
 
     async def config_text(self) -> ConfigText:
         """The config text, secrets as ``«secret-N»``."""

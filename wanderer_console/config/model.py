@@ -29,6 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wanderer_console.config.alerts import AlertSettings
 from wanderer_console.config.discord_values import (
     BotToken,
     ChannelId,
@@ -591,6 +592,8 @@ class Settings(BaseSettings):
     """Where an attached console reaches the running engine."""
     statsd: StatsdSettings = Field(default_factory=StatsdSettings)
     """The StatsD exporter (off unless ``address`` is set)."""
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    """Alerts the console raises about itself (thresholds, durations, operations webhook)."""
     keymap: Annotated[dict[str, str], LIVE] = Field(default_factory=dict)
     """Console key overrides: binding id (``app.quit``, ``config.save``, …) → keys (``"f2"``)."""
 

@@ -12,11 +12,29 @@ from wanderer_console.config.model import Settings
 from wanderer_console.config.trackers import TrackerSettings
 from wanderer_console.domain.notification import Target, TargetKind
 
-__all__ = ["ROUTES", "Route", "resolve_target", "route_credentials", "tracker_target"]
+__all__ = [
+    "OPS_TENANT",
+    "ROUTES",
+    "Route",
+    "ops_target",
+    "resolve_target",
+    "route_credentials",
+    "tracker_target",
+]
 
 Route = Literal["system_kill", "character_kill", "system", "character", "rally"]
 """A kind of notification with its own Discord target settings."""
 ROUTES: Final[tuple[Route, ...]] = ("system_kill", "character_kill", "system", "character", "rally")
+OPS_TENANT: Final = "_ops"
+"""The outbox's tenant for the console's own alert messages (no map slug starts with ``_``)."""
+
+
+def ops_target(settings: Settings) -> Target | None:
+    """The operations webhook alerts are posted to (``alerts.discord_webhook_url``), if any."""
+    webhook = settings.alerts.discord_webhook_url
+    if webhook is None:
+        return None
+    return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), OPS_TENANT)
 
 
 def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | None:
@@ -53,6 +71,9 @@ def route_credentials(settings: Settings) -> dict[tuple[str, str], tuple[Target,
             if target is not None:
                 bot = target.kind is TargetKind.BOT_CHANNEL
                 out[(tenant, target.key)] = (target, token if bot else None)
+    ops = ops_target(settings)
+    if ops is not None:
+        out[(OPS_TENANT, ops.key)] = (ops, None)
     return out
 
 

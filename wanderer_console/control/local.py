@@ -22,7 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from wanderer_console import __version__, views
+from wanderer_console.config.alerts import RULES, AlertRule
 from wanderer_console.config.edit import (
     MaskError,
     atomic_write_text,
@@ -35,7 +38,9 @@ from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.config.reload import ReloadResult
 from wanderer_console.console_api import (
+    ALERT_FIELDS,
     FLAG_NAMES,
+    AlertRecordView,
     ApplyResult,
     AuditRecord,
     ConfigProblem,
@@ -293,6 +298,47 @@ class LocalBackend:
     async def set_theme(self, name: str, *, actor: str) -> OperationResult:
         """Save ``console.theme``."""
         return self._set_key(("console", "theme"), name, f"theme {name}", actor)
+
+    async def set_alert_rule(
+        self, rule: str, field: str, value: float | bool, *, actor: str
+    ) -> OperationResult:
+        """Change one field of an ``[alerts]`` rule; saved to the config file, applied at the
+        alert engine's next evaluation."""
+        if rule not in RULES:
+            return OperationResult(
+                ok=False, message=f"unknown alert rule {rule!r}: one of {', '.join(RULES)}"
+            )
+        if field not in ALERT_FIELDS:
+            return OperationResult(
+                ok=False, message=f"unknown rule field {field!r}: one of {', '.join(ALERT_FIELDS)}"
+            )
+        current = self._engine.settings.alerts.rule(rule)
+        try:
+            checked = AlertRule.model_validate({**current.model_dump(), field: value})
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            return OperationResult(
+                ok=False, message=f"alerts.{rule}.{field}: {problem['msg']} (got {value!r})"
+            )
+        new = getattr(checked, field)
+        label = f"alert {rule} {field} = {new}"
+        return self._set_key(("alerts", rule, field), new, label, actor)
+
+    async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
+        """The alert history, newest first."""
+        records = self._engine.store.alert_history(max(1, min(limit, 1000)))
+        return tuple(
+            AlertRecordView(
+                rule=r.rule,
+                subject=r.subject,
+                fired_at=r.fired_at,
+                resolved_at=r.resolved_at,
+                value=r.value,
+                threshold=r.threshold,
+                summary=r.summary,
+            )
+            for r in records
+        )
 
     def _set_key(
         self, toml_path: tuple[str, ...], value: Any, label: str, actor: str

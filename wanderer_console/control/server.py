@@ -450,6 +450,27 @@ def build_control_app(
         text = "[" + ",".join(record.model_dump_json() for record in records) + "]"
         return Response(scrub(text), media_type="application/json")
 
+    async def alert_rule(request: Request, data: dict[str, Any]) -> Response:
+        value = data.get("value")
+        if not isinstance(value, bool | int | float):
+            raise _BadRequest(400, "'value' must be a number or a boolean")
+        result = await backend.set_alert_rule(
+            _field(data, "rule", str),
+            _field(data, "field", str),
+            value,
+            actor=actor(request, data),
+        )
+        return reply(result)
+
+    async def alert_history(request: Request, data: dict[str, Any]) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError:
+            raise _BadRequest(400, "limit must be a whole number") from None
+        records = await backend.alert_history(limit)
+        text = "[" + ",".join(record.model_dump_json() for record in records) + "]"
+        return Response(scrub(text), media_type="application/json")
+
     async def retry(request: Request, data: dict[str, Any]) -> Response:
         key = _field(data, "key", str)
         return reply(await backend.retry_target(key, actor=actor(request, data)))
@@ -518,6 +539,8 @@ def build_control_app(
         Route("/v1/events", operation("events", events)),
         Route("/v1/events/{event:int}", operation("event_detail", event)),
         Route("/v1/hosted/refresh", operation("hosted_refresh", hosted_refresh), methods=["POST"]),
+        Route("/v1/alerts/rule", operation("alert_rule", alert_rule), methods=["POST"]),
+        Route("/v1/alerts/history", operation("alert_history", alert_history)),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

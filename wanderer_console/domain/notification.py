@@ -10,12 +10,14 @@ __all__ = ["Notification", "NotificationType", "Target", "TargetKind"]
 
 
 class NotificationType(StrEnum):
-    """Kinds of notification; each has a global and a per-map switch."""
+    """Kinds of notification; each map kind has a global and a per-map switch."""
 
     KILL = "kill"
     SYSTEM = "system"
     CHARACTER = "character"
     RALLY = "rally"
+    ALERT = "alert"
+    """The console's own alert, to the operations webhook (no switch: ``[alerts]`` says)."""
 
 
 class TargetKind(StrEnum):

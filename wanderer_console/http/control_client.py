@@ -29,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from wanderer_console.console_api import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    AlertRecordView,
     ApplyResult,
     AuditRecord,
     BackendError,
@@ -52,6 +53,7 @@ RETRY_FIRST, RETRY_MAX = 0.25, 2.0
 _M = TypeVar("_M", bound=BaseModel)
 _HISTORY = TypeAdapter(tuple[AuditRecord, ...])
 _DETAIL = TypeAdapter(EventDetail | None)
+_ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
 
 
 class RemoteBackend:
@@ -232,6 +234,23 @@ class RemoteBackend:
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration now."""
         return await self._call("POST", "/v1/hosted/refresh", OperationResult, {"actor": actor})
+
+    async def set_alert_rule(
+        self, rule: str, field: str, value: float | bool, *, actor: str
+    ) -> OperationResult:
+        """Change one field of an ``[alerts]`` rule."""
+        body = {"rule": rule, "field": field, "value": value, "actor": actor}
+        return await self._call("POST", "/v1/alerts/rule", OperationResult, body)
+
+    async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
+        """The alert history, newest first."""
+        response = await self._send("GET", f"/v1/alerts/history?limit={int(limit)}")
+        try:
+            return _ALERT_HISTORY.validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the engine at {self.where} sent an unreadable alert history: {exc}"
+            ) from None
 
     async def aclose(self) -> None:
         """Close the connections (the engine keeps running)."""

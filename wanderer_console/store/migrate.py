@@ -85,6 +85,8 @@ TABLES: Final[tuple[Table, ...]] = (
     Table("tenants", ("slug",)),
     Table("config_audit", ("at", "source", "content"), identity=True, unique=False),
     Table("cache_entries", ("namespace", "key", "version")),
+    Table("alert_history", ("rule", "subject", "fired_at"), identity=True),
+    Table("trend_minutes", ("minute", "instance")),
 )
 """What is copied, in this order: the store's data (every column the target's schema has)."""
 

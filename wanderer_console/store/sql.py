@@ -19,6 +19,7 @@ from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import SHARED_TENANT, PendingWrite, StoredEvent
 from wanderer_console.store.browse import BrowseMixin
 from wanderer_console.store.leases import LeaseMixin
+from wanderer_console.store.observe import ObserveMixin
 from wanderer_console.store.outbox import OutboxMixin
 from wanderer_console.store.writes import WriteFault
 
@@ -30,7 +31,7 @@ PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?, ?)"
 
 
-class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin):
+class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin):
     """The statements of a store, over ``_conn`` and ``_writes`` (set by the backend)."""
 
     shared = False

@@ -1,0 +1,249 @@
+"""Each alert rule driven into firing and back against the simulator.
+
+One engine per test over the simulator, its config file watched, its alert engine evaluating
+every 50 ms with small thresholds. Faults are real: the killstream refuses sockets, the fake
+Discord answers 500 or 429, the pipeline stops reading its queue, the cache is asked to beat
+a ratio it cannot. Each test checks the alert firing (the engine's list, ``wc_alert_firing``,
+the history row, the message on the operations webhook) and its resolution (the list, the
+metric, the history row closed, the resolved message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import connected, wait_for
+from wanderer_console.config.alerts import RULES
+from wanderer_console.config.loader import load_settings
+from wanderer_console.launch import demo_config_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+pytestmark = pytest.mark.timeout(120)
+
+OPS = "ops"
+"""The simulator's webhook the operations messages go to."""
+
+
+def config_text(sim: Simulator, data: Path, rules: dict[str, dict[str, Any]]) -> str:
+    """The demo config with an ``[alerts]`` section: fast evaluation, the operations webhook,
+    every rule off except those in ``rules``."""
+    lines = [
+        "",
+        "[alerts]",
+        "interval_seconds = 0.05",
+        "rate_window_seconds = 3",
+        "cache_min_lookups = 1",
+        "discord_min_interval_seconds = 0",
+        f'discord_webhook_url = "{sim.webhook_url(OPS)}"',
+    ]
+
+    for rule in RULES:
+        fields = rules.get(rule, {"enabled": False})
+        lines.append(f"[alerts.{rule}]")
+        lines += [f"{key} = {str(value).lower()}" for key, value in fields.items()]
+    return demo_config_text(sim, data_dir=data) + "\n".join(lines) + "\n"
+
+
+async def engine(
+    sim: Simulator, tmp_path: Path, rules: dict[str, dict[str, Any]], **kwargs: Any
+) -> Runtime:
+    data = tmp_path / "data"
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(sim, data, rules), encoding="utf-8")
+    path.chmod(0o600)
+    runtime = Runtime(load_settings(path).settings, data_dir=data, config_path=path, **kwargs)
+    await runtime.start()
+    return runtime
+
+
+@pytest.fixture
+async def stopper() -> AsyncIterator[list[Runtime]]:
+    started: list[Runtime] = []
+    yield started
+    for runtime in started:
+        await runtime.stop()
+
+
+def firing(runtime: Runtime, rule: str) -> list[dict[str, Any]]:
+    return [alert for alert in runtime.alerts.firing() if alert["rule"] == rule]
+
+
+def ops_titles(sim: Simulator) -> list[str]:
+    return [
+        embed["title"]
+        for message in sim.discord.messages_for(sim.webhook_target(OPS))
+        for embed in message.body.get("embeds", ())
+    ]
+
+
+async def fires_and_resolves(
+    runtime: Runtime, sim: Simulator, rule: str, fault: Any, repair: Any, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Cause ``fault``, see ``rule`` fire everywhere, ``repair``, see it resolve everywhere."""
+    await fault()
+    alert = (await wait_for(lambda: firing(runtime, rule), timeout, f"{rule} firing"))[0]
+    assert runtime.metrics.value("wc_alert_firing", rule=rule) == 1
+    snapshot = runtime.console.snapshot_now()
+    assert any(a.rule == rule for a in snapshot.alerts.firing)  # what the banner shows
+    history = runtime.store.alert_history()
+    assert any(r.rule == rule and r.resolved_at is None for r in history)
+    await repair()
+    await wait_for(lambda: not firing(runtime, rule), timeout, f"{rule} resolved")
+    assert runtime.metrics.value("wc_alert_firing", rule=rule) == 0
+    closed = [r for r in runtime.store.alert_history() if r.rule == rule]
+    assert closed
+    assert all(r.resolved_at is not None for r in closed)
+    await wait_for(
+        lambda: f"[RESOLVED] {rule}" in ops_titles(sim), timeout, f"{rule} resolved message"
+    )
+    assert f"[FIRING] {rule}" in ops_titles(sim)
+    return alert
+
+
+async def test_a_disconnected_source(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    runtime = await engine(sim, tmp_path, {"source_disconnected": {"threshold": 0.3}})
+    stopper.append(runtime)
+    await connected(runtime)
+
+    async def cut() -> None:
+        sim.killstream.refuse_connections = True
+        await sim.killstream.drop_connections()
+
+    async def mend() -> None:
+        sim.killstream.refuse_connections = False
+
+    alert = await fires_and_resolves(runtime, sim, "source_disconnected", cut, mend)
+    assert alert["subject"].startswith("killstream")
+    assert alert["value"] > 0.3
+
+
+async def test_a_silent_map(sim: Simulator, tmp_path: Path, stopper: list[Runtime]) -> None:
+    runtime = await engine(sim, tmp_path, {"map_silent": {"threshold": 1.0}})
+    stopper.append(runtime)
+    await connected(runtime)
+
+    async def wait() -> None:
+        pass  # nothing happens on the map: the silence is the fault
+
+    async def speak() -> None:
+        sim.map.publish_map_kill([])  # any map event ends the silence
+
+    alert = await fires_and_resolves(runtime, sim, "map_silent", wait, speak)
+    assert alert["subject"] == f"sse:{sim.map_slug}"
+
+
+async def test_a_stalled_discord(sim: Simulator, tmp_path: Path, stopper: list[Runtime]) -> None:
+    rules = {
+        "outbox_depth": {"threshold": 2},
+        "outbox_oldest": {"threshold": 0.5},
+        "delivery_failures": {"threshold": 1},
+        "breaker_open": {"threshold": 0.2},
+    }
+    runtime = await engine(sim, tmp_path, rules)
+    stopper.append(runtime)
+    await connected(runtime)
+    sim.discord.outage = (500, {"message": "stalled"}, {})
+    await sim.run_scenario(1.0, rate=10)
+    for rule in rules:
+        await wait_for(lambda r=rule: firing(runtime, r), 30, f"{rule} firing")  # type: ignore[misc]
+        assert runtime.metrics.value("wc_alert_firing", rule=rule) == 1
+    # The firing messages wait in the outbox like everything else while Discord is down.
+    assert not ops_titles(sim)
+    sim.discord.outage = None
+    for rule in rules:
+        await wait_for(lambda r=rule: not firing(runtime, r), 60, f"{rule} resolved")  # type: ignore[misc]
+        assert runtime.metrics.value("wc_alert_firing", rule=rule) == 0
+    for rule in rules:
+        await wait_for(lambda r=rule: f"[RESOLVED] {r}" in ops_titles(sim), 60, f"{rule} message")  # type: ignore[misc]
+    # A breaker probing a stalled Discord opens again and again: each opening is an alert of
+    # its own. Every alert in the history has its firing and resolved message, exactly once.
+    await wait_for(lambda: not runtime.store.outbox_depth(), 30, "outbox drained")
+    titles = ops_titles(sim)
+    for rule in rules:
+        fired = [r for r in runtime.store.alert_history() if r.rule == rule]
+        assert fired
+        assert all(r.resolved_at is not None for r in fired)
+        assert titles.count(f"[FIRING] {rule}") == len(fired), titles
+        assert titles.count(f"[RESOLVED] {rule}") == len(fired), titles
+
+
+async def test_429s(sim: Simulator, tmp_path: Path, stopper: list[Runtime]) -> None:
+    runtime = await engine(sim, tmp_path, {"rate_limited": {"threshold": 0.1}})
+    stopper.append(runtime)
+    await connected(runtime)
+
+    async def limit() -> None:
+        body = {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
+        sim.discord.fail_next(429, body, {"retry-after": "0.1"}, times=3)
+        await sim.run_scenario(0.5, rate=10)
+
+    async def nothing() -> None:
+        pass  # the window moves past the 429s
+
+    await fires_and_resolves(runtime, sim, "rate_limited", limit, nothing)
+
+
+async def test_a_saturated_queue(sim: Simulator, tmp_path: Path, stopper: list[Runtime]) -> None:
+    runtime = await engine(sim, tmp_path, {"queue_saturation": {"threshold": 0.5}}, queue_size=4)
+    stopper.append(runtime)
+    await connected(runtime)
+
+    async def stall() -> None:
+        await runtime._tasks.cancel("pipeline")  # the pipeline stops reading: a fault to inject
+        await sim.run_scenario(1.0, rate=20)
+
+    async def resume() -> None:
+        runtime._tasks.spawn("pipeline", runtime.worker.run)
+
+    alert = await fires_and_resolves(runtime, sim, "queue_saturation", stall, resume)
+    assert alert["value"] > 0.5
+
+
+async def test_thresholds_apply_live(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """The cache floor and the disk floor, each set past what the engine has, then back (the
+    console's operation: saved to the file, applied at the next evaluation)."""
+    runtime = await engine(
+        sim,
+        tmp_path,
+        {"cache_hit_ratio": {"threshold": 1.01}, "disk_space": {"threshold": 1e12}},
+    )
+    stopper.append(runtime)
+    await connected(runtime)
+
+    async def lookups() -> None:
+        # A miss (loaded from the fake ESI) and a hit: a ratio of 0.5, under the floor.
+        system = sim.tracked_system_ids[0]
+        assert await runtime.cache.get_system(system) is not None
+        assert await runtime.cache.get_system(system) is not None
+
+    async def lower_cache() -> None:
+        result = await runtime.console.set_alert_rule(
+            "cache_hit_ratio", "threshold", 0.0, actor="test"
+        )
+        assert result.ok, result.message
+
+    await fires_and_resolves(runtime, sim, "cache_hit_ratio", lookups, lower_cache)
+
+    async def nothing() -> None:
+        pass
+
+    async def lower_disk() -> None:
+        result = await runtime.console.set_alert_rule("disk_space", "threshold", 0, actor="test")
+        assert result.ok, result.message
+
+    await fires_and_resolves(runtime, sim, "disk_space", nothing, lower_disk)
+    assert runtime.config_path is not None
+    assert "[alerts.disk_space]" in runtime.config_path.read_text(encoding="utf-8")
+    refused = await runtime.console.set_alert_rule("disk_space", "threshold", -1, actor="test")
+    assert not refused.ok
+    assert "alerts.disk_space.threshold" in refused.message
+    assert runtime.settings.alerts.disk_space.threshold == 0

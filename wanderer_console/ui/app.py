@@ -46,6 +46,7 @@ from wanderer_console.ui.model import (
     ThroughputHistory,
     engine_label,
 )
+from wanderer_console.ui.screens.alerts import AlertsScreen
 from wanderer_console.ui.screens.choice import Choice, ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, reload_summary
 from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
@@ -91,6 +92,7 @@ class WandererApp(App[int]):
         Binding("d", "dashboard", "Dashboard", id="app.dashboard"),
         Binding("t", "toggles", "Toggles", id="app.toggles"),
         Binding("c", "config", "Config", id="app.config"),
+        Binding("a", "alerts", "Alerts", show=False, id="app.alerts"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
         Binding("e", "events", "Events", show=False, id="app.events"),
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -165,6 +167,8 @@ class WandererApp(App[int]):
                 screen.follow(self.state.config)
             elif isinstance(screen, DetailScreen):
                 screen.refresh_detail()
+            elif isinstance(screen, AlertsScreen):
+                screen.refresh_rules()
 
     def _announce_rejection(self) -> None:
         """A config change the engine rejected (from any console, or the file edited on its host)
@@ -307,6 +311,23 @@ class WandererApp(App[int]):
             await self.refresh_now()
         return result
 
+    def set_alert_rule(self, rule: str, field: str, value: float | bool) -> None:
+        """Change one field of an alert rule (the alerts screen)."""
+        self.operate(self.save_alert_rule(rule, field, value), f"alert {rule}")
+
+    async def save_alert_rule(
+        self, rule: str, field: str, value: float | bool
+    ) -> OperationResult | None:
+        """Have the engine change ``alerts.<rule>.<field>`` (applied live, saved to its file)."""
+        result = await self.call(
+            f"Could not change alert {rule}",
+            self.state.backend.set_alert_rule(rule, field, value, actor=self.state.actor),
+        )
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()
+        return result
+
     def switch_theme(self, name: str) -> None:
         """Switch to theme ``name`` now; the engine saves it as ``console.theme``."""
         if name not in self.console_themes:
@@ -426,6 +447,13 @@ class WandererApp(App[int]):
     def open_events(self, *, target: str | None = None) -> None:
         """Open the events browser (on ``target``'s notifications when given)."""
         self.push_screen(EventsScreen(self.state, target=target))
+
+    def action_alerts(self) -> None:
+        """Show the alert rules, what fires and the alert history."""
+        if isinstance(self.screen, AlertsScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(AlertsScreen(self.state))
 
     def action_help(self) -> None:
         """Show the key bindings."""

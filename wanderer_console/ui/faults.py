@@ -19,10 +19,11 @@ import math
 import time
 from dataclasses import dataclass
 
-from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
+from wanderer_console.console_api import AlertsView, ConfigState, DeliveryView, LinkState
 
 __all__ = [
     "DeadTarget",
+    "alert_text",
     "clock_time",
     "config_text",
     "dead_targets",
@@ -163,3 +164,25 @@ def config_text(config: ConfigState | None, dismissed: tuple[str, ...] = ()) -> 
         keys = ", ".join(config.restart_required)
         return f"RESTART NEEDED for {keys}: saved, applies at the next start of the engine"
     return None
+
+
+def alert_text(alerts: AlertsView | None, now: float) -> str | None:
+    """The alert banner: the oldest alert firing (rule, subject, what it measures, for how long)
+    and how many more; ``None`` while none fires."""
+    if alerts is None or not alerts.firing:
+        return None
+    first = alerts.firing[0]
+    since = _age(max(0.0, now - first.fired_at))
+    more = f" (+{len(alerts.firing) - 1} more)" if len(alerts.firing) > 1 else ""
+    return (
+        f"ALERT {first.rule} [{first.subject}]: {first.summary}, for {since}{more}"
+        " — a: alerts and thresholds"
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -314,6 +314,9 @@ class DashboardScreen(Screen[None]):
     def on_badge_clicked(self, event: BadgeClicked) -> None:
         """A click on a fault badge: what it is about and what to do."""
         event.stop()
+        if event.badge == "alert-badge":
+            self.wanderer.action_alerts()
+            return
         state = self.state
 
         def build() -> Detail | None:
@@ -397,7 +400,13 @@ class DashboardScreen(Screen[None]):
         if sub_title != self.sub_title:
             self.sub_title = sub_title
         self.query_one(FaultBadges).show(
-            delivery, now, state.link, state.live_at, snapshot.config, state.dismissed_config
+            delivery,
+            now,
+            state.link,
+            state.live_at,
+            snapshot.config,
+            state.dismissed_config,
+            snapshot.alerts,
         )
         self.query_one("#dashboard").set_class(not state.live, "-stale")
         self.query_one(ConnectionsTable).show(snapshot.connections, now)

@@ -14,8 +14,14 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from wanderer_console.console_api import ConfigState, DeliveryView, LinkState
-from wanderer_console.ui.faults import config_text, global_pause_text, link_text, store_fault_text
+from wanderer_console.console_api import AlertsView, ConfigState, DeliveryView, LinkState
+from wanderer_console.ui.faults import (
+    alert_text,
+    config_text,
+    global_pause_text,
+    link_text,
+    store_fault_text,
+)
 
 __all__ = ["BadgeClicked", "FaultBadges"]
 
@@ -87,6 +93,9 @@ class FaultBadges(Vertical):
     FaultBadges > #config-badge {
         background: $warning;
     }
+    FaultBadges > #alert-badge {
+        background: $error;
+    }
     """
 
     def compose(self) -> ComposeResult:
@@ -95,6 +104,7 @@ class FaultBadges(Vertical):
         yield _Badge(id="store-fault-badge")
         yield _Badge(id="discord-pause-badge")
         yield _Badge(id="config-badge")
+        yield _Badge(id="alert-badge")
 
     def show(
         self,
@@ -104,12 +114,14 @@ class FaultBadges(Vertical):
         live_at: float | None = None,
         config: ConfigState | None = None,
         dismissed: tuple[str, ...] = (),
+        alerts: AlertsView | None = None,
     ) -> None:
-        """Show the badges that ``delivery``, ``link`` and ``config`` call for at ``now``
-        (a rejected config change whose problems are ``dismissed`` is not shown)."""
+        """Show the badges that ``delivery``, ``link``, ``config`` and ``alerts`` call for at
+        ``now`` (a rejected config change whose problems are ``dismissed`` is not shown)."""
         self.query_one("#link-badge", _Badge).say(
             None if link is None else link_text(link, live_at)
         )
         self.query_one("#store-fault-badge", _Badge).say(store_fault_text(delivery))
         self.query_one("#discord-pause-badge", _Badge).say(global_pause_text(delivery, now))
         self.query_one("#config-badge", _Badge).say(config_text(config, dismissed))
+        self.query_one("#alert-badge", _Badge).say(alert_text(alerts, now))

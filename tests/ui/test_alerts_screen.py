@@ -1,0 +1,97 @@
+"""The alert banner and the alerts screen over the live engine: a threshold edited in the console
+takes effect at the engine's next evaluation, and the banner follows.
+
+A real runtime over the simulator, the app under Pilot over its own LocalBackend. The disk-space
+floor is set far above the free space, so it fires at once: the banner shows it; the operator
+opens the alerts screen (``a``), moves to the rule's threshold, types 0 and presses Enter; the
+engine saves it to the config file and the alert resolves; the banner goes and the history shows
+the alert closed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input
+
+from tests.support import wait_for
+from tests.ui.fakes import first_frame, settle
+from wanderer_console.config.alerts import RULES
+from wanderer_console.config.loader import load_settings
+from wanderer_console.launch import demo_config_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+from wanderer_console.ui.app import build_app
+from wanderer_console.ui.screens.alerts import COLUMNS, AlertsScreen
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+def config(sim: Simulator, data: Path) -> str:
+    lines = ["", "[alerts]", "interval_seconds = 0.05"]
+    for rule in RULES:
+        lines.append(f"[alerts.{rule}]")
+        if rule == "disk_space":
+            lines += ["threshold = 1e12  # MiB: far above any disk", "for_seconds = 0"]
+        else:
+            lines.append("enabled = false")
+    return demo_config_text(sim, data_dir=data, dry_run=True) + "\n".join(lines) + "\n"
+
+
+async def test_a_threshold_changed_in_the_console_applies_live(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config(sim, tmp_path / "data"), encoding="utf-8")
+    path.chmod(0o600)
+    runtime = Runtime(load_settings(path).settings, data_dir=tmp_path / "data", config_path=path)
+    await runtime.start()
+    try:
+        await wait_for(lambda: runtime.alerts.firing(), 10, "disk_space firing")
+        app = build_app(runtime.console, actor="tui:tester@console-host")
+        async with app.run_test(size=(140, 44)) as pilot:
+            await first_frame(pilot)
+            badge = app.screen.query_one("#alert-badge")
+
+            def banner() -> str:
+                return str(badge.render()) if badge.has_class("-shown") else ""
+
+            await wait_for(lambda: "ALERT disk_space [data_dir]" in banner(), 10, "the banner")
+
+            await pilot.press("a")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, AlertsScreen)
+            rules = screen.query_one("#alert-rules", DataTable)
+            assert "FIRING" in str(rules.get_cell("disk_space", "state"))
+            row = list(RULES).index("disk_space")
+            rules.move_cursor(row=row, column=COLUMNS.index("threshold"))
+            await pilot.press("enter")
+            await pilot.pause()
+            editor = screen.query_one("#alert-edit", Input)
+            assert editor.has_focus
+            assert editor.value == "1e+12"
+            editor.value = ""
+            await pilot.press("0", "enter")
+            await settle(pilot)
+
+            assert runtime.settings.alerts.disk_space.threshold == 0
+            await wait_for(lambda: not runtime.alerts.firing(), 10, "disk_space resolved")
+            saved = tomllib.loads(path.read_text(encoding="utf-8"))
+            assert saved["alerts"]["disk_space"]["threshold"] == 0
+
+            await wait_for(lambda: "ok" in str(rules.get_cell("disk_space", "state")), 10, "ok")
+            history = screen.query_one("#alert-history", DataTable)
+
+            def latest() -> list[str]:
+                return [str(c) for c in history.get_row_at(0)] if history.row_count else []
+
+            await wait_for(lambda: latest() and latest()[1] != "firing", 10, "resolved in history")
+            assert latest()[2] == "disk_space"
+            await pilot.press("escape")
+            await pilot.pause()
+            await wait_for(lambda: banner() == "", 10, "the banner gone")
+    finally:
+        await runtime.stop()

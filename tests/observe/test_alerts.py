@@ -133,7 +133,7 @@ async def test_a_silent_map(sim: Simulator, tmp_path: Path, stopper: list[Runtim
         pass  # nothing happens on the map: the silence is the fault
 
     async def speak() -> None:
-        sim.map.publish_map_kill([])  # any map event ends the silence
+        sim.map.add_system(sim.tracked_system_ids[0])  # any map event ends the silence
 
     alert = await fires_and_resolves(runtime, sim, "map_silent", wait, speak)
     assert alert["subject"] == f"sse:{sim.map_slug}"

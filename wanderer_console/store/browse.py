@@ -7,15 +7,17 @@ An event and its notifications are linked by the keys the pipeline gives the not
 or ``custom:<event_id>`` on that map. The outbox is indexed by ``dedup_key`` (migration 9), so the
 link is an index look-up per key.
 
-Every read is bounded: a query looks only at the newest ``window`` events (the received-time
-index, newest first) and returns at most ``limit`` of them; a search is a case-insensitive
+Every read is bounded: a query looks only at the newest ``window`` events (those received no
+earlier than the window's oldest: a walk of the received-time index, newest first, that stops
+once ``limit`` match) and returns at most ``limit`` of them; a search is a case-insensitive
 substring of the event's id, type, source, map or raw payload.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Literal, NamedTuple
+from contextlib import AbstractContextManager
+from typing import Final, Literal, NamedTuple, Protocol, cast
 
 from wanderer_console.store.base import SHARED_TENANT, DbConnection
 from wanderer_console.store.dialect import Dialect
@@ -50,17 +52,17 @@ MAX_WINDOW: Final = 50_000
 MAX_LIMIT: Final = 500
 """The most events one page may hold."""
 _OUTCOME_SQL: dict[str, dict[str, str]] = {}
-"""Each dialect's outcome clauses (by its index hint), built once."""
+"""Each dialect's outcome clauses (by its name), built once."""
 _CHUNK = 100
 """Events whose notifications are read in one statement (6 keys each)."""
 
-_LINK = (
-    "o.dedup_key IN (e.event_id || ':system_kill', e.event_id || ':character_kill',"
-    " 'system:' || e.event_id, 'character:' || e.event_id, 'rally:' || e.event_id,"
-    " 'custom:' || e.event_id)"
-    f" AND (e.tenant_id = '{SHARED_TENANT}' OR o.tenant_id = e.tenant_id)"
+_KILL_KEYS = "o.dedup_key IN (e.event_id || ':system_kill', e.event_id || ':character_kill')"
+_EVENT_KEYS = (
+    "o.dedup_key IN ('system:' || e.event_id, 'character:' || e.event_id,"
+    " 'rally:' || e.event_id, 'custom:' || e.event_id) AND o.tenant_id = e.tenant_id"
 )
-"""An outbox row ``o`` is a notification of the event ``e`` (see :func:`link_keys`)."""
+"""An outbox row ``o`` is a notification of the kill / the map event ``e`` (see
+:func:`link_keys`): two or four index look-ups, whichever the event is."""
 _EVENT_COLUMNS = "id, tenant_id, event_id, source, type, received_at, payload"
 _NOTIFICATION_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_key, status, attempts, created_at, sent_at,"
@@ -121,23 +123,43 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+_RANKS: Final[dict[str, int]] = {"filtered": 0, "failed": 1, "pending": 2, "notified": 3}
+"""Each outcome as the rank :func:`_outcome_sql` computes (see :func:`outcome_of`)."""
+
+
 def _outcome_sql(hint: str) -> dict[str, str]:
-    """The ``WHERE`` clause of each outcome, the outbox looked up with index ``hint``."""
+    """The clauses of the browser's filters (the map's ``?`` appears twice, the target's twice,
+    the outcome's rank once), the outbox looked up with index ``hint``.
 
-    def exists(condition: str = "") -> str:
-        return f"EXISTS (SELECT 1 FROM outbox o{hint} WHERE {_LINK}{condition})"
+    An event's outcome is one correlated look-up of its notifications (two or four keys, no
+    other condition, so no planner takes a status index for it: PostgreSQL without statistics
+    did, and walked every sent row per event): the best state among them, ranked as
+    :data:`_RANKS`.
+    """
+    rank = (
+        "max(CASE o.status WHEN 'sent' THEN 3 WHEN 'pending' THEN 2 WHEN 'sending' THEN 2"
+        " ELSE 1 END)"
+    )
 
-    sent = exists(" AND o.status = 'sent'")
-    waiting = exists(" AND o.status IN ('pending', 'sending')")
-    unfinished = exists(" AND o.status IN ('sent', 'pending', 'sending')")
+    def per_event(select: str, condition: str = "") -> str:
+        return (
+            f"CASE WHEN e.tenant_id = '{SHARED_TENANT}'"
+            f" THEN (SELECT {select} FROM outbox o{hint} WHERE {_KILL_KEYS}{condition})"
+            f" ELSE (SELECT {select} FROM outbox o{hint} WHERE {_EVENT_KEYS}{condition}) END"
+        )
+
     return {
-        "filtered": f"NOT {exists()}",
-        "notified": sent,
-        "pending": f"NOT {sent} AND {waiting}",
-        "failed": f"{exists()} AND NOT {unfinished}",
-        "tenant": exists(" AND o.tenant_id = ?"),
-        "target": exists(" AND o.target_key = ?"),
+        "outcome": f"coalesce({per_event(rank)}, 0) = ?",
+        "tenant": f"(e.tenant_id = ? OR (e.tenant_id = '{SHARED_TENANT}' AND EXISTS (SELECT 1"
+        f" FROM outbox o{hint} WHERE {_KILL_KEYS} AND o.tenant_id = ?)))",
+        "target": f"{per_event('count(*)', ' AND o.target_key = ?')} > 0",
     }
+
+
+class _Transactional(DbConnection, Protocol):
+    """A connection with transactions of its own (PostgreSQL's pool connection)."""
+
+    def transaction(self) -> AbstractContextManager[DbConnection]: ...
 
 
 class BrowseMixin:
@@ -167,24 +189,30 @@ class BrowseMixin:
         """
         if outcome is not None and outcome not in EVENT_OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}: one of {', '.join(EVENT_OUTCOMES)}")
-        sql = _OUTCOME_SQL.get(self._sql.dedup_index)
+        sql = _OUTCOME_SQL.get(self._sql.name)
         if sql is None:
-            sql = _OUTCOME_SQL[self._sql.dedup_index] = _outcome_sql(self._sql.dedup_index)
-        clauses: list[str] = []
-        params: list[object] = [max(1, min(window, MAX_WINDOW))]
+            sql = _OUTCOME_SQL[self._sql.name] = _outcome_sql(
+                self._sql.indexed_by("outbox_dedup_key")
+            )
+        # The window: events received no earlier than the window's oldest; the rest is an
+        # index scan, newest first, that stops once the page is full.
+        clauses = [
+            "e.received_at >= coalesce((SELECT received_at FROM events"
+            " ORDER BY received_at DESC LIMIT 1 OFFSET ?), -1.0)"
+        ]
+        params: list[object] = [max(1, min(window, MAX_WINDOW)) - 1]
         if event_type:
             clauses.append("e.type = ?")
             params.append(event_type)
         if tenant:
-            clauses.append(
-                f"(e.tenant_id = ? OR (e.tenant_id = '{SHARED_TENANT}' AND {sql['tenant']}))"
-            )
+            clauses.append(sql["tenant"])
             params += [tenant, tenant]
         if target:
             clauses.append(sql["target"])
-            params.append(target)
+            params += [target, target]
         if outcome is not None:
-            clauses.append(sql[outcome])
+            clauses.append(sql["outcome"])
+            params.append(_RANKS[outcome])
         if search.strip():
             pattern = _like(search.strip())
             fields = ("e.event_id", "e.type", "e.source", "e.tenant_id", "e.payload")
@@ -192,15 +220,18 @@ class BrowseMixin:
                 "(" + " OR ".join(f"lower({field}) LIKE ? ESCAPE '\\'" for field in fields) + ")"
             )
             params += [pattern] * len(fields)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         params += [max(1, min(limit, MAX_LIMIT)), max(0, offset)]
-        rows = self._conn.execute(
-            f"SELECT {_EVENT_COLUMNS} FROM (SELECT {_EVENT_COLUMNS} FROM events"
-            f" ORDER BY received_at DESC, id DESC LIMIT ?) e{where}"
-            " ORDER BY e.received_at DESC, e.id DESC LIMIT ? OFFSET ?",
-            params,
-        ).fetchall()
-        return [BrowsedEvent(*row) for row in rows]
+        statement = (
+            f"SELECT {_EVENT_COLUMNS} FROM events e{self._sql.indexed_by('events_received_at')}"
+            f" WHERE {' AND '.join(clauses)}"
+            " ORDER BY e.received_at DESC, e.id DESC LIMIT ? OFFSET ?"
+        )
+        setup = self._sql.browse_setup
+        if not setup:
+            return [BrowsedEvent(*row) for row in self._conn.execute(statement, params)]
+        with cast("_Transactional", self._conn).transaction() as conn:
+            conn.execute(setup)
+            return [BrowsedEvent(*row) for row in conn.execute(statement, params)]
 
     def event_by_row(self, row_id: int) -> BrowsedEvent | None:
         """The event stored under row id ``row_id`` (the browser's handle), if it still is."""

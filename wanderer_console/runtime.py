@@ -54,6 +54,7 @@ from wanderer_console.store.base import DatabaseUrl, LeaseFence, LeaseGrant, Sto
 from wanderer_console.store.lock import open_owned
 from wanderer_console.store.maintenance import Maintenance
 from wanderer_console.supervisor import TaskSupervisor
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 from wanderer_console.telemetry.statsd import StatsdExporter
 
@@ -72,6 +73,7 @@ class Runtime:
         data_dir: Path | None = None,
         queue_size: int = 10_000,
         config_path: Path | None = None,
+        span_exporter: object | None = None,
     ) -> None:
         self.live = live = LiveSettings(settings)  # read at use; derived values subscribe
         live.subscribe(apply_log_level)
@@ -102,6 +104,10 @@ class Runtime:
         """The HTTP surface, while ``[server] enabled`` and started."""
         self.http_error: str | None = None
         """Why the HTTP surface could not start, if it could not."""
+        self._span_exporter = span_exporter
+        """Replaces ``[tracing] exporter`` (tests: the SDK's in-memory exporter)."""
+        self.tracing_error: str | None = None
+        """Why tracing is off although ``[tracing] enabled`` asked for it."""
         self.statsd: StatsdExporter | None = None
         """The StatsD exporter, while ``[statsd] address`` is set and the engine runs."""
         discord = self.clients.get("discord", timeout=settings.discord.request_timeout_seconds)
@@ -232,6 +238,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Start every task; returns at once (:attr:`ready` is set when all are started)."""
+        self._start_tracing()
         loaded = self.cache.load_warm(self.store)
         if loaded:
             log.info("name cache restored", extra={"ctx": {"entries": loaded}})
@@ -287,6 +294,29 @@ class Runtime:
             },
         )
 
+    def _start_tracing(self) -> None:
+        """Set tracing up from ``[tracing]`` (the opentelemetry packages are imported only
+        now, and only when it is enabled); a reason it cannot is logged, never fatal."""
+        config = self.settings.tracing
+        if not config.enabled:
+            return
+        self.tracing_error = tracing.configure(
+            enabled=True,
+            sampling_ratio=config.sampling_ratio,
+            exporter=config.exporter,
+            service_name=config.service_name,
+            span_exporter=self._span_exporter,
+        )
+        if self.tracing_error is None:
+            log.info(
+                "tracing on",
+                extra={
+                    "ctx": {"sampling_ratio": config.sampling_ratio, "exporter": config.exporter}
+                },
+            )
+        else:
+            log.error("tracing stays off", extra={"ctx": {"reason": self.tracing_error}})
+
     def start_map(self, tenant: str) -> None:
         """Start a map's feed (REST load, then its SSE stream from the stored cursor)."""
         rest = self.maps.start(tenant, self.settings.maps[tenant], self.clients.get("map"))
@@ -335,6 +365,8 @@ class Runtime:
         if self.reloader is not None:
             self.reloader.close()
         self.console.remove_log_ring()
+        if self.settings.tracing.enabled:
+            tracing.shutdown()  # what was recorded is exported before the process ends
         self.store.close()
         self.lock.release()
         log.info("wanderer console stopped")

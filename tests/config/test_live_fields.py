@@ -130,6 +130,7 @@ CHANGES: dict[str, Any] = {
     "control.listen": "127.0.0.1:8799",
     "statsd.address": "127.0.0.1:9",
     "statsd.prefix": "console_two",
+    "tracing.service_name": "wanderer-console-two",
     "http.esi.timeout_seconds": 12.5,
     "keymap.app.quit": "f2",
     "hosted.api_key": "another-plugin-key",

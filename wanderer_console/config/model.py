@@ -61,6 +61,7 @@ __all__ = [
     "Settings",
     "SpaceClassName",
     "StatsdSettings",
+    "TracingSettings",
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -92,6 +93,7 @@ RESTART_CONTROL: Final = Restart("the control endpoint is set up at start")
 RESTART_SOCKET: Final = Restart("each killstream socket takes it when it opens")
 RESTART_POLLER: Final = Restart("the killstream's REST fallback poller takes it when it starts")
 RESTART_R2Z2: Final = Restart("the R2Z2 poller takes it when it starts")
+RESTART_TRACING: Final = Restart("the tracer, its sampler and exporter are set up at start")
 RESTART_STATSD: Final = Restart("the StatsD sender opens its socket and starts at start")
 RESTART_MAP_FEED: Final = Restart(
     "the map's REST client and SSE stream take it when the map is started"
@@ -242,6 +244,29 @@ class ControlSettings(Section):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError('must be "HOST:PORT", for example "127.0.0.1:8788"')
         return value
+
+
+class TracingSettings(Section):
+    """OpenTelemetry tracing of each event, source to Discord (``pip install
+    'wanderer-console[otel]'``; docs/operations/monitoring.md#tracing). The standard ``OTEL_*``
+    variables apply too: ``OTEL_SDK_DISABLED=true`` turns it off, ``OTEL_TRACES_SAMPLER`` (with
+    ``OTEL_TRACES_SAMPLER_ARG``) replaces ``sampling_ratio``, ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` name the service, ``OTEL_EXPORTER_OTLP_*`` configure the OTLP
+    exporter."""
+
+    enabled: Annotated[bool, RESTART_TRACING] = False
+    """Trace events (needs the ``otel`` extra; without it the engine logs why and runs on
+    untraced)."""
+    sampling_ratio: Annotated[float, RESTART_TRACING] = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of new traces recorded (drawn per event, or per ingest request, before any span is
+    made: the others cost what they cost untraced); an incoming ``traceparent`` decides for its
+    own trace."""
+    exporter: Annotated[Literal["otlp", "console", "none"], RESTART_TRACING] = "otlp"
+    """Where spans go: ``otlp`` (OTLP over HTTP, the ``otlp`` extra; endpoint from
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``, default ``http://localhost:4318``), ``console`` (JSON on
+    stderr) or ``none`` (trace ids in the logs only)."""
+    service_name: Annotated[str, RESTART_TRACING] = Field(default="wanderer-console", min_length=1)
+    """The ``service.name`` resource attribute (``OTEL_SERVICE_NAME`` wins when set)."""
 
 
 class StatsdSettings(Section):
@@ -590,6 +615,8 @@ class Settings(BaseSettings):
     """The HTTP surface."""
     control: ControlSettings = Field(default_factory=ControlSettings)
     """Where an attached console reaches the running engine."""
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    """OpenTelemetry tracing (the ``otel`` extra)."""
     statsd: StatsdSettings = Field(default_factory=StatsdSettings)
     """The StatsD exporter (off unless ``address`` is set)."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)

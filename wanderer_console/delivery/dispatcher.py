@@ -53,6 +53,7 @@ from wanderer_console.http.client import HttpClient
 from wanderer_console.store.base import LeaseFence, OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["Dispatcher", "ResolvedTarget", "SendGate", "TargetState", "build_dispatcher"]
@@ -476,13 +477,31 @@ class Dispatcher:
             return False
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
         confirm = again and self._outcomes.count_resend(batch, bot, state)
-        result = await self.sender.send(
-            resolved.target,
-            batch.body,
-            bot_token=resolved.bot_token,
-            nonce=send_id if bot else None,
-            timeout=self.policy.send_timeout(confirm),
-        )
+        # Each traced row's event gets a span for this attempt (a 429 and its retry are two).
+        spans = tracing.start_spans("discord.send", [row.trace_parent for row in batch.rows])
+        try:
+            result = await self.sender.send(
+                resolved.target,
+                batch.body,
+                bot_token=resolved.bot_token,
+                nonce=send_id if bot else None,
+                timeout=self.policy.send_timeout(confirm),
+            )
+        except BaseException as exc:
+            if spans is not None:
+                spans.error(type(exc).__name__)
+                spans.end()
+            raise
+        if spans is not None:
+            spans.set("discord.target", state.key)
+            spans.set("discord.outcome", result.outcome.value)
+            spans.set("messaging.batch.message_count", len(batch.rows))
+            spans.set("discord.resend", again)
+            if result.status is not None:
+                spans.set("http.response.status_code", result.status)
+            if result.outcome is not Outcome.SENT:
+                spans.error(result.outcome.value)
+            spans.end()
         if (
             fence is not None
             and self._gate is not None

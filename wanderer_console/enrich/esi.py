@@ -20,6 +20,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
+from wanderer_console.telemetry import tracing
 
 __all__ = [
     "NAMES_BATCH",
@@ -199,13 +200,16 @@ class EsiClient:
             headers["if-none-match"] = etag
         self.stats.requests += 1
         self.stats.by_route[route] = self.stats.by_route.get(route, 0) + 1
-        try:
-            response = await self._http.request(
-                method, f"{self.base_url}{path}", json=json, headers=headers
-            )
-        except TransportError as exc:
-            self.stats.errors += 1
-            raise EsiError(0, str(exc)) from None
+        with tracing.span(f"esi {method} {route}") as current:
+            try:
+                response = await self._http.request(
+                    method, f"{self.base_url}{path}", json=json, headers=headers
+                )
+            except TransportError as exc:
+                self.stats.errors += 1
+                raise EsiError(0, str(exc)) from None
+            if current is not None:  # a span: tracing is on
+                current.set_attribute("http.response.status_code", response.status)
         self._note_limits(response)
         if response.status >= 400 and response.status != 404:
             self.stats.errors += 1

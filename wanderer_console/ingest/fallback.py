@@ -38,6 +38,7 @@ from wanderer_console.domain.killmail import Killmail
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["BACKFILL_SOURCE", "BackfillPolicy", "FallbackPoller"]
@@ -347,7 +348,11 @@ class FallbackPoller:
             self.health.saw_event()
             self.counters["fed"] += 1
             fed += 1
-            await self._sink(KillItem(km, orjson.dumps(raw).decode(), source))
+            trace = None
+            if tracing.enabled():
+                attributes: dict[str, str | int] = {"killmail.id": km.killmail_id, "source": source}
+                trace = tracing.source_span("killstream.rest.kill", attributes)
+            await self._sink(KillItem(km, orjson.dumps(raw).decode(), source, trace_parent=trace))
         return fed
 
 

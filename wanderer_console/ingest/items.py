@@ -23,6 +23,8 @@ class MapEventItem:
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
     request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
+    trace_parent: str | None = field(default=None, compare=False)
+    """The W3C ``traceparent`` of the source's span while tracing is on (else ``None``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class KillItem:
     correlation_id: str = field(default_factory=_correlation_id, compare=False)
     """Follows the event into every log line and its outbox rows: the ``X-Request-ID`` of the
     request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
+    trace_parent: str | None = field(default=None, compare=False)
+    """The W3C ``traceparent`` of the source's span while tracing is on (else ``None``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class CustomItem:
     request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
     schema_version: str | None = None
     """The schema version the poster declared (stored in the event's own column)."""
+    trace_parent: str | None = field(default=None, compare=False)
+    """The W3C ``traceparent`` of the source's span while tracing is on (else ``None``)."""
 
 
 Item = MapEventItem | KillItem | CustomItem

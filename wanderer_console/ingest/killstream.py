@@ -47,6 +47,7 @@ from wanderer_console.ingest.phoenix import (
     Reply,
 )
 from wanderer_console.ingest.recent import RecentIds
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
@@ -401,6 +402,14 @@ class KillstreamSource:
                     continue
                 self._recent.seen(km.killmail_id)
                 self.health.saw_event()
-                await self._sink(KillItem(km, orjson.dumps(raw).decode(), self.source))
+                trace = None
+                if tracing.enabled():
+                    attributes: dict[str, str | int] = {
+                        "killmail.id": km.killmail_id,
+                        "source": self.source,
+                    }
+                    trace = tracing.source_span("killstream.kill", attributes)
+                raw_text = orjson.dumps(raw).decode()
+                await self._sink(KillItem(km, raw_text, self.source, trace_parent=trace))
         finally:
             self._sinking = False

@@ -26,6 +26,7 @@ from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.store.base import Store
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["SHARED_RNG", "MapSseSource", "cursor_stream", "event_filter"]
@@ -242,7 +243,11 @@ class MapSseSource:
             )
             return
         self.health.saw_event()
-        await self._sink(MapEventItem(self.tenant, envelope, data, self.source))
+        trace = None
+        if tracing.enabled():
+            attributes = {"map": self.tenant, "event.id": envelope.id, "event.type": envelope.type}
+            trace = tracing.source_span("sse.event", attributes)
+        await self._sink(MapEventItem(self.tenant, envelope, data, self.source, trace_parent=trace))
 
 
 def _error_message(body: str) -> str:

@@ -38,6 +38,7 @@ from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["CURSOR_STREAM", "CursorStore", "R2z2Source", "R2z2Timing", "package_to_wire"]
@@ -425,7 +426,10 @@ class R2z2Source:
             self.counters["untracked"] += 1
             return
         self.counters["delivered"] += 1
-        await self._sink(KillItem(km, orjson.dumps(wire).decode(), self.source))
+        trace = None
+        if tracing.enabled():
+            trace = tracing.source_span("r2z2.kill", {"killmail.id": km.killmail_id})
+        await self._sink(KillItem(km, orjson.dumps(wire).decode(), self.source, trace_parent=trace))
 
     def _tracked(self, km: Killmail) -> bool:
         if self._index.maps_for_system(km.system_id):

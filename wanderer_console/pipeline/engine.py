@@ -8,11 +8,12 @@ notifications and the stream cursors in one transaction, then the dispatcher is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -45,6 +46,7 @@ from wanderer_console.pipeline.startup import (
 from wanderer_console.pipeline.trackers import TrackerMatches, plan_kill_messages
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.context import bind_event
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -54,6 +56,21 @@ log = logging.getLogger(__name__)
 
 KILL_TENANT = SHARED_TENANT
 """Killmails are shared by every map: they are stored once under this tenant id (``*``)."""
+
+_UNTRACED: Final = contextlib.nullcontext()
+
+
+def _event_span(item: Item, trace: str) -> contextlib.AbstractContextManager[Any]:
+    """The span of one event's way through the pipeline (dedup, rules, enrichment and the
+    outbox write are its children), child of the span of the source that read it."""
+    attributes: dict[str, str | int] = {"source": item.source}
+    if isinstance(item, KillItem):
+        attributes["killmail.id"] = item.killmail.killmail_id
+    elif isinstance(item, CustomItem):
+        attributes.update(tenant=item.tenant, **{"event.id": item.event_id})
+    else:
+        attributes.update(tenant=item.tenant, **{"event.id": item.envelope.id})
+    return tracing.event_span("event.process", trace, attributes)
 
 
 class Engine:
@@ -173,7 +190,9 @@ class Engine:
         """
         # One coroutine per item on the hot path: the dispatch is inlined here.
         tenant = None if isinstance(item, KillItem) else item.tenant
-        with bind_event(item.correlation_id, tenant=tenant, source=item.source):
+        trace = item.trace_parent
+        scope = _UNTRACED if trace is None else _event_span(item, trace)
+        with bind_event(item.correlation_id, tenant=tenant, source=item.source), scope:
             try:
                 if isinstance(item, KillItem):
                     # Synchronous unless names must be looked up: no coroutine per kill.
@@ -225,11 +244,14 @@ class Engine:
         tracker's distance clause needs a route or a position)."""
         km = item.killmail
         event_id = f"kill:{km.killmail_id}"
-        if self._writer.seen((KILL_TENANT, event_id)):
+        with tracing.span("dedup"):
+            seen = self._writer.seen((KILL_TENANT, event_id))
+        if seen:
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         now = self._clock()
-        judgement = self._decide_kill(km, now=now)
+        with tracing.span("rules"):
+            judgement = self._decide_kill(km, now=now)
         if self._needs_lookups(km, judgement):
             return None
         notifications = self._render_kill(km, judgement, live=True)
@@ -247,16 +269,18 @@ class Engine:
         km = item.killmail
         facts = self._decide_kill(km).facts
         info = self.system_info
-        if (
-            facts is not None
-            and (facts.missing_routes or facts.missing_systems)
-            and isinstance(info, RouteInfo)
-        ):
-            await info.prefetch(facts.missing_routes, facts.missing_systems)
-        if self.enricher is not None and not self.enricher.complete(km):
-            await self.enricher.prefetch(km)
+        with tracing.span("enrich"):
+            if (
+                facts is not None
+                and (facts.missing_routes or facts.missing_systems)
+                and isinstance(info, RouteInfo)
+            ):
+                await info.prefetch(facts.missing_routes, facts.missing_systems)
+            if self.enricher is not None and not self.enricher.complete(km):
+                await self.enricher.prefetch(km)
         now = self._clock()
-        notifications = self._render_kill(km, self._decide_kill(km, now=now), live=True)
+        with tracing.span("rules"):
+            notifications = self._render_kill(km, self._decide_kill(km, now=now), live=True)
         event = StoredEvent(
             KILL_TENANT, f"kill:{km.killmail_id}", item.source, "killmail", now, item.raw
         )
@@ -340,7 +364,9 @@ class Engine:
 
     def _custom(self, item: CustomItem) -> bool:
         key = (item.tenant, item.event_id)
-        if self._writer.seen(key) or self._store.has_event(*key):
+        with tracing.span("dedup"):
+            seen = self._writer.seen(key) or self._store.has_event(*key)
+        if seen:
             self._writer.remember(key)
             self._metrics.events_duplicate.labels(source=item.source).inc()
             settle(item.done, False)
@@ -354,7 +380,9 @@ class Engine:
             item.raw,
             item.schema_version,
         )
-        return self._writer.record(event, self.custom_notifications(item), done=item.done)
+        with tracing.span("rules"):
+            notifications = self.custom_notifications(item)
+        return self._writer.record(event, notifications, done=item.done)
 
     def custom_notifications(self, item: CustomItem) -> list[Notification]:
         """A posted event's notification, if its map's switches let it through (used live and
@@ -377,12 +405,15 @@ class Engine:
         envelope = item.envelope
         key = (item.tenant, envelope.id)
         cursor = (f"sse:{item.tenant}", envelope.id) if item.source.startswith("sse:") else None
-        if self._writer.seen(key):
+        with tracing.span("dedup"):
+            seen = self._writer.seen(key)
+            stored = not seen and self._store.has_event(item.tenant, envelope.id)
+        if seen:
             if cursor is not None:
                 self._store.set_cursor(*cursor)
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
-        if self._store.has_event(item.tenant, envelope.id):
+        if stored:
             self._writer.remember(key)
             if cursor is not None:
                 self._store.set_cursor(*cursor)
@@ -405,7 +436,8 @@ class Engine:
             payload = None
         notifications: list[Notification] = []
         if payload is not None and item.tenant in self.settings.maps:
-            notifications = await self.map_notifications(item.tenant, envelope, payload)
+            with tracing.span("rules"):
+                notifications = await self.map_notifications(item.tenant, envelope, payload)
         event = StoredEvent(
             item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
         )

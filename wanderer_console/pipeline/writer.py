@@ -20,6 +20,7 @@ from typing import Any
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import PendingWrite, Store, StoredEvent
 from wanderer_console.store.writes import StoreWriteError
+from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.context import current_request_id
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -135,7 +136,16 @@ class EventWriter:
                     }
                 },
             )
-        self._pending.append(PendingWrite(event, notifications, cursor, done, current_request_id()))
+        self._pending.append(
+            PendingWrite(
+                event,
+                notifications,
+                cursor,
+                done,
+                current_request_id(),
+                tracing.current_traceparent(),
+            )
+        )
         if not self._batching:
             return self.flush()
         return True
@@ -155,6 +165,14 @@ class EventWriter:
         writes, self._pending = self._pending, []
         if not writes:
             return False
+        spans = tracing.start_spans("outbox.write", [write.trace_parent for write in writes])
+        if spans is not None:
+            # Each event's rows carry its outbox.write span: delivery continues the trace.
+            writes = [
+                write._replace(trace_parent=parent)
+                for write, parent in zip(writes, spans.traceparents, strict=True)
+            ]
+            spans.set("db.operation.batch.size", len(writes))
         try:
             inserted = self._store.record_events(writes)
         except StoreWriteError as exc:
@@ -162,6 +180,8 @@ class EventWriter:
             # Callers waiting on it (ingest API requests) are told now, and their retry is
             # recognised as a duplicate if the kept write lands first.
             self._pending = writes + self._pending
+            if spans is not None:
+                spans.error(f"store write failed: {exc.cause}")
             for write in writes:
                 settle(write.done, RuntimeError(f"store write failed: {exc.cause}"))
             raise
@@ -169,6 +189,9 @@ class EventWriter:
             for write in writes:
                 settle(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))
             raise
+        finally:
+            if spans is not None:
+                spans.end()
         received: TallyCounter[str] = TallyCounter()
         duplicates: TallyCounter[str] = TallyCounter()
         queued: TallyCounter[str] = TallyCounter()

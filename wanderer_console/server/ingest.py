@@ -29,6 +29,7 @@ from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
 from wanderer_console.server.tenants import TenantRegistry
+from wanderer_console.telemetry import tracing
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BODY_BYTES", "IngestEndpoint", "IngestEvent"]
 
@@ -98,7 +99,23 @@ class IngestEndpoint:
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def post_events(self, request: Request) -> Response:
-        """Authenticate, check limits, validate each event and report one result per event."""
+        """Authenticate, check limits, validate each event and report one result per event.
+
+        While tracing is on the request is a server span, child of the caller's W3C
+        ``traceparent`` header when it sends one; each accepted event's trace goes on from it.
+        """
+        parent = request.headers.get("traceparent") if tracing.enabled() else None
+        if parent is None and (not tracing.enabled() or not tracing.sample()):
+            return await self._post_events(request)  # untraced (off, or not drawn)
+        attributes = {"http.request.method": "POST", "url.path": request.url.path}
+        with tracing.event_span(
+            "POST /api/v1/events", parent, attributes, kind="server"
+        ) as current:
+            response = await self._post_events(request)
+            current.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _post_events(self, request: Request) -> Response:
         key = _bearer(request)
         tenant = self._tenants.authenticate(key) if key else None
         if tenant is None:
@@ -175,6 +192,10 @@ class IngestEndpoint:
             stored = event.model_dump(mode="json", exclude_none=True)
             stored.update(event_id=event_id, tenant=tenant)
             done: asyncio.Future[bool] = loop.create_future()
+            trace = None
+            if tracing.enabled():
+                attributes = {"tenant": tenant, "event.id": event_id}
+                trace = tracing.source_span("ingest.event", attributes)
             item = CustomItem(
                 tenant=tenant,
                 event_id=EVENT_ID_PREFIX + event_id,
@@ -186,6 +207,7 @@ class IngestEndpoint:
                 source="api",
                 done=done,
                 schema_version=event.schema_version,
+                trace_parent=trace,
             )
             await self._engine.enqueue(item)
             pending.append((result, done))

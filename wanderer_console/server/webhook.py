@@ -30,6 +30,7 @@ from wanderer_console.ingest.items import MapEventItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import Refusals, clip
+from wanderer_console.telemetry import tracing
 
 __all__ = ["MAX_WEBHOOK_BYTES", "REPLAY_WINDOW_SECONDS", "UNKNOWN_MAP", "WebhookEndpoint", "sign"]
 
@@ -121,7 +122,11 @@ class WebhookEndpoint:
                 self._engine.metrics.events_invalid.labels(source=source, reason="envelope").inc()
                 continue
             raw = body.decode() if not batch else orjson.dumps(candidate).decode()
-            items.append(MapEventItem(tenant, envelope, raw, source))
+            trace = None
+            if tracing.enabled():
+                attributes = {"map": tenant, "event.id": envelope.id, "event.type": envelope.type}
+                trace = tracing.source_span("webhook.event", attributes)
+            items.append(MapEventItem(tenant, envelope, raw, source, trace_parent=trace))
         if not self._engine.offer(items):
             # Let the sender retry later rather than block its delivery task.
             self._refusals.refused(request, "webhook", "busy", 503, map=tenant)

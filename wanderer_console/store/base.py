@@ -95,6 +95,9 @@ class OutboxRow(NamedTuple):
     """Sends of this row whose outcome was never known (a timeout, a crash mid-request)."""
     sending_at: float | None = None
     """When the message bound to ``send_id`` was first sent (the nonce window runs from it)."""
+    trace_parent: str | None = None
+    """The W3C ``traceparent`` of the event's ``outbox.write`` span, when it was traced: the
+    delivery's spans join that trace (``None`` untraced, and for rows written before v10)."""
 
 
 class PendingWrite(NamedTuple):
@@ -108,6 +111,8 @@ class PendingWrite(NamedTuple):
     """Settled with True (new) or False (duplicate) once written (ingest API callers)."""
     correlation_id: str | None = None
     """Stored with each of the event's outbox rows so delivery logs can name it."""
+    trace_parent: str | None = None
+    """The event's trace context (W3C ``traceparent``), stored with its outbox rows."""
 
 
 class DeadTarget(NamedTuple):

@@ -365,6 +365,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    # 12: tracing. The trace context (W3C ``traceparent``) of the event a notification came
+    #     from, so its delivery joins the event's trace, however much later and in whichever
+    #     process it goes out (NULL while tracing is off).
+    Migration(
+        """
+        ALTER TABLE outbox ADD COLUMN trace_parent TEXT;
+        """,
+        """
+        ALTER TABLE outbox ADD COLUMN trace_parent TEXT;
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -29,7 +29,7 @@ __all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
 
 _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
-    " created_at, send_id, uncertain, sending_at"
+    " created_at, send_id, uncertain, sending_at, trace_parent"
 )
 
 
@@ -55,10 +55,12 @@ class OutboxMixin:
         notifications: Iterable[Notification],
         now: float,
         correlation_id: str | None = None,
+        trace_parent: str | None = None,
     ) -> None:
         self._conn.executemany(
             "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
-            " next_attempt_at, created_at, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " next_attempt_at, created_at, correlation_id, trace_parent)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
             [
                 (
@@ -71,6 +73,7 @@ class OutboxMixin:
                     now,
                     now,
                     correlation_id,
+                    trace_parent,
                 )
                 for n in notifications
             ],

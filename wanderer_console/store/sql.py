@@ -86,7 +86,9 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin):
             for write, new in zip(writes, inserted, strict=True):
                 again = shared and write.event.tenant_id == SHARED_TENANT
                 if (new or again) and write.notifications:
-                    self._insert_notifications(write.notifications, stamp, write.correlation_id)
+                    self._insert_notifications(
+                        write.notifications, stamp, write.correlation_id, write.trace_parent
+                    )
                 if write.cursor is not None:
                     self._advance_cursor(*write.cursor, stamp)
         self.events_written += sum(inserted)

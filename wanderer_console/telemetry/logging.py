@@ -3,7 +3,9 @@
 Log calls pass context in ``extra={"ctx": {...}}``; the formatter writes one JSON object per line:
 ``time``, ``level``, ``logger``, ``event`` (the message), then ``tenant``, ``source`` and
 ``correlation_id`` when they are known (from the record's context, else from the contextvars in
-:mod:`~wanderer_console.telemetry.context`), then the rest of the context. A last-line-of-defence
+:mod:`~wanderer_console.telemetry.context`), ``trace_id`` next to it while a traced event or
+request is being handled (:mod:`~wanderer_console.telemetry.tracing`), then the rest of the
+context. A last-line-of-defence
 filter masks anything that looks like a Discord webhook token, a bot token, an ingest key or a
 Bearer credential, in case a message or exception text carries one.
 """
@@ -19,6 +21,7 @@ from typing import Any, Final, TextIO
 import orjson
 
 from wanderer_console.telemetry.context import bound_fields
+from wanderer_console.telemetry.tracing import current_trace_id
 
 __all__ = ["ContextFilter", "JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
@@ -48,7 +51,7 @@ def redact(text: str) -> str:
 
 
 class ContextFilter(logging.Filter):
-    """Stamps the bound tenant, source and correlation id on each record as attributes.
+    """Stamps the bound tenant, source, correlation id and trace id on each record.
 
     Attach it to a handler: the values are read where the record is emitted (the caller's
     context), so they survive a handler that formats later or elsewhere (tests, queues).
@@ -59,6 +62,8 @@ class ContextFilter(logging.Filter):
         for key, value in zip(_BOUND_KEYS, bound_fields(), strict=True):
             if getattr(record, key, None) is None:
                 setattr(record, key, value)
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = current_trace_id()
         return True
 
 
@@ -102,6 +107,9 @@ class JsonFormatter(logging.Formatter):
                 value = getattr(record, key, None) or bound
                 if value is not None:
                     entry[key] = value
+        trace_id = getattr(record, "trace_id", None) or current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         if isinstance(ctx, dict):
             for key, value in ctx.items():
                 entry[key] = redact(value) if isinstance(value, str) else value

@@ -35,6 +35,9 @@ Scenarios (each reuses its module's ``run_*`` function; see those modules for th
   loaded CPU, notification latency under kills at 20/s and map events at 5/s and a burst, REST
   and ESI calls per map at start, judged against issue 17's budget
   (:mod:`~wanderer_console.bench.scale`);
+- ``tracing``: the pipeline's hot path per kill with tracing off (as shipped) and on at 10 %
+  sampling, each next to a baseline without the tracing seam measured in the same rounds, and
+  the ratios (:mod:`~wanderer_console.bench.tracing_cost`);
 - ``soak`` (only with ``--soak MINUTES``): RSS growth at a steady rate.
 
 The result is one JSON document on stdout (also written to ``--json PATH``): the machine, the
@@ -119,6 +122,10 @@ class Sizes:
     """The ``scale`` scenario's idle and mix windows."""
     scale_burst: int = 200
     """Kills in the ``scale`` scenario's burst."""
+    tracing_kills: int = 1_000
+    """Kills per mode and round of the ``tracing`` scenario."""
+    tracing_rounds: int = 21
+    """Rounds of the ``tracing`` scenario (each runs the three modes)."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
     postgresql_rounds: int | None = None
@@ -153,6 +160,8 @@ QUICK = Sizes(
     postgresql_killmails=12_000,
     postgresql_unlimited_notifications=2_000,
     postgresql_two_instance_kills=1_000,
+    tracing_kills=500,
+    tracing_rounds=9,
 )
 FULL = Sizes(
     ingest_killmails=60_000,
@@ -285,6 +294,12 @@ async def _scale(sizes: Sizes) -> dict[str, Any]:
     return await run_scale(scale, progress=lambda text: print(text, file=sys.stderr, flush=True))
 
 
+async def _tracing(sizes: Sizes) -> dict[str, Any]:
+    from wanderer_console.bench.tracing_cost import run_tracing_bench
+
+    return await run_tracing_bench(sizes.tracing_kills, rounds=sizes.tracing_rounds)
+
+
 async def _soak(sizes: Sizes) -> dict[str, Any]:
     from wanderer_console.bench.memory import run_soak
 
@@ -299,6 +314,7 @@ SCENARIOS: dict[str, Callable[[Sizes], Awaitable[dict[str, Any]]]] = {
     "latency": _latency,
     "delivery": _delivery,
     "cache": _cache,
+    "tracing": _tracing,
     "startup": _startup,
     "attach": _attach,
     "peer": _peer,
@@ -429,6 +445,13 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
     if scale:
         for key, value in (scale.get("figures") or {}).items():
             _put(out, f"scale.{key}", value)
+    traced = scenarios.get("tracing")
+    if traced:
+        for mode, value in (traced.get("per_kill_us") or {}).items():
+            _put(out, f"tracing.{mode}_per_kill_us", value)
+        # Ratios to the same round's baseline: reported, not compared (no direction).
+        for mode, value in (traced.get("to_baseline_ratio") or {}).items():
+            _put(out, f"tracing.{mode}_to_baseline", value)
     soak = scenarios.get("soak")
     if soak:
         for key in ("rss_growth_mb", "growth_mb_per_hour", "rss_max_mb"):

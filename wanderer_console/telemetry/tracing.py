@@ -173,9 +173,9 @@ def source_span(name: str, attributes: Attributes | None = None) -> str | None:
     """Record that a source read an event now; return the ``traceparent`` the event carries on.
 
     The span starts a new trace (drawn by :func:`sample`) unless a recorded span is current
-    (an HTTP request's), whose child it then is. ``None`` while tracing is off, and for an event whose
-    trace is not sampled: nothing of it would be recorded, so it goes on untraced and costs
-    what it costs with tracing off (its log lines carry no trace id).
+    (an HTTP request's), whose child it then is. ``None`` while tracing is off, and for an
+    event whose trace is not sampled: nothing of it would be recorded, so it goes on untraced
+    and costs what it costs with tracing off (its log lines carry no trace id).
     """
     tracer = _state.tracer
     if tracer is None:

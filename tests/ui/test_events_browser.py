@@ -21,6 +21,7 @@ from wanderer_console.pipeline.rules import REFUSAL_REASONS
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.ui.app import WandererApp, build_app
+from wanderer_console.ui.screens.detail import DetailScreen
 from wanderer_console.ui.screens.events import (
     EventDetailScreen,
     EventsScreen,
@@ -164,5 +165,18 @@ async def test_browse_search_filter_and_explain_over_a_live_engine(
             assert all(target in {n.target for n in e.notifications} for e in rows)
             await pilot.press("enter")
             await wait_for(lambda: isinstance(app.screen, EventDetailScreen), what="detail")
+
+            # Or Enter on the target (its detail view), then n.
+            await pilot.press("escape", "d")
+            await settle(pilot)
+            table = app.screen.query_one(DeliveryTable)
+            table.focus()
+            table.move_cursor(row=keys.index(target))
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, DetailScreen), what="target detail")
+            await pilot.press("n")
+            screen = await _loaded(app)
+            assert screen.query_now.target == target
+            assert [e.id for e in screen.page.events] == [e.id for e in rows]  # type: ignore[union-attr]
     finally:
         await runtime.stop()

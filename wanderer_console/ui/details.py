@@ -66,6 +66,8 @@ class Detail:
     """Nothing is wrong with it now (the view says so instead of advice)."""
     retry: str | None = None
     """A dead target's key: the view offers to retry it."""
+    target: str | None = None
+    """A delivery target's key: the view offers its notifications (the events browser)."""
 
     def text(self) -> str:
         """Everything the view shows, as plain text (tests and the clipboard read this)."""
@@ -162,6 +164,7 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         advice=advice,
         healthy=healthy,
         retry=key if target.disabled else None,
+        target=key,
     )
 
 

@@ -4,7 +4,8 @@ Opened with Enter (or a click) on a row of the dashboard, or a click on a badge.
 :mod:`wanderer_console.ui.details` says (the full error, the URL with credentials masked, since
 when and how often, the last occurrences, and the runbook's advice) and follows the engine: each
 frame rebuilds it, so an error that clears or repeats shows here at once. Escape closes it; a dead
-target can be retried from it.
+target can be retried from it, and ``n`` on a target opens the events browser on its
+notifications.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="detail.close"),
         Binding("r", "retry", "Retry target", id="detail.retry"),
+        Binding("n", "notifications", "Its notifications", id="detail.notifications"),
     ]
 
     def __init__(self, build: Callable[[], Detail | None]) -> None:
@@ -83,7 +85,10 @@ class DetailScreen(ModalScreen[None]):
         self._shown = self.detail if detail is not None else None
         body = self.query_one("#detail-body", VerticalScroll)
         body.border_title = self.detail.title
-        body.border_subtitle = "no longer in the snapshot · Escape" if detail is None else "Escape"
+        keys = [("r retry", self.detail.retry), ("n its notifications", self.detail.target)]
+        hints = [hint for hint, wanted in keys if wanted is not None]
+        hints.append("no longer in the snapshot · Escape" if detail is None else "Escape")
+        body.border_subtitle = " · ".join(hints)
         self.query_one("#detail-text", Static).update(self.body_of(self.detail))
         self.refresh_bindings()
 
@@ -127,7 +132,16 @@ class DetailScreen(ModalScreen[None]):
         """Retrying is offered for a dead target only."""
         if action == "retry":
             return self.detail is not None and self.detail.retry is not None
+        if action == "notifications":
+            return self.detail is not None and self.detail.target is not None
         return True
+
+    def action_notifications(self) -> None:
+        """The events browser on this target's notifications (Enter there shows one)."""
+        if self.detail is not None and self.detail.target is not None:
+            target = self.detail.target
+            self.dismiss()
+            self.wanderer.open_events(target=target)
 
     def action_retry(self) -> None:
         """Revive the dead target (as the palette's *Retry dead target*)."""

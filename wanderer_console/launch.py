@@ -160,6 +160,7 @@ url = "{sim.esi_url}"
 [killstream]
 websocket_url = "{sim.killstream_url}"
 rest_url = "{rest_url}"   # REST fallback, used only while the socket is down
+recent_kills = {"true" if sim.killstream_rest is not None else "false"}   # needs the REST API
 
 [maps.{sim.map_slug}]
 url = "{sim.map_url}"

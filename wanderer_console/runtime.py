@@ -37,6 +37,7 @@ from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.persist import CacheSaver
+from wanderer_console.enrich.recent_kills import RecentKills
 from wanderer_console.http.pool import ClientPool
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
@@ -127,6 +128,12 @@ class Runtime:
         self.cache = CacheFacade(
             self.esi, maxsize=settings.esi.cache_entries, registry=metrics.registry
         )
+        # The "Recent Kills" field of new-system notifications, from the killstream's REST API.
+        self.recent_kills: RecentKills | None = None
+        if settings.killstream.enabled and settings.killstream.recent_kills:
+            self.recent_kills = RecentKills(
+                self.cache, self.clients.get("killstream"), settings.killstream.rest_url
+            )
         self.cache_saver = CacheSaver(self.cache, store)
         self.kills = KillSources(
             live,
@@ -321,7 +328,8 @@ class Runtime:
         """Start a map's feed (REST load, then its SSE stream from the stored cursor)."""
         rest = self.maps.start(tenant, self.settings.maps[tenant], self.clients.get("map"))
         refresh = functools.partial(self.maps.refresh_characters, tenant)
-        self.engine.set_hooks(tenant, MapHooks(rest.static_info, refresh))
+        recent = None if self.recent_kills is None else self.recent_kills.for_system
+        self.engine.set_hooks(tenant, MapHooks(rest.static_info, refresh, recent))
 
     async def stop_map(self, tenant: str) -> None:
         """Stop a map's feed (its lease went elsewhere): its stream and backfill end, its

@@ -377,3 +377,107 @@ def test_rally_without_roles_has_plain_content() -> None:
     body = rally_message(RALLY, system_display_name=None, now=NOW)
     assert body["content"] == "Rally point created!"
     assert body["allowed_mentions"] == {"parse": []}
+
+
+# --- Recent Kills (the notifier's field on new-system notifications) ---------------------------
+
+RECENT = [
+    {"killmail_id": 128734512, "kill_time": 1768069241.0, "ship": "Nemesis", "value": 1.57e9},
+    {"killmail_id": 128734400, "kill_time": 1768060000.0, "ship": None, "value": 84_500_000.0},
+    {"killmail_id": 128734399, "kill_time": None, "ship": "Sabre [*bold*]", "value": None},
+]
+
+
+def test_system_with_recent_kills(golden: Golden) -> None:
+    payload = AddSystem(solar_system_id=31001503, name="J155416")
+    embed = render_system(
+        payload,
+        map_name="Home Chain",
+        system_name=None,
+        static_info=WORMHOLE_STATIC,
+        recent_kills=RECENT,
+    )
+    golden("system_recent_kills", embed)
+    field = embed["fields"][-1]
+    assert field["name"] == "Recent Kills"
+    assert field["inline"] is False
+    lines = field["value"].split("\n")
+    assert lines[0] == (
+        "[Nemesis](https://zkillboard.com/kill/128734512/) • 1.57B ISK • <t:1768069241:R>"
+    )
+    assert lines[1].startswith("[Unknown Ship](")
+    assert "\\*bold\\*" in lines[2]  # a ship name cannot inject markdown
+    assert lines[2].endswith("• Unknown ISK")
+
+
+def test_system_recent_kills_none_and_unknown() -> None:
+    payload = AddSystem(solar_system_id=31001503, name="J155416")
+    common: dict[str, Any] = {"map_name": "", "system_name": None, "static_info": None}
+    empty = render_system(payload, recent_kills=[], **common)
+    assert empty["fields"][-1] == {
+        "name": "Recent Kills",
+        "value": "No recent kills",
+        "inline": False,
+    }
+    unknown = render_system(payload, recent_kills=None, **common)
+    assert all(f["name"] != "Recent Kills" for f in unknown["fields"])
+
+
+# --- the plain-text form (targets configured to receive text only) -----------------------------
+
+
+def test_plain_text_kill_keeps_the_ping_and_drops_the_embed(golden: Golden) -> None:
+    from wanderer_console.delivery.plain_text import plain_text
+
+    km = Killmail.from_wire(wire_kill())
+    ctx = KillContext(map_name="Home Chain", role=kill_role(km, {VICTIM_ID}))
+    body = plain_text(build_message([render_kill(km, ctx)], username="Wanderer", mention_here=True))
+    golden("plain_kill", body)
+    assert "embeds" not in body
+    assert body["username"] == "Wanderer"
+    assert body["allowed_mentions"] == {"parse": ["everyone"]}
+    first, title, *_ = body["content"].split("\n")
+    assert first == "@here"
+    assert title == "**Nemesis destroyed in J154624** <https://zkillboard.com/kill/128734512/>"
+    assert "Value: 1.57B ISK • <t:1768069241:R>" in body["content"]
+
+
+def test_plain_text_system_with_recent_kills(golden: Golden) -> None:
+    from wanderer_console.delivery.plain_text import plain_text
+
+    payload = AddSystem(solar_system_id=31001503, name="J155416")
+    embed = render_system(
+        payload,
+        map_name="Home Chain",
+        system_name=None,
+        static_info=WORMHOLE_STATIC,
+        recent_kills=RECENT[:2],
+    )
+    body = plain_text(build_message([embed], username="Wanderer"))
+    golden("plain_system", body)
+    lines = body["content"].split("\n")
+    assert lines[0] == "**New System Tracked: J155416**"
+    assert "Class: C4" in lines
+    assert lines[lines.index("Recent Kills:") + 1].startswith("[Nemesis](")
+    assert lines[-1] == "-# System ID: 31001503 • Map: Home Chain"
+
+
+def test_plain_text_rally_keeps_its_role_mentions(golden: Golden) -> None:
+    from wanderer_console.delivery.plain_text import plain_text
+
+    body = plain_text(
+        rally_message(RALLY, system_display_name="Home", now=NOW, role_mentions=["777"])
+    )
+    golden("plain_rally", body)
+    assert body["content"].startswith("<@&777> Rally point created!\n**")
+    assert body["allowed_mentions"] == {"parse": [], "roles": ["777"]}
+
+
+def test_plain_text_neutralises_mass_mentions_and_fits_the_limit() -> None:
+    from wanderer_console.delivery.plain_text import plain_text
+
+    long = {"title": "@everyone look", "description": "x" * 5000}
+    body = plain_text({"embeds": [long], "allowed_mentions": {"parse": []}})
+    assert len(body["content"]) <= 2000
+    assert "@everyone" not in body["content"]
+    assert body["content"].endswith("…")

@@ -382,6 +382,11 @@ class KillstreamSettings(Section):
     """A gap backfill stops after this long; the systems it did not reach are tried again."""
     max_frame_bytes: Annotated[int, RESTART_SOCKET] = Field(default=4 * 1024 * 1024, ge=65_536)
     """Largest frame read (a killmail is tens of KiB); a bigger one resets the socket, counted."""
+    recent_kills: Annotated[bool, Restart("the recent-kills reader is built (or not) at start")] = (
+        True
+    )
+    """Add the "Recent Kills" field (up to three kills of the last 24 hours, asked of the REST
+    API at ``rest_url``) to new-system notifications; off where no REST API is served."""
 
 
 class R2z2Settings(Section):
@@ -431,6 +436,12 @@ class MapDiscord(Section):
     """Webhook for rally points."""
     rally_group_ids: Annotated[list[RoleId], LIVE] = Field(default_factory=list)
     """Role ids mentioned (``<@&id>``) on rally notifications."""
+    text_only: Annotated[
+        list[Literal["system_kill", "character_kill", "system", "character", "rally"]], LIVE
+    ] = Field(default_factory=list)
+    """Routes whose target gets the plain-text form instead of embeds (title, description,
+    fields and footer as lines of text; mentions kept): any of ``system_kill``,
+    ``character_kill``, ``system``, ``character``, ``rally``."""
 
     def has_any_target(self) -> bool:
         """True when at least one webhook or channel is configured."""

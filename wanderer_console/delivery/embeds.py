@@ -228,18 +228,39 @@ def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
     return embed
 
 
+def recent_kills_text(kills: Sequence[Mapping[str, Any]]) -> str:
+    """The "Recent Kills" field's value: one line per kill (victim ship linked to zKillboard,
+    value, relative time), newest first; "No recent kills" for none."""
+    lines = []
+    for kill in kills:
+        killmail_id = kill.get("killmail_id")
+        if not isinstance(killmail_id, int):
+            continue
+        ship = safe_name(kill.get("ship"), "Unknown Ship")
+        value = kill.get("value")
+        line = f"{link(ship, kill_url(killmail_id))} • {format_isk(value)} ISK"
+        at = kill.get("kill_time")
+        if isinstance(at, int | float):
+            line += f" • <t:{int(at)}:R>"
+        lines.append(line)
+    return "\n".join(lines) if lines else "No recent kills"
+
+
 def render_system(
     payload: AddSystem,
     *,
     map_name: str,
     system_name: str | None,
     static_info: Mapping[str, Any] | None,
+    recent_kills: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Embed "New System Tracked: <name>" for a system added to the map (always, §10).
 
     ``static_info`` is the map's ``system-static-info`` data (the ``{"data": …}`` wrapper is
     accepted too); only the fields it knows are shown. The display name is ``system_name``, then
-    the payload name, then the static EVE name, then "System <id>".
+    the payload name, then the static EVE name, then "System <id>". ``recent_kills``
+    (:mod:`~wanderer_console.enrich.recent_kills` summaries) adds the notifier's "Recent Kills"
+    field, last and not inline; ``None`` (unknown) leaves it out.
     """
     info: Mapping[str, Any] = static_info or {}
     if isinstance(info.get("data"), Mapping):
@@ -282,6 +303,8 @@ def render_system(
     effect = static_text(info, "effect_name")
     if effect:
         fields.append(embed_field("Effect", escape_markdown(effect)))
+    if recent_kills is not None:
+        fields.append(embed_field("Recent Kills", recent_kills_text(recent_kills), inline=False))
 
     embed: dict[str, Any] = {
         "title": f"New System Tracked: {shown}",

@@ -43,9 +43,11 @@ NAMESPACES: Final[tuple[str, ...]] = (
     "type",
     "name",
     "route",
+    "recent_kills",
 )
-"""Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names`` and
-``route`` for stargate routes (keyed by :func:`route_key`)."""
+"""Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``,
+``route`` for stargate routes (keyed by :func:`route_key`) and ``recent_kills`` for a system's
+recent kills (:mod:`~wanderer_console.enrich.recent_kills`, put by its owner, never loaded)."""
 
 _NAME_CATEGORY: Final = {
     "character": "character",
@@ -62,6 +64,7 @@ _DEFAULT_TTL: Final = {
     "type": 86_400.0,
     "name": 86_400.0,
     "route": 86_400.0,
+    "recent_kills": 300.0,
 }
 
 

@@ -41,7 +41,7 @@ from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["BACKFILL_SOURCE", "BackfillPolicy", "FallbackPoller"]
+__all__ = ["BACKFILL_SOURCE", "BackfillPolicy", "FallbackPoller", "systems_kills"]
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class FallbackPoller:
             response = await self._http.post(self._url, json=body)
             if not response.ok:
                 raise ValueError(f"HTTP {response.status}: {response.text(200)}")
-            return _systems_kills(response.json())
+            return systems_kills(response.json())
         except (TransportError, ValueError) as exc:
             self.counters["errors"] += 1
             self._metrics.errors.labels(component="killstream:fallback").inc()
@@ -356,7 +356,7 @@ class FallbackPoller:
         return fed
 
 
-def _systems_kills(body: Any) -> list[Any]:
+def systems_kills(body: Any) -> list[Any]:
     """Every killmail of a ``{"data": {"systems_kills": {"<id>": [...]}}}`` answer."""
     data = body.get("data") if isinstance(body, dict) else None
     by_system = data.get("systems_kills") if isinstance(data, dict) else None

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route, resolve_target
 from wanderer_console.delivery import embeds
+from wanderer_console.delivery.plain_text import plain_text
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import (
     MapEnvelope,
@@ -350,6 +351,8 @@ class Engine:
         if target is None:
             self._writer.refused("no_target")
             return None
+        if route in self.settings.maps[tenant].discord.text_only:
+            body = plain_text(body)
         return Notification(tenant, kind, dedup_key, target, body)
 
     # -- custom events (ingest API) --------------------------------------------------------------

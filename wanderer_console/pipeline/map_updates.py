@@ -33,15 +33,18 @@ __all__ = ["MapHooks", "MapUpdates", "Routing"]
 
 
 class MapHooks:
-    """Per-map I/O the engine needs: static info and a tracked-characters refresh."""
+    """Per-map I/O the engine needs: static info, a tracked-characters refresh and, when the
+    killstream's REST API is there, a system's recent kills (the "Recent Kills" field)."""
 
     def __init__(
         self,
         static_info: Callable[[int], Awaitable[dict[str, Any] | None]],
         refresh_characters: Callable[[], Awaitable[None]],
+        recent_kills: Callable[[int], Awaitable[list[dict[str, Any]] | None]] | None = None,
     ) -> None:
         self.static_info = static_info
         self.refresh_characters = refresh_characters
+        self.recent_kills = recent_kills
 
 
 class Routing(Protocol):
@@ -149,9 +152,16 @@ class MapUpdates:
         name = payload.name or (info or {}).get("solar_system_name")
         if name:
             self._index.map(tenant).systems[payload.solar_system_id].name = name
+        recent = None
+        if hooks is not None and hooks.recent_kills is not None:
+            recent = await hooks.recent_kills(payload.solar_system_id)
         map_settings = self._engine.settings.maps[tenant]
         embed = embeds.render_system(
-            payload, map_name=map_settings.name, system_name=name, static_info=info
+            payload,
+            map_name=map_settings.name,
+            system_name=name,
+            static_info=info,
+            recent_kills=recent,
         )
         body = embeds.build_message([embed], username=self._engine.settings.discord.username)
         notification = self._engine.notification(

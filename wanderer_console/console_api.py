@@ -34,6 +34,7 @@ __all__ = [
     "AuditRecord",
     "BackendError",
     "BreakerView",
+    "CacheHealthView",
     "CacheNamespaceView",
     "CacheView",
     "ClusterView",
@@ -59,6 +60,7 @@ __all__ = [
     "InstanceView",
     "LinkState",
     "LogLine",
+    "MissedKeyView",
     "MapVerdict",
     "MessageView",
     "NotificationView",
@@ -229,6 +231,27 @@ class WarmingView(_View):
     running: bool = False
 
 
+class MissedKeyView(_View):
+    """A key the cache missed often (what to warm or keep longer)."""
+
+    namespace: str
+    key: int
+    misses: int
+
+
+class CacheHealthView(_View):
+    """The cache's health: a score, what to change, the memory it holds."""
+
+    score: int = 100
+    """0-100 (hit ratios, loader failures, evictions, critical entries missing)."""
+    recommendations: tuple[str, ...] = ()
+    memory_bytes: dict[str, int] = Field(default_factory=dict)
+    """Estimated bytes per namespace and ``total``."""
+    pinned: dict[str, int] = Field(default_factory=dict)
+    """Critical (tracked) entries held per namespace."""
+    most_missed: tuple[MissedKeyView, ...] = ()
+
+
 class CacheView(_View):
     """The name cache: per namespace and in total."""
 
@@ -239,6 +262,7 @@ class CacheView(_View):
     hit_ratio: float = 0.0
     inflight: int = 0
     warming: WarmingView = Field(default_factory=WarmingView)
+    health: CacheHealthView | None = None
 
 
 class TrackingView(_View):

@@ -24,6 +24,7 @@ from typing import Any
 
 from wanderer_console import __version__, views
 from wanderer_console.cluster import MapLeases, instance_info
+from wanderer_console.config.cache import CacheSettings
 from wanderer_console.config.hosted import HostedMapsDiff, diff_maps
 from wanderer_console.config.live import LiveSettings, apply_log_level
 from wanderer_console.config.model import MapSettings, Settings
@@ -34,6 +35,7 @@ from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.cache_health import CacheHealth, keep_fresh
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.persist import CacheSaver
@@ -177,6 +179,8 @@ class Runtime:
             map_client = functools.partial(self.clients.get, "map")
             self.hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
+        self.cache_health = CacheHealth(self.cache)
+        """The cache's score, recommendations and memory (``cache_health.read()``)."""
         # The console's own alerts ([alerts]); ``alerts.firing()`` is what fires now.
         self.alerts = AlertEngine(
             live, Measurer(self), store, metrics.registry, on_queued=self.dispatcher.wake
@@ -234,9 +238,22 @@ class Runtime:
                 self.start_map(key)
         return diff
 
+    def _cache_settings(self) -> CacheSettings:
+        return self.settings.cache
+
+    def _tracked(self) -> tuple[set[int], set[int]]:
+        """Every map's tracked pilots and systems (the cache keeps them pinned)."""
+        characters: set[int] = set()
+        systems: set[int] = set()
+        for tenant in self.index.tenants():
+            tracking = self.index.map(tenant)
+            characters.update(tracking.characters)
+            systems.update(tracking.systems)
+        return characters, systems
+
     def _map_loaded(self, tenant: str) -> None:
         self.kills.tracking_changed()
-        if self.esi is not None:
+        if self.esi is not None and self.settings.cache.warm_on_load:
             tracking = self.index.map(tenant)
             warm = functools.partial(self.cache_saver.warm, tracking.characters, tracking.systems)
             self._tasks.spawn(f"cache:warm:{tenant}", warm)
@@ -251,6 +268,8 @@ class Runtime:
             log.info("name cache restored", extra={"ctx": {"entries": loaded}})
         spawn = self._tasks.spawn
         spawn("pipeline", self.worker.run)
+        fresh = functools.partial(keep_fresh, self.cache, self._tracked, self._cache_settings)
+        spawn("cache:fresh", fresh)
         spawn("dispatcher", self.dispatcher.run)
         spawn("cache:persist", self.cache_saver.run)
         spawn("retention", self.maintenance.retention)

@@ -16,6 +16,7 @@ from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.cache_health import CacheHealth
 from wanderer_console.http.pool import ClientPool
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
@@ -46,6 +47,7 @@ class EngineParts(Protocol):
     queue: BoundedPriorityQueue[Item]
     dispatcher: Dispatcher
     cache: CacheFacade
+    cache_health: CacheHealth
     clients: ClientPool
     maps: MapFeeds
     kills: KillSources
@@ -142,7 +144,7 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
             "paused_seconds": dict(queue.paused_seconds),
         },
         "delivery": parts.dispatcher.snapshot(),
-        "cache": parts.cache.stats(),
+        "cache": _cache(parts),
         "breakers": parts.clients.breakers(),
         "tracking": _tracking(parts.index),
         "counters": summary(parts.metrics, parts.store),
@@ -171,6 +173,11 @@ def summary(metrics: Metrics, store: Store) -> dict[str, Any]:
         "errors": sum(m.split(m.errors, "component").values()),
         "outbox": store.outbox_counts(),
     }
+
+
+def _cache(parts: EngineParts) -> dict[str, Any]:
+    stats = parts.cache.stats()
+    return {**stats, "health": parts.cache_health.read(stats)}
 
 
 def _tracking(index: TrackingIndex) -> dict[str, dict[str, int]]:

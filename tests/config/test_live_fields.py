@@ -341,6 +341,8 @@ PROBES: dict[str, Probe] = {
     f"maps.{MAP}.discord.": Probe(engine_reads),
     # The alert engine reads its whole section at every evaluation.
     "alerts.": Probe(lambda rt, leaf: value_at(rt.alerts.settings, leaf.path[1:])),
+    # The cache refresh task and the map-loaded hook read [cache] from the running settings.
+    "cache.": Probe(console_reads),
     f"maps.{MAP}.filters.": Probe(engine_reads),
     f"maps.{MAP}.dedup_ttl_seconds.": Probe(engine_reads),
     # The rules read a map's trackers at every kill, as its filters.

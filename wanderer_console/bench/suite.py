@@ -388,6 +388,7 @@ def figures_of(scenarios: Mapping[str, Any]) -> dict[str, float]:
     cache = scenarios.get("cache")
     if cache:
         _put(out, "cache.hit_ratio", cache.get("hit_ratio"))
+        _put(out, "cache.critical_hit_ratio", cache.get("critical_hit_ratio"))
         hits = cache.get("hit_latency_us") or {}
         _put(out, "cache.hit_median_us", hits.get("median"))
         _put(out, "cache.hit_p99_us", hits.get("p99"))

@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from wanderer_console.config.alerts import AlertSettings
+from wanderer_console.config.cache import CacheSettings
 from wanderer_console.config.discord_values import (
     BotToken,
     ChannelId,
@@ -630,6 +631,8 @@ class Settings(BaseSettings):
     """OpenTelemetry tracing (the ``otel`` extra)."""
     statsd: StatsdSettings = Field(default_factory=StatsdSettings)
     """The StatsD exporter (off unless ``address`` is set)."""
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    """Warming, pinning and refreshing the name cache's critical entries."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     """Alerts the console raises about itself (thresholds, durations, operations webhook)."""
     keymap: Annotated[dict[str, str], LIVE] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -171,6 +172,10 @@ class CacheFacade:
             )
             self.telemetry.size_from(ns, self._caches[ns].__len__)
         self._inflight: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._pinned: dict[str, set[int]] = {ns: set() for ns in NAMESPACES}
+        self._kept: dict[str, dict[int, _Entry]] = {ns: {} for ns in NAMESPACES}
+        """Pinned entries by namespace and id (also in the size-bounded cache while it holds
+        them)."""
         self._unsaved: set[tuple[str, int]] = set()
         """Entries put since the last save (:meth:`save_changed` writes only those)."""
         self._warming: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "running": False}
@@ -182,9 +187,12 @@ class CacheFacade:
         key = (self.version, entity_id)
         entry = cache.get(key)
         if entry is None:
-            return None
+            entry = self._kept[ns].get(entity_id)  # pinned: never evicted for size
+            if entry is None:
+                return None
         if entry.deadline <= self._clock():
             cache.pop(key, None)
+            self._kept[ns].pop(entity_id, None)
             self.telemetry.expired(ns, 1)
             return None
         return entry
@@ -193,8 +201,70 @@ class CacheFacade:
         ttl = min(max(ttl, 0.0), self._max_ttl)
         if ttl <= 0:
             return
-        self._caches[ns][(self.version, entity_id)] = _Entry(value, self._clock() + ttl)
+        entry = _Entry(value, self._clock() + ttl)
+        self._caches[ns][(self.version, entity_id)] = entry
+        if entity_id in self._pinned[ns]:
+            self._kept[ns][entity_id] = entry
         self._unsaved.add((ns, entity_id))
+
+    # -- critical data -------------------------------------------------------------------------
+
+    def pin(self, namespace: str, ids: Iterable[int]) -> None:
+        """Keep the entries of ``ids`` in ``namespace`` whatever the size bound (the tracked
+        pilots and systems: what every notification of a map needs; bounded by the maps). Only
+        their TTL drops them, and :meth:`refresh_pinned` reloads them before it. Replaces the
+        namespace's previous pins."""
+        wanted = {int(i) for i in ids}
+        kept = self._kept[namespace]
+        for gone in set(kept) - wanted:
+            del kept[gone]
+        self._pinned[namespace] = wanted
+        cache = self._caches[namespace]
+        for entity_id in wanted - set(kept):
+            entry = cache.get((self.version, entity_id))
+            if entry is not None:
+                kept[entity_id] = entry
+
+    def pinned(self) -> dict[str, int]:
+        """How many pinned entries are held per namespace (namespaces with pins only)."""
+        return {ns: len(self._kept[ns]) for ns in NAMESPACES if self._pinned[ns]}
+
+    def lookup_deadline(self, namespace: str, key: int) -> float | None:
+        """When the cached entry of ``key`` expires (``None``: not cached)."""
+        entry = self._lookup(namespace, int(key))
+        return None if entry is None else entry.deadline
+
+    def pinned_wanted(self) -> dict[str, int]:
+        """How many ids are pinned per namespace (namespaces with pins only)."""
+        return {ns: len(ids) for ns, ids in self._pinned.items() if ids}
+
+    def entry_sample(self, size: int) -> dict[str, tuple[int, list[Any]]]:
+        """Per namespace: how many entries it holds and the values of up to ``size`` of them
+        (the oldest; for the memory estimate, without copying the cache)."""
+        out: dict[str, tuple[int, list[Any]]] = {}
+        for ns, cache in self._caches.items():
+            values = [entry.value for entry in itertools.islice(cache.values(), size)]
+            out[ns] = (len(cache), values)
+        return out
+
+    async def refresh_pinned(self, within: float) -> int:
+        """Reload the pinned entries that expire within ``within`` seconds (and the pinned ids
+        not held at all); return how many were reloaded. Failures are counted and skipped."""
+        now = self._clock()
+        due = [
+            (ns, entity_id)
+            for ns, ids in self._pinned.items()
+            for entity_id in ids
+            if (entry := self._kept[ns].get(entity_id)) is None or entry.deadline - now <= within
+        ]
+        for ns, entity_id in due:
+            self._kept[ns].pop(entity_id, None)
+            self._caches[ns].pop((self.version, entity_id), None)
+        results = await asyncio.gather(
+            *(self._get(ns, entity_id, count=False) for ns, entity_id in due),
+            return_exceptions=True,
+        )
+        return sum(1 for result in results if not isinstance(result, BaseException))
 
     def put_with_ttl(self, namespace: str, key: int, value: Any, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (capped at ``max_ttl``)."""
@@ -392,6 +462,7 @@ class CacheFacade:
         for ns, cache in self._caches.items():
             self.telemetry.invalidated(ns, len(cache))
             cache.clear()
+            self._kept[ns].clear()
         return new
 
     def expire(self) -> int:
@@ -415,9 +486,11 @@ class CacheFacade:
         character_ids: Iterable[int],
         system_ids: Iterable[int] = (),
         *,
+        type_ids: Iterable[int] = (),
         concurrency: int = 8,
     ) -> dict[str, Any]:
-        """Load tracked pilots, then their corporations and alliances, then systems.
+        """Load tracked pilots, then their corporations and alliances, then systems, then
+        ``type_ids`` (ship types).
 
         Failures are counted and skipped. Progress is ``stats()["warming"]``. Warming loads do
         not count as misses (they would drown the hit ratio operators look at).
@@ -456,6 +529,9 @@ class CacheFacade:
             state["total"] += len(alliance_ids)
             await asyncio.gather(*(one("alliance", a) for a in sorted(alliance_ids)))
             await asyncio.gather(*(one("system", s) for s in systems))
+            types = list(dict.fromkeys(int(t) for t in type_ids))
+            state["total"] += len(types)
+            await asyncio.gather(*(one("type", t) for t in types))
         finally:
             state["running"] = False
         return dict(state)

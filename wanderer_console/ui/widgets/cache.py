@@ -1,4 +1,5 @@
-"""The cache panel: hit ratio, size and evictions per namespace, and warming progress.
+"""The cache panel: hit ratio, size and evictions per namespace, warming progress, and the
+cache's health (score, memory, pinned entries, recommendations) when the engine reports it.
 
 A hit ratio is ``-`` until the first lookup (``0%`` would say every lookup missed).
 """
@@ -71,6 +72,29 @@ class CachePanel(Static):
                 line.append_text(coloured(self, f"{failed} failed", "health-down"))
             if warming.running:
                 line.append(" (running)")
-            self.update(Group(table, summary, line))
+            self.update(Group(table, summary, line, *self._health(cache)))
             return
-        self.update(Group(table, summary))
+        self.update(Group(table, summary, *self._health(cache)))
+
+    def _health(self, cache: CacheView) -> list[Text]:
+        """``Health 92/100 · 1.4 MiB · pinned 150`` and the recommendations, one a line."""
+        health = cache.health
+        if health is None:
+            return []
+        variable = "health-ok" if health.score >= 80 else "health-down"
+        line = Text("Health ", style="bold")
+        line.append_text(coloured(self, f"{health.score}/100", variable, bold=True))
+        memory = health.memory_bytes.get("total", 0)
+        line.append(f" · {_bytes(memory)}")
+        pinned = sum(health.pinned.values())
+        if pinned:
+            line.append(f" · pinned {pinned}")
+        tips = [Text(f"• {tip}", style="dim") for tip in health.recommendations[:3]]
+        return [line, *tips]
+
+
+def _bytes(count: int) -> str:
+    """``812 KiB``, ``1.4 MiB``."""
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"

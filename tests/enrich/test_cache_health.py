@@ -1,0 +1,101 @@
+"""The cache's critical entries (pinned, refreshed), its health score, recommendations and
+memory, and the benchmark's hit ratio for critical data."""
+
+from __future__ import annotations
+
+import pytest
+
+from wanderer_console.bench.cache_bench import run as run_cache_bench
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.cache_health import cache_health, deep_size, memory_bytes
+
+from .conftest import EsiEnv
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pinned_entries_survive_the_size_bound_but_not_their_ttl() -> None:
+    clock = FakeClock()
+    cache = CacheFacade(maxsize=2, clock=clock)
+    cache.pin("system", [1])
+    cache.put_with_ttl("system", 1, {"name": "Tracked"}, 100)
+    for other in range(2, 10):  # churn that evicts everything unpinned
+        cache.put_with_ttl("system", other, {"name": f"S{other}"}, 100)
+    assert cache.stats()["namespaces"]["system"]["evictions"] >= 7
+    assert cache.peek_system(1) == {"name": "Tracked"}
+    assert cache.peek_system(2) is None
+    assert cache.pinned() == {"system": 1}
+    clock.now += 101
+    assert cache.peek_system(1) is None  # its TTL still applies
+    cache.pin("system", [])
+    assert cache.pinned() == {}
+
+
+async def test_refresh_reloads_pinned_entries_before_they_expire(esi_env: EsiEnv) -> None:
+    clock = FakeClock()
+    cache = CacheFacade(esi_env.client(), clock=clock, default_ttl={"system": 1000})
+    systems = list(esi_env.gen.systems)[:3]
+    cache.pin("system", systems)
+    # Not held yet: the refresh loads them.
+    assert await cache.refresh_pinned(within=60) == 3
+    assert cache.pinned() == {"system": 3}
+    before = esi_env.fake.requests
+    assert await cache.refresh_pinned(within=60) == 0  # all fresh: nothing to do
+    assert esi_env.fake.requests == before
+    deadlines = [cache.lookup_deadline("system", s) for s in systems]
+    ttl_left = min(d for d in deadlines if d is not None) - clock.now
+    clock.now += ttl_left - 30  # now within 60 s of expiring
+    assert await cache.refresh_pinned(within=60) == 3
+    renewed = [cache.lookup_deadline("system", s) for s in systems]
+    assert all(d is not None and d > clock.now + 60 for d in renewed)  # reloaded: a new TTL
+    # Refresh loads count neither as hits nor as misses.
+    ns = cache.stats()["namespaces"]["system"]
+    assert ns["hits"] == ns["misses"] == 0
+
+
+def test_memory_grows_with_the_entries() -> None:
+    cache = CacheFacade()
+    assert memory_bytes(cache)["total"] == 0
+    for i in range(100):
+        cache.put_with_ttl("character", i, {"name": f"Pilot {i}", "corporation_id": i}, 100)
+    small = memory_bytes(cache)
+    for i in range(100, 1000):
+        cache.put_with_ttl("character", i, {"name": f"Pilot {i}", "corporation_id": i}, 100)
+    large = memory_bytes(cache)
+    assert small["character"] > 100 * deep_size({"name": "Pilot 1", "corporation_id": 1})
+    assert 8 < large["character"] / small["character"] < 12
+    assert large["total"] == sum(v for k, v in large.items() if k != "total")
+
+
+async def test_health_scores_and_recommends(esi_env: EsiEnv) -> None:
+    cache = CacheFacade(esi_env.client(), maxsize=5)
+    healthy = cache_health(cache)
+    assert healthy["score"] == 100
+    assert healthy["recommendations"] == []
+    characters = list(esi_env.gen.characters)[:40]
+    for _ in range(3):
+        for character in characters:  # 40 pilots through a 5-entry cache: evictions, misses
+            await cache.get_character(character)
+    sick = cache_health(cache)
+    assert sick["score"] < 70
+    assert any("raise [esi] cache_entries" in tip for tip in sick["recommendations"])
+    assert any(tip.startswith("most missed:") for tip in sick["recommendations"])
+    assert sick["memory_bytes"]["character"] > 0
+    cache.pin("system", [123456789])  # an id ESI does not know: never held
+    assert any("not loaded yet" in tip for tip in cache_health(cache)["recommendations"])
+
+
+@pytest.mark.slow
+async def test_the_bench_reaches_95_percent_for_critical_data() -> None:
+    warm = await run_cache_bench(quick=True)
+    cold = await run_cache_bench(quick=True, warm=False)
+    assert warm["critical_hit_ratio"] >= 0.95
+    assert warm["critical_lookups"] > 1000
+    # Without warming and pinning the same replay misses much more of it.
+    assert cold["critical_hit_ratio"] < 0.9

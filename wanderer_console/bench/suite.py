@@ -122,9 +122,9 @@ class Sizes:
     """The ``scale`` scenario's idle and mix windows."""
     scale_burst: int = 200
     """Kills in the ``scale`` scenario's burst."""
-    tracing_kills: int = 1_000
+    tracing_kills: int = 256
     """Kills per mode and round of the ``tracing`` scenario."""
-    tracing_rounds: int = 21
+    tracing_rounds: int = 80
     """Rounds of the ``tracing`` scenario (each runs the three modes)."""
     soak_minutes: float | None = None
     soak_rate: float = 100.0
@@ -160,8 +160,8 @@ QUICK = Sizes(
     postgresql_killmails=12_000,
     postgresql_unlimited_notifications=2_000,
     postgresql_two_instance_kills=1_000,
-    tracing_kills=500,
-    tracing_rounds=9,
+    tracing_kills=256,
+    tracing_rounds=24,
 )
 FULL = Sizes(
     ingest_killmails=60_000,

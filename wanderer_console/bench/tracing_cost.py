@@ -7,7 +7,9 @@ the pipeline worker takes them) into a real SQLite store. Killmails are parsed b
 cost has nothing to do with tracing) and every kill is in a tracked system, so each one is
 decided, rendered and written with a notification.
 
-Three modes run in every round, one after the other in a rotating order, each on fresh kills:
+Three modes run in every round, one after the other in a rotating order, each on fresh kills
+(one pipeline batch, 256, per mode and round: short rounds, so the three are measured within a
+few tens of milliseconds of each other on a VM whose speed drifts):
 
 * ``baseline``: the hot path without the tracing seam: the helpers the pipeline calls
   (``tracing.span``, ``current_traceparent``, ``start_spans``, ``enabled``) are replaced by
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import sqlite3
@@ -192,7 +195,7 @@ def _seam_ns(calls: int = 200_000) -> dict[str, float]:
     return {"off": round(off, 1), "baseline": round(stubbed, 1)}
 
 
-async def run_tracing_bench(kills: int = 1_000, rounds: int = 21) -> dict[str, Any]:
+async def run_tracing_bench(kills: int = 256, rounds: int = 80) -> dict[str, Any]:
     """The hot path's per-kill time in each mode, and each mode's ratio to the baseline."""
     tracing.shutdown()
     otel = tracing.configure(enabled=True, sampling_ratio=0.1, span_exporter=_Discard())
@@ -209,7 +212,7 @@ async def run_tracing_bench(kills: int = 1_000, rounds: int = 21) -> dict[str, A
             index.replace("home", [TrackedSystem(_SYSTEM, "J100001")], [])
             engine = Engine(_settings(), store, index, Metrics())
             next_id = _FIRST_ID
-            warm = _killmails(next_id, min(kills, 1000))
+            warm = _killmails(next_id, 1000)
             next_id += len(warm)
             await _run_mode(engine, warm)
             for round_number in range(rounds):
@@ -218,6 +221,7 @@ async def run_tracing_bench(kills: int = 1_000, rounds: int = 21) -> dict[str, A
                 for mode in order:
                     batch = _killmails(next_id, kills)
                     next_id += kills
+                    gc.collect()  # a collection the previous mode left due lands in neither
                     if mode == "baseline":
                         with _stubbed():
                             times[mode] = await _run_mode(engine, batch)
@@ -243,6 +247,12 @@ async def run_tracing_bench(kills: int = 1_000, rounds: int = 21) -> dict[str, A
         "rounds": rounds,
         "per_kill_us": {m: round(statistics.median(v), 2) for m, v in per_kill.items()},
         "to_baseline_ratio": {m: round(statistics.median(v), 4) for m, v in ratios.items()},
+        # The spread of the per-round ratios: how far apart one round's modes can land.
+        "to_baseline_quartiles": {
+            m: [round(q, 4) for q in statistics.quantiles(v, n=4)[::2]]
+            for m, v in ratios.items()
+            if len(v) >= 2
+        },
         "seam_ns_per_call": _seam_ns(),
     }
     if otel is not None:
@@ -267,10 +277,10 @@ def _sampled_rows(db: Path, kills: list[tuple[Killmail, str]]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m wanderer_console.bench.tracing_cost``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="500 kills x 9 rounds")
+    parser.add_argument("--quick", action="store_true", help="256 kills x 24 rounds")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
-    kills, rounds = (500, 9) if args.quick else (1_000, 21)
+    kills, rounds = (256, 24) if args.quick else (256, 80)
     result = asyncio.run(run_tracing_bench(kills, rounds))
     text = json.dumps(result, indent=2)
     print(text)

@@ -417,6 +417,10 @@ class Runtime:
         """Whether the engine can do its job now, and why not."""
         return views.readiness(self)
 
+    def cache_report(self) -> dict[str, Any]:
+        """The name cache's health (score, recommendations, memory), at most 5 s old."""
+        return self.cache_health.read()
+
     # -- views -------------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:

@@ -95,7 +95,15 @@ async def test_health_carries_a_metrics_summary_next_to_version_and_uptime(
     delivered = int(runtime.metrics.total("wc_notifications_delivered_total"))
     assert summary["notifications_out"] == delivered >= 1
     assert summary["outbox_depth"] == int(runtime.metrics.value("wc_outbox_pending"))
-    assert summary["alerts_firing"] == 0  # no alert component registered wc_alert_firing
+    assert summary["alerts_firing"] == 0  # no alert fires on a healthy engine
+    cache = body["cache"]
+    assert cache == {
+        "score": runtime.cache_report()["score"],
+        "recommendations": runtime.cache_report()["recommendations"],
+        "memory_bytes": runtime.cache_report()["memory_bytes"]["total"],
+    }
+    assert 0 <= cache["score"] <= 100
+    assert isinstance(cache["memory_bytes"], int)
 
 
 def test_alerts_firing_sums_the_alert_gauge_once_one_is_registered() -> None:

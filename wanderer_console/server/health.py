@@ -1,12 +1,13 @@
 """Liveness, readiness and Prometheus metrics endpoints.
 
-``/health`` answers from the process alone (never the store or a source): its version, uptime
-and a summary of the metrics registry (:func:`metrics_summary`).
+``/health`` answers from the process alone (never the store or a source): its version, uptime,
+a summary of the metrics registry (:func:`metrics_summary`) and the name cache's health.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -33,6 +34,15 @@ def metrics_summary(metrics: Metrics) -> dict[str, int]:
     }
 
 
+def _cache_brief(report: dict[str, Any]) -> dict[str, Any]:
+    """What ``/health`` says of the name cache: its score, advice and memory."""
+    return {
+        "score": report.get("score"),
+        "recommendations": report.get("recommendations", []),
+        "memory_bytes": report.get("memory_bytes", {}).get("total", 0),
+    }
+
+
 def readiness_problems(engine: EngineSurface) -> list[str]:
     """Why the engine is not ready (empty when it is)."""
     return engine.readiness().reasons
@@ -52,6 +62,7 @@ class HealthEndpoints:
                 "version": __version__,
                 "uptime_seconds": round(time.time() - self._engine.started_at, 3),
                 "metrics": metrics_summary(self._engine.metrics),
+                "cache": _cache_brief(self._engine.cache_report()),
             }
         )
 

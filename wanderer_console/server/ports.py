@@ -67,6 +67,9 @@ class EngineSurface(Protocol):
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
 
+    def cache_report(self) -> dict[str, Any]:
+        """The name cache's health: ``score`` (0-100), ``recommendations``, ``memory_bytes``."""
+
     def snapshot(self) -> dict[str, Any]:
         """The engine's state as the console reads it (Wanderer Notifier's ``/api/status``
         is built from it)."""

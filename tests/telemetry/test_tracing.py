@@ -247,3 +247,74 @@ def test_the_sampling_ratio_draws_new_traces_and_a_parent_decides_for_its_own() 
     tracing.configure(enabled=True, sampling_ratio=0.25, span_exporter=exporter)
     share = sum(tracing.sample() for _ in range(4000)) / 4000
     assert 0.2 < share < 0.3
+
+
+@pytest.mark.slow
+async def test_a_killstream_kill_is_traced_through_enrichment_with_its_esi_calls(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    settings = server_settings(sim, tmp_path)
+    settings.tracing = TracingSettings(enabled=True, sampling_ratio=1.0, exporter="none")
+    engine = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
+    await engine.start()
+    try:
+        await connected(engine)
+        system = sorted(sim.tracked_system_ids)[0]
+        kill = sim.generator.make_killmail(system_id=system, with_names=False)
+        await sim.killstream.push_kill(kill)
+        footer = f"Killmail ID: {kill['killmail_id']}"
+
+        def sent() -> bool:
+            return any(
+                embed.get("footer", {}).get("text", "").startswith(footer)
+                for message in sim.discord.received
+                for embed in message.body.get("embeds", [])
+            )
+
+        await wait_for(sent, what="the kill's notification")
+        await wait_for(
+            lambda: any(
+                s.name == "discord.send"
+                and attrs(s).get("discord.outcome") == "sent"
+                and any(
+                    r.name == "killstream.kill"
+                    and attrs(r).get("killmail.id") == kill["killmail_id"]
+                    and r.context.trace_id == s.context.trace_id
+                    for r in exporter.get_finished_spans()
+                )
+                for s in exporter.get_finished_spans()
+            ),
+            what="the delivery span",
+        )
+    finally:
+        await engine.stop()
+    (source,) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.name == "killstream.kill" and attrs(s).get("killmail.id") == kill["killmail_id"]
+    ]
+    trace = [
+        s for s in exporter.get_finished_spans() if s.context.trace_id == source.context.trace_id
+    ]
+    names = by_name(trace)
+    (process,) = names["event.process"]
+    assert parent_id(process) == source.context.span_id
+    (enrich,) = names["enrich"]
+    assert parent_id(enrich) == process.context.span_id
+    esi = [s for s in trace if s.name.startswith("esi ")]
+    assert esi, sorted(names)
+    by_id = {s.context.span_id: s for s in trace}
+
+    def ancestors(item: ReadableSpan) -> list[str]:
+        out = []
+        while (parent := parent_id(item)) in by_id:
+            item = by_id[parent]
+            out.append(item.name)
+        return out
+
+    # Each ESI call hangs from the enrichment (directly, or under a cache load it started).
+    assert all("enrich" in ancestors(s) for s in esi), [ancestors(s) for s in esi]
+    assert all(attrs(s)["http.response.status_code"] == 200 for s in esi)
+    (write,) = names["outbox.write"]
+    assert {parent_id(s) for s in names["discord.send"]} == {write.context.span_id}

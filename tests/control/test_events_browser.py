@@ -8,6 +8,8 @@ nothing; the browser says so, in the kill command's words.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -21,6 +23,7 @@ from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.pipeline.rules import REFUSAL_REASONS
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.store.base import StoredEvent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,3 +124,22 @@ async def test_a_bad_query_is_refused_with_the_reason(engine: Runtime) -> None:
     assert response.status_code == 400
     assert "bad event query" in response.json()["error"]
     assert "outcome" in response.json()["error"]
+
+
+async def test_a_secret_in_an_event_is_masked_in_process_and_attached(
+    sim: Simulator, engine: Runtime, remote: RemoteBackend
+) -> None:
+    """An event's payload is whatever a source sent: a secret in it never shows."""
+    tenant = next(iter(engine.settings.maps))
+    leaked = " ".join(secrets_of(sim))
+    payload = json.dumps({"id": "01LEAK", "type": "custom", "payload": {"note": leaked}})
+    engine.store.record_event(StoredEvent(tenant, "01LEAK", "api", "custom", time.time(), payload))
+    page = await engine.console.events(EventQuery(search="01LEAK"))
+    (row,) = page.events
+    for backend in (engine.console, remote):
+        detail = await backend.event_detail(row.id)
+        assert detail is not None
+        assert "«redacted»" in detail.payload
+        text = detail.model_dump_json() + (await backend.events(EventQuery())).model_dump_json()
+        for secret in secrets_of(sim):
+            assert secret not in text, f"secret {secret[:6]}… shown by the browser"

@@ -149,8 +149,24 @@ async def test_browse_search_filter_and_explain_over_a_live_engine(
             assert f"message id {note.message_id}" in text
             assert f"Killmail ID: {delivered['killmail_id']}" in text
 
+            # Pages: ] older, [ newer.
+            await pilot.press("escape", "escape")
+            await settle(pilot)
+            total = len(everything)
+            assert total >= 3
+            await app.push_screen(EventsScreen(app.state, page_size=2))
+            screen = await _loaded(app)
+            assert [i for i, _t, _o in _rows(screen)] == ids[:2]
+            await pilot.press("right_square_bracket")
+            screen = await _loaded(app)
+            assert screen.query_now.offset == 2
+            assert [i for i, _t, _o in _rows(screen)] == ids[2:4]
+            await pilot.press("left_square_bracket")
+            screen = await _loaded(app)
+            assert [i for i, _t, _o in _rows(screen)] == ids[:2]
+
             # From the delivery panel: n on a target opens its notifications.
-            await pilot.press("escape", "d")
+            await pilot.press("d")
             await settle(pilot)
             table = app.screen.query_one(DeliveryTable)
             table.focus()

@@ -58,6 +58,7 @@ from wanderer_console.console_api import (
     OperationResult,
 )
 from wanderer_console.control import events, explain
+from wanderer_console.control.server import SecretScrub
 from wanderer_console.telemetry.logging import redact
 
 __all__ = ["LocalBackend", "LogRing", "LocalEngine"]
@@ -150,6 +151,7 @@ class LocalBackend:
         """The engine's recent log lines (installed on the ``wanderer_console`` logger)."""
         self._backlog = backlog
         self._served: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._scrub = SecretScrub(lambda: engine.settings)
         self._file_stamp: tuple[int, int] | None = None
         self._file_digest: str | None = None
         self.identity = EngineIdentity(
@@ -490,14 +492,19 @@ class LocalBackend:
 
     async def events(self, query: EventQuery) -> EventPage:
         """Recent events matching ``query`` (bounded reads of the store, see
-        :mod:`~wanderer_console.control.events`)."""
-        return events.event_page(self._engine, query)
+        :mod:`~wanderer_console.control.events`), every secret the engine holds masked."""
+        page = events.event_page(self._engine, query)
+        return EventPage.model_validate_json(self._scrub(page.model_dump_json()))
 
     async def event_detail(self, event: int) -> EventDetail | None:
-        """One event in full: its notifications, or why it notified nothing."""
+        """One event in full: its notifications, or why it notified nothing (secrets masked:
+        an event's payload is what a source sent, and may hold anything)."""
         pipeline = getattr(self._engine, "engine", None)
         info = getattr(pipeline, "system_info", None)
-        return events.event_detail(self._engine, event, info=info)
+        detail = events.event_detail(self._engine, event, info=info)
+        if detail is None:
+            return None
+        return EventDetail.model_validate_json(self._scrub(detail.model_dump_json()))
 
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration now (:class:`~..ingest.hosted.HostedMaps`)."""

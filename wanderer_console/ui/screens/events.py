@@ -4,9 +4,10 @@ Opened with ``e`` (or ``n`` on a target of the delivery panel: that target's not
 lists the engine's newest events (source, type, map, system, time and outcome) from
 :meth:`ConsoleBackend.events <wanderer_console.console_api.ConsoleBackend.events>`; ``/`` searches
 them, ``m``, ``y`` and ``o`` step through the maps, types and outcomes to filter by, ``x`` clears
-the filters. Enter opens :class:`EventDetailScreen`: each notification (target, Discord's message
-id, when delivered, attempts), each map's verdict in words (as ``wanderer-console kill ID`` says
-it), and the message as it looks in Discord.
+the filters, ``]`` and ``[`` page to older and newer events. Enter opens
+:class:`EventDetailScreen`: each notification (target, Discord's message id, when delivered,
+attempts), each map's verdict in words (as ``wanderer-console kill ID`` says it), and the message
+as it looks in Discord.
 
 Everything comes through the backend, in process or attached alike; a refusal is a toast.
 """
@@ -128,12 +129,16 @@ class EventsScreen(Screen[None]):
         Binding("o", "cycle('outcome')", "Outcome", id="events.outcome"),
         Binding("x", "clear", "Clear", id="events.clear"),
         Binding("r", "reload", "Refresh", id="events.refresh"),
+        Binding("right_square_bracket", "page(1)", "Older", id="events.older"),
+        Binding("left_square_bracket", "page(-1)", "Newer", id="events.newer"),
     ]
 
-    def __init__(self, state: ConsoleState, *, target: str | None = None) -> None:
+    def __init__(
+        self, state: ConsoleState, *, target: str | None = None, page_size: int = PAGE
+    ) -> None:
         super().__init__()
         self.state = state
-        self.query_now = EventQuery(target=target, limit=PAGE)
+        self.query_now = EventQuery(target=target, limit=page_size)
         """What the list shows (the filters and search in force)."""
         self.page: EventPage | None = None
         """The last page the engine sent."""
@@ -176,10 +181,12 @@ class EventsScreen(Screen[None]):
             parts.append(f"search: {query.search!r}")
         page = self.page
         if page is not None:
-            shown = len(page.events)
-            parts.append(
-                f"{shown}{'+' if page.more else ''} shown of the last {page.window:,} events"
-            )
+            first = query.offset + 1
+            last = query.offset + len(page.events)
+            more = " ] older" if page.more else ""
+            newer = " [ newer" if query.offset else ""
+            span = f"{first}-{last}" if page.events else "none"
+            parts.append(f"{span} of the last {page.window:,} events{newer}{more}")
         if note:
             parts.append(note)
         self.query_one("#events-filters", Static).update(" · ".join(parts))
@@ -198,6 +205,19 @@ class EventsScreen(Screen[None]):
         position = choices.index(current) if current in choices else 0
         self.set_query(**{field: choices[(position + 1) % len(choices)]})
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Older events while there are more; newer ones once paged back."""
+        if action == "page":
+            if parameters and parameters[0] == 1:
+                return self.page is not None and self.page.more
+            return self.query_now.offset > 0
+        return True
+
+    def action_page(self, step: int) -> None:
+        """The next page of older (``1``) or newer (``-1``) events."""
+        query = self.query_now
+        self.set_query(offset=max(0, query.offset + step * query.limit))
+
     def action_clear(self) -> None:
         """Drop every filter and the search."""
         self.query_one(SearchInput).value = ""
@@ -212,7 +232,8 @@ class EventsScreen(Screen[None]):
         self.set_query(search=text.strip()[:200])
 
     def set_query(self, **changes: object) -> None:
-        """Change the filters and ask for the page they give."""
+        """Change the filters (back to the newest page, unless paging) and ask for the page."""
+        changes.setdefault("offset", 0)
         self.query_now = self.query_now.model_copy(update=changes)
         self._show_filters("loading…")
         self.action_reload()
@@ -234,6 +255,7 @@ class EventsScreen(Screen[None]):
         if page is None or query != self.query_now or not self.is_attached:
             return page
         self.page = page
+        self.refresh_bindings()
         self.query_one(EventsTable).show_events(page.events)
         self._show_filters("" if page.events else "no event matches")
         return page

@@ -50,6 +50,8 @@ _ORDER = {
     "tenants": "slug",
     "config_audit": "id",
     "cache_entries": "namespace, key, version",
+    "alert_history": "id",
+    "trend_minutes": "minute, instance",
 }
 
 

@@ -29,6 +29,7 @@ from wanderer_console.command import (
 from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_config, load_settings
 from wanderer_console.delivery import notify_cli, outbox_cli
+from wanderer_console.observe import export_cli
 from wanderer_console.pipeline import diagnose, replay
 from wanderer_console.server import tenant_cli
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
@@ -378,6 +379,7 @@ COMMANDS: tuple[Command, ...] = (
     audit_cli.RESTORE_COMMAND,
     tenant_cli.COMMAND,
     outbox_cli.COMMAND,
+    export_cli.COMMAND,
     bench_suite.COMMAND,
     db_cli.MIGRATE_COMMAND,
     db_cli.STATUS_COMMAND,

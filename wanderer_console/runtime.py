@@ -47,6 +47,7 @@ from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.observe.alerts import AlertEngine
 from wanderer_console.observe.measure import Measurer
+from wanderer_console.observe.trends import TrendRecorder
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
@@ -179,6 +180,14 @@ class Runtime:
             map_client = functools.partial(self.clients.get, "map")
             self.hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
+        self.trends = TrendRecorder(
+            metrics,
+            store,
+            instance=self.cluster.instance_id if shared else "local",
+            days=lambda: live.current.trends.days,
+            retention_days=lambda: live.current.console.retention_days,
+        )
+        """Writes a minute of throughput, latency and errors to the store every minute."""
         self.cache_health = CacheHealth(self.cache)
         """The cache's score, recommendations and memory (``cache_health.read()``)."""
         # The console's own alerts ([alerts]); ``alerts.firing()`` is what fires now.
@@ -287,6 +296,7 @@ class Runtime:
             spawn("statsd", self.statsd.run)
         self.alerts.restore()
         spawn("alerts", self.alerts.run)
+        spawn("trends", self.trends.run)
         if self.config_path is not None:
             self.reloader = ConfigReloader(self, self.config_path)
             spawn("config-watch", self.reloader.run)

@@ -343,6 +343,7 @@ PROBES: dict[str, Probe] = {
     "alerts.": Probe(lambda rt, leaf: value_at(rt.alerts.settings, leaf.path[1:])),
     # The cache refresh task and the map-loaded hook read [cache] from the running settings.
     "cache.": Probe(console_reads),
+    "trends.days": Probe(lambda rt, _: rt.trends._days()),
     f"maps.{MAP}.filters.": Probe(engine_reads),
     f"maps.{MAP}.dedup_ttl_seconds.": Probe(engine_reads),
     # The rules read a map's trackers at every kill, as its filters.

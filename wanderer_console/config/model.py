@@ -41,6 +41,7 @@ from wanderer_console.config.discord_values import (
 from wanderer_console.config.filters import MapFilters, SpaceClassName
 from wanderer_console.config.section import LIVE, Live, Restart, Section, check_declared
 from wanderer_console.config.trackers import TrackerList
+from wanderer_console.config.trends import TrendSettings
 from wanderer_console.domain.map_events import KNOWN_MAP_EVENT_TYPES
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS, resolve_settings
 
@@ -633,6 +634,8 @@ class Settings(BaseSettings):
     """The StatsD exporter (off unless ``address`` is set)."""
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """Warming, pinning and refreshing the name cache's critical entries."""
+    trends: TrendSettings = Field(default_factory=TrendSettings)
+    """How long the per-minute trends are kept."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     """Alerts the console raises about itself (thresholds, durations, operations webhook)."""
     keymap: Annotated[dict[str, str], LIVE] = Field(default_factory=dict)

@@ -1,0 +1,139 @@
+"""Per-minute trends: recorded from the engine's counters into the store, pruned after
+``[trends] days``, bucketed, and exported by ``wanderer-console export metrics``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from wanderer_console.cli import main
+from wanderer_console.observe.trends import TrendRecorder, bucketed, quantile
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.base import Store
+from wanderer_console.store.observe import TrendMinute
+from wanderer_console.store.sqlite import DB_NAME
+from wanderer_console.telemetry.metrics import Metrics
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_quantile_interpolates_within_a_bucket() -> None:
+    buckets = [(0.1, 0.0), (0.5, 10.0), (1.0, 20.0), (float("inf"), 20.0)]
+    assert quantile(0.5, buckets) == pytest.approx(0.5)
+    assert quantile(0.25, buckets) == pytest.approx(0.3)
+    assert quantile(0.99, buckets) == pytest.approx(0.99)
+    assert quantile(0.5, [(1.0, 0.0), (float("inf"), 0.0)]) is None
+    assert quantile(0.99, [(1.0, 0.0), (float("inf"), 5.0)]) == 1.0  # +Inf: highest bound
+
+
+def test_a_minute_is_recorded_and_old_minutes_are_pruned(store: Store) -> None:
+    metrics = Metrics()
+    clock = FakeClock(1_800_000_000.0)  # a minute's turn
+    days = [7.0]
+    recorder = TrendRecorder(
+        metrics, store, instance="local", days=lambda: days[0], retention_days=lambda: 30.0,
+        clock=clock,
+    )  # fmt: skip
+    metrics.events_received.labels(source="sse").inc(5)  # before the first reading: not counted
+    assert recorder.record() is None
+    metrics.events_received.labels(source="sse").inc(12)
+    metrics.notifications_queued.labels(type="kill").inc(4)
+    metrics.notifications_delivered.labels(type="kill").inc(3)
+    metrics.delivery_failures.labels(reason="retry").inc(2)
+    metrics.delivery_failures.labels(reason="rate_limited").inc(1)
+    metrics.errors.labels(component="pipeline").inc()
+    for seconds in (0.02, 0.03, 0.04, 0.2):
+        metrics.delivery_seconds.observe(seconds)
+    clock.now += 60
+    row = recorder.record()
+    assert row is not None
+    assert row.minute == 1_800_000_000
+    assert (row.events, row.queued, row.delivered) == (12, 4, 3)
+    assert (row.failures, row.rate_limited, row.errors) == (2, 1, 1)
+    assert row.latency_p50 is not None
+    assert 0.025 <= row.latency_p50 <= 0.05
+    assert row.latency_p99 is not None
+    assert 0.1 <= row.latency_p99 <= 0.25
+    assert store.trends(0) == [row]
+    clock.now += 60  # a quiet minute: zeros, no latency
+    quiet = recorder.record()
+    assert quiet is not None
+    assert quiet.events == 0
+    assert quiet.latency_p50 is None
+    # Eight days later the first minutes are older than [trends] days and go at the prune.
+    clock.now += 8 * 86_400
+    recorder.record()
+    kept = store.trends(0)
+    assert [r.minute for r in kept] == [int(clock.now // 60 * 60) - 60]
+
+
+def test_buckets_sum_minutes_and_instances() -> None:
+    rows = [
+        TrendMinute(minute=600, instance="a", events=1, latency_p95=0.1),
+        TrendMinute(minute=600, instance="b", events=2, latency_p95=0.3),
+        TrendMinute(minute=660, instance="a", events=4, delivered=1),
+        TrendMinute(minute=1200, instance="a", events=8),
+    ]
+    buckets = bucketed(rows, since=600, until=1259, step=300)
+    assert [b.start for b in buckets] == [600, 900, 1200]
+    assert [b.counts["events"] for b in buckets] == [7, 0, 8]
+    assert buckets[0].latency_p95 == 0.3  # the worst minute's
+    assert buckets[1].latency_p95 is None
+
+
+def _seed(data: Path, now: float) -> None:
+    store = open_store(data / DB_NAME)
+    try:
+        minute = int(now // 60 * 60)
+        for back in range(1, 4):
+            store.save_trend(
+                TrendMinute(minute=minute - back * 60, instance="local", events=back, delivered=1,
+                            latency_p50=0.05)
+            )  # fmt: skip
+        store.save_trend(TrendMinute(minute=minute - 3 * 86_400, instance="local", events=100))
+    finally:
+        store.close()
+
+
+def test_export_metrics_as_json_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _seed(data, time.time())
+    assert (
+        main(["export", "metrics", "--data-dir", str(data), "--since", "1h", "--format", "json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["step"] == 60
+    rows = [r for r in out["rows"] if r["events"]]
+    assert [r["events"] for r in rows] == [3, 2, 1]
+    assert rows[0]["latency_p50_ms"] == 50.0
+    assert len(out["rows"]) in (59, 60)  # every minute of the hour, empty ones too
+    assert (
+        main(["export", "metrics", "--data-dir", str(data), "--since", "7d", "--step", "1d"]) == 0
+    )
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sum(int(r["events"]) for r in table) == 106  # the 3-day-old minute too
+    assert list(table[0]) == [
+        "start", "events", "queued", "delivered", "failures", "rate_limited", "errors",
+        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+    ]  # fmt: skip
+
+
+def test_export_refuses_a_bad_duration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "metrics", "--data-dir", str(tmp_path), "--since", "soon"]) == 2
+    assert "is not a duration" in capsys.readouterr().err
+    assert main(["export", "metrics", "--data-dir", str(tmp_path / "none")]) == 1
+    assert "no database" in capsys.readouterr().err

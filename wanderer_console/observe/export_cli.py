@@ -1,0 +1,120 @@
+"""``wanderer-console export metrics --since 24h --format csv|json``: the stored trends.
+
+Reads the per-minute trends the engine keeps in its store (:mod:`~.trends`), beside a running
+engine or not, and prints them per minute (or per ``--step``), summed over the engines sharing
+the database: start time, events in, notifications queued and delivered, failed deliveries, 429s,
+errors, and delivery latency percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
+from wanderer_console.config.paths import command_store
+from wanderer_console.domain.clock import iso_utc
+from wanderer_console.observe.trends import COUNTS, bucketed
+from wanderer_console.store.backends import open_store
+
+__all__ = ["COMMAND", "parse_duration", "run"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+FIELDS = ("start", *COUNTS, "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+"""The columns of the export, in order."""
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``15m``, ``24h``, ``7d`` (or plain seconds) in seconds; ``ValueError`` else."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: a number with s, m, h or d (24h, 7d)")
+    return int(float(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+def add_arguments(export: argparse.ArgumentParser) -> None:
+    """The ``export`` command's actions: ``metrics``."""
+    actions = export.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    metrics = actions.add_parser(
+        "metrics",
+        help="the per-minute trends kept in the store (throughput, latency, errors)",
+        description="Print the stored per-minute trends from --since ago to now, summed over the"
+        " engines sharing the database: start (UTC), events, queued, delivered, failures,"
+        " rate_limited (429s), errors, and delivery latency p50/p95/p99 in ms (empty when"
+        " nothing was delivered). Kept [trends] days (7 by default).",
+    )
+    metrics.add_argument(
+        "--since", default="24h", metavar="DURATION", help="how far back: 90m, 24h, 7d (24h)"
+    )
+    metrics.add_argument(
+        "--step", default="1m", metavar="DURATION", help="one row per this long (1m)"
+    )
+    metrics.add_argument("--format", choices=("csv", "json"), default="csv", help="(csv)")
+    metrics.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    metrics.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="where the database lives (default: from the config, else the XDG data dir)",
+    )
+
+
+def _row(bucket: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"start": iso_utc(bucket["start"])}
+    out.update({name: bucket[name] for name in COUNTS})
+    for q in ("p50", "p95", "p99"):
+        value = bucket[f"latency_{q}"]
+        out[f"latency_{q}_ms"] = None if value is None else round(value * 1000, 1)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the trends; return the exit code."""
+    try:
+        since = parse_duration(args.since)
+        step = parse_duration(args.step)
+    except ValueError as exc:
+        print(f"export metrics: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if step < 60 or step % 60:
+        print("export metrics: --step must be whole minutes (1m, 5m, 1h)", file=sys.stderr)
+        return EXIT_USAGE
+    path = command_store(args)
+    if isinstance(path, Path) and not path.exists():
+        print(
+            f"export metrics: no database at {path}; pass --data-dir or --config", file=sys.stderr
+        )
+        return EXIT_INVALID
+    now = time.time()
+    store = open_store(path, checkpoint_interval=3600.0)
+    try:
+        minutes = store.trends(now - since, now)
+    finally:
+        store.close()
+    rows = [_row(b.as_dict()) for b in bucketed(minutes, now - since, now - 60, step)]
+    if args.format == "json":
+        json.dump({"since": iso_utc(now - since), "step": step, "rows": rows}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return EXIT_OK
+
+
+COMMAND = Command(
+    "export",
+    help="export what the engine kept: metrics (the per-minute trends) as CSV or JSON",
+    description="Export data the engine keeps in its store. Works beside a running engine.",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -318,3 +318,18 @@ async def test_a_killstream_kill_is_traced_through_enrichment_with_its_esi_calls
     assert all(attrs(s)["http.response.status_code"] == 200 for s in esi)
     (write,) = names["outbox.write"]
     assert {parent_id(s) for s in names["discord.send"]} == {write.context.span_id}
+
+
+def test_only_a_well_formed_traceparent_is_honoured() -> None:
+    assert tracing.incoming(TRACEPARENT) == TRACEPARENT
+    assert tracing.incoming(f" {TRACEPARENT.upper()} ") == TRACEPARENT
+    for bad in (
+        None,
+        "",
+        "garbage",
+        f"00-{'0' * 32}-{CALLER_SPAN}-01",  # an all-zero trace id is invalid
+        f"00-{TRACE_ID}-{'0' * 16}-01",
+        f"00-{TRACE_ID}-{CALLER_SPAN}",
+        f"00-{TRACE_ID}x-{CALLER_SPAN}-01",
+    ):
+        assert tracing.incoming(bad) is None, bad

@@ -104,7 +104,7 @@ class IngestEndpoint:
         While tracing is on the request is a server span, child of the caller's W3C
         ``traceparent`` header when it sends one; each accepted event's trace goes on from it.
         """
-        parent = request.headers.get("traceparent") if tracing.enabled() else None
+        parent = tracing.incoming(request.headers.get("traceparent")) if tracing.enabled() else None
         if parent is None and (not tracing.enabled() or not tracing.sample()):
             return await self._post_events(request)  # untraced (off, or not drawn)
         attributes = {"http.request.method": "POST", "url.path": request.url.path}

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ __all__ = [
     "current_traceparent",
     "enabled",
     "event_span",
+    "incoming",
     "shutdown",
     "source_span",
     "span",
@@ -141,6 +143,21 @@ def configure(
     _state.propagator = TraceContextTextMapPropagator()
     _state.tracer = provider.get_tracer("wanderer_console")
     return None
+
+
+_TRACEPARENT: Final = re.compile(
+    r"^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
+)
+
+
+def incoming(header: str | None) -> str | None:
+    """A caller's ``traceparent`` header if it is well formed (W3C: version, a non-zero trace
+    id and parent id, flags), else ``None``: a malformed one starts a trace drawn as any other,
+    so a client cannot force its requests to be recorded by sending garbage."""
+    if header is None:
+        return None
+    value = header.strip().lower()
+    return value if _TRACEPARENT.match(value) else None
 
 
 def sample() -> bool:

@@ -250,7 +250,7 @@ def test_the_sampling_ratio_draws_new_traces_and_a_parent_decides_for_its_own() 
 
 
 @pytest.mark.slow
-async def test_a_killstream_kill_is_traced_through_enrichment_with_its_esi_calls(
+async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
     sim: Simulator, tmp_path: Path
 ) -> None:
     exporter = InMemorySpanExporter()
@@ -287,6 +287,24 @@ async def test_a_killstream_kill_is_traced_through_enrichment_with_its_esi_calls
             ),
             what="the delivery span",
         )
+        # A map stream event: its own trace from the sse.event span to its delivery.
+        system = sim.generator.new_system()
+        sim.map.add_system(system.system_id, name=system.name)
+
+        def map_trace() -> list[ReadableSpan]:
+            spans = exporter.get_finished_spans()
+            roots = [
+                s
+                for s in spans
+                if s.name == "sse.event" and attrs(s).get("event.type") == "add_system"
+            ]
+            for root in roots:
+                trace = [s for s in spans if s.context.trace_id == root.context.trace_id]
+                if any(attrs(s).get("discord.outcome") == "sent" for s in trace):
+                    return trace
+            return []
+
+        map_spans = await wait_for(map_trace, what="the map event's delivered trace")
     finally:
         await engine.stop()
     (source,) = [
@@ -318,6 +336,13 @@ async def test_a_killstream_kill_is_traced_through_enrichment_with_its_esi_calls
     assert all(attrs(s)["http.response.status_code"] == 200 for s in esi)
     (write,) = names["outbox.write"]
     assert {parent_id(s) for s in names["discord.send"]} == {write.context.span_id}
+    on_map = by_name(map_spans)
+    (root,) = on_map["sse.event"]
+    assert attrs(root)["map"] == sim.map_slug
+    (map_process,) = on_map["event.process"]
+    assert parent_id(map_process) == root.context.span_id
+    for name in ("dedup", "rules", "outbox.write"):
+        assert [parent_id(s) for s in on_map[name]] == [map_process.context.span_id], name
 
 
 def test_only_a_well_formed_traceparent_is_honoured() -> None:

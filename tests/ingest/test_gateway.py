@@ -1,0 +1,206 @@
+"""The Discord gateway client against the fake gateway, over a real websocket on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.domain.tasks import cancel_and_wait
+from wanderer_console.ingest.backoff import Backoff
+from wanderer_console.ingest.gateway import DiscordGateway
+from wanderer_console.ingest.gateway_protocol import INTENTS, Dispatch
+from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.sim.discord_gateway import FakeGateway, FakeGuild
+from wanderer_console.telemetry.metrics import Metrics
+
+GUILD = "900000000000000001"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGateway]:
+    guild = FakeGuild(GUILD, afk_channel_id="910", voice_channels=["901", "902"])
+    gateway = FakeGateway(heartbeat_interval_ms=150, guilds=[guild])
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+class _Run:
+    def __init__(
+        self, fake: FakeGateway, token: str = "sim-bot-token", backoff: float = 0.05
+    ) -> None:
+        self.received: list[Dispatch] = []
+        self.metrics = Metrics()
+        self.locates = 0
+
+        async def locate() -> str:
+            self.locates += 1
+            return fake.url
+
+        async def seen(event: Dispatch) -> None:
+            self.received.append(event)
+
+        self.gateway = DiscordGateway(
+            token,
+            locate,
+            self.metrics,
+            on_dispatch=seen,
+            backoff=Backoff(base=backoff, cap=2 * backoff),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    def names(self) -> list[str]:
+        return [event.name for event in self.received]
+
+    async def __aenter__(self) -> _Run:
+        self.task = asyncio.create_task(self.gateway.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.gateway.stop()
+        assert self.task is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.task), 5)
+        await cancel_and_wait([self.task])
+
+
+async def test_identify_then_ready_with_minimum_intents(fake: FakeGateway) -> None:
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        await wait_for(lambda: "GUILD_CREATE" in run.names(), 10, "GUILD_CREATE")
+        assert fake.identifies == 1
+        payload = fake.identify_payloads[0]
+        assert payload["intents"] == INTENTS == (1 << 0) | (1 << 7)
+        assert payload["token"] == "sim-bot-token"
+        assert run.gateway.health.state is ConnectionState.CONNECTED
+        assert run.gateway.session.session_id is not None
+        # Heartbeats go out and are acknowledged (an RTT is measured).
+        await wait_for(lambda: fake.heartbeats >= 2, 10, "two heartbeats")
+        await wait_for(lambda: run.gateway.health.heartbeat_rtt_ms is not None, 5, "rtt")
+        snap = run.gateway.health.snapshot()
+        assert snap["name"] == "discord:gateway"
+        assert snap["state"] == "connected"
+
+
+async def test_missed_ack_reconnects_and_resumes_without_losing_a_dispatch(
+    fake: FakeGateway,
+) -> None:
+    # Reconnects wait at least 0.5 s here: long enough to see the socket gone, and to
+    # dispatch while it is.
+    async with _Run(fake, backoff=1.0) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        first_seq = run.gateway.session.seq
+        fake.withhold_acks = True
+        # The client notices the missing ack and closes its socket to resume on another.
+        await wait_for(lambda: fake.active_connections == 0, 10, "the zombie socket closed")
+        # A dispatch while no socket is open: Discord keeps it for the session's resume.
+        fake.withhold_acks = False
+        seq = await fake.dispatch("TEST_EVENT", {"n": 1})
+        await wait_for(lambda: "TEST_EVENT" in run.names(), 10, "the dispatch replayed")
+        await wait_for(lambda: "RESUMED" in run.names(), 10, "RESUMED")
+        assert fake.resumes == 1
+        assert fake.identifies == 1  # resumed, not identified afresh
+        event = next(e for e in run.received if e.name == "TEST_EVENT")
+        assert event.seq == seq
+        assert first_seq is not None
+        assert run.gateway.session.seq is not None
+        assert run.gateway.session.seq >= seq > first_seq
+        assert run.metrics.value("wc_gateway_heartbeat_acks_missed_total") >= 1
+        assert run.metrics.value("wc_reconnects_total", source="discord:gateway") >= 1
+        await wait_for(lambda: run.gateway.health.state is ConnectionState.CONNECTED, 5, "ok")
+
+
+async def test_dropped_socket_resumes_at_resume_url(fake: FakeGateway) -> None:
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        assert fake.drop_connections() == 1
+        await wait_for(lambda: fake.resumes == 1, 10, "resume")
+        assert fake.identifies == 1
+        # A resume connects to resume_gateway_url, without asking where the gateway is.
+        assert run.locates == 1
+
+
+async def test_invalid_session_identifies_afresh(
+    fake: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _Run(fake) as run:
+        monkeypatch.setattr(run.gateway.session, "identify_wait", lambda: 0.01)
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        old_session = run.gateway.session.session_id
+        assert await fake.invalidate_session(resumable=False) == 1
+        await wait_for(lambda: fake.identifies == 2, 10, "a fresh identify")
+        await wait_for(
+            lambda: run.gateway.session.session_id not in (None, old_session), 10, "new session"
+        )
+        assert fake.resumes == 0
+        assert run.gateway.ready.is_set()
+
+
+async def test_4004_says_the_token_is_wrong_and_does_not_retry(
+    fake: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="wanderer_console")
+    run = _Run(fake, token="wrong-token")
+    async with run:
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 10)  # run() ends by itself
+    assert fake.identifies == 1
+    assert fake.closed_4004 == 1
+    assert fake.connections == 1  # no second attempt
+    gateway = run.gateway
+    assert gateway.health.state is ConnectionState.FAILED
+    assert gateway.fatal is not None
+    assert "token is wrong" in gateway.fatal
+    assert "4004" in gateway.fatal
+    assert any("token is wrong" in r.getMessage() for r in caplog.records)
+    assert "wrong-token" not in gateway.fatal
+
+
+async def test_4014_disallowed_intents_is_fatal_too(fake: FakeGateway) -> None:
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        await fake.close_all(4014, "Disallowed intent(s).")
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 10)
+        assert fake.connections == 1
+        assert run.gateway.fatal is not None
+        assert "disallowed intents" in run.gateway.fatal
+
+
+async def test_resumable_close_code_reconnects(fake: FakeGateway) -> None:
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        await fake.close_all(4000, "Unknown error.")
+        await wait_for(lambda: fake.resumes == 1, 10, "resumed after 4000")
+        await fake.close_all(4009, "Session timed out.")
+        await wait_for(lambda: fake.identifies == 2, 10, "identified after 4009")
+
+
+async def test_voice_states_tracked_afk_excluded(fake: FakeGateway) -> None:
+    guild = fake.guilds[GUILD]
+    guild.voice.update({"501": "901", "502": "910"})  # 502 sits in the AFK channel
+    async with _Run(fake) as run:
+        voice = run.gateway.voice
+        await wait_for(lambda: voice.known(GUILD), 10, "GUILD_CREATE")
+        assert voice.participants(GUILD) == ["501"]
+        await fake.set_voice(GUILD, "503", "902")
+        await wait_for(lambda: voice.participants(GUILD) == ["501", "503"], 5, "503 joined")
+        await fake.set_voice(GUILD, "501", None)
+        await wait_for(lambda: voice.participants(GUILD) == ["503"], 5, "501 left")
+        await fake.set_voice(GUILD, "503", "910")
+        await wait_for(lambda: voice.participants(GUILD) == [], 5, "503 went AFK")
+
+
+async def test_presence_update_reaches_the_gateway(fake: FakeGateway) -> None:
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        assert await run.gateway.set_presence("3 maps · 12 kills today")
+        await wait_for(lambda: len(fake.presences) >= 2, 5, "presence update")
+        assert fake.presences[-1]["activities"][0]["name"] == "3 maps · 12 kills today"

@@ -52,6 +52,8 @@ _ORDER = {
     "cache_entries": "namespace, key, version",
     "alert_history": "id",
     "trend_minutes": "minute, instance",
+    "priority_systems": "name_key",
+    "priority_audit": "id",
 }
 
 

@@ -34,6 +34,7 @@ TABLES_AT = {
     4: ("config_audit",),
     7: ("dead_targets",),
     8: ("instances", "leases"),
+    13: ("priority_systems", "priority_audit"),
 }
 """The tables each version adds."""
 
@@ -149,6 +150,15 @@ def seed(db: Raw, version: int) -> None:
         )
     if version >= 9:
         db.execute("UPDATE outbox SET message_id = ? WHERE dedup_key = ?", ("m-77", "sent-1"))
+    if version >= 13:
+        db.execute(
+            "INSERT INTO priority_systems (name_key, name, added_by, added_at) VALUES (?, ?, ?, ?)",
+            ("j154624", "J154624", "discord:pilot", 100.0),
+        )
+        db.execute(
+            "INSERT INTO priority_audit (at, actor, action, name) VALUES (?, ?, ?, ?)",
+            (100.0, "discord:pilot", "add", "J154624"),
+        )
 
 
 def counts(db: Raw, version: int) -> dict[str, int]:

@@ -24,10 +24,12 @@ from wanderer_console.domain.discord_limits import (
 )
 
 __all__ = [
+    "ApplicationId",
     "AvatarUrl",
     "BotToken",
     "ChannelId",
     "EmbedColor",
+    "GuildId",
     "RoleId",
     "WebhookUrl",
     "WebhookUsername",
@@ -120,6 +122,10 @@ def _webhook_secret(value: SecretStr | None) -> SecretStr | None:
 ChannelId = Annotated[str, AfterValidator(_discord_id("channel"))]
 """A channel id (blank: not set)."""
 RoleId = Annotated[str, AfterValidator(_discord_id("role"))]
+
+GuildId = Annotated[str, AfterValidator(_discord_id("guild"))]
+
+ApplicationId = Annotated[str, AfterValidator(_discord_id("application"))]
 """A role id, mentioned as ``<@&id>`` and listed in ``allowed_mentions.roles``."""
 WebhookUrl = Annotated[SecretStr | None, AfterValidator(_webhook_secret)]
 """An execute-webhook URL (blank: not set)."""

@@ -29,6 +29,12 @@ _GLOBAL: Final[dict[str, tuple[str, ...]]] = {
     "ESI_URL": ("esi", "url"),
     "WEBSOCKET_URL": ("killstream", "websocket_url"),
     "WANDERER_KILLS_URL": ("killstream", "rest_url"),
+    "DISCORD_APPLICATION_ID": ("discord", "application_id"),
+    "DISCORD_GUILD_ID": ("discord", "guild_id"),
+    "STATUS_MESSAGES_ENABLED": ("discord", "status_messages"),
+    # Also read per map below (the system-kill @here of the notifier's fallback).
+    "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED": ("discord", "voice_mentions"),
+    "FALLBACK_TO_HERE_ENABLED": ("discord", "fallback_to_here"),
 }
 
 _MAP: Final[dict[str, tuple[str, ...]]] = {
@@ -56,8 +62,9 @@ _SPECIAL: Final = frozenset(
     {
         # Ids and names mixed: "31002238,J154624" (the notifier kept them via slash commands).
         "PRIORITY_SYSTEMS",
-        # The notifier pings @here only when voice mentions are on and nobody is in voice; the
-        # console reads no voice states, so both together mean "@here on system-kill messages".
+        # The notifier pings the people in voice on system-kill messages, @here as the fallback:
+        # both together also mean "system-kill messages ping" for the map (discord.voice_mentions
+        # decides whom: the people in voice, else @here when discord.fallback_to_here).
         "FALLBACK_TO_HERE_ENABLED",
         "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED",
         # Defined but unused upstream; here it sets every per-type dedup window.
@@ -118,6 +125,9 @@ def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[s
         if environ.get(name, "").strip():
             _put(tree, path, _value(name, environ[name]))
             used.append(name)
+    if tree.get("discord", {}).get("voice_mentions") is True:
+        # FALLBACK_TO_HERE_ENABLED defaults to true upstream.
+        tree["discord"].setdefault("fallback_to_here", True)
     if environ.get("PLUGIN_NOTIFIER_API_KEY", "").strip():
         for name, path in _HOSTED.items():
             if environ.get(name, "").strip():

@@ -32,8 +32,10 @@ from pydantic_settings import (
 from wanderer_console.config.alerts import AlertSettings
 from wanderer_console.config.cache import CacheSettings
 from wanderer_console.config.discord_values import (
+    ApplicationId,
     BotToken,
     ChannelId,
+    GuildId,
     RoleId,
     WebhookUrl,
     WebhookUsername,
@@ -97,6 +99,9 @@ RESTART_POLLER: Final = Restart("the killstream's REST fallback poller takes it 
 RESTART_R2Z2: Final = Restart("the R2Z2 poller takes it when it starts")
 RESTART_TRACING: Final = Restart("the tracer, its sampler and exporter are set up at start")
 RESTART_STATSD: Final = Restart("the StatsD sender opens its socket and starts at start")
+RESTART_GATEWAY: Final = Restart(
+    "the Discord gateway connects and registers the slash commands at start"
+)
 RESTART_MAP_FEED: Final = Restart(
     "the map's REST client and SSE stream take it when the map is started"
 )
@@ -317,6 +322,26 @@ class DiscordSettings(Section):
     uncertain_retry_seconds: Annotated[float, LIVE] = Field(default=10.0, ge=0, le=3600)
     """Wait before re-sending a webhook message whose first send had no known outcome (it may
     post twice; counted in wc_delivery_uncertain_total). Bot messages use a nonce instead."""
+
+    # -- the bot's gateway (issue 21): slash commands, voice mentions, status -------------------
+    application_id: Annotated[ApplicationId, RESTART_GATEWAY] = ""
+    """The bot's application id (``DISCORD_APPLICATION_ID``): with ``bot_token`` set, the
+    engine connects to the gateway and registers the ``/notifier`` slash commands."""
+    guild_id: Annotated[GuildId, RESTART_GATEWAY] = ""
+    """The guild (``DISCORD_GUILD_ID``) whose voice channels are read for voice mentions and
+    where the slash commands are registered (empty: registered globally)."""
+    command_role_id: Annotated[RoleId, LIVE] = ""
+    """Members need this role for ``/notifier pause|resume`` (empty: nobody may use them)."""
+    voice_mentions: Annotated[bool, LIVE] = False
+    """Priority-system and rally notifications ping the people in the guild's voice channels
+    (AFK channel excluded) instead of ``@here`` (``VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED``)."""
+    fallback_to_here: Annotated[bool, LIVE] = False
+    """With ``voice_mentions``: ``@here`` when nobody is in voice (``FALLBACK_TO_HERE_ENABLED``)."""
+    status_messages: Annotated[bool, LIVE] = False
+    """Post an hourly status line (``STATUS_MESSAGES_ENABLED``) to ``status_channel_id``, else
+    to the first map's primary channel."""
+    status_channel_id: Annotated[ChannelId, LIVE] = ""
+    """Where the hourly status line goes (empty: the first map's ``channel_id``)."""
 
 
 class EsiSettings(Section):

@@ -42,6 +42,8 @@ __all__ = [
     "LeaseRow",
     "OutboxRow",
     "PendingWrite",
+    "PriorityChange",
+    "PrioritySystem",
     "Store",
     "StoreLocation",
     "StoredEvent",
@@ -208,6 +210,24 @@ class ClusterState(NamedTuple):
 # -- where a store lives -----------------------------------------------------------------------
 
 _SCHEMES = ("postgresql", "postgres")
+
+
+class PrioritySystem(NamedTuple):
+    """One priority system: its name as written, who added it, when."""
+
+    name: str
+    added_by: str
+    added_at: float
+
+
+class PriorityChange(NamedTuple):
+    """One entry of the trail."""
+
+    at: float
+    actor: str
+    action: str
+    """``add`` or ``remove``."""
+    name: str
 
 
 class DatabaseUrl:
@@ -452,6 +472,17 @@ class Store(Protocol):
     def resume_target(self, target_key: str, *, now: float) -> int: ...
 
     def dead_targets(self) -> list[DeadTarget]: ...
+
+    # priority systems (store/priority.py)
+    def priority_systems(self) -> list[PrioritySystem]: ...
+
+    def add_priority_system(self, name: str, *, actor: str, now: float | None = None) -> bool: ...
+
+    def remove_priority_system(
+        self, name: str, *, actor: str, now: float | None = None
+    ) -> bool: ...
+
+    def priority_changes(self, limit: int = 100) -> list[PriorityChange]: ...
 
     def set_dead_target(
         self, tenant_id: str, target_key: str, *, reason: str, fingerprint: str, now: float

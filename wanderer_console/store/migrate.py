@@ -87,6 +87,8 @@ TABLES: Final[tuple[Table, ...]] = (
     Table("cache_entries", ("namespace", "key", "version")),
     Table("alert_history", ("rule", "subject", "fired_at"), identity=True),
     Table("trend_minutes", ("minute", "instance")),
+    Table("priority_systems", ("name_key",)),
+    Table("priority_audit", ("at", "actor", "action", "name"), identity=True, unique=False),
 )
 """What is copied, in this order: the store's data (every column the target's schema has)."""
 

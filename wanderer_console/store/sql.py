@@ -21,6 +21,7 @@ from wanderer_console.store.browse import BrowseMixin
 from wanderer_console.store.leases import LeaseMixin
 from wanderer_console.store.observe import ObserveMixin
 from wanderer_console.store.outbox import OutboxMixin
+from wanderer_console.store.priority import PriorityMixin
 from wanderer_console.store.writes import WriteFault
 
 __all__ = ["SqlStore"]
@@ -31,7 +32,7 @@ PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?, ?)"
 
 
-class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin):
+class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin):
     """The statements of a store, over ``_conn`` and ``_writes`` (set by the backend)."""
 
     shared = False

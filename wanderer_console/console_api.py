@@ -66,6 +66,7 @@ __all__ = [
     "NotificationView",
     "Occurrence",
     "OperationResult",
+    "PrioritySystemView",
     "QueueView",
     "StoreFaultView",
     "TargetView",
@@ -414,6 +415,15 @@ class AlertRecordView(_View):
     summary: str
 
 
+class PrioritySystemView(_View):
+    """One priority system (pings, bypasses the system-notification switch): kept by the
+    operators from the console or with ``/notifier system add-priority``."""
+
+    name: str
+    added_by: str = ""
+    added_at: float = 0.0
+
+
 class EngineSnapshot(_View):
     """The whole engine at one moment, as every console panel reads it."""
 
@@ -433,6 +443,8 @@ class EngineSnapshot(_View):
     cluster: ClusterView | None = None
     """Set when engines share a PostgreSQL database (absent on SQLite)."""
     alerts: AlertsView = Field(default_factory=AlertsView)
+    priority_systems: tuple[PrioritySystemView, ...] = ()
+    """The operators' priority systems, by name."""
 
 
 class LogLine(_View):
@@ -738,6 +750,14 @@ class ConsoleBackend(Protocol):
 
     async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
         """The alert history, newest first."""
+        ...
+
+    async def add_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` a priority system (kept in the store, recorded with ``actor``)."""
+        ...
+
+    async def remove_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` an ordinary system again."""
         ...
 
     async def aclose(self) -> None:

@@ -153,7 +153,7 @@ rally = true
 [discord]
 api_url = "{sim.discord_api_url}"
 bot_token = "{sim.bot_token}"
-
+{_gateway_lines(sim)}
 [esi]
 url = "{sim.esi_url}"
 
@@ -174,6 +174,21 @@ character_kill_webhook_url = "{sim.webhook_url("character-kills")}"
 system_channel_id = "100000000000000001"   # new systems go through the bot transport
 rally_webhook_url = "{sim.webhook_url("rally")}"
 rally_group_ids = ["200000000000000002"]
+"""
+
+
+def _gateway_lines(sim: Any) -> str:
+    """The bot's gateway settings, when the simulator runs a fake gateway."""
+    if getattr(sim, "gateway", None) is None:
+        return ""
+    from wanderer_console.sim.simulator import SIM_APPLICATION_ID, SIM_GUILD_ID
+
+    return f"""\
+application_id = "{SIM_APPLICATION_ID}"   # connects the bot's gateway: /notifier commands
+guild_id = "{SIM_GUILD_ID}"
+command_role_id = "{SIM_GUILD_ID}"        # the guild's @everyone role: anyone may pause
+voice_mentions = true                     # priority systems and rallies ping who is in voice
+fallback_to_here = true                   # ... and @here when nobody is
 """
 
 

@@ -30,6 +30,7 @@ from wanderer_console.config.live import LiveSettings, apply_log_level
 from wanderer_console.config.model import MapSettings, Settings
 from wanderer_console.config.paths import default_data_dir
 from wanderer_console.config.reload import ConfigReloader
+from wanderer_console.control.discord_bot import build_bot
 from wanderer_console.control.local import LocalBackend
 from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
@@ -50,6 +51,7 @@ from wanderer_console.observe.measure import Measurer
 from wanderer_console.observe.trends import TrendRecorder
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
+from wanderer_console.pipeline.priority import Pings, PrioritySystems
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.server.app import HttpSurface, start_surface
@@ -122,6 +124,14 @@ class Runtime:
         store.shared = shared
         gate = self.cluster if shared else None
         self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate)
+        # The bot's gateway (slash commands, voice states, status), with a bot token and an
+        # application id; the operators' priority systems, from the store.
+        self.bot = build_bot(lambda: live.current, discord, metrics)
+        self.gateway = None if self.bot is None else self.bot.gateway
+        self.priority = PrioritySystems(store)
+        self.pings = pings = Pings(
+            lambda: live.current, None if self.gateway is None else self.gateway.voice
+        )
         # Names through one cache: ESI when enabled; otherwise the cache only answers from what
         # was persisted or put into it, and kills render with the names they carry.
         self.esi: EsiClient | None = None
@@ -159,6 +169,9 @@ class Runtime:
             on_tracking_changed=self.kills.tracking_changed,
             system_info=CacheSystemInfo(self.cache),
             enricher=KillEnricher(self.cache),
+            priority=self.priority,
+            pings=pings,
+            voice_pings=lambda: pings.voice_enabled,
         )
         self.kills.resume_from = self.engine.startup.kill_seen
         self.maps = MapFeeds(
@@ -196,6 +209,8 @@ class Runtime:
         )
         # The console's operations, in this process and for attached consoles (control.sock).
         self.console = LocalBackend(self)
+        if self.bot is not None:
+            self.bot.bind(self.console)
         self.control = ControlEndpoint(self.console, lambda: self.settings, self.data_dir, metrics)
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -314,6 +329,10 @@ class Runtime:
             # A plain client: the poller owns every wait of the feed's etiquette (no retry layer).
             agent = self.settings.r2z2.user_agent
             self.kills.start_r2z2(self.clients.plain("r2z2", "zkillboard", user_agent=agent))
+        if self.bot is not None:
+            spawn("discord:commands", self.bot.register)
+            spawn("discord:gateway", self.bot.gateway.run)
+            spawn("discord:status", self.bot.status)
         self.http, self.http_error = await start_surface(self)
         self.console.install_log_ring()
         await self.control.start()

@@ -18,6 +18,7 @@ from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import CacheHealth
 from wanderer_console.http.pool import ClientPool
+from wanderer_console.ingest.gateway import DiscordGateway
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
@@ -56,6 +57,7 @@ class EngineParts(Protocol):
     cluster: MapLeases
     hosted: HostedMaps | None
     alerts: AlertEngine
+    gateway: DiscordGateway | None
 
 
 def readiness(parts: EngineParts) -> Readiness:
@@ -99,6 +101,11 @@ def readiness(parts: EngineParts) -> Readiness:
             if connection.get("last_error"):
                 reason += f" ({connection['last_error']})"
             down.append(reason)
+    gateway = parts.gateway
+    if gateway is not None and gateway.health.state.value != "connected":
+        # Slash commands and voice mentions wait; notifications still go out.
+        state = gateway.fatal or gateway.health.last_error or gateway.health.state.value
+        degraded.append(f"discord gateway: {state}")
     cluster = parts.cluster.snapshot()
     if cluster is not None and cluster["last_error"] is not None:
         down.append(
@@ -130,6 +137,7 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
     """An immutable-by-copy view of the whole engine for the console."""
     sources: list[Any] = [*parts.maps.sources.values(), *parts.kills.sockets.values()]
     sources += [parts.kills.r2z2] if parts.kills.r2z2 is not None else []
+    sources += [parts.gateway] if parts.gateway is not None else []
     queue = parts.queue
     return {
         "version": __version__,

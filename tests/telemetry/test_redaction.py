@@ -30,3 +30,8 @@ def test_redacting_filter_rewrites_a_third_party_record() -> None:
     record.args = ("POST", "https://discord.com/api/webhooks/9/secret-token")
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "HTTP Request: POST https://discord.com/api/webhooks/9/***"
+
+
+def test_an_interaction_token_is_redacted() -> None:
+    url = "http://127.0.0.1:1/api/v10/interactions/1300000000000000001/aW50ZXJhY3Rpb24abc-_.x/callback"
+    assert redact(url) == "http://127.0.0.1:1/api/v10/interactions/1300000000000000001/***/callback"

@@ -56,9 +56,11 @@ from wanderer_console.console_api import (
     Frame,
     LogLine,
     OperationResult,
+    PrioritySystemView,
 )
 from wanderer_console.control import events, explain
 from wanderer_console.control.server import SecretScrub
+from wanderer_console.pipeline.priority import PrioritySystems
 from wanderer_console.telemetry.logging import redact
 
 __all__ = ["LocalBackend", "LogRing", "LocalEngine"]
@@ -81,6 +83,7 @@ class LocalEngine(views.EngineParts, Protocol):
 
     data_dir: Path
     config_path: Path | None
+    priority: PrioritySystems
 
     @property
     def settings(self) -> Settings:
@@ -183,6 +186,10 @@ class LocalBackend:
         data["config"] = self._config_state(data.get("config"))
         settings = self._engine.settings
         data["settings"] = settings_view(settings)
+        data["priority_systems"] = [
+            PrioritySystemView(name=p.name, added_by=p.added_by, added_at=p.added_at)
+            for p in self._engine.priority.rows
+        ]
         self._explain(data, settings)
         return EngineSnapshot.model_validate(data)
 
@@ -531,6 +538,32 @@ class LocalBackend:
             message=f"Hosted maps refreshed ({len(result.maps)}): {changes}.",
             count=len(result.maps),
         )
+
+    async def add_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` a priority system (the store keeps it and who added it)."""
+        return self._priority(name, actor, add=True)
+
+    async def remove_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` an ordinary system again."""
+        return self._priority(name, actor, add=False)
+
+    def _priority(self, name: str, actor: str, *, add: bool) -> OperationResult:
+        name = name.strip()
+        if not name or len(name) > 100 or not name.isprintable():
+            return OperationResult(
+                ok=False, message="a system name is 1 to 100 printable characters"
+            )
+        priority = self._engine.priority
+        try:
+            changed = priority.add(name, actor=actor) if add else priority.remove(name, actor=actor)
+        except Exception as exc:  # the store cannot write: say so, keep going
+            return OperationResult(ok=False, message=f"could not save {name}: {exc}")
+        if not changed:
+            word = "already a" if add else "not a"
+            return OperationResult(ok=True, message=f"{name} is {word} priority system.", count=0)
+        _operator(actor, f"priority system {'added' if add else 'removed'}: {name}")
+        what = "is now a priority system" if add else "is no longer a priority system"
+        return OperationResult(ok=True, message=f"{name} {what}.", count=1)
 
     async def aclose(self) -> None:
         """Nothing to let go of in-process."""

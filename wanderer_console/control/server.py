@@ -4,23 +4,7 @@ Served on ``control.sock`` in the data directory (mode 0600, so only the engine'
 connect; no token needed) and, with ``[control] listen``, on TCP behind a bearer token whose hash
 is in the data directory (:mod:`.token`). The protocol is plain HTTP + JSON:
 
-=============================  ========================================================
-``GET /v1/hello``              the engine's identity and protocol version (the handshake)
-``GET /v1/frames``             Server-Sent Events: ``event: frame`` every ``interval``
-``GET /v1/snapshot``           one snapshot
-``POST /v1/pause``             ``{"paused": bool}``
-``POST /v1/flag``              ``{"tenant": str|null, "flag": str, "value": bool}``
-``POST /v1/theme``             ``{"name": str}``
-``GET /v1/config``             the config text, secrets masked
-``POST /v1/config``            ``{"text", "base_digest", "force"}``: validate, write, apply
-``POST /v1/config/reload``     re-read the file
-``GET /v1/config/history``     the audit trail
-``POST /v1/retry``             ``{"key": str}``: revive a dead target
-``GET /v1/events``             recent events (query: an ``EventQuery``'s fields)
-``GET /v1/events/{id}``        one event in full (``null`` once it is gone)
-``POST /v1/hosted/refresh``    pull the hosted maps' configuration now (hosted mode)
-=============================  ========================================================
-
+=============================  =================================================
 Every POST may carry ``actor`` (who asked); the engine appends the transport it came through.
 
 Frames are built **once per tick for all clients** (:class:`FrameHub`), scrubbed of every secret
@@ -491,6 +475,16 @@ def build_control_app(
     async def hosted_refresh(request: Request, data: dict[str, Any]) -> Response:
         return reply(await backend.refresh_hosted(actor=actor(request, data)))
 
+    async def priority(request: Request, data: dict[str, Any]) -> Response:
+        action = _field(data, "action", str)
+        name = _field(data, "name", str)
+        who = actor(request, data)
+        if action == "add":
+            return reply(await backend.add_priority_system(name, actor=who))
+        if action == "remove":
+            return reply(await backend.remove_priority_system(name, actor=who))
+        raise _BadRequest(400, "action must be 'add' or 'remove'")
+
     async def frames(request: Request) -> Response:
         problem = version_problem(request)
         if problem is not None:
@@ -541,6 +535,7 @@ def build_control_app(
         Route("/v1/hosted/refresh", operation("hosted_refresh", hosted_refresh), methods=["POST"]),
         Route("/v1/alerts/rule", operation("alert_rule", alert_rule), methods=["POST"]),
         Route("/v1/alerts/history", operation("alert_history", alert_history)),
+        Route("/v1/priority", operation("priority", priority), methods=["POST"]),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

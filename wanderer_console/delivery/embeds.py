@@ -413,8 +413,10 @@ def rally_message(
     mention_here: bool = False,
     username: str | None = None,
     map_name: str | None = None,
+    user_mentions: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Rally notification body: "Rally point created!" after the role mentions, plus the embed."""
+    """Rally notification body: "Rally point created!" after the role (and voice) mentions,
+    plus the embed."""
     embed = render_rally(
         payload, system_display_name=system_display_name, now=now, map_name=map_name
     )
@@ -424,4 +426,5 @@ def rally_message(
         username=username,
         role_mentions=role_mentions,
         mention_here=mention_here,
+        user_mentions=user_mentions,
     )

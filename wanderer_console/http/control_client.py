@@ -252,6 +252,16 @@ class RemoteBackend:
                 f"the engine at {self.where} sent an unreadable alert history: {exc}"
             ) from None
 
+    async def add_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` a priority system."""
+        body = {"action": "add", "name": name, "actor": actor}
+        return await self._call("POST", "/v1/priority", OperationResult, body)
+
+    async def remove_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        """Make ``name`` an ordinary system again."""
+        body = {"action": "remove", "name": name, "actor": actor}
+        return await self._call("POST", "/v1/priority", OperationResult, body)
+
     async def aclose(self) -> None:
         """Close the connections (the engine keeps running)."""
         await self._client.aclose()

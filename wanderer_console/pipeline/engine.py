@@ -35,7 +35,13 @@ from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
 from wanderer_console.pipeline.kill_facts import RouteInfo, SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
-from wanderer_console.pipeline.rules import KillJudgement, flags_allow, judge_kill
+from wanderer_console.pipeline.priority import Ping, PrioritySystems
+from wanderer_console.pipeline.rules import (
+    KillJudgement,
+    flags_allow,
+    is_priority_system,
+    judge_kill,
+)
 from wanderer_console.pipeline.startup import (
     SEEN_CURSOR,
     StartupWindow,
@@ -91,6 +97,9 @@ class Engine:
         window: int = 50_000,
         system_info: SystemInfo | None = None,
         enricher: KillEnricher | None = None,
+        priority: PrioritySystems | None = None,
+        pings: Callable[[], Ping] | None = None,
+        voice_pings: Callable[[], bool] = lambda: False,
     ) -> None:
         # The running settings are read at every use: a reload (or a toggle) applies at once.
         self._settings = settings if callable(settings) else lambda: settings
@@ -120,6 +129,11 @@ class Engine:
         and positions for the distance clauses when it is a :class:`RouteInfo`)."""
         self.tracker_matches = TrackerMatches(clock)
         """What each map's trackers matched (live kills only), for the console."""
+        self.priority = priority
+        """The operators' priority systems (the store's), beside each map's own lists."""
+        self._pings = pings or (lambda: Ping(here=True))
+        self.voice_pings = voice_pings
+        """True while pings go to the people in voice (rallies ping them too then)."""
 
     @property
     def settings(self) -> Settings:
@@ -224,6 +238,7 @@ class Engine:
             suppressed=self.kill_muted(km, at),
             ignore_age=ignore_age,
             info=self.system_info,
+            priority=self.priority,
         )
 
     def _needs_lookups(self, km: Killmail, judgement: KillJudgement) -> bool:
@@ -323,13 +338,19 @@ class Engine:
             embed = embeds.render_kill(km, ctx)
             if plan.color is not None:
                 embed["color"] = plan.color
+            # The default tracker's ping (a priority system, the fallback) reaches the people in
+            # voice with voice mentions on; a tracker's own ping = "here" stays @here.
+            own = plan.decision is not None and plan.decision.mention_here
+            ping = self.ping() if own else Ping()
+            tracker_here = any(t.ping == "here" for t in plan.trackers)
             body = embeds.build_message(
                 [embed],
                 content=plan.content,
                 username=settings.discord.username,
                 role_mentions=plan.role_mentions,
-                mention_here=plan.mention_here,
+                mention_here=ping.here or tracker_here,
                 mention_everyone=plan.mention_everyone,
+                user_mentions=ping.users,
             )
             out.append(
                 Notification(plan.tenant, NotificationType.KILL, plan.dedup_key, plan.target, body)
@@ -337,6 +358,17 @@ class Engine:
             if live:
                 self.tracker_matches.record(plan.tenant, plan.tracker_names)
         return out
+
+    def ping(self) -> Ping:
+        """Whom a pinging notification reaches now (voice participants, else ``@here``)."""
+        return self._pings()
+
+    def is_priority(self, tenant: str, system_id: int, names: list[str | None]) -> bool:
+        """The system is a priority one for ``tenant``: the map's lists or the operators'."""
+        map_settings = self.settings.maps.get(tenant)
+        if map_settings is not None and is_priority_system(map_settings.filters, system_id, names):
+            return True
+        return self.priority is not None and self.priority.matches(system_id, names)
 
     def notification(
         self,
@@ -460,16 +492,29 @@ class Engine:
         finally:
             self._event_at = None
 
-    def allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+    def allowed(
+        self,
+        tenant: str,
+        kind: NotificationType,
+        *,
+        suppressible: bool = True,
+        priority: bool = False,
+    ) -> bool:
         """The map's switches (and start-up suppression, when ``suppressible``) let a
-        notification of ``kind`` through; a refusal is counted.
+        notification of ``kind`` through; a refusal is counted. A ``priority`` one (a priority
+        system) needs only the master switches, not the type's.
 
         Start-up suppression mutes only a map event older than the map's resume point (its
         stream cursor at start, else the start): one that happened during the gap or after
         the start is news.
         """
         map_settings = self.settings.maps[tenant]
-        if not map_settings.enabled or not flags_allow(self.settings, map_settings, kind):
+        switches = (
+            self.settings.notifications.enabled and map_settings.notifications.enabled
+            if priority
+            else flags_allow(self.settings, map_settings, kind)
+        )
+        if not map_settings.enabled or not switches:
             self._writer.refused("disabled")
             return False
         if (

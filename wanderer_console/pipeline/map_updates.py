@@ -28,6 +28,7 @@ from wanderer_console.domain.map_events import (
 )
 from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.pipeline.priority import Ping
 
 __all__ = ["MapHooks", "MapUpdates", "Routing"]
 
@@ -55,8 +56,27 @@ class Routing(Protocol):
         """The settings in force (a reload replaces them)."""
         ...
 
-    def allowed(self, tenant: str, kind: NotificationType, *, suppressible: bool = True) -> bool:
+    def allowed(
+        self,
+        tenant: str,
+        kind: NotificationType,
+        *,
+        suppressible: bool = True,
+        priority: bool = False,
+    ) -> bool:
         """The map's switches let a notification of ``kind`` through (refusals counted)."""
+        ...
+
+    def is_priority(self, tenant: str, system_id: int, names: list[str | None]) -> bool:
+        """The system is a priority one for the map (its lists or the operators')."""
+        ...
+
+    def ping(self) -> Ping:
+        """Whom a pinging notification reaches now."""
+        ...
+
+    def voice_pings(self) -> bool:
+        """Pings go to the people in voice now."""
         ...
 
     def notification(
@@ -143,7 +163,9 @@ class MapUpdates:
     async def _system_added(
         self, tenant: str, envelope: MapEnvelope, payload: AddSystem
     ) -> list[Notification]:
-        if not self._engine.allowed(tenant, NotificationType.SYSTEM):
+        # A priority system is notified even with system notifications off, and pings.
+        priority = self._engine.is_priority(tenant, payload.solar_system_id, [payload.name])
+        if not self._engine.allowed(tenant, NotificationType.SYSTEM, priority=priority):
             return []
         if self.type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
             return []
@@ -163,7 +185,13 @@ class MapUpdates:
             static_info=info,
             recent_kills=recent,
         )
-        body = embeds.build_message([embed], username=self._engine.settings.discord.username)
+        ping = self._engine.ping() if priority else Ping()
+        body = embeds.build_message(
+            [embed],
+            username=self._engine.settings.discord.username,
+            mention_here=ping.here,
+            user_mentions=ping.users,
+        )
         notification = self._engine.notification(
             tenant, NotificationType.SYSTEM, "system", f"system:{envelope.id}", body
         )
@@ -218,11 +246,15 @@ class MapUpdates:
             return []
         map_settings = self._engine.settings.maps[tenant]
         system = self._index.map(tenant).systems.get(payload.solar_system_id)
+        # With voice mentions on, a rally also pings the people in voice (or @here).
+        ping = self._engine.ping() if self._engine.voice_pings() else Ping()
         body = embeds.rally_message(
             payload,
             system_display_name=system.display_name if system else None,
             now=datetime.fromtimestamp(self._clock(), UTC),
             role_mentions=map_settings.discord.rally_group_ids,
+            mention_here=ping.here,
+            user_mentions=ping.users,
             username=self._engine.settings.discord.username,
             map_name=map_settings.name,
         )

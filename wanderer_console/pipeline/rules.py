@@ -22,6 +22,7 @@ from wanderer_console.domain.notification import NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.pipeline.clauses import CLAUSE_REASONS, clause_refusal
 from wanderer_console.pipeline.kill_facts import ID_ONLY, KillFacts, SystemInfo
+from wanderer_console.pipeline.priority import PrioritySystems
 
 __all__ = [
     "REFUSAL_REASONS",
@@ -143,6 +144,7 @@ def decide_kill(
     suppressed: bool,
     ignore_age: bool = False,
     info: SystemInfo | None = None,
+    priority: PrioritySystems | None = None,
 ) -> tuple[list[KillDecision], list[Refusal]]:
     """Which maps' default trackers notify this kill, where, and why the others do not
     (:func:`judge_kill` without the named trackers' verdicts)."""
@@ -154,6 +156,7 @@ def decide_kill(
         suppressed=suppressed,
         ignore_age=ignore_age,
         info=info,
+        priority=priority,
     )
     return judgement.decisions, judgement.refusals
 
@@ -186,6 +189,7 @@ def judge_kill(
     suppressed: bool,
     ignore_age: bool = False,
     info: SystemInfo | None = None,
+    priority: PrioritySystems | None = None,
 ) -> KillJudgement:
     """Which maps notify this kill, through which of their trackers, and why the others do not.
 
@@ -194,7 +198,8 @@ def judge_kill(
     static-universe questions (region, security, wormhole class, ship groups; routes and
     positions when it is also a :class:`~.kill_facts.RouteInfo`) for the clauses that need them;
     without it only what the ids and the maps' static info tell is known, and a clause that needs
-    an unknown fact does not match.
+    an unknown fact does not match. ``priority`` holds the operators' priority systems (the
+    store's), on top of each map's own ``filters.priority_systems`` and ``priority_system_names``.
     """
     involved = _involved_characters(km)
     tracked = index.maps_for_characters(involved)
@@ -235,7 +240,9 @@ def judge_kill(
         elif not map_settings.filters.default_tracker:
             refusals.append(Refusal(tenant, "default_tracker_off"))
         else:
-            decision = _decide_for_map(km, tenant, map_settings, index, involved, facts, now)
+            decision = _decide_for_map(
+                km, tenant, map_settings, index, involved, facts, now, priority
+            )
             if isinstance(decision, Refusal):
                 refusals.append(decision)
             else:
@@ -306,6 +313,7 @@ def _decide_for_map(
     involved: set[int],
     facts: KillFacts,
     now: datetime,
+    operators: PrioritySystems | None = None,
 ) -> KillDecision | Refusal:
     """One map's default tracker's decision on a kill whose notifications it has switched on."""
     filters = map_settings.filters
@@ -320,9 +328,17 @@ def _decide_for_map(
     # A system match can be withdrawn by the space and priority switches; a tracked character
     # still notifies (through the character-kill channel).
     # Names are looked up only when a map lists priority systems by name (hot path).
-    priority = km.system_id in filters.priority_systems or (
-        bool(filters.priority_system_names)
-        and is_priority_system(filters, km.system_id, facts.names)
+    priority = (
+        km.system_id in filters.priority_systems
+        or (
+            bool(filters.priority_system_names)
+            and is_priority_system(filters, km.system_id, facts.names)
+        )
+        or (
+            operators is not None
+            and bool(operators)
+            and operators.matches(km.system_id, facts.names)
+        )
     )
     if has_system and not filters.track_kspace and not is_wormhole_system(km.system_id):
         has_system = False

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from wanderer_console.domain.clock import Clock, SystemClock
+from wanderer_console.sim.discord_app import FakeDiscordApp
 from wanderer_console.sim.discord_rules import Bucket, validate_message
 from wanderer_console.sim.summary import CarriedNotification, notifications_in
 
@@ -102,11 +103,14 @@ class FakeDiscord:
         self._channels: dict[str, str] = {}
         self._buckets: dict[str, Bucket] = {}
         self._last_snowflake = 0
+        self.bot_app = FakeDiscordApp(bot_token)
+        """The bot application's routes: gateway URL, commands, interaction answers."""
         self.app = Starlette(
             routes=[
                 Route("/api/webhooks/{webhook_id}/{token}", self._webhook, methods=["POST"]),
                 Route("/api/v10/webhooks/{webhook_id}/{token}", self._webhook, methods=["POST"]),
                 Route("/api/v10/channels/{channel_id}/messages", self._bot, methods=["POST"]),
+                *self.bot_app.routes(),
             ]
         )
 

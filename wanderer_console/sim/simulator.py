@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from wanderer_console.sim.discord import FakeDiscord, webhook_url
+from wanderer_console.sim.discord_gateway import FakeGateway, FakeGuild
 from wanderer_console.sim.esi import FakeEsi
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
@@ -37,6 +38,11 @@ SCENARIO_KINDS: Final = (
 )
 """Actions :meth:`Simulator.run_scenario` performs."""
 _WEIGHTS: Final = (4, 3, 3, 1, 1, 1)
+SIM_GUILD_ID: Final = "900000000000000001"
+"""The fake gateway's guild (``discord.guild_id`` of a config pointed at it)."""
+SIM_VOICE_CHANNEL: Final = "900000000000000002"
+SIM_AFK_CHANNEL: Final = "900000000000000003"
+SIM_APPLICATION_ID: Final = "1200000000000000001"
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Simulator:
         r2z2: bool | FakeR2z2 = False,
         killstream_rest: bool = False,
         esi: bool = True,
+        gateway: bool = False,
     ) -> None:
         self.generator = DataGenerator(seed)
         self._rng = random.Random(seed * 1_000_003 + 17)
@@ -120,6 +127,14 @@ class Simulator:
         self.esi: FakeEsi | None = FakeEsi(self.generator) if esi else None
         """Fake ESI serving the generator's names, tickers, systems and types (on by default)."""
         self._esi_server = None if self.esi is None else AppServer(self.esi.app)
+        self.gateway: FakeGateway | None = None
+        """Fake Discord gateway (optional): the bot's websocket, slash commands, voice."""
+        if gateway:
+            guild = FakeGuild(
+                SIM_GUILD_ID, afk_channel_id=SIM_AFK_CHANNEL, voice_channels=[SIM_VOICE_CHANNEL]
+            )
+            self.gateway = FakeGateway(bot_token=bot_token, guilds=[guild])
+            self.discord.bot_app.interactions = self.gateway.interactions
         self._seeded = False
         self._started = False
         self._ever_systems: set[int] = set()
@@ -138,6 +153,9 @@ class Simulator:
             for extra in (self._r2z2_server, self._rest_server, self._esi_server):
                 if extra is not None:
                     await extra.start()
+            if self.gateway is not None:
+                await self.gateway.start()
+                self.discord.bot_app.gateway_url = self.gateway.url
         except BaseException:
             await self.stop()
             raise
@@ -146,6 +164,8 @@ class Simulator:
     async def stop(self) -> None:
         """Stop all fakes (safe to call twice)."""
         self._started = False
+        if self.gateway is not None:
+            await self.gateway.stop()
         for extra in (self._esi_server, self._rest_server, self._r2z2_server):
             if extra is not None:
                 await extra.stop()

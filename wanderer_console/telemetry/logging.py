@@ -27,6 +27,8 @@ __all__ = ["ContextFilter", "JsonFormatter", "RedactingFilter", "configure_loggi
 
 _PATTERNS: Final = (
     (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
+    # An interaction's token (valid 15 minutes) in its callback URL.
+    (re.compile(r"(/interactions/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"']+"), r"\1***"),
     (re.compile(r"(?i)(bot\s+)[A-Za-z0-9_\-\.]{20,}"), r"\1***"),
     (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"), r"\1***"),

@@ -53,6 +53,7 @@ from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
 from wanderer_console.ui.screens.detail import DetailScreen
 from wanderer_console.ui.screens.events import EventDetailScreen, EventsScreen, SearchInput
 from wanderer_console.ui.screens.help import HelpScreen
+from wanderer_console.ui.screens.priority import PriorityScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 from wanderer_console.ui.widgets.delivery import DeliveryTable
@@ -95,6 +96,7 @@ class WandererApp(App[int]):
         Binding("a", "alerts", "Alerts", show=False, id="app.alerts"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
         Binding("e", "events", "Events", show=False, id="app.events"),
+        Binding("s", "priority", "Priority systems", show=False, id="app.priority"),
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 
@@ -169,6 +171,8 @@ class WandererApp(App[int]):
                 screen.refresh_detail()
             elif isinstance(screen, AlertsScreen):
                 screen.refresh_rules()
+            elif isinstance(screen, PriorityScreen):
+                screen.refresh_list()
 
     def _announce_rejection(self) -> None:
         """A config change the engine rejected (from any console, or the file edited on its host)
@@ -328,6 +332,24 @@ class WandererApp(App[int]):
             await self.refresh_now()
         return result
 
+    def change_priority(self, name: str, *, add: bool) -> None:
+        """Add or remove a priority system (the priority screen)."""
+        self.operate(self.priority_change(name, add=add), f"priority {name}")
+
+    async def priority_change(self, name: str, *, add: bool) -> OperationResult | None:
+        """Have the engine add or remove ``name``; toast what it did."""
+        backend = self.state.backend
+        operation = (
+            backend.add_priority_system(name, actor=self.state.actor)
+            if add
+            else backend.remove_priority_system(name, actor=self.state.actor)
+        )
+        result = await self.call(f"Could not change priority system {name}", operation)
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()
+        return result
+
     def switch_theme(self, name: str) -> None:
         """Switch to theme ``name`` now; the engine saves it as ``console.theme``."""
         if name not in self.console_themes:
@@ -432,6 +454,13 @@ class WandererApp(App[int]):
         self.action_dashboard()
         self.push_screen(TOGGLES)
 
+    def action_priority(self) -> None:
+        """Show the priority systems."""
+        if isinstance(self.screen, PriorityScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(PriorityScreen(self.state))
+
     def action_config(self) -> None:
         """Show the config pane."""
         if isinstance(self.screen, ConfigScreen):
@@ -492,6 +521,7 @@ def binding_ids() -> set[str]:
         SearchInput,
         EventDetailScreen,
         DeliveryTable,
+        PriorityScreen,
     )
     for owner in owners:
         for binding in owner.BINDINGS:

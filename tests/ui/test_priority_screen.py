@@ -1,0 +1,78 @@
+"""The priority screen over the live engine: the gateway's state and the priority list; a system
+added or removed in the console is what ``/notifier priority list`` answers next (the command
+sent over the simulator's fake gateway, answered at its interaction endpoint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import wait_for
+from tests.ui.fakes import first_frame, settle
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+from wanderer_console.sim.discord_gateway import FakeGateway
+from wanderer_console.ui.app import build_app
+from wanderer_console.ui.screens.priority import PriorityScreen
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+SIZE = (120, 40)
+LIST = [{"type": 2, "name": "priority", "options": [{"type": 1, "name": "list", "options": []}]}]
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    return {"seed": 13, "gateway": True}
+
+
+async def _listed(gateway: FakeGateway) -> str:
+    interaction = await gateway.inject_interaction(LIST)
+    await wait_for(lambda: interaction.final_text() is not None, 10, "the list's answer")
+    return interaction.final_text() or ""
+
+
+async def test_priority_edits_in_the_console_reach_the_slash_command(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    assert sim.gateway is not None
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        gateway = runtime.gateway
+        assert gateway is not None
+        await wait_for(gateway.ready.is_set, 10, "the gateway's READY")
+        assert "No priority systems" in await _listed(sim.gateway)
+        app = build_app(runtime.console, actor="tui:tester@console-host")
+        async with app.run_test(size=SIZE) as pilot:
+            await first_frame(pilot)
+            await pilot.press("s")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, PriorityScreen)
+            await wait_for(
+                lambda: "connected" in str(screen.query_one("#priority-gateway").render()),
+                10,
+                "the gateway's state shown",
+            )
+            await pilot.press(*"J154624", "enter")
+            await settle(pilot)
+            await wait_for(lambda: runtime.priority.names() == ["J154624"], 10, "added")
+            table = screen.query_one("#priority-list")
+            await wait_for(lambda: table.row_count == 1, 10, "listed")  # type: ignore[attr-defined]
+            assert str(table.get_cell("J154624", "by")).startswith("tui:tester")  # type: ignore[attr-defined]
+            assert "J154624" in await _listed(sim.gateway)
+
+            table.focus()
+            await pilot.press("delete")
+            await settle(pilot)
+            await wait_for(lambda: runtime.priority.names() == [], 10, "removed")
+            await wait_for(lambda: table.row_count == 0, 10, "unlisted")  # type: ignore[attr-defined]
+            assert "No priority systems" in await _listed(sim.gateway)
+        changes = [(c.action, c.name) for c in runtime.store.priority_changes()]
+        assert changes == [("add", "J154624"), ("remove", "J154624")]
+    finally:
+        await runtime.stop()

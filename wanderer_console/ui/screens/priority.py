@@ -1,0 +1,118 @@
+"""Priority systems: the operators' list, also kept with ``/notifier system add-priority``.
+
+A priority system's kills and new-system notifications always go out (even with system
+notifications off) and ping: the people in voice with voice mentions on, else ``@here``. The
+list is the engine's (its store); an edit here is what ``/notifier priority list`` shows next.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Header, Input, Static
+
+from wanderer_console.console_api import PrioritySystemView
+from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.widgets.keybar import KeyBar
+
+if TYPE_CHECKING:
+    from wanderer_console.ui.app import WandererApp
+
+__all__ = ["PriorityScreen"]
+
+HINT = (
+    "Priority systems are always notified (even with system notifications off) and ping who is"
+    " in voice, else @here. Type a name and Enter to add; Delete removes the selected one."
+)
+
+
+class PriorityScreen(Screen[None]):
+    """The priority systems (name, who added it, when), an input to add, Delete to remove."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("delete", "remove", "Remove", id="priority.remove"),
+        Binding("escape", "app.dashboard", "Back", id="priority.back"),
+    ]
+
+    DEFAULT_CSS = """
+    PriorityScreen #priority-add { margin: 1 0; }
+    PriorityScreen #priority-gateway { color: $text-muted; }
+    """
+
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__()
+        self.state = state
+        self._shown: tuple[PrioritySystemView, ...] | None = None
+
+    @property
+    def wanderer(self) -> WandererApp:
+        """The app, typed."""
+        from wanderer_console.ui.app import WandererApp
+
+        assert isinstance(self.app, WandererApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        """Header, hint, gateway line, the add input, the list, footer."""
+        yield Header()
+        yield Static(HINT, id="priority-hint")
+        yield Static(self._gateway_line(), id="priority-gateway")
+        yield Input(placeholder="System name (J154624, Jita) or id", id="priority-add")
+        yield DataTable(id="priority-list", cursor_type="row", zebra_stripes=True)
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        """Fill the list; the input has the focus."""
+        table = self.query_one("#priority-list", DataTable)
+        table.add_column("System", key="name")
+        table.add_column("Added by", key="by")
+        table.add_column("Added (UTC)", key="at")
+        self.refresh_list()
+        self.query_one("#priority-add", Input).focus()
+
+    def _gateway_line(self) -> str:
+        latest = self.state.latest
+        gateway = None
+        if latest is not None:
+            gateway = next((c for c in latest.connections if c.name == "discord:gateway"), None)
+        if gateway is None:
+            return "Discord gateway: not configured (discord.bot_token and application_id)"
+        line = f"Discord gateway: {gateway.state}"
+        return line + (f" ({gateway.last_error})" if gateway.last_error else "")
+
+    def refresh_list(self) -> None:
+        """Redraw when the latest snapshot's list changed (called for every frame)."""
+        if not self.is_mounted:
+            return
+        self.query_one("#priority-gateway", Static).update(self._gateway_line())
+        latest = self.state.latest
+        rows = () if latest is None else latest.priority_systems
+        if rows == self._shown:
+            return
+        self._shown = rows
+        table = self.query_one("#priority-list", DataTable)
+        table.clear()
+        for row in rows:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.added_at))
+            table.add_row(row.name, row.added_by, when, key=row.name)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the input adds the name."""
+        event.stop()
+        name = event.value.strip()
+        if name:
+            event.input.value = ""
+            self.wanderer.change_priority(name, add=True)
+
+    def action_remove(self) -> None:
+        """Remove the selected system."""
+        table = self.query_one("#priority-list", DataTable)
+        if table.row_count == 0:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key:
+            self.wanderer.change_priority(str(key), add=False)

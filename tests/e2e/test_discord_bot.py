@@ -8,7 +8,6 @@ it ping the people in voice (``@here`` when nobody is there).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 

@@ -358,3 +358,41 @@ def test_only_a_well_formed_traceparent_is_honoured() -> None:
         f"00-{TRACE_ID}x-{CALLER_SPAN}-01",
     ):
         assert tracing.incoming(bad) is None, bad
+
+
+@pytest.mark.slow
+async def test_an_engine_asked_to_trace_without_the_extra_logs_why_and_runs_untraced(
+    sim: Simulator, tmp_path: Path, json_logs: JsonCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m.startswith("opentelemetry")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    settings = server_settings(sim, tmp_path)
+    settings.tracing = TracingSettings(enabled=True)
+    engine = Runtime(settings, data_dir=tmp_path)
+    await engine.start()
+    try:
+        await connected(engine)
+        assert engine.tracing_error is not None
+        assert "pip install 'wanderer-console[otel]'" in engine.tracing_error
+        (line,) = [x for x in json_logs.lines() if x["event"] == "tracing stays off"]
+        assert line["level"] == "error"
+        assert line["reason"] == engine.tracing_error
+        assert not tracing.enabled()
+        assert engine.http is not None
+        key = engine.http.tenants.add(sim.map_slug)
+        async with httpx.AsyncClient(base_url=engine.http.url, timeout=10.0) as client:
+            response = await client.post(
+                "/api/v1/events",
+                json={"title": "Still delivered", "notification_type": "system"},
+                headers={"authorization": f"Bearer {key}", "traceparent": TRACEPARENT},
+            )
+        assert response.status_code == 200
+        await wait_for(
+            lambda: [
+                m for m in sim.discord.received if m.body["embeds"][0]["title"] == "Still delivered"
+            ]
+        )
+        assert not [x for x in json_logs.lines() if "trace_id" in x]
+    finally:
+        await engine.stop()

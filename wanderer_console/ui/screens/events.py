@@ -76,7 +76,7 @@ class EventsTable(FittedTable):
     """
 
     COLUMNS = ("Time", "Source", "Type", "Map", "System", "Outcome")
-    NARROW = ("Time", "Type", "System", "Outcome")
+    NARROW = ("Time", "Type", "Map", "System", "Outcome")
     NARROW_BELOW = 100
 
     def show_events(self, events: Sequence[EventRow]) -> None:

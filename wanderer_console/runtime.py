@@ -39,6 +39,7 @@ from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import CacheHealth, keep_fresh
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
+from wanderer_console.enrich.notable import NotableItems
 from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.enrich.recent_kills import RecentKills
 from wanderer_console.http.pool import ClientPool
@@ -147,6 +148,11 @@ class Runtime:
             self.recent_kills = RecentKills(
                 self.cache, self.clients.get("killstream"), settings.killstream.rest_url
             )
+        # Notable loot (Janice): needs the ESI killmail, so only with ESI on.
+        self.notable: NotableItems | None = None
+        if self.esi is not None:
+            janice = self.clients.get("janice")
+            self.notable = NotableItems(lambda: live.current.janice, self.cache, self.esi, janice)
         self.cache_saver = CacheSaver(self.cache, store)
         self.kills = KillSources(
             live,
@@ -172,6 +178,7 @@ class Runtime:
             priority=self.priority,
             pings=pings,
             voice_pings=lambda: pings.voice_enabled,
+            notable=self.notable,
         )
         self.kills.resume_from = self.engine.startup.kill_seen
         self.maps = MapFeeds(

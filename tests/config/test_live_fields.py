@@ -138,6 +138,8 @@ CHANGES: dict[str, Any] = {
     "http.esi.timeout_seconds": 12.5,
     "keymap.app.quit": "f2",
     "hosted.api_key": "another-plugin-key",
+    "janice.api_token": "another-janice-token",
+    "janice.url": "http://127.0.0.1:9",
     "hosted.url": "http://127.0.0.1:9",
     "hosted.map_api_key": "another-hosted-map-key",
     "hosted.channel_id": "100000000000000099",
@@ -341,6 +343,8 @@ PROBES: dict[str, Probe] = {
     "keymap.": Probe(console_reads),
     # The hosted maps' refresher reads the running settings at each refresh and each wait.
     "hosted.": Probe(console_reads),
+    # Notable loot reads [janice] at every kill it appraises.
+    "janice.": Probe(console_reads),
     f"maps.{MAP}.name": Probe(engine_reads),
     f"maps.{MAP}.webhook_secret": Probe(console_reads),
     **{f"maps.{MAP}.notifications.{k.value}": allowed(k) for k in MAP_KINDS},

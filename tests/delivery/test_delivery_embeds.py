@@ -481,3 +481,45 @@ def test_plain_text_neutralises_mass_mentions_and_fits_the_limit() -> None:
     assert len(body["content"]) <= 2000
     assert "@everyone" not in body["content"]
     assert body["content"].endswith("…")
+
+
+# --- notable loot (Janice) ---------------------------------------------------------------------
+
+NOTABLE = [
+    {"name": "Abyssal Damage Control", "quantity": 1, "value": 412_000_000.0},
+    {"name": "Pithum A-Type Medium Shield Booster", "quantity": 2, "value": 96_500_000.0},
+]
+
+
+def test_kill_with_notable_items(golden: Golden) -> None:
+    km = Killmail.from_wire(wire_kill())
+    ctx = KillContext(map_name="Home Chain", role="neutral", notable_items=NOTABLE)
+    embed = render_kill(km, ctx)
+    golden("kill_notable_items", embed)
+    story, notable, value = embed["description"].split("\n\n")
+    assert notable.split("\n") == [
+        "**Notable Items:**",
+        "• Abyssal Damage Control (~412.0M ISK)",
+        "• Pithum A-Type Medium Shield Booster x2 (~96.5M ISK)",
+    ]
+    assert value == "Value: 1.57B ISK • <t:1768069241:R>"
+    assert story.startswith("**[Some Pilot]")
+    without = render_kill(km, KillContext(map_name="Home Chain", role="neutral"))
+    assert "Notable Items" not in without["description"]
+
+
+def test_appraisal_parsing_and_the_notable_rule() -> None:
+    from wanderer_console.enrich.notable import parse_appraisal
+
+    body = {
+        "items": [
+            {"amount": 3, "itemType": {"name": "Nanite Repair Paste"}, "effectivePrices": {}},
+            {"amount": 1, "itemType": {"name": "X"}, "immediatePrices": {"buyPriceTotal": 5.0}},
+        ]
+    }
+    assert parse_appraisal(body) == [
+        {"name": "Nanite Repair Paste", "quantity": 3, "value": None},
+        {"name": "X", "quantity": 1, "value": 5.0},
+    ]
+    with pytest.raises(ValueError, match="no items list"):
+        parse_appraisal({"error": "nope"})

@@ -35,6 +35,11 @@ _GLOBAL: Final[dict[str, tuple[str, ...]]] = {
     # Also read per map below (the system-kill @here of the notifier's fallback).
     "VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED": ("discord", "voice_mentions"),
     "FALLBACK_TO_HERE_ENABLED": ("discord", "fallback_to_here"),
+    "NOTABLE_ITEMS_ENABLED": ("janice", "enabled"),
+    "JANICE_API_TOKEN": ("janice", "api_token"),
+    "JANICE_API_URL": ("janice", "url"),
+    "NOTABLE_ITEMS_THRESHOLD_ISK": ("janice", "threshold_isk"),
+    "NOTABLE_ITEMS_LIMIT": ("janice", "limit"),
 }
 
 _MAP: Final[dict[str, tuple[str, ...]]] = {

@@ -55,6 +55,7 @@ __all__ = [
     "DiscordSettings",
     "EsiSettings",
     "HostedSettings",
+    "JaniceSettings",
     "KillstreamSettings",
     "MapDiscord",
     "MapFilters",
@@ -551,6 +552,29 @@ class MapSettings(Section):
         return value
 
 
+class JaniceSettings(Section):
+    """Notable loot (Wanderer Notifier's ``NOTABLE_ITEMS_ENABLED`` and ``JANICE_API_TOKEN``): a
+    notified kill's dropped items, from its ESI killmail, appraised by Janice; the abyssal ones
+    and those worth at least ``threshold_isk`` are listed in the kill's description."""
+
+    enabled: Annotated[bool, LIVE] = False
+    """List notable dropped items on kills (``NOTABLE_ITEMS_ENABLED``; needs ``api_token``)."""
+    api_token: Annotated[SecretStr | None, LIVE] = None
+    """Janice API key, sent as ``X-ApiKey`` (``JANICE_API_TOKEN``). A secret."""
+    url: Annotated[HttpUrl, LIVE] = "https://janice.e-351.com"
+    """Janice base URL (``JANICE_API_URL``)."""
+    threshold_isk: Annotated[float, LIVE] = Field(default=50_000_000.0, ge=0)
+    """An item line worth at least this much is notable (``NOTABLE_ITEMS_THRESHOLD_ISK``)."""
+    limit: Annotated[int, LIVE] = Field(default=5, ge=1, le=20)
+    """Most items listed (``NOTABLE_ITEMS_LIMIT``)."""
+
+    @property
+    def active(self) -> bool:
+        """On, with a token."""
+        token = self.api_token
+        return self.enabled and token is not None and bool(token.get_secret_value().strip())
+
+
 RESTART_HOSTED: Final = Restart("the hosted maps' refresher takes it when it starts, at start")
 
 
@@ -643,6 +667,8 @@ class Settings(BaseSettings):
         Restart("a map's feed is started at start: adding or removing a map needs a restart"),
     ] = Field(default_factory=dict)
     """One section per map, keyed by a short slug (the tenant id)."""
+    janice: JaniceSettings = Field(default_factory=JaniceSettings)
+    """Notable loot through Janice appraisals (off unless enabled and a token is set)."""
     hosted: HostedSettings = Field(default_factory=HostedSettings)
     """Hosted / API multi-map mode: maps pulled from the map server (off unless api_key)."""
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -113,6 +113,8 @@ class KillContext:
     custom_system_name: str | None = None
     """A display name (the map's custom name); used in the title when given."""
     names: Names = field(default_factory=Names)
+    notable_items: Sequence[Mapping[str, Any]] = ()
+    """Notable dropped items (``name``, ``quantity``, ``value``; :mod:`~..enrich.notable`)."""
 
 
 def kill_role(km: Killmail, tracked_character_ids: Collection[int]) -> KillRole:
@@ -183,6 +185,19 @@ def _kill_story(km: Killmail, names: Names) -> str:
     return story + f", and {others} other{'s' if others != 1 else ''}."
 
 
+def notable_items_text(items: Sequence[Mapping[str, Any]]) -> str:
+    """The notifier's "**Notable Items:**" block: one bullet per item, ``Name xQty (~value)``;
+    empty without items."""
+    lines = []
+    for item in items:
+        name = safe_name(str(item.get("name") or ""), "Unknown Item")
+        quantity = item.get("quantity")
+        count = f" x{int(quantity)}" if isinstance(quantity, int | float) and quantity > 1 else ""
+        value = item.get("value")
+        lines.append(f"• {name}{count} (~{format_isk(value)} ISK)")
+    return "**Notable Items:**\n" + "\n".join(lines) if lines else ""
+
+
 def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
     """Kill embed: ``<Ship> destroyed in <System>``, narrative, value and relative time."""
     names = ctx.names
@@ -199,6 +214,9 @@ def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
     if km.kill_time is not None:
         value_line.append(discord_relative_time(km.kill_time))
     description = _kill_story(km, names)
+    notable = notable_items_text(ctx.notable_items)
+    if notable:
+        description += "\n\n" + notable
     if value_line:
         description += "\n\n" + " • ".join(value_line)
 

@@ -45,6 +45,7 @@ NAMESPACES: Final[tuple[str, ...]] = (
     "name",
     "route",
     "recent_kills",
+    "appraisal",
 )
 """Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``,
 ``route`` for stargate routes (keyed by :func:`route_key`) and ``recent_kills`` for a system's
@@ -66,6 +67,7 @@ _DEFAULT_TTL: Final = {
     "name": 86_400.0,
     "route": 86_400.0,
     "recent_kills": 300.0,
+    "appraisal": 6 * 3600.0,
 }
 
 

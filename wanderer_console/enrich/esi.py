@@ -311,6 +311,11 @@ class EsiClient:
         """``GET /universe/types/{id}``."""
         return await self._document("/universe/types", f"/universe/types/{int(type_id)}")
 
+    async def killmail(self, killmail_id: int, killmail_hash: str) -> EsiResult:
+        """``GET /killmails/{id}/{hash}`` (the victim's items, for notable loot)."""
+        safe = "".join(c for c in killmail_hash if c.isalnum())
+        return await self._document("/killmails", f"/killmails/{int(killmail_id)}/{safe}")
+
     async def route(self, origin: int, destination: int) -> EsiResult:
         """``GET /route/{origin}/{destination}/``: the shortest stargate route, as
         ``{"systems": [origin, ..., destination]}``; ``data`` is ``None`` when there is none

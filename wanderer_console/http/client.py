@@ -136,12 +136,14 @@ class HttpClient:
         timeout: float | None = None,
         idempotent: bool | None = None,
         rate_key: str | None = None,
+        content: bytes | None = None,
     ) -> HttpResponse:
         """Send one request and read the whole response; raise :class:`TransportError`.
 
         ``idempotent=True`` lets the middleware chain retry a POST; ``False`` forbids retrying
         any method; ``None`` follows the method (GET/HEAD/PUT/DELETE are idempotent).
         ``rate_key`` paces the request in its own token bucket on the host (one per map).
+        ``content`` is a raw body (its ``content-type`` header is the caller's); ``json`` wins.
         """
         extensions: dict[str, Any] = {}
         if idempotent is not None:
@@ -149,9 +151,10 @@ class HttpClient:
         if rate_key is not None:
             extensions[RATE_KEY] = rate_key
         started = time.perf_counter()
-        content = None if json is None else orjson.dumps(json)
+        if json is not None:
+            content = orjson.dumps(json)
         send_headers = dict(headers or {})
-        if content is not None:
+        if json is not None:
             send_headers.setdefault("content-type", "application/json")
         try:
             response = await self._client.request(

@@ -72,6 +72,14 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
         rate_per_second=20.0,
         burst=40,
     ),
+    # Janice (notable loot appraisals): one call per notified kill with dropped items.
+    "janice": HttpServiceSettings(
+        timeout_seconds=10.0,
+        retry_attempts=2,
+        retry_max_seconds=10.0,
+        rate_per_second=2.0,
+        burst=5,
+    ),
     # Discord: 50 req/s global per IP; buckets come from headers. POSTs are not retried by the
     # chain unless marked idempotent (the outbox dispatcher owns delivery retries).
     "discord": HttpServiceSettings(

@@ -30,6 +30,7 @@ from wanderer_console.domain.map_events import (
 from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.kills import KillEnricher
+from wanderer_console.enrich.notable import NotableItems
 from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
@@ -100,6 +101,7 @@ class Engine:
         priority: PrioritySystems | None = None,
         pings: Callable[[], Ping] | None = None,
         voice_pings: Callable[[], bool] = lambda: False,
+        notable: NotableItems | None = None,
     ) -> None:
         # The running settings are read at every use: a reload (or a toggle) applies at once.
         self._settings = settings if callable(settings) else lambda: settings
@@ -124,6 +126,8 @@ class Engine:
         """What each map event changes in tracking and what it notifies."""
         self.enricher = enricher
         """Resolves names, tickers and ship names a kill lacks (ESI through the cache)."""
+        self.notable = notable
+        """Notable dropped items through Janice (``[janice]``), asked once per notified kill."""
         self.system_info = system_info
         """Static universe look-ups for the kill filters (region, security, ship groups; routes
         and positions for the distance clauses when it is a :class:`RouteInfo`)."""
@@ -252,7 +256,10 @@ class Engine:
         ):
             return True
         notifies = bool(judgement.decisions) or any(v.reason is None for v in judgement.trackers)
-        return notifies and self.enricher is not None and not self.enricher.complete(km)
+        if notifies and self.enricher is not None and not self.enricher.complete(km):
+            return True
+        # A map will be told about it: its dropped items are appraised first ([janice]).
+        return bool(judgement.decisions) and self.notable is not None and self.notable.wanted(km)
 
     def _kill_now(self, item: KillItem) -> bool | None:
         """Handle a kill without waiting (the hot path): True when new, False for a repeat;
@@ -294,6 +301,8 @@ class Engine:
                 await info.prefetch(facts.missing_routes, facts.missing_systems)
             if self.enricher is not None and not self.enricher.complete(km):
                 await self.enricher.prefetch(km)
+            if self.notable is not None:
+                await self.notable.prefetch(km)
         now = self._clock()
         with tracing.span("rules"):
             notifications = self._render_kill(km, self._decide_kill(km, now=now), live=True)
@@ -334,6 +343,7 @@ class Engine:
                 system_name=(system.name if system else None) or km.solar_system_name,
                 custom_system_name=custom,
                 names=self.enricher.names(km) if self.enricher else embeds.Names(),
+                notable_items=self.notable.peek(km) if self.notable else (),
             )
             embed = embeds.render_kill(km, ctx)
             if plan.color is not None:

@@ -64,6 +64,8 @@ class FakeEsi:
         self.not_modified = 0
         self.names_bodies: list[list[int]] = []
         self.user_agents: Counter[str] = Counter()
+        self.killmails: dict[int, dict[str, Any]] = {}
+        """ESI killmails by id (``victim.items`` for notable loot); others answer 404."""
         self._errors_used = 0
         self._window_start = clock()
         routes: list[Route] = []
@@ -78,6 +80,7 @@ class FakeEsi:
                 Route(f"{prefix}/universe/types/{{eid:int}}{slash}", self._type),
                 Route(f"{prefix}/route/{{origin:int}}/{{destination:int}}/", self._route),
                 Route(f"{prefix}/route/{{origin:int}}/{{destination:int}}", self._route),
+                Route(f"{prefix}/killmails/{{eid:int}}/{{hash}}{slash}", self._killmail),
             ]
         self.app = Starlette(routes=routes)
 
@@ -264,6 +267,13 @@ class FakeEsi:
                 "published": True,
             }
         return self._document(request, doc, "Type")
+
+    async def _killmail(self, request: Request) -> Response:
+        blocked = await self._gate(request)
+        if blocked is not None:
+            return blocked
+        doc = self.killmails.get(int(request.path_params["eid"]))
+        return self._document(request, doc, "Killmail")
 
     async def _route(self, request: Request) -> Response:
         blocked = await self._gate(request)

@@ -1,0 +1,157 @@
+"""Notable loot: a kill's dropped items appraised by Janice (PARITY.md §4.7).
+
+Only for a kill some map will be told about, only with ``[janice] enabled`` and a token, and
+only once per killmail: :meth:`NotableItems.prefetch` reads the victim's items from the ESI
+killmail (the killstream's kills carry none; ``zkb.hash`` names it), keeps those dropped
+(``quantity_dropped > 0``), names them through the cache facade, and posts them to Janice's
+appraisal endpoint as ``<name> <quantity>`` lines (``X-ApiKey``: the token, never logged). An
+item is notable when its name says "abyssal" or its line is worth at least ``threshold_isk``;
+the most valuable ``limit`` are kept, in the cache facade's ``appraisal`` namespace (6 hours,
+as the notifier), and :meth:`NotableItems.peek` gives them to the renderer. Any failure (no
+hash, ESI or Janice down, a refused token, an answer that is not an appraisal) means no list:
+the kill is still notified, the failure logged (the token redacted) and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from wanderer_console.config.model import JaniceSettings
+from wanderer_console.domain.killmail import Killmail
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiClient, EsiError
+from wanderer_console.http.client import HttpClient, TransportError
+
+__all__ = ["APPRAISAL_PATH", "NAMESPACE", "NotableItems", "parse_appraisal"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE: Final = "appraisal"
+APPRAISAL_PATH: Final = (
+    "/api/rest/v2/appraisal?market=2&designation=appraisal&pricing=buy"
+    "&pricingVariant=immediate&persist=false"
+)
+_TTL: Final = 6 * 3600.0
+
+
+def _price(item: dict[str, Any]) -> float | None:
+    for group in ("effectivePrices", "immediatePrices"):
+        prices = item.get(group)
+        if isinstance(prices, dict) and isinstance(prices.get("buyPriceTotal"), int | float):
+            return float(prices["buyPriceTotal"])
+    value = item.get("buyPriceTotal")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def parse_appraisal(body: Any) -> list[dict[str, Any]]:
+    """``name``, ``quantity`` and total ``value`` of each line of a Janice appraisal answer."""
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ValueError("the appraisal has no items list")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("itemType") if isinstance(item.get("itemType"), dict) else {}
+        name = kind.get("name") if isinstance(kind, dict) else None
+        amount = item.get("amount")
+        out.append(
+            {
+                "name": str(name) if name else None,
+                "quantity": int(amount) if isinstance(amount, int | float) else 1,
+                "value": _price(item),
+            }
+        )
+    return out
+
+
+class NotableItems:
+    """Appraisals of notified kills (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Callable[[], JaniceSettings],
+        cache: CacheFacade,
+        esi: EsiClient,
+        http: HttpClient,
+    ) -> None:
+        self._settings = settings
+        self._cache = cache
+        self._esi = esi
+        self._http = http
+        self.appraisals = 0
+        self.failures = 0
+
+    def wanted(self, km: Killmail) -> bool:
+        """True when the kill should be appraised and is not yet (nor known to fail)."""
+        if not self._settings().active or not km.zkb.hash:
+            return False
+        cached, _value = self._cache.lookup(NAMESPACE, km.killmail_id)
+        return not cached
+
+    def peek(self, km: Killmail) -> list[dict[str, Any]]:
+        """The kill's notable items once appraised (``[]`` otherwise, or when off)."""
+        if not self._settings().active:
+            return []
+        value = self._cache.peek(NAMESPACE, km.killmail_id)
+        return list(value or [])
+
+    async def prefetch(self, km: Killmail) -> None:
+        """Appraise the kill's dropped items (never raises; see the module docstring)."""
+        if not self.wanted(km):
+            return
+        try:
+            notable = await self._appraise(km)
+        except (EsiError, TransportError, ValueError) as exc:
+            self.failures += 1
+            log.warning(
+                "notable items unavailable; the kill goes without them",
+                extra={"ctx": {"killmail_id": km.killmail_id, "error": str(exc)[:300]}},
+            )
+            # Remembered briefly, so a burst of re-renders does not ask again and again.
+            self._cache.put_with_ttl(NAMESPACE, km.killmail_id, [], 300.0)
+            return
+        self._cache.put_with_ttl(NAMESPACE, km.killmail_id, notable, _TTL)
+
+    async def _appraise(self, km: Killmail) -> list[dict[str, Any]]:
+        settings = self._settings()
+        result = await self._esi.killmail(km.killmail_id, str(km.zkb.hash))
+        victim = (result.data or {}).get("victim")
+        raw_items = victim.get("items") if isinstance(victim, dict) else None
+        dropped: dict[int, int] = {}
+        for item in raw_items if isinstance(raw_items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            type_id, quantity = item.get("item_type_id"), item.get("quantity_dropped")
+            if isinstance(type_id, int) and isinstance(quantity, int) and quantity > 0:
+                dropped[type_id] = dropped.get(type_id, 0) + quantity
+        if not dropped:
+            return []
+        names = await self._cache.names(dropped)
+        lines = [f"{names.get(t, (str(t), ''))[0]} {q}" for t, q in dropped.items()]
+        self.appraisals += 1
+        token = "" if settings.api_token is None else settings.api_token.get_secret_value()
+        response = await self._http.request(
+            "POST",
+            f"{settings.url}{APPRAISAL_PATH}",
+            content="\n".join(lines).encode(),
+            headers={"x-apikey": token, "content-type": "text/plain", "accept": "application/json"},
+            idempotent=True,  # an appraisal changes nothing (persist=false)
+        )
+        if response.status in (401, 403):
+            raise ValueError(
+                f"Janice refused the token ({response.status}): check JANICE_API_TOKEN"
+            )
+        if not response.ok:
+            raise ValueError(f"Janice answered {response.status}")
+        appraised = parse_appraisal(response.json())
+        threshold = settings.threshold_isk
+        notable = [
+            item
+            for item in appraised
+            if (item["value"] or 0.0) >= threshold or "abyssal" in str(item["name"]).lower()
+        ]
+        notable.sort(key=lambda item: item["value"] or 0.0, reverse=True)
+        return notable[: settings.limit]

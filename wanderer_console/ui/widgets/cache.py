@@ -16,6 +16,10 @@ from wanderer_console.ui.widgets.colours import coloured
 
 __all__ = ["CachePanel"]
 
+_ON_DEMAND = frozenset({"recent_kills", "appraisal"})
+"""Namespaces of optional features (Recent Kills, notable loot): counted in the "All" line and
+exported in /metrics, not listed, so the panel still fits an 80x24 terminal."""
+
 
 def _ratio(value: float, lookups: int) -> str:
     """``97%``; ``-`` before the first lookup (no ratio to speak of yet)."""
@@ -46,6 +50,8 @@ class CachePanel(Static):
         table.add_column("Size", justify="right")
         table.add_column("Evict", justify="right")
         for name, stats in sorted(cache.namespaces.items()):
+            if name in _ON_DEMAND:
+                continue  # counted in "All" and in /metrics; the rows are the name caches
             table.add_row(
                 name,
                 coloured(self, _ratio(stats.hit_ratio, stats.hits + stats.misses), "cache-hit"),

@@ -205,10 +205,16 @@ def _probe_maps(loaded: LoadedConfig) -> list[str]:
     warnings, return its problems."""
     import asyncio
 
-    from wanderer_console.ingest.map_probe import probe_maps  # deferred: no HTTP for --help
+    from wanderer_console.ingest.map_probe import probe_hosted, probe_maps  # deferred
 
     settings = loaded.settings
-    results = asyncio.run(probe_maps(settings.maps, user_agent=settings.esi.user_agent))
+    agent = settings.esi.user_agent
+    results = asyncio.run(probe_maps(settings.maps, user_agent=agent))
+    if settings.hosted.enabled:
+        hosted = asyncio.run(probe_hosted(settings.hosted, user_agent=agent))
+        results.append(hosted)
+        if hosted.problem is None and hosted.maps is not None:
+            print(f"hosted: {hosted.maps} map(s) listed by the map server")
     for result in results:
         if result.warning:
             print(f"warning: {result.warning}", file=sys.stderr)

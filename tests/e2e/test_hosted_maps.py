@@ -254,3 +254,31 @@ def test_the_hosted_keys_are_masked_in_the_config_history() -> None:
     assert PLUGIN_KEY not in masked
     assert MAP_KEY not in masked
     assert "http://127.0.0.1:9" in masked
+
+
+async def test_config_check_asks_the_notifier_config_endpoint(
+    hosted: Hosted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In hosted mode ``config check`` asks the map server for the maps: listed maps pass, a
+    refused key fails naming the variable (never the key)."""
+    import asyncio
+
+    from wanderer_console.cli import main
+
+    env = {
+        "HOME": str(tmp_path),
+        "PLUGIN_NOTIFIER_API_KEY": PLUGIN_KEY,
+        "MAP_URL": f"{hosted.host_url}/any-map",
+        "MAP_API_KEY": MAP_KEY,
+        "DISCORD_CHANNEL_ID": CHANNELS["a"],
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        assert await asyncio.to_thread(main, ["config", "check"]) == 0
+        assert "hosted: 3 map(s) listed by the map server" in capsys.readouterr().out
+        hosted.host.plugin_api_key = "rotated"
+        assert await asyncio.to_thread(main, ["config", "check"]) == 1
+        err = capsys.readouterr().err
+        assert "refused the key (401): check PLUGIN_NOTIFIER_API_KEY" in err
+        assert PLUGIN_KEY not in err

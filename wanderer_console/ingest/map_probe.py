@@ -13,11 +13,12 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wanderer_console.config.model import MapSettings
+from wanderer_console.config.hosted import parse_notifier_config
+from wanderer_console.config.model import HostedSettings, MapSettings
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient, api_origin
 
-__all__ = ["MapProbe", "probe_maps"]
+__all__ = ["MapProbe", "probe_hosted", "probe_maps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class MapProbe:
     """Something not known to be wrong (the server did not answer)."""
     systems: int | None = None
     """Systems on the map, when it answered."""
+    maps: int | None = None
+    """Hosted mode: the maps the notifier config lists, when it answered."""
 
 
 async def _probe(key: str, map_settings: MapSettings, client: HttpClient) -> MapProbe:
@@ -82,3 +85,46 @@ async def probe_maps(
         return list(await asyncio.gather(*(bounded(key, m) for key, m in enabled)))
     finally:
         await client.aclose()
+
+
+async def probe_hosted(
+    hosted: HostedSettings, *, timeout: float = 10.0, user_agent: str = ""
+) -> MapProbe:
+    """Hosted mode: ask the notifier-config endpoint once. A refused key, a 404 (no notifier
+    plugin at that server) or an answer that is not a list of maps is a problem; entries left
+    out are warnings; an unreachable server is a warning."""
+    from wanderer_console.ingest.hosted import CONFIG_PATH  # the endpoint, named once
+
+    url = f"{api_origin(hosted.url or '')}{CONFIG_PATH}"
+    key = "" if hosted.api_key is None else hosted.api_key.get_secret_value()
+    headers = {"authorization": f"Bearer {key}", "accept": "application/json"}
+    if user_agent:
+        headers["user-agent"] = user_agent
+    client = HttpClient("map", timeout=timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.get(url, headers=headers)
+    except (TransportError, TimeoutError) as exc:
+        return MapProbe("hosted", warning=f"hosted: {url} did not answer ({exc}); not checked")
+    finally:
+        await client.aclose()
+    if response.status in (401, 403):
+        return MapProbe(
+            "hosted",
+            problem=f"hosted: {url} refused the key ({response.status}): check"
+            " PLUGIN_NOTIFIER_API_KEY (hosted.api_key)",
+        )
+    if response.status == 404:
+        return MapProbe(
+            "hosted",
+            problem=f"hosted: {url} not found: check MAP_URL (hosted.url), the server whose"
+            " notifier plugin lists the maps",
+        )
+    if not response.ok:
+        return MapProbe("hosted", warning=f"hosted: {url} answered {response.status}")
+    try:
+        maps, left_out = parse_notifier_config(response.json(), hosted)
+    except ValueError as exc:
+        return MapProbe("hosted", problem=f"hosted: {url}: {exc}")
+    warning = "; ".join(f"hosted: map left out: {p}" for p in left_out) or None
+    return MapProbe("hosted", warning=warning, maps=len(maps))

@@ -59,6 +59,7 @@ __all__ = [
     "Frame",
     "InstanceView",
     "LinkState",
+    "TREND_RANGES",
     "LogLine",
     "MissedKeyView",
     "MapVerdict",
@@ -71,6 +72,8 @@ __all__ = [
     "StoreFaultView",
     "TargetView",
     "TrackingView",
+    "TrendPoint",
+    "TrendsView",
     "WarmingView",
 ]
 
@@ -424,6 +427,37 @@ class PrioritySystemView(_View):
     added_at: float = 0.0
 
 
+TREND_RANGES: dict[str, tuple[int, int]] = {
+    "1h": (3600, 60),
+    "24h": (86_400, 600),
+    "7d": (7 * 86_400, 3600),
+}
+"""The trends screen's ranges: seconds back and the seconds each point sums."""
+
+
+class TrendPoint(_View):
+    """One bucket of the stored per-minute trends (counts summed; latency in seconds)."""
+
+    start: int
+    events: int = 0
+    queued: int = 0
+    delivered: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    latency_p99: float | None = None
+
+
+class TrendsView(_View):
+    """The trends of one range, oldest point first."""
+
+    range: str
+    step: int
+    points: tuple[TrendPoint, ...] = ()
+
+
 class EngineSnapshot(_View):
     """The whole engine at one moment, as every console panel reads it."""
 
@@ -758,6 +792,11 @@ class ConsoleBackend(Protocol):
 
     async def remove_priority_system(self, name: str, *, actor: str) -> OperationResult:
         """Make ``name`` an ordinary system again."""
+        ...
+
+    async def trends(self, range_name: str) -> TrendsView:
+        """The stored per-minute trends over one of :data:`TREND_RANGES` (``1h``, ``24h``,
+        ``7d``), bucketed; ``BackendError`` for another range."""
         ...
 
     async def aclose(self) -> None:

@@ -54,6 +54,7 @@ from wanderer_console.console_api import (
     MessageView,
     NotificationView,
     OperationResult,
+    TrendsView,
 )
 from wanderer_console.ui.app import OPERATIONS, WandererApp
 
@@ -392,6 +393,11 @@ class SeededBackend:
         """No alerts have fired in the fake."""
         self._record("alert_history", limit)
         return ()
+
+    async def trends(self, range_name: str) -> TrendsView:
+        """No trends are stored in the fake."""
+        self._record("trends", range_name)
+        return TrendsView(range=range_name, step=60)
 
     async def config_text(self) -> ConfigText:
         """The config text, secrets as ``«secret-N»``."""

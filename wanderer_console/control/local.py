@@ -40,9 +40,11 @@ from wanderer_console.config.reload import ReloadResult
 from wanderer_console.console_api import (
     ALERT_FIELDS,
     FLAG_NAMES,
+    TREND_RANGES,
     AlertRecordView,
     ApplyResult,
     AuditRecord,
+    BackendError,
     ConfigProblem,
     ConfigState,
     ConfigText,
@@ -57,9 +59,12 @@ from wanderer_console.console_api import (
     LogLine,
     OperationResult,
     PrioritySystemView,
+    TrendPoint,
+    TrendsView,
 )
 from wanderer_console.control import events, explain
 from wanderer_console.control.server import SecretScrub
+from wanderer_console.observe.trends import bucketed
 from wanderer_console.pipeline.priority import PrioritySystems
 from wanderer_console.telemetry.logging import redact
 
@@ -347,6 +352,22 @@ class LocalBackend:
                 summary=r.summary,
             )
             for r in records
+        )
+
+    async def trends(self, range_name: str) -> TrendsView:
+        """The stored trends over ``range_name`` (``1h``, ``24h``, ``7d``), bucketed."""
+        if range_name not in TREND_RANGES:
+            raise BackendError(
+                f"unknown trends range {range_name!r}: one of {', '.join(TREND_RANGES)}"
+            )
+        seconds, step = TREND_RANGES[range_name]
+        now = time.time()
+        rows = self._engine.store.trends(now - seconds, now)
+        buckets = bucketed(rows, now - seconds, now - 60, step)
+        return TrendsView(
+            range=range_name,
+            step=step,
+            points=tuple(TrendPoint.model_validate(b.as_dict()) for b in buckets),
         )
 
     def _set_key(

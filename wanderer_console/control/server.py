@@ -39,6 +39,7 @@ from wanderer_console.config.model import Settings
 from wanderer_console.console_api import (
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
+    BackendError,
     ConsoleBackend,
     EngineIdentity,
     EventQuery,
@@ -455,6 +456,13 @@ def build_control_app(
         text = "[" + ",".join(record.model_dump_json() for record in records) + "]"
         return Response(scrub(text), media_type="application/json")
 
+    async def trends(request: Request, data: dict[str, Any]) -> Response:
+        try:
+            view = await backend.trends(request.query_params.get("range", "1h"))
+        except BackendError as exc:
+            raise _BadRequest(400, str(exc)) from None
+        return reply(view)
+
     async def retry(request: Request, data: dict[str, Any]) -> Response:
         key = _field(data, "key", str)
         return reply(await backend.retry_target(key, actor=actor(request, data)))
@@ -536,6 +544,7 @@ def build_control_app(
         Route("/v1/alerts/rule", operation("alert_rule", alert_rule), methods=["POST"]),
         Route("/v1/alerts/history", operation("alert_history", alert_history)),
         Route("/v1/priority", operation("priority", priority), methods=["POST"]),
+        Route("/v1/trends", operation("trends", trends)),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
@@ -42,6 +42,7 @@ from wanderer_console.console_api import (
     Frame,
     LinkState,
     OperationResult,
+    TrendsView,
 )
 from wanderer_console.http.uds import UnixAddress
 
@@ -241,6 +242,10 @@ class RemoteBackend:
         """Change one field of an ``[alerts]`` rule."""
         body = {"rule": rule, "field": field, "value": value, "actor": actor}
         return await self._call("POST", "/v1/alerts/rule", OperationResult, body)
+
+    async def trends(self, range_name: str) -> TrendsView:
+        """The stored trends over ``range_name``."""
+        return await self._call("GET", f"/v1/trends?range={quote(range_name)}", TrendsView)
 
     async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
         """The alert history, newest first."""

@@ -55,6 +55,7 @@ from wanderer_console.ui.screens.events import EventDetailScreen, EventsScreen, 
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.priority import PriorityScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.screens.trends import TrendsScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 from wanderer_console.ui.widgets.delivery import DeliveryTable
 
@@ -94,6 +95,7 @@ class WandererApp(App[int]):
         Binding("t", "toggles", "Toggles", id="app.toggles"),
         Binding("c", "config", "Config", id="app.config"),
         Binding("a", "alerts", "Alerts", show=False, id="app.alerts"),
+        Binding("g", "trends", "Trends", show=False, id="app.trends"),
         Binding("p", "pause", "Pause/resume", id="app.pause"),
         Binding("e", "events", "Events", show=False, id="app.events"),
         Binding("s", "priority", "Priority systems", show=False, id="app.priority"),
@@ -476,6 +478,13 @@ class WandererApp(App[int]):
     def open_events(self, *, target: str | None = None) -> None:
         """Open the events browser (on ``target``'s notifications when given)."""
         self.push_screen(EventsScreen(self.state, target=target))
+
+    def action_trends(self) -> None:
+        """Show the stored trends (1 h, 24 h, 7 d)."""
+        if isinstance(self.screen, TrendsScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(TrendsScreen(self.state))
 
     def action_alerts(self) -> None:
         """Show the alert rules, what fires and the alert history."""

@@ -19,7 +19,7 @@ from tests.deploy.files import ROOT
 
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
 DEMO = ".venv/bin/wanderer-console demo --no-ui --duration 20"
-TEST = ".venv/bin/python -m pytest -q --cov"
+TEST = ".venv/bin/python -m pytest -q -n 3 --cov"
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_the_readme_and_ci_run_these_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for command in (INSTALL, DEMO, TEST):
         assert command in readme, f"the README no longer shows {command!r}: update the Makefile"
-    assert "python -m pytest -q --cov" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python -m pytest -q -n 3 --cov" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("target", "command"), [("demo", DEMO), ("test", TEST)])

@@ -227,6 +227,15 @@ class Runtime:
         """The running settings (:attr:`live`'s current)."""
         return self.live.current
 
+    @property
+    def file_settings(self) -> Settings:
+        """The running settings without the hosted maps: what the configuration file (and the
+        environment) configure, as a reload compares it."""
+        if not self._hosted_maps:
+            return self.settings
+        maps = {k: m for k, m in self.settings.maps.items() if k not in self._hosted_maps}
+        return self.settings.model_copy(update={"maps": maps})
+
     def apply_settings(self, settings: Settings) -> None:
         """Make ``settings`` the running configuration (a reload, a console toggle); the hosted
         maps stay (a file reload knows only the file's maps)."""

@@ -282,3 +282,35 @@ async def test_config_check_asks_the_notifier_config_endpoint(
         err = capsys.readouterr().err
         assert "refused the key (401): check PLUGIN_NOTIFIER_API_KEY" in err
         assert PLUGIN_KEY not in err
+
+
+async def test_a_file_reload_keeps_the_hosted_maps_and_flags_no_restart(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """Editing the config file of an engine in hosted mode applies the edit and leaves the
+    hosted maps running: they are not "removed" (no restart flagged, no stream reconnected)."""
+    h = hosted
+    path = tmp_path / "config.toml"
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    path.write_text(text)
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data", config_path=path)
+    await runtime.start()
+    try:
+        await wait_for(
+            lambda: set("abc") <= set(runtime.index.tenants()), 20, "the hosted maps loaded"
+        )
+        reloader = runtime.reloader
+        assert reloader is not None
+        await wait_for(lambda: reloader._text is not None, 10, "the watcher's baseline")
+        path.write_text(text.replace("[console]\n", "[console]\nretention_days = 7\n"))
+        result = reloader.reload(source="test")
+        assert result.status == "applied"
+        assert result.hot == ["console.retention_days"]
+        assert result.restart_required == []
+        assert reloader.pending_restart == []
+        assert runtime.settings.console.retention_days == 7
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        assert all(len(h.host.maps[s].connect_log) == 1 for s in "abc")
+    finally:
+        await runtime.stop()

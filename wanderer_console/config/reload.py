@@ -143,7 +143,9 @@ class ConfigReloader:
             new, _legacy = parse_settings_text(text, file=str(self.path))
         except ConfigError as exc:
             return self._rejected(source, text, [str(p) for p in exc.problems])
-        old = self._runtime.settings
+        # What the file configured (a runtime in hosted mode adds maps pulled from the map
+        # server, which no file edit adds or removes: they are left out of the comparison).
+        old = getattr(self._runtime, "file_settings", self._runtime.settings)
         changes = diff_settings(old, new)
         reasons = restart_reasons(old, new, [c.key for c in changes])
         hot = [c.key for c in changes if c.key not in reasons]

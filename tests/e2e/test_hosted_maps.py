@@ -220,6 +220,14 @@ async def test_a_failed_refresh_keeps_the_maps_and_the_console_can_refresh(
         assert "removed a" in result.message
         assert sorted(runtime.settings.maps) == ["b", "c"]
         await wait_for(lambda: "a" not in runtime.index.tenants(), 10, "a dropped")
+        # The notifier's /api/status calls API mode "multi_map", whatever the number of maps.
+        from wanderer_console.server.notifier_api import extended_status
+
+        del h.host.notifier_config["b"]
+        assert (await runtime.console.refresh_hosted(actor="test")).count == 1
+        status = extended_status(runtime.snapshot(), maps=list(runtime.settings.maps), now=0.0)
+        assert status["sse"]["mode"] == "multi_map"
+        assert status["sse"]["map_count"] == 1
     finally:
         await runtime.stop()
 

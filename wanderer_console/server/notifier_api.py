@@ -108,7 +108,8 @@ def extended_status(snapshot: Mapping[str, Any], *, maps: list[str], now: float)
             "sockets": len(sockets),
         },
         "sse": {
-            "mode": "multi_map" if len(maps) > 1 else "env_var",
+            # API (hosted) mode is the notifier's multi-map mode, whatever the count.
+            "mode": "multi_map" if len(maps) > 1 or "hosted" in snapshot else "env_var",
             "map_count": len(maps),
             "clients_running": len(streams),
             "connected": sum(1 for c in streams if c.get("state") == "connected"),

@@ -247,3 +247,55 @@ async def test_thresholds_apply_live(
     assert not refused.ok
     assert "alerts.disk_space.threshold" in refused.message
     assert runtime.settings.alerts.disk_space.threshold == 0
+
+
+async def test_a_rule_posts_at_most_once_per_interval(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 1e12}})
+    stopper.append(runtime)
+    path = runtime.config_path
+    assert path is not None
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "discord_min_interval_seconds = 0", "discord_min_interval_seconds = 3600"
+        ),
+        encoding="utf-8",
+    )
+    assert runtime.reloader is not None
+    runtime.reloader.reload(source="test")
+    assert runtime.settings.alerts.discord_min_interval_seconds == 3600
+    await wait_for(lambda: firing(runtime, "disk_space"), 10, "first firing")
+    for threshold in (0, 1e12, 0):  # resolve, fire again (within the hour), resolve
+        await runtime.console.set_alert_rule("disk_space", "threshold", threshold, actor="t")
+        await wait_for(
+            lambda t=threshold: bool(firing(runtime, "disk_space")) == (t > 0),  # type: ignore[misc]
+            10,
+            f"threshold {threshold} applied",
+        )
+    assert len([r for r in runtime.store.alert_history() if r.rule == "disk_space"]) == 2
+    await wait_for(lambda: "[RESOLVED] disk_space" in ops_titles(sim), 10, "resolved message")
+    await runtime.drain(timeout=5.0)
+    # The second firing came within the interval: no message, and so no resolved one either.
+    assert ops_titles(sim) == ["[FIRING] disk_space", "[RESOLVED] disk_space"]
+
+
+async def test_an_alert_firing_at_a_stop_resolves_after_the_restart(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 1e12}})
+    try:
+        await wait_for(lambda: firing(runtime, "disk_space"), 10, "firing")
+        await wait_for(lambda: "[FIRING] disk_space" in ops_titles(sim), 10, "firing message")
+    finally:
+        await runtime.stop()
+    again = await engine(sim, tmp_path, {"disk_space": {"threshold": 0}})
+    try:
+        history = again.store.alert_history()
+        assert len(history) == 1  # the same alert, taken up again
+        await wait_for(lambda: again.store.alert_history()[0].resolved_at is not None, 10, "closed")
+        await wait_for(lambda: "[RESOLVED] disk_space" in ops_titles(sim), 10, "resolved message")
+        assert again.metrics.value("wc_alert_firing", rule="disk_space") == 0
+        assert ops_titles(sim).count("[FIRING] disk_space") == 1
+    finally:
+        await again.stop()

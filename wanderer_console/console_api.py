@@ -71,6 +71,7 @@ __all__ = [
     "QueueView",
     "StoreFaultView",
     "TargetView",
+    "TrackerView",
     "TrackingView",
     "TrendPoint",
     "TrendsView",
@@ -458,6 +459,27 @@ class TrendsView(_View):
     points: tuple[TrendPoint, ...] = ()
 
 
+class TrackerView(_View):
+    """One kill tracker of a map (its ``default`` one: its ``[filters]`` and kill routes)."""
+
+    tenant: str
+    name: str
+    enabled: bool = True
+    default: bool = False
+    """The map's own filters and routes rather than a ``[[maps.<key>.trackers]]`` entry."""
+    scope: str = "map"
+    """``map`` (the map's kills) or ``all`` (every kill received)."""
+    target: str = ""
+    """Target key (``webhook:<id>``, ``channel:<id>``; never a token), ``routes`` for the default
+    tracker (its kill routes), or empty when it has nowhere to post."""
+    ping: str = ""
+    """``@here``, ``@everyone`` and role mentions, as its messages start."""
+    matches_last_hour: int = 0
+    matches_total: int = 0
+    """Since the engine started."""
+    last_match_at: float | None = None
+
+
 class EngineSnapshot(_View):
     """The whole engine at one moment, as every console panel reads it."""
 
@@ -479,6 +501,9 @@ class EngineSnapshot(_View):
     alerts: AlertsView = Field(default_factory=AlertsView)
     priority_systems: tuple[PrioritySystemView, ...] = ()
     """The operators' priority systems, by name."""
+    trackers: tuple[TrackerView, ...] = ()
+    """Every map's trackers, its default one first; sent only when some map has
+    ``[[maps.<key>.trackers]]`` (an older console reads the rest)."""
 
 
 class LogLine(_View):
@@ -797,6 +822,13 @@ class ConsoleBackend(Protocol):
     async def trends(self, range_name: str) -> TrendsView:
         """The stored per-minute trends over one of :data:`TREND_RANGES` (``1h``, ``24h``,
         ``7d``), bucketed; ``BackendError`` for another range."""
+        ...
+
+    async def set_tracker(
+        self, tenant: str, name: str, enabled: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one kill tracker of a map on or off (``default``: the map's own filters); the
+        engine applies it at once and saves it to its config file (comments kept)."""
         ...
 
     async def aclose(self) -> None:

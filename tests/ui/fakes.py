@@ -376,6 +376,19 @@ class SeededBackend:
         self.log(f"operator: {label}")
         return OperationResult(ok=True, message=f"{label} ({self._saved()})")
 
+    async def set_tracker(
+        self, tenant: str, name: str, enabled: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one kill tracker of a map (the served snapshot's ``trackers``)."""
+        self._record("set_tracker", tenant, name, enabled, actor=actor)
+        for tracker in self.data.get("trackers", []):
+            if tracker["tenant"] == tenant and tracker["name"] == name:
+                tracker["enabled"] = enabled
+                label = f"map {tenant} tracker {name} {'on' if enabled else 'off'}"
+                self.log(f"operator: {label}")
+                return OperationResult(ok=True, message=f"{label} ({self._saved()})")
+        return OperationResult(ok=False, message=f"map {tenant} has no tracker {name!r}")
+
     async def set_theme(self, name: str, *, actor: str) -> OperationResult:
         """Save ``console.theme``."""
         self._record("set_theme", name, actor=actor)

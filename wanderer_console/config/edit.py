@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.items import Table
+from tomlkit.items import AoT, Table
 
 __all__ = [
     "PLACEHOLDER",
@@ -189,19 +189,25 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def set_value(text: str, toml_path: tuple[str, ...], value: Any) -> str:
+def set_value(text: str, toml_path: tuple[str | int, ...], value: Any) -> str:
     """``text`` with one key set (tables created as needed), comments and layout kept.
 
+    An integer in ``toml_path`` is an entry of an array of tables (``("maps", "home",
+    "trackers", 1, "enabled")``: the second ``[[maps.home.trackers]]``), which must exist.
     Raises :class:`ValueError` when a part of the path is not a table, and tomlkit's parse error
     when ``text`` is not TOML.
     """
     document = tomlkit.parse(text)
     table: Any = document
+    where = ".".join(str(part) for part in toml_path[:-1])
     for key in toml_path[:-1]:
-        if key not in table:
+        if isinstance(key, int):
+            if not isinstance(table, AoT | list) or not 0 <= key < len(table):
+                raise ValueError(f"{where}: no entry {key} in an array of tables")
+        elif key not in table:
             table[key] = tomlkit.table()
         table = table[key]
-        if not isinstance(table, Table | dict):
-            raise ValueError(f"{'.'.join(toml_path[:-1])} is not a table")
+        if not isinstance(table, Table | dict | AoT | list):
+            raise ValueError(f"{where} is not a table")
     table[toml_path[-1]] = value
     return tomlkit.dumps(document)

@@ -62,9 +62,10 @@ from wanderer_console.console_api import (
     TrendPoint,
     TrendsView,
 )
-from wanderer_console.control import events, explain
+from wanderer_console.control import events, explain, trackers
 from wanderer_console.control.server import SecretScrub
 from wanderer_console.observe.trends import bucketed
+from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.priority import PrioritySystems
 from wanderer_console.telemetry.logging import redact
 
@@ -89,6 +90,8 @@ class LocalEngine(views.EngineParts, Protocol):
     data_dir: Path
     config_path: Path | None
     priority: PrioritySystems
+    engine: Engine
+    """The pipeline's engine (what each tracker matched)."""
 
     @property
     def settings(self) -> Settings:
@@ -196,6 +199,9 @@ class LocalBackend:
             for p in self._engine.priority.rows
         ]
         self._explain(data, settings)
+        views_of_trackers = trackers.tracker_views(settings, self._engine.engine.tracker_matches)
+        if views_of_trackers:  # absent without trackers: an older console reads the rest
+            data["trackers"] = views_of_trackers
         return EngineSnapshot.model_validate(data)
 
     def _explain(self, data: dict[str, Any], settings: Settings) -> None:
@@ -371,7 +377,7 @@ class LocalBackend:
         )
 
     def _set_key(
-        self, toml_path: tuple[str, ...], value: Any, label: str, actor: str
+        self, toml_path: tuple[str | int, ...], value: Any, label: str, actor: str
     ) -> OperationResult:
         """Set one key: through the config file when there is one, else in memory only."""
         reloader = self._engine.reloader
@@ -398,12 +404,15 @@ class LocalBackend:
         _operator(actor, f"{label} (not saved: no config file)")
         return OperationResult(ok=True, message=f"{label} (not saved: no config file)")
 
-    def _apply_in_memory(self, toml_path: tuple[str, ...], value: Any) -> None:
+    def _apply_in_memory(self, toml_path: tuple[str | int, ...], value: Any) -> None:
         settings = self._engine.settings.model_copy(deep=True)
         node: Any = settings
         for key in toml_path[:-1]:
-            node = node[key] if isinstance(node, dict) else getattr(node, key)
-        setattr(node, toml_path[-1], value)
+            # an int is an entry of a list of sections (a map's trackers)
+            node = (
+                node[key] if isinstance(node, dict) or isinstance(key, int) else getattr(node, key)
+            )
+        setattr(node, str(toml_path[-1]), value)
         self._engine.apply_settings(settings)
 
     async def config_text(self) -> ConfigText:
@@ -533,6 +542,16 @@ class LocalBackend:
         if detail is None:
             return None
         return EventDetail.model_validate_json(self._scrub(detail.model_dump_json()))
+
+    async def set_tracker(
+        self, tenant: str, name: str, enabled: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one kill tracker of a map (``default``: its own filters); saved to the file."""
+        path = trackers.tracker_switch(self._engine.settings, tenant, name)
+        if isinstance(path, str):
+            return OperationResult(ok=False, message=path)
+        label = f"map {tenant} tracker {name} {'on' if enabled else 'off'}"
+        return self._set_key(path, enabled, label, actor)
 
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration now (:class:`~..ingest.hosted.HostedMaps`)."""

@@ -4,7 +4,28 @@ Served on ``control.sock`` in the data directory (mode 0600, so only the engine'
 connect; no token needed) and, with ``[control] listen``, on TCP behind a bearer token whose hash
 is in the data directory (:mod:`.token`). The protocol is plain HTTP + JSON:
 
-=============================  =================================================
+=============================  ========================================================
+``GET /v1/hello``              the engine's identity and protocol version (the handshake)
+``GET /v1/frames``             Server-Sent Events: ``event: frame`` every ``interval``
+``GET /v1/snapshot``           one snapshot
+``POST /v1/pause``             ``{"paused": bool}``
+``POST /v1/flag``              ``{"tenant": str|null, "flag": str, "value": bool}``
+``POST /v1/theme``             ``{"name": str}``
+``GET /v1/config``             the config text, secrets masked
+``POST /v1/config``            ``{"text", "base_digest", "force"}``: validate, write, apply
+``POST /v1/config/reload``     re-read the file
+``GET /v1/config/history``     the audit trail
+``POST /v1/retry``             ``{"key": str}``: revive a dead target
+``GET /v1/events``             recent events (query: an ``EventQuery``'s fields)
+``GET /v1/events/{id}``        one event in full (``null`` once it is gone)
+``POST /v1/hosted/refresh``    pull the hosted maps' configuration now (hosted mode)
+``POST /v1/alerts/rule``       change one field of an ``[alerts]`` rule
+``GET /v1/alerts/history``     the alert history
+``POST /v1/priority``          ``{"action": "add"|"remove", "name": str}``: priority systems
+``GET /v1/trends``             the stored trends (query: ``range``)
+``POST /v1/tracker``           ``{"tenant": str, "name": str, "enabled": bool}``
+=============================  ========================================================
+
 Every POST may carry ``actor`` (who asked); the engine appends the transport it came through.
 
 Frames are built **once per tick for all clients** (:class:`FrameHub`), scrubbed of every secret
@@ -406,6 +427,15 @@ def build_control_app(
         )
         return reply(result)
 
+    async def tracker(request: Request, data: dict[str, Any]) -> Response:
+        result = await backend.set_tracker(
+            _field(data, "tenant", str),
+            _field(data, "name", str),
+            _field(data, "enabled", bool),
+            actor=actor(request, data),
+        )
+        return reply(result)
+
     async def theme(request: Request, data: dict[str, Any]) -> Response:
         name = _field(data, "name", str)
         return reply(await backend.set_theme(name, actor=actor(request, data)))
@@ -545,6 +575,7 @@ def build_control_app(
         Route("/v1/alerts/history", operation("alert_history", alert_history)),
         Route("/v1/priority", operation("priority", priority), methods=["POST"]),
         Route("/v1/trends", operation("trends", trends)),
+        Route("/v1/tracker", operation("tracker", tracker), methods=["POST"]),
     ]
     app: ASGIApp = Starlette(routes=routes)
     if token is not None:

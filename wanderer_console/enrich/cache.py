@@ -618,11 +618,17 @@ class CacheFacade:
     # -- reporting -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Counters per namespace, totals and warming progress (for ``runtime.snapshot()``)."""
+        """Counters per namespace (``route`` once used), totals and warming progress (for
+        ``runtime.snapshot()``)."""
         sizes = {ns: (len(cache), int(cache.maxsize)) for ns, cache in self._caches.items()}
+        report = self.telemetry.report(sizes)
+        route = report["namespaces"].get("route")
+        if route is not None and not (route["size"] or route["hits"] or route["misses"]):
+            # Only distance trackers use it: a console without them is not shown an empty row.
+            del report["namespaces"]["route"]
         return {
             "version": self.version,
-            **self.telemetry.report(sizes),
+            **report,
             "inflight": len(self._inflight),
             "warming": {
                 "total": self._warming["total"],

@@ -232,6 +232,13 @@ class RemoteBackend:
                 f"the engine at {self.where} sent an unreadable event: {exc}"
             ) from None
 
+    async def set_tracker(
+        self, tenant: str, name: str, enabled: bool, *, actor: str
+    ) -> OperationResult:
+        """Switch one kill tracker of a map on or off."""
+        body = {"tenant": tenant, "name": name, "enabled": enabled, "actor": actor}
+        return await self._call("POST", "/v1/tracker", OperationResult, body)
+
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration now."""
         return await self._call("POST", "/v1/hosted/refresh", OperationResult, {"actor": actor})

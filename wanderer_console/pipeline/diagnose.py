@@ -474,7 +474,9 @@ COMMAND = Command(
     description="Take a killmail from the engine's event store (when it received it), else "
     "fetch it (ESI with --hash, else the killstream REST API), load each map's tracking (its "
     "REST API, else the map events in the store), and print as JSON which notifications it "
-    "would produce and why the other maps filter it. The age gate is ignored; nothing is sent.",
+    "would produce and why the other maps filter it; for a map with [[trackers]], each "
+    "tracker's verdict (matched and its target, or the first clause it failed). The age gate "
+    "is ignored; nothing is sent.",
     add_arguments=add_arguments,
     run=run,
 )

@@ -32,6 +32,7 @@ from wanderer_console.console_api import (
     ConsoleBackend,
     Frame,
     OperationResult,
+    TrackerView,
 )
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.gcpolicy import freeze_startup_objects
@@ -55,6 +56,7 @@ from wanderer_console.ui.screens.events import EventDetailScreen, EventsScreen, 
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.priority import PriorityScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
+from wanderer_console.ui.screens.trackers import TrackersScreen
 from wanderer_console.ui.screens.trends import TrendsScreen
 from wanderer_console.ui.themes import DOMAIN_VARIABLES, load_themes, select_theme
 from wanderer_console.ui.widgets.delivery import DeliveryTable
@@ -100,6 +102,7 @@ class WandererApp(App[int]):
         Binding("e", "events", "Events", show=False, id="app.events"),
         Binding("s", "priority", "Priority systems", show=False, id="app.priority"),
         Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("k", "trackers", "Trackers", id="app.trackers", show=False),
     ]
 
     def __init__(
@@ -175,6 +178,8 @@ class WandererApp(App[int]):
                 screen.refresh_rules()
             elif isinstance(screen, PriorityScreen):
                 screen.refresh_list()
+            elif isinstance(screen, TrackersScreen):
+                screen.refresh_trackers()
 
     def _announce_rejection(self) -> None:
         """A config change the engine rejected (from any console, or the file edited on its host)
@@ -352,6 +357,23 @@ class WandererApp(App[int]):
             await self.refresh_now()
         return result
 
+    def flip_tracker(self, tracker: TrackerView) -> None:
+        """Switch one kill tracker on or off (the trackers screen)."""
+        self.operate(self.toggle_tracker(tracker), f"tracker {tracker.tenant}/{tracker.name}")
+
+    async def toggle_tracker(self, tracker: TrackerView) -> OperationResult | None:
+        """Have the engine switch ``tracker`` (applied at once, saved to its config file)."""
+        result = await self.call(
+            f"Could not switch tracker {tracker.tenant}/{tracker.name}",
+            self.state.backend.set_tracker(
+                tracker.tenant, tracker.name, not tracker.enabled, actor=self.state.actor
+            ),
+        )
+        if result is not None:
+            self._toast(result)
+            await self.refresh_now()
+        return result
+
     def switch_theme(self, name: str) -> None:
         """Switch to theme ``name`` now; the engine saves it as ``console.theme``."""
         if name not in self.console_themes:
@@ -463,6 +485,13 @@ class WandererApp(App[int]):
         self.action_dashboard()
         self.push_screen(PriorityScreen(self.state))
 
+    def action_trackers(self) -> None:
+        """Show each map's kill trackers."""
+        if isinstance(self.screen, TrackersScreen):
+            return
+        self.action_dashboard()
+        self.push_screen(TrackersScreen(self.state))
+
     def action_config(self) -> None:
         """Show the config pane."""
         if isinstance(self.screen, ConfigScreen):
@@ -508,6 +537,7 @@ class WandererApp(App[int]):
                     ("Events browser", EventsScreen.BINDINGS),
                     ("Event search", SearchInput.BINDINGS),
                     ("Event detail", EventDetailScreen.BINDINGS),
+                    ("Trackers screen", TrackersScreen.BINDINGS),
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
                 ]
@@ -524,6 +554,7 @@ def binding_ids() -> set[str]:
         FilterInput,
         DetailScreen,
         TogglesScreen,
+        TrackersScreen,
         ConfigScreen,
         HelpScreen,
         EventsScreen,

@@ -105,11 +105,15 @@ class KillFacts:
         self.km = km
         self._index = index
         self._info = info
-        self._routes = info if isinstance(info, RouteInfo) else None
         self.missing_routes: set[tuple[int, int]] = set()
         """Routes a clause asked for that were not looked up yet (fetch, then decide again)."""
         self.missing_systems: set[int] = set()
         """Systems whose position a clause asked for and that were not looked up yet."""
+
+    @cached_property
+    def _routes(self) -> RouteInfo | None:
+        # Asked only by a distance clause: a runtime protocol check costs microseconds a kill.
+        return self._info if isinstance(self._info, RouteInfo) else None
 
     @cached_property
     def systems(self) -> list[TrackedSystem]:

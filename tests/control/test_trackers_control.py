@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.control.conftest import append_to, secrets_of, text_of
+from wanderer_console.config.model import Settings
+from wanderer_console.control.explain import target_names
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+
+HOOKS = "https://discord.com/api/webhooks"
 
 
 @pytest.fixture
@@ -64,3 +68,31 @@ async def test_trackers_listed_and_switched_over_the_socket(
     refused = await remote.set_tracker("demo", "nope", True, actor="t")
     assert not refused.ok
     assert "trackers: default, caps, intel" in refused.message
+
+
+def test_a_tracker_target_is_labelled_by_the_tracker() -> None:
+    settings = Settings.model_validate(
+        {
+            "maps": {
+                "home": {
+                    "url": "http://127.0.0.1:9",
+                    "api_key": "k",
+                    "discord": {"webhook_url": f"{HOOKS}/100000000000000001/a"},
+                    "trackers": [
+                        {"name": "caps", "webhook_url": f"{HOOKS}/100000000000000002/b"},
+                        {"name": "intel"},  # the system-kill route's target: no label of its own
+                    ],
+                }
+            }
+        }
+    )
+    assert target_names(settings) == {
+        "webhook:100000000000000001": (
+            "home/primary",
+            "https://discord.com/api/webhooks/100000000000000001/***",
+        ),
+        "webhook:100000000000000002": (
+            "home/caps",
+            "https://discord.com/api/webhooks/100000000000000002/***",
+        ),
+    }

@@ -10,7 +10,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from wanderer_console.config.model import Settings
-from wanderer_console.config.routing import ROUTES, resolve_target
+from wanderer_console.config.routing import ROUTES, resolve_target, tracker_target
+from wanderer_console.domain.notification import Target
 from wanderer_console.telemetry.logging import redact
 
 __all__ = ["masked_url", "source_url", "target_names"]
@@ -52,12 +53,14 @@ def target_names(settings: Settings) -> dict[str, tuple[str, str]]:
     """Target key → ``(label, masked address)``: which map routes post there, and where.
 
     A route that falls back to the map's primary webhook or channel is named ``primary`` (once
-    per map): ``alpha/primary``, ``alpha/rally``; a target shared by maps lists each.
+    per map): ``alpha/primary``, ``alpha/rally``; a tracker with a target of its own by its name
+    (``alpha/caps``); a target shared by maps lists each.
     """
     labels: dict[str, list[str]] = {}
     where: dict[str, str] = {}
     for tenant, map_settings in settings.maps.items():
         discord = map_settings.discord
+        targets: list[tuple[Target, str]] = []
         for route in ROUTES:
             target = resolve_target(settings, tenant, route)
             if target is None:
@@ -66,6 +69,14 @@ def target_names(settings: Settings) -> dict[str, tuple[str, str]]:
                 getattr(discord, f"{route}_channel_id")
             )
             label = f"{tenant}/{route if own else 'primary'}"
+            targets.append((target, label))
+        targets += [
+            (target, f"{tenant}/{tracker.name}")
+            for tracker in map_settings.trackers
+            if (tracker.webhook_url is not None or tracker.channel_id)
+            and (target := tracker_target(settings, tenant, tracker)) is not None
+        ]
+        for target, label in targets:
             names = labels.setdefault(target.key, [])
             if label not in names:
                 names.append(label)

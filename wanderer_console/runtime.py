@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +69,10 @@ from wanderer_console.telemetry.statsd import StatsdExporter
 __all__ = ["Runtime", "default_data_dir"]
 
 log = logging.getLogger(__name__)
+
+CACHE_SAVE_RESERVE = 64 * 1024 * 1024
+"""Free bytes the name cache's saved copy never takes on the data directory's disk: the last
+of it is kept for events and notifications."""
 
 
 class Runtime:
@@ -153,7 +158,7 @@ class Runtime:
         if self.esi is not None:
             janice = self.clients.get("janice")
             self.notable = NotableItems(lambda: live.current.janice, self.cache, self.esi, janice)
-        self.cache_saver = CacheSaver(self.cache, store)
+        self.cache_saver = CacheSaver(self.cache, store, room=self._room_for_cache)
         self.kills = KillSources(
             live,
             self.index,
@@ -290,6 +295,17 @@ class Runtime:
             characters.update(tracking.characters)
             systems.update(tracking.systems)
         return characters, systems
+
+    def _room_for_cache(self) -> bool:
+        """Whether the name cache may be saved: the data directory's disk keeps at least
+        ``CACHE_SAVE_RESERVE`` bytes free for events and notifications (PostgreSQL: always)."""
+        location = self.store.path
+        if not isinstance(location, Path):
+            return True
+        try:
+            return shutil.disk_usage(location.parent).free >= CACHE_SAVE_RESERVE
+        except OSError:
+            return True
 
     def _map_loaded(self, tenant: str) -> None:
         self.kills.tracking_changed()
@@ -432,8 +448,9 @@ class Runtime:
         self.cluster.leave()  # the other instances take this one's maps at their next look
         await self.cache.cancel_loads()  # shared lookups outlive the tasks that started them
         await self.clients.aclose()
-        with contextlib.suppress(Exception):
-            await self.cache.save_changed(self.store)
+        if self.store.write_fault is None and self._room_for_cache():
+            with contextlib.suppress(Exception):
+                await self.cache.save_changed(self.store)
         if self.reloader is not None:
             self.reloader.close()
         self.console.remove_log_ring()

@@ -10,6 +10,7 @@ from tests.support import wait_for
 from wanderer_console.enrich.cache import CacheFacade, CacheRow
 from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.writes import StoreWriteError
 
 
 class CountingStore(SqliteStore):
@@ -81,4 +82,36 @@ async def test_a_save_writes_only_what_changed_in_small_transactions(tmp_path: P
         assert restarted.peek("character", 90_000_999) == {"name": "Pilot 999"}
         assert await restarted.save_changed(store) == 0
     finally:
+        store.close()
+
+
+class RefusingStore(CountingStore):
+    """The real store, refusing the first ``refuse`` saves as a full disk would."""
+
+    refuse = 1
+
+    def save_cache_entries(self, rows: Iterable[CacheRow]) -> int:
+        if self.refuse > 0:
+            self.refuse -= 1
+            raise StoreWriteError(self.path, "save cache", OSError("database or disk is full"))
+        return super().save_cache_entries(rows)
+
+
+async def test_a_skipped_or_refused_save_keeps_its_rows_for_the_next(tmp_path: Path) -> None:
+    store = RefusingStore(tmp_path / "events.db")
+    cache = CacheFacade(None)
+    cache.put_with_ttl("character", 90_000_001, {"name": "Pilot"}, 3600.0)
+    room = [False]
+    saver = CacheSaver(cache, store, every=0.05, delay=0.0, room=lambda: room[0])
+    task = asyncio.create_task(saver.run())
+    try:
+        await wait_for(lambda: saver.skipped >= 2, what="saves skipped: no room")
+        assert store.saves == 0
+        room[0] = True  # room again: the first save is refused, the next one writes the row
+        await wait_for(lambda: saver.saves >= 1, what="the row saved")
+        assert saver.skipped >= 3
+        assert store.rows == [1]
+        assert [row[1] for row in store.load_cache_entries(cache.version, 0.0)] == ["90000001"]
+    finally:
+        task.cancel()
         store.close()

@@ -98,6 +98,10 @@ class CacheStore(Protocol):
     def save_cache_entries(self, rows: Iterable[CacheRow]) -> int: ...
     def load_cache_entries(self, version: int, now: float) -> list[CacheRow]: ...
     def prune_cache_entries(self, version: int, now: float) -> int: ...
+    @property
+    def write_fault(self) -> object | None:
+        """Why the store cannot write right now (``None`` while writes succeed)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -572,28 +576,26 @@ class CacheFacade:
         """
         unsaved, self._unsaved = self._unsaved, set()
         now = self._clock()
-        store.prune_cache_entries(self.version, now)
         saved = 0
-        rows: list[CacheRow] = []
-        for ns, entity_id in unsaved:
-            entry = self._caches[ns].get((self.version, entity_id))
-            if entry is None or entry.value is None or entry.deadline <= now:
-                continue
-            rows.append(
-                (
-                    ns,
-                    str(entity_id),
-                    self.version,
-                    orjson.dumps(entry.value).decode(),
-                    entry.deadline,
-                )
-            )
-            if len(rows) >= chunk:
+        try:
+            store.prune_cache_entries(self.version, now)
+            rows: list[CacheRow] = []
+            for ns, entity_id in unsaved:
+                entry = self._caches[ns].get((self.version, entity_id))
+                if entry is None or entry.value is None or entry.deadline <= now:
+                    continue
+                value = orjson.dumps(entry.value).decode()
+                rows.append((ns, str(entity_id), self.version, value, entry.deadline))
+                if len(rows) >= chunk:
+                    saved += store.save_cache_entries(rows)
+                    rows = []
+                    await asyncio.sleep(0)
+            if rows:
                 saved += store.save_cache_entries(rows)
-                rows = []
-                await asyncio.sleep(0)
-        if rows:
-            saved += store.save_cache_entries(rows)
+        except BaseException:
+            # Not all written (a full disk): the next save writes them all again (an upsert).
+            self._unsaved |= unsaved
+            raise
         return saved
 
     def load_warm(self, store: CacheStore) -> int:

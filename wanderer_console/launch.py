@@ -240,7 +240,7 @@ async def _demo(
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
-        sim = Simulator(seed=seed, killstream_rest=True)
+        sim = Simulator(seed=seed, killstream_rest=True, gateway=True)
         await sim.start()
         config_path = write_demo_config(sim, data_dir=data_dir, dry_run=dry_run)
         runtime = Runtime(
@@ -264,6 +264,7 @@ async def _demo(
                     feed.cancel()
             await runtime.start()
             await _wait_connected(runtime, timeout=10.0)
+            commands = asyncio.create_task(_slash_commands(sim))
             scenario_time = None if duration is None else max(1.0, duration - 2.0)
             scenario = asyncio.create_task(
                 sim.run_scenario(scenario_time or 10**9, rate=rate, stop=stop)
@@ -282,6 +283,7 @@ async def _demo(
                     "scenario": scenario_summary(stats, sim.discord),
                     **runtime.summary(),
                     "discord": discord_summary(sim.discord),
+                    "slash_commands": await commands,
                 }
             )
             summary["verdict"] = _verdict(runtime, summary, kept=kept)
@@ -292,6 +294,29 @@ async def _demo(
         print(summary["verdict"], file=sys.stderr, flush=True)
         print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+async def _slash_commands(sim: Any) -> list[dict[str, str | None]]:
+    """A slash command round trip over the fake gateway: a tracked system made a priority one
+    (its kills then ping who is in voice), then the list; each with the console's answer."""
+    gateway = sim.gateway
+    if gateway is None or not sim.tracked_system_ids:
+        return []
+    name = sim.generator.systems[sorted(sim.tracked_system_ids)[0]].name
+    asked = [
+        ("system add-priority", [{"type": 2, "name": "system", "options": [
+            {"type": 1, "name": "add-priority", "options": [
+                {"type": 3, "name": "system", "value": name}]}]}]),
+        ("priority list", [{"type": 2, "name": "priority", "options": [
+            {"type": 1, "name": "list", "options": []}]}]),
+    ]  # fmt: skip
+    out: list[dict[str, str | None]] = []
+    for command, options in asked:
+        interaction = await gateway.inject_interaction(options)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interaction.answered.wait(), 5.0)
+        out.append({"command": f"/notifier {command}", "answer": interaction.final_text()})
+    return out
 
 
 def integer_counts(value: Any) -> Any:

@@ -121,7 +121,7 @@ class FakeDiscordApp:
         if not isinstance(body, dict) or body.get("type") not in (4, 5):
             return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
         interaction.answered_at = time.time()
-        interaction.responses.append(body)
+        interaction.record(body)
         return Response(status_code=204)
 
     async def _edit(self, request: Request) -> Response:
@@ -129,5 +129,5 @@ class FakeDiscordApp:
         if interaction is None or interaction.answered_at is None:
             return JSONResponse({"message": "Unknown Webhook", "code": 10015}, status_code=404)
         body = orjson.loads(await request.body())
-        interaction.responses.append({"type": "edit", "data": body})
+        interaction.record({"type": "edit", "data": body})
         return JSONResponse({"id": interaction.id, "content": body.get("content", "")})

@@ -74,6 +74,14 @@ class Interaction:
     responses: list[dict[str, Any]] = field(default_factory=list)
     """Each callback body (``type`` 4 or 5) and each edit of the original (``type`` "edit")."""
     answered_at: float | None = None
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the answer carries its text (a type-4 reply, or the edit of a deferral)."""
+
+    def record(self, response: dict[str, Any]) -> None:
+        """Keep one callback or edit; :attr:`answered` is set once there is text."""
+        self.responses.append(response)
+        if self.final_text() is not None:
+            self.answered.set()
 
     def final_text(self) -> str | None:
         """What the user sees: the last edit's content, else the type-4 reply's content."""

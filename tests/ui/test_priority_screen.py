@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support import wait_for
-from tests.ui.fakes import first_frame, settle
+from tests.ui.fakes import first_frame, screen_lines, settle
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -72,7 +72,16 @@ async def test_priority_edits_in_the_console_reach_the_slash_command(
             await wait_for(lambda: runtime.priority.names() == [], 10, "removed")
             await wait_for(lambda: table.row_count == 0, 10, "unlisted")  # type: ignore[attr-defined]
             assert "No priority systems" in await _listed(sim.gateway)
+
+            # Names and user names come from Discord: shown as written, never as markup.
+            runtime.priority.add("[red]J1", actor="discord:[bold]pilot[/bold] (1)")
+            await wait_for(lambda: table.row_count == 1, 10, "the odd name listed")  # type: ignore[attr-defined]
+            await settle(pilot)
+            shown = "\n".join(screen_lines(app))
+            assert "[red]J1" in shown
+            assert "discord:[bold]pilot[/bold]" in shown
+            runtime.priority.remove("[red]J1", actor="t")
         changes = [(c.action, c.name) for c in runtime.store.priority_changes()]
-        assert changes == [("add", "J154624"), ("remove", "J154624")]
+        assert changes[:2] == [("add", "J154624"), ("remove", "J154624")]
     finally:
         await runtime.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -74,15 +75,15 @@ class PriorityScreen(Screen[None]):
         self.refresh_list()
         self.query_one("#priority-add", Input).focus()
 
-    def _gateway_line(self) -> str:
+    def _gateway_line(self) -> Text:
         latest = self.state.latest
         gateway = None
         if latest is not None:
             gateway = next((c for c in latest.connections if c.name == "discord:gateway"), None)
         if gateway is None:
-            return "Discord gateway: not configured (discord.bot_token and application_id)"
+            return Text("Discord gateway: not configured (discord.bot_token and application_id)")
         line = f"Discord gateway: {gateway.state}"
-        return line + (f" ({gateway.last_error})" if gateway.last_error else "")
+        return Text(line + (f" ({gateway.last_error})" if gateway.last_error else ""))
 
     def refresh_list(self) -> None:
         """Redraw when the latest snapshot's list changed (called for every frame)."""
@@ -98,7 +99,8 @@ class PriorityScreen(Screen[None]):
         table.clear()
         for row in rows:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.added_at))
-            table.add_row(row.name, row.added_by, when, key=row.name)
+            # Text, not str: a name or a Discord user name is never read as markup.
+            table.add_row(Text(row.name), Text(row.added_by), when, key=row.name)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter in the input adds the name."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from wanderer_console.bench.cache_bench import run as run_cache_bench
+from wanderer_console.domain.killmail import Killmail
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import cache_health, deep_size, memory_bytes
+from wanderer_console.enrich.kills import KillEnricher
 
 from .conftest import EsiEnv
 
@@ -99,3 +101,19 @@ async def test_the_bench_reaches_95_percent_for_critical_data() -> None:
     assert warm["critical_lookups"] > 1000
     # Without warming and pinning the same replay misses much more of it.
     assert cold["critical_hit_ratio"] < 0.9
+
+
+async def test_names_the_enricher_finds_cached_count_as_hits(esi_env: EsiEnv) -> None:
+    cache = CacheFacade(esi_env.client())
+    enricher = KillEnricher(cache)
+    km = Killmail.from_wire(esi_env.gen.make_killmail(with_names=False))
+    await enricher.prefetch(km)  # first sight: every name loaded (misses)
+    first = cache.stats()["namespaces"]["name"]
+    assert first["misses"] > 0
+    assert first["hits"] == 0
+    requests = esi_env.fake.requests
+    await enricher.prefetch(km)  # the same names again: answered by the cache
+    again = cache.stats()["namespaces"]["name"]
+    assert again["hits"] == first["misses"]
+    assert again["misses"] == first["misses"]
+    assert esi_env.fake.requests == requests

@@ -235,6 +235,13 @@ class CacheFacade:
         """How many pinned entries are held per namespace (namespaces with pins only)."""
         return {ns: len(self._kept[ns]) for ns in NAMESPACES if self._pinned[ns]}
 
+    def count_hits(self, namespace: str, count: int) -> None:
+        """Count ``count`` look-ups a caller answered with ``peek_*`` as hits: the enricher
+        peeks before it loads, and only what it loads would count otherwise (every counted
+        look-up a miss, the hit ratio near 0 however warm the cache)."""
+        if count > 0:
+            self.telemetry.peeked(namespace, count)
+
     def lookup_deadline(self, namespace: str, key: int) -> float | None:
         """When the cached entry of ``key`` expires (``None``: not cached)."""
         entry = self._lookup(namespace, int(key))

@@ -103,6 +103,12 @@ class CacheTelemetry:
             self._prom.hits.labels(namespace=ns).inc()
             self._prom.latency.labels(namespace=ns, result="hit").observe(elapsed)
 
+    def peeked(self, ns: str, count: int) -> None:
+        """``count`` look-ups answered by a synchronous peek (no latency is kept for them)."""
+        self.namespaces[ns].hits += count
+        if self._prom is not None:
+            self._prom.hits.labels(namespace=ns).inc(count)
+
     def miss(self, ns: str, entity_id: int) -> None:
         """A look-up the cache could not answer (the key is remembered for insights)."""
         self.namespaces[ns].misses += 1

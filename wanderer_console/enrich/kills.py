@@ -70,11 +70,17 @@ class KillEnricher:
                 (party.corporation_id, party.corporation_ticker),
                 (party.alliance_id, party.alliance_ticker),
             ):
-                if org_id and not ticker and self.cache.peek_ticker(org_id) is None:
-                    orgs.add(org_id)
+                if org_id and not ticker:
+                    if self.cache.peek_ticker(org_id) is None:
+                        orgs.add(org_id)
+                    else:
+                        alliance = 99_000_000 <= org_id < 100_000_000
+                        self.cache.count_hits("alliance" if alliance else "corporation", 1)
         if not km.solar_system_name:
             names.add(km.system_id)
-        return {i for i in names if self.cache.peek_name(i) is None}, orgs
+        missing = {i for i in names if self.cache.peek_name(i) is None}
+        self.cache.count_hits("name", len(names) - len(missing))  # answered without a load
+        return missing, orgs
 
     async def prefetch(self, km: Killmail) -> None:
         """Resolve the kill's missing names and tickers into the cache (bounded, never raises)."""

@@ -23,7 +23,6 @@ next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -245,7 +244,7 @@ class AlertEngine:
             summary,
             extra={"ctx": {"rule": rule, "subject": measure.subject, "detail": measure.detail}},
         )
-        self._store.alert_fired(record)
+        self._write(lambda: self._store.alert_fired(record))
         settings = self.settings
         last = self._last_posted.get(rule)
         due = last is None or now - last >= settings.discord_min_interval_seconds
@@ -266,12 +265,25 @@ class AlertEngine:
                 }
             },
         )
-        self._store.alert_resolved(r.rule, r.subject, r.fired_at, now)
+        self._write(lambda: self._store.alert_resolved(r.rule, r.subject, r.fired_at, now))
         if firing.posted:
             self._post(firing, resolved=True, now=now)
 
+    def _write(self, write: Callable[[], None]) -> bool:
+        """Run one store write unless the store cannot write now (a full disk): the alert still
+        shows (banner, metric), and no write of ours makes the store look writable again while
+        delivery's own writes fail."""
+        if self._store.write_fault is not None:
+            return False
+        try:
+            write()
+        except StoreWriteError:  # the store reports its own fault
+            return False
+        return True
+
     def _post(self, firing: Firing, *, resolved: bool, now: float) -> bool:
-        """Write the message for the operations webhook to the outbox; False without one."""
+        """Write the message for the operations webhook to the outbox; False without one (or
+        while the store cannot write)."""
         settings = self._live.current
         target = ops_target(settings)
         if target is None:
@@ -305,11 +317,10 @@ class AlertEngine:
             target=target,
             body=build_message([embed], username=settings.discord.username),
         )
-        with contextlib.suppress(StoreWriteError):  # the store reports its own fault
-            self._store.enqueue([notification], now=now)
-            self._on_queued()
-            return True
-        return False
+        if not self._write(lambda: self._store.enqueue([notification], now=now)):
+            return False
+        self._on_queued()
+        return True
 
 
 def _figure(value: float) -> str:

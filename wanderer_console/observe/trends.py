@@ -12,6 +12,7 @@ Once an hour it drops what is older than ``days`` (and resolved alerts older tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from wanderer_console.store.base import Store
 from wanderer_console.store.observe import TrendMinute
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["COUNTS", "TrendBucket", "TrendRecorder", "bucketed", "quantile"]
@@ -107,6 +109,10 @@ class TrendRecorder:
         last, self._last = self._last, reading
         if last is None:
             return None
+        if self._store.write_fault is not None:
+            # The store cannot write (a full disk): this minute is skipped, and no write of ours
+            # makes the store look writable again while delivery's own writes still fail.
+            return None
         delta = {k: max(0, round(reading.counts[k] - last.counts[k])) for k in COUNTS}
         previous = dict(last.buckets)
         minute_buckets = [(b, c - previous.get(b, 0.0)) for b, c in reading.buckets]
@@ -129,11 +135,12 @@ class TrendRecorder:
         return row
 
     async def run(self) -> None:
-        """Record at each minute's turn."""
+        """Record at each minute's turn (a minute the store cannot write is skipped)."""
         self.record()
         while True:
             await asyncio.sleep(60.0 - self._clock() % 60.0)
-            self.record()
+            with contextlib.suppress(StoreWriteError):  # the store reports its own fault
+                self.record()
 
 
 @dataclass(slots=True)

@@ -310,9 +310,9 @@ async def test_the_console_sees_the_engine_go_and_come_back(sim: Simulator, tmp_
     backend = RemoteBackend(socket_path=tmp_path / SOCKET_NAME)
     follower = Follower(backend)
     try:
-        await wait_for(lambda: follower.latest and follower.latest.link.state == "live", 5, "live")
+        await wait_for(lambda: follower.latest and follower.latest.link.state == "live", 20, "live")
         await first.stop()
-        await wait_for(lambda: follower.latest and follower.latest.link.state == "lost", 5, "lost")
+        await wait_for(lambda: follower.latest and follower.latest.link.state == "lost", 20, "lost")
         latest = follower.latest
         assert latest is not None
         assert latest.link.detail in (
@@ -332,7 +332,7 @@ async def test_the_console_sees_the_engine_go_and_come_back(sim: Simulator, tmp_
                     and frame.identity.started_at == second.started_at
                 )
 
-            await wait_for(live_again, 5, "live again on the restarted engine")
+            await wait_for(live_again, 20, "live again on the restarted engine")
         finally:
             await second.stop()
     finally:

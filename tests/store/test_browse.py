@@ -202,3 +202,24 @@ def test_the_outcome_filter_looks_notifications_up_by_index(
     assert "SCAN o " not in f"{text} ", text
     assert "SCAN outbox" not in text, text
     assert "events_received_at" in text, text
+
+
+def test_a_kill_sent_only_to_a_trackers_own_target_is_notified_not_filtered(store: Store) -> None:
+    # kill:7 matched only a named tracker with its own webhook (kill:<id>:tracker:<target>);
+    # kill:70 and kill:8 must not pick it up (key ranges end at the id).
+    store.record_event(
+        _kill(7, 100.0),
+        [_note("alpha", "kill:7:tracker:webhook:caps", BRAVO, NotificationType.KILL)],
+        now=100.0,
+    )
+    store.record_event(_kill(70, 101.0), [], now=101.0)
+    store.record_event(
+        _kill(8, 102.0),
+        [_note("alpha", "kill:8:system_kill", PRIMARY, NotificationType.KILL)],
+        now=102.0,
+    )
+    found = store.event_notifications([("*", "kill:7"), ("*", "kill:70"), ("*", "kill:8")])
+    assert [n.dedup_key for n in found[("*", "kill:7")]] == ["kill:7:tracker:webhook:caps"]
+    assert ("*", "kill:70") not in found
+    assert [n.dedup_key for n in found[("*", "kill:8")]] == ["kill:8:system_kill"]
+    assert outcome_of([n.status for n in found[("*", "kill:7")]]) == "pending"

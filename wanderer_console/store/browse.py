@@ -31,6 +31,7 @@ __all__ = [
     "EventNotification",
     "Outcome",
     "link_keys",
+    "tracker_key_range",
     "outcome_of",
 ]
 
@@ -97,6 +98,17 @@ class EventNotification(NamedTuple):
     last_error: str | None
     message_id: str | None
     body: str
+
+
+TRACKER_KEY: Final = ":tracker:"
+"""What follows a kill's event id in the keys of its messages to trackers' own targets."""
+
+
+def tracker_key_range(event_id: str) -> tuple[str, str]:
+    """``[low, high)`` of the keys of a kill's messages to trackers' targets
+    (``kill:<id>:tracker:<target key>``)."""
+    low = f"{event_id}{TRACKER_KEY}"
+    return low, low[:-1] + chr(ord(low[-1]) + 1)
 
 
 def link_keys(tenant_id: str, event_id: str) -> tuple[str, ...]:
@@ -261,6 +273,23 @@ class BrowseMixin:
                 for tenant_id, event_id in owners.get(note.dedup_key, ()):
                     if tenant_id in (SHARED_TENANT, note.tenant_id):
                         found.setdefault((tenant_id, event_id), []).append(note)
+            # A kill's messages to a tracker's own target: kill:<id>:tracker:<target>, found
+            # as a key range (an index range scan each).
+            kills = [e for e in events[start : start + _CHUNK] if e[0] == SHARED_TENANT]
+            if kills:
+                key = f"dedup_key{self._sql.bytewise}"
+                ranges = " OR ".join([f"({key} >= ? AND {key} < ?)"] * len(kills))
+                bounds = [b for _t, event_id in kills for b in tracker_key_range(event_id)]
+                for row in self._conn.execute(
+                    f"SELECT {_NOTIFICATION_COLUMNS} FROM outbox WHERE {ranges} ORDER BY id",
+                    bounds,
+                ).fetchall():
+                    note = EventNotification(*row)
+                    event_id = note.dedup_key.split(TRACKER_KEY, 1)[0]
+                    if (SHARED_TENANT, event_id) in kills:
+                        found.setdefault((SHARED_TENANT, event_id), []).append(note)
+                for notes in found.values():
+                    notes.sort(key=lambda n: n.id)
         return found
 
     def recent_event_types(self, *, window: int = 5_000) -> list[str]:

@@ -7,6 +7,8 @@ turns into ``%s``); the few fragments that cannot be the same text on both are h
   the partial index of pending rows (``INDEXED BY``); PostgreSQL has no hints and picks it from
   its statistics.
   The events browser's reads name theirs too (:meth:`Dialect.indexed_by`).
+* **Byte order.** A key range (a kill's tracker messages) compares bytes: ``COLLATE "C"`` on
+  PostgreSQL, whose default collation may not; SQLite always does.
 * **Null-safe equality.** ``a IS ?`` on SQLite is ``a IS NOT DISTINCT FROM ?`` on PostgreSQL.
 * **The larger of two values.** SQLite's two-argument ``max()`` is ``GREATEST()``; the cursor
   column compares bytewise on both (PostgreSQL declares it ``COLLATE "C"``).
@@ -54,6 +56,10 @@ class Dialect:
     compiles that statement for ~0.4 s (its correlated look-ups inflate the estimated cost)
     while it runs in milliseconds."""
 
+    bytewise: str = ""
+    """After a text column compared by range: compare its bytes (PostgreSQL's default collation
+    may order punctuation otherwise; SQLite compares bytes already)."""
+
     def indexed_by(self, index: str) -> str:
         """A hint to put after a table name: read it through ``index`` (SQLite only).
 
@@ -93,4 +99,5 @@ POSTGRESQL = Dialect(
     clock="extract(epoch from clock_timestamp())::double precision",
     lock_lease=" FOR SHARE",
     browse_setup="SET LOCAL jit = off",
+    bytewise=' COLLATE "C"',
 )

@@ -9,6 +9,7 @@ import pytest
 
 from tests.http.conftest import FaultServer, Reply
 from wanderer_console.http import HttpServiceSettings, build_client
+from wanderer_console.http.sse import open_sse
 from wanderer_console.telemetry.metrics import Metrics
 
 pytestmark = pytest.mark.timeout(20)
@@ -189,6 +190,33 @@ async def test_a_rate_key_paces_each_client_of_a_host_in_its_own_bucket(
         started = time.monotonic()
         for _ in range(4):
             assert (await client.get(f"{fault_server.url}/k", rate_key="map-e")).status == 200
+        shared = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert shared >= 1.4, shared  # one key: the bucket's 2/s (3 waits of 0.5 s)
+    assert separate < shared / 2, (separate, shared)
+
+
+@pytest.mark.slow
+async def test_event_streams_of_several_maps_connect_each_in_its_own_bucket(
+    fault_server: FaultServer,
+) -> None:
+    # A thousand maps on one host used to open their streams through the host's one bucket
+    # (10/s: 100 s before the last map streamed). Each stream's connect has its map's key.
+    fault_server.always("/s", Reply(200, {"content-type": "text/event-stream"}, b": ok\n\n"))
+    settings = SETTINGS.model_copy(update={"rate_per_second": 2.0, "burst": 1})
+    client = build_client("map", settings, metrics=Metrics())
+
+    async def connect(key: str) -> None:
+        async with open_sse(client, f"{fault_server.url}/s", rate_key=key) as stream:
+            assert stream.status == 200
+
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(connect(f"map-{n}") for n in range(6)))
+        separate = time.monotonic() - started
+        started = time.monotonic()
+        await asyncio.gather(*(connect("one-map") for _ in range(4)))
         shared = time.monotonic() - started
     finally:
         await client.aclose()

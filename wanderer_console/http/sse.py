@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from wanderer_console.http.client import NO_RETRY, HttpClient, TransportError, classify_error
+from wanderer_console.http.errors import RATE_KEY
 from wanderer_console.http.sse_decoder import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -86,10 +87,15 @@ async def open_sse(
     params: Mapping[str, str] | None = None,
     connect_timeout: float = 30.0,
     idle_timeout: float = 75.0,
+    rate_key: str | None = None,
 ) -> AsyncIterator[SseStream]:
-    """Open ``GET url`` as an event stream on ``client``."""
+    """Open ``GET url`` as an event stream on ``client`` (``rate_key``: pace the connect in its
+    own token bucket on the host, as :meth:`HttpClient.request` does)."""
     send_headers = {"accept": "text/event-stream", "cache-control": "no-cache", **(headers or {})}
     timeout = httpx.Timeout(connect_timeout, read=idle_timeout)
+    extensions: dict[str, object] = {NO_RETRY: True}
+    if rate_key is not None:
+        extensions[RATE_KEY] = rate_key
     try:
         async with client.raw.stream(
             "GET",
@@ -98,7 +104,7 @@ async def open_sse(
             params=params,
             timeout=timeout,
             # A stream lives for hours: never under the retry layer's attempt and time caps.
-            extensions={NO_RETRY: True},
+            extensions=extensions,
         ) as response:
             yield SseStream(response)
     except httpx.HTTPError as exc:

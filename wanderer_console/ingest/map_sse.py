@@ -126,7 +126,13 @@ class MapSseSource:
         connected = False
         try:
             async with open_sse(
-                self._http, url, headers=headers, params=params, idle_timeout=self._idle_timeout
+                self._http,
+                url,
+                headers=headers,
+                params=params,
+                idle_timeout=self._idle_timeout,
+                # Paced in the map's own bucket, as its REST calls are (map_rest.py).
+                rate_key=self._settings.slug,
             ) as stream:
                 if stream.status != 200:
                     return await self._refused(stream.status, await stream.error_body())

@@ -108,7 +108,20 @@ async def _screen(backend: ConsoleBackend, steps: Steps) -> str:
     )
     async with app.run_test(size=SIZE) as pilot:
         await steps(pilot)
-        return app.export_screenshot()
+        return await _steady(pilot)
+
+
+async def _steady(pilot: Pilot[Any]) -> str:
+    """The screen once two looks 50 ms apart agree: an attached console's frames come over a
+    socket and may still be laid out (a table's column widths) when the steps end."""
+    shot = pilot.app.export_screenshot()
+    for _ in range(100):
+        await pilot.pause(0.05)
+        again = pilot.app.export_screenshot()
+        if again == shot:
+            return again
+        shot = again
+    return shot
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

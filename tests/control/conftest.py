@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from tests.support import connected
+from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_settings, write_demo_config
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -50,6 +52,17 @@ async def engine(sim: Simulator, tmp_path: Path, config_file: Path) -> AsyncIter
         yield runtime
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
+    """A console attached to ``engine`` through its control socket (connected)."""
+    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
+    await backend.connect()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
 
 
 def text_of(path: Path) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import socket
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,16 +21,6 @@ from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 class Follower:

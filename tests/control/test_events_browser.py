@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,16 +25,6 @@ from wanderer_console.sim import Simulator
 from wanderer_console.store.base import StoredEvent
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 def _kill_row(engine: Runtime, killmail_id: int, outcome: str) -> EventRow | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,9 @@ import pytest
 from tests.control.conftest import text_of
 from tests.support import wait_for
 from wanderer_console.console_api import BackendError
-from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
 from wanderer_console.store.observe import TrendMinute
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 async def test_an_alert_threshold_set_by_an_attached_console_fires_and_is_listed(

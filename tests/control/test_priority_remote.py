@@ -3,24 +3,11 @@ snapshot, refused when bad, removed; each change recorded with the console's act
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from wanderer_console.console_api import BackendError, OperationResult
-from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 async def test_priority_systems_from_an_attached_console(

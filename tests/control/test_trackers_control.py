@@ -3,30 +3,16 @@ token), and ``set_tracker`` switches one, applied, saved into its ``[[...]]`` en
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.control.conftest import append_to, secrets_of, text_of
 from wanderer_console.config.model import Settings
 from wanderer_console.control.explain import target_names
-from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
 HOOKS = "https://discord.com/api/webhooks"
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 async def test_trackers_listed_and_switched_over_the_socket(

@@ -8,19 +8,17 @@ every 30 s while the screen shows (the trends change once a minute), never per f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
-from textual.app import ComposeResult, RenderResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.color import Color
 from textual.screen import Screen
 from textual.widgets import Header, Static, Tab, Tabs
-from textual_plotext import PlotextPlot
 
 from wanderer_console.console_api import TREND_RANGES, TrendPoint, TrendsView
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.widgets.keybar import KeyBar
+from wanderer_console.ui.widgets.plot import ThemedPlot
 
 if TYPE_CHECKING:
     from wanderer_console.ui.app import WandererApp
@@ -34,7 +32,7 @@ Series = tuple[str, Sequence[float | None], str]
 """A line: its label, one value per point (``None``: no data), its colour's theme variable."""
 
 
-class TrendChart(PlotextPlot):
+class TrendChart(ThemedPlot):
     """One chart of the trends screen; colours from the theme (STYLE.md pitfalls 4 and 5)."""
 
     DEFAULT_CSS = """
@@ -44,14 +42,8 @@ class TrendChart(PlotextPlot):
     }
     """
 
-    _version = 0
-    _built: tuple[tuple[object, ...], Text] | None = None
     points = 0
     """Points of the last data shown (tests read it)."""
-
-    def _rgb(self, variable: str, fallback: str) -> tuple[int, int, int]:
-        value = self.app.theme_variables.get(variable) or self.app.theme_variables[fallback]
-        return Color.parse(value).rgb
 
     def show(self, title: str, xs: Sequence[float], series: Sequence[Series]) -> None:
         """Plot ``series`` over ``xs`` (hours before now)."""
@@ -70,27 +62,7 @@ class TrendChart(PlotextPlot):
                 )
         if xs:
             plt.xlim(min(xs), 0)
-        self._version += 1
-        self.refresh()
-
-    def render(self) -> RenderResult:
-        """Build the plot at the widget's size in the theme's colours (kept until a change)."""
-        width, height = self.size.width, self.size.height
-        surface = self._rgb("surface", "background")
-        foreground = self._rgb("foreground", "text")
-        key = (self._version, width, height, surface, foreground)
-        if self._built is not None and self._built[0] == key:
-            return self._built[1]
-        plt = self.plt
-        unlimited: Any = plt  # (the typing stub lacks it)
-        unlimited._limit_size(False, False)
-        plt.plotsize(width, height)
-        plt.canvas_color(surface)
-        plt.axes_color(surface)
-        plt.ticks_color(foreground)
-        text = Text.from_ansi(plt.build())
-        self._built = (key, text)
-        return text
+        self.changed()
 
 
 def _ms(value: float | None) -> float | None:

@@ -52,6 +52,7 @@ RETRY_FIRST, RETRY_MAX = 0.25, 2.0
 """Seconds between reconnection attempts: doubling from the first to the most."""
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 _HISTORY = TypeAdapter(tuple[AuditRecord, ...])
 _DETAIL = TypeAdapter(EventDetail | None)
 _ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
@@ -108,6 +109,17 @@ class RemoteBackend:
         except ValidationError as exc:
             raise BackendError(
                 f"the engine at {self.where} sent an unreadable answer: {exc}"
+            ) from None
+
+    async def _read(self, path: str, adapter: TypeAdapter[_T], what: str) -> _T:
+        """``GET path`` read as ``adapter``'s type (a list, an optional): ``what`` names it in
+        the error when the answer cannot be read."""
+        response = await self._send("GET", path)
+        try:
+            return adapter.validate_json(response.content)
+        except ValidationError as exc:
+            raise BackendError(
+                f"the engine at {self.where} sent an unreadable {what}: {exc}"
             ) from None
 
     async def _send(
@@ -194,13 +206,7 @@ class RemoteBackend:
 
     async def config_history(self, limit: int = 50) -> tuple[AuditRecord, ...]:
         """The audit trail, newest last."""
-        response = await self._send("GET", f"/v1/config/history?limit={int(limit)}")
-        try:
-            return _HISTORY.validate_json(response.content)
-        except ValidationError as exc:
-            raise BackendError(
-                f"the engine at {self.where} sent an unreadable history: {exc}"
-            ) from None
+        return await self._read(f"/v1/config/history?limit={int(limit)}", _HISTORY, "history")
 
     async def retry_target(self, key: str, *, actor: str) -> OperationResult:
         """Revive a dead target."""
@@ -224,13 +230,7 @@ class RemoteBackend:
 
     async def event_detail(self, event: int) -> EventDetail | None:
         """One event in full; ``None`` once it is gone."""
-        response = await self._send("GET", f"/v1/events/{int(event)}")
-        try:
-            return _DETAIL.validate_json(response.content)
-        except ValidationError as exc:
-            raise BackendError(
-                f"the engine at {self.where} sent an unreadable event: {exc}"
-            ) from None
+        return await self._read(f"/v1/events/{int(event)}", _DETAIL, "event")
 
     async def set_tracker(
         self, tenant: str, name: str, enabled: bool, *, actor: str
@@ -256,13 +256,8 @@ class RemoteBackend:
 
     async def alert_history(self, limit: int = 100) -> tuple[AlertRecordView, ...]:
         """The alert history, newest first."""
-        response = await self._send("GET", f"/v1/alerts/history?limit={int(limit)}")
-        try:
-            return _ALERT_HISTORY.validate_json(response.content)
-        except ValidationError as exc:
-            raise BackendError(
-                f"the engine at {self.where} sent an unreadable alert history: {exc}"
-            ) from None
+        path = f"/v1/alerts/history?limit={int(limit)}"
+        return await self._read(path, _ALERT_HISTORY, "alert history")
 
     async def add_priority_system(self, name: str, *, actor: str) -> OperationResult:
         """Make ``name`` a priority system."""

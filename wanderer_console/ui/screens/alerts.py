@@ -8,7 +8,7 @@ the next frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,11 +19,9 @@ from textual.widgets import DataTable, Header, Input, Static
 from wanderer_console.console_api import AlertRecordView, AlertsView
 from wanderer_console.ui.faults import clock_time
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["COLUMNS", "AlertsScreen"]
 
@@ -36,7 +34,7 @@ def _figure(value: float) -> str:
     return f"{value:g}"
 
 
-class AlertsScreen(Screen[None]):
+class AlertsScreen(OnWanderer, Screen[None]):
     """Rules (Space: on/off, Enter on a threshold or duration: edit), then the history."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,14 +49,6 @@ class AlertsScreen(Screen[None]):
         self._shown: dict[str, tuple[Any, ...]] = {}
         self._editing: tuple[str, str] | None = None
         self._firing: set[tuple[str, str]] = set()
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     @property
     def alerts(self) -> AlertsView:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -46,6 +46,7 @@ from wanderer_console.ui.details import (
 from wanderer_console.ui.faults import dead_targets, delivery_held, rejected_config
 from wanderer_console.ui.model import ConsoleState, engine_label, format_uptime
 from wanderer_console.ui.screens.detail import DetailScreen
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.activity import ActivityPanel
 from wanderer_console.ui.widgets.badges import BadgeClicked, FaultBadges
 from wanderer_console.ui.widgets.breakers import BreakersTable
@@ -55,9 +56,6 @@ from wanderer_console.ui.widgets.counters import CountersPanel
 from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["FRAMES_TASK", "TABS", "DashboardScreen", "FilterInput", "dashboard_title"]
 
@@ -135,7 +133,7 @@ def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -
     return f"{engine} · delivery {word} · {here} here, {alive} engine{'s' * (alive != 1)} alive"
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(OnWanderer, Screen[None]):
     """The default screen: what the engine is doing right now."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Textual's)
@@ -158,14 +156,6 @@ class DashboardScreen(Screen[None]):
         self._last: EngineSnapshot | None = None
         self.interval = FIRST_INTERVAL
         """Seconds between the frames asked of the backend now."""
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, fault badges, the panels in a grid, footer."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -24,10 +24,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from wanderer_console.ui.details import Detail, occurrences_text
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import theme_colour
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["DetailScreen", "markdown_text"]
 
@@ -42,7 +40,7 @@ def markdown_text(markdown: str, code_style: str = "bold") -> Text:
     return text
 
 
-class DetailScreen(ModalScreen[None]):
+class DetailScreen(OnWanderer, ModalScreen[None]):
     """A modal over the dashboard explaining one thing; it follows the frames."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -57,14 +55,6 @@ class DetailScreen(ModalScreen[None]):
         self.detail = build()
         """What the view shows (the last one built, while the thing is gone from the snapshot)."""
         self._shown: Detail | None = None
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """One scrollable body."""

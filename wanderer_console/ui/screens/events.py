@@ -15,7 +15,7 @@ Everything comes through the backend, in process or attached alike; a refusal is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -40,12 +40,10 @@ from wanderer_console.console_api import (
 from wanderer_console.ui.faults import clock_time
 from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.screens.detail import markdown_text
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured, theme_colour
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.synced import FittedTable, NamedRow
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = [
     "EventDetailScreen",
@@ -118,7 +116,7 @@ class SearchInput(Input):
         self.action_leave()
 
 
-class EventsScreen(Screen[None]):
+class EventsScreen(OnWanderer, Screen[None]):
     """Recent events and their outcome, searched and filtered."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -142,14 +140,6 @@ class EventsScreen(Screen[None]):
         """What the list shows (the filters and search in force)."""
         self.page: EventPage | None = None
         """The last page the engine sent."""
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, search, filters line, the events, key bar."""

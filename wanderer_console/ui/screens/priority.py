@@ -8,7 +8,7 @@ list is the engine's (its store); an edit here is what ``/notifier priority list
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,10 +18,8 @@ from textual.widgets import DataTable, Header, Input, Static
 
 from wanderer_console.console_api import PrioritySystemView
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["PriorityScreen"]
 
@@ -31,7 +29,7 @@ HINT = (
 )
 
 
-class PriorityScreen(Screen[None]):
+class PriorityScreen(OnWanderer, Screen[None]):
     """The priority systems (name, who added it, when), an input to add, Delete to remove."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -48,14 +46,6 @@ class PriorityScreen(Screen[None]):
         super().__init__()
         self.state = state
         self._shown: tuple[PrioritySystemView, ...] | None = None
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, hint, gateway line, the add input, the list, footer."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,11 +12,9 @@ from textual.widgets import DataTable, Header, Static
 
 from wanderer_console.ui.flags import FLAG_NAMES, FlagRef, flag_value, scope_label, scopes
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["TogglesScreen", "toggles_hint"]
 
@@ -35,7 +33,7 @@ def toggles_hint(state: ConsoleState) -> str:
     )
 
 
-class TogglesScreen(Screen[None]):
+class TogglesScreen(OnWanderer, Screen[None]):
     """A table of scopes (global, then each map) by flag; Enter or Space flips a cell.
 
     The cells show the flags of the latest snapshot, so a flip made elsewhere (another console, a
@@ -53,14 +51,6 @@ class TogglesScreen(Screen[None]):
         """Shared console state (the flags are read from its latest snapshot)."""
         self._shown: dict[FlagRef, bool] = {}
         self._hint = ""
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, hint, flags table, footer."""

@@ -8,7 +8,7 @@ saves it to its config file; the next frame shows it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,11 +18,9 @@ from textual.widgets import DataTable, Header, Static
 
 from wanderer_console.console_api import TrackerView
 from wanderer_console.ui.model import ConsoleState, format_ago
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["TrackersScreen", "trackers_hint"]
 
@@ -47,7 +45,7 @@ def _trackers(state: ConsoleState) -> tuple[TrackerView, ...]:
     return () if latest is None else latest.trackers
 
 
-class TrackersScreen(Screen[None]):
+class TrackersScreen(OnWanderer, Screen[None]):
     """A table of every map's trackers; Enter or Space switches the one under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -61,14 +59,6 @@ class TrackersScreen(Screen[None]):
         """Shared console state (the trackers are read from its latest snapshot)."""
         self._shown: tuple[TrackerView, ...] | None = None
         self._hint = ""
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, hint, trackers table, key bar."""

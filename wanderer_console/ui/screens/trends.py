@@ -8,7 +8,7 @@ every 30 s while the screen shows (the trends change once a minute), never per f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,11 +17,9 @@ from textual.widgets import Header, Static, Tab, Tabs
 
 from wanderer_console.console_api import TREND_RANGES, TrendPoint, TrendsView
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.plot import ThemedPlot
-
-if TYPE_CHECKING:
-    from wanderer_console.ui.app import WandererApp
 
 __all__ = ["REFRESH_SECONDS", "TrendChart", "TrendsScreen"]
 
@@ -69,7 +67,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-class TrendsScreen(Screen[None]):
+class TrendsScreen(OnWanderer, Screen[None]):
     """Range tabs, then throughput, latency and failure charts."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -87,14 +85,6 @@ class TrendsScreen(Screen[None]):
         """The range shown."""
         self.shown: TrendsView | None = None
         """The trends last drawn."""
-
-    @property
-    def wanderer(self) -> WandererApp:
-        """The app, typed."""
-        from wanderer_console.ui.app import WandererApp
-
-        assert isinstance(self.app, WandererApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         """Header, range tabs, summary, three charts, footer."""

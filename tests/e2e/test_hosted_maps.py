@@ -311,6 +311,14 @@ async def test_a_file_reload_keeps_the_hosted_maps_and_flags_no_restart(
         reloader = runtime.reloader
         assert reloader is not None
         await wait_for(lambda: reloader._text is not None, 10, "the watcher's baseline")
+        # A map is in the index once loaded, a moment before its stream connects: wait for the
+        # connects, so that a count above one after the reload can only be a reconnect.
+        await wait_for(
+            lambda: all(len(h.host.maps[s].connect_log) == 1 for s in "abc"),
+            20,
+            "the hosted maps' streams connected",
+        )
+        sources = {s: runtime.maps.sources[s] for s in "abc"}
         path.write_text(text.replace("[console]\n", "[console]\nretention_days = 7\n"))
         result = reloader.reload(source="test")
         assert result.status == "applied"
@@ -319,6 +327,9 @@ async def test_a_file_reload_keeps_the_hosted_maps_and_flags_no_restart(
         assert reloader.pending_restart == []
         assert runtime.settings.console.retention_days == 7
         assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        # The same stream sources run on (a restarted map gets a new one at once)...
+        assert all(runtime.maps.sources[s] is sources[s] for s in "abc")
+        # ...and none of them reconnected.
         assert all(len(h.host.maps[s].connect_log) == 1 for s in "abc")
     finally:
         await runtime.stop()

@@ -3,6 +3,8 @@ memory, and the benchmark's hit ratio for critical data."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from wanderer_console.bench.cache_bench import run as run_cache_bench
@@ -59,6 +61,58 @@ async def test_refresh_reloads_pinned_entries_before_they_expire(esi_env: EsiEnv
     # Refresh loads count neither as hits nor as misses.
     ns = cache.stats()["namespaces"]["system"]
     assert ns["hits"] == ns["misses"] == 0
+
+
+class _Watching:
+    """The ESI client with a count of the character loads in flight, and at each load whether
+    every pinned pilot's entry could still be read (the refresh must not drop one first)."""
+
+    def __init__(self, client: Any, clock: FakeClock) -> None:
+        self._client = client
+        self._clock = clock
+        self.cache: CacheFacade | None = None
+        self.pinned: list[int] = []
+        self.in_flight = 0
+        self.peak = 0
+        self.unreadable: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def character(self, character_id: int) -> Any:
+        assert self.cache is not None
+        self.unreadable += [c for c in self.pinned if self.cache.peek("character", c) is None]
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await self._client.character(character_id)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_refresh_keeps_entries_readable_and_bounds_its_loads(esi_env: EsiEnv) -> None:
+    """Reloading many pinned pilots runs at most ``concurrency`` loads at once, and no entry
+    disappears while its reload runs (a kill rendered meanwhile still has the name)."""
+    clock = FakeClock()
+    watching = _Watching(esi_env.client(), clock)
+    cache = CacheFacade(watching, clock=clock, default_ttl={"character": 1000})
+    watching.cache = cache
+    pilots = list(esi_env.gen.characters)[:30]
+    for pilot in pilots:
+        await cache.get_character(pilot)
+    cache.pin("character", pilots)
+    watching.pinned = pilots
+    watching.peak = 0
+    watching._client = esi_env.client()  # a fresh one: no documents it could answer from memory
+    deadlines = [cache.lookup_deadline("character", p) for p in pilots]
+    clock.now = min(d for d in deadlines if d is not None) - 30  # all within 60 s of expiry
+    assert await cache.refresh_pinned(within=60, concurrency=3) == len(pilots)
+    assert watching.peak == 3
+    assert watching.unreadable == []
+    assert all(
+        (d := cache.lookup_deadline("character", p)) is not None and d > clock.now + 60
+        for p in pilots
+    )
 
 
 def test_memory_grows_with_the_entries() -> None:

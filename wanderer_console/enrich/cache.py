@@ -20,6 +20,7 @@ import asyncio
 import functools
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -260,24 +261,47 @@ class CacheFacade:
             out[ns] = (len(cache), values)
         return out
 
-    async def refresh_pinned(self, within: float) -> int:
+    async def refresh_pinned(self, within: float, *, concurrency: int = 4) -> int:
         """Reload the pinned entries that expire within ``within`` seconds (and the pinned ids
-        not held at all); return how many were reloaded. Failures are counted and skipped."""
-        now = self._clock()
-        due = [
-            (ns, entity_id)
-            for ns, ids in self._pinned.items()
-            for entity_id in ids
-            if (entry := self._kept[ns].get(entity_id)) is None or entry.deadline - now <= within
-        ]
-        for ns, entity_id in due:
-            self._kept[ns].pop(entity_id, None)
-            self._caches[ns].pop((self.version, entity_id), None)
-        results = await asyncio.gather(
-            *(self._get(ns, entity_id, count=False) for ns, entity_id in due),
-            return_exceptions=True,
+        not held at all); return how many were reloaded. Failures are counted and skipped.
+
+        At most ``concurrency`` loads run at once, the ids not held first, then the soonest to
+        expire: a thousand maps pin some 20,000 pilots, and one task per id (the whole set
+        waiting in the ESI client's token bucket) cost tens of MB and a busy loop for the
+        quarter of an hour ESI's pace takes. An entry stays readable while its reload runs (it
+        is replaced when the new one arrives), so a notification rendered meanwhile still has
+        the name; an id loaded by someone else in the meantime is skipped.
+        """
+
+        def remaining(ns: str, entity_id: int) -> float:
+            entry = self._kept[ns].get(entity_id)
+            return -math.inf if entry is None else entry.deadline - self._clock()
+
+        due = sorted(
+            (
+                (left, ns, entity_id)
+                for ns, ids in self._pinned.items()
+                for entity_id in ids
+                if (left := remaining(ns, entity_id)) <= within
+            ),
+            key=lambda item: item[0],
         )
-        return sum(1 for result in results if not isinstance(result, BaseException))
+        pending = iter(due)
+        reloaded = 0
+
+        async def worker() -> None:
+            nonlocal reloaded
+            for _, ns, entity_id in pending:
+                if entity_id not in self._pinned[ns] or remaining(ns, entity_id) > within:
+                    continue  # unpinned, or loaded by someone else meanwhile
+                try:
+                    await asyncio.shield(self._shared_task(ns, entity_id))
+                except EsiError:
+                    continue
+                reloaded += 1
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(due))))))
+        return reloaded
 
     def put_with_ttl(self, namespace: str, key: int, value: Any, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (capped at ``max_ttl``)."""

@@ -35,6 +35,8 @@ class Rig:
     metrics: Metrics
     dispatcher: Dispatcher
     targets: dict[tuple[str, str], ResolvedTarget]
+    http: HttpClient
+    """The dispatcher's client (its breaker events, with ``chain``)."""
 
     def hook(self, webhook_id: int) -> Target:
         target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
@@ -103,7 +105,7 @@ async def make_rig(
     )
     task = asyncio.create_task(dispatcher.run())
     try:
-        yield Rig(fake, server, store, metrics, dispatcher, targets)
+        yield Rig(fake, server, store, metrics, dispatcher, targets, http)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

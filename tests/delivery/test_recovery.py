@@ -90,7 +90,80 @@ def test_without_a_probe_setting_the_breaker_waits_its_cooldown() -> None:
     assert breakers.probe_delay(0) == breakers.probe_delay(7) == 30.0
 
 
-def test_discord_is_probed_at_most_once_a_second() -> None:
+def _probe_times(settings: HttpServiceSettings, clock: FrozenClock, horizon: float) -> list[float]:
+    """Open the breaker, then ask for a probe at every moment it allows one for ``horizon``
+    seconds, every probe failing: the most requests a caller could make to a host that is down."""
+    breakers = CircuitBreakers(settings, clock=clock)
+    start = clock.monotonic()
+    for _ in range(settings.breaker_failures):
+        breakers.failure("h", False, "503")
+    times = []
+    while clock.monotonic() - start <= horizon:
+        wait: float | None = None
+        probe: bool | None = None
+        try:
+            probe = breakers.acquire("h")
+        except CircuitOpenError as refused:
+            wait = refused.retry_in
+        if wait is None:
+            assert probe is True
+            times.append(clock.monotonic() - start)
+            breakers.failure("h", True, "503 again")
+        else:
+            assert wait > 0  # it says how long: never a refusal to ask again at once
+            clock.advance(wait)
+    return times
+
+
+def test_discord_probes_every_quarter_second_then_backs_off_to_once_a_second() -> None:
     discord = resolve_settings("discord", None)
-    breakers = CircuitBreakers(discord, clock=FrozenClock())
-    assert max(breakers.probe_delay(n) for n in range(40)) <= 1.0
+    clock = FrozenClock()
+    times = _probe_times(discord, clock, 600.0)
+    gaps = [round(b - a, 6) for a, b in zip([0.0, *times], times, strict=False)]
+    # The first 40 probes (the first 10 s of an outage) come every 0.25 s: a short outage is
+    # over for the console within a quarter second of the host's return.
+    assert gaps[:40] == [0.25] * 40
+    assert times[39] == pytest.approx(10.0)
+    # Then the wait doubles to the cool-down and stays there.
+    assert gaps[40] == 0.5
+    assert set(gaps[41:]) == {1.0}
+    # The bound: 630 requests in 10 minutes of outage (5 more opened the breaker), far under
+    # the 10,000 invalid requests Discord bans an IP for (and 5xx answers are not among those).
+    assert len(times) == 630
+    assert len(times) + discord.breaker_failures < 10_000 / 10
+
+
+def test_fast_probes_default_to_doubling_from_the_first() -> None:
+    settings = HttpServiceSettings(breaker_probe_seconds=0.5, breaker_cooldown_seconds=8.0)
+    fast = settings.model_copy(update={"breaker_fast_probes": 3})
+    plain = CircuitBreakers(settings, clock=FrozenClock())
+    assert [plain.probe_delay(n) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    quick = CircuitBreakers(fast, clock=FrozenClock())
+    assert [quick.probe_delay(n) for n in range(7)] == [0.5, 0.5, 0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+async def test_a_503_burst_is_probed_through_and_everything_is_delivered_once(
+    tmp_path: Path,
+) -> None:
+    # Discord's own breaker schedule (cool-down 1 s); failed batches would wait ten minutes.
+    # The sink refuses the first 12 requests: 5 open the breaker, 7 are failed probes. Only
+    # probing while the breaker is open, with the remaining rows waiting for the next probe
+    # slot rather than a backoff, and the first success resuming the target deliver the rest.
+    async with make_rig(
+        tmp_path, policy=SLOW_BACKOFF, chain=True, cooldown=1.0, webhook_limit=1000
+    ) as rig:
+        hook = rig.hook(42)
+        rig.discord.fail_next(503, times=12)
+        rig.enqueue(hook, 200)  # 20 messages of ten
+
+        await until(lambda: rig.store.outbox_counts() == {"sent": 200}, timeout=60)
+        titles = rig.titles("webhook:42")
+        assert sum(titles.values()) == 200
+        assert max(titles.values()) == 1
+        # Every request that reached the sink was a failure the breaker counted or a message
+        # that was posted: the open breaker's refusals sent nothing.
+        assert rig.discord.requests == 12 + len(rig.discord.messages_for("webhook:42"))
+        events = [(e.from_state, e.to_state) for e in rig.http.breaker_events]
+        assert events[0] == ("closed", "open")
+        assert events.count(("open", "half_open")) == 8  # 7 failed probes, then the good one
+        assert events[-1] == ("half_open", "closed")

@@ -39,6 +39,8 @@ _INVALID_BUDGET = 1_000
 """401/403/429 answers allowed per 10 minutes: a tenth of Discord's ban line (10,000)."""
 _LONG_PAUSE = 30.0
 """A global pause at least this long is logged at WARNING with its resume time."""
+_PROBE_SLACK = 0.01
+"""Shortest wait for an open breaker's next probe (its clock and ours are read apart)."""
 
 
 def _iso(stamp: float) -> str:
@@ -334,7 +336,16 @@ class Outcomes:
         if result.attempted:
             delay = self.policy.backoff(answer.batch.rows[0].attempts)
         else:
-            delay = max(result.retry_after, self.policy.backoff_base)
+            # The breaker says when it lets the next probe through (0: a probe is in flight,
+            # its verdict unknown): the target waits for that moment, so its next message is
+            # the probe, and its other rows wait with it instead of each being claimed and
+            # refused in turn.
+            delay = (
+                max(result.retry_after, _PROBE_SLACK)
+                if result.retry_after > 0
+                else self.policy.backoff_base
+            )
+            answer.state.paused_until = max(answer.state.paused_until, answer.now + delay)
         self._release(answer, delay, attempt=result.attempted, keep_send_id=True)
         return False
 

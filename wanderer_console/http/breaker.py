@@ -74,12 +74,15 @@ class CircuitBreakers:
         self.events: deque[BreakerEvent] = deque(maxlen=history)
 
     def probe_delay(self, failed_probes: int) -> float:
-        """The wait before the next probe after ``failed_probes`` failed ones."""
+        """The wait before the next probe after ``failed_probes`` failed ones: the first
+        ``breaker_fast_probes`` come every ``breaker_probe_seconds``, then the wait doubles up
+        to the cool-down."""
         cooldown = self._s.breaker_cooldown_seconds
         first = self._s.breaker_probe_seconds
         if first <= 0:
             return cooldown
-        return min(cooldown, first * 2.0 ** min(failed_probes, 30))
+        doublings = max(0, failed_probes + 1 - self._s.breaker_fast_probes)
+        return min(cooldown, first * 2.0 ** min(doublings, 30))
 
     def _get(self, host: str) -> _Breaker:
         breaker = self._breakers.get(host)

@@ -9,11 +9,20 @@ through a bounded decoder. :mod:`~.bench_support` is the bare-httpx loop the ben
 against.
 """
 
-from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
-from wanderer_console.http.factory import build_client
-from wanderer_console.http.middleware import BreakerEvent, CircuitOpenError
-from wanderer_console.http.settings import HttpServiceSettings
-from wanderer_console.http.sse import SseEvent, SseStream, open_sse
+import sys
+
+# httpx's package imports its command-line client (``httpx._main``) on every import, and that
+# pulls in rich, pygments and click's formatting: about 3.5 MB of resident memory in a headless
+# engine that never runs httpx's CLI (its idle RSS is a budget line, bench ``peer``). Marked
+# as absent, httpx falls back to a ``main`` that says the CLI is not installed. The TUI
+# imports rich through Textual anyway; an httpx imported earlier keeps its CLI.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+from wanderer_console.http.client import HttpClient, HttpResponse, TransportError  # noqa: E402
+from wanderer_console.http.factory import build_client  # noqa: E402
+from wanderer_console.http.middleware import BreakerEvent, CircuitOpenError  # noqa: E402
+from wanderer_console.http.settings import HttpServiceSettings  # noqa: E402
+from wanderer_console.http.sse import SseEvent, SseStream, open_sse  # noqa: E402
 
 __all__ = [
     "BreakerEvent",

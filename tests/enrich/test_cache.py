@@ -64,6 +64,11 @@ async def test_warm_restart_makes_no_esi_calls(esi_env: EsiEnv, tmp_path: Path) 
         == len(chars) + len(systems) + len(corps) + len(alliances)
     )
     assert cache.stats()["warming"]["running"] is False
+    # The pilots in bulk: one names call and one affiliation call, no document each.
+    assert esi_env.fake.affiliation_bodies == [sorted(chars)]
+    assert [sorted(body) for body in esi_env.fake.names_bodies] == [sorted(chars)]
+    documents = [p for p in esi_env.fake.hits if p.startswith("/characters/")]
+    assert documents == ["/characters/affiliation"]
     assert cache.stats()["misses"] == 0  # warming loads are not operator-visible misses
     store = SqliteStore(tmp_path / "console.db")
     saved = cache.save_warm(store)
@@ -74,10 +79,7 @@ async def test_warm_restart_makes_no_esi_calls(esi_env: EsiEnv, tmp_path: Path) 
     reopened = SqliteStore(tmp_path / "console.db")
     restarted = CacheFacade(esi_env.client(), version=3)
     assert restarted.load_warm(reopened) == saved
-    for cid in chars:
-        doc = await restarted.get_character(cid)
-        assert doc is not None
-        assert doc["name"] == gen.names[cid]
+    assert await restarted.names(chars) == {c: (gen.names[c], "character") for c in chars}
     for corp in corps:
         assert await restarted.get_corporation(corp) is not None
     for alliance in alliances:

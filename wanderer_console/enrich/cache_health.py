@@ -155,11 +155,11 @@ async def keep_fresh(
         current = settings()
         if current.pin_tracked:
             characters, systems = tracked()
-            cache.pin("character", characters)
+            cache.pin("name", characters)  # a pilot's name is what its notifications show
             cache.pin("system", systems)
             if cache.loader is not None:
                 await cache.refresh_pinned(current.refresh_ahead_seconds)
         else:
-            cache.pin("character", ())
+            cache.pin("name", ())
             cache.pin("system", ())
         await asyncio.sleep(current.refresh_interval_seconds)

@@ -258,6 +258,31 @@ class EsiClient:
             self.stats.errors += 1
             raise EsiError(response.status, f"malformed names body: {exc}") from None
 
+    async def affiliation(self, ids: Iterable[int]) -> dict[int, tuple[int, int | None]]:
+        """``character id -> (corporation id, alliance id or None)`` from ``POST
+        /characters/affiliation``, 1,000 pilots a call. Raises :class:`EsiError` when a batch
+        gets no usable answer (ESI fails the whole body for one id it does not know)."""
+        unique = sorted({int(i) for i in ids})
+        result: dict[int, tuple[int, int | None]] = {}
+        for start in range(0, len(unique), NAMES_BATCH):
+            batch = unique[start : start + NAMES_BATCH]
+            response = await self._send(
+                "POST", "/characters/affiliation", "/characters/affiliation", json=batch
+            )
+            if response.status >= 300:
+                raise EsiError(response.status, response.text(200))
+            try:
+                for row in response.json():
+                    alliance = row.get("alliance_id")
+                    result[int(row["character_id"])] = (
+                        int(row["corporation_id"]),
+                        None if alliance is None else int(alliance),
+                    )
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                self.stats.errors += 1
+                raise EsiError(response.status, f"malformed affiliation body: {exc}") from None
+        return result
+
     # -- entity documents ----------------------------------------------------------------------
 
     async def _document(self, route: str, path: str) -> EsiResult:

@@ -63,6 +63,7 @@ class FakeEsi:
         """Requests per path (``/characters/2112000001``, ``/universe/names``)."""
         self.not_modified = 0
         self.names_bodies: list[list[int]] = []
+        self.affiliation_bodies: list[list[int]] = []
         self.user_agents: Counter[str] = Counter()
         self.killmails: dict[int, dict[str, Any]] = {}
         """ESI killmails by id (``victim.items`` for notable loot); others answer 404."""
@@ -73,6 +74,9 @@ class FakeEsi:
             slash = "/" if prefix else ""
             routes += [
                 Route(f"{prefix}/universe/names{slash}", self._names, methods=["POST"]),
+                Route(
+                    f"{prefix}/characters/affiliation{slash}", self._affiliation, methods=["POST"]
+                ),
                 Route(f"{prefix}/characters/{{eid:int}}{slash}", self._character),
                 Route(f"{prefix}/corporations/{{eid:int}}{slash}", self._corporation),
                 Route(f"{prefix}/alliances/{{eid:int}}{slash}", self._alliance),
@@ -147,6 +151,37 @@ class FakeEsi:
         if any(i not in names for i in body):
             return self._error(404, _NAMES_ERROR)
         rows = [{"id": i, "name": names[i], "category": categories[i]} for i in dict.fromkeys(body)]
+        return Response(
+            orjson.dumps(rows), media_type="application/json", headers=self._limit_headers()
+        )
+
+    async def _affiliation(self, request: Request) -> Response:
+        """``POST /characters/affiliation``: each pilot's corporation and alliance, 1-1000 ids
+        a body; one id the game does not know fails the whole body (404)."""
+        blocked = await self._gate(request)
+        if blocked is not None:
+            return blocked
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return self._error(400, "Invalid body")
+        if (
+            not isinstance(body, list)
+            or not 1 <= len(body) <= 1000
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in body)
+        ):
+            return self._error(400, "Body must be an array of 1-1000 integer ids")
+        self.affiliation_bodies.append(list(body))
+        characters = self.generator.characters
+        if any(i not in characters for i in body):
+            return self._error(404, "Invalid character ID")
+        rows: list[dict[str, int]] = []
+        for eid in dict.fromkeys(body):
+            char = characters[eid]
+            row = {"character_id": eid, "corporation_id": char.corporation_id}
+            if char.alliance_id is not None:
+                row["alliance_id"] = char.alliance_id
+            rows.append(row)
         return Response(
             orjson.dumps(rows), media_type="application/json", headers=self._limit_headers()
         )

@@ -331,6 +331,11 @@ class Engine:
         plans = plan_kill_messages(
             km.killmail_id, judgement, settings, lambda: self._writer.refused("no_target")
         )
+        if not plans:
+            return out
+        # The same for every map a kill notifies (a popular system's kill: hundreds of maps).
+        names = self.enricher.names(km) if self.enricher else embeds.Names()
+        notable = self.notable.peek(km) if self.notable else ()
         for plan in plans:
             map_settings = settings.maps[plan.tenant]
             system = self._index.map(plan.tenant).systems.get(km.system_id)
@@ -342,8 +347,8 @@ class Engine:
                 role=plan.role,
                 system_name=(system.name if system else None) or km.solar_system_name,
                 custom_system_name=custom,
-                names=self.enricher.names(km) if self.enricher else embeds.Names(),
-                notable_items=self.notable.peek(km) if self.notable else (),
+                names=names,
+                notable_items=notable,
             )
             embed = embeds.render_kill(km, ctx)
             if plan.color is not None:

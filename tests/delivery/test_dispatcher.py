@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -125,3 +126,31 @@ async def test_too_many_invalid_answers_pause_all_delivery(
     # The budget is spent: nothing more goes out, even to a healthy target.
     assert rig.discord.messages_for("webhook:23") == []
     assert rig.store.outbox_counts().get("pending") == 3  # two held, one paused
+
+
+async def test_a_fan_out_completes_in_order_not_all_at_the_end(tmp_path: Path) -> None:
+    """A kill that notifies many maps queues one notification on each of many targets at once.
+    Their sends start one after another, each once the previous request is out, so the first
+    is confirmed while later ones are still being sent; all sent in one turn of the loop
+    before any answer was read, the first confirmation came after the last request."""
+    async with make_rig(tmp_path, poll_interval=0.05) as rig:
+        hooks = [rig.hook(1_000 + i) for i in range(40)]
+        notes = [
+            Notification(
+                "home", NotificationType.KILL, f"fan:{i}", hook, {"embeds": [{"title": f"{i}"}]}
+            )
+            for i, hook in enumerate(hooks)
+        ]
+        rig.store.enqueue(notes)
+        rig.dispatcher.wake()
+        await until(lambda: len(rig.discord.received) == len(hooks))
+        await until(lambda: rig.store.outbox_counts().get("sent") == len(hooks))
+        with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+            confirmed = sorted(at for (at,) in conn.execute("SELECT sent_at FROM outbox"))
+        requests = sorted(message.at for message in rig.discord.received)
+        assert len(confirmed) == len(requests) == len(hooks)
+        assert confirmed[0] < requests[-1]
+        # Nothing doubled on the way.
+        assert sorted(m.target for m in rig.discord.received) == sorted(
+            f"webhook:{1_000 + i}" for i in range(40)
+        )

@@ -37,7 +37,7 @@ import orjson
 
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
-from wanderer_console.delivery.discord import DiscordSender, Outcome
+from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
 from wanderer_console.delivery.pacing import Batch, ChannelPacer, pack
 from wanderer_console.delivery.policy import (
@@ -117,6 +117,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._repace = asyncio.Event()
+        self._turnstile = asyncio.Lock()
+        """Held from a claim until its request is out (see :meth:`_deliver`)."""
         self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}
         self._depth_updated = 0.0
@@ -439,6 +441,44 @@ class Dispatcher:
             return True
         again = send_id is not None
         send_id = send_id or secrets.token_hex(8)
+        # One send starts at a time, and the next only once its request is out: a kill that
+        # notifies a hundred maps starts a hundred workers at once, and without the turnstile
+        # each would claim and send in the same turn of the loop, so that no answer was read
+        # (and no notification confirmed) before the last request went out; now they complete
+        # in order, the first within a request's time. Nothing waits on the network in here.
+        async with self._turnstile:
+            started = self._start_send(batch, send_id, again, resolved, state)
+            if started is None:
+                return False
+            sending, fence, spans = started
+            try:
+                await asyncio.sleep(0)  # the request goes out (its first wait) before the next
+            except BaseException:
+                sending.cancel()  # as if the request itself had been cancelled
+                if spans is not None:
+                    spans.error("CancelledError")
+                    spans.end()
+                raise
+        try:
+            result = await sending
+        except BaseException as exc:
+            if spans is not None:
+                spans.error(type(exc).__name__)
+                spans.end()
+            raise
+        return self._finish_send(batch, result, again, fence, spans, resolved, state)
+
+    def _start_send(
+        self,
+        batch: Batch,
+        send_id: str,
+        again: bool,
+        resolved: ResolvedTarget,
+        state: TargetState,
+    ) -> tuple[asyncio.Task[SendResult], LeaseFence | None, tracing.SpanHandle | None] | None:
+        """Claim the batch's rows (under the map's lease) and start its request; ``None`` when
+        nothing may be sent now (the rows are left as the log says)."""
+        ids = [row.id for row in batch.rows]
         tenant = batch.rows[0].tenant_id
         fence = None
         if self._gate is not None:
@@ -448,11 +488,11 @@ class Dispatcher:
                     "map lease not held; nothing sent, the rows are left to its owner",
                     extra={"ctx": {"target": state.key, "tenant": tenant, "rows": len(ids)}},
                 )
-                return False
+                return None
         try:
             claimed = self._store.claim(ids, send_id=send_id, fence=fence)
         except StoreWriteError:
-            return False  # nothing sent; delivery waits for the store
+            return None  # nothing sent; delivery waits for the store
         if claimed != len(ids):
             if fence is not None:
                 self._unclaim(ids, fence, again)
@@ -461,12 +501,12 @@ class Dispatcher:
                         "map lease lost before a claim; nothing sent",
                         extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
                     )
-                    return False
+                    return None
             log.error(
                 "outbox rows changed while being sent; skipped",
                 extra={"ctx": {"target": state.key, "rows": ids, "claimed": claimed}},
             )
-            return False
+            return None
         if fence is not None and self._gate is not None and not self._gate.holds(fence):
             # The lease ran out while the claim was written (a stall): never send under it.
             self._unclaim(ids, fence, again)
@@ -474,24 +514,35 @@ class Dispatcher:
                 "map lease lost after a claim; nothing sent, the rows go back to its owner",
                 extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
             )
-            return False
+            return None
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
         confirm = again and self._outcomes.count_resend(batch, bot, state)
         # Each traced row's event gets a span for this attempt (a 429 and its retry are two).
         spans = tracing.start_spans("discord.send", [row.trace_parent for row in batch.rows])
-        try:
-            result = await self.sender.send(
+        sending = asyncio.ensure_future(
+            self.sender.send(
                 resolved.target,
                 batch.body,
                 bot_token=resolved.bot_token,
                 nonce=send_id if bot else None,
                 timeout=self.policy.send_timeout(confirm),
             )
-        except BaseException as exc:
-            if spans is not None:
-                spans.error(type(exc).__name__)
-                spans.end()
-            raise
+        )
+        return sending, fence, spans
+
+    def _finish_send(
+        self,
+        batch: Batch,
+        result: SendResult,
+        again: bool,
+        fence: LeaseFence | None,
+        spans: tracing.SpanHandle | None,
+        resolved: ResolvedTarget,
+        state: TargetState,
+    ) -> bool:
+        """Record a request's answer (or leave it to the map's new owner); True to go on."""
+        ids = [row.id for row in batch.rows]
+        tenant = batch.rows[0].tenant_id
         if spans is not None:
             spans.set("discord.target", state.key)
             spans.set("discord.outcome", result.outcome.value)

@@ -87,6 +87,8 @@ async def test_warm_restart_makes_no_esi_calls(esi_env: EsiEnv, tmp_path: Path) 
         assert await restarted.get_alliance(alliance) is not None
     for sid in systems:
         assert await restarted.get_system(sid) is not None
+    # Warming the same map again after the restart asks ESI nothing either.
+    await restarted.warm(chars, systems)
     assert esi_env.fake.requests == 0
     assert restarted.stats()["misses"] == 0
     assert restarted.peek_ticker(next(iter(corps))) == gen.tickers[next(iter(corps))]

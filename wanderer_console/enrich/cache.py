@@ -47,10 +47,12 @@ NAMESPACES: Final[tuple[str, ...]] = (
     "route",
     "recent_kills",
     "appraisal",
+    "affiliation",
 )
 """Entity namespaces (one loader route each) plus ``name`` for bulk ``/universe/names``,
 ``route`` for stargate routes (keyed by :func:`route_key`) and ``recent_kills`` for a system's
-recent kills (:mod:`~wanderer_console.enrich.recent_kills`, put by its owner, never loaded)."""
+recent kills (:mod:`~wanderer_console.enrich.recent_kills`, put by its owner, never loaded);
+``affiliation``: a pilot's ``(corporation id, alliance id)`` from bulk warming."""
 
 _NAME_CATEGORY: Final = {
     "character": "character",
@@ -69,6 +71,7 @@ _DEFAULT_TTL: Final = {
     "route": 86_400.0,
     "recent_kills": 300.0,
     "appraisal": 6 * 3600.0,
+    "affiliation": 3600.0,
 }
 
 
@@ -583,9 +586,20 @@ class CacheFacade:
             notification shows of a pilot. A batch ESI refuses falls back to a document per
             pilot, which skips only the ids it does not know."""
             assert self.loader is not None
+            found: dict[int, tuple[int, int | None]] = {}
+            for pilot in batch:
+                entry = self._lookup("affiliation", pilot)
+                if entry is not None and entry.value is not None:
+                    found[pilot] = (int(entry.value[0]), entry.value[1])
+            asked = [c for c in batch if c not in found]
             try:
                 await self._load_names([c for c in batch if self._lookup("name", c) is None])
-                found = await self.loader.affiliation(batch)
+                if asked:
+                    fresh = await self.loader.affiliation(asked)
+                    ttl = self._default_ttl["affiliation"]
+                    for pilot, (corp, alliance) in fresh.items():
+                        self._put("affiliation", pilot, (corp, alliance), ttl)
+                    found.update(fresh)
             except EsiError as exc:
                 log.info(
                     "cache warming: a bulk pilot look-up failed; loading them one by one",

@@ -16,9 +16,10 @@ from wanderer_console.ui.widgets.colours import coloured
 
 __all__ = ["CachePanel"]
 
-_ON_DEMAND = frozenset({"recent_kills", "appraisal"})
-"""Namespaces of optional features (Recent Kills, notable loot): counted in the "All" line and
-exported in /metrics, not listed, so the panel still fits an 80x24 terminal."""
+_ON_DEMAND = frozenset({"recent_kills", "appraisal", "affiliation"})
+"""Namespaces of optional features (Recent Kills, notable loot) and warming's own (pilots'
+affiliations): counted in the "All" line and exported in /metrics, not listed, so the panel
+still fits an 80x24 terminal."""
 
 
 def _ratio(value: float, lookups: int) -> str:

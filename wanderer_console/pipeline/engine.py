@@ -327,7 +327,7 @@ class Engine:
         for refusal in judgement.refusals:
             self._writer.refused(refusal.reason)
         settings = self.settings
-        out = []
+        out: list[Notification] = []
         plans = plan_kill_messages(
             km.killmail_id, judgement, settings, lambda: self._writer.refused("no_target")
         )

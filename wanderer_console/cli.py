@@ -1,15 +1,18 @@
 """Command line: picks the TUI, headless mode, the demo, or a sub-command.
 
 Every command is a :class:`~wanderer_console.command.Command` (name, help, ``add_arguments``,
-``run``): the sub-command modules export theirs, :data:`COMMANDS` lists them, :func:`build_parser`
+``run``): the sub-command modules export theirs, :func:`commands` lists them, :func:`build_parser`
 builds the parser from that list and :func:`main` runs the chosen one (:data:`CONSOLE` when none
 is named). Textual is imported only when the TUI actually starts, so ``--no-ui`` and every
-sub-command run without it.
+sub-command run without it; the sub-command modules are imported only when the command line
+names one (or asks for ``--help``), so the engine does not carry them (about 2 MB).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,8 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from wanderer_console import __version__, attach, db_cli
-from wanderer_console.bench import suite as bench_suite
+from wanderer_console import __version__
 from wanderer_console.command import (
     EXIT_IN_USE,
     EXIT_INVALID,
@@ -26,23 +28,18 @@ from wanderer_console.command import (
     EXIT_USAGE,
     Command,
 )
-from wanderer_console.config import audit_cli
 from wanderer_console.config.loader import ConfigError, LoadedConfig, load_config, load_settings
-from wanderer_console.delivery import notify_cli, outbox_cli
-from wanderer_console.observe import export_cli
-from wanderer_console.pipeline import diagnose, replay
-from wanderer_console.server import tenant_cli
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
 from wanderer_console.store.lock import DataDirInUseError
 
 __all__ = [
-    "COMMANDS",
     "CONSOLE",
     "EXIT_INVALID",
     "EXIT_IN_USE",
     "EXIT_OK",
     "EXIT_USAGE",
     "build_parser",
+    "commands",
     "main",
 ]
 
@@ -362,7 +359,7 @@ CONSOLE = Command(
 )
 """What runs when no COMMAND is given; its options are the top-level ones."""
 
-COMMANDS: tuple[Command, ...] = (
+_BUILT_IN: tuple[Command, ...] = (
     Command(
         "demo",
         help="run against the built-in simulator",
@@ -372,28 +369,52 @@ COMMANDS: tuple[Command, ...] = (
         run=_demo,
         common_options=True,
     ),
-    notify_cli.COMMAND,
-    diagnose.COMMAND,
-    replay.COMMAND,
     Command(
         "config check",
         help="validate the configuration (file plus environment)",
         add_arguments=_config_check_arguments,
         run=_config_check,
     ),
-    audit_cli.HISTORY_COMMAND,
-    audit_cli.RESTORE_COMMAND,
-    tenant_cli.COMMAND,
-    outbox_cli.COMMAND,
-    export_cli.COMMAND,
-    bench_suite.COMMAND,
-    db_cli.MIGRATE_COMMAND,
-    db_cli.STATUS_COMMAND,
-    attach.ATTACH_COMMAND,
-    attach.TOKEN_COMMAND,
 )
-"""Every sub-command, in the order ``--help`` lists them. A two-word name is an action of the
-group named by its first word (see :data:`_GROUPS`)."""
+
+_SUB_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("demo", ""),
+    ("wanderer_console.delivery.notify_cli", "COMMAND"),
+    ("wanderer_console.pipeline.diagnose", "COMMAND"),
+    ("wanderer_console.pipeline.replay", "COMMAND"),
+    ("config check", ""),
+    ("wanderer_console.config.audit_cli", "HISTORY_COMMAND"),
+    ("wanderer_console.config.audit_cli", "RESTORE_COMMAND"),
+    ("wanderer_console.server.tenant_cli", "COMMAND"),
+    ("wanderer_console.delivery.outbox_cli", "COMMAND"),
+    ("wanderer_console.observe.export_cli", "COMMAND"),
+    ("wanderer_console.bench.suite", "COMMAND"),
+    ("wanderer_console.db_cli", "MIGRATE_COMMAND"),
+    ("wanderer_console.db_cli", "STATUS_COMMAND"),
+    ("wanderer_console.attach", "ATTACH_COMMAND"),
+    ("wanderer_console.attach", "TOKEN_COMMAND"),
+)
+"""Every sub-command, in the order ``--help`` lists them: a module and the name of its
+:class:`Command` (empty: one of :data:`_BUILT_IN`, by name). A two-word name is an action of
+the group named by its first word (see :data:`_GROUPS`)."""
+
+
+@functools.cache
+def commands() -> tuple[Command, ...]:
+    """Every sub-command, in the order ``--help`` lists them; their modules are imported on
+    the first call."""
+    built_in = {command.name: command for command in _BUILT_IN}
+    out: list[Command] = []
+    for module, attribute in _SUB_COMMANDS:
+        if not attribute:
+            out.append(built_in[module])
+            continue
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, Command):
+            raise TypeError(f"{module}.{attribute} is not a Command")
+        out.append(command)
+    return tuple(out)
+
 
 _GROUPS: dict[str, str] = {
     "config": "configuration tools",
@@ -402,11 +423,9 @@ _GROUPS: dict[str, str] = {
 }
 """Groups of commands (each action its own :class:`Command`): name -> help line."""
 
-_REGISTRY: dict[str, Command] = {command.name: command for command in (CONSOLE, *COMMANDS)}
-
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, built from :data:`CONSOLE` and :data:`COMMANDS` (also used by tests
+    """The argument parser, built from :data:`CONSOLE` and :func:`commands` (also used by tests
     and the docs). The chosen command's name ends up in ``args.command_name``."""
     parser = argparse.ArgumentParser(
         prog="wanderer-console",
@@ -418,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_command_arguments(parser, CONSOLE)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
-    for command in COMMANDS:
+    for command in commands():
         group, _, action = command.name.rpartition(" ")
         parent = sub
         if group:
@@ -440,12 +459,31 @@ def _add_command_arguments(parser: argparse.ArgumentParser, command: Command) ->
     parser.set_defaults(command_name=command.name)
 
 
+def _console_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The arguments when they name no sub-command (the console itself), read without
+    importing the sub-command modules; ``None``: let the whole parser read them."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        return None
+    parser = argparse.ArgumentParser(prog="wanderer-console", exit_on_error=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_command_arguments(parser, CONSOLE)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None  # the whole parser says what is wrong, with every command in its usage
+    if rest:
+        return None  # a sub-command, or something only the whole parser can refuse
+    args.command = None
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _console_arguments(argv) or build_parser().parse_args(argv)
     try:
-        return _REGISTRY[args.command_name].run(args)
+        command = CONSOLE if args.command_name == CONSOLE.name else _command(args.command_name)
+        return command.run(args)
     except DataDirInUseError as exc:
         print(f"wanderer-console: {exc}", file=sys.stderr)
         return EXIT_IN_USE
@@ -454,6 +492,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # what to do), not in a traceback that buries both.
         print(f"wanderer-console: {exc}", file=sys.stderr)
         return EXIT_INVALID
+
+
+def _command(name: str) -> Command:
+    return next(command for command in commands() if command.name == name)
 
 
 # Allow `python -m wanderer_console.cli`

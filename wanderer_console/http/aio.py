@@ -37,6 +37,8 @@ import aiohttp
 import httpx
 import yarl
 
+from wanderer_console.http.tls import shared_ssl_context
+
 __all__ = ["AiohttpTransport", "map_error"]
 
 
@@ -80,8 +82,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self._limit,
             keepalive_timeout=self._keepalive,
-            # The same certificate bundle as httpx's own transport (certifi).
-            ssl=self._ssl or httpx.create_ssl_context(),
+            # The same certificate bundle as httpx's own transport (certifi), parsed once.
+            ssl=self._ssl or shared_ssl_context(),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -23,6 +23,7 @@ from wanderer_console.http.errors import (
     TransportError,
     classify_error,
 )
+from wanderer_console.http.tls import shared_ssl_context
 from wanderer_console.telemetry.logging import RedactingFilter, redact
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -109,6 +110,7 @@ class HttpClient:
             headers=dict(headers or {}),
             follow_redirects=False,
             transport=None if chain is None else chain.transport,
+            verify=shared_ssl_context(),
         )
 
     def breakers_snapshot(self) -> dict[str, BreakerSnapshot]:

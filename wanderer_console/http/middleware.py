@@ -44,6 +44,7 @@ from wanderer_console.http.errors import ATTEMPTS, IDEMPOTENT, NO_RETRY, Transpo
 from wanderer_console.http.ratelimit import RateLimiter, RateLimitTransport
 from wanderer_console.http.settings import HttpServiceSettings
 from wanderer_console.http.telemetry import HttpMetrics
+from wanderer_console.http.tls import shared_ssl_context
 
 __all__ = [
     "IDEMPOTENT",
@@ -226,7 +227,7 @@ def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport
         max_keepalive_connections=20,
         keepalive_expiry=settings.keepalive_seconds,
     )
-    return httpx.AsyncHTTPTransport(limits=limits)
+    return httpx.AsyncHTTPTransport(limits=limits, verify=shared_ssl_context())
 
 
 @dataclass(slots=True)

@@ -140,6 +140,8 @@ class Dispatcher:
         self._write_probe_delay = 0.5
         self.paused = False
         self.states: dict[str, TargetState] = {}
+        self._waiting = False
+        """True while the loop awaits a wake (nothing of its own is running)."""
 
     @property
     def policy(self) -> DeliveryPolicy:
@@ -184,13 +186,39 @@ class Dispatcher:
         With ``targets`` (the keys the new rows go to), a wake for targets whose worker is
         already running is skipped: that worker's end wakes the dispatcher anyway, and
         re-reading a rate-limited backlog on every new notification would cost more than the
-        delivery itself.
+        delivery itself. Otherwise, while the loop is idle, the due rows are read and their
+        workers started right here (:meth:`_dispatch_now`): the engine calls this just after its
+        commit, so the send starts on the loop's next turn, ahead of the ingest API's answer,
+        instead of a turn later once the loop has woken.
         """
         if targets is not None:
             busy = {target for _tenant, target in self._busy}
             if busy and set(targets) <= busy:
                 return
+            if self._waiting and self._dispatch_now():
+                return
         self._wake.set()
+
+    def _dispatch_now(self) -> bool:
+        """Start workers for the due rows in the caller's turn of the loop; False when the
+        loop has to look instead (paused, stopping, a store fault or outcome to record first,
+        or a read that failed here: the loop meets it on its own terms)."""
+        if (
+            self.paused
+            or self._stop.is_set()
+            or not self._recovered
+            or self._journal
+            or self._store.write_fault is not None
+        ):
+            return False
+        try:
+            # The dead targets as the loop last read them (at its last look: every worker's end
+            # is one); a revived target is the loop's to notice, as before.
+            self._dispatch_due(refresh_dead=False)
+        except Exception as exc:  # the caller is the engine: never hand it delivery's error
+            log.debug("inline dispatch failed; the loop looks", extra={"ctx": {"error": str(exc)}})
+            return False
+        return True
 
     def state(self, key: str) -> TargetState:
         """Delivery state of a target key (created on first use)."""
@@ -218,7 +246,11 @@ class Dispatcher:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
                     # cancellation that lands as the wait completes.
                     async with asyncio.timeout(self._idle_timeout()):
-                        await self._wake.wait()
+                        self._waiting = True
+                        try:
+                            await self._wake.wait()
+                        finally:
+                            self._waiting = False
         except asyncio.CancelledError:
             # Cancelled outright (not :meth:`stop`): in-flight sends go too; their rows stay
             # claimed and are recovered as uncertain.
@@ -321,7 +353,7 @@ class Dispatcher:
         if tasks:
             await asyncio.wait(tasks, timeout=max(0.01, timeout))
 
-    def _dispatch_due(self) -> None:
+    def _dispatch_due(self, *, refresh_dead: bool = True) -> None:
         now = self._clock.wall()
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
@@ -332,7 +364,8 @@ class Dispatcher:
             if not tenants:
                 return  # no map's lease held: nothing of ours to send
         targets = self._targets()
-        self._dead.refresh(targets)
+        if refresh_dead:
+            self._dead.refresh(targets)
         busy = {target for _tenant, target in self._busy}
         excluded = busy | self._dead.target_keys()
         rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=excluded, tenants=tenants)

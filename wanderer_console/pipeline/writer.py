@@ -204,7 +204,13 @@ class EventWriter:
                     targets.update(n.target.key for n in write.notifications)
             else:
                 duplicates[write.event.source] += 1
-            if write.done is not None:
+        # Delivery first: the dispatcher may start the sends right here, so they go out on the
+        # loop's next turn ahead of the ingest API's answers to the callers settled below.
+        try:
+            if targets:
+                self._on_queued(targets)
+        finally:
+            for write, new in zip(writes, inserted, strict=True):
                 settle(write.done, new)
         # One metric update per label per batch, not per event.
         for source, count in received.items():
@@ -213,8 +219,6 @@ class EventWriter:
             self._metrics.events_duplicate.labels(source=source).inc(count)
         for kind, count in queued.items():
             self._metrics.notifications_queued.labels(type=kind).inc(count)
-        if targets:
-            self._on_queued(targets)
         return inserted[-1]
 
 

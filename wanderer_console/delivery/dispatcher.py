@@ -30,7 +30,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -479,19 +479,30 @@ class Dispatcher:
         # each would claim and send in the same turn of the loop, so that no answer was read
         # (and no notification confirmed) before the last request went out; now they complete
         # in order, the first within a request's time. Nothing waits on the network in here.
-        async with self._turnstile:
+        # A worker alone (the paced case: one event, one target) has nobody to take turns
+        # with: its request goes out in this very step, without the turnstile's task and its
+        # extra turn of the loop (issue 24: a turn later, the ingest API's answer went first).
+        sending: Awaitable[SendResult]
+        if len(self._busy) <= 1 and not self._turnstile.locked():
             started = self._start_send(batch, send_id, again, resolved, state)
             if started is None:
                 return False
             sending, fence, spans = started
-            try:
-                await asyncio.sleep(0)  # the request goes out (its first wait) before the next
-            except BaseException:
-                sending.cancel()  # as if the request itself had been cancelled
-                if spans is not None:
-                    spans.error("CancelledError")
-                    spans.end()
-                raise
+        else:
+            async with self._turnstile:
+                started = self._start_send(batch, send_id, again, resolved, state)
+                if started is None:
+                    return False
+                request, fence, spans = started
+                sending = asyncio.ensure_future(request)
+                try:
+                    await asyncio.sleep(0)  # the request goes out (its first wait) before the next
+                except BaseException:
+                    sending.cancel()  # as if the request itself had been cancelled
+                    if spans is not None:
+                        spans.error("CancelledError")
+                        spans.end()
+                    raise
         try:
             result = await sending
         except BaseException as exc:
@@ -508,9 +519,12 @@ class Dispatcher:
         again: bool,
         resolved: ResolvedTarget,
         state: TargetState,
-    ) -> tuple[asyncio.Task[SendResult], LeaseFence | None, tracing.SpanHandle | None] | None:
-        """Claim the batch's rows (under the map's lease) and start its request; ``None`` when
-        nothing may be sent now (the rows are left as the log says)."""
+    ) -> (
+        tuple[Coroutine[Any, Any, SendResult], LeaseFence | None, tracing.SpanHandle | None] | None
+    ):
+        """Claim the batch's rows (under the map's lease) and make its request (not started: the
+        caller awaits it or runs it as a task); ``None`` when nothing may be sent now (the rows
+        are left as the log says)."""
         ids = [row.id for row in batch.rows]
         tenant = batch.rows[0].tenant_id
         fence = None
@@ -552,16 +566,14 @@ class Dispatcher:
         confirm = again and self._outcomes.count_resend(batch, bot, state)
         # Each traced row's event gets a span for this attempt (a 429 and its retry are two).
         spans = tracing.start_spans("discord.send", [row.trace_parent for row in batch.rows])
-        sending = asyncio.ensure_future(
-            self.sender.send(
-                resolved.target,
-                batch.body,
-                bot_token=resolved.bot_token,
-                nonce=send_id if bot else None,
-                timeout=self.policy.send_timeout(confirm),
-            )
+        request = self.sender.send(
+            resolved.target,
+            batch.body,
+            bot_token=resolved.bot_token,
+            nonce=send_id if bot else None,
+            timeout=self.policy.send_timeout(confirm),
         )
-        return sending, fence, spans
+        return request, fence, spans
 
     def _finish_send(
         self,

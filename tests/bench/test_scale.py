@@ -67,6 +67,12 @@ async def test_fleet_outcome_counts_each_map_a_kill_concerns() -> None:
         assert outcome.kills == 30
         assert outcome.delivered == 0
         assert outcome.lost == outcome.expected > 0  # nothing listens: all pending
+        # One fan-out figure per expected notification: the maps its kill notifies.
+        fan_outs = fleet.fan_outs()
+        assert len(fan_outs) == outcome.expected
+        assert sum(1 / n for n in fan_outs) == pytest.approx(
+            sum(1 for _, maps in fleet._sent.values() if maps)
+        )
 
 
 # -- bounded map bootstraps --------------------------------------------------------------------

@@ -274,6 +274,7 @@ async def _delivered(fleet: MapFleet, engine: _Engine, timeout: float) -> float:
 def _latency(fleet: MapFleet) -> dict[str, Any]:
     outcome = fleet.outcome()
     values = outcome.latencies_ms
+    fan_outs = [float(n) for n in fleet.fan_outs()]
     return {
         "kills": outcome.kills,
         "notifications": outcome.expected,
@@ -284,6 +285,10 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         "lost": outcome.lost,
         "doubled": outcome.doubled,
         "unexpected": outcome.unexpected,
+        # The maps notified by the kill behind the median and the 99th-percentile notification
+        # (all of a kill's notifications are due at once: the tail is the biggest fan-outs').
+        "fan_out_p50": round(percentile(fan_outs, 0.50)),
+        "fan_out_p99": round(percentile(fan_outs, 0.99)),
         "p50_ms": round(percentile(values, 0.50), 2),
         "p99_ms": round(percentile(values, 0.99), 2),
         "max_ms": round(max(values), 2) if values else None,

@@ -369,6 +369,11 @@ class MapFleet:
         self._sent.clear()
         self.discord.received.clear()
 
+    def fan_outs(self) -> list[int]:
+        """For each notification expected since the last reset, how many maps its kill
+        notifies (a kill in a popular system: hundreds, all due at once)."""
+        return [len(maps) for _, maps in self._sent.values() for _ in maps]
+
     def pending(self) -> int:
         """(kill, map) notifications expected and not received yet."""
         return self.outcome().lost

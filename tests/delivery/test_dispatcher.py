@@ -130,9 +130,9 @@ async def test_too_many_invalid_answers_pause_all_delivery(
 
 async def test_a_fan_out_completes_in_order_not_all_at_the_end(tmp_path: Path) -> None:
     """A kill that notifies many maps queues one notification on each of many targets at once.
-    Their sends start one after another, each once the previous request is out, so the first
-    is confirmed while later ones are still being sent; all sent in one turn of the loop
-    before any answer was read, the first confirmation came after the last request."""
+    Their sends start a few at a time, the next once a request is out, so the first are
+    confirmed while later ones are still being sent; all sent in one turn of the loop before
+    any answer was read, the first confirmation came after the last request."""
     async with make_rig(tmp_path, poll_interval=0.05) as rig:
         hooks = [rig.hook(1_000 + i) for i in range(40)]
         notes = [

@@ -61,6 +61,8 @@ __all__ = ["Dispatcher", "ResolvedTarget", "SendGate", "TargetState", "build_dis
 log = logging.getLogger(__name__)
 
 _FETCH = 500
+_SENDS_STARTING = 8
+"""Sends between their claim and their request's first wait at once (see :meth:`_deliver`)."""
 _WRITE_PROBE_MAX = 5.0
 """Longest wait between two attempts to write to a store that cannot write."""
 
@@ -117,7 +119,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._repace = asyncio.Event()
-        self._turnstile = asyncio.Lock()
+        self._turnstile = asyncio.Semaphore(_SENDS_STARTING)
         """Held from a claim until its request is out (see :meth:`_deliver`)."""
         self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
         self._busy: dict[TargetKey, asyncio.Task[None]] = {}
@@ -474,11 +476,14 @@ class Dispatcher:
             return True
         again = send_id is not None
         send_id = send_id or secrets.token_hex(8)
-        # One send starts at a time, and the next only once its request is out: a kill that
-        # notifies a hundred maps starts a hundred workers at once, and without the turnstile
-        # each would claim and send in the same turn of the loop, so that no answer was read
-        # (and no notification confirmed) before the last request went out; now they complete
-        # in order, the first within a request's time. Nothing waits on the network in here.
+        # At most _SENDS_STARTING sends start at once, the next once a request is out: a kill
+        # that notifies a hundred maps starts a hundred workers at once, and without the
+        # turnstile each would claim and send in the same turn of the loop, so that no answer
+        # was read (and no notification confirmed) before the last request went out; now they
+        # complete in order, eight at a time. Measured at 1,000 maps (one run each): mix p50 /
+        # p90 15.5 / 67 ms against 17.0 / 98 without and 19.9 / 101 one at a time (a loop turn
+        # per send slows bursts: 3.6 s to drain 500 kills against 2.0 without and 2.4 with 8).
+        # Nothing waits on the network in here: requests in flight are not bounded by it.
         # A worker alone (the paced case: one event, one target) has nobody to take turns
         # with: its request goes out in this very step, without the turnstile's task and its
         # extra turn of the loop (issue 24: a turn later, the ingest API's answer went first).

@@ -154,3 +154,59 @@ async def test_a_fan_out_completes_in_order_not_all_at_the_end(tmp_path: Path) -
         assert sorted(m.target for m in rig.discord.received) == sorted(
             f"webhook:{1_000 + i}" for i in range(40)
         )
+
+
+async def test_a_wake_for_new_rows_claims_and_sends_them_in_the_next_turn(tmp_path: Path) -> None:
+    """The engine wakes the dispatcher right after its commit: while the loop waits, the wake
+    starts the rows' worker itself, so the very next turn of the loop claims the row and puts
+    its request out (through the loop's own look it took a turn more), and it goes out once."""
+    async with make_rig(tmp_path, poll_interval=5.0) as rig:
+        hook = rig.hook(31)
+        rig.enqueue(hook, 1, tag="first")
+        await until(lambda: rig.store.outbox_counts().get("sent") == 1)
+        await until(lambda: rig.dispatcher.waiting)
+        note = Notification(
+            "home", NotificationType.KILL, "next:1", hook, {"embeds": [{"title": "next"}]}
+        )
+        rig.store.enqueue([note])
+        rig.dispatcher.wake({hook.key})
+        await asyncio.sleep(0)  # one turn of the loop
+        assert rig.store.outbox_counts().get("sending") == 1
+        await until(lambda: rig.store.outbox_counts().get("sent") == 2)
+        assert [m.body["embeds"][0]["title"] for m in rig.discord.received] == [
+            "first" + "note 0",
+            "next",
+        ]
+
+
+async def test_a_worker_alone_sends_in_its_own_step_a_fan_out_takes_turns(
+    tmp_path: Path,
+) -> None:
+    """One worker has nobody to take turns with: its request is made in the worker's own task.
+    Several at once pass the turnstile, each request in a task of its own, started one by one."""
+    async with make_rig(tmp_path) as rig:
+        senders: list[str] = []
+        send = rig.dispatcher.sender.send
+
+        async def recording(*args: object, **kwargs: object) -> object:
+            task = asyncio.current_task()
+            senders.append("" if task is None else task.get_name())
+            return await send(*args, **kwargs)  # type: ignore[arg-type]
+
+        rig.dispatcher.sender.send = recording  # type: ignore[method-assign,assignment]
+        alone = rig.hook(41)
+        rig.enqueue(alone, 1)
+        await until(lambda: rig.store.outbox_counts().get("sent") == 1)
+        assert senders == [f"deliver:{alone.key}"]
+        senders.clear()
+        hooks = [rig.hook(50 + i) for i in range(3)]
+        rig.store.enqueue(
+            [
+                Notification("home", NotificationType.KILL, f"fan:{i}", h, {"content": f"{i}"})
+                for i, h in enumerate(hooks)
+            ]
+        )
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts().get("sent") == 4)
+        assert len(senders) == 3
+        assert not any(name.startswith("deliver:") for name in senders)

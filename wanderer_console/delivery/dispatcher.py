@@ -178,6 +178,12 @@ class Dispatcher:
         return self._outcomes.pause_until
 
     @property
+    def waiting(self) -> bool:
+        """True while the loop waits for work (a wake for new rows then starts their workers at
+        once, see :meth:`wake`)."""
+        return self._waiting
+
+    @property
     def dead_targets(self) -> dict[TargetKey, DeadTarget]:
         """Targets Discord refused for good, as last read from the store."""
         return self._dead.snapshot()
@@ -377,7 +383,9 @@ class Dispatcher:
             if key not in self._busy and key not in self._dead:
                 groups[key].append(row)
         for key, group in groups.items():
-            task = asyncio.create_task(self._work_target(key, group, targets.get(key)))
+            task = asyncio.create_task(
+                self._work_target(key, group, targets.get(key)), name=f"deliver:{key[1]}"
+            )
             self._busy[key] = task
             task.add_done_callback(functools.partial(self._worker_done, key))
 

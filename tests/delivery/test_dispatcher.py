@@ -14,6 +14,7 @@ import pytest
 from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.telemetry.context import bind_event, bound_fields
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,8 +160,17 @@ async def test_a_fan_out_completes_in_order_not_all_at_the_end(tmp_path: Path) -
 async def test_a_wake_for_new_rows_claims_and_sends_them_in_the_next_turn(tmp_path: Path) -> None:
     """The engine wakes the dispatcher right after its commit: while the loop waits, the wake
     starts the rows' worker itself, so the very next turn of the loop claims the row and puts
-    its request out (through the loop's own look it took a turn more), and it goes out once."""
+    its request out (through the loop's own look it took a turn more), and it goes out once.
+    The worker runs in the dispatcher's context, not the waking event's (its log fields)."""
     async with make_rig(tmp_path, poll_interval=5.0) as rig:
+        fields: list[tuple[str | None, str | None, str | None]] = []
+        send = rig.dispatcher.sender.send
+
+        async def recording(*args: object, **kwargs: object) -> object:
+            fields.append(bound_fields())
+            return await send(*args, **kwargs)  # type: ignore[arg-type]
+
+        rig.dispatcher.sender.send = recording  # type: ignore[method-assign,assignment]
         hook = rig.hook(31)
         rig.enqueue(hook, 1, tag="first")
         await until(lambda: rig.store.outbox_counts().get("sent") == 1)
@@ -169,7 +179,8 @@ async def test_a_wake_for_new_rows_claims_and_sends_them_in_the_next_turn(tmp_pa
             "home", NotificationType.KILL, "next:1", hook, {"embeds": [{"title": "next"}]}
         )
         rig.store.enqueue([note])
-        rig.dispatcher.wake({hook.key})
+        with bind_event("corr-waker", tenant="home", source="api"):
+            rig.dispatcher.wake({hook.key})
         await asyncio.sleep(0)  # one turn of the loop
         assert rig.store.outbox_counts().get("sending") == 1
         await until(lambda: rig.store.outbox_counts().get("sent") == 2)
@@ -177,6 +188,8 @@ async def test_a_wake_for_new_rows_claims_and_sends_them_in_the_next_turn(tmp_pa
             "first" + "note 0",
             "next",
         ]
+        assert len(fields) == 2
+        assert all(f[2] != "corr-waker" and f[1] != "api" for f in fields)
 
 
 async def test_a_worker_alone_sends_in_its_own_step_a_fan_out_takes_turns(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import secrets
@@ -144,6 +145,8 @@ class Dispatcher:
         self.states: dict[str, TargetState] = {}
         self._waiting = False
         """True while the loop awaits a wake (nothing of its own is running)."""
+        self._context: contextvars.Context | None = None
+        """The loop's context, which workers started from a wake run in (not the caller's)."""
 
     @property
     def policy(self) -> DeliveryPolicy:
@@ -214,6 +217,7 @@ class Dispatcher:
         if (
             self.paused
             or self._stop.is_set()
+            or self._context is None
             or not self._recovered
             or self._journal
             or self._store.write_fault is not None
@@ -222,7 +226,9 @@ class Dispatcher:
         try:
             # The dead targets as the loop last read them (at its last look: every worker's end
             # is one); a revived target is the loop's to notice, as before.
-            self._dispatch_due(refresh_dead=False)
+            # In the loop's context: the caller's (an event's bound log fields, its trace) is
+            # not the delivery's.
+            self._dispatch_due(refresh_dead=False, context=self._context)
         except Exception as exc:  # the caller is the engine: never hand it delivery's error
             log.debug("inline dispatch failed; the loop looks", extra={"ctx": {"error": str(exc)}})
             return False
@@ -245,6 +251,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until :meth:`stop` (or cancellation, which cancels in-flight sends too)."""
+        self._context = contextvars.copy_context()
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -361,7 +368,9 @@ class Dispatcher:
         if tasks:
             await asyncio.wait(tasks, timeout=max(0.01, timeout))
 
-    def _dispatch_due(self, *, refresh_dead: bool = True) -> None:
+    def _dispatch_due(
+        self, *, refresh_dead: bool = True, context: contextvars.Context | None = None
+    ) -> None:
         now = self._clock.wall()
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
@@ -384,7 +393,9 @@ class Dispatcher:
                 groups[key].append(row)
         for key, group in groups.items():
             task = asyncio.create_task(
-                self._work_target(key, group, targets.get(key)), name=f"deliver:{key[1]}"
+                self._work_target(key, group, targets.get(key)),
+                name=f"deliver:{key[1]}",
+                context=None if context is None else context.copy(),
             )
             self._busy[key] = task
             task.add_done_callback(functools.partial(self._worker_done, key))

@@ -132,7 +132,9 @@ class FakeEsi:
 
     # -- routes --------------------------------------------------------------------------------
 
-    async def _names(self, request: Request) -> Response:
+    async def _id_list(self, request: Request) -> list[int] | Response:
+        """A bulk route's body (a JSON array of 1-1000 integer ids), or the answer refusing it
+        (or the gate's)."""
         blocked = await self._gate(request)
         if blocked is not None:
             return blocked
@@ -146,6 +148,12 @@ class FakeEsi:
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in body)
         ):
             return self._error(400, "Body must be an array of 1-1000 integer ids")
+        return body
+
+    async def _names(self, request: Request) -> Response:
+        body = await self._id_list(request)
+        if isinstance(body, Response):
+            return body
         self.names_bodies.append(list(body))
         names, categories = self.generator.names, self.generator.categories
         if any(i not in names for i in body):
@@ -158,19 +166,9 @@ class FakeEsi:
     async def _affiliation(self, request: Request) -> Response:
         """``POST /characters/affiliation``: each pilot's corporation and alliance, 1-1000 ids
         a body; one id the game does not know fails the whole body (404)."""
-        blocked = await self._gate(request)
-        if blocked is not None:
-            return blocked
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return self._error(400, "Invalid body")
-        if (
-            not isinstance(body, list)
-            or not 1 <= len(body) <= 1000
-            or not all(isinstance(i, int) and not isinstance(i, bool) for i in body)
-        ):
-            return self._error(400, "Body must be an array of 1-1000 integer ids")
+        body = await self._id_list(request)
+        if isinstance(body, Response):
+            return body
         self.affiliation_bodies.append(list(body))
         characters = self.generator.characters
         if any(i not in characters for i in body):

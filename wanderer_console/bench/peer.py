@@ -800,12 +800,18 @@ def summarise(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if CONSOLE in medians and ALERTMANAGER in medians:
         for name, value in medians[CONSOLE].items():
             ratios[_unitless(name)] = ratio(value, medians[ALERTMANAGER].get(name))
+    console = [run for run in runs if run.get("side") == CONSOLE]
+    peer = [run for run in runs if run.get("side") == ALERTMANAGER]
     return {
         "medians": medians,
         "console_over_am": ratios,
-        "lost": sum(int(run.get("lost", 0)) for run in runs),
-        "doubled": sum(int(run.get("doubled", 0)) for run in runs),
-        "refused_posts": sum(int(run.get("refused_posts", 0)) for run in runs),
+        # The console's: any of them fails the run. Alertmanager's are reported beside them
+        # (its own behaviour, e.g. an alert notified twice, is not the console's failure).
+        "lost": sum(int(run.get("lost", 0)) for run in console),
+        "doubled": sum(int(run.get("doubled", 0)) for run in console),
+        "refused_posts": sum(int(run.get("refused_posts", 0)) for run in console),
+        "alertmanager_lost": sum(int(run.get("lost", 0)) for run in peer),
+        "alertmanager_doubled": sum(int(run.get("doubled", 0)) for run in peer),
     }
 
 
@@ -961,8 +967,9 @@ def format_table(result: Mapping[str, Any]) -> str:
         lines.append(f"budget {line['figure']} {line['rule']}: {verdict} ({line['value']:g})")
     summary = result.get("summary") or {}
     lines.append(
-        f"lost {summary.get('lost', 0)}, doubled {summary.get('doubled', 0)},"
-        f" refused posts {summary.get('refused_posts', 0)}"
+        f"console: lost {summary.get('lost', 0)}, doubled {summary.get('doubled', 0)},"
+        f" refused posts {summary.get('refused_posts', 0)}; Alertmanager: lost"
+        f" {summary.get('alertmanager_lost', 0)}, doubled {summary.get('alertmanager_doubled', 0)}"
     )
     return "\n".join(lines)
 

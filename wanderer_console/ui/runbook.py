@@ -705,9 +705,12 @@ _ROWS: Final[tuple[Advice, ...]] = (
         HTTP,
         "`http circuit breaker closed -> open` (`host`, `reason`)",
         "too many failures to one host in the window: calls to it fail fast for a while, then"
-        " one probe is allowed (`half_open`)",
+        " one probe is allowed (`half_open`); for Discord a probe every 0.25 s for the first 40"
+        " (10 s), then every 0.5 s, then once a second (at most 630 in 10 minutes), and the"
+        " first success sends what waited at once",
         "fix the host; it closes by itself when the probe succeeds. `[http.<service>]` tunes"
-        " the thresholds",
+        " the thresholds (`breaker_failures`, `breaker_window_seconds`,"
+        " `breaker_probe_seconds`, `breaker_fast_probes`, `breaker_cooldown_seconds`)",
     ),
     Advice(
         HTTP,

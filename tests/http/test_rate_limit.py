@@ -56,12 +56,11 @@ async def test_esi_420_pauses_every_call_to_the_host(fault_server: FaultServer) 
     client = build_client("esi", SETTINGS, metrics=metrics)
     try:
         assert (await client.get(f"{fault_server.url}/a")).status == 420
-        started = time.monotonic()
         assert (await client.get(f"{fault_server.url}/b")).status == 200
-        elapsed = time.monotonic() - started
     finally:
         await client.aclose()
-    assert elapsed >= 1.0
+    # Where the requests arrive (timed from the first call's return, after the pause began, a
+    # pause honoured to the letter can measure a hair under its length).
     first, second = (hit.at for hit in fault_server.hits)
     assert second - first >= 1.0
     assert (

@@ -252,3 +252,13 @@ async def test_a_stop_cancels_lookups_that_outlive_their_callers(esi_env: EsiEnv
     await cache.cancel_loads()
 
     assert cache.stats()["inflight"] == 0
+
+
+async def test_warming_without_esi_counts_every_pilot_as_failed_and_ends() -> None:
+    """No ESI loader configured: warming still ends, every entity counted done and failed
+    (the warming progress operators watch reaches its total)."""
+    cache = CacheFacade()
+    progress = await cache.warm([95000001, 95000002], [30000142])
+    assert progress["done"] == progress["total"] == 3
+    assert progress["failed"] == 3
+    assert progress["running"] is False

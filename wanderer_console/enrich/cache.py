@@ -585,7 +585,6 @@ class CacheFacade:
             """The batch's names (one bulk call) and affiliations (one more): what a
             notification shows of a pilot. A batch ESI refuses falls back to a document per
             pilot, which skips only the ids it does not know."""
-            assert self.loader is not None
             found: dict[int, tuple[int, int | None]] = {}
             for pilot in batch:
                 entry = self._lookup("affiliation", pilot)
@@ -593,6 +592,8 @@ class CacheFacade:
                     found[pilot] = (int(entry.value[0]), entry.value[1])
             asked = [c for c in batch if c not in found]
             try:
+                if self.loader is None:
+                    raise EsiError(0, "no ESI loader configured")
                 await self._load_names([c for c in batch if self._lookup("name", c) is None])
                 if asked:
                     fresh = await self.loader.affiliation(asked)
@@ -616,7 +617,7 @@ class CacheFacade:
 
         try:
             affiliations: dict[int, tuple[int, int | None]] = {}
-            if chars and self.loader is not None:
+            if chars:
                 for start in range(0, len(chars), _PILOTS_BATCH):
                     affiliations.update(await pilots(chars[start : start + _PILOTS_BATCH]))
             corp_ids = {corp for corp, _ in affiliations.values()}

@@ -31,7 +31,7 @@ from cachetools import TTLCache
 from prometheus_client import CollectorRegistry
 
 from wanderer_console.enrich.cache_stats import CacheTelemetry
-from wanderer_console.enrich.esi import EsiError, EsiResult
+from wanderer_console.enrich.esi import NAMES_BATCH, EsiError, EsiResult
 
 __all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader", "route_key"]
 
@@ -73,10 +73,6 @@ _DEFAULT_TTL: Final = {
     "appraisal": 6 * 3600.0,
     "affiliation": 3600.0,
 }
-
-
-_PILOTS_BATCH: Final = 1000
-"""Pilots per bulk call (``/universe/names`` and ``/characters/affiliation`` take 1,000)."""
 
 
 def route_key(origin: int, destination: int) -> int:
@@ -297,9 +293,9 @@ class CacheFacade:
         names = [entity_id for _, ns, entity_id in due if ns == "name"]
         pending = iter([item for item in due if item[1] != "name"])
         reloaded = 0
-        for start in range(0, len(names), _PILOTS_BATCH):  # names: a thousand a call
+        for start in range(0, len(names), NAMES_BATCH):  # names: a thousand a call
             try:
-                reloaded += len(await self._load_names(names[start : start + _PILOTS_BATCH]))
+                reloaded += len(await self._load_names(names[start : start + NAMES_BATCH]))
             except EsiError:
                 continue
 
@@ -618,8 +614,8 @@ class CacheFacade:
         try:
             affiliations: dict[int, tuple[int, int | None]] = {}
             if chars:
-                for start in range(0, len(chars), _PILOTS_BATCH):
-                    affiliations.update(await pilots(chars[start : start + _PILOTS_BATCH]))
+                for start in range(0, len(chars), NAMES_BATCH):
+                    affiliations.update(await pilots(chars[start : start + NAMES_BATCH]))
             corp_ids = {corp for corp, _ in affiliations.values()}
             alliance_ids = {int(a) for _, a in affiliations.values() if a}
             state["total"] += len(corp_ids)

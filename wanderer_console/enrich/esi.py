@@ -34,7 +34,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NAMES_BATCH = 1000
-"""Most ids ``POST /universe/names`` accepts in one body."""
+"""Most ids ``POST /universe/names`` (and ``POST /characters/affiliation``) accept in one body."""
 
 # Half-open id ranges /universe/names can resolve (PROTOCOLS.md §6 "ID ranges"). Everything else
 # (celestials 40M-50M, items, structures > 2^31, negative ids) would 404 the whole batch.

@@ -151,6 +151,26 @@ async def test_expirations_and_evictions_are_counted() -> None:
         cache.put_with_ttl("planet", 1, {}, 10)
 
 
+async def test_entries_expire_at_their_own_deadline_without_a_sweep() -> None:
+    """Each entry's deadline (ESI's Expires) is the cache's own: a write expires what is due
+    and nothing else, and ``expire()`` finds only due entries (no walk of the live ones: at a
+    thousand maps that walk held the event loop for 64 ms after every warming)."""
+    clock = FakeClock()
+    cache = CacheFacade(maxsize=100, clock=clock)
+    for entity_id in range(10):
+        cache.put_with_ttl(
+            "system", entity_id, {"name": str(entity_id)}, 10 if entity_id < 3 else 500
+        )
+    clock.now += 11
+    cache.put_with_ttl("system", 99, {"name": "new"}, 500)  # a write expires the three due
+    ns = cache.stats()["namespaces"]["system"]
+    assert (ns["size"], ns["expirations"]) == (8, 3)
+    assert cache.expire() == 0  # nothing else was due
+    clock.now += 500
+    assert cache.expire() == 8
+    assert cache.stats()["namespaces"]["system"]["size"] == 0
+
+
 async def test_expires_header_sets_ttl(esi_env: EsiEnv) -> None:
     esi_env.fake.expires_in = 120
     cache = CacheFacade(esi_env.client(), default_ttl={"type": 86_400.0})

@@ -1,4 +1,4 @@
-"""Cache facade for enrichment data: one cachetools ``TTLCache`` per namespace.
+"""Cache facade for enrichment data: one cachetools ``TLRUCache`` per namespace.
 
 * Keys carry a cache version, so bumping it invalidates everything older (also what was
   persisted).
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
-from cachetools import TTLCache
+from cachetools import TLRUCache
 from prometheus_client import CollectorRegistry
 
 from wanderer_console.enrich.cache_stats import CacheTelemetry
@@ -116,18 +116,28 @@ class _Entry:
     deadline: float
 
 
-class _CountingTTLCache(TTLCache[tuple[int, int], _Entry]):
-    """A ``TTLCache`` that reports size evictions and TTL expirations."""
+def _deadline(_key: tuple[int, int], entry: _Entry, _now: float) -> float:
+    return entry.deadline
+
+
+class _CountingCache(TLRUCache[tuple[int, int], _Entry]):
+    """A ``TLRUCache`` that expires each entry at its own deadline and reports size evictions
+    and expirations.
+
+    Per-entry deadlines (ESI's ``Expires``) are what the cache honours, so they are the cache's
+    own time-to-use: expiring walks only what is due (a heap), where a ``TTLCache`` with one TTL
+    for all had to be swept entry by entry for the deadlines it did not know (64 ms of a held
+    event loop per sweep for the 49,000 entries of a thousand maps, after every warming).
+    """
 
     def __init__(
         self,
         maxsize: int,
-        ttl: float,
         timer: Callable[[], float],
         on_evict: Callable[[], None],
         on_expire: Callable[[int], None],
     ) -> None:
-        super().__init__(maxsize=maxsize, ttl=ttl, timer=timer)
+        super().__init__(maxsize=maxsize, ttu=_deadline, timer=timer)
         self._on_evict = on_evict
         self._on_expire = on_expire
 
@@ -171,12 +181,11 @@ class CacheFacade:
         self._default_ttl = {**_DEFAULT_TTL, **(default_ttl or {})}
         self.telemetry = CacheTelemetry(NAMESPACES, registry)
         """Counters per namespace (mirrored into Prometheus when a registry is given)."""
-        self._caches: dict[str, _CountingTTLCache] = {}
+        self._caches: dict[str, _CountingCache] = {}
         for ns in NAMESPACES:
             size = maxsize if isinstance(maxsize, int) else maxsize.get(ns, 10_000)
-            self._caches[ns] = _CountingTTLCache(
+            self._caches[ns] = _CountingCache(
                 size,
-                max_ttl,
                 clock,
                 on_evict=functools.partial(self.telemetry.evicted, ns),
                 on_expire=functools.partial(self.telemetry.expired, ns),
@@ -526,14 +535,8 @@ class CacheFacade:
         """Drop every entry past its TTL (counted as expirations); return how many."""
         now = self._clock()
         dropped = 0
-        for ns, cache in self._caches.items():
-            dropped += len(cache.expire())
-            stale = [key for key, entry in list(cache.items()) if entry.deadline <= now]
-            for key in stale:
-                cache.pop(key, None)
-            if stale:
-                self.telemetry.expired(ns, len(stale))
-            dropped += len(stale)
+        for cache in self._caches.values():
+            dropped += len(cache.expire(now))
         return dropped
 
     # -- warming and persistence -----------------------------------------------------------------

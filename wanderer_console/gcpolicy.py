@@ -18,20 +18,46 @@ a young collection ran every dozen or so kills and walked objects about to die a
 older generations to be walked again. With 10,000 most are freed by their reference counts
 before any collection sees them; a young collection walks at most that many objects (about a
 millisecond).
+
+What start-up leaves is not all that lives long: a hosted console loads its maps, their tracked
+pilots and systems and the name cache *after* it starts (at a thousand maps, some 200,000
+objects), and every full collection walked them again: 170-260 ms with the event loop stopped,
+every 20 to 40 seconds under the scale benchmark's mix (``bench --only scale``), each one a
+stall in every notification then in flight. :class:`SurvivorFreezer` freezes a slow full
+collection's survivors (they have just proven long-lived), so the next full collections walk
+only what came after; every :data:`REFRESH_SECONDS` it unfreezes, collects everything once and
+freezes again, so reference cycles among objects that died after being frozen are reclaimed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
-__all__ = ["YOUNG_THRESHOLD", "freeze_startup_objects"]
+__all__ = [
+    "REFRESH_SECONDS",
+    "SLOW_FULL_COLLECTION",
+    "YOUNG_THRESHOLD",
+    "SurvivorFreezer",
+    "freeze_startup_objects",
+    "frozen_survivors",
+]
 
 log = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 10_000
 """Allocations (net of frees) between two collections of the youngest generation."""
+
+SLOW_FULL_COLLECTION = 0.02
+"""A full collection that held the process this long (seconds) has its survivors frozen."""
+
+REFRESH_SECONDS = 6 * 3600.0
+"""How often every frozen object is walked once more (cycles among the dead reclaimed)."""
 
 
 def freeze_startup_objects() -> int:
@@ -48,3 +74,105 @@ def freeze_startup_objects() -> int:
         extra={"ctx": {"objects": frozen, "ms": round((time.perf_counter() - started) * 1000)}},
     )
     return frozen
+
+
+class SurvivorFreezer:
+    """Freezes the survivors of every slow full collection (see the module's docstring).
+
+    The collector's callback only measures (it may run in any thread, in the middle of any
+    code): the freeze itself is scheduled on ``loop``, between two of its callbacks.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        slow: float = SLOW_FULL_COLLECTION,
+        refresh_every: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._loop = loop
+        self._slow = slow
+        self._refresh_every = refresh_every
+        self._clock = clock
+        self._started = 0.0
+        self._scheduled = False
+        self.freezes = 0
+        """Slow full collections whose survivors were frozen."""
+        self.slowest = 0.0
+        """The slowest full collection seen, in seconds."""
+
+    def install(self) -> None:
+        """Start watching full collections (until :meth:`uninstall`)."""
+        if self._watch not in gc.callbacks:
+            gc.callbacks.append(self._watch)
+
+    def uninstall(self) -> None:
+        """Stop watching (safe twice)."""
+        if self._watch in gc.callbacks:
+            gc.callbacks.remove(self._watch)
+
+    def _watch(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = self._clock()
+            return
+        took = self._clock() - self._started
+        self.slowest = max(self.slowest, took)
+        if took >= self._slow and not self._scheduled and not self._loop.is_closed():
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._freeze, took)
+
+    def _freeze(self, took: float) -> None:
+        self._scheduled = False
+        gc.freeze()
+        self.freezes += 1
+        log.debug(
+            "a slow full collection's survivors frozen",
+            extra={"ctx": {"ms": round(took * 1000), "frozen": gc.get_freeze_count()}},
+        )
+
+    def refresh(self) -> int:
+        """Unfreeze, collect everything once, freeze the survivors; returns what was collected."""
+        gc.unfreeze()
+        collected = gc.collect()
+        gc.freeze()
+        return collected
+
+    async def run(self) -> None:
+        """Refresh every ``refresh_every`` seconds, until cancelled (a supervised task)."""
+        self.install()
+        try:
+            while True:
+                await asyncio.sleep(self._refresh_every)
+                started = self._clock()
+                collected = self.refresh()
+                log.debug(
+                    "frozen objects walked once more",
+                    extra={
+                        "ctx": {
+                            "collected": collected,
+                            "ms": round((self._clock() - started) * 1000),
+                        }
+                    },
+                )
+        finally:
+            self.uninstall()
+
+
+@contextlib.contextmanager
+def frozen_survivors(loop: asyncio.AbstractEventLoop) -> Iterator[SurvivorFreezer]:
+    """The engine's policy for a process that is not the engine (a benchmark's fake services,
+    whose own pauses would count as the engine's latency): what exists now is frozen, then the
+    survivors of every slow full collection; all undone on exit."""
+    thresholds = gc.get_threshold()
+    freeze_startup_objects()
+    freezer = SurvivorFreezer(loop)
+    freezer.install()
+    try:
+        yield freezer
+    finally:
+        freezer.uninstall()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

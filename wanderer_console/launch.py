@@ -17,7 +17,8 @@ from typing import Any
 
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
-from wanderer_console.gcpolicy import freeze_startup_objects
+from wanderer_console.domain.tasks import cancel_and_wait
+from wanderer_console.gcpolicy import SurvivorFreezer, freeze_startup_objects
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging
 
@@ -105,22 +106,29 @@ def run_console(
         stop, hangup = asyncio.Event(), asyncio.Event()
         _install_stop_signals(stop, hangup if tui else None)
         runtime = Runtime(settings, data_dir=data_dir, config_path=config_path)
-        if tui:
+        # Maps, pilots and names loaded after start-up live long too: see gcpolicy.
+        freezer = asyncio.create_task(
+            SurvivorFreezer(asyncio.get_running_loop()).run(), name="gc-freezer"
+        )
+        try:
+            if tui:
 
-            async def nothing_more() -> None:
-                return None
+                async def nothing_more() -> None:
+                    return None
 
+                try:
+                    return await _run_tui(runtime, stop, hangup, nothing_more)
+                finally:
+                    await runtime.stop()
+            await runtime.start()
+            freeze_startup_objects()
             try:
-                return await _run_tui(runtime, stop, hangup, nothing_more)
+                await stop.wait()
             finally:
                 await runtime.stop()
-        await runtime.start()
-        freeze_startup_objects()
-        try:
-            await stop.wait()
+            return 0
         finally:
-            await runtime.stop()
-        return 0
+            await cancel_and_wait([freezer])
 
     return asyncio.run(main())
 

@@ -20,6 +20,7 @@ from wanderer_console.delivery.embeds import (
     kill_role,
     rally_message,
     render_character,
+    kill_story,
     render_kill,
     render_rally,
     render_system,
@@ -162,6 +163,32 @@ def test_custom_system_name_is_the_title() -> None:
     assert render_kill(km, ctx)["title"] == "Nemesis destroyed in Home"
     ctx = KillContext(map_name="m", role="neutral", system_name="J999999")
     assert render_kill(km, ctx)["title"] == "Nemesis destroyed in J999999"
+
+
+def test_one_story_renders_every_map_as_rendering_each_alone() -> None:
+    """A kill notifying many maps is told once (:func:`kill_story`) and dressed per map: the
+    embeds are those each map would get rendered on its own."""
+    km = Killmail.from_wire(wire_kill(with_names=False))
+    notable = [{"name": "Pithum C-Type Medium Shield Booster", "quantity": 1, "value": 2.1e9}]
+    story = kill_story(km, LOOKUP, notable)
+    contexts = [
+        KillContext(map_name="Home", role="loss", names=LOOKUP, notable_items=notable),
+        KillContext(
+            map_name="Staging",
+            role="kill",
+            system_name="J154624",
+            custom_system_name="Home hole",
+            names=LOOKUP,
+            notable_items=notable,
+        ),
+        KillContext(map_name="", role="neutral", names=LOOKUP, notable_items=notable),
+    ]
+    shared = [render_kill(km, ctx, story) for ctx in contexts]
+    assert shared == [render_kill(km, ctx) for ctx in contexts]
+    assert "Pithum C-Type" in shared[0]["description"]
+    assert len({e["footer"]["text"] for e in shared}) == 3
+    assert [e["author"]["name"] for e in shared] == ["Loss", "Kill", "Killmail"]
+    assert shared[1]["title"] == "Nemesis destroyed in Home hole"
 
 
 def test_kill_role_uses_the_given_tracked_characters() -> None:

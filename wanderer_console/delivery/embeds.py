@@ -61,11 +61,13 @@ __all__ = [
     "RALLY_CONTENT",
     "KillContext",
     "KillRole",
+    "KillStory",
     "Names",
     "OrgInfo",
     "build_message",
     "format_isk",
     "isk_color",
+    "kill_story",
     "kill_color",
     "kill_role",
     "rally_message",
@@ -198,8 +200,39 @@ def notable_items_text(items: Sequence[Mapping[str, Any]]) -> str:
     return "**Notable Items:**\n" + "\n".join(lines) if lines else ""
 
 
-def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
-    """Kill embed: ``<Ship> destroyed in <System>``, narrative, value and relative time."""
+@dataclass(frozen=True, slots=True)
+class KillStory:
+    """What a kill's embed says whichever map it goes to: rendered once for all the maps a
+    kill notifies (a popular system's kill notifies hundreds), see :func:`kill_story`."""
+
+    victim_ship: str
+    description: str
+    """The narrative, the notable loot, the value and the relative time."""
+
+
+def kill_story(
+    km: Killmail, names: Names, notable_items: Sequence[Mapping[str, Any]] = ()
+) -> KillStory:
+    """The map-independent part of :func:`render_kill`'s embed."""
+    value_line = []
+    if km.zkb.total_value is not None:
+        value_line.append(f"Value: {format_isk(km.zkb.total_value)} ISK")
+    if km.kill_time is not None:
+        value_line.append(discord_relative_time(km.kill_time))
+    description = _kill_story(km, names)
+    notable = notable_items_text(notable_items)
+    if notable:
+        description += "\n\n" + notable
+    if value_line:
+        description += "\n\n" + " • ".join(value_line)
+    return KillStory(_ship(km.victim, names), description)
+
+
+def render_kill(km: Killmail, ctx: KillContext, story: KillStory | None = None) -> dict[str, Any]:
+    """Kill embed: ``<Ship> destroyed in <System>``, narrative, value and relative time.
+
+    ``story``: :func:`kill_story` of ``km`` with ``ctx``'s names and notable items, when the
+    caller renders the kill for several maps (made here otherwise)."""
     names = ctx.names
     system = (
         ctx.custom_system_name
@@ -207,18 +240,8 @@ def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
         or names.name(km.system_id, km.solar_system_name)
         or f"System {km.system_id}"
     )
-    victim_ship = _ship(km.victim, names)
-    value_line = []
-    if km.zkb.total_value is not None:
-        value_line.append(f"Value: {format_isk(km.zkb.total_value)} ISK")
-    if km.kill_time is not None:
-        value_line.append(discord_relative_time(km.kill_time))
-    description = _kill_story(km, names)
-    notable = notable_items_text(ctx.notable_items)
-    if notable:
-        description += "\n\n" + notable
-    if value_line:
-        description += "\n\n" + " • ".join(value_line)
+    if story is None:
+        story = kill_story(km, names, ctx.notable_items)
 
     final = km.final_blow()
     icon_corp = km.victim.corporation_id
@@ -230,11 +253,11 @@ def render_kill(km: Killmail, ctx: KillContext) -> dict[str, Any]:
         author["icon_url"] = corporation_logo_url(icon_corp)
 
     embed: dict[str, Any] = {
-        "title": f"{victim_ship} destroyed in {safe_name(system, f'System {km.system_id}')}",
+        "title": f"{story.victim_ship} destroyed in {safe_name(system, f'System {km.system_id}')}",
         "url": url,
         "color": kill_color(km, ctx.role),
         "author": author,
-        "description": description,
+        "description": story.description,
         "footer": footer_with_map(f"Killmail ID: {km.killmail_id}", ctx.map_name),
     }
     if km.victim.ship_type_id:

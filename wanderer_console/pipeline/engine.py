@@ -336,6 +336,7 @@ class Engine:
         # The same for every map a kill notifies (a popular system's kill: hundreds of maps).
         names = self.enricher.names(km) if self.enricher else embeds.Names()
         notable = self.notable.peek(km) if self.notable else ()
+        story = embeds.kill_story(km, names, notable)
         for plan in plans:
             map_settings = settings.maps[plan.tenant]
             system = self._index.map(plan.tenant).systems.get(km.system_id)
@@ -350,7 +351,7 @@ class Engine:
                 names=names,
                 notable_items=notable,
             )
-            embed = embeds.render_kill(km, ctx)
+            embed = embeds.render_kill(km, ctx, story)
             if plan.color is not None:
                 embed["color"] = plan.color
             # The default tracker's ping (a priority system, the fallback) reaches the people in

@@ -28,6 +28,9 @@ from wanderer_console.sim import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
+PARSERS = ["httptools", "h11"]
+"""Both guarded protocols get every test below (``[server] http_parser``)."""
+
 REPO = Path(__file__).resolve().parents[2]
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -150,7 +153,8 @@ async def test_300_slow_connections_under_256_descriptors_leave_health_and_deliv
 
 @contextlib.asynccontextmanager
 async def serving(sim: Simulator, tmp_path: Path, **server: Any) -> AsyncIterator[Runtime]:
-    """A runtime over the simulator with some ``[server]`` settings changed."""
+    """A runtime over the simulator with some ``[server]`` settings changed (``http_parser``
+    among them: the tests run once per parser)."""
     settings = server_settings(sim, tmp_path)
     settings.server = settings.server.model_copy(update=server)
     engine = Runtime(settings, data_dir=tmp_path)
@@ -172,10 +176,13 @@ async def dribble(writer: asyncio.StreamWriter, data: bytes) -> None:
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 async def test_idle_and_dribbling_clients_are_closed_after_their_read_timeouts(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, parser: str
 ) -> None:
-    async with serving(sim, tmp_path, header_timeout_seconds=1.0, body_timeout_seconds=1.0) as rt:
+    async with serving(
+        sim, tmp_path, http_parser=parser, header_timeout_seconds=1.0, body_timeout_seconds=1.0
+    ) as rt:
         assert rt.http is not None
         host, port = "127.0.0.1", int(urlsplit(rt.http.url).port or 0)
         loop = asyncio.get_running_loop()
@@ -205,10 +212,11 @@ async def test_idle_and_dribbling_clients_are_closed_after_their_read_timeouts(
         )
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 async def test_at_the_connection_cap_a_new_request_evicts_the_longest_waiting_connection(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, parser: str
 ) -> None:
-    async with serving(sim, tmp_path, max_connections=8) as rt:
+    async with serving(sim, tmp_path, http_parser=parser, max_connections=8) as rt:
         assert rt.http is not None
         port = int(urlsplit(rt.http.url).port or 0)
         stalled = [await open_slow("127.0.0.1", port, "headers") for _ in range(8)]
@@ -225,8 +233,11 @@ async def test_at_the_connection_cap_a_new_request_evicts_the_longest_waiting_co
             close_all(stalled)
 
 
-async def test_a_client_over_its_connection_cap_gets_503(sim: Simulator, tmp_path: Path) -> None:
-    async with serving(sim, tmp_path, max_connections_per_client=2) as rt:
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_a_client_over_its_connection_cap_gets_503(
+    sim: Simulator, tmp_path: Path, parser: str
+) -> None:
+    async with serving(sim, tmp_path, http_parser=parser, max_connections_per_client=2) as rt:
         assert rt.http is not None
         port = int(urlsplit(rt.http.url).port or 0)
         held = [await open_slow("127.0.0.1", port, "idle") for _ in range(2)]
@@ -244,11 +255,12 @@ async def test_a_client_over_its_connection_cap_gets_503(sim: Simulator, tmp_pat
             close_all(held)
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 async def test_malformed_requests_are_counted_and_logged_throttled_not_once_each(
-    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sim: Simulator, tmp_path: Path, parser: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with serving(sim, tmp_path) as rt:
+    async with serving(sim, tmp_path, http_parser=parser) as rt:
         assert rt.http is not None
         port = int(urlsplit(rt.http.url).port or 0)
         for _ in range(5):
@@ -267,10 +279,11 @@ async def test_malformed_requests_are_counted_and_logged_throttled_not_once_each
     assert len(throttled) == 1
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 async def test_an_upgrade_request_is_answered_as_http_and_leaves_no_connection_behind(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, parser: str
 ) -> None:
-    async with serving(sim, tmp_path, max_connections=4) as rt:
+    async with serving(sim, tmp_path, http_parser=parser, max_connections=4) as rt:
         assert rt.http is not None
         port = int(urlsplit(rt.http.url).port or 0)
         for _ in range(6):  # more than the cap: a leaked slot would end in 503s
@@ -286,3 +299,63 @@ async def test_an_upgrade_request_is_answered_as_http_and_leaves_no_connection_b
             await writer.wait_closed()
         await wait_for(lambda: rt.metrics.value("wc_server_connections") == 0, timeout=5.0)
         assert rt.metrics.total("wc_server_connections_closed_total") == 0
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_an_unfinished_head_over_16_kib_is_answered_400_at_once_and_one_under_is_served(
+    sim: Simulator, tmp_path: Path, parser: str
+) -> None:
+    async with serving(sim, tmp_path, http_parser=parser) as rt:
+        assert rt.http is not None
+        port = int(urlsplit(rt.http.url).port or 0)
+        start = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+        async def ask(pieces: list[bytes]) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                for piece in pieces:
+                    writer.write(piece)
+                    with contextlib.suppress(OSError):
+                        await writer.drain()
+                return await asyncio.wait_for(reader.read(65536), 5.0)
+            finally:
+                writer.close()
+
+        under = await ask([start + b"X-Pad: " + b"a" * (15 * 1024) + b"\r\n\r\n"])
+        assert under.startswith(b"HTTP/1.1 200 "), under[:80]
+        # What the parser holds unfinished is capped (h11's rule, which httptools follows): a
+        # 17 KiB head not yet ended is refused at once, without waiting for its deadline.
+        whole = await ask([start + b"X-Pad: " + b"a" * (17 * 1024)])
+        assert whole.startswith(b"HTTP/1.1 400 "), whole[:80]
+        # The same head in 1 KiB pieces, never finished: refused once it passes the limit.
+        pieces = [start] + [b"X-Pad-%d: " % i + b"a" * 1000 + b"\r\n" for i in range(40)]
+        dribbled = await ask(pieces)
+        assert dribbled.startswith(b"HTTP/1.1 400 "), dribbled[:80]
+        closed = rt.metrics.value("wc_server_connections_closed_total", reason="bad_request")
+        assert closed == 2
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_a_kept_alive_connection_is_closed_a_header_timeout_after_its_last_response(
+    sim: Simulator, tmp_path: Path, parser: str
+) -> None:
+    async with serving(
+        sim, tmp_path, http_parser=parser, header_timeout_seconds=1.0, keep_alive_seconds=60
+    ) as rt:
+        assert rt.http is not None
+        port = int(urlsplit(rt.http.url).port or 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(3):  # the deadline restarts after each response
+                writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                await asyncio.sleep(0.6)  # more than half the deadline, three times over
+            loop = asyncio.get_running_loop()
+            idle = await seconds_until_closed(reader, loop.time(), 5.0)
+        finally:
+            writer.close()
+        assert idle < 1.5, idle
+        assert rt.metrics.value("wc_server_connections_closed_total", reason="header_timeout") == 1

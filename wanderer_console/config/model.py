@@ -230,6 +230,9 @@ class ServerSettings(Section):
     )
     """A refused request, a client disconnect or a closed connection is logged once per client
     per this many seconds; the next line says how many were suppressed (each is counted)."""
+    http_parser: Annotated[Literal["auto", "httptools", "h11"], RESTART_SERVER] = "auto"
+    """The HTTP/1.1 parser: ``auto`` is ``httptools`` (uvicorn's C parser, the cheaper per
+    request) when installed, else ``h11``. Both apply the same deadlines, caps and limits."""
 
 
 class ControlSettings(Section):

@@ -135,6 +135,7 @@ class HttpSurface:
             port=port,
             guard=self.guard,
             keep_alive_timeout=settings.keep_alive_seconds,
+            parser=None if settings.http_parser == "auto" else settings.http_parser,
         )
 
     @property

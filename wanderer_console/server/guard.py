@@ -14,9 +14,11 @@ new connection evicts the one that has been waiting on its client the longest ra
 turned away, so a flood of stalled sockets cannot lock out a quick request such as ``/health``.
 Only when every open connection is busy in the app is a new one refused (``503``).
 
-The guard works inside uvicorn's h11 protocol (:class:`GuardedH11Protocol`), whose parser state
-says which phase a connection is in; the server always uses it, whether or not ``httptools``
-is installed.
+The guard works inside uvicorn's protocols: :class:`GuardedHttpToolsProtocol` (``httptools``,
+uvicorn's fast C parser, which the server uses when it is installed) follows the parser's
+callbacks to know which phase a connection is in, and caps the request line and headers at
+``max_header_bytes`` itself (llhttp has no such limit); :class:`GuardedH11Protocol` reads the
+phase from h11's state and h11 enforces the cap. Both close and count the same way.
 """
 
 from __future__ import annotations
@@ -27,23 +29,42 @@ import resource
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsBase
+
+    _HAS_HTTPTOOLS = True
+except ImportError:  # pragma: no cover - httptools is a dependency; h11 is the fallback
+    # The guarded httptools class still exists (over h11) but is never chosen.
+    _HttpToolsBase = H11Protocol  # type: ignore[assignment,misc]
+    _HAS_HTTPTOOLS = False
+
 __all__ = [
+    "HTTPTOOLS",
+    "MAX_HEADER_BYTES",
     "ConnectionGuard",
     "ConnectionLimits",
     "GuardedH11Protocol",
+    "GuardedHttpToolsProtocol",
+    "Parser",
     "accept_batch",
     "connection_budget",
     "descriptor_limit",
 ]
 
 Phase = Literal["headers", "body"]
+Parser = Literal["httptools", "h11"]
+HTTPTOOLS: Final = _HAS_HTTPTOOLS
+"""Whether uvicorn's ``httptools`` protocol can be used (the package is installed)."""
+MAX_HEADER_BYTES: Final = 16 * 1024
+"""A request line and headers still unfinished past this many bytes are answered 400 and closed
+(h11's ``max_incomplete_event_size``; the httptools protocol counts the same)."""
 CloseReason = Literal[
     "header_timeout", "body_timeout", "evicted", "over_capacity", "per_client_limit", "bad_request"
 ]
@@ -116,6 +137,15 @@ def accept_batch(budget: int) -> int:
     return max(8, min(128, budget // 2))
 
 
+class _Guarded(Protocol):
+    """What the guard needs of a connection (either protocol)."""
+
+    @property
+    def client_host(self) -> str: ...
+
+    def expire(self, reason: CloseReason) -> None: ...
+
+
 class ConnectionGuard:
     """Tracks the server's connections: who waits on its client, since when, and how many."""
 
@@ -130,26 +160,33 @@ class ConnectionGuard:
         self.max_connections = connection_budget(limits.max_connections, nofile)
         self.backlog = accept_batch(self.max_connections)
         self._on_close = on_close
-        self._open: set[GuardedH11Protocol] = set()
+        self._open: set[_Guarded] = set()
         self._per_client: dict[str, int] = {}
         # Connections waiting on their client, oldest wait first: the eviction order.
-        self._waiting: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
+        self._waiting: OrderedDict[_Guarded, None] = OrderedDict()
 
     @property
     def open_connections(self) -> int:
         """Connections currently admitted."""
         return len(self._open)
 
-    def protocol_class(self) -> type[asyncio.Protocol]:
+    def protocol_class(self, parser: Parser = "h11") -> type[asyncio.Protocol]:
         """The uvicorn protocol class bound to this guard (uvicorn builds one per connection)."""
         guard = self
+        base: type[GuardedH11Protocol] | type[GuardedHttpToolsProtocol]
+        if parser == "httptools":
+            if not HTTPTOOLS:
+                raise RuntimeError("httptools is not installed (pip install httptools)")
+            base = GuardedHttpToolsProtocol
+        else:
+            base = GuardedH11Protocol
 
-        class _Bound(GuardedH11Protocol):
+        class _Bound(base):  # type: ignore[valid-type,misc]
             _guard = guard
 
         return _Bound
 
-    def admit(self, connection: GuardedH11Protocol) -> CloseReason | None:
+    def admit(self, connection: _Guarded) -> CloseReason | None:
         """Admit a new connection (evicting the longest-waiting one at the cap), or say why not."""
         host = connection.client_host
         per_client = self.limits.max_connections_per_client
@@ -164,7 +201,7 @@ class ConnectionGuard:
         self._per_client[host] = self._per_client.get(host, 0) + 1
         return None
 
-    def release(self, connection: GuardedH11Protocol) -> None:
+    def release(self, connection: _Guarded) -> None:
         """Forget a connection (idempotent: called on expiry and again when it is lost)."""
         self._waiting.pop(connection, None)
         if connection not in self._open:
@@ -177,7 +214,7 @@ class ConnectionGuard:
         else:
             self._per_client.pop(host, None)
 
-    def set_waiting(self, connection: GuardedH11Protocol, waiting: bool) -> None:
+    def set_waiting(self, connection: _Guarded, waiting: bool) -> None:
         """Mark a connection as waiting on its client (evictable) from now, or as busy."""
         self._waiting.pop(connection, None)
         if waiting and connection in self._open:
@@ -189,8 +226,99 @@ class ConnectionGuard:
             self._on_close(reason, host)
 
 
+class _Watch:
+    """One connection's side of the guard: its admission, phase and deadline.
+
+    Both protocols keep one and tell it what their parser says; the phase logic, the deadlines
+    and the reports live here once.
+    """
+
+    __slots__ = ("_admitted", "_deadline", "_guard", "_owner", "phase")
+
+    def __init__(self, guard: ConnectionGuard, owner: _Protocol) -> None:
+        self._guard = guard
+        self._owner = owner
+        self.phase: Phase | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._admitted = False
+
+    @property
+    def client_host(self) -> str:
+        """The peer's address (the per-client key); ``"unknown"`` for a socket without one."""
+        client = self._owner.client
+        return str(client[0]) if client else "unknown"
+
+    def admit(self) -> bool:
+        """Admit the connection, or refuse it at once (the socket is freed immediately)."""
+        refusal = self._guard.admit(self)
+        transport = self._owner.transport
+        if refusal is not None:
+            transport.write(_REFUSED)
+            transport.close()
+            self._guard.report(refusal, self.client_host)
+            return False
+        self._admitted = True
+        return True
+
+    def lost(self) -> None:
+        """The connection is gone: drop the deadline and the guard's record."""
+        self._set_phase(None)
+        self._guard.release(self)
+        self._admitted = False
+
+    def bad_request(self) -> None:
+        """Count a malformed request (its 400 is written by the protocol)."""
+        self._guard.report("bad_request", self.client_host)
+
+    def expire(self, reason: CloseReason) -> None:
+        """Close this connection now: a deadline passed or it is evicted."""
+        self.lost()
+        transport = self._owner.transport
+        if not transport.is_closing():
+            # A request in the app sees ``http.disconnect`` on its next receive.
+            transport.close()
+        self._guard.report(reason, self.client_host)
+
+    def follow(self, phase: Phase | None) -> None:
+        """The parser says the connection is now in ``phase`` (``None``: busy in the app)."""
+        if not self._admitted or self._owner.transport.is_closing():
+            phase = None
+        if phase != self.phase:
+            self._set_phase(phase)
+
+    def _set_phase(self, phase: Phase | None) -> None:
+        # A deadline covers a whole phase: it is set on entry and never pushed back by progress,
+        # so a byte every few seconds does not keep a connection alive.
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.phase = phase
+        if phase is None:
+            self._guard.set_waiting(self, False)
+            return
+        limits = self._guard.limits
+        loop = self._owner.loop
+        if phase == "headers":
+            self._deadline = loop.call_later(limits.header_timeout, self.expire, "header_timeout")
+        else:
+            self._deadline = loop.call_later(limits.body_timeout, self.expire, "body_timeout")
+        self._guard.set_waiting(self, True)
+
+
+class _Protocol(Protocol):
+    """What :class:`_Watch` reads of a uvicorn protocol."""
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    client: tuple[str, int] | None
+
+
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline, a body deadline and admission control."""
+    """uvicorn's h11 protocol with a header deadline, a body deadline and admission control.
+
+    h11 itself refuses a request line and headers over ``h11_max_incomplete_event_size``
+    (:data:`MAX_HEADER_BYTES`, set by the server).
+    """
 
     _guard: ClassVar[ConnectionGuard]
 
@@ -203,34 +331,24 @@ class GuardedH11Protocol(H11Protocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.logger = http_log
-        self._phase: Phase | None = None
-        self._deadline: asyncio.TimerHandle | None = None
-        self._admitted = False
+        self._watch = _Watch(self._guard, self)
 
     @property
     def client_host(self) -> str:
         """The peer's address (the per-client key); ``"unknown"`` for a socket without one."""
-        return str(self.client[0]) if self.client else "unknown"
+        return self._watch.client_host
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
     ) -> None:
         """Admit the connection or refuse it at once (the socket is freed immediately)."""
         super().connection_made(transport)
-        refusal = self._guard.admit(self)
-        if refusal is not None:
-            self.transport.write(_REFUSED)
-            self.transport.close()
-            self._guard.report(refusal, self.client_host)
-            return
-        self._admitted = True
-        self._sync_phase()
+        if self._watch.admit():
+            self._sync_phase()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Drop the deadline and the guard's record, then let uvicorn clean up."""
-        self._set_phase(None)
-        self._guard.release(self)
-        self._admitted = False
+        self._watch.lost()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -246,7 +364,7 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """Answer a malformed request 400 and close, counted (not logged once per request)."""
         super().send_400_response(msg)
-        self._guard.report("bad_request", self.client_host)
+        self._watch.bad_request()
 
     def _unsupported_upgrade_warning(self) -> None:
         # The console serves no WebSocket (ws="none"): an Upgrade header is ignored and the
@@ -255,40 +373,125 @@ class GuardedH11Protocol(H11Protocol):
 
     def expire(self, reason: CloseReason) -> None:
         """Close this connection now: a deadline passed or it is evicted."""
-        self._set_phase(None)
-        self._guard.release(self)
-        self._admitted = False
-        if not self.transport.is_closing():
-            # A request in the app sees ``http.disconnect`` on its next receive.
-            self.transport.close()
-        self._guard.report(reason, self.client_host)
+        self._watch.expire(reason)
 
     def _sync_phase(self) -> None:
+        state = self.conn.their_state
         phase: Phase | None = None
-        if self._admitted and not self.transport.is_closing():
-            state = self.conn.their_state
-            if state is h11.IDLE:
-                phase = "headers"
-            elif state is h11.SEND_BODY:
-                phase = "body"
-        if phase != self._phase:
-            self._set_phase(phase)
+        if state is h11.IDLE:
+            phase = "headers"
+        elif state is h11.SEND_BODY:
+            phase = "body"
+        self._watch.follow(phase)
 
-    def _set_phase(self, phase: Phase | None) -> None:
-        # A deadline covers a whole phase: it is set on entry and never pushed back by progress,
-        # so a byte every few seconds does not keep a connection alive.
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self._phase = phase
-        if phase is None:
-            self._guard.set_waiting(self, False)
-            return
-        limits = self._guard.limits
-        if phase == "headers":
-            self._deadline = self.loop.call_later(
-                limits.header_timeout, self.expire, "header_timeout"
-            )
+
+_INVALID: Final = "Invalid HTTP request received."
+"""uvicorn's 400 text for a request its parser refuses (h11 answers an over-long head so)."""
+
+
+class GuardedHttpToolsProtocol(_HttpToolsBase):
+    """uvicorn's httptools protocol with the same deadlines, cap and counts as the h11 one.
+
+    The phase comes from the parser's callbacks: from connecting (or the end of the previous
+    response) to ``on_headers_complete`` the client owes its headers, from there to
+    ``on_message_complete`` its body, and until the response is written it waits on the app.
+    llhttp buffers a head of any size, so the bytes received while the head is incomplete are
+    counted here and a head over :data:`MAX_HEADER_BYTES` is answered 400 and closed, as h11
+    answers it.
+    """
+
+    _guard: ClassVar[ConnectionGuard]
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.logger = http_log
+        self._watch = _Watch(self._guard, self)
+        self._in_message = False
+        self._headers_done = False
+        self._head_bytes = 0
+        self._ended_in_chunk = False
+
+    @property
+    def client_host(self) -> str:
+        """The peer's address (the per-client key); ``"unknown"`` for a socket without one."""
+        return self._watch.client_host
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        """Admit the connection or refuse it at once (the socket is freed immediately)."""
+        super().connection_made(transport)
+        if self._watch.admit():
+            self._sync_phase()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the deadline and the guard's record, then let uvicorn clean up."""
+        self._watch.lost()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse as uvicorn does, cap the head's size, then follow the parser's phase."""
+        self._ended_in_chunk = False
+        super().data_received(data)
+        if self._in_message and not self._headers_done and not self.transport.is_closing():
+            # An unfinished head: the whole chunk is head, unless a message ended earlier in
+            # it (pipelining), where the head's start is unknown and the chunk is not counted.
+            if not self._ended_in_chunk:
+                self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES:
+                self.send_400_response(_INVALID)
+                return
+        self._sync_phase()
+
+    def on_message_begin(self) -> None:
+        """A request starts: its head is owed."""
+        super().on_message_begin()
+        self._in_message = True
+        self._headers_done = False
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        """The head is in: the body (if any) is owed."""
+        self._headers_done = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """The request is in: the connection waits on the app."""
+        super().on_message_complete()
+        self._in_message = False
+        self._ended_in_chunk = True
+
+    def on_response_complete(self) -> None:
+        """After a response the connection waits for the next request's headers."""
+        super().on_response_complete()
+        self._sync_phase()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a malformed request 400 and close, counted (not logged once per request)."""
+        super().send_400_response(msg)
+        self._watch.bad_request()
+        self._watch.follow(None)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # As in the h11 protocol: no WebSocket, the request is answered as plain HTTP.
+        pass
+
+    def expire(self, reason: CloseReason) -> None:
+        """Close this connection now: a deadline passed or it is evicted."""
+        self._watch.expire(reason)
+
+    def _sync_phase(self) -> None:
+        phase: Phase | None
+        if self._in_message:
+            phase = "body" if self._headers_done else "headers"
+        elif self.cycle is not None and not self.cycle.response_complete:
+            phase = None  # the app has the request
         else:
-            self._deadline = self.loop.call_later(limits.body_timeout, self.expire, "body_timeout")
-        self._guard.set_waiting(self, True)
+            phase = "headers"
+        self._watch.follow(phase)

@@ -4,7 +4,8 @@ The embedding program (headless runner or TUI) owns SIGINT/SIGTERM, so uvicorn's
 disabled, as in :mod:`wanderer_console.sim.server`. A bind failure is reported as
 :class:`ServerStartError` instead of uvicorn's ``SystemExit``. Given a
 :class:`~wanderer_console.server.guard.ConnectionGuard`, connections get read deadlines and a cap
-(see that module).
+(see that module), under uvicorn's ``httptools`` parser where it is installed (about a third of
+the h11 protocol's CPU per request), else under h11.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Generator
-from typing import Any, Final
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-from wanderer_console.server.guard import ConnectionGuard
+from wanderer_console.server.guard import HTTPTOOLS, MAX_HEADER_BYTES, ConnectionGuard, Parser
 
-__all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError"]
+__all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError", "default_parser"]
 
-MAX_HEADER_BYTES: Final = 16 * 1024
-"""A request line plus headers over this many bytes is answered 400 and closed."""
+
+def default_parser() -> Parser:
+    """``httptools`` when it is installed, else ``h11``."""
+    return "httptools" if HTTPTOOLS else "h11"
 
 
 class ServerStartError(RuntimeError):
@@ -55,14 +58,19 @@ class EmbeddedServer:
         guard: ConnectionGuard | None = None,
         keep_alive_timeout: int = 5,
         sock: socket.socket | None = None,
+        parser: Parser | None = None,
     ):
-        limits: dict[str, Any] = {}
+        # Unguarded (the control endpoint): h11, whose cap on an unfinished head
+        # (``h11_max_incomplete_event_size``) is the only limit such a server has; uvicorn's
+        # "auto" would pick httptools, which has none.
+        limits: dict[str, Any] = {"http": "h11"}
         if guard is not None:
-            # The guarded h11 protocol even where httptools is installed: the deadlines and the
-            # cap live in it. The backlog is also asyncio's accept batch, so it bounds how many
-            # sockets open at once before the guard sees them.
+            # The deadlines and the cap live in the guarded protocol (httptools or h11). The
+            # backlog is also asyncio's accept batch, so it bounds how many sockets open at
+            # once before the guard sees them.
             # No WebSocket either: an upgraded connection would leave the guard's books.
-            limits = {"http": guard.protocol_class(), "backlog": guard.backlog, "ws": "none"}
+            protocol = guard.protocol_class(parser or default_parser())
+            limits = {"http": protocol, "backlog": guard.backlog, "ws": "none"}
         self._config = uvicorn.Config(
             app,
             host=host,

@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 _RETRY_STATUSES: Final = frozenset({408, 429})
 _RETRYABLE_ERRORS: Final = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_LABEL_CACHE: Final = 1024
+"""(method, status) label children kept per service (statuses are few; bounded all the same)."""
 
 
 # -- telemetry ---------------------------------------------------------------------------------
@@ -94,13 +96,26 @@ class TelemetryTransport(Wrapper):
         self._service = service
         self._m = metrics
         self._clock = clock
+        # The service's label children, looked up once (not per request).
+        self._bytes_out = metrics.bytes_out.labels(service)
+        self._bytes_in = metrics.bytes_in.labels(service)
+        self._duration = metrics.duration.labels(service)
+        self._requests: dict[tuple[str, str], Any] = {}
+
+    def _count(self, method: str, status: str) -> None:
+        child = self._requests.get((method, status))
+        if child is None:
+            child = self._m.requests.labels(self._service, method, status)
+            if len(self._requests) < _LABEL_CACHE:
+                self._requests[(method, status)] = child
+        child.inc()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Forward and record."""
         started = self._clock.monotonic()
         sent = len(request.content) if isinstance(request.stream, httpx.ByteStream) else 0
         if sent:
-            self._m.bytes_out.labels(self._service).inc(sent)
+            self._bytes_out.inc(sent)
         status = "cancelled"  # what a BaseException (cancellation, shutdown) leaves it as
         try:
             response = await self._inner.handle_async_request(request)
@@ -118,13 +133,18 @@ class TelemetryTransport(Wrapper):
             raise
         else:
             status = str(response.status_code)
-            counter = self._m.bytes_in.labels(self._service)
-            if isinstance(response.stream, httpx.AsyncByteStream):
-                response.stream = _CountingStream(response.stream, counter.inc)
+            try:
+                received = len(response.content)
+            except httpx.ResponseNotRead:  # streamed: counted as it is read
+                if isinstance(response.stream, httpx.AsyncByteStream):
+                    response.stream = _CountingStream(response.stream, self._bytes_in.inc)
+            else:  # read whole by the transport (aiohttp's)
+                if received:
+                    self._bytes_in.inc(received)
             return response
         finally:
-            self._m.requests.labels(self._service, request.method, status).inc()
-            self._m.duration.labels(self._service).observe(self._clock.monotonic() - started)
+            self._count(request.method, status)
+            self._duration.observe(self._clock.monotonic() - started)
 
 
 # -- retry ------------------------------------------------------------------------------------

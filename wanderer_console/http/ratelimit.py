@@ -66,12 +66,14 @@ class RateLimiter:
     async def acquire(self, host: str, route: str) -> None:
         """Wait for any pause on the host or the route's bucket, then for a token."""
         state = self._host(host)
-        await self._wait_pauses(state, route)
+        now = self._clock.monotonic()
+        if self._pause_until(state, route) > now:
+            await self._wait_pauses(state, route)
+            now = self._clock.monotonic()
         rate = self._s.rate_per_second
         if rate <= 0:
             return
         interval = 1.0 / rate
-        now = self._clock.monotonic()
         tat = max(state.tat, now)
         allowed_at = tat - (self._s.burst - 1) * interval
         state.tat = tat + interval
@@ -97,12 +99,11 @@ class RateLimiter:
         state = self._host(host)
         now = self._clock.monotonic()
         # ESI error limit: stop every call to the host until the window resets.
-        reset = float_header(headers, "x-esi-error-limit-reset")
         remain = float_header(headers, "x-esi-error-limit-remain")
         if response.status_code == 420 or (
             remain is not None and remain < self._s.esi_error_remain_threshold
         ):
-            seconds = reset
+            seconds = float_header(headers, "x-esi-error-limit-reset")
             if seconds is None:
                 seconds = retry_after_seconds(headers, self._clock.wall())
             if seconds is None:

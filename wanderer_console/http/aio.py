@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import httpx
@@ -40,6 +40,10 @@ import yarl
 from wanderer_console.http.tls import shared_ssl_context
 
 __all__ = ["AiohttpTransport", "map_error"]
+
+_URL_CACHE: Final = 4096
+"""Parsed URLs kept (one per webhook or route; cleared when full)."""
+_TIMEOUT_CACHE: Final = 64
 
 
 def map_error(exc: BaseException, request: httpx.Request | None = None) -> httpx.TransportError:
@@ -77,6 +81,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive_seconds
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}
+        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -107,16 +113,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await session.request(
                 request.method,
-                yarl.URL(str(request.url), encoded=True),
+                self._yarl(request.url),
                 headers=headers.multi_items(),
                 data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self._timeout(timeout),
             )
             try:
                 content = await response.read()
@@ -128,13 +129,46 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1", errors="replace")
-        return httpx.Response(
+        # The body as a stream, not ``content=``: httpx would add a Content-Length header the
+        # server did not send and run the body through its decoders here, at a tenth of the
+        # CPU of the whole request.
+        answer = httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            content=content,
+            stream=httpx.ByteStream(content),
             request=request,
             extensions=extensions,
         )
+        if "Content-Encoding" not in response.headers:
+            # Nothing to decode: the bytes are the content, so the response is read already
+            # (what ``Response.read`` leaves behind). An encoded body is decoded by httpx when
+            # the client reads it, as with its own transport.
+            answer._content = content
+            answer.is_stream_consumed = True
+            answer.is_closed = True
+        return answer
+
+    def _yarl(self, url: httpx.URL) -> yarl.URL:
+        """``url`` as aiohttp's URL type, parsed once per distinct URL (one per webhook)."""
+        raw = str(url)
+        found = self._urls.get(raw)
+        if found is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            found = self._urls[raw] = yarl.URL(raw, encoded=True)
+        return found
+
+    def _timeout(self, timeout: dict[str, Any]) -> aiohttp.ClientTimeout:
+        """httpx's per-request timeouts as aiohttp's, built once per distinct set."""
+        key = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
+        found = self._timeouts.get(key)
+        if found is None:
+            found = aiohttp.ClientTimeout(
+                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
+            if len(self._timeouts) < _TIMEOUT_CACHE:
+                self._timeouts[key] = found
+        return found
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

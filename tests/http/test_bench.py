@@ -1,4 +1,5 @@
-"""The HTTP overhead benchmark runs in quick mode and prints the documented JSON keys."""
+"""The HTTP overhead benchmark runs in quick mode and prints the documented JSON keys (the
+Discord post figures included)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,12 @@ def test_http_overhead_quick_prints_json() -> None:
         "overhead_us",
         "middleware_overhead_us",
         "ratio",
+        "discord_post_median_us",
+        "discord_post_cpu_us",
     }
     assert result["n"] == 40
     assert result["bare_httpx_median_us"] > 0
     assert result["chain_median_us"] > 0
     assert result["ratio"] > 0
+    assert result["discord_post_median_us"] > 0
+    assert result["discord_post_cpu_us"] > 0

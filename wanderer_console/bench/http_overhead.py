@@ -3,7 +3,13 @@
 Serves a tiny Starlette app on 127.0.0.1 and times N sequential GETs with (a) a bare httpx client,
 (b) a plain :class:`HttpClient` (no middleware) and (c) a client from ``build_client`` with the
 full chain (rate limit set high enough never to wait), all in the same run, interleaved in rounds
-so drift affects each alike. Prints one JSON object.
+so drift affects each alike.
+
+Then (d) N webhook posts of a Discord-sized kill embed as :class:`DiscordSender` makes them: the
+Discord client's chain and its aiohttp transport, against a canned HTTP/1.1 responder on
+127.0.0.1 in the same loop (a few microseconds per answer, so the figures are the client's):
+``discord_post_median_us`` (wall time per post) and ``discord_post_cpu_us`` (process CPU per
+post, the responder included). Prints one JSON object.
 
 Run: ``python -m wanderer_console.bench.http_overhead [--quick] [-n N]``
 """
@@ -14,7 +20,10 @@ import argparse
 import asyncio
 import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -22,10 +31,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from wanderer_console.delivery.discord import DiscordSender, Outcome
+from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.bench_support import time_bare_gets
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
-from wanderer_console.http.settings import HttpServiceSettings
+from wanderer_console.http.settings import HttpServiceSettings, resolve_settings
 from wanderer_console.sim.server import AppServer
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -44,6 +55,83 @@ async def _time_client(client: HttpClient, url: str, n: int) -> list[float]:
             raise RuntimeError(f"unexpected status {response.status}")
         out.append(response.elapsed)
     return out
+
+
+_CREATED = orjson.dumps(
+    {"id": "1180000000000000001", "type": 0, "channel_id": "1170000000000000002", "embeds": []}
+)
+_ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+    b"x-ratelimit-limit: 5\r\nx-ratelimit-remaining: 4\r\nx-ratelimit-reset-after: 1.0\r\n"
+    b"x-ratelimit-bucket: 0123abcd\r\n\r\n" % len(_CREATED)
+) + _CREATED
+
+KILL_EMBED: dict[str, Any] = {
+    "username": "Wanderer",
+    "embeds": [
+        {
+            "title": "Rifter destroyed in Jita",
+            "url": "https://zkillboard.com/kill/123456789/",
+            "description": "A" * 600,
+            "color": 15158332,
+            "timestamp": "2026-12-03T17:00:00Z",
+            "thumbnail": {"url": "https://images.evetech.net/types/587/render?size=128"},
+            "fields": [{"name": f"field {i}", "value": "v" * 60, "inline": True} for i in range(8)],
+            "footer": {"text": "Wanderer Console"},
+        }
+    ],
+}
+"""About the size of a kill notification's body (~1.5 KiB of JSON)."""
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer every request on the connection with a created message (keep-alive)."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    await reader.readexactly(int(line[15:]))
+            writer.write(_ANSWER)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+@asynccontextmanager
+async def _responder() -> AsyncIterator[str]:
+    server = await asyncio.start_server(_answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def time_discord_posts(n: int, webhooks: int = 100) -> tuple[list[float], float]:
+    """Seconds per webhook post (``n`` sequential ones over ``webhooks`` URLs) and the process
+    CPU seconds per post."""
+    async with _responder() as url:
+        settings = resolve_settings("discord", {"rate_per_second": 0})
+        client = build_client("discord", settings, metrics=Metrics(), headers={"user-agent": "b"})
+        sender = DiscordSender(client, api_url=f"{url}/api/v10", user_agent="bench")
+        targets = [
+            Target(TargetKind.WEBHOOK, f"{url}/api/webhooks/{i}/token-{i:040d}", "bench")
+            for i in range(webhooks)
+        ]
+        out: list[float] = []
+        try:
+            for target in targets:  # warm-up: one connection, every URL seen once
+                await sender.send(target, KILL_EMBED)
+            cpu = time.process_time()
+            for i in range(n):
+                started = time.perf_counter()
+                result = await sender.send(targets[i % webhooks], KILL_EMBED)
+                out.append(time.perf_counter() - started)
+                if result.outcome is not Outcome.SENT:
+                    raise RuntimeError(f"unexpected outcome {result}")
+            cpu = time.process_time() - cpu
+        finally:
+            await client.aclose()
+    return out, cpu / max(1, n)
 
 
 async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
@@ -71,6 +159,7 @@ async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
         await chained.aclose()
         await plain.aclose()
         await server.stop()
+    posts, post_cpu = await time_discord_posts(n)
     bare_us = statistics.median(bare) * 1e6
     plain_us = statistics.median(plain_t) * 1e6
     chain_us = statistics.median(chain_t) * 1e6
@@ -82,6 +171,8 @@ async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
         "overhead_us": round(chain_us - bare_us, 1),
         "middleware_overhead_us": round(chain_us - plain_us, 1),
         "ratio": round(chain_us / bare_us, 3),
+        "discord_post_median_us": round(statistics.median(posts) * 1e6, 1),
+        "discord_post_cpu_us": round(post_cpu * 1e6, 1),
     }
 
 

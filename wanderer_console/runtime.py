@@ -467,6 +467,10 @@ class Runtime:
         """The store's database: the SQLite file, or the PostgreSQL URL (prints masked)."""
         return self.store.path
 
+    def outside_commits(self) -> int | None:
+        """The store's count of other connections' commits (``None`` on PostgreSQL)."""
+        return self.store.outside_commits()
+
     async def enqueue(self, item: Item) -> None:
         """Hand an accepted event to the pipeline (waits while the queue is full)."""
         await self.queue.put(item)

@@ -116,7 +116,7 @@ class HttpSurface:
 
     def __init__(self, engine: EngineSurface, *, host: str, port: int) -> None:
         settings = engine.settings.server
-        self.tenants = TenantRegistry(engine.database)
+        self.tenants = TenantRegistry(engine.database, changes=engine.outside_commits)
         self.refusals = Refusals(engine.metrics, interval=settings.refusal_log_interval_seconds)
         limits = ConnectionLimits(
             header_timeout=settings.header_timeout_seconds,

@@ -58,6 +58,10 @@ class EngineSurface(Protocol):
     def database(self) -> StoreLocation:
         """The store's database (the ingest API's tenants live there)."""
 
+    def outside_commits(self) -> int | None:
+        """The store's :meth:`~wanderer_console.store.base.Store.outside_commits`: moves when
+        another connection commits (the ingest API's tenant keys are cached while it stays)."""
+
     async def enqueue(self, item: Item) -> None:
         """Hand an accepted event to the pipeline (waits while the queue is full)."""
 

@@ -3,6 +3,12 @@
 A tenant is a map key (the same slug as ``[maps.<slug>]``). Its ingest key is random, shown once
 at creation or rotation, and stored as a SHA-256 digest: the key carries 256 bits of entropy, so a
 fast hash is enough and lets a request be authenticated with one indexed look-up.
+
+Given a change marker (the store's :meth:`~wanderer_console.store.base.Store.outside_commits`),
+the registry remembers the digests it found enabled and answers from memory while the marker
+stays put. Every change to a key is a commit by a connection other than the store's (this
+registry's, the ``tenant`` command's, another process's), which moves the marker, so a key
+disabled or rotated anywhere is refused from the next request on, as without the memory.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import connect
@@ -32,6 +39,8 @@ KEY_PREFIX = "wci_"
 """Every ingest key starts with this, so a leaked one is easy to recognise (and to grep for)."""
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_REMEMBERED: Final = 1024
+"""Enabled key digests kept at most (all are forgotten when it is reached)."""
 
 
 class TenantError(Exception):
@@ -78,10 +87,21 @@ def _new_key() -> str:
 
 class TenantRegistry:
     """Tenants in the console's database, SQLite or PostgreSQL (own connection; the schema is
-    migrated)."""
+    migrated).
 
-    def __init__(self, db_path: StoreLocation) -> None:
+    ``changes``: a marker that moves whenever a connection other than the store's commits (see
+    the module); with it, :meth:`authenticate` answers a known enabled key from memory while
+    the marker stays put. Without it (or when it returns ``None``) every call asks the database.
+    """
+
+    def __init__(
+        self, db_path: StoreLocation, *, changes: Callable[[], int | None] | None = None
+    ) -> None:
         self._conn = connect(db_path)
+        self._changes = changes
+        self._mark: int | None = None
+        self._enabled: dict[str, str] = {}
+        """Key digest -> slug, found enabled while the marker was :attr:`_mark`."""
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -94,6 +114,7 @@ class TenantRegistry:
                 f"invalid tenant slug {slug!r}: lower-case letters, digits, '-' or '_' (max 63)"
             )
         key = _new_key()
+        self._enabled.clear()
         try:
             self._conn.execute(
                 "INSERT INTO tenants (slug, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?)",
@@ -129,6 +150,7 @@ class TenantRegistry:
         never works is worse than an error (:meth:`enable` can rotate while enabling).
         """
         key = _new_key()
+        self._enabled.clear()
         cursor = self._conn.execute(
             "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ?"
             " WHERE slug = ? AND disabled_at IS NULL",
@@ -146,6 +168,7 @@ class TenantRegistry:
 
     def disable(self, slug: str, *, now: float | None = None) -> None:
         """Refuse every request made with this tenant's key from now on."""
+        self._enabled.clear()
         cursor = self._conn.execute(
             "UPDATE tenants SET disabled_at = COALESCE(disabled_at, ?) WHERE slug = ?",
             (time.time() if now is None else now, slug),
@@ -162,6 +185,7 @@ class TenantRegistry:
         """
         stamp = time.time() if now is None else now
         key = _new_key() if rotate else None
+        self._enabled.clear()
         if key is None:
             cursor = self._conn.execute(
                 "UPDATE tenants SET disabled_at = NULL WHERE slug = ?", (slug,)
@@ -181,10 +205,25 @@ class TenantRegistry:
         if not key.startswith(KEY_PREFIX):
             return None
         digest = hash_key(key)
+        # The marker is read before the look-up: a change committed after it moves it again,
+        # so nothing read here outlives the next request.
+        mark = None if self._changes is None else self._changes()
+        if mark is None or mark != self._mark:
+            self._enabled.clear()
+            self._mark = mark
+        else:
+            known = self._enabled.get(digest)
+            if known is not None:
+                return known
         row = self._conn.execute(
             "SELECT slug, key_hash FROM tenants WHERE key_hash = ? AND disabled_at IS NULL",
             (digest,),
         ).fetchone()
         if row is None or not hmac.compare_digest(str(row[1]), digest):
             return None
-        return str(row[0])
+        slug = str(row[0])
+        if mark is not None:
+            if len(self._enabled) >= _REMEMBERED:
+                self._enabled.clear()
+            self._enabled[digest] = slug
+        return slug

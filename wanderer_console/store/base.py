@@ -363,6 +363,13 @@ class Store(Protocol):
 
     def ping(self) -> bool: ...
 
+    def outside_commits(self) -> int | None:
+        """A number that changes whenever another connection commits to the database (another
+        process, or this one's tenant registry or config audit), never for the store's own
+        commits; ``None`` where that cannot be known cheaply (PostgreSQL). A cache of rows only
+        other connections write (the ingest API's tenants) stays valid while it stays put."""
+        ...
+
     def check_integrity(self) -> str | None:
         """None when the database is sound (blocking: run it in a thread), else the problem."""
         ...

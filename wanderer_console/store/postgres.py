@@ -320,6 +320,10 @@ class PostgresStore(SqlStore):
         """True when the server answers a trivial query (within a second)."""
         return self._pg.ping()
 
+    def outside_commits(self) -> int | None:
+        """Not known without a round trip to the server (which the look-up itself costs)."""
+        return None
+
     def check_integrity(self) -> str | None:
         """None when a fresh connection reaches the database and its schema is this build's.
 

@@ -119,6 +119,14 @@ class SqliteStore(SqlStore):
             return False
         return True
 
+    def outside_commits(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on the store's connection (``None`` on an error)."""
+        try:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        return int(row[0])
+
     def check_integrity(self) -> str | None:
         """``PRAGMA quick_check`` through a read-only connection of its own (run it in a thread)."""
         return check_file(self.path)

@@ -51,6 +51,7 @@ CASES: list[dict[str, Any]] = [
     {"method": "POST", "url": f"http://127.0.0.1:9/api/webhooks/1/{TOKEN}?wait=true"},
     {"method": "POST", "url": "http://127.0.0.1:9/x", "content": b""},
     {"method": "POST", "url": "http://127.0.0.1:9/x", "content": b"raw body"},
+    {"method": "POST", "url": "http://127.0.0.1:9/x", "content": "text, not bytes: é"},
     {"method": "put", "url": "http://127.0.0.1:9/x"},
     {"method": "GET", "url": "http://127.0.0.1:9/x?a=1&b=%20", "timeout": 2.5},
     {"method": "DELETE", "url": "http://localhost:9/x", "idempotent": False},

@@ -275,9 +275,12 @@ class HttpClient:
 
         Same headers in the same order (``Host``, the client's headers not overridden, the
         caller's, then ``Content-Length``; tests/http/test_client_fast.py compares both);
-        None (httpx's own path) for what the shortcut does not cover: a caller's ``Host``,
-        ``Content-Length`` or ``Transfer-Encoding`` header, or a URL :meth:`_url` declines.
+        None (httpx's own path) for what the shortcut does not cover: a body that is not bytes,
+        a caller's ``Host``, ``Content-Length`` or ``Transfer-Encoding`` header, or a URL
+        :meth:`_url` declines.
         """
+        if content is not None and not isinstance(content, bytes):
+            return None  # httpx encodes a str or a stream itself
         parsed = self._url(url)
         if parsed is None:
             return None

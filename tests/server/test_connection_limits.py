@@ -359,3 +359,37 @@ async def test_a_kept_alive_connection_is_closed_a_header_timeout_after_its_last
             writer.close()
         assert idle < 1.5, idle
         assert rt.metrics.value("wc_server_connections_closed_total", reason="header_timeout") == 1
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+async def test_pipelined_requests_are_all_answered_in_order_and_the_connection_stays_admitted(
+    sim: Simulator, tmp_path: Path, parser: str
+) -> None:
+    async with serving(sim, tmp_path, http_parser=parser, header_timeout_seconds=1.0) as rt:
+        assert rt.http is not None
+        port = int(urlsplit(rt.http.url).port or 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            body = b'{"title": "pipelined"}'
+            writer.write(
+                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % len(body)
+                + body
+                + b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: third\r\n\r\n"
+            )
+            statuses = []
+            for _ in range(3):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
+                statuses.append(int(head.split(b" ")[1]))
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+            # /health, the ingest API without a key, then /ready tagged with its own id.
+            assert statuses[0] == 200
+            assert statuses[1] == 401
+            assert b"x-request-id: third" in head
+            assert rt.metrics.value("wc_server_connections") == 1
+        finally:
+            writer.close()
+        assert rt.metrics.total("wc_server_connections_closed_total") == 0

@@ -23,9 +23,11 @@ What start-up leaves is not all that lives long: a hosted console loads its maps
 pilots and systems and the name cache *after* it starts (at a thousand maps, some 200,000
 objects), and every full collection walked them again: 170-260 ms with the event loop stopped,
 every 20 to 40 seconds under the scale benchmark's mix (``bench --only scale``), each one a
-stall in every notification then in flight. :class:`SurvivorFreezer` freezes a slow full
-collection's survivors (they have just proven long-lived), so the next full collections walk
-only what came after; every :data:`REFRESH_SECONDS` it unfreezes, collects everything once and
+stall in every notification then in flight. :class:`SurvivorFreezer` freezes the survivors of a
+slow collection of the older generations (they have just proven long-lived; a slow middle
+collection is a load arriving, 70-90 ms each while a thousand maps load, and its survivors
+would be the next full collection's work), so the next collections walk only what came after;
+every :data:`REFRESH_SECONDS` it unfreezes, collects everything once and
 freezes again, so reference cycles among objects that died after being frozen are reclaimed.
 """
 
@@ -54,7 +56,8 @@ YOUNG_THRESHOLD = 10_000
 """Allocations (net of frees) between two collections of the youngest generation."""
 
 SLOW_FULL_COLLECTION = 0.02
-"""A full collection that held the process this long (seconds) has its survivors frozen."""
+"""A collection of the middle or oldest generation that held the process this long (seconds)
+has its survivors frozen."""
 
 REFRESH_SECONDS = 6 * 3600.0
 """How often every frozen object is walked once more (cycles among the dead reclaimed)."""
@@ -77,7 +80,8 @@ def freeze_startup_objects() -> int:
 
 
 class SurvivorFreezer:
-    """Freezes the survivors of every slow full collection (see the module's docstring).
+    """Freezes the survivors of every slow collection of the older generations (see the
+    module's docstring).
 
     The collector's callback only measures (it may run in any thread, in the middle of any
     code): the freeze itself is scheduled on ``loop``, between two of its callbacks.
@@ -98,12 +102,12 @@ class SurvivorFreezer:
         self._started = 0.0
         self._scheduled = False
         self.freezes = 0
-        """Slow full collections whose survivors were frozen."""
+        """Slow collections whose survivors were frozen."""
         self.slowest = 0.0
-        """The slowest full collection seen, in seconds."""
+        """The slowest collection of the older generations seen, in seconds."""
 
     def install(self) -> None:
-        """Start watching full collections (until :meth:`uninstall`)."""
+        """Start watching the older generations' collections (until :meth:`uninstall`)."""
         if self._watch not in gc.callbacks:
             gc.callbacks.append(self._watch)
 
@@ -113,7 +117,7 @@ class SurvivorFreezer:
             gc.callbacks.remove(self._watch)
 
     def _watch(self, phase: str, info: dict[str, Any]) -> None:
-        if info.get("generation") != 2:
+        if info.get("generation", 0) < 1:
             return
         if phase == "start":
             self._started = self._clock()
@@ -129,7 +133,7 @@ class SurvivorFreezer:
         gc.freeze()
         self.freezes += 1
         log.debug(
-            "a slow full collection's survivors frozen",
+            "a slow collection's survivors frozen",
             extra={"ctx": {"ms": round(took * 1000), "frozen": gc.get_freeze_count()}},
         )
 
@@ -165,7 +169,7 @@ class SurvivorFreezer:
 def frozen_survivors(loop: asyncio.AbstractEventLoop) -> Iterator[SurvivorFreezer]:
     """The engine's policy for a process that is not the engine (a benchmark's fake services,
     whose own pauses would count as the engine's latency): what exists now is frozen, then the
-    survivors of every slow full collection; all undone on exit."""
+    survivors of every slow collection of the older generations; all undone on exit."""
     thresholds = gc.get_threshold()
     freeze_startup_objects()
     freezer = SurvivorFreezer(loop)

@@ -36,9 +36,12 @@ async def test_a_slow_full_collection_freezes_its_survivors(restore_gc: None) ->
         assert freezer.freezes == 1
         assert gc.get_freeze_count() > len(survivor)
         assert gc.get_count()[2] == 0  # the oldest generation holds nothing left to walk
-        gc.collect(1)  # a younger collection is not watched
+        gc.collect(0)  # the youngest generation's collections are not watched
         await asyncio.sleep(0)
         assert freezer.freezes == 1
+        gc.collect(1)  # a middle one is: its survivors go to the oldest generation
+        await asyncio.sleep(0)
+        assert freezer.freezes == 2
     finally:
         freezer.uninstall()
 

@@ -134,7 +134,8 @@ class SurvivorFreezer:
         self.freezes += 1
         log.debug(
             "a slow collection's survivors frozen",
-            extra={"ctx": {"ms": round(took * 1000), "frozen": gc.get_freeze_count()}},
+            # Not gc.get_freeze_count(): it walks every frozen object (60 ms at 1,000 maps).
+            extra={"ctx": {"ms": round(took * 1000)}},
         )
 
     def refresh(self) -> int:

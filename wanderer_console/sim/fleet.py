@@ -276,6 +276,16 @@ class MapFleet:
             kill = gen.make_killmail(system_id=rng.choice(self._untracked))
         await self._push(kill)
 
+    def most_watched(self, count: int) -> list[int]:
+        """The ``count`` systems tracked by the most maps, most watched first."""
+        return sorted(self.system_maps, key=lambda s: (-len(self.system_maps[s]), s))[:count]
+
+    async def push_kill_in(self, system_id: int) -> int:
+        """A kill in ``system_id``; returns how many maps it should notify."""
+        kill = self.generator.make_killmail(system_id=system_id)
+        await self._push(kill)
+        return len(self._sent[kill["killmail_id"]][1])
+
     async def _push(self, kill: dict[str, Any]) -> None:
         expected = set(self.system_maps.get(kill["system_id"], ()))
         parties = [kill.get("victim") or {}, *(kill.get("attackers") or [])]

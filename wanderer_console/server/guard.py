@@ -313,25 +313,13 @@ class _Protocol(Protocol):
     client: tuple[str, int] | None
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline, a body deadline and admission control.
-
-    h11 itself refuses a request line and headers over ``h11_max_incomplete_event_size``
-    (:data:`MAX_HEADER_BYTES`, set by the server).
-    """
+class _GuardedConnection(asyncio.Protocol):
+    """What both guarded protocols share: admission, release and expiry through their
+    :class:`_Watch` (the subclass keeps its parser's phase with ``_sync_phase``). First in the
+    bases, before uvicorn's protocol, whose methods ``super()`` reaches."""
 
     _guard: ClassVar[ConnectionGuard]
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.logger = http_log
-        self._watch = _Watch(self._guard, self)
+    _watch: _Watch
 
     @property
     def client_host(self) -> str:
@@ -350,6 +338,37 @@ class GuardedH11Protocol(H11Protocol):
         """Drop the deadline and the guard's record, then let uvicorn clean up."""
         self._watch.lost()
         super().connection_lost(exc)
+
+    def expire(self, reason: CloseReason) -> None:
+        """Close this connection now: a deadline passed or it is evicted."""
+        self._watch.expire(reason)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # The console serves no WebSocket (ws="none"): an Upgrade header is ignored and the
+        # request answered as plain HTTP, without two uvicorn warnings per request.
+        pass
+
+    def _sync_phase(self) -> None:
+        raise NotImplementedError
+
+
+class GuardedH11Protocol(_GuardedConnection, H11Protocol):
+    """uvicorn's h11 protocol with a header deadline, a body deadline and admission control.
+
+    h11 itself refuses a request line and headers over ``h11_max_incomplete_event_size``
+    (:data:`MAX_HEADER_BYTES`, set by the server).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.logger = http_log
+        self._watch = _Watch(self._guard, self)
 
     def data_received(self, data: bytes) -> None:
         """Parse as uvicorn does, then follow the parser into its next phase."""
@@ -366,15 +385,6 @@ class GuardedH11Protocol(H11Protocol):
         super().send_400_response(msg)
         self._watch.bad_request()
 
-    def _unsupported_upgrade_warning(self) -> None:
-        # The console serves no WebSocket (ws="none"): an Upgrade header is ignored and the
-        # request answered as plain HTTP, without two uvicorn warnings per request.
-        pass
-
-    def expire(self, reason: CloseReason) -> None:
-        """Close this connection now: a deadline passed or it is evicted."""
-        self._watch.expire(reason)
-
     def _sync_phase(self) -> None:
         state = self.conn.their_state
         phase: Phase | None = None
@@ -389,7 +399,7 @@ _INVALID: Final = "Invalid HTTP request received."
 """uvicorn's 400 text for a request its parser refuses (h11 answers an over-long head so)."""
 
 
-class GuardedHttpToolsProtocol(_HttpToolsBase):
+class GuardedHttpToolsProtocol(_GuardedConnection, _HttpToolsBase):
     """uvicorn's httptools protocol with the same deadlines, cap and counts as the h11 one.
 
     The phase comes from the parser's callbacks: from connecting (or the end of the previous
@@ -399,8 +409,6 @@ class GuardedHttpToolsProtocol(_HttpToolsBase):
     counted here and a head over :data:`MAX_HEADER_BYTES` is answered 400 and closed, as h11
     answers it.
     """
-
-    _guard: ClassVar[ConnectionGuard]
 
     def __init__(
         self,
@@ -416,24 +424,6 @@ class GuardedHttpToolsProtocol(_HttpToolsBase):
         self._headers_done = False
         self._head_bytes = 0
         self._ended_in_chunk = False
-
-    @property
-    def client_host(self) -> str:
-        """The peer's address (the per-client key); ``"unknown"`` for a socket without one."""
-        return self._watch.client_host
-
-    def connection_made(  # type: ignore[override]
-        self, transport: asyncio.Transport
-    ) -> None:
-        """Admit the connection or refuse it at once (the socket is freed immediately)."""
-        super().connection_made(transport)
-        if self._watch.admit():
-            self._sync_phase()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Drop the deadline and the guard's record, then let uvicorn clean up."""
-        self._watch.lost()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Parse as uvicorn does, cap the head's size, then follow the parser's phase."""
@@ -477,14 +467,6 @@ class GuardedHttpToolsProtocol(_HttpToolsBase):
         super().send_400_response(msg)
         self._watch.bad_request()
         self._watch.follow(None)
-
-    def _unsupported_upgrade_warning(self) -> None:
-        # As in the h11 protocol: no WebSocket, the request is answered as plain HTTP.
-        pass
-
-    def expire(self, reason: CloseReason) -> None:
-        """Close this connection now: a deadline passed or it is evicted."""
-        self._watch.expire(reason)
 
     def _sync_phase(self) -> None:
         phase: Phase | None

@@ -21,13 +21,11 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.bench.scale import QUICK, _delivered, _engine, _start_phase
-from wanderer_console.gcpolicy import frozen_survivors
+from wanderer_console.bench.scale import QUICK, _delivered, _engine, _start_phase, fleet_running
 from wanderer_console.sim.fleet import MapFleet
 
 __all__ = ["main", "run_fanout", "summarize"]
@@ -67,44 +65,36 @@ async def run_fanout(
     fleet = MapFleet(maps, seed=seed)
     per_kill: list[dict[str, Any]] = []
     problems: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="wc-bench-fanout-") as tmp:
-        root = Path(tmp)
-        data = root / "data"
-        data.mkdir()
-        config = root / "engine.toml"
-        async with fleet:
-            with frozen_survivors(asyncio.get_running_loop()):
-                config.write_text(fleet.config_text(http=_ESI_LIFTED))
-                config.chmod(0o600)
-                async with _engine(config, data, root / "engine.log") as engine:
-                    start = await _start_phase(fleet, engine, QUICK)
-                    say(f"bench: fanout: {maps} maps streaming after {start['streaming_s']} s")
-                    await asyncio.sleep(2.0)
-                    systems = fleet.most_watched(5)
-                    for index in range(kills):
-                        fleet.reset_outcome()
-                        cpu = engine.cpu()
-                        fan_out = await fleet.push_kill_in(systems[index % len(systems)])
-                        await _delivered(fleet, engine, 30.0)
-                        cpu = engine.cpu() - cpu
-                        outcome = fleet.outcome()
-                        if outcome.lost or outcome.doubled:
-                            problems.append(
-                                f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled"
-                            )
-                        values = sorted(outcome.latencies_ms)
-                        if not values:
-                            continue
-                        per_kill.append(
-                            {
-                                "fan_out": fan_out,
-                                "first_ms": round(values[0], 2),
-                                "last_ms": round(values[-1], 2),
-                                "cpu_ms": round(cpu * 1000, 1),
-                            }
-                        )
-                        say(f"bench: fanout: kill {index + 1}/{kills}: {per_kill[-1]}")
-                        await asyncio.sleep(0.5)
+    async with (
+        fleet_running(fleet, http=_ESI_LIFTED, prefix="wc-bench-fanout-") as run,
+        _engine(run.config, run.data, run.log) as engine,
+    ):
+        start = await _start_phase(fleet, engine, QUICK)
+        say(f"bench: fanout: {maps} maps streaming after {start['streaming_s']} s")
+        await asyncio.sleep(2.0)
+        systems = fleet.most_watched(5)
+        for index in range(kills):
+            fleet.reset_outcome()
+            cpu = engine.cpu()
+            fan_out = await fleet.push_kill_in(systems[index % len(systems)])
+            await _delivered(fleet, engine, 30.0)
+            cpu = engine.cpu() - cpu
+            outcome = fleet.outcome()
+            if outcome.lost or outcome.doubled:
+                problems.append(f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled")
+            values = sorted(outcome.latencies_ms)
+            if not values:
+                continue
+            per_kill.append(
+                {
+                    "fan_out": fan_out,
+                    "first_ms": round(values[0], 2),
+                    "last_ms": round(values[-1], 2),
+                    "cpu_ms": round(cpu * 1000, 1),
+                }
+            )
+            say(f"bench: fanout: kill {index + 1}/{kills}: {per_kill[-1]}")
+            await asyncio.sleep(0.5)
     return {
         "scenario": "fanout",
         "maps": maps,

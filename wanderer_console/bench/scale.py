@@ -302,6 +302,36 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class FleetRun:
+    """Where an engine over a running fleet keeps its files."""
+
+    config: Path
+    """The engine's config naming every map (owner-only, as the engine requires)."""
+    data: Path
+    """Its data directory (fresh; kept across the engines of one run: a warm start)."""
+    log: Path
+    """Its output."""
+
+
+@asynccontextmanager
+async def fleet_running(
+    fleet: MapFleet, *, http: dict[str, dict[str, float]] | None, prefix: str
+) -> AsyncIterator[FleetRun]:
+    """``fleet`` serving, a temporary directory with the engine's config and a fresh data
+    directory, and this process under the engine's garbage-collector policy: the fake services'
+    own collector pauses (a thousand maps of fake data) would count as the engine's latency."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        root = Path(tmp)
+        run = FleetRun(root / "engine.toml", root / "data", root / "engine.log")
+        run.data.mkdir()
+        async with fleet:
+            with frozen_survivors(asyncio.get_running_loop()):
+                run.config.write_text(fleet.config_text(http=http))
+                run.config.chmod(0o600)
+                yield run
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """This process's garbage collector off while a load is measured, as ``timeit`` does: the
@@ -342,66 +372,53 @@ async def run_maps(
         "http": http or None,
         "http_pool_lifted": lift_pool,
     }
-    with tempfile.TemporaryDirectory(prefix="wc-bench-scale-") as tmp:
-        root = Path(tmp)
-        data = root / "data"
-        data.mkdir()
-        config = root / "engine.toml"
-        async with fleet:
-            # The fake services' own collector pauses (a thousand maps of fake data) would
-            # count as the engine's latency: this process takes the engine's policy too.
-            with frozen_survivors(asyncio.get_running_loop()):
-                config.write_text(fleet.config_text(http=http))
-                config.chmod(0o600)
-                log = root / "engine.log"
-                say("cold start")
-                async with _engine(config, data, log, lift_pool=lift_pool) as engine:
-                    result["cold"] = await _start_phase(fleet, engine, sizes)
-                    say(f"cold start: {result['cold']}")
-                    result["rss_mb"] = result["cold"]["rss_mb"]
-                    result["idle_cpu_share"] = round(
-                        await _cpu_window(engine, sizes.idle_seconds), 4
-                    )
-                    say(f"idle CPU {result['idle_cpu_share']}")
-                    fleet.reset_outcome()
-                    cpu0, wall0 = engine.cpu(), time.perf_counter()
-                    with _collector_paused():
-                        mix = await fleet.run_mix(
-                            sizes.mix_seconds, kill_rate=KILL_RATE, event_rate=EVENT_RATE
-                        )
-                        result["mix_cpu_share"] = round(
-                            (engine.cpu() - cpu0) / (time.perf_counter() - wall0), 4
-                        )
-                        drain = await _delivered(fleet, engine, 30.0)
-                    result["mix"] = {
-                        "seconds": round(mix.seconds, 2),
-                        "kills_per_second": mix.kills_per_second,
-                        "events_per_second": mix.events_per_second,
-                        "events": dict(mix.events),
-                        "drain_s": round(drain, 2),
-                        **_latency(fleet),
-                    }
-                    say(f"mix: {result['mix']}")
-                    fleet.reset_outcome()
-                    with _collector_paused():
-                        pushing = await fleet.burst(sizes.burst_kills)
-                        drain = await _delivered(fleet, engine, 60.0)
-                    result["burst"] = {
-                        "push_s": round(pushing, 3),
-                        "drain_s": round(drain, 2),
-                        **_latency(fleet),
-                    }
-                    say(f"burst: {result['burst']}")
-                    result["rss_after_mb"] = round(engine.rss_mb(), 1)
-                    peak = vm_kb(engine.pid, "VmHWM")
-                    result["rss_peak_mb"] = None if peak is None else round(peak / 1024, 1)
-                _reset_counters(fleet)
-                say("warm start")
-                async with _engine(config, data, log, lift_pool=lift_pool) as engine:
-                    result["warm"] = await _start_phase(fleet, engine, sizes)
-                    say(f"warm start: {result['warm']}")
-                if keep_log is not None:
-                    shutil.copyfile(log, keep_log)
+    async with fleet_running(fleet, http=http, prefix="wc-bench-scale-") as run:
+        say("cold start")
+        async with _engine(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+            result["cold"] = await _start_phase(fleet, engine, sizes)
+            say(f"cold start: {result['cold']}")
+            result["rss_mb"] = result["cold"]["rss_mb"]
+            result["idle_cpu_share"] = round(await _cpu_window(engine, sizes.idle_seconds), 4)
+            say(f"idle CPU {result['idle_cpu_share']}")
+            fleet.reset_outcome()
+            cpu0, wall0 = engine.cpu(), time.perf_counter()
+            with _collector_paused():
+                mix = await fleet.run_mix(
+                    sizes.mix_seconds, kill_rate=KILL_RATE, event_rate=EVENT_RATE
+                )
+                result["mix_cpu_share"] = round(
+                    (engine.cpu() - cpu0) / (time.perf_counter() - wall0), 4
+                )
+                drain = await _delivered(fleet, engine, 30.0)
+            result["mix"] = {
+                "seconds": round(mix.seconds, 2),
+                "kills_per_second": mix.kills_per_second,
+                "events_per_second": mix.events_per_second,
+                "events": dict(mix.events),
+                "drain_s": round(drain, 2),
+                **_latency(fleet),
+            }
+            say(f"mix: {result['mix']}")
+            fleet.reset_outcome()
+            with _collector_paused():
+                pushing = await fleet.burst(sizes.burst_kills)
+                drain = await _delivered(fleet, engine, 60.0)
+            result["burst"] = {
+                "push_s": round(pushing, 3),
+                "drain_s": round(drain, 2),
+                **_latency(fleet),
+            }
+            say(f"burst: {result['burst']}")
+            result["rss_after_mb"] = round(engine.rss_mb(), 1)
+            peak = vm_kb(engine.pid, "VmHWM")
+            result["rss_peak_mb"] = None if peak is None else round(peak / 1024, 1)
+        _reset_counters(fleet)
+        say("warm start")
+        async with _engine(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+            result["warm"] = await _start_phase(fleet, engine, sizes)
+            say(f"warm start: {result['warm']}")
+        if keep_log is not None:
+            shutil.copyfile(run.log, keep_log)
     return result
 
 

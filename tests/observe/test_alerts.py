@@ -124,6 +124,32 @@ async def test_a_disconnected_source(
     assert alert["value"] > 0.3
 
 
+@pytest.mark.parametrize("sim_options", [{"seed": 5, "gateway": True}])
+async def test_a_disconnected_discord_gateway(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """The bot's gateway (slash commands, voice for the rally pings) is a source like the
+    others: unreachable past the threshold, the operator is told."""
+    gateway = sim.gateway
+    assert gateway is not None
+    runtime = await engine(sim, tmp_path, {"source_disconnected": {"threshold": 0.3}})
+    stopper.append(runtime)
+    await connected(runtime)
+    assert runtime.gateway is not None
+    await wait_for(runtime.gateway.ready.is_set, 10, "the gateway session")
+
+    async def cut() -> None:
+        gateway.refuse_connections = True
+        gateway.drop_connections()
+
+    async def mend() -> None:
+        gateway.refuse_connections = False
+
+    alert = await fires_and_resolves(runtime, sim, "source_disconnected", cut, mend)
+    assert alert["subject"] == runtime.gateway.health.name
+    assert alert["value"] > 0.3
+
+
 async def test_a_silent_map(sim: Simulator, tmp_path: Path, stopper: list[Runtime]) -> None:
     runtime = await engine(sim, tmp_path, {"map_silent": {"threshold": 1.0}})
     stopper.append(runtime)

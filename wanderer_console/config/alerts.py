@@ -86,7 +86,8 @@ class AlertSettings(Section):
     """One rule posts at most one firing message this often (a flapping rule is not repeated;
     its resolved message follows only a firing message that was posted)."""
     source_disconnected: AlertRule = _rule(120.0, 0.0)
-    """Seconds a source (map stream, killstream socket, R2Z2) has not been connected."""
+    """Seconds a source (map stream, killstream socket, R2Z2, the bot's Discord gateway) has not
+    been connected."""
     map_silent: AlertRule = _rule(1800.0, 0.0)
     """Seconds without a map event while the map's stream is connected."""
     outbox_depth: AlertRule = _rule(1000.0, 300.0)

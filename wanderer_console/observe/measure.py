@@ -1,9 +1,10 @@
 """What each alert rule measures, read from the engine's own state.
 
-:class:`Measurer` reads the parts of a running engine (sources, outbox, dispatcher, breakers,
-queue, cache, data directory) and returns, per rule, one :class:`Measure` per subject. Rates
-(failures and 429s per minute, the cache hit ratio) are differences of the engine's counters over
-a sliding window of the measurer's own samples, so nothing here keeps a second copy of a count.
+:class:`Measurer` reads the parts of a running engine (sources and the bot's gateway, outbox,
+dispatcher, breakers, queue, cache, data directory) and returns, per rule, one :class:`Measure`
+per subject. Rates (failures and 429s per minute, the cache hit ratio) are differences of the
+engine's counters over a sliding window of the measurer's own samples, so nothing here keeps a
+second copy of a count.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from wanderer_console.config.routing import OPS_TENANT, ops_target
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.http.pool import ClientPool
+from wanderer_console.ingest.gateway import DiscordGateway
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
@@ -47,6 +49,7 @@ class Watched(Protocol):
     clients: ClientPool
     maps: MapFeeds
     kills: KillSources
+    gateway: DiscordGateway | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,8 @@ class Measurer:
         sources: list[Any] = [*self._parts.maps.sources.values(), *kills.sockets.values()]
         if kills.r2z2 is not None:
             sources.append(kills.r2z2)
+        if self._parts.gateway is not None:
+            sources.append(self._parts.gateway)  # the bot's gateway: slash commands, voice
         return [source.health for source in sources]
 
     def _sample(self, now: float) -> _Sample:

@@ -7,10 +7,11 @@ channels, AFK channel and voice states, heartbeat acks, and ``RESUME`` replaying
 of the session after the client's sequence, then ``RESUMED``. Dispatches made while no socket
 of the session is open are kept and replayed on resume, as Discord does.
 
-Test hooks: :meth:`FakeGateway.drop_connections` (a network cut), ``withhold_acks`` (a zombie
-connection), :meth:`FakeGateway.invalidate_session`, :meth:`FakeGateway.close_all` (any close
-code, e.g. 4004), :meth:`FakeGateway.inject_interaction` (a slash command as Discord sends it)
-and :meth:`FakeGateway.set_voice` (someone joins, moves or leaves voice).
+Test hooks: :meth:`FakeGateway.drop_connections` (a network cut), ``refuse_connections`` (the
+gateway unreachable: sockets aborted on arrival), ``withhold_acks`` (a zombie connection),
+:meth:`FakeGateway.invalidate_session`, :meth:`FakeGateway.close_all` (any close code, e.g.
+4004), :meth:`FakeGateway.inject_interaction` (a slash command as Discord sends it) and
+:meth:`FakeGateway.set_voice` (someone joins, moves or leaves voice).
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class FakeGateway:
         self.application_id = application_id
         self.withhold_acks = False
         """While true, heartbeats are counted but never acknowledged (a zombie connection)."""
+        self.refuse_connections = False
+        """While true, a new socket is aborted before ``HELLO`` (the gateway unreachable)."""
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
@@ -267,6 +270,9 @@ class FakeGateway:
         return session.seq
 
     async def _handler(self, conn: ServerConnection) -> None:
+        if self.refuse_connections:
+            conn.transport.abort()
+            return
         self.connections += 1
         self._conns.add(conn)
         session: _Session | None = None

@@ -140,6 +140,21 @@ def test_the_table_has_every_row_of_the_issue_with_ratios() -> None:
     assert "not pinned: 1 usable CPU" in peer.format_table(result)
 
 
+@pytest.mark.slow
+def test_the_import_floor_adds_each_layer_to_a_fresh_interpreter() -> None:
+    rows = peer.import_floor()
+    assert [row["layer"] for row in rows] == [label for label, _mods in peer.IMPORT_LAYERS]
+    sizes = [row["rss_mb"] for row in rows]
+    assert sizes == sorted(sizes)  # each layer adds to the one above it
+    assert sizes[0] > 1.0
+    assert sizes[-1] - sizes[0] > 10.0  # the libraries and the engine are not free
+    summary = peer.summarise(RUNS)
+    text = peer.format_table({"summary": summary, "sizes": {}, "import_floor": rows})
+    am = summary["medians"][peer.ALERTMANAGER]["rss_idle_mb"]
+    assert f"budget: idle ≤ 1.5 × {am:.1f} MB = {1.5 * am:.1f} MB" in text
+    assert f"{sizes[1]:6.1f} MB + the required packages a headless console loads (" in text
+
+
 async def test_without_alertmanager_the_scenario_says_it_skipped_and_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -845,6 +845,66 @@ BUDGET: Final[tuple[tuple[str, Literal["higher", "lower"], float], ...]] = (
 Nothing lost or doubled is a failure of its own (the suite's ``problems_of``)."""
 
 
+IMPORT_LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("the interpreter", ()),
+    (
+        "+ the required packages a headless console loads",
+        ("pydantic_settings", "httpx", "httpx_sse", "websockets", "watchfiles", "cachetools"),
+    ),
+    (
+        "+ the HTTP server and the metrics",
+        ("uvicorn", "starlette.applications", "prometheus_client", "orjson"),
+    ),
+    ("+ aiohttp (the Discord post's transport)", ("aiohttp",)),
+    ("+ the engine's own code", ("wanderer_console.runtime", "wanderer_console.cli")),
+)
+"""What a headless console's process is made of before it runs: each layer imported on top of
+the ones above it (Textual and plotext are the console's, never loaded by ``--no-ui``)."""
+
+_RSS_PROBE: Final = (
+    "import sys\n"
+    "for line in open('/proc/self/status'):\n"
+    "    if line.startswith('VmRSS:'):\n"
+    "        print(int(line.split()[1]) / 1024)\n"
+)
+
+
+def import_floor(python: str = sys.executable) -> list[dict[str, Any]]:
+    """The RSS of a fresh ``python`` after importing each of :data:`IMPORT_LAYERS` and those
+    above it (one process per layer): the memory no engine setting can give back."""
+    modules: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for label, layer in IMPORT_LAYERS:
+        modules += layer
+        code = "".join(f"import {name}\n" for name in modules) + _RSS_PROBE
+        done = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env=_clean_env(),
+        )
+        rows.append({"layer": label, "modules": list(layer), "rss_mb": float(done.stdout)})
+    return rows
+
+
+def floor_lines(result: Mapping[str, Any]) -> list[str]:
+    """The import floor under the table, against Alertmanager's idle RSS and the budget."""
+    rows = result.get("import_floor") or []
+    if not rows:
+        return []
+    idle = ((result.get("summary") or {}).get("medians") or {}).get(ALERTMANAGER) or {}
+    am = idle.get("rss_idle_mb")
+    lines = ["idle memory before any work (a fresh interpreter importing, layer on layer):"]
+    for row in rows:
+        versus = f" ({row['rss_mb'] / am:.2f}× Alertmanager idle)" if am else ""
+        lines.append(f"  {row['rss_mb']:6.1f} MB {row['layer']}{versus}")
+    if am:
+        lines.append(f"  budget: idle ≤ 1.5 × {am:.1f} MB = {1.5 * am:.1f} MB")
+    return lines
+
+
 def budget_of(figures: Mapping[str, float]) -> list[dict[str, Any]]:
     """Each budget line measured, judged as the suite judges its own (``peer.`` figures)."""
     out: list[dict[str, Any]] = []
@@ -962,6 +1022,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         )
     elif pinning:
         lines.append(f"not pinned: {pinning.get('why_not')}")
+    lines += floor_lines(result)
     for line in result.get("budget") or []:
         verdict = "met" if line["met"] else "NOT MET"
         lines.append(f"budget {line['figure']} {line['rule']}: {verdict} ({line['value']:g})")
@@ -1050,6 +1111,7 @@ async def run_peer(
         "doubled": summary["doubled"],
         "refused_posts": summary["refused_posts"],
         "runs": runs,
+        "import_floor": import_floor(),
     }
     print(format_table(result), file=sys.stderr, flush=True)
     return result

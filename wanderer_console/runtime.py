@@ -126,7 +126,17 @@ class Runtime:
         # Several engines may share a PostgreSQL database: each map is then worked (read and
         # sent) by the engine holding its lease; on SQLite this engine works every map.
         shared = isinstance(store.path, DatabaseUrl)
-        self.cluster = MapLeases(live, store, instance=instance_info(__version__), active=shared)
+        self._hosted_maps: dict[str, MapSettings] = {}
+        self._file_maps = frozenset(k for k, m in settings.maps.items() if m.enabled)
+        """The file's maps enabled at start (one added or enabled by a reload waits for a
+        restart, on one engine or several)."""
+        self.cluster = MapLeases(
+            live,
+            store,
+            instance=instance_info(__version__),
+            active=shared,
+            eligible=self._leasable,
+        )
         store.shared = shared
         gate = self.cluster if shared else None
         self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate)
@@ -199,7 +209,6 @@ class Runtime:
         self.worker = PipelineWorker(self.queue, self.engine)
         self.cluster.bind(_LeasedMaps(self))
         # Hosted / API multi-map mode: maps pulled from the map server, applied by difference.
-        self._hosted_maps: dict[str, MapSettings] = {}
         self.hosted: HostedMaps | None = None
         if settings.hosted.enabled:
             map_client = functools.partial(self.clients.get, "map")
@@ -249,11 +258,20 @@ class Runtime:
             settings = settings.model_copy(update={"maps": {**settings.maps, **missing}})
         self.live.replace(settings)
 
+    def _leasable(self, tenant: str) -> bool:
+        """Whether an enabled map may be leased here: a hosted map, or a file map enabled at
+        start (the maps an engine alone runs)."""
+        return tenant in self._hosted_maps or tenant in self._file_maps
+
     async def apply_hosted(self, maps: dict[str, MapSettings]) -> HostedMapsDiff:
         """Make ``maps`` the hosted maps (:class:`~wanderer_console.ingest.hosted.HostedMaps`):
         start the new ones, stop the gone ones, restart a feed whose URL, slug or key changed,
         and swap the settings (channels, flags, filters and tokens apply live). Maps neither
-        added nor removed keep their feed, stream and queue untouched."""
+        added nor removed keep their feed, stream and queue untouched.
+
+        On a shared database the leases decide where a map runs: a restarted map held here
+        restarts here, a removed one held here is released, and the added ones are shared out
+        at the heartbeat that follows at once (:meth:`_apply_hosted_leased`)."""
         current = self.settings
         own = {key for key in current.maps if key not in self._hosted_maps}
         shadowed = sorted(key for key in maps if key in own)
@@ -266,22 +284,53 @@ class Runtime:
         diff = diff_maps(self._hosted_maps, wanted)
         if diff.empty:
             return diff
+        if self.cluster.active:
+            await self._apply_hosted_leased(own, wanted, diff)
+            return diff
         for key in [*diff.removed, *diff.restarted]:
             await self.stop_map(key)
-        self._hosted_maps = dict(wanted)
-        kept = {key: m for key, m in current.maps.items() if key in own}
-        self.live.replace(current.model_copy(update={"maps": {**kept, **wanted}}))
-        if self.cluster.active:
-            log.warning(
-                "hosted maps on a shared database start at the next start (map leases share"
-                " the maps enabled at start)",
-                extra={"ctx": diff.as_json()},
-            )
-            return diff
+        self._swap_hosted(own, wanted)
         for key in [*diff.added, *diff.restarted]:
             if wanted[key].enabled:
                 self.start_map(key)
         return diff
+
+    def _swap_hosted(self, own: set[str], wanted: dict[str, MapSettings]) -> None:
+        """Make ``wanted`` the hosted maps in the running settings (the file's maps stay)."""
+        current = self.settings
+        self._hosted_maps = dict(wanted)
+        kept = {key: m for key, m in current.maps.items() if key in own}
+        self.live.replace(current.model_copy(update={"maps": {**kept, **wanted}}))
+
+    async def _apply_hosted_leased(
+        self, own: set[str], wanted: dict[str, MapSettings], diff: HostedMapsDiff
+    ) -> None:
+        """:meth:`apply_hosted` on a shared database. With the heartbeat held off: the
+        restarted maps held here stop, the settings are swapped, those still held (and enabled)
+        start on their new URL, slug or key; then the maps held here that are gone (removed or
+        disabled) are released, and the leases share the added ones out at once. A map's feed
+        never starts here without its lease."""
+        async with self.cluster.changing():
+            held = set(self.cluster.owned())
+            for key in diff.restarted:
+                if key in held:
+                    await self.stop_map(key)
+            self._swap_hosted(own, wanted)
+            working = self.cluster.tenants()  # a lease lost or released meanwhile is not
+            for key in diff.restarted:
+                if key in held and key in working and wanted[key].enabled:
+                    self.start_map(key)
+        log.info(
+            "hosted maps changed on a shared database; the leases share the new maps out at"
+            " the next heartbeat",
+            extra={
+                "ctx": {
+                    **diff.as_json(),
+                    "held_here": self.cluster.owned(),
+                    "instance": self.cluster.instance_id,
+                }
+            },
+        )
 
     def _cache_settings(self) -> CacheSettings:
         return self.settings.cache

@@ -12,21 +12,25 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.server.conftest import server_settings
+from tests.server.conftest import WEBHOOK_SECRET, server_settings
 from tests.support import connected, wait_for
 from tests.telemetry.conftest import JsonCapture
 from wanderer_console.config.model import TracingSettings
 from wanderer_console.runtime import Runtime
+from wanderer_console.server.webhook import sign
 from wanderer_console.sim import Simulator
+from wanderer_console.sim.ulid import new_ulid
 from wanderer_console.telemetry import tracing
 
 pytestmark = pytest.mark.timeout(90)
@@ -344,6 +348,65 @@ async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
     assert parent_id(map_process) == root.context.span_id
     for name in ("dedup", "rules", "outbox.write"):
         assert [parent_id(s) for s in on_map[name]] == [map_process.context.span_id], name
+
+
+async def test_a_map_webhook_with_a_traceparent_continues_the_senders_trace(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    settings = server_settings(sim, tmp_path)
+    # Ratio 0: nothing is drawn; only the sender's sampled traceparent makes this trace.
+    settings.tracing = TracingSettings(enabled=True, sampling_ratio=0.0, exporter="none")
+    engine = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
+    await engine.start()
+    try:
+        await connected(engine)
+        assert engine.http is not None
+        system = sim.generator.new_system(wormhole=True)
+        body = orjson.dumps(
+            {
+                "id": new_ulid(),
+                "type": "add_system",
+                "map_id": sim.map_id,
+                "timestamp": "2025-01-01T00:00:00.000000Z",
+                "payload": {"solar_system_id": system.system_id, "name": system.name},
+            }
+        )
+        stamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/json",
+            "x-wanderer-timestamp": stamp,
+            "x-wanderer-signature": sign(WEBHOOK_SECRET, stamp, body),
+            "traceparent": TRACEPARENT,
+        }
+        async with httpx.AsyncClient(base_url=engine.http.url, timeout=10.0) as client:
+            response = await client.post(
+                f"/api/v1/maps/{sim.map_slug}/webhook", content=body, headers=headers
+            )
+        assert response.status_code == 202, response.text
+
+        def delivered() -> list[ReadableSpan]:
+            return [
+                s
+                for s in exporter.get_finished_spans()
+                if s.name == "discord.send"
+                and attrs(s).get("discord.outcome") == "sent"
+                and f"{s.context.trace_id:032x}" == TRACE_ID
+            ]
+
+        await wait_for(delivered, what="the webhook event's delivery in the sender's trace")
+    finally:
+        await engine.stop()
+    spans = [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == TRACE_ID]
+    names = by_name(spans)
+    (request,) = names["POST /api/v1/maps/{map}/webhook"]
+    assert parent_id(request) == int(CALLER_SPAN, 16)
+    assert attrs(request)["http.response.status_code"] == 202
+    (source,) = names["webhook.event"]
+    assert parent_id(source) == request.context.span_id
+    (process,) = names["event.process"]
+    assert parent_id(process) == source.context.span_id
+    assert "outbox.write" in names
 
 
 def test_only_a_well_formed_traceparent_is_honoured() -> None:

@@ -29,6 +29,15 @@ second later, before the maps are shared out). Then it balances:
 An instance that dies or stalls loses its maps ``lease_seconds`` after its last heartbeat; the
 others look again exactly when a foreign lease on one of their maps is due to expire, so the
 takeover follows within a fraction of a second.
+
+**The maps shared** are read at every balance (:meth:`MapLeases.maps`): the maps enabled in the
+running settings that the runtime says may be worked (hosted maps follow the map server). A map
+added is contended for at the next balance like any other; a map held here that is no longer in
+the set is released (as a surplus one). Instances refresh the hosted configuration each on its
+own timer, so for a while they may disagree on the set: each acquires only maps it knows (the
+store's acquisition is one conditional statement, so two never hold one map), and the shares
+settle once they agree. The runtime changes the maps inside :meth:`MapLeases.changing`, which
+holds the heartbeat off meanwhile and balances right after.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -113,8 +122,12 @@ class MapLeases:
         active: bool,
         clock: Callable[[], float] = time.monotonic,
         settle: float = 1.0,
+        eligible: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = settings
+        self._eligible = eligible
+        """Which of the enabled maps may be worked now (``None``: all of them; the runtime: not
+        a file map added or enabled since start, which takes a restart as on an engine alone)."""
         self._store = store
         self.instance = instance
         self.active = active
@@ -124,7 +137,9 @@ class MapLeases:
         """Seconds between the first heartbeat and the first acquisition, so engines started
         together see each other before sharing the maps out (fewer hand-overs)."""
         self._hooks: LeaseHooks | None = None
-        self._maps: list[str] | None = None
+        self._lock = asyncio.Lock()
+        """Held by a heartbeat and by a change of the maps (:meth:`changing`): one at a time."""
+        self._wake = asyncio.Event()
         self._held: dict[str, _Held] = {}
         self.leaving: set[str] = set()
         """Maps being released: nothing new is sent for them meanwhile."""
@@ -163,12 +178,14 @@ class MapLeases:
         return min(1.0, self.lease_seconds * 0.1)
 
     def maps(self) -> list[str]:
-        """The maps to share out: every map enabled in the configuration at start (adding,
-        removing or disabling a map takes a restart, as for an engine alone)."""
-        if self._maps is None:
-            current = self._settings().maps
-            self._maps = sorted(key for key, entry in current.items() if entry.enabled)
-        return self._maps
+        """The maps to share out now: those enabled in the running settings (read at every
+        call) that the runtime lets be worked (see ``eligible``)."""
+        eligible = self._eligible
+        return sorted(
+            key
+            for key, entry in self._settings().maps.items()
+            if entry.enabled and (eligible is None or eligible(key))
+        )
 
     # -- what the dispatcher asks ------------------------------------------------------------------
 
@@ -206,10 +223,31 @@ class MapLeases:
     # -- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Heartbeat and balance until cancelled."""
+        """Heartbeat and balance until cancelled (sooner when woken: :meth:`wake`)."""
         while True:
             delay = await self.tick()
-            await asyncio.sleep(delay)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def wake(self) -> None:
+        """Make the running loop heartbeat and balance now (the maps changed)."""
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def changing(self) -> AsyncIterator[None]:
+        """While the runtime changes the maps (a hosted refresh applied): no heartbeat or
+        balance runs, so no lease is acquired or released for a map half-changed. On leaving,
+        the maps held here that are no longer to be shared are released (their feed stopped,
+        their lease given back, as a surplus one) and the loop is woken to balance at once."""
+        async with self._lock:
+            yield
+            if self.active and not self._frozen:
+                maps = set(self.maps())
+                for tenant in [t for t in self._held if t not in maps]:
+                    await self._release(tenant)
+        self.wake()
 
     def freeze(self) -> None:
         """Stop acquiring and releasing (the engine is stopping); heartbeats go on."""
@@ -217,6 +255,10 @@ class MapLeases:
 
     async def tick(self) -> float:
         """One heartbeat and balance; return the seconds until the next."""
+        async with self._lock:
+            return await self._tick()
+
+    async def _tick(self) -> float:
         started = self._clock()
         ttl = self.lease_seconds
         try:
@@ -255,11 +297,12 @@ class MapLeases:
     async def _balance(self, state: ClusterState, ttl: float) -> bool:
         """Release the surplus, acquire up to the share; True when a lease changed hands."""
         before = set(self._held)
-        maps = self.maps()
+        maps = self.maps()  # now: a map added since the last balance is contended for
         live = max(1, len(state.instances))
         share = math.ceil(len(maps) / live) if maps else 0
-        gone = [tenant for tenant in self._held if tenant not in maps]  # unconfigured
-        kept = sorted((t for t in self._held if t in maps), key=self._rank, reverse=True)
+        known = set(maps)
+        gone = [tenant for tenant in self._held if tenant not in known]  # removed or disabled
+        kept = sorted((t for t in self._held if t in known), key=self._rank, reverse=True)
         for tenant in gone + kept[: max(0, len(kept) - share)]:  # least preferred first
             await self._release(tenant)
         leases = {lease.resource: lease for lease in state.leases}

@@ -167,13 +167,149 @@ async def test_a_graceful_leave_frees_every_map_at_once(store: Store) -> None:
     assert b.owned() == sorted(MAPS)
 
 
-async def test_the_maps_shared_are_those_of_the_configuration_at_start(store: Store) -> None:
+class Current:
+    """The running settings as a runtime swaps them (a reload, a hosted refresh)."""
+
+    def __init__(self, maps: tuple[str, ...]) -> None:
+        self.settings = _settings(maps)
+
+    def set(self, *maps: str) -> None:
+        self.settings = _settings(maps)
+
+
+def _following(
+    store: Store, name: str, current: Current, clock: Clock, **options: Any
+) -> tuple[MapLeases, Hooks]:
+    leases = MapLeases(
+        lambda: current.settings,
+        store,
+        instance=InstanceInfo(name, "host", 1, "test", 1.0),
+        active=True,
+        clock=clock,
+        settle=0.0,
+        **options,
+    )
+    hooks = Hooks()
+    leases.bind(hooks)
+    return leases, hooks
+
+
+def _owners(store: Store) -> dict[str, str]:
+    """Map -> owner of every lease held now, as the database says."""
+    state = store.cluster_state()
+    return {
+        lease.resource.removeprefix("map:"): lease.owner
+        for lease in state.leases
+        if lease.owner is not None and lease.expires_at > state.now
+    }
+
+
+async def test_the_maps_shared_follow_the_running_settings(store: Store) -> None:
+    """A map added between two heartbeats is leased at the next; one removed is released (its
+    feed stopped first, its lease given back) and nothing is sent for it after."""
+    clock, current = Clock(), Current(MAPS)
+    a, hooks = _following(store, "a", current, clock)
+    await a.tick()
+    assert a.owned() == sorted(MAPS)
+    current.set("one", "two", "three", "four")  # the map server lists a new map
+    await a.tick()
+    assert a.owned() == ["four", "one", "three", "two"]
+    assert hooks.started[-1] == "four"
+    assert a.fence("four") is not None
+    two = a.fence("two")
+    assert two is not None
+    current.set("one", "three", "four")  # ...and drops one
+    await a.tick()
+    assert hooks.stopped == ["two"]
+    assert a.owned() == ["four", "one", "three"]
+    assert a.fence("two") is None
+    assert "two" not in a.tenants()
+    assert not a.holds(two)
+    assert "two" not in _owners(store)  # given back: free for whoever lists it again
+    assert not store.lease_fence_valid(two)  # a claim under the old fence is refused
+    # Disabled counts as removed; enabled again, it is leased again under a new token.
+    current.settings.maps["three"].enabled = False
+    await a.tick()
+    assert hooks.stopped == ["two", "three"]
+    current.set("one", "two", "three", "four")
+    await a.tick()
+    assert a.owned() == sorted(("one", "two", "three", "four"))
+    renewed = a.fence("two")
+    assert renewed is not None
+    assert renewed.token > two.token
+
+
+async def test_instances_that_disagree_on_the_maps_never_share_one(store: Store) -> None:
+    """Each instance refreshes the hosted configuration on its own timer: one that does not
+    know a map yet never acquires it, no map is ever held twice, and the shares settle once
+    both see the same maps."""
     clock = Clock()
-    a, _hooks = _leases(store, "a", _settings(), clock)
+    a_view, b_view = Current(MAPS), Current(MAPS)
+    a, _ = _following(store, "a", a_view, clock)
+    b, _ = _following(store, "b", b_view, clock)
+    everything = ("one", "two", "three", "four", "five")
+    a_view.set(*everything)  # a has refreshed, b not yet
+    for _round in range(4):
+        for leases in (a, b, a, b):
+            await leases.tick()
+            owners = _owners(store)
+            assert set(a.owned()).isdisjoint(b.owned())
+            assert {t for t, o in owners.items() if o == "b"} <= set(MAPS)  # b: its own view
+            assert set(b.owned()) <= set(MAPS)
+    # Meanwhile a map only a knows may wait (b's share is of its three): until b refreshes.
+    b_view.set(*everything)  # b refreshes
+    for _round in range(3):
+        await a.tick()
+        await b.tick()
+        assert set(a.owned()).isdisjoint(b.owned())
+    assert set(a.owned()) | set(b.owned()) == set(everything)
+    assert sorted(len(x.owned()) for x in (a, b)) == [2, 3]  # each at most its share of 3
+    # a map b alone still lists (a refreshed again, b not yet) is released by a, kept by b
+    dropped = a.owned()[0]
+    a_view.set(*(t for t in everything if t != dropped))
     await a.tick()
-    a._settings = lambda: _settings(("one", "two", "three", "four"))  # a reload adds a map
+    assert dropped not in a.owned()
+    for _round in range(3):
+        await b.tick()
+        await a.tick()
+        assert set(a.owned()).isdisjoint(b.owned())
+    assert _owners(store).get(dropped) in (None, "b")
+
+
+async def test_a_map_the_runtime_does_not_let_be_worked_is_not_leased(store: Store) -> None:
+    """The runtime's ``eligible``: a file map added by a reload waits for a restart, as on an
+    engine alone (the hosted ones follow)."""
+    clock, current = Clock(), Current(MAPS)
+    allowed = set(MAPS)
+    a, _ = _following(store, "a", current, clock, eligible=allowed.__contains__)
     await a.tick()
-    assert a.owned() == sorted(MAPS)  # adding a map takes a restart, as for one engine
+    current.set(*MAPS, "four")
+    await a.tick()
+    assert "four" not in a.maps()
+    assert a.owned() == sorted(MAPS)
+    allowed.add("four")  # hosted now
+    await a.tick()
+    assert "four" in a.owned()
+
+
+async def test_a_change_of_the_maps_holds_the_heartbeat_off_and_releases_after(
+    store: Store,
+) -> None:
+    """Inside :meth:`MapLeases.changing` no heartbeat runs (no lease moves for a map half
+    changed); leaving it releases the maps held here that are gone, at once."""
+    clock, current = Clock(), Current(MAPS)
+    a, hooks = _following(store, "a", current, clock)
+    await a.tick()
+    async with a.changing():
+        tick = asyncio.create_task(a.tick())
+        for _ in range(5):
+            await asyncio.sleep(0)  # let it run as far as it can: to the lock
+        assert not tick.done()
+        current.set("one", "three")
+    assert hooks.stopped == ["two"]  # released on leaving, before the heartbeat went on
+    assert a.owned() == ["one", "three"]
+    await tick
+    assert "two" not in _owners(store)
 
 
 # -- the dispatcher behind a gate ----------------------------------------------------------------

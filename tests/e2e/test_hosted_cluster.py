@@ -1,0 +1,271 @@
+"""Hosted maps on a shared PostgreSQL database: two engines follow the map server's config live.
+
+Two engines (two :class:`~wanderer_console.runtime.Runtime` in this process, each with its own
+data directory and User-Agent) share one fresh PostgreSQL schema in hosted mode against one fake
+hosted Wanderer (:class:`~wanderer_console.sim.map_host.FakeMapHost`, its notifier-config
+endpoint), one fake killstream and one fake Discord. The refresh timer is an hour: each engine's
+refresh is asked for by the test (:meth:`~wanderer_console.ingest.hosted.HostedMaps.refresh`),
+one engine before the other, as their own timers would.
+
+* **A map added** on the map server is leased by exactly one engine (the one that knows it, until
+  the other refreshes too), streamed once, and its kill is delivered once, by that engine.
+* **A map removed** is released by the engine holding it: its stream closes, its lease is free,
+  nothing follows its systems and a kill in them afterwards is sent by nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from tests.store.pgtest import fresh_schema
+from tests.support import wait_for
+from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim.discord import FakeDiscord
+from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.killstream import FakeKillstream
+from wanderer_console.sim.map_host import FakeMapHost
+from wanderer_console.sim.server import AppServer
+from wanderer_console.store.base import DatabaseUrl
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql, pytest.mark.timeout(180)]
+
+PLUGIN_KEY = "sim-plugin-key-0123456789"
+MAP_KEY = "sim-hosted-map-key"
+BOT_TOKEN = "sim-global-bot-token"
+LEASE = 3.0
+"""``[cluster] lease_seconds`` of both engines (heartbeats every second)."""
+CHANNELS = {
+    "a": "1400000000000000001",
+    "b": "1400000000000000002",
+    "c": "1400000000000000003",
+}
+
+
+@dataclass
+class World:
+    gen: DataGenerator
+    host: FakeMapHost
+    discord: FakeDiscord
+    killstream: FakeKillstream
+    host_url: str
+    discord_url: str
+    systems: dict[str, list[int]]
+    url: DatabaseUrl
+
+    def kills_in(self, slug: str) -> list[int]:
+        return [
+            notice.killmail_id
+            for message in self.discord.messages_for(f"channel:{CHANNELS[slug]}")
+            for notice in message.notifications
+            if notice.kind == "kill" and notice.killmail_id is not None
+        ]
+
+    def senders(self, slug: str) -> list[str]:
+        """The User-Agent of every message in the map's channel (which engine sent it)."""
+        target = f"channel:{CHANNELS[slug]}"
+        return [m.headers.get("user-agent", "") for m in self.discord.messages_for(target)]
+
+    async def push_kill(self, slug: str) -> int:
+        kill = self.gen.make_killmail(system_id=self.systems[slug][0])
+        await self.killstream.push_kill(kill)
+        return int(kill["killmail_id"])
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    gen = DataGenerator(5)
+    host = FakeMapHost(gen)
+    pool = sorted(s.id for s in gen.systems.values())
+    systems = {slug: pool[i * 3 : i * 3 + 3] for i, slug in enumerate("abc")}
+    for slug, own in systems.items():
+        host.add_map(slug, own, (), api_key=MAP_KEY)
+    host.plugin_api_key = PLUGIN_KEY
+    for slug in "ab":  # c is served, not yet listed in the notifier config
+        host.set_notifier_config(slug, channels={"primary": CHANNELS[slug]})
+    discord = FakeDiscord()
+    killstream = FakeKillstream()
+    host_app = AppServer(host.app, on_stop=host.close)
+    discord_app = AppServer(discord.app)
+    await host_app.start()
+    await discord_app.start()
+    await killstream.start()
+    try:
+        with fresh_schema() as url:
+            yield World(gen, host, discord, killstream, host_app.url, discord_app.url, systems, url)
+    finally:
+        await killstream.stop()
+        await discord_app.stop()
+        await host_app.stop()
+
+
+def _engine(w: World, root: Path, name: str) -> Runtime:
+    text = f"""
+[console]
+startup_suppression_seconds = 0
+[discord]
+api_url = "{w.discord_url}/api/v10"
+bot_token = "{BOT_TOKEN}"
+[esi]
+enabled = false
+user_agent = "wc-hosted-cluster/{name}"
+[killstream]
+websocket_url = "{w.killstream.url}"
+[cluster]
+lease_seconds = {LEASE}
+[hosted]
+api_key = "{PLUGIN_KEY}"
+url = "{w.host_url}/some-map"
+map_api_key = "{MAP_KEY}"
+refresh_seconds = 3600
+"""
+    settings, _ = parse_settings_text(text, environ={})
+    settings.store.url = SecretStr(w.url.secret())
+    return Runtime(settings, data_dir=root / name)
+
+
+class Cluster:
+    """The two engines, and every breach of "one map, one engine" seen while polling."""
+
+    def __init__(self, w: World, engines: dict[str, Runtime]) -> None:
+        self.w = w
+        self.engines = engines
+        self.doubly_held: list[tuple[str, list[str]]] = []
+
+    def holders(self, slug: str) -> list[str]:
+        """The engines holding the map's lease (and sending for it) now."""
+        names = [n for n, rt in self.engines.items() if slug in rt.cluster.owned()]
+        if len(names) > 1:
+            self.doubly_held.append((slug, names))
+        return names
+
+    def working(self, slug: str) -> str | None:
+        """The one engine holding, loading and following the map (its systems subscribed),
+        with the map's stream open once; else ``None``."""
+        names = self.holders(slug)
+        if len(names) != 1:
+            return None
+        rt = self.engines[names[0]]
+        if slug not in rt.index.tenants():
+            return None
+        followed = rt.kills.following(rt.index.map(slug).systems)
+        streamed = self.w.host.maps[slug].open_streams == 1
+        return names[0] if followed and streamed else None
+
+    def gone(self, slug: str) -> bool:
+        """No engine holds, indexes or streams the map, and its lease is free in the database."""
+        if self.holders(slug) or any(slug in rt.index.tenants() for rt in self.engines.values()):
+            return False
+        if self.w.host.maps[slug].open_streams:
+            return False
+        state = next(iter(self.engines.values())).store.cluster_state()
+        return not any(
+            lease.resource == f"map:{slug}" and lease.owner is not None for lease in state.leases
+        )
+
+
+@pytest.fixture
+async def cluster(world: World, tmp_path: Path) -> AsyncIterator[Cluster]:
+    engines = {name: _engine(world, tmp_path, name) for name in ("one", "two")}
+    started: list[Runtime] = []
+    try:
+        for rt in engines.values():
+            await rt.start()
+            started.append(rt)
+        c = Cluster(world, engines)
+        await wait_for(
+            lambda: (
+                all(c.working(slug) for slug in "ab")
+                and all(len(rt.cluster.owned()) == 1 for rt in engines.values())
+            ),
+            60,
+            "a and b each leased, loaded, followed and streamed by one engine of its own",
+        )
+        yield c
+    finally:
+        for rt in started:
+            await rt.stop()
+
+
+async def _refresh(rt: Runtime) -> None:
+    assert rt.hosted is not None
+    result = await rt.hosted.refresh("console")
+    assert result.ok, result.error
+
+
+async def test_a_map_added_on_the_map_server_is_worked_by_one_engine_once(
+    cluster: Cluster,
+) -> None:
+    w, one, two = cluster.w, cluster.engines["one"], cluster.engines["two"]
+    ka, kb = await w.push_kill("a"), await w.push_kill("b")
+    await wait_for(lambda: ka in w.kills_in("a") and kb in w.kills_in("b"), 30, "a, b wired")
+
+    w.host.set_notifier_config("c", channels={"primary": CHANNELS["c"]})
+    await _refresh(one)  # one knows c; two not yet (its own timer)
+    assert "c" in one.settings.maps
+    assert "c" not in two.settings.maps
+    holder = await wait_for(lambda: cluster.working("c"), 30, "c leased and worked by one")
+    assert holder == "one"  # two cannot lease a map it does not know
+    await _refresh(two)
+    await wait_for(
+        lambda: (
+            all(cluster.working(slug) for slug in "abc")
+            and sorted(len(rt.cluster.owned()) for rt in (one, two)) == [1, 2]
+        ),
+        30,
+        "the three maps shared out, one engine each",
+    )
+    kc = await w.push_kill("c")
+    await wait_for(lambda: kc in w.kills_in("c"), 30, "c's kill delivered")
+    await one.drain(10.0)
+    await two.drain(10.0)
+    assert w.kills_in("c") == [kc]
+    owner = cluster.working("c")
+    assert owner is not None
+    assert w.senders("c") == [f"wc-hosted-cluster/{owner}"]
+    assert w.kills_in("a") == [ka]
+    assert w.kills_in("b") == [kb]
+    assert cluster.doubly_held == []
+
+
+async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
+    cluster: Cluster,
+) -> None:
+    w, one, two = cluster.w, cluster.engines["one"], cluster.engines["two"]
+    w.host.set_notifier_config("c", channels={"primary": CHANNELS["c"]})
+    await _refresh(one)
+    await _refresh(two)
+    await wait_for(lambda: all(cluster.working(slug) for slug in "abc"), 30, "a, b, c worked")
+    kc1 = await w.push_kill("c")
+    await wait_for(lambda: kc1 in w.kills_in("c"), 30, "c's first kill delivered")
+    holder = cluster.working("c")
+    assert holder is not None
+    other = "two" if holder == "one" else "one"
+
+    del w.host.notifier_config["c"]
+    # The holder refreshes first: it releases c at once; the other, which still lists c, may
+    # take it meanwhile (its own view) until its refresh drops it too.
+    await _refresh(cluster.engines[holder])
+    await wait_for(lambda: holder not in cluster.holders("c"), 10, "c released by its holder")
+    await _refresh(cluster.engines[other])
+    await wait_for(lambda: cluster.gone("c"), 30, "c released, stopped and unfollowed")
+    assert all("c" not in rt.settings.maps for rt in (one, two))
+    followed = {s for systems, _chars in w.killstream.subscriptions() for s in systems}
+    assert followed.isdisjoint(w.systems["c"])
+    # A kill in c's systems, then one in a's: once a's is delivered and nothing is left to send,
+    # c's went nowhere.
+    kc2 = await w.push_kill("c")
+    ka = await w.push_kill("a")
+    await wait_for(lambda: ka in w.kills_in("a"), 30, "a's kill after c's delivered")
+    await one.drain(10.0)
+    await two.drain(10.0)
+    assert w.kills_in("c") == [kc1]
+    everywhere = [k for slug in CHANNELS for k in w.kills_in(slug)]
+    assert kc2 not in everywhere
+    assert w.host.maps["c"].open_streams == 0
+    assert cluster.doubly_held == []

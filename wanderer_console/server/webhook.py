@@ -70,7 +70,24 @@ class WebhookEndpoint:
         return JSONResponse({"error": clip(message)}, status_code=status)
 
     async def receive(self, request: Request) -> Response:
-        """Check timestamp and signature, then queue each envelope; answer at once."""
+        """Check timestamp and signature, then queue each envelope; answer at once.
+
+        While tracing is on and the sender passes a W3C ``traceparent`` header, the delivery is
+        a server span, child of the sender's span, and each event's trace goes on from it (as
+        an ingest API request's); without one, each event's trace starts at its source span.
+        """
+        parent = tracing.incoming(request.headers.get("traceparent")) if tracing.enabled() else None
+        if parent is None:
+            return await self._receive(request)
+        attributes = {"http.request.method": "POST", "url.path": request.url.path}
+        with tracing.event_span(
+            "POST /api/v1/maps/{map}/webhook", parent, attributes, kind="server"
+        ) as current:
+            response = await self._receive(request)
+            current.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _receive(self, request: Request) -> Response:
         tenant = str(request.path_params["map"])
         map_settings = self._engine.settings.maps.get(tenant)
         label = tenant if map_settings is not None else UNKNOWN_MAP

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from tests.store.pgtest import fresh_schema
 from tests.support import wait_for
 from wanderer_console.cluster import MapLeases, resource_of
 from wanderer_console.config.loader import parse_settings_text
@@ -471,6 +473,51 @@ async def test_the_snapshot_and_ready_name_this_instances_maps_and_the_live_ones
     framed = runtime.console.snapshot_now().cluster
     assert framed is not None
     assert framed.maps == cluster.maps
+
+
+@pytest.mark.postgresql
+async def test_an_engine_on_a_shared_database_shares_the_hosted_maps_live_and_the_files_at_start(
+    tmp_path: Path,
+) -> None:
+    """The runtime's side of :meth:`MapLeases.maps`: a hosted map added is leased at the next
+    heartbeat; a file map added by a reload waits for a restart, as on an engine alone; a file
+    map removed by a reload is released (no settings are left to send it by)."""
+    with fresh_schema() as url:
+
+        def file(*maps: str) -> Settings:
+            settings = _settings(maps)
+            settings.store.url = SecretStr(url.secret())
+            return settings
+
+        engine = Runtime(file("one", "two"), data_dir=tmp_path)
+        try:
+            assert engine.cluster.active
+            hooks = Hooks()
+            engine.cluster.bind(hooks)  # record instead of starting feeds
+            await engine.cluster.tick()  # registers
+            await engine.cluster.tick()  # alone: every map
+            assert engine.cluster.owned() == ["one", "two"]
+            engine.apply_settings(file("one", "two", "three"))  # a reload adds a map
+            await engine.cluster.tick()
+            assert "three" in engine.settings.maps
+            assert engine.cluster.owned() == ["one", "two"]  # as alone: at the next start
+            diff = await engine.apply_hosted({"four": _settings(("four",)).maps["four"]})
+            assert diff.added == ["four"]
+            await engine.cluster.tick()
+            assert engine.cluster.owned() == ["four", "one", "two"]
+            assert hooks.started[-1] == "four"  # three was never started
+            assert sorted(hooks.started) == ["four", "one", "two"]
+            engine.apply_settings(file("one", "three"))  # the file drops two (hosted four stays)
+            await engine.cluster.tick()
+            assert hooks.stopped == ["two"]
+            assert engine.cluster.owned() == ["four", "one"]
+            await engine.apply_hosted({})  # the map server drops four: released at once
+            assert hooks.stopped == ["two", "four"]
+            assert engine.cluster.owned() == ["one"]
+        finally:
+            engine.cluster.leave()
+            engine.store.close()
+            engine.lock.release()
 
 
 def test_an_engine_on_sqlite_has_no_leases(tmp_path: Path) -> None:

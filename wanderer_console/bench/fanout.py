@@ -25,7 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.bench.scale import QUICK, _delivered, _engine, _start_phase, fleet_running
+from wanderer_console.bench.scale import (
+    QUICK,
+    delivered_within,
+    engine_process,
+    fleet_running,
+    start_phase,
+)
 from wanderer_console.sim.fleet import MapFleet
 
 __all__ = ["main", "run_fanout", "summarize"]
@@ -67,9 +73,9 @@ async def run_fanout(
     problems: list[str] = []
     async with (
         fleet_running(fleet, http=_ESI_LIFTED, prefix="wc-bench-fanout-") as run,
-        _engine(run.config, run.data, run.log) as engine,
+        engine_process(run.config, run.data, run.log) as engine,
     ):
-        start = await _start_phase(fleet, engine, QUICK)
+        start = await start_phase(fleet, engine, QUICK)
         say(f"bench: fanout: {maps} maps streaming after {start['streaming_s']} s")
         await asyncio.sleep(2.0)
         systems = fleet.most_watched(5)
@@ -77,7 +83,7 @@ async def run_fanout(
             fleet.reset_outcome()
             cpu = engine.cpu()
             fan_out = await fleet.push_kill_in(systems[index % len(systems)])
-            await _delivered(fleet, engine, 30.0)
+            await delivered_within(fleet, engine, 30.0)
             cpu = engine.cpu() - cpu
             outcome = fleet.outcome()
             if outcome.lost or outcome.doubled:

@@ -63,7 +63,19 @@ from wanderer_console.bench.startup import _clean_env
 from wanderer_console.gcpolicy import frozen_survivors
 from wanderer_console.sim.fleet import MapFleet
 
-__all__ = ["BUDGET", "FULL", "QUICK", "ScaleSizes", "main", "run_scale"]
+__all__ = [
+    "BUDGET",
+    "FULL",
+    "QUICK",
+    "EngineProcess",
+    "ScaleSizes",
+    "delivered_within",
+    "engine_process",
+    "fleet_running",
+    "main",
+    "run_scale",
+    "start_phase",
+]
 
 KILL_RATE: Final = 20.0
 """Kills per second over all maps under the mix."""
@@ -118,7 +130,9 @@ def vm_kb(pid: int, key: str) -> float | None:
 
 
 @dataclass
-class _Engine:
+class EngineProcess:
+    """A ``wanderer-console --no-ui`` process under measurement (:func:`engine_process`)."""
+
     proc: asyncio.subprocess.Process
     log: Path
     spawned: float
@@ -164,9 +178,11 @@ would measure with that limit lifted in ``http/``, for ``--lift-http-pool``."""
 
 
 @asynccontextmanager
-async def _engine(
+async def engine_process(
     config: Path, data: Path, log: Path, *, lift_pool: bool = False
-) -> AsyncIterator[_Engine]:
+) -> AsyncIterator[EngineProcess]:
+    """The engine on ``config`` and ``data`` as a process of its own, its output appended to
+    ``log``; stopped (SIGTERM, then killed) on leaving. ``lift_pool``: the HTTP pool unbounded."""
     entry = ["-c", LIFT_HTTP_POOL] if lift_pool else ["-m", "wanderer_console"]
     with log.open("ab") as out:
         spawned = time.perf_counter()
@@ -183,7 +199,7 @@ async def _engine(
             stderr=out,
             env=_clean_env(),
         )
-    engine = _Engine(proc, log, spawned)
+    engine = EngineProcess(proc, log, spawned)
     try:
         yield engine
     finally:
@@ -197,7 +213,7 @@ async def _engine(
 
 
 async def _wait(
-    check: Callable[[], bool], timeout: float, engine: _Engine, every: float = 0.05
+    check: Callable[[], bool], timeout: float, engine: EngineProcess, every: float = 0.05
 ) -> bool:
     deadline = time.perf_counter() + timeout
     while not check():
@@ -208,7 +224,7 @@ async def _wait(
     return True
 
 
-async def _start_phase(fleet: MapFleet, engine: _Engine, sizes: ScaleSizes) -> dict[str, Any]:
+async def start_phase(fleet: MapFleet, engine: EngineProcess, sizes: ScaleSizes) -> dict[str, Any]:
     """From spawn to every map streaming, then settled: times, calls per map, RSS."""
     n = len(fleet.maps)
     host = fleet.host
@@ -264,13 +280,13 @@ def _reset_counters(fleet: MapFleet) -> None:
     fleet.killstream_rest.requests.clear()
 
 
-async def _cpu_window(engine: _Engine, seconds: float) -> float:
+async def _cpu_window(engine: EngineProcess, seconds: float) -> float:
     wall0, cpu0 = time.perf_counter(), engine.cpu()
     await asyncio.sleep(seconds)
     return (engine.cpu() - cpu0) / (time.perf_counter() - wall0)
 
 
-async def _delivered(fleet: MapFleet, engine: _Engine, timeout: float) -> float:
+async def delivered_within(fleet: MapFleet, engine: EngineProcess, timeout: float) -> float:
     """Seconds until every expected notification arrived (or the timeout passed)."""
     started = time.perf_counter()
     await _wait(lambda: fleet.pending() == 0, timeout, engine, every=0.25)
@@ -374,8 +390,8 @@ async def run_maps(
     }
     async with fleet_running(fleet, http=http, prefix="wc-bench-scale-") as run:
         say("cold start")
-        async with _engine(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
-            result["cold"] = await _start_phase(fleet, engine, sizes)
+        async with engine_process(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+            result["cold"] = await start_phase(fleet, engine, sizes)
             say(f"cold start: {result['cold']}")
             result["rss_mb"] = result["cold"]["rss_mb"]
             result["idle_cpu_share"] = round(await _cpu_window(engine, sizes.idle_seconds), 4)
@@ -389,7 +405,7 @@ async def run_maps(
                 result["mix_cpu_share"] = round(
                     (engine.cpu() - cpu0) / (time.perf_counter() - wall0), 4
                 )
-                drain = await _delivered(fleet, engine, 30.0)
+                drain = await delivered_within(fleet, engine, 30.0)
             result["mix"] = {
                 "seconds": round(mix.seconds, 2),
                 "kills_per_second": mix.kills_per_second,
@@ -402,7 +418,7 @@ async def run_maps(
             fleet.reset_outcome()
             with _collector_paused():
                 pushing = await fleet.burst(sizes.burst_kills)
-                drain = await _delivered(fleet, engine, 60.0)
+                drain = await delivered_within(fleet, engine, 60.0)
             result["burst"] = {
                 "push_s": round(pushing, 3),
                 "drain_s": round(drain, 2),
@@ -414,8 +430,8 @@ async def run_maps(
             result["rss_peak_mb"] = None if peak is None else round(peak / 1024, 1)
         _reset_counters(fleet)
         say("warm start")
-        async with _engine(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
-            result["warm"] = await _start_phase(fleet, engine, sizes)
+        async with engine_process(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+            result["warm"] = await start_phase(fleet, engine, sizes)
             say(f"warm start: {result['warm']}")
         if keep_log is not None:
             shutil.copyfile(run.log, keep_log)

@@ -269,3 +269,51 @@ async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
     assert kc2 not in everywhere
     assert w.host.maps["c"].open_streams == 0
     assert cluster.doubly_held == []
+
+
+async def test_a_map_whose_feed_changed_restarts_on_the_engine_holding_it(
+    cluster: Cluster,
+) -> None:
+    """The map server lists map c under a new slug (``C``: the same key, another feed): the
+    engine holding c restarts its feed on the new slug, under the same lease; the other engine
+    does not start it."""
+    w, one, two = cluster.w, cluster.engines["one"], cluster.engines["two"]
+    pool = sorted(s.id for s in w.gen.systems.values())
+    moved = pool[9:12]
+    w.host.add_map("C", moved, (), api_key=MAP_KEY)
+    w.host.set_notifier_config("c", channels={"primary": CHANNELS["c"]})
+    await _refresh(one)
+    await _refresh(two)
+    await wait_for(lambda: all(cluster.working(slug) for slug in "abc"), 30, "a, b, c worked")
+    holder = cluster.working("c")
+    assert holder is not None
+    fence = cluster.engines[holder].cluster.fence("c")
+    assert fence is not None
+
+    del w.host.notifier_config["c"]
+    w.host.set_notifier_config("C", channels={"primary": CHANNELS["c"]})
+    for rt in (one, two):
+        await _refresh(rt)
+        assert rt.hosted is not None
+        assert rt.hosted.last is not None
+        assert rt.hosted.last.diff is not None
+        assert rt.hosted.last.diff.restarted == ["c"]
+    rt = cluster.engines[holder]
+
+    def restarted() -> bool:
+        if cluster.holders("c") != [holder] or "c" not in rt.index.tenants():
+            return False
+        streams = w.host.maps["C"].open_streams == 1 and w.host.maps["c"].open_streams == 0
+        return streams and rt.kills.following(set(moved))
+
+    await wait_for(restarted, 30, "c's feed restarted on the new slug by its holder")
+    assert rt.settings.maps["c"].slug == "C"
+    assert rt.cluster.fence("c") == fence  # the same lease: no hand-over
+    kc = w.gen.make_killmail(system_id=moved[0])
+    await w.killstream.push_kill(kc)
+    await wait_for(lambda: kc["killmail_id"] in w.kills_in("c"), 30, "a kill in C's systems sent")
+    await one.drain(10.0)
+    await two.drain(10.0)
+    assert w.kills_in("c").count(kc["killmail_id"]) == 1
+    assert w.senders("c") == [f"wc-hosted-cluster/{holder}"]
+    assert cluster.doubly_held == []

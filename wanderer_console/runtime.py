@@ -61,6 +61,7 @@ from wanderer_console.server.ports import Readiness
 from wanderer_console.store.base import DatabaseUrl, LeaseFence, LeaseGrant, StoreLocation
 from wanderer_console.store.lock import open_owned
 from wanderer_console.store.maintenance import Maintenance
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.supervisor import TaskSupervisor
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
@@ -582,6 +583,28 @@ class _LeasedMaps:
             rt.index.drop(tenant)
         if stray:
             rt.kills.tracking_changed()
+
+    def retire(self, tenant: str, fence: LeaseFence) -> None:
+        """The map is no longer configured (the map server or the file dropped it) and its
+        lease is about to be given back: its notifications still pending fail, as an engine
+        alone fails those of a target no longer configured (else they would wait for ever: no
+        engine leases a map it does not list). Under the lease, checked in the statement."""
+        rt = self._rt
+        error = "map no longer configured (wanderer-console outbox retry TARGET re-queues)"
+        try:
+            failed = rt.store.fail_pending(tenant, error=error, fence=fence)
+        except StoreWriteError as exc:  # they wait, pending, for the map to come back
+            log.warning(
+                "notifications of a map no longer configured left pending",
+                extra={"ctx": {"tenant": tenant, "error": str(exc.cause)}},
+            )
+            return
+        if failed:
+            rt.metrics.delivery_failures.labels(reason="unconfigured").inc(failed)
+            log.warning(
+                "notifications of a map no longer configured failed",
+                extra={"ctx": {"tenant": tenant, "notifications": failed}},
+            )
 
     async def _backfill(self, tenant: str, since: float) -> None:
         """Once the map is loaded and the killstream follows its systems, ask the REST API for

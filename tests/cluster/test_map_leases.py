@@ -54,6 +54,7 @@ class Hooks:
     stopped: list[str] = field(default_factory=list)
     grants: dict[str, LeaseGrant] = field(default_factory=dict)
     kept_fences: dict[str, LeaseFence] = field(default_factory=dict)
+    retired: list[tuple[str, LeaseFence]] = field(default_factory=list)
 
     def start(self, tenant: str, grant: LeaseGrant, fence: LeaseFence) -> None:
         self.started.append(tenant)
@@ -64,6 +65,9 @@ class Hooks:
 
     def kept(self, fences: dict[str, LeaseFence]) -> None:
         self.kept_fences = dict(fences)
+
+    def retire(self, tenant: str, fence: LeaseFence) -> None:
+        self.retired.append((tenant, fence))
 
 
 class Clock:
@@ -102,6 +106,7 @@ async def test_instances_share_the_maps_fairly_and_hand_the_surplus_over(store: 
     (handed,) = a_hooks.stopped
     await b.tick()
     assert b.owned() == [handed]
+    assert a_hooks.retired == []  # a surplus map's pending rows are the next holder's to send
     assert b_hooks.grants[handed].previous is not None  # a's: its kills are backfilled since
     assert b_hooks.grants[handed].lease.token == 2
     # Each sends only its own maps, under its own token.
@@ -229,6 +234,7 @@ async def test_the_maps_shared_follow_the_running_settings(store: Store) -> None
     assert not a.holds(two)
     assert "two" not in _owners(store)  # given back: free for whoever lists it again
     assert not store.lease_fence_valid(two)  # a claim under the old fence is refused
+    assert hooks.retired == [("two", two)]  # what it left pending settled under its lease
     # Disabled counts as removed; enabled again, it is leased again under a new token.
     current.settings.maps["three"].enabled = False
     await a.tick()
@@ -239,6 +245,46 @@ async def test_the_maps_shared_follow_the_running_settings(store: Store) -> None
     renewed = a.fence("two")
     assert renewed is not None
     assert renewed.token > two.token
+
+
+def _pending(store: Store, tenant: str, tag: str, count: int, *, at: float | None = None) -> None:
+    target = Target(TargetKind.BOT_CHANNEL, "100000000000000042", tenant)
+    store.enqueue(
+        [
+            Notification(
+                tenant,
+                NotificationType.KILL,
+                f"{tag}:{i}",
+                target,
+                {"embeds": [{"title": f"{tag} {i}", "description": "x"}]},
+            )
+            for i in range(count)
+        ],
+        now=at,
+    )
+
+
+async def test_a_map_no_longer_configured_fails_its_pending_rows_under_its_lease(
+    store: Store,
+) -> None:
+    """Nobody leases a map nobody lists, so its pending notifications would wait for ever: the
+    holder fails them as it lets the map go, under its lease (a stale fence fails nothing)."""
+    clock, current = Clock(), Current(MAPS)
+    a, _hooks = _following(store, "a", current, clock)
+    await a.tick()
+    fence = a.fence("two")
+    assert fence is not None
+    _pending(store, "two", "due", 1)
+    _pending(store, "two", "later", 2, at=4e9)  # not due for a long while
+    _pending(store, "one", "other", 1)
+    stale = fence._replace(token=fence.token + 1)
+    assert store.fail_pending("two", error="x", fence=stale) == 0
+    assert store.outbox_counts() == {"pending": 4}
+    assert store.fail_pending("two", error="no longer configured", fence=fence) == 3
+    assert store.outbox_counts() == {"pending": 1, "failed": 3}
+    failed = store.failed_rows(limit=10)
+    assert {(row.tenant_id, row.last_error) for row in failed} == {("two", "no longer configured")}
+    assert [row.tenant_id for row in store.due_outbox(5e9)] == ["one"]  # untouched
 
 
 async def test_instances_that_disagree_on_the_maps_never_share_one(store: Store) -> None:

@@ -246,6 +246,15 @@ async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
     holder = cluster.working("c")
     assert holder is not None
     other = "two" if holder == "one" else "one"
+    # Discord down: c's next kill is refused and waits in the outbox for its retry.
+    w.discord.outage = (503, {"message": "unavailable"}, {})
+    kc_waiting = await w.push_kill("c")
+    store = one.store
+
+    def waiting() -> list[int]:
+        return [r.id for r in store.due_outbox(1e12, tenants=["c"]) if r.attempts >= 1]
+
+    await wait_for(waiting, 30, "c's kill refused once and pending")
 
     del w.host.notifier_config["c"]
     # The holder refreshes first: it releases c at once; the other, which still lists c, may
@@ -255,6 +264,12 @@ async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
     await _refresh(cluster.engines[other])
     await wait_for(lambda: cluster.gone("c"), 30, "c released, stopped and unfollowed")
     assert all("c" not in rt.settings.maps for rt in (one, two))
+    # What c left pending failed as its holder let it go (no engine would ever send it).
+    assert store.due_outbox(1e12, tenants=["c"]) == []
+    (failed,) = [row for row in store.failed_rows() if row.tenant_id == "c"]
+    assert failed.last_error is not None
+    assert "map no longer configured" in failed.last_error
+    w.discord.outage = None
     followed = {s for systems, _chars in w.killstream.subscriptions() for s in systems}
     assert followed.isdisjoint(w.systems["c"])
     # A kill in c's systems, then one in a's: once a's is delivered and nothing is left to send,
@@ -267,6 +282,7 @@ async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
     assert w.kills_in("c") == [kc1]
     everywhere = [k for slug in CHANNELS for k in w.kills_in(slug)]
     assert kc2 not in everywhere
+    assert kc_waiting not in everywhere
     assert w.host.maps["c"].open_streams == 0
     assert cluster.doubly_held == []
 

@@ -100,6 +100,11 @@ class LeaseHooks(Protocol):
     def kept(self, fences: dict[str, LeaseFence]) -> None:
         """After every heartbeat, the maps still held (recover orphans, tidy the index)."""
 
+    def retire(self, tenant: str, fence: LeaseFence) -> None:
+        """The map is no longer configured and its feed has stopped; its lease, still held
+        under ``fence``, is about to be given back: settle what it left pending, which no
+        instance would send."""
+
 
 @dataclass(slots=True)
 class _Held:
@@ -246,7 +251,7 @@ class MapLeases:
             if self.active and not self._frozen:
                 maps = set(self.maps())
                 for tenant in [t for t in self._held if t not in maps]:
-                    await self._release(tenant)
+                    await self._release(tenant, retired=True)
         self.wake()
 
     def freeze(self) -> None:
@@ -303,7 +308,9 @@ class MapLeases:
         known = set(maps)
         gone = [tenant for tenant in self._held if tenant not in known]  # removed or disabled
         kept = sorted((t for t in self._held if t in known), key=self._rank, reverse=True)
-        for tenant in gone + kept[: max(0, len(kept) - share)]:  # least preferred first
+        for tenant in gone:
+            await self._release(tenant, retired=True)
+        for tenant in kept[: max(0, len(kept) - share)]:  # least preferred first
             await self._release(tenant)
         leases = {lease.resource: lease for lease in state.leases}
         for tenant in sorted(maps, key=self._rank):
@@ -358,7 +365,10 @@ class MapLeases:
         if self._hooks is not None:
             await self._hooks.stop(tenant)
 
-    async def _release(self, tenant: str) -> None:
+    async def _release(self, tenant: str, *, retired: bool = False) -> None:
+        """Hand the map over: nothing new is sent for it, its feed stops and its sends in flight
+        finish, then its lease is given back. ``retired``: the map is no longer configured
+        here, and what it left pending is settled first (:meth:`LeaseHooks.retire`)."""
         self.leaving.add(tenant)
         try:
             if self._hooks is not None:
@@ -367,9 +377,13 @@ class MapLeases:
             self.leaving.discard(tenant)
         held = self._held.pop(tenant, None)
         if held is not None:
+            if retired and self._hooks is not None:
+                self._hooks.retire(tenant, held.fence)
             self._give_back(held.fence)
         log.info(
-            "map lease released for another instance",
+            "map lease released: no longer configured here"
+            if retired
+            else "map lease released for another instance",
             extra={"ctx": {"tenant": tenant, "instance": self.instance_id}},
         )
 

@@ -284,6 +284,27 @@ class OutboxMixin:
                 (error[:500], *ids),
             )
 
+    def fail_pending(self, tenant: str, *, error: str, fence: LeaseFence | None = None) -> int:
+        """Give up on every pending notification of a map no longer configured (due or not);
+        return how many. With ``fence`` (several instances), only while the map's lease is still
+        the caller's, checked in the same statement as :meth:`claim` checks it: no other
+        instance can be sending these rows meanwhile."""
+        where = "tenant_id = ? AND status = 'pending'"
+        params: tuple[object, ...] = (error[:500], tenant)
+        if fence is not None:
+            where += (
+                " AND EXISTS (SELECT 1 FROM leases WHERE resource = ? AND owner = ?"
+                f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})"
+            )
+            params = (*params, *fence)
+        with self._writes.transaction("fail pending") as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+                f" send_id = NULL WHERE {where}",
+                params,
+            )
+        return int(cursor.rowcount)
+
     def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None:
         """Stop re-sending notifications sent twice without an answer (each may have posted)."""
         with self._writes.transaction("mark uncertain") as conn:

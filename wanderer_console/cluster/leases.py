@@ -34,11 +34,11 @@ takeover follows within a fraction of a second.
 running settings that the runtime says may be worked (hosted maps follow the map server). A map
 added is contended for at the next balance like any other; a map held here that is no longer in
 the set is released (as a surplus one), its pending notifications failed first under its lease
-(:meth:`LeaseHooks.retire`: no instance would ever send them). Instances refresh the hosted configuration each on its
-own timer, so for a while they may disagree on the set: each acquires only maps it knows (the
-store's acquisition is one conditional statement, so two never hold one map), and the shares
-settle once they agree. The runtime changes the maps inside :meth:`MapLeases.changing`, which
-holds the heartbeat off meanwhile and balances right after.
+(:meth:`LeaseHooks.retire`: no instance would ever send them). Instances refresh the hosted
+configuration each on its own timer, so for a while they may disagree on the set: each acquires
+only maps it knows (the store's acquisition is one conditional statement, so two never hold one
+map), and the shares settle once they agree. The runtime changes the maps inside
+:meth:`MapLeases.changing`, which holds the heartbeat off meanwhile and balances right after.
 """
 
 from __future__ import annotations

@@ -559,6 +559,7 @@ class _LeasedMaps:
         kills again, start its feed, and backfill its kills since that holder last heartbeat."""
         rt = self._rt
         rt.dispatcher.recover_orphans(tenant, fence)
+        rt.dispatcher.wake()  # the map's queued notifications are this instance's to send now
         rt.engine.forget_kills()
         rt.kills.forget_recent()
         rt.start_map(tenant)

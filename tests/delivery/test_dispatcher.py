@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.delivery.rig import Rig, make_rig, until
+from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.telemetry.context import bind_event, bound_fields
@@ -223,3 +224,112 @@ async def test_a_worker_alone_sends_in_its_own_step_a_fan_out_takes_turns(
         await until(lambda: rig.store.outbox_counts().get("sent") == 4)
         assert len(senders) == 3
         assert not any(name.startswith("deliver:") for name in senders)
+
+
+def _count_reads(rig: Rig) -> list[float]:
+    """Record every read of due rows (a look) from now on; the reads themselves unchanged."""
+    reads: list[float] = []
+    due_outbox = rig.store.due_outbox
+
+    def counting(now: float, **kwargs: object) -> object:
+        reads.append(now)
+        return due_outbox(now, **kwargs)  # type: ignore[arg-type]
+
+    rig.store.due_outbox = counting  # type: ignore[method-assign,assignment]
+    return reads
+
+
+def _fan_out(rig: Rig, name: str, hooks: list[int]) -> set[str]:
+    """Queue one notification on each hook and wake the dispatcher as the engine does (with
+    the rows' targets); return the targets."""
+    targets = [rig.hook(hook) for hook in hooks]
+    rig.store.enqueue(
+        [
+            Notification("home", NotificationType.KILL, f"{name}:{i}", t, {"content": f"{i}"})
+            for i, t in enumerate(targets)
+        ]
+    )
+    keys = {target.key for target in targets}
+    rig.dispatcher.wake(keys)
+    return keys
+
+
+async def test_a_fan_outs_workers_ending_cleanly_cost_no_new_look(tmp_path: Path) -> None:
+    """A fan-out's rows are read once, by the wake that queued them; each of its workers ends
+    having sent everything it was given, with nothing queued for its target since, so no end
+    reads the outbox again (each did: a look per end that found nothing)."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        reads = _count_reads(rig)
+        _fan_out(rig, "fan", [2_000 + i for i in range(40)])
+        await until(lambda: rig.store.outbox_counts().get("sent") == 40, timeout=10.0)
+        await rig.dispatcher.quiesce("home", 10.0)  # every worker has ended
+        for _turn in range(5):  # a look woken by an end would run in the next turn or two
+            await asyncio.sleep(0)
+        assert rig.dispatcher.waiting
+        assert len(reads) == 1
+        assert len(rig.discord.received) == 40
+
+
+async def test_rows_queued_for_a_busy_target_go_when_its_worker_ends(tmp_path: Path) -> None:
+    """A wake for a target whose worker is running is skipped (the worker was given its rows
+    before): that worker's end looks again and sends the new row, long before the next poll."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        rig.discord.answer_delay = 1.0
+        keys = _fan_out(rig, "first", [61])
+        await until(lambda: len(rig.discord.received) == 1)
+        reads = _count_reads(rig)
+        hook = rig.hook(61)
+        rig.store.enqueue(
+            [Notification("home", NotificationType.KILL, "second", hook, {"content": "again"})]
+        )
+        rig.dispatcher.wake(keys)
+        # Still in flight when woken: the wake read nothing.
+        assert rig.store.outbox_counts().get("sending") == 1
+        assert reads == []
+        rig.discord.answer_delay = 0.0
+        await until(lambda: rig.store.outbox_counts().get("sent") == 2, timeout=10.0)
+        assert [m.body["content"] for m in rig.discord.received] == ["0", "again"]
+        assert len(reads) == 1  # the first worker's end
+
+
+async def test_a_read_cut_at_its_limit_is_read_on_at_the_next_workers_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More rows due than one read takes: the rows left are read when a worker ends, though
+    that worker's end is clean and the poll is far off."""
+    monkeypatch.setattr(dispatcher_module, "_FETCH", 3)
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        _fan_out(rig, "cut", [3_000 + i for i in range(10)])
+        await until(lambda: rig.store.outbox_counts().get("sent") == 10, timeout=10.0)
+        assert sorted(m.target for m in rig.discord.received) == sorted(
+            f"webhook:{3_000 + i}" for i in range(10)
+        )
+
+
+async def test_a_failed_sends_retry_goes_at_its_time_not_at_the_next_poll(tmp_path: Path) -> None:
+    """A worker that puts its rows back for a retry ends unclean: the loop looks again and waits
+    for that retry's time (50 ms backoff), not for the poll."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        rig.discord.fail_next(500)
+        _fan_out(rig, "retry", [71, 72])
+        await until(lambda: rig.store.outbox_counts().get("sent") == 2, timeout=10.0)
+        assert rig.discord.requests == 3
+        assert sorted(m.target for m in rig.discord.received) == ["webhook:71", "webhook:72"]
+
+
+async def test_a_revived_target_sends_at_once_though_the_loop_was_settled(tmp_path: Path) -> None:
+    """Reviving a dead target from the console wakes a full look (the loop had nothing to do and
+    its next poll is far off)."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        rig.discord.disable_webhook(81)
+        keys = _fan_out(rig, "dead", [81])
+        await until(lambda: len(rig.dispatcher.dead_targets) == 1, timeout=10.0)
+        rig.discord.enable_webhook(81)
+        (key,) = keys
+        assert rig.dispatcher.retry_target(key) == 0  # held pending, not failed
+        await until(lambda: rig.store.outbox_counts().get("sent") == 1, timeout=10.0)

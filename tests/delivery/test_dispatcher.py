@@ -333,3 +333,32 @@ async def test_a_revived_target_sends_at_once_though_the_loop_was_settled(tmp_pa
         (key,) = keys
         assert rig.dispatcher.retry_target(key) == 0  # held pending, not failed
         await until(lambda: rig.store.outbox_counts().get("sent") == 1, timeout=10.0)
+
+
+async def test_a_fan_outs_sends_starting_together_are_claimed_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    """The sends that pass the turnstile in one turn (eight) are claimed by one commit, which
+    stamps them with one claim time; each is still claimed before its own request and sent
+    once."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        requests_at_claim: list[int] = []
+        claim_all = rig.store.claim_all
+
+        def recording(claims: object, **kwargs: object) -> list[int]:
+            requests_at_claim.append(len(rig.discord.received))
+            return claim_all(claims, **kwargs)  # type: ignore[arg-type]
+
+        rig.store.claim_all = recording  # type: ignore[method-assign]
+        _fan_out(rig, "together", [4_000 + i for i in range(40)])
+        await until(lambda: rig.store.outbox_counts().get("sent") == 40, timeout=10.0)
+        with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+            stamps = [at for (at,) in conn.execute("SELECT sending_at FROM outbox")]
+        assert None not in stamps
+        assert len(set(stamps)) == len(requests_at_claim) == 5  # 40 sends, 8 at a time
+        # Every group was claimed before any of its requests reached Discord.
+        assert all(seen <= 8 * group for group, seen in enumerate(requests_at_claim))
+        assert sorted(m.target for m in rig.discord.received) == sorted(
+            f"webhook:{4_000 + i}" for i in range(40)
+        )

@@ -15,6 +15,7 @@ import pytest
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store.base import (
     SHARED_TENANT,
+    ClaimRequest,
     InstanceInfo,
     LeaseFence,
     PendingWrite,
@@ -141,3 +142,33 @@ def test_a_repeated_killmail_writes_its_notifications_only_on_a_shared_database(
     store.record_events([PendingWrite(event, [])])
     assert store.record_events([PendingWrite(event, [_note("two", "sys")])]) == [False]
     assert len(store.due_outbox(now=1e12)) == len(tenants)
+
+
+def test_claims_written_together_are_each_fenced_by_their_own_maps_lease(store: Store) -> None:
+    """Sends starting in one turn of the loop claim in one transaction: each claim is still
+    checked alone (its rows still pending, its own map's lease and token), so one fenced off or
+    already taken claims nothing while the others claim, and all share the commit's time."""
+    store.enqueue([_note("one", "k1"), _note("one", "k2"), _note("two", "k3")], now=1.0)
+    store.enqueue([_note("three", "k4")], now=1.0)
+    first, second, third, fourth = (row.id for row in store.due_outbox(now=10.0))
+    one = store.acquire_lease("map:one", "a", 30.0)
+    two = store.acquire_lease("map:two", "a", 30.0)
+    three = store.acquire_lease("map:three", "b", 30.0)
+    assert one is not None
+    assert two is not None
+    assert three is not None
+    assert store.claim([second], send_id="earlier", now=5.0) == 1
+    counts = store.claim_all(
+        [
+            ClaimRequest([first], "s1", LeaseFence("map:one", "a", one.lease.token)),
+            ClaimRequest([second], "s2", LeaseFence("map:one", "a", one.lease.token)),  # taken
+            ClaimRequest([third], "s3", LeaseFence("map:two", "a", two.lease.token + 1)),  # stale
+            ClaimRequest([fourth], "s4", LeaseFence("map:three", "b", three.lease.token)),
+        ],
+        now=20.0,
+    )
+    assert counts == [1, 0, 0, 1]
+    found = sorted((i, s, at) for i, _kind, s, at in store.recover_in_flight())
+    assert found == [(first, "s1", 20.0), (second, "earlier", 5.0), (fourth, "s4", 20.0)]
+    assert [row.id for row in store.due_outbox(now=10.0) if row.send_id is None] == [third]
+    assert store.claim_all([]) == []

@@ -32,7 +32,8 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 
@@ -51,7 +52,7 @@ from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.store.base import LeaseFence, OutboxRow, Store
+from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry import tracing
@@ -66,6 +67,31 @@ _SENDS_STARTING = 8
 """Sends between their claim and their request's first wait at once (see :meth:`_deliver`)."""
 _WRITE_PROBE_MAX = 5.0
 """Longest wait between two attempts to write to a store that cannot write."""
+
+
+_Started: TypeAlias = tuple[
+    Coroutine[Any, Any, SendResult], LeaseFence | None, tracing.SpanHandle | None
+]
+"""A claimed send: its request (not started yet), the lease it was claimed under, its spans."""
+_Running: TypeAlias = tuple[
+    "asyncio.Task[SendResult]", LeaseFence | None, tracing.SpanHandle | None
+]
+"""A claimed send whose request is out (its task has taken its first step)."""
+
+
+@dataclass(slots=True)
+class _Starting:
+    """A send waiting for the claims of its turn of the loop (see :meth:`Dispatcher._start_all`)."""
+
+    batch: Batch
+    send_id: str
+    again: bool
+    resolved: ResolvedTarget
+    state: TargetState
+    fence: LeaseFence | None
+    context: contextvars.Context
+    """The worker's context: the request's task runs in it, as it would in the worker."""
+    started: asyncio.Future[_Running | None]
 
 
 class SendGate(Protocol):
@@ -122,6 +148,8 @@ class Dispatcher:
         self._repace = asyncio.Event()
         self._turnstile = asyncio.Semaphore(_SENDS_STARTING)
         """Held from a claim until its request is out (see :meth:`_deliver`)."""
+        self._starting: list[_Starting] = []
+        """Sends through the turnstile whose claims are written together next turn."""
         self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
         self._busy: dict[TargetKey, asyncio.Task[bool]] = {}
         self._depth_updated = 0.0
@@ -559,6 +587,8 @@ class Dispatcher:
         # A worker alone (the paced case: one event, one target) has nobody to take turns
         # with: its request goes out in this very step, without the turnstile's task and its
         # extra turn of the loop (issue 24: a turn later, the ingest API's answer went first).
+        # Those passing the turnstile in one turn are claimed in one transaction, in the next
+        # turn, which starts their requests too (:meth:`_start_all`): one commit for eight sends.
         sending: Awaitable[SendResult]
         if len(self._busy) <= 1 and not self._turnstile.locked():
             started = self._start_send(batch, send_id, again, resolved, state)
@@ -567,19 +597,11 @@ class Dispatcher:
             sending, fence, spans = started
         else:
             async with self._turnstile:
-                started = self._start_send(batch, send_id, again, resolved, state)
-                if started is None:
+                running = await self._start_together(batch, send_id, again, resolved, state)
+                if running is None:
                     return False
-                request, fence, spans = started
-                sending = asyncio.ensure_future(request)
-                try:
-                    await asyncio.sleep(0)  # the request goes out (its first wait) before the next
-                except BaseException:
-                    sending.cancel()  # as if the request itself had been cancelled
-                    if spans is not None:
-                        spans.error("CancelledError")
-                        spans.end()
-                    raise
+                # The request has taken its first step (its task ran before this one woke).
+                sending, fence, spans = running
         try:
             result = await sending
         except BaseException as exc:
@@ -596,27 +618,141 @@ class Dispatcher:
         again: bool,
         resolved: ResolvedTarget,
         state: TargetState,
-    ) -> (
-        tuple[Coroutine[Any, Any, SendResult], LeaseFence | None, tracing.SpanHandle | None] | None
-    ):
+    ) -> _Started | None:
         """Claim the batch's rows (under the map's lease) and make its request (not started: the
-        caller awaits it or runs it as a task); ``None`` when nothing may be sent now (the rows
-        are left as the log says)."""
+        caller awaits it); ``None`` when nothing may be sent now (the rows are left as the log
+        says)."""
+        held, fence = self._fence(batch, state)
+        if not held:
+            return None
         ids = [row.id for row in batch.rows]
-        tenant = batch.rows[0].tenant_id
-        fence = None
-        if self._gate is not None:
-            fence = self._gate.fence(tenant)
-            if fence is None:  # the map's lease is no longer (certainly) ours: its owner sends
-                log.info(
-                    "map lease not held; nothing sent, the rows are left to its owner",
-                    extra={"ctx": {"target": state.key, "tenant": tenant, "rows": len(ids)}},
-                )
-                return None
         try:
             claimed = self._store.claim(ids, send_id=send_id, fence=fence)
         except StoreWriteError:
             return None  # nothing sent; delivery waits for the store
+        return self._claimed(batch, send_id, again, resolved, state, fence, claimed)
+
+    async def _start_together(
+        self,
+        batch: Batch,
+        send_id: str,
+        again: bool,
+        resolved: ResolvedTarget,
+        state: TargetState,
+    ) -> _Running | None:
+        """:meth:`_start_send` for a send through the turnstile: its claim is written with the
+        others of this turn, and its request started, by :meth:`_start_all` in the next turn."""
+        held, fence = self._fence(batch, state)
+        if not held:
+            return None
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[_Running | None] = loop.create_future()
+        context = contextvars.copy_context()
+        self._starting.append(
+            _Starting(batch, send_id, again, resolved, state, fence, context, started)
+        )
+        if len(self._starting) == 1:
+            loop.call_soon(self._start_all)
+        try:
+            return await started
+        except asyncio.CancelledError:
+            # Cancelled once its claim was written and its request started: the request goes
+            # too, as if it had been cancelled itself (the rows stay claimed: uncertain).
+            if started.done() and not started.cancelled() and started.exception() is None:
+                running = started.result()
+                if running is not None:
+                    task, _fence, spans = running
+                    task.cancel()
+                    if spans is not None:
+                        spans.error("CancelledError")
+                        spans.end()
+            raise
+
+    def _start_all(self) -> None:
+        """Write the claims of the sends that passed the turnstile in the last turn in one
+        transaction, then start each claimed send's request (each in its worker's context).
+
+        A claim is the same statement as alone (its own rows, send id and lease); only the
+        commit is shared, and it comes before any of the requests, so a crash leaves each claimed
+        row ``sending`` (uncertain), never sent unclaimed. A failed commit claims none of them
+        and sends nothing, as a failed claim does alone. A send whose worker was cancelled while
+        it waited is left out, unclaimed; so is every one when sending stopped meanwhile (a
+        pause, the stop, an outcome the store refused).
+        """
+        starting = [one for one in self._starting if not one.started.done()]
+        self._starting = []
+        if not starting:
+            return
+        if not self._can_send():  # paused, stopping or an outcome unrecorded since they queued
+            for one in starting:
+                one.started.set_result(None)
+            return
+        try:
+            counts = self._store.claim_all(
+                [
+                    ClaimRequest([row.id for row in one.batch.rows], one.send_id, one.fence)
+                    for one in starting
+                ]
+            )
+        except StoreWriteError:
+            for one in starting:
+                one.started.set_result(None)  # nothing sent; delivery waits for the store
+            return
+        except Exception as exc:  # the workers meet it, as they would their own claim's
+            for one in starting:
+                one.started.set_exception(exc)
+            return
+        loop = asyncio.get_running_loop()
+        for one, claimed in zip(starting, counts, strict=True):
+            try:
+                started = one.context.run(
+                    self._claimed,
+                    one.batch,
+                    one.send_id,
+                    one.again,
+                    one.resolved,
+                    one.state,
+                    one.fence,
+                    claimed,
+                )
+                if started is None:
+                    one.started.set_result(None)
+                    continue
+                request, fence, spans = started
+                task = loop.create_task(request, context=one.context)
+                one.started.set_result((task, fence, spans))
+            except Exception as exc:
+                one.started.set_exception(exc)
+
+    def _fence(self, batch: Batch, state: TargetState) -> tuple[bool, LeaseFence | None]:
+        """The lease to claim the batch's rows under (``None`` alone); False when its map's
+        lease is not (certainly) this instance's: nothing is sent, its owner does."""
+        if self._gate is None:
+            return True, None
+        tenant = batch.rows[0].tenant_id
+        fence = self._gate.fence(tenant)
+        if fence is None:
+            log.info(
+                "map lease not held; nothing sent, the rows are left to its owner",
+                extra={"ctx": {"target": state.key, "tenant": tenant, "rows": len(batch.rows)}},
+            )
+            return False, None
+        return True, fence
+
+    def _claimed(
+        self,
+        batch: Batch,
+        send_id: str,
+        again: bool,
+        resolved: ResolvedTarget,
+        state: TargetState,
+        fence: LeaseFence | None,
+        claimed: int,
+    ) -> _Started | None:
+        """After a claim of ``claimed`` rows: the send's request (not started), or ``None``
+        when the claim fell short or its lease was lost meanwhile (the rows are put back)."""
+        ids = [row.id for row in batch.rows]
+        tenant = batch.rows[0].tenant_id
         if claimed != len(ids):
             if fence is not None:
                 self._unclaim(ids, fence, again)

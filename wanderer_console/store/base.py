@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SHARED_TENANT",
+    "ClaimRequest",
     "ClusterState",
     "DatabaseUrl",
     "DbConnection",
@@ -152,6 +153,17 @@ class LeaseFence(NamedTuple):
     """The holding instance's id."""
     token: int
     """The fencing token: it grows at every takeover, so an older holder's token is refused."""
+
+
+class ClaimRequest(NamedTuple):
+    """One message's claim among several written together (:meth:`Store.claim_all`)."""
+
+    row_ids: Sequence[int]
+    """The rows going out in the message."""
+    send_id: str
+    """The message's send id (its nonce, for a bot message)."""
+    fence: LeaseFence | None = None
+    """The map's lease to claim under (several instances), checked by the claim's statement."""
 
 
 class InstanceInfo(NamedTuple):
@@ -440,6 +452,10 @@ class Store(Protocol):
         now: float | None = None,
         fence: LeaseFence | None = None,
     ) -> int: ...
+
+    def claim_all(
+        self, claims: Sequence[ClaimRequest], *, now: float | None = None
+    ) -> list[int]: ...
 
     def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int: ...
 

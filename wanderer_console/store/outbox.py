@@ -21,7 +21,14 @@ from collections.abc import Collection, Iterable, Sequence
 import orjson
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import DbConnection, DeadTarget, FailedRow, LeaseFence, OutboxRow
+from wanderer_console.store.base import (
+    ClaimRequest,
+    DbConnection,
+    DeadTarget,
+    FailedRow,
+    LeaseFence,
+    OutboxRow,
+)
 from wanderer_console.store.dialect import Dialect
 from wanderer_console.store.writes import WriteGuard
 
@@ -189,7 +196,23 @@ class OutboxMixin:
         share-locked on PostgreSQL, so a takeover waits for the claim): an instance that lost
         its lease claims nothing. The rows record the claiming instance and token.
         """
+        return self.claim_all([ClaimRequest(row_ids, send_id, fence)], now=now)[0]
+
+    def claim_all(self, claims: Sequence[ClaimRequest], *, now: float | None = None) -> list[int]:
+        """Several messages' claims (sends starting together) in one transaction; return how
+        many rows each claimed, in order.
+
+        Each claim is its own statement, exactly :meth:`claim`'s (its rows, its send id, its
+        map's lease): they only share the commit, so a fan-out's sends starting in one turn of
+        the loop pay one commit instead of one each. The transaction fails as a whole (a
+        :class:`~wanderer_console.store.writes.StoreWriteError`): then nothing is claimed.
+        """
         stamp = time.time() if now is None else now
+        with self._writes.transaction("claim") as conn:
+            return [int(conn.execute(*self._claim_statement(c, stamp)).rowcount) for c in claims]
+
+    def _claim_statement(self, claim: ClaimRequest, stamp: float) -> tuple[str, tuple[object, ...]]:
+        row_ids, send_id, fence = claim
         where = self._sql.claimable(_marks(row_ids))
         params: tuple[object, ...] = (send_id, stamp, send_id, None, None, *row_ids)
         if fence is not None:
@@ -198,16 +221,14 @@ class OutboxMixin:
                 f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})"
             )
             params = (send_id, stamp, send_id, fence.owner, fence.token, *row_ids, *fence)
-        with self._writes.transaction("claim") as conn:
-            cursor = conn.execute(
-                # A message sent again under its own send id keeps its first send time.
-                "UPDATE outbox SET status = 'sending', sending_at = CASE"
-                f" WHEN {self._sql.same_send_id} AND sending_at IS NOT NULL THEN sending_at"
-                " ELSE ? END, send_id = ?, claimed_by = ?, claim_token = ?"
-                f" WHERE {where}",
-                params,
-            )
-        return int(cursor.rowcount)
+        return (
+            # A message sent again under its own send id keeps its first send time.
+            "UPDATE outbox SET status = 'sending', sending_at = CASE"
+            f" WHEN {self._sql.same_send_id} AND sending_at IS NOT NULL THEN sending_at"
+            " ELSE ? END, send_id = ?, claimed_by = ?, claim_token = ?"
+            f" WHERE {where}",
+            params,
+        )
 
     def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int:
         """Put rows claimed under ``fence`` back to pending without an attempt: their request

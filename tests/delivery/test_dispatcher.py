@@ -15,6 +15,7 @@ from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.store.base import SentMessage
 from wanderer_console.telemetry.context import bind_event, bound_fields
 
 pytestmark = pytest.mark.timeout(60)
@@ -362,3 +363,45 @@ async def test_a_fan_outs_sends_starting_together_are_claimed_in_one_transaction
         assert sorted(m.target for m in rig.discord.received) == sorted(
             f"webhook:{4_000 + i}" for i in range(40)
         )
+
+
+async def test_a_fan_outs_answers_read_together_are_recorded_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    """Answers to a fan-out's requests read in the same turn of the loop (here all forty,
+    held until every request is out) are recorded by one commit, at the next turn; until then
+    their rows stay claimed (a crash between the two leaves them uncertain, never pending).
+    Each row is recorded once."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        answers = asyncio.Event()
+        send = rig.dispatcher.sender.send
+
+        async def held(*args: object, **kwargs: object) -> object:
+            result = await send(*args, **kwargs)  # type: ignore[arg-type]
+            await answers.wait()
+            return result
+
+        rig.dispatcher.sender.send = held  # type: ignore[method-assign,assignment]
+        writes: list[list[int]] = []
+        mark_sent_all = rig.store.mark_sent_all
+
+        def recording(messages: list[SentMessage]) -> None:
+            ids = [row_id for message in messages for row_id in message.row_ids]
+            with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+                marks = ",".join("?" * len(ids))
+                states = conn.execute(
+                    f"SELECT DISTINCT status FROM outbox WHERE id IN ({marks})", ids
+                ).fetchall()
+            assert states == [("sending",)]
+            writes.append(ids)
+            mark_sent_all(messages)
+
+        rig.store.mark_sent_all = recording  # type: ignore[method-assign]
+        _fan_out(rig, "answers", [5_000 + i for i in range(40)])
+        await until(lambda: len(rig.discord.received) == 40)
+        answers.set()
+        await until(lambda: rig.store.outbox_counts().get("sent") == 40, timeout=10.0)
+        assert len(writes) == 1
+        assert sorted(writes[0]) == sorted(set(writes[0]))
+        assert len(writes[0]) == 40

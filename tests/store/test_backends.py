@@ -12,7 +12,14 @@ from wanderer_console.config.audit import ConfigAudit
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.server.tenants import TenantError, TenantRegistry
 from wanderer_console.store.backends import open_store
-from wanderer_console.store.base import DatabaseUrl, Store, StoredEvent, StoreLocation
+from wanderer_console.store.base import (
+    ClaimRequest,
+    DatabaseUrl,
+    SentMessage,
+    Store,
+    StoredEvent,
+    StoreLocation,
+)
 from wanderer_console.store.writes import StoreWriteError
 
 
@@ -67,6 +74,38 @@ def test_a_row_is_claimed_before_its_send_and_recovered_after_a_crash(store: Sto
     }
     assert store.drop_failed(row_ids=[a.id]) == 1
     assert store.outbox_counts() == {"dropped": 1, "failed": 1, "sent": 1}
+
+
+def test_claims_and_confirmations_written_together_keep_each_messages_own(
+    store_location: StoreLocation,
+) -> None:
+    """Several messages claimed in one transaction, then confirmed in one: each keeps its own
+    send id, confirmation time and Discord message id."""
+    store = open_store(store_location)
+    raw = _raw(store_location)
+    try:
+        store.enqueue([_note("a"), _note("b"), _note("c", "2")], now=1.0)
+        a, b, c = store.due_outbox(now=2.0)
+        claims = [ClaimRequest([a.id, b.id], "send-1"), ClaimRequest([c.id], "send-2")]
+        assert store.claim_all(claims, now=3.0) == [2, 1]
+        assert raw.execute("SELECT send_id FROM outbox ORDER BY id").fetchall() == [
+            ("send-1",),
+            ("send-1",),
+            ("send-2",),
+        ]
+        store.mark_sent_all([SentMessage([a.id, b.id], 4.0, "m-1"), SentMessage([c.id], 5.0)])
+        rows = raw.execute(
+            "SELECT status, sent_at, message_id, send_id, attempts FROM outbox ORDER BY id"
+        ).fetchall()
+        assert [tuple(row) for row in rows] == [
+            ("sent", 4.0, "m-1", None, 1),
+            ("sent", 4.0, "m-1", None, 1),
+            ("sent", 5.0, None, None, 1),
+        ]
+        assert store.recover_in_flight() == []
+    finally:
+        raw.close()
+        store.close()
 
 
 def test_a_dead_target_holds_its_rows_until_revived(store: Store) -> None:

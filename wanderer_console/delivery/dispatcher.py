@@ -324,6 +324,7 @@ class Dispatcher:
             for task in list(self._busy.values()):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self._journal.write_gathered()  # confirmations read before the cancellation
             raise
 
     async def stop(self, grace: float | None = None) -> None:
@@ -417,6 +418,9 @@ class Dispatcher:
         tasks = [task for (owner, _target), task in self._busy.items() if owner == tenant]
         if tasks:
             await asyncio.wait(tasks, timeout=max(0.01, timeout))
+        # Their confirmations are written before the lease can go (its next owner would
+        # recover the rows as uncertain).
+        self._journal.write_gathered()
 
     def _dispatch_due(
         self, *, refresh_dead: bool = True, context: contextvars.Context | None = None

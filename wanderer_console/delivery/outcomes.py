@@ -11,20 +11,21 @@ a store that cannot write never turns an answer into a repeat.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from wanderer_console.delivery.discord import Outcome, SendResult
 from wanderer_console.delivery.pacing import Batch, ChannelPacer
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import OutboxRow, Store
+from wanderer_console.store.base import OutboxRow, SentMessage, Store
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -41,6 +42,8 @@ _LONG_PAUSE = 30.0
 """A global pause at least this long is logged at WARNING with its resume time."""
 _PROBE_SLACK = 0.01
 """Shortest wait for an open breaker's next probe (its clock and ours are read apart)."""
+
+_T = TypeVar("_T")
 
 
 def _iso(stamp: float) -> str:
@@ -67,16 +70,25 @@ class DeadTargetsLike(Protocol):
 
 
 class OutcomeJournal:
-    """Outcome writes in order; those the store refused are kept and written first later."""
+    """Outcome writes in order; those the store refused are kept and written first later.
+
+    Confirmations read in one turn of the loop are gathered (:meth:`record_soon`) and written
+    together at the next turn, or before any other outcome, whichever comes first: one commit
+    for the answers of a fan-out read together. Until then their rows stay claimed, so a crash
+    meanwhile leaves them uncertain, exactly as a crash between an answer and its write does.
+    """
 
     def __init__(self) -> None:
         self._waiting: deque[tuple[str, Callable[[], object]]] = deque()
+        self._gathered: tuple[str, Callable[[list[Any]], object], list[Any]] | None = None
 
     def __len__(self) -> int:
+        """Outcomes the store refused (gathered ones not yet written are not counted)."""
         return len(self._waiting)
 
     def record(self, operation: str, write: Callable[[], object]) -> None:
         """Write an outcome now, or keep it (and stop sending) until the store writes again."""
+        self._write_gathered()  # what was gathered before goes first
         if self._waiting:
             self._waiting.append((operation, write))
             return
@@ -85,8 +97,47 @@ class OutcomeJournal:
         except StoreWriteError:
             self._waiting.append((operation, write))
 
+    def record_soon(
+        self, operation: str, item: _T, write_all: Callable[[list[_T]], object]
+    ) -> None:
+        """Gather ``item`` with the others of ``operation`` recorded in this turn of the loop:
+        ``write_all`` writes them at once, at the next turn (or before the next other outcome,
+        or at :meth:`flush`), through :meth:`record` (kept if the store refuses it)."""
+        if self._gathered is not None and self._gathered[0] != operation:
+            self._write_gathered()
+        if self._gathered is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait a turn on: written now
+                self.record(operation, functools.partial(write_all, [item]))
+                return
+            self._gathered = (operation, write_all, [])
+            loop.call_soon(self.write_gathered)
+        self._gathered[2].append(item)
+
+    def _write_gathered(self) -> None:
+        if self._gathered is None:
+            return
+        operation, write_all, items = self._gathered
+        self._gathered = None
+        self.record(operation, functools.partial(write_all, items))
+
+    def write_gathered(self) -> None:
+        """Write the gathered outcomes now (the next turn; a map's lease about to go; the loop
+        ending): refused, they are kept; any other error is logged, never raised."""
+        try:
+            self._write_gathered()
+        except Exception as exc:  # never the loop's to log: this is what it means
+            log.error(
+                "outcomes not recorded: their notifications stay in flight and are re-sent as"
+                " uncertain after a restart",
+                exc_info=exc,
+            )
+
     def flush(self) -> bool:
-        """Write outcomes the store refused earlier, oldest first; True once none is left."""
+        """Write outcomes the store refused earlier (and those gathered), oldest first; True
+        once none is left."""
+        self._write_gathered()
         while self._waiting:
             _operation, write = self._waiting[0]
             try:
@@ -230,11 +281,10 @@ class Outcomes:
         """Discord confirmed the message: the rows are done; the channel's budget is spent."""
         batch, result, state, now = answer.batch, answer.result, answer.state, answer.now
         first = batch.rows[0]
-        self._journal.record(
+        self._journal.record_soon(
             "mark sent",
-            functools.partial(
-                self._store.mark_sent, answer.ids, now=now, message_id=result.message_id
-            ),
+            SentMessage(answer.ids, now, result.message_id),
+            self._store.mark_sent_all,
         )
         debug = log.isEnabledFor(logging.DEBUG)
         for row in batch.rows:

@@ -45,6 +45,7 @@ __all__ = [
     "PendingWrite",
     "PriorityChange",
     "PrioritySystem",
+    "SentMessage",
     "Store",
     "StoreLocation",
     "StoredEvent",
@@ -164,6 +165,18 @@ class ClaimRequest(NamedTuple):
     """The message's send id (its nonce, for a bot message)."""
     fence: LeaseFence | None = None
     """The map's lease to claim under (several instances), checked by the claim's statement."""
+
+
+class SentMessage(NamedTuple):
+    """One message Discord confirmed, among several recorded together
+    (:meth:`Store.mark_sent_all`)."""
+
+    row_ids: Sequence[int]
+    """The rows that went out in it."""
+    sent_at: float
+    """When its confirmation was read."""
+    message_id: str | None = None
+    """The id Discord gave it."""
 
 
 class InstanceInfo(NamedTuple):
@@ -466,6 +479,8 @@ class Store(Protocol):
         now: float | None = None,
         message_id: str | None = None,
     ) -> None: ...
+
+    def mark_sent_all(self, messages: Sequence[SentMessage]) -> None: ...
 
     def release(
         self,

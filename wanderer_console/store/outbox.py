@@ -28,6 +28,7 @@ from wanderer_console.store.base import (
     FailedRow,
     LeaseFence,
     OutboxRow,
+    SentMessage,
 )
 from wanderer_console.store.dialect import Dialect
 from wanderer_console.store.writes import WriteGuard
@@ -260,13 +261,19 @@ class OutboxMixin:
         """Discord confirmed these notifications: they are never sent again. ``message_id`` is
         the id Discord gave the message they went out in (the events browser shows it)."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)
+        self.mark_sent_all([SentMessage(ids, time.time() if now is None else now, message_id)])
+
+    def mark_sent_all(self, messages: Sequence[SentMessage]) -> None:
+        """Several confirmed messages (answers read in one turn of the loop) recorded in one
+        transaction: each message's rows as :meth:`mark_sent` records them, one commit."""
         with self._writes.transaction("mark sent") as conn:
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                " last_error = NULL, send_id = NULL, message_id = ?"
-                f" WHERE id IN ({_marks(ids)})",
-                (time.time() if now is None else now, message_id, *ids),
-            )
+            for ids, sent_at, message_id in messages:
+                conn.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                    " last_error = NULL, send_id = NULL, message_id = ?"
+                    f" WHERE id IN ({_marks(ids)})",
+                    (sent_at, message_id, *ids),
+                )
 
     def release(
         self,

@@ -405,3 +405,44 @@ async def test_a_fan_outs_answers_read_together_are_recorded_in_one_transaction(
         assert len(writes) == 1
         assert sorted(writes[0]) == sorted(set(writes[0]))
         assert len(writes[0]) == 40
+
+
+async def test_a_send_cancelled_after_its_shared_claim_stays_claimed_never_pending(
+    tmp_path: Path,
+) -> None:
+    """Cancelled between the commit of its turn's claims and its own next step (as the engine
+    cancels its workers when it is stopped outright), a send's request is cancelled with it and
+    its rows stay claimed: the next start recovers them as uncertain, never as plain pending
+    (which could post twice)."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        loop = asyncio.get_running_loop()
+        claim_all = rig.store.claim_all
+
+        def cancel_workers() -> None:
+            for task in asyncio.all_tasks():
+                if task.get_name().startswith("deliver:"):
+                    task.cancel()
+
+        def claim_then_cancel(claims: object, **kwargs: object) -> list[int]:
+            counts = claim_all(claims, **kwargs)  # type: ignore[arg-type]
+            loop.call_soon(cancel_workers)  # runs before the claimed sends' workers resume
+            return counts
+
+        rig.store.claim_all = claim_then_cancel  # type: ignore[method-assign]
+        _fan_out(rig, "stopped", [6_000 + i for i in range(3)])
+
+        def requests_running() -> list[asyncio.Task[object]]:
+            return [
+                t
+                for t in asyncio.all_tasks()
+                if t.get_coro().__qualname__ == "DiscordSender.send" and not t.done()
+            ]
+
+        await until(lambda: rig.store.outbox_counts() == {"sending": 3})
+        await until(lambda: not requests_running())
+        assert rig.discord.received == []  # cancelled with their sends, before reaching Discord
+        assert rig.store.outbox_counts() == {"sending": 3}
+        recovered = rig.store.recover_in_flight()
+        assert len(recovered) == 3
+        assert all(send_id for _id, _kind, send_id, _at in recovered)

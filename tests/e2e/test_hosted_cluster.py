@@ -22,15 +22,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from tests.e2e.hosted_services import HostedServices, hosted_services
 from tests.store.pgtest import fresh_schema
 from tests.support import wait_for
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.runtime import Runtime
-from wanderer_console.sim.discord import FakeDiscord
-from wanderer_console.sim.generator import DataGenerator
-from wanderer_console.sim.killstream import FakeKillstream
-from wanderer_console.sim.map_host import FakeMapHost
-from wanderer_console.sim.server import AppServer
 from wanderer_console.store.base import DatabaseUrl
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql, pytest.mark.timeout(180)]
@@ -48,14 +44,7 @@ CHANNELS = {
 
 
 @dataclass
-class World:
-    gen: DataGenerator
-    host: FakeMapHost
-    discord: FakeDiscord
-    killstream: FakeKillstream
-    host_url: str
-    discord_url: str
-    systems: dict[str, list[int]]
+class World(HostedServices):
     url: DatabaseUrl
 
     def kills_in(self, slug: str) -> list[int]:
@@ -79,29 +68,16 @@ class World:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    gen = DataGenerator(5)
-    host = FakeMapHost(gen)
-    pool = sorted(s.id for s in gen.systems.values())
-    systems = {slug: pool[i * 3 : i * 3 + 3] for i, slug in enumerate("abc")}
-    for slug, own in systems.items():
-        host.add_map(slug, own, (), api_key=MAP_KEY)
-    host.plugin_api_key = PLUGIN_KEY
-    for slug in "ab":  # c is served, not yet listed in the notifier config
-        host.set_notifier_config(slug, channels={"primary": CHANNELS[slug]})
-    discord = FakeDiscord()
-    killstream = FakeKillstream()
-    host_app = AppServer(host.app, on_stop=host.close)
-    discord_app = AppServer(discord.app)
-    await host_app.start()
-    await discord_app.start()
-    await killstream.start()
-    try:
+    async with hosted_services(
+        seed=5,
+        served="abc",
+        listed="ab",  # c is served, not yet listed in the notifier config
+        channels=CHANNELS,
+        map_key=MAP_KEY,
+        plugin_key=PLUGIN_KEY,
+    ) as services:
         with fresh_schema() as url:
-            yield World(gen, host, discord, killstream, host_app.url, discord_app.url, systems, url)
-    finally:
-        await killstream.stop()
-        await discord_app.stop()
-        await host_app.stop()
+            yield World(**vars(services), url=url)
 
 
 def _engine(w: World, root: Path, name: str) -> Runtime:

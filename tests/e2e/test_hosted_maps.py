@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.hosted_services import HostedServices, hosted_services
 from tests.support import wait_for
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.runtime import Runtime
-from wanderer_console.sim.discord import FakeDiscord
-from wanderer_console.sim.generator import DataGenerator
-from wanderer_console.sim.killstream import FakeKillstream
-from wanderer_console.sim.map_host import FakeMapHost
-from wanderer_console.sim.server import AppServer
 
 PLUGIN_KEY = "sim-plugin-key-0123456789"
 MAP_KEY = "sim-hosted-map-key"
@@ -43,16 +38,7 @@ CHANNELS = {
 }
 
 
-@dataclass
-class Hosted:
-    gen: DataGenerator
-    host: FakeMapHost
-    discord: FakeDiscord
-    killstream: FakeKillstream
-    host_url: str
-    discord_url: str
-    systems: dict[str, list[int]]
-
+class Hosted(HostedServices):
     def kills_in(self, channel: str) -> list[int]:
         return [
             notice.killmail_id
@@ -69,28 +55,15 @@ class Hosted:
 
 @pytest.fixture
 async def hosted() -> AsyncIterator[Hosted]:
-    gen = DataGenerator(3)
-    host = FakeMapHost(gen)
-    pool = sorted(s.id for s in gen.systems.values())
-    systems = {slug: pool[i * 3 : i * 3 + 3] for i, slug in enumerate("abcd")}
-    for slug, own in systems.items():
-        host.add_map(slug, own, (), api_key=MAP_KEY)
-    host.plugin_api_key = PLUGIN_KEY
-    for slug in "abc":
-        host.set_notifier_config(slug, channels={"primary": CHANNELS[slug]})
-    discord = FakeDiscord()
-    killstream = FakeKillstream()
-    host_app = AppServer(host.app, on_stop=host.close)
-    discord_app = AppServer(discord.app)
-    await host_app.start()
-    await discord_app.start()
-    await killstream.start()
-    try:
-        yield Hosted(gen, host, discord, killstream, host_app.url, discord_app.url, systems)
-    finally:
-        await killstream.stop()
-        await discord_app.stop()
-        await host_app.stop()
+    async with hosted_services(
+        seed=3,
+        served="abcd",
+        listed="abc",
+        channels=CHANNELS,
+        map_key=MAP_KEY,
+        plugin_key=PLUGIN_KEY,
+    ) as services:
+        yield Hosted(**vars(services))
 
 
 def _settings_text(h: Hosted) -> str:

@@ -254,6 +254,40 @@ def test_the_sampling_ratio_draws_new_traces_and_a_parent_decides_for_its_own() 
     assert 0.2 < share < 0.3
 
 
+async def test_an_api_request_left_out_by_the_ratio_leaves_its_events_out(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # One draw per unparented request, for the request and its events: an event of a request
+    # left out must not be drawn a second time (it would be traced with r + (1 - r) * r).
+    exporter = InMemorySpanExporter()
+    settings = server_settings(sim, tmp_path)
+    settings.tracing = TracingSettings(enabled=True, sampling_ratio=0.5, exporter="none")
+    runtime = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
+    await runtime.start()
+    requests = 120
+    try:
+        assert runtime.http is not None
+        key = runtime.http.tenants.add(sim.map_slug)
+        async with httpx.AsyncClient(base_url=runtime.http.url, timeout=10.0) as client:
+            for index in range(requests):
+                response = await client.post(
+                    "/api/v1/events",
+                    json={"title": f"Ping {index}", "notification_type": "system"},
+                    headers={"authorization": f"Bearer {key}"},
+                )
+                assert response.json()["results"][0]["status"] == "accepted", response.text
+    finally:
+        await runtime.stop()
+    names = by_name(exporter.get_finished_spans())
+    posts = {s.context.span_id for s in names.get("POST /api/v1/events", [])}
+    events = names.get("ingest.event", [])
+    # Every traced event hangs from its drawn request; none started a trace of its own.
+    assert [parent_id(s) for s in events if parent_id(s) not in posts] == []
+    assert len(events) == len(posts)
+    # Half of the requests, give or take (binomial: 4 standard deviations either way).
+    assert 60 - 22 <= len(posts) <= 60 + 22, len(posts)
+
+
 @pytest.mark.slow
 async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
     sim: Simulator, tmp_path: Path

@@ -103,19 +103,21 @@ class IngestEndpoint:
 
         While tracing is on the request is a server span, child of the caller's W3C
         ``traceparent`` header when it sends one; each accepted event's trace goes on from it.
+        An unparented request is drawn once, for itself and all its events: an event of a request
+        left out is not drawn again (each is traced with the configured ratio, not more).
         """
         parent = tracing.incoming(request.headers.get("traceparent")) if tracing.enabled() else None
         if parent is None and (not tracing.enabled() or not tracing.sample()):
-            return await self._post_events(request)  # untraced (off, or not drawn)
+            return await self._post_events(request, traced=False)  # off, or not drawn
         attributes = {"http.request.method": "POST", "url.path": request.url.path}
         with tracing.event_span(
             "POST /api/v1/events", parent, attributes, kind="server"
         ) as current:
-            response = await self._post_events(request)
+            response = await self._post_events(request, traced=True)
             current.set_attribute("http.response.status_code", response.status_code)
             return response
 
-    async def _post_events(self, request: Request) -> Response:
+    async def _post_events(self, request: Request, *, traced: bool) -> Response:
         key = _bearer(request)
         tenant = self._tenants.authenticate(key) if key else None
         if tenant is None:
@@ -157,7 +159,7 @@ class IngestEndpoint:
         # it never tells whether another tenant exists.
         if any(isinstance(e, dict) and e.get("tenant") not in (None, tenant) for e in events):
             return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
-        results = await self._submit(tenant, events)
+        results = await self._submit(tenant, events, traced=traced)
         counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
         for result in results:
             counts[result["status"]] += 1
@@ -166,7 +168,9 @@ class IngestEndpoint:
             return self._refuse(request, "invalid_events", 422, body, tenant=tenant)
         return JSONResponse(body, status_code=200)
 
-    async def _submit(self, tenant: str, events: list[Any]) -> list[dict[str, Any]]:
+    async def _submit(
+        self, tenant: str, events: list[Any], *, traced: bool
+    ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         results: list[dict[str, Any]] = []
         pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
@@ -193,7 +197,7 @@ class IngestEndpoint:
             stored.update(event_id=event_id, tenant=tenant)
             done: asyncio.Future[bool] = loop.create_future()
             trace = None
-            if tracing.enabled():
+            if traced:
                 attributes = {"tenant": tenant, "event.id": event_id}
                 trace = tracing.source_span("ingest.event", attributes)
             item = CustomItem(

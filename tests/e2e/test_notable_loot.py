@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support import wait_for
+from wanderer_console.config.model import Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -38,6 +39,39 @@ async def janice() -> AsyncIterator[tuple[FakeJanice, str]]:
         await app.stop()
 
 
+def janice_settings(sim: Simulator, tmp_path: Path, url: str, token: str) -> Settings:
+    """The demo settings with Janice on, at the fake's ``url``, with ``token``."""
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.janice.enabled = True
+    settings.janice.api_token = SecretStr(token)
+    settings.janice.url = url
+    return settings
+
+
+async def kill_delivered(
+    sim: Simulator, runtime: Runtime, items: list[dict[str, Any]], what: str
+) -> dict[str, Any]:
+    """Push a kill in a tracked system whose ESI killmail lists ``items``; its delivered embed."""
+    assert sim.esi is not None
+    system = sorted(sim.tracked_system_ids)[0]
+    await wait_for(lambda: runtime.kills.following({system}), 20, "followed")
+    kill = sim.generator.make_killmail(
+        system_id=system, exclude_character_ids=sim.tracked_character_ids
+    )
+    kid = int(kill["killmail_id"])
+    sim.esi.killmails[kid] = {"killmail_id": kid, "victim": {"items": items}}
+    await sim.killstream.push_kill(kill)
+    footer = f"Killmail ID: {kid}"
+
+    def embed() -> dict[str, Any] | None:
+        for e in sim.discord.embeds:
+            if str((e.get("footer") or {}).get("text", "")).startswith(footer):
+                return e
+        return None
+
+    return await wait_for(embed, 20, what)
+
+
 async def test_a_kill_lists_its_notable_dropped_items(
     sim: Simulator,
     janice: tuple[FakeJanice, str],
@@ -45,11 +79,7 @@ async def test_a_kill_lists_its_notable_dropped_items(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake, url = janice
-    assert sim.esi is not None
-    settings = demo_settings(sim, data_dir=tmp_path)
-    settings.janice.enabled = True
-    settings.janice.api_token = SecretStr(TOKEN)
-    settings.janice.url = url
+    settings = janice_settings(sim, tmp_path, url, TOKEN)
     ships = sorted(sim.generator.ship_types.values(), key=lambda s: s.type_id)
     pricey, cheap = ships[0], ships[1]
     fake.prices = {pricey.name: 30_000_000.0, cheap.name: 1_000_000.0}
@@ -57,28 +87,12 @@ async def test_a_kill_lists_its_notable_dropped_items(
     with caplog.at_level(logging.DEBUG, logger="wanderer_console"):
         await runtime.start()
         try:
-            system = sorted(sim.tracked_system_ids)[0]
-            await wait_for(lambda: runtime.kills.following({system}), 20, "followed")
-            kill = sim.generator.make_killmail(
-                system_id=system, exclude_character_ids=sim.tracked_character_ids
-            )
-            kid = int(kill["killmail_id"])
             items: list[dict[str, Any]] = [
                 {"item_type_id": pricey.type_id, "quantity_dropped": 2, "flag": 5},
                 {"item_type_id": cheap.type_id, "quantity_dropped": 1, "flag": 5},
                 {"item_type_id": pricey.type_id, "quantity_destroyed": 4, "flag": 5},
             ]
-            sim.esi.killmails[kid] = {"killmail_id": kid, "victim": {"items": items}}
-            await sim.killstream.push_kill(kill)
-            footer = f"Killmail ID: {kid}"
-
-            def embed() -> dict[str, Any] | None:
-                for e in sim.discord.embeds:
-                    if str((e.get("footer") or {}).get("text", "")).startswith(footer):
-                        return e
-                return None
-
-            delivered = await wait_for(embed, 20, "the kill delivered")
+            delivered = await kill_delivered(sim, runtime, items, "the kill delivered")
             snapshot = str(runtime.snapshot())
         finally:
             await runtime.stop()
@@ -104,38 +118,16 @@ async def test_a_refused_token_still_notifies_the_kill(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake, url = janice
-    assert sim.esi is not None
-    settings = demo_settings(sim, data_dir=tmp_path)
-    settings.janice.enabled = True
-    settings.janice.api_token = SecretStr("wrong-" + TOKEN)
-    settings.janice.url = url
+    settings = janice_settings(sim, tmp_path, url, "wrong-" + TOKEN)
     ship = min(sim.generator.ship_types.values(), key=lambda s: s.type_id)
     fake.prices = {ship.name: 90_000_000.0}
     runtime = Runtime(settings, data_dir=tmp_path / "data")
     with caplog.at_level(logging.WARNING, logger="wanderer_console"):
         await runtime.start()
         try:
-            system = sorted(sim.tracked_system_ids)[0]
-            await wait_for(lambda: runtime.kills.following({system}), 20, "followed")
-            kill = sim.generator.make_killmail(
-                system_id=system, exclude_character_ids=sim.tracked_character_ids
-            )
-            kid = int(kill["killmail_id"])
             items = [{"item_type_id": ship.type_id, "quantity_dropped": 1, "flag": 5}]
-            sim.esi.killmails[kid] = {"killmail_id": kid, "victim": {"items": items}}
-            await sim.killstream.push_kill(kill)
-            footer = f"Killmail ID: {kid}"
-            delivered = await wait_for(
-                lambda: next(
-                    (
-                        e
-                        for e in sim.discord.embeds
-                        if str((e.get("footer") or {}).get("text", "")).startswith(footer)
-                    ),
-                    None,
-                ),
-                20,
-                "the kill delivered without the list",
+            delivered = await kill_delivered(
+                sim, runtime, items, "the kill delivered without the list"
             )
         finally:
             await runtime.stop()

@@ -69,7 +69,8 @@ async def kill_delivered(
                 return e
         return None
 
-    return await wait_for(embed, 20, what)
+    delivered: dict[str, Any] = await wait_for(embed, 20, what)
+    return delivered
 
 
 async def test_a_kill_lists_its_notable_dropped_items(

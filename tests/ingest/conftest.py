@@ -65,7 +65,7 @@ class Feed:
             http,
             self.store,
             self.index,
-            self.sink,
+            kwargs.pop("sink", self.sink),
             self.metrics,
             url=self.url,
             user_agent=kwargs.pop("user_agent", USER_AGENT),

@@ -13,6 +13,7 @@ from tests.ingest.conftest import FAST, USER_AGENT, Feed
 from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.r2z2 import CURSOR_STREAM, R2z2Timing, package_to_wire
+from wanderer_console.pipeline.queue import item_queue
 from wanderer_console.sim.r2z2 import FakeR2z2, package_from_killmail
 from wanderer_console.sim.server import AppServer
 
@@ -376,3 +377,48 @@ def test_package_to_wire_merges_esi_zkb_and_hash() -> None:
     for bad in (None, [], {"killmail_id": 7}, {"killmail_id": "7", "esi": {}}):
         with pytest.raises(ValueError, match=r"package|esi|killmail"):
             package_to_wire(bad)
+
+
+@pytest.mark.slow
+async def test_a_kill_still_queued_at_a_crash_is_fetched_again_after_the_restart(
+    feed: Feed,
+) -> None:
+    """The cursor never passes a kill the pipeline has not written: the process dies with the
+    kill still in the queue, and the restarted poller asks for its sequence again."""
+    fake = feed.fake
+    kill = feed.tracked_kill()
+    first = fake.publish(kill)
+    fake.publish(feed.untracked_kill())
+    fake.sequence_hint = first
+    # The runtime's queue, with no worker taking from it: the pipeline is busy elsewhere.
+    queue = item_queue(16, feed.index)
+    source = feed.source(sink=queue.put, settled=queue.idle)
+    task = feed.start(source)
+    await wait_for(lambda: source.sequence == first + 2 and queue.qsize() == 1)
+    await feed.stop(task)  # the crash: what the queue held is gone with the process
+    await asyncio.sleep(FAST.after_miss)  # the old poller's last 404 must cool down
+    restarted = feed.source()
+    feed.start(restarted)
+    await wait_for(lambda: kill["killmail_id"] in feed.ids())
+    assert fake.fetched(first) == 2
+    assert_polite(fake)
+
+
+@pytest.mark.slow
+async def test_the_cursor_is_saved_once_the_pipeline_has_written_the_kill(feed: Feed) -> None:
+    fake = feed.fake
+    first = fake.publish(feed.tracked_kill())
+    fake.publish(feed.untracked_kill())
+    fake.sequence_hint = first
+    queue = item_queue(16, feed.index)
+    source = feed.source(sink=queue.put, settled=queue.idle)
+    feed.start(source)
+    await wait_for(lambda: source.sequence == first + 2 and queue.qsize() == 1)
+    assert feed.store.get_cursor(CURSOR_STREAM) is None  # the kill is not written yet
+    queue.get_nowait()
+    queue.task_done()  # the pipeline wrote it
+    await wait_for(lambda: feed.store.get_cursor(CURSOR_STREAM) is not None)
+    saved = feed.store.get_cursor(CURSOR_STREAM)
+    assert saved is not None
+    assert saved.startswith(f"{first + 1:012d}")
+    assert_polite(fake)

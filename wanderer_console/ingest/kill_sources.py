@@ -215,6 +215,7 @@ class KillSources:
         spawn: Spawn,
         resume_from: float | None,
         mark_seen: Callable[[float], None],
+        settled: Callable[[], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._index = index
@@ -226,6 +227,8 @@ class KillSources:
         self.resume_from = resume_from
         """The previous run's killstream watermark (the first gap backfill starts there)."""
         self._mark_seen = mark_seen
+        self._settled = settled
+        """True when everything the sources handed on is written (R2Z2 saves its cursor then)."""
         self.started = False
         """Set by the runtime once its tasks run: sockets open only from then on."""
         self.recent = RecentIds()
@@ -442,5 +445,6 @@ class KillSources:
             user_agent=r2.user_agent,
             max_age_hours=r2.max_age_hours,
             timing=self.r2z2_timing,
+            settled=self._settled,
         )
         self._spawn("r2z2", self.r2z2.run)

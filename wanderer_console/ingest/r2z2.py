@@ -9,7 +9,9 @@ Etiquette (§8.2), followed exactly:
   stays non-JSON after a few tries is logged, counted and skipped);
 - 429 honours ``Retry-After`` (60 s without one); 403 stops the poller for 60 min and marks the
   source failed;
-- the cursor is saved after each sequence. On start it is resumed when younger than 23 h, else
+- the cursor is saved after each sequence, but never past a kill the pipeline has not written
+  yet (``settled``: nothing handed on is unwritten; a crash then re-reads, the engine
+  de-duplicates). On start it is resumed when younger than 23 h, else
   ``sequence.json`` is the start (and the gap logged). 404s for more than 5 min while
   ``sequence.json`` is more than 100 ahead mean the cursor fell off the feed: resync, log the gap.
 
@@ -160,6 +162,7 @@ class R2z2Source:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        settled: Callable[[], bool] | None = None,
     ) -> None:
         if not user_agent.strip():
             raise ValueError("R2Z2 needs a User-Agent with a contact")
@@ -186,6 +189,8 @@ class R2z2Source:
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
+        self._settled = settled
+        self._unsaved: int | None = None
         self._next_at = 0.0
         self._errors = 0
         self._non_json = 0
@@ -204,6 +209,7 @@ class R2z2Source:
 
     async def step(self) -> None:
         """One request: a pending re-fetch, else the current sequence."""
+        self._save_settled()
         if self._refetch:
             await self._fetch_update(self._refetch.popleft())
         else:
@@ -279,7 +285,7 @@ class R2z2Source:
             self._malformed(seq, "body is not JSON")
         else:
             await self._handle_package(seq, package)
-        self._save_cursor(seq)
+        self._advance(seq)
         self.sequence = seq + 1
         behind = self.head is not None and seq < self.head
         self._wait(self.timing.catching_up if behind else self.timing.after_ok)
@@ -376,7 +382,7 @@ class R2z2Source:
                 f"r2z2 cursor fell off the feed; resyncing, gap {gap}",
                 extra={"ctx": {"cursor": seq, "sequence": head, "gap": gap}},
             )
-            self._save_cursor(head - 1)
+            self._advance(head - 1)
             self.sequence = head
             self._missing_since = None
             self._wait(self.timing.after_ok)
@@ -400,8 +406,17 @@ class R2z2Source:
     def _wait(self, seconds: float) -> None:
         self._next_at = self._clock() + max(0.0, seconds)
 
-    def _save_cursor(self, seq: int) -> None:
-        self._store.set_cursor(CURSOR_STREAM, _cursor_value(seq, self._wall()))
+    def _advance(self, seq: int) -> None:
+        """``seq`` is done here: save it as the cursor once the pipeline has written every kill
+        handed to it (a crash before that must not resume past a kill that is not stored)."""
+        self._unsaved = seq
+        self._save_settled()
+
+    def _save_settled(self) -> None:
+        if self._unsaved is None or (self._settled is not None and not self._settled()):
+            return
+        self._store.set_cursor(CURSOR_STREAM, _cursor_value(self._unsaved, self._wall()))
+        self._unsaved = None
 
     # -- packages --------------------------------------------------------------------------
 

@@ -312,6 +312,11 @@ class BoundedPriorityQueue(Generic[T]):
         if self._unfinished == 0 and self._all_done is not None:
             self._all_done.set()
 
+    def idle(self) -> bool:
+        """True when every item put has been taken and marked done (what :meth:`join` waits
+        for): nothing handed to the pipeline is still unwritten."""
+        return self._unfinished == 0
+
     async def join(self) -> None:
         """Wait until every item put has been taken and marked done."""
         if self._unfinished == 0:

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def tracing_off_afterwards() -> Iterator[None]:
     tracing.shutdown()
 
 
-def by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
+def by_name(spans: Sequence[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
     out: dict[str, list[ReadableSpan]] = {}
     for item in spans:
         out.setdefault(item.name, []).append(item)
@@ -64,6 +64,22 @@ def parent_id(item: ReadableSpan) -> int | None:
 
 def attrs(item: ReadableSpan) -> dict[str, Any]:
     return dict(item.attributes or {})
+
+
+@contextlib.asynccontextmanager
+async def traced_engine(
+    sim: Simulator, tmp_path: Path, ratio: float
+) -> AsyncIterator[tuple[Runtime, InMemorySpanExporter]]:
+    """An engine on the server settings, tracing at ``ratio`` into an in-memory exporter."""
+    exporter = InMemorySpanExporter()
+    settings = server_settings(sim, tmp_path)
+    settings.tracing = TracingSettings(enabled=True, sampling_ratio=ratio, exporter="none")
+    engine = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
+    await engine.start()
+    try:
+        yield engine, exporter
+    finally:
+        await engine.stop()
 
 
 @pytest.mark.slow
@@ -259,13 +275,8 @@ async def test_an_api_request_left_out_by_the_ratio_leaves_its_events_out(
 ) -> None:
     # One draw per unparented request, for the request and its events: an event of a request
     # left out must not be drawn a second time (it would be traced with r + (1 - r) * r).
-    exporter = InMemorySpanExporter()
-    settings = server_settings(sim, tmp_path)
-    settings.tracing = TracingSettings(enabled=True, sampling_ratio=0.5, exporter="none")
-    runtime = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
-    await runtime.start()
     requests = 120
-    try:
+    async with traced_engine(sim, tmp_path, 0.5) as (runtime, exporter):
         assert runtime.http is not None
         key = runtime.http.tenants.add(sim.map_slug)
         async with httpx.AsyncClient(base_url=runtime.http.url, timeout=10.0) as client:
@@ -276,8 +287,6 @@ async def test_an_api_request_left_out_by_the_ratio_leaves_its_events_out(
                     headers={"authorization": f"Bearer {key}"},
                 )
                 assert response.json()["results"][0]["status"] == "accepted", response.text
-    finally:
-        await runtime.stop()
     names = by_name(exporter.get_finished_spans())
     posts = {s.context.span_id for s in names.get("POST /api/v1/events", [])}
     events = names.get("ingest.event", [])
@@ -292,12 +301,7 @@ async def test_an_api_request_left_out_by_the_ratio_leaves_its_events_out(
 async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    exporter = InMemorySpanExporter()
-    settings = server_settings(sim, tmp_path)
-    settings.tracing = TracingSettings(enabled=True, sampling_ratio=1.0, exporter="none")
-    engine = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
-    await engine.start()
-    try:
+    async with traced_engine(sim, tmp_path, 1.0) as (engine, exporter):
         await connected(engine)
         system = sorted(sim.tracked_system_ids)[0]
         kill = sim.generator.make_killmail(system_id=system, with_names=False)
@@ -327,8 +331,8 @@ async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
             what="the delivery span",
         )
         # A map stream event: its own trace from the sse.event span to its delivery.
-        system = sim.generator.new_system()
-        sim.map.add_system(system.system_id, name=system.name)
+        added = sim.generator.new_system()
+        sim.map.add_system(added.system_id, name=added.name)
 
         def map_trace() -> list[ReadableSpan]:
             spans = exporter.get_finished_spans()
@@ -344,8 +348,6 @@ async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
             return []
 
         map_spans = await wait_for(map_trace, what="the map event's delivered trace")
-    finally:
-        await engine.stop()
     (source,) = [
         s
         for s in exporter.get_finished_spans()
@@ -387,13 +389,8 @@ async def test_a_kill_and_a_map_event_are_traced_from_their_sources_to_discord(
 async def test_a_map_webhook_with_a_traceparent_continues_the_senders_trace(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    exporter = InMemorySpanExporter()
-    settings = server_settings(sim, tmp_path)
     # Ratio 0: nothing is drawn; only the sender's sampled traceparent makes this trace.
-    settings.tracing = TracingSettings(enabled=True, sampling_ratio=0.0, exporter="none")
-    engine = Runtime(settings, data_dir=tmp_path, span_exporter=exporter)
-    await engine.start()
-    try:
+    async with traced_engine(sim, tmp_path, 0.0) as (engine, exporter):
         await connected(engine)
         assert engine.http is not None
         system = sim.generator.new_system(wormhole=True)
@@ -429,8 +426,6 @@ async def test_a_map_webhook_with_a_traceparent_continues_the_senders_trace(
             ]
 
         await wait_for(delivered, what="the webhook event's delivery in the sender's trace")
-    finally:
-        await engine.stop()
     spans = [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == TRACE_ID]
     names = by_name(spans)
     (request,) = names["POST /api/v1/maps/{map}/webhook"]

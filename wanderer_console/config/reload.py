@@ -138,6 +138,16 @@ class ConfigReloader:
         except (OSError, UnicodeDecodeError) as exc:
             return self._rejected(source, "", [f"{self.path}: cannot read: {exc}"])
         if text == self._text:
+            if self.last_error:
+                # A rejected edit undone (or the file put back as it was): the file is what runs
+                # again, so the rejection no longer stands.
+                self.last_error = []
+                self.last = ReloadResult("unchanged")
+                log.info(
+                    "configuration file is back to the running version; the rejected change is"
+                    " gone",
+                    extra={"ctx": {"source": source}},
+                )
             return ReloadResult("unchanged")
         try:
             new, _legacy = parse_settings_text(text, file=str(self.path))

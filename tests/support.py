@@ -1,17 +1,39 @@
-"""Helpers shared by the tests that run real servers: bounded waits on a condition."""
+"""Helpers shared by the tests that run real servers: bounded waits on a condition, the engine
+as a real process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.store.lock import lock_holder
 
-__all__ = ["connected", "headless_config", "start_headless", "wait_for"]
+__all__ = [
+    "connected",
+    "end_process",
+    "headless_config",
+    "read_only_preexec",
+    "serve_headless",
+    "start_headless",
+    "wait_for",
+]
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE = 1
+_CAP_DAC_READ_SEARCH = 2
 
 
 async def wait_for(
@@ -61,8 +83,11 @@ webhook_url = "{sim.webhook_url("primary")}"
     return path
 
 
-async def start_headless(config: Path, data: Path) -> asyncio.subprocess.Process:
-    """The engine as a real process (``python -m wanderer_console --no-ui``), stderr piped."""
+async def start_headless(
+    config: Path, data: Path, *, preexec: Callable[[], None] | None = None
+) -> asyncio.subprocess.Process:
+    """The engine as a real process (``python -m wanderer_console --no-ui``), stderr piped;
+    ``preexec`` runs in the child before it starts (:func:`read_only_preexec`)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -75,4 +100,58 @@ async def start_headless(config: Path, data: Path) -> asyncio.subprocess.Process
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec,
     )
+
+
+async def serve_headless(
+    config: Path, data: Path, *, preexec: Callable[[], None] | None = None
+) -> asyncio.subprocess.Process:
+    """:func:`start_headless`, once the engine holds ``data`` and serves its control socket."""
+    proc = await start_headless(config, data, preexec=preexec)
+    try:
+        await wait_for(
+            lambda: (
+                (h := lock_holder(data)) is not None
+                and h.pid == proc.pid
+                and (data / SOCKET_NAME).exists()
+            ),
+            timeout=30,
+            what="the engine to serve its control socket",
+        )
+    except BaseException:
+        await end_process(proc)  # never leave an engine running behind a failed test
+        raise
+    return proc
+
+
+async def end_process(proc: asyncio.subprocess.Process) -> None:
+    """Stop the engine as systemd does (SIGTERM), killing it when it does not end in 30 s."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.communicate(), 30)
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+def _drop_dac_override() -> None:
+    """In the child: root loses the right to ignore file modes, as a non-root user has none."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def read_only_preexec() -> Callable[[], None] | None:
+    """What a child process needs for file modes to hold for it: nothing for a user, and for
+    root the loss of the right to ignore them (the test is skipped when that cannot be done)."""
+    if os.geteuid() != 0:
+        return None
+    probe = subprocess.run(
+        [sys.executable, "-c", "pass"], preexec_fn=_drop_dac_override, check=False
+    )
+    if probe.returncode != 0:  # pragma: no cover - a container without CAP_SETPCAP
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
+    return _drop_dac_override

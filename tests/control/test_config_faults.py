@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.control.conftest import text_of
+from tests.support import end_process, headless_config, read_only_preexec, serve_headless
+from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
 from wanderer_console.ui.faults import config_text
 
 
@@ -58,3 +63,39 @@ async def test_a_rejected_edit_undone_clears_the_rejection(
     assert snapshot.config.errors == ()
     assert config_text(snapshot.config) is None
     assert engine.settings.console.dry_run is False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_switch_the_engine_cannot_save_is_applied_and_says_why(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """As deployed (docs/operations/deployment.md): the config file lives in a directory the
+    engine's user may read but not write. A switch flipped from an attached console cannot be
+    saved there; it is applied, and the answer says it was not saved and why, instead of the
+    engine failing the request."""
+    preexec = read_only_preexec()
+    etc, data = tmp_path / "etc", tmp_path / "data"
+    etc.mkdir()
+    config = headless_config(sim, etc / "config.toml")
+    config.chmod(0o600)
+    before = text_of(config)
+    etc.chmod(0o555)
+    proc = await serve_headless(config, data, preexec=preexec)
+    console = RemoteBackend(socket_path=data / SOCKET_NAME)
+    try:
+        await console.connect()
+        result = await console.set_flag(None, "kill", False, actor="t")
+        snapshot = await console.snapshot()
+    finally:
+        await console.aclose()
+        await end_process(proc)
+        etc.chmod(0o755)
+
+    assert result.ok, result
+    assert "not saved to config.toml" in result.message
+    assert "Permission denied" in result.message
+    assert snapshot.settings is not None
+    assert snapshot.settings.notifications.kill is False
+    assert text_of(config) == before
+    assert sorted(p.name for p in etc.iterdir()) == ["config.toml"]  # no temporary file left

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import start_headless, wait_for
+from tests.support import end_process, serve_headless, wait_for
 from tests.ui.fakes import first_frame, settle
 from tests.ui.test_live_toggle import delivered_kill_ids, write_config
 from wanderer_console.console_api import Frame
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.sim import Simulator
-from wanderer_console.store.lock import lock_holder
 from wanderer_console.ui.app import build_app
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
@@ -40,40 +38,12 @@ def sim_options() -> dict[str, Any]:
     return {"seed": 23, "discord_webhook_limit": 1000, "discord_webhook_window": 1.0}
 
 
-async def _engine(config: Path, data: Path) -> asyncio.subprocess.Process:
-    proc = await start_headless(config, data)
-    try:
-        await wait_for(
-            lambda: (
-                (h := lock_holder(data)) is not None
-                and h.pid == proc.pid
-                and (data / SOCKET_NAME).exists()
-            ),
-            timeout=30,
-            what="the engine to serve its control socket",
-        )
-    except BaseException:
-        await _end(proc)  # never leave an engine running behind a failed test
-        raise
-    return proc
-
-
-async def _end(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.communicate(), 30)
-    if proc.returncode is None:
-        proc.kill()
-        await proc.wait()
-
-
 async def test_an_attached_console_steers_the_engine_and_survives_its_restart(
     sim: Simulator, tmp_path: Path
 ) -> None:
     config, data = tmp_path / "config.toml", tmp_path / "data"
     write_config(sim, data, config)
-    proc = await _engine(config, data)
+    proc = await serve_headless(config, data)
     socket_path = data / SOCKET_NAME
     system_id = sorted(sim.tracked_system_ids)[0]
     pushed: list[tuple[float, int]] = []
@@ -125,7 +95,7 @@ async def test_an_attached_console_steers_the_engine_and_survives_its_restart(
             await wait_for(lambda: app.state.link.state == "lost", 10, "the console showing lost")
             await pilot.pause()
             assert "ENGINE LOST" in str(app.sub_title)
-            proc = await _engine(config, data)
+            proc = await serve_headless(config, data)
             await wait_for(
                 lambda: (
                     app.state.link.state == "live"
@@ -159,4 +129,4 @@ async def test_an_attached_console_steers_the_engine_and_survives_its_restart(
         with contextlib.suppress(asyncio.CancelledError):
             await watching
         await watcher.aclose()
-        await _end(proc)
+        await end_process(proc)

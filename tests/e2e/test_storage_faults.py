@@ -3,7 +3,6 @@ fix, no traceback, a non-zero exit. Each runs the real command in a subprocess o
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sqlite3
 import subprocess
@@ -13,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import read_only_preexec
 from wanderer_console.store.integrity import StorageError, check, check_file
 from wanderer_console.store.sqlite import open_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 DB_NAME = "wanderer-console.db"
-_PR_CAPBSET_DROP = 24
-_CAP_DAC_OVERRIDE = 1
-_CAP_DAC_READ_SEARCH = 2
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -122,30 +119,11 @@ def test_corrupted_pages_refuse_start_with_recover_advice(tmp_path: Path) -> Non
     _one_paragraph(err, str(db), "damaged", "quick_check", f"sqlite3 {db} .recover")
 
 
-def _drop_dac_override() -> None:
-    """In the child: root loses the right to ignore file modes, as a non-root user has none."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
-        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
-def _read_only_preexec() -> object:
-    if os.geteuid() != 0:
-        return None
-    probe = subprocess.run(
-        [sys.executable, "-c", "pass"], preexec_fn=_drop_dac_override, check=False
-    )
-    if probe.returncode != 0:  # pragma: no cover - a container without CAP_SETPCAP
-        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
-    return _drop_dac_override
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-database"])
 def test_read_only_data_dir_gives_one_paragraph_error_without_traceback(
     tmp_path: Path, existing: bool
 ) -> None:
-    preexec = _read_only_preexec()
+    preexec = read_only_preexec()
     data = tmp_path / "data"
     data.mkdir()
     if existing:

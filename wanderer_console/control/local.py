@@ -387,6 +387,10 @@ class LocalBackend:
                 text = file.read_text(encoding="utf-8")
                 new_text = set_value(text, toml_path, value)
                 parse_settings_text(new_text, file=str(file))
+                try:
+                    atomic_write_text(file, new_text)
+                except OSError as exc:  # as deployed, the engine may read its file, not write it
+                    raise OSError(f"cannot write {file}: {exc.strerror or exc}") from exc
             except (OSError, UnicodeDecodeError, ValueError, ConfigError) as exc:
                 why = _first_problem(exc)
                 self._apply_in_memory(toml_path, value)
@@ -394,7 +398,6 @@ class LocalBackend:
                 return OperationResult(
                     ok=True, message=f"{label}: applied, but not saved to {file.name}: {why}"
                 )
-            atomic_write_text(file, new_text)
             result = reloader.reload(source=actor)
             if result.status == "rejected":
                 return OperationResult(ok=False, message=f"{label}: {result.problems[0]}")

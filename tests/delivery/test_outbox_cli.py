@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from wanderer_console.cli import main
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store import SqliteStore
 from wanderer_console.store.writes import StoreWriteError
@@ -114,3 +115,42 @@ def test_a_failed_write_reports_the_real_error_not_the_rollback(tmp_path: Path) 
         assert store.write_fault is None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("action", [["drop", "webhook:8"], ["retry", "webhook:7"], ["list"]])
+def test_a_config_that_does_not_load_is_refused_not_swapped_for_the_default_data_dir(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    action: list[str],
+) -> None:
+    """``--config`` names the engine's data directory; while that file has a typo in it, the
+    command must say so, not act on (or list) the outbox of the default data directory."""
+    engine_data, xdg = tmp_path / "engine-data", tmp_path / "xdg-data"
+    default_data = xdg / "wanderer-console"  # e.g. left by a demo run
+    _seed(engine_data)
+    _seed(default_data)
+    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[console]\ndata_dir = "{engine_data}"\ndry_rn = true\n', encoding="utf-8")
+
+    def outbox_rows(data: Path) -> list[tuple[str, str]]:
+        conn = sqlite3.connect(data / "wanderer-console.db")
+        try:
+            rows = conn.execute("SELECT dedup_key, status FROM outbox ORDER BY id").fetchall()
+            dead = conn.execute("SELECT target_key FROM dead_targets").fetchall()
+        finally:
+            conn.close()
+        return [*rows, *dead]
+
+    before = {data: outbox_rows(data) for data in (engine_data, default_data)}
+
+    code = main(["outbox", *action, "--config", str(config)])
+
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.out == ""
+    error = json.loads(out.err)["error"]
+    assert f"{config}:3: console.dry_rn: unknown key" in error
+    assert "--data-dir" in error
+    assert {data: outbox_rows(data) for data in before} == before

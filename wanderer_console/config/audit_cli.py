@@ -21,8 +21,8 @@ from pathlib import Path
 
 from wanderer_console.command import Command
 from wanderer_console.config.audit import ConfigAudit, diff_settings
-from wanderer_console.config.loader import ConfigError, load_settings, parse_settings_text
-from wanderer_console.config.paths import command_data_dir, command_store
+from wanderer_console.config.loader import ConfigError, parse_settings_text
+from wanderer_console.config.paths import command_data_dir, command_store, unknown_location
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["HISTORY_COMMAND", "RESTORE_COMMAND", "run"]
@@ -62,32 +62,13 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _unreadable(args: argparse.Namespace) -> str | None:
-    """Why the database cannot be found without ``--data-dir``: the configuration that names it
-    does not load. ``None`` when it loads, or when the location is given."""
-    if getattr(args, "data_dir", None) is not None or getattr(args, "database", None):
-        return None
-    config = getattr(args, "config", None)
-    try:
-        load_settings(config, required=config is not None)
-    except ConfigError as exc:
-        first = exc.problems[0]
-        more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        return (
-            f"cannot read the configuration ({first}{more}), so the data directory it names is"
-            " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
-            " configuration (wanderer-console config check)"
-        )
-    return None
-
-
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``config history`` or ``config restore``; return the exit code."""
-    unreadable = _unreadable(args)
+    unreadable = unknown_location(args)
     if unreadable is not None:
         return _fail(unreadable)
     audit = ConfigAudit(command_store(args, _data_dir(args)))

@@ -11,7 +11,13 @@ from wanderer_console.store.backends import store_location
 from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.sqlite import DB_NAME
 
-__all__ = ["DB_NAME", "command_data_dir", "command_store", "default_data_dir"]
+__all__ = [
+    "DB_NAME",
+    "command_data_dir",
+    "command_store",
+    "default_data_dir",
+    "unknown_location",
+]
 
 
 def default_data_dir() -> Path:
@@ -23,8 +29,10 @@ def default_data_dir() -> Path:
 def command_data_dir(args: argparse.Namespace) -> Path:
     """A command's data directory: ``--data-dir``, else the config's, else the default.
 
-    A config that does not load is not an error here: commands that only read the database
-    (``config history``, ``outbox list``) must work when the config is being fixed.
+    A config that does not load is not an error here (its data directory is then unknown, and
+    the default is returned): a command that acts on the store asks :func:`unknown_location`
+    first and, when the configuration cannot say, wants ``--data-dir``, with which it works
+    while the config is being fixed.
     """
     given = getattr(args, "data_dir", None)
     if given is not None:
@@ -35,6 +43,27 @@ def command_data_dir(args: argparse.Namespace) -> Path:
     except ConfigError:
         configured = None
     return Path(configured) if configured is not None else default_data_dir()
+
+
+def unknown_location(args: argparse.Namespace) -> str | None:
+    """Why a command cannot tell which store to use: no ``--data-dir`` (nor ``--database``) was
+    given and the configuration that names it does not load. ``None`` when it loads, or when the
+    location is given. A command that acts on the store refuses with this rather than use
+    whatever store the default data directory holds."""
+    if getattr(args, "data_dir", None) is not None or getattr(args, "database", None):
+        return None
+    config = getattr(args, "config", None)
+    try:
+        load_settings(config, required=config is not None)
+    except ConfigError as exc:
+        first = exc.problems[0]
+        more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        return (
+            f"cannot read the configuration ({first}{more}), so the data directory it names is"
+            " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
+            " configuration (wanderer-console config check)"
+        )
+    return None
 
 
 def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> StoreLocation:

@@ -4,7 +4,9 @@
 or 404), with the reason kept on each. ``retry TARGET`` revives a dead target and puts its
 failed notifications back in the queue; ``drop`` gives up on failed ones for good. They work
 beside a running engine: it reads the outbox and the dead targets from the database before
-every dispatch, so a retry is picked up within a second. Output is JSON.
+every dispatch, so a retry is picked up within a second. Output is JSON. When the configuration
+that names the data directory does not load, they refuse and ask for ``--data-dir`` (never the
+outbox of the default data directory instead).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command
-from wanderer_console.config.paths import command_store
+from wanderer_console.config.paths import command_store, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import StoreLocation
@@ -67,6 +69,10 @@ def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``outbox`` action; return the exit code."""
+    unknown = unknown_location(args)
+    if unknown is not None:
+        _emit({"error": unknown}, stream=sys.stderr)
+        return 1
     path = _database(args)
     if isinstance(path, Path) and not path.exists():
         _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)

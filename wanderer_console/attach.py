@@ -6,6 +6,9 @@ config pane, pause/resume. Quitting it (or losing the SSH session) stops nothing
 only a client of the engine's control socket (see :mod:`wanderer_console.control.server`).
 
 Also ``wanderer-console control token``: the bearer token for ``[control] listen`` (TCP).
+
+Both find the engine's data directory through ``--data-dir``, else the configuration; when that
+does not load they say so and ask for ``--data-dir`` (not the default data directory's engine).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
-from wanderer_console.config.paths import command_data_dir
+from wanderer_console.config.paths import command_data_dir, unknown_location
 from wanderer_console.console_api import BackendError
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.control.token import TOKEN_FILE, new_token
@@ -96,6 +99,9 @@ def backend_for(args: argparse.Namespace) -> RemoteBackend:
         raise AttachError("--token-file goes with --url (the local socket needs no token)")
     if args.socket is not None:
         return RemoteBackend(socket_path=args.socket)
+    unknown = unknown_location(args)
+    if unknown is not None:
+        raise AttachError(unknown)
     return RemoteBackend(socket_path=command_data_dir(args) / SOCKET_NAME)
 
 
@@ -165,6 +171,10 @@ async def _run(backend: RemoteBackend) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
+    unknown = unknown_location(args)
+    if unknown is not None:
+        print(f"wanderer-console control token: {unknown}", file=sys.stderr)
+        return EXIT_INVALID
     data_dir = command_data_dir(args)
     token = new_token(data_dir)
     print(token)

@@ -13,6 +13,9 @@ on stderr; the password never appears in either.
 SQLite file in the data directory) without changing it: backend, schema version, rows per table,
 the outbox by status, the data directory's engine and the instances sharing the database when
 the schema has their leases (:mod:`~wanderer_console.store.status`). JSON on stdout.
+
+Both refuse, asking for ``--data-dir``, when no ``--data-dir`` is given and the configuration
+that names the data directory does not load (never the default data directory's store instead).
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def _target(args: argparse.Namespace) -> str | None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from wanderer_console.config.paths import command_data_dir
+    from wanderer_console.config.paths import command_data_dir, unknown_location
     from wanderer_console.store.base import DatabaseUrl
     from wanderer_console.store.integrity import StorageError
     from wanderer_console.store.migrate import (
@@ -107,6 +110,10 @@ def _migrate(args: argparse.Namespace) -> int:
         migrate_data_dir,
     )
 
+    unknown = unknown_location(args)
+    if unknown is not None:  # not the default data dir's store in place of the engine's
+        _error(unknown)
+        return EXIT_INVALID
     text = _target(args)
     if not text:
         _error(
@@ -181,10 +188,14 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from wanderer_console.config.paths import command_data_dir, command_store
+    from wanderer_console.config.paths import command_data_dir, command_store, unknown_location
     from wanderer_console.store.integrity import StorageError
     from wanderer_console.store.status import store_status
 
+    unknown = unknown_location(args)
+    if unknown is not None:  # not the default data dir's store in place of the engine's
+        _error(unknown)
+        return EXIT_INVALID
     data_dir = command_data_dir(args)
     try:
         location = command_store(args, data_dir)

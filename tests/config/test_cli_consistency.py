@@ -1,7 +1,8 @@
-"""The command line says what is wrong and what to do: ``config history``/``restore`` with a
-configuration that cannot be read ask for ``--data-dir`` (instead of reading another directory's
-history), ``config check`` refuses a configuration without a map and warns about the example's
-placeholder secrets, times in JSON are ISO 8601."""
+"""The command line says what is wrong and what to do: ``config history``/``restore``,
+``control token`` and ``db status``/``migrate-to`` with a configuration that cannot be read ask
+for ``--data-dir`` (instead of using another directory's database), ``config check`` refuses a
+configuration without a map and warns about the example's placeholder secrets, times in JSON are
+ISO 8601."""
 
 from __future__ import annotations
 
@@ -107,3 +108,42 @@ def test_the_example_config_is_flagged_until_its_placeholders_are_replaced(
     example = Path(__file__).parents[2] / "config" / "wanderer.example.toml"
     main(["config", "check", "--config", str(example)])
     assert "maps.home.api_key: still the example's placeholder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["control", "token"],
+        ["db", "status"],
+        ["db", "migrate-to", "postgresql://wc:pw-not-printed@127.0.0.1:9/wc"],
+    ],
+    ids=["control-token", "db-status", "db-migrate-to"],
+)
+def test_commands_on_the_engines_data_dir_refuse_a_config_that_does_not_load(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """``--config`` names the engine's data directory; while the file is broken, these commands
+    say so and ask for ``--data-dir`` rather than work on the default data directory (make a
+    token there, report or migrate its database)."""
+    engine_data, xdg = tmp_path / "engine-data", tmp_path / "xdg-data"
+    engine_data.mkdir()
+    default_data = xdg / "wanderer-console"
+    config = _write(tmp_path / "config.toml", GOOD.format(data=engine_data))
+    _history(default_data, config)  # a database in the default data dir, e.g. from a demo run
+    _write(config, GOOD.format(data=engine_data).replace("[maps.home]", "[maps.home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
+    before = sorted(p.name for p in default_data.iterdir())
+
+    code = main([*command, "--config", str(config)])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert f"cannot read the configuration ({config}:4: (syntax)" in captured.err
+    assert "pass --data-dir DIR" in captured.err
+    assert "pw-not-printed" not in captured.err
+    assert sorted(p.name for p in default_data.iterdir()) == before
+    assert list(engine_data.iterdir()) == []

@@ -87,3 +87,19 @@ def test_attach_without_a_terminal_says_to_use_ssh_t(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "ssh -t" in done.stderr
+
+
+async def test_a_config_that_does_not_load_is_named_not_the_default_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``attach --config FILE`` finds the engine through the file's data directory: while the
+    file is broken, say that (and ask for --data-dir), not that no engine runs on the default
+    data directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[console]\ndata_dir = "{tmp_path}"\ndry_rn = true\n', encoding="utf-8")
+    with pytest.raises(AttachError) as refused:
+        backend_for(_args(config=config))
+    message = str(refused.value)
+    assert f"cannot read the configuration ({config}:3: console.dry_rn: unknown key" in message
+    assert "pass --data-dir DIR" in message

@@ -357,3 +357,70 @@ def _demo(sim: Simulator, data_dir: Path) -> Settings:
     from wanderer_console.launch import demo_settings
 
     return demo_settings(sim, data_dir=data_dir, dry_run=True)
+
+
+async def test_an_event_id_that_is_no_ulid_does_not_take_the_resume_cursor(
+    tmp_path: Path,
+) -> None:
+    """One malformed id (here a lower-case one, which sorts after every ULID) is stored as an
+    event but never becomes the cursor: the next connect still resumes from the last ULID."""
+    ulid = UlidGenerator()
+    good = [ulid.new(), ulid.new()]
+    envelopes = [
+        {"id": good[0], "type": "add_system", "map_id": MAP_ID, "payload": {"solar_system_id": 1}},
+        {"id": "evt-7", "type": "add_system", "map_id": MAP_ID, "payload": {"solar_system_id": 2}},
+        {"id": good[1], "type": "add_system", "map_id": MAP_ID, "payload": {"solar_system_id": 3}},
+    ]
+    connects: list[str | None] = []
+    release = asyncio.Event()
+
+    async def stream(request: Request) -> Response:
+        connects.append(request.query_params.get("last_event_id"))
+        first = len(connects) == 1
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+            if first:
+                for envelope in envelopes:
+                    yield _frame(envelope["type"], envelope["id"], envelope)
+                await release.wait()  # closed once the pipeline has written all three
+                return
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    engine = Engine(settings, store, index, metrics)
+
+    async def pipeline() -> None:
+        while True:
+            await engine.process(await queue.get())
+            queue.task_done()
+
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, queue.put, metrics, backoff=Backoff(0.01, 0.02)
+    )
+    tasks = [asyncio.create_task(pipeline()), asyncio.create_task(source.run())]
+    try:
+        await wait_for(lambda: store.event_count() == 3)
+        release.set()
+        await wait_for(lambda: len(connects) == 2)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+    assert {e.event_id for e in store.events_since(0)} == {good[0], "evt-7", good[1]}
+    assert store.get_cursor("sse:cut") == good[1]
+    assert connects == [None, good[1]]
+    store.close()

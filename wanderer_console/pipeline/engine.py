@@ -49,6 +49,7 @@ from wanderer_console.pipeline.startup import (
     decode_seen,
     encode_seen,
     envelope_seconds,
+    is_ulid,
     ulid_seconds,
 )
 from wanderer_console.pipeline.trackers import TrackerMatches, plan_kill_messages
@@ -457,7 +458,17 @@ class Engine:
     async def _process_map_event(self, item: MapEventItem) -> bool:
         envelope = item.envelope
         key = (item.tenant, envelope.id)
-        cursor = (f"sse:{item.tenant}", envelope.id) if item.source.startswith("sse:") else None
+        cursor = None
+        if item.source.startswith("sse:"):
+            if is_ulid(envelope.id):
+                cursor = (f"sse:{item.tenant}", envelope.id)
+            else:
+                # The cursor keeps the greatest value: a malformed id (a lower-case one sorts
+                # after every ULID) would hold it for good, and no reconnect would resume.
+                log.warning(
+                    "map event id is not a ULID; not used as the stream's resume cursor",
+                    extra={"ctx": {"tenant": item.tenant, "event_id": envelope.id}},
+                )
         with tracing.span("dedup"):
             seen = self._writer.seen(key)
             stored = not seen and self._store.has_event(item.tenant, envelope.id)

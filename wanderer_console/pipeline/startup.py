@@ -40,6 +40,7 @@ __all__ = [
     "decode_seen",
     "encode_seen",
     "envelope_seconds",
+    "is_ulid",
     "ulid_seconds",
 ]
 
@@ -67,6 +68,11 @@ def decode_seen(value: str | None) -> float | None:
     except ValueError:
         return None
     return at if math.isfinite(at) and at > 0 else None
+
+
+def is_ulid(value: str) -> bool:
+    """True for a ULID as the map server writes it (26 upper-case Crockford characters)."""
+    return _ULID.match(value) is not None
 
 
 def ulid_seconds(value: str | None) -> float | None:

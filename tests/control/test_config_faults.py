@@ -3,6 +3,7 @@ sees it through the real control socket."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,66 @@ async def test_a_switch_the_engine_cannot_save_is_applied_and_says_why(
     assert snapshot.settings.notifications.kill is False
     assert text_of(config) == before
     assert sorted(p.name for p in etc.iterdir()) == ["config.toml"]  # no temporary file left
+
+
+async def test_a_config_file_caught_empty_keeps_the_running_configuration(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    """An editor that truncates before it writes, a ``>`` redirect, a half-copied file: a file
+    read empty (or with nothing but comments) is no configuration to run. Applying it took the
+    map out of the running settings and switched dry run off; it is refused instead, and the
+    whole file saved again is picked up."""
+    tenant = next(iter(engine.settings.maps))
+    dry = text_of(config_file).replace("dry_run = false", "dry_run = true")
+    write(config_file, dry)
+    assert (await remote.reload_config(actor="t")).status in ("applied", "unchanged")
+    assert engine.settings.console.dry_run is True
+
+    for caught in ("", "# Wanderer Console demo: every service below\n"):
+        write(config_file, caught)
+        result = await remote.reload_config(actor="t")
+        assert result.status == "rejected", result
+        assert "holds no settings" in result.problems[0].message
+        assert engine.settings.console.dry_run is True
+        assert tenant in engine.settings.maps
+        snapshot = await remote.snapshot()
+        assert snapshot.config is not None
+        assert "holds no settings" in snapshot.config.errors[0]
+
+    write(config_file, dry)
+    assert (await remote.reload_config(actor="t")).status == "unchanged"
+    snapshot = await remote.snapshot()
+    assert snapshot.config is not None
+    assert snapshot.config.errors == ()
+
+
+async def test_the_console_does_not_save_an_emptied_config(
+    sim: Simulator,
+    engine: Runtime,
+    remote: RemoteBackend,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As deployment.md advises, the map's key lives in the environment (here its URL too), so
+    the file the console edits has no secret to mask and an empty text validates. The editor
+    emptied and saved: refused before the file is written, as the reload refuses such a file
+    (the file was written empty, and the running configuration replaced by the defaults)."""
+    prefix = f"WANDERER_CONSOLE_MAPS__{sim.map_slug.upper()}"
+    monkeypatch.setenv(f"{prefix}__API_KEY", sim.map_api_key)
+    monkeypatch.setenv(f"{prefix}__URL", sim.map_url)
+    secret = re.compile(r"\s*(api_key|bot_token|\w*webhook_url)\s*=")
+    plain = "".join(
+        line for line in text_of(config_file).splitlines(keepends=True) if not secret.match(line)
+    )
+    write(config_file, plain)
+    assert (await remote.reload_config(actor="t")).status == "applied"
+    loaded = await remote.config_text()
+    assert loaded.secrets == 0
+
+    refused = await remote.apply_config("\n", base_digest=loaded.digest, actor="t")
+
+    assert refused.status == "rejected"
+    assert refused.problems[0].key == "(file)"
+    assert "holds no settings" in refused.problems[0].message
+    assert text_of(config_file) == plain
+    assert sim.map_slug in engine.settings.maps

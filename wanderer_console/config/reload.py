@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,24 @@ from watchfiles import awatch
 
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.live import applies, entries_changed
-from wanderer_console.config.loader import ConfigError, parse_settings_text, secret_warnings
+from wanderer_console.config.loader import (
+    ConfigError,
+    Problem,
+    parse_settings_text,
+    secret_warnings,
+)
 from wanderer_console.config.model import Settings
 from wanderer_console.config.section import Restart
 from wanderer_console.store.base import StoreLocation
 
-__all__ = ["ConfigReloader", "Reloadable", "ReloadResult", "needs_restart", "restart_reasons"]
+__all__ = [
+    "ConfigReloader",
+    "Reloadable",
+    "ReloadResult",
+    "emptied",
+    "needs_restart",
+    "restart_reasons",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +61,32 @@ def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
     """True when ``key`` cannot change in a running engine (a map added or removed counts)."""
     added_or_removed = {f"maps.{name}" for name in old_maps ^ new_maps}
     return isinstance(applies(key, entries_changed=added_or_removed), Restart)
+
+
+def _holds_settings(text: str) -> bool:
+    """Whether a config text sets anything (a text that is not TOML counts: validation says
+    what is wrong with it)."""
+    try:
+        return bool(tomllib.loads(text))
+    except tomllib.TOMLDecodeError:
+        return True
+
+
+def emptied(path: Path, running: str | None, new: str) -> Problem | None:
+    """The problem when ``new`` would replace ``running``, a file that holds settings, with one
+    that holds none (empty, or only comments): an editor caught between truncating and writing,
+    a half-copied file. Applied, it would drop every map and switch everything to its default
+    (dry run off); the running configuration is kept instead. ``None`` otherwise."""
+    if running is None or _holds_settings(new) or not _holds_settings(running):
+        return None
+    return Problem(
+        str(path),
+        None,
+        "(file)",
+        "the file holds no settings (empty, or caught while an editor was writing it): the"
+        " running configuration is kept; save the whole file again (to run on the environment"
+        " alone, restart the engine)",
+    )
 
 
 @dataclass(slots=True)
@@ -149,6 +188,9 @@ class ConfigReloader:
                     extra={"ctx": {"source": source}},
                 )
             return ReloadResult("unchanged")
+        empty = emptied(self.path, self._text, text)
+        if empty is not None:
+            return self._rejected(source, text, [str(empty)])
         try:
             new, _legacy = parse_settings_text(text, file=str(self.path))
         except ConfigError as exc:

@@ -36,7 +36,7 @@ from wanderer_console.config.edit import (
 )
 from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.config.model import Settings
-from wanderer_console.config.reload import ReloadResult
+from wanderer_console.config.reload import ReloadResult, emptied
 from wanderer_console.console_api import (
     ALERT_FIELDS,
     FLAG_NAMES,
@@ -478,6 +478,9 @@ class LocalBackend:
                 digest=now,
             )
         try:
+            empty = emptied(path, current, real)
+            if empty is not None:
+                raise ConfigError([empty])
             parse_settings_text(real, file=str(path))
         except ConfigError as exc:
             problems = tuple(

@@ -152,3 +152,54 @@ async def test_tracking_change_sends_subscribe_systems(tmp_path: Path) -> None:
             assert len(sim.killstream.joins) == joins  # a push on the live join, not a rejoin
         finally:
             await runtime.stop()
+
+
+class _CountingBackoff(PhoenixBackoff):
+    """The real backoff with short steps, noting which attempt each wait was for."""
+
+    def __init__(self) -> None:
+        super().__init__(cap=0.2, steps=(0.01, 0.02, 0.04, 0.08))
+        self.asked: list[int] = []
+
+    def next_delay(self) -> float:
+        self.asked.append(self.attempt)
+        return super().next_delay()
+
+
+async def _end_each_join(
+    server: FakeKillstream, source: KillstreamSource, times: int, end: str
+) -> None:
+    """End the channel (or drop the socket) as soon as each of ``times`` joins is accepted."""
+    for n in range(1, times + 1):
+        await wait_for(lambda n=n: source.joins >= n and server.joined_clients == 1)
+        if end == "phx_error":
+            await server.send_phx_error()
+        else:
+            await server.drop_connections()
+
+
+@pytest.mark.parametrize("end", ["phx_error", "drop"])
+async def test_a_join_that_ends_at_once_each_time_backs_off_instead_of_a_hot_loop(
+    server: FakeKillstream, end: str
+) -> None:
+    """A server that accepts the join and then crashes the channel (or drops the socket) right
+    away, again and again: each new try waits longer than the one before, as after any failure;
+    the accepted join does not start the waits over (before, a crashed channel was rejoined at
+    once and a dropped socket reconnected after the first 0.1 s step, forever)."""
+    backoff = _CountingBackoff()
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), backoff=backoff
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await _end_each_join(server, source, 4, end)
+        await _joined(server, source, joins=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert backoff.asked == [0, 1, 2, 3]
+    assert server.connections == (1 if end == "phx_error" else 5)

@@ -143,6 +143,10 @@ class KillstreamSource:
         self._stop = asyncio.Event()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
+        self._joined_at: float | None = None
+        """When the current join was accepted (``None`` while not joined)."""
+        self._rejoin: asyncio.Task[None] | None = None
+        """The rejoin waiting out its backoff after the channel ended."""
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
         self._sinking = False
@@ -174,6 +178,7 @@ class KillstreamSource:
                 least = self._lost(exc)
             self._channel.reset()
             self._ws = None
+            self._joined_at = None
             self._unconfirm()
             if self._stop.is_set():
                 break
@@ -220,8 +225,8 @@ class KillstreamSource:
             "killstream frame over the size limit; reconnecting",
             extra={"ctx": {"mode": self.mode, "size": size, "limit": self._max_frame}},
         )
-        # The join resets the backoff, so a frame the server sends on every join (a preload)
-        # would bring us back every 0.1 s: from the second in a row, wait 1, 2, 4 … s.
+        # A frame the server sends on every join (a preload) would bring us back after the
+        # backoff's short first steps: from the second in a row, wait at least 1, 2, 4 … s.
         if self._oversize_in_a_row < 2:
             return 0.0
         return min(self._backoff.cap, 2.0 ** (self._oversize_in_a_row - 2))
@@ -267,6 +272,9 @@ class KillstreamSource:
             except ConnectionClosedOK:
                 return  # a clean close: reconnect as after any other loss
             finally:
+                if self._rejoin is not None:
+                    tasks.append(self._rejoin)
+                    self._rejoin = None
                 await cancel_and_wait(tasks)
 
     async def _closer(self, ws: ClientConnection) -> None:
@@ -338,6 +346,10 @@ class KillstreamSource:
         if isinstance(message, Reply):
             if message.is_heartbeat:
                 self.health.heartbeat_rtt_ms = (time.perf_counter() - self._heartbeat_sent) * 1000
+                joined_at = self._joined_at
+                if joined_at is not None and self._heartbeat_sent > joined_at:
+                    # The join has lasted a heartbeat: the next failure starts the waits over.
+                    self._backoff.reset()
             elif message.ref is not None and message.ref in self._pending:
                 ids = self._pending.pop(message.ref)
                 if message.status == "ok":
@@ -352,7 +364,9 @@ class KillstreamSource:
                     )
             elif message.is_join:
                 if message.status == "ok":
-                    self._backoff.reset()
+                    # Not the backoff's reset yet: a server that drops every join at once
+                    # must not be tried again at the first step forever (see heartbeats).
+                    self._joined_at = time.perf_counter()
                     self.joins += 1
                     self.health.set_state(ConnectionState.CONNECTED)
                     self._confirm(self._join_ids)
@@ -370,12 +384,29 @@ class KillstreamSource:
                     )
                     await ws.close(code=1000, reason="join refused")
         elif isinstance(message, ChannelErrored | ChannelClosed):
+            # The channel that had the ids is gone; rejoin after the backoff's wait, as after a
+            # lost socket (a channel that crashes after every join is not rejoined in a loop).
+            self._joined_at = None
+            self._unconfirm()
+            delay = self._backoff.next_delay()
             log.warning(
                 "killstream channel ended; rejoining",
-                extra={"ctx": {"mode": self.mode, "why": type(message).__name__}},
+                extra={
+                    "ctx": {
+                        "mode": self.mode,
+                        "why": type(message).__name__,
+                        "in_seconds": round(delay, 3),
+                    }
+                },
             )
             self.health.reconnects += 1
-            await self._join(ws)  # forgets what was confirmed: the channel that had it is gone
+            if self._rejoin is not None:
+                self._rejoin.cancel()
+            self._rejoin = asyncio.create_task(self._rejoin_after(ws, delay))
+
+    async def _rejoin_after(self, ws: ClientConnection, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._join(ws)
 
     async def _on_kills(self, payload: dict[str, object]) -> None:
         killmails = payload.get("killmails")

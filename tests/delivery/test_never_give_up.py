@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.rig import FAST, make_rig, until
+from tests.delivery.rig import BOT_TOKEN, FAST, make_rig, until
 from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
@@ -188,3 +188,28 @@ async def test_channel_messages_per_minute_applies_live(tmp_path: Path) -> None:
         assert len(rig.discord.messages_for("channel:100000000000000003")) == 2  # paced
         rig.dispatcher.channel_per_minute = 120  # the reload raises the budget
         await until(lambda: rig.store.outbox_counts() == {"sent": 6}, timeout=10)
+
+
+async def test_a_map_refused_on_a_channel_holds_only_its_own_notifications_there(
+    tmp_path: Path,
+) -> None:
+    """Two maps post into the same channel, each with its own bot token. One map's token is
+    refused (401): its target, held as dead, is that map's alone; the other map's notifications
+    to the same channel are still delivered (they waited, unread, for the first map's fix)."""
+    channel = "100000000000000002"
+    async with make_rig(tmp_path) as rig:
+        refused = Target(TargetKind.BOT_CHANNEL, channel, "home")
+        good = Target(TargetKind.BOT_CHANNEL, channel, "other")
+        rig.targets[("home", refused.key)] = ResolvedTarget(refused, "revoked-token")
+        rig.targets[("other", good.key)] = ResolvedTarget(good, BOT_TOKEN)
+        body = {"embeds": [{"title": "held", "description": "x"}]}
+        rig.store.enqueue([Notification("home", NotificationType.KILL, "h", refused, body)])
+        rig.dispatcher.wake()
+        await until(lambda: rig.dispatcher.dead_targets)
+        assert list(rig.dispatcher.dead_targets) == [("home", f"channel:{channel}")]
+        body = {"embeds": [{"title": "delivered", "description": "x"}]}
+        rig.store.enqueue([Notification("other", NotificationType.KILL, "o", good, body)])
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"pending": 1, "sent": 1}, timeout=5.0)
+    assert rig.titles(f"channel:{channel}") == {"delivered": 1}
+    assert rig.discord.rejected_401 == 1

@@ -182,6 +182,25 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(
     store.close()
 
 
+def test_due_outbox_leaves_a_held_target_out_for_its_map_only(
+    store_location: StoreLocation,
+) -> None:
+    """A target held for one map (dead for its credential) leaves that map's rows out of the
+    read; another map's rows for the same channel are read."""
+    store = open_store(store_location)
+    notes = []
+    for tenant in ("home", "other", "home"):
+        target = Target(TargetKind.BOT_CHANNEL, "42", tenant)
+        key = f"{tenant}-{len(notes)}"
+        notes.append(Notification(tenant, NotificationType.KILL, key, target, {"content": key}))
+    notes.append(_note_to("elsewhere", "1"))
+    store.enqueue(notes, now=1.0)
+    rows = store.due_outbox(2.0, limit=10, held={("home", "channel:42")})
+    assert [r.dedup_key for r in rows] == ["other-1", "elsewhere"]
+    assert len(store.due_outbox(2.0, limit=10)) == 4
+    store.close()
+
+
 def test_record_events_tells_new_from_repeated_within_and_across_batches(
     store_location: StoreLocation,
 ) -> None:

@@ -442,8 +442,10 @@ class Dispatcher:
         busy = {target for _tenant, target in self._busy}
         # Left out of this read: what is due for them is read again when their worker ends.
         self._dirty = busy
-        excluded = busy | self._dead.target_keys()
-        rows = self._store.due_outbox(now, limit=_FETCH, exclude_targets=excluded, tenants=tenants)
+        dead, held = self._dead.held(targets)
+        rows = self._store.due_outbox(
+            now, limit=_FETCH, exclude_targets=busy | dead, held=held, tenants=tenants
+        )
         groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             key = (row.tenant_id, row.target_key)

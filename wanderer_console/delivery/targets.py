@@ -53,9 +53,16 @@ class DeadTargets:
     def __contains__(self, key: object) -> bool:
         return key in self._dead
 
-    def target_keys(self) -> set[str]:
-        """Keys of every dead target (to leave out of the due rows)."""
-        return {target for _tenant, target in self._dead}
+    def held(self, targets: Mapping[TargetKey, ResolvedTarget]) -> tuple[set[str], set[TargetKey]]:
+        """What a read of due rows leaves out: the keys dead for every map configured on them,
+        whole (their backlog is never read), and the dead ``(tenant, key)`` of a key another
+        map posts to with its own credential (a channel two maps share: that map's rows are
+        read, since the target is dead for the first map only)."""
+        if not self._dead:
+            return set(), set()
+        keys = {target for _tenant, target in self._dead}
+        shared = {key[1] for key in targets if key[1] in keys and key not in self._dead}
+        return keys - shared, {key for key in self._dead if key[1] in shared}
 
     def snapshot(self) -> dict[TargetKey, DeadTarget]:
         """A copy of the dead targets by ``(tenant, key)``."""

@@ -446,6 +446,7 @@ class Store(Protocol):
         *,
         limit: int = 100,
         exclude_targets: Collection[str] = (),
+        held: Collection[tuple[str, str]] = (),
         tenants: Collection[str] | None = None,
     ) -> list[OutboxRow]: ...
 

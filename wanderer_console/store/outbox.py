@@ -100,6 +100,7 @@ class OutboxMixin:
         *,
         limit: int = 100,
         exclude_targets: Collection[str] = (),
+        held: Collection[tuple[str, str]] = (),
         tenants: Collection[str] | None = None,
     ) -> list[OutboxRow]:
         """Pending notifications whose next attempt is due, oldest first.
@@ -107,23 +108,30 @@ class OutboxMixin:
         ``exclude_targets`` leaves out targets already being worked on (or dead), so a large
         backlog for one rate-limited target is not read again and again. Each target's oldest
         rows are read through the ``outbox_pending_target`` index, so the cost follows the rows
-        returned and the number of targets, not the size of the backlog. ``tenants`` keeps only
-        those maps' rows (the maps whose lease this instance holds).
+        returned and the number of targets, not the size of the backlog. ``held`` leaves out
+        one map's rows for a target (``(tenant, target)``: a target dead for that map only,
+        another map posting into the same channel with its own credential is read).
+        ``tenants`` keeps only those maps' rows (the maps whose lease this instance holds).
         """
         excluded = set(exclude_targets)
+        held_for: dict[str, list[str]] = {}
+        for tenant, target in held:
+            held_for.setdefault(target, []).append(tenant)
         scope = () if tenants is None else tuple(tenants)
         only = "" if tenants is None else f" AND tenant_id IN ({_marks(scope)})"
         rows: list[OutboxRow] = []
         for target in self.pending_targets():
             if target in excluded:
                 continue
+            left_out = held_for.get(target, [])
+            but = f" AND tenant_id NOT IN ({_marks(left_out)})" if left_out else ""
             rows.extend(
                 OutboxRow(*row)
                 for row in self._conn.execute(
                     f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
                     " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
-                    f"{only} ORDER BY id LIMIT ?",
-                    (target, now, *scope, limit),
+                    f"{only}{but} ORDER BY id LIMIT ?",
+                    (target, now, *scope, *left_out, limit),
                 )
             )
         rows.sort(key=lambda row: row.id)

@@ -31,7 +31,14 @@ from wanderer_console.domain.notification import Notification, NotificationType,
 from wanderer_console.http.client import HttpClient
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import AppServer, FakeDiscord
-from wanderer_console.store.base import InstanceInfo, LeaseFence, LeaseGrant, Store
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.base import (
+    InstanceInfo,
+    LeaseFence,
+    LeaseGrant,
+    Store,
+    StoreLocation,
+)
 from wanderer_console.telemetry.metrics import Metrics
 
 MAPS = ("one", "two", "three")
@@ -492,6 +499,44 @@ async def test_an_answer_after_the_lease_was_lost_mid_request_is_left_to_the_new
         new = LeaseFence(resource_of("one"), "b", taken.lease.token)
         (recovered,) = store.recover_in_flight(tenant="one", spare=new)
         assert recovered[1] == "bot_channel"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_an_outcome_kept_while_the_store_was_down_never_undoes_the_new_owners_send(
+    store: Store, store_location: StoreLocation
+) -> None:
+    """An outcome the store refused is kept and written once the store writes again. If the
+    map's lease went to another instance meanwhile (this one could reach neither its store nor
+    its heartbeat), that instance has recovered the rows and sent them: the late write must not
+    put them back to pending (they would be posted twice). The store refuses for real: this
+    instance's connection is made read-only (``PRAGMA query_only``), the other's is not."""
+    async with _gated(store) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        rig.dispatcher.policy = DeliveryPolicy(request_timeout=2.0)
+        rig.discord.answer_delay = 5.0  # posted, but answered after the client gave up
+        _enqueue(rig, 1, "late")
+        await wait_for(lambda: len(rig.discord.received) == 1, 10)
+        store._conn.execute("PRAGMA query_only = ON")  # type: ignore[attr-defined]
+        await wait_for(lambda: rig.dispatcher.snapshot()["unrecorded_outcomes"] == 1, 10)
+        assert store.outbox_counts() == {"sending": 1}
+        rig.gate.held = False  # its heartbeat failed too: the lease ran out
+        other = open_store(store_location)
+        try:
+            other._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+            taken = other.acquire_lease(resource_of("one"), "b", 30.0)
+            assert taken is not None
+            new = LeaseFence(resource_of("one"), "b", taken.lease.token)
+            ((row_id, _kind, send_id, _at),) = other.recover_in_flight(tenant="one", spare=new)
+            assert other.claim([row_id], send_id=send_id, fence=new) == 1
+            other.mark_sent([row_id])  # the new owner's re-send was confirmed
+        finally:
+            other.close()
+        store._conn.execute("PRAGMA query_only = OFF")  # type: ignore[attr-defined]
+        await wait_for(lambda: rig.dispatcher.snapshot()["unrecorded_outcomes"] == 0, 10)
+        assert store.outbox_counts() == {"sent": 1}
 
 
 # -- a runtime on PostgreSQL shows its leases -----------------------------------------------------

@@ -111,6 +111,37 @@ def test_a_claim_under_a_lost_lease_claims_nothing_and_recovery_spares_the_holde
     assert (rows[c].send_id, rows[c].uncertain, rows[c].sending_at) == (None, 0, None)
 
 
+def test_an_outcome_written_under_a_lost_claim_leaves_the_new_owners_rows_alone(
+    store: Store,
+) -> None:
+    """An outcome other than a confirmation, written under the lease its rows were claimed
+    under (late: the store could not write when it was read), changes only rows still claimed
+    by that holder and token; the map's new owner has recovered and settled the others."""
+    store.enqueue([_note("home", f"k{i}") for i in range(4)], now=1.0)
+    ids = [row.id for row in store.due_outbox(now=10.0)]
+    grant = store.acquire_lease("map:home", "a", 30.0)
+    assert grant is not None
+    old = LeaseFence("map:home", "a", grant.lease.token)
+    assert store.claim(ids, send_id="s-a", now=2.0, fence=old) == 4
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    grant = store.acquire_lease("map:home", "b", 30.0)
+    assert grant is not None
+    new = LeaseFence("map:home", "b", grant.lease.token)
+    assert len(store.recover_in_flight(tenant="home", spare=new)) == 4
+    sent, sending, pending, _untouched = ids
+    assert store.claim([sent, sending], send_id="s-a", fence=new) == 2
+    store.mark_sent([sent])
+    # a's outcomes, written at last: none of them applies any more.
+    store.release(ids, next_attempt_at=0.0, error="HTTP 500", fence=old)
+    store.mark_failed(ids, error="HTTP 400", fence=old)
+    store.mark_unconfirmed(ids, error="twice", fence=old)
+    assert store.outbox_counts() == {"sent": 1, "sending": 1, "pending": 2}
+    # b's own outcome, under its own claim, applies.
+    store.release([sending, pending], next_attempt_at=0.0, error="HTTP 500", fence=new)
+    assert store.outbox_counts() == {"sent": 1, "pending": 3}
+    assert {row.id: row.attempts for row in store.due_outbox(now=10.0)}[sending] == 1
+
+
 def test_a_stop_recovers_only_the_rows_its_instance_claimed(store: Store) -> None:
     store.enqueue([_note("one", "k1"), _note("two", "k2")], now=1.0)
     first, second = (row.id for row in store.due_outbox(now=10.0))

@@ -18,7 +18,9 @@ instance sends (those whose lease it holds: one instance sends per map, so Disco
 not shared between processes) and fences every claim with the map's lease. A claim under a lost
 lease claims nothing; rows claimed when the lease is lost before the request are put back
 untouched; an answer other than "sent" after the lease was lost mid-request is left to the map's
-new owner, which recovers the claim as uncertain (:meth:`Dispatcher.recover_orphans`).
+new owner, which recovers the claim as uncertain (:meth:`Dispatcher.recover_orphans`). Such an
+outcome written late (kept while the store could not write) changes only the rows still claimed
+under its lease's token: never what the new owner did with them since.
 """
 
 from __future__ import annotations
@@ -837,7 +839,7 @@ class Dispatcher:
                 },
             )
             return False
-        return self._outcomes.settle(batch, result, state, resolved)
+        return self._outcomes.settle(batch, result, state, resolved, fence)
 
     def _unclaim(self, ids: list[int], fence: LeaseFence, again: bool) -> None:
         """Put rows claimed under ``fence`` back untouched (their request never went out)."""

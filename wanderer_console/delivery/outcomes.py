@@ -25,7 +25,7 @@ from wanderer_console.delivery.pacing import Batch, ChannelPacer
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import OutboxRow, SentMessage, Store
+from wanderer_console.store.base import LeaseFence, OutboxRow, SentMessage, Store
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -157,6 +157,9 @@ class _Answer:
     state: TargetState
     resolved: ResolvedTarget
     now: float
+    fence: LeaseFence | None
+    """The lease the rows were claimed under (several instances): outcomes other than a
+    confirmation change them only while that claim still holds them."""
 
     @property
     def ids(self) -> list[int]:
@@ -235,10 +238,20 @@ class Outcomes:
         return True
 
     def settle(
-        self, batch: Batch, result: SendResult, state: TargetState, resolved: ResolvedTarget
+        self,
+        batch: Batch,
+        result: SendResult,
+        state: TargetState,
+        resolved: ResolvedTarget,
+        fence: LeaseFence | None = None,
     ) -> bool:
-        """Record what Discord's answer means; True when the target may send its next batch."""
-        answer = _Answer(batch, result, state, resolved, self._clock.wall())
+        """Record what Discord's answer means; True when the target may send its next batch.
+
+        ``fence``: the lease the rows were claimed under. An outcome the store refuses is
+        written later; if the map went to another instance meanwhile, that one has recovered the
+        rows (and maybe sent them): the late write then leaves them alone. A confirmation is
+        always written."""
+        answer = _Answer(batch, result, state, resolved, self._clock.wall(), fence)
         if result.outcome is Outcome.SENT:
             return self._sent(answer)
         state.last_error = f"{result.status or ''} {result.detail}".strip()
@@ -254,9 +267,7 @@ class Outcomes:
         oldest = min(row.created_at or answer.now for row in batch.rows)
         if answer.now - oldest > self.policy.max_age:
             hours = self.policy.max_age / 3600
-            self._fail(
-                batch, f"expired: undelivered after {hours:g} h ({state.last_error})", result
-            )
+            self._fail(answer, f"expired: undelivered after {hours:g} h ({state.last_error})")
             return True
         handler = {
             Outcome.RATE_LIMITED: self._rate_limited,
@@ -273,6 +284,7 @@ class Outcomes:
                 answer.ids,
                 error=answer.state.last_error,
                 next_attempt_at=answer.now + delay,
+                fence=answer.fence,
                 **how,
             ),
         )
@@ -343,7 +355,7 @@ class Outcomes:
             self._unbatch.update(answer.ids)
             self._release(answer, 0.0, attempt=False)
             return False
-        self._fail(answer.batch, f"Discord refused it: {answer.state.last_error}", answer.result)
+        self._fail(answer, f"Discord refused it: {answer.state.last_error}")
         return True
 
     def _rate_limited(self, answer: _Answer) -> bool:
@@ -366,7 +378,9 @@ class Outcomes:
             error = f"sent twice without an answer; probably delivered ({answer.state.last_error})"
             self._journal.record(
                 "mark uncertain",
-                functools.partial(self._store.mark_unconfirmed, answer.ids, error=error),
+                functools.partial(
+                    self._store.mark_unconfirmed, answer.ids, error=error, fence=answer.fence
+                ),
             )
             log.error(
                 "notification not re-sent again: two sends had no known outcome",
@@ -399,11 +413,12 @@ class Outcomes:
         self._release(answer, delay, attempt=result.attempted, keep_send_id=True)
         return False
 
-    def _fail(self, batch: Batch, error: str, result: SendResult) -> None:
+    def _fail(self, answer: _Answer, error: str) -> None:
         """Give up on a batch for good, keeping the reason on each row."""
-        ids = [row.id for row in batch.rows]
+        batch, result = answer.batch, answer.result
         self._journal.record(
-            "mark failed", functools.partial(self._store.mark_failed, ids, error=error)
+            "mark failed",
+            functools.partial(self._store.mark_failed, answer.ids, error=error, fence=answer.fence),
         )
         log.error(
             "notification failed for good",

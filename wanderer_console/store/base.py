@@ -492,13 +492,18 @@ class Store(Protocol):
         attempt: bool = True,
         keep_send_id: bool = False,
         uncertain: bool = False,
+        fence: LeaseFence | None = None,
     ) -> None: ...
 
-    def mark_failed(self, row_id: int | Sequence[int], *, error: str) -> None: ...
+    def mark_failed(
+        self, row_id: int | Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> None: ...
 
     def fail_pending(self, tenant: str, *, error: str, fence: LeaseFence | None = None) -> int: ...
 
-    def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None: ...
+    def mark_unconfirmed(
+        self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> None: ...
 
     def recover_in_flight(
         self,

@@ -46,6 +46,19 @@ def _marks(ids: Sequence[object]) -> str:
     return ",".join("?" * len(ids)) or "NULL"
 
 
+def _still_claimed(fence: LeaseFence | None) -> tuple[str, tuple[object, ...]]:
+    """The condition an outcome of a send claimed under ``fence`` adds to its statement: the
+    rows are still that claim's (in flight, by that holder under that token). A map's new owner
+    recovers an instance's claims once its lease is gone; an outcome that instance could only
+    write later (its store was unreachable) must not undo what the new owner did since."""
+    if fence is None:
+        return "", ()
+    return " AND status = 'sending' AND claimed_by = ? AND claim_token = ?", (
+        fence.owner,
+        fence.token,
+    )
+
+
 class OutboxMixin:
     """The outbox half of a store (:class:`~wanderer_console.store.sql.SqlStore`).
 
@@ -292,13 +305,16 @@ class OutboxMixin:
         attempt: bool = True,
         keep_send_id: bool = False,
         uncertain: bool = False,
+        fence: LeaseFence | None = None,
     ) -> None:
         """Put claimed (or pending) rows back to pending for a later attempt.
 
         ``attempt`` counts the try (a rate limit or an open breaker is not the message's
         fault and does not); ``keep_send_id`` keeps the rows bound to their message and nonce
-        (the send may have reached Discord); ``uncertain`` counts an unknown outcome.
+        (the send may have reached Discord); ``uncertain`` counts an unknown outcome. With
+        ``fence`` (the lease the rows were claimed under), only rows still claimed by it change.
         """
+        held, holder = _still_claimed(fence)
         with self._writes.transaction("release") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
@@ -306,18 +322,22 @@ class OutboxMixin:
                 f" attempts = attempts + {1 if attempt else 0},"
                 f" uncertain = uncertain + {1 if uncertain else 0},"
                 f" send_id = {'send_id' if keep_send_id else 'NULL'}"
-                f" WHERE id IN ({_marks(row_ids)})",
-                (next_attempt_at, None if error is None else error[:500], *row_ids),
+                f" WHERE id IN ({_marks(row_ids)}){held}",
+                (next_attempt_at, None if error is None else error[:500], *row_ids, *holder),
             )
 
-    def mark_failed(self, row_id: int | Sequence[int], *, error: str) -> None:
-        """Give up on notifications for good; kept with the reason for the operator."""
+    def mark_failed(
+        self, row_id: int | Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> None:
+        """Give up on notifications for good; kept with the reason for the operator. With
+        ``fence`` (the lease they were claimed under), only rows still claimed by it change."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)
+        held, holder = _still_claimed(fence)
         with self._writes.transaction("mark failed") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-                f" send_id = NULL WHERE id IN ({_marks(ids)})",
-                (error[:500], *ids),
+                f" send_id = NULL WHERE id IN ({_marks(ids)}){held}",
+                (error[:500], *ids, *holder),
             )
 
     def fail_pending(self, tenant: str, *, error: str, fence: LeaseFence | None = None) -> int:
@@ -341,13 +361,18 @@ class OutboxMixin:
             )
         return int(cursor.rowcount)
 
-    def mark_unconfirmed(self, row_ids: Sequence[int], *, error: str) -> None:
-        """Stop re-sending notifications sent twice without an answer (each may have posted)."""
+    def mark_unconfirmed(
+        self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> None:
+        """Stop re-sending notifications sent twice without an answer (each may have posted).
+        With ``fence`` (the lease they were claimed under), only rows still claimed by it."""
+        held, holder = _still_claimed(fence)
         with self._writes.transaction("mark uncertain") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'uncertain', attempts = attempts + 1,"
-                f" uncertain = uncertain + 1, last_error = ? WHERE id IN ({_marks(row_ids)})",
-                (error[:500], *row_ids),
+                " uncertain = uncertain + 1, last_error = ?"
+                f" WHERE id IN ({_marks(row_ids)}){held}",
+                (error[:500], *row_ids, *holder),
             )
 
     def recover_in_flight(

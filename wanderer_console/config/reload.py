@@ -153,9 +153,7 @@ class ConfigReloader:
             return
         latest = self.audit.latest_applied()
         if latest is None or not latest.matches(self._text):
-            self.audit.record(
-                "startup", self.path, self._text, {"status": "applied", "changes": []}
-            )
+            self._record("startup", self._text, {"status": "applied", "changes": []})
 
     async def run(self) -> None:
         """Watch the file until cancelled (editors that replace the file are handled)."""
@@ -219,7 +217,7 @@ class ConfigReloader:
             "hot": hot,
             "restart_required": restart,
         }
-        audit_id = self.audit.record(source, self.path, text, diff, now=self._clock())
+        audit_id = self._record(source, text, diff)
         self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons)
         log.info(
             "configuration reloaded",
@@ -244,13 +242,26 @@ class ConfigReloader:
     def _rejected(self, source: str, text: str, problems: list[str]) -> ReloadResult:
         self.last_error = problems
         diff = {"status": "rejected", "problems": problems, "changes": []}
-        audit_id = self.audit.record(source, self.path, text, diff, now=self._clock())
+        audit_id = self._record(source, text, diff)
         self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)
         log.error(
             "configuration change rejected; the running configuration is kept",
             extra={"ctx": {"source": source, "problems": problems}},
         )
         return self.last
+
+    def _record(self, source: str, text: str, diff: dict[str, Any]) -> int | None:
+        """Add the version to the config history; its id, or ``None`` when the database refused
+        the write (disk full, locked, read-only): that is logged, and never hides or undoes what
+        the reload did."""
+        try:
+            return self.audit.record(source, self.path, text, diff, now=self._clock())
+        except Exception as exc:  # sqlite3's or psycopg's errors
+            log.warning(
+                "configuration change not recorded in the history: the database refused the write",
+                extra={"ctx": {"source": source, "status": diff.get("status"), "error": str(exc)}},
+            )
+            return None
 
     def snapshot(self) -> dict[str, Any]:
         """State for the runtime snapshot and the UI."""

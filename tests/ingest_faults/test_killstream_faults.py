@@ -203,3 +203,30 @@ async def test_a_join_that_ends_at_once_each_time_backs_off_instead_of_a_hot_loo
         await asyncio.gather(task, return_exceptions=True)
     assert backoff.asked == [0, 1, 2, 3]
     assert server.connections == (1 if end == "phx_error" else 5)
+
+
+async def test_a_channel_waiting_to_rejoin_is_not_reported_connected(
+    server: FakeKillstream,
+) -> None:
+    """While a crashed channel waits out its rejoin, the socket is open but follows nothing:
+    the REST poller and the killstream watermark must see it as down, not connected."""
+
+    async def sink(item: Item) -> None:
+        return None
+
+    backoff = PhoenixBackoff(cap=60.0, steps=(30.0,))  # a wait far longer than the test
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), backoff=backoff
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
+        assert source.confirmed == SYSTEMS
+        await server.send_phx_error()
+        await wait_for(lambda: source.health.state is ConnectionState.RECONNECTING)
+        assert source.confirmed == set()
+        assert "rejoining" in (source.health.last_error or "")
+        assert len(server.joins) == 1  # still waiting
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -400,6 +400,10 @@ class KillstreamSource:
                 },
             )
             self.health.reconnects += 1
+            # Not connected meanwhile: the REST poller and the watermark treat it as a gap.
+            self.health.set_state(
+                ConnectionState.RECONNECTING, f"channel ended ({type(message).__name__}); rejoining"
+            )
             if self._rejoin is not None:
                 self._rejoin.cancel()
             self._rejoin = asyncio.create_task(self._rejoin_after(ws, delay))

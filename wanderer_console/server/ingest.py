@@ -4,7 +4,11 @@ A request carries one event or ``{"events": [...]}`` and a tenant's ingest key a
 Each event is validated on its own and gets its own result: ``accepted`` (stored, and notified if
 the tenant's switches and targets allow), ``duplicate`` (that ``event_id`` was already stored for
 the tenant) or ``rejected`` with the reason. Accepted events go through the same queue, engine,
-outbox and dispatcher as map events, so rate limits and dedup apply to them too.
+outbox and dispatcher as map events, so rate limits and dedup apply to them too. A valid event
+the pipeline did not confirm in time is ``rejected`` with a reason that says to retry with the
+same ``event_id`` (the engine keeps it; the retry is answered ``duplicate`` if it was stored):
+when no event of the request was confirmed the answer is ``503`` with ``Retry-After``, never the
+``422`` of invalid input.
 
 Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
 with its reason and logged (throttled per client, without the key or the payload); an error
@@ -45,6 +49,11 @@ EVENT_ID_PREFIX: Final = "api:"
 _UNAUTHORISED: Final = {"error": "invalid or unauthorised ingest key"}
 _MAX_ERRORS: Final = 3
 """Validation errors spelled out per event; the rest are only counted."""
+_UNCONFIRMED: Final = (
+    "not confirmed in time (the pipeline is busy or the store cannot write); it may still be"
+    " stored: retry with the same event_id (answered 'duplicate' if it was)"
+)
+_RETRY_AFTER: Final = "5"
 
 
 def _reason(exc: ValidationError) -> str:
@@ -96,6 +105,8 @@ class IngestEndpoint:
     ) -> Response:
         self._refusals.refused(request, "ingest", reason, status, **ctx)
         headers = {"www-authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"retry-after": _RETRY_AFTER}
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def post_events(self, request: Request) -> Response:
@@ -159,19 +170,25 @@ class IngestEndpoint:
         # it never tells whether another tenant exists.
         if any(isinstance(e, dict) and e.get("tenant") not in (None, tenant) for e in events):
             return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
-        results = await self._submit(tenant, events, traced=traced)
+        results, unconfirmed = await self._submit(tenant, events, traced=traced)
         counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
         for result in results:
             counts[result["status"]] += 1
         body = {"tenant": tenant, **counts, "results": results}
         if results and counts["rejected"] == len(results):
+            # Valid events the pipeline did not confirm in time are no client error: the engine
+            # keeps them, and the client's retry (same event_id) is answered accurately.
+            if unconfirmed:
+                return self._refuse(request, "not_processed", 503, body, tenant=tenant)
             return self._refuse(request, "invalid_events", 422, body, tenant=tenant)
         return JSONResponse(body, status_code=200)
 
     async def _submit(
         self, tenant: str, events: list[Any], *, traced: bool
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One result per event, and how many valid ones were not confirmed in time."""
         loop = asyncio.get_running_loop()
+        unconfirmed = 0
         results: list[dict[str, Any]] = []
         pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         for index, candidate in enumerate(events):
@@ -223,7 +240,8 @@ class IngestEndpoint:
                     "ingest event not processed",
                     extra={"ctx": {"tenant": tenant, "error": str(exc) or "timeout"}},
                 )
-                result.update(status="rejected", reason="not processed: internal error")
+                result.update(status="rejected", reason=_UNCONFIRMED)
+                unconfirmed += 1
                 continue
             result["status"] = "accepted" if new else "duplicate"
             if not new:
@@ -233,4 +251,4 @@ class IngestEndpoint:
                     "ingest event refused as duplicate",
                     extra={"ctx": {"tenant": tenant, "event_id": clip(result["event_id"], 128)}},
                 )
-        return results
+        return results, unconfirmed

@@ -1,0 +1,99 @@
+"""``POST /api/v1/events`` when the pipeline cannot confirm an event in time (the store is held
+by another process): the answer says "retry", not "your event is invalid", and the event the
+engine kept is still stored once the store writes again."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from tests.ingest_faults.conftest import map_settings
+from tests.support import wait_for
+from wanderer_console.config.model import Settings
+from wanderer_console.domain.tracking import TrackingIndex
+from wanderer_console.ingest.items import Item
+from wanderer_console.pipeline.engine import Engine
+from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
+from wanderer_console.pipeline.worker import PipelineWorker
+from wanderer_console.server.ingest import IngestEndpoint
+from wanderer_console.server.tenants import TenantRegistry
+from wanderer_console.sim.server import AppServer
+from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.telemetry.metrics import Metrics
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+class _Engine:
+    """The part of the engine surface the ingest endpoint uses, over a real queue."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, queue: BoundedPriorityQueue[Item]):
+        self.settings = settings
+        self.metrics = metrics
+        self._queue = queue
+
+    async def enqueue(self, item: Item) -> None:
+        await self._queue.put(item)
+
+    def offer(self, items: Sequence[Item]) -> bool:
+        return self._queue.offer(items)
+
+
+async def test_an_event_the_store_cannot_write_yet_gets_503_not_422_and_is_stored_later(
+    tmp_path: Path,
+) -> None:
+    settings = map_settings("http://127.0.0.1:9")
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(64, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    tenants = TenantRegistry(store.path)
+    key = tenants.add("cut")
+    endpoint = IngestEndpoint(_Engine(settings, metrics, queue), tenants)
+    server = AppServer(
+        Starlette(routes=[Route("/api/v1/events", endpoint.post_events, methods=["POST"])])
+    )
+    await server.start()
+    # Another process holds the database's write lock (an sqlite3 shell left in a transaction).
+    holder = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    pipeline = asyncio.create_task(worker.run())
+    event = {
+        "event_id": "ops-1",
+        "title": "Fleet forming",
+        "body": "Form up in J123456",
+        "severity": "info",
+        "notification_type": "system",
+    }
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
+            response = await client.post(
+                "/api/v1/events", json=event, headers={"authorization": f"Bearer {key}"}
+            )
+        holder.execute("ROLLBACK")  # the other process lets go
+        await wait_for(lambda: store.has_event("cut", "api:ops-1"))
+    finally:
+        holder.close()
+        pipeline.cancel()
+        await asyncio.gather(pipeline, return_exceptions=True)
+        await server.stop()
+        tenants.close()
+        store.close()
+    # Not a client error: the event was valid, and the engine kept it and wrote it later.
+    assert response.status_code == 503, response.text
+    assert response.headers.get("retry-after")
+    [result] = response.json()["results"]
+    assert result["event_id"] == "ops-1"
+    assert "retry with the same event_id" in result["reason"]
+    refused = metrics.value("wc_server_refusals_total", endpoint="ingest", reason="not_processed")
+    assert refused == 1
+    invalid = metrics.value("wc_server_refusals_total", endpoint="ingest", reason="invalid_events")
+    assert invalid == 0

@@ -163,3 +163,46 @@ async def test_the_console_does_not_save_an_emptied_config(
     assert "holds no settings" in refused.problems[0].message
     assert text_of(config_file) == plain
     assert sim.map_slug in engine.settings.maps
+
+
+STORE_PASSWORD = "store-pass-8c1d5e"
+STORE_URL = f"postgresql://wc:{STORE_PASSWORD}@127.0.0.1:9/wc"
+HOSTED_MAP_KEY = "hosted-map-key-4b7a9e2f"
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "secret"),
+    [
+        ("store", f'url = "{STORE_URL}"', STORE_PASSWORD),
+        ("hosted", f'map_api_key = "{HOSTED_MAP_KEY}"', HOSTED_MAP_KEY),
+    ],
+    ids=["store-url", "hosted-map-api-key"],
+)
+async def test_every_secret_of_the_file_is_masked_and_survives_an_edit(
+    engine: Runtime,
+    remote: RemoteBackend,
+    config_file: Path,
+    table: str,
+    line: str,
+    secret: str,
+) -> None:
+    """``[store] url`` (its password) and ``[hosted] map_api_key`` are secrets of the model like
+    a map's ``api_key``: the console's editor shows them masked, in the engine's own process as
+    on an attached console, and an edit saved from there keeps their real values in the file.
+    (The engine's own console showed them; an attached one got them scrubbed to «redacted»,
+    which a save then wrote into the file, or which failed validation for every edit.)"""
+    write(config_file, text_of(config_file) + f"\n[{table}]\n{line}\n")
+    assert (await remote.reload_config(actor="t")).status == "applied"
+
+    local = await engine.console.config_text()  # the TUI in the engine's process
+    attached = await remote.config_text()
+    for loaded in (local, attached):
+        assert secret not in loaded.text
+        assert loaded.secrets == attached.secrets
+
+    edited = attached.text.replace("dry_run = false", "dry_run = true")
+    result = await remote.apply_config(edited, base_digest=attached.digest, actor="t")
+
+    assert result.status == "applied", result
+    assert engine.settings.console.dry_run is True
+    assert f"\n{line}\n" in text_of(config_file)

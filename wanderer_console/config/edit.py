@@ -6,8 +6,10 @@ engine validates, writes and reloads them (see :mod:`wanderer_console.control.lo
 Secret masking is designed so that **a secret cannot be lost by editing a masked text**:
 
 * :func:`mask_secrets` replaces every secret value (``api_key``, ``bot_token``, ``webhook_secret``,
-  ingest keys, and the token part of Discord webhook URLs) with a numbered placeholder such as
-  ``«secret-3»`` and returns the real values, in placeholder order, next to the masked text.
+  ingest keys, the token part of Discord webhook URLs, and whatever else the settings model types
+  as a secret, such as ``[store] url`` and ``[hosted] map_api_key``) with a numbered placeholder
+  such as ``«secret-3»`` and returns the real values, in placeholder order, next to the masked
+  text.
 * :func:`unmask_secrets` puts the real values back. It refuses (raises :class:`MaskError`) unless
   every placeholder is still present exactly once and no unknown placeholder appeared, so a secret
   can never be replaced by its mask, dropped, duplicated or moved to another key by a stray edit.
@@ -29,6 +31,8 @@ from typing import Any
 
 import tomlkit
 from tomlkit.items import AoT, Table
+
+from wanderer_console.config.redact import secret_values
 
 __all__ = [
     "PLACEHOLDER",
@@ -94,7 +98,10 @@ def _strings_in(value: str) -> list[tuple[int, int]]:
 
 
 def mask_secrets(text: str) -> MaskedText:
-    """Replace every secret value in ``text`` with a numbered placeholder."""
+    """Replace every secret value in ``text`` with a numbered placeholder: the values of secret
+    key names (commented-out ones too), the token of a webhook URL, and whatever else the
+    settings model types as a secret (``[store] url``, ``[hosted] map_api_key``)."""
+    typed = secret_values(text)
     secrets: list[str] = []
     pieces: list[str] = []
     cursor = 0
@@ -103,20 +110,21 @@ def mask_secrets(text: str) -> MaskedText:
         for match in _ASSIGNMENT.finditer(body):
             key = match.group("key").lower()
             whole = is_secret_key(key)
-            if not whole and not _WEBHOOK_KEY.match(key):
+            webhook = _WEBHOOK_KEY.match(key) is not None
+            if not whole and not webhook and not typed:
                 continue
             value_start = match.end()
             for start, end in _strings_in(body[value_start:]):
                 real = body[value_start + start : value_start + end]
                 if not real:
                     continue
-                if not whole:
-                    url = _WEBHOOK_TOKEN.match(real)
-                    if url is None:
-                        continue  # not a webhook URL: nothing secret to hide (validation says so)
+                url = _WEBHOOK_TOKEN.match(real) if webhook and not whole else None
+                if url is not None:
                     start += len(url.group(1))
                     end = start + len(url.group(2))
                     real = url.group(2)
+                elif not whole and real not in typed:
+                    continue  # not a secret (a webhook URL that is not one: validation says so)
                 secrets.append(real)
                 absolute = line_start + value_start + start
                 pieces.append(text[cursor:absolute])

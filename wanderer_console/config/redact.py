@@ -34,7 +34,14 @@ from wanderer_console.config.hygiene import BOT_TOKEN, INGEST_KEY, WEBHOOK_URL
 from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.config.model import Settings
 
-__all__ = ["PLACEHOLDER", "RestoredText", "UnresolvedSecrets", "redact_config", "restore_secrets"]
+__all__ = [
+    "PLACEHOLDER",
+    "RestoredText",
+    "UnresolvedSecrets",
+    "redact_config",
+    "restore_secrets",
+    "secret_values",
+]
 
 PLACEHOLDER: Final = "«redacted»"
 """What a secret looks like in a stored config version; ``config restore`` fills it back."""
@@ -131,6 +138,19 @@ def redact_config(text: str) -> str:
                 _put(container, key, _like(item, PLACEHOLDER))
         text = doc.as_string()
     return redact_text(text, known)
+
+
+def secret_values(text: str) -> set[str]:
+    """Every non-empty string a key the settings model types ``SecretStr`` holds in ``text``,
+    found by structure (``[store] url``, ``[hosted] map_api_key``, a map's ``api_key``, ...);
+    empty when the text is not TOML."""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError:
+        return set()
+    return {
+        value for *_where, item, _path in _secret_strings(doc, Settings, ()) if (value := str(item))
+    }
 
 
 def redact_text(text: str, known: set[str] | frozenset[str] = frozenset()) -> str:

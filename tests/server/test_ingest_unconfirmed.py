@@ -97,3 +97,48 @@ async def test_an_event_the_store_cannot_write_yet_gets_503_not_422_and_is_store
     assert refused == 1
     invalid = metrics.value("wc_server_refusals_total", endpoint="ingest", reason="invalid_events")
     assert invalid == 0
+
+
+async def test_a_full_queue_gets_503_within_the_request_time_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    """The pipeline is stalled and its queue full: a request neither hangs until its client
+    gives up (and retries an event that may then be queued twice) nor waits once per event."""
+    settings = map_settings("http://127.0.0.1:9")
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    queue = item_queue(1, TrackingIndex(), registry=metrics.registry)  # no worker takes from it
+    tenants = TenantRegistry(store.path)
+    key = tenants.add("cut")
+    endpoint = IngestEndpoint(_Engine(settings, metrics, queue), tenants, timeout=0.5)
+    server = AppServer(
+        Starlette(routes=[Route("/api/v1/events", endpoint.post_events, methods=["POST"])])
+    )
+    await server.start()
+    events = [
+        {"event_id": f"ops-{n}", "title": "Fleet", "body": "Form up", "notification_type": "rally"}
+        for n in range(3)
+    ]
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
+            first = await client.post(
+                "/api/v1/events", json=events[0], headers={"authorization": f"Bearer {key}"}
+            )
+            assert queue.full()  # the first event waits in the queue, never confirmed
+            batch = await client.post(
+                "/api/v1/events",
+                json={"events": events[1:]},
+                headers={"authorization": f"Bearer {key}"},
+            )
+    finally:
+        await server.stop()
+        tenants.close()
+        store.close()
+    assert first.status_code == 503, first.text
+    assert batch.status_code == 503, batch.text
+    assert batch.headers.get("retry-after")
+    for result in batch.json()["results"]:
+        assert result["status"] == "rejected"
+        assert "queue is full" in result["reason"]
+        assert "retry with the same event_id" in result["reason"]
+    assert queue.qsize() == 1  # nothing of the refused batch was queued behind the answer

@@ -53,6 +53,10 @@ _UNCONFIRMED: Final = (
     "not confirmed in time (the pipeline is busy or the store cannot write); it may still be"
     " stored: retry with the same event_id (answered 'duplicate' if it was)"
 )
+_NOT_QUEUED: Final = (
+    "not queued: the pipeline's queue is full (the pipeline is busy or the store cannot"
+    " write); retry with the same event_id"
+)
 _RETRY_AFTER: Final = "5"
 
 
@@ -186,8 +190,13 @@ class IngestEndpoint:
     async def _submit(
         self, tenant: str, events: list[Any], *, traced: bool
     ) -> tuple[list[dict[str, Any]], int]:
-        """One result per event, and how many valid ones were not confirmed in time."""
+        """One result per event, and how many valid ones were not confirmed in time.
+
+        The whole request, queueing included, gets ``timeout`` seconds: a full queue or a busy
+        pipeline is answered in that time (not once per event, and never left hanging).
+        """
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         unconfirmed = 0
         results: list[dict[str, Any]] = []
         pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
@@ -230,11 +239,22 @@ class IngestEndpoint:
                 schema_version=event.schema_version,
                 trace_parent=trace,
             )
-            await self._engine.enqueue(item)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._engine.enqueue(item)
+            except TimeoutError:
+                result.update(status="rejected", reason=_NOT_QUEUED)
+                unconfirmed += 1
+                continue
             pending.append((result, done))
+        if unconfirmed:
+            log.warning(
+                "ingest events not queued: the pipeline's queue is full",
+                extra={"ctx": {"tenant": tenant, "events": unconfirmed}},
+            )
         for result, done in pending:
             try:
-                new = await asyncio.wait_for(done, self._timeout)
+                new = await asyncio.wait_for(done, max(0.0, deadline - loop.time()))
             except (TimeoutError, RuntimeError) as exc:
                 log.warning(
                     "ingest event not processed",

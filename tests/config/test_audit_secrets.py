@@ -7,12 +7,17 @@ every secret value.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support import read_only_preexec
 from wanderer_console.cli import main
 from wanderer_console.config.audit import ConfigAudit
 from wanderer_console.config.loader import load_settings
@@ -353,3 +358,61 @@ def test_a_text_that_is_not_toml_is_still_scrubbed() -> None:
     for secret in (MAP_KEY, BOT_TOKEN, HOOK_TOKEN):
         assert secret not in redacted
     assert redacted.startswith("[maps.home\napi_key = ")
+
+
+def test_restore_keeps_the_files_mode_and_group(
+    versions: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As deployed: root owns the file, the engine's group may read it (0640). A restore run
+    with sudo must leave it so; it made the file 0600 (and root's group), so the engine, whose
+    user is in that group only, could no longer read its own configuration."""
+    path, data_dir = versions
+    path.chmod(0o640)
+    group = 4242 if os.geteuid() == 0 else os.getegid()
+    os.chown(path, -1, group)
+
+    assert restore(1, path, data_dir) == 0
+
+    capsys.readouterr()
+    info = path.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o640
+    assert info.st_gid == group
+    assert load_settings(path, environ={}).settings.console.theme == "wanderer-dark"
+
+
+def test_restore_into_a_directory_it_cannot_write_says_so(versions: tuple[Path, Path]) -> None:
+    """Run as the engine's user, which may read /etc/wanderer-console but not write there: one
+    line naming the file and the reason, exit 1, the file untouched (it was a traceback)."""
+    preexec = read_only_preexec()
+    path, data_dir = versions
+    before = path.read_text()
+    path.parent.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wanderer_console",
+                "config",
+                "restore",
+                "1",
+                "--config",
+                str(path),
+                "--data-dir",
+                str(data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=preexec,
+        )
+    finally:
+        path.parent.chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    error = json.loads(done.stderr)["error"]
+    assert error.startswith(f"cannot write {path}:")
+    assert "Permission denied" in error
+    assert path.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "data"]

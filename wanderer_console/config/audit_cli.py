@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from wanderer_console.command import Command
 from wanderer_console.config.audit import ConfigAudit, diff_settings
+from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
 from wanderer_console.config.paths import command_data_dir, command_store, unknown_location
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
@@ -105,10 +105,10 @@ def run(args: argparse.Namespace) -> int:
                 current, _ = parse_settings_text(current_text)
             except ConfigError:
                 current = None
-        tmp = target.with_name(target.name + ".restore-tmp")
-        tmp.write_text(filled.text, encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
+        try:  # the file keeps its mode, owner and group (a new one is 0600)
+            atomic_write_text(target, filled.text)
+        except OSError as exc:
+            return _fail(f"cannot write {target}: {exc.strerror or exc}")
         changes = [c.as_json() for c in diff_settings(current, restored)]
         new_id = audit.record(
             "cli:restore",

@@ -20,6 +20,7 @@ The operator's text is otherwise written as typed, so comments and layout are ke
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -169,13 +170,17 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, keeping the file's mode.
+    """Write ``text`` to ``path`` through a temporary file and a rename, keeping the file's mode,
+    and its owner and group where this user may set them (root, running ``config restore``).
 
-    A new file is created ``0600`` (it holds secrets); an existing file keeps its permissions.
-    Readers (the engine's watcher) see either the old or the new file, never half of one.
+    A new file is created ``0600`` (it holds secrets); an existing file keeps its permissions
+    (``root:wanderer 0640`` stays readable by the engine's group). Readers (the engine's watcher)
+    see either the old or the new file, never half of one.
     """
+    owner: tuple[int, int] | None = None
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        info = path.stat()
+        mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
     except FileNotFoundError:
         mode = 0o600
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -185,6 +190,9 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if owner is not None:
+            with contextlib.suppress(PermissionError):  # another user's file: it becomes ours
+                os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

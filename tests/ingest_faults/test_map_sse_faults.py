@@ -22,6 +22,7 @@ from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item, MapEventItem
+from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import item_queue
@@ -424,3 +425,68 @@ async def test_an_event_id_that_is_no_ulid_does_not_take_the_resume_cursor(
     assert store.get_cursor("sse:cut") == good[1]
     assert connects == [None, good[1]]
     store.close()
+
+
+async def test_a_malformed_tracked_character_entry_is_skipped_and_the_map_still_streams(
+    tmp_path: Path,
+) -> None:
+    """One entry of the map's tracked characters whose ``character`` is not an object: the
+    others are loaded and the stream starts (before, the load raised on it every time, the
+    map's task crashed and restarted forever, and the map never streamed)."""
+    good = {"character_id": "c-1", "tracked": True, "character": {"eve_id": "2112000001"}}
+    bad = {"character_id": "c-2", "tracked": True, "character": "Pilot Two"}
+    ulid = UlidGenerator()
+
+    async def systems(request: Request) -> Response:
+        return JSONResponse({"data": {"systems": [{"solar_system_id": 31000001}]}})
+
+    async def tracked(request: Request) -> Response:
+        return JSONResponse({"data": [bad, good]})
+
+    async def stream(request: Request) -> Response:
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(
+        Starlette(
+            routes=[
+                Route("/api/maps/{map}/systems", systems),
+                Route("/api/maps/{map}/tracked-characters", tracked),
+                Route("/api/maps/{map}/events/stream", stream),
+            ]
+        )
+    )
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    tasks: list[asyncio.Task[None]] = []
+    feeds = MapFeeds(
+        index,
+        store,
+        queue.put,
+        metrics,
+        spawn=lambda name, run: tasks.append(asyncio.create_task(run())),
+        on_loaded=lambda tenant: None,
+        resync_after=lambda: 540.0,
+    )
+    http = HttpClient("map", timeout=5.0)
+    try:
+        feeds.start("cut", settings.maps["cut"], http)
+        await wait_for(lambda: feeds.sources["cut"].health.state is ConnectionState.CONNECTED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+    assert set(index.map("cut").characters) == {2112000001}
+    assert index.tracks_system(31000001)

@@ -117,7 +117,9 @@ class MapRestClient:
         for item in data if isinstance(data, list) else []:
             if not isinstance(item, dict) or item.get("tracked") is False:
                 continue
-            character = item.get("character") or {}
+            character = item.get("character")
+            if not isinstance(character, dict):
+                continue  # no character object, so no eve_id: skipped like an entry without one
             eve_id = _int(character.get("eve_id"))
             if eve_id is None:
                 continue

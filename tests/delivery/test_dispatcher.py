@@ -14,7 +14,7 @@ import pytest
 from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.policy import DeliveryPolicy
-from wanderer_console.domain.notification import Notification, NotificationType
+from wanderer_console.domain.notification import Notification, NotificationType, Target
 from wanderer_console.store.base import SentMessage
 from wanderer_console.telemetry.context import bind_event, bound_fields
 
@@ -450,3 +450,38 @@ async def test_a_send_cancelled_after_its_shared_claim_stays_claimed_never_pendi
         recovered = rig.store.recover_in_flight()
         assert len(recovered) == 3
         assert all(send_id for _id, _kind, send_id, _at in recovered)
+
+
+async def test_a_shared_claims_send_cancelled_as_its_answer_came_records_the_answer(
+    tmp_path: Path,
+) -> None:
+    """A send through the turnstile has its request in a task of its own. Its worker cancelled
+    in the very turn that request took Discord's confirmation (a stop's deadline, an outright
+    cancellation) must still record it: left claimed, the row would be recovered as uncertain
+    and a webhook message posted a second time."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        loop = asyncio.get_running_loop()
+        send = rig.dispatcher.sender.send
+
+        def cancel_worker(name: str) -> None:
+            for task in asyncio.all_tasks():
+                if task.get_name() == name:
+                    task.cancel()
+
+        async def answered_then_cancelled(
+            target: Target, *args: object, **kwargs: object
+        ) -> object:
+            result = await send(target, *args, **kwargs)  # type: ignore[arg-type]
+            # Runs before the worker resumes with this answer (its wake-up comes after).
+            loop.call_soon(cancel_worker, f"deliver:{target.key}")
+            return result
+
+        rig.dispatcher.sender.send = answered_then_cancelled  # type: ignore[method-assign,assignment]
+        _fan_out(rig, "answered", [7_000 + i for i in range(3)])
+        await until(lambda: len(rig.discord.received) == 3)
+        await until(
+            lambda: not any(t.get_name().startswith("deliver:") for t in asyncio.all_tasks())
+        )
+        await until(lambda: rig.store.outbox_counts() == {"sent": 3}, timeout=5.0)
+        assert len(rig.discord.received) == 3

@@ -96,6 +96,13 @@ class _Starting:
     started: asyncio.Future[_Running | None]
 
 
+def _answer_of(sending: Awaitable[SendResult]) -> SendResult | None:
+    """The answer a send's request task already took (``None``: none, or not a task)."""
+    if not isinstance(sending, asyncio.Task) or not sending.done() or sending.cancelled():
+        return None
+    return None if sending.exception() is not None else sending.result()
+
+
 class SendGate(Protocol):
     """Which maps' notifications this instance sends, under which lease (several instances)."""
 
@@ -613,7 +620,12 @@ class Dispatcher:
         try:
             result = await sending
         except BaseException as exc:
-            if spans is not None:
+            answered = _answer_of(sending) if isinstance(exc, asyncio.CancelledError) else None
+            if answered is not None:
+                # Cancelled in the very turn its request's task took the answer (a stop's
+                # deadline): the answer is recorded, never left to be recovered as uncertain.
+                self._finish_send(batch, answered, again, fence, spans, resolved, state)
+            elif spans is not None:
                 spans.error(type(exc).__name__)
                 spans.end()
             raise

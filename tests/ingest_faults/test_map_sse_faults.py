@@ -490,3 +490,89 @@ async def test_a_malformed_tracked_character_entry_is_skipped_and_the_map_still_
         store.close()
     assert set(index.map("cut").characters) == {2112000001}
     assert index.tracks_system(31000001)
+
+
+async def test_a_static_info_lookup_that_times_out_neither_cuts_the_stream_nor_holds_the_event(
+    tmp_path: Path,
+) -> None:
+    """A system added while the map API's static-info lookup does not answer: the event is
+    queued without it (the system is notified without its statics) and the stream stays up
+    (before, the lookup's timeout ended the stream, whose every reconnect stopped at the same
+    event for as long as the lookup failed)."""
+    ulid = UlidGenerator()
+    added = {
+        "id": ulid.new(),
+        "type": "add_system",
+        "map_id": MAP_ID,
+        "payload": {"solar_system_id": 31000002, "name": "J100002"},
+    }
+    connects: list[str | None] = []
+    release = asyncio.Event()
+
+    async def systems(request: Request) -> Response:
+        return JSONResponse({"data": {"systems": [{"solar_system_id": 31000001}]}})
+
+    async def tracked(request: Request) -> Response:
+        return JSONResponse({"data": []})
+
+    async def static_info(request: Request) -> Response:
+        await release.wait()  # until the test ends: far past the client's timeout
+        return JSONResponse({"data": {}})
+
+    async def stream(request: Request) -> Response:
+        connects.append(request.query_params.get("last_event_id"))
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+            yield _frame("add_system", added["id"], added)
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(
+        Starlette(
+            routes=[
+                Route("/api/maps/{map}/systems", systems),
+                Route("/api/maps/{map}/tracked-characters", tracked),
+                Route("/api/maps/{map}/events/stream", stream),
+                Route("/api/common/system-static-info", static_info),
+            ]
+        )
+    )
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    tasks: list[asyncio.Task[None]] = []
+    feeds = MapFeeds(
+        index,
+        store,
+        queue.put,
+        metrics,
+        spawn=lambda name, run: tasks.append(asyncio.create_task(run())),
+        on_loaded=lambda tenant: None,
+        resync_after=lambda: 540.0,
+    )
+    http = HttpClient("map", timeout=0.5)
+    try:
+        feeds.start("cut", settings.maps["cut"], http)
+        await wait_for(lambda: queue.qsize() == 1)
+        source = feeds.sources["cut"]
+        assert source.health.state is ConnectionState.CONNECTED
+        assert source.health.reconnects == 0
+    finally:
+        release.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+    [item] = queue.take_nowait(1)
+    assert isinstance(item, MapEventItem)
+    assert item.envelope.id == added["id"]
+    assert connects == [None]

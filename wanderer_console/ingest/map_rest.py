@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem
-from wanderer_console.http.client import HttpClient, HttpResponse
+from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 
 __all__ = ["MapApiError", "MapRestClient", "api_origin", "not_found_hint"]
+
+log = logging.getLogger(__name__)
 
 
 class MapApiError(Exception):
@@ -137,7 +140,8 @@ class MapRestClient:
         return characters
 
     async def static_info(self, solar_system_id: int) -> dict[str, Any] | None:
-        """Class, region, statics and effect of a system; ``None`` when unavailable.
+        """Class, region, statics and effect of a system; ``None`` when unavailable (refused,
+        or no answer: the system is then notified without them, never held or dropped).
 
         Static data: an answer is kept in ``static_cache`` (shared by the maps of the engine,
         keyed by the map server), so a system is asked for once, not per event or per map.
@@ -150,6 +154,12 @@ class MapRestClient:
                 f"{self._common}/system-static-info", {"id": str(solar_system_id)}
             )
         except MapApiError:
+            return None
+        except TransportError as exc:
+            log.warning(
+                "system static info did not arrive; the system is notified without it",
+                extra={"ctx": {"system": solar_system_id, "error": str(exc)}},
+            )
             return None
         if not isinstance(data, dict):
             return None

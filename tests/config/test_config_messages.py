@@ -186,3 +186,46 @@ def test_an_invalid_secret_variable_is_named_without_its_value() -> None:
     (problem,) = env_problems({**NOTIFIER, "DISCORD_WEBHOOK_URL": hook})
     assert problem.key == "DISCORD_WEBHOOK_URL"
     assert "Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL" not in str(problem)
+
+
+# -- the console's own environment variables -------------------------------------------------------
+
+BAD_HOOK = "https://discord.com/api/webhooks/not-digits/Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sets"),
+    [
+        ("WANDERER_CONSOLE_CONSOLE__DRY_RUN", "maybe", "console.dry_run"),
+        ("WANDERER_CONSOLE_NOTIFICATIONS__KILL", "maybe", "notifications.kill"),
+        ("WANDERER_CONSOLE_CONSOLE", '{"dry_run": "maybe"}', "console.dry_run"),
+        (
+            "WANDERER_CONSOLE_MAPS__ALPHA__DISCORD__RALLY_GROUP_IDS",
+            '["1234", "admins"]',
+            "maps.alpha.discord.rally_group_ids.1",
+        ),
+        ("WANDERER_CONSOLE_MAPS__ALPHA__DISCORD__WEBHOOK_URL", BAD_HOOK, None),
+    ],
+)
+def test_an_invalid_console_variable_is_reported_by_its_name(
+    variable: str, value: str, sets: str | None
+) -> None:
+    """deployment.md puts secrets (and anything else) in an environment file as
+    ``WANDERER_CONSOLE_<SECTION>__<KEY>``; a bad value there was blamed on the config file (at
+    the line of the same key, which holds a good value, or at no line at all)."""
+    text = MAP + "[console]\ndry_run = false\n[notifications]\nkill = true\n"
+    (problem,) = env_problems({variable: value}, text)
+    assert problem.file == "(environment)", str(problem)
+    assert problem.line is None
+    assert problem.key == variable
+    if sets is not None:
+        assert problem.message.endswith(f"(it sets {sets})")
+    assert str(problem).startswith(f"(environment): {variable}: ")
+    assert "Zq9w8e7r6t5y4u3i2o1pAsDfGhJkL" not in str(problem)
+
+
+def test_a_bad_value_in_the_file_is_still_the_files_beside_console_variables() -> None:
+    environ = {"WANDERER_CONSOLE_CONSOLE__DRY_RUN": "true", "WANDERER_CONSOLE_CONSOLE": "{}"}
+    (problem,) = env_problems(environ, MAP + '[notifications]\nkill = "maybe"\n')
+    assert problem.file == "c.toml"
+    assert problem.key == "notifications.kill"

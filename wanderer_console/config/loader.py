@@ -173,7 +173,8 @@ def parse_settings_text(
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
             key = ".".join(str(part) for part in loc) or "(root)"
-            variable = _variable_for(loc, variables)
+            # A WANDERER_CONSOLE_* variable wins over the file and the notifier's variables.
+            variable = _console_variable_for(loc, env) or _variable_for(loc, variables)
             if variable is not None:
                 # The notifier variable set this key: name the variable, as the operator wrote it.
                 message = f"{_describe(error)} (it sets {key})"
@@ -196,6 +197,34 @@ def _variable_for(
             return variables[path]
         path = path[:-1]
     return None
+
+
+def _console_variable_for(loc: tuple[str | int, ...], environ: Mapping[str, str]) -> str | None:
+    """The ``WANDERER_CONSOLE_*`` variable that set the value at ``loc``: the key's own
+    (``..._CONSOLE__DRY_RUN``), or a table's or list's whose JSON value holds it."""
+    names = {name.upper(): name for name in environ if name.upper().startswith(_ENV_PREFIX)}
+    parts = [str(part) for part in loc]
+    for size in range(len(parts), 0, -1):
+        name = names.get(_ENV_PREFIX + "__".join(parts[:size]).upper())
+        if name is not None and (size == len(parts) or _holds(environ[name], parts[size:])):
+            return name
+    return None
+
+
+def _holds(raw: str, path: list[str]) -> bool:
+    """Whether a variable's JSON value (a table or a list) has a value at ``path``."""
+    try:
+        node: Any = json.loads(raw)
+    except ValueError:
+        return False
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 # -- what a validation error says -----------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +84,15 @@ webhook_url = "{sim.webhook_url("primary")}"
 
 
 async def start_headless(
-    config: Path, data: Path, *, preexec: Callable[[], None] | None = None
+    config: Path,
+    data: Path,
+    *,
+    preexec: Callable[[], None] | None = None,
+    options: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
     """The engine as a real process (``python -m wanderer_console --no-ui``), stderr piped;
-    ``preexec`` runs in the child before it starts (:func:`read_only_preexec`)."""
+    ``preexec`` runs in the child before it starts (:func:`read_only_preexec`), ``options`` are
+    more command-line options (``--dry-run``)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,6 +102,7 @@ async def start_headless(
         str(config),
         "--data-dir",
         str(data),
+        *options,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -105,10 +111,14 @@ async def start_headless(
 
 
 async def serve_headless(
-    config: Path, data: Path, *, preexec: Callable[[], None] | None = None
+    config: Path,
+    data: Path,
+    *,
+    preexec: Callable[[], None] | None = None,
+    options: Sequence[str] = (),
 ) -> asyncio.subprocess.Process:
     """:func:`start_headless`, once the engine holds ``data`` and serves its control socket."""
-    proc = await start_headless(config, data, preexec=preexec)
+    proc = await start_headless(config, data, preexec=preexec, options=options)
     try:
         await wait_for(
             lambda: (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,7 +29,13 @@ from wanderer_console.command import (
     EXIT_USAGE,
     Command,
 )
-from wanderer_console.config.loader import ConfigError, LoadedConfig, load_config, load_settings
+from wanderer_console.config.loader import (
+    ENV_PREFIX,
+    ConfigError,
+    LoadedConfig,
+    load_config,
+    load_settings,
+)
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
 from wanderer_console.store.lock import DataDirInUseError
 
@@ -327,14 +334,16 @@ def _console(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from wanderer_console import launch  # deferred: keeps `config check` light
 
+    # As the environment variables they stand for, which win over the file at start and at
+    # every reload: set on the settings alone, the first reload of the file undid them.
+    if args.dry_run:
+        os.environ[f"{ENV_PREFIX}CONSOLE__DRY_RUN"] = "true"
+    if getattr(args, "database", None):
+        os.environ[f"{ENV_PREFIX}STORE__URL"] = args.database
     loaded = load_config(args)
     if loaded is None:
         return EXIT_INVALID
     settings = loaded.settings
-    if args.dry_run:
-        settings.console.dry_run = True
-    if getattr(args, "database", None):
-        settings.store.url = SecretStr(args.database)
     from wanderer_console.config.paths import default_data_dir
 
     # Before the engine lock, the store or the UI touch it: an unusable data directory is one

@@ -206,3 +206,42 @@ async def test_every_secret_of_the_file_is_masked_and_survives_an_edit(
     assert result.status == "applied", result
     assert engine.settings.console.dry_run is True
     assert f"\n{line}\n" in text_of(config_file)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_dry_run_from_the_command_line_holds_through_config_changes(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """``--dry-run`` (render and log, send nothing) is not in the file: a switch flipped from
+    the console (saved to the file, which is then reloaded) or an edit of the file must not turn
+    it off. It did: the reload compared the file (dry_run false) with the running settings and
+    applied dry_run = false live, and the engine began to post to Discord."""
+    config, data = headless_config(sim, tmp_path / "config.toml"), tmp_path / "data"
+    config.chmod(0o600)
+    proc = await serve_headless(config, data, options=["--dry-run"])
+    console = RemoteBackend(socket_path=data / SOCKET_NAME)
+    try:
+        await console.connect()
+        started = await console.snapshot()
+        flipped = await console.set_flag(None, "rally", False, actor="t")
+        after_flip = await console.snapshot()
+        write(config, text_of(config) + "\n[alerts]\ninterval_seconds = 30\n")
+        edited = await console.reload_config(actor="t")
+        after_edit = await console.snapshot()
+    finally:
+        await console.aclose()
+        await end_process(proc)
+
+    assert started.settings is not None
+    assert started.settings.dry_run is True
+    assert flipped.ok, flipped
+    assert after_flip.settings is not None
+    assert after_flip.settings.notifications.rally is False
+    assert after_flip.settings.dry_run is True
+    assert after_flip.config is not None
+    assert after_flip.config.last_hot == ("notifications.rally",)
+    assert edited.status == "applied", edited
+    assert "console.dry_run" not in edited.hot
+    assert after_edit.settings is not None
+    assert after_edit.settings.dry_run is True

@@ -30,6 +30,7 @@ from wanderer_console.config.legacy_env import legacy_overrides, legacy_sources
 from wanderer_console.config.model import ENVIRON, Settings
 
 __all__ = [
+    "ENV_PREFIX",
     "ConfigError",
     "LoadedConfig",
     "Problem",
@@ -43,7 +44,8 @@ _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
 _SETTINGS_ERROR_FIELD = re.compile(r'field "([^"]+)"')
-_ENV_PREFIX = "WANDERER_CONSOLE_"
+ENV_PREFIX = "WANDERER_CONSOLE_"
+"""What the variables of the settings start with (``WANDERER_CONSOLE_CONSOLE__DRY_RUN``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +204,10 @@ def _variable_for(
 def _console_variable_for(loc: tuple[str | int, ...], environ: Mapping[str, str]) -> str | None:
     """The ``WANDERER_CONSOLE_*`` variable that set the value at ``loc``: the key's own
     (``..._CONSOLE__DRY_RUN``), or a table's or list's whose JSON value holds it."""
-    names = {name.upper(): name for name in environ if name.upper().startswith(_ENV_PREFIX)}
+    names = {name.upper(): name for name in environ if name.upper().startswith(ENV_PREFIX)}
     parts = [str(part) for part in loc]
     for size in range(len(parts), 0, -1):
-        name = names.get(_ENV_PREFIX + "__".join(parts[:size]).upper())
+        name = names.get(ENV_PREFIX + "__".join(parts[:size]).upper())
         if name is not None and (size == len(parts) or _holds(environ[name], parts[size:])):
             return name
     return None
@@ -453,7 +455,7 @@ def _environment_problem(exc: SettingsError, environ: Mapping[str, str]) -> Prob
     """
     match = _SETTINGS_ERROR_FIELD.search(str(exc))
     field = match.group(1) if match else ""
-    prefix = f"{_ENV_PREFIX}{field.upper()}" if field else f"{_ENV_PREFIX}*"
+    prefix = f"{ENV_PREFIX}{field.upper()}" if field else f"{ENV_PREFIX}*"
     candidates = sorted(
         name for name in environ if name.upper() == prefix or name.upper().startswith(f"{prefix}__")
     )

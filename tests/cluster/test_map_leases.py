@@ -539,6 +539,35 @@ async def test_an_outcome_kept_while_the_store_was_down_never_undoes_the_new_own
         assert store.outbox_counts() == {"sent": 1}
 
 
+@pytest.mark.slow
+async def test_a_map_leaving_does_not_wait_for_its_worker_sleeping_on_the_channel_budget(
+    store: Store,
+) -> None:
+    """Handing a map over waits for its sends in flight (``quiesce``), one map after another in
+    the heartbeat. A worker waiting for its channel's budget has nothing in flight: it ends as
+    soon as its map leaves (its rows wait for the map's next owner), instead of holding the
+    hand-over for the whole grace, which, map after map, outlasts the leases kept."""
+    async with _gated(store) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        rig.dispatcher.channel_per_minute = 1
+        _enqueue(rig, 1, "first")
+        await wait_for(lambda: store.outbox_counts() == {"sent": 1}, 10)
+        _enqueue(rig, 1, "second")  # the channel's budget is spent for a minute: it waits
+
+        def workers() -> list[asyncio.Task[Any]]:
+            return [t for t in asyncio.all_tasks() if t.get_name().startswith("deliver:")]
+
+        await wait_for(workers, 10)
+        del rig.gate.fences["one"]  # the map is leaving: the gate sends nothing more for it
+        quiesce = asyncio.create_task(rig.dispatcher.quiesce("one", 600.0))
+        await wait_for(quiesce.done, 10, "the hand-over waited for a worker with nothing out")
+        assert workers() == []
+        assert store.outbox_counts() == {"sent": 1, "pending": 1}  # for the map's next owner
+        assert len(rig.discord.received) == 1
+
+
 # -- a runtime on PostgreSQL shows its leases -----------------------------------------------------
 
 

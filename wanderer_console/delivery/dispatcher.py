@@ -214,10 +214,14 @@ class Dispatcher:
     @channel_per_minute.setter
     def channel_per_minute(self, value: int) -> None:
         self._pacer.per_minute = value
-        # Workers waiting for their channel's budget re-measure it now.
+        self._interrupt_waits()  # workers waiting for their channel's budget re-measure it now
+        self._look_soon()
+
+    def _interrupt_waits(self) -> None:
+        """End the workers' waits for a limit or a pause now: each measures it again (and
+        stops waiting if its map may no longer be sent, see :meth:`_work_target`)."""
         self._repace.set()
         self._repace = asyncio.Event()
-        self._look_soon()
 
     @property
     def global_pause_until(self) -> float:
@@ -426,6 +430,9 @@ class Dispatcher:
         gate has stopped new ones (its lease is being released or was lost)."""
         tasks = [task for (owner, _target), task in self._busy.items() if owner == tenant]
         if tasks:
+            # A worker waiting for its channel's budget or a pause has nothing in flight: woken,
+            # it sees its map gone and ends (its rows wait for the map's next owner).
+            self._interrupt_waits()
             await asyncio.wait(tasks, timeout=max(0.01, timeout))
         # Their confirmations are written before the lease can go (its next owner would
         # recover the rows as uncertain).
@@ -522,7 +529,7 @@ class Dispatcher:
             return True
         settled = True
         for batch, send_id in self._batches(rows):
-            while (wait := self._wait_for(key[1], state)) > 0 and not self._stop.is_set():
+            while (wait := self._wait_for(key[1], state)) > 0 and self._may_send(key[0]):
                 await self._sleep(wait)
             if not self._can_send():
                 return False
@@ -531,6 +538,12 @@ class Dispatcher:
             if not await self._deliver(batch, send_id, resolved, state):
                 return False  # keep this target's order: the rest wait for the retry
         return settled
+
+    def _may_send(self, tenant: str) -> bool:
+        """Not stopping, and the map still this instance's to send (several instances)."""
+        if self._stop.is_set():
+            return False
+        return self._gate is None or self._gate.fence(tenant) is not None
 
     def _wait_for(self, target_key: str, state: TargetState) -> float:
         """Seconds before the target's next message fits every limit and pause."""

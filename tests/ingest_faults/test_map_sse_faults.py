@@ -576,3 +576,63 @@ async def test_a_static_info_lookup_that_times_out_neither_cuts_the_stream_nor_h
     assert isinstance(item, MapEventItem)
     assert item.envelope.id == added["id"]
     assert connects == [None]
+
+
+class _CountingBackoff(Backoff):
+    """The real backoff with short waits, noting which attempt each wait was for."""
+
+    def __init__(self) -> None:
+        super().__init__(0.01, 0.08)
+        self.asked: list[int] = []
+
+    def next_delay(self) -> float:
+        self.asked.append(self.attempt)
+        return super().next_delay()
+
+
+async def test_a_stream_closed_right_after_connected_each_time_backs_off(tmp_path: Path) -> None:
+    """A server that says ``connected`` and closes at once, again and again: each reconnect
+    waits longer than the one before (before, the ``connected`` frame started the waits over,
+    so such a server was reconnected to every second, forever)."""
+    ulid = UlidGenerator()
+    connects: list[str | None] = []
+
+    async def stream(request: Request) -> Response:
+        connects.append(request.query_params.get("last_event_id"))
+        closes = len(connects) <= 4
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+            if closes:
+                return
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
+    await app.start()
+    settings = map_settings(app.url)
+    store = SqliteStore(tmp_path / "db.sqlite")
+    http = HttpClient("map", timeout=5.0)
+    backoff = _CountingBackoff()
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, sink, Metrics(), backoff=backoff
+    )
+    run = asyncio.create_task(source.run())
+    try:
+        await wait_for(
+            lambda: len(connects) == 5 and source.health.state is ConnectionState.CONNECTED
+        )
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+    assert backoff.asked == [0, 1, 2, 3]

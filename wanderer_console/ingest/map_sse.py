@@ -74,6 +74,7 @@ class MapSseSource:
         resync_after: float = 540.0,
         over_limit_delay: float = 30.0,
         refused_delay: float = 60.0,
+        healthy_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tenant = tenant
@@ -92,6 +93,9 @@ class MapSseSource:
         self._resync_after = resync_after
         self._over_limit_delay = over_limit_delay
         self._refused_delay = refused_delay
+        self._healthy_after = healthy_after
+        """Seconds a stream must stay up after ``connected`` for its end to start the waits
+        over (a server that says ``connected`` and closes at once is backed off from)."""
         self._clock = clock
         self._alive_at: float | None = None
         self._resync_pending = False
@@ -124,6 +128,7 @@ class MapSseSource:
             else ConnectionState.RECONNECTING
         )
         connected = False
+        connected_at = 0.0
         try:
             async with open_sse(
                 self._http,
@@ -143,8 +148,7 @@ class MapSseSource:
                 )
                 async for event in events:
                     if event.event == "connected":
-                        connected = True
-                        self._backoff.reset()
+                        connected, connected_at = True, self._clock()
                         self.health.set_state(ConnectionState.CONNECTED)
                         log.info(
                             "map stream connected",
@@ -163,13 +167,19 @@ class MapSseSource:
             log.warning(
                 "map stream lost", extra={"ctx": {"tenant": self.tenant, "error": str(exc)}}
             )
-            return self._backoff.next_delay()
+            return self._next_delay(connected, connected_at)
         if not connected:
             # 200 then an immediate close is how the server says "over the connection limit".
             self.health.set_state(ConnectionState.DEGRADED, "closed before 'connected' frame")
             return max(self._over_limit_delay, self._backoff.next_delay())
         self._mark_alive(connected)
         self.health.set_state(ConnectionState.RECONNECTING, "stream closed by server")
+        return self._next_delay(connected, connected_at)
+
+    def _next_delay(self, connected: bool, connected_at: float) -> float:
+        """The wait after a stream ended: from the start again when it had been up a while."""
+        if connected and self._clock() - connected_at >= self._healthy_after:
+            self._backoff.reset()
         return self._backoff.next_delay()
 
     def _mark_alive(self, connected: bool) -> None:

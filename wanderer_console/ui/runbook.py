@@ -159,6 +159,16 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`(environment): WANDERER_CONSOLE_CONSOLE__DRY_RUN: Input should be a valid boolean ..."
+        " (it sets console.dry_run)` (any variable, `KILL_NOTIFICATIONS_ENABLED` and the"
+        " notifier's others too)",
+        "the value comes from that environment variable (it wins over the file, where the same"
+        " key may hold a good value); a secret's value is never shown",
+        "fix or unset the variable in the environment file (`/etc/wanderer-console/env`,"
+        " `.env`), then restart",
+    ),
+    Advice(
+        CONFIG,
         "`unknown service 'x' (services: ...)`",
         "an `[http.<service>]` override names a client that does not exist",
         "use one of the listed services",
@@ -212,6 +222,26 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`configuration change rejected; the running configuration is kept` (`problems`)",
         "a live edit of the file is invalid; nothing changed",
         "fix the file; it is applied when valid",
+    ),
+    Advice(
+        CONFIG,
+        "`configuration change rejected; ...` with `(file): the file holds no settings (empty,"
+        " or caught while an editor was writing it)`",
+        "the watched file was read empty (or only comments) while the running one held"
+        " settings: an editor that truncates before writing, a `>` redirect, a half-copied"
+        " file. Applying it would drop every map and reset every switch (dry run off)",
+        "save the whole file again (it is picked up; undoing to the running version clears the"
+        " rejection); to run on the environment alone, empty the file and restart",
+    ),
+    Advice(
+        CONFIG,
+        "`configuration change not recorded in the history: the database refused the write`"
+        " (`status`, `error`)",
+        "the edit was applied or rejected as the lines around it say; only `config history`"
+        " misses this version (the disk is full, or another process holds the database's write"
+        " lock)",
+        "free space or end the other writer (see the store errors); the next change is recorded"
+        " again",
     ),
     Advice(
         CONFIG,
@@ -387,7 +417,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         MAP,
         "`map stream lost` (`error`)",
         "the connection dropped (network, server restart, idle timeout)",
-        "nothing; it reconnects with backoff and resumes from the last event id (no gap)",
+        "nothing; it reconnects with backoff (1 s doubling to 30 s; the waits start over once a"
+        " stream has stayed up 30 s) and resumes from the last event id (no gap)",
     ),
     Advice(
         MAP,
@@ -467,9 +498,11 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         KILLSTREAM,
-        "`killstream channel ended; rejoining`",
+        "`killstream channel ended; rejoining` (`in_seconds`)",
         "the server closed or errored the channel",
-        "nothing; the channel is rejoined",
+        "nothing; the channel is rejoined after the reconnect backoff's wait (0.1 s first; a"
+        " channel that keeps ending right after its join is retried more and more slowly, up to"
+        " 30 s, until a join lasts a heartbeat)",
     ),
     Advice(
         KILLSTREAM,
@@ -780,9 +813,17 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         QUEUE,
-        "`ingest event not processed`",
-        "an accepted event could not be written in time",
-        "transient; the client should retry (the event id makes it idempotent)",
+        "`ingest event not processed` / `ingest events not queued: the pipeline's queue is"
+        " full`, ingest API `503` (`Retry-After`)",
+        "a valid event was not confirmed within the request's time (10 s for the whole request,"
+        " queueing included: the pipeline busy, or the store cannot write, see `/ready`); a"
+        " queued one is kept by the engine and may still be stored and notified, one not queued"
+        " (queue full) is not. With no event confirmed the answer is `503`"
+        ' (`wc_server_refusals_total{reason="not_processed"}`), else `200` with that event\'s'
+        " reason",
+        "transient; the client retries with the **same `event_id`** (the answer echoes the one"
+        " generated when the client sent none): a retry of an event stored meanwhile is answered"
+        " `duplicate`, never notified twice",
     ),
     Advice(
         QUEUE,

@@ -258,6 +258,25 @@ async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
     await backend.aclose()
 
 
+async def test_a_url_nobody_listens_on_says_connection_refused() -> None:
+    """Over TCP too (``attach --url``): the console's banner and the refusal say the connection
+    was refused and ask whether the engine runs, not only 'All connection attempts failed'."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    backend = RemoteBackend(url=url, token="wcc_x")
+    try:
+        with pytest.raises(BackendError) as refused:
+            await backend.connect()
+        frames = backend.frames(0.1)
+        lost = await anext(frames)
+        await frames.aclose()
+    finally:
+        await backend.aclose()
+    expected = f"connection refused by {url}: is the engine running?"
+    assert str(refused.value) == expected
+    assert lost.link is not None
+    assert lost.link.detail == expected
+
+
 async def test_another_protocol_version_is_refused_naming_both(engine: Runtime) -> None:
     transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
     async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:

@@ -145,7 +145,9 @@ class RemoteBackend:
     def explain(self, exc: BaseException) -> str:
         """What a transport failure means for the operator."""
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, OSError):
+        # The first error with an errno: over TCP, anyio's "All connection attempts failed"
+        # (an OSError without one) stands before the ConnectionRefusedError it was raised from.
+        while cause is not None and not (isinstance(cause, OSError) and cause.errno is not None):
             cause = cause.__cause__ or cause.__context__
         code = cause.errno if isinstance(cause, OSError) else None
         if self.socket_path is not None:

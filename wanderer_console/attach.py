@@ -182,8 +182,9 @@ def _token(args: argparse.Namespace) -> int:
         f"\nThe control token for the engine with data directory {data_dir}. It is shown only"
         f" now; {data_dir / TOKEN_FILE} keeps its hash. Save it in a file only you can read"
         " (chmod 600) and attach with `wanderer-console attach --url http://HOST:PORT"
-        " --token-file FILE`. Any earlier token stops working now; a running engine"
-        " accepts the new one at once.",
+        " --token-file FILE`. Any earlier token stops working now. A running engine that"
+        " serves [control] listen accepts the new one at once; one that started before any"
+        " token existed serves no TCP until it restarts.",
         file=sys.stderr,
     )
     return EXIT_OK

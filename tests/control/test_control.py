@@ -14,6 +14,7 @@ import pytest
 
 from tests.control.conftest import append_to, secrets_of, text_of
 from tests.support import wait_for
+from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_VERSION, BackendError, Frame
 from wanderer_console.control.server import SOCKET_NAME, bind_private_socket
 from wanderer_console.control.token import TOKEN_FILE, new_token
@@ -403,3 +404,32 @@ async def test_tcp_without_a_token_is_not_served_and_says_how_to_make_one(
         assert (tmp_path / SOCKET_NAME).exists()  # the local socket is served regardless
     finally:
         await runtime.stop()
+
+
+async def test_a_token_made_after_the_start_is_said_to_need_a_restart(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The engine's advice (run `control token`) and the command's promise (a running engine
+    accepts the new token at once) must not leave the operator at 'connection refused': an
+    engine that started without a token serves no TCP until it restarts, and both say so."""
+    listen = f"127.0.0.1:{_free_port()}"
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = listen
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        (advice,) = [e for e in runtime.control.errors if "control token" in e]
+        assert main(["control", "token", "--data-dir", str(tmp_path)]) == 0
+        made = capsys.readouterr()
+        backend = RemoteBackend(url=f"http://{listen}", token=made.out.strip())
+        try:
+            with pytest.raises(BackendError, match="connection refused"):
+                await backend.connect()  # the token exists; the engine still serves no TCP
+        finally:
+            await backend.aclose()
+    finally:
+        await runtime.stop()
+    assert advice.endswith("then restart the engine")
+    assert "one that started before any token existed serves no TCP until it restarts" in (
+        " ".join(made.err.split())
+    )

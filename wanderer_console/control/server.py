@@ -674,7 +674,8 @@ class ControlEndpoint:
         if not self.token.configured():
             self._failed(
                 f"control listen {listen} not served: no token yet; run"
-                f" `wanderer-console control token --data-dir {self.token.path.parent}`"
+                f" `wanderer-console control token --data-dir {self.token.path.parent}`,"
+                " then restart the engine"
             )
             return
         host, _, port = listen.rpartition(":")

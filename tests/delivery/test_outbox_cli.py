@@ -154,3 +154,36 @@ def test_a_config_that_does_not_load_is_refused_not_swapped_for_the_default_data
     assert f"{config}:3: console.dry_rn: unknown key" in error
     assert "--data-dir" in error
     assert {data: outbox_rows(data) for data in before} == before
+
+
+def test_retry_of_a_target_with_nothing_to_retry_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped target (``webhook:77`` for ``webhook:7``) revived nothing, yet the command
+    answered ``"revived": true`` and exited 0: the held notifications stayed held."""
+    data = tmp_path / "data"
+    _seed(data)
+
+    code = main(["outbox", "retry", "webhook:77", "--data-dir", str(data)])
+
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.out == ""
+    error = json.loads(out.err)["error"]
+    assert error.startswith("nothing to retry for webhook:77: ")
+    assert "outbox list" in error
+
+    # A target that is not dead but has failed notifications: they are queued again.
+    assert main(["outbox", "retry", "webhook:8", "--data-dir", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "target": "webhook:8",
+        "requeued": 1,
+        "revived": False,
+    }
+    # The dead one: revived, its held notifications (pending, not failed) go out again.
+    assert main(["outbox", "retry", "webhook:7", "--data-dir", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "target": "webhook:7",
+        "requeued": 0,
+        "revived": True,
+    }

@@ -101,8 +101,18 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         if action == "retry":
-            revived = store.revive_target(args.target)
-            _emit({"target": args.target, "requeued": revived, "revived": True})
+            was_dead = any(d.target_key == args.target for d in store.dead_targets())
+            requeued = store.revive_target(args.target)
+            if not was_dead and not requeued:  # a mistyped target: say so, not "revived"
+                _emit(
+                    {
+                        "error": f"nothing to retry for {args.target}: it is not a dead target"
+                        " and has no failed notification (`outbox list` names them)"
+                    },
+                    stream=sys.stderr,
+                )
+                return 1
+            _emit({"target": args.target, "requeued": requeued, "revived": was_dead})
             return 0
         if args.target is None and not args.id:
             _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)

@@ -422,3 +422,26 @@ async def test_the_cursor_is_saved_once_the_pipeline_has_written_the_kill(feed: 
     assert saved is not None
     assert saved.startswith(f"{first + 1:012d}")
     assert_polite(fake)
+
+
+@pytest.mark.slow
+async def test_a_re_published_file_that_keeps_failing_does_not_stall_the_feed(feed: Feed) -> None:
+    """``sequence_updated`` names an older file the feed now answers 500 for, every time: the
+    optional re-fetch is given up after a few tries and the live feed goes on (before, it was
+    retried ahead of every new sequence, forever, and no kill after it was read)."""
+    fake = feed.fake
+    a, b = feed.tracked_kill(), feed.tracked_kill()
+    first = fake.publish(a)
+    fake.sequence_hint = first
+    source = feed.source()
+    feed.start(source)
+    await wait_for(lambda: feed.ids() == [a["killmail_id"]])
+    fake.broken.add(first)
+    fake.publish(b, sequence_updated=first)
+    later = feed.tracked_kill()
+    fake.publish(later)
+    await wait_for(lambda: later["killmail_id"] in feed.ids())
+    assert feed.ids() == [a["killmail_id"], b["killmail_id"], later["killmail_id"]]
+    assert fake.fetched(first) == 4  # read once, then three re-fetch tries
+    assert source.counters["refetch_failed"] == 1
+    assert_polite(fake)

@@ -9,6 +9,8 @@ Etiquette (§8.2), followed exactly:
   stays non-JSON after a few tries is logged, counted and skipped);
 - 429 honours ``Retry-After`` (60 s without one); 403 stops the poller for 60 min and marks the
   source failed;
+- a re-fetch (``sequence_updated``) that still fails after three tries is given up (logged,
+  counted): it is an update of a kill already read and never holds the live feed;
 - the cursor is saved after each sequence, but never past a kill the pipeline has not written
   yet (``settled``: nothing handed on is unwritten; a crash then re-reads, the engine
   de-duplicates). On start it is resumed when younger than 23 h, else
@@ -52,6 +54,8 @@ SOURCE: Final = "r2z2"
 _NON_JSON_TRIES: Final = 3
 """A file still non-JSON after this many tries is malformed, not a transient error page."""
 _REFETCH_MAX: Final = 100
+_REFETCH_TRIES: Final = 3
+"""An optional re-fetch still failing after this many tries is given up: the live feed goes on."""
 
 
 class CursorStore(Protocol):
@@ -170,7 +174,8 @@ class R2z2Source:
         self.health = ConnectionHealth("r2z2", "r2z2")
         self.counters: Counter[str] = Counter()
         """``fetched``, ``delivered``, ``untracked``, ``too_old``, ``malformed``, ``missed``,
-        ``throttled``, ``forbidden``, ``errors``, ``refetched``, ``resyncs``."""
+        ``throttled``, ``forbidden``, ``errors``, ``refetched``, ``refetch_failed``,
+        ``resyncs``."""
         self.sequence: int | None = None
         """The next sequence to fetch."""
         self.head: int | None = None
@@ -196,6 +201,7 @@ class R2z2Source:
         self._non_json = 0
         self._missing_since: float | None = None
         self._refetch: deque[int] = deque(maxlen=_REFETCH_MAX)
+        self._refetch_failures: Counter[int] = Counter()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -299,11 +305,22 @@ class R2z2Source:
                 return
             if response.status != 200:
                 self._on_status(response, missing=False)
-                self._refetch.appendleft(seq)
+                self._refetch_failures[seq] += 1
+                if self._refetch_failures[seq] < _REFETCH_TRIES:
+                    self._refetch.appendleft(seq)
+                    return
+                # Only an update of a kill already read: never worth stalling the feed for.
+                del self._refetch_failures[seq]
+                self.counters["refetch_failed"] += 1
+                log.warning(
+                    "r2z2 re-fetch of an updated file given up",
+                    extra={"ctx": {"sequence": seq, "status": response.status}},
+                )
                 return
             package = self._json(response)
         except _Stop:
             return
+        self._refetch_failures.pop(seq, None)
         self._healthy()
         self.counters["refetched"] += 1
         await self._handle_package(seq, package, updated=True)

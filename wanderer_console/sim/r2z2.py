@@ -120,6 +120,8 @@ class FakeR2z2:
         self.garbage_next = 0
         self.throttle_next = 0
         self.forbid_next = 0
+        self.broken: set[int] = set()
+        """Sequences whose file is answered 500 every time (a damaged object in the bucket)."""
         self.requests: list[R2z2Request] = []
         self.status_counts: Counter[int] = Counter()
         self.banned_until: float | None = None
@@ -226,6 +228,8 @@ class FakeR2z2:
         if not stem.isdigit() or stem == name:
             return _json(404, {"error": "not found"})
         seq = int(stem)
+        if seq in self.broken:
+            return Response(b"upstream error", status_code=500, media_type="text/plain")
         body = self._files.get(seq)
         if body is None:
             missed = self._misses.get(seq)

@@ -230,3 +230,32 @@ async def test_a_channel_waiting_to_rejoin_is_not_reported_connected(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_refused_subscribe_is_asked_again_without_waiting_for_another_change(
+    server: FakeKillstream,
+) -> None:
+    """A subscribe the server refuses with an error reply is sent again after a wait (before,
+    it waited for the next change of tracking, however far off: the new system's kills were
+    missed meanwhile, without a word but one warning)."""
+    desired = set(SYSTEMS)
+    added = 31000777
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = KillstreamSource("systems", server.url, lambda: set(desired), sink, Metrics())
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.confirmed == SYSTEMS)
+        server.refuse_subscribes = 1
+        desired.add(added)
+        source.refresh()
+        await wait_for(lambda: server.refuse_subscribes == 0)  # the first ask was refused
+        await wait_for(lambda: added in source.confirmed)
+        [(systems, _characters)] = server.subscriptions()
+        assert added in systems
+        assert len(server.joins) == 1  # on the same join
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -147,6 +147,8 @@ class KillstreamSource:
         """When the current join was accepted (``None`` while not joined)."""
         self._rejoin: asyncio.Task[None] | None = None
         """The rejoin waiting out its backoff after the channel ended."""
+        self._resubscribe = Backoff(1.0, 60.0)
+        """The wait before a refused subscribe is sent again (doubling while refused)."""
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
         self._sinking = False
@@ -353,15 +355,26 @@ class KillstreamSource:
             elif message.ref is not None and message.ref in self._pending:
                 ids = self._pending.pop(message.ref)
                 if message.status == "ok":
+                    self._resubscribe.reset()
                     # Not those unsubscribed again while this reply was on its way.
                     self._confirm([i for i in ids if i in self._subscribed])
                 else:
-                    # Refused: ask again at the next refresh (and say why).
+                    # Refused: ask again after a wait (a refresh sends what is not subscribed),
+                    # not only at the next change of tracking, which may be hours away.
                     self._subscribed.difference_update(ids)
+                    delay = self._resubscribe.next_delay()
                     log.warning(
-                        "killstream subscribe refused",
-                        extra={"ctx": {"mode": self.mode, "response": message.response}},
+                        "killstream subscribe refused; asking again",
+                        extra={
+                            "ctx": {
+                                "mode": self.mode,
+                                "response": message.response,
+                                "ids": len(ids),
+                                "in_seconds": round(delay, 1),
+                            }
+                        },
                     )
+                    asyncio.get_running_loop().call_later(delay, self.refresh)
             elif message.is_join:
                 if message.status == "ok":
                     # Not the backoff's reset yet: a server that drops every join at once

@@ -116,6 +116,9 @@ class FakeKillstream:
         self.subscribe_reply_delay = 0.0
         """Seconds between applying a subscribe and replying to it (a slow server): the socket
         already receives the new ids' kills meanwhile; its client cannot know yet."""
+        self.refuse_subscribes = 0
+        """Subscribes to answer with an error reply (and not apply), as a server that refuses
+        one cleanly (a rate limit) would."""
         self.withhold_heartbeats = False
         """When true, heartbeats are counted but never answered (a silently dead server)."""
         self.refuse_connections = False
@@ -442,6 +445,10 @@ class FakeKillstream:
             return
         noun = "systems" if kind == "systems" else "characters"
         current = client.systems if kind == "systems" else client.characters
+        if event.startswith("subscribe") and self.refuse_subscribes > 0:
+            self.refuse_subscribes -= 1
+            await self._reply(client, frame, "error", {"reason": "try again later"})
+            return
         if event.startswith("subscribe"):
             added = [i for i in ids if i not in current]
             if not added:

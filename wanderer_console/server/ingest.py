@@ -5,10 +5,11 @@ Each event is validated on its own and gets its own result: ``accepted`` (stored
 the tenant's switches and targets allow), ``duplicate`` (that ``event_id`` was already stored for
 the tenant) or ``rejected`` with the reason. Accepted events go through the same queue, engine,
 outbox and dispatcher as map events, so rate limits and dedup apply to them too. A valid event
-the pipeline did not confirm in time is ``rejected`` with a reason that says to retry with the
-same ``event_id`` (the engine keeps it; the retry is answered ``duplicate`` if it was stored):
-when no event of the request was confirmed the answer is ``503`` with ``Retry-After``, never the
-``422`` of invalid input.
+the pipeline did not confirm within the request's ``timeout`` (queueing included) is
+``rejected`` with a reason that says to retry with the same ``event_id``: one that found no room
+in a full queue was not queued; a queued one is kept by the engine and may still be stored (the
+retry is then answered ``duplicate``). When no event of the request was confirmed the answer is
+``503`` with ``Retry-After``, never the ``422`` of invalid input.
 
 Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
 with its reason and logged (throttled per client, without the key or the payload); an error

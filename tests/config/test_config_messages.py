@@ -229,3 +229,13 @@ def test_a_bad_value_in_the_file_is_still_the_files_beside_console_variables() -
     (problem,) = env_problems(environ, MAP + '[notifications]\nkill = "maybe"\n')
     assert problem.file == "c.toml"
     assert problem.key == "notifications.kill"
+
+
+def test_a_byte_order_mark_is_named() -> None:
+    """Some Windows editors start the file with an invisible U+FEFF: 'Invalid statement' at a
+    line 1 that reads '[maps.alpha]' in every editor left the operator nothing to fix."""
+    problem = only("\ufeff" + MAP)
+    assert problem.line == 1
+    assert problem.key == "(syntax)"
+    assert "byte-order mark" in problem.message
+    assert "UTF-8 without BOM" in problem.message

@@ -361,6 +361,11 @@ def _syntax_problem(text: str, exc: tomllib.TOMLDecodeError) -> tuple[int | None
     a later line (or the end of the file), so the line that opened it is named instead, when it
     is still open at the end of the file.
     """
+    if text.startswith("\ufeff"):  # TOML takes none; the parser says only "Invalid statement"
+        return 1, (
+            "the file starts with an invisible byte-order mark (U+FEFF, written by some Windows"
+            " editors): save it as UTF-8 without BOM"
+        )
     raw = str(exc)
     match = _TOML_POSITION.search(raw)
     message = _TOML_POSITION.sub("", raw).replace("(at end of document)", "").strip()

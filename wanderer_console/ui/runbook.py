@@ -100,6 +100,14 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`config.toml:1: (syntax): invalid TOML: the file starts with an invisible byte-order mark"
+        " (U+FEFF, ...)`",
+        'an editor (Notepad and others on Windows) saved the file as "UTF-8 with BOM"; TOML'
+        " takes none",
+        "save it as UTF-8 without BOM (or `sed -i '1s/^\\xEF\\xBB\\xBF//' config.toml`)",
+    ),
+    Advice(
+        CONFIG,
         "`PATH: (file): file not found`",
         "`--config` or `$WANDERER_CONSOLE_CONFIG` points nowhere",
         "fix the path; without `--config` a missing default file is fine (environment only)",

@@ -20,6 +20,7 @@ from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.sim import webhook_url
+from wanderer_console.store.writes import StoreWriteError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -213,3 +214,25 @@ async def test_a_map_refused_on_a_channel_holds_only_its_own_notifications_there
         await until(lambda: rig.store.outbox_counts() == {"pending": 1, "sent": 1}, timeout=5.0)
     assert rig.titles(f"channel:{channel}") == {"delivered": 1}
     assert rig.discord.rejected_401 == 1
+
+
+async def test_a_fault_left_by_another_writer_does_not_hold_delivery(tmp_path: Path) -> None:
+    # A write that does not try again (the name cache's save, an alert, a trend minute) fails
+    # and marks the store failing; the store then writes again, but nothing else writes (no
+    # event comes in). Delivery, with no outcome of its own to record, probes the store itself
+    # instead of waiting for the next event or the hourly prune.
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(1)
+        rig.dispatcher.paused = True
+        rig.enqueue(hook, 1)
+        rig.store._conn.execute("PRAGMA query_only = ON")  # the store refuses for real
+        with pytest.raises(StoreWriteError):
+            rig.store.save_cache_entries([("system", "1", 1, '"Jita"', 2e9)])
+        rig.store._conn.execute("PRAGMA query_only = OFF")
+        assert rig.store.write_fault is not None
+        rig.dispatcher.fault_recheck_after = 0.5  # 15 s: three of the pipeline's retries
+        rig.dispatcher.paused = False
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"sent": 1}, timeout=15)
+        assert rig.store.write_fault is None
+        assert len(rig.discord.received) == 1

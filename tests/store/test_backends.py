@@ -20,6 +20,7 @@ from wanderer_console.store.base import (
     StoredEvent,
     StoreLocation,
 )
+from wanderer_console.store.migrations import SCHEMA_VERSION
 from wanderer_console.store.writes import StoreWriteError
 
 
@@ -226,3 +227,27 @@ def test_an_events_schema_version_has_its_own_column(store: Store) -> None:
     assert first == posted
     assert first.schema_version == "1.2.0"
     assert second.schema_version is None
+
+
+def test_a_write_probe_is_a_real_write_that_clears_the_fault(
+    store_location: StoreLocation,
+) -> None:
+    # A part with nothing of its own to write (delivery, its outcomes all recorded) probes a
+    # failing store with it: it must fail while the store refuses writes, and clear the fault
+    # once a write succeeds.
+    store = open_store(store_location)
+    raw = _raw(store_location)
+    try:
+        raw.execute("ALTER TABLE schema_version RENAME TO schema_version_away")
+        with pytest.raises(StoreWriteError, match=r"write probe"):
+            store.probe_write()
+        assert store.write_fault is not None
+        raw.execute("ALTER TABLE schema_version_away RENAME TO schema_version")
+        store.probe_write()
+        assert store.write_fault is None
+        assert store.schema_version == SCHEMA_VERSION  # rewritten as it was
+        version = raw.execute("SELECT version FROM schema_version").fetchone()[0]
+        assert version == SCHEMA_VERSION
+    finally:
+        raw.close()
+        store.close()

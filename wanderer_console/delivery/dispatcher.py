@@ -60,7 +60,14 @@ from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["Dispatcher", "ResolvedTarget", "SendGate", "TargetState", "build_dispatcher"]
+__all__ = [
+    "FAULT_RECHECK_AFTER",
+    "Dispatcher",
+    "ResolvedTarget",
+    "SendGate",
+    "TargetState",
+    "build_dispatcher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,10 @@ _SENDS_STARTING = 8
 """Sends between their claim and their request's first wait at once (see :meth:`_deliver`)."""
 _WRITE_PROBE_MAX = 5.0
 """Longest wait between two attempts to write to a store that cannot write."""
+FAULT_RECHECK_AFTER = 15.0
+"""Seconds without a failed write after which delivery, with nothing of its own to write,
+probes a store marked failing itself (the pipeline tries its kept writes again at most every
+5 s: three of its tries)."""
 
 
 _Started: TypeAlias = tuple[
@@ -178,6 +189,8 @@ class Dispatcher:
         self._recovered = False
         self._next_write_probe = 0.0
         self._write_probe_delay = 0.5
+        self.fault_recheck_after = FAULT_RECHECK_AFTER
+        """See :data:`FAULT_RECHECK_AFTER`."""
         self.paused = False
         self.states: dict[str, TargetState] = {}
         self._waiting = False
@@ -391,6 +404,17 @@ class Dispatcher:
         if failing and now < self._next_write_probe:
             return False
         ready = self._journal.flush()
+        fault = self._store.write_fault
+        if ready and fault is not None and time.time() - fault.last >= self.fault_recheck_after:
+            # Nothing of delivery's own to write, and no write has failed for a while: the
+            # fault may be one a part that does not try again left (the name cache's save, an
+            # alert), and nothing else writes until the next event or the hourly prune. A small
+            # write says whether the store writes again. Not sooner: a small write can pass
+            # where the pipeline's larger ones, tried again every few seconds, still fail.
+            try:
+                self._store.probe_write()
+            except StoreWriteError:
+                ready = False
         if ready and not self._recovered:
             try:
                 self._recover_in_flight()

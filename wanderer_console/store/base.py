@@ -388,6 +388,13 @@ class Store(Protocol):
 
     def ping(self) -> bool: ...
 
+    def probe_write(self) -> None:
+        """One small real write (the schema version's row, rewritten as it is): clears
+        :attr:`write_fault` once the store writes again, raises
+        :class:`~wanderer_console.store.writes.StoreWriteError` while it cannot. For a part
+        that waits on the fault with nothing of its own to write."""
+        ...
+
     def outside_commits(self) -> int | None:
         """A number that changes whenever another connection commits to the database (another
         process, or this one's tenant registry or config audit), never for the store's own

@@ -81,6 +81,8 @@ class WriteFault:
     reason: str
     since: float
     failures: int
+    last: float
+    """When the latest of those writes failed (``time.time()``)."""
 
     def as_json(self) -> dict[str, object]:
         """JSON-safe view (snapshot, ``/ready``)."""
@@ -153,7 +155,8 @@ class WriteGuard:
         if self._on_error is not None:
             self._on_error(operation)
         if self.fault is None:
-            self.fault = WriteFault(error.cause, time.time(), 1)
+            now = time.time()
+            self.fault = WriteFault(error.cause, now, 1, now)
             log.error(
                 "store cannot write; delivery paused until a write succeeds",
                 extra={
@@ -166,7 +169,9 @@ class WriteGuard:
                 },
             )
         else:
-            self.fault = WriteFault(error.cause, self.fault.since, self.fault.failures + 1)
+            self.fault = WriteFault(
+                error.cause, self.fault.since, self.fault.failures + 1, time.time()
+            )
         return error
 
     def _succeeded(self) -> None:

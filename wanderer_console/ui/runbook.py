@@ -514,6 +514,13 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         KILLSTREAM,
+        "`killstream subscribe refused; asking again` (`response`, `ids`, `in_seconds`)",
+        "the killstream answered a subscribe with an error (`response` says why)",
+        "nothing if it passes: the ids are asked for again after the wait (1 s doubling to 60 s"
+        " while refused); if it repeats, read `response` (an id the server will not take)",
+    ),
+    Advice(
+        KILLSTREAM,
         "`killstream down; polling REST instead`",
         "the socket has been down for `fallback_after_seconds`: the tracked systems are"
         " polled over `killstream.rest_url`",
@@ -594,6 +601,13 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " from sequence.json`",
         "the saved position is no longer published (long outage)",
         "nothing; N kills were skipped (the killstream usually has them)",
+    ),
+    Advice(
+        R2Z2,
+        "`r2z2 re-fetch of an updated file given up` (`sequence`, `status`)",
+        "a package named an older sequence as re-published, and that file failed three times",
+        "nothing; the kill was read when first published (only its update, e.g. a new value, is"
+        " missed) and the live feed went on",
     ),
     Advice(
         R2Z2,

@@ -396,7 +396,7 @@ class Runtime:
         spawn("alerts", self.alerts.run)
         spawn("trends", self.trends.run)
         if self.config_path is not None:
-            self.reloader = ConfigReloader(self, self.config_path)
+            self.reloader = ConfigReloader(self, self.config_path, metrics=self.metrics)
             spawn("config-watch", self.reloader.run)
         if self.cluster.active:
             spawn("cluster", self.cluster.run)  # maps start as their leases are acquired

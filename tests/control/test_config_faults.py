@@ -66,6 +66,36 @@ async def test_a_rejected_edit_undone_clears_the_rejection(
     assert engine.settings.console.dry_run is False
 
 
+async def test_a_rejected_edit_is_counted_and_held_in_a_gauge_until_the_file_is_right(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    """A typo left in the file is invisible until the next restart fails on it, unless it is
+    measured: every rejected edit is counted, and a gauge stays up while the file on disk is
+    not what runs (an alert can wait on it); a good edit, or the file put back, lowers it."""
+
+    def reloads(outcome: str) -> float:
+        return engine.metrics.value("wc_config_reloads_total", outcome=outcome)
+
+    good = text_of(config_file)
+    assert engine.metrics.value("wc_config_rejected") == 0
+    write(config_file, good.replace("dry_run = false", "dry_run = maybe"))
+    assert (await remote.reload_config(actor="t")).status == "rejected"
+    assert engine.metrics.value("wc_config_rejected") == 1
+    assert reloads("rejected") == 1
+    write(config_file, good.replace("dry_run = false", "dry_run = true"))
+    assert (await remote.reload_config(actor="t")).status == "applied"
+    assert engine.metrics.value("wc_config_rejected") == 0
+    assert reloads("applied") == 1
+    write(config_file, good.replace("dry_run = false", "dry_run = 3"))
+    assert (await remote.reload_config(actor="t")).status == "rejected"
+    assert engine.metrics.value("wc_config_rejected") == 1
+    assert reloads("rejected") == 2
+    write(config_file, good.replace("dry_run = false", "dry_run = true"))  # the running text
+    assert (await remote.reload_config(actor="t")).status == "unchanged"
+    assert engine.metrics.value("wc_config_rejected") == 0
+    assert reloads("applied") == 1
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_switch_the_engine_cannot_save_is_applied_and_says_why(

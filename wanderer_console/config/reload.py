@@ -33,6 +33,7 @@ from wanderer_console.config.loader import (
 from wanderer_console.config.model import Settings
 from wanderer_console.config.section import Restart
 from wanderer_console.store.base import StoreLocation
+from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
     "ConfigReloader",
@@ -131,8 +132,12 @@ class ConfigReloader:
         audit: ConfigAudit | None = None,
         debounce_ms: int = 200,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._runtime = runtime
+        self._metrics = metrics
+        """Counts the outcomes (``wc_config_reloads_total``) and holds ``wc_config_rejected``:
+        a broken file left on disk is seen before a restart fails on it."""
         self.path = path
         self.audit = audit or ConfigAudit(runtime.database)
         self._debounce_ms = debounce_ms
@@ -180,6 +185,8 @@ class ConfigReloader:
                 # again, so the rejection no longer stands.
                 self.last_error = []
                 self.last = ReloadResult("unchanged")
+                if self._metrics is not None:
+                    self._metrics.config_rejected.set(0)
                 log.info(
                     "configuration file is back to the running version; the rejected change is"
                     " gone",
@@ -207,6 +214,9 @@ class ConfigReloader:
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
         self._text = text
         self.last_error = []
+        if self._metrics is not None:
+            self._metrics.config_reloads.labels(outcome="applied").inc()
+            self._metrics.config_rejected.set(0)
         since_start = diff_settings(self._started, new)
         self.pending_restart = sorted(
             restart_reasons(self._started, new, [c.key for c in since_start])
@@ -241,6 +251,9 @@ class ConfigReloader:
 
     def _rejected(self, source: str, text: str, problems: list[str]) -> ReloadResult:
         self.last_error = problems
+        if self._metrics is not None:
+            self._metrics.config_reloads.labels(outcome="rejected").inc()
+            self._metrics.config_rejected.set(1)
         diff = {"status": "rejected", "problems": problems, "changes": []}
         audit_id = self._record(source, text, diff)
         self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)

@@ -115,6 +115,18 @@ class Metrics:
             "wc_store_writable", "1 while the store's last write succeeded, else 0", registry=r
         )
         self.store_writable.set(1)
+        self.config_reloads = Counter(
+            "wc_config_reloads",
+            "Edits of the config file read by the engine, by outcome (applied, rejected)",
+            ["outcome"],
+            registry=r,
+        )
+        self.config_rejected = Gauge(
+            "wc_config_rejected",
+            "1 while the config file holds an edit the engine rejected (it runs on the last"
+            " good version; a restart would fail on the file), else 0",
+            registry=r,
+        )
         self.delivery_paused = Gauge(
             "wc_delivery_paused_seconds",
             "Seconds until delivery resumes from a global Discord pause (0: not paused)",

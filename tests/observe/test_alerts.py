@@ -325,3 +325,30 @@ async def test_an_alert_firing_at_a_stop_resolves_after_the_restart(
         assert ops_titles(sim).count("[FIRING] disk_space") == 1
     finally:
         await again.stop()
+
+
+async def test_a_rule_without_a_measure_drops_its_value(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """``wc_alert_value{rule}`` is the worst *current* measure: once a rule has none (the map
+    stream is no longer connected, so no silence is measured), its sample goes away rather than
+    keeping the last figure, which would keep Prometheus' ``WandererMapSilent`` firing."""
+    runtime = await engine(sim, tmp_path, {"map_silent": {"threshold": 1e9}})
+    stopper.append(runtime)
+    await connected(runtime)
+    registry = runtime.metrics.registry
+
+    def value() -> float | None:
+        return registry.get_sample_value("wc_alert_value", {"rule": "map_silent"})
+
+    await wait_for(lambda: (value() or 0.0) > 0.0, 10, "a silence measured")
+    sim.map.close()  # the stream ends and new ones are refused
+
+    def map_down() -> bool:
+        states = [s.health.snapshot()["state"] for s in runtime.maps.sources.values()]
+        return bool(states) and all(state != "connected" for state in states)
+
+    await wait_for(map_down, 10, "map stream down")
+    seen = runtime.alerts.evaluations
+    await wait_for(lambda: runtime.alerts.evaluations >= seen + 2, 10, "evaluations")
+    assert value() is None

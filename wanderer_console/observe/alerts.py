@@ -10,7 +10,7 @@ soon as it is back. A firing alert:
   start was firing when the engine stopped: it is taken up again, and resolves, with its
   message, if its condition is gone);
 * sets ``wc_alert_firing{rule}`` to 1 (and ``wc_alert_value{rule}`` holds the worst measure, for
-  the Prometheus rules in ``docs/alerts.rules.yml``);
+  the Prometheus rules in ``docs/alerts.rules.yml``; absent while the rule has no measure);
 * when ``alerts.discord_webhook_url`` is set, posts a message there, and a resolved message when
   it clears. Both go through the outbox like every notification (same retries, same
   exactly-once claim; the dedup key names the firing, so a repeat write is refused by the
@@ -195,9 +195,13 @@ class AlertEngine:
         self.last_error = None
 
     def _worst(self, rule: str, above: bool, found: list[Measure]) -> None:
+        """Set ``wc_alert_value{rule}``; a rule with no measure now (its source not connected,
+        no look-ups in the window) has no sample, not the last one it had."""
         if found:
             values = [m.value for m in found]
             self._value.labels(rule=rule).set(max(values) if above else min(values))
+        else:
+            self._value.remove(rule)
 
     def _step(
         self,

@@ -52,7 +52,7 @@ from wanderer_console.pipeline.startup import (
     is_ulid,
     ulid_seconds,
 )
-from wanderer_console.pipeline.trackers import TrackerMatches, plan_kill_messages
+from wanderer_console.pipeline.trackers import KillMessage, TrackerMatches, plan_kill_messages
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
 from wanderer_console.telemetry import tracing
@@ -369,12 +369,24 @@ class Engine:
                 mention_everyone=plan.mention_everyone,
                 user_mentions=ping.users,
             )
+            if map_settings.discord.text_only and self._kill_route(plan) in (
+                map_settings.discord.text_only
+            ):
+                body = plain_text(body)
             out.append(
                 Notification(plan.tenant, NotificationType.KILL, plan.dedup_key, plan.target, body)
             )
             if live:
                 self.tracker_matches.record(plan.tenant, plan.tracker_names)
         return out
+
+    def _kill_route(self, plan: KillMessage) -> Route | None:
+        """The kill route a message posts through (for ``discord.text_only``): the default
+        tracker's, else the system-kill route when named trackers post where it does."""
+        if plan.decision is not None:
+            return plan.decision.route
+        system_kill = resolve_target(self.settings, plan.tenant, "system_kill")
+        return "system_kill" if system_kill is not None and system_kill == plan.target else None
 
     def ping(self) -> Ping:
         """Whom a pinging notification reaches now (voice participants, else ``@here``)."""

@@ -154,6 +154,25 @@ async def test_hot_reloaded_keymap_is_applied(make_app: AppFactory) -> None:
         assert any("names no binding: app.nothing" in t for t, _ in toasts), toasts
 
 
+@pytest.mark.slow
+async def test_keymap_naming_the_alerts_and_trends_keys_is_not_called_unknown(
+    make_app: AppFactory,
+) -> None:
+    """``alerts.flip`` and ``trends.7d`` are bindings a ``[keymap]`` may move: no toast may
+    tell the operator they name nothing."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        engine.settings = engine.settings.model_copy(
+            update={"keymap": {"alerts.flip": "f3", "trends.7d": "f4", "app.nothing": "f9"}}
+        )
+        await next_frame(pilot, engine)
+        unknown = [t for t, _ in toasts if "names no binding" in t]
+        assert unknown == ["[keymap] names no binding: app.nothing (see ? for the ids)"], toasts
+
+
 def test_every_binding_has_an_id() -> None:
     ids = binding_ids()
     assert {"app.quit", "app.config", "config.save", "toggles.flip"} <= ids

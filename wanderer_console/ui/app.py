@@ -562,6 +562,8 @@ def binding_ids() -> set[str]:
         EventDetailScreen,
         DeliveryTable,
         PriorityScreen,
+        AlertsScreen,
+        TrendsScreen,
     )
     for owner in owners:
         for binding in owner.BINDINGS:

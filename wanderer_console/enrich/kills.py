@@ -33,6 +33,17 @@ def _parties(km: Killmail) -> list[Victim | Attacker]:
     return parties
 
 
+def _needs_corporation_name(party: Victim | Attacker) -> bool:
+    """A party without a pilot (a structure) is named by its corporation, which the killmail
+    may identify by ticker only."""
+    return (
+        party.character_id is None
+        and not party.character_name
+        and bool(party.corporation_id)
+        and not party.corporation_name
+    )
+
+
 class KillEnricher:
     """Fills the cache for one kill, then hands renderers a :class:`Names` view of it."""
 
@@ -50,6 +61,8 @@ class KillEnricher:
         for party in _parties(km):
             if party.character_id and not party.character_name:
                 return False
+            if _needs_corporation_name(party):
+                return False
             if party.ship_type_id and not party.ship_name:
                 return False
             if party.corporation_id and not party.corporation_ticker:
@@ -64,6 +77,8 @@ class KillEnricher:
         for party in _parties(km):
             if party.character_id and not party.character_name:
                 names.add(party.character_id)
+            if party.corporation_id and _needs_corporation_name(party):
+                names.add(party.corporation_id)
             if party.ship_type_id and not party.ship_name:
                 names.add(party.ship_type_id)
             for org_id, ticker in (

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +239,49 @@ async def test_a_fault_left_by_another_writer_does_not_hold_delivery(tmp_path: P
         await until(lambda: rig.store.outbox_counts() == {"sent": 1}, timeout=15)
         assert rig.store.write_fault is None
         assert len(rig.discord.received) == 1
+
+
+class _CommitAnswerLost:
+    """The store's connection, losing the answer to one claim's COMMIT after it applied (as a
+    PostgreSQL connection dropped during the COMMIT does: the caller sees an error, the server
+    has the rows claimed). A fault a real server cannot be made to produce on cue."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._claiming = False
+        self.lost = 0
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        if sql.startswith("UPDATE outbox SET status = 'sending'"):
+            self._claiming = True
+        cursor = self._conn.execute(sql, params)  # type: ignore[arg-type]
+        if sql in ("COMMIT", "ROLLBACK"):
+            claimed, self._claiming = self._claiming, False
+            if sql == "COMMIT" and claimed and not self.lost:
+                self.lost += 1
+                raise sqlite3.OperationalError("server closed the connection unexpectedly")
+        return cursor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+async def test_a_claim_applied_but_reported_failed_is_undone_and_sent_once(
+    tmp_path: Path,
+) -> None:
+    # The claim's COMMIT applied but its answer was lost: delivery believes nothing was
+    # claimed, yet the rows are 'sending' under its own live claim: never due again, and no
+    # recovery touches a live claim. They must be put back and sent, once.
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(1)
+        rig.dispatcher.paused = True
+        rig.enqueue(hook, 2)
+        guard = rig.store._writes
+        lossy = _CommitAnswerLost(guard._conn)
+        guard._conn = lossy  # type: ignore[assignment]
+        rig.dispatcher.paused = False
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"sent": 2}, timeout=10)
+        assert lossy.lost == 1
+        titles = Counter(embed["title"] for embed in rig.discord.embeds)
+        assert titles == {"note 0": 1, "note 1": 1}  # each posted once

@@ -203,3 +203,30 @@ def test_claims_written_together_are_each_fenced_by_their_own_maps_lease(store: 
     assert found == [(first, "s1", 20.0), (second, "earlier", 5.0), (fourth, "s4", 20.0)]
     assert [row.id for row in store.due_outbox(now=10.0) if row.send_id is None] == [third]
     assert store.claim_all([]) == []
+
+
+def test_a_claim_undone_changes_only_the_rows_that_claim_holds(store: Store) -> None:
+    """A claim reported failed may have been applied all the same (the connection lost during
+    its COMMIT); undoing it puts back only rows still claimed under its send id and lease: none
+    if it did not apply, never another send's or another holder's."""
+    store.enqueue([_note("home", f"k{i}") for i in range(4)], now=1.0)
+    a, b, c, d = (row.id for row in store.due_outbox(now=10.0))
+    grant = store.acquire_lease("map:home", "a", 30.0)
+    assert grant is not None
+    mine = LeaseFence("map:home", "a", grant.lease.token)
+    assert store.claim([a, b], send_id="s-1", now=2.0, fence=mine) == 2  # applied
+    assert store.claim([c], send_id="s-2", now=2.0, fence=mine) == 1  # another send's
+    # The claim of d under s-3 did not apply: nothing to undo.
+    assert store.undo_claim([d], send_id="s-3", fence=mine, keep_send_id=False) == 0
+    # Another holder's token, or another send id, leaves the rows alone.
+    other = LeaseFence("map:home", "a", grant.lease.token + 1)
+    assert store.undo_claim([a, b], send_id="s-1", fence=other, keep_send_id=False) == 0
+    assert store.undo_claim([a, b, c], send_id="s-2", fence=mine, keep_send_id=True) == 1
+    assert store.undo_claim([a, b], send_id="s-1", fence=mine, keep_send_id=False) == 2
+    rows = {row.id: row for row in store.due_outbox(now=10.0)}
+    assert set(rows) == {a, b, c, d}  # all due again, as if never claimed
+    assert (rows[a].send_id, rows[a].uncertain, rows[a].sending_at) == (None, 0, None)
+    assert (rows[c].send_id, rows[c].sending_at) == ("s-2", 2.0)  # a re-send keeps its id
+    # Alone (no lease): the send id alone decides.
+    assert store.claim([d], send_id="s-4", now=3.0) == 1
+    assert store.undo_claim([d], send_id="s-4", fence=None, keep_send_id=False) == 1

@@ -686,6 +686,7 @@ class Dispatcher:
         try:
             claimed = self._store.claim(ids, send_id=send_id, fence=fence)
         except StoreWriteError:
+            self._undo_claim(ids, send_id, fence, again)
             return None  # nothing sent; delivery waits for the store
         return self._claimed(batch, send_id, again, resolved, state, fence, claimed)
 
@@ -753,6 +754,8 @@ class Dispatcher:
             )
         except StoreWriteError:
             for one in starting:
+                ids = [row.id for row in one.batch.rows]
+                self._undo_claim(ids, one.send_id, one.fence, one.again)
                 one.started.set_result(None)  # nothing sent; delivery waits for the store
             return
         except Exception as exc:  # the workers meet it, as they would their own claim's
@@ -889,6 +892,21 @@ class Dispatcher:
             )
             return False
         return self._outcomes.settle(batch, result, state, resolved, fence)
+
+    def _undo_claim(
+        self, ids: list[int], send_id: str, fence: LeaseFence | None, again: bool
+    ) -> None:
+        """A claim reported failed may have been applied all the same (PostgreSQL: the
+        connection lost during its COMMIT): its rows would stay ``sending`` under this live
+        claim, never due and never recovered while it lasts. Undo it as an outcome (written
+        before anything is sent again, kept while the store refuses); a no-op if it did not
+        apply."""
+        self._journal.record(
+            "undo claim",
+            functools.partial(
+                self._store.undo_claim, ids, send_id=send_id, fence=fence, keep_send_id=again
+            ),
+        )
 
     def _unclaim(self, ids: list[int], fence: LeaseFence, again: bool) -> None:
         """Put rows claimed under ``fence`` back untouched (their request never went out)."""

@@ -480,6 +480,15 @@ class Store(Protocol):
 
     def unclaim(self, row_ids: Sequence[int], *, fence: LeaseFence, keep_send_id: bool) -> int: ...
 
+    def undo_claim(
+        self,
+        row_ids: Sequence[int],
+        *,
+        send_id: str,
+        fence: LeaseFence | None,
+        keep_send_id: bool,
+    ) -> int: ...
+
     def mark_sent(
         self,
         row_id: int | Sequence[int],

@@ -272,6 +272,35 @@ class OutboxMixin:
             )
         return int(cursor.rowcount)
 
+    def undo_claim(
+        self,
+        row_ids: Sequence[int],
+        *,
+        send_id: str,
+        fence: LeaseFence | None,
+        keep_send_id: bool,
+    ) -> int:
+        """Put back to pending the rows a claim reported failed may have claimed all the same
+        (a connection lost during its COMMIT: applied or not, the caller cannot know); return
+        how many. Only rows still ``sending`` under that ``send_id`` (and ``fence``'s holder
+        and token) change: nothing if the claim did not apply, never a later claim's rows. No
+        request went out for them, so it is no attempt (``keep_send_id`` as :meth:`unclaim`).
+        """
+        keep = "send_id" if keep_send_id else "NULL"
+        kept_at = "sending_at" if keep_send_id else "NULL"
+        where = f"id IN ({_marks(row_ids)}) AND status = 'sending' AND send_id = ?"
+        params: tuple[object, ...] = (*row_ids, send_id)
+        if fence is not None:
+            where += " AND claimed_by = ? AND claim_token = ?"
+            params = (*params, fence.owner, fence.token)
+        with self._writes.transaction("undo claim") as conn:
+            cursor = conn.execute(
+                f"UPDATE outbox SET status = 'pending', send_id = {keep}, sending_at = {kept_at},"
+                f" claimed_by = NULL, claim_token = NULL WHERE {where}",
+                params,
+            )
+        return int(cursor.rowcount)
+
     def mark_sent(
         self,
         row_id: int | Sequence[int],

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable
 
@@ -22,7 +23,7 @@ from tests.ui.fakes import (
     settle,
 )
 from wanderer_console.console_api import BackendError, EngineIdentity, LinkState
-from wanderer_console.ui.app import WandererApp, build_app, default_actor
+from wanderer_console.ui.app import WandererApp, binding_ids, build_app, default_actor
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.help import HelpScreen
@@ -175,6 +176,24 @@ async def test_help_and_dashboard_keys(make_app: AppFactory) -> None:
         await pilot.press("d")
         await pilot.pause()
         assert len(app.screen_stack) == 1
+
+
+async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) -> None:
+    """The keymap's toast says "see ? for the ids": every screen's keys are listed there
+    (the alerts, trends and priority screens and the delivery table too)."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {
+            binding.id
+            for _title, bindings in app.screen.groups
+            for binding in bindings
+            if isinstance(binding, Binding)
+        }
+    assert binding_ids() - listed == set()
 
 
 async def test_activity_filter_hides_other_lines(make_app: AppFactory) -> None:

@@ -538,6 +538,10 @@ class WandererApp(App[int]):
                     ("Event search", SearchInput.BINDINGS),
                     ("Event detail", EventDetailScreen.BINDINGS),
                     ("Trackers screen", TrackersScreen.BINDINGS),
+                    ("Delivery table (dashboard)", DeliveryTable.BINDINGS),
+                    ("Priority systems screen", PriorityScreen.BINDINGS),
+                    ("Alerts screen", AlertsScreen.BINDINGS),
+                    ("Trends screen", TrendsScreen.BINDINGS),
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
                 ]

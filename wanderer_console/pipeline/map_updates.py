@@ -163,15 +163,21 @@ class MapUpdates:
     async def _system_added(
         self, tenant: str, envelope: MapEnvelope, payload: AddSystem
     ) -> list[Notification]:
+        hooks = self._hooks.get(tenant)
+        info = None
+        if not payload.name and hooks is not None:
+            # A manual add carries no name: a priority system listed by name is known by the
+            # EVE name its static info gives.
+            info = await hooks.static_info(payload.solar_system_id)
+        name = payload.name or (info or {}).get("solar_system_name")
         # A priority system is notified even with system notifications off, and pings.
-        priority = self._engine.is_priority(tenant, payload.solar_system_id, [payload.name])
+        priority = self._engine.is_priority(tenant, payload.solar_system_id, [name])
         if not self._engine.allowed(tenant, NotificationType.SYSTEM, priority=priority):
             return []
         if self.type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
             return []
-        hooks = self._hooks.get(tenant)
-        info = await hooks.static_info(payload.solar_system_id) if hooks else None
-        name = payload.name or (info or {}).get("solar_system_name")
+        if payload.name and hooks is not None:
+            info = await hooks.static_info(payload.solar_system_id)
         if name:
             self._index.map(tenant).systems[payload.solar_system_id].name = name
         recent = None

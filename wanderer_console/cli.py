@@ -38,6 +38,7 @@ from wanderer_console.config.loader import (
 )
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
 from wanderer_console.store.lock import DataDirInUseError
+from wanderer_console.telemetry.logging import redact
 
 __all__ = [
     "CONSOLE",
@@ -177,13 +178,13 @@ def _config_check(args: argparse.Namespace) -> int:
         loaded = load_settings(path, required=path is not None)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(redact(str(problem)), file=sys.stderr)
         print(f"config invalid: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_INVALID
     where = str(loaded.path) if loaded.path else "(no file; environment only)"
     warnings = [*map(str, loaded.warnings), *_placeholders(loaded), *_config_warnings(loaded)]
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(redact(f"warning: {warning}"), file=sys.stderr)
     if not loaded.settings.maps and not loaded.settings.hosted.enabled:
         # Valid, but an engine on it would receive nothing: not a configuration to run.
         print(
@@ -196,7 +197,7 @@ def _config_check(args: argparse.Namespace) -> int:
         refused = _probe_maps(loaded)
         if refused:
             for line in refused:
-                print(line, file=sys.stderr)
+                print(redact(line), file=sys.stderr)
             print(f"config invalid: {len(refused)} problem(s)", file=sys.stderr)
             return EXIT_INVALID
     maps = ", ".join(loaded.settings.maps)
@@ -221,7 +222,7 @@ def _probe_maps(loaded: LoadedConfig) -> list[str]:
             print(f"hosted: {hosted.maps} map(s) listed by the map server")
     for result in results:
         if result.warning:
-            print(f"warning: {result.warning}", file=sys.stderr)
+            print(redact(f"warning: {result.warning}"), file=sys.stderr)
     return [result.problem for result in results if result.problem]
 
 

@@ -132,3 +132,23 @@ async def test_config_check_explains_a_wrong_slug(
 
         # --offline does not ask: the same refused key passes the file's own checks.
         assert await asyncio.to_thread(main, ["config", "check", "--offline"]) == 0
+
+
+async def test_config_check_never_prints_the_password_of_a_map_url(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Credentials written into ``MAP_URL`` (``user:password@``): ``config check``'s answers
+    name the server it asked, with the password masked (here the map API refuses: the URL's
+    credentials go as Basic auth in place of the map's key)."""
+    from wanderer_console.cli import main
+
+    env = _notifier_env(sim, tmp_path, slug="no-such-map")
+    env["MAP_URL"] = env["MAP_URL"].replace("http://", "http://ops:hunter2-pass@", 1)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        code = await asyncio.to_thread(main, ["config", "check"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the map API on http://ops:***@127.0.0.1" in err
+    assert "hunter2-pass" not in err

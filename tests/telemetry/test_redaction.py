@@ -35,3 +35,18 @@ def test_redacting_filter_rewrites_a_third_party_record() -> None:
 def test_an_interaction_token_is_redacted() -> None:
     url = "http://127.0.0.1:1/api/v10/interactions/1300000000000000001/aW50ZXJhY3Rpb24abc-_.x/callback"
     assert redact(url) == "http://127.0.0.1:1/api/v10/interactions/1300000000000000001/***/callback"
+
+
+def test_the_password_of_credentials_in_a_url_is_masked() -> None:
+    text = (
+        "map API 404: https://ops:hunter2-pass@maps.example.com/api/maps/x/systems;"
+        " wss://k:p4ss@kills.example.com/socket/websocket; keep http://127.0.0.1:8080/x"
+        " and postgresql://wc@db/wc"
+    )
+    masked = redact(text)
+    assert "hunter2-pass" not in masked
+    assert "p4ss" not in masked
+    assert "https://ops:***@maps.example.com/api/maps/x/systems" in masked
+    assert "wss://k:***@kills.example.com" in masked
+    assert "http://127.0.0.1:8080/x" in masked  # a port is not a password
+    assert "postgresql://wc@db/wc" in masked  # a user alone is no secret

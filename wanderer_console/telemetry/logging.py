@@ -36,6 +36,9 @@ _PATTERNS: Final = (
     (re.compile(r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}"), "***"),
     # An ingest key (``wci_`` prefix) anywhere.
     (re.compile(r"\b(wci_)[A-Za-z0-9_\-]{8,}"), r"\1***"),
+    # The password of credentials inside a URL (``https://user:password@host``): a map server
+    # behind a proxy's basic auth, a killstream URL, any URL an operator writes that way.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s/:@\"'<>]*:)[^\s/@\"'<>]+@"), r"\1***@"),
     # Credentials in a query string.
     (re.compile(r"(?i)([?&](?:api_key|apikey|token|key|secret)=)[^&\s\"']+"), r"\1***"),
 )

@@ -8,12 +8,14 @@ appraisal endpoint as ``<name> <quantity>`` lines (``X-ApiKey``: the token, neve
 item is notable when its name says "abyssal" or its line is worth at least ``threshold_isk``;
 the most valuable ``limit`` are kept, in the cache facade's ``appraisal`` namespace (6 hours,
 as the notifier), and :meth:`NotableItems.peek` gives them to the renderer. Any failure (no
-hash, ESI or Janice down, a refused token, an answer that is not an appraisal) means no list:
-the kill is still notified, the failure logged (the token redacted) and counted.
+hash, ESI or Janice down, a refused token, an answer that is not an appraisal, no answer
+within ``timeout``) means no list: the kill is still notified, the failure logged (the token
+redacted) and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -76,11 +78,16 @@ class NotableItems:
         cache: CacheFacade,
         esi: EsiClient,
         http: HttpClient,
+        *,
+        timeout: float = 5.0,
     ) -> None:
         self._settings = settings
         self._cache = cache
         self._esi = esi
         self._http = http
+        self.timeout = timeout
+        """Longest an appraisal may take (ESI killmail, item names, Janice): the engine waits
+        for it before the next event, so a silent Janice must not hold the pipeline."""
         self.appraisals = 0
         self.failures = 0
 
@@ -103,12 +110,13 @@ class NotableItems:
         if not self.wanted(km):
             return
         try:
-            notable = await self._appraise(km)
-        except (EsiError, TransportError, ValueError) as exc:
+            notable = await asyncio.wait_for(self._appraise(km), self.timeout)
+        except (EsiError, TransportError, ValueError, TimeoutError) as exc:
             self.failures += 1
+            error = str(exc)[:300] or f"no answer within {self.timeout:g} s"
             log.warning(
                 "notable items unavailable; the kill goes without them",
-                extra={"ctx": {"killmail_id": km.killmail_id, "error": str(exc)[:300]}},
+                extra={"ctx": {"killmail_id": km.killmail_id, "error": error}},
             )
             # Remembered briefly, so a burst of re-renders does not ask again and again.
             self._cache.put_with_ttl(NAMESPACE, km.killmail_id, [], 300.0)

@@ -352,3 +352,23 @@ async def test_a_rule_without_a_measure_drops_its_value(
     seen = runtime.alerts.evaluations
     await wait_for(lambda: runtime.alerts.evaluations >= seen + 2, 10, "evaluations")
     assert value() is None
+
+
+async def test_a_map_refused_again_and_again_is_disconnected_all_along(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """A map stream answered 401 goes *failed*, then *reconnecting* at each retry, then *failed*
+    again: each state lasts less than the threshold, but the source has not been connected since
+    the first refusal, and that is what ``source_disconnected`` measures."""
+    runtime = await engine(sim, tmp_path, {"source_disconnected": {"threshold": 1.0}})
+    stopper.append(runtime)
+    await connected(runtime)
+    (source,) = runtime.maps.sources.values()
+    source._refused_delay = 0.1  # retry a refused stream quickly (60 s as deployed)
+    sim.map.api_key = "revoked"
+    sim.map.drop_connections()
+    await wait_for(lambda: source.health.reconnects >= 3, 10, "refused and retried")
+    assert source.health.state.value in ("failed", "reconnecting")
+    alert = (await wait_for(lambda: firing(runtime, "source_disconnected"), 10, "firing"))[0]
+    assert alert["subject"] == f"sse:{sim.map_slug}"
+    assert alert["value"] > 1.0

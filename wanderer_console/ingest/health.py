@@ -49,6 +49,10 @@ class ConnectionHealth:
     """Where the source connects, credentials masked (the console shows it); ``None``: unsaid."""
     error_since: float | None = None
     """When the current run of errors began: the first error since the source last connected."""
+    disconnected_since: float | None = field(default_factory=time.time)
+    """When the source was last connected (its creation, if never): ``None`` while connected.
+    A source refused again and again changes state at each retry (``since`` with it); this
+    holds how long it has been without a connection (the ``source_disconnected`` alert)."""
     clock: Callable[[], float] = field(default=time.time, repr=False)
     """Wall clock (tests pass their own)."""
     _recent: deque[tuple[float, str]] = field(
@@ -63,6 +67,10 @@ class ConnectionHealth:
         """Move to ``state``; ``since`` changes only when the state does."""
         self._sync_reconnects()
         if state is not self.state:
+            if state is ConnectionState.CONNECTED:
+                self.disconnected_since = None
+            elif self.state is ConnectionState.CONNECTED:
+                self.disconnected_since = time.time()
             self.state = state
             self.since = time.time()
         if error is not None:

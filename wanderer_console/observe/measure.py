@@ -101,6 +101,7 @@ class Measurer:
         }
         for health in self._sources():
             snap = health.snapshot()
+            down_since = health.disconnected_since
             name, state = str(snap["name"]), str(snap["state"])
             if state == "connected":
                 out["source_disconnected"].append(Measure(name, 0.0))
@@ -111,7 +112,9 @@ class Measurer:
                     )
             else:
                 why = f"state {state}" + (f": {snap['last_error']}" if snap["last_error"] else "")
-                since = float(snap["since"] or now)
+                # Since it was last connected, not since its last state change: a source
+                # refused at each retry goes failed, reconnecting, failed ... every minute.
+                since = float(down_since if down_since is not None else (snap["since"] or now))
                 out["source_disconnected"].append(Measure(name, max(0.0, now - since), why))
         for name, breaker in parts.clients.breakers().items():
             opened = breaker.get("opened_at")

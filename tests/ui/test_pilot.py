@@ -26,6 +26,7 @@ from wanderer_console.console_api import BackendError, EngineIdentity, LinkState
 from wanderer_console.ui.app import WandererApp, binding_ids, build_app, default_actor
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.screens.events import EventsScreen, EventsTable
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.widgets.activity import ActivityPanel
@@ -194,6 +195,27 @@ async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) 
             if isinstance(binding, Binding)
         }
     assert binding_ids() - listed == set()
+
+
+async def test_an_event_detail_the_engine_could_not_read_is_not_called_pruned(
+    make_app: AppFactory,
+) -> None:
+    """Enter on an event while the engine does not answer: the toast says why, and no second
+    toast claims the event was pruned (it is still there)."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, EventsScreen)
+        assert app.screen.query_one(EventsTable).row_count > 0
+        toasts = record_toasts(app)
+        engine.refuse["event_detail"] = BackendError("engine lost: connection refused")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, EventsScreen)
+    assert toasts == [("Could not read the event: engine lost: connection refused", "error")]
 
 
 async def test_activity_filter_hides_other_lines(make_app: AppFactory) -> None:

@@ -15,7 +15,7 @@ Everything comes through the backend, in process or attached alike; a refusal is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -261,14 +261,19 @@ class EventsScreen(OnWanderer, Screen[None]):
 
     async def open_detail(self, row_id: int) -> EventDetail | None:
         """Fetch event ``row_id`` in full and show it."""
-        detail = await self.wanderer.call(
-            "Could not read the event", self.state.backend.event_detail(row_id)
-        )
+        detail = await self.wanderer.call("Could not read the event", self._fetch(row_id))
         if detail is None:
+            return None  # the engine did not answer: the toast said why
+        if detail == "gone":
             self.app.notify("That event is gone (pruned).", severity="warning")
             return None
         await self.app.push_screen(EventDetailScreen(detail))
         return detail
+
+    async def _fetch(self, row_id: int) -> EventDetail | Literal["gone"]:
+        """Event ``row_id`` in full, ``"gone"`` when the engine no longer has it."""
+        detail = await self.state.backend.event_detail(row_id)
+        return "gone" if detail is None else detail
 
 
 class EventDetailScreen(ModalScreen[None]):

@@ -8,9 +8,11 @@ and its routing, all the engine's), and so does a rally, which start-up suppress
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cachetools import TLRUCache
 
@@ -31,6 +33,10 @@ from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.pipeline.priority import Ping
 
 __all__ = ["MapHooks", "MapUpdates", "Routing"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class MapHooks:
@@ -112,6 +118,11 @@ class MapUpdates:
         self._hooks = hooks
         self._on_tracking_changed = on_tracking_changed
         self._clock = clock
+        self.hook_timeout = 5.0
+        """Longest a map event waits for one of its map's REST look-ups (static info, tracked
+        characters): the engine decides the next event of every map only after it, so a map
+        server that does not answer must not hold the others; past it the notification goes
+        without what was asked."""
         # Per-entry TTLs (``maps.<key>.dedup_ttl_seconds``): each value is its own TTL.
         self._type_dedup: TLRUCache[str, float] = TLRUCache(
             maxsize=100_000, ttu=lambda _key, ttl, now: now + ttl, timer=clock
@@ -147,6 +158,17 @@ class MapUpdates:
             return self._rally(tenant, envelope, payload)
         return []
 
+    async def _bounded(self, look_up: Awaitable[_T], what: str) -> _T | None:
+        """``look_up``'s answer, or ``None`` (logged) past :attr:`hook_timeout`."""
+        try:
+            return await asyncio.wait_for(look_up, self.hook_timeout)
+        except TimeoutError:
+            log.warning(
+                "map look-up did not answer in time; notified without it",
+                extra={"ctx": {"look_up": what, "timeout_seconds": self.hook_timeout}},
+            )
+            return None
+
     def type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
         """True (counted as ``dedup_ttl``) when ``entity`` notified as ``kind`` on this map
         within the map's TTL for that type; otherwise remember it now."""
@@ -168,7 +190,7 @@ class MapUpdates:
         if not payload.name and hooks is not None:
             # A manual add carries no name: a priority system listed by name is known by the
             # EVE name its static info gives.
-            info = await hooks.static_info(payload.solar_system_id)
+            info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
         name = payload.name or (info or {}).get("solar_system_name")
         # A priority system is notified even with system notifications off, and pings.
         priority = self._engine.is_priority(tenant, payload.solar_system_id, [name])
@@ -177,7 +199,7 @@ class MapUpdates:
         if self.type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
             return []
         if payload.name and hooks is not None:
-            info = await hooks.static_info(payload.solar_system_id)
+            info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
         if name:
             self._index.map(tenant).systems[payload.solar_system_id].name = name
         recent = None
@@ -217,7 +239,7 @@ class MapUpdates:
         hooks = self._hooks.get(tenant)
         if character is None and hooks is not None:
             # SSE carries only the internal id and name; REST has the EVE id and corp.
-            await hooks.refresh_characters()
+            await self._bounded(hooks.refresh_characters(), "tracked characters")
             character = find()
         self._on_tracking_changed()
         if not self._engine.allowed(tenant, NotificationType.CHARACTER):

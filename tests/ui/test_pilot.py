@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from tests.ui.conftest import ACTOR, HEALTHY, NOW, AppFactory, degraded_snapshot
 from tests.ui.fakes import (
@@ -216,6 +216,27 @@ async def test_an_event_detail_the_engine_could_not_read_is_not_called_pruned(
         await settle(pilot)
         assert isinstance(app.screen, EventsScreen)
     assert toasts == [("Could not read the event: engine lost: connection refused", "error")]
+
+
+async def test_an_events_page_the_engine_could_not_send_is_not_left_loading(
+    make_app: AppFactory,
+) -> None:
+    """A filter changed while the engine does not answer: once the error toast is gone, the
+    filters line must not still say ``loading…`` over the old page."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, EventsScreen)
+        engine.refuse["events"] = BackendError("engine lost: connection refused")
+        await pilot.press("o")  # the next outcome filter: a new page is asked for
+        await settle(pilot)
+        line = str(screen.query_one("#events-filters", Static).content)
+    assert "loading" not in line, line
+    assert "not loaded" in line, line
 
 
 async def test_activity_filter_hides_other_lines(make_app: AppFactory) -> None:

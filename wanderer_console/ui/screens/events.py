@@ -242,8 +242,11 @@ class EventsScreen(OnWanderer, Screen[None]):
         page = await self.wanderer.call(
             "Could not read the events", self.state.backend.events(query)
         )
-        if page is None or query != self.query_now or not self.is_attached:
+        if query != self.query_now or not self.is_attached:
             return page
+        if page is None:  # the toast said why; the rows are still those of the last page
+            self._show_filters("not loaded: the rows shown are the last page's (r: try again)")
+            return None
         self.page = page
         self.refresh_bindings()
         self.query_one(EventsTable).show_events(page.events)

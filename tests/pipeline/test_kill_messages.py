@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from tests.pipeline.test_rules_filters import NOW, PILOT, WH, index, kill, party, settings
+from tests.pipeline.test_rules_filters import NOW, OTHER, PILOT, WH, index, kill, party, settings
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.kills import KillEnricher
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
@@ -49,3 +51,29 @@ def test_text_only_applies_to_the_named_kill_route_only(store: Store) -> None:
     (system,) = eng.kill_notifications(kill(WH))
     assert system.dedup_key == "kill:1:system_kill"
     assert len(system.body["embeds"]) == 1
+
+
+def test_a_priority_system_by_name_pings_when_the_killmail_has_no_system_name(
+    store: Store,
+) -> None:
+    """R2Z2 and ESI killmails carry ids only: a tracked pilot's kill in a system listed in
+    ``priority_system_names`` (not on the map) is known by the name the enricher looked up, and
+    pings as a priority system."""
+    cache = CacheFacade()
+    cache.put_with_ttl("name", OTHER, ("Amamake", "solar_system"), 3600)
+    clock = [NOW.timestamp()]
+    eng = Engine(
+        settings(priority_system_names=["amamake"]),
+        store,
+        index(),
+        Metrics(),
+        clock=lambda: clock[0],
+        enricher=KillEnricher(cache),
+    )
+    clock[0] += 60  # past start-up suppression
+    km = kill(OTHER, attackers=[party(PILOT, 98000001, final_blow=True)])
+    assert km.solar_system_name is None
+    (note,) = eng.kill_notifications(km)
+    assert note.dedup_key == "kill:1:character_kill"
+    assert note.body["content"].startswith("@here")
+    assert note.body["embeds"][0]["title"].endswith("destroyed in Amamake")

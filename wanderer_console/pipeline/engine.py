@@ -235,6 +235,12 @@ class Engine:
         self, km: Killmail, *, ignore_age: bool = False, now: float | None = None
     ) -> KillJudgement:
         at = self._clock() if now is None else now
+        if km.solar_system_name is None and self.enricher is not None:
+            # An id-only killmail (R2Z2, ESI): priority systems listed by name know the system
+            # by the name the enricher looked up.
+            name = self.enricher.cache.peek_name(km.system_id)
+            if name:
+                km = km.model_copy(update={"solar_system_name": name})
         return judge_kill(
             km,
             settings=self.settings,

@@ -88,3 +88,24 @@ async def test_every_exported_metric_has_its_row_and_every_row_is_exported(
     assert sorted(set(available) - set(rows)) == [], "exported, missing from the page"
     wrong = {name: (rows[name], available[name]) for name in rows if rows[name] != available[name]}
     assert wrong == {}, "the page's type or labels differ from the registry's"
+
+
+def _label_values(registry: CollectorRegistry, family: str, label: str) -> set[str]:
+    return {
+        sample.labels[label]
+        for metric in registry.collect()
+        if metric.name == family
+        for sample in metric.samples
+    }
+
+
+async def test_the_queue_lanes_and_cache_namespaces_are_those_exported(runtime: Runtime) -> None:
+    """Both gauges have a child per value from the start, so a query for a value the page
+    names and the engine does not (``lane="tracked"``) would find nothing."""
+    text = PAGE.read_text(encoding="utf-8")
+    depth_row = next(line for line in text.splitlines() if line.startswith("| `wc_queue_depth`"))
+    lanes = set(re.findall(r"`([a-z_]+)`", depth_row.split(" | ")[3]))
+    assert lanes == _label_values(runtime.metrics.registry, "wc_queue_depth", "lane")
+    listing = text.split("\n`namespace`: ", 1)[1].split("\n\n", 1)[0]
+    namespaces = set(re.findall(r"`([a-z_]+)`", listing))
+    assert namespaces == _label_values(runtime.metrics.registry, "wc_cache_size", "namespace")

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pytest
 from prometheus_client import CollectorRegistry
 
+from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.runtime import Runtime
 
@@ -109,3 +110,10 @@ async def test_the_queue_lanes_and_cache_namespaces_are_those_exported(runtime: 
     listing = text.split("\n`namespace`: ", 1)[1].split("\n\n", 1)[0]
     namespaces = set(re.findall(r"`([a-z_]+)`", listing))
     assert namespaces == _label_values(runtime.metrics.registry, "wc_cache_size", "namespace")
+
+
+def test_the_http_services_are_the_clients_the_engine_has() -> None:
+    """``service`` takes one value per HTTP client, each with its defaults in http/settings.py."""
+    text = PAGE.read_text(encoding="utf-8")
+    listing = text.split("\n`service` is the client: ", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", listing)) == set(DEFAULT_SERVICE_SETTINGS)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import pytest
 from prometheus_client import CollectorRegistry
 
+from wanderer_console.delivery.discord import Outcome
 from wanderer_console.http.settings import DEFAULT_SERVICE_SETTINGS
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.runtime import Runtime
@@ -117,3 +118,14 @@ def test_the_http_services_are_the_clients_the_engine_has() -> None:
     text = PAGE.read_text(encoding="utf-8")
     listing = text.split("\n`service` is the client: ", 1)[1].split("\n\n", 1)[0]
     assert set(re.findall(r"`([a-z_]+)`", listing)) == set(DEFAULT_SERVICE_SETTINGS)
+
+
+def test_the_delivery_failure_reasons_are_the_send_outcomes() -> None:
+    """Every outcome of a send but ``sent`` is counted under its name (delivery/outcomes.py), and
+    ``unconfigured`` for a target or map no longer configured (delivery/dispatcher.py)."""
+    text = PAGE.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `wc_delivery_failures"))
+    reasons = set(re.findall(r"`([a-z_]+)`", row.split(" | ")[3]))
+    assert reasons - {"wc_delivery_uncertain_total"} == (
+        {outcome.value for outcome in Outcome} - {"sent"} | {"unconfigured"}
+    )

@@ -372,3 +372,25 @@ async def test_a_map_refused_again_and_again_is_disconnected_all_along(
     alert = (await wait_for(lambda: firing(runtime, "source_disconnected"), 10, "firing"))[0]
     assert alert["subject"] == f"sse:{sim.map_slug}"
     assert alert["value"] > 1.0
+
+
+async def test_a_breaker_reopened_by_each_failed_probe_is_open_all_along(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """Discord answers 500 and keeps answering it: the breaker opens, lets a probe through,
+    opens again when it fails (its ``opened_at`` moving with each probe, every 0.25 s here, 30 s
+    as deployed). Each opening is shorter than the threshold, yet the host has been failing
+    since the first one: ``breaker_open`` fires, and resolves once Discord answers again."""
+    runtime = await engine(sim, tmp_path, {"breaker_open": {"threshold": 2.0}})
+    stopper.append(runtime)
+    await connected(runtime)
+    sim.discord.outage = (500, {"message": "stalled"}, {})
+
+    async def stall() -> None:
+        await sim.run_scenario(1.0, rate=10)  # notifications to send: the breaker is probed
+
+    async def mend() -> None:
+        sim.discord.outage = None
+
+    alert = await fires_and_resolves(runtime, sim, "breaker_open", stall, mend)
+    assert alert["value"] > 2.0

@@ -196,7 +196,7 @@ class AlertEngine:
 
     def _worst(self, rule: str, above: bool, found: list[Measure]) -> None:
         """Set ``wc_alert_value{rule}``; a rule with no measure now (its source not connected,
-        no look-ups in the window) has no sample, not the last one it had."""
+        too few look-ups in the window) has no sample, not the last one it had."""
         if found:
             values = [m.value for m in found]
             self._value.labels(rule=rule).set(max(values) if above else min(values))

@@ -85,6 +85,9 @@ class Measurer:
         self._clock = clock
         self._disk_free = disk_free
         self._samples: deque[_Sample] = deque(maxlen=100_000)
+        self._failing_since: dict[str, float] = {}
+        """Per breaker not closed, when it opened first: a failed probe opens it again (its
+        ``opened_at`` with it) every cool-down, while the host has been failing all along."""
         self.lookups_in_window = 0
         """Cache look-ups in the last window (the hit ratio rule waits for enough of them)."""
 
@@ -116,11 +119,18 @@ class Measurer:
                 # refused at each retry goes failed, reconnecting, failed ... every minute.
                 since = float(down_since if down_since is not None else (snap["since"] or now))
                 out["source_disconnected"].append(Measure(name, max(0.0, now - since), why))
-        for name, breaker in parts.clients.breakers().items():
+        breakers = parts.clients.breakers()
+        for gone in self._failing_since.keys() - breakers.keys():
+            del self._failing_since[gone]
+        for name, breaker in breakers.items():
             opened = breaker.get("opened_at")
-            if breaker.get("state") == "open" and opened is not None:
-                out["breaker_open"].append(Measure(name, max(0.0, now - float(opened)), "open"))
+            state = str(breaker.get("state"))
+            if state != "closed" and opened is not None:
+                since = self._failing_since.setdefault(name, float(opened))
+                what = "open" if state == "open" else "open, probing"
+                out["breaker_open"].append(Measure(name, max(0.0, now - since), what))
             else:
+                self._failing_since.pop(name, None)
                 out["breaker_open"].append(Measure(name, 0.0))
         # The dispatcher's depth (counted at most once a second), without the alerts' own
         # messages to the operations webhook: they would keep the outbox alerts firing.

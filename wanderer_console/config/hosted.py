@@ -38,8 +38,9 @@ _FLAGS: Final[dict[str, tuple[tuple[str, str], bool]]] = {
     "wormhole_only_kill_notifications": (("filters", "wormhole_only"), False),
     "track_kspace": (("filters", "track_kspace"), True),
     "priority_systems_only": (("filters", "priority_systems_only"), False),
-    # The notifier pings voice participants; the console reads no voice states, so this is the
-    # same "@here on system-kill messages" the env var VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED is.
+    # The notifier pings voice participants on system-kill messages: as the env var
+    # VOICE_PARTICIPANT_NOTIFICATIONS_ENABLED does for its map, this makes them ping
+    # (discord.voice_mentions decides whom: the people in voice, else @here).
     "voice_participant_notifications_enabled": (("filters", "fallback_to_here"), False),
 }
 """``features.*`` -> (section, key) of :class:`MapSettings`, and the notifier's default."""

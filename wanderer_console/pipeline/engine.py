@@ -34,7 +34,7 @@ from wanderer_console.enrich.notable import NotableItems
 from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
-from wanderer_console.pipeline.kill_facts import RouteInfo, SystemInfo
+from wanderer_console.pipeline.kill_facts import KillFacts, RouteInfo, SystemInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
 from wanderer_console.pipeline.priority import Ping, PrioritySystems
 from wanderer_console.pipeline.rules import (
@@ -120,6 +120,8 @@ class Engine:
         )
         """Start-up suppression: the window and what counts as history in it."""
         self._event_at: float | None = None  # the map event being decided (its own time)
+        # (map, system) that gave no static info when the kill filters asked: when to ask again.
+        self._static_failed: dict[tuple[str, int], float] = {}
         self._writer = EventWriter(store, metrics, on_queued=on_queued, window=window)
         self.map_updates = MapUpdates(
             self, index, self._hooks, on_tracking_changed=on_tracking_changed, clock=clock
@@ -262,11 +264,23 @@ class Engine:
             and isinstance(self.system_info, RouteInfo)
         ):
             return True
+        if facts is not None and facts.missing_static and self._static_to_ask(facts):
+            return True
         notifies = bool(judgement.decisions) or any(v.reason is None for v in judgement.trackers)
         if notifies and self.enricher is not None and not self.enricher.complete(km):
             return True
         # A map will be told about it: its dropped items are appraised first ([janice]).
         return bool(judgement.decisions) and self.notable is not None and self.notable.wanted(km)
+
+    def _static_to_ask(self, facts: KillFacts) -> bool:
+        """Some map tracking a system in ``facts.missing_static`` can still be asked for its
+        static info."""
+        now = self._clock()
+        return any(
+            tenant in self._hooks and self._static_failed.get((tenant, system_id), 0.0) <= now
+            for system_id in facts.missing_static
+            for tenant in self._index.maps_for_system(system_id)
+        )
 
     def _kill_now(self, item: KillItem) -> bool | None:
         """Handle a kill without waiting (the hot path): True when new, False for a repeat;
@@ -300,6 +314,11 @@ class Engine:
         facts = self._decide_kill(km).facts
         info = self.system_info
         with tracing.span("enrich"):
+            if facts is not None:
+                # A filter asked for the class, region or security of a tracked system whose
+                # map static info is not loaded yet (systems loaded with the map have none).
+                for system_id in sorted(facts.missing_static):
+                    await self.map_updates.load_static_info(system_id, self._static_failed)
             if (
                 facts is not None
                 and (facts.missing_routes or facts.missing_systems)

@@ -109,6 +109,9 @@ class KillFacts:
         """Routes a clause asked for that were not looked up yet (fetch, then decide again)."""
         self.missing_systems: set[int] = set()
         """Systems whose position a clause asked for and that were not looked up yet."""
+        self.missing_static: set[int] = set()
+        """The kill's system when a clause asked for a static fact (class, region, security)
+        and no map tracking it has its static info yet (fetch it, then decide again)."""
 
     @cached_property
     def _routes(self) -> RouteInfo | None:
@@ -125,7 +128,11 @@ class KillFacts:
         return [system for system in found if system is not None]
 
     def _tracked(self, attr: str) -> object:
-        for system in self.systems:
+        systems = self.systems
+        if systems and all(system.system_class is None for system in systems):
+            # Every system's static info has a class: none loaded yet for this one.
+            self.missing_static.add(self.km.system_id)
+        for system in systems:
             value = getattr(system, attr)
             if value is not None:
                 return value

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -19,6 +20,7 @@ from cachetools import TLRUCache
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
+from wanderer_console.delivery.formatting import static_float
 from wanderer_console.domain.map_events import (
     AddSystem,
     CharacterAdded,
@@ -32,11 +34,39 @@ from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.pipeline.priority import Ping
 
-__all__ = ["MapHooks", "MapUpdates", "Routing"]
+__all__ = ["STATIC_RETRY_SECONDS", "MapHooks", "MapUpdates", "Routing", "apply_static_info"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+STATIC_RETRY_SECONDS = 300.0
+"""A map that gave no static info for a system the kill filters asked about is asked again
+after this long (not for every kill in the system meanwhile)."""
+
+
+def apply_static_info(system: TrackedSystem, info: Mapping[str, Any] | None) -> None:
+    """Keep a system's static facts (class, security, region, constellation, shattered) from
+    its map's ``system-static-info`` answer, for the kill filters."""
+    if not info:
+        return
+    data = info.get("data")
+    if isinstance(data, Mapping):
+        info = data
+
+    def whole(key: str) -> int | None:
+        value = info.get(key) if info else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    system.system_class = whole("system_class") or system.system_class
+    system.region_id = whole("region_id") or system.region_id
+    system.constellation_id = whole("constellation_id") or system.constellation_id
+    security = static_float(info.get("security"))
+    if security is not None and math.isfinite(security):
+        system.security = security
+    shattered = info.get("is_shattered")
+    if isinstance(shattered, bool):
+        system.is_shattered = shattered
 
 
 class MapHooks:
@@ -169,6 +199,26 @@ class MapUpdates:
             )
             return None
 
+    async def load_static_info(self, system_id: int, failed: dict[tuple[str, int], float]) -> None:
+        """Fetch a tracked system's static info for the kill filters, from the first map
+        tracking it that answers. A map that gave none is not asked again for
+        :data:`STATIC_RETRY_SECONDS` (``failed`` holds when it may be); an answer is kept in
+        the tracked system (and the map client's static cache, for after a reload)."""
+        now = self._clock()
+        for tenant in sorted(self._index.maps_for_system(system_id)):
+            hooks = self._hooks.get(tenant)
+            key = (tenant, system_id)
+            if hooks is None or failed.get(key, 0.0) > now:
+                continue
+            info = await self._bounded(hooks.static_info(system_id), "static info")
+            system = self._index.map(tenant).systems.get(system_id)
+            if system is not None:
+                apply_static_info(system, info)
+                if system.system_class is not None:
+                    failed.pop(key, None)
+                    return
+            failed[key] = now + STATIC_RETRY_SECONDS
+
     def type_dedup_hit(self, tenant: str, kind: NotificationType, entity: int | str) -> bool:
         """True (counted as ``dedup_ttl``) when ``entity`` notified as ``kind`` on this map
         within the map's TTL for that type; otherwise remember it now."""
@@ -200,8 +250,10 @@ class MapUpdates:
             return []
         if payload.name and hooks is not None:
             info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
+        system = self._index.map(tenant).systems[payload.solar_system_id]
+        apply_static_info(system, info)
         if name:
-            self._index.map(tenant).systems[payload.solar_system_id].name = name
+            system.name = name
         recent = None
         if hooks is not None and hooks.recent_kills is not None:
             recent = await hooks.recent_kills(payload.solar_system_id)

@@ -51,3 +51,29 @@ async def test_a_region_filter_matches_a_tracked_system_in_that_region(
     runtime.apply_settings(settings)
     embed = await _kill_delivered(sim, runtime, system.id)
     assert str(embed["footer"]["text"]).startswith("Killmail ID: ")
+
+
+async def test_a_victim_ship_group_filter_matches_a_kill_of_that_group(
+    sim: Simulator, runtime: Runtime
+) -> None:
+    """``require_victim_ship_groups`` (aa-killtracker's capital trackers): the group comes from
+    the type's ESI document, looked up when a filter asks for it."""
+    system_id = sorted(sim.tracked_system_ids)[0]
+    await wait_for(lambda: runtime.kills.following({system_id}), 20, "followed")
+    kill = sim.generator.make_killmail(
+        system_id=system_id, exclude_character_ids=sim.tracked_character_ids
+    )
+    group = sim.generator.ship_types[kill["victim"]["ship_type_id"]].group_id
+    settings = runtime.settings.model_copy(deep=True)
+    settings.maps[sim.map_slug].filters.require_victim_ship_groups = [group]
+    runtime.apply_settings(settings)
+    await sim.killstream.push_kill(kill)
+    footer = f"Killmail ID: {kill['killmail_id']}"
+    await wait_for(
+        lambda: any(
+            str((e.get("footer") or {}).get("text", "")).startswith(footer)
+            for e in sim.discord.embeds
+        ),
+        20,
+        "the kill delivered",
+    )

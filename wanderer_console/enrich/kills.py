@@ -220,6 +220,30 @@ class CacheSystemInfo:
         del system_id
         return None
 
+    def type_looked_up(self, type_id: int) -> bool:
+        """The ``/universe/types`` document is cached (or that ESI does not know the type)."""
+        return self.cache.lookup("type", type_id)[0]
+
+    async def prefetch_types(self, type_ids: set[int]) -> None:
+        """Fetch the type documents asked for (bounded by ``timeout``, never raises: what
+        failed stays unknown and its clause does not match)."""
+        tasks = [self.cache.get_type(type_id) for type_id in sorted(type_ids)]
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*tasks, return_exceptions=True), self.timeout
+            )
+        except TimeoutError:
+            self.failures += 1
+            log.info("type look-ups timed out", extra={"ctx": {"types": len(type_ids)}})
+            return
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self.failures += len(errors)
+            log.info(
+                "type look-ups failed; their group clauses do not match",
+                extra={"ctx": {"failed": len(errors), "error": str(errors[0])}},
+            )
+
     def group_id(self, type_id: int) -> int | None:
         """From the cached ``/universe/types`` document."""
         doc = self.cache.peek_type(type_id)

@@ -34,7 +34,7 @@ from wanderer_console.enrich.notable import NotableItems
 from wanderer_console.ingest.items import CustomItem, Item, KillItem, MapEventItem
 from wanderer_console.pipeline.custom import ROUTES as CUSTOM_ROUTES
 from wanderer_console.pipeline.custom import render_custom
-from wanderer_console.pipeline.kill_facts import KillFacts, RouteInfo, SystemInfo
+from wanderer_console.pipeline.kill_facts import KillFacts, RouteInfo, SystemInfo, TypeInfo
 from wanderer_console.pipeline.map_updates import MapHooks, MapUpdates
 from wanderer_console.pipeline.priority import Ping, PrioritySystems
 from wanderer_console.pipeline.rules import (
@@ -266,6 +266,8 @@ class Engine:
             return True
         if facts is not None and facts.missing_static and self._static_to_ask(facts):
             return True
+        if facts is not None and facts.missing_types and isinstance(self.system_info, TypeInfo):
+            return True
         notifies = bool(judgement.decisions) or any(v.reason is None for v in judgement.trackers)
         if notifies and self.enricher is not None and not self.enricher.complete(km):
             return True
@@ -325,6 +327,9 @@ class Engine:
                 and isinstance(info, RouteInfo)
             ):
                 await info.prefetch(facts.missing_routes, facts.missing_systems)
+            if facts is not None and facts.missing_types and isinstance(info, TypeInfo):
+                # A ship or weapon group clause asked for types not looked up yet.
+                await info.prefetch_types(facts.missing_types)
             if self.enricher is not None and not self.enricher.complete(km):
                 await self.enricher.prefetch(km)
             if self.notable is not None:

@@ -21,7 +21,15 @@ from wanderer_console.domain.eve import (
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 
-__all__ = ["ID_ONLY", "LIGHT_YEAR_M", "IdOnlySystemInfo", "KillFacts", "RouteInfo", "SystemInfo"]
+__all__ = [
+    "ID_ONLY",
+    "LIGHT_YEAR_M",
+    "IdOnlySystemInfo",
+    "KillFacts",
+    "RouteInfo",
+    "SystemInfo",
+    "TypeInfo",
+]
 
 LIGHT_YEAR_M: Final = 9_460_730_472_580_800.0
 """Metres in a light-year (ESI system positions are in metres)."""
@@ -98,6 +106,20 @@ class RouteInfo(Protocol):
         ...
 
 
+@runtime_checkable
+class TypeInfo(Protocol):
+    """Inventory types looked up on demand, for the ship and weapon group clauses: what is not
+    cached is fetched (:meth:`prefetch_types`) and the kill decided again."""
+
+    def type_looked_up(self, type_id: int) -> bool:
+        """The type's document was looked up (its group, or that it has none, is known)."""
+        ...
+
+    async def prefetch_types(self, type_ids: set[int]) -> None:
+        """Look up the types :meth:`type_looked_up` said were not (bounded, never raises)."""
+        ...
+
+
 class KillFacts:
     """Facts about one kill, looked up lazily and shared by every map's filters."""
 
@@ -109,6 +131,8 @@ class KillFacts:
         """Routes a clause asked for that were not looked up yet (fetch, then decide again)."""
         self.missing_systems: set[int] = set()
         """Systems whose position a clause asked for and that were not looked up yet."""
+        self.missing_types: set[int] = set()
+        """Types whose group a clause asked for and that were not looked up yet."""
         self.missing_static: set[int] = set()
         """The kill's system when a clause asked for a static fact (class, region, security)
         and no map tracking it has its static info yet (fetch it, then decide again)."""
@@ -180,9 +204,21 @@ class KillFacts:
             is_shattered=shattered if isinstance(shattered, bool) else None,
         )
 
+    @cached_property
+    def _types(self) -> TypeInfo | None:
+        # Asked only by a group clause: a runtime protocol check costs microseconds a kill.
+        return self._info if isinstance(self._info, TypeInfo) else None
+
     def group_id(self, type_id: int | None) -> int | None:
-        """Inventory group of a ship type (``None`` when unknown)."""
-        return None if type_id is None else self._info.group_id(type_id)
+        """Inventory group of a ship type (``None`` when unknown; one not looked up yet is
+        added to :attr:`missing_types`)."""
+        if type_id is None:
+            return None
+        group = self._info.group_id(type_id)
+        types = self._types
+        if group is None and types is not None and not types.type_looked_up(type_id):
+            self.missing_types.add(type_id)
+        return group
 
     def jumps(self, origin: int) -> int | None:
         """Stargate jumps from ``origin`` to the kill's system (``None``: no route, or not known

@@ -23,6 +23,7 @@ from pydantic import BaseModel, SecretStr
 
 from wanderer_console import __version__
 from wanderer_console.command import (
+    EXIT_BROKEN_PIPE,
     EXIT_IN_USE,
     EXIT_INVALID,
     EXIT_OK,
@@ -502,6 +503,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # what to do), not in a traceback that buries both.
         print(f"wanderer-console: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # The reader went away (``db status | head``): nothing is wrong, so no traceback. The
+        # interpreter flushes stdout at exit and would fail again: point it at /dev/null (as the
+        # signal module's documentation advises), and exit as a process killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _command(name: str) -> Command:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "EXIT_INVALID",
+    "EXIT_BROKEN_PIPE",
     "EXIT_IN_USE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -28,6 +29,8 @@ EXIT_USAGE = 2
 """The command line is wrong (argparse exits with this too)."""
 EXIT_IN_USE = 3
 """Another engine owns the data directory."""
+EXIT_BROKEN_PIPE = 141
+"""The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
 
 
 def no_arguments(parser: argparse.ArgumentParser) -> None:

@@ -130,7 +130,8 @@ class KillFacts:
         self.missing_routes: set[tuple[int, int]] = set()
         """Routes a clause asked for that were not looked up yet (fetch, then decide again)."""
         self.missing_systems: set[int] = set()
-        """Systems whose position a clause asked for and that were not looked up yet."""
+        """Systems whose ESI document (position, security, constellation) a clause asked for
+        and that were not looked up yet."""
         self.missing_types: set[int] = set()
         """Types whose group a clause asked for and that were not looked up yet."""
         self.missing_static: set[int] = set()
@@ -182,7 +183,19 @@ class KillFacts:
         value = self._tracked("constellation_id")
         if isinstance(value, int):
             return value
-        return self._info.constellation_id(self.km.system_id)
+        found = self._info.constellation_id(self.km.system_id)
+        if found is None:
+            self._system_document_wanted()
+        return found
+
+    def _system_document_wanted(self) -> None:
+        """The provider knows nothing of the kill's system: if its ESI document was not looked
+        up yet, add it to :attr:`missing_systems` (the document holds security, constellation
+        and position)."""
+        routes = self._routes
+        sid = self.km.system_id
+        if routes is not None and is_kspace_system(sid) and not routes.position(sid)[0]:
+            self.missing_systems.add(sid)
 
     @cached_property
     def space(self) -> SpaceFacts:
@@ -196,6 +209,8 @@ class KillFacts:
         region = None if class_id is not None else self.region_id
         if not isinstance(security, float | int) and class_id is None and is_kspace_system(sid):
             security = self._info.security_status(sid)
+            if security is None:
+                self._system_document_wanted()
         return space_facts(
             sid,
             class_id=class_id,

@@ -394,3 +394,46 @@ async def test_a_breaker_reopened_by_each_failed_probe_is_open_all_along(
 
     alert = await fires_and_resolves(runtime, sim, "breaker_open", stall, mend)
     assert alert["value"] > 2.0
+
+
+async def test_an_alert_not_posted_before_a_restart_posts_no_resolved_message(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A rule fires, resolves, fires again within ``discord_min_interval_seconds`` (no message
+    for that second firing) and the engine stops. At the restart the condition is gone: the
+    alert is closed, and no ``[RESOLVED]`` message follows the firing nobody was told of."""
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 1e12}})
+    try:
+        path = runtime.config_path
+        assert path is not None
+        assert runtime.reloader is not None
+        path.write_text(
+            path.read_text(encoding="utf-8").replace(
+                "discord_min_interval_seconds = 0", "discord_min_interval_seconds = 3600"
+            ),
+            encoding="utf-8",
+        )
+        runtime.reloader.reload(source="test")
+        await wait_for(lambda: firing(runtime, "disk_space"), 10, "first firing")
+        for threshold in (0, 1e12):  # resolve, fire again within the hour
+            await runtime.console.set_alert_rule("disk_space", "threshold", threshold, actor="t")
+            await wait_for(
+                lambda t=threshold: bool(firing(runtime, "disk_space")) == (t > 0),  # type: ignore[misc]
+                10,
+                f"threshold {threshold} applied",
+            )
+        await runtime.drain(timeout=5.0)
+        assert ops_titles(sim) == ["[FIRING] disk_space", "[RESOLVED] disk_space"]
+    finally:
+        await runtime.stop()
+    again = await engine(sim, tmp_path, {"disk_space": {"threshold": 0}})
+    try:
+        await wait_for(
+            lambda: all(r.resolved_at is not None for r in again.store.alert_history()),
+            10,
+            "the second firing closed",
+        )
+        await again.drain(timeout=5.0)
+        assert ops_titles(sim) == ["[FIRING] disk_space", "[RESOLVED] disk_space"]
+    finally:
+        await again.stop()

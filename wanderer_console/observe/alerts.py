@@ -151,10 +151,12 @@ class AlertEngine:
 
     def restore(self) -> int:
         """Take up the alerts that were firing when the engine last stopped; return how many."""
-        posting = self.settings.discord_webhook_url is not None
         for record in self._store.open_alerts():
             key = (record.rule, record.subject)
-            self._firing[key] = Firing(record, record.value, posted=posting)
+            # Its resolved message follows only a firing message that went out (none when the
+            # rule had posted within discord_min_interval_seconds, or without a webhook).
+            posted = self._store.has_notification(OPS_TENANT, _dedup_key(record, "firing"))
+            self._firing[key] = Firing(record, record.value, posted=posted)
             self._gauge.labels(rule=record.rule).set(1)
         return len(self._firing)
 
@@ -317,7 +319,7 @@ class AlertEngine:
         notification = Notification(
             tenant=OPS_TENANT,
             type=NotificationType.ALERT,
-            dedup_key=f"alert:{r.rule}:{r.subject}:{r.fired_at:.3f}:{word}",
+            dedup_key=_dedup_key(r, word),
             target=target,
             body=build_message([embed], username=settings.discord.username),
         )
@@ -325,6 +327,11 @@ class AlertEngine:
             return False
         self._on_queued()
         return True
+
+
+def _dedup_key(record: AlertRecord, word: str) -> str:
+    """The outbox key of an alert's ``firing`` or ``resolved`` message (one of each per firing)."""
+    return f"alert:{record.rule}:{record.subject}:{record.fired_at:.3f}:{word}"
 
 
 def _figure(value: float) -> str:

@@ -196,3 +196,12 @@ class ObserveMixin:
             (exclude_tenant or "",),
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def has_notification(self, tenant_id: str, dedup_key: str) -> bool:
+        """Whether the outbox holds (or held, until pruned) the notification ``dedup_key`` of
+        ``tenant_id``: an alert taken up after a restart posts its resolved message only when
+        its firing message went out."""
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE tenant_id = ? AND dedup_key = ?", (tenant_id, dedup_key)
+        ).fetchone()
+        return row is not None

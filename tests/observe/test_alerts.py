@@ -391,8 +391,11 @@ async def test_a_breaker_reopened_by_each_failed_probe_is_open_all_along(
 
     async def mend() -> None:
         sim.discord.outage = None
+        # It resolves when the breaker closes, at the next request to Discord: new
+        # notifications are due at once (the retries wait up to a minute after their failures).
+        await sim.run_scenario(0.5, rate=10)
 
-    alert = await fires_and_resolves(runtime, sim, "breaker_open", stall, mend)
+    alert = await fires_and_resolves(runtime, sim, "breaker_open", stall, mend, timeout=60.0)
     assert alert["value"] > 2.0
 
 

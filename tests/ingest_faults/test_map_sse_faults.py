@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.queue import item_queue
+from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.server import AppServer
@@ -427,6 +428,42 @@ async def test_an_event_id_that_is_no_ulid_does_not_take_the_resume_cursor(
     store.close()
 
 
+@contextlib.asynccontextmanager
+async def _map_feeds(
+    tmp_path: Path, routes: list[Route], *, timeout: float = 5.0
+) -> AsyncIterator[tuple[MapFeeds, TrackingIndex, BoundedPriorityQueue[Item]]]:
+    """The map feeds (bootstrap and stream) of map ``cut`` against a map API serving ``routes``
+    on 127.0.0.1, started; stopped with the server afterwards."""
+    app = AppServer(Starlette(routes=routes))
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    tasks: list[asyncio.Task[None]] = []
+    feeds = MapFeeds(
+        index,
+        store,
+        queue.put,
+        metrics,
+        spawn=lambda name, run: tasks.append(asyncio.create_task(run())),
+        on_loaded=lambda tenant: None,
+        resync_after=lambda: 540.0,
+    )
+    http = HttpClient("map", timeout=timeout)
+    try:
+        feeds.start("cut", settings.maps["cut"], http)
+        yield feeds, index, queue
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+
+
 async def test_a_malformed_tracked_character_entry_is_skipped_and_the_map_still_streams(
     tmp_path: Path,
 ) -> None:
@@ -452,42 +489,13 @@ async def test_a_malformed_tracked_character_entry_is_skipped_and_the_map_still_
 
         return StreamingResponse(frames(), media_type="text/event-stream")
 
-    app = AppServer(
-        Starlette(
-            routes=[
-                Route("/api/maps/{map}/systems", systems),
-                Route("/api/maps/{map}/tracked-characters", tracked),
-                Route("/api/maps/{map}/events/stream", stream),
-            ]
-        )
-    )
-    await app.start()
-    settings = map_settings(app.url)
-    metrics = Metrics()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    index = TrackingIndex()
-    queue = item_queue(8, index, registry=metrics.registry)
-    tasks: list[asyncio.Task[None]] = []
-    feeds = MapFeeds(
-        index,
-        store,
-        queue.put,
-        metrics,
-        spawn=lambda name, run: tasks.append(asyncio.create_task(run())),
-        on_loaded=lambda tenant: None,
-        resync_after=lambda: 540.0,
-    )
-    http = HttpClient("map", timeout=5.0)
-    try:
-        feeds.start("cut", settings.maps["cut"], http)
+    routes = [
+        Route("/api/maps/{map}/systems", systems),
+        Route("/api/maps/{map}/tracked-characters", tracked),
+        Route("/api/maps/{map}/events/stream", stream),
+    ]
+    async with _map_feeds(tmp_path, routes) as (feeds, index, _queue):
         await wait_for(lambda: feeds.sources["cut"].health.state is ConnectionState.CONNECTED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await app.stop()
-        store.close()
     assert set(index.map("cut").characters) == {2112000001}
     assert index.tracks_system(31000001)
 
@@ -531,47 +539,20 @@ async def test_a_static_info_lookup_that_times_out_neither_cuts_the_stream_nor_h
 
         return StreamingResponse(frames(), media_type="text/event-stream")
 
-    app = AppServer(
-        Starlette(
-            routes=[
-                Route("/api/maps/{map}/systems", systems),
-                Route("/api/maps/{map}/tracked-characters", tracked),
-                Route("/api/maps/{map}/events/stream", stream),
-                Route("/api/common/system-static-info", static_info),
-            ]
-        )
-    )
-    await app.start()
-    settings = map_settings(app.url)
-    metrics = Metrics()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    index = TrackingIndex()
-    queue = item_queue(8, index, registry=metrics.registry)
-    tasks: list[asyncio.Task[None]] = []
-    feeds = MapFeeds(
-        index,
-        store,
-        queue.put,
-        metrics,
-        spawn=lambda name, run: tasks.append(asyncio.create_task(run())),
-        on_loaded=lambda tenant: None,
-        resync_after=lambda: 540.0,
-    )
-    http = HttpClient("map", timeout=0.5)
-    try:
-        feeds.start("cut", settings.maps["cut"], http)
-        await wait_for(lambda: queue.qsize() == 1)
-        source = feeds.sources["cut"]
-        assert source.health.state is ConnectionState.CONNECTED
-        assert source.health.reconnects == 0
-    finally:
-        release.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await app.stop()
-        store.close()
+    routes = [
+        Route("/api/maps/{map}/systems", systems),
+        Route("/api/maps/{map}/tracked-characters", tracked),
+        Route("/api/maps/{map}/events/stream", stream),
+        Route("/api/common/system-static-info", static_info),
+    ]
+    async with _map_feeds(tmp_path, routes, timeout=0.5) as (feeds, _index, queue):
+        try:
+            await wait_for(lambda: queue.qsize() == 1)
+            source = feeds.sources["cut"]
+            assert source.health.state is ConnectionState.CONNECTED
+            assert source.health.reconnects == 0
+        finally:
+            release.set()  # the lookup's handler ends before the server stops
     [item] = queue.take_nowait(1)
     assert isinstance(item, MapEventItem)
     assert item.envelope.id == added["id"]

@@ -260,17 +260,8 @@ class OutboxMixin:
         ``keep_send_id`` keeps a message that went out before (a re-send) bound to its send id
         and first send time; a fresh message forgets both.
         """
-        keep = "send_id" if keep_send_id else "NULL"
-        kept_at = "sending_at" if keep_send_id else "NULL"
-        with self._writes.transaction("unclaim") as conn:
-            cursor = conn.execute(
-                f"UPDATE outbox SET status = 'pending', send_id = {keep}, sending_at = {kept_at},"
-                " claimed_by = NULL, claim_token = NULL"
-                f" WHERE id IN ({_marks(row_ids)}) AND status = 'sending'"
-                " AND claimed_by = ? AND claim_token = ?",
-                (*row_ids, fence.owner, fence.token),
-            )
-        return int(cursor.rowcount)
+        held, holder = _still_claimed(fence)
+        return self._put_back("unclaim", row_ids, held, holder, keep_send_id=keep_send_id)
 
     def undo_claim(
         self,
@@ -286,18 +277,35 @@ class OutboxMixin:
         and token) change: nothing if the claim did not apply, never a later claim's rows. No
         request went out for them, so it is no attempt (``keep_send_id`` as :meth:`unclaim`).
         """
+        held, holder = _still_claimed(fence)  # alone: any row still in flight under send_id
+        sending = held or " AND status = 'sending'"
+        return self._put_back(
+            "undo claim",
+            row_ids,
+            f" AND send_id = ?{sending}",
+            (send_id, *holder),
+            keep_send_id=keep_send_id,
+        )
+
+    def _put_back(
+        self,
+        operation: str,
+        row_ids: Sequence[int],
+        condition: str,
+        params: tuple[object, ...],
+        *,
+        keep_send_id: bool,
+    ) -> int:
+        """Rows claimed but never sent back to pending, untouched (no attempt counted), where
+        ``condition`` (added to ``id IN (row_ids)``) holds; how many changed."""
         keep = "send_id" if keep_send_id else "NULL"
         kept_at = "sending_at" if keep_send_id else "NULL"
-        where = f"id IN ({_marks(row_ids)}) AND status = 'sending' AND send_id = ?"
-        params: tuple[object, ...] = (*row_ids, send_id)
-        if fence is not None:
-            where += " AND claimed_by = ? AND claim_token = ?"
-            params = (*params, fence.owner, fence.token)
-        with self._writes.transaction("undo claim") as conn:
+        with self._writes.transaction(operation) as conn:
             cursor = conn.execute(
                 f"UPDATE outbox SET status = 'pending', send_id = {keep}, sending_at = {kept_at},"
-                f" claimed_by = NULL, claim_token = NULL WHERE {where}",
-                params,
+                " claimed_by = NULL, claim_token = NULL"
+                f" WHERE id IN ({_marks(row_ids)}){condition}",
+                (*row_ids, *params),
             )
         return int(cursor.rowcount)
 

@@ -240,13 +240,14 @@ class IngestEndpoint:
                 schema_version=event.schema_version,
                 trace_parent=trace,
             )
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await self._engine.enqueue(item)
-            except TimeoutError:
-                result.update(status="rejected", reason=_NOT_QUEUED)
-                unconfirmed += 1
-                continue
+            if not self._engine.offer([item]):  # no room now: wait, within the request's time
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._engine.enqueue(item)
+                except TimeoutError:
+                    result.update(status="rejected", reason=_NOT_QUEUED)
+                    unconfirmed += 1
+                    continue
             pending.append((result, done))
         if unconfirmed:
             log.warning(

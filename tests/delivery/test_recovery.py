@@ -3,11 +3,12 @@ success on a target makes everything it held back due at once (no sleeping out b
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from tests.delivery.rig import make_rig, until
+from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
@@ -20,20 +21,48 @@ SLOW_BACKOFF = DeliveryPolicy(backoff_base=600.0, backoff_cap=3600.0, stop_grace
 """Failed batches wait ten minutes or more: only an early resume delivers them within a test."""
 
 
-async def test_the_first_success_after_failures_sends_what_waits_out_a_backoff(
+def posted_titles(rig: Rig, target: str) -> list[str]:
+    """Every embed title the fake Discord took for ``target``, in the order it was posted."""
+    return [
+        embed["title"]
+        for message in rig.discord.messages_for(target)
+        for embed in message.body["embeds"]
+    ]
+
+
+async def test_a_failing_target_is_retried_from_its_oldest_message_and_keeps_its_order(
     tmp_path: Path,
 ) -> None:
+    """Four messages of ten; Discord fails the first three requests. The failed message waits
+    ten minutes (its backoff), but the target's later messages are due: they bring it back
+    first, a moment later, until it goes; then the rest, in the order they were queued (before,
+    the fourth message went first and the success brought the three failed ones back after it)."""
     async with make_rig(tmp_path, policy=SLOW_BACKOFF, webhook_limit=1000) as rig:
         hook = rig.hook(41)
         rig.discord.fail_next(503, times=3)
-        rig.enqueue(hook, 40)  # four messages of ten: the first three fail, the fourth goes
+        rig.enqueue(hook, 40)
 
-        await until(lambda: len(rig.discord.messages_for("webhook:41")) >= 1)
-        # The three failed batches were scheduled ten minutes out; the success brought them
-        # back, and they go now, in order, at the target's pace.
         await until(lambda: rig.store.outbox_counts() == {"sent": 40}, timeout=20)
-        assert sum(rig.titles("webhook:41").values()) == 40
-        assert max(rig.titles("webhook:41").values()) == 1
+        assert posted_titles(rig, "webhook:41") == [f"note {i}" for i in range(40)]
+        assert rig.discord.requests == 3 + 4
+
+
+async def test_a_target_that_keeps_failing_is_tried_again_only_after_a_pause(
+    tmp_path: Path,
+) -> None:
+    """No breaker here (a plain client) and a ten-minute backoff: the failed message's later
+    messages keep the target due, and each try brings the failed one back first. The target's
+    pause (``retry_pause``) bounds those tries; without it they followed each other at once."""
+    async with make_rig(tmp_path, policy=SLOW_BACKOFF, webhook_limit=1000) as rig:
+        hook = rig.hook(43)
+        rig.discord.fail_next(500, times=1_000_000)
+        rig.enqueue(hook, 40)
+        await until(lambda: rig.discord.requests >= 1)
+        await asyncio.sleep(1.0)
+        tries = rig.discord.requests
+        assert 2 <= tries <= 2 + 1.0 / SLOW_BACKOFF.retry_pause
+        assert rig.store.outbox_counts() == {"pending": 40}
+        assert posted_titles(rig, "webhook:43") == []
 
 
 def _note(target: Target, key: str) -> Notification:

@@ -101,7 +101,10 @@ async def fires_and_resolves(
     await wait_for(
         lambda: f"[RESOLVED] {rule}" in ops_titles(sim), timeout, f"{rule} resolved message"
     )
-    assert f"[FIRING] {rule}" in ops_titles(sim)
+    titles = ops_titles(sim)
+    # In order: the resolved message never comes before the firing message it closes.
+    assert f"[FIRING] {rule}" in titles
+    assert titles.index(f"[FIRING] {rule}") < titles.index(f"[RESOLVED] {rule}")
     return alert
 
 

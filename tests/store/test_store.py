@@ -160,11 +160,6 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(
         "two-200",
         "three-200",
     ]
-    # A deferred head row is skipped until due; the target's later rows still come.
-    head = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})[0]
-    store.release([head.id], next_attempt_at=50.0, error=None, attempt=False)
-    later = store.due_outbox(2.0, limit=1, exclude_targets={"webhook:1", "webhook:3"})
-    assert [r.dedup_key for r in later] == ["two-100"]
     assert store.outbox_depth() == {"webhook:1": 300, "webhook:2": 3, "webhook:3": 3}
     store.close()
     if not isinstance(store_location, Path):
@@ -173,12 +168,39 @@ def test_due_outbox_reads_oldest_first_across_targets_without_the_backlog(
     store = open_store(store_location)
     plan = store._conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM outbox INDEXED BY outbox_pending_target"
-        " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ? ORDER BY id"
-        " LIMIT 5",
+        " WHERE status = 'pending' AND target_key = ?"
+        " AND (next_attempt_at <= ? OR uncertain = 0) ORDER BY id LIMIT 5",
         ("webhook:2", 2.0),
     ).fetchall()
     assert "outbox_pending_target" in str(plan)
     assert "TEMP B-TREE" not in str(plan)
+    store.close()
+
+
+def test_due_outbox_keeps_a_targets_order_across_a_backoff(
+    store_location: StoreLocation,
+) -> None:
+    """A target is read from its oldest pending row: a row waiting out a backoff comes back
+    first once a later row of its target is due (the resolved alert after its firing one), a
+    row waiting out an unknown outcome keeps its wait, and a target with nothing due is not
+    read at all."""
+    store = open_store(store_location)
+    store.enqueue([_note_to(f"a-{i}", "1") for i in range(3)] + [_note_to("b-0", "2")], now=1.0)
+    first = {row.dedup_key: row.id for row in store.due_outbox(2.0, limit=10)}
+    store.release([first["a-0"]], next_attempt_at=50.0, error="503")
+    store.release([first["a-1"]], next_attempt_at=50.0, error="timeout", uncertain=True)
+    store.release([first["b-0"]], next_attempt_at=50.0, error="503")
+
+    rows = store.due_outbox(2.0, limit=10)
+    assert [r.dedup_key for r in rows] == ["a-0", "a-2"]
+    assert rows[0].next_attempt_at == 50.0
+    assert rows[1].next_attempt_at == 1.0
+    # The limit still holds: the backlog's oldest rows, the due one beyond it found.
+    assert [r.dedup_key for r in store.due_outbox(2.0, limit=1)] == ["a-0"]
+    # Nothing of target 1 due any more: neither target is read until its rows are.
+    store.release([first["a-2"]], next_attempt_at=50.0, error="503")
+    assert store.due_outbox(2.0, limit=10) == []
+    assert [r.dedup_key for r in store.due_outbox(50.0, limit=10)] == ["a-0", "a-1", "a-2", "b-0"]
     store.close()
 
 

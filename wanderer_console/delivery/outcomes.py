@@ -399,6 +399,11 @@ class Outcomes:
         answer.state.failing = True
         if result.attempted:
             delay = self.policy.backoff(answer.batch.rows[0].attempts)
+            # The target's later messages stay due and bring this one back first (due_outbox
+            # keeps a target's order): its next try waits a moment, not the whole backoff.
+            answer.state.paused_until = max(
+                answer.state.paused_until, answer.now + min(delay, self.policy.retry_pause)
+            )
         else:
             # The breaker says when it lets the next probe through (0: a probe is in flight,
             # its verdict unknown): the target waits for that moment, so its next message is

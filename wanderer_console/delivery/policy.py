@@ -2,6 +2,8 @@
 
 Transient failures (5xx, timeouts, refused connections, 429, an open breaker) never exhaust a
 notification: it waits with capped backoff until it is delivered or older than ``max_age``.
+A target's later messages do not pass it: once one of them is due, the target is tried again from
+its oldest message (the store's ``due_outbox``), after a short pause (``retry_pause``).
 Only Discord's permanent answers stop it: 400 fails that one notification (with Discord's
 reason), 401/403/404 hold its target as dead until the credential changes or an operator
 retries it.
@@ -35,6 +37,11 @@ class DeliveryPolicy:
     """First retry delay after a transient failure, doubling per attempt."""
     backoff_cap: float = 60.0
     """Longest wait between two attempts: a recovered Discord is used within a minute."""
+    retry_pause: float = 0.25
+    """Least wait before a target whose message failed (5xx, no connection) is tried again, its
+    oldest message first (or that message's backoff, if shorter). Its later messages keep it
+    due, and without the pause it would be tried again at once, again and again, until the
+    breaker opened (for ever with a cool-down of 0)."""
     max_age: float = 86_400.0
     """A notification still undelivered this long after it was queued fails (``expired``)."""
     uncertain_window: float = 10.0

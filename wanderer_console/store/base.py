@@ -102,6 +102,8 @@ class OutboxRow(NamedTuple):
     trace_parent: str | None = None
     """The W3C ``traceparent`` of the event's ``outbox.write`` span, when it was traced: the
     delivery's spans join that trace (``None`` untraced, and for rows written before v10)."""
+    next_attempt_at: float = 0.0
+    """Unix time from which it may be sent (later than ``created_at`` after a failure)."""
 
 
 class PendingWrite(NamedTuple):

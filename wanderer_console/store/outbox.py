@@ -37,7 +37,7 @@ __all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
 
 _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
-    " created_at, send_id, uncertain, sending_at, trace_parent"
+    " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at"
 )
 
 
@@ -118,6 +118,13 @@ class OutboxMixin:
     ) -> list[OutboxRow]:
         """Pending notifications whose next attempt is due, oldest first.
 
+        A target is read from its oldest pending row: when one of its rows is due, the older
+        ones still waiting out a backoff (a failure, a rate limit) come first, so a target
+        tried again sends its messages in the order they were queued (an alert's resolved
+        message never before its firing one). Rows waiting out an unknown outcome
+        (``uncertain``) keep their wait, as in :meth:`resume_target`. A target with no row due
+        is not read.
+
         ``exclude_targets`` leaves out targets already being worked on (or dead), so a large
         backlog for one rate-limited target is not read again and again. Each target's oldest
         rows are read through the ``outbox_pending_target`` index, so the cost follows the rows
@@ -138,15 +145,29 @@ class OutboxMixin:
                 continue
             left_out = held_for.get(target, [])
             but = f" AND tenant_id NOT IN ({_marks(left_out)})" if left_out else ""
-            rows.extend(
+            where = f" WHERE status = 'pending' AND target_key = ?{only}{but}"
+            params = (target, *scope, *left_out)
+            oldest = [
                 OutboxRow(*row)
                 for row in self._conn.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
-                    " WHERE status = 'pending' AND target_key = ? AND next_attempt_at <= ?"
-                    f"{only}{but} ORDER BY id LIMIT ?",
-                    (target, now, *scope, *left_out, limit),
+                    f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}{where}"
+                    " AND (next_attempt_at <= ? OR uncertain = 0) ORDER BY id LIMIT ?",
+                    (*params, now, limit),
                 )
-            )
+            ]
+            due = any(row.next_attempt_at <= now for row in oldest)
+            if not due and len(oldest) == limit:
+                # Only rows waiting out a backoff among the first ``limit``: is one due beyond?
+                due = (
+                    self._conn.execute(
+                        f"SELECT 1 FROM outbox{self._sql.pending_index}{where}"
+                        " AND next_attempt_at <= ? LIMIT 1",
+                        (*params, now),
+                    ).fetchone()
+                    is not None
+                )
+            if due:
+                rows.extend(oldest)
         rows.sort(key=lambda row: row.id)
         return rows[:limit]
 

@@ -116,8 +116,11 @@ def test_the_example_config_is_flagged_until_its_placeholders_are_replaced(
         ["control", "token"],
         ["db", "status"],
         ["db", "migrate-to", "postgresql://wc:pw-not-printed@127.0.0.1:9/wc"],
+        ["tenant", "list"],
+        ["tenant", "add", "home"],
+        ["export", "metrics"],
     ],
-    ids=["control-token", "db-status", "db-migrate-to"],
+    ids=["control-token", "db-status", "db-migrate-to", "tenant-list", "tenant-add", "export"],
 )
 def test_commands_on_the_engines_data_dir_refuse_a_config_that_does_not_load(
     tmp_path: Path,

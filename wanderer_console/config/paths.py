@@ -7,17 +7,25 @@ import os
 from pathlib import Path
 
 from wanderer_console.config.loader import ConfigError, load_settings
+from wanderer_console.config.model import Settings
 from wanderer_console.store.backends import store_location
 from wanderer_console.store.base import StoreLocation
 from wanderer_console.store.sqlite import DB_NAME
 
 __all__ = [
     "DB_NAME",
+    "UnknownLocationError",
     "command_data_dir",
     "command_store",
     "default_data_dir",
     "unknown_location",
 ]
+
+
+class UnknownLocationError(Exception):
+    """No ``--data-dir`` (nor ``--database``) was given and the configuration that names the
+    store does not load: a command must not guess (the default data directory may hold another
+    engine's database, a demo's). Its text says what to do."""
 
 
 def default_data_dir() -> Path:
@@ -29,19 +37,15 @@ def default_data_dir() -> Path:
 def command_data_dir(args: argparse.Namespace) -> Path:
     """A command's data directory: ``--data-dir``, else the config's, else the default.
 
-    A config that does not load is not an error here (its data directory is then unknown, and
-    the default is returned): a command that acts on the store asks :func:`unknown_location`
-    first and, when the configuration cannot say, wants ``--data-dir``, with which it works
-    while the config is being fixed.
+    Raises :class:`UnknownLocationError` when the config does not load (its data directory is
+    then unknown) and ``--data-dir`` was not given: a command checks :func:`unknown_location`
+    first and refuses with its text; with ``--data-dir`` it works while the config is being
+    fixed.
     """
     given = getattr(args, "data_dir", None)
     if given is not None:
         return Path(given)
-    config = getattr(args, "config", None)
-    try:
-        configured = load_settings(config, required=config is not None).settings.console.data_dir
-    except ConfigError:
-        configured = None
+    configured = _settings(args).console.data_dir
     return Path(configured) if configured is not None else default_data_dir()
 
 
@@ -52,29 +56,42 @@ def unknown_location(args: argparse.Namespace) -> str | None:
     whatever store the default data directory holds."""
     if getattr(args, "data_dir", None) is not None or getattr(args, "database", None):
         return None
-    config = getattr(args, "config", None)
     try:
-        load_settings(config, required=config is not None)
-    except ConfigError as exc:
-        first = exc.problems[0]
-        more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        return (
-            f"cannot read the configuration ({first}{more}), so the data directory it names is"
-            " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
-            " configuration (wanderer-console config check)"
-        )
+        _settings(args)
+    except UnknownLocationError as exc:
+        return str(exc)
     return None
 
 
 def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> StoreLocation:
     """A command's store: ``--database``, else ``[store] url`` (config file or environment), else
-    the SQLite file in its data directory (``data_dir``, or :func:`command_data_dir`)."""
+    the SQLite file in its data directory (``data_dir``, or :func:`command_data_dir`).
+
+    With ``--data-dir`` and a config that does not load, the SQLite file there; with neither
+    ``--data-dir`` nor ``--database``, such a config raises :class:`UnknownLocationError`."""
     url = getattr(args, "database", None)
     if not url:
-        config = getattr(args, "config", None)
         try:
-            secret = load_settings(config, required=config is not None).settings.store.url
-        except ConfigError:
+            secret = _settings(args).store.url
+        except UnknownLocationError:
+            if getattr(args, "data_dir", None) is None:
+                raise
             secret = None
         url = None if secret is None else secret.get_secret_value()
     return store_location(command_data_dir(args) if data_dir is None else data_dir, url)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings ``--config`` (or the default config, when present) names; raises
+    :class:`UnknownLocationError`, saying why and what to do, when they do not load."""
+    config = getattr(args, "config", None)
+    try:
+        return load_settings(config, required=config is not None).settings
+    except ConfigError as exc:
+        first = exc.problems[0]
+        more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        raise UnknownLocationError(
+            f"cannot read the configuration ({first}{more}), so the data directory it names is"
+            " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
+            " configuration (wanderer-console config check)"
+        ) from exc

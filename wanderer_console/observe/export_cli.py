@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
-from wanderer_console.config.paths import command_store
+from wanderer_console.config.paths import command_store, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.observe.trends import COUNTS, bucketed
 from wanderer_console.store.backends import open_store
@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if step < 60 or step % 60:
         print("export metrics: --step must be whole minutes (1m, 5m, 1h)", file=sys.stderr)
         return EXIT_USAGE
+    unknown = unknown_location(args)
+    if unknown is not None:
+        print(f"export metrics: {unknown}", file=sys.stderr)
+        return EXIT_INVALID
     path = command_store(args)
     if isinstance(path, Path) and not path.exists():
         print(

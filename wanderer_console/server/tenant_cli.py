@@ -104,9 +104,13 @@ def _enable(registry: TenantRegistry, slug: str, *, rotate: bool) -> dict[str, A
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``tenant`` action; return the exit code."""
-    data_dir, maps = _data_dir(args)
-    from wanderer_console.config.paths import command_store
+    from wanderer_console.config.paths import command_store, unknown_location
 
+    unknown = unknown_location(args)
+    if unknown is not None:
+        _emit({"error": unknown}, stream=sys.stderr)
+        return 1
+    data_dir, maps = _data_dir(args)
     registry = TenantRegistry(command_store(args, data_dir))
     try:
         action = args.tenant_command

@@ -10,6 +10,7 @@ metric, the history row closed, the resolved message).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -443,3 +444,41 @@ async def test_an_alert_not_posted_before_a_restart_posts_no_resolved_message(
         assert ops_titles(sim) == ["[FIRING] disk_space", "[RESOLVED] disk_space"]
     finally:
         await again.stop()
+
+
+async def test_a_disk_that_cannot_be_measured_keeps_its_alert_firing(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """The disk floor fires; then measuring free space fails (the data directory's file system
+    unmounted, permission denied). An unknown measure is not a healthy one: the alert keeps
+    firing, says why it cannot tell, nothing resolves (no history row closed, no resolved
+    message), and each failed measure is logged and counted in ``wc_errors_total``. Once the
+    disk can be measured again the rule goes on from the new measure."""
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 1e12}})
+    stopper.append(runtime)
+    await wait_for(lambda: firing(runtime, "disk_space"), 10, "disk_space firing")
+    await wait_for(lambda: "[FIRING] disk_space" in ops_titles(sim), 10, "firing message")
+    measurer = runtime.alerts._measurer
+
+    def unmounted(path: Path) -> int:  # the fault: no real mount to pull from under a test
+        raise OSError(5, "Input/output error", str(path))
+
+    measurer._disk_free = unmounted
+    seen = runtime.alerts.evaluations
+    await wait_for(lambda: runtime.alerts.evaluations >= seen + 3, 10, "evaluations")
+    (alert,) = firing(runtime, "disk_space")
+    assert "cannot measure" in alert["detail"]
+    assert "Input/output error" in alert["detail"]
+    assert all(r.resolved_at is None for r in runtime.store.alert_history())
+    assert "[RESOLVED] disk_space" not in ops_titles(sim)
+    assert runtime.metrics.value("wc_alert_firing", rule="disk_space") == 1
+    assert runtime.metrics.value("wc_errors_total", component="alerts:disk_space") >= 3
+    assert "cannot measure" in (runtime.alerts.view()["last_error"] or "")
+    await runtime.console.set_alert_rule("disk_space", "threshold", 0, actor="test")
+    seen = runtime.alerts.evaluations
+    await wait_for(lambda: runtime.alerts.evaluations >= seen + 3, 10, "evaluations")
+    assert firing(runtime, "disk_space")  # not measured: still not known to be healthy
+    # Measurable again: the free space is above the new floor.
+    measurer._disk_free = lambda path: shutil.disk_usage(path).free
+    await wait_for(lambda: not firing(runtime, "disk_space"), 10, "resolved once measured")
+    assert runtime.alerts.view()["last_error"] is None

@@ -11,6 +11,9 @@ soon as it is back. A firing alert:
   message, if its condition is gone);
 * sets ``wc_alert_firing{rule}`` to 1 (and ``wc_alert_value{rule}`` holds the worst measure, for
   the Prometheus rules in ``docs/alerts.rules.yml``; absent while the rule has no measure);
+* keeps its state while its measure cannot be taken (:attr:`Measurer.unmeasured`: the data
+  directory's free space unreadable): an unknown measure never resolves an alert; the firing
+  alert's detail and the view's ``last_error`` say why, until the measure works again;
 * when ``alerts.discord_webhook_url`` is set, posts a message there, and a resolved message when
   it clears. Both go through the outbox like every notification (same retries, same
   exactly-once claim; the dedup key names the firing, so a repeat write is refused by the
@@ -100,7 +103,7 @@ class AlertEngine:
         self.evaluations = 0
         """Evaluations done (tests wait on it)."""
         self.last_error: str | None = None
-        """Why the last evaluation failed, if it did."""
+        """Why the last evaluation failed, or which rules it could not measure, if any."""
         self._gauge = Gauge(
             "wc_alert_firing",
             "1 while an alert of this rule fires (the console's own [alerts] rules)",
@@ -174,9 +177,13 @@ class AlertEngine:
         now = self._clock() if now is None else now
         settings = self.settings
         measures = self._measurer.measure(now, settings.rate_window_seconds)
+        unmeasured = self._measurer.unmeasured
         for rule, info in RULES.items():
+            if rule not in measures:
+                self._unknown(rule, unmeasured.get(rule, "not measured"))
+                continue
             config = settings.rule(rule)
-            found = measures.get(rule, [])
+            found = measures[rule]
             if rule == "cache_hit_ratio" and (
                 self._measurer.lookups_in_window < settings.cache_min_lookups
             ):
@@ -194,7 +201,14 @@ class AlertEngine:
             self._worst(rule, info.above, found)
             self._step(rule, breached, config.threshold, config.for_seconds, now)
         self.evaluations += 1
-        self.last_error = None
+        self.last_error = "; ".join(unmeasured.values()) or None
+
+    def _unknown(self, rule: str, why: str) -> None:
+        """A rule not measured now: its alerts stay pending or firing (their detail says why),
+        its ``wc_alert_value`` keeps the last measure, as a Prometheus rule on it should."""
+        for (name, _subject), firing in self._firing.items():
+            if name == rule:
+                firing.detail = why
 
     def _worst(self, rule: str, above: bool, found: list[Measure]) -> None:
         """Set ``wc_alert_value{rule}``; a rule with no measure now (its source not connected,

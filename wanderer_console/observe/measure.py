@@ -5,10 +5,16 @@ dispatcher, breakers, queue, cache, data directory) and returns, per rule, one :
 per subject. Rates (failures and 429s per minute, the cache hit ratio) are differences of the
 engine's counters over a sliding window of the measurer's own samples, so nothing here keeps a
 second copy of a count.
+
+A measure that cannot be taken (free space on a file system gone or refused) leaves its rule out
+of the result and says why in :attr:`Measurer.unmeasured`: not knowing is not "healthy", so the
+alert engine keeps that rule's alerts as they are (logged, and counted in
+``wc_errors_total{component="alerts:<rule>"}``).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections import deque
@@ -31,6 +37,8 @@ from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["Measure", "Measurer", "Watched"]
+
+log = logging.getLogger(__name__)
 
 _RATE_LIMITED = "rate_limited"
 """The ``reason`` of ``wc_delivery_failures`` for a 429 (``delivery.discord.Outcome``)."""
@@ -90,6 +98,8 @@ class Measurer:
         ``opened_at`` with it) every cool-down, while the host has been failing all along."""
         self.lookups_in_window = 0
         """Cache look-ups in the last window (the hit ratio rule waits for enough of them)."""
+        self.unmeasured: dict[str, str] = {}
+        """Rules whose measure failed at the last :meth:`measure`, with why (not in its result)."""
 
     def measure(self, now: float, window: float) -> dict[str, list[Measure]]:
         """Every rule's measures now; rates are over the last ``window`` seconds."""
@@ -159,15 +169,31 @@ class Measurer:
             else []
         )
         self.lookups_in_window = hits + misses
+        failed: dict[str, str] = {}
         try:
             free = self._disk_free(parts.data_dir) / (1024 * 1024)
-        except OSError:
-            out["disk_space"] = []
+        except OSError as exc:
+            failed["disk_space"] = f"cannot measure free space on {parts.data_dir}: {exc}"
         else:
             out["disk_space"] = [
                 Measure("data_dir", round(free, 1), f"MiB free on {parts.data_dir}")
             ]
+        self._report(failed)
         return out
+
+    def _report(self, failed: dict[str, str]) -> None:
+        """Count every failed measure; log when a rule starts failing (or fails differently)
+        and when it can be measured again, not at every evaluation."""
+        for rule, why in failed.items():
+            self._parts.metrics.errors.labels(component=f"alerts:{rule}").inc()
+            if self.unmeasured.get(rule) != why:
+                log.warning(
+                    "alert rule cannot be measured; its alerts stay as they are",
+                    extra={"ctx": {"rule": rule, "error": why}},
+                )
+        for rule in self.unmeasured.keys() - failed.keys():
+            log.info("alert rule measured again", extra={"ctx": {"rule": rule}})
+        self.unmeasured = failed
 
     def _sources(self) -> list[Any]:
         kills = self._parts.kills

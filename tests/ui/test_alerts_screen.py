@@ -95,3 +95,46 @@ async def test_a_threshold_changed_in_the_console_applies_live(
             await wait_for(lambda: banner() == "", 10, "the banner gone")
     finally:
         await runtime.stop()
+
+
+async def test_opening_and_saving_a_duration_keeps_it_exactly(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The editor opens with the rule's exact value: Enter on it without a change saves the
+    same number (a value shown rounded, ``86399.8`` for ``86399.75``, would be saved rounded,
+    changing a rule the operator did not touch)."""
+    path = tmp_path / "config.toml"
+    text = config(sim, tmp_path / "data").replace(
+        "[alerts.outbox_depth]\nenabled = false", "[alerts.outbox_depth]\nfor_seconds = 86399.75"
+    )
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    runtime = Runtime(load_settings(path).settings, data_dir=tmp_path / "data", config_path=path)
+    await runtime.start()
+    try:
+        assert runtime.settings.alerts.outbox_depth.for_seconds == 86399.75
+        app = build_app(runtime.console, actor="tui:tester@console-host")
+        async with app.run_test(size=(140, 44)) as pilot:
+            await first_frame(pilot)
+            await pilot.press("a")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, AlertsScreen)
+            rules = screen.query_one("#alert-rules", DataTable)
+            assert str(rules.get_cell("outbox_depth", "for_seconds")) == "86399.75"
+            row = list(RULES).index("outbox_depth")
+            rules.move_cursor(row=row, column=COLUMNS.index("for_seconds"))
+            await pilot.press("enter")
+            await pilot.pause()
+            editor = screen.query_one("#alert-edit", Input)
+            assert editor.value == "86399.75"
+            before = path.stat().st_ino
+            await pilot.press("enter")  # saved as it was opened
+            await settle(pilot)
+            # The engine rewrites its file atomically (a new inode) when it saves the value.
+            await wait_for(lambda: path.stat().st_ino != before, 10, "saved")
+            saved = tomllib.loads(path.read_text(encoding="utf-8"))
+            assert saved["alerts"]["outbox_depth"]["for_seconds"] == 86399.75
+            assert runtime.settings.alerts.outbox_depth.for_seconds == 86399.75
+    finally:
+        await runtime.stop()

@@ -31,7 +31,11 @@ _EDITABLE = ("threshold", "for_seconds")
 
 
 def _figure(value: float) -> str:
-    return f"{value:g}"
+    """A value as the table and the editor show it: short (``1e+12``, ``0.5``) when that is
+    the same number, else every digit (``86399.75``), so opening and saving the editor without a
+    change saves the value unchanged."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 class AlertsScreen(OnWanderer, Screen[None]):

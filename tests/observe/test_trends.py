@@ -78,6 +78,49 @@ def test_a_minute_is_recorded_and_old_minutes_are_pruned(store: Store) -> None:
     assert [r.minute for r in kept] == [int(clock.now // 60 * 60) - 60]
 
 
+def test_a_wall_clock_stepped_back_adds_to_a_minute_instead_of_overwriting_it(
+    store: Store,
+) -> None:
+    """Minutes are keyed by wall time. When the clock steps back (an NTP step) the next reading
+    falls in a minute already written: its counts are added to that minute (latency: the worse
+    of the two), never written over it, so no minute loses what it held and nothing is counted
+    twice. A step forward leaves the minutes it skipped empty."""
+    metrics = Metrics()
+    clock = FakeClock(1_800_000_000.0)  # a minute's turn
+    recorder = TrendRecorder(
+        metrics, store, instance="local", days=lambda: 7.0, retention_days=lambda: 30.0,
+        clock=clock,
+    )  # fmt: skip
+    recorder.record()
+    events = metrics.events_received.labels(source="sse")
+    events.inc(10)
+    metrics.delivery_seconds.observe(0.02)
+    clock.now += 60
+    first = recorder.record()
+    events.inc(20)
+    clock.now += 60
+    recorder.record()
+    events.inc(5)
+    metrics.delivery_seconds.observe(4.0)
+    clock.now += 60 - 90  # a minute passes, and the clock is stepped back 90 s
+    merged = recorder.record()
+    assert first is not None
+    assert merged is not None
+    assert merged.minute == first.minute
+    assert merged.events == 15
+    assert merged.latency_p99 is not None
+    assert first.latency_p99 is not None
+    assert merged.latency_p99 > first.latency_p99  # the worse of the two minutes
+    rows = {r.minute: r.events for r in store.trends(0)}
+    assert rows == {1_800_000_000: 15, 1_800_000_060: 20}
+    events.inc(7)
+    clock.now += 3600  # stepped forward an hour
+    recorder.record()
+    rows = {r.minute: r.events for r in store.trends(0)}
+    assert sum(rows.values()) == 42
+    assert len(rows) == 3  # the hour skipped holds no minute
+
+
 def test_buckets_sum_minutes_and_instances() -> None:
     rows = [
         TrendMinute(minute=600, instance="a", events=1, latency_p95=0.1),

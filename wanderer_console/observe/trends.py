@@ -6,6 +6,12 @@ that minute (events received, notifications queued and delivered, failed deliver
 errors) and the minute's delivery latency percentiles, estimated from the ``wc_delivery_seconds``
 histogram's bucket counts as Prometheus' ``histogram_quantile`` does (linear within a bucket).
 Once an hour it drops what is older than ``days`` (and resolved alerts older than the retention).
+
+A minute is keyed by the wall clock, which may step (NTP): a reading that falls in a minute
+already written (the clock stepped back, or a turn came twice in one minute) is added to that
+minute (its latency the worse of the two), never written over it, so no minute loses what it
+held and every count is in exactly one minute. A step forward leaves the minutes it skipped
+empty.
 :func:`bucketed` sums the minutes into the buckets a chart or an export shows.
 """
 
@@ -124,6 +130,9 @@ class TrendRecorder:
             latency_p99=quantile(0.99, minute_buckets),
             **delta,
         )
+        for written in self._store.trends(row.minute, row.minute):
+            if written.instance == self._instance:  # the clock stepped back: add, not replace
+                row = _added(written, row)
         self._store.save_trend(row)
         self.minutes_written += 1
         if now - self._pruned_at >= _PRUNE_EVERY:
@@ -141,6 +150,24 @@ class TrendRecorder:
             await asyncio.sleep(60.0 - self._clock() % 60.0)
             with contextlib.suppress(StoreWriteError):  # the store reports its own fault
                 self.record()
+
+
+def _added(first: TrendMinute, then: TrendMinute) -> TrendMinute:
+    """One minute's row with a later reading keyed to the same minute counted in (latency: the
+    worse of the two, as :class:`TrendBucket` sums minutes)."""
+    counts = {name: int(getattr(first, name)) + int(getattr(then, name)) for name in COUNTS}
+    return TrendMinute(
+        minute=first.minute,
+        instance=first.instance,
+        **counts,
+        latency_p50=_worse(first.latency_p50, then.latency_p50),
+        latency_p95=_worse(first.latency_p95, then.latency_p95),
+        latency_p99=_worse(first.latency_p99, then.latency_p99),
+    )
+
+
+def _worse(a: float | None, b: float | None) -> float | None:
+    return a if b is None else b if a is None else max(a, b)
 
 
 @dataclass(slots=True)

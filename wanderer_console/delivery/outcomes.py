@@ -43,6 +43,10 @@ _LONG_PAUSE = 30.0
 _PROBE_SLACK = 0.01
 """Shortest wait for an open breaker's next probe (its clock and ours are read apart)."""
 
+_NOTHING_POSTED = frozenset({Outcome.RATE_LIMITED, Outcome.RETRY, Outcome.DEAD_TARGET})
+"""Answers after which a re-send bound to the same message carries the same risk of a double
+post as before (Discord posted nothing): its unknown outcome is not counted again."""
+
 _T = TypeVar("_T")
 
 
@@ -190,6 +194,10 @@ class Outcomes:
         self._channels: dict[str, str] = {}
         self._unbatch: set[int] = set()
         self._invalid: deque[float] = deque()
+        self._resends_counted: dict[int, int] = {}
+        """Per outbox row re-sent after an unknown outcome, its ``uncertain`` count when that
+        re-send was counted: a 429 or a 5xx answer to the re-send posted nothing, so the next
+        one is the same risk, not a new one (forgotten at a restart, which counts again)."""
         self.pause_until = 0.0
         """Unix time until which every delivery waits (a global 429 or the invalid budget)."""
 
@@ -213,11 +221,19 @@ class Outcomes:
         return bot and now - first_sent <= self.policy.nonce_window
 
     def count_resend(self, batch: Batch, bot: bool, state: TargetState) -> bool:
-        """Count notifications sent again after an unknown outcome (protected by nonce or not);
-        True when there were any (the re-send then waits longer for its answer)."""
+        """Count notifications sent again after an unknown outcome (protected by nonce or not),
+        once per unknown outcome: a re-send answered 429 or 5xx posted nothing, and the re-send
+        after it is not counted again. True when there were any uncertain rows, counted now or
+        before (the re-send then waits longer for its answer)."""
         uncertain = [row for row in batch.rows if row.uncertain]
         if not uncertain:
             return False
+        fresh = [row for row in uncertain if self._resends_counted.get(row.id) != row.uncertain]
+        if not fresh:
+            return True
+        for row in fresh:
+            self._resends_counted[row.id] = row.uncertain
+        uncertain = fresh
         protected = self.protected(uncertain, bot)
         kind = "bot_channel" if bot else "webhook"
         resend = "nonce" if protected else "unprotected"
@@ -252,6 +268,10 @@ class Outcomes:
         rows (and maybe sent them): the late write then leaves them alone. A confirmation is
         always written."""
         answer = _Answer(batch, result, state, resolved, self._clock.wall(), fence)
+        if result.outcome not in _NOTHING_POSTED:
+            # Settled, or a new unknown outcome (its re-send a new risk): counted afresh.
+            for row in batch.rows:
+                self._resends_counted.pop(row.id, None)
         if result.outcome is Outcome.SENT:
             return self._sent(answer)
         state.last_error = f"{result.status or ''} {result.detail}".strip()

@@ -176,6 +176,16 @@ def _token(args: argparse.Namespace) -> int:
         print(f"wanderer-console control token: {unknown}", file=sys.stderr)
         return EXIT_INVALID
     data_dir = command_data_dir(args)
+    if not data_dir.is_dir():
+        # A mistyped directory names no engine: a token made there (the directory created for
+        # it) would be read by none, and the engine's TCP endpoint would still refuse.
+        print(
+            f"wanderer-console control token: no engine data directory at {data_dir}; pass the"
+            " one the engine runs on with --data-dir (or --config naming its [console]"
+            " data_dir). The engine creates it at its first start.",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     token = new_token(data_dir)
     print(token)
     print(

@@ -380,6 +380,27 @@ def test_restore_keeps_the_files_mode_and_group(
     assert load_settings(path, environ={}).settings.console.theme == "wanderer-dark"
 
 
+def test_restore_through_a_symlink_writes_the_file_it_points_at(
+    versions: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--config`` names a link (to a checkout, a secrets mount): the restored version goes to
+    the target, the link stays. The link was replaced by a regular file, the target left stale."""
+    path, data_dir = versions
+    mounted = path.parent / "mounted"
+    mounted.mkdir()
+    target = mounted / "config.toml"
+    path.rename(target)
+    path.symlink_to(target)
+
+    assert restore(1, path, data_dir) == 0
+
+    capsys.readouterr()
+    assert path.is_symlink()
+    assert path.resolve() == target
+    assert load_settings(target, environ={}).settings.console.theme == "wanderer-dark"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
 def test_restore_into_a_directory_it_cannot_write_says_so(versions: tuple[Path, Path]) -> None:
     """Run as the engine's user, which may read /etc/wanderer-console but not write there: one
     line naming the file and the reason, exit 1, the file untouched (it was a traceback)."""

@@ -87,3 +87,28 @@ def test_set_value_refuses_a_path_through_a_value() -> None:
 def test_digest_tells_texts_apart() -> None:
     assert digest("a = 1\n") == digest("a = 1\n")
     assert digest("a = 1\n") != digest("a = 2\n")
+
+
+def test_atomic_write_through_a_symlink_writes_its_target(tmp_path: Path) -> None:
+    """The config path is often a link (``/etc/wanderer-console/config.toml`` into a checkout
+    or a secrets mount): a save goes to the file it points at, the link stays a link. It was
+    replaced by a regular file, leaving the target stale (and the next deploy's link gone)."""
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    target = real_dir / "config.toml"
+    target.write_text("a = 1\n", encoding="utf-8")
+    target.chmod(0o640)
+    link_dir = tmp_path / "etc"
+    link_dir.mkdir()
+    link = link_dir / "config.toml"
+    link.symlink_to(Path("..") / "real" / "config.toml")  # relative, as `ln -s` makes them
+
+    atomic_write_text(link, "a = 2\n")
+
+    assert link.is_symlink()
+    assert link.readlink() == Path("..") / "real" / "config.toml"
+    assert target.read_text(encoding="utf-8") == "a = 2\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    # The temporary file was made beside the target (one file system: the rename is atomic).
+    assert [p.name for p in real_dir.iterdir()] == ["config.toml"]
+    assert [p.name for p in link_dir.iterdir()] == ["config.toml"]

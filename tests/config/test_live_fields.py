@@ -308,6 +308,14 @@ def suppressed_one_second_in(runtime: Runtime, _leaf: Leaf) -> bool:
     return runtime.engine.suppressed(runtime.engine.startup.started + 1.0)
 
 
+def new_console_buffer(runtime: Runtime, _leaf: Leaf) -> int:
+    """The buffer a console attaching now is given."""
+    hub = runtime.control.hub
+    subscriber, _first = hub.subscribe(1.0)
+    hub.unsubscribe(subscriber)
+    return subscriber.queue.maxsize
+
+
 def esi_url(runtime: Runtime, _leaf: Leaf) -> str:
     assert runtime.esi is not None
     return runtime.esi.base_url
@@ -340,6 +348,8 @@ PROBES: dict[str, Probe] = {
     "discord.status_channel_id": Probe(console_reads),
     "esi.url": Probe(esi_url),
     "cluster.lease_seconds": Probe(lambda rt, _: rt.cluster.lease_seconds),
+    # The control endpoint sizes a console's buffer when it attaches.
+    "control.client_buffer_frames": Probe(new_console_buffer),
     "keymap.": Probe(console_reads),
     # The hosted maps' refresher reads the running settings at each refresh and each wait.
     "hosted.": Probe(console_reads),

@@ -76,6 +76,26 @@ def test_control_token_is_shown_once_and_stored_hashed(
     assert (tmp_path / TOKEN_FILE).read_text().strip() != stored  # a new token replaces it
 
 
+def test_control_token_for_a_data_dir_that_is_not_there_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped ``--data-dir`` names no engine: the token would be made where no engine looks
+    (and the directory created). Refused, as the other commands refuse a data directory without
+    their database, and nothing is created."""
+    typo = tmp_path / "wanderer-consle"
+    assert main(["control", "token", "--data-dir", str(typo)]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""  # no token shown
+    assert f"no engine data directory at {typo}" in out.err
+    assert "--data-dir" in out.err
+    assert not typo.exists()
+
+    a_file = tmp_path / "config.toml"
+    a_file.write_text("", encoding="utf-8")
+    assert main(["control", "token", "--data-dir", str(a_file)]) == 1
+    assert f"no engine data directory at {a_file}" in capsys.readouterr().err
+
+
 def test_attach_without_a_terminal_says_to_use_ssh_t(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "wanderer_console", "attach", "--data-dir", str(tmp_path)],

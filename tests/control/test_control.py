@@ -312,6 +312,31 @@ async def test_a_console_that_does_not_read_loses_frames_not_the_engine(engine: 
         hub.unsubscribe(subscriber)
 
 
+async def test_a_new_buffer_size_applies_to_the_consoles_that_attach_after_it(
+    engine: Runtime, config_file: Path
+) -> None:
+    """``client_buffer_frames`` is read when a console attaches: a reload applies it to the next
+    one at once (one attached already keeps its buffer). The reload called it restart-only."""
+    assert engine.reloader is not None
+    hub = engine.control.hub
+    before, _ = hub.subscribe(0.1)
+    try:
+        append_to(config_file, "\n[control]\nclient_buffer_frames = 3\n")
+        result = engine.reloader.reload(source="t")
+        assert result.status == "applied", result
+        assert result.hot == ["control.client_buffer_frames"]
+        assert result.restart_required == []
+        assert engine.reloader.snapshot()["restart_required"] == []
+        after, _ = hub.subscribe(0.1)
+        try:
+            assert after.queue.maxsize == 3
+            assert before.queue.maxsize == 16
+        finally:
+            hub.unsubscribe(after)
+    finally:
+        hub.unsubscribe(before)
+
+
 async def test_the_console_sees_the_engine_go_and_come_back(sim: Simulator, tmp_path: Path) -> None:
     settings = demo_settings(sim, data_dir=tmp_path)
     first = Runtime(settings, data_dir=tmp_path)

@@ -176,7 +176,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     A new file is created ``0600`` (it holds secrets); an existing file keeps its permissions
     (``root:wanderer 0640`` stays readable by the engine's group). Readers (the engine's watcher)
     see either the old or the new file, never half of one.
+
+    A ``path`` that is a symlink (to a checkout, a mounted secret) is written through: the file
+    it points at is replaced, the temporary file made beside it (a rename does not cross file
+    systems), and the link stays. Renaming onto the link itself would turn it into a regular
+    file and leave its target stale.
     """
+    path = Path(os.path.realpath(path))
     owner: tuple[int, int] | None = None
     try:
         info = path.stat()

@@ -243,7 +243,9 @@ class ControlSettings(Section):
     listen: Annotated[str | None, RESTART_CONTROL] = None
     """Also serve it on TCP (``"127.0.0.1:8788"``), bearer token required: create the token
     with ``wanderer-console control token`` (stored hashed; shown once)."""
-    client_buffer_frames: Annotated[int, RESTART_CONTROL] = Field(default=16, ge=1, le=1024)
+    client_buffer_frames: Annotated[
+        int, Live("read when a console attaches: one attached already keeps its buffer")
+    ] = Field(default=16, ge=1, le=1024)
     """Frames kept for a client that reads slowly; older ones are dropped and counted."""
 
     @field_validator("listen")

@@ -12,7 +12,10 @@ the log and the runtime snapshot and applies at the next start.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import time
 import tomllib
 from collections.abc import Callable
@@ -42,9 +45,66 @@ __all__ = [
     "emptied",
     "needs_restart",
     "restart_reasons",
+    "watch_points",
 ]
 
 log = logging.getLogger(__name__)
+
+_WAKE_MS = 1000
+"""The watcher wakes at least this often without a change (to say it is watching, and to check
+where the path's links lead: a link re-pointed where no event reaches is still noticed)."""
+_MAX_LINKS = 40
+"""Links followed at most while resolving the path (a loop of links ends there, as in the OS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPoints:
+    """Where a change can alter what the config path reads: the path itself, every symlink its
+    resolution passes through, and the file it ends at (each named within its resolved
+    directory, as the watcher reports it), and those paths' directories."""
+
+    paths: frozenset[Path]
+    directories: tuple[Path, ...]
+
+    def concerns(self, _change: object, changed: str) -> bool:
+        """The watcher's filter: a change of one of :attr:`paths` (the database, logs or
+        anything else in those directories is not the configuration)."""
+        return Path(changed) in self.paths
+
+
+def watch_points(path: Path) -> WatchPoints:
+    """The :class:`WatchPoints` of ``path`` now.
+
+    A plain file is watched in its directory, as before. ``config.toml -> ..data/config.toml``
+    with ``..data -> ..2026_12_04_…`` (a Kubernetes ConfigMap mount) adds ``..data``: an update
+    writes a new timestamped directory and renames a new ``..data`` link over the old one,
+    which changes nothing named ``config.toml``. A link into another directory (a checkout)
+    adds the target's directory, where an editor saves it.
+    """
+    absolute = Path(os.path.abspath(path))
+    links: list[Path] = []
+    current = Path(absolute.anchor)
+    pending = list(absolute.parts[1:])
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        step = current / part
+        if len(links) < _MAX_LINKS and step.is_symlink():
+            links.append(step)
+            target = Path(os.readlink(step))
+            if target.is_absolute():
+                current = Path(target.anchor)
+            pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
+            continue
+        current = step
+    paths = frozenset({absolute, *links, current})
+    directories = list(dict.fromkeys(p.parent for p in (absolute, *links, current)))
+    existing = tuple(d for d in directories if d.is_dir())
+    return WatchPoints(paths, existing or (absolute.parent,))
 
 
 def restart_reasons(old: Settings, new: Settings, keys: list[str]) -> dict[str, str]:
@@ -148,6 +208,9 @@ class ConfigReloader:
         self.pending_restart: list[str] = []
         """Restart-needing keys whose value differs from the one the engine started with."""
         self.last_error: list[str] = []
+        self.watching = asyncio.Event()
+        """Set once :meth:`run` watches the file (a change made before that is only seen by
+        the next reload)."""
 
     def baseline(self) -> None:
         """Remember the file as running; audit it as the first version if it is new to us."""
@@ -161,16 +224,35 @@ class ConfigReloader:
             self._record("startup", self._text, {"status": "applied", "changes": []})
 
     async def run(self) -> None:
-        """Watch the file until cancelled (editors that replace the file are handled)."""
+        """Watch the file until cancelled: editors that replace the file, and a path reached
+        through symlinks (:func:`watch_points`: a link re-pointed, the file it leads to edited,
+        a Kubernetes ConfigMap's ``..data`` swapped), are handled."""
         self.baseline()
-        name = self.path.name
-        async for _changes in awatch(
-            self.path.parent,
-            watch_filter=lambda _change, changed: Path(changed).name == name,
-            debounce=self._debounce_ms,
-            step=50,
-            recursive=False,
-        ):
+        while True:
+            points = watch_points(self.path)
+            watch = awatch(
+                *points.directories,
+                watch_filter=points.concerns,
+                debounce=self._debounce_ms,
+                step=50,
+                recursive=False,
+                rust_timeout=_WAKE_MS,
+                yield_on_timeout=True,
+            )
+            try:
+                async with contextlib.aclosing(watch) as batches:
+                    async for changes in batches:
+                        self.watching.set()
+                        if changes:
+                            self.reload(source="file")
+                        if watch_points(self.path) != points:
+                            break  # a link now leads elsewhere: watch where it leads
+            except FileNotFoundError:
+                if watch_points(self.path) == points:
+                    raise
+                # A directory went away as the watch was set up (an update removing the
+                # version it replaced): watch where the links lead now.
+            # Whatever changed while the watch moved is read now.
             self.reload(source="file")
 
     def reload(self, *, source: str = "file") -> ReloadResult:

@@ -26,10 +26,12 @@ def _hash(token: str) -> str:
 
 
 def new_token(data_dir: Path) -> str:
-    """Make a new token (replacing any earlier one), store its hash, and return it."""
+    """Make a new token (replacing any earlier one), store its hash, and return it.
+
+    ``data_dir`` must exist (an engine's): it is not created, so a mistyped one fails here
+    rather than hold a token no engine reads."""
     token = _PREFIX + secrets.token_urlsafe(32)
     path = data_dir / TOKEN_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.pipeline.test_rules_filters import NOW, STEALTH_BOMBER, WH, index, kill, settings
+from wanderer_console.delivery.formatting import static_data
 from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
@@ -14,7 +15,7 @@ from wanderer_console.enrich.kills import CacheSystemInfo
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.items import KillItem
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.map_updates import MapHooks
+from wanderer_console.pipeline.map_updates import MapHooks, apply_static_info
 from wanderer_console.sim import AppServer
 from wanderer_console.sim.esi import FakeEsi
 from wanderer_console.sim.generator import DataGenerator
@@ -106,3 +107,15 @@ async def test_a_group_clause_behind_a_class_clause_is_looked_up_too(store: Stor
         finally:
             await http.aclose()
     assert queued(store) == ["kill:1:system_kill"]
+
+
+def test_the_static_info_answer_reads_the_same_wrapped_or_not() -> None:
+    """The map client hands on the answer's ``data``; the whole answer gives the same facts
+    to the tracking and to the system embed (one helper reads both)."""
+    tracked = []
+    for answer in (STATIC, {"data": STATIC}):
+        system = TrackedSystem(WH, "J154624")
+        apply_static_info(system, answer)
+        tracked.append((system.system_class, system.region_id, system.security))
+        assert static_data(answer) == STATIC
+    assert tracked == [(5, 11000024, -1.0)] * 2

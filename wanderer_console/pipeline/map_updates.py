@@ -21,7 +21,7 @@ from cachetools import TLRUCache
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
-from wanderer_console.delivery.formatting import static_float, static_text
+from wanderer_console.delivery.formatting import static_data, static_float, static_text
 from wanderer_console.domain.map_events import (
     AddSystem,
     CharacterAdded,
@@ -49,23 +49,21 @@ after this long (not for every kill in the system meanwhile)."""
 def apply_static_info(system: TrackedSystem, info: Mapping[str, Any] | None) -> None:
     """Keep a system's static facts (class, security, region, constellation, shattered) from
     its map's ``system-static-info`` answer, for the kill filters."""
-    if not info:
+    facts = static_data(info)
+    if not facts:
         return
-    data = info.get("data")
-    if isinstance(data, Mapping):
-        info = data
 
     def whole(key: str) -> int | None:
-        value = info.get(key) if info else None
+        value = facts.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     system.system_class = whole("system_class") or system.system_class
     system.region_id = whole("region_id") or system.region_id
     system.constellation_id = whole("constellation_id") or system.constellation_id
-    security = static_float(info.get("security"))
+    security = static_float(facts.get("security"))
     if security is not None and math.isfinite(security):
         system.security = security
-    shattered = info.get("is_shattered")
+    shattered = facts.get("is_shattered")
     if isinstance(shattered, bool):
         system.is_shattered = shattered
 
@@ -81,9 +79,7 @@ def _name_system(
     the kill filters still find the system by it; a different map name becomes the custom name.
     Without either, the event's name is all there is.
     """
-    data = info.get("data") if info else None
-    static = data if isinstance(data, Mapping) else info or {}
-    eve_name = static_text(static, "solar_system_name") or system.name
+    eve_name = static_text(static_data(info), "solar_system_name") or system.name
     system.name = sys.intern(eve_name) if eve_name else map_name
     system.custom_name = map_name if eve_name and map_name and map_name != eve_name else None
     system.temporary_name = None

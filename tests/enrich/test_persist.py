@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tests.support import wait_for
-from wanderer_console.enrich.cache import CacheFacade, CacheRow
+from wanderer_console.enrich.cache import NAMESPACES, CacheFacade, CacheRow
 from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.store.writes import StoreWriteError
@@ -114,4 +114,26 @@ async def test_a_skipped_or_refused_save_keeps_its_rows_for_the_next(tmp_path: P
         assert [row[1] for row in store.load_cache_entries(cache.version, 0.0)] == ["90000001"]
     finally:
         task.cancel()
+        store.close()
+
+
+async def test_what_waits_for_a_save_is_bounded_by_the_cache(tmp_path: Path) -> None:
+    """Saves skipped for a long time (no room on the disk): the ids waiting to be saved stay
+    within what the cache holds, not one per entry ever put; the save, when it comes, writes
+    what the cache still has."""
+    store = CountingStore(tmp_path / "events.db")
+    cache = CacheFacade(None, maxsize=100)
+    saver = CacheSaver(cache, store, every=0.05, delay=0.0, room=lambda: False)
+    task = asyncio.create_task(saver.run())
+    try:
+        for n in range(10_000):  # a day of kills' pilots, each put once
+            cache.put_with_ttl("character", 90_000_000 + n, {"name": f"Pilot {n}"}, 3600.0)
+        await wait_for(lambda: saver.skipped >= 1, what="a save skipped: no room")
+        assert len(cache._unsaved) <= 2 * 100 * len(NAMESPACES)
+    finally:
+        task.cancel()
+    try:
+        assert await cache.save_changed(store) == 100
+        assert len(cache._unsaved) == 0
+    finally:
         store.close()

@@ -147,3 +147,39 @@ async def test_diagnosis_explains_each_tracker() -> None:
     }
     assert sim.esi.hits["/route/30000142/30002053"] == 1
     assert sim.discord.received == []  # a diagnosis never sends
+
+
+async def test_diagnosis_looks_up_what_the_engine_looks_up() -> None:
+    """A map that wants the kill's region (map static info) and the victim's ship group (ESI
+    types): the engine looks both up before it decides, and so does ``kill ID``; without them
+    the diagnosis said "region unknown" for a kill the engine notified."""
+    async with Simulator(seed=4) as sim:
+        gen = sim.generator
+        assert sim.esi is not None
+        system = gen.system(sorted(sim.tracked_system_ids)[0])
+        km = gen.make_killmail(system_id=system.id, exclude_character_ids=sim.tracked_character_ids)
+        ship = gen.ship_types[km["victim"]["ship_type_id"]]
+        kills = {(km["killmail_id"], "h1"): esi_shape(km)}
+        app = Starlette(routes=[*esi_app(kills).routes, *sim.esi.app.routes])
+        async with AppServer(app) as esi:
+            settings = Settings.model_validate(
+                {
+                    "esi": {"url": esi.url},
+                    "maps": {
+                        "demo": {
+                            "url": sim.map_url,
+                            "api_key": sim.map_api_key,
+                            "discord": {"webhook_url": sim.webhook_url("primary")},
+                            "filters": {
+                                "require_regions": [system.region_id],
+                                "require_victim_ship_groups": [ship.group_id],
+                            },
+                        }
+                    },
+                }
+            )
+            verdict = await diagnose_kill(settings, km["killmail_id"], "h1")
+    demo = verdict["maps"]["demo"]
+    assert (demo["notify"], demo.get("reason")) == (True, None)
+    assert sim.esi.hits[f"/universe/types/{ship.type_id}"] == 1
+    assert sim.discord.received == []

@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.pipeline.test_rules_filters import NOW, WH, index, kill, settings
+from tests.pipeline.test_rules_filters import NOW, STEALTH_BOMBER, WH, index, kill, settings
+from wanderer_console.delivery.formatting import static_data
 from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, TrackingIndex
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiClient
+from wanderer_console.enrich.kills import CacheSystemInfo
+from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.items import KillItem
 from wanderer_console.pipeline.engine import Engine
-from wanderer_console.pipeline.map_updates import MapHooks
+from wanderer_console.pipeline.map_updates import MapHooks, apply_static_info
+from wanderer_console.sim import AppServer
+from wanderer_console.sim.esi import FakeEsi
+from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -68,3 +76,46 @@ async def test_a_map_without_static_info_is_not_asked_for_every_kill(store: Stor
     await run_kill(eng, 2)
     assert asked == [WH]
     assert queued(store) == []  # the class stays unknown: the filter does not match
+
+
+async def test_a_group_clause_behind_a_class_clause_is_looked_up_too(store: Store) -> None:
+    """``include_security_classes`` then ``require_victim_ship_groups``: the class clause
+    stops the first decision, so the victim's type was never asked for; after the static info
+    came the group was unknown and the kill was dropped. Each round now looks up what the next
+    clause asks (here the type, from ESI)."""
+    async with AppServer(FakeEsi(DataGenerator()).app) as esi:
+        http = HttpClient("esi")
+        try:
+            info = CacheSystemInfo(CacheFacade(EsiClient(http, esi.url, "tests")))
+            clock = [NOW.timestamp()]
+            filters = settings(
+                include_security_classes=["c5"], require_victim_ship_groups=[STEALTH_BOMBER]
+            )
+            eng = Engine(
+                filters, store, index(), Metrics(), clock=lambda: clock[0], system_info=info
+            )
+
+            async def static_info(system_id: int) -> dict[str, Any] | None:
+                return STATIC
+
+            async def refresh() -> None:
+                return None
+
+            eng.set_hooks("home", MapHooks(static_info, refresh))
+            clock[0] += 60  # past start-up suppression
+            await run_kill(eng, 1)
+        finally:
+            await http.aclose()
+    assert queued(store) == ["kill:1:system_kill"]
+
+
+def test_the_static_info_answer_reads_the_same_wrapped_or_not() -> None:
+    """The map client hands on the answer's ``data``; the whole answer gives the same facts
+    to the tracking and to the system embed (one helper reads both)."""
+    tracked = []
+    for answer in (STATIC, {"data": STATIC}):
+        system = TrackedSystem(WH, "J154624")
+        apply_static_info(system, answer)
+        tracked.append((system.system_class, system.region_id, system.security))
+        assert static_data(answer) == STATIC
+    assert tracked == [(5, 11000024, -1.0)] * 2

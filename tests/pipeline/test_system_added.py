@@ -8,6 +8,7 @@ from typing import Any
 from tests.pipeline.test_rules_filters import NOW, index, settings
 from wanderer_console.domain.map_events import MapEnvelope, parse_payload
 from wanderer_console.domain.notification import Notification
+from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.store.base import Store
@@ -17,9 +18,10 @@ ADDED = 31000777
 STATIC = {"solar_system_id": ADDED, "solar_system_name": "J100777", "security": "-1.0"}
 
 
-def engine(store: Store, **filters: Any) -> Engine:
+def engine(store: Store, tracking: TrackingIndex | None = None, **filters: Any) -> Engine:
     clock = [NOW.timestamp()]
-    eng = Engine(settings(**filters), store, index(), Metrics(), clock=lambda: clock[0])
+    tracked = tracking or index()
+    eng = Engine(settings(**filters), store, tracked, Metrics(), clock=lambda: clock[0])
 
     async def static_info(system_id: int) -> dict[str, Any] | None:
         return dict(STATIC) if system_id == ADDED else None
@@ -60,3 +62,39 @@ async def test_a_priority_system_added_without_a_name_passes_a_system_switch_off
     (note,) = await added(eng, {"solar_system_id": ADDED})
     assert note.body["content"].startswith("@here")
     assert await added(eng, {"solar_system_id": 31000778}) == []  # not a priority one
+
+
+async def event(eng: Engine, type: str, payload: dict[str, Any], n: int) -> list[Notification]:
+    envelope = MapEnvelope(
+        id=f"01KEMZ0000AAAAAAAAAAAAAAA{n}", type=type, timestamp=NOW, payload=payload
+    )
+    return await eng.map_notifications("home", envelope, parse_payload(envelope))
+
+
+async def test_a_system_added_back_keeps_its_eve_name_and_its_custom_name(store: Store) -> None:
+    """Wanderer keeps a removed system's custom name and sends it as ``name`` when the system
+    comes back (its temporary name is cleared): the tracking keeps the EVE name from static
+    info apart from the custom name, as a map load would."""
+    tracking = index()
+    eng = engine(store, tracking=tracking)
+    await event(eng, "add_system", {"solar_system_id": ADDED, "name": "J100777"}, 1)
+    renamed = {"solar_system_id": ADDED, "name": "Home", "temporary_name": "Staging"}
+    await event(eng, "system_metadata_changed", renamed, 2)
+    await event(eng, "deleted_system", {"solar_system_id": ADDED, "name": None}, 3)
+    await event(eng, "add_system", {"solar_system_id": ADDED, "name": "Home"}, 4)
+    system = tracking.map("home").systems[ADDED]
+    assert (system.name, system.custom_name, system.temporary_name) == ("J100777", "Home", None)
+    await event(eng, "system_metadata_changed", {"solar_system_id": ADDED, "name": "J100777"}, 5)
+    assert (system.name, system.custom_name, system.display_name) == ("J100777", None, "J100777")
+
+
+async def test_a_priority_system_added_back_under_its_custom_name_still_pings(
+    store: Store,
+) -> None:
+    """``priority_system_names = ["J100777"]``: the system comes back under its custom name
+    ("Home"); it is still the priority system by its EVE name, and the message shows the name
+    the map shows."""
+    eng = engine(store, priority_system_names=["J100777"])
+    (note,) = await added(eng, {"solar_system_id": ADDED, "name": "Home"})
+    assert note.body["embeds"][0]["title"] == "New System Tracked: Home"
+    assert note.body["content"].startswith("@here")

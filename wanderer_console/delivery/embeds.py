@@ -42,6 +42,7 @@ from wanderer_console.delivery.formatting import (
     portrait_url,
     safe_name,
     ship_render_url,
+    static_data,
     static_float,
     static_text,
     statics_summary,
@@ -303,9 +304,7 @@ def render_system(
     (:mod:`~wanderer_console.enrich.recent_kills` summaries) adds the notifier's "Recent Kills"
     field, last and not inline; ``None`` (unknown) leaves it out.
     """
-    info: Mapping[str, Any] = static_info or {}
-    if isinstance(info.get("data"), Mapping):
-        info = info["data"]
+    info = static_data(static_info)
     system_id = payload.solar_system_id
     eve_name = static_text(info, "solar_system_name")
     fallback = f"System {system_id}"

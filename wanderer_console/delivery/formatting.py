@@ -23,6 +23,7 @@ __all__ = [
     "embed_field",
     "footer_with_map",
     "parse_eve_id",
+    "static_data",
     "static_float",
     "static_text",
     "statics_summary",
@@ -201,6 +202,19 @@ def parse_eve_id(*candidates: str | int | None) -> int | None:
         if text.isdigit() and int(text) > 0:
             return int(text)
     return None
+
+
+def static_data(info: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The facts of a map's ``system-static-info`` answer, ``{}`` for none.
+
+    The map client hands on the answer's ``data``; the whole answer (``{"data": {…}}``) is
+    accepted too, so a caller holding either gets the same facts. The one place that knows the
+    wrapper: the tracking (``pipeline/map_updates``) and the system embed both read through it.
+    """
+    if not info:
+        return {}
+    data = info.get("data")
+    return data if isinstance(data, Mapping) else info
 
 
 def static_float(value: Any) -> float | None:

@@ -198,6 +198,8 @@ class CacheFacade:
         them)."""
         self._unsaved: set[tuple[str, int]] = set()
         """Entries put since the last save (:meth:`save_changed` writes only those)."""
+        self._unsaved_limit = 2 * sum(int(cache.maxsize) for cache in self._caches.values())
+        """Past this many, :attr:`_unsaved` forgets the entries the cache no longer holds."""
         self._warming: dict[str, Any] = {"total": 0, "done": 0, "failed": 0, "running": False}
 
     # -- raw entries ---------------------------------------------------------------------------
@@ -226,6 +228,22 @@ class CacheFacade:
         if entity_id in self._pinned[ns]:
             self._kept[ns][entity_id] = entry
         self._unsaved.add((ns, entity_id))
+        if len(self._unsaved) > self._unsaved_limit:
+            self._forget_unsaved_gone()
+
+    def _forget_unsaved_gone(self) -> None:
+        """Keep only the unsaved entries the cache still holds (a save writes nothing else).
+
+        While saves are skipped (a store that cannot write, a disk nearly full), every id put
+        stayed here, evicted or not: one per pilot, corporation and type seen, without bound.
+        Pruned at twice the caches' size, it keeps at most their size, and the pruning costs
+        each put O(1) on average.
+        """
+        self._unsaved = {
+            (ns, entity_id)
+            for ns, entity_id in self._unsaved
+            if (self.version, entity_id) in self._caches[ns]
+        }
 
     # -- critical data -------------------------------------------------------------------------
 

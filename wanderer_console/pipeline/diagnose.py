@@ -3,8 +3,9 @@
 Takes the killmail from the local event store when the engine received it (so a kill the
 simulator or a private feed sent can be explained too), else fetches it (from ESI with its hash,
 else from the killstream's REST API); loads every map's tracking from the map REST API, or, when
-that cannot be reached, rebuilds it from the map events in the store; and runs the kill through
-the same rules as live processing, ignoring the age gate. Nothing is sent.
+that cannot be reached, rebuilds it from the map events in the store; looks up what the live
+pipeline would (``Engine.look_up``: map static info, routes, types, names); and runs the kill
+through the same rules as live processing, ignoring the age gate. Nothing is sent.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from wanderer_console.domain.notification import NotificationType
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
-from wanderer_console.enrich.kills import CacheSystemInfo
+from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.kill_facts import SystemInfo
+from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.rules import (
     REFUSAL_REASONS,
     KillDecision,
@@ -215,41 +217,70 @@ async def diagnose_kill(
     map events stored there.
     """
     http = HttpClient("diagnose", headers={"user-agent": settings.esi.user_agent})
+    esi_http = HttpClient("esi", headers={"user-agent": settings.esi.user_agent})
+    try:
+        return await _diagnose(settings, killmail_id, killmail_hash, store, http, esi_http)
+    finally:
+        await http.aclose()
+        await esi_http.aclose()
+
+
+async def _no_refresh() -> None:
+    """A diagnosis loads each map's tracked characters once, up front."""
+
+
+async def _diagnose(
+    settings: Settings,
+    killmail_id: int,
+    killmail_hash: str | None,
+    store: StoredEvents | None,
+    http: HttpClient,
+    esi_http: HttpClient,
+) -> dict[str, Any]:
     index = TrackingIndex()
     load_errors: dict[str, str] = {}
     tracking: dict[str, str] = {}
     rebuild: list[str] = []
+    hooks: dict[str, MapHooks] = {}
     km = None if store is None else store.killmail(killmail_id)
     source = "event store"
-    try:
-        if km is None:
-            km = await fetch_killmail(settings, http, killmail_id, killmail_hash)
-            source = "esi" if killmail_hash else "killstream rest"
-        for tenant, map_settings in settings.maps.items():
-            if not map_settings.enabled:
-                continue
-            rest = MapRestClient(http, map_settings)
-            try:
-                index.replace(tenant, await rest.systems(), await rest.tracked_characters())
-                tracking[tenant] = "rest"
-            except (MapApiError, TransportError) as exc:
-                load_errors[tenant] = str(exc)
-                rebuild.append(tenant)
-    finally:
-        await http.aclose()
+    if km is None:
+        km = await fetch_killmail(settings, http, killmail_id, killmail_hash)
+        source = "esi" if killmail_hash else "killstream rest"
+    for tenant, map_settings in settings.maps.items():
+        if not map_settings.enabled:
+            continue
+        rest = MapRestClient(http, map_settings)
+        # The engine asks a map for a tracked system's static info when a filter needs it.
+        hooks[tenant] = MapHooks(rest.static_info, _no_refresh)
+        try:
+            index.replace(tenant, await rest.systems(), await rest.tracked_characters())
+            tracking[tenant] = "rest"
+        except (MapApiError, TransportError) as exc:
+            load_errors[tenant] = str(exc)
+            rebuild.append(tenant)
     now = datetime.now(UTC)
-    esi_http = HttpClient("esi", headers={"user-agent": settings.esi.user_agent})
     info: CacheSystemInfo | None = None
+    enricher: KillEnricher | None = None
     if settings.esi.enabled:
-        esi = EsiClient(esi_http, settings.esi.url, settings.esi.user_agent)
-        info = CacheSystemInfo(CacheFacade(esi))
+        cache = CacheFacade(EsiClient(esi_http, settings.esi.url, settings.esi.user_agent))
+        info, enricher = CacheSystemInfo(cache), KillEnricher(cache)
     with tempfile.TemporaryDirectory(prefix="wc-diagnose-") as tmp:
         scratch = SqliteStore(Path(tmp) / "diagnose.db")
         try:
             # A private copy: the diagnosis must not be muted by start-up suppression.
             quiet = settings.model_copy(deep=True)
             quiet.console.startup_suppression_seconds = 0
-            engine = Engine(quiet, scratch, index, Metrics(), clock=now.timestamp, system_info=info)
+            engine = Engine(
+                quiet,
+                scratch,
+                index,
+                Metrics(),
+                hooks=hooks,
+                clock=now.timestamp,
+                system_info=info,
+                enricher=enricher,
+            )
             if store is not None:
                 for tenant in rebuild:
                     events = store.map_events(tenant)
@@ -260,16 +291,13 @@ async def diagnose_kill(
                             "stored map events (partial: what the map's REST API gave at"
                             " start is not stored)"
                         )
+            # What the live pipeline looks up before it decides (static info, routes,
+            # types, names), so the verdict is the engine's.
+            await engine.look_up(km, ignore_age=True)
             judgement = engine.judge(km, ignore_age=True)
-            facts = judgement.facts
-            if info is not None and facts and (facts.missing_routes or facts.missing_systems):
-                # A tracker's distance clause needs routes or positions: look them up (ESI).
-                await info.prefetch(facts.missing_routes, facts.missing_systems)
-                judgement = engine.judge(km, ignore_age=True)
             notifications = engine.kill_notifications(km, ignore_age=True)
         finally:
             scratch.close()
-            await esi_http.aclose()
     # The default tracker's message is the one keyed by its route (trackers may add others).
     routes = {d.tenant: d.route for d in judgement.decisions}
     default_notes = [n for n in notifications if n.dedup_key.endswith(f":{routes.get(n.tenant)}")]

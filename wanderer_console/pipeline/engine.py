@@ -82,6 +82,11 @@ def _event_span(item: Item, trace: str) -> contextlib.AbstractContextManager[Any
     return tracing.event_span("event.process", trace, attributes)
 
 
+_LOOK_UP_ROUNDS: Final = 4
+"""Rounds of look-ups for one kill: one per kind of fact a clause can ask for (static info,
+routes and positions, types) and one to find nothing more is asked."""
+
+
 class Engine:
     """Turns items into stored events and outbox notifications."""
 
@@ -313,27 +318,8 @@ class Engine:
         dedup is checked again when it is recorded (a repeat may have been written meanwhile).
         """
         km = item.killmail
-        facts = self._decide_kill(km).facts
-        info = self.system_info
         with tracing.span("enrich"):
-            if facts is not None:
-                # A filter asked for the class, region or security of a tracked system whose
-                # map static info is not loaded yet (systems loaded with the map have none).
-                for system_id in sorted(facts.missing_static):
-                    await self.map_updates.load_static_info(system_id, self._static_failed)
-            if (
-                facts is not None
-                and (facts.missing_routes or facts.missing_systems)
-                and isinstance(info, RouteInfo)
-            ):
-                await info.prefetch(facts.missing_routes, facts.missing_systems)
-            if facts is not None and facts.missing_types and isinstance(info, TypeInfo):
-                # A ship or weapon group clause asked for types not looked up yet.
-                await info.prefetch_types(facts.missing_types)
-            if self.enricher is not None and not self.enricher.complete(km):
-                await self.enricher.prefetch(km)
-            if self.notable is not None:
-                await self.notable.prefetch(km)
+            await self.look_up(km)
         now = self._clock()
         with tracing.span("rules"):
             notifications = self._render_kill(km, self._decide_kill(km, now=now), live=True)
@@ -341,6 +327,57 @@ class Engine:
             KILL_TENANT, f"kill:{km.killmail_id}", item.source, "killmail", now, item.raw
         )
         return self._writer.record(event, notifications)
+
+    async def look_up(self, km: Killmail, *, ignore_age: bool = False) -> None:
+        """Fetch what deciding and rendering ``km`` asked for and is not known yet: the map
+        static info of its tracked system, the routes, positions and types its clauses need,
+        the names it lacks and its notable items. Each is bounded and never raises (what
+        failed stays unknown); the kill is then decided again. The live pipeline and the
+        ``kill`` command share it, so a diagnosis sees what the engine sees.
+
+        A clause list stops at its first clause that fails: a region clause that does not know
+        the region yet hides the ship group clause after it. So the kill is decided again after
+        each round, and what the next clause asks is fetched too (each id at most once).
+        """
+        info = self.system_info
+        routes_info = info if isinstance(info, RouteInfo) else None
+        types_info = info if isinstance(info, TypeInfo) else None
+        static_asked: set[int] = set()
+        routes_asked: set[tuple[int, int]] = set()
+        systems_asked: set[int] = set()
+        types_asked: set[int] = set()
+        for _ in range(_LOOK_UP_ROUNDS):
+            facts = self._decide_kill(km, ignore_age=ignore_age).facts
+            if facts is None:
+                break
+            # A filter asked for the class, region or security of a tracked system whose map
+            # static info is not loaded yet (systems loaded with the map have none).
+            static = facts.missing_static - static_asked
+            routes: set[tuple[int, int]] = set()
+            systems: set[int] = set()
+            types: set[int] = set()
+            if routes_info is not None:
+                routes = facts.missing_routes - routes_asked
+                systems = facts.missing_systems - systems_asked
+            if types_info is not None:
+                # A ship or weapon group clause asked for types not looked up yet.
+                types = facts.missing_types - types_asked
+            if not (static or routes or systems or types):
+                break
+            static_asked |= static
+            routes_asked |= routes
+            systems_asked |= systems
+            types_asked |= types
+            for system_id in sorted(static):
+                await self.map_updates.load_static_info(system_id, self._static_failed)
+            if routes_info is not None and (routes or systems):
+                await routes_info.prefetch(routes, systems)
+            if types_info is not None and types:
+                await types_info.prefetch_types(types)
+        if self.enricher is not None and not self.enricher.complete(km):
+            await self.enricher.prefetch(km)
+        if self.notable is not None:
+            await self.notable.prefetch(km)
 
     def kill_notifications(self, km: Killmail, *, ignore_age: bool = False) -> list[Notification]:
         """Rendered notifications for a kill (used live, by replay and by diagnostics)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -20,7 +21,7 @@ from cachetools import TLRUCache
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route
 from wanderer_console.delivery import embeds
-from wanderer_console.delivery.formatting import static_float
+from wanderer_console.delivery.formatting import static_data, static_float, static_text
 from wanderer_console.domain.map_events import (
     AddSystem,
     CharacterAdded,
@@ -48,25 +49,40 @@ after this long (not for every kill in the system meanwhile)."""
 def apply_static_info(system: TrackedSystem, info: Mapping[str, Any] | None) -> None:
     """Keep a system's static facts (class, security, region, constellation, shattered) from
     its map's ``system-static-info`` answer, for the kill filters."""
-    if not info:
+    facts = static_data(info)
+    if not facts:
         return
-    data = info.get("data")
-    if isinstance(data, Mapping):
-        info = data
 
     def whole(key: str) -> int | None:
-        value = info.get(key) if info else None
+        value = facts.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     system.system_class = whole("system_class") or system.system_class
     system.region_id = whole("region_id") or system.region_id
     system.constellation_id = whole("constellation_id") or system.constellation_id
-    security = static_float(info.get("security"))
+    security = static_float(facts.get("security"))
     if security is not None and math.isfinite(security):
         system.security = security
-    shattered = info.get("is_shattered")
+    shattered = facts.get("is_shattered")
     if isinstance(shattered, bool):
         system.is_shattered = shattered
+
+
+def _name_system(
+    system: TrackedSystem, map_name: str | None, info: Mapping[str, Any] | None
+) -> None:
+    """Name a system the map added from the event's ``name`` and the static info.
+
+    Wanderer sends the map's name for the system, which is its custom name when a system that
+    was renamed is put back on the map (Wanderer keeps it, and clears the temporary name). The
+    EVE name (static info's, else the one already tracked) stays ``name`` so priority lists and
+    the kill filters still find the system by it; a different map name becomes the custom name.
+    Without either, the event's name is all there is.
+    """
+    eve_name = static_text(static_data(info), "solar_system_name") or system.name
+    system.name = sys.intern(eve_name) if eve_name else map_name
+    system.custom_name = map_name if eve_name and map_name and map_name != eve_name else None
+    system.temporary_name = None
 
 
 class MapHooks:
@@ -163,7 +179,8 @@ class MapUpdates:
     ) -> list[Notification]:
         """Update tracking for one map event and return its notifications."""
         if isinstance(payload, AddSystem):
-            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id, payload.name))
+            # Named in _system_added: the event's name may be the map's custom name.
+            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id))
             self._on_tracking_changed()
             return await self._system_added(tenant, envelope, payload)
         if isinstance(payload, DeletedSystem):
@@ -237,23 +254,20 @@ class MapUpdates:
     ) -> list[Notification]:
         hooks = self._hooks.get(tenant)
         info = None
-        if not payload.name and hooks is not None:
-            # A manual add carries no name: a priority system listed by name is known by the
-            # EVE name its static info gives.
+        if hooks is not None:
+            # The map's stream asked for it before queueing the event (map_bootstrap), so this
+            # is normally its cache's answer, not another request.
             info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
-        name = payload.name or (info or {}).get("solar_system_name")
+        system = self._index.map(tenant).systems[payload.solar_system_id]
+        apply_static_info(system, info)
+        _name_system(system, payload.name, info)
         # A priority system is notified even with system notifications off, and pings.
-        priority = self._engine.is_priority(tenant, payload.solar_system_id, [name])
+        names = [system.name, system.custom_name]
+        priority = self._engine.is_priority(tenant, payload.solar_system_id, names)
         if not self._engine.allowed(tenant, NotificationType.SYSTEM, priority=priority):
             return []
         if self.type_dedup_hit(tenant, NotificationType.SYSTEM, payload.solar_system_id):
             return []
-        if payload.name and hooks is not None:
-            info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
-        system = self._index.map(tenant).systems[payload.solar_system_id]
-        apply_static_info(system, info)
-        if name:
-            system.name = name
         recent = None
         if hooks is not None and hooks.recent_kills is not None:
             recent = await hooks.recent_kills(payload.solar_system_id)
@@ -261,7 +275,7 @@ class MapUpdates:
         embed = embeds.render_system(
             payload,
             map_name=map_settings.name,
-            system_name=name,
+            system_name=system.display_name,
             static_info=info,
             recent_kills=recent,
         )

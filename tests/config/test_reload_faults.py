@@ -15,6 +15,7 @@ from wanderer_console.config.loader import load_settings
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.console_api import ConfigState
 from wanderer_console.runtime import Runtime
+from wanderer_console.telemetry.metrics import Metrics
 from wanderer_console.ui.faults import config_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -99,3 +100,51 @@ def test_an_edit_is_applied_and_a_bad_one_rejected_when_the_history_cannot_be_wr
     ]
     assert [r.__dict__["ctx"]["status"] for r in unrecorded] == ["applied", "rejected"]
     assert "database is locked" in unrecorded[0].__dict__["ctx"]["error"]
+
+
+def test_a_rejected_edit_read_again_is_one_rejection(tmp_path: Path) -> None:
+    """The watcher and the operator's reload (or two reloads) read the same broken file: one
+    edit, so one rejection counted, one history entry and one error logged; the next, different
+    edit is a rejection of its own, and the same file read again after a good one counts anew."""
+    path = tmp_path / "config.toml"
+    good = GOOD.format(data=tmp_path / "data")
+    write(path, good)
+    runtime = Runtime(
+        load_settings(path, environ={}).settings, data_dir=tmp_path / "data", config_path=path
+    )
+    metrics = Metrics()
+    reloader = ConfigReloader(runtime, path, metrics=metrics)
+    reloader.baseline()
+
+    def rejected() -> float:
+        return metrics.value("wc_config_reloads_total", outcome="rejected")
+
+    def history() -> list[str]:
+        return [entry.diff["status"] for entry in reloader.audit.history()]
+
+    try:
+        write(path, good.replace("[esi]", "[esi]\nbogus = 1"))
+        first = reloader.reload(source="file")
+        again = reloader.reload(source="console")
+        assert first.status == again.status == "rejected"
+        assert again.problems == first.problems
+        assert rejected() == 1
+        assert history() == ["applied", "rejected"]
+
+        write(path, good.replace("[esi]", "[esi]\nbogus = 2"))
+        assert reloader.reload(source="file").status == "rejected"
+        assert rejected() == 2
+        path.unlink()  # the file gone: one rejection, however often it is read
+        assert reloader.reload(source="file").status == "rejected"
+        assert reloader.reload(source="file").status == "rejected"
+        assert rejected() == 3
+
+        write(path, good.replace("[esi]", "[notifications]\nkill = false\n\n[esi]"))
+        assert reloader.reload(source="file").status == "applied"
+        write(path, good.replace("[esi]", "[esi]\nbogus = 1"))  # the first typo, made again
+        assert reloader.reload(source="file").status == "rejected"
+        assert rejected() == 4
+        assert metrics.value("wc_config_rejected") == 1
+    finally:
+        reloader.close()
+        runtime.store.close()

@@ -208,6 +208,10 @@ class ConfigReloader:
         self.pending_restart: list[str] = []
         """Restart-needing keys whose value differs from the one the engine started with."""
         self.last_error: list[str] = []
+        self._refused: tuple[str | None, list[str]] | None = None
+        """The text (``None``: unreadable) and problems of the standing rejection: the same
+        file read again (the watcher and a manual reload both see an edit) is that rejection,
+        not another one counted, logged and kept in the history."""
         self.watching = asyncio.Event()
         """Set once :meth:`run` watches the file (a change made before that is only seen by
         the next reload)."""
@@ -260,8 +264,11 @@ class ConfigReloader:
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            return self._rejected(source, "", [f"{self.path}: cannot read: {exc}"])
+            return self._rejected(source, None, [f"{self.path}: cannot read: {exc}"])
+        if self._refused is not None and self._refused[0] == text and self.last is not None:
+            return self.last  # the rejected edit, read again
         if text == self._text:
+            self._refused = None
             if self.last_error:
                 # A rejected edit undone (or the file put back as it was): the file is what runs
                 # again, so the rejection no longer stands.
@@ -296,6 +303,7 @@ class ConfigReloader:
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
         self._text = text
         self.last_error = []
+        self._refused = None
         if self._metrics is not None:
             self._metrics.config_reloads.labels(outcome="applied").inc()
             self._metrics.config_rejected.set(0)
@@ -331,13 +339,18 @@ class ConfigReloader:
         the runtime re-applies what its parts derived from them (pacing, log level, ...)."""
         self._runtime.apply_settings(new)
 
-    def _rejected(self, source: str, text: str, problems: list[str]) -> ReloadResult:
+    def _rejected(self, source: str, text: str | None, problems: list[str]) -> ReloadResult:
+        """Keep the running configuration; count, record and log the rejection (once: the
+        same file read again returns it)."""
+        if self._refused == (text, problems) and self.last is not None:
+            return self.last  # the file still unreadable, for the same reason
+        self._refused = (text, problems)
         self.last_error = problems
         if self._metrics is not None:
             self._metrics.config_reloads.labels(outcome="rejected").inc()
             self._metrics.config_rejected.set(1)
         diff = {"status": "rejected", "problems": problems, "changes": []}
-        audit_id = self._record(source, text, diff)
+        audit_id = self._record(source, text or "", diff)
         self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)
         log.error(
             "configuration change rejected; the running configuration is kept",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -617,3 +619,55 @@ async def test_a_stream_closed_right_after_connected_each_time_backs_off(tmp_pat
         await app.stop()
         store.close()
     assert backoff.asked == [0, 1, 2, 3]
+
+
+def _retry_after_app(status: int, retry_after: str) -> Starlette:
+    async def stream(request: Request) -> Response:
+        body = {"error": "slow down", "status": status}
+        return JSONResponse(body, status_code=status, headers={"retry-after": retry_after})
+
+    return Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)])
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "at_least", "at_most"),
+    [
+        (429, "120", 120.0, 120.0),
+        (503, "90", 90.0, 90.0),
+        # An HTTP date about five minutes ahead (the wait is counted from now).
+        (503, "in-5-minutes", 250.0, 300.0),
+        # A server asking for a day is waited for only up to the cap (10 minutes).
+        (429, "86400", 600.0, 600.0),
+    ],
+)
+async def test_a_refusal_with_retry_after_waits_at_least_that_long_and_says_so(
+    tmp_path: Path, status: int, retry_after: str, at_least: float, at_most: float
+) -> None:
+    """429/503 with ``Retry-After`` (seconds or an HTTP date): the next connect waits at least
+    what the server asked for (bounded by a cap), not the stream's own short backoff, and the
+    connection's status says how long and why."""
+    if retry_after == "in-5-minutes":
+        retry_after = email.utils.formatdate(time.time() + 300, usegmt=True)
+    app = AppServer(_retry_after_app(status, retry_after))
+    await app.start()
+    settings = map_settings(app.url)
+    store = SqliteStore(tmp_path / "db.sqlite")
+    http = HttpClient("map", timeout=5.0)
+
+    async def sink(item: Item) -> None:
+        raise AssertionError("nothing may be delivered")
+
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, sink, Metrics(), backoff=Backoff(0.01, 0.02)
+    )
+    try:
+        delay = await asyncio.wait_for(source._session(), 10)
+    finally:
+        await http.aclose()
+        await app.stop()
+        store.close()
+    assert at_least <= delay <= at_most
+    snapshot = source.health.snapshot()
+    assert snapshot["state"] == "reconnecting"
+    assert f"HTTP {status}: slow down" in snapshot["last_error"]
+    assert f"server asked to wait {round(delay)} s (Retry-After)" in snapshot["last_error"]

@@ -409,9 +409,11 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         MAP,
-        "`map stream refused`, other status (5xx)",
-        "the server is failing",
-        "nothing; retried with backoff (state `reconnecting`)",
+        "`map stream refused`, other status (5xx, 429)",
+        "the server is failing or overloaded",
+        "nothing; retried with backoff (state `reconnecting`); a `Retry-After` on the answer"
+        " (seconds or a date) is waited for at least, up to 10 minutes, and the status says"
+        " `server asked to wait N s (Retry-After)`",
     ),
     Advice(
         MAP,

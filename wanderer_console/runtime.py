@@ -182,7 +182,7 @@ class Runtime:
             spawn=self._tasks.spawn,
             resume_from=None,
             mark_seen=lambda at: self.worker.stream_seen(at),
-            settled=self.queue.idle,  # the R2Z2 cursor never passes a kill not yet written
+            checkpoints=self.queue,  # the R2Z2 cursor never passes a kill not yet written
         )
         self.engine = Engine(
             live,

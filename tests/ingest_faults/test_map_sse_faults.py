@@ -671,3 +671,84 @@ async def test_a_refusal_with_retry_after_waits_at_least_that_long_and_says_so(
     assert snapshot["state"] == "reconnecting"
     assert f"HTTP {status}: slow down" in snapshot["last_error"]
     assert f"server asked to wait {round(delay)} s (Retry-After)" in snapshot["last_error"]
+
+
+async def test_an_event_id_from_a_clock_running_ahead_does_not_pin_the_resume_cursor(
+    tmp_path: Path,
+) -> None:
+    """The server's clock ran a day ahead for one event, then was put right: that id sorts
+    after every real one. It is stored (and notified) but never becomes the resume cursor, so
+    the next connect still asks for what came after the last real id, and the events made
+    meanwhile (with real, smaller ids) are not lost."""
+    real = UlidGenerator()
+    ahead = UlidGenerator(clock=lambda: int((time.time() + 86_400) * 1000))
+
+    def envelope(ident: str, system: int) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "type": "add_system",
+            "map_id": MAP_ID,
+            "payload": {"solar_system_id": system},
+        }
+
+    buffer = [envelope(real.new(), 1), envelope(ahead.new(), 2)]
+    first_real, future = buffer[0]["id"], buffer[1]["id"]
+    connects: list[str | None] = []
+    release = asyncio.Event()
+
+    async def stream(request: Request) -> Response:
+        cursor = request.query_params.get("last_event_id")
+        connects.append(cursor)
+        first = len(connects) == 1
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", real.new(), {"map_id": MAP_ID, "server_time": "now"})
+            # Like the server: the buffered events after the cursor, then live ones.
+            for item in buffer:
+                if cursor is None or item["id"] > cursor:
+                    yield _frame(item["type"], item["id"], item)
+            if first:
+                await release.wait()
+                return
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    engine = Engine(settings, store, index, metrics)
+
+    async def pipeline() -> None:
+        while True:
+            await engine.process(await queue.get())
+            queue.task_done()
+
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, queue.put, metrics, backoff=Backoff(0.01, 0.02)
+    )
+    tasks = [asyncio.create_task(pipeline()), asyncio.create_task(source.run())]
+    try:
+        await wait_for(lambda: store.event_count() == 2)
+        # The clock is put right: the events made while the stream was down have real ids.
+        buffer += [envelope(real.new(), 3), envelope(real.new(), 4)]
+        release.set()
+        await wait_for(lambda: store.event_count() == 4, 10, "the events made meanwhile")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+    assert connects[:2] == [None, first_real]
+    assert store.get_cursor("sse:cut") == buffer[-1]["id"] < future
+    # Counted at each arrival (the resume's backfill repeats it, as it is after the cursor).
+    assert metrics.value("wc_errors_total", component="sse:cut:future_id") >= 1
+    store.close()

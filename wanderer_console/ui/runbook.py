@@ -482,6 +482,17 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         MAP,
+        "`map event id is from the future (the map server's clock runs ahead); not used as the"
+        " stream's resume cursor` (`event_id`, `ahead_seconds`)",
+        "the map server's clock was more than 5 minutes ahead when it made this event's id. The"
+        " event is handled as usual; only the resume cursor stays at the last id with a sane"
+        " time, since a future id would make every later (real) id look old and a resume skip"
+        ' them. Counted in `wc_errors_total{component="sse:<map>:future_id"}`',
+        "nothing is lost (a resume may repeat that event, recognised as a duplicate); tell the"
+        " map's operators to fix the server's clock (NTP)",
+    ),
+    Advice(
+        MAP,
         "`unknown map event type skipped`",
         "the server sends an event type this build does not know",
         "upgrade when you need it; counted in `wc_events_unknown_type_total`",

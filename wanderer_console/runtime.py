@@ -145,6 +145,8 @@ class Runtime:
         # application id; the operators' priority systems, from the store.
         self.bot = build_bot(lambda: live.current, discord, metrics)
         self.gateway = None if self.bot is None else self.bot.gateway
+        if self.bot is not None:
+            live.subscribe(self.bot.on_settings)  # a new bot token restarts a rejected gateway
         self.priority = PrioritySystems(store)
         self.pings = pings = Pings(
             lambda: live.current, None if self.gateway is None else self.gateway.voice
@@ -180,7 +182,7 @@ class Runtime:
             spawn=self._tasks.spawn,
             resume_from=None,
             mark_seen=lambda at: self.worker.stream_seen(at),
-            settled=self.queue.idle,  # the R2Z2 cursor never passes a kill not yet written
+            checkpoints=self.queue,  # the R2Z2 cursor never passes a kill not yet written
         )
         self.engine = Engine(
             live,

@@ -11,7 +11,9 @@ import pytest
 
 from tests.ingest.conftest import FAST, USER_AGENT, Feed
 from tests.support import wait_for
+from wanderer_console.domain.killmail import Killmail
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.ingest.items import KillItem
 from wanderer_console.ingest.r2z2 import CURSOR_STREAM, R2z2Timing, package_to_wire
 from wanderer_console.pipeline.queue import item_queue
 from wanderer_console.sim.r2z2 import FakeR2z2, package_from_killmail
@@ -392,7 +394,7 @@ async def test_a_kill_still_queued_at_a_crash_is_fetched_again_after_the_restart
     fake.sequence_hint = first
     # The runtime's queue, with no worker taking from it: the pipeline is busy elsewhere.
     queue = item_queue(16, feed.index)
-    source = feed.source(sink=queue.put, settled=queue.idle)
+    source = feed.source(sink=queue.put, checkpoints=queue)
     task = feed.start(source)
     await wait_for(lambda: source.sequence == first + 2 and queue.qsize() == 1)
     await feed.stop(task)  # the crash: what the queue held is gone with the process
@@ -411,7 +413,7 @@ async def test_the_cursor_is_saved_once_the_pipeline_has_written_the_kill(feed: 
     fake.publish(feed.untracked_kill())
     fake.sequence_hint = first
     queue = item_queue(16, feed.index)
-    source = feed.source(sink=queue.put, settled=queue.idle)
+    source = feed.source(sink=queue.put, checkpoints=queue)
     feed.start(source)
     await wait_for(lambda: source.sequence == first + 2 and queue.qsize() == 1)
     assert feed.store.get_cursor(CURSOR_STREAM) is None  # the kill is not written yet
@@ -444,4 +446,44 @@ async def test_a_re_published_file_that_keeps_failing_does_not_stall_the_feed(fe
     assert feed.ids() == [a["killmail_id"], b["killmail_id"], later["killmail_id"]]
     assert fake.fetched(first) == 4  # read once, then three re-fetch tries
     assert source.counters["refetch_failed"] == 1
+    assert_polite(fake)
+
+
+@pytest.mark.slow
+async def test_the_cursor_is_saved_while_the_queue_is_never_idle(feed: Feed) -> None:
+    """A pipeline that is never idle (another source always has an item queued) still lets the
+    cursor move: once every item handed on up to a sequence is written, that sequence is saved,
+    so a crash does not replay hours of feed."""
+    fake = feed.fake
+    first = fake.publish(feed.tracked_kill())
+    fake.publish(feed.untracked_kill())
+    fake.publish(feed.tracked_kill())
+    fake.sequence_hint = first
+    queue = item_queue(16, feed.index)
+    busy = KillItem(Killmail.from_wire(feed.untracked_kill()), "{}", "other")
+    queue.put_nowait(busy)
+    idle_seen: list[bool] = []
+
+    async def pipeline() -> None:
+        # Another source always has an item queued: each one taken is replaced before the
+        # taken one is marked written, so the queue is never idle.
+        while True:
+            item = await queue.get()
+            if item.source == "other":
+                await asyncio.sleep(0.01)  # that source's next event arrives
+                queue.put_nowait(busy)
+            queue.task_done()
+            idle_seen.append(queue.idle())
+
+    worker = asyncio.create_task(pipeline())
+    source = feed.source(sink=queue.put, checkpoints=queue)
+    feed.start(source)
+    try:
+        await wait_for(lambda: source.sequence == first + 3)
+        last = f"{first + 2:012d}:"
+        await wait_for(lambda: (feed.store.get_cursor(CURSOR_STREAM) or "").startswith(last))
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert not any(idle_seen)
     assert_polite(fake)

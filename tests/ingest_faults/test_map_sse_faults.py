@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -617,3 +619,136 @@ async def test_a_stream_closed_right_after_connected_each_time_backs_off(tmp_pat
         await app.stop()
         store.close()
     assert backoff.asked == [0, 1, 2, 3]
+
+
+def _retry_after_app(status: int, retry_after: str) -> Starlette:
+    async def stream(request: Request) -> Response:
+        body = {"error": "slow down", "status": status}
+        return JSONResponse(body, status_code=status, headers={"retry-after": retry_after})
+
+    return Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)])
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "at_least", "at_most"),
+    [
+        (429, "120", 120.0, 120.0),
+        (503, "90", 90.0, 90.0),
+        # An HTTP date about five minutes ahead (the wait is counted from now).
+        (503, "in-5-minutes", 250.0, 300.0),
+        # A server asking for a day is waited for only up to the cap (10 minutes).
+        (429, "86400", 600.0, 600.0),
+    ],
+)
+async def test_a_refusal_with_retry_after_waits_at_least_that_long_and_says_so(
+    tmp_path: Path, status: int, retry_after: str, at_least: float, at_most: float
+) -> None:
+    """429/503 with ``Retry-After`` (seconds or an HTTP date): the next connect waits at least
+    what the server asked for (bounded by a cap), not the stream's own short backoff, and the
+    connection's status says how long and why."""
+    if retry_after == "in-5-minutes":
+        retry_after = email.utils.formatdate(time.time() + 300, usegmt=True)
+    app = AppServer(_retry_after_app(status, retry_after))
+    await app.start()
+    settings = map_settings(app.url)
+    store = SqliteStore(tmp_path / "db.sqlite")
+    http = HttpClient("map", timeout=5.0)
+
+    async def sink(item: Item) -> None:
+        raise AssertionError("nothing may be delivered")
+
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, sink, Metrics(), backoff=Backoff(0.01, 0.02)
+    )
+    try:
+        delay = await asyncio.wait_for(source._session(), 10)
+    finally:
+        await http.aclose()
+        await app.stop()
+        store.close()
+    assert at_least <= delay <= at_most
+    snapshot = source.health.snapshot()
+    assert snapshot["state"] == "reconnecting"
+    assert f"HTTP {status}: slow down" in snapshot["last_error"]
+    assert f"server asked to wait {round(delay)} s (Retry-After)" in snapshot["last_error"]
+
+
+async def test_an_event_id_from_a_clock_running_ahead_does_not_pin_the_resume_cursor(
+    tmp_path: Path,
+) -> None:
+    """The server's clock ran a day ahead for one event, then was put right: that id sorts
+    after every real one. It is stored (and notified) but never becomes the resume cursor, so
+    the next connect still asks for what came after the last real id, and the events made
+    meanwhile (with real, smaller ids) are not lost."""
+    real = UlidGenerator()
+    ahead = UlidGenerator(clock=lambda: int((time.time() + 86_400) * 1000))
+
+    def envelope(ident: str, system: int) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "type": "add_system",
+            "map_id": MAP_ID,
+            "payload": {"solar_system_id": system},
+        }
+
+    buffer = [envelope(real.new(), 1), envelope(ahead.new(), 2)]
+    first_real, future = buffer[0]["id"], buffer[1]["id"]
+    connects: list[str | None] = []
+    release = asyncio.Event()
+
+    async def stream(request: Request) -> Response:
+        cursor = request.query_params.get("last_event_id")
+        connects.append(cursor)
+        first = len(connects) == 1
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", real.new(), {"map_id": MAP_ID, "server_time": "now"})
+            # Like the server: the buffered events after the cursor, then live ones.
+            for item in buffer:
+                if cursor is None or item["id"] > cursor:
+                    yield _frame(item["type"], item["id"], item)
+            if first:
+                await release.wait()
+                return
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    app = AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    engine = Engine(settings, store, index, metrics)
+
+    async def pipeline() -> None:
+        while True:
+            await engine.process(await queue.get())
+            queue.task_done()
+
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut", settings.maps["cut"], http, store, queue.put, metrics, backoff=Backoff(0.01, 0.02)
+    )
+    tasks = [asyncio.create_task(pipeline()), asyncio.create_task(source.run())]
+    try:
+        await wait_for(lambda: store.event_count() == 2)
+        # The clock is put right: the events made while the stream was down have real ids.
+        buffer += [envelope(real.new(), 3), envelope(real.new(), 4)]
+        release.set()
+        await wait_for(lambda: store.event_count() == 4, 10, "the events made meanwhile")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+    assert connects[:2] == [None, first_real]
+    assert store.get_cursor("sse:cut") == buffer[-1]["id"] < future
+    # Counted at each arrival (the resume's backfill repeats it, as it is after the cursor).
+    assert metrics.value("wc_errors_total", component="sse:cut:future_id") >= 1
+    store.close()

@@ -193,3 +193,23 @@ def test_task_done_counts_several_at_once() -> None:
     with pytest.raises(ValueError, match="too many"):
         queue.task_done(2)
     queue.task_done()
+
+
+def test_a_mark_passes_once_everything_put_before_it_is_done_even_if_never_idle() -> None:
+    """Checkpoints: items put after a mark (here more urgent, so taken first) never hold it,
+    and an item put before it holds it until it is done, whatever lane it waits in."""
+    queue: BoundedPriorityQueue[int] = BoundedPriorityQueue(8, lane=lambda n: n % 3)
+    queue.put_nowait(2)  # least urgent lane
+    mark = queue.mark()
+    assert not queue.passed(mark)
+    queue.put_nowait(0)  # after the mark, most urgent: taken first
+    assert queue.take_nowait(1) == [0]
+    queue.task_done()
+    assert not queue.passed(mark)  # the item before the mark still waits
+    assert queue.get_nowait() == 2
+    assert not queue.passed(mark)  # taken, not yet done
+    queue.put_nowait(1)  # the queue never becomes idle
+    queue.task_done()
+    assert queue.passed(mark)
+    assert not queue.idle()
+    assert not queue.passed(queue.mark())

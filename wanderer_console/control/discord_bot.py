@@ -25,7 +25,11 @@ from wanderer_console.control.discord_commands import (
 )
 from wanderer_console.delivery.discord_app import DiscordApp, DiscordAppError
 from wanderer_console.http.client import HttpClient
-from wanderer_console.ingest.gateway import DiscordGateway, GatewayLocateError
+from wanderer_console.ingest.gateway import (
+    DiscordGateway,
+    GatewayLocateError,
+    GatewayTokenRejected,
+)
 from wanderer_console.ingest.gateway_protocol import Dispatch
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 3600.0
 """Seconds between two status lines."""
+TOKEN_REJECTED = "bot token rejected (401): fix discord.bot_token"
+"""The gateway's status when Discord refuses the token (it waits for a reload with another)."""
 PRESENCE_INTERVAL = 60.0
 """How often the presence text is brought up to date (sent only when it changed)."""
 
@@ -92,7 +98,19 @@ class DiscordBot:
         try:
             return await self.app.gateway_url()
         except DiscordAppError as exc:
+            if exc.status == 401:
+                raise GatewayTokenRejected(TOKEN_REJECTED) from None
             raise GatewayLocateError(str(exc)) from None
+
+    def on_settings(self, old: Settings, new: Settings) -> None:
+        """A :class:`~wanderer_console.config.live.LiveSettings` subscriber: a reload with a
+        new ``discord.bot_token`` gives it to the REST calls and the gateway (which starts again
+        if Discord had rejected the old one)."""
+        token = new.discord.bot_token
+        if token is None or token == old.discord.bot_token:
+            return
+        self.app.set_token(token.get_secret_value())
+        self.gateway.set_token(token.get_secret_value())
 
     async def _dispatch(self, event: Dispatch) -> None:
         if self.commands is not None:

@@ -33,6 +33,11 @@ EPHEMERAL: Final = 64
 class DiscordAppError(Exception):
     """Discord refused or could not be reached; the message says which (no token in it)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """Discord's HTTP status when it answered (``None``: not reached, or no answer)."""
+
 
 class DiscordApp:
     """REST calls of the bot application (see the module docstring)."""
@@ -42,10 +47,14 @@ class DiscordApp:
     ) -> None:
         self._http = http
         self._api = api_url.rstrip("/")
-        self._token = token
         self.application_id = application_id
-        self._headers = {"authorization": f"Bot {token}", "user-agent": user_agent}
         self._agent = {"user-agent": user_agent}
+        self._headers: dict[str, str] = {}
+        self.set_token(token)
+
+    def set_token(self, token: str) -> None:
+        """Send ``token`` from now on (a reload changed ``discord.bot_token``)."""
+        self._headers = {"authorization": f"Bot {token}", **self._agent}
 
     async def _call(
         self,
@@ -72,7 +81,9 @@ class DiscordApp:
             except ValueError:
                 detail = response.text(200)
             message = detail.get("message") if isinstance(detail, dict) else detail
-            raise DiscordAppError(f"{method} {_route(path)}: HTTP {response.status}: {message}")
+            raise DiscordAppError(
+                f"{method} {_route(path)}: HTTP {response.status}: {message}", response.status
+            )
         try:
             return response.json() if response.content else None
         except ValueError:

@@ -9,11 +9,13 @@ watchdog: a stream that sends no byte for ``idle_timeout`` seconds raises
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
 
+from wanderer_console.http.chain_base import retry_after_seconds
 from wanderer_console.http.client import NO_RETRY, HttpClient, TransportError, classify_error
 from wanderer_console.http.errors import RATE_KEY
 from wanderer_console.http.sse_decoder import (
@@ -34,6 +36,9 @@ class SseStream:
         self._response = response
         self.status = response.status_code
         self.content_type = response.headers.get("content-type", "")
+        self.retry_after = retry_after_seconds(response.headers, time.time())
+        """The answer's ``Retry-After`` in seconds (a number or an HTTP date), else ``None``:
+        how long a server that refused the stream (429, 503) asked to be left alone."""
 
     async def error_body(self, limit: int = 500) -> str:
         """The body of a non-200 answer (the server's error message)."""

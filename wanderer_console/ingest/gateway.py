@@ -6,7 +6,10 @@ random part of the interval, then every interval, a missing ack closes the socke
 session is resumed on a new one), reconnects with backoff, resumes at ``resume_gateway_url``
 with the session id and sequence so no dispatch is lost, identifies afresh after an invalid
 session, and stops for good, saying why, on a close code that a retry cannot fix (4004: the
-token is wrong; 4014: intents not allowed).
+token is wrong; 4014: intents not allowed). A 401 on ``GET /gateway/bot`` (the bot token
+rejected) stops it too, until :meth:`DiscordGateway.set_token` brings another token (a reload):
+retrying the same token fails the same way, and Discord bans an address that keeps sending it
+401s.
 
 Why not discord.py (or another bot library): it brings its own aiohttp client, event loop
 policy and cache of every guild, member and message, and a command framework whose replies do
@@ -51,7 +54,13 @@ from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.voice import VoiceStates
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["GATEWAY_SOURCE", "DiscordGateway", "GatewayLocateError", "GatewayMetrics"]
+__all__ = [
+    "GATEWAY_SOURCE",
+    "DiscordGateway",
+    "GatewayLocateError",
+    "GatewayMetrics",
+    "GatewayTokenRejected",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,10 @@ _QUERY: Final = "?v=10&encoding=json"
 
 class GatewayLocateError(Exception):
     """The gateway's URL could not be found (``GET /gateway/bot`` failed)."""
+
+
+class GatewayTokenRejected(GatewayLocateError):
+    """``GET /gateway/bot`` answered 401: the bot token is wrong; only another token helps."""
 
 
 class GatewayMetrics:
@@ -130,6 +143,8 @@ class DiscordGateway:
         self._open_timeout = open_timeout
         self._ws: ClientConnection | None = None
         self._stop = asyncio.Event()
+        self._new_token = asyncio.Event()
+        self._token = token
         self._handlers: set[asyncio.Task[None]] = set()
         self._heartbeat_sent = 0.0
         self._closing_for_resume = False
@@ -139,6 +154,15 @@ class DiscordGateway:
     def stop(self) -> None:
         """Close the connection and end :meth:`run`."""
         self._stop.set()
+
+    def set_token(self, token: str) -> None:
+        """Identify with ``token`` from the next connection on; a gateway stopped because
+        Discord rejected the old one starts again. The same token changes nothing."""
+        if token == self._token:
+            return
+        self._token = token
+        self.session.change_token(token)
+        self._new_token.set()
 
     async def set_presence(self, text: str) -> bool:
         """Show ``text`` as the bot's activity ("Watching …"); True when sent now (it is also
@@ -173,6 +197,9 @@ class DiscordGateway:
                 except (OSError, WebSocketException, TimeoutError) as exc:
                     self.health.set_state(ConnectionState.RECONNECTING, f"gateway lost: {exc}")
                     log.warning("discord gateway lost", extra={"ctx": {"error": str(exc)}})
+                except GatewayTokenRejected as exc:
+                    await self._await_new_token(str(exc))
+                    continue
                 except GatewayLocateError as exc:
                     self.health.set_state(ConnectionState.RECONNECTING, str(exc))
                     log.warning("discord gateway not located", extra={"ctx": {"error": str(exc)}})
@@ -195,6 +222,29 @@ class DiscordGateway:
             self.health.set_state(ConnectionState.STOPPED)
         finally:
             await cancel_and_wait(list(self._handlers))
+
+    async def _await_new_token(self, why: str) -> None:
+        """The token was rejected: say so once, loudly, and ask nothing more of Discord until
+        :meth:`set_token` brings another one (or the gateway is stopped)."""
+        self._new_token.clear()
+        self.fatal = why
+        self.health.set_state(ConnectionState.FAILED, why)
+        log.error(
+            "discord gateway stopped: %s",
+            why,
+            extra={"ctx": {"action": "set discord.bot_token and reload the configuration"}},
+        )
+        stop = asyncio.create_task(self._stop.wait())
+        token = asyncio.create_task(self._new_token.wait())
+        try:
+            await asyncio.wait((stop, token), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait([stop, token])
+        if self._new_token.is_set():
+            self.fatal = None
+            self._backoff.reset()
+            self.health.set_state(ConnectionState.CONNECTING, "new bot token: connecting")
+            log.info("discord gateway: new bot token, connecting")
 
     def _give_up(self, code: int | None) -> None:
         """A close code no retry can fix: say so once, loudly, and stay stopped."""

@@ -185,6 +185,11 @@ class GatewaySession:
         """A session exists to resume."""
         return self.session_id is not None and self.seq is not None
 
+    def change_token(self, token: str) -> None:
+        """Identify with ``token`` from now on (a new token is a new bot: no session to resume)."""
+        self._token = token
+        self.forget()
+
     def forget(self) -> None:
         """Drop the session: the next connection identifies afresh."""
         self.session_id = None

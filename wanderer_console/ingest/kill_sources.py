@@ -34,7 +34,7 @@ from wanderer_console.ingest.fallback import BackfillPolicy, FallbackPoller
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.killstream import KillstreamSource, valid_ids
-from wanderer_console.ingest.r2z2 import R2z2Source, R2z2Timing
+from wanderer_console.ingest.r2z2 import Checkpoints, R2z2Source, R2z2Timing
 from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
@@ -215,7 +215,7 @@ class KillSources:
         spawn: Spawn,
         resume_from: float | None,
         mark_seen: Callable[[float], None],
-        settled: Callable[[], bool] | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self._settings = settings
         self._index = index
@@ -227,8 +227,9 @@ class KillSources:
         self.resume_from = resume_from
         """The previous run's killstream watermark (the first gap backfill starts there)."""
         self._mark_seen = mark_seen
-        self._settled = settled
-        """True when everything the sources handed on is written (R2Z2 saves its cursor then)."""
+        self._checkpoints = checkpoints
+        """The queue's checkpoints: R2Z2 saves a sequence once everything queued up to it is
+        written."""
         self.started = False
         """Set by the runtime once its tasks run: sockets open only from then on."""
         self.recent = RecentIds()
@@ -445,6 +446,6 @@ class KillSources:
             user_agent=r2.user_agent,
             max_age_hours=r2.max_age_hours,
             timing=self.r2z2_timing,
-            settled=self._settled,
+            checkpoints=self._checkpoints,
         )
         self._spawn("r2z2", self.r2z2.run)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _AUTH_FAILURES = {401, 402, 403, 404}
+RETRY_AFTER_CAP = 600.0
+"""The longest ``Retry-After`` honoured (seconds): a server asking for more is asked again
+after this, so a wrong or hostile header cannot park a map's stream for hours."""
 SHARED_RNG = random.Random()
 """The jitter of every map's reconnects (and first loads): one generator, not one per map."""
 
@@ -140,7 +143,8 @@ class MapSseSource:
                 rate_key=self._settings.slug,
             ) as stream:
                 if stream.status != 200:
-                    return await self._refused(stream.status, await stream.error_body())
+                    body = await stream.error_body()
+                    return self._refused(stream.status, body, stream.retry_after)
                 events = stream.events(
                     max_line_bytes=self._settings.sse_max_line_bytes,
                     max_event_bytes=self._settings.sse_max_event_bytes,
@@ -211,14 +215,26 @@ class MapSseSource:
         self._resync_pending = False
         self.resyncs += 1
 
-    async def _refused(self, status: int, body: str) -> float:
+    def _refused(self, status: int, body: str, retry_after: float | None = None) -> float:
+        """The wait after a refusal: slow for credentials and missing maps, at least the
+        server's ``Retry-After`` (up to :data:`RETRY_AFTER_CAP`) when it asked for a pause,
+        else the stream's backoff."""
         message = f"HTTP {status}: {_error_message(body)}"
-        state = ConnectionState.FAILED if status in _AUTH_FAILURES else ConnectionState.RECONNECTING
+        if status in _AUTH_FAILURES:
+            # Credentials and missing maps do not fix themselves quickly: retry slowly.
+            state, delay = ConnectionState.FAILED, self._refused_delay
+        else:
+            state, delay = ConnectionState.RECONNECTING, self._backoff.next_delay()
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
+                message += f"; server asked to wait {round(delay)} s (Retry-After)"
         self.health.set_state(state, message)
         self._metrics.errors.labels(component=f"{self.source}:http_{status}").inc()
-        log.error("map stream refused", extra={"ctx": {"tenant": self.tenant, "error": message}})
-        # Credentials and missing maps do not fix themselves quickly: retry slowly.
-        return self._refused_delay if status in _AUTH_FAILURES else self._backoff.next_delay()
+        log.error(
+            "map stream refused",
+            extra={"ctx": {"tenant": self.tenant, "error": message, "wait": round(delay, 1)}},
+        )
+        return delay
 
     def _oversize(self, report: SseOversize) -> None:
         """An event too big to hold was skipped unread: count it, tell, and read on.

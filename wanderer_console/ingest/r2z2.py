@@ -12,8 +12,9 @@ Etiquette (§8.2), followed exactly:
 - a re-fetch (``sequence_updated``) that still fails after three tries is given up (logged,
   counted): it is an update of a kill already read and never holds the live feed;
 - the cursor is saved after each sequence, but never past a kill the pipeline has not written
-  yet (``settled``: nothing handed on is unwritten; a crash then re-reads, the engine
-  de-duplicates). On start it is resumed when younger than 23 h, else
+  yet: each sequence is saved once every item queued up to it is done (``checkpoints``, the
+  queue's marks), so a pipeline that is never idle still moves it; a crash re-reads only what
+  was not written, the engine de-duplicates. On start it is resumed when younger than 23 h, else
   ``sequence.json`` is the start (and the gap logged). 404s for more than 5 min while
   ``sequence.json`` is more than 100 ahead mean the cursor fell off the feed: resync, log the gap.
 
@@ -45,7 +46,14 @@ from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["CURSOR_STREAM", "CursorStore", "R2z2Source", "R2z2Timing", "package_to_wire"]
+__all__ = [
+    "CURSOR_STREAM",
+    "Checkpoints",
+    "CursorStore",
+    "R2z2Source",
+    "R2z2Timing",
+    "package_to_wire",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,9 @@ _NON_JSON_TRIES: Final = 3
 _REFETCH_MAX: Final = 100
 _REFETCH_TRIES: Final = 3
 """An optional re-fetch still failing after this many tries is given up: the live feed goes on."""
+_MARKS_MAX: Final = 10_000
+"""Sequences waiting for their queue checkpoint; past this the oldest are forgotten (the cursor
+then moves a little later, never too far)."""
 
 
 class CursorStore(Protocol):
@@ -64,6 +75,18 @@ class CursorStore(Protocol):
     def get_cursor(self, stream: str) -> str | None: ...
 
     def set_cursor(self, stream: str, value: str) -> None: ...
+
+
+class Checkpoints(Protocol):
+    """The part of the pipeline's queue the poller uses to know what is written."""
+
+    def mark(self) -> int:
+        """A point after every item queued so far."""
+        ...
+
+    def passed(self, mark: int) -> bool:
+        """Every item queued before ``mark`` is done (written)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +189,7 @@ class R2z2Source:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        settled: Callable[[], bool] | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         if not user_agent.strip():
             raise ValueError("R2Z2 needs a User-Agent with a contact")
@@ -194,8 +217,10 @@ class R2z2Source:
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
-        self._settled = settled
-        self._unsaved: int | None = None
+        self._checkpoints = checkpoints
+        self._marks: deque[tuple[int, int]] = deque(maxlen=_MARKS_MAX)
+        """``(sequence, queue mark)`` of the sequences done here and not yet saved, oldest
+        first: a sequence is saved once its mark has passed."""
         self._next_at = 0.0
         self._errors = 0
         self._non_json = 0
@@ -425,15 +450,29 @@ class R2z2Source:
 
     def _advance(self, seq: int) -> None:
         """``seq`` is done here: save it as the cursor once the pipeline has written every kill
-        handed to it (a crash before that must not resume past a kill that is not stored)."""
-        self._unsaved = seq
+        queued up to it (a crash before that must not resume past a kill that is not stored).
+
+        Waiting for the queue's checkpoint, not for an idle queue: under steady load the queue
+        is never empty, and a cursor saved only then would not move for hours."""
+        if self._checkpoints is None:
+            self._store.set_cursor(CURSOR_STREAM, _cursor_value(seq, self._wall()))
+            return
+        mark = self._checkpoints.mark()
+        if self._marks and self._marks[-1][1] == mark:
+            self._marks[-1] = (seq, mark)  # nothing queued since the last one: same point
+        else:
+            self._marks.append((seq, mark))
         self._save_settled()
 
     def _save_settled(self) -> None:
-        if self._unsaved is None or (self._settled is not None and not self._settled()):
+        """Save the newest sequence whose queue checkpoint has passed."""
+        if self._checkpoints is None:
             return
-        self._store.set_cursor(CURSOR_STREAM, _cursor_value(self._unsaved, self._wall()))
-        self._unsaved = None
+        done: int | None = None
+        while self._marks and self._checkpoints.passed(self._marks[0][1]):
+            done = self._marks.popleft()[0]
+        if done is not None:
+            self._store.set_cursor(CURSOR_STREAM, _cursor_value(done, self._wall()))
 
     # -- packages --------------------------------------------------------------------------
 

@@ -67,6 +67,10 @@ KILL_TENANT = SHARED_TENANT
 """Killmails are shared by every map: they are stored once under this tenant id (``*``)."""
 
 _UNTRACED: Final = contextlib.nullcontext()
+FUTURE_ID_TOLERANCE: Final = 300.0
+"""Seconds a map event id's time may be ahead of this clock and still become the stream's
+resume cursor (the cursor keeps the greatest id: one from a server clock running ahead would
+hold it, and a resume would skip every real id made after the clock was put right)."""
 
 
 def _event_span(item: Item, trace: str) -> contextlib.AbstractContextManager[Any]:
@@ -539,8 +543,22 @@ class Engine:
         key = (item.tenant, envelope.id)
         cursor = None
         if item.source.startswith("sse:"):
-            if is_ulid(envelope.id):
+            ahead = (ulid_seconds(envelope.id) or 0.0) - self._clock()
+            if is_ulid(envelope.id) and ahead <= FUTURE_ID_TOLERANCE:
                 cursor = (f"sse:{item.tenant}", envelope.id)
+            elif is_ulid(envelope.id):
+                self._metrics.errors.labels(component=f"sse:{item.tenant}:future_id").inc()
+                log.warning(
+                    "map event id is from the future (the map server's clock runs ahead);"
+                    " not used as the stream's resume cursor",
+                    extra={
+                        "ctx": {
+                            "tenant": item.tenant,
+                            "event_id": envelope.id,
+                            "ahead_seconds": round(ahead),
+                        }
+                    },
+                )
             else:
                 # The cursor keeps the greatest value: a malformed id (a lower-case one sorts
                 # after every ULID) would hold it for good, and no reconnect would resume.

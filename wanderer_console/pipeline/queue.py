@@ -9,7 +9,8 @@ waits instead of dropping, so a source stops reading its socket (TCP pushes back
 until the pipeline catches up.
 
 It has the interface of :class:`asyncio.Queue` the rest of the console uses (``put``,
-``put_nowait``, ``get``, ``task_done``, ``qsize``, ``empty``, ``full``, ``maxsize``) and reports:
+``put_nowait``, ``get``, ``task_done``, ``qsize``, ``empty``, ``full``, ``maxsize``), checkpoints
+(``mark``, ``passed``: everything put before a point is done, idle or not) and reports:
 
 - ``wc_queue_depth{lane}``: items waiting, per lane (gauge);
 - ``wc_queue_wait_seconds``: time from ``put`` to ``get`` (histogram);
@@ -137,7 +138,12 @@ class BoundedPriorityQueue(Generic[T]):
         self._lane_of = lane
         self._source_of = source
         self._ordered = ordered
-        self._lanes: list[deque[tuple[float, T, str | None]]] = [deque() for _ in range(lanes)]
+        # Each entry: when it was put, the item, its ordered source (else None), its ticket.
+        self._lanes: list[deque[tuple[float, T, str | None, int]]] = [deque() for _ in range(lanes)]
+        self._puts = 0
+        """Items ever put: the next item's ticket (see :meth:`mark`)."""
+        self._taken: deque[int] = deque()
+        """Tickets of the items taken and not yet marked done, in the order they were taken."""
         self._pending: dict[str, list[int]] = {}
         self._lane_names = lane_names
         self._size = 0
@@ -199,7 +205,8 @@ class BoundedPriorityQueue(Generic[T]):
             # Never ahead of this source's earlier items: at most as urgent as the least urgent.
             index = max([index, *(i for i, n in enumerate(counts) if n)])
             counts[index] += 1
-        lanes[index].append((self._clock(), item, key))
+        lanes[index].append((self._clock(), item, key, self._puts))
+        self._puts += 1
         self._size += 1
         self._unfinished += 1
         if self._size > self.high_water:
@@ -254,9 +261,10 @@ class BoundedPriorityQueue(Generic[T]):
         """Take the oldest item of the most urgent lane; raise :class:`asyncio.QueueEmpty`."""
         for index, lane in enumerate(self._lanes):
             if lane:
-                enqueued, item, key = lane.popleft()
+                enqueued, item, key, ticket = lane.popleft()
                 if key is not None:
                     self._pending[key][index] -= 1
+                self._taken.append(ticket)
                 self._size -= 1
                 self._metrics.wait.observe(max(0.0, self._clock() - enqueued))
                 self._wake(self._putters)
@@ -270,14 +278,16 @@ class BoundedPriorityQueue(Generic[T]):
         now = self._clock()
         observe = self._metrics.wait.observe
         pending = self._pending
+        tickets = self._taken
         for index, lane in enumerate(self._lanes):
             count = min(len(lane), limit - len(taken))
             if count <= 0:
                 continue
             for _ in range(count):
-                enqueued, item, key = lane.popleft()
+                enqueued, item, key, ticket = lane.popleft()
                 if key is not None:
                     pending[key][index] -= 1
+                tickets.append(ticket)
                 observe(now - enqueued if now > enqueued else 0.0)
                 taken.append(item)
             self._size -= count
@@ -305,10 +315,14 @@ class BoundedPriorityQueue(Generic[T]):
         return self.get_nowait()
 
     def task_done(self, count: int = 1) -> None:
-        """Mark ``count`` taken items (one by default) as processed (for :meth:`join`)."""
+        """Mark ``count`` taken items (one by default) as processed (for :meth:`join`): the
+        ``count`` taken first, as the one consumer (the pipeline worker) finishes what it
+        takes in the order it took it."""
         if count > self._unfinished:
             raise ValueError("task_done() called too many times")
         self._unfinished -= count
+        for _ in range(min(count, len(self._taken))):
+            self._taken.popleft()
         if self._unfinished == 0 and self._all_done is not None:
             self._all_done.set()
 
@@ -316,6 +330,21 @@ class BoundedPriorityQueue(Generic[T]):
         """True when every item put has been taken and marked done (what :meth:`join` waits
         for): nothing handed to the pipeline is still unwritten."""
         return self._unfinished == 0
+
+    def mark(self) -> int:
+        """A checkpoint after every item put so far: :meth:`passed` says when all of them are
+        done. A source saves a resume cursor at such a point without waiting for the queue to
+        be idle, which a busy pipeline may never be."""
+        return self._puts
+
+    def passed(self, mark: int) -> bool:
+        """True when every item put before ``mark`` (from :meth:`mark`) has been taken and
+        marked done; items put since do not matter."""
+        # Within a lane tickets grow, so each lane's oldest is its head; few are taken at once.
+        oldest = min((lane[0][3] for lane in self._lanes if lane), default=self._puts)
+        if self._taken:
+            oldest = min(oldest, min(self._taken))
+        return oldest >= mark
 
     async def join(self) -> None:
         """Wait until every item put has been taken and marked done."""

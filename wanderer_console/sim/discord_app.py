@@ -40,6 +40,9 @@ class FakeDiscordApp:
         self.answer_window = 3.0
         self.late_answers = 0
         self.gateway_lookups = 0
+        self.gateway_refusals = 0
+        """``GET /gateway/bot`` answered 401 (a wrong bot token): Discord counts each of these
+        toward its invalid-request ban."""
 
     def routes(self) -> list[BaseRoute]:
         """The Starlette routes (mounted by :class:`FakeDiscord`)."""
@@ -68,6 +71,7 @@ class FakeDiscordApp:
 
     async def _gateway(self, request: Request) -> Response:
         if not self._authorized(request):
+            self.gateway_refusals += 1
             return JSONResponse({"message": "401: Unauthorized", "code": 0}, status_code=401)
         if self.gateway_url is None:
             return JSONResponse({"message": "no gateway", "code": 0}, status_code=503)

@@ -409,9 +409,11 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         MAP,
-        "`map stream refused`, other status (5xx)",
-        "the server is failing",
-        "nothing; retried with backoff (state `reconnecting`)",
+        "`map stream refused`, other status (5xx, 429)",
+        "the server is failing or overloaded",
+        "nothing; retried with backoff (state `reconnecting`); a `Retry-After` on the answer"
+        " (seconds or a date) is waited for at least, up to 10 minutes, and the status says"
+        " `server asked to wait N s (Retry-After)`",
     ),
     Advice(
         MAP,
@@ -477,6 +479,17 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "that event is lost (counted in `wc_stream_oversize_total`). If the server"
         " legitimately sends events that big, raise the limit; otherwise report it to the"
         " map's operators",
+    ),
+    Advice(
+        MAP,
+        "`map event id is from the future (the map server's clock runs ahead); not used as the"
+        " stream's resume cursor` (`event_id`, `ahead_seconds`)",
+        "the map server's clock was more than 5 minutes ahead when it made this event's id. The"
+        " event is handled as usual; only the resume cursor stays at the last id with a sane"
+        " time, since a future id would make every later (real) id look old and a resume skip"
+        ' them. Counted in `wc_errors_total{component="sse:<map>:future_id"}`',
+        "nothing is lost (a resume may repeat that event, recognised as a duplicate); tell the"
+        " map's operators to fix the server's clock (NTP)",
     ),
     Advice(
         MAP,

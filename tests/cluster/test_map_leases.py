@@ -23,6 +23,7 @@ from tests.support import wait_for
 from wanderer_console.cluster import MapLeases, resource_of
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import OPS_TENANT
 from wanderer_console.console_api import EngineSnapshot
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
@@ -116,8 +117,9 @@ async def test_instances_share_the_maps_fairly_and_hand_the_surplus_over(store: 
     assert a_hooks.retired == []  # a surplus map's pending rows are the next holder's to send
     assert b_hooks.grants[handed].previous is not None  # a's: its kills are backfilled since
     assert b_hooks.grants[handed].lease.token == 2
-    # Each sends only its own maps, under its own token.
-    assert a.tenants() | b.tenants() == set(MAPS)
+    # Each sends only its own maps, under its own token (and one of them the operations
+    # messages: see the next test).
+    assert (a.tenants() | b.tenants()) - {OPS_TENANT} == set(MAPS)
     assert a.tenants().isdisjoint(b.tenants())
     assert b.fence(handed) == LeaseFence(resource_of(handed), "b", 2)
     assert a.fence(handed) is None
@@ -179,6 +181,34 @@ async def test_a_graceful_leave_frees_every_map_at_once(store: Store) -> None:
     assert a.owned() == []
     await b.tick()  # the registry says b is alone: every map is its share
     assert b.owned() == sorted(MAPS)
+
+
+async def test_the_operations_messages_go_with_the_first_maps_lease(store: Store) -> None:
+    """The alerts' messages (tenant ``_ops``, written by every instance) belong to no map:
+    exactly one instance sends them, under the lease of the first map, and recovers what the
+    previous carrier left in flight; when it leaves, the next holder of that map carries them."""
+    settings, clock = _settings(), Clock()
+    a, a_hooks = _leases(store, "a", settings, clock)
+    b, b_hooks = _leases(store, "b", settings, clock)
+    for leases in (a, b, a, b):
+        await leases.tick()
+    lead = min(MAPS)
+    carrier, carrier_hooks, other = (a, a_hooks, b) if lead in a.owned() else (b, b_hooks, a)
+    assert OPS_TENANT in carrier.tenants()
+    assert OPS_TENANT not in other.tenants()
+    assert carrier.fence(OPS_TENANT) == carrier.fence(lead) is not None
+    assert other.fence(OPS_TENANT) is None
+    assert carrier.carried(lead) == [lead, OPS_TENANT]
+    assert all(carrier.carried(m) == [m] for m in carrier.owned() if m != lead)
+    assert carrier_hooks.kept_fences[OPS_TENANT] == carrier.fence(lead)
+
+    carrier.leave()
+    assert OPS_TENANT not in carrier.tenants()
+    await other.tick()  # alone now: every map, the first one's lease and the messages with it
+    assert OPS_TENANT in other.tenants()
+    assert other.fence(OPS_TENANT) == other.fence(lead) is not None
+    kept = (a_hooks if other is a else b_hooks).kept_fences
+    assert kept[OPS_TENANT] == other.fence(lead)
 
 
 class Current:
@@ -387,6 +417,9 @@ class Gate:
 
     def holds(self, fence: LeaseFence) -> bool:
         return self.held and fence in self.fences.values()
+
+    def carried(self, tenant: str) -> list[str]:
+        return [tenant]
 
 
 @dataclass

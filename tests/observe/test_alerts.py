@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.store.pgtest import fresh_schema
 from tests.support import connected, wait_for
 from wanderer_console.config.alerts import RULES
 from wanderer_console.config.loader import load_settings
@@ -30,10 +31,13 @@ OPS = "ops"
 """The simulator's webhook the operations messages go to."""
 
 
-def config_text(sim: Simulator, data: Path, rules: dict[str, dict[str, Any]]) -> str:
+def config_text(
+    sim: Simulator, data: Path, rules: dict[str, dict[str, Any]], store_url: str | None = None
+) -> str:
     """The demo config with an ``[alerts]`` section: fast evaluation, the operations webhook,
-    every rule off except those in ``rules``."""
-    lines = [
+    every rule off except those in ``rules`` (on ``store_url``'s database when given)."""
+    lines = [f'\n[store]\nurl = "{store_url}"'] if store_url else []
+    lines += [
         "",
         "[alerts]",
         "interval_seconds = 0.05",
@@ -51,11 +55,15 @@ def config_text(sim: Simulator, data: Path, rules: dict[str, dict[str, Any]]) ->
 
 
 async def engine(
-    sim: Simulator, tmp_path: Path, rules: dict[str, dict[str, Any]], **kwargs: Any
+    sim: Simulator,
+    tmp_path: Path,
+    rules: dict[str, dict[str, Any]],
+    store_url: str | None = None,
+    **kwargs: Any,
 ) -> Runtime:
     data = tmp_path / "data"
     path = tmp_path / "config.toml"
-    path.write_text(config_text(sim, data, rules), encoding="utf-8")
+    path.write_text(config_text(sim, data, rules, store_url), encoding="utf-8")
     path.chmod(0o600)
     runtime = Runtime(load_settings(path).settings, data_dir=data, config_path=path, **kwargs)
     await runtime.start()
@@ -126,6 +134,35 @@ async def test_a_disconnected_source(
     alert = await fires_and_resolves(runtime, sim, "source_disconnected", cut, mend)
     assert alert["subject"].startswith("killstream")
     assert alert["value"] > 0.3
+
+
+@pytest.mark.postgresql
+async def test_an_engine_on_postgresql_posts_its_alerts(sim: Simulator, tmp_path: Path) -> None:
+    """On PostgreSQL the engine sends only the notifications of the maps whose lease it holds
+    (several engines may share the database); the operations messages belong to no map, and
+    were never sent, by one engine or several. Whoever holds the first map's lease sends them."""
+    with fresh_schema() as url:
+        runtime = await engine(
+            sim, tmp_path, {"source_disconnected": {"threshold": 0.3}}, store_url=url.secret()
+        )
+        try:
+            await connected(runtime)
+
+            async def cut() -> None:
+                sim.killstream.refuse_connections = True
+                await sim.killstream.drop_connections()
+
+            async def mend() -> None:
+                sim.killstream.refuse_connections = False
+
+            await fires_and_resolves(runtime, sim, "source_disconnected", cut, mend)
+            await wait_for(
+                lambda: runtime.store.outbox_counts().get("pending", 0) == 0,
+                10.0,
+                "nothing left pending",
+            )
+        finally:
+            await runtime.stop()
 
 
 @pytest.mark.parametrize("sim_options", [{"seed": 5, "gateway": True}])

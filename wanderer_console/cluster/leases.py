@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import OPS_TENANT
 from wanderer_console.store.base import (
     ClusterState,
     InstanceInfo,
@@ -205,16 +206,37 @@ class MapLeases:
         return sorted(self._held)
 
     def tenants(self) -> set[str]:
-        """Maps whose notifications this instance sends now."""
+        """Maps whose notifications this instance sends now (and the operations messages,
+        while it holds the first map's lease: see :meth:`carried`)."""
         now = self._clock()
-        return {
+        held = {
             tenant
             for tenant, held in self._held.items()
             if held.deadline > now and tenant not in self.leaving
         }
+        lead = self._ops_carrier()
+        if lead is not None and lead in held:
+            held.add(OPS_TENANT)
+        return held
+
+    def _ops_carrier(self) -> str | None:
+        """The map whose lease carries the operations messages (tenant ``_ops``: the alerts'
+        firing and resolved messages, written by every instance): the first map to share out.
+        They belong to no map, so no lease of their own; one instance sends them, under this
+        map's lease (claims fenced by it, orphans recovered by its next holder)."""
+        maps = self.maps()
+        return maps[0] if maps else None
+
+    def carried(self, tenant: str) -> list[str]:
+        """The tenants whose rows are sent under ``tenant``'s lease: the map, and the
+        operations messages when it is their carrier (a hand-over waits for both)."""
+        return [tenant, OPS_TENANT] if tenant == self._ops_carrier() else [tenant]
 
     def fence(self, tenant: str) -> LeaseFence | None:
         """The lease to claim ``tenant``'s rows under, or ``None``: do not send for it now."""
+        if tenant == OPS_TENANT:
+            lead = self._ops_carrier()
+            return None if lead is None else self.fence(lead)
         held = self._held.get(tenant)
         if held is None or tenant in self.leaving or held.deadline <= self._clock():
             return None
@@ -297,7 +319,11 @@ class MapLeases:
             with contextlib.suppress(Exception):  # the views show the leases as they are now
                 self.state, self._state_at = self._store.cluster_state(), self._clock()
         if self._hooks is not None:
-            self._hooks.kept({tenant: held.fence for tenant, held in self._held.items()})
+            fences = {tenant: held.fence for tenant, held in self._held.items()}
+            lead = self._ops_carrier()
+            if lead in fences:
+                fences[OPS_TENANT] = fences[lead]
+            self._hooks.kept(fences)
         return self._next_delay(state, started)
 
     async def _balance(self, state: ClusterState, ttl: float) -> bool:

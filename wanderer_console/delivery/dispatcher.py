@@ -130,6 +130,10 @@ class SendGate(Protocol):
     def holds(self, fence: LeaseFence) -> bool:
         """True while ``fence`` is still this instance's (certainly unexpired) lease."""
 
+    def carried(self, tenant: str) -> list[str]:
+        """The tenants whose rows are sent under ``tenant``'s lease (itself, and the
+        operations messages when it carries them)."""
+
 
 class Dispatcher:
     """Works the outbox until stopped.
@@ -450,9 +454,11 @@ class Dispatcher:
         return found
 
     async def quiesce(self, tenant: str, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for ``tenant``'s sends in flight to finish; the
-        gate has stopped new ones (its lease is being released or was lost)."""
-        tasks = [task for (owner, _target), task in self._busy.items() if owner == tenant]
+        """Wait (at most ``timeout`` seconds) for the sends in flight under ``tenant``'s lease
+        to finish (the map's, and the operations messages when it carries them); the gate has
+        stopped new ones (its lease is being released or was lost)."""
+        owners = {tenant} if self._gate is None else set(self._gate.carried(tenant))
+        tasks = [task for (owner, _target), task in self._busy.items() if owner in owners]
         if tasks:
             # A worker waiting for its channel's budget or a pause has nothing in flight: woken,
             # it sees its map gone and ends (its rows wait for the map's next owner).

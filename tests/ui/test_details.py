@@ -315,6 +315,24 @@ async def test_a_click_on_a_delivery_badge_explains_it(make_app: AppFactory, bad
             assert "delivery resumes at `resume_at`" in text
 
 
+async def test_enter_on_a_badge_explains_it_without_a_mouse(make_app: AppFactory) -> None:
+    """Over SSH with no mouse: Tab (here shift+Tab, from the connections table up) reaches the
+    badges and Enter opens their detail view, as for a row."""
+    from tests.ui.conftest import delivery_fault_snapshot
+
+    app = make_app(delivery_fault_snapshot())
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("shift+tab", "enter")
+        await pilot.pause()
+        assert "Until: 22:14:02 UTC" in _shown(app)  # the Discord pause
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("shift+tab", "enter")
+        await pilot.pause()
+        assert "database or disk is full" in _shown(app)  # the store fault
+
+
 def test_dismissed_problems_hide_only_themselves() -> None:
     from wanderer_console.ui.faults import config_text
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from textual.app import App
 from textual.command import CommandList, CommandPalette
@@ -15,6 +17,7 @@ from tests.ui.fakes import (
     first_frame,
     next_frame,
     record_toasts,
+    screen_lines,
     settle,
 )
 from wanderer_console.console_api import (
@@ -26,6 +29,7 @@ from wanderer_console.console_api import (
 from wanderer_console.ui.app import binding_ids
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.config import ConfigScreen
+from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
 SIZE = (120, 40)
@@ -135,6 +139,26 @@ async def test_keymap_remaps_a_binding(make_app: AppFactory) -> None:
         await pilot.press("ctrl+o")
         await pilot.pause()
         assert isinstance(app.screen, ConfigScreen)
+
+
+@pytest.mark.slow
+async def test_help_shows_the_keys_the_keymap_set(make_app: AppFactory) -> None:
+    """With ``[keymap]`` moving the toggles to f2, help must say f2: an operator who presses the
+    ``t`` help showed gets nothing."""
+    engine = SeededBackend(HEALTHY)
+    keymap = {"app.toggles": "f2", "app.config": "ctrl+o,f3"}
+    engine.settings = engine.settings.model_copy(update={"keymap": keymap})
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        found = (re.search(r"│ +([^│\s]+) +[^│]*?(app\.\w+)", line) for line in screen_lines(app))
+        rows = {match[2]: match[1] for match in found if match}
+    assert rows["app.toggles"] == "f2", rows
+    assert rows["app.config"] == "^o,f3", rows
+    assert rows["app.quit"] == "q", rows
 
 
 @pytest.mark.slow

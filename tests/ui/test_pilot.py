@@ -6,6 +6,7 @@ from the operations the backend recorded, what it shows from the screens.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -20,13 +21,14 @@ from tests.ui.fakes import (
     first_frame,
     next_frame,
     record_toasts,
+    screen_lines,
     settle,
 )
 from wanderer_console.console_api import BackendError, EngineIdentity, LinkState
 from wanderer_console.ui.app import WandererApp, binding_ids, build_app, default_actor
 from wanderer_console.ui.commands import console_commands
 from wanderer_console.ui.screens.dashboard import DashboardScreen
-from wanderer_console.ui.screens.events import EventsScreen, EventsTable
+from wanderer_console.ui.screens.events import EventDetailScreen, EventsScreen, EventsTable
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
 from wanderer_console.ui.widgets.activity import ActivityPanel
@@ -355,3 +357,43 @@ async def test_build_app_defaults_to_the_engines_theme() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(pilot)
         assert app.theme == "wanderer-light"
+
+
+async def test_events_with_square_brackets_in_their_names_are_shown_as_sent(
+    make_app: AppFactory,
+) -> None:
+    """A system's name comes from the map server (a pilot may rename a system ``[home] base``, or
+    ``[/]``): the events browser shows it as it is, never reads it as markup (``[/]`` raised a
+    MarkupError that took the whole console down)."""
+    engine = SeededBackend(HEALTHY)
+    page = engine.event_page
+    odd = [
+        row.model_copy(update={"system": name, "type": kind})
+        for row, name, kind in zip(
+            page.events[:3],
+            ("[/]", "[home] base", "[bold]J1[/bold]"),
+            ("[/x]", "add_system", "[b]"),
+            strict=True,
+        )
+    ]
+    engine.event_page = page.model_copy(update={"events": (*odd, *page.events[3:])})
+    first = engine.event_details[odd[0].id]
+    engine.event_details[odd[0].id] = first.model_copy(update={"event": odd[0]})
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.pause()
+        assert app.is_running
+        shown = "\n".join(screen_lines(app))
+        for name in ("[/]", "[home] base", "[bold]J1[/bold]", "[/x]"):
+            assert name in shown, shown
+        await pilot.press("enter")  # the first event in full
+        await settle(pilot)
+        await pilot.pause()
+        assert app.is_running
+        assert isinstance(app.screen, EventDetailScreen)
+        detail = "\n".join(screen_lines(app))
+    assert "[/x] kill:128000001" in detail, detail  # the title
+    assert re.search(r"System +\[/\]", detail), detail

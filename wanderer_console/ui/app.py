@@ -544,7 +544,8 @@ class WandererApp(App[int]):
                     ("Trends screen", TrendsScreen.BINDINGS),
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
-                ]
+                ],
+                keymap=self._applied_keymap,
             )
         )
 

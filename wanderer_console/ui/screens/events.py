@@ -24,6 +24,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Header, Input, Static
 
@@ -85,12 +86,14 @@ class EventsTable(FittedTable):
             targets = sorted({n.target_label or n.target for n in event.notifications})
             if targets:
                 outcome.append(f" {', '.join(targets)}", style="")
+            # Text, not str: a table reads a str as markup, and these come from the map
+            # server (a system renamed ``[/]`` would raise and take the console down).
             cells = {
                 "Time": clock_time(event.received_at),
-                "Source": event.source,
-                "Type": event.type,
-                "Map": "all" if event.map == "*" else event.map,
-                "System": event.system,
+                "Source": Text(event.source),
+                "Type": Text(event.type),
+                "Map": Text("all" if event.map == "*" else event.map),
+                "System": Text(event.system),
                 "Outcome": outcome,
             }
             rows.append((str(event.id), cells))
@@ -299,7 +302,7 @@ class EventDetailScreen(ModalScreen[None]):
         """Draw it."""
         body = self.query_one("#detail-body", VerticalScroll)
         event = self.detail.event
-        body.border_title = f"{event.type} {event.event_id}"
+        body.border_title = Content(f"{event.type} {event.event_id}")  # as sent, not markup
         body.border_subtitle = "Escape"
         self.query_one("#detail-text", Static).update(self.render_detail())
 
@@ -315,7 +318,7 @@ class EventDetailScreen(ModalScreen[None]):
         facts.add_column(style="bold", no_wrap=True)
         facts.add_column(overflow="fold")
         for label, value in _facts(event):
-            facts.add_row(label, value)
+            facts.add_row(label, Text(value))  # as sent: a table reads a str as markup
         parts.append(facts)
         if event.notifications:
             parts.append(self._heading("Notifications"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
@@ -22,10 +22,25 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", id="help.close")]
 
-    def __init__(self, groups: Sequence[tuple[str, Iterable[BindingType]]]) -> None:
+    def __init__(
+        self,
+        groups: Sequence[tuple[str, Iterable[BindingType]]],
+        keymap: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.groups = groups
         """``(title, bindings)`` pairs to list."""
+        self.keymap = dict(keymap or {})
+        """The ``[keymap]`` in force (binding id → keys): the keys it moves are listed as moved."""
+
+    def keys_of(self, binding: Binding) -> str:
+        """The key(s) that run ``binding`` now, as the key bar shows them: the ``[keymap]``
+        entry for its id when there is one (the default key then does nothing)."""
+        moved = self.keymap.get(binding.id or "", "")
+        keys = [key.strip() for key in moved.split(",") if key.strip()]
+        if not keys:
+            return self.app.get_key_display(binding)
+        return ",".join(self.app.get_key_display(binding.with_key(key)) for key in keys)
 
     def compose(self) -> ComposeResult:
         """Per group, its title and a table of key, action and id (the id a ``[keymap]`` entry
@@ -39,7 +54,7 @@ class HelpScreen(ModalScreen[None]):
             for binding in bindings:
                 if not isinstance(binding, Binding):
                     continue
-                table.add_row(self.app.get_key_display(binding), binding.description, binding.id)
+                table.add_row(self.keys_of(binding), binding.description, binding.id)
             if title == "Anywhere else":
                 table.add_row("ctrl+p", "Command palette (toggles, pause/resume, themes)", "")
             parts += [Text(title, style="bold underline"), table, Text("")]

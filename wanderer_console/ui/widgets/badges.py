@@ -8,8 +8,11 @@ being delivered, or that the figures on screen are stale.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
@@ -36,7 +39,14 @@ class BadgeClicked(Message):
 
 
 class _Badge(Static):
-    """One strip; a new text of the same one line is drawn without a new layout."""
+    """One strip; a new text of the same one line is drawn without a new layout.
+
+    Focusable, so an operator without a mouse reaches it with Tab and opens its detail with
+    Enter, as on a row (a hidden badge is not in the focus chain).
+    """
+
+    can_focus = True
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Explain", show=False)]
 
     def __init__(self, *, id: str) -> None:
         super().__init__("", markup=False, id=id, classes="badge")
@@ -56,6 +66,10 @@ class _Badge(Static):
     def on_click(self, event: events.Click) -> None:
         """Ask for the badge's detail view."""
         event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        """Ask for the badge's detail view (Enter, or a click)."""
         if self.text is not None and self.id is not None:
             self.post_message(BadgeClicked(self.id))
 
@@ -80,6 +94,9 @@ class FaultBadges(Vertical):
     }
     FaultBadges > .badge.-shown {
         display: block;
+    }
+    FaultBadges > .badge:focus {
+        text-style: bold reverse;
     }
     FaultBadges > #link-badge {
         background: $engine-lost;

@@ -416,6 +416,42 @@ async def test_tcp_needs_the_token_and_counts_every_refusal(sim: Simulator, tmp_
         await runtime.stop()
 
 
+async def test_a_new_token_ends_the_streams_opened_with_the_old_one(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """`control token` promises "any earlier token stops working now": a console streaming frames
+    with the old token (a leaked one, say) is cut off too, not only its next request."""
+    old = new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is not None
+        backend = RemoteBackend(url=runtime.control.tcp_url, token=old)
+        follower = Follower(backend)
+        try:
+            await wait_for(
+                lambda: follower.latest and follower.latest.link.state == "live", 20, "live"
+            )
+            new_token(tmp_path)
+
+            def cut_off() -> bool:
+                frame = follower.latest
+                return (
+                    frame is not None
+                    and frame.link.state == "lost"
+                    and "refused the token" in frame.link.detail
+                )
+
+            await wait_for(cut_off, 20, "the old token's stream ended and refused")
+        finally:
+            await follower.close()
+            await backend.aclose()
+    finally:
+        await runtime.stop()
+
+
 async def test_tcp_without_a_token_is_not_served_and_says_how_to_make_one(
     sim: Simulator, tmp_path: Path
 ) -> None:

@@ -91,6 +91,8 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 10.0
 REDACTED: Final = "«redacted»"
 _MIN_SECRET = 6
 _WEBHOOK_TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
+TOKEN_SCOPE_KEY: Final = "wanderer_console.control_token"
+"""Where :class:`_TokenGuard` leaves the accepted token in the request's scope (TCP only)."""
 
 
 class ServedBackend(ConsoleBackend, Protocol):
@@ -331,7 +333,8 @@ class _TokenGuard:
             )
             await response(scope, receive, send)
             return
-        await self._app(scope, receive, send)
+        # The frame stream checks it again at every frame: a new token ends the old one's streams.
+        await self._app({**scope, TOKEN_SCOPE_KEY: presented}, receive, send)
 
 
 def build_control_app(
@@ -534,13 +537,19 @@ def build_control_app(
         if hub.closed:
             return JSONResponse({"error": "the engine is stopping"}, status_code=503)
         subscriber, first = hub.subscribe(interval)
+        presented = request.scope.get(TOKEN_SCOPE_KEY)
+
+        def revoked() -> bool:
+            """Over TCP: the token this stream was opened with is no longer the current one
+            (`control token` made a new one). The console reconnects and is told 401."""
+            return token is not None and not token.accepts(presented)
 
         async def stream() -> AsyncIterator[str]:
             try:
                 yield f"event: frame\ndata: {first}\n\n"
                 while True:
                     data = await subscriber.queue.get()
-                    if data is None:
+                    if data is None or revoked():
                         yield "event: bye\ndata: {}\n\n"
                         return
                     if subscriber.dropped:

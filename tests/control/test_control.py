@@ -292,6 +292,27 @@ async def test_another_protocol_version_is_refused_naming_both(engine: Runtime) 
     assert refused == 1.0
 
 
+async def test_a_body_over_the_limit_is_refused_without_being_read_whole(engine: Runtime) -> None:
+    """A request announcing a body far over the limit is answered 413 at once: the engine does
+    not hold it (a gigabyte here) in memory first, nor wait for it to arrive."""
+    path = engine.data_dir / SOCKET_NAME
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(
+            b"POST /v1/config HTTP/1.1\r\nhost: engine\r\ncontent-type: application/json\r\n"
+            b"content-length: 1073741824\r\n\r\n" + b"{" * 4096
+        )
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 20)
+    finally:
+        writer.close()
+    assert status.split()[1] == b"413", status
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0
+
+
 async def test_a_console_that_does_not_read_loses_frames_not_the_engine(engine: Runtime) -> None:
     hub = engine.control.hub
     subscriber, _first = hub.subscribe(0.1)

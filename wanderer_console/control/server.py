@@ -69,6 +69,7 @@ from wanderer_console.console_api import (
 from wanderer_console.control.token import TokenCheck
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http.uds import UnixAddress
+from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -373,9 +374,10 @@ def build_control_app(
         return None
 
     async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise _BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:  # refused on its declared length, or as it streams: never held whole first
+            raw = await read_body(request, MAX_BODY_BYTES)
+        except TooLarge as exc:
+            raise _BadRequest(413, str(exc)) from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError as exc:

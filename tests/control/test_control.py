@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import pwd
 import socket
 import stat
 from pathlib import Path
@@ -257,6 +259,28 @@ async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="no engine is listening"):
         await backend.connect()
     await backend.aclose()
+
+
+async def test_permission_denied_gives_a_command_that_attaches_to_that_socket(
+    tmp_path: Path,
+) -> None:
+    """The advice must work as given: ``sudo -u <the socket's owner> wanderer-console attach``
+    with this socket, not the owner's default data directory (where no engine runs, and the
+    console would then say to start one there). Injected: as root no real EACCES can be had."""
+    path = tmp_path / SOCKET_NAME
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(path))
+    leftover.close()
+    backend = RemoteBackend(socket_path=path)
+    try:
+        denied = httpx.ConnectError("denied")
+        denied.__cause__ = PermissionError(errno.EACCES, "Permission denied")
+        message = backend.explain(denied)
+    finally:
+        await backend.aclose()
+    owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    assert message.startswith(f"permission denied on {path}")
+    assert f"`sudo -u {owner} wanderer-console attach --socket {path}`" in message
 
 
 async def test_a_url_nobody_listens_on_says_connection_refused() -> None:

@@ -112,7 +112,10 @@ async def connect_backend(backend: RemoteBackend) -> None:
     except BackendError as exc:
         message = str(exc)
         path = backend.socket_path
-        if path is not None and message.startswith("nothing to attach to"):
+        # No socket, or one a crashed engine left: whether an engine holds the directory says
+        # what to do (start one, or restart the one that serves no socket).
+        unserved = ("nothing to attach to", "no engine is listening")
+        if path is not None and message.startswith(unserved):
             holder = lock_holder(path.parent)
             if holder is None:
                 message += (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from wanderer_console.attach import AttachError, backend_for, connect_backend
 from wanderer_console.cli import main
+from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.control.token import TOKEN_FILE
 from wanderer_console.store.lock import DataDirLock
 
@@ -40,6 +42,42 @@ async def test_no_engine_on_the_data_dir_says_how_to_start_one(tmp_path: Path) -
 
 
 async def test_an_engine_without_a_socket_is_named(tmp_path: Path) -> None:
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        backend = backend_for(_args(data_dir=tmp_path))
+        with pytest.raises(AttachError, match=r"serves no\s+control socket") as refused:
+            await connect_backend(backend)
+        await backend.aclose()
+        assert "PID" in str(refused.value)
+    finally:
+        lock.release()
+
+
+def _stale_socket(path: Path) -> None:
+    """What a crashed (killed) engine leaves: the socket file, nobody listening on it."""
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(path))
+    leftover.close()
+
+
+async def test_a_socket_left_by_a_crashed_engine_says_how_to_start_one(tmp_path: Path) -> None:
+    _stale_socket(tmp_path / SOCKET_NAME)
+    backend = backend_for(_args(data_dir=tmp_path))
+    with pytest.raises(AttachError) as refused:
+        await connect_backend(backend)
+    await backend.aclose()
+    message = str(refused.value)
+    assert message.startswith("no engine is listening")
+    assert f"wanderer-console --no-ui --data-dir {tmp_path}" in message
+
+
+async def test_a_stale_socket_of_a_running_engine_without_one_names_the_engine(
+    tmp_path: Path,
+) -> None:
+    """An engine restarted with `[control] socket = false` holds the data directory; the socket
+    an earlier run left must not make the console say no engine runs."""
+    _stale_socket(tmp_path / SOCKET_NAME)
     lock = DataDirLock(tmp_path)
     lock.acquire()
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import pwd
 import socket
 import stat
 from pathlib import Path
@@ -259,6 +261,28 @@ async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
     await backend.aclose()
 
 
+async def test_permission_denied_gives_a_command_that_attaches_to_that_socket(
+    tmp_path: Path,
+) -> None:
+    """The advice must work as given: ``sudo -u <the socket's owner> wanderer-console attach``
+    with this socket, not the owner's default data directory (where no engine runs, and the
+    console would then say to start one there). Injected: as root no real EACCES can be had."""
+    path = tmp_path / SOCKET_NAME
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(path))
+    leftover.close()
+    backend = RemoteBackend(socket_path=path)
+    try:
+        denied = httpx.ConnectError("denied")
+        denied.__cause__ = PermissionError(errno.EACCES, "Permission denied")
+        message = backend.explain(denied)
+    finally:
+        await backend.aclose()
+    owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    assert message.startswith(f"permission denied on {path}")
+    assert f"`sudo -u {owner} wanderer-console attach --socket {path}`" in message
+
+
 async def test_a_url_nobody_listens_on_says_connection_refused() -> None:
     """Over TCP too (``attach --url``): the console's banner and the refusal say the connection
     was refused and ask whether the engine runs, not only 'All connection attempts failed'."""
@@ -288,6 +312,27 @@ async def test_another_protocol_version_is_refused_naming_both(engine: Runtime) 
     assert "speaks 99" in message
     refused = engine.metrics.registry.get_sample_value(
         "wc_control_refused_total", {"reason": "protocol"}
+    )
+    assert refused == 1.0
+
+
+async def test_a_body_over_the_limit_is_refused_without_being_read_whole(engine: Runtime) -> None:
+    """A request announcing a body far over the limit is answered 413 at once: the engine does
+    not hold it (a gigabyte here) in memory first, nor wait for it to arrive."""
+    path = engine.data_dir / SOCKET_NAME
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(
+            b"POST /v1/config HTTP/1.1\r\nhost: engine\r\ncontent-type: application/json\r\n"
+            b"content-length: 1073741824\r\n\r\n" + b"{" * 4096
+        )
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 20)
+    finally:
+        writer.close()
+    assert status.split()[1] == b"413", status
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
     )
     assert refused == 1.0
 
@@ -412,6 +457,42 @@ async def test_tcp_needs_the_token_and_counts_every_refusal(sim: Simulator, tmp_
         assert (await backend.set_paused(True, actor="t")).ok
         assert runtime.dispatcher.paused
         await backend.aclose()
+    finally:
+        await runtime.stop()
+
+
+async def test_a_new_token_ends_the_streams_opened_with_the_old_one(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """`control token` promises "any earlier token stops working now": a console streaming frames
+    with the old token (a leaked one, say) is cut off too, not only its next request."""
+    old = new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is not None
+        backend = RemoteBackend(url=runtime.control.tcp_url, token=old)
+        follower = Follower(backend)
+        try:
+            await wait_for(
+                lambda: follower.latest and follower.latest.link.state == "live", 20, "live"
+            )
+            new_token(tmp_path)
+
+            def cut_off() -> bool:
+                frame = follower.latest
+                return (
+                    frame is not None
+                    and frame.link.state == "lost"
+                    and "refused the token" in frame.link.detail
+                )
+
+            await wait_for(cut_off, 20, "the old token's stream ended and refused")
+        finally:
+            await follower.close()
+            await backend.aclose()
     finally:
         await runtime.stop()
 

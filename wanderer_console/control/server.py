@@ -69,6 +69,7 @@ from wanderer_console.console_api import (
 from wanderer_console.control.token import TokenCheck
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http.uds import UnixAddress
+from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -91,6 +92,8 @@ MIN_INTERVAL, MAX_INTERVAL = 0.1, 10.0
 REDACTED: Final = "«redacted»"
 _MIN_SECRET = 6
 _WEBHOOK_TOKEN = re.compile(r"/webhooks/\d+/([^/?#\s]+)")
+TOKEN_SCOPE_KEY: Final = "wanderer_console.control_token"
+"""Where :class:`_TokenGuard` leaves the accepted token in the request's scope (TCP only)."""
 
 
 class ServedBackend(ConsoleBackend, Protocol):
@@ -331,7 +334,8 @@ class _TokenGuard:
             )
             await response(scope, receive, send)
             return
-        await self._app(scope, receive, send)
+        # The frame stream checks it again at every frame: a new token ends the old one's streams.
+        await self._app({**scope, TOKEN_SCOPE_KEY: presented}, receive, send)
 
 
 def build_control_app(
@@ -370,9 +374,10 @@ def build_control_app(
         return None
 
     async def body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise _BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:  # refused on its declared length, or as it streams: never held whole first
+            raw = await read_body(request, MAX_BODY_BYTES)
+        except TooLarge as exc:
+            raise _BadRequest(413, str(exc)) from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError as exc:
@@ -534,13 +539,19 @@ def build_control_app(
         if hub.closed:
             return JSONResponse({"error": "the engine is stopping"}, status_code=503)
         subscriber, first = hub.subscribe(interval)
+        presented = request.scope.get(TOKEN_SCOPE_KEY)
+
+        def revoked() -> bool:
+            """Over TCP: the token this stream was opened with is no longer the current one
+            (`control token` made a new one). The console reconnects and is told 401."""
+            return token is not None and not token.accepts(presented)
 
         async def stream() -> AsyncIterator[str]:
             try:
                 yield f"event: frame\ndata: {first}\n\n"
                 while True:
                     data = await subscriber.queue.get()
-                    if data is None:
+                    if data is None or revoked():
                         yield "event: bye\ndata: {}\n\n"
                         return
                     if subscriber.dropped:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import pwd
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,6 +57,17 @@ _T = TypeVar("_T")
 _HISTORY = TypeAdapter(tuple[AuditRecord, ...])
 _DETAIL = TypeAdapter(EventDetail | None)
 _ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
+
+
+def _owner(path: Path) -> str:
+    """The user owning the socket, else its directory (a 0700 data directory hides the socket
+    from others, not itself); ``ENGINE_USER`` when neither can be looked at."""
+    for candidate in (path, path.parent):
+        try:
+            return pwd.getpwuid(candidate.stat().st_uid).pw_name
+        except (OSError, KeyError):
+            continue
+    return "ENGINE_USER"
 
 
 class RemoteBackend:
@@ -154,10 +166,13 @@ class RemoteBackend:
             if code == errno.ENOENT:
                 return f"nothing to attach to: no engine serves {self.socket_path}"
             if code in (errno.EACCES, errno.EPERM):
+                # The socket named outright: the owner's default data directory is rarely the
+                # engine's (systemd passes --data-dir), and no engine would be found there.
                 return (
                     f"permission denied on {self.socket_path}: the socket belongs to the user"
-                    " the engine runs as (mode 0600); attach as that user"
-                    " (for example `sudo -u wanderer wanderer-console attach`)"
+                    " the engine runs as (mode 0600); attach as that user:"
+                    f" `sudo -u {_owner(self.socket_path)} wanderer-console attach"
+                    f" --socket {self.socket_path}`"
                 )
             if code == errno.ECONNREFUSED:
                 return (

@@ -106,3 +106,26 @@ async def test_old_timestamp_gets_401(sim: Simulator, client: httpx.AsyncClient)
     )
     assert response.status_code == 401
     assert "300 s" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["9" * 400, "-" + "9" * 400, "1e9", "nan", ""],
+    ids=["huge", "huge-negative", "float", "nan", "empty"],
+)
+async def test_an_out_of_range_or_malformed_timestamp_gets_401_not_a_server_error(
+    sim: Simulator, runtime: Runtime, client: httpx.AsyncClient, stamp: str
+) -> None:
+    """Anyone can post here: a timestamp too large for a float must not raise (a 500 and an
+    unthrottled traceback per request) but be refused like any other bad timestamp."""
+    body = orjson.dumps(envelope(sim, 31000001, "J000001"))
+    headers = {**signed(body), "x-wanderer-timestamp": stamp}
+    response = await client.post(
+        f"/api/v1/maps/{sim.map_slug}/webhook", content=body, headers=headers
+    )
+    assert response.status_code == 401, response.text
+    assert "X-Wanderer-Timestamp" in response.json()["error"]
+    refusals = runtime.metrics.value(
+        "wc_server_refusals_total", endpoint="webhook", reason="timestamp"
+    )
+    assert refusals == 1

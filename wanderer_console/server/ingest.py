@@ -9,7 +9,8 @@ the pipeline did not confirm within the request's ``timeout`` (queueing included
 ``rejected`` with a reason that says to retry with the same ``event_id``: one that found no room
 in a full queue was not queued; a queued one is kept by the engine and may still be stored (the
 retry is then answered ``duplicate``). When no event of the request was confirmed the answer is
-``503`` with ``Retry-After``, never the ``422`` of invalid input.
+``503`` with ``Retry-After``, never the ``422`` of invalid input. So is a request whose key the
+database could not look up (a PostgreSQL restart or failover): not a ``401``, nor a bare ``500``.
 
 Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
 with its reason and logged (throttled per client, without the key or the payload); an error
@@ -33,8 +34,9 @@ from wanderer_console.ingest.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
-from wanderer_console.server.tenants import TenantRegistry
+from wanderer_console.server.tenants import TenantRegistry, TenantStoreError
 from wanderer_console.telemetry import tracing
+from wanderer_console.telemetry.logging import redact
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BODY_BYTES", "IngestEndpoint", "IngestEvent"]
 
@@ -59,6 +61,10 @@ _NOT_QUEUED: Final = (
     " write); retry with the same event_id"
 )
 _RETRY_AFTER: Final = "5"
+_STORE_DOWN: Final = {
+    "error": "the ingest key cannot be checked now: the console's database did not answer;"
+    " retry shortly (Retry-After), with the same event_id"
+}
 
 
 def _reason(exc: ValidationError) -> str:
@@ -135,7 +141,12 @@ class IngestEndpoint:
 
     async def _post_events(self, request: Request, *, traced: bool) -> Response:
         key = _bearer(request)
-        tenant = self._tenants.authenticate(key) if key else None
+        try:
+            tenant = self._tenants.authenticate(key) if key else None
+        except TenantStoreError as exc:
+            # Nothing was read or queued: a retry is safe. The database's words go to the log.
+            error = redact(str(exc))[:300]
+            return self._refuse(request, "store", 503, _STORE_DOWN, error=error)
         if tenant is None:
             reason = "bad_key" if key else "no_key"
             return self._refuse(request, reason, 401, _UNAUTHORISED)

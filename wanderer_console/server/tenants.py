@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from typing import Any, Final
 
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import connect
-from wanderer_console.store.base import StoreLocation, is_unique_violation
+from wanderer_console.store.base import DatabaseUrl, StoreLocation, is_unique_violation
 
 __all__ = [
     "KEY_PREFIX",
@@ -32,6 +33,7 @@ __all__ = [
     "TenantDisabledError",
     "TenantError",
     "TenantRegistry",
+    "TenantStoreError",
     "hash_key",
 ]
 
@@ -49,6 +51,20 @@ class TenantError(Exception):
 
 class TenantDisabledError(TenantError):
     """The request needs an enabled tenant (``rotate-key`` on a disabled one)."""
+
+
+class TenantStoreError(Exception):
+    """The database did not answer a key look-up (a PostgreSQL restart or failover, a damaged
+    file): the key is neither accepted nor refused, and the caller should retry."""
+
+
+def _database_errors(location: StoreLocation) -> tuple[type[Exception], ...]:
+    """What the registry's connection raises when the database itself fails."""
+    if isinstance(location, DatabaseUrl):
+        import psycopg  # only with a PostgreSQL store (the pool's timeout is one of these)
+
+        return (psycopg.Error,)
+    return (sqlite3.Error,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,7 @@ class TenantRegistry:
         self, db_path: StoreLocation, *, changes: Callable[[], int | None] | None = None
     ) -> None:
         self._conn = connect(db_path)
+        self._errors = _database_errors(db_path)
         self._changes = changes
         self._mark: int | None = None
         self._enabled: dict[str, str] = {}
@@ -201,7 +218,11 @@ class TenantRegistry:
         return key
 
     def authenticate(self, key: str) -> str | None:
-        """The enabled tenant this key belongs to, or None (unknown, wrong or disabled)."""
+        """The enabled tenant this key belongs to, or None (unknown, wrong or disabled).
+
+        Raises :class:`TenantStoreError` when the database fails the look-up: that says
+        nothing of the key, so the caller answers "retry", not "unauthorised".
+        """
         if not key.startswith(KEY_PREFIX):
             return None
         digest = hash_key(key)
@@ -215,10 +236,13 @@ class TenantRegistry:
             known = self._enabled.get(digest)
             if known is not None:
                 return known
-        row = self._conn.execute(
-            "SELECT slug, key_hash FROM tenants WHERE key_hash = ? AND disabled_at IS NULL",
-            (digest,),
-        ).fetchone()
+        try:
+            row = self._conn.execute(
+                "SELECT slug, key_hash FROM tenants WHERE key_hash = ? AND disabled_at IS NULL",
+                (digest,),
+            ).fetchone()
+        except self._errors as exc:
+            raise TenantStoreError(str(exc) or type(exc).__name__) from exc
         if row is None or not hmac.compare_digest(str(row[1]), digest):
             return None
         slug = str(row[0])

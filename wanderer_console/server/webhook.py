@@ -102,7 +102,7 @@ class WebhookEndpoint:
         stamp = request.headers.get("x-wanderer-timestamp", "")
         try:
             skew = abs(self._clock() - int(stamp))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a number, or too large to compare (1e400)
             return self._reject(
                 request, label, "timestamp", "missing or malformed X-Wanderer-Timestamp"
             )

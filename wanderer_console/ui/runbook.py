@@ -836,6 +836,18 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         QUEUE,
+        "ingest API `503` `the ingest key cannot be checked now: the console's database did not "
+        "answer` (`http request refused`, `reason` `store`, `error`)",
+        "the key look-up failed in the database (a PostgreSQL restart or failover ended the "
+        "connection, the server is unreachable, a damaged SQLite file); the request was neither "
+        "accepted nor refused, nothing was queued. Counted in "
+        '`wc_server_refusals_total{reason="store"}`',
+        "transient: the client retries after `Retry-After` with the same `event_id`; the "
+        "connection pool reconnects by itself. If it persists, `/ready` and `error` say why the "
+        "database does not answer",
+    ),
+    Advice(
+        QUEUE,
         "ingest API `413`",
         "body over the size limit",
         "send smaller batches",

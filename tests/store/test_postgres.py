@@ -100,6 +100,18 @@ def test_a_wrong_password_is_named_without_the_password(url: DatabaseUrl) -> Non
     assert "password" in str(caught.value).lower()
 
 
+def test_a_malformed_password_is_never_echoed_by_the_driver_error() -> None:
+    # libpq quotes the bad part of a URL it cannot parse: here the password itself.
+    url = DatabaseUrl("postgresql://wc:hun%zzter2@127.0.0.1:9/wc")
+    with pytest.raises(StorageError) as caught:
+        PostgresStore(url)
+    text = str(caught.value)
+    assert "hun%zzter2" not in text
+    assert "zzter2" not in text
+    assert "postgresql://wc:***@127.0.0.1:9/wc" in text
+    assert "percent-encode" in text  # what to do: the URL, not the server
+
+
 def test_a_newer_schema_is_refused(url: DatabaseUrl) -> None:
     PostgresStore(url).close()
     with _admin(url) as admin:

@@ -484,7 +484,7 @@ def _copy_all(
 
 def _failed(url: DatabaseUrl, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for what psycopg raised during the copy (the URL masked)."""
-    text = " ".join(str(exc).replace(url.secret(), str(url)).split()) or type(exc).__name__
+    text = " ".join(url.scrub(str(exc)).split()) or type(exc).__name__
     return StorageError(
         url,
         f"the copy failed ({text}); nothing was committed, the target is as it was",

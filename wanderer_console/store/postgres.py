@@ -229,9 +229,14 @@ def _connect(url: DatabaseUrl, **kwargs: Any) -> psycopg.Connection[Any]:
 
 def open_error(url: DatabaseUrl, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for what psycopg raised while opening ``url``."""
-    text = " ".join(str(exc).replace(url.secret(), str(url)).split()) or type(exc).__name__
+    text = " ".join(url.scrub(str(exc)).split()) or type(exc).__name__
     lowered = text.lower()
-    if "password authentication failed" in lowered or "role" in lowered:
+    if "invalid percent-encoded" in lowered or "invalid uri" in lowered:
+        advice = (
+            "Fix [store] url: a character such as % @ : / in the password must be"
+            " percent-encoded (% as %25, @ as %40)."
+        )
+    elif "password authentication failed" in lowered or "role" in lowered:
         advice = "Check the user and password in [store] url (or WANDERER_CONSOLE_STORE__URL)."
     elif "does not exist" in lowered:
         advice = (
@@ -334,7 +339,7 @@ class PostgresStore(SqlStore):
             with _connect(self.path) as conn:
                 row = conn.execute("SELECT version FROM schema_version").fetchone()
         except psycopg.Error as exc:
-            return " ".join(str(exc).replace(self.path.secret(), str(self.path)).split())
+            return " ".join(self.path.scrub(str(exc)).split())
         if row is None or int(row[0]) != SCHEMA_VERSION:
             found = None if row is None else row[0]
             return f"schema version {found}, expected {SCHEMA_VERSION}"

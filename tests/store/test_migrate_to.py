@@ -368,6 +368,34 @@ def test_a_target_holding_data_is_refused_unless_forced_or_appended(
         store.close()
 
 
+def test_config_versions_an_older_build_stored_with_secrets_are_scrubbed_in_the_target(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The target already serves an engine: its config history was opened (and swept) there.
+    home = _small_data_dir(tmp_path / "home", "home", events=1)
+    assert _migrate(capsys, url.secret(), "--data-dir", str(home))[0] == EXIT_OK
+    ConfigAudit(url).close()
+    # A data directory an older build left: a version stored in full, its secret included,
+    # copied before any engine of this build opened its history.
+    away = _small_data_dir(tmp_path / "away", "away", events=1)
+    secret = "https://discord.com/api/webhooks/77/Sw0rdfish-webhook-token"
+    text = f'[maps.away]\nurl = "http://127.0.0.1:9"\ndiscord.webhook_url = "{secret}"\n'
+    with sqlite3.connect(away / DB_NAME) as old:
+        old.execute(
+            "INSERT INTO config_audit (at, source, path, diff, content) VALUES (?, ?, ?, ?, ?)",
+            (5.0, "file", "/etc/wc.toml", '{"status": "applied"}', text),
+        )
+    old.close()
+    code, _out, err = _migrate(capsys, url.secret(), "--data-dir", str(away), "--append")
+    assert code == EXIT_OK, err
+
+    ConfigAudit(url).close()  # as the PostgreSQL engine opens it at its start
+    with _pg(url) as dst:
+        contents = [row[0] for row in dst.execute("SELECT content FROM config_audit")]
+    assert contents
+    assert not [content for content in contents if "Sw0rdfish" in content]
+
+
 def test_refused_while_engines_run_on_the_target(
     tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -94,12 +94,17 @@ TABLES: Final[tuple[Table, ...]] = (
 
 NOT_COPIED: Final[dict[str, str]] = {
     "schema_version": "created by the target's own migrations",
-    "data_migrations": "bookkeeping of the config audit's one-time redaction, redone (a no-op)"
-    " when the target's audit is first opened",
+    "data_migrations": "bookkeeping of the config audit's one-time redaction, redone when the"
+    " target's audit is next opened (it scrubs versions an older build stored with secrets)",
     "instances": "the registry of running instances: the engines on the target register themselves",
     "leases": "which running instance works which map: the engines on the target take them",
 }
 """Tables of a SQLite store that are deliberately left behind, and why."""
+
+_AUDIT_REDACTION: Final = "config_audit.redact_secrets"
+"""The config audit's one-time redaction in ``data_migrations`` (``config.audit``, which the
+store may not import): cleared in the target when versions are copied into it, so the next open
+of its audit redacts them (a data directory an older build left holds versions in full)."""
 
 _COPY_LOCK: Final = 0x57435F4D4F564521
 """Advisory lock a copy holds for its transaction (``WC_MOVE!``): two copies into one database
@@ -465,6 +470,8 @@ def _copy_all(
                 f" written, {copied.target} in the target"
                 + ("" if copied.verified else " (DOES NOT VERIFY)")
             )
+        if run.tables["config_audit"].copied and "data_migrations" in _pg_tables(dst):
+            dst.execute("DELETE FROM data_migrations WHERE name = %s", (_AUDIT_REDACTION,))
         run.outbox_source = _outbox_by_status(
             src.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         )

@@ -40,7 +40,7 @@ from wanderer_console.store.dialect import POSTGRESQL
 from wanderer_console.store.integrity import SchemaTooNewError, StorageError
 from wanderer_console.store.migrations import MIGRATIONS, SCHEMA_VERSION, too_new
 from wanderer_console.store.sql import SqlStore
-from wanderer_console.store.writes import WriteGuard
+from wanderer_console.store.writes import StoreWriteError, WriteGuard
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -161,6 +161,15 @@ class PgConnection:
             return False
         return True
 
+    def drop_broken(self) -> None:
+        """Test the idle connections and replace those the server ended (never raises).
+
+        A server restart ends every connection at once, and the pool learns that one borrow at
+        a time: without this, each idle connection would fail one more write (up to the pool's
+        size) after the server is back."""
+        with contextlib.suppress(Exception):
+            self._pool.check()
+
     def close(self) -> None:
         """Close the pool and its connections (idempotent)."""
         self._pool.close()
@@ -187,7 +196,7 @@ class PgWriteGuard(WriteGuard):
             with self._pg.transaction() as conn:
                 yield conn
         except psycopg.Error as exc:
-            raise self._failed(operation, exc) from exc
+            raise self._lost(operation, exc) from exc
         self._succeeded()
 
     def statement(self, operation: str, sql: str, params: object = ()) -> int:
@@ -195,9 +204,16 @@ class PgWriteGuard(WriteGuard):
         try:
             cursor = self._pg.execute(sql, params)
         except psycopg.Error as exc:
-            raise self._failed(operation, exc) from exc
+            raise self._lost(operation, exc) from exc
         self._succeeded()
         return cursor.rowcount
+
+    def _lost(self, operation: str, exc: psycopg.Error) -> StoreWriteError:
+        """The write's error; a connection lost (the server restarted) has the pool's idle
+        ones tested, so the next write does not draw another dead one."""
+        if isinstance(exc, psycopg.OperationalError):
+            self._pg.drop_broken()
+        return self._failed(operation, exc)
 
 
 def migrate_postgres(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERSION) -> int:

@@ -36,7 +36,7 @@ from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.sim import Simulator
 from wanderer_console.store.base import DatabaseUrl, StoredEvent
 from wanderer_console.store.lock import DataDirLock
-from wanderer_console.store.migrate import TABLES
+from wanderer_console.store.migrate import TABLES, TargetInUseError, migrate_data_dir
 from wanderer_console.store.postgres import PostgresStore
 from wanderer_console.store.sqlite import DB_NAME, SqliteStore
 
@@ -418,6 +418,26 @@ def test_refused_while_engines_run_on_the_target(
         dst.execute("UPDATE instances SET stopped_at = 1 WHERE instance_id = 'h2:977:ab'")
     code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
     assert code == EXIT_OK, err  # the dead and the stopped are no obstacle
+
+
+def test_an_engine_starting_on_the_target_during_the_copy_rolls_it_back(
+    tmp_path: Path, url: DatabaseUrl
+) -> None:
+    data = _small_data_dir(tmp_path / "data")
+
+    def engine_starts(line: str) -> None:
+        if "events:" in line:  # mid-copy: an engine registers itself in the target
+            with _pg(url) as other:
+                other.execute(
+                    "INSERT INTO instances (instance_id, host, pid, version, started_at,"
+                    " heartbeat_at, expires_at, stopped_at) VALUES ('h2:977:ab', 'h2', 977,"
+                    " 'v', 0, 0, extract(epoch from now()) + 60, NULL)"
+                )
+
+    with pytest.raises(TargetInUseError, match=r"h2:977:ab \(PID 977 on host h2\)"):
+        migrate_data_dir(data, url, progress=engine_starts)
+    with _pg(url) as dst:
+        assert dst.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
 
 def test_the_password_is_never_printed(

@@ -15,7 +15,8 @@ source row found in the target by its key; the outbox by status) before ``COMMIT
 a mismatch rolls everything back and leaves the target as it was: run it again.
 
 **A target engines are running on** (alive in its instance registry) is refused, whatever the
-mode. **A target that holds data** is refused unless the operator says what to do with it:
+mode, and the registry is read again before the commit (an engine started meanwhile).
+**A target that holds data** is refused unless the operator says what to do with it:
 ``replace`` (``--force``) empties the console's tables first (same transaction); ``append``
 merges: rows whose key the target already holds are kept as they are (an event, a notification,
 a tenant, a dead target, a cache entry), a cursor takes the larger position, the audit skips an
@@ -436,7 +437,7 @@ def migrate_data_dir(
                                 src.execute(f"SELECT COUNT(*) FROM {_q(name)}").fetchone()[0]
                             )
                             run.left_behind[name] = {"rows": rows, "why": why}
-                    _copy_all(src, dst, run, say)
+                    _copy_all(src, dst, url, run, say)
                 finally:
                     src.execute("ROLLBACK")
             except psycopg.Error as exc:
@@ -453,10 +454,16 @@ def migrate_data_dir(
 def _copy_all(
     src: sqlite3.Connection,
     dst: psycopg.Connection[Any],
+    url: DatabaseUrl,
     run: _Run,
     say: Callable[[str], None],
 ) -> None:
-    """Every table in one target transaction, verified before it commits."""
+    """Every table in one target transaction, verified before it commits.
+
+    The target's registry is read again last: an engine that started on it during the copy
+    (which can take minutes) would go on without the copied rows and deliver alongside them,
+    so the copy is rolled back. One that registers later waits its first heartbeat before
+    taking a map, and by then sees the committed copy."""
     with dst.transaction():
         dst.execute("SELECT pg_advisory_xact_lock(%s)", (_COPY_LOCK,))
         if run.mode == "replace":
@@ -478,6 +485,9 @@ def _copy_all(
         run.outbox_target = _outbox_by_status(
             dst.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         )
+        alive = _alive_instances(dst)
+        if alive:
+            raise TargetInUseError(url, alive)
         bad = [name for name, copied in run.tables.items() if not copied.verified]
         if run.mode != "append" and run.outbox_source != run.outbox_target:
             bad.append("outbox (by status)")

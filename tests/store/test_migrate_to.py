@@ -36,7 +36,7 @@ from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.sim import Simulator
 from wanderer_console.store.base import DatabaseUrl, StoredEvent
 from wanderer_console.store.lock import DataDirLock
-from wanderer_console.store.migrate import TABLES
+from wanderer_console.store.migrate import TABLES, TargetInUseError, migrate_data_dir
 from wanderer_console.store.postgres import PostgresStore
 from wanderer_console.store.sqlite import DB_NAME, SqliteStore
 
@@ -368,6 +368,34 @@ def test_a_target_holding_data_is_refused_unless_forced_or_appended(
         store.close()
 
 
+def test_config_versions_an_older_build_stored_with_secrets_are_scrubbed_in_the_target(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The target already serves an engine: its config history was opened (and swept) there.
+    home = _small_data_dir(tmp_path / "home", "home", events=1)
+    assert _migrate(capsys, url.secret(), "--data-dir", str(home))[0] == EXIT_OK
+    ConfigAudit(url).close()
+    # A data directory an older build left: a version stored in full, its secret included,
+    # copied before any engine of this build opened its history.
+    away = _small_data_dir(tmp_path / "away", "away", events=1)
+    secret = "https://discord.com/api/webhooks/77/Sw0rdfish-webhook-token"
+    text = f'[maps.away]\nurl = "http://127.0.0.1:9"\ndiscord.webhook_url = "{secret}"\n'
+    with sqlite3.connect(away / DB_NAME) as old:
+        old.execute(
+            "INSERT INTO config_audit (at, source, path, diff, content) VALUES (?, ?, ?, ?, ?)",
+            (5.0, "file", "/etc/wc.toml", '{"status": "applied"}', text),
+        )
+    old.close()
+    code, _out, err = _migrate(capsys, url.secret(), "--data-dir", str(away), "--append")
+    assert code == EXIT_OK, err
+
+    ConfigAudit(url).close()  # as the PostgreSQL engine opens it at its start
+    with _pg(url) as dst:
+        contents = [row[0] for row in dst.execute("SELECT content FROM config_audit")]
+    assert contents
+    assert not [content for content in contents if "Sw0rdfish" in content]
+
+
 def test_refused_while_engines_run_on_the_target(
     tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -390,6 +418,26 @@ def test_refused_while_engines_run_on_the_target(
         dst.execute("UPDATE instances SET stopped_at = 1 WHERE instance_id = 'h2:977:ab'")
     code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
     assert code == EXIT_OK, err  # the dead and the stopped are no obstacle
+
+
+def test_an_engine_starting_on_the_target_during_the_copy_rolls_it_back(
+    tmp_path: Path, url: DatabaseUrl
+) -> None:
+    data = _small_data_dir(tmp_path / "data")
+
+    def engine_starts(line: str) -> None:
+        if "events:" in line:  # mid-copy: an engine registers itself in the target
+            with _pg(url) as other:
+                other.execute(
+                    "INSERT INTO instances (instance_id, host, pid, version, started_at,"
+                    " heartbeat_at, expires_at, stopped_at) VALUES ('h2:977:ab', 'h2', 977,"
+                    " 'v', 0, 0, extract(epoch from now()) + 60, NULL)"
+                )
+
+    with pytest.raises(TargetInUseError, match=r"h2:977:ab \(PID 977 on host h2\)"):
+        migrate_data_dir(data, url, progress=engine_starts)
+    with _pg(url) as dst:
+        assert dst.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
 
 def test_the_password_is_never_printed(

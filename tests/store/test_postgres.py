@@ -82,6 +82,31 @@ def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(url: Data
         store.close()
 
 
+def test_after_a_server_restart_the_next_write_succeeds_however_many_idle_connections(
+    url: DatabaseUrl,
+) -> None:
+    store = PostgresStore(url)
+    try:
+        pool = store._pg._pool
+        with pool.connection(), pool.connection(), pool.connection():
+            pass  # three connections in use at once (threads reading): the pool keeps them
+        assert pool.get_stats()["pool_available"] == 3
+        name = url.secret().rpartition("application_name=")[2]
+        with _admin(url) as admin:  # a restart ends every connection of the pool
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        with pytest.raises(StoreWriteError):
+            store.set_cursor("sse:home", "01A")
+        store.set_cursor("sse:home", "01A")  # the dead connections are not handed out again
+        assert store.write_fault is None
+        assert store.get_cursor("sse:home") == "01A"
+    finally:
+        store.close()
+
+
 def test_an_unreachable_server_stops_the_start_without_showing_the_password() -> None:
     url = DatabaseUrl("postgresql://wc:hunter2secret@127.0.0.1:9/wc")
     with pytest.raises(StorageError) as caught:
@@ -98,6 +123,18 @@ def test_a_wrong_password_is_named_without_the_password(url: DatabaseUrl) -> Non
         PostgresStore(wrong)
     assert "not-the-password" not in str(caught.value)
     assert "password" in str(caught.value).lower()
+
+
+def test_a_malformed_password_is_never_echoed_by_the_driver_error() -> None:
+    # libpq quotes the bad part of a URL it cannot parse: here the password itself.
+    url = DatabaseUrl("postgresql://wc:hun%zzter2@127.0.0.1:9/wc")
+    with pytest.raises(StorageError) as caught:
+        PostgresStore(url)
+    text = str(caught.value)
+    assert "hun%zzter2" not in text
+    assert "zzter2" not in text
+    assert "postgresql://wc:***@127.0.0.1:9/wc" in text
+    assert "percent-encode" in text  # what to do: the URL, not the server
 
 
 def test_a_newer_schema_is_refused(url: DatabaseUrl) -> None:

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wanderer_console.store.writes import WriteFault
 
@@ -279,6 +279,14 @@ class DatabaseUrl:
         """The URL as given, password included (hand it to the driver, never to a log)."""
         return self._url
 
+    def scrub(self, text: str) -> str:
+        """``text`` (a driver's error) with this URL masked and its passwords replaced by
+        ``***``: libpq quotes the part of a URL it cannot parse, which may be the password."""
+        text = text.replace(self._url, _mask(self._url))
+        for secret in sorted(_passwords(self._url), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
     def __str__(self) -> str:
         return _mask(self._url)
 
@@ -310,6 +318,24 @@ def _mask(url: str) -> str:
         for key in [item.partition("=")[0]]
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _passwords(url: str) -> set[str]:
+    """The passwords ``url`` carries (user part and ``password=`` options), as written and
+    percent-decoded."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return set()
+    found = set()
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        found.add(userinfo.partition(":")[2])
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if key.lower() == "password":
+            found.add(value)
+    return {text for secret in found for text in (secret, unquote(secret)) if text}
 
 
 StoreLocation: TypeAlias = Path | DatabaseUrl

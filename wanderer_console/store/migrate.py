@@ -15,7 +15,8 @@ source row found in the target by its key; the outbox by status) before ``COMMIT
 a mismatch rolls everything back and leaves the target as it was: run it again.
 
 **A target engines are running on** (alive in its instance registry) is refused, whatever the
-mode. **A target that holds data** is refused unless the operator says what to do with it:
+mode, and the registry is read again before the commit (an engine started meanwhile).
+**A target that holds data** is refused unless the operator says what to do with it:
 ``replace`` (``--force``) empties the console's tables first (same transaction); ``append``
 merges: rows whose key the target already holds are kept as they are (an event, a notification,
 a tenant, a dead target, a cache entry), a cursor takes the larger position, the audit skips an
@@ -94,12 +95,17 @@ TABLES: Final[tuple[Table, ...]] = (
 
 NOT_COPIED: Final[dict[str, str]] = {
     "schema_version": "created by the target's own migrations",
-    "data_migrations": "bookkeeping of the config audit's one-time redaction, redone (a no-op)"
-    " when the target's audit is first opened",
+    "data_migrations": "bookkeeping of the config audit's one-time redaction, redone when the"
+    " target's audit is next opened (it scrubs versions an older build stored with secrets)",
     "instances": "the registry of running instances: the engines on the target register themselves",
     "leases": "which running instance works which map: the engines on the target take them",
 }
 """Tables of a SQLite store that are deliberately left behind, and why."""
+
+_AUDIT_REDACTION: Final = "config_audit.redact_secrets"
+"""The config audit's one-time redaction in ``data_migrations`` (``config.audit``, which the
+store may not import): cleared in the target when versions are copied into it, so the next open
+of its audit redacts them (a data directory an older build left holds versions in full)."""
 
 _COPY_LOCK: Final = 0x57435F4D4F564521
 """Advisory lock a copy holds for its transaction (``WC_MOVE!``): two copies into one database
@@ -431,7 +437,7 @@ def migrate_data_dir(
                                 src.execute(f"SELECT COUNT(*) FROM {_q(name)}").fetchone()[0]
                             )
                             run.left_behind[name] = {"rows": rows, "why": why}
-                    _copy_all(src, dst, run, say)
+                    _copy_all(src, dst, url, run, say)
                 finally:
                     src.execute("ROLLBACK")
             except psycopg.Error as exc:
@@ -448,10 +454,16 @@ def migrate_data_dir(
 def _copy_all(
     src: sqlite3.Connection,
     dst: psycopg.Connection[Any],
+    url: DatabaseUrl,
     run: _Run,
     say: Callable[[str], None],
 ) -> None:
-    """Every table in one target transaction, verified before it commits."""
+    """Every table in one target transaction, verified before it commits.
+
+    The target's registry is read again last: an engine that started on it during the copy
+    (which can take minutes) would go on without the copied rows and deliver alongside them,
+    so the copy is rolled back. One that registers later waits its first heartbeat before
+    taking a map, and by then sees the committed copy."""
     with dst.transaction():
         dst.execute("SELECT pg_advisory_xact_lock(%s)", (_COPY_LOCK,))
         if run.mode == "replace":
@@ -465,12 +477,17 @@ def _copy_all(
                 f" written, {copied.target} in the target"
                 + ("" if copied.verified else " (DOES NOT VERIFY)")
             )
+        if run.tables["config_audit"].copied and "data_migrations" in _pg_tables(dst):
+            dst.execute("DELETE FROM data_migrations WHERE name = %s", (_AUDIT_REDACTION,))
         run.outbox_source = _outbox_by_status(
             src.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         )
         run.outbox_target = _outbox_by_status(
             dst.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         )
+        alive = _alive_instances(dst)
+        if alive:
+            raise TargetInUseError(url, alive)
         bad = [name for name, copied in run.tables.items() if not copied.verified]
         if run.mode != "append" and run.outbox_source != run.outbox_target:
             bad.append("outbox (by status)")
@@ -484,7 +501,7 @@ def _copy_all(
 
 def _failed(url: DatabaseUrl, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for what psycopg raised during the copy (the URL masked)."""
-    text = " ".join(str(exc).replace(url.secret(), str(url)).split()) or type(exc).__name__
+    text = " ".join(url.scrub(str(exc)).split()) or type(exc).__name__
     return StorageError(
         url,
         f"the copy failed ({text}); nothing was committed, the target is as it was",

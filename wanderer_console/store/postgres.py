@@ -40,7 +40,7 @@ from wanderer_console.store.dialect import POSTGRESQL
 from wanderer_console.store.integrity import SchemaTooNewError, StorageError
 from wanderer_console.store.migrations import MIGRATIONS, SCHEMA_VERSION, too_new
 from wanderer_console.store.sql import SqlStore
-from wanderer_console.store.writes import WriteGuard
+from wanderer_console.store.writes import StoreWriteError, WriteGuard
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -161,6 +161,15 @@ class PgConnection:
             return False
         return True
 
+    def drop_broken(self) -> None:
+        """Test the idle connections and replace those the server ended (never raises).
+
+        A server restart ends every connection at once, and the pool learns that one borrow at
+        a time: without this, each idle connection would fail one more write (up to the pool's
+        size) after the server is back."""
+        with contextlib.suppress(Exception):
+            self._pool.check()
+
     def close(self) -> None:
         """Close the pool and its connections (idempotent)."""
         self._pool.close()
@@ -187,7 +196,7 @@ class PgWriteGuard(WriteGuard):
             with self._pg.transaction() as conn:
                 yield conn
         except psycopg.Error as exc:
-            raise self._failed(operation, exc) from exc
+            raise self._lost(operation, exc) from exc
         self._succeeded()
 
     def statement(self, operation: str, sql: str, params: object = ()) -> int:
@@ -195,9 +204,16 @@ class PgWriteGuard(WriteGuard):
         try:
             cursor = self._pg.execute(sql, params)
         except psycopg.Error as exc:
-            raise self._failed(operation, exc) from exc
+            raise self._lost(operation, exc) from exc
         self._succeeded()
         return cursor.rowcount
+
+    def _lost(self, operation: str, exc: psycopg.Error) -> StoreWriteError:
+        """The write's error; a connection lost (the server restarted) has the pool's idle
+        ones tested, so the next write does not draw another dead one."""
+        if isinstance(exc, psycopg.OperationalError):
+            self._pg.drop_broken()
+        return self._failed(operation, exc)
 
 
 def migrate_postgres(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERSION) -> int:
@@ -229,9 +245,14 @@ def _connect(url: DatabaseUrl, **kwargs: Any) -> psycopg.Connection[Any]:
 
 def open_error(url: DatabaseUrl, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for what psycopg raised while opening ``url``."""
-    text = " ".join(str(exc).replace(url.secret(), str(url)).split()) or type(exc).__name__
+    text = " ".join(url.scrub(str(exc)).split()) or type(exc).__name__
     lowered = text.lower()
-    if "password authentication failed" in lowered or "role" in lowered:
+    if "invalid percent-encoded" in lowered or "invalid uri" in lowered:
+        advice = (
+            "Fix [store] url: a character such as % @ : / in the password must be"
+            " percent-encoded (% as %25, @ as %40)."
+        )
+    elif "password authentication failed" in lowered or "role" in lowered:
         advice = "Check the user and password in [store] url (or WANDERER_CONSOLE_STORE__URL)."
     elif "does not exist" in lowered:
         advice = (
@@ -334,7 +355,7 @@ class PostgresStore(SqlStore):
             with _connect(self.path) as conn:
                 row = conn.execute("SELECT version FROM schema_version").fetchone()
         except psycopg.Error as exc:
-            return " ".join(str(exc).replace(self.path.secret(), str(self.path)).split())
+            return " ".join(self.path.scrub(str(exc)).split())
         if row is None or int(row[0]) != SCHEMA_VERSION:
             found = None if row is None else row[0]
             return f"schema version {found}, expected {SCHEMA_VERSION}"

@@ -163,7 +163,7 @@ def store_status(location: StoreLocation, *, data_dir: Path | None = None) -> di
         except import_error as exc:
             text = str(exc)
             if isinstance(location, DatabaseUrl):
-                text = text.replace(location.secret(), str(location))
+                text = location.scrub(text)
             raise StorageError(
                 location, f"it cannot be read ({' '.join(text.split())})", "Check the server."
             ) from None

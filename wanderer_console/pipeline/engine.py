@@ -571,13 +571,13 @@ class Engine:
             stored = not seen and self._store.has_event(item.tenant, envelope.id)
         if seen:
             if cursor is not None:
-                self._store.set_cursor(*cursor)
+                self._writer.advance(cursor)
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         if stored:
             self._writer.remember(key)
             if cursor is not None:
-                self._store.set_cursor(*cursor)
+                self._writer.advance(cursor)
             self._metrics.events_duplicate.labels(source=item.source).inc()
             return False
         try:

@@ -49,6 +49,9 @@ class EventWriter:
         self._window = window
         self._recent: OrderedDict[EventKey, None] = OrderedDict()
         self._pending: list[PendingWrite] = []
+        self._cursors: dict[str, str] = {}
+        """Stream cursors of duplicates, written once the pending events are (see
+        :meth:`advance`)."""
         self._batching = False
         self._refusals: TallyCounter[str] = TallyCounter()
         self._refusal_children: dict[str, Any] = {}
@@ -120,7 +123,7 @@ class EventWriter:
         key = (event.tenant_id, event.event_id)
         if not checked and self.seen(key):
             if cursor is not None:
-                self._store.set_cursor(*cursor)
+                self.advance(cursor)
             self._metrics.events_duplicate.labels(source=event.source).inc()
             settle(done, False)
             return False
@@ -150,6 +153,17 @@ class EventWriter:
             return self.flush()
         return True
 
+    def advance(self, cursor: tuple[str, str]) -> None:
+        """Move a stream's resume cursor for a duplicate (an event already recorded): now when
+        nothing waits to be written, else right after what waits is. A cursor committed ahead
+        of a pending event (the same event brought first by the map's webhook, or the stream's
+        earlier events in this batch) would, after a crash, resume the stream past them."""
+        if not self._pending:
+            self._store.set_cursor(*cursor)
+            return
+        stream, value = cursor
+        self._cursors[stream] = max(value, self._cursors.get(stream, value))
+
     @property
     def pending(self) -> int:
         """Events decided and not yet written (kept across a failed write)."""
@@ -164,6 +178,7 @@ class EventWriter:
         self._count_refusals()
         writes, self._pending = self._pending, []
         if not writes:
+            self._advance_cursors()
             return False
         spans = tracing.start_spans("outbox.write", [write.trace_parent for write in writes])
         if spans is not None:
@@ -192,6 +207,7 @@ class EventWriter:
         finally:
             if spans is not None:
                 spans.end()
+        self._advance_cursors()
         received: TallyCounter[str] = TallyCounter()
         duplicates: TallyCounter[str] = TallyCounter()
         queued: TallyCounter[str] = TallyCounter()
@@ -220,6 +236,15 @@ class EventWriter:
         for kind, count in queued.items():
             self._metrics.notifications_queued.labels(type=kind).inc(count)
         return inserted[-1]
+
+    def _advance_cursors(self) -> None:
+        """Write the duplicates' cursors held back by :meth:`advance` (the events before them
+        are written). One the store refuses is dropped: the stream then resumes a little
+        earlier, and the event log absorbs what it sends again."""
+        cursors, self._cursors = self._cursors, {}
+        for stream, value in cursors.items():
+            with contextlib.suppress(StoreWriteError):
+                self._store.set_cursor(stream, value)
 
 
 def settle(done: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:

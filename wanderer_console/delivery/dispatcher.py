@@ -58,6 +58,7 @@ from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, Sto
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry import tracing
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
@@ -76,6 +77,8 @@ _SENDS_STARTING = 8
 """Sends between their claim and their request's first wait at once (see :meth:`_deliver`)."""
 _WRITE_PROBE_MAX = 5.0
 """Longest wait between two attempts to write to a store that cannot write."""
+_READ_RETRY = 1.0
+"""Seconds before the outbox is read again after a read failed."""
 FAULT_RECHECK_AFTER = 15.0
 """Seconds without a failed write after which delivery, with nothing of its own to write,
 probes a store marked failing itself (the pipeline tries its kept writes again at most every
@@ -199,6 +202,8 @@ class Dispatcher:
         self.states: dict[str, TargetState] = {}
         self._waiting = False
         """True while the loop awaits a wake (nothing of its own is running)."""
+        self._read_error: str | None = None
+        """Why the last look could not read the outbox (``None`` once one could)."""
         self._settled = False
         """The last look read every due row of the targets then idle, and nothing since made a
         row due that is not either with a running worker or in :attr:`_dirty`: a worker's clean
@@ -335,8 +340,16 @@ class Dispatcher:
                 # A look when something may have become due (a wake other than a worker's
                 # clean end, see _worker_done) or at the deadline (the poll, the next retry).
                 if not self._settled or loop.time() >= deadline:
-                    self._settled = self._store_ready() and not self.paused and self._dispatch_due()
-                    deadline = loop.time() + self._idle_timeout()
+                    try:
+                        self._settled = (
+                            self._store_ready() and not self.paused and self._dispatch_due()
+                        )
+                        deadline = loop.time() + self._idle_timeout()
+                    except Exception as exc:  # a read the store could not answer
+                        self._settled = False
+                        deadline = loop.time() + self._read_failed(exc)
+                    else:
+                        self._read_error = None
                 with contextlib.suppress(TimeoutError):
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
                     # cancellation that lands as the wait completes.
@@ -400,6 +413,21 @@ class Dispatcher:
         if next_due is not None and next_due > now:
             timeout = min(timeout, next_due - now)
         return max(timeout, self._outcomes.pause_until - now, 0.01)
+
+    def _read_failed(self, exc: Exception) -> float:
+        """The outbox could not be read (PostgreSQL restarted or unreachable, a damaged SQLite
+        file): said once per outage, counted each time, and read again in a second. The loop
+        goes on; workers already sending finish as they would."""
+        self._metrics.errors.labels(component="delivery:store_read").inc()
+        reason = redact(f"{type(exc).__name__}: {exc}".strip())[:300]
+        if self._read_error is None:
+            log.warning(
+                "cannot read the outbox; delivery waits and reads it again every second"
+                " (wanderer-console db status says whether the database answers)",
+                extra={"ctx": {"error": reason}},
+            )
+        self._read_error = reason
+        return _READ_RETRY
 
     def _store_ready(self) -> bool:
         """Outcomes recorded and in-flight rows recovered; probes a failing store sparingly."""

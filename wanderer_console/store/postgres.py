@@ -120,8 +120,14 @@ class PgConnection:
         conn = self._current()
         if conn is not None:
             return self._run(conn, sql, parameters)
-        with self._pool.connection() as conn:
-            return self._run(conn, sql, parameters)
+        try:
+            with self._pool.connection() as conn:
+                return self._run(conn, sql, parameters)
+        except psycopg.OperationalError:
+            # A read on a connection the server ended (a restart): the idle ones are tested
+            # now, so the next read does not draw another dead one.
+            self.drop_broken()
+            raise
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> PgCursor:
         """Run one statement for each parameter row (pipelined by psycopg)."""

@@ -8,6 +8,7 @@ notifications and the stream cursors in one transaction, then the dispatcher is 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -55,8 +56,10 @@ from wanderer_console.pipeline.startup import (
 from wanderer_console.pipeline.trackers import KillMessage, TrackerMatches, plan_kill_messages
 from wanderer_console.pipeline.writer import EventWriter, settle
 from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
+from wanderer_console.store.writes import unavailable
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.context import bind_event
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["KILL_TENANT", "Engine"]
@@ -85,6 +88,10 @@ def _event_span(item: Item, trace: str) -> contextlib.AbstractContextManager[Any
         attributes.update(tenant=item.tenant, **{"event.id": item.envelope.id})
     return tracing.event_span("event.process", trace, attributes)
 
+
+_READ_RETRY_FIRST: Final = 0.25
+_READ_RETRY_MAX: Final = 5.0
+"""Waits before an event whose store read failed is decided again (doubling up to the max)."""
 
 _LOOK_UP_ROUNDS: Final = 4
 """Rounds of look-ups for one kill: one per kind of fact a clause can ask for (static info,
@@ -224,21 +231,40 @@ class Engine:
         trace = item.trace_parent
         scope = _UNTRACED if trace is None else _event_span(item, trace)
         with bind_event(item.correlation_id, tenant=tenant, source=item.source), scope:
-            try:
-                if isinstance(item, KillItem):
-                    # Synchronous unless names must be looked up: no coroutine per kill.
-                    outcome = self._kill_now(item)
-                    return await self._kill_after_names(item) if outcome is None else outcome
-                if isinstance(item, CustomItem):
-                    return self._process_custom(item)
-                return await self._process_map_event(item)
-            except Exception:
-                self._metrics.errors.labels(component="pipeline").inc()
-                log.exception(
-                    "pipeline failed on one event; continuing",
-                    extra={"ctx": {"source": item.source}},
-                )
-                return False
+            delay = _READ_RETRY_FIRST
+            while True:
+                try:
+                    if isinstance(item, KillItem):
+                        # Synchronous unless names must be looked up: no coroutine per kill.
+                        outcome = self._kill_now(item)
+                        return await self._kill_after_names(item) if outcome is None else outcome
+                    if isinstance(item, CustomItem):
+                        return self._process_custom(item)
+                    return await self._process_map_event(item)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        self._metrics.errors.labels(component="pipeline").inc()
+                        log.exception(
+                            "pipeline failed on one event; continuing",
+                            extra={"ctx": {"source": item.source}},
+                        )
+                        return False
+                    # The store did not answer a read (a map event is checked against the event
+                    # log): not the event's fault. It waits, and is decided again; the queue
+                    # fills meanwhile and holds the sources back, as when the store cannot write.
+                    self._metrics.errors.labels(component="pipeline:store_read").inc()
+                    log.warning(
+                        "cannot read the store; the event waits and is decided again",
+                        extra={
+                            "ctx": {
+                                "source": item.source,
+                                "error": redact(f"{type(exc).__name__}: {exc}")[:300],
+                                "retry_in_seconds": delay,
+                            }
+                        },
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(_READ_RETRY_MAX, delay * 2)
 
     # -- kills -----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from wanderer_console.store.base import DatabaseUrl, DbConnection
 
-__all__ = ["StoreWriteError", "WriteFault", "WriteGuard"]
+__all__ = ["StoreWriteError", "WriteFault", "WriteGuard", "unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,17 @@ _UNREACHABLE = (
     "consuming input failed",
 )
 """Fragments of psycopg errors that mean the PostgreSQL server is not there (not a bad row)."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` is the database failing to answer (SQLite's or psycopg's
+    ``OperationalError``: locked, an I/O error, the server restarted or gone), not a statement or
+    a value it refused: the caller waits and asks again, and never drops what it was doing.
+    psycopg is looked up only if something imported it (a PostgreSQL store)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 @dataclass(frozen=True, slots=True)

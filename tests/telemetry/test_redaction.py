@@ -50,3 +50,31 @@ def test_the_password_of_credentials_in_a_url_is_masked() -> None:
     assert "wss://k:***@kills.example.com" in masked
     assert "http://127.0.0.1:8080/x" in masked  # a port is not a password
     assert "postgresql://wc@db/wc" in masked  # a user alone is no secret
+
+
+def test_secrets_nested_in_a_log_lines_context_are_masked() -> None:
+    """A context value is not always a string: a list of problems (a rejected config), a dict
+    of changes. A secret inside one was written as it was."""
+    import json
+
+    from wanderer_console.telemetry.logging import JsonFormatter
+
+    hook = "https://discord.com/api/webhooks/123/not-a-real-token-value"
+    record = logging.LogRecord("wanderer_console.t", logging.ERROR, __file__, 1, "m", None, None)
+    record.ctx = {
+        "problems": [f"maps.home.webhook: {hook} refused"],
+        "changes": {"discord.url": {"old": "x", "new": "postgresql://wc:pw-secret@db/wc"}},
+        "pair": ("ok", "Bearer abc.def.ghi"),
+        "count": 3,
+        "error": RuntimeError("connection to postgresql://wc:pw-too@db/wc failed"),
+    }
+    line = JsonFormatter().format(record)
+    assert "not-a-real-token-value" not in line
+    assert "pw-secret" not in line
+    assert "abc.def.ghi" not in line
+    assert "pw-too" not in line
+    entry = json.loads(line)
+    assert entry["problems"] == [
+        "maps.home.webhook: https://discord.com/api/webhooks/123/*** refused"
+    ]
+    assert entry["count"] == 3

@@ -55,6 +55,21 @@ def redact(text: str) -> str:
     return text
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it redacted, lists, tuples and dicts included (a context
+    carries a rejected config's problems, a diff of changes); numbers as they are; anything else
+    (an exception, a path) as its redacted text."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))  # an exception, a path: written as its text, so masked as text
+
+
 class ContextFilter(logging.Filter):
     """Stamps the bound tenant, source, correlation id and trace id on each record.
 
@@ -117,7 +132,7 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"] = trace_id
         if isinstance(ctx, dict):
             for key, value in ctx.items():
-                entry[key] = redact(value) if isinstance(value, str) else value
+                entry[key] = _redacted(value)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()

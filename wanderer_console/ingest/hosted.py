@@ -29,12 +29,15 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["CONFIG_PATH", "HostedMaps", "HostedRefresh"]
+__all__ = ["CONFIG_PATH", "PROBLEMS_SHOWN", "HostedMaps", "HostedRefresh"]
 
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = "/api/plugins/notifier/config"
 """Where the map server serves the per-map notifier configuration."""
+
+PROBLEMS_SHOWN = 20
+"""Entries left out that a refresh names (logged and in the snapshot); the rest are counted."""
 
 Apply = Callable[[dict[str, MapSettings]], Awaitable[HostedMapsDiff]]
 """The runtime's side: make these the hosted maps; returns what changed."""
@@ -153,6 +156,11 @@ class HostedMaps:
             maps, problems = parse_notifier_config(response.json(), hosted)
         except ValueError as exc:
             return self._failed(source, at, f"{self.url}: {exc}")
+        if len(problems) > PROBLEMS_SHOWN:
+            # A server bug can list thousands of bad entries: a line each, at every refresh
+            # and in every snapshot, would flood the log and the consoles.
+            more = len(problems) - PROBLEMS_SHOWN
+            problems = [*problems[:PROBLEMS_SHOWN], f"... and {more} more entries left out"]
         for problem in problems:
             log.warning("hosted map left out", extra={"ctx": {"url": self.url, "problem": problem}})
         if not maps and self.maps:

@@ -306,3 +306,44 @@ async def test_a_file_reload_keeps_the_hosted_maps_and_flags_no_restart(
         assert all(len(h.host.maps[s].connect_log) == 1 for s in "abc")
     finally:
         await runtime.stop()
+
+
+async def test_an_answer_with_no_usable_map_keeps_the_running_maps(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """A map server that answers every entry without ``map_id`` (a changed schema) or an empty
+    list (a server fault mid-deploy) is not read as "no maps": the running maps keep running,
+    the refresh is an error that says why, and a usable answer applies again."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        await wait_for(lambda: set("abc") <= set(runtime.index.tenants()), 20, "loaded")
+        for slug in "abc":
+            h.host.notifier_config[slug]["map_id"] = None
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert not result.ok
+        assert "no usable map" in result.message
+        assert "entry 0 (a): missing map_id" in result.message
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        assert set("abc") <= set(runtime.index.tenants())
+
+        h.host.notifier_config.clear()
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert not result.ok
+        assert "listed no map" in result.message
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        assert set("abc") <= set(runtime.index.tenants())
+        last = runtime.snapshot()["hosted"]["last"]
+        assert last["ok"] is False
+        assert last["maps"] == ["a", "b", "c"]
+
+        h.host.set_notifier_config("b", channels={"primary": CHANNELS["b"]})
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        assert sorted(runtime.settings.maps) == ["b"]
+    finally:
+        await runtime.stop()

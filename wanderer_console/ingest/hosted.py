@@ -5,9 +5,10 @@
 the notifier) and whenever the console asks (:meth:`HostedMaps.refresh`), turns the answer into
 maps (:func:`~wanderer_console.config.hosted.parse_notifier_config`) and hands them to the
 runtime, which starts, changes and stops maps by difference without touching the others. A
-refresh that fails (the server down, a refused key, an answer that is not a list) changes
-nothing: running maps keep running on what they had, and the failure is logged, counted
-(``wc_hosted_refresh_total{outcome}``) and shown in the snapshot.
+refresh that fails (the server down, a refused key, an answer that is not a list, or one with
+no usable map while hosted maps run) changes nothing: running maps keep running on what they
+had, and the failure is logged, counted (``wc_hosted_refresh_total{outcome}``) and shown in the
+snapshot.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["CONFIG_PATH", "HostedMaps", "HostedRefresh"]
+__all__ = ["CONFIG_PATH", "PROBLEMS_SHOWN", "HostedMaps", "HostedRefresh"]
 
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = "/api/plugins/notifier/config"
 """Where the map server serves the per-map notifier configuration."""
+
+PROBLEMS_SHOWN = 20
+"""Entries left out that a refresh names (logged and in the snapshot); the rest are counted."""
 
 Apply = Callable[[dict[str, MapSettings]], Awaitable[HostedMapsDiff]]
 """The runtime's side: make these the hosted maps; returns what changed."""
@@ -152,8 +156,23 @@ class HostedMaps:
             maps, problems = parse_notifier_config(response.json(), hosted)
         except ValueError as exc:
             return self._failed(source, at, f"{self.url}: {exc}")
+        if len(problems) > PROBLEMS_SHOWN:
+            # A server bug can list thousands of bad entries: a line each, at every refresh
+            # and in every snapshot, would flood the log and the consoles.
+            more = len(problems) - PROBLEMS_SHOWN
+            problems = [*problems[:PROBLEMS_SHOWN], f"... and {more} more entries left out"]
         for problem in problems:
             log.warning("hosted map left out", extra={"ctx": {"url": self.url, "problem": problem}})
+        if not maps and self.maps:
+            # Stopping every map on one bad answer (a changed schema, a server mid-deploy) does
+            # far more harm than keeping them until a restart, which applies any answer.
+            why = f"no usable map ({'; '.join(problems[:3])})" if problems else "listed no map"
+            return self._failed(
+                source,
+                at,
+                f"{self.url} {why}: the running hosted maps are kept (to stop them all, restart"
+                " the engine)",
+            )
         diff = await self._apply(maps)
         self.maps = sorted(maps)
         if not diff.empty:

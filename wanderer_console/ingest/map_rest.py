@@ -96,10 +96,15 @@ class MapRestClient:
 
     async def systems(self) -> list[TrackedSystem]:
         """Every system on the map, with custom and temporary names."""
-        data = await self._data(f"{self._base}/systems")
-        raw = data.get("systems", []) if isinstance(data, dict) else data
+        url = f"{self._base}/systems"
+        data = await self._data(url)
+        raw = data.get("systems") if isinstance(data, dict) else data
+        if not isinstance(raw, list):
+            # Read as "no systems", a reload would wipe the map's tracking; failed, the map
+            # keeps what it had and the load is tried again.
+            raise MapApiError(None, f"{url}: malformed answer (no list of systems in 'data')")
         systems = []
-        for item in raw if isinstance(raw, list) else []:
+        for item in raw:
             system_id = _int(item.get("solar_system_id")) if isinstance(item, dict) else None
             if system_id is None:
                 continue
@@ -115,9 +120,12 @@ class MapRestClient:
 
     async def tracked_characters(self) -> list[TrackedCharacter]:
         """Tracked characters; ``eve_id`` arrives as a string and is converted."""
-        data = await self._data(f"{self._base}/tracked-characters")
+        url = f"{self._base}/tracked-characters"
+        data = await self._data(url)
+        if not isinstance(data, list):
+            raise MapApiError(None, f"{url}: malformed answer ('data' is not a list)")
         characters = []
-        for item in data if isinstance(data, list) else []:
+        for item in data:
             if not isinstance(item, dict) or item.get("tracked") is False:
                 continue
             character = item.get("character")

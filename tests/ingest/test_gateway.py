@@ -204,3 +204,22 @@ async def test_presence_update_reaches_the_gateway(fake: FakeGateway) -> None:
         assert await run.gateway.set_presence("3 maps · 12 kills today")
         await wait_for(lambda: len(fake.presences) >= 2, 5, "presence update")
         assert fake.presences[-1]["activities"][0]["name"] == "3 maps · 12 kills today"
+
+
+async def test_guild_create_with_wrong_types_does_not_kill_the_reader(fake: FakeGateway) -> None:
+    # A GUILD_CREATE whose lists are not lists (a changed or broken payload): the voice
+    # tracker skips what it cannot read; the connection, the session and later events stay.
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        await wait_for(lambda: run.gateway.voice.known(GUILD), 10, "GUILD_CREATE")
+        await fake.dispatch(
+            "GUILD_CREATE", {"id": GUILD, "channels": 5, "members": 7, "voice_states": True}
+        )
+        await fake.dispatch("TEST_EVENT", {"n": 1})
+        await wait_for(lambda: "TEST_EVENT" in run.names(), 10, "the next dispatch")
+        assert run.task is not None
+        assert not run.task.done()
+        assert fake.connections == 1
+        assert fake.identifies == 1
+        assert run.gateway.voice.known(GUILD)
+        assert run.gateway.health.state is ConnectionState.CONNECTED

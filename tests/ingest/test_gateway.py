@@ -223,3 +223,17 @@ async def test_guild_create_with_wrong_types_does_not_kill_the_reader(fake: Fake
         assert fake.identifies == 1
         assert run.gateway.voice.known(GUILD)
         assert run.gateway.health.state is ConnectionState.CONNECTED
+
+
+async def test_voice_roster_forgotten_when_the_gateway_stops_for_good(fake: FakeGateway) -> None:
+    # With the gateway refused for good nobody's moves are seen any more: pinging whoever sat
+    # in voice when it stopped would reach people who left hours ago (and miss who joined).
+    fake.guilds[GUILD].voice.update({"501": "901"})
+    async with _Run(fake) as run:
+        await wait_for(lambda: run.gateway.voice.participants(GUILD) == ["501"], 10, "501")
+        await fake.close_all(4014, "Disallowed intent(s).")
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 10)
+        assert run.gateway.fatal is not None
+        assert run.gateway.voice.participants(GUILD) == []
+        assert not run.gateway.voice.known(GUILD)

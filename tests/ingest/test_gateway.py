@@ -204,3 +204,36 @@ async def test_presence_update_reaches_the_gateway(fake: FakeGateway) -> None:
         assert await run.gateway.set_presence("3 maps · 12 kills today")
         await wait_for(lambda: len(fake.presences) >= 2, 5, "presence update")
         assert fake.presences[-1]["activities"][0]["name"] == "3 maps · 12 kills today"
+
+
+async def test_guild_create_with_wrong_types_does_not_kill_the_reader(fake: FakeGateway) -> None:
+    # A GUILD_CREATE whose lists are not lists (a changed or broken payload): the voice
+    # tracker skips what it cannot read; the connection, the session and later events stay.
+    async with _Run(fake) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        await wait_for(lambda: run.gateway.voice.known(GUILD), 10, "GUILD_CREATE")
+        await fake.dispatch(
+            "GUILD_CREATE", {"id": GUILD, "channels": 5, "members": 7, "voice_states": True}
+        )
+        await fake.dispatch("TEST_EVENT", {"n": 1})
+        await wait_for(lambda: "TEST_EVENT" in run.names(), 10, "the next dispatch")
+        assert run.task is not None
+        assert not run.task.done()
+        assert fake.connections == 1
+        assert fake.identifies == 1
+        assert run.gateway.voice.known(GUILD)
+        assert run.gateway.health.state is ConnectionState.CONNECTED
+
+
+async def test_voice_roster_forgotten_when_the_gateway_stops_for_good(fake: FakeGateway) -> None:
+    # With the gateway refused for good nobody's moves are seen any more: pinging whoever sat
+    # in voice when it stopped would reach people who left hours ago (and miss who joined).
+    fake.guilds[GUILD].voice.update({"501": "901"})
+    async with _Run(fake) as run:
+        await wait_for(lambda: run.gateway.voice.participants(GUILD) == ["501"], 10, "501")
+        await fake.close_all(4014, "Disallowed intent(s).")
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 10)
+        assert run.gateway.fatal is not None
+        assert run.gateway.voice.participants(GUILD) == []
+        assert not run.gateway.voice.known(GUILD)

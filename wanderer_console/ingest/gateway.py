@@ -228,6 +228,7 @@ class DiscordGateway:
         :meth:`set_token` brings another one (or the gateway is stopped)."""
         self._new_token.clear()
         self.fatal = why
+        self.voice.clear()  # no moves are seen any more: ping nobody who has since left
         self.health.set_state(ConnectionState.FAILED, why)
         log.error(
             "discord gateway stopped: %s",
@@ -250,6 +251,7 @@ class DiscordGateway:
         """A close code no retry can fix: say so once, loudly, and stay stopped."""
         why = FATAL_CLOSE_CODES.get(code or 0, f"close code {code}")
         self.fatal = f"Discord closed the gateway with {code}: {why}; not reconnecting"
+        self.voice.clear()  # no moves are seen any more: ping nobody who has since left
         self.health.set_state(ConnectionState.FAILED, self.fatal)
         log.error(
             "discord gateway refused for good: %s",

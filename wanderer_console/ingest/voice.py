@@ -31,6 +31,12 @@ def _id(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and str(value).isdigit() else None
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else empty: a payload with another type there is skipped
+    (iterating it would raise in the gateway's reader and end its connection)."""
+    return value if isinstance(value, list) else []
+
+
 class VoiceStates:
     """The voice channel of each user, per guild, kept from gateway dispatches."""
 
@@ -70,16 +76,16 @@ class VoiceStates:
         if guild_id is None:
             return
         guild = self._guilds[guild_id] = _Guild(afk_channel_id=_id(data.get("afk_channel_id")))
-        for channel in data.get("channels") or ():
+        for channel in _list(data.get("channels")):
             if isinstance(channel, dict):
                 channel_id = _id(channel.get("id"))
                 if channel_id and isinstance(channel.get("type"), int):
                     guild.channel_types[channel_id] = channel["type"]
-        for member in data.get("members") or ():
+        for member in _list(data.get("members")):
             user = member.get("user") if isinstance(member, dict) else None
             if isinstance(user, dict) and user.get("bot") and _id(user.get("id")):
                 guild.bots.add(str(user["id"]))
-        for state in data.get("voice_states") or ():
+        for state in _list(data.get("voice_states")):
             if isinstance(state, dict):
                 self._voice_state(guild, state)
 

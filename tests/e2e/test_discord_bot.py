@@ -16,6 +16,7 @@ import pytest
 from tests.support import connected, wait_for
 from wanderer_console.config.model import Settings
 from wanderer_console.console_api import EngineSnapshot
+from wanderer_console.control.discord_commands import COMMANDS
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -113,6 +114,26 @@ async def test_commands_are_registered_in_the_guild(
     assert names == {"status", "system", "priority", "pause", "resume"}
     # Minimum intents, the token from the config.
     assert bot.identify_payloads[0]["intents"] == 129
+
+
+async def test_the_commands_work_only_in_the_consoles_server(
+    runtime: Runtime, sim: Simulator, bot: FakeGateway
+) -> None:
+    """Registered globally (no guild configured), the commands would reach the bot from a direct
+    message or from any server it is in: anyone could add priority systems there and have the
+    map's channel pinged. They are offered in servers only, and answered in the console's own."""
+    (command,) = COMMANDS
+    assert command["contexts"] == [0]
+    assert command["dm_permission"] is False
+    name = sim.generator.systems[sorted(sim.tracked_system_ids)[0]].name
+    for where in ({"direct_message": True}, {"guild_id": "1999999999999999999"}):
+        interaction = await bot.inject_interaction(
+            _options("system", "add-priority", system=name), **where
+        )
+        await wait_for(lambda i=interaction: i.final_text() is not None, 10, f"answer {where}")
+        _ephemeral(interaction)
+        assert "server" in (interaction.final_text() or ""), interaction.final_text()
+    assert runtime.store.priority_systems() == []
 
 
 async def test_add_priority_then_a_kill_pings_voice_then_here(

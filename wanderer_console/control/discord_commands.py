@@ -70,6 +70,10 @@ COMMANDS: Final[list[dict[str, Any]]] = [
         "name": "notifier",
         "description": "Wanderer Console",
         "type": 1,
+        # Offered in servers only, never in a direct message with the bot (``contexts``: guild;
+        # ``dm_permission`` for clients that predate it).
+        "contexts": [0],
+        "dm_permission": False,
         "options": [
             {"type": _SUB, "name": "status", "description": "What the console is doing"},
             {
@@ -190,7 +194,8 @@ class SlashCommands:
         member = interaction.get("member") if isinstance(interaction.get("member"), dict) else {}
         user = (member or {}).get("user") or interaction.get("user") or {}
         actor = f"discord:{user.get('username', '?')} ({user.get('id', '?')})"
-        work = asyncio.create_task(self._run(command, values, member or {}, actor))
+        guild = str(interaction.get("guild_id") or "")
+        work = asyncio.create_task(self._run(command, values, member or {}, actor, guild))
         done, _ = await asyncio.wait({work}, timeout=self.answer_within)
         outcome = "answered"
         try:
@@ -212,9 +217,10 @@ class SlashCommands:
         log.info("slash command", extra={"ctx": {"command": command, "actor": actor}})
 
     async def _run(
-        self, command: str, values: dict[str, Any], member: dict[str, Any], actor: str
+        self, command: str, values: dict[str, Any], member: dict[str, Any], actor: str, guild: str
     ) -> str:
         try:
+            self._check_server(guild)
             return await self._command(command, values, member, actor)
         except _Refused as exc:
             return str(exc)
@@ -247,6 +253,16 @@ class SlashCommands:
             result = await backend.set_flag(None, flag, command == "resume", actor=actor)
             return result.message
         raise _Refused(f"Unknown command `/notifier {command}`.")
+
+    def _check_server(self, guild: str) -> None:
+        """The commands change what pings the map's channel: answered in the console's own
+        server only (``discord.guild_id``, when set), never from a direct message, where
+        anyone who can reach the bot could use them."""
+        if not guild:
+            raise _Refused("The /notifier commands work in the server, not in direct messages.")
+        configured = self._settings().discord.guild_id
+        if configured and guild != configured:
+            raise _Refused("This console answers /notifier in its own server only.")
 
     def _check_role(self, member: dict[str, Any]) -> None:
         role = self._settings().discord.command_role_id

@@ -207,9 +207,11 @@ class FakeGateway:
         guild_id: str | None = None,
         user_id: str = "1400000000000000001",
         roles: list[str] | None = None,
+        direct_message: bool = False,
     ) -> Interaction:
         """Send ``INTERACTION_CREATE`` for ``/notifier`` with ``options`` (as Discord nests
-        sub-command groups, sub-commands and their values)."""
+        sub-command groups, sub-commands and their values); ``direct_message``: as sent from a
+        DM with the bot (no guild, no member: the user at the top)."""
         self._next_id += 1
         interaction = Interaction(
             id=str(self._next_id),
@@ -237,6 +239,9 @@ class FakeGateway:
                 "options": options,
             },
         }
+        if direct_message:
+            del interaction.payload["guild_id"]
+            interaction.payload["user"] = interaction.payload.pop("member")["user"]
         self.interactions[interaction.id] = interaction
         await self.dispatch("INTERACTION_CREATE", interaction.payload)
         return interaction

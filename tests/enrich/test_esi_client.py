@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from wanderer_console.enrich.esi import EsiError, EsiErrorLimited, plausible_name_id
+from tests.http.conftest import FaultServer, Reply
+from wanderer_console.enrich.esi import EsiClient, EsiError, EsiErrorLimited, plausible_name_id
+from wanderer_console.http.client import HttpClient
 from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.server import AppServer
 
 from .conftest import USER_AGENT, EsiEnv
 
@@ -122,6 +125,36 @@ async def test_fake_answers_420_when_budget_spent() -> None:
         assert limited.status == 420
         assert limited.headers["x-esi-error-limit-remain"] == "0"
         assert int(limited.headers["x-esi-error-limit-reset"]) > 0
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-esi-error-limit-remain": "\u00b2", "x-esi-error-limit-reset": "30"},
+        {"x-esi-error-limit-remain": "95", "x-esi-error-limit-reset": "\u00b3"},
+        {"retry-after": "\u00b9"},
+    ],
+)
+async def test_a_garbled_error_limit_header_is_ignored(headers: dict[str, str]) -> None:
+    """One stray byte in ESI's limit headers (``0xB2`` reads as ``²``, which ``isdigit`` calls
+    a digit and ``int`` refuses) raised ``ValueError`` out of every call: not an
+    :class:`EsiError`, so the cache warming and the pinned refresh died on it. The header is
+    now ignored, like a missing one."""
+    faults = FaultServer()
+    faults.always("/characters/7", Reply(200, headers, b'{"name": "Seven"}'))
+    faults.always("/characters/8", Reply(429, headers, b'{"error": "slow down"}'))
+    server = AppServer(faults.app())
+    await server.start()
+    http = HttpClient("esi", timeout=5.0)
+    try:
+        esi = EsiClient(http, server.url, USER_AGENT)
+        found = await esi.character(7)
+        assert found.data == {"name": "Seven"}
+        with pytest.raises(EsiErrorLimited):
+            await esi.character(8)
     finally:
         await http.aclose()
         await server.stop()

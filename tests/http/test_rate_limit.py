@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.http.conftest import FaultServer, Reply
+from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.http import HttpServiceSettings, build_client
 from wanderer_console.http.sse import open_sse
 from wanderer_console.telemetry.metrics import Metrics
@@ -225,3 +226,23 @@ async def test_event_streams_of_several_maps_connect_each_in_its_own_bucket(
         await client.aclose()
     assert shared >= 1.4, shared  # one key: the bucket's 2/s (3 waits of 0.5 s)
     assert separate < shared / 2, (separate, shared)
+
+
+@pytest.mark.parametrize("reset", ["inf", "1e999", "nan"])
+async def test_an_esi_error_limit_reset_that_is_not_a_number_of_seconds_pauses_a_minute(
+    fault_server: FaultServer, reset: str
+) -> None:
+    """``X-ESI-Error-Limit-Reset: inf`` (or an overflowing number) paused the host for ever:
+    every later ESI call waited in the limiter until a restart. Not a finite number, it is
+    treated as absent: the documented one-minute pause."""
+    fault_server.then(
+        "/a", Reply(420, {"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": reset})
+    )
+    clock = FrozenClock()
+    client = build_client("esi", SETTINGS, metrics=Metrics(), clock=clock)
+    try:
+        assert (await client.get(f"{fault_server.url}/a")).status == 420
+        assert (await client.get(f"{fault_server.url}/b")).status == 200
+    finally:
+        await client.aclose()
+    assert clock.sleeps == [60.0]

@@ -126,3 +126,19 @@ async def test_connect_errors_are_retried_and_surface_as_transport_error() -> No
         await client.aclose()
     assert caught.value.kind == "connect"
     assert metrics.value("wc_http_retries_total", service="esi", reason="ConnectError") == 2
+
+
+async def test_a_retry_after_date_beyond_any_calendar_is_ignored(
+    fault_server: FaultServer,
+) -> None:
+    """A ``Retry-After`` date too far ahead for a timestamp (a broken proxy, a garbled header)
+    is unusable like any unparseable value: the request is retried on its own backoff instead
+    of an ``OverflowError`` escaping the client (callers expect a status or a TransportError)."""
+    fault_server.then("/r", Reply(503, {"retry-after": "Wed, 21 Oct 9999999999 07:28:00 GMT"}))
+    client = build_client("esi", SETTINGS, metrics=Metrics())
+    try:
+        response = await client.get(f"{fault_server.url}/r")
+    finally:
+        await client.aclose()
+    assert response.status == 200
+    assert fault_server.count("/r") == 2

@@ -132,6 +132,19 @@ def _parse_http_date(value: str | None) -> float | None:
         return None
 
 
+def _int_header(value: str | None) -> int | None:
+    """A header's whole number, or ``None`` (absent, or not ASCII digits with an optional
+    ``-``): ``str.isdigit`` also passes ``²`` (one stray ``0xB2`` byte), which ``int`` refuses,
+    and a ``ValueError`` out of a look-up is no :class:`EsiError` its callers handle."""
+    if value is None:
+        return None
+    text = value.strip()
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(text)
+
+
 class EsiClient:
     """Public ESI routes through the console's :class:`HttpClient`.
 
@@ -177,18 +190,18 @@ class EsiClient:
 
     def _note_limits(self, response: HttpResponse) -> None:
         headers = response.headers
-        remain = headers.get("x-esi-error-limit-remain")
-        reset = headers.get("x-esi-error-limit-reset")
-        reset_s = float(reset) if reset and reset.strip().isdigit() else 60.0
-        if remain is not None and remain.strip().lstrip("-").isdigit():
-            self.stats.error_limit_remain = int(remain)
-            if int(remain) < self._min_error_remain:
+        remain = _int_header(headers.get("x-esi-error-limit-remain"))
+        reset = _int_header(headers.get("x-esi-error-limit-reset"))
+        reset_s = float(reset) if reset is not None and reset >= 0 else 60.0
+        if remain is not None:
+            self.stats.error_limit_remain = remain
+            if remain < self._min_error_remain:
                 self.stats.blocked_until = self._clock() + reset_s
         if response.status == 420:
             self.stats.blocked_until = self._clock() + reset_s
         elif response.status == 429:
-            retry = headers.get("retry-after", "")
-            wait = float(retry) if retry.strip().isdigit() else 60.0
+            retry = _int_header(headers.get("retry-after"))
+            wait = float(retry) if retry is not None and retry >= 0 else 60.0
             self.stats.blocked_until = max(self.stats.blocked_until, self._clock() + wait)
 
     async def _send(

@@ -9,6 +9,7 @@ assembly), :mod:`~wanderer_console.http.breaker` and :mod:`~wanderer_console.htt
 from __future__ import annotations
 
 import email.utils
+import math
 
 import httpx
 
@@ -29,30 +30,35 @@ def host_key(url: httpx.URL) -> str:
 
 
 def float_header(headers: httpx.Headers, name: str) -> float | None:
-    """A header's value as a number (``None`` when absent or not a number)."""
+    """A header's value as a finite number (``None`` when absent or not one).
+
+    ``inf`` (or ``1e999``) would pause a host for ever and ``nan`` would not pause it at all:
+    such a value is as unusable as a word, and the caller's fallback applies.
+    """
     value = headers.get(name)
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def retry_after_seconds(headers: httpx.Headers, now_wall: float) -> float | None:
-    """``Retry-After`` as seconds (number or HTTP date), else None."""
+    """``Retry-After`` as seconds (finite number or HTTP date), else None (also for a date too
+    far ahead for a timestamp: ``OverflowError`` must not escape the chain)."""
+    number = float_header(headers, "retry-after")
+    if number is not None:
+        return max(0.0, number)
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now_wall)
+    return max(0.0, when - now_wall)
 
 
 class Wrapper(httpx.AsyncBaseTransport):

@@ -152,3 +152,25 @@ def test_http_overrides_are_validated_per_service() -> None:
     assert "unknown service 'discrod'" in problem.message
     with pytest.raises(ConfigError, match="bogus"):
         parse_settings_text(VALID + "\n[http.esi]\nbogus = 1\n", environ={})
+
+
+@pytest.mark.parametrize("section", ["esi", "r2z2"])
+@pytest.mark.parametrize("agent", ["Jöns' notifier (ops@example.org)", "ok\r\nX-Injected: 1", ""])
+def test_a_user_agent_that_cannot_be_an_http_header_is_refused_when_the_config_is_read(
+    section: str, agent: str
+) -> None:
+    """Every HTTP client is built with ``esi.user_agent`` (and R2Z2's with its own): a value
+    that is not printable ASCII was accepted by ``config check``, then stopped the engine at
+    start with a bare encoding error from the HTTP library (or split the header)."""
+    text = VALID + f'\n[{section}]\nuser_agent = "{agent}"\n'.replace("\r\n", "\\r\\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_settings_text(text, file="c.toml", environ={})
+    (problem,) = caught.value.problems
+    assert problem.key == f"{section}.user_agent"
+    assert "printable ASCII" in problem.message
+
+
+def test_a_plain_user_agent_is_kept() -> None:
+    agent = "Jons-notifier/1.0 (+https://example.org; ops@example.org)"
+    settings, _ = parse_settings_text(VALID + f'\n[esi]\nuser_agent = "{agent}"\n', environ={})
+    assert settings.esi.user_agent == agent

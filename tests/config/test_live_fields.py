@@ -131,6 +131,8 @@ CHANGES: dict[str, Any] = {
     "killstream.websocket_url": "ws://127.0.0.1:9",
     "killstream.rest_url": "http://127.0.0.1:9",
     "r2z2.url": "http://127.0.0.1:9",
+    "esi.user_agent": "Other/2.0 (+https://example.org; ops@example.org)",
+    "r2z2.user_agent": "Other/2.0 (+https://example.org; ops@example.org)",
     "control.listen": "127.0.0.1:8799",
     "statsd.address": "127.0.0.1:9",
     "statsd.prefix": "console_two",

@@ -88,8 +88,20 @@ def _ws_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _user_agent(value: str) -> str:
+    # Sent as a header by every HTTP client: anything else stopped the engine at start with the
+    # HTTP library's bare encoding error (or, with a line break, split the header).
+    if not value or not all(" " <= ch <= "~" for ch in value):
+        raise ValueError(
+            "must be printable ASCII, e.g. 'MyCorpNotifier/1.0 (+https://example.org;"
+            " ops@example.org)': it is sent as the HTTP User-Agent header"
+        )
+    return value
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
+UserAgent = Annotated[str, AfterValidator(_user_agent)]
 
 # Why a change waits for a restart, where several fields share the reason. Each field declares
 # ``LIVE`` or a ``Restart`` next to its type (config/section.py); hot reload classifies by them.
@@ -356,7 +368,7 @@ class EsiSettings(Section):
     url: Annotated[HttpUrl, LIVE] = "https://esi.evetech.net"
     """ESI base URL."""
     user_agent: Annotated[
-        str,
+        UserAgent,
         Restart(
             "every HTTP client (map, killstream, Discord, ESI) is built with it as its User-Agent"
         ),
@@ -429,9 +441,8 @@ class R2z2Settings(Section):
     """Poll R2Z2 (alongside or instead of the killstream; kills are de-duplicated)."""
     url: Annotated[HttpUrl, RESTART_R2Z2] = "https://r2z2.zkillboard.com"
     """Feed base; ``/ephemeral/sequence.json`` and ``/ephemeral/<n>.json`` are read."""
-    user_agent: Annotated[str, RESTART_R2Z2] = Field(
-        default="WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)",
-        min_length=1,
+    user_agent: Annotated[UserAgent, RESTART_R2Z2] = (
+        "WandererConsole/0.1 (+https://github.com/wanderer-console; ops@example.org)"
     )
     """``<app>/<version> (+<url>; <contact>)``: R2Z2 403s a blank User-Agent."""
     max_age_hours: Annotated[float, RESTART_R2Z2] = Field(default=1.0, ge=0)

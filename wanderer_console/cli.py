@@ -86,6 +86,12 @@ examples:
 
 
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
+    # Not --config or --database: the demo writes its own configuration (the simulator's
+    # addresses) and keeps its store in SQLite in the data directory. Accepted unlisted, so
+    # that _demo refuses them in words (argparse's refusal would echo a URL's password).
+    _common(demo, store=False)
+    for option in ("--config", "--database"):
+        demo.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo.add_argument(
         "--duration",
         type=_positive_float,
@@ -125,16 +131,18 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    """The engine's options, on the top-level parser and on commands with ``common_options``.
+def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
+    """The engine's options, on the top-level parser and on commands with ``common_options``
+    (without ``store``: not --config and --database, for the demo, which has its own).
 
     After a command name they default to "not given" (SUPPRESS), so they do not overwrite what
     was given before it (``wanderer-console --data-dir D demo`` keeps D).
     """
     default = argparse.SUPPRESS if parser.prog != "wanderer-console" else None
-    parser.add_argument(
-        "--config", type=Path, metavar="PATH", default=default, help="TOML config file"
-    )
+    if store:
+        parser.add_argument(
+            "--config", type=Path, metavar="PATH", default=default, help="TOML config file"
+        )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -142,14 +150,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=default,
         help="where the database lives (default: XDG data dir)",
     )
-    parser.add_argument(
-        "--database",
-        type=_database_url,
-        metavar="URL",
-        default=default,
-        help="store in this PostgreSQL database (postgresql://USER:PASSWORD@HOST/DB) instead of"
-        " SQLite in the data dir; prefer WANDERER_CONSOLE_STORE__URL for a password",
-    )
+    if store:
+        parser.add_argument(
+            "--database",
+            type=_database_url,
+            metavar="URL",
+            default=default,
+            help="store in this PostgreSQL database (postgresql://USER:PASSWORD@HOST/DB) instead"
+            " of SQLite in the data dir; prefer WANDERER_CONSOLE_STORE__URL for a password",
+        )
     parser.add_argument(
         "--no-ui",
         action="store_true",
@@ -316,6 +325,17 @@ def _refuse_tui_without_terminal(args: argparse.Namespace) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # Given before the command name (the top-level parser has them), they would be ignored.
+    for option, attribute in (("--config", "config"), ("--database", "database")):
+        if getattr(args, attribute, None) is not None:
+            print(
+                f"wanderer-console demo: {option} is not used by the demo: it runs on its own"
+                " configuration (demo-config.toml, against the simulator) and stores in SQLite"
+                " in its data directory (--data-dir keeps it). To run on your configuration or"
+                f" database: wanderer-console {option} ... --no-ui",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     if _refuse_tui_without_terminal(args):
         return EXIT_USAGE
     from wanderer_console import launch  # deferred: keeps `config check` light
@@ -378,7 +398,6 @@ _BUILT_IN: tuple[Command, ...] = (
         "and run the console against it.",
         add_arguments=_demo_arguments,
         run=_demo,
-        common_options=True,
     ),
     Command(
         "config check",

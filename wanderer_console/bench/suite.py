@@ -769,7 +769,7 @@ COMMAND = Command(
     "bench",
     help="run the benchmark suite against the simulator (JSON)",
     description="Run every benchmark scenario against the built-in simulator in one "
-    "process and print one JSON document; --compare flags figures more than 10 %% worse.",
+    "process and print one JSON document; --compare flags figures more than 10 % worse.",
     add_arguments=add_arguments,
     run=run,
 )

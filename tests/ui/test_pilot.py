@@ -397,3 +397,42 @@ async def test_events_with_square_brackets_in_their_names_are_shown_as_sent(
         detail = "\n".join(screen_lines(app))
     assert "[/x] kill:128000001" in detail, detail  # the title
     assert re.search(r"System +\[/\]", detail), detail
+
+
+async def test_a_tab_activated_while_the_screen_is_torn_down_does_not_crash(
+    make_app: AppFactory,
+) -> None:
+    """A stop (SIGTERM) during the console's start exits the app while the dashboard is still
+    being built or already taken down: the tab bar's activation message then found no panel to
+    show and ended the console with a traceback and exit code 1 (``NoMatches: #conns-panel``).
+    A panel that is not there is nothing to show or hide."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await screen.query_one("#conns-panel").remove()
+        await pilot.pause()
+        screen.action_tab("activity")  # what the tab bar's message does: no NoMatches
+        await pilot.pause()
+        assert screen.current_tab == "activity"
+    assert app.return_code in (0, None)
+
+
+async def test_a_stop_during_the_start_waits_for_the_first_screen_and_exits_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM a second after ``wanderer-console demo`` started (seen in tmux): the stop ended
+    the app while the dashboard was being built, whose widgets then raised on the way out
+    (``NoMatches: ConnectionsTable``): a traceback and exit code 1 instead of a clean stop.
+    Here the stop is set before the app starts, the app run headless (no terminal in a test)."""
+    import asyncio
+    import functools
+
+    from textual.app import App
+
+    from tests.ui.fakes import SeededBackend
+    from wanderer_console.ui.app import run_app
+
+    monkeypatch.setattr(App, "run_async", functools.partialmethod(App.run_async, headless=True))
+    stop = asyncio.Event()
+    stop.set()
+    assert await run_app(SeededBackend(HEALTHY), stop, settle_gc=False) == 0

@@ -129,6 +129,9 @@ class WandererApp(App[int]):
         self._announced_rejection: tuple[str, ...] = ()
         self.toggles = TogglesScreen(state)
         """The toggles screen, built once and kept while hidden."""
+        self.started = asyncio.Event()
+        """Set once the first screen is built and drawn (Textual's ``Ready``): exiting before
+        that tore the dashboard down while it was being built (``NoMatches``, exit code 1)."""
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -139,6 +142,10 @@ class WandererApp(App[int]):
     def get_default_screen(self) -> Screen[Any]:
         """The dashboard (it follows the backend's frames)."""
         return DashboardScreen(self.state)
+
+    def on_ready(self) -> None:
+        """The first screen is up: a stop may end the app now (:func:`run_app`)."""
+        self.started.set()
 
     def on_mount(self) -> None:
         """Install the kept toggles screen; freeze start-up objects when asked."""
@@ -640,6 +647,9 @@ async def run_app(backend: ConsoleBackend, stop: asyncio.Event, *, settle_gc: bo
 
     async def exit_on_stop() -> None:
         await stop.wait()
+        # A stop (SIGTERM) during the start waits for the first screen to be built: exited
+        # midway, its half-built widgets raised on the way out.
+        await app.started.wait()
         app.exit(0)
 
     watcher = asyncio.create_task(exit_on_stop())

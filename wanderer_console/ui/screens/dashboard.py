@@ -215,14 +215,17 @@ class DashboardScreen(OnWanderer, Screen[None]):
         self.current_tab = name
         for tab, _label, panels in TABS:
             for panel_id in panels:
-                self.query_one(f"#{panel_id}").set_class(tab != name, "-off-tab")
+                # query, not query_one: while the app starts or exits (a stop during the start)
+                # a panel may not be there, and there is then nothing to show or hide.
+                self.query(f"#{panel_id}").set_class(tab != name, "-off-tab")
 
     current_tab = "overview"
     """The tab shown in the small-terminal layout."""
 
     def action_tab(self, name: str) -> None:
         """Show tab ``name`` (small terminals; in the grid every panel shows anyway)."""
-        self.query_one(Tabs).active = f"tab-{name}"
+        for tabs in self.query(Tabs):
+            tabs.active = f"tab-{name}"
         self._show_tab(name)
 
     def action_filter(self) -> None:

@@ -61,7 +61,9 @@ async def test_a_target_that_keeps_failing_is_tried_again_only_after_a_pause(
         await asyncio.sleep(1.0)
         tries = rig.discord.requests
         assert 2 <= tries <= 2 + 1.0 / SLOW_BACKOFF.retry_pause
-        assert rig.store.outbox_counts() == {"pending": 40}
+        counts = rig.store.outbox_counts()  # one try may be in flight (its rows sending)
+        assert set(counts) <= {"pending", "sending"}
+        assert sum(counts.values()) == 40
         assert posted_titles(rig, "webhook:43") == []
 
 

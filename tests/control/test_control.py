@@ -171,6 +171,26 @@ async def test_an_edit_over_a_file_changed_since_is_a_conflict_until_forced(
     assert engine.settings.console.dry_run is True
 
 
+async def test_force_must_be_a_boolean_or_a_stale_edit_would_overwrite_another(
+    engine: Runtime, remote: RemoteBackend, config_file: Path
+) -> None:
+    """A client sending ``"force": "false"`` (a string) meant not to force: read as truthy, its
+    stale edit overwrote a change made on disk since. Anything but a JSON boolean is refused."""
+    loaded = await remote.config_text()
+    append_to(config_file, "\n# changed by someone else\n")
+    edited = loaded.text.replace("dry_run = false", "dry_run = true")
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        answer = await client.post(
+            "/v1/config",
+            json={"text": edited, "base_digest": loaded.digest, "force": "false", "actor": "t"},
+        )
+    assert answer.status_code == 400, answer.text
+    assert "force" in answer.json()["error"]
+    assert "someone else" in text_of(config_file)
+    assert engine.settings.console.dry_run is False
+
+
 async def test_a_placeholder_edited_away_is_refused(remote: RemoteBackend) -> None:
     loaded = await remote.config_text()
     damaged = loaded.text.replace("«secret-1»", "oops", 1)

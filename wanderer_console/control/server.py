@@ -450,10 +450,12 @@ def build_control_app(
 
     async def config_post(request: Request, data: dict[str, Any]) -> Response:
         base = data.get("base_digest")
+        # A JSON boolean only: "false" (a string) read as truthy overwrote a change made since.
+        force = _field(data, "force", bool) if "force" in data else False
         result = await backend.apply_config(
             _field(data, "text", str),
             base_digest=base if isinstance(base, str) else None,
-            force=bool(data.get("force", False)),
+            force=force,
             actor=actor(request, data),
         )
         return reply(result)

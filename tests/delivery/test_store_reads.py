@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.store.pgtest import fresh_schema
+from tests.store.pgtest import end_connections, named_schema
 from tests.support import wait_for
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
@@ -36,21 +35,8 @@ pytestmark = [pytest.mark.postgresql, pytest.mark.timeout(60)]
 @pytest.fixture
 def url() -> Iterator[DatabaseUrl]:
     """A fresh schema, its connections named so the test can end them (a server restart)."""
-    with fresh_schema() as base:
-        yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
-
-
-def restart_server(url: DatabaseUrl) -> None:
-    """End every connection of the engine's pool, as a PostgreSQL restart does."""
-    import psycopg
-
-    name = url.secret().rpartition("application_name=")[2]
-    with psycopg.connect(url.secret(), autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+    with named_schema() as named:
+        yield named
 
 
 async def test_a_server_restart_under_the_dispatcher_delays_delivery_and_never_ends_it(
@@ -85,7 +71,7 @@ async def test_a_server_restart_under_the_dispatcher_delays_delivery_and_never_e
         store.enqueue(notes, now=due)
         dispatcher.wake()
         await asyncio.sleep(0.2)  # the dispatcher has read when they are due, and waits
-        restart_server(url)
+        end_connections(url)
 
         import psycopg
 

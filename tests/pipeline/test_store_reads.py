@@ -8,13 +8,12 @@ past it for good. It now waits for the store and is decided again.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.store.pgtest import fresh_schema
+from tests.store.pgtest import end_connections, named_schema
 from tests.support import connected, wait_for
 from wanderer_console.config.loader import load_settings
 from wanderer_console.launch import demo_config_text
@@ -28,21 +27,8 @@ pytestmark = [pytest.mark.postgresql, pytest.mark.timeout(60)]
 @pytest.fixture
 def url() -> Iterator[DatabaseUrl]:
     """A fresh schema, its connections named so the test can end them (a server restart)."""
-    with fresh_schema() as base:
-        yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
-
-
-def restart_server(url: DatabaseUrl) -> None:
-    """End every connection of the engine's pool, as a PostgreSQL restart does."""
-    import psycopg
-
-    name = url.secret().rpartition("application_name=")[2]
-    with psycopg.connect(url.secret(), autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+    with named_schema() as named:
+        yield named
 
 
 def stored(url: DatabaseUrl, event_id: str) -> bool:
@@ -72,7 +58,7 @@ async def test_a_map_event_read_during_a_server_restart_is_not_lost(
         pool = runtime.store._pg._pool  # type: ignore[attr-defined]
         with pool.connection(), pool.connection():
             pass  # idle connections, as after concurrent reads: each one ended by the restart
-        restart_server(url)
+        end_connections(url)
         system = sim.generator.new_system()
         envelope = sim.map.add_system(system.system_id, name=system.name)
 

@@ -18,7 +18,15 @@ import pytest
 
 from wanderer_console.store.base import DatabaseUrl
 
-__all__ = ["PG_URL_ENV", "REQUIRE_PG_ENV", "fresh_schema", "pg_base_url", "pg_required"]
+__all__ = [
+    "PG_URL_ENV",
+    "REQUIRE_PG_ENV",
+    "end_connections",
+    "fresh_schema",
+    "named_schema",
+    "pg_base_url",
+    "pg_required",
+]
 
 PG_URL_ENV = "WANDERER_CONSOLE_TEST_PG"
 REQUIRE_PG_ENV = "WANDERER_CONSOLE_REQUIRE_PG"
@@ -60,3 +68,25 @@ def fresh_schema(base: str | None = None) -> Iterator[DatabaseUrl]:
         with psycopg.connect(base, autocommit=True, connect_timeout=5) as admin:
             admin.execute("SET lock_timeout = '10s'")
             admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@contextlib.contextmanager
+def named_schema() -> Iterator[DatabaseUrl]:
+    """:func:`fresh_schema`, its connections named (``application_name``) so a test can find
+    them, and end them as a server restart does (:func:`end_connections`)."""
+    with fresh_schema() as base:
+        yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
+
+
+def end_connections(url: DatabaseUrl) -> None:
+    """End every connection opened with ``url`` (by its application name), as a PostgreSQL
+    restart ends them all at once."""
+    import psycopg
+
+    name = url.secret().rpartition("application_name=")[2]
+    with psycopg.connect(url.secret(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )

@@ -40,7 +40,7 @@ from wanderer_console.store.dialect import POSTGRESQL
 from wanderer_console.store.integrity import SchemaTooNewError, StorageError
 from wanderer_console.store.migrations import MIGRATIONS, SCHEMA_VERSION, too_new
 from wanderer_console.store.sql import SqlStore
-from wanderer_console.store.writes import StoreWriteError, WriteGuard
+from wanderer_console.store.writes import WriteGuard
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -120,14 +120,8 @@ class PgConnection:
         conn = self._current()
         if conn is not None:
             return self._run(conn, sql, parameters)
-        try:
-            with self._pool.connection() as conn:
-                return self._run(conn, sql, parameters)
-        except psycopg.OperationalError:
-            # A read on a connection the server ended (a restart): the idle ones are tested
-            # now, so the next read does not draw another dead one.
-            self.drop_broken()
-            raise
+        with self._lost_tested(), self._pool.connection() as conn:
+            return self._run(conn, sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> PgCursor:
         """Run one statement for each parameter row (pipelined by psycopg)."""
@@ -135,8 +129,19 @@ class PgConnection:
         conn = self._current()
         if conn is not None:
             return self._run_many(conn, sql, batch)
-        with self._pool.connection() as conn:
+        with self._lost_tested(), self._pool.connection() as conn:
             return self._run_many(conn, sql, batch)
+
+    @contextlib.contextmanager
+    def _lost_tested(self) -> Iterator[None]:
+        """A statement or transaction that fails on a connection the server ended (a restart)
+        has the pool's idle connections tested (:meth:`drop_broken`), so the next one, read or
+        write, does not draw another dead one; the error goes on to the caller."""
+        try:
+            yield
+        except psycopg.OperationalError:
+            self.drop_broken()
+            raise
 
     @staticmethod
     def _run_many(conn: psycopg.Connection[Any], sql: str, batch: list[Any]) -> PgCursor:
@@ -151,7 +156,7 @@ class PgConnection:
         """``BEGIN`` … ``COMMIT`` on one pool connection (rolled back if the block raises)."""
         if self._current() is not None:
             raise RuntimeError("the store's transactions do not nest")
-        with self._pool.connection() as conn, conn.transaction():
+        with self._lost_tested(), self._pool.connection() as conn, conn.transaction():
             self._local.conn = conn
             try:
                 yield self
@@ -171,7 +176,7 @@ class PgConnection:
         """Test the idle connections and replace those the server ended (never raises).
 
         A server restart ends every connection at once, and the pool learns that one borrow at
-        a time: without this, each idle connection would fail one more write (up to the pool's
+        a time: without this, each idle connection would fail one more statement (up to the pool's
         size) after the server is back."""
         with contextlib.suppress(Exception):
             self._pool.check()
@@ -202,7 +207,7 @@ class PgWriteGuard(WriteGuard):
             with self._pg.transaction() as conn:
                 yield conn
         except psycopg.Error as exc:
-            raise self._lost(operation, exc) from exc
+            raise self._failed(operation, exc) from exc
         self._succeeded()
 
     def statement(self, operation: str, sql: str, params: object = ()) -> int:
@@ -210,16 +215,9 @@ class PgWriteGuard(WriteGuard):
         try:
             cursor = self._pg.execute(sql, params)
         except psycopg.Error as exc:
-            raise self._lost(operation, exc) from exc
+            raise self._failed(operation, exc) from exc
         self._succeeded()
         return cursor.rowcount
-
-    def _lost(self, operation: str, exc: psycopg.Error) -> StoreWriteError:
-        """The write's error; a connection lost (the server restarted) has the pool's idle
-        ones tested, so the next write does not draw another dead one."""
-        if isinstance(exc, psycopg.OperationalError):
-            self._pg.drop_broken()
-        return self._failed(operation, exc)
 
 
 def migrate_postgres(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERSION) -> int:

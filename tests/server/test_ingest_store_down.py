@@ -9,13 +9,12 @@ import uuid
 from collections.abc import Sequence
 
 import httpx
-import psycopg
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from tests.ingest_faults.conftest import map_settings
-from tests.store.pgtest import fresh_schema
+from tests.store.pgtest import end_connections, fresh_schema
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.ingest.items import Item
@@ -70,14 +69,7 @@ async def test_a_lost_database_connection_gets_503_with_retry_after_not_a_500() 
         try:
             async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as client:
                 # The server restarts: every connection of the registry's pool is ended.
-                with psycopg.connect(url.secret(), autocommit=True) as admin:
-                    ended = admin.execute(
-                        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE application_name = %s AND pid <> pg_backend_pid()",
-                        (name,),
-                    ).fetchone()
-                assert ended is not None
-                assert ended[0] >= 1
+                assert end_connections(url) >= 1
                 failed = await client.post(
                     "/api/v1/events", json={"title": "Fleet"}, headers=headers
                 )

@@ -78,15 +78,16 @@ def named_schema() -> Iterator[DatabaseUrl]:
         yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
 
 
-def end_connections(url: DatabaseUrl) -> None:
+def end_connections(url: DatabaseUrl) -> int:
     """End every connection opened with ``url`` (by its application name), as a PostgreSQL
-    restart ends them all at once."""
+    restart ends them all at once; return how many were ended."""
     import psycopg
 
     name = url.secret().rpartition("application_name=")[2]
     with psycopg.connect(url.secret(), autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        row = admin.execute(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = %s AND pid <> pg_backend_pid()",
             (name,),
-        )
+        ).fetchone()
+    return 0 if row is None else int(row[0])

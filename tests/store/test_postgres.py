@@ -3,13 +3,12 @@ back, URLs whose password never prints, and the settings and option that choose 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.store.pgtest import fresh_schema
+from tests.store.pgtest import end_connections, named_schema
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store.backends import open_store, store_location
@@ -32,8 +31,8 @@ def _note(key: str) -> Notification:
 @pytest.fixture
 def url() -> Iterator[DatabaseUrl]:
     """A fresh schema, its connections named so a test can find (and cut) them."""
-    with fresh_schema() as base:
-        yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
+    with named_schema() as named:
+        yield named
 
 
 def _admin(url: DatabaseUrl):  # type: ignore[no-untyped-def]
@@ -63,15 +62,7 @@ def test_a_lost_connection_fails_one_write_and_the_next_one_reconnects(url: Data
     store = PostgresStore(url)
     try:
         store.set_cursor("sse:home", "01A")
-        name = url.secret().rpartition("application_name=")[2]
-        with _admin(url) as admin:
-            ended = admin.execute(
-                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = %s AND pid <> pg_backend_pid()",
-                (name,),
-            ).fetchone()
-        assert ended is not None
-        assert ended[0] >= 1
+        assert end_connections(url) >= 1
         with pytest.raises(StoreWriteError):
             store.set_cursor("sse:home", "01B")
         assert store.write_fault is not None
@@ -91,13 +82,7 @@ def test_after_a_server_restart_the_next_write_succeeds_however_many_idle_connec
         with pool.connection(), pool.connection(), pool.connection():
             pass  # three connections in use at once (threads reading): the pool keeps them
         assert pool.get_stats()["pool_available"] == 3
-        name = url.secret().rpartition("application_name=")[2]
-        with _admin(url) as admin:  # a restart ends every connection of the pool
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
+        end_connections(url)  # a restart ends every connection of the pool
         with pytest.raises(StoreWriteError):
             store.set_cursor("sse:home", "01A")
         store.set_cursor("sse:home", "01A")  # the dead connections are not handed out again

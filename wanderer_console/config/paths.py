@@ -81,17 +81,34 @@ def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> Sto
     return store_location(command_data_dir(args) if data_dir is None else data_dir, url)
 
 
+_READING = "_wanderer_console_settings"
+"""Where :func:`_settings` keeps a command's reading of its configuration, on its ``args``."""
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings ``--config`` (or the default config, when present) names; raises
-    :class:`UnknownLocationError`, saying why and what to do, when they do not load."""
+    :class:`UnknownLocationError`, saying why and what to do, when they do not load.
+
+    Read once per command (kept on ``args``): its checks and its store then agree even when the
+    file changes while it runs, and the file is parsed once, not once per question."""
+    reading = getattr(args, _READING, None)
+    if reading is None:
+        reading = _read(args)
+        setattr(args, _READING, reading)
+    if isinstance(reading, UnknownLocationError):
+        raise UnknownLocationError(str(reading))
+    return reading
+
+
+def _read(args: argparse.Namespace) -> Settings | UnknownLocationError:
     config = getattr(args, "config", None)
     try:
         return load_settings(config, required=config is not None).settings
     except ConfigError as exc:
         first = exc.problems[0]
         more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        raise UnknownLocationError(
+        return UnknownLocationError(
             f"cannot read the configuration ({first}{more}), so the data directory it names is"
             " unknown: pass --data-dir DIR (the engine's data directory), or fix the"
             " configuration (wanderer-console config check)"
-        ) from exc
+        )

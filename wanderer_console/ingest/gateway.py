@@ -41,6 +41,7 @@ from wanderer_console.ingest.gateway_protocol import (
     CloseVerdict,
     Dispatch,
     GatewayError,
+    GatewayLocation,
     GatewaySession,
     HeartbeatAck,
     HeartbeatNow,
@@ -116,7 +117,7 @@ class DiscordGateway:
     def __init__(
         self,
         token: str,
-        locate: Callable[[], Awaitable[str]],
+        locate: Callable[[], Awaitable[str | GatewayLocation]],
         metrics: Metrics,
         *,
         on_dispatch: Callable[[Dispatch], Awaitable[None]] | None = None,
@@ -192,7 +193,9 @@ class DiscordGateway:
                 code: int | None = None
                 try:
                     url = self.session.resume_url if self.session.can_resume else None
-                    url = url or await self._locate()
+                    url = url or await self._locate_url()
+                    if self._stop.is_set():
+                        break  # stopped while waiting for a session start
                     code = await self._connection(url)
                 except (OSError, WebSocketException, TimeoutError) as exc:
                     self.health.set_state(ConnectionState.RECONNECTING, f"gateway lost: {exc}")
@@ -222,6 +225,26 @@ class DiscordGateway:
             self.health.set_state(ConnectionState.STOPPED)
         finally:
             await cancel_and_wait(list(self._handlers))
+
+    async def _locate_url(self) -> str:
+        """Ask where the gateway is; with no session start left (an identify now would get the
+        token reset by Discord), first wait until the window starts again, saying so."""
+        where = await self._locate()
+        if isinstance(where, str):
+            return where
+        if where.remaining == 0 and where.reset_after > 0 and not self.session.can_resume:
+            why = (
+                "Discord's daily session starts are used up: identifying again in "
+                f"{where.reset_after:.0f} s"
+            )
+            self.health.set_state(ConnectionState.RECONNECTING, why)
+            log.warning(
+                "discord gateway waits for a session start",
+                extra={"ctx": {"reset_after_s": round(where.reset_after, 3), "why": why}},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), where.reset_after)
+        return where.url
 
     async def _await_new_token(self, why: str) -> None:
         """The token was rejected: say so once, loudly, and ask nothing more of Discord until

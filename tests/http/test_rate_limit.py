@@ -12,7 +12,7 @@ from tests.support import wait_for
 from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http import HttpServiceSettings, build_client
-from wanderer_console.http.ratelimit import RateLimiter
+from wanderer_console.http.ratelimit import LONGEST_PAUSE, RateLimiter
 from wanderer_console.http.sse import open_sse
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -315,3 +315,30 @@ async def test_a_request_abandoned_while_waiting_for_its_slot_gives_the_slot_bac
         clock.advance(1.0)
     await cancel_and_wait(later)
     assert through == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (420, {"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": "1e9"}),
+        (429, {"retry-after": "1e9"}),
+        (429, {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}),
+        (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e9"}),
+        (429, {"retry-after": "1e9", "x-ratelimit-global": "true"}),
+    ],
+)
+async def test_a_huge_pause_asked_by_a_header_is_cut_to_the_longest_pause(
+    fault_server: FaultServer, status: int, headers: dict[str, str]
+) -> None:
+    """A finite but absurd ``Retry-After`` (or reset) paused the host or route for years: every
+    later call waited in the limiter until a restart. A pause is now at most 10 minutes (no real
+    window is that long; if the server still means it, its next answer says so again)."""
+    fault_server.then("/a", Reply(status, headers))
+    clock = FrozenClock()
+    client = build_client("esi", SETTINGS, metrics=Metrics(), clock=clock)
+    try:
+        assert (await client.get(f"{fault_server.url}/a")).status == status
+        assert (await client.get(f"{fault_server.url}/a")).status == 200
+    finally:
+        await client.aclose()
+    assert clock.sleeps == [LONGEST_PAUSE] == [600.0]

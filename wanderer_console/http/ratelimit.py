@@ -19,7 +19,7 @@ from wanderer_console.http.errors import RATE_KEY
 from wanderer_console.http.settings import HttpServiceSettings
 from wanderer_console.http.telemetry import HttpMetrics
 
-__all__ = ["RateLimitTransport", "RateLimiter"]
+__all__ = ["LONGEST_PAUSE", "RateLimitTransport", "RateLimiter"]
 
 
 # -- rate limit -------------------------------------------------------------------------------
@@ -37,6 +37,12 @@ class _Host:
 
 
 _MAX_ROUTES: Final = 10_000
+
+LONGEST_PAUSE: Final = 600.0
+"""The longest pause a header can ask for, in seconds (ten minutes, as for the map stream's
+``Retry-After``). No real window is near it (ESI's error window is a minute, Discord's buckets
+reset in seconds); a ``Retry-After: 1e9`` would otherwise stop every call to the host until a
+restart. A server that still means it says so again in its next answer."""
 
 
 class RateLimiter:
@@ -127,7 +133,7 @@ class RateLimiter:
                 seconds = retry_after_seconds(headers, self._clock.wall())
             if seconds is None:
                 seconds = 60.0
-            state.paused_until = max(state.paused_until, now + seconds)
+            state.paused_until = max(state.paused_until, now + min(seconds, LONGEST_PAUSE))
             self._pause("esi_error_limit")
         if not self._s.learn_bucket_pauses:
             return  # the caller paces by these headers itself (the Discord dispatcher)
@@ -140,13 +146,14 @@ class RateLimiter:
         key = state.route_bucket.get(route, route)
         reset_after = float_header(headers, "x-ratelimit-reset-after")
         if headers.get("x-ratelimit-remaining") == "0" and reset_after is not None:
-            self._pause_bucket(state, key, now + reset_after, now)
+            self._pause_bucket(state, key, now + min(reset_after, LONGEST_PAUSE), now)
             self._pause("bucket_exhausted")
         if response.status_code == 429:
             seconds = retry_after_seconds(headers, self._clock.wall())
             if seconds is None:
                 seconds = reset_after
             if seconds is not None:
+                seconds = min(seconds, LONGEST_PAUSE)
                 if headers.get("x-ratelimit-global", "").lower() == "true":
                     state.paused_until = max(state.paused_until, now + seconds)
                     self._pause("global_429")

@@ -14,7 +14,7 @@ from wanderer_console.delivery.discord_app import DiscordApp
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http import build_client
 from wanderer_console.ingest.backoff import Backoff
-from wanderer_console.ingest.gateway import DiscordGateway
+from wanderer_console.ingest.gateway import GIVE_UP_RESUME_AFTER, DiscordGateway
 from wanderer_console.ingest.gateway_protocol import INTENTS, Dispatch, GatewayLocation
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.sim.discord import FakeDiscord
@@ -325,3 +325,32 @@ def test_the_session_start_limit_is_read_with_care(
 ) -> None:
     where = GatewayLocation.from_answer({"url": "wss://g", "session_start_limit": limit})
     assert (where.url, where.remaining, where.reset_after) == ("wss://g", remaining, reset_after)
+
+
+async def test_a_resume_that_keeps_failing_identifies_afresh_at_the_located_gateway(
+    fake: FakeGateway,
+) -> None:
+    """When ``resume_gateway_url`` stopped answering, the gateway tried to resume there for
+    ever (a backoff apart) and the bot stayed offline. Now, after a few failed resumes, it
+    drops the session, asks where the gateway is and identifies there."""
+    other = FakeGateway(heartbeat_interval_ms=150, guilds=[FakeGuild(GUILD)])
+    await other.start()
+    urls = [fake.url]
+
+    async def where() -> str:
+        return urls[-1]
+
+    try:
+        async with _Run(fake, where=where) as run:
+            await wait_for(run.gateway.ready.is_set, 10, "READY")
+            urls.append(other.url)
+            fake.refuse_connections = True  # the resume URL is dead from now on
+            fake.drop_connections()
+            await wait_for(lambda: other.identifies == 1, 10, "identified at the other gateway")
+            await wait_for(run.gateway.ready.is_set, 10, "READY again")
+            assert run.locates == 2
+            assert fake.resumes == 0
+            reconnects = run.metrics.value("wc_reconnects_total", source="discord:gateway")
+            assert reconnects >= GIVE_UP_RESUME_AFTER
+    finally:
+        await other.stop()

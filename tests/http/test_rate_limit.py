@@ -8,8 +8,11 @@ import time
 import pytest
 
 from tests.http.conftest import FaultServer, Reply
+from tests.support import wait_for
 from wanderer_console.domain.clock import FrozenClock
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http import HttpServiceSettings, build_client
+from wanderer_console.http.ratelimit import LONGEST_PAUSE, RateLimiter
 from wanderer_console.http.sse import open_sse
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -246,3 +249,96 @@ async def test_an_esi_error_limit_reset_that_is_not_a_number_of_seconds_pauses_a
     finally:
         await client.aclose()
     assert clock.sleeps == [60.0]
+
+
+class _HeldClock:
+    """A clock whose ``sleep`` really waits, until the test moves the time past its end (a
+    waiter can then be cancelled in the middle of its wait, as a timeout or a stop does)."""
+
+    def __init__(self) -> None:
+        self.mono = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.mono
+
+    async def sleep(self, seconds: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self.mono + seconds, wake)
+        self.sleepers.append(entry)
+        try:
+            await wake
+        finally:
+            self.sleepers.remove(entry)
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        for until, wake in self.sleepers:
+            if until <= self.mono and not wake.done():
+                wake.set_result(None)
+
+
+async def test_a_request_abandoned_while_waiting_for_its_slot_gives_the_slot_back() -> None:
+    """A request cancelled while it waited for its token (its timeout, a stop) kept the slot it
+    had reserved: after three abandoned waiters, the next request waited three intervals more
+    than the rate asks. Now the abandoned slots are free again: at 1 request/s, one second on,
+    one request goes through at once, then one a second."""
+    clock = _HeldClock()
+    limiter = RateLimiter(
+        HttpServiceSettings(rate_per_second=1.0, burst=2), clock=clock, service="esi"
+    )
+    await limiter.acquire("h", "/a")
+    await limiter.acquire("h", "/a")  # the burst is spent
+    abandoned = [asyncio.create_task(limiter.acquire("h", "/a")) for _ in range(3)]
+    await wait_for(lambda: clock.sleepers, 5, "the requests waiting for a slot")
+    await cancel_and_wait(abandoned)
+    assert clock.sleepers == []
+
+    through: list[float] = []
+
+    async def request() -> None:
+        await limiter.acquire("h", "/a")
+        through.append(clock.mono)
+
+    clock.advance(1.0)
+    later = [asyncio.create_task(request()) for _ in range(3)]
+    for seen in (1, 2, 3):
+        # Each second lets one more through; the others still wait (for the clock).
+        await wait_for(
+            lambda seen=seen: len(through) >= seen and (len(through) == 3 or clock.sleepers),
+            5,
+            f"{seen} requests through at {clock.mono:g} s",
+        )
+        clock.advance(1.0)
+    await cancel_and_wait(later)
+    assert through == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (420, {"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": "1e9"}),
+        (429, {"retry-after": "1e9"}),
+        (429, {"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}),
+        (200, {"x-ratelimit-remaining": "0", "x-ratelimit-reset-after": "1e9"}),
+        (429, {"retry-after": "1e9", "x-ratelimit-global": "true"}),
+    ],
+)
+async def test_a_huge_pause_asked_by_a_header_is_cut_to_the_longest_pause(
+    fault_server: FaultServer, status: int, headers: dict[str, str]
+) -> None:
+    """A finite but absurd ``Retry-After`` (or reset) paused the host or route for years: every
+    later call waited in the limiter until a restart. A pause is now at most 10 minutes (no real
+    window is that long; if the server still means it, its next answer says so again)."""
+    fault_server.then("/a", Reply(status, headers))
+    clock = FrozenClock()
+    client = build_client("esi", SETTINGS, metrics=Metrics(), clock=clock)
+    try:
+        assert (await client.get(f"{fault_server.url}/a")).status == status
+        assert (await client.get(f"{fault_server.url}/a")).status == 200
+    finally:
+        await client.aclose()
+    assert clock.sleeps == [LONGEST_PAUSE] == [600.0]

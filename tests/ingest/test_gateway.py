@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.delivery.discord_app import DiscordApp
 from wanderer_console.domain.tasks import cancel_and_wait
+from wanderer_console.http import build_client
 from wanderer_console.ingest.backoff import Backoff
-from wanderer_console.ingest.gateway import DiscordGateway
-from wanderer_console.ingest.gateway_protocol import INTENTS, Dispatch
+from wanderer_console.ingest.gateway import GIVE_UP_RESUME_AFTER, DiscordGateway
+from wanderer_console.ingest.gateway_protocol import INTENTS, Dispatch, GatewayLocation
 from wanderer_console.ingest.health import ConnectionState
+from wanderer_console.sim.discord import FakeDiscord
 from wanderer_console.sim.discord_gateway import FakeGateway, FakeGuild
+from wanderer_console.sim.server import AppServer
 from wanderer_console.telemetry.metrics import Metrics
 
 GUILD = "900000000000000001"
@@ -34,15 +38,19 @@ async def fake() -> AsyncIterator[FakeGateway]:
 
 class _Run:
     def __init__(
-        self, fake: FakeGateway, token: str = "sim-bot-token", backoff: float = 0.05
+        self,
+        fake: FakeGateway,
+        token: str = "sim-bot-token",
+        backoff: float = 0.05,
+        where: Callable[[], Awaitable[str | GatewayLocation]] | None = None,
     ) -> None:
         self.received: list[Dispatch] = []
         self.metrics = Metrics()
         self.locates = 0
 
-        async def locate() -> str:
+        async def locate() -> str | GatewayLocation:
             self.locates += 1
-            return fake.url
+            return fake.url if where is None else await where()
 
         async def seen(event: Dispatch) -> None:
             self.received.append(event)
@@ -237,3 +245,112 @@ async def test_voice_roster_forgotten_when_the_gateway_stops_for_good(fake: Fake
         assert run.gateway.fatal is not None
         assert run.gateway.voice.participants(GUILD) == []
         assert not run.gateway.voice.known(GUILD)
+
+
+@pytest.fixture
+async def discord_rest(fake: FakeGateway) -> AsyncIterator[tuple[FakeDiscord, DiscordApp]]:
+    """The fake Discord's REST side on 127.0.0.1 (``GET /gateway/bot`` answers ``fake``'s URL)
+    and the console's own client of it."""
+    discord = FakeDiscord(bot_token="sim-bot-token")
+    discord.bot_app.gateway_url = fake.url
+    server = AppServer(discord.app)
+    await server.start()
+    http = build_client("discord", metrics=Metrics())
+    app = DiscordApp(
+        http,
+        api_url=f"{server.url}/api/v10",
+        token="sim-bot-token",
+        application_id="1",
+        user_agent="test",
+    )
+    try:
+        yield discord, app
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+async def test_no_session_start_left_waits_for_the_reset_before_identifying(
+    fake: FakeGateway,
+    discord_rest: tuple[FakeDiscord, DiscordApp],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``GET /gateway/bot`` said no session start was left (``remaining`` 0) and the gateway
+    identified anyway: Discord resets the bot's token for that. Now it waits ``reset_after``
+    first, and says so in the log and the connection's state; a stop ends the wait."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    discord, app = discord_rest
+    discord.bot_app.session_start_limit.update(remaining=0, reset_after=3_600_000)
+    async with _Run(fake, where=app.gateway_location) as run:
+        gateway = run.gateway
+        await wait_for(
+            lambda: "session starts are used up" in (gateway.health.last_error or ""),
+            10,
+            "the wait for a session start shown",
+        )
+        assert "3600 s" in (gateway.health.last_error or "")
+        assert fake.connections == 0
+        assert fake.identifies == 0
+        assert any("waits for a session start" in r.getMessage() for r in caplog.records)
+        gateway.stop()
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 5)
+    assert fake.connections == 0
+    assert gateway.health.state is ConnectionState.STOPPED
+
+
+async def test_session_starts_left_identify_at_once(
+    fake: FakeGateway, discord_rest: tuple[FakeDiscord, DiscordApp]
+) -> None:
+    discord, app = discord_rest
+    discord.bot_app.session_start_limit.update(remaining=1, reset_after=3_600_000)
+    async with _Run(fake, where=app.gateway_location) as run:
+        await wait_for(run.gateway.ready.is_set, 10, "READY")
+        assert fake.identifies == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "remaining", "reset_after"),
+    [
+        ({"remaining": 0, "reset_after": 1500}, 0, 1.5),
+        ({"remaining": "0", "reset_after": "1500"}, None, 0.0),
+        ({"remaining": True, "reset_after": True}, None, 0.0),
+        ({"remaining": 0, "reset_after": 1e15}, 0, 86_400.0),
+        ({"remaining": -1, "reset_after": -5}, None, 0.0),
+        (None, None, 0.0),
+    ],
+)
+def test_the_session_start_limit_is_read_with_care(
+    limit: object, remaining: int | None, reset_after: float
+) -> None:
+    where = GatewayLocation.from_answer({"url": "wss://g", "session_start_limit": limit})
+    assert (where.url, where.remaining, where.reset_after) == ("wss://g", remaining, reset_after)
+
+
+async def test_a_resume_that_keeps_failing_identifies_afresh_at_the_located_gateway(
+    fake: FakeGateway,
+) -> None:
+    """When ``resume_gateway_url`` stopped answering, the gateway tried to resume there for
+    ever (a backoff apart) and the bot stayed offline. Now, after a few failed resumes, it
+    drops the session, asks where the gateway is and identifies there."""
+    other = FakeGateway(heartbeat_interval_ms=150, guilds=[FakeGuild(GUILD)])
+    await other.start()
+    urls = [fake.url]
+
+    async def where() -> str:
+        return urls[-1]
+
+    try:
+        async with _Run(fake, where=where) as run:
+            await wait_for(run.gateway.ready.is_set, 10, "READY")
+            urls.append(other.url)
+            fake.refuse_connections = True  # the resume URL is dead from now on
+            fake.drop_connections()
+            await wait_for(lambda: other.identifies == 1, 10, "identified at the other gateway")
+            await wait_for(run.gateway.ready.is_set, 10, "READY again")
+            assert run.locates == 2
+            assert fake.resumes == 0
+            reconnects = run.metrics.value("wc_reconnects_total", source="discord:gateway")
+            assert reconnects >= GIVE_UP_RESUME_AFTER
+    finally:
+        await other.stop()

@@ -30,7 +30,7 @@ from wanderer_console.ingest.gateway import (
     GatewayLocateError,
     GatewayTokenRejected,
 )
-from wanderer_console.ingest.gateway_protocol import Dispatch
+from wanderer_console.ingest.gateway_protocol import Dispatch, GatewayLocation
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DiscordBot", "build_bot", "presence_text"]
@@ -94,9 +94,9 @@ class DiscordBot:
         self._backend = backend
         self.commands = SlashCommands(backend, self.app, self._settings, self._metrics)
 
-    async def _locate(self) -> str:
+    async def _locate(self) -> GatewayLocation:
         try:
-            return await self.app.gateway_url()
+            return await self.app.gateway_location()
         except DiscordAppError as exc:
             if exc.status == 401:
                 raise GatewayTokenRejected(TOKEN_REJECTED) from None

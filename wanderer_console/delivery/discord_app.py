@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.errors import CircuitOpenError
+from wanderer_console.ingest.gateway_protocol import GatewayError, GatewayLocation
 
 __all__ = ["EPHEMERAL", "DiscordApp", "DiscordAppError"]
 
@@ -89,13 +90,14 @@ class DiscordApp:
         except ValueError:
             return None
 
-    async def gateway_url(self) -> str:
-        """Where the gateway is (``wss://gateway.discord.gg`` on Discord)."""
+    async def gateway_location(self) -> GatewayLocation:
+        """Where the gateway is (``wss://gateway.discord.gg`` on Discord) and how many session
+        starts are left."""
         data = await self._call("GET", "/gateway/bot")
-        url = data.get("url") if isinstance(data, dict) else None
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-            raise DiscordAppError(f"GET /gateway/bot: no websocket URL in the answer ({data!r})")
-        return url
+        try:
+            return GatewayLocation.from_answer(data)
+        except GatewayError as exc:
+            raise DiscordAppError(f"GET /gateway/bot: {exc}") from None
 
     async def register_commands(self, commands: list[dict[str, Any]], guild_id: str) -> int:
         """Replace the application's commands in ``guild_id`` (or globally, when empty);

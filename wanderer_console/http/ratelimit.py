@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -18,7 +19,7 @@ from wanderer_console.http.errors import RATE_KEY
 from wanderer_console.http.settings import HttpServiceSettings
 from wanderer_console.http.telemetry import HttpMetrics
 
-__all__ = ["RateLimitTransport", "RateLimiter"]
+__all__ = ["LONGEST_PAUSE", "RateLimitTransport", "RateLimiter"]
 
 
 # -- rate limit -------------------------------------------------------------------------------
@@ -31,9 +32,17 @@ class _Host:
     paused_until: float = 0.0
     route_bucket: dict[str, str] = field(default_factory=dict)
     bucket_paused_until: dict[str, float] = field(default_factory=dict)
+    line: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """The requests waiting for a token, first come first served (only the first one sleeps)."""
 
 
 _MAX_ROUTES: Final = 10_000
+
+LONGEST_PAUSE: Final = 600.0
+"""The longest pause a header can ask for, in seconds (ten minutes, as for the map stream's
+``Retry-After``). No real window is near it (ESI's error window is a minute, Discord's buckets
+reset in seconds); a ``Retry-After: 1e9`` would otherwise stop every call to the host until a
+restart. A server that still means it says so again in its next answer."""
 
 
 class RateLimiter:
@@ -64,23 +73,39 @@ class RateLimiter:
         return max(state.paused_until, state.bucket_paused_until.get(bucket, 0.0))
 
     async def acquire(self, host: str, route: str) -> None:
-        """Wait for any pause on the host or the route's bucket, then for a token."""
+        """Wait for any pause on the host or the route's bucket, then for a token.
+
+        A token is taken only when it is granted, never reserved ahead by a waiter: a request
+        abandoned while it waits (its timeout, a stop) leaves no slot behind that the requests
+        after it would have to wait out. The waiters queue in arrival order and only the first
+        one sleeps, until its token is due.
+        """
         state = self._host(host)
         now = self._clock.monotonic()
         if self._pause_until(state, route) > now:
             await self._wait_pauses(state, route)
-            now = self._clock.monotonic()
         rate = self._s.rate_per_second
         if rate <= 0:
             return
-        interval = 1.0 / rate
-        tat = max(state.tat, now)
-        allowed_at = tat - (self._s.burst - 1) * interval
-        state.tat = tat + interval
-        if allowed_at > now:
-            await self._clock.sleep(allowed_at - now)
-            # A pause may have been learned while this request waited for its slot.
-            await self._wait_pauses(state, route)
+        if not state.line.locked() and self._take(state, rate):
+            return
+        async with state.line:
+            while not self._take(state, rate):
+                await self._clock.sleep(self._due(state, rate) - self._clock.monotonic())
+        # A pause may have been learned while this request waited for its slot.
+        await self._wait_pauses(state, route)
+
+    def _due(self, state: _Host, rate: float) -> float:
+        """When the host's next token is due (GCRA: the burst's worth before ``tat``)."""
+        return state.tat - (self._s.burst - 1) / rate
+
+    def _take(self, state: _Host, rate: float) -> bool:
+        """Take a token if one is due now."""
+        now = self._clock.monotonic()
+        if self._due(state, rate) > now:
+            return False
+        state.tat = max(state.tat, now) + 1.0 / rate
+        return True
 
     async def _wait_pauses(self, state: _Host, route: str) -> None:
         while True:
@@ -108,7 +133,7 @@ class RateLimiter:
                 seconds = retry_after_seconds(headers, self._clock.wall())
             if seconds is None:
                 seconds = 60.0
-            state.paused_until = max(state.paused_until, now + seconds)
+            state.paused_until = max(state.paused_until, now + min(seconds, LONGEST_PAUSE))
             self._pause("esi_error_limit")
         if not self._s.learn_bucket_pauses:
             return  # the caller paces by these headers itself (the Discord dispatcher)
@@ -121,13 +146,14 @@ class RateLimiter:
         key = state.route_bucket.get(route, route)
         reset_after = float_header(headers, "x-ratelimit-reset-after")
         if headers.get("x-ratelimit-remaining") == "0" and reset_after is not None:
-            self._pause_bucket(state, key, now + reset_after, now)
+            self._pause_bucket(state, key, now + min(reset_after, LONGEST_PAUSE), now)
             self._pause("bucket_exhausted")
         if response.status_code == 429:
             seconds = retry_after_seconds(headers, self._clock.wall())
             if seconds is None:
                 seconds = reset_after
             if seconds is not None:
+                seconds = min(seconds, LONGEST_PAUSE)
                 if headers.get("x-ratelimit-global", "").lower() == "true":
                     state.paused_until = max(state.paused_until, now + seconds)
                     self._pause("global_429")

@@ -4,12 +4,13 @@ The protocol is :mod:`~wanderer_console.ingest.gateway_protocol` (sans-IO); this
 its frames over a ``websockets`` connection and keeps the time: the heartbeat (first after a
 random part of the interval, then every interval, a missing ack closes the socket and the
 session is resumed on a new one), reconnects with backoff, resumes at ``resume_gateway_url``
-with the session id and sequence so no dispatch is lost, identifies afresh after an invalid
-session, and stops for good, saying why, on a close code that a retry cannot fix (4004: the
-token is wrong; 4014: intents not allowed). A 401 on ``GET /gateway/bot`` (the bot token
-rejected) stops it too, until :meth:`DiscordGateway.set_token` brings another token (a reload):
-retrying the same token fails the same way, and Discord bans an address that keeps sending it
-401s.
+with the session id and sequence so no dispatch is lost (after a few resumes in a row that fail,
+it locates the gateway and identifies afresh), identifies afresh after an invalid session, waits
+for Discord's daily session starts when none is left, and stops for good, saying why, on a close
+code that a retry cannot fix (4004: the token is wrong; 4014: intents not allowed). A 401 on
+``GET /gateway/bot`` (the bot token rejected) stops it too, until
+:meth:`DiscordGateway.set_token` brings another token (a reload): retrying the same token fails
+the same way, and Discord bans an address that keeps sending it 401s.
 
 Why not discord.py (or another bot library): it brings its own aiohttp client, event loop
 policy and cache of every guild, member and message, and a command framework whose replies do
@@ -41,6 +42,7 @@ from wanderer_console.ingest.gateway_protocol import (
     CloseVerdict,
     Dispatch,
     GatewayError,
+    GatewayLocation,
     GatewaySession,
     HeartbeatAck,
     HeartbeatNow,
@@ -56,6 +58,7 @@ from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
     "GATEWAY_SOURCE",
+    "GIVE_UP_RESUME_AFTER",
     "DiscordGateway",
     "GatewayLocateError",
     "GatewayMetrics",
@@ -70,6 +73,10 @@ _RESUME_CLOSE: Final = 4900
 """Our own close code for a connection we leave to resume on another (not 1000/1001, which
 would end the session)."""
 _QUERY: Final = "?v=10&encoding=json"
+GIVE_UP_RESUME_AFTER: Final = 3
+"""Connections in a row that fail to resume (no ``RESUMED``) before the session is dropped and
+the gateway located and identified afresh: a dead ``resume_gateway_url`` would otherwise keep
+the bot offline for good."""
 
 
 class GatewayLocateError(Exception):
@@ -116,7 +123,7 @@ class DiscordGateway:
     def __init__(
         self,
         token: str,
-        locate: Callable[[], Awaitable[str]],
+        locate: Callable[[], Awaitable[str | GatewayLocation]],
         metrics: Metrics,
         *,
         on_dispatch: Callable[[Dispatch], Awaitable[None]] | None = None,
@@ -148,6 +155,10 @@ class DiscordGateway:
         self._handlers: set[asyncio.Task[None]] = set()
         self._heartbeat_sent = 0.0
         self._closing_for_resume = False
+        self._resumes_failed = 0
+        """Connections in a row that tried to resume and never saw ``RESUMED``."""
+        self._live = False
+        """``READY`` or ``RESUMED`` seen on the current connection."""
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -190,9 +201,13 @@ class DiscordGateway:
         try:
             while not self._stop.is_set():
                 code: int | None = None
+                resuming = self.session.can_resume
+                self._live = False
                 try:
                     url = self.session.resume_url if self.session.can_resume else None
-                    url = url or await self._locate()
+                    url = url or await self._locate_url()
+                    if self._stop.is_set():
+                        break  # stopped while waiting for a session start
                     code = await self._connection(url)
                 except (OSError, WebSocketException, TimeoutError) as exc:
                     self.health.set_state(ConnectionState.RECONNECTING, f"gateway lost: {exc}")
@@ -215,6 +230,7 @@ class DiscordGateway:
                     return
                 if verdict is CloseVerdict.IDENTIFY:
                     self.session.forget()
+                self._count_resume(resuming and not self._live)
                 self.health.reconnects += 1
                 self._metrics.reconnects.labels(source=GATEWAY_SOURCE).inc()
                 with contextlib.suppress(TimeoutError):
@@ -222,6 +238,38 @@ class DiscordGateway:
             self.health.set_state(ConnectionState.STOPPED)
         finally:
             await cancel_and_wait(list(self._handlers))
+
+    def _count_resume(self, failed: bool) -> None:
+        """Count a connection that could not resume; after :data:`GIVE_UP_RESUME_AFTER` in a
+        row, drop the session so the next connection locates the gateway and identifies."""
+        self._resumes_failed = self._resumes_failed + 1 if failed else 0
+        if self._resumes_failed >= GIVE_UP_RESUME_AFTER and self.session.can_resume:
+            log.warning(
+                "discord gateway could not resume: identifying afresh",
+                extra={"ctx": {"attempts": self._resumes_failed}},
+            )
+            self.session.forget()
+            self._resumes_failed = 0
+
+    async def _locate_url(self) -> str:
+        """Ask where the gateway is; with no session start left (an identify now would get the
+        token reset by Discord), first wait until the window starts again, saying so."""
+        where = await self._locate()
+        if isinstance(where, str):
+            return where
+        if where.remaining == 0 and where.reset_after > 0 and not self.session.can_resume:
+            why = (
+                "Discord's daily session starts are used up: identifying again in "
+                f"{where.reset_after:.0f} s"
+            )
+            self.health.set_state(ConnectionState.RECONNECTING, why)
+            log.warning(
+                "discord gateway waits for a session start",
+                extra={"ctx": {"reset_after_s": round(where.reset_after, 3), "why": why}},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), where.reset_after)
+        return where.url
 
     async def _await_new_token(self, why: str) -> None:
         """The token was rejected: say so once, loudly, and ask nothing more of Discord until
@@ -342,6 +390,7 @@ class DiscordGateway:
         self.gauges.dispatches.labels(event=event.name).inc()
         self.health.saw_event()
         if event.name in ("READY", "RESUMED"):
+            self._live = True
             self._backoff.reset()
             self.ready.set()
             self.health.set_state(ConnectionState.CONNECTED)

@@ -24,6 +24,7 @@ The life of a connection (Discord's "Gateway" documentation):
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from enum import IntEnum
@@ -34,6 +35,7 @@ import orjson
 __all__ = [
     "FATAL_CLOSE_CODES",
     "FRESH_CLOSE_CODES",
+    "GatewayLocation",
     "INTENTS",
     "CloseVerdict",
     "Dispatch",
@@ -90,6 +92,50 @@ FATAL_CLOSE_CODES: Final[dict[int, str]] = {
 
 FRESH_CLOSE_CODES: Final = frozenset({4007, 4009})
 """Invalid sequence, session timed out: reconnect, but identify afresh (the session is gone)."""
+
+
+_LONGEST_START_WAIT: Final = 86_400.0
+"""Discord's session start window is a day: a longer ``reset_after`` is not believed."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayLocation:
+    """``GET /gateway/bot``: where the gateway is, and how many sessions may still start.
+
+    Every ``IDENTIFY`` spends one of ``session_start_limit.total`` starts per day (1000 for most
+    bots); one sent when ``remaining`` is 0 makes Discord reset the bot's token, which stops the
+    bot until the operator sets a new one. So with none left the client waits ``reset_after``
+    before identifying. ``max_concurrency`` (shards that may identify together) is not read:
+    the console runs one shard, which identifies alone whatever it says.
+    """
+
+    url: str
+    remaining: int | None = None
+    """Session starts left in the window (``None``: the answer did not say)."""
+    reset_after: float = 0.0
+    """Seconds until the window starts again (at most a day)."""
+
+    @classmethod
+    def from_answer(cls, data: Any) -> GatewayLocation:
+        """Read Discord's answer; :class:`GatewayError` without a websocket URL in it."""
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            raise GatewayError(f"no websocket URL in the answer ({data!r:.200})")
+        limit = data.get("session_start_limit")
+        limit = limit if isinstance(limit, dict) else {}
+        remaining = limit.get("remaining")
+        if not isinstance(remaining, int) or isinstance(remaining, bool) or remaining < 0:
+            remaining = None
+        reset_ms = limit.get("reset_after")
+        reset_after = 0.0
+        if (
+            isinstance(reset_ms, int | float)
+            and not isinstance(reset_ms, bool)
+            and math.isfinite(reset_ms)
+            and reset_ms > 0
+        ):
+            reset_after = min(reset_ms / 1000.0, _LONGEST_START_WAIT)
+        return cls(url, remaining, reset_after)
 
 
 class CloseVerdict(IntEnum):

@@ -40,6 +40,13 @@ class FakeDiscordApp:
         self.answer_window = 3.0
         self.late_answers = 0
         self.gateway_lookups = 0
+        self.session_start_limit: dict[str, int] = {
+            "total": 1000,
+            "remaining": 999,
+            "reset_after": 0,
+            "max_concurrency": 1,
+        }
+        """What ``GET /gateway/bot`` says of the identifies left (``reset_after`` in ms)."""
         self.gateway_refusals = 0
         """``GET /gateway/bot`` answered 401 (a wrong bot token): Discord counts each of these
         toward its invalid-request ban."""
@@ -80,12 +87,7 @@ class FakeDiscordApp:
             {
                 "url": self.gateway_url,
                 "shards": 1,
-                "session_start_limit": {
-                    "total": 1000,
-                    "remaining": 999,
-                    "reset_after": 0,
-                    "max_concurrency": 1,
-                },
+                "session_start_limit": dict(self.session_start_limit),
             }
         )
 

@@ -147,6 +147,14 @@ class FakeDiscord:
         """Answer the next ``times`` requests with ``status`` (nothing is posted)."""
         self._canned += [(status, body or {"message": "injected"}, headers or {})] * times
 
+    def pending_faults(self) -> int:
+        """Canned answers :meth:`fail_next` queued that no request has taken yet."""
+        return len(self._canned)
+
+    def clear_faults(self) -> None:
+        """Drop the canned answers no request has taken yet (the outage is left as it is)."""
+        self._canned.clear()
+
     def _fault(self) -> Response | None:
         if self._canned:
             status, body, headers = self._canned.pop(0)

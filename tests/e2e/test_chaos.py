@@ -26,6 +26,7 @@ import pytest
 from tests.e2e.test_exactly_once import BOT_CHANNEL, Engine, _config, _posted, _push_backlog, _rows
 from tests.support import wait_for
 from wanderer_console.sim import Simulator
+from wanderer_console.sim.discord import FakeDiscord
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -38,15 +39,15 @@ delivered, kept for the operator; never sent a third time)."""
 class Faults:
     """Discord's bad answers, one kind after another at random moments, until stopped."""
 
-    def __init__(self, sim: Simulator, rng: random.Random) -> None:
-        self.sim = sim
+    def __init__(self, discord: FakeDiscord, rng: random.Random) -> None:
+        self.discord = discord
         self.rng = rng
         self.injected = 0
         self.outages = 0
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        discord, rng = self.sim.discord, self.rng
+        discord, rng = self.discord, self.rng
         while not self._stop.is_set():
             await asyncio.sleep(rng.uniform(0.1, 1.5))
             roll = rng.random()
@@ -70,16 +71,16 @@ class Faults:
     def _next(self, status: int, body: dict[str, object], headers: dict[str, str], n: int) -> None:
         # Canned answers wait for requests; while the engine is down they would pile up and
         # outlast the chaos (one answered a minute, at the longest backoff), so few are kept.
-        if self.sim.discord.pending_faults() < 10:
-            self.sim.discord.fail_next(status, body, headers, times=n)
+        if self.discord.pending_faults() < 10:
+            self.discord.fail_next(status, body, headers, times=n)
             self.injected += n
 
     def stop(self) -> None:
         """No new fault; Discord answers well again from now on."""
         self._stop.set()
-        self.sim.discord.outage = None
-        self.sim.discord.answer_delay = 0.0
-        self.sim.discord.clear_faults()
+        self.discord.outage = None
+        self.discord.answer_delay = 0.0
+        self.discord.clear_faults()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -91,7 +92,7 @@ async def test_discord_failing_while_the_engine_is_stopped_and_killed_loses_and_
     sim.discord.answer_delay = 0.4
     await sim.start()
     engine = Engine(_config(sim, tmp_path / "config.toml"), tmp_path / "data")
-    faults = Faults(sim, rng)
+    faults = Faults(sim.discord, rng)
     kills = 0
     try:
         await engine.start()

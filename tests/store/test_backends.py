@@ -251,3 +251,15 @@ def test_a_write_probe_is_a_real_write_that_clears_the_fault(
     finally:
         raw.close()
         store.close()
+
+
+def test_retention_keeps_old_notifications_whose_outcome_is_uncertain(store: Store) -> None:
+    """A notification sent twice without an answer (``uncertain``) waits for the operator to
+    check the channel and drop or retry it: however old, retention never deletes it."""
+    store.record_event(_event("old", at=100.0), [_note("unsure"), _note("sent")], now=100.0)
+    rows = {row.dedup_key: row.id for row in store.due_outbox(now=200.0)}
+    store.mark_unconfirmed([rows["unsure"]], error="timed out twice")
+    store.mark_sent([rows["sent"]], now=150.0)
+    assert store.prune(before=1_000.0) == (1, 1)
+    assert store.outbox_counts() == {"uncertain": 1}
+    assert [r.id for r in store.failed_rows()] == [rows["unsure"]]

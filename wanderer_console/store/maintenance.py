@@ -1,11 +1,12 @@
 """The store's upkeep: retention of old records and a periodic integrity check.
 
 Retention runs hourly and deletes events, and notifications finished, older than
-``console.retention_days`` (pending and in-flight notifications are never deleted). The integrity
-check reads the whole database every few hours on its own read-only connection in a thread, so
-damage is found before a write trips on it: the problem is kept for ``/ready`` and logged at
-ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only connection; on
-PostgreSQL, whose server keeps its own files sound, a fresh connection that must answer.
+``console.retention_days`` (pending, in-flight and uncertain notifications are never deleted).
+The integrity check reads the whole database every few hours on its own read-only connection in
+a thread, so damage is found before a write trips on it: the problem is kept for ``/ready`` and
+logged at ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only
+connection; on PostgreSQL, whose server keeps its own files sound, a fresh connection that must
+answer.
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ _INSERT_CHUNK = 200
 """Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit and
 PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?, ?)"
+_FINISHED = "('sent', 'failed', 'dropped')"
+"""The outbox states retention may delete (named, not excepted: a state added later is kept
+until someone decides it is finished). ``uncertain`` is not one: such a message may or may not
+have posted, and waits for the operator to check the channel and retry or drop it."""
 
 
 class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin):
@@ -174,12 +178,14 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
     def prune(self, before: float) -> tuple[int, int]:
         """Delete events received and notifications finished before ``before`` (unix time).
 
-        Pending notifications are never deleted. Returns ``(events, notifications)`` removed.
+        Only finished notifications go (:data:`_FINISHED`): pending, in-flight and uncertain
+        ones still wait for a send or an operator's decision, however old. Returns
+        ``(events, notifications)`` removed.
         """
         with self._writes.transaction("prune") as conn:
             events = conn.execute("DELETE FROM events WHERE received_at < ?", (before,)).rowcount
             notes = conn.execute(
-                "DELETE FROM outbox WHERE status NOT IN ('pending', 'sending') AND created_at < ?",
+                f"DELETE FROM outbox WHERE status IN {_FINISHED} AND created_at < ?",
                 (before,),
             ).rowcount
         return events, notes

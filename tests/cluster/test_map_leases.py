@@ -211,6 +211,25 @@ async def test_the_operations_messages_go_with_the_first_maps_lease(store: Store
     assert kept[OPS_TENANT] == other.fence(lead)
 
 
+async def test_the_operations_messages_wait_for_the_first_map_and_go_with_its_lease(
+    store: Store,
+) -> None:
+    """Hosted, before its first map arrives, an instance has no lease to send the alerts'
+    messages under: they stay pending (never lost), and the instance that leases the first map
+    to arrive sends them."""
+    current, clock = Current(()), Clock()
+    leases, hooks = _following(store, "a", current, clock)
+    await leases.tick()
+    assert leases.fence(OPS_TENANT) is None
+    assert OPS_TENANT not in leases.tenants()
+    assert OPS_TENANT not in hooks.kept_fences
+    current.set("late")
+    await leases.tick()
+    assert leases.fence(OPS_TENANT) == leases.fence("late") is not None
+    assert OPS_TENANT in leases.tenants()
+    assert hooks.kept_fences[OPS_TENANT] == leases.fence("late")
+
+
 class Current:
     """The running settings as a runtime swaps them (a reload, a hosted refresh)."""
 

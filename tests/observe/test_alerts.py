@@ -11,6 +11,7 @@ metric, the history row closed, the resolved message).
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -519,3 +520,30 @@ async def test_a_disk_that_cannot_be_measured_keeps_its_alert_firing(
     measurer._disk_free = lambda path: shutil.disk_usage(path).free
     await wait_for(lambda: not firing(runtime, "disk_space"), 10, "resolved once measured")
     assert runtime.alerts.view()["last_error"] is None
+
+
+async def test_an_outbox_that_cannot_be_read_stops_no_other_rule(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """Reading the outbox's oldest pending row fails (the database locked, the PostgreSQL
+    server gone). That rule cannot tell, so its alerts stay as they are, the failure logged and
+    counted; every other rule is still measured: the disk floor fires and posts meanwhile."""
+    runtime = await engine(
+        sim, tmp_path, {"disk_space": {"threshold": 1e12}, "outbox_oldest": {"threshold": 1e9}}
+    )
+    stopper.append(runtime)
+    await wait_for(lambda: runtime.alerts.evaluations >= 1, 10, "a first evaluation")
+    errors = runtime.metrics.value("wc_errors_total", component="alerts") or 0
+
+    def locked(**_: Any) -> float | None:  # the fault: no real server to take down under a test
+        raise sqlite3.OperationalError("database is locked")
+
+    runtime.store.oldest_pending_at = locked  # type: ignore[method-assign]
+    seen = runtime.alerts.evaluations
+    await wait_for(lambda: runtime.alerts.evaluations >= seen + 3, 10, "evaluations")
+    await wait_for(lambda: firing(runtime, "disk_space"), 10, "disk_space firing")
+    await wait_for(lambda: "[FIRING] disk_space" in ops_titles(sim), 10, "firing message")
+    assert not firing(runtime, "outbox_oldest")
+    assert "database is locked" in (runtime.alerts.view()["last_error"] or "")
+    assert runtime.metrics.value("wc_errors_total", component="alerts:outbox_oldest") >= 3
+    assert (runtime.metrics.value("wc_errors_total", component="alerts") or 0) == errors

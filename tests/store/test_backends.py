@@ -3,7 +3,9 @@ enrichment cache, the write guard, tenants and the config audit (every test runs
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from wanderer_console.store.base import (
     StoredEvent,
     StoreLocation,
 )
+from wanderer_console.store.maintenance import Maintenance
 from wanderer_console.store.migrations import SCHEMA_VERSION
 from wanderer_console.store.writes import StoreWriteError
 
@@ -251,3 +254,59 @@ def test_a_write_probe_is_a_real_write_that_clears_the_fault(
     finally:
         raw.close()
         store.close()
+
+
+def test_retention_keeps_old_notifications_whose_outcome_is_uncertain(store: Store) -> None:
+    """A notification sent twice without an answer (``uncertain``) waits for the operator to
+    check the channel and drop or retry it: however old, retention never deletes it."""
+    store.record_event(_event("old", at=100.0), [_note("unsure"), _note("sent")], now=100.0)
+    rows = {row.dedup_key: row.id for row in store.due_outbox(now=200.0)}
+    store.mark_unconfirmed([rows["unsure"]], error="timed out twice")
+    store.mark_sent([rows["sent"]], now=150.0)
+    assert store.prune(before=1_000.0) == (1, 1)
+    assert store.outbox_counts() == {"uncertain": 1}
+    assert [r.id for r in store.failed_rows()] == [rows["unsure"]]
+
+
+async def test_retention_deletes_a_large_backlog_in_batches_with_other_work_in_between(
+    store: Store,
+) -> None:
+    """After ``retention_days`` is lowered, years of rows are old at once: they go a bounded
+    batch per statement, each its own transaction, the event loop free in between, so ingest
+    and delivery (here: a task writing events) go on meanwhile instead of waiting for one
+    enormous DELETE. What must stay stays: recent rows and old rows not finished."""
+    old = time.time() - 10 * 86_400
+    for n in range(25):
+        store.record_event(_event(f"old-{n}", at=old), [_note(f"sent-{n}")], now=old)
+    store.record_event(_event("old-p", at=old), [_note("pending"), _note("unsure")], now=old)
+    rows = {row.dedup_key: row.id for row in store.due_outbox(now=time.time(), limit=100)}
+    store.mark_sent([rows[f"sent-{n}"] for n in range(25)], now=old)
+    store.mark_unconfirmed([rows["unsure"]], error="timed out twice")
+    maintenance = Maintenance(store, lambda: 1.0)
+    maintenance.prune_batch = 10
+    old_left: list[int] = []
+    done = asyncio.Event()
+
+    async def ingest() -> None:
+        """Another writer on the loop: each turn, notes how many old events are left and
+        stores a new one."""
+        written = 0
+        while not done.is_set():
+            old_left.append(store.event_count() - written)
+            store.record_event(_event(f"new-{written}", at=time.time()))
+            written += 1
+            await asyncio.sleep(0)
+
+    writer = asyncio.create_task(ingest())
+    await asyncio.sleep(0)  # the writer runs once before the prune starts
+    try:
+        assert await maintenance.prune_once() == (26, 25)
+    finally:
+        done.set()
+        await writer
+    # The writer ran (and wrote) between batches: it saw the backlog partly deleted, twice.
+    assert old_left[0] == 26
+    assert [left for left in dict.fromkeys(old_left) if 0 < left < 26] == [16, 6], old_left
+    assert not [e for e in store.events_since(0.0, limit=1000) if e.event_id.startswith("old")]
+    assert len(store.events_since(0.0, limit=1000)) == len(old_left)  # every new one stays
+    assert store.outbox_counts() == {"pending": 1, "uncertain": 1}

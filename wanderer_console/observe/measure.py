@@ -33,7 +33,8 @@ from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.kill_sources import KillSources
 from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.pipeline.queue import BoundedPriorityQueue
-from wanderer_console.store.base import Store
+from wanderer_console.store.base import DatabaseUrl, Store
+from wanderer_console.store.writes import unavailable
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["Measure", "Measurer", "Watched"]
@@ -77,6 +78,13 @@ class _Sample:
     rate_limited: float
     hits: int
     misses: int
+
+
+def _scrubbed(store: Store, exc: BaseException) -> str:
+    """The database's error, its password masked (a PostgreSQL message may quote the URL)."""
+    location = store.path
+    text = str(exc) or type(exc).__name__
+    return location.scrub(text) if isinstance(location, DatabaseUrl) else text
 
 
 class Measurer:
@@ -152,9 +160,19 @@ class Measurer:
             if ops is None or key != ops.key
         )
         out["outbox_depth"] = [Measure("outbox", float(depth), "pending")]
-        oldest = parts.store.oldest_pending_at(exclude_tenant=OPS_TENANT)
-        age = 0.0 if oldest is None else max(0.0, now - oldest)
-        out["outbox_oldest"] = [Measure("outbox", age, "oldest pending")]
+        failed: dict[str, str] = {}
+        try:
+            oldest = parts.store.oldest_pending_at(exclude_tenant=OPS_TENANT)
+        except Exception as exc:
+            # The database not answering (locked, the server gone) is an unknown measure, not
+            # an empty outbox and not a reason to measure nothing else: the other rules (a
+            # disconnected source, the disk) matter most exactly then.
+            if not unavailable(exc):
+                raise
+            failed["outbox_oldest"] = f"cannot read the outbox: {_scrubbed(parts.store, exc)}"
+        else:
+            age = 0.0 if oldest is None else max(0.0, now - oldest)
+            out["outbox_oldest"] = [Measure("outbox", age, "oldest pending")]
         failures = (sample.failures - past.failures) / minutes
         out["delivery_failures"] = [Measure("discord", round(failures, 3), "failed sends/min")]
         limited = (sample.rate_limited - past.rate_limited) / minutes
@@ -169,7 +187,6 @@ class Measurer:
             else []
         )
         self.lookups_in_window = hits + misses
-        failed: dict[str, str] = {}
         try:
             free = self._disk_free(parts.data_dir) / (1024 * 1024)
         except OSError as exc:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from wanderer_console.store.observe import AlertRecord, TrendMinute
 
 __all__ = [
+    "PRUNE_BATCH",
     "SHARED_TENANT",
     "ClaimRequest",
     "ClusterState",
@@ -51,6 +52,10 @@ __all__ = [
     "StoredEvent",
     "is_unique_violation",
 ]
+
+PRUNE_BATCH = 5_000
+"""Rows per retention statement (:meth:`Store.prune`): a few milliseconds of work, so neither
+the write lock nor the event loop is held long, whatever the backlog."""
 
 SHARED_TENANT = "*"
 """The tenant id of events every map shares (killmails, stored once). On a database several
@@ -459,7 +464,8 @@ class Store(Protocol):
 
     def set_cursor(self, stream: str, value: str) -> None: ...
 
-    def prune(self, before: float) -> tuple[int, int]: ...
+    def prune(self, before: float, *, limit: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete up to ``limit`` old events and up to ``limit`` old finished notifications."""
 
     # enrichment cache
     def save_cache_entries(self, rows: Iterable[tuple[str, str, int, str, float]]) -> int: ...

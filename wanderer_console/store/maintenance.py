@@ -1,11 +1,12 @@
 """The store's upkeep: retention of old records and a periodic integrity check.
 
 Retention runs hourly and deletes events, and notifications finished, older than
-``console.retention_days`` (pending and in-flight notifications are never deleted). The integrity
-check reads the whole database every few hours on its own read-only connection in a thread, so
-damage is found before a write trips on it: the problem is kept for ``/ready`` and logged at
-ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only connection; on
-PostgreSQL, whose server keeps its own files sound, a fresh connection that must answer.
+``console.retention_days`` (pending, in-flight and uncertain notifications are never deleted).
+The integrity check reads the whole database every few hours on its own read-only connection in
+a thread, so damage is found before a write trips on it: the problem is kept for ``/ready`` and
+logged at ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only
+connection; on PostgreSQL, whose server keeps its own files sound, a fresh connection that must
+answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wanderer_console.store.base import Store
+from wanderer_console.store.base import PRUNE_BATCH, Store
 
 __all__ = ["Maintenance"]
 
@@ -29,6 +30,8 @@ class Maintenance:
     def __init__(self, store: Store, retention_days: Callable[[], float]) -> None:
         self._store = store
         self._retention_days = retention_days
+        self.prune_batch = PRUNE_BATCH
+        """Rows per retention statement (tests lower it)."""
         self.integrity_interval = 6 * 3600.0
         """Seconds between two full integrity checks of the database."""
         self.integrity_problem: str | None = None
@@ -37,14 +40,32 @@ class Maintenance:
     async def retention(self) -> None:
         """Hourly: drop events and finished notifications older than the retention period."""
         while True:
-            cutoff = time.time() - self._retention_days() * 86_400
-            events, notes = self._store.prune(cutoff)
-            if events or notes:
-                log.info(
-                    "old records pruned",
-                    extra={"ctx": {"events": events, "notifications": notes}},
-                )
+            await self.prune_once()
             await asyncio.sleep(3600)
+
+    async def prune_once(self) -> tuple[int, int]:
+        """Drop what is older than the retention period now, :attr:`prune_batch` rows per
+        statement with the event loop free between them; return ``(events, notifications)``.
+
+        Lowering ``retention_days`` on a store of millions of rows makes them all old at once:
+        deleted in one statement they held the loop (no Discord send, no ingest) and, on SQLite,
+        the write lock, for as long as the database took. In batches, the dispatcher and the
+        sources write between two of them.
+        """
+        cutoff = time.time() - self._retention_days() * 86_400
+        events = notes = 0
+        while True:
+            batch = self.prune_batch
+            more_events, more_notes = self._store.prune(cutoff, limit=batch)
+            events, notes = events + more_events, notes + more_notes
+            if more_events < batch and more_notes < batch:
+                break
+            await asyncio.sleep(0)
+        if events or notes:
+            log.info(
+                "old records pruned", extra={"ctx": {"events": events, "notifications": notes}}
+            )
+        return events, notes
 
     async def integrity(self) -> None:
         """Every :attr:`integrity_interval` seconds: check the whole database."""

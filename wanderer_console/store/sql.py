@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import SHARED_TENANT, PendingWrite, StoredEvent
+from wanderer_console.store.base import PRUNE_BATCH, SHARED_TENANT, PendingWrite, StoredEvent
 from wanderer_console.store.browse import BrowseMixin
 from wanderer_console.store.leases import LeaseMixin
 from wanderer_console.store.observe import ObserveMixin
@@ -30,6 +30,10 @@ _INSERT_CHUNK = 200
 """Events per multi-row INSERT (6 parameters each, far below SQLite's 32,766 limit and
 PostgreSQL's 65,535)."""
 _ROW_PLACEHOLDER = "(?, ?, ?, ?, ?, ?, ?)"
+_FINISHED = "('sent', 'failed', 'dropped')"
+"""The outbox states retention may delete (named, not excepted: a state added later is kept
+until someone decides it is finished). ``uncertain`` is not one: such a message may or may not
+have posted, and waits for the operator to check the channel and retry or drop it."""
 
 
 class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin):
@@ -171,16 +175,29 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
             (stream, value, now),
         )
 
-    def prune(self, before: float) -> tuple[int, int]:
-        """Delete events received and notifications finished before ``before`` (unix time).
+    def prune(self, before: float, *, limit: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete up to ``limit`` events received, and up to ``limit`` notifications finished,
+        before ``before`` (unix time); return ``(events, notifications)`` removed.
 
-        Pending notifications are never deleted. Returns ``(events, notifications)`` removed.
+        Each kind goes in one short transaction of its own, so a backlog (``retention_days``
+        lowered on a store of millions of rows) never holds the write lock, or the event loop
+        that calls this, for long: the caller repeats, letting other work in between, until
+        fewer than ``limit`` of each are removed (:meth:`Maintenance.prune_once
+        <wanderer_console.store.maintenance.Maintenance.prune_once>`). Only finished
+        notifications go (:data:`_FINISHED`): pending, in-flight and uncertain ones still wait
+        for a send or an operator's decision, however old.
         """
-        with self._writes.transaction("prune") as conn:
-            events = conn.execute("DELETE FROM events WHERE received_at < ?", (before,)).rowcount
+        with self._writes.transaction("prune events") as conn:
+            events = conn.execute(
+                "DELETE FROM events WHERE id IN"
+                " (SELECT id FROM events WHERE received_at < ? LIMIT ?)",
+                (before, limit),
+            ).rowcount
+        with self._writes.transaction("prune notifications") as conn:
             notes = conn.execute(
-                "DELETE FROM outbox WHERE status NOT IN ('pending', 'sending') AND created_at < ?",
-                (before,),
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                f" WHERE status IN {_FINISHED} AND created_at < ? LIMIT ?)",
+                (before, limit),
             ).rowcount
         return events, notes
 

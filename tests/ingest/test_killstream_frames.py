@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
-from wanderer_console.ingest.killstream import TOPIC, KillstreamSource
+from wanderer_console.ingest.killstream import _CHUNK, TOPIC, KillstreamSource
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics
@@ -79,3 +80,45 @@ async def test_a_frame_of_an_unexpected_shape_is_skipped_and_counted(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_refused_subscribes_of_several_chunks_are_asked_again_once_per_wait(
+    server: FakeKillstream,
+) -> None:
+    """A subscription change of two chunks that the server keeps refusing is asked again once
+    per wait, not once per refused chunk: before, each refusal scheduled its own resend of
+    every chunk, so the resends doubled each round (at the 60 s cap, without end)."""
+    desired = {SYSTEM}
+    added = set(range(30_100_001, 30_100_001 + _CHUNK + 1))  # two subscribe frames
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = KillstreamSource(
+        "systems",
+        server.url,
+        lambda: set(desired),
+        sink,
+        Metrics(),
+        resubscribe=Backoff(base=0.5, cap=0.5),  # 0.25 to 0.5 s between asks
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.confirmed == {SYSTEM})
+        server.refuse_subscribes = 1_000_000
+        desired |= added
+        source.refresh()
+        await wait_for(lambda: _refusals(server) >= 2)
+        # A measuring window, not a synchronisation: how many asks the refusals lead to.
+        await asyncio.sleep(3.0)
+        # Once per wait (at least 0.25 s): two frames a round, at most 12 rounds in 3 s.
+        assert _refusals(server) <= 2 + 2 * 12
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _refusals(server: FakeKillstream) -> int:
+    return sum(
+        1 for frame in server.sent if frame[3] == "phx_reply" and frame[4]["status"] == "error"
+    )

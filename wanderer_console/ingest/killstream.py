@@ -117,6 +117,7 @@ class KillstreamSource:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         name: str | None = None,
         on_confirmed: Callable[[], None] | None = None,
+        resubscribe: Backoff | None = None,
     ) -> None:
         self.mode = mode
         self._max_frame = max_frame_bytes
@@ -147,8 +148,10 @@ class KillstreamSource:
         """When the current join was accepted (``None`` while not joined)."""
         self._rejoin: asyncio.Task[None] | None = None
         """The rejoin waiting out its backoff after the channel ended."""
-        self._resubscribe = Backoff(1.0, 60.0)
+        self._resubscribe = resubscribe or Backoff(1.0, 60.0)
         """The wait before a refused subscribe is sent again (doubling while refused)."""
+        self._resubscribe_at: asyncio.TimerHandle | None = None
+        """The one resend waiting (a refresh sends every refused chunk at once)."""
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
         self._sinking = False
@@ -360,8 +363,12 @@ class KillstreamSource:
                     self._confirm([i for i in ids if i in self._subscribed])
                 else:
                     # Refused: ask again after a wait (a refresh sends what is not subscribed),
-                    # not only at the next change of tracking, which may be hours away.
+                    # not only at the next change of tracking, which may be hours away. One
+                    # resend covers every refused chunk: one timer per refusal resent them all
+                    # once per chunk, doubling the asks each round.
                     self._subscribed.difference_update(ids)
+                    if self._resubscribe_at is not None:
+                        return
                     delay = self._resubscribe.next_delay()
                     log.warning(
                         "killstream subscribe refused; asking again",
@@ -374,7 +381,8 @@ class KillstreamSource:
                             }
                         },
                     )
-                    asyncio.get_running_loop().call_later(delay, self.refresh)
+                    loop = asyncio.get_running_loop()
+                    self._resubscribe_at = loop.call_later(delay, self._ask_again)
             elif message.is_join:
                 if message.status == "ok":
                     # Not the backoff's reset yet: a server that drops every join at once
@@ -420,6 +428,11 @@ class KillstreamSource:
             if self._rejoin is not None:
                 self._rejoin.cancel()
             self._rejoin = asyncio.create_task(self._rejoin_after(ws, delay))
+
+    def _ask_again(self) -> None:
+        """The wait after a refused subscribe is over: send what is still not subscribed."""
+        self._resubscribe_at = None
+        self.refresh()
 
     async def _rejoin_after(self, ws: ClientConnection, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -136,6 +136,12 @@ class PhoenixChannel:
         join_ref, ref, topic, event, payload = frame
         if not isinstance(topic, str) or not isinstance(event, str):
             raise FrameError("topic and event must be strings")
+        if not (join_ref is None or isinstance(join_ref, str)) or not (
+            ref is None or isinstance(ref, str)
+        ):
+            # Refs are ours echoed back (strings) or null; another shape (a list, an object)
+            # is no reply to anything, and as a dict key it would end the socket's reader.
+            raise FrameError("join_ref and ref must be strings or null")
         if not isinstance(payload, dict):
             raise FrameError("payload must be an object")
         if topic == "phoenix" and event == "phx_reply":

@@ -3,12 +3,16 @@
 Under load one transaction serves hundreds of events; when idle a batch is a single event. A
 batch the store refuses (disk full, read-only) is kept by the engine and written again once the
 store writes: the queue fills meanwhile and pauses the sources, so nothing read is lost.
+
+The killstream watermark (the next run's resume point) is saved here, at the queue's
+checkpoints: once every item queued before it has been decided and written, busy or idle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 
 from wanderer_console.ingest.items import Item
 from wanderer_console.pipeline.engine import Engine
@@ -16,6 +20,10 @@ from wanderer_console.pipeline.queue import BoundedPriorityQueue
 from wanderer_console.store.sqlite import StoreWriteError
 
 __all__ = ["PipelineWorker"]
+
+_WATERMARKS_MAX = 1_000
+"""Watermarks waiting for their checkpoint (one every few seconds); past this the oldest are
+forgotten, so the saved one is a little older than it could be, never ahead of a kill."""
 
 
 class PipelineWorker:
@@ -28,6 +36,8 @@ class PipelineWorker:
         self._engine = engine
         self.batch = batch
         """Most events committed in one transaction."""
+        self._watermarks: deque[tuple[float, int]] = deque(maxlen=_WATERMARKS_MAX)
+        """``(watermark, queue mark)`` offered and not yet saved, oldest first."""
 
     async def run(self) -> None:
         """Work the queue forever (a supervised task)."""
@@ -41,15 +51,31 @@ class PipelineWorker:
                 await self._retry_writes()
             finally:
                 queue.task_done(len(batch))
+            if self._watermarks:
+                self._save_watermark()
 
     def stream_seen(self, at: float) -> None:
-        """Move the killstream watermark to ``at`` when nothing read is still unwritten.
+        """Move the killstream watermark to ``at`` once every item queued so far is written.
 
-        Kills still queued are not stored yet, so the watermark waits until none do (the
-        backfill overlap covers the batch being written). A store that cannot write keeps the
+        Kills queued (or being decided) are not stored yet, so ``at`` waits for the queue's
+        checkpoint taken now, not for an empty queue: under steady load the queue is never
+        empty, and a watermark saved only then would not move for hours (a crash would replay
+        them, or lose kills older than the source keeps). A store that cannot write keeps the
         older watermark: the next backfill reaches further back, nothing is skipped.
         """
-        if self._queue.empty():
+        mark = self._queue.mark()
+        if self._watermarks and self._watermarks[-1][1] == mark:
+            self._watermarks[-1] = (at, mark)  # nothing queued since the last one: same point
+        else:
+            self._watermarks.append((at, mark))
+        self._save_watermark()
+
+    def _save_watermark(self) -> None:
+        """Save the newest watermark whose checkpoint has passed."""
+        at: float | None = None
+        while self._watermarks and self._queue.passed(self._watermarks[0][1]):
+            at = self._watermarks.popleft()[0]
+        if at is not None:
             with contextlib.suppress(StoreWriteError):
                 self._engine.mark_stream_seen(at)
 

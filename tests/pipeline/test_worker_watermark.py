@@ -124,3 +124,26 @@ async def test_the_watermark_waits_for_the_kill_being_decided(store: Store) -> N
     queue.task_done()  # written
     worker.stream_seen(1005.0)
     assert _saved(store) == pytest.approx(1005.0, abs=1e-3)
+
+
+async def test_no_watermark_passes_a_kill_still_waiting_for_room_in_the_queue(store: Store) -> None:
+    """A socket reader holding a kill it read, blocked on a full queue: the kill is in no
+    checkpoint yet, so a watermark offered meanwhile (the REST poller's timer) must not be
+    saved once the queue's earlier kills are done, or a crash would resume past that kill."""
+    index = TrackingIndex()
+    engine = Engine(_settings(), store, index, Metrics())
+    queue = item_queue(1, index)
+    worker = PipelineWorker(queue, engine)  # not run: the test takes from the queue itself
+    queue.put_nowait(_kill())
+    held = asyncio.create_task(queue.put(_kill()))  # the reader, waiting for room
+    await wait_for(lambda: queue.paused_sources(), what="the reader blocked")
+    worker.stream_seen(1000.0)
+    queue.get_nowait()
+    queue.task_done()  # the kill queued before the offer is written; the held one is not
+    await wait_for(lambda: held.done(), what="the held kill queued")
+    worker.stream_seen(1001.0)  # the next offer: the held kill is still queued
+    assert _saved(store) is None
+    queue.get_nowait()
+    queue.task_done()
+    worker.stream_seen(1002.0)
+    assert _saved(store) == pytest.approx(1002.0, abs=1e-3)

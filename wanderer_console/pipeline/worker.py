@@ -62,7 +62,13 @@ class PipelineWorker:
         empty, and a watermark saved only then would not move for hours (a crash would replay
         them, or lose kills older than the source keeps). A store that cannot write keeps the
         older watermark: the next backfill reaches further back, nothing is skipped.
+
+        While a source waits for room in a full queue, the item it holds is in no checkpoint
+        yet: ``at`` is dropped (the next offer, a few seconds later, is taken instead).
         """
+        if self._queue.paused_sources():
+            self._save_watermark()
+            return
         mark = self._queue.mark()
         if self._watermarks and self._watermarks[-1][1] == mark:
             self._watermarks[-1] = (at, mark)  # nothing queued since the last one: same point

@@ -158,3 +158,29 @@ async def test_a_garbled_error_limit_header_is_ignored(headers: dict[str, str]) 
     finally:
         await http.aclose()
         await server.stop()
+
+
+async def test_a_names_row_with_a_null_name_or_id_is_skipped_not_cached_as_none() -> None:
+    """``/universe/names`` rows are trusted field by field: a ``null`` name was cached as the
+    pilot's name "None" for a day, and a row with a ``null`` id failed the whole batch (every
+    other name in it lost). A row without a usable id, name or category is now left out (its id
+    is unknown, cached for the negative TTL only) and counted; the others are kept."""
+    body = (
+        b'[{"id": 95000001, "name": null, "category": "character"},'
+        b' {"id": null, "name": "Ghost", "category": "character"},'
+        b' {"id": 95000003, "name": "Carol", "category": null},'
+        b' {"id": 95000002, "name": "Bob", "category": "character", "extra": [1, 2]}]'
+    )
+    faults = FaultServer()
+    faults.always("/universe/names", Reply(200, {}, body))
+    server = AppServer(faults.app())
+    await server.start()
+    http = HttpClient("esi", timeout=5.0)
+    try:
+        esi = EsiClient(http, server.url, USER_AGENT)
+        found = await esi.names([95000001, 95000002, 95000003])
+        assert found == {95000002: ("Bob", "character")}
+        assert esi.stats.names_malformed == 3
+    finally:
+        await http.aclose()
+        await server.stop()

@@ -103,6 +103,8 @@ class EsiStats:
     names_bisections: int = 0
     names_unknown: int = 0
     names_skipped: int = 0
+    names_malformed: int = 0
+    """``/universe/names`` rows left out for a missing or mistyped id, name or category."""
     error_limit_remain: int | None = None
     blocked_until: float = 0.0
     by_route: dict[str, int] = field(default_factory=dict)
@@ -117,6 +119,7 @@ class EsiStats:
             "names_bisections": self.names_bisections,
             "names_unknown": self.names_unknown,
             "names_skipped": self.names_skipped,
+            "names_malformed": self.names_malformed,
             "error_limit_remain": self.error_limit_remain,
             "blocked_until": self.blocked_until,
             "by_route": dict(self.by_route),
@@ -143,6 +146,19 @@ def _int_header(value: str | None) -> int | None:
     if not (digits.isascii() and digits.isdigit()):
         return None
     return int(text)
+
+
+def _name_row(row: Any) -> tuple[int, tuple[str, str]] | None:
+    """``(id, (name, category))`` of one ``/universe/names`` row, or ``None`` when its id is
+    not a whole number or its name or category is not a non-empty string (a ``null``)."""
+    if not isinstance(row, dict):
+        return None
+    entity_id, name, category = row.get("id"), row.get("name"), row.get("category")
+    if not isinstance(entity_id, int) or isinstance(entity_id, bool):
+        return None
+    if not (isinstance(name, str) and name and isinstance(category, str) and category):
+        return None
+    return entity_id, (name, category)
 
 
 class EsiClient:
@@ -265,11 +281,21 @@ class EsiClient:
             return
         try:
             rows = response.json()
-            for row in rows:
-                out[int(row["id"])] = (str(row["name"]), str(row["category"]))
-        except (ValueError, TypeError, KeyError) as exc:
+        except ValueError as exc:
             self.stats.errors += 1
             raise EsiError(response.status, f"malformed names body: {exc}") from None
+        if not isinstance(rows, list):
+            self.stats.errors += 1
+            raise EsiError(response.status, "malformed names body: expected a JSON list")
+        for row in rows:
+            named = _name_row(row)
+            if named is None:
+                # One bad row must neither fail the batch (every other name lost) nor be
+                # cached as a name ("None"): its id stays unknown, asked again after the
+                # negative TTL.
+                self.stats.names_malformed += 1
+                continue
+            out[named[0]] = named[1]
 
     async def affiliation(self, ids: Iterable[int]) -> dict[int, tuple[int, int | None]]:
         """``character id -> (corporation id, alliance id or None)`` from ``POST

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -159,6 +160,26 @@ class CacheSystemInfo:
         self.timeout = timeout
         self.failures = 0
         """Route and position look-ups that failed or timed out (the clause did not match)."""
+        self.malformed = 0
+        """Reads of a cached document field that was not a number (read as unknown)."""
+
+    def _number(self, doc: dict[str, Any] | None, field: str, kind: type[int] | type[float]) -> Any:
+        """``doc[field]`` as ``kind``, or ``None`` when absent or not a finite number.
+
+        The rules read these synchronously for every decision: a ``ValueError`` here (ESI
+        sending ``"high"`` for a security status) dropped the whole kill, the maps' own
+        notifications with it. Unknown only fails the clause that asked."""
+        value = doc.get(field) if isinstance(doc, dict) else None
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return kind(value)
+        self.malformed += 1
+        log.info(
+            "an ESI document field is not a number; read as unknown",
+            extra={"ctx": {"field": field, "value": str(value)[:50]}},
+        )
+        return None
 
     def jumps(self, origin: int, destination: int) -> tuple[bool, int | None]:
         """From the cached ``/route`` answer: ``(looked up, jumps or None for no route)``."""
@@ -205,15 +226,15 @@ class CacheSystemInfo:
 
     def constellation_id(self, system_id: int) -> int | None:
         """From the cached ``/universe/systems`` document."""
-        doc = self.cache.peek_system(system_id)
-        value = doc.get("constellation_id") if doc else None
-        return int(value) if value is not None else None
+        found: int | None = self._number(self.cache.peek_system(system_id), "constellation_id", int)
+        return found
 
     def security_status(self, system_id: int) -> float | None:
         """From the cached ``/universe/systems`` document."""
-        doc = self.cache.peek_system(system_id)
-        value = doc.get("security_status") if doc else None
-        return float(value) if value is not None else None
+        found: float | None = self._number(
+            self.cache.peek_system(system_id), "security_status", float
+        )
+        return found
 
     def wormhole_class(self, system_id: int) -> int | None:
         """ESI does not carry wormhole classes; only the map's static info does."""
@@ -246,6 +267,5 @@ class CacheSystemInfo:
 
     def group_id(self, type_id: int) -> int | None:
         """From the cached ``/universe/types`` document."""
-        doc = self.cache.peek_type(type_id)
-        value = doc.get("group_id") if doc else None
-        return int(value) if value is not None else None
+        found: int | None = self._number(self.cache.peek_type(type_id), "group_id", int)
+        return found

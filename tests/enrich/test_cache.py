@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import subprocess
 import sys
 import time
@@ -282,3 +283,40 @@ async def test_warming_without_esi_counts_every_pilot_as_failed_and_ends() -> No
     assert progress["done"] == progress["total"] == 3
     assert progress["failed"] == 3
     assert progress["running"] is False
+
+
+def test_persisted_rows_of_the_wrong_shape_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows of the saved copy that are JSON but not what their namespace holds (hand edits, a
+    build that saved another shape) were loaded as they were: a name saved as a bare string read
+    as its first letter ("J" for Jita), a name or corporation of another type raised out of the
+    renderers' peeks, which dropped every kill naming that id. They are now skipped at start with
+    one warning; the well-formed rows still load."""
+    store = SqliteStore(tmp_path / "console.db")
+    later = time.time() + 3600
+    store.save_cache_entries(
+        [
+            ("name", "30000142", 1, '"Jita"', later),
+            ("name", "95000001", 1, "5", later),
+            ("name", "95000002", 1, '["Bob", null]', later),
+            ("corporation", "98000001", 1, '["ABC"]', later),
+            ("affiliation", "95000003", 1, '{"corp": 1}', later),
+            ("name", "95000004", 1, '["Alice", "character"]', later),
+            ("corporation", "98000002", 1, '{"name": "Good Corp", "ticker": "GOOD"}', later),
+        ]
+    )
+    cache = CacheFacade(None, version=1)
+    with caplog.at_level(logging.WARNING, logger="wanderer_console.enrich.cache"):
+        assert cache.load_warm(store) == 2
+    store.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "saved cache rows of the wrong shape skipped"
+    ]
+    assert cache.peek_name(30000142) is None  # not "J": asked from ESI again
+    assert cache.peek_name(95000001) is None
+    assert cache.peek_name(95000002) is None
+    assert cache.peek_ticker(98000001) is None
+    assert cache.peek("affiliation", 95000003) is None
+    assert cache.peek_name(95000004) == "Alice"
+    assert cache.peek_ticker(98000002) == "GOOD"

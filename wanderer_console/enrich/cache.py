@@ -80,6 +80,36 @@ def route_key(origin: int, destination: int) -> int:
     return (int(origin) << 32) | int(destination)
 
 
+def _persisted_value(ns: str, data: Any) -> Any:
+    """A saved value in the shape its namespace holds in memory; ``ValueError`` otherwise.
+
+    The renderers read cached values synchronously (``peek_name`` takes a name's first item,
+    ``peek_ticker`` calls ``.get``): a row of another shape (a hand edit, a build that saved
+    another one) either named a pilot wrongly or raised, dropping every kill naming that id.
+    """
+    if ns == "name":
+        if (
+            isinstance(data, list)
+            and len(data) == 2
+            and all(isinstance(part, str) and part for part in data)
+        ):
+            return (data[0], data[1])
+    elif ns == "affiliation":
+        if (
+            isinstance(data, list)
+            and len(data) == 2
+            and all(part is None or type(part) is int for part in data)
+            and data[0] is not None
+        ):
+            return (data[0], data[1])
+    elif ns in ("recent_kills", "appraisal"):
+        if isinstance(data, list):
+            return data
+    elif isinstance(data, dict):  # an ESI document, or a route's {"systems": [...]}
+        return data
+    raise ValueError(f"a saved {ns} entry of the wrong shape")
+
+
 class EntityLoader(Protocol):
     """What the facade needs from ESI (:class:`~wanderer_console.enrich.esi.EsiClient`)."""
 
@@ -711,19 +741,24 @@ class CacheFacade:
     def load_warm(self, store: CacheStore) -> int:
         """Load persisted entries of the current version that are still live; return how many."""
         now = self._clock()
-        loaded = 0
+        loaded = skipped = 0
         for ns, key, _version, value, expires_at in store.load_cache_entries(self.version, now):
             if ns not in self._caches:
                 continue
             try:
                 entity_id = int(key)
-                data = orjson.loads(value)
+                data = _persisted_value(ns, orjson.loads(value))
             except (ValueError, orjson.JSONDecodeError):
+                skipped += 1
                 continue
-            if ns == "name" and isinstance(data, list) and len(data) == 2:
-                data = (str(data[0]), str(data[1]))
             self._put(ns, entity_id, data, expires_at - now)
             loaded += 1
+        if skipped:
+            # Only ESI calls are lost: those ids are asked for again when a kill needs them.
+            log.warning(
+                "saved cache rows of the wrong shape skipped",
+                extra={"ctx": {"skipped": skipped, "loaded": loaded}},
+            )
         self._unsaved.clear()  # what was just read from the store is there already
         return loaded
 

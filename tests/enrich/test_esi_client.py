@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from tests.http.conftest import FaultServer, Reply
@@ -181,6 +183,43 @@ async def test_a_names_row_with_a_null_name_or_id_is_skipped_not_cached_as_none(
         found = await esi.names([95000001, 95000002, 95000003])
         assert found == {95000002: ("Bob", "character")}
         assert esi.stats.names_malformed == 3
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-esi-error-limit-remain": "5", "x-esi-error-limit-reset": "99999999999"},
+        {"x-esi-error-limit-remain": "5", "x-esi-error-limit-reset": "9" * 400},
+        {"retry-after": "9" * 400},
+        {"x-esi-error-limit-remain": "5", "x-esi-error-limit-reset": "9" * 5000},
+    ],
+)
+async def test_a_huge_error_limit_wait_is_capped(headers: dict[str, str]) -> None:
+    """ESI's error window is a minute, yet a reset or ``Retry-After`` of 10^11 seconds blocked
+    every look-up for three thousand years (every kill named by ids until a restart), and one
+    of 400 digits raised ``OverflowError`` (no :class:`EsiError`: the warming and the pinned
+    refresh died on it), one of 5,000 digits ``ValueError`` (past ``int``'s limit). The wait is
+    now at most ten minutes, like the map stream's; an unreadable one is a minute."""
+    now = [1_000_000.0]
+    faults = FaultServer()
+    faults.then("/characters/7", Reply(429 if "retry-after" in headers else 200, headers, b"{}"))
+    faults.always("/characters/7", Reply(200, {}, b'{"name": "Seven"}'))
+    server = AppServer(faults.app())
+    await server.start()
+    http = HttpClient("esi", timeout=5.0)
+    try:
+        esi = EsiClient(http, server.url, USER_AGENT, clock=lambda: now[0])
+        with contextlib.suppress(EsiErrorLimited):
+            await esi.character(7)
+        with pytest.raises(EsiErrorLimited):
+            await esi.character(7)  # blocked for a while: no request
+        assert faults.count("/characters/7") == 1
+        now[0] += 600.0
+        found = await esi.character(7)
+        assert found.data == {"name": "Seven"}
     finally:
         await http.aclose()
         await server.stop()

@@ -143,8 +143,8 @@ def _int_header(value: str | None) -> int | None:
         return None
     text = value.strip()
     digits = text.removeprefix("-")
-    if not (digits.isascii() and digits.isdigit()):
-        return None
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 4000:
+        return None  # past 4,300 digits ``int`` refuses a string with ValueError
     return int(text)
 
 
@@ -159,6 +159,22 @@ def _name_row(row: Any) -> tuple[int, tuple[str, str]] | None:
     if not (isinstance(name, str) and name and isinstance(category, str) and category):
         return None
     return entity_id, (name, category)
+
+
+MAX_BLOCK_SECONDS = 600.0
+"""Longest ESI's error-limit reset or ``Retry-After`` is obeyed (its error window is a minute;
+the map stream caps ``Retry-After`` the same): a garbled huge value must not stop every look-up
+until a restart."""
+
+
+def _wait_header(value: str | None) -> float:
+    """Seconds to wait from a reset or ``Retry-After`` header: 60 when absent or unreadable,
+    at most :data:`MAX_BLOCK_SECONDS` (clamped as an integer: ``float`` of a 400-digit one
+    raises ``OverflowError``, no :class:`EsiError` its callers handle)."""
+    seconds = _int_header(value)
+    if seconds is None or seconds < 0:
+        return 60.0
+    return float(min(seconds, int(MAX_BLOCK_SECONDS)))
 
 
 class EsiClient:
@@ -207,8 +223,7 @@ class EsiClient:
     def _note_limits(self, response: HttpResponse) -> None:
         headers = response.headers
         remain = _int_header(headers.get("x-esi-error-limit-remain"))
-        reset = _int_header(headers.get("x-esi-error-limit-reset"))
-        reset_s = float(reset) if reset is not None and reset >= 0 else 60.0
+        reset_s = _wait_header(headers.get("x-esi-error-limit-reset"))
         if remain is not None:
             self.stats.error_limit_remain = remain
             if remain < self._min_error_remain:
@@ -216,8 +231,7 @@ class EsiClient:
         if response.status == 420:
             self.stats.blocked_until = self._clock() + reset_s
         elif response.status == 429:
-            retry = _int_header(headers.get("retry-after"))
-            wait = float(retry) if retry is not None and retry >= 0 else 60.0
+            wait = _wait_header(headers.get("retry-after"))
             self.stats.blocked_until = max(self.stats.blocked_until, self._clock() + wait)
 
     async def _send(

@@ -3,7 +3,8 @@
 A map reloaded after a long outage (a resync) replaces its tracking with what REST says. An
 answer that is not the documented shape (``data`` without ``systems``, a ``data`` of the wrong
 type) must fail the load, so the map keeps the systems and characters it had and the resync is
-tried again, rather than wiping the map's tracking until the next resync.
+tried again, rather than wiping the map's tracking until the next resync. So must a list of
+which not one row is usable; a list with some unusable rows loads the others.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ GOOD_CHARACTERS: dict[str, Any] = {
         ({"data": "maintenance"}, GOOD_CHARACTERS),
         (GOOD_SYSTEMS, {"data": None}),
         (GOOD_SYSTEMS, {"data": {"error": "upstream timeout"}}),
+        # Lists whose every row is unusable (a renamed field, nulls, not objects): read as
+        # "no systems" or "no pilots", they emptied the map's tracking.
+        ({"data": {"systems": [{"id": SYSTEM, "name": "J1"}]}}, GOOD_CHARACTERS),
+        ({"data": [{"solar_system_id": None}, "J1", 7]}, GOOD_CHARACTERS),
+        (GOOD_SYSTEMS, {"data": [{"character_id": "c1", "character": {"id": "x"}}]}),
+        (GOOD_SYSTEMS, {"data": [{"character_id": "c1", "character": None}, None]}),
     ],
 )
 async def test_a_malformed_answer_fails_the_reload_and_keeps_the_tracking(
@@ -96,3 +103,42 @@ async def test_a_malformed_answer_fails_the_reload_and_keeps_the_tracking(
         await http.aclose()
         await app.stop()
         store.close()
+
+
+async def test_rows_without_an_id_among_good_ones_are_skipped() -> None:
+    """Only a list of which no row is usable fails: one bad row among good ones is skipped, so a
+    map is not refused for ever over one entry; pilots the map stopped tracking are no fault."""
+    systems = {"data": {"systems": [{"solar_system_id": SYSTEM, "name": "J1"}, {"id": 1}]}}
+    characters = {
+        "data": [
+            *GOOD_CHARACTERS["data"],
+            {"character_id": "c2", "character": None},
+            {"character_id": "c3", "tracked": False, "character": {"eve_id": "2112000003"}},
+        ]
+    }
+
+    async def systems_route(request: Request) -> JSONResponse:
+        return JSONResponse(systems)
+
+    async def characters_route(request: Request) -> JSONResponse:
+        return JSONResponse(characters)
+
+    app = AppServer(
+        Starlette(
+            routes=[
+                Route("/api/maps/{map}/systems", systems_route),
+                Route("/api/maps/{map}/tracked-characters", characters_route),
+            ]
+        )
+    )
+    await app.start()
+    http = HttpClient("map", timeout=5.0)
+    try:
+        rest = MapRestClient(http, map_settings(app.url).maps["cut"])
+        assert [s.solar_system_id for s in await rest.systems()] == [SYSTEM]
+        assert [c.eve_id for c in await rest.tracked_characters()] == [CHARACTER]
+        characters["data"] = [characters["data"][2]]  # only a pilot no longer tracked
+        assert await rest.tracked_characters() == []
+    finally:
+        await http.aclose()
+        await app.stop()

@@ -54,6 +54,19 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _unusable(url: str, what: str, rows: int, usable: int) -> None:
+    """Fail a load whose list had rows and not one usable (no id where the API names it:
+    a renamed field, nulls): read as "none", a reload wiped the map's tracking. Some unusable
+    rows among good ones are skipped with a warning."""
+    if rows and not usable:
+        raise MapApiError(None, f"{url}: malformed answer (none of the {rows} {what} has an id)")
+    if usable < rows:
+        log.warning(
+            "map answer rows without an id skipped",
+            extra={"ctx": {"url": url, "what": what, "skipped": rows - usable, "loaded": usable}},
+        )
+
+
 class MapRestClient:
     """Read-only REST calls for one map."""
 
@@ -107,7 +120,7 @@ class MapRestClient:
         for item in raw:
             system_id = _int(item.get("solar_system_id")) if isinstance(item, dict) else None
             if system_id is None:
-                continue
+                continue  # counted by _unusable below
             systems.append(
                 TrackedSystem(
                     solar_system_id=system_id,
@@ -116,6 +129,7 @@ class MapRestClient:
                     temporary_name=item.get("temporary_name") or None,
                 )
             )
+        _unusable(url, "systems", len(raw), len(systems))
         return systems
 
     async def tracked_characters(self) -> list[TrackedCharacter]:
@@ -125,8 +139,12 @@ class MapRestClient:
         if not isinstance(data, list):
             raise MapApiError(None, f"{url}: malformed answer ('data' is not a list)")
         characters = []
+        untracked = 0
         for item in data:
-            if not isinstance(item, dict) or item.get("tracked") is False:
+            if isinstance(item, dict) and item.get("tracked") is False:
+                untracked += 1
+                continue
+            if not isinstance(item, dict):
                 continue
             character = item.get("character")
             if not isinstance(character, dict):
@@ -145,6 +163,7 @@ class MapRestClient:
                     alliance_ticker=character.get("alliance_ticker"),
                 )
             )
+        _unusable(url, "tracked characters", len(data) - untracked, len(characters))
         return characters
 
     async def static_info(self, solar_system_id: int) -> dict[str, Any] | None:

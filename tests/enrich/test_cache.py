@@ -14,9 +14,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from tests.http.conftest import FaultServer, Reply
 from tests.support import wait_for
 from wanderer_console.enrich.cache import CacheFacade
-from wanderer_console.enrich.esi import EsiError
+from wanderer_console.enrich.esi import EsiClient, EsiError
+from wanderer_console.http.client import HttpClient
+from wanderer_console.sim.server import AppServer
 from wanderer_console.store.sqlite import SqliteStore
 
 from .conftest import EsiEnv
@@ -320,3 +323,38 @@ def test_persisted_rows_of_the_wrong_shape_are_skipped_with_a_warning(
     assert cache.peek("affiliation", 95000003) is None
     assert cache.peek_name(95000004) == "Alice"
     assert cache.peek_ticker(98000002) == "GOOD"
+
+
+async def test_warming_survives_documents_with_garbled_ids() -> None:
+    """A corporation document whose ``alliance_id`` is not a number (or a pilot's whose
+    ``corporation_id`` is not) raised ``ValueError`` out of the warming: the systems, warmed
+    last, never were, and the supervisor restarted the task into the same error for ever. Such
+    an id is now skipped and the warming finishes."""
+    pilot, good_pilot, corp, system = 95_000_001, 95_000_002, 98_000_002, 30_000_142
+    faults = FaultServer()
+    faults.always(
+        "/universe/names",
+        Reply(200, {}, b'[{"id": 95000001, "name": "A", "category": "character"}]'),
+    )
+    faults.always("/characters/affiliation", Reply(503, {}, b"{}"))  # one document per pilot
+    faults.always(f"/characters/{pilot}", Reply(200, {}, b'{"name": "A", "corporation_id": "x"}'))
+    faults.always(
+        f"/characters/{good_pilot}", Reply(200, {}, b'{"name": "B", "corporation_id": 98000002}')
+    )
+    faults.always(
+        f"/corporations/{corp}",
+        Reply(200, {}, b'{"name": "D", "ticker": "D", "alliance_id": "abc"}'),
+    )
+    faults.always(f"/universe/systems/{system}", Reply(200, {}, b'{"name": "Jita"}'))
+    server = AppServer(faults.app())
+    await server.start()
+    http = HttpClient("esi", timeout=5.0)
+    try:
+        cache = CacheFacade(EsiClient(http, server.url, "tests"))
+        progress = await cache.warm([pilot, good_pilot], [system])
+        assert progress["running"] is False
+        assert cache.peek_ticker(corp) == "D"
+        assert cache.peek_name(system) == "Jita"  # warmed after the corporations
+    finally:
+        await http.aclose()
+        await server.stop()

@@ -80,6 +80,16 @@ def route_key(origin: int, destination: int) -> int:
     return (int(origin) << 32) | int(destination)
 
 
+def _entity_id(value: Any) -> int | None:
+    """An id an ESI document names (``corporation_id``, ``alliance_id``), or ``None`` when
+    absent or not a positive whole number: warming reads them with no one to catch a
+    ``ValueError``, and one raised stopped it before the systems (and restarted it into the
+    same error for ever)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
 def _persisted_value(ns: str, data: Any) -> Any:
     """A saved value in the shape its namespace holds in memory; ``ValueError`` otherwise.
 
@@ -655,9 +665,9 @@ class CacheFacade:
                 )
                 docs = await asyncio.gather(*(one("character", c) for c in batch))
                 return {
-                    c: (int(d["corporation_id"]), d.get("alliance_id"))
+                    c: (corporation, _entity_id(d.get("alliance_id")))
                     for c, d in zip(batch, docs, strict=True)
-                    if d and d.get("corporation_id")
+                    if d and (corporation := _entity_id(d.get("corporation_id"))) is not None
                 }
             state["done"] += len(batch)
             return found
@@ -671,7 +681,9 @@ class CacheFacade:
             alliance_ids = {int(a) for _, a in affiliations.values() if a}
             state["total"] += len(corp_ids)
             corps = await asyncio.gather(*(one("corporation", c) for c in sorted(corp_ids)))
-            alliance_ids |= {int(d["alliance_id"]) for d in corps if d and d.get("alliance_id")}
+            for doc in corps:
+                if doc and (alliance := _entity_id(doc.get("alliance_id"))) is not None:
+                    alliance_ids.add(alliance)
             state["total"] += len(alliance_ids)
             await asyncio.gather(*(one("alliance", a) for a in sorted(alliance_ids)))
             await asyncio.gather(*(one("system", s) for s in systems))

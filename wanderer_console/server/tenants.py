@@ -128,7 +128,7 @@ class TenantRegistry:
 
     def add(self, slug: str, *, now: float | None = None) -> str:
         """Create a tenant; return its key (the only time it is visible)."""
-        if not _SLUG.match(slug):
+        if not _SLUG.fullmatch(slug):  # match's "$" also allows a final newline
             raise TenantError(
                 f"invalid tenant slug {slug!r}: lower-case letters, digits, '-' or '_' (max 63)"
             )

@@ -107,6 +107,23 @@ async def test_rejections_are_per_event_with_reasons(
     assert body["rejected"] == 3
 
 
+async def test_a_schema_version_with_a_trailing_newline_is_rejected_not_stored(
+    runtime: Runtime, sim: Simulator, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    """ "1.2.0\n" is no semantic version: a pattern's ``$`` also matches before a final newline,
+    which let it through, stored and shown by replay with the newline."""
+    response = await client.post(
+        "/api/v1/events",
+        json=event(event_id="ops-semver-nl", schema_version="1.2.0\n"),
+        headers=auth(ingest_key),
+    )
+    assert response.status_code == 422, response.text
+    [result] = response.json()["results"]
+    assert result["status"] == "rejected"
+    assert "semantic version" in result["reason"]
+    assert not runtime.store.has_event(sim.map_slug, "api:ops-semver-nl")
+
+
 async def test_a_key_cannot_write_to_another_tenant(
     runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
 ) -> None:

@@ -80,3 +80,16 @@ def test_unknown_tenant_and_bad_slug(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run(capsys, "tenant", "add", "Bad Slug!", "--data-dir", data)
     assert code == 1
     assert "invalid tenant slug" in err["error"]
+
+
+def test_a_slug_with_a_trailing_newline_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``$'home\\n'`` (a pasted line) is not the map 'home': a tenant under it would store every
+    event under a slug no map has, so nothing would ever reach Discord."""
+    data = str(tmp_path / "data")
+    code, out, err = run(capsys, "tenant", "add", "home\n", "--data-dir", data)
+    assert code == 1
+    assert out == {}
+    assert "invalid tenant slug" in err["error"]
+    assert run(capsys, "tenant", "list", "--data-dir", data)[1] == {"tenants": []}

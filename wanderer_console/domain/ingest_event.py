@@ -43,6 +43,7 @@ class IngestEvent(BaseModel):
     @field_validator("schema_version")
     @classmethod
     def _semver(cls, value: str) -> str:
-        if not _SEMVER.match(value):
+        # fullmatch: the pattern's ``$`` alone also matches before a final newline.
+        if not _SEMVER.fullmatch(value):
             raise ValueError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH)")
         return value

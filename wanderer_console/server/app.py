@@ -90,7 +90,7 @@ def build_app(
     health = HealthEndpoints(engine)
     ingest = IngestEndpoint(engine, tenants, refusals=refusals)
     webhook = WebhookEndpoint(engine, refusals=refusals)
-    notifier = NotifierEndpoints(engine)
+    notifier = NotifierEndpoints(engine, refusals)
     app = Starlette(
         routes=[
             Route("/health", health.health, methods=["GET"]),

@@ -11,6 +11,11 @@ monitor or a dashboard built for the notifier reads is there, with the same name
 Behind the same ``[server] enabled`` switch as the rest of the surface; like the notifier's,
 they need no authentication and return nothing secret. ``/ready`` stays the readiness check that
 says why (503 with reasons).
+
+The status reads the outbox from the database. While the database does not answer (a PostgreSQL
+restart or failover, a damaged SQLite file) ``/api/status`` is ``503`` with ``Retry-After``,
+counted in ``wc_server_refusals_total{endpoint="other",reason="store"}`` and logged throttled
+with the database's words, instead of a bare ``500`` and a traceback at every poll.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import resource
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,8 +33,18 @@ from starlette.responses import JSONResponse, Response
 from wanderer_console import __version__
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.server.ports import EngineSurface
+from wanderer_console.server.refusals import Refusals
+from wanderer_console.server.tenants import database_errors
+from wanderer_console.telemetry.logging import redact
 
 __all__ = ["NotifierEndpoints", "extended_status"]
+
+_STORE_DOWN: Final = {
+    "status": "error",
+    "error": "the console's database did not answer; retry shortly (Retry-After); /ready says"
+    " whether it is back",
+}
+_RETRY_AFTER: Final = "5"
 
 
 def _count(values: Any, key: str | None = None) -> int:
@@ -163,17 +178,25 @@ def extended_status(snapshot: Mapping[str, Any], *, maps: list[str], now: float)
 class NotifierEndpoints:
     """``GET /api/health`` and ``GET /api/status`` as Wanderer Notifier serves them."""
 
-    def __init__(self, engine: EngineSurface) -> None:
+    def __init__(self, engine: EngineSurface, refusals: Refusals | None = None) -> None:
         self._engine = engine
+        self._refusals = refusals or Refusals(engine.metrics)
+        self._store_errors = database_errors(engine.database)
 
     async def health(self, request: Request) -> Response:
         """The notifier's liveness answer: 200 while the process runs."""
         return JSONResponse({"status": "ok", "timestamp": iso_utc(time.time())})
 
     async def status(self, request: Request) -> Response:
-        """The notifier's extended status, from the engine's snapshot."""
+        """The notifier's extended status, from the engine's snapshot (503 while the database
+        does not answer: the snapshot reads the outbox)."""
         engine = self._engine
-        document = extended_status(
-            engine.snapshot(), maps=list(engine.settings.maps), now=time.time()
-        )
+        try:
+            snapshot = engine.snapshot()
+        except self._store_errors as exc:
+            # The database's words go to the log (redacted), not to an unauthenticated caller.
+            error = redact(str(exc) or type(exc).__name__)[:300]
+            self._refusals.refused(request, "other", "store", 503, error=error)
+            return JSONResponse(_STORE_DOWN, status_code=503, headers={"retry-after": _RETRY_AFTER})
+        document = extended_status(snapshot, maps=list(engine.settings.maps), now=time.time())
         return JSONResponse(document)

@@ -34,6 +34,7 @@ __all__ = [
     "TenantError",
     "TenantRegistry",
     "TenantStoreError",
+    "database_errors",
     "hash_key",
 ]
 
@@ -58,8 +59,9 @@ class TenantStoreError(Exception):
     file): the key is neither accepted nor refused, and the caller should retry."""
 
 
-def _database_errors(location: StoreLocation) -> tuple[type[Exception], ...]:
-    """What the registry's connection raises when the database itself fails."""
+def database_errors(location: StoreLocation) -> tuple[type[Exception], ...]:
+    """What a connection to ``location`` raises when the database itself fails (the tenant
+    registry's key look-up, the engine's reads behind ``/api/status``)."""
     if isinstance(location, DatabaseUrl):
         import psycopg  # only with a PostgreSQL store (the pool's timeout is one of these)
 
@@ -114,7 +116,7 @@ class TenantRegistry:
         self, db_path: StoreLocation, *, changes: Callable[[], int | None] | None = None
     ) -> None:
         self._conn = connect(db_path)
-        self._errors = _database_errors(db_path)
+        self._errors = database_errors(db_path)
         self._changes = changes
         self._mark: int | None = None
         self._enabled: dict[str, str] = {}
@@ -126,7 +128,7 @@ class TenantRegistry:
 
     def add(self, slug: str, *, now: float | None = None) -> str:
         """Create a tenant; return its key (the only time it is visible)."""
-        if not _SLUG.match(slug):
+        if not _SLUG.fullmatch(slug):  # match's "$" also allows a final newline
             raise TenantError(
                 f"invalid tenant slug {slug!r}: lower-case letters, digits, '-' or '_' (max 63)"
             )

@@ -234,3 +234,20 @@ def test_the_commands_use_the_configured_database(
     listed = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in listed["notifications"]] == [row.id]
     assert not (tmp_path / "wanderer-console.db").exists()
+
+
+def test_after_a_server_restart_the_first_ping_says_the_database_answers(
+    url: DatabaseUrl,
+) -> None:
+    """``/ready`` and ``db status`` ask :meth:`ping`: once the server is back they must say so,
+    not "not reachable" once per idle connection the restart ended."""
+    store = PostgresStore(url)
+    try:
+        pool = store._pg._pool
+        with pool.connection(), pool.connection(), pool.connection():
+            pass  # three idle connections, as after a busy moment
+        end_connections(url)  # the restart ends them; the server answers again at once
+        assert store.ping()
+        assert store.ping()
+    finally:
+        store.close()

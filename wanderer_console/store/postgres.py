@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wanderer_console.store.base import DatabaseUrl, DbConnection
 from wanderer_console.store.dialect import POSTGRESQL
@@ -164,13 +164,27 @@ class PgConnection:
                 self._local.conn = None
 
     def ping(self, timeout: float = PING_TIMEOUT) -> bool:
-        """True when a connection answers ``SELECT 1`` within ``timeout`` seconds."""
-        try:
-            with self._pool.connection(timeout=timeout) as conn:
-                conn.execute("SELECT 1").fetchone()
-        except psycopg.Error:
-            return False
-        return True
+        """True when a connection answers ``SELECT 1`` within ``timeout`` seconds.
+
+        A pooled connection the server ended (a restart, a failover) says nothing of the server
+        now: on such a failure the idle ones are tested and the question asked once more, so
+        ``/ready`` says the database answers as soon as it does, not one poll per dead
+        connection later."""
+        for last in (False, True):
+            try:
+                with self._pool.connection(timeout=timeout) as conn:
+                    conn.execute("SELECT 1").fetchone()
+            except PoolTimeout:
+                return False  # no connection at all within the time: asking again waits again
+            except psycopg.OperationalError:
+                if last:
+                    return False
+                self.drop_broken()
+            except psycopg.Error:
+                return False
+            else:
+                return True
+        return False  # not reached: the second try returns
 
     def drop_broken(self) -> None:
         """Test the idle connections and replace those the server ended (never raises).

@@ -163,7 +163,8 @@ def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
         "--no-ui",
         action="store_true",
         default=default,
-        help="run headless: JSON log lines on stdout, stop on SIGINT/SIGTERM",
+        help="run headless: JSON log lines on stdout, stop gracefully on SIGINT/SIGTERM (a"
+        " second one stops at once, as a crash: exit 130/143)",
     )
     parser.add_argument(
         "--dry-run",

@@ -196,13 +196,7 @@ def _config_check(args: argparse.Namespace) -> int:
     warnings = [*map(str, loaded.warnings), *_placeholders(loaded), *_config_warnings(loaded)]
     for warning in warnings:
         print(redact(f"warning: {warning}"), file=sys.stderr)
-    if not loaded.settings.maps and not loaded.settings.hosted.enabled:
-        # Valid, but an engine on it would receive nothing: not a configuration to run.
-        print(
-            f"config invalid: no map configured: nothing would be received ({where}); add a"
-            " [maps.<key>] table with url and api_key (or set MAP_URL and MAP_API_KEY)",
-            file=sys.stderr,
-        )
+    if _refuse_without_maps(loaded):
         return EXIT_INVALID
     if not getattr(args, "offline", False):
         refused = _probe_maps(loaded)
@@ -214,6 +208,23 @@ def _config_check(args: argparse.Namespace) -> int:
     maps = ", ".join(loaded.settings.maps)
     print(f"config ok: {where}; maps: {maps}")
     return EXIT_OK
+
+
+def _refuse_without_maps(loaded: LoadedConfig) -> bool:
+    """True (after saying why on stderr) when the configuration names no map and is not hosted.
+
+    Valid, but an engine on it would receive nothing, and adding a map needs a restart: not a
+    configuration to run. ``config check`` and the engine's start both ask this, so they agree.
+    """
+    if loaded.settings.maps or loaded.settings.hosted.enabled:
+        return False
+    where = str(loaded.path) if loaded.path else "(no file; environment only)"
+    print(
+        f"config invalid: no map configured: nothing would be received ({where}); add a"
+        " [maps.<key>] table with url and api_key (or set MAP_URL and MAP_API_KEY)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _probe_maps(loaded: LoadedConfig) -> list[str]:
@@ -364,7 +375,7 @@ def _console(args: argparse.Namespace) -> int:
     if getattr(args, "database", None):
         os.environ[f"{ENV_PREFIX}STORE__URL"] = args.database
     loaded = load_config(args)
-    if loaded is None:
+    if loaded is None or _refuse_without_maps(loaded):
         return EXIT_INVALID
     settings = loaded.settings
     from wanderer_console.config.paths import default_data_dir

@@ -89,3 +89,36 @@ async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert events[-1] == "wanderer console stopped"
         assert len(sim.discord.received) == 1
         assert sim.map_api_key not in rest.decode()
+
+
+async def test_an_engine_without_a_map_refuses_to_start_as_config_check_does(
+    tmp_path: Path,
+) -> None:
+    """``config check`` calls a configuration without a map (and not hosted) invalid: an engine
+    on it would receive nothing. The engine says the same and exits 1 instead of running idle."""
+    config = tmp_path / "config.toml"
+    config.write_text("[console]\nstartup_suppression_seconds = 0\n", encoding="utf-8")
+    check_code, _out, check_err = await _run("config", "check", "--config", str(config))
+    assert check_code == 1
+    refusal = next(line for line in check_err.splitlines() if "no map configured" in line)
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "--no-ui",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "data"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        if proc.returncode is None:  # it started and ran doing nothing
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1, "the engine started without a map"
+    assert refusal in err.decode()
+    assert "Traceback" not in err.decode()
+    assert not (tmp_path / "data").exists()  # refused before anything was made

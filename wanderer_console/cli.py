@@ -61,6 +61,7 @@ commands:
   config history  recorded configuration changes (JSON); config restore N brings one back
   tenant ACTION   ingest API tenants: add, list, rotate-key, disable, enable (JSON output)
   outbox ACTION   failed or held notifications: list, retry TARGET, drop (JSON output)
+  export metrics  the stored per-minute trends (CSV, or --format json); --since 24h
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer

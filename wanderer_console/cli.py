@@ -61,6 +61,7 @@ commands:
   config history  recorded configuration changes (JSON); config restore N brings one back
   tenant ACTION   ingest API tenants: add, list, rotate-key, disable, enable (JSON output)
   outbox ACTION   failed or held notifications: list, retry TARGET, drop (JSON output)
+  export metrics  the stored per-minute trends (CSV, or --format json); --since 24h
   replay          --since 2h --dry-run: print what stored events would notify (JSON lines)
   kill ID         run one killmail through every map's rules and explain the outcome
   notify test T   send a test message to target T (MAP or MAP:ROUTE), show Discord's answer
@@ -163,7 +164,8 @@ def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
         "--no-ui",
         action="store_true",
         default=default,
-        help="run headless: JSON log lines on stdout, stop on SIGINT/SIGTERM",
+        help="run headless: JSON log lines on stdout, stop gracefully on SIGINT/SIGTERM (a"
+        " second one stops at once, as a crash: exit 130/143)",
     )
     parser.add_argument(
         "--dry-run",
@@ -195,13 +197,7 @@ def _config_check(args: argparse.Namespace) -> int:
     warnings = [*map(str, loaded.warnings), *_placeholders(loaded), *_config_warnings(loaded)]
     for warning in warnings:
         print(redact(f"warning: {warning}"), file=sys.stderr)
-    if not loaded.settings.maps and not loaded.settings.hosted.enabled:
-        # Valid, but an engine on it would receive nothing: not a configuration to run.
-        print(
-            f"config invalid: no map configured: nothing would be received ({where}); add a"
-            " [maps.<key>] table with url and api_key (or set MAP_URL and MAP_API_KEY)",
-            file=sys.stderr,
-        )
+    if _refuse_without_maps(loaded):
         return EXIT_INVALID
     if not getattr(args, "offline", False):
         refused = _probe_maps(loaded)
@@ -213,6 +209,23 @@ def _config_check(args: argparse.Namespace) -> int:
     maps = ", ".join(loaded.settings.maps)
     print(f"config ok: {where}; maps: {maps}")
     return EXIT_OK
+
+
+def _refuse_without_maps(loaded: LoadedConfig) -> bool:
+    """True (after saying why on stderr) when the configuration names no map and is not hosted.
+
+    Valid, but an engine on it would receive nothing, and adding a map needs a restart: not a
+    configuration to run. ``config check`` and the engine's start both ask this, so they agree.
+    """
+    if loaded.settings.maps or loaded.settings.hosted.enabled:
+        return False
+    where = str(loaded.path) if loaded.path else "(no file; environment only)"
+    print(
+        f"config invalid: no map configured: nothing would be received ({where}); add a"
+        " [maps.<key>] table with url and api_key (or set MAP_URL and MAP_API_KEY)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _probe_maps(loaded: LoadedConfig) -> list[str]:
@@ -363,7 +376,7 @@ def _console(args: argparse.Namespace) -> int:
     if getattr(args, "database", None):
         os.environ[f"{ENV_PREFIX}STORE__URL"] = args.database
     loaded = load_config(args)
-    if loaded is None:
+    if loaded is None or _refuse_without_maps(loaded):
         return EXIT_INVALID
     settings = loaded.settings
     from wanderer_console.config.paths import default_data_dir

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 EXIT_HANGUP = 128 + signal.SIGHUP
 """Exit status after the terminal went away under the console (as a shell reports SIGHUP)."""
 
+EXIT_SECOND_SIGNAL = 128
+"""Plus the signal's number: the exit status after a second SIGINT (130) or SIGTERM (143) cut
+the graceful stop short (as a shell reports a process that signal ended)."""
+
 
 def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = None) -> None:
     """SIGINT, SIGTERM and SIGHUP (a dropped SSH session) all stop gracefully: sources first,
@@ -37,11 +41,50 @@ def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = No
 
     With ``hangup`` (the console UI is showing), SIGHUP sets that event instead: the terminal is
     gone, so the UI must not be shut down the usual way (see :func:`_run_tui`).
+
+    A SIGINT or SIGTERM after any of them (Ctrl-C pressed twice, a supervisor losing patience)
+    ends the process at once (:func:`_stop_now`) instead of waiting up to
+    ``console.stop_grace_seconds`` for Discord. SIGHUP never does: a dropped session may deliver
+    it twice (from the shell and from the kernel), and that must stay a graceful stop.
     """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, (hangup or stop).set)
+    stopping = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopping
+        if stopping and sig is not signal.SIGHUP:
+            _stop_now(sig)
+        if not stopping:
+            log.info(
+                f"{sig.name}: stopping gracefully (a second signal stops at once)",
+                extra={"ctx": {"signal": sig.name}},
+            )
+        stopping = True
+        (hangup if hangup is not None and sig is signal.SIGHUP else stop).set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _stop_now(sig: signal.Signals) -> None:
+    """End the process now, leaving exactly what a crash leaves, which every start handles.
+
+    Nothing more is written: rows claimed for a send still in flight stay claimed, and the next
+    start checks them as uncertain (a bot message is re-sent with its nonce, which Discord
+    answers with the original); what was read but not yet written is read again from the stored
+    cursors; the kernel releases the data directory's lock. Waiting here for anything (the
+    store, Discord) is what the operator asked not to do. The exit status is the second
+    signal's, as a shell reports a process that signal ended: not a clean stop's 0.
+    """
+    log.warning(
+        f"second signal ({sig.name}): stopping now without waiting for Discord; sends still in"
+        " flight are checked at the next start, as after a crash",
+        extra={"ctx": {"signal": sig.name, "exit_status": EXIT_SECOND_SIGNAL + sig}},
+    )
+    logging.shutdown()  # flushes the log handlers
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(EXIT_SECOND_SIGNAL + sig)
 
 
 async def _run_tui(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import headless_config
+from tests.support import headless_config, wait_for
 from wanderer_console.sim import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -89,3 +89,86 @@ async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert events[-1] == "wanderer console stopped"
         assert len(sim.discord.received) == 1
         assert sim.map_api_key not in rest.decode()
+
+
+async def test_an_engine_without_a_map_refuses_to_start_as_config_check_does(
+    tmp_path: Path,
+) -> None:
+    """``config check`` calls a configuration without a map (and not hosted) invalid: an engine
+    on it would receive nothing. The engine says the same and exits 1 instead of running idle."""
+    config = tmp_path / "config.toml"
+    config.write_text("[console]\nstartup_suppression_seconds = 0\n", encoding="utf-8")
+    check_code, _out, check_err = await _run("config", "check", "--config", str(config))
+    assert check_code == 1
+    refusal = next(line for line in check_err.splitlines() if "no map configured" in line)
+    proc = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "--no-ui",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "data"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        if proc.returncode is None:  # it started and ran doing nothing
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1, "the engine started without a map"
+    assert refusal in err.decode()
+    assert "Traceback" not in err.decode()
+    assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+async def test_a_taken_server_port_is_said_and_the_engine_keeps_delivering(
+    tmp_path: Path,
+) -> None:
+    """``[server] port`` already taken: the HTTP surface is optional (notifications matter
+    more), so the engine logs why it is not served and runs on. It used to end with uvicorn's
+    traceback and exit status 3, which says another engine owns the data directory."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        async with Simulator(seed=5) as sim:
+            config = headless_config(sim, tmp_path / "config.toml")
+            with config.open("a", encoding="utf-8") as out:
+                out.write(f"[server]\nenabled = true\nport = {port}\n")
+            proc = await asyncio.create_subprocess_exec(
+                *COMMAND,
+                "--no-ui",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(tmp_path / "data"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert proc.stdout is not None
+            try:
+                said: list[dict[str, object]] = []
+                wanted = {"map stream connected", "wanderer console started"}
+                while not wanted <= {r["event"] for r in said}:
+                    line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
+                    assert line, "the process ended before it had started"
+                    said.append(json.loads(line))
+                refused = next(r for r in said if r["event"] == "http server not started")
+                assert f"127.0.0.1:{port}" in str(refused["error"])
+                sim.map.add_rally(sorted(sim.tracked_system_ids)[0])
+                await wait_for(lambda: sim.discord.received, 10, "the rally at the fake Discord")
+            finally:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+                _rest, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+            assert proc.returncode == 0, err.decode()
+            assert "Traceback" not in err.decode()
+    finally:
+        taken.close()

@@ -30,7 +30,13 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _config(tmp_path: Path, data_dir: Path) -> Path:
     path = tmp_path / "c.toml"
-    path.write_text(f'[console]\ndata_dir = "{data_dir}"\nstartup_suppression_seconds = 0\n')
+    # A map (never reached: these engines stop on their store first), since an engine without
+    # one refuses to start as `config check` does.
+    path.write_text(
+        f'[console]\ndata_dir = "{data_dir}"\nstartup_suppression_seconds = 0\n'
+        '[maps.home]\nurl = "http://127.0.0.1:9"\napi_key = "map-key-0d9e8f7a6b5c4d3e"\n'
+    )
+    path.chmod(0o600)  # it holds the map's key
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wanderer_console.cli import build_parser
+from wanderer_console.cli import build_parser, commands
 
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -126,3 +126,36 @@ def test_the_readme_table_names_real_commands_that_take_config() -> None:
         assert not _subcommands(leaf), f"{command}: names a group, not a command"
         if words[0] not in exempt:
             assert "--config" in leaf._option_string_actions, f"{command} takes no --config"
+
+
+def _leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    """The path of every command the parser runs (``("tenant", "add")``), groups walked."""
+    for name, sub in _subcommands(parser).items():
+        if _subcommands(sub):
+            yield from _leaves(sub, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_the_readme_table_names_every_command() -> None:
+    """An operator reads the table to learn what the program can do: every command the parser
+    has (``--help`` lists them) is in it, not only some."""
+    table, _exempt = readme_table()
+    shown = [tuple(command.split()) for command in table]
+    missing = [
+        " ".join(leaf)
+        for leaf in _leaves(build_parser())
+        if not any(words[: len(leaf)] == leaf for words in shown)
+    ]
+    assert missing == []
+
+
+def test_the_help_epilog_names_every_command() -> None:
+    """``wanderer-console --help`` ends with one line per command: none is left out."""
+    epilog = build_parser().epilog or ""
+    missing = [
+        command.name for command in commands() if not re.search(rf"\b{command.name}\b", epilog)
+    ]
+    assert missing == []

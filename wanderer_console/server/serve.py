@@ -99,13 +99,15 @@ class EmbeddedServer:
     async def start(self) -> None:
         """Start serving; return once the socket is bound."""
         sockets = None if self._sock is None else [self._sock]
-        self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="http-server")
+        self._task = asyncio.create_task(self._serve(sockets), name="http-server")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._startup_timeout
         while not self._server.started:
             if self._task.done():
                 try:
                     self._task.result()
+                except ServerStartError:
+                    raise
                 except BaseException as exc:  # uvicorn exits with SystemExit on bind errors
                     raise ServerStartError(
                         f"cannot serve on {self.host}:{self._config.port}: {exc!r}"
@@ -117,6 +119,21 @@ class EmbeddedServer:
             await asyncio.sleep(0.01)
         name = self._server.servers[0].sockets[0].getsockname()
         self.port = int(name[1]) if isinstance(name, tuple) else None
+
+    async def _serve(self, sockets: list[socket.socket] | None) -> None:
+        """uvicorn's ``serve``, its ``SystemExit`` (a port already taken) turned into an error.
+
+        A task that raises ``SystemExit`` does not keep it for :meth:`start` to read: asyncio
+        re-raises it out of the event loop, which ended the whole engine with a traceback and
+        exit status 3 (the status of a data directory in use).
+        """
+        try:
+            await self._server.serve(sockets=sockets)
+        except SystemExit as exc:
+            why = exc.__context__ or f"uvicorn exited {exc.code}"  # the bind's OSError
+            raise ServerStartError(
+                f"cannot serve on {self.host}:{self._config.port}: {why}"
+            ) from None
 
     async def stop(self) -> None:
         """Ask uvicorn to exit and wait (force-cancel after 5 s)."""

@@ -154,3 +154,31 @@ async def test_channel_per_minute_limit() -> None:
     assert [first.status_code, second.status_code, third.status_code] == [204, 204, 429]
     assert third.json()["retry_after"] > 2
     assert bad_token.status_code == 401
+
+
+async def test_footer_without_text_and_author_without_name_are_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord requires ``footer.text`` and ``author.name`` whenever the object is sent (its
+    embed footer and author structures): a footer of only an icon, or a blank author name, is a
+    400 there, so the fake refuses it too instead of passing a body Discord would lose."""
+    fake, base = discord
+    url = webhook_url(base, "446")
+    icon = "https://images.evetech.net/types/1/icon"
+    bodies = [
+        {"embeds": [{"title": "t", "footer": {"icon_url": icon}}]},
+        {"embeds": [{"title": "t", "footer": {"text": "  "}}]},
+        {"embeds": [{"title": "t", "author": {"url": "https://zkillboard.com/"}}]},
+        {"embeds": [{"title": "t", "author": {"name": ""}}]},
+    ]
+    async with httpx.AsyncClient(timeout=5) as client:
+        answers = [await client.post(url, json=body) for body in bodies]
+        fine = await client.post(
+            url, json={"embeds": [{"title": "t", "footer": {"text": "f"}, "author": {"name": "a"}}]}
+        )
+    assert [a.status_code for a in answers] == [400] * 4
+    assert "text" in answers[0].json()["errors"]["embeds"]["0"]["footer"]
+    assert "name" in answers[2].json()["errors"]["embeds"]["0"]["author"]
+    assert fine.status_code == 204
+    assert fake.rejected_400 == 4
+    assert len(fake.received) == 1

@@ -1,7 +1,8 @@
 """Discord message limits and fixed-window rate-limit buckets (PROTOCOLS.md §5.1-5.2).
 
 Pure helpers for :mod:`wanderer_console.sim.discord`: :func:`validate_message` reproduces the
-400 answers Discord gives for oversized or empty messages, :class:`Bucket` the per-route
+400 answers Discord gives for oversized or empty messages (and for an empty field name or value,
+footer text or author name, which Discord requires), :class:`Bucket` the per-route
 ``X-RateLimit-*`` bookkeeping.
 """
 
@@ -117,7 +118,9 @@ def _check_embed(
         if isinstance(obj, dict):
             size = _length(obj.get(sub))
             total += size
-            if size > limit:
+            if size == 0:  # required whenever the footer or author is sent
+                _problem(errors, (*base, key, sub), "This field is required")
+            elif size > limit:
                 _problem(errors, (*base, key, sub), f"Must be {limit} or fewer in length.")
     return total
 

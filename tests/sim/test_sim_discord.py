@@ -182,3 +182,29 @@ async def test_footer_without_text_and_author_without_name_are_refused(
     assert fine.status_code == 204
     assert fake.rejected_400 == 4
     assert len(fake.received) == 1
+
+
+async def test_more_than_100_mentioned_roles_or_users_are_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord lists at most 100 ids in ``allowed_mentions.roles`` and ``.users`` (its allowed
+    mentions structure) and answers 400 to more."""
+    fake, base = discord
+    url = webhook_url(base, "447")
+    ids = [str(1_000_000_000_000_000 + i) for i in range(101)]
+    async with httpx.AsyncClient(timeout=5) as client:
+        roles = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"parse": [], "roles": ids}}
+        )
+        users = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"parse": [], "users": ids}}
+        )
+        hundred = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"roles": ids[:100], "users": ids[1:]}}
+        )
+    assert roles.status_code == 400
+    assert "roles" in roles.json()["errors"]["allowed_mentions"]
+    assert users.status_code == 400
+    assert "users" in users.json()["errors"]["allowed_mentions"]
+    assert hundred.status_code == 204
+    assert len(fake.received) == 1

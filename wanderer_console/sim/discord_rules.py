@@ -2,7 +2,8 @@
 
 Pure helpers for :mod:`wanderer_console.sim.discord`: :func:`validate_message` reproduces the
 400 answers Discord gives for oversized or empty messages (and for an empty field name or value,
-footer text or author name, which Discord requires), :class:`Bucket` the per-route
+footer text or author name, which Discord requires, and for more than 100 role or user ids in
+``allowed_mentions``), :class:`Bucket` the per-route
 ``X-RateLimit-*`` bookkeeping.
 """
 
@@ -18,6 +19,7 @@ __all__ = ["Bucket", "validate_message"]
 
 _EMBED_LIMITS: Final = {"title": 256, "description": 4096}
 _TOTAL_LIMIT: Final = 6000
+_MENTIONS_MAX: Final = 100
 
 
 @dataclass(slots=True)
@@ -125,6 +127,18 @@ def _check_embed(
     return total
 
 
+def _check_allowed_mentions(allowed: object, errors: list[tuple[tuple[str, ...], str]]) -> None:
+    """Discord lists at most 100 role ids and 100 user ids in ``allowed_mentions``."""
+    if not isinstance(allowed, dict):
+        return
+    for key in ("roles", "users"):
+        ids = allowed.get(key)
+        if isinstance(ids, list) and len(ids) > _MENTIONS_MAX:
+            _problem(
+                errors, ("allowed_mentions", key), f"Must be {_MENTIONS_MAX} or fewer in length."
+            )
+
+
 def _nest(errors: list[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for path, message in errors:
@@ -150,6 +164,7 @@ def validate_message(body: object, *, webhook: bool) -> dict[str, Any] | None:
         lowered = username.lower()
         if len(username) > 80 or "clyde" in lowered or "discord" in lowered:
             _problem(errors, ("username",), "Username cannot be used.")
+    _check_allowed_mentions(body.get("allowed_mentions"), errors)
     embeds = body.get("embeds") or []
     if not isinstance(embeds, list) or len(embeds) > 10:
         _problem(errors, ("embeds",), "Must be 10 or fewer in length.")

@@ -510,6 +510,22 @@ def test_plain_text_neutralises_mass_mentions_and_fits_the_limit() -> None:
     assert body["content"].endswith("…")
 
 
+def test_plain_text_never_cuts_the_mentions_it_starts_with() -> None:
+    """A text-only rally whose role mentions fill the 2,000 characters (87 roles of 18 digits,
+    23 characters each with the space): the rally's text has to give way, never a mention. A
+    mention cut in half pings nobody, and the role it was for is left out of the rally."""
+    import re
+
+    from wanderer_console.delivery.plain_text import plain_text
+
+    roles = [str(10**17 + i) for i in range(87)]
+    body = rally_message(RALLY, system_display_name="Home", now=NOW, role_mentions=roles)
+    assert len(body["content"]) == 2000  # the mentions alone fill the content
+    text = plain_text(body)["content"]
+    assert len(text) <= 2000
+    assert re.findall(r"<@&(\d+)>", text) == roles == body["allowed_mentions"]["roles"]
+
+
 # --- notable loot (Janice) ---------------------------------------------------------------------
 
 NOTABLE = [

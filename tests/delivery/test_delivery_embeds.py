@@ -334,6 +334,21 @@ def test_system_security_bands(security: str, value: str, color: int) -> None:
     assert {"name": "Security", "value": value, "inline": True} in embed["fields"]
 
 
+@pytest.mark.parametrize("security", ["NaN", "nan", "inf", "-Infinity", "1e400"])
+def test_a_security_that_is_not_a_number_is_unknown(security: str) -> None:
+    """Static info whose security is not a finite number (a string "NaN" reads as a float in
+    Python) showed "nan (Null-sec)" in a red null-sec embed; the security is unknown instead."""
+    embed = render_system(
+        AddSystem(solar_system_id=30000142, name="X"),
+        map_name="m",
+        system_name=None,
+        static_info={"security": security},
+    )
+    assert embed["color"] == 0x3498DB  # unknown band
+    assert embed["description"] == "A new system has been added to tracking."
+    assert all(f["name"] != "Security" for f in embed["fields"])
+
+
 def test_system_name_precedence() -> None:
     payload = AddSystem(solar_system_id=31001503, name="Payload")
     kwargs: dict[str, Any] = {"map_name": "m", "static_info": WORMHOLE_STATIC}

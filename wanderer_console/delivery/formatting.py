@@ -218,11 +218,16 @@ def static_data(info: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def static_float(value: Any) -> float | None:
-    """A number from static info (``"security": "-1.0"``), or ``None`` when absent or invalid."""
+    """A number from static info (``"security": "-1.0"``), or ``None`` when absent or invalid.
+
+    Not-a-number and infinities (``float`` reads the strings "NaN" and "inf") are invalid: they
+    would show as "nan" and fall into a security band they do not belong to.
+    """
     try:
-        return float(value) if value is not None and value != "" else None
+        number = float(value) if value is not None and value != "" else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def static_text(info: Mapping[str, Any], key: str) -> str | None:

@@ -264,6 +264,21 @@ def test_format_isk(value: float | None, text: str) -> None:
     assert format_isk(value) == text
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1e300, "1.00e+300"), (-1e300, "-1.00e+300"), (1e15, "1.00e+15"), (999.994e12, "999.99T")],
+)
+def test_a_huge_isk_value_stays_short(value: float, text: str) -> None:
+    """A bogus total of 1e300 ISK rendered as a 293-character number in the kill's value line
+    (and could push a Recent Kills field past 1,024 characters, cutting its last kill); past
+    999.99T the value is written in scientific notation."""
+    assert format_isk(value) == text
+    data = wire_kill()
+    data["zkb"] = {**data["zkb"], "totalValue": value}
+    embed = render_kill(Killmail.from_wire(data), KillContext(map_name="m", role="neutral"))
+    assert f"Value: {text} ISK • <t:" in embed["description"]
+
+
 # --- system goldens -----------------------------------------------------------------------------
 
 WORMHOLE_STATIC = {

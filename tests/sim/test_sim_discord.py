@@ -208,3 +208,26 @@ async def test_more_than_100_mentioned_roles_or_users_are_refused(
     assert "users" in users.json()["errors"]["allowed_mentions"]
     assert hundred.status_code == 204
     assert len(fake.received) == 1
+
+
+async def test_an_embed_timestamp_that_is_not_iso8601_is_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord answers 400 ("Could not parse 1500218461229. Should be ISO8601.") to an embed
+    ``timestamp`` that is not an ISO 8601 date and time; the fake did not look at it."""
+    fake, base = discord
+    url = webhook_url(base, "448")
+    async with httpx.AsyncClient(timeout=5) as client:
+        bad = [
+            await client.post(url, json={"embeds": [{"title": "t", "timestamp": stamp}]})
+            for stamp in (1500218461229, "yesterday", "2026-13-01T00:00:00Z")
+        ]
+        good = [
+            await client.post(url, json={"embeds": [{"title": "t", "timestamp": stamp}]})
+            for stamp in ("2026-01-10T18:20:41Z", "2026-01-10T18:20:41.123456+00:00")
+        ]
+    assert [a.status_code for a in bad] == [400] * 3
+    error = bad[0].json()["errors"]["embeds"]["0"]["timestamp"]["_errors"][0]["message"]
+    assert error == "Could not parse 1500218461229. Should be ISO8601."
+    assert [a.status_code for a in good] == [204] * 2
+    assert len(fake.received) == 2

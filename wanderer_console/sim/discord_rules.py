@@ -2,8 +2,8 @@
 
 Pure helpers for :mod:`wanderer_console.sim.discord`: :func:`validate_message` reproduces the
 400 answers Discord gives for oversized or empty messages (and for an empty field name or value,
-footer text or author name, which Discord requires, and for more than 100 role or user ids in
-``allowed_mentions``), :class:`Bucket` the per-route
+footer text or author name, which Discord requires, an embed timestamp that is not ISO 8601,
+and more than 100 role or user ids in ``allowed_mentions``), :class:`Bucket` the per-route
 ``X-RateLimit-*`` bookkeeping.
 """
 
@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 __all__ = ["Bucket", "validate_message"]
@@ -82,6 +83,17 @@ def _length(value: object) -> int:
     return len(value.strip()) if isinstance(value, str) else 0
 
 
+def _iso8601(value: object) -> bool:
+    """Whether ``value`` is an ISO 8601 date and time, as Discord wants an embed timestamp."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _problem(errors: list[tuple[tuple[str, ...], str]], path: tuple[str, ...], msg: str) -> None:
     errors.append((path, msg))
 
@@ -99,6 +111,9 @@ def _check_embed(
         total += size
         if size > limit:
             _problem(errors, (*base, key), f"Must be {limit} or fewer in length.")
+    stamp = embed.get("timestamp")
+    if stamp is not None and not _iso8601(stamp):
+        _problem(errors, (*base, "timestamp"), f"Could not parse {stamp}. Should be ISO8601.")
     fields = embed.get("fields") or []
     if not isinstance(fields, list) or len(fields) > 25:
         _problem(errors, (*base, "fields"), "Must be 25 or fewer in length.")

@@ -231,3 +231,18 @@ async def test_an_embed_timestamp_that_is_not_iso8601_is_refused(
     assert error == "Could not parse 1500218461229. Should be ISO8601."
     assert [a.status_code for a in good] == [204] * 2
     assert len(fake.received) == 2
+
+
+async def test_an_embed_colour_out_of_range_is_refused(discord: tuple[FakeDiscord, str]) -> None:
+    """Discord takes an embed ``color`` from 0 to 0xFFFFFF (16777215) and answers 400 to any
+    other; the fake took any value."""
+    fake, base = discord
+    url = webhook_url(base, "449")
+    async with httpx.AsyncClient(timeout=5) as client:
+        answers = [
+            await client.post(url, json={"embeds": [{"title": "t", "color": color}]})
+            for color in (0x1000000, -1, "red", 0, 0xFFFFFF)
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 204, 204]
+    assert "color" in answers[0].json()["errors"]["embeds"]["0"]
+    assert len(fake.received) == 2

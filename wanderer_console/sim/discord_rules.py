@@ -2,9 +2,9 @@
 
 Pure helpers for :mod:`wanderer_console.sim.discord`: :func:`validate_message` reproduces the
 400 answers Discord gives for oversized or empty messages (and for an empty field name or value,
-footer text or author name, which Discord requires, an embed timestamp that is not ISO 8601,
-and more than 100 role or user ids in ``allowed_mentions``), :class:`Bucket` the per-route
-``X-RateLimit-*`` bookkeeping.
+footer text or author name, which Discord requires, an embed timestamp that is not ISO 8601, a
+colour outside 0 to 0xFFFFFF, and more than 100 role or user ids in ``allowed_mentions``),
+:class:`Bucket` the per-route ``X-RateLimit-*`` bookkeeping.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = ["Bucket", "validate_message"]
 _EMBED_LIMITS: Final = {"title": 256, "description": 4096}
 _TOTAL_LIMIT: Final = 6000
 _MENTIONS_MAX: Final = 100
+_COLOR_MAX: Final = 0xFFFFFF
 
 
 @dataclass(slots=True)
@@ -111,6 +112,11 @@ def _check_embed(
         total += size
         if size > limit:
             _problem(errors, (*base, key), f"Must be {limit} or fewer in length.")
+    color = embed.get("color")
+    if color is not None and (
+        isinstance(color, bool) or not isinstance(color, int) or not 0 <= color <= _COLOR_MAX
+    ):
+        _problem(errors, (*base, "color"), f"Must be an integer from 0 to {_COLOR_MAX}.")
     stamp = embed.get("timestamp")
     if stamp is not None and not _iso8601(stamp):
         _problem(errors, (*base, "timestamp"), f"Could not parse {stamp}. Should be ISO8601.")

@@ -264,6 +264,21 @@ def test_format_isk(value: float | None, text: str) -> None:
     assert format_isk(value) == text
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1e300, "1.00e+300"), (-1e300, "-1.00e+300"), (1e15, "1.00e+15"), (999.994e12, "999.99T")],
+)
+def test_a_huge_isk_value_stays_short(value: float, text: str) -> None:
+    """A bogus total of 1e300 ISK rendered as a 293-character number in the kill's value line
+    (and could push a Recent Kills field past 1,024 characters, cutting its last kill); past
+    999.99T the value is written in scientific notation."""
+    assert format_isk(value) == text
+    data = wire_kill()
+    data["zkb"] = {**data["zkb"], "totalValue": value}
+    embed = render_kill(Killmail.from_wire(data), KillContext(map_name="m", role="neutral"))
+    assert f"Value: {text} ISK • <t:" in embed["description"]
+
+
 # --- system goldens -----------------------------------------------------------------------------
 
 WORMHOLE_STATIC = {
@@ -332,6 +347,21 @@ def test_system_security_bands(security: str, value: str, color: int) -> None:
     )
     assert embed["color"] == color
     assert {"name": "Security", "value": value, "inline": True} in embed["fields"]
+
+
+@pytest.mark.parametrize("security", ["NaN", "nan", "inf", "-Infinity", "1e400"])
+def test_a_security_that_is_not_a_number_is_unknown(security: str) -> None:
+    """Static info whose security is not a finite number (a string "NaN" reads as a float in
+    Python) showed "nan (Null-sec)" in a red null-sec embed; the security is unknown instead."""
+    embed = render_system(
+        AddSystem(solar_system_id=30000142, name="X"),
+        map_name="m",
+        system_name=None,
+        static_info={"security": security},
+    )
+    assert embed["color"] == 0x3498DB  # unknown band
+    assert embed["description"] == "A new system has been added to tracking."
+    assert all(f["name"] != "Security" for f in embed["fields"])
 
 
 def test_system_name_precedence() -> None:
@@ -508,6 +538,22 @@ def test_plain_text_neutralises_mass_mentions_and_fits_the_limit() -> None:
     assert len(body["content"]) <= 2000
     assert "@everyone" not in body["content"]
     assert body["content"].endswith("…")
+
+
+def test_plain_text_never_cuts_the_mentions_it_starts_with() -> None:
+    """A text-only rally whose role mentions fill the 2,000 characters (87 roles of 18 digits,
+    23 characters each with the space): the rally's text has to give way, never a mention. A
+    mention cut in half pings nobody, and the role it was for is left out of the rally."""
+    import re
+
+    from wanderer_console.delivery.plain_text import plain_text
+
+    roles = [str(10**17 + i) for i in range(87)]
+    body = rally_message(RALLY, system_display_name="Home", now=NOW, role_mentions=roles)
+    assert len(body["content"]) == 2000  # the mentions alone fill the content
+    text = plain_text(body)["content"]
+    assert len(text) <= 2000
+    assert re.findall(r"<@&(\d+)>", text) == roles == body["allowed_mentions"]["roles"]
 
 
 # --- notable loot (Janice) ---------------------------------------------------------------------

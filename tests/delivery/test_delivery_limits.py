@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from wanderer_console.delivery.embeds import (
@@ -30,6 +31,8 @@ from wanderer_console.domain.discord_limits import (
 )
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.map_events import AddSystem, CharacterAdded, RallyPointAdded
+from wanderer_console.sim.discord import FakeDiscord, webhook_url
+from wanderer_console.sim.server import AppServer
 
 Check = Callable[[dict[str, Any]], None]
 LONG = 2000
@@ -282,3 +285,36 @@ def test_total_over_6000_then_shrinks_field_values() -> None:
     values = [len(f["value"]) for f in result["fields"]]
     assert max(values) - min(values) <= 1  # largest first levels them out
     assert all(v.endswith(ELLIPSIS) for v in (f["value"] for f in result["fields"]))
+
+
+_MENTION = re.compile(r"<@(&?)(\d+)>")
+
+
+async def test_a_rally_pinging_more_than_fits_is_accepted_by_discord() -> None:
+    """101 rally roles (``rally_group_ids`` has no cap) and 50 pilots in voice: Discord takes at
+    most 100 ids per ``allowed_mentions`` list and 2,000 characters of content. The message must
+    still be accepted, and every mention in it whole and allowed (a mention cut by the limit
+    pings nobody and shows as garbage)."""
+    roles = [str(1_100_000_000_000_000_000 + i) for i in range(101)]
+    users = [str(1_200_000_000_000_000_000 + i) for i in range(50)]
+    rally = RallyPointAdded(solar_system_id=30000142, character_name="Pilot", system_name="Jita")
+    body = rally_message(
+        rally, system_display_name=None, now=NOW, role_mentions=roles, user_mentions=users
+    )
+    fake = FakeDiscord(webhook_limit=100)
+    server = AppServer(fake.app)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            answer = await client.post(webhook_url(server.url, "1"), json=body)
+    finally:
+        await server.stop()
+    assert answer.status_code == 204, answer.text
+    content = fake.received[0].body["content"]
+    mentioned = _MENTION.findall(content)
+    allowed = body["allowed_mentions"]
+    assert {i for amp, i in mentioned if amp} == set(allowed["roles"])
+    assert {i for amp, i in mentioned if not amp} == set(allowed.get("users", []))
+    rest = _MENTION.sub("", content).strip(" ")  # the text after the mentions may be cut
+    assert "Rally point created!".startswith(rest.removesuffix(ELLIPSIS))
+    assert allowed["roles"] == roles[: len(allowed["roles"])]  # the first roles configured

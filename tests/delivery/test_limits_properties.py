@@ -29,6 +29,7 @@ from wanderer_console.domain.discord_limits import (
     EMBEDS_MAX,
     FIELD_VALUE_MAX,
     FIELDS_MAX,
+    MENTION_IDS_MAX,
     USERNAME_MAX,
     enforce_limits,
     truncate,
@@ -144,8 +145,8 @@ def test_nothing_is_dropped_or_cut_that_fits(body: dict[str, Any]) -> None:
     embeds_in=st.lists(embeds, max_size=EMBEDS_MAX + 2),
     content=maybe_texts,
     username=maybe_texts,
-    roles=st.lists(snowflakes, max_size=30),
-    users=st.lists(snowflakes, max_size=30),
+    roles=st.lists(snowflakes, max_size=30) | st.lists(snowflakes, min_size=90, max_size=120),
+    users=st.lists(snowflakes, max_size=30) | st.lists(snowflakes, min_size=90, max_size=120),
     mention_here=st.booleans(),
 )
 def test_build_message_fits_and_pings_only_what_it_was_asked_to(
@@ -168,8 +169,24 @@ def test_build_message_fits_and_pings_only_what_it_was_asked_to(
     assert len(body.get("username", "")) <= USERNAME_MAX
     allowed = body["allowed_mentions"]
     assert allowed["parse"] == (["everyone"] if mention_here else [])
-    assert set(allowed.get("roles", [])) == set(roles)
-    assert set(allowed.get("users", [])) == set(users)
+    # Mentions are kept whole, in order, as many as Discord takes: all when they fit.
+    roles, users = list(dict.fromkeys(roles)), list(dict.fromkeys(users))
+    kept_roles, kept_users = allowed.get("roles", []), allowed.get("users", [])
+    assert kept_roles == roles[: len(kept_roles)]
+    assert kept_users == users[: len(kept_users)]
+    assert len(kept_roles) <= MENTION_IDS_MAX
+    assert len(kept_users) <= MENTION_IDS_MAX
+    # The content starts with exactly the kept mentions, each whole.
+    tokens = body.get("content", "").split(" ")[1 if mention_here else 0 :]
+    pings = [f"<@&{i}>" for i in kept_roles] + [f"<@{i}>" for i in kept_users]
+    assert tokens[: len(pings)] == pings
+    wanted = len(
+        " ".join(
+            ["@here"] * mention_here + [f"<@&{i}>" for i in roles] + [f"<@{i}>" for i in users]
+        )
+    )
+    if wanted <= CONTENT_MAX and max(len(roles), len(users), 0) <= MENTION_IDS_MAX:
+        assert (kept_roles, kept_users) == (roles, users)
     text = body.get("content", "")
     if mention_here:
         assert text.startswith("@here")

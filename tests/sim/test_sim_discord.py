@@ -154,3 +154,95 @@ async def test_channel_per_minute_limit() -> None:
     assert [first.status_code, second.status_code, third.status_code] == [204, 204, 429]
     assert third.json()["retry_after"] > 2
     assert bad_token.status_code == 401
+
+
+async def test_footer_without_text_and_author_without_name_are_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord requires ``footer.text`` and ``author.name`` whenever the object is sent (its
+    embed footer and author structures): a footer of only an icon, or a blank author name, is a
+    400 there, so the fake refuses it too instead of passing a body Discord would lose."""
+    fake, base = discord
+    url = webhook_url(base, "446")
+    icon = "https://images.evetech.net/types/1/icon"
+    bodies = [
+        {"embeds": [{"title": "t", "footer": {"icon_url": icon}}]},
+        {"embeds": [{"title": "t", "footer": {"text": "  "}}]},
+        {"embeds": [{"title": "t", "author": {"url": "https://zkillboard.com/"}}]},
+        {"embeds": [{"title": "t", "author": {"name": ""}}]},
+    ]
+    async with httpx.AsyncClient(timeout=5) as client:
+        answers = [await client.post(url, json=body) for body in bodies]
+        fine = await client.post(
+            url, json={"embeds": [{"title": "t", "footer": {"text": "f"}, "author": {"name": "a"}}]}
+        )
+    assert [a.status_code for a in answers] == [400] * 4
+    assert "text" in answers[0].json()["errors"]["embeds"]["0"]["footer"]
+    assert "name" in answers[2].json()["errors"]["embeds"]["0"]["author"]
+    assert fine.status_code == 204
+    assert fake.rejected_400 == 4
+    assert len(fake.received) == 1
+
+
+async def test_more_than_100_mentioned_roles_or_users_are_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord lists at most 100 ids in ``allowed_mentions.roles`` and ``.users`` (its allowed
+    mentions structure) and answers 400 to more."""
+    fake, base = discord
+    url = webhook_url(base, "447")
+    ids = [str(1_000_000_000_000_000 + i) for i in range(101)]
+    async with httpx.AsyncClient(timeout=5) as client:
+        roles = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"parse": [], "roles": ids}}
+        )
+        users = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"parse": [], "users": ids}}
+        )
+        hundred = await client.post(
+            url, json={"content": "x", "allowed_mentions": {"roles": ids[:100], "users": ids[1:]}}
+        )
+    assert roles.status_code == 400
+    assert "roles" in roles.json()["errors"]["allowed_mentions"]
+    assert users.status_code == 400
+    assert "users" in users.json()["errors"]["allowed_mentions"]
+    assert hundred.status_code == 204
+    assert len(fake.received) == 1
+
+
+async def test_an_embed_timestamp_that_is_not_iso8601_is_refused(
+    discord: tuple[FakeDiscord, str],
+) -> None:
+    """Discord answers 400 ("Could not parse 1500218461229. Should be ISO8601.") to an embed
+    ``timestamp`` that is not an ISO 8601 date and time; the fake did not look at it."""
+    fake, base = discord
+    url = webhook_url(base, "448")
+    async with httpx.AsyncClient(timeout=5) as client:
+        bad = [
+            await client.post(url, json={"embeds": [{"title": "t", "timestamp": stamp}]})
+            for stamp in (1500218461229, "yesterday", "2026-13-01T00:00:00Z")
+        ]
+        good = [
+            await client.post(url, json={"embeds": [{"title": "t", "timestamp": stamp}]})
+            for stamp in ("2026-01-10T18:20:41Z", "2026-01-10T18:20:41.123456+00:00")
+        ]
+    assert [a.status_code for a in bad] == [400] * 3
+    error = bad[0].json()["errors"]["embeds"]["0"]["timestamp"]["_errors"][0]["message"]
+    assert error == "Could not parse 1500218461229. Should be ISO8601."
+    assert [a.status_code for a in good] == [204] * 2
+    assert len(fake.received) == 2
+
+
+async def test_an_embed_colour_out_of_range_is_refused(discord: tuple[FakeDiscord, str]) -> None:
+    """Discord takes an embed ``color`` from 0 to 0xFFFFFF (16777215) and answers 400 to any
+    other; the fake took any value."""
+    fake, base = discord
+    url = webhook_url(base, "449")
+    async with httpx.AsyncClient(timeout=5) as client:
+        answers = [
+            await client.post(url, json={"embeds": [{"title": "t", "color": color}]})
+            for color in (0x1000000, -1, "red", 0, 0xFFFFFF)
+        ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 204, 204]
+    assert "color" in answers[0].json()["errors"]["embeds"]["0"]
+    assert len(fake.received) == 2

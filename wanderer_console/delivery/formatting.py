@@ -85,7 +85,8 @@ def format_isk(value: float | None) -> str:
 
     Billions and trillions get two decimals, millions and thousands one; smaller values are
     whole numbers. ``None``, NaN and infinities are "Unknown". A value that rounds up to 1000 of
-    a unit moves to the next unit ("1.00B", never "1000.0M").
+    a unit moves to the next unit ("1.00B", never "1000.0M"). Past 999.99T (no real kill is
+    worth that; a bogus total would print hundreds of digits) it is written "1.00e+15".
     """
     if value is None or not math.isfinite(value):
         return "Unknown"
@@ -95,8 +96,10 @@ def format_isk(value: float | None) -> str:
     while True:
         suffix, scale, decimals = _UNITS[index]
         text = f"{amount / scale:.{decimals}f}"
-        if float(text) < 1000 or index + 1 == len(_UNITS):
+        if float(text) < 1000:
             return f"{sign}{text}{suffix}"
+        if index + 1 == len(_UNITS):
+            return f"{sign}{amount:.2e}"
         index += 1
 
 
@@ -218,11 +221,16 @@ def static_data(info: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def static_float(value: Any) -> float | None:
-    """A number from static info (``"security": "-1.0"``), or ``None`` when absent or invalid."""
+    """A number from static info (``"security": "-1.0"``), or ``None`` when absent or invalid.
+
+    Not-a-number and infinities (``float`` reads the strings "NaN" and "inf") are invalid: they
+    would show as "nan" and fall into a security band they do not belong to.
+    """
     try:
-        return float(value) if value is not None and value != "" else None
+        number = float(value) if value is not None and value != "" else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def static_text(info: Mapping[str, Any], key: str) -> str | None:

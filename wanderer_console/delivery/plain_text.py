@@ -7,7 +7,8 @@ its mentions first (as they were), then per embed its title (with its link in ``
 Discord shows no preview), description, fields as ``Name: value`` lines and footer. The text
 was escaped when the embed was rendered, ``@everyone``/``@here`` in it are neutralised again,
 ``allowed_mentions`` is kept, and the whole fits Discord's 2,000-character content limit
-(cut with an ellipsis). A map chooses which routes get it (``maps.<key>.discord.text_only``).
+(the embeds' text is cut with an ellipsis, never the mentions before it). A map chooses
+which routes get it (``maps.<key>.discord.text_only``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def plain_text(body: dict[str, Any]) -> dict[str, Any]:
     prefix = str(body.get("content") or "").strip()
     blocks = ["\n".join(_embed_lines(embed)) for embed in body.get("embeds") or []]
     text = neutralize_mass_mentions("\n\n".join(block for block in blocks if block))
+    # The embeds' text gives way to the mentions (already within the limit): a cut mention
+    # would ping nobody.
+    prefix = truncate(prefix, CONTENT_MAX)
+    text = truncate(text, max(0, CONTENT_MAX - len(prefix) - (1 if prefix else 0)))
     content = f"{prefix}\n{text}" if prefix and text else prefix or text
     out = {key: value for key, value in body.items() if key not in ("embeds", "content")}
-    out["content"] = truncate(content, CONTENT_MAX) or "(empty notification)"
+    out["content"] = content or "(empty notification)"
     return out

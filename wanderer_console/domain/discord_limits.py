@@ -26,6 +26,7 @@ __all__ = [
     "FIELD_NAME_MAX",
     "FIELD_VALUE_MAX",
     "FOOTER_TEXT_MAX",
+    "MENTION_IDS_MAX",
     "PLACEHOLDER",
     "TITLE_MAX",
     "USERNAME_MAX",
@@ -63,6 +64,8 @@ EMBED_TOTAL_MAX: Final = 6000
 """Title + description + field names and values + footer text + author name, over all embeds."""
 USERNAME_MAX: Final = 80
 """Characters of a webhook ``username`` override."""
+MENTION_IDS_MAX: Final = 100
+"""Ids in ``allowed_mentions.roles``, and in ``allowed_mentions.users``."""
 
 ELLIPSIS: Final = "…"
 """Marks text cut by :func:`truncate` (one character)."""
@@ -337,6 +340,30 @@ def _snowflakes(ids: Sequence[str], kind: str) -> list[str]:
     return list(dict.fromkeys(cleaned))
 
 
+def _fitting_mentions(
+    prefix: list[str], roles: list[str], users: list[str]
+) -> tuple[list[str], list[str]]:
+    """The first ``roles`` and ``users`` whose mentions Discord takes after ``prefix``.
+
+    Discord refuses a message listing more than 100 ids in ``allowed_mentions.roles`` or
+    ``.users`` (a 400: the notification would be lost), and content is cut at 2,000 characters,
+    which would leave a mention half written: it pings nobody and shows as garbage. So the
+    mentions that fit are kept whole, in order (roles first: they were configured for this
+    message), the rest left out; the text after them is what gets cut.
+    """
+    roles, users = roles[:MENTION_IDS_MAX], users[:MENTION_IDS_MAX]
+    used = len(" ".join(prefix))
+    kept: dict[str, list[str]] = {"&": [], "": []}
+    for sigil, ids in (("&", roles), ("", users)):
+        for snowflake in ids:
+            size = len(f"<@{sigil}{snowflake}>") + (1 if used else 0)
+            if used + size > CONTENT_MAX:
+                return kept["&"], kept[""]
+            kept[sigil].append(snowflake)
+            used += size
+    return kept["&"], kept[""]
+
+
 def build_message(
     embeds: list[dict[str, Any]],
     *,
@@ -353,13 +380,16 @@ def build_message(
     listed under ``roles``), ``user_mentions`` (``<@id>``, e.g. pilots in voice, under ``users``)
     or ``mention_here`` (content starts with ``@here``; ``parse`` becomes ``["everyone"]``) ask
     for more; ``mention_everyone`` starts it with ``@everyone`` instead (a tracker's ping).
-    ``@everyone``/``@here`` inside ``content`` itself are neutralised. Raises ``ValueError`` for
-    a mention id that is not a snowflake.
+    ``@everyone``/``@here`` inside ``content`` itself are neutralised. Mentions beyond what
+    Discord takes (100 ids per ``allowed_mentions`` list, 2,000 characters of content) are left
+    out whole, roles before users, see :func:`_fitting_mentions`. Raises ``ValueError`` for a
+    mention id that is not a snowflake.
     """
     roles = _snowflakes(role_mentions, "role")
     users = _snowflakes(user_mentions, "user")
     prefix = ["@everyone"] if mention_everyone else ["@here"] if mention_here else []
     mention_here = mention_here or mention_everyone  # both are allowed by parse "everyone"
+    roles, users = _fitting_mentions(prefix, roles, users)
     prefix += [f"<@&{role}>" for role in roles] + [f"<@{user}>" for user in users]
     text = (neutralize_mass_mentions(content).strip() if content else "") or None
     allowed: dict[str, Any] = {"parse": ["everyone"] if mention_here else []}
@@ -370,8 +400,11 @@ def build_message(
     body: dict[str, Any] = {}
     if username and username.strip():
         body["username"] = username.strip()
-    if prefix or text:
-        body["content"] = " ".join([*prefix, *([text] if text else [])])
+    mentions = " ".join(prefix)
+    if text:  # cut to the room the mentions leave, so that truncation never reaches a mention
+        text = truncate(text, max(0, CONTENT_MAX - len(mentions) - (1 if mentions else 0)))
+    if mentions or text:
+        body["content"] = " ".join(part for part in (mentions, text) if part)
     if embeds:
         body["embeds"] = list(embeds)
     body["allowed_mentions"] = allowed

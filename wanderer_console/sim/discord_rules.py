@@ -1,8 +1,10 @@
 """Discord message limits and fixed-window rate-limit buckets (PROTOCOLS.md §5.1-5.2).
 
 Pure helpers for :mod:`wanderer_console.sim.discord`: :func:`validate_message` reproduces the
-400 answers Discord gives for oversized or empty messages, :class:`Bucket` the per-route
-``X-RateLimit-*`` bookkeeping.
+400 answers Discord gives for oversized or empty messages (and for an empty field name or value,
+footer text or author name, which Discord requires, an embed timestamp that is not ISO 8601, a
+colour outside 0 to 0xFFFFFF, and more than 100 role or user ids in ``allowed_mentions``),
+:class:`Bucket` the per-route ``X-RateLimit-*`` bookkeeping.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 __all__ = ["Bucket", "validate_message"]
 
 _EMBED_LIMITS: Final = {"title": 256, "description": 4096}
 _TOTAL_LIMIT: Final = 6000
+_MENTIONS_MAX: Final = 100
+_COLOR_MAX: Final = 0xFFFFFF
 
 
 @dataclass(slots=True)
@@ -79,6 +84,17 @@ def _length(value: object) -> int:
     return len(value.strip()) if isinstance(value, str) else 0
 
 
+def _iso8601(value: object) -> bool:
+    """Whether ``value`` is an ISO 8601 date and time, as Discord wants an embed timestamp."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _problem(errors: list[tuple[tuple[str, ...], str]], path: tuple[str, ...], msg: str) -> None:
     errors.append((path, msg))
 
@@ -96,6 +112,14 @@ def _check_embed(
         total += size
         if size > limit:
             _problem(errors, (*base, key), f"Must be {limit} or fewer in length.")
+    color = embed.get("color")
+    if color is not None and (
+        isinstance(color, bool) or not isinstance(color, int) or not 0 <= color <= _COLOR_MAX
+    ):
+        _problem(errors, (*base, "color"), f"Must be an integer from 0 to {_COLOR_MAX}.")
+    stamp = embed.get("timestamp")
+    if stamp is not None and not _iso8601(stamp):
+        _problem(errors, (*base, "timestamp"), f"Could not parse {stamp}. Should be ISO8601.")
     fields = embed.get("fields") or []
     if not isinstance(fields, list) or len(fields) > 25:
         _problem(errors, (*base, "fields"), "Must be 25 or fewer in length.")
@@ -117,9 +141,23 @@ def _check_embed(
         if isinstance(obj, dict):
             size = _length(obj.get(sub))
             total += size
-            if size > limit:
+            if size == 0:  # required whenever the footer or author is sent
+                _problem(errors, (*base, key, sub), "This field is required")
+            elif size > limit:
                 _problem(errors, (*base, key, sub), f"Must be {limit} or fewer in length.")
     return total
+
+
+def _check_allowed_mentions(allowed: object, errors: list[tuple[tuple[str, ...], str]]) -> None:
+    """Discord lists at most 100 role ids and 100 user ids in ``allowed_mentions``."""
+    if not isinstance(allowed, dict):
+        return
+    for key in ("roles", "users"):
+        ids = allowed.get(key)
+        if isinstance(ids, list) and len(ids) > _MENTIONS_MAX:
+            _problem(
+                errors, ("allowed_mentions", key), f"Must be {_MENTIONS_MAX} or fewer in length."
+            )
 
 
 def _nest(errors: list[tuple[tuple[str, ...], str]]) -> dict[str, Any]:
@@ -147,6 +185,7 @@ def validate_message(body: object, *, webhook: bool) -> dict[str, Any] | None:
         lowered = username.lower()
         if len(username) > 80 or "clyde" in lowered or "discord" in lowered:
             _problem(errors, ("username",), "Username cannot be used.")
+    _check_allowed_mentions(body.get("allowed_mentions"), errors)
     embeds = body.get("embeds") or []
     if not isinstance(embeds, list) or len(embeds) > 10:
         _problem(errors, ("embeds",), "Must be 10 or fewer in length.")

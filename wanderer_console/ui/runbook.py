@@ -200,7 +200,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
-        "`config invalid: no map configured: nothing would be received` (config check, exit 1)",
+        "`config invalid: no map configured: nothing would be received` (config check or the"
+        " engine's start, exit 1)",
         "no `[maps.<key>]` and no `MAP_URL`: an engine on this configuration would receive nothing",
         "add a `[maps.<key>]` table with `url` and `api_key` (or set `MAP_URL` and `MAP_API_KEY`)",
     ),

@@ -532,6 +532,11 @@ class Runtime:
         """Queue all of ``items`` now if there is room for all of them; else none."""
         return self.queue.offer(items)
 
+    def works_map(self, tenant: str) -> bool:
+        """True when this engine works map ``tenant`` now (alone: always; on a shared database:
+        while it holds the map's lease)."""
+        return not self.cluster.active or tenant in self.cluster.tenants()
+
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
         return views.readiness(self)

@@ -68,6 +68,10 @@ class EngineSurface(Protocol):
     def offer(self, items: Sequence[Item]) -> bool:
         """Queue all of ``items`` now if the queue has room for all of them; else none."""
 
+    def works_map(self, tenant: str) -> bool:
+        """True when this engine works map ``tenant`` now: always, alone; with several engines
+        on one database, while it holds the map's lease."""
+
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
 

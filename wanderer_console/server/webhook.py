@@ -38,6 +38,10 @@ MAX_WEBHOOK_BYTES: Final = 1024 * 1024
 """Wanderer never sends a body over 1 MiB."""
 REPLAY_WINDOW_SECONDS: Final = 300
 """Timestamps further than this from our clock are refused (the sender sets no window)."""
+_NOT_OURS: Final = (
+    "map {tenant!r} is worked by another engine on this database now; it reads the event from"
+    " the map's stream"
+)
 UNKNOWN_MAP: Final = "unknown"
 """The label every path naming no configured map shares."""
 
@@ -119,6 +123,14 @@ class WebhookEndpoint:
         expected = sign(secret.get_secret_value(), stamp, body) if secret else None
         if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
             return self._reject(request, label, "signature", "invalid signature")
+        if not self._engine.works_map(tenant):
+            # Several engines on one database (behind one address): the map's owner tracks it
+            # from its own stream. Taken here, the event would be stored and tracked by an
+            # engine that does not send the map, and the owner would skip its stream's copy
+            # as a duplicate, never tracking what it added.
+            return JSONResponse(
+                {"queued": 0, "ignored": _NOT_OURS.format(tenant=tenant)}, status_code=202
+            )
         return self._enqueue(request, tenant, body)
 
     def _enqueue(self, request: Request, tenant: str, body: bytes) -> Response:

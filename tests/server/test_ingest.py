@@ -124,6 +124,22 @@ async def test_a_schema_version_with_a_trailing_newline_is_rejected_not_stored(
     assert not runtime.store.has_event(sim.map_slug, "api:ops-semver-nl")
 
 
+async def test_a_blank_title_is_rejected_not_posted_without_one(
+    runtime: Runtime, sim: Simulator, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    """A title of spaces passed ``min_length``: the embed went out with no title at all."""
+    response = await client.post(
+        "/api/v1/events",
+        json=event(event_id="ops-blank-title", title=" \t "),
+        headers=auth(ingest_key),
+    )
+    assert response.status_code == 422, response.text
+    [result] = response.json()["results"]
+    assert result["status"] == "rejected"
+    assert "title" in result["reason"]
+    assert not runtime.store.has_event(sim.map_slug, "api:ops-blank-title")
+
+
 async def test_a_key_cannot_write_to_another_tenant(
     runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
 ) -> None:

@@ -40,6 +40,14 @@ class IngestEvent(BaseModel):
     notification_type: Literal["kill", "system", "character", "rally"] = "system"
     """Which switch and which configured Discord target apply."""
 
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # Discord shows no title at all for one made of spaces: the event would go untitled.
+        if not value.strip():
+            raise ValueError("title is blank: give it some text (at most 256 characters)")
+        return value
+
     @field_validator("schema_version")
     @classmethod
     def _semver(cls, value: str) -> str:

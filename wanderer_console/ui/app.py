@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -155,6 +156,25 @@ class WandererApp(App[int]):
         if self.settle_gc:
             # Once the first screen is up, what exists will live as long as the process.
             self.set_timer(GC_FREEZE_AFTER_SECONDS, freeze_startup_objects)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Show a toast, always as plain text (``markup`` is ignored).
+
+        Toasts carry what the operator typed and what the engine said (a value, a system or map
+        name, an error message, a ``[section]``). Read as Textual markup, a bracketed word
+        vanished (``[keymap] names no binding`` lost its first word) and ``[/]`` raised
+        ``MarkupError`` while the toast was drawn, ending the console. Screens call this too
+        (``Widget.notify`` passes ``markup=True`` on), so it is decided here, once.
+        """
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _check_keymap(self, keymap: dict[str, str]) -> None:
         unknown = sorted(set(keymap) - binding_ids())

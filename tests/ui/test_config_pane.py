@@ -10,7 +10,14 @@ import pytest
 from textual.widgets import Static, TextArea
 
 from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
-from tests.ui.fakes import SeededBackend, first_frame, next_frame, record_toasts, settle
+from tests.ui.fakes import (
+    SeededBackend,
+    first_frame,
+    next_frame,
+    record_toasts,
+    screen_lines,
+    settle,
+)
 from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.choice import ChoiceScreen
@@ -106,6 +113,34 @@ async def test_invalid_save_is_refused_with_line_and_key(make_app: AppFactory) -
         assert editor.cursor_location[0] == 6
         assert editor.border_subtitle == "modified"
     assert engine.text == CONFIG_TEXT
+
+
+async def test_on_a_small_terminal_the_line_of_a_problem_is_in_view(make_app: AppFactory) -> None:
+    """80×24: the problems panel appears as the cursor jumps, shrinking the editor; the line the
+    panel names must still be on screen (it was scrolled into view before the panel took its
+    rows, so it ended below the editor's last visible line)."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        editor.load_text(
+            editor.text
+            + '\n[maps.beta]\nurl = "http://127.0.0.1:2"\napi_key = "k"\n'
+            + '[maps.beta.discord]\nwebhook_url = "htp://nowhere"\n'
+        )
+        editor.move_cursor((0, 0))
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        [problem] = screen.problems
+        assert problem.key == "maps.beta.discord.webhook_url"
+        assert problem.line is not None
+        assert editor.cursor_location[0] == problem.line - 1
+        await pilot.pause()
+        shown = screen_lines(app)
+        assert any(f"line {problem.line} · maps.beta" in line for line in shown)
+        assert any(
+            line.startswith(f'│ {problem.line}  webhook_url = "htp://nowhere"') for line in shown
+        ), "\n".join(shown)
 
 
 async def test_edited_mask_is_refused_by_the_engine(make_app: AppFactory) -> None:

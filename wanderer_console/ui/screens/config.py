@@ -281,6 +281,9 @@ class ConfigScreen(Screen[None]):
             if first is not None:
                 editor.move_cursor((first - 1, 0), center=True)
                 editor.focus()
+                # The problems panel takes its rows only at the next layout: scrolled now, for
+                # the taller editor, the line could end below the shorter one's last row (80×24).
+                self.call_after_refresh(editor.scroll_cursor_visible, center=True)
             self.app.bell()  # the problems panel says what is wrong; a toast would cover it
         else:
             self.problems = []

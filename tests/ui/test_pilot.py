@@ -61,6 +61,20 @@ async def test_toggle_kill_off_asks_the_engine_and_shows_the_result(make_app: Ap
         ]
 
 
+async def test_on_a_small_terminal_the_toggles_screen_says_how_to_flip(
+    make_app: AppFactory,
+) -> None:
+    """80×24: the key bar is cut before the screen's own keys (``space Flip`` became
+    ``space …``), so the hint above the table says which keys flip a flag."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        shown = " ".join(line.strip() for line in screen_lines(app))
+        assert "Space or Enter flips the flag under the cursor" in shown, shown
+
+
 async def test_toggle_per_map_flag(make_app: AppFactory) -> None:
     engine = SeededBackend(HEALTHY)
     app = make_app(engine=engine)

@@ -28,8 +28,10 @@ def toggles_hint(state: ConsoleState) -> str:
         if where
         else "Changes apply at once (no config file: not saved)."
     )
+    # The keys are said here: on an 80-column terminal the key bar is cut before them.
     return (
-        f"Global and per-map flags are ANDed: a map cannot turn on what global turns off. {saved}"
+        "Space or Enter flips the flag under the cursor. Global and per-map flags are ANDed: a"
+        f" map cannot turn on what global turns off. {saved}"
     )
 
 

@@ -3,6 +3,7 @@ located problems, conflicts with a change made elsewhere, and following the file
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from typing import Any
 
@@ -224,6 +225,47 @@ async def test_save_over_someone_elses_change_needs_a_second_press(make_app: App
     data = tomllib.loads(engine.text)
     assert data["notifications"]["rally"] is False
     assert data["console"]["theme"] == "wanderer-dark"
+
+
+class SlowEngine(SeededBackend):
+    """An engine at the end of a slow link: a save is answered only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__(HEALTHY, config_text=CONFIG_TEXT)
+        self.answer = asyncio.Event()
+
+    async def apply_config(
+        self, text: str, *, base_digest: str | None, force: bool = False, actor: str
+    ) -> ApplyResult:
+        await self.answer.wait()
+        return await super().apply_config(text, base_digest=base_digest, force=force, actor=actor)
+
+
+async def test_ctrl_s_pressed_again_while_saving_is_not_a_conflict(make_app: AppFactory) -> None:
+    """Over a slow link the operator presses ctrl+s twice: the second save went out with the
+    digest the first one replaced, came back as "changed on disk since it was opened here" and
+    armed an overwrite, though nobody else had touched the file."""
+    engine = SlowEngine()
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        toasts = record_toasts(app)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("ctrl+s")  # no answer yet: pressed again
+        await pilot.pause()
+        engine.answer.set()
+        await settle(pilot)
+        assert "changed on disk" not in _problems(screen)
+        assert not screen.problems
+        assert toasts == [
+            ("Still saving: waiting for the engine's answer.", "warning"),
+            ("Saved config.toml; applied.", "information"),
+        ]
+        assert not screen.modified()
+    assert [op.args[2] for op in engine.operations if op.name == "apply_config"] == [False]
+    assert tomllib.loads(engine.text)["notifications"]["rally"] is False
 
 
 async def test_an_unreachable_engine_keeps_the_edits_and_says_why(make_app: AppFactory) -> None:

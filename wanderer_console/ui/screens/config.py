@@ -11,7 +11,8 @@ applies it, or changes nothing:
 * problems are listed with their line and key, and the cursor jumps to the first one;
 * a file changed since the pane loaded it is not overwritten: the pane says so, and a second
   ctrl+s overwrites it with this text;
-* once applied, a toast says which keys wait for a restart.
+* once applied, a toast says which keys wait for a restart;
+* ctrl+s again before the engine answered (a slow link) sends nothing and says it is still saving.
 
 Escape with unsaved edits asks: save (validated first; the pane stays open if the engine refuses
 it), discard, or stay.
@@ -99,6 +100,8 @@ class ConfigScreen(Screen[None]):
         self._followed: str | None = None
         """The snapshot digest the pane last reacted to (each change is handled once)."""
         self._fetching = False
+        self._saving = False
+        """A save is on its way to the engine (a second one would carry a stale digest)."""
         self.problems: list[ConfigProblem] = []
         """What the engine found wrong with the last save attempt."""
 
@@ -245,12 +248,21 @@ class ConfigScreen(Screen[None]):
         self.run_worker(self.save(), name="console config save", group="config")
 
     async def save(self) -> ApplyResult | None:
-        """Send the editor's text to the engine; show what it did. ``None``: not reached."""
+        """Send the editor's text to the engine; show what it did. ``None``: not reached.
+
+        One save at a time: ctrl+s pressed again before the engine answered (a slow link) sent
+        the text with the digest the first save was replacing, and the engine's "conflict" for
+        it read as someone else's change on disk, arming an overwrite.
+        """
         loaded = self.loaded
         if loaded is None or loaded.path is None:
             return None
+        if self._saving:
+            self.notify("Still saving: waiting for the engine's answer.", severity="warning")
+            return None
         editor = self.query_one("#config-text", TextArea)
         text = editor.text
+        self._saving = True
         try:
             result = await self.state.backend.apply_config(
                 text, base_digest=loaded.digest, force=self._force, actor=self.state.actor
@@ -260,6 +272,8 @@ class ConfigScreen(Screen[None]):
             self._show_problems(f"Not saved: {exc}")
             self.notify(f"Not saved: {exc}", severity="error", timeout=10)
             return None
+        finally:
+            self._saving = False
         if result.status in ("applied", "unchanged"):
             self._saved(text, result)
         elif result.status == "conflict":

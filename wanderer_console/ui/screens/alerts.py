@@ -196,17 +196,23 @@ class AlertsScreen(OnWanderer, Screen[None]):
         editor.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Send the edited value to the engine."""
+        """Send the edited value to the engine; a value that is not a number stays in the
+        editor, as typed, for the operator to correct (Escape cancels)."""
         event.stop()
-        editing, self._editing = self._editing, None
-        self._close_editor()
+        editing = self._editing
         if editing is None:
+            self._close_editor()
             return
         try:
             value = float(event.value.strip())
         except ValueError:
-            self.notify(f"{event.value!r} is not a number", severity="error")
+            self.notify(
+                f"{event.value!r} is not a number: correct it, or Escape to cancel",
+                severity="error",
+            )
             return
+        self._editing = None
+        self._close_editor()
         self.wanderer.set_alert_rule(editing[0], editing[1], value)
 
     def _close_editor(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.widgets import Static, TextArea
 
-from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
+from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, NOW, AppFactory
 from tests.ui.fakes import (
     SeededBackend,
     first_frame,
@@ -19,7 +19,7 @@ from tests.ui.fakes import (
     screen_lines,
     settle,
 )
-from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem
+from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem, LinkState
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, describe_problem, reload_summary
@@ -295,6 +295,32 @@ async def test_a_text_the_engine_cannot_send_is_said_in_the_hint(make_app: AppFa
         assert "Cannot load the config: engine lost: connection refused" in _hint(screen)
         assert editor.read_only
         assert not screen.editable
+
+
+async def test_a_pane_that_could_not_load_loads_when_the_engine_is_back(
+    make_app: AppFactory,
+) -> None:
+    """Opened while the engine was lost, the pane said "Cannot load the config" and stayed
+    read-only for good, even once the engine answered again: it now loads when the link is
+    live again."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        engine.link = LinkState(state="lost", detail="connection refused", since=NOW)
+        engine.refuse["config_text"] = BackendError("engine lost: connection refused")
+        await next_frame(pilot, engine)
+        screen, editor = await open_pane(app, pilot)
+        assert "Cannot load the config: engine lost" in _hint(screen)
+        assert not screen.editable
+        del engine.refuse["config_text"]
+        engine.link = LinkState()
+        await next_frame(pilot, engine)
+        await settle(pilot)
+        assert screen.editable
+        assert not editor.read_only
+        assert 'api_key = "«secret-1»"' in editor.text
+        assert "Editing config.toml" in _hint(screen)
 
 
 async def test_a_conflict_even_forcing_cannot_resolve_says_what_the_engine_said(

@@ -198,7 +198,7 @@ class WandererApp(App[int]):
         self.toggles.refresh_flags()
         for screen in self.screen_stack:
             if isinstance(screen, ConfigScreen):
-                screen.follow(self.state.config)
+                screen.follow(self.state.config, relinked=change.link_changed and self.state.live)
             elif isinstance(screen, DetailScreen):
                 screen.refresh_detail()
             elif isinstance(screen, AlertsScreen):

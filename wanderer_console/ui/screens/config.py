@@ -19,7 +19,8 @@ it), discard, or stay.
 
 The pane follows the file: when the snapshot's config digest changes (another console, a toggle,
 an editor on the engine's host), an unedited pane loads the new text and an edited one says "file
-changed on disk".
+changed on disk". A pane that could not load the text (the engine was lost) loads it when the
+link to the engine is live again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header, Static, TextArea
 
@@ -147,7 +149,9 @@ class ConfigScreen(Screen[None]):
         try:
             text = await self.state.backend.config_text()
         except BackendError as exc:
-            self.query_one("#config-hint", Static).update(f"Cannot load the config: {exc}")
+            self.query_one("#config-hint", Static).update(
+                Content(f"Cannot load the config: {exc} · Escape, then c, tries again")
+            )
             self.notify(f"Cannot load the config: {exc}", severity="error", timeout=10)
             return False
         finally:
@@ -175,12 +179,16 @@ class ConfigScreen(Screen[None]):
         self._show_hint()
         self.refresh_bindings()
 
-    def follow(self, config: ConfigState | None) -> None:
+    def follow(self, config: ConfigState | None, *, relinked: bool = False) -> None:
         """React to the latest snapshot's config state (called for every frame).
 
         A new digest means the file changed on the engine's host: an unedited pane loads the new
-        text, an edited one keeps its edits and says the file changed.
+        text, an edited one keeps its edits and says the file changed. ``relinked``: the link to
+        the engine just became live again; a pane that could not load the text tries again.
         """
+        if relinked and self.loaded is None and not self._fetching:
+            self.run_worker(self.fetch(), name="console config text", group="config")
+            return
         loaded = self.loaded
         if loaded is None or loaded.path is None or config is None or self._fetching:
             return

@@ -213,6 +213,25 @@ async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) 
     assert binding_ids() - listed == set()
 
 
+async def test_on_a_small_terminal_help_shows_every_binding_id_whole(
+    make_app: AppFactory,
+) -> None:
+    """80×24: the ids a ``[keymap]`` entry names were folded over two lines in a narrow column
+    (``dashboard.dis`` / ``miss``, ``events.leave_`` / ``search``), inviting a wrong key."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        seen: set[str] = set()
+        for _ in range(20):  # page through the whole list
+            for line in screen_lines(app):
+                seen.update(re.findall(r"[a-z_]+\.[a-z0-9_]+", line))
+            await pilot.press("pagedown")
+            await pilot.pause()
+    assert binding_ids() - seen == set()
+
+
 async def test_an_event_detail_the_engine_could_not_read_is_not_called_pruned(
     make_app: AppFactory,
 ) -> None:

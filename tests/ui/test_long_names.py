@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from tests.ui.conftest import HEALTHY, NOW, PRIMARY, AppFactory
-from tests.ui.fakes import first_frame, screen_lines, settle
+from tests.ui.fakes import (
+    SeededBackend,
+    first_frame,
+    next_frame,
+    screen_lines,
+    seeded_settings,
+    settle,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,3 +51,29 @@ async def test_a_long_map_name_leaves_its_state_on_screen(make_app: AppFactory) 
         target = row_of(lines, "wormhole-chain-")
         assert "DEAD" in target, "\n".join(lines)
         assert "…" in target
+
+
+async def test_a_long_map_display_name_leaves_every_flag_on_the_toggles_screen(
+    make_app: AppFactory,
+) -> None:
+    """A map's display name is free text: a long one widened the scope column until only the
+    ``enabled`` flag was left on screen (kill, system, character and rally scrolled off)."""
+    engine = SeededBackend(HEALTHY)
+    long_name = "Wormhole Chain of the Home Alliance — J123456 staging and intel"
+    names = {"alpha": long_name, "bravo": "Bravo"}
+    engine.settings = seeded_settings().model_copy(update={"map_names": names})
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        lines = screen_lines(app)
+        [header] = [line for line in lines if "enabled" in line and "Scope" in line]
+        assert header.split()[-5:] == ["enabled", "kill", "system", "character", "rally"]
+        [row] = [line for line in lines if "Wormhole" in line]
+        assert row.split()[-5:] == ["on"] * 5, "\n".join(lines)
+        assert "…" in row
+        # Renamed in the config: the next frame shows the new name.
+        engine.settings = seeded_settings().model_copy(update={"map_names": {"alpha": "Home"}})
+        await next_frame(pilot, engine)
+        assert any(line.split()[:3] == ["map", "Home", "on"] for line in screen_lines(app))

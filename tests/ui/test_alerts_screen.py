@@ -18,8 +18,8 @@ import pytest
 from textual.widgets import DataTable, Input
 
 from tests.support import wait_for
-from tests.ui.conftest import HEALTHY, AppFactory
-from tests.ui.fakes import SeededBackend, first_frame, record_toasts, settle
+from tests.ui.conftest import HEALTHY, NOW, AppFactory
+from tests.ui.fakes import SeededBackend, first_frame, record_toasts, screen_lines, settle
 from wanderer_console.config.alerts import RULES
 from wanderer_console.config.loader import load_settings
 from wanderer_console.launch import demo_config_text
@@ -181,3 +181,25 @@ async def test_a_value_that_is_not_a_number_stays_in_the_editor_to_be_corrected(
         assert [op.args for op in engine.operations if op.name == "set_alert_rule"] == [
             ("queue_depth", "threshold", 100.0)
         ]
+
+
+async def test_on_a_small_terminal_a_firing_rule_says_so_in_full(make_app: AppFactory) -> None:
+    """80×24 with every rule: the state column came last, after the long units ("fraction of
+    its bound"), and was cut to its first two letters: "FIRING (1)" read "FI"."""
+    snapshot = copy.deepcopy(HEALTHY)
+    rules = {
+        name: {"threshold": 300, "for_seconds": 86399.75, "unit": info.unit, "above": info.above}
+        for name, info in RULES.items()
+    }
+    firing = {"rule": "disk_space", "subject": "data_dir", "fired_at": NOW, "value": 10.0}
+    firing |= {"threshold": 300.0, "summary": "disk space under 300 MiB"}
+    snapshot["alerts"] = {"rules": rules, "firing": [firing]}
+    app = make_app(snapshot)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        lines = screen_lines(app)
+        [row] = [line for line in lines if line.startswith(" disk_space")]
+        assert "FIRING (1)" in row, "\n".join(lines)
+        assert any("state" in line and "rule" in line for line in lines)

@@ -25,8 +25,9 @@ from wanderer_console.ui.widgets.keybar import KeyBar
 
 __all__ = ["COLUMNS", "AlertsScreen"]
 
-COLUMNS = ("rule", "enabled", "threshold", "for_seconds", "unit", "state")
-"""The rules table's columns (``threshold`` and ``for_seconds`` are edited with Enter)."""
+COLUMNS = ("rule", "state", "enabled", "threshold", "for_seconds", "unit")
+"""The rules table's columns (``threshold`` and ``for_seconds`` are edited with Enter). The state
+comes next to the rule: last, after the long units, it was cut to ``FI`` at 80 columns."""
 _EDITABLE = ("threshold", "for_seconds")
 
 
@@ -103,11 +104,11 @@ class AlertsScreen(OnWanderer, Screen[None]):
         floor = "" if rule.above else " (floor)"
         return (
             Text(name, style="bold"),
+            state,
             "on" if rule.enabled else "off",
             _figure(rule.threshold),
             _figure(rule.for_seconds),
             rule.unit + floor,
-            state,
         )
 
     def refresh_rules(self) -> None:

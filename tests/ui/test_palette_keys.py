@@ -197,6 +197,29 @@ async def test_keymap_naming_the_alerts_and_trends_keys_is_not_called_unknown(
         assert unknown == ["[keymap] names no binding: app.nothing (see ? for the ids)"], toasts
 
 
+@pytest.mark.slow
+async def test_a_keymap_taking_the_quit_key_says_so(make_app: AppFactory) -> None:
+    """``app.toggles = "q"`` took q from quit without a word: the key bar simply lost "q Quit".
+    The operator is now told which binding lost its key, once."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        engine.settings = engine.settings.model_copy(update={"keymap": {"app.toggles": "q"}})
+        await next_frame(pilot, engine)
+        await pilot.press("q")  # the keymap holds: q opens the toggles
+        await pilot.pause()
+        assert isinstance(app.screen, TogglesScreen)
+        await pilot.press("escape")
+        await next_frame(pilot, engine)
+        taken = [t for t, _ in toasts if "[keymap]" in t]
+        assert taken == [
+            "[keymap] gives q to app.toggles: q no longer runs app.quit"
+            " (move one of them, see ? for the ids)"
+        ], toasts
+
+
 def test_every_binding_has_an_id() -> None:
     ids = binding_ids()
     assert {"app.quit", "app.config", "config.save", "toggles.flip"} <= ids

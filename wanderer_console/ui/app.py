@@ -68,6 +68,7 @@ __all__ = [
     "binding_ids",
     "build_app",
     "default_actor",
+    "keymap_clashes",
     "pending_notifications",
     "run_app",
 ]
@@ -181,6 +182,13 @@ class WandererApp(App[int]):
         if unknown:
             self.notify(
                 f"[keymap] names no binding: {', '.join(unknown)} (see ? for the ids)",
+                severity="warning",
+                timeout=10,
+            )
+        for key, taker, lost in keymap_clashes(keymap):
+            self.notify(
+                f"[keymap] gives {key} to {taker}: {key} no longer runs {lost}"
+                " (move one of them, see ? for the ids)",
                 severity="warning",
                 timeout=10,
             )
@@ -577,10 +585,9 @@ class WandererApp(App[int]):
         )
 
 
-def binding_ids() -> set[str]:
-    """Every binding id a ``[keymap]`` entry may name."""
-    ids: set[str] = set()
-    owners = (
+def _binding_owners() -> tuple[type[Any], ...]:
+    """Every class whose ``BINDINGS`` a ``[keymap]`` entry may move."""
+    return (
         WandererApp,
         DashboardScreen,
         FilterInput,
@@ -597,11 +604,45 @@ def binding_ids() -> set[str]:
         AlertsScreen,
         TrendsScreen,
     )
-    for owner in owners:
-        for binding in owner.BINDINGS:
-            if isinstance(binding, Binding) and binding.id:
-                ids.add(binding.id)
-    return ids
+
+
+def _bindings_of(owner: type[Any]) -> list[Binding]:
+    return [b for b in owner.BINDINGS if isinstance(b, Binding) and b.id]
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a ``[keymap]`` entry may name."""
+    return {
+        binding.id for owner in _binding_owners() for binding in _bindings_of(owner) if binding.id
+    }
+
+
+def keymap_clashes(keymap: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(key, id that took it, id that lost it)`` for each key a ``[keymap]`` entry gives a
+    binding while another binding of the same screen (or of the app) still has it.
+
+    Textual lets the keymap win without a word: ``app.toggles = "q"`` silently took q from
+    quit. Both moved onto one key is said once.
+    """
+
+    def keys(binding: Binding) -> set[str]:
+        moved = keymap.get(binding.id or "")
+        wanted = moved.split(",") if moved else binding.key.split(",")
+        return {key.strip() for key in wanted if key.strip()}
+
+    clashes: list[tuple[str, str, str]] = []
+    for owner in _binding_owners():
+        bindings = _bindings_of(owner)
+        for taker in bindings:
+            if taker.id is None or taker.id not in keymap:
+                continue
+            for lost in bindings:
+                if lost is taker or lost.id is None:
+                    continue
+                for key in sorted(keys(taker) & keys(lost)):
+                    if (key, lost.id, taker.id) not in clashes:
+                        clashes.append((key, taker.id, lost.id))
+    return clashes
 
 
 def pending_notifications(state: ConsoleState) -> int:

@@ -441,6 +441,33 @@ async def test_escape_with_edits_then_save_applies_and_leaves(make_app: AppFacto
         assert "rally = false" in engine.text
 
 
+async def test_quitting_with_unsaved_edits_asks_first(make_app: AppFactory) -> None:
+    """ctrl+q (Textual's quit key, live in the editor) or the palette's quit ended the console
+    and threw unsaved edits away without a word, where Escape asks."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    engine.data["counters"]["outbox"] = {}  # nothing pending: quitting never asked before
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.is_running
+        question = app.screen
+        assert isinstance(question, ChoiceScreen)
+        assert "config.toml has edits that are not saved" in question.message
+        await pilot.press("s")  # stay
+        await pilot.pause()
+        assert app.screen is screen
+        assert "rally = false" in editor.text
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("q")  # quit all the same
+        await pilot.pause()
+        assert not app.is_running
+    assert "rally = false" not in engine.text
+
+
 async def test_escape_with_an_invalid_edit_then_save_stays_with_the_problem(
     make_app: AppFactory,
 ) -> None:

@@ -466,24 +466,43 @@ class WandererApp(App[int]):
         return self.state.attached or (identity is not None and identity.pid != os.getpid())
 
     async def action_quit(self) -> None:
-        """Quit; an engine in this process with notifications pending asks first.
+        """Quit; unsaved config edits, or an engine in this process with notifications
+        pending, ask first.
 
         Quitting stops the engine in this process: its pending notifications stay in the outbox
-        and are delivered at its next start. An attached console never asks (the engine keeps
-        running and delivering).
+        and are delivered at its next start. An attached console never asks about them (the
+        engine keeps running and delivering). Edits in the config pane not yet saved would be
+        lost (ctrl+q reaches the app from inside the editor, as the palette's quit does).
         """
         pending = 0 if self.attached else pending_notifications(self.state)
-        if pending <= 0:
+        unsaved = next(
+            (s for s in self.screen_stack if isinstance(s, ConfigScreen) and s.modified()), None
+        )
+        if pending <= 0 and unsaved is None:
             self.exit(0)
             return
         if any(isinstance(screen, ChoiceScreen) for screen in self.screen_stack):
             return
-        what, they = (
-            ("notification is", "it stays") if pending == 1 else ("notifications are", "they stay")
-        )
-        message = (
-            f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
-            " will be delivered at the next start, not lost.\n\nQuit now?"
+        parts: list[str] = []
+        if unsaved is not None:
+            parts.append(
+                f"{unsaved.name_shown} has edits that are not saved: quitting throws them away."
+            )
+        if pending > 0:
+            what, they = (
+                ("notification is", "it stays")
+                if pending == 1
+                else ("notifications are", "they stay")
+            )
+            parts.append(
+                f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
+                " will be delivered at the next start, not lost."
+            )
+        message = "\n\n".join([*parts, "Quit now?"])
+        title = (
+            "Quit with notifications pending?"
+            if unsaved is None
+            else "Quit with unsaved config edits?"
         )
 
         def answered(answer: str | None) -> None:
@@ -492,7 +511,7 @@ class WandererApp(App[int]):
 
         self.push_screen(
             ChoiceScreen(
-                "Quit with notifications pending?",
+                title,
                 message,
                 [Choice("q", "Quit", "quit"), Choice("s", "Stay", "stay")],
             ),

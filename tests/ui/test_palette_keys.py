@@ -23,6 +23,7 @@ from tests.ui.fakes import (
 from wanderer_console.console_api import (
     ApplyResult,
     BackendError,
+    ConfigProblem,
     FlagSet,
     OperationResult,
 )
@@ -269,3 +270,28 @@ async def test_reload_from_the_palette_toasts_what_the_engine_did(make_app: AppF
         ("Could not reload the config: engine lost: connection refused", "error"),
     ]
     assert engine.operations == [Operation("reload_config", (), ACTOR)]
+
+
+async def test_a_reload_refused_for_several_problems_says_how_many(make_app: AppFactory) -> None:
+    """The toast named the first problem only: the operator fixed it, reloaded and met the
+    next one, with nothing saying there were more."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    problems = (
+        ConfigProblem(line=6, key="notifications.kil", message="unknown key 'kil'"),
+        ConfigProblem(line=9, key="maps.alpha.url", message="not a URL"),
+        ConfigProblem(line=12, key="maps.alpha.name", message="must not be empty"),
+    )
+    engine.reload_result = ApplyResult(status="rejected", message="rejected", problems=problems)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        [reload] = [c for c in console_commands(app) if c.title == "Reload config"]
+        reload.callback()
+        await settle(pilot)
+    assert toasts == [
+        (
+            "Reload rejected: line 6 · notifications.kil: unknown key 'kil' (and 2 more problems)",
+            "warning",
+        )
+    ]

@@ -61,10 +61,16 @@ def _restart(result: ApplyResult) -> str:
 
 
 def reload_summary(result: ApplyResult) -> str:
-    """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``."""
+    """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``.
+
+    A refusal names its first problem and how many more there are (fixed one at a time, the
+    next reload would otherwise meet each of them as a surprise).
+    """
     text = f"Reload {result.status}"
     if result.problems:
-        return f"{text}: {describe_problem(result.problems[0])}"
+        more = len(result.problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        return f"{text}: {describe_problem(result.problems[0])}{tail}"
     if result.restart_required:
         return f"{text}; {_restart(result)}"
     if result.message and result.status not in ("applied", "unchanged"):

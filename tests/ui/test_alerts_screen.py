@@ -10,6 +10,7 @@ the alert closed.
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pytest
 from textual.widgets import DataTable, Input
 
 from tests.support import wait_for
-from tests.ui.fakes import first_frame, settle
+from tests.ui.conftest import HEALTHY, NOW, AppFactory
+from tests.ui.fakes import SeededBackend, first_frame, record_toasts, screen_lines, settle
 from wanderer_console.config.alerts import RULES
 from wanderer_console.config.loader import load_settings
 from wanderer_console.launch import demo_config_text
@@ -138,3 +140,66 @@ async def test_opening_and_saving_a_duration_keeps_it_exactly(
             assert runtime.settings.alerts.outbox_depth.for_seconds == 86399.75
     finally:
         await runtime.stop()
+
+
+async def test_a_value_that_is_not_a_number_stays_in_the_editor_to_be_corrected(
+    make_app: AppFactory,
+) -> None:
+    """A typo (``1O0``, a letter O) was refused and the editor closed with it: the operator had
+    to find the cell again and type the whole value anew. It now stays, focused, as typed."""
+    snapshot = copy.deepcopy(HEALTHY)
+    snapshot["alerts"] = {"rules": {"queue_depth": {"threshold": 500, "unit": "items"}}}
+    engine = SeededBackend(snapshot)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        await pilot.press("a")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AlertsScreen)
+        screen.query_one("#alert-rules", DataTable).move_cursor(
+            row=0, column=COLUMNS.index("threshold")
+        )
+        await pilot.press("enter")
+        await pilot.pause()
+        editor = screen.query_one("#alert-edit", Input)
+        editor.value = ""
+        await pilot.press(*"1O0", "enter")
+        await settle(pilot)
+        assert [t for t in toasts if t[1] == "error"] == [
+            ("'1O0' is not a number: correct it, or Escape to cancel", "error")
+        ]
+        assert editor.display
+        assert editor.has_focus
+        assert editor.value == "1O0"
+        assert not [op for op in engine.operations if op.name == "set_alert_rule"]
+        editor.value = "100"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not editor.display
+        assert [op.args for op in engine.operations if op.name == "set_alert_rule"] == [
+            ("queue_depth", "threshold", 100.0)
+        ]
+
+
+async def test_on_a_small_terminal_a_firing_rule_says_so_in_full(make_app: AppFactory) -> None:
+    """80×24 with every rule: the state column came last, after the long units ("fraction of
+    its bound"), and was cut to its first two letters: "FIRING (1)" read "FI"."""
+    snapshot = copy.deepcopy(HEALTHY)
+    rules = {
+        name: {"threshold": 300, "for_seconds": 86399.75, "unit": info.unit, "above": info.above}
+        for name, info in RULES.items()
+    }
+    firing = {"rule": "disk_space", "subject": "data_dir", "fired_at": NOW, "value": 10.0}
+    firing |= {"threshold": 300.0, "summary": "disk space under 300 MiB"}
+    snapshot["alerts"] = {"rules": rules, "firing": [firing]}
+    app = make_app(snapshot)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        lines = screen_lines(app)
+        [row] = [line for line in lines if line.startswith(" disk_space")]
+        assert "FIRING (1)" in row, "\n".join(lines)
+        assert any("state" in line and "rule" in line for line in lines)

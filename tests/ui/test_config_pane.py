@@ -3,15 +3,23 @@ located problems, conflicts with a change made elsewhere, and following the file
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from typing import Any
 
 import pytest
 from textual.widgets import Static, TextArea
 
-from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, AppFactory
-from tests.ui.fakes import SeededBackend, first_frame, next_frame, record_toasts, settle
-from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem
+from tests.ui.conftest import ACTOR, CONFIG_TEXT, HEALTHY, NOW, AppFactory
+from tests.ui.fakes import (
+    SeededBackend,
+    first_frame,
+    next_frame,
+    record_toasts,
+    screen_lines,
+    settle,
+)
+from wanderer_console.console_api import ApplyResult, BackendError, ConfigProblem, LinkState
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, describe_problem, reload_summary
@@ -108,6 +116,34 @@ async def test_invalid_save_is_refused_with_line_and_key(make_app: AppFactory) -
     assert engine.text == CONFIG_TEXT
 
 
+async def test_on_a_small_terminal_the_line_of_a_problem_is_in_view(make_app: AppFactory) -> None:
+    """80×24: the problems panel appears as the cursor jumps, shrinking the editor; the line the
+    panel names must still be on screen (it was scrolled into view before the panel took its
+    rows, so it ended below the editor's last visible line)."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        editor.load_text(
+            editor.text
+            + '\n[maps.beta]\nurl = "http://127.0.0.1:2"\napi_key = "k"\n'
+            + '[maps.beta.discord]\nwebhook_url = "htp://nowhere"\n'
+        )
+        editor.move_cursor((0, 0))
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        [problem] = screen.problems
+        assert problem.key == "maps.beta.discord.webhook_url"
+        assert problem.line is not None
+        assert editor.cursor_location[0] == problem.line - 1
+        await pilot.pause()
+        shown = screen_lines(app)
+        assert any(f"line {problem.line} · maps.beta" in line for line in shown)
+        assert any(
+            line.startswith(f'│ {problem.line}  webhook_url = "htp://nowhere"') for line in shown
+        ), "\n".join(shown)
+
+
 async def test_edited_mask_is_refused_by_the_engine(make_app: AppFactory) -> None:
     engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
     app = make_app(engine=engine)
@@ -191,6 +227,47 @@ async def test_save_over_someone_elses_change_needs_a_second_press(make_app: App
     assert data["console"]["theme"] == "wanderer-dark"
 
 
+class SlowEngine(SeededBackend):
+    """An engine at the end of a slow link: a save is answered only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__(HEALTHY, config_text=CONFIG_TEXT)
+        self.answer = asyncio.Event()
+
+    async def apply_config(
+        self, text: str, *, base_digest: str | None, force: bool = False, actor: str
+    ) -> ApplyResult:
+        await self.answer.wait()
+        return await super().apply_config(text, base_digest=base_digest, force=force, actor=actor)
+
+
+async def test_ctrl_s_pressed_again_while_saving_is_not_a_conflict(make_app: AppFactory) -> None:
+    """Over a slow link the operator presses ctrl+s twice: the second save went out with the
+    digest the first one replaced, came back as "changed on disk since it was opened here" and
+    armed an overwrite, though nobody else had touched the file."""
+    engine = SlowEngine()
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        toasts = record_toasts(app)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("ctrl+s")  # no answer yet: pressed again
+        await pilot.pause()
+        engine.answer.set()
+        await settle(pilot)
+        assert "changed on disk" not in _problems(screen)
+        assert not screen.problems
+        assert toasts == [
+            ("Still saving: waiting for the engine's answer.", "warning"),
+            ("Saved config.toml; applied.", "information"),
+        ]
+        assert not screen.modified()
+    assert [op.args[2] for op in engine.operations if op.name == "apply_config"] == [False]
+    assert tomllib.loads(engine.text)["notifications"]["rally"] is False
+
+
 async def test_an_unreachable_engine_keeps_the_edits_and_says_why(make_app: AppFactory) -> None:
     engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
     app = make_app(engine=engine)
@@ -218,6 +295,32 @@ async def test_a_text_the_engine_cannot_send_is_said_in_the_hint(make_app: AppFa
         assert "Cannot load the config: engine lost: connection refused" in _hint(screen)
         assert editor.read_only
         assert not screen.editable
+
+
+async def test_a_pane_that_could_not_load_loads_when_the_engine_is_back(
+    make_app: AppFactory,
+) -> None:
+    """Opened while the engine was lost, the pane said "Cannot load the config" and stayed
+    read-only for good, even once the engine answered again: it now loads when the link is
+    live again."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        engine.link = LinkState(state="lost", detail="connection refused", since=NOW)
+        engine.refuse["config_text"] = BackendError("engine lost: connection refused")
+        await next_frame(pilot, engine)
+        screen, editor = await open_pane(app, pilot)
+        assert "Cannot load the config: engine lost" in _hint(screen)
+        assert not screen.editable
+        del engine.refuse["config_text"]
+        engine.link = LinkState()
+        await next_frame(pilot, engine)
+        await settle(pilot)
+        assert screen.editable
+        assert not editor.read_only
+        assert 'api_key = "«secret-1»"' in editor.text
+        assert "Editing config.toml" in _hint(screen)
 
 
 async def test_a_conflict_even_forcing_cannot_resolve_says_what_the_engine_said(
@@ -336,6 +439,33 @@ async def test_escape_with_edits_then_save_applies_and_leaves(make_app: AppFacto
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         assert "rally = false" in engine.text
+
+
+async def test_quitting_with_unsaved_edits_asks_first(make_app: AppFactory) -> None:
+    """ctrl+q (Textual's quit key, live in the editor) or the palette's quit ended the console
+    and threw unsaved edits away without a word, where Escape asks."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    engine.data["counters"]["outbox"] = {}  # nothing pending: quitting never asked before
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, editor = await open_pane(app, pilot)
+        await _edit(pilot, editor, "rally = false")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.is_running
+        question = app.screen
+        assert isinstance(question, ChoiceScreen)
+        assert "config.toml has edits that are not saved" in question.message
+        await pilot.press("s")  # stay
+        await pilot.pause()
+        assert app.screen is screen
+        assert "rally = false" in editor.text
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("q")  # quit all the same
+        await pilot.pause()
+        assert not app.is_running
+    assert "rally = false" not in engine.text
 
 
 async def test_escape_with_an_invalid_edit_then_save_stays_with_the_problem(

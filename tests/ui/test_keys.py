@@ -13,7 +13,9 @@ from tests.ui.fakes import SeededBackend, first_frame, screen_lines
 from wanderer_console.console_api import EngineIdentity
 from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
+from wanderer_console.ui.screens.detail import DetailScreen
 from wanderer_console.ui.widgets.activity import ActivityPanel
+from wanderer_console.ui.widgets.connections import ConnectionsTable
 
 SIZE = (120, 40)
 SMALL = (80, 24)
@@ -157,6 +159,34 @@ async def test_a_small_terminal_gets_tabs_and_digits_switch_them(make_app: AppFa
             shown = "\n".join(screen_lines(app))
             for title in titles:
                 assert title in shown, (key, title, shown)
+
+
+async def test_switching_tabs_or_shrinking_the_terminal_keeps_a_focus(
+    make_app: AppFactory,
+) -> None:
+    """The focused table's tab hidden (2, then back to 1; or the terminal shrunk to tabs), the
+    focus went nowhere: Enter and the arrows did nothing until the operator pressed Tab."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        screen.query_one("#cache-panel").focus()  # a panel that has its own tab when small
+        await pilot.pause()
+        await pilot.resize_terminal(*SMALL)
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.tabbed
+        assert isinstance(app.focused, ConnectionsTable)
+        await pilot.press("2")
+        await pilot.pause()
+        assert isinstance(app.focused, ActivityPanel)
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.focused, ConnectionsTable)
+        await pilot.press("enter")  # the highlighted connection's detail
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
 
 
 async def test_a_large_terminal_shows_every_panel_without_tabs(make_app: AppFactory) -> None:

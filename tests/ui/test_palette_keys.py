@@ -23,6 +23,7 @@ from tests.ui.fakes import (
 from wanderer_console.console_api import (
     ApplyResult,
     BackendError,
+    ConfigProblem,
     FlagSet,
     OperationResult,
 )
@@ -197,6 +198,29 @@ async def test_keymap_naming_the_alerts_and_trends_keys_is_not_called_unknown(
         assert unknown == ["[keymap] names no binding: app.nothing (see ? for the ids)"], toasts
 
 
+@pytest.mark.slow
+async def test_a_keymap_taking_the_quit_key_says_so(make_app: AppFactory) -> None:
+    """``app.toggles = "q"`` took q from quit without a word: the key bar simply lost "q Quit".
+    The operator is now told which binding lost its key, once."""
+    engine = SeededBackend(HEALTHY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        engine.settings = engine.settings.model_copy(update={"keymap": {"app.toggles": "q"}})
+        await next_frame(pilot, engine)
+        await pilot.press("q")  # the keymap holds: q opens the toggles
+        await pilot.pause()
+        assert isinstance(app.screen, TogglesScreen)
+        await pilot.press("escape")
+        await next_frame(pilot, engine)
+        taken = [t for t, _ in toasts if "[keymap]" in t]
+        assert taken == [
+            "[keymap] gives q to app.toggles: q no longer runs app.quit"
+            " (move one of them, see ? for the ids)"
+        ], toasts
+
+
 def test_every_binding_has_an_id() -> None:
     ids = binding_ids()
     assert {"app.quit", "app.config", "config.save", "toggles.flip"} <= ids
@@ -246,3 +270,28 @@ async def test_reload_from_the_palette_toasts_what_the_engine_did(make_app: AppF
         ("Could not reload the config: engine lost: connection refused", "error"),
     ]
     assert engine.operations == [Operation("reload_config", (), ACTOR)]
+
+
+async def test_a_reload_refused_for_several_problems_says_how_many(make_app: AppFactory) -> None:
+    """The toast named the first problem only: the operator fixed it, reloaded and met the
+    next one, with nothing saying there were more."""
+    engine = SeededBackend(HEALTHY, config_text=CONFIG_TEXT)
+    problems = (
+        ConfigProblem(line=6, key="notifications.kil", message="unknown key 'kil'"),
+        ConfigProblem(line=9, key="maps.alpha.url", message="not a URL"),
+        ConfigProblem(line=12, key="maps.alpha.name", message="must not be empty"),
+    )
+    engine.reload_result = ApplyResult(status="rejected", message="rejected", problems=problems)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        toasts = record_toasts(app)
+        [reload] = [c for c in console_commands(app) if c.title == "Reload config"]
+        reload.callback()
+        await settle(pilot)
+    assert toasts == [
+        (
+            "Reload rejected: line 6 · notifications.kil: unknown key 'kil' (and 2 more problems)",
+            "warning",
+        )
+    ]

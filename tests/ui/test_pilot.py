@@ -61,6 +61,20 @@ async def test_toggle_kill_off_asks_the_engine_and_shows_the_result(make_app: Ap
         ]
 
 
+async def test_on_a_small_terminal_the_toggles_screen_says_how_to_flip(
+    make_app: AppFactory,
+) -> None:
+    """80×24: the key bar is cut before the screen's own keys (``space Flip`` became
+    ``space …``), so the hint above the table says which keys flip a flag."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        shown = " ".join(line.strip() for line in screen_lines(app))
+        assert "Space or Enter flips the flag under the cursor" in shown, shown
+
+
 async def test_toggle_per_map_flag(make_app: AppFactory) -> None:
     engine = SeededBackend(HEALTHY)
     app = make_app(engine=engine)
@@ -197,6 +211,25 @@ async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) 
             if isinstance(binding, Binding)
         }
     assert binding_ids() - listed == set()
+
+
+async def test_on_a_small_terminal_help_shows_every_binding_id_whole(
+    make_app: AppFactory,
+) -> None:
+    """80×24: the ids a ``[keymap]`` entry names were folded over two lines in a narrow column
+    (``dashboard.dis`` / ``miss``, ``events.leave_`` / ``search``), inviting a wrong key."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        seen: set[str] = set()
+        for _ in range(20):  # page through the whole list
+            for line in screen_lines(app):
+                seen.update(re.findall(r"[a-z_]+\.[a-z0-9_]+", line))
+            await pilot.press("pagedown")
+            await pilot.pause()
+    assert binding_ids() - seen == set()
 
 
 async def test_an_event_detail_the_engine_could_not_read_is_not_called_pruned(

@@ -94,3 +94,5 @@ async def test_without_trackers_the_screen_says_where_they_come_from(
         assert app.screen.query_one("#trackers", DataTable).row_count == 0
         hint = str(app.screen.query_one("#trackers-hint").render())
         assert "No map has [[maps.<key>.trackers]]" in hint
+        # Shown as written: read as markup, "[filters]" vanished ("each map's  is its only").
+        assert "each map's [filters] is its only kill feed" in hint

@@ -73,6 +73,28 @@ def test_history_rates_from_successive_snapshots() -> None:
     assert history.samples[0].notifications_per_second == 0.0
 
 
+def test_history_charts_on_after_the_wall_clock_steps_back() -> None:
+    """An hour's step back (NTP, a VM resumed) left every later frame "before" the last one:
+    no rate was recorded until the clock caught up, so the chart froze for that hour."""
+    history = ThroughputHistory()
+
+    def at(events: int, when: float) -> None:
+        data = degraded_snapshot()
+        data["counters"]["events_received"] = {"map": events, "killstream": 0}
+        history.observe(_snapshot(data), when)
+
+    at(1000, 10_000.0)
+    at(1010, 10_002.0)
+    assert [s.at for s in history.samples] == [10_002.0]
+    at(1020, 6_400.0)  # the clock stepped back an hour
+    at(1040, 6_402.0)
+    assert history.samples, "no rate after the step back"
+    assert history.samples[-1].at == 6_402.0
+    assert history.samples[-1].events_per_second == pytest.approx(10.0)
+    # Samples stamped by the clock before its step would sit an hour in the future.
+    assert all(sample.at <= 6_402.0 for sample in history.samples)
+
+
 def test_activity_reports_changes_only() -> None:
     activity = ActivityLog()
     activity.observe(_snapshot(HEALTHY), 1.0)

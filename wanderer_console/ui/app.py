@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -67,6 +68,7 @@ __all__ = [
     "binding_ids",
     "build_app",
     "default_actor",
+    "keymap_clashes",
     "pending_notifications",
     "run_app",
 ]
@@ -156,11 +158,37 @@ class WandererApp(App[int]):
             # Once the first screen is up, what exists will live as long as the process.
             self.set_timer(GC_FREEZE_AFTER_SECONDS, freeze_startup_objects)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Show a toast, always as plain text (``markup`` is ignored).
+
+        Toasts carry what the operator typed and what the engine said (a value, a system or map
+        name, an error message, a ``[section]``). Read as Textual markup, a bracketed word
+        vanished (``[keymap] names no binding`` lost its first word) and ``[/]`` raised
+        ``MarkupError`` while the toast was drawn, ending the console. Screens call this too
+        (``Widget.notify`` passes ``markup=True`` on), so it is decided here, once.
+        """
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def _check_keymap(self, keymap: dict[str, str]) -> None:
         unknown = sorted(set(keymap) - binding_ids())
         if unknown:
             self.notify(
                 f"[keymap] names no binding: {', '.join(unknown)} (see ? for the ids)",
+                severity="warning",
+                timeout=10,
+            )
+        for key, taker, lost in keymap_clashes(keymap):
+            self.notify(
+                f"[keymap] gives {key} to {taker}: {key} no longer runs {lost}"
+                " (move one of them, see ? for the ids)",
                 severity="warning",
                 timeout=10,
             )
@@ -178,7 +206,7 @@ class WandererApp(App[int]):
         self.toggles.refresh_flags()
         for screen in self.screen_stack:
             if isinstance(screen, ConfigScreen):
-                screen.follow(self.state.config)
+                screen.follow(self.state.config, relinked=change.link_changed and self.state.live)
             elif isinstance(screen, DetailScreen):
                 screen.refresh_detail()
             elif isinstance(screen, AlertsScreen):
@@ -438,24 +466,43 @@ class WandererApp(App[int]):
         return self.state.attached or (identity is not None and identity.pid != os.getpid())
 
     async def action_quit(self) -> None:
-        """Quit; an engine in this process with notifications pending asks first.
+        """Quit; unsaved config edits, or an engine in this process with notifications
+        pending, ask first.
 
         Quitting stops the engine in this process: its pending notifications stay in the outbox
-        and are delivered at its next start. An attached console never asks (the engine keeps
-        running and delivering).
+        and are delivered at its next start. An attached console never asks about them (the
+        engine keeps running and delivering). Edits in the config pane not yet saved would be
+        lost (ctrl+q reaches the app from inside the editor, as the palette's quit does).
         """
         pending = 0 if self.attached else pending_notifications(self.state)
-        if pending <= 0:
+        unsaved = next(
+            (s for s in self.screen_stack if isinstance(s, ConfigScreen) and s.modified()), None
+        )
+        if pending <= 0 and unsaved is None:
             self.exit(0)
             return
         if any(isinstance(screen, ChoiceScreen) for screen in self.screen_stack):
             return
-        what, they = (
-            ("notification is", "it stays") if pending == 1 else ("notifications are", "they stay")
-        )
-        message = (
-            f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
-            " will be delivered at the next start, not lost.\n\nQuit now?"
+        parts: list[str] = []
+        if unsaved is not None:
+            parts.append(
+                f"{unsaved.name_shown} has edits that are not saved: quitting throws them away."
+            )
+        if pending > 0:
+            what, they = (
+                ("notification is", "it stays")
+                if pending == 1
+                else ("notifications are", "they stay")
+            )
+            parts.append(
+                f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
+                " will be delivered at the next start, not lost."
+            )
+        message = "\n\n".join([*parts, "Quit now?"])
+        title = (
+            "Quit with notifications pending?"
+            if unsaved is None
+            else "Quit with unsaved config edits?"
         )
 
         def answered(answer: str | None) -> None:
@@ -464,7 +511,7 @@ class WandererApp(App[int]):
 
         self.push_screen(
             ChoiceScreen(
-                "Quit with notifications pending?",
+                title,
                 message,
                 [Choice("q", "Quit", "quit"), Choice("s", "Stay", "stay")],
             ),
@@ -557,10 +604,9 @@ class WandererApp(App[int]):
         )
 
 
-def binding_ids() -> set[str]:
-    """Every binding id a ``[keymap]`` entry may name."""
-    ids: set[str] = set()
-    owners = (
+def _binding_owners() -> tuple[type[Any], ...]:
+    """Every class whose ``BINDINGS`` a ``[keymap]`` entry may move."""
+    return (
         WandererApp,
         DashboardScreen,
         FilterInput,
@@ -577,11 +623,45 @@ def binding_ids() -> set[str]:
         AlertsScreen,
         TrendsScreen,
     )
-    for owner in owners:
-        for binding in owner.BINDINGS:
-            if isinstance(binding, Binding) and binding.id:
-                ids.add(binding.id)
-    return ids
+
+
+def _bindings_of(owner: type[Any]) -> list[Binding]:
+    return [b for b in owner.BINDINGS if isinstance(b, Binding) and b.id]
+
+
+def binding_ids() -> set[str]:
+    """Every binding id a ``[keymap]`` entry may name."""
+    return {
+        binding.id for owner in _binding_owners() for binding in _bindings_of(owner) if binding.id
+    }
+
+
+def keymap_clashes(keymap: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(key, id that took it, id that lost it)`` for each key a ``[keymap]`` entry gives a
+    binding while another binding of the same screen (or of the app) still has it.
+
+    Textual lets the keymap win without a word: ``app.toggles = "q"`` silently took q from
+    quit. Both moved onto one key is said once.
+    """
+
+    def keys(binding: Binding) -> set[str]:
+        moved = keymap.get(binding.id or "")
+        wanted = moved.split(",") if moved else binding.key.split(",")
+        return {key.strip() for key in wanted if key.strip()}
+
+    clashes: list[tuple[str, str, str]] = []
+    for owner in _binding_owners():
+        bindings = _bindings_of(owner)
+        for taker in bindings:
+            if taker.id is None or taker.id not in keymap:
+                continue
+            for lost in bindings:
+                if lost is taker or lost.id is None:
+                    continue
+                for key in sorted(keys(taker) & keys(lost)):
+                    if (key, lost.id, taker.id) not in clashes:
+                        clashes.append((key, taker.id, lost.id))
+    return clashes
 
 
 def pending_notifications(state: ConsoleState) -> int:

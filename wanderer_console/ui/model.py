@@ -110,13 +110,22 @@ class ThroughputHistory:
         self._last: tuple[float, float, float] | None = None
 
     def observe(self, snapshot: EngineSnapshot, at: float) -> None:
-        """Record one snapshot taken at ``at``; a rate needs two snapshots and time passing."""
+        """Record one snapshot taken at ``at``; a rate needs two snapshots and time passing.
+
+        ``at`` is wall time. When it goes back (NTP stepped the clock, a VM resumed) the history
+        starts again from this snapshot: waiting for the clock to pass the last one again froze
+        the chart for as long as the step, and samples stamped before it would sit in the future.
+        """
         events = total(snapshot.counters.events_received)
         notifications = total(snapshot.counters.notifications_delivered)
         if self._last is not None:
             then, last_events, last_notifications = self._last
             elapsed = at - then
-            if elapsed <= 0:
+            if elapsed < 0:
+                self.samples.clear()
+                self._last = (at, events, notifications)
+                return
+            if elapsed == 0:
                 return
             self.add(
                 RateSample(

@@ -25,8 +25,9 @@ from wanderer_console.ui.widgets.keybar import KeyBar
 
 __all__ = ["COLUMNS", "AlertsScreen"]
 
-COLUMNS = ("rule", "enabled", "threshold", "for_seconds", "unit", "state")
-"""The rules table's columns (``threshold`` and ``for_seconds`` are edited with Enter)."""
+COLUMNS = ("rule", "state", "enabled", "threshold", "for_seconds", "unit")
+"""The rules table's columns (``threshold`` and ``for_seconds`` are edited with Enter). The state
+comes next to the rule: last, after the long units, it was cut to ``FI`` at 80 columns."""
 _EDITABLE = ("threshold", "for_seconds")
 
 
@@ -103,11 +104,11 @@ class AlertsScreen(OnWanderer, Screen[None]):
         floor = "" if rule.above else " (floor)"
         return (
             Text(name, style="bold"),
+            state,
             "on" if rule.enabled else "off",
             _figure(rule.threshold),
             _figure(rule.for_seconds),
             rule.unit + floor,
-            state,
         )
 
     def refresh_rules(self) -> None:
@@ -196,17 +197,23 @@ class AlertsScreen(OnWanderer, Screen[None]):
         editor.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Send the edited value to the engine."""
+        """Send the edited value to the engine; a value that is not a number stays in the
+        editor, as typed, for the operator to correct (Escape cancels)."""
         event.stop()
-        editing, self._editing = self._editing, None
-        self._close_editor()
+        editing = self._editing
         if editing is None:
+            self._close_editor()
             return
         try:
             value = float(event.value.strip())
         except ValueError:
-            self.notify(f"{event.value!r} is not a number", severity="error")
+            self.notify(
+                f"{event.value!r} is not a number: correct it, or Escape to cancel",
+                severity="error",
+            )
             return
+        self._editing = None
+        self._close_editor()
         self.wanderer.set_alert_rule(editing[0], editing[1], value)
 
     def _close_editor(self) -> None:

@@ -11,14 +11,16 @@ applies it, or changes nothing:
 * problems are listed with their line and key, and the cursor jumps to the first one;
 * a file changed since the pane loaded it is not overwritten: the pane says so, and a second
   ctrl+s overwrites it with this text;
-* once applied, a toast says which keys wait for a restart.
+* once applied, a toast says which keys wait for a restart;
+* ctrl+s again before the engine answered (a slow link) sends nothing and says it is still saving.
 
 Escape with unsaved edits asks: save (validated first; the pane stays open if the engine refuses
 it), discard, or stay.
 
 The pane follows the file: when the snapshot's config digest changes (another console, a toggle,
 an editor on the engine's host), an unedited pane loads the new text and an edited one says "file
-changed on disk".
+changed on disk". A pane that could not load the text (the engine was lost) loads it when the
+link to the engine is live again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header, Static, TextArea
 
@@ -58,10 +61,16 @@ def _restart(result: ApplyResult) -> str:
 
 
 def reload_summary(result: ApplyResult) -> str:
-    """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``."""
+    """One line for a reload's toast: ``Reload applied; restart needed for console.data_dir``.
+
+    A refusal names its first problem and how many more there are (fixed one at a time, the
+    next reload would otherwise meet each of them as a surprise).
+    """
     text = f"Reload {result.status}"
     if result.problems:
-        return f"{text}: {describe_problem(result.problems[0])}"
+        more = len(result.problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        return f"{text}: {describe_problem(result.problems[0])}{tail}"
     if result.restart_required:
         return f"{text}; {_restart(result)}"
     if result.message and result.status not in ("applied", "unchanged"):
@@ -99,6 +108,8 @@ class ConfigScreen(Screen[None]):
         self._followed: str | None = None
         """The snapshot digest the pane last reacted to (each change is handled once)."""
         self._fetching = False
+        self._saving = False
+        """A save is on its way to the engine (a second one would carry a stale digest)."""
         self.problems: list[ConfigProblem] = []
         """What the engine found wrong with the last save attempt."""
 
@@ -144,7 +155,9 @@ class ConfigScreen(Screen[None]):
         try:
             text = await self.state.backend.config_text()
         except BackendError as exc:
-            self.query_one("#config-hint", Static).update(f"Cannot load the config: {exc}")
+            self.query_one("#config-hint", Static).update(
+                Content(f"Cannot load the config: {exc} · Escape, then c, tries again")
+            )
             self.notify(f"Cannot load the config: {exc}", severity="error", timeout=10)
             return False
         finally:
@@ -172,12 +185,16 @@ class ConfigScreen(Screen[None]):
         self._show_hint()
         self.refresh_bindings()
 
-    def follow(self, config: ConfigState | None) -> None:
+    def follow(self, config: ConfigState | None, *, relinked: bool = False) -> None:
         """React to the latest snapshot's config state (called for every frame).
 
         A new digest means the file changed on the engine's host: an unedited pane loads the new
-        text, an edited one keeps its edits and says the file changed.
+        text, an edited one keeps its edits and says the file changed. ``relinked``: the link to
+        the engine just became live again; a pane that could not load the text tries again.
         """
+        if relinked and self.loaded is None and not self._fetching:
+            self.run_worker(self.fetch(), name="console config text", group="config")
+            return
         loaded = self.loaded
         if loaded is None or loaded.path is None or config is None or self._fetching:
             return
@@ -245,12 +262,21 @@ class ConfigScreen(Screen[None]):
         self.run_worker(self.save(), name="console config save", group="config")
 
     async def save(self) -> ApplyResult | None:
-        """Send the editor's text to the engine; show what it did. ``None``: not reached."""
+        """Send the editor's text to the engine; show what it did. ``None``: not reached.
+
+        One save at a time: ctrl+s pressed again before the engine answered (a slow link) sent
+        the text with the digest the first save was replacing, and the engine's "conflict" for
+        it read as someone else's change on disk, arming an overwrite.
+        """
         loaded = self.loaded
         if loaded is None or loaded.path is None:
             return None
+        if self._saving:
+            self.notify("Still saving: waiting for the engine's answer.", severity="warning")
+            return None
         editor = self.query_one("#config-text", TextArea)
         text = editor.text
+        self._saving = True
         try:
             result = await self.state.backend.apply_config(
                 text, base_digest=loaded.digest, force=self._force, actor=self.state.actor
@@ -260,6 +286,8 @@ class ConfigScreen(Screen[None]):
             self._show_problems(f"Not saved: {exc}")
             self.notify(f"Not saved: {exc}", severity="error", timeout=10)
             return None
+        finally:
+            self._saving = False
         if result.status in ("applied", "unchanged"):
             self._saved(text, result)
         elif result.status == "conflict":
@@ -281,6 +309,9 @@ class ConfigScreen(Screen[None]):
             if first is not None:
                 editor.move_cursor((first - 1, 0), center=True)
                 editor.focus()
+                # The problems panel takes its rows only at the next layout: scrolled now, for
+                # the taller editor, the line could end below the shorter one's last row (80×24).
+                self.call_after_refresh(editor.scroll_cursor_visible, center=True)
             self.app.bell()  # the problems panel says what is wrong; a toast would cover it
         else:
             self.problems = []

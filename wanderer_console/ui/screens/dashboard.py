@@ -218,6 +218,27 @@ class DashboardScreen(OnWanderer, Screen[None]):
                 # query, not query_one: while the app starts or exits (a stop during the start)
                 # a panel may not be there, and there is then nothing to show or hide.
                 self.query(f"#{panel_id}").set_class(tab != name, "-off-tab")
+        self.call_after_refresh(self._keep_focus)
+
+    def on_resize(self) -> None:
+        """A terminal resized into (or out of) the tabs may hide the focused panel."""
+        self.call_after_refresh(self._keep_focus)
+
+    def _keep_focus(self) -> None:
+        """Focus the first panel on screen when the focused one was hidden (its tab left, the
+        terminal shrunk to tabs): with the focus nowhere, Enter and the arrows did nothing
+        until Tab. Textual may also have handed the focus to a hidden neighbour (the activity
+        filter, which then took every key unseen). The filter is never chosen here."""
+        if not self.is_current:
+            return
+        chain = self.focus_chain
+        if self.focused is not None and self.focused in chain:
+            return
+        first = next((w for w in chain if not isinstance(w, Input)), None)
+        if first is not None:
+            first.focus()
+        else:
+            self.set_focus(None)
 
     current_tab = "overview"
     """The tab shown in the small-terminal layout."""

@@ -46,11 +46,15 @@ class HelpScreen(ModalScreen[None]):
         """Per group, its title and a table of key, action and id (the id a ``[keymap]`` entry
         names)."""
         parts: list[RenderableType] = []
+        # An id is what a [keymap] entry is typed with: always whole on one line (folded in a
+        # narrow column it read as two words); the action's words wrap instead.
+        ids = [b.id or "" for _, group in self.groups for b in group if isinstance(b, Binding)]
+        id_width = max(map(len, ids), default=0)
         for title, bindings in [*self.groups, ("Anywhere else", ())]:
             table = Table(expand=True, box=None, padding=(0, 2), show_header=False)
             table.add_column("Key", style="bold", no_wrap=True, min_width=8)
             table.add_column("Action", ratio=2)
-            table.add_column("Id", style="dim", ratio=1, overflow="fold")
+            table.add_column("Id", style="dim", no_wrap=True, min_width=id_width)
             for binding in bindings:
                 if not isinstance(binding, Binding):
                     continue

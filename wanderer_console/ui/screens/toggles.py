@@ -15,6 +15,7 @@ from wanderer_console.ui.model import ConsoleState
 from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
+from wanderer_console.ui.widgets.synced import MIN_ROOM, clip
 
 __all__ = ["TogglesScreen", "toggles_hint"]
 
@@ -28,8 +29,10 @@ def toggles_hint(state: ConsoleState) -> str:
         if where
         else "Changes apply at once (no config file: not saved)."
     )
+    # The keys are said here: on an 80-column terminal the key bar is cut before them.
     return (
-        f"Global and per-map flags are ANDed: a map cannot turn on what global turns off. {saved}"
+        "Space or Enter flips the flag under the cursor. Global and per-map flags are ANDed: a"
+        f" map cannot turn on what global turns off. {saved}"
     )
 
 
@@ -50,6 +53,7 @@ class TogglesScreen(OnWanderer, Screen[None]):
         self.state = state
         """Shared console state (the flags are read from its latest snapshot)."""
         self._shown: dict[FlagRef, bool] = {}
+        self._labels_shown: list[str] = []
         self._hint = ""
 
     def compose(self) -> ComposeResult:
@@ -75,11 +79,30 @@ class TogglesScreen(OnWanderer, Screen[None]):
         if self.is_mounted:
             self.refresh_flags()
 
+    def on_resize(self) -> None:
+        """Fit the scope names to the new width."""
+        self.refresh_flags()
+
+    def _labels(self) -> list[str]:
+        """Each scope's name, cut with ``…`` where it would push flags off the screen.
+
+        A map's display name is free text: at full length a long one left only the first flag
+        column on an 80-column terminal. The table spans the screen less its margins.
+        """
+        table = self.query_one("#flags", DataTable)
+        padding = 2 * table.cell_padding
+        flags = sum(len(flag) + padding for flag in FLAG_NAMES)
+        width = self.size.width or self.app.size.width
+        room = max(MIN_ROOM, width - 4 - flags - padding - 2)  # margins, scrollbar
+        settings = self.state.settings
+        return [clip(scope_label(settings, tenant), room) for tenant in scopes(settings)]
+
     def _fill(self, table: DataTable[Any]) -> None:
         settings = self.state.settings
-        for tenant in scopes(settings):
+        self._labels_shown = self._labels()
+        for tenant, label in zip(scopes(settings), self._labels_shown, strict=True):
             table.add_row(
-                Text(scope_label(settings, tenant), style="bold"),
+                Text(label, style="bold"),
                 *(self._cell(FlagRef(tenant, f)) for f in FLAG_NAMES),
                 key=tenant or "",
             )
@@ -107,7 +130,8 @@ class TogglesScreen(OnWanderer, Screen[None]):
         table = self.query_one("#flags", DataTable)
         wanted = scopes(self.state.settings)
         shown = [row.value for row in table.rows]
-        if shown != [tenant or "" for tenant in wanted]:  # maps added, removed or renamed
+        keys_changed = shown != [tenant or "" for tenant in wanted]  # maps added or removed
+        if keys_changed or self._labels() != self._labels_shown:  # or renamed, or resized
             cursor = table.cursor_coordinate
             table.clear()
             self._fill(table)

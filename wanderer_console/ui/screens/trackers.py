@@ -64,7 +64,8 @@ class TrackersScreen(OnWanderer, Screen[None]):
         """Header, hint, trackers table, key bar."""
         yield Header()
         self._hint = trackers_hint(self.state)
-        yield Static(self._hint, id="trackers-hint")
+        # Plain text: the hint names TOML sections ("[filters]"), which markup would swallow.
+        yield Static(self._hint, id="trackers-hint", markup=False)
         yield DataTable(id="trackers", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 

@@ -2,12 +2,13 @@
 
 The columns fit the panel: a narrow one (an 80-column terminal) keeps the name, state, quality,
 last event and last error; the last error always gets the room that is left, ending in ``…`` only
-when it does not fit (Enter on the row shows it whole).
+when it does not fit (Enter on the row shows it whole). A name too long for the panel (a map key
+may have 63 characters) is cut the same way, so the state beside it stays on screen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual import events
@@ -15,12 +16,13 @@ from textual import events
 from wanderer_console.console_api import ConnectionView
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.widgets.colours import STATE_VARIABLE, coloured
-from wanderer_console.ui.widgets.synced import FittedTable, NamedRow, cell_width, clip
+from wanderer_console.ui.widgets.synced import MIN_ROOM, FittedTable, NamedRow, clip
 
 __all__ = ["ConnectionsTable"]
 
-_MIN_ERROR = 12
-
+NAME_ROOM = 24
+"""The characters a name keeps, when the panel has them, before the last error gets any: the
+killstream names (``killstream:systems``, ``killstream:characters``) differ only at the end."""
 QUALITY_OK = 80
 """A quality score at or above this is healthy (below :data:`QUALITY_DEGRADED` is down)."""
 QUALITY_DEGRADED = 50
@@ -90,24 +92,23 @@ class ConnectionsTable(FittedTable):
         self._now = now
         columns = self._column_set or self.COLUMNS
         cells = [self._cells(conn, now) for conn in self._connections]
-        room = self._error_room(columns, cells)
+        # A long name gives way to the state and figures beside it (down to what leaves the last
+        # error its minimum, but not below NAME_ROOM while the panel has that); the last error
+        # takes what is left.
+        fixed = [column for column in columns if column != "Last error"]
+        reserve = MIN_ROOM + 2 * self.cell_padding if len(fixed) < len(columns) else 0
+        room = max(
+            self.room_for("Name", cells, fixed, reserve=reserve),
+            min(NAME_ROOM, self.room_for("Name", cells, fixed)),
+        )
+        for row in cells:
+            row["Name"] = clip(str(row["Name"]), room)
+        room = self.room_for("Last error", cells, columns)
         rows: list[NamedRow] = []
         for conn, row in zip(self._connections, cells, strict=True):
             row["Last error"] = Text(clip(conn.last_error or "", room), no_wrap=True)
             rows.append((conn.name, row))
         self.show_named(rows)
-
-    def _error_room(self, columns: Sequence[str], cells: Sequence[dict[str, object]]) -> int:
-        """How many characters the last error may take without the table scrolling sideways."""
-        width = self.size.width or 120
-        used = 0
-        for column in columns:
-            if column == "Last error":
-                continue
-            values = [cell_width(row[column]) for row in cells]
-            used += max([len(column), *values]) + 2 * self.cell_padding
-        scrollbar = 2 if len(cells) > max(1, self.size.height - 1) else 0
-        return max(_MIN_ERROR, width - used - 2 * self.cell_padding - scrollbar)
 
 
 def _rate(value: float) -> str:

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from wanderer_console.console_api import TargetView
 from wanderer_console.ui.faults import DeadTarget
 from wanderer_console.ui.widgets.colours import coloured
-from wanderer_console.ui.widgets.synced import FittedTable, NamedRow
+from wanderer_console.ui.widgets.synced import FittedTable, NamedRow, clip
 
 __all__ = ["DeadTargetNotes", "DeliveryTable"]
 
@@ -27,6 +28,9 @@ class DeliveryTable(FittedTable):
 
     "State" is ``DEAD`` for a target Discord refused (401/403/404), else the number of
     notifications sent again after an unknown outcome (``2 uncertain``), else ``ok``.
+
+    A name too long for the panel (a map key may have 63 characters) ends in ``…``, so its
+    figures and its state stay on screen; Enter on the row shows it whole.
     """
 
     DEFAULT_CSS = """
@@ -61,20 +65,34 @@ class DeliveryTable(FittedTable):
             if isinstance(self.app, WandererApp):
                 self.app.open_events(target=key)
 
+    _targets: Mapping[str, TargetView] = {}
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fit the columns to the new width and the names to the room left."""
+        self._fit(event.size.width)
+        self.show(self._targets)
+
     def show(self, targets: Mapping[str, TargetView]) -> None:
         """Show ``targets``."""
-        rows: list[NamedRow] = []
-        for key, target in sorted(targets.items(), key=lambda item: item[1].label or item[0]):
-            name = target.label or key
-            cells = {
-                "Target": coloured(self, name, "target-dead") if target.disabled else name,
+        self._targets = targets
+        ordered = sorted(targets.items(), key=lambda item: item[1].label or item[0])
+        cells = [
+            {
+                "Target": target.label or key,
                 "Pending": str(target.pending),
                 "Sent": str(target.sent),
                 "Sent/min": str(target.sent_last_minute),
                 "429s": str(target.rate_limited),
                 "State": self._state(target),
             }
-            rows.append((key, cells))
+            for key, target in ordered
+        ]
+        room = self.room_for("Target", cells, self._column_set or self.COLUMNS)
+        rows: list[NamedRow] = []
+        for (key, target), row in zip(ordered, cells, strict=True):
+            name = clip(str(row["Target"]), room)
+            row["Target"] = coloured(self, name, "target-dead") if target.disabled else name
+            rows.append((key, row))
         self.show_named(rows)
 
 

@@ -16,7 +16,19 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
-__all__ = ["FittedTable", "NamedRow", "Row", "SelectOnClick", "SyncedTable", "cell_width", "clip"]
+__all__ = [
+    "MIN_ROOM",
+    "FittedTable",
+    "NamedRow",
+    "Row",
+    "SelectOnClick",
+    "SyncedTable",
+    "cell_width",
+    "clip",
+]
+
+MIN_ROOM = 12
+"""The fewest characters :meth:`FittedTable.room_for` leaves a column that gives way."""
 
 Row = tuple[str, Sequence[Any]]
 """``(row key, cells)``; cells in column order."""
@@ -115,6 +127,27 @@ class FittedTable(SyncedTable):
         """Change the column set when the width crosses :attr:`NARROW_BELOW`."""
         if self._fit(event.size.width):
             self.show_named(self._named)
+
+    def room_for(
+        self,
+        column: str,
+        cells: Sequence[Mapping[str, object]],
+        columns: Sequence[str],
+        *,
+        reserve: int = 0,
+    ) -> int:
+        """How many characters ``column`` may take for ``columns`` (each other one as wide as its
+        widest cell in ``cells``) and ``reserve`` more to fit the width without scrolling
+        sideways; at least :data:`MIN_ROOM`."""
+        width = self.size.width or 120
+        used = reserve
+        for other in columns:
+            if other == column:
+                continue
+            values = [cell_width(row[other]) for row in cells]
+            used += max([len(other), *values]) + 2 * self.cell_padding
+        scrollbar = 2 if len(cells) > max(1, self.size.height - 1) else 0
+        return max(MIN_ROOM, width - used - 2 * self.cell_padding - scrollbar)
 
     def show_named(self, rows: Iterable[NamedRow]) -> bool:
         """Show ``rows`` in the current column set."""

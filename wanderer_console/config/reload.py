@@ -43,6 +43,7 @@ __all__ = [
     "Reloadable",
     "ReloadResult",
     "emptied",
+    "keep_removed_maps",
     "needs_restart",
     "restart_reasons",
     "watch_points",
@@ -122,6 +123,20 @@ def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
     """True when ``key`` cannot change in a running engine (a map added or removed counts)."""
     added_or_removed = {f"maps.{name}" for name in old_maps ^ new_maps}
     return isinstance(applies(key, entries_changed=added_or_removed), Restart)
+
+
+def keep_removed_maps(old: Settings, new: Settings) -> Settings:
+    """``new`` with the maps it drops from ``old`` still in it, as they run.
+
+    Removing a map needs a restart (its feed was started at start and keeps streaming): the
+    running settings keep it until then, or its events would still arrive and every one of them
+    go unnotified (the rules find no map), while the reload says the change waits for a restart.
+    The same holds for a save cut short that lost a map's table.
+    """
+    gone = {key: map_settings for key, map_settings in old.maps.items() if key not in new.maps}
+    if not gone:
+        return new
+    return new.model_copy(update={"maps": {**new.maps, **gone}})
 
 
 def _holds_settings(text: str) -> bool:
@@ -297,7 +312,7 @@ class ConfigReloader:
         hot = [c.key for c in changes if c.key not in reasons]
         restart = list(reasons)
         try:
-            self._apply(old, new)
+            self._apply(old, new if self._maps_follow_the_file() else keep_removed_maps(old, new))
         except Exception as exc:
             self._apply(new, old)  # roll back every reference we may have swapped
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
@@ -333,6 +348,13 @@ class ConfigReloader:
         for warning in secret_warnings(new, text, self.path):
             log.warning("config secret hygiene", extra={"ctx": {"warning": str(warning)}})
         return self.last
+
+    def _maps_follow_the_file(self) -> bool:
+        """Whether a map removed from the file stops at once: on a shared database the map
+        leases release it at the next heartbeat (its feed stopped, no engine sending for it);
+        an engine alone keeps it until the restart (:func:`keep_removed_maps`)."""
+        cluster = getattr(self._runtime, "cluster", None)
+        return bool(getattr(cluster, "active", False))
 
     def _apply(self, old: Settings, new: Settings) -> None:
         """Swap the running settings (one reference every component reads, so it is atomic);

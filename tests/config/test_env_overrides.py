@@ -69,3 +69,46 @@ def test_a_variable_for_a_key_the_file_does_not_set_is_no_override(
     code, err = _check(tmp_path, {"WANDERER_CONSOLE_CONSOLE__LOG_LEVEL": "DEBUG"}, capsys)
     assert code == 0, err
     assert "overrid" not in err
+
+
+async def test_an_edit_of_a_key_the_environment_overrides_says_it_has_no_effect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hot reload: the file's dry_run edited while WANDERER_CONSOLE_CONSOLE__DRY_RUN is set.
+    Before, the reload said "configuration reloaded" and nothing changed, with no word why."""
+    import logging
+
+    from wanderer_console.config.loader import load_settings
+    from wanderer_console.config.reload import ConfigReloader
+    from wanderer_console.runtime import Runtime
+
+    monkeypatch.setenv("WANDERER_CONSOLE_CONSOLE__DRY_RUN", "true")
+    path = tmp_path / "c.toml"
+    data = tmp_path / "data"
+    base = f'[console]\ndata_dir = "{data}"\n' + FILE.removeprefix("[console]\n")
+    path.write_text(base, encoding="utf-8")
+    path.chmod(0o600)
+    runtime = Runtime(load_settings(path).settings, data_dir=data, config_path=path)
+    reloader = ConfigReloader(runtime, path)
+    reloader.baseline()
+    try:
+        edited = base.replace("dry_run = true", "dry_run = false")
+        path.write_text(edited, encoding="utf-8")
+        with caplog.at_level(logging.WARNING, logger="wanderer_console"):
+            result = reloader.reload(source="test")
+        assert result.status == "applied"
+        assert runtime.settings.console.dry_run is True  # the environment still wins
+        (record,) = [r for r in caplog.records if "the environment overrides" in r.getMessage()]
+        ctx = record.ctx  # type: ignore[attr-defined]
+        assert ctx["keys"] == {"console.dry_run": "WANDERER_CONSOLE_CONSOLE__DRY_RUN"}
+        assert result.overridden == {"console.dry_run": "WANDERER_CONSOLE_CONSOLE__DRY_RUN"}
+
+        # An edit of a key no variable sets says nothing of the kind.
+        caplog.clear()
+        path.write_text(edited.replace('channel_id = "1111', 'channel_id = "3333'), "utf-8")
+        with caplog.at_level(logging.WARNING, logger="wanderer_console"):
+            assert reloader.reload(source="test").overridden == {}
+        assert not [r for r in caplog.records if "the environment overrides" in r.getMessage()]
+    finally:
+        reloader.close()
+        await runtime.stop()

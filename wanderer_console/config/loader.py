@@ -36,7 +36,9 @@ __all__ = [
     "Problem",
     "default_config_path",
     "environment_overrides",
+    "file_values",
     "load_settings",
+    "overridden_keys",
     "parse_settings_text",
     "secret_warnings",
 ]
@@ -529,18 +531,9 @@ def environment_overrides(text: str, file: str, environ: Mapping[str, str]) -> t
     without this the file shows one value, the engine runs on another, and an edit of that key
     changes nothing, with no sign of why.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return ()
-    _overrides, used = legacy_overrides(environ)
-    variables = legacy_sources(environ) if used else {}
     key_lines = _key_lines(text)
     out: list[Problem] = []
-    for loc in _leaves(data):
-        variable = _console_variable_for(loc, environ) or _variable_for(loc, variables)
-        if variable is None:
-            continue
+    for loc, variable in overridden_keys(text, environ).items():
         out.append(
             Problem(
                 file,
@@ -551,6 +544,38 @@ def environment_overrides(text: str, file: str, environ: Mapping[str, str]) -> t
             )
         )
     return tuple(out)
+
+
+def overridden_keys(text: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """The key paths a config text sets that an environment variable overrides, each with the
+    variable's name (``{}`` for a text that is not TOML: validation says what is wrong)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    _overrides, used = legacy_overrides(environ)
+    variables = legacy_sources(environ) if used else {}
+    out: dict[tuple[str, ...], str] = {}
+    for loc in _leaves(data):
+        variable = _console_variable_for(loc, environ) or _variable_for(loc, variables)
+        if variable is not None:
+            out[loc] = variable
+    return out
+
+
+def file_values(text: str | None) -> dict[tuple[str, ...], Any]:
+    """Every value a config text sets, by key path (``{}`` for none, or a text not TOML)."""
+    try:
+        data = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError:
+        return {}
+    out: dict[tuple[str, ...], Any] = {}
+    for loc in _leaves(data):
+        node: Any = data
+        for part in loc:
+            node = node[part]
+        out[loc] = node
+    return out
 
 
 def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

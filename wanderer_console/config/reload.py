@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,8 @@ from wanderer_console.config.live import applies, entries_changed
 from wanderer_console.config.loader import (
     ConfigError,
     Problem,
+    file_values,
+    overridden_keys,
     parse_settings_text,
     secret_warnings,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigReloader",
     "Reloadable",
     "ReloadResult",
+    "edits_overridden",
     "emptied",
     "keep_removed_maps",
     "needs_restart",
@@ -125,6 +128,18 @@ def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
     return isinstance(applies(key, entries_changed=added_or_removed), Restart)
 
 
+def edits_overridden(before: str | None, after: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The keys an edit (``before`` to ``after``) changed in the file that an environment
+    variable overrides, each with the variable: the edit changes nothing the engine runs on,
+    and without a word the operator would take the reload for having applied it."""
+    old, new = file_values(before), file_values(after)
+    return {
+        ".".join(loc): variable
+        for loc, variable in overridden_keys(after, environ).items()
+        if old.get(loc) != new.get(loc)
+    }
+
+
 def keep_removed_maps(old: Settings, new: Settings) -> Settings:
     """``new`` with the maps it drops from ``old`` still in it, as they run.
 
@@ -179,6 +194,9 @@ class ReloadResult:
     audit_id: int | None = None
     reasons: dict[str, str] = field(default_factory=dict)
     """Why each of :attr:`restart_required` needs the restart (from the model's declarations)."""
+    overridden: dict[str, str] = field(default_factory=dict)
+    """Keys this edit changed in the file that an environment variable overrides (so the edit
+    has no effect), each with the variable's name."""
 
 
 class Reloadable(Protocol):
@@ -316,6 +334,7 @@ class ConfigReloader:
         except Exception as exc:
             self._apply(new, old)  # roll back every reference we may have swapped
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
+        overridden = edits_overridden(self._text, text, os.environ)
         self._text = text
         self.last_error = []
         self._refused = None
@@ -333,7 +352,7 @@ class ConfigReloader:
             "restart_required": restart,
         }
         audit_id = self._record(source, text, diff)
-        self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons)
+        self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons, overridden)
         log.info(
             "configuration reloaded",
             extra={"ctx": {"source": source, "hot": hot, "restart_required": restart}},
@@ -342,6 +361,12 @@ class ConfigReloader:
             log.warning(
                 "configuration changes need a restart to take effect",
                 extra={"ctx": {"keys": restart, "reasons": reasons}},
+            )
+        if overridden:
+            log.warning(
+                "configuration edit has no effect: the environment overrides these keys; unset"
+                " the variable, or change it there",
+                extra={"ctx": {"keys": overridden}},
             )
         # The checks made at start, made again: an edit can add a secret to a file others can
         # read (or paste a token into the wrong field).

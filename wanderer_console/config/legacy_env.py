@@ -1,7 +1,8 @@
 """Wanderer Notifier's single-map environment variables (PARITY.md §3), mapped onto our model.
 
 An existing notifier ``.env`` keeps working: when ``MAP_URL`` or ``MAP_NAME`` is set, the
-variables configure one map (created, or merged over the file's section of that name). With
+variables configure one map (created, or merged over the file's section of that name; its
+slug is ``MAP_NAME``, else taken from ``MAP_URL`` as the notifier does). With
 ``PLUGIN_NOTIFIER_API_KEY`` set (API / multi-map mode) they configure ``[hosted]`` instead: the
 maps come from the map server's notifier-config endpoint.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["LEGACY_VARIABLES", "legacy_overrides", "legacy_sources"]
 
@@ -139,12 +141,12 @@ def legacy_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[s
                 _put(tree, path, environ[name].strip())
                 used.append(name)
         return tree, used
-    map_name = environ.get("MAP_NAME", "").strip()
+    map_name = _map_name(environ)
     map_fields = {name: path for name, path in {**_MAP, **_LISTS}.items() if environ.get(name)}
     if map_name or "MAP_URL" in map_fields:
         key = _map_key(map_name or "default")
         section: dict[str, Any] = {"slug": map_name} if map_name else {}
-        if map_name:
+        if environ.get("MAP_NAME", "").strip():
             used.append("MAP_NAME")
         for name, path in map_fields.items():
             raw = environ[name]
@@ -172,12 +174,12 @@ def legacy_sources(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
             if environ.get(name, "").strip():
                 sources[path] = name
         return sources
-    map_name = environ.get("MAP_NAME", "").strip()
+    map_name = _map_name(environ)
     if not (map_name or environ.get("MAP_URL")):
         return sources
     key = ("maps", _map_key(map_name or "default"))
     if map_name:
-        sources[(*key, "slug")] = "MAP_NAME"
+        sources[(*key, "slug")] = "MAP_NAME" if environ.get("MAP_NAME", "").strip() else "MAP_URL"
     for name, path in {**_MAP, **_LISTS}.items():
         if environ.get(name):
             sources[(*key, *path)] = name
@@ -221,6 +223,28 @@ def _special(environ: Mapping[str, str], section: dict[str, Any]) -> list[str]:
             _put(section, ("dedup_ttl_seconds", kind), ttl)
         used.append("DEDUPLICATION_TTL_SECONDS")
     return used
+
+
+def _map_name(environ: Mapping[str, str]) -> str:
+    """The map's slug as the notifier finds it: ``MAP_NAME``, else the ``name`` query parameter
+    of ``MAP_URL``, else the last segment of its path (``https://host/my-map``, the map's own
+    address, as older ``.env`` files set it); empty when ``MAP_URL`` is an origin alone.
+
+    Without this, such an ``.env`` asked the map API for a map called ``default``: only the
+    URL's origin reaches the API (``ingest/map_rest.api_origin``), so its path must name the map.
+    """
+    explicit = environ.get("MAP_NAME", "").strip()
+    if explicit:
+        return explicit
+    url = environ.get("MAP_URL", "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL: validation of maps.<key>.url says so, naming MAP_URL
+        return ""
+    named = parse_qs(parts.query).get("name", [""])[0].strip()
+    return named or parts.path.strip("/").rpartition("/")[2].strip()
 
 
 def _map_key(map_name: str) -> str:

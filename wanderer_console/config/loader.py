@@ -35,7 +35,10 @@ __all__ = [
     "LoadedConfig",
     "Problem",
     "default_config_path",
+    "environment_overrides",
+    "file_values",
     "load_settings",
+    "overridden_keys",
     "parse_settings_text",
     "secret_warnings",
 ]
@@ -78,7 +81,8 @@ class LoadedConfig:
     path: Path | None
     legacy_variables: tuple[str, ...]
     warnings: tuple[Problem, ...] = ()
-    """Secret hygiene: a config file others can read, secrets in the wrong field (no values)."""
+    """Secret hygiene (a config file others can read, secrets in the wrong field) and keys of
+    the file an environment variable overrides; never a value."""
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -513,7 +517,76 @@ def load_settings(
         raise ConfigError([Problem(str(chosen), None, "(file)", "file not found")])
     settings, used = parse_settings_text(text, file=str(chosen), environ=env)
     found = chosen if chosen.exists() else None
-    return LoadedConfig(settings, found, used, secret_warnings(settings, text, found))
+    warnings = secret_warnings(settings, text, found)
+    if found is not None:
+        warnings += environment_overrides(text, str(found), env)
+    return LoadedConfig(settings, found, used, warnings)
+
+
+def environment_overrides(text: str, file: str, environ: Mapping[str, str]) -> tuple[Problem, ...]:
+    """A warning per key the file sets that an environment variable replaces, at the file's
+    line and naming the variable (never either value: the key may be a secret).
+
+    The environment wins over the file (``WANDERER_CONSOLE_*``, then the notifier's variables):
+    without this the file shows one value, the engine runs on another, and an edit of that key
+    changes nothing, with no sign of why.
+    """
+    key_lines = _key_lines(text)
+    out: list[Problem] = []
+    for loc, variable in overridden_keys(text, environ).items():
+        out.append(
+            Problem(
+                file,
+                _locate(loc, key_lines),
+                ".".join(loc),
+                f"overridden by the environment variable {variable}: the value here is not"
+                f" used (unset {variable} to use it, or change it there)",
+            )
+        )
+    return tuple(out)
+
+
+def overridden_keys(text: str, environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """The key paths a config text sets that an environment variable overrides, each with the
+    variable's name (``{}`` for a text that is not TOML: validation says what is wrong)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    _overrides, used = legacy_overrides(environ)
+    variables = legacy_sources(environ) if used else {}
+    out: dict[tuple[str, ...], str] = {}
+    for loc in _leaves(data):
+        variable = _console_variable_for(loc, environ) or _variable_for(loc, variables)
+        if variable is not None:
+            out[loc] = variable
+    return out
+
+
+def file_values(text: str | None) -> dict[tuple[str, ...], Any]:
+    """Every value a config text sets, by key path (``{}`` for none, or a text not TOML)."""
+    try:
+        data = tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError:
+        return {}
+    out: dict[tuple[str, ...], Any] = {}
+    for loc in _leaves(data):
+        node: Any = data
+        for part in loc:
+            node = node[part]
+        out[loc] = node
+    return out
+
+
+def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The key paths of a parsed TOML table's values (a list, even of tables, is one value)."""
+    out: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out += _leaves(value, (*prefix, key))
+        else:
+            out.append((*prefix, key))
+    return out
 
 
 def secret_warnings(settings: Settings, text: str, path: Path | None) -> tuple[Problem, ...]:

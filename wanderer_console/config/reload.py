@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,8 @@ from wanderer_console.config.live import applies, entries_changed
 from wanderer_console.config.loader import (
     ConfigError,
     Problem,
+    file_values,
+    overridden_keys,
     parse_settings_text,
     secret_warnings,
 )
@@ -42,7 +44,9 @@ __all__ = [
     "ConfigReloader",
     "Reloadable",
     "ReloadResult",
+    "edits_overridden",
     "emptied",
+    "keep_removed_maps",
     "needs_restart",
     "restart_reasons",
     "watch_points",
@@ -124,6 +128,32 @@ def needs_restart(key: str, old_maps: set[str], new_maps: set[str]) -> bool:
     return isinstance(applies(key, entries_changed=added_or_removed), Restart)
 
 
+def edits_overridden(before: str | None, after: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The keys an edit (``before`` to ``after``) changed in the file that an environment
+    variable overrides, each with the variable: the edit changes nothing the engine runs on,
+    and without a word the operator would take the reload for having applied it."""
+    old, new = file_values(before), file_values(after)
+    return {
+        ".".join(loc): variable
+        for loc, variable in overridden_keys(after, environ).items()
+        if old.get(loc) != new.get(loc)
+    }
+
+
+def keep_removed_maps(old: Settings, new: Settings) -> Settings:
+    """``new`` with the maps it drops from ``old`` still in it, as they run.
+
+    Removing a map needs a restart (its feed was started at start and keeps streaming): the
+    running settings keep it until then, or its events would still arrive and every one of them
+    go unnotified (the rules find no map), while the reload says the change waits for a restart.
+    The same holds for a save cut short that lost a map's table.
+    """
+    gone = {key: map_settings for key, map_settings in old.maps.items() if key not in new.maps}
+    if not gone:
+        return new
+    return new.model_copy(update={"maps": {**new.maps, **gone}})
+
+
 def _holds_settings(text: str) -> bool:
     """Whether a config text sets anything (a text that is not TOML counts: validation says
     what is wrong with it)."""
@@ -164,6 +194,9 @@ class ReloadResult:
     audit_id: int | None = None
     reasons: dict[str, str] = field(default_factory=dict)
     """Why each of :attr:`restart_required` needs the restart (from the model's declarations)."""
+    overridden: dict[str, str] = field(default_factory=dict)
+    """Keys this edit changed in the file that an environment variable overrides (so the edit
+    has no effect), each with the variable's name."""
 
 
 class Reloadable(Protocol):
@@ -297,10 +330,11 @@ class ConfigReloader:
         hot = [c.key for c in changes if c.key not in reasons]
         restart = list(reasons)
         try:
-            self._apply(old, new)
+            self._apply(old, new if self._maps_follow_the_file() else keep_removed_maps(old, new))
         except Exception as exc:
             self._apply(new, old)  # roll back every reference we may have swapped
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])
+        overridden = edits_overridden(self._text, text, os.environ)
         self._text = text
         self.last_error = []
         self._refused = None
@@ -318,7 +352,7 @@ class ConfigReloader:
             "restart_required": restart,
         }
         audit_id = self._record(source, text, diff)
-        self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons)
+        self.last = ReloadResult("applied", hot, restart, [], audit_id, reasons, overridden)
         log.info(
             "configuration reloaded",
             extra={"ctx": {"source": source, "hot": hot, "restart_required": restart}},
@@ -328,11 +362,24 @@ class ConfigReloader:
                 "configuration changes need a restart to take effect",
                 extra={"ctx": {"keys": restart, "reasons": reasons}},
             )
+        if overridden:
+            log.warning(
+                "configuration edit has no effect: the environment overrides these keys; unset"
+                " the variable, or change it there",
+                extra={"ctx": {"keys": overridden}},
+            )
         # The checks made at start, made again: an edit can add a secret to a file others can
         # read (or paste a token into the wrong field).
         for warning in secret_warnings(new, text, self.path):
             log.warning("config secret hygiene", extra={"ctx": {"warning": str(warning)}})
         return self.last
+
+    def _maps_follow_the_file(self) -> bool:
+        """Whether a map removed from the file stops at once: on a shared database the map
+        leases release it at the next heartbeat (its feed stopped, no engine sending for it);
+        an engine alone keeps it until the restart (:func:`keep_removed_maps`)."""
+        cluster = getattr(self._runtime, "cluster", None)
+        return bool(getattr(cluster, "active", False))
 
     def _apply(self, old: Settings, new: Settings) -> None:
         """Swap the running settings (one reference every component reads, so it is atomic);

@@ -2,7 +2,8 @@
 
 An existing notifier ``.env`` keeps working: when ``MAP_URL`` or ``MAP_NAME`` is set, the
 variables configure one map (created, or merged over the file's section of that name; its
-slug is ``MAP_NAME``, else taken from ``MAP_URL`` as the notifier does). With
+slug is ``MAP_NAME``, else taken from ``MAP_URL``'s ``?name=`` or path, where older ``.env``
+files put it; the notifier itself requires ``MAP_NAME``). With
 ``PLUGIN_NOTIFIER_API_KEY`` set (API / multi-map mode) they configure ``[hosted]`` instead: the
 maps come from the map server's notifier-config endpoint.
 """
@@ -226,7 +227,7 @@ def _special(environ: Mapping[str, str], section: dict[str, Any]) -> list[str]:
 
 
 def _map_name(environ: Mapping[str, str]) -> str:
-    """The map's slug as the notifier finds it: ``MAP_NAME``, else the ``name`` query parameter
+    """The map's slug: ``MAP_NAME``, else the ``name`` query parameter
     of ``MAP_URL``, else the last segment of its path (``https://host/my-map``, the map's own
     address, as older ``.env`` files set it); empty when ``MAP_URL`` is an origin alone.
 

@@ -10,10 +10,11 @@ import os
 import signal
 import sys
 import tempfile
+import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
@@ -49,11 +50,13 @@ def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = No
     """
     loop = asyncio.get_running_loop()
     stopping = False
+    # Taken before the console UI changes the terminal, to give it back as it was.
+    terminal = _terminal_modes() if hangup is not None else None
 
     def on_signal(sig: signal.Signals) -> None:
         nonlocal stopping
         if stopping and sig is not signal.SIGHUP:
-            _stop_now(sig)
+            _stop_now(sig, terminal)
         if not stopping:
             log.info(
                 f"{sig.name}: stopping gracefully (a second signal stops at once)",
@@ -66,7 +69,43 @@ def _install_stop_signals(stop: asyncio.Event, hangup: asyncio.Event | None = No
         loop.add_signal_handler(sig, on_signal, sig)
 
 
-def _stop_now(sig: signal.Signals) -> None:
+_UI_UNDO: Final = (
+    "\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?1016l"  # mouse reports off
+    "\x1b[?2004l\x1b[?2048l\x1b[?7h"  # bracketed paste and resize reports off, line wrap on
+    "\x1b[<u\x1b[?1049l\x1b[?25h\x1b[?1004l"  # keyboard protocol, main screen, cursor, focus
+)
+"""What the console UI (Textual) writes to the terminal when it stops."""
+_STDIN, _STDERR = 0, 2
+"""The descriptors the console UI reads keys from (and sets modes on) and draws on."""
+
+
+def _terminal_modes() -> list[Any] | None:
+    """The terminal's modes on stdin, when it is a terminal (else ``None``)."""
+    try:
+        return termios.tcgetattr(_STDIN)
+    except (termios.error, OSError):
+        return None
+
+
+def _give_terminal_back(modes: list[Any]) -> None:
+    """Undo what the console UI did to the terminal (raw mode, alternate screen, mouse and
+    focus reports, hidden cursor), as its own stop does; never raises, never waits.
+
+    Written on a descriptor of its own, non-blocking: a terminal that takes no more output (a
+    frozen session) must not hold up a stop the operator asked to be immediate, and the flag
+    set on the shared one would stay on the shell's terminal."""
+    with contextlib.suppress(OSError):
+        path = f"/proc/self/fd/{_STDERR}"  # Textual draws on stderr
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        try:
+            os.write(fd, _UI_UNDO.encode())
+        finally:
+            os.close(fd)
+    with contextlib.suppress(termios.error, OSError):
+        termios.tcsetattr(_STDIN, termios.TCSANOW, modes)
+
+
+def _stop_now(sig: signal.Signals, terminal: list[Any] | None = None) -> None:
     """End the process now, leaving exactly what a crash leaves, which every start handles.
 
     Nothing more is written: rows claimed for a send still in flight stay claimed, and the next
@@ -75,7 +114,13 @@ def _stop_now(sig: signal.Signals) -> None:
     cursors; the kernel releases the data directory's lock. Waiting here for anything (the
     store, Discord) is what the operator asked not to do. The exit status is the second
     signal's, as a shell reports a process that signal ended: not a clean stop's 0.
+
+    One thing a crash leaves is not left: with the console UI showing, ``terminal`` (its modes
+    from before the UI) is given back, or the operator's shell would stay in raw mode on a
+    blank alternate screen.
     """
+    if terminal is not None:
+        _give_terminal_back(terminal)
     log.warning(
         f"second signal ({sig.name}): stopping now without waiting for Discord; sends still in"
         " flight are checked at the next start, as after a crash",

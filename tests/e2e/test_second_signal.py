@@ -161,3 +161,73 @@ async def test_a_second_signal_stops_at_once_and_the_restart_loses_and_doubles_n
         assert set(posted) == ids  # nothing lost
         assert [k for k, n in posted.items() if n > 1] == []  # nothing posted twice
         assert sim.discord.nonce_replays >= 1  # the unanswered message was checked, not reposted
+
+
+_UI_UP_TWO_SIGNALS = """
+import asyncio, signal
+from textual.app import App
+from wanderer_console.launch import _install_stop_signals
+
+class Console(App[None]):
+    def on_mount(self) -> None:
+        # A supervisor's SIGTERM, and another before the console has given the terminal back.
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+
+async def main() -> None:
+    stop, hangup = asyncio.Event(), asyncio.Event()
+    _install_stop_signals(stop, hangup)  # as run_console does with the console UI showing
+    await Console().run_async()
+
+asyncio.run(main())
+"""
+
+
+def test_a_second_signal_while_the_console_ui_shows_gives_the_terminal_back() -> None:
+    """The console UI puts the terminal in raw mode on the alternate screen, with the mouse
+    reported and the cursor hidden. Two SIGTERMs while it shows ended the process before the UI
+    could undo that: the operator's shell was left echoing nothing, in a blank screen, with
+    mouse escapes typed into it. The stop at once now gives the terminal back first (a real
+    pseudo-terminal and real Textual here)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    before = termios.tcgetattr(slave)
+    env = {**os.environ, "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UI_UP_TWO_SIGNALS],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    output = b""
+    try:
+        while proc.poll() is None or select.select([master], [], [], 0)[0]:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    output += os.read(master, 65536)
+                except OSError:
+                    break
+        after = termios.tcgetattr(slave)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert b"\x1b[?1049h" in output  # the console UI was showing
+    assert after[3] & (termios.ICANON | termios.ECHO) == termios.ICANON | termios.ECHO
+    assert after == before
+    shown = output[output.rindex(b"\x1b[?1049h") :]
+    for undo in (b"\x1b[?1049l", b"\x1b[?25h", b"\x1b[?1000l", b"\x1b[?1003l", b"\x1b[?1006l"):
+        assert undo in shown, undo

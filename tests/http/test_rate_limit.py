@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 
 from tests.http.conftest import FaultServer, Reply
@@ -342,3 +343,41 @@ async def test_a_huge_pause_asked_by_a_header_is_cut_to_the_longest_pause(
     finally:
         await client.aclose()
     assert clock.sleeps == [LONGEST_PAUSE] == [600.0]
+
+
+async def test_requests_queued_through_an_esi_pause_go_at_the_rate_after_it() -> None:
+    """ESI said stop (its error limit) while four requests queued for their turn at 1/s. They
+    took their tokens during the pause, each at its second, then all waited the pause out and
+    went together the moment it ended: four at once, the burst that trips the limit again. A
+    token is now taken only once the host's pause is over, so after it they go one a second."""
+    clock = _HeldClock()
+    limiter = RateLimiter(
+        HttpServiceSettings(rate_per_second=1.0, burst=1), clock=clock, service="esi"
+    )
+    await limiter.acquire("h", "/a")  # the burst is spent
+    through: list[float] = []
+
+    async def request() -> None:
+        await limiter.acquire("h", "/a")
+        through.append(clock.mono)
+
+    queued = [asyncio.create_task(request()) for _ in range(4)]
+    await wait_for(lambda: clock.sleepers, 5, "a request waiting for its slot")
+    limiter.observe(
+        "h",
+        "/a",
+        httpx.Response(
+            420, headers={"x-esi-error-limit-remain": "0", "x-esi-error-limit-reset": "5"}
+        ),
+    )
+
+    def settled() -> bool:
+        """Every request is through, or one sleeps on the clock and none is woken and running."""
+        waiting = [wake for _until, wake in clock.sleepers]
+        return len(through) == 4 or (bool(waiting) and not any(w.done() for w in waiting))
+
+    while len(through) < 4 and clock.mono < 20:
+        await wait_for(settled, 5, f"the requests at {clock.mono:g} s")
+        clock.advance(1.0)
+    await cancel_and_wait(queued)
+    assert through == [5.0, 6.0, 7.0, 8.0]

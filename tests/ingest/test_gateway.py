@@ -309,6 +309,30 @@ async def test_session_starts_left_identify_at_once(
         assert fake.identifies == 1
 
 
+async def test_an_invalid_session_with_no_session_start_left_waits_before_identifying(
+    fake: FakeGateway,
+    discord_rest: tuple[FakeDiscord, DiscordApp],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Discord ended the session (``INVALID_SESSION``, not resumable) when no session start
+    was left: the gateway identified at once on the same socket, never asking whether one was,
+    and Discord resets the bot's token for that. It now asks first and waits, as at a start."""
+    discord, app = discord_rest
+    async with _Run(fake, where=app.gateway_location) as run:
+        monkeypatch.setattr(run.gateway.session, "identify_wait", lambda: 0.01)
+        gateway = run.gateway
+        await wait_for(gateway.ready.is_set, 10, "READY")
+        discord.bot_app.session_start_limit.update(remaining=0, reset_after=3_600_000)
+        assert await fake.invalidate_session(resumable=False) == 1
+        await wait_for(
+            lambda: "session starts are used up" in (gateway.health.last_error or ""),
+            10,
+            "the wait for a session start shown",
+        )
+        assert fake.identifies == 1
+    assert fake.identifies == 1
+
+
 @pytest.mark.parametrize(
     ("limit", "remaining", "reset_after"),
     [

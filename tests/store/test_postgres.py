@@ -251,3 +251,43 @@ def test_after_a_server_restart_the_first_ping_says_the_database_answers(
         assert store.ping()
     finally:
         store.close()
+
+
+def test_retention_keeps_a_failed_row_another_engine_revives_while_it_prunes(
+    url: DatabaseUrl,
+) -> None:
+    """Retention on one engine picks an old ``failed`` row while another engine revives it
+    (its target's credential fixed: ``failed`` becomes ``pending``) in a transaction not yet
+    committed. Once that commits, the row waits for a send: the delete, which waited on the
+    row's lock, must see it pending now and keep it, as a single ``DELETE ... WHERE status``
+    always did."""
+    import threading
+
+    pruner, reviver = PostgresStore(url), PostgresStore(url)
+    admin = _admin(url)
+    try:
+        pruner.enqueue([_note("revived")], now=100.0)
+        (row,) = pruner.due_outbox(now=200.0)
+        pruner.mark_failed(row.id, error="401 Unauthorized")
+        result: list[tuple[int, int]] = []
+        with reviver._pg.transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET status = 'pending', send_id = NULL WHERE id = ?", (row.id,)
+            )
+            reviving = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            thread = threading.Thread(target=lambda: result.append(pruner.prune(before=1_000.0)))
+            thread.start()
+            # The prune has read the row as failed and now waits for the reviver's row lock.
+            while not admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                (reviving,),
+            ).fetchone():
+                thread.join(0.01)
+                assert thread.is_alive(), "the prune did not wait for the reviver's lock"
+        thread.join()
+        assert [notes for _events, notes in result] == [0]
+        assert pruner.outbox_counts() == {"pending": 1}
+    finally:
+        admin.close()
+        pruner.close()
+        reviver.close()

@@ -90,7 +90,13 @@ class RateLimiter:
         if not state.line.locked() and self._take(state, rate):
             return
         async with state.line:
-            while not self._take(state, rate):
+            while True:
+                # A pause of the whole host learned while this request queued (ESI's error
+                # limit, a global 429) is waited out before the token is taken: tokens taken
+                # during it would all be spent the moment it ends, a burst past the rate.
+                await self._wait_host_pause(state)
+                if self._take(state, rate):
+                    break
                 await self._clock.sleep(self._due(state, rate) - self._clock.monotonic())
         # A pause may have been learned while this request waited for its slot.
         await self._wait_pauses(state, route)
@@ -106,6 +112,10 @@ class RateLimiter:
             return False
         state.tat = max(state.tat, now) + 1.0 / rate
         return True
+
+    async def _wait_host_pause(self, state: _Host) -> None:
+        while (wait := state.paused_until - self._clock.monotonic()) > 0:
+            await self._clock.sleep(wait)
 
     async def _wait_pauses(self, state: _Host, route: str) -> None:
         while True:

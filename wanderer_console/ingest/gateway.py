@@ -378,13 +378,13 @@ class DiscordGateway:
                 self.resumes += 1
                 self.gauges.sessions.labels(how="resume").inc()
             else:
+                # Identified afresh on a new socket, not this one: the way there asks Discord
+                # whether a session start is left and waits when none is (an identify without
+                # one gets the bot's token reset).
                 log.info("discord gateway session invalid: identifying afresh")
                 self.health.set_state(ConnectionState.RECONNECTING, "session invalidated")
                 await asyncio.sleep(self.session.identify_wait())
-                self.voice.clear()
-                self.identifies += 1
-                self.gauges.sessions.labels(how="identify").inc()
-                await ws.send(self.session.identify())
+                await self._close_to_resume(ws, "session invalidated")
 
     def _dispatch(self, event: Dispatch) -> None:
         self.gauges.dispatches.labels(event=event.name).inc()

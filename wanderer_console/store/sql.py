@@ -187,17 +187,22 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
         notifications go (:data:`_FINISHED`): pending, in-flight and uncertain ones still wait
         for a send or an operator's decision, however old.
         """
+        # The condition is asked again outside the sub-select: on PostgreSQL a row another
+        # engine changes meanwhile (a failed row revived to pending) is re-read once its lock is
+        # free, and only this outer condition is checked on the new version; the sub-select's
+        # answer is the old one.
         with self._writes.transaction("prune events") as conn:
             events = conn.execute(
                 "DELETE FROM events WHERE id IN"
-                " (SELECT id FROM events WHERE received_at < ? LIMIT ?)",
-                (before, limit),
+                " (SELECT id FROM events WHERE received_at < ? LIMIT ?) AND received_at < ?",
+                (before, limit, before),
             ).rowcount
         with self._writes.transaction("prune notifications") as conn:
             notes = conn.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                f" WHERE status IN {_FINISHED} AND created_at < ? LIMIT ?)",
-                (before, limit),
+                f" WHERE status IN {_FINISHED} AND created_at < ? LIMIT ?)"
+                f" AND status IN {_FINISHED} AND created_at < ?",
+                (before, limit, before),
             ).rowcount
         return events, notes
 

@@ -184,7 +184,9 @@ class MapSseSource:
                         if backfilled >= BACKFILL_LIMIT:
                             return self._backfill_cut(event.id)
         except TransportError as exc:
-            self._mark_alive(connected)
+            # A read timeout is noticed ``idle_timeout`` after the last byte: it was last
+            # alive then, and events may have been lost to it from then on.
+            self._mark_alive(connected, self._idle_timeout if exc.kind == "timeout" else 0.0)
             self.health.set_state(ConnectionState.RECONNECTING, f"stream lost: {exc}")
             log.warning(
                 "map stream lost", extra={"ctx": {"tenant": self.tenant, "error": str(exc)}}
@@ -219,10 +221,12 @@ class MapSseSource:
             self._backoff.reset()
         return self._backoff.next_delay()
 
-    def _mark_alive(self, connected: bool) -> None:
-        # The stream was open until it failed (at worst ``idle_timeout`` ago).
+    def _mark_alive(self, connected: bool, silent_for: float = 0.0) -> None:
+        """The stream was heard until it ended, ``silent_for`` seconds ago (the outage that
+        :meth:`_resync_if_stale` measures starts there, never before the last event)."""
         if connected:
-            self._alive_at = self._clock()
+            heard = self._clock() - silent_for
+            self._alive_at = heard if self._alive_at is None else max(self._alive_at, heard)
 
     async def _resync_if_stale(self) -> None:
         """After an outage longer than the server's event buffer, backfill has gaps: reload."""

@@ -195,7 +195,7 @@ class MapSseSource:
         if not connected:
             # 200 then an immediate close is how the server says "over the connection limit".
             self.health.set_state(ConnectionState.DEGRADED, "closed before 'connected' frame")
-            return max(self._over_limit_delay, self._backoff.next_delay())
+            return self._backoff.next_delay_at_least(self._over_limit_delay)
         self._mark_alive(connected)
         self.health.set_state(ConnectionState.RECONNECTING, "stream closed by server")
         return self._next_delay(connected, connected_at)

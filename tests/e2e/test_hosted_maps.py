@@ -347,3 +347,34 @@ async def test_an_answer_with_no_usable_map_keeps_the_running_maps(
         assert sorted(runtime.settings.maps) == ["b"]
     finally:
         await runtime.stop()
+
+
+async def test_a_running_map_whose_entry_turns_unusable_keeps_running(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """One entry of a running map comes back malformed (no ``map_id``, as mid-deploy) while
+    the others are fine: that map is not read as removed. It keeps running on what it had,
+    its stream untouched, and the refresh names the problem; a map no longer listed at all
+    is still stopped."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        await wait_for(lambda: set("abc") <= set(runtime.index.tenants()), 20, "loaded")
+        await wait_for(lambda: h.host.maps["b"].open_streams == 1, 20, "b streaming")
+        h.host.notifier_config["b"]["map_id"] = None
+        del h.host.notifier_config["c"]
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        assert sorted(runtime.settings.maps) == ["a", "b"]
+        assert "b" in runtime.index.tenants()
+        last = runtime.snapshot()["hosted"]["last"]
+        assert any(p.startswith("entry 1 (b): missing map_id") for p in last["problems"])
+        assert last["maps"] == ["a", "b"]
+        assert h.host.maps["b"].open_streams == 1
+        assert len(h.host.maps["b"].connect_log) == 1
+    finally:
+        await runtime.stop()

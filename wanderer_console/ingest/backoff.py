@@ -22,6 +22,15 @@ class Backoff:
         self.attempt += 1
         return bound / 2 + self._rng.uniform(0, bound / 2)
 
+    def next_delay_at_least(self, floor: float) -> float:
+        """The next wait, never under ``floor``: when the backoff's own is shorter, one drawn
+        from ``floor`` to 1.5 × ``floor``, so the many streams turned away together (a server's
+        connection limit) do not all come back in the same instant."""
+        delay = self.next_delay()
+        if delay >= floor:
+            return delay
+        return floor + self._rng.uniform(0, floor / 2)
+
     def reset(self) -> None:
         """Start again from ``base`` (after a healthy connection)."""
         self.attempt = 0

@@ -8,7 +8,8 @@ runtime, which starts, changes and stops maps by difference without touching the
 refresh that fails (the server down, a refused key, an answer that is not a list, or one with
 no usable map while hosted maps run) changes nothing: running maps keep running on what they
 had, and the failure is logged, counted (``wc_hosted_refresh_total{outcome}``) and shown in the
-snapshot.
+snapshot. Likewise a running map whose entry alone comes back unusable (its slug still listed)
+keeps running on the settings it had: only a map no longer listed is stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from wanderer_console.config.hosted import HostedMapsDiff, parse_notifier_config
+from wanderer_console.config.hosted import HostedMapsDiff, hosted_key, parse_notifier_config
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import MapSettings
 from wanderer_console.http.client import HttpClient, TransportError
@@ -92,6 +93,8 @@ class HostedMaps:
         self.last: HostedRefresh | None = None
         self.maps: list[str] = []
         """The hosted maps now running (keys)."""
+        self._applied: dict[str, MapSettings] = {}
+        """The settings of the hosted maps last applied, kept for an entry that turns bad."""
         self.refreshes = 0
         """Refreshes done (any outcome)."""
         self._counter = Counter(
@@ -153,9 +156,15 @@ class HostedMaps:
         if not response.ok:
             return self._failed(source, at, f"{self.url} answered {response.status}")
         try:
-            maps, problems = parse_notifier_config(response.json(), hosted)
+            body = response.json()
+            maps, problems = parse_notifier_config(body, hosted)
         except ValueError as exc:
             return self._failed(source, at, f"{self.url}: {exc}")
+        # A running map listed with an unusable entry is still wanted (a server mid-deploy, a
+        # field gone null): stopping it would drop its stream until the entry is fixed.
+        kept = sorted((_listed(body) & set(self._applied)) - set(maps))
+        for key in kept:
+            problems.append(f"{key}: its entry is unusable; kept running on its previous settings")
         if len(problems) > PROBLEMS_SHOWN:
             # A server bug can list thousands of bad entries: a line each, at every refresh
             # and in every snapshot, would flood the log and the consoles.
@@ -173,7 +182,9 @@ class HostedMaps:
                 f"{self.url} {why}: the running hosted maps are kept (to stop them all, restart"
                 " the engine)",
             )
+        maps.update({key: self._applied[key] for key in kept})
         diff = await self._apply(maps)
+        self._applied = dict(maps)
         self.maps = sorted(maps)
         if not diff.empty:
             log.info("hosted maps changed", extra={"ctx": {"source": source, **diff.as_json()}})
@@ -195,3 +206,16 @@ class HostedMaps:
             "maps": list(self.maps),
             "last": None if self.last is None else self.last.as_json(),
         }
+
+
+def _listed(body: Any) -> set[str]:
+    """The map keys of every entry of a notifier-config answer that names a slug, usable or not
+    (the answer's shapes as :func:`parse_notifier_config` reads them)."""
+    entries = body.get("data", body.get("maps")) if isinstance(body, dict) else body
+    if not isinstance(entries, list):
+        return set()
+    return {
+        hosted_key(entry["slug"])
+        for entry in entries
+        if isinstance(entry, dict) and isinstance(entry.get("slug"), str) and entry["slug"]
+    }

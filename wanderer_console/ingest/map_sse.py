@@ -29,12 +29,15 @@ from wanderer_console.store.base import Store
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["SHARED_RNG", "MapSseSource", "cursor_stream", "event_filter"]
+__all__ = ["BACKFILL_LIMIT", "SHARED_RNG", "MapSseSource", "cursor_stream", "event_filter"]
 
 log = logging.getLogger(__name__)
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _AUTH_FAILURES = {401, 402, 403, 404}
+BACKFILL_LIMIT = 1000
+"""The most events the server backfills on one connect (PROTOCOLS.md §1.6); it then goes live
+without saying more were buffered, so a backfill this long is followed by a resume at once."""
 RETRY_AFTER_CAP = 600.0
 """The longest ``Retry-After`` honoured (seconds): a server asking for more is asked again
 after this, so a wrong or hostile header cannot park a map's stream for hours."""
@@ -102,6 +105,9 @@ class MapSseSource:
         self._clock = clock
         self._alive_at: float | None = None
         self._resync_pending = False
+        self._resume_from: str | None = None
+        """The last event of a backfill cut at :data:`BACKFILL_LIMIT`, handed to the pipeline:
+        the next connect resumes from it when the stored cursor has not got that far yet."""
         self.resyncs = 0
         """Full REST reloads done after an outage longer than the server's buffer."""
 
@@ -119,7 +125,11 @@ class MapSseSource:
         url = f"{origin}/api/maps/{self._settings.slug}/events/stream"
         params: dict[str, str] = {}
         cursor = self._store.get_cursor(cursor_stream(self.tenant))
-        if cursor and _ULID.match(cursor):
+        if not (cursor and _ULID.match(cursor)):
+            cursor = None
+        if self._resume_from is not None and (cursor is None or self._resume_from > cursor):
+            cursor = self._resume_from
+        if cursor is not None:
             params["last_event_id"] = cursor
         wanted = event_filter(self._settings)
         if wanted is not None:
@@ -132,6 +142,8 @@ class MapSseSource:
         )
         connected = False
         connected_at = 0.0
+        connected_id = ""
+        backfilled = 0
         try:
             async with open_sse(
                 self._http,
@@ -153,6 +165,7 @@ class MapSseSource:
                 async for event in events:
                     if event.event == "connected":
                         connected, connected_at = True, self._clock()
+                        connected_id = event.id if _ULID.match(event.id) else ""
                         self.health.set_state(ConnectionState.CONNECTED)
                         log.info(
                             "map stream connected",
@@ -165,8 +178,15 @@ class MapSseSource:
                         continue
                     self._alive_at = self._clock()
                     await self._handle(event.data)
+                    # The connect's own id is newer than every event it backfills.
+                    if connected_id and _ULID.match(event.id) and event.id < connected_id:
+                        backfilled += 1
+                        if backfilled >= BACKFILL_LIMIT:
+                            return self._backfill_cut(event.id)
         except TransportError as exc:
-            self._mark_alive(connected)
+            # A read timeout is noticed ``idle_timeout`` after the last byte: it was last
+            # alive then, and events may have been lost to it from then on.
+            self._mark_alive(connected, self._idle_timeout if exc.kind == "timeout" else 0.0)
             self.health.set_state(ConnectionState.RECONNECTING, f"stream lost: {exc}")
             log.warning(
                 "map stream lost", extra={"ctx": {"tenant": self.tenant, "error": str(exc)}}
@@ -175,10 +195,25 @@ class MapSseSource:
         if not connected:
             # 200 then an immediate close is how the server says "over the connection limit".
             self.health.set_state(ConnectionState.DEGRADED, "closed before 'connected' frame")
-            return max(self._over_limit_delay, self._backoff.next_delay())
+            return self._backoff.next_delay_at_least(self._over_limit_delay)
         self._mark_alive(connected)
         self.health.set_state(ConnectionState.RECONNECTING, "stream closed by server")
         return self._next_delay(connected, connected_at)
+
+    def _backfill_cut(self, last_id: str) -> float:
+        """The backfill reached the server's limit: more events may wait after ``last_id``,
+        and the live events coming next would move the cursor past them. Reconnect at once
+        from ``last_id`` (handed to the pipeline) for the rest."""
+        self._resume_from = last_id
+        self.health.set_state(
+            ConnectionState.RECONNECTING,
+            f"backfill reached the server's {BACKFILL_LIMIT}-event limit; resuming after it",
+        )
+        log.info(
+            "map stream backfill reached the server's limit; resuming from its last event",
+            extra={"ctx": {"tenant": self.tenant, "resume_from": last_id}},
+        )
+        return 0.0
 
     def _next_delay(self, connected: bool, connected_at: float) -> float:
         """The wait after a stream ended: from the start again when it had been up a while."""
@@ -186,10 +221,12 @@ class MapSseSource:
             self._backoff.reset()
         return self._backoff.next_delay()
 
-    def _mark_alive(self, connected: bool) -> None:
-        # The stream was open until it failed (at worst ``idle_timeout`` ago).
+    def _mark_alive(self, connected: bool, silent_for: float = 0.0) -> None:
+        """The stream was heard until it ended, ``silent_for`` seconds ago (the outage that
+        :meth:`_resync_if_stale` measures starts there, never before the last event)."""
         if connected:
-            self._alive_at = self._clock()
+            heard = self._clock() - silent_for
+            self._alive_at = heard if self._alive_at is None else max(self._alive_at, heard)
 
     async def _resync_if_stale(self) -> None:
         """After an outage longer than the server's event buffer, backfill has gaps: reload."""

@@ -58,6 +58,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wanderer_console.config.model import Settings
 from wanderer_console.console_api import (
+    MAX_STORED_INT,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     BackendError,
@@ -512,7 +513,14 @@ def build_control_app(
         return reply(await backend.events(query))
 
     async def event(request: Request, data: dict[str, Any]) -> Response:
-        detail = await backend.event_detail(int(request.path_params["event"]))
+        row_id: int = request.path_params["event"]
+        if row_id > MAX_STORED_INT:  # the store cannot even look it up (an overflow, a 500)
+            raise _BadRequest(
+                400,
+                f"event id {row_id} is out of range: event ids run up to {MAX_STORED_INT};"
+                " take one from /v1/events",
+            )
+        detail = await backend.event_detail(row_id)
         if detail is None:
             return Response("null", media_type="application/json")
         return reply(detail)

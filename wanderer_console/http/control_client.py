@@ -59,6 +59,21 @@ _DETAIL = TypeAdapter(EventDetail | None)
 _ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
 
 
+_FOREIGN_TEXT = 200
+"""How much of a refusal not from the engine (a proxy's page) is shown."""
+
+
+def _error_field(response: httpx.Response) -> str | None:
+    """The engine's ``error`` in a refusal; ``None`` when the answer has none (not JSON, not an
+    object, no such field, or an empty one)."""
+    try:
+        data = response.json()
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) and error else None
+
+
 def _owner(path: Path) -> str:
     """The user owning the socket, else its directory (a 0700 data directory hides the socket
     from others, not itself); ``ENGINE_USER`` when neither can be looked at."""
@@ -86,6 +101,7 @@ class RemoteBackend:
         headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         if token:
             headers["authorization"] = f"Bearer {token}"
+        self._token = token
         transport = None
         self._address: UnixAddress | None = None
         if socket_path is not None:
@@ -146,13 +162,34 @@ class RemoteBackend:
         return response
 
     def _refusal(self, response: httpx.Response) -> str:
-        try:
-            message = str(response.json().get("error"))
-        except ValueError:
-            message = response.text[:200] or response.reason_phrase
+        """What a refusal says: the engine's own ``error``, else whose answer it seems to be.
+
+        The engine always says why in ``{"error": "..."}``. Anything else (JSON without it, a
+        list, an HTML page, nothing) came from something between (a proxy) or from another
+        service at the address: showing its missing ``error`` read "None" and told nothing.
+        """
+        message = _error_field(response)
+        if message is None:
+            return self._foreign(response)
         if response.status_code == 401:
             return f"the engine at {self.where} refused the token (401): {message}"
         return f"the engine at {self.where} answered {response.status_code}: {message}"
+
+    def _foreign(self, response: httpx.Response) -> str:
+        """A refusal without the engine's ``error``: the status, the start of the body (the
+        token masked, should it be echoed), and what to check."""
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        body = " ".join(response.text[:_FOREIGN_TEXT].split())
+        if self._token:
+            body = body.replace(self._token, "«redacted»")
+        said = f" ({body})" if body else ""
+        check = (
+            f"check that {self.where} is the engine's control socket"
+            if self.socket_path is not None
+            else f"check that {self.where} is the engine's [control] listen address and what"
+            " stands between (a proxy passing requests on unchanged?)"
+        )
+        return f"{self.where} answered {status}{said}, which is not the engine's answer: {check}"
 
     def explain(self, exc: BaseException) -> str:
         """What a transport failure means for the operator."""

@@ -559,3 +559,21 @@ async def test_a_token_made_after_the_start_is_said_to_need_a_restart(
     assert "one that started before any token existed serves no TCP until it restarts" in (
         " ".join(made.err.split())
     )
+
+
+async def test_a_body_nested_too_deeply_is_refused_not_a_500(engine: Runtime) -> None:
+    """JSON nested deeper than the parser recurses (well under the size limit) raised
+    RecursionError, a bare 500: it is bad input, refused 400 saying so, and counted."""
+    nested = "[" * 100_000 + "]" * 100_000
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.post(
+            "/v1/pause", content='{"paused": true, "actor": ' + nested + "}"
+        )
+        assert response.status_code == 400, response.text
+        assert "nested too deeply" in response.json()["error"]
+        assert (await client.get("/v1/snapshot")).status_code == 200
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0

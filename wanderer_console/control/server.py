@@ -383,6 +383,10 @@ def build_control_app(
             data = json.loads(raw or b"{}")
         except ValueError as exc:
             raise _BadRequest(400, f"request body is not JSON: {exc}") from None
+        except RecursionError:  # a small body can still out-nest the parser
+            raise _BadRequest(
+                400, "request body is nested too deeply: send a flat JSON object"
+            ) from None
         if not isinstance(data, dict):
             raise _BadRequest(400, "request body must be a JSON object")
         return data

@@ -577,3 +577,27 @@ async def test_a_body_nested_too_deeply_is_refused_not_a_500(engine: Runtime) ->
         "wc_control_refused_total", {"reason": "bad_request"}
     )
     assert refused == 1.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/theme", '{"name": "\\ud800"}'),
+        ("/v1/retry", '{"key": "webhook:\\ud800"}'),
+    ],
+)
+async def test_a_lone_surrogate_in_a_body_is_refused_not_a_500(
+    engine: Runtime, path: str, body: str
+) -> None:
+    """JSON may escape half of a UTF-16 pair (``\\ud800``): such a string cannot be written to
+    the config file or the store, and answered a bare 500. It is refused 400 and counted."""
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.post(path, content=body)
+        assert response.status_code == 400, response.text
+        assert "lone surrogate" in response.json()["error"]
+        assert (await client.get("/v1/snapshot")).status_code == 200
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0

@@ -389,6 +389,12 @@ def build_control_app(
             ) from None
         if not isinstance(data, dict):
             raise _BadRequest(400, "request body must be a JSON object")
+        if _has_lone_surrogate(data):
+            raise _BadRequest(
+                400,
+                "request body has a lone surrogate (an escape such as \\ud800 without its"
+                " pair): send the text as valid Unicode",
+            )
         return data
 
     def actor(request: Request, data: dict[str, Any]) -> str:
@@ -613,6 +619,26 @@ class _BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """Whether a string in ``data`` holds half a UTF-16 pair (JSON's ``\\ud800``): valid JSON,
+    but no UTF-8 file, store or answer can take it, so every use of it failed (a 500).
+    Walked with a stack, not recursion: the parser accepted the nesting, this must too."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _field(data: dict[str, Any], name: str, kind: type[Any]) -> Any:

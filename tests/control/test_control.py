@@ -601,3 +601,48 @@ async def test_a_lone_surrogate_in_a_body_is_refused_not_a_500(
         "wc_control_refused_total", {"reason": "bad_request"}
     )
     assert refused == 1.0
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe\x00 not text", "é".encode() * 64], ids=["not-utf8", "not-ascii"]
+)
+async def test_a_damaged_token_file_is_named_not_a_failed_start_or_a_500(
+    sim: Simulator, tmp_path: Path, content: bytes
+) -> None:
+    """A token file that holds no hash (damaged, edited by hand) stopped the whole engine at start
+    (not UTF-8) or answered every TCP request 500 (not ASCII). The engine starts, serves its
+    socket, and says the file is damaged and how to make a new token."""
+    (tmp_path / TOKEN_FILE).write_bytes(content)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is None
+        (problem,) = runtime.control.errors
+        assert "holds no token hash" in problem
+        assert "wanderer-console control token" in problem
+        assert (tmp_path / SOCKET_NAME).exists()  # the local socket is served regardless
+    finally:
+        await runtime.stop()
+
+
+async def test_a_token_file_damaged_while_serving_refuses_with_401_not_a_500(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    token = new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is not None
+        (tmp_path / TOKEN_FILE).write_bytes("é".encode() * 64)
+        async with httpx.AsyncClient(base_url=runtime.control.tcp_url) as client:
+            response = await client.get(
+                "/v1/snapshot", headers={"authorization": f"Bearer {token}"}
+            )
+        assert response.status_code == 401, response.text
+        assert "wanderer-console control token" in response.json()["error"]
+    finally:
+        await runtime.stop()

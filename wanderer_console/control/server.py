@@ -722,6 +722,13 @@ class ControlEndpoint:
             await self._start_tcp(control.listen)
 
     async def _start_tcp(self, listen: str) -> None:
+        if self.token.damaged():
+            self._failed(
+                f"control listen {listen} not served: {self.token.path} holds no token hash"
+                " (damaged?); make a new token with `wanderer-console control token"
+                f" --data-dir {self.token.path.parent}`, then restart the engine"
+            )
+            return
         if not self.token.configured():
             self._failed(
                 f"control listen {listen} not served: no token yet; run"

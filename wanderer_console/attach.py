@@ -74,19 +74,30 @@ class AttachError(Exception):
 
 
 def _read_token(path: Path) -> str:
+    """The token in ``path``: one word of printable ASCII, as `control token` prints it.
+
+    Anything else is refused here, its content never shown: a file that is not text raised a
+    traceback, and one with a second line reached the HTTP layer, whose error quoted the whole
+    header, token and all, on the operator's screen."""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
     except OSError as exc:
         raise AttachError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    token = raw.strip()
     if not token:
         raise AttachError(f"the token file {path} is empty")
+    if not all(0x21 <= byte <= 0x7E for byte in token):
+        raise AttachError(
+            f"the token file {path} does not hold a token (one line of printable ASCII, no"
+            " spaces): save the line `wanderer-console control token` printed, alone"
+        )
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         print(
             f"wanderer-console attach: warning: {path} is readable by other users;"
             f" `chmod 600 {path}`",
             file=sys.stderr,
         )
-    return token
+    return token.decode("ascii")
 
 
 def backend_for(args: argparse.Namespace) -> RemoteBackend:

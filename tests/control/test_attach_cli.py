@@ -150,6 +150,36 @@ async def test_a_token_file_holding_no_token_says_so_without_showing_it(
     assert "secretpart" not in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",  # an unclosed IPv6 bracket: httpx raised InvalidURL, a traceback
+        "http://127.0.0.1:99999",  # past the last port: an ExceptionGroup traceback
+        "http://operator:secretpw@127.0.0.1:8788",  # echoed, password and all
+        "localhost:8788",  # read as the scheme "localhost"
+        "ftp://127.0.0.1:8788",
+    ],
+)
+async def test_a_url_that_is_no_engine_address_says_what_to_give(tmp_path: Path, url: str) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("wcc_x\n")
+    token_file.chmod(0o600)
+
+    async def attach() -> None:
+        backend = backend_for(_args(url=url, token_file=token_file))
+        try:
+            await connect_backend(backend)
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(AttachError) as refused:
+        await attach()
+    message = str(refused.value)
+    assert "is not an engine address" in message
+    assert "http://HOST:PORT" in message
+    assert "secretpw" not in message
+
+
 def test_control_token_is_shown_once_and_stored_hashed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from wanderer_console.console_api import BackendError
-from wanderer_console.http.control_client import RemoteBackend
+from wanderer_console.http.control_client import MAX_ANSWER_BYTES, RemoteBackend
 from wanderer_console.server.serve import EmbeddedServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -78,3 +78,64 @@ async def test_a_refusal_not_from_the_engine_says_the_status_and_what_to_check(
         assert "not the engine's" in message, message
         assert server.url in message
         assert "wcc_secret_token_value" not in message
+
+
+@pytest.fixture
+async def endless() -> AsyncIterator[EmbeddedServer]:
+    """Something at the address that never stops answering: a body with no end, and an event
+    stream whose first line never ends."""
+
+    async def forever(request: Request, prefix: bytes) -> AsyncIterator[bytes]:
+        yield prefix
+        chunk = b"x" * 65536
+        # Until the client hangs up: after that uvicorn's send returns at once, and the loop
+        # would never let the event loop (the client's too, in this process) run again.
+        while not await request.is_disconnected():
+            yield chunk
+
+    async def hello(request: Request) -> Response:
+        body = forever(request, b'{"version": "')
+        return StreamingResponse(body, media_type="application/json")
+
+    async def refused(request: Request) -> Response:
+        body = forever(request, b"<html>")
+        return StreamingResponse(body, status_code=403, media_type="text/html")
+
+    async def frames(request: Request) -> Response:
+        body = forever(request, b"event: frame\ndata: ")
+        return StreamingResponse(body, media_type="text/event-stream")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/hello", hello),
+            Route("/v1/snapshot", refused),
+            Route("/v1/frames", frames),
+        ]
+    )
+    server = EmbeddedServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_an_answer_without_end_is_cut_off_not_read_for_ever(endless: EmbeddedServer) -> None:
+    """The client read every answer whole, and each frame line until its end: an answer without
+    one (a proxy's stream, the wrong service) grew the console's memory until it died. Past the
+    largest answer the engine gives, the console stops reading and says so."""
+    backend = RemoteBackend(url=endless.url, token="wcc_x")
+    try:
+        with pytest.raises(BackendError) as hello:
+            await backend.connect()
+        with pytest.raises(BackendError) as refused:
+            await backend.snapshot()
+        frames = backend.frames(0.1)
+        lost = await anext(frames)
+        await frames.aclose()
+    finally:
+        await backend.aclose()
+    assert lost.link is not None
+    for message in (str(hello.value), str(refused.value), lost.link.detail):
+        assert f"more than {MAX_ANSWER_BYTES // 2**20} MiB" in message, message
+        assert endless.url in message

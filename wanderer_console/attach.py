@@ -21,6 +21,7 @@ import signal
 import stat
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
 from wanderer_console.config.paths import command_data_dir, unknown_location
@@ -74,19 +75,63 @@ class AttachError(Exception):
 
 
 def _read_token(path: Path) -> str:
+    """The token in ``path``: one word of printable ASCII, as `control token` prints it.
+
+    Anything else is refused here, its content never shown: a file that is not text raised a
+    traceback, and one with a second line reached the HTTP layer, whose error quoted the whole
+    header, token and all, on the operator's screen."""
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
     except OSError as exc:
         raise AttachError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    token = raw.strip()
     if not token:
         raise AttachError(f"the token file {path} is empty")
+    if not all(0x21 <= byte <= 0x7E for byte in token):
+        raise AttachError(
+            f"the token file {path} does not hold a token (one line of printable ASCII, no"
+            " spaces): save the line `wanderer-console control token` printed, alone"
+        )
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         print(
             f"wanderer-console attach: warning: {path} is readable by other users;"
             f" `chmod 600 {path}`",
             file=sys.stderr,
         )
-    return token
+    return token.decode("ascii")
+
+
+def _engine_url(url: str) -> str:
+    """``url`` when it can name an engine's TCP endpoint; else :class:`AttachError` saying
+    what to give.
+
+    Checked before any connection: an unclosed IPv6 bracket or a port past 65535 surfaced as a
+    traceback from the HTTP layer, and credentials in the URL were echoed in every message (the
+    token file is the credential; a URL holding one is never repeated)."""
+    shown = "the URL given" if "@" in url else url
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        problem = str(exc)
+    else:
+        if not parts.scheme:
+            problem = "no http:// in front"
+        elif parts.scheme not in ("http", "https"):
+            problem = f"the scheme must be http or https, not {parts.scheme!r}"
+        elif not parts.hostname:
+            problem = "no host"
+        elif parts.username is not None or parts.password is not None:
+            problem = "it holds credentials; the token file is what authenticates"
+        elif port == 0:
+            problem = "port 0"
+    if problem is not None:
+        raise AttachError(
+            f"--url {shown} is not an engine address ({problem}): give http://HOST:PORT, the"
+            " engine's [control] listen, e.g. http://127.0.0.1:8788"
+        )
+    return url
 
 
 def backend_for(args: argparse.Namespace) -> RemoteBackend:
@@ -94,7 +139,7 @@ def backend_for(args: argparse.Namespace) -> RemoteBackend:
     if args.url:
         if args.token_file is None:
             raise AttachError("--url needs --token-file (the engine's TCP endpoint wants a token)")
-        return RemoteBackend(url=args.url, token=_read_token(args.token_file))
+        return RemoteBackend(url=_engine_url(args.url), token=_read_token(args.token_file))
     if args.token_file is not None:
         raise AttachError("--token-file goes with --url (the local socket needs no token)")
     if args.socket is not None:

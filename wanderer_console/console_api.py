@@ -17,13 +17,14 @@ No Textual, no httpx, no engine imports: this is the contract both sides build o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ALERT_FIELDS",
     "FLAG_NAMES",
+    "MAX_STORED_INT",
     "AlertRecordView",
     "AlertRuleView",
     "AlertView",
@@ -536,6 +537,10 @@ class Frame(_View):
 
 # -- the events browser ---------------------------------------------------------------------------
 
+MAX_STORED_INT: Final = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL take (signed 64-bit): an event id or page offset
+past it can name nothing, and binding it raises, so it is refused as bad input first."""
+
 EventOutcome = Literal["notified", "pending", "failed", "filtered"]
 EVENT_OUTCOMES: tuple[EventOutcome, ...] = ("notified", "pending", "failed", "filtered")
 """What became of an event: delivered somewhere; waiting (nothing delivered yet); failed
@@ -554,7 +559,8 @@ class EventQuery(_View):
     target: str | None = None
     """Events with a notification to this target key (``webhook:…``)."""
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_STORED_INT)
+    """Bounded by what the store can bind: a larger number is refused, not an overflow."""
 
 
 class NotificationView(_View):

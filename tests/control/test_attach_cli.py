@@ -11,11 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from wanderer_console.attach import AttachError, backend_for, connect_backend
 from wanderer_console.cli import main
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.control.token import TOKEN_FILE
+from wanderer_console.server.serve import EmbeddedServer
 from wanderer_console.store.lock import DataDirLock
 
 
@@ -97,6 +102,82 @@ def test_url_needs_a_token_file_and_the_socket_needs_none(tmp_path: Path) -> Non
         backend_for(_args(socket=tmp_path / "s", token_file=tmp_path / "t"))
     with pytest.raises(AttachError, match="cannot read the token file"):
         backend_for(_args(url="http://127.0.0.1:8788", token_file=tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfewcc_secretpart\x00",  # not text: a key file passed by mistake
+        "wcc_secretpart\u00e9".encode(),  # not ASCII: no HTTP header can carry it
+        b"wcc_secretpart\nsecond line\n",  # two lines: h11 quoted the header, token and all
+        b"wcc_secretpart with space",
+    ],
+    ids=["binary", "non-ascii", "two-lines", "space"],
+)
+async def test_a_token_file_holding_no_token_says_so_without_showing_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Such a file raised a traceback, or reached the engine's address and came back as
+    "Illegal header value b'Bearer wcc_…'": the secret on the operator's screen. Now the file
+    is named, with what it must hold, and none of its content is shown."""
+
+    async def anything(request: Request) -> Response:
+        return JSONResponse({"error": "the token is not this engine's current one"}, 401)
+
+    server = EmbeddedServer(
+        Starlette(routes=[Route("/{path:path}", anything)]), host="127.0.0.1", port=0
+    )
+    await server.start()
+    token_file = tmp_path / "token"
+    token_file.write_bytes(content)
+    token_file.chmod(0o600)
+
+    async def attach() -> None:
+        backend = backend_for(_args(url=server.url, token_file=token_file))
+        try:
+            await connect_backend(backend)
+        finally:
+            await backend.aclose()
+
+    try:
+        with pytest.raises(AttachError) as refused:
+            await attach()
+    finally:
+        await server.stop()
+    message = str(refused.value)
+    assert message.startswith(f"the token file {token_file} does not hold a token")
+    assert "wanderer-console control token" in message
+    assert "secretpart" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",  # an unclosed IPv6 bracket: httpx raised InvalidURL, a traceback
+        "http://127.0.0.1:99999",  # past the last port: an ExceptionGroup traceback
+        "http://operator:secretpw@127.0.0.1:8788",  # echoed, password and all
+        "localhost:8788",  # read as the scheme "localhost"
+        "ftp://127.0.0.1:8788",
+    ],
+)
+async def test_a_url_that_is_no_engine_address_says_what_to_give(tmp_path: Path, url: str) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("wcc_x\n")
+    token_file.chmod(0o600)
+
+    async def attach() -> None:
+        backend = backend_for(_args(url=url, token_file=token_file))
+        try:
+            await connect_backend(backend)
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(AttachError) as refused:
+        await attach()
+    message = str(refused.value)
+    assert "is not an engine address" in message
+    assert "http://HOST:PORT" in message
+    assert "secretpw" not in message
 
 
 def test_control_token_is_shown_once_and_stored_hashed(

@@ -559,3 +559,90 @@ async def test_a_token_made_after_the_start_is_said_to_need_a_restart(
     assert "one that started before any token existed serves no TCP until it restarts" in (
         " ".join(made.err.split())
     )
+
+
+async def test_a_body_nested_too_deeply_is_refused_not_a_500(engine: Runtime) -> None:
+    """JSON nested deeper than the parser recurses (well under the size limit) raised
+    RecursionError, a bare 500: it is bad input, refused 400 saying so, and counted."""
+    nested = "[" * 100_000 + "]" * 100_000
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.post(
+            "/v1/pause", content='{"paused": true, "actor": ' + nested + "}"
+        )
+        assert response.status_code == 400, response.text
+        assert "nested too deeply" in response.json()["error"]
+        assert (await client.get("/v1/snapshot")).status_code == 200
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/theme", '{"name": "\\ud800"}'),
+        ("/v1/retry", '{"key": "webhook:\\ud800"}'),
+    ],
+)
+async def test_a_lone_surrogate_in_a_body_is_refused_not_a_500(
+    engine: Runtime, path: str, body: str
+) -> None:
+    """JSON may escape half of a UTF-16 pair (``\\ud800``): such a string cannot be written to
+    the config file or the store, and answered a bare 500. It is refused 400 and counted."""
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.post(path, content=body)
+        assert response.status_code == 400, response.text
+        assert "lone surrogate" in response.json()["error"]
+        assert (await client.get("/v1/snapshot")).status_code == 200
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0
+
+
+@pytest.mark.parametrize(
+    "content", [b"\xff\xfe\x00 not text", "é".encode() * 64], ids=["not-utf8", "not-ascii"]
+)
+async def test_a_damaged_token_file_is_named_not_a_failed_start_or_a_500(
+    sim: Simulator, tmp_path: Path, content: bytes
+) -> None:
+    """A token file that holds no hash (damaged, edited by hand) stopped the whole engine at start
+    (not UTF-8) or answered every TCP request 500 (not ASCII). The engine starts, serves its
+    socket, and says the file is damaged and how to make a new token."""
+    (tmp_path / TOKEN_FILE).write_bytes(content)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is None
+        (problem,) = runtime.control.errors
+        assert "holds no token hash" in problem
+        assert "wanderer-console control token" in problem
+        assert (tmp_path / SOCKET_NAME).exists()  # the local socket is served regardless
+    finally:
+        await runtime.stop()
+
+
+async def test_a_token_file_damaged_while_serving_refuses_with_401_not_a_500(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    token = new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.control.tcp_url is not None
+        (tmp_path / TOKEN_FILE).write_bytes("é".encode() * 64)
+        async with httpx.AsyncClient(base_url=runtime.control.tcp_url) as client:
+            response = await client.get(
+                "/v1/snapshot", headers={"authorization": f"Bearer {token}"}
+            )
+        assert response.status_code == 401, response.text
+        assert "wanderer-console control token" in response.json()["error"]
+    finally:
+        await runtime.stop()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.control.conftest import secrets_of
 from tests.support import wait_for
-from wanderer_console.console_api import EventQuery, EventRow
+from wanderer_console.console_api import BackendError, EventQuery, EventRow
 from wanderer_console.control import events
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
@@ -113,6 +113,42 @@ async def test_a_bad_query_is_refused_with_the_reason(engine: Runtime) -> None:
     assert response.status_code == 400
     assert "bad event query" in response.json()["error"]
     assert "outcome" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/v1/events/99999999999999999999999", None, "event id"),
+        ("/v1/events/9223372036854775808", None, "event id"),  # one past a signed 64-bit
+        ("/v1/events", {"offset": "99999999999999999999999"}, "offset"),
+    ],
+)
+async def test_a_number_past_what_the_store_holds_is_refused_not_a_500(
+    engine: Runtime, path: str, params: dict[str, str] | None, named: str
+) -> None:
+    """SQLite binds integers as signed 64-bit: a larger one raised OverflowError, a bare 500.
+    It is bad input: a 400 naming the number and the range, counted, and the engine serves on."""
+    import httpx
+
+    transport = httpx.AsyncHTTPTransport(uds=str(engine.data_dir / SOCKET_NAME))
+    async with httpx.AsyncClient(base_url="http://engine", transport=transport) as client:
+        response = await client.get(path, params=params)
+        assert response.status_code == 400, response.text
+        message = response.json()["error"]
+        assert named in message
+        assert "9223372036854775807" in message
+        assert (await client.get("/v1/events")).status_code == 200
+    refused = engine.metrics.registry.get_sample_value(
+        "wc_control_refused_total", {"reason": "bad_request"}
+    )
+    assert refused == 1.0
+
+
+async def test_an_attached_console_asking_for_a_huge_event_id_is_told_why(
+    remote: RemoteBackend,
+) -> None:
+    with pytest.raises(BackendError, match=r"answered 400: .*event id"):
+        await remote.event_detail(10**30)
 
 
 async def test_a_secret_in_an_event_is_masked_in_process_and_attached(

@@ -107,6 +107,27 @@ def test_each_target_is_named_by_the_map_routes_that_post_there() -> None:
     assert source_url(settings, "nothing") is None
 
 
+def test_a_url_with_a_port_out_of_range_is_shown_not_the_snapshot_lost() -> None:
+    """The config takes such a URL (its check is the scheme); reading its port raised ValueError,
+    and with it every snapshot: the console (in process or attached) saw nothing at all, just
+    when the operator needed to see which address was wrong. It is shown as written, masked."""
+    config = CONFIG.replace(
+        'url = "https://wanderer.example"\nslug', 'url = "https://wanderer.example:99999"\nslug'
+    ).replace(
+        "https://discord.com/api/webhooks/222222222222222222/rally-token",
+        "https://user:pw@discord.com:70000/api/webhooks/222222222222222222/rally-token",
+    )
+    settings, _ = parse_settings_text(config, environ={})
+    assert source_url(settings, "sse:bravo") == (
+        "https://wanderer.example:99999/api/maps/bravo-slug/events/stream"
+    )
+    assert target_names(settings)["webhook:222222222222222222"] == (
+        "alpha/rally",
+        "https://discord.com:70000/api/webhooks/222222222222222222/***",
+    )
+    assert masked_url("http://[::1]:8080/x?key=abc") == "http://[::1]:8080/x"
+
+
 def test_the_log_ring_finds_the_last_lines_about_something() -> None:
     ring = LogRing(size=50)
     for n in range(12):

@@ -24,9 +24,9 @@ def masked_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return redact(url)
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
+    # The host and port as written: reading ``parts.port`` raised on one out of range (which the
+    # config takes), and that lost the whole snapshot; an IPv6 host keeps its brackets.
+    netloc = parts.netloc.rpartition("@")[2]
     path = parts.path
     segments = path.rstrip("/").split("/")
     if len(segments) >= 2 and "webhooks" in segments[:-2] and segments[-1]:

@@ -58,6 +58,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wanderer_console.config.model import Settings
 from wanderer_console.console_api import (
+    MAX_STORED_INT,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     BackendError,
@@ -382,8 +383,18 @@ def build_control_app(
             data = json.loads(raw or b"{}")
         except ValueError as exc:
             raise _BadRequest(400, f"request body is not JSON: {exc}") from None
+        except RecursionError:  # a small body can still out-nest the parser
+            raise _BadRequest(
+                400, "request body is nested too deeply: send a flat JSON object"
+            ) from None
         if not isinstance(data, dict):
             raise _BadRequest(400, "request body must be a JSON object")
+        if _has_lone_surrogate(data):
+            raise _BadRequest(
+                400,
+                "request body has a lone surrogate (an escape such as \\ud800 without its"
+                " pair): send the text as valid Unicode",
+            )
         return data
 
     def actor(request: Request, data: dict[str, Any]) -> str:
@@ -512,7 +523,14 @@ def build_control_app(
         return reply(await backend.events(query))
 
     async def event(request: Request, data: dict[str, Any]) -> Response:
-        detail = await backend.event_detail(int(request.path_params["event"]))
+        row_id: int = request.path_params["event"]
+        if row_id > MAX_STORED_INT:  # the store cannot even look it up (an overflow, a 500)
+            raise _BadRequest(
+                400,
+                f"event id {row_id} is out of range: event ids run up to {MAX_STORED_INT};"
+                " take one from /v1/events",
+            )
+        detail = await backend.event_detail(row_id)
         if detail is None:
             return Response("null", media_type="application/json")
         return reply(detail)
@@ -603,6 +621,26 @@ class _BadRequest(Exception):
         self.message = message
 
 
+def _has_lone_surrogate(data: Any) -> bool:
+    """Whether a string in ``data`` holds half a UTF-16 pair (JSON's ``\\ud800``): valid JSON,
+    but no UTF-8 file, store or answer can take it, so every use of it failed (a 500).
+    Walked with a stack, not recursion: the parser accepted the nesting, this must too."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 def _field(data: dict[str, Any], name: str, kind: type[Any]) -> Any:
     value = data.get(name)
     if not isinstance(value, kind):
@@ -684,6 +722,13 @@ class ControlEndpoint:
             await self._start_tcp(control.listen)
 
     async def _start_tcp(self, listen: str) -> None:
+        if self.token.damaged():
+            self._failed(
+                f"control listen {listen} not served: {self.token.path} holds no token hash"
+                " (damaged?); make a new token with `wanderer-console control token"
+                f" --data-dir {self.token.path.parent}`, then restart the engine"
+            )
+            return
         if not self.token.configured():
             self._failed(
                 f"control listen {listen} not served: no token yet; run"

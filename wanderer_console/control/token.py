@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Final
@@ -19,6 +20,7 @@ __all__ = ["TOKEN_FILE", "TokenCheck", "new_token"]
 TOKEN_FILE: Final = "control-token.sha256"
 """In the data directory: the hex SHA-256 of the current token."""
 _PREFIX: Final = "wcc_"
+_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def _hash(token: str) -> str:
@@ -50,12 +52,21 @@ class TokenCheck:
         """Whether a token was made for this data directory."""
         return self._stored() is not None
 
+    def damaged(self) -> bool:
+        """Whether the file is there but holds no token hash (edited, truncated, overwritten)."""
+        return self.path.exists() and self._stored() is None
+
     def _stored(self) -> str | None:
+        """The stored hash; ``None`` when there is none or the file holds anything else.
+
+        Read as bytes: a damaged file (not UTF-8, not ASCII) stopped the engine at start, or
+        made every check raise (a 500); it is no token, and no token is accepted."""
         try:
-            value = self.path.read_text(encoding="utf-8").strip()
+            raw = self.path.read_bytes()
         except OSError:
             return None
-        return value or None
+        value = raw.decode("ascii", errors="replace").strip().lower()
+        return value if _DIGEST.fullmatch(value) else None
 
     def accepts(self, presented: str | None) -> bool:
         """True when ``presented`` is the current token (read afresh: a rotation applies now)."""

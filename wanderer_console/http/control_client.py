@@ -15,16 +15,17 @@ engine speaking another protocol version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import json
 import pwd
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from wanderer_console.console_api import (
@@ -45,18 +46,53 @@ from wanderer_console.console_api import (
     OperationResult,
     TrendsView,
 )
+from wanderer_console.http.sse_decoder import SseDecoder, SseEvent
 from wanderer_console.http.uds import UnixAddress
 
 __all__ = ["RemoteBackend"]
 
 RETRY_FIRST, RETRY_MAX = 0.25, 2.0
 """Seconds between reconnection attempts: doubling from the first to the most."""
+MAX_ANSWER_BYTES = 32 * 2**20
+"""The most read of one answer or one frame: many times the largest the engine sends (a config
+text is refused past 1 MiB). Whatever answers past it is not the engine, and is not read on: an
+answer without an end (a proxy's stream, another service) grew the console's memory until it
+died."""
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
 _HISTORY = TypeAdapter(tuple[AuditRecord, ...])
 _DETAIL = TypeAdapter(EventDetail | None)
 _ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
+
+
+_FOREIGN_TEXT = 200
+"""How much of a refusal not from the engine (a proxy's page) is shown."""
+
+
+class _TooLarge(Exception):
+    """An answer went past :data:`MAX_ANSWER_BYTES`."""
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    """The body of a streamed ``response``, refused past :data:`MAX_ANSWER_BYTES`."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _TooLarge
+    return bytes(body)
+
+
+def _error_field(content: bytes) -> str | None:
+    """The engine's ``error`` in a refusal; ``None`` when the answer has none (not JSON, not an
+    object, no such field, or an empty one)."""
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested past the parser
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) and error else None
 
 
 def _owner(path: Path) -> str:
@@ -86,6 +122,7 @@ class RemoteBackend:
         headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         if token:
             headers["authorization"] = f"Bearer {token}"
+        self._token = token
         transport = None
         self._address: UnixAddress | None = None
         if socket_path is not None:
@@ -115,9 +152,9 @@ class RemoteBackend:
     async def _call(
         self, method: str, path: str, model: type[_M], body: dict[str, Any] | None = None
     ) -> _M:
-        response = await self._send(method, path, body)
+        content = await self._send(method, path, body)
         try:
-            return model.model_validate_json(response.content)
+            return model.model_validate_json(content)
         except ValidationError as exc:
             raise BackendError(
                 f"the engine at {self.where} sent an unreadable answer: {exc}"
@@ -126,33 +163,64 @@ class RemoteBackend:
     async def _read(self, path: str, adapter: TypeAdapter[_T], what: str) -> _T:
         """``GET path`` read as ``adapter``'s type (a list, an optional): ``what`` names it in
         the error when the answer cannot be read."""
-        response = await self._send("GET", path)
+        content = await self._send("GET", path)
         try:
-            return adapter.validate_json(response.content)
+            return adapter.validate_json(content)
         except ValidationError as exc:
             raise BackendError(
                 f"the engine at {self.where} sent an unreadable {what}: {exc}"
             ) from None
 
-    async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        """The answer's body; :class:`BackendError` for a refusal, a transport failure, or an
+        answer past :data:`MAX_ANSWER_BYTES` (not read on)."""
         try:
-            response = await self._client.request(method, path, json=body)
+            async with self._client.stream(method, path, json=body) as response:
+                content = await _read_bounded(response)
         except httpx.TransportError as exc:
             raise BackendError(self.explain(exc)) from None
+        except _TooLarge:
+            raise BackendError(self._too_large("an answer")) from None
         if response.status_code >= 400:
-            raise BackendError(self._refusal(response))
-        return response
+            raise BackendError(self._refusal(response, content))
+        return content
 
-    def _refusal(self, response: httpx.Response) -> str:
-        try:
-            message = str(response.json().get("error"))
-        except ValueError:
-            message = response.text[:200] or response.reason_phrase
+    def _too_large(self, what: str) -> str:
+        return (
+            f"{self.where} sent {what} of more than {MAX_ANSWER_BYTES // 2**20} MiB, far past"
+            " anything the engine sends: check that it is the engine's control endpoint"
+        )
+
+    def _refusal(self, response: httpx.Response, content: bytes) -> str:
+        """What a refusal says: the engine's own ``error``, else whose answer it seems to be.
+
+        The engine always says why in ``{"error": "..."}``. Anything else (JSON without it, a
+        list, an HTML page, nothing) came from something between (a proxy) or from another
+        service at the address: showing its missing ``error`` read "None" and told nothing.
+        """
+        message = _error_field(content)
+        if message is None:
+            return self._foreign(response, content)
         if response.status_code == 401:
             return f"the engine at {self.where} refused the token (401): {message}"
         return f"the engine at {self.where} answered {response.status_code}: {message}"
+
+    def _foreign(self, response: httpx.Response, content: bytes) -> str:
+        """A refusal without the engine's ``error``: the status, the start of the body (the
+        token masked, should it be echoed), and what to check."""
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        text = content[: _FOREIGN_TEXT * 4].decode("utf-8", "replace")
+        body = " ".join(text[:_FOREIGN_TEXT].split())
+        if self._token:
+            body = body.replace(self._token, "«redacted»")
+        said = f" ({body})" if body else ""
+        check = (
+            f"check that {self.where} is the engine's control socket"
+            if self.socket_path is not None
+            else f"check that {self.where} is the engine's [control] listen address and what"
+            " stands between (a proxy passing requests on unchanged?)"
+        )
+        return f"{self.where} answered {status}{said}, which is not the engine's answer: {check}"
 
     def explain(self, exc: BaseException) -> str:
         """What a transport failure means for the operator."""
@@ -306,37 +374,62 @@ class RemoteBackend:
             detail = "engine stopped"
             dropped = 0
             try:
-                async with aconnect_sse(
-                    self._client,
+                async with self._client.stream(
                     "GET",
                     "/v1/frames",
                     params={"interval": interval},
+                    headers={"accept": "text/event-stream", "cache-control": "no-store"},
                     timeout=httpx.Timeout(self._timeout, read=max(10.0, interval * 5)),
-                ) as source:
-                    if source.response.status_code >= 400:
-                        await source.response.aread()
-                        detail = self._refusal(source.response)
+                ) as response:
+                    if response.status_code >= 400:
+                        detail = self._refusal(response, await _read_bounded(response))
                     else:
-                        async for event in source.aiter_sse():
-                            if event.event == "dropped":
-                                dropped += int(event.data or 0)
-                            elif event.event == "bye":
-                                detail = "engine stopped"
-                                break
-                            elif event.event == "frame":
-                                frame = Frame.model_validate_json(event.data)
-                                if dropped:
-                                    frame = frame.model_copy(update={"dropped": dropped})
-                                    dropped = 0
-                                last, lost_since, delay = frame.snapshot, None, RETRY_FIRST
-                                self.identity = frame.identity or self.identity
-                                yield frame
+                        events = _events(response)
+                        async with contextlib.aclosing(events):
+                            async for event in events:
+                                if event.event == "dropped":
+                                    dropped += int(event.data or 0)
+                                elif event.event == "bye":
+                                    detail = "engine stopped"
+                                    break
+                                elif event.event == "frame":
+                                    frame = Frame.model_validate_json(event.data)
+                                    if dropped:
+                                        frame = frame.model_copy(update={"dropped": dropped})
+                                        dropped = 0
+                                    last, lost_since, delay = frame.snapshot, None, RETRY_FIRST
+                                    self.identity = frame.identity or self.identity
+                                    yield frame
             except httpx.TransportError as exc:
                 detail = self.explain(exc)
-            except (SSEError, ValidationError, ValueError) as exc:
+            except _TooLarge:
+                detail = self._too_large("a frame")
+            except (ValidationError, ValueError) as exc:
                 detail = f"the engine at {self.where} sent an unreadable frame: {exc}"
             lost_since = lost_since or time.time()
             link = LinkState(state="lost", detail=detail, since=lost_since)
             yield Frame(snapshot=last, link=link, identity=self.identity)
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
+
+
+async def _events(response: httpx.Response) -> AsyncGenerator[SseEvent, None]:
+    """The frame stream's events, through the bounded decoder.
+
+    Past :data:`MAX_ANSWER_BYTES` without a whole event (a line without end: the decoder holds
+    none of it but would count for ever), :class:`_TooLarge`; an event the decoder dropped for
+    size is one too."""
+    kind = response.headers.get("content-type", "").partition(";")[0].strip()
+    if kind != "text/event-stream":
+        raise ValueError(f"not an event stream (content-type {kind!r})")
+    decoder = SseDecoder(max_line_bytes=MAX_ANSWER_BYTES, max_event_bytes=MAX_ANSWER_BYTES)
+    since_event = 0
+    async for chunk in response.aiter_bytes():
+        since_event += len(chunk)
+        for item in decoder.feed(chunk):
+            if not isinstance(item, SseEvent):
+                raise _TooLarge
+            since_event = 0
+            yield item
+        if since_event > MAX_ANSWER_BYTES:
+            raise _TooLarge

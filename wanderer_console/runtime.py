@@ -492,7 +492,8 @@ class Runtime:
         if self.http is not None:
             await self.http.stop()
             self.http = None
-        await self._tasks.stop(timeout=10.0, keep=("pipeline", "dispatcher", "cluster"))
+        # Trends last: their final minute counts what the drain and the grace period deliver.
+        await self._tasks.stop(timeout=10.0, keep=("pipeline", "dispatcher", "cluster", "trends"))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.queue.join()  # what the sources read is decided and written

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -11,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import connected, wait_for
 from wanderer_console.cli import main
+from wanderer_console.config.model import Settings
 from wanderer_console.observe.trends import TrendRecorder, bucketed, quantile
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import Store
 from wanderer_console.store.observe import TrendMinute
@@ -180,3 +185,27 @@ def test_export_refuses_a_bad_duration(tmp_path: Path, capsys: pytest.CaptureFix
     assert "is not a duration" in capsys.readouterr().err
     assert main(["export", "metrics", "--data-dir", str(tmp_path / "none")]) == 1
     assert "no database" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+async def test_what_was_counted_before_a_stop_is_in_the_trends(
+    sim: Simulator, runtime_settings: Settings, tmp_path: Path
+) -> None:
+    """A stop (an upgrade, a restart) comes between two minute turns: what the engine counted
+    since the last turn, the deliveries of its stop's grace period included, is written before
+    it goes, not lost with the process. The next engine adds to that minute."""
+    engine = Runtime(runtime_settings, data_dir=tmp_path)
+    await engine.start()
+    try:
+        await connected(engine)
+        tracked = sorted(sim.tracked_system_ids)[0]
+        await sim.killstream.push_kill(sim.generator.make_killmail(system_id=tracked))
+        await wait_for(lambda: engine.metrics.total("wc_notifications_delivered_total") >= 1)
+    finally:
+        await engine.stop()
+    m = engine.metrics
+    with contextlib.closing(open_store(tmp_path / DB_NAME)) as store:
+        rows = store.trends(0)
+    assert sum(r.events for r in rows) == m.total("wc_events_received_total")
+    assert sum(r.delivered for r in rows) == m.total("wc_notifications_delivered_total") >= 1
+    assert sum(r.queued for r in rows) == m.total("wc_notifications_queued_total")

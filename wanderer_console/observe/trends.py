@@ -12,6 +12,8 @@ already written (the clock stepped back, or a turn came twice in one minute) is 
 minute (its latency the worse of the two), never written over it, so no minute loses what it
 held and every count is in exactly one minute. A step forward leaves the minutes it skipped
 empty.
+At a stop the minute still running is written too (what was counted since the last turn would
+otherwise go with the process); the engine that starts next adds to it.
 :func:`bucketed` sums the minutes into the buckets a chart or an export shows.
 """
 
@@ -111,6 +113,15 @@ class TrendRecorder:
     def record(self, now: float | None = None) -> TrendMinute | None:
         """Write the minute since the last reading (the first reading only starts the count)."""
         now = self._clock() if now is None else now
+        return self._write(now, int(now // 60 * 60) - 60)
+
+    def flush(self, now: float | None = None) -> TrendMinute | None:
+        """Write what was counted since the last reading into the minute now running: at a stop
+        its turn never comes, and the counts would go with the process."""
+        now = self._clock() if now is None else now
+        return self._write(now, int(now // 60 * 60))
+
+    def _write(self, now: float, minute: int) -> TrendMinute | None:
         reading = self._read()
         last, self._last = self._last, reading
         if last is None:
@@ -123,7 +134,7 @@ class TrendRecorder:
         previous = dict(last.buckets)
         minute_buckets = [(b, c - previous.get(b, 0.0)) for b, c in reading.buckets]
         row = TrendMinute(
-            minute=int(now // 60 * 60) - 60,
+            minute=minute,
             instance=self._instance,
             latency_p50=quantile(0.5, minute_buckets),
             latency_p95=quantile(0.95, minute_buckets),
@@ -144,12 +155,18 @@ class TrendRecorder:
         return row
 
     async def run(self) -> None:
-        """Record at each minute's turn (a minute the store cannot write is skipped)."""
-        self.record()
-        while True:
-            await asyncio.sleep(60.0 - self._clock() % 60.0)
-            with contextlib.suppress(StoreWriteError):  # the store reports its own fault
-                self.record()
+        """Record at each minute's turn (a minute the store cannot write is skipped), and the
+        minute running when cancelled (a stop). The first reading only starts the count; after
+        a restart of this task it writes what was counted since the last one."""
+        self.flush()
+        try:
+            while True:
+                await asyncio.sleep(60.0 - self._clock() % 60.0)
+                with contextlib.suppress(StoreWriteError):  # the store reports its own fault
+                    self.record()
+        finally:
+            with contextlib.suppress(StoreWriteError):
+                self.flush()
 
 
 def _added(first: TrendMinute, then: TrendMinute) -> TrendMinute:

@@ -70,6 +70,29 @@ def _redacted(value: Any) -> Any:
     return redact(str(value))  # an exception, a path: written as its text, so masked as text
 
 
+def _encodable(value: Any) -> Any:
+    """``value`` in a shape JSON can carry: a non-string key as its text, an integer beyond
+    64 bits as its digits, a lone surrogate (undecodable bytes of a path, an environment
+    variable, argv, decoded with ``surrogateescape``) as its ``\\udcXX`` escape, anything else as
+    its text. Only for a line the fast path refused, so the common line pays nothing."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if _INT_MIN <= value <= _UINT_MAX else str(value)
+    if isinstance(value, dict):
+        return {_encodable(str(key)): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return _encodable(str(value))
+
+
+_INT_MIN: Final = -(2**63)
+_UINT_MAX: Final = 2**64 - 1
+"""The integers a JSON line carries as numbers (orjson's range)."""
+
+
 class ContextFilter(logging.Filter):
     """Stamps the bound tenant, source, correlation id and trace id on each record.
 
@@ -135,7 +158,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = _redacted(value)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except orjson.JSONEncodeError:
+            # Rare: a line the fast path refuses would otherwise not be written at all (logging
+            # prints a traceback to stderr instead), losing the very error being logged.
+            return orjson.dumps(_encodable(entry)).decode()
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:

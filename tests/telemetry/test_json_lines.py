@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 from tests.telemetry.conftest import JsonCapture
 from wanderer_console.telemetry.context import bind_request_id
 
@@ -26,9 +28,14 @@ def test_a_context_with_non_string_keys_is_written(json_logs: JsonCapture) -> No
     assert lines[1]["7"] == "seven"
 
 
-def test_text_that_is_not_valid_utf8_is_written_escaped(json_logs: JsonCapture) -> None:
+def test_text_that_is_not_valid_utf8_is_written_escaped(
+    json_logs: JsonCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Python decodes undecodable bytes of a path, an environment variable or argv into lone
     surrogates ("surrogateescape"); a message or a context carrying one is still a line."""
+    # Not to pytest's own log capture too: its report would carry the lone surrogates, which
+    # pytest-xdist cannot send from a worker (the run ends with an INTERNALERROR).
+    monkeypatch.setattr(logging.getLogger("wanderer_console"), "propagate", False)
     raw = b"/data/caf\xe9".decode("utf-8", "surrogateescape")
     log.error("cannot open %s", raw, extra={"ctx": {"path": Path(raw), "name": raw}})
     try:

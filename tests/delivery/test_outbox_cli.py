@@ -187,3 +187,39 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
         "requeued": 0,
         "revived": True,
     }
+
+
+@pytest.mark.slow
+def test_dropping_an_id_that_is_not_failed_or_does_not_exist_says_so_and_fails(
+    tmp_path: Path,
+) -> None:
+    """``drop --id 999`` (a typo) or the id of a sent or queued row gives nothing up: the
+    operator must be told which ids were left and why, with a non-zero exit, not a quiet
+    ``dropped: 0`` that reads as done."""
+    data = tmp_path / "data"
+    _seed(data)  # ids: 1 failed, 2 and 3 held (pending), 4 sent
+
+    def statuses() -> dict[int, str]:
+        conn = sqlite3.connect(data / "wanderer-console.db")
+        try:
+            return dict(conn.execute("SELECT id, status FROM outbox").fetchall())
+        finally:
+            conn.close()
+
+    before = statuses()
+    for row_id in ("999", "4", "2"):
+        code, answer = _outbox(data, "drop", "--id", row_id)
+        assert code == 1, (row_id, answer)
+        assert f"#{row_id}" in str(answer["error"])
+        assert answer["not_dropped"] == [int(row_id)]
+    assert statuses() == before  # nothing given up
+
+    code, answer = _outbox(data, "drop", "--id", "1", "--id", "999")
+    assert code == 1
+    assert answer["dropped"] == 1
+    assert answer["not_dropped"] == [999]
+    assert statuses()[1] == "dropped"
+
+    code, answer = _outbox(data, "drop", "webhook:9")  # a mistyped target
+    assert code == 1
+    assert "nothing to drop for webhook:9" in str(answer["error"])

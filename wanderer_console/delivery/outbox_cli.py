@@ -27,6 +27,18 @@ from wanderer_console.store.base import Store, StoreLocation
 __all__ = ["COMMAND", "run"]
 
 
+def _count(text: str) -> int:
+    """``--limit``: a whole number of 1 or more (``-1`` meant "all" on SQLite and was a
+    PostgreSQL error; ``0`` listed nothing, which reads as an empty outbox)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return value
+
+
 def add_arguments(outbox: argparse.ArgumentParser) -> None:
     """The ``outbox`` command's actions: list, retry, drop."""
     actions = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
@@ -34,7 +46,7 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         "list", help="failed and held notifications, newest first, with their reasons"
     )
     listing.add_argument("--target", metavar="KEY", help="only this target (e.g. webhook:123)")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.add_argument("--limit", type=_count, default=100, help="at most this many (100)")
     retry = actions.add_parser(
         "retry",
         help="revive a dead target and re-queue its failed notifications",

@@ -180,3 +180,19 @@ def test_export_refuses_a_bad_duration(tmp_path: Path, capsys: pytest.CaptureFix
     assert "is not a duration" in capsys.readouterr().err
     assert main(["export", "metrics", "--data-dir", str(tmp_path / "none")]) == 1
     assert "no database" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("since", ["400d", "9" * 400 + "d", "99999999999999999999999h"])
+def test_export_refuses_a_span_longer_than_trends_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    """Trends are kept at most 366 days (``[trends] days``). A longer ``--since`` built one
+    empty row per minute of it in memory: ``999999999999d`` got the command killed for want of
+    memory, and a number too big for a float ended in an ``OverflowError`` traceback."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _seed(data, time.time())
+    assert main(["export", "metrics", "--data-dir", str(data), "--since", since]) == 2
+    err = capsys.readouterr().err
+    assert "--since" in err
+    assert "366d" in err

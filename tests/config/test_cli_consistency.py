@@ -167,3 +167,13 @@ def test_a_data_dir_without_a_database_is_refused_not_created(
     assert "--data-dir" in error
     assert captured.out == ""
     assert not typo.exists()
+
+
+def test_a_history_limit_that_is_not_a_positive_count_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--limit -1`` was PostgreSQL's ``LIMIT must not be negative`` traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["config", "history", "--limit", "-1", "--data-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--limit" in capsys.readouterr().err

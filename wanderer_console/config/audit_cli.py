@@ -20,7 +20,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wanderer_console.command import Command
+from wanderer_console.command import Command, positive_count
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
@@ -33,7 +33,7 @@ _DB_NAME = "wanderer-console.db"
 
 
 def _history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    parser.add_argument("--limit", type=positive_count, default=50, help="how many (default 50)")
     _location_arguments(parser)
 
 

@@ -18,25 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import Command
+from wanderer_console.command import Command, positive_count
 from wanderer_console.config.paths import command_store, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import Store, StoreLocation
 
 __all__ = ["COMMAND", "run"]
-
-
-def _count(text: str) -> int:
-    """``--limit``: a whole number of 1 or more (``-1`` meant "all" on SQLite and was a
-    PostgreSQL error; ``0`` listed nothing, which reads as an empty outbox)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
-    return value
 
 
 def add_arguments(outbox: argparse.ArgumentParser) -> None:
@@ -46,7 +34,9 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         "list", help="failed and held notifications, newest first, with their reasons"
     )
     listing.add_argument("--target", metavar="KEY", help="only this target (e.g. webhook:123)")
-    listing.add_argument("--limit", type=_count, default=100, help="at most this many (100)")
+    listing.add_argument(
+        "--limit", type=positive_count, default=100, help="at most this many (100)"
+    )
     retry = actions.add_parser(
         "retry",
         help="revive a dead target and re-queue its failed notifications",

@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_USAGE",
     "Command",
     "no_arguments",
+    "positive_count",
 ]
 
 EXIT_OK = 0
@@ -31,6 +32,19 @@ EXIT_IN_USE = 3
 """Another engine owns the data directory."""
 EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
+
+
+def positive_count(text: str) -> int:
+    """An argparse ``type`` for a ``--limit``: a whole number of 1 or more. ``-1`` would mean
+    "all" to SQLite and be an error (a traceback) on PostgreSQL; ``0`` lists nothing, which reads
+    as "there is nothing"."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return value
 
 
 def no_arguments(parser: argparse.ArgumentParser) -> None:

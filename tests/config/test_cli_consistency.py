@@ -150,3 +150,30 @@ def test_commands_on_the_engines_data_dir_refuse_a_config_that_does_not_load(
     assert "pw-not-printed" not in captured.err
     assert sorted(p.name for p in default_data.iterdir()) == before
     assert list(engine_data.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["config", "history"], ["config", "restore", "1"]])
+def test_a_data_dir_without_a_database_is_refused_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """``--data-dir`` with a typo: the history is in no database there. The command created an
+    empty one (and the directory) and answered ``{"history": []}``, exit 0, as if nothing had
+    ever been recorded; like ``outbox`` and ``export`` it now says there is no database."""
+    typo = tmp_path / "dta"
+    assert main([*command, "--data-dir", str(typo)]) == 1
+    captured = capsys.readouterr()
+    error = json.loads(captured.err)["error"]
+    assert f"no database at {typo / DB_NAME}" in error
+    assert "--data-dir" in error
+    assert captured.out == ""
+    assert not typo.exists()
+
+
+def test_a_history_limit_that_is_not_a_positive_count_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--limit -1`` was PostgreSQL's ``LIMIT must not be negative`` traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["config", "history", "--limit", "-1", "--data-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--limit" in capsys.readouterr().err

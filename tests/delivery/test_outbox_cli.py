@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -10,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.pgtest import fresh_schema, pg_base_url
 from wanderer_console.cli import main
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store import SqliteStore
+from wanderer_console.store.postgres import PostgresStore
 from wanderer_console.store.writes import StoreWriteError
+
+PG = pytest.mark.postgresql
 
 
 def _outbox(data: Path, *args: str) -> tuple[int, dict[str, object]]:
@@ -187,3 +193,70 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
         "requeued": 0,
         "revived": True,
     }
+
+
+@pytest.mark.slow
+def test_dropping_an_id_that_is_not_failed_or_does_not_exist_says_so_and_fails(
+    tmp_path: Path,
+) -> None:
+    """``drop --id 999`` (a typo) or the id of a sent or queued row gives nothing up: the
+    operator must be told which ids were left and why, with a non-zero exit, not a quiet
+    ``dropped: 0`` that reads as done."""
+    data = tmp_path / "data"
+    _seed(data)  # ids: 1 failed, 2 and 3 held (pending), 4 sent
+
+    def statuses() -> dict[int, str]:
+        conn = sqlite3.connect(data / "wanderer-console.db")
+        try:
+            return dict(conn.execute("SELECT id, status FROM outbox").fetchall())
+        finally:
+            conn.close()
+
+    before = statuses()
+    for row_id in ("999", "4", "2"):
+        code, answer = _outbox(data, "drop", "--id", row_id)
+        assert code == 1, (row_id, answer)
+        assert f"#{row_id}" in str(answer["error"])
+        assert answer["not_dropped"] == [int(row_id)]
+    assert statuses() == before  # nothing given up
+
+    code, answer = _outbox(data, "drop", "--id", "1", "--id", "999")
+    assert code == 1
+    assert answer["dropped"] == 1
+    assert answer["not_dropped"] == [999]
+    assert statuses()[1] == "dropped"
+
+    code, answer = _outbox(data, "drop", "webhook:9")  # a mistyped target
+    assert code == 1
+    assert "nothing to drop for webhook:9" in str(answer["error"])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=PG)])
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_a_limit_that_is_not_a_positive_count_is_refused(
+    tmp_path: Path, kind: str, limit: str
+) -> None:
+    """``--limit -1`` listed everything on SQLite and ended in PostgreSQL's traceback
+    (``LIMIT must not be negative``); ``--limit 0`` listed nothing and read as "all is well"."""
+    data = tmp_path / "data"
+    where = ["--data-dir", str(data)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDERER_CONSOLE_STORE")}
+    with contextlib.ExitStack() as stack:
+        if kind == "postgresql":  # (not `backend`: that name runs PostgreSQL only in store/)
+            url = stack.enter_context(fresh_schema(pg_base_url()))
+            PostgresStore(url).close()  # the schema the engine would have created
+            env["WANDERER_CONSOLE_STORE__URL"] = url.secret()
+        else:
+            _seed(data)
+        done = subprocess.run(
+            [sys.executable, "-m", "wanderer_console", "outbox", "list", "--limit", limit, *where],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert "--limit" in done.stderr
+    assert "a whole number of 1 or more" in done.stderr

@@ -209,3 +209,19 @@ async def test_what_was_counted_before_a_stop_is_in_the_trends(
     assert sum(r.events for r in rows) == m.total("wc_events_received_total")
     assert sum(r.delivered for r in rows) == m.total("wc_notifications_delivered_total") >= 1
     assert sum(r.queued for r in rows) == m.total("wc_notifications_queued_total")
+
+
+@pytest.mark.parametrize("since", ["400d", "9" * 400 + "d", "99999999999999999999999h"])
+def test_export_refuses_a_span_longer_than_trends_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], since: str
+) -> None:
+    """Trends are kept at most 366 days (``[trends] days``). A longer ``--since`` built one
+    empty row per minute of it in memory: ``999999999999d`` got the command killed for want of
+    memory, and a number too big for a float ended in an ``OverflowError`` traceback."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _seed(data, time.time())
+    assert main(["export", "metrics", "--data-dir", str(data), "--since", since]) == 2
+    err = capsys.readouterr().err
+    assert "--since" in err
+    assert "366d" in err

@@ -6,7 +6,9 @@ naming the keys, when neither has one: it never writes a placeholder as a value.
 
 The history lives in the engine's database, found through the configuration (its data directory
 or ``[store] url``). When the configuration cannot be read, both commands say so and ask for
-``--data-dir`` rather than read the history of whatever directory the default would be.
+``--data-dir`` rather than read the history of whatever directory the default would be; when
+the data directory holds no database (a mistyped ``--data-dir``), they say so rather than create
+an empty one and report an empty history.
 Times are ISO 8601 (UTC).
 """
 
@@ -18,7 +20,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wanderer_console.command import Command
+from wanderer_console.command import Command, positive_count
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
@@ -31,7 +33,7 @@ _DB_NAME = "wanderer-console.db"
 
 
 def _history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    parser.add_argument("--limit", type=positive_count, default=50, help="how many (default 50)")
     _location_arguments(parser)
 
 
@@ -71,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     unreadable = unknown_location(args)
     if unreadable is not None:
         return _fail(unreadable)
-    audit = ConfigAudit(command_store(args, _data_dir(args)))
+    location = command_store(args, _data_dir(args))
+    if isinstance(location, Path) and not location.exists():  # a typo: not a new, empty history
+        return _fail(f"no database at {location}; pass the engine's --data-dir or --config")
+    audit = ConfigAudit(location)
     try:
         if args.config_command == "history":
             entries = [

@@ -2,7 +2,8 @@
 
 ``list`` shows failed notifications and those held by a dead target (Discord answered 401, 403
 or 404), with the reason kept on each. ``retry TARGET`` revives a dead target and puts its
-failed notifications back in the queue; ``drop`` gives up on failed ones for good. They work
+failed notifications back in the queue; ``drop`` gives up on failed (or uncertain) ones for
+good, and exits 1 naming each ``--id`` it left (unknown, sent, queued or in flight). They work
 beside a running engine: it reads the outbox and the dead targets from the database before
 every dispatch, so a retry is picked up within a second. Output is JSON. When the configuration
 that names the data directory does not load, they refuse and ask for ``--data-dir`` (never the
@@ -17,11 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import Command
+from wanderer_console.command import Command, positive_count
 from wanderer_console.config.paths import command_store, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
-from wanderer_console.store.base import StoreLocation
+from wanderer_console.store.base import Store, StoreLocation
 
 __all__ = ["COMMAND", "run"]
 
@@ -33,7 +34,9 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         "list", help="failed and held notifications, newest first, with their reasons"
     )
     listing.add_argument("--target", metavar="KEY", help="only this target (e.g. webhook:123)")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.add_argument(
+        "--limit", type=positive_count, default=100, help="at most this many (100)"
+    )
     retry = actions.add_parser(
         "retry",
         help="revive a dead target and re-queue its failed notifications",
@@ -117,11 +120,43 @@ def run(args: argparse.Namespace) -> int:
         if args.target is None and not args.id:
             _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)
             return 2
-        dropped = store.drop_failed(target_key=args.target, row_ids=args.id)
-        _emit({"target": args.target, "ids": args.id, "dropped": dropped})
-        return 0
+        return _drop(store, args.target, args.id)
     finally:
         store.close()
+
+
+def _drop(store: Store, target: str | None, row_ids: list[int]) -> int:
+    """Give up on failed or uncertain rows; exit 1 when a named id or target gave nothing up.
+
+    Each id is dropped on its own so the answer can name the ones left: a mistyped id, or the
+    id of a sent, queued or in-flight row, is not given up (the engine keeps sending a queued
+    one), and a quiet ``dropped: 0`` with exit 0 would read as done.
+    """
+    if row_ids:
+        left = [i for i in row_ids if not store.drop_failed(target_key=target, row_ids=[i])]
+        dropped = len(row_ids) - len(left)
+    else:
+        left, dropped = [], store.drop_failed(target_key=target)
+    answer: dict[str, Any] = {"target": target, "ids": row_ids, "dropped": dropped}
+    if left:
+        named = ", ".join(f"#{i}" for i in left)
+        of = "" if target is None else f" of {target}"
+        answer["not_dropped"] = left
+        answer["error"] = (
+            f"not dropped: {named}: no failed or uncertain notification{of} has that id (it"
+            " does not exist, was sent, or is still queued or being sent; `outbox list` names"
+            " the ones that can be dropped)"
+        )
+    elif not dropped:
+        answer["error"] = (
+            f"nothing to drop for {target}: it has no failed or uncertain notification"
+            " (`outbox list` names them)"
+        )
+    if "error" in answer:
+        _emit(answer, stream=sys.stderr)
+        return 1
+    _emit(answer)
+    return 0
 
 
 COMMAND = Command(

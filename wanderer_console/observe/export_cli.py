@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import sys
 import time
@@ -26,6 +27,9 @@ from wanderer_console.store.backends import open_store
 __all__ = ["COMMAND", "parse_duration", "run"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+MAX_SINCE = 366 * 86_400
+"""The longest ``--since``: ``[trends] days`` is at most 366, nothing older is kept. Every minute
+of the span becomes a row (empty ones too), so an unbounded span would fill memory."""
 FIELDS = ("start", *COUNTS, "latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 """The columns of the export, in order."""
 
@@ -35,7 +39,10 @@ def parse_duration(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration: a number with s, m, h or d (24h, 7d)")
-    return int(float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds > 2**53:
+        raise ValueError(f"{text!r} is too long a duration (at most 366d)")
+    return int(seconds)
 
 
 def add_arguments(export: argparse.ArgumentParser) -> None:
@@ -50,7 +57,10 @@ def add_arguments(export: argparse.ArgumentParser) -> None:
         " nothing was delivered). Kept [trends] days (7 by default).",
     )
     metrics.add_argument(
-        "--since", default="24h", metavar="DURATION", help="how far back: 90m, 24h, 7d (24h)"
+        "--since",
+        default="24h",
+        metavar="DURATION",
+        help="how far back: 90m, 24h, 7d, at most 366d (24h)",
     )
     metrics.add_argument(
         "--step", default="1m", metavar="DURATION", help="one row per this long (1m)"
@@ -80,10 +90,19 @@ def _row(bucket: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the trends; return the exit code."""
     try:
+        option = "--since"
         since = parse_duration(args.since)
+        option = "--step"
         step = parse_duration(args.step)
     except ValueError as exc:
-        print(f"export metrics: {exc}", file=sys.stderr)
+        print(f"export metrics: {option}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if since > MAX_SINCE:
+        print(
+            f"export metrics: --since {args.since} reaches past what the store can keep"
+            " ([trends] days is at most 366): use 366d or less",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if step < 60 or step % 60:
         print("export metrics: --step must be whole minutes (1m, 5m, 1h)", file=sys.stderr)

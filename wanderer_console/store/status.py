@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from wanderer_console.store.base import DatabaseUrl, StoreLocation
-from wanderer_console.store.integrity import StorageError
+from wanderer_console.store.integrity import StorageError, open_error
 from wanderer_console.store.lock import lock_holder
 from wanderer_console.store.migrations import SCHEMA_VERSION
 
@@ -161,14 +161,29 @@ def store_status(location: StoreLocation, *, data_dir: Path | None = None) -> di
         try:
             return _status(reader, location, data_dir)
         except import_error as exc:
-            text = str(exc)
-            if isinstance(location, DatabaseUrl):
-                text = location.scrub(text)
+            if not isinstance(location, DatabaseUrl):
+                raise _sqlite_error(location, exc) from None
+            text = " ".join(location.scrub(str(exc)).split())
             raise StorageError(
-                location, f"it cannot be read ({' '.join(text.split())})", "Check the server."
+                location, f"it cannot be read ({text})", "Check the server."
             ) from None
     finally:
         reader.close()
+
+
+def _sqlite_error(path: Path, exc: BaseException) -> StorageError:
+    """What to do about a SQLite file that cannot be read: the advice the engine gives at open
+    (damaged, not a database …), except for a lock, which ``db status`` only waits out: it
+    reads beside a running engine, so stopping the engine is not the answer."""
+    text = " ".join(str(exc).split())
+    if "locked" in text.lower() or "busy" in text.lower():
+        return StorageError(
+            path,
+            f"another process holds it locked ({text})",
+            "Run db status again in a moment; if it stays locked, find the process holding the"
+            f" file (fuser {path}) and end its transaction.",
+        )
+    return open_error(path, exc)
 
 
 def _status(reader: _Reader, location: StoreLocation, data_dir: Path | None) -> dict[str, Any]:

@@ -132,6 +132,8 @@ class OutboxMixin:
         one map's rows for a target (``(tenant, target)``: a target dead for that map only,
         another map posting into the same channel with its own credential is read).
         ``tenants`` keeps only those maps' rows (the maps whose lease this instance holds).
+        A message bound to a send id is never read in part: ``limit`` may be passed by the
+        rest of the last one (:meth:`_whole_messages`).
         """
         excluded = set(exclude_targets)
         held_for: dict[str, list[str]] = {}
@@ -140,6 +142,7 @@ class OutboxMixin:
         scope = () if tenants is None else tuple(tenants)
         only = "" if tenants is None else f" AND tenant_id IN ({_marks(scope)})"
         rows: list[OutboxRow] = []
+        cut: set[str] = set()  # targets whose rows may not all have been read
         for target in self.pending_targets():
             if target in excluded:
                 continue
@@ -168,8 +171,40 @@ class OutboxMixin:
                 )
             if due:
                 rows.extend(oldest)
+                if len(oldest) == limit:
+                    cut.add(target)
         rows.sort(key=lambda row: row.id)
-        return rows[:limit]
+        cut |= {row.target_key for row in rows[limit:]}
+        return self._whole_messages(rows[:limit], cut, now)
+
+    def _whole_messages(
+        self, rows: list[OutboxRow], cut: Collection[str], now: float
+    ) -> list[OutboxRow]:
+        """``rows`` with every row of the messages they start: a row bound to a send id goes
+        again only with the other rows of its message. A bot message sent in part under its
+        nonce would be answered, for the rest, with the part Discord created: those would be
+        marked sent and never posted. Only a read cut short by ``limit`` (the targets in
+        ``cut``) can hold part of a message; the rest of it is read here (at most 9 rows)."""
+        bound: dict[str, set[str]] = {}
+        for row in rows:
+            if row.send_id and row.target_key in cut:
+                bound.setdefault(row.target_key, set()).add(row.send_id)
+        if not bound:
+            return rows
+        have = {row.id for row in rows}
+        for target, send_ids in bound.items():
+            ids = sorted(send_ids)
+            for found in self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
+                f" WHERE status = 'pending' AND target_key = ? AND send_id IN ({_marks(ids)})"
+                " AND (next_attempt_at <= ? OR uncertain = 0)",
+                (target, *ids, now),
+            ):
+                row = OutboxRow(*found)
+                if row.id not in have:
+                    rows.append(row)
+        rows.sort(key=lambda row: row.id)
+        return rows
 
     def pending_targets(self) -> list[str]:
         """Target keys with at least one pending notification (one index probe per target)."""

@@ -45,3 +45,34 @@ async def test_a_message_cut_by_the_read_limit_is_never_half_sent_under_its_nonc
         rig.dispatcher.wake()
         await until(lambda: rig.store.outbox_counts() == {"sent": 5})
         assert rig.titles("channel:111") == {"first": 1, "second": 1}
+
+
+@pytest.mark.slow
+async def test_a_message_sent_once_is_re_sent_even_when_packed_with_one_already_sent_twice(
+    tmp_path: Path,
+) -> None:
+    """A webhook notification whose send had no known outcome (Discord posted it) waits out the
+    window; meanwhile its target leaves the config and it fails. The target comes back and the
+    operator re-queues it: it goes in one message with a new notification, whose answer is lost
+    too. The old one has now been sent twice without an answer and stops there; the new one was
+    sent once and gets its one re-send, never given up as "probably delivered" after one try."""
+    async with make_rig(tmp_path, timeout=0.3) as rig:
+        rig.discord.answer_delay = 1.0  # Discord posts, the answer comes after the client gives up
+        hook = rig.hook(9)
+        resolved = rig.targets[("home", hook.key)]
+        rig.store.enqueue([_note(hook, "old")])
+        rig.dispatcher.wake()
+        await until(lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain"))
+        del rig.targets[("home", hook.key)]
+        await until(lambda: rig.store.outbox_counts() == {"failed": 1})
+        rig.targets[("home", hook.key)] = resolved
+        rig.store.enqueue([_note(hook, "new")])
+        assert rig.dispatcher.retry_target(hook.key) == 1
+        await until(
+            lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain") == 2
+        )
+        assert rig.discord.messages_for(hook.key)[-1].body["embeds"][1]["title"] == "new"
+        rig.discord.answer_delay = 0.0
+        await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
+        assert rig.store.outbox_counts() == {"uncertain": 1, "sent": 1}
+    assert rig.titles(hook.key) == {"old": 2, "new": 2}

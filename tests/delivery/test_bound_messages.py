@@ -8,6 +8,7 @@ the rest with the part: those notifications would be marked sent and never poste
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.delivery.rig import FAST, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
+from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.domain.notification import Notification, NotificationType, Target
 
 pytestmark = pytest.mark.timeout(60)
@@ -76,3 +78,34 @@ async def test_a_message_sent_once_is_re_sent_even_when_packed_with_one_already_
         await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
         assert rig.store.outbox_counts() == {"uncertain": 1, "sent": 1}
     assert rig.titles(hook.key) == {"old": 2, "new": 2}
+
+
+@pytest.mark.slow
+async def test_a_webhook_re_send_cut_by_a_stop_is_not_sent_a_third_time(tmp_path: Path) -> None:
+    """A webhook message's send had no known outcome (Discord posted it); its one re-send is
+    posted too but still unanswered when the engine stops. At the next start it has been sent
+    twice without an answer: it stays ``uncertain`` for the operator, never posted a third time
+    (as when the re-send's answer is lost while the engine runs)."""
+    async with make_rig(tmp_path, timeout=0.3) as rig:
+        rig.discord.answer_delay = 1.0
+        hook = rig.hook(10)
+        rig.store.enqueue([_note(hook, "once")])
+        rig.dispatcher.wake()
+        await until(lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain"))
+        rig.discord.answer_delay = 3.0  # the re-send (30 s to answer) is still out at the stop
+        await until(lambda: len(rig.discord.messages_for(hook.key)) == 2)
+        await rig.dispatcher.stop(grace=0.1)
+        rig.discord.answer_delay = 0.0
+        # The next start: a new dispatcher on the same outbox.
+        restarted = Dispatcher(
+            rig.store, rig.dispatcher.sender, rig.metrics, lambda: rig.targets, policy=FAST
+        )
+        task = asyncio.create_task(restarted.run())
+        try:
+            await until(lambda: "pending" not in rig.store.outbox_counts())
+            await asyncio.sleep(FAST.uncertain_window + 0.3)  # a third send would be out by now
+        finally:
+            await restarted.stop(grace=1.0)
+            await task
+        assert rig.store.outbox_counts() == {"uncertain": 1}
+    assert rig.titles(hook.key) == {"once": 2}

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import orjson
 
-from wanderer_console.domain.notification import Notification
+from wanderer_console.domain.notification import Notification, TargetKind
 from wanderer_console.store.base import (
     ClaimRequest,
     DbConnection,
@@ -474,11 +474,18 @@ class OutboxMixin:
         tenant: str | None = None,
         spare: LeaseFence | None = None,
         claimed_by: str | None = None,
+        nonce_since: float | None = None,
     ) -> list[tuple[int, str, str, float]]:
         """Rows left ``sending`` by a crash, made pending again with their send id kept.
 
         Returns ``(id, target_kind, send_id, sending_at)`` per row, so the dispatcher can decide
         when each message may safely go out again; each counts one uncertain outcome.
+
+        With ``nonce_since`` (bot messages first sent since then are still protected by their
+        nonce), a row whose earlier send had no known outcome either is left ``uncertain``
+        instead, unless a nonce protects it: it has been sent twice without an answer, and a
+        third send is worse than a probably delivered notification (the rule an unknown
+        answer to a re-send follows while the engine runs). Such rows are not returned.
 
         Without arguments every ``sending`` row (one engine: none can be in flight at its
         start). Several instances narrow it: ``tenant`` (a map whose lease the caller holds)
@@ -511,6 +518,19 @@ class OutboxMixin:
             else "in flight at an instance that lost the map's lease: outcome unknown"
         )
         with self._writes.transaction("recover in-flight") as conn:
+            if nonce_since is not None:
+                conn.execute(
+                    "UPDATE outbox SET status = 'uncertain', attempts = attempts + 1,"
+                    " uncertain = uncertain + 1, last_error = ?, claimed_by = NULL,"
+                    f" claim_token = NULL WHERE {where} AND uncertain > 0"
+                    " AND (target_kind <> ? OR sending_at < ?)",
+                    (
+                        f"sent twice without an answer; probably delivered ({why})",
+                        *params,
+                        TargetKind.BOT_CHANNEL.value,
+                        nonce_since,
+                    ),
+                )
             rows = conn.execute(
                 "UPDATE outbox SET status = 'pending', uncertain = uncertain + 1,"
                 f" last_error = ?, claimed_by = NULL, claim_token = NULL WHERE {where}"

@@ -53,31 +53,30 @@ async def test_a_message_cut_by_the_read_limit_is_never_half_sent_under_its_nonc
 async def test_a_message_sent_once_is_re_sent_even_when_packed_with_one_already_sent_twice(
     tmp_path: Path,
 ) -> None:
-    """A webhook notification whose send had no known outcome (Discord posted it) waits out the
-    window; meanwhile its target leaves the config and it fails. The target comes back and the
-    operator re-queues it: it goes in one message with a new notification, whose answer is lost
-    too. The old one has now been sent twice without an answer and stops there; the new one was
-    sent once and gets its one re-send, never given up as "probably delivered" after one try."""
+    """A webhook notification whose send had no known outcome was re-sent in its message,
+    which Discord refused (400): the message was split, so the notification lost its send id,
+    and the engine restarted before it went out alone (the split is kept in memory only). It now
+    goes in one message with a new notification, whose answer is lost too. The old one has been
+    sent twice without an answer and stops there; the new one was sent once and gets its one
+    re-send, never given up as "probably delivered" after one try."""
     async with make_rig(tmp_path, timeout=0.3) as rig:
         rig.discord.answer_delay = 1.0  # Discord posts, the answer comes after the client gives up
         hook = rig.hook(9)
-        resolved = rig.targets[("home", hook.key)]
         rig.store.enqueue([_note(hook, "old")])
+        # What the outbox holds after that split: pending, uncertain once, no send id.
+        assert rig.store.claim([1], send_id="0f1e2d3c4b5a6978") == 1
+        rig.store.release([1], next_attempt_at=time.time(), error="400", uncertain=True)
+        rig.store.enqueue([_note(hook, "new")])
         rig.dispatcher.wake()
         await until(lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain"))
-        del rig.targets[("home", hook.key)]
-        await until(lambda: rig.store.outbox_counts() == {"failed": 1})
-        rig.targets[("home", hook.key)] = resolved
-        rig.store.enqueue([_note(hook, "new")])
-        assert rig.dispatcher.retry_target(hook.key) == 1
-        await until(
-            lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain") == 2
-        )
-        assert rig.discord.messages_for(hook.key)[-1].body["embeds"][1]["title"] == "new"
+        assert [e["title"] for e in rig.discord.messages_for(hook.key)[0].body["embeds"]] == [
+            "old",
+            "new",
+        ]
         rig.discord.answer_delay = 0.0
         await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
         assert rig.store.outbox_counts() == {"uncertain": 1, "sent": 1}
-    assert rig.titles(hook.key) == {"old": 2, "new": 2}
+    assert rig.titles(hook.key) == {"old": 1, "new": 2}
 
 
 @pytest.mark.slow
@@ -109,3 +108,27 @@ async def test_a_webhook_re_send_cut_by_a_stop_is_not_sent_a_third_time(tmp_path
             await task
         assert rig.store.outbox_counts() == {"uncertain": 1}
     assert rig.titles(hook.key) == {"once": 2}
+
+
+async def test_a_bot_message_re_queued_by_the_operator_goes_again_under_its_nonce(
+    tmp_path: Path,
+) -> None:
+    """A bot message's send had no known outcome (Discord posted it); before its re-send its
+    channel left the config, so it failed. The channel comes back and the operator re-queues it
+    (``outbox retry``) within Discord's nonce window: it goes again under its first nonce, and
+    Discord returns the message it already posted instead of posting it twice."""
+    async with make_rig(tmp_path, timeout=0.3) as rig:
+        rig.discord.answer_delay = 1.0
+        bot = rig.channel("333")
+        resolved = rig.targets[("home", bot.key)]
+        rig.store.enqueue([_note(bot, "once")])
+        rig.dispatcher.wake()
+        await until(lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain"))
+        del rig.targets[("home", bot.key)]
+        await until(lambda: rig.store.outbox_counts() == {"failed": 1})
+        rig.discord.answer_delay = 0.0
+        rig.targets[("home", bot.key)] = resolved
+        assert rig.dispatcher.retry_target(bot.key) == 1
+        await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+    assert rig.titles(bot.key) == {"once": 1}
+    assert rig.discord.nonce_replays == 1

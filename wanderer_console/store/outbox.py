@@ -40,6 +40,9 @@ _ROW_COLUMNS = (
     " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at"
 )
 
+_KEPT_IF_UNCERTAIN = "CASE WHEN uncertain > 0 THEN send_id ELSE NULL END"
+"""A row's send id once it leaves a send: kept only when that send's outcome was unknown."""
+
 
 def _marks(ids: Sequence[object]) -> str:
     # ``IN (NULL)`` matches nothing, as SQLite's ``IN ()`` does; PostgreSQL refuses ``IN ()``.
@@ -423,13 +426,17 @@ class OutboxMixin:
         self, row_id: int | Sequence[int], *, error: str, fence: LeaseFence | None = None
     ) -> None:
         """Give up on notifications for good; kept with the reason for the operator. With
-        ``fence`` (the lease they were claimed under), only rows still claimed by it change."""
+        ``fence`` (the lease they were claimed under), only rows still claimed by it change.
+
+        A row whose send had no known outcome keeps its send id: re-queued by the operator
+        (:meth:`revive_target`), a bot message goes again under its nonce, which Discord may
+        still remember, instead of posting a second time under a new one."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)
         held, holder = _still_claimed(fence)
         with self._writes.transaction("mark failed") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-                f" send_id = NULL WHERE id IN ({_marks(ids)}){held}",
+                f" send_id = {_KEPT_IF_UNCERTAIN} WHERE id IN ({_marks(ids)}){held}",
                 (error[:500], *ids, *holder),
             )
 
@@ -584,13 +591,17 @@ class OutboxMixin:
             )
 
     def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int:
-        """Forget that a target is dead and make its failed rows pending again; rows revived."""
+        """Forget that a target is dead and make its failed rows pending again; rows revived.
+
+        A row whose send had no known outcome stays bound to its message (see
+        :meth:`mark_failed`)."""
         tenant_clause = "" if tenant_id is None else " AND tenant_id = ?"
         params: tuple[str, ...] = (target_key,) if tenant_id is None else (target_key, tenant_id)
         with self._writes.transaction("revive target") as conn:
             conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
             cursor = conn.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, send_id = NULL"
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                f" send_id = {_KEPT_IF_UNCERTAIN}"
                 f" WHERE status = 'failed' AND target_key = ?{tenant_clause}",
                 (time.time(), *params),
             )

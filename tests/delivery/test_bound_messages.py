@@ -17,6 +17,7 @@ import pytest
 from tests.delivery.rig import FAST, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.dispatcher import Dispatcher
+from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType, Target
 
 pytestmark = pytest.mark.timeout(60)
@@ -132,3 +133,23 @@ async def test_a_bot_message_re_queued_by_the_operator_goes_again_under_its_nonc
         await until(lambda: rig.store.outbox_counts() == {"sent": 1})
     assert rig.titles(bot.key) == {"once": 1}
     assert rig.discord.nonce_replays == 1
+
+
+async def test_a_send_with_no_answer_past_the_maximum_age_is_kept_as_probably_delivered(
+    tmp_path: Path,
+) -> None:
+    """A notification past its maximum age whose last send had no known outcome (Discord
+    posted it) is not "undelivered": it ends ``uncertain`` (probably delivered), which
+    ``outbox retry`` leaves alone, rather than ``failed``, which it would post a second time."""
+    policy = DeliveryPolicy(backoff_base=0.05, uncertain_window=0.5, max_age=0.1)
+    async with make_rig(tmp_path, timeout=0.3, policy=policy) as rig:
+        rig.discord.answer_delay = 1.0
+        hook = rig.hook(11)
+        rig.store.enqueue([_note(hook, "late")])
+        rig.dispatcher.wake()
+        await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
+        rig.discord.answer_delay = 0.0
+        rig.dispatcher.retry_target(hook.key)
+        await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
+        assert rig.store.outbox_counts() == {"uncertain": 1}
+    assert rig.titles(hook.key) == {"late": 1}

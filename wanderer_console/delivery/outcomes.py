@@ -287,6 +287,25 @@ class Outcomes:
         oldest = min(row.created_at or answer.now for row in batch.rows)
         if answer.now - oldest > self.policy.max_age:
             hours = self.policy.max_age / 3600
+            if result.outcome is Outcome.UNCERTAIN:
+                # Not "undelivered": Discord may have posted it, and a failed row goes again at
+                # an operator's `outbox retry`. Kept as probably delivered instead.
+                error = f"expired after {hours:g} h, last send unanswered; probably delivered"
+                self._journal.record(
+                    "mark uncertain",
+                    functools.partial(
+                        self._store.mark_unconfirmed,
+                        answer.ids,
+                        error=f"{error} ({state.last_error})",
+                        fence=fence,
+                    ),
+                )
+                log.error(
+                    "notification past its maximum age not sent again: its last send had no"
+                    " known outcome",
+                    extra={"ctx": {"target": batch.rows[0].target_key, "outbox_ids": answer.ids}},
+                )
+                return True
             self._fail(answer, f"expired: undelivered after {hours:g} h ({state.last_error})")
             return True
         handler = {
@@ -395,8 +414,9 @@ class Outcomes:
         batch = answer.batch
         bot = answer.resolved.target.kind is TargetKind.BOT_CHANNEL
         # Judged per notification: a message may carry one whose earlier send had no known
-        # outcome beside ones sent for the first time (a failed row re-queued by the operator),
-        # and those still get their one re-send.
+        # outcome beside ones sent for the first time (the rows of a message Discord refused,
+        # split to find the bad one, then packed anew after a restart forgot the split), and
+        # those still get their one re-send.
         twice = [] if self.protected(batch.rows, bot) else [r for r in batch.rows if r.uncertain]
         if twice:
             # Already re-sent once without a nonce to protect it: a third post is worse than a

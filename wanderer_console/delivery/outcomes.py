@@ -287,6 +287,25 @@ class Outcomes:
         oldest = min(row.created_at or answer.now for row in batch.rows)
         if answer.now - oldest > self.policy.max_age:
             hours = self.policy.max_age / 3600
+            if result.outcome is Outcome.UNCERTAIN:
+                # Not "undelivered": Discord may have posted it, and a failed row goes again at
+                # an operator's `outbox retry`. Kept as probably delivered instead.
+                error = f"expired after {hours:g} h, last send unanswered; probably delivered"
+                self._journal.record(
+                    "mark uncertain",
+                    functools.partial(
+                        self._store.mark_unconfirmed,
+                        answer.ids,
+                        error=f"{error} ({state.last_error})",
+                        fence=fence,
+                    ),
+                )
+                log.error(
+                    "notification past its maximum age not sent again: its last send had no"
+                    " known outcome",
+                    extra={"ctx": {"target": batch.rows[0].target_key, "outbox_ids": answer.ids}},
+                )
+                return True
             self._fail(answer, f"expired: undelivered after {hours:g} h ({state.last_error})")
             return True
         handler = {
@@ -295,13 +314,15 @@ class Outcomes:
         }.get(result.outcome, self._retry)
         return handler(answer)
 
-    def _release(self, answer: _Answer, delay: float, **how: bool) -> None:
-        """Put the batch's rows back to pending, due in ``delay`` seconds."""
+    def _release(
+        self, answer: _Answer, delay: float, rows: list[OutboxRow] | None = None, **how: bool
+    ) -> None:
+        """Put the batch's rows (or ``rows`` of it) back to pending, due in ``delay`` s."""
         self._journal.record(
             "release",
             functools.partial(
                 self._store.release,
-                answer.ids,
+                answer.ids if rows is None else [row.id for row in rows],
                 error=answer.state.last_error,
                 next_attempt_at=answer.now + delay,
                 fence=answer.fence,
@@ -390,27 +411,35 @@ class Outcomes:
 
     def _uncertain(self, answer: _Answer) -> bool:
         """No answer after sending: the same message again, only where it cannot post twice."""
-        batch, first = answer.batch, answer.batch.rows[0]
+        batch = answer.batch
         bot = answer.resolved.target.kind is TargetKind.BOT_CHANNEL
-        if any(row.uncertain for row in batch.rows) and not self.protected(batch.rows, bot):
+        # Judged per notification: a message may carry one whose earlier send had no known
+        # outcome beside ones sent for the first time (the rows of a message Discord refused,
+        # split to find the bad one, then packed anew after a restart forgot the split), and
+        # those still get their one re-send.
+        twice = [] if self.protected(batch.rows, bot) else [r for r in batch.rows if r.uncertain]
+        if twice:
             # Already re-sent once without a nonce to protect it: a third post is worse than a
             # probably delivered one. Kept for the operator (outbox list).
+            ids = [row.id for row in twice]
             error = f"sent twice without an answer; probably delivered ({answer.state.last_error})"
             self._journal.record(
                 "mark uncertain",
                 functools.partial(
-                    self._store.mark_unconfirmed, answer.ids, error=error, fence=answer.fence
+                    self._store.mark_unconfirmed, ids, error=error, fence=answer.fence
                 ),
             )
             log.error(
                 "notification not re-sent again: two sends had no known outcome",
-                extra={"ctx": {"target": first.target_key, "outbox_ids": answer.ids}},
+                extra={"ctx": {"target": twice[0].target_key, "outbox_ids": ids}},
             )
+        once = [row for row in batch.rows if row.id not in {r.id for r in twice}]
+        if not once:
             return True
         # A bot message goes again with its nonce; a webhook message waits until the lost
         # request cannot still be on its way.
-        delay = self.policy.backoff(first.attempts) if bot else self.policy.uncertain_window
-        self._release(answer, delay, keep_send_id=True, uncertain=True)
+        delay = self.policy.backoff(once[0].attempts) if bot else self.policy.uncertain_window
+        self._release(answer, delay, rows=once, keep_send_id=True, uncertain=True)
         return False
 
     def _retry(self, answer: _Answer) -> bool:

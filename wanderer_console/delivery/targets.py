@@ -132,10 +132,14 @@ def recover_in_flight(
     a map's rows claimed by an instance that lost its lease (``tenant`` and the ``spare``
     lease now held), or the rows this instance claimed (``claimed_by``, at its stop).
     """
-    found = store.recover_in_flight(tenant=tenant, spare=spare, claimed_by=claimed_by)
+    now = (clock or SystemClock()).wall()
+    # A row re-sent after an unknown outcome and cut again is left uncertain, unless its nonce
+    # still protects it: the rule Outcomes applies to a re-send's lost answer.
+    found = store.recover_in_flight(
+        tenant=tenant, spare=spare, claimed_by=claimed_by, nonce_since=now - policy.nonce_window
+    )
     if not found:
         return 0
-    now = (clock or SystemClock()).wall()
     later: dict[float, list[int]] = defaultdict(list)
     for row_id, kind, _send_id, sending_at in found:
         if kind != TargetKind.BOT_CHANNEL.value:

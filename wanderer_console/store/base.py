@@ -561,6 +561,7 @@ class Store(Protocol):
         tenant: str | None = None,
         spare: LeaseFence | None = None,
         claimed_by: str | None = None,
+        nonce_since: float | None = None,
     ) -> list[tuple[int, str, str, float]]: ...
 
     def schedule(self, row_ids: Sequence[int], *, next_attempt_at: float) -> None: ...

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import orjson
 
-from wanderer_console.domain.notification import Notification
+from wanderer_console.domain.notification import Notification, TargetKind
 from wanderer_console.store.base import (
     ClaimRequest,
     DbConnection,
@@ -39,6 +39,9 @@ _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
     " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at"
 )
+
+_KEPT_IF_UNCERTAIN = "CASE WHEN uncertain > 0 THEN send_id ELSE NULL END"
+"""A row's send id once it leaves a send: kept only when that send's outcome was unknown."""
 
 
 def _marks(ids: Sequence[object]) -> str:
@@ -132,6 +135,8 @@ class OutboxMixin:
         one map's rows for a target (``(tenant, target)``: a target dead for that map only,
         another map posting into the same channel with its own credential is read).
         ``tenants`` keeps only those maps' rows (the maps whose lease this instance holds).
+        A message bound to a send id is never read in part: ``limit`` may be passed by the
+        rest of the last one (:meth:`_whole_messages`).
         """
         excluded = set(exclude_targets)
         held_for: dict[str, list[str]] = {}
@@ -140,6 +145,7 @@ class OutboxMixin:
         scope = () if tenants is None else tuple(tenants)
         only = "" if tenants is None else f" AND tenant_id IN ({_marks(scope)})"
         rows: list[OutboxRow] = []
+        cut: set[str] = set()  # targets whose rows may not all have been read
         for target in self.pending_targets():
             if target in excluded:
                 continue
@@ -168,8 +174,40 @@ class OutboxMixin:
                 )
             if due:
                 rows.extend(oldest)
+                if len(oldest) == limit:
+                    cut.add(target)
         rows.sort(key=lambda row: row.id)
-        return rows[:limit]
+        cut |= {row.target_key for row in rows[limit:]}
+        return self._whole_messages(rows[:limit], cut, now)
+
+    def _whole_messages(
+        self, rows: list[OutboxRow], cut: Collection[str], now: float
+    ) -> list[OutboxRow]:
+        """``rows`` with every row of the messages they start: a row bound to a send id goes
+        again only with the other rows of its message. A bot message sent in part under its
+        nonce would be answered, for the rest, with the part Discord created: those would be
+        marked sent and never posted. Only a read cut short by ``limit`` (the targets in
+        ``cut``) can hold part of a message; the rest of it is read here (at most 9 rows)."""
+        bound: dict[str, set[str]] = {}
+        for row in rows:
+            if row.send_id and row.target_key in cut:
+                bound.setdefault(row.target_key, set()).add(row.send_id)
+        if not bound:
+            return rows
+        have = {row.id for row in rows}
+        for target, send_ids in bound.items():
+            ids = sorted(send_ids)
+            for found in self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
+                f" WHERE status = 'pending' AND target_key = ? AND send_id IN ({_marks(ids)})"
+                " AND (next_attempt_at <= ? OR uncertain = 0)",
+                (target, *ids, now),
+            ):
+                row = OutboxRow(*found)
+                if row.id not in have:
+                    rows.append(row)
+        rows.sort(key=lambda row: row.id)
+        return rows
 
     def pending_targets(self) -> list[str]:
         """Target keys with at least one pending notification (one index probe per target)."""
@@ -388,13 +426,17 @@ class OutboxMixin:
         self, row_id: int | Sequence[int], *, error: str, fence: LeaseFence | None = None
     ) -> None:
         """Give up on notifications for good; kept with the reason for the operator. With
-        ``fence`` (the lease they were claimed under), only rows still claimed by it change."""
+        ``fence`` (the lease they were claimed under), only rows still claimed by it change.
+
+        A row whose send had no known outcome keeps its send id: re-queued by the operator
+        (:meth:`revive_target`), a bot message goes again under its nonce, which Discord may
+        still remember, instead of posting a second time under a new one."""
         ids = [row_id] if isinstance(row_id, int) else list(row_id)
         held, holder = _still_claimed(fence)
         with self._writes.transaction("mark failed") as conn:
             conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-                f" send_id = NULL WHERE id IN ({_marks(ids)}){held}",
+                f" send_id = {_KEPT_IF_UNCERTAIN} WHERE id IN ({_marks(ids)}){held}",
                 (error[:500], *ids, *holder),
             )
 
@@ -439,11 +481,18 @@ class OutboxMixin:
         tenant: str | None = None,
         spare: LeaseFence | None = None,
         claimed_by: str | None = None,
+        nonce_since: float | None = None,
     ) -> list[tuple[int, str, str, float]]:
         """Rows left ``sending`` by a crash, made pending again with their send id kept.
 
         Returns ``(id, target_kind, send_id, sending_at)`` per row, so the dispatcher can decide
         when each message may safely go out again; each counts one uncertain outcome.
+
+        With ``nonce_since`` (bot messages first sent since then are still protected by their
+        nonce), a row whose earlier send had no known outcome either is left ``uncertain``
+        instead, unless a nonce protects it: it has been sent twice without an answer, and a
+        third send is worse than a probably delivered notification (the rule an unknown
+        answer to a re-send follows while the engine runs). Such rows are not returned.
 
         Without arguments every ``sending`` row (one engine: none can be in flight at its
         start). Several instances narrow it: ``tenant`` (a map whose lease the caller holds)
@@ -476,6 +525,19 @@ class OutboxMixin:
             else "in flight at an instance that lost the map's lease: outcome unknown"
         )
         with self._writes.transaction("recover in-flight") as conn:
+            if nonce_since is not None:
+                conn.execute(
+                    "UPDATE outbox SET status = 'uncertain', attempts = attempts + 1,"
+                    " uncertain = uncertain + 1, last_error = ?, claimed_by = NULL,"
+                    f" claim_token = NULL WHERE {where} AND uncertain > 0"
+                    " AND (target_kind <> ? OR sending_at < ?)",
+                    (
+                        f"sent twice without an answer; probably delivered ({why})",
+                        *params,
+                        TargetKind.BOT_CHANNEL.value,
+                        nonce_since,
+                    ),
+                )
             rows = conn.execute(
                 "UPDATE outbox SET status = 'pending', uncertain = uncertain + 1,"
                 f" last_error = ?, claimed_by = NULL, claim_token = NULL WHERE {where}"
@@ -529,13 +591,17 @@ class OutboxMixin:
             )
 
     def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int:
-        """Forget that a target is dead and make its failed rows pending again; rows revived."""
+        """Forget that a target is dead and make its failed rows pending again; rows revived.
+
+        A row whose send had no known outcome stays bound to its message (see
+        :meth:`mark_failed`)."""
         tenant_clause = "" if tenant_id is None else " AND tenant_id = ?"
         params: tuple[str, ...] = (target_key,) if tenant_id is None else (target_key, tenant_id)
         with self._writes.transaction("revive target") as conn:
             conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
             cursor = conn.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, send_id = NULL"
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                f" send_id = {_KEPT_IF_UNCERTAIN}"
                 f" WHERE status = 'failed' AND target_key = ?{tenant_clause}",
                 (time.time(), *params),
             )

@@ -82,6 +82,7 @@ class MapSseSource:
         refused_delay: float = 60.0,
         healthy_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        generation: Callable[[], int] | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -103,6 +104,9 @@ class MapSseSource:
         """Seconds a stream must stay up after ``connected`` for its end to start the waits
         over (a server that says ``connected`` and closes at once is backed off from)."""
         self._clock = clock
+        self._generation = generation
+        """The map's load in force now (stamped on each event read: one read before a reload
+        is older than the reload's state)."""
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None
@@ -316,7 +320,11 @@ class MapSseSource:
         if tracing.enabled():
             attributes = {"map": self.tenant, "event.id": envelope.id, "event.type": envelope.type}
             trace = tracing.source_span("sse.event", attributes)
-        await self._sink(MapEventItem(self.tenant, envelope, data, self.source, trace_parent=trace))
+        generation = None if self._generation is None else self._generation()
+        item = MapEventItem(
+            self.tenant, envelope, data, self.source, trace_parent=trace, generation=generation
+        )
+        await self._sink(item)
 
 
 def _error_message(body: str) -> str:

@@ -259,16 +259,21 @@ class MapSseSource:
     def _refused(self, status: int, body: str, retry_after: float | None = None) -> float:
         """The wait after a refusal: slow for credentials and missing maps, at least the
         server's ``Retry-After`` (up to :data:`RETRY_AFTER_CAP`) when it asked for a pause,
-        else the stream's backoff."""
+        else the stream's backoff. The first two are jittered upwards (up to half as long
+        again): every hosted map told the same comes back spread out, none sooner than asked."""
         message = f"HTTP {status}: {_error_message(body)}"
         if status in _AUTH_FAILURES:
             # Credentials and missing maps do not fix themselves quickly: retry slowly.
-            state, delay = ConnectionState.FAILED, self._refused_delay
+            state, delay = ConnectionState.FAILED, self._backoff.spread(self._refused_delay)
+        elif retry_after is not None:
+            asked = min(retry_after, RETRY_AFTER_CAP)
+            state, delay = ConnectionState.RECONNECTING, self._backoff.next_delay_at_least(asked)
+            message += (
+                f"; server asked to wait {round(asked)} s (Retry-After), retrying in"
+                f" {round(delay)} s"
+            )
         else:
             state, delay = ConnectionState.RECONNECTING, self._backoff.next_delay()
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
-                message += f"; server asked to wait {round(delay)} s (Retry-After)"
         self.health.set_state(state, message)
         self._metrics.errors.labels(component=f"{self.source}:http_{status}").inc()
         log.error(

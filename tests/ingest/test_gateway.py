@@ -299,6 +299,41 @@ async def test_no_session_start_left_waits_for_the_reset_before_identifying(
     assert gateway.health.state is ConnectionState.STOPPED
 
 
+@pytest.mark.parametrize("reset_after", [None, "soon", 0, -5], ids=["missing", "text", "0", "<0"])
+async def test_no_session_start_left_and_no_readable_reset_never_identifies_at_once(
+    fake: FakeGateway,
+    discord_rest: tuple[FakeDiscord, DiscordApp],
+    caplog: pytest.LogCaptureFixture,
+    reset_after: object,
+) -> None:
+    """``remaining`` 0 with no readable ``reset_after``: the gateway identified at once (only a
+    positive ``reset_after`` made it wait), and Discord resets the bot's token for that. Now
+    it waits a bounded while, says so in the log (with what to do) and the connection's state,
+    asks Discord again after it, and identifies only once a session start is left."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    discord, app = discord_rest
+    limit: dict[str, object] = discord.bot_app.session_start_limit  # type: ignore[assignment]
+    limit["remaining"] = 0
+    if reset_after is None:
+        limit.pop("reset_after", None)
+    else:
+        limit["reset_after"] = reset_after
+    async with _Run(fake, where=app.gateway_location) as run:
+        gateway = run.gateway
+        gateway.unknown_reset_wait = 0.05  # an hour as deployed
+        await wait_for(lambda: run.locates >= 3, 10, "Discord asked again after each wait")
+        assert "session starts are used up" in (gateway.health.last_error or "")
+        assert gateway.health.state is ConnectionState.RECONNECTING
+        assert fake.connections == 0
+        assert fake.identifies == 0
+        waits = [r for r in caplog.records if "waits for a session start" in r.getMessage()]
+        assert waits
+        assert "action" in waits[0].__dict__["ctx"]
+        limit["remaining"] = 1
+        await wait_for(gateway.ready.is_set, 10, "READY once a session start is left")
+        assert fake.identifies == 1
+
+
 async def test_session_starts_left_identify_at_once(
     fake: FakeGateway, discord_rest: tuple[FakeDiscord, DiscordApp]
 ) -> None:

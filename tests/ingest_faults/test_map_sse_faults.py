@@ -246,7 +246,7 @@ async def test_refusals_show_failed_with_the_server_message_and_retry_slowly(
     assert snapshot["state"] == "failed"
     assert message in snapshot["last_error"]
     assert snapshot["quality"] == 0
-    assert delay == 60.0
+    assert 60.0 <= delay <= 90.0  # slowly, jittered upwards (many maps share a key)
 
 
 @pytest.mark.slow
@@ -644,8 +644,8 @@ async def test_a_refusal_with_retry_after_waits_at_least_that_long_and_says_so(
     tmp_path: Path, status: int, retry_after: str, at_least: float, at_most: float
 ) -> None:
     """429/503 with ``Retry-After`` (seconds or an HTTP date): the next connect waits at least
-    what the server asked for (bounded by a cap), not the stream's own short backoff, and the
-    connection's status says how long and why."""
+    what the server asked for (bounded by a cap; up to half as long again, jittered), not the
+    stream's own short backoff, and the connection's status says how long and why."""
     if retry_after == "in-5-minutes":
         retry_after = email.utils.formatdate(time.time() + 300, usegmt=True)
     app = AppServer(_retry_after_app(status, retry_after))
@@ -666,11 +666,12 @@ async def test_a_refusal_with_retry_after_waits_at_least_that_long_and_says_so(
         await http.aclose()
         await app.stop()
         store.close()
-    assert at_least <= delay <= at_most
+    assert at_least <= delay <= at_most * 1.5  # jittered upwards, never sooner than asked
     snapshot = source.health.snapshot()
     assert snapshot["state"] == "reconnecting"
     assert f"HTTP {status}: slow down" in snapshot["last_error"]
-    assert f"server asked to wait {round(delay)} s (Retry-After)" in snapshot["last_error"]
+    assert "server asked to wait " in snapshot["last_error"]
+    assert f"s (Retry-After), retrying in {round(delay)} s" in snapshot["last_error"]
 
 
 async def test_an_event_id_from_a_clock_running_ahead_does_not_pin_the_resume_cursor(
@@ -752,3 +753,56 @@ async def test_an_event_id_from_a_clock_running_ahead_does_not_pin_the_resume_cu
     # Counted at each arrival (the resume's backfill repeats it, as it is after the cursor).
     assert metrics.value("wc_errors_total", component="sse:cut:future_id") >= 1
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("app", "floor", "state"),
+    [
+        (_retry_after_app(429, "120"), 120.0, "reconnecting"),
+        (_retry_after_app(503, "90"), 90.0, "reconnecting"),
+        (_status_app(401, {"error": "Invalid API key"}), 60.0, "failed"),
+        (_status_app(403, {"error": "Forbidden"}), 60.0, "failed"),
+    ],
+    ids=["429-retry-after", "503-retry-after", "401", "403"],
+)
+async def test_many_maps_refused_alike_do_not_all_come_back_in_the_same_instant(
+    tmp_path: Path, app: Starlette, floor: float, state: str
+) -> None:
+    """Twenty maps' streams (one generator for their jitter, as in the runtime) refused with
+    the same ``Retry-After``, or the same auth refusal: each waits at least what the server
+    asked (or the slow auth retry), at most half as long again, and not all the same wait
+    (before, every one waited exactly that long, so hundreds of hosted maps reconnected in
+    the same instant)."""
+    served = AppServer(app)
+    await served.start()
+    settings = map_settings(served.url)
+    store = SqliteStore(tmp_path / "db.sqlite")
+    http = HttpClient("map", timeout=5.0)
+    rng = random.Random(7)
+
+    async def sink(item: Item) -> None:
+        raise AssertionError("nothing may be delivered")
+
+    sources = [
+        MapSseSource(
+            "cut",
+            settings.maps["cut"],
+            http,
+            store,
+            sink,
+            Metrics(),
+            backoff=Backoff(0.01, 0.02, rng=rng),
+        )
+        for _ in range(20)
+    ]
+    try:
+        delays = [await asyncio.wait_for(source._session(), 10) for source in sources]
+    finally:
+        await http.aclose()
+        await served.stop()
+        store.close()
+    assert all(floor <= delay <= floor * 1.5 for delay in delays), delays
+    assert len({round(delay, 3) for delay in delays}) > 10, delays
+    assert max(delays) - min(delays) > floor / 10, delays
+    for source in sources:
+        assert source.health.snapshot()["state"] == state

@@ -118,6 +118,8 @@ class TrackingIndex:
         self._by_system: dict[int, Tenants] = {}
         self._by_character: dict[int, Tenants] = {}
         self._changed: dict[IdKind, set[int] | None] = {"systems": set(), "characters": set()}
+        self._loads: dict[str, int] = {}
+        self._load_count = 0
 
     def map(self, tenant: str) -> MapTracking:
         """The tracking of one map (created empty on first use)."""
@@ -136,13 +138,23 @@ class TrackingIndex:
         systems: Iterable[TrackedSystem],
         characters: Iterable[TrackedCharacter],
     ) -> None:
-        """Swap a map's whole state (initial load and full resync)."""
+        """Swap a map's whole state (initial load and full resync); it starts a new
+        :meth:`generation` of the map."""
         self.drop(tenant)
         self.map(tenant)  # a map that tracks nothing yet still exists
+        self._load_count += 1
+        self._loads[tenant] = self._load_count
         for system in systems:
             self.put_system(tenant, system)
         for character in characters:
             self.put_character(tenant, character)
+
+    def generation(self, tenant: str) -> int:
+        """Which load of the whole map (:meth:`replace`) the map's state comes from: greater
+        for every later one, of any map (0 before the first). A map event read from the stream
+        before the latest load is older than what that load found (see
+        :class:`~wanderer_console.pipeline.map_updates.MapUpdates`)."""
+        return self._loads.get(tenant, 0)
 
     def drop(self, tenant: str) -> None:
         """Forget a map entirely."""

@@ -29,6 +29,12 @@ class Backoff:
         delay = self.next_delay()
         if delay >= floor:
             return delay
+        return self.spread(floor)
+
+    def spread(self, floor: float) -> float:
+        """A wait drawn from ``floor`` to 1.5 × ``floor`` without moving the backoff on: for a
+        wait the server (``Retry-After``) or a slow retry sets, never shorter than it, so the
+        many streams told the same thing do not all come back in the same instant."""
         return floor + self._rng.uniform(0, floor / 2)
 
     def reset(self) -> None:

@@ -59,6 +59,7 @@ from wanderer_console.telemetry.metrics import Metrics
 __all__ = [
     "GATEWAY_SOURCE",
     "GIVE_UP_RESUME_AFTER",
+    "UNKNOWN_RESET_WAIT",
     "DiscordGateway",
     "GatewayLocateError",
     "GatewayMetrics",
@@ -73,6 +74,12 @@ _RESUME_CLOSE: Final = 4900
 """Our own close code for a connection we leave to resume on another (not 1000/1001, which
 would end the session)."""
 _QUERY: Final = "?v=10&encoding=json"
+UNKNOWN_RESET_WAIT: Final = 3_600.0
+"""Seconds to wait, then ask ``GET /gateway/bot`` again, when it says no session start is left
+but not when the window starts again (``reset_after`` missing or unreadable): never identify
+then (Discord resets the token of a bot that identifies with none left). An hour: few enough
+questions over Discord's day-long window, and soon enough once starts are back."""
+
 GIVE_UP_RESUME_AFTER: Final = 3
 """Connections in a row that fail to resume (no ``RESUMED``) before the session is dropped and
 the gateway located and identified afresh: a dead ``resume_gateway_url`` would otherwise keep
@@ -159,6 +166,8 @@ class DiscordGateway:
         """Connections in a row that tried to resume and never saw ``RESUMED``."""
         self._live = False
         """``READY`` or ``RESUMED`` seen on the current connection."""
+        self.unknown_reset_wait = UNKNOWN_RESET_WAIT
+        """The wait when no session start is left and Discord did not say for how long."""
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -253,23 +262,44 @@ class DiscordGateway:
 
     async def _locate_url(self) -> str:
         """Ask where the gateway is; with no session start left (an identify now would get the
-        token reset by Discord), first wait until the window starts again, saying so."""
-        where = await self._locate()
-        if isinstance(where, str):
-            return where
-        if where.remaining == 0 and where.reset_after > 0 and not self.session.can_resume:
-            why = (
-                "Discord's daily session starts are used up: identifying again in "
-                f"{where.reset_after:.0f} s"
-            )
+        token reset by Discord), first wait until the window starts again (``reset_after``, or
+        :attr:`unknown_reset_wait` when Discord did not say), saying so, and ask again."""
+        while True:
+            where = await self._locate()
+            if isinstance(where, str):
+                return where
+            if where.remaining != 0 or self.session.can_resume or self._stop.is_set():
+                return where.url
+            if where.reset_after > 0:
+                wait = where.reset_after
+                why = (
+                    f"Discord's daily session starts are used up: identifying again in {wait:.0f} s"
+                )
+            else:
+                wait = self.unknown_reset_wait
+                why = (
+                    "Discord's daily session starts are used up and it did not say when they"
+                    f" start again: asking again in {wait:.0f} s (an identify now would get the"
+                    " bot token reset)"
+                )
             self.health.set_state(ConnectionState.RECONNECTING, why)
             log.warning(
                 "discord gateway waits for a session start",
-                extra={"ctx": {"reset_after_s": round(where.reset_after, 3), "why": why}},
+                extra={
+                    "ctx": {
+                        "reset_after_s": round(where.reset_after, 3) or None,
+                        "wait_s": round(wait, 3),
+                        "why": why,
+                        "action": "nothing: the bot identifies once Discord has a session start"
+                        " for it; if this repeats, look for what makes it reconnect or another"
+                        " process using the same bot token",
+                    }
+                },
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), where.reset_after)
-        return where.url
+                await asyncio.wait_for(self._stop.wait(), wait)
+            if self._stop.is_set():
+                return where.url  # run() sees the stop and connects nowhere
 
     async def _await_new_token(self, why: str) -> None:
         """The token was rejected: say so once, loudly, and ask nothing more of Discord until

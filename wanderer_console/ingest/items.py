@@ -25,6 +25,10 @@ class MapEventItem:
     request that brought it (bound by the HTTP surface), else a fresh id (32 hex digits)."""
     trace_parent: str | None = field(default=None, compare=False)
     """The W3C ``traceparent`` of the source's span while tracing is on (else ``None``)."""
+    generation: int | None = field(default=None, compare=False)
+    """The map's load (:meth:`~wanderer_console.domain.tracking.TrackingIndex.generation`)
+    in force when the stream read the event; ``None`` when not read from a stream. An event
+    decided after a later load is older than that load's state and must not undo it."""
 
 
 @dataclass(frozen=True, slots=True)

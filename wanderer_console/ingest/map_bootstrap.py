@@ -128,6 +128,7 @@ class MapFeeds:
             self._metrics,
             on_resync=functools.partial(self.load, tenant),
             resync_after=self._resync_after(),
+            generation=functools.partial(self._index.generation, tenant),
         )
         self._spawn(f"map:{tenant}", functools.partial(self._run, tenant))
         return rest

@@ -82,6 +82,7 @@ class MapSseSource:
         refused_delay: float = 60.0,
         healthy_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        generation: Callable[[], int] | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -103,6 +104,9 @@ class MapSseSource:
         """Seconds a stream must stay up after ``connected`` for its end to start the waits
         over (a server that says ``connected`` and closes at once is backed off from)."""
         self._clock = clock
+        self._generation = generation
+        """The map's load in force now (stamped on each event read: one read before a reload
+        is older than the reload's state)."""
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None
@@ -255,16 +259,21 @@ class MapSseSource:
     def _refused(self, status: int, body: str, retry_after: float | None = None) -> float:
         """The wait after a refusal: slow for credentials and missing maps, at least the
         server's ``Retry-After`` (up to :data:`RETRY_AFTER_CAP`) when it asked for a pause,
-        else the stream's backoff."""
+        else the stream's backoff. The first two are jittered upwards (up to half as long
+        again): every hosted map told the same comes back spread out, none sooner than asked."""
         message = f"HTTP {status}: {_error_message(body)}"
         if status in _AUTH_FAILURES:
             # Credentials and missing maps do not fix themselves quickly: retry slowly.
-            state, delay = ConnectionState.FAILED, self._refused_delay
+            state, delay = ConnectionState.FAILED, self._backoff.spread(self._refused_delay)
+        elif retry_after is not None:
+            asked = min(retry_after, RETRY_AFTER_CAP)
+            state, delay = ConnectionState.RECONNECTING, self._backoff.next_delay_at_least(asked)
+            message += (
+                f"; server asked to wait {round(asked)} s (Retry-After), retrying in"
+                f" {round(delay)} s"
+            )
         else:
             state, delay = ConnectionState.RECONNECTING, self._backoff.next_delay()
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
-                message += f"; server asked to wait {round(delay)} s (Retry-After)"
         self.health.set_state(state, message)
         self._metrics.errors.labels(component=f"{self.source}:http_{status}").inc()
         log.error(
@@ -316,7 +325,11 @@ class MapSseSource:
         if tracing.enabled():
             attributes = {"map": self.tenant, "event.id": envelope.id, "event.type": envelope.type}
             trace = tracing.source_span("sse.event", attributes)
-        await self._sink(MapEventItem(self.tenant, envelope, data, self.source, trace_parent=trace))
+        generation = None if self._generation is None else self._generation()
+        item = MapEventItem(
+            self.tenant, envelope, data, self.source, trace_parent=trace, generation=generation
+        )
+        await self._sink(item)
 
 
 def _error_message(body: str) -> str:

@@ -175,9 +175,18 @@ class MapUpdates:
         )
 
     async def apply(
-        self, tenant: str, envelope: MapEnvelope, payload: object
+        self, tenant: str, envelope: MapEnvelope, payload: object, *, stale: bool = False
     ) -> list[Notification]:
-        """Update tracking for one map event and return its notifications."""
+        """Update tracking for one map event and return its notifications.
+
+        A ``stale`` event was read from the stream before the map's latest full reload (it
+        waited in the queue through a long outage): the reload's state is newer, so the event
+        changes nothing in it. A system or pilot it adds is notified only if the reload still
+        has it on the map (it was not notified yet; one removed since is not news any more);
+        a rally is notified as always.
+        """
+        if stale:
+            return await self._stale(tenant, envelope, payload)
         if isinstance(payload, AddSystem):
             # Named in _system_added: the event's name may be the map's custom name.
             self._index.put_system(tenant, TrackedSystem(payload.solar_system_id))
@@ -203,6 +212,29 @@ class MapUpdates:
             return await self._character_added(tenant, envelope, payload)
         elif isinstance(payload, RallyPointAdded):
             return self._rally(tenant, envelope, payload)
+        return []
+
+    async def _stale(
+        self, tenant: str, envelope: MapEnvelope, payload: object
+    ) -> list[Notification]:
+        """:meth:`apply` for an event older than the map's latest reload (see there)."""
+        tracking = self._index.map(tenant)
+        if isinstance(payload, RallyPointAdded):
+            return self._rally(tenant, envelope, payload)
+        if isinstance(payload, AddSystem):
+            if payload.solar_system_id in tracking.systems:
+                return await self._system_added(tenant, envelope, payload, stale=True)
+            self._engine.refused("superseded_by_reload")
+        elif isinstance(payload, CharacterAdded) and not isinstance(payload, CharacterRemoved):
+            if tracking.find_character(
+                payload.explicit_eve_id, payload.id or "", payload.name or ""
+            ):
+                return await self._character_added(tenant, envelope, payload)
+            self._engine.refused("superseded_by_reload")
+        log.debug(
+            "map event older than the map's reload; the reload's state kept",
+            extra={"ctx": {"tenant": tenant, "event_id": envelope.id, "type": envelope.type}},
+        )
         return []
 
     async def _bounded(self, look_up: Awaitable[_T], what: str) -> _T | None:
@@ -250,7 +282,7 @@ class MapUpdates:
         return False
 
     async def _system_added(
-        self, tenant: str, envelope: MapEnvelope, payload: AddSystem
+        self, tenant: str, envelope: MapEnvelope, payload: AddSystem, *, stale: bool = False
     ) -> list[Notification]:
         hooks = self._hooks.get(tenant)
         info = None
@@ -260,7 +292,8 @@ class MapUpdates:
             info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
         system = self._index.map(tenant).systems[payload.solar_system_id]
         apply_static_info(system, info)
-        _name_system(system, payload.name, info)
+        if not stale:  # a stale event's name may be older than the reload's
+            _name_system(system, payload.name, info)
         # A priority system is notified even with system notifications off, and pings.
         names = [system.name, system.custom_name]
         priority = self._engine.is_priority(tenant, payload.solar_system_id, names)

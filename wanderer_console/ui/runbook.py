@@ -394,19 +394,19 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`map stream refused`, `error: HTTP 401: ...` (state `failed`)",
         "the map rejected the API key",
         "check `maps.<key>.api_key` (the map's API key from Wanderer's map settings); retried"
-        " every 60 s",
+        " every 60 to 90 s",
     ),
     Advice(
         MAP,
         "`map stream refused`, `HTTP 403` / `402`",
         "the key is valid but not allowed (map's API/SSE access disabled, subscription)",
-        "enable the map's API access / subscription in Wanderer; retried every 60 s",
+        "enable the map's API access / subscription in Wanderer; retried every 60 to 90 s",
     ),
     Advice(
         MAP,
         "`map stream refused`, `HTTP 404`",
         "no such map at that URL",
-        "check `maps.<key>.url` (`https://wanderer.example/<map-slug>`); retried every 60 s",
+        "check `maps.<key>.url` (`https://wanderer.example/<map-slug>`); retried every 60 to 90 s",
     ),
     Advice(
         MAP,
@@ -414,7 +414,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "the server is failing or overloaded",
         "nothing; retried with backoff (state `reconnecting`); a `Retry-After` on the answer"
         " (seconds or a date) is waited for at least, up to 10 minutes, and the status says"
-        " `server asked to wait N s (Retry-After)`",
+        " `server asked to wait N s (Retry-After), retrying in M s` (M up to half as long"
+        " again, so the many maps told alike do not all come back in the same instant)",
     ),
     Advice(
         MAP,
@@ -435,7 +436,10 @@ _ROWS: Final[tuple[Advice, ...]] = (
         MAP,
         "`map stream was down longer than the server keeps events; reloading the map`",
         "the outage was longer than the server's replay buffer, so the console reloads"
-        " systems and characters over REST",
+        " systems and characters over REST; map events still queued from before the outage"
+        " change nothing the reload found (a system or pilot they add is notified only if"
+        " still on the map, else counted as"
+        ' `wc_notifications_filtered_total{reason="superseded_by_reload"}`)',
         "nothing; check the log for `map resync failed`",
     ),
     Advice(

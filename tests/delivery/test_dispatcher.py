@@ -13,8 +13,14 @@ import pytest
 
 from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
+from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
-from wanderer_console.domain.notification import Notification, NotificationType, Target
+from wanderer_console.domain.notification import (
+    Notification,
+    NotificationType,
+    Target,
+    TargetKind,
+)
 from wanderer_console.store.base import SentMessage
 from wanderer_console.telemetry.context import bind_event, bound_fields
 
@@ -95,6 +101,34 @@ async def test_429_waits_and_retries_without_losing_anything(rig: Rig) -> None:
     await until(lambda: rig.store.outbox_counts() == {"sent": 3})
     assert rig.discord.rejected_429 == 1
     assert rig.dispatcher.snapshot()["targets"]["webhook:5"]["rate_limited"] == 1
+
+
+@pytest.mark.slow
+async def test_sends_queued_behind_a_bucket_pause_go_as_the_bucket_allows(tmp_path: Path) -> None:
+    """One webhook shared by several maps: a worker per map. The bucket's pause (its last
+    answer said ``X-RateLimit-Remaining: 0``) held them all, and when it ended they all went at
+    once, past the bucket's limit: 429s Discord counts against the console. They now go no
+    faster than the bucket's answers allow."""
+    async with make_rig(
+        tmp_path, policy=DeliveryPolicy(), webhook_limit=2, webhook_window=1.0, poll_interval=0.1
+    ) as rig:
+        home = rig.hook(9)
+        rig.enqueue(home, 2, content="<@&1> rally")  # two messages: the bucket's two
+        await until(lambda: rig.store.outbox_counts() == {"sent": 2})
+        assert rig.dispatcher.state(home.key).paused_until > 0  # the bucket is spent
+        maps = [f"map{i}" for i in range(6)]
+        notes = []
+        for tenant in maps:
+            target = Target(TargetKind.WEBHOOK, home.address, tenant)
+            rig.targets[(tenant, target.key)] = ResolvedTarget(target)
+            body = {"embeds": [{"title": f"{tenant} kill", "description": "x"}]}
+            notes.append(Notification(tenant, NotificationType.KILL, f"k:{tenant}", target, body))
+        rig.store.enqueue(notes)
+        rig.dispatcher.wake()
+        await until(lambda: rig.store.outbox_counts() == {"sent": 8})
+        assert rig.discord.rejected_429 == 0
+        titles = rig.titles(home.key)
+        assert all(titles[f"{tenant} kill"] == 1 for tenant in maps), titles
 
 
 async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from wanderer_console.delivery.pacing import ChannelPacer, pack
+from wanderer_console.delivery.pacing import ANSWER_WAIT, BucketBudget, ChannelPacer, pack
 from wanderer_console.store.base import OutboxRow
 
 
@@ -51,3 +52,28 @@ def test_pacer_budget_and_window() -> None:
     assert pacer.delay("other", 10.0) == 0.0
     assert pacer.delay("c", 60.0) == 0.0
     assert pacer.count("c", 60.0) == 2
+
+
+def test_bucket_budget_lets_out_no_more_than_the_last_answer_left() -> None:
+    """Workers of several maps sharing a webhook: after the bucket's pause, one send probes
+    (nothing says what the new window holds); its answer lets out what it says remains, the
+    sends already out taken off; a spent bucket waits for its reset."""
+    budget = BucketBudget()
+    assert budget.delay("webhook:1", 0.0) == 0.0  # nothing known: one send
+    budget.started("webhook:1", 0.0)
+    assert budget.delay("webhook:1", 0.0) == ANSWER_WAIT  # the others wait for its answer
+    budget.answered("webhook:1", remaining=0, reset_after=2.0, now=0.1)
+    assert budget.ended("webhook:1")  # a send was held for it: the waits end
+    assert budget.delay("webhook:1", 0.5) == pytest.approx(1.6)  # spent: its reset
+    assert budget.delay("webhook:1", 2.1) == 0.0  # a new window: one probe
+    budget.started("webhook:1", 2.1)
+    assert budget.delay("webhook:1", 2.1) == ANSWER_WAIT  # not a burst of every waiter
+    budget.answered("webhook:1", remaining=2, reset_after=2.0, now=2.2)
+    budget.ended("webhook:1")
+    budget.started("webhook:1", 2.2)
+    budget.started("webhook:1", 2.2)
+    assert budget.delay("webhook:1", 2.2) == pytest.approx(2.0)  # the two it allowed are out
+    budget.answered("webhook:1", remaining=1, reset_after=1.9, now=2.3)  # the other not counted
+    budget.ended("webhook:1")
+    assert budget.delay("webhook:1", 2.3) > 0  # 1 left, less the one still out
+    assert budget.delay("channel:2", 2.3) == 0.0  # each bucket on its own

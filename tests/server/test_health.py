@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
+import weakref
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from prometheus_client import Gauge
 from tests.support import wait_for
 from wanderer_console import __version__
 from wanderer_console.runtime import Runtime
+from wanderer_console.server.app import HttpSurface
 from wanderer_console.server.health import ALERTS_FIRING_METRIC, metrics_summary
 from wanderer_console.sim import Simulator
 from wanderer_console.telemetry.metrics import Metrics
@@ -122,3 +125,29 @@ def test_alerts_firing_sums_the_alert_gauge_once_one_is_registered() -> None:
         "outbox_depth": 7,
         "alerts_firing": 2,
     }
+
+
+@pytest.mark.slow
+async def test_the_connections_gauge_leaves_a_stopped_server(runtime: Runtime) -> None:
+    """``wc_server_connections`` kept reading the stopped server's connection guard: the gauge
+    held the old surface alive (and its count). Stopped, it reads 0 and holds nothing; a server
+    started again is counted."""
+    old = runtime.http
+    assert old is not None, runtime.http_error
+    async with httpx.AsyncClient(base_url=old.url, timeout=10.0) as http:
+        assert (await http.get("/health")).status_code == 200
+        await wait_for(lambda: runtime.metrics.value("wc_server_connections") == 1, 5)
+    await old.stop()
+    runtime.http = None
+    guard = weakref.ref(old.guard)
+    del old
+    gc.collect()
+    assert guard() is None, "the gauge still holds the stopped server"
+    assert runtime.metrics.value("wc_server_connections") == 0
+
+    again = HttpSurface(runtime, host="127.0.0.1", port=0)
+    await again.start()
+    runtime.http = again  # the runtime's stop stops it
+    async with httpx.AsyncClient(base_url=again.url, timeout=10.0) as http:
+        assert (await http.get("/health")).status_code == 200
+        await wait_for(lambda: runtime.metrics.value("wc_server_connections") == 1, 5)

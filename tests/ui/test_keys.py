@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from textual.widgets import Input, Tabs
 
 from tests.ui.conftest import HEALTHY, NOW, AppFactory, degraded_snapshot
@@ -235,3 +236,31 @@ async def test_the_filter_field_says_how_to_reach_it(make_app: AppFactory) -> No
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(pilot)
         assert app.screen.query_one("#activity-filter", Input).placeholder.startswith("/")
+
+
+# -- the key bar at 80 columns ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "own"),
+    [
+        ("t", ["space Flip", "esc Back"]),
+        ("g", ["1 1 h", "2 24 h", "3 7 d", "esc Back"]),
+        ("e", ["esc Back", "/ Search", "m Map", "y Type", "o Outcome", "x Clear", "r Refresh"]),
+        ("k", ["space On/off", "esc Back"]),
+    ],
+)
+async def test_at_80_columns_the_key_bar_shows_the_screens_own_keys(
+    make_app: AppFactory, key: str, own: list[str]
+) -> None:
+    """At 80×24 the app's keys (quit, the screens) filled the bar and cut each screen's own:
+    the events browser's filters and the trends' ranges were never on it. A screen's own keys
+    now come first when the bar cannot hold them all."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SMALL) as pilot:
+        await first_frame(pilot)
+        await pilot.press(key)
+        await pilot.pause()
+        bar = screen_lines(app)[-1]
+        for label in own:
+            assert label in bar, (label, bar)

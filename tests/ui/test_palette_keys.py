@@ -29,6 +29,7 @@ from wanderer_console.console_api import (
 )
 from wanderer_console.ui.app import binding_ids
 from wanderer_console.ui.commands import console_commands
+from wanderer_console.ui.keynames import key_problem
 from wanderer_console.ui.screens.config import ConfigScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.screens.toggles import TogglesScreen
@@ -295,3 +296,63 @@ async def test_a_reload_refused_for_several_problems_says_how_many(make_app: App
             "warning",
         )
     ]
+
+
+@pytest.mark.slow
+async def test_a_keymap_key_name_that_is_no_key_is_said_and_the_rest_applies(
+    make_app: AppFactory,
+) -> None:
+    """``app.toggles = "ctrl+shfit+x"`` was accepted without a word: the toggles lost t for a
+    key no terminal sends. The entry is named with what is valid, the binding keeps its key,
+    and the keymap's other entries apply; a reload with a typo keeps what runs."""
+    engine = SeededBackend(HEALTHY)
+    keymap = {"app.toggles": "ctrl+shfit+x", "app.help": "f1", "app.config": "f3,ctrl+f99"}
+    engine.settings = engine.settings.model_copy(update={"keymap": keymap})
+    app = make_app(engine=engine)
+    toasts = record_toasts(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.pause()
+        said = [t for t, _ in toasts if "[keymap]" in t]
+        assert said == [
+            "[keymap] app.config = 'f3,ctrl+f99': f99 is not a key name (keys: a character,"
+            " f1-f35, enter, escape, tab, space, backspace, delete, insert, home, end, pageup,"
+            " pagedown, up, down, left, right, or a name such as question_mark; modifiers:"
+            " ctrl, shift, alt, meta, super, hyper). app.config keeps c",
+            "[keymap] app.toggles = 'ctrl+shfit+x': shfit is not a modifier (modifiers:"
+            " ctrl, shift, alt, meta, super, hyper). app.toggles keeps t",
+        ], toasts
+        await pilot.press("f1")  # the valid entry applies
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("t")  # the entry with a typo left the toggles on t
+        await pilot.pause()
+        assert isinstance(app.screen, TogglesScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+
+        # A reload moves the toggles to f2, then a typo: f2 stays, as the running keymap had it.
+        engine.settings = engine.settings.model_copy(update={"keymap": {"app.toggles": "f2"}})
+        await next_frame(pilot, engine)
+        engine.settings = engine.settings.model_copy(update={"keymap": {"app.toggles": "F2"}})
+        await next_frame(pilot, engine)
+        assert [t for t, _ in toasts if "[keymap]" in t][-1].endswith("app.toggles keeps f2")
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, TogglesScreen)
+
+
+def test_every_key_the_console_binds_is_a_key_name() -> None:
+    """The check of ``[keymap]`` keys must accept every key the console's own bindings use."""
+    from wanderer_console.ui.app import _binding_owners, _bindings_of
+
+    for owner in _binding_owners():
+        for binding in _bindings_of(owner):
+            assert key_problem(binding.key) is None, (binding.id, binding.key)
+    for keys in ("q,ctrl+q", "f2", "ctrl+shift+up", "?", "question_mark", "space", "+", "f35"):
+        assert key_problem(keys) is None, keys
+    assert key_problem("F2") is not None
+    assert key_problem("ctrl+ctrl+x") == "ctrl+ctrl+x names a modifier twice"
+    assert key_problem(" , ") == "no key given"

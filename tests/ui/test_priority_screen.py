@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable, Input
 
 from tests.support import wait_for
 from tests.ui.fakes import first_frame, screen_lines, settle
@@ -17,6 +18,7 @@ from wanderer_console.sim import Simulator
 from wanderer_console.sim.discord_gateway import FakeGateway
 from wanderer_console.ui.app import build_app
 from wanderer_console.ui.screens.priority import PriorityScreen
+from wanderer_console.ui.widgets.keybar import KeyBar
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -83,5 +85,46 @@ async def test_priority_edits_in_the_console_reach_the_slash_command(
             runtime.priority.remove("[red]J1", actor="t")
         changes = [(c.action, c.name) for c in runtime.store.priority_changes()]
         assert changes[:2] == [("add", "J154624"), ("remove", "J154624")]
+    finally:
+        await runtime.stop()
+
+
+async def test_delete_removes_the_selected_system_as_the_screen_opens(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The input has the focus when the screen opens, and it kept Delete for itself: the
+    selected system was removed only after Tab, and the key bar did not offer Delete. Delete
+    now removes the selected row at once (the bar says so); with text in the input it edits
+    the text, as in any input."""
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        runtime.priority.add("J154624", actor="t")
+        runtime.priority.add("Jita", actor="t")
+        app = build_app(runtime.console, actor="tui:tester@console-host")
+        async with app.run_test(size=SIZE) as pilot:
+            await first_frame(pilot)
+            await pilot.press("s")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, PriorityScreen)
+            table = screen.query_one("#priority-list", DataTable)
+            field = screen.query_one("#priority-add", Input)
+            await wait_for(lambda: table.row_count == 2, 10, "listed")
+            await pilot.pause()
+            assert field.has_focus
+            assert ("del", "Remove", True) in screen.query_one(KeyBar).entries()
+
+            await pilot.press(*"Jx", "left", "delete")  # text in the input: Delete edits it
+            await settle(pilot)
+            assert field.value == "J"
+            assert sorted(runtime.priority.names()) == ["J154624", "Jita"]
+            await pilot.press("backspace")
+
+            selected = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+            await pilot.press("delete")
+            await settle(pilot)
+            await wait_for(lambda: selected not in runtime.priority.names(), 10, "removed")
+            assert len(runtime.priority.names()) == 1
     finally:
         await runtime.stop()

@@ -43,7 +43,7 @@ from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
 from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
-from wanderer_console.delivery.pacing import Batch, ChannelPacer, pack
+from wanderer_console.delivery.pacing import Batch, BucketBudget, ChannelPacer, pack
 from wanderer_console.delivery.policy import (
     DeliveryPolicy,
     ResolvedTarget,
@@ -178,6 +178,8 @@ class Dispatcher:
         self._starting: list[_Starting] = []
         """Sends through the turnstile whose claims are written together next turn."""
         self._pacer = ChannelPacer(per_minute=channel_per_minute, window=channel_window)
+        self._buckets = BucketBudget()
+        """What each target's bucket allows (workers of several maps may share a target)."""
         self._busy: dict[TargetKey, asyncio.Task[bool]] = {}
         self._depth_updated = 0.0
         self._depth_every = 1.0
@@ -593,7 +595,14 @@ class Dispatcher:
                 return False
             # A failing target that answers again makes its waiting rows due (resume_target).
             settled = settled and not state.failing
-            if not await self._deliver(batch, send_id, resolved, state):
+            # Counted in its bucket in the turn it was found to fit (no other worker between).
+            self._buckets.started(key[1], self._clock.wall())
+            try:
+                delivered = await self._deliver(batch, send_id, resolved, state)
+            finally:
+                if self._buckets.ended(key[1]):
+                    self._interrupt_waits()  # a worker held for this answer measures again
+            if not delivered:
                 return False  # keep this target's order: the rest wait for the retry
         return settled
 
@@ -610,6 +619,7 @@ class Dispatcher:
             state.paused_until - now,
             self._outcomes.pause_until - now,
             self._pacer.delay(self._outcomes.channel_of(target_key), now),
+            self._buckets.delay(target_key, now),
         )
 
     async def _sleep(self, seconds: float) -> None:
@@ -925,6 +935,9 @@ class Dispatcher:
                 },
             )
             return False
+        self._buckets.answered(
+            state.key, result.bucket_remaining, result.bucket_reset_after, self._clock.wall()
+        )
         return self._outcomes.settle(batch, result, state, resolved, fence)
 
     def _undo_claim(

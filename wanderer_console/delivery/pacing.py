@@ -4,6 +4,13 @@ Discord allows about 30 messages a minute per channel for webhooks, whatever the
 embeds per message. When notifications queue up for one target, packing them into messages of up
 to 10 embeds multiplies what a channel can carry; the pacer keeps each channel under its budget
 so the console never provokes a 429 it could have avoided.
+
+A target's rate-limit bucket (per webhook, per bot channel) may be sent to by several workers at
+once (maps sharing one webhook): :class:`BucketBudget` lets them start no more sends than the
+bucket's last answer left (``X-RateLimit-Remaining``), and one at a time while nothing says what
+the bucket holds (at first, and once its window has reset). Without it, the workers held by the
+bucket's pause all went the moment it ended, a burst past the limit that Discord answered with
+429s.
 """
 
 from __future__ import annotations
@@ -18,7 +25,11 @@ import orjson
 from wanderer_console.domain.discord_limits import EMBED_TOTAL_MAX, EMBEDS_MAX, embed_total
 from wanderer_console.store.base import OutboxRow
 
-__all__ = ["Batch", "ChannelPacer", "pack"]
+__all__ = ["ANSWER_WAIT", "Batch", "BucketBudget", "ChannelPacer", "pack"]
+
+ANSWER_WAIT = 1.0
+"""How long a send held for an answer of its bucket waits before it looks again (an answer
+ends the wait at once: :meth:`BucketBudget.answered` says when a send was held)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +97,73 @@ class ChannelPacer:
         """Messages sent to ``channel`` within the window."""
         self.delay(channel, now)
         return len(self._sent.get(channel, ()))
+
+
+@dataclass(slots=True)
+class _Bucket:
+    remaining: int | None = None
+    """Sends the bucket still allows until ``reset_at`` (``None``: unknown)."""
+    reset_at: float = 0.0
+    in_flight: int = 0
+    held: bool = False
+    """A send waits for an answer of this bucket."""
+
+
+class BucketBudget:
+    """Per target (its bucket), the sends its last answer allows, less those started since."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, _Bucket] = {}
+
+    def delay(self, key: str, now: float) -> float:
+        """Seconds before one more send to ``key`` fits its bucket (0: now); a send that waits
+        for an answer gets :data:`ANSWER_WAIT` (the answer ends its wait, see
+        :meth:`answered`)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        if now < bucket.reset_at and bucket.remaining is not None:
+            if bucket.remaining > 0:
+                return 0.0
+            # Spent until its reset (an answer of a send out may move the reset: it ends the
+            # wait, and the send measures again).
+            bucket.held = bucket.in_flight > 0
+            return bucket.reset_at - now
+        if bucket.in_flight == 0:
+            return 0.0  # nothing says what the bucket holds: one send, its answer tells
+        bucket.held = True
+        return ANSWER_WAIT
+
+    def started(self, key: str, now: float) -> None:
+        """One send to ``key`` starts (call it in the turn :meth:`delay` said 0)."""
+        bucket = self._buckets.setdefault(key, _Bucket())
+        bucket.in_flight += 1
+        if bucket.remaining is not None:
+            if now >= bucket.reset_at:
+                bucket.remaining = None  # a new window: what it holds is not known
+            else:
+                bucket.remaining = max(0, bucket.remaining - 1)
+
+    def answered(
+        self, key: str, remaining: int | None, reset_after: float | None, now: float
+    ) -> None:
+        """A send to ``key`` was answered, with its ``X-RateLimit-*`` when given (before
+        :meth:`ended`)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None and remaining is not None and reset_after is not None:
+            # The other sends out may not be counted in it yet: they are taken off.
+            others = max(0, bucket.in_flight - 1)
+            bucket.remaining = max(0, remaining - others)
+            bucket.reset_at = now + reset_after
+
+    def ended(self, key: str) -> bool:
+        """A send started with :meth:`started` is over (answered, or never sent); True when a
+        send was held for it (the caller ends the waits: each measures again)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return False
+        bucket.in_flight = max(0, bucket.in_flight - 1)
+        held, bucket.held = bucket.held, False
+        if bucket.in_flight == 0 and bucket.remaining is None:
+            del self._buckets[key]
+        return held

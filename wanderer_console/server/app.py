@@ -127,7 +127,8 @@ class HttpSurface:
         self.guard = ConnectionGuard(
             limits, on_close=self.refusals.connection_closed, nofile=descriptor_limit()
         )
-        engine.metrics.server_connections.set_function(lambda: self.guard.open_connections)
+        self._connections = engine.metrics.server_connections
+        self._connections.set_function(lambda: self.guard.open_connections)
         self.app = build_app(engine, self.tenants, self.refusals)
         self.server = EmbeddedServer(
             self.app,
@@ -157,10 +158,22 @@ class HttpSurface:
             },
         )
 
+    def _uncount(self) -> None:
+        """``wc_server_connections`` leaves this server: 0, until a server started again counts
+        its own (it read the stopped server's guard, and held the stopped surface alive)."""
+        self._connections.set_function(_none_open)
+
     async def stop(self) -> None:
         """Stop serving and close the registry."""
-        await self.server.stop()
-        self.tenants.close()
+        try:
+            await self.server.stop()
+        finally:
+            self._uncount()
+            self.tenants.close()
+
+
+def _none_open() -> int:
+    return 0
 
 
 async def start_surface(engine: EngineSurface) -> tuple[HttpSurface | None, str | None]:
@@ -176,7 +189,7 @@ async def start_surface(engine: EngineSurface) -> tuple[HttpSurface | None, str 
     try:
         await surface.start()
     except ServerStartError as exc:
-        surface.tenants.close()
+        await surface.stop()  # closes the registry, and the gauge leaves it
         engine.metrics.errors.labels(component="http").inc()
         log.error("http server not started", extra={"ctx": {"error": str(exc)}})
         return None, str(exc)

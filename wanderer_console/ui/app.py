@@ -41,6 +41,7 @@ from wanderer_console.ui.clock import Clock, SystemClock
 from wanderer_console.ui.commands import ConsoleCommands
 from wanderer_console.ui.faults import rejected_config, rejection_toast
 from wanderer_console.ui.flags import FlagRef, flag_value
+from wanderer_console.ui.keynames import key_problem
 from wanderer_console.ui.model import (
     ActivityLog,
     ConsoleState,
@@ -68,6 +69,7 @@ __all__ = [
     "binding_ids",
     "build_app",
     "default_actor",
+    "default_keys",
     "keymap_clashes",
     "pending_notifications",
     "run_app",
@@ -127,6 +129,10 @@ class WandererApp(App[int]):
         self._applied_theme: str | None = None
         """``console.theme`` as last applied from a snapshot (``None`` before the first)."""
         self._applied_keymap: dict[str, str] = {}
+        """``[keymap]`` as the last snapshot gave it (a change is applied)."""
+        self._keymap: dict[str, str] = {}
+        """The keymap in force: the entries whose keys are all keys (an entry naming no key
+        keeps what its binding had: its default, or the keys an earlier keymap gave it)."""
         self._lost_announced = False
         self._announced_rejection: tuple[str, ...] = ()
         self.toggles = TogglesScreen(state)
@@ -177,7 +183,30 @@ class WandererApp(App[int]):
         """
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
-    def _check_keymap(self, keymap: dict[str, str]) -> None:
+    def _apply_keymap(self, keymap: dict[str, str]) -> None:
+        """Apply ``keymap`` but the entries whose keys are not keys (each said in a toast,
+        with what is valid): those keep what they run on now."""
+        kept = self._keymap
+        applied: dict[str, str] = {}
+        for binding_id, keys in sorted(keymap.items()):
+            problem = key_problem(keys)
+            if problem is None:
+                applied[binding_id] = keys
+                continue
+            now = kept.get(binding_id) or default_keys(binding_id)
+            if binding_id in kept:
+                applied[binding_id] = kept[binding_id]
+            self.notify(
+                f"[keymap] {binding_id} = {keys!r}: {problem}."
+                + (f" {binding_id} keeps {now}" if now else ""),
+                severity="warning",
+                timeout=10,
+            )
+        self._keymap = applied
+        self.set_keymap(applied)
+        self._check_keymap(keymap, applied)
+
+    def _check_keymap(self, keymap: dict[str, str], applied: dict[str, str]) -> None:
         unknown = sorted(set(keymap) - binding_ids())
         if unknown:
             self.notify(
@@ -185,7 +214,7 @@ class WandererApp(App[int]):
                 severity="warning",
                 timeout=10,
             )
-        for key, taker, lost in keymap_clashes(keymap):
+        for key, taker, lost in keymap_clashes(applied):
             self.notify(
                 f"[keymap] gives {key} to {taker}: {key} no longer runs {lost}"
                 " (move one of them, see ? for the ids)",
@@ -244,8 +273,7 @@ class WandererApp(App[int]):
             self._use_theme(settings.theme)
         if settings.keymap != self._applied_keymap:
             self._applied_keymap = dict(settings.keymap)
-            self.set_keymap(self._applied_keymap)
-            self._check_keymap(self._applied_keymap)
+            self._apply_keymap(self._applied_keymap)
 
     def _use_theme(self, name: str) -> None:
         if name in self.console_themes:
@@ -599,7 +627,7 @@ class WandererApp(App[int]):
                     ("Config pane", ConfigScreen.BINDINGS),
                     ("Help", HelpScreen.BINDINGS),
                 ],
-                keymap=self._applied_keymap,
+                keymap=self._keymap,
             )
         )
 
@@ -627,6 +655,15 @@ def _binding_owners() -> tuple[type[Any], ...]:
 
 def _bindings_of(owner: type[Any]) -> list[Binding]:
     return [b for b in owner.BINDINGS if isinstance(b, Binding) and b.id]
+
+
+def default_keys(binding_id: str) -> str:
+    """The keys ``binding_id`` has without a ``[keymap]`` (``""`` for no such binding)."""
+    for owner in _binding_owners():
+        for binding in _bindings_of(owner):
+            if binding.id == binding_id:
+                return binding.key
+    return ""
 
 
 def binding_ids() -> set[str]:

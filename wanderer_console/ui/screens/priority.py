@@ -33,7 +33,9 @@ class PriorityScreen(OnWanderer, Screen[None]):
     """The priority systems (name, who added it, when), an input to add, Delete to remove."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("delete", "remove", "Remove", id="priority.remove"),
+        # A priority binding: the input has the focus and keeps Delete for its text otherwise
+        # (the selected row was removed only after Tab, and the key bar did not offer it).
+        Binding("delete", "remove", "Remove", id="priority.remove", priority=True),
         Binding("escape", "app.dashboard", "Back", id="priority.back"),
     ]
 
@@ -91,6 +93,20 @@ class PriorityScreen(OnWanderer, Screen[None]):
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.added_at))
             # Text, not str: a name or a Discord user name is never read as markup.
             table.add_row(Text(row.name), Text(row.added_by), when, key=row.name)
+        self.refresh_bindings()  # Remove is offered only with a row to remove
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Remove is offered with a row to remove; while the input holds text, Delete edits it
+        (``None``: shown dimmed, and the key goes on to the input)."""
+        if action != "remove":
+            return True
+        if not self.is_mounted or self.query_one("#priority-list", DataTable).row_count == 0:
+            return None
+        return None if self.query_one("#priority-add", Input).value else True
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        """Typed text takes Delete for itself (and gives it back when cleared)."""
+        self.refresh_bindings()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter in the input adds the name."""

@@ -5,10 +5,15 @@ active; in this console that cost about 65 ms of every screen switch (the benchm
 ``bench/ui_latency.py`` found it). This bar shows the same bindings (those with ``show=True``,
 keys as the app displays them, disabled ones dimmed) as one line of text, so a switch costs a
 single re-render. Clicking a key is not offered: the console is driven from the keyboard.
+
+The app's keys (quit, the screens) come first, in the same place on every screen, when the bar
+holds every key; when it cannot (80 columns), the screen's own keys come first: the app's keys
+filled the bar and cut the events browser's filters or the trends' ranges off.
 """
 
 from __future__ import annotations
 
+from textual import events
 from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Static
@@ -36,6 +41,10 @@ class KeyBar(Static):
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
         self.show_bindings()
 
+    def on_resize(self, _event: events.Resize) -> None:
+        """A new width may hold every key, or no longer."""
+        self.show_bindings()
+
     def on_unmount(self) -> None:
         """Stop following the screen."""
         self.screen.bindings_updated_signal.unsubscribe(self)
@@ -49,18 +58,27 @@ class KeyBar(Static):
 
     def entries(self) -> tuple[tuple[str, str, bool], ...]:
         """``(key, description, enabled)`` for the screen's active bindings, one per action."""
+        app_first = self._entries(app_first=True)
+        width = self.size.width or self.app.size.width
+        if self.describe(app_first).cell_length <= width:
+            return app_first
+        return self._entries(app_first=False)
+
+    def _entries(self, *, app_first: bool) -> tuple[tuple[str, str, bool], ...]:
+        """The entries with the app's own keys first (``app_first``) or last (the palette
+        always last, as Textual's footer has it)."""
         app = self.app
         active = self.screen.active_bindings
-        # The app's own keys first (quit, the screens): the same place on every screen.
         shown = [
             (b, on)
             for _order, (_node, b, on, _tip) in sorted(
-                enumerate(active.values()), key=lambda item: (item[1][0] is not app, item[0])
+                enumerate(active.values()),
+                key=lambda item: ((item[1][0] is app) is not app_first, item[0]),
             )
             if b.show
         ]
         palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
-        if palette is not None:  # last, as Textual's footer has it
+        if palette is not None:
             shown.append((palette.binding, palette.enabled))
         out: list[tuple[str, str, bool]] = []
         seen: set[str] = set()

@@ -68,6 +68,13 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
         ("line 6 · (syntax): invalid TOML: unclosed array", "config", "`config.toml:7: (syntax)"),
         ("line 3 · notifications.kil: unknown key", "config", "`config.toml:42:"),
         (
+            "operations alert messages wait: no map is shared out on this database, and they go"
+            " out under the first map's lease; enable a map in the configuration (or add one on"
+            " the map server when hosted) (instance=h:1:abc)",
+            "log",
+            "`operations alert messages wait",
+        ),
+        (
             "http request failed (service=map, url=http://127.0.0.1:1/x, error=refused)",
             "log",
             "`http request failed`",

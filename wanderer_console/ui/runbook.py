@@ -760,6 +760,20 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`operations alert messages wait: no map is shared out on this database, and they go"
+        " out under the first map's lease; enable a map in the configuration (or add one on"
+        " the map server when hosted)` (once; `operations alert messages go out again, under"
+        " the first map's lease` when a map carries them)",
+        "on a shared PostgreSQL database the `[alerts]` messages to"
+        " `alerts.discord_webhook_url` belong to no map: the engine holding the first map's"
+        " lease sends them. With no map to lease (every `[maps.<key>]` has `enabled = false`,"
+        " or the hosted map server lists none yet) no engine sends them: they stay pending,"
+        " none is lost, and the console's banner and `/health` still show what fires",
+        "enable a map (`enabled = true`, then restart) or add one on the map server (hosted:"
+        " taken at its next refresh); the waiting messages then go out",
+    ),
+    Advice(
+        DELIVERY,
         "`dry run: notification not sent`",
         "`--dry-run` or `console.dry_run = true`",
         "turn dry run off",

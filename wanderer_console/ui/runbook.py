@@ -177,6 +177,24 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`warning: config.toml:12: console.dry_run: overridden by the environment variable"
+        " WANDERER_CONSOLE_CONSOLE__DRY_RUN: the value here is not used (unset"
+        " WANDERER_CONSOLE_CONSOLE__DRY_RUN to use it, or change it there)` (at start and"
+        " `config check`; after a live edit of such a key: `configuration edit has no effect:"
+        " the environment overrides these keys; unset the variable, or change it there`"
+        " (`keys`))",
+        "the key is set both in the file and in an environment variable (a"
+        " `WANDERER_CONSOLE_*` one, or one of the notifier's such as `MAP_URL` or"
+        " `DISCORD_WEBHOOK_URL`); the variable wins, so the engine runs on its value and the"
+        " file's is not used, and an edit of it changes nothing (neither value is printed: it"
+        " may be a secret)",
+        "keep each setting in one place: to use the file's value, unset the variable in the"
+        " environment file (`/etc/wanderer-console/env`, `.env`, the container's environment)"
+        " and restart; or change the value there and restart (the environment is read at"
+        " start). `config check` lists every key the environment overrides",
+    ),
+    Advice(
+        CONFIG,
         "`unknown service 'x' (services: ...)`",
         "an `[http.<service>]` override names a client that does not exist",
         "use one of the listed services",
@@ -953,6 +971,10 @@ _RECOGNISE: Final[dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
     "`config.toml:7: (syntax)": ((r"invalid TOML", r"\(syntax\)"), frozenset({"config", "log"})),
     "`configuration change rejected": (
         (r"configuration change rejected", r"CONFIG CHANGE REJECTED"),
+        frozenset({"config", "log"}),
+    ),
+    "`warning: config.toml:12: console.dry_run: overridden": (
+        (r"overridden by the environment variable", r"the environment overrides these keys"),
         frozenset({"config", "log"}),
     ),
     "`map stream refused`, `error: HTTP 401": ((r"HTTP 401",), frozenset({"map_sse", "log"})),

@@ -320,6 +320,27 @@ async def test_thresholds_apply_live(
     assert runtime.settings.alerts.disk_space.threshold == 0
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+async def test_a_threshold_that_is_not_finite_is_refused(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime], value: float
+) -> None:
+    """The control API's JSON spells ``Infinity`` and ``NaN``: a threshold of ``inf`` (bounded
+    only from below) was saved and applied (a floor rule fired for ever, a ceiling one never);
+    ``nan`` was refused as "not greater than or equal to 0". Both are now refused as what they
+    are, naming the field, the file and the running settings as they were."""
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 0}})
+    stopper.append(runtime)
+    assert runtime.config_path is not None
+    before = runtime.config_path.read_text(encoding="utf-8")
+    refused = await runtime.console.set_alert_rule("disk_space", "threshold", value, actor="t")
+    assert not refused.ok
+    assert refused.message.startswith(
+        "alerts.disk_space.threshold: Input should be a finite number"
+    ), refused.message
+    assert runtime.settings.alerts.disk_space.threshold == 0
+    assert runtime.config_path.read_text(encoding="utf-8") == before
+
+
 async def test_a_rule_posts_at_most_once_per_interval(
     sim: Simulator, tmp_path: Path, stopper: list[Runtime]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +229,40 @@ async def test_the_operations_messages_wait_for_the_first_map_and_go_with_its_le
     assert leases.fence(OPS_TENANT) == leases.fence("late") is not None
     assert OPS_TENANT in leases.tenants()
     assert hooks.kept_fences[OPS_TENANT] == leases.fence("late")
+
+
+async def test_operations_messages_without_a_map_to_carry_them_are_said_to_wait_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hosted with no map yet (or every map of the file disabled) and an operations webhook
+    set: the alerts' messages wait, and one warning says why and what to do (not one per
+    heartbeat); once a map carries them, one line says so, and a new wait is said again."""
+    current, clock = Current(()), Clock()
+    current.settings.alerts.discord_webhook_url = SecretStr(
+        "https://discord.com/api/webhooks/1/ops"
+    )
+    leases, _hooks = _following(store, "a", current, clock)
+
+    def said(text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if text in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="wanderer_console.cluster"):
+        for _ in range(3):
+            await leases.tick()
+        (waiting,) = said("alert messages wait")
+        assert waiting.levelno == logging.WARNING
+        assert "enable a map" in waiting.getMessage()
+        webhook = current.settings.alerts.discord_webhook_url
+        current.set("late")
+        current.settings.alerts.discord_webhook_url = webhook
+        await leases.tick()
+        await leases.tick()
+        assert len(said("alert messages go out again")) == 1
+        current.set()
+        current.settings.alerts.discord_webhook_url = webhook
+        await leases.tick()
+        await leases.tick()
+        assert len(said("alert messages wait")) == 2
 
 
 class Current:

@@ -239,3 +239,46 @@ def test_a_byte_order_mark_is_named() -> None:
     assert problem.key == "(syntax)"
     assert "byte-order mark" in problem.message
     assert "UTF-8 without BOM" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[console]\nretention_days = inf\n", "console.retention_days"),
+        ("[console]\nmax_killmail_age_seconds = nan\n", "console.max_killmail_age_seconds"),
+        ("[discord]\nrequest_timeout_seconds = inf\n", "discord.request_timeout_seconds"),
+        ("[hosted]\nrefresh_seconds = inf\n", "hosted.refresh_seconds"),
+        ("[killstream]\nfallback_interval_seconds = inf\n", "killstream.fallback_interval_seconds"),
+        ("[alerts]\ndiscord_min_interval_seconds = inf\n", "alerts.discord_min_interval_seconds"),
+        ("[alerts.breaker_open]\nthreshold = inf\n", "alerts.breaker_open.threshold"),
+        ("[alerts.disk_space]\nthreshold = nan\n", "alerts.disk_space.threshold"),
+        (MAP + "[maps.alpha.filters]\nmin_value_isk = inf\n", "maps.alpha.filters.min_value_isk"),
+        (
+            MAP + "[maps.alpha.dedup_ttl_seconds]\nsystem = inf\n",
+            "maps.alpha.dedup_ttl_seconds.system",
+        ),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused_naming_its_key(text: str, key: str) -> None:
+    """TOML spells ``inf`` and ``nan``: a timeout or an interval of ``inf`` bounded only from
+    below was accepted (a wait forever, or an ``OverflowError`` in the event loop), and ``nan``
+    was refused as "not greater than 0". Each is now refused as what it is, at its key."""
+    problem = only(text)
+    assert problem.key == key
+    assert problem.message.startswith("Input should be a finite number"), problem.message
+    assert problem.line is not None
+
+
+def test_a_number_that_is_not_finite_in_an_http_override_is_refused() -> None:
+    (problem,) = problems("[http.discord]\ntimeout_seconds = inf\n")
+    assert problem.key == "http.timeout_seconds"  # as any bad value of an override is named
+    assert problem.message.startswith("Input should be a finite number")
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "-inf", "nan"])
+def test_a_variable_that_is_not_finite_is_refused_naming_it(value: str) -> None:
+    variable = "WANDERER_CONSOLE_CONSOLE__RETENTION_DAYS"
+    (problem,) = env_problems({variable: value}, MAP)
+    assert problem.key == variable
+    assert "finite number" in problem.message
+    assert problem.message.endswith("(it sets console.retention_days)")

@@ -148,3 +148,30 @@ def test_a_rejected_edit_read_again_is_one_rejection(tmp_path: Path) -> None:
     finally:
         reloader.close()
         runtime.store.close()
+
+
+def test_an_edit_to_a_number_that_is_not_finite_is_rejected_and_counted(tmp_path: Path) -> None:
+    """``inf`` in a key bounded only from below (a wait forever) is refused like any bad value:
+    counted, the running configuration kept, the key named."""
+    path = tmp_path / "config.toml"
+    good = GOOD.format(data=tmp_path / "data")
+    write(path, good)
+    runtime = Runtime(
+        load_settings(path, environ={}).settings, data_dir=tmp_path / "data", config_path=path
+    )
+    metrics = Metrics()
+    reloader = ConfigReloader(runtime, path, metrics=metrics)
+    reloader.baseline()
+    try:
+        for bad in ("inf", "nan"):
+            write(path, good.replace("[esi]", f"[hosted]\nrefresh_seconds = {bad}\n\n[esi]"))
+            result = reloader.reload(source="file")
+            assert result.status == "rejected"
+            (problem,) = result.problems
+            assert "hosted.refresh_seconds: Input should be a finite number" in problem
+        assert metrics.value("wc_config_reloads_total", outcome="rejected") == 2
+        assert metrics.value("wc_config_rejected") == 1
+        assert runtime.settings.hosted.refresh_seconds == 300.0
+    finally:
+        reloader.close()
+        runtime.store.close()

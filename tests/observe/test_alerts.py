@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from wanderer_console.config.loader import load_settings
 from wanderer_console.launch import demo_config_text
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.store.backends import open_store
+from wanderer_console.store.sqlite import DB_NAME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -317,6 +320,27 @@ async def test_thresholds_apply_live(
     assert runtime.settings.alerts.disk_space.threshold == 0
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+async def test_a_threshold_that_is_not_finite_is_refused(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime], value: float
+) -> None:
+    """The control API's JSON spells ``Infinity`` and ``NaN``: a threshold of ``inf`` (bounded
+    only from below) was saved and applied (a floor rule fired for ever, a ceiling one never);
+    ``nan`` was refused as "not greater than or equal to 0". Both are now refused as what they
+    are, naming the field, the file and the running settings as they were."""
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 0}})
+    stopper.append(runtime)
+    assert runtime.config_path is not None
+    before = runtime.config_path.read_text(encoding="utf-8")
+    refused = await runtime.console.set_alert_rule("disk_space", "threshold", value, actor="t")
+    assert not refused.ok
+    assert refused.message.startswith(
+        "alerts.disk_space.threshold: Input should be a finite number"
+    ), refused.message
+    assert runtime.settings.alerts.disk_space.threshold == 0
+    assert runtime.config_path.read_text(encoding="utf-8") == before
+
+
 async def test_a_rule_posts_at_most_once_per_interval(
     sim: Simulator, tmp_path: Path, stopper: list[Runtime]
 ) -> None:
@@ -365,6 +389,36 @@ async def test_an_alert_firing_at_a_stop_resolves_after_the_restart(
         await wait_for(lambda: "[RESOLVED] disk_space" in ops_titles(sim), 10, "resolved message")
         assert again.metrics.value("wc_alert_firing", rule="disk_space") == 0
         assert ops_titles(sim).count("[FIRING] disk_space") == 1
+    finally:
+        await again.stop()
+
+
+async def test_an_alert_firing_longer_than_the_retention_resolves_after_a_restart(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """An alert fires, its message goes out, and it stays firing past ``retention_days``: the
+    hourly retention runs (here the store's own statement, with the clock 31 days on) and the
+    engine restarts. Its resolved message still follows when the condition clears, once."""
+    runtime = await engine(sim, tmp_path, {"disk_space": {"threshold": 1e12}})
+    try:
+        await wait_for(lambda: firing(runtime, "disk_space"), 10, "firing")
+        await wait_for(lambda: "[FIRING] disk_space" in ops_titles(sim), 10, "firing message")
+        await wait_for(
+            lambda: runtime.store.outbox_counts().get("pending", 0) == 0, 10, "message sent"
+        )
+    finally:
+        await runtime.stop()
+    store = open_store(tmp_path / "data" / DB_NAME)
+    try:
+        store.prune(before=time.time() + 31 * 86_400)  # the retention, 31 days later
+    finally:
+        store.close()
+    again = await engine(sim, tmp_path, {"disk_space": {"threshold": 0}})
+    try:
+        await wait_for(lambda: again.store.alert_history()[0].resolved_at is not None, 10, "closed")
+        await wait_for(lambda: "[RESOLVED] disk_space" in ops_titles(sim), 10, "resolved message")
+        await again.drain(timeout=5.0)
+        assert ops_titles(sim) == ["[FIRING] disk_space", "[RESOLVED] disk_space"]
     finally:
         await again.stop()
 

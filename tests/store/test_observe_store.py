@@ -49,3 +49,22 @@ def test_the_oldest_pending_notification_leaves_out_a_tenant(store: Store) -> No
     store.enqueue([note("demo", "b")], now=80.0)
     assert store.oldest_pending_at() == 50.0
     assert store.oldest_pending_at(exclude_tenant="_ops") == 80.0
+
+
+def test_retention_keeps_the_firing_message_of_an_alert_still_firing(store: Store) -> None:
+    """An alert fires and stays firing past ``retention_days``: its firing message (sent long
+    ago) is what tells the engine, after a restart, that a resolved message must follow. The
+    retention keeps it while the alert is open and prunes it once the alert has resolved."""
+    record = AlertRecord("breaker_open", "discord.com", 100.0, None, 40.0, 30.0, "open")
+    store.alert_fired(record)
+    key = record.message_key("firing")
+    target = Target(TargetKind.WEBHOOK, "https://discord.test/api/webhooks/1/t", "_ops")
+    firing = Notification("_ops", NotificationType.ALERT, key, target, {"content": "firing"})
+    other = Notification("_ops", NotificationType.ALERT, "other", target, {"content": "x"})
+    store.enqueue([firing, other], now=100.0)
+    store.mark_sent([row.id for row in store.due_outbox(now=100.0)])
+    assert store.prune(before=100.0 + 31 * 86_400) == (0, 1)  # the other one only
+    assert store.has_notification("_ops", key)
+    store.alert_resolved("breaker_open", "discord.com", 100.0, 100.0 + 40 * 86_400)
+    assert store.prune(before=100.0 + 41 * 86_400) == (0, 1)
+    assert not store.has_notification("_ops", key)

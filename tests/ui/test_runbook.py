@@ -68,6 +68,25 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
         ("line 6 · (syntax): invalid TOML: unclosed array", "config", "`config.toml:7: (syntax)"),
         ("line 3 · notifications.kil: unknown key", "config", "`config.toml:42:"),
         (
+            "line 9 · maps.home.api_key: overridden by the environment variable MAP_API_KEY:"
+            " the value here is not used (unset MAP_API_KEY to use it, or change it there)",
+            "config",
+            "`warning: config.toml:12: console.dry_run: overridden",
+        ),
+        (
+            "configuration edit has no effect: the environment overrides these keys; unset the"
+            " variable, or change it there (keys={'console.dry_run': 'DRY_RUN'})",
+            "log",
+            "`warning: config.toml:12: console.dry_run: overridden",
+        ),
+        (
+            "operations alert messages wait: no map is shared out on this database, and they go"
+            " out under the first map's lease; enable a map in the configuration (or add one on"
+            " the map server when hosted) (instance=h:1:abc)",
+            "log",
+            "`operations alert messages wait",
+        ),
+        (
             "http request failed (service=map, url=http://127.0.0.1:1/x, error=refused)",
             "log",
             "`http request failed`",

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from wanderer_console.config.model import Settings
-from wanderer_console.config.routing import OPS_TENANT
+from wanderer_console.config.routing import OPS_TENANT, ops_target
 from wanderer_console.store.base import (
     ClusterState,
     InstanceInfo,
@@ -162,6 +162,8 @@ class MapLeases:
         """Of those, leases another instance held before (it died, stalled or left)."""
         self.lost = 0
         """Leases lost (expired or taken while this instance held them)."""
+        self._ops_waiting = False
+        """The operations messages have no map to go under (said once, see :meth:`_ops_wait`)."""
 
     def bind(self, hooks: LeaseHooks) -> None:
         """Say what to do when a map is gained, lost or kept (the runtime)."""
@@ -226,6 +228,27 @@ class MapLeases:
         map's lease (claims fenced by it, orphans recovered by its next holder)."""
         maps = self.maps()
         return maps[0] if maps else None
+
+    def _ops_wait(self) -> None:
+        """Say once (not at every heartbeat) that the operations messages wait because no map
+        is shared out to carry them (hosted, before the map server lists one; every map of the
+        file disabled), and once when a map carries them again. Without an operations webhook
+        there is nothing to wait."""
+        carrier = self._ops_carrier()
+        waiting = carrier is None and ops_target(self._settings()) is not None
+        if waiting and not self._ops_waiting:
+            log.warning(
+                "operations alert messages wait: no map is shared out on this database, and"
+                " they go out under the first map's lease; enable a map in the configuration"
+                " (or add one on the map server when hosted)",
+                extra={"ctx": {"instance": self.instance_id}},
+            )
+        elif self._ops_waiting and carrier is not None:
+            log.info(
+                "operations alert messages go out again, under the first map's lease",
+                extra={"ctx": {"map": carrier, "instance": self.instance_id}},
+            )
+        self._ops_waiting = waiting
 
     def carried(self, tenant: str) -> list[str]:
         """The tenants whose rows are sent under ``tenant``'s lease: the map, and the
@@ -318,6 +341,7 @@ class MapLeases:
         if not self._frozen and await self._balance(state, ttl):
             with contextlib.suppress(Exception):  # the views show the leases as they are now
                 self.state, self._state_at = self._store.cluster_state(), self._clock()
+        self._ops_wait()
         if self._hooks is not None:
             fences = {tenant: held.fence for tenant, held in self._held.items()}
             lead = self._ops_carrier()

@@ -46,6 +46,7 @@ __all__ = [
     "ReloadResult",
     "edits_overridden",
     "emptied",
+    "keep_map_switches",
     "keep_removed_maps",
     "needs_restart",
     "restart_reasons",
@@ -152,6 +153,26 @@ def keep_removed_maps(old: Settings, new: Settings) -> Settings:
     if not gone:
         return new
     return new.model_copy(update={"maps": {**new.maps, **gone}})
+
+
+def keep_map_switches(old: Settings, new: Settings) -> Settings:
+    """``new`` with each map's ``enabled`` as it runs in ``old``.
+
+    ``maps.<key>.enabled`` needs a restart (the map's feed is started, or not, at start), and
+    the reload says so: the running settings keep the switch until then. Applied at once, a map
+    switched off would have kept streaming while the pipeline refused every one of its events
+    (never notified, even if the switch was put back before the restart); one switched on would
+    have had no feed. On a shared database the map leases follow the file instead (a map
+    disabled is released at the next heartbeat), and this is not used.
+    """
+    changed = {
+        key: map_settings.model_copy(update={"enabled": old.maps[key].enabled})
+        for key, map_settings in new.maps.items()
+        if key in old.maps and old.maps[key].enabled != map_settings.enabled
+    }
+    if not changed:
+        return new
+    return new.model_copy(update={"maps": {**new.maps, **changed}})
 
 
 def _holds_settings(text: str) -> bool:
@@ -330,7 +351,12 @@ class ConfigReloader:
         hot = [c.key for c in changes if c.key not in reasons]
         restart = list(reasons)
         try:
-            self._apply(old, new if self._maps_follow_the_file() else keep_removed_maps(old, new))
+            running = (
+                new
+                if self._maps_follow_the_file()
+                else keep_map_switches(old, keep_removed_maps(old, new))
+            )
+            self._apply(old, running)
         except Exception as exc:
             self._apply(new, old)  # roll back every reference we may have swapped
             return self._rejected(source, text, [f"applying failed, rolled back: {exc!r}"])

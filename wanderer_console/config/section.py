@@ -77,9 +77,15 @@ def check_declared(model: type[BaseModel]) -> None:
 
 
 class Section(BaseModel):
-    """A TOML table of the configuration; every field declares :class:`Live` or :class:`Restart`."""
+    """A TOML table of the configuration; every field declares :class:`Live` or :class:`Restart`.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    A number must be finite: TOML (and the control API's JSON) spell ``inf`` and ``nan``, and a
+    timeout, an interval or a threshold bounded only from below would take ``inf`` (a wait for
+    ever, or an ``OverflowError`` in the event loop), ``nan`` failing its bound with a message
+    about the bound. Both are refused as ``Input should be a finite number``, at the key.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -12,7 +12,8 @@ __all__ = ["DEFAULT_SERVICE_SETTINGS", "HttpServiceSettings", "resolve_settings"
 class HttpServiceSettings(BaseModel):
     """How one service's client behaves; every field has a safe default."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    """A number must be finite (``[http.<service>]`` is TOML, which spells ``inf``)."""
 
     timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-attempt timeout (connect, read, write, pool)."""

@@ -158,7 +158,7 @@ class AlertEngine:
             key = (record.rule, record.subject)
             # Its resolved message follows only a firing message that went out (none when the
             # rule had posted within discord_min_interval_seconds, or without a webhook).
-            posted = self._store.has_notification(OPS_TENANT, _dedup_key(record, "firing"))
+            posted = self._store.has_notification(OPS_TENANT, record.message_key("firing"))
             self._firing[key] = Firing(record, record.value, posted=posted)
             self._gauge.labels(rule=record.rule).set(1)
         return len(self._firing)
@@ -333,7 +333,7 @@ class AlertEngine:
         notification = Notification(
             tenant=OPS_TENANT,
             type=NotificationType.ALERT,
-            dedup_key=_dedup_key(r, word),
+            dedup_key=r.message_key(word),
             target=target,
             body=build_message([embed], username=settings.discord.username),
         )
@@ -341,11 +341,6 @@ class AlertEngine:
             return False
         self._on_queued()
         return True
-
-
-def _dedup_key(record: AlertRecord, word: str) -> str:
-    """The outbox key of an alert's ``firing`` or ``resolved`` message (one of each per firing)."""
-    return f"alert:{record.rule}:{record.subject}:{record.fired_at:.3f}:{word}"
 
 
 def _figure(value: float) -> str:

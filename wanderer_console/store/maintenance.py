@@ -1,7 +1,8 @@
 """The store's upkeep: retention of old records and a periodic integrity check.
 
 Retention runs hourly and deletes events, and notifications finished, older than
-``console.retention_days`` (pending, in-flight and uncertain notifications are never deleted).
+``console.retention_days`` (pending, in-flight and uncertain notifications are never deleted,
+nor the firing message of an alert still firing: its resolved message follows it).
 The integrity check reads the whole database every few hours on its own read-only connection in
 a thread, so damage is found before a write trips on it: the problem is kept for ``/ready`` and
 logged at ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only

@@ -33,6 +33,11 @@ class AlertRecord:
     threshold: float
     summary: str
 
+    def message_key(self, word: str) -> str:
+        """The outbox key of this firing's ``firing`` or ``resolved`` message on the operations
+        webhook (one of each per firing)."""
+        return f"alert:{self.rule}:{self.subject}:{self.fired_at:.3f}:{word}"
+
 
 @dataclass(frozen=True, slots=True)
 class TrendMinute:
@@ -198,9 +203,10 @@ class ObserveMixin:
         return None if row is None or row[0] is None else float(row[0])
 
     def has_notification(self, tenant_id: str, dedup_key: str) -> bool:
-        """Whether the outbox holds (or held, until pruned) the notification ``dedup_key`` of
-        ``tenant_id``: an alert taken up after a restart posts its resolved message only when
-        its firing message went out."""
+        """Whether the outbox holds the notification ``dedup_key`` of ``tenant_id``: an alert
+        taken up after a restart posts its resolved message only when its firing message went
+        out (retention keeps the firing message of an alert still open, see
+        :meth:`~.sql.SqlStore.prune`)."""
         row = self._conn.execute(
             "SELECT 1 FROM outbox WHERE tenant_id = ? AND dedup_key = ?", (tenant_id, dedup_key)
         ).fetchone()

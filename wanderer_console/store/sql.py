@@ -185,7 +185,9 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
         fewer than ``limit`` of each are removed (:meth:`Maintenance.prune_once
         <wanderer_console.store.maintenance.Maintenance.prune_once>`). Only finished
         notifications go (:data:`_FINISHED`): pending, in-flight and uncertain ones still wait
-        for a send or an operator's decision, however old.
+        for a send or an operator's decision, however old. Nor does the firing message of an
+        alert still open (:meth:`open_alerts`), however long it has fired: after a restart it is
+        what tells the alert engine that a resolved message must follow.
         """
         # The condition is asked again outside the sub-select: on PostgreSQL a row another
         # engine changes meanwhile (a failed row revived to pending) is re-read once its lock is
@@ -197,12 +199,14 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
                 " (SELECT id FROM events WHERE received_at < ? LIMIT ?) AND received_at < ?",
                 (before, limit, before),
             ).rowcount
+        kept = [alert.message_key("firing") for alert in self.open_alerts()]
+        keep = f" AND dedup_key NOT IN ({', '.join('?' * len(kept))})" if kept else ""
         with self._writes.transaction("prune notifications") as conn:
             notes = conn.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                f" WHERE status IN {_FINISHED} AND created_at < ? LIMIT ?)"
-                f" AND status IN {_FINISHED} AND created_at < ?",
-                (before, limit, before),
+                f" WHERE status IN {_FINISHED} AND created_at < ?{keep} LIMIT ?)"
+                f" AND status IN {_FINISHED} AND created_at < ?{keep}",
+                (before, *kept, limit, before, *kept),
             ).rowcount
         return events, notes
 

@@ -177,6 +177,24 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`warning: config.toml:12: console.dry_run: overridden by the environment variable"
+        " WANDERER_CONSOLE_CONSOLE__DRY_RUN: the value here is not used (unset"
+        " WANDERER_CONSOLE_CONSOLE__DRY_RUN to use it, or change it there)` (at start and"
+        " `config check`; after a live edit of such a key: `configuration edit has no effect:"
+        " the environment overrides these keys; unset the variable, or change it there`"
+        " (`keys`))",
+        "the key is set both in the file and in an environment variable (a"
+        " `WANDERER_CONSOLE_*` one, or one of the notifier's such as `MAP_URL` or"
+        " `DISCORD_WEBHOOK_URL`); the variable wins, so the engine runs on its value and the"
+        " file's is not used, and an edit of it changes nothing (neither value is printed: it"
+        " may be a secret)",
+        "keep each setting in one place: to use the file's value, unset the variable in the"
+        " environment file (`/etc/wanderer-console/env`, `.env`, the container's environment)"
+        " and restart; or change the value there and restart (the environment is read at"
+        " start). `config check` lists every key the environment overrides",
+    ),
+    Advice(
+        CONFIG,
         "`unknown service 'x' (services: ...)`",
         "an `[http.<service>]` override names a client that does not exist",
         "use one of the listed services",
@@ -764,6 +782,20 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`operations alert messages wait: no map is shared out on this database, and they go"
+        " out under the first map's lease; enable a map in the configuration (or add one on"
+        " the map server when hosted)` (once; `operations alert messages go out again, under"
+        " the first map's lease` when a map carries them)",
+        "on a shared PostgreSQL database the `[alerts]` messages to"
+        " `alerts.discord_webhook_url` belong to no map: the engine holding the first map's"
+        " lease sends them. With no map to lease (every `[maps.<key>]` has `enabled = false`,"
+        " or the hosted map server lists none yet) no engine sends them: they stay pending,"
+        " none is lost, and the console's banner and `/health` still show what fires",
+        "enable a map (`enabled = true`, then restart) or add one on the map server (hosted:"
+        " taken at its next refresh); the waiting messages then go out",
+    ),
+    Advice(
+        DELIVERY,
         "`dry run: notification not sent`",
         "`--dry-run` or `console.dry_run = true`",
         "turn dry run off",
@@ -943,6 +975,10 @@ _RECOGNISE: Final[dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
     "`config.toml:7: (syntax)": ((r"invalid TOML", r"\(syntax\)"), frozenset({"config", "log"})),
     "`configuration change rejected": (
         (r"configuration change rejected", r"CONFIG CHANGE REJECTED"),
+        frozenset({"config", "log"}),
+    ),
+    "`warning: config.toml:12: console.dry_run: overridden": (
+        (r"overridden by the environment variable", r"the environment overrides these keys"),
         frozenset({"config", "log"}),
     ),
     "`map stream refused`, `error: HTTP 401": ((r"HTTP 401",), frozenset({"map_sse", "log"})),

@@ -311,3 +311,46 @@ async def test_a_claim_applied_but_reported_failed_is_undone_and_sent_once(
         assert lossy.lost == 1
         titles = Counter(embed["title"] for embed in rig.discord.embeds)
         assert titles == {"note 0": 1, "note 1": 1}  # each posted once
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"message": "slow down", "global": False}, {"Retry-After": "inf"}),
+        ({"message": "slow down", "global": False}, {"Retry-After": "nan"}),
+        (
+            {"message": "slow down", "global": False},
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "inf"},
+        ),
+        ({"message": "slow down", "retry_after": -5, "global": False}, {}),
+    ],
+    ids=["retry-after-inf", "retry-after-nan", "reset-after-inf", "retry-after-negative"],
+)
+async def test_a_429_asking_for_a_wait_that_is_no_number_is_waited_out_briefly(
+    tmp_path: Path, body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    """A 429 whose wait is ``inf``, ``nan`` or negative (a proxy's garbage, ``1e999``): the
+    message waited for ever (parked at ``inf``). Such a wait is no wait Discord asked for: the
+    usual fallback applies and the message is delivered."""
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(11)
+        rig.discord.fail_next(429, body, headers)
+        rig.enqueue(hook, 1)
+        await until(lambda: rig.store.outbox_counts() == {"sent": 1}, timeout=15)
+    assert rig.discord.requests == 2
+
+
+async def test_a_wait_of_years_asked_by_discord_is_cut_to_a_day(tmp_path: Path) -> None:
+    """A 429 (or a spent bucket) asking for 10^9 s parked the message for 31 years, shown as
+    pending all along; the delivery layer now waits at most a day, as the gateway does."""
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(12)
+        rig.discord.fail_next(429, {"message": "slow down", "retry_after": 1e9, "global": False})
+        rig.enqueue(hook, 1)
+        await until(
+            lambda: rig.discord.requests >= 1 and rig.store.outbox_counts() == {"pending": 1}
+        )
+        state = rig.dispatcher.state(hook.key)
+        assert time.time() + 3600 < state.paused_until <= time.time() + 86_400 + 5
+        (next_at,) = rig.store._conn.execute("SELECT next_attempt_at FROM outbox").fetchone()
+        assert next_at <= time.time() + 86_400 + 5

@@ -6,15 +6,22 @@ reads Discord's answer (PROTOCOLS.md §5.1–5.3).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 from wanderer_console.http.errors import CircuitOpenError
 
-__all__ = ["DiscordSender", "Outcome", "SendResult"]
+__all__ = ["LONGEST_WAIT", "DiscordSender", "Outcome", "SendResult"]
+
+LONGEST_WAIT: Final = 86_400.0
+"""The longest wait an answer's ``Retry-After`` / ``retry_after`` / ``X-RateLimit-Reset-After``
+is taken for, in seconds: a day, as the gateway's session-start wait. Discord asks for seconds
+to an hour; a larger figure (a proxy's garbage, ``1e9``) would park the target's messages for
+years, shown as pending all along."""
 
 
 class Outcome(StrEnum):
@@ -54,10 +61,16 @@ class SendResult:
 
 
 def _float(value: str | None) -> float | None:
+    """A wait from Discord's answer in seconds, at most :data:`LONGEST_WAIT`; ``None`` when
+    absent, negative or no number (``inf`` would park a message for ever, ``nan`` or ``-5`` not
+    pause at all: the caller's fallback applies, as for a word)."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    if number is None or not math.isfinite(number) or number < 0:
+        return None
+    return min(number, LONGEST_WAIT)
 
 
 def _classify(response: HttpResponse) -> SendResult:

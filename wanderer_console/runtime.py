@@ -538,6 +538,10 @@ class Runtime:
         while it holds the map's lease)."""
         return not self.cluster.active or tenant in self.cluster.tenants()
 
+    def map_generation(self, tenant: str) -> int:
+        """The load of map ``tenant`` an event arriving now is stamped with."""
+        return self.index.arrival(tenant)
+
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
         return views.readiness(self)

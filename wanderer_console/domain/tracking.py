@@ -119,6 +119,8 @@ class TrackingIndex:
         self._by_character: dict[int, Tenants] = {}
         self._changed: dict[IdKind, set[int] | None] = {"systems": set(), "characters": set()}
         self._loads: dict[str, int] = {}
+        self._begun: dict[str, int] = {}
+        """Per map, the latest load that began asking the map server (:meth:`begin_load`)."""
         self._load_count = 0
 
     def map(self, tenant: str) -> MapTracking:
@@ -137,13 +139,18 @@ class TrackingIndex:
         tenant: str,
         systems: Iterable[TrackedSystem],
         characters: Iterable[TrackedCharacter],
+        *,
+        load: int | None = None,
     ) -> None:
         """Swap a map's whole state (initial load and full resync); it starts a new
-        :meth:`generation` of the map."""
+        :meth:`generation` of the map: ``load``, as :meth:`begin_load` gave it before the state
+        was asked for, else a new one."""
         self.drop(tenant)
         self.map(tenant)  # a map that tracks nothing yet still exists
-        self._load_count += 1
-        self._loads[tenant] = self._load_count
+        if load is None:
+            self._load_count += 1
+            load = self._load_count
+        self._loads[tenant] = load
         for system in systems:
             self.put_system(tenant, system)
         for character in characters:
@@ -155,6 +162,20 @@ class TrackingIndex:
         before the latest load is older than what that load found (see
         :class:`~wanderer_console.pipeline.map_updates.MapUpdates`)."""
         return self._loads.get(tenant, 0)
+
+    def begin_load(self, tenant: str) -> int:
+        """A load of the whole map starts asking the map server for its state: its
+        :meth:`generation`, for :meth:`replace` once the state is read."""
+        self._load_count += 1
+        self._begun[tenant] = self._load_count
+        return self._load_count
+
+    def arrival(self, tenant: str) -> int:
+        """The generation to stamp on a map event arriving now (from the stream or the map's
+        webhook): the latest load of the map begun, done or not. An event is older than a load
+        only if it arrived before that load began asking the map server; one arriving while a
+        load asks may be newer than what the load reads, and is applied over it as usual."""
+        return max(self._loads.get(tenant, 0), self._begun.get(tenant, 0))
 
     def drop(self, tenant: str) -> None:
         """Forget a map entirely."""

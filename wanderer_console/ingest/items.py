@@ -26,8 +26,8 @@ class MapEventItem:
     trace_parent: str | None = field(default=None, compare=False)
     """The W3C ``traceparent`` of the source's span while tracing is on (else ``None``)."""
     generation: int | None = field(default=None, compare=False)
-    """The map's load (:meth:`~wanderer_console.domain.tracking.TrackingIndex.generation`)
-    in force when the stream read the event; ``None`` when not read from a stream. An event
+    """The map's load (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`) when
+    the event arrived, from the stream or the map's webhook; ``None`` from elsewhere. An event
     decided after a later load is older than that load's state and must not undo it."""
 
 

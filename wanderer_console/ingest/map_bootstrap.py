@@ -128,7 +128,7 @@ class MapFeeds:
             self._metrics,
             on_resync=functools.partial(self.load, tenant),
             resync_after=self._resync_after(),
-            generation=functools.partial(self._index.generation, tenant),
+            generation=functools.partial(self._index.arrival, tenant),
         )
         self._spawn(f"map:{tenant}", functools.partial(self._run, tenant))
         return rest
@@ -154,9 +154,12 @@ class MapFeeds:
         rest = self.rest[tenant]
         async with self._load_slot():
             self.load_calls += 1
+            # An event arriving from here on may be newer than what is read: not older than
+            # this load (TrackingIndex.arrival).
+            load = self._index.begin_load(tenant)
             systems = await rest.systems()
             characters = await rest.tracked_characters()
-        self._index.replace(tenant, systems, characters)
+        self._index.replace(tenant, systems, characters, load=load)
         log.info(
             "map loaded",
             extra={

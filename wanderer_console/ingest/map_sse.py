@@ -105,8 +105,9 @@ class MapSseSource:
         over (a server that says ``connected`` and closes at once is backed off from)."""
         self._clock = clock
         self._generation = generation
-        """The map's load in force now (stamped on each event read: one read before a reload
-        is older than the reload's state)."""
+        """The map's load now (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`,
+        stamped on each event read: one read before a reload is older than the reload's
+        state)."""
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None

@@ -623,8 +623,9 @@ class Engine:
             payload = None
         notifications: list[Notification] = []
         if payload is not None and item.tenant in self.settings.maps:
-            # Read before the map's latest reload (queued behind a long outage): older than
-            # the state that reload found, so it is judged against it (map_updates.py).
+            # Arrived (stream or webhook) before the map's latest reload began (queued behind a
+            # long outage): older than the state that reload found, so it is judged against it
+            # (map_updates.py).
             stale = item.generation is not None and item.generation < self._index.generation(
                 item.tenant
             )

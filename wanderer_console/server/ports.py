@@ -72,6 +72,11 @@ class EngineSurface(Protocol):
         """True when this engine works map ``tenant`` now: always, alone; with several engines
         on one database, while it holds the map's lease."""
 
+    def map_generation(self, tenant: str) -> int:
+        """The load of map ``tenant`` to stamp on one of its events arriving now
+        (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`): an event queued
+        before a later reload of the map is judged against that reload's state."""
+
     def readiness(self) -> Readiness:
         """Whether the engine can do its job now, and why not."""
 

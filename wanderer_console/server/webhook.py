@@ -142,6 +142,9 @@ class WebhookEndpoint:
         batch = isinstance(data, dict) and isinstance(data.get("events"), list)
         candidates: list[Any] = data["events"] if batch else [data]
         items: list[MapEventItem] = []
+        # The map's load at arrival, as the stream stamps its events: one decided after a later
+        # reload is older than that reload's state and must not undo it (engine.py).
+        generation = self._engine.map_generation(tenant)
         invalid = 0
         for candidate in candidates:
             try:
@@ -155,7 +158,11 @@ class WebhookEndpoint:
             if tracing.enabled():
                 attributes = {"map": tenant, "event.id": envelope.id, "event.type": envelope.type}
                 trace = tracing.source_span("webhook.event", attributes)
-            items.append(MapEventItem(tenant, envelope, raw, source, trace_parent=trace))
+            items.append(
+                MapEventItem(
+                    tenant, envelope, raw, source, trace_parent=trace, generation=generation
+                )
+            )
         if not self._engine.offer(items):
             # Let the sender retry later rather than block its delivery task.
             self._refusals.refused(request, "webhook", "busy", 503, map=tenant)

@@ -455,8 +455,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`map stream was down longer than the server keeps events; reloading the map`",
         "the outage was longer than the server's replay buffer, so the console reloads"
         " systems and characters over REST; map events still queued from before the outage"
-        " change nothing the reload found (a system or pilot they add is notified only if"
-        " still on the map, else counted as"
+        " (from the stream or the map's webhook) change nothing the reload found (a system"
+        " or pilot they add is notified only if still on the map, else counted as"
         ' `wc_notifications_filtered_total{reason="superseded_by_reload"}`)',
         "nothing; check the log for `map resync failed`",
     ),

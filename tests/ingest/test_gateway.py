@@ -15,7 +15,13 @@ from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http import build_client
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.gateway import GIVE_UP_RESUME_AFTER, DiscordGateway
-from wanderer_console.ingest.gateway_protocol import INTENTS, Dispatch, GatewayLocation
+from wanderer_console.ingest.gateway_protocol import (
+    INTENTS,
+    Dispatch,
+    GatewayError,
+    GatewayLocation,
+    GatewaySession,
+)
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.sim.discord import FakeDiscord
 from wanderer_console.sim.discord_gateway import FakeGateway, FakeGuild
@@ -413,3 +419,17 @@ async def test_a_resume_that_keeps_failing_identifies_afresh_at_the_located_gate
             assert reconnects >= GIVE_UP_RESUME_AFTER
     finally:
         await other.stop()
+
+
+@pytest.mark.parametrize("interval", ["0", "-41250", "true", "0.0"])
+def test_a_hello_whose_heartbeat_interval_is_no_positive_number_is_refused(interval: str) -> None:
+    """A ``HELLO`` with a heartbeat interval of 0, a negative one or ``true`` (a bool is an int
+    in Python: 1 ms) was taken: the heartbeat task beat again before Discord could acknowledge
+    the first beat, took the missing ack for a dead connection and closed it to resume, on every
+    connection. It is a bad payload, skipped as the others are (the connection is not
+    identified on it). (``1e400`` never gets this far: the JSON decoder refuses it.)"""
+    session = GatewaySession("token")
+    with pytest.raises(GatewayError, match="heartbeat_interval"):
+        session.receive(f'{{"op": 10, "d": {{"heartbeat_interval": {interval}}}}}')
+    hello = session.receive('{"op": 10, "d": {"heartbeat_interval": 41250}}')
+    assert hello.interval == pytest.approx(41.25)  # type: ignore[union-attr]

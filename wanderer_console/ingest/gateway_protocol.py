@@ -306,11 +306,19 @@ class GatewaySession:
                 self.user = user if isinstance(user, dict) else {}
             return Dispatch(name, data, seq if isinstance(seq, int) else None)
         if op == Op.HELLO:
-            if not isinstance(data, dict) or not isinstance(
-                data.get("heartbeat_interval"), int | float
+            beat = data.get("heartbeat_interval") if isinstance(data, dict) else None
+            # A bool is an int to Python (1 ms); with 0 or negative the heartbeat task beats
+            # again before any ack can come, and closes every connection to resume.
+            if (
+                not isinstance(beat, int | float)
+                or isinstance(beat, bool)
+                or not math.isfinite(beat)
+                or beat <= 0
             ):
-                raise GatewayError("HELLO needs a numeric heartbeat_interval")
-            interval = float(data["heartbeat_interval"]) / 1000.0
+                raise GatewayError(
+                    f"HELLO needs a positive number of ms as heartbeat_interval, got {beat!r}"
+                )
+            interval = float(beat) / 1000.0
             resuming = self.can_resume
             frame = self.resume() if resuming else self.identify()
             return Hello(interval, interval * self._rng.random(), frame, resuming)

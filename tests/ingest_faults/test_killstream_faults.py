@@ -259,3 +259,73 @@ async def test_a_refused_subscribe_is_asked_again_without_waiting_for_another_ch
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_channel_ending_while_subscribes_are_sent_does_not_stop_later_ones(
+    server: FakeKillstream,
+) -> None:
+    """The channel crashes while a tracking change is still being sent (a slow link holds the
+    socket's writes): the frames after the crash are not sent, the channel is rejoined, and a
+    later change is still subscribed on that socket (before, the task sending subscriptions died
+    of "cannot push: channel is errored" and no later change reached the server until the
+    socket itself was lost: kills of newly tracked systems were missed meanwhile)."""
+    desired = set(SYSTEMS)
+    first_new, second_new = 31000777, 31000888
+
+    async def sink(item: Item) -> None:
+        return None
+
+    backoff = PhoenixBackoff(cap=0.2, steps=(0.05,))
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(desired), sink, Metrics(), backoff=backoff
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.confirmed == SYSTEMS)
+        ws = source._ws
+        assert ws is not None
+        send = ws.send
+        held = asyncio.Event()
+        release = asyncio.Event()
+
+        async def slow_send(message: str, *args: object, **kwargs: object) -> None:
+            await send(message, *args, **kwargs)  # type: ignore[arg-type]
+            if "unsubscribe_systems" in str(message) and not release.is_set():
+                held.set()
+                await release.wait()  # the write waits for the link to drain
+
+        ws.send = slow_send  # type: ignore[method-assign]
+        # One system leaves, one comes: an unsubscribe then a subscribe.
+        desired.discard(30000142)
+        desired.add(first_new)
+        source.refresh()
+        await wait_for(held.is_set)
+        # The server crashes the channel while the subscribe waits to be written.
+        await wait_for(lambda: [30000142 not in s for s, _ in server.subscriptions()] == [True])
+        await server.send_phx_error()
+        await wait_for(lambda: source.health.state is ConnectionState.RECONNECTING)
+        release.set()
+        await _joined_with(server, source, desired, joins=2)
+        # A later change on the rejoined channel reaches the server.
+        desired.add(second_new)
+        source.refresh()
+        await wait_for(lambda: second_new in source.confirmed, timeout=5.0)
+        [(systems, _characters)] = server.subscriptions()
+        assert set(systems) == desired
+        assert server.connections == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _joined_with(
+    server: FakeKillstream, source: KillstreamSource, desired: set[int], joins: int
+) -> None:
+    await wait_for(
+        lambda: (
+            len(server.joins) >= joins
+            and source.health.state is ConnectionState.CONNECTED
+            and source.confirmed == desired
+        ),
+        timeout=5.0,
+    )

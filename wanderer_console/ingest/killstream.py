@@ -40,6 +40,7 @@ from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.phoenix import (
     ChannelClosed,
     ChannelErrored,
+    ChannelState,
     FrameError,
     Inbound,
     PhoenixChannel,
@@ -313,7 +314,7 @@ class KillstreamSource:
         while True:
             await self._refresh.wait()
             self._refresh.clear()
-            if self._channel.state.value != "joined":
+            if self._channel.state is not ChannelState.JOINED:
                 continue
             wanted = self._desired()
             # Set differences first, validity and order only for what changed: a refresh of a
@@ -331,6 +332,11 @@ class KillstreamSource:
             self.confirmed.difference_update(removed)
             for event, ids in ((f"unsubscribe_{noun}", removed), (f"subscribe_{noun}", added)):
                 for start in range(0, len(ids), _CHUNK):
+                    if self._channel.state is not ChannelState.JOINED:
+                        # The channel ended while a write waited (a slow link): the rest is
+                        # not sent; the rejoin carries the whole subscription, and its reply
+                        # brings this loop back for what changes after it.
+                        break
                     chunk = ids[start : start + _CHUNK]
                     ref, frame = self._channel.push(event, {key: chunk})
                     if event.startswith("subscribe"):

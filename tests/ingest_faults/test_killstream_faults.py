@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -329,3 +330,76 @@ async def _joined_with(
         ),
         timeout=5.0,
     )
+
+
+async def test_a_join_never_answered_is_given_up_and_tried_again(
+    server: FakeKillstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server takes the join but never replies (its channel hangs) while it still answers
+    heartbeats: after a bounded wait the socket is closed and opened again, with backoff, and
+    says why (before, the socket waited for the reply forever, following nothing)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+
+    async def sink(item: Item) -> None:
+        return None
+
+    backoff = _CountingBackoff()
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), backoff=backoff
+    )
+    source.join_timeout = 0.3
+    server.hang_joins = True
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: server.connections >= 3, timeout=5.0, what="joins tried again")
+        assert source.health.state is not ConnectionState.CONNECTED
+        assert "no reply to the join" in (source.health.last_error or "")
+        assert any(
+            r.getMessage() == "killstream join not answered; reconnecting" for r in caplog.records
+        )
+        assert backoff.asked[:2] == [0, 1]  # each retry waits longer
+        server.hang_joins = False
+        await wait_for(lambda: source.confirmed == SYSTEMS, timeout=5.0)
+        assert source.health.state is ConnectionState.CONNECTED
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_refused_join_is_logged_with_the_servers_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A join the server refuses is a warning in the log, with the server's answer and the
+    socket's name (before, only the socket's state said it: an operator reading the log saw
+    nothing but reconnects)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+    server = FakeKillstream(max_systems=2)  # three systems: over this server's limit
+    await server.start()
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), name="killstream:systems:2"
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: server.refused_joins >= 1)
+
+        def refused() -> list[logging.LogRecord]:
+            return [
+                r
+                for r in caplog.records
+                if r.getMessage() == "killstream join refused; reconnecting"
+            ]
+
+        [record, *_] = await wait_for(refused, timeout=5.0, what="the refusal logged")
+        ctx = record.ctx  # type: ignore[attr-defined]
+        assert ctx["name"] == "killstream:systems:2"
+        assert ctx["ids"] == 3
+        assert "too_many_systems" in str(ctx["response"])
+        assert "join refused" in (source.health.last_error or "")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.stop()

@@ -63,6 +63,9 @@ _YIELD_EVERY = 32
 """Frames read back to back before the reader lets the rest of the console run (more made
 bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffered)."""
 Mode = Literal["systems", "characters"]
+JOIN_TIMEOUT = 10.0
+"""Seconds a join may wait for its reply (phoenix.js waits as long) before the socket is closed
+and opened again, with backoff: a join never answered would otherwise follow nothing, forever."""
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 """A killmail is tens of KiB and a preload a few of them: 4 MiB is far above any real frame."""
 
@@ -148,6 +151,10 @@ class KillstreamSource:
         self._joined_at: float | None = None
         """When the current join was accepted (``None`` while not joined)."""
         self._rejoin: asyncio.Task[None] | None = None
+        self.join_timeout = JOIN_TIMEOUT
+        """Seconds the current join may wait for its reply (tests shrink it)."""
+        self._join_watch: asyncio.Task[None] | None = None
+        """Gives the current join up when its reply does not come in time."""
         """The rejoin waiting out its backoff after the channel ended."""
         self._resubscribe = resubscribe or Backoff(1.0, 60.0)
         """The wait before a refused subscribe is sent again (doubling while refused)."""
@@ -278,9 +285,10 @@ class KillstreamSource:
             except ConnectionClosedOK:
                 return  # a clean close: reconnect as after any other loss
             finally:
-                if self._rejoin is not None:
-                    tasks.append(self._rejoin)
-                    self._rejoin = None
+                for extra in (self._rejoin, self._join_watch):
+                    if extra is not None:
+                        tasks.append(extra)
+                self._rejoin = self._join_watch = None
                 await cancel_and_wait(tasks)
 
     async def _closer(self, ws: ClientConnection) -> None:
@@ -294,6 +302,32 @@ class KillstreamSource:
         self._join_ids, self._subscribed = ids, set(ids)
         self._unconfirm()
         await ws.send(self._channel.join({key: sorted(ids)}))
+        if self._join_watch is not None:
+            self._join_watch.cancel()
+        self._join_watch = asyncio.create_task(self._join_deadline(ws, self._channel.join_ref))
+
+    async def _join_deadline(self, ws: ClientConnection, join_ref: str | None) -> None:
+        """Give the join ``join_ref`` up when no reply came in time: close the socket (its
+        channel may be stuck on the server) and open it again after the backoff's wait."""
+        await asyncio.sleep(self.join_timeout)
+        channel = self._channel
+        if channel.join_ref != join_ref or channel.state is not ChannelState.JOINING:
+            return
+        log.warning(
+            "killstream join not answered; reconnecting",
+            extra={
+                "ctx": {
+                    "name": self.health.name,
+                    "mode": self.mode,
+                    "waited_seconds": self.join_timeout,
+                }
+            },
+        )
+        self.health.set_state(
+            ConnectionState.RECONNECTING,
+            f"no reply to the join within {self.join_timeout:g} s; reconnecting",
+        )
+        await ws.close(code=1000, reason="join not answered")
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
@@ -406,6 +440,17 @@ class KillstreamSource:
                     )
                     self.refresh()
                 else:
+                    log.warning(
+                        "killstream join refused; reconnecting",
+                        extra={
+                            "ctx": {
+                                "name": self.health.name,
+                                "mode": self.mode,
+                                "ids": len(self._join_ids),
+                                "response": message.response,
+                            }
+                        },
+                    )
                     self.health.set_state(
                         ConnectionState.FAILED, f"join refused: {message.response}"
                     )

@@ -119,6 +119,9 @@ class FakeKillstream:
         self.refuse_subscribes = 0
         """Subscribes to answer with an error reply (and not apply), as a server that refuses
         one cleanly (a rate limit) would."""
+        self.hang_joins = False
+        """When true, joins are recorded but neither applied nor answered (a server whose
+        channel process hangs on the join, while the socket still answers heartbeats)."""
         self.withhold_heartbeats = False
         """When true, heartbeats are counted but never answered (a silently dead server)."""
         self.refuse_connections = False
@@ -411,6 +414,8 @@ class FakeKillstream:
             client.reset()
             await self._send(client, [old, old, LOBBY, "phx_close", {}])
         self.joins.append(payload)
+        if self.hang_joins:
+            return
         result = validate_join(
             payload, max_systems=self.max_systems, max_characters=self.max_characters
         )

@@ -4,6 +4,7 @@ is skipped and counted, the socket stays up, and the kills after it still arrive
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import orjson
@@ -55,8 +56,11 @@ def _invalid(metrics: Metrics, reason: str) -> float:
     ],
 )
 async def test_a_frame_of_an_unexpected_shape_is_skipped_and_counted(
-    server: FakeKillstream, frame: list[object], reason: str
+    server: FakeKillstream, frame: list[object], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Each is also a warning in the log (before, a kill update without a list of kills was
+    only counted: nothing said what was skipped)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
     items: list[Item] = []
 
     async def sink(item: Item) -> None:
@@ -75,6 +79,7 @@ async def test_a_frame_of_an_unexpected_shape_is_skipped_and_counted(
         assert isinstance(items[0], KillItem)
         assert items[0].killmail.killmail_id == kill["killmail_id"]
         assert _invalid(metrics, reason) == 1
+        assert [r.getMessage() for r in caplog.records] == ["bad killstream frame skipped"]
         assert server.connections == 1  # the socket was never reset
         assert not task.done()
     finally:

@@ -493,6 +493,15 @@ class KillstreamSource:
         killmails = payload.get("killmails")
         if not isinstance(killmails, list):
             self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()
+            log.warning(
+                "bad killstream frame skipped",
+                extra={
+                    "ctx": {
+                        "error": "killmail_update without a list of killmails"
+                        f" (killmails is {type(killmails).__name__})"
+                    }
+                },
+            )
             return
         self._sinking = True  # handing kills to the pipeline: a full queue may hold us here
         try:

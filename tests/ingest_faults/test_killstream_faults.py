@@ -12,11 +12,12 @@ import pytest
 
 from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
-from wanderer_console.ingest.items import Item
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.killstream import KillstreamSource, PhoenixBackoff
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -403,3 +404,41 @@ async def test_a_refused_join_is_logged_with_the_servers_reason(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await server.stop()
+
+
+async def test_kills_sent_before_the_join_reply_arrive_once_and_their_replay_is_dropped(
+    server: FakeKillstream,
+) -> None:
+    """The server pushes a join's preload before the join's reply, and again after a rejoin:
+    each kill reaches the pipeline once, the replays are counted as duplicates."""
+    gen = DataGenerator(4)
+    kills = [gen.make_killmail(system_id=system) for system in sorted(SYSTEMS)]
+    server.seed_kills(kills)
+    server.preload_before_reply = True
+    items: list[Item] = []
+
+    async def sink(item: Item) -> None:
+        items.append(item)
+
+    metrics = Metrics()
+    source = KillstreamSource("systems", server.url, lambda: set(SYSTEMS), sink, metrics)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: len(items) == len(kills) and source.confirmed == SYSTEMS)
+        events = [frame[3] for frame in server.sent if frame[2] == "killmails:lobby"]
+        assert events[0] == "killmail_update"  # the kills came before the join's reply
+        await server.send_phx_error()
+        await _joined(server, source, joins=2)
+
+        def duplicates() -> float:
+            value = metrics.registry.get_sample_value(
+                "wc_events_duplicate_total", {"source": "killstream"}
+            )
+            return value or 0.0
+
+        await wait_for(lambda: duplicates() >= len(kills), what="the replay dropped")
+        ids = [item.killmail.killmail_id for item in items if isinstance(item, KillItem)]
+        assert sorted(ids) == sorted(k["killmail_id"] for k in kills)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

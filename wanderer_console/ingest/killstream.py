@@ -56,7 +56,7 @@ __all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
 log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
-_CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
+_CHUNK = 5_000  # ids per join or subscribe frame: ~55 KiB, well under the 128 KiB frame limit
 _MAX_QUEUE = 256
 """Frames the socket may hold unread (under 1 MiB of killmails) before it stops reading."""
 _YIELD_EVERY = 32
@@ -298,7 +298,12 @@ class KillstreamSource:
     async def _join(self, ws: ClientConnection) -> None:
         ids = valid_ids(self.mode, self._desired())
         key = "systems" if self.mode == "systems" else "character_ids"
-        # The join carries the full state; a socket following characters sends no systems.
+        # The join carries the state, a socket following characters no systems. At most one
+        # chunk: the server closes the socket on a frame over 128 KiB, which 50,000 character
+        # ids (a socket's limit) are four times over. The rest is subscribed in chunks once the
+        # join is accepted (its reply starts the subscription loop).
+        if len(ids) > _CHUNK:
+            ids = set(sorted(ids)[:_CHUNK])
         self._join_ids, self._subscribed = ids, set(ids)
         self._unconfirm()
         await ws.send(self._channel.join({key: sorted(ids)}))
@@ -368,8 +373,8 @@ class KillstreamSource:
                 for start in range(0, len(ids), _CHUNK):
                     if self._channel.state is not ChannelState.JOINED:
                         # The channel ended while a write waited (a slow link): the rest is
-                        # not sent; the rejoin carries the whole subscription, and its reply
-                        # brings this loop back for what changes after it.
+                        # not sent; the rejoin starts the subscription over from the desired
+                        # ids, and its reply brings this loop back for what the join left out.
                         break
                     chunk = ids[start : start + _CHUNK]
                     ref, frame = self._channel.push(event, {key: chunk})

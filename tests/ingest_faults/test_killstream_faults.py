@@ -442,3 +442,37 @@ async def test_kills_sent_before_the_join_reply_arrive_once_and_their_replay_is_
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_join_reply_behind_kills_the_pipeline_holds_is_not_given_up(
+    server: FakeKillstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The preload comes before the join's reply and the pipeline is full: the socket stops
+    reading, the reply waits unread behind the kills. That is no silent server: the join is not
+    given up (as a missed heartbeat is not, while the pipeline holds the reader)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+    gen = DataGenerator(6)
+    server.seed_kills(gen.make_killmail(system_id=system) for system in sorted(SYSTEMS))
+    server.preload_before_reply = True
+    room = asyncio.Event()
+    items: list[Item] = []
+
+    async def sink(item: Item) -> None:
+        items.append(item)
+        await room.wait()  # a full queue
+
+    source = KillstreamSource("systems", server.url, lambda: set(SYSTEMS), sink, Metrics())
+    source.join_timeout = 0.2
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: items, what="the first kill handed on")
+        # A measuring window, not a synchronisation: several join timeouts pass while held.
+        await asyncio.sleep(1.0)
+        room.set()
+        await wait_for(lambda: source.confirmed == SYSTEMS)
+        assert not [r for r in caplog.records if "join not answered" in r.getMessage()]
+        assert server.connections == 1
+        assert source.health.state is ConnectionState.CONNECTED
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

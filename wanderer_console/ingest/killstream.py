@@ -65,7 +65,9 @@ bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffer
 Mode = Literal["systems", "characters"]
 JOIN_TIMEOUT = 10.0
 """Seconds a join may wait for its reply (phoenix.js waits as long) before the socket is closed
-and opened again, with backoff: a join never answered would otherwise follow nothing, forever."""
+and opened again, with backoff: a join never answered would otherwise follow nothing, forever.
+The wait goes on while the join's kills keep coming or the pipeline holds the reader (the reply
+may be unread behind them)."""
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 """A killmail is tens of KiB and a preload a few of them: 4 MiB is far above any real frame."""
 
@@ -162,6 +164,8 @@ class KillstreamSource:
         """The one resend waiting (a refresh sends every refused chunk at once)."""
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
+        self._updates = 0
+        """Kill updates read (the join's deadline waits while they keep coming)."""
         self._sinking = False
         self.joins = 0
         """Channel joins the server accepted: each new one may follow a gap in the stream
@@ -314,10 +318,16 @@ class KillstreamSource:
     async def _join_deadline(self, ws: ClientConnection, join_ref: str | None) -> None:
         """Give the join ``join_ref`` up when no reply came in time: close the socket (its
         channel may be stuck on the server) and open it again after the backoff's wait."""
-        await asyncio.sleep(self.join_timeout)
         channel = self._channel
-        if channel.join_ref != join_ref or channel.state is not ChannelState.JOINING:
-            return
+        while True:
+            updates = self._updates
+            await asyncio.sleep(self.join_timeout)
+            if channel.join_ref != join_ref or channel.state is not ChannelState.JOINING:
+                return
+            if not self._sinking and self._updates == updates:
+                break
+            # Kills of this join keep coming (a preload sent before the reply), or the pipeline
+            # holds the reader: the reply may wait unread behind them. No silent server.
         log.warning(
             "killstream join not answered; reconnecting",
             extra={
@@ -495,6 +505,7 @@ class KillstreamSource:
         await self._join(ws)
 
     async def _on_kills(self, payload: dict[str, object]) -> None:
+        self._updates += 1
         killmails = payload.get("killmails")
         if not isinstance(killmails, list):
             self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()

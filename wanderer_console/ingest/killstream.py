@@ -56,7 +56,11 @@ __all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
 log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
-_CHUNK = 5_000  # ids per join or subscribe frame: ~55 KiB, well under the 128 KiB frame limit
+_CHUNK = 5_000  # ids per subscribe frame: ~55 KiB, well under the 128 KiB frame limit
+_JOIN_MAX = 10_000
+"""Ids one join carries: at most 11 bytes each (a 10-digit character id and its comma), ~110 KiB,
+under the server's 128 KiB frame limit; a systems socket (10,000 at most, 9 bytes each) always
+joins with all of its systems in one frame, so no system waits for a subscribe after a rejoin."""
 _MAX_QUEUE = 256
 """Frames the socket may hold unread (under 1 MiB of killmails) before it stops reading."""
 _YIELD_EVERY = 32
@@ -302,12 +306,12 @@ class KillstreamSource:
     async def _join(self, ws: ClientConnection) -> None:
         ids = valid_ids(self.mode, self._desired())
         key = "systems" if self.mode == "systems" else "character_ids"
-        # The join carries the state, a socket following characters no systems. At most one
-        # chunk: the server closes the socket on a frame over 128 KiB, which 50,000 character
-        # ids (a socket's limit) are four times over. The rest is subscribed in chunks once the
-        # join is accepted (its reply starts the subscription loop).
-        if len(ids) > _CHUNK:
-            ids = set(sorted(ids)[:_CHUNK])
+        # The join carries the state, a socket following characters no systems. At most
+        # _JOIN_MAX ids: the server closes the socket on a frame over 128 KiB, which 50,000
+        # character ids (a socket's limit) are four times over. The rest is subscribed in
+        # chunks once the join is accepted (its reply starts the subscription loop).
+        if len(ids) > _JOIN_MAX:
+            ids = set(sorted(ids)[:_JOIN_MAX])
         self._join_ids, self._subscribed = ids, set(ids)
         self._unconfirm()
         await ws.send(self._channel.join({key: sorted(ids)}))

@@ -157,11 +157,11 @@ class KillstreamSource:
         self._joined_at: float | None = None
         """When the current join was accepted (``None`` while not joined)."""
         self._rejoin: asyncio.Task[None] | None = None
+        """The rejoin waiting out its backoff after the channel ended."""
         self.join_timeout = JOIN_TIMEOUT
         """Seconds the current join may wait for its reply (tests shrink it)."""
         self._join_watch: asyncio.Task[None] | None = None
         """Gives the current join up when its reply does not come in time."""
-        """The rejoin waiting out its backoff after the channel ended."""
         self._resubscribe = resubscribe or Backoff(1.0, 60.0)
         """The wait before a refused subscribe is sent again (doubling while refused)."""
         self._resubscribe_at: asyncio.TimerHandle | None = None

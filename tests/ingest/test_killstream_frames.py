@@ -4,6 +4,7 @@ is skipped and counted, the socket stays up, and the kills after it still arrive
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import orjson
@@ -55,8 +56,11 @@ def _invalid(metrics: Metrics, reason: str) -> float:
     ],
 )
 async def test_a_frame_of_an_unexpected_shape_is_skipped_and_counted(
-    server: FakeKillstream, frame: list[object], reason: str
+    server: FakeKillstream, frame: list[object], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Each is also a warning in the log (before, a kill update without a list of kills was
+    only counted: nothing said what was skipped)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
     items: list[Item] = []
 
     async def sink(item: Item) -> None:
@@ -75,6 +79,7 @@ async def test_a_frame_of_an_unexpected_shape_is_skipped_and_counted(
         assert isinstance(items[0], KillItem)
         assert items[0].killmail.killmail_id == kill["killmail_id"]
         assert _invalid(metrics, reason) == 1
+        assert [r.getMessage() for r in caplog.records] == ["bad killstream frame skipped"]
         assert server.connections == 1  # the socket was never reset
         assert not task.done()
     finally:
@@ -122,3 +127,31 @@ def _refusals(server: FakeKillstream) -> int:
     return sum(
         1 for frame in server.sent if frame[3] == "phx_reply" and frame[4]["status"] == "error"
     )
+
+
+async def test_a_socket_following_more_characters_than_one_frame_holds_still_joins(
+    server: FakeKillstream,
+) -> None:
+    """20,000 characters (under the 50,000 a socket may follow) are more than a 128 KiB frame
+    holds as one join: the join carries one chunk and the rest is subscribed in chunks (before,
+    the join frame was over the server's frame limit: the server closed the socket on every
+    join, and the socket never followed anything)."""
+    characters = set(range(2_112_000_001, 2_112_000_001 + 20_000))
+    items: list[Item] = []
+
+    async def sink(item: Item) -> None:
+        items.append(item)
+
+    source = KillstreamSource("characters", server.url, lambda: set(characters), sink, Metrics())
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.confirmed == characters, timeout=10, what="all confirmed")
+        [(_systems, followed)] = server.subscriptions()
+        assert set(followed) == characters
+        assert server.connections == 1
+        kill = DataGenerator(3).make_killmail(victim_character_id=2_112_019_999)
+        assert await server.push_kill(kill) == 1
+        await wait_for(lambda: items, timeout=5, what="the kill")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

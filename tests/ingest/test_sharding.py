@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -344,3 +345,127 @@ def test_an_id_on_one_map_and_on_several_answers_the_same() -> None:
     index.remove_system("b", 7)
     assert index.maps_for_system(7) == set()
     assert not index.tracks_system(7)
+
+
+# -- churn: moves while kills keep coming, and faults in the middle of a move ---------------------
+
+
+class _Pusher:
+    """Pushes a kill into each of ``systems()`` in turn until stopped, noting how many sockets
+    each reached (the server's view: 0 means no socket followed the system at that moment)."""
+
+    def __init__(self, server: FakeKillstream, systems: Callable[[], list[int]]) -> None:
+        self.server = server
+        self.systems = systems
+        self.gen = DataGenerator(9)
+        self.reached: dict[int, tuple[int, int]] = {}  # killmail id -> (system, sockets)
+        self.running = True
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.running:
+            for system in self.systems():
+                kill = self.gen.make_killmail(system_id=system)
+                self.reached[kill["killmail_id"]] = (system, await self.server.push_kill(kill))
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        self.running = False
+        await self.task
+
+
+async def test_kills_keep_arriving_while_systems_move_and_none_is_lost_or_doubled(
+    tmp_path: Path,
+) -> None:
+    """Three times the subscription grows past a socket's limit and shrinks back, keeping some
+    of the second socket's systems (they move to the first), while kills keep coming in the
+    systems that stay, move, or leave: at every moment each system kept is followed by at least
+    one socket (the server says so for each kill), and every kill reaches the pipeline once."""
+    pool = iter(30_100_001 + i for i in range(1_000))
+    async with _rig(tmp_path) as rig:
+        server = rig.server
+        server.subscribe_reply_delay = 0.05  # confirmations come late: moves overlap kills
+        kept = [next(pool) for _ in range(30)]
+        rig.index.replace("big", [TrackedSystem(s) for s in kept], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        watched: list[int] = []
+        stays: set[int] = set()  # systems never untracked: every kill in them must arrive
+
+        def tracked_watched() -> list[int]:
+            return [s for s in watched if rig.index.tracks_system(s)]
+
+        pusher = _Pusher(server, tracked_watched)
+        plan = rig.kills.plans["systems"]
+        try:
+            for _round in range(3):
+                grown = [next(pool) for _ in range(60)]  # 20 fill the first socket, 40 a second
+                rig.index.replace("big", [TrackedSystem(s) for s in kept + grown], [])
+                rig.kills.tracking_changed()
+                await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2)
+                second = plan.shards[1].ids
+                moving = sorted(second)[-10:]
+                leaving = [s for s in grown if s not in moving]
+                watched[:] = kept[:4] + moving + leaving[-4:]
+                stays.update(kept[:4])
+                await asyncio.sleep(0.05)  # kills flow before the change, too
+                kept = kept[:20] + moving  # 30: fits in one socket at 75 %
+                rig.index.replace("big", [TrackedSystem(s) for s in kept], [])
+                rig.kills.tracking_changed()
+                assert plan.shards[-1].held == set(moving)
+                await wait_for(lambda: rig.settled() and list(rig.kills.sockets) == ["systems"])
+                stays.update(moving)
+        finally:
+            await pusher.stop()
+        lost = {k: v for k, v in pusher.reached.items() if v[1] == 0 and v[0] in stays}
+        assert not lost, f"kills pushed while no socket followed a kept system: {lost}"
+        expected = {k for k, (_system, sockets) in pusher.reached.items() if sockets}
+        await wait_for(lambda: expected <= _ids(rig), what="every followed kill delivered")
+        seen = Counter(item.killmail.killmail_id for item in rig.items)
+        assert [k for k, n in seen.items() if n > 1] == []
+        assert server.refused_joins == 0
+        assert server.limit_crashes == 0
+        assert plan.moves == 30
+
+
+@pytest.mark.parametrize("fault", ["restart", "drop", "phx_error"])
+async def test_a_fault_in_the_middle_of_a_move_leaves_each_system_followed_once(
+    tmp_path: Path, fault: str
+) -> None:
+    """The last socket drains into the others; before the moves are confirmed the server
+    restarts (or drops every socket, or crashes every channel). Afterwards each tracked system is
+    followed by exactly one socket, the drained one is closed, and a kill in a moved system
+    reaches the pipeline once."""
+    async with _rig(tmp_path) as rig:
+        server = rig.server
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        plan = rig.kills.plans["systems"]
+        moving = sorted(plan.shards[-1].ids)
+        last = rig.kills.sockets["systems:3"]
+        server.subscribe_reply_delay = 0.5  # the moves wait for their confirmation
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[60:]], [])
+        rig.kills.tracking_changed()
+        assert plan.shards[-1].held == set(moving)
+        await wait_for(
+            lambda: sum(1 for systems, _ in server.subscriptions() if moving[0] in systems) == 2,
+            what="the moving systems on both sockets",
+        )
+        if fault == "restart":
+            port = urlsplit(server.url).port
+            await server.stop()
+            await server.start(port=port or 0)
+        elif fault == "drop":
+            await server.drop_connections()
+        else:
+            await server.send_phx_error()
+        server.subscribe_reply_delay = 0.0
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2, timeout=30)
+        assert last.stopped
+        assert all(count == 1 for count in rig.subscribed(0).values())
+        kill = DataGenerator(3).make_killmail(system_id=moving[-1])
+        assert await server.push_kill(kill) == 1
+        await wait_for(lambda: kill["killmail_id"] in _ids(rig))
+        assert server.limit_crashes == 0
+        assert server.refused_joins == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,11 +12,12 @@ import pytest
 
 from tests.support import wait_for
 from wanderer_console.ingest.health import ConnectionState
-from wanderer_console.ingest.items import Item
+from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.killstream import KillstreamSource, PhoenixBackoff
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -256,6 +258,221 @@ async def test_a_refused_subscribe_is_asked_again_without_waiting_for_another_ch
         [(systems, _characters)] = server.subscriptions()
         assert added in systems
         assert len(server.joins) == 1  # on the same join
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_channel_ending_while_subscribes_are_sent_does_not_stop_later_ones(
+    server: FakeKillstream,
+) -> None:
+    """The channel crashes while a tracking change is still being sent (a slow link holds the
+    socket's writes): the frames after the crash are not sent, the channel is rejoined, and a
+    later change is still subscribed on that socket (before, the task sending subscriptions died
+    of "cannot push: channel is errored" and no later change reached the server until the
+    socket itself was lost: kills of newly tracked systems were missed meanwhile)."""
+    desired = set(SYSTEMS)
+    first_new, second_new = 31000777, 31000888
+
+    async def sink(item: Item) -> None:
+        return None
+
+    backoff = PhoenixBackoff(cap=0.2, steps=(0.05,))
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(desired), sink, Metrics(), backoff=backoff
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: source.confirmed == SYSTEMS)
+        ws = source._ws
+        assert ws is not None
+        send = ws.send
+        held = asyncio.Event()
+        release = asyncio.Event()
+
+        async def slow_send(message: str, *args: object, **kwargs: object) -> None:
+            await send(message, *args, **kwargs)  # type: ignore[arg-type]
+            if "unsubscribe_systems" in str(message) and not release.is_set():
+                held.set()
+                await release.wait()  # the write waits for the link to drain
+
+        ws.send = slow_send  # type: ignore[method-assign]
+        # One system leaves, one comes: an unsubscribe then a subscribe.
+        desired.discard(30000142)
+        desired.add(first_new)
+        source.refresh()
+        await wait_for(held.is_set)
+        # The server crashes the channel while the subscribe waits to be written.
+        await wait_for(lambda: [30000142 not in s for s, _ in server.subscriptions()] == [True])
+        await server.send_phx_error()
+        await wait_for(lambda: source.health.state is ConnectionState.RECONNECTING)
+        release.set()
+        await _joined_with(server, source, desired, joins=2)
+        # A later change on the rejoined channel reaches the server.
+        desired.add(second_new)
+        source.refresh()
+        await wait_for(lambda: second_new in source.confirmed, timeout=5.0)
+        [(systems, _characters)] = server.subscriptions()
+        assert set(systems) == desired
+        assert server.connections == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _joined_with(
+    server: FakeKillstream, source: KillstreamSource, desired: set[int], joins: int
+) -> None:
+    await wait_for(
+        lambda: (
+            len(server.joins) >= joins
+            and source.health.state is ConnectionState.CONNECTED
+            and source.confirmed == desired
+        ),
+        timeout=5.0,
+    )
+
+
+async def test_a_join_never_answered_is_given_up_and_tried_again(
+    server: FakeKillstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server takes the join but never replies (its channel hangs) while it still answers
+    heartbeats: after a bounded wait the socket is closed and opened again, with backoff, and
+    says why (before, the socket waited for the reply forever, following nothing)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+
+    async def sink(item: Item) -> None:
+        return None
+
+    backoff = _CountingBackoff()
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), backoff=backoff
+    )
+    source.join_timeout = 0.3
+    server.hang_joins = True
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: server.connections >= 3, timeout=5.0, what="joins tried again")
+        assert source.health.state is not ConnectionState.CONNECTED
+        assert "no reply to the join" in (source.health.last_error or "")
+        assert any(
+            r.getMessage() == "killstream join not answered; reconnecting" for r in caplog.records
+        )
+        assert backoff.asked[:2] == [0, 1]  # each retry waits longer
+        server.hang_joins = False
+        await wait_for(lambda: source.confirmed == SYSTEMS, timeout=5.0)
+        assert source.health.state is ConnectionState.CONNECTED
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_refused_join_is_logged_with_the_servers_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A join the server refuses is a warning in the log, with the server's answer and the
+    socket's name (before, only the socket's state said it: an operator reading the log saw
+    nothing but reconnects)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+    server = FakeKillstream(max_systems=2)  # three systems: over this server's limit
+    await server.start()
+
+    async def sink(item: Item) -> None:
+        return None
+
+    source = KillstreamSource(
+        "systems", server.url, lambda: set(SYSTEMS), sink, Metrics(), name="killstream:systems:2"
+    )
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: server.refused_joins >= 1)
+
+        def refused() -> list[logging.LogRecord]:
+            return [
+                r
+                for r in caplog.records
+                if r.getMessage() == "killstream join refused; reconnecting"
+            ]
+
+        [record, *_] = await wait_for(refused, timeout=5.0, what="the refusal logged")
+        ctx = record.ctx  # type: ignore[attr-defined]
+        assert ctx["name"] == "killstream:systems:2"
+        assert ctx["ids"] == 3
+        assert "too_many_systems" in str(ctx["response"])
+        assert "join refused" in (source.health.last_error or "")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await server.stop()
+
+
+async def test_kills_sent_before_the_join_reply_arrive_once_and_their_replay_is_dropped(
+    server: FakeKillstream,
+) -> None:
+    """The server pushes a join's preload before the join's reply, and again after a rejoin:
+    each kill reaches the pipeline once, the replays are counted as duplicates."""
+    gen = DataGenerator(4)
+    kills = [gen.make_killmail(system_id=system) for system in sorted(SYSTEMS)]
+    server.seed_kills(kills)
+    server.preload_before_reply = True
+    items: list[Item] = []
+
+    async def sink(item: Item) -> None:
+        items.append(item)
+
+    metrics = Metrics()
+    source = KillstreamSource("systems", server.url, lambda: set(SYSTEMS), sink, metrics)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: len(items) == len(kills) and source.confirmed == SYSTEMS)
+        events = [frame[3] for frame in server.sent if frame[2] == "killmails:lobby"]
+        assert events[0] == "killmail_update"  # the kills came before the join's reply
+        await server.send_phx_error()
+        await _joined(server, source, joins=2)
+
+        def duplicates() -> float:
+            value = metrics.registry.get_sample_value(
+                "wc_events_duplicate_total", {"source": "killstream"}
+            )
+            return value or 0.0
+
+        await wait_for(lambda: duplicates() >= len(kills), what="the replay dropped")
+        ids = [item.killmail.killmail_id for item in items if isinstance(item, KillItem)]
+        assert sorted(ids) == sorted(k["killmail_id"] for k in kills)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_join_reply_behind_kills_the_pipeline_holds_is_not_given_up(
+    server: FakeKillstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The preload comes before the join's reply and the pipeline is full: the socket stops
+    reading, the reply waits unread behind the kills. That is no silent server: the join is not
+    given up (as a missed heartbeat is not, while the pipeline holds the reader)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console.ingest.killstream")
+    gen = DataGenerator(6)
+    server.seed_kills(gen.make_killmail(system_id=system) for system in sorted(SYSTEMS))
+    server.preload_before_reply = True
+    room = asyncio.Event()
+    items: list[Item] = []
+
+    async def sink(item: Item) -> None:
+        items.append(item)
+        await room.wait()  # a full queue
+
+    source = KillstreamSource("systems", server.url, lambda: set(SYSTEMS), sink, Metrics())
+    source.join_timeout = 0.2
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_for(lambda: items, what="the first kill handed on")
+        # A measuring window, not a synchronisation: several join timeouts pass while held.
+        await asyncio.sleep(1.0)
+        room.set()
+        await wait_for(lambda: source.confirmed == SYSTEMS)
+        assert not [r for r in caplog.records if "join not answered" in r.getMessage()]
+        assert server.connections == 1
+        assert source.health.state is ConnectionState.CONNECTED
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -52,7 +52,12 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
         ("initial load failed: connection refused", "map_sse", "`map load failed; retrying`"),
         ("stream lost: read timeout", "map_sse", "`map stream lost`"),
         ("closed before 'connected' frame", "map_sse", "state `degraded`, `closed before"),
-        ("join refused: {'reason': 'bad'}", "killstream", "state `failed`, `join refused"),
+        ("join refused: {'reason': 'bad'}", "killstream", "`killstream join refused"),
+        (
+            "no reply to the join within 10 s; reconnecting",
+            "killstream",
+            "`killstream join not answered",
+        ),
         ("heartbeat reply missed", "killstream", "`killstream heartbeat missed`"),
         ("socket lost: [Errno 111] refused", "killstream", "`killstream lost`"),
         ("REST poll failed: timeout", "fallback", "`killstream REST poll failed`"),

@@ -40,6 +40,7 @@ from wanderer_console.ingest.items import Item, KillItem
 from wanderer_console.ingest.phoenix import (
     ChannelClosed,
     ChannelErrored,
+    ChannelState,
     FrameError,
     Inbound,
     PhoenixChannel,
@@ -55,13 +56,22 @@ __all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
 log = logging.getLogger(__name__)
 
 TOPIC = "killmails:lobby"
-_CHUNK = 5_000  # ids per subscribe frame: ~50 KiB, well under the 128 KiB frame limit
+_CHUNK = 5_000  # ids per subscribe frame: ~55 KiB, well under the 128 KiB frame limit
+_JOIN_MAX = 10_000
+"""Ids one join carries: at most 11 bytes each (a 10-digit character id and its comma), ~110 KiB,
+under the server's 128 KiB frame limit; a systems socket (10,000 at most, 9 bytes each) always
+joins with all of its systems in one frame, so no system waits for a subscribe after a rejoin."""
 _MAX_QUEUE = 256
 """Frames the socket may hold unread (under 1 MiB of killmails) before it stops reading."""
 _YIELD_EVERY = 32
 """Frames read back to back before the reader lets the rest of the console run (more made
 bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffered)."""
 Mode = Literal["systems", "characters"]
+JOIN_TIMEOUT = 10.0
+"""Seconds a join may wait for its reply (phoenix.js waits as long) before the socket is closed
+and opened again, with backoff: a join never answered would otherwise follow nothing, forever.
+The wait goes on while the join's kills keep coming or the pipeline holds the reader (the reply
+may be unread behind them)."""
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 """A killmail is tens of KiB and a preload a few of them: 4 MiB is far above any real frame."""
 
@@ -148,12 +158,18 @@ class KillstreamSource:
         """When the current join was accepted (``None`` while not joined)."""
         self._rejoin: asyncio.Task[None] | None = None
         """The rejoin waiting out its backoff after the channel ended."""
+        self.join_timeout = JOIN_TIMEOUT
+        """Seconds the current join may wait for its reply (tests shrink it)."""
+        self._join_watch: asyncio.Task[None] | None = None
+        """Gives the current join up when its reply does not come in time."""
         self._resubscribe = resubscribe or Backoff(1.0, 60.0)
         """The wait before a refused subscribe is sent again (doubling while refused)."""
         self._resubscribe_at: asyncio.TimerHandle | None = None
         """The one resend waiting (a refresh sends every refused chunk at once)."""
         self._duplicates = metrics.events_duplicate.labels(source=self.source)
         self._frames = 0
+        self._updates = 0
+        """Kill updates read (the join's deadline waits while they keep coming)."""
         self._sinking = False
         self.joins = 0
         """Channel joins the server accepted: each new one may follow a gap in the stream
@@ -277,9 +293,10 @@ class KillstreamSource:
             except ConnectionClosedOK:
                 return  # a clean close: reconnect as after any other loss
             finally:
-                if self._rejoin is not None:
-                    tasks.append(self._rejoin)
-                    self._rejoin = None
+                for extra in (self._rejoin, self._join_watch):
+                    if extra is not None:
+                        tasks.append(extra)
+                self._rejoin = self._join_watch = None
                 await cancel_and_wait(tasks)
 
     async def _closer(self, ws: ClientConnection) -> None:
@@ -289,10 +306,47 @@ class KillstreamSource:
     async def _join(self, ws: ClientConnection) -> None:
         ids = valid_ids(self.mode, self._desired())
         key = "systems" if self.mode == "systems" else "character_ids"
-        # The join carries the full state; a socket following characters sends no systems.
+        # The join carries the state, a socket following characters no systems. At most
+        # _JOIN_MAX ids: the server closes the socket on a frame over 128 KiB, which 50,000
+        # character ids (a socket's limit) are four times over. The rest is subscribed in
+        # chunks once the join is accepted (its reply starts the subscription loop).
+        if len(ids) > _JOIN_MAX:
+            ids = set(sorted(ids)[:_JOIN_MAX])
         self._join_ids, self._subscribed = ids, set(ids)
         self._unconfirm()
         await ws.send(self._channel.join({key: sorted(ids)}))
+        if self._join_watch is not None:
+            self._join_watch.cancel()
+        self._join_watch = asyncio.create_task(self._join_deadline(ws, self._channel.join_ref))
+
+    async def _join_deadline(self, ws: ClientConnection, join_ref: str | None) -> None:
+        """Give the join ``join_ref`` up when no reply came in time: close the socket (its
+        channel may be stuck on the server) and open it again after the backoff's wait."""
+        channel = self._channel
+        while True:
+            updates = self._updates
+            await asyncio.sleep(self.join_timeout)
+            if channel.join_ref != join_ref or channel.state is not ChannelState.JOINING:
+                return
+            if not self._sinking and self._updates == updates:
+                break
+            # Kills of this join keep coming (a preload sent before the reply), or the pipeline
+            # holds the reader: the reply may wait unread behind them. No silent server.
+        log.warning(
+            "killstream join not answered; reconnecting",
+            extra={
+                "ctx": {
+                    "name": self.health.name,
+                    "mode": self.mode,
+                    "waited_seconds": self.join_timeout,
+                }
+            },
+        )
+        self.health.set_state(
+            ConnectionState.RECONNECTING,
+            f"no reply to the join within {self.join_timeout:g} s; reconnecting",
+        )
+        await ws.close(code=1000, reason="join not answered")
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
@@ -313,7 +367,7 @@ class KillstreamSource:
         while True:
             await self._refresh.wait()
             self._refresh.clear()
-            if self._channel.state.value != "joined":
+            if self._channel.state is not ChannelState.JOINED:
                 continue
             wanted = self._desired()
             # Set differences first, validity and order only for what changed: a refresh of a
@@ -331,6 +385,11 @@ class KillstreamSource:
             self.confirmed.difference_update(removed)
             for event, ids in ((f"unsubscribe_{noun}", removed), (f"subscribe_{noun}", added)):
                 for start in range(0, len(ids), _CHUNK):
+                    if self._channel.state is not ChannelState.JOINED:
+                        # The channel ended while a write waited (a slow link): the rest is
+                        # not sent; the rejoin starts the subscription over from the desired
+                        # ids, and its reply brings this loop back for what the join left out.
+                        break
                     chunk = ids[start : start + _CHUNK]
                     ref, frame = self._channel.push(event, {key: chunk})
                     if event.startswith("subscribe"):
@@ -400,6 +459,17 @@ class KillstreamSource:
                     )
                     self.refresh()
                 else:
+                    log.warning(
+                        "killstream join refused; reconnecting",
+                        extra={
+                            "ctx": {
+                                "name": self.health.name,
+                                "mode": self.mode,
+                                "ids": len(self._join_ids),
+                                "response": message.response,
+                            }
+                        },
+                    )
                     self.health.set_state(
                         ConnectionState.FAILED, f"join refused: {message.response}"
                     )
@@ -439,9 +509,19 @@ class KillstreamSource:
         await self._join(ws)
 
     async def _on_kills(self, payload: dict[str, object]) -> None:
+        self._updates += 1
         killmails = payload.get("killmails")
         if not isinstance(killmails, list):
             self._metrics.events_invalid.labels(source=self.source, reason="payload").inc()
+            log.warning(
+                "bad killstream frame skipped",
+                extra={
+                    "ctx": {
+                        "error": "killmail_update without a list of killmails"
+                        f" (killmails is {type(killmails).__name__})"
+                    }
+                },
+            )
             return
         self._sinking = True  # handing kills to the pipeline: a full queue may hold us here
         try:

@@ -119,6 +119,12 @@ class FakeKillstream:
         self.refuse_subscribes = 0
         """Subscribes to answer with an error reply (and not apply), as a server that refuses
         one cleanly (a rate limit) would."""
+        self.preload_before_reply = False
+        """When true, a join's preload is sent before its reply (the server's channel process
+        may push before the reply reaches the socket)."""
+        self.hang_joins = False
+        """When true, joins are recorded but neither applied nor answered (a server whose
+        channel process hangs on the join, while the socket still answers heartbeats)."""
         self.withhold_heartbeats = False
         """When true, heartbeats are counted but never answered (a silently dead server)."""
         self.refuse_connections = False
@@ -411,6 +417,8 @@ class FakeKillstream:
             client.reset()
             await self._send(client, [old, old, LOBBY, "phx_close", {}])
         self.joins.append(payload)
+        if self.hang_joins:
+            return
         result = validate_join(
             payload, max_systems=self.max_systems, max_characters=self.max_characters
         )
@@ -422,6 +430,8 @@ class FakeKillstream:
         client.subscription_id = secrets.token_urlsafe(16)
         client.systems = dict.fromkeys(result[0])
         client.characters = dict.fromkeys(result[1])
+        if self.preload_before_reply:
+            await self._preload(client, list(client.systems))
         await self._reply(
             client,
             frame,
@@ -433,7 +443,8 @@ class FakeKillstream:
                 "status": "connected",
             },
         )
-        await self._preload(client, list(client.systems))
+        if not self.preload_before_reply:
+            await self._preload(client, list(client.systems))
 
     async def _subscription(self, client: _Client, frame: Frame) -> None:
         event, payload = frame[3], frame[4]

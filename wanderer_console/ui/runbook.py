@@ -522,11 +522,24 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         KILLSTREAM,
-        "state `failed`, `join refused: {...}`",
-        "the server refused the channel join (bad parameters, too many systems, client not"
-        " allowed)",
-        "read the server's answer in the state; check `killstream.websocket_url` and"
-        " `client_identifier`; it reconnects with backoff",
+        "`killstream join refused; reconnecting` (`name`, `ids`, `response`), state `failed`,"
+        " `join refused: {...}`",
+        "the server refused the channel join of socket `name` (bad parameters, too many"
+        " systems, client not allowed)",
+        "read the server's answer in `response`; check `killstream.websocket_url` and"
+        " `client_identifier`; if it says too many systems or characters, the server's limit is"
+        " lower than the 10,000 systems / 50,000 characters a socket is given: report it. It"
+        " reconnects with backoff (up to 30 s); the REST poller covers the systems meanwhile",
+    ),
+    Advice(
+        KILLSTREAM,
+        "`killstream join not answered; reconnecting` (`name`, `waited_seconds`), last error"
+        " `no reply to the join within N s; reconnecting`",
+        "the server took the join but sent no reply in time (its channel is stuck) while the"
+        " socket stayed up",
+        "nothing if it passes: the socket is closed and opened again with backoff (up to 30 s),"
+        " the REST poller covers the systems meanwhile; if it repeats, check the killstream"
+        " server",
     ),
     Advice(
         KILLSTREAM,
@@ -1002,7 +1015,11 @@ _RECOGNISE: Final[dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
         (r"oversize map event", r"skipped a .* event: .* over the"),
         frozenset({"map_sse", "log"}),
     ),
-    "state `failed`, `join refused": ((r"join refused",), frozenset({"killstream", "log"})),
+    "`killstream join refused": ((r"join refused",), frozenset({"killstream", "log"})),
+    "`killstream join not answered": (
+        (r"no reply to the join", r"join not answered"),
+        frozenset({"killstream", "log"}),
+    ),
     "`killstream heartbeat missed`": (
         (r"heartbeat (reply )?missed",),
         frozenset({"killstream", "log"}),

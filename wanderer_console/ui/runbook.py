@@ -394,12 +394,23 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DATABASE,
-        "`WAL checkpoint failed; will retry` (`error`, `failures`)",
+        "`WAL checkpoint failed; retrying with backoff until one succeeds` (`error`, `advice`)",
         "the background thread that copies the write-ahead log into the database file could"
-        " not (disk full, I/O error, the file removed); nothing is lost, the `-wal` file"
-        " grows until a checkpoint succeeds",
-        "check free space and the data directory; the next checkpoint (every second) retries,"
-        " and a clean stop folds the log in",
+        " not (disk full, I/O error, the file removed); said once, not at every try; nothing"
+        " is lost, the `-wal` file grows until a checkpoint succeeds, and"
+        " `WAL checkpoint works again` (`failures`, `down_seconds`) follows",
+        "free space on the data directory's file system (or fix what `error` names); it is"
+        " tried again every second at first, then less often (at most every 30 s), and a"
+        " clean stop folds the log in",
+    ),
+    Advice(
+        DATABASE,
+        "`retention could not prune old records; tries again later` (`error`, `retry_in_seconds`)",
+        "the hourly deletion of old events and notifications could not write (a full disk:"
+        " deletes need room in the write-ahead log too) or the database did not answer; said"
+        " once until it prunes again, and the store's own `store cannot write` line says why",
+        "free space on the data directory's file system (or bring the database back);"
+        " retention tries again every 5 minutes by itself, nothing to restart",
     ),
     Advice(
         DATABASE,

@@ -908,8 +908,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         QUEUE,
-        "`ingest event not processed` / `ingest events not queued: the pipeline's queue is"
-        " full`, ingest API `503` (`Retry-After`)",
+        "`ingest event not processed` (`events`, `error`; one line per tenant a minute, the"
+        " next with `suppressed`) / `ingest events not queued: the pipeline's queue is full`,"
+        " ingest API `503` (`Retry-After`)",
         "a valid event was not confirmed within the request's time (10 s for the whole request,"
         " queueing included: the pipeline busy, or the store cannot write, see `/ready`); a"
         " queued one is kept by the engine and may still be stored and notified, one not queued"

@@ -104,6 +104,13 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
             "`WAL checkpoint failed",
         ),
         (
+            "outcomes not recorded at stop: the store cannot write; their notifications are"
+            " re-sent as uncertain at the next start (a webhook message confirmed here may post"
+            " twice) (outcomes=1, operations=['mark sent'])",
+            "log",
+            "`outcomes not recorded at stop",
+        ),
+        (
             "retention could not prune old records; tries again later"
             " (error=StoreWriteError: cannot write db.sqlite (prune events): database or disk"
             " is full)",

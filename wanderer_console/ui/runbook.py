@@ -772,6 +772,20 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`outcomes not recorded at stop: the store cannot write; their notifications are"
+        " re-sent as uncertain at the next start (a webhook message confirmed here may post"
+        " twice)` (`outcomes`, `operations`)",
+        "the engine stopped while the store still refused the outcomes of answers Discord gave"
+        " (a full disk); those notifications were posted (`mark sent`) or answered otherwise,"
+        " but their rows stay claimed: the next start re-sends them as uncertain"
+        " (`wc_delivery_uncertain_total`), bot messages with their nonce, webhook messages once"
+        " more after `discord.uncertain_retry_seconds`, which may post them twice",
+        "free space before stopping when you can: a running engine writes the kept outcomes"
+        " first and resumes by itself; after such a stop, expect at most one repeat of each"
+        " webhook message, counted in `wc_delivery_uncertain_total`",
+    ),
+    Advice(
+        DELIVERY,
         "`database damaged; stop the console, restore the backup or run `sqlite3 DB .recover``",
         "the periodic integrity check (every 6 h) found damage",
         "stop, restore the backup (deployment guide) or recover; `/ready` is 503 until then",

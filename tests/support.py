@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,11 @@ from wanderer_console.store.lock import lock_holder
 __all__ = [
     "connected",
     "end_process",
+    "fill_disk",
     "headless_config",
     "read_only_preexec",
     "serve_headless",
+    "small_disk",
     "start_headless",
     "wait_for",
 ]
@@ -165,3 +167,36 @@ def read_only_preexec() -> Callable[[], None] | None:
     if probe.returncode != 0:  # pragma: no cover - a container without CAP_SETPCAP
         pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
     return _drop_dac_override
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``directory`` (created), unmounted afterwards: a real file
+    system that fills up. Mounting needs root (CI runs as root); elsewhere the test is skipped
+    with the reason."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill_disk(directory: Path, leave: int) -> Path:
+    """Write a filler file in ``directory`` until only ``leave`` bytes remain free; removing
+    it gives the room back."""
+    filler = directory / "filler"
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    with filler.open("wb") as handle:
+        handle.write(b"\0" * max(0, free - leave))
+    return filler

@@ -354,3 +354,32 @@ async def test_a_wait_of_years_asked_by_discord_is_cut_to_a_day(tmp_path: Path) 
         assert time.time() + 3600 < state.paused_until <= time.time() + 86_400 + 5
         (next_at,) = rig.store._conn.execute("SELECT next_attempt_at FROM outbox").fetchone()
         assert next_at <= time.time() + 86_400 + 5
+
+
+async def test_a_confirmation_the_store_still_refuses_at_stop_is_said_with_what_follows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Discord confirmed a message while the store could not write: the confirmation is kept in
+    # memory and delivery pauses. The engine is stopped before the store writes again: the
+    # message is posted but its row stays claimed, so the next start re-sends it as uncertain
+    # (a webhook message may post twice). The stop said only "in-flight rows not settled at
+    # stop; the next start does it", a warning that hides it; it now says at ERROR how many
+    # outcomes are lost and what follows, and does not settle rows whose outcome it lost.
+    async with make_rig(tmp_path) as rig:
+        hook = rig.hook(1)
+        rig.discord.answer_delay = 1.0  # posted at once, answered a second later
+        rig.enqueue(hook, 1)
+        await until(lambda: len(rig.discord.received) == 1)
+        rig.store._conn.execute("PRAGMA query_only = ON")  # the store refuses for real
+        await until(lambda: len(rig.dispatcher._journal) == 1)  # the confirmation is kept
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wanderer_console.delivery.dispatcher"):
+            await rig.dispatcher.stop()
+        said = [r for r in caplog.records if r.name == "wanderer_console.delivery.dispatcher"]
+        assert [r.levelno for r in said] == [logging.ERROR], [r.getMessage() for r in said]
+        assert said[0].getMessage().startswith("outcomes not recorded at stop")
+        ctx = said[0].ctx  # type: ignore[attr-defined]
+        assert ctx["outcomes"] == 1
+        assert ctx["operations"] == ["mark sent"]
+        rig.store._conn.execute("PRAGMA query_only = OFF")
+        assert rig.store.outbox_counts() == {"sending": 1}  # claimed: uncertain at the next start

@@ -9,15 +9,14 @@ say so on ``/ready``, and carry on once the filler is removed.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import connected, wait_for
+from tests.support import connected, fill_disk, wait_for
+from tests.support import small_disk as mounted_small_disk
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.server.health import readiness_problems
@@ -32,32 +31,8 @@ BURST = 600
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs mounted on a fresh directory (unmounted afterwards)."""
-    mount = tmp_path / "data"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_small_disk(tmp_path / "data", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(directory: Path, leave: int) -> Path:
-    """Write a filler file until only ``leave`` bytes remain free."""
-    filler = directory / "filler"
-    stat = os.statvfs(directory)
-    free = stat.f_bavail * stat.f_frsize
-    with filler.open("wb") as handle:
-        handle.write(b"\0" * max(0, free - leave))
-    return filler
 
 
 def _kill_ids(sim: Simulator) -> Counter[int]:
@@ -80,7 +55,7 @@ async def test_a_full_disk_pauses_delivery_reports_it_and_resumes_without_repeat
         await runtime.start()
         try:
             await connected(runtime)
-            filler = _fill(small_disk, leave=64 * 1024)
+            filler = fill_disk(small_disk, leave=64 * 1024)
             tracked = sorted(sim.tracked_system_ids)
             expected: set[int] = set()
             for i in range(BURST):

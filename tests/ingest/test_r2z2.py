@@ -487,3 +487,34 @@ async def test_the_cursor_is_saved_while_the_queue_is_never_idle(feed: Feed) -> 
         await asyncio.gather(worker, return_exceptions=True)
     assert not any(idle_seen)
     assert_polite(fake)
+
+
+@pytest.mark.slow
+async def test_a_cursor_the_store_refuses_leaves_the_poller_running_and_is_saved_later(
+    feed: Feed,
+) -> None:
+    """The pipeline wrote the kill, then the store refused the poller's cursor (a full disk,
+    here a database made read-only on the store's connection, the same refusal): the error
+    escaped and the poller's task crashed, restarted by the supervisor with a traceback each
+    time. The poller now goes on reading, and the cursor is saved once the store writes."""
+    fake = feed.fake
+    first = fake.publish(feed.tracked_kill())
+    fake.sequence_hint = first
+    queue = item_queue(16, feed.index)
+    source = feed.source(sink=queue.put, checkpoints=queue)
+    task = feed.start(source)
+    await wait_for(lambda: source.sequence == first + 1 and queue.qsize() == 1)
+    feed.store._conn.execute("PRAGMA query_only = ON")  # the store refuses for real
+    queue.get_nowait()
+    queue.task_done()  # the pipeline wrote it; its cursor is due
+    later = fake.publish(feed.tracked_kill())
+    await wait_for(lambda: task.done() or source.sequence == later + 1, what="the next kill")
+    assert not task.done(), task.exception()
+    assert feed.store.write_fault is not None
+    assert feed.store.get_cursor(CURSOR_STREAM) is None
+    feed.store._conn.execute("PRAGMA query_only = OFF")  # room again
+    queue.get_nowait()
+    queue.task_done()
+    fake.publish(feed.untracked_kill())  # the next step saves what is settled
+    await wait_for(lambda: int((feed.store.get_cursor(CURSOR_STREAM) or "0")[:12]) >= later)
+    assert_polite(fake)

@@ -5,6 +5,7 @@ engine kept is still stored once the store writes again."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,3 +143,62 @@ async def test_a_full_queue_gets_503_within_the_request_time_instead_of_hanging(
         assert "queue is full" in result["reason"]
         assert "retry with the same event_id" in result["reason"]
     assert queue.qsize() == 1  # nothing of the refused batch was queued behind the answer
+
+
+async def test_a_database_that_cannot_grow_gets_503_a_line_per_outage_and_the_events_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database cannot grow (SQLITE_FULL, ``PRAGMA max_page_count`` on the store's own
+    connection): each request is answered 503 with Retry-After, never 2xx, and the log said
+    "ingest event not processed" once per event of every request (a client posting batches of
+    50 every few seconds wrote hundreds of lines a minute). One line now says it per tenant and
+    interval, with the error; once the database grows again the kept events are stored and a
+    retry is answered "duplicate"."""
+    settings = map_settings("http://127.0.0.1:9")
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(64, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    tenants = TenantRegistry(store.path)
+    key = tenants.add("cut")
+    endpoint = IngestEndpoint(_Engine(settings, metrics, queue), tenants, timeout=2.0)
+    server = AppServer(
+        Starlette(routes=[Route("/api/v1/events", endpoint.post_events, methods=["POST"])])
+    )
+    await server.start()
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pipeline = asyncio.create_task(worker.run())
+    batch = {
+        "events": [
+            {"event_id": f"ops-{n}", "title": "Fleet", "body": "x" * 4000, "severity": "info"}
+            for n in range(10)
+        ]
+    }
+    auth = {"authorization": f"Bearer {key}"}
+    caplog.set_level(logging.INFO, logger="wanderer_console.server.ingest")
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
+            first = await client.post("/api/v1/events", json=batch, headers=auth)
+            again = await client.post("/api/v1/events", json=batch, headers=auth)
+            assert store.write_fault is not None
+            store._conn.execute("PRAGMA max_page_count = 1000000")  # room again
+            await wait_for(lambda: store.has_event("cut", "api:ops-9"), 30, "kept events stored")
+            retried = await client.post("/api/v1/events", json=batch, headers=auth)
+    finally:
+        pipeline.cancel()
+        await asyncio.gather(pipeline, return_exceptions=True)
+        await server.stop()
+        tenants.close()
+        store.close()
+    for response in (first, again):
+        assert response.status_code == 503, response.text
+        assert response.headers.get("retry-after")
+        assert {r["status"] for r in response.json()["results"]} == {"rejected"}
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["duplicate"] == 10
+    said = [r for r in caplog.records if r.name == "wanderer_console.server.ingest"]
+    unconfirmed = [r for r in said if r.getMessage() == "ingest event not processed"]
+    assert len(unconfirmed) == 1, [r.getMessage() for r in unconfirmed]
+    assert "full" in unconfirmed[0].ctx["error"]  # type: ignore[attr-defined]

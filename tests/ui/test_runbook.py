@@ -102,7 +102,26 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
             "`map stream refused`, `HTTP 404`",
         ),
         ("killstream channel ended; rejoining (mode=systems)", "log", "`killstream channel ended"),
-        ("WAL checkpoint failed; will retry (error=disk I/O error)", "log", "`WAL checkpoint"),
+        (
+            "WAL checkpoint failed; retrying with backoff until one succeeds"
+            " (error=database or disk is full)",
+            "log",
+            "`WAL checkpoint failed",
+        ),
+        (
+            "outcomes not recorded at stop: the store cannot write; their notifications are"
+            " re-sent as uncertain at the next start (a webhook message confirmed here may post"
+            " twice) (outcomes=1, operations=['mark sent'])",
+            "log",
+            "`outcomes not recorded at stop",
+        ),
+        (
+            "retention could not prune old records; tries again later"
+            " (error=StoreWriteError: cannot write db.sqlite (prune events): database or disk"
+            " is full)",
+            "log",
+            "`retention could not prune",
+        ),
         (
             "configuration change rejected; the running configuration is kept (problems=x)",
             "log",

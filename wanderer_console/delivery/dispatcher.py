@@ -395,7 +395,21 @@ class Dispatcher:
                 )
         self._recovered = False
         try:
-            self._journal.flush()
+            if not self._journal.flush():
+                # Still refused (a full disk): these answers are lost with the process. Their
+                # rows stay claimed, and the next start re-sends them as uncertain.
+                log.error(
+                    "outcomes not recorded at stop: the store cannot write; their notifications"
+                    " are re-sent as uncertain at the next start (a webhook message confirmed"
+                    " here may post twice)",
+                    extra={
+                        "ctx": {
+                            "outcomes": len(self._journal),
+                            "operations": self._journal.operations(),
+                        }
+                    },
+                )
+                return
             self._recover_in_flight()
         except Exception as exc:  # the store may be gone: the next start recovers instead
             log.warning(

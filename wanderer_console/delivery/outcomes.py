@@ -138,6 +138,10 @@ class OutcomeJournal:
                 exc_info=exc,
             )
 
+    def operations(self) -> list[str]:
+        """The kinds of outcome the store refused and that wait here (``mark sent``, …)."""
+        return sorted({operation for operation, _write in self._waiting})
+
     def flush(self) -> bool:
         """Write outcomes the store refused earlier (and those gathered), oldest first; True
         once none is left."""

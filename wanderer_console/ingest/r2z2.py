@@ -43,6 +43,7 @@ from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -455,7 +456,7 @@ class R2z2Source:
         Waiting for the queue's checkpoint, not for an idle queue: under steady load the queue
         is never empty, and a cursor saved only then would not move for hours."""
         if self._checkpoints is None:
-            self._store.set_cursor(CURSOR_STREAM, _cursor_value(seq, self._wall()))
+            self._save(seq)
             return
         mark = self._checkpoints.mark()
         if self._marks and self._marks[-1][1] == mark:
@@ -468,11 +469,20 @@ class R2z2Source:
         """Save the newest sequence whose queue checkpoint has passed."""
         if self._checkpoints is None:
             return
-        done: int | None = None
+        done: tuple[int, int] | None = None
         while self._marks and self._checkpoints.passed(self._marks[0][1]):
-            done = self._marks.popleft()[0]
-        if done is not None:
-            self._store.set_cursor(CURSOR_STREAM, _cursor_value(done, self._wall()))
+            done = self._marks.popleft()
+        if done is not None and not self._save(done[0]):
+            self._marks.appendleft(done)  # saved at the next step the store takes it
+
+    def _save(self, seq: int) -> bool:
+        """Save ``seq`` as the cursor; False when the store refuses it (a full disk): the store
+        reports its own fault, and the poller goes on (the cursor stays behind, never ahead)."""
+        try:
+            self._store.set_cursor(CURSOR_STREAM, _cursor_value(seq, self._wall()))
+        except StoreWriteError:
+            return False
+        return True
 
     # -- packages --------------------------------------------------------------------------
 

@@ -157,9 +157,14 @@ class EventWriter:
         """Move a stream's resume cursor for a duplicate (an event already recorded): now when
         nothing waits to be written, else right after what waits is. A cursor committed ahead
         of a pending event (the same event brought first by the map's webhook, or the stream's
-        earlier events in this batch) would, after a crash, resume the stream past them."""
+        earlier events in this batch) would, after a crash, resume the stream past them.
+
+        A cursor the store refuses now (a full disk) is dropped, as in
+        :meth:`_advance_cursors`: the stream resumes a little earlier and the event log absorbs
+        the repeat; the store reports its own fault. The event is a duplicate, not a failure."""
         if not self._pending:
-            self._store.set_cursor(*cursor)
+            with contextlib.suppress(StoreWriteError):
+                self._store.set_cursor(*cursor)
             return
         stream, value = cursor
         self._cursors[stream] = max(value, self._cursors.get(stream, value))

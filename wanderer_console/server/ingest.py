@@ -33,7 +33,7 @@ from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.ingest.items import CustomItem
 from wanderer_console.server.body import TooLarge, read_body
 from wanderer_console.server.ports import EngineSurface
-from wanderer_console.server.refusals import MAX_ECHO, Refusals, clip
+from wanderer_console.server.refusals import MAX_ECHO, Refusals, ThrottledLog, clip
 from wanderer_console.server.tenants import TenantRegistry, TenantStoreError
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.logging import redact
@@ -110,6 +110,9 @@ class IngestEndpoint:
         self._tenants = tenants
         self._timeout = timeout
         self._refusals = refusals or Refusals(engine.metrics)
+        self._unconfirmed_log = ThrottledLog(log)
+        """"Not processed" said once per tenant a minute: a store that cannot write fails every
+        event of every request until it writes again."""
 
     def _refuse(
         self, request: Request, reason: str, status: int, body: dict[str, Any], **ctx: str
@@ -265,14 +268,12 @@ class IngestEndpoint:
                 "ingest events not queued: the pipeline's queue is full",
                 extra={"ctx": {"tenant": tenant, "events": unconfirmed}},
             )
+        failed: list[str] = []
         for result, done in pending:
             try:
                 new = await asyncio.wait_for(done, max(0.0, deadline - loop.time()))
             except (TimeoutError, RuntimeError) as exc:
-                log.warning(
-                    "ingest event not processed",
-                    extra={"ctx": {"tenant": tenant, "error": str(exc) or "timeout"}},
-                )
+                failed.append(str(exc) or "timeout")
                 result.update(status="rejected", reason=_UNCONFIRMED)
                 unconfirmed += 1
                 continue
@@ -284,4 +285,13 @@ class IngestEndpoint:
                     "ingest event refused as duplicate",
                     extra={"ctx": {"tenant": tenant, "event_id": clip(result["event_id"], 128)}},
                 )
+        if failed:
+            # One line for the request's events, and at most one per tenant a minute (the
+            # next says how many were left out): not one per event while the store is full.
+            self._unconfirmed_log.emit(
+                tenant,
+                logging.WARNING,
+                "ingest event not processed",
+                {"tenant": tenant, "events": len(failed), "error": failed[0]},
+            )
         return results, unconfirmed

@@ -2,7 +2,10 @@
 
 Retention runs hourly and deletes events, and notifications finished, older than
 ``console.retention_days`` (pending, in-flight and uncertain notifications are never deleted,
-nor the firing message of an alert still firing: its resolved message follows it).
+nor the firing message of an alert still firing: its resolved message follows it). A store that
+cannot write (a full disk: deletes need room in the write-ahead log too) or does not answer
+says so itself, once; retention then tries again every :attr:`Maintenance.retry_after` seconds
+(5 minutes) until it prunes, and never crashes its task.
 The integrity check reads the whole database every few hours on its own read-only connection in
 a thread, so damage is found before a write trips on it: the problem is kept for ``/ready`` and
 logged at ERROR with what to do. On SQLite that is ``PRAGMA quick_check`` on a read-only
@@ -19,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wanderer_console.store.base import PRUNE_BATCH, Store
+from wanderer_console.store.writes import StoreWriteError, unavailable
+from wanderer_console.telemetry.logging import redact
 
 __all__ = ["Maintenance"]
 
@@ -37,11 +42,39 @@ class Maintenance:
         """Seconds between two full integrity checks of the database."""
         self.integrity_problem: str | None = None
         """Damage the last periodic check found (``None``: none found)."""
+        self.retry_after = 300.0
+        """Seconds before retention tries again after the store refused it (tests lower it)."""
+        self.prune_failures = 0
+        """Retention runs the store refused (it could not write, or did not answer)."""
 
     async def retention(self) -> None:
-        """Hourly: drop events and finished notifications older than the retention period."""
+        """Hourly: drop events and finished notifications older than the retention period.
+
+        A run the store refuses (a full disk, a database that does not answer) is tried again
+        after :attr:`retry_after` seconds; the store's own fault says why (once per outage).
+        """
+        failing = False
         while True:
-            await self.prune_once()
+            try:
+                await self.prune_once()
+            except Exception as exc:
+                if not isinstance(exc, StoreWriteError) and not unavailable(exc):
+                    raise
+                self.prune_failures += 1
+                if not failing:
+                    log.warning(
+                        "retention could not prune old records; tries again later",
+                        extra={
+                            "ctx": {
+                                "error": redact(f"{type(exc).__name__}: {exc}")[:300],
+                                "retry_in_seconds": self.retry_after,
+                            }
+                        },
+                    )
+                failing = True
+                await asyncio.sleep(self.retry_after)
+                continue
+            failing = False
             await asyncio.sleep(3600)
 
     async def prune_once(self) -> tuple[int, int]:

@@ -3,9 +3,11 @@
 A store that cannot record an outcome (disk full, I/O error, read-only file, a database locked
 by someone else) must stop the parts that depend on it, never let them loop: the dispatcher
 pauses delivery while :attr:`WriteGuard.fault` is set, ``/ready`` reports it, and the console
-shows it. The first successful write clears it. A failed transaction is rolled back only when
-one is still open (SQLite rolls back by itself on some errors), so the real error is the one
-reported, never ``cannot rollback - no transaction is active``.
+shows it. The first successful write that changed a row clears it: on SQLite a commit that
+changed nothing (a prune with nothing old, an event stored already) writes nothing to the disk,
+so it says nothing of whether the store writes again. A failed transaction is rolled back only
+when one is still open (SQLite rolls back by itself on some errors), so the real error is the
+one reported, never ``cannot rollback - no transaction is active``.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class WriteGuard:
     def transaction(self, operation: str) -> Iterator[DbConnection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; any SQLite error becomes :class:`StoreWriteError`."""
         conn = self._conn
+        changes = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
@@ -141,16 +144,17 @@ class WriteGuard:
         except BaseException:
             self._rollback()
             raise
-        self._succeeded()
+        self._succeeded(changed=conn.total_changes != changes)
 
     def statement(self, operation: str, sql: str, params: object = ()) -> int:
         """One autocommitted statement, guarded like a transaction."""
+        changes = self._conn.total_changes
         try:
             cursor = self._conn.execute(sql, params)  # type: ignore[arg-type]
         except sqlite3.Error as exc:
             self._rollback()
             raise self._failed(operation, exc) from exc
-        self._succeeded()
+        self._succeeded(changed=self._conn.total_changes != changes)
         return int(cursor.rowcount)
 
     def _rollback(self) -> None:
@@ -186,8 +190,10 @@ class WriteGuard:
             )
         return error
 
-    def _succeeded(self) -> None:
-        if self.fault is not None:
+    def _succeeded(self, *, changed: bool = True) -> None:
+        """A write committed; it ends the fault only if it ``changed`` something (see the
+        module's docstring)."""
+        if self.fault is not None and changed:
             log.warning(
                 "store writes again; delivery resumes",
                 extra={

@@ -394,12 +394,23 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DATABASE,
-        "`WAL checkpoint failed; will retry` (`error`, `failures`)",
+        "`WAL checkpoint failed; retrying with backoff until one succeeds` (`error`, `advice`)",
         "the background thread that copies the write-ahead log into the database file could"
-        " not (disk full, I/O error, the file removed); nothing is lost, the `-wal` file"
-        " grows until a checkpoint succeeds",
-        "check free space and the data directory; the next checkpoint (every second) retries,"
-        " and a clean stop folds the log in",
+        " not (disk full, I/O error, the file removed); said once, not at every try; nothing"
+        " is lost, the `-wal` file grows until a checkpoint succeeds, and"
+        " `WAL checkpoint works again` (`failures`, `down_seconds`) follows",
+        "free space on the data directory's file system (or fix what `error` names); it is"
+        " tried again every second at first, then less often (at most every 30 s), and a"
+        " clean stop folds the log in",
+    ),
+    Advice(
+        DATABASE,
+        "`retention could not prune old records; tries again later` (`error`, `retry_in_seconds`)",
+        "the hourly deletion of old events and notifications could not write (a full disk:"
+        " deletes need room in the write-ahead log too) or the database did not answer; said"
+        " once until it prunes again, and the store's own `store cannot write` line says why",
+        "free space on the data directory's file system (or bring the database back);"
+        " retention tries again every 5 minutes by itself, nothing to restart",
     ),
     Advice(
         DATABASE,
@@ -774,6 +785,20 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`outcomes not recorded at stop: the store cannot write; their notifications are"
+        " re-sent as uncertain at the next start (a webhook message confirmed here may post"
+        " twice)` (`outcomes`, `operations`)",
+        "the engine stopped while the store still refused the outcomes of answers Discord gave"
+        " (a full disk); those notifications were posted (`mark sent`) or answered otherwise,"
+        " but their rows stay claimed: the next start re-sends them as uncertain"
+        " (`wc_delivery_uncertain_total`), bot messages with their nonce, webhook messages once"
+        " more after `discord.uncertain_retry_seconds`, which may post them twice",
+        "free space before stopping when you can: a running engine writes the kept outcomes"
+        " first and resumes by itself; after such a stop, expect at most one repeat of each"
+        " webhook message, counted in `wc_delivery_uncertain_total`",
+    ),
+    Advice(
+        DELIVERY,
         "`database damaged; stop the console, restore the backup or run `sqlite3 DB .recover``",
         "the periodic integrity check (every 6 h) found damage",
         "stop, restore the backup (deployment guide) or recover; `/ready` is 503 until then",
@@ -910,8 +935,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         QUEUE,
-        "`ingest event not processed` / `ingest events not queued: the pipeline's queue is"
-        " full`, ingest API `503` (`Retry-After`)",
+        "`ingest event not processed` (`events`, `error`; one line per tenant a minute, the"
+        " next with `suppressed`) / `ingest events not queued: the pipeline's queue is full`,"
+        " ingest API `503` (`Retry-After`)",
         "a valid event was not confirmed within the request's time (10 s for the whole request,"
         " queueing included: the pipeline busy, or the store cannot write, see `/ready`); a"
         " queued one is kept by the engine and may still be stored and notified, one not queued"

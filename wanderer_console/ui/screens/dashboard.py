@@ -402,7 +402,9 @@ class DashboardScreen(OnWanderer, Screen[None]):
             return  # being taken down (the app quits): nothing to draw on
         now = self.state.clock.wall()
         change = self.state.accept(frame, now)
-        self.render_snapshot(frame.snapshot, now)
+        snapshot = self.state.latest
+        assert snapshot is not None  # just accepted (made printable)
+        self.render_snapshot(snapshot, now)
         self.wanderer.frame_shown(change)
 
     def render_snapshot(self, snapshot: EngineSnapshot, now: float, *, force: bool = False) -> None:

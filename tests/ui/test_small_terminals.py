@@ -14,6 +14,7 @@ from tests.ui.conftest import NOW, AppFactory, degraded_snapshot
 from tests.ui.fakes import first_frame, screen_lines, settle
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.dashboard import DashboardScreen
+from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.widgets.delivery import DeliveryTable
 
 pytestmark = pytest.mark.slow
@@ -70,3 +71,42 @@ async def test_a_small_terminal_shows_every_connection_state_and_the_dead_target
         await settle(pilot)
         shown = _shown(app)
         assert "DEAD" in shown, shown
+
+
+@pytest.mark.parametrize("size", [(60, 20), (40, 12)])
+async def test_on_a_small_terminal_help_says_what_each_key_does(
+    make_app: AppFactory, size: tuple[int, int]
+) -> None:
+    """The id column kept its width and the action column got none: help listed ``q  app.quit``
+    with no word of what q does. Narrow, the id goes under the action instead."""
+    app = make_app(degraded_snapshot())
+    async with app.run_test(size=size) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        body = screen_lines(app)[1:-1]  # the help box (the key bar under it names keys too)
+        [quit_row] = [line for line in body if " q " in line]
+        assert "Quit" in quit_row, "\n".join(body)
+        assert any("app.quit" in line for line in body), "\n".join(body)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_help_open_while_the_terminal_shrinks_still_says_what_each_key_does(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(degraded_snapshot())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        for size in [(80, 24), (40, 12), (60, 20), (41, 13), (40, 12)]:  # a resize storm
+            await pilot.resize_terminal(*size)
+            app.state.backend.tick()  # type: ignore[attr-defined]  # frames keep coming
+        await settle(pilot)
+        await pilot.pause()
+        body = screen_lines(app)[1:-1]
+        [quit_row] = [line for line in body if " q " in line]
+        assert "Quit" in quit_row, "\n".join(body)

@@ -13,6 +13,7 @@ import pytest
 from tests.ui.conftest import NOW, AppFactory, degraded_snapshot
 from tests.ui.fakes import first_frame, screen_lines, settle
 from wanderer_console.ui.app import WandererApp
+from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.dashboard import DashboardScreen
 from wanderer_console.ui.screens.help import HelpScreen
 from wanderer_console.ui.widgets.delivery import DeliveryTable
@@ -110,3 +111,23 @@ async def test_help_open_while_the_terminal_shrinks_still_says_what_each_key_doe
         body = screen_lines(app)[1:-1]
         [quit_row] = [line for line in body if " q " in line]
         assert "Quit" in quit_row, "\n".join(body)
+
+
+async def test_at_40x12_the_quit_question_fits_and_escape_stays(make_app: AppFactory) -> None:
+    """The box was taller than the terminal: its title (the question) was off screen."""
+    snapshot = degraded_snapshot()
+    snapshot["counters"]["outbox"] = {"pending": 1470, "sending": 4, "sent": 125}
+    app = make_app(snapshot)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert isinstance(app.screen, ChoiceScreen)
+        shown = _shown(app)
+        assert "Quit with notifications pending?" in shown, shown
+        assert "Quit (q)" in shown, shown
+        assert "Stay (s)" in shown, shown
+        await pilot.press("escape")  # the safe answer: stay
+        await settle(pilot)
+        assert app.is_running
+        assert isinstance(app.screen, DashboardScreen)

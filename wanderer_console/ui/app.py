@@ -49,6 +49,7 @@ from wanderer_console.ui.model import (
     ThroughputHistory,
     engine_label,
 )
+from wanderer_console.ui.printable import printable
 from wanderer_console.ui.screens.alerts import AlertsScreen
 from wanderer_console.ui.screens.choice import Choice, ChoiceScreen
 from wanderer_console.ui.screens.config import ConfigScreen, reload_summary
@@ -181,6 +182,7 @@ class WandererApp(App[int]):
         ``MarkupError`` while the toast was drawn, ending the console. Screens call this too
         (``Widget.notify`` passes ``markup=True`` on), so it is decided here, once.
         """
+        message, title = printable(message), printable(title)  # no escape reaches the terminal
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _apply_keymap(self, keymap: dict[str, str]) -> None:

@@ -25,6 +25,7 @@ from wanderer_console.console_api import (
     LogLine,
 )
 from wanderer_console.domain.clock import Clock
+from wanderer_console.ui.printable import printable_view
 
 __all__ = [
     "HISTORY_SECONDS",
@@ -268,7 +269,12 @@ class ConsoleState:
         return self.link.state == "live"
 
     def accept(self, frame: Frame, now: float) -> FrameChange:
-        """Take ``frame`` in (at ``now``); returns what changed for the screens to react to."""
+        """Take ``frame`` in (at ``now``); returns what changed for the screens to react to.
+
+        Its text is made :func:`~wanderer_console.ui.printable.printable` first: what the screens
+        read from :attr:`latest` holds no control character to reach the terminal raw.
+        """
+        frame = printable_view(frame)
         previous = self.latest
         link_changed = frame.link.state != self.link.state
         self._note_link(frame.link, now)

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from wanderer_console.console_api import AlertRecordView, AlertsView
 from wanderer_console.ui.faults import clock_time
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.printable import printable_view
 from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.keybar import KeyBar
@@ -146,7 +147,7 @@ class AlertsScreen(OnWanderer, Screen[None]):
             "Could not read the alert history", self.state.backend.alert_history(100)
         )
         if records is not None and self.is_mounted:
-            self.show_history(records)
+            self.show_history(printable_view(records))
 
     def show_history(self, records: tuple[AlertRecordView, ...]) -> None:
         """Fill the history table."""
@@ -154,8 +155,12 @@ class AlertsScreen(OnWanderer, Screen[None]):
         table.clear()
         for record in records:
             resolved = "firing" if record.resolved_at is None else clock_time(record.resolved_at)
-            table.add_row(
-                clock_time(record.fired_at), resolved, record.rule, record.subject, record.summary
+            table.add_row(  # as typed: a table reads a str as markup
+                clock_time(record.fired_at),
+                resolved,
+                Text(record.rule),
+                Text(record.subject),
+                Text(record.summary),
             )
 
     # -- editing ---------------------------------------------------------------------------------

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 __all__ = ["Choice", "ChoiceScreen"]
+
+CHROME_ROWS = 6
+"""The box's rows around the question: its border, padding, the gap and the row of buttons."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,8 @@ class ChoiceScreen(ModalScreen[str]):
         """The question and one button per answer."""
         with Vertical(id="choice-box") as box:
             box.border_title = self.title_text
-            yield Static(self.message, id="choice-message", markup=False)
+            with VerticalScroll(id="choice-scroll"):
+                yield Static(self.message, id="choice-message", markup=False)
             with Horizontal(id="choice-buttons"):
                 for number, choice in enumerate(self.choices):
                     yield Button(
@@ -57,8 +61,21 @@ class ChoiceScreen(ModalScreen[str]):
                     )
 
     def on_mount(self) -> None:
-        """Focus the last (safe) answer."""
+        """Focus the last (safe) answer; fit the terminal."""
         self.query_one(f"#choice-{len(self.choices) - 1}", Button).focus()
+        self._fit()
+
+    def on_resize(self) -> None:
+        """Fit the new size."""
+        self._fit()
+
+    def _fit(self) -> None:
+        """On a short terminal the question scrolls, so the title and the answers stay on screen
+        (at 40×12 the box was taller than the terminal: its title, the question's first words,
+        were off screen)."""
+        height = self.size.height or self.app.size.height
+        scroll = self.query_one("#choice-scroll", VerticalScroll)
+        scroll.styles.max_height = max(1, height - CHROME_ROWS)
 
     def on_key(self, event: events.Key) -> None:
         """An answer's key answers; Escape gives the last answer; other keys do nothing here."""

@@ -68,6 +68,10 @@ RETRY_SECONDS = 1.0
 the screen waits before asking for it again."""
 CHART_MIN_INTERVAL = 0.5
 """The chart is rebuilt at most twice a second (a plotext build costs 10-15 ms)."""
+TINY_BELOW = 24
+"""Below this many rows the overview's panels take the rows they need, one under the other, and
+scroll (Tab brings the next table into view): shared out, at 40×12 the connections panel kept
+its header and no row, and delivery its border alone."""
 FRAMES_TASK = "console frames"
 """The name of the task that follows the frames (the UI latency benchmark counts it as UI)."""
 
@@ -137,7 +141,7 @@ class DashboardScreen(OnWanderer, Screen[None]):
     """The default screen: what the engine is doing right now."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Textual's)
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (TINY_BELOW, "-short"), (30, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="dashboard.filter"),
@@ -203,7 +207,7 @@ class DashboardScreen(OnWanderer, Screen[None]):
     @property
     def tabbed(self) -> bool:
         """The small-terminal layout (tabs) is in use."""
-        return self.has_class("-narrow") or self.has_class("-short")
+        return self.has_class("-narrow") or self.has_class("-short") or self.has_class("-tiny")
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         """Show the panels of the tab chosen."""
@@ -402,7 +406,9 @@ class DashboardScreen(OnWanderer, Screen[None]):
             return  # being taken down (the app quits): nothing to draw on
         now = self.state.clock.wall()
         change = self.state.accept(frame, now)
-        self.render_snapshot(frame.snapshot, now)
+        snapshot = self.state.latest
+        assert snapshot is not None  # just accepted (made printable)
+        self.render_snapshot(snapshot, now)
         self.wanderer.frame_shown(change)
 
     def render_snapshot(self, snapshot: EngineSnapshot, now: float, *, force: bool = False) -> None:

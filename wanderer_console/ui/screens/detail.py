@@ -74,7 +74,8 @@ class DetailScreen(OnWanderer, ModalScreen[None]):
             return
         self._shown = self.detail if detail is not None else None
         body = self.query_one("#detail-body", VerticalScroll)
-        body.border_title = self.detail.title
+        # As named: a title is read as markup, and a name holding ``[/]`` raised MarkupError.
+        body.border_title = Text(self.detail.title)
         keys = [("r retry", self.detail.retry), ("n its notifications", self.detail.target)]
         hints = [hint for hint, wanted in keys if wanted is not None]
         hints.append("no longer in the snapshot · Escape" if detail is None else "Escape")

@@ -40,6 +40,7 @@ from wanderer_console.console_api import (
 )
 from wanderer_console.ui.faults import clock_time
 from wanderer_console.ui.model import ConsoleState
+from wanderer_console.ui.printable import printable_view
 from wanderer_console.ui.screens.detail import markdown_text
 from wanderer_console.ui.screens.typed import OnWanderer
 from wanderer_console.ui.widgets.colours import coloured, theme_colour
@@ -250,7 +251,7 @@ class EventsScreen(OnWanderer, Screen[None]):
         if page is None:  # the toast said why; the rows are still those of the last page
             self._show_filters("not loaded: the rows shown are the last page's (r: try again)")
             return None
-        self.page = page
+        page = self.page = printable_view(page)
         self.refresh_bindings()
         self.query_one(EventsTable).show_events(page.events)
         self._show_filters("" if page.events else "no event matches")
@@ -279,7 +280,7 @@ class EventsScreen(OnWanderer, Screen[None]):
     async def _fetch(self, row_id: int) -> EventDetail | Literal["gone"]:
         """Event ``row_id`` in full, ``"gone"`` when the engine no longer has it."""
         detail = await self.state.backend.event_detail(row_id)
-        return "gone" if detail is None else detail
+        return "gone" if detail is None else printable_view(detail)
 
 
 class EventDetailScreen(ModalScreen[None]):

@@ -16,6 +16,10 @@ from textual.widgets import Static
 
 __all__ = ["HelpScreen"]
 
+ACTION_ROOM = 16
+"""The fewest characters the action column keeps beside the id column; with less the id goes under
+the action (a 40-column terminal), so what a key does is never squeezed out."""
+
 
 class HelpScreen(ModalScreen[None]):
     """A modal listing every binding by group; Escape closes it."""
@@ -42,25 +46,49 @@ class HelpScreen(ModalScreen[None]):
             return self.app.get_key_display(binding)
         return ",".join(self.app.get_key_display(binding.with_key(key)) for key in keys)
 
+    def _id_width(self) -> int:
+        ids = [b.id or "" for _, group in self.groups for b in group if isinstance(b, Binding)]
+        return max(map(len, ids), default=0)
+
+    def _narrow(self) -> bool:
+        """Too narrow for an id column beside the actions (the box is 90% of the terminal, at
+        most 100 wide, less its border, padding and scrollbar)."""
+        room = min(self.app.size.width * 9 // 10, 100) - 7
+        return room < 8 + 2 + ACTION_ROOM + 2 + self._id_width()
+
+    def on_resize(self) -> None:
+        """Lay the tables out again when the terminal crossed the narrow width."""
+        if self._narrow() != self._laid_out_narrow:
+            self.refresh(recompose=True)
+
+    _laid_out_narrow = False
+
     def compose(self) -> ComposeResult:
         """Per group, its title and a table of key, action and id (the id a ``[keymap]`` entry
-        names)."""
+        names; under the action when the terminal is narrow)."""
         parts: list[RenderableType] = []
         # An id is what a [keymap] entry is typed with: always whole on one line (folded in a
         # narrow column it read as two words); the action's words wrap instead.
-        ids = [b.id or "" for _, group in self.groups for b in group if isinstance(b, Binding)]
-        id_width = max(map(len, ids), default=0)
+        id_width = self._id_width()
+        narrow = self._laid_out_narrow = self._narrow()
         for title, bindings in [*self.groups, ("Anywhere else", ())]:
-            table = Table(expand=True, box=None, padding=(0, 2), show_header=False)
+            padding = (0, 1) if narrow else (0, 2)
+            table = Table(expand=True, box=None, padding=padding, show_header=False)
             table.add_column("Key", style="bold", no_wrap=True, min_width=8)
             table.add_column("Action", ratio=2)
-            table.add_column("Id", style="dim", no_wrap=True, min_width=id_width)
+            if not narrow:
+                table.add_column("Id", style="dim", no_wrap=True, min_width=id_width)
             for binding in bindings:
                 if not isinstance(binding, Binding):
                     continue
-                table.add_row(self.keys_of(binding), binding.description, binding.id)
+                keys, what, binding_id = self.keys_of(binding), binding.description, binding.id
+                if narrow:
+                    table.add_row(keys, Text(what).append(f"\n{binding_id}", style="dim"))
+                else:
+                    table.add_row(keys, what, binding_id)
             if title == "Anywhere else":
-                table.add_row("ctrl+p", "Command palette (toggles, pause/resume, themes)", "")
+                what = "Command palette (toggles, pause/resume, themes)"
+                table.add_row("ctrl+p", *((what,) if narrow else (what, "")))
             parts += [Text(title, style="bold underline"), table, Text("")]
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Wanderer Console — keys"

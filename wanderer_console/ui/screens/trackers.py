@@ -117,8 +117,8 @@ class TrackersScreen(OnWanderer, Screen[None]):
             str(tracker.matches_last_hour),
             str(tracker.matches_total),
             last,
-            tracker.target or "-",
-            tracker.ping or "-",
+            Text(tracker.target or "-"),  # as configured: a table reads a str as markup
+            Text(tracker.ping or "-"),
         ]
 
     def _selected(self, row: int) -> TrackerView | None:

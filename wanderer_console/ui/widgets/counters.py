@@ -40,7 +40,7 @@ class CountersPanel(Static):
     def _section(self, table: Table, title: str, values: Mapping[str, int]) -> None:
         table.add_row(Text(title, style="bold"), _fmt(total(values)))
         for label, value in sorted(values.items()):
-            table.add_row(f"  {label}", _fmt(value))
+            table.add_row(Text(f"  {label}"), _fmt(value))  # as named, not read as markup
 
     def _notifications(self, table: Table, counters: CountersView) -> None:
         queued = counters.notifications_queued
@@ -51,7 +51,7 @@ class CountersPanel(Static):
         )
         for kind in sorted(set(queued) | set(delivered)):
             table.add_row(
-                f"  {kind}", f"{_fmt(delivered.get(kind, 0))}/{_fmt(queued.get(kind, 0))}"
+                Text(f"  {kind}"), f"{_fmt(delivered.get(kind, 0))}/{_fmt(queued.get(kind, 0))}"
             )
 
     def show(self, counters: CountersView, queue_depth: int, *, force: bool = False) -> None:

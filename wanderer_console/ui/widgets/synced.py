@@ -41,6 +41,12 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def _as_typed(cell: Any) -> Any:
+    """A str cell as plain text: a table reads a str as markup, and a name holding ``[/]``
+    raised ``MarkupError`` while the table was drawn (ending the console)."""
+    return Text(cell, end="") if isinstance(cell, str) else cell
+
+
 def cell_width(cell: object) -> int:
     """How wide a cell's content is (plain string or Rich text)."""
     return cell.cell_len if isinstance(cell, Text) else len(str(cell))
@@ -73,7 +79,7 @@ class SyncedTable(SelectOnClick):
 
     def show_rows(self, rows: Iterable[Row]) -> bool:
         """Make the table show ``rows``; returns True when anything was redrawn."""
-        wanted = [(key, tuple(cells)) for key, cells in rows]
+        wanted = [(key, tuple(_as_typed(cell) for cell in cells)) for key, cells in rows]
         if wanted == self._shown:
             return False
         if [key for key, _ in wanted] == [key for key, _ in self._shown]:

@@ -106,10 +106,17 @@ def watch_points(path: Path) -> WatchPoints:
             pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
             continue
         current = step
-    paths = frozenset({absolute, *links, current})
-    directories = list(dict.fromkeys(p.parent for p in (absolute, *links, current)))
-    existing = tuple(d for d in directories if d.is_dir())
-    return WatchPoints(paths, existing or (absolute.parent,))
+    paths = {absolute, *links, current}
+    directories = []
+    for directory in dict.fromkeys(p.parent for p in (absolute, *links, current)):
+        # A directory that is gone (removed with the file, a volume not mounted yet) is watched
+        # from its nearest existing ancestor, where its coming back is a change: once it is
+        # there, it is watched itself and the file created in it is read.
+        while not directory.is_dir() and directory.parent != directory:
+            paths.add(directory)
+            directory = directory.parent
+        directories.append(directory)
+    return WatchPoints(frozenset(paths), tuple(dict.fromkeys(directories)))
 
 
 def restart_reasons(old: Settings, new: Settings, keys: list[str]) -> dict[str, str]:
@@ -266,6 +273,7 @@ class ConfigReloader:
         """The text (``None``: unreadable) and problems of the standing rejection: the same
         file read again (the watcher and a manual reload both see an edit) is that rejection,
         not another one counted, logged and kept in the history."""
+        self._baselined = False
         self.watching = asyncio.Event()
         """Set once :meth:`run` watches the file (a change made before that is only seen by
         the next reload)."""
@@ -285,7 +293,11 @@ class ConfigReloader:
         """Watch the file until cancelled: editors that replace the file, and a path reached
         through symlinks (:func:`watch_points`: a link re-pointed, the file it leads to edited,
         a Kubernetes ConfigMap's ``..data`` swapped), are handled."""
-        self.baseline()
+        if not self._baselined:
+            # Once: a watcher restarted after a failure reads the file at its first batch below
+            # (an edit made meanwhile is applied, never taken for the running version).
+            self.baseline()
+            self._baselined = True
         while True:
             points = watch_points(self.path)
             watch = awatch(
@@ -299,19 +311,23 @@ class ConfigReloader:
             )
             try:
                 async with contextlib.aclosing(watch) as batches:
+                    first = True
                     async for changes in batches:
                         self.watching.set()
-                        if changes:
+                        if changes or first:
+                            # The first batch comes once the watch is in place: what changed
+                            # while it was set up (or moved) is read then, never missed.
                             self.reload(source="file")
+                            first = False
                         if watch_points(self.path) != points:
-                            break  # a link now leads elsewhere: watch where it leads
+                            # A link leads elsewhere, a directory is gone or back: watch where
+                            # the path leads now.
+                            break
             except FileNotFoundError:
                 if watch_points(self.path) == points:
                     raise
                 # A directory went away as the watch was set up (an update removing the
                 # version it replaced): watch where the links lead now.
-            # Whatever changed while the watch moved is read now.
-            self.reload(source="file")
 
     def reload(self, *, source: str = "file") -> ReloadResult:
         """Read, validate and apply the file once; never raises for a bad file."""
@@ -412,9 +428,16 @@ class ConfigReloader:
         the runtime re-applies what its parts derived from them (pacing, log level, ...)."""
         self._runtime.apply_settings(new)
 
-    def _rejected(self, source: str, text: str | None, problems: list[str]) -> ReloadResult:
+    def _rejected(
+        self,
+        source: str,
+        text: str | None,
+        problems: list[str],
+        *,
+        message: str = "configuration change rejected; the running configuration is kept",
+    ) -> ReloadResult:
         """Keep the running configuration; count, record and log the rejection (once: the
-        same file read again returns it)."""
+        same file read again returns it) with ``message``."""
         if self._refused == (text, problems) and self.last is not None:
             return self.last  # the file still unreadable, for the same reason
         self._refused = (text, problems)
@@ -425,10 +448,7 @@ class ConfigReloader:
         diff = {"status": "rejected", "problems": problems, "changes": []}
         audit_id = self._record(source, text or "", diff)
         self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)
-        log.error(
-            "configuration change rejected; the running configuration is kept",
-            extra={"ctx": {"source": source, "problems": problems}},
-        )
+        log.error(message, extra={"ctx": {"source": source, "problems": problems}})
         return self.last
 
     def _record(self, source: str, text: str, diff: dict[str, Any]) -> int | None:

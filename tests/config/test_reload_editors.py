@@ -79,7 +79,7 @@ async def test_a_directory_removed_and_made_again_is_watched_again(
     write(path, data, "wanderer-dark")
     async with watching(path, data) as (runtime, reloader, metrics):
         shutil.rmtree(etc)
-        await wait_for(lambda: rejected(metrics) == 1, 20, "the file gone said")
+        await wait_for(lambda: gone_lines(caplog), 20, "the file gone said")
         assert runtime.settings.console.theme == "wanderer-dark"
 
         etc.mkdir()
@@ -90,6 +90,36 @@ async def test_a_directory_removed_and_made_again_is_watched_again(
         await wait_for(theme_is(runtime, "wanderer-light"), 20, "the next edit applied")
         assert metrics.value("wc_config_rejected") == 0
         assert reloader.last_error == []
+    assert len(gone_lines(caplog)) == 1
+
+
+async def test_a_file_deleted_is_said_once_and_read_again_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file deleted: the running configuration stays and one line says the file is gone,
+    that it runs on and that the file is read again when back (it was a generic rejection with
+    an ``[Errno 2]``, as if an edit were invalid). Put back, edited, it is applied."""
+    data = tmp_path / "data"
+    path = tmp_path / "config.toml"
+    write(path, data, "wanderer-dark")
+    async with watching(path, data) as (runtime, reloader, metrics):
+        path.unlink()
+        await wait_for(lambda: gone_lines(caplog), 20, "the file gone said")
+        (line,) = gone_lines(caplog)
+        assert line.levelno == logging.ERROR
+        (problem,) = line.__dict__["ctx"]["problems"]
+        assert problem.startswith(f"{path}: (file): the file is gone (deleted, moved,")
+        assert "read again when it is back" in problem
+        assert reloader.reload(source="console").problems == [problem]  # read again: same one
+        assert rejected(metrics) == 1
+        assert metrics.value("wc_config_rejected") == 1
+        assert runtime.settings.console.theme == "wanderer-dark"
+
+        write(path, data, "plain")
+        await wait_for(theme_is(runtime, "plain"), 20, "the re-created file applied")
+        assert metrics.value("wc_config_rejected") == 0
+        assert reloader.last_error == []
+    assert len(gone_lines(caplog)) == 1
 
 
 async def test_a_watcher_started_again_applies_an_edit_made_meanwhile(tmp_path: Path) -> None:

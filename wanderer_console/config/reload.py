@@ -46,6 +46,7 @@ __all__ = [
     "ReloadResult",
     "edits_overridden",
     "emptied",
+    "gone",
     "keep_map_switches",
     "keep_removed_maps",
     "needs_restart",
@@ -208,6 +209,25 @@ def emptied(path: Path, running: str | None, new: str) -> Problem | None:
     )
 
 
+_GONE = "configuration file is gone; the running configuration is kept until it is back"
+"""The line said when the watched file cannot be found (once, until it is back)."""
+
+
+def gone(path: Path) -> Problem:
+    """The problem when ``path`` is not there to read: deleted (an operator, a deploy tool
+    between two steps), moved, its directory removed, or a link on the way leading nowhere.
+    The running configuration is kept; the watch goes on and reads the file when it is back
+    (an edit made to it then is applied, the running version put back clears this)."""
+    return Problem(
+        str(path),
+        None,
+        "(file)",
+        "the file is gone (deleted, moved, its directory removed, or a link to it leads"
+        " nowhere): the running configuration is kept and the file is read again when it is"
+        " back; an engine started now would not find it",
+    )
+
+
 @dataclass(slots=True)
 class ReloadResult:
     """What one reload attempt did."""
@@ -333,6 +353,8 @@ class ConfigReloader:
         """Read, validate and apply the file once; never raises for a bad file."""
         try:
             text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return self._rejected(source, None, [str(gone(self.path))], message=_GONE)
         except (OSError, UnicodeDecodeError) as exc:
             return self._rejected(source, None, [f"{self.path}: cannot read: {exc}"])
         if self._refused is not None and self._refused[0] == text and self.last is not None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,77 @@ async def test_many_configmap_updates_are_each_applied_once(tmp_path: Path) -> N
             assert runtime.settings.console.theme == theme
         assert rejected(metrics) == 0
         assert [e.diff["status"] for e in reloader.audit.history()].count("applied") == 7
+
+
+_CAP_VERSION_3 = 0x20080522
+_DAC_CAPS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+@contextlib.contextmanager
+def file_modes_hold() -> Iterator[None]:
+    """For this thread (the event loop's, where the reloader reads), file modes hold as they
+    do for the engine's own user: root's effective right to ignore them is set aside, and
+    given back after (it stays permitted, so nothing else in the run loses it)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        pytest.skip("running as root and cannot read this thread's capabilities")
+    saved = data[0].effective
+    data[0].effective = saved & ~_DAC_CAPS
+    if libc.capset(ctypes.byref(header), data) != 0:
+        pytest.skip("running as root and cannot set aside CAP_DAC_OVERRIDE")
+    try:
+        yield
+    finally:
+        data[0].effective = saved
+        if libc.capset(ctypes.byref(header), data) != 0:
+            raise OSError(ctypes.get_errno(), "capset: restoring CAP_DAC_OVERRIDE")
+
+
+def cannot_read(reloader: ConfigReloader) -> bool:
+    return any("Permission denied" in problem for problem in reloader.last_error)
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+async def test_a_file_made_unreadable_is_said_and_read_again_once_readable(
+    tmp_path: Path, what: str
+) -> None:
+    """``chmod 000`` on the file or on its directory (the engine's user loses read access):
+    the running configuration stays, the error says why, the watcher keeps running, and once
+    the mode is put back the file is read again (an edit made meanwhile applied)."""
+    data = tmp_path / "data"
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "config.toml"
+    write(path, data, "wanderer-dark")
+    target = path if what == "file" else etc
+    mode = target.stat().st_mode & 0o777
+    with file_modes_hold():
+        async with watching(path, data) as (runtime, reloader, metrics):
+            write(path, data, "plain")  # an edit, then the mode taken away
+            target.chmod(0)
+            try:
+                await wait_for(lambda: cannot_read(reloader), 20, "the unreadable file said")
+                assert runtime.settings.console.theme == "wanderer-dark"
+                assert rejected(metrics) == 1
+            finally:
+                target.chmod(mode)
+            await wait_for(theme_is(runtime, "plain"), 20, "the file read again")
+            assert reloader.last_error == []
+            assert metrics.value("wc_config_rejected") == 0

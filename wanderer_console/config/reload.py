@@ -99,9 +99,9 @@ def watch_points(path: Path) -> WatchPoints:
             current = current.parent
             continue
         step = current / part
-        if len(links) < _MAX_LINKS and step.is_symlink():
+        target = _link_target(step) if len(links) < _MAX_LINKS else None
+        if target is not None:
             links.append(step)
-            target = Path(os.readlink(step))
             if target.is_absolute():
                 current = Path(target.anchor)
             pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
@@ -113,11 +113,29 @@ def watch_points(path: Path) -> WatchPoints:
         # A directory that is gone (removed with the file, a volume not mounted yet) is watched
         # from its nearest existing ancestor, where its coming back is a change: once it is
         # there, it is watched itself and the file created in it is read.
-        while not directory.is_dir() and directory.parent != directory:
+        while not _is_dir(directory) and directory.parent != directory:
             paths.add(directory)
             directory = directory.parent
         directories.append(directory)
     return WatchPoints(frozenset(paths), tuple(dict.fromkeys(directories)))
+
+
+def _link_target(path: Path) -> Path | None:
+    """Where the link ``path`` points, or ``None`` when it is no link or cannot be looked at
+    (gone, or in a directory the engine may not search: ``chmod 000`` on it). Looking never
+    raises: the watcher calls this at every wake, and an error here ended it."""
+    try:
+        return Path(os.readlink(path))
+    except OSError:  # not a link (EINVAL), gone, or not searchable (EACCES)
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory the engine can see (an error looking counts as no)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def restart_reasons(old: Settings, new: Settings, keys: list[str]) -> dict[str, str]:
@@ -334,9 +352,11 @@ class ConfigReloader:
                     first = True
                     async for changes in batches:
                         self.watching.set()
-                        if changes or first:
+                        if changes or first or self._unreadable():
                             # The first batch comes once the watch is in place: what changed
-                            # while it was set up (or moved) is read then, never missed.
+                            # while it was set up (or moved) is read then, never missed. A file
+                            # that could not be read is read again at each wake: its directory's
+                            # mode put back is no change of the file the watch reports.
                             self.reload(source="file")
                             first = False
                         if watch_points(self.path) != points:
@@ -348,6 +368,10 @@ class ConfigReloader:
                     raise
                 # A directory went away as the watch was set up (an update removing the
                 # version it replaced): watch where the links lead now.
+
+    def _unreadable(self) -> bool:
+        """Whether the standing rejection is of a file that could not be read at all."""
+        return self._refused is not None and self._refused[0] is None
 
     def reload(self, *, source: str = "file") -> ReloadResult:
         """Read, validate and apply the file once; never raises for a bad file."""

@@ -324,3 +324,35 @@ async def test_a_file_made_unreadable_is_said_and_read_again_once_readable(
             await wait_for(theme_is(runtime, "plain"), 20, "the file read again")
             assert reloader.last_error == []
             assert metrics.value("wc_config_rejected") == 0
+
+
+async def test_a_configmap_readable_by_others_is_told_to_set_the_volume_mode(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ConfigMap or Secret volume gives its files mode 0644 unless the pod spec sets
+    ``defaultMode``. The hygiene warning said ``chmod 600 PATH``, which a read-only volume
+    refuses (and the kubelet would undo at the next update): it now says to set
+    ``defaultMode`` on the volume."""
+    data = tmp_path / "data"
+    mount = tmp_path / "config"
+    mount.mkdir()
+    configmap_version(mount, "..2026_12_04_10_00_00.000000001", data, "wanderer-dark", 0o644)
+    path = mount / "config.toml"
+    path.symlink_to(Path("..data") / "config.toml")
+
+    async with watching(path, data) as (runtime, _reloader, _metrics):
+        configmap_version(mount, "..2026_12_04_10_05_00.000000002", data, "plain", 0o644)
+        await wait_for(theme_is(runtime, "plain"), 20, "the update applied")
+        await wait_for(
+            lambda: [r for r in caplog.records if r.getMessage() == "config secret hygiene"],
+            20,
+            "the hygiene warning",
+        )
+    (warning,) = {
+        r.__dict__["ctx"]["warning"]
+        for r in caplog.records
+        if r.getMessage() == "config secret hygiene"
+    }
+    assert "readable by group and others (mode 0644)" in warning
+    assert "defaultMode" in warning
+    assert "chmod 600" not in warning

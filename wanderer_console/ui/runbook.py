@@ -306,7 +306,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " same text comes as a `config secret hygiene` log line)",
         "the file holds API keys, tokens or webhook URLs and other users on the machine can"
         " read it",
-        "run the `chmod 600` it gives; the check is made again at every reload",
+        "run the `chmod 600` it gives; the check is made again at every reload. From a"
+        " Kubernetes ConfigMap or Secret volume it says instead to set `defaultMode: 0600` on"
+        " the volume (the kubelet makes those files; a chmod on the mount is refused)",
     ),
     Advice(
         CONFIG,

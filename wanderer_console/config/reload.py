@@ -313,8 +313,7 @@ class ConfigReloader:
         not another one counted, logged and kept in the history."""
         self._baselined = False
         self.watching = asyncio.Event()
-        """Set once :meth:`run` watches the file (a change made before that is only seen by
-        the next reload)."""
+        """Set once :meth:`run` watches the file (a change made before that is read then)."""
 
     def baseline(self) -> None:
         """Remember the file as running; audit it as the first version if it is new to us."""

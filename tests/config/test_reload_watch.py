@@ -37,18 +37,19 @@ api_key = "map-key-0d9e8f7a6b5c4d3e"
 """
 
 
-def write(path: Path, data: Path, theme: str) -> None:
+def write(path: Path, data: Path, theme: str, mode: int = 0o600) -> None:
     path.write_text(CONFIG.format(data=data, theme=theme), encoding="utf-8")
-    path.chmod(0o600)
+    path.chmod(mode)
 
 
-def configmap_version(mount: Path, stamp: str, data: Path, theme: str) -> None:
+def configmap_version(mount: Path, stamp: str, data: Path, theme: str, mode: int = 0o600) -> None:
     """Publish a new version the way the kubelet updates a mounted ConfigMap: the files go into
     a new timestamped directory, ``..data`` is swapped to it by renaming a fresh link over it,
-    and the old directory is removed. ``config.toml -> ..data/config.toml`` never changes."""
+    and the old directory is removed. ``config.toml -> ..data/config.toml`` never changes. The
+    files get ``mode`` (the volume's ``defaultMode``)."""
     version = mount / stamp
     version.mkdir()
-    write(version / "config.toml", data, theme)
+    write(version / "config.toml", data, theme, mode)
     old = (mount / "..data").readlink() if (mount / "..data").is_symlink() else None
     (mount / "..data_tmp").symlink_to(stamp)
     os.replace(mount / "..data_tmp", mount / "..data")

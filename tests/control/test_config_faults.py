@@ -55,7 +55,7 @@ async def test_a_rejected_edit_undone_clears_the_rejection(
     remove(config_file)  # moved away, then put back as it was
     gone = await remote.reload_config(actor="t")
     assert gone.status == "rejected"
-    assert "cannot read" in gone.problems[0].message
+    assert "the file is gone" in gone.problems[0].message
     write(config_file, good)
     back = await remote.reload_config(actor="t")
     assert back.status == "unchanged"

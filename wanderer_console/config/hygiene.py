@@ -68,10 +68,26 @@ def permission_warning(path: Path) -> str | None:
     if not mode & 0o077:
         return None
     who = " and ".join(name for bit, name in ((0o070, "group"), (0o007, "others")) if mode & bit)
-    return (
-        f"holds secrets but is readable by {who} (mode {mode:04o});"
-        f" restrict it with: chmod 600 {path}"
-    )
+    if _kubernetes_volume(path):
+        fix = (
+            "it comes from a Kubernetes ConfigMap or Secret volume, whose files the kubelet"
+            " makes (a chmod is refused on the read-only mount, or undone at the next update):"
+            " set defaultMode: 0600 (or 0400) on the volume in the pod spec"
+        )
+    else:
+        fix = f"restrict it with: chmod 600 {path}"
+    return f"holds secrets but is readable by {who} (mode {mode:04o}); {fix}"
+
+
+def _kubernetes_volume(path: Path) -> bool:
+    """Whether ``path`` is a file of a mounted ConfigMap or Secret: it resolves into a
+    timestamped ``..2026_…`` directory that the volume's ``..data`` link points at."""
+    try:
+        real = Path(os.path.realpath(path))
+        data = real.parent.parent / "..data"
+        return real.parent.name.startswith("..") and os.readlink(data) == real.parent.name
+    except OSError:
+        return False
 
 
 def _kind(text: str) -> str | None:

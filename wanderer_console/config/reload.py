@@ -46,6 +46,7 @@ __all__ = [
     "ReloadResult",
     "edits_overridden",
     "emptied",
+    "gone",
     "keep_map_switches",
     "keep_removed_maps",
     "needs_restart",
@@ -98,18 +99,43 @@ def watch_points(path: Path) -> WatchPoints:
             current = current.parent
             continue
         step = current / part
-        if len(links) < _MAX_LINKS and step.is_symlink():
+        target = _link_target(step) if len(links) < _MAX_LINKS else None
+        if target is not None:
             links.append(step)
-            target = Path(os.readlink(step))
             if target.is_absolute():
                 current = Path(target.anchor)
             pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
             continue
         current = step
-    paths = frozenset({absolute, *links, current})
-    directories = list(dict.fromkeys(p.parent for p in (absolute, *links, current)))
-    existing = tuple(d for d in directories if d.is_dir())
-    return WatchPoints(paths, existing or (absolute.parent,))
+    paths = {absolute, *links, current}
+    directories = []
+    for directory in dict.fromkeys(p.parent for p in (absolute, *links, current)):
+        # A directory that is gone (removed with the file, a volume not mounted yet) is watched
+        # from its nearest existing ancestor, where its coming back is a change: once it is
+        # there, it is watched itself and the file created in it is read.
+        while not _is_dir(directory) and directory.parent != directory:
+            paths.add(directory)
+            directory = directory.parent
+        directories.append(directory)
+    return WatchPoints(frozenset(paths), tuple(dict.fromkeys(directories)))
+
+
+def _link_target(path: Path) -> Path | None:
+    """Where the link ``path`` points, or ``None`` when it is no link or cannot be looked at
+    (gone, or in a directory the engine may not search: ``chmod 000`` on it). Looking never
+    raises: the watcher calls this at every wake, and an error here ended it."""
+    try:
+        return Path(os.readlink(path))
+    except OSError:  # not a link (EINVAL), gone, or not searchable (EACCES)
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory the engine can see (an error looking counts as no)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def restart_reasons(old: Settings, new: Settings, keys: list[str]) -> dict[str, str]:
@@ -201,6 +227,25 @@ def emptied(path: Path, running: str | None, new: str) -> Problem | None:
     )
 
 
+_GONE = "configuration file is gone; the running configuration is kept until it is back"
+"""The line said when the watched file cannot be found (once, until it is back)."""
+
+
+def gone(path: Path) -> Problem:
+    """The problem when ``path`` is not there to read: deleted (an operator, a deploy tool
+    between two steps), moved, its directory removed, or a link on the way leading nowhere.
+    The running configuration is kept; the watch goes on and reads the file when it is back
+    (an edit made to it then is applied, the running version put back clears this)."""
+    return Problem(
+        str(path),
+        None,
+        "(file)",
+        "the file is gone (deleted, moved, its directory removed, or a link to it leads"
+        " nowhere): the running configuration is kept and the file is read again when it is"
+        " back; an engine started now would not find it",
+    )
+
+
 @dataclass(slots=True)
 class ReloadResult:
     """What one reload attempt did."""
@@ -266,9 +311,9 @@ class ConfigReloader:
         """The text (``None``: unreadable) and problems of the standing rejection: the same
         file read again (the watcher and a manual reload both see an edit) is that rejection,
         not another one counted, logged and kept in the history."""
+        self._baselined = False
         self.watching = asyncio.Event()
-        """Set once :meth:`run` watches the file (a change made before that is only seen by
-        the next reload)."""
+        """Set once :meth:`run` watches the file (a change made before that is read then)."""
 
     def baseline(self) -> None:
         """Remember the file as running; audit it as the first version if it is new to us."""
@@ -285,7 +330,11 @@ class ConfigReloader:
         """Watch the file until cancelled: editors that replace the file, and a path reached
         through symlinks (:func:`watch_points`: a link re-pointed, the file it leads to edited,
         a Kubernetes ConfigMap's ``..data`` swapped), are handled."""
-        self.baseline()
+        if not self._baselined:
+            # Once: a watcher restarted after a failure reads the file at its first batch below
+            # (an edit made meanwhile is applied, never taken for the running version).
+            self.baseline()
+            self._baselined = True
         while True:
             points = watch_points(self.path)
             watch = awatch(
@@ -299,24 +348,36 @@ class ConfigReloader:
             )
             try:
                 async with contextlib.aclosing(watch) as batches:
+                    first = True
                     async for changes in batches:
                         self.watching.set()
-                        if changes:
+                        if changes or first or self._unreadable():
+                            # The first batch comes once the watch is in place: what changed
+                            # while it was set up (or moved) is read then, never missed. A file
+                            # that could not be read is read again at each wake: its directory's
+                            # mode put back is no change of the file the watch reports.
                             self.reload(source="file")
+                            first = False
                         if watch_points(self.path) != points:
-                            break  # a link now leads elsewhere: watch where it leads
+                            # A link leads elsewhere, a directory is gone or back: watch where
+                            # the path leads now.
+                            break
             except FileNotFoundError:
                 if watch_points(self.path) == points:
                     raise
                 # A directory went away as the watch was set up (an update removing the
                 # version it replaced): watch where the links lead now.
-            # Whatever changed while the watch moved is read now.
-            self.reload(source="file")
+
+    def _unreadable(self) -> bool:
+        """Whether the standing rejection is of a file that could not be read at all."""
+        return self._refused is not None and self._refused[0] is None
 
     def reload(self, *, source: str = "file") -> ReloadResult:
         """Read, validate and apply the file once; never raises for a bad file."""
         try:
             text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return self._rejected(source, None, [str(gone(self.path))], message=_GONE)
         except (OSError, UnicodeDecodeError) as exc:
             return self._rejected(source, None, [f"{self.path}: cannot read: {exc}"])
         if self._refused is not None and self._refused[0] == text and self.last is not None:
@@ -412,9 +473,16 @@ class ConfigReloader:
         the runtime re-applies what its parts derived from them (pacing, log level, ...)."""
         self._runtime.apply_settings(new)
 
-    def _rejected(self, source: str, text: str | None, problems: list[str]) -> ReloadResult:
+    def _rejected(
+        self,
+        source: str,
+        text: str | None,
+        problems: list[str],
+        *,
+        message: str = "configuration change rejected; the running configuration is kept",
+    ) -> ReloadResult:
         """Keep the running configuration; count, record and log the rejection (once: the
-        same file read again returns it)."""
+        same file read again returns it) with ``message``."""
         if self._refused == (text, problems) and self.last is not None:
             return self.last  # the file still unreadable, for the same reason
         self._refused = (text, problems)
@@ -425,10 +493,7 @@ class ConfigReloader:
         diff = {"status": "rejected", "problems": problems, "changes": []}
         audit_id = self._record(source, text or "", diff)
         self.last = ReloadResult("rejected", problems=problems, audit_id=audit_id)
-        log.error(
-            "configuration change rejected; the running configuration is kept",
-            extra={"ctx": {"source": source, "problems": problems}},
-        )
+        log.error(message, extra={"ctx": {"source": source, "problems": problems}})
         return self.last
 
     def _record(self, source: str, text: str, diff: dict[str, Any]) -> int | None:

@@ -262,6 +262,18 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         CONFIG,
+        "`configuration file is gone; the running configuration is kept until it is back`"
+        " (`problems`: `(file): the file is gone (deleted, moved, its directory removed, or a"
+        " link to it leads nowhere) ...`)",
+        "the watched file (or its directory, or the file a link on its path leads to) was"
+        " removed; the engine runs on as configured and keeps watching (its directory coming"
+        " back is seen too). Said once; `wc_config_rejected` is 1 meanwhile, as a restart would"
+        " not find the file",
+        "put the file back (a deploy or `git checkout` that re-creates it is enough): it is read"
+        " then as any edit is (valid, it runs and `wc_config_rejected` is 0 again)",
+    ),
+    Advice(
+        CONFIG,
         "`configuration change not recorded in the history: the database refused the write`"
         " (`status`, `error`)",
         "the edit was applied or rejected as the lines around it say; only `config history`"
@@ -294,7 +306,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " same text comes as a `config secret hygiene` log line)",
         "the file holds API keys, tokens or webhook URLs and other users on the machine can"
         " read it",
-        "run the `chmod 600` it gives; the check is made again at every reload",
+        "run the `chmod 600` it gives; the check is made again at every reload. From a"
+        " Kubernetes ConfigMap or Secret volume it says instead to set `defaultMode: 0600` on"
+        " the volume (the kubelet makes those files; a chmod on the mount is refused)",
     ),
     Advice(
         CONFIG,

@@ -133,3 +133,23 @@ async def test_an_escape_sequence_from_the_engine_never_reaches_the_terminal(
         assert isinstance(app.screen, DetailScreen)
         assert _raw_controls(app) == []
         assert "lost ␛]0;pwned␇" in _shown(app)
+
+
+async def test_a_name_of_wide_characters_leaves_the_columns_after_it_on_screen(
+    make_app: AppFactory,
+) -> None:
+    """A map named in CJK or emoji takes two cells a character: clipped by its count of
+    characters, the name was twice as wide as the room it was given and pushed the quality,
+    the last event and the last error off an 80-column screen (an ASCII name as long is
+    clipped and leaves them)."""
+    wide = "ワームホール偵察隊" * 12 + "🚀" * 20
+    app = make_app(_connection_named(f"map:{wide}", error="HTTP 401"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        shown = _shown(app)
+        header = next(line for line in shown.splitlines() if "Name" in line and "State" in line)
+        assert "Quality" in header, shown
+        assert "Last error" in header, shown
+        row = next(line for line in shown.splitlines() if "map:ワ" in line)
+        assert "…" in row, shown
+        assert "HTTP 401" in row, shown

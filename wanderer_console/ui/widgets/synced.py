@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rich.cells import cell_len, chop_cells
 from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
@@ -37,8 +38,14 @@ NamedRow = tuple[str, Mapping[str, Any]]
 
 
 def clip(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters, ending in ``…`` when cut."""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    """``text`` cut to ``width`` terminal cells, ending in ``…`` when cut: a CJK character or
+    an emoji takes two cells, and a name cut by its count of characters was up to twice as
+    wide as its room (the columns after it pushed off the screen)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    return chop_cells(text, width - 1)[0] + "…"
 
 
 def _as_typed(cell: Any) -> Any:
@@ -49,7 +56,7 @@ def _as_typed(cell: Any) -> Any:
 
 def cell_width(cell: object) -> int:
     """How wide a cell's content is (plain string or Rich text)."""
-    return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
 
 
 class SelectOnClick(DataTable[Any]):

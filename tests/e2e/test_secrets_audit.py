@@ -28,17 +28,20 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pytest
 
+from tests.store.pgtest import fresh_schema
 from tests.support import end_process, wait_for
 from wanderer_console.console_api import PROTOCOL_HEADER, PROTOCOL_VERSION
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.server.webhook import sign
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.discord import webhook_url
+from wanderer_console.store.lock import lock_holder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -480,4 +483,73 @@ async def test_no_secret_reaches_any_output_or_the_data_directory(tmp_path: Path
     assert '"outcome":"uncertain"' in log  # the silent webhook timed out
     assert "Transient error" in str(places["engine stderr"])  # the OTLP exporter failed
     leaks = _leaks(values, places)
+    assert leaks == [], leaks
+
+
+@pytest.mark.postgresql
+async def test_a_database_password_on_the_command_line_is_kept_nowhere(tmp_path: Path) -> None:
+    """``--database URL`` puts the password on the command line: the engine must not copy it
+    into its data directory (the lock that names the holder), into ``db status`` or into the
+    refusal a second engine gets. A URL whose password is wrong is refused with it masked."""
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[console]\nstartup_suppression_seconds = 0\n[maps.home]\nurl = "http://127.0.0.1:9"\n'
+        'api_key = "k"\n[maps.home.discord]\nchannel_id = "100000000000000001"\n',
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "WANDERER_CONSOLE_CONFIG"}
+    common = ("--config", str(config), "--data-dir", str(data))
+    with fresh_schema() as url:
+        real = url.secret()
+        userinfo = urlsplit(real).netloc.rpartition("@")[0]
+        password = userinfo.partition(":")[2]
+        assert password, "the test database URL carries a password"
+        wrong = real.replace(f"{userinfo}@", f"{userinfo.partition(':')[0]}:{PG_PASSWORD}@", 1)
+        places: dict[str, str | bytes] = {}
+
+        code, places["engine with a wrong password"] = await _run(
+            "--database", wrong, "--no-ui", *common, env=env
+        )
+        assert code == 1
+        assert "password authentication failed" in places["engine with a wrong password"]
+        code, places["db status with a wrong password"] = await _run(
+            "db", "status", "--database", wrong, *common, env=env
+        )
+        assert code == 1
+
+        proc = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "--database",
+            real,
+            "--no-ui",
+            *common,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            await wait_for(
+                lambda: (h := lock_holder(data)) is not None and h.pid == proc.pid,
+                timeout=30,
+                what="the engine to hold its data directory",
+            )
+            for name, content in _files(data).items():
+                places[f"file {name}"] = content
+            code, places["db status"] = await _run(
+                "db", "status", "--database", real, *common, env=env
+            )
+            assert code == 0, places["db status"]
+            assert '"engine"' in places["db status"]  # the holder is shown
+            code, places["a second engine"] = await _run(
+                "--database", real, "--no-ui", *common, env=env
+            )
+            assert code != 0
+            assert str(proc.pid) in places["a second engine"]  # the holder is named
+        finally:
+            await end_process(proc)
+
+    leaks = _leaks({"password": f":{password}@", "wrong password": PG_PASSWORD}, places)
     assert leaks == [], leaks

@@ -34,6 +34,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.e2e.hosted_services import hosted_services
 from tests.store.pgtest import fresh_schema
 from tests.support import end_process, wait_for
 from wanderer_console.console_api import PROTOCOL_HEADER, PROTOCOL_VERSION
@@ -466,7 +467,7 @@ async def test_no_secret_reaches_any_output_or_the_data_directory(tmp_path: Path
                 ("notify", "test", "stale", *where),  # the wrong bot token: Discord says 401
                 ("notify", "test", "home:character", *where),  # the webhook Discord forgot
             ):
-                code, output = await _run(*command, env=env)
+                _code, output = await _run(*command, env=env)
                 assert "usage:" not in output or "--help" in command, output
                 places["command: " + " ".join(command)] = output
         finally:
@@ -552,4 +553,147 @@ async def test_a_database_password_on_the_command_line_is_kept_nowhere(tmp_path:
             await end_process(proc)
 
     leaks = _leaks({"password": f":{password}@", "wrong password": PG_PASSWORD}, places)
+    assert leaks == [], leaks
+
+
+HOSTED_PLUGIN_KEY = canary("pluginkey")
+HOSTED_MAP_KEY = canary("hostedmapkey")
+HOSTED_BOT_TOKEN = canary("hostedbot")
+HOSTED_MAP_BOT_TOKEN = canary("hostedmapbot")
+HOSTED_CHANNELS = {"a": "1400000000000000001", "b": "1400000000000000002"}
+
+
+async def test_no_hosted_mode_secret_reaches_any_output_or_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    """Hosted mode: the plugin key, the map key every map streams with and the bot tokens the
+    notifier config hands out. A map's own token Discord refuses, a map the key does not open,
+    an entry whose token is malformed, and a refresh the server refuses (the plugin key
+    rotated on it) are all reported; no secret is."""
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    env = {k: v for k, v in os.environ.items() if k != "WANDERER_CONSOLE_CONFIG"}
+    async with hosted_services(
+        seed=29,
+        served="abc",
+        listed="ab",
+        channels=HOSTED_CHANNELS,
+        map_key=HOSTED_MAP_KEY,
+        plugin_key=HOSTED_PLUGIN_KEY,
+    ) as services:
+        services.discord.bot_token = HOSTED_BOT_TOKEN  # map b's own token is refused (401)
+        services.host.set_notifier_config(
+            "b", channels={"primary": HOSTED_CHANNELS["b"]}, bot_token=HOSTED_MAP_BOT_TOKEN
+        )
+        # Map c is served under another key: its stream is refused with the hosted key.
+        services.host.add_map("c2", services.systems["c"], (), api_key="another-key")
+        services.host.set_notifier_config("c2", channels={"primary": "1400000000000000003"})
+        # An entry whose bot token is malformed: left out, with a problem line.
+        services.host.set_notifier_config(
+            "c", channels={"primary": "1400000000000000004"}, bot_token=f"{HOSTED_MAP_BOT_TOKEN} x"
+        )
+        config.write_text(
+            f"""\
+[console]
+data_dir = "{data}"
+startup_suppression_seconds = 0
+[discord]
+api_url = "{services.discord_url}/api/v10"
+bot_token = "{HOSTED_BOT_TOKEN}"
+[esi]
+enabled = false
+[killstream]
+websocket_url = "{services.killstream.url}"
+[hosted]
+api_key = "{HOSTED_PLUGIN_KEY}"
+url = "{services.host_url}/some-map"
+map_api_key = "{HOSTED_MAP_KEY}"
+refresh_seconds = 300
+""",
+            encoding="utf-8",
+        )
+        config.chmod(0o600)
+        common = ("--config", str(config), "--data-dir", str(data))
+        places: dict[str, str | bytes] = {}
+        out_path, err_path = tmp_path / "engine.out", tmp_path / "engine.err"
+        with out_path.open("wb") as out_file, err_path.open("wb") as err_file:
+            proc = await asyncio.create_subprocess_exec(
+                *COMMAND,
+                "--no-ui",
+                "--log-level",
+                "DEBUG",
+                *common,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=err_file,
+                env=env,
+            )
+        try:
+            transport = httpx.AsyncHTTPTransport(uds=str(data / SOCKET_NAME))
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://engine",
+                headers={PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
+                timeout=10.0,
+            ) as control:
+                await wait_for(
+                    lambda: (data / SOCKET_NAME).exists() or proc.returncode is not None,
+                    timeout=30,
+                    what="the engine to serve its control socket",
+                )
+                assert proc.returncode is None, err_path.read_text()
+
+                async def snapshot() -> str:
+                    answer = await control.get("/v1/snapshot")
+                    assert answer.status_code == 200, answer.text
+                    return answer.text
+
+                deadline = time.monotonic() + 20
+                while '"connected"' not in (text := await snapshot()) or "401" not in text:
+                    assert time.monotonic() < deadline, text
+                    await asyncio.sleep(0.1)
+                kill = services.gen.make_killmail(system_id=services.systems["b"][0])
+                await services.killstream.push_kill(kill)
+                await wait_for(lambda: services.discord.rejected_401 >= 1, what="the 401")
+
+                services.host.plugin_api_key = canary("rotated")  # the next refresh: 401
+                refused = await control.post("/v1/hosted/refresh", json={"actor": "audit"})
+                assert '"ok":false' in refused.text.replace(" ", ""), refused.text
+                answers = {
+                    "snapshot": await control.get("/v1/snapshot"),
+                    "config": await control.get("/v1/config"),
+                    "config history": await control.get("/v1/config/history"),
+                    "events": await control.get("/v1/events"),
+                    "refused refresh": refused,
+                }
+                for name, answer in answers.items():
+                    places[f"answer: {name}"] = answer.text
+                places["frames"] = await _frames(control, 2)
+            for command in (
+                ("config", "check", "--config", str(config)),  # asks the refusing server
+                ("db", "status", *common),
+                ("outbox", "list", *common),
+                ("config", "history", *common),
+            ):
+                _code, output = await _run(*command, env=env)
+                assert "usage:" not in output, output
+                places["command: " + " ".join(command)] = output
+        finally:
+            await end_process(proc)
+        places["engine stdout"] = out_path.read_text(errors="replace")
+        places["engine stderr"] = err_path.read_text(errors="replace")
+
+    log = str(places["engine stdout"])
+    assert "hosted map left out" in log
+    assert "hosted maps refresh failed" in log
+    places["store rows"] = _dump_sqlite(data / "wanderer-console.db")
+    for name, content in _files(data).items():
+        places[f"file {name}"] = content
+    values = {
+        "plugin key": HOSTED_PLUGIN_KEY,
+        "hosted map key": HOSTED_MAP_KEY,
+        "bot token": HOSTED_BOT_TOKEN,
+        "a hosted map's bot token": HOSTED_MAP_BOT_TOKEN,
+    }
+    leaks = _leaks(values, places)
     assert leaks == [], leaks

@@ -37,6 +37,7 @@ import pytest
 from tests.e2e.hosted_services import hosted_services
 from tests.store.pgtest import fresh_schema
 from tests.support import end_process, wait_for
+from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_HEADER, PROTOCOL_VERSION
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.server.webhook import sign
@@ -697,3 +698,24 @@ refresh_seconds = 300
     }
     leaks = _leaks(values, places)
     assert leaks == [], leaks
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["outbox", "list", "--database", f"postgresql://wc:{PG_PASSWORD}@127.0.0.1:1/wc"],
+        ["tenant", "list", f"--database=postgresql://wc@127.0.0.1:1/wc?password={PG_PASSWORD}"],
+    ],
+)
+def test_a_refused_command_line_is_echoed_without_its_password(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse quotes what it refuses: a database URL given to a command that takes none is
+    echoed with its password masked."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --database" in err
+    assert "postgresql://wc" in err  # the operator still sees what was refused
+    assert PG_PASSWORD not in err

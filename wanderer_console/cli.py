@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, SecretStr
 
@@ -467,10 +467,19 @@ _GROUPS: dict[str, str] = {
 """Groups of commands (each action its own :class:`Command`): name -> help line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its refusals masked: it quotes what it refuses (``unrecognized arguments:
+    --database postgresql://USER:PASSWORD@...``), which may carry a password."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the masked message; exit 2 (argparse's own behaviour)."""
+        super().error(redact(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, built from :data:`CONSOLE` and :func:`commands` (also used by tests
     and the docs). The chosen command's name ends up in ``args.command_name``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wanderer-console",
         description="Operator console and Discord notification engine for Wanderer maps.",
         epilog=_EPILOG,
@@ -479,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_command_arguments(parser, CONSOLE)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    groups: dict[str, argparse._SubParsersAction[_Parser]] = {}
     for command in commands():
         group, _, action = command.name.rpartition(" ")
         parent = sub

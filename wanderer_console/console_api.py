@@ -17,7 +17,7 @@ No Textual, no httpx, no engine imports: this is the contract both sides build o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,7 @@ __all__ = [
     "EventRow",
     "FlagSet",
     "Frame",
+    "HostedView",
     "InstanceView",
     "LinkState",
     "TREND_RANGES",
@@ -294,6 +295,20 @@ class InstanceView(_View):
     """Maps whose lease it holds."""
 
 
+class HostedView(_View):
+    """Hosted / API multi-map mode: the maps pulled from the map server and the last refresh."""
+
+    url: str = ""
+    """The notifier-config endpoint asked."""
+    refresh_seconds: float = 0.0
+    refreshes: int = 0
+    maps: tuple[str, ...] = ()
+    """The hosted maps running now."""
+    last: dict[str, Any] | None = None
+    """The last refresh: ``ok``, ``source``, ``at``, ``error``, ``maps``, ``problems``,
+    ``diff`` (``None`` before the first)."""
+
+
 class ClusterView(_View):
     """Several engines on one PostgreSQL database: what this one works, who else is alive."""
 
@@ -499,6 +514,8 @@ class EngineSnapshot(_View):
     settings: ConsoleSettingsView = Field(default_factory=ConsoleSettingsView)
     cluster: ClusterView | None = None
     """Set when engines share a PostgreSQL database (absent on SQLite)."""
+    hosted: HostedView | None = None
+    """Set in hosted mode (``[hosted] api_key``)."""
     alerts: AlertsView = Field(default_factory=AlertsView)
     priority_systems: tuple[PrioritySystemView, ...] = ()
     """The operators' priority systems, by name."""

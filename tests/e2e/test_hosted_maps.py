@@ -205,6 +205,32 @@ async def test_a_failed_refresh_keeps_the_maps_and_the_console_can_refresh(
         await runtime.stop()
 
 
+async def test_the_console_reads_a_hosted_engine_and_its_last_refresh(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The console's snapshot (the TUI in-process, ``/v1/snapshot`` and the frames attached)
+    carries the hosted section: the maps pulled and how the last refresh went."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(lambda: sorted(runtime.settings.maps) == ["a", "b", "c"], 20, "loaded")
+        snap = await runtime.console.snapshot()
+        assert snap.hosted is not None
+        assert snap.hosted.maps == ("a", "b", "c")
+        h.host.plugin_api_key = "rotated"
+        assert not (await runtime.console.refresh_hosted(actor="test")).ok
+        snap = await runtime.console.snapshot()
+        assert snap.hosted is not None
+        assert snap.hosted.last is not None
+        assert "refused the key (401)" in str(snap.hosted.last["error"])
+        assert PLUGIN_KEY not in snap.model_dump_json()
+    finally:
+        await runtime.stop()
+
+
 def test_a_notifier_api_mode_env_configures_hosted_mode(tmp_path: Path) -> None:
     """The notifier's API-mode ``.env`` (no MAP_NAME) is a valid configuration."""
     from wanderer_console.config.loader import load_settings

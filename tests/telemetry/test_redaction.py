@@ -52,6 +52,11 @@ def test_the_password_of_credentials_in_a_url_is_masked() -> None:
     assert "postgresql://wc@db/wc" in masked  # a user alone is no secret
 
 
+def test_a_password_option_in_a_database_url_is_masked() -> None:
+    masked = redact("postgresql://db/wc?sslmode=require&password=s3cr3t-pw&application_name=x")
+    assert masked == "postgresql://db/wc?sslmode=require&password=***&application_name=x"
+
+
 def test_secrets_nested_in_a_log_lines_context_are_masked() -> None:
     """A context value is not always a string: a list of problems (a rejected config), a dict
     of changes. A secret inside one was written as it was."""

@@ -4,7 +4,8 @@ Two engines on one outbox would both deliver it: duplicate posts, rows attempted
 rate limits shared without either knowing. The engine takes ``engine.lock`` in its data
 directory with ``flock`` before it opens anything; the kernel releases it when the process ends,
 however it ends, so a crash never leaves a stale lock behind. The file's content (PID, host,
-start time, command) is only there to tell a second engine who holds it.
+start time, command with any password in it masked) is only there to tell a second engine who
+holds it.
 
 Read-only commands (``config history``, ``replay``, ``kill``, ``tenant list``, ``outbox list``)
 never take the lock and work beside a running engine.
@@ -26,6 +27,7 @@ from typing import IO
 from wanderer_console.store.backends import open_store, store_location
 from wanderer_console.store.base import Store
 from wanderer_console.store.integrity import ensure_data_dir
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder", "open_owned"]
@@ -83,7 +85,7 @@ def _read_holder(handle: IO[str]) -> LockHolder:
         pid=pid if isinstance(pid, int) else None,
         host=str(data.get("host", "")),
         since=float(since) if isinstance(since, int | float) else None,
-        command=str(data.get("command", "")),
+        command=redact(str(data.get("command", ""))),  # as an older build wrote it
     )
 
 
@@ -122,7 +124,7 @@ class DataDirLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": time.time(),
-            "command": " ".join(sys.argv[:3]),
+            "command": redact(" ".join(sys.argv[:3])),  # --database URL carries a password
         }
         handle.write(json.dumps(record))
         handle.flush()

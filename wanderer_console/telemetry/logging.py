@@ -40,7 +40,7 @@ _PATTERNS: Final = (
     # behind a proxy's basic auth, a killstream URL, any URL an operator writes that way.
     (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s/:@\"'<>]*:)[^\s/@\"'<>]+@"), r"\1***@"),
     # Credentials in a query string.
-    (re.compile(r"(?i)([?&](?:api_key|apikey|token|key|secret)=)[^&\s\"']+"), r"\1***"),
+    (re.compile(r"(?i)([?&](?:api_key|apikey|token|key|secret|password)=)[^&\s\"']+"), r"\1***"),
 )
 
 

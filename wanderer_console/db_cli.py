@@ -110,7 +110,7 @@ def _migrate(args: argparse.Namespace) -> int:
         migrate_data_dir,
     )
 
-    unknown = unknown_location(args)
+    unknown = unknown_location(args, store=False)
     if unknown is not None:  # not the default data dir's store in place of the engine's
         _error(unknown)
         return EXIT_INVALID
@@ -178,12 +178,9 @@ MIGRATE_COMMAND = Command(
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        type=_url,
-        metavar="URL",
-        help="a PostgreSQL database (default: [store] url, else the SQLite file in the data dir)",
-    )
+    from wanderer_console.config.paths import DATABASE_HELP
+
+    parser.add_argument("--database", type=_url, metavar="URL", help=DATABASE_HELP)
     _location_options(parser)
 
 

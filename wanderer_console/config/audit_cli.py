@@ -24,7 +24,12 @@ from wanderer_console.command import Command, positive_count
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
-from wanderer_console.config.paths import command_data_dir, command_store, unknown_location
+from wanderer_console.config.paths import (
+    command_data_dir,
+    command_store,
+    store_arguments,
+    unknown_location,
+)
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["HISTORY_COMMAND", "RESTORE_COMMAND", "run"]
@@ -43,16 +48,7 @@ def _restore_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _location_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="where the database lives (default: from the config, else the XDG data dir)",
-    )
+    store_arguments(parser)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command, positive_count
-from wanderer_console.config.paths import command_store, unknown_location
+from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import Store, StoreLocation
@@ -50,16 +50,7 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
     drop.add_argument("target", metavar="TARGET", nargs="?")
     drop.add_argument("--id", type=int, action="append", default=[], help="an outbox row id")
     for action in (listing, retry, drop):
-        action.add_argument(
-            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-        )
-        action.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            default=argparse.SUPPRESS,
-            help="where the database lives (default: from the config, else the XDG data dir)",
-        )
+        store_arguments(action)
 
 
 def _database(args: argparse.Namespace) -> StoreLocation:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
-from wanderer_console.config.paths import command_store, unknown_location
+from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.observe.trends import COUNTS, bucketed
 from wanderer_console.store.backends import open_store
@@ -66,16 +66,7 @@ def add_arguments(export: argparse.ArgumentParser) -> None:
         "--step", default="1m", metavar="DURATION", help="one row per this long (1m)"
     )
     metrics.add_argument("--format", choices=("csv", "json"), default="csv", help="(csv)")
-    metrics.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
-    metrics.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="where the database lives (default: from the config, else the XDG data dir)",
-    )
+    store_arguments(metrics)
 
 
 def _row(bucket: dict[str, Any]) -> dict[str, Any]:

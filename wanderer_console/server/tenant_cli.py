@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command
+from wanderer_console.config.paths import store_arguments
 from wanderer_console.server.tenants import TenantError, TenantRegistry
 
 __all__ = ["COMMAND", "run"]
@@ -48,16 +49,7 @@ def add_arguments(tenant: argparse.ArgumentParser) -> None:
                 action="store_true",
                 help="enable under a new key (printed once); the old key never works again",
             )
-        action.add_argument(
-            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-        )
-        action.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            default=argparse.SUPPRESS,
-            help="where the database lives (default: from the config, else the XDG data dir)",
-        )
+        store_arguments(action)
 
 
 def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:

@@ -164,6 +164,7 @@ def test_every_store_command_takes_database_and_reads_the_engines_postgresql(
     assert code == 0, err
     assert reads_it(out), out
     assert not (data / DB_NAME).exists()
+    assert str(database) in out + err  # which database it read, its password masked
     assert _password(database) not in out + err
 
 
@@ -196,6 +197,7 @@ WRITES_AND_READS = {
     "outbox drop": ["outbox", "drop", "webhook:7"],
     "tenant list": ["tenant", "list"],
     "tenant add": ["tenant", "add", "away"],
+    "config restore": ["config", "restore", "1"],
     "config history": ["config", "history"],
     "export metrics": ["export", "metrics"],
     "kill": ["kill", str(KILL_ID)],

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             entries = [
                 {**entry.as_json(), "at": _iso(entry.at)} for entry in audit.history(args.limit)
             ]
-            print(json.dumps({"history": entries}, sort_keys=True, default=str))
+            answer = {"database": str(location), "history": entries}
+            print(json.dumps(answer, sort_keys=True, default=str))
             return 0
         entry = audit.get(args.id)
         if entry is None:
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
+                    "database": str(location),
                     "restored": args.id,
                     "path": str(target),
                     "history_id": new_id,

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)
         return 1
     store = open_store(path, checkpoint_interval=3600.0)
+    database = str(path)  # which store answered (a PostgreSQL URL's password masked)
     try:
         action = args.outbox_command
         if action == "list":
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             dead = {d.target_key: d for d in store.dead_targets()}
             _emit(
                 {
+                    "database": database,
                     "dead_targets": [
                         {"target": d.target_key, "tenant": d.tenant_id, "reason": d.reason}
                         for d in dead.values()
@@ -100,23 +102,31 @@ def run(args: argparse.Namespace) -> int:
             if not was_dead and not requeued:  # a mistyped target: say so, not "revived"
                 _emit(
                     {
+                        "database": database,
                         "error": f"nothing to retry for {args.target}: it is not a dead target"
-                        " and has no failed notification (`outbox list` names them)"
+                        " and has no failed notification (`outbox list` names them)",
                     },
                     stream=sys.stderr,
                 )
                 return 1
-            _emit({"target": args.target, "requeued": requeued, "revived": was_dead})
+            _emit(
+                {
+                    "database": database,
+                    "target": args.target,
+                    "requeued": requeued,
+                    "revived": was_dead,
+                }
+            )
             return 0
         if args.target is None and not args.id:
             _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)
             return 2
-        return _drop(store, args.target, args.id)
+        return _drop(store, args.target, args.id, database=database)
     finally:
         store.close()
 
 
-def _drop(store: Store, target: str | None, row_ids: list[int]) -> int:
+def _drop(store: Store, target: str | None, row_ids: list[int], *, database: str) -> int:
     """Give up on failed or uncertain rows; exit 1 when a named id or target gave nothing up.
 
     Each id is dropped on its own so the answer can name the ones left: a mistyped id, or the
@@ -128,7 +138,12 @@ def _drop(store: Store, target: str | None, row_ids: list[int]) -> int:
         dropped = len(row_ids) - len(left)
     else:
         left, dropped = [], store.drop_failed(target_key=target)
-    answer: dict[str, Any] = {"target": target, "ids": row_ids, "dropped": dropped}
+    answer: dict[str, Any] = {
+        "database": database,
+        "target": target,
+        "ids": row_ids,
+        "dropped": dropped,
+    }
     if left:
         named = ", ".join(f"#{i}" for i in left)
         of = "" if target is None else f" of {target}"

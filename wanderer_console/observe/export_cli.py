@@ -116,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     rows = [_row(b.as_dict()) for b in bucketed(minutes, now - since, now - 60, step)]
     if args.format == "json":
-        json.dump({"since": iso_utc(now - since), "step": step, "rows": rows}, sys.stdout)
+        answer = {"database": str(path), "since": iso_utc(now - since), "step": step, "rows": rows}
+        json.dump(answer, sys.stdout)
         sys.stdout.write("\n")
     else:
+        print(f"export metrics: read {path}", file=sys.stderr)  # CSV on stdout stays CSV
         writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -294,6 +294,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         "skipped": result.skipped,
         "tracking": result.tracking,
         "since": datetime.fromtimestamp(since, UTC).isoformat(),
+        "database": str(path),  # a PostgreSQL URL's password masked
     }
     print(json.dumps({"summary": "replay", **summary}, sort_keys=True), file=sys.stderr)
     return EXIT_OK

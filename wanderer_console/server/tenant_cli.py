@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         _emit({"error": unknown}, stream=sys.stderr)
         return 1
     data_dir, maps = _data_dir(args)
-    registry = TenantRegistry(command_store(args, data_dir))
+    location = command_store(args, data_dir)
+    registry = TenantRegistry(location)
     try:
         action = args.tenant_command
         out: dict[str, Any]
@@ -135,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
                     f"no [maps.{args.slug}] in the configuration: events are stored"
                     " but nothing is routed to Discord"
                 )
+        out["database"] = str(location)  # which store (a PostgreSQL URL's password masked)
         _emit(out)
         return 0
     except TenantError as exc:
-        _emit({"error": str(exc)}, stream=sys.stderr)
+        _emit({"error": str(exc), "database": str(location)}, stream=sys.stderr)
         return 1
     finally:
         registry.close()

@@ -10,9 +10,11 @@ while an engine holds the data directory, and when the target already holds cons
 on stderr; the password never appears in either.
 
 ``db status`` reads the store the engine would open (``--database``, ``[store] url``, else the
-SQLite file in the data directory) without changing it: backend, schema version, rows per table,
-the outbox by status, the data directory's engine and the instances sharing the database when
-the schema has their leases (:mod:`~wanderer_console.store.status`). JSON on stdout.
+SQLite file in the data directory, unless that directory's engine recorded that it stores in
+PostgreSQL: :func:`~wanderer_console.config.paths.command_store`) without changing it: backend,
+schema version, rows per table, the outbox by status, the data directory's engine and the
+instances sharing the database when the schema has their leases
+(:mod:`~wanderer_console.store.status`). JSON on stdout.
 
 Both refuse, asking for ``--data-dir``, when no ``--data-dir`` is given and the configuration
 that names the data directory does not load (never the default data directory's store instead).

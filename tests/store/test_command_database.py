@@ -235,3 +235,28 @@ def test_a_data_dir_whose_engine_stores_in_postgresql_is_not_read_through_its_sq
     assert "--database" in err
     assert _password(database) not in err
     assert (data / DB_NAME).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["outbox", "list"],
+        ["config", "history"],
+        ["export", "metrics"],
+        ["replay", "--since", "1h", "--dry-run", "--no-rest"],
+    ],
+    ids=" ".join,
+)
+def test_a_data_dir_without_a_database_file_points_to_database_too(
+    argv: list[str], isolated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No SQLite file and no record of the engine's store (an engine of an older build, started
+    with ``--database`` alone): the refusal names ``--database`` among the ways out."""
+    data = tmp_path / "engine-data"
+    data.mkdir()
+    code, out, err = _run(capsys, *argv, "--config", str(isolated), "--data-dir", str(data))
+    assert code == 1
+    assert out == ""
+    assert "no database at" in err
+    assert "--database URL" in err
+    assert not (data / DB_NAME).exists()

@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(unreadable)
     location = command_store(args, _data_dir(args))
     if isinstance(location, Path) and not location.exists():  # a typo: not a new, empty history
-        return _fail(f"no database at {location}; pass the engine's --data-dir or --config")
+        return _fail(
+            f"no database at {location}; pass the engine's --data-dir or --config (or"
+            " --database URL when the engine stores in PostgreSQL)"
+        )
     audit = ConfigAudit(location)
     try:
         if args.config_command == "history":

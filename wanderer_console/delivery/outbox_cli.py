@@ -69,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     path = _database(args)
     if isinstance(path, Path) and not path.exists():
-        _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)
+        _emit(
+            {
+                "error": f"no database at {path}; pass --data-dir or --config (or --database URL"
+                " when the engine stores in PostgreSQL)"
+            },
+            stream=sys.stderr,
+        )
         return 1
     store = open_store(path, checkpoint_interval=3600.0)
     database = str(path)  # which store answered (a PostgreSQL URL's password masked)

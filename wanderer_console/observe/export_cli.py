@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     path = command_store(args)
     if isinstance(path, Path) and not path.exists():
         print(
-            f"export metrics: no database at {path}; pass --data-dir or --config", file=sys.stderr
+            f"export metrics: no database at {path}; pass --data-dir or --config (or --database"
+            " URL when the engine stores in PostgreSQL)",
+            file=sys.stderr,
         )
         return EXIT_INVALID
     now = time.time()

@@ -277,7 +277,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         print(f"wanderer-console replay: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if isinstance(path, Path) and not path.exists():
-        print(f"wanderer-console replay: no database at {path}", file=sys.stderr)
+        print(
+            f"wanderer-console replay: no database at {path}; pass --data-dir or --config (or"
+            " --database URL when the engine stores in PostgreSQL)",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     store = open_store(path)
     try:

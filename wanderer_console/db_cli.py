@@ -10,9 +10,11 @@ while an engine holds the data directory, and when the target already holds cons
 on stderr; the password never appears in either.
 
 ``db status`` reads the store the engine would open (``--database``, ``[store] url``, else the
-SQLite file in the data directory) without changing it: backend, schema version, rows per table,
-the outbox by status, the data directory's engine and the instances sharing the database when
-the schema has their leases (:mod:`~wanderer_console.store.status`). JSON on stdout.
+SQLite file in the data directory, unless that directory's engine recorded that it stores in
+PostgreSQL: :func:`~wanderer_console.config.paths.command_store`) without changing it: backend,
+schema version, rows per table, the outbox by status, the data directory's engine and the
+instances sharing the database when the schema has their leases
+(:mod:`~wanderer_console.store.status`). JSON on stdout.
 
 Both refuse, asking for ``--data-dir``, when no ``--data-dir`` is given and the configuration
 that names the data directory does not load (never the default data directory's store instead).
@@ -110,7 +112,7 @@ def _migrate(args: argparse.Namespace) -> int:
         migrate_data_dir,
     )
 
-    unknown = unknown_location(args)
+    unknown = unknown_location(args, store=False)
     if unknown is not None:  # not the default data dir's store in place of the engine's
         _error(unknown)
         return EXIT_INVALID
@@ -178,12 +180,9 @@ MIGRATE_COMMAND = Command(
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        type=_url,
-        metavar="URL",
-        help="a PostgreSQL database (default: [store] url, else the SQLite file in the data dir)",
-    )
+    from wanderer_console.config.paths import DATABASE_HELP
+
+    parser.add_argument("--database", type=_url, metavar="URL", help=DATABASE_HELP)
     _location_options(parser)
 
 

@@ -182,6 +182,7 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
     # A target that is not dead but has failed notifications: they are queued again.
     assert main(["outbox", "retry", "webhook:8", "--data-dir", str(data)]) == 0
     assert json.loads(capsys.readouterr().out) == {
+        "database": str(data / "wanderer-console.db"),
         "target": "webhook:8",
         "requeued": 1,
         "revived": False,
@@ -189,6 +190,7 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
     # The dead one: revived, its held notifications (pending, not failed) go out again.
     assert main(["outbox", "retry", "webhook:7", "--data-dir", str(data)]) == 0
     assert json.loads(capsys.readouterr().out) == {
+        "database": str(data / "wanderer-console.db"),
         "target": "webhook:7",
         "requeued": 0,
         "revived": True,

@@ -703,8 +703,8 @@ refresh_seconds = 300
 @pytest.mark.parametrize(
     "argv",
     [
-        ["outbox", "list", "--database", f"postgresql://wc:{PG_PASSWORD}@127.0.0.1:1/wc"],
-        ["tenant", "list", f"--database=postgresql://wc@127.0.0.1:1/wc?password={PG_PASSWORD}"],
+        ["notify", "test", "home", "--database", f"postgresql://wc:{PG_PASSWORD}@127.0.0.1:1/wc"],
+        ["config", "check", f"--database=postgresql://wc@127.0.0.1:1/wc?password={PG_PASSWORD}"],
     ],
 )
 def test_a_refused_command_line_is_echoed_without_its_password(

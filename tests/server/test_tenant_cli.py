@@ -57,7 +57,7 @@ def test_add_list_rotate_disable(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert registry.authenticate(rotated["key"]) == "home"
         code, disabled, _ = run(capsys, "tenant", "disable", "home", "--data-dir", data)
         assert code == 0
-        assert disabled == {"tenant": "home", "enabled": False}
+        assert disabled == {"tenant": "home", "enabled": False, "database": str(db)}
         assert registry.authenticate(rotated["key"]) is None
     finally:
         registry.close()
@@ -92,4 +92,4 @@ def test_a_slug_with_a_trailing_newline_is_refused(
     assert code == 1
     assert out == {}
     assert "invalid tenant slug" in err["error"]
-    assert run(capsys, "tenant", "list", "--data-dir", data)[1] == {"tenants": []}
+    assert run(capsys, "tenant", "list", "--data-dir", data)[1]["tenants"] == []

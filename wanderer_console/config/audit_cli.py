@@ -24,7 +24,12 @@ from wanderer_console.command import Command, positive_count
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
-from wanderer_console.config.paths import command_data_dir, command_store, unknown_location
+from wanderer_console.config.paths import (
+    command_data_dir,
+    command_store,
+    store_arguments,
+    unknown_location,
+)
 from wanderer_console.config.redact import PLACEHOLDER, UnresolvedSecrets, restore_secrets
 
 __all__ = ["HISTORY_COMMAND", "RESTORE_COMMAND", "run"]
@@ -43,16 +48,7 @@ def _restore_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _location_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="where the database lives (default: from the config, else the XDG data dir)",
-    )
+    store_arguments(parser)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -75,14 +71,18 @@ def run(args: argparse.Namespace) -> int:
         return _fail(unreadable)
     location = command_store(args, _data_dir(args))
     if isinstance(location, Path) and not location.exists():  # a typo: not a new, empty history
-        return _fail(f"no database at {location}; pass the engine's --data-dir or --config")
+        return _fail(
+            f"no database at {location}; pass the engine's --data-dir or --config (or"
+            " --database URL when the engine stores in PostgreSQL)"
+        )
     audit = ConfigAudit(location)
     try:
         if args.config_command == "history":
             entries = [
                 {**entry.as_json(), "at": _iso(entry.at)} for entry in audit.history(args.limit)
             ]
-            print(json.dumps({"history": entries}, sort_keys=True, default=str))
+            answer = {"database": str(location), "history": entries}
+            print(json.dumps(answer, sort_keys=True, default=str))
             return 0
         entry = audit.get(args.id)
         if entry is None:
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
+                    "database": str(location),
                     "restored": args.id,
                     "path": str(target),
                     "history_id": new_id,

@@ -10,16 +10,55 @@ from wanderer_console.config.loader import ConfigError, load_settings
 from wanderer_console.config.model import Settings
 from wanderer_console.store.backends import store_location
 from wanderer_console.store.base import StoreLocation
+from wanderer_console.store.lock import recorded_store
 from wanderer_console.store.sqlite import DB_NAME
 
 __all__ = [
+    "DATABASE_HELP",
     "DB_NAME",
     "UnknownLocationError",
     "command_data_dir",
     "command_store",
     "default_data_dir",
+    "store_arguments",
     "unknown_location",
 ]
+
+DATABASE_HELP = (
+    "the engine's PostgreSQL database (postgresql://USER:PASSWORD@HOST/DB) when it was started"
+    " with --database URL (default: [store] url or WANDERER_CONSOLE_STORE__URL, else the SQLite"
+    " file in the data dir); prefer the variable: the command line shows in ps"
+)
+"""``--database``'s help, the same for every command that reads or writes the store."""
+
+
+def _database_url(text: str) -> str:
+    scheme = text.partition("://")[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise argparse.ArgumentTypeError("must be a postgresql:// URL")
+    return text
+
+
+def store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--data-dir`` and ``--database``: where a command finds the engine's
+    store (:func:`command_store`), the same on every command that reads or writes it."""
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="TOML config file"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the engine's data directory (default: from the config, else the XDG data dir)",
+    )
+    parser.add_argument(
+        "--database",
+        type=_database_url,
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=DATABASE_HELP,
+    )
 
 
 class UnknownLocationError(Exception):
@@ -49,15 +88,18 @@ def command_data_dir(args: argparse.Namespace) -> Path:
     return Path(configured) if configured is not None else default_data_dir()
 
 
-def unknown_location(args: argparse.Namespace) -> str | None:
+def unknown_location(args: argparse.Namespace, *, store: bool = True) -> str | None:
     """Why a command cannot tell which store to use: no ``--data-dir`` (nor ``--database``) was
     given and the configuration that names it does not load. ``None`` when it loads, or when the
     location is given. A command that acts on the store refuses with this rather than use
-    whatever store the default data directory holds."""
-    if getattr(args, "data_dir", None) is not None or getattr(args, "database", None):
-        return None
+    whatever store the default data directory holds. With ``store`` (the default), also when
+    :func:`command_store` cannot tell the store (the data directory's engine is on PostgreSQL
+    and no URL was given)."""
     try:
-        _settings(args)
+        if getattr(args, "data_dir", None) is None and not getattr(args, "database", None):
+            _settings(args)
+        if store:
+            command_store(args)
     except UnknownLocationError as exc:
         return str(exc)
     return None
@@ -68,7 +110,11 @@ def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> Sto
     the SQLite file in its data directory (``data_dir``, or :func:`command_data_dir`).
 
     With ``--data-dir`` and a config that does not load, the SQLite file there; with neither
-    ``--data-dir`` nor ``--database``, such a config raises :class:`UnknownLocationError`."""
+    ``--data-dir`` nor ``--database``, such a config raises :class:`UnknownLocationError`. So
+    does the SQLite file of a data directory whose engine recorded, at its last start, that it
+    stores in PostgreSQL (started with ``--database URL``, which no config here repeats): that
+    file is not its store (an empty one, or the copy ``db migrate-to`` left), and the URL's
+    password was never recorded, so the command asks for ``--database``."""
     url = getattr(args, "database", None)
     if not url:
         try:
@@ -78,7 +124,21 @@ def command_store(args: argparse.Namespace, data_dir: Path | None = None) -> Sto
                 raise
             secret = None
         url = None if secret is None else secret.get_secret_value()
-    return store_location(command_data_dir(args) if data_dir is None else data_dir, url)
+    if url:  # the data directory does not matter (nor need its config load)
+        return store_location(Path() if data_dir is None else data_dir, url)
+    where = command_data_dir(args) if data_dir is None else data_dir
+    location = store_location(where, url)
+    if isinstance(location, Path):
+        recorded = recorded_store(where)
+        if recorded is not None and recorded.get("backend") == "postgresql":
+            database = recorded.get("database", "a PostgreSQL database")
+            since = f" at its start on {recorded['since']}" if recorded.get("since") else ""
+            raise UnknownLocationError(
+                f"the engine on {where} stores in {database} (it recorded so{since}), not in"
+                f" the SQLite file {location}: pass --database URL (the engine's), or set"
+                " WANDERER_CONSOLE_STORE__URL or [store] url (--config) as the engine has it"
+            )
+    return location
 
 
 _READING = "_wanderer_console_settings"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command, positive_count
-from wanderer_console.config.paths import command_store, unknown_location
+from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import Store, StoreLocation
@@ -50,16 +50,7 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
     drop.add_argument("target", metavar="TARGET", nargs="?")
     drop.add_argument("--id", type=int, action="append", default=[], help="an outbox row id")
     for action in (listing, retry, drop):
-        action.add_argument(
-            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-        )
-        action.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            default=argparse.SUPPRESS,
-            help="where the database lives (default: from the config, else the XDG data dir)",
-        )
+        store_arguments(action)
 
 
 def _database(args: argparse.Namespace) -> StoreLocation:
@@ -78,9 +69,16 @@ def run(args: argparse.Namespace) -> int:
         return 1
     path = _database(args)
     if isinstance(path, Path) and not path.exists():
-        _emit({"error": f"no database at {path}; pass --data-dir or --config"}, stream=sys.stderr)
+        _emit(
+            {
+                "error": f"no database at {path}; pass --data-dir or --config (or --database URL"
+                " when the engine stores in PostgreSQL)"
+            },
+            stream=sys.stderr,
+        )
         return 1
     store = open_store(path, checkpoint_interval=3600.0)
+    database = str(path)  # which store answered (a PostgreSQL URL's password masked)
     try:
         action = args.outbox_command
         if action == "list":
@@ -88,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             dead = {d.target_key: d for d in store.dead_targets()}
             _emit(
                 {
+                    "database": database,
                     "dead_targets": [
                         {"target": d.target_key, "tenant": d.tenant_id, "reason": d.reason}
                         for d in dead.values()
@@ -109,23 +108,31 @@ def run(args: argparse.Namespace) -> int:
             if not was_dead and not requeued:  # a mistyped target: say so, not "revived"
                 _emit(
                     {
+                        "database": database,
                         "error": f"nothing to retry for {args.target}: it is not a dead target"
-                        " and has no failed notification (`outbox list` names them)"
+                        " and has no failed notification (`outbox list` names them)",
                     },
                     stream=sys.stderr,
                 )
                 return 1
-            _emit({"target": args.target, "requeued": requeued, "revived": was_dead})
+            _emit(
+                {
+                    "database": database,
+                    "target": args.target,
+                    "requeued": requeued,
+                    "revived": was_dead,
+                }
+            )
             return 0
         if args.target is None and not args.id:
             _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)
             return 2
-        return _drop(store, args.target, args.id)
+        return _drop(store, args.target, args.id, database=database)
     finally:
         store.close()
 
 
-def _drop(store: Store, target: str | None, row_ids: list[int]) -> int:
+def _drop(store: Store, target: str | None, row_ids: list[int], *, database: str) -> int:
     """Give up on failed or uncertain rows; exit 1 when a named id or target gave nothing up.
 
     Each id is dropped on its own so the answer can name the ones left: a mistyped id, or the
@@ -137,7 +144,12 @@ def _drop(store: Store, target: str | None, row_ids: list[int]) -> int:
         dropped = len(row_ids) - len(left)
     else:
         left, dropped = [], store.drop_failed(target_key=target)
-    answer: dict[str, Any] = {"target": target, "ids": row_ids, "dropped": dropped}
+    answer: dict[str, Any] = {
+        "database": database,
+        "target": target,
+        "ids": row_ids,
+        "dropped": dropped,
+    }
     if left:
         named = ", ".join(f"#{i}" for i in left)
         of = "" if target is None else f" of {target}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
-from wanderer_console.config.paths import command_store, unknown_location
+from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.observe.trends import COUNTS, bucketed
 from wanderer_console.store.backends import open_store
@@ -66,16 +66,7 @@ def add_arguments(export: argparse.ArgumentParser) -> None:
         "--step", default="1m", metavar="DURATION", help="one row per this long (1m)"
     )
     metrics.add_argument("--format", choices=("csv", "json"), default="csv", help="(csv)")
-    metrics.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
-    metrics.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="where the database lives (default: from the config, else the XDG data dir)",
-    )
+    store_arguments(metrics)
 
 
 def _row(bucket: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     path = command_store(args)
     if isinstance(path, Path) and not path.exists():
         print(
-            f"export metrics: no database at {path}; pass --data-dir or --config", file=sys.stderr
+            f"export metrics: no database at {path}; pass --data-dir or --config (or --database"
+            " URL when the engine stores in PostgreSQL)",
+            file=sys.stderr,
         )
         return EXIT_INVALID
     now = time.time()
@@ -125,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     rows = [_row(b.as_dict()) for b in bucketed(minutes, now - since, now - 60, step)]
     if args.format == "json":
-        json.dump({"since": iso_utc(now - since), "step": step, "rows": rows}, sys.stdout)
+        answer = {"database": str(path), "since": iso_utc(now - since), "step": step, "rows": rows}
+        json.dump(answer, sys.stdout)
         sys.stdout.write("\n")
     else:
+        print(f"export metrics: read {path}", file=sys.stderr)  # CSV on stdout stays CSV
         writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from wanderer_console.command import EXIT_INVALID, Command
 from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
-from wanderer_console.config.paths import command_store
+from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.config.routing import resolve_target
 from wanderer_console.config.trackers import DEFAULT_TRACKER
 from wanderer_console.domain.killmail import Killmail
@@ -85,17 +85,7 @@ def add_arguments(kill: argparse.ArgumentParser) -> None:
     """The ``kill`` command's arguments."""
     kill.add_argument("killmail_id", type=int, metavar="KILLMAIL_ID")
     kill.add_argument("--hash", metavar="H", help="zKillboard hash: fetch the kill from ESI")
-    kill.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="TOML config file"
-    )
-    kill.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="the engine's data directory: its event store is read first (default: from the"
-        " config, else the XDG data dir)",
-    )
+    store_arguments(kill)  # the engine's store is read first
 
 
 async def fetch_killmail(
@@ -479,6 +469,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     if loaded is None:
         return EXIT_INVALID
+    unknown = unknown_location(args)
+    if unknown is not None:  # not an SQLite file in place of the engine's PostgreSQL database
+        print(f"wanderer-console kill: {unknown}", file=sys.stderr)
+        return EXIT_INVALID
     try:
         location: StoreLocation | None = command_store(args)
     except (ValueError, StorageError):
@@ -492,6 +486,7 @@ def run(args: argparse.Namespace) -> int:
     except DiagnoseError as exc:
         print(f"wanderer-console kill: {exc}", file=sys.stderr)
         return 1
+    verdict["event_store"] = None if location is None else str(location)  # password masked
     print(json.dumps(verdict, indent=2, sort_keys=True))
     return 0
 

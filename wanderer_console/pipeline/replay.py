@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from wanderer_console.command import Command
 from wanderer_console.config.model import Settings
@@ -42,7 +42,7 @@ from wanderer_console.ingest.items import CustomItem
 from wanderer_console.ingest.map_rest import MapApiError, MapRestClient
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.map_updates import MapHooks
-from wanderer_console.store.backends import open_store, store_location
+from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import Store, StoredEvent
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -254,7 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """The ``replay`` sub-command."""
     from wanderer_console.config.loader import ConfigError, load_settings
-    from wanderer_console.config.paths import default_data_dir
+    from wanderer_console.config.paths import UnknownLocationError, command_store
 
     if not getattr(args, "dry_run", False):
         print(NEEDS_DRY_RUN, file=sys.stderr)
@@ -271,12 +271,17 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
-    data_dir = getattr(args, "data_dir", None) or settings.console.data_dir or default_data_dir()
-    url = getattr(args, "database", None) or settings.store.url
-    secret = url.get_secret_value() if isinstance(url, SecretStr) else url
-    path = store_location(Path(data_dir), secret)
+    try:
+        path = command_store(args)
+    except UnknownLocationError as exc:  # the data dir's engine is on PostgreSQL: no guessing
+        print(f"wanderer-console replay: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     if isinstance(path, Path) and not path.exists():
-        print(f"wanderer-console replay: no database at {path}", file=sys.stderr)
+        print(
+            f"wanderer-console replay: no database at {path}; pass --data-dir or --config (or"
+            " --database URL when the engine stores in PostgreSQL)",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     store = open_store(path)
     try:
@@ -293,6 +298,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         "skipped": result.skipped,
         "tracking": result.tracking,
         "since": datetime.fromtimestamp(since, UTC).isoformat(),
+        "database": str(path),  # a PostgreSQL URL's password masked
     }
     print(json.dumps({"summary": "replay", **summary}, sort_keys=True), file=sys.stderr)
     return EXIT_OK

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wanderer_console.command import Command
+from wanderer_console.config.paths import store_arguments
 from wanderer_console.server.tenants import TenantError, TenantRegistry
 
 __all__ = ["COMMAND", "run"]
@@ -48,16 +49,7 @@ def add_arguments(tenant: argparse.ArgumentParser) -> None:
                 action="store_true",
                 help="enable under a new key (printed once); the old key never works again",
             )
-        action.add_argument(
-            "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-        )
-        action.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            default=argparse.SUPPRESS,
-            help="where the database lives (default: from the config, else the XDG data dir)",
-        )
+        store_arguments(action)
 
 
 def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
@@ -111,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         _emit({"error": unknown}, stream=sys.stderr)
         return 1
     data_dir, maps = _data_dir(args)
-    registry = TenantRegistry(command_store(args, data_dir))
+    location = command_store(args, data_dir)
+    registry = TenantRegistry(location)
     try:
         action = args.tenant_command
         out: dict[str, Any]
@@ -143,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
                     f"no [maps.{args.slug}] in the configuration: events are stored"
                     " but nothing is routed to Discord"
                 )
+        out["database"] = str(location)  # which store (a PostgreSQL URL's password masked)
         _emit(out)
         return 0
     except TenantError as exc:
-        _emit({"error": str(exc)}, stream=sys.stderr)
+        _emit({"error": str(exc), "database": str(location)}, stream=sys.stderr)
         return 1
     finally:
         registry.close()

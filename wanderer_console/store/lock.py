@@ -30,9 +30,20 @@ from wanderer_console.store.integrity import ensure_data_dir
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["DataDirInUseError", "DataDirLock", "LockHolder", "lock_holder", "open_owned"]
+__all__ = [
+    "DataDirInUseError",
+    "DataDirLock",
+    "LockHolder",
+    "lock_holder",
+    "open_owned",
+    "recorded_store",
+]
 
 LOCK_FILE = "engine.lock"
+STORE_FILE = "engine-store.json"
+"""Which store the engine on this data directory last opened (its URL masked): a command told
+only the data directory can then tell that the engine's store is a PostgreSQL database, not
+an SQLite file it finds there (:func:`recorded_store`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,5 +192,38 @@ def open_owned(
     except BaseException:
         lock.release()
         raise
+    _record_store(data_dir, database)
     metrics.store_writable.set_function(lambda: float(store.write_fault is None))
     return lock, store
+
+
+def _record_store(data_dir: Path, database: str | None) -> None:
+    """Write :data:`STORE_FILE`: the backend and, on PostgreSQL, the URL with its password
+    masked (never the password: the data directory is no place for it)."""
+    location = store_location(data_dir, database)
+    record = {"backend": "sqlite" if isinstance(location, Path) else "postgresql"}
+    if not isinstance(location, Path):
+        record["database"] = str(location)
+    record["since"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    path = data_dir / STORE_FILE
+    temporary = path.with_name(f".{STORE_FILE}.{os.getpid()}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(record))
+        os.replace(temporary, path)
+    except OSError:  # the lock is held and the store open: only the commands' hint is lost
+        temporary.unlink(missing_ok=True)
+
+
+def recorded_store(data_dir: Path) -> dict[str, str] | None:
+    """What the engine on ``data_dir`` recorded of its store at its last start
+    (``{"backend": "postgresql", "database": "postgresql://USER:***@HOST/DB", "since": ...}``),
+    or ``None`` when no engine recorded one (or the record cannot be read)."""
+    try:
+        data = json.loads((data_dir / STORE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {str(k): redact(str(v)) for k, v in data.items()}

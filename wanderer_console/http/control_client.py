@@ -95,6 +95,21 @@ def _error_field(content: bytes) -> str | None:
     return error if isinstance(error, str) and error else None
 
 
+_sleep = asyncio.sleep
+"""How :meth:`RemoteBackend.frames` waits between attempts (a test records the waits)."""
+
+
+def _token_in(path: Path) -> str | None:
+    """The token a token file holds (one word of printable ASCII), else ``None``."""
+    try:
+        raw = path.read_bytes().strip()
+    except OSError:
+        return None
+    if not raw or not all(0x21 <= byte <= 0x7E for byte in raw):
+        return None
+    return raw.decode("ascii")
+
+
 def _owner(path: Path) -> str:
     """The user owning the socket, else its directory (a 0700 data directory hides the socket
     from others, not itself); ``ENGINE_USER`` when neither can be looked at."""
@@ -115,6 +130,7 @@ class RemoteBackend:
         socket_path: Path | None = None,
         url: str | None = None,
         token: str | None = None,
+        token_file: Path | None = None,
         timeout: float = 5.0,
     ) -> None:
         if (socket_path is None) == (url is None):
@@ -123,6 +139,9 @@ class RemoteBackend:
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._token = token
+        self._token_file = token_file
+        """Where the token was read (``attach --token-file``): after a refusal, a new token saved
+        there is taken up without restarting the console."""
         transport = None
         self._address: UnixAddress | None = None
         if socket_path is not None:
@@ -202,8 +221,36 @@ class RemoteBackend:
         if message is None:
             return self._foreign(response, content)
         if response.status_code == 401:
+            if self.identity is not None:  # it took this token before: it was replaced since
+                return self._token_changed()
             return f"the engine at {self.where} refused the token (401): {message}"
         return f"the engine at {self.where} answered {response.status_code}: {message}"
+
+    def _token_changed(self) -> str:
+        """A token the engine accepted, refused now: `control token` replaced it."""
+        if self._token_file is not None:
+            todo = (
+                f"save the new token in {self._token_file} (the console takes it up by itself),"
+                " or quit and attach again with the new token"
+            )
+        else:
+            todo = "quit and attach again with --token-file holding the new token"
+        return (
+            f"token changed: the engine at {self.where} refused this console's token (401); a"
+            " new one was made with `wanderer-console control token` and the old one no longer"
+            f" works. Not retrying with it: {todo}"
+        )
+
+    def _new_token(self) -> bool:
+        """Whether the token file now holds another token than the refused one (then used)."""
+        if self._token_file is None:
+            return False
+        token = _token_in(self._token_file)
+        if token is None or token == self._token:
+            return False
+        self._token = token
+        self._client.headers["authorization"] = f"Bearer {token}"
+        return True
 
     def _foreign(self, response: httpx.Response, content: bytes) -> str:
         """A refusal without the engine's ``error``: the status, the start of the body (the
@@ -365,7 +412,9 @@ class RemoteBackend:
     async def frames(self, interval: float) -> AsyncIterator[Frame]:
         """Frames as the engine streams them; ``link`` frames while it is away, then again live.
 
-        Never ends by itself: a lost engine is retried every 0.25 s, doubling to 2 s.
+        Never ends by itself: a lost engine is retried after 0.25 s, doubling to 2 s. A token
+        the engine refuses is not retried: one ``refused`` link frame says the token changed and
+        what to do, then nothing is asked of the engine until the token file holds a new token.
         """
         last = EngineSnapshot()
         delay = RETRY_FIRST
@@ -373,6 +422,7 @@ class RemoteBackend:
         while True:
             detail = "engine stopped"
             dropped = 0
+            refused = False
             try:
                 async with self._client.stream(
                     "GET",
@@ -383,12 +433,16 @@ class RemoteBackend:
                 ) as response:
                     if response.status_code >= 400:
                         detail = self._refusal(response, await _read_bounded(response))
+                        refused = response.status_code == 401
                     else:
                         events = _events(response)
                         async with contextlib.aclosing(events):
                             async for event in events:
                                 if event.event == "dropped":
                                     dropped += int(event.data or 0)
+                                elif event.event == "revoked":
+                                    detail, refused = self._token_changed(), True
+                                    break
                                 elif event.event == "bye":
                                     detail = "engine stopped"
                                     break
@@ -407,9 +461,16 @@ class RemoteBackend:
             except (ValidationError, ValueError) as exc:
                 detail = f"the engine at {self.where} sent an unreadable frame: {exc}"
             lost_since = lost_since or time.time()
+            if refused:
+                link = LinkState(state="refused", detail=detail, since=lost_since)
+                yield Frame(snapshot=last, link=link, identity=self.identity)
+                while not self._new_token():  # the file only: no request with a refused token
+                    await _sleep(RETRY_MAX)
+                delay = RETRY_FIRST
+                continue
             link = LinkState(state="lost", detail=detail, since=lost_since)
             yield Frame(snapshot=last, link=link, identity=self.identity)
-            await asyncio.sleep(delay)
+            await _sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
 
 

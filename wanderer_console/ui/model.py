@@ -311,5 +311,5 @@ class ConsoleState:
                 self.activity.add(now, "engine link live again")
             return
         detail = f": {link.detail}" if link.detail else ""
-        word = "lost" if link.state == "lost" else "connecting"
+        word = {"lost": "lost", "refused": "refused this console"}.get(link.state, "connecting")
         self.activity.add(now, f"engine {word}{detail}")

@@ -22,6 +22,7 @@ from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_VERSION, BackendError, Frame
 from wanderer_console.control.server import SOCKET_NAME, bind_private_socket
 from wanderer_console.control.token import TOKEN_FILE, new_token
+from wanderer_console.http import control_client
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -282,6 +283,37 @@ async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="no engine is listening"):
         await backend.connect()
     await backend.aclose()
+
+
+async def test_reconnection_waits_are_bounded_and_jittered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted engine drops every attached console at once: were their waits the same fixed
+    0.25, 0.5, 1, 2, 2 … s, they would all knock again in the same instants. The waits are drawn
+    (between half and all of the doubling step) and never past RETRY_MAX. The waits are recorded,
+    not slept: nothing here depends on time."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(control_client, "_sleep", record)
+    backend = RemoteBackend(socket_path=tmp_path / SOCKET_NAME)  # no engine: every attempt fails
+    lost = 0
+    try:
+        async for frame in backend.frames(0.1):
+            assert frame.link.state == "lost"
+            assert "nothing to attach to" in frame.link.detail
+            lost += 1
+            if lost == 16:
+                break
+    finally:
+        await backend.aclose()
+    assert len(waits) == 15
+    assert all(control_client.RETRY_FIRST / 2 <= wait <= control_client.RETRY_MAX for wait in waits)
+    at_the_cap = waits[4:]
+    assert min(at_the_cap) >= control_client.RETRY_MAX / 2
+    assert len(set(at_the_cap)) > 1, f"the same wait every time: {waits}"
 
 
 async def test_permission_denied_gives_a_command_that_attaches_to_that_socket(

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import pwd
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -52,7 +53,8 @@ from wanderer_console.http.uds import UnixAddress
 __all__ = ["RemoteBackend"]
 
 RETRY_FIRST, RETRY_MAX = 0.25, 2.0
-"""Seconds between reconnection attempts: doubling from the first to the most."""
+"""Seconds between reconnection attempts: doubling from the first to the most, each wait drawn
+at random between half and all of it (:func:`retry_wait`)."""
 MAX_ANSWER_BYTES = 32 * 2**20
 """The most read of one answer or one frame: many times the largest the engine sends (a config
 text is refused past 1 MiB). Whatever answers past it is not the engine, and is not read on: an
@@ -93,6 +95,12 @@ def _error_field(content: bytes) -> str | None:
         return None
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, str) and error else None
+
+
+def retry_wait(step: float) -> float:
+    """The wait before the next reconnection attempt at ``step`` seconds: jittered (between half
+    and all of it), so the consoles a restarted engine dropped do not all knock at once."""
+    return random.uniform(step / 2, step)
 
 
 _sleep = asyncio.sleep
@@ -412,9 +420,10 @@ class RemoteBackend:
     async def frames(self, interval: float) -> AsyncIterator[Frame]:
         """Frames as the engine streams them; ``link`` frames while it is away, then again live.
 
-        Never ends by itself: a lost engine is retried after 0.25 s, doubling to 2 s. A token
-        the engine refuses is not retried: one ``refused`` link frame says the token changed and
-        what to do, then nothing is asked of the engine until the token file holds a new token.
+        Never ends by itself: a lost engine is retried after 0.25 s, doubling to 2 s, each wait
+        jittered (:func:`retry_wait`). A token the engine refuses is not retried: one ``refused``
+        link frame says the token changed and what to do, then nothing is asked of the engine
+        until the token file holds a new token.
         """
         last = EngineSnapshot()
         delay = RETRY_FIRST
@@ -470,7 +479,7 @@ class RemoteBackend:
                 continue
             link = LinkState(state="lost", detail=detail, since=lost_since)
             yield Frame(snapshot=last, link=link, identity=self.identity)
-            await _sleep(delay)
+            await _sleep(retry_wait(delay))
             delay = min(RETRY_MAX, delay * 2)
 
 

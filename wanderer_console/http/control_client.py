@@ -103,6 +103,9 @@ def retry_wait(step: float) -> float:
     return random.uniform(step / 2, step)
 
 
+_UNANSWERED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
+"""Failures after the request went out whole: the engine may have acted on it."""
+
 _sleep = asyncio.sleep
 """How :meth:`RemoteBackend.frames` waits between attempts (a test records the waits)."""
 
@@ -204,6 +207,10 @@ class RemoteBackend:
         try:
             async with self._client.stream(method, path, json=body) as response:
                 content = await _read_bounded(response)
+        except _UNANSWERED as exc:
+            if method == "GET":
+                raise BackendError(self.explain(exc)) from None
+            raise BackendError(self._unanswered(path, exc)) from None
         except httpx.TransportError as exc:
             raise BackendError(self.explain(exc)) from None
         except _TooLarge:
@@ -211,6 +218,18 @@ class RemoteBackend:
         if response.status_code >= 400:
             raise BackendError(self._refusal(response, content))
         return content
+
+    def _unanswered(self, path: str, exc: BaseException) -> str:
+        """An operation sent whole, then no answer (the engine stopped or died meanwhile): it
+        may have been applied, or not. Said so, not "cannot reach": asked again blindly, a
+        retry re-queues twice, a flip computed from the stale screen undoes the first."""
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return (
+            f"the engine at {self.where} took the request ({path.removeprefix('/v1/')}) but gave"
+            f" no answer ({why}): it may have stopped while applying it, so whether it was"
+            " applied is not known. Once the console shows the engine live again, check its"
+            " state there before asking again"
+        )
 
     def _too_large(self, what: str) -> str:
         return (

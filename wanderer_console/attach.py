@@ -139,7 +139,11 @@ def backend_for(args: argparse.Namespace) -> RemoteBackend:
     if args.url:
         if args.token_file is None:
             raise AttachError("--url needs --token-file (the engine's TCP endpoint wants a token)")
-        return RemoteBackend(url=_engine_url(args.url), token=_read_token(args.token_file))
+        return RemoteBackend(
+            url=_engine_url(args.url),
+            token=_read_token(args.token_file),
+            token_file=args.token_file,
+        )
     if args.token_file is not None:
         raise AttachError("--token-file goes with --url (the local socket needs no token)")
     if args.socket is not None:

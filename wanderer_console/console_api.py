@@ -535,9 +535,11 @@ class LogLine(_View):
 class LinkState(_View):
     """How the console is connected to its engine (always ``live`` in-process)."""
 
-    state: Literal["live", "connecting", "lost"] = "live"
+    state: Literal["live", "connecting", "lost", "refused"] = "live"
     detail: str = ""
-    """What went wrong, for ``connecting``/``lost`` (``engine stopped``, ``connection refused``)."""
+    """What went wrong, for ``connecting``/``lost`` (``engine stopped``, ``connection refused``);
+    for ``refused``, why the engine no longer takes this console (its token was replaced) and
+    what to do: the console does not retry with what was refused."""
     since: float | None = None
 
 

@@ -254,6 +254,11 @@ class Runtime:
         maps = {k: m for k, m in self.settings.maps.items() if k not in self._hosted_maps}
         return self.settings.model_copy(update={"maps": maps})
 
+    @property
+    def hosted_map_keys(self) -> frozenset[str]:
+        """The maps running from the map server's configuration (hosted mode), not the file's."""
+        return frozenset(self._hosted_maps)
+
     def apply_settings(self, settings: Settings) -> None:
         """Make ``settings`` the running configuration (a reload, a console toggle); the hosted
         maps stay (a file reload knows only the file's maps)."""

@@ -10,7 +10,9 @@ The "proxy" is a Starlette app served on 127.0.0.1 over a real socket.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -139,3 +141,47 @@ async def test_an_answer_without_end_is_cut_off_not_read_for_ever(endless: Embed
     for message in (str(hello.value), str(refused.value), lost.link.detail):
         assert f"more than {MAX_ANSWER_BYTES // 2**20} MiB" in message, message
         assert endless.url in message
+
+
+async def test_an_operation_the_engine_took_but_never_answered_is_not_said_unreached(
+    tmp_path: Path,
+) -> None:
+    """The engine stops (or dies) after reading an operation and before answering it: the
+    operation may have been applied. Saying "cannot reach the engine" told the operator it was
+    not, who would then send it again (a retry re-queues, a flip computed from the stale screen
+    may undo one that was applied). The message says it is not known and to look first. The
+    engine is stood in for by a real socket that reads the request whole and hangs up: the
+    moment a real engine dies in cannot be chosen."""
+    path = tmp_path / "control.sock"
+    received: list[bytes] = []
+
+    async def take_and_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        received.append(head + await reader.readexactly(length))
+        writer.close()
+
+    server = await asyncio.start_unix_server(take_and_hang_up, path=str(path))
+    backend = RemoteBackend(socket_path=path)
+    try:
+        operations = {
+            "/v1/flag": backend.set_flag(None, "kill", False, actor="tui:alice@laptop"),
+            "/v1/pause": backend.set_paused(True, actor="tui:alice@laptop"),
+            "/v1/retry": backend.retry_target("webhook:1", actor="tui:alice@laptop"),
+        }
+        for route, operation in operations.items():
+            with pytest.raises(BackendError) as failed:
+                await operation
+            assert received[-1].startswith(f"POST {route} ".encode())
+            message = str(failed.value)
+            assert "cannot reach" not in message
+            assert "whether it was applied is not known" in message
+            assert "check" in message
+    finally:
+        await backend.aclose()
+        server.close()
+        await server.wait_closed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import errno
@@ -16,14 +17,17 @@ import pytest
 
 from tests.control.conftest import append_to, secrets_of, text_of
 from tests.support import wait_for
+from wanderer_console.attach import backend_for
 from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_VERSION, BackendError, Frame
 from wanderer_console.control.server import SOCKET_NAME, bind_private_socket
 from wanderer_console.control.token import TOKEN_FILE, new_token
+from wanderer_console.http import control_client
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.ui.faults import link_text
 
 
 class Follower:
@@ -281,6 +285,37 @@ async def test_a_socket_nobody_listens_on_says_so(tmp_path: Path) -> None:
     await backend.aclose()
 
 
+async def test_reconnection_waits_are_bounded_and_jittered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted engine drops every attached console at once: were their waits the same fixed
+    0.25, 0.5, 1, 2, 2 … s, they would all knock again in the same instants. The waits are drawn
+    (between half and all of the doubling step) and never past RETRY_MAX. The waits are recorded,
+    not slept: nothing here depends on time."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(control_client, "_sleep", record)
+    backend = RemoteBackend(socket_path=tmp_path / SOCKET_NAME)  # no engine: every attempt fails
+    lost = 0
+    try:
+        async for frame in backend.frames(0.1):
+            assert frame.link.state == "lost"
+            assert "nothing to attach to" in frame.link.detail
+            lost += 1
+            if lost == 16:
+                break
+    finally:
+        await backend.aclose()
+    assert len(waits) == 15
+    assert all(control_client.RETRY_FIRST / 2 <= wait <= control_client.RETRY_MAX for wait in waits)
+    at_the_cap = waits[4:]
+    assert min(at_the_cap) >= control_client.RETRY_MAX / 2
+    assert len(set(at_the_cap)) > 1, f"the same wait every time: {waits}"
+
+
 async def test_permission_denied_gives_a_command_that_attaches_to_that_socket(
     tmp_path: Path,
 ) -> None:
@@ -505,8 +540,8 @@ async def test_a_new_token_ends_the_streams_opened_with_the_old_one(
                 frame = follower.latest
                 return (
                     frame is not None
-                    and frame.link.state == "lost"
-                    and "refused the token" in frame.link.detail
+                    and frame.link.state == "refused"
+                    and "refused this console's token" in frame.link.detail
                 )
 
             await wait_for(cut_off, 20, "the old token's stream ended and refused")
@@ -644,5 +679,77 @@ async def test_a_token_file_damaged_while_serving_refuses_with_401_not_a_500(
             )
         assert response.status_code == 401, response.text
         assert "wanderer-console control token" in response.json()["error"]
+    finally:
+        await runtime.stop()
+
+
+async def test_a_console_whose_token_was_replaced_says_so_once_and_takes_up_the_new_one(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """`control token` while a console is attached over TCP: the console says the token changed
+    and what to do, asks nothing more with the refused token (no reconnect loop knocking with
+    it: one refusal counted), and resumes once the new token is saved in its token file."""
+    old = new_token(tmp_path)
+    token_file = tmp_path / "console.token"
+    token_file.write_text(old + "\n")
+    token_file.chmod(0o600)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    registry = runtime.metrics.registry
+
+    def refusals() -> float:
+        return registry.get_sample_value("wc_control_refused_total", {"reason": "bad_token"}) or 0
+
+    try:
+        assert runtime.control.tcp_url is not None
+        args = argparse.Namespace(
+            url=runtime.control.tcp_url,
+            token_file=token_file,
+            socket=None,
+            data_dir=None,
+            config=None,
+        )
+        backend = backend_for(args)
+        await backend.connect()
+        follower = Follower(backend)
+        try:
+            await wait_for(
+                lambda: follower.latest and follower.latest.link.state == "live", 20, "live"
+            )
+            new = new_token(tmp_path)
+
+            def told() -> bool:
+                return any(f.link.state == "refused" for f in follower.frames)
+
+            await wait_for(told, 20, "the console told its token was refused")
+            (refused,) = [f for f in follower.frames if f.link.state != "live"]
+            assert "token changed" in refused.link.detail
+            assert str(token_file) in refused.link.detail
+            badge = link_text(refused.link, live_at=1.0)
+            assert badge is not None
+            assert "reconnecting" not in badge
+            assert refusals() == 0  # told at once by the stream, not asked again
+            with pytest.raises(BackendError, match="token changed"):
+                await backend.set_paused(True, actor="test")
+            assert not runtime.dispatcher.paused
+            before = len(follower.frames)
+
+            token_file.write_text(new + "\n")
+            await wait_for(
+                lambda: follower.frames[-1].link.state == "live" and len(follower.frames) > before,
+                20,
+                "live again with the new token",
+            )
+            # The refused token was tried once, by the operation above: never by the console
+            # while it waited.
+            assert refusals() == 1
+            assert all(f.link.state != "lost" for f in follower.frames)
+            assert (await backend.set_paused(True, actor="test")).ok
+            assert runtime.dispatcher.paused
+        finally:
+            await follower.close()
+            await backend.aclose()
     finally:
         await runtime.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -129,4 +130,66 @@ async def test_an_attached_console_steers_the_engine_and_survives_its_restart(
         with contextlib.suppress(asyncio.CancelledError):
             await watching
         await watcher.aclose()
+        await end_process(proc)
+
+
+async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """SIGTERM (as systemd stops it), then a new engine on the same data directory: the console
+    says the engine stopped (figures stale), comes back by itself on the new process and shows
+    its state as the new engine's: uptime from the new start, the activity log saying the engine
+    restarted (not "delivery resumed" as if an operator had released the pause the old process
+    held: a pause lasts as long as its process)."""
+    config, data = tmp_path / "config.toml", tmp_path / "data"
+    write_config(sim, data, config)
+    proc = await serve_headless(config, data)
+    console = RemoteBackend(socket_path=data / SOCKET_NAME)
+    try:
+        await console.connect()
+        app = build_app(console, actor="tui:tester@laptop")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await first_frame(pilot)
+            await pilot.press("p")
+            await settle(pilot)
+            await wait_for(
+                lambda: app.state.latest is not None and app.state.latest.delivery.paused,
+                10,
+                "delivery paused",
+            )
+            old = app.state.identity
+            assert old is not None
+            assert old.pid == proc.pid
+
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+            await wait_for(lambda: app.state.link.state == "lost", 10, "the console showing lost")
+            await pilot.pause()
+            assert "ENGINE LOST" in str(app.sub_title)
+
+            proc = await serve_headless(config, data)
+            await wait_for(
+                lambda: (
+                    app.state.link.state == "live"
+                    and app.state.identity is not None
+                    and app.state.identity.pid == proc.pid
+                ),
+                15,
+                "the console live again on the restarted engine",
+            )
+            await pilot.pause()
+            latest = app.state.latest
+            assert latest is not None
+            assert latest.delivery.paused is False  # the new engine's real state
+            new = app.state.identity
+            assert new.started_at > old.started_at
+            assert latest.uptime < time.time() - old.started_at
+            texts = [text for _, text in app.state.activity.entries]
+            (restarted,) = [text for text in texts if text.startswith("engine restarted")]
+            assert f"pid {old.pid} → {new.pid}" in restarted
+            after = texts[texts.index(restarted) :]
+            assert "delivery resumed" not in after
+            await pilot.press("q")
+    finally:
+        await console.aclose()
         await end_process(proc)

@@ -20,8 +20,14 @@ import pytest
 
 from tests.e2e.hosted_services import HostedServices, hosted_services
 from tests.support import wait_for
+from tests.ui.fakes import first_frame, record_toasts, settle
 from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.console_api import FLAG_NAMES
+from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
+from wanderer_console.ui.app import build_app
+from wanderer_console.ui.screens.toggles import TogglesScreen
 
 PLUGIN_KEY = "sim-plugin-key-0123456789"
 MAP_KEY = "sim-hosted-map-key"
@@ -403,4 +409,54 @@ async def test_a_running_map_whose_entry_turns_unusable_keeps_running(
         assert h.host.maps["b"].open_streams == 1
         assert len(h.host.maps["b"].connect_log) == 1
     finally:
+        await runtime.stop()
+
+
+async def test_a_console_attached_to_a_hosted_engine_reads_it_and_is_told_where_map_flags_live(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The console attached over the control socket to a hosted engine with a config file: its
+    frames carry the hosted section, every screen opens on it, and flipping a hosted map's
+    notification type is refused saying where that map's switches are (the map server's
+    features), not "applied, but not saved: maps.a.url: Field required" with a [maps.a] the
+    file cannot hold, applied in memory until a refresh or restart quietly undid it."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    settings, _ = parse_settings_text(text, file=str(config))
+    runtime = Runtime(settings, data_dir=tmp_path / "data", config_path=config)
+    await runtime.start()
+    remote = RemoteBackend(socket_path=tmp_path / "data" / SOCKET_NAME)
+    try:
+        await wait_for(lambda: sorted(runtime.settings.maps) == ["a", "b", "c"], 20, "loaded")
+        await remote.connect()
+        app = build_app(remote, actor="tui:tester@laptop")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await first_frame(pilot)
+            latest = app.state.latest
+            assert latest is not None
+            assert app.state.link.state == "live"
+            assert latest.hosted is not None
+            assert latest.hosted.maps == ("a", "b", "c")
+            assert PLUGIN_KEY not in latest.model_dump_json()
+            assert MAP_KEY not in latest.model_dump_json()
+            for key in ("a", "g", "e", "s", "k", "question_mark", "escape", "c", "d"):
+                await pilot.press(key)
+                await pilot.pause()
+            await app.run_action("toggles")  # the config pane's editor takes the keys
+            await pilot.pause()
+            assert isinstance(app.screen, TogglesScreen)
+            toasts = record_toasts(app)
+            await pilot.press("down", "right", "enter")  # a switch of map a
+            await settle(pilot)
+            (said,) = [message for message, _ in toasts if "map a" in message]
+            assert "hosted" in said
+            assert "map server" in said
+            assert "Field required" not in said
+        flags = runtime.settings.maps["a"].notifications
+        assert all(getattr(flags, name) for name in FLAG_NAMES)
+        assert config.read_text() == text
+    finally:
+        await remote.aclose()
         await runtime.stop()

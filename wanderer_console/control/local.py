@@ -102,6 +102,11 @@ class LocalEngine(views.EngineParts, Protocol):
         """Make ``settings`` the running configuration."""
         ...
 
+    @property
+    def hosted_map_keys(self) -> frozenset[str]:
+        """The maps the map server configures (hosted mode)."""
+        ...
+
 
 class LogRing(logging.Handler):
     """The engine's recent log lines, numbered, for any number of readers at their own pace."""
@@ -308,6 +313,15 @@ class LocalBackend:
         if tenant is not None and tenant not in settings.maps:
             known = ", ".join(sorted(settings.maps)) or "none"
             return OperationResult(ok=False, message=f"no map {tenant!r} (maps: {known})")
+        if tenant is not None and tenant in self._engine.hosted_map_keys:
+            # Its switches are the map server's features: a [maps.<key>] written for it would
+            # not load (no url), and one kept in memory is undone by the next refresh.
+            return OperationResult(
+                ok=False,
+                message=f"map {tenant} is a hosted map: its notification types are its features"
+                " on the map server (switch them there; the next refresh applies them), or turn"
+                f" {flag} off for every map with the global switch",
+            )
         scope = "global" if tenant is None else f"map {tenant}"
         label = f"{scope} {flag} notifications {'on' if value else 'off'}"
         path = (

@@ -563,7 +563,8 @@ def build_control_app(
 
         def revoked() -> bool:
             """Over TCP: the token this stream was opened with is no longer the current one
-            (`control token` made a new one). The console reconnects and is told 401."""
+            (`control token` made a new one). The stream ends with a ``revoked`` event; a console
+            asking again is told 401."""
             return token is not None and not token.accepts(presented)
 
         async def stream() -> AsyncIterator[str]:
@@ -571,7 +572,10 @@ def build_control_app(
                 yield f"event: frame\ndata: {first}\n\n"
                 while True:
                     data = await subscriber.queue.get()
-                    if data is None or revoked():
+                    if revoked():  # said as such: not an engine stopping (which "bye" is)
+                        yield "event: revoked\ndata: {}\n\n"
+                        return
+                    if data is None:
                         yield "event: bye\ndata: {}\n\n"
                         return
                     if subscriber.dropped:

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import json
 import pwd
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -52,7 +53,8 @@ from wanderer_console.http.uds import UnixAddress
 __all__ = ["RemoteBackend"]
 
 RETRY_FIRST, RETRY_MAX = 0.25, 2.0
-"""Seconds between reconnection attempts: doubling from the first to the most."""
+"""Seconds between reconnection attempts: doubling from the first to the most, each wait drawn
+at random between half and all of it (:func:`retry_wait`)."""
 MAX_ANSWER_BYTES = 32 * 2**20
 """The most read of one answer or one frame: many times the largest the engine sends (a config
 text is refused past 1 MiB). Whatever answers past it is not the engine, and is not read on: an
@@ -95,6 +97,30 @@ def _error_field(content: bytes) -> str | None:
     return error if isinstance(error, str) and error else None
 
 
+def retry_wait(step: float) -> float:
+    """The wait before the next reconnection attempt at ``step`` seconds: jittered (between half
+    and all of it), so the consoles a restarted engine dropped do not all knock at once."""
+    return random.uniform(step / 2, step)
+
+
+_UNANSWERED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
+"""Failures after the request went out whole: the engine may have acted on it."""
+
+_sleep = asyncio.sleep
+"""How :meth:`RemoteBackend.frames` waits between attempts (a test records the waits)."""
+
+
+def _token_in(path: Path) -> str | None:
+    """The token a token file holds (one word of printable ASCII), else ``None``."""
+    try:
+        raw = path.read_bytes().strip()
+    except OSError:
+        return None
+    if not raw or not all(0x21 <= byte <= 0x7E for byte in raw):
+        return None
+    return raw.decode("ascii")
+
+
 def _owner(path: Path) -> str:
     """The user owning the socket, else its directory (a 0700 data directory hides the socket
     from others, not itself); ``ENGINE_USER`` when neither can be looked at."""
@@ -115,6 +141,7 @@ class RemoteBackend:
         socket_path: Path | None = None,
         url: str | None = None,
         token: str | None = None,
+        token_file: Path | None = None,
         timeout: float = 5.0,
     ) -> None:
         if (socket_path is None) == (url is None):
@@ -123,6 +150,9 @@ class RemoteBackend:
         if token:
             headers["authorization"] = f"Bearer {token}"
         self._token = token
+        self._token_file = token_file
+        """Where the token was read (``attach --token-file``): after a refusal, a new token saved
+        there is taken up without restarting the console."""
         transport = None
         self._address: UnixAddress | None = None
         if socket_path is not None:
@@ -177,6 +207,10 @@ class RemoteBackend:
         try:
             async with self._client.stream(method, path, json=body) as response:
                 content = await _read_bounded(response)
+        except _UNANSWERED as exc:
+            if method == "GET":
+                raise BackendError(self.explain(exc)) from None
+            raise BackendError(self._unanswered(path, exc)) from None
         except httpx.TransportError as exc:
             raise BackendError(self.explain(exc)) from None
         except _TooLarge:
@@ -184,6 +218,18 @@ class RemoteBackend:
         if response.status_code >= 400:
             raise BackendError(self._refusal(response, content))
         return content
+
+    def _unanswered(self, path: str, exc: BaseException) -> str:
+        """An operation sent whole, then no answer (the engine stopped or died meanwhile): it
+        may have been applied, or not. Said so, not "cannot reach": asked again blindly, a
+        retry re-queues twice, a flip computed from the stale screen undoes the first."""
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return (
+            f"the engine at {self.where} took the request ({path.removeprefix('/v1/')}) but gave"
+            f" no answer ({why}): it may have stopped while applying it, so whether it was"
+            " applied is not known. Once the console shows the engine live again, check its"
+            " state there before asking again"
+        )
 
     def _too_large(self, what: str) -> str:
         return (
@@ -202,8 +248,36 @@ class RemoteBackend:
         if message is None:
             return self._foreign(response, content)
         if response.status_code == 401:
+            if self.identity is not None:  # it took this token before: it was replaced since
+                return self._token_changed()
             return f"the engine at {self.where} refused the token (401): {message}"
         return f"the engine at {self.where} answered {response.status_code}: {message}"
+
+    def _token_changed(self) -> str:
+        """A token the engine accepted, refused now: `control token` replaced it."""
+        if self._token_file is not None:
+            todo = (
+                f"save the new token in {self._token_file} (the console takes it up by itself),"
+                " or quit and attach again with the new token"
+            )
+        else:
+            todo = "quit and attach again with --token-file holding the new token"
+        return (
+            f"token changed: the engine at {self.where} refused this console's token (401); a"
+            " new one was made with `wanderer-console control token` and the old one no longer"
+            f" works. Not retrying with it: {todo}"
+        )
+
+    def _new_token(self) -> bool:
+        """Whether the token file now holds another token than the refused one (then used)."""
+        if self._token_file is None:
+            return False
+        token = _token_in(self._token_file)
+        if token is None or token == self._token:
+            return False
+        self._token = token
+        self._client.headers["authorization"] = f"Bearer {token}"
+        return True
 
     def _foreign(self, response: httpx.Response, content: bytes) -> str:
         """A refusal without the engine's ``error``: the status, the start of the body (the
@@ -365,7 +439,10 @@ class RemoteBackend:
     async def frames(self, interval: float) -> AsyncIterator[Frame]:
         """Frames as the engine streams them; ``link`` frames while it is away, then again live.
 
-        Never ends by itself: a lost engine is retried every 0.25 s, doubling to 2 s.
+        Never ends by itself: a lost engine is retried after 0.25 s, doubling to 2 s, each wait
+        jittered (:func:`retry_wait`). A token the engine refuses is not retried: one ``refused``
+        link frame says the token changed and what to do, then nothing is asked of the engine
+        until the token file holds a new token.
         """
         last = EngineSnapshot()
         delay = RETRY_FIRST
@@ -373,6 +450,7 @@ class RemoteBackend:
         while True:
             detail = "engine stopped"
             dropped = 0
+            refused = False
             try:
                 async with self._client.stream(
                     "GET",
@@ -383,12 +461,16 @@ class RemoteBackend:
                 ) as response:
                     if response.status_code >= 400:
                         detail = self._refusal(response, await _read_bounded(response))
+                        refused = response.status_code == 401
                     else:
                         events = _events(response)
                         async with contextlib.aclosing(events):
                             async for event in events:
                                 if event.event == "dropped":
                                     dropped += int(event.data or 0)
+                                elif event.event == "revoked":
+                                    detail, refused = self._token_changed(), True
+                                    break
                                 elif event.event == "bye":
                                     detail = "engine stopped"
                                     break
@@ -407,9 +489,16 @@ class RemoteBackend:
             except (ValidationError, ValueError) as exc:
                 detail = f"the engine at {self.where} sent an unreadable frame: {exc}"
             lost_since = lost_since or time.time()
+            if refused:
+                link = LinkState(state="refused", detail=detail, since=lost_since)
+                yield Frame(snapshot=last, link=link, identity=self.identity)
+                while not self._new_token():  # the file only: no request with a refused token
+                    await _sleep(RETRY_MAX)
+                delay = RETRY_FIRST
+                continue
             link = LinkState(state="lost", detail=detail, since=lost_since)
             yield Frame(snapshot=last, link=link, identity=self.identity)
-            await asyncio.sleep(delay)
+            await _sleep(retry_wait(delay))
             delay = min(RETRY_MAX, delay * 2)
 
 

@@ -306,6 +306,9 @@ class WandererApp(App[int]):
             return  # never had a live frame: the badge says it is connecting
         self._lost_announced = True
         detail = link.detail or "no answer"
+        if link.state == "refused":  # not retried: the detail says what to do
+            self.notify(f"Engine refused this console: {detail}", severity="error", timeout=30)
+            return
         self.notify(
             f"Engine {link.state}: {detail} — reconnecting…; the dashboard shows the last figures",
             severity="error" if link.state == "lost" else "warning",

@@ -120,7 +120,9 @@ def link_text(link: LinkState, live_at: float | None) -> str | None:
     if link.state == "live":
         return None
     detail = link.detail or "no answer"
-    if link.state == "lost":
+    if link.state == "refused":
+        text = f"ENGINE REFUSED THIS CONSOLE: {detail}"
+    elif link.state == "lost":
         text = f"ENGINE LOST: {detail} — reconnecting…"
     else:
         text = f"CONNECTING TO ENGINE: {detail}…"

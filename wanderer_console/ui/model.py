@@ -25,6 +25,7 @@ from wanderer_console.console_api import (
     LogLine,
 )
 from wanderer_console.domain.clock import Clock
+from wanderer_console.ui.faults import clock_time
 from wanderer_console.ui.printable import printable_view
 
 __all__ = [
@@ -137,6 +138,10 @@ class ThroughputHistory:
             )
         self._last = (at, events, notifications)
 
+    def forget_engine(self) -> None:
+        """A new engine process: its counters start from zero, so no rate spans the two."""
+        self._last = None
+
     def add(self, sample: RateSample) -> None:
         """Append a sample and forget the ones older than the window."""
         self.samples.append(sample)
@@ -158,6 +163,15 @@ class ActivityLog:
         self._restart: tuple[str, ...] = ()
         self.added = 0
         """How many lines were ever added (lets a view append only the new ones)."""
+
+    def forget_engine(self) -> None:
+        """A new engine process: the next snapshot is its first, not a change from the last."""
+        self._states.clear()
+        self._disabled.clear()
+        self._paused = None
+        self._store_fault = None
+        self._global_pause = False
+        self._restart = ()
 
     def add(self, at: float, text: str) -> None:
         """Record one line."""
@@ -280,6 +294,7 @@ class ConsoleState:
         self._note_link(frame.link, now)
         self.link = frame.link
         if frame.identity is not None:
+            self._note_engine(frame.identity, now)
             self.identity = frame.identity
         elif self.identity is None:
             self.identity = self.backend.identity
@@ -303,6 +318,21 @@ class ConsoleState:
         settings_changed = previous is None or previous.settings != snapshot.settings
         return FrameChange(link_changed, settings_changed)
 
+    def _note_engine(self, identity: EngineIdentity, now: float) -> None:
+        """Another engine process than the last frames': said, and what was seen of the old one
+        (a pause, a state, the counters) is not compared with it as if it had changed."""
+        old = self.identity
+        if old is None or (old.pid, old.started_at) == (identity.pid, identity.started_at):
+            return
+        self.activity.add(
+            now,
+            f"engine restarted: pid {old.pid} → {identity.pid}, started"
+            f" {clock_time(identity.started_at)}; its figures start again from zero and a pause"
+            " the old process held does not carry over",
+        )
+        self.activity.forget_engine()
+        self.history.forget_engine()
+
     def _note_link(self, link: LinkState, now: float) -> None:
         if link.state == self.link.state:
             return
@@ -311,5 +341,5 @@ class ConsoleState:
                 self.activity.add(now, "engine link live again")
             return
         detail = f": {link.detail}" if link.detail else ""
-        word = "lost" if link.state == "lost" else "connecting"
+        word = {"lost": "lost", "refused": "refused this console"}.get(link.state, "connecting")
         self.activity.add(now, f"engine {word}{detail}")

@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Command",
+    "database_url",
     "no_arguments",
     "positive_count",
 ]
@@ -32,6 +33,15 @@ EXIT_IN_USE = 3
 """Another engine owns the data directory."""
 EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
+
+
+def database_url(text: str) -> str:
+    """An argparse ``type`` for a ``--database``: a ``postgresql://`` URL (argparse echoes a
+    refused one masked, see ``cli.py``)."""
+    scheme = text.partition("://")[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        raise argparse.ArgumentTypeError("must be a postgresql:// URL")
+    return text
 
 
 def positive_count(text: str) -> int:

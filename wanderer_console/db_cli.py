@@ -28,16 +28,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import EXIT_IN_USE, EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
+from wanderer_console.command import (
+    EXIT_IN_USE,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    database_url,
+)
 
 __all__ = ["MIGRATE_COMMAND", "STATUS_COMMAND"]
-
-
-def _url(text: str) -> str:
-    scheme = text.partition("://")[0].lower()
-    if scheme not in ("postgresql", "postgres"):
-        raise argparse.ArgumentTypeError("must be a postgresql:// URL")
-    return text
 
 
 def _location_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def _migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "url",
         nargs="?",
-        type=_url,
+        type=database_url,
         metavar="URL",
         help="postgresql://USER:PASSWORD@HOST:5432/DBNAME (default: [store] url or"
         " WANDERER_CONSOLE_STORE__URL, which keep the password out of the process list)",
@@ -182,7 +182,7 @@ MIGRATE_COMMAND = Command(
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
     from wanderer_console.config.paths import DATABASE_HELP
 
-    parser.add_argument("--database", type=_url, metavar="URL", help=DATABASE_HELP)
+    parser.add_argument("--database", type=database_url, metavar="URL", help=DATABASE_HELP)
     _location_options(parser)
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from wanderer_console.command import database_url
 from wanderer_console.config.loader import ConfigError, load_settings
 from wanderer_console.config.model import Settings
 from wanderer_console.store.backends import store_location
@@ -32,13 +33,6 @@ DATABASE_HELP = (
 """``--database``'s help, the same for every command that reads or writes the store."""
 
 
-def _database_url(text: str) -> str:
-    scheme = text.partition("://")[0].lower()
-    if scheme not in ("postgresql", "postgres"):
-        raise argparse.ArgumentTypeError("must be a postgresql:// URL")
-    return text
-
-
 def store_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config``, ``--data-dir`` and ``--database``: where a command finds the engine's
     store (:func:`command_store`), the same on every command that reads or writes it."""
@@ -54,7 +48,7 @@ def store_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--database",
-        type=_database_url,
+        type=database_url,
         metavar="URL",
         default=argparse.SUPPRESS,
         help=DATABASE_HELP,

@@ -38,6 +38,7 @@ from typing import Any, Final, Protocol
 import orjson
 from pydantic import ValidationError
 
+from wanderer_console.domain.checkpoints import PendingMarks
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
@@ -219,9 +220,9 @@ class R2z2Source:
         self._wall = wall
         self._sleep = sleep
         self._checkpoints = checkpoints
-        self._marks: deque[tuple[int, int]] = deque(maxlen=_MARKS_MAX)
-        """``(sequence, queue mark)`` of the sequences done here and not yet saved, oldest
-        first: a sequence is saved once its mark has passed."""
+        self._marks: PendingMarks[int] = PendingMarks(_MARKS_MAX)
+        """The sequences done here and not yet saved, each with its queue mark: a sequence is
+        saved once its mark has passed."""
         self._next_at = 0.0
         self._errors = 0
         self._non_json = 0
@@ -458,22 +459,16 @@ class R2z2Source:
         if self._checkpoints is None:
             self._save(seq)
             return
-        mark = self._checkpoints.mark()
-        if self._marks and self._marks[-1][1] == mark:
-            self._marks[-1] = (seq, mark)  # nothing queued since the last one: same point
-        else:
-            self._marks.append((seq, mark))
+        self._marks.offer(seq, self._checkpoints.mark())
         self._save_settled()
 
     def _save_settled(self) -> None:
         """Save the newest sequence whose queue checkpoint has passed."""
         if self._checkpoints is None:
             return
-        done: tuple[int, int] | None = None
-        while self._marks and self._checkpoints.passed(self._marks[0][1]):
-            done = self._marks.popleft()
+        done = self._marks.settled(self._checkpoints.passed)
         if done is not None and not self._save(done[0]):
-            self._marks.appendleft(done)  # saved at the next step the store takes it
+            self._marks.keep(done)  # saved at the next step the store takes it
 
     def _save(self, seq: int) -> bool:
         """Save ``seq`` as the cursor; False when the store refuses it (a full disk): the store

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 
+from wanderer_console.domain.checkpoints import PendingMarks
 from wanderer_console.ingest.items import Item
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue
@@ -36,8 +36,8 @@ class PipelineWorker:
         self._engine = engine
         self.batch = batch
         """Most events committed in one transaction."""
-        self._watermarks: deque[tuple[float, int]] = deque(maxlen=_WATERMARKS_MAX)
-        """``(watermark, queue mark)`` offered and not yet saved, oldest first."""
+        self._watermarks: PendingMarks[float] = PendingMarks(_WATERMARKS_MAX)
+        """Watermarks offered and not yet saved, each with its queue mark."""
 
     async def run(self) -> None:
         """Work the queue forever (a supervised task)."""
@@ -69,21 +69,15 @@ class PipelineWorker:
         if self._queue.paused_sources():
             self._save_watermark()
             return
-        mark = self._queue.mark()
-        if self._watermarks and self._watermarks[-1][1] == mark:
-            self._watermarks[-1] = (at, mark)  # nothing queued since the last one: same point
-        else:
-            self._watermarks.append((at, mark))
+        self._watermarks.offer(at, self._queue.mark())
         self._save_watermark()
 
     def _save_watermark(self) -> None:
         """Save the newest watermark whose checkpoint has passed."""
-        at: float | None = None
-        while self._watermarks and self._queue.passed(self._watermarks[0][1]):
-            at = self._watermarks.popleft()[0]
-        if at is not None:
+        done = self._watermarks.settled(self._queue.passed)
+        if done is not None:
             with contextlib.suppress(StoreWriteError):
-                self._engine.mark_stream_seen(at)
+                self._engine.mark_stream_seen(done[0])
 
     async def _retry_writes(self) -> None:
         """Write the kept batch once the store writes again (probing at most every 5 s)."""

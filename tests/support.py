@@ -91,10 +91,12 @@ async def start_headless(
     *,
     preexec: Callable[[], None] | None = None,
     options: Sequence[str] = (),
+    stdout: Any = asyncio.subprocess.DEVNULL,
 ) -> asyncio.subprocess.Process:
     """The engine as a real process (``python -m wanderer_console --no-ui``), stderr piped;
     ``preexec`` runs in the child before it starts (:func:`read_only_preexec`), ``options`` are
-    more command-line options (``--dry-run``)."""
+    more command-line options (``--dry-run``), ``stdout`` where its log lines go (an open
+    file: the test reads them)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -106,7 +108,7 @@ async def start_headless(
         str(data),
         *options,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=preexec,
     )

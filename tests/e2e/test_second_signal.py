@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_for
+from tests.support import start_headless, wait_for
 from wanderer_console.sim import Simulator
 from wanderer_console.store.lock import lock_holder
 
@@ -83,19 +83,7 @@ def _log(path: Path) -> list[dict[str, object]]:
 
 async def _start(config: Path, data: Path, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wanderer_console",
-            "--no-ui",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(data),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_headless(config, data, stdout=out)
     # The lock names our PID once the signal handlers are in place.
     await wait_for(
         lambda: (h := lock_holder(data)) is not None and h.pid == proc.pid,

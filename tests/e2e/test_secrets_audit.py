@@ -325,6 +325,14 @@ async def test_no_secret_reaches_any_output_or_the_data_directory(tmp_path: Path
                 while not await streams_up():
                     assert time.monotonic() < deadline, await snapshot()
                     await asyncio.sleep(0.1)
+                # A kill found only through a followed pilot has no preload: the killstream
+                # must follow that pilot before the kill is pushed, or nothing ever brings it.
+                victim_id = sim.tracked_character_ids[0]
+                await wait_for(
+                    lambda: any(victim_id in chars for _, chars in sim.killstream.subscriptions()),
+                    timeout=20,
+                    what="the killstream to follow the tracked pilot",
+                )
 
                 # Every route of the home map, and the stale map's bot channel.
                 tracked = sorted(sim.tracked_system_ids)
@@ -340,7 +348,7 @@ async def test_no_secret_reaches_any_output_or_the_data_directory(tmp_path: Path
                 await sim.killstream.push_kill(km)
                 victim_kill = sim.generator.make_killmail(
                     system_id=sim.generator.new_system(wormhole=False).system_id,
-                    victim_character_id=sim.tracked_character_ids[0],
+                    victim_character_id=victim_id,
                 )
                 await sim.killstream.push_kill(victim_kill)
 

@@ -43,6 +43,9 @@ _SUB, _GROUP, _STRING = 1, 2, 3
 TYPES: Final = ("all", "kill", "system", "character", "rally")
 """What ``pause``/``resume`` take (``all``: the master switch)."""
 _MAX_NAME = 100
+_MAX_CONTENT: Final = 2000
+"""Discord refuses a message (an answer, or the edit of a deferred one) with more characters."""
+_CUT: Final = "\n… (cut: the console lists them all)"
 
 
 def _system_option() -> dict[str, Any]:
@@ -206,7 +209,7 @@ class SlashCommands:
                 await self._app.answer(
                     interaction_id, token, {"type": 5, "data": {"flags": EPHEMERAL}}
                 )
-                await self._app.edit_original(token, await work)
+                await self._app.edit_original(token, _fit(await work))
         except DiscordAppError as exc:
             outcome = "failed"
             log.warning(
@@ -299,10 +302,20 @@ def _plain(text: str) -> str:
     return text.replace("`", "'")
 
 
+def _fit(content: str) -> str:
+    """``content`` within Discord's 2,000 characters; a longer one is cut at a line or list
+    boundary and says so (Discord refuses more: the user would see no answer at all)."""
+    if len(content) <= _MAX_CONTENT:
+        return content
+    head = content[: _MAX_CONTENT - len(_CUT)]
+    boundary = max(head.rfind("\n"), head.rfind(", "))
+    return (head[:boundary] if boundary > 0 else head) + _CUT
+
+
 def _reply(content: str) -> dict[str, Any]:
     return {
         "type": 4,
-        "data": {"content": content[:2000], "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
+        "data": {"content": _fit(content), "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
     }
 
 

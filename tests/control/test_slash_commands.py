@@ -1,0 +1,187 @@
+"""The ``/notifier`` answers against the fake Discord's interaction endpoints, over a real
+socket on 127.0.0.1 (the callback and the edit of the original held to Discord's limits).
+
+The engine is a small in-memory backend: what is tested is how an interaction is answered, and
+a slow operation is made slow by holding it until the fake Discord has seen the deferral (a
+condition, not a timer)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support import wait_for
+from wanderer_console.config.model import Settings
+from wanderer_console.console_api import EngineSnapshot, OperationResult, PrioritySystemView
+from wanderer_console.control.discord_commands import SlashCommands
+from wanderer_console.delivery.discord_app import DiscordApp
+from wanderer_console.http import build_client
+from wanderer_console.sim.discord import FakeDiscord
+from wanderer_console.sim.discord_gateway import Interaction
+from wanderer_console.sim.server import AppServer
+from wanderer_console.telemetry.metrics import Metrics
+
+GUILD = "900000000000000001"
+ROLE = "800000000000000001"
+
+
+@dataclass
+class _Backend:
+    """The operations the commands call, in memory; ``hold`` keeps each one waiting."""
+
+    names: list[str] = field(default_factory=list)
+    hold: asyncio.Event | None = None
+    flags: list[tuple[str, bool]] = field(default_factory=list)
+
+    async def _wait(self) -> None:
+        if self.hold is not None:
+            await self.hold.wait()
+
+    async def snapshot(self) -> EngineSnapshot:
+        await self._wait()
+        return EngineSnapshot(
+            priority_systems=tuple(PrioritySystemView(name=n) for n in self.names)
+        )
+
+    async def set_flag(
+        self, tenant: str | None, flag: str, value: bool, *, actor: str
+    ) -> OperationResult:
+        await self._wait()
+        self.flags.append((flag, value))
+        return OperationResult(ok=True, message=f"global {flag} notifications {value}")
+
+    async def add_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        await self._wait()
+        self.names.append(name)
+        return OperationResult(ok=True, message=f"{name} is now a priority system.")
+
+    async def remove_priority_system(self, name: str, *, actor: str) -> OperationResult:
+        await self._wait()
+        self.names.remove(name)
+        return OperationResult(ok=True, message=f"{name} is no longer a priority system.")
+
+
+@dataclass
+class _Bot:
+    fake: FakeDiscord
+    backend: _Backend
+    commands: SlashCommands
+    settings: Settings
+    _next: int = 1_300_000_000_000_000_100
+
+    def _new(self, options: list[dict[str, Any]], roles: list[str] | None) -> Interaction:
+        """An interaction as the gateway hands it over (and the fake Discord knows it)."""
+        self._next += 1
+        interaction = Interaction(str(self._next), f"tok-{self._next}", {}, time.time())
+        interaction.payload = {
+            "id": interaction.id,
+            "type": 2,
+            "token": interaction.token,
+            "guild_id": GUILD,
+            "member": {"user": {"id": "1400000000000000001", "username": "pilot"}, "roles": roles},
+            "data": {"name": "notifier", "type": 1, "options": options},
+        }
+        self.fake.bot_app.interactions[interaction.id] = interaction
+        return interaction
+
+    async def run(
+        self, options: list[dict[str, Any]], *, roles: list[str] | None = None
+    ) -> Interaction:
+        """Run one interaction; returns once it is answered (or the answer failed)."""
+        interaction = self._new(options, roles)
+        await self.commands.handle(interaction.payload)
+        return interaction
+
+    async def deferred(
+        self, options: list[dict[str, Any]], *, roles: list[str] | None = None
+    ) -> Interaction:
+        """Run an interaction whose operation ends only after Discord has seen the deferral."""
+        interaction = self._new(options, roles)
+        hold = self.backend.hold = asyncio.Event()
+        self.commands.answer_within = 0.01
+        running = asyncio.create_task(self.commands.handle(interaction.payload))
+        await wait_for(lambda: interaction.responses or running.done(), 10, "the deferral")
+        hold.set()
+        await running
+        self.backend.hold = None
+        return interaction
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[_Bot]:
+    fake = FakeDiscord(bot_token="sim-bot-token")
+    server = AppServer(fake.app)
+    await server.start()
+    metrics = Metrics()
+    http = build_client("discord", metrics=metrics)
+    app = DiscordApp(
+        http,
+        api_url=f"{server.url}/api/v10",
+        token="sim-bot-token",
+        application_id="1200000000000000001",
+        user_agent="test",
+    )
+    settings = Settings()
+    settings.discord.guild_id = GUILD
+    settings.discord.command_role_id = ROLE
+    backend = _Backend()
+    commands = SlashCommands(backend, app, lambda: settings, metrics)
+    try:
+        yield _Bot(fake, backend, commands, settings)
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+def _sub(*words: str, **values: Any) -> list[dict[str, Any]]:
+    leaf: list[dict[str, Any]] = [
+        {"type": 3, "name": name, "value": value} for name, value in values.items()
+    ]
+    for i, word in enumerate(reversed(words)):
+        leaf = [{"type": 1 if i == 0 else 2, "name": word, "options": leaf}]
+    return leaf
+
+
+def _long_names(count: int = 60) -> list[str]:
+    return [f"J{100000 + i} Very Long Wormhole Nickname {i:03d}" for i in range(count)]
+
+
+async def test_a_long_answer_is_cut_to_fit_and_says_so(bot: _Bot) -> None:
+    bot.backend.names = _long_names()
+    interaction = await bot.run(_sub("priority", "list"))
+    text = interaction.final_text()
+    assert text is not None
+    assert len(text) <= 2000
+    assert text.startswith("Priority systems (60): ")
+    assert text.rstrip().endswith("(cut: the console lists them all)")
+
+
+async def test_a_deferred_long_answer_is_cut_to_fit_too(bot: _Bot) -> None:
+    """The deferred answer's text went whole to the edit of the original: Discord refuses more
+    than 2,000 characters (400), and the user was left with "thinking…" for good."""
+    bot.backend.names = _long_names()
+    interaction = await bot.deferred(_sub("priority", "list"))
+    assert interaction.responses[0]["type"] == 5
+    text = interaction.final_text()
+    assert text is not None, interaction.responses
+    assert len(text) <= 2000
+    assert text.startswith("Priority systems (60): ")
+
+
+async def test_a_deferred_answer_pings_nobody(bot: _Bot) -> None:
+    """The edit of a deferred answer went without ``allowed_mentions``: a name echoed back
+    (``@everyone``, ``<@&role>``) was a live mention there, where the direct answer pinged
+    nobody."""
+    interaction = await bot.deferred(
+        _sub("system", "add-priority", system="@everyone <@&800000000000000009>")
+    )
+    assert interaction.responses[0]["type"] == 5
+    edit = interaction.responses[-1]
+    assert edit["type"] == "edit"
+    assert "@everyone" in edit["data"]["content"]
+    assert edit["data"]["allowed_mentions"] == {"parse": []}

@@ -185,3 +185,42 @@ async def test_a_deferred_answer_pings_nobody(bot: _Bot) -> None:
     assert edit["type"] == "edit"
     assert "@everyone" in edit["data"]["content"]
     assert edit["data"]["allowed_mentions"] == {"parse": []}
+
+
+@pytest.mark.parametrize(
+    ("words", "values"),
+    [
+        (("pause",), {"type": "kill"}),
+        (("resume",), {"type": "all"}),
+        (("system", "add-priority"), {"system": "J154624"}),
+    ],
+)
+async def test_a_change_too_late_to_answer_is_not_applied(
+    bot: _Bot, words: tuple[str, ...], values: dict[str, str]
+) -> None:
+    """An interaction that comes after Discord's 3 s (replayed when the gateway resumes after a
+    cut) was run, then its answer refused: the user was told "The application did not respond"
+    and the change was made all the same, minutes later, unseen (and again when the user ran it
+    once more). A change is acknowledged first and made only once Discord took the
+    acknowledgement."""
+    interaction = bot._new(_sub(*words, **values), [ROLE])
+    interaction.sent_at = time.time() - 60  # as Discord dated it: a minute ago
+    await bot.commands.handle(interaction.payload)
+    assert bot.fake.bot_app.late_answers == 1
+    assert interaction.responses == []
+    assert bot.backend.flags == []
+    assert bot.backend.names == []
+    samples = bot.commands.interactions.collect()[0].samples
+    assert [
+        (s.labels["command"], s.labels["outcome"], s.value) for s in samples if "_total" in s.name
+    ] == [(" ".join(words), "expired", 1.0)]
+
+
+async def test_a_change_in_time_is_acknowledged_then_made_and_said(bot: _Bot) -> None:
+    interaction = await bot.run(_sub("pause", type="kill"), roles=[ROLE])
+    assert bot.backend.flags == [("kill", False)]
+    assert interaction.responses[0] == {"type": 5, "data": {"flags": 64}}
+    assert interaction.final_text() == "global kill notifications False"
+    refused = await bot.run(_sub("resume", type="kill"))
+    assert "role" in (refused.final_text() or "")
+    assert bot.backend.flags == [("kill", False)]

@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
-from wanderer_console.console_api import EngineSnapshot, OperationResult, PrioritySystemView
+from wanderer_console.console_api import (
+    EngineSnapshot,
+    OperationResult,
+    PrioritySystemView,
+    TrackingView,
+)
+from wanderer_console.control.discord_bot import build_bot
 from wanderer_console.control.discord_commands import SlashCommands
 from wanderer_console.delivery.discord_app import DiscordApp
 from wanderer_console.http import build_client
@@ -224,3 +231,38 @@ async def test_a_change_in_time_is_acknowledged_then_made_and_said(bot: _Bot) ->
     refused = await bot.run(_sub("resume", type="kill"))
     assert "role" in (refused.final_text() or "")
     assert bot.backend.flags == [("kill", False)]
+
+
+async def test_the_hourly_status_line_of_many_maps_fits_a_message() -> None:
+    """With many maps (hosted mode serves dozens) the status line passed Discord's 2,000
+    characters: refused with a 400 every hour ("status line not posted"), never seen."""
+    fake = FakeDiscord(bot_token="sim-bot-token")
+    server = AppServer(fake.app)
+    await server.start()
+    metrics = Metrics()
+    http = build_client("discord", metrics=metrics)
+    settings = Settings()
+    settings.discord.api_url = f"{server.url}/api/v10"
+    settings.discord.bot_token = SecretStr("sim-bot-token")
+    settings.discord.application_id = "1200000000000000001"
+    settings.discord.status_messages = True
+    settings.discord.status_channel_id = "1500000000000000001"
+    bot = build_bot(lambda: settings, http, metrics)
+    assert bot is not None
+    tracking = {
+        f"wormhole-chain-{i:03d}": TrackingView(systems=40, characters=12) for i in range(80)
+    }
+    try:
+        await bot._post_status(EngineSnapshot(tracking=tracking))
+        assert fake.rejected_400 == 0
+        assert bot.statuses_posted == 1
+        (message,) = fake.received
+        assert len(message.body["content"]) <= 2000
+        content = message.body["content"]
+        assert content.startswith("**Wanderer Console status**\n")
+        assert "Maps: 80 (wormhole-chain-000: 40 systems, 12 pilots, " in content
+        assert " more)\nSources: " in content  # the maps that do not fit are counted
+        assert "\nPriority systems: 0\n" in content  # and every line is still there
+    finally:
+        await http.aclose()
+        await server.stop()

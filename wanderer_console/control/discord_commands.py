@@ -389,6 +389,27 @@ def _duration(seconds: float) -> str:
     return f"{days}d {hours}h {minutes}m {secs}s"
 
 
+_LIST_MAX: Final = 700
+"""Characters of one list in the status line (maps, sources down): with two of them and the
+rest, the line stays within a message's 2,000 (hosted mode may serve dozens of maps)."""
+
+
+def _listed(items: list[str], limit: int = _LIST_MAX) -> str:
+    """``a, b, c`` within ``limit`` characters; the items that do not fit are counted."""
+    text = ", ".join(items)
+    if len(text) <= limit:
+        return text
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        more = f", … and {len(items) - len(shown) - 1} more"
+        if used + len(item) + len(more) > limit:
+            break
+        shown.append(item)
+        used += len(item) + 2
+    return ", ".join([*shown, f"… and {len(items) - len(shown)} more"])
+
+
 def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
     """What ``/notifier status`` and the hourly status line say: the dashboard, short."""
     at = int(time.time() if now is None else now)
@@ -403,15 +424,17 @@ def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
         "**Wanderer Console status**",
         f"Uptime {_duration(snap.uptime)} · version {snap.version}",
         f"Maps: {len(snap.tracking)} ("
-        + ", ".join(
-            f"{name}: {t.systems} systems, {t.characters} pilots"
-            for name, t in sorted(snap.tracking.items())
+        + _listed(
+            [
+                f"{name}: {t.systems} systems, {t.characters} pilots"
+                for name, t in sorted(snap.tracking.items())
+            ]
         )
         + ")"
         if snap.tracking
         else "Maps: none loaded",
         f"Sources: {up}/{len(connections)} connected"
-        + (f"; down: {', '.join(down)}" if down else ""),
+        + (f"; down: {_listed(down)}" if down else ""),
         f"Queue: {snap.queue_depth} · outbox pending {outbox.get('pending', 0)},"
         f" failed {outbox.get('failed', 0)}, sent {outbox.get('sent', 0)}",
         "Breakers: " + (", ".join(open_breakers) + " open" if open_breakers else "all closed"),

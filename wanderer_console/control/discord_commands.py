@@ -6,7 +6,10 @@ priority system added in Discord is the one the console lists, and each change i
 under the Discord user's name. Every answer is ephemeral (only the user sees it) and pings
 nobody. Discord drops an interaction not answered within 3 seconds: an operation that has not
 finished after :attr:`SlashCommands.answer_within` is answered "thinking…" (a deferral, type 5)
-and its text set when it ends.
+and its text set when it ends. A command that changes something (:data:`CHANGES`) is
+acknowledged first and made only once Discord took the acknowledgement: one that comes too late
+to be answered (replayed when the gateway resumes after a cut) changes nothing, as the user was
+told ("The application did not respond").
 
 =====================================================  =======================================
 ``/notifier status``                                    maps, sources, queue, outbox, breakers
@@ -22,6 +25,7 @@ and its text set when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +47,12 @@ _SUB, _GROUP, _STRING = 1, 2, 3
 TYPES: Final = ("all", "kill", "system", "character", "rally")
 """What ``pause``/``resume`` take (``all``: the master switch)."""
 _MAX_NAME = 100
+CHANGES: Final = frozenset({"system add-priority", "system remove-priority", "pause", "resume"})
+"""The commands that change something: made only once their acknowledgement was taken."""
+_DEFER: Final = {"type": 5, "data": {"flags": EPHEMERAL}}
+_MAX_CONTENT: Final = 2000
+"""Discord refuses a message (an answer, or the edit of a deferred one) with more characters."""
+_CUT: Final = "\n… (cut: the console lists them all)"
 
 
 def _system_option() -> dict[str, Any]:
@@ -195,6 +205,13 @@ class SlashCommands:
         user = (member or {}).get("user") or interaction.get("user") or {}
         actor = f"discord:{user.get('username', '?')} ({user.get('id', '?')})"
         guild = str(interaction.get("guild_id") or "")
+        if command in CHANGES:
+            outcome = await self._change(
+                interaction_id, token, command, values, member, actor, guild
+            )
+            self.interactions.labels(command=command, outcome=outcome).inc()
+            log.info("slash command", extra={"ctx": {"command": command, "actor": actor}})
+            return
         work = asyncio.create_task(self._run(command, values, member or {}, actor, guild))
         done, _ = await asyncio.wait({work}, timeout=self.answer_within)
         outcome = "answered"
@@ -203,10 +220,8 @@ class SlashCommands:
                 await self._app.answer(interaction_id, token, _reply(work.result()))
             else:
                 outcome = "deferred"
-                await self._app.answer(
-                    interaction_id, token, {"type": 5, "data": {"flags": EPHEMERAL}}
-                )
-                await self._app.edit_original(token, await work)
+                await self._app.answer(interaction_id, token, _DEFER)
+                await self._app.edit_original(token, _fit(await work))
         except DiscordAppError as exc:
             outcome = "failed"
             log.warning(
@@ -215,6 +230,56 @@ class SlashCommands:
             )
         self.interactions.labels(command=command, outcome=outcome).inc()
         log.info("slash command", extra={"ctx": {"command": command, "actor": actor}})
+
+    async def _change(
+        self,
+        interaction_id: str,
+        token: str,
+        command: str,
+        values: dict[str, Any],
+        member: dict[str, Any] | None,
+        actor: str,
+        guild: str,
+    ) -> str:
+        """Acknowledge, then make the change and say what it did; the outcome for the metric.
+
+        Discord refusing the acknowledgement (404: the interaction is past its 3 s) means the
+        user was told the command failed: nothing is changed ("expired"). When Discord could
+        not be reached, whether it took the acknowledgement is unknown: nothing is changed
+        either, and the answer, if it can still be set, says to run the command again."""
+        try:
+            await self._app.answer(interaction_id, token, _DEFER)
+        except DiscordAppError as exc:
+            expired = exc.status == 404
+            log.warning(
+                "slash command not run: Discord did not take its acknowledgement",
+                extra={
+                    "ctx": {
+                        "command": command,
+                        "actor": actor,
+                        "error": str(exc),
+                        "action": "nothing changed: the user runs the command again"
+                        if expired
+                        else "nothing changed; check the console can reach Discord",
+                    }
+                },
+            )
+            if not expired:
+                with contextlib.suppress(DiscordAppError):
+                    await self._app.edit_original(
+                        token, "Not done: the console could not reach Discord. Run it again."
+                    )
+            return "expired" if expired else "failed"
+        text = await self._run(command, values, member or {}, actor, guild)
+        try:
+            await self._app.edit_original(token, _fit(text))
+        except DiscordAppError as exc:
+            log.warning(
+                "slash command answer failed",
+                extra={"ctx": {"command": command, "error": str(exc), "done": text}},
+            )
+            return "failed"
+        return "deferred"
 
     async def _run(
         self, command: str, values: dict[str, Any], member: dict[str, Any], actor: str, guild: str
@@ -299,10 +364,20 @@ def _plain(text: str) -> str:
     return text.replace("`", "'")
 
 
+def _fit(content: str) -> str:
+    """``content`` within Discord's 2,000 characters; a longer one is cut at a line or list
+    boundary and says so (Discord refuses more: the user would see no answer at all)."""
+    if len(content) <= _MAX_CONTENT:
+        return content
+    head = content[: _MAX_CONTENT - len(_CUT)]
+    boundary = max(head.rfind("\n"), head.rfind(", "))
+    return (head[:boundary] if boundary > 0 else head) + _CUT
+
+
 def _reply(content: str) -> dict[str, Any]:
     return {
         "type": 4,
-        "data": {"content": content[:2000], "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
+        "data": {"content": _fit(content), "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
     }
 
 
@@ -312,6 +387,27 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}d {hours}h {minutes}m {secs}s"
+
+
+_LIST_MAX: Final = 700
+"""Characters of one list in the status line (maps, sources down): with two of them and the
+rest, the line stays within a message's 2,000 (hosted mode may serve dozens of maps)."""
+
+
+def _listed(items: list[str], limit: int = _LIST_MAX) -> str:
+    """``a, b, c`` within ``limit`` characters; the items that do not fit are counted."""
+    text = ", ".join(items)
+    if len(text) <= limit:
+        return text
+    shown: list[str] = []
+    used = 0
+    for item in items:
+        more = f", … and {len(items) - len(shown) - 1} more"
+        if used + len(item) + len(more) > limit:
+            break
+        shown.append(item)
+        used += len(item) + 2
+    return ", ".join([*shown, f"… and {len(items) - len(shown)} more"])
 
 
 def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
@@ -328,15 +424,17 @@ def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
         "**Wanderer Console status**",
         f"Uptime {_duration(snap.uptime)} · version {snap.version}",
         f"Maps: {len(snap.tracking)} ("
-        + ", ".join(
-            f"{name}: {t.systems} systems, {t.characters} pilots"
-            for name, t in sorted(snap.tracking.items())
+        + _listed(
+            [
+                f"{name}: {t.systems} systems, {t.characters} pilots"
+                for name, t in sorted(snap.tracking.items())
+            ]
         )
         + ")"
         if snap.tracking
         else "Maps: none loaded",
         f"Sources: {up}/{len(connections)} connected"
-        + (f"; down: {', '.join(down)}" if down else ""),
+        + (f"; down: {_listed(down)}" if down else ""),
         f"Queue: {snap.queue_depth} · outbox pending {outbox.get('pending', 0)},"
         f" failed {outbox.get('failed', 0)}, sent {outbox.get('sent', 0)}",
         "Breakers: " + (", ".join(open_breakers) + " open" if open_breakers else "all closed"),

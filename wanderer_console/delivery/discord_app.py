@@ -114,9 +114,10 @@ class DiscordApp:
         await self._call("POST", path, body=body, bot=False, idempotent=False)
 
     async def edit_original(self, token: str, content: str) -> None:
-        """Set the text of a deferred answer."""
+        """Set the text of a deferred answer; like the direct answer, it pings nobody."""
         path = f"/webhooks/{self.application_id}/{token}/messages/@original"
-        await self._call("PATCH", path, body={"content": content}, bot=False, idempotent=True)
+        body = {"content": content, "allowed_mentions": {"parse": []}}
+        await self._call("PATCH", path, body=body, bot=False, idempotent=True)
 
     async def post(self, channel_id: str, content: str) -> None:
         """Post a plain message that pings nobody (the status line)."""

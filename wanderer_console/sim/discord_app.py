@@ -5,6 +5,8 @@ Discord: ``GET /gateway/bot`` and the command registration need the bot token; a
 callback is accepted once, within 3 seconds of the interaction (later: 404 ``Unknown
 interaction``, code 10062; twice: 400, code 40060); its original answer may then be edited
 (``PATCH .../messages/@original``), which is how a deferred (type 5) answer gets its text.
+The text of an answer and of an edit is held to Discord's message limits (2,000 characters of
+content: a 400, code 50035, as Discord answers).
 The interactions are those the fake gateway sent
 (:meth:`~wanderer_console.sim.discord_gateway.FakeGateway.inject_interaction`).
 """
@@ -20,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from wanderer_console.sim.discord_gateway import Interaction
+from wanderer_console.sim.discord_rules import validate_message
 
 __all__ = ["FakeDiscordApp"]
 
@@ -126,6 +129,8 @@ class FakeDiscordApp:
         body = orjson.loads(await request.body())
         if not isinstance(body, dict) or body.get("type") not in (4, 5):
             return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
+        if body["type"] == 4 and (problem := validate_message(body.get("data"), webhook=False)):
+            return JSONResponse(problem, status_code=400)
         interaction.answered_at = time.time()
         interaction.record(body)
         return Response(status_code=204)
@@ -135,5 +140,7 @@ class FakeDiscordApp:
         if interaction is None or interaction.answered_at is None:
             return JSONResponse({"message": "Unknown Webhook", "code": 10015}, status_code=404)
         body = orjson.loads(await request.body())
+        if problem := validate_message(body, webhook=False):
+            return JSONResponse(problem, status_code=400)
         interaction.record({"type": "edit", "data": body})
         return JSONResponse({"id": interaction.id, "content": body.get("content", "")})

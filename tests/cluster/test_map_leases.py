@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from wanderer_console.console_api import EngineSnapshot
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.delivery.targets import recover_in_flight
+from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.runtime import Runtime
@@ -586,6 +589,37 @@ async def test_an_answer_after_the_lease_was_lost_mid_request_is_left_to_the_new
         new = LeaseFence(resource_of("one"), "b", taken.lease.token)
         (recovered,) = store.recover_in_flight(tenant="one", spare=new)
         assert recovered[1] == "bot_channel"
+
+
+@pytest.mark.parametrize("skew", [0.0, -120.0])
+def test_a_webhook_message_in_flight_at_the_old_holder_waits_out_its_request_after_a_takeover(
+    store: Store, skew: float
+) -> None:
+    """Instance ``a`` claimed a webhook message just before its lease ran out and its request
+    is still out (Discord slow, ``a`` alive but cut off from the database). ``b`` takes the map
+    over and recovers the row as uncertain. A webhook message has no nonce: ``b`` may send it
+    again only once ``a``'s request has certainly ended (it started before the takeover and
+    waits at most the longest send timeout) and the uncertainty window has passed since. The
+    row's ``sending_at`` is ``a``'s wall clock, another host's (``skew``: ``a``'s clock two
+    minutes behind ``b``'s); it says nothing of ``b``'s time."""
+    hook = Target(TargetKind.WEBHOOK, "https://discord.com/api/webhooks/1/t", "one")
+    store.enqueue([Notification("one", NotificationType.KILL, "k1", hook, {"embeds": [{}]})])
+    (row,) = store.due_outbox(now=time.time() + 1)
+    grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+    assert grant is not None
+    old = LeaseFence(resource_of("one"), "a", grant.lease.token)
+    clock = FrozenClock(at=time.time())
+    assert store.claim([row.id], send_id="s-a", now=clock.wall() + skew, fence=old) == 1
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    taken = store.acquire_lease(resource_of("one"), "b", 30.0)
+    assert taken is not None
+    new = LeaseFence(resource_of("one"), "b", taken.lease.token)
+    policy = DeliveryPolicy(uncertain_window=10.0, request_timeout=10.0, confirm_timeout=30.0)
+    assert recover_in_flight(store, policy, clock=clock, tenant="one", spare=new) == 1
+    (due,) = store.due_outbox(now=clock.wall() + 3600)
+    # a's request may run for up to 30 s (a re-send's timeout) from the takeover, then 10 s.
+    assert due.next_attempt_at >= clock.wall() + 30.0 + 10.0
+    assert store.due_outbox(now=clock.wall() + 39.0) == []
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from tests.store.pgtest import end_connections, named_schema
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store.backends import open_store, store_location
-from wanderer_console.store.base import DatabaseUrl
+from wanderer_console.store.base import ClaimRequest, DatabaseUrl, LeaseFence
 from wanderer_console.store.integrity import StorageError
 from wanderer_console.store.lock import DataDirInUseError, open_owned
 from wanderer_console.store.postgres import PostgresStore
@@ -291,3 +291,92 @@ def test_retention_keeps_a_failed_row_another_engine_revives_while_it_prunes(
         admin.close()
         pruner.close()
         reviver.close()
+
+
+def test_an_engine_stalled_inside_a_transaction_blocks_no_other_for_long(
+    url: DatabaseUrl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine ``a`` stalls (a pause, a network cut) between its fenced claim, which share-locks
+    its map's lease row, and its COMMIT. Its lease runs out and engine ``b`` takes the map over:
+    the takeover waits for that lock. Every store call runs on an engine's event loop, so an
+    unbounded wait would freeze ``b`` whole (feeds, heartbeats, sends) for as long as ``a``'s
+    session lives. The wait is bounded (a write error, tried again at the next look), and the
+    server ends the transaction left idle, so the map is taken over and ``a``'s claim is not
+    committed (its rows stay pending for ``b``)."""
+    import threading
+
+    from wanderer_console.store import postgres
+
+    monkeypatch.setattr(postgres, "LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(postgres, "IDLE_IN_TRANSACTION_TIMEOUT", 3.0)
+    a, b = PostgresStore(url), PostgresStore(url)
+    admin = _admin(url)
+    stalled = threading.Event()
+    go_on = threading.Event()
+    backend: list[int] = []
+    outcome: list[BaseException | None] = []
+
+    def stall_in_claim() -> None:
+        grant = a.acquire_lease("map:home", "a", 0.3)
+        assert grant is not None
+        fence = LeaseFence("map:home", "a", grant.lease.token)
+        (row,) = a.due_outbox(now=10.0)
+        try:
+            with a._writes.transaction("claim") as conn:
+                backend.append(int(conn.execute("SELECT pg_backend_pid()").fetchone()[0]))
+                conn.execute(*a._claim_statement(ClaimRequest([row.id], "s-a", fence), 2.0))
+                stalled.set()
+                go_on.wait()
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    def session_of_a() -> bool:
+        found = admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", backend)
+        return found.fetchone() is not None
+
+    try:
+        a.enqueue([_note("n1")], now=1.0)
+        stalling = threading.Thread(target=stall_in_claim)
+        stalling.start()
+        assert stalled.wait(30)
+        # a's lease runs out (by the database's clock) while it stalls.
+        while admin.execute(
+            "SELECT 1 FROM leases WHERE expires_at > extract(epoch from clock_timestamp())"
+        ).fetchone():
+            stalling.join(0.05)
+        results: list[object] = []
+
+        def take_over() -> None:
+            try:
+                results.append(b.acquire_lease("map:home", "b", 30.0))
+            except StoreWriteError as exc:
+                results.append(exc)
+
+        taking = threading.Thread(target=take_over)
+        taking.start()
+        taking.join(30)
+        assert not taking.is_alive(), "the takeover waited for the stalled engine's lock"
+        if session_of_a():  # a's lock was held all along: the wait gave up
+            assert isinstance(results[0], StoreWriteError)
+        # The server ends a's idle transaction; the next look takes the map over.
+        while True:
+            try:
+                grant = b.acquire_lease("map:home", "b", 30.0)
+            except StoreWriteError:
+                continue
+            if grant is not None:
+                break
+            stalling.join(0.05)
+        assert grant.lease.token == 2
+        assert not session_of_a()
+        go_on.set()
+        stalling.join(30)
+        assert isinstance(outcome[0], StoreWriteError)  # a learns its claim did not commit
+        assert b.outbox_counts() == {"pending": 1}
+    finally:
+        go_on.set()
+        admin.close()
+        a.close()
+        b.close()

@@ -130,7 +130,8 @@ def recover_in_flight(
 
     Several instances narrow it (:meth:`~wanderer_console.store.base.Store.recover_in_flight`):
     a map's rows claimed by an instance that lost its lease (``tenant`` and the ``spare``
-    lease now held), or the rows this instance claimed (``claimed_by``, at its stop).
+    lease now held), or the rows this instance claimed (``claimed_by``, at its stop). A webhook
+    message another instance left in flight waits out that instance's request first (see below).
     """
     now = (clock or SystemClock()).wall()
     # A row re-sent after an unknown outcome and cut again is left uncertain, unless its nonce
@@ -140,10 +141,18 @@ def recover_in_flight(
     )
     if not found:
         return 0
+    # A webhook message has no nonce: it goes again once its first request has certainly ended
+    # and the uncertainty window has passed. This engine's own requests ended with it (a crash,
+    # a stop). Another instance's may still be out: it started before that instance's lease ran
+    # out (before this takeover) and waits at most the longest send timeout; its ``sending_at``
+    # is that instance's clock, which says nothing of this one's.
+    longest = policy.send_timeout(True) or policy.confirm_timeout
+    orphaned = now + longest + policy.uncertain_window
     later: dict[float, list[int]] = defaultdict(list)
     for row_id, kind, _send_id, sending_at in found:
         if kind != TargetKind.BOT_CHANNEL.value:
-            later[max(now, sending_at + policy.uncertain_window)].append(row_id)
+            own = max(now, sending_at + policy.uncertain_window)
+            later[own if tenant is None else orphaned].append(row_id)
     for when, ids in later.items():
         store.schedule(ids, next_attempt_at=when)
     log.warning(
@@ -157,7 +166,9 @@ def recover_in_flight(
                 "notifications": len(found),
                 "webhook": sum(len(ids) for ids in later.values()),
                 "rule": "bot messages again with their nonce; webhook messages after the"
-                " uncertainty window, counted in wc_delivery_uncertain_total",
+                " uncertainty window"
+                + ("" if tenant is None else ", once the previous holder's request has ended")
+                + ", counted in wc_delivery_uncertain_total",
             }
         },
     )

@@ -19,6 +19,16 @@ its own duration; a guarded write runs on one connection in ``BEGIN`` … ``COMM
 a connection is bounded (:data:`POOL_TIMEOUT`): a server that is gone fails a write within it
 (``StoreWriteError``, delivery paused) instead of hanging the loop.
 
+**Waits on another session.** Every pool connection bounds how long a statement waits for a
+lock (:data:`LOCK_TIMEOUT`) and has the server end a transaction left idle
+(:data:`IDLE_IN_TRANSACTION_TIMEOUT`). Another engine that stalls or is cut off inside a
+transaction (its fenced claim share-locks a map's lease row) would otherwise hold its locks for as
+long as its session lives, and the engine taking that map over would wait for them on its event
+loop, frozen whole. Bounded, the wait fails as a write (tried again at the next look); the
+stalled engine's transaction is rolled back, so what it claimed stays pending (its own COMMIT
+fails: a write error, never a send). Migrations wait for each other without a bound (their own
+connection).
+
 **Migrations** run under a transaction-scoped advisory lock, one transaction per version, so
 engines or commands opening the same database at once migrate it once.
 """
@@ -44,6 +54,8 @@ from wanderer_console.store.writes import WriteGuard
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "IDLE_IN_TRANSACTION_TIMEOUT",
+    "LOCK_TIMEOUT",
     "POOL_TIMEOUT",
     "PgConnection",
     "PgWriteGuard",
@@ -60,6 +72,12 @@ POOL_TIMEOUT: Final = 5.0
 """Longest wait for a pool connection (the server gone: a write fails after this)."""
 PING_TIMEOUT: Final = 1.0
 """Longest wait of ``/ready``'s ping for a connection."""
+LOCK_TIMEOUT: Final = 5.0
+"""Longest wait of a pool connection's statement for a lock another session holds."""
+IDLE_IN_TRANSACTION_TIMEOUT: Final = 10.0
+"""Seconds after which the server ends a pool connection's transaction left idle (its client
+stalled or cut off), releasing its locks. The store's transactions never wait between their
+statements."""
 _MIGRATION_LOCK: Final = 0x57435F4D49475254
 """The advisory lock key migrations take (``WC_MIGRT``)."""
 
@@ -261,6 +279,16 @@ def _connect(url: DatabaseUrl, **kwargs: Any) -> psycopg.Connection[Any]:
     return psycopg.connect(url.secret(), autocommit=True, connect_timeout=CONNECT_TIMEOUT, **kwargs)
 
 
+def _bounded_waits(conn: psycopg.Connection[Any]) -> None:
+    """A new pool connection's session settings: bounded lock waits, idle transactions ended
+    (see the module docstring)."""
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, false),"
+        " set_config('idle_in_transaction_session_timeout', %s, false)",
+        (f"{round(LOCK_TIMEOUT * 1000)}ms", f"{round(IDLE_IN_TRANSACTION_TIMEOUT * 1000)}ms"),
+    )
+
+
 def open_error(url: DatabaseUrl, exc: BaseException) -> StorageError:
     """A :class:`StorageError` for what psycopg raised while opening ``url``."""
     text = " ".join(url.scrub(str(exc)).split()) or type(exc).__name__
@@ -319,6 +347,7 @@ def _open_pool(url: DatabaseUrl, *, max_size: int) -> ConnectionPool:
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+        configure=_bounded_waits,
         timeout=POOL_TIMEOUT,
         name="wanderer-console",
         open=False,

@@ -506,6 +506,17 @@ def test_filters_apply_to_tracked_character_kills_too() -> None:
     )
 
 
+def test_a_system_with_a_security_just_above_zero_is_low_sec() -> None:
+    """EVE shows a security between 0.0 and 0.05 as 0.1: such a system (Karan, Naga, …) is
+    low-sec. Rounded the Python way (0.03 to 0.0) it counted as null-sec: a "low" filter missed
+    its kills and a "null" one took them."""
+    info = FakeInfo(security={KS: 0.03})
+    assert reason(kill(KS), settings(include_security_classes=["low"]), info=info) is None
+    assert reason(kill(KS), settings(include_security_classes=["null"]), info=info) == (
+        "security_class_not_included"
+    )
+
+
 def test_without_a_provider_unknown_facts_do_not_match() -> None:
     no_info = {"info": None}
     assert reason(kill(WH), settings(include_security_classes=["c3"]), **no_info) == (
@@ -573,6 +584,10 @@ def test_wormhole_class_for_region(region: int | None, expected: int | None) -> 
         ({"region_id": 10000070, "security_status": -1.0}, 30000157, {"pochven"}),
         ({"security_status": 0.46}, KS, {"high"}),
         ({"security_status": 0.3}, KS, {"low"}),
+        # Positive under 0.05: shown as 0.1 by the client, low-sec (not null-sec).
+        ({"security_status": 0.03}, KS, {"low"}),
+        ({"security_status": 0.45}, KS, {"high"}),
+        ({"security_status": 0.0}, KS, {"null"}),
         ({"security_status": -0.2}, KS, {"null"}),
         ({"class_id": 2, "is_shattered": True}, WH, {"wormhole", "c2", "shattered"}),
     ],

@@ -254,6 +254,10 @@ FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
     ("min value not met", {"min_value_isk": 300_000_000}, kill(), "below_min_value"),
     ("min value, no value", {"min_value_isk": 1}, NO_VALUE, "value_unknown"),
     ("no minimum, no value", {}, NO_VALUE, None),
+    # Garbage values are unknown: a NaN compared false with the minimum and matched.
+    ("min value, NaN", {"min_value_isk": 1e12}, kill(zkb={"totalValue": "NaN"}), "value_unknown"),
+    ("min value, infinite", {"min_value_isk": 1}, kill(zkb={"totalValue": "inf"}), "value_unknown"),
+    ("min value, exactly", {"min_value_isk": 200_000_000}, kill(), None),
     ("npc required, npc", {"require_npc_kills": True}, NPC_KILL, None),
     ("npc required, pvp", {"require_npc_kills": True}, kill(), "npc_required"),
     ("npc excluded, npc", {"exclude_npc_kills": True}, NPC_KILL, "npc_excluded"),

@@ -245,6 +245,7 @@ NPC_KILL = kill(zkb={"npc": True})
 WAR_KILL = kill(war_id=777)
 SOLO_KILL = kill(attackers=[party(THIRD, CORP_A, final_blow=True)])
 SOLO_BY_ZKB = kill(zkb={"solo": True})
+NPC_ALONE = kill(attackers=[party(None, 1000125, final_blow=True)], zkb={"npc": True})
 NO_VALUE = Killmail.from_wire({"killmail_id": 2, "system_id": WH, "victim": {"ship_type_id": 1}})
 
 FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
@@ -271,6 +272,9 @@ FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
     ("solo required, gang", {"require_solo_kills": True}, kill(), "solo_required"),
     ("solo excluded, solo", {"exclude_solo_kills": True}, SOLO_KILL, "solo_excluded"),
     ("solo excluded, gang", {"exclude_solo_kills": True}, kill(), None),
+    # A ship lost to one rat is an NPC kill, not a solo kill (zKillboard never marks it solo).
+    ("solo required, one NPC", {"require_solo_kills": True}, NPC_ALONE, "solo_required"),
+    ("solo excluded, one NPC", {"exclude_solo_kills": True}, NPC_ALONE, None),
     # security classes: WH is a C3 by its region, KS high-sec by security status
     ("include c3, in a C3", {"include_security_classes": ["c3"]}, kill(WH), None),
     ("include wormhole, in a C3", {"include_security_classes": ["wormhole"]}, kill(WH), None),

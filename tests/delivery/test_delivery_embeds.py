@@ -336,7 +336,16 @@ def test_system_without_any_name(golden: Golden) -> None:
 
 @pytest.mark.parametrize(
     ("security", "value", "color"),
-    [("0.946", "0.9 (High-sec)", 0x00FF00), ("-0.04", "0.0 (Null-sec)", 0xFF0000)],
+    [
+        ("0.946", "0.9 (High-sec)", 0x00FF00),
+        ("-0.04", "0.0 (Null-sec)", 0xFF0000),
+        # EVE shows a positive security under 0.05 as 0.1: those systems are low-sec.
+        ("0.03", "0.1 (Low-sec)", 0xFFFF00),
+        # Half rounds up, as in the client (Python's round gave 0.2 and 0.4).
+        ("0.25", "0.3 (Low-sec)", 0xFFFF00),
+        ("0.45", "0.5 (High-sec)", 0x00FF00),
+        ("0.4499", "0.4 (Low-sec)", 0xFFFF00),
+    ],
 )
 def test_system_security_bands(security: str, value: str, color: int) -> None:
     embed = render_system(

@@ -245,6 +245,7 @@ NPC_KILL = kill(zkb={"npc": True})
 WAR_KILL = kill(war_id=777)
 SOLO_KILL = kill(attackers=[party(THIRD, CORP_A, final_blow=True)])
 SOLO_BY_ZKB = kill(zkb={"solo": True})
+NPC_ALONE = kill(attackers=[party(None, 1000125, final_blow=True)], zkb={"npc": True})
 NO_VALUE = Killmail.from_wire({"killmail_id": 2, "system_id": WH, "victim": {"ship_type_id": 1}})
 
 FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
@@ -254,6 +255,10 @@ FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
     ("min value not met", {"min_value_isk": 300_000_000}, kill(), "below_min_value"),
     ("min value, no value", {"min_value_isk": 1}, NO_VALUE, "value_unknown"),
     ("no minimum, no value", {}, NO_VALUE, None),
+    # Garbage values are unknown: a NaN compared false with the minimum and matched.
+    ("min value, NaN", {"min_value_isk": 1e12}, kill(zkb={"totalValue": "NaN"}), "value_unknown"),
+    ("min value, infinite", {"min_value_isk": 1}, kill(zkb={"totalValue": "inf"}), "value_unknown"),
+    ("min value, exactly", {"min_value_isk": 200_000_000}, kill(), None),
     ("npc required, npc", {"require_npc_kills": True}, NPC_KILL, None),
     ("npc required, pvp", {"require_npc_kills": True}, kill(), "npc_required"),
     ("npc excluded, npc", {"exclude_npc_kills": True}, NPC_KILL, "npc_excluded"),
@@ -267,6 +272,9 @@ FILTER_CASES: list[tuple[str, dict[str, Any], Killmail, str | None]] = [
     ("solo required, gang", {"require_solo_kills": True}, kill(), "solo_required"),
     ("solo excluded, solo", {"exclude_solo_kills": True}, SOLO_KILL, "solo_excluded"),
     ("solo excluded, gang", {"exclude_solo_kills": True}, kill(), None),
+    # A ship lost to one rat is an NPC kill, not a solo kill (zKillboard never marks it solo).
+    ("solo required, one NPC", {"require_solo_kills": True}, NPC_ALONE, "solo_required"),
+    ("solo excluded, one NPC", {"exclude_solo_kills": True}, NPC_ALONE, None),
     # security classes: WH is a C3 by its region, KS high-sec by security status
     ("include c3, in a C3", {"include_security_classes": ["c3"]}, kill(WH), None),
     ("include wormhole, in a C3", {"include_security_classes": ["wormhole"]}, kill(WH), None),
@@ -506,6 +514,17 @@ def test_filters_apply_to_tracked_character_kills_too() -> None:
     )
 
 
+def test_a_system_with_a_security_just_above_zero_is_low_sec() -> None:
+    """EVE shows a security between 0.0 and 0.05 as 0.1: such a system (Karan, Naga, …) is
+    low-sec. Rounded the Python way (0.03 to 0.0) it counted as null-sec: a "low" filter missed
+    its kills and a "null" one took them."""
+    info = FakeInfo(security={KS: 0.03})
+    assert reason(kill(KS), settings(include_security_classes=["low"]), info=info) is None
+    assert reason(kill(KS), settings(include_security_classes=["null"]), info=info) == (
+        "security_class_not_included"
+    )
+
+
 def test_without_a_provider_unknown_facts_do_not_match() -> None:
     no_info = {"info": None}
     assert reason(kill(WH), settings(include_security_classes=["c3"]), **no_info) == (
@@ -573,6 +592,10 @@ def test_wormhole_class_for_region(region: int | None, expected: int | None) -> 
         ({"region_id": 10000070, "security_status": -1.0}, 30000157, {"pochven"}),
         ({"security_status": 0.46}, KS, {"high"}),
         ({"security_status": 0.3}, KS, {"low"}),
+        # Positive under 0.05: shown as 0.1 by the client, low-sec (not null-sec).
+        ({"security_status": 0.03}, KS, {"low"}),
+        ({"security_status": 0.45}, KS, {"high"}),
+        ({"security_status": 0.0}, KS, {"null"}),
         ({"security_status": -0.2}, KS, {"null"}),
         ({"class_id": 2, "is_shattered": True}, WH, {"wormhole", "c2", "shattered"}),
     ],

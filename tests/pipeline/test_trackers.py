@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.pipeline.test_rules_filters import (
     ALLY_A,
@@ -30,12 +31,20 @@ from tests.pipeline.test_rules_filters import (
     party,
 )
 from wanderer_console.config import ConfigError, parse_settings_text
-from wanderer_console.config.model import Settings
+from wanderer_console.config.model import JaniceSettings, Settings
 from wanderer_console.config.routing import route_credentials
 from wanderer_console.domain.killmail import Killmail
+from wanderer_console.enrich.cache import CacheFacade
+from wanderer_console.enrich.esi import EsiClient
+from wanderer_console.enrich.notable import NotableItems
+from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.items import KillItem
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.rules import judge_kill
+from wanderer_console.sim.esi import FakeEsi
+from wanderer_console.sim.generator import DataGenerator
+from wanderer_console.sim.janice import FakeJanice
+from wanderer_console.sim.server import AppServer
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -270,3 +279,49 @@ def test_config_check_locates_tracker_problems(tracker: str, line: int, message:
     else:
         assert problem.line == header + line
     assert message in problem.message
+
+
+async def test_a_kill_only_trackers_notify_lists_its_notable_loot(store: Store) -> None:
+    """Notable loot was appraised only for kills the default tracker notified: a kill only named
+    trackers posted went without its notable items whenever its names were already known (the
+    appraisal then rode along only with a name look-up), so the same kill listed its loot or not
+    depending on which tracker matched it."""
+    gen = DataGenerator(7, systems=30, characters=60)
+    fake_esi, fake_janice = FakeEsi(gen), FakeJanice("jt", {"Rifter": 60_000_000.0})
+    esi_server, janice_server = AppServer(fake_esi.app), AppServer(fake_janice.app)
+    await esi_server.start()
+    await janice_server.start()
+    esi_http, janice_http = HttpClient("esi", timeout=5.0), HttpClient("janice", timeout=5.0)
+    try:
+        esi = EsiClient(esi_http, esi_server.url, "WandererConsole/0.1.0 (ops@example.org)")
+        janice = JaniceSettings(enabled=True, api_token=SecretStr("jt"), url=janice_server.url)
+        notable = NotableItems(lambda: janice, CacheFacade(esi), esi, janice_http)
+        s = settings()
+        s.maps["home"].filters.default_tracker = False  # caps, losses and intel post; not it
+        eng = Engine(
+            s,
+            store,
+            index(),
+            Metrics(),
+            clock=lambda: NOW.timestamp() + 60,
+            system_info=INFO_DREAD,
+            notable=notable,
+        )
+        km = Killmail.from_wire(
+            {**dread_kill().model_dump(mode="json"), "zkb": {"hash": "abc", "totalValue": 1e9}}
+        )
+        fake_esi.killmails[1] = {
+            "killmail_id": 1,
+            "victim": {"items": [{"item_type_id": 587, "quantity_dropped": 1}]},
+        }
+        await eng.process_batch([KillItem(km, km.model_dump_json(), "killstream")])
+        rows = store.due_outbox(float("inf"), limit=100)
+        assert len(rows) == 2  # caps to B; losses and intel to A
+        for row in rows:
+            description = json.loads(row.body)["embeds"][0]["description"]
+            assert "**Notable Items:**\n• Rifter (~60.0M ISK)" in description, row.target_key
+    finally:
+        await esi_http.aclose()
+        await janice_http.aclose()
+        await esi_server.stop()
+        await janice_server.stop()

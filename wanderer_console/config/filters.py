@@ -83,7 +83,8 @@ class KillClauses(Section):
     exclude_war_kills: Annotated[bool, LIVE] = False
     """No kills with a ``war_id``."""
     require_solo_kills: Annotated[bool, LIVE] = False
-    """Only solo kills (zKillboard ``solo`` or a single attacker)."""
+    """Only solo kills (zKillboard ``solo``, or a single attacker in a kill that is not an
+    NPC kill)."""
     exclude_solo_kills: Annotated[bool, LIVE] = False
     """No solo kills."""
     include_security_classes: Annotated[list[SpaceClassName], LIVE] = Field(default_factory=list)

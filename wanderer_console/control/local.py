@@ -391,14 +391,28 @@ class LocalBackend:
         )
 
     def _set_key(
-        self, toml_path: tuple[str | int, ...], value: Any, label: str, actor: str
+        self,
+        toml_path: tuple[str | int, ...],
+        value: Any,
+        label: str,
+        actor: str,
+        locate: Callable[[str], tuple[str | int, ...] | str | None] | None = None,
     ) -> OperationResult:
-        """Set one key: through the config file when there is one, else in memory only."""
+        """Set one key: through the config file when there is one, else in memory only.
+
+        ``locate`` finds the key in the file's text as it is now (an entry of a list of tables
+        is found by name, not by its place in the running settings, which an edit not reloaded
+        yet may have moved): its path, ``None`` to keep ``toml_path``, or why it cannot (the
+        operation is then refused)."""
         reloader = self._engine.reloader
         file = self._engine.config_path
         if reloader is not None and file is not None:
             try:
                 text = file.read_text(encoding="utf-8")
+                found = None if locate is None else locate(text)
+                if isinstance(found, str):
+                    return OperationResult(ok=False, message=f"{label}: {found}")
+                toml_path = toml_path if found is None else found
                 new_text = set_value(text, toml_path, value)
                 parse_settings_text(new_text, file=str(file))
                 try:
@@ -571,7 +585,13 @@ class LocalBackend:
         if isinstance(path, str):
             return OperationResult(ok=False, message=path)
         label = f"map {tenant} tracker {name} {'on' if enabled else 'off'}"
-        return self._set_key(path, enabled, label, actor)
+        file = self._engine.config_path
+        where = "the config file" if file is None else file.name
+
+        def locate(text: str) -> tuple[str | int, ...] | str | None:
+            return trackers.tracker_switch_in_text(text, tenant, name, where)
+
+        return self._set_key(path, enabled, label, actor, locate)
 
     async def refresh_hosted(self, *, actor: str) -> OperationResult:
         """Pull the hosted maps' configuration now (:class:`~..ingest.hosted.HostedMaps`)."""

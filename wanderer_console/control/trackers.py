@@ -7,6 +7,7 @@ key (``webhook:<id>``), never its URL, which holds a token.
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 from wanderer_console.config.model import Settings
@@ -14,7 +15,7 @@ from wanderer_console.config.routing import tracker_target
 from wanderer_console.config.trackers import DEFAULT_TRACKER
 from wanderer_console.pipeline.trackers import TrackerMatches
 
-__all__ = ["tracker_switch", "tracker_views"]
+__all__ = ["tracker_switch", "tracker_switch_in_text", "tracker_views"]
 
 
 def tracker_views(settings: Settings, matches: TrackerMatches) -> list[dict[str, Any]]:
@@ -74,3 +75,35 @@ def tracker_switch(settings: Settings, tenant: str, name: str) -> tuple[str | in
             return ("maps", tenant, "trackers", index, "enabled")
     names = ", ".join([DEFAULT_TRACKER, *(t.name for t in map_settings.trackers)])
     return f"map {tenant} has no tracker {name!r} (trackers: {names})"
+
+
+def tracker_switch_in_text(
+    text: str, tenant: str, name: str, where: str
+) -> tuple[str | int, ...] | str | None:
+    """Where a tracker's switch is in a config file's ``text`` now (``where`` names the file).
+
+    The running settings give a tracker's place among its map's trackers as of the last
+    reload; the file may have been edited since (a tracker added ahead of it, not read yet), so
+    the entry to write is found by its name (compared as the names' uniqueness is). ``None``
+    when the file does not hold the map's trackers at all (not TOML, a hosted map): the caller
+    keeps its own path; an error message when the map's trackers there lack this one.
+    """
+    if name == DEFAULT_TRACKER:
+        return None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    maps = document.get("maps")
+    map_table = maps.get(tenant) if isinstance(maps, dict) else None
+    entries = map_table.get("trackers") if isinstance(map_table, dict) else None
+    if not isinstance(entries, list):
+        return None
+    wanted = name.strip().casefold()
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and str(entry.get("name", "")).strip().casefold() == wanted:
+            return ("maps", tenant, "trackers", index, "enabled")
+    return (
+        f"{where} has no tracker {name!r} in map {tenant} any more (edited since it was last"
+        " loaded): reload the configuration, then switch the tracker again"
+    )

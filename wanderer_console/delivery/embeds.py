@@ -50,7 +50,7 @@ from wanderer_console.delivery.formatting import (
     wormhole_kind,
 )
 from wanderer_console.domain.discord_limits import build_message, escape_markdown, truncate
-from wanderer_console.domain.eve import SecurityClass, security_class
+from wanderer_console.domain.eve import SecurityClass, displayed_security, security_class
 from wanderer_console.domain.killmail import Attacker, Killmail, Victim
 from wanderer_console.domain.map_events import AddSystem, CharacterAdded, RallyPointAdded
 
@@ -328,8 +328,7 @@ def render_system(
     if band is SecurityClass.WORMHOLE and class_title:
         fields.append(embed_field("Class", escape_markdown(class_title)))
     if security is not None and band not in (SecurityClass.WORMHOLE, SecurityClass.UNKNOWN):
-        rounded = round(security, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-        fields.append(embed_field("Security", f"{rounded:.1f} ({label})"))
+        fields.append(embed_field("Security", f"{displayed_security(security):.1f} ({label})"))
     if info.get("is_shattered") is True:
         fields.append(embed_field("Shattered", "Yes"))
     statics = statics_summary(info)

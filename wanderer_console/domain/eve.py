@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -13,6 +14,7 @@ __all__ = [
     "SpaceClass",
     "SpaceFacts",
     "classes_for_class_id",
+    "displayed_security",
     "is_character_id",
     "is_kspace_system",
     "is_wormhole_system",
@@ -53,13 +55,26 @@ def is_character_id(value: int) -> bool:
     return 90_000_000 <= value <= 97_999_999 or 100_000_000 <= value <= 2_129_999_999
 
 
+def displayed_security(security_status: float) -> float:
+    """A system's security as the EVE client shows it: rounded half up to one decimal, except
+    that a positive security under 0.05 shows as 0.1 (the system is low-sec, not null-sec).
+
+    Python's ``round`` would not do: it rounds half to even on the binary value (0.25 to 0.2,
+    where the client shows 0.3) and takes 0.03 to 0.0, a null-sec band for a low-sec system.
+    """
+    if 0.0 < security_status < 0.05:
+        return 0.1
+    return math.floor(security_status * 10 + 0.5) / 10 + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 def security_class(system_id: int, security_status: float | None) -> SecurityClass:
-    """Band of a system from its id and ESI ``security_status`` (rounded as the client shows it)."""
+    """Band of a system from its id and ESI ``security_status`` (rounded as the client shows
+    it, :func:`displayed_security`): 0.5 and up high-sec, 0.1 to 0.4 low-sec, else null-sec."""
     if is_wormhole_system(system_id):
         return SecurityClass.WORMHOLE
     if security_status is None:
         return SecurityClass.UNKNOWN
-    rounded = round(security_status, 1)
+    rounded = displayed_security(security_status)
     if rounded >= 0.5:
         return SecurityClass.HIGH
     if rounded > 0.0:

@@ -7,6 +7,7 @@ resolved later through the cache facade.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +45,16 @@ class Zkb(_Wire):
     solo: bool = False
     awox: bool = False
     labels: tuple[str, ...] = ()
+
+    @field_validator("total_value", "fitted_value", "dropped_value", "destroyed_value")
+    @classmethod
+    def _isk(cls, value: float | None) -> float | None:
+        """An ISK value that is not a finite number is unknown: pydantic reads the strings
+        "NaN" and "inf" as floats, and a NaN compares false with every bound, so it passed any
+        ``min_value_isk`` (as did an infinity)."""
+        if value is None or not math.isfinite(value):
+            return None
+        return value
 
 
 class _Party(_Wire):

@@ -86,7 +86,7 @@ def clause_refusal(km: Killmail, f: KillClauses, facts: KillFacts, now: datetime
     for required, excluded, present, name in (
         (f.require_npc_kills, f.exclude_npc_kills, zkb.npc, "npc"),
         (f.require_war_kills, f.exclude_war_kills, km.war_id is not None, "war"),
-        (f.require_solo_kills, f.exclude_solo_kills, zkb.solo or km.attacker_total == 1, "solo"),
+        (f.require_solo_kills, f.exclude_solo_kills, _solo(km), "solo"),
     ):
         if required and not present:
             return f"{name}_required"
@@ -113,6 +113,12 @@ def clause_refusal(km: Killmail, f: KillClauses, facts: KillFacts, now: datetime
     if f.max_attackers is not None and count > f.max_attackers:
         return "too_many_attackers"
     return _party_refusal(km, f, facts) or _tracker_refusal(km, f, facts, now)
+
+
+def _solo(km: Killmail) -> bool:
+    """zKillboard's ``solo``, or a single attacker when it does not say; a kill by NPCs alone
+    (a ship lost to one rat) is an NPC kill, never a solo one."""
+    return km.zkb.solo or (km.attacker_total == 1 and not km.zkb.npc)
 
 
 def _space_refusal(f: KillClauses, facts: KillFacts) -> str | None:

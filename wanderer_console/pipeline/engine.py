@@ -306,8 +306,9 @@ class Engine:
         notifies = bool(judgement.decisions) or any(v.reason is None for v in judgement.trackers)
         if notifies and self.enricher is not None and not self.enricher.complete(km):
             return True
-        # A map will be told about it: its dropped items are appraised first ([janice]).
-        return bool(judgement.decisions) and self.notable is not None and self.notable.wanted(km)
+        # A map (its default tracker or a named one) will be told about it: its dropped items
+        # are appraised first ([janice]).
+        return notifies and self.notable is not None and self.notable.wanted(km)
 
     def _static_to_ask(self, facts: KillFacts) -> bool:
         """Some map tracking a system in ``facts.missing_static`` can still be asked for its

@@ -258,3 +258,26 @@ def test_the_first_row_of_an_export_holds_its_whole_minute_or_bucket(
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert rows[0]["events"] == 60  # the hour the span starts in, whole
     assert rows[1]["events"] == 60
+
+
+def test_delivery_latency_of_minutes_is_measured_not_capped_at_a_minute(store: Store) -> None:
+    """Notifications held through a Discord outage, an open breaker or a restart are delivered
+    minutes after they were written: ``wc_delivery_seconds`` ended at a 60 s bucket, so their
+    latency fell in ``+Inf`` and every percentile (the trends, the export, the dashboard's
+    ``histogram_quantile``) read 60 s, whether they waited two minutes or an hour."""
+    metrics = Metrics()
+    clock = FakeClock(1_800_000_000.0)
+    recorder = TrendRecorder(
+        metrics, store, instance="local", days=lambda: 7.0, retention_days=lambda: 30.0,
+        clock=clock,
+    )  # fmt: skip
+    recorder.record()
+    for seconds in (700.0, 800.0, 900.0, 1000.0):  # a quarter of an hour behind
+        metrics.delivery_seconds.observe(seconds)
+    clock.now += 60
+    row = recorder.record()
+    assert row is not None
+    assert row.latency_p50 is not None
+    assert 600 <= row.latency_p50 <= 1800
+    assert row.latency_p99 is not None
+    assert 600 <= row.latency_p99 <= 1800

@@ -121,6 +121,8 @@ class Runtime:
         """Replaces ``[tracing] exporter`` (tests: the SDK's in-memory exporter)."""
         self.tracing_error: str | None = None
         """Why tracing is off although ``[tracing] enabled`` asked for it."""
+        self.tracing_flush_seconds = 5.0
+        """How long a stop waits for the spans still to export (a collector down or slow)."""
         self.statsd: StatsdExporter | None = None
         """The StatsD exporter, while ``[statsd] address`` is set and the engine runs."""
         discord = self.clients.get("discord", timeout=settings.discord.request_timeout_seconds)
@@ -513,10 +515,13 @@ class Runtime:
         if self.reloader is not None:
             self.reloader.close()
         self.console.remove_log_ring()
-        if self.settings.tracing.enabled:
-            tracing.shutdown()  # what was recorded is exported before the process ends
         self.store.close()
         self.lock.release()
+        if self.settings.tracing.enabled:
+            # What was recorded is exported before the process ends, beside the loop and for
+            # a bounded time (a collector down or slow), once the lock is released: a standby
+            # or the next start never waits for the collector.
+            await tracing.shutdown_within(self.tracing_flush_seconds)
         log.info("wanderer console stopped")
 
     # -- the engine as the HTTP surface sees it (server.ports.EngineSurface) ----------------------

@@ -225,3 +225,59 @@ def test_export_refuses_a_span_longer_than_trends_are_kept(
     err = capsys.readouterr().err
     assert "--since" in err
     assert "366d" in err
+
+
+def test_the_first_row_of_an_export_holds_its_whole_minute_or_bucket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first row starts at its bucket's start (``--since 1h`` at 10:37:25: 09:37:00; with
+    ``--step 1h``: 09:00:00) and must count every minute of it. Only the minutes from
+    ``now - since`` on were read, so the first row of every export (and of the console's trends
+    chart) counted nothing of the minutes before that instant: a minute row read 0, an hour
+    row a fraction of its hour, a dip at the start of every chart."""
+    data = tmp_path / "data"
+    data.mkdir()
+    now = time.time()
+    store = open_store(data / DB_NAME)
+    try:
+        # One event in every minute from three hours back to now (the export reads at most 2h).
+        start = int((now - 3 * 3600) // 3600 * 3600)
+        for minute in range(start, int(now // 60 * 60) + 1, 60):
+            store.save_trend(TrendMinute(minute=minute, instance="local", events=1))
+    finally:
+        store.close()
+    assert (
+        main(["export", "metrics", "--data-dir", str(data), "--since", "1h", "--format", "json"])
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["events"] for r in rows] == [1] * len(rows)
+    assert len(rows) == 60
+    argv = ["export", "metrics", "--data-dir", str(data), "--since", "2h", "--step", "1h"]
+    assert main([*argv, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[0]["events"] == 60  # the hour the span starts in, whole
+    assert rows[1]["events"] == 60
+
+
+def test_delivery_latency_of_minutes_is_measured_not_capped_at_a_minute(store: Store) -> None:
+    """Notifications held through a Discord outage, an open breaker or a restart are delivered
+    minutes after they were written: ``wc_delivery_seconds`` ended at a 60 s bucket, so their
+    latency fell in ``+Inf`` and every percentile (the trends, the export, the dashboard's
+    ``histogram_quantile``) read 60 s, whether they waited two minutes or an hour."""
+    metrics = Metrics()
+    clock = FakeClock(1_800_000_000.0)
+    recorder = TrendRecorder(
+        metrics, store, instance="local", days=lambda: 7.0, retention_days=lambda: 30.0,
+        clock=clock,
+    )  # fmt: skip
+    recorder.record()
+    for seconds in (700.0, 800.0, 900.0, 1000.0):  # a quarter of an hour behind
+        metrics.delivery_seconds.observe(seconds)
+    clock.now += 60
+    row = recorder.record()
+    assert row is not None
+    assert row.latency_p50 is not None
+    assert 600 <= row.latency_p50 <= 1800
+    assert row.latency_p99 is not None
+    assert 600 <= row.latency_p99 <= 1800

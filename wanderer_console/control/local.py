@@ -64,7 +64,7 @@ from wanderer_console.console_api import (
 )
 from wanderer_console.control import events, explain, trackers
 from wanderer_console.control.server import SecretScrub
-from wanderer_console.observe.trends import bucketed
+from wanderer_console.observe.trends import stored_buckets
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.priority import PrioritySystems
 from wanderer_console.telemetry.logging import redact
@@ -382,8 +382,7 @@ class LocalBackend:
             )
         seconds, step = TREND_RANGES[range_name]
         now = time.time()
-        rows = self._engine.store.trends(now - seconds, now)
-        buckets = bucketed(rows, now - seconds, now - 60, step)
+        buckets = stored_buckets(self._engine.store, now, seconds, step)
         return TrendsView(
             range=range_name,
             step=step,

@@ -21,7 +21,7 @@ from typing import Any
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
-from wanderer_console.observe.trends import COUNTS, bucketed
+from wanderer_console.observe.trends import COUNTS, stored_buckets
 from wanderer_console.store.backends import open_store
 
 __all__ = ["COMMAND", "parse_duration", "run"]
@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     store = open_store(path, checkpoint_interval=3600.0)
     try:
-        minutes = store.trends(now - since, now)
+        buckets = stored_buckets(store, now, since, step)
     finally:
         store.close()
-    rows = [_row(b.as_dict()) for b in bucketed(minutes, now - since, now - 60, step)]
+    rows = [_row(b.as_dict()) for b in buckets]
     if args.format == "json":
         answer = {"database": str(path), "since": iso_utc(now - since), "step": step, "rows": rows}
         json.dump(answer, sys.stdout)

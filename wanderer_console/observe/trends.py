@@ -14,7 +14,8 @@ held and every count is in exactly one minute. A step forward leaves the minutes
 empty.
 At a stop the minute still running is written too (what was counted since the last turn would
 otherwise go with the process); the engine that starts next adds to it.
-:func:`bucketed` sums the minutes into the buckets a chart or an export shows.
+:func:`bucketed` sums the minutes into the buckets a chart or an export shows;
+:func:`stored_buckets` reads them from the store for the last so many seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from wanderer_console.store.observe import TrendMinute
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["COUNTS", "TrendBucket", "TrendRecorder", "bucketed", "quantile"]
+__all__ = ["COUNTS", "TrendBucket", "TrendRecorder", "bucketed", "quantile", "stored_buckets"]
 
 COUNTS = ("events", "queued", "delivered", "failures", "rate_limited", "errors")
 """The per-minute counts, in column order."""
@@ -230,3 +231,12 @@ def bucketed(
         if 0 <= index < len(buckets):
             buckets[index].add(row)
     return buckets
+
+
+def stored_buckets(store: Store, now: float, span: float, step: int) -> list[TrendBucket]:
+    """The stored minutes of the last ``span`` seconds in buckets of ``step`` seconds, up to the
+    last whole minute. The first bucket starts before ``now - span`` (at a multiple of
+    ``step``) and is read whole: read from ``now - span`` only, it counted nothing of its
+    minutes before that instant (a first minute of 0, a first hour of a fraction of its hour)."""
+    first = int((now - span) // step * step)
+    return bucketed(store.trends(first, now), first, now - 60, step)

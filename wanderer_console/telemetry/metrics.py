@@ -8,7 +8,31 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["DELIVERY_BUCKETS", "Metrics"]
+
+DELIVERY_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+)
+"""``wc_delivery_seconds``' bounds, up to an hour: a notification held through a Discord
+outage, an open breaker or a restart waits minutes, and past the last bound every percentile
+(the trends, ``histogram_quantile``) reads that bound."""
 
 
 class Metrics:
@@ -135,7 +159,7 @@ class Metrics:
         self.delivery_seconds = Histogram(
             "wc_delivery_seconds",
             "Time from outbox write to Discord confirmation",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            buckets=DELIVERY_BUCKETS,
             registry=r,
         )
 

@@ -20,11 +20,13 @@ its retry are two).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import random
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -38,6 +40,7 @@ __all__ = [
     "event_span",
     "incoming",
     "shutdown",
+    "shutdown_within",
     "source_span",
     "span",
     "start_spans",
@@ -165,12 +168,57 @@ def sample() -> bool:
     return _state.ratio >= 1.0 or random.random() < _state.ratio
 
 
-def shutdown() -> None:
-    """Flush what was recorded and turn tracing off (a no-op while it is off)."""
+def _detach() -> Any:
+    """Turn tracing off; return the provider that was on (``None`` if none was)."""
     provider = _state.provider
     _state.tracer = _state.provider = _state.propagator = _state.trace = None
+    return provider
+
+
+def shutdown() -> None:
+    """Flush what was recorded and turn tracing off (a no-op while it is off). Blocks until
+    the exporter is done (up to 30 s with a collector down or slow): not on the engine's loop,
+    where :func:`shutdown_within` is used."""
+    provider = _detach()
     if provider is not None:
         provider.shutdown()
+
+
+async def shutdown_within(seconds: float) -> bool:
+    """Turn tracing off and flush what was recorded, waiting at most ``seconds``; False (and a
+    warning) when the flush did not end by then.
+
+    The flush runs in a thread of its own: the SDK's exporter posts with a blocking client and
+    retries for up to 10 s per batch, and its shutdown waits up to 30 s for the exporting
+    thread, so a collector down or slow would hold the loop (the console, the rest of a stop)
+    that long. Past ``seconds`` the spans still waiting are left behind (the thread is a daemon:
+    it never keeps the process alive)."""
+    provider = _detach()
+    if provider is None:
+        return True
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def flush() -> None:
+        try:
+            provider.shutdown()
+        except Exception:  # the SDK's own fault: the spans are lost either way
+            log.exception("tracing: flush at stop failed")
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=flush, name="wc-tracing-flush", daemon=True).start()
+    try:
+        async with asyncio.timeout(seconds):
+            await done.wait()
+    except TimeoutError:
+        log.warning(
+            "tracing: spans not exported at stop (the collector is down or slow); left behind",
+            extra={"ctx": {"waited_seconds": seconds}},
+        )
+        return False
+    return True
 
 
 def _context(traceparent: str | None) -> Any:

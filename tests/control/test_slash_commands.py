@@ -266,3 +266,42 @@ async def test_the_hourly_status_line_of_many_maps_fits_a_message() -> None:
     finally:
         await http.aclose()
         await server.stop()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"options": {"name": "status"}},  # options not a list
+        {"options": [{"type": 1, "name": "status", "options": "x"}]},  # nested not a list
+        {"user": "pilot"},  # the user not an object
+        {"member": {"user": ["pilot"]}},
+    ],
+    ids=["options", "nested options", "user", "member user"],
+)
+async def test_a_malformed_interaction_is_answered_not_raised(
+    bot: _Bot, shape: dict[str, Any]
+) -> None:
+    """``handle`` never raises for a bad interaction (its own promise): options that are not a
+    list, or a user that is not an object, raised inside it and left the interaction with no
+    answer at all."""
+    interaction = bot._new(_sub("status"), [ROLE])
+    payload = interaction.payload
+    for key, value in shape.items():
+        if key == "options":
+            payload["data"]["options"] = value
+        else:
+            payload.pop("member", None)
+            payload[key] = value
+    await bot.commands.handle(payload)
+    assert interaction.responses, "no answer"
+    assert interaction.final_text()
+
+
+async def test_an_unknown_subcommand_is_counted_under_one_label(bot: _Bot) -> None:
+    """The ``command`` label took whatever name the interaction carried: labels without bound."""
+    for word in ("frobnicate", "zap", "x" * 80):
+        interaction = await bot.run(_sub(word))
+        assert "Unknown command" in (interaction.final_text() or "")
+    text = bot.commands.interactions.collect()[0]
+    commands = {s.labels["command"] for s in text.samples}
+    assert commands == {"unknown"}, commands

@@ -49,6 +49,8 @@ TYPES: Final = ("all", "kill", "system", "character", "rally")
 _MAX_NAME = 100
 CHANGES: Final = frozenset({"system add-priority", "system remove-priority", "pause", "resume"})
 """The commands that change something: made only once their acknowledgement was taken."""
+ANSWERED: Final = CHANGES | {"status", "priority list"}
+"""Every command answered; any other name is counted as ``unknown`` (a bounded label)."""
 _DEFER: Final = {"type": 5, "data": {"flags": EPHEMERAL}}
 _MAX_CONTENT: Final = 2000
 """Discord refuses a message (an answer, or the edit of a deferred one) with more characters."""
@@ -202,14 +204,17 @@ class SlashCommands:
             return
         command, values = _parse(data)
         member = interaction.get("member") if isinstance(interaction.get("member"), dict) else {}
-        user = (member or {}).get("user") or interaction.get("user") or {}
+        user = (member or {}).get("user") or interaction.get("user")
+        if not isinstance(user, dict):
+            user = {}
         actor = f"discord:{user.get('username', '?')} ({user.get('id', '?')})"
         guild = str(interaction.get("guild_id") or "")
+        label = command if command in ANSWERED else "unknown"  # labels stay bounded
         if command in CHANGES:
             outcome = await self._change(
                 interaction_id, token, command, values, member, actor, guild
             )
-            self.interactions.labels(command=command, outcome=outcome).inc()
+            self.interactions.labels(command=label, outcome=outcome).inc()
             log.info("slash command", extra={"ctx": {"command": command, "actor": actor}})
             return
         work = asyncio.create_task(self._run(command, values, member or {}, actor, guild))
@@ -228,7 +233,7 @@ class SlashCommands:
                 "slash command answer failed",
                 extra={"ctx": {"command": command, "error": str(exc)}},
             )
-        self.interactions.labels(command=command, outcome=outcome).inc()
+        self.interactions.labels(command=label, outcome=outcome).inc()
         log.info("slash command", extra={"ctx": {"command": command, "actor": actor}})
 
     async def _change(
@@ -343,10 +348,17 @@ class SlashCommands:
 def _parse(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``("system add-priority", {"system": "J154624"})`` from the nested options."""
     words: list[str] = []
-    options = data.get("options") or []
-    while options and isinstance(options[0], dict) and options[0].get("type") in (_SUB, _GROUP):
+    options = data.get("options")
+    while (
+        isinstance(options, list)
+        and options
+        and isinstance(options[0], dict)
+        and options[0].get("type") in (_SUB, _GROUP)
+    ):
         words.append(str(options[0].get("name")))
-        options = options[0].get("options") or []
+        options = options[0].get("options")
+    if not isinstance(options, list):
+        options = []
     values = {
         str(o.get("name")): o.get("value") for o in options if isinstance(o, dict) and "name" in o
     }

@@ -108,10 +108,9 @@ async def test_403_stops_polling_and_marks_failed(feed: Feed) -> None:
     assert source.health.last_error is not None
     assert "403" in source.health.last_error
     assert "stopped" in source.health.last_error
-    await asyncio.sleep(FAST.ban * 0.6)
-    assert len(fake.requests) == 1  # nothing asked while stopped
-    assert source.health.state is ConnectionState.FAILED
     await wait_for(lambda: feed.items)
+    # Nothing asked while stopped: the next request came a whole ban after the 403 (both
+    # stamped by the fake as they arrived, so a slow test loop cannot shorten or fake it).
     assert gap_after(fake, 403) >= FAST.ban - 0.01
     assert source.health.state is ConnectionState.CONNECTED
     assert source.counters["forbidden"] == 1

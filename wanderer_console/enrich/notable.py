@@ -15,7 +15,6 @@ redacted) and counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -25,6 +24,7 @@ from wanderer_console.domain.killmail import Killmail
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient, EsiError
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.http.deadline import bounded
 
 __all__ = ["APPRAISAL_PATH", "NAMESPACE", "NotableItems", "parse_appraisal"]
 
@@ -110,7 +110,8 @@ class NotableItems:
         if not self.wanted(km):
             return
         try:
-            notable = await asyncio.wait_for(self._appraise(km), self.timeout)
+            # Its requests end by the bound (a silent Janice's timeouts open its breaker).
+            notable = await bounded(self._appraise(km), self.timeout)
         except (EsiError, TransportError, ValueError, TimeoutError) as exc:
             self.failures += 1
             error = str(exc)[:300] or f"no answer within {self.timeout:g} s"

@@ -26,6 +26,8 @@ from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import settings_for
 from wanderer_console.http.telemetry import http_metrics
+from wanderer_console.sim.janice import FakeJanice
+from wanderer_console.sim.server import AppServer
 from wanderer_console.telemetry.metrics import Metrics
 
 from .conftest import USER_AGENT, EsiEnv
@@ -33,6 +35,7 @@ from .conftest import USER_AGENT, EsiEnv
 KILLS = 6
 OPENS_AFTER = 2
 """Failures that open the test clients' breakers (fewer kills to wait out on the old code)."""
+REASONS = ("timeout", "circuit_open", "unreachable", "esi", "refused", "status", "invalid")
 
 
 class SilentServer:
@@ -101,7 +104,12 @@ async def test_a_silent_janice_opens_its_breaker_and_later_kills_do_not_wait(
     janice = _client("janice", metrics)
     settings = JaniceSettings(enabled=True, api_token=SecretStr("t"), url=silent.url)
     notable = NotableItems(
-        lambda: settings, CacheFacade(esi_env.client()), esi_env.client(), janice, timeout=1.0
+        lambda: settings,
+        CacheFacade(esi_env.client()),
+        esi_env.client(),
+        janice,
+        timeout=1.0,
+        registry=metrics.registry,
     )
     kills = []
     for _ in range(KILLS):
@@ -119,8 +127,50 @@ async def test_a_silent_janice_opens_its_breaker_and_later_kills_do_not_wait(
         assert notable.failures == KILLS
         assert _waited(metrics, "janice") == OPENS_AFTER
         assert _state(janice) == "open"
+        # What an operator sees: the failures by reason, the timeouts, then the open breaker.
+        failed = {r: metrics.value("wc_notable_failures_total", reason=r) for r in REASONS}
+        assert failed == {
+            **dict.fromkeys(REASONS, 0.0),
+            "timeout": OPENS_AFTER,
+            "circuit_open": KILLS - OPENS_AFTER,
+        }
     finally:
         await janice.aclose()
+
+
+async def test_a_refused_janice_token_is_counted_as_refused(
+    esi_env: EsiEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    janice = FakeJanice("the-right-key")
+    server = AppServer(janice.app)
+    await server.start()
+    metrics = Metrics()
+    http = _client("janice", metrics)
+    settings = JaniceSettings(enabled=True, api_token=SecretStr("a-wrong-key"), url=server.url)
+    notable = NotableItems(
+        lambda: settings,
+        CacheFacade(esi_env.client()),
+        esi_env.client(),
+        http,
+        registry=metrics.registry,
+    )
+    wire = esi_env.gen.make_killmail()
+    kid = int(wire["killmail_id"])
+    esi_env.fake.killmails[kid] = {
+        "killmail_id": kid,
+        "victim": {"items": [{"item_type_id": 587, "quantity_dropped": 1}]},
+    }
+    try:
+        await asyncio.wait_for(notable.prefetch(Killmail.from_wire(wire)), 30)
+    finally:
+        await http.aclose()
+        await server.stop()
+    assert metrics.value("wc_notable_failures_total", reason="refused") == 1
+    (record,) = [r for r in caplog.records if r.name == "wanderer_console.enrich.notable"]
+    ctx = record.ctx  # type: ignore[attr-defined]
+    assert ctx["reason"] == "refused"
+    assert "check JANICE_API_TOKEN" in ctx["error"]
+    assert "a-wrong-key" not in str(ctx)
 
 
 def _name_missing(esi_env: EsiEnv) -> Killmail:

@@ -172,7 +172,13 @@ class Runtime:
         self.notable: NotableItems | None = None
         if self.esi is not None:
             janice = self.clients.get("janice")
-            self.notable = NotableItems(lambda: live.current.janice, self.cache, self.esi, janice)
+            self.notable = NotableItems(
+                lambda: live.current.janice,
+                self.cache,
+                self.esi,
+                janice,
+                registry=metrics.registry,
+            )
         self.cache_saver = CacheSaver(self.cache, store, room=self._room_for_cache)
         self.kills = KillSources(
             live,

@@ -19,10 +19,17 @@ from wanderer_console.delivery.formatting import Names
 from wanderer_console.domain.killmail import Attacker, Killmail, Victim
 from wanderer_console.enrich.cache import CacheFacade, route_key
 from wanderer_console.enrich.esi import EsiError
+from wanderer_console.http.deadline import bounded
 
 __all__ = ["CacheSystemInfo", "KillEnricher"]
 
 log = logging.getLogger(__name__)
+
+
+async def _gathered(aws: list[Any]) -> list[Any]:
+    """Every result or exception of ``aws``, run as tasks started from the caller's context
+    (inside :func:`bounded`: under its deadline; a ``gather`` called outside would not be)."""
+    return await asyncio.gather(*aws, return_exceptions=True)
 
 
 def _parties(km: Killmail) -> list[Victim | Attacker]:
@@ -104,7 +111,8 @@ class KillEnricher:
         if not names and not orgs:
             return
         try:
-            await asyncio.wait_for(self._load(names, orgs), self.timeout)
+            # Its requests end by the bound (a silent ESI's timeouts open its breaker).
+            await bounded(self._load(names, orgs), self.timeout)
         except (EsiError, TimeoutError) as exc:
             self.failures += 1
             log.info(
@@ -205,9 +213,7 @@ class CacheSystemInfo:
         tasks: list[Any] = [self.cache.get_route(o, d) for o, d in sorted(routes)]
         tasks += [self.cache.get_system(system) for system in sorted(systems)]
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*tasks, return_exceptions=True), self.timeout
-            )
+            results = await bounded(_gathered(tasks), self.timeout)
         except TimeoutError:
             self.failures += 1
             log.info("route look-ups timed out", extra={"ctx": {"routes": len(routes)}})
@@ -250,9 +256,7 @@ class CacheSystemInfo:
         failed stays unknown and its clause does not match)."""
         tasks = [self.cache.get_type(type_id) for type_id in sorted(type_ids)]
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*tasks, return_exceptions=True), self.timeout
-            )
+            results = await bounded(_gathered(tasks), self.timeout)
         except TimeoutError:
             self.failures += 1
             log.info("type look-ups timed out", extra={"ctx": {"types": len(type_ids)}})

@@ -10,23 +10,34 @@ the most valuable ``limit`` are kept, in the cache facade's ``appraisal`` namesp
 as the notifier), and :meth:`NotableItems.peek` gives them to the renderer. Any failure (no
 hash, ESI or Janice down, a refused token, an answer that is not an appraisal, no answer
 within ``timeout``) means no list: the kill is still notified, the failure logged (the token
-redacted) and counted.
+redacted) and counted by reason in ``wc_notable_failures_total`` (:data:`REASONS`). The
+requests end by ``timeout`` themselves, so a silent Janice opens its circuit breaker after a few
+kills and the next ones fail at once (``circuit_open``) instead of each waiting the bound.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter
 
 from wanderer_console.config.model import JaniceSettings
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient, EsiError
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.http.deadline import bounded
 
-__all__ = ["APPRAISAL_PATH", "NAMESPACE", "NotableItems", "parse_appraisal"]
+__all__ = [
+    "APPRAISAL_PATH",
+    "NAMESPACE",
+    "REASONS",
+    "AppraisalError",
+    "NotableItems",
+    "parse_appraisal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +47,31 @@ APPRAISAL_PATH: Final = (
     "&pricingVariant=immediate&persist=false"
 )
 _TTL: Final = 6 * 3600.0
+REASONS: Final = ("timeout", "circuit_open", "unreachable", "esi", "refused", "status", "invalid")
+"""Why a kill went without its list: no answer within ``timeout``, Janice's breaker open (not
+asked), Janice not reached (refused, reset), the ESI killmail or item names unavailable, the
+token refused (401/403), another error status, an answer that is no appraisal."""
+
+
+class AppraisalError(ValueError):
+    """Janice answered, but no appraisal: ``reason`` is ``refused`` or ``status``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _reason(exc: Exception) -> str:
+    """The :data:`REASONS` entry of a failed appraisal."""
+    if isinstance(exc, AppraisalError):
+        return exc.reason
+    if isinstance(exc, EsiError):
+        return "esi"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, TransportError):
+        return exc.kind if exc.kind in ("timeout", "circuit_open") else "unreachable"
+    return "invalid"
 
 
 def _price(item: dict[str, Any]) -> float | None:
@@ -80,6 +116,7 @@ class NotableItems:
         http: HttpClient,
         *,
         timeout: float = 5.0,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._cache = cache
@@ -90,6 +127,14 @@ class NotableItems:
         for it before the next event, so a silent Janice must not hold the pipeline."""
         self.appraisals = 0
         self.failures = 0
+        self._failed = Counter(
+            "wc_notable_failures",
+            "Kills notified without their notable loot, by reason",
+            ["reason"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
+        for reason in REASONS:
+            self._failed.labels(reason)  # every reason exported from the start (at 0)
 
     def wanted(self, km: Killmail) -> bool:
         """True when the kill should be appraised and is not yet (nor known to fail)."""
@@ -110,13 +155,16 @@ class NotableItems:
         if not self.wanted(km):
             return
         try:
-            notable = await asyncio.wait_for(self._appraise(km), self.timeout)
+            # Its requests end by the bound (a silent Janice's timeouts open its breaker).
+            notable = await bounded(self._appraise(km), self.timeout)
         except (EsiError, TransportError, ValueError, TimeoutError) as exc:
             self.failures += 1
+            reason = _reason(exc)
+            self._failed.labels(reason).inc()
             error = str(exc)[:300] or f"no answer within {self.timeout:g} s"
             log.warning(
                 "notable items unavailable; the kill goes without them",
-                extra={"ctx": {"killmail_id": km.killmail_id, "error": error}},
+                extra={"ctx": {"killmail_id": km.killmail_id, "reason": reason, "error": error}},
             )
             # Remembered briefly, so a burst of re-renders does not ask again and again.
             self._cache.put_with_ttl(NAMESPACE, km.killmail_id, [], 300.0)
@@ -149,11 +197,11 @@ class NotableItems:
             idempotent=True,  # an appraisal changes nothing (persist=false)
         )
         if response.status in (401, 403):
-            raise ValueError(
-                f"Janice refused the token ({response.status}): check JANICE_API_TOKEN"
+            raise AppraisalError(
+                "refused", f"Janice refused the token ({response.status}): check JANICE_API_TOKEN"
             )
         if not response.ok:
-            raise ValueError(f"Janice answered {response.status}")
+            raise AppraisalError("status", f"Janice answered {response.status}")
         appraised = parse_appraisal(response.json())
         threshold = settings.threshold_isk
         notable = [

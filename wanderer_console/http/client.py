@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import httpx
 import orjson
 
+from wanderer_console.http.deadline import time_left
 from wanderer_console.http.errors import (
     ATTEMPTS,
     IDEMPOTENT,
@@ -179,7 +180,16 @@ class HttpClient:
         any method; ``None`` follows the method (GET/HEAD/PUT/DELETE are idempotent).
         ``rate_key`` paces the request in its own token bucket on the host (one per map).
         ``content`` is a raw body (its ``content-type`` header is the caller's); ``json`` wins.
+        Under a caller's :func:`~wanderer_console.http.deadline.deadline` the timeout is cut to
+        the time left (none left: :class:`TransportError` ``timeout``, nothing sent).
         """
+        left = time_left()
+        if left is not None:
+            if left <= 0:
+                self._count_error("timeout")
+                raise TransportError("timeout", "no time left before the caller's deadline")
+            default = self._client.timeout.read if timeout is None else timeout
+            timeout = left if default is None else min(default, left)
         extensions: dict[str, Any] = {}
         if idempotent is not None:
             extensions[IDEMPOTENT] = idempotent

@@ -40,6 +40,7 @@ from wanderer_console.http.chain_base import (
     host_key,
     retry_after_seconds,
 )
+from wanderer_console.http.deadline import time_left
 from wanderer_console.http.errors import ATTEMPTS, IDEMPOTENT, NO_RETRY, TransportError
 from wanderer_console.http.ratelimit import RateLimiter, RateLimitTransport
 from wanderer_console.http.settings import HttpServiceSettings
@@ -205,6 +206,7 @@ class RetryTransport(Wrapper):
                     raise
                 self._m.retries.labels(self._service, type(exc).__name__).inc()
                 await self._clock.sleep(delay)
+                _fit_deadline(request)
                 continue
             status = response.status_code
             if not (status in _RETRY_STATUSES or 500 <= status <= 599):
@@ -222,12 +224,30 @@ class RetryTransport(Wrapper):
             await response.aclose()
             self._m.retries.labels(self._service, str(status)).inc()
             await self._clock.sleep(delay)
+            _fit_deadline(request)
 
     def _may_retry(self, attempt: int, started: float, delay: float) -> bool:
         if attempt >= self._s.retry_attempts:
             return False
+        left = time_left()  # the caller's deadline (http/deadline.py): no retry past it
+        if left is not None and delay >= left:
+            return False
         elapsed = self._clock.monotonic() - started
         return elapsed + delay <= self._s.retry_max_seconds
+
+
+def _fit_deadline(request: httpx.Request) -> None:
+    """Cut a re-sent request's timeouts to the time left before its caller's deadline."""
+    left = time_left()
+    if left is None:
+        return
+    left = max(0.0, left)
+    timeouts = request.extensions.get("timeout") or dict.fromkeys(
+        ("connect", "read", "write", "pool")
+    )
+    request.extensions["timeout"] = {
+        kind: left if value is None else min(value, left) for kind, value in timeouts.items()
+    }
 
 
 # -- assembly ---------------------------------------------------------------------------------

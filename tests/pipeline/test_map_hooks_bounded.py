@@ -66,3 +66,47 @@ async def test_a_silent_characters_refresh_does_not_hold_a_new_character(store: 
         release.set()
     assert asked == ["characters"]
     assert note.body["embeds"][0]["title"] == "New Character Tracked: New Pilot"
+
+
+async def test_a_silent_map_server_opens_its_breaker_and_later_systems_do_not_wait(
+    store: Store,
+) -> None:
+    """The bound cancelled each static-info request, and a cancelled request is no verdict for
+    the host's breaker: a silent map server never opened it, and every new system waited the
+    whole bound before the next event of any map. Its requests now end by the bound, so the
+    breaker opens after a few and the next systems are notified at once."""
+    from tests.enrich.test_enrichment_outage import SilentServer
+    from wanderer_console.http.factory import build_client
+    from wanderer_console.http.settings import settings_for
+    from wanderer_console.ingest.map_rest import MapRestClient
+
+    silent = SilentServer()
+    await silent.start()
+    metrics = Metrics()
+    http = build_client(
+        "map", settings_for("map").model_copy(update={"breaker_failures": 2}), metrics=metrics
+    )
+    try:
+        map_settings = settings().maps["home"].model_copy(update={"url": silent.url})
+        rest = MapRestClient(http, map_settings)
+        clock = [NOW.timestamp()]
+        eng = Engine(settings(), store, index(), Metrics(), clock=lambda: clock[0])
+
+        async def refresh() -> None:
+            return None
+
+        eng.set_hooks("home", MapHooks(rest.static_info, refresh))
+        eng.map_updates.hook_timeout = 0.5
+        clock[0] += 60  # past start-up suppression
+        for n in range(6):
+            system = 31000700 + n
+            (note,) = await decide(
+                eng, "add_system", {"solar_system_id": system, "name": f"J{system - 30900000}"}
+            )
+            assert note.body["embeds"][0]["title"].startswith("New System Tracked")
+        (breaker,) = http.breakers_snapshot().values()
+        assert breaker["state"] == "open", breaker
+        assert silent.requests == 2, silent.requests  # the rest failed at once
+    finally:
+        await http.aclose()
+        await silent.stop()

@@ -8,7 +8,6 @@ and its routing, all the engine's), and so does a rally, which start-up suppress
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import sys
@@ -33,6 +32,7 @@ from wanderer_console.domain.map_events import (
 )
 from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
+from wanderer_console.http.deadline import bounded
 from wanderer_console.pipeline.priority import Ping
 
 __all__ = ["STATIC_RETRY_SECONDS", "MapHooks", "MapUpdates", "Routing", "apply_static_info"]
@@ -238,9 +238,11 @@ class MapUpdates:
         return []
 
     async def _bounded(self, look_up: Awaitable[_T], what: str) -> _T | None:
-        """``look_up``'s answer, or ``None`` (logged) past :attr:`hook_timeout`."""
+        """``look_up``'s answer, or ``None`` (logged) past :attr:`hook_timeout`. Its requests
+        end by then themselves (a silent map server's timeouts open its breaker, and the next
+        look-ups fail at once instead of each waiting the bound)."""
         try:
-            return await asyncio.wait_for(look_up, self.hook_timeout)
+            return await bounded(look_up, self.hook_timeout)
         except TimeoutError:
             log.warning(
                 "map look-up did not answer in time; notified without it",

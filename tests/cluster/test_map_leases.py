@@ -486,6 +486,7 @@ class GatedRig:
     gate: Gate
     dispatcher: Dispatcher
     target: Target
+    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
@@ -511,7 +512,7 @@ async def _gated(store: Store) -> AsyncIterator[GatedRig]:
     )
     task = asyncio.create_task(dispatcher.run())
     try:
-        yield GatedRig(store, fake, gate, dispatcher, target)
+        yield GatedRig(store, fake, gate, dispatcher, target, metrics)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -620,6 +621,114 @@ def test_a_webhook_message_in_flight_at_the_old_holder_waits_out_its_request_aft
     # a's request may run for up to 30 s (a re-send's timeout) from the takeover, then 10 s.
     assert due.next_attempt_at >= clock.wall() + 30.0 + 10.0
     assert store.due_outbox(now=clock.wall() + 39.0) == []
+
+
+def _bot_row_sent_by(store: Store, holder: str, stamps: list[float]) -> tuple[int, LeaseFence]:
+    """One bot message of map ``one`` sent by ``holder`` once per stamp (``holder``'s wall
+    clock at each claim), each send without an answer; the last send left in flight. Returns the
+    row and ``holder``'s lease."""
+    bot = Target(TargetKind.BOT_CHANNEL, "100000000000000042", "one")
+    store.enqueue([Notification("one", NotificationType.KILL, "k1", bot, {"embeds": [{}]})])
+    (row,) = store.due_outbox(now=time.time() + 1)
+    grant = store.acquire_lease(resource_of("one"), holder, 30.0)
+    assert grant is not None
+    fence = LeaseFence(resource_of("one"), holder, grant.lease.token)
+    for index, stamp in enumerate(stamps):
+        if index:  # the previous send had no answer: the same message (nonce) again
+            store.release(
+                [row.id],
+                next_attempt_at=0.0,
+                error="timeout",
+                attempt=True,
+                keep_send_id=True,
+                uncertain=True,
+                fence=fence,
+            )
+        assert store.claim([row.id], send_id="s-old", now=stamp, fence=fence) == 1
+    return row.id, fence
+
+
+@pytest.mark.parametrize("skew", [0.0, 300.0], ids=["same-clock", "old-holder-ahead"])
+def test_a_bot_message_sent_twice_by_the_old_holder_is_not_sent_a_third_time_after_a_takeover(
+    store: Store, skew: float
+) -> None:
+    """Instance ``a`` sent a bot message 200 s ago (by ``b``'s clock), had no answer, sent it
+    again under the same nonce, and lost the map with that re-send in flight. A third send is
+    made only where the nonce still protects it, i.e. when its first send is less than the
+    nonce window (120 s) old. The row's ``sending_at`` is ``a``'s wall clock: with ``a``'s clock
+    five minutes ahead it reads 100 s in ``b``'s future, and ``b`` judged the nonce fresh and
+    sent the message a third time, under a nonce Discord had forgotten (a second post). ``b``
+    cannot tell another host's clock from its own: a nonce another instance stamped never
+    counts as protecting a message for ``b``; the row is kept uncertain."""
+    clock = FrozenClock(at=time.time())
+    first = clock.wall() - 200.0 + skew
+    row_id, _old = _bot_row_sent_by(store, "a", [first, first + 30.0])
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    taken = store.acquire_lease(resource_of("one"), "b", 30.0)
+    assert taken is not None
+    new = LeaseFence(resource_of("one"), "b", taken.lease.token)
+    policy = DeliveryPolicy(uncertain_window=10.0, nonce_window=120.0)
+    assert recover_in_flight(store, policy, clock=clock, tenant="one", spare=new) == 0
+    assert store.outbox_counts() == {"uncertain": 1}
+    assert store.due_outbox(now=clock.wall() + 3600) == []
+    assert row_id
+
+
+def test_a_bot_message_an_instance_sent_first_keeps_its_nonce_when_it_takes_the_map_back(
+    store: Store,
+) -> None:
+    """The other side of the rule above: ``a`` sent a bot message 50 s ago by its own clock,
+    re-sent it, stalled past its lease and took the map back (a new token): the stamp is its
+    own clock's, the nonce still protects the message, and it goes again under it."""
+    clock = FrozenClock(at=time.time())
+    first = clock.wall() - 50.0
+    _bot_row_sent_by(store, "a", [first, first + 30.0])
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    again = store.acquire_lease(resource_of("one"), "a", 30.0)
+    assert again is not None
+    back = LeaseFence(resource_of("one"), "a", again.lease.token)
+    policy = DeliveryPolicy(uncertain_window=10.0, nonce_window=120.0)
+    assert recover_in_flight(store, policy, clock=clock, tenant="one", spare=back) == 1
+    (due,) = store.due_outbox(now=clock.wall())
+    assert (due.send_id, due.uncertain, due.sending_at, due.sent_by) == ("s-old", 2, first, "a")
+
+
+@pytest.mark.slow
+async def test_a_bot_message_the_old_holder_stamped_is_not_trusted_to_its_nonce_by_the_new_one(
+    store: Store,
+) -> None:
+    """Instance ``b`` sent a bot message 200 s ago (by this instance's clock) and had no answer;
+    the row waits, pending, for its re-send under the same nonce when ``b`` loses the map to
+    this instance (``a``). Its ``sending_at`` is ``b``'s clock, five minutes ahead: read with
+    ``a``'s clock the first send was 100 s in the future, so ``a`` counted its re-send as
+    protected by the nonce (``resend="nonce"``: cannot post twice), and when that re-send had
+    no answer either it sent the message a third time. Judged by ``a``'s clock alone the
+    nonce's age is unknown: the re-send is counted as unprotected and, unanswered, the message
+    is kept uncertain (probably delivered) instead of sent a third time."""
+    first = time.time() - 200.0 + 300.0
+    row_id, old = _bot_row_sent_by(store, "b", [first])
+    store.release(
+        [row_id], next_attempt_at=0.0, error="timeout", keep_send_id=True, uncertain=True, fence=old
+    )
+    store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+    async with _gated(store) as rig:
+        rig.dispatcher.policy = DeliveryPolicy(
+            backoff_base=0.05, backoff_cap=0.2, request_timeout=0.3, confirm_timeout=0.3
+        )
+        rig.discord.answer_delay = 1.0  # posted, but answered after the client gave up
+        taken = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert taken is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", taken.lease.token)
+        rig.dispatcher.wake()
+        # Settled either way: kept uncertain, or confirmed by the replay of a third send.
+        await wait_for(lambda: store.outbox_counts() in ({"uncertain": 1}, {"sent": 1}), 10)
+        assert store.outbox_counts() == {"uncertain": 1}
+        assert len(rig.discord.received) == 1
+        assert rig.discord.nonce_replays == 0
+        counted = rig.metrics.registry.get_sample_value(
+            "wc_delivery_uncertain_total", {"target_kind": "bot_channel", "resend": "unprotected"}
+        )
+        assert counted == 1
 
 
 @pytest.mark.slow

@@ -13,9 +13,10 @@ second later, before the maps are shared out). Then it balances:
 * **Acquiring** a map (:class:`LeaseHooks`.start): its notifications left in flight by an
   instance that died or lost the lease are recovered as uncertain (the same rules as after a
   crash: bot messages again under their nonce, webhook messages once after the uncertainty
-  window), its feed starts (REST load, then the SSE stream from the stored cursor), the
-  killstream subscription grows by its systems, and the kills published since the previous
-  holder's last heartbeat are backfilled over REST.
+  window; a bot message the other instance sent first is not trusted to its nonce, whose age is
+  that instance's clock), its feed starts (REST load, then the SSE stream from the stored
+  cursor), the killstream subscription grows by its systems, and the kills published since the
+  previous holder's last heartbeat are backfilled over REST.
 * **Losing** a lease (expired or taken: the heartbeat did not renew it) stops the map's feed and
   its sending at once; **releasing** one (surplus, graceful stop) first lets its requests in
   flight finish, then gives the lease up so another instance takes it at its next look.

@@ -194,6 +194,7 @@ class Dispatcher:
             self._dead,
             self._journal,
             clock=self._clock,
+            instance=None if gate is None else gate.instance_id,
         )
         self._recovered = False
         self._next_write_probe = 0.0

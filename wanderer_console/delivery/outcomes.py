@@ -187,8 +187,12 @@ class Outcomes:
         journal: OutcomeJournal,
         *,
         clock: Clock | None = None,
+        instance: str | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
+        self._instance = instance
+        """This instance's id on a shared database (``None`` alone): the ``sent_by`` of the
+        send times its own clock stamped."""
         self._store = store
         self._metrics = metrics
         self.policy = policy
@@ -219,7 +223,14 @@ class Outcomes:
         return self._channels.get(target_key, target_key)
 
     def protected(self, rows: Iterable[OutboxRow], bot: bool) -> bool:
-        """A re-send of these rows cannot post twice: a bot nonce Discord still remembers."""
+        """A re-send of these rows cannot post twice: a bot nonce Discord still remembers.
+
+        Only a first send this instance stamped is judged (``sending_at`` is the stamping
+        instance's wall clock): a message another instance sent first (this one took its map
+        over) has a nonce of unknown age here, so it is not counted as protected."""
+        rows = list(rows)
+        if any(row.send_id and row.sending_at and row.sent_by != self._instance for row in rows):
+            return False
         now = self._clock.wall()
         first_sent = min((row.sending_at or now for row in rows), default=now)
         return bot and now - first_sent <= self.policy.nonce_window

@@ -8,7 +8,9 @@ dispatcher notices at its next look) or retries it from the console.
 
 Rows claimed when the engine last stopped (``sending``) had an unknown outcome: they are made
 pending again under their send id, bot messages at once (their nonce protects them), webhook
-messages after the uncertainty window.
+messages after the uncertainty window. Whether a nonce still protects a message is judged only
+by the engine whose clock stamped its first send (``sent_by``): a bot message another instance
+sent first is, for this one, as unprotected as a webhook message.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ def recover_in_flight(
     """
     now = (clock or SystemClock()).wall()
     # A row re-sent after an unknown outcome and cut again is left uncertain, unless its nonce
-    # still protects it: the rule Outcomes applies to a re-send's lost answer.
+    # still protects it: the rule Outcomes applies to a re-send's lost answer. The store judges
+    # only rows whose first send this instance stamped; another's clock is not this one's.
     found = store.recover_in_flight(
         tenant=tenant, spare=spare, claimed_by=claimed_by, nonce_since=now - policy.nonce_window
     )

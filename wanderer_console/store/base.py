@@ -109,6 +109,10 @@ class OutboxRow(NamedTuple):
     delivery's spans join that trace (``None`` untraced, and for rows written before v10)."""
     next_attempt_at: float = 0.0
     """Unix time from which it may be sent (later than ``created_at`` after a failure)."""
+    sent_by: str | None = None
+    """The instance whose wall clock stamped ``sending_at`` (``None``: an engine alone, or rows
+    sent before v14). Another instance's clock may be ahead or behind: only that instance can
+    tell from ``sending_at`` whether the nonce still protects the message."""
 
 
 class PendingWrite(NamedTuple):

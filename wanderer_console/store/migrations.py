@@ -410,6 +410,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    # 14: who stamped ``sending_at`` (the instance that first sent the message bound to the
+    #     send id; NULL alone): the time is that instance's wall clock, so only it can tell how
+    #     old the message's nonce is.
+    Migration(
+        """
+        ALTER TABLE outbox ADD COLUMN sent_by TEXT;
+        """,
+        """
+        ALTER TABLE outbox ADD COLUMN sent_by TEXT;
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -37,7 +37,7 @@ __all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
 
 _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
-    " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at"
+    " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at, sent_by"
 )
 
 _KEPT_IF_UNCERTAIN = "CASE WHEN uncertain > 0 THEN send_id ELSE NULL END"
@@ -295,18 +295,26 @@ class OutboxMixin:
     def _claim_statement(self, claim: ClaimRequest, stamp: float) -> tuple[str, tuple[object, ...]]:
         row_ids, send_id, fence = claim
         where = self._sql.claimable(_marks(row_ids))
-        params: tuple[object, ...] = (send_id, stamp, send_id, None, None, *row_ids)
+        owner, token = (None, None) if fence is None else (fence.owner, fence.token)
+        params: tuple[object, ...] = (
+            *(send_id, stamp),  # sending_at
+            *(send_id, owner),  # sent_by
+            *(send_id, owner, token),
+            *row_ids,
+        )
         if fence is not None:
             where += (
                 " AND EXISTS (SELECT 1 FROM leases WHERE resource = ? AND owner = ?"
                 f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})"
             )
-            params = (send_id, stamp, send_id, fence.owner, fence.token, *row_ids, *fence)
+            params = (*params, *fence)
+        # A message sent again under its own send id keeps its first send time, and whose clock
+        # that time is (the SET expressions all read the row as it was).
+        first = f"{self._sql.same_send_id} AND sending_at IS NOT NULL"
         return (
-            # A message sent again under its own send id keeps its first send time.
-            "UPDATE outbox SET status = 'sending', sending_at = CASE"
-            f" WHEN {self._sql.same_send_id} AND sending_at IS NOT NULL THEN sending_at"
-            " ELSE ? END, send_id = ?, claimed_by = ?, claim_token = ?"
+            f"UPDATE outbox SET status = 'sending', sending_at = CASE WHEN {first}"
+            f" THEN sending_at ELSE ? END, sent_by = CASE WHEN {first} THEN sent_by ELSE ? END,"
+            " send_id = ?, claimed_by = ?, claim_token = ?"
             f" WHERE {where}",
             params,
         )
@@ -493,6 +501,9 @@ class OutboxMixin:
         instead, unless a nonce protects it: it has been sent twice without an answer, and a
         third send is worse than a probably delivered notification (the rule an unknown
         answer to a re-send follows while the engine runs). Such rows are not returned.
+        ``nonce_since`` is the caller's clock, so only a first send the caller stamped itself
+        (``sent_by``: ``spare``'s holder, ``claimed_by``, or an engine alone) can be judged
+        protected; another instance's ``sending_at`` is its own clock's, ahead or behind.
 
         Without arguments every ``sending`` row (one engine: none can be in flight at its
         start). Several instances narrow it: ``tenant`` (a map whose lease the caller holds)
@@ -524,18 +535,21 @@ class OutboxMixin:
             if tenant is None
             else "in flight at an instance that lost the map's lease: outcome unknown"
         )
+        me = spare.owner if spare is not None else claimed_by
         with self._writes.transaction("recover in-flight") as conn:
             if nonce_since is not None:
                 conn.execute(
                     "UPDATE outbox SET status = 'uncertain', attempts = attempts + 1,"
                     " uncertain = uncertain + 1, last_error = ?, claimed_by = NULL,"
                     f" claim_token = NULL WHERE {where} AND uncertain > 0"
-                    " AND (target_kind <> ? OR sending_at < ?)",
+                    " AND (target_kind <> ? OR sending_at < ?"
+                    " OR coalesce(sent_by, '') <> coalesce(?, ''))",
                     (
                         f"sent twice without an answer; probably delivered ({why})",
                         *params,
                         TargetKind.BOT_CHANNEL.value,
                         nonce_since,
+                        me,
                     ),
                 )
             rows = conn.execute(

@@ -775,15 +775,16 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "a request timed out after it was sent, or was in flight at a crash; bot messages go"
         " again with their nonce (no double), webhook messages once after"
         " `uncertain_retry_seconds` (may double: counted in"
-        ' `wc_delivery_uncertain_total{resend="unprotected"}`)',
+        ' `wc_delivery_uncertain_total{resend="unprotected"}`), as do bot messages another'
+        " engine sent first (a map taken over: their nonce's age is that engine's clock)",
         "nothing; if frequent, Discord answers slower than `discord.request_timeout_seconds`:"
         " raise it",
     ),
     Advice(
         DELIVERY,
         "`notification not re-sent again: two sends had no known outcome`",
-        "a webhook message was sent twice and neither answer arrived; a third send could post"
-        " a third copy",
+        "a webhook message (or a bot message another engine sent first, before a takeover) was"
+        " sent twice and neither answer arrived; a third send could post a third copy",
         "check the channel; the row is `uncertain` in `outbox list`; `outbox drop --id N`"
         " once checked",
     ),

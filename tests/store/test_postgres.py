@@ -380,3 +380,24 @@ def test_an_engine_stalled_inside_a_transaction_blocks_no_other_for_long(
         admin.close()
         a.close()
         b.close()
+
+
+def test_every_connection_bounds_a_server_gone_silent_unless_the_url_says_otherwise(
+    url: DatabaseUrl,
+) -> None:
+    """A network cut or a frozen host closes nothing: the engine waits on its connection (the
+    store is called on the event loop) until the operating system gives up, some 15 minutes,
+    hung whole. libpq's keepalives and TCP user timeout end that wait; the URL may set its own.
+    (A silent peer cannot be made on 127.0.0.1: the kernel acknowledges for it. So the
+    parameters libpq was given are what is checked.)"""
+    own = DatabaseUrl(url.secret() + ("&" if "?" in url.secret() else "?") + "keepalives_idle=60")
+    for where, idle in ((url, "10"), (own, "60")):
+        store = PostgresStore(where)
+        try:
+            with store._pg._pool.connection() as conn:
+                given = conn.info.get_parameters()
+        finally:
+            store.close()
+        assert given.get("keepalives") == "1", given
+        assert given.get("keepalives_idle") == idle, given
+        assert given.get("tcp_user_timeout") == "30000", given

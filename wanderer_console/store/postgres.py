@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wanderer_console.store.base import DatabaseUrl, DbConnection
@@ -55,6 +56,7 @@ from wanderer_console.store.writes import WriteGuard
 __all__ = [
     "CONNECT_TIMEOUT",
     "IDLE_IN_TRANSACTION_TIMEOUT",
+    "LINK_BOUNDS",
     "LOCK_TIMEOUT",
     "POOL_TIMEOUT",
     "PgConnection",
@@ -68,6 +70,17 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT: Final = 5
 """Seconds to establish a connection to the server."""
+LINK_BOUNDS: Final[dict[str, int]] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq's TCP bounds on every connection (unless the URL sets its own): a server gone silent
+(a network cut, a host frozen: nothing closes the connection) is noticed within about 25 s
+idle, or 30 s with data unacknowledged, instead of the operating system's 15 minutes, through
+which the engine, waiting on the connection, would hang whole."""
 POOL_TIMEOUT: Final = 5.0
 """Longest wait for a pool connection (the server gone: a write fails after this)."""
 PING_TIMEOUT: Final = 1.0
@@ -275,8 +288,17 @@ def migrate_postgres(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERS
             conn.execute("UPDATE schema_version SET version = %s", (current + 1,))
 
 
+def _link(url: DatabaseUrl) -> dict[str, Any]:
+    """The connection's own bounds on a server that went silent (:data:`LINK_BOUNDS`), each
+    unless the URL sets it."""
+    given = conninfo_to_dict(url.secret())
+    return {"connect_timeout": CONNECT_TIMEOUT} | {
+        key: value for key, value in LINK_BOUNDS.items() if key not in given
+    }
+
+
 def _connect(url: DatabaseUrl, **kwargs: Any) -> psycopg.Connection[Any]:
-    return psycopg.connect(url.secret(), autocommit=True, connect_timeout=CONNECT_TIMEOUT, **kwargs)
+    return psycopg.connect(url.secret(), autocommit=True, **_link(url), **kwargs)
 
 
 def _bounded_waits(conn: psycopg.Connection[Any]) -> None:
@@ -346,7 +368,7 @@ def _open_pool(url: DatabaseUrl, *, max_size: int) -> ConnectionPool:
         url.secret(),
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+        kwargs={"autocommit": True, **_link(url)},
         configure=_bounded_waits,
         timeout=POOL_TIMEOUT,
         name="wanderer-console",

@@ -22,10 +22,13 @@ from tests.e2e.hosted_services import HostedServices, hosted_services
 from tests.support import wait_for
 from tests.ui.fakes import first_frame, record_toasts, settle
 from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.config.routing import OPS_TENANT
 from wanderer_console.console_api import FLAG_NAMES
 from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
+from wanderer_console.sim.discord import webhook_url
 from wanderer_console.ui.app import build_app
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
@@ -459,4 +462,54 @@ async def test_a_console_attached_to_a_hosted_engine_reads_it_and_is_told_where_
         assert config.read_text() == text
     finally:
         await remote.aclose()
+        await runtime.stop()
+
+
+async def test_a_hosted_maps_queued_notifications_wait_for_the_first_refresh_after_a_restart(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """An engine restarted with notifications of a hosted map still queued (a 429 at the stop,
+    a crash) does not know its hosted maps until its first refresh answers: until then those
+    notifications are not "no longer configured". They wait, pending, through a refresh that
+    fails (the map server down at the start), and go out once a refresh lists their map; the
+    operations webhook's own notifications go out meanwhile."""
+    h = hosted
+    ops = webhook_url(h.discord_url, 7001, "ops-token")
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    text += f'[alerts]\ndiscord_webhook_url = "{ops}"\n'
+    settings, _ = parse_settings_text(text)
+    h.host.plugin_api_key = "rotated"  # the first refresh is refused
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    # What the previous run left queued: a kill of hosted map a, an operations message.
+    body = {"embeds": [{"title": "queued before the restart", "description": "x"}]}
+    channel_a = Target(TargetKind.BOT_CHANNEL, CHANNELS["a"], "a")
+    ops_target = Target(TargetKind.WEBHOOK, ops, OPS_TENANT)
+    runtime.store.enqueue(
+        [
+            Notification("a", NotificationType.KILL, "n:a", channel_a, body),
+            Notification(OPS_TENANT, NotificationType.KILL, "n:ops", ops_target, body),
+        ]
+    )
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        hosted_maps = runtime.hosted
+        await wait_for(lambda: hosted_maps.refreshes >= 1, 20, "the first refresh")
+        assert hosted_maps.last is not None
+        assert not hosted_maps.last.ok
+        # The look that sent the operations message read every due row of a known map.
+        await wait_for(
+            lambda: runtime.store.outbox_counts().get("sent") == 1, 20, "the ops message sent"
+        )
+        assert runtime.store.outbox_counts() == {"pending": 1, "sent": 1}
+        assert h.discord.messages_for(f"channel:{CHANNELS['a']}") == []
+
+        h.host.plugin_api_key = PLUGIN_KEY
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        await wait_for(
+            lambda: h.discord.messages_for(f"channel:{CHANNELS['a']}"), 20, "map a's message"
+        )
+        await wait_for(lambda: runtime.store.outbox_counts() == {"sent": 2}, 10, "both sent")
+    finally:
         await runtime.stop()

@@ -97,6 +97,9 @@ class HostedMaps:
         """The settings of the hosted maps last applied, kept for an entry that turns bad."""
         self.refreshes = 0
         """Refreshes done (any outcome)."""
+        self.applied = False
+        """A refresh's answer was applied since the start: until then the hosted maps are not
+        known (their queued notifications wait for it rather than fail as unconfigured)."""
         self._counter = Counter(
             "wc_hosted_refresh",
             "Refreshes of the hosted maps' configuration, by outcome",
@@ -184,6 +187,7 @@ class HostedMaps:
             )
         maps.update({key: self._applied[key] for key in kept})
         diff = await self._apply(maps)
+        self.applied = True
         self._applied = dict(maps)
         self.maps = sorted(maps)
         if not diff.empty:

@@ -513,3 +513,34 @@ async def test_a_hosted_maps_queued_notifications_wait_for_the_first_refresh_aft
         await wait_for(lambda: runtime.store.outbox_counts() == {"sent": 2}, 10, "both sent")
     finally:
         await runtime.stop()
+
+
+async def test_a_map_server_down_at_the_start_is_asked_again_soon_not_at_the_next_refresh(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The engine starts while the map server is down (502 from its proxy): it knows no hosted
+    map yet, so it runs none, and every kill in their systems is missed. It asks again after a
+    short backoff, not a whole ``refresh_seconds`` (an hour here) later, and serves the maps as
+    soon as the server answers."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    h.host.notifier_config_status = 502
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        hosted_maps = runtime.hosted
+        await wait_for(lambda: hosted_maps.refreshes >= 1, 20, "the first refresh")
+        assert hosted_maps.last is not None
+        assert hosted_maps.last.error is not None
+        assert "answered 502" in hosted_maps.last.error
+        h.host.notifier_config_status = None
+        await wait_for(
+            lambda: sorted(runtime.settings.maps) == ["a", "b", "c"],
+            30,
+            "the maps served once the map server answers, without a console refresh",
+        )
+        assert hosted_maps.last.source == "timer"
+    finally:
+        await runtime.stop()

@@ -544,3 +544,48 @@ async def test_a_map_server_down_at_the_start_is_asked_again_soon_not_at_the_nex
         assert hosted_maps.last.source == "timer"
     finally:
         await runtime.stop()
+
+
+async def test_a_reload_of_the_hosted_section_applies_to_the_hosted_maps_at_once(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """``hosted.channel_id`` (``DISCORD_CHANNEL_ID``: where a hosted map that names no channel
+    posts) is applied live by a reload: the maps it feeds post there from then on, not after
+    the next refresh (an hour here) while the reload said it was applied."""
+    h = hosted
+    h.host.set_notifier_config("a", channels={})  # a names no channel: hosted.channel_id
+    path = tmp_path / "config.toml"
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    text += f'channel_id = "{CHANNELS["d"]}"\n'
+    path.write_text(text)
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data", config_path=path)
+    await runtime.start()
+    try:
+        await wait_for(lambda: sorted(runtime.settings.maps) == ["a", "b", "c"], 20, "loaded")
+        assert runtime.settings.maps["a"].discord.channel_id == CHANNELS["d"]
+        reloader = runtime.reloader
+        assert reloader is not None
+        await wait_for(lambda: reloader._text is not None, 10, "the watcher's baseline")
+        path.write_text(text.replace(CHANNELS["d"], CHANNELS["b2"]))
+        result = reloader.reload(source="test")
+        assert result.status == "applied"
+        assert result.hot == ["hosted.channel_id"]
+        await wait_for(
+            lambda: runtime.settings.maps["a"].discord.channel_id == CHANNELS["b2"],
+            20,
+            "map a on the new hosted.channel_id",
+        )
+        assert runtime.settings.maps["b"].discord.channel_id == CHANNELS["b"]
+        await wait_for(
+            lambda: (
+                "a" in runtime.index.tenants()
+                and runtime.kills.following(runtime.index.map("a").systems)
+            ),
+            20,
+            "map a loaded and followed",
+        )
+        kill = await h.push_kill("a")
+        await wait_for(lambda: kill in h.kills_in("b2"), 20, "a's kill in the new channel")
+    finally:
+        await runtime.stop()

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 
 from wanderer_console.config.hosted import HostedMapsDiff, hosted_key, parse_notifier_config
 from wanderer_console.config.live import LiveSettings
-from wanderer_console.config.model import MapSettings
+from wanderer_console.config.model import MapSettings, Settings
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.map_rest import api_origin
@@ -112,6 +112,14 @@ class HostedMaps:
             ["outcome"],
             registry=metrics.registry,
         )
+        live.subscribe(self._settings_changed)
+
+    def _settings_changed(self, old: Settings, new: Settings) -> None:
+        """A reload that changes ``[hosted]`` refreshes now: the maps take ``channel_id`` (and
+        the map API key, the endpoint's key) only from a refresh, and a new ``refresh_seconds``
+        times the next wait."""
+        if new.hosted != old.hosted:
+            self.wake()
 
     @property
     def url(self) -> str:
@@ -126,8 +134,8 @@ class HostedMaps:
         source = "start"
         retry = Backoff(1.0, START_RETRY_MAX)
         while True:
+            self._wake.clear()  # before: a wake while a refresh is under way asks again after
             await self.refresh(source)
-            self._wake.clear()
             wait = self._live.current.hosted.refresh_seconds
             if not self.applied:
                 # No answer applied since the start (the map server down as the engine came

@@ -224,7 +224,10 @@ class Runtime:
         self.hosted: HostedMaps | None = None
         if settings.hosted.enabled:
             map_client = functools.partial(self.clients.get, "map")
-            self.hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
+            self.hosted = hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
+            # A restart with a hosted map's notifications queued: they are its, not a removed
+            # map's, until a refresh says otherwise (the outbox fails those of a map unlisted).
+            self.dispatcher.maps_unknown = lambda: not hosted.applied
         self.maintenance = Maintenance(store, lambda: live.current.console.retention_days)
         self.trends = TrendRecorder(
             metrics,

@@ -22,10 +22,13 @@ from tests.e2e.hosted_services import HostedServices, hosted_services
 from tests.support import wait_for
 from tests.ui.fakes import first_frame, record_toasts, settle
 from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.config.routing import OPS_TENANT
 from wanderer_console.console_api import FLAG_NAMES
 from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.runtime import Runtime
+from wanderer_console.sim.discord import webhook_url
 from wanderer_console.ui.app import build_app
 from wanderer_console.ui.screens.toggles import TogglesScreen
 
@@ -459,4 +462,130 @@ async def test_a_console_attached_to_a_hosted_engine_reads_it_and_is_told_where_
         assert config.read_text() == text
     finally:
         await remote.aclose()
+        await runtime.stop()
+
+
+async def test_a_hosted_maps_queued_notifications_wait_for_the_first_refresh_after_a_restart(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """An engine restarted with notifications of a hosted map still queued (a 429 at the stop,
+    a crash) does not know its hosted maps until its first refresh answers: until then those
+    notifications are not "no longer configured". They wait, pending, through a refresh that
+    fails (the map server down at the start), and go out once a refresh lists their map; the
+    operations webhook's own notifications go out meanwhile."""
+    h = hosted
+    ops = webhook_url(h.discord_url, 7001, "ops-token")
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    text += f'[alerts]\ndiscord_webhook_url = "{ops}"\n'
+    settings, _ = parse_settings_text(text)
+    h.host.plugin_api_key = "rotated"  # the first refresh is refused
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    # What the previous run left queued: a kill of hosted map a, an operations message.
+    body = {"embeds": [{"title": "queued before the restart", "description": "x"}]}
+    channel_a = Target(TargetKind.BOT_CHANNEL, CHANNELS["a"], "a")
+    ops_target = Target(TargetKind.WEBHOOK, ops, OPS_TENANT)
+    runtime.store.enqueue(
+        [
+            Notification("a", NotificationType.KILL, "n:a", channel_a, body),
+            Notification(OPS_TENANT, NotificationType.KILL, "n:ops", ops_target, body),
+        ]
+    )
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        hosted_maps = runtime.hosted
+        await wait_for(lambda: hosted_maps.refreshes >= 1, 20, "the first refresh")
+        assert hosted_maps.last is not None
+        assert not hosted_maps.last.ok
+        # The look that sent the operations message read every due row of a known map.
+        await wait_for(
+            lambda: runtime.store.outbox_counts().get("sent") == 1, 20, "the ops message sent"
+        )
+        assert runtime.store.outbox_counts() == {"pending": 1, "sent": 1}
+        assert h.discord.messages_for(f"channel:{CHANNELS['a']}") == []
+
+        h.host.plugin_api_key = PLUGIN_KEY
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        await wait_for(
+            lambda: h.discord.messages_for(f"channel:{CHANNELS['a']}"), 20, "map a's message"
+        )
+        await wait_for(lambda: runtime.store.outbox_counts() == {"sent": 2}, 10, "both sent")
+    finally:
+        await runtime.stop()
+
+
+async def test_a_map_server_down_at_the_start_is_asked_again_soon_not_at_the_next_refresh(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The engine starts while the map server is down (502 from its proxy): it knows no hosted
+    map yet, so it runs none, and every kill in their systems is missed. It asks again after a
+    short backoff, not a whole ``refresh_seconds`` (an hour here) later, and serves the maps as
+    soon as the server answers."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    h.host.notifier_config_status = 502
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        assert runtime.hosted is not None
+        hosted_maps = runtime.hosted
+        await wait_for(lambda: hosted_maps.refreshes >= 1, 20, "the first refresh")
+        assert hosted_maps.last is not None
+        assert hosted_maps.last.error is not None
+        assert "answered 502" in hosted_maps.last.error
+        h.host.notifier_config_status = None
+        await wait_for(
+            lambda: sorted(runtime.settings.maps) == ["a", "b", "c"],
+            30,
+            "the maps served once the map server answers, without a console refresh",
+        )
+        assert hosted_maps.last.source == "timer"
+    finally:
+        await runtime.stop()
+
+
+async def test_a_reload_of_the_hosted_section_applies_to_the_hosted_maps_at_once(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """``hosted.channel_id`` (``DISCORD_CHANNEL_ID``: where a hosted map that names no channel
+    posts) is applied live by a reload: the maps it feeds post there from then on, not after
+    the next refresh (an hour here) while the reload said it was applied."""
+    h = hosted
+    h.host.set_notifier_config("a", channels={})  # a names no channel: hosted.channel_id
+    path = tmp_path / "config.toml"
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    text += f'channel_id = "{CHANNELS["d"]}"\n'
+    path.write_text(text)
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data", config_path=path)
+    await runtime.start()
+    try:
+        await wait_for(lambda: sorted(runtime.settings.maps) == ["a", "b", "c"], 20, "loaded")
+        assert runtime.settings.maps["a"].discord.channel_id == CHANNELS["d"]
+        reloader = runtime.reloader
+        assert reloader is not None
+        await wait_for(lambda: reloader._text is not None, 10, "the watcher's baseline")
+        path.write_text(text.replace(CHANNELS["d"], CHANNELS["b2"]))
+        result = reloader.reload(source="test")
+        assert result.status == "applied"
+        assert result.hot == ["hosted.channel_id"]
+        await wait_for(
+            lambda: runtime.settings.maps["a"].discord.channel_id == CHANNELS["b2"],
+            20,
+            "map a on the new hosted.channel_id",
+        )
+        assert runtime.settings.maps["b"].discord.channel_id == CHANNELS["b"]
+        await wait_for(
+            lambda: (
+                "a" in runtime.index.tenants()
+                and runtime.kills.following(runtime.index.map("a").systems)
+            ),
+            20,
+            "map a loaded and followed",
+        )
+        kill = await h.push_kill("a")
+        await wait_for(lambda: kill in h.kills_in("b2"), 20, "a's kill in the new channel")
+    finally:
         await runtime.stop()

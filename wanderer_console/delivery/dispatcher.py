@@ -202,6 +202,10 @@ class Dispatcher:
         self.fault_recheck_after = FAULT_RECHECK_AFTER
         """See :data:`FAULT_RECHECK_AFTER`."""
         self.paused = False
+        self.maps_unknown: Callable[[], bool] = lambda: False
+        """True while the engine does not know every map yet (hosted mode before its first
+        refresh applied): only the rows of the maps configured are read meanwhile; those of
+        any other map wait, pending, instead of failing as no longer configured."""
         self.states: dict[str, TargetState] = {}
         self._waiting = False
         """True while the loop awaits a wake (nothing of its own is running)."""
@@ -528,6 +532,8 @@ class Dispatcher:
             if not tenants:
                 return False  # no map's lease held: nothing of ours to send
         targets = self._targets()
+        if tenants is None and self.maps_unknown():
+            tenants = {tenant for tenant, _target in targets}
         if refresh_dead:
             self._dead.refresh(targets)
         busy = {target for _tenant, target in self._busy}

@@ -25,17 +25,23 @@ from prometheus_client import Counter
 
 from wanderer_console.config.hosted import HostedMapsDiff, hosted_key, parse_notifier_config
 from wanderer_console.config.live import LiveSettings
-from wanderer_console.config.model import MapSettings
+from wanderer_console.config.model import MapSettings, Settings
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["CONFIG_PATH", "PROBLEMS_SHOWN", "HostedMaps", "HostedRefresh"]
+__all__ = ["CONFIG_PATH", "PROBLEMS_SHOWN", "START_RETRY_MAX", "HostedMaps", "HostedRefresh"]
 
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = "/api/plugins/notifier/config"
 """Where the map server serves the per-map notifier configuration."""
+
+START_RETRY_MAX = 60.0
+"""Longest wait between two refreshes until one has applied since the start (1 s, doubling):
+the hosted maps run only once one has, so a map server down at the start is not left for a
+whole ``refresh_seconds``."""
 
 PROBLEMS_SHOWN = 20
 """Entries left out that a refresh names (logged and in the snapshot); the rest are counted."""
@@ -97,12 +103,23 @@ class HostedMaps:
         """The settings of the hosted maps last applied, kept for an entry that turns bad."""
         self.refreshes = 0
         """Refreshes done (any outcome)."""
+        self.applied = False
+        """A refresh's answer was applied since the start: until then the hosted maps are not
+        known (their queued notifications wait for it rather than fail as unconfigured)."""
         self._counter = Counter(
             "wc_hosted_refresh",
             "Refreshes of the hosted maps' configuration, by outcome",
             ["outcome"],
             registry=metrics.registry,
         )
+        live.subscribe(self._settings_changed)
+
+    def _settings_changed(self, old: Settings, new: Settings) -> None:
+        """A reload that changes ``[hosted]`` refreshes now: the maps take ``channel_id`` (and
+        the map API key, the endpoint's key) only from a refresh, and a new ``refresh_seconds``
+        times the next wait."""
+        if new.hosted != old.hosted:
+            self.wake()
 
     @property
     def url(self) -> str:
@@ -112,13 +129,20 @@ class HostedMaps:
 
     async def run(self) -> None:
         """Refresh now, then every ``hosted.refresh_seconds`` (sooner when woken), until
-        cancelled."""
+        cancelled; until a refresh has applied, again after a backoff (1 s doubling to
+        :data:`START_RETRY_MAX`) when that is sooner."""
         source = "start"
+        retry = Backoff(1.0, START_RETRY_MAX)
         while True:
+            self._wake.clear()  # before: a wake while a refresh is under way asks again after
             await self.refresh(source)
-            self._wake.clear()
+            wait = self._live.current.hosted.refresh_seconds
+            if not self.applied:
+                # No answer applied since the start (the map server down as the engine came
+                # up): no hosted map runs, so every event and kill of theirs is being missed.
+                wait = min(wait, retry.next_delay())
             try:
-                async with asyncio.timeout(self._live.current.hosted.refresh_seconds):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
@@ -184,6 +208,7 @@ class HostedMaps:
             )
         maps.update({key: self._applied[key] for key in kept})
         diff = await self._apply(maps)
+        self.applied = True
         self._applied = dict(maps)
         self.maps = sorted(maps)
         if not diff.empty:

@@ -64,6 +64,9 @@ class FakeMapHost:
         """Maps in the notifier config, by slug: ``discord``, ``features``, ``settings``."""
         self.config_requests = 0
         """Notifier-config requests answered 200."""
+        self.notifier_config_status: int | None = None
+        """Set: the notifier-config endpoint answers this status instead (a map server down
+        behind its proxy: 502, 503)."""
         self.app = Starlette(
             routes=[
                 Route("/api/maps/{map}/events/stream", self._sse, methods=["GET"]),
@@ -170,6 +173,8 @@ class FakeMapHost:
         }
 
     async def _notifier_config(self, request: Request) -> Response:
+        if self.notifier_config_status is not None:
+            return JSONResponse({"error": "unavailable"}, status_code=self.notifier_config_status)
         if self.plugin_api_key is None:
             return JSONResponse({"error": "Not found"}, status_code=404)
         _scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -534,6 +534,8 @@ class Dispatcher:
         targets = self._targets()
         if tenants is None and self.maps_unknown():
             tenants = {tenant for tenant, _target in targets}
+            if not tenants:
+                return False  # no map known yet: nothing to read (and no empty ``IN ()``)
         if refresh_dead:
             self._dead.refresh(targets)
         busy = {target for _tenant, target in self._busy}

@@ -480,6 +480,70 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def test_the_tcp_listener_closes_clients_that_never_finish_their_headers(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """`control listen` faces the network, and a connection is read before its token is looked
+    at: a client that sent nothing, or half its headers, kept its socket for ever, so enough of
+    them took the process's descriptors (and with them the engine's own connections to Discord
+    and the map). The listener has the [server] section's read deadlines now, counted."""
+    new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.server.header_timeout_seconds = 0.5
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        host, port = settings.control.listen.rsplit(":", 1)
+        for _ in range(2):
+            clients.append(await asyncio.open_connection(host, int(port)))
+        clients[1][1].write(b"GET /v1/hello HTTP/1.1\r\nHost: engine\r\n")  # and no more
+        for reader, _writer in clients:
+            assert await asyncio.wait_for(reader.read(), 30) == b""  # the engine closed it
+        registry = runtime.metrics.registry
+        refused = registry.get_sample_value(
+            "wc_control_refused_total", {"reason": "header_timeout"}
+        )
+        assert refused == 2
+    finally:
+        for _reader, writer in clients:
+            writer.close()
+        await runtime.stop()
+
+
+async def test_the_tcp_listener_holds_at_most_max_connections(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """At the [server] section's connection cap a new client takes the place of the one that has
+    waited longest on its client, as on the HTTP surface: stalled sockets never pile up."""
+    token = new_token(tmp_path)
+    settings = demo_settings(sim, data_dir=tmp_path)
+    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.server.max_connections = 2
+    runtime = Runtime(settings, data_dir=tmp_path)
+    await runtime.start()
+    clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        host, port = settings.control.listen.rsplit(":", 1)
+        clients.append(await asyncio.open_connection(host, int(port)))
+        for _ in range(2):
+            clients.append(await asyncio.open_connection(host, int(port)))
+        assert await asyncio.wait_for(clients[0][0].read(), 30) == b""  # evicted
+        registry = runtime.metrics.registry
+        assert registry.get_sample_value("wc_control_refused_total", {"reason": "evicted"}) == 1
+        # A console still gets in: its request evicts a stalled socket too.
+        backend = RemoteBackend(url=f"http://{settings.control.listen}", token=token)
+        try:
+            await backend.connect()
+        finally:
+            await backend.aclose()
+    finally:
+        for _reader, writer in clients:
+            writer.close()
+        await runtime.stop()
+
+
 async def test_tcp_needs_the_token_and_counts_every_refusal(sim: Simulator, tmp_path: Path) -> None:
     token = new_token(tmp_path)
     stored = (tmp_path / TOKEN_FILE).read_text()

@@ -202,3 +202,54 @@ async def test_a_database_that_cannot_grow_gets_503_a_line_per_outage_and_the_ev
     unconfirmed = [r for r in said if r.getMessage() == "ingest event not processed"]
     assert len(unconfirmed) == 1, [r.getMessage() for r in unconfirmed]
     assert "full" in unconfirmed[0].ctx["error"]  # type: ignore[attr-defined]
+
+
+async def test_a_repeat_of_an_event_not_yet_written_is_not_answered_duplicate(
+    tmp_path: Path,
+) -> None:
+    """The same event_id twice in one request (or a retry racing the first copy into one batch)
+    while the database cannot grow: the repeat was answered "duplicate" as soon as it was
+    decided, before the first copy's write, and the answer was 200 while nothing was stored (a
+    crash then lost the event the client was told was kept). The repeat now waits on the first
+    copy's write and shares its outcome: not confirmed, so 503 and "retry"."""
+    settings = map_settings("http://127.0.0.1:9")
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(64, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    tenants = TenantRegistry(store.path)
+    key = tenants.add("cut")
+    endpoint = IngestEndpoint(_Engine(settings, metrics, queue), tenants, timeout=2.0)
+    server = AppServer(
+        Starlette(routes=[Route("/api/v1/events", endpoint.post_events, methods=["POST"])])
+    )
+    await server.start()
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    pipeline = asyncio.create_task(worker.run())
+    events = [
+        {"event_id": f"ops-{n}", "title": "Fleet", "body": "x" * 4000, "severity": "info"}
+        for n in range(4)
+    ]
+    batch = {"events": [*events, events[0]]}  # ops-0 again, last
+    auth = {"authorization": f"Bearer {key}"}
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
+            first = await client.post("/api/v1/events", json=batch, headers=auth)
+            assert store.write_fault is not None
+            stored_then = store.has_event("cut", "api:ops-0")
+            store._conn.execute("PRAGMA max_page_count = 1000000")  # room again
+            await wait_for(lambda: store.has_event("cut", "api:ops-3"), 30, "kept events stored")
+            retried = await client.post("/api/v1/events", json=batch, headers=auth)
+    finally:
+        pipeline.cancel()
+        await asyncio.gather(pipeline, return_exceptions=True)
+        await server.stop()
+        tenants.close()
+        store.close()
+    assert not stored_then
+    assert first.status_code == 503, first.text
+    assert [r["status"] for r in first.json()["results"]] == ["rejected"] * 5
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["duplicate"] == 5

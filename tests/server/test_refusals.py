@@ -113,6 +113,12 @@ async def test_each_ingest_refusal_is_counted_with_its_reason(
     assert refused(runtime, "ingest", "too_many_events") == 1
     assert refused(runtime, "ingest", "invalid_events") == 1
     assert refused(runtime, "ingest", "other_tenant") == 1
+    # A refused key is told what to send and where a key comes from, the same words whether
+    # the key is missing, wrong or another tenant's (nothing said of who exists).
+    unauthorised = {response.json()["error"] for _, status, response in calls if status == 401}
+    [words] = unauthorised
+    assert "Authorization: Bearer" in words
+    assert "tenant rotate-key" in words
     # Events that are not objects are counted like any invalid event.
     assert runtime.metrics.value("wc_events_invalid_total", source="api", reason="shape") == 2
 

@@ -85,7 +85,12 @@ async def test_bad_signature_gets_401(sim: Simulator, client: httpx.AsyncClient)
         f"/api/v1/maps/{sim.map_slug}/webhook", content=body, headers=headers
     )
     assert response.status_code == 401
-    assert response.json() == {"error": "invalid signature"}
+    # The answer says what to check (the sender sees only this), never the expected value.
+    error = response.json()["error"]
+    assert error.startswith("invalid signature")
+    assert "webhook_secret" in error
+    assert "X-Wanderer-Signature: sha256=" in error
+    assert sign(WEBHOOK_SECRET, headers["x-wanderer-timestamp"], body) not in response.text
     # A tampered body with a signature over the original fails the same way.
     tampered = body.replace(b"J000001", b"J000002")
     response = await client.post(
@@ -94,7 +99,7 @@ async def test_bad_signature_gets_401(sim: Simulator, client: httpx.AsyncClient)
     assert response.status_code == 401
     unknown = await client.post("/api/v1/maps/nope/webhook", content=body, headers=signed(body))
     assert unknown.status_code == 401
-    assert unknown.json() == {"error": "invalid signature"}
+    assert unknown.json() == {"error": error}  # never tells whether the map exists
 
 
 async def test_old_timestamp_gets_401(sim: Simulator, client: httpx.AsyncClient) -> None:
@@ -106,6 +111,7 @@ async def test_old_timestamp_gets_401(sim: Simulator, client: httpx.AsyncClient)
     )
     assert response.status_code == 401
     assert "300 s" in response.json()["error"]
+    assert "clock" in response.json()["error"]  # what to check
 
 
 @pytest.mark.parametrize(
@@ -125,6 +131,7 @@ async def test_an_out_of_range_or_malformed_timestamp_gets_401_not_a_server_erro
     )
     assert response.status_code == 401, response.text
     assert "X-Wanderer-Timestamp" in response.json()["error"]
+    assert "Unix time in whole seconds" in response.json()["error"]
     refusals = runtime.metrics.value(
         "wc_server_refusals_total", endpoint="webhook", reason="timestamp"
     )

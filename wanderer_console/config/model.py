@@ -215,7 +215,10 @@ class ClusterSettings(Section):
 
 
 class ServerSettings(Section):
-    """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks."""
+    """The HTTP surface: ``/health``, ``/ready``, ``/metrics``, the ingest API and webhooks.
+
+    Its read deadlines and connection caps also guard the control endpoint's TCP listener
+    (``[control] listen``), which takes them when it starts."""
 
     enabled: Annotated[bool, RESTART_SERVER] = False
     """Serve HTTP inside the engine's process (off by default: it is a write surface)."""

@@ -71,6 +71,8 @@ from wanderer_console.control.token import TokenCheck
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.http.uds import UnixAddress
 from wanderer_console.server.body import TooLarge, read_body
+from wanderer_console.server.guard import ConnectionGuard, ConnectionLimits, descriptor_limit
+from wanderer_console.server.refusals import ThrottledLog
 from wanderer_console.server.serve import EmbeddedServer, ServerStartError
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -127,7 +129,8 @@ class ControlMetrics:
         registry = metrics.registry
         self.refused = Counter(
             "wc_control_refused_total",
-            "Control requests refused (no or wrong token, protocol mismatch, bad request)",
+            "Control requests refused (no or wrong token, protocol mismatch, bad request) and"
+            " TCP connections the engine closed (read deadline passed, connection cap)",
             ["reason"],
             registry=registry,
         )
@@ -706,6 +709,7 @@ class ControlEndpoint:
         self._servers: list[EmbeddedServer] = []
         self.tcp_url: str | None = None
         self.errors: list[str] = []
+        self._closed_log = ThrottledLog(log)
         """Why a transport could not start (logged too)."""
 
     async def start(self) -> None:
@@ -749,7 +753,26 @@ class ControlEndpoint:
             transport="tcp",
             token=self.token,
         )
-        server = EmbeddedServer(app, host=host.strip("[]"), port=int(port))
+        # Facing the network, read before any token is checked: the [server] section's read
+        # deadlines and connection cap, so stalled sockets cannot take the process's descriptors.
+        limits = self._settings().server
+        guard = ConnectionGuard(
+            ConnectionLimits(
+                header_timeout=limits.header_timeout_seconds,
+                body_timeout=limits.body_timeout_seconds,
+                max_connections=limits.max_connections,
+                max_connections_per_client=limits.max_connections_per_client,
+            ),
+            on_close=self._connection_closed,
+            nofile=descriptor_limit(),
+        )
+        server = EmbeddedServer(
+            app,
+            host=host.strip("[]"),
+            port=int(port),
+            guard=guard,
+            keep_alive_timeout=limits.keep_alive_seconds,
+        )
         try:
             await server.start()
         except ServerStartError as exc:
@@ -757,6 +780,16 @@ class ControlEndpoint:
             return
         self._servers.append(server)
         self.tcp_url = server.url
+
+    def _connection_closed(self, reason: str, host: str) -> None:
+        """The TCP listener closed or refused a connection (a read deadline, its cap)."""
+        self.metrics.refused.labels(reason).inc()
+        self._closed_log.emit(
+            host,
+            logging.WARNING,
+            "control: connection closed by the engine",
+            {"reason": reason, "client": host},
+        )
 
     def _failed(self, message: str) -> None:
         self.errors.append(message)

@@ -533,7 +533,7 @@ class Engine:
             seen = self._writer.seen(key)
         if seen:
             self._metrics.events_duplicate.labels(source=item.source).inc()
-            settle(item.done, False)
+            self._writer.duplicate(key, item.done)  # once the first copy is written
             return False
         event = StoredEvent(
             item.tenant,

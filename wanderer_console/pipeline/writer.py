@@ -48,6 +48,9 @@ class EventWriter:
         self._on_queued = on_queued
         self._window = window
         self._recent: OrderedDict[EventKey, None] = OrderedDict()
+        self._unwritten: dict[EventKey, list[asyncio.Future[bool]]] = {}
+        """Ingest API events decided and not yet written, each with the callers of its repeats
+        (:meth:`duplicate`), who are answered once it is written."""
         self._pending: list[PendingWrite] = []
         self._cursors: dict[str, str] = {}
         """Stream cursors of duplicates, written once the pending events are (see
@@ -70,6 +73,19 @@ class EventWriter:
         self._recent[key] = None
         if len(self._recent) > self._window:
             self._recent.popitem(last=False)
+
+    def duplicate(self, key: EventKey, done: asyncio.Future[bool] | None) -> None:
+        """Answer the caller of a repeat of ``key``: "duplicate" once the first copy is written.
+
+        A first copy still waiting for its write (in this batch, or kept after a write failed)
+        is not stored yet: the repeat's caller shares its outcome, so it is never told
+        "duplicate" for an event a failed write or a crash then loses.
+        """
+        followers = self._unwritten.get(key)
+        if followers is not None and done is not None and not done.done():
+            followers.append(done)
+        else:
+            settle(done, False)
 
     def forget(self, tenant: str) -> None:
         """Forget the recent events of ``tenant`` (the store stays the authority on them)."""
@@ -125,9 +141,11 @@ class EventWriter:
             if cursor is not None:
                 self.advance(cursor)
             self._metrics.events_duplicate.labels(source=event.source).inc()
-            settle(done, False)
+            self.duplicate(key, done)
             return False
         self.remember(key)
+        if done is not None:
+            self._unwritten[key] = []
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "event decided",
@@ -203,11 +221,20 @@ class EventWriter:
             if spans is not None:
                 spans.error(f"store write failed: {exc.cause}")
             for write in writes:
-                settle(write.done, RuntimeError(f"store write failed: {exc.cause}"))
+                failed = RuntimeError(f"store write failed: {exc.cause}")
+                settle(write.done, failed)
+                # Still kept: a later repeat waits on the next attempt.
+                for follower in self._unwritten.get(_key(write), ()):
+                    settle(follower, failed)
+                if _key(write) in self._unwritten:
+                    self._unwritten[_key(write)] = []
             raise
         except BaseException as exc:
             for write in writes:
-                settle(write.done, RuntimeError(f"store write failed: {type(exc).__name__}"))
+                failed = RuntimeError(f"store write failed: {type(exc).__name__}")
+                settle(write.done, failed)
+                for follower in self._unwritten.pop(_key(write), ()):
+                    settle(follower, failed)
             raise
         finally:
             if spans is not None:
@@ -233,6 +260,8 @@ class EventWriter:
         finally:
             for write, new in zip(writes, inserted, strict=True):
                 settle(write.done, new)
+                for follower in self._unwritten.pop(_key(write), ()):
+                    settle(follower, False)
         # One metric update per label per batch, not per event.
         for source, count in received.items():
             self._metrics.events_received.labels(source=source).inc(count)
@@ -250,6 +279,10 @@ class EventWriter:
         for stream, value in cursors.items():
             with contextlib.suppress(StoreWriteError):
                 self._store.set_cursor(stream, value)
+
+
+def _key(write: PendingWrite) -> EventKey:
+    return (write.event.tenant_id, write.event.event_id)
 
 
 def settle(done: asyncio.Future[bool] | None, outcome: bool | BaseException) -> None:

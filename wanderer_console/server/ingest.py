@@ -49,7 +49,10 @@ MAX_BATCH_EVENTS: Final = 50
 EVENT_ID_PREFIX: Final = "api:"
 """Ingest event ids are stored under this prefix so they never collide with map event ULIDs."""
 
-_UNAUTHORISED: Final = {"error": "invalid or unauthorised ingest key"}
+_UNAUTHORISED: Final = {
+    "error": "invalid or unauthorised ingest key: send Authorization: Bearer <the tenant's key>;"
+    " a new one: `wanderer-console tenant rotate-key SLUG` on the console's host"
+}
 _MAX_ERRORS: Final = 3
 """Validation errors spelled out per event; the rest are only counted."""
 _UNCONFIRMED: Final = (

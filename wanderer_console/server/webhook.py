@@ -42,6 +42,15 @@ _NOT_OURS: Final = (
     "map {tenant!r} is worked by another engine on this database now; it reads the event from"
     " the map's stream"
 )
+_BAD_STAMP: Final = (
+    "missing or malformed X-Wanderer-Timestamp: send the Unix time in whole seconds at which"
+    " the body was signed"
+)
+_BAD_SIGNATURE: Final = (
+    "invalid signature: send X-Wanderer-Signature: sha256=<hex HMAC-SHA256 of"
+    " '<X-Wanderer-Timestamp>.<raw body>'>, keyed with the map's webhook_secret; check the map"
+    " key in the URL and that the sender and this console hold the same secret"
+)
 UNKNOWN_MAP: Final = "unknown"
 """The label every path naming no configured map shares."""
 
@@ -71,7 +80,7 @@ class WebhookEndpoint:
     ) -> Response:
         self._engine.metrics.events_invalid.labels(source=f"webhook:{label}", reason=reason).inc()
         self._refusals.refused(request, "webhook", reason, status, map=label)
-        return JSONResponse({"error": clip(message)}, status_code=status)
+        return JSONResponse({"error": message}, status_code=status)
 
     async def receive(self, request: Request) -> Response:
         """Check timestamp and signature, then queue each envelope; answer at once.
@@ -107,22 +116,21 @@ class WebhookEndpoint:
         try:
             skew = abs(self._clock() - int(stamp))
         except (ValueError, OverflowError):  # not a number, or too large to compare (1e400)
-            return self._reject(
-                request, label, "timestamp", "missing or malformed X-Wanderer-Timestamp"
-            )
+            return self._reject(request, label, "timestamp", _BAD_STAMP)
         if skew > REPLAY_WINDOW_SECONDS:
             return self._reject(
                 request,
                 label,
                 "timestamp",
                 f"X-Wanderer-Timestamp is {int(skew)} s away from now;"
-                f" the window is {REPLAY_WINDOW_SECONDS} s",
+                f" the window is {REPLAY_WINDOW_SECONDS} s: sign with the time of sending,"
+                " and check the sender's clock and this host's (NTP)",
             )
         given = request.headers.get("x-wanderer-signature", "")
         # Same answer for an unknown map, a map without a secret and a wrong signature.
         expected = sign(secret.get_secret_value(), stamp, body) if secret else None
         if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            return self._reject(request, label, "signature", "invalid signature")
+            return self._reject(request, label, "signature", _BAD_SIGNATURE)
         if not self._engine.works_map(tenant):
             # Several engines on one database (behind one address): the map's owner tracks it
             # from its own stream. Taken here, the event would be stored and tracked by an
@@ -138,7 +146,8 @@ class WebhookEndpoint:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return self._reject(request, tenant, "json", f"body is not valid JSON: {exc}", 400)
+            message = clip(f"body is not valid JSON: {exc}")  # the parser may quote the body
+            return self._reject(request, tenant, "json", message, 400)
         batch = isinstance(data, dict) and isinstance(data.get("events"), list)
         candidates: list[Any] = data["events"] if batch else [data]
         items: list[MapEventItem] = []

@@ -796,10 +796,16 @@ class ControlEndpoint:
         log.error("control endpoint: %s", message)
 
     async def stop(self) -> None:
-        """End the streams, stop serving, remove the socket."""
+        """Remove the socket, end the streams, stop serving.
+
+        The socket goes first: a console told "bye" tries again within a second, and a socket
+        file still there while its server stops (the streams closing, the listener shut) refused
+        it as "no engine is listening (left behind by an engine that stopped?)", a stale socket,
+        where the engine was only stopping; gone, it reads "nothing to attach to". The engine's
+        lock is still held, so no other engine can bind the path meanwhile."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
         await self.hub.close()
         for server in self._servers:
             await server.stop()
         self._servers.clear()
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()

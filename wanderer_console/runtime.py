@@ -224,7 +224,11 @@ class Runtime:
         self.hosted: HostedMaps | None = None
         if settings.hosted.enabled:
             map_client = functools.partial(self.clients.get, "map")
-            self.hosted = hosted = HostedMaps(live, map_client, self.apply_hosted, metrics)
+            # Each map's key is kept in the store by its map_id: a slug changed on the map
+            # server restarts the map's feed under the same key (cursor, outbox, lease kept).
+            self.hosted = hosted = HostedMaps(
+                live, map_client, self.apply_hosted, metrics, keys=store
+            )
             # A restart with a hosted map's notifications queued: they are its, not a removed
             # map's, until a refresh says otherwise (the outbox fails those of a map unlisted).
             self.dispatcher.maps_unknown = lambda: not hosted.applied

@@ -263,16 +263,14 @@ async def test_a_map_removed_from_the_map_server_is_released_and_sends_nothing(
     assert cluster.doubly_held == []
 
 
-async def test_a_map_whose_feed_changed_restarts_on_the_engine_holding_it(
-    cluster: Cluster,
+async def test_a_map_renamed_restarts_on_the_engine_holding_it_under_the_same_key(
+    cluster: Cluster, tmp_path: Path
 ) -> None:
-    """The map server lists map c under a new slug (``C``: the same key, another feed): the
-    engine holding c restarts its feed on the new slug, under the same lease; the other engine
-    does not start it."""
+    """The map server lists map c under a new slug (its owner renamed it: the same ``map_id``):
+    every engine keeps its key ``c`` (kept in the shared database), the engine holding c
+    restarts its feed on the new slug, under the same lease, and the other does not start it;
+    an engine started after the rename, which never saw the old slug, keys it ``c`` too."""
     w, one, two = cluster.w, cluster.engines["one"], cluster.engines["two"]
-    pool = sorted(s.id for s in w.gen.systems.values())
-    moved = pool[9:12]
-    w.host.add_map("C", moved, (), api_key=MAP_KEY)
     w.host.set_notifier_config("c", channels={"primary": CHANNELS["c"]})
     await _refresh(one)
     await _refresh(two)
@@ -282,30 +280,43 @@ async def test_a_map_whose_feed_changed_restarts_on_the_engine_holding_it(
     fence = cluster.engines[holder].cluster.fence("c")
     assert fence is not None
 
-    del w.host.notifier_config["c"]
-    w.host.set_notifier_config("C", channels={"primary": CHANNELS["c"]})
+    w.host.rename_map("c", "c-renamed")
     for rt in (one, two):
         await _refresh(rt)
         assert rt.hosted is not None
         assert rt.hosted.last is not None
         assert rt.hosted.last.diff is not None
-        assert rt.hosted.last.diff.restarted == ["c"]
+        assert rt.hosted.last.diff.as_json() == {
+            "added": [],
+            "removed": [],
+            "changed": [],
+            "restarted": ["c"],
+        }
     rt = cluster.engines[holder]
 
     def restarted() -> bool:
         if cluster.holders("c") != [holder] or "c" not in rt.index.tenants():
             return False
-        streams = w.host.maps["C"].open_streams == 1 and w.host.maps["c"].open_streams == 0
-        return streams and rt.kills.following(set(moved))
+        return w.host.maps["c-renamed"].open_streams == 1 and rt.kills.following(
+            set(w.systems["c"])
+        )
 
     await wait_for(restarted, 30, "c's feed restarted on the new slug by its holder")
-    assert rt.settings.maps["c"].slug == "C"
+    assert rt.settings.maps["c"].slug == "c-renamed"
     assert rt.cluster.fence("c") == fence  # the same lease: no hand-over
-    kc = w.gen.make_killmail(system_id=moved[0])
-    await w.killstream.push_kill(kc)
-    await wait_for(lambda: kc["killmail_id"] in w.kills_in("c"), 30, "a kill in C's systems sent")
+    kc = await w.push_kill("c")
+    await wait_for(lambda: kc in w.kills_in("c"), 30, "a kill in c's systems sent")
     await one.drain(10.0)
     await two.drain(10.0)
-    assert w.kills_in("c").count(kc["killmail_id"]) == 1
+    assert w.kills_in("c").count(kc) == 1
     assert w.senders("c") == [f"wc-hosted-cluster/{holder}"]
     assert cluster.doubly_held == []
+
+    three = _engine(w, tmp_path, "three")
+    await three.start()
+    try:
+        await wait_for(lambda: three.hosted is not None and three.hosted.applied, 30, "refreshed")
+        assert sorted(three.settings.maps) == ["a", "b", "c"]
+        assert three.settings.maps["c"].slug == "c-renamed"
+    finally:
+        await three.stop()

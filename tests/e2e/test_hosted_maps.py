@@ -589,3 +589,118 @@ async def test_a_reload_of_the_hosted_section_applies_to_the_hosted_maps_at_once
         await wait_for(lambda: kill in h.kills_in("b2"), 20, "a's kill in the new channel")
     finally:
         await runtime.stop()
+
+
+async def test_a_map_renamed_on_the_map_server_keeps_its_queue_and_its_stream_position(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """A map's owner changes its slug: the map server lists the same map (same ``map_id``)
+    under the new slug, the old address is gone. The engine follows it as the same map, under
+    the same key: its kill still queued (Discord down at the rename) is delivered once, not
+    failed as "no longer configured", and a system added while the old address was gone and
+    the new one not yet followed is notified once (the stream resumes from the map's cursor)."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+
+    def systems_in_a() -> int:
+        messages = h.discord.messages_for(f"channel:{CHANNELS['a']}")
+        return sum(1 for m in messages for n in m.notifications if n.kind == "system")
+
+    try:
+        await wait_for(
+            lambda: (
+                "a" in runtime.index.tenants()
+                and runtime.kills.following(runtime.index.map("a").systems)
+                and h.host.maps["a"].open_streams == 1
+            ),
+            30,
+            "map a loaded, followed and streamed",
+        )
+        h.host.maps["a"].add_system(h.gen.new_system().id)  # the map's stream has a cursor
+        await wait_for(lambda: systems_in_a() == 1, 20, "a's first system notified")
+        h.discord.outage = (500, {"message": "down"}, {})
+        kill = await h.push_kill("a")
+        await wait_for(
+            lambda: runtime.store.outbox_counts().get("pending") == 1, 20, "a's kill queued"
+        )
+
+        renamed = h.host.rename_map("a", "a-renamed")
+        renamed.add_system(h.gen.new_system().id)  # the engine knows only the old slug yet
+        result = await runtime.console.refresh_hosted(actor="test")
+        assert result.ok, result.message
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        assert runtime.settings.maps["a"].slug == "a-renamed"
+        h.discord.outage = None
+
+        await wait_for(
+            lambda: kill in h.kills_in("a") and systems_in_a() == 2,
+            30,
+            "the queued kill and the system added during the rename delivered",
+        )
+        await runtime.drain(10.0)
+        assert h.kills_in("a") == [kill]
+        assert systems_in_a() == 2
+        assert runtime.store.outbox_counts() == {"sent": 3}
+        assert h.host.maps["a-renamed"].connect_log[-1]["last_event_id"] is not None
+    finally:
+        await runtime.stop()
+
+
+async def test_a_map_renamed_while_the_engine_is_stopped_keeps_its_key_after_the_restart(
+    hosted: Hosted, tmp_path: Path
+) -> None:
+    """The key a hosted map was given is kept in the store: an engine restarted after the map's
+    slug changed (it never saw the new slug) still runs it under its key, so the kill queued
+    before the stop is delivered once and the system added while it was down is notified from
+    the map's cursor."""
+    h = hosted
+    text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
+    settings, _ = parse_settings_text(text)
+
+    def systems_in_a() -> int:
+        messages = h.discord.messages_for(f"channel:{CHANNELS['a']}")
+        return sum(1 for m in messages for n in m.notifications if n.kind == "system")
+
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(
+            lambda: (
+                "a" in runtime.index.tenants()
+                and runtime.kills.following(runtime.index.map("a").systems)
+                and h.host.maps["a"].open_streams == 1
+            ),
+            30,
+            "map a loaded, followed and streamed",
+        )
+        h.host.maps["a"].add_system(h.gen.new_system().id)  # the map's stream has a cursor
+        await wait_for(lambda: systems_in_a() == 1, 20, "a's first system notified")
+        h.discord.outage = (500, {"message": "down"}, {})
+        kill = await h.push_kill("a")
+        await wait_for(
+            lambda: runtime.store.outbox_counts().get("pending") == 1, 20, "a's kill queued"
+        )
+    finally:
+        await runtime.stop()
+
+    h.host.rename_map("a", "a-renamed").add_system(h.gen.new_system().id)
+    h.discord.outage = None
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(
+            lambda: kill in h.kills_in("a") and systems_in_a() == 2,
+            30,
+            "the kill queued before the stop and the system added meanwhile delivered",
+        )
+        assert sorted(runtime.settings.maps) == ["a", "b", "c"]
+        assert runtime.settings.maps["a"].slug == "a-renamed"
+        await runtime.drain(10.0)
+        assert h.kills_in("a") == [kill]
+        assert systems_in_a() == 2
+        assert runtime.store.outbox_counts() == {"sent": 3}
+    finally:
+        await runtime.stop()

@@ -48,6 +48,7 @@ _ORDER = {
     "outbox": "tenant_id, dedup_key",
     "dead_targets": "tenant_id, target_key",
     "tenants": "slug",
+    "hosted_maps": "map_id",
     "config_audit": "id",
     "cache_entries": "namespace, key, version",
     "alert_history": "id",

@@ -35,6 +35,7 @@ TABLES_AT = {
     7: ("dead_targets",),
     8: ("instances", "leases"),
     13: ("priority_systems", "priority_audit"),
+    15: ("hosted_maps",),
 }
 """The tables each version adds."""
 
@@ -158,6 +159,11 @@ def seed(db: Raw, version: int) -> None:
         db.execute(
             "INSERT INTO priority_audit (at, actor, action, name) VALUES (?, ?, ?, ?)",
             (100.0, "discord:pilot", "add", "J154624"),
+        )
+    if version >= 15:
+        db.execute(
+            "INSERT INTO hosted_maps (map_id, tenant_id, slug, created_at) VALUES (?, ?, ?, ?)",
+            ("5f0c1d2e-0000-4000-8000-000000000001", "home", "home", 100.0),
         )
 
 

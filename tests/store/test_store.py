@@ -285,3 +285,18 @@ def test_failed_checkpoint_is_counted_not_raised(tmp_path: Path) -> None:
     checkpointer.checkpoint(closed)  # sqlite3.ProgrammingError is an sqlite3.Error
     assert checkpointer.failures == 1
     assert checkpointer.checkpoints == 0
+
+
+def test_a_hosted_maps_key_is_kept_once_and_never_given_to_two_maps(
+    store_location: StoreLocation,
+) -> None:
+    store = open_store(store_location)
+    assert store.hosted_map_keys() == {}
+    kept = store.keep_hosted_map_keys({"m-1": ("home", "home"), "m-2": ("away", "away")})
+    assert kept == {"m-1": "home", "m-2": "away"}
+    # A map keyed already keeps its key (another engine's later proposal, a renamed slug's);
+    # a key already some map's is not given to another one.
+    kept = store.keep_hosted_map_keys({"m-1": ("home-2", "home-2"), "m-3": ("home", "home")})
+    assert kept == {"m-1": "home", "m-2": "away"}
+    store.close()
+    assert open_store(store_location).hosted_map_keys() == kept

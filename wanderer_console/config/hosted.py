@@ -9,6 +9,12 @@ in the notifier) and ``settings`` (``corporation_kill_focus``, ``character_exclu
 :class:`~.model.MapSettings` keyed like the file's maps; an entry that cannot be used is named,
 with why, and left out (the others still run). :func:`diff_maps` says what a new answer changes.
 
+A map's key (tenant id: its events, stream cursor, outbox rows and lease hang on it) is given
+once, by its ``map_id``: its slug's (:func:`hosted_key`) when first seen, kept (in the store,
+:mod:`wanderer_console.ingest.hosted`) when its owner renames it, so a rename restarts its feed
+on the new slug rather than removing one map and adding another
+(:func:`read_notifier_config`).
+
 Precedence: the engine's global switches (``[notifications]``, ``NOTIFICATIONS_ENABLED`` and the
 other ``*_NOTIFICATIONS_ENABLED``) are ANDed with a hosted map's features, so the map server
 cannot turn on what the operator turned off; a map of the file (``[maps.<key>]``, or the
@@ -27,7 +33,15 @@ from pydantic import ValidationError
 
 from wanderer_console.config.model import HostedSettings, MapSettings
 
-__all__ = ["FEED_KEYS", "HostedMapsDiff", "diff_maps", "hosted_key", "parse_notifier_config"]
+__all__ = [
+    "FEED_KEYS",
+    "HostedConfig",
+    "HostedMapsDiff",
+    "diff_maps",
+    "hosted_key",
+    "parse_notifier_config",
+    "read_notifier_config",
+]
 
 _FLAGS: Final[dict[str, tuple[tuple[str, str], bool]]] = {
     "notifications_enabled": (("notifications", "enabled"), True),
@@ -71,7 +85,8 @@ FEED_KEYS: Final[tuple[str, ...]] = (
 
 
 def hosted_key(slug: str) -> str:
-    """The map key (tenant id) of a hosted map: its slug, cleaned to a valid key."""
+    """The map key (tenant id) a hosted map gets when first seen: its slug, cleaned to a valid
+    key (kept when its slug changes: :func:`read_notifier_config`)."""
     cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in slug.lower())
     return cleaned.strip("-_")[:63] or "map"
 
@@ -137,39 +152,109 @@ def _problem(exc: Exception) -> str:
     return str(exc)
 
 
-def parse_notifier_config(
-    body: Any, hosted: HostedSettings
-) -> tuple[dict[str, MapSettings], list[str]]:
-    """The maps of a notifier-config answer, and one problem line per entry left out.
-
-    ``body`` is the decoded JSON: a list of entries, or an object holding it under ``data`` or
-    ``maps``. Raises :class:`ValueError` when it is none of these (nothing can be used).
-    """
+def _entries(body: Any) -> list[Any]:
     entries = body
     if isinstance(body, dict):
         entries = body.get("data", body.get("maps"))
     if not isinstance(entries, list):
         raise ValueError("the notifier config is not a list of maps (nor {data: [...]})")
-    maps: dict[str, MapSettings] = {}
-    problems: list[str] = []
-    for number, raw in enumerate(entries):
+    return entries
+
+
+def _apart(key: str, map_id: str) -> str:
+    """The key of a new map whose slug's key belongs to another map: the slug's key and the
+    first characters of its ``map_id`` (the same on every engine)."""
+    tail = "".join(c for c in map_id.lower() if c.isalnum())[:8] or "map"
+    return f"{key[:54]}-{tail}"
+
+
+@dataclass(slots=True)
+class HostedConfig:
+    """A notifier-config answer read (:func:`read_notifier_config`)."""
+
+    maps: dict[str, MapSettings] = field(default_factory=dict)
+    """The usable maps, by key."""
+    map_ids: dict[str, str] = field(default_factory=dict)
+    """Each map's ``map_id``, by key."""
+    problems: list[str] = field(default_factory=list)
+    """One line per entry left out, and per map keyed apart, with why."""
+
+    @property
+    def new_keys(self) -> dict[str, tuple[str, str]]:
+        """``map_id -> (key, slug)`` of every map (to keep: a map already keyed is not
+        changed by :meth:`~wanderer_console.store.base.Store.keep_hosted_map_keys`)."""
+        return {m: (key, self.maps[key].slug) for key, m in self.map_ids.items()}
+
+
+def read_notifier_config(
+    body: Any, hosted: HostedSettings, known: Mapping[str, str] | None = None
+) -> HostedConfig:
+    """The maps of a notifier-config answer, keyed, and one problem line per entry left out.
+
+    ``body`` is the decoded JSON: a list of entries, or an object holding it under ``data`` or
+    ``maps``. Raises :class:`ValueError` when it is none of these (nothing can be used).
+
+    A map's key is the one ``known`` keeps for its ``map_id`` (the key it got when first seen:
+    a map whose slug changed keeps its key, so its cursor, event log, outbox and lease), else
+    its slug's (:func:`hosted_key`); a new map whose slug's key is another map's (one renamed
+    away from that slug, or one listed before it with a slug of the same key) gets its slug's
+    key followed by the start of its ``map_id``, said in the problems. A second entry of one
+    ``map_id`` is left out.
+    """
+    known = dict(known or {})
+    owners = {key: map_id for map_id, key in known.items()}
+    result = HostedConfig()
+    seen: dict[str, str] = {}
+    """``map_id`` -> the label of the entry that listed it first."""
+    for number, raw in enumerate(_entries(body)):
         label = f"entry {number}"
         if not isinstance(raw, dict):
-            problems.append(f"{label}: not an object")
+            result.problems.append(f"{label}: not an object")
             continue
         if raw.get("slug"):
             label += f" ({raw['slug']})"
         try:
             map_settings = _entry(raw, hosted)
         except (ValueError, ValidationError) as exc:
-            problems.append(f"{label}: {_problem(exc)}")
+            result.problems.append(f"{label}: {_problem(exc)}")
             continue
-        key = hosted_key(map_settings.slug)
-        if key in maps:
-            problems.append(f"{label}: a second map with the key {key!r}; the first is kept")
+        map_id = str(raw["map_id"])
+        if map_id in seen:
+            result.problems.append(
+                f"{label}: the map {map_id} is listed twice (first as {seen[map_id]});"
+                " the first is kept"
+            )
             continue
-        maps[key] = map_settings
-    return maps, problems
+        seen[map_id] = label
+        key = known.get(map_id)
+        if key is None:
+            key = hosted_key(map_settings.slug)
+            owner = owners.get(key)
+            if owner is not None and owner != map_id:
+                apart = _apart(key, map_id)
+                if owners.get(apart, map_id) != map_id:
+                    result.problems.append(
+                        f"{label}: its keys {key!r} and {apart!r} belong to other maps;"
+                        " rename the map on the map server"
+                    )
+                    continue
+                result.problems.append(
+                    f"{label}: the key {key!r} is the map {owner}'s (it had this slug, or one"
+                    f" of the same key, first); this map runs as {apart!r}"
+                )
+                key = apart
+            owners[key] = map_id
+        result.maps[key] = map_settings
+        result.map_ids[key] = map_id
+    return result
+
+
+def parse_notifier_config(
+    body: Any, hosted: HostedSettings, known: Mapping[str, str] | None = None
+) -> tuple[dict[str, MapSettings], list[str]]:
+    """:func:`read_notifier_config`'s maps and problems."""
+    config = read_notifier_config(body, hosted, known)
+    return config.maps, config.problems
 
 
 @dataclass(slots=True)

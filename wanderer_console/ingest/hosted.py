@@ -10,6 +10,10 @@ no usable map while hosted maps run) changes nothing: running maps keep running 
 had, and the failure is logged, counted (``wc_hosted_refresh_total{outcome}``) and shown in the
 snapshot. Likewise a running map whose entry alone comes back unusable (its slug still listed)
 keeps running on the settings it had: only a map no longer listed is stopped.
+
+Each map's key is the one kept for its ``map_id`` (:class:`HostedKeys`: the store, shared by the
+engines of one database and kept across restarts), given when the map is first seen: a map
+renamed on the map server keeps its key, its feed restarted on the new slug.
 """
 
 from __future__ import annotations
@@ -17,21 +21,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from wanderer_console.config.hosted import HostedMapsDiff, hosted_key, parse_notifier_config
+from wanderer_console.config.hosted import (
+    HostedConfig,
+    HostedMapsDiff,
+    hosted_key,
+    read_notifier_config,
+)
 from wanderer_console.config.live import LiveSettings
-from wanderer_console.config.model import MapSettings, Settings
+from wanderer_console.config.model import HostedSettings, MapSettings, Settings
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.map_rest import api_origin
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["CONFIG_PATH", "PROBLEMS_SHOWN", "START_RETRY_MAX", "HostedMaps", "HostedRefresh"]
+__all__ = [
+    "CONFIG_PATH",
+    "PROBLEMS_SHOWN",
+    "START_RETRY_MAX",
+    "HostedKeys",
+    "HostedMaps",
+    "HostedRefresh",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,15 @@ PROBLEMS_SHOWN = 20
 
 Apply = Callable[[dict[str, MapSettings]], Awaitable[HostedMapsDiff]]
 """The runtime's side: make these the hosted maps; returns what changed."""
+
+
+class HostedKeys(Protocol):
+    """Where the hosted maps' keys are kept (the store: shared by the engines of one database,
+    kept across restarts)."""
+
+    def hosted_map_keys(self) -> dict[str, str]: ...
+
+    def keep_hosted_map_keys(self, keys: Mapping[str, tuple[str, str]]) -> dict[str, str]: ...
 
 
 @dataclass(slots=True)
@@ -88,12 +113,16 @@ class HostedMaps:
         apply: Apply,
         metrics: Metrics,
         *,
+        keys: HostedKeys | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._live = live
         self._client = client
         self._apply = apply
+        self._keys = keys
         self._clock = clock
+        self._known: dict[str, str] = {}
+        """The key of every hosted map seen, by ``map_id`` (the store's, when there is one)."""
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.last: HostedRefresh | None = None
@@ -181,12 +210,28 @@ class HostedMaps:
             return self._failed(source, at, f"{self.url} answered {response.status}")
         try:
             body = response.json()
-            maps, problems = parse_notifier_config(body, hosted)
+            config = read_notifier_config(body, hosted, self._known)
         except ValueError as exc:
             return self._failed(source, at, f"{self.url}: {exc}")
+        try:
+            config = self._keyed(body, hosted, config)
+        except Exception as exc:  # the store's own error (a database gone), said as it is
+            return self._failed(
+                source,
+                at,
+                f"the hosted maps' keys could not be read or kept in the store ({exc})",
+            )
+        maps, problems = config.maps, config.problems
+        for key, map_settings in maps.items():
+            before = self._applied.get(key)
+            if before is not None and before.slug != map_settings.slug:
+                log.info(
+                    "hosted map renamed on the map server; its key is kept",
+                    extra={"ctx": {"map": key, "from": before.slug, "to": map_settings.slug}},
+                )
         # A running map listed with an unusable entry is still wanted (a server mid-deploy, a
         # field gone null): stopping it would drop its stream until the entry is fixed.
-        kept = sorted((_listed(body) & set(self._applied)) - set(maps))
+        kept = sorted((self._listed(body) & set(self._applied)) - set(maps))
         for key in kept:
             problems.append(f"{key}: its entry is unusable; kept running on its previous settings")
         if len(problems) > PROBLEMS_SHOWN:
@@ -215,6 +260,49 @@ class HostedMaps:
             log.info("hosted maps changed", extra={"ctx": {"source": source, **diff.as_json()}})
         return HostedRefresh(True, source, at, None, self.maps, problems, diff)
 
+    def _keyed(self, body: Any, hosted: HostedSettings, config: HostedConfig) -> HostedConfig:
+        """``config`` keyed by the keys the store keeps (see :class:`HostedKeys`): a map first
+        seen gets its key kept there, once, so every engine of the database, and this one after
+        a restart, gives a map the same key whatever its slug becomes. Without a store, the
+        keys are this process's. A map whose key another engine kept for another map meanwhile
+        waits for the next refresh."""
+        if self._keys is None:
+            self._known.update({map_id: key for key, map_id in config.map_ids.items()})
+            return config
+        known = self._keys.hosted_map_keys()
+        config = read_notifier_config(body, hosted, known)
+        new = {m: kept for m, kept in config.new_keys.items() if m not in known}
+        if new:
+            known = self._keys.keep_hosted_map_keys(new)
+            config = read_notifier_config(body, hosted, known)
+        for key, map_id in list(config.map_ids.items()):
+            if known.get(map_id) != key:
+                del config.maps[key], config.map_ids[key]
+                config.problems.append(
+                    f"{key} (map {map_id}): its key was taken by another map meanwhile;"
+                    " asked again at the next refresh"
+                )
+        self._known = known
+        return config
+
+    def _listed(self, body: Any) -> set[str]:
+        """The map keys of every entry of a notifier-config answer that names a slug, usable or
+        not: its ``map_id``'s key, else a running map's of that slug, else its slug's."""
+        entries = body.get("data", body.get("maps")) if isinstance(body, dict) else body
+        if not isinstance(entries, list):
+            return set()
+        by_slug = {m.slug: key for key, m in self._applied.items()}
+        keys = set()
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            slug, map_id = entry.get("slug"), entry.get("map_id")
+            if isinstance(map_id, str) and map_id in self._known:
+                keys.add(self._known[map_id])
+            elif isinstance(slug, str) and slug:
+                keys.add(by_slug.get(slug, hosted_key(slug)))
+        return keys
+
     def _failed(self, source: str, at: float, error: str) -> HostedRefresh:
         log.error(
             "hosted maps refresh failed; the running maps are kept",
@@ -231,16 +319,3 @@ class HostedMaps:
             "maps": list(self.maps),
             "last": None if self.last is None else self.last.as_json(),
         }
-
-
-def _listed(body: Any) -> set[str]:
-    """The map keys of every entry of a notifier-config answer that names a slug, usable or not
-    (the answer's shapes as :func:`parse_notifier_config` reads them)."""
-    entries = body.get("data", body.get("maps")) if isinstance(body, dict) else body
-    if not isinstance(entries, list):
-        return set()
-    return {
-        hosted_key(entry["slug"])
-        for entry in entries
-        if isinstance(entry, dict) and isinstance(entry.get("slug"), str) and entry["slug"]
-    }

@@ -103,6 +103,24 @@ class FakeMapHost:
         self._by_key[key] = fake
         return fake
 
+    def rename_map(self, slug: str, new_slug: str) -> FakeMapServer:
+        """Change a map's slug, as its owner can in Wanderer: the same map (``map_id``, state,
+        event ids, buffer) answers at ``new_slug`` only, the old slug is not found, its open
+        streams end (a client must reconnect at the new address) and its notifier-config entry
+        lists the new slug."""
+        fake = self.maps.pop(slug)
+        if new_slug in self.maps:
+            self.maps[slug] = fake
+            raise ValueError(f"map {new_slug!r} exists")
+        fake.slug = new_slug
+        self.maps[new_slug] = fake
+        del self._by_ident[slug]
+        self._by_ident[new_slug] = fake
+        if slug in self.notifier_config:
+            self.notifier_config[new_slug] = self.notifier_config.pop(slug)
+        fake.drop_connections()
+        return fake
+
     @property
     def open_streams(self) -> int:
         """SSE responses open over every map."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -467,6 +467,17 @@ class Store(Protocol):
     def get_cursor(self, stream: str) -> str | None: ...
 
     def set_cursor(self, stream: str, value: str) -> None: ...
+
+    # hosted maps
+    def hosted_map_keys(self) -> dict[str, str]:
+        """The key kept for each hosted map, by its map server's ``map_id``."""
+        ...
+
+    def keep_hosted_map_keys(self, keys: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+        """Record ``map_id -> (key, slug)`` for the maps that have no key yet (a map's key is
+        never changed, and one key is never given to two maps: such a row is not written);
+        return every kept key, as :meth:`hosted_map_keys`."""
+        ...
 
     def prune(self, before: float, *, limit: int = PRUNE_BATCH) -> tuple[int, int]:
         """Delete up to ``limit`` old events and up to ``limit`` old finished notifications."""

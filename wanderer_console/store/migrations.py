@@ -421,6 +421,27 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ALTER TABLE outbox ADD COLUMN sent_by TEXT;
         """,
     ),
+    # 15: the key (tenant id) of each hosted map, by its map server's ``map_id``: kept when the
+    #     map's slug changes (its cursor, event log, outbox and lease hang on the key), one map
+    #     per key; shared by every engine of a PostgreSQL database.
+    Migration(
+        """
+        CREATE TABLE hosted_maps (
+            map_id     TEXT PRIMARY KEY,
+            tenant_id  TEXT NOT NULL UNIQUE,
+            slug       TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        """,
+        """
+        CREATE TABLE hosted_maps (
+            map_id     TEXT PRIMARY KEY,
+            tenant_id  TEXT NOT NULL UNIQUE,
+            slug       TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

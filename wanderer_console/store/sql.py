@@ -13,7 +13,7 @@ A backend (:mod:`~.sqlite`, :mod:`~.postgres`) adds how it opens, closes and che
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from wanderer_console.domain.notification import Notification
 from wanderer_console.store.base import PRUNE_BATCH, SHARED_TENANT, PendingWrite, StoredEvent
@@ -161,6 +161,28 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
         """Advance the resume position of a stream (it never moves backwards)."""
         with self._writes.transaction("set cursor"):
             self._advance_cursor(stream, value, time.time())
+
+    # -- hosted maps ---------------------------------------------------------------------------
+
+    def hosted_map_keys(self) -> dict[str, str]:
+        """The key kept for each hosted map, by its map server's ``map_id``."""
+        rows = self._conn.execute("SELECT map_id, tenant_id FROM hosted_maps").fetchall()
+        return {str(map_id): str(key) for map_id, key in rows}
+
+    def keep_hosted_map_keys(self, keys: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+        """Record the keys of maps that have none yet; return every kept key (see
+        :meth:`Store.keep_hosted_map_keys`). A row whose map or key is taken already (another
+        engine recorded it first) is not written: the answer says what was kept."""
+        if keys:
+            now = time.time()
+            with self._writes.transaction("keep hosted map keys") as conn:
+                for map_id, (key, slug) in keys.items():
+                    conn.execute(
+                        "INSERT INTO hosted_maps (map_id, tenant_id, slug, created_at)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (map_id, key, slug, now),
+                    )
+        return self.hosted_map_keys()
 
     @property
     def write_fault(self) -> WriteFault | None:

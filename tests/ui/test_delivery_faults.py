@@ -257,3 +257,26 @@ async def test_a_failed_retry_is_an_error_toast_not_a_crash(make_app: AppFactory
         [(message, severity)] = toasts
         assert severity == "error"
         assert message.startswith(f"Could not retry {RALLY}: cannot write /data/wc.db")
+
+
+async def test_a_target_whose_last_answer_was_an_error_is_not_shown_ok(
+    make_app: AppFactory,
+) -> None:
+    """Discord answering 500 to every message (or its breaker open): the State column said
+    ``ok`` for every target while nothing was delivered; it says ``failing`` (Enter: the error
+    and what to do) until a message is confirmed again, which clears ``last_error``."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["delivery"]["targets"][PRIMARY].update(pending=12, last_error="500 Internal Server Error")
+    engine = SeededBackend(snap)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(DeliveryTable)
+        state = table.get_row(PRIMARY)[-1]
+        assert isinstance(state, Text)
+        assert state.plain == "failing"
+        assert app.theme_variables["health-degraded"].lower() in str(state.style).lower()
+        assert str(table.get_row(RALLY)[-1]) == "ok"
+        engine.data = copy.deepcopy(HEALTHY)  # a message confirmed: last_error cleared
+        await next_frame(pilot, engine)
+        assert str(table.get_row(PRIMARY)[-1]) == "ok"

@@ -151,7 +151,7 @@ async def test_badges_show_store_fault_and_discord_pause(make_app: AppFactory) -
         await first_frame(pilot)
         assert _badge(app, "store-fault-badge") == STORE_BADGE
         assert _badge(app, "discord-pause-badge") == PAUSE_BADGE
-        assert _dashboard(app).sub_title.endswith("delivery HELD")
+        assert _dashboard(app).sub_title.startswith("delivery HELD · ")
         badges = app.screen.query_one(FaultBadges)
         assert badges.region.y == 1  # right under the header, above every panel
         assert badges.region.height == 2
@@ -167,7 +167,7 @@ async def test_badges_show_store_fault_and_discord_pause(make_app: AppFactory) -
         assert _badge(app, "store-fault-badge") is None
         assert _badge(app, "discord-pause-badge") is None
         assert badges.region.height == 0
-        assert _dashboard(app).sub_title.endswith("delivery running")
+        assert _dashboard(app).sub_title.startswith("delivery running · ")
 
 
 @pytest.mark.slow

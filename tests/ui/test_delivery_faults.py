@@ -280,3 +280,19 @@ async def test_a_target_whose_last_answer_was_an_error_is_not_shown_ok(
         engine.data = copy.deepcopy(HEALTHY)  # a message confirmed: last_error cleared
         await next_frame(pilot, engine)
         assert str(table.get_row(PRIMARY)[-1]) == "ok"
+
+
+async def test_a_target_with_an_old_error_and_nothing_waiting_is_shown_ok(
+    make_app: AppFactory,
+) -> None:
+    """``failing`` is for a target whose notifications wait on its errors: an error with nothing
+    pending (a message Discord refused and that was dropped, or an engine of the version before
+    this one, which kept the last error after the target answered again) is not a target
+    failing now; attached to such an engine every target that ever failed read ``failing``."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["delivery"]["targets"][PRIMARY].update(pending=0, last_error="500 Internal Server Error")
+    app = make_app(snap)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(DeliveryTable)
+        assert str(table.get_row(PRIMARY)[-1]) == "ok"

@@ -27,8 +27,8 @@ class DeliveryTable(FittedTable):
     events browser on its notifications.
 
     "State" is ``DEAD`` for a target Discord refused (401/403/404), else ``failing`` while
-    Discord's last answer for it was an error (a 5xx, a 429, no answer, its breaker open: the
-    notifications wait and go again), else the number of notifications sent again after an
+    Discord's last answer for it was an error (a 5xx, a 429, no answer, its breaker open) and
+    notifications wait for it, else the number of notifications sent again after an
     unknown outcome (``2 uncertain``), else ``ok``.
 
     A name too long for the panel (a map key may have 63 characters) ends in ``…``, so its
@@ -52,7 +52,8 @@ class DeliveryTable(FittedTable):
     def _state(self, target: TargetView) -> Text | str:
         if target.disabled:
             return coloured(self, "DEAD", "target-dead", bold=True)
-        if target.last_error:
+        if target.last_error and target.pending:
+            # Only while notifications wait on it: a refused message is dropped, not waiting.
             return coloured(self, "failing", "health-degraded")
         if target.uncertain > 0:
             return coloured(self, f"{target.uncertain} uncertain", "health-degraded")

@@ -170,6 +170,8 @@ class TargetView(_View):
     disabled: str | None = None
     """Why the target is dead (its notifications wait), or ``None``."""
     last_error: str | None = None
+    """Discord's last answer when it was not a confirmation (``500 ...``, an open breaker, a
+    429); ``None`` once a message is confirmed again."""
     label: str = ""
     """Which maps and routes post here (``alpha/primary``, ``alpha/rally, bravo/primary``)."""
     url: str | None = None

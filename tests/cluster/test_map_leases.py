@@ -891,7 +891,7 @@ def test_the_dashboard_title_names_the_maps_here_and_the_engines_alive() -> None
 
     state: Any = SimpleNamespace(identity=None)
     alone = EngineSnapshot(version="1.0", uptime=61.0)
-    assert dashboard_title(state, alone, 0.0).endswith("delivery running")
+    assert dashboard_title(state, alone, 0.0) == "delivery running · v1.0 · up 0h01m"
     shared = alone.model_copy(
         update={
             "cluster": ClusterView(
@@ -901,6 +901,6 @@ def test_the_dashboard_title_names_the_maps_here_and_the_engines_alive() -> None
             )
         }
     )
-    assert dashboard_title(state, shared, 0.0).endswith(
-        "delivery running · one, two here, 2 engines alive"
+    assert dashboard_title(state, shared, 0.0) == (
+        "delivery running · one, two here, 2 engines alive · v1.0 · up 0h01m"
     )

@@ -519,3 +519,17 @@ async def test_a_shared_claims_send_cancelled_as_its_answer_came_records_the_ans
         )
         await until(lambda: rig.store.outbox_counts() == {"sent": 3}, timeout=5.0)
         assert len(rig.discord.received) == 3
+
+
+async def test_a_target_that_answers_again_no_longer_reports_its_last_error(rig: Rig) -> None:
+    """The snapshot's ``last_error`` is the target's trouble now: Discord answering again clears
+    it. It was kept after the outage ended, so the console's delivery detail still showed the
+    500 (or the open breaker) and its advice hours later, for a target delivering fine."""
+    target = rig.hook(6)
+    rig.discord.fail_next(500)
+    rig.enqueue(target, 1)
+    await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+    assert rig.discord.requests == 2  # the 500, then the message
+    view = rig.dispatcher.snapshot()["targets"]["webhook:6"]
+    assert view["sent"] == 1
+    assert view["last_error"] is None

@@ -151,7 +151,7 @@ async def test_badges_show_store_fault_and_discord_pause(make_app: AppFactory) -
         await first_frame(pilot)
         assert _badge(app, "store-fault-badge") == STORE_BADGE
         assert _badge(app, "discord-pause-badge") == PAUSE_BADGE
-        assert _dashboard(app).sub_title.endswith("delivery HELD")
+        assert _dashboard(app).sub_title.startswith("delivery HELD · ")
         badges = app.screen.query_one(FaultBadges)
         assert badges.region.y == 1  # right under the header, above every panel
         assert badges.region.height == 2
@@ -167,7 +167,7 @@ async def test_badges_show_store_fault_and_discord_pause(make_app: AppFactory) -
         assert _badge(app, "store-fault-badge") is None
         assert _badge(app, "discord-pause-badge") is None
         assert badges.region.height == 0
-        assert _dashboard(app).sub_title.endswith("delivery running")
+        assert _dashboard(app).sub_title.startswith("delivery running · ")
 
 
 @pytest.mark.slow
@@ -257,3 +257,42 @@ async def test_a_failed_retry_is_an_error_toast_not_a_crash(make_app: AppFactory
         [(message, severity)] = toasts
         assert severity == "error"
         assert message.startswith(f"Could not retry {RALLY}: cannot write /data/wc.db")
+
+
+async def test_a_target_whose_last_answer_was_an_error_is_not_shown_ok(
+    make_app: AppFactory,
+) -> None:
+    """Discord answering 500 to every message (or its breaker open): the State column said
+    ``ok`` for every target while nothing was delivered; it says ``failing`` (Enter: the error
+    and what to do) until a message is confirmed again, which clears ``last_error``."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["delivery"]["targets"][PRIMARY].update(pending=12, last_error="500 Internal Server Error")
+    engine = SeededBackend(snap)
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(DeliveryTable)
+        state = table.get_row(PRIMARY)[-1]
+        assert isinstance(state, Text)
+        assert state.plain == "failing"
+        assert app.theme_variables["health-degraded"].lower() in str(state.style).lower()
+        assert str(table.get_row(RALLY)[-1]) == "ok"
+        engine.data = copy.deepcopy(HEALTHY)  # a message confirmed: last_error cleared
+        await next_frame(pilot, engine)
+        assert str(table.get_row(PRIMARY)[-1]) == "ok"
+
+
+async def test_a_target_with_an_old_error_and_nothing_waiting_is_shown_ok(
+    make_app: AppFactory,
+) -> None:
+    """``failing`` is for a target whose notifications wait on its errors: an error with nothing
+    pending (a message Discord refused and that was dropped, or an engine of the version before
+    this one, which kept the last error after the target answered again) is not a target
+    failing now; attached to such an engine every target that ever failed read ``failing``."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["delivery"]["targets"][PRIMARY].update(pending=0, last_error="500 Internal Server Error")
+    app = make_app(snap)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(DeliveryTable)
+        assert str(table.get_row(PRIMARY)[-1]) == "ok"

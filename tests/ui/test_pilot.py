@@ -140,7 +140,7 @@ async def test_pause_key_pauses_and_resumes(make_app: AppFactory) -> None:
         assert engine.paused is True
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
-        assert screen.sub_title.endswith("delivery PAUSED")
+        assert screen.sub_title.startswith("delivery PAUSED · ")
         await pilot.press("p")  # the refreshed snapshot says paused: this resumes
         await settle(pilot)
         assert engine.paused is False
@@ -319,7 +319,7 @@ async def test_a_lost_engine_is_unmistakable_and_clears_when_frames_are_live(
         dashboard = app.screen
         assert isinstance(dashboard, DashboardScreen)
         label = "wc-prod-1 · /var/lib/wanderer-console · v0.5.0 · up 3h00m"
-        assert dashboard.sub_title == f"{label} · delivery running"
+        assert dashboard.sub_title == f"delivery running · {label}"
         assert app.sub_title == label  # the other screens' title bar
         badge = dashboard.query_one("#link-badge")
         grid = dashboard.query_one("#dashboard")

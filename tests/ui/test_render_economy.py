@@ -202,10 +202,10 @@ async def test_header_changes_only_for_rare_facts(make_app: AppFactory) -> None:
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         before = screen.sub_title
-        assert before == "v0.1.0 · up 1h02m · delivery running"
+        assert before == "delivery running · v0.1.0 · up 1h02m"
         engine.data = {**HEALTHY, "queue_depth": 999, "uptime": HEALTHY["uptime"] + 20}
         await next_frame(pilot, engine)
         assert screen.sub_title == before
         engine.data = {**HEALTHY, "uptime": HEALTHY["uptime"] + 120}
         await next_frame(pilot, engine)
-        assert screen.sub_title == "v0.1.0 · up 1h04m · delivery running"
+        assert screen.sub_title == "delivery running · v0.1.0 · up 1h04m"

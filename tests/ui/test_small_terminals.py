@@ -10,8 +10,9 @@ import copy
 
 import pytest
 
-from tests.ui.conftest import NOW, AppFactory, degraded_snapshot
-from tests.ui.fakes import first_frame, screen_lines, settle
+from tests.ui.conftest import HEALTHY, NOW, AppFactory, degraded_snapshot
+from tests.ui.fakes import SeededBackend, first_frame, next_frame, screen_lines, settle
+from tests.ui.test_snapshots import IDENTITY
 from wanderer_console.ui.app import WandererApp
 from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.dashboard import DashboardScreen
@@ -131,3 +132,24 @@ async def test_at_40x12_the_quit_question_fits_and_escape_stays(make_app: AppFac
         await settle(pilot)
         assert app.is_running
         assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_a_paused_delivery_stays_in_the_title_of_an_80_column_terminal(
+    make_app: AppFactory,
+) -> None:
+    """The dashboard's title named the engine first (host, data directory, version, uptime) and
+    delivery's state last: at 80 columns (and at 100 with a longer host or path) it ended in
+    ``de…``, and on the activity, counters and chart tabs nothing else said delivery was
+    PAUSED. The state comes first; the engine's name is what gets clipped."""
+    engine = SeededBackend(HEALTHY, identity=IDENTITY)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert engine.paused is True
+        await pilot.press("2")  # the activity tab: the delivery panel is not shown
+        await next_frame(pilot, engine)
+        title = screen_lines(app)[0]
+        assert "delivery PAUSED" in title, title
+        assert "wc-prod-1" in title, title

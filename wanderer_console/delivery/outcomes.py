@@ -363,6 +363,7 @@ class Outcomes:
                 log.debug("notification delivered", extra={"ctx": row_ctx(row)})
         state.sent += len(batch.rows)
         state.messages += 1
+        state.last_error = None  # the trouble is over: the console no longer shows it as now
         state.sent_times.append(now)
         del state.sent_times[:-120]
         if state.failing:

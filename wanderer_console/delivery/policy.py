@@ -104,6 +104,7 @@ class TargetState:
     """Why Discord refused this target for good (its notifications wait)."""
     paused_until: float = 0.0
     last_error: str | None = None
+    """Discord's last answer when it was not a confirmation; cleared by the next one."""
     failing: bool = False
     """The last answer was a transient failure (5xx, no connection, open breaker): the first
     success after it makes the target's waiting notifications due at once."""

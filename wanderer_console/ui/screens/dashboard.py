@@ -115,11 +115,13 @@ class FilterInput(Input):
 
 
 def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -> str:
-    """The dashboard's header: the engine (when known), its uptime and delivery's state.
+    """The dashboard's header: delivery's state, then the engine (when known) and its uptime.
 
-    A lost engine is said by the badge under it (the other screens' titles say it instead).
-    Only what changes rarely: a new header title costs the whole screen a new layout, so the
-    queue depth (which changes all the time) is in the counters panel instead.
+    Delivery's state comes first: a narrow terminal (or a long host name or data directory)
+    clips the end of the title, and on the small terminal's other tabs the title is all that
+    says delivery is PAUSED. A lost engine is said by the badge under it (the other screens'
+    titles say it instead). Only what changes rarely: a new header title costs the whole screen a
+    new layout, so the queue depth (which changes all the time) is in the counters panel instead.
     """
     delivery = snapshot.delivery
     held = delivery_held(delivery, now)
@@ -128,13 +130,14 @@ def dashboard_title(state: ConsoleState, snapshot: EngineSnapshot, now: float) -
         engine = engine_label(state.identity, snapshot)
     else:
         engine = f"v{snapshot.version or '?'} · up {format_uptime(snapshot.uptime)}"
+    parts = [f"delivery {word}"]
     cluster = snapshot.cluster
-    if cluster is None:
-        return f"{engine} · delivery {word}"
-    # Several engines share the database: the maps this one works, and how many are alive.
-    here = ", ".join(cluster.maps) if cluster.maps else "no map"
-    alive = len(cluster.instances)
-    return f"{engine} · delivery {word} · {here} here, {alive} engine{'s' * (alive != 1)} alive"
+    if cluster is not None:
+        # Several engines share the database: the maps this one works, and how many are alive.
+        here = ", ".join(cluster.maps) if cluster.maps else "no map"
+        alive = len(cluster.instances)
+        parts.append(f"{here} here, {alive} engine{'s' * (alive != 1)} alive")
+    return " · ".join([*parts, engine] if engine else parts)
 
 
 class DashboardScreen(OnWanderer, Screen[None]):

@@ -26,8 +26,10 @@ class DeliveryTable(FittedTable):
     the engine does not say; Enter on a row shows its key, address and errors; ``n`` opens the
     events browser on its notifications.
 
-    "State" is ``DEAD`` for a target Discord refused (401/403/404), else the number of
-    notifications sent again after an unknown outcome (``2 uncertain``), else ``ok``.
+    "State" is ``DEAD`` for a target Discord refused (401/403/404), else ``failing`` while
+    Discord's last answer for it was an error (a 5xx, a 429, no answer, its breaker open) and
+    notifications wait for it, else the number of notifications sent again after an
+    unknown outcome (``2 uncertain``), else ``ok``.
 
     A name too long for the panel (a map key may have 63 characters) ends in ``…``, so its
     figures and its state stay on screen; Enter on the row shows it whole.
@@ -50,6 +52,9 @@ class DeliveryTable(FittedTable):
     def _state(self, target: TargetView) -> Text | str:
         if target.disabled:
             return coloured(self, "DEAD", "target-dead", bold=True)
+        if target.last_error and target.pending:
+            # Only while notifications wait on it: a refused message is dropped, not waiting.
+            return coloured(self, "failing", "health-degraded")
         if target.uncertain > 0:
             return coloured(self, f"{target.uncertain} uncertain", "health-degraded")
         return "ok"

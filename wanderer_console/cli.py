@@ -25,6 +25,7 @@ from wanderer_console import __version__
 from wanderer_console.command import (
     EXIT_BROKEN_PIPE,
     EXIT_IN_USE,
+    EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
@@ -532,10 +533,19 @@ def _console_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _console_arguments(argv) or build_parser().parse_args(argv)
+    name = "wanderer-console"
     try:
+        args = _console_arguments(argv) or build_parser().parse_args(argv)
+        if args.command_name != CONSOLE.name:
+            name = f"wanderer-console {args.command_name}"
         command = CONSOLE if args.command_name == CONSOLE.name else _command(args.command_name)
         return command.run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C during a command (a request that does not answer, a long copy): the operator
+        # asked it to stop, so one line, not a traceback through asyncio and httpx. What it was
+        # writing is a transaction or an atomic replace, so nothing is left half-written.
+        print(f"{name}: interrupted (Ctrl-C) before it finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DataDirInUseError as exc:
         print(f"wanderer-console: {exc}", file=sys.stderr)
         return EXIT_IN_USE

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = [
     "EXIT_INVALID",
     "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
     "EXIT_IN_USE",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -31,6 +32,8 @@ EXIT_USAGE = 2
 """The command line is wrong (argparse exits with this too)."""
 EXIT_IN_USE = 3
 """Another engine owns the data directory."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT) stopped the command before it finished: 128 + SIGINT, as a shell reports it."""
 EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wanderer_console.cli import main
+from wanderer_console.cli import build_parser, main
 from wanderer_console.command import EXIT_IN_USE, EXIT_USAGE
 from wanderer_console.store.lock import DataDirLock
 
@@ -79,3 +79,16 @@ def test_a_demo_on_a_data_directory_an_engine_holds_leaves_its_config_alone(
     assert "in use by another engine" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     assert config.read_text(encoding="utf-8") == "# the running demo's configuration\n"
+
+
+@pytest.mark.parametrize("option", ["--duration", "--rate"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e999", "0"])
+def test_the_demo_refuses_a_number_that_is_not_finite(
+    capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    """``--duration nan`` ran, and its summary said ``"duration": NaN``, which is not JSON;
+    ``--duration inf`` ended in an OverflowError traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["demo", "--no-ui", option, value])
+    assert exit_.value.code == EXIT_USAGE
+    assert f"argument {option}: must be a finite number greater than 0" in capsys.readouterr().err

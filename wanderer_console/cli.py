@@ -11,6 +11,7 @@ names one (or asks for ``--help``), so the engine does not carry them (about 2 M
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
 import math
@@ -562,6 +563,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not a path the operator gave: a traceback tells more
+        # A path the file system refuses (a data directory only the engine's user may enter, a
+        # pasted token as --data-dir): ``Path.exists()`` and friends raise for anything but
+        # "not there", wherever a command first looks. Say which path and what to do.
+        print(redact(f"{name}: {_path_problem(exc)}"), file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _path_problem(exc: OSError) -> str:
+    """What is wrong with the path in ``exc`` and what to do, in one paragraph."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    what = f"cannot use {where}: {exc.strerror or exc}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"{what}. This user may not reach it: run it as the user the engine runs as (sudo"
+            " -u USER wanderer-console ...), or pass the data directory (--data-dir) or config"
+            " (--config) this user may use."
+        )
+    return f"{what}. Check --data-dir and --config (and [console] data_dir in the config)."
 
 
 def _command(name: str) -> Command:

@@ -238,8 +238,7 @@ def _token(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    token = new_token(data_dir)
-    print(token)
+    new_token(data_dir, show=lambda token: print(token, flush=True))
     print(
         f"\nThe control token for the engine with data directory {data_dir}. It is shown only"
         f" now; {data_dir / TOKEN_FILE} keeps its hash. Save it in a file only you can read"

@@ -11,8 +11,10 @@ names one (or asks for ``--help``), so the engine does not carry them (about 2 M
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,6 +27,7 @@ from wanderer_console import __version__
 from wanderer_console.command import (
     EXIT_BROKEN_PIPE,
     EXIT_IN_USE,
+    EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
@@ -120,8 +123,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    if not (math.isfinite(value) and value > 0):  # nan, inf: no JSON summary holds them
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
     return value
 
 
@@ -532,10 +535,19 @@ def _console_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _console_arguments(argv) or build_parser().parse_args(argv)
+    name = "wanderer-console"
     try:
+        args = _console_arguments(argv) or build_parser().parse_args(argv)
+        if args.command_name != CONSOLE.name:
+            name = f"wanderer-console {args.command_name}"
         command = CONSOLE if args.command_name == CONSOLE.name else _command(args.command_name)
         return command.run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C during a command (a request that does not answer, a long copy): the operator
+        # asked it to stop, so one line, not a traceback through asyncio and httpx. What it was
+        # writing is a transaction or an atomic replace, so nothing is left half-written.
+        print(f"{name}: interrupted (Ctrl-C) before it finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DataDirInUseError as exc:
         print(f"wanderer-console: {exc}", file=sys.stderr)
         return EXIT_IN_USE
@@ -551,6 +563,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not a path the operator gave: a traceback tells more
+        # A path the file system refuses (a data directory only the engine's user may enter, a
+        # pasted token as --data-dir): ``Path.exists()`` and friends raise for anything but
+        # "not there", wherever a command first looks. Say which path and what to do.
+        print(redact(f"{name}: {_path_problem(exc)}"), file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _path_problem(exc: OSError) -> str:
+    """What is wrong with the path in ``exc`` and what to do, in one paragraph."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    what = f"cannot use {where}: {exc.strerror or exc}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"{what}. This user may not reach it: run it as the user the engine runs as (sudo"
+            " -u USER wanderer-console ...), or pass the data directory (--data-dir) or config"
+            " (--config) this user may use."
+        )
+    return f"{what}. Check --data-dir and --config (and [console] data_dir in the config)."
 
 
 def _command(name: str) -> Command:

@@ -15,13 +15,16 @@ from dataclasses import dataclass
 __all__ = [
     "EXIT_INVALID",
     "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
     "EXIT_IN_USE",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_ROW_NUMBER",
     "Command",
     "database_url",
     "no_arguments",
     "positive_count",
+    "row_id",
 ]
 
 EXIT_OK = 0
@@ -31,6 +34,8 @@ EXIT_USAGE = 2
 """The command line is wrong (argparse exits with this too)."""
 EXIT_IN_USE = 3
 """Another engine owns the data directory."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT) stopped the command before it finished: 128 + SIGINT, as a shell reports it."""
 EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
 
@@ -44,16 +49,36 @@ def database_url(text: str) -> str:
     return text
 
 
+MAX_ROW_NUMBER = 2**63 - 1
+"""The largest number a store column holds (SQLite's INTEGER, PostgreSQL's BIGINT)."""
+
+
 def positive_count(text: str) -> int:
     """An argparse ``type`` for a ``--limit``: a whole number of 1 or more. ``-1`` would mean
     "all" to SQLite and be an error (a traceback) on PostgreSQL; ``0`` lists nothing, which reads
-    as "there is nothing"."""
+    as "there is nothing". At most :data:`MAX_ROW_NUMBER`: a larger one is a traceback from
+    either database (SQLite's ``OverflowError``, PostgreSQL's ``bigint out of range``)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return row_id(text)
+
+
+def row_id(text: str) -> int:
+    """An argparse ``type`` for a row's id (``outbox drop --id``, ``config restore N``): a whole
+    number from 1 to :data:`MAX_ROW_NUMBER`, the ids the store hands out; a larger one was an
+    ``OverflowError`` traceback from SQLite and ``bigint out of range`` from PostgreSQL."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ROW_NUMBER:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a whole number from 1 to {MAX_ROW_NUMBER}"
+        )
     return value
 
 

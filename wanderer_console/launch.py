@@ -296,9 +296,13 @@ def demo_settings(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Setting
     return settings
 
 
+DEMO_CONFIG: Final = "demo-config.toml"
+"""The demo's configuration, in its data directory (the console's config pane edits it)."""
+
+
 def write_demo_config(sim: Any, *, data_dir: Path, dry_run: bool = False) -> Path:
     """Write the demo config into ``data_dir`` (owner-only) and return its path."""
-    path = data_dir / "demo-config.toml"
+    path = data_dir / DEMO_CONFIG
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(demo_config_text(sim, data_dir=data_dir, dry_run=dry_run), encoding="utf-8")
     path.chmod(0o600)
@@ -338,13 +342,20 @@ async def _demo(
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wc-demo-")))
         sim = Simulator(seed=seed, killstream_rest=True, gateway=True)
         await sim.start()
-        config_path = write_demo_config(sim, data_dir=data_dir, dry_run=dry_run)
-        runtime = Runtime(
-            demo_settings(sim, data_dir=data_dir, dry_run=dry_run),
-            data_dir=data_dir,
-            config_path=config_path,
-        )
         try:
+            # The data directory's lock first (DataDirInUseError names the holder), the file
+            # after: on a directory a running demo holds, demo-config.toml is that engine's
+            # config, and this simulator's addresses in it would be hot-reloaded there.
+            runtime = Runtime(
+                demo_settings(sim, data_dir=data_dir, dry_run=dry_run),
+                data_dir=data_dir,
+                config_path=data_dir / DEMO_CONFIG,
+            )
+        except BaseException:
+            await sim.stop()
+            raise
+        try:
+            write_demo_config(sim, data_dir=data_dir, dry_run=dry_run)
             if tui:
                 feed = asyncio.create_task(sim.run_scenario(10**9, rate=rate, stop=stop))
 

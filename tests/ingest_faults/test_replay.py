@@ -19,6 +19,7 @@ from wanderer_console.launch import demo_settings
 from wanderer_console.pipeline.replay import parse_since
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
+from wanderer_console.store import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -127,3 +128,25 @@ def test_parse_since_accepts_relative_and_iso_times() -> None:
     assert parse_since("2026-01-10T18:00:00Z") == stamp
     assert parse_since("2026-01-10T18:00:00") == stamp  # naive = UTC
     assert parse_since("2026-01-10T19:00:00+01:00") == stamp
+
+
+@pytest.mark.parametrize(
+    "since", ["99999999999d", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+)
+def test_replay_refuses_a_time_outside_the_calendar(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    since: str,
+) -> None:
+    """An age longer than the calendar (a digit too many) replayed every stored event, then
+    ended in a ValueError traceback (``year -273788674 is out of range``) where its summary
+    should have been; an ISO time that is no UTC date (the year 0 or 10000 there) was a
+    traceback at once."""
+    monkeypatch.setenv("WANDERER_CONSOLE_CONFIG", str(tmp_path / "absent.toml"))
+    SqliteStore(tmp_path / "wanderer-console.db").close()
+    code = cli.main(["replay", "--since", since, "--dry-run", "--data-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert f"wanderer-console replay: {since!r} is outside the calendar" in captured.err

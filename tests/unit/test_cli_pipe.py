@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from wanderer_console.command import EXIT_BROKEN_PIPE
+from wanderer_console.control.token import TOKEN_FILE, TokenCheck, new_token
 
 pytestmark = pytest.mark.slow  # a subprocess
 
@@ -44,3 +45,28 @@ def test_output_to_a_reader_that_went_away_is_no_traceback(tmp_path: Path) -> No
     assert "Traceback" not in done.stderr, done.stderr
     assert "BrokenPipeError" not in done.stderr, done.stderr
     assert done.returncode == EXIT_BROKEN_PIPE
+
+
+def test_a_control_token_nobody_read_does_not_replace_the_one_in_use(tmp_path: Path) -> None:
+    """``control token | cmd`` where cmd has already gone: the new token is printed to no one.
+    It replaced the stored hash all the same, so the token in use stopped working and the one
+    that took its place was never seen: the TCP consoles locked out until another was made."""
+    data = tmp_path / "data"
+    data.mkdir()
+    token = new_token(data)  # the one the consoles use
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wanderer_console", "control", "token", "--data-dir", str(data)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == EXIT_BROKEN_PIPE, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert TokenCheck(data).accepts(token)
+    assert sorted(p.name for p in data.iterdir()) == [TOKEN_FILE]  # no temporary file left

@@ -20,7 +20,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wanderer_console.command import Command, positive_count
+from wanderer_console.command import Command, positive_count, row_id
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
@@ -43,7 +43,9 @@ def _history_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _restore_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", type=int, metavar="N", help="history id to restore")
+    parser.add_argument(
+        "id", type=row_id, metavar="N", help="history id to restore (`config history` lists them)"
+    )
     _location_arguments(parser)
 
 

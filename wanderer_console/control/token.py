@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -27,17 +28,25 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def new_token(data_dir: Path) -> str:
+def new_token(data_dir: Path, show: Callable[[str], None] | None = None) -> str:
     """Make a new token (replacing any earlier one), store its hash, and return it.
 
     ``data_dir`` must exist (an engine's): it is not created, so a mistyped one fails here
-    rather than hold a token no engine reads."""
+    rather than hold a token no engine reads. ``show`` (printing it) is called before the hash
+    replaces the earlier one: when it raises (its reader went away), the earlier token stays
+    the one that works, instead of one nobody saw."""
     token = _PREFIX + secrets.token_urlsafe(32)
     path = data_dir / TOKEN_FILE
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(_hash(token) + "\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(_hash(token) + "\n")
+        if show is not None:
+            show(token)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return token
 

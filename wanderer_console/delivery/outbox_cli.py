@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import Command, positive_count
+from wanderer_console.command import Command, positive_count, row_id
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
@@ -48,7 +48,9 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         "drop", help="give up on failed notifications for good (of a target, or by id)"
     )
     drop.add_argument("target", metavar="TARGET", nargs="?")
-    drop.add_argument("--id", type=int, action="append", default=[], help="an outbox row id")
+    drop.add_argument(
+        "--id", type=row_id, action="append", default=[], help="an outbox row id (repeatable)"
+    )
     for action in (listing, retry, drop):
         store_arguments(action)
 

@@ -65,17 +65,30 @@ def parse_since(text: str, *, now: float | None = None) -> float:
     """Unix time from ISO 8601 (naive = UTC) or a relative age such as ``15m``, ``2h``, ``1d``."""
     current = time.time() if now is None else now
     match = _RELATIVE.match(text)
+    outside = ValueError(
+        f"{text!r} is outside the calendar (the years 1 to 9999, UTC): give e.g. 30d or"
+        " 2026-01-10T18:00:00Z"
+    )
     if match:
-        return current - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        since = current - float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    else:
+        try:
+            parsed = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"not a time: {text!r} (use ISO 8601 like 2026-01-10T18:00:00Z, or 15m, 2h, 1d)"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            since = parsed.timestamp()  # 0001-01-01T00:00:00+14:00 is the year 0 in UTC
+        except (OverflowError, ValueError):
+            raise outside from None
     try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (use ISO 8601 like 2026-01-10T18:00:00Z, or 15m, 2h, 1d)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        datetime.fromtimestamp(since, UTC)  # the summary names it: a UTC date it must be
+    except (OverflowError, OSError, ValueError):
+        raise outside from None
+    return since
 
 
 @dataclass

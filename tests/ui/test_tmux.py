@@ -174,8 +174,11 @@ def _names_data_dir(screen: str, data: Path) -> bool:
     long temporary path, as under pytest-xdist)."""
     for line in screen.splitlines():
         if "Wanderer Console —" in line and " · " in line:
-            shown = line.split(" · ")[1].strip().removesuffix("…")  # host · path · version
-            return len(shown) >= 20 and str(data).startswith(shown)
+            # delivery's state · [the cluster ·] host · path · version
+            for part in line.split(" · ")[1:]:
+                shown = part.strip().removesuffix("…")
+                if len(shown) >= 20 and str(data).startswith(shown):
+                    return True
     return False
 
 

@@ -23,6 +23,7 @@ from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.notable import NotableItems
+from wanderer_console.enrich.recent_kills import RecentKills
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import settings_for
@@ -275,3 +276,22 @@ async def test_a_slow_esi_does_not_open_a_healthy_janices_breaker(esi_env: EsiEn
     finally:
         await http.aclose()
         await server.stop()
+
+
+async def test_a_silent_recent_kills_host_opens_its_breaker_and_later_systems_do_not_wait(
+    silent: SilentServer,
+) -> None:
+    # A new system's "Recent Kills" is asked before its notification, on the pipeline's path:
+    # cut by its own timeout (a cancellation, no verdict), the request never opened the
+    # breaker, and every new system waited the whole timeout.
+    metrics = Metrics()
+    http = _client("killstream", metrics)
+    recent = RecentKills(CacheFacade(), http, silent.url, timeout=1.0)
+    try:
+        for n in range(KILLS):
+            assert await asyncio.wait_for(recent.for_system(30000100 + n), 30) is None
+        assert recent.failures == KILLS
+        assert _waited(metrics, "killstream") == OPENS_AFTER
+        assert _state(http) == "open"
+    finally:
+        await http.aclose()

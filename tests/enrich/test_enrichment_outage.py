@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -22,6 +23,7 @@ from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.esi import EsiClient
 from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.notable import NotableItems
+from wanderer_console.enrich.recent_kills import RecentKills
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import settings_for
@@ -218,3 +220,78 @@ async def test_a_silent_esi_opens_its_breaker_and_later_kills_do_not_wait_for_ro
     finally:
         await cache.cancel_loads()
         await esi.aclose()
+
+
+class _Slow:
+    """An ASGI app answering ``seconds`` late: a healthy host, just not instant."""
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
+async def test_a_slow_esi_does_not_open_a_healthy_janices_breaker(esi_env: EsiEnv) -> None:
+    # An appraisal asks ESI for the killmail, then Janice, within one bound: with ESI slow,
+    # Janice's request got only what ESI left of it (a fifth of the bound) and timed out.
+    # That timeout is the caller's budget running out, no verdict on Janice: counted, it
+    # opened Janice's breaker, and kills went without their loot after ESI was fast again.
+    janice = FakeJanice("t")
+    server = AppServer(_Slow(janice.app, 0.4))
+    await server.start()
+    metrics = Metrics()
+    http = _client("janice", metrics)
+    cache = CacheFacade(esi_env.client())
+    (name, _category) = (await cache.names([587]))[587]  # the item's name, known beforehand
+    janice.prices[name] = 1e12
+    settings = JaniceSettings(enabled=True, api_token=SecretStr("t"), url=server.url)
+    notable = NotableItems(
+        lambda: settings, cache, esi_env.client(), http, timeout=1.0, registry=metrics.registry
+    )
+
+    def kill() -> Killmail:
+        wire = esi_env.gen.make_killmail()
+        kid = int(wire["killmail_id"])
+        esi_env.fake.killmails[kid] = {
+            "killmail_id": kid,
+            "victim": {"items": [{"item_type_id": 587, "quantity_dropped": 1}]},
+        }
+        return Killmail.from_wire(wire)
+
+    try:
+        esi_env.fake.latency = 0.8
+        for _ in range(OPENS_AFTER + 1):
+            km = kill()
+            await asyncio.wait_for(notable.prefetch(km), 30)
+            assert notable.peek(km) == []  # no time left for Janice: no list
+        assert _state(http) == "closed"
+        esi_env.fake.latency = 0.0
+        km = kill()
+        await asyncio.wait_for(notable.prefetch(km), 30)
+        assert notable.peek(km)  # Janice was asked, and answered
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+async def test_a_silent_recent_kills_host_opens_its_breaker_and_later_systems_do_not_wait(
+    silent: SilentServer,
+) -> None:
+    # A new system's "Recent Kills" is asked before its notification, on the pipeline's path:
+    # cut by its own timeout (a cancellation, no verdict), the request never opened the
+    # breaker, and every new system waited the whole timeout.
+    metrics = Metrics()
+    http = _client("killstream", metrics)
+    recent = RecentKills(CacheFacade(), http, silent.url, timeout=1.0)
+    try:
+        for n in range(KILLS):
+            assert await asyncio.wait_for(recent.for_system(30000100 + n), 30) is None
+        assert recent.failures == KILLS
+        assert _waited(metrics, "killstream") == OPENS_AFTER
+        assert _state(http) == "open"
+    finally:
+        await http.aclose()

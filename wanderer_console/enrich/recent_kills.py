@@ -12,7 +12,6 @@ is not cached.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Final
 
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.http.client import HttpClient, TransportError
+from wanderer_console.http.deadline import bounded
 from wanderer_console.ingest.fallback import systems_kills
 
 __all__ = ["NAMESPACE", "RecentKills", "summary"]
@@ -72,8 +72,9 @@ class RecentKills:
         self.requests += 1
         body = {"system_ids": [system_id], "since_hours": self.since_hours, "limit": self.limit}
         try:
-            async with asyncio.timeout(self.timeout):
-                response = await self._http.post(self._url, json=body)
+            # Its request ends by the bound itself (a silent host's timeouts open its breaker;
+            # cancelled, it was no verdict, and every new system waited the whole bound).
+            response = await bounded(self._http.post(self._url, json=body), self.timeout)
             if not response.ok:
                 raise ValueError(f"HTTP {response.status}: {response.text(200)}")
             raw = systems_kills(response.json())

@@ -12,6 +12,7 @@ import httpx
 
 from wanderer_console.domain.clock import Clock
 from wanderer_console.http.chain_base import CircuitOpenError, Wrapper, host_key
+from wanderer_console.http.deadline import cut_short
 from wanderer_console.http.settings import HttpServiceSettings
 
 __all__ = ["BreakerEvent", "BreakerSnapshot", "BreakerTransport", "CircuitBreakers", "State"]
@@ -196,8 +197,17 @@ class BreakerTransport(Wrapper):
         """Admit, forward, record the verdict."""
         host = host_key(request.url)
         probe = self._breakers.acquire(host)
+        # Sent with less than half its caller's bound left (http/deadline.py), a timeout is the
+        # caller's budget running out, not the host failing: no verdict.
+        short = cut_short()
         try:
             response = await self._inner.handle_async_request(request)
+        except httpx.TimeoutException as exc:
+            if short:
+                self._breakers.release(host, probe)
+            else:
+                self._breakers.failure(host, probe, type(exc).__name__)
+            raise
         except httpx.HTTPError as exc:
             self._breakers.failure(host, probe, type(exc).__name__)
             raise

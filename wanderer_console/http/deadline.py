@@ -6,7 +6,9 @@ the request, and a cancelled request is no verdict for the host's circuit breake
 (connections accepted, nothing answered) never opened it, and every kill waited the whole bound.
 Under :func:`deadline` every request (those of tasks started inside too: they copy the context)
 times out by the deadline itself, the breaker counts the timeout, and no retry starts that could
-not end before it.
+not end before it. A request sent with less than half of its caller's bound left (the caller's
+earlier requests, another host's, took the rest) that times out is no verdict on its host
+(:func:`cut_short`): a slow ESI must not open a healthy Janice's breaker.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Iterator
 from contextvars import ContextVar
 from typing import Final, TypeVar
 
-__all__ = ["GRACE", "bounded", "deadline", "time_left"]
+__all__ = ["GRACE", "bounded", "cut_short", "deadline", "time_left"]
 
 T = TypeVar("T")
 
@@ -26,8 +28,11 @@ GRACE: Final = 1.0
 """Seconds past its deadline before :func:`bounded` cancels the work: its requests end by the
 deadline themselves, the cancellation is only the safety net."""
 
-_DEADLINE: ContextVar[float | None] = ContextVar("wanderer_http_deadline", default=None)
-"""``time.monotonic()`` by which the requests of this context must end."""
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar(
+    "wanderer_http_deadline", default=None
+)
+"""``time.monotonic()`` by which the requests of this context must end, and the bound (seconds)
+that deadline was set with."""
 
 
 @contextlib.contextmanager
@@ -35,7 +40,7 @@ def deadline(seconds: float) -> Iterator[None]:
     """Requests sent inside end within ``seconds`` from now (or an outer, earlier deadline)."""
     at = time.monotonic() + seconds
     outer = _DEADLINE.get()
-    token = _DEADLINE.set(at if outer is None else min(outer, at))
+    token = _DEADLINE.set((at, seconds) if outer is None or at < outer[0] else outer)
     try:
         yield
     finally:
@@ -44,8 +49,15 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def time_left() -> float | None:
     """Seconds left before this context's deadline (``None``: no deadline)."""
-    at = _DEADLINE.get()
-    return None if at is None else at - time.monotonic()
+    current = _DEADLINE.get()
+    return None if current is None else current[0] - time.monotonic()
+
+
+def cut_short() -> bool:
+    """True when less than half of this context's bound is left: a request that times out now
+    had only what the caller's earlier work left it, which says nothing of its host."""
+    current = _DEADLINE.get()
+    return current is not None and current[0] - time.monotonic() < current[1] / 2
 
 
 async def bounded(work: Awaitable[T], seconds: float) -> T:

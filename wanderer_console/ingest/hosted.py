@@ -38,6 +38,7 @@ from wanderer_console.config.model import HostedSettings, MapSettings, Settings
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.map_rest import api_origin
+from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = [
@@ -123,6 +124,9 @@ class HostedMaps:
         self._clock = clock
         self._known: dict[str, str] = {}
         """The key of every hosted map seen, by ``map_id`` (the store's, when there is one)."""
+        self._unkept: dict[str, str] = {}
+        """Keys given to new maps while the store could not write them, by ``map_id``: used
+        until a refresh keeps them."""
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.last: HostedRefresh | None = None
@@ -269,12 +273,33 @@ class HostedMaps:
         if self._keys is None:
             self._known.update({map_id: key for key, map_id in config.map_ids.items()})
             return config
-        known = self._keys.hosted_map_keys()
+        stored = self._keys.hosted_map_keys()
+        # Keys given while the store could not write them come next (the store's win).
+        known = self._unkept | stored
         config = read_notifier_config(body, hosted, known)
-        new = {m: kept for m, kept in config.new_keys.items() if m not in known}
+        new = {m: kept for m, kept in config.new_keys.items() if m not in stored}
         if new:
-            known = self._keys.keep_hosted_map_keys(new)
+            try:
+                known = self._keys.keep_hosted_map_keys(new)
+            except StoreWriteError as exc:
+                # The store cannot write now (a full disk, a database held by another process):
+                # the engine runs on, and so do these maps, under the keys just given (their
+                # slug's, as every engine of the database would give them); each refresh tries
+                # to keep them again. Failing the refresh ran no new map (at a start, none).
+                log.warning(
+                    "hosted maps' keys not kept (the store cannot write); kept at a later refresh",
+                    extra={
+                        "ctx": {
+                            "maps": sorted(key for key, _slug in new.values()),
+                            "error": str(exc),
+                        }
+                    },
+                )
+                self._unkept = {m: key for m, (key, _slug) in new.items()}
+                self._known = known | self._unkept
+                return config
             config = read_notifier_config(body, hosted, known)
+        self._unkept = {}  # every map listed has its key in the store now
         for key, map_id in list(config.map_ids.items()):
             if known.get(map_id) != key:
                 del config.maps[key], config.map_ids[key]

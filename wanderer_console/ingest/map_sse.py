@@ -3,6 +3,10 @@
 The cursor is read from the store at every connect; the pipeline advances it in the same
 transaction that records each event, so a crash never skips an event and a resume never repeats
 one that was notified (duplicates from backfill are absorbed by the event log's unique key).
+A stream with no cursor yet (its map never sent an event) asks for no backfill; its
+``connected`` frame's id is then handed to the pipeline (``on_connected_point``), which keeps a
+point just before it as the cursor, so the next connect backfills what the map published in
+between (a restart, a feed restarted) instead of starting from "now" again.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class MapSseSource:
         healthy_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         generation: Callable[[], int] | None = None,
+        on_connected_point: Callable[[str, str], None] | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -108,6 +113,11 @@ class MapSseSource:
         """The map's load now (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`,
         stamped on each event read: one read before a reload is older than the reload's
         state)."""
+        self._on_connected_point = on_connected_point
+        """Told ``(tenant, connected frame's id)`` when a connect asked for no backfill (no
+        cursor): nothing older is pending, so the pipeline may keep that point as the cursor
+        (:meth:`~wanderer_console.pipeline.worker.PipelineWorker.connected`). Never while a
+        backfill is asked: the frame's id is newer than every event the backfill sends."""
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None
@@ -171,6 +181,8 @@ class MapSseSource:
                     if event.event == "connected":
                         connected, connected_at = True, self._clock()
                         connected_id = event.id if _ULID.match(event.id) else ""
+                        if cursor is None and connected_id and self._on_connected_point:
+                            self._on_connected_point(self.tenant, connected_id)
                         self.health.set_state(ConnectionState.CONNECTED)
                         log.info(
                             "map stream connected",

@@ -289,6 +289,7 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
         got: list[Item] = []
         resyncs: list[float] = []
         now = [1000.0]
+        metrics = Metrics()
 
         async def sink(item: Item) -> None:
             got.append(item)
@@ -302,7 +303,7 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
             http,
             store,
             sink,
-            Metrics(),
+            metrics,
             backoff=Backoff(0.01, 0.02),
             over_limit_delay=0.01,
             on_resync=resync,
@@ -330,6 +331,8 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
             await wait_for(lambda: resyncs)
             assert source.resyncs == 1
             assert resyncs == [now[0]]
+            gaps = {"source": f"sse:{sim.map_slug}", "reason": "outage"}
+            assert metrics.value("wc_map_stream_gaps_total", **gaps) == 1  # said and counted
         finally:
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
@@ -949,3 +952,44 @@ async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path:
         await http.aclose()
         await app.stop()
         store.close()
+
+
+@pytest.mark.slow
+async def test_a_resume_from_a_cursor_older_than_the_server_keeps_events_is_said_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The engine was down longer than the map server keeps events (~10 min): the backfill from
+    the stored cursor silently misses what fell out of the server's buffer. Said as a warning
+    and counted (``wc_map_stream_gaps_total{reason="restart"}``); a recent cursor is not."""
+    async with Simulator(seed=17) as sim:
+        settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
+        http = HttpClient("map", timeout=5.0)
+        found: dict[str, float] = {}
+        for minutes in (20, 1):
+            store = SqliteStore(tmp_path / f"{minutes}.sqlite")
+            stamp = UlidGenerator(clock=lambda m=minutes: int((time.time() - m * 60) * 1000))
+            store.set_cursor(f"sse:{sim.map_slug}", stamp.new())
+            metrics = Metrics()
+            source = MapSseSource(
+                sim.map_slug,
+                settings.maps[sim.map_slug],
+                http,
+                store,
+                lambda item: asyncio.sleep(0),
+                metrics,
+                resync_after=540.0,
+            )
+            run = asyncio.create_task(source.run())
+            try:
+                await wait_for(lambda s=source: s.health.state is ConnectionState.CONNECTED)
+            finally:
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+                store.close()
+            found[f"{minutes} min"] = metrics.value(
+                "wc_map_stream_gaps_total", source=f"sse:{sim.map_slug}", reason="restart"
+            )
+            if minutes == 20:
+                assert "older than the map server keeps events" in (source.health.last_error or "")
+        await http.aclose()
+    assert found == {"20 min": 1.0, "1 min": 0.0}

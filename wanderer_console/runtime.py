@@ -217,6 +217,8 @@ class Runtime:
             on_loaded=self._map_loaded,
             resync_after=lambda: self.sse_resync_after,
             load_concurrency=settings.console.map_load_concurrency,
+            # A stream with no cursor keeps its connect's point, once what was queued is written.
+            on_connected_point=lambda tenant, ident: self.worker.connected(tenant, ident),
         )
         self.worker = PipelineWorker(self.queue, self.engine)
         self.cluster.bind(_LeasedMaps(self))

@@ -206,3 +206,41 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
     counts = delivered(sim)
     assert [counts[i] for i in gap] == [1] * len(gap)
     assert counts[before["killmail_id"]] == 1
+
+
+def _systems_notified(sim: Simulator, name: str) -> int:
+    """ "New System Tracked" messages the fake Discord accepted for system ``name``."""
+    return sum(
+        1
+        for message in sim.discord.received
+        for embed in message.body.get("embeds") or []
+        if embed.get("title") == f"New System Tracked: {name}"
+    )
+
+
+async def test_a_system_added_while_down_is_notified_when_the_map_never_sent_an_event(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A map whose stream never carried an event has no event id to resume from: the first run
+    keeps its ``connected`` frame's point instead, so the next run's stream backfills the gap
+    (the REST reload at start only loads state, it notifies nothing)."""
+    settings = _settings(sim, tmp_path)
+    first = await _start(settings, tmp_path)
+    try:
+        assert sim.map.events == []  # the stream carried nothing: no event id to resume from
+    finally:
+        await first.stop()
+
+    missed = sim.generator.new_system(wormhole=True)
+    sim.map.add_system(missed.system_id, name=missed.name)  # nobody is listening
+
+    second = await _start(settings, tmp_path)
+    try:
+        assert second.engine.suppressed()  # news, not history: suppression lets it through
+        await wait_for(lambda: _systems_notified(sim, missed.name), timeout=15)
+        await second.drain(timeout=3.0)
+    finally:
+        await second.stop()
+    assert missed.system_id in sim.map.tracked_system_ids
+    assert _systems_notified(sim, missed.name) == 1
+    assert sim.map.connect_log[-1]["last_event_id"] is not None

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
+from wanderer_console.domain.map_events import MapEnvelope
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
@@ -29,6 +30,7 @@ from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
+from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.server import AppServer
@@ -287,6 +289,7 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
         got: list[Item] = []
         resyncs: list[float] = []
         now = [1000.0]
+        metrics = Metrics()
 
         async def sink(item: Item) -> None:
             got.append(item)
@@ -300,7 +303,7 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
             http,
             store,
             sink,
-            Metrics(),
+            metrics,
             backoff=Backoff(0.01, 0.02),
             over_limit_delay=0.01,
             on_resync=resync,
@@ -328,6 +331,8 @@ async def test_long_outage_triggers_full_rest_resync_short_one_does_not(tmp_path
             await wait_for(lambda: resyncs)
             assert source.resyncs == 1
             assert resyncs == [now[0]]
+            gaps = {"source": f"sse:{sim.map_slug}", "reason": "outage"}
+            assert metrics.value("wc_map_stream_gaps_total", **gaps) == 1  # said and counted
         finally:
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
@@ -806,3 +811,185 @@ async def test_many_maps_refused_alike_do_not_all_come_back_in_the_same_instant(
     assert max(delays) - min(delays) > floor / 10, delays
     for source in sources:
         assert source.health.snapshot()["state"] == state
+
+
+def _silent_then_resumed(
+    first: list[bytes], connects: list[str | None], ulid: UlidGenerator
+) -> AppServer:
+    """A map stream whose first connection sends ``first`` (after its ``connected`` frame, whose
+    id is made then) and closes; later ones say ``connected`` and stay open, silent."""
+
+    async def stream(request: Request) -> Response:
+        connects.append(request.query_params.get("last_event_id"))
+        again = len(connects) > 1
+
+        async def frames() -> AsyncIterator[bytes]:
+            yield _frame("connected", ulid.new(), {"map_id": MAP_ID, "server_time": "now"})
+            if not again:
+                for frame in first:
+                    yield frame
+                return
+            while True:
+                await asyncio.sleep(0.05)
+                yield b": keepalive\n\n"
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    return AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
+
+
+async def test_a_stream_without_a_cursor_resumes_from_before_its_connect_not_from_now(
+    tmp_path: Path,
+) -> None:
+    """A map that never sent an event has no event id to resume from: its first connect's
+    point is kept, a little before the ``connected`` frame's id, so an event made before that
+    frame and delivered live right after it (its id is older) is backfilled by the next
+    connect if the stream dropped (here: the pipeline had not written it yet)."""
+    ulid = UlidGenerator()
+    early = ulid.new()  # made before the connected frame's id, delivered after it
+    envelope = {
+        "id": early,
+        "type": "add_system",
+        "map_id": MAP_ID,
+        "payload": {"solar_system_id": 1},
+    }
+    connects: list[str | None] = []
+    app = _silent_then_resumed([_frame("add_system", early, envelope)], connects, ulid)
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut",
+        settings.maps["cut"],
+        http,
+        store,
+        queue.put,
+        metrics,
+        backoff=Backoff(0.01, 0.02),
+        on_connected_point=worker.connected,
+    )
+    tasks = [asyncio.create_task(source.run())]
+    try:
+        # The pipeline is not running: the event waits in the queue, unwritten, as at a crash.
+        await wait_for(lambda: len(connects) == 2)
+        assert queue.qsize() == 1
+        resumed = connects[1]
+        assert resumed is not None
+        assert resumed < early  # the server backfills the early event
+        assert store.get_cursor("sse:cut") == resumed
+        tasks.append(asyncio.create_task(worker.run()))
+        await wait_for(lambda: store.has_event("cut", early))
+        assert store.get_cursor("sse:cut") == early  # the greatest kept: never moved back
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+
+
+async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path: Path) -> None:
+    """An event of the map's previous stream still waiting in the queue is older than a new
+    connect's point: the point is kept as the cursor only once that event is written, so a
+    crash in between resumes from before it, never past it."""
+    ulid = UlidGenerator()
+    connects: list[str | None] = []
+    app = _silent_then_resumed([], connects, ulid)
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    # The previous stream's last event, a minute ago.
+    older = UlidGenerator(clock=lambda: int((time.time() - 60.0) * 1000)).new()
+    envelope = {
+        "id": older,
+        "type": "add_system",
+        "map_id": MAP_ID,
+        "payload": {"solar_system_id": 2},
+    }
+    raw = orjson.dumps(envelope).decode()
+    await queue.put(MapEventItem("cut", MapEnvelope.model_validate(envelope), raw, "sse:cut"))
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut",
+        settings.maps["cut"],
+        http,
+        store,
+        queue.put,
+        metrics,
+        backoff=Backoff(0.01, 0.02),
+        on_connected_point=worker.connected,
+    )
+    tasks = [asyncio.create_task(source.run())]
+    try:
+        # The first stream closes after "connected"; the second stays open.
+        await wait_for(
+            lambda: len(connects) == 2 and source.health.state is ConnectionState.CONNECTED
+        )
+        # The older event is not written yet: neither connect's point is kept, and the
+        # reconnect asked for no backfill either.
+        assert connects == [None, None]
+        assert store.get_cursor("sse:cut") is None
+        tasks.append(asyncio.create_task(worker.run()))
+        # Written in one step: the older event (its cursor), then the connect's point.
+        await wait_for(lambda: store.has_event("cut", older))
+        point = store.get_cursor("sse:cut")
+        assert point is not None
+        assert point > older
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+
+
+@pytest.mark.slow
+async def test_a_resume_from_a_cursor_older_than_the_server_keeps_events_is_said_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The engine was down longer than the map server keeps events (~10 min): the backfill from
+    the stored cursor silently misses what fell out of the server's buffer. Said as a warning
+    and counted (``wc_map_stream_gaps_total{reason="restart"}``); a recent cursor is not."""
+    async with Simulator(seed=17) as sim:
+        settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
+        http = HttpClient("map", timeout=5.0)
+        found: dict[str, float] = {}
+        for minutes in (20, 1):
+            store = SqliteStore(tmp_path / f"{minutes}.sqlite")
+            stamp = UlidGenerator(clock=lambda m=minutes: int((time.time() - m * 60) * 1000))
+            store.set_cursor(f"sse:{sim.map_slug}", stamp.new())
+            metrics = Metrics()
+            source = MapSseSource(
+                sim.map_slug,
+                settings.maps[sim.map_slug],
+                http,
+                store,
+                lambda item: asyncio.sleep(0),
+                metrics,
+                resync_after=540.0,
+            )
+            run = asyncio.create_task(source.run())
+            try:
+                await wait_for(lambda s=source: s.health.state is ConnectionState.CONNECTED)
+            finally:
+                run.cancel()
+                await asyncio.gather(run, return_exceptions=True)
+                store.close()
+            found[f"{minutes} min"] = metrics.value(
+                "wc_map_stream_gaps_total", source=f"sse:{sim.map_slug}", reason="restart"
+            )
+            if minutes == 20:
+                assert "older than the map server keeps events" in (source.health.last_error or "")
+        await http.aclose()
+    assert found == {"20 min": 1.0, "1 min": 0.0}

@@ -64,6 +64,7 @@ class MapFeeds:
         resync_after: Callable[[], float],
         load_concurrency: int = 8,
         rng: random.Random | None = None,
+        on_connected_point: Callable[[str, str], None] | None = None,
     ) -> None:
         self._index = index
         self._store = store
@@ -72,6 +73,9 @@ class MapFeeds:
         self._spawn = spawn
         self._on_loaded = on_loaded
         self._resync_after = resync_after
+        self._on_connected_point = on_connected_point
+        """Given to each stream (:class:`MapSseSource`): where a stream with no cursor keeps
+        its ``connected`` point as one."""
         self.rest: dict[str, MapRestClient] = {}
         self.sources: dict[str, MapSseSource] = {}
         self.load_concurrency = max(1, load_concurrency)
@@ -129,6 +133,7 @@ class MapFeeds:
             on_resync=functools.partial(self.load, tenant),
             resync_after=self._resync_after(),
             generation=functools.partial(self._index.arrival, tenant),
+            on_connected_point=self._on_connected_point,
         )
         self._spawn(f"map:{tenant}", functools.partial(self._run, tenant))
         return rest

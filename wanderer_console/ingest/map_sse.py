@@ -3,6 +3,10 @@
 The cursor is read from the store at every connect; the pipeline advances it in the same
 transaction that records each event, so a crash never skips an event and a resume never repeats
 one that was notified (duplicates from backfill are absorbed by the event log's unique key).
+A stream with no cursor yet (its map never sent an event) asks for no backfill; its
+``connected`` frame's id is then handed to the pipeline (``on_connected_point``), which keeps a
+point just before it as the cursor, so the next connect backfills what the map published in
+between (a restart, a feed restarted) instead of starting from "now" again.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = ["BACKFILL_LIMIT", "SHARED_RNG", "MapSseSource", "cursor_stream", "eve
 log = logging.getLogger(__name__)
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_CROCKFORD = {ch: i for i, ch in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
 _AUTH_FAILURES = {401, 402, 403, 404}
 BACKFILL_LIMIT = 1000
 """The most events the server backfills on one connect (PROTOCOLS.md §1.6); it then goes live
@@ -82,7 +87,9 @@ class MapSseSource:
         refused_delay: float = 60.0,
         healthy_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         generation: Callable[[], int] | None = None,
+        on_connected_point: Callable[[str, str], None] | None = None,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -104,10 +111,16 @@ class MapSseSource:
         """Seconds a stream must stay up after ``connected`` for its end to start the waits
         over (a server that says ``connected`` and closes at once is backed off from)."""
         self._clock = clock
+        self._wall = wall
         self._generation = generation
         """The map's load now (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`,
         stamped on each event read: one read before a reload is older than the reload's
         state)."""
+        self._on_connected_point = on_connected_point
+        """Told ``(tenant, connected frame's id)`` when a connect asked for no backfill (no
+        cursor): nothing older is pending, so the pipeline may keep that point as the cursor
+        (:meth:`~wanderer_console.pipeline.worker.PipelineWorker.connected`). Never while a
+        backfill is asked: the frame's id is newer than every event the backfill sends."""
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None
@@ -171,11 +184,15 @@ class MapSseSource:
                     if event.event == "connected":
                         connected, connected_at = True, self._clock()
                         connected_id = event.id if _ULID.match(event.id) else ""
+                        if cursor is None and connected_id and self._on_connected_point:
+                            self._on_connected_point(self.tenant, connected_id)
                         self.health.set_state(ConnectionState.CONNECTED)
                         log.info(
                             "map stream connected",
                             extra={"ctx": {"tenant": self.tenant, "resume_from": cursor}},
                         )
+                        if self._alive_at is None and cursor is not None:
+                            self._check_resume_age(cursor)
                         await self._resync_if_stale()
                         self._alive_at = self._clock()
                         if self._on_connected is not None:
@@ -240,8 +257,12 @@ class MapSseSource:
         gap = None if self._alive_at is None else self._clock() - self._alive_at
         if not self._resync_pending and (gap is None or gap <= self._resync_after):
             return
-        log.info(
-            "map stream was down longer than the server keeps events; reloading the map",
+        if gap is not None and gap > self._resync_after:
+            self._metrics.map_stream_gaps.labels(source=self.source, reason="outage").inc()
+        log.warning(
+            "map stream was down longer than the server keeps events; reloading the map (events"
+            " the map published in the outage beyond what the server still holds are not"
+            " notified)",
             extra={"ctx": {"tenant": self.tenant, "outage_seconds": gap}},
         )
         try:
@@ -256,6 +277,30 @@ class MapSseSource:
             return
         self._resync_pending = False
         self.resyncs += 1
+
+    def _check_resume_age(self, cursor: str) -> None:
+        """This source's first connect resumed from a stored ``cursor`` (a restart): when its
+        time is further back than the server keeps events, the backfill silently misses what
+        fell out of the server's buffer (no gap signal, PROTOCOLS.md §1.6). The map was just
+        loaded over REST (its state is whole), but those events are not notified: say so and
+        count it (``wc_map_stream_gaps_total{reason="restart"}``)."""
+        at = _ulid_seconds(cursor)
+        age = None if at is None else self._wall() - at
+        if age is None or age <= self._resync_after:
+            return
+        self._metrics.map_stream_gaps.labels(source=self.source, reason="restart").inc()
+        message = (
+            f"resumed from a cursor {round(age / 60)} min old, older than the map server keeps"
+            " events (about 10 min): events the map published after it and before then are"
+            " not notified (the map was reloaded over REST)"
+        )
+        self.health.record_error()
+        self.health.last_error = message
+        log.warning(
+            "map stream resumed from a cursor older than the server keeps events; events in the"
+            " gap may be lost",
+            extra={"ctx": {"tenant": self.tenant, "cursor": cursor, "age_seconds": round(age)}},
+        )
 
     def _refused(self, status: int, body: str, retry_after: float | None = None) -> float:
         """The wait after a refusal: slow for credentials and missing maps, at least the
@@ -331,6 +376,16 @@ class MapSseSource:
             self.tenant, envelope, data, self.source, trace_parent=trace, generation=generation
         )
         await self._sink(item)
+
+
+def _ulid_seconds(value: str) -> float | None:
+    """The Unix time (seconds) in a ULID's first 48 bits; ``None`` when it is not a ULID."""
+    if not _ULID.match(value):
+        return None
+    millis = 0
+    for ch in value[:10]:
+        millis = (millis << 5) | _CROCKFORD[ch]
+    return millis / 1000.0
 
 
 def _error_message(body: str) -> str:

@@ -51,6 +51,7 @@ from wanderer_console.pipeline.startup import (
     encode_seen,
     envelope_seconds,
     is_ulid,
+    ulid_at,
     ulid_seconds,
 )
 from wanderer_console.pipeline.trackers import KillMessage, TrackerMatches, plan_kill_messages
@@ -74,6 +75,12 @@ FUTURE_ID_TOLERANCE: Final = 300.0
 """Seconds a map event id's time may be ahead of this clock and still become the stream's
 resume cursor (the cursor keeps the greatest id: one from a server clock running ahead would
 hold it, and a resume would skip every real id made after the clock was put right)."""
+
+CONNECTED_MARGIN: Final = 10.0
+"""Seconds before a ``connected`` frame's id that a stream which asked for no backfill resumes
+from (:meth:`Engine.connected_point`): an event made just before the connect (its id older
+than the frame's) may still be delivered live right after it, and must be backfilled if the
+stream drops, or the process dies, before it is written."""
 
 
 def _event_span(item: Item, trace: str) -> contextlib.AbstractContextManager[Any]:
@@ -198,6 +205,39 @@ class Engine:
         Called only with no gap left to backfill, so a crash never skips one.
         """
         self._store.set_cursor(SEEN_CURSOR, encode_seen(at))
+
+    def connected_point(self, tenant: str, connected_id: str) -> str | None:
+        """The resume point of a map stream that connected with no cursor (none stored, no
+        backfill asked, so none pending): :data:`CONNECTED_MARGIN` before its ``connected``
+        frame's id. A map that never sends an event has no event id to resume from; without
+        this, the next connect (a restart, a feed restarted) started from "now", and what the
+        map published meanwhile was never notified (the REST load notifies nothing).
+
+        ``None`` for an id that is no ULID, or whose time is ahead of this clock by more than
+        :data:`FUTURE_ID_TOLERANCE` (it would hold the cursor past every real id)."""
+        at = ulid_seconds(connected_id)
+        if at is None:
+            return None
+        ahead = at - self._clock()
+        if ahead > FUTURE_ID_TOLERANCE:
+            self._metrics.errors.labels(component=f"sse:{tenant}:future_id").inc()
+            log.warning(
+                "map stream's connected id is from the future (the map server's clock runs"
+                " ahead); not used as the stream's resume cursor",
+                extra={
+                    "ctx": {
+                        "tenant": tenant,
+                        "event_id": connected_id,
+                        "ahead_seconds": round(ahead),
+                    }
+                },
+            )
+            return None
+        return ulid_at(at - CONNECTED_MARGIN)
+
+    def set_cursor(self, stream: str, value: str) -> None:
+        """Move a stream's resume cursor to ``value`` (the store keeps the greatest)."""
+        self._store.set_cursor(stream, value)
 
     # -- entry point -----------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ after it started. So, during the window and only then, an event is muted when it
   the process start. A kill without a time counts as history.
 - **a map event** whose own time (the ULID of its id, else its ``timestamp``) is before the
   *map resume point*: the time of the map's stream cursor (the last event the previous run
-  stored), or the process start when there is none. An event without a time counts as history.
+  stored; for a map that sent none, a point just before its stream's ``connected`` frame), or
+  the process start when there is none. An event without a time counts as history.
 
 Everything after a resume point happened during the gap (or after the start) and arrives for
 the first time; everything the console did see is already stored and is dropped by its id
@@ -41,6 +42,7 @@ __all__ = [
     "encode_seen",
     "envelope_seconds",
     "is_ulid",
+    "ulid_at",
     "ulid_seconds",
 ]
 
@@ -50,7 +52,8 @@ systems socket joined with no gap left to backfill. Written a few times a minute
 up; read once at start as the previous run's resume point."""
 
 _ULID: Final = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_CROCKFORD: Final = {ch: i for i, ch in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CROCKFORD: Final = {ch: i for i, ch in enumerate(_ALPHABET)}
 
 
 def encode_seen(at: float) -> str:
@@ -83,6 +86,14 @@ def ulid_seconds(value: str | None) -> float | None:
     for ch in value[:10]:
         millis = (millis << 5) | _CROCKFORD[ch]
     return millis / 1000.0
+
+
+def ulid_at(seconds: float) -> str:
+    """The least ULID of the millisecond ``seconds`` (Unix time): it sorts before every id made
+    from that millisecond on, and after every one made before it."""
+    millis = max(0, min(int(seconds * 1000), (1 << 48) - 1))
+    stamp = "".join(_ALPHABET[(millis >> shift) & 0x1F] for shift in range(45, -5, -5))
+    return stamp + "0" * 16
 
 
 def envelope_seconds(envelope: MapEnvelope) -> float | None:

@@ -5,13 +5,15 @@ batch the store refuses (disk full, read-only) is kept by the engine and written
 store writes: the queue fills meanwhile and pauses the sources, so nothing read is lost.
 
 The killstream watermark (the next run's resume point) is saved here, at the queue's
-checkpoints: once every item queued before it has been decided and written, busy or idle.
+checkpoints: once every item queued before it has been decided and written, busy or idle; so
+is the resume point of a map stream that connected with no cursor (:meth:`connected`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 
 from wanderer_console.domain.checkpoints import PendingMarks
 from wanderer_console.ingest.items import Item
@@ -24,6 +26,11 @@ __all__ = ["PipelineWorker"]
 _WATERMARKS_MAX = 1_000
 """Watermarks waiting for their checkpoint (one every few seconds); past this the oldest are
 forgotten, so the saved one is a little older than it could be, never ahead of a kill."""
+
+_POINTS_MAX = 1_000
+"""Map streams' connected points waiting for their checkpoint (one per connect without a
+cursor); past this the oldest are forgotten (that map's next connect starts from "now", as
+before there were any)."""
 
 
 class PipelineWorker:
@@ -38,6 +45,8 @@ class PipelineWorker:
         """Most events committed in one transaction."""
         self._watermarks: PendingMarks[float] = PendingMarks(_WATERMARKS_MAX)
         """Watermarks offered and not yet saved, each with its queue mark."""
+        self._points: deque[tuple[str, str, int]] = deque(maxlen=_POINTS_MAX)
+        """Map streams' resume points offered and not yet saved: stream, cursor, queue mark."""
 
     async def run(self) -> None:
         """Work the queue forever (a supervised task)."""
@@ -53,6 +62,8 @@ class PipelineWorker:
                 queue.task_done(len(batch))
             if self._watermarks:
                 self._save_watermark()
+            if self._points:
+                self._save_points()
 
     def stream_seen(self, at: float) -> None:
         """Move the killstream watermark to ``at`` once every item queued so far is written.
@@ -71,6 +82,32 @@ class PipelineWorker:
             return
         self._watermarks.offer(at, self._queue.mark())
         self._save_watermark()
+
+    def connected(self, tenant: str, connected_id: str) -> None:
+        """A map stream connected with no cursor (none stored, no backfill asked): keep the
+        point of its ``connected`` frame (:meth:`Engine.connected_point`) as its cursor, so a
+        restart resumes from there instead of from "now" while the map sends no event.
+
+        Saved once every item queued so far is written, as the watermark is: an event of the
+        map's previous stream still waiting in the queue is older than the point, and a crash
+        before it is written must not resume past it. The store keeps the greatest cursor, so
+        a later event's cursor is never moved back by it, nor it by an older event."""
+        value = self._engine.connected_point(tenant, connected_id)
+        if value is None:
+            return
+        self._points.append((f"sse:{tenant}", value, self._queue.mark()))
+        self._save_points()
+
+    def _save_points(self) -> None:
+        """Save the connected points whose checkpoint has passed; one the store refuses (a
+        full disk) waits for the next batch."""
+        while self._points and self._queue.passed(self._points[0][2]):
+            stream, value, _mark = self._points[0]
+            try:
+                self._engine.set_cursor(stream, value)
+            except StoreWriteError:
+                return
+            self._points.popleft()
 
     def _save_watermark(self) -> None:
         """Save the newest watermark whose checkpoint has passed."""

@@ -87,6 +87,12 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.map_stream_gaps = Counter(
+            "wc_map_stream_gaps",
+            "Map stream resumes past the server's event buffer (events in the gap may be lost)",
+            ["source", "reason"],
+            registry=r,
+        )
         self.targets_disabled = Counter(
             "wc_targets_disabled",
             "Discord targets disabled after 401/403/404 (operator action needed)",

@@ -482,7 +482,12 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " systems and characters over REST; map events still queued from before the outage"
         " (from the stream or the map's webhook) change nothing the reload found (a system"
         " or pilot they add is notified only if still on the map, else counted as"
-        ' `wc_notifications_filtered_total{reason="superseded_by_reload"}`)',
+        ' `wc_notifications_filtered_total{reason="superseded_by_reload"}`). The server'
+        " gives no gap signal: events the map published in the part of the outage it no"
+        " longer holds are not notified (counted in"
+        ' `wc_map_stream_gaps_total{reason="outage"}`; `reason="restart"`, logged as `map'
+        " stream resumed from a cursor older than the server keeps events`, when a start"
+        " resumes from a cursor that old)",
         "nothing; check the log for `map resync failed`",
     ),
     Advice(

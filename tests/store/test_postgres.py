@@ -401,3 +401,10 @@ def test_every_connection_bounds_a_server_gone_silent_unless_the_url_says_otherw
         assert given.get("keepalives") == "1", given
         assert given.get("keepalives_idle") == idle, given
         assert given.get("tcp_user_timeout") == "30000", given
+    # `db migrate-to`'s own connection too.
+    from wanderer_console.store.migrate import _pg_connect
+
+    with _pg_connect(url) as conn:
+        given = conn.info.get_parameters()
+    assert given.get("keepalives_idle") == "10", given
+    assert given.get("tcp_user_timeout") == "30000", given

@@ -709,8 +709,8 @@ class ControlEndpoint:
         self._servers: list[EmbeddedServer] = []
         self.tcp_url: str | None = None
         self.errors: list[str] = []
-        self._closed_log = ThrottledLog(log)
         """Why a transport could not start (logged too)."""
+        self._closed_log = ThrottledLog(log)
 
     async def start(self) -> None:
         """Serve on every configured transport; a failure is logged and kept, never raised."""

@@ -199,10 +199,10 @@ class _Run:
 def _pg_connect(url: DatabaseUrl) -> psycopg.Connection[Any]:
     import psycopg
 
-    from wanderer_console.store.postgres import CONNECT_TIMEOUT, open_error
+    from wanderer_console.store.postgres import connection_bounds, open_error
 
-    try:
-        return psycopg.connect(url.secret(), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    try:  # the engine's bounds on a server gone silent: a copy never hangs on a network cut
+        return psycopg.connect(url.secret(), autocommit=True, **connection_bounds(url))
     except psycopg.Error as exc:
         raise open_error(url, exc) from None
 

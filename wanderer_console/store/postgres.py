@@ -63,6 +63,7 @@ __all__ = [
     "PgWriteGuard",
     "PostgresStore",
     "connect_postgres",
+    "connection_bounds",
     "migrate_postgres",
 ]
 
@@ -288,7 +289,7 @@ def migrate_postgres(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERS
             conn.execute("UPDATE schema_version SET version = %s", (current + 1,))
 
 
-def _link(url: DatabaseUrl) -> dict[str, Any]:
+def connection_bounds(url: DatabaseUrl) -> dict[str, Any]:
     """The connection's own bounds on a server that went silent (:data:`LINK_BOUNDS`), each
     unless the URL sets it."""
     given = conninfo_to_dict(url.secret())
@@ -298,7 +299,7 @@ def _link(url: DatabaseUrl) -> dict[str, Any]:
 
 
 def _connect(url: DatabaseUrl, **kwargs: Any) -> psycopg.Connection[Any]:
-    return psycopg.connect(url.secret(), autocommit=True, **_link(url), **kwargs)
+    return psycopg.connect(url.secret(), autocommit=True, **connection_bounds(url), **kwargs)
 
 
 def _bounded_waits(conn: psycopg.Connection[Any]) -> None:
@@ -368,7 +369,7 @@ def _open_pool(url: DatabaseUrl, *, max_size: int) -> ConnectionPool:
         url.secret(),
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True, **_link(url)},
+        kwargs={"autocommit": True, **connection_bounds(url)},
         configure=_bounded_waits,
         timeout=POOL_TIMEOUT,
         name="wanderer-console",

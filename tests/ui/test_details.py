@@ -16,6 +16,7 @@ from tests.ui.conftest import (
     CHARS_ERROR,
     HEALTHY,
     NOW,
+    PRIMARY,
     RALLY,
     AppFactory,
     degraded_snapshot,
@@ -131,6 +132,24 @@ def test_a_dead_target_is_named_by_its_route_and_can_be_retried() -> None:
     assert detail.retry == RALLY
     assert detail.advice is not None
     assert "create a new webhook and put its URL in the config" in detail.advice.action
+
+
+def test_a_target_rate_limited_once_and_delivering_since_is_healthy() -> None:
+    # One 429 an hour ago, every message confirmed since (Discord's last answer cleared the
+    # error): the 429 count is since the engine started, not the target's state now.
+    target = TargetView(label="alpha/primary", sent=40, messages=40, rate_limited=1)
+    detail = target_detail(PRIMARY, target, NOW)
+    assert detail.healthy
+    assert detail.advice is None
+    assert "Rate limited: 1 time since start (429)" in detail.text()
+
+
+def test_a_target_rate_limited_now_is_advised() -> None:
+    target = TargetView(pending=3, rate_limited=4, last_error="429 You are being rate limited.")
+    detail = target_detail(PRIMARY, target, NOW)
+    assert not detail.healthy
+    assert detail.advice is not None
+    assert "rate_limited" in detail.advice.message
 
 
 def test_an_open_breaker_says_why_and_when_it_probes() -> None:

@@ -103,6 +103,39 @@ def test_a_healthy_connection_has_nothing_to_advise() -> None:
     assert detail.error is None
 
 
+def _reconnecting_killstream() -> dict[str, Any]:
+    """The healthy engine whose systems killstream lost its socket; the engine keeps the RTT of
+    its last heartbeat, from before."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["connections"][1].update(
+        state="reconnecting",
+        since=NOW - 30,
+        heartbeat_rtt_ms=6.0,
+        last_error="socket lost: [Errno 111] Connect call failed ('127.0.0.1', 4004)",
+    )
+    return snap
+
+
+def test_a_reconnecting_killstreams_detail_does_not_give_its_old_rtt_as_live() -> None:
+    conn = ConnectionView.model_validate(_reconnecting_killstream()["connections"][1])
+    facts = dict(connection_detail(conn, NOW).facts)
+    assert facts["Heartbeat"] == "- (not connected; the last was 6 ms)"
+    live = ConnectionView.model_validate(HEALTHY["connections"][1])
+    assert dict(connection_detail(live, NOW).facts)["Heartbeat"] == "23 ms"
+
+
+async def test_a_reconnecting_killstream_shows_no_rtt_in_the_connections_panel(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(_reconnecting_killstream())
+    async with app.run_test(size=(200, 60)) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(ConnectionsTable)
+        rtt = ConnectionsTable.COLUMNS.index("RTT")
+        assert str(table.get_row("killstream:systems")[rtt]) == "-"
+        assert str(table.get_row("killstream:characters")[rtt]) == "25 ms"
+
+
 def test_an_unreachable_map_is_explained_with_its_url_and_the_runbooks_fix() -> None:
     conn = ConnectionView(
         name="sse:alpha",

@@ -118,7 +118,10 @@ def connection_detail(conn: ConnectionView, now: float) -> Detail:
     if conn.error_since is not None:
         facts.append(("Failing since", _when(conn.error_since, now)))
     if conn.heartbeat_rtt_ms is not None:
-        facts.append(("Heartbeat", f"{conn.heartbeat_rtt_ms:.0f} ms"))
+        rtt = f"{conn.heartbeat_rtt_ms:.0f} ms"
+        # The engine keeps the last heartbeat's RTT across a lost socket: not a live figure.
+        live = conn.state == "connected"
+        facts.append(("Heartbeat", rtt if live else f"- (not connected; the last was {rtt})"))
     facts.append(("Quality", f"{conn.quality}/100"))
     healthy = conn.state == "connected" and error is None
     subject = conn.kind if conn.kind in ("map_sse", "killstream", "fallback", "r2z2") else "log"

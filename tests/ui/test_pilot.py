@@ -213,6 +213,44 @@ async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) 
     assert binding_ids() - listed == set()
 
 
+def _tab_keys_heading(app: WandererApp) -> str:
+    """The title of the help group that lists the dashboard's tab keys 1-4."""
+    assert isinstance(app.screen, HelpScreen)
+    (title,) = [
+        title
+        for title, bindings in app.screen.groups
+        if any(isinstance(b, Binding) and b.action.startswith("tab(") for b in bindings)
+    ]
+    return title
+
+
+async def test_help_at_a_grid_size_does_not_offer_the_tab_keys_as_working(
+    make_app: AppFactory,
+) -> None:
+    """At 120x40 every panel is on screen and 1-4 do nothing: help listed them with the
+    dashboard's keys as if they worked. They stay listed (a [keymap] may name them), said to be
+    for small terminals, and not at this size."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("2")  # does nothing here
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        title = _tab_keys_heading(app)
+        assert "below 100 columns or 30 rows" in title
+        assert "not at this size" in title
+        assert "not at this size" in "\n".join(screen_lines(app))
+    small = make_app(HEALTHY)
+    async with small.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        title = _tab_keys_heading(small)
+        assert "below 100 columns or 30 rows" in title
+        assert "not at this size" not in title
+
+
 async def test_on_a_small_terminal_help_shows_every_binding_id_whole(
     make_app: AppFactory,
 ) -> None:

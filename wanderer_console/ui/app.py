@@ -631,11 +631,24 @@ class WandererApp(App[int]):
         """Show the key bindings."""
         if isinstance(self.screen, HelpScreen):
             return
+        # The tab keys work only in the small-terminal layout: listed apart, saying so (a
+        # [keymap] may still name them), rather than among the keys that work now.
+        tab_keys = [
+            b for b in DashboardScreen.BINDINGS if isinstance(b, Binding) and b.action[:4] == "tab("
+        ]
+        dashboard_keys = [b for b in DashboardScreen.BINDINGS if b not in tab_keys]
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        tabs_title = "Dashboard tabs (below 100 columns or 30 rows"
+        if dashboard is not None and not dashboard.tabbed:
+            tabs_title += "; not at this size: every panel is on screen)"
+        else:
+            tabs_title += ")"
         self.push_screen(
             HelpScreen(
                 [
                     ("Everywhere", self.BINDINGS),
-                    ("Dashboard", DashboardScreen.BINDINGS),
+                    ("Dashboard", dashboard_keys),
+                    (tabs_title, tab_keys),
                     ("Activity filter", FilterInput.BINDINGS),
                     ("Detail view (Enter or a click on a row or a badge)", DetailScreen.BINDINGS),
                     ("Toggles screen", TogglesScreen.BINDINGS),

@@ -86,7 +86,7 @@ def test_a_failed_connection_says_everything_an_operator_opens_it_for() -> None:
     text = detail.text()
     assert detail.error == CHARS_ERROR  # whole, not clipped
     assert "URL: ws://127.0.0.1:4004/socket/websocket" in text
-    assert "Failing since: 22:11:45 UTC (2m ago)" in text
+    assert "Failing since: 22:11:45 UTC (1m ago)" in text  # 95 s: whole minutes
     assert "Errors: 9 since start, 7 in the last hour" in text
     assert len(detail.occurrences) == 5
     assert detail.occurrences[-1].text == CHARS_ERROR

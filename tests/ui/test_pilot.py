@@ -6,6 +6,7 @@ from the operations the backend recorded, what it shows from the screens.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -177,6 +178,23 @@ async def test_palette_lists_toggle_commands(make_app: AppFactory) -> None:
         titles = [command.title for command in console_commands(app)]
     assert "Toggle map alpha rally notifications" in titles
     assert "Pause delivery" in titles
+
+
+async def test_the_counters_panel_groups_thousands_as_the_events_browser_does(
+    make_app: AppFactory,
+) -> None:
+    snapshot = copy.deepcopy(HEALTHY)
+    counters = snapshot["counters"]
+    counters["events_received"] = {"map": 5000, "killstream": 12345}
+    counters["notifications_queued"] = {"kill": 1500}
+    counters["notifications_delivered"] = {"kill": 1234}
+    app = make_app(snapshot)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await first_frame(pilot)
+        shown = "\n".join(screen_lines(app))
+    assert re.search(r"Events received +17,345", shown), shown
+    assert re.search(r"  map +5,000", shown), shown
+    assert re.search(r"  kill +1,234/1,500", shown), shown
 
 
 async def test_help_and_dashboard_keys(make_app: AppFactory) -> None:

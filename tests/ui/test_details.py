@@ -16,6 +16,7 @@ from tests.ui.conftest import (
     CHARS_ERROR,
     HEALTHY,
     NOW,
+    PRIMARY,
     RALLY,
     AppFactory,
     degraded_snapshot,
@@ -85,7 +86,7 @@ def test_a_failed_connection_says_everything_an_operator_opens_it_for() -> None:
     text = detail.text()
     assert detail.error == CHARS_ERROR  # whole, not clipped
     assert "URL: ws://127.0.0.1:4004/socket/websocket" in text
-    assert "Failing since: 22:11:45 UTC (2m ago)" in text
+    assert "Failing since: 22:11:45 UTC (1m ago)" in text  # 95 s: whole minutes
     assert "Errors: 9 since start, 7 in the last hour" in text
     assert len(detail.occurrences) == 5
     assert detail.occurrences[-1].text == CHARS_ERROR
@@ -100,6 +101,39 @@ def test_a_healthy_connection_has_nothing_to_advise() -> None:
     assert detail.healthy
     assert detail.advice is None
     assert detail.error is None
+
+
+def _reconnecting_killstream() -> dict[str, Any]:
+    """The healthy engine whose systems killstream lost its socket; the engine keeps the RTT of
+    its last heartbeat, from before."""
+    snap = copy.deepcopy(HEALTHY)
+    snap["connections"][1].update(
+        state="reconnecting",
+        since=NOW - 30,
+        heartbeat_rtt_ms=6.0,
+        last_error="socket lost: [Errno 111] Connect call failed ('127.0.0.1', 4004)",
+    )
+    return snap
+
+
+def test_a_reconnecting_killstreams_detail_does_not_give_its_old_rtt_as_live() -> None:
+    conn = ConnectionView.model_validate(_reconnecting_killstream()["connections"][1])
+    facts = dict(connection_detail(conn, NOW).facts)
+    assert facts["Heartbeat"] == "- (not connected; the last was 6 ms)"
+    live = ConnectionView.model_validate(HEALTHY["connections"][1])
+    assert dict(connection_detail(live, NOW).facts)["Heartbeat"] == "23 ms"
+
+
+async def test_a_reconnecting_killstream_shows_no_rtt_in_the_connections_panel(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(_reconnecting_killstream())
+    async with app.run_test(size=(200, 60)) as pilot:
+        await first_frame(pilot)
+        table = app.screen.query_one(ConnectionsTable)
+        rtt = ConnectionsTable.COLUMNS.index("RTT")
+        assert str(table.get_row("killstream:systems")[rtt]) == "-"
+        assert str(table.get_row("killstream:characters")[rtt]) == "25 ms"
 
 
 def test_an_unreachable_map_is_explained_with_its_url_and_the_runbooks_fix() -> None:
@@ -131,6 +165,24 @@ def test_a_dead_target_is_named_by_its_route_and_can_be_retried() -> None:
     assert detail.retry == RALLY
     assert detail.advice is not None
     assert "create a new webhook and put its URL in the config" in detail.advice.action
+
+
+def test_a_target_rate_limited_once_and_delivering_since_is_healthy() -> None:
+    # One 429 an hour ago, every message confirmed since (Discord's last answer cleared the
+    # error): the 429 count is since the engine started, not the target's state now.
+    target = TargetView(label="alpha/primary", sent=40, messages=40, rate_limited=1)
+    detail = target_detail(PRIMARY, target, NOW)
+    assert detail.healthy
+    assert detail.advice is None
+    assert "Rate limited: 1 time since start (429)" in detail.text()
+
+
+def test_a_target_rate_limited_now_is_advised() -> None:
+    target = TargetView(pending=3, rate_limited=4, last_error="429 You are being rate limited.")
+    detail = target_detail(PRIMARY, target, NOW)
+    assert not detail.healthy
+    assert detail.advice is not None
+    assert "rate_limited" in detail.advice.message
 
 
 def test_an_open_breaker_says_why_and_when_it_probes() -> None:

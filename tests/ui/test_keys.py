@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Tabs
 
-from tests.ui.conftest import HEALTHY, NOW, AppFactory, degraded_snapshot
-from tests.ui.fakes import SeededBackend, first_frame, screen_lines
+from tests.ui.conftest import HEALTHY, NOW, PRIMARY, RALLY, AppFactory, degraded_snapshot
+from tests.ui.fakes import SeededBackend, first_frame, next_frame, screen_lines
 from wanderer_console.console_api import EngineIdentity
 from wanderer_console.ui.screens.choice import ChoiceScreen
 from wanderer_console.ui.screens.dashboard import DashboardScreen, FilterInput
@@ -23,8 +23,12 @@ SMALL = (80, 24)
 
 
 def _pending(count: int) -> dict[str, Any]:
+    """``count`` notifications waiting, all for the rally webhook (four of them being sent)."""
     snapshot = copy.deepcopy(HEALTHY)
-    snapshot["counters"]["outbox"] = {"pending": count - 4, "sending": 4, "sent": 125}
+    sending = min(4, count)
+    snapshot["counters"]["outbox"] = {"pending": count - sending, "sending": sending, "sent": 125}
+    targets = snapshot["delivery"]["targets"]
+    targets[PRIMARY]["pending"], targets[RALLY]["pending"] = 0, count
     return snapshot
 
 
@@ -53,6 +57,28 @@ async def test_quit_with_pending_notifications_asks_and_stays(make_app: AppFacto
         assert isinstance(app.screen, DashboardScreen)
 
 
+async def test_the_quit_question_counts_what_the_delivery_panel_shows_and_follows_it(
+    make_app: AppFactory,
+) -> None:
+    # The outbox counts (79) and the targets' queues (81, the delivery panel's Pending) are read
+    # at different moments by the engine: the question gives the figure on screen, and keeps
+    # giving it while the engine delivers under it.
+    engine = SeededBackend(_pending(79))
+    engine.data["delivery"]["targets"][RALLY]["pending"] = 81
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen)
+        assert "81 notifications are pending" in app.screen.message
+        engine.data["delivery"]["targets"][RALLY]["pending"] = 40
+        await next_frame(pilot, engine)
+        assert isinstance(app.screen, ChoiceScreen)
+        assert "40 notifications are pending" in app.screen.message
+        assert "40 notifications are pending" in "\n".join(screen_lines(app))
+
+
 async def test_quit_with_pending_notifications_quits_when_confirmed(make_app: AppFactory) -> None:
     app = make_app(_pending(10))
     async with app.run_test(size=SIZE) as pilot:
@@ -66,7 +92,7 @@ async def test_quit_with_pending_notifications_quits_when_confirmed(make_app: Ap
 
 
 async def test_quit_with_nothing_pending_quits_at_once(make_app: AppFactory) -> None:
-    app = make_app(_pending(4 + 0) | {"counters": {**HEALTHY["counters"], "outbox": {"sent": 9}}})
+    app = make_app(_pending(0))
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(pilot)
         await pilot.press("q")

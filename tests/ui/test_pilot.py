@@ -6,6 +6,7 @@ from the operations the backend recorded, what it shows from the screens.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -179,6 +180,23 @@ async def test_palette_lists_toggle_commands(make_app: AppFactory) -> None:
     assert "Pause delivery" in titles
 
 
+async def test_the_counters_panel_groups_thousands_as_the_events_browser_does(
+    make_app: AppFactory,
+) -> None:
+    snapshot = copy.deepcopy(HEALTHY)
+    counters = snapshot["counters"]
+    counters["events_received"] = {"map": 5000, "killstream": 12345}
+    counters["notifications_queued"] = {"kill": 1500}
+    counters["notifications_delivered"] = {"kill": 1234}
+    app = make_app(snapshot)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await first_frame(pilot)
+        shown = "\n".join(screen_lines(app))
+    assert re.search(r"Events received +17,345", shown), shown
+    assert re.search(r"  map +5,000", shown), shown
+    assert re.search(r"  kill +1,234/1,500", shown), shown
+
+
 async def test_help_and_dashboard_keys(make_app: AppFactory) -> None:
     app = make_app(HEALTHY)
     async with app.run_test(size=SIZE) as pilot:
@@ -211,6 +229,44 @@ async def test_help_lists_every_binding_a_keymap_may_name(make_app: AppFactory) 
             if isinstance(binding, Binding)
         }
     assert binding_ids() - listed == set()
+
+
+def _tab_keys_heading(app: WandererApp) -> str:
+    """The title of the help group that lists the dashboard's tab keys 1-4."""
+    assert isinstance(app.screen, HelpScreen)
+    (title,) = [
+        title
+        for title, bindings in app.screen.groups
+        if any(isinstance(b, Binding) and b.action.startswith("tab(") for b in bindings)
+    ]
+    return title
+
+
+async def test_help_at_a_grid_size_does_not_offer_the_tab_keys_as_working(
+    make_app: AppFactory,
+) -> None:
+    """At 120x40 every panel is on screen and 1-4 do nothing: help listed them with the
+    dashboard's keys as if they worked. They stay listed (a [keymap] may name them), said to be
+    for small terminals, and not at this size."""
+    app = make_app(HEALTHY)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(pilot)
+        await pilot.press("2")  # does nothing here
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        title = _tab_keys_heading(app)
+        assert "below 100 columns or 30 rows" in title
+        assert "not at this size" in title
+        assert "not at this size" in "\n".join(screen_lines(app))
+    small = make_app(HEALTHY)
+    async with small.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        title = _tab_keys_heading(small)
+        assert "below 100 columns or 30 rows" in title
+        assert "not at this size" not in title
 
 
 async def test_on_a_small_terminal_help_shows_every_binding_id_whole(

@@ -24,6 +24,7 @@ from wanderer_console.ui.model import (
     ThroughputHistory,
     engine_label,
     format_ago,
+    format_uptime,
 )
 from wanderer_console.ui.themes import (
     DEFAULT_THEME,
@@ -105,6 +106,17 @@ def test_activity_reports_changes_only() -> None:
     texts = [text for _, text in list(activity.entries)[first:]]
     assert any("killstream:characters connected → failed" in t for t in texts)
     assert any(f"target alpha/rally ({RALLY}) disabled" in t for t in texts)
+
+
+def test_format_ago_rounds_down_so_it_rolls_over_and_agrees_with_the_uptime() -> None:
+    # Rounded, 59.6 s read "60s", 59m40s "60m" and 23h50m "24h"; and 1m59s "2m" beside the
+    # title's uptime "up 0h01m" (which counts whole minutes): both floor now.
+    assert format_ago(0.0, 59.6) == "59s"
+    assert format_ago(0.0, 3580.0) == "59m"
+    assert format_ago(0.0, 3600.0) == "1h"
+    assert format_ago(0.0, 86_000.0) == "23h"
+    assert format_ago(0.0, 86_400.0) == "1d"
+    assert (format_ago(0.0, 119.0), format_uptime(119.0)) == ("1m", "0h01m")
 
 
 def test_format_ago() -> None:

@@ -136,6 +136,7 @@ class WandererApp(App[int]):
         keeps what its binding had: its default, or the keys an earlier keymap gave it)."""
         self._lost_announced = False
         self._announced_rejection: tuple[str, ...] = ()
+        self._quit_question: ChoiceScreen | None = None
         self.toggles = TogglesScreen(state)
         """The toggles screen, built once and kept while hidden."""
         self.started = asyncio.Event()
@@ -235,6 +236,7 @@ class WandererApp(App[int]):
             self._announce_link()
         self._announce_rejection()
         self.toggles.refresh_flags()
+        self._follow_quit_question()
         for screen in self.screen_stack:
             if isinstance(screen, ConfigScreen):
                 screen.follow(self.state.config, relinked=change.link_changed and self.state.live)
@@ -508,14 +510,37 @@ class WandererApp(App[int]):
         lost (ctrl+q reaches the app from inside the editor, as the palette's quit does).
         """
         pending = 0 if self.attached else pending_notifications(self.state)
-        unsaved = next(
-            (s for s in self.screen_stack if isinstance(s, ConfigScreen) and s.modified()), None
-        )
+        unsaved = self._unsaved()
         if pending <= 0 and unsaved is None:
             self.exit(0)
             return
         if any(isinstance(screen, ChoiceScreen) for screen in self.screen_stack):
             return
+        title = (
+            "Quit with notifications pending?"
+            if unsaved is None
+            else "Quit with unsaved config edits?"
+        )
+
+        def answered(answer: str | None) -> None:
+            self._quit_question = None
+            if answer == "quit":
+                self.exit(0)
+
+        self._quit_question = ChoiceScreen(
+            title,
+            self._quit_message(pending, unsaved),
+            [Choice("q", "Quit", "quit"), Choice("s", "Stay", "stay")],
+        )
+        self.push_screen(self._quit_question, answered)
+
+    def _unsaved(self) -> ConfigScreen | None:
+        return next(
+            (s for s in self.screen_stack if isinstance(s, ConfigScreen) and s.modified()), None
+        )
+
+    def _quit_message(self, pending: int, unsaved: ConfigScreen | None) -> str:
+        """What the quit question says: edits that would be lost, notifications left waiting."""
         parts: list[str] = []
         if unsaved is not None:
             parts.append(
@@ -531,25 +556,18 @@ class WandererApp(App[int]):
                 f"{pending:,} {what} pending. Quitting stops the engine: {they} in the outbox and"
                 " will be delivered at the next start, not lost."
             )
-        message = "\n\n".join([*parts, "Quit now?"])
-        title = (
-            "Quit with notifications pending?"
-            if unsaved is None
-            else "Quit with unsaved config edits?"
-        )
+        elif unsaved is None:
+            parts.append("No notification is pending now.")
+        return "\n\n".join([*parts, "Quit now?"])
 
-        def answered(answer: str | None) -> None:
-            if answer == "quit":
-                self.exit(0)
-
-        self.push_screen(
-            ChoiceScreen(
-                title,
-                message,
-                [Choice("q", "Quit", "quit"), Choice("s", "Stay", "stay")],
-            ),
-            answered,
-        )
+    def _follow_quit_question(self) -> None:
+        """The quit question open over the dashboard gives the pending figure of the frame the
+        panels show now: the engine keeps delivering while it waits for an answer."""
+        question = self._quit_question
+        if question is None or question not in self.screen_stack:
+            return
+        pending = 0 if self.attached else pending_notifications(self.state)
+        question.show_message(self._quit_message(pending, self._unsaved()))
 
     # -- navigation ------------------------------------------------------------------------------
 
@@ -613,11 +631,24 @@ class WandererApp(App[int]):
         """Show the key bindings."""
         if isinstance(self.screen, HelpScreen):
             return
+        # The tab keys work only in the small-terminal layout: listed apart, saying so (a
+        # [keymap] may still name them), rather than among the keys that work now.
+        tab_keys = [
+            b for b in DashboardScreen.BINDINGS if isinstance(b, Binding) and b.action[:4] == "tab("
+        ]
+        dashboard_keys = [b for b in DashboardScreen.BINDINGS if b not in tab_keys]
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        tabs_title = "Dashboard tabs (below 100 columns or 30 rows"
+        if dashboard is not None and not dashboard.tabbed:
+            tabs_title += "; not at this size: every panel is on screen)"
+        else:
+            tabs_title += ")"
         self.push_screen(
             HelpScreen(
                 [
                     ("Everywhere", self.BINDINGS),
-                    ("Dashboard", DashboardScreen.BINDINGS),
+                    ("Dashboard", dashboard_keys),
+                    (tabs_title, tab_keys),
                     ("Activity filter", FilterInput.BINDINGS),
                     ("Detail view (Enter or a click on a row or a badge)", DetailScreen.BINDINGS),
                     ("Toggles screen", TogglesScreen.BINDINGS),
@@ -707,10 +738,19 @@ def keymap_clashes(keymap: dict[str, str]) -> list[tuple[str, str, str]]:
 
 
 def pending_notifications(state: ConsoleState) -> int:
-    """Notifications waiting to be delivered (pending or being sent) as of the latest snapshot."""
+    """Notifications waiting to be delivered (pending or being sent) as of the latest snapshot.
+
+    The delivery panel's figure, its targets' Pending summed: the engine counts its outbox
+    (``counters.outbox``) at another moment than it reads the targets' queues (cached for a few
+    seconds), so the question said 79 beside a panel showing 81. The outbox count is the answer
+    only when the targets show nothing waiting (their queues not read since rows were added).
+    """
     latest = state.latest
     if latest is None:
         return 0
+    shown = sum(target.pending for target in latest.delivery.targets.values())
+    if shown > 0:
+        return shown
     outbox = latest.counters.outbox
     return outbox.get("pending", 0) + outbox.get("sending", 0)
 

@@ -118,7 +118,10 @@ def connection_detail(conn: ConnectionView, now: float) -> Detail:
     if conn.error_since is not None:
         facts.append(("Failing since", _when(conn.error_since, now)))
     if conn.heartbeat_rtt_ms is not None:
-        facts.append(("Heartbeat", f"{conn.heartbeat_rtt_ms:.0f} ms"))
+        rtt = f"{conn.heartbeat_rtt_ms:.0f} ms"
+        # The engine keeps the last heartbeat's RTT across a lost socket: not a live figure.
+        live = conn.state == "connected"
+        facts.append(("Heartbeat", rtt if live else f"- (not connected; the last was {rtt})"))
     facts.append(("Quality", f"{conn.quality}/100"))
     healthy = conn.state == "connected" and error is None
     subject = conn.kind if conn.kind in ("map_sse", "killstream", "fallback", "r2z2") else "log"
@@ -146,15 +149,14 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         ("Pending", f"{target.pending} (waiting to be sent)"),
         ("Sent", f"{target.sent} in {_plural(target.messages, 'message')}"),
         ("Sent last minute", str(target.sent_last_minute)),
-        ("Rate limited", f"{_plural(target.rate_limited, 'time')} (429)"),
+        ("Rate limited", f"{_plural(target.rate_limited, 'time')} since start (429)"),
     ]
     if target.uncertain:
         facts.append(("Uncertain", f"{target.uncertain} re-sent after an unknown outcome"))
-    healthy = error is None and target.rate_limited == 0 and target.uncertain == 0
-    advice = None
-    if not healthy:
-        shown = error or ("429 rate limited" if target.rate_limited else None)
-        advice = advice_for(shown, "target")
+    # Judged by its state now: Discord's last answer (an error, a 429 included, is cleared by
+    # the next confirmation). The 429 count is since the engine started, a history, not a fault.
+    healthy = error is None and target.uncertain == 0
+    advice = None if healthy else advice_for(error, "target")
     return Detail(
         kind="target",
         title=f"Target {target.label or key}" + (f" ({key})" if target.label else ""),

@@ -10,6 +10,7 @@ feeds :class:`ThroughputHistory` (rates between successive snapshots) and
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,17 +56,23 @@ def total(value: Mapping[str, int | float] | int | float) -> float:
 
 
 def format_ago(ts: float | None, now: float) -> str:
-    """``12s``, ``4m``, ``3h`` or ``2d`` before ``now``; ``-`` when unknown."""
-    if ts is None:
+    """``12s``, ``4m``, ``3h`` or ``2d`` before ``now``; ``-`` when unknown.
+
+    Whole units elapsed, rounded down as :func:`format_uptime` does: rounded, 59m40s read
+    ``60m`` (and 23h50m ``24h``) rather than rolling over, and 1m59s read ``2m`` beside a
+    title's ``up 0h01m``.
+    """
+    elapsed = None if ts is None else max(0.0, now - ts)
+    if elapsed is None or not math.isfinite(elapsed):
         return "-"
-    seconds = max(0.0, now - ts)
+    seconds = int(elapsed)
     if seconds < 60:
-        return f"{seconds:.0f}s"
+        return f"{seconds}s"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
+        return f"{seconds // 60}m"
     if seconds < 86400:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
 
 
 def format_uptime(seconds: float) -> str:

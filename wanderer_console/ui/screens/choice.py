@@ -77,6 +77,14 @@ class ChoiceScreen(ModalScreen[str]):
         scroll = self.query_one("#choice-scroll", VerticalScroll)
         scroll.styles.max_height = max(1, height - CHROME_ROWS)
 
+    def show_message(self, message: str) -> None:
+        """Say ``message`` instead (a figure in the question changed); redraw only then."""
+        if message == self.message:
+            return
+        self.message = message
+        for static in self.query("#choice-message").results(Static):
+            static.update(message)
+
     def on_key(self, event: events.Key) -> None:
         """An answer's key answers; Escape gives the last answer; other keys do nothing here."""
         for choice in self.choices:

@@ -73,7 +73,8 @@ class ConnectionsTable(FittedTable):
 
     def _cells(self, conn: ConnectionView, now: float) -> dict[str, object]:
         state = conn.state
-        rtt = conn.heartbeat_rtt_ms
+        # The engine keeps the last heartbeat's RTT across a lost socket: shown only while live.
+        rtt = conn.heartbeat_rtt_ms if state == "connected" else None
         return {
             "Name": conn.name,
             "State": coloured(self, state, STATE_VARIABLE.get(state, "health-degraded"), bold=True),

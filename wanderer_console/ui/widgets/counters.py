@@ -19,9 +19,10 @@ __all__ = ["CountersPanel"]
 
 
 def _fmt(value: float) -> str:
+    """Thousands grouped (``12,345``), as the events browser and the quit question write them."""
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:.2f}"
-    return str(int(value))
+        return f"{value:,.2f}"
+    return f"{int(value):,}"
 
 
 class CountersPanel(Static):

@@ -42,7 +42,7 @@ from wanderer_console.config.loader import (
 )
 from wanderer_console.store.integrity import StorageError, ensure_data_dir
 from wanderer_console.store.lock import DataDirInUseError
-from wanderer_console.telemetry.logging import redact
+from wanderer_console.telemetry.logging import command_logging, redact
 
 __all__ = [
     "CONSOLE",
@@ -540,8 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _console_arguments(argv) or build_parser().parse_args(argv)
         if args.command_name != CONSOLE.name:
             name = f"wanderer-console {args.command_name}"
-        command = CONSOLE if args.command_name == CONSOLE.name else _command(args.command_name)
-        return command.run(args)
+        if args.command_name == CONSOLE.name:
+            return CONSOLE.run(args)
+        with command_logging(getattr(args, "log_level", None)):
+            return _command(args.command_name).run(args)
     except KeyboardInterrupt:
         # Ctrl-C during a command (a request that does not answer, a long copy): the operator
         # asked it to stop, so one line, not a traceback through asyncio and httpx. What it was

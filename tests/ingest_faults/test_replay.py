@@ -150,3 +150,33 @@ def test_replay_refuses_a_time_outside_the_calendar(
     assert code == 2
     assert captured.out == ""
     assert f"wanderer-console replay: {since!r} is outside the calendar" in captured.err
+
+
+@pytest.mark.parametrize("option", [["--no-ui"], ["--log-level", "DEBUG"]])
+def test_replay_refuses_the_engines_options_it_has_no_use_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    """``replay`` took every option of the engine: --no-ui (it has no UI) and --log-level after
+    its name were accepted and did nothing. They are refused; the level goes before the name,
+    as for every command (``wanderer-console --log-level DEBUG replay``)."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["replay", "--since", "1h", "--dry-run", *option])
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {option[0]}" in capsys.readouterr().err
+
+
+def test_replay_on_a_broken_configuration_says_to_check_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kill`` and ``notify test`` follow a broken configuration's problems with what to do;
+    ``replay`` printed the problems alone."""
+    config = tmp_path / "config.toml"
+    config.write_text('[maps.home]\nurl = "http://127.0.0.1:9"\napi_kee = "k"\n', "utf-8")
+    config.chmod(0o600)
+    code = cli.main(["replay", "--since", "1h", "--dry-run", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "api_kee" in err
+    assert err.splitlines()[-1] == (
+        "fix the configuration, or check it with: wanderer-console config check"
+    )

@@ -305,3 +305,26 @@ async def test_a_duplicate_refused_by_the_ingest_api_is_logged_with_tenant_and_e
     assert line["event_id"] == "ops-dup-0042"
     assert key not in json_lines.text
     assert runtime.metrics.value("wc_events_duplicate_total", source="api") == 1
+
+
+async def test_a_request_with_two_authorization_headers_is_refused(
+    runtime: Runtime, client: httpx.AsyncClient, ingest_key: str
+) -> None:
+    """With two Authorization headers the first one was read, so their order decided whether
+    the request was accepted, and a proxy in front that checks the last one disagreed with the
+    console about who sent it. Such a request is refused whatever the order, nothing read."""
+    for headers in (
+        [("authorization", f"Bearer {ingest_key}"), ("authorization", "Bearer wci_other")],
+        [("authorization", "Bearer wci_other"), ("authorization", f"Bearer {ingest_key}")],
+        [("authorization", f"Bearer {ingest_key}"), ("authorization", f"Bearer {ingest_key}")],
+    ):
+        response = await client.post("/api/v1/events", json=event(), headers=headers)
+        assert response.status_code == 400, response.text
+        assert "one Authorization header" in response.json()["error"]
+    assert refused(runtime, "ingest", "auth_headers") == 3
+    assert (
+        runtime.metrics.value("wc_server_refusals_total", endpoint="ingest", reason="bad_key") == 0
+    )
+    # One header is still accepted.
+    accepted = await client.post("/api/v1/events", json=event(), headers=auth(ingest_key))
+    assert accepted.status_code == 200, accepted.text

@@ -7,7 +7,7 @@ the dispatcher and the sources know them only by key (``webhook:1200000002538501
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import ROUTES, resolve_target, tracker_target
@@ -39,7 +39,8 @@ def source_url(settings: Settings, name: str) -> str | None:
     kind, _, rest = name.partition(":")
     if kind == "sse" and rest in settings.maps:
         feed = settings.maps[rest]
-        return masked_url(f"{feed.url}/api/maps/{feed.slug or rest}/events/stream")
+        slug = quote(feed.slug or rest, safe="")  # one path segment, as the stream asks for it
+        return masked_url(f"{feed.url}/api/maps/{slug}/events/stream")
     if name in ("killstream:systems", "killstream:characters"):
         return masked_url(settings.killstream.websocket_url)
     if name == "killstream:fallback":

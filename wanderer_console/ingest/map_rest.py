@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem
 from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
 
-__all__ = ["MapApiError", "MapRestClient", "api_origin", "not_found_hint"]
+__all__ = ["MapApiError", "MapRestClient", "api_origin", "map_api_base", "not_found_hint"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,15 @@ def api_origin(url: str) -> str:
     """
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url
+
+
+def map_api_base(map_settings: MapSettings) -> str:
+    """``origin/api/maps/<slug>``: where the map's own resources (REST, event stream) live.
+
+    The slug is the map server's and goes in as one path segment, quoted: one with ``/``,
+    ``?``, ``#`` or ``%`` (a hosted map host lists it as the server has it) would otherwise
+    make another path, a query or a fragment of it."""
+    return f"{api_origin(map_settings.url)}/api/maps/{quote(map_settings.slug, safe='')}"
 
 
 def not_found_hint(map_settings: MapSettings) -> str:
@@ -80,7 +89,7 @@ class MapRestClient:
         self._http = http
         self._static = static_cache
         origin = api_origin(map_settings.url)
-        self._base = f"{origin}/api/maps/{map_settings.slug}"
+        self._base = map_api_base(map_settings)
         self._slug = map_settings.slug
         self._common = f"{origin}/api/common"
         self._not_found = not_found_hint(map_settings)

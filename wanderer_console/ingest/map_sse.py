@@ -28,7 +28,7 @@ from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionHealth, ConnectionState
 from wanderer_console.ingest.items import Item, MapEventItem
-from wanderer_console.ingest.map_rest import api_origin
+from wanderer_console.ingest.map_rest import map_api_base
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
@@ -139,8 +139,7 @@ class MapSseSource:
 
     async def _session(self) -> float:
         """One connection; returns how long to wait before the next."""
-        origin = api_origin(self._settings.url)
-        url = f"{origin}/api/maps/{self._settings.slug}/events/stream"
+        url = f"{map_api_base(self._settings)}/events/stream"
         params: dict[str, str] = {}
         cursor = self._store.get_cursor(cursor_stream(self.tenant))
         if not (cursor and _ULID.match(cursor)):

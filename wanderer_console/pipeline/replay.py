@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from wanderer_console.command import Command
 from wanderer_console.config.model import Settings
+from wanderer_console.config.paths import store_arguments
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.domain.ingest_event import IngestEvent
 from wanderer_console.domain.killmail import Killmail
@@ -250,7 +251,16 @@ def _custom(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``replay``'s own options (the registry adds the common --config, --data-dir …)."""
+    """``replay``'s options: where the store is (as for every store command), --dry-run, which
+    it requires, and its own; not the engine's --no-ui or --log-level (it has no UI, and the
+    level goes before a command's name: ``wanderer-console --log-level DEBUG replay``)."""
+    store_arguments(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="required: replay only prints what the rules would send, it never sends",
+    )
     parser.add_argument(
         "--since",
         required=True,
@@ -266,7 +276,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """The ``replay`` sub-command."""
-    from wanderer_console.config.loader import ConfigError, load_settings
+    from wanderer_console.config.loader import load_config
     from wanderer_console.config.paths import UnknownLocationError, command_store
 
     if not getattr(args, "dry_run", False):
@@ -277,13 +287,10 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"wanderer-console replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config: Path | None = getattr(args, "config", None)
-    try:
-        settings = load_settings(config, required=config is not None).settings
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    loaded = load_config(args)  # a broken one: its problems and "run config check"
+    if loaded is None:
         return EXIT_INVALID
+    settings = loaded.settings
     try:
         path = command_store(args)
     except UnknownLocationError as exc:  # the data dir's engine is on PostgreSQL: no guessing
@@ -325,5 +332,4 @@ COMMAND = Command(
     "is required.",
     add_arguments=add_arguments,
     run=run,
-    common_options=True,
 )

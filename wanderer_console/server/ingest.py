@@ -1,6 +1,7 @@
 """``POST /api/v1/events``: other tools post events through the console's routing.
 
-A request carries one event or ``{"events": [...]}`` and a tenant's ingest key as a Bearer token.
+A request carries one event or ``{"events": [...]}`` and a tenant's ingest key as a Bearer token
+(in one ``Authorization`` header: a request with more is refused, ``400``, whatever their order).
 Each event is validated on its own and gets its own result: ``accepted`` (stored, and notified if
 the tenant's switches and targets allow), ``duplicate`` (that ``event_id`` was already stored for
 the tenant) or ``rejected`` with the reason. Accepted events go through the same queue, engine,
@@ -53,6 +54,10 @@ _UNAUTHORISED: Final = {
     "error": "invalid or unauthorised ingest key: send Authorization: Bearer <the tenant's key>;"
     " a new one: `wanderer-console tenant rotate-key SLUG` on the console's host"
 }
+_AUTH_HEADERS: Final = (
+    "send one Authorization header (Authorization: Bearer <the tenant's key>); this request had"
+    " {count}: which one counts would depend on who reads it (a proxy may read the last)"
+)
 _MAX_ERRORS: Final = 3
 """Validation errors spelled out per event; the rest are only counted."""
 _UNCONFIRMED: Final = (
@@ -146,6 +151,12 @@ class IngestEndpoint:
             return response
 
     async def _post_events(self, request: Request, *, traced: bool) -> Response:
+        given = len(request.headers.getlist("authorization"))
+        if given > 1:
+            # The first would win here, the last behind a proxy that reads that one: which
+            # tenant (if any) a request is from must not depend on the order of its headers.
+            refusal = {"error": _AUTH_HEADERS.format(count=given)}
+            return self._refuse(request, "auth_headers", 400, refusal)
         key = _bearer(request)
         try:
             tenant = self._tenants.authenticate(key) if key else None

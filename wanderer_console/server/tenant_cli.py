@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +76,9 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
 
 
 def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
-    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout)
-
-
-def _enable(registry: TenantRegistry, slug: str, *, rotate: bool) -> dict[str, Any]:
-    key = registry.enable(slug, rotate=rotate)
-    if key is not None:
-        return {
-            "tenant": slug,
-            "enabled": True,
-            "key": key,
-            "note": "the old key no longer works; this key is shown once",
-        }
-    return {
-        "tenant": slug,
-        "enabled": True,
-        "note": f"the key it had before works again; if it may have leaked, run rotate-key {slug}",
-    }
+    # Flushed: a key is committed only once its line is out (a reader that went away raises
+    # here, and the change is rolled back), not when the interpreter flushes at exit.
+    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,30 +92,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir, maps = _data_dir(args)
     location = command_store(args, data_dir)
     registry = TenantRegistry(location)
-    try:
-        action = args.tenant_command
-        out: dict[str, Any]
-        if action == "list":
-            out = {"tenants": [t.as_json() for t in registry.list()]}
-        elif action == "add":
-            key = registry.add(args.slug)
-            out = {
-                "tenant": args.slug,
-                "key": key,
-                "note": "this key is shown once; store it now",
-            }
-        elif action == "rotate-key":
-            key = registry.rotate_key(args.slug)
-            out = {
-                "tenant": args.slug,
-                "key": key,
-                "note": "the old key no longer works; this key is shown once",
-            }
-        elif action == "enable":
-            out = _enable(registry, args.slug, rotate=args.rotate_key)
-        else:
-            registry.disable(args.slug)
-            out = {"tenant": args.slug, "enabled": False}
+    action = args.tenant_command
+
+    def finish(out: dict[str, Any]) -> dict[str, Any]:
         if action in ("add", "rotate-key") and maps is not None:
             out["map_configured"] = args.slug in maps
             if args.slug not in maps:
@@ -137,13 +103,41 @@ def run(args: argparse.Namespace) -> int:
                     " but nothing is routed to Discord"
                 )
         out["database"] = str(location)  # which store (a PostgreSQL URL's password masked)
-        _emit(out)
+        return out
+
+    def show(**fields: Any) -> Callable[[str], None]:
+        """Print the key with ``fields``, before the registry commits it: a key printed to no
+        one (a reader gone) is not stored, and the key in use keeps working."""
+        return lambda key: _emit(finish({"tenant": args.slug, **fields, "key": key}))
+
+    try:
+        if action == "list":
+            _emit(finish({"tenants": [t.as_json() for t in registry.list()]}))
+        elif action == "add":
+            registry.add(args.slug, show=show(note="this key is shown once; store it now"))
+        elif action == "rotate-key":
+            registry.rotate_key(args.slug, show=show(note=_ROTATED))
+        elif action == "enable" and args.rotate_key:
+            registry.enable(args.slug, rotate=True, show=show(enabled=True, note=_ROTATED))
+        elif action == "enable":
+            registry.enable(args.slug)
+            note = (
+                "the key it had before works again; if it may have leaked, run"
+                f" rotate-key {args.slug}"
+            )
+            _emit(finish({"tenant": args.slug, "enabled": True, "note": note}))
+        else:
+            registry.disable(args.slug)
+            _emit(finish({"tenant": args.slug, "enabled": False}))
         return 0
     except TenantError as exc:
         _emit({"error": str(exc), "database": str(location)}, stream=sys.stderr)
         return 1
     finally:
         registry.close()
+
+
+_ROTATED = "the old key no longer works; this key is shown once"
 
 
 COMMAND = Command(

@@ -13,13 +13,14 @@ disabled or rotated anywhere is refused from the next request on, as without the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -126,8 +127,40 @@ class TenantRegistry:
         """Close the connection (idempotent)."""
         self._conn.close()
 
-    def add(self, slug: str, *, now: float | None = None) -> str:
-        """Create a tenant; return its key (the only time it is visible)."""
+    @contextlib.contextmanager
+    def _keeping(self, key: str, show: Callable[[str], None] | None) -> Iterator[None]:
+        """One transaction around a change of key, committed only once ``show(key)`` returned.
+
+        ``show`` prints the key, the only time it is visible: when it raises (its reader went
+        away, a closed stdout), the change is rolled back, so no key nobody saw is stored and
+        the one in use keeps working."""
+        conn = self._conn
+        if not isinstance(conn, sqlite3.Connection):  # PostgreSQL's pool: BEGIN … COMMIT
+            transaction: Callable[[], contextlib.AbstractContextManager[Any]]
+            transaction = conn.transaction  # type: ignore[attr-defined]
+            with transaction():
+                yield
+                if show is not None:
+                    show(key)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            if show is not None:
+                show(key)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def add(
+        self, slug: str, *, now: float | None = None, show: Callable[[str], None] | None = None
+    ) -> str:
+        """Create a tenant; return its key (the only time it is visible).
+
+        ``show`` (printing the key) is called before the tenant is committed: when it raises,
+        no tenant is created (see :meth:`_keeping`)."""
         if not _SLUG.fullmatch(slug):  # match's "$" also allows a final newline
             raise TenantError(
                 f"invalid tenant slug {slug!r}: lower-case letters, digits, '-' or '_' (max 63)"
@@ -135,10 +168,12 @@ class TenantRegistry:
         key = _new_key()
         self._enabled.clear()
         try:
-            self._conn.execute(
-                "INSERT INTO tenants (slug, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?)",
-                (slug, hash_key(key), key[:8], time.time() if now is None else now),
-            )
+            with self._keeping(key, show):
+                self._conn.execute(
+                    "INSERT INTO tenants (slug, key_hash, key_prefix, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (slug, hash_key(key), key[:8], time.time() if now is None else now),
+                )
         except Exception as exc:
             if not is_unique_violation(exc):
                 raise
@@ -162,27 +197,32 @@ class TenantRegistry:
         ).fetchall()
         return [Tenant(*row) for row in rows]
 
-    def rotate_key(self, slug: str, *, now: float | None = None) -> str:
+    def rotate_key(
+        self, slug: str, *, now: float | None = None, show: Callable[[str], None] | None = None
+    ) -> str:
         """Replace a tenant's key (the old one stops working at once); return the new key.
 
         Refused for a disabled tenant: the new key would be refused too, and printing a key that
         never works is worse than an error (:meth:`enable` can rotate while enabling).
+        ``show`` (printing the key) is called before the change is committed: when it raises,
+        the old key keeps working (see :meth:`_keeping`).
         """
         key = _new_key()
         self._enabled.clear()
-        cursor = self._conn.execute(
-            "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ?"
-            " WHERE slug = ? AND disabled_at IS NULL",
-            (hash_key(key), key[:8], time.time() if now is None else now, slug),
-        )
-        if cursor.rowcount == 0:
-            if self.get(slug) is None:
-                raise TenantError(f"no tenant {slug!r}")
-            raise TenantDisabledError(
-                f"tenant {slug!r} is disabled, so a new key would be refused too; re-enable it"
-                f" with a new key: wanderer-console tenant enable {slug} --rotate-key"
-                f" (or without --rotate-key to make its current key work again)"
+        with self._keeping(key, show):
+            cursor = self._conn.execute(
+                "UPDATE tenants SET key_hash = ?, key_prefix = ?, rotated_at = ?"
+                " WHERE slug = ? AND disabled_at IS NULL",
+                (hash_key(key), key[:8], time.time() if now is None else now, slug),
             )
+            if cursor.rowcount == 0:
+                if self.get(slug) is None:
+                    raise TenantError(f"no tenant {slug!r}")
+                raise TenantDisabledError(
+                    f"tenant {slug!r} is disabled, so a new key would be refused too; re-enable"
+                    f" it with a new key: wanderer-console tenant enable {slug} --rotate-key"
+                    f" (or without --rotate-key to make its current key work again)"
+                )
         return key
 
     def disable(self, slug: str, *, now: float | None = None) -> None:
@@ -195,28 +235,40 @@ class TenantRegistry:
         if cursor.rowcount == 0:
             raise TenantError(f"no tenant {slug!r}")
 
-    def enable(self, slug: str, *, rotate: bool = False, now: float | None = None) -> str | None:
+    def enable(
+        self,
+        slug: str,
+        *,
+        rotate: bool = False,
+        now: float | None = None,
+        show: Callable[[str], None] | None = None,
+    ) -> str | None:
         """Accept the tenant's requests again (idempotent); with ``rotate``, under a new key.
 
         Without ``rotate`` the key it had when disabled works again, which is wrong when it was
         disabled because that key leaked: ``rotate`` replaces the key in the same transaction, so
-        the old key never works again. Returns the new key, or None without ``rotate``.
+        the old key never works again. Returns the new key, or None without ``rotate``. With
+        ``rotate``, ``show`` (printing the key) is called before the change is committed: when
+        it raises, the tenant stays disabled under its old key (see :meth:`_keeping`).
         """
         stamp = time.time() if now is None else now
-        key = _new_key() if rotate else None
         self._enabled.clear()
-        if key is None:
+        if not rotate:
             cursor = self._conn.execute(
                 "UPDATE tenants SET disabled_at = NULL WHERE slug = ?", (slug,)
             )
-        else:
+            if cursor.rowcount == 0:
+                raise TenantError(f"no tenant {slug!r}")
+            return None
+        key = _new_key()
+        with self._keeping(key, show):
             cursor = self._conn.execute(
                 "UPDATE tenants SET disabled_at = NULL, key_hash = ?, key_prefix = ?,"
                 " rotated_at = ? WHERE slug = ?",
                 (hash_key(key), key[:8], stamp, slug),
             )
-        if cursor.rowcount == 0:
-            raise TenantError(f"no tenant {slug!r}")
+            if cursor.rowcount == 0:
+                raise TenantError(f"no tenant {slug!r}")
         return key
 
     def authenticate(self, key: str) -> str | None:

@@ -12,10 +12,12 @@ Bearer credential, in case a message or exception text carries one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, Final, TextIO
 
 import orjson
@@ -23,7 +25,14 @@ import orjson
 from wanderer_console.telemetry.context import bound_fields
 from wanderer_console.telemetry.tracing import current_trace_id
 
-__all__ = ["ContextFilter", "JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
+__all__ = [
+    "ContextFilter",
+    "JsonFormatter",
+    "RedactingFilter",
+    "command_logging",
+    "configure_logging",
+    "redact",
+]
 
 _PATTERNS: Final = (
     (re.compile(r"(/webhooks/\d+/)[A-Za-z0-9_\-\.]+"), r"\1***"),
@@ -175,3 +184,26 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+COMMAND_LOG_LEVEL: Final = "ERROR"
+"""What a command (``kill``, ``replay``, ``notify test`` …) logs without ``--log-level``."""
+
+
+@contextlib.contextmanager
+def command_logging(level: str | None) -> Iterator[None]:
+    """While a command runs: the console's logs as JSON lines on stderr (stdout is the
+    command's output), from ``level`` (``--log-level``), else errors only.
+
+    The command says itself what went wrong (``kill: cannot fetch killmail …``); the engine's
+    code it runs logs too (each failed request). With no handler, Python's last resort printed
+    those messages bare on stderr, their context dropped, next to the command's own line. The
+    logger is put back as it was afterwards (a test calling ``main`` keeps its own capture).
+    """
+    logger = logging.getLogger("wanderer_console")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    configure_logging(level or COMMAND_LOG_LEVEL, stream=sys.stderr)
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved

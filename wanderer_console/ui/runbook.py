@@ -950,8 +950,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
     Advice(
         QUEUE,
         "ingest API `400` / `422`",
-        "not JSON, wrong shape, invalid event, or too many events in a batch",
-        "fix the client; the answer says which event and why",
+        "not JSON, wrong shape, invalid event, too many events in a batch, or more than one"
+        " `Authorization` header (`reason` `auth_headers`: a client or proxy adding its own)",
+        "fix the client (or the proxy: send one header); the answer says which event and why",
     ),
     Advice(
         QUEUE,

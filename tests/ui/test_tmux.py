@@ -171,13 +171,14 @@ def test_a_dropped_terminal_stops_the_demo_gracefully_and_removes_its_temporary_
 
 def _names_data_dir(screen: str, data: Path) -> bool:
     """The title names ``data``: in full, or cut with an ellipsis at the terminal's width (a
-    long temporary path, as under pytest-xdist)."""
+    long temporary path, as under pytest-xdist; at 80 columns, after delivery's state and the
+    host, only its first dozen characters or so may fit)."""
     for line in screen.splitlines():
         if "Wanderer Console —" in line and " · " in line:
             # delivery's state · [the cluster ·] host · path · version
             for part in line.split(" · ")[1:]:
                 shown = part.strip().removesuffix("…")
-                if len(shown) >= 20 and str(data).startswith(shown):
+                if len(shown) >= 12 and str(data).startswith(shown):
                     return True
     return False
 

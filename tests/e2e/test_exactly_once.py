@@ -248,7 +248,8 @@ async def test_second_engine_on_a_data_dir_in_use_refuses_and_read_only_commands
                 )
                 out, err = await asyncio.wait_for(tool.communicate(), timeout=60)
                 assert tool.returncode == 0, (command, err.decode())
-                json.loads(out.decode().splitlines()[-1] if out.strip() else err.decode())
+                # replay's summary is the last line on stderr (after any config warning)
+                json.loads((out if out.strip() else err).decode().splitlines()[-1])
             await wait_for(
                 lambda: {s for s, _k, _n in _rows(first.db)} == {"sent"}, 120, "all sent"
             )

@@ -616,3 +616,36 @@ async def test_an_outbox_that_cannot_be_read_stops_no_other_rule(
     assert "database is locked" in (runtime.alerts.view()["last_error"] or "")
     assert runtime.metrics.value("wc_errors_total", component="alerts:outbox_oldest") >= 3
     assert (runtime.metrics.value("wc_errors_total", component="alerts") or 0) == errors
+
+
+async def test_an_outbox_whose_depth_cannot_be_counted_stops_no_other_rule(
+    sim: Simulator, tmp_path: Path, stopper: list[Runtime]
+) -> None:
+    """Counting the outbox's pending rows fails (the PostgreSQL server ended the connection, as
+    the chaos cluster test's failover does). The depth rule cannot tell, so it is unmeasured,
+    logged and counted; the alerts task goes on (it crashed and was restarted, every rule
+    unmeasured meanwhile) and the engine's snapshot (the console, control status) still answers."""
+    runtime = await engine(
+        sim, tmp_path, {"disk_space": {"threshold": 1e12}, "outbox_depth": {"threshold": 1e9}}
+    )
+    stopper.append(runtime)
+    await wait_for(lambda: runtime.alerts.evaluations >= 1, 10, "a first evaluation")
+    errors = runtime.metrics.value("wc_errors_total", component="alerts") or 0
+
+    def ended() -> dict[str, int]:  # the fault: no real server to take down under a test
+        raise sqlite3.OperationalError("terminating connection due to administrator command")
+
+    runtime.store.outbox_depth = ended  # type: ignore[method-assign]
+
+    def said() -> bool:  # at the next count (the depth is counted at most once a second)
+        return "terminating connection" in (runtime.alerts.view()["last_error"] or "")
+
+    await wait_for(said, 10, "the failed count said")
+    seen = runtime.alerts.evaluations
+    await wait_for(lambda: runtime.alerts.evaluations >= seen + 3, 10, "evaluations")
+    await wait_for(lambda: firing(runtime, "disk_space"), 10, "disk_space firing")
+    assert not firing(runtime, "outbox_depth")
+    assert said()
+    assert runtime.metrics.value("wc_errors_total", component="alerts:outbox_depth") >= 3
+    assert (runtime.metrics.value("wc_errors_total", component="alerts") or 0) == errors
+    assert "delivery" in runtime.snapshot()

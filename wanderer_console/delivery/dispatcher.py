@@ -56,7 +56,7 @@ from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, Store
 from wanderer_console.store.outbox import DeadTarget
-from wanderer_console.store.writes import StoreWriteError
+from wanderer_console.store.writes import StoreWriteError, unavailable
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
@@ -184,6 +184,9 @@ class Dispatcher:
         self._depth_updated = 0.0
         self._depth_every = 1.0
         self._depth: dict[str, int] = {}
+        self.depth_error: str | None = None
+        """Why the last count of the outbox failed (the database not answering), else None:
+        :meth:`snapshot` then gives the count before it."""
         self._journal = OutcomeJournal()
         self._dead = DeadTargets(store, metrics, self._journal, self.state, clock=self._clock)
         self._outcomes = Outcomes(
@@ -989,7 +992,18 @@ class Dispatcher:
         if now - self._depth_updated >= self._depth_every:
             self._depth_updated = now
             started = time.perf_counter()
-            self._depth = self._store.outbox_depth()
+            try:
+                self._depth = self._store.outbox_depth()
+            except Exception as exc:
+                # The database not answering (locked, the server ended the connection) is no
+                # reason for the snapshot (the console, control status, the alert rules) to
+                # fail: the last count stands, said in depth_error, and is taken again in a
+                # second. Delivery's own read of what is due says and waits out the fault.
+                if not unavailable(exc):
+                    raise
+                self.depth_error = redact(f"{type(exc).__name__}: {exc}".strip())[:300]
+                return self._depth
+            self.depth_error = None
             self._depth_every = 1.0 if time.perf_counter() - started < 0.005 else 5.0
             self._metrics.outbox_pending.set(sum(self._depth.values()))
         return self._depth

@@ -159,8 +159,12 @@ class Measurer:
             for key, target in targets.items()
             if ops is None or key != ops.key
         )
-        out["outbox_depth"] = [Measure("outbox", float(depth), "pending")]
         failed: dict[str, str] = {}
+        if parts.dispatcher.depth_error is not None:
+            # The count is the last one taken: unknown now, neither fired nor resolved on it.
+            failed["outbox_depth"] = f"cannot count the outbox: {parts.dispatcher.depth_error}"
+        else:
+            out["outbox_depth"] = [Measure("outbox", float(depth), "pending")]
         try:
             oldest = parts.store.oldest_pending_at(exclude_tenant=OPS_TENANT)
         except Exception as exc:

@@ -216,24 +216,24 @@ class Engine:
         ``None`` for an id that is no ULID, or whose time is ahead of this clock by more than
         :data:`FUTURE_ID_TOLERANCE` (it would hold the cursor past every real id)."""
         at = ulid_seconds(connected_id)
-        if at is None:
-            return None
-        ahead = at - self._clock()
-        if ahead > FUTURE_ID_TOLERANCE:
-            self._metrics.errors.labels(component=f"sse:{tenant}:future_id").inc()
-            log.warning(
-                "map stream's connected id is from the future (the map server's clock runs"
-                " ahead); not used as the stream's resume cursor",
-                extra={
-                    "ctx": {
-                        "tenant": tenant,
-                        "event_id": connected_id,
-                        "ahead_seconds": round(ahead),
-                    }
-                },
-            )
+        if at is None or self._from_the_future(tenant, connected_id, at, "stream's connected"):
             return None
         return ulid_at(at - CONNECTED_MARGIN)
+
+    def _from_the_future(self, tenant: str, event_id: str, at: float, what: str) -> bool:
+        """True (counted in ``sse:<map>:future_id``, logged) when the map server made
+        ``event_id`` (its time ``at``) more than :data:`FUTURE_ID_TOLERANCE` ahead of this clock:
+        it is then no resume cursor (it would hold the cursor past every real id)."""
+        ahead = at - self._clock()
+        if ahead <= FUTURE_ID_TOLERANCE:
+            return False
+        self._metrics.errors.labels(component=f"sse:{tenant}:future_id").inc()
+        log.warning(
+            f"map {what} id is from the future (the map server's clock runs ahead);"
+            " not used as the stream's resume cursor",
+            extra={"ctx": {"tenant": tenant, "event_id": event_id, "ahead_seconds": round(ahead)}},
+        )
+        return True
 
     def set_cursor(self, stream: str, value: str) -> None:
         """Move a stream's resume cursor to ``value`` (the store keeps the greatest)."""
@@ -610,22 +610,10 @@ class Engine:
         key = (item.tenant, envelope.id)
         cursor = None
         if item.source.startswith("sse:"):
-            ahead = (ulid_seconds(envelope.id) or 0.0) - self._clock()
-            if is_ulid(envelope.id) and ahead <= FUTURE_ID_TOLERANCE:
-                cursor = (f"sse:{item.tenant}", envelope.id)
-            elif is_ulid(envelope.id):
-                self._metrics.errors.labels(component=f"sse:{item.tenant}:future_id").inc()
-                log.warning(
-                    "map event id is from the future (the map server's clock runs ahead);"
-                    " not used as the stream's resume cursor",
-                    extra={
-                        "ctx": {
-                            "tenant": item.tenant,
-                            "event_id": envelope.id,
-                            "ahead_seconds": round(ahead),
-                        }
-                    },
-                )
+            if is_ulid(envelope.id):
+                at = ulid_seconds(envelope.id) or 0.0
+                if not self._from_the_future(item.tenant, envelope.id, at, "event"):
+                    cursor = (f"sse:{item.tenant}", envelope.id)
             else:
                 # The cursor keeps the greatest value: a malformed id (a lower-case one sorts
                 # after every ULID) would hold it for good, and no reconnect would resume.

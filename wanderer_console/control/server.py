@@ -757,12 +757,7 @@ class ControlEndpoint:
         # deadlines and connection cap, so stalled sockets cannot take the process's descriptors.
         limits = self._settings().server
         guard = ConnectionGuard(
-            ConnectionLimits(
-                header_timeout=limits.header_timeout_seconds,
-                body_timeout=limits.body_timeout_seconds,
-                max_connections=limits.max_connections,
-                max_connections_per_client=limits.max_connections_per_client,
-            ),
+            ConnectionLimits.of(limits),
             on_close=self._connection_closed,
             nofile=descriptor_limit(),
         )

@@ -118,14 +118,10 @@ class HttpSurface:
         settings = engine.settings.server
         self.tenants = TenantRegistry(engine.database, changes=engine.outside_commits)
         self.refusals = Refusals(engine.metrics, interval=settings.refusal_log_interval_seconds)
-        limits = ConnectionLimits(
-            header_timeout=settings.header_timeout_seconds,
-            body_timeout=settings.body_timeout_seconds,
-            max_connections=settings.max_connections,
-            max_connections_per_client=settings.max_connections_per_client,
-        )
         self.guard = ConnectionGuard(
-            limits, on_close=self.refusals.connection_closed, nofile=descriptor_limit()
+            ConnectionLimits.of(settings),
+            on_close=self.refusals.connection_closed,
+            nofile=descriptor_limit(),
         )
         self._connections = engine.metrics.server_connections
         self._connections.set_function(lambda: self.guard.open_connections)

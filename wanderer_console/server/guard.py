@@ -29,12 +29,15 @@ import resource
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol
 
 import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
+
+if TYPE_CHECKING:
+    from wanderer_console.config.model import ServerSettings
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsBase
@@ -109,6 +112,16 @@ class ConnectionLimits:
     """Open connections at most (further capped by :func:`connection_budget`)."""
     max_connections_per_client: int = 0
     """Open connections per client address at most; 0 = no per-client cap."""
+
+    @classmethod
+    def of(cls, settings: ServerSettings) -> ConnectionLimits:
+        """The ``[server]`` section's limits (the HTTP surface's, and the control listener's)."""
+        return cls(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            max_connections=settings.max_connections,
+            max_connections_per_client=settings.max_connections_per_client,
+        )
 
 
 def descriptor_limit() -> int | None:

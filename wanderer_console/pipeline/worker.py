@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 
 from wanderer_console.domain.checkpoints import PendingMarks
 from wanderer_console.ingest.items import Item
@@ -27,10 +26,9 @@ _WATERMARKS_MAX = 1_000
 """Watermarks waiting for their checkpoint (one every few seconds); past this the oldest are
 forgotten, so the saved one is a little older than it could be, never ahead of a kill."""
 
-_POINTS_MAX = 1_000
-"""Map streams' connected points waiting for their checkpoint (one per connect without a
-cursor); past this the oldest are forgotten (that map's next connect starts from "now", as
-before there were any)."""
+_POINTS_MAX = 16
+"""One map stream's connected points waiting for their checkpoint (one per connect without a
+cursor); past this the oldest are forgotten (the newest is the one saved)."""
 
 
 class PipelineWorker:
@@ -45,8 +43,8 @@ class PipelineWorker:
         """Most events committed in one transaction."""
         self._watermarks: PendingMarks[float] = PendingMarks(_WATERMARKS_MAX)
         """Watermarks offered and not yet saved, each with its queue mark."""
-        self._points: deque[tuple[str, str, int]] = deque(maxlen=_POINTS_MAX)
-        """Map streams' resume points offered and not yet saved: stream, cursor, queue mark."""
+        self._points: dict[str, PendingMarks[str]] = {}
+        """Map streams' resume points offered and not yet saved, by stream."""
 
     async def run(self) -> None:
         """Work the queue forever (a supervised task)."""
@@ -95,19 +93,23 @@ class PipelineWorker:
         value = self._engine.connected_point(tenant, connected_id)
         if value is None:
             return
-        self._points.append((f"sse:{tenant}", value, self._queue.mark()))
+        pending = self._points.setdefault(f"sse:{tenant}", PendingMarks(_POINTS_MAX))
+        pending.offer(value, self._queue.mark())
         self._save_points()
 
     def _save_points(self) -> None:
-        """Save the connected points whose checkpoint has passed; one the store refuses (a
-        full disk) waits for the next batch."""
-        while self._points and self._queue.passed(self._points[0][2]):
-            stream, value, _mark = self._points[0]
-            try:
-                self._engine.set_cursor(stream, value)
-            except StoreWriteError:
-                return
-            self._points.popleft()
+        """Save each stream's newest connected point whose checkpoint has passed; one the store
+        refuses (a full disk) waits for the next batch."""
+        for stream, pending in list(self._points.items()):
+            done = pending.settled(self._queue.passed)
+            if done is not None:
+                try:
+                    self._engine.set_cursor(stream, done[0])
+                except StoreWriteError:
+                    pending.keep(done)
+                    continue
+            if not pending:
+                del self._points[stream]
 
     def _save_watermark(self) -> None:
         """Save the newest watermark whose checkpoint has passed."""

@@ -1025,8 +1025,8 @@ async def test_a_quiet_map_heard_until_a_graceful_stop_and_restarted_at_once_has
             try:
                 source = runtime.maps.sources[sim.map_slug]
                 await wait_for(lambda s=source: s.health.state is ConnectionState.CONNECTED)
-                heard = sim.map.keepalives
-                await wait_for(lambda h=heard: sim.map.keepalives >= h + 3)
+                # Heard caught up by the console itself (a keepalive read after the backfill).
+                await wait_for(lambda s=source: s.heard_at is not None)
             finally:
                 await runtime.stop()
             gaps.append(

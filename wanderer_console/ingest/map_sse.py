@@ -280,6 +280,12 @@ class MapSseSource:
         )
         return 0.0
 
+    @property
+    def heard_at(self) -> float | None:
+        """Wall time the stream was last heard caught up (a keepalive or a live event after
+        its backfill), ``None`` before that."""
+        return self._heard_at
+
     def _heard(self) -> None:
         """The stream is caught up now: tell it when :attr:`_heard_every` has passed since
         the last point told (the first at once)."""

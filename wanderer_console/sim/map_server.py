@@ -118,8 +118,6 @@ class FakeMapServer:
         self.events: list[dict[str, Any]] = []
         """Every envelope ever published, in order."""
         self.connect_log: list[dict[str, Any]] = []
-        self.keepalives = 0
-        """Keepalive comments written, over every stream."""
         """Per accepted stream request: ``last_event_id``, ``events``, ``query``, ``at``."""
         self.extra_event_types: frozenset[str] = frozenset()
         """Types streamed besides the real server's list (a newer server, for tests)."""
@@ -428,7 +426,6 @@ class FakeMapServer:
                     async with asyncio.timeout(self.keepalive_seconds):
                         item = await stream.queue.get()
                 except TimeoutError:
-                    self.keepalives += 1
                     yield b": keepalive\n\n"
                     continue
                 if item is None or stream.cut:

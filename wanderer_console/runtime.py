@@ -219,6 +219,8 @@ class Runtime:
             load_concurrency=settings.console.map_load_concurrency,
             # A stream with no cursor keeps its connect's point, once what was queued is written.
             on_connected_point=lambda tenant, ident: self.worker.connected(tenant, ident),
+            # A stream heard caught up keeps that point beside its cursor, for a restart's gap.
+            on_heard=lambda tenant, at: self.worker.heard(tenant, at),
         )
         self.worker = PipelineWorker(self.queue, self.engine)
         self.cluster.bind(_LeasedMaps(self))

@@ -27,7 +27,7 @@ from wanderer_console.ingest.backoff import Backoff
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item, MapEventItem
 from wanderer_console.ingest.map_bootstrap import MapFeeds
-from wanderer_console.ingest.map_sse import MapSseSource
+from wanderer_console.ingest.map_sse import MapSseSource, heard_stream
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.worker import PipelineWorker
@@ -35,7 +35,7 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.sim.server import AppServer
 from wanderer_console.sim.ulid import UlidGenerator
-from wanderer_console.store.sqlite import SqliteStore
+from wanderer_console.store.sqlite import DB_NAME, SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
 from .conftest import map_settings
@@ -960,15 +960,23 @@ async def test_a_resume_from_a_cursor_older_than_the_server_keeps_events_is_said
 ) -> None:
     """The engine was down longer than the map server keeps events (~10 min): the backfill from
     the stored cursor silently misses what fell out of the server's buffer. Said as a warning
-    and counted (``wc_map_stream_gaps_total{reason="restart"}``); a recent cursor is not."""
+    and counted (``wc_map_stream_gaps_total{reason="restart"}``); a recent cursor is not. The
+    age runs from the later of the cursor and the point the stream was last heard caught up:
+    a quiet map's hour-old cursor heard a minute ago is no gap, heard 20 minutes ago it is."""
+
+    def ago(minutes: float) -> str:
+        return UlidGenerator(clock=lambda: int((time.time() - minutes * 60) * 1000)).new()
+
     async with Simulator(seed=17) as sim:
         settings = map_settings(sim.map_url, tenant=sim.map_slug, api_key=sim.map_api_key)
         http = HttpClient("map", timeout=5.0)
         found: dict[str, float] = {}
-        for minutes in (20, 1):
-            store = SqliteStore(tmp_path / f"{minutes}.sqlite")
-            stamp = UlidGenerator(clock=lambda m=minutes: int((time.time() - m * 60) * 1000))
-            store.set_cursor(f"sse:{sim.map_slug}", stamp.new())
+        cases = {"20 min": (20, None), "1 min": (1, None), "heard 20": (60, 20), "heard 1": (60, 1)}
+        for case, (minutes, heard) in cases.items():
+            store = SqliteStore(tmp_path / f"{case}.sqlite")
+            store.set_cursor(f"sse:{sim.map_slug}", ago(minutes))
+            if heard is not None:
+                store.set_cursor(heard_stream(sim.map_slug), ago(heard))
             metrics = Metrics()
             source = MapSseSource(
                 sim.map_slug,
@@ -986,10 +994,47 @@ async def test_a_resume_from_a_cursor_older_than_the_server_keeps_events_is_said
                 run.cancel()
                 await asyncio.gather(run, return_exceptions=True)
                 store.close()
-            found[f"{minutes} min"] = metrics.value(
+            found[case] = metrics.value(
                 "wc_map_stream_gaps_total", source=f"sse:{sim.map_slug}", reason="restart"
             )
-            if minutes == 20:
-                assert "older than the map server keeps events" in (source.health.last_error or "")
+            error = source.health.last_error or ""
+            assert ("older than the map server keeps events" in error) is (found[case] == 1.0)
         await http.aclose()
-    assert found == {"20 min": 1.0, "1 min": 0.0}
+    assert found == {"20 min": 1.0, "1 min": 0.0, "heard 20": 1.0, "heard 1": 0.0}
+
+
+@pytest.mark.slow
+async def test_a_quiet_map_heard_until_a_graceful_stop_and_restarted_at_once_has_no_gap(
+    tmp_path: Path,
+) -> None:
+    """A map quiet for an hour (its cursor an hour old) whose stream was heard (keepalives)
+    until a graceful stop missed nothing when it starts again at once: no gap warning, no
+    count, no error. Its first start, an hour after its last event with nothing heard since,
+    is a real gap and is said."""
+    async with Simulator(seed=19, keepalive_seconds=0.05) as sim:
+        settings = _demo(sim, tmp_path)
+        hour_ago = UlidGenerator(clock=lambda: int((time.time() - 3600) * 1000)).new()
+        store = SqliteStore(tmp_path / DB_NAME)
+        store.set_cursor(f"sse:{sim.map_slug}", hour_ago)
+        store.close()
+        gaps: list[float] = []
+        errors: list[str | None] = []
+        for _ in range(2):
+            runtime = Runtime(settings, data_dir=tmp_path)
+            await runtime.start()
+            try:
+                source = runtime.maps.sources[sim.map_slug]
+                await wait_for(lambda s=source: s.health.state is ConnectionState.CONNECTED)
+                # Heard caught up by the console itself (a keepalive read after the backfill).
+                await wait_for(lambda s=source: s.heard_at is not None)
+            finally:
+                await runtime.stop()
+            gaps.append(
+                runtime.metrics.value(
+                    "wc_map_stream_gaps_total", source=f"sse:{sim.map_slug}", reason="restart"
+                )
+            )
+            errors.append(source.health.last_error)
+    assert gaps == [1.0, 0.0]
+    assert "older than the map server keeps events" in (errors[0] or "")
+    assert errors[1] is None

@@ -20,9 +20,10 @@ from wanderer_console.config.model import Settings
 from wanderer_console.domain.killmail import Killmail
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.ingest.items import Item, KillItem
+from wanderer_console.ingest.map_sse import heard_stream
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
-from wanderer_console.pipeline.startup import SEEN_CURSOR, decode_seen
+from wanderer_console.pipeline.startup import SEEN_CURSOR, decode_seen, ulid_at
 from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
@@ -147,3 +148,29 @@ async def test_no_watermark_passes_a_kill_still_waiting_for_room_in_the_queue(st
     queue.task_done()
     worker.stream_seen(1002.0)
     assert _saved(store) == pytest.approx(1002.0, abs=1e-3)
+
+
+async def test_a_map_stream_heard_point_waits_for_the_queue_and_never_moves_the_cursor(
+    store: Store,
+) -> None:
+    """A map stream heard caught up while an item it read before waits in the queue: the point
+    is kept only once that item is written (a crash before must not say it was received), and
+    beside the cursor, never in it (a resume starts from the last event written)."""
+    index = TrackingIndex()
+    engine = Engine(_settings(), store, index, Metrics())
+    queue = item_queue(64, index)
+    worker = PipelineWorker(queue, engine)
+    store.set_cursor("sse:home", ulid_at(time.time() - 3600))
+    cursor = store.get_cursor("sse:home")
+    await queue.put(_kill())
+    at = time.time()
+    worker.heard("home", at)
+    assert store.get_cursor(heard_stream("home")) is None  # the item is not written yet
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_for(lambda: store.get_cursor(heard_stream("home")) is not None)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert store.get_cursor(heard_stream("home")) == ulid_at(at)
+    assert store.get_cursor("sse:home") == cursor

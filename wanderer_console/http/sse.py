@@ -54,12 +54,15 @@ class SseStream:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         on_oversize: Callable[[SseOversize], None] | None = None,
+        on_comment: Callable[[], None] | None = None,
     ) -> AsyncIterator[SseEvent]:
         """Yield events until the server closes the stream; raise :class:`TransportError`.
 
         An event with a line over ``max_line_bytes`` or data over ``max_event_bytes`` is not
         yielded: ``on_oversize`` hears of it (also when the stream ends inside it), and the
         events after it still come. At most about the two limits are held in memory.
+        ``on_comment`` is told once per chunk that held a comment (a keepalive), after that
+        chunk's events were taken: every byte the server sent before it has been read.
         """
         media_type = self.content_type.partition(";")[0]
         if "text/event-stream" not in media_type:
@@ -69,11 +72,14 @@ class SseStream:
             # Chunks as they are read off the socket (decompressed if need be), so nothing
             # here waits for a whole line: the decoder alone decides what is kept.
             async for chunk in self._response.aiter_bytes():
+                comments = decoder.comments
                 for item in decoder.feed(chunk):
                     if isinstance(item, SseEvent):
                         yield item
                     elif on_oversize is not None:
                         on_oversize(item)
+                if on_comment is not None and decoder.comments != comments:
+                    on_comment()
         except httpx.HTTPError as exc:
             raise classify_error(exc) from None
         finally:

@@ -83,6 +83,9 @@ class SseDecoder:
         self._last_id = ""
         self._over: Literal["line", "event"] | None = None  # why the current event is dropped
         self._over_size = 0
+        self.comments = 0
+        """Comment lines read (the server's keepalives): a stream's sign of life between
+        events, which dispatch nothing."""
 
     @property
     def buffered(self) -> int:
@@ -162,6 +165,7 @@ class SseDecoder:
             self._dispatch(out)
             return
         if line[0] == 0x3A:  # ":" a comment (the keepalive)
+            self.comments += 1
             return
         name, colon, value = line.partition(b":")
         if colon and value.startswith(b" "):

@@ -65,6 +65,7 @@ class MapFeeds:
         load_concurrency: int = 8,
         rng: random.Random | None = None,
         on_connected_point: Callable[[str, str], None] | None = None,
+        on_heard: Callable[[str, float], None] | None = None,
     ) -> None:
         self._index = index
         self._store = store
@@ -76,6 +77,8 @@ class MapFeeds:
         self._on_connected_point = on_connected_point
         """Given to each stream (:class:`MapSseSource`): where a stream with no cursor keeps
         its ``connected`` point as one."""
+        self._on_heard = on_heard
+        """Given to each stream: where it keeps the point it was last heard caught up."""
         self.rest: dict[str, MapRestClient] = {}
         self.sources: dict[str, MapSseSource] = {}
         self.load_concurrency = max(1, load_concurrency)
@@ -134,6 +137,7 @@ class MapFeeds:
             resync_after=self._resync_after(),
             generation=functools.partial(self._index.arrival, tenant),
             on_connected_point=self._on_connected_point,
+            on_heard=self._on_heard,
         )
         self._spawn(f"map:{tenant}", functools.partial(self._run, tenant))
         return rest

@@ -7,6 +7,12 @@ A stream with no cursor yet (its map never sent an event) asks for no backfill; 
 ``connected`` frame's id is then handed to the pipeline (``on_connected_point``), which keeps a
 point just before it as the cursor, so the next connect backfills what the map published in
 between (a restart, a feed restarted) instead of starting from "now" again.
+
+A quiet map's cursor may be an hour old while its stream was heard the whole time. The stream
+is known caught up whenever a keepalive, or a live event, follows its backfill; that wall time
+is handed to the pipeline (``on_heard``) at most every ``heard_every`` seconds and when the
+source stops, and kept beside the cursor (:func:`heard_stream`, never the cursor itself). A
+restart judges its gap from the later of the two (:meth:`MapSseSource._check_resume_age`).
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ from wanderer_console.store.base import Store
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["BACKFILL_LIMIT", "SHARED_RNG", "MapSseSource", "cursor_stream", "event_filter"]
+__all__ = [
+    "BACKFILL_LIMIT",
+    "SHARED_RNG",
+    "MapSseSource",
+    "cursor_stream",
+    "event_filter",
+    "heard_stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +79,12 @@ def cursor_stream(tenant: str) -> str:
     return f"sse:{tenant}"
 
 
+def heard_stream(tenant: str) -> str:
+    """Name of the stored point until which a map's stream was heard caught up (a ULID of
+    that time): what a restart measures its gap from when it is later than the cursor."""
+    return f"sse-heard:{tenant}"
+
+
 class MapSseSource:
     """Reads one map's event stream forever, reconnecting with backoff."""
 
@@ -90,6 +109,8 @@ class MapSseSource:
         wall: Callable[[], float] = time.time,
         generation: Callable[[], int] | None = None,
         on_connected_point: Callable[[str, str], None] | None = None,
+        on_heard: Callable[[str, float], None] | None = None,
+        heard_every: float = 300.0,
     ) -> None:
         self.tenant = tenant
         self.source = f"sse:{tenant}"
@@ -121,6 +142,14 @@ class MapSseSource:
         cursor): nothing older is pending, so the pipeline may keep that point as the cursor
         (:meth:`~wanderer_console.pipeline.worker.PipelineWorker.connected`). Never while a
         backfill is asked: the frame's id is newer than every event the backfill sends."""
+        self._on_heard = on_heard
+        """Told ``(tenant, wall time)``: the stream was caught up then (every event the map
+        published before it was queued). The pipeline keeps it once those are written."""
+        self._heard_every = heard_every
+        """Least seconds between two points told while the stream runs: a quiet stream costs
+        one write per map this often, not one per keepalive."""
+        self._heard_at: float | None = None
+        self._heard_told = wall()  # the first point waits its turn: no write burst at a start
         self._alive_at: float | None = None
         self._resync_pending = False
         self._resume_from: str | None = None
@@ -130,12 +159,16 @@ class MapSseSource:
         """Full REST reloads done after an outage longer than the server's buffer."""
 
     async def run(self) -> None:
-        """Connect, read, reconnect; returns only when cancelled."""
-        while True:
-            delay = await self._session()
-            self.health.reconnects += 1
-            self._metrics.reconnects.labels(source=self.source).inc()
-            await asyncio.sleep(delay)
+        """Connect, read, reconnect; returns only when cancelled (a stop tells the last point
+        the stream was heard caught up, so a quick restart knows nothing was missed)."""
+        try:
+            while True:
+                delay = await self._session()
+                self.health.reconnects += 1
+                self._metrics.reconnects.labels(source=self.source).inc()
+                await asyncio.sleep(delay)
+        finally:
+            self._tell_heard()
 
     async def _session(self) -> float:
         """One connection; returns how long to wait before the next."""
@@ -161,6 +194,12 @@ class MapSseSource:
         connected_at = 0.0
         connected_id = ""
         backfilled = 0
+
+        def keepalive() -> None:
+            # Sent after the backfill, so every event before it has been read.
+            if connected:
+                self._heard()
+
         try:
             async with open_sse(
                 self._http,
@@ -178,6 +217,7 @@ class MapSseSource:
                     max_line_bytes=self._settings.sse_max_line_bytes,
                     max_event_bytes=self._settings.sse_max_event_bytes,
                     on_oversize=self._oversize,
+                    on_comment=keepalive,
                 )
                 async for event in events:
                     if event.event == "connected":
@@ -200,10 +240,14 @@ class MapSseSource:
                     self._alive_at = self._clock()
                     await self._handle(event.data)
                     # The connect's own id is newer than every event it backfills.
-                    if connected_id and _ULID.match(event.id) and event.id < connected_id:
-                        backfilled += 1
-                        if backfilled >= BACKFILL_LIMIT:
-                            return self._backfill_cut(event.id)
+                    if not (connected_id and _ULID.match(event.id)):
+                        continue
+                    if event.id > connected_id:
+                        self._heard()  # a live event comes after the whole backfill
+                        continue
+                    backfilled += 1
+                    if backfilled >= BACKFILL_LIMIT:
+                        return self._backfill_cut(event.id)
         except TransportError as exc:
             # A read timeout is noticed ``idle_timeout`` after the last byte: it was last
             # alive then, and events may have been lost to it from then on.
@@ -235,6 +279,27 @@ class MapSseSource:
             extra={"ctx": {"tenant": self.tenant, "resume_from": last_id}},
         )
         return 0.0
+
+    @property
+    def heard_at(self) -> float | None:
+        """Wall time the stream was last heard caught up (a keepalive or a live event after
+        its backfill), ``None`` before that."""
+        return self._heard_at
+
+    def _heard(self) -> None:
+        """The stream is caught up now: tell it when :attr:`_heard_every` has passed since
+        the last point told (the first at once)."""
+        self._heard_at = self._wall()
+        if self._heard_at - self._heard_told >= self._heard_every:
+            self._tell_heard()
+
+    def _tell_heard(self) -> None:
+        """Hand the newest point the stream was heard caught up to the pipeline, if not yet."""
+        heard = self._heard_at
+        if self._on_heard is None or heard is None or heard <= self._heard_told:
+            return
+        self._heard_told = heard
+        self._on_heard(self.tenant, heard)
 
     def _next_delay(self, connected: bool, connected_at: float) -> float:
         """The wait after a stream ended: from the start again when it had been up a while."""
@@ -278,20 +343,31 @@ class MapSseSource:
         self.resyncs += 1
 
     def _check_resume_age(self, cursor: str) -> None:
-        """This source's first connect resumed from a stored ``cursor`` (a restart): when its
-        time is further back than the server keeps events, the backfill silently misses what
-        fell out of the server's buffer (no gap signal, PROTOCOLS.md §1.6). The map was just
-        loaded over REST (its state is whole), but those events are not notified: say so and
-        count it (``wc_map_stream_gaps_total{reason="restart"}``)."""
+        """This source's first connect resumed from a stored ``cursor`` (a restart): when the
+        stream was last known caught up further back than the server keeps events, the
+        backfill silently misses what fell out of the server's buffer (no gap signal,
+        PROTOCOLS.md §1.6). The map was just loaded over REST (its state is whole), but those
+        events are not notified: say so and count it
+        (``wc_map_stream_gaps_total{reason="restart"}``).
+
+        Caught up means the later of the cursor's time and the stored point the stream was
+        heard until (:func:`heard_stream`): a quiet map heard until a stop missed nothing
+        however old its last event. That point is saved every few minutes and at a stop, so
+        after a crash it is that much older than the truth: the gap is then overstated, never
+        hidden."""
         at = _ulid_seconds(cursor)
-        age = None if at is None else self._wall() - at
-        if age is None or age <= self._resync_after:
+        if at is None:
+            return
+        heard = _ulid_seconds(self._store.get_cursor(heard_stream(self.tenant)) or "")
+        age = self._wall() - (at if heard is None else max(at, heard))
+        if age <= self._resync_after:
             return
         self._metrics.map_stream_gaps.labels(source=self.source, reason="restart").inc()
         message = (
-            f"resumed from a cursor {round(age / 60)} min old, older than the map server keeps"
-            " events (about 10 min): events the map published after it and before then are"
-            " not notified (the map was reloaded over REST)"
+            f"resumed {round(age / 60)} min after the stream was last known caught up (its"
+            " cursor, or a keepalive after it), older than the map server keeps events (about"
+            " 10 min): events the map published after it and before then are not notified"
+            " (the map was reloaded over REST)"
         )
         self.health.record_error()
         self.health.last_error = message

@@ -6,7 +6,8 @@ store writes: the queue fills meanwhile and pauses the sources, so nothing read 
 
 The killstream watermark (the next run's resume point) is saved here, at the queue's
 checkpoints: once every item queued before it has been decided and written, busy or idle; so
-is the resume point of a map stream that connected with no cursor (:meth:`connected`).
+is the resume point of a map stream that connected with no cursor (:meth:`connected`), and the
+point until which a map stream was heard caught up (:meth:`heard`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import contextlib
 
 from wanderer_console.domain.checkpoints import PendingMarks
 from wanderer_console.ingest.items import Item
+from wanderer_console.ingest.map_sse import heard_stream
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.queue import BoundedPriorityQueue
+from wanderer_console.pipeline.startup import ulid_at
 from wanderer_console.store.sqlite import StoreWriteError
 
 __all__ = ["PipelineWorker"]
@@ -27,8 +30,9 @@ _WATERMARKS_MAX = 1_000
 forgotten, so the saved one is a little older than it could be, never ahead of a kill."""
 
 _POINTS_MAX = 16
-"""One map stream's connected points waiting for their checkpoint (one per connect without a
-cursor); past this the oldest are forgotten (the newest is the one saved)."""
+"""One map stream's connected (or heard) points waiting for their checkpoint (one per connect
+without a cursor, one every few minutes heard); past this the oldest are forgotten (the newest
+is the one saved)."""
 
 
 class PipelineWorker:
@@ -97,9 +101,22 @@ class PipelineWorker:
         pending.offer(value, self._queue.mark())
         self._save_points()
 
+    def heard(self, tenant: str, at: float) -> None:
+        """A map stream was heard caught up at ``at`` (wall time): keep it beside the stream's
+        cursor (:func:`~wanderer_console.ingest.map_sse.heard_stream`, as a ULID of that time)
+        for the next start's gap judgment. Never the cursor itself: a resume still starts
+        from the last event written.
+
+        Saved once every item queued so far is written, as a connected point is: an event the
+        stream read before ``at`` and still waiting in the queue would be lost to a crash, and
+        the point must not say it was received."""
+        pending = self._points.setdefault(heard_stream(tenant), PendingMarks(_POINTS_MAX))
+        pending.offer(ulid_at(at), self._queue.mark())
+        self._save_points()
+
     def _save_points(self) -> None:
-        """Save each stream's newest connected point whose checkpoint has passed; one the store
-        refuses (a full disk) waits for the next batch."""
+        """Save each stream's newest point (connected, heard) whose checkpoint has passed; one
+        the store refuses (a full disk) waits for the next batch."""
         for stream, pending in list(self._points.items()):
             done = pending.settled(self._queue.passed)
             if done is not None:

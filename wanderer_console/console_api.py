@@ -167,6 +167,10 @@ class TargetView(_View):
     sent_last_minute: int = 0
     rate_limited: int = 0
     uncertain: int = 0
+    """Notifications re-sent after an unknown outcome since the engine started."""
+    last_uncertain_at: float | None = None
+    """When the last of them was re-sent; ``None`` before the first, or from an engine that
+    does not say (an older one: the console then takes the count as recent)."""
     disabled: str | None = None
     """Why the target is dead (its notifications wait), or ``None``."""
     last_error: str | None = None

@@ -154,16 +154,21 @@ async def test_an_uncertain_message_re_sent_through_a_429_and_a_500_is_counted_o
     """A webhook message's send gets no answer in time (Discord posted it). Its re-send, the one
     that may post it twice, is answered 429, then 500: neither posted anything, so the risk is
     still the one re-send that finally goes through. ``wc_delivery_uncertain_total`` counts one
-    possible double for the one unknown outcome, not one per attempt."""
+    possible double for the one unknown outcome, not one per attempt. The target's snapshot
+    counts it too, with when it was re-sent (the console marks the target for an hour after)."""
     async with make_rig(tmp_path, timeout=0.3) as rig:
         rig.discord.answer_delay = 1.0
         hook = rig.hook(8)
+        before = time.time()
         rig.enqueue(hook, 1)
         await until(lambda: rig.metrics.value("wc_delivery_failures_total", reason="uncertain"))
         rig.discord.answer_delay = 0.0
         rig.discord.fail_next(429, {"message": "slow down", "retry_after": 0.05, "global": False})
         rig.discord.fail_next(500)
         await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+        view = rig.dispatcher.snapshot()["targets"]["webhook:8"]
+    assert view["uncertain"] == 1
+    assert before <= view["last_uncertain_at"] <= time.time()
     assert rig.discord.requests == 4  # the lost answer, the 429, the 500, the confirmation
     doubled = sum(n - 1 for n in rig.titles("webhook:8").values())
     assert doubled == 1

@@ -240,7 +240,7 @@ def delivery_fault_snapshot() -> dict[str, Any]:
         store_fault={"reason": "database or disk is full", "since": NOW - 125, "failures": 6},
         unrecorded_outcomes=1,
     )
-    delivery["targets"][PRIMARY]["uncertain"] = 2
+    delivery["targets"][PRIMARY].update(uncertain=2, last_uncertain_at=NOW - 90)
     delivery["targets"][RALLY].update(
         pending=9, disabled="404 Unknown Webhook", last_error="404 Unknown Webhook"
     )

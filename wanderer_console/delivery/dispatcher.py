@@ -1030,6 +1030,7 @@ class Dispatcher:
                     "sent_last_minute": sum(1 for t in self.state(key).sent_times if now - t < 60),
                     "rate_limited": self.state(key).rate_limited,
                     "uncertain": self.state(key).uncertain,
+                    "last_uncertain_at": self.state(key).last_uncertain_at,
                     "disabled": self.state(key).disabled_reason,
                     "last_error": self.state(key).last_error,
                 }

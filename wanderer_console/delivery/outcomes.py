@@ -254,6 +254,7 @@ class Outcomes:
         resend = "nonce" if protected else "unprotected"
         self._metrics.delivery_uncertain.labels(target_kind=kind, resend=resend).inc(len(uncertain))
         state.uncertain += len(uncertain)
+        state.last_uncertain_at = self._clock.wall()
         log.log(
             logging.INFO if protected else logging.WARNING,
             "re-sending notifications whose first send had no known outcome",

@@ -100,6 +100,9 @@ class TargetState:
     rate_limited: int = 0
     uncertain: int = 0
     """Notifications re-sent after an unknown outcome."""
+    last_uncertain_at: float | None = None
+    """When the last of them was re-sent (wall time): the console marks the target for a while
+    after it, then shows the count as history."""
     disabled_reason: str | None = None
     """Why Discord refused this target for good (its notifications wait)."""
     paused_until: float = 0.0

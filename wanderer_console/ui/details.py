@@ -22,7 +22,7 @@ from wanderer_console.console_api import (
     Occurrence,
     TargetView,
 )
-from wanderer_console.ui.faults import clock_time
+from wanderer_console.ui.faults import TargetHealth, clock_time, target_health
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.runbook import Advice, advice_for
 
@@ -45,6 +45,8 @@ RECENT = 5
 
 _CONTEXT = re.compile(r" \([a-z_]+=.*\)$")
 _LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+_UNCERTAIN_LINE = "re-sending notifications whose first send had no known outcome"
+"""The engine's log line for an uncertain re-send: its runbook entry advises a recent one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +139,13 @@ def connection_detail(conn: ConnectionView, now: float) -> Detail:
 
 
 def target_detail(key: str, target: TargetView, now: float) -> Detail:
-    """A delivery target: which routes post there, its queue, why it fails and what to do."""
-    error = target.disabled or target.last_error
+    """A delivery target: which routes post there, its queue, why it fails and what to do.
+
+    Healthy or not as the Delivery panel says (:func:`~wanderer_console.ui.faults.target_health`):
+    an error nothing waits on, or an uncertain re-send over an hour old, is shown as a fact, with
+    no advice, rather than as a fault.
+    """
+    health = target_health(target, now)
     state = "DEAD (its notifications are held, not lost)" if target.disabled else "delivering"
     if target.disabled and target.disabled_since is not None:
         state += f" since {_when(target.disabled_since, now)}"
@@ -151,23 +158,47 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         ("Sent last minute", str(target.sent_last_minute)),
         ("Rate limited", f"{_plural(target.rate_limited, 'time')} since start (429)"),
     ]
+    if target.last_error and health not in ("dead", "failing"):
+        facts.append(("Last error", f"{target.last_error} (nothing waits on it)"))
     if target.uncertain:
-        facts.append(("Uncertain", f"{target.uncertain} re-sent after an unknown outcome"))
-    # Judged by its state now: Discord's last answer (an error, a 429 included, is cleared by
-    # the next confirmation). The 429 count is since the engine started, a history, not a fault.
-    healthy = error is None and target.uncertain == 0
-    advice = None if healthy else advice_for(error, "target")
+        facts.append(("Uncertain", _uncertain_fact(target, now)))
+    error = _fault(target, health)
     return Detail(
         kind="target",
         title=f"Target {target.label or key}" + (f" ({key})" if target.label else ""),
         facts=tuple(facts),
         error=error,
         occurrences=target.recent[-RECENT:],
-        advice=advice,
-        healthy=healthy,
+        advice=_target_advice(health, error),
+        healthy=health == "ok",
         retry=key if target.disabled else None,
         target=key,
     )
+
+
+def _fault(target: TargetView, health: TargetHealth) -> str | None:
+    """The error that is the target's fault now: why it is dead, or what its waiting
+    notifications get from Discord; ``None`` otherwise (a past error is a fact, not this)."""
+    if health == "dead":
+        return target.disabled
+    return target.last_error if health == "failing" else None
+
+
+def _target_advice(health: TargetHealth, error: str | None) -> Advice | None:
+    """The runbook's entry for the target's fault now; ``None`` when it has none."""
+    if health == "ok":
+        return None
+    if health == "uncertain":
+        return advice_for(_UNCERTAIN_LINE, "target")
+    return advice_for(error, "target")
+
+
+def _uncertain_fact(target: TargetView, now: float) -> str:
+    """``2 re-sent after an unknown outcome since start, the last at 09:12:03 UTC (4m ago)``."""
+    text = f"{target.uncertain} re-sent after an unknown outcome since start"
+    if target.last_uncertain_at is not None:
+        text += f", the last at {_when(target.last_uncertain_at, now)}"
+    return text
 
 
 def breaker_detail(name: str, breaker: BreakerView, now: float) -> Detail:

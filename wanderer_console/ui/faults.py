@@ -9,6 +9,9 @@ without the engine failing, and each must be impossible to miss on the dashboard
 * a dead target (Discord answered 401/403/404): its notifications are *held*, not lost, until
   its configuration changes or an operator retries it (the palette offers that).
 
+Whether a target is at fault now is judged once, by :func:`target_health`, for the Delivery
+panel's State column and the target's detail view alike.
+
 And one fault of the console's own: the link to an attached engine is down (the engine stopped
 or restarts), so the figures on screen are the last ones it sent (:func:`link_text`).
 """
@@ -18,11 +21,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Final, Literal
 
-from wanderer_console.console_api import AlertsView, ConfigState, DeliveryView, LinkState
+from wanderer_console.console_api import (
+    AlertsView,
+    ConfigState,
+    DeliveryView,
+    LinkState,
+    TargetView,
+)
 
 __all__ = [
+    "UNCERTAIN_RECENT_SECONDS",
     "DeadTarget",
+    "TargetHealth",
     "alert_text",
     "clock_time",
     "config_text",
@@ -33,7 +45,17 @@ __all__ = [
     "rejected_config",
     "rejection_toast",
     "store_fault_text",
+    "target_health",
 ]
+
+UNCERTAIN_RECENT_SECONDS: Final = 3600.0
+"""How long an uncertain re-send marks its target. Long enough to be seen at a glance now and
+then and to check the channel for a double, the window of the monitoring page's alert on such
+re-sends; not until the next confirmation, which comes seconds after the re-send itself."""
+
+TargetHealth = Literal["dead", "failing", "uncertain", "ok"]
+"""A delivery target now: Discord refused it for good; its notifications wait on Discord's
+errors; a message was re-sent after an unknown outcome within the last hour; or nothing wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +85,36 @@ class DeadTarget:
         if self.uncertain > 0:
             text += f" · {self.uncertain} uncertain"
         return text
+
+
+def _uncertain_recently(target: TargetView, now: float) -> bool:
+    """A re-send after an unknown outcome within :data:`UNCERTAIN_RECENT_SECONDS` of ``now``.
+
+    The count is since the engine started, so the count alone marked a target for the engine's
+    whole life after one re-send. An engine that does not say when (an older one) is taken as
+    recent: the console cannot tell an old re-send from a new one, and hiding a new one is the
+    worse mistake.
+    """
+    if target.uncertain <= 0:
+        return False
+    at = target.last_uncertain_at
+    return at is None or now - at < UNCERTAIN_RECENT_SECONDS
+
+
+def target_health(target: TargetView, now: float) -> TargetHealth:
+    """The one judgment of a target, shown by the Delivery panel and the target's detail.
+
+    A fault is what holds notifications up now; what happened before is history. An error with
+    nothing pending (a message Discord refused with a 400 and that failed for good, while the
+    target delivers) is not a target failing: the detail shows it as its last error.
+    """
+    if target.disabled:
+        return "dead"
+    if target.last_error and target.pending:
+        return "failing"
+    if _uncertain_recently(target, now):
+        return "uncertain"
+    return "ok"
 
 
 def _plural(count: int, word: str) -> str:

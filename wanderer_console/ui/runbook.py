@@ -783,7 +783,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         ' `wc_delivery_uncertain_total{resend="unprotected"}`), as do bot messages another'
         " engine sent first (a map taken over: their nonce's age is that engine's clock)",
         "nothing; if frequent, Discord answers slower than `discord.request_timeout_seconds`:"
-        " raise it",
+        " raise it. The console shows the target `N uncertain` for an hour after the last one"
+        " (its detail keeps the count since start and when the last was)",
     ),
     Advice(
         DELIVERY,

@@ -433,7 +433,7 @@ class DashboardScreen(OnWanderer, Screen[None]):
         )
         self.query_one("#dashboard").set_class(not state.live, "-stale")
         self.query_one(ConnectionsTable).show(snapshot.connections, now)
-        self._render_delivery(snapshot)
+        self._render_delivery(snapshot, now)
         breakers = snapshot.breakers
         self.query_one(BreakersTable).show(breakers, now)
         breakers_panel = self.query_one("#breakers-panel")
@@ -448,9 +448,9 @@ class DashboardScreen(OnWanderer, Screen[None]):
             self._chart_drawn_at = tick
             self.query_one(ThroughputChart).show(list(state.history.samples), now)
 
-    def _render_delivery(self, snapshot: EngineSnapshot) -> None:
+    def _render_delivery(self, snapshot: EngineSnapshot, now: float) -> None:
         delivery = snapshot.delivery
-        self.query_one(DeliveryTable).show(delivery.targets)
+        self.query_one(DeliveryTable).show(delivery.targets, now)
         dead = dead_targets(delivery)
         self.query_one(DeadTargetNotes).show(dead)
         notes = ["PAUSED"] if delivery.paused else []

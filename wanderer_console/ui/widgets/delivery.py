@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from wanderer_console.console_api import TargetView
-from wanderer_console.ui.faults import DeadTarget
+from wanderer_console.ui.faults import DeadTarget, target_health
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.synced import FittedTable, NamedRow, clip
 
@@ -26,10 +26,11 @@ class DeliveryTable(FittedTable):
     the engine does not say; Enter on a row shows its key, address and errors; ``n`` opens the
     events browser on its notifications.
 
-    "State" is ``DEAD`` for a target Discord refused (401/403/404), else ``failing`` while
+    "State" is what :func:`~wanderer_console.ui.faults.target_health` judges (the detail view
+    judges the same): ``DEAD`` for a target Discord refused (401/403/404), else ``failing`` while
     Discord's last answer for it was an error (a 5xx, a 429, no answer, its breaker open) and
-    notifications wait for it, else the number of notifications sent again after an
-    unknown outcome (``2 uncertain``), else ``ok``.
+    notifications wait for it, else, for an hour after the last notification sent again after an
+    unknown outcome, how many were since the engine started (``2 uncertain``), else ``ok``.
 
     A name too long for the panel (a map key may have 63 characters) ends in ``…``, so its
     figures and its state stay on screen; Enter on the row shows it whole.
@@ -49,13 +50,13 @@ class DeliveryTable(FittedTable):
     NARROW = ("Target", "Pending", "Sent", "State")
     NARROW_BELOW = 60
 
-    def _state(self, target: TargetView) -> Text | str:
-        if target.disabled:
+    def _state(self, target: TargetView, now: float) -> Text | str:
+        health = target_health(target, now)
+        if health == "dead":
             return coloured(self, "DEAD", "target-dead", bold=True)
-        if target.last_error and target.pending:
-            # Only while notifications wait on it: a refused message is dropped, not waiting.
+        if health == "failing":
             return coloured(self, "failing", "health-degraded")
-        if target.uncertain > 0:
+        if health == "uncertain":
             return coloured(self, f"{target.uncertain} uncertain", "health-degraded")
         return "ok"
 
@@ -71,15 +72,17 @@ class DeliveryTable(FittedTable):
                 self.app.open_events(target=key)
 
     _targets: Mapping[str, TargetView] = {}
+    _now: float = 0.0
 
     def on_resize(self, event: events.Resize) -> None:
         """Fit the columns to the new width and the names to the room left."""
         self._fit(event.size.width)
-        self.show(self._targets)
+        self.show(self._targets, self._now)
 
-    def show(self, targets: Mapping[str, TargetView]) -> None:
-        """Show ``targets``."""
+    def show(self, targets: Mapping[str, TargetView], now: float) -> None:
+        """Show ``targets`` as they are at ``now`` (wall time)."""
         self._targets = targets
+        self._now = now
         ordered = sorted(targets.items(), key=lambda item: item[1].label or item[0])
         cells = [
             {
@@ -88,7 +91,7 @@ class DeliveryTable(FittedTable):
                 "Sent": str(target.sent),
                 "Sent/min": str(target.sent_last_minute),
                 "429s": str(target.rate_limited),
-                "State": self._state(target),
+                "State": self._state(target, now),
             }
             for key, target in ordered
         ]

@@ -334,8 +334,7 @@ class ConsoleState:
         self.activity.add(
             now,
             f"engine restarted: pid {old.pid} → {identity.pid}, started"
-            f" {clock_time(identity.started_at)}; its figures start again from zero and a pause"
-            " the old process held does not carry over",
+            f" {clock_time(identity.started_at)}; its figures start again from zero",
         )
         self.activity.forget_engine()
         self.history.forget_engine()

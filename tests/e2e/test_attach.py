@@ -189,6 +189,7 @@ async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
             assert f"pid {old.pid} → {new.pid}" in restarted
             after = texts[texts.index(restarted) :]
             assert "delivery resumed" not in after
+            assert any(text.startswith("delivery still paused") for text in after), after
             await pilot.press("q")
     finally:
         await console.aclose()

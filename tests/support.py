@@ -120,9 +120,10 @@ async def serve_headless(
     *,
     preexec: Callable[[], None] | None = None,
     options: Sequence[str] = (),
+    stdout: Any = asyncio.subprocess.DEVNULL,
 ) -> asyncio.subprocess.Process:
     """:func:`start_headless`, once the engine holds ``data`` and serves its control socket."""
-    proc = await start_headless(config, data, preexec=preexec, options=options)
+    proc = await start_headless(config, data, preexec=preexec, options=options, stdout=stdout)
     try:
         await wait_for(
             lambda: (

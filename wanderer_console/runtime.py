@@ -35,6 +35,7 @@ from wanderer_console.control.discord_bot import build_bot
 from wanderer_console.control.local import LocalBackend
 from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
+from wanderer_console.delivery.hold import DeliveryHold
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import CacheHealth, keep_fresh
@@ -143,6 +144,9 @@ class Runtime:
         store.shared = shared
         gate = self.cluster if shared else None
         self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate)
+        # An operator's pause outlives the process: restored before the dispatcher runs.
+        self.hold = DeliveryHold(self.dispatcher, self.data_dir)
+        self.hold.restore()
         # The bot's gateway (slash commands, voice states, status), with a bot token and an
         # application id; the operators' priority systems, from the store.
         self.bot = build_bot(lambda: live.current, discord, metrics)
@@ -444,6 +448,7 @@ class Runtime:
             spawn("discord:status", self.bot.status)
         self.http, self.http_error = await start_surface(self)
         self.console.install_log_ring()
+        self.hold.announce()
         await self.control.start()
         self.ready.set()
         log.info(

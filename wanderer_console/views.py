@@ -14,6 +14,7 @@ from wanderer_console import __version__
 from wanderer_console.cluster import MapLeases
 from wanderer_console.config.reload import ConfigReloader
 from wanderer_console.delivery.dispatcher import Dispatcher
+from wanderer_console.delivery.hold import RESUME_HOW, DeliveryHold
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import CacheHealth
@@ -47,6 +48,7 @@ class EngineParts(Protocol):
     index: TrackingIndex
     queue: BoundedPriorityQueue[Item]
     dispatcher: Dispatcher
+    hold: DeliveryHold
     cache: CacheFacade
     cache_health: CacheHealth
     clients: ClientPool
@@ -88,6 +90,8 @@ def readiness(parts: EngineParts) -> Readiness:
             f" ({target.reason}); its notifications wait: fix it or run"
             f" `wanderer-console outbox retry {key}`"
         )
+    if dispatcher.paused:
+        degraded.append(_operator_pause(parts.hold))
     if dispatcher.global_pause_until > time.time():
         degraded.append(
             f"delivery: paused by Discord until {_clock(dispatcher.global_pause_until)} UTC"
@@ -118,6 +122,17 @@ def readiness(parts: EngineParts) -> Readiness:
         dead_targets=sorted(key for _tenant, key in dead),
         cluster=None if cluster is None else _cluster_brief(cluster),
     )
+
+
+def _operator_pause(hold: DeliveryHold) -> str:
+    """What ``/ready`` says while an operator holds delivery: who, since when, whether a
+    restart keeps it, and how to resume."""
+    pause = hold.pause
+    if pause is None:
+        return f"delivery: paused by an operator; notifications wait: {RESUME_HOW}"
+    since = f" since {_clock(pause.since)} UTC" if pause.since else ""
+    kept = "kept across restarts" if pause.saved else "not saved: ends at the next restart"
+    return f"delivery: paused by {pause.actor}{since} ({kept}); notifications wait: {RESUME_HOW}"
 
 
 def _cluster_brief(cluster: dict[str, Any]) -> dict[str, Any]:

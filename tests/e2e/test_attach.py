@@ -139,8 +139,8 @@ async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
     """SIGTERM (as systemd stops it), then a new engine on the same data directory: the console
     says the engine stopped (figures stale), comes back by itself on the new process and shows
     its state as the new engine's: uptime from the new start, the activity log saying the engine
-    restarted (not "delivery resumed" as if an operator had released the pause the old process
-    held: a pause lasts as long as its process)."""
+    restarted, and delivery still paused (an operator's pause is saved and outlives the process;
+    nothing says "delivery resumed")."""
     config, data = tmp_path / "config.toml", tmp_path / "data"
     write_config(sim, data, config)
     proc = await serve_headless(config, data)
@@ -180,7 +180,7 @@ async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
             await pilot.pause()
             latest = app.state.latest
             assert latest is not None
-            assert latest.delivery.paused is False  # the new engine's real state
+            assert latest.delivery.paused is True  # the new engine's state: the pause kept
             new = app.state.identity
             assert new.started_at > old.started_at
             assert latest.uptime < time.time() - old.started_at
@@ -189,6 +189,7 @@ async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
             assert f"pid {old.pid} → {new.pid}" in restarted
             after = texts[texts.index(restarted) :]
             assert "delivery resumed" not in after
+            assert any(text.startswith("delivery still paused") for text in after), after
             await pilot.press("q")
     finally:
         await console.aclose()

@@ -293,13 +293,12 @@ class LocalBackend:
     # -- operations ------------------------------------------------------------------------------
 
     async def set_paused(self, paused: bool, *, actor: str) -> OperationResult:
-        """Hold or release deliveries (the outbox keeps everything)."""
-        self._engine.dispatcher.paused = paused
-        if not paused:
-            self._engine.dispatcher.wake()
-        word = "paused" if paused else "resumed"
-        _operator(actor, f"delivery {word}")
-        return OperationResult(ok=True, message=f"Delivery {word}.")
+        """Hold or release deliveries (the outbox keeps everything); a pause is saved, so it
+        holds across a restart until an operator resumes."""
+        hold = self._engine.hold
+        done = hold.hold(actor) if paused else hold.release()
+        _operator(actor, f"delivery {'paused' if paused else 'resumed'}")
+        return OperationResult(ok=done.ok, message=done.message)
 
     async def set_flag(
         self, tenant: str | None, flag: str, value: bool, *, actor: str

@@ -168,6 +168,8 @@ class ActivityLog:
         self._store_fault: str | None = None
         self._global_pause = False
         self._restart: tuple[str, ...] = ()
+        self._new_engine = False
+        """The next snapshot is a restarted engine's first (its pause was kept if it has one)."""
         self.added = 0
         """How many lines were ever added (lets a view append only the new ones)."""
 
@@ -179,6 +181,7 @@ class ActivityLog:
         self._store_fault = None
         self._global_pause = False
         self._restart = ()
+        self._new_engine = True
 
     def add(self, at: float, text: str) -> None:
         """Record one line."""
@@ -202,7 +205,10 @@ class ActivityLog:
             self._disabled[key] = target.disabled
         if self._paused is not None and delivery.paused != self._paused:
             self.add(at, "delivery paused" if delivery.paused else "delivery resumed")
+        elif self._paused is None and self._new_engine and delivery.paused:
+            self.add(at, "delivery still paused: the operator's pause outlived the restart")
         self._paused = delivery.paused
+        self._new_engine = False
         self._observe_faults(snapshot, at)
         restart = () if snapshot.config is None else snapshot.config.restart_required
         if restart != self._restart:
@@ -334,8 +340,7 @@ class ConsoleState:
         self.activity.add(
             now,
             f"engine restarted: pid {old.pid} → {identity.pid}, started"
-            f" {clock_time(identity.started_at)}; its figures start again from zero and a pause"
-            " the old process held does not carry over",
+            f" {clock_time(identity.started_at)}; its figures start again from zero",
         )
         self.activity.forget_engine()
         self.history.forget_engine()

@@ -834,6 +834,35 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`delivery paused by an operator before this start: nothing is sent until resumed` "
+        "(`paused_by`, `paused_at`, `resume`, `saved_in`; WARNING)",
+        "an operator paused delivery (the console's `p`, `POST /v1/pause`) and the engine "
+        "restarted since (a crash, a deploy, systemd): the pause is kept in the data directory "
+        "(`delivery-paused.json`) until an operator resumes, so the backlog is not posted at once",
+        "resume once the backlog may go out: `p` in the console (`wanderer-console attach`) or "
+        '`POST /v1/pause {"paused": false}` on the control socket; until then `/ready` is '
+        "`degraded` naming who paused and since when, and `wc_outbox_pending` counts what waits",
+    ),
+    Advice(
+        DELIVERY,
+        "`delivery paused, but the pause could not be saved: it holds until the next restart` "
+        "(`path`, `error`)",
+        "the data directory refused the pause's file (disk full, read-only file system): delivery"
+        " is paused in this process only, and a restart resumes it",
+        "free space or fix the directory's permissions, then pause again (`POST /v1/pause "
+        '{"paused": true}`): the pause is saved then, under who paused first',
+    ),
+    Advice(
+        DELIVERY,
+        "`delivery resumed, but the saved pause could not be removed: the next start will be "
+        "paused` (`path`, `error`)",
+        "delivery runs, but `delivery-paused.json` is still in the data directory (a read-only "
+        "file system)",
+        "delete the file named in `path`, or resume again once the directory is writable; "
+        "otherwise resume after the next start",
+    ),
+    Advice(
+        DELIVERY,
         "`the data directory DIR is in use by another engine (PID N on host H since T)` (exit 3)",
         "another engine owns the data directory (only one may deliver from it)",
         "stop the other one (`systemctl stop wanderer-console`), or give this one its own"

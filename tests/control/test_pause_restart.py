@@ -1,0 +1,136 @@
+"""An operator's pause of delivery survives a restart of the engine: it starts paused, says so,
+and a resume then delivers what was held, each notification once."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import connected, fill_disk, small_disk, wait_for
+from wanderer_console.delivery.hold import PAUSE_FILE
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def delivered(sim: Simulator) -> Counter[int]:
+    """Kill notifications the fake Discord accepted, per killmail id."""
+    out: Counter[int] = Counter()
+    for message in sim.discord.received:
+        for embed in message.body.get("embeds") or []:
+            footer = str((embed.get("footer") or {}).get("text", ""))
+            if footer.startswith("Killmail ID: "):
+                out[int(footer.split()[2])] += 1
+    return out
+
+
+def _kill(sim: Simulator, i: int) -> dict[str, Any]:
+    """A kill in a tracked system with no tracked pilot on it: one notification."""
+    system_id = sorted(sim.tracked_system_ids)[i % 3]
+    return sim.generator.make_killmail(
+        system_id=system_id, exclude_character_ids=sim.tracked_character_ids
+    )
+
+
+async def _queue_kills(sim: Simulator, runtime: Runtime, count: int) -> list[int]:
+    """Push ``count`` kills and wait until each is decided and in the outbox."""
+    kills = [_kill(sim, i) for i in range(count)]
+    for kill in kills:
+        await sim.killstream.push_kill(kill)
+    await wait_for(
+        lambda: all(runtime.store.has_event("*", f"kill:{k['killmail_id']}") for k in kills),
+        what="the kills stored",
+    )
+    return [int(k["killmail_id"]) for k in kills]
+
+
+async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await first.start()
+    try:
+        await connected(first)
+        result = await first.console.set_paused(True, actor="tui:alice@laptop via socket")
+        assert result.ok, result.message
+        assert "across restarts" in result.message
+        held = await _queue_kills(sim, first, 4)
+    finally:
+        await first.stop()
+    assert not delivered(sim)
+
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    second = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await second.start()
+    try:
+        assert second.dispatcher.paused
+        (warning,) = [r for r in caplog.records if "before this start" in r.getMessage()]
+        assert warning.levelno == logging.WARNING
+        ctx = warning.__dict__["ctx"]
+        assert ctx["paused_by"] == "tui:alice@laptop via socket"
+        assert ctx["paused_at"].endswith(" UTC")
+        assert "POST /v1/pause" in ctx["resume"]
+        assert (await second.console.snapshot()).delivery.paused
+        ready = second.readiness()
+        assert any("paused by tui:alice@laptop via socket" in r for r in ready.reasons)
+        await connected(second)
+        # A kill read after the restart is written and wakes the dispatcher: still nothing goes.
+        later = await _queue_kills(sim, second, 1)
+        assert not delivered(sim)
+
+        result = await second.console.set_paused(False, actor="tui:alice@laptop via socket")
+        assert result.ok, result.message
+        await wait_for(
+            lambda: set(delivered(sim)) >= {*held, *later}, what="the held kills delivered"
+        )
+        await wait_for(
+            lambda: not {"pending", "sending"} & set(second.store.outbox_counts()),
+            what="the outbox settled",
+        )
+        assert set(delivered(sim).values()) == {1}
+        assert not (tmp_path / PAUSE_FILE).exists()
+        assert not any("paused by" in r for r in second.readiness().reasons)
+    finally:
+        await second.stop()
+
+    third = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    try:
+        assert not third.dispatcher.paused  # the resume was saved too
+    finally:
+        third.store.close()
+        third.lock.release()
+
+
+async def test_a_pause_that_cannot_be_saved_says_it_ends_at_the_next_restart(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "data", "8m") as data:
+        runtime = Runtime(demo_settings(sim, data_dir=data), data_dir=data)
+        await runtime.start()
+        filler = None
+        try:
+            await connected(runtime)
+            filler = fill_disk(data, leave=0)
+            result = await runtime.console.set_paused(True, actor="t")
+            assert not result.ok
+            assert "in this process only" in result.message
+            assert "next restart" in result.message
+            assert "saved (" not in result.message.replace("could not be saved (", "")
+            assert runtime.dispatcher.paused  # it holds in this process all the same
+            assert not (data / PAUSE_FILE).exists()
+
+            filler.unlink()
+            again = await runtime.console.set_paused(True, actor="other")
+            assert again.ok, again.message  # saved now, under who paused first
+            assert "paused by t since" in again.message
+            assert (data / PAUSE_FILE).exists()
+        finally:
+            if filler is not None:
+                filler.unlink(missing_ok=True)
+            await runtime.stop()

@@ -75,6 +75,11 @@ commands:
                   quitting it leaves the engine running
   control token   make the bearer token for [control] listen (TCP); shown once
 
+options before COMMAND:
+  --log-level applies to every command; --config, --data-dir, --database, --no-ui and
+  --dry-run only to a command that takes them (its --help lists them), as if given after its
+  name; before any other command they are refused
+
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
   $XDG_CONFIG_HOME/wanderer-console/config.toml; then WANDERER_CONSOLE_* variables
@@ -140,48 +145,80 @@ def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
     (without ``store``: not --config and --database, for the demo, which has its own).
 
     After a command name they default to "not given" (SUPPRESS), so they do not overwrite what
-    was given before it (``wanderer-console --data-dir D demo`` keeps D).
+    was given before it (``wanderer-console --data-dir D demo`` keeps D). On the top-level
+    parser each notes that it was given (:class:`_BeforeCommand`), for :func:`_options_before`.
     """
-    default = argparse.SUPPRESS if parser.prog != "wanderer-console" else None
+    top = parser.prog == "wanderer-console"
+    default = None if top else argparse.SUPPRESS
+    value: dict[str, Any] = {"default": default}
+    flag: dict[str, Any] = {"default": default, "action": "store_true"}
+    if top:
+        value["action"] = _BeforeCommand
+        flag.update(action=_BeforeCommand, nargs=0, const=True)
     if store:
-        parser.add_argument(
-            "--config", type=Path, metavar="PATH", default=default, help="TOML config file"
-        )
+        parser.add_argument("--config", type=Path, metavar="PATH", help="TOML config file", **value)
     parser.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
-        default=default,
         help="where the database lives (default: XDG data dir)",
+        **value,
     )
     if store:
         parser.add_argument(
             "--database",
             type=_database_url,
             metavar="URL",
-            default=default,
             help="store in this PostgreSQL database (postgresql://USER:PASSWORD@HOST/DB) instead"
             " of SQLite in the data dir; prefer WANDERER_CONSOLE_STORE__URL for a password",
+            **value,
         )
     parser.add_argument(
         "--no-ui",
-        action="store_true",
-        default=default,
         help="run headless: JSON log lines on stdout, stop gracefully on SIGINT/SIGTERM (a"
         " second one stops at once, as a crash: exit 130/143)",
+        **flag,
     )
     parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        default=default,
-        help="render and log notifications without sending them",
+        "--dry-run", help="render and log notifications without sending them", **flag
     )
     parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        default=default,
         help="log threshold (default from config: INFO)",
+        **value,
     )
+
+
+_GIVEN = "_wanderer_console_before_command"
+"""Where the top-level parser notes the options given to it, on ``args``: option -> value."""
+
+_EVERY_COMMAND = ("--log-level",)
+"""Top-level options every command honours (:func:`main` sets its logging from it)."""
+
+
+class _BeforeCommand(argparse.Action):
+    """``store`` (``store_true`` with ``nargs=0``) that also notes the option in :data:`_GIVEN`.
+
+    Only the top-level parser has these, and it reads only what comes before a command's name:
+    a command's own parser then sets the options it takes (to their default when not given
+    after its name), so without the note :func:`_options_before` could not tell ``--data-dir D
+    db status`` from ``db status``.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        """Store the value and note it under the option's first name."""
+        value = self.const if self.nargs == 0 else values
+        setattr(namespace, self.dest, value)
+        setattr(
+            namespace, _GIVEN, {**getattr(namespace, _GIVEN, {}), self.option_strings[0]: value}
+        )
 
 
 # -- the commands defined here ------------------------------------------------------------------
@@ -514,6 +551,91 @@ def _add_command_arguments(parser: argparse.ArgumentParser, command: Command) ->
     parser.set_defaults(command_name=command.name)
 
 
+_Chain = list[tuple[str, argparse.ArgumentParser]]
+"""A command as parsed: each word of its name (``outbox``, ``list``) and the parser it chose."""
+
+
+def _options_before(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Hand the chosen command the top-level options given before its name, as if given after
+    it, when it takes them (those given after it win); refuse the others as a usage error.
+
+    A command's parser sets the options it takes, so one with a default of its own overwrote
+    the value given before its name (``--data-dir D db status`` read the default data
+    directory), and the options it does not take were left unread (``--dry-run outbox list``
+    ran for real): the operator saw a command accept an option that changed nothing.
+    """
+    chain = _chosen(parser, args)
+    if not chain:
+        return
+    for option, value in getattr(args, _GIVEN, {}).items():
+        if option in _EVERY_COMMAND:
+            continue
+        action = _taken(chain, option)
+        if action is None:
+            name = " ".join(word for word, _ in chain)
+            chain[-1][1].error(_not_taken(parser, option, name))
+        if action.default is argparse.SUPPRESS:
+            continue  # not given after the name: the value given before it stayed
+        if getattr(args, action.dest, action.default) == action.default:
+            setattr(args, action.dest, value)
+
+
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> _Chain:
+    """The command ``args`` chose, down to its action (empty: the console itself)."""
+    chain: _Chain = []
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        word = None if sub is None else getattr(args, sub.dest, None)
+        if sub is None or word is None:
+            return chain
+        parser = sub.choices[word]
+        chain.append((word, parser))
+
+
+def _taken(chain: _Chain, option: str) -> argparse.Action | None:
+    """The command's action for ``option`` (from its name down to its action), if it takes it."""
+    return next(
+        (p._option_string_actions[option] for _, p in chain if option in p._option_string_actions),
+        None,
+    )
+
+
+def _not_taken(parser: argparse.ArgumentParser, option: str, name: str) -> str:
+    """Which option does not apply to which command, and where it goes."""
+    takers = _takers(parser, option)
+    after = f" or after the name of: {', '.join(takers)}" if takers else ""
+    return (
+        f"{option} does not apply to {name} (its --help lists what does); it goes with no"
+        f" command (wanderer-console {option} ...){after}"
+    )
+
+
+def _takers(parser: argparse.ArgumentParser, option: str) -> list[str]:
+    """The commands that list ``option`` in their --help; a group every action of which
+    does, by its name alone (``tenant``)."""
+    leaves: list[tuple[list[str], bool]] = []
+
+    def walk(words: list[str], chain: _Chain, here: argparse.ArgumentParser) -> None:
+        sub = next((a for a in here._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None:
+            action = _taken(chain, option)
+            leaves.append((words, action is not None and action.help != argparse.SUPPRESS))
+            return
+        for word, child in sub.choices.items():
+            walk([*words, word], [*chain, (word, child)], child)
+
+    walk([], [], parser)
+    out: list[str] = []
+    for words, takes in leaves:
+        group = [t for w, t in leaves if w[0] == words[0]]
+        if len(group) > 1 and all(group):
+            if words[0] not in out:
+                out.append(words[0])
+        elif takes:
+            out.append(" ".join(words))
+    return out
+
+
 def _console_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
     """The arguments when they name no sub-command (the console itself), read without
     importing the sub-command modules; ``None``: let the whole parser read them."""
@@ -537,7 +659,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     name = "wanderer-console"
     try:
-        args = _console_arguments(argv) or build_parser().parse_args(argv)
+        args = _console_arguments(argv)
+        if args is None:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            _options_before(parser, args)
         if args.command_name != CONSOLE.name:
             name = f"wanderer-console {args.command_name}"
         if args.command_name == CONSOLE.name:

@@ -5,7 +5,9 @@
 * A miss calls the loader (the :class:`~wanderer_console.enrich.esi.EsiClient`) and keeps the
   answer until the ESI ``Expires`` (else a per-namespace default TTL). A "does not exist" answer
   is kept for ``negative_ttl``.
-* Single flight: concurrent misses for one key share one loader call.
+* Single flight: concurrent misses for one key share one loader call, which ends by the latest
+  deadline (:mod:`~wanderer_console.http.deadline`) of the callers waiting for it; each caller
+  stops waiting at its own.
 * Counters per namespace (hits, misses, hit ratio, evictions, expirations, size, latency) for the
   runtime snapshot, mirrored into Prometheus when a registry is given.
 * :meth:`CacheFacade.warm` preloads tracked pilots, their corporations and alliances, then
@@ -32,6 +34,7 @@ from prometheus_client import CollectorRegistry
 
 from wanderer_console.enrich.cache_stats import CacheTelemetry
 from wanderer_console.enrich.esi import NAMES_BATCH, EsiError, EsiResult
+from wanderer_console.http.deadline import Deadline, current_deadline, ends_by
 
 __all__ = ["NAMESPACES", "CacheFacade", "CacheStore", "EntityLoader", "route_key"]
 
@@ -156,6 +159,72 @@ class _Entry:
     deadline: float
 
 
+_Loaded = dict[str, Any] | None
+"""What a load gives: the entity's document, or ``None`` when ESI does not know the id."""
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One sending of a shared load: the deadline its requests end by (``None``: none)."""
+
+    limit: Deadline | None
+    failed: asyncio.Future[EsiError]
+    """Its error, when it failed by its deadline and the load is sent again for a later caller."""
+
+    @classmethod
+    def under(cls, limit: Deadline | None) -> _Attempt:
+        """An attempt to be sent under ``limit``."""
+        return cls(limit, asyncio.get_running_loop().create_future())
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A load callers share: the deadlines of those waiting for it (``None``: none) and the
+    attempt under way."""
+
+    waiting: list[Deadline | None]
+    attempt: _Attempt
+
+    def latest(self) -> Deadline | None:
+        """The latest deadline of the callers waiting (``None``: one has none, or none wait:
+        the load then fills the cache for the next ones)."""
+        if not self.waiting or None in self.waiting:
+            return None
+        return max((limit for limit in self.waiting if limit is not None), key=lambda d: d.at)
+
+    def outlasts(self, ended: Deadline | None) -> bool:
+        """True when an attempt under the deadline ``ended`` failed by it and a caller still
+        waiting has time left: a later caller that joined while it ran."""
+        now = time.monotonic()
+        if ended is None or now < ended.at or not self.waiting:
+            return False
+        latest = self.latest()
+        return latest is None or latest.at > now
+
+
+async def _wait(task: asyncio.Task[_Loaded], flight: _Flight, limit: Deadline | None) -> _Loaded:
+    """``task``'s result for a caller whose deadline is ``limit``, which it stops waiting at.
+
+    An attempt that ends by the caller's deadline is waited for to its end, so its error is the
+    request's own (and the host's breaker has counted it before the caller goes on); one sent
+    for a later caller, only until the caller's deadline: an :class:`EsiError` (timeout) then.
+    The task is never cancelled here: the other callers wait for it.
+    """
+    while True:
+        attempt = flight.attempt
+        timeout = None
+        if limit is not None and (attempt.limit is None or attempt.limit.at > limit.at):
+            timeout = max(limit.at - time.monotonic(), 0.0)
+        waiting: set[asyncio.Future[Any]] = {task, attempt.failed}
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if attempt.failed not in done:
+            raise EsiError(0, "timeout: no answer before the caller's deadline")
+        if limit is not None and time.monotonic() >= limit.at:
+            raise attempt.failed.result()
+
+
 def _deadline(_key: tuple[int, int], entry: _Entry, _now: float) -> float:
     return entry.deadline
 
@@ -231,7 +300,8 @@ class CacheFacade:
                 on_expire=functools.partial(self.telemetry.expired, ns),
             )
             self.telemetry.size_from(ns, self._caches[ns].__len__)
-        self._inflight: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._inflight: dict[tuple[str, int, int], tuple[asyncio.Task[_Loaded], _Flight]] = {}
+        """The load under way per key, and who waits for it."""
         self._pinned: dict[str, set[int]] = {ns: set() for ns in NAMESPACES}
         self._kept: dict[str, dict[int, _Entry]] = {ns: {} for ns in NAMESPACES}
         """Pinned entries by namespace and id (also in the size-bounded cache while it holds
@@ -372,7 +442,7 @@ class CacheFacade:
                 if entity_id not in self._pinned[ns] or remaining(ns, entity_id) > within:
                     continue  # unpinned, or loaded by someone else meanwhile
                 try:
-                    await asyncio.shield(self._shared_task(ns, entity_id))
+                    await self._shared_load(ns, entity_id)
                 except EsiError:
                     continue
                 reloaded += 1
@@ -453,23 +523,62 @@ class CacheFacade:
             self._put("name", entity_id, (result.data["name"], _NAME_CATEGORY[ns]), ttl)
         return result.data
 
-    def _shared_task(self, ns: str, entity_id: int) -> asyncio.Task[Any]:
-        flight = (ns, self.version, entity_id)
-        task = self._inflight.get(flight)
-        if task is not None:
+    def _join(
+        self, ns: str, entity_id: int, limit: Deadline | None
+    ) -> tuple[asyncio.Task[_Loaded], _Flight]:
+        """The load of ``entity_id`` under way (started when there is none), with a caller whose
+        deadline is ``limit`` counted among those waiting for it."""
+        key = (ns, self.version, entity_id)
+        running = self._inflight.get(key)
+        if running is not None:
             self.telemetry.coalesced(ns)
-            return task
-        task = asyncio.ensure_future(self._load_entity(ns, entity_id))
-        self._inflight[flight] = task
+            running[1].waiting.append(limit)
+            return running
+        flight = _Flight([limit], _Attempt.under(limit))
+        task = asyncio.ensure_future(self._load_shared(ns, entity_id, flight))
+        self._inflight[key] = (task, flight)
 
-        def done(finished: asyncio.Task[Any]) -> None:
-            if self._inflight.get(flight) is finished:
-                del self._inflight[flight]
+        def done(finished: asyncio.Task[_Loaded]) -> None:
+            if key in self._inflight and self._inflight[key][0] is finished:
+                del self._inflight[key]
             if not finished.cancelled():
                 finished.exception()  # mark retrieved: waiters may all have gone
 
         task.add_done_callback(done)
-        return task
+        return task, flight
+
+    async def _load_shared(self, ns: str, entity_id: int, flight: _Flight) -> _Loaded:
+        """Load for every caller waiting in ``flight``: under the latest of their deadlines.
+
+        The task copied the context of the caller that started it, that caller's deadline with
+        it: a caller with a longer bound (or none) got that caller's timeout, though it would
+        have waited for the answer. An attempt's requests cannot outlive the deadline they were
+        sent under, so when one ends by it while a caller who joined meanwhile still has time,
+        the load is sent again under that caller's deadline: one request at a time whoever asks.
+        """
+        while True:
+            attempt = flight.attempt
+            try:
+                with ends_by(attempt.limit):
+                    return await self._load_entity(ns, entity_id)
+            except EsiError as error:
+                if not flight.outlasts(attempt.limit):
+                    raise
+                flight.attempt = _Attempt.under(flight.latest())
+                attempt.failed.set_result(error)
+
+    async def _shared_load(self, ns: str, entity_id: int) -> _Loaded:
+        """The loaded value of ``entity_id``, from the load concurrent callers share; an
+        :class:`EsiError` (timeout) when this caller's deadline comes first.
+
+        One caller giving up must not cancel the load the others wait for (:func:`_wait`).
+        """
+        limit = current_deadline()
+        task, flight = self._join(ns, entity_id, limit)
+        try:
+            return await _wait(task, flight, limit)
+        finally:
+            flight.waiting.remove(limit)
 
     async def cancel_loads(self) -> None:
         """Cancel the lookups still in flight and wait for them (the engine is stopping).
@@ -477,7 +586,7 @@ class CacheFacade:
         A load outlives the caller that started it (others may share it), so a stop that only
         cancels its callers would leave it running into closed HTTP clients.
         """
-        tasks = list(self._inflight.values())
+        tasks = [task for task, _ in self._inflight.values()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -493,8 +602,7 @@ class CacheFacade:
             return entry.value  # type: ignore[no-any-return]
         if count:
             self.telemetry.miss(ns, entity_id)
-        # shield: one caller giving up must not cancel the load the others wait for.
-        return await asyncio.shield(self._shared_task(ns, entity_id))
+        return await self._shared_load(ns, entity_id)
 
     async def get_character(self, character_id: int) -> dict[str, Any] | None:
         """``GET /characters/{id}`` document; ``None`` if ESI does not know the id.

@@ -18,9 +18,18 @@ import contextlib
 import time
 from collections.abc import Awaitable, Iterator
 from contextvars import ContextVar
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
-__all__ = ["GRACE", "bounded", "cut_short", "deadline", "time_left"]
+__all__ = [
+    "GRACE",
+    "Deadline",
+    "bounded",
+    "current_deadline",
+    "cut_short",
+    "deadline",
+    "ends_by",
+    "time_left",
+]
 
 T = TypeVar("T")
 
@@ -28,11 +37,17 @@ GRACE: Final = 1.0
 """Seconds past its deadline before :func:`bounded` cancels the work: its requests end by the
 deadline themselves, the cancellation is only the safety net."""
 
-_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar(
-    "wanderer_http_deadline", default=None
-)
-"""``time.monotonic()`` by which the requests of this context must end, and the bound (seconds)
-that deadline was set with."""
+
+class Deadline(NamedTuple):
+    """A context's deadline."""
+
+    at: float
+    """``time.monotonic()`` by which the requests of the context must end."""
+    bound: float
+    """The seconds it was set with (:func:`cut_short` compares the time left with it)."""
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("wanderer_http_deadline", default=None)
 
 
 @contextlib.contextmanager
@@ -40,24 +55,41 @@ def deadline(seconds: float) -> Iterator[None]:
     """Requests sent inside end within ``seconds`` from now (or an outer, earlier deadline)."""
     at = time.monotonic() + seconds
     outer = _DEADLINE.get()
-    token = _DEADLINE.set((at, seconds) if outer is None or at < outer[0] else outer)
+    token = _DEADLINE.set(Deadline(at, seconds) if outer is None or at < outer.at else outer)
     try:
         yield
     finally:
         _DEADLINE.reset(token)
 
 
+@contextlib.contextmanager
+def ends_by(limit: Deadline | None) -> Iterator[None]:
+    """Requests sent inside end by ``limit`` (``None``: no deadline) in place of this context's
+    deadline: for work done for several callers (a load they share), which ends by the latest
+    of their deadlines, not by the one of the caller that started it."""
+    token = _DEADLINE.set(limit)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """This context's deadline (``None``: none)."""
+    return _DEADLINE.get()
+
+
 def time_left() -> float | None:
     """Seconds left before this context's deadline (``None``: no deadline)."""
     current = _DEADLINE.get()
-    return None if current is None else current[0] - time.monotonic()
+    return None if current is None else current.at - time.monotonic()
 
 
 def cut_short() -> bool:
     """True when less than half of this context's bound is left: a request that times out now
     had only what the caller's earlier work left it, which says nothing of its host."""
     current = _DEADLINE.get()
-    return current is not None and current[0] - time.monotonic() < current[1] / 2
+    return current is not None and current.at - time.monotonic() < current.bound / 2
 
 
 async def bounded(work: Awaitable[T], seconds: float) -> T:

@@ -134,3 +134,32 @@ async def test_a_pause_that_cannot_be_saved_says_it_ends_at_the_next_restart(
             if filler is not None:
                 filler.unlink(missing_ok=True)
             await runtime.stop()
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        '{"paused_by": "ops:bob", "paused_at": 1e30}\n',  # a time no clock can show
+        '{"paused_by": "ops:bob", "paused_at": NaN}\n',
+        '{"paused_by": "ops:b',  # cut short
+    ],
+    ids=["out-of-range", "nan", "truncated"],
+)
+async def test_a_damaged_saved_pause_starts_paused_and_says_its_time_is_unknown(
+    sim: Simulator, tmp_path: Path, saved: str
+) -> None:
+    """A pause file whose time cannot be read is still an operator's pause: the engine starts
+    (paused, ``/ready`` saying so) and no message makes up a time for it (1970)."""
+    (tmp_path / PAUSE_FILE).write_text(saved, encoding="utf-8")
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        assert runtime.dispatcher.paused
+        reasons = [r for r in runtime.readiness().reasons if "paused by" in r]
+        assert len(reasons) == 1, runtime.readiness().reasons
+        again = await runtime.console.set_paused(True, actor="ops:alice")
+        assert again.ok, again.message
+        assert "unknown time" in again.message
+        assert "1970" not in again.message + reasons[0]
+    finally:
+        await runtime.stop()

@@ -98,7 +98,7 @@ class DeliveryHold:
             actor, since = str(data["paused_by"]), float(data["paused_at"])
         except (ValueError, TypeError, KeyError) as exc:
             actor, since = f"unknown (the saved pause is damaged: {exc!r})", 0.0
-        self._restored(actor, since)
+        self._restored(actor, since if _showable(since) else 0.0)
         return self.pause
 
     def _restored(self, actor: str, since: float) -> None:
@@ -138,9 +138,7 @@ class DeliveryHold:
                 return self._unsaved(exc)
             current = OperatorPause(current.actor, current.since, saved=True)
         self.pause = current
-        return HoldResult(
-            True, f"Delivery paused until resumed, across restarts ({_by(current)} UTC)."
-        )
+        return HoldResult(True, f"Delivery paused until resumed, across restarts ({_by(current)}).")
 
     def _unsaved(self, exc: OSError) -> HoldResult:
         log.warning(
@@ -196,5 +194,17 @@ class DeliveryHold:
             os.close(fd)
 
 
+def _showable(stamp: float) -> bool:
+    """True when ``stamp`` is a time the messages can show: a damaged file's may be one no
+    clock can (``1e30``, ``NaN``), and showing it would stop the engine's start."""
+    try:
+        utc(stamp)
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
 def _by(pause: OperatorPause) -> str:
-    return f"paused by {pause.actor} since {utc(pause.since)}"
+    """``paused by X since T UTC``; a pause restored from a damaged file has no time (0)."""
+    since = f"since {utc(pause.since)} UTC" if pause.since else "since an unknown time"
+    return f"paused by {pause.actor} {since}"

@@ -530,7 +530,10 @@ class CacheFacade:
         deadline is ``limit`` counted among those waiting for it."""
         key = (ns, self.version, entity_id)
         running = self._inflight.get(key)
-        if running is not None:
+        # A load that has just ended is still listed until its done callback runs (a loop step
+        # later): a caller arriving in between starts a load of its own rather than take the
+        # ended one's error, a timeout of another caller's deadline.
+        if running is not None and not running[0].done():
             self.telemetry.coalesced(ns)
             running[1].waiting.append(limit)
             return running

@@ -288,7 +288,8 @@ class MapSseSource:
 
     def _heard(self) -> None:
         """The stream is caught up now: tell it when :attr:`_heard_every` has passed since
-        the last point told (the first at once)."""
+        the last point told (the first after as long since the source was made: no burst of
+        writes when many maps start together)."""
         self._heard_at = self._wall()
         if self._heard_at - self._heard_told >= self._heard_every:
             self._tell_heard()

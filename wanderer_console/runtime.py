@@ -36,6 +36,7 @@ from wanderer_console.control.local import LocalBackend
 from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
 from wanderer_console.delivery.hold import DeliveryHold
+from wanderer_console.delivery.spill import ConfirmationSpill
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
 from wanderer_console.enrich.cache_health import CacheHealth, keep_fresh
@@ -143,7 +144,10 @@ class Runtime:
         )
         store.shared = shared
         gate = self.cluster if shared else None
-        self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate)
+        # Confirmations a stop cannot record are kept in a file written in full now, so that a
+        # full disk at the stop cannot refuse them; the last stop's are applied first.
+        spill = ConfirmationSpill.open(self.data_dir)
+        self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate, spill=spill)
         # An operator's pause outlives the process: restored before the dispatcher runs.
         self.hold = DeliveryHold(self.dispatcher, self.data_dir)
         self.hold.restore()

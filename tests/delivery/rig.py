@@ -13,6 +13,7 @@ from tests.support import wait_for
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.delivery.spill import ConfirmationSpill
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
@@ -80,9 +81,11 @@ async def make_rig(
     poll_interval: float = 0.05,
     webhook_limit: int = 50,
     webhook_window: float = 1.0,
+    spill: ConfirmationSpill | None = None,
 ) -> AsyncIterator[Rig]:
     """The rig, torn down afterwards. ``chain`` puts the real middleware (retry, rate limit,
-    breaker with ``cooldown``) in front of the sender; otherwise a plain client."""
+    breaker with ``cooldown``) in front of the sender; otherwise a plain client. ``spill``: where
+    the dispatcher's stop keeps confirmations the store refuses (none by default)."""
     fake = FakeDiscord(
         webhook_limit=webhook_limit, webhook_window=webhook_window, bot_token=BOT_TOKEN
     )
@@ -101,7 +104,13 @@ async def make_rig(
     targets: dict[tuple[str, str], ResolvedTarget] = {}
     sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
     dispatcher = Dispatcher(
-        store, sender, metrics, lambda: targets, poll_interval=poll_interval, policy=policy
+        store,
+        sender,
+        metrics,
+        lambda: targets,
+        poll_interval=poll_interval,
+        policy=policy,
+        spill=spill,
     )
     task = asyncio.create_task(dispatcher.run())
     try:

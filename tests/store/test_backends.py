@@ -17,6 +17,7 @@ from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import (
     ClaimRequest,
     DatabaseUrl,
+    LeaseFence,
     SentMessage,
     Store,
     StoredEvent,
@@ -110,6 +111,36 @@ def test_claims_and_confirmations_written_together_keep_each_messages_own(
     finally:
         raw.close()
         store.close()
+
+
+def test_a_confirmation_kept_past_a_stop_changes_only_rows_still_claimed_by_its_send(
+    store: Store,
+) -> None:
+    """A confirmation the spill kept is applied to rows still ``sending`` under its send id
+    (and its lease's holder and token): never to rows recovered, re-claimed by a later send or
+    taken over by another instance since; applying it twice changes nothing."""
+    store.enqueue([_note(key) for key in "abcd"], now=1.0)
+    a, b, c, d = store.due_outbox(now=2.0)
+    grant = store.acquire_lease("map:home", "old", 30.0)
+    assert grant is not None
+    old = LeaseFence("map:home", "old", grant.lease.token)
+    assert store.claim([a.id], send_id="s-a", now=3.0) == 1
+    assert store.claim([b.id], send_id="s-b", now=3.0) == 1
+    assert store.claim([c.id], send_id="s-c", now=3.0, fence=old) == 1
+    assert store.claim([d.id], send_id="s-d", now=3.0) == 1
+    # b recovered as uncertain since; d recovered, then claimed as a new message.
+    store.release([b.id, d.id], next_attempt_at=3.0, error=None, uncertain=True)
+    assert store.claim([d.id], send_id="s-d2", now=4.0) == 1
+    kept = [
+        SentMessage([a.id], 5.0, "m-a", "s-a"),
+        SentMessage([b.id], 5.0, "m-b", "s-b"),
+        SentMessage([c.id], 5.0, "m-c", "s-c", LeaseFence("map:home", "old", old.token + 1)),
+        SentMessage([d.id], 5.0, "m-d", "s-d"),
+    ]
+    assert store.mark_sent_if_claimed(kept) == 1
+    assert store.mark_sent_if_claimed(kept[:1]) == 0  # applied once only
+    assert store.mark_sent_if_claimed([SentMessage([c.id], 5.0, "m-c", "s-c", old)]) == 1
+    assert sorted(store.outbox_counts().items()) == [("pending", 1), ("sending", 1), ("sent", 2)]
 
 
 def test_a_dead_target_holds_its_rows_until_revived(store: Store) -> None:

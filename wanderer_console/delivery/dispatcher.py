@@ -50,11 +50,12 @@ from wanderer_console.delivery.policy import (
     TargetState,
     resolved_targets,
 )
+from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
 from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, Store
+from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, SentMessage, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError, unavailable
 from wanderer_console.telemetry import tracing
@@ -160,9 +161,12 @@ class Dispatcher:
         policy: DeliveryPolicy | None = None,
         clock: Clock | None = None,
         gate: SendGate | None = None,
+        spill: ConfirmationSpill | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._gate = gate
+        self._spill = spill
+        """Where a stop keeps the confirmations the store refuses, for the next start."""
         self._store = store
         self.sender = sender
         """Speaks to Discord (replaced when ``discord.api_url`` changes)."""
@@ -404,19 +408,9 @@ class Dispatcher:
         self._recovered = False
         try:
             if not self._journal.flush():
-                # Still refused (a full disk): these answers are lost with the process. Their
-                # rows stay claimed, and the next start re-sends them as uncertain.
-                log.error(
-                    "outcomes not recorded at stop: the store cannot write; their notifications"
-                    " are re-sent as uncertain at the next start (a webhook message confirmed"
-                    " here may post twice)",
-                    extra={
-                        "ctx": {
-                            "outcomes": len(self._journal),
-                            "operations": self._journal.operations(),
-                        }
-                    },
-                )
+                # Still refused (a full disk): the confirmations go to the spill, for the next
+                # start; the rest is lost with the process, its rows stay claimed.
+                self._keep_at_stop()
                 return
             self._recover_in_flight()
         except Exception as exc:  # the store may be gone: the next start recovers instead
@@ -424,6 +418,54 @@ class Dispatcher:
                 "in-flight rows not settled at stop; the next start does it",
                 extra={"ctx": {"error": str(exc)}},
             )
+
+    def _keep_at_stop(self) -> None:
+        """Write the confirmations the store refuses into the spill (what fits); say at ERROR
+        what is lost: the next start re-sends those rows as uncertain."""
+        confirmations = self._journal.confirmations()
+        kept = self._spill_confirmations(confirmations)
+        lost = len(confirmations) - kept
+        others = self._journal.others()
+        if not lost and not others:
+            return
+        log.error(
+            "outcomes not recorded at stop: the store cannot write; their notifications"
+            " are re-sent as uncertain at the next start (a webhook message confirmed"
+            " here may post twice)",
+            extra={
+                "ctx": {
+                    "outcomes": lost + len(others),
+                    "operations": sorted({*others, *(["mark sent"] if lost else [])}),
+                    "confirmations_kept": kept,
+                }
+            },
+        )
+
+    def _spill_confirmations(self, confirmations: list[SentMessage]) -> int:
+        """Keep ``confirmations`` in the spill for the next start; how many it took."""
+        spill = self._spill
+        if spill is None or not confirmations:
+            return 0
+        try:
+            kept = spill.keep(confirmations)
+        except OSError as exc:
+            log.error(
+                "confirmations could not be kept for the next start",
+                extra={"ctx": {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+            )
+            return 0
+        if kept:
+            log.warning(
+                f"confirmations kept in {SPILL_FILE} for the next start",
+                extra={
+                    "ctx": {
+                        "file": str(spill.path),
+                        "messages": kept,
+                        "rows": sum(len(m.row_ids) for m in confirmations[:kept]),
+                    }
+                },
+            )
+        return kept
 
     def _idle_timeout(self) -> float:
         now = self._clock.wall()
@@ -483,7 +525,38 @@ class Dispatcher:
         self._write_probe_delay = min(_WRITE_PROBE_MAX, self._write_probe_delay * 2)
         return False
 
+    def _apply_kept(self) -> None:
+        """Record the confirmations the last stop kept in the spill (before any claim is
+        recovered, which would re-send their rows as uncertain), then clear it. Only rows still
+        claimed by the same send change. Raises what the store raises: the spill stays."""
+        spill = self._spill
+        if spill is None or not (spill.kept or spill.damaged):
+            return
+        messages = list(spill.kept)
+        rows = self._store.mark_sent_if_claimed(messages) if messages else 0
+        damaged = spill.damaged
+        try:
+            spill.clear()
+        except OSError as exc:  # applied: reading them again changes nothing
+            log.warning(
+                "confirmations applied, but the spill could not be cleared",
+                extra={"ctx": {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+            )
+        if messages:
+            log.info(
+                "confirmations kept at the last stop applied",
+                extra={
+                    "ctx": {
+                        "file": str(spill.path),
+                        "messages": len(messages),
+                        "rows": rows,
+                        "damaged": damaged,
+                    }
+                },
+            )
+
     def _recover_in_flight(self) -> None:
+        self._apply_kept()
         # Alone: every claim left is this engine's. Shared: only the rows this instance claimed
         # (none at its start; its own at its stop); a map's orphans are recovered when its
         # lease is acquired (recover_orphans).
@@ -496,6 +569,7 @@ class Dispatcher:
         instance that died or lost the map's lease) as uncertain; return how many (never raises:
         the next heartbeat tries again)."""
         try:
+            self._apply_kept()  # this engine's own claims of the last stop first
             found = recover_in_flight(
                 self._store, self.policy, clock=self._clock, tenant=tenant, spare=fence
             )
@@ -731,12 +805,12 @@ class Dispatcher:
             if answered is not None:
                 # Cancelled in the very turn its request's task took the answer (a stop's
                 # deadline): the answer is recorded, never left to be recovered as uncertain.
-                self._finish_send(batch, answered, again, fence, spans, resolved, state)
+                self._finish_send(batch, send_id, answered, again, fence, spans, resolved, state)
             elif spans is not None:
                 spans.error(type(exc).__name__)
                 spans.end()
             raise
-        return self._finish_send(batch, result, again, fence, spans, resolved, state)
+        return self._finish_send(batch, send_id, result, again, fence, spans, resolved, state)
 
     def _start_send(
         self,
@@ -921,6 +995,7 @@ class Dispatcher:
     def _finish_send(
         self,
         batch: Batch,
+        send_id: str,
         result: SendResult,
         again: bool,
         fence: LeaseFence | None,
@@ -964,7 +1039,7 @@ class Dispatcher:
         self._buckets.answered(
             state.key, result.bucket_remaining, result.bucket_reset_after, self._clock.wall()
         )
-        return self._outcomes.settle(batch, result, state, resolved, fence)
+        return self._outcomes.settle(batch, result, state, resolved, fence, send_id)
 
     def _undo_claim(
         self, ids: list[int], send_id: str, fence: LeaseFence | None, again: bool
@@ -1046,10 +1121,12 @@ def build_dispatcher(
     settings: LiveSettings,
     *,
     gate: SendGate | None = None,
+    spill: ConfirmationSpill | None = None,
 ) -> Dispatcher:
     """The engine's dispatcher: Discord reached through ``http``; targets and switches read from
     the running settings on every look, pacing, policy and API URL re-applied on every reload;
-    ``gate`` when several instances share the database."""
+    ``gate`` when several instances share the database; ``spill`` (in the data directory) keeps
+    the confirmations a stop cannot record, for the next start."""
     first = settings.current
     # The User-Agent is the clients' (esi.user_agent: declared Restart), kept from the start.
     agent = first.esi.user_agent
@@ -1076,6 +1153,7 @@ def build_dispatcher(
         channel_per_minute=first.discord.channel_messages_per_minute,
         policy=DeliveryPolicy.from_settings(first),
         gate=gate,
+        spill=spill,
     )
 
     def follow(_old: Settings, new: Settings) -> None:

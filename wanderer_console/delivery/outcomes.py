@@ -83,23 +83,26 @@ class OutcomeJournal:
     """
 
     def __init__(self) -> None:
-        self._waiting: deque[tuple[str, Callable[[], object]]] = deque()
+        self._waiting: deque[tuple[str, Callable[[], object], tuple[object, ...]]] = deque()
         self._gathered: tuple[str, Callable[[list[Any]], object], list[Any]] | None = None
 
     def __len__(self) -> int:
         """Outcomes the store refused (gathered ones not yet written are not counted)."""
         return len(self._waiting)
 
-    def record(self, operation: str, write: Callable[[], object]) -> None:
-        """Write an outcome now, or keep it (and stop sending) until the store writes again."""
+    def record(
+        self, operation: str, write: Callable[[], object], items: Iterable[object] = ()
+    ) -> None:
+        """Write an outcome now, or keep it (and stop sending) until the store writes again.
+        ``items``: what it writes, for :meth:`confirmations` to find once it is kept."""
         self._write_gathered()  # what was gathered before goes first
         if self._waiting:
-            self._waiting.append((operation, write))
+            self._waiting.append((operation, write, tuple(items)))
             return
         try:
             write()
         except StoreWriteError:
-            self._waiting.append((operation, write))
+            self._waiting.append((operation, write, tuple(items)))
 
     def record_soon(
         self, operation: str, item: _T, write_all: Callable[[list[_T]], object]
@@ -113,7 +116,7 @@ class OutcomeJournal:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop to wait a turn on: written now
-                self.record(operation, functools.partial(write_all, [item]))
+                self.record(operation, functools.partial(write_all, [item]), [item])
                 return
             self._gathered = (operation, write_all, [])
             loop.call_soon(self.write_gathered)
@@ -124,7 +127,7 @@ class OutcomeJournal:
             return
         operation, write_all, items = self._gathered
         self._gathered = None
-        self.record(operation, functools.partial(write_all, items))
+        self.record(operation, functools.partial(write_all, items), items)
 
     def write_gathered(self) -> None:
         """Write the gathered outcomes now (the next turn; a map's lease about to go; the loop
@@ -140,14 +143,32 @@ class OutcomeJournal:
 
     def operations(self) -> list[str]:
         """The kinds of outcome the store refused and that wait here (``mark sent``, …)."""
-        return sorted({operation for operation, _write in self._waiting})
+        return sorted({operation for operation, _write, _items in self._waiting})
+
+    def confirmations(self) -> list[SentMessage]:
+        """The confirmed messages among the outcomes the store refused, oldest first (what a
+        stop keeps on disk, :mod:`~wanderer_console.delivery.spill`)."""
+        return [
+            item
+            for _op, _write, items in self._waiting
+            for item in items
+            if isinstance(item, SentMessage)
+        ]
+
+    def others(self) -> list[str]:
+        """The kinds of the refused outcomes other than confirmations, one per outcome."""
+        return [
+            operation
+            for operation, _write, items in self._waiting
+            if not any(isinstance(item, SentMessage) for item in items)
+        ]
 
     def flush(self) -> bool:
         """Write outcomes the store refused earlier (and those gathered), oldest first; True
         once none is left."""
         self._write_gathered()
         while self._waiting:
-            _operation, write = self._waiting[0]
+            _operation, write, _items = self._waiting[0]
             try:
                 write()
             except StoreWriteError:
@@ -168,6 +189,8 @@ class _Answer:
     fence: LeaseFence | None
     """The lease the rows were claimed under (several instances): outcomes other than a
     confirmation change them only while that claim still holds them."""
+    send_id: str | None
+    """The send id the rows were claimed under (``None``: unknown to the caller)."""
 
     @property
     def ids(self) -> list[int]:
@@ -276,6 +299,7 @@ class Outcomes:
         state: TargetState,
         resolved: ResolvedTarget,
         fence: LeaseFence | None = None,
+        send_id: str | None = None,
     ) -> bool:
         """Record what Discord's answer means; True when the target may send its next batch.
 
@@ -283,7 +307,7 @@ class Outcomes:
         written later; if the map went to another instance meanwhile, that one has recovered the
         rows (and maybe sent them): the late write then leaves them alone. A confirmation is
         always written."""
-        answer = _Answer(batch, result, state, resolved, self._clock.wall(), fence)
+        answer = _Answer(batch, result, state, resolved, self._clock.wall(), fence, send_id)
         if result.outcome not in _NOTHING_POSTED:
             # Settled, or a new unknown outcome (its re-send a new risk): counted afresh.
             for row in batch.rows:
@@ -352,7 +376,7 @@ class Outcomes:
         first = batch.rows[0]
         self._journal.record_soon(
             "mark sent",
-            SentMessage(answer.ids, now, result.message_id),
+            SentMessage(answer.ids, now, result.message_id, answer.send_id, answer.fence),
             self._store.mark_sent_all,
         )
         debug = log.isEnabledFor(logging.DEBUG)

@@ -188,6 +188,11 @@ class SentMessage(NamedTuple):
     """When its confirmation was read."""
     message_id: str | None = None
     """The id Discord gave it."""
+    send_id: str | None = None
+    """The send id its rows were claimed under (a confirmation kept past a stop is applied only
+    to rows still claimed by that send)."""
+    fence: LeaseFence | None = None
+    """The lease its rows were claimed under (several instances), likewise."""
 
 
 class InstanceInfo(NamedTuple):
@@ -547,6 +552,8 @@ class Store(Protocol):
     ) -> None: ...
 
     def mark_sent_all(self, messages: Sequence[SentMessage]) -> None: ...
+
+    def mark_sent_if_claimed(self, messages: Sequence[SentMessage]) -> int: ...
 
     def release(
         self,

@@ -62,6 +62,19 @@ def _still_claimed(fence: LeaseFence | None) -> tuple[str, tuple[object, ...]]:
     )
 
 
+def _sent_statement(
+    message: SentMessage, condition: str, params: tuple[object, ...]
+) -> tuple[str, tuple[object, ...]]:
+    """The update recording one confirmed message on its rows (where ``condition`` holds)."""
+    ids = message.row_ids
+    return (
+        "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+        " last_error = NULL, send_id = NULL, message_id = ?"
+        f" WHERE id IN ({_marks(ids)}){condition}",
+        (message.sent_at, message.message_id, *ids, *params),
+    )
+
+
 class OutboxMixin:
     """The outbox half of a store (:class:`~wanderer_console.store.sql.SqlStore`).
 
@@ -392,13 +405,26 @@ class OutboxMixin:
         """Several confirmed messages (answers read in one turn of the loop) recorded in one
         transaction: each message's rows as :meth:`mark_sent` records them, one commit."""
         with self._writes.transaction("mark sent") as conn:
-            for ids, sent_at, message_id in messages:
-                conn.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                    " last_error = NULL, send_id = NULL, message_id = ?"
-                    f" WHERE id IN ({_marks(ids)})",
-                    (sent_at, message_id, *ids),
+            for message in messages:
+                conn.execute(*_sent_statement(message, "", ()))
+
+    def mark_sent_if_claimed(self, messages: Sequence[SentMessage]) -> int:
+        """Confirmations kept past a stop (:mod:`~wanderer_console.delivery.spill`), recorded
+        as :meth:`mark_sent_all` does but only on rows still ``sending`` under the message's
+        send id (and its lease's holder and token): never on rows recovered, re-sent or settled
+        since (another engine took the map over). Return how many rows changed."""
+        changed = 0
+        with self._writes.transaction("mark sent") as conn:
+            for message in messages:
+                if message.send_id is None:
+                    continue
+                held, holder = _still_claimed(message.fence)
+                condition = f" AND status = 'sending' AND send_id = ?{held}"
+                cursor = conn.execute(
+                    *_sent_statement(message, condition, (message.send_id, *holder))
                 )
+                changed += int(cursor.rowcount)
+        return changed
 
     def release(
         self,

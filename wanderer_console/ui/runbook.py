@@ -808,15 +808,71 @@ _ROWS: Final[tuple[Advice, ...]] = (
         DELIVERY,
         "`outcomes not recorded at stop: the store cannot write; their notifications are"
         " re-sent as uncertain at the next start (a webhook message confirmed here may post"
-        " twice)` (`outcomes`, `operations`)",
+        " twice)` (`outcomes`, `operations`, `confirmations_kept`)",
         "the engine stopped while the store still refused the outcomes of answers Discord gave"
-        " (a full disk); those notifications were posted (`mark sent`) or answered otherwise,"
-        " but their rows stay claimed: the next start re-sends them as uncertain"
+        " (a full disk); the confirmations were kept for the next start"
+        " (`confirmations_kept`, see below) as far as the file holds them, but these"
+        " `outcomes` were not: confirmations beyond what fits (`mark sent`) or other answers."
+        " Their rows stay claimed: the next start re-sends them as uncertain"
         " (`wc_delivery_uncertain_total`), bot messages with their nonce, webhook messages once"
         " more after `discord.uncertain_retry_seconds`, which may post them twice",
         "free space before stopping when you can: a running engine writes the kept outcomes"
         " first and resumes by itself; after such a stop, expect at most one repeat of each"
         " webhook message, counted in `wc_delivery_uncertain_total`",
+    ),
+    Advice(
+        DELIVERY,
+        "`confirmations kept in unrecorded-confirmations.bin for the next start` (`file`,"
+        " `messages`, `rows`; WARNING)",
+        "the engine stopped while the store still refused Discord's confirmations (a full disk,"
+        " PostgreSQL unreachable): they were written into a file of the data directory"
+        " reserved at start (a full disk does not refuse it). The next start of this engine"
+        " marks those rows sent before anything is re-sent, so they are not posted again",
+        "free space or bring the database back, then start the engine with the same data"
+        " directory: it logs `confirmations kept at the last stop applied`. A map another"
+        " engine took over meanwhile is re-sent as uncertain there (not covered)",
+    ),
+    Advice(
+        DELIVERY,
+        "`confirmations kept at the last stop applied` (`file`, `messages`, `rows`, `damaged`)",
+        "the confirmations the last stop kept were recorded: `rows` were still claimed by the"
+        " message Discord confirmed and are now `sent`; rows recovered or settled since (another"
+        " engine took the map over) were left as they were",
+        "nothing",
+    ),
+    Advice(
+        DELIVERY,
+        "`damaged confirmations ignored in the spill: their notifications are re-sent as"
+        " uncertain` (`file`, `damaged`)",
+        "a record of `unrecorded-confirmations.bin` failed its length or checksum (a crash"
+        " while the stop wrote it, a damaged disk): it is not applied, and its rows are re-sent"
+        " as uncertain, as if it had not been kept (a webhook message may post twice)",
+        "nothing; if it recurs without crashes, check the disk",
+    ),
+    Advice(
+        DELIVERY,
+        "`no room kept for confirmations at stop: if the store cannot write when the engine"
+        " stops, a webhook message confirmed then may post twice` (`path`, `error`)",
+        "the engine could not create or fill `unrecorded-confirmations.bin` in the data"
+        " directory at start (disk already full, read-only): a stop while the store refuses"
+        " writes loses its confirmations, as before",
+        "free space or fix the data directory's permissions, then restart",
+    ),
+    Advice(
+        DELIVERY,
+        "`confirmations could not be kept for the next start` (`file`, `error`)",
+        "the stop could not write the confirmations into `unrecorded-confirmations.bin` (an"
+        " I/O error, a copy-on-write file system out of space): they are lost, followed by"
+        " `outcomes not recorded at stop`",
+        "check the disk and the data directory; after such a stop, expect at most one repeat"
+        " of each webhook message",
+    ),
+    Advice(
+        DELIVERY,
+        "`confirmations applied, but the spill could not be cleared` (`file`, `error`)",
+        "the kept confirmations were recorded, but zeroing the file failed: read again at the"
+        " next start, they change nothing (only rows still claimed by the same send change)",
+        "check the disk",
     ),
     Advice(
         DELIVERY,

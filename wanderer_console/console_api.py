@@ -198,6 +198,14 @@ class DeliveryView(_View):
     """The dispatcher: paused or not, Discord's global pause, store faults, targets."""
 
     paused: bool = False
+    paused_by: str | None = None
+    """Who paused delivery (``tui:alice@host via socket``), while an operator's pause holds;
+    ``None`` when not paused, or from an engine that does not say."""
+    paused_since: float | None = None
+    """When the operator paused; ``None`` also when the saved pause could not say."""
+    pause_saved: bool | None = None
+    """The pause is kept across a restart (``False``: it could not be saved, so a restart
+    ends it); ``None`` when not paused or not said."""
     global_pause_until: float | None = None
     store_fault: StoreFaultView | None = None
     unrecorded_outcomes: int = 0

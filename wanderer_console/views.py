@@ -29,6 +29,7 @@ from wanderer_console.pipeline.queue import BoundedPriorityQueue
 from wanderer_console.server.ports import Readiness
 from wanderer_console.store.base import Store
 from wanderer_console.store.maintenance import Maintenance
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["EngineParts", "readiness", "snapshot", "summary"]
@@ -135,6 +136,19 @@ def _operator_pause(hold: DeliveryHold) -> str:
     return f"delivery: paused by {pause.actor}{since} ({kept}); notifications wait: {RESUME_HOW}"
 
 
+def _operator_pause_view(parts: EngineParts) -> dict[str, Any]:
+    """Who paused delivery, since when and whether a restart keeps it, for the console: what
+    ``/ready`` says, so an operator attached to a paused engine need not ask it."""
+    pause = parts.hold.pause if parts.dispatcher.paused else None
+    if pause is None:
+        return {"paused_by": None, "paused_since": None, "pause_saved": None}
+    return {
+        "paused_by": redact(pause.actor),
+        "paused_since": pause.since or None,
+        "pause_saved": pause.saved,
+    }
+
+
 def _cluster_brief(cluster: dict[str, Any]) -> dict[str, Any]:
     """What ``/ready`` says about the instances sharing the database."""
     return {
@@ -166,7 +180,7 @@ def snapshot(parts: EngineParts) -> dict[str, Any]:
             "paused_sources": queue.paused_sources(),
             "paused_seconds": dict(queue.paused_seconds),
         },
-        "delivery": parts.dispatcher.snapshot(),
+        "delivery": {**parts.dispatcher.snapshot(), **_operator_pause_view(parts)},
         "cache": _cache(parts),
         "breakers": parts.clients.breakers(),
         "tracking": _tracking(parts.index),

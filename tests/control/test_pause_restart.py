@@ -60,6 +60,10 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         result = await first.console.set_paused(True, actor="tui:alice@laptop via socket")
         assert result.ok, result.message
         assert "across restarts" in result.message
+        before = (await first.console.snapshot()).delivery
+        assert before.paused_by == "tui:alice@laptop via socket"
+        assert before.paused_since is not None
+        assert before.pause_saved is True
         held = await _queue_kills(sim, first, 4)
     finally:
         await first.stop()
@@ -76,7 +80,12 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         assert ctx["paused_by"] == "tui:alice@laptop via socket"
         assert ctx["paused_at"].endswith(" UTC")
         assert "POST /v1/pause" in ctx["resume"]
-        assert (await second.console.snapshot()).delivery.paused
+        # The console (and an attached one) reads who paused, since when, and that it is kept.
+        after = (await second.console.snapshot()).delivery
+        assert after.paused
+        assert after.paused_by == "tui:alice@laptop via socket"
+        assert after.paused_since == before.paused_since
+        assert after.pause_saved is True
         ready = second.readiness()
         assert any("paused by tui:alice@laptop via socket" in r for r in ready.reasons)
         await connected(second)
@@ -96,6 +105,8 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         assert set(delivered(sim).values()) == {1}
         assert not (tmp_path / PAUSE_FILE).exists()
         assert not any("paused by" in r for r in second.readiness().reasons)
+        resumed = (await second.console.snapshot()).delivery
+        assert (resumed.paused_by, resumed.paused_since, resumed.pause_saved) == (None, None, None)
     finally:
         await second.stop()
 
@@ -124,11 +135,16 @@ async def test_a_pause_that_cannot_be_saved_says_it_ends_at_the_next_restart(
             assert "saved (" not in result.message.replace("could not be saved (", "")
             assert runtime.dispatcher.paused  # it holds in this process all the same
             assert not (data / PAUSE_FILE).exists()
+            unsaved = (await runtime.console.snapshot()).delivery
+            assert (unsaved.paused_by, unsaved.pause_saved) == ("t", False)
 
             filler.unlink()
             again = await runtime.console.set_paused(True, actor="other")
             assert again.ok, again.message  # saved now, under who paused first
             assert "paused by t since" in again.message
+            saved = (await runtime.console.snapshot()).delivery
+            assert (saved.paused_by, saved.paused_since) == ("t", unsaved.paused_since)
+            assert saved.pause_saved is True
             assert (data / PAUSE_FILE).exists()
         finally:
             if filler is not None:

@@ -189,7 +189,12 @@ async def test_an_engine_stopped_and_started_again_is_shown_as_a_new_engine(
             assert f"pid {old.pid} → {new.pid}" in restarted
             after = texts[texts.index(restarted) :]
             assert "delivery resumed" not in after
-            assert any(text.startswith("delivery still paused") for text in after), after
+            (kept,) = [text for text in after if text.startswith("delivery still paused")]
+            # Who paused, since when, kept: the attached console reads it from the new engine.
+            assert latest.delivery.paused_by == "tui:tester@laptop via socket"
+            assert latest.delivery.pause_saved is True
+            assert "(paused by tui:tester@laptop via socket since " in kept, kept
+            assert kept.endswith(" UTC, kept across restarts)"), kept
             await pilot.press("q")
     finally:
         await console.aclose()

@@ -247,6 +247,21 @@ def delivery_fault_snapshot() -> dict[str, Any]:
     return snap
 
 
+PAUSER = "tui:alice@laptop via socket"
+"""Who paused the seeded paused engine (an attached console, over the control socket)."""
+PAUSED_SINCE = NOW - 5400
+"""When: an hour and a half before :data:`NOW` (2023-11-14 20:43:20 UTC)."""
+
+
+def paused_engine(*, saved: bool = True, **options: Any) -> SeededBackend:
+    """The healthy engine, its delivery paused by :data:`PAUSER` since :data:`PAUSED_SINCE`
+    (``saved``: the pause is kept across restarts)."""
+    engine = SeededBackend(HEALTHY, **options)
+    engine.paused = True
+    engine.pause = (PAUSER, PAUSED_SINCE, saved)
+    return engine
+
+
 def seeded_history() -> ThroughputHistory:
     """Ten minutes of made-up, repeatable rates."""
     history = ThroughputHistory()

@@ -19,7 +19,7 @@ import copy
 import html
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -229,6 +229,7 @@ class SeededBackend:
         config_text: str | None = None,
         config_path: str = "/etc/wanderer-console/config.toml",
         identity: EngineIdentity | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.data: dict[str, Any] = copy.deepcopy(dict(snapshot))
         """The snapshot served (without ``settings``, ``config`` and the pause: kept below)."""
@@ -236,6 +237,11 @@ class SeededBackend:
         """The console settings served; operations change them, tests may replace them."""
         self.paused = False
         """Delivery paused (``set_paused``)."""
+        self.pause: tuple[str, float | None, bool | None] | None = None
+        """Who paused, since when and whether a restart keeps it (``set_paused`` sets it from
+        the actor and ``clock``; a test may seed it with ``paused``)."""
+        self.clock = clock
+        """The engine's wall clock (when a pause began)."""
         self.path: str | None = None if config_text is None else config_path
         """The config file's path on the "engine's host", ``None`` without a file."""
         self.text = config_text or ""
@@ -281,7 +287,14 @@ class SeededBackend:
     def snapshot_now(self) -> EngineSnapshot:
         """The seeded snapshot with the backend's own settings, pause and config state."""
         data = copy.deepcopy(self.data)
-        data["delivery"] = {**data.get("delivery", {}), "paused": self.paused}
+        by, since, saved = self.pause if self.paused and self.pause else (None, None, None)
+        data["delivery"] = {
+            **data.get("delivery", {}),
+            "paused": self.paused,
+            "paused_by": by,
+            "paused_since": since,
+            "pause_saved": saved,
+        }
         data["settings"] = self.settings
         data["config"] = self.config_state()
         return EngineSnapshot.model_validate(data)
@@ -350,6 +363,8 @@ class SeededBackend:
     async def set_paused(self, paused: bool, *, actor: str) -> OperationResult:
         """Hold or release deliveries."""
         self._record("set_paused", paused, actor=actor)
+        if paused and not self.paused:  # as the engine: who paused first, and when
+            self.pause = (actor, self.clock(), True)
         self.paused = paused
         word = "paused" if paused else "resumed"
         self.log(f"operator: delivery {word}")

@@ -8,6 +8,7 @@ two screenshots must be identical; the snapshot tests pin the in-process one to 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from tests.ui.conftest import (
     CONFIG_TEXT,
     HEALTHY,
     NOW,
+    PAUSED_SINCE,
+    PAUSER,
     degraded_snapshot,
     delivery_fault_snapshot,
+    paused_engine,
     seeded_history,
 )
 from tests.ui.fakes import SeededBackend, first_frame, settle
@@ -67,6 +71,7 @@ SCENARIOS: dict[str, tuple[Callable[[], SeededBackend], Steps]] = {
     "healthy": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _settle),
     "degraded": (lambda: SeededBackend(degraded_snapshot(), identity=IDENTITY), _settle),
     "faults": (lambda: SeededBackend(delivery_fault_snapshot(), identity=IDENTITY), _settle),
+    "paused": (lambda: paused_engine(identity=IDENTITY), _settle),
     "toggles": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _toggles),
     "help": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _help),
     "events": (lambda: SeededBackend(HEALTHY, identity=IDENTITY), _events),
@@ -135,3 +140,18 @@ async def test_an_attached_console_shows_the_same_screen(scenario: str, tmp_path
     async with Served(make(), tmp_path) as remote:
         attached = await _screen(remote, steps, expect=local)
     assert attached == local
+
+
+async def test_an_attached_console_says_who_paused_and_since_when(tmp_path: Path) -> None:
+    """Over the control socket, the pause's who, since and kept reach the attached console: it
+    is the one an operator opens at night on a paused engine."""
+    async with Served(paused_engine(identity=IDENTITY), tmp_path) as remote:
+        frame = await remote.snapshot()
+        shot = await _screen(remote, _settle)
+    delivery = frame.delivery
+    assert (delivery.paused_by, delivery.paused_since, delivery.pause_saved) == (
+        PAUSER,
+        PAUSED_SINCE,
+        True,
+    )
+    assert f"Paused by {PAUSER}" in html.unescape(shot).replace("\xa0", " ")

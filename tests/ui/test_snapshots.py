@@ -25,6 +25,7 @@ from tests.ui.conftest import (
     AppFactory,
     degraded_snapshot,
     delivery_fault_snapshot,
+    paused_engine,
 )
 from tests.ui.fakes import SeededBackend, first_frame, next_frame, settle
 from wanderer_console.console_api import EngineIdentity, LinkState
@@ -172,6 +173,14 @@ def test_detail_view(snap_compare: Any, make_app: AppFactory, row: str) -> None:
 def test_dashboard_delivery_faults(snap_compare: Any, make_app: AppFactory, size: str) -> None:
     """The store cannot write, a Discord pause, a dead webhook holding 9, 2 uncertain sends."""
     app = make_app(delivery_fault_snapshot())
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=_settle)
+
+
+@pytest.mark.parametrize("size", ["80x24", "120x40"])
+def test_dashboard_paused(snap_compare: Any, make_app: AppFactory, size: str) -> None:
+    """An operator's pause, kept across restarts: the Delivery panel says who paused and since
+    when, the activity log too; the title stays "delivery PAUSED" first."""
+    app = make_app(engine=paused_engine(identity=IDENTITY))
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_settle)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "delivery_held",
     "global_pause_text",
     "link_text",
+    "pause_origin",
     "rejected_config",
     "rejection_toast",
     "store_fault_text",
@@ -124,6 +125,24 @@ def _plural(count: int, word: str) -> str:
 def clock_time(ts: float) -> str:
     """``HH:MM:SS`` in UTC (EVE time), as the activity log shows times."""
     return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+def pause_origin(delivery: DeliveryView) -> str:
+    """Who paused delivery, since when, and whether a restart keeps it (``by tui:alice@host
+    since 2026-12-04 03:12:09 UTC, kept across restarts``), as ``/ready`` says it; ``""`` when
+    delivery runs or the engine does not say. A date, not a time of day: a pause may be days
+    old, and an operator at night needs to know whether it is today's."""
+    if not delivery.paused:
+        return ""
+    who = f"by {delivery.paused_by}" if delivery.paused_by else ""
+    when = delivery.paused_since
+    since = time.strftime("since %Y-%m-%d %H:%M:%S UTC", time.gmtime(when)) if when else ""
+    kept = {
+        True: "kept across restarts",
+        False: "not saved: ends at the next restart",
+        None: "",
+    }[delivery.pause_saved]
+    return ", ".join(part for part in (" ".join(filter(None, (who, since))), kept) if part)
 
 
 def store_fault_text(delivery: DeliveryView) -> str | None:

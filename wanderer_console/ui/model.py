@@ -26,7 +26,7 @@ from wanderer_console.console_api import (
     LogLine,
 )
 from wanderer_console.domain.clock import Clock
-from wanderer_console.ui.faults import clock_time
+from wanderer_console.ui.faults import clock_time, pause_origin
 from wanderer_console.ui.printable import printable_view
 
 __all__ = [
@@ -203,11 +203,7 @@ class ActivityLog:
                 name = f"{target.label} ({key})" if target.label else key
                 self.add(at, f"target {name} disabled: {target.disabled}")
             self._disabled[key] = target.disabled
-        if self._paused is not None and delivery.paused != self._paused:
-            self.add(at, "delivery paused" if delivery.paused else "delivery resumed")
-        elif self._paused is None and self._new_engine and delivery.paused:
-            self.add(at, "delivery still paused: the operator's pause outlived the restart")
-        self._paused = delivery.paused
+        self._observe_pause(snapshot, at)
         self._new_engine = False
         self._observe_faults(snapshot, at)
         restart = () if snapshot.config is None else snapshot.config.restart_required
@@ -215,6 +211,21 @@ class ActivityLog:
             if restart:
                 self.add(at, f"restart needed for {', '.join(restart)} (saved, not yet in effect)")
             self._restart = restart
+
+    def _observe_pause(self, snapshot: EngineSnapshot, at: float) -> None:
+        """A pause or resume, and an engine first seen paused, each with who paused and since
+        when: the line stays in the log after the engine's own line about it scrolled away."""
+        delivery = snapshot.delivery
+        origin = pause_origin(delivery)
+        paused = f"delivery paused {origin}" if origin else "delivery paused"
+        if self._paused is not None and delivery.paused != self._paused:
+            self.add(at, paused if delivery.paused else "delivery resumed")
+        elif self._paused is None and self._new_engine and delivery.paused:
+            kept = "delivery still paused: the operator's pause outlived the restart"
+            self.add(at, f"{kept} ({origin})" if origin else kept)
+        elif self._paused is None and delivery.paused:
+            self.add(at, paused)
+        self._paused = delivery.paused
 
     def _observe_faults(self, snapshot: EngineSnapshot, at: float) -> None:
         delivery = snapshot.delivery

@@ -896,8 +896,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "restarted since (a crash, a deploy, systemd): the pause is kept in the data directory "
         "(`delivery-paused.json`) until an operator resumes, so the backlog is not posted at once",
         "resume once the backlog may go out: `p` in the console (`wanderer-console attach`) or "
-        '`POST /v1/pause {"paused": false}` on the control socket; until then `/ready` is '
-        "`degraded` naming who paused and since when, and `wc_outbox_pending` counts what waits",
+        '`POST /v1/pause {"paused": false}` on the control socket; until then the console\'s '
+        "*Delivery* panel and `/ready` (`degraded`) name who paused and since when, and "
+        "`wc_outbox_pending` counts what waits",
     ),
     Advice(
         DELIVERY,

@@ -53,7 +53,7 @@ from wanderer_console.ui.widgets.breakers import BreakersTable
 from wanderer_console.ui.widgets.cache import CachePanel
 from wanderer_console.ui.widgets.connections import ConnectionsTable
 from wanderer_console.ui.widgets.counters import CountersPanel
-from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable
+from wanderer_console.ui.widgets.delivery import DeadTargetNotes, DeliveryTable, PauseNote
 from wanderer_console.ui.widgets.keybar import KeyBar
 from wanderer_console.ui.widgets.throughput import ThroughputChart
 
@@ -175,6 +175,7 @@ class DashboardScreen(OnWanderer, Screen[None]):
             yield _panel(ConnectionsTable(id="conns"), title="Connections", panel_id="conns-panel")
             yield _panel(
                 DeliveryTable(id="delivery"),
+                PauseNote(id="pause-note"),
                 DeadTargetNotes(id="dead-targets"),
                 title="Delivery",
                 panel_id="delivery-panel",
@@ -452,6 +453,7 @@ class DashboardScreen(OnWanderer, Screen[None]):
         delivery = snapshot.delivery
         self.query_one(DeliveryTable).show(delivery.targets, now)
         dead = dead_targets(delivery)
+        self.query_one(PauseNote).show(delivery)
         self.query_one(DeadTargetNotes).show(dead)
         notes = ["PAUSED"] if delivery.paused else []
         if dead:

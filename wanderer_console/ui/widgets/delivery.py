@@ -1,5 +1,6 @@
-"""The delivery panel: one row per Discord target with its queue and rate-limit state, and a
-line per dead target saying why it is dead and how much it holds."""
+"""The delivery panel: one row per Discord target with its queue and rate-limit state, a line
+per dead target saying why it is dead and how much it holds, and, while an operator's pause
+holds, who paused and since when."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
-from wanderer_console.console_api import TargetView
-from wanderer_console.ui.faults import DeadTarget, target_health
+from wanderer_console.console_api import DeliveryView, TargetView
+from wanderer_console.ui.faults import DeadTarget, pause_origin, target_health
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.synced import FittedTable, NamedRow, clip
 
-__all__ = ["DeadTargetNotes", "DeliveryTable"]
+__all__ = ["DeadTargetNotes", "DeliveryTable", "PauseNote"]
 
 
 class DeliveryTable(FittedTable):
@@ -137,3 +138,39 @@ class DeadTargetNotes(Static):
         self._shown = wanted
         self.set_class(bool(wanted), "-shown")
         self.update("\n".join(target.describe() for target in wanted))
+
+
+class PauseNote(Static):
+    """Under the table while an operator's pause holds: ``Paused by tui:alice@host since
+    2026-12-04 03:12:09 UTC, kept across restarts``.
+
+    The panel's subtitle says PAUSED; this says who to ask, for how long it has held, and
+    whether a restart would send the backlog. Hidden while delivery runs, or when the engine
+    does not say; it wraps rather than clips, as an actor's name may be long.
+    """
+
+    DEFAULT_CSS = """
+    PauseNote {
+        height: auto;
+        max-height: 3;
+        padding: 0 1;
+        color: $warning;
+        display: none;
+    }
+    PauseNote.-shown {
+        display: block;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", markup=False, id=id)
+        self._shown = ""
+
+    def show(self, delivery: DeliveryView) -> None:
+        """Describe the pause in ``delivery``; redraw only when it changed."""
+        origin = pause_origin(delivery)
+        if origin == self._shown:
+            return
+        self._shown = origin
+        self.set_class(bool(origin), "-shown")
+        self.update(f"Paused {origin}" if origin.startswith(("by ", "since ")) else origin)

@@ -43,6 +43,7 @@ __all__ = [
     "global_pause_text",
     "link_text",
     "pause_origin",
+    "pause_phrase",
     "rejected_config",
     "rejection_toast",
     "store_fault_text",
@@ -143,6 +144,18 @@ def pause_origin(delivery: DeliveryView) -> str:
         None: "",
     }[delivery.pause_saved]
     return ", ".join(part for part in (" ".join(filter(None, (who, since))), kept) if part)
+
+
+def pause_phrase(delivery: DeliveryView) -> str:
+    """``paused by tui:alice@host since 2026-12-04 03:12:09 UTC, kept across restarts``: what
+    the activity log and the Delivery panel's note say of an operator's pause (``paused, kept
+    across restarts`` when the engine cannot say who or when); ``""`` while delivery runs."""
+    if not delivery.paused:
+        return ""
+    origin = pause_origin(delivery)
+    if not origin:
+        return "paused"
+    return f"paused {origin}" if origin.startswith(("by ", "since ")) else f"paused, {origin}"
 
 
 def store_fault_text(delivery: DeliveryView) -> str | None:

@@ -26,7 +26,7 @@ from wanderer_console.console_api import (
     LogLine,
 )
 from wanderer_console.domain.clock import Clock
-from wanderer_console.ui.faults import clock_time, pause_origin
+from wanderer_console.ui.faults import clock_time, pause_origin, pause_phrase
 from wanderer_console.ui.printable import printable_view
 
 __all__ = [
@@ -217,12 +217,12 @@ class ActivityLog:
         when: the line stays in the log after the engine's own line about it scrolled away."""
         delivery = snapshot.delivery
         origin = pause_origin(delivery)
-        paused = f"delivery paused {origin}" if origin else "delivery paused"
+        paused = f"delivery {pause_phrase(delivery)}"
         if self._paused is not None and delivery.paused != self._paused:
             self.add(at, paused if delivery.paused else "delivery resumed")
         elif self._paused is None and self._new_engine and delivery.paused:
             kept = "delivery still paused: the operator's pause outlived the restart"
-            self.add(at, f"{kept} ({origin})" if origin else kept)
+            self.add(at, f"{kept} ({pause_phrase(delivery)})" if origin else kept)
         elif self._paused is None and delivery.paused:
             self.add(at, paused)
         self._paused = delivery.paused

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from wanderer_console.console_api import DeliveryView, TargetView
-from wanderer_console.ui.faults import DeadTarget, pause_origin, target_health
+from wanderer_console.ui.faults import DeadTarget, pause_origin, pause_phrase, target_health
 from wanderer_console.ui.widgets.colours import coloured
 from wanderer_console.ui.widgets.synced import FittedTable, NamedRow, clip
 
@@ -173,4 +173,5 @@ class PauseNote(Static):
             return
         self._shown = origin
         self.set_class(bool(origin), "-shown")
-        self.update(f"Paused {origin}" if origin.startswith(("by ", "since ")) else origin)
+        phrase = pause_phrase(delivery) if origin else ""
+        self.update(phrase[:1].upper() + phrase[1:])

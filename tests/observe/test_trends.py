@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -281,3 +283,42 @@ def test_delivery_latency_of_minutes_is_measured_not_capped_at_a_minute(store: S
     assert 600 <= row.latency_p50 <= 1800
     assert row.latency_p99 is not None
     assert 600 <= row.latency_p99 <= 1800
+
+
+async def test_a_database_that_does_not_answer_skips_a_minute_and_stops_no_recording(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading the minute already written fails (the PostgreSQL server ended the connection, as
+    the chaos cluster test's failover does). The minute is skipped, as one the store cannot
+    write is, said and counted; the recorder goes on. It raised, so the trends task failed and
+    was restarted by the supervisor, a traceback logged as "task failed; restarting" (seen in
+    test_chaos_cluster seed 37's engine log)."""
+    metrics = Metrics()
+    clock = FakeClock(1_800_000_059.999)  # each turn comes a millisecond later
+    recorder = TrendRecorder(
+        metrics, store, instance="local", days=lambda: 7.0, retention_days=lambda: 30.0,
+        clock=clock,
+    )  # fmt: skip
+    read = store.trends
+
+    def ended(*_args: object) -> list[TrendMinute]:  # the fault: no server to end under a test
+        raise sqlite3.OperationalError("terminating connection due to administrator command")
+
+    store.trends = ended  # type: ignore[method-assign]
+    task = asyncio.create_task(recorder.run())
+    try:
+        await wait_for(
+            lambda: task.done() or metrics.value("wc_errors_total", component="trends") >= 2,
+            10,
+            "a skipped minute counted",
+        )
+        assert not task.done()
+        said = [r for r in caplog.records if r.getMessage().startswith("trends: a minute not")]
+        assert "terminating connection" in said[0].ctx["error"]  # type: ignore[attr-defined]
+        store.trends = read  # type: ignore[method-assign]
+        metrics.events_received.labels(source="sse").inc(3)
+        await wait_for(lambda: sum(r.events for r in read(0)) == 3, 10, "the next minute written")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, sqlite3.OperationalError):
+            await task

@@ -6,13 +6,16 @@ stderr and the record (often the very error an operator needs) is gone from the 
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.telemetry.conftest import JsonCapture
 from wanderer_console.telemetry.context import bind_request_id
+from wanderer_console.telemetry.logging import configure_logging
 
 log = logging.getLogger("wanderer_console.test.json_lines")
 
@@ -68,3 +71,30 @@ def test_control_characters_and_bytes_keep_the_line_and_its_correlation_id(
     assert line["event"] == "ctrl \x00\x1b[31mend"
     assert line["correlation_id"] == "corr-1"
     assert line["5"] == str(2**80)
+
+
+def test_the_database_pools_warnings_are_json_lines_with_the_engines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """psycopg_pool warns when it discards a connection PostgreSQL ended (a restart, a
+    failover: seen after every cut in test_chaos_cluster's engine logs). With no handler of its
+    own, Python's last resort printed it bare on stderr: no time, no level, not JSON, not
+    redacted. It is now a JSON line on the engine's log stream, at the engine's level or above
+    warning."""
+    names = ("wanderer_console", "psycopg")
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", stream=stream)
+        pool = logging.getLogger("psycopg.pool")
+        pool.info("connection returned to the pool")  # below warning: the driver's chatter
+        pool.warning("discarding closed connection: %s", "postgresql://wc:hunter2@db/wc")
+        configure_logging("ERROR", stream=stream)
+        pool.warning("discarding broken connection: %s", "<psycopg.Connection [BAD]>")
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["level"], r["logger"]) for r in lines] == [("warning", "psycopg.pool")]
+    assert lines[0]["event"] == "discarding closed connection: postgresql://wc:***@db/wc"
+    assert capsys.readouterr().err == ""

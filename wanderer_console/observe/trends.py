@@ -21,7 +21,7 @@ otherwise go with the process); the engine that starts next adds to it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 
 from wanderer_console.store.base import Store
 from wanderer_console.store.observe import TrendMinute
-from wanderer_console.store.writes import StoreWriteError
+from wanderer_console.store.writes import StoreWriteError, unavailable
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["COUNTS", "TrendBucket", "TrendRecorder", "bucketed", "quantile", "stored_buckets"]
+
+log = logging.getLogger(__name__)
 
 COUNTS = ("events", "queued", "delivered", "failures", "rate_limited", "errors")
 """The per-minute counts, in column order."""
@@ -156,18 +159,36 @@ class TrendRecorder:
         return row
 
     async def run(self) -> None:
-        """Record at each minute's turn (a minute the store cannot write is skipped), and the
-        minute running when cancelled (a stop). The first reading only starts the count; after
-        a restart of this task it writes what was counted since the last one."""
-        self.flush()
+        """Record at each minute's turn (a minute the store cannot write or the database does
+        not answer is skipped), and the minute running when cancelled (a stop). The first
+        reading only starts the count; after a restart of this task it writes what was counted
+        since the last one."""
+        self._skipping(self.flush)
         try:
             while True:
                 await asyncio.sleep(60.0 - self._clock() % 60.0)
-                with contextlib.suppress(StoreWriteError):  # the store reports its own fault
-                    self.record()
+                self._skipping(self.record)
         finally:
-            with contextlib.suppress(StoreWriteError):
-                self.flush()
+            self._skipping(self.flush)
+
+    def _skipping(self, write: Callable[[], TrendMinute | None]) -> None:
+        """Run ``write``; a minute the store cannot take is skipped. A write the store refuses
+        is its own fault, reported by the store. A database that does not answer (the
+        PostgreSQL server ended the connection: a restart, a failover) is said and counted
+        here: raised, it failed the task, logged a traceback and left the supervisor to
+        restart it, for a fault the next minute's turn outlives by itself."""
+        try:
+            write()
+        except StoreWriteError:
+            return
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            self._metrics.errors.labels(component="trends").inc()
+            log.warning(
+                "trends: a minute not recorded, the database did not answer",
+                extra={"ctx": {"error": redact(f"{type(exc).__name__}: {exc}")[:300]}},
+            )
 
 
 def _added(first: TrendMinute, then: TrendMinute) -> TrendMinute:

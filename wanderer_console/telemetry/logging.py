@@ -28,6 +28,7 @@ from wanderer_console.telemetry.tracing import current_trace_id
 __all__ = [
     "ContextFilter",
     "JsonFormatter",
+    "LIBRARY_LOGGERS",
     "RedactingFilter",
     "command_logging",
     "configure_logging",
@@ -175,8 +176,23 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps(_encodable(entry)).decode()
 
 
+LIBRARY_LOGGERS: Final = ("psycopg",)
+"""Libraries whose warnings are the engine's news (``psycopg.pool``: a connection PostgreSQL
+ended, discarded). With no handler of their own, Python's last resort printed them bare on
+stderr: no time, no level, not JSON, not redacted (over the console's screen when it ran)."""
+
+
+class _ToConsoleLog(logging.Handler):
+    """Hands a library's record to the console's logger: it goes wherever the console's own
+    lines go (the JSON stream; the log ring while the console UI owns the terminal)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("wanderer_console").handle(record)
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send the console's logs as JSON lines to ``stream`` (stdout by default)."""
+    """Send the console's logs as JSON lines to ``stream`` (stdout by default), and the
+    warnings of :data:`LIBRARY_LOGGERS` with them (their chatter below warning is not ours)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ContextFilter())
@@ -184,6 +200,11 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [_ToConsoleLog()]
+        library.setLevel(max(logging.WARNING, root.level))
+        library.propagate = False
 
 
 COMMAND_LOG_LEVEL: Final = "ERROR"
@@ -200,10 +221,11 @@ def command_logging(level: str | None) -> Iterator[None]:
     those messages bare on stderr, their context dropped, next to the command's own line. The
     logger is put back as it was afterwards (a test calling ``main`` keeps its own capture).
     """
-    logger = logging.getLogger("wanderer_console")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    loggers = [logging.getLogger(name) for name in ("wanderer_console", *LIBRARY_LOGGERS)]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     configure_logging(level or COMMAND_LOG_LEVEL, stream=sys.stderr)
     try:
         yield
     finally:
-        logger.handlers[:], logger.level, logger.propagate = saved
+        for logger, (handlers, level_was, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers[:], logger.level, logger.propagate = handlers, level_was, propagate

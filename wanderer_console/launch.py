@@ -393,7 +393,7 @@ async def _demo(
                     "slash_commands": await commands,
                 }
             )
-            summary["verdict"] = _verdict(runtime, summary, kept=kept)
+            summary["verdict"] = _verdict(runtime, summary, kept=kept, dry_run=dry_run)
         finally:
             await runtime.stop()
             await sim.stop()
@@ -438,7 +438,7 @@ def integer_counts(value: Any) -> Any:
     return value
 
 
-def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool) -> str:
+def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool, dry_run: bool) -> str:
     """The demo's verdict, from what the engine's store says of each kill Discord did not get."""
     from wanderer_console.pipeline.diagnose import StoredEvents
 
@@ -451,7 +451,7 @@ def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool) -> str:
         )
         for kill in scenario.get("kills_missing", [])
     }
-    return demo_verdict(summary, missing, kept=kept)
+    return demo_verdict(summary, missing, kept=kept, dry_run=dry_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +464,13 @@ class MissingKill:
     """The states of its outbox rows (none: no notification was queued)."""
 
 
-def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, kept: bool) -> str:
+def demo_verdict(
+    summary: dict[str, Any],
+    missing: dict[int, MissingKill],
+    *,
+    kept: bool,
+    dry_run: bool = False,
+) -> str:
     """One line: did the demo deliver what it should, and what became of what it did not.
 
     A kill whose notification is still pending is waiting its turn at Discord's rate limits, not
@@ -472,12 +478,16 @@ def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, ke
     not lost by the engine. A kill the engine read but queued nothing for, a notification that
     failed for good, a duplicate, an untracked kill notified or an error is a problem. ``kept``:
     the data directory outlives the demo (``--data-dir``), so what waits is delivered at the next
-    start.
+    start. ``dry_run``: a notification is marked sent once rendered and logged, and Discord
+    gets nothing, so a kill whose rows are all sent was rendered as asked, not lost.
     """
     scenario = summary.get("scenario") or {}
     expected = int(scenario.get("kills_expected", 0))
     waiting = [k for k, m in missing.items() if any(s in ("pending", "sending") for s in m.rows)]
-    failed = [k for k, m in missing.items() if m.rows and k not in waiting]
+    rendered = [
+        k for k, m in missing.items() if dry_run and m.rows and all(s == "sent" for s in m.rows)
+    ]
+    failed = [k for k, m in missing.items() if m.rows and k not in waiting and k not in rendered]
     dropped = [k for k, m in missing.items() if m.received and not m.rows]
     unread = [k for k, m in missing.items() if not m.received and not m.rows]
     duplicates = int((summary.get("discord") or {}).get("duplicate_deliveries", 0))
@@ -491,6 +501,8 @@ def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, ke
             else "the demo's temporary data directory goes with it; --data-dir keeps it"
         )
         parts.append(f"{len(waiting)} pending (rate limited), not lost: in the outbox ({later})")
+    if rendered:
+        parts.append(f"{len(rendered)} rendered and logged, not sent (--dry-run)")
     if unread:
         parts.append(f"{len(unread)} still unread from the killstream when the demo stopped")
     problems: list[str] = []

@@ -105,3 +105,43 @@ async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) 
     assert line.startswith("demo verdict: OK")
     for section in ("events_received", "notifications_delivered", "notifications_queued"):
         assert all(isinstance(v, int) for v in result[section].values()), result[section]
+
+
+def test_a_dry_run_renders_without_sending() -> None:
+    """``demo --dry-run`` marks each notification done once rendered and logged, and Discord
+    gets nothing: the verdict said "PROBLEM — N kill(s) failed for good" of every kill."""
+    missing = {1: MissingKill(True, ("sent",)), 2: MissingKill(True, ("sent", "sent"))}
+    verdict = demo_verdict(summary(expected=2), missing, kept=False, dry_run=True)
+    assert verdict == (
+        "demo verdict: OK — 0 of 2 expected kills delivered; 2 rendered and logged, not sent"
+        " (--dry-run); no duplicates, no errors"
+    )
+    assert demo_verdict(summary(expected=2), missing, kept=False).startswith(
+        "demo verdict: PROBLEM"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_the_demo_in_a_dry_run_says_nothing_was_sent(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wanderer_console",
+        "demo",
+        "--no-ui",
+        "--dry-run",
+        "--duration",
+        "4",
+        "--data-dir",
+        str(tmp_path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    result = json.loads(out.decode().splitlines()[-1])
+    assert result["discord"]["messages"] == 0
+    assert result["verdict"].startswith("demo verdict: OK — 0 of "), result["verdict"]
+    assert "not sent (--dry-run)" in result["verdict"]

@@ -111,7 +111,8 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
         "--duration",
         type=_positive_float,
         metavar="SECONDS",
-        help="stop after this long and print a JSON summary on stdout",
+        help="stop after this long, print a JSON summary on stdout and a verdict on stderr;"
+        " exit 1 when the verdict is PROBLEM",
     )
     demo.add_argument(
         "--rate", type=_positive_float, default=5.0, help="simulated events per second (default 5)"

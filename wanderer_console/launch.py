@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from wanderer_console.command import EXIT_INVALID, EXIT_OK
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
@@ -397,10 +398,11 @@ async def _demo(
         finally:
             await runtime.stop()
             await sim.stop()
-    if duration is not None:
-        print(summary["verdict"], file=sys.stderr, flush=True)
-        print(json.dumps(summary, sort_keys=True), flush=True)
-    return 0
+    if duration is None:
+        return EXIT_OK
+    print(summary["verdict"], file=sys.stderr, flush=True)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return demo_exit_status(summary["verdict"])
 
 
 async def _slash_commands(sim: Any) -> list[dict[str, str | None]]:
@@ -464,6 +466,16 @@ class MissingKill:
     """The states of its outbox rows (none: no notification was queued)."""
 
 
+_PROBLEM: Final = "demo verdict: PROBLEM — "
+"""How a verdict naming a problem starts (:func:`demo_exit_status` reads it)."""
+
+
+def demo_exit_status(verdict: str) -> int:
+    """1 when the verdict names a problem, else 0: the demo is a smoke test (``make demo``, a
+    script after an install), and a lost kill or a duplicate must fail it."""
+    return EXIT_INVALID if verdict.startswith(_PROBLEM) else EXIT_OK
+
+
 def demo_verdict(
     summary: dict[str, Any],
     missing: dict[int, MissingKill],
@@ -517,7 +529,7 @@ def demo_verdict(
     if errors:
         problems.append(f"{errors} error(s)")
     if problems:
-        return f"demo verdict: PROBLEM — {'; '.join(parts + problems)}"
+        return f"{_PROBLEM}{'; '.join(parts + problems)}"
     return f"demo verdict: OK — {'; '.join(parts)}; no duplicates, no errors"
 
 

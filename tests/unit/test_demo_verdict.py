@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from wanderer_console.launch import MissingKill, demo_verdict, integer_counts
+from wanderer_console.command import EXIT_INVALID, EXIT_OK
+from wanderer_console.launch import MissingKill, demo_exit_status, demo_verdict, integer_counts
 
 
 def summary(expected: int = 10, **extra: Any) -> dict[str, Any]:
@@ -69,6 +70,28 @@ def test_a_problem_is_named(
     verdict = demo_verdict(summary(**extra), missing, kept=False)
     assert verdict.startswith("demo verdict: PROBLEM — ")
     assert said in verdict
+
+
+@pytest.mark.parametrize(
+    ("missing", "extra", "status"),
+    [
+        ({}, {}, EXIT_OK),
+        ({1: MissingKill(True, ("pending",))}, {}, EXIT_OK),
+        ({2: MissingKill(False, ())}, {}, EXIT_OK),
+        ({4: MissingKill(True, ())}, {}, EXIT_INVALID),
+        ({5: MissingKill(True, ("failed",))}, {}, EXIT_INVALID),
+        ({}, {"duplicates": 1}, EXIT_INVALID),
+        ({}, {"untracked_kills_notified": [7]}, EXIT_INVALID),
+        ({}, {"errors": 1}, EXIT_INVALID),
+    ],
+)
+def test_a_problem_is_an_exit_status(
+    missing: dict[int, MissingKill], extra: dict[str, Any], status: int
+) -> None:
+    """``demo --duration`` exited 0 whatever its verdict, so ``make demo`` (and a script
+    running it as a smoke test) passed with duplicates or kills lost."""
+    verdict = demo_verdict(summary(**extra), missing, kept=False)
+    assert demo_exit_status(verdict) == status
 
 
 def test_counters_are_integers() -> None:

@@ -94,18 +94,25 @@ examples:
 """
 
 
+_DEMO_DATA_DIR = (
+    "keep the demo's data here (default: a temporary directory, deleted when the demo ends;"
+    " never the engine's data dir)"
+)
+
+
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     # Not --config or --database: the demo writes its own configuration (the simulator's
     # addresses) and keeps its store in SQLite in the data directory. Accepted unlisted, so
     # that _demo refuses them in words (argparse's refusal would echo a URL's password).
-    _common(demo, store=False)
+    _common(demo, store=False, data_dir_help=_DEMO_DATA_DIR)
     for option in ("--config", "--database"):
         demo.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo.add_argument(
         "--duration",
         type=_positive_float,
         metavar="SECONDS",
-        help="stop after this long and print a JSON summary on stdout",
+        help="stop after this long, print a JSON summary on stdout and a verdict on stderr;"
+        " exit 1 when the verdict is PROBLEM",
     )
     demo.add_argument(
         "--rate", type=_positive_float, default=5.0, help="simulated events per second (default 5)"
@@ -140,9 +147,15 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
+def _common(
+    parser: argparse.ArgumentParser,
+    *,
+    store: bool = True,
+    data_dir_help: str = "where the database lives (default: XDG data dir)",
+) -> None:
     """The engine's options, on the top-level parser and on commands with ``common_options``
-    (without ``store``: not --config and --database, for the demo, which has its own).
+    (without ``store``: not --config and --database, for the demo, which has its own; the
+    demo's data directory also has its own default, so its own ``data_dir_help``).
 
     After a command name they default to "not given" (SUPPRESS), so they do not overwrite what
     was given before it (``wanderer-console --data-dir D demo`` keeps D). On the top-level
@@ -161,7 +174,7 @@ def _common(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="where the database lives (default: XDG data dir)",
+        help=data_dir_help,
         **value,
     )
     if store:

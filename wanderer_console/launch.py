@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from wanderer_console.command import EXIT_INVALID, EXIT_OK
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
@@ -393,14 +394,15 @@ async def _demo(
                     "slash_commands": await commands,
                 }
             )
-            summary["verdict"] = _verdict(runtime, summary, kept=kept)
+            summary["verdict"] = _verdict(runtime, summary, kept=kept, dry_run=dry_run)
         finally:
             await runtime.stop()
             await sim.stop()
-    if duration is not None:
-        print(summary["verdict"], file=sys.stderr, flush=True)
-        print(json.dumps(summary, sort_keys=True), flush=True)
-    return 0
+    if duration is None:
+        return EXIT_OK
+    print(summary["verdict"], file=sys.stderr, flush=True)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return demo_exit_status(summary["verdict"])
 
 
 async def _slash_commands(sim: Any) -> list[dict[str, str | None]]:
@@ -438,7 +440,7 @@ def integer_counts(value: Any) -> Any:
     return value
 
 
-def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool) -> str:
+def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool, dry_run: bool) -> str:
     """The demo's verdict, from what the engine's store says of each kill Discord did not get."""
     from wanderer_console.pipeline.diagnose import StoredEvents
 
@@ -451,7 +453,7 @@ def _verdict(runtime: Runtime, summary: dict[str, Any], *, kept: bool) -> str:
         )
         for kill in scenario.get("kills_missing", [])
     }
-    return demo_verdict(summary, missing, kept=kept)
+    return demo_verdict(summary, missing, kept=kept, dry_run=dry_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +466,23 @@ class MissingKill:
     """The states of its outbox rows (none: no notification was queued)."""
 
 
-def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, kept: bool) -> str:
+_PROBLEM: Final = "demo verdict: PROBLEM — "
+"""How a verdict naming a problem starts (:func:`demo_exit_status` reads it)."""
+
+
+def demo_exit_status(verdict: str) -> int:
+    """1 when the verdict names a problem, else 0: the demo is a smoke test (``make demo``, a
+    script after an install), and a lost kill or a duplicate must fail it."""
+    return EXIT_INVALID if verdict.startswith(_PROBLEM) else EXIT_OK
+
+
+def demo_verdict(
+    summary: dict[str, Any],
+    missing: dict[int, MissingKill],
+    *,
+    kept: bool,
+    dry_run: bool = False,
+) -> str:
     """One line: did the demo deliver what it should, and what became of what it did not.
 
     A kill whose notification is still pending is waiting its turn at Discord's rate limits, not
@@ -472,12 +490,16 @@ def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, ke
     not lost by the engine. A kill the engine read but queued nothing for, a notification that
     failed for good, a duplicate, an untracked kill notified or an error is a problem. ``kept``:
     the data directory outlives the demo (``--data-dir``), so what waits is delivered at the next
-    start.
+    start. ``dry_run``: a notification is marked sent once rendered and logged, and Discord
+    gets nothing, so a kill whose rows are all sent was rendered as asked, not lost.
     """
     scenario = summary.get("scenario") or {}
     expected = int(scenario.get("kills_expected", 0))
     waiting = [k for k, m in missing.items() if any(s in ("pending", "sending") for s in m.rows)]
-    failed = [k for k, m in missing.items() if m.rows and k not in waiting]
+    rendered = [
+        k for k, m in missing.items() if dry_run and m.rows and all(s == "sent" for s in m.rows)
+    ]
+    failed = [k for k, m in missing.items() if m.rows and k not in waiting and k not in rendered]
     dropped = [k for k, m in missing.items() if m.received and not m.rows]
     unread = [k for k, m in missing.items() if not m.received and not m.rows]
     duplicates = int((summary.get("discord") or {}).get("duplicate_deliveries", 0))
@@ -491,6 +513,8 @@ def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, ke
             else "the demo's temporary data directory goes with it; --data-dir keeps it"
         )
         parts.append(f"{len(waiting)} pending (rate limited), not lost: in the outbox ({later})")
+    if rendered:
+        parts.append(f"{len(rendered)} rendered and logged, not sent (--dry-run)")
     if unread:
         parts.append(f"{len(unread)} still unread from the killstream when the demo stopped")
     problems: list[str] = []
@@ -505,7 +529,7 @@ def demo_verdict(summary: dict[str, Any], missing: dict[int, MissingKill], *, ke
     if errors:
         problems.append(f"{errors} error(s)")
     if problems:
-        return f"demo verdict: PROBLEM — {'; '.join(parts + problems)}"
+        return f"{_PROBLEM}{'; '.join(parts + problems)}"
     return f"demo verdict: OK — {'; '.join(parts)}; no duplicates, no errors"
 
 

@@ -54,6 +54,16 @@ def test_the_demos_help_lists_only_what_it_uses(capsys: pytest.CaptureFixture[st
     assert "--config" not in text
 
 
+def test_the_demos_help_says_where_its_data_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --data-dir the demo runs in a temporary directory it deletes at the end; its
+    --help said the default was the XDG data dir (the engine's), where nothing was written."""
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "XDG" not in text
+    assert "--data-dir DIR keep the demo's data here (default: a temporary directory" in text
+
+
 @pytest.mark.slow  # a subprocess running the simulator
 def test_a_demo_on_a_data_directory_an_engine_holds_leaves_its_config_alone(
     tmp_path: Path,

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from wanderer_console.launch import MissingKill, demo_verdict, integer_counts
+from wanderer_console.command import EXIT_INVALID, EXIT_OK
+from wanderer_console.launch import MissingKill, demo_exit_status, demo_verdict, integer_counts
 
 
 def summary(expected: int = 10, **extra: Any) -> dict[str, Any]:
@@ -71,6 +72,28 @@ def test_a_problem_is_named(
     assert said in verdict
 
 
+@pytest.mark.parametrize(
+    ("missing", "extra", "status"),
+    [
+        ({}, {}, EXIT_OK),
+        ({1: MissingKill(True, ("pending",))}, {}, EXIT_OK),
+        ({2: MissingKill(False, ())}, {}, EXIT_OK),
+        ({4: MissingKill(True, ())}, {}, EXIT_INVALID),
+        ({5: MissingKill(True, ("failed",))}, {}, EXIT_INVALID),
+        ({}, {"duplicates": 1}, EXIT_INVALID),
+        ({}, {"untracked_kills_notified": [7]}, EXIT_INVALID),
+        ({}, {"errors": 1}, EXIT_INVALID),
+    ],
+)
+def test_a_problem_is_an_exit_status(
+    missing: dict[int, MissingKill], extra: dict[str, Any], status: int
+) -> None:
+    """``demo --duration`` exited 0 whatever its verdict, so ``make demo`` (and a script
+    running it as a smoke test) passed with duplicates or kills lost."""
+    verdict = demo_verdict(summary(**extra), missing, kept=False)
+    assert demo_exit_status(verdict) == status
+
+
 def test_counters_are_integers() -> None:
     assert integer_counts({"a": 65.0, "b": [1.0, 0.5], "c": {"d": 2.0}, "e": "x"}) == {
         "a": 65,
@@ -105,3 +128,43 @@ async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) 
     assert line.startswith("demo verdict: OK")
     for section in ("events_received", "notifications_delivered", "notifications_queued"):
         assert all(isinstance(v, int) for v in result[section].values()), result[section]
+
+
+def test_a_dry_run_renders_without_sending() -> None:
+    """``demo --dry-run`` marks each notification done once rendered and logged, and Discord
+    gets nothing: the verdict said "PROBLEM — N kill(s) failed for good" of every kill."""
+    missing = {1: MissingKill(True, ("sent",)), 2: MissingKill(True, ("sent", "sent"))}
+    verdict = demo_verdict(summary(expected=2), missing, kept=False, dry_run=True)
+    assert verdict == (
+        "demo verdict: OK — 0 of 2 expected kills delivered; 2 rendered and logged, not sent"
+        " (--dry-run); no duplicates, no errors"
+    )
+    assert demo_verdict(summary(expected=2), missing, kept=False).startswith(
+        "demo verdict: PROBLEM"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_the_demo_in_a_dry_run_says_nothing_was_sent(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wanderer_console",
+        "demo",
+        "--no-ui",
+        "--dry-run",
+        "--duration",
+        "4",
+        "--data-dir",
+        str(tmp_path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    result = json.loads(out.decode().splitlines()[-1])
+    assert result["discord"]["messages"] == 0
+    assert result["verdict"].startswith("demo verdict: OK — 0 of "), result["verdict"]
+    assert "not sent (--dry-run)" in result["verdict"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Generator
 from typing import Any
@@ -19,7 +20,13 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from wanderer_console.server.guard import HTTPTOOLS, MAX_HEADER_BYTES, ConnectionGuard, Parser
+from wanderer_console.server.guard import (
+    HTTPTOOLS,
+    MAX_HEADER_BYTES,
+    ConnectionGuard,
+    Parser,
+    http_log,
+)
 
 __all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError", "default_parser"]
 
@@ -31,6 +38,26 @@ def default_parser() -> Parser:
 
 class ServerStartError(RuntimeError):
     """uvicorn could not start (typically: the port is taken)."""
+
+
+class _IntoConsoleLog(logging.Handler):
+    """Hands what uvicorn's server logs (``uvicorn.error``) to the console's JSON log.
+
+    With ``log_config=None`` that logger has no handler, so Python's last resort printed its
+    records bare on stderr (``[Errno 98] error while attempting to bind on address ...``): a
+    line a JSON log collector cannot read. The bind error itself is left out: :meth:`start`
+    raises it as :class:`ServerStartError`, and its caller logs it with what it means.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Log ``record`` through :data:`http_log`, unless it is the bind's ``OSError``."""
+        if not isinstance(record.msg, OSError):
+            http_log.handle(record)
+
+
+_uvicorn_log = logging.getLogger("uvicorn.error")
+if not any(isinstance(handler, _IntoConsoleLog) for handler in _uvicorn_log.handlers):
+    _uvicorn_log.addHandler(_IntoConsoleLog())
 
 
 class _NoSignalServer(uvicorn.Server):

@@ -76,9 +76,10 @@ class DataDirInUseError(RuntimeError):
             f"the data directory {data_dir} is in use by another engine ({holder.describe()}). "
             "Only one engine may deliver from a data directory, or notifications would be posted "
             "twice. Stop that engine first (for example `systemctl stop wanderer-console`), "
-            "or give this one its own --data-dir. To watch the running engine use its /health, "
-            "/ready and /metrics endpoints and its log; read-only commands (config history, "
-            "replay, kill, tenant list, outbox list) work beside it."
+            "or give this one its own --data-dir. To watch or steer the running engine, attach "
+            f"the console to it: `wanderer-console attach --data-dir {data_dir}` (quitting it "
+            "stops nothing); the commands that read its store (db status, outbox list, export "
+            "metrics, config history, replay, kill, tenant list) work beside it."
         )
 
 

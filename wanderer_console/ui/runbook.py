@@ -923,7 +923,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`the data directory DIR is in use by another engine (PID N on host H since T)` (exit 3)",
         "another engine owns the data directory (only one may deliver from it)",
         "stop the other one (`systemctl stop wanderer-console`), or give this one its own"
-        " `--data-dir`; read-only commands work beside it",
+        " `--data-dir`; to watch or steer the running one, `wanderer-console attach --data-dir"
+        " DIR`; read-only commands work beside it",
     ),
     Advice(
         DELIVERY,

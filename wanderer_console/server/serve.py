@@ -20,13 +20,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from wanderer_console.server.guard import (
-    HTTPTOOLS,
-    MAX_HEADER_BYTES,
-    ConnectionGuard,
-    Parser,
-    http_log,
-)
+from wanderer_console.server.guard import HTTPTOOLS, MAX_HEADER_BYTES, ConnectionGuard, Parser
 
 __all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError", "default_parser"]
 
@@ -40,24 +34,20 @@ class ServerStartError(RuntimeError):
     """uvicorn could not start (typically: the port is taken)."""
 
 
-class _IntoConsoleLog(logging.Handler):
-    """Hands what uvicorn's server logs (``uvicorn.error``) to the console's JSON log.
+class _NotTheBindError(logging.Filter):
+    """Leaves out of uvicorn's server log (``uvicorn.error``, which the console's JSON log
+    takes in: telemetry/logging.LIBRARY_LOGGERS) the bind's ``OSError`` (``[Errno 98] error
+    while attempting to bind on address ...``): :meth:`EmbeddedServer.start` raises it as
+    :class:`ServerStartError`, and its caller logs it with what it means."""
 
-    With ``log_config=None`` that logger has no handler, so Python's last resort printed its
-    records bare on stderr (``[Errno 98] error while attempting to bind on address ...``): a
-    line a JSON log collector cannot read. The bind error itself is left out: :meth:`start`
-    raises it as :class:`ServerStartError`, and its caller logs it with what it means.
-    """
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Log ``record`` through :data:`http_log`, unless it is the bind's ``OSError``."""
-        if not isinstance(record.msg, OSError):
-            http_log.handle(record)
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the bind's ``OSError``."""
+        return not isinstance(record.msg, OSError)
 
 
 _uvicorn_log = logging.getLogger("uvicorn.error")
-if not any(isinstance(handler, _IntoConsoleLog) for handler in _uvicorn_log.handlers):
-    _uvicorn_log.addHandler(_IntoConsoleLog())
+if not any(isinstance(kept, _NotTheBindError) for kept in _uvicorn_log.filters):
+    _uvicorn_log.addFilter(_NotTheBindError())
 
 
 class _NoSignalServer(uvicorn.Server):

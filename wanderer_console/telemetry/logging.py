@@ -176,10 +176,11 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps(_encodable(entry)).decode()
 
 
-LIBRARY_LOGGERS: Final = ("psycopg",)
+LIBRARY_LOGGERS: Final = ("psycopg", "uvicorn.error")
 """Libraries whose warnings are the engine's news (``psycopg.pool``: a connection PostgreSQL
-ended, discarded). With no handler of their own, Python's last resort printed them bare on
-stderr: no time, no level, not JSON, not redacted (over the console's screen when it ran)."""
+ended, discarded; ``uvicorn.error``: the console's HTTP server). With no handler of their own,
+Python's last resort printed them bare on stderr: no time, no level, not JSON, not redacted
+(over the console's screen when it ran), a line a JSON log collector cannot read."""
 
 
 class _ToConsoleLog(logging.Handler):

@@ -139,3 +139,38 @@ async def test_a_pause_on_one_engine_holds_every_engine_until_resumed_on_another
     )
     assert [cluster.delivered(k) for k in [*wired, *held]] == [1, 1, 1, 1]
     assert not any("paused by" in r for r in three.readiness().reasons)
+
+
+async def test_an_engine_whose_heartbeat_the_database_refuses_keeps_the_pause_it_last_read(
+    cluster: Cluster,
+) -> None:
+    """A database that refuses one engine's heartbeat (a trigger on the registry, counting each
+    refusal in a sequence, which a rollback does not undo): that engine keeps the pause it last
+    read through a resume elsewhere, and follows the resume once its heartbeat goes through."""
+    import psycopg
+
+    one, two = cluster.engines["one"], cluster.engines["two"]
+    assert (await one.console.set_paused(True, actor=ALICE)).ok
+    await wait_for(lambda: two.dispatcher.paused, 10, "two to follow the cluster's pause")
+    with psycopg.connect(cluster.url.secret(), autocommit=True) as db:
+        db.execute("CREATE SEQUENCE refused")
+        db.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " PERFORM nextval('refused'); RAISE EXCEPTION 'heartbeat refused'; END $$"
+        )
+        db.execute(
+            "CREATE TRIGGER refuse_two BEFORE INSERT OR UPDATE ON instances FOR EACH ROW"
+            f" WHEN (NEW.instance_id = '{two.cluster.instance_id}') EXECUTE FUNCTION refuse()"
+        )
+
+        def refusals() -> int:
+            row = db.execute("SELECT last_value, is_called FROM refused").fetchone()
+            return int(row[0]) if row is not None and row[1] else 0
+
+        await wait_for(lambda: refusals() >= 1, 10, "two's heartbeat refused")
+        assert (await one.console.set_paused(False, actor=ALICE)).ok
+        seen = refusals()
+        await wait_for(lambda: refusals() >= seen + 2, 10, "two's heartbeats refused since")
+        assert two.dispatcher.paused  # its last read said paused; it has read nothing since
+        db.execute("DROP TRIGGER refuse_two ON instances")
+    await wait_for(lambda: not two.dispatcher.paused, 10, "two to follow the resume")

@@ -35,7 +35,7 @@ from wanderer_console.control.discord_bot import build_bot
 from wanderer_console.control.local import LocalBackend
 from wanderer_console.control.server import ControlEndpoint
 from wanderer_console.delivery.dispatcher import build_dispatcher
-from wanderer_console.delivery.hold import DeliveryHold
+from wanderer_console.delivery.hold import DeliveryHold, SharedPause
 from wanderer_console.delivery.spill import ConfirmationSpill
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.enrich.cache import CacheFacade
@@ -148,9 +148,12 @@ class Runtime:
         # full disk at the stop cannot refuse them; the last stop's are applied first.
         spill = ConfirmationSpill.open(self.data_dir)
         self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate, spill=spill)
-        # An operator's pause outlives the process: restored before the dispatcher runs.
-        self.hold = DeliveryHold(self.dispatcher, self.data_dir)
+        # An operator's pause outlives the process: restored before the dispatcher runs. On a
+        # shared database it is the cluster's, read again at every heartbeat before leasing.
+        cluster_pause = SharedPause(store, self.cluster.instance_id) if shared else None
+        self.hold = DeliveryHold(self.dispatcher, self.data_dir, shared=cluster_pause)
         self.hold.restore()
+        self.cluster.follow_pause(self.hold.follow)
         # The bot's gateway (slash commands, voice states, status), with a bot token and an
         # application id; the operators' priority systems, from the store.
         self.bot = build_bot(lambda: live.current, discord, metrics)

@@ -127,11 +127,17 @@ def readiness(parts: EngineParts) -> Readiness:
 
 def _operator_pause(hold: DeliveryHold) -> str:
     """What ``/ready`` says while an operator holds delivery: who, since when, whether a
-    restart keeps it, and how to resume."""
+    restart keeps it (on a shared database: that it is the cluster's), and how to resume."""
     pause = hold.pause
     if pause is None:
         return f"delivery: paused by an operator; notifications wait: {RESUME_HOW}"
     since = f" since {_clock(pause.since)} UTC" if pause.since else ""
+    if pause.cluster:
+        return (
+            f"delivery: paused by {pause.actor}{since} on every engine of this database (the"
+            f" cluster's pause, kept in the database); notifications wait: {RESUME_HOW} on any"
+            " engine"
+        )
     kept = "kept across restarts" if pause.saved else "not saved: ends at the next restart"
     return f"delivery: paused by {pause.actor}{since} ({kept}); notifications wait: {RESUME_HOW}"
 

@@ -230,3 +230,21 @@ def test_a_claim_undone_changes_only_the_rows_that_claim_holds(store: Store) -> 
     # Alone (no lease): the send id alone decides.
     assert store.claim([d], send_id="s-4", now=3.0) == 1
     assert store.undo_claim([d], send_id="s-4", fence=None, keep_send_id=False) == 1
+
+
+def test_the_clusters_pause_keeps_who_paused_first_and_every_heartbeat_reads_it(
+    store: Store,
+) -> None:
+    assert store.cluster_pause() is None
+    assert store.heartbeat(A, 30.0).pause is None
+    first = store.pause_cluster("tui:alice", "a")
+    assert (first.actor, first.instance) == ("tui:alice", "a")
+    again = store.pause_cluster("tui:bob", "b")  # already paused: alice's pause stays
+    assert again == first
+    assert store.cluster_pause() == first
+    assert store.heartbeat(B, 30.0).pause == first  # every engine reads it as it heartbeats
+    assert store.cluster_state().pause == first
+    assert store.resume_cluster()
+    assert not store.resume_cluster()  # nothing left to lift
+    assert store.cluster_pause() is None
+    assert store.heartbeat(A, 30.0).pause is None

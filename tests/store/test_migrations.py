@@ -36,6 +36,7 @@ TABLES_AT = {
     8: ("instances", "leases"),
     13: ("priority_systems", "priority_audit"),
     15: ("hosted_maps",),
+    16: ("delivery_pause",),
 }
 """The tables each version adds."""
 
@@ -164,6 +165,12 @@ def seed(db: Raw, version: int) -> None:
         db.execute(
             "INSERT INTO hosted_maps (map_id, tenant_id, slug, created_at) VALUES (?, ?, ?, ?)",
             ("5f0c1d2e-0000-4000-8000-000000000001", "home", "home", 100.0),
+        )
+    if version >= 16:
+        db.execute(
+            "INSERT INTO delivery_pause (scope, paused_by, paused_at, paused_on)"
+            " VALUES (?, ?, ?, ?)",
+            ("cluster", "tui:alice", 100.0, "a-1"),
         )
 
 

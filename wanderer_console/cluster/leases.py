@@ -27,6 +27,11 @@ second later, before the maps are shared out). Then it balances:
   "sent" is recorded only while the lease is still held (:meth:`MapLeases.holds`), else the new
   owner settles it as uncertain.
 
+**The cluster's pause.** Every heartbeat also reads the operator's pause of delivery kept in the
+database (:class:`~wanderer_console.store.base.ClusterPause`) and hands it to the runtime
+(:meth:`MapLeases.follow_pause`) before it balances: no lease is acquired, and so nothing sent,
+by an instance that has not read it.
+
 An instance that dies or stalls loses its maps ``lease_seconds`` after its last heartbeat; the
 others look again exactly when a foreign lease on one of their maps is due to expire, so the
 takeover follows within a fraction of a second.
@@ -60,6 +65,7 @@ from typing import Any, Final, Protocol
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import OPS_TENANT, ops_target
 from wanderer_console.store.base import (
+    ClusterPause,
     ClusterState,
     InstanceInfo,
     LeaseFence,
@@ -145,6 +151,7 @@ class MapLeases:
         """Seconds between the first heartbeat and the first acquisition, so engines started
         together see each other before sharing the maps out (fewer hand-overs)."""
         self._hooks: LeaseHooks | None = None
+        self._pause_follower: Callable[[ClusterPause | None], None] | None = None
         self._lock = asyncio.Lock()
         """Held by a heartbeat and by a change of the maps (:meth:`changing`): one at a time."""
         self._wake = asyncio.Event()
@@ -169,6 +176,11 @@ class MapLeases:
     def bind(self, hooks: LeaseHooks) -> None:
         """Say what to do when a map is gained, lost or kept (the runtime)."""
         self._hooks = hooks
+
+    def follow_pause(self, follower: Callable[[ClusterPause | None], None]) -> None:
+        """Hand the cluster's pause, as every heartbeat reads it, to ``follower`` (the
+        runtime's delivery hold), before that heartbeat's balance acquires any lease."""
+        self._pause_follower = follower
 
     # -- settings ----------------------------------------------------------------------------------
 
@@ -327,6 +339,8 @@ class MapLeases:
             log.info("lease heartbeat works again", extra={"ctx": {"instance": self.instance_id}})
         self.last_error = None
         self.state, self._state_at = state, started
+        if self._pause_follower is not None:  # before a lease is acquired: nothing is sent first
+            self._pause_follower(state.pause)
         renewed = {lease.resource: lease for lease in state.held}
         for tenant, held in list(self._held.items()):
             lease = renewed.pop(held.fence.resource, None)

@@ -236,6 +236,17 @@ class LeaseGrant(NamedTuple):
     previous: LeaseRow | None
 
 
+class ClusterPause(NamedTuple):
+    """An operator's pause of delivery on a shared database: every engine on it holds."""
+
+    actor: str
+    """Who paused (as the control API names the operator)."""
+    since: float
+    """When, by the database's clock."""
+    instance: str
+    """The engine the pause was sent to."""
+
+
 class ClusterState(NamedTuple):
     """The registry and the leases as the database sees them at ``now`` (its clock)."""
 
@@ -246,6 +257,8 @@ class ClusterState(NamedTuple):
     """Every lease, held or not."""
     held: list[LeaseRow]
     """After a heartbeat: the caller's leases it still holds (renewed); else empty."""
+    pause: ClusterPause | None = None
+    """The operator's pause of every engine, if one is set."""
 
 
 # -- where a store lives -----------------------------------------------------------------------
@@ -629,6 +642,12 @@ class Store(Protocol):
     def leave_cluster(self, instance_id: str) -> int: ...
 
     def cluster_state(self) -> ClusterState: ...
+
+    def pause_cluster(self, actor: str, instance_id: str) -> ClusterPause: ...
+
+    def resume_cluster(self) -> bool: ...
+
+    def cluster_pause(self) -> ClusterPause | None: ...
 
     # the events browser (bounded reads, see store/browse.py)
     def browse_events(

@@ -17,6 +17,9 @@ data directory, behind its lock); the statements run on both backends, so their 
   (:meth:`~wanderer_console.store.outbox.OutboxMixin.claim`); the claimed rows record who claimed
   them under which token, so a claim left by an instance that lost its lease is told apart from
   one in flight (:meth:`~wanderer_console.store.outbox.OutboxMixin.recover_in_flight`).
+* **The cluster's pause** (``delivery_pause``, one row while paused): an operator's pause of
+  delivery holds every engine on the database; each reads it at start and at every heartbeat
+  (:meth:`LeaseMixin.heartbeat` returns it), and a resume on any engine deletes it.
 
 Every time here is the database's clock (:attr:`~.dialect.Dialect.clock`), never an instance's:
 instances on several hosts disagree about the time, the server does not disagree with itself.
@@ -27,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from wanderer_console.store.base import (
+    ClusterPause,
     ClusterState,
     DbConnection,
     InstanceInfo,
@@ -47,6 +51,8 @@ _INSTANCE_COLUMNS = (
     "instance_id, host, pid, version, started_at, heartbeat_at, expires_at, stopped_at"
 )
 _LEASE_COLUMNS = "resource, owner, token, expires_at, acquired_at, renewed_at"
+_PAUSE_SCOPE = "cluster"
+"""The key of the cluster's pause in ``delivery_pause`` (the only row it holds)."""
 
 
 def _instance(row: Any) -> InstanceRow:
@@ -98,7 +104,14 @@ class LeaseMixin:
             _lease(row)
             for row in conn.execute(f"SELECT {_LEASE_COLUMNS} FROM leases ORDER BY resource")
         ]
-        return ClusterState(now, instances, leases, held)
+        return ClusterState(now, instances, leases, held, self._pause(conn))
+
+    def _pause(self, conn: DbConnection) -> ClusterPause | None:
+        row = conn.execute(
+            "SELECT paused_by, paused_at, paused_on FROM delivery_pause WHERE scope = ?",
+            (_PAUSE_SCOPE,),
+        ).fetchone()
+        return None if row is None else ClusterPause(str(row[0]), float(row[1]), str(row[2]))
 
     def heartbeat(self, instance: InstanceInfo, ttl: float) -> ClusterState:
         """Say this instance is alive for ``ttl`` more seconds and renew the leases it still
@@ -182,6 +195,29 @@ class LeaseMixin:
         """The live instances and every lease, read at the database's clock (``db status``)."""
         now = self._db_now(self._conn)
         return self._state(self._conn, now, [])
+
+    def pause_cluster(self, actor: str, instance_id: str) -> ClusterPause:
+        """Pause delivery on every engine of the database; a cluster already paused keeps who
+        paused it first and when. Returns the pause as now stored."""
+        with self._writes.transaction("pause cluster") as conn:
+            now = self._db_now(conn)
+            conn.execute(
+                "INSERT INTO delivery_pause (scope, paused_by, paused_at, paused_on)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
+                (_PAUSE_SCOPE, actor, now, instance_id),
+            )
+            kept = self._pause(conn)
+        return kept or ClusterPause(actor, now, instance_id)
+
+    def resume_cluster(self) -> bool:
+        """Lift the cluster's pause; False when it was not paused."""
+        with self._writes.transaction("resume cluster") as conn:
+            cursor = conn.execute("DELETE FROM delivery_pause WHERE scope = ?", (_PAUSE_SCOPE,))
+            return int(cursor.rowcount) == 1
+
+    def cluster_pause(self) -> ClusterPause | None:
+        """The cluster's pause, if one is set (read at start, before the dispatcher runs)."""
+        return self._pause(self._conn)
 
     def lease_fence_valid(self, fence: LeaseFence) -> bool:
         """True when ``fence``'s lease is still the holder's, under its token, and unexpired."""

@@ -100,6 +100,8 @@ NOT_COPIED: Final[dict[str, str]] = {
     " target's audit is next opened (it scrubs versions an older build stored with secrets)",
     "instances": "the registry of running instances: the engines on the target register themselves",
     "leases": "which running instance works which map: the engines on the target take them",
+    "delivery_pause": "the pause of every engine on a shared database: a SQLite engine keeps its"
+    " pause in its data directory instead, so this table is empty there",
 }
 """Tables of a SQLite store that are deliberately left behind, and why."""
 

@@ -442,6 +442,27 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    # 16: an operator's pause of delivery on a database several engines share (one row while
+    #     paused: who, when by the database's clock, and the engine it was sent to); every
+    #     engine holds while it is there. An engine alone keeps its pause in its data directory.
+    Migration(
+        """
+        CREATE TABLE delivery_pause (
+            scope     TEXT PRIMARY KEY,
+            paused_by TEXT NOT NULL,
+            paused_at REAL NOT NULL,
+            paused_on TEXT NOT NULL
+        );
+        """,
+        """
+        CREATE TABLE delivery_pause (
+            scope     TEXT PRIMARY KEY,
+            paused_by TEXT NOT NULL,
+            paused_at DOUBLE PRECISION NOT NULL,
+            paused_on TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

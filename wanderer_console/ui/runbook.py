@@ -920,6 +920,52 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`delivery paused on every engine of this database by an operator: nothing is sent until"
+        " resumed` (`paused_by`, `paused_at`, `paused_on` or `saved_in`; WARNING)",
+        "on PostgreSQL an operator paused delivery on one of the engines sharing the database:"
+        " the pause is kept in the database (`delivery_pause`) and holds every engine, those"
+        " started since and the maps they take over too; logged at start and when a running"
+        " engine follows it at its heartbeat",
+        "resume on any engine once the backlog may go out: `p` in the console or"
+        ' `POST /v1/pause {"paused": false}`; every engine resumes at its next heartbeat'
+        " (INFO `delivery resumed on every engine of this database`)",
+    ),
+    Advice(
+        DELIVERY,
+        "`delivery paused on this engine only: the cluster's pause could not be saved in the"
+        " database; the other engines keep sending until it is` (`error`)",
+        "the shared database refused the pause (unreachable, read-only): this engine holds, the"
+        " others do not know of the pause",
+        "fix the database; the engine saves the pause for every engine at its first heartbeat"
+        " that reaches it (WARNING `... the pause sent while the database could not be written"
+        " is saved now`), or pause again",
+    ),
+    Advice(
+        DELIVERY,
+        "`delivery stays paused: the cluster's pause could not be lifted in the database`"
+        " (`error`)",
+        "a resume on a shared database could not delete the pause: every engine stays paused",
+        "fix the database, then resume again",
+    ),
+    Advice(
+        DELIVERY,
+        "`a pause saved in the data directory is not applied on a shared database: the"
+        " cluster's pause, kept in the database, decides; delete the file` (`path`)",
+        "the engine stores in PostgreSQL but its data directory holds `delivery-paused.json`"
+        " (paused while on SQLite, or by an older build that paused engines one by one)",
+        "if the backlog must still wait, pause again (it then holds every engine); delete the"
+        " file named in `path`",
+    ),
+    Advice(
+        DELIVERY,
+        "`the cluster's pause could not be read at start: delivery is held here until a"
+        " heartbeat reaches the database and reads it` (`error`)",
+        "the shared database stopped answering right after the engine opened it",
+        "fix the database: the first heartbeat that reaches it pauses or resumes this engine as"
+        " the cluster is",
+    ),
+    Advice(
+        DELIVERY,
         "`the data directory DIR is in use by another engine (PID N on host H since T)` (exit 3)",
         "another engine owns the data directory (only one may deliver from it)",
         "stop the other one (`systemctl stop wanderer-console`), or give this one its own"

@@ -14,6 +14,12 @@ import.
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,53 @@ from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.store.backends import open_store
 from wanderer_console.store.base import DatabaseUrl, Store, StoreLocation
+
+NETGUARD = Path(__file__).parent / "_netguard"
+"""``sitecustomize`` for every process the tests start: it notes any host asked for that is not
+this machine (``tests/_netguard/sitecustomize.py``)."""
+
+
+def _netguard_log() -> Path:
+    """This process's note of foreign hosts (one per process: the test that ran meanwhile is
+    the one that asked), the hook installed here and, through ``PYTHONPATH``, in every process
+    a test starts."""
+    folder = Path(tempfile.mkdtemp(prefix="wc-netguard-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    log = folder / "foreign-hosts"
+    log.touch()
+    guard: Any = sys.modules.get("sitecustomize")
+    if getattr(guard, "LOG_VARIABLE", None) is None:  # not started by a test: install it here
+        spec = importlib.util.spec_from_file_location("_wc_netguard", NETGUARD / "sitecustomize.py")
+        assert spec is not None
+        assert spec.loader is not None
+        guard = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(guard)
+    os.environ[guard.LOG_VARIABLE] = str(log)  # read at each look-up: this process's file
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(NETGUARD) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(NETGUARD), *paths])
+    return log
+
+
+NETLOG = _netguard_log()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """Fail the test that asked for a host other than this machine (its own process or one it
+    started): the tests speak to fakes on 127.0.0.1 alone (see ``NETGUARD``)."""
+    start = NETLOG.stat().st_size
+    yield
+    with NETLOG.open(encoding="utf-8") as notes:
+        notes.seek(start)
+        found = notes.read()
+    if found:
+        pytest.fail(
+            "the test asked for hosts that are not this machine (point the setting at the"
+            f" simulator):\n{found[:3000]}",
+            pytrace=False,
+        )
+
 
 BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql))
 """Every store backend, for ``pytest.mark.parametrize`` or a fixture's ``params``."""

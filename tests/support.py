@@ -72,6 +72,8 @@ def headless_config(sim: Simulator, path: Path) -> Path:
         f"""
 [console]
 startup_suppression_seconds = 0
+[esi]
+url = "{sim.esi_url}"
 [killstream]
 websocket_url = "{sim.killstream_url}"
 [maps.home]

@@ -328,10 +328,16 @@ class DeliveryHold:
 
     def _release_shared(self, shared: SharedPause) -> HoldResult:
         """Resume every engine: the pause is deleted from the shared database (the others
-        follow at their next heartbeat); refused, every engine stays paused, this one too."""
+        follow at their next heartbeat); refused, every engine stays paused, this one too. A
+        pause the database never took (held here only) is lifted here all the same: kept, the
+        next heartbeat that reached the database would save it for every engine, against the
+        operator's resume."""
+        current = self.pause if self._dispatcher.paused else None
         try:
             shared.store.resume_cluster()
         except StoreWriteError as exc:
+            if current is not None and not current.saved:
+                return self._resume_unsaved(exc)
             log.warning(
                 "delivery stays paused: the cluster's pause could not be lifted in the database",
                 extra={"ctx": {"error": str(exc.cause)}},
@@ -346,6 +352,24 @@ class DeliveryHold:
         self.restored = False
         self._dispatcher.wake()
         return HoldResult(True, "Delivery resumed on every engine of this database.")
+
+    def _resume_unsaved(self, refused: StoreWriteError) -> HoldResult:
+        """Lift a pause that held this engine only; a pause of the cluster set meanwhile by
+        another engine holds this one again at its next heartbeat that reads it."""
+        self._dispatcher.paused = False
+        self.pause = None
+        self.restored = False
+        self._dispatcher.wake()
+        log.info(
+            "delivery resumed on this engine: its pause never reached the shared database",
+            extra={"ctx": {"error": str(refused.cause)}},
+        )
+        return HoldResult(
+            True,
+            "Delivery resumed on this engine: its pause had not reached the shared database,"
+            f" which still cannot be written ({refused.cause}); the other engines were not"
+            " paused.",
+        )
 
     def release(self) -> HoldResult:
         """Resume delivery and remove the saved pause."""

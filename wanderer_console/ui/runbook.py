@@ -949,6 +949,13 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`delivery resumed on this engine: its pause never reached the shared database` (`error`)",
+        "a resume on a shared database that cannot be written, of a pause the database had"
+        " refused too: it held this engine only, and is lifted (not saved for every engine later)",
+        "nothing; to hold every engine, pause again once the database answers",
+    ),
+    Advice(
+        DELIVERY,
         "`a pause saved in the data directory is not applied on a shared database: the"
         " cluster's pause, kept in the database, decides; delete the file` (`path`)",
         "the engine stores in PostgreSQL but its data directory holds `delivery-paused.json`"

@@ -132,14 +132,15 @@ def _operator_pause(hold: DeliveryHold) -> str:
     if pause is None:
         return f"delivery: paused by an operator; notifications wait: {RESUME_HOW}"
     since = f" since {_clock(pause.since)} UTC" if pause.since else ""
+    actor = redact(pause.actor)  # /ready answers anyone on the port: an error's words masked
     if pause.cluster:
         return (
-            f"delivery: paused by {pause.actor}{since} on every engine of this database (the"
+            f"delivery: paused by {actor}{since} on every engine of this database (the"
             f" cluster's pause, kept in the database); notifications wait: {RESUME_HOW} on any"
             " engine"
         )
     kept = "kept across restarts" if pause.saved else "not saved: ends at the next restart"
-    return f"delivery: paused by {pause.actor}{since} ({kept}); notifications wait: {RESUME_HOW}"
+    return f"delivery: paused by {actor}{since} ({kept}); notifications wait: {RESUME_HOW}"
 
 
 def _operator_pause_view(parts: EngineParts) -> dict[str, Any]:

@@ -3,7 +3,9 @@ and a resume then delivers what was held, each notification once."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -177,5 +179,24 @@ async def test_a_damaged_saved_pause_starts_paused_and_says_its_time_is_unknown(
         assert again.ok, again.message
         assert "unknown time" in again.message
         assert "1970" not in again.message + reasons[0]
+    finally:
+        await runtime.stop()
+
+
+async def test_ready_masks_a_secret_in_who_paused(sim: Simulator, tmp_path: Path) -> None:
+    """``/ready`` is not authenticated: the pauser's text (which may carry an error's words, a
+    database URL with its password among them) is masked there as in the snapshot."""
+    secret = "postgresql://wc:hunter2secret@127.0.0.1:5432/wc"
+    pause = {"paused_by": f"unknown (the cluster's pause could not be read: {secret})"}
+    (tmp_path / PAUSE_FILE).write_text(
+        json.dumps({**pause, "paused_at": time.time()}), encoding="utf-8"
+    )
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        reasons = [r for r in runtime.readiness().reasons if "paused by" in r]
+        assert len(reasons) == 1, runtime.readiness().reasons
+        assert "hunter2secret" not in reasons[0], reasons[0]
+        assert "paused by unknown" in reasons[0]
     finally:
         await runtime.stop()

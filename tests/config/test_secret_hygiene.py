@@ -54,7 +54,7 @@ def test_a_readable_config_with_secrets_warns_with_the_fix(
     assert f"readable by {who}" in warning.message
     assert f"chmod 600 {path}" in warning.message
 
-    assert main(["config", "check", "--config", str(path)]) == 0
+    assert main(["config", "check", "--offline", "--config", str(path)]) == 0
     err = capsys.readouterr().err
     assert f"warning: {path}: (file): holds secrets" in err
     assert f"chmod 600 {path}" in err
@@ -162,7 +162,7 @@ def test_config_check_prints_misplaced_secrets_as_located_warnings(
 ) -> None:
     text = GOOD.replace('url = "http://127.0.0.1:9"', f'url = "{WEBHOOK}"')
     path = _write(tmp_path, text)
-    assert main(["config", "check", "--config", str(path)]) == 0
+    assert main(["config", "check", "--offline", "--config", str(path)]) == 0
     captured = capsys.readouterr()
     assert f"warning: {path}:2: maps.home.url: looks like a Discord webhook URL" in captured.err
     _no_secret_in(captured.err + captured.out)

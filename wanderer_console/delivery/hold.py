@@ -254,10 +254,7 @@ class DeliveryHold:
         self.pause = _cluster(found)
 
     def _resumed_elsewhere(self, current: OperatorPause) -> None:
-        self._dispatcher.paused = False
-        self.pause = None
-        self.restored = False
-        self._dispatcher.wake()
+        self._lift()
         log.info(
             "delivery resumed on every engine of this database: the cluster's pause was lifted",
             extra={"ctx": {"paused_by": current.actor}},
@@ -347,19 +344,13 @@ class DeliveryHold:
                 "Delivery stays paused on every engine: the pause could not be lifted in the"
                 f" shared database ({exc.cause}). Resume again once the database answers.",
             )
-        self._dispatcher.paused = False
-        self.pause = None
-        self.restored = False
-        self._dispatcher.wake()
+        self._lift()
         return HoldResult(True, "Delivery resumed on every engine of this database.")
 
     def _resume_unsaved(self, refused: StoreWriteError) -> HoldResult:
         """Lift a pause that held this engine only; a pause of the cluster set meanwhile by
         another engine holds this one again at its next heartbeat that reads it."""
-        self._dispatcher.paused = False
-        self.pause = None
-        self.restored = False
-        self._dispatcher.wake()
+        self._lift()
         log.info(
             "delivery resumed on this engine: its pause never reached the shared database",
             extra={"ctx": {"error": str(refused.cause)}},
@@ -371,14 +362,18 @@ class DeliveryHold:
             " paused.",
         )
 
-    def release(self) -> HoldResult:
-        """Resume delivery and remove the saved pause."""
-        if self._shared is not None:
-            return self._release_shared(self._shared)
+    def _lift(self) -> None:
+        """Delivery runs again here, with no pause held, and the dispatcher looks at once."""
         self._dispatcher.paused = False
         self.pause = None
         self.restored = False
         self._dispatcher.wake()
+
+    def release(self) -> HoldResult:
+        """Resume delivery and remove the saved pause."""
+        if self._shared is not None:
+            return self._release_shared(self._shared)
+        self._lift()
         try:
             self._clear()
         except OSError as exc:

@@ -42,6 +42,7 @@ __all__ = [
     "atomic_write_text",
     "digest",
     "set_value",
+    "sync_directory",
     "is_secret_key",
     "mask_secrets",
     "unmask_secrets",
@@ -167,6 +168,16 @@ def _lines(text: str) -> list[tuple[int, str]]:
         out.append((start, line))
         start += len(line)
     return out
+
+
+def sync_directory(directory: Path) -> None:
+    """Flush ``directory``'s entries to disk: a file created, renamed into it or removed is
+    then still so after a power cut or a crash of the machine."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from wanderer_console.config.edit import atomic_write_text
+from wanderer_console.config.edit import atomic_write_text, sync_directory
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.store.base import ClusterPause
 from wanderer_console.store.writes import StoreWriteError
@@ -393,21 +392,14 @@ class DeliveryHold:
         """Write the pause where a crash right after cannot lose it (file and directory)."""
         text = json.dumps({"paused_by": pause.actor, "paused_at": pause.since}) + "\n"
         atomic_write_text(self.path, text)
-        self._sync_directory()
+        sync_directory(self.path.parent)
 
     def _clear(self) -> None:
         try:
             self.path.unlink()
         except FileNotFoundError:
             return
-        self._sync_directory()
-
-    def _sync_directory(self) -> None:
-        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_directory(self.path.parent)
 
 
 def _showable(stamp: float) -> bool:

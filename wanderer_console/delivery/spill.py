@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from wanderer_console.config.edit import sync_directory
 from wanderer_console.store.base import LeaseFence, SentMessage
 
 __all__ = ["SPILL_FILE", "SPILL_SIZE", "ConfirmationSpill"]
@@ -155,7 +156,7 @@ class ConfirmationSpill:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _sync_directory(self.path.parent)
+        sync_directory(self.path.parent)
 
     def keep(self, messages: Sequence[SentMessage]) -> int:
         """Write ``messages`` after the records already kept, as many as fit; how many were
@@ -200,11 +201,3 @@ class ConfirmationSpill:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -157,3 +158,33 @@ def test_records_are_checked_one_by_one_and_the_file_is_bounded(tmp_path: Path) 
     assert last is not None
     assert last.kept == []
     assert last.damaged == 1
+
+
+def _remount(directory: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(directory)], check=True)
+
+
+async def test_confirmations_read_are_applied_when_the_spill_cannot_be_written_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The data directory turned read-only between the stop and the next start: the file is
+    read but cannot be filled to its size. What it holds is applied all the same (not posted
+    again); the start says the next stop cannot keep any."""
+    with small_disk(tmp_path / "data", "2m") as data:
+        async with make_rig(tmp_path, spill=ConfirmationSpill.open(data)) as rig:
+            message_id = await _confirmed_while_the_store_refuses(rig, 3)
+            _remount(data, "ro")
+            try:
+                with caplog.at_level(logging.INFO, logger=LOGGER):
+                    spill = ConfirmationSpill.open(data)
+                    async with _restarted(rig, spill):
+                        await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+            finally:
+                _remount(data, "rw")
+            row = rig.store._conn.execute("SELECT status, message_id FROM outbox").fetchone()
+            assert tuple(row) == ("sent", message_id)
+            assert len(rig.discord.received) == 1  # applied: never re-sent as uncertain
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("no room kept for confirmations at stop") for m in said), said
+    assert "confirmations kept at the last stop applied" in said
+    assert spill.keep([SentMessage([1], 1.0, "m", "send", None)]) == 0  # no new ones

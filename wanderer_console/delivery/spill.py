@@ -96,22 +96,25 @@ class ConfirmationSpill:
         """Where the next record goes: after the last frame read or written."""
         self._used = 0
         """How far the file holds frames (valid or not), zeroed when the spill is cleared."""
+        self.room = True
+        """The file was filled to its size at start: a stop can keep confirmations in it."""
 
     @classmethod
-    def open(cls, data_dir: Path, size: int = SPILL_SIZE) -> ConfirmationSpill | None:
-        """Read what the last stop kept, then make sure the file has its full size on disk;
-        ``None`` (said at WARNING) when it cannot be created: the stop then keeps nothing."""
+    def open(cls, data_dir: Path, size: int = SPILL_SIZE) -> ConfirmationSpill:
+        """Read what the last stop kept, then make sure the file has its full size on disk.
+        When it cannot (a read-only data directory, a full disk), what was read is still
+        applied; the stop keeps nothing (:attr:`room` is False), said at WARNING."""
         spill = cls(data_dir / SPILL_FILE, size)
         try:
             spill._read()
             spill._allocate()
         except OSError as exc:
+            spill.room = False
             log.warning(
                 "no room kept for confirmations at stop: if the store cannot write when the"
                 " engine stops, a webhook message confirmed then may post twice",
                 extra={"ctx": {"path": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
             )
-            return None
         if spill.damaged:
             log.warning(
                 "damaged confirmations ignored in the spill: their notifications are re-sent as"
@@ -160,8 +163,10 @@ class ConfirmationSpill:
 
     def keep(self, messages: Sequence[SentMessage]) -> int:
         """Write ``messages`` after the records already kept, as many as fit; how many were
-        written (0 if the file refuses). Only a message bound to a send id can be applied
-        safely later: one without is not kept."""
+        written (0 if the file refuses, or has no :attr:`room`). Only a message bound to a send
+        id can be applied safely later: one without is not kept."""
+        if not self.room:
+            return 0
         frames: list[bytes] = []
         room = self.size - self._end
         for message in messages:

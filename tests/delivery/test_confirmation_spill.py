@@ -47,9 +47,9 @@ async def _restarted(rig: Rig, spill: ConfirmationSpill | None) -> AsyncIterator
         await task
 
 
-async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int) -> str:
+async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int, stops: int = 1) -> str:
     """A webhook message Discord posts and confirms while the store refuses every write, then
-    a graceful stop; Discord's message id."""
+    a graceful stop (``stops`` times, the store refusing throughout); Discord's message id."""
     hook = rig.hook(hook_id)
     rig.discord.answer_delay = 1.0  # posted at once, answered a second later
     rig.enqueue(hook, 1)
@@ -57,7 +57,8 @@ async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int) -> str:
     rig.store._conn.execute("PRAGMA query_only = ON")
     await until(lambda: len(rig.dispatcher._journal) == 1)  # the confirmation is kept
     rig.discord.answer_delay = 0.0
-    await rig.dispatcher.stop()
+    for _ in range(stops):
+        await rig.dispatcher.stop()
     rig.store._conn.execute("PRAGMA query_only = OFF")
     assert rig.store.outbox_counts() == {"sending": 1}
     return rig.discord.received[0].message_id
@@ -188,3 +189,13 @@ async def test_confirmations_read_are_applied_when_the_spill_cannot_be_written_a
     assert any(m.startswith("no room kept for confirmations at stop") for m in said), said
     assert "confirmations kept at the last stop applied" in said
     assert spill.keep([SentMessage([1], 1.0, "m", "send", None)]) == 0  # no new ones
+
+
+async def test_a_second_stop_keeps_each_confirmation_once(tmp_path: Path) -> None:
+    """stop() called again while the store still refuses: the confirmation is in the file
+    once (twice, the next start would apply it twice and count it twice)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    async with make_rig(tmp_path, spill=ConfirmationSpill.open(data)) as rig:
+        await _confirmed_while_the_store_refuses(rig, 4, stops=2)
+        assert len(ConfirmationSpill.open(data).kept) == 1

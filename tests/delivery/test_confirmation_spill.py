@@ -23,9 +23,12 @@ from pathlib import Path
 import pytest
 
 from tests.delivery.rig import FAST, Rig, make_rig, until
-from tests.support import fill_disk, small_disk
+from tests.support import fill_disk, small_disk, wait_for
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
 from wanderer_console.store.base import LeaseFence, SentMessage
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,6 +67,14 @@ async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int, stops: int 
     return rig.discord.received[0].message_id
 
 
+def _opened(data: Path) -> ConfirmationSpill:
+    """The spill as the engine opens it at start, its lines said (the runtime announces them
+    once its log ring is installed)."""
+    spill = ConfirmationSpill.open(data)
+    spill.announce()
+    return spill
+
+
 @contextlib.contextmanager
 def _full_disk(tmp_path: Path) -> Iterator[tuple[Path, bool]]:
     """A data directory, and whether it is a real file system to be filled to the last byte
@@ -96,7 +107,7 @@ async def test_a_confirmation_refused_at_stop_is_applied_at_the_next_start_not_p
             assert not [r for r in said if r.levelno >= logging.ERROR]
             caplog.clear()
             with caplog.at_level(logging.INFO, logger=LOGGER):
-                async with _restarted(rig, ConfirmationSpill.open(data)):
+                async with _restarted(rig, _opened(data)):
                     await until(lambda: rig.store.outbox_counts() == {"sent": 1})
             applied = [r for r in caplog.records if r.getMessage().startswith("confirmations")]
             assert [r.getMessage() for r in applied] == [
@@ -122,8 +133,7 @@ async def test_a_damaged_spill_is_ignored_and_the_message_re_sent_as_uncertain(
         raw[20] ^= 0xFF  # a byte of the record's payload
         (data / SPILL_FILE).write_bytes(bytes(raw))
         with caplog.at_level(logging.WARNING, logger=LOGGER):
-            spill = ConfirmationSpill.open(data)
-            assert spill is not None
+            spill = _opened(data)
             assert spill.kept == []
             async with _restarted(rig, spill):
                 await until(lambda: rig.store.outbox_counts() == {"sent": 1})
@@ -177,7 +187,7 @@ async def test_confirmations_read_are_applied_when_the_spill_cannot_be_written_a
             _remount(data, "ro")
             try:
                 with caplog.at_level(logging.INFO, logger=LOGGER):
-                    spill = ConfirmationSpill.open(data)
+                    spill = _opened(data)
                     async with _restarted(rig, spill):
                         await until(lambda: rig.store.outbox_counts() == {"sent": 1})
             finally:
@@ -199,3 +209,28 @@ async def test_a_second_stop_keeps_each_confirmation_once(tmp_path: Path) -> Non
     async with make_rig(tmp_path, spill=ConfirmationSpill.open(data)) as rig:
         await _confirmed_while_the_store_refuses(rig, 4, stops=2)
         assert len(ConfirmationSpill.open(data).kept) == 1
+
+
+async def test_the_start_s_lines_about_the_spill_reach_the_console_s_log(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read and applied before the engine's log ring is installed, the lines are said there
+    too: an attached console's activity log shows them."""
+    spill = ConfirmationSpill.open(tmp_path)
+    fence = LeaseFence("map:home", "host:1:abc", 7)
+    spill.keep([SentMessage([987654], 1.0, f"m{i}", f"send{i}", fence) for i in range(2)])
+    raw = bytearray((tmp_path / SPILL_FILE).read_bytes())
+    raw[len(raw.rstrip(b"\0")) - 2] ^= 0xFF  # the second record's payload
+    (tmp_path / SPILL_FILE).write_bytes(bytes(raw))
+    caplog.set_level(logging.INFO, logger="wanderer_console")  # the engine's level, as launched
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        ring = runtime.console.ring
+        await wait_for(
+            lambda: ring.matching("confirmations kept at the last stop applied"),
+            what="the applied line in the console's log",
+        )
+        assert ring.matching("damaged confirmations ignored in the spill")
+    finally:
+        await runtime.stop()

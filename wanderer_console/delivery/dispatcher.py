@@ -541,20 +541,20 @@ class Dispatcher:
         try:
             spill.clear()
         except OSError as exc:  # applied: reading them again changes nothing
-            log.warning(
+            spill.say(
+                logging.WARNING,
                 "confirmations applied, but the spill could not be cleared",
-                extra={"ctx": {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+                {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"},
             )
         if messages:
-            log.info(
+            spill.say(
+                logging.INFO,
                 "confirmations kept at the last stop applied",
-                extra={
-                    "ctx": {
-                        "file": str(spill.path),
-                        "messages": len(messages),
-                        "rows": rows,
-                        "damaged": damaged,
-                    }
+                {
+                    "file": str(spill.path),
+                    "messages": len(messages),
+                    "rows": rows,
+                    "damaged": damaged,
                 },
             )
 

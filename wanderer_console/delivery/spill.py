@@ -98,6 +98,8 @@ class ConfirmationSpill:
         """How far the file holds frames (valid or not), zeroed when the spill is cleared."""
         self.room = True
         """The file was filled to its size at start: a stop can keep confirmations in it."""
+        self._notes: list[tuple[int, str, dict[str, object]]] = []
+        self._announced = False
 
     @classmethod
     def open(cls, data_dir: Path, size: int = SPILL_SIZE) -> ConfirmationSpill:
@@ -110,18 +112,35 @@ class ConfirmationSpill:
             spill._allocate()
         except OSError as exc:
             spill.room = False
-            log.warning(
+            spill.say(
+                logging.WARNING,
                 "no room kept for confirmations at stop: if the store cannot write when the"
                 " engine stops, a webhook message confirmed then may post twice",
-                extra={"ctx": {"path": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+                {"path": str(spill.path), "error": f"{type(exc).__name__}: {exc}"},
             )
         if spill.damaged:
-            log.warning(
+            spill.say(
+                logging.WARNING,
                 "damaged confirmations ignored in the spill: their notifications are re-sent as"
                 " uncertain",
-                extra={"ctx": {"file": str(spill.path), "damaged": spill.damaged}},
+                {"file": str(spill.path), "damaged": spill.damaged},
             )
         return spill
+
+    def say(self, level: int, message: str, ctx: dict[str, object]) -> None:
+        """Log a line of the engine's start about the spill: held until :meth:`announce`, as
+        it comes before the engine's log ring is installed (the console's activity log)."""
+        if self._announced:
+            log.log(level, message, extra={"ctx": ctx})
+        else:
+            self._notes.append((level, message, ctx))
+
+    def announce(self) -> None:
+        """Log the lines held so far (the engine's logs are now read), and later ones at once."""
+        self._announced = True
+        for level, message, ctx in self._notes:
+            log.log(level, message, extra={"ctx": ctx})
+        self._notes.clear()
 
     def _read(self) -> None:
         try:

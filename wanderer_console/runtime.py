@@ -145,9 +145,12 @@ class Runtime:
         store.shared = shared
         gate = self.cluster if shared else None
         # Confirmations a stop cannot record are kept in a file written in full now, so that a
-        # full disk at the stop cannot refuse them; the last stop's are applied first.
-        spill = ConfirmationSpill.open(self.data_dir)
-        self.dispatcher = build_dispatcher(store, metrics, discord, live, gate=gate, spill=spill)
+        # full disk at the stop cannot refuse them; the last stop's are applied first. What the
+        # start says of them is held until the log ring is installed (announce, in start).
+        self.spill = ConfirmationSpill.open(self.data_dir)
+        self.dispatcher = build_dispatcher(
+            store, metrics, discord, live, gate=gate, spill=self.spill
+        )
         # An operator's pause outlives the process: restored before the dispatcher runs. On a
         # shared database it is the cluster's, read again at every heartbeat before leasing.
         cluster_pause = SharedPause(store, self.cluster.instance_id) if shared else None
@@ -456,6 +459,7 @@ class Runtime:
         self.http, self.http_error = await start_surface(self)
         self.console.install_log_ring()
         self.hold.announce()
+        self.spill.announce()
         await self.control.start()
         self.ready.set()
         log.info(

@@ -16,15 +16,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.delivery.rig import FAST, Rig, make_rig, until
-from tests.support import fill_disk, small_disk
+from tests.support import fill_disk, small_disk, wait_for
 from wanderer_console.delivery.dispatcher import Dispatcher
 from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
+from wanderer_console.launch import demo_settings
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
 from wanderer_console.store.base import LeaseFence, SentMessage
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,9 +50,9 @@ async def _restarted(rig: Rig, spill: ConfirmationSpill | None) -> AsyncIterator
         await task
 
 
-async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int) -> str:
+async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int, stops: int = 1) -> str:
     """A webhook message Discord posts and confirms while the store refuses every write, then
-    a graceful stop; Discord's message id."""
+    a graceful stop (``stops`` times, the store refusing throughout); Discord's message id."""
     hook = rig.hook(hook_id)
     rig.discord.answer_delay = 1.0  # posted at once, answered a second later
     rig.enqueue(hook, 1)
@@ -56,10 +60,19 @@ async def _confirmed_while_the_store_refuses(rig: Rig, hook_id: int) -> str:
     rig.store._conn.execute("PRAGMA query_only = ON")
     await until(lambda: len(rig.dispatcher._journal) == 1)  # the confirmation is kept
     rig.discord.answer_delay = 0.0
-    await rig.dispatcher.stop()
+    for _ in range(stops):
+        await rig.dispatcher.stop()
     rig.store._conn.execute("PRAGMA query_only = OFF")
     assert rig.store.outbox_counts() == {"sending": 1}
     return rig.discord.received[0].message_id
+
+
+def _opened(data: Path) -> ConfirmationSpill:
+    """The spill as the engine opens it at start, its lines said (the runtime announces them
+    once its log ring is installed)."""
+    spill = ConfirmationSpill.open(data)
+    spill.announce()
+    return spill
 
 
 @contextlib.contextmanager
@@ -94,7 +107,7 @@ async def test_a_confirmation_refused_at_stop_is_applied_at_the_next_start_not_p
             assert not [r for r in said if r.levelno >= logging.ERROR]
             caplog.clear()
             with caplog.at_level(logging.INFO, logger=LOGGER):
-                async with _restarted(rig, ConfirmationSpill.open(data)):
+                async with _restarted(rig, _opened(data)):
                     await until(lambda: rig.store.outbox_counts() == {"sent": 1})
             applied = [r for r in caplog.records if r.getMessage().startswith("confirmations")]
             assert [r.getMessage() for r in applied] == [
@@ -120,8 +133,7 @@ async def test_a_damaged_spill_is_ignored_and_the_message_re_sent_as_uncertain(
         raw[20] ^= 0xFF  # a byte of the record's payload
         (data / SPILL_FILE).write_bytes(bytes(raw))
         with caplog.at_level(logging.WARNING, logger=LOGGER):
-            spill = ConfirmationSpill.open(data)
-            assert spill is not None
+            spill = _opened(data)
             assert spill.kept == []
             async with _restarted(rig, spill):
                 await until(lambda: rig.store.outbox_counts() == {"sent": 1})
@@ -157,3 +169,68 @@ def test_records_are_checked_one_by_one_and_the_file_is_bounded(tmp_path: Path) 
     assert last is not None
     assert last.kept == []
     assert last.damaged == 1
+
+
+def _remount(directory: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(directory)], check=True)
+
+
+async def test_confirmations_read_are_applied_when_the_spill_cannot_be_written_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The data directory turned read-only between the stop and the next start: the file is
+    read but cannot be filled to its size. What it holds is applied all the same (not posted
+    again); the start says the next stop cannot keep any."""
+    with small_disk(tmp_path / "data", "2m") as data:
+        async with make_rig(tmp_path, spill=ConfirmationSpill.open(data)) as rig:
+            message_id = await _confirmed_while_the_store_refuses(rig, 3)
+            _remount(data, "ro")
+            try:
+                with caplog.at_level(logging.INFO, logger=LOGGER):
+                    spill = _opened(data)
+                    async with _restarted(rig, spill):
+                        await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+            finally:
+                _remount(data, "rw")
+            row = rig.store._conn.execute("SELECT status, message_id FROM outbox").fetchone()
+            assert tuple(row) == ("sent", message_id)
+            assert len(rig.discord.received) == 1  # applied: never re-sent as uncertain
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("no room kept for confirmations at stop") for m in said), said
+    assert "confirmations kept at the last stop applied" in said
+    assert spill.keep([SentMessage([1], 1.0, "m", "send", None)]) == 0  # no new ones
+
+
+async def test_a_second_stop_keeps_each_confirmation_once(tmp_path: Path) -> None:
+    """stop() called again while the store still refuses: the confirmation is in the file
+    once (twice, the next start would apply it twice and count it twice)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    async with make_rig(tmp_path, spill=ConfirmationSpill.open(data)) as rig:
+        await _confirmed_while_the_store_refuses(rig, 4, stops=2)
+        assert len(ConfirmationSpill.open(data).kept) == 1
+
+
+async def test_the_start_s_lines_about_the_spill_reach_the_console_s_log(
+    sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read and applied before the engine's log ring is installed, the lines are said there
+    too: an attached console's activity log shows them."""
+    spill = ConfirmationSpill.open(tmp_path)
+    fence = LeaseFence("map:home", "host:1:abc", 7)
+    spill.keep([SentMessage([987654], 1.0, f"m{i}", f"send{i}", fence) for i in range(2)])
+    raw = bytearray((tmp_path / SPILL_FILE).read_bytes())
+    raw[len(raw.rstrip(b"\0")) - 2] ^= 0xFF  # the second record's payload
+    (tmp_path / SPILL_FILE).write_bytes(bytes(raw))
+    caplog.set_level(logging.INFO, logger="wanderer_console")  # the engine's level, as launched
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+    await runtime.start()
+    try:
+        ring = runtime.console.ring
+        await wait_for(
+            lambda: ring.matching("confirmations kept at the last stop applied"),
+            what="the applied line in the console's log",
+        )
+        assert ring.matching("damaged confirmations ignored in the spill")
+    finally:
+        await runtime.stop()

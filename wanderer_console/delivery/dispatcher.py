@@ -442,18 +442,21 @@ class Dispatcher:
         )
 
     def _spill_confirmations(self, confirmations: list[SentMessage]) -> int:
-        """Keep ``confirmations`` in the spill for the next start; how many it took."""
+        """Keep ``confirmations`` in the spill for the next start; how many it holds. Those an
+        earlier stop kept (the store still refusing) are not written again."""
         spill = self._spill
         if spill is None or not confirmations:
             return 0
+        fresh = [m for m in confirmations if m not in spill.kept]
+        already = len(confirmations) - len(fresh)
         try:
-            kept = spill.keep(confirmations)
+            kept = spill.keep(fresh)
         except OSError as exc:
             log.error(
                 "confirmations could not be kept for the next start",
                 extra={"ctx": {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
             )
-            return 0
+            return already
         if kept:
             log.warning(
                 f"confirmations kept in {SPILL_FILE} for the next start",
@@ -461,11 +464,11 @@ class Dispatcher:
                     "ctx": {
                         "file": str(spill.path),
                         "messages": kept,
-                        "rows": sum(len(m.row_ids) for m in confirmations[:kept]),
+                        "rows": sum(len(m.row_ids) for m in fresh[:kept]),
                     }
                 },
             )
-        return kept
+        return already + kept
 
     def _idle_timeout(self) -> float:
         now = self._clock.wall()
@@ -538,20 +541,20 @@ class Dispatcher:
         try:
             spill.clear()
         except OSError as exc:  # applied: reading them again changes nothing
-            log.warning(
+            spill.say(
+                logging.WARNING,
                 "confirmations applied, but the spill could not be cleared",
-                extra={"ctx": {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+                {"file": str(spill.path), "error": f"{type(exc).__name__}: {exc}"},
             )
         if messages:
-            log.info(
+            spill.say(
+                logging.INFO,
                 "confirmations kept at the last stop applied",
-                extra={
-                    "ctx": {
-                        "file": str(spill.path),
-                        "messages": len(messages),
-                        "rows": rows,
-                        "damaged": damaged,
-                    }
+                {
+                    "file": str(spill.path),
+                    "messages": len(messages),
+                    "rows": rows,
+                    "damaged": damaged,
                 },
             )
 

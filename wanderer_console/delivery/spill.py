@@ -96,29 +96,51 @@ class ConfirmationSpill:
         """Where the next record goes: after the last frame read or written."""
         self._used = 0
         """How far the file holds frames (valid or not), zeroed when the spill is cleared."""
+        self.room = True
+        """The file was filled to its size at start: a stop can keep confirmations in it."""
+        self._notes: list[tuple[int, str, dict[str, object]]] = []
+        self._announced = False
 
     @classmethod
-    def open(cls, data_dir: Path, size: int = SPILL_SIZE) -> ConfirmationSpill | None:
-        """Read what the last stop kept, then make sure the file has its full size on disk;
-        ``None`` (said at WARNING) when it cannot be created: the stop then keeps nothing."""
+    def open(cls, data_dir: Path, size: int = SPILL_SIZE) -> ConfirmationSpill:
+        """Read what the last stop kept, then make sure the file has its full size on disk.
+        When it cannot (a read-only data directory, a full disk), what was read is still
+        applied; the stop keeps nothing (:attr:`room` is False), said at WARNING."""
         spill = cls(data_dir / SPILL_FILE, size)
         try:
             spill._read()
             spill._allocate()
         except OSError as exc:
-            log.warning(
+            spill.room = False
+            spill.say(
+                logging.WARNING,
                 "no room kept for confirmations at stop: if the store cannot write when the"
                 " engine stops, a webhook message confirmed then may post twice",
-                extra={"ctx": {"path": str(spill.path), "error": f"{type(exc).__name__}: {exc}"}},
+                {"path": str(spill.path), "error": f"{type(exc).__name__}: {exc}"},
             )
-            return None
         if spill.damaged:
-            log.warning(
+            spill.say(
+                logging.WARNING,
                 "damaged confirmations ignored in the spill: their notifications are re-sent as"
                 " uncertain",
-                extra={"ctx": {"file": str(spill.path), "damaged": spill.damaged}},
+                {"file": str(spill.path), "damaged": spill.damaged},
             )
         return spill
+
+    def say(self, level: int, message: str, ctx: dict[str, object]) -> None:
+        """Log a line of the engine's start about the spill: held until :meth:`announce`, as
+        it comes before the engine's log ring is installed (the console's activity log)."""
+        if self._announced:
+            log.log(level, message, extra={"ctx": ctx})
+        else:
+            self._notes.append((level, message, ctx))
+
+    def announce(self) -> None:
+        """Log the lines held so far (the engine's logs are now read), and later ones at once."""
+        self._announced = True
+        for level, message, ctx in self._notes:
+            log.log(level, message, extra={"ctx": ctx})
+        self._notes.clear()
 
     def _read(self) -> None:
         try:
@@ -160,8 +182,10 @@ class ConfirmationSpill:
 
     def keep(self, messages: Sequence[SentMessage]) -> int:
         """Write ``messages`` after the records already kept, as many as fit; how many were
-        written (0 if the file refuses). Only a message bound to a send id can be applied
-        safely later: one without is not kept."""
+        written (0 if the file refuses, or has no :attr:`room`). Only a message bound to a send
+        id can be applied safely later: one without is not kept."""
+        if not self.room:
+            return 0
         frames: list[bytes] = []
         room = self.size - self._end
         for message in messages:

@@ -854,8 +854,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`no room kept for confirmations at stop: if the store cannot write when the engine"
         " stops, a webhook message confirmed then may post twice` (`path`, `error`)",
         "the engine could not create or fill `unrecorded-confirmations.bin` in the data"
-        " directory at start (disk already full, read-only): a stop while the store refuses"
-        " writes loses its confirmations, as before",
+        " directory at start (disk already full, read-only): what the last stop kept in it is"
+        " still applied, but a stop while the store refuses writes loses its confirmations, as"
+        " before",
         "free space or fix the data directory's permissions, then restart",
     ),
     Advice(

@@ -76,6 +76,25 @@ def test_history_times_are_iso_8601(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert at.utcoffset() is not None  # with its zone (UTC)
 
 
+def test_a_restore_of_a_version_not_in_the_history_names_the_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal says which database's history lacks the version, as the other store
+    commands do: a mistyped ``--data-dir`` reads as a missing version otherwise."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config = _write(tmp_path / "config.toml", GOOD.format(data=data))
+    _history(data, config)
+    assert main(["config", "restore", "7", "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    answer = json.loads(captured.err)
+    assert answer == {
+        "error": "no configuration version 7 in the history",
+        "database": str(data / DB_NAME),
+    }
+    assert captured.out == ""
+
+
 def test_config_check_refuses_a_configuration_without_a_map(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,12 +19,13 @@ from pydantic import SecretStr
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
 from wanderer_console.console_api import (
+    DeliveryView,
     EngineSnapshot,
     OperationResult,
     PrioritySystemView,
     TrackingView,
 )
-from wanderer_console.control.discord_bot import build_bot
+from wanderer_console.control.discord_bot import build_bot, presence_text
 from wanderer_console.control.discord_commands import SlashCommands
 from wanderer_console.delivery.discord_app import DiscordApp
 from wanderer_console.http import build_client
@@ -44,6 +45,7 @@ class _Backend:
     names: list[str] = field(default_factory=list)
     hold: asyncio.Event | None = None
     flags: list[tuple[str, bool]] = field(default_factory=list)
+    delivery: DeliveryView = field(default_factory=DeliveryView)
 
     async def _wait(self) -> None:
         if self.hold is not None:
@@ -52,7 +54,8 @@ class _Backend:
     async def snapshot(self) -> EngineSnapshot:
         await self._wait()
         return EngineSnapshot(
-            priority_systems=tuple(PrioritySystemView(name=n) for n in self.names)
+            priority_systems=tuple(PrioritySystemView(name=n) for n in self.names),
+            delivery=self.delivery,
         )
 
     async def set_flag(
@@ -305,3 +308,57 @@ async def test_an_unknown_subcommand_is_counted_under_one_label(bot: _Bot) -> No
     text = bot.commands.interactions.collect()[0]
     commands = {s.labels["command"] for s in text.samples}
     assert commands == {"unknown"}, commands
+
+
+PAUSED_SINCE = 1_796_354_529.0
+"""2026-12-04 03:22:09 UTC."""
+
+
+async def test_status_says_who_paused_delivery_and_since_when(bot: _Bot) -> None:
+    """An operator's pause showed as "Delivery: paused" only: whoever asked in Discord could not
+    tell who to ask to resume it, nor whether it was today's (the console and /ready say both)."""
+    bot.backend.delivery = DeliveryView(
+        paused=True,
+        paused_by="tui:alice@host via socket",
+        paused_since=PAUSED_SINCE,
+        pause_saved=True,
+    )
+    interaction = await bot.run(_sub("status"))
+    text = interaction.final_text() or ""
+    assert (
+        "\nDelivery: paused by `tui:alice@host via socket` since <t:1796354529:f>"
+        " (kept across restarts)\n" in text
+    )
+    bot.backend.delivery = DeliveryView(paused=True, pause_saved=False)
+    text = (await bot.run(_sub("status"))).final_text() or ""
+    assert "\nDelivery: paused (not saved: ends at the next restart)\n" in text
+
+
+async def test_status_masks_a_secret_in_who_paused_and_stays_within_a_message(
+    bot: _Bot,
+) -> None:
+    """Who paused may be an error's words (a pause restored unread), a database URL with its
+    password among them, and of any length: the answer masks it, as the snapshot does, and
+    still fits one message with every line in it."""
+    words = "the cluster's pause could not be read: postgresql://wc:hunter2secret@db:5432/wc "
+    bot.backend.delivery = DeliveryView(
+        paused=True, paused_by=f"unknown ({words * 40})", paused_since=PAUSED_SINCE
+    )
+    text = (await bot.run(_sub("status"))).final_text() or ""
+    assert "hunter2secret" not in text
+    assert "postgresql://wc:***@db:5432/wc" in text
+    assert len(text) <= 2000
+    assert " since <t:1796354529:f>" in text
+    assert "\nPriority systems: 0\n" in text  # the lines after it are all there
+
+
+def test_the_presence_says_since_when_delivery_is_paused_and_stays_short() -> None:
+    """Everyone in the server sees the presence: it says since when, not who (an operator's
+    login and host), and stays short however long who paused is."""
+    snap = EngineSnapshot(
+        delivery=DeliveryView(
+            paused=True, paused_by="x" * 500 + " hunter2secret", paused_since=PAUSED_SINCE
+        )
+    )
+    assert presence_text(snap) == "delivery paused since 2026-12-04 03:22 UTC"
+    assert presence_text(EngineSnapshot(delivery=DeliveryView(paused=True))) == "delivery paused"

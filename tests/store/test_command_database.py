@@ -260,3 +260,27 @@ def test_a_data_dir_without_a_database_file_points_to_database_too(
     assert "no database at" in err
     assert "--database URL" in err
     assert not (data / DB_NAME).exists()
+
+
+def test_a_restore_of_a_version_not_in_the_history_names_the_database(
+    database: DatabaseUrl, isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``config restore 99`` on a store holding one version: the refusal names the database it
+    looked in (password masked), as ``outbox list`` and ``db status`` do; an operator with two
+    engines could not tell which history lacked the version (the wrong ``--database``?)."""
+    code, out, err = _run(
+        capsys,
+        "config",
+        "restore",
+        "99",
+        "--config",
+        str(isolated),
+        "--database",
+        database.secret(),
+    )
+    assert code == 1
+    assert out == ""
+    answer = json.loads(err)
+    assert answer["error"] == "no configuration version 99 in the history"
+    assert answer["database"] == str(database)
+    assert _password(database) not in err

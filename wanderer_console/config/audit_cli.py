@@ -57,8 +57,11 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return command_data_dir(args)
 
 
-def _fail(message: str) -> int:
-    print(json.dumps({"error": message}), file=sys.stderr)
+def _fail(message: str, database: str | None = None) -> int:
+    """Print the error (and, once the store is open, which database answered: a version
+    missing from one engine's history may be in another's); exit code 1."""
+    answer = {"error": message} if database is None else {"error": message, "database": database}
+    print(json.dumps(answer), file=sys.stderr)
     return 1
 
 
@@ -86,57 +89,65 @@ def run(args: argparse.Namespace) -> int:
             answer = {"database": str(location), "history": entries}
             print(json.dumps(answer, sort_keys=True, default=str))
             return 0
-        entry = audit.get(args.id)
-        if entry is None:
-            return _fail(f"no configuration version {args.id} in the history")
-        if entry.diff.get("status") == "rejected":
-            return _fail(f"version {args.id} was a rejected edit; it cannot be restored")
-        target = args.config or (Path(entry.path) if entry.path else None)
-        if target is None:
-            return _fail("no config file path recorded; pass --config PATH")
-        try:
-            current_text = target.read_text(encoding="utf-8") if target.exists() else ""
-        except (OSError, UnicodeDecodeError) as exc:
-            return _fail(f"cannot read {target} (its secrets fill the restored version): {exc}")
-        try:
-            filled = restore_secrets(entry.content, current_text)
-        except UnresolvedSecrets as exc:
-            return _fail(_unresolved(args.id, target, exc))
-        try:
-            restored, _ = parse_settings_text(filled.text, file=f"history #{args.id}")
-        except ConfigError as exc:
-            return _fail(f"version {args.id} no longer validates: {exc}")
-        current = None
-        if current_text:
-            try:
-                current, _ = parse_settings_text(current_text)
-            except ConfigError:
-                current = None
-        try:  # the file keeps its mode, owner and group (a new one is 0600)
-            atomic_write_text(target, filled.text)
-        except OSError as exc:
-            return _fail(f"cannot write {target}: {exc.strerror or exc}")
-        changes = [c.as_json() for c in diff_settings(current, restored)]
-        new_id = audit.record(
-            "cli:restore",
-            target,
-            filled.text,
-            {"status": "applied", "changes": changes, "restored_from": args.id},
-        )
-        print(
-            json.dumps(
-                {
-                    "database": str(location),
-                    "restored": args.id,
-                    "path": str(target),
-                    "history_id": new_id,
-                    "secrets": filled.sources,
-                }
-            )
-        )
-        return 0
+        return _restore(args, audit, str(location))
     finally:
         audit.close()
+
+
+def _restore(args: argparse.Namespace, audit: ConfigAudit, database: str) -> int:
+    """Write version ``args.id`` back to the config file, recorded as ``cli:restore``;
+    ``database`` (a PostgreSQL URL's password masked) is named in the answer and each error."""
+    entry = audit.get(args.id)
+    if entry is None:
+        return _fail(f"no configuration version {args.id} in the history", database)
+    if entry.diff.get("status") == "rejected":
+        return _fail(f"version {args.id} was a rejected edit; it cannot be restored", database)
+    target = args.config or (Path(entry.path) if entry.path else None)
+    if target is None:
+        return _fail("no config file path recorded; pass --config PATH", database)
+    try:
+        current_text = target.read_text(encoding="utf-8") if target.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(
+            f"cannot read {target} (its secrets fill the restored version): {exc}", database
+        )
+    try:
+        filled = restore_secrets(entry.content, current_text)
+    except UnresolvedSecrets as exc:
+        return _fail(_unresolved(args.id, target, exc), database)
+    try:
+        restored, _ = parse_settings_text(filled.text, file=f"history #{args.id}")
+    except ConfigError as exc:
+        return _fail(f"version {args.id} no longer validates: {exc}", database)
+    current = None
+    if current_text:
+        try:
+            current, _ = parse_settings_text(current_text)
+        except ConfigError:
+            current = None
+    try:  # the file keeps its mode, owner and group (a new one is 0600)
+        atomic_write_text(target, filled.text)
+    except OSError as exc:
+        return _fail(f"cannot write {target}: {exc.strerror or exc}", database)
+    changes = [c.as_json() for c in diff_settings(current, restored)]
+    new_id = audit.record(
+        "cli:restore",
+        target,
+        filled.text,
+        {"status": "applied", "changes": changes, "restored_from": args.id},
+    )
+    print(
+        json.dumps(
+            {
+                "database": database,
+                "restored": args.id,
+                "path": str(target),
+                "history_id": new_id,
+                "secrets": filled.sources,
+            }
+        )
+    )
+    return 0
 
 
 def _unresolved(version: int, target: Path, exc: UnresolvedSecrets) -> str:

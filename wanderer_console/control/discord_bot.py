@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from wanderer_console.config.model import Settings
@@ -48,12 +49,21 @@ PRESENCE_INTERVAL = 60.0
 def presence_text(snap: EngineSnapshot) -> str:
     """The bot's activity: "Watching 2 maps · 1,234 kills notified" (or what is wrong)."""
     if snap.delivery.paused:
-        return "delivery paused"
+        return _paused_presence(snap.delivery.paused_since)
     maps = len(snap.tracking)
     delivered = int(snap.counters.notifications_delivered.get("kill", 0))
     down = sum(1 for c in snap.connections if c.state not in ("connected", "stopped"))
     text = f"{maps} map{'' if maps == 1 else 's'} · {delivered:,} kills notified"
     return text + (f" · {down} source{'' if down == 1 else 's'} down" if down else "")
+
+
+def _paused_presence(since: float | None) -> str:
+    """``delivery paused since 2026-12-04 03:12 UTC``: since when, not who. Everyone in the
+    server sees the presence (who paused is an operator's login and host, or an error's words,
+    of any length; ``/notifier status`` names them); a date, as a pause may be days old."""
+    if not since:
+        return "delivery paused"
+    return time.strftime("delivery paused since %Y-%m-%d %H:%M UTC", time.gmtime(since))
 
 
 class DiscordBot:

@@ -12,7 +12,8 @@ to be answered (replayed when the gateway resumes after a cut) changes nothing, 
 told ("The application did not respond").
 
 =====================================================  =======================================
-``/notifier status``                                    maps, sources, queue, outbox, breakers
+``/notifier status``                                    maps, sources, queue, outbox, breakers,
+                                                        who paused delivery and since when
 ``/notifier system add-priority <system>``              add a priority system (pings, bypasses
                                                         the system-notification switch)
 ``/notifier system remove-priority <system>``           remove one
@@ -34,9 +35,10 @@ from typing import Any, Final, Protocol
 from prometheus_client import Counter
 
 from wanderer_console.config.model import Settings
-from wanderer_console.console_api import EngineSnapshot, OperationResult
+from wanderer_console.console_api import DeliveryView, EngineSnapshot, OperationResult
 from wanderer_console.delivery.discord_app import EPHEMERAL, DiscordApp, DiscordAppError
 from wanderer_console.ingest.gateway_protocol import Dispatch
+from wanderer_console.telemetry.logging import redact
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["COMMANDS", "CommandBackend", "SlashCommands", "status_text"]
@@ -422,6 +424,32 @@ def _listed(items: list[str], limit: int = _LIST_MAX) -> str:
     return ", ".join([*shown, f"… and {len(items) - len(shown)} more"])
 
 
+_PAUSER_MAX: Final = 200
+"""Characters of who paused in the status line: a pause restored unread names an error's words
+there, of any length."""
+
+
+def _pause_text(delivery: DeliveryView) -> str:
+    """``paused by `tui:alice@host` since <t:…:f> (kept across restarts)``, ``running``.
+
+    Who paused is masked again (the engine's snapshot is; this line is posted in a channel and
+    must not depend on it) and cut to :data:`_PAUSER_MAX`; the time is a Discord timestamp,
+    shown in each reader's own zone."""
+    if not delivery.paused:
+        return "running"
+    text = "paused"
+    if delivery.paused_by:
+        who = _plain(redact(delivery.paused_by))
+        who = who if len(who) <= _PAUSER_MAX else who[: _PAUSER_MAX - 1] + "…"
+        text += f" by `{who}`"
+    if delivery.paused_since:
+        text += f" since <t:{int(delivery.paused_since)}:f>"
+    if delivery.pause_saved is not None:
+        saved = delivery.pause_saved
+        text += " (kept across restarts)" if saved else " (not saved: ends at the next restart)"
+    return text
+
+
 def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
     """What ``/notifier status`` and the hourly status line say: the dashboard, short."""
     at = int(time.time() if now is None else now)
@@ -451,7 +479,7 @@ def status_text(snap: EngineSnapshot, *, now: float | None = None) -> str:
         f" failed {outbox.get('failed', 0)}, sent {outbox.get('sent', 0)}",
         "Breakers: " + (", ".join(open_breakers) + " open" if open_breakers else "all closed"),
         "Delivery: "
-        + ("paused" if snap.delivery.paused else "running")
+        + _pause_text(snap.delivery)
         + (
             "; notifications off"
             if not flags.enabled

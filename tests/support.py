@@ -10,7 +10,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,23 @@ def fill_disk(directory: Path, leave: int) -> Path:
     with filler.open("wb") as handle:
         handle.write(b"\0" * max(0, free - leave))
     return filler
+
+
+def kill_id(embed: Mapping[str, Any]) -> int | None:
+    """The killmail id a kill notification's embed names in its footer (``Killmail ID: N``);
+    ``None`` for any other embed."""
+    footer = str((embed.get("footer") or {}).get("text", ""))
+    if not footer.startswith("Killmail ID: "):
+        return None
+    return int(footer.removeprefix("Killmail ID: ").split()[0])
+
+
+def posted_kills(sim: Simulator) -> Counter[int]:
+    """Kill notifications the fake Discord accepted, per killmail id (repeats counted)."""
+    out: Counter[int] = Counter()
+    for message in sim.discord.received:
+        for embed in message.body.get("embeds") or []:
+            found = kill_id(embed)
+            if found is not None:
+                out[found] += 1
+    return out

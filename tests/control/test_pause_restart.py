@@ -6,30 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import connected, fill_disk, small_disk, wait_for
+from tests.support import connected, fill_disk, posted_kills, small_disk, wait_for
 from wanderer_console.delivery.hold import PAUSE_FILE
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def delivered(sim: Simulator) -> Counter[int]:
-    """Kill notifications the fake Discord accepted, per killmail id."""
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.split()[2])] += 1
-    return out
 
 
 def _kill(sim: Simulator, i: int) -> dict[str, Any]:
@@ -69,7 +57,7 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         held = await _queue_kills(sim, first, 4)
     finally:
         await first.stop()
-    assert not delivered(sim)
+    assert not posted_kills(sim)
 
     caplog.set_level(logging.WARNING, logger="wanderer_console")
     second = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
@@ -93,18 +81,18 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         await connected(second)
         # A kill read after the restart is written and wakes the dispatcher: still nothing goes.
         later = await _queue_kills(sim, second, 1)
-        assert not delivered(sim)
+        assert not posted_kills(sim)
 
         result = await second.console.set_paused(False, actor="tui:alice@laptop via socket")
         assert result.ok, result.message
         await wait_for(
-            lambda: set(delivered(sim)) >= {*held, *later}, what="the held kills delivered"
+            lambda: set(posted_kills(sim)) >= {*held, *later}, what="the held kills delivered"
         )
         await wait_for(
             lambda: not {"pending", "sending"} & set(second.store.outbox_counts()),
             what="the outbox settled",
         )
-        assert set(delivered(sim).values()) == {1}
+        assert set(posted_kills(sim).values()) == {1}
         assert not (tmp_path / PAUSE_FILE).exists()
         assert not any("paused by" in r for r in second.readiness().reasons)
         resumed = (await second.console.snapshot()).delivery

@@ -9,13 +9,12 @@ say so on ``/ready``, and carry on once the filler is removed.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import connected, fill_disk, wait_for
+from tests.support import connected, fill_disk, posted_kills, wait_for
 from tests.support import small_disk as mounted_small_disk
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -33,16 +32,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs mounted on a fresh directory (unmounted afterwards)."""
     with mounted_small_disk(tmp_path / "data", "16m") as mount:
         yield mount
-
-
-def _kill_ids(sim: Simulator) -> Counter[int]:
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.removeprefix("Killmail ID: ").split()[0])] += 1
-    return out
 
 
 async def test_a_full_disk_pauses_delivery_reports_it_and_resumes_without_repeats_or_loss(
@@ -72,11 +61,11 @@ async def test_a_full_disk_pauses_delivery_reports_it_and_resumes_without_repeat
             assert runtime.metrics.value("wc_store_writable") == 0
             filler.unlink()
             await wait_for(lambda: runtime.store.write_fault is None, 30)
-            await wait_for(lambda: set(_kill_ids(sim)) >= expected, 90)
+            await wait_for(lambda: set(posted_kills(sim)) >= expected, 90)
             await runtime.drain(timeout=5.0)
         finally:
             await runtime.stop()
-    posted = _kill_ids(sim)
+    posted = posted_kills(sim)
     assert set(posted) >= expected  # nothing lost
     assert max(posted.values()) == 1  # nothing posted twice
     assert runtime.metrics.total("wc_store_write_errors_total") >= 1

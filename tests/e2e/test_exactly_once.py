@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import start_headless, wait_for
+from tests.support import kill_id, start_headless, wait_for
 from wanderer_console.sim import Simulator
 from wanderer_console.store.lock import lock_holder
 
@@ -83,9 +83,8 @@ def _posted(sim: Simulator) -> dict[str, Counter[int]]:
     out: dict[str, Counter[int]] = {}
     for message in sim.discord.received:
         for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                killmail_id = int(footer.removeprefix("Killmail ID: ").split()[0])
+            killmail_id = kill_id(embed)
+            if killmail_id is not None:
                 out.setdefault(message.target, Counter())[killmail_id] += 1
     return out
 

@@ -7,12 +7,11 @@ import asyncio
 import json
 import signal
 import sqlite3
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.support import end_process, headless_config, serve_headless, wait_for
+from tests.support import end_process, headless_config, posted_kills, serve_headless, wait_for
 from wanderer_console.console_api import BackendError
 from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
@@ -32,17 +31,6 @@ def _statuses(db: Path) -> list[str]:
         return []  # not created yet
     finally:
         conn.close()
-
-
-def _posted(sim: Simulator) -> Counter[int]:
-    """Kill notifications the fake Discord accepted, per killmail id."""
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.split()[2])] += 1
-    return out
 
 
 async def _attach(data: Path, pid: int, timeout: float = 20.0) -> RemoteBackend:
@@ -98,7 +86,7 @@ async def test_a_paused_engine_killed_and_restarted_stays_paused_until_resumed(
             await first.wait()
         finally:
             await end_process(first)
-        assert not _posted(sim)
+        assert not posted_kills(sim)
 
         log_path = tmp_path / "second.log"
         with log_path.open("w", encoding="utf-8") as log_file:
@@ -115,13 +103,13 @@ async def test_a_paused_engine_killed_and_restarted_stays_paused_until_resumed(
                 assert line["level"] == "warning", line
                 assert "ops:bob" in json.dumps(line)
                 assert "POST /v1/pause" in json.dumps(line)
-                assert not _posted(sim)
+                assert not posted_kills(sim)
 
                 assert (await backend.set_paused(False, actor="ops:bob")).ok
                 ids = {int(k["killmail_id"]) for k in kills}
-                await wait_for(lambda: set(_posted(sim)) >= ids, 30, "the held kills posted")
+                await wait_for(lambda: set(posted_kills(sim)) >= ids, 30, "the held kills posted")
                 await wait_for(lambda: set(_statuses(db)) == {"sent"}, 20, "outbox settled")
-                assert set(_posted(sim).values()) == {1}
+                assert set(posted_kills(sim).values()) == {1}
             finally:
                 await backend.aclose()
         finally:

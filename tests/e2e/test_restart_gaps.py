@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import connected, wait_for
+from tests.support import connected, posted_kills, wait_for
 from wanderer_console.config.model import Settings
 from wanderer_console.launch import demo_settings
 from wanderer_console.pipeline.startup import SEEN_CURSOR
@@ -55,17 +54,6 @@ async def _start(settings: Settings, data_dir: Path) -> Runtime:
     await runtime.start()
     await connected(runtime)  # the map stream and both killstream sockets
     return runtime
-
-
-def delivered(sim: Simulator) -> Counter[int]:
-    """Kill notifications the fake Discord accepted, per killmail id."""
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.split()[2])] += 1
-    return out
 
 
 def _tracked_kill(sim: Simulator, system_id: int, **kwargs: Any) -> dict[str, Any]:
@@ -115,13 +103,13 @@ async def test_kills_in_the_first_seconds_after_a_restart_are_notified_despite_s
             fresh.append(kill["killmail_id"])
             await sim.killstream.push_kill(kill)
         assert second.engine.suppressed()  # still inside the 30 s window
-        await wait_for(lambda: all(delivered(sim)[i] for i in fresh))
+        await wait_for(lambda: all(posted_kills(sim)[i] for i in fresh))
         await second.drain(timeout=3.0)
         await asyncio.sleep(0.3)
         assert second.engine.suppressed()
     finally:
         await second.stop()
-    counts = delivered(sim)
+    counts = posted_kills(sim)
     assert [counts[i] for i in fresh] == [1] * 20
     assert counts[old["killmail_id"]] == 0  # history stays muted
 
@@ -136,7 +124,7 @@ async def test_kills_during_downtime_are_backfilled_after_restart(
         live = [_tracked_kill(sim, systems[0]) for _ in range(3)]
         for kill in live:
             await sim.killstream.push_kill(kill)
-        await wait_for(lambda: all(delivered(sim)[k["killmail_id"]] for k in live))
+        await wait_for(lambda: all(posted_kills(sim)[k["killmail_id"]] for k in live))
         # The watermark: the console saw the stream whole up to here.
         await wait_for(lambda: first.store.get_cursor(SEEN_CURSOR) is not None)
     finally:
@@ -152,7 +140,7 @@ async def test_kills_during_downtime_are_backfilled_after_restart(
     started = time.monotonic()
     second = await _start(settings, tmp_path)
     try:
-        await wait_for(lambda: all(delivered(sim)[i] for i in gap), timeout=30)
+        await wait_for(lambda: all(posted_kills(sim)[i] for i in gap), timeout=30)
         assert time.monotonic() - started < 30, "delivered inside the suppression window"
         assert second.kills.fallback is not None
         await wait_for(
@@ -163,7 +151,7 @@ async def test_kills_during_downtime_are_backfilled_after_restart(
         backfilled = second.metrics.value("wc_events_received_total", source="backfill")
     finally:
         await second.stop()
-    counts = delivered(sim)
+    counts = posted_kills(sim)
     assert [counts[i] for i in gap] == [1] * len(gap)  # every one, exactly once
     assert [counts[k["killmail_id"]] for k in live] == [1, 1, 1]  # not notified again
     assert counts[untracked["killmail_id"]] == 0
@@ -178,7 +166,7 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
     try:
         before = _tracked_kill(sim, systems[0])
         await sim.killstream.push_kill(before)
-        await wait_for(lambda: delivered(sim)[before["killmail_id"]])
+        await wait_for(lambda: posted_kills(sim)[before["killmail_id"]])
         assert runtime.kills.fallback is not None
         joins = runtime.kills.sockets["systems"].joins
 
@@ -191,7 +179,7 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
         sim.killstream.refuse_connections = False
 
         await wait_for(lambda: runtime.kills.sockets["systems"].joins > joins)
-        await wait_for(lambda: all(delivered(sim)[i] for i in gap), timeout=30)
+        await wait_for(lambda: all(posted_kills(sim)[i] for i in gap), timeout=30)
         await wait_for(
             lambda: runtime.kills.fallback is not None and not runtime.kills.fallback.gap_pending
         )
@@ -203,7 +191,7 @@ async def test_kills_during_a_reconnect_gap_are_backfilled(sim: Simulator, tmp_p
         )  # the REST polling never started: the backfill did it
     finally:
         await runtime.stop()
-    counts = delivered(sim)
+    counts = posted_kills(sim)
     assert [counts[i] for i in gap] == [1] * len(gap)
     assert counts[before["killmail_id"]] == 1
 

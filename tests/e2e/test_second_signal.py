@@ -15,12 +15,11 @@ import json
 import signal
 import sqlite3
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.support import start_headless, wait_for
+from tests.support import posted_kills, start_headless, wait_for
 from wanderer_console.sim import Simulator
 from wanderer_console.store.lock import lock_holder
 
@@ -63,17 +62,6 @@ def _statuses(db: Path) -> list[str]:
         return []  # not created yet
     finally:
         conn.close()
-
-
-def _posted(sim: Simulator) -> Counter[int]:
-    """Killmail ids posted to the bot channel, with repeats counted."""
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.removeprefix("Killmail ID: ").split()[0])] += 1
-    return out
 
 
 def _log(path: Path) -> list[dict[str, object]]:
@@ -145,7 +133,7 @@ async def test_a_second_signal_stops_at_once_and_the_restart_loses_and_doubles_n
             _, err = await asyncio.wait_for(second_run.communicate(), timeout=30)
         assert second_run.returncode == 0, err.decode()[-2000:]
 
-        posted = _posted(sim)
+        posted = posted_kills(sim)
         assert set(posted) == ids  # nothing lost
         assert [k for k, n in posted.items() if n > 1] == []  # nothing posted twice
         assert sim.discord.nonce_replays >= 1  # the unanswered message was checked, not reposted

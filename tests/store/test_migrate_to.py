@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.store.pgtest import fresh_schema, pg_base_url
-from tests.support import connected, wait_for
+from tests.support import connected, posted_kills, wait_for
 from wanderer_console.cli import main
 from wanderer_console.command import EXIT_IN_USE, EXIT_INVALID, EXIT_OK
 from wanderer_console.config.audit import ConfigAudit
@@ -74,17 +73,6 @@ def _pg(url: DatabaseUrl) -> Any:
     import psycopg
 
     return psycopg.connect(url.secret(), autocommit=True)
-
-
-def delivered(sim: Simulator) -> Counter[int]:
-    """Kill notifications the fake Discord accepted, per killmail id."""
-    out: Counter[int] = Counter()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out[int(footer.split()[2])] += 1
-    return out
 
 
 def _kill(sim: Simulator, i: int) -> dict[str, Any]:
@@ -149,7 +137,7 @@ async def test_a_populated_data_dir_moves_over_and_its_pending_outbox_is_deliver
         sent = [_kill(sim, i) for i in range(3)]
         for kill in sent:
             await sim.killstream.push_kill(kill)
-        await wait_for(lambda: all(delivered(sim)[k["killmail_id"]] for k in sent))
+        await wait_for(lambda: all(posted_kills(sim)[k["killmail_id"]] for k in sent))
         await wait_for(
             lambda: not {"pending", "sending"} & set(first.store.outbox_counts()),
             what="the outbox settled",
@@ -164,7 +152,7 @@ async def test_a_populated_data_dir_moves_over_and_its_pending_outbox_is_deliver
         await first.drain(timeout=3.0)
     finally:
         await first.stop()
-    assert sum(delivered(sim).values()) == 3
+    assert sum(posted_kills(sim).values()) == 3
 
     # The rest of what a data directory holds: a tenant, a config change, a dead target and a
     # notification given up on (another tenant's, so the engine below leaves them alone).
@@ -219,19 +207,19 @@ async def test_a_populated_data_dir_moves_over_and_its_pending_outbox_is_deliver
     try:
         assert isinstance(second.store, PostgresStore)
         await connected(second)
-        await wait_for(lambda: all(delivered(sim)[k["killmail_id"]] for k in held), timeout=30)
+        await wait_for(lambda: all(posted_kills(sim)[k["killmail_id"]] for k in held), timeout=30)
         # The same kills again (a replayed stream): the copied event log knows them all. A new
         # kill behind them, on the same socket, shows they have been decided.
         for kill in sent + held:
             await sim.killstream.push_kill(kill)
         marker = _kill(sim, 0)
         await sim.killstream.push_kill(marker)
-        await wait_for(lambda: delivered(sim)[marker["killmail_id"]], timeout=30)
+        await wait_for(lambda: posted_kills(sim)[marker["killmail_id"]], timeout=30)
         await second.drain(timeout=3.0)
         outbox_after = second.store.outbox_counts()
     finally:
         await second.stop()
-    counts = delivered(sim)
+    counts = posted_kills(sim)
     assert [counts[k["killmail_id"]] for k in sent] == [1] * len(sent)
     assert [counts[k["killmail_id"]] for k in held] == [1] * len(held)
     assert counts[marker["killmail_id"]] == 1

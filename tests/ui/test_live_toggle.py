@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import tomlkit
 
-from tests.support import wait_for
+from tests.support import posted_kills, wait_for
 from tests.ui.fakes import first_frame, settle
 from wanderer_console.config.loader import load_settings
 from wanderer_console.runtime import Runtime
@@ -65,13 +65,7 @@ def write_config(sim: Simulator, data_dir: Path, path: Path) -> None:
 
 def delivered_kill_ids(sim: Simulator) -> set[int]:
     """Killmail ids of the kill notifications the fake Discord accepted."""
-    out = set()
-    for message in sim.discord.received:
-        for embed in message.body.get("embeds") or []:
-            footer = str((embed.get("footer") or {}).get("text", ""))
-            if footer.startswith("Killmail ID: "):
-                out.add(int(footer.removeprefix("Killmail ID: ").split()[0]))
-    return out
+    return set(posted_kills(sim))
 
 
 @pytest.fixture

@@ -838,6 +838,51 @@ def _silent_then_resumed(
     return AppServer(Starlette(routes=[Route("/api/maps/{map}/events/stream", stream)]))
 
 
+_Wired = tuple[
+    SqliteStore,
+    BoundedPriorityQueue[Item],
+    PipelineWorker,
+    MapSseSource,
+    list["asyncio.Task[Any]"],
+]
+
+
+@contextlib.asynccontextmanager
+async def _wired(app: AppServer, tmp_path: Path) -> AsyncIterator[_Wired]:
+    """Map ``cut`` served by ``app`` (started here), its stream read by a source whose
+    connected points go to a pipeline worker: ``(store, queue, worker, source, tasks)``. Nothing
+    runs yet: the test starts the source and the worker in ``tasks``, which are cancelled
+    afterwards, and everything is closed."""
+    await app.start()
+    settings = map_settings(app.url)
+    metrics = Metrics()
+    store = SqliteStore(tmp_path / "db.sqlite")
+    index = TrackingIndex()
+    queue = item_queue(8, index, registry=metrics.registry)
+    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    http = HttpClient("map", timeout=5.0)
+    source = MapSseSource(
+        "cut",
+        settings.maps["cut"],
+        http,
+        store,
+        queue.put,
+        metrics,
+        backoff=Backoff(0.01, 0.02),
+        on_connected_point=worker.connected,
+    )
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        yield store, queue, worker, source, tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await app.stop()
+        store.close()
+
+
 async def test_a_stream_without_a_cursor_resumes_from_before_its_connect_not_from_now(
     tmp_path: Path,
 ) -> None:
@@ -855,26 +900,8 @@ async def test_a_stream_without_a_cursor_resumes_from_before_its_connect_not_fro
     }
     connects: list[str | None] = []
     app = _silent_then_resumed([_frame("add_system", early, envelope)], connects, ulid)
-    await app.start()
-    settings = map_settings(app.url)
-    metrics = Metrics()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    index = TrackingIndex()
-    queue = item_queue(8, index, registry=metrics.registry)
-    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
-    http = HttpClient("map", timeout=5.0)
-    source = MapSseSource(
-        "cut",
-        settings.maps["cut"],
-        http,
-        store,
-        queue.put,
-        metrics,
-        backoff=Backoff(0.01, 0.02),
-        on_connected_point=worker.connected,
-    )
-    tasks = [asyncio.create_task(source.run())]
-    try:
+    async with _wired(app, tmp_path) as (store, queue, worker, source, tasks):
+        tasks.append(asyncio.create_task(source.run()))
         # The pipeline is not running: the event waits in the queue, unwritten, as at a crash.
         await wait_for(lambda: len(connects) == 2)
         assert queue.qsize() == 1
@@ -885,13 +912,6 @@ async def test_a_stream_without_a_cursor_resumes_from_before_its_connect_not_fro
         tasks.append(asyncio.create_task(worker.run()))
         await wait_for(lambda: store.has_event("cut", early))
         assert store.get_cursor("sse:cut") == early  # the greatest kept: never moved back
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await app.stop()
-        store.close()
 
 
 async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path: Path) -> None:
@@ -901,13 +921,6 @@ async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path:
     ulid = UlidGenerator()
     connects: list[str | None] = []
     app = _silent_then_resumed([], connects, ulid)
-    await app.start()
-    settings = map_settings(app.url)
-    metrics = Metrics()
-    store = SqliteStore(tmp_path / "db.sqlite")
-    index = TrackingIndex()
-    queue = item_queue(8, index, registry=metrics.registry)
-    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
     # The previous stream's last event, a minute ago.
     older = UlidGenerator(clock=lambda: int((time.time() - 60.0) * 1000)).new()
     envelope = {
@@ -917,20 +930,9 @@ async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path:
         "payload": {"solar_system_id": 2},
     }
     raw = orjson.dumps(envelope).decode()
-    await queue.put(MapEventItem("cut", MapEnvelope.model_validate(envelope), raw, "sse:cut"))
-    http = HttpClient("map", timeout=5.0)
-    source = MapSseSource(
-        "cut",
-        settings.maps["cut"],
-        http,
-        store,
-        queue.put,
-        metrics,
-        backoff=Backoff(0.01, 0.02),
-        on_connected_point=worker.connected,
-    )
-    tasks = [asyncio.create_task(source.run())]
-    try:
+    async with _wired(app, tmp_path) as (store, queue, worker, source, tasks):
+        await queue.put(MapEventItem("cut", MapEnvelope.model_validate(envelope), raw, "sse:cut"))
+        tasks.append(asyncio.create_task(source.run()))
         # The first stream closes after "connected"; the second stays open.
         await wait_for(
             lambda: len(connects) == 2 and source.health.state is ConnectionState.CONNECTED
@@ -945,13 +947,6 @@ async def test_a_connected_point_waits_for_the_events_queued_before_it(tmp_path:
         point = store.get_cursor("sse:cut")
         assert point is not None
         assert point > older
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await http.aclose()
-        await app.stop()
-        store.close()
 
 
 @pytest.mark.slow

@@ -175,6 +175,32 @@ async def test_maps_follow_the_notifier_config_between_refreshes(
         await runtime.stop()
 
 
+def _systems_in_a(h: Hosted) -> int:
+    """New-system notifications posted for map ``a``."""
+    messages = h.discord.messages_for(f"channel:{CHANNELS['a']}")
+    return sum(1 for m in messages for n in m.notifications if n.kind == "system")
+
+
+async def _a_with_a_kill_queued(h: Hosted, runtime: Runtime) -> int:
+    """Map ``a`` loaded, followed and streamed, one system added (so its stream has a cursor)
+    and notified; then Discord down and a kill in ``a`` queued: that kill's id."""
+    await wait_for(
+        lambda: (
+            "a" in runtime.index.tenants()
+            and runtime.kills.following(runtime.index.map("a").systems)
+            and h.host.maps["a"].open_streams == 1
+        ),
+        30,
+        "map a loaded, followed and streamed",
+    )
+    h.host.maps["a"].add_system(h.gen.new_system().id)
+    await wait_for(lambda: _systems_in_a(h) == 1, 20, "a's first system notified")
+    h.discord.outage = (500, {"message": "down"}, {})
+    kill = await h.push_kill("a")
+    await wait_for(lambda: runtime.store.outbox_counts().get("pending") == 1, 20, "a's kill queued")
+    return kill
+
+
 async def test_a_failed_refresh_keeps_the_maps_and_the_console_can_refresh(
     hosted: Hosted, tmp_path: Path
 ) -> None:
@@ -605,27 +631,8 @@ async def test_a_map_renamed_on_the_map_server_keeps_its_queue_and_its_stream_po
     runtime = Runtime(settings, data_dir=tmp_path / "data")
     await runtime.start()
 
-    def systems_in_a() -> int:
-        messages = h.discord.messages_for(f"channel:{CHANNELS['a']}")
-        return sum(1 for m in messages for n in m.notifications if n.kind == "system")
-
     try:
-        await wait_for(
-            lambda: (
-                "a" in runtime.index.tenants()
-                and runtime.kills.following(runtime.index.map("a").systems)
-                and h.host.maps["a"].open_streams == 1
-            ),
-            30,
-            "map a loaded, followed and streamed",
-        )
-        h.host.maps["a"].add_system(h.gen.new_system().id)  # the map's stream has a cursor
-        await wait_for(lambda: systems_in_a() == 1, 20, "a's first system notified")
-        h.discord.outage = (500, {"message": "down"}, {})
-        kill = await h.push_kill("a")
-        await wait_for(
-            lambda: runtime.store.outbox_counts().get("pending") == 1, 20, "a's kill queued"
-        )
+        kill = await _a_with_a_kill_queued(h, runtime)
 
         renamed = h.host.rename_map("a", "a-renamed")
         renamed.add_system(h.gen.new_system().id)  # the engine knows only the old slug yet
@@ -636,13 +643,13 @@ async def test_a_map_renamed_on_the_map_server_keeps_its_queue_and_its_stream_po
         h.discord.outage = None
 
         await wait_for(
-            lambda: kill in h.kills_in("a") and systems_in_a() == 2,
+            lambda: kill in h.kills_in("a") and _systems_in_a(h) == 2,
             30,
             "the queued kill and the system added during the rename delivered",
         )
         await runtime.drain(10.0)
         assert h.kills_in("a") == [kill]
-        assert systems_in_a() == 2
+        assert _systems_in_a(h) == 2
         assert runtime.store.outbox_counts() == {"sent": 3}
         assert h.host.maps["a-renamed"].connect_log[-1]["last_event_id"] is not None
     finally:
@@ -660,29 +667,10 @@ async def test_a_map_renamed_while_the_engine_is_stopped_keeps_its_key_after_the
     text = _settings_text(h).replace(f"refresh_seconds = {REFRESH}", "refresh_seconds = 3600")
     settings, _ = parse_settings_text(text)
 
-    def systems_in_a() -> int:
-        messages = h.discord.messages_for(f"channel:{CHANNELS['a']}")
-        return sum(1 for m in messages for n in m.notifications if n.kind == "system")
-
     runtime = Runtime(settings, data_dir=tmp_path / "data")
     await runtime.start()
     try:
-        await wait_for(
-            lambda: (
-                "a" in runtime.index.tenants()
-                and runtime.kills.following(runtime.index.map("a").systems)
-                and h.host.maps["a"].open_streams == 1
-            ),
-            30,
-            "map a loaded, followed and streamed",
-        )
-        h.host.maps["a"].add_system(h.gen.new_system().id)  # the map's stream has a cursor
-        await wait_for(lambda: systems_in_a() == 1, 20, "a's first system notified")
-        h.discord.outage = (500, {"message": "down"}, {})
-        kill = await h.push_kill("a")
-        await wait_for(
-            lambda: runtime.store.outbox_counts().get("pending") == 1, 20, "a's kill queued"
-        )
+        kill = await _a_with_a_kill_queued(h, runtime)
     finally:
         await runtime.stop()
 
@@ -692,7 +680,7 @@ async def test_a_map_renamed_while_the_engine_is_stopped_keeps_its_key_after_the
     await runtime.start()
     try:
         await wait_for(
-            lambda: kill in h.kills_in("a") and systems_in_a() == 2,
+            lambda: kill in h.kills_in("a") and _systems_in_a(h) == 2,
             30,
             "the kill queued before the stop and the system added meanwhile delivered",
         )
@@ -700,7 +688,7 @@ async def test_a_map_renamed_while_the_engine_is_stopped_keeps_its_key_after_the
         assert runtime.settings.maps["a"].slug == "a-renamed"
         await runtime.drain(10.0)
         assert h.kills_in("a") == [kill]
-        assert systems_in_a() == 2
+        assert _systems_in_a(h) == 2
         assert runtime.store.outbox_counts() == {"sent": 3}
     finally:
         await runtime.stop()

@@ -185,3 +185,54 @@ async def test_an_operation_the_engine_took_but_never_answered_is_not_said_unrea
         await backend.aclose()
         server.close()
         await server.wait_closed()
+
+
+_IDENTITY = {
+    "host": "ops-1",
+    "pid": 4242,
+    "data_dir": "/var/lib/wanderer-console",
+    "version": "0.1.0",
+    "started_at": 1_764_800_000.0,
+}
+
+BUILDS: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
+    # A newer build's handshake: the same protocol, a field this console has never heard of.
+    "newer": (
+        {**_IDENTITY, "cluster_scope": "shared", "region": "eu"},
+        ("newer build", "cluster_scope", "region", "attach with the engine's own build"),
+    ),
+    # An older build's: a field this console needs is not there yet.
+    "older": (
+        {k: v for k, v in _IDENTITY.items() if k != "started_at"},
+        ("older build", "started_at", "restart it with this build"),
+    ),
+}
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+async def test_an_engine_of_another_build_is_named_as_such_not_as_a_field_dump(
+    build: str,
+) -> None:
+    """Engine and console of different builds but one protocol number: what the console cannot
+    read is explained as a build mismatch, with the fields and what to run, over the real
+    socket."""
+    hello, said = BUILDS[build]
+
+    async def answer(request: Request) -> Response:
+        return JSONResponse(hello)
+
+    server = EmbeddedServer(
+        Starlette(routes=[Route("/v1/hello", answer)]), host="127.0.0.1", port=0
+    )
+    await server.start()
+    backend = RemoteBackend(url=server.url, token="wcc_secret_token_value")
+    try:
+        with pytest.raises(BackendError) as refused:
+            await backend.connect()
+    finally:
+        await backend.aclose()
+        await server.stop()
+    message = str(refused.value)
+    for words in said:
+        assert words in message, message
+    assert "For further information" not in message  # pydantic's own dump is not shown

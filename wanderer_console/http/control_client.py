@@ -68,6 +68,8 @@ _DETAIL = TypeAdapter(EventDetail | None)
 _ALERT_HISTORY = TypeAdapter(tuple[AlertRecordView, ...])
 
 
+_FIELDS_NAMED = 5
+"""Fields an unreadable answer's message names (a newer build may add dozens)."""
 _FOREIGN_TEXT = 200
 """How much of a refusal not from the engine (a proxy's page) is shown."""
 
@@ -186,9 +188,7 @@ class RemoteBackend:
         try:
             return model.model_validate_json(content)
         except ValidationError as exc:
-            raise BackendError(
-                f"the engine at {self.where} sent an unreadable answer: {exc}"
-            ) from None
+            raise BackendError(self._unreadable("answer", exc)) from None
 
     async def _read(self, path: str, adapter: TypeAdapter[_T], what: str) -> _T:
         """``GET path`` read as ``adapter``'s type (a list, an optional): ``what`` names it in
@@ -197,9 +197,33 @@ class RemoteBackend:
         try:
             return adapter.validate_json(content)
         except ValidationError as exc:
-            raise BackendError(
-                f"the engine at {self.where} sent an unreadable {what}: {exc}"
-            ) from None
+            raise BackendError(self._unreadable(what, exc)) from None
+
+    def _unreadable(self, what: str, exc: Exception) -> str:
+        """Why an answer could not be read. Fields one side has and the other does not mean
+        the engine and this console are different builds (the protocol number is bumped only
+        for what an older console would misread): the message says so and what to do, ahead of
+        pydantic's list of fields."""
+        text = f"the engine at {self.where} sent an unreadable {what}"
+        if not isinstance(exc, ValidationError):
+            return f"{text}: {exc}"
+        errors = exc.errors(include_url=False)
+        kinds = {error["type"] for error in errors}
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in errors})
+        shown = ", ".join(fields[:_FIELDS_NAMED]) + (", ..." if len(fields) > _FIELDS_NAMED else "")
+        if kinds == {"extra_forbidden"}:
+            return (
+                f"{text}: it has fields this console does not know ({shown}). The engine is a"
+                " newer build than this console: attach with the engine's own build (the"
+                " `wanderer-console` installed beside it), or upgrade this one"
+            )
+        if kinds == {"missing"}:
+            return (
+                f"{text}: it lacks fields this console needs ({shown}). The engine is an older"
+                " build than this console: restart it with this build, or attach with the"
+                " engine's own"
+            )
+        return f"{text}: {exc.error_count()} problem(s) at {shown}: {errors[0]['msg']}"
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
         """The answer's body; :class:`BackendError` for a refusal, a transport failure, or an
@@ -487,7 +511,7 @@ class RemoteBackend:
             except _TooLarge:
                 detail = self._too_large("a frame")
             except (ValidationError, ValueError) as exc:
-                detail = f"the engine at {self.where} sent an unreadable frame: {exc}"
+                detail = self._unreadable("frame", exc)
             lost_since = lost_since or time.time()
             if refused:
                 link = LinkState(state="refused", detail=detail, since=lost_since)

@@ -80,6 +80,16 @@ options before COMMAND:
   --dry-run only to a command that takes them (its --help lists them), as if given after its
   name; before any other command they are refused
 
+exit codes (every command):
+  0    done
+  1    failed: the configuration, the database or the input is not usable (the line on
+       stderr says what failed and what to do)
+  2    the command line is wrong (argparse's usage lines, or one line naming the command)
+  3    another engine holds the data directory
+  130  interrupted (Ctrl-C)
+  141  the reader of the output went away (| head)
+  A refusal is one line on stderr: wanderer-console COMMAND: what failed and what to do.
+
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
   $XDG_CONFIG_HOME/wanderer-console/config.toml; then WANDERER_CONSOLE_* variables

@@ -9,6 +9,7 @@ import this one, and ``cli.py`` imports them all at start-up.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ __all__ = [
     "database_url",
     "no_arguments",
     "positive_count",
+    "refuse",
     "row_id",
 ]
 
@@ -38,6 +40,15 @@ EXIT_INTERRUPTED = 130
 """Ctrl-C (SIGINT) stopped the command before it finished: 128 + SIGINT, as a shell reports it."""
 EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
+
+
+def refuse(command: str, message: str) -> None:
+    """Say on stderr why ``command`` (``"export metrics"``) refused, in the one format every
+    command uses: one line, ``wanderer-console COMMAND: what failed and what to do``. Each had
+    its own (``export metrics: ...``, ``wanderer-console: ...``, two lines), so an operator or a
+    script could not tell which command said it, nor read it the same way twice."""
+    line = " ".join(message.split())
+    print(f"wanderer-console {command}: {line}", file=sys.stderr, flush=True)
 
 
 def database_url(text: str) -> str:

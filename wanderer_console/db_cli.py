@@ -35,6 +35,7 @@ from wanderer_console.command import (
     EXIT_USAGE,
     Command,
     database_url,
+    refuse,
 )
 
 __all__ = ["MIGRATE_COMMAND", "STATUS_COMMAND"]
@@ -54,8 +55,8 @@ def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True), file=stream or sys.stdout, flush=True)
 
 
-def _error(message: str, **extra: Any) -> None:
-    print(f"wanderer-console: {message}", file=sys.stderr, flush=True)
+def _error(command: str, message: str, **extra: Any) -> None:
+    refuse(command, message)
     if extra:
         _emit({"error": message, **extra})
 
@@ -114,19 +115,20 @@ def _migrate(args: argparse.Namespace) -> int:
 
     unknown = unknown_location(args, store=False)
     if unknown is not None:  # not the default data dir's store in place of the engine's
-        _error(unknown)
+        _error("db migrate-to", unknown)
         return EXIT_INVALID
     text = _target(args)
     if not text:
         _error(
+            "db migrate-to",
             "name the PostgreSQL database: db migrate-to postgresql://USER:PASSWORD@HOST/DB,"
-            " or set [store] url (WANDERER_CONSOLE_STORE__URL)"
+            " or set [store] url (WANDERER_CONSOLE_STORE__URL)",
         )
         return EXIT_USAGE
     try:
         url = DatabaseUrl(text)
     except ValueError as exc:
-        _error(str(exc))
+        _error("db migrate-to", str(exc))
         return EXIT_USAGE
     data_dir = command_data_dir(args)
     mode: Mode = "replace" if args.force else "append" if args.append else "empty"
@@ -138,20 +140,20 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         report = migrate_data_dir(data_dir, url, mode=mode, progress=progress)
     except DataDirBusyError as exc:
-        _error(str(exc), data_dir=str(data_dir), holder=exc.holder.describe())
+        _error("db migrate-to", str(exc), data_dir=str(data_dir), holder=exc.holder.describe())
         return EXIT_IN_USE
     except TargetInUseError as exc:
         engines = [{"instance": i, "host": h, "pid": p} for i, h, p in exc.alive]
-        _error(str(exc), target=str(url), engines=engines)
+        _error("db migrate-to", str(exc), target=str(url), engines=engines)
         return EXIT_IN_USE
     except TargetNotEmptyError as exc:
-        _error(str(exc), target=str(url), target_rows=exc.counts)
+        _error("db migrate-to", str(exc), target=str(url), target_rows=exc.counts)
         return EXIT_INVALID
     except MigrationError as exc:
-        _error(str(exc), **({"report": exc.report} if exc.report else {}))
+        _error("db migrate-to", str(exc), **({"report": exc.report} if exc.report else {}))
         return EXIT_INVALID
     except StorageError as exc:
-        _error(str(exc))
+        _error("db migrate-to", str(exc))
         return EXIT_INVALID
     report["next"] = (
         "Set [store] url (or WANDERER_CONSOLE_STORE__URL) to this database and start the engine"
@@ -193,18 +195,18 @@ def _status(args: argparse.Namespace) -> int:
 
     unknown = unknown_location(args)
     if unknown is not None:  # not the default data dir's store in place of the engine's
-        _error(unknown)
+        _error("db status", unknown)
         return EXIT_INVALID
     data_dir = command_data_dir(args)
     try:
         location = command_store(args, data_dir)
     except ValueError as exc:
-        _error(str(exc))
+        _error("db status", str(exc))
         return EXIT_USAGE
     try:
         doc = store_status(location, data_dir=data_dir)
     except StorageError as exc:
-        _error(str(exc))
+        _error("db status", str(exc))
         return EXIT_INVALID
     _emit(doc)
     return EXIT_OK

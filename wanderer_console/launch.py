@@ -22,7 +22,7 @@ from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.gcpolicy import SurvivorFreezer, freeze_startup_objects
 from wanderer_console.runtime import Runtime
-from wanderer_console.telemetry.logging import configure_logging
+from wanderer_console.telemetry.logging import configure_logging, redact
 
 __all__ = ["demo_settings", "run_console", "run_demo"]
 
@@ -164,12 +164,13 @@ async def _console_on(runtime: Runtime, stop: asyncio.Event) -> int:
     """Start ``runtime`` and run the console on its :class:`LocalBackend` until quit or ``stop``.
 
     While the console owns the terminal, engine log lines go only to the engine's log ring (the
-    activity panel and attached consoles read it), not to stdout.
+    activity panel and attached consoles read it), not to stdout. Once it has gone, the engine
+    still stops (the caller stops it): its warnings reach the shell as readable lines
+    (:class:`_AfterTheConsole`), not as the JSON lines ``--no-ui`` writes for a log collector.
     """
     from wanderer_console.ui.app import run_app
 
     engine_log = logging.getLogger("wanderer_console")
-    saved_handlers = engine_log.handlers[:]
     engine_log.handlers[:] = []
     runtime.console.install_log_ring()
     try:
@@ -177,7 +178,22 @@ async def _console_on(runtime: Runtime, stop: asyncio.Event) -> int:
         return await run_app(runtime.console, stop)
     finally:
         stop.set()
-        engine_log.handlers[:] = [*saved_handlers, *engine_log.handlers]
+        engine_log.handlers[:] = [*engine_log.handlers, _AfterTheConsole()]
+
+
+class _AfterTheConsole(logging.StreamHandler):  # type: ignore[type-arg]
+    """The engine's warnings and errors after the operator quit the console, one readable line
+    each on stderr (``wanderer-console: warning: ...``), masked. Its info lines (``wanderer
+    console stopped``) were for the activity panel: printed after the quit, a raw JSON log line
+    was the last thing on the operator's shell."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """``wanderer-console: LEVEL: message``, its secrets masked."""
+        return redact(f"wanderer-console: {record.levelname.lower()}: {record.getMessage()}")
 
 
 def run_console(

@@ -408,7 +408,24 @@ class Runtime:
     # -- running -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start every task; returns at once (:attr:`ready` is set when all are started)."""
+        """Start every task; returns at once (:attr:`ready` is set when all are started).
+
+        What the spill and the saved pause said when they were read (in the constructor) is
+        logged once the log ring is installed; a start that fails before then says it anyway,
+        on whatever handlers the engine's log has, or the operator never learns that delivery
+        was paused or that confirmations were damaged."""
+        try:
+            await self._start()
+        except BaseException:
+            self._announce_start()
+            raise
+
+    def _announce_start(self) -> None:
+        """Log what the saved pause and the spill said at start (each once)."""
+        self.hold.announce()
+        self.spill.announce()
+
+    async def _start(self) -> None:
         self._start_tracing()
         loaded = self.cache.load_warm(self.store)
         if loaded:
@@ -458,8 +475,7 @@ class Runtime:
             spawn("discord:status", self.bot.status)
         self.http, self.http_error = await start_surface(self)
         self.console.install_log_ring()
-        self.hold.announce()
-        self.spill.announce()
+        self._announce_start()
         await self.control.start()
         self.ready.set()
         log.info(

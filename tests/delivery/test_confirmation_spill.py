@@ -25,11 +25,13 @@ import pytest
 from tests.delivery.rig import FAST, Rig, make_rig, until
 from tests.support import fill_disk, small_disk, wait_for
 from wanderer_console.delivery.dispatcher import Dispatcher
+from wanderer_console.delivery.hold import PAUSE_FILE
 from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
 from wanderer_console.store.base import LeaseFence, SentMessage
+from wanderer_console.store.integrity import StorageError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,3 +236,37 @@ async def test_the_start_s_lines_about_the_spill_reach_the_console_s_log(
         assert ring.matching("damaged confirmations ignored in the spill")
     finally:
         await runtime.stop()
+
+
+async def test_a_start_that_fails_before_its_announcements_still_says_the_spill_s_lines(
+    sim: Simulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spill and the saved pause were read (and applied) when the engine was built; a start
+    that fails before its log ring is installed still says what it found, once, or no one ever
+    sees it."""
+    (tmp_path / PAUSE_FILE).write_text('{"paused_by": "tui:alice", "paused_at": 1.0}')
+    spill = ConfirmationSpill.open(tmp_path)
+    fence = LeaseFence("map:home", "host:1:abc", 7)
+    spill.keep([SentMessage([987654], 1.0, f"m{i}", f"send{i}", fence) for i in range(2)])
+    raw = bytearray((tmp_path / SPILL_FILE).read_bytes())
+    raw[len(raw.rstrip(b"\0")) - 2] ^= 0xFF  # the second record's payload
+    (tmp_path / SPILL_FILE).write_bytes(bytes(raw))
+    caplog.set_level(logging.INFO, logger="wanderer_console")
+    runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
+
+    def store_gone(store: object) -> int:  # the database going away mid-start
+        raise StorageError(tmp_path, "it did not answer", "check the database")
+
+    monkeypatch.setattr(runtime.cache, "load_warm", store_gone)
+    try:
+        with pytest.raises(StorageError):
+            await runtime.start()
+    finally:
+        await runtime.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("damaged confirmations ignored in the spill") for m in said), said
+    assert sum(m.startswith("damaged confirmations ignored") for m in said) == 1, said
+    assert sum(m.startswith("delivery paused by an operator before") for m in said) == 1, said

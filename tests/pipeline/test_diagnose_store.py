@@ -81,6 +81,8 @@ async def test_the_kill_command_reads_the_store_of_the_data_dir(
     verdict = json.loads(out)
     assert verdict["killmail_source"] == "event store"
     assert tenant in verdict["maps"]
+    assert verdict["database"] == str(tmp_path / DB_NAME)  # the key every command names it by
+    assert "event_store" not in verdict
 
 
 def test_a_kill_the_store_lacks_is_fetched_as_before(tmp_path: Path) -> None:

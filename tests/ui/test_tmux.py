@@ -143,6 +143,10 @@ def test_demo_draws_dashboard_and_quits_cleanly(tmux: Tmux, tmp_path: Path) -> N
     leftovers = BOX_DRAWING & set(screen)
     assert not leftovers, f"dashboard drawing left on the terminal ({leftovers}):\n{screen}"
     assert "Connections" not in screen, screen
+    # The engine stops after the console has gone: its log lines (JSON, for --no-ui's log
+    # collectors) must not land on the operator's shell.
+    assert '"level"' not in screen, screen
+    assert '"logger"' not in screen, screen
 
 
 def test_a_dropped_terminal_stops_the_demo_gracefully_and_removes_its_temporary_data(

@@ -129,6 +129,7 @@ class DeliveryHold:
         """The pause was found saved at start."""
         self._notes: list[tuple[str, dict[str, object]]] = []
         """Warnings found at start, logged by :meth:`announce` once the logs are read."""
+        self._announced = False
 
     def restore(self) -> OperatorPause | None:
         """Pause the dispatcher when a pause was saved; called before it runs, so a restart
@@ -191,10 +192,14 @@ class DeliveryHold:
         return self.pause
 
     def announce(self) -> None:
-        """Say loudly, once the engine's logs are read, that it started paused."""
+        """Say loudly, once the engine's logs are read, that it started paused (once: a start
+        that failed after saying it may be announced again)."""
         for message, ctx in self._notes:
             log.warning(message, extra={"ctx": ctx})
         self._notes.clear()
+        if self._announced:
+            return
+        self._announced = True
         pause = self.pause
         if not self.restored or pause is None:
             return

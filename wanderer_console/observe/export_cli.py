@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command, refuse
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.observe.trends import COUNTS, stored_buckets
@@ -86,28 +86,28 @@ def run(args: argparse.Namespace) -> int:
         option = "--step"
         step = parse_duration(args.step)
     except ValueError as exc:
-        print(f"export metrics: {option}: {exc}", file=sys.stderr)
+        refuse("export metrics", f"{option}: {exc}")
         return EXIT_USAGE
     if since > MAX_SINCE:
-        print(
-            f"export metrics: --since {args.since} reaches past what the store can keep"
+        refuse(
+            "export metrics",
+            f"--since {args.since} reaches past what the store can keep"
             " ([trends] days is at most 366): use 366d or less",
-            file=sys.stderr,
         )
         return EXIT_USAGE
     if step < 60 or step % 60:
-        print("export metrics: --step must be whole minutes (1m, 5m, 1h)", file=sys.stderr)
+        refuse("export metrics", "--step must be whole minutes (1m, 5m, 1h)")
         return EXIT_USAGE
     unknown = unknown_location(args)
     if unknown is not None:
-        print(f"export metrics: {unknown}", file=sys.stderr)
+        refuse("export metrics", unknown)
         return EXIT_INVALID
     path = command_store(args)
     if isinstance(path, Path) and not path.exists():
-        print(
-            f"export metrics: no database at {path}; pass --data-dir or --config (or --database"
+        refuse(
+            "export metrics",
+            f"no database at {path}; pass --data-dir or --config (or --database"
             " URL when the engine stores in PostgreSQL)",
-            file=sys.stderr,
         )
         return EXIT_INVALID
     now = time.time()

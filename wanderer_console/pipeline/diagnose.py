@@ -486,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
     except DiagnoseError as exc:
         print(f"wanderer-console kill: {exc}", file=sys.stderr)
         return 1
-    verdict["event_store"] = None if location is None else str(location)  # password masked
+    verdict["database"] = None if location is None else str(location)  # password masked
     print(json.dumps(verdict, indent=2, sort_keys=True))
     return 0
 

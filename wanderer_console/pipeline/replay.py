@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import orjson
 from pydantic import ValidationError
 
-from wanderer_console.command import Command
+from wanderer_console.command import Command, refuse
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import store_arguments
 from wanderer_console.domain.clock import iso_utc
@@ -57,8 +57,8 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 NEEDS_DRY_RUN = (
-    "wanderer-console replay: replay only shows what the rules would send; it never sends.\n"
-    "Run it with --dry-run (the outbox already holds what was sent live)."
+    "replay only shows what the rules would send; it never sends. Run it with --dry-run (the"
+    " outbox already holds what was sent live)."
 )
 
 
@@ -280,12 +280,12 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     from wanderer_console.config.paths import UnknownLocationError, command_store
 
     if not getattr(args, "dry_run", False):
-        print(NEEDS_DRY_RUN, file=sys.stderr)
+        refuse("replay", NEEDS_DRY_RUN)
         return EXIT_USAGE
     try:
         since = parse_since(args.since)
     except ValueError as exc:
-        print(f"wanderer-console replay: {exc}", file=sys.stderr)
+        refuse("replay", str(exc))
         return EXIT_USAGE
     loaded = load_config(args)  # a broken one: its problems and "run config check"
     if loaded is None:
@@ -294,13 +294,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
         path = command_store(args)
     except UnknownLocationError as exc:  # the data dir's engine is on PostgreSQL: no guessing
-        print(f"wanderer-console replay: {exc}", file=sys.stderr)
+        refuse("replay", str(exc))
         return EXIT_INVALID
     if isinstance(path, Path) and not path.exists():
-        print(
-            f"wanderer-console replay: no database at {path}; pass --data-dir or --config (or"
-            " --database URL when the engine stores in PostgreSQL)",
-            file=sys.stderr,
+        refuse(
+            "replay",
+            f"no database at {path}; pass --data-dir or --config (or --database URL when the"
+            " engine stores in PostgreSQL)",
         )
         return EXIT_INVALID
     store = open_store(path)

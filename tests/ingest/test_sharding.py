@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,13 @@ from wanderer_console.domain.tracking import TrackedCharacter, TrackedSystem, Tr
 from wanderer_console.http.factory import build_client
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import Item, KillItem
-from wanderer_console.ingest.kill_sources import KillSources, ShardLimits, ShardPlan
+from wanderer_console.ingest.kill_sources import (
+    KillSources,
+    ShardLimits,
+    ShardPlan,
+    learned_limit,
+)
+from wanderer_console.ingest.killstream import Mode, over_limit
 from wanderer_console.sim.generator import DataGenerator
 from wanderer_console.sim.killstream import FakeKillstream
 from wanderer_console.store.sqlite import SqliteStore
@@ -99,6 +106,54 @@ def test_no_flapping_at_the_boundary() -> None:
     assert plan.shards[-1].draining
 
 
+@pytest.mark.parametrize(
+    ("mode", "reason", "expected"),
+    [
+        ("systems", "[validation:too_many_systems] Too many systems: 80 (max: 50)", (True, 50)),
+        ("systems", "[validation:too_many_systems] Too many systems", (True, None)),
+        (
+            "characters",
+            "[validation:too_many_characters] Too many characters: 9 (max: 4)",
+            (True, 4),
+        ),
+        ("systems", "[validation:invalid_system_ids] Invalid system IDs: 0", (False, None)),
+        ("characters", "[validation:too_many_systems] Too many systems: 3 (max: 2)", (False, None)),
+        ("systems", "join crashed", (False, None)),
+    ],
+)
+def test_a_refusal_over_the_servers_limit_is_told_from_any_other(
+    mode: Mode, reason: str, expected: tuple[bool, int | None]
+) -> None:
+    assert over_limit(mode, {"reason": reason}) == expected
+    assert over_limit(mode, "not an object") == (False, None)
+
+
+def test_the_limit_learned_is_the_stated_one_else_half_the_refused_join_above_a_floor() -> None:
+    assert learned_limit(80, 80, 50, floor=1) == 50
+    assert learned_limit(80, 60, None, floor=1) == 30  # no limit stated: half the join
+    assert learned_limit(80, 60, None, floor=40) == 40
+    assert learned_limit(50, 80, 50, floor=1) is None  # already learned (a second refusal)
+    assert learned_limit(40, 60, None, floor=1) is None  # a holding socket: nothing new
+    assert learned_limit(40, 60, 30, floor=1) == 30  # ...unless the server says less
+    assert learned_limit(10, 10, None, floor=10) is None  # at the floor: refused as before
+
+
+def test_a_lower_limit_moves_only_the_excess_and_holds_only_what_was_followed() -> None:
+    plan = ShardPlan(80)
+    plan.sync(set(SYSTEMS))
+    first, second = plan.shards
+    joined = set(first.ids)  # the first socket's server confirmed its join; the second's refused
+    plan.lower(40, lambda shard: joined if shard is first else set())
+    assert plan.limit == 40
+    assert first.ids == set(SYSTEMS[:40])
+    assert first.held == set(SYSTEMS[40:80])  # followed until their new socket confirms them
+    assert second.ids == set(SYSTEMS[80:120])
+    assert not second.held
+    assert [len(s.ids) for s in plan.shards] == [40, 40, 40, 10]
+    assert plan.release(lambda shard: set(shard.ids)) == [first]
+    _check_exactly_once(plan, set(SYSTEMS))
+
+
 # -- real sockets against the fake killstream ------------------------------------------------------
 
 
@@ -109,6 +164,7 @@ class Rig:
     server: FakeKillstream
     kills: KillSources
     index: TrackingIndex
+    metrics: Metrics
     items: list[KillItem] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -162,7 +218,7 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     kills.limits = ShardLimits(systems=50, characters=100)
     kills.started = True
-    rig = Rig(server, kills, index)
+    rig = Rig(server, kills, index, metrics)
     try:
         yield rig
     finally:
@@ -282,16 +338,89 @@ def _ids(rig: Rig) -> set[int]:
     return {item.killmail.killmail_id for item in rig.items}
 
 
-async def test_the_fake_refuses_an_over_limit_join(tmp_path: Path) -> None:
+def _limit_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.getMessage() == "killstream server's limit is lower; resharding"
+    ]
+
+
+def _followers(server: FakeKillstream, system: int) -> int:
+    return sum(1 for systems, _ in server.subscriptions() if system in systems)
+
+
+async def test_a_join_refused_over_the_servers_lower_limit_reshards_over_more_sockets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Configured for 80 systems a socket, the server takes 50: the first socket's join (80) is
+    refused with the server's limit in its reason. The console takes that limit, says so once,
+    and ends with every system followed once over three sockets (before, the join was refused
+    for ever and those systems were only polled over REST)."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    gen = DataGenerator(8)
     async with _rig(tmp_path) as rig:
-        # Limits bigger than the server's: the join is refused, loudly.
-        rig.kills.limits = ShardLimits(systems=500, characters=1000)
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
         rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
         rig.kills.tracking_changed()
-        await wait_for(lambda: rig.server.refused_joins >= 1)
-        source = rig.kills.sockets["systems"]
-        await wait_for(lambda: source.health.state is not ConnectionState.CONNECTED)
-        assert "too_many_systems" in (source.health.last_error or "")
+        await wait_for(
+            lambda: rig.settled() and len(rig.kills.sockets) == 3, what="resharded, every id once"
+        )
+        assert rig.server.refused_joins >= 1
+        assert rig.kills.plans["systems"].limit == 50
+        assert all(len(systems) <= 50 for systems, _ in rig.server.subscriptions())
+        [warning] = _limit_warnings(caplog)
+        ctx = warning.ctx  # type: ignore[attr-defined]
+        assert (ctx["mode"], ctx["limit"], ctx["was"]) == ("systems", 50, 80)
+        assert rig.metrics.value("wc_killstream_limit_lowered_total", mode="systems") == 1
+        # A system of the refused join is followed now: its kill arrives, once.
+        kill = gen.make_killmail(system_id=SYSTEMS[0])
+        assert await rig.server.push_kill(kill) == 1
+        await wait_for(lambda: kill["killmail_id"] in _ids(rig))
+        assert rig.server.limit_crashes == 0
+
+
+async def test_systems_moving_off_a_socket_over_the_lowered_limit_lose_and_double_no_kill(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server is redeployed with a lower limit (80 -> 40) while two sockets are joined with
+    80 and 50 systems. One more system takes the second over it: its channel crashes and its
+    rejoin is refused. The first socket, still joined, keeps following the 40 systems it hands
+    to a new socket until that one confirms them; a kill in one of them while both follow it,
+    and one after, each reach the pipeline once."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    gen = DataGenerator(5)
+    async with _rig(tmp_path) as rig:
+        server = rig.server
+        server.max_systems = 80
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        plan = rig.kills.plans["systems"]
+        assert [len(s.ids) for s in plan.shards] == [80, 50]
+        moving = sorted(plan.shards[0].ids)[40:]
+        target = moving[0]
+
+        server.max_systems = 40
+        server.join_reply_delay = 0.3  # a new socket follows its systems before it knows
+        rig.index.replace("big", [TrackedSystem(s) for s in [*SYSTEMS, 30_009_999]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: _followers(server, target) == 2, what="the moving system on both")
+        during = gen.make_killmail(system_id=target)
+        assert await server.push_kill(during) == 2
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 4)
+        after = gen.make_killmail(system_id=target)
+        assert await server.push_kill(after) == 1
+        assert plan.limit == 40
+        assert all(len(systems) <= 40 for systems, _ in server.subscriptions())
+        assert len(_limit_warnings(caplog)) == 1
+
+        await wait_for(lambda: {during["killmail_id"], after["killmail_id"]} <= _ids(rig))
+        await asyncio.sleep(0.2)  # any late copy would arrive by now
+        seen = Counter(item.killmail.killmail_id for item in rig.items)
+        assert seen[during["killmail_id"]] == 1
+        assert seen[after["killmail_id"]] == 1
 
 
 async def test_shrinking_far_closes_socket_after_socket_down_to_one(tmp_path: Path) -> None:

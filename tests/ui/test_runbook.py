@@ -54,6 +54,17 @@ def test_the_page_lists_exactly_the_consoles_entries_in_the_same_words() -> None
         ("closed before 'connected' frame", "map_sse", "state `degraded`, `closed before"),
         ("join refused: {'reason': 'bad'}", "killstream", "`killstream join refused"),
         (
+            "join refused over the server's limit ({'reason': '[validation:too_many_systems]"
+            " Too many systems: 80 (max: 50)'}); resharded, reconnecting",
+            "killstream",
+            "`killstream server's limit is lower",
+        ),
+        (
+            "killstream server's limit is lower; resharding (mode=systems, limit=50, was=80)",
+            "log",
+            "`killstream server's limit is lower",
+        ),
+        (
             "no reply to the join within 10 s; reconnecting",
             "killstream",
             "`killstream join not answered",

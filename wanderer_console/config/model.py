@@ -108,6 +108,7 @@ UserAgent = Annotated[str, AfterValidator(_user_agent)]
 RESTART_SERVER: Final = Restart("the HTTP surface binds and takes its limits at start")
 RESTART_CONTROL: Final = Restart("the control endpoint is set up at start")
 RESTART_SOCKET: Final = Restart("each killstream socket takes it when it opens")
+RESTART_SHARDS: Final = Restart("the killstream's sockets are planned with it from the first one")
 RESTART_POLLER: Final = Restart("the killstream's REST fallback poller takes it when it starts")
 RESTART_R2Z2: Final = Restart("the R2Z2 poller takes it when it starts")
 RESTART_TRACING: Final = Restart("the tracer, its sampler and exporter are set up at start")
@@ -430,6 +431,13 @@ class KillstreamSettings(Section):
     """A gap backfill stops after this long; the systems it did not reach are tried again."""
     max_frame_bytes: Annotated[int, RESTART_SOCKET] = Field(default=4 * 1024 * 1024, ge=65_536)
     """Largest frame read (a killmail is tens of KiB); a bigger one resets the socket, counted."""
+    max_systems_per_socket: Annotated[int, RESTART_SHARDS] = Field(default=10_000, ge=1, le=10_000)
+    """Systems one socket follows (the server's documented limit); more open more sockets. A
+    server that refuses a join as over its own limit teaches a lower one for the run."""
+    max_characters_per_socket: Annotated[int, RESTART_SHARDS] = Field(
+        default=50_000, ge=1, le=50_000
+    )
+    """Characters one socket follows (the server's documented limit), as for systems."""
     recent_kills: Annotated[bool, Restart("the recent-kills reader is built (or not) at start")] = (
         True
     )

@@ -17,10 +17,18 @@ them; while both follow it, the shared recent-id filter drops the second copy be
 (the event log's unique key stays the authority). Names: one socket per mode keeps the names
 ``killstream:systems`` / ``killstream:characters``; several are ``killstream:systems:1``,
 ``killstream:systems:2``, … (and ``sockets`` is keyed ``systems:1`` …).
+
+**A server with lower limits.** The limits are configurable (``killstream.max_systems_per_socket``,
+``max_characters_per_socket``). A join refused for being over the server's own limit teaches a
+lower one (:func:`learned_limit`: the limit the refusal states, else half the refused join, never
+under 1 % of the configured limit): every socket over it hands its extra ids to others or new
+ones, with the same subscribe-before-unsubscribe rule, and the next join of the refused socket
+fits. Said once per lowering (a warning) and counted (``wc_killstream_limit_lowered_total``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from collections.abc import Set as AbstractSet
@@ -39,7 +47,7 @@ from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.store.base import Store
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KillSources", "Shard", "ShardLimits", "ShardPlan"]
+__all__ = ["KillSources", "Shard", "ShardLimits", "ShardPlan", "learned_limit"]
 
 log = logging.getLogger("wanderer_console.runtime")
 
@@ -48,6 +56,28 @@ Mode = Literal["systems", "characters"]
 MODES: Final[tuple[Mode, ...]] = ("systems", "characters")
 LOW_WATER: Final = 0.75
 """A mode's sockets shrink by one when its ids fit in one fewer, each this full at most."""
+FLOOR_SHARE: Final = 100
+"""A limit learned from the server is never under the configured one over this (1 %: at most
+a hundred sockets for a full configured socket's ids), however often joins are refused."""
+
+
+def learned_limit(limit: int, refused: int, stated: int | None, floor: int) -> int | None:
+    """The lower per-socket limit a join of ``refused`` ids refused as over the server's limit
+    teaches, or ``None`` when it teaches nothing below ``limit`` (already learned, or at
+    ``floor``).
+
+    The limit the refusal states is taken as it is; without one, half the refused join. A join
+    bigger than ``limit`` (a socket still holding ids it hands over) was over our own limit too:
+    without a stated limit it says nothing new.
+    """
+    if stated is not None and stated < refused:
+        candidate = stated
+    elif refused <= limit:
+        candidate = refused // 2
+    else:
+        return None
+    candidate = max(candidate, floor)
+    return candidate if candidate < limit else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +205,31 @@ class ShardPlan:
             self.moves += len(take)
         return moved
 
+    def lower(self, limit: int, confirmed: Callable[[Shard], set[int]]) -> None:
+        """Take a lower ``limit``: each socket over it keeps its lowest ids and hands the rest
+        to sockets with room or new ones. A moved id its server has confirmed is held there
+        until its new socket confirms it (:meth:`release`); one it has not (a refused join) is
+        followed by nothing meanwhile, so it is not held (that would keep the join over the
+        limit)."""
+        self.limit = limit
+        moving: list[int] = []
+        for shard in self.shards:
+            if shard.load <= limit:
+                continue
+            followed = confirmed(shard)
+            shard.held &= followed
+            excess = shard.load - limit
+            if excess <= 0:
+                continue
+            take = sorted(shard.ids)[max(0, len(shard.ids) - excess) :]
+            shard.ids.difference_update(take)
+            shard.held.update(i for i in take if i in followed)
+            moving.extend(take)
+        for i in moving:
+            del self.owner[i]
+        self.moves += len(moving)
+        self._place(sorted(moving))
+
     def release(self, confirmed: Callable[[Shard], set[int]]) -> list[Shard]:
         """Let each socket drop the ids it holds that their new socket has confirmed; return
         the sockets whose subscription shrank."""
@@ -235,14 +290,17 @@ class KillSources:
         self.recent = RecentIds()
         """Killmail ids the sockets saw lately: repeats are dropped before parsing (a kill seen
         on two sockets while its system moves between them is handed on once)."""
-        self.limits = ShardLimits()
-        """Ids per socket; tests shrink them before the start."""
+        ks = settings().killstream
+        self.limits = ShardLimits(ks.max_systems_per_socket, ks.max_characters_per_socket)
+        """Ids per socket as configured (tests shrink them before the start); a mode's plan
+        may learn a lower limit from the server."""
         self.plans: dict[Mode, ShardPlan] = {}
         """Each mode's sharding (made at the first need, with :attr:`limits`)."""
         self._sources: dict[int, KillstreamSource] = {}  # id(shard) -> its socket
         self._opened: dict[Mode, int] = dict.fromkeys(MODES, 0)
         self._joined = False  # a systems socket has joined at least once
         self._retired_rejoins = 0  # rejoins of systems sockets since closed
+        self._reshard_gaps = 0  # systems limits lowered: refused joins' systems went unfollowed
         self.sockets: dict[str, KillstreamSource] = {}
         """Every open killstream socket by name (``systems``, or ``systems:1`` … when sharded)."""
         self.fallback: FallbackPoller | None = None
@@ -306,6 +364,7 @@ class KillSources:
             recent=self.recent,
             max_frame_bytes=ks.max_frame_bytes,
             on_confirmed=self._confirmed,
+            on_over_limit=functools.partial(self._over_limit, mode),
         )
         self._sources[id(shard)] = source
         self._spawn(task, source.run)
@@ -315,6 +374,45 @@ class KillSources:
         drained (and, if one closed, see whether another should drain)."""
         if self._settle():
             self.ensure()
+
+    def _over_limit(self, mode: Mode, refused: int, stated: int | None) -> bool:
+        """A join of ``refused`` ids was refused as over the server's limit: learn the lower
+        limit and re-plan. True when the sockets are planned to fit (now or already)."""
+        plan = self.plans.get(mode)
+        if plan is None:
+            return False
+        was = plan.limit
+        floor = max(1, self.limits.of(mode) // FLOOR_SHARE)
+        limit = learned_limit(was, refused, stated, floor)
+        if limit is None:
+            # Already learned (another socket's refusal came first), or a holding socket's
+            # join: the plan fits unless we are at the floor and still refused.
+            return refused > was or (stated is not None and was <= stated)
+        plan.lower(limit, self._confirmed_ids)
+        if mode == "systems":
+            self._reshard_gaps += 1
+        self._metrics.killstream_limit_lowered.labels(mode=mode).inc()
+        log.warning(
+            "killstream server's limit is lower; resharding",
+            extra={
+                "ctx": {
+                    "mode": mode,
+                    "limit": limit,
+                    "was": was,
+                    "refused_ids": refused,
+                    "stated": stated,
+                    "sockets": len(plan.shards),
+                }
+            },
+        )
+        for shard in plan.shards:
+            source = self._sources.get(id(shard))
+            if source is None:
+                self._open(mode, shard)
+            else:
+                source.refresh()
+        self._settle()
+        return True
 
     def _settle(self) -> bool:
         """Release confirmed moves, close drained sockets; True when one closed."""
@@ -394,12 +492,13 @@ class KillSources:
 
     def _joins(self) -> int:
         """Joins that may follow a gap: the first join of the run (the restart's gap), then
-        every rejoin of any systems socket. A new socket's first join is no gap: its ids are
-        newly tracked, or moved there while their old socket still followed them."""
+        every rejoin of any systems socket, and every lowering of the systems limit (the refused
+        join's systems were followed by no socket). A new socket's first join is no gap otherwise:
+        its ids are newly tracked, or moved there while their old socket still followed them."""
         sources = self._system_sockets()
         self._joined = self._joined or any(s.joins for s in sources)
         rejoins = self._retired_rejoins + sum(max(0, s.joins - 1) for s in sources)
-        return rejoins + (1 if self._joined else 0)
+        return rejoins + self._reshard_gaps + (1 if self._joined else 0)
 
     # -- a map taken over from another instance (several instances on one database) ----------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
@@ -51,7 +52,7 @@ from wanderer_console.ingest.recent import RecentIds
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["KillstreamSource", "PhoenixBackoff", "valid_ids"]
+__all__ = ["KillstreamSource", "PhoenixBackoff", "over_limit", "valid_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ _YIELD_EVERY = 32
 """Frames read back to back before the reader lets the rest of the console run (more made
 bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffered)."""
 Mode = Literal["systems", "characters"]
+OverLimit = Callable[[int, int | None], bool]
+"""Told a join of ``n`` ids was refused for being over the server's limit (``stated`` when the
+refusal names it); True when the subscription is re-planned to fit."""
+_MAX_STATED = re.compile(r"\(max:\s*(\d+)\)")
 JOIN_TIMEOUT = 10.0
 """Seconds a join may wait for its reply (phoenix.js waits as long) before the socket is closed
 and opened again, with backoff: a join never answered would otherwise follow nothing, forever.
@@ -102,6 +107,22 @@ class PhoenixBackoff(Backoff):
         return bound * (0.8 + 0.2 * self._rng.random())
 
 
+def over_limit(mode: Mode, response: object) -> tuple[bool, int | None]:
+    """Whether a join refusal's ``response`` says the join had more ids of ``mode`` than the
+    server takes per socket, and the limit when it names one.
+
+    wanderer-kills answers ``{"reason": "[validation:too_many_systems] Too many systems: 12
+    (max: 10)"}`` (``too_many_characters`` likewise, PROTOCOLS.md §3.3); the ``(max: N)`` part is
+    read when present, never required.
+    """
+    reason = response.get("reason") if isinstance(response, dict) else None
+    noun = "systems" if mode == "systems" else "characters"
+    if not isinstance(reason, str) or f"[validation:too_many_{noun}]" not in reason:
+        return False, None
+    stated = _MAX_STATED.search(reason)
+    return True, int(stated.group(1)) if stated else None
+
+
 def valid_ids(mode: Mode, ids: Iterable[int]) -> set[int]:
     """The ids of ``ids`` the server accepts for ``mode`` (others would fail the whole join)."""
     if mode == "systems":
@@ -128,6 +149,7 @@ class KillstreamSource:
         name: str | None = None,
         on_confirmed: Callable[[], None] | None = None,
         resubscribe: Backoff | None = None,
+        on_over_limit: OverLimit | None = None,
     ) -> None:
         self.mode = mode
         self._max_frame = max_frame_bytes
@@ -151,6 +173,7 @@ class KillstreamSource:
         self._pending: dict[str, list[int]] = {}
         """Subscribe pushes awaiting their reply: ref -> ids."""
         self._on_confirmed = on_confirmed
+        self._on_over_limit = on_over_limit
         self._stop = asyncio.Event()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
@@ -459,21 +482,7 @@ class KillstreamSource:
                     )
                     self.refresh()
                 else:
-                    log.warning(
-                        "killstream join refused; reconnecting",
-                        extra={
-                            "ctx": {
-                                "name": self.health.name,
-                                "mode": self.mode,
-                                "ids": len(self._join_ids),
-                                "response": message.response,
-                            }
-                        },
-                    )
-                    self.health.set_state(
-                        ConnectionState.FAILED, f"join refused: {message.response}"
-                    )
-                    await ws.close(code=1000, reason="join refused")
+                    await self._refused(ws, message.response)
         elif isinstance(message, ChannelErrored | ChannelClosed):
             # The channel that had the ids is gone; rejoin after the backoff's wait, as after a
             # lost socket (a channel that crashes after every join is not rejoined in a loop).
@@ -498,6 +507,32 @@ class KillstreamSource:
             if self._rejoin is not None:
                 self._rejoin.cancel()
             self._rejoin = asyncio.create_task(self._rejoin_after(ws, delay))
+
+    async def _refused(self, ws: ClientConnection, response: object) -> None:
+        """The join was refused: reconnect with backoff. Over the server's per-socket limit,
+        the manager re-plans the sockets first (then the next join fits); any other refusal
+        (or one the manager cannot fit) is a warning and the state ``failed``."""
+        over, stated = over_limit(self.mode, response)
+        refused = len(self._join_ids)
+        if over and self._on_over_limit is not None and self._on_over_limit(refused, stated):
+            self.health.set_state(
+                ConnectionState.RECONNECTING,
+                f"join refused over the server's limit ({response}); resharded, reconnecting",
+            )
+        else:
+            log.warning(
+                "killstream join refused; reconnecting",
+                extra={
+                    "ctx": {
+                        "name": self.health.name,
+                        "mode": self.mode,
+                        "ids": refused,
+                        "response": response,
+                    }
+                },
+            )
+            self.health.set_state(ConnectionState.FAILED, f"join refused: {response}")
+        await ws.close(code=1000, reason="join refused")
 
     def _ask_again(self) -> None:
         """The wait after a refused subscribe is over: send what is still not subscribed."""

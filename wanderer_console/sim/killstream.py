@@ -116,6 +116,9 @@ class FakeKillstream:
         self.subscribe_reply_delay = 0.0
         """Seconds between applying a subscribe and replying to it (a slow server): the socket
         already receives the new ids' kills meanwhile; its client cannot know yet."""
+        self.join_reply_delay = 0.0
+        """Seconds between applying an accepted join and replying to it: the socket already
+        receives its systems' kills meanwhile; its client cannot know yet."""
         self.refuse_subscribes = 0
         """Subscribes to answer with an error reply (and not apply), as a server that refuses
         one cleanly (a rate limit) would."""
@@ -432,6 +435,8 @@ class FakeKillstream:
         client.characters = dict.fromkeys(result[1])
         if self.preload_before_reply:
             await self._preload(client, list(client.systems))
+        if self.join_reply_delay > 0:
+            await asyncio.sleep(self.join_reply_delay)
         await self._reply(
             client,
             frame,

@@ -87,6 +87,12 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.killstream_limit_lowered = Counter(
+            "wc_killstream_limit_lowered",
+            "Per-socket killstream limits lowered after the server refused a join over its own",
+            ["mode"],
+            registry=r,
+        )
         self.map_stream_gaps = Counter(
             "wc_map_stream_gaps",
             "Map stream resumes past the server's event buffer (events in the gap may be lost)",

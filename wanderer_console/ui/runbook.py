@@ -552,14 +552,34 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         KILLSTREAM,
+        "`killstream server's limit is lower; resharding` (`mode`, `limit`, `was`,"
+        " `refused_ids`, `stated`, `sockets`), last error `join refused over the server's limit"
+        " ({...}); resharded, reconnecting`",
+        "the server refused a join as over its own per-socket limit (`too_many_systems` /"
+        " `too_many_characters`), lower than the console's (`was`: `killstream.max_systems_per_"
+        "socket` / `max_characters_per_socket`, 10,000 / 50,000 by default). Each socket of that"
+        " kind now follows at most `limit` ids (the limit the server named, else half the"
+        " refused join; never under 1 % of the configured one) and the ids are spread over more"
+        " sockets (`sockets`). A socket handing ids over keeps following them until their new"
+        " socket's join or subscribe is confirmed, so no kill is lost or doubled. Counted in"
+        " `wc_killstream_limit_lowered_total`",
+        "nothing: the refused socket rejoins with its smaller share, and the systems it carried"
+        " are backfilled over REST once every socket is up. The lower limit holds for this run"
+        " only: set `killstream.max_systems_per_socket` (or `max_characters_per_socket`) to"
+        " `limit` so the next start is not refused first",
+    ),
+    Advice(
+        KILLSTREAM,
         "`killstream join refused; reconnecting` (`name`, `ids`, `response`), state `failed`,"
         " `join refused: {...}`",
-        "the server refused the channel join of socket `name` (bad parameters, too many"
-        " systems, client not allowed)",
+        "the server refused the channel join of socket `name` (bad parameters, client not"
+        " allowed; too many systems or characters only when the console's limit cannot go"
+        " lower, see the row above)",
         "read the server's answer in `response`; check `killstream.websocket_url` and"
-        " `client_identifier`; if it says too many systems or characters, the server's limit is"
-        " lower than the 10,000 systems / 50,000 characters a socket is given: report it. It"
-        " reconnects with backoff (up to 30 s); the REST poller covers the systems meanwhile",
+        " `client_identifier`; if it says too many systems or characters, the limit it takes is"
+        " under 1 % of `killstream.max_systems_per_socket` / `max_characters_per_socket`: set"
+        " those to what the server takes, or report it. It reconnects with backoff (up to"
+        " 30 s); the REST poller covers the systems meanwhile",
     ),
     Advice(
         KILLSTREAM,
@@ -1203,6 +1223,10 @@ _RECOGNISE: Final[dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
     "`oversize map event skipped`": (
         (r"oversize map event", r"skipped a .* event: .* over the"),
         frozenset({"map_sse", "log"}),
+    ),
+    "`killstream server's limit is lower": (
+        (r"over the server's limit", r"server's limit is lower"),
+        frozenset({"killstream", "log"}),
     ),
     "`killstream join refused": ((r"join refused",), frozenset({"killstream", "log"})),
     "`killstream join not answered": (

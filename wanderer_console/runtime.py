@@ -157,6 +157,7 @@ class Runtime:
         self.hold = DeliveryHold(self.dispatcher, self.data_dir, shared=cluster_pause)
         self.hold.restore()
         self.cluster.follow_pause(self.hold.follow)
+        self.dispatcher.on_cluster_paused = self.hold.follow  # a claim found it first
         # The bot's gateway (slash commands, voice states, status), with a bot token and an
         # application id; the operators' priority systems, from the store.
         self.bot = build_bot(lambda: live.current, discord, metrics)

@@ -30,7 +30,8 @@ second later, before the maps are shared out). Then it balances:
 **The cluster's pause.** Every heartbeat also reads the operator's pause of delivery kept in the
 database (:class:`~wanderer_console.store.base.ClusterPause`) and hands it to the runtime
 (:meth:`MapLeases.follow_pause`) before it balances: no lease is acquired, and so nothing sent,
-by an instance that has not read it.
+by an instance that has not read it. Between heartbeats the claims keep it: each reads the pause
+in its own transaction and claims nothing under it (the dispatcher then holds this instance).
 
 An instance that dies or stalls loses its maps ``lease_seconds`` after its last heartbeat; the
 others look again exactly when a foreign lease on one of their maps is due to expire, so the

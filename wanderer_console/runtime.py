@@ -301,6 +301,15 @@ class Runtime:
             settings = settings.model_copy(update={"maps": {**settings.maps, **missing}})
         self.live.replace(settings)
 
+    async def _watch_pause(self) -> None:
+        """Follow a pause or a resume of the cluster sent to another engine as it is written
+        (its announcement wakes the lease heartbeat, which reads it)."""
+        from wanderer_console.store.postgres import pause_changes  # PostgreSQL only
+
+        url = self.store.path
+        if isinstance(url, DatabaseUrl):
+            await self.cluster.watch_pause(pause_changes(url))
+
     def _leasable(self, tenant: str) -> bool:
         """Whether an enabled map may be leased here: a hosted map, or a file map enabled at
         start (the maps an engine alone runs)."""
@@ -441,6 +450,7 @@ class Runtime:
             spawn("config-watch", self.reloader.run)
         if self.cluster.active:
             spawn("cluster", self.cluster.run)  # maps start as their leases are acquired
+            spawn("cluster:pause-watch", self._watch_pause)
         else:
             for tenant, map_settings in self.settings.maps.items():
                 if map_settings.enabled:

@@ -4,7 +4,7 @@ Two engines share one fresh PostgreSQL schema over the multi-map simulator (two 
 with a lease so long (``lease_seconds`` 600: a heartbeat every 200 s) that no heartbeat comes
 during a test after the maps are shared out: whatever an engine does about a pause sent to the
 other, it does without one. Work queued on an engine after the cluster was paused elsewhere is
-held: its claim reads the pause.
+held; a resume sent to either engine lets both send.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
                         rt.lock.release()
 
 
-async def test_work_queued_after_a_pause_elsewhere_is_held(
+async def test_work_queued_after_a_pause_elsewhere_is_held_and_a_resume_lets_both_send(
     pair: Pair,
 ) -> None:
     sim, one, two = pair.sim, pair.one, pair.two
@@ -111,3 +111,25 @@ async def test_work_queued_after_a_pause_elsewhere_is_held(
     assert two.hold.pause is not None
     assert two.hold.pause.cluster
     assert (await two.console.snapshot()).delivery.paused
+
+    assert (await one.console.set_paused(False, actor=ALICE)).ok
+    await wait_for(lambda: pair.delivered(held), 30, "two to send what it held")
+    after = [await sim.push_kill(key_one), await sim.push_kill(key_two)]
+    await wait_for(lambda: all(pair.delivered(k) for k in after), 30, "both engines to send")
+    assert [pair.delivered(k) for k in [*wired, held, *after]] == [1, 1, 1, 1, 1]
+
+
+async def test_a_pause_reaches_an_idle_engine_and_a_resume_on_it_resumes_the_other(
+    pair: Pair,
+) -> None:
+    """Nothing to send on the other engine: it learns of the pause all the same (its console
+    and ``/ready`` say it), and a resume sent to it lifts the pause on the first."""
+    sim, one, two = pair.sim, pair.one, pair.two
+    assert (await one.console.set_paused(True, actor=ALICE)).ok
+    await wait_for(lambda: two.dispatcher.paused, 30, "two to follow the cluster's pause")
+    assert any(f"paused by {ALICE}" in r for r in two.readiness().reasons)
+
+    assert (await two.console.set_paused(False, actor=ALICE)).ok
+    await wait_for(lambda: not one.dispatcher.paused, 30, "one to follow the resume")
+    sent = [await sim.push_kill(pair.key_of(one)), await sim.push_kill(pair.key_of(two))]
+    await wait_for(lambda: all(pair.delivered(k) for k in sent), 30, "both engines to send")

@@ -157,6 +157,7 @@ class Runtime:
         self.hold = DeliveryHold(self.dispatcher, self.data_dir, shared=cluster_pause)
         self.hold.restore()
         self.cluster.follow_pause(self.hold.follow)
+        self.dispatcher.on_cluster_paused = self.hold.follow  # a claim found it first
         # The bot's gateway (slash commands, voice states, status), with a bot token and an
         # application id; the operators' priority systems, from the store.
         self.bot = build_bot(lambda: live.current, discord, metrics)
@@ -299,6 +300,15 @@ class Runtime:
         if missing:
             settings = settings.model_copy(update={"maps": {**settings.maps, **missing}})
         self.live.replace(settings)
+
+    async def _watch_pause(self) -> None:
+        """Follow a pause or a resume of the cluster sent to another engine as it is written
+        (its announcement wakes the lease heartbeat, which reads it)."""
+        from wanderer_console.store.postgres import pause_changes  # PostgreSQL only
+
+        url = self.store.path
+        if isinstance(url, DatabaseUrl):
+            await self.cluster.watch_pause(pause_changes(url))
 
     def _leasable(self, tenant: str) -> bool:
         """Whether an enabled map may be leased here: a hosted map, or a file map enabled at
@@ -457,6 +467,7 @@ class Runtime:
             spawn("config-watch", self.reloader.run)
         if self.cluster.active:
             spawn("cluster", self.cluster.run)  # maps start as their leases are acquired
+            spawn("cluster:pause-watch", self._watch_pause)
         else:
             for tenant, map_settings in self.settings.maps.items():
                 if map_settings.enabled:

@@ -16,6 +16,7 @@ from wanderer_console.domain.notification import Notification, NotificationType,
 from wanderer_console.store.base import (
     SHARED_TENANT,
     ClaimRequest,
+    ClusterPaused,
     InstanceInfo,
     LeaseFence,
     PendingWrite,
@@ -248,3 +249,25 @@ def test_the_clusters_pause_keeps_who_paused_first_and_every_heartbeat_reads_it(
     assert not store.resume_cluster()  # nothing left to lift
     assert store.cluster_pause() is None
     assert store.heartbeat(A, 30.0).pause is None
+
+
+def test_no_claim_under_a_lease_is_written_while_the_cluster_is_paused(store: Store) -> None:
+    """An engine that has not read the pause yet (another engine was told) still claims
+    nothing: the claim's own transaction reads it, and says so."""
+    store.enqueue([_note("home", "k1"), _note("home", "k2")], now=1.0)
+    first, second = (row.id for row in store.due_outbox(now=10.0))
+    grant = store.acquire_lease("map:home", "a", 30.0)
+    assert grant is not None
+    fence = LeaseFence("map:home", "a", grant.lease.token)
+    paused = store.pause_cluster("tui:alice", "b")
+    with pytest.raises(ClusterPaused) as raised:
+        store.claim([first], send_id="s1", now=2.0, fence=fence)
+    assert raised.value.pause == paused
+    with pytest.raises(ClusterPaused):
+        store.claim_all([ClaimRequest([second], "s2", fence)], now=2.0)
+    assert {row.id: row.send_id for row in store.due_outbox(now=10.0)} == {
+        first: None,
+        second: None,
+    }
+    assert store.resume_cluster()
+    assert store.claim([first], send_id="s1", now=3.0, fence=fence) == 1

@@ -15,7 +15,7 @@ from wanderer_console.store.backends import open_store, store_location
 from wanderer_console.store.base import ClaimRequest, DatabaseUrl, LeaseFence
 from wanderer_console.store.integrity import StorageError
 from wanderer_console.store.lock import DataDirInUseError, open_owned
-from wanderer_console.store.postgres import PostgresStore
+from wanderer_console.store.postgres import PostgresStore, pause_changes
 from wanderer_console.store.sqlite import SqliteStore
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry.metrics import Metrics
@@ -408,3 +408,31 @@ def test_every_connection_bounds_a_server_gone_silent_unless_the_url_says_otherw
         given = conn.info.get_parameters()
     assert given.get("keepalives_idle") == "10", given
     assert given.get("tcp_user_timeout") == "30000", given
+
+
+async def test_a_pause_and_a_resume_are_announced_and_listening_survives_a_cut_connection(
+    url: DatabaseUrl,
+) -> None:
+    """Each engine listens (:func:`pause_changes`): it is told of a pause and of a resume as
+    they commit, and a connection cut (a server restart) is opened again, its first word
+    standing for whatever was announced while it was down."""
+    import asyncio
+    import contextlib
+
+    store = PostgresStore(url)
+    changes = pause_changes(url, retry=0.05)
+    try:
+        async with asyncio.timeout(30):
+            await anext(changes)  # listening
+            store.pause_cluster("tui:alice", "a")
+            await anext(changes)
+            store.resume_cluster()
+            await anext(changes)
+            assert end_connections(url) >= 1  # the listener's, and the pool's
+            with contextlib.suppress(StoreWriteError):  # the pool's connection was cut too
+                store.pause_cluster("tui:alice", "a")
+            store.pause_cluster("tui:alice", "a")  # announced, maybe while nobody listens
+            await anext(changes)  # listening again: read the pause now
+    finally:
+        await changes.aclose()
+        store.close()

@@ -30,7 +30,10 @@ second later, before the maps are shared out). Then it balances:
 **The cluster's pause.** Every heartbeat also reads the operator's pause of delivery kept in the
 database (:class:`~wanderer_console.store.base.ClusterPause`) and hands it to the runtime
 (:meth:`MapLeases.follow_pause`) before it balances: no lease is acquired, and so nothing sent,
-by an instance that has not read it.
+by an instance that has not read it. Between heartbeats the claims keep it: each reads the pause
+in its own transaction and claims nothing under it (the dispatcher then holds this instance).
+On PostgreSQL a pause or a resume written by any instance is announced, and every instance
+heartbeats when told (:meth:`MapLeases.watch_pause`): it follows it at once, a resume too.
 
 An instance that dies or stalls loses its maps ``lease_seconds`` after its last heartbeat; the
 others look again exactly when a foreign lease on one of their maps is due to expire, so the
@@ -287,10 +290,12 @@ class MapLeases:
     # -- the loop ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Heartbeat and balance until cancelled (sooner when woken: :meth:`wake`)."""
+        """Heartbeat and balance until cancelled (sooner when woken: :meth:`wake`; a wake
+        during a heartbeat brings the next one at once, since it may have come after that
+        heartbeat's read)."""
         while True:
-            delay = await self.tick()
             self._wake.clear()
+            delay = await self.tick()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
@@ -298,6 +303,13 @@ class MapLeases:
     def wake(self) -> None:
         """Make the running loop heartbeat and balance now (the maps changed)."""
         self._wake.set()
+
+    async def watch_pause(self, changes: AsyncIterator[None]) -> None:
+        """Heartbeat, and so follow the cluster's pause, whenever ``changes`` says it may have
+        changed (:func:`~wanderer_console.store.postgres.pause_changes`): a pause or a resume
+        sent to another engine holds or releases this one at once, not a heartbeat later."""
+        async for _ in changes:
+            self.wake()
 
     @contextlib.asynccontextmanager
     async def changing(self) -> AsyncIterator[None]:

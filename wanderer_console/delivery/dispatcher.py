@@ -20,7 +20,9 @@ lease claims nothing; rows claimed when the lease is lost before the request are
 untouched; an answer other than "sent" after the lease was lost mid-request is left to the map's
 new owner, which recovers the claim as uncertain (:meth:`Dispatcher.recover_orphans`). Such an
 outcome written late (kept while the store could not write) changes only the rows still claimed
-under its lease's token: never what the new owner did with them since.
+under its lease's token: never what the new owner did with them since. No claim is written while
+the cluster is paused (the claim's transaction reads the pause): one refused so hands the pause to
+:attr:`Dispatcher.on_cluster_paused`, which holds this instance before its heartbeat reads it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,15 @@ from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
-from wanderer_console.store.base import ClaimRequest, LeaseFence, OutboxRow, SentMessage, Store
+from wanderer_console.store.base import (
+    ClaimRequest,
+    ClusterPause,
+    ClusterPaused,
+    LeaseFence,
+    OutboxRow,
+    SentMessage,
+    Store,
+)
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.store.writes import StoreWriteError, unavailable
 from wanderer_console.telemetry import tracing
@@ -209,6 +219,9 @@ class Dispatcher:
         self.fault_recheck_after = FAULT_RECHECK_AFTER
         """See :data:`FAULT_RECHECK_AFTER`."""
         self.paused = False
+        self.on_cluster_paused: Callable[[ClusterPause], None] | None = None
+        """Told of the cluster's pause a claim found (the runtime's delivery hold, which sets
+        :attr:`paused`); nothing was claimed."""
         self.maps_unknown: Callable[[], bool] = lambda: False
         """True while the engine does not know every map yet (hosted mode before its first
         refresh applied): only the rows of the maps configured are read meanwhile; those of
@@ -835,6 +848,9 @@ class Dispatcher:
         except StoreWriteError:
             self._undo_claim(ids, send_id, fence, again)
             return None  # nothing sent; delivery waits for the store
+        except ClusterPaused as paused:
+            self._cluster_paused(paused.pause)
+            return None
         return self._claimed(batch, send_id, again, resolved, state, fence, claimed)
 
     async def _start_together(
@@ -905,6 +921,11 @@ class Dispatcher:
                 self._undo_claim(ids, one.send_id, one.fence, one.again)
                 one.started.set_result(None)  # nothing sent; delivery waits for the store
             return
+        except ClusterPaused as paused:
+            for one in starting:
+                one.started.set_result(None)
+            self._cluster_paused(paused.pause)
+            return
         except Exception as exc:  # the workers meet it, as they would their own claim's
             for one in starting:
                 one.started.set_exception(exc)
@@ -930,6 +951,15 @@ class Dispatcher:
                 one.started.set_result((task, fence, spans))
             except Exception as exc:
                 one.started.set_exception(exc)
+
+    def _cluster_paused(self, pause: ClusterPause) -> None:
+        """A claim found the cluster paused: nothing was claimed; hold from now on."""
+        log.info(
+            "the cluster is paused; nothing claimed or sent",
+            extra={"ctx": {"paused_by": pause.actor, "paused_on": pause.instance}},
+        )
+        if self.on_cluster_paused is not None:
+            self.on_cluster_paused(pause)
 
     def _fence(self, batch: Batch, state: TargetState) -> tuple[bool, LeaseFence | None]:
         """The lease to claim the batch's rows under (``None`` alone); False when its map's

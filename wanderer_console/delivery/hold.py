@@ -17,7 +17,10 @@ so. Where it is saved depends on who sends:
   before it acquires a lease; a resume on any engine lifts it for all. An engine sends only
   under a lease, and acquires leases only in the heartbeat that has just read the pause, so an
   engine started while the cluster is paused sends nothing; one that cannot reach the database
-  keeps the state it last read (it cannot claim anything to send meanwhile). A data-directory
+  keeps the state it last read (it cannot claim anything to send meanwhile). An engine already
+  running between two heartbeats sends nothing either: every claim reads the pause in its own
+  transaction and claims nothing under it, and the pause it found is followed at once
+  (:meth:`DeliveryHold.follow`, from the dispatcher). A data-directory
   file found on a shared database is not applied (the shared state decides) and is reported at
   start.
 
@@ -219,8 +222,9 @@ class DeliveryHold:
         )
 
     def follow(self, found: ClusterPause | None) -> None:
-        """After every lease heartbeat on a shared database (before any lease is acquired):
-        hold or resume as the cluster's pause, just read, says. A pause made here that the
+        """After every lease heartbeat on a shared database (before any lease is acquired),
+        and when a claim found the cluster paused: hold or resume as the cluster's pause, just
+        read, says. A pause made here that the
         database refused is saved now instead; a pause not the cluster's (a caller set the
         dispatcher's flag itself) is left alone."""
         shared = self._shared

@@ -31,6 +31,7 @@ __all__ = [
     "PRUNE_BATCH",
     "SHARED_TENANT",
     "ClaimRequest",
+    "ClusterPaused",
     "ClusterState",
     "DatabaseUrl",
     "DbConnection",
@@ -245,6 +246,18 @@ class ClusterPause(NamedTuple):
     """When, by the database's clock."""
     instance: str
     """The engine the pause was sent to."""
+
+
+class ClusterPaused(Exception):
+    """A fenced claim found the cluster paused (:meth:`Store.claim_all`): nothing was claimed.
+
+    Raised instead of a count of nothing claimed so that the engine, which may not have read the
+    pause yet (it reads it at its heartbeat), holds from that claim on (see
+    :meth:`~wanderer_console.delivery.hold.DeliveryHold.follow`)."""
+
+    def __init__(self, pause: ClusterPause) -> None:
+        super().__init__(f"delivery paused on every engine by {pause.actor}")
+        self.pause = pause
 
 
 class ClusterState(NamedTuple):

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["POSTGRESQL", "SQLITE", "Dialect"]
+__all__ = ["PAUSE_CHANNEL", "POSTGRESQL", "SQLITE", "Dialect"]
+
+PAUSE_CHANNEL = "wc_delivery_pause"
+"""The PostgreSQL notification channel a pause or resume of the cluster is announced on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,11 @@ class Dialect:
     """Run before the events browser's filtered read, in its transaction: PostgreSQL's JIT
     compiles that statement for ~0.4 s (its correlated look-ups inflate the estimated cost)
     while it runs in milliseconds."""
+
+    notify_pause: str = ""
+    """In the transaction of a pause or a resume of the cluster: tell the engines listening, so
+    they follow it at once rather than at their next heartbeat (PostgreSQL's ``NOTIFY``, sent
+    at the commit)."""
 
     bytewise: str = ""
     """After a text column compared by range: compare its bytes (PostgreSQL's default collation
@@ -100,4 +108,5 @@ POSTGRESQL = Dialect(
     lock_lease=" FOR SHARE",
     browse_setup="SET LOCAL jit = off",
     bytewise=' COLLATE "C"',
+    notify_pause=f"NOTIFY {PAUSE_CHANNEL}",
 )

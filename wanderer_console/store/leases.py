@@ -19,7 +19,9 @@ data directory, behind its lock); the statements run on both backends, so their 
   one in flight (:meth:`~wanderer_console.store.outbox.OutboxMixin.recover_in_flight`).
 * **The cluster's pause** (``delivery_pause``, one row while paused): an operator's pause of
   delivery holds every engine on the database; each reads it at start and at every heartbeat
-  (:meth:`LeaseMixin.heartbeat` returns it), and a resume on any engine deletes it.
+  (:meth:`LeaseMixin.heartbeat` returns it), and a resume on any engine deletes it. On
+  PostgreSQL a pause and a resume are announced (``NOTIFY``, see
+  :func:`~.postgres.pause_changes`), so the engines heartbeat, and follow it, at once.
 
 Every time here is the database's clock (:attr:`~.dialect.Dialect.clock`), never an instance's:
 instances on several hosts disagree about the time, the server does not disagree with itself.
@@ -206,6 +208,7 @@ class LeaseMixin:
                 " VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
                 (_PAUSE_SCOPE, actor, now, instance_id),
             )
+            self._announce_pause(conn)
             kept = self._pause(conn)
         return kept or ClusterPause(actor, now, instance_id)
 
@@ -213,7 +216,13 @@ class LeaseMixin:
         """Lift the cluster's pause; False when it was not paused."""
         with self._writes.transaction("resume cluster") as conn:
             cursor = conn.execute("DELETE FROM delivery_pause WHERE scope = ?", (_PAUSE_SCOPE,))
+            self._announce_pause(conn)
             return int(cursor.rowcount) == 1
+
+    def _announce_pause(self, conn: DbConnection) -> None:
+        """Tell the engines listening that the pause changed (at the commit; PostgreSQL)."""
+        if self._sql.notify_pause:
+            conn.execute(self._sql.notify_pause)
 
     def cluster_pause(self) -> ClusterPause | None:
         """The cluster's pause, if one is set (read at start, before the dispatcher runs)."""

@@ -16,13 +16,15 @@ failed: their rows wait, and a different credential (a fixed config) revives the
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import orjson
 
 from wanderer_console.domain.notification import Notification, TargetKind
 from wanderer_console.store.base import (
     ClaimRequest,
+    ClusterPause,
+    ClusterPaused,
     DbConnection,
     DeadTarget,
     FailedRow,
@@ -86,6 +88,9 @@ class OutboxMixin:
     _conn: DbConnection
     _writes: WriteGuard
     _sql: Dialect
+
+    _pause: Callable[[DbConnection], ClusterPause | None]
+    """The cluster's pause as a connection reads it (:class:`~.leases.LeaseMixin`)."""
 
     def _insert_notifications(
         self,
@@ -288,7 +293,10 @@ class OutboxMixin:
         With ``fence`` (several instances), the same statement checks that the lease is still
         the caller's, under that token and unexpired by the database's clock (the lease row
         share-locked on PostgreSQL, so a takeover waits for the claim): an instance that lost
-        its lease claims nothing. The rows record the claiming instance and token.
+        its lease claims nothing. The rows record the claiming instance and token. Nor is
+        anything claimed while the cluster is paused (the pause read in the same transaction):
+        :class:`~wanderer_console.store.base.ClusterPaused` is raised instead, so an engine
+        that has not read the pause yet (another engine was told) sends nothing under it.
         """
         return self.claim_all([ClaimRequest(row_ids, send_id, fence)], now=now)[0]
 
@@ -299,11 +307,18 @@ class OutboxMixin:
         Each claim is its own statement, exactly :meth:`claim`'s (its rows, its send id, its
         map's lease): they only share the commit, so a fan-out's sends starting in one turn of
         the loop pay one commit instead of one each. The transaction fails as a whole (a
-        :class:`~wanderer_console.store.writes.StoreWriteError`): then nothing is claimed.
+        :class:`~wanderer_console.store.writes.StoreWriteError`): then nothing is claimed;
+        so does a fenced one under the cluster's pause (:class:`~.base.ClusterPaused`).
         """
         stamp = time.time() if now is None else now
+        fenced = any(claim.fence is not None for claim in claims)
         with self._writes.transaction("claim") as conn:
-            return [int(conn.execute(*self._claim_statement(c, stamp)).rowcount) for c in claims]
+            paused = self._pause(conn) if fenced else None
+            if paused is None:
+                return [
+                    int(conn.execute(*self._claim_statement(c, stamp)).rowcount) for c in claims
+                ]
+        raise ClusterPaused(paused)
 
     def _claim_statement(self, claim: ClaimRequest, stamp: float) -> tuple[str, tuple[object, ...]]:
         row_ids, send_id, fence = claim

@@ -29,17 +29,22 @@ stalled engine's transaction is rolled back, so what it claimed stays pending (i
 fails: a write error, never a send). Migrations wait for each other without a bound (their own
 connection).
 
+**The cluster's pause is announced** (``NOTIFY``) in the transaction that writes it; each engine
+keeps one more connection, outside the pool, listening (:func:`pause_changes`), and heartbeats
+when told, so it follows a pause or a resume at once rather than at its next heartbeat.
+
 **Migrations** run under a transaction-scoped advisory lock, one transaction per version, so
 engines or commands opening the same database at once migrate it once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Final
 
 import psycopg
@@ -47,7 +52,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from wanderer_console.store.base import DatabaseUrl, DbConnection
-from wanderer_console.store.dialect import POSTGRESQL
+from wanderer_console.store.dialect import PAUSE_CHANNEL, POSTGRESQL
 from wanderer_console.store.integrity import SchemaTooNewError, StorageError
 from wanderer_console.store.migrations import MIGRATIONS, SCHEMA_VERSION, too_new
 from wanderer_console.store.sql import SqlStore
@@ -65,6 +70,7 @@ __all__ = [
     "connect_postgres",
     "connection_bounds",
     "migrate_postgres",
+    "pause_changes",
 ]
 
 log = logging.getLogger(__name__)
@@ -310,6 +316,38 @@ def _bounded_waits(conn: psycopg.Connection[Any]) -> None:
         " set_config('idle_in_transaction_session_timeout', %s, false)",
         (f"{round(LOCK_TIMEOUT * 1000)}ms", f"{round(IDLE_IN_TRANSACTION_TIMEOUT * 1000)}ms"),
     )
+
+
+async def pause_changes(url: DatabaseUrl, retry: float = 1.0) -> AsyncIterator[None]:
+    """Yield once listening, then at every pause or resume of the cluster announced on the
+    database (:data:`~.dialect.PAUSE_CHANNEL`), forever.
+
+    A connection lost (the server restarted, the link cut) is opened again every ``retry``
+    seconds, and the first yield after it stands for whatever was announced meanwhile: the
+    caller reads the pause again at every yield, so none is missed. A notification of another
+    schema of the same database (channels are the database's) costs one read more."""
+    failing = False
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                url.secret(), autocommit=True, **connection_bounds(url)
+            ) as conn:
+                await conn.execute(f"LISTEN {PAUSE_CHANNEL}")
+                if failing:
+                    log.info("listening for the cluster's pause again")
+                    failing = False
+                yield
+                async for _ in conn.notifies():
+                    yield
+        except psycopg.Error as exc:
+            if not failing:
+                log.warning(
+                    "cannot listen for the cluster's pause: engines follow a pause or resume"
+                    " sent elsewhere at their next heartbeat until this connection is back",
+                    extra={"ctx": {"error": url.scrub(" ".join(str(exc).split()))}},
+                )
+            failing = True
+        await asyncio.sleep(retry)
 
 
 def open_error(url: DatabaseUrl, exc: BaseException) -> StorageError:

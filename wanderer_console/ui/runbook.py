@@ -946,10 +946,11 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "on PostgreSQL an operator paused delivery on one of the engines sharing the database:"
         " the pause is kept in the database (`delivery_pause`) and holds every engine, those"
         " started since and the maps they take over too; logged at start and when a running"
-        " engine follows it at its heartbeat",
+        " engine follows it (at once, told by the database, or at its next heartbeat)",
         "resume on any engine once the backlog may go out: `p` in the console or"
-        ' `POST /v1/pause {"paused": false}`; every engine resumes at its next heartbeat'
-        " (INFO `delivery resumed on every engine of this database`)",
+        ' `POST /v1/pause {"paused": false}`; every engine resumes at once (at its next'
+        " heartbeat if it cannot listen to the database; INFO `delivery resumed on every engine"
+        " of this database`)",
     ),
     Advice(
         DELIVERY,
@@ -991,6 +992,17 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "the shared database stopped answering right after the engine opened it",
         "fix the database: the first heartbeat that reaches it pauses or resumes this engine as"
         " the cluster is",
+    ),
+    Advice(
+        DELIVERY,
+        "`cannot listen for the cluster's pause: engines follow a pause or resume sent elsewhere"
+        " at their next heartbeat until this connection is back` (`error`; INFO `listening for"
+        " the cluster's pause again` once it is)",
+        "the engine's listening connection to the shared database (PostgreSQL `LISTEN"
+        " wc_delivery_pause`) failed: the server restarted, the link was cut, or"
+        " `max_connections` is reached; nothing is claimed under a pause meanwhile all the same",
+        "fix the database or free a connection; the engine opens it again every second and"
+        " reads the pause then",
     ),
     Advice(
         DELIVERY,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from wanderer_console.sim import Simulator
 from wanderer_console.store.lock import lock_holder
 
 __all__ = [
+    "json_refusal",
     "connected",
     "end_process",
     "fill_disk",
@@ -226,3 +228,16 @@ def posted_kills(sim: Simulator) -> Counter[int]:
             if found is not None:
                 out[found] += 1
     return out
+
+
+def json_refusal(out: str, err: str, command: str) -> dict[str, Any]:
+    """The refusal of a command whose answer is JSON, checked to be in the one format: its line
+    on stderr (the last: a config's problems may come before it), ``wanderer-console COMMAND:
+    TEXT``, and on stdout one JSON object ``{"error": TEXT, "command": COMMAND, "exit_code":
+    N, ...details}``, which is returned."""
+    answer: dict[str, Any] = json.loads(out)
+    assert answer["command"] == command, answer
+    assert err.splitlines()[-1] == f"wanderer-console {command}: {answer['error']}", err
+    assert isinstance(answer["exit_code"], int), answer
+    assert answer["exit_code"] > 0, answer
+    return answer

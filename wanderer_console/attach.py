@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command, refuse
 from wanderer_console.config.paths import command_data_dir, unknown_location
 from wanderer_console.console_api import BackendError
 from wanderer_console.control.server import SOCKET_NAME
@@ -71,7 +71,9 @@ def _token_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class AttachError(Exception):
-    """Why the console cannot attach; the message says what to do."""
+    """Why the console cannot attach; the message says what to do. A hint on a line of its own
+    (what to start, what to restart) is printed after ``; `` on the refusal's one line
+    (:func:`~wanderer_console.command.one_line`)."""
 
 
 def _read_token(path: Path) -> str:
@@ -183,15 +185,12 @@ async def connect_backend(backend: RemoteBackend) -> None:
 
 def _attach(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print(
-            "wanderer-console attach: no terminal (stdin/stdout is not a TTY); use `ssh -t`.",
-            file=sys.stderr,
-        )
+        refuse("attach", "no terminal (stdin/stdout is not a TTY); use `ssh -t`.")
         return EXIT_USAGE
     try:
         backend = backend_for(args)
     except AttachError as exc:
-        print(f"wanderer-console attach: {exc}", file=sys.stderr)
+        refuse("attach", str(exc))
         return EXIT_USAGE
     return asyncio.run(_run(backend))
 
@@ -205,7 +204,7 @@ async def _run(backend: RemoteBackend) -> int:
         await connect_backend(backend)
     except AttachError as exc:
         await backend.aclose()
-        print(f"wanderer-console attach: {exc}", file=sys.stderr)
+        refuse("attach", str(exc))
         return EXIT_INVALID
     from wanderer_console.ui.app import run_app  # Textual only once there is an engine
 
@@ -225,17 +224,17 @@ async def _run(backend: RemoteBackend) -> int:
 def _token(args: argparse.Namespace) -> int:
     unknown = unknown_location(args)
     if unknown is not None:
-        print(f"wanderer-console control token: {unknown}", file=sys.stderr)
+        refuse("control token", unknown)
         return EXIT_INVALID
     data_dir = command_data_dir(args)
     if not data_dir.is_dir():
         # A mistyped directory names no engine: a token made there (the directory created for
         # it) would be read by none, and the engine's TCP endpoint would still refuse.
-        print(
-            f"wanderer-console control token: no engine data directory at {data_dir}; pass the"
-            " one the engine runs on with --data-dir (or --config naming its [console]"
-            " data_dir). The engine creates it at its first start.",
-            file=sys.stderr,
+        refuse(
+            "control token",
+            f"no engine data directory at {data_dir}; pass the one the engine runs on with"
+            " --data-dir (or --config naming its [console] data_dir). The engine creates it at"
+            " its first start.",
         )
         return EXIT_INVALID
     new_token(data_dir, show=lambda token: print(token, flush=True))

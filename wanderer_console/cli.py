@@ -32,6 +32,8 @@ from wanderer_console.command import (
     EXIT_OK,
     EXIT_USAGE,
     Command,
+    refuse,
+    refuse_json,
 )
 from wanderer_console.config.loader import (
     ENV_PREFIX,
@@ -88,7 +90,12 @@ exit codes (every command):
   3    another engine holds the data directory
   130  interrupted (Ctrl-C)
   141  the reader of the output went away (| head)
-  A refusal is one line on stderr: wanderer-console COMMAND: what failed and what to do.
+  A refusal is one line on stderr: wanderer-console COMMAND: what failed and what to do
+  (a hint on a line of its own follows after "; "). A command whose answer is JSON (tenant,
+  outbox, config history|restore, db, kill, notify test, replay, bench, export metrics
+  --format json, demo --duration) also prints it as one JSON object on stdout, so a script
+  reading stdout always gets JSON: {"error": the same text, "command": "COMMAND",
+  "exit_code": N, ...the command's details, e.g. "database"}.
 
 configuration:
   TOML file from --config, else $WANDERER_CONSOLE_CONFIG, else
@@ -400,18 +407,24 @@ def _refuse_tui_without_terminal(args: argparse.Namespace) -> bool:
     return False
 
 
+def _demo_summary(args: argparse.Namespace) -> bool:
+    """The demo answers with a JSON summary when it runs for a ``--duration``."""
+    return getattr(args, "duration", None) is not None
+
+
 def _demo(args: argparse.Namespace) -> int:
     # Given before the command name (the top-level parser has them), they would be ignored.
     for option, attribute in (("--config", "config"), ("--database", "database")):
         if getattr(args, attribute, None) is not None:
-            print(
-                f"wanderer-console demo: {option} is not used by the demo: it runs on its own"
-                " configuration (demo-config.toml, against the simulator) and stores in SQLite"
-                " in its data directory (--data-dir keeps it). To run on your configuration or"
-                f" database: wanderer-console {option} ... --no-ui",
-                file=sys.stderr,
+            return _refused(
+                "demo",
+                args,
+                f"{option} is not used by the demo: it runs on its own configuration"
+                " (demo-config.toml, against the simulator) and stores in SQLite in its data"
+                " directory (--data-dir keeps it). To run on your configuration or database:"
+                f" wanderer-console {option} ... --no-ui",
+                EXIT_USAGE,
             )
-            return EXIT_USAGE
     if _refuse_tui_without_terminal(args):
         return EXIT_USAGE
     from wanderer_console import launch  # deferred: keeps `config check` light
@@ -474,6 +487,7 @@ _BUILT_IN: tuple[Command, ...] = (
         "and run the console against it.",
         add_arguments=_demo_arguments,
         run=_demo,
+        answers_json=_demo_summary,
     ),
     Command(
         "config check",
@@ -680,15 +694,16 @@ def _console_arguments(argv: Sequence[str]) -> argparse.Namespace | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanderer-console`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    name = "wanderer-console"
+    args = argparse.Namespace(command_name=CONSOLE.name)
+    name = ""
     try:
-        args = _console_arguments(argv)
-        if args is None:
+        parsed = _console_arguments(argv)
+        if parsed is None:
             parser = build_parser()
-            args = parser.parse_args(argv)
-            _options_before(parser, args)
-        if args.command_name != CONSOLE.name:
-            name = f"wanderer-console {args.command_name}"
+            parsed = parser.parse_args(argv)
+            _options_before(parser, parsed)
+            name = " ".join(word for word, _ in _chosen(parser, parsed))
+        args = parsed
         if args.command_name == CONSOLE.name:
             return CONSOLE.run(args)
         with command_logging(getattr(args, "log_level", None)):
@@ -697,16 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C during a command (a request that does not answer, a long copy): the operator
         # asked it to stop, so one line, not a traceback through asyncio and httpx. What it was
         # writing is a transaction or an atomic replace, so nothing is left half-written.
-        print(f"{name}: interrupted (Ctrl-C) before it finished", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _refused(name, args, "interrupted (Ctrl-C) before it finished", EXIT_INTERRUPTED)
     except DataDirInUseError as exc:
-        print(f"wanderer-console: {exc}", file=sys.stderr)
-        return EXIT_IN_USE
+        return _refused(name, args, str(exc), EXIT_IN_USE)
     except StorageError as exc:
         # A database that cannot be used has a known fix: say it in one paragraph (the path and
         # what to do), not in a traceback that buries both.
-        print(f"wanderer-console: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return _refused(name, args, str(exc), EXIT_INVALID)
     except BrokenPipeError:
         # The reader went away (``db status | head``): nothing is wrong, so no traceback. The
         # interpreter flushes stdout at exit and would fail again: point it at /dev/null (as the
@@ -720,8 +732,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A path the file system refuses (a data directory only the engine's user may enter, a
         # pasted token as --data-dir): ``Path.exists()`` and friends raise for anything but
         # "not there", wherever a command first looks. Say which path and what to do.
-        print(redact(f"{name}: {_path_problem(exc)}"), file=sys.stderr)
-        return EXIT_INVALID
+        return _refused(name, args, _path_problem(exc), EXIT_INVALID)
+
+
+def _refused(name: str, args: argparse.Namespace, message: str, code: int) -> int:
+    """Refuse what was caught on a command's way out in the format of every refusal
+    (:func:`~wanderer_console.command.refuse`), naming the command as typed (``name``: ``tenant
+    add``; empty: the console itself), with its JSON on stdout when its answer is JSON; return
+    ``code``. They said ``wanderer-console: ...``, naming no command, and a script reading a
+    JSON command's stdout got nothing."""
+    command = None if args.command_name == CONSOLE.name else _command(args.command_name)
+    if command is not None and command.answers_json_to(args):
+        return refuse_json(name, message, code)
+    refuse(name, message)
+    return code
 
 
 def _path_problem(exc: OSError) -> str:

@@ -9,9 +9,13 @@ import this one, and ``cli.py`` imports them all at start-up.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from wanderer_console.telemetry.logging import redact, redacted
 
 __all__ = [
     "EXIT_INVALID",
@@ -24,8 +28,10 @@ __all__ = [
     "Command",
     "database_url",
     "no_arguments",
+    "one_line",
     "positive_count",
     "refuse",
+    "refuse_json",
     "row_id",
 ]
 
@@ -42,13 +48,46 @@ EXIT_BROKEN_PIPE = 141
 """The reader of the output went away (``| head``): 128 + SIGPIPE, as a shell tool would."""
 
 
+def one_line(message: str) -> str:
+    """``message`` as the one line a refusal is, masked: its runs of spaces and line breaks
+    made single spaces, and a hint it carried on a line of its own (``AttachError``'s "no engine
+    is running with data directory D; start one: ...") after ``; `` (after a space alone when
+    the line before ends a sentence or a clause), so it still reads as a second thought rather
+    than running into the first."""
+    out = ""
+    for line in (" ".join(part.split()) for part in message.splitlines()):
+        if not line:
+            continue
+        if out:
+            out += " " if out[-1] in ".;:!?" else "; "
+        out += line
+    return redact(out)
+
+
 def refuse(command: str, message: str) -> None:
-    """Say on stderr why ``command`` (``"export metrics"``) refused, in the one format every
-    command uses: one line, ``wanderer-console COMMAND: what failed and what to do``. Each had
-    its own (``export metrics: ...``, ``wanderer-console: ...``, two lines), so an operator or a
-    script could not tell which command said it, nor read it the same way twice."""
-    line = " ".join(message.split())
-    print(f"wanderer-console {command}: {line}", file=sys.stderr, flush=True)
+    """Say on stderr why ``command`` (``"export metrics"``; empty: the console itself) refused,
+    in the one format every command uses: one line, ``wanderer-console COMMAND: what failed
+    and what to do`` (:func:`one_line`). Each had its own (``export metrics: ...``,
+    ``wanderer-console: ...``, two lines), so an operator or a script could not tell which
+    command said it, nor read it the same way twice."""
+    name = f"wanderer-console {command}" if command else "wanderer-console"
+    print(f"{name}: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def refuse_json(command: str, message: str, code: int, **details: Any) -> int:
+    """:func:`refuse`, and for a command whose answer is JSON the same refusal as one JSON
+    object on stdout: ``{"error": <the line's text>, "command": ..., "exit_code": code,
+    ...details}``; return ``code``.
+
+    A script reading such a command's stdout always gets a JSON document, done or not: some
+    wrote their error as JSON on stderr (each with its own keys), ``db migrate-to`` on both,
+    others only the text line, so ``cmd | jq`` read nothing on a failure. ``details`` are the
+    keys a command's error already carried (``database``, ``not_dropped``...), kept for the
+    scripts that read them; every string is masked."""
+    refuse(command, message)
+    answer = {**details, "error": one_line(message), "command": command, "exit_code": code}
+    print(json.dumps(redacted(answer), sort_keys=True), flush=True)
+    return code
 
 
 def database_url(text: str) -> str:
@@ -114,3 +153,13 @@ class Command:
     common_options: bool = False
     """Also accept the engine's options (--config, --data-dir, --no-ui, --dry-run, --log-level)
     after the command name; they are added before :attr:`add_arguments`'s."""
+    answers_json: bool | Callable[[argparse.Namespace], bool] = False
+    """Its answer on stdout is JSON (with these arguments, when a function): it refuses with
+    :func:`refuse_json`, and so does ``cli.main`` for what it catches on the command's way out
+    (a data directory in use, an unusable store, Ctrl-C)."""
+
+    def answers_json_to(self, args: argparse.Namespace) -> bool:
+        """Whether its answer to ``args`` is JSON (:attr:`answers_json`)."""
+        if callable(self.answers_json):
+            return self.answers_json(args)
+        return self.answers_json

@@ -7,7 +7,9 @@ config's, else the default) into the PostgreSQL database at ``URL`` (else ``[sto
 transaction, verified before it commits (:mod:`~wanderer_console.store.migrate`). It refuses
 while an engine holds the data directory, and when the target already holds console data unless
 ``--force`` (replace it) or ``--append`` (merge into it). The report is JSON on stdout, progress
-on stderr; the password never appears in either.
+on stderr; a refusal is its line on stderr and the same as one JSON object on stdout
+(``{"error": ..., "command": "db migrate-to", "exit_code": N, ...details}``); the password
+never appears in any.
 
 ``db status`` reads the store the engine would open (``--database``, ``[store] url``, else the
 SQLite file in the data directory, unless that directory's engine recorded that it stores in
@@ -35,7 +37,7 @@ from wanderer_console.command import (
     EXIT_USAGE,
     Command,
     database_url,
-    refuse,
+    refuse_json,
 )
 
 __all__ = ["MIGRATE_COMMAND", "STATUS_COMMAND"]
@@ -53,12 +55,6 @@ def _location_options(parser: argparse.ArgumentParser) -> None:
 
 def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True), file=stream or sys.stdout, flush=True)
-
-
-def _error(command: str, message: str, **extra: Any) -> None:
-    refuse(command, message)
-    if extra:
-        _emit({"error": message, **extra})
 
 
 # -- db migrate-to -------------------------------------------------------------------------------
@@ -115,21 +111,19 @@ def _migrate(args: argparse.Namespace) -> int:
 
     unknown = unknown_location(args, store=False)
     if unknown is not None:  # not the default data dir's store in place of the engine's
-        _error("db migrate-to", unknown)
-        return EXIT_INVALID
+        return refuse_json("db migrate-to", unknown, EXIT_INVALID)
     text = _target(args)
     if not text:
-        _error(
+        return refuse_json(
             "db migrate-to",
             "name the PostgreSQL database: db migrate-to postgresql://USER:PASSWORD@HOST/DB,"
             " or set [store] url (WANDERER_CONSOLE_STORE__URL)",
+            EXIT_USAGE,
         )
-        return EXIT_USAGE
     try:
         url = DatabaseUrl(text)
     except ValueError as exc:
-        _error("db migrate-to", str(exc))
-        return EXIT_USAGE
+        return refuse_json("db migrate-to", str(exc), EXIT_USAGE)
     data_dir = command_data_dir(args)
     mode: Mode = "replace" if args.force else "append" if args.append else "empty"
 
@@ -140,21 +134,25 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         report = migrate_data_dir(data_dir, url, mode=mode, progress=progress)
     except DataDirBusyError as exc:
-        _error("db migrate-to", str(exc), data_dir=str(data_dir), holder=exc.holder.describe())
-        return EXIT_IN_USE
+        return refuse_json(
+            "db migrate-to",
+            str(exc),
+            EXIT_IN_USE,
+            data_dir=str(data_dir),
+            holder=exc.holder.describe(),
+        )
     except TargetInUseError as exc:
         engines = [{"instance": i, "host": h, "pid": p} for i, h, p in exc.alive]
-        _error("db migrate-to", str(exc), target=str(url), engines=engines)
-        return EXIT_IN_USE
+        return refuse_json("db migrate-to", str(exc), EXIT_IN_USE, target=str(url), engines=engines)
     except TargetNotEmptyError as exc:
-        _error("db migrate-to", str(exc), target=str(url), target_rows=exc.counts)
-        return EXIT_INVALID
+        return refuse_json(
+            "db migrate-to", str(exc), EXIT_INVALID, target=str(url), target_rows=exc.counts
+        )
     except MigrationError as exc:
-        _error("db migrate-to", str(exc), **({"report": exc.report} if exc.report else {}))
-        return EXIT_INVALID
+        details = {"report": exc.report} if exc.report else {}
+        return refuse_json("db migrate-to", str(exc), EXIT_INVALID, **details)
     except StorageError as exc:
-        _error("db migrate-to", str(exc))
-        return EXIT_INVALID
+        return refuse_json("db migrate-to", str(exc), EXIT_INVALID)
     report["next"] = (
         "Set [store] url (or WANDERER_CONSOLE_STORE__URL) to this database and start the engine"
         " with the same --data-dir: it delivers the pending outbox and resumes every stream from"
@@ -175,6 +173,7 @@ MIGRATE_COMMAND = Command(
     " (unless --force or --append). Prints a JSON report.",
     add_arguments=_migrate_arguments,
     run=_migrate,
+    answers_json=True,
 )
 
 
@@ -195,19 +194,16 @@ def _status(args: argparse.Namespace) -> int:
 
     unknown = unknown_location(args)
     if unknown is not None:  # not the default data dir's store in place of the engine's
-        _error("db status", unknown)
-        return EXIT_INVALID
+        return refuse_json("db status", unknown, EXIT_INVALID)
     data_dir = command_data_dir(args)
     try:
         location = command_store(args, data_dir)
     except ValueError as exc:
-        _error("db status", str(exc))
-        return EXIT_USAGE
+        return refuse_json("db status", str(exc), EXIT_USAGE)
     try:
         doc = store_status(location, data_dir=data_dir)
     except StorageError as exc:
-        _error("db status", str(exc))
-        return EXIT_INVALID
+        return refuse_json("db status", str(exc), EXIT_INVALID)
     _emit(doc)
     return EXIT_OK
 
@@ -221,4 +217,5 @@ STATUS_COMMAND = Command(
     " the database when the schema has their leases. Works beside a running engine.",
     add_arguments=_status_arguments,
     run=_status,
+    answers_json=True,
 )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import read_only_preexec
+from tests.support import json_refusal, read_only_preexec
 from wanderer_console.cli import main
 from wanderer_console.config.audit import ConfigAudit
 from wanderer_console.config.loader import load_settings
@@ -308,7 +308,8 @@ def test_restore_refuses_a_secret_nothing_can_supply(
     write(path, current)
 
     assert restore(1, path, data_dir) == 1
-    error = json.loads(capsys.readouterr().err)["error"]
+    out, err = capsys.readouterr()
+    error = json_refusal(out, err, "config restore")["error"]
     assert "maps.home.discord.webhook_url" in error
     assert f"put the value in {path}" in error
     assert "WANDERER_CONSOLE_MAPS__HOME__DISCORD__WEBHOOK_URL" in error
@@ -318,7 +319,8 @@ def test_restore_refuses_a_secret_nothing_can_supply(
     # No current file at all: every secret is named.
     path.unlink()
     assert restore(1, path, data_dir) == 1
-    error = json.loads(capsys.readouterr().err)["error"]
+    out, err = capsys.readouterr()
+    error = json_refusal(out, err, "config restore")["error"]
     for key in ("discord.bot_token", "maps.home.api_key", "maps.home.discord.webhook_url"):
         assert key in error
     assert not path.exists()
@@ -432,7 +434,7 @@ def test_restore_into_a_directory_it_cannot_write_says_so(versions: tuple[Path, 
         path.parent.chmod(0o755)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
-    error = json.loads(done.stderr)["error"]
+    error = json_refusal(done.stdout, done.stderr, "config restore")["error"]
     assert error.startswith(f"cannot write {path}:")
     assert "Permission denied" in error
     assert path.read_text() == before

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import json_refusal
 from wanderer_console.cli import main
 from wanderer_console.config.audit import ConfigAudit
 from wanderer_console.store.sqlite import DB_NAME
@@ -53,11 +54,12 @@ def test_an_unreadable_config_asks_for_the_data_dir(
 
     assert main([*command, "--config", str(config)]) == 1
     captured = capsys.readouterr()
-    error = json.loads(captured.err)["error"]
+    answer = json_refusal(captured.out, captured.err, " ".join(command[:2]))
+    error = answer["error"]
     assert error.startswith("cannot read the configuration (")
     assert f"{config}:4: (syntax)" in error
     assert "pass --data-dir DIR" in error
-    assert captured.out == ""  # no other directory's history instead
+    assert "history" not in answer  # no other directory's history instead
 
     if command[1] == "history":
         assert main([*command, "--config", str(config), "--data-dir", str(data)]) == 0
@@ -87,12 +89,13 @@ def test_a_restore_of_a_version_not_in_the_history_names_the_database(
     _history(data, config)
     assert main(["config", "restore", "7", "--config", str(config)]) == 1
     captured = capsys.readouterr()
-    answer = json.loads(captured.err)
+    answer = json_refusal(captured.out, captured.err, "config restore")
     assert answer == {
         "error": "no configuration version 7 in the history",
+        "command": "config restore",
+        "exit_code": 1,
         "database": str(data / DB_NAME),
     }
-    assert captured.out == ""
 
 
 def test_config_check_refuses_a_configuration_without_a_map(
@@ -163,10 +166,18 @@ def test_commands_on_the_engines_data_dir_refuse_a_config_that_does_not_load(
 
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.out == ""
+    name = " ".join(command[:2])
+    if name in ("control token", "export metrics"):  # their answers are not JSON
+        assert captured.out == ""
+    else:
+        assert set(json_refusal(captured.out, captured.err, name)) == {
+            "error",
+            "command",
+            "exit_code",
+        }
     assert f"cannot read the configuration ({config}:4: (syntax)" in captured.err
     assert "pass --data-dir DIR" in captured.err
-    assert "pw-not-printed" not in captured.err
+    assert "pw-not-printed" not in captured.err + captured.out
     assert sorted(p.name for p in default_data.iterdir()) == before
     assert list(engine_data.iterdir()) == []
 
@@ -181,10 +192,11 @@ def test_a_data_dir_without_a_database_is_refused_not_created(
     typo = tmp_path / "dta"
     assert main([*command, "--data-dir", str(typo)]) == 1
     captured = capsys.readouterr()
-    error = json.loads(captured.err)["error"]
+    answer = json_refusal(captured.out, captured.err, " ".join(command[:2]))
+    error = answer["error"]
     assert f"no database at {typo / DB_NAME}" in error
     assert "--data-dir" in error
-    assert captured.out == ""
+    assert "history" not in answer
     assert not typo.exists()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.pgtest import fresh_schema, pg_base_url
+from tests.support import json_refusal
 from wanderer_console.cli import main
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.store import SqliteStore
@@ -30,8 +31,9 @@ def _outbox(data: Path, *args: str) -> tuple[int, dict[str, object]]:
         timeout=60,
         check=False,
     )
-    text = done.stdout if done.returncode == 0 else done.stderr
-    return done.returncode, json.loads(text.strip().splitlines()[-1])
+    if done.returncode == 0:
+        return done.returncode, json.loads(done.stdout)
+    return done.returncode, json_refusal(done.stdout, done.stderr, f"outbox {args[0]}")
 
 
 def _seed(data: Path) -> None:
@@ -155,8 +157,7 @@ def test_a_config_that_does_not_load_is_refused_not_swapped_for_the_default_data
 
     out = capsys.readouterr()
     assert code == 1
-    assert out.out == ""
-    error = json.loads(out.err)["error"]
+    error = json_refusal(out.out, out.err, f"outbox {action[0]}")["error"]
     assert f"{config}:3: console.dry_rn: unknown key" in error
     assert "--data-dir" in error
     assert {data: outbox_rows(data) for data in before} == before
@@ -174,8 +175,9 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
 
     out = capsys.readouterr()
     assert code == 1
-    assert out.out == ""
-    error = json.loads(out.err)["error"]
+    answer = json_refusal(out.out, out.err, "outbox retry")
+    assert answer["database"] == str(data / "wanderer-console.db")
+    error = answer["error"]
     assert error.startswith("nothing to retry for webhook:77: ")
     assert "outbox list" in error
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import read_only_preexec
+from tests.support import json_refusal, read_only_preexec
 from wanderer_console.store.integrity import StorageError, check, check_file
 from wanderer_console.store.sqlite import open_database
 
@@ -61,11 +61,13 @@ def _run(
     return proc.returncode, out, err
 
 
-def _one_paragraph(err: str, *needles: str) -> None:
+def _one_paragraph(err: str, *needles: str, command: str = "") -> None:
+    """One line, naming ``command`` (none: the engine itself)."""
     text = err.strip()
     assert "Traceback" not in text
     assert "\n" not in text, f"expected one paragraph, got:\n{text}"
-    assert text.startswith("wanderer-console: cannot use the ")
+    name = f"wanderer-console {command}" if command else "wanderer-console"
+    assert text.startswith(f"{name}: cannot use the ")
     for needle in needles:
         assert needle in text
 
@@ -105,8 +107,8 @@ def test_random_bytes_database_gives_one_paragraph_error_without_traceback(
     # Other commands that open the database say the same, not a traceback.
     code, out, err = _run(["tenant", "list", "--data-dir", str(data)], _env(tmp_path))
     assert code == 1
-    assert out == ""
-    _one_paragraph(err, str(db), "not a SQLite database")
+    assert set(json_refusal(out, err, "tenant list")) == {"error", "command", "exit_code"}
+    _one_paragraph(err, str(db), "not a SQLite database", command="tenant list")
 
 
 def test_corrupted_pages_refuse_start_with_recover_advice(tmp_path: Path) -> None:
@@ -146,11 +148,16 @@ def test_read_only_data_dir_gives_one_paragraph_error_without_traceback(
         )
     finally:
         data.chmod(0o755)
-    for got, text in ((code, err), (list_code, list_err)):
+    for got, text, command in ((code, err, ""), (list_code, list_err, "tenant list")):
         assert got == 1
-        _one_paragraph(text, f"cannot use the data directory {data}:", "not writable by this user")
+        _one_paragraph(
+            text,
+            f"cannot use the data directory {data}:",
+            "not writable by this user",
+            command=command,
+        )
     assert "--data-dir" in err
-    assert list_out == ""
+    assert set(json_refusal(list_out, list_err, "tenant list")) == {"error", "command", "exit_code"}
 
 
 def test_malformed_maps_json_env_names_the_variable(tmp_path: Path) -> None:

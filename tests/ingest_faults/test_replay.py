@@ -13,7 +13,7 @@ import pytest
 import tomlkit
 from pydantic import SecretStr
 
-from tests.support import wait_for
+from tests.support import json_refusal, wait_for
 from wanderer_console import cli
 from wanderer_console.launch import demo_settings
 from wanderer_console.pipeline.replay import parse_since
@@ -148,8 +148,8 @@ def test_replay_refuses_a_time_outside_the_calendar(
     code = cli.main(["replay", "--since", since, "--dry-run", "--data-dir", str(tmp_path)])
     captured = capsys.readouterr()
     assert code == 2
-    assert captured.out == ""
-    assert f"wanderer-console replay: {since!r} is outside the calendar" in captured.err
+    answer = json_refusal(captured.out, captured.err, "replay")  # no notification line
+    assert answer["error"].startswith(f"{since!r} is outside the calendar")
 
 
 @pytest.mark.parametrize("option", [["--no-ui"], ["--log-level", "DEBUG"]])
@@ -174,9 +174,11 @@ def test_replay_on_a_broken_configuration_says_to_check_it(
     config.write_text('[maps.home]\nurl = "http://127.0.0.1:9"\napi_kee = "k"\n', "utf-8")
     config.chmod(0o600)
     code = cli.main(["replay", "--since", "1h", "--dry-run", "--config", str(config)])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 1
     assert "api_kee" in err
-    assert err.splitlines()[-1] == (
+    answer = json_refusal(out, err, "replay")
+    assert answer["error"] == (
         "fix the configuration, or check it with: wanderer-console config check"
     )
+    assert any("api_kee" in problem for problem in answer["problems"])

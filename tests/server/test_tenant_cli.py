@@ -11,13 +11,20 @@ import pytest
 from wanderer_console.cli import main
 from wanderer_console.server.tenants import TenantRegistry, hash_key
 
+_REFUSAL = {"error", "command", "exit_code", "database"}
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, dict]:
+    """The exit code, the answer and the refusal (the one JSON object on stdout of a refused
+    action, nothing else in it: no key printed; its line on stderr says the same)."""
     code = main(list(argv))
     captured = capsys.readouterr()
     out = json.loads(captured.out) if captured.out.strip() else {}
-    err = json.loads(captured.err) if captured.err.strip() else {}
-    return code, out, err
+    if "error" not in out:
+        return code, out, {}
+    assert set(out) <= _REFUSAL, out
+    assert captured.err == f"wanderer-console {out['command']}: {out['error']}\n"
+    return code, {}, out
 
 
 @pytest.fixture(autouse=True)

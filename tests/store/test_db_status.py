@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import json_refusal
 from wanderer_console.command import EXIT_INVALID
 from wanderer_console.store.sqlite import DB_NAME
 
@@ -34,7 +35,8 @@ def test_a_file_that_is_not_a_database_is_explained_as_a_file(tmp_path: Path) ->
     assert "not a SQLite database" in done.stderr
     assert "restore the latest backup" in done.stderr
     assert "server" not in done.stderr
-    assert done.stdout == ""
+    answer = json_refusal(done.stdout, done.stderr, "db status")
+    assert set(answer) == {"error", "command", "exit_code"}  # no status of another store
 
 
 def test_a_file_another_process_holds_locked_says_to_try_again(tmp_path: Path) -> None:

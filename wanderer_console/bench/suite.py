@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from wanderer_console.command import Command
+from wanderer_console.command import EXIT_USAGE, Command, refuse_json
 
 __all__ = [
     "COMMAND",
@@ -715,15 +715,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             old = json.loads(args.compare.read_text())
         except (OSError, ValueError) as exc:
-            print(f"bench: cannot read {args.compare}: {exc}", file=sys.stderr)
-            return 2
+            return refuse_json("bench", f"cannot read {args.compare}: {exc}", EXIT_USAGE)
     only = None
     if args.only:
         only = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(only) - set(SCENARIOS))
         if unknown:
-            print(f"bench: unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
-            return 2
+            return refuse_json("bench", f"unknown scenario(s): {', '.join(unknown)}", EXIT_USAGE)
     sizes = QUICK if args.quick else FULL
     if args.soak:
         sizes = replace(sizes, soak_minutes=args.soak)
@@ -735,8 +733,7 @@ def run(args: argparse.Namespace) -> int:
 
     database = getattr(args, "database", None)
     if database and not database.lower().startswith(("postgresql://", "postgres://")):
-        print("bench: --database must be a postgresql:// URL", file=sys.stderr)
-        return 2
+        return refuse_json("bench", "--database must be a postgresql:// URL", EXIT_USAGE)
     doc = run_suite(sizes, only=only, quick=bool(args.quick), progress=progress, database=database)
     regressions: list[dict[str, Any]] = []
     if old is not None:
@@ -772,4 +769,5 @@ COMMAND = Command(
     "process and print one JSON document; --compare flags figures more than 10 % worse.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=True,
 )

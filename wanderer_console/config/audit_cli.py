@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wanderer_console.command import Command, positive_count, row_id
+from wanderer_console.command import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Command,
+    positive_count,
+    refuse_json,
+    row_id,
+)
 from wanderer_console.config.audit import ConfigAudit, diff_settings
 from wanderer_console.config.edit import atomic_write_text
 from wanderer_console.config.loader import ConfigError, parse_settings_text
@@ -57,12 +63,12 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return command_data_dir(args)
 
 
-def _fail(message: str, database: str | None = None) -> int:
-    """Print the error (and, once the store is open, which database answered: a version
-    missing from one engine's history may be in another's); exit code 1."""
-    answer = {"error": message} if database is None else {"error": message, "database": database}
-    print(json.dumps(answer), file=sys.stderr)
-    return 1
+def _fail(args: argparse.Namespace, message: str, database: str | None = None) -> int:
+    """Refuse (:func:`~wanderer_console.command.refuse_json`), naming, once the store is open,
+    which database answered: a version missing from one engine's history may be in another's;
+    exit code 1."""
+    details = {} if database is None else {"database": database}
+    return refuse_json(f"config {args.config_command}", message, EXIT_INVALID, **details)
 
 
 def _iso(at: float) -> str:
@@ -73,12 +79,13 @@ def run(args: argparse.Namespace) -> int:
     """Carry out ``config history`` or ``config restore``; return the exit code."""
     unreadable = unknown_location(args)
     if unreadable is not None:
-        return _fail(unreadable)
+        return _fail(args, unreadable)
     location = command_store(args, _data_dir(args))
     if isinstance(location, Path) and not location.exists():  # a typo: not a new, empty history
         return _fail(
+            args,
             f"no database at {location}; pass the engine's --data-dir or --config (or"
-            " --database URL when the engine stores in PostgreSQL)"
+            " --database URL when the engine stores in PostgreSQL)",
         )
     audit = ConfigAudit(location)
     try:
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             ]
             answer = {"database": str(location), "history": entries}
             print(json.dumps(answer, sort_keys=True, default=str))
-            return 0
+            return EXIT_OK
         return _restore(args, audit, str(location))
     finally:
         audit.close()
@@ -99,26 +106,28 @@ def _restore(args: argparse.Namespace, audit: ConfigAudit, database: str) -> int
     ``database`` (a PostgreSQL URL's password masked) is named in the answer and each error."""
     entry = audit.get(args.id)
     if entry is None:
-        return _fail(f"no configuration version {args.id} in the history", database)
+        return _fail(args, f"no configuration version {args.id} in the history", database)
     if entry.diff.get("status") == "rejected":
-        return _fail(f"version {args.id} was a rejected edit; it cannot be restored", database)
+        return _fail(
+            args, f"version {args.id} was a rejected edit; it cannot be restored", database
+        )
     target = args.config or (Path(entry.path) if entry.path else None)
     if target is None:
-        return _fail("no config file path recorded; pass --config PATH", database)
+        return _fail(args, "no config file path recorded; pass --config PATH", database)
     try:
         current_text = target.read_text(encoding="utf-8") if target.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
         return _fail(
-            f"cannot read {target} (its secrets fill the restored version): {exc}", database
+            args, f"cannot read {target} (its secrets fill the restored version): {exc}", database
         )
     try:
         filled = restore_secrets(entry.content, current_text)
     except UnresolvedSecrets as exc:
-        return _fail(_unresolved(args.id, target, exc), database)
+        return _fail(args, _unresolved(args.id, target, exc), database)
     try:
         restored, _ = parse_settings_text(filled.text, file=f"history #{args.id}")
     except ConfigError as exc:
-        return _fail(f"version {args.id} no longer validates: {exc}", database)
+        return _fail(args, f"version {args.id} no longer validates: {exc}", database)
     current = None
     if current_text:
         try:
@@ -128,7 +137,7 @@ def _restore(args: argparse.Namespace, audit: ConfigAudit, database: str) -> int
     try:  # the file keeps its mode, owner and group (a new one is 0600)
         atomic_write_text(target, filled.text)
     except OSError as exc:
-        return _fail(f"cannot write {target}: {exc.strerror or exc}", database)
+        return _fail(args, f"cannot write {target}: {exc.strerror or exc}", database)
     changes = [c.as_json() for c in diff_settings(current, restored)]
     new_id = audit.record(
         "cli:restore",
@@ -147,7 +156,7 @@ def _restore(args: argparse.Namespace, audit: ConfigAudit, database: str) -> int
             }
         )
     )
-    return 0
+    return EXIT_OK
 
 
 def _unresolved(version: int, target: Path, exc: UnresolvedSecrets) -> str:
@@ -172,10 +181,12 @@ HISTORY_COMMAND = Command(
     help="list recorded configuration changes (JSON)",
     add_arguments=_history_arguments,
     run=run,
+    answers_json=True,
 )
 RESTORE_COMMAND = Command(
     "config restore",
     help="write version N from the history back to the config file",
     add_arguments=_restore_arguments,
     run=run,
+    answers_json=True,
 )

@@ -9,7 +9,7 @@ import re
 import sys
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -622,23 +622,31 @@ def _in_file(data: Any, loc: tuple[str, ...]) -> bool:
     return True
 
 
-def load_config(args: Any) -> LoadedConfig | None:
+CONFIG_INVALID = "fix the configuration, or check it with: wanderer-console config check"
+"""What a command says after the problems of a configuration it cannot load."""
+
+
+def load_config(
+    args: Any, *, refusal: Callable[[str, list[str]], object] | None = None
+) -> LoadedConfig | None:
     """The settings ``--config`` (or the default places) give, for a command that needs them.
 
     Secret-hygiene warnings go to stderr before anything else is printed. When the configuration
-    is invalid, its problems and the advice to run ``config check`` go to stderr and the result
-    is ``None`` (the command then exits 1).
+    is invalid, its problems go to stderr, then :data:`CONFIG_INVALID` (through ``refusal``,
+    with the problems, for a command that refuses in its own format: a JSON command's object on
+    stdout) and the result is ``None`` (the command then exits 1).
     """
     path = getattr(args, "config", None)
     try:
         loaded = load_settings(path, required=path is not None)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = [str(problem) for problem in exc.problems]
+        for problem in problems:
             print(problem, file=sys.stderr)
-        print(
-            "fix the configuration, or check it with: wanderer-console config check",
-            file=sys.stderr,
-        )
+        if refusal is not None:
+            refusal(CONFIG_INVALID, problems)
+        else:
+            print(CONFIG_INVALID, file=sys.stderr)
         return None
     for warning in loaded.warnings:  # secret hygiene; before the UI or JSON logs start
         print(f"warning: {warning}", file=sys.stderr)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
 from wanderer_console import __version__
-from wanderer_console.command import EXIT_INVALID, Command
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command, refuse_json
 from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import Route, resolve_target
@@ -90,18 +89,27 @@ async def send_test(settings: Settings, tenant: str, route: Route) -> dict[str, 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``notify test``; prints one JSON object, exit 0 when Discord accepted."""
-    loaded = load_config(args)
+    loaded = load_config(args, refusal=_config_refusal)
     if loaded is None:
         return EXIT_INVALID
     settings = loaded.settings
     try:
         tenant, route = parse_target(settings, args.target)
     except ValueError as exc:
-        print(f"wanderer-console notify test: {exc}", file=sys.stderr)
-        return 2
+        return refuse_json("notify test", str(exc), EXIT_USAGE)
     result = asyncio.run(send_test(settings, tenant, route))
     print(json.dumps(result, sort_keys=True))
-    return 0 if result["ok"] else 1
+    return EXIT_OK if result["ok"] else EXIT_INVALID
 
 
-COMMAND = Command("notify", help="Discord target tools", add_arguments=add_arguments, run=run)
+def _config_refusal(message: str, problems: list[str]) -> None:
+    refuse_json("notify test", message, EXIT_INVALID, problems=problems)
+
+
+COMMAND = Command(
+    "notify",
+    help="Discord target tools",
+    add_arguments=add_arguments,
+    run=run,
+    answers_json=True,
+)

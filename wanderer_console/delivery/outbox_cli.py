@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import Command, positive_count, row_id
+from wanderer_console.command import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    positive_count,
+    refuse_json,
+    row_id,
+)
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.store.backends import open_store
@@ -59,26 +66,24 @@ def _database(args: argparse.Namespace) -> StoreLocation:
     return command_store(args)
 
 
-def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
-    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout)
+def _emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, sort_keys=True))
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``outbox`` action; return the exit code."""
+    name = f"outbox {args.outbox_command}"
     unknown = unknown_location(args)
     if unknown is not None:
-        _emit({"error": unknown}, stream=sys.stderr)
-        return 1
+        return refuse_json(name, unknown, EXIT_INVALID)
     path = _database(args)
     if isinstance(path, Path) and not path.exists():
-        _emit(
-            {
-                "error": f"no database at {path}; pass --data-dir or --config (or --database URL"
-                " when the engine stores in PostgreSQL)"
-            },
-            stream=sys.stderr,
+        return refuse_json(
+            name,
+            f"no database at {path}; pass --data-dir or --config (or --database URL when the"
+            " engine stores in PostgreSQL)",
+            EXIT_INVALID,
         )
-        return 1
     store = open_store(path, checkpoint_interval=3600.0)
     database = str(path)  # which store answered (a PostgreSQL URL's password masked)
     try:
@@ -103,20 +108,18 @@ def run(args: argparse.Namespace) -> int:
                     ],
                 }
             )
-            return 0
+            return EXIT_OK
         if action == "retry":
             was_dead = any(d.target_key == args.target for d in store.dead_targets())
             requeued = store.revive_target(args.target)
             if not was_dead and not requeued:  # a mistyped target: say so, not "revived"
-                _emit(
-                    {
-                        "database": database,
-                        "error": f"nothing to retry for {args.target}: it is not a dead target"
-                        " and has no failed notification (`outbox list` names them)",
-                    },
-                    stream=sys.stderr,
+                return refuse_json(
+                    name,
+                    f"nothing to retry for {args.target}: it is not a dead target and has no"
+                    " failed notification (`outbox list` names them)",
+                    EXIT_INVALID,
+                    database=database,
                 )
-                return 1
             _emit(
                 {
                     "database": database,
@@ -125,10 +128,9 @@ def run(args: argparse.Namespace) -> int:
                     "revived": was_dead,
                 }
             )
-            return 0
+            return EXIT_OK
         if args.target is None and not args.id:
-            _emit({"error": "name a TARGET or at least one --id"}, stream=sys.stderr)
-            return 2
+            return refuse_json(name, "name a TARGET or at least one --id", EXIT_USAGE)
         return _drop(store, args.target, args.id, database=database)
     finally:
         store.close()
@@ -155,22 +157,25 @@ def _drop(store: Store, target: str | None, row_ids: list[int], *, database: str
     if left:
         named = ", ".join(f"#{i}" for i in left)
         of = "" if target is None else f" of {target}"
-        answer["not_dropped"] = left
-        answer["error"] = (
+        return refuse_json(
+            "outbox drop",
             f"not dropped: {named}: no failed or uncertain notification{of} has that id (it"
             " does not exist, was sent, or is still queued or being sent; `outbox list` names"
-            " the ones that can be dropped)"
+            " the ones that can be dropped)",
+            EXIT_INVALID,
+            **answer,
+            not_dropped=left,
         )
-    elif not dropped:
-        answer["error"] = (
+    if not dropped:
+        return refuse_json(
+            "outbox drop",
             f"nothing to drop for {target}: it has no failed or uncertain notification"
-            " (`outbox list` names them)"
+            " (`outbox list` names them)",
+            EXIT_INVALID,
+            **answer,
         )
-    if "error" in answer:
-        _emit(answer, stream=sys.stderr)
-        return 1
     _emit(answer)
-    return 0
+    return EXIT_OK
 
 
 COMMAND = Command(
@@ -181,4 +186,5 @@ COMMAND = Command(
     "Output is JSON.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=True,
 )

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command, refuse
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, EXIT_USAGE, Command, refuse, refuse_json
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
 from wanderer_console.domain.clock import iso_utc
 from wanderer_console.observe.trends import COUNTS, stored_buckets
@@ -78,6 +78,18 @@ def _row(bucket: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _answers_json(args: argparse.Namespace) -> bool:
+    return bool(args.format == "json")
+
+
+def _refuse(args: argparse.Namespace, message: str, code: int) -> int:
+    """Refuse, with the JSON object on stdout when the answer asked for is JSON."""
+    if _answers_json(args):
+        return refuse_json("export metrics", message, code)
+    refuse("export metrics", message)
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the trends; return the exit code."""
     try:
@@ -86,30 +98,27 @@ def run(args: argparse.Namespace) -> int:
         option = "--step"
         step = parse_duration(args.step)
     except ValueError as exc:
-        refuse("export metrics", f"{option}: {exc}")
-        return EXIT_USAGE
+        return _refuse(args, f"{option}: {exc}", EXIT_USAGE)
     if since > MAX_SINCE:
-        refuse(
-            "export metrics",
+        return _refuse(
+            args,
             f"--since {args.since} reaches past what the store can keep"
             " ([trends] days is at most 366): use 366d or less",
+            EXIT_USAGE,
         )
-        return EXIT_USAGE
     if step < 60 or step % 60:
-        refuse("export metrics", "--step must be whole minutes (1m, 5m, 1h)")
-        return EXIT_USAGE
+        return _refuse(args, "--step must be whole minutes (1m, 5m, 1h)", EXIT_USAGE)
     unknown = unknown_location(args)
     if unknown is not None:
-        refuse("export metrics", unknown)
-        return EXIT_INVALID
+        return _refuse(args, unknown, EXIT_INVALID)
     path = command_store(args)
     if isinstance(path, Path) and not path.exists():
-        refuse(
-            "export metrics",
+        return _refuse(
+            args,
             f"no database at {path}; pass --data-dir or --config (or --database"
             " URL when the engine stores in PostgreSQL)",
+            EXIT_INVALID,
         )
-        return EXIT_INVALID
     now = time.time()
     store = open_store(path, checkpoint_interval=3600.0)
     try:
@@ -135,4 +144,5 @@ COMMAND = Command(
     description="Export data the engine keeps in its store. Works beside a running engine.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=_answers_json,
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from wanderer_console.command import EXIT_INVALID, Command
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, Command, refuse_json
 from wanderer_console.config.loader import load_config
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import command_store, store_arguments, unknown_location
@@ -466,13 +465,12 @@ def explain_map_event(settings: Settings, tenant: str, event_type: str) -> dict[
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``kill``: print the verdict as JSON; exit 1 when the kill cannot be fetched."""
-    loaded = load_config(args)
+    loaded = load_config(args, refusal=_config_refusal)
     if loaded is None:
         return EXIT_INVALID
     unknown = unknown_location(args)
     if unknown is not None:  # not an SQLite file in place of the engine's PostgreSQL database
-        print(f"wanderer-console kill: {unknown}", file=sys.stderr)
-        return EXIT_INVALID
+        return refuse_json("kill", unknown, EXIT_INVALID)
     try:
         location: StoreLocation | None = command_store(args)
     except (ValueError, StorageError):
@@ -484,11 +482,15 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except DiagnoseError as exc:
-        print(f"wanderer-console kill: {exc}", file=sys.stderr)
-        return 1
+        database = None if location is None else str(location)
+        return refuse_json("kill", str(exc), EXIT_INVALID, database=database)
     verdict["database"] = None if location is None else str(location)  # password masked
     print(json.dumps(verdict, indent=2, sort_keys=True))
-    return 0
+    return EXIT_OK
+
+
+def _config_refusal(message: str, problems: list[str]) -> None:
+    refuse_json("kill", message, EXIT_INVALID, problems=problems)
 
 
 COMMAND = Command(
@@ -502,4 +504,5 @@ COMMAND = Command(
     "is ignored; nothing is sent.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=True,
 )

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import orjson
 from pydantic import ValidationError
 
-from wanderer_console.command import Command, refuse
+from wanderer_console.command import Command, refuse_json
 from wanderer_console.config.model import Settings
 from wanderer_console.config.paths import store_arguments
 from wanderer_console.domain.clock import iso_utc
@@ -274,35 +274,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _config_refusal(message: str, problems: list[str]) -> None:
+    refuse_json("replay", message, EXIT_INVALID, problems=problems)
+
+
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """The ``replay`` sub-command."""
     from wanderer_console.config.loader import load_config
     from wanderer_console.config.paths import UnknownLocationError, command_store
 
     if not getattr(args, "dry_run", False):
-        refuse("replay", NEEDS_DRY_RUN)
-        return EXIT_USAGE
+        return refuse_json("replay", NEEDS_DRY_RUN, EXIT_USAGE)
     try:
         since = parse_since(args.since)
     except ValueError as exc:
-        refuse("replay", str(exc))
-        return EXIT_USAGE
-    loaded = load_config(args)  # a broken one: its problems and "run config check"
+        return refuse_json("replay", str(exc), EXIT_USAGE)
+    loaded = load_config(args, refusal=_config_refusal)  # a broken one: its problems
     if loaded is None:
         return EXIT_INVALID
     settings = loaded.settings
     try:
         path = command_store(args)
     except UnknownLocationError as exc:  # the data dir's engine is on PostgreSQL: no guessing
-        refuse("replay", str(exc))
-        return EXIT_INVALID
+        return refuse_json("replay", str(exc), EXIT_INVALID)
     if isinstance(path, Path) and not path.exists():
-        refuse(
+        return refuse_json(
             "replay",
             f"no database at {path}; pass --data-dir or --config (or --database URL when the"
             " engine stores in PostgreSQL)",
+            EXIT_INVALID,
         )
-        return EXIT_INVALID
     store = open_store(path)
     try:
         result = asyncio.run(replay(settings, store, since, use_rest=not args.no_rest))
@@ -332,4 +333,5 @@ COMMAND = Command(
     "is required.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=True,
 )

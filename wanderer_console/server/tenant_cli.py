@@ -1,20 +1,20 @@
 """``wanderer-console tenant add|list|rotate-key|disable|enable``: ingest API tenant provisioning.
 
-Every action prints one JSON object on stdout (errors: one on stderr, exit 1). A key is printed
-only by ``add``, ``rotate-key`` and ``enable --rotate-key``, once: the database keeps a digest,
-never the key.
+Every action prints one JSON object on stdout; a refusal too (``{"error": ..., "command":
+"tenant add", "exit_code": 1, "database": ...}``), after its line on stderr (exit 1). A key is
+printed only by ``add``, ``rotate-key`` and ``enable --rotate-key``, once: the database keeps a
+digest, never the key.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wanderer_console.command import Command
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, Command, refuse_json
 from wanderer_console.config.paths import store_arguments
 from wanderer_console.server.tenants import TenantError, TenantRegistry
 
@@ -75,20 +75,20 @@ def _data_dir(args: argparse.Namespace) -> tuple[Path, set[str] | None]:
     return default_data_dir(), maps
 
 
-def _emit(payload: dict[str, Any], *, stream: Any = None) -> None:
+def _emit(payload: dict[str, Any]) -> None:
     # Flushed: a key is committed only once its line is out (a reader that went away raises
     # here, and the change is rolled back), not when the interpreter flushes at exit.
-    print(json.dumps(payload, sort_keys=True), file=stream or sys.stdout, flush=True)
+    print(json.dumps(payload, sort_keys=True), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``tenant`` action; return the exit code."""
     from wanderer_console.config.paths import command_store, unknown_location
 
+    name = f"tenant {args.tenant_command}"
     unknown = unknown_location(args)
     if unknown is not None:
-        _emit({"error": unknown}, stream=sys.stderr)
-        return 1
+        return refuse_json(name, unknown, EXIT_INVALID)
     data_dir, maps = _data_dir(args)
     location = command_store(args, data_dir)
     registry = TenantRegistry(location)
@@ -129,10 +129,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             registry.disable(args.slug)
             _emit(finish({"tenant": args.slug, "enabled": False}))
-        return 0
+        return EXIT_OK
     except TenantError as exc:
-        _emit({"error": str(exc), "database": str(location)}, stream=sys.stderr)
-        return 1
+        return refuse_json(name, str(exc), EXIT_INVALID, database=str(location))
     finally:
         registry.close()
 
@@ -147,4 +146,5 @@ COMMAND = Command(
     " keeps its key; rotate-key refuses it, enable (--rotate-key) brings it back.",
     add_arguments=add_arguments,
     run=run,
+    answers_json=True,
 )

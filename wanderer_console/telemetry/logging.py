@@ -33,6 +33,7 @@ __all__ = [
     "command_logging",
     "configure_logging",
     "redact",
+    "redacted",
 ]
 
 _PATTERNS: Final = (
@@ -65,16 +66,16 @@ def redact(text: str) -> str:
     return text
 
 
-def _redacted(value: Any) -> Any:
+def redacted(value: Any) -> Any:
     """``value`` with every string in it redacted, lists, tuples and dicts included (a context
     carries a rejected config's problems, a diff of changes); numbers as they are; anything else
     (an exception, a path) as its redacted text."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+        return {key: redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_redacted(item) for item in value]
+        return [redacted(item) for item in value]
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact(str(value))  # an exception, a path: written as its text, so masked as text
@@ -165,7 +166,7 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"] = trace_id
         if isinstance(ctx, dict):
             for key, value in ctx.items():
-                entry[key] = _redacted(value)
+                entry[key] = redacted(value)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         try:

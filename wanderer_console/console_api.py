@@ -206,6 +206,10 @@ class DeliveryView(_View):
     pause_saved: bool | None = None
     """The pause is kept across a restart (``False``: it could not be saved, so a restart
     ends it); ``None`` when not paused or not said."""
+    pause_cluster: bool | None = None
+    """The pause is the cluster's, kept in the database several engines share: it holds every
+    engine on it, and a resume on any of them lifts it (``False``: this engine's alone);
+    ``None`` when not paused or not said."""
     global_pause_until: float | None = None
     store_fault: StoreFaultView | None = None
     unrecorded_outcomes: int = 0

@@ -98,6 +98,7 @@ def _target(args: argparse.Namespace) -> str | None:
 
 def _migrate(args: argparse.Namespace) -> int:
     from wanderer_console.config.paths import command_data_dir, unknown_location
+    from wanderer_console.delivery.hold import read_saved_pause
     from wanderer_console.store.base import DatabaseUrl
     from wanderer_console.store.integrity import StorageError
     from wanderer_console.store.migrate import (
@@ -132,7 +133,9 @@ def _migrate(args: argparse.Namespace) -> int:
 
     progress(f"db migrate-to: {data_dir} -> {url} ({mode})")
     try:
-        report = migrate_data_dir(data_dir, url, mode=mode, progress=progress)
+        report = migrate_data_dir(
+            data_dir, url, saved_pause=read_saved_pause, mode=mode, progress=progress
+        )
     except DataDirBusyError as exc:
         return refuse_json(
             "db migrate-to",
@@ -153,14 +156,29 @@ def _migrate(args: argparse.Namespace) -> int:
         return refuse_json("db migrate-to", str(exc), EXIT_INVALID, **details)
     except StorageError as exc:
         return refuse_json("db migrate-to", str(exc), EXIT_INVALID)
-    report["next"] = (
+    report["next"] = _next_steps(report)
+    _emit(report)
+    return EXIT_OK
+
+
+def _next_steps(report: dict[str, Any]) -> str:
+    """What the operator does after the copy; first, that the engines start paused, if so."""
+    text = (
         "Set [store] url (or WANDERER_CONSOLE_STORE__URL) to this database and start the engine"
         " with the same --data-dir: it delivers the pending outbox and resumes every stream from"
         " its cursor. Keep the SQLite file as the backup of the moment, and do not start an"
         " engine on it again: it would deliver its pending notifications a second time."
     )
-    _emit(report)
-    return EXIT_OK
+    target = report["pause"]["target"]
+    if target is None:
+        return text
+    from wanderer_console.delivery.hold import RESUME_HOW
+
+    return (
+        f"Delivery is paused on every engine of this database (by {target['paused_by']}): the"
+        f" engines start paused and send nothing until resumed ({RESUME_HOW}, on any engine)."
+        f" {text}"
+    )
 
 
 MIGRATE_COMMAND = Command(

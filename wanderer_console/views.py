@@ -148,11 +148,17 @@ def _operator_pause_view(parts: EngineParts) -> dict[str, Any]:
     ``/ready`` says, so an operator attached to a paused engine need not ask it."""
     pause = parts.hold.pause if parts.dispatcher.paused else None
     if pause is None:
-        return {"paused_by": None, "paused_since": None, "pause_saved": None}
+        return {
+            "paused_by": None,
+            "paused_since": None,
+            "pause_saved": None,
+            "pause_cluster": None,
+        }
     return {
         "paused_by": redact(pause.actor),
         "paused_since": pause.since or None,
         "pause_saved": pause.saved,
+        "pause_cluster": pause.cluster,
     }
 
 

@@ -110,7 +110,9 @@ async def test_a_pause_on_one_engine_holds_every_engine_until_resumed_on_another
     assert not (one.data_dir / PAUSE_FILE).exists()  # the database keeps it, not one engine
     # The other engine follows at its next heartbeat.
     await wait_for(lambda: two.dispatcher.paused, 10, "two to follow the cluster's pause")
-    assert (await two.console.snapshot()).delivery.paused
+    followed = (await two.console.snapshot()).delivery
+    assert followed.paused
+    assert followed.pause_cluster is True  # the console and the bot can say it holds every engine
     (reason,) = [r for r in two.readiness().reasons if "paused by" in r]
     assert f"paused by {ALICE}" in reason
     assert "every engine" in reason

@@ -76,6 +76,7 @@ async def test_a_pause_holds_across_a_graceful_restart_until_resumed(
         assert after.paused_by == "tui:alice@laptop via socket"
         assert after.paused_since == before.paused_since
         assert after.pause_saved is True
+        assert after.pause_cluster is False  # this engine's alone: SQLite, one engine
         ready = second.readiness()
         assert any("paused by tui:alice@laptop via socket" in r for r in ready.reasons)
         await connected(second)

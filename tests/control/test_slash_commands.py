@@ -334,6 +334,23 @@ async def test_status_says_who_paused_delivery_and_since_when(bot: _Bot) -> None
     assert "\nDelivery: paused (not saved: ends at the next restart)\n" in text
 
 
+async def test_status_says_a_pause_of_the_cluster_holds_every_engine(bot: _Bot) -> None:
+    """On a shared database the pause is the cluster's: asking one engine's bot, an operator
+    must learn that resuming here resumes them all, and that no other engine is sending."""
+    bot.backend.delivery = DeliveryView(
+        paused=True,
+        paused_by="tui:alice@host via socket",
+        paused_since=PAUSED_SINCE,
+        pause_saved=True,
+        pause_cluster=True,
+    )
+    text = (await bot.run(_sub("status"))).final_text() or ""
+    assert (
+        "\nDelivery: paused by `tui:alice@host via socket` since <t:1796354529:f>"
+        " (on every engine of this database, kept across restarts)\n" in text
+    )
+
+
 async def test_status_masks_a_secret_in_who_paused_and_stays_within_a_message(
     bot: _Bot,
 ) -> None:

@@ -28,6 +28,7 @@ from tests.support import connected, posted_kills, wait_for
 from wanderer_console.cli import main
 from wanderer_console.command import EXIT_IN_USE, EXIT_INVALID, EXIT_OK
 from wanderer_console.config.audit import ConfigAudit
+from wanderer_console.delivery.hold import PAUSE_FILE, read_saved_pause
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
@@ -424,7 +425,7 @@ def test_an_engine_starting_on_the_target_during_the_copy_rolls_it_back(
                 )
 
     with pytest.raises(TargetInUseError, match=r"h2:977:ab \(PID 977 on host h2\)"):
-        migrate_data_dir(data, url, progress=engine_starts)
+        migrate_data_dir(data, url, saved_pause=read_saved_pause, progress=engine_starts)
     with _pg(url) as dst:
         assert dst.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
 
@@ -531,3 +532,122 @@ def test_db_status_without_a_database_says_so(
     assert main(["db", "status", "--data-dir", str(tmp_path)]) == EXIT_INVALID
     assert "there is no database file" in capsys.readouterr().err
     assert not (tmp_path / DB_NAME).exists()
+
+
+def _paused(data: Path, saved: str) -> Path:
+    """The pause file an engine alone leaves in its data directory while delivery is paused."""
+    (data / PAUSE_FILE).write_text(saved, encoding="utf-8")
+    return data
+
+
+def test_a_paused_data_dir_arrives_paused_for_every_engine_on_the_database(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator who paused on SQLite, then moved to PostgreSQL, starts the cluster paused:
+    the pause is the database's now, who paused and since when kept, the copy named as where
+    it was sent."""
+    data = _paused(
+        _small_data_dir(tmp_path / "data"),
+        json.dumps({"paused_by": "tui:alice@laptop via socket", "paused_at": 1_765_000_000.5}),
+    )
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
+    assert code == EXIT_OK, err
+    store = PostgresStore(url)
+    try:
+        found = store.cluster_pause()
+    finally:
+        store.close()
+    assert found is not None
+    assert (found.actor, found.since) == ("tui:alice@laptop via socket", 1_765_000_000.5)
+    assert "db migrate-to" in found.instance
+    report = json.loads(out)
+    assert report["pause"]["carried"] is True
+    assert report["pause"]["data_dir"]["paused_by"] == "tui:alice@laptop via socket"
+    assert report["pause"]["target"]["paused_by"] == "tui:alice@laptop via socket"
+    assert "paused on every engine" in report["next"]
+    assert "delivery paused on every engine" in err
+    assert (data / PAUSE_FILE).exists()  # the SQLite copy left behind stays paused too
+
+
+def test_appending_onto_a_paused_database_keeps_the_databases_pause(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = _small_data_dir(tmp_path / "home", "home")
+    away = _paused(
+        _small_data_dir(tmp_path / "away", "away", events=2),
+        json.dumps({"paused_by": "ops:alice", "paused_at": 1_765_000_000.0}),
+    )
+    assert _migrate(capsys, url.secret(), "--data-dir", str(home))[0] == EXIT_OK
+    store = PostgresStore(url)
+    try:
+        first = store.pause_cluster("ops:carol", "vps1:4242:ab")
+        code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(away), "--append")
+        assert code == EXIT_OK, err
+        assert store.cluster_pause() == first  # who paused first, and when, as a pause keeps
+    finally:
+        store.close()
+    report = json.loads(out)["pause"]
+    assert report["carried"] is False
+    assert report["target"]["paused_by"] == "ops:carol"
+    assert report["data_dir"]["paused_by"] == "ops:alice"
+    assert "already paused" in err
+    assert "ops:carol" in err
+
+
+@pytest.mark.parametrize(
+    "saved",
+    ['{"paused_by": "ops:b', None],
+    ids=["truncated", "unreadable"],
+)
+def test_a_damaged_pause_file_arrives_paused_and_says_so(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str], saved: str | None
+) -> None:
+    """The engine treats a pause file it cannot read as a pause (it exists only because an
+    operator paused): so does the copy, and it says the file was damaged."""
+    data = _small_data_dir(tmp_path / "data")
+    if saved is None:
+        (data / PAUSE_FILE).mkdir()  # cannot be read as a file
+    else:
+        _paused(data, saved)
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
+    assert code == EXIT_OK, err
+    store = PostgresStore(url)
+    try:
+        found = store.cluster_pause()
+    finally:
+        store.close()
+    assert found is not None
+    assert found.actor.startswith("unknown (the saved pause")
+    assert found.since == 0.0  # no time made up for it
+    report = json.loads(out)["pause"]
+    assert report["carried"] is True
+    assert report["data_dir"]["damaged"]
+    assert "damaged" in err or "could not be read" in err
+
+
+def test_an_unpaused_data_dir_leaves_the_database_unpaused(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _small_data_dir(tmp_path / "data")
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
+    assert code == EXIT_OK, err
+    store = PostgresStore(url)
+    try:
+        assert store.cluster_pause() is None
+    finally:
+        store.close()
+    assert json.loads(out)["pause"] == {"carried": False, "data_dir": None, "target": None}
+
+
+def test_a_secret_in_who_paused_is_masked_in_the_output(
+    tmp_path: Path, url: DatabaseUrl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Who paused may carry an error's words, a database URL with its password among them."""
+    actor = "unknown (the cluster's pause could not be read: postgresql://wc:hunter2secret@db/wc)"
+    data = _paused(
+        _small_data_dir(tmp_path / "data"), json.dumps({"paused_by": actor, "paused_at": 5.0})
+    )
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
+    assert code == EXIT_OK, err
+    assert "hunter2secret" not in out + err
+    assert "delivery paused on every engine" in err

@@ -253,12 +253,14 @@ PAUSED_SINCE = NOW - 5400
 """When: an hour and a half before :data:`NOW` (2023-11-14 20:43:20 UTC)."""
 
 
-def paused_engine(*, saved: bool = True, **options: Any) -> SeededBackend:
+def paused_engine(*, saved: bool = True, cluster: bool = False, **options: Any) -> SeededBackend:
     """The healthy engine, its delivery paused by :data:`PAUSER` since :data:`PAUSED_SINCE`
-    (``saved``: the pause is kept across restarts)."""
+    (``saved``: the pause is kept across restarts; ``cluster``: it is the shared database's,
+    holding every engine on it)."""
     engine = SeededBackend(HEALTHY, **options)
     engine.paused = True
     engine.pause = (PAUSER, PAUSED_SINCE, saved)
+    engine.pause_cluster = cluster
     return engine
 
 

@@ -240,6 +240,8 @@ class SeededBackend:
         self.pause: tuple[str, float | None, bool | None] | None = None
         """Who paused, since when and whether a restart keeps it (``set_paused`` sets it from
         the actor and ``clock``; a test may seed it with ``paused``)."""
+        self.pause_cluster = False
+        """The pause is the shared database's (every engine holds), as a real engine says."""
         self.clock = clock
         """The engine's wall clock (when a pause began)."""
         self.path: str | None = None if config_text is None else config_path
@@ -294,6 +296,7 @@ class SeededBackend:
             "paused_by": by,
             "paused_since": since,
             "pause_saved": saved,
+            "pause_cluster": self.pause_cluster if self.paused and self.pause else None,
         }
         data["settings"] = self.settings
         data["config"] = self.config_state()

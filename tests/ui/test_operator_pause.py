@@ -42,6 +42,17 @@ async def test_an_engine_found_paused_says_who_paused_it_since_when_and_that_it_
         assert PAUSER not in title, title
 
 
+async def test_a_pause_of_the_cluster_says_it_holds_every_engine(make_app: AppFactory) -> None:
+    """On a shared database, resuming on one engine resumes them all: the Delivery panel and
+    the activity log say whose pause it is, within the narrow panel of an 80x24 terminal."""
+    app = make_app(engine=paused_engine(identity=IDENTITY, cluster=True))
+    async with app.run_test(size=SMALL) as pilot:
+        await first_frame(pilot)
+        shown = _shown(app)
+        assert f"Paused by {PAUSER} since {SINCE}, on every engine" in shown, shown
+        assert f"delivery paused by {PAUSER} since {SINCE}, on every engine" in _texts(app)
+
+
 async def test_a_pause_that_is_not_saved_says_a_restart_ends_it(make_app: AppFactory) -> None:
     app = make_app(engine=paused_engine(saved=False))
     async with app.run_test(size=SMALL) as pilot:

@@ -184,6 +184,13 @@ def test_dashboard_paused(snap_compare: Any, make_app: AppFactory, size: str) ->
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_settle)
 
 
+def test_dashboard_paused_on_every_engine(snap_compare: Any, make_app: AppFactory) -> None:
+    """The cluster's pause on a shared database: the Delivery panel says it holds every engine,
+    within the narrow panel of an 80x24 terminal."""
+    app = make_app(engine=paused_engine(identity=IDENTITY, cluster=True))
+    assert snap_compare(app, terminal_size=SIZES["80x24"], run_before=_settle)
+
+
 IDENTITY = EngineIdentity(
     host="wc-prod-1",
     pid=4242,

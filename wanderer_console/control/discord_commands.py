@@ -430,7 +430,8 @@ there, of any length."""
 
 
 def _pause_text(delivery: DeliveryView) -> str:
-    """``paused by `tui:alice@host` since <t:…:f> (kept across restarts)``, ``running``.
+    """``paused by `tui:alice@host` since <t:…:f> (kept across restarts)``, ``(on every
+    engine of this database, ...)`` for the cluster's pause, ``running``.
 
     Who paused is masked again (the engine's snapshot is; this line is posted in a channel and
     must not depend on it) and cut to :data:`_PAUSER_MAX`; the time is a Discord timestamp,
@@ -444,7 +445,9 @@ def _pause_text(delivery: DeliveryView) -> str:
         text += f" by `{who}`"
     if delivery.paused_since:
         text += f" since <t:{int(delivery.paused_since)}:f>"
-    if delivery.pause_saved is not None:
+    if delivery.pause_cluster:
+        text += " (on every engine of this database, kept across restarts)"
+    elif delivery.pause_saved is not None:
         saved = delivery.pause_saved
         text += " (kept across restarts)" if saved else " (not saved: ends at the next restart)"
     return text

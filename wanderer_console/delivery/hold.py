@@ -43,7 +43,7 @@ from typing import Final, Protocol
 
 from wanderer_console.config.edit import atomic_write_text, sync_directory
 from wanderer_console.delivery.dispatcher import Dispatcher
-from wanderer_console.store.base import ClusterPause
+from wanderer_console.store.base import ClusterPause, SavedPause
 from wanderer_console.store.writes import StoreWriteError
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "HoldResult",
     "OperatorPause",
     "SharedPause",
+    "read_saved_pause",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,19 +141,10 @@ class DeliveryHold:
         only because an operator paused."""
         if self._shared is not None:
             return self._restore_shared(self._shared)
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        saved = read_saved_pause(self.path.parent)
+        if saved is None:
             return None
-        except OSError as exc:
-            self._restored(f"unknown (the saved pause could not be read: {exc})", 0.0)
-            return self.pause
-        try:
-            data = json.loads(text)
-            actor, since = str(data["paused_by"]), float(data["paused_at"])
-        except (ValueError, TypeError, KeyError) as exc:
-            actor, since = f"unknown (the saved pause is damaged: {exc!r})", 0.0
-        self._restored(actor, since if _showable(since) else 0.0)
+        self._restored(saved.actor, saved.since)
         return self.pause
 
     def _restored(self, actor: str, since: float) -> None:
@@ -409,6 +401,27 @@ class DeliveryHold:
         except FileNotFoundError:
             return
         sync_directory(self.path.parent)
+
+
+def read_saved_pause(data_dir: Path) -> SavedPause | None:
+    """The pause saved in ``data_dir``, as an engine alone restores it at start and as ``db
+    migrate-to`` carries it into the shared database: a file that cannot be read is a pause
+    all the same (who and when unknown), and a time no clock can show is unknown (0)."""
+    path = data_dir / PAUSE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = f"could not be read: {exc}"
+        return SavedPause(f"unknown (the saved pause {why})", 0.0, why)
+    try:
+        data = json.loads(text)
+        actor, since = str(data["paused_by"]), float(data["paused_at"])
+    except (ValueError, TypeError, KeyError) as exc:
+        why = f"is damaged: {exc!r}"
+        return SavedPause(f"unknown (the saved pause {why})", 0.0, why)
+    return SavedPause(actor, since if _showable(since) else 0.0)
 
 
 def _showable(stamp: float) -> bool:

@@ -31,6 +31,7 @@ __all__ = [
     "PRUNE_BATCH",
     "SHARED_TENANT",
     "ClaimRequest",
+    "ClusterPause",
     "ClusterPaused",
     "ClusterState",
     "DatabaseUrl",
@@ -47,6 +48,7 @@ __all__ = [
     "PendingWrite",
     "PriorityChange",
     "PrioritySystem",
+    "SavedPause",
     "SentMessage",
     "Store",
     "StoreLocation",
@@ -246,6 +248,19 @@ class ClusterPause(NamedTuple):
     """When, by the database's clock."""
     instance: str
     """The engine the pause was sent to."""
+
+
+class SavedPause(NamedTuple):
+    """An operator's pause an engine alone saved in its data directory, read as that engine
+    reads it at start (:func:`~wanderer_console.delivery.hold.read_saved_pause`): a file that
+    cannot be read is still a pause, since it exists only because an operator paused."""
+
+    actor: str
+    """Who paused; for a file that cannot be read, ``unknown (...)`` and why."""
+    since: float
+    """When, by that engine's clock; 0 when the file cannot say."""
+    damaged: str | None = None
+    """Why the file could not be read (``None``: it was read)."""
 
 
 class ClusterPaused(Exception):

@@ -44,7 +44,7 @@ from wanderer_console.store.base import (
 from wanderer_console.store.dialect import Dialect
 from wanderer_console.store.writes import WriteGuard
 
-__all__ = ["FORGET_INSTANCES_AFTER", "LeaseMixin"]
+__all__ = ["FORGET_INSTANCES_AFTER", "PAUSE_SCOPE", "LeaseMixin"]
 
 FORGET_INSTANCES_AFTER = 86_400.0
 """Seconds after its expiry an instance's registry row is deleted (by any heartbeat)."""
@@ -53,7 +53,7 @@ _INSTANCE_COLUMNS = (
     "instance_id, host, pid, version, started_at, heartbeat_at, expires_at, stopped_at"
 )
 _LEASE_COLUMNS = "resource, owner, token, expires_at, acquired_at, renewed_at"
-_PAUSE_SCOPE = "cluster"
+PAUSE_SCOPE = "cluster"
 """The key of the cluster's pause in ``delivery_pause`` (the only row it holds)."""
 
 
@@ -111,7 +111,7 @@ class LeaseMixin:
     def _pause(self, conn: DbConnection) -> ClusterPause | None:
         row = conn.execute(
             "SELECT paused_by, paused_at, paused_on FROM delivery_pause WHERE scope = ?",
-            (_PAUSE_SCOPE,),
+            (PAUSE_SCOPE,),
         ).fetchone()
         return None if row is None else ClusterPause(str(row[0]), float(row[1]), str(row[2]))
 
@@ -206,7 +206,7 @@ class LeaseMixin:
             conn.execute(
                 "INSERT INTO delivery_pause (scope, paused_by, paused_at, paused_on)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
-                (_PAUSE_SCOPE, actor, now, instance_id),
+                (PAUSE_SCOPE, actor, now, instance_id),
             )
             self._announce_pause(conn)
             kept = self._pause(conn)
@@ -215,7 +215,7 @@ class LeaseMixin:
     def resume_cluster(self) -> bool:
         """Lift the cluster's pause; False when it was not paused."""
         with self._writes.transaction("resume cluster") as conn:
-            cursor = conn.execute("DELETE FROM delivery_pause WHERE scope = ?", (_PAUSE_SCOPE,))
+            cursor = conn.execute("DELETE FROM delivery_pause WHERE scope = ?", (PAUSE_SCOPE,))
             self._announce_pause(conn)
             return int(cursor.rowcount) == 1
 

@@ -23,6 +23,14 @@ a tenant, a dead target, a cache entry), a cursor takes the larger position, the
 entry already there, and copied rows get new ids after the target's. Two data directories (one
 engine each, different maps) become one database this way.
 
+**The operator's pause** (``delivery-paused.json`` in the data directory, where an engine alone
+keeps it) becomes the cluster's pause (``delivery_pause``), in the same transaction: an operator
+who paused, then moved, starts the engines on the database paused, not with the whole backlog
+going out. It keeps who paused and when; the engine it was sent to is the copy. A file that
+cannot be read is a pause all the same, as for the engine. A database already paused keeps its
+own pause (as a second pause keeps the first's who and when). The file stays in the data
+directory: the SQLite store left behind stays paused.
+
 The schema is created or migrated first, on both sides, to this build's version
 (:mod:`~wanderer_console.store.migrations`). psycopg is imported only here, when a command runs.
 """
@@ -30,6 +38,7 @@ The schema is created or migrated first, on both sides, to this build's version
 from __future__ import annotations
 
 import contextlib
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -37,11 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from wanderer_console.store.base import DatabaseUrl
+from wanderer_console.store.base import ClusterPause, DatabaseUrl, SavedPause
 from wanderer_console.store.integrity import SchemaTooNewError, StorageError
+from wanderer_console.store.leases import PAUSE_SCOPE
 from wanderer_console.store.lock import DataDirInUseError, DataDirLock, LockHolder, lock_holder
 from wanderer_console.store.migrations import SCHEMA_VERSION
 from wanderer_console.store.sqlite import DB_NAME, open_database
+from wanderer_console.telemetry.logging import redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,6 +64,7 @@ __all__ = [
     "MigrationError",
     "MigrationFailedError",
     "Mode",
+    "PauseReader",
     "Table",
     "TargetInUseError",
     "TargetNotEmptyError",
@@ -62,6 +74,10 @@ __all__ = [
 Mode = Literal["empty", "replace", "append"]
 """``empty``: the target must hold none of the console's rows; ``replace`` (``--force``): they
 are deleted first; ``append``: the copy is merged into them."""
+
+PauseReader = Callable[[Path], SavedPause | None]
+"""Reads the operator's pause saved in a data directory
+(:func:`~wanderer_console.delivery.hold.read_saved_pause`, which the store may not import)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +117,7 @@ NOT_COPIED: Final[dict[str, str]] = {
     "instances": "the registry of running instances: the engines on the target register themselves",
     "leases": "which running instance works which map: the engines on the target take them",
     "delivery_pause": "the pause of every engine on a shared database: a SQLite engine keeps its"
-    " pause in its data directory instead, so this table is empty there",
+    " pause in its data directory instead (carried into this table: see pause in this report)",
 }
 """Tables of a SQLite store that are deliberately left behind, and why."""
 
@@ -196,6 +212,9 @@ class _Run:
     outbox_source: dict[str, int] = field(default_factory=dict)
     outbox_target: dict[str, int] = field(default_factory=dict)
     left_behind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pause: dict[str, Any] = field(
+        default_factory=lambda: {"carried": False, "data_dir": None, "target": None}
+    )
 
 
 def _pg_connect(url: DatabaseUrl) -> psycopg.Connection[Any]:
@@ -382,6 +401,7 @@ def _report(
         "tables": {name: copied.as_json() for name, copied in run.tables.items()},
         "outbox": {"source": run.outbox_source, "target": run.outbox_target},
         "not_copied": run.left_behind,
+        "pause": run.pause,
         "verified": verified,
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -391,10 +411,12 @@ def migrate_data_dir(
     data_dir: Path,
     url: DatabaseUrl,
     *,
+    saved_pause: PauseReader,
     mode: Mode = "empty",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Copy ``data_dir``'s SQLite store into the PostgreSQL database at ``url``; return the
+    """Copy ``data_dir``'s SQLite store into the PostgreSQL database at ``url``, and the pause
+    ``saved_pause`` reads there (under the directory's lock) into the cluster's; return the
     report (JSON-ready; the URL in it is masked).
 
     Raises :class:`DataDirBusyError` while an engine holds ``data_dir``,
@@ -417,6 +439,7 @@ def migrate_data_dir(
     run = _Run(mode)
     with _locked(data_dir):
         src = open_database(path)  # integrity checked, schema migrated (we hold the lock)
+        pause = saved_pause(data_dir)
         try:
             dst = _pg_connect(url)
             try:
@@ -440,7 +463,7 @@ def migrate_data_dir(
                                 src.execute(f"SELECT COUNT(*) FROM {_q(name)}").fetchone()[0]
                             )
                             run.left_behind[name] = {"rows": rows, "why": why}
-                    _copy_all(src, dst, url, run, say)
+                    _copy_all(src, dst, url, run, say, pause=(pause, _origin(data_dir)))
                 finally:
                     src.execute("ROLLBACK")
             except psycopg.Error as exc:
@@ -460,8 +483,11 @@ def _copy_all(
     url: DatabaseUrl,
     run: _Run,
     say: Callable[[str], None],
+    *,
+    pause: tuple[SavedPause | None, str],
 ) -> None:
-    """Every table in one target transaction, verified before it commits.
+    """Every table, and the data directory's pause (``pause``: it, and where it comes from),
+    in one target transaction, verified before it commits.
 
     The target's registry is read again last: an engine that started on it during the copy
     (which can take minutes) would go on without the copied rows and deliver alongside them,
@@ -488,6 +514,7 @@ def _copy_all(
         run.outbox_target = _outbox_by_status(
             dst.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         )
+        _carry_pause(dst, *pause, run, say)
         alive = _alive_instances(dst)
         if alive:
             raise TargetInUseError(url, alive)
@@ -500,6 +527,98 @@ def _copy_all(
                 " was. Run it again; if it fails again, report it with this output.",
                 report={"tables": {n: c.as_json() for n, c in run.tables.items()}},
             )
+
+
+def _origin(data_dir: Path) -> str:
+    """The ``paused_on`` of a pause the copy carried: not an engine, the copy and its source."""
+    return f"db migrate-to from {socket.gethostname()}:{data_dir}"
+
+
+def _target_pause(dst: psycopg.Connection[Any]) -> ClusterPause | None:
+    row = dst.execute(
+        "SELECT paused_by, paused_at, paused_on FROM delivery_pause WHERE scope = %s",
+        (PAUSE_SCOPE,),
+    ).fetchone()
+    return None if row is None else ClusterPause(str(row[0]), float(row[1]), str(row[2]))
+
+
+def _carry_pause(
+    dst: psycopg.Connection[Any],
+    saved: SavedPause | None,
+    origin: str,
+    run: _Run,
+    say: Callable[[str], None],
+) -> None:
+    """The data directory's pause becomes the cluster's, unless the database is paused already
+    (its pause is kept: who paused first and when). Never lifted: a pause is an operator's
+    decision, ``--force`` included. No NOTIFY: no engine runs on the target (checked)."""
+    kept = _target_pause(dst)
+    if saved is not None:
+        run.pause["data_dir"] = {
+            "paused_by": redact(saved.actor),
+            "paused_at": saved.since or None,
+            "damaged": saved.damaged,
+        }
+    if saved is not None and kept is None:
+        dst.execute(
+            "INSERT INTO delivery_pause (scope, paused_by, paused_at, paused_on)"
+            " VALUES (%s, %s, %s, %s)",
+            (PAUSE_SCOPE, saved.actor, saved.since, origin),
+        )
+        run.pause["carried"] = True
+    found = _target_pause(dst)
+    if saved is not None and found is None:
+        raise MigrationFailedError(
+            "the data directory's pause did not verify in the target: rolled back, the target"
+            " is as it was. Run it again; if it fails again, report it with this output."
+        )
+    if found is not None:
+        run.pause["target"] = {
+            "paused_by": redact(found.actor),
+            "paused_at": found.since or None,
+            "paused_on": redact(found.instance),
+        }
+    _say_pause(saved, kept, found, say)
+
+
+def _say_pause(
+    saved: SavedPause | None,
+    kept: ClusterPause | None,
+    found: ClusterPause | None,
+    say: Callable[[str], None],
+) -> None:
+    """One progress line on the pause, when there is one: an operator must not miss that the
+    engines will start paused, nor why."""
+    if found is None:
+        return
+    if kept is not None:
+        line = f"the database was already paused ({_by(kept)}): its pause is kept"
+        if saved is not None:
+            line += f"; the data directory's (by {redact(saved.actor)}) is not applied"
+    elif saved is not None and saved.damaged:
+        line = (
+            "delivery paused on every engine of the database, carried from the data directory,"
+            f" whose pause file {redact(saved.damaged)}: an engine treats it as a pause (who and"
+            " when unknown), and so does the copy. Check who paused before resuming"
+        )
+    else:
+        line = (
+            f"delivery paused on every engine of the database ({_by(found)}), carried from the"
+            " data directory: the engines start paused; resume when ready"
+        )
+    say(f"db migrate-to: {line}")
+
+
+def _by(pause: ClusterPause) -> str:
+    return f"by {redact(pause.actor)} {_since(pause.since) or 'since an unknown time'}"
+
+
+def _since(stamp: float) -> str:
+    """``since 2026-12-04 03:12:09 UTC``; a time no clock can show is unknown."""
+    try:
+        return time.strftime("since %Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 def _failed(url: DatabaseUrl, exc: BaseException) -> StorageError:

@@ -130,20 +130,30 @@ def clock_time(ts: float) -> str:
 
 def pause_origin(delivery: DeliveryView) -> str:
     """Who paused delivery, since when, and whether a restart keeps it (``by tui:alice@host
-    since 2026-12-04 03:12:09 UTC, kept across restarts``), as ``/ready`` says it; ``""`` when
-    delivery runs or the engine does not say. A date, not a time of day: a pause may be days
-    old, and an operator at night needs to know whether it is today's."""
+    since 2026-12-04 03:12:09 UTC, kept across restarts``), or that it is the cluster's (``...,
+    on every engine``), as ``/ready`` says it; ``""`` when delivery runs or the engine does not
+    say. A date, not a time of day: a pause may be days old, and an operator at night needs to
+    know whether it is today's."""
     if not delivery.paused:
         return ""
     who = f"by {delivery.paused_by}" if delivery.paused_by else ""
     when = delivery.paused_since
     since = time.strftime("since %Y-%m-%d %H:%M:%S UTC", time.gmtime(when)) if when else ""
-    kept = {
+    kept = _pause_scope(delivery)
+    return ", ".join(part for part in (" ".join(filter(None, (who, since))), kept) if part)
+
+
+def _pause_scope(delivery: DeliveryView) -> str:
+    """Where the pause holds and for how long. The cluster's is kept in the shared database
+    (a restart keeps it too): that it holds every engine, so a resume here resumes them all,
+    is what the operator needs, in as few words as the Delivery panel's width allows."""
+    if delivery.pause_cluster:
+        return "on every engine"
+    return {
         True: "kept across restarts",
         False: "not saved: ends at the next restart",
         None: "",
     }[delivery.pause_saved]
-    return ", ".join(part for part in (" ".join(filter(None, (who, since))), kept) if part)
 
 
 def pause_phrase(delivery: DeliveryView) -> str:

@@ -1,6 +1,7 @@
-"""The aiohttp transport under httpx (Discord's): the same answers as httpx's own transport, kept
-alive connections, and every failure saying whether the request may have been sent, so the
-outbox keeps telling "retry" from "uncertain" (real sockets on 127.0.0.1)."""
+"""The transports under httpx for the Discord client, aiohttp's and the console's lean HTTP/1.1
+one (Discord's): the same answers as httpx's own transport, kept alive connections, and every
+failure saying whether the request may have been sent, so the outbox keeps telling "retry" from
+"uncertain" (real sockets on 127.0.0.1). Each test runs over both."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.aio import AiohttpTransport, map_error
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.factory import build_client
+from wanderer_console.http.h1 import H1Transport
 from wanderer_console.http.middleware import network_transport
 from wanderer_console.http.settings import settings_for
 from wanderer_console.sim.discord import FakeDiscord, webhook_url
@@ -47,23 +49,43 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + (await reader.readexactly(length) if length else b"")
 
 
-def _discord_client(**overrides: object) -> HttpClient:
-    settings = settings_for("discord").model_copy(update={"retry_attempts": 1, **overrides})
+KINDS = ("aiohttp", "h1")
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """The transport under test: ``aiohttp`` or ``h1``."""
+    return str(request.param)
+
+
+def _transport(kind: str, **options: int) -> httpx.AsyncBaseTransport:
+    return AiohttpTransport(**options) if kind == "aiohttp" else H1Transport(**options)
+
+
+def _discord_client(kind: str, **overrides: object) -> HttpClient:
+    settings = settings_for("discord").model_copy(
+        update={"retry_attempts": 1, "transport": kind, **overrides}
+    )
     return build_client("discord", settings, metrics=Metrics())
 
 
-def test_discord_goes_through_aiohttp_and_the_other_services_through_httpcore() -> None:
+def test_discord_goes_through_h1_and_the_other_services_through_httpcore() -> None:
     discord = network_transport(settings_for("discord"))
-    assert isinstance(discord, AiohttpTransport)
+    assert isinstance(discord, H1Transport)
+    assert isinstance(
+        network_transport(settings_for("discord").model_copy(update={"transport": "aiohttp"})),
+        AiohttpTransport,
+    )
     assert settings_for("discord").keepalive_seconds == 30.0
     assert isinstance(network_transport(settings_for("esi")), httpx.AsyncHTTPTransport)
     assert isinstance(network_transport(settings_for("map")), httpx.AsyncHTTPTransport)
 
 
-async def test_a_webhook_post_is_confirmed_as_through_httpx_own_transport() -> None:
+async def test_a_webhook_post_is_confirmed_as_through_httpx_own_transport(kind: str) -> None:
     discord = FakeDiscord(webhook_limit=100)
     async with AppServer(discord.app) as server:
-        http = build_client("discord", metrics=Metrics())
+        settings = settings_for("discord").model_copy(update={"transport": kind})
+        http = build_client("discord", settings, metrics=Metrics())
         sender = DiscordSender(http, api_url=f"{server.url}/api/v10", user_agent="test")
         target = Target(TargetKind.WEBHOOK, webhook_url(server.url, 1), "t")
         threaded = Target(TargetKind.WEBHOOK, webhook_url(server.url, 1) + "?thread_id=7", "t")
@@ -86,7 +108,7 @@ async def test_a_webhook_post_is_confirmed_as_through_httpx_own_transport() -> N
     assert discord.received[0].headers["user-agent"]
 
 
-async def test_connections_are_kept_alive_between_requests() -> None:
+async def test_connections_are_kept_alive_between_requests(kind: str) -> None:
     connections = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -102,7 +124,7 @@ async def test_connections_are_kept_alive_between_requests() -> None:
         writer.close()
 
     async with raw_server(handler) as url:
-        http = _discord_client()
+        http = _discord_client(kind)
         try:
             answers = [await http.post(f"{url}/x", json=BODY) for _ in range(3)]
         finally:
@@ -111,10 +133,10 @@ async def test_connections_are_kept_alive_between_requests() -> None:
     assert connections == 1
 
 
-async def test_a_refused_connection_was_not_sent_and_the_outbox_retries() -> None:
+async def test_a_refused_connection_was_not_sent_and_the_outbox_retries(kind: str) -> None:
     async with raw_server(lambda r, w: asyncio.sleep(0)) as url:
         pass  # closed: nothing listens there now
-    http = _discord_client()
+    http = _discord_client(kind)
     try:
         with pytest.raises(TransportError) as caught:
             await http.post(f"{url}/x", json=BODY)
@@ -127,13 +149,15 @@ async def test_a_refused_connection_was_not_sent_and_the_outbox_retries() -> Non
     assert result.outcome is Outcome.RETRY
 
 
-async def test_a_server_that_drops_the_connection_after_the_request_may_have_posted_it() -> None:
+async def test_a_server_that_drops_the_connection_after_the_request_may_have_posted_it(
+    kind: str,
+) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         writer.close()  # read it (and maybe posted it), then gone without an answer
 
     async with raw_server(handler) as url:
-        http = _discord_client()
+        http = _discord_client(kind)
         try:
             with pytest.raises(TransportError) as caught:
                 await http.post(f"{url}/x", json=BODY)
@@ -147,13 +171,13 @@ async def test_a_server_that_drops_the_connection_after_the_request_may_have_pos
     assert result.outcome is Outcome.UNCERTAIN  # re-sent only as the same message, counted
 
 
-async def test_no_answer_in_time_is_a_read_timeout_that_may_have_been_sent() -> None:
+async def test_no_answer_in_time_is_a_read_timeout_that_may_have_been_sent(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         await asyncio.sleep(5)
 
     async with raw_server(handler) as url:
-        http = _discord_client(timeout_seconds=0.3)
+        http = _discord_client(kind, timeout_seconds=0.3)
         try:
             with pytest.raises(TransportError) as caught:
                 await http.post(f"{url}/x", json=BODY)
@@ -163,7 +187,7 @@ async def test_no_answer_in_time_is_a_read_timeout_that_may_have_been_sent() -> 
     assert caught.value.maybe_sent
 
 
-async def test_waiting_for_a_free_connection_too_long_was_not_sent() -> None:
+async def test_waiting_for_a_free_connection_too_long_was_not_sent(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         await asyncio.sleep(5)
@@ -173,7 +197,7 @@ async def test_waiting_for_a_free_connection_too_long_was_not_sent() -> None:
             update={"retry_attempts": 1, "timeout_seconds": 0.3, "breaker_failures": 10}
         )
         http = build_client(
-            "discord", settings, metrics=Metrics(), transport=AiohttpTransport(max_connections=1)
+            "discord", settings, metrics=Metrics(), transport=_transport(kind, max_connections=1)
         )
         try:
             first = asyncio.create_task(http.post(f"{url}/a", json=BODY, timeout=3.0))
@@ -188,7 +212,7 @@ async def test_waiting_for_a_free_connection_too_long_was_not_sent() -> None:
     assert not caught.value.maybe_sent
 
 
-async def test_a_body_cut_short_is_a_read_error() -> None:
+async def test_a_body_cut_short_is_a_read_error(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
@@ -196,7 +220,7 @@ async def test_a_body_cut_short_is_a_read_error() -> None:
         writer.close()
 
     async with raw_server(handler) as url:
-        http = _discord_client()
+        http = _discord_client(kind)
         try:
             with pytest.raises(TransportError) as caught:
                 await http.post(f"{url}/x", json=BODY)
@@ -206,13 +230,17 @@ async def test_a_body_cut_short_is_a_read_error() -> None:
     assert caught.value.maybe_sent
 
 
-async def test_a_streamed_request_body_is_sent_chunked() -> None:
+async def test_a_streamed_request_body_is_sent_whole(kind: str) -> None:
+    """aiohttp frames a streamed body (chunked); the lean transport reads it whole first and
+    sends it with its length. Either way the server gets all of it."""
     received: list[bytes] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        body = await reader.readuntil(b"0\r\n\r\n")
-        received.append(head + body)
+        if kind == "aiohttp":
+            head = await reader.readuntil(b"\r\n\r\n")
+            received.append(head + await reader.readuntil(b"0\r\n\r\n"))
+        else:
+            received.append(await _read_request(reader))
         writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
         await writer.drain()
         writer.close()
@@ -221,15 +249,13 @@ async def test_a_streamed_request_body_is_sent_chunked() -> None:
         yield b"one,"
         yield b"two"
 
-    async with raw_server(handler) as url:
-        transport = AiohttpTransport()
-        async with httpx.AsyncClient(transport=transport) as client:
-            response = await client.post(f"{url}/upload", content=parts())
+    async with raw_server(handler) as url, httpx.AsyncClient(transport=_transport(kind)) as client:
+        response = await client.post(f"{url}/upload", content=parts())
     assert response.status_code == 201
     assert response.reason_phrase == "Created"
-    assert b"transfer-encoding: chunked" in received[0].lower()
-    assert b"one," in received[0]
-    assert b"two" in received[0]
+    framing = b"transfer-encoding: chunked" if kind == "aiohttp" else b"content-length: 7\r\n"
+    assert framing in received[0].lower()
+    assert received[0].endswith(b"one,two") if kind == "h1" else b"two" in received[0]
 
 
 def test_every_aiohttp_failure_maps_to_what_it_says_about_the_request() -> None:
@@ -250,7 +276,7 @@ def test_every_aiohttp_failure_maps_to_what_it_says_about_the_request() -> None:
     assert str(map_error(aiohttp.ServerDisconnectedError()))  # a message even without one
 
 
-async def test_closing_an_unused_transport_is_harmless() -> None:
-    transport = AiohttpTransport()
+async def test_closing_an_unused_transport_is_harmless(kind: str) -> None:
+    transport = _transport(kind)
     await transport.aclose()
     await transport.aclose()

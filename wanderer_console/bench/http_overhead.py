@@ -6,10 +6,10 @@ full chain (rate limit set high enough never to wait), all in the same run, inte
 so drift affects each alike.
 
 Then (d) N webhook posts of a Discord-sized kill embed as :class:`DiscordSender` makes them: the
-Discord client's chain and its aiohttp transport, against a canned HTTP/1.1 responder on
-127.0.0.1 in the same loop (a few microseconds per answer, so the figures are the client's):
-``discord_post_median_us`` (wall time per post) and ``discord_post_cpu_us`` (process CPU per
-post, the responder included). Prints one JSON object.
+Discord client's chain and its transport (:mod:`~wanderer_console.http.h1`), against a canned
+HTTP/1.1 responder on 127.0.0.1 in the same loop (a few microseconds per answer, so the figures
+are the client's): ``discord_post_median_us`` (wall time per post) and ``discord_post_cpu_us``
+(process CPU per post, the responder included). Prints one JSON object.
 
 Run: ``python -m wanderer_console.bench.http_overhead [--quick] [-n N]``
 """

@@ -855,7 +855,7 @@ IMPORT_LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         "+ the HTTP server and the metrics",
         ("uvicorn", "starlette.applications", "prometheus_client", "orjson"),
     ),
-    ("+ aiohttp (the Discord post's transport)", ("aiohttp",)),
+    ("+ httptools (the Discord post's answers, the server's requests)", ("httptools",)),
     ("+ the engine's own code", ("wanderer_console.runtime", "wanderer_console.cli")),
 )
 """What a headless console's process is made of before it runs: each layer imported on top of

@@ -139,7 +139,7 @@ class TelemetryTransport(Wrapper):
             except httpx.ResponseNotRead:  # streamed: counted as it is read
                 if isinstance(response.stream, httpx.AsyncByteStream):
                     response.stream = _CountingStream(response.stream, self._bytes_in.inc)
-            else:  # read whole by the transport (aiohttp's)
+            else:  # read whole by the transport (h1's, aiohttp's)
                 if received:
                     self._bytes_in.inc(received)
             return response
@@ -256,6 +256,12 @@ def _fit_deadline(request: httpx.Request) -> None:
 def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport:
     """The pooled network transport at the bottom of a service's chain, HTTP/1.1 connections
     kept alive per host for ``keepalive_seconds`` (at most ``max_connections``)."""
+    if settings.transport == "h1":
+        from wanderer_console.http.h1 import H1Transport
+
+        return H1Transport(
+            max_connections=settings.max_connections, keepalive_seconds=settings.keepalive_seconds
+        )
     if settings.transport == "aiohttp":
         from wanderer_console.http.aio import AiohttpTransport
 

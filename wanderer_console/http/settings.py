@@ -17,10 +17,11 @@ class HttpServiceSettings(BaseModel):
 
     timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-attempt timeout (connect, read, write, pool)."""
-    transport: Literal["httpcore", "aiohttp"] = "httpcore"
-    """What moves the bytes under the chain: httpx's own transport, or aiohttp's HTTP/1.1
-    connection pool (:mod:`~wanderer_console.http.aio`: about half the CPU per request; the
-    client's API is httpx either way)."""
+    transport: Literal["httpcore", "aiohttp", "h1"] = "httpcore"
+    """What moves the bytes under the chain: httpx's own transport, aiohttp's HTTP/1.1
+    connection pool (:mod:`~wanderer_console.http.aio`: about half the CPU per request), or the
+    console's lean HTTP/1.1 pool for requests with bytes bodies and small answers
+    (:mod:`~wanderer_console.http.h1`: about a quarter); the client's API is httpx each way."""
     max_connections: int = Field(default=100, ge=1)
     """Open connections at most (httpx's own default). A map stream holds one for its life, so
     the map client needs one per map plus room for REST calls."""
@@ -89,9 +90,9 @@ DEFAULT_SERVICE_SETTINGS: Final[dict[str, HttpServiceSettings]] = {
     # chain unless marked idempotent (the outbox dispatcher owns delivery retries).
     "discord": HttpServiceSettings(
         timeout_seconds=10.0,
-        # One request per delivered message: the cheaper transport, and a connection kept
+        # One request per delivered message: the cheapest transport, and a connection kept
         # for a while between notifications (no new TCP and TLS handshake for each one).
-        transport="aiohttp",
+        transport="h1",
         keepalive_seconds=30.0,
         retry_attempts=3,
         retry_max_seconds=30.0,

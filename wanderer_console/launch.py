@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from wanderer_console.command import EXIT_INVALID, EXIT_OK
+from wanderer_console.command import EXIT_INVALID, EXIT_OK, one_line
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.gcpolicy import SurvivorFreezer, freeze_startup_objects
 from wanderer_console.runtime import Runtime
-from wanderer_console.telemetry.logging import configure_logging, redact
+from wanderer_console.telemetry.logging import configure_logging, redact, redacted
 
 __all__ = ["demo_settings", "run_console", "run_demo"]
 
@@ -164,36 +164,87 @@ async def _console_on(runtime: Runtime, stop: asyncio.Event) -> int:
     """Start ``runtime`` and run the console on its :class:`LocalBackend` until quit or ``stop``.
 
     While the console owns the terminal, engine log lines go only to the engine's log ring (the
-    activity panel and attached consoles read it), not to stdout. Once it has gone, the engine
-    still stops (the caller stops it): its warnings reach the shell as readable lines
-    (:class:`_AfterTheConsole`), not as the JSON lines ``--no-ui`` writes for a log collector.
+    activity panel and attached consoles read it), not to stdout. The start's lines are also
+    held (:class:`_HeldLines`): a start that fails never shows that panel, so they are said on
+    stderr as ``--no-ui`` would say them, readable, before the failure's reason. Once the
+    console has gone, the engine still stops (the caller stops it): its warnings reach the shell
+    as readable lines (:class:`_ReadableLines`), not as the JSON lines ``--no-ui`` writes for a
+    log collector; after a failed start, every line it says, as the start's.
     """
     from wanderer_console.ui.app import run_app
 
     engine_log = logging.getLogger("wanderer_console")
-    engine_log.handlers[:] = []
+    held = _HeldLines()
+    engine_log.handlers[:] = [held]
     runtime.console.install_log_ring()
+    after = _ReadableLines(logging.WARNING)
     try:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            after = _ReadableLines(logging.NOTSET)
+            held.say_on(after)
+            raise
+        finally:
+            engine_log.removeHandler(held)
         return await run_app(runtime.console, stop)
     finally:
         stop.set()
-        engine_log.handlers[:] = [*engine_log.handlers, _AfterTheConsole()]
+        engine_log.handlers[:] = [*engine_log.handlers, after]
 
 
-class _AfterTheConsole(logging.StreamHandler):  # type: ignore[type-arg]
-    """The engine's warnings and errors after the operator quit the console, one readable line
-    each on stderr (``wanderer-console: warning: ...``), masked. Its info lines (``wanderer
-    console stopped``) were for the activity panel: printed after the quit, a raw JSON log line
-    was the last thing on the operator's shell."""
+class _HeldLines(logging.Handler):
+    """The engine's lines while its start runs under the console UI, kept to be said if the
+    start fails (the log ring alone is read only by the console that never shows)."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep ``record`` for :meth:`say_on`."""
+        self.records.append(record)
+
+    def say_on(self, handler: logging.Handler) -> None:
+        """Hand every line held so far to ``handler``, in order."""
+        for record in self.records:
+            handler.handle(record)
+        self.records.clear()
+
+
+class _ReadableLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The engine's lines on stderr once the console UI has gone (or never showed), one readable
+    masked line each: ``wanderer-console: warning: message (key=value, ...)``.
+
+    After the operator quit the console only warnings and errors are said (``level``): its info
+    lines (``wanderer console stopped``) were for the activity panel, and printed after the quit
+    a raw JSON log line was the last thing on the operator's shell. After a failed start, every
+    line is, as ``--no-ui`` would say them."""
+
+    def __init__(self, level: int) -> None:
         super().__init__(sys.stderr)
-        self.setLevel(logging.WARNING)
+        self.setLevel(level)
 
     def format(self, record: logging.LogRecord) -> str:
-        """``wanderer-console: LEVEL: message``, its secrets masked."""
-        return redact(f"wanderer-console: {record.levelname.lower()}: {record.getMessage()}")
+        """``wanderer-console: LEVEL: message (context)``, on one line, its secrets masked."""
+        text = f"wanderer-console: {record.levelname.lower()}: {record.getMessage()}"
+        context = _context_of(record)
+        if context:
+            text += f" ({', '.join(f'{key}={value}' for key, value in context.items())})"
+        return one_line(text)
+
+
+def _context_of(record: logging.LogRecord) -> dict[str, str]:
+    """A record's context (``extra={"ctx": ...}``) and its exception, as text, masked."""
+    ctx = getattr(record, "ctx", None)
+    out = {
+        str(key): value if isinstance(value, str) else json.dumps(value, default=str)
+        for key, value in (redacted(ctx) if isinstance(ctx, dict) else {}).items()
+    }
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        out["error"] = redact(f"{type(error).__name__}: {error}")
+    return out
 
 
 def run_console(

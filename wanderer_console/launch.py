@@ -276,9 +276,11 @@ def run_console(
                     return await _run_tui(runtime, stop, hangup, nothing_more)
                 finally:
                     await runtime.stop()
-            await runtime.start()
-            freeze_startup_objects()
             try:
+                # Inside: a start that fails half way stops what it had begun (its workers, the
+                # store, the lock) as any stop does, not by the loop's cancellation at exit.
+                await runtime.start()
+                freeze_startup_objects()
                 await stop.wait()
             finally:
                 await runtime.stop()

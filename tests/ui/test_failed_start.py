@@ -176,3 +176,23 @@ def test_a_failed_demo_start_under_the_console_ui_says_its_lines_on_stderr(
     assert paused, captured.err
     assert paused[0].startswith("wanderer-console: warning: "), captured.err
     _assert_masked_and_readable(captured.err + captured.out)
+
+
+@pytest.mark.usefixtures("engine_logging")
+def test_a_failed_headless_start_still_stops_the_engine(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--no-ui``: what the start had begun is stopped as at any stop (its workers, the store,
+    the data directory's lock), not left to the event loop's cancellation at exit."""
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setattr(SqlStore, "load_cache_entries", _store_gone)
+
+    code = cli.main(["--no-ui", "--config", str(_config(tmp_path)), "--data-dir", str(data)])
+
+    captured = capfd.readouterr()
+    logged = captured.out + captured.err  # the JSON log is the process's output stream
+    assert code != 0
+    events = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "wanderer console stopped" for e in events), logged
+    assert SECRET_TOKEN not in logged, logged

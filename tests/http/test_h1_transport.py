@@ -107,6 +107,7 @@ async def test_an_answer_ending_with_the_connection_is_read_to_its_end_and_not_r
         first = await _post(transport, f"{url}/x")
         second = await _post(transport, f"{url}/x")
     assert first.content == second.content == b"all of it"
+    assert first.status_code == second.status_code == 200
     assert server.connections == 2
 
 
@@ -236,3 +237,23 @@ async def test_tls_with_a_trusted_certificate_and_refused_with_an_unknown_one() 
 async def test_a_url_it_cannot_send_to_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         await _post(H1Transport(), "ftp://127.0.0.1/x")
+
+
+async def test_a_second_answer_in_the_same_write_is_not_mixed_into_the_first() -> None:
+    """A server that answers twice to one request (pipelining garbage): the first answer is
+    handed up as it came, and the connection, out of step, is not used again."""
+    two = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-first: 1\r\n\r\nok"
+        b"HTTP/1.1 201 Created\r\ncontent-length: 3\r\nx-second: 2\r\n\r\nbad"
+    )
+    async with serving(lambda n: two) as (server, url):
+        transport = H1Transport()
+        client = httpx.AsyncClient(transport=transport)
+        try:
+            answers = [await client.post(f"{url}/x", json={}) for _ in range(2)]
+        finally:
+            await client.aclose()
+    for answer in answers:
+        assert (answer.status_code, answer.reason_phrase, answer.content) == (200, "OK", b"ok")
+        assert answer.headers.raw == [(b"content-length", b"2"), (b"x-first", b"1")]
+    assert server.connections == 2

@@ -79,6 +79,7 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._reason = b""
+        self._status = 0
         self._complete = False
         self._keep_alive = False
         self._until_close = False  # the answer's body ends when the server closes
@@ -111,6 +112,10 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer to one request: keep the first, drop the link
+            raise _OutOfStep
+
     def on_status(self, status: bytes) -> None:
         self._reason += status
 
@@ -118,7 +123,8 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        # Kept: bytes after this answer would be parsed as the next one's.
+        self._status = status = self._parser.get_status_code()
         if status < 200 or status in _NO_BODY:
             return
         names = {name.lower() for name, _ in self._headers}
@@ -144,15 +150,14 @@ class _Connection(asyncio.Protocol):
         """Write one request; the future ends when its answer is whole (or the link is lost)."""
         assert self.transport is not None
         self._waiter = waiter = loop.create_future()
-        self._headers, self._body, self._size, self._reason = [], [], 0, b""
+        self._headers, self._body, self._size, self._reason, self._status = [], [], 0, b"", 0
         self._complete, self._keep_alive, self._until_close = False, False, False
         self.transport.write(data)
         return waiter
 
     def answer(self) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
         """Status, reason phrase, raw headers and body of the answer just read."""
-        status = self._parser.get_status_code()
-        return status, self._reason, self._headers, b"".join(self._body)
+        return self._status, self._reason, self._headers, b"".join(self._body)
 
     @property
     def reusable(self) -> bool:
@@ -191,6 +196,10 @@ class _TimedOut(Exception):
 
 class _TooLarge(Exception):
     """Raised from a parser callback: the answer is over :data:`MAX_RESPONSE`."""
+
+
+class _OutOfStep(Exception):
+    """Raised from a parser callback: more than one answer to one request."""
 
 
 class H1Transport(httpx.AsyncBaseTransport):

@@ -6,6 +6,7 @@ connection the server closed while idle, a cancelled request, TLS, and the pool'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.support import wait_for
 from wanderer_console.http import h1
 from wanderer_console.http.h1 import H1Transport
 
@@ -257,3 +259,50 @@ async def test_a_second_answer_in_the_same_write_is_not_mixed_into_the_first() -
         assert (answer.status_code, answer.reason_phrase, answer.content) == (200, "OK", b"ok")
         assert answer.headers.raw == [(b"content-length", b"2"), (b"x-first", b"1")]
     assert server.connections == 2
+
+
+async def test_a_waiter_cancelled_as_the_pool_wakes_it_passes_the_room_on() -> None:
+    """One connection, two requests waiting for it: the first woken is cancelled before it
+    runs (its caller gave up in the same turn); the second must get the connection, not wait
+    for ever (no pool timeout) or until its pool timeout says "not sent" with room free."""
+    answer_now = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await _read_request(reader)
+                await answer_now.wait()
+                writer.write(OK)
+                await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    untimed = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"))}
+    transport = H1Transport(max_connections=1)
+
+    async def post() -> httpx.Response:
+        request = httpx.Request("POST", url, content=b"{}", extensions=untimed)
+        return await transport.handle_async_request(request)
+
+    async def holder() -> httpx.Response:
+        response = await post()
+        woken.cancel()  # in the turn the pool woke it
+        return response
+
+    try:
+        held = asyncio.create_task(holder())
+        await wait_for(lambda: transport._open == 1)
+        woken = asyncio.create_task(post())
+        await wait_for(lambda: len(transport._slots) == 1)
+        next_in_line = asyncio.create_task(post())
+        await wait_for(lambda: len(transport._slots) == 2)
+        answer_now.set()
+        assert (await held).content == b"ok"
+        with pytest.raises(asyncio.CancelledError):
+            await woken
+        answer = await asyncio.wait_for(next_in_line, 5)
+    finally:
+        await transport.aclose()
+        listener.close()
+    assert answer.content == b"ok"

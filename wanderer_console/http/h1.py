@@ -343,11 +343,19 @@ class H1Transport(httpx.AsyncBaseTransport):
         return False
 
     async def _room(self) -> None:
-        """Wait until a connection is released or closed."""
+        """Wait until a connection is released or closed.
+
+        A waiter woken but cancelled (or timed out) before it ran passes the wake to the next
+        in line: each release wakes one, so a wake dropped leaves the room unused and the
+        others waiting for it."""
         slot = asyncio.get_running_loop().create_future()
         self._slots.append(slot)
         try:
             await slot
+        except BaseException:
+            if slot.done() and not slot.cancelled():
+                self._wake_one()
+            raise
         finally:
             with contextlib.suppress(ValueError):
                 self._slots.remove(slot)

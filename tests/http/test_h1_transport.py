@@ -306,3 +306,12 @@ async def test_a_waiter_cancelled_as_the_pool_wakes_it_passes_the_room_on() -> N
         await transport.aclose()
         listener.close()
     assert answer.content == b"ok"
+
+
+async def test_headers_count_towards_the_answer_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h1, "MAX_RESPONSE", 64)
+    headers = b"".join(b"x-filler-%d: %s\r\n" % (n, b"v" * 20) for n in range(50))
+    big = b"HTTP/1.1 200 OK\r\n" + headers + b"content-length: 2\r\n\r\nok"
+    async with serving(lambda n: big) as (_server, url):
+        with pytest.raises(httpx.ReadError, match="over 64 bytes"):
+            await _post(H1Transport(), f"{url}/x")

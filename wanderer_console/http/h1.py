@@ -50,7 +50,8 @@ from wanderer_console.http.tls import shared_ssl_context
 __all__ = ["MAX_RESPONSE", "H1Transport"]
 
 MAX_RESPONSE: Final = 8 * 2**20
-"""Bytes of one answer read at most (Discord's are a few KiB): more is a ``ReadError``."""
+"""Bytes of one answer (reason, headers and body) read at most (Discord's are a few KiB): more
+is a ``ReadError``."""
 _PORTS: Final = {"http": 80, "https": 443}
 _NO_BODY: Final = frozenset({204, 304})
 _Key = tuple[str, str, int]
@@ -97,7 +98,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self._size > MAX_RESPONSE:  # raised in on_body, wrapped by the parser
+            if self._size > MAX_RESPONSE:  # raised by _count, wrapped by the parser
                 self._end(_Lost(f"answer over {MAX_RESPONSE} bytes", reset=True))
             else:
                 self._end(_Lost(f"not an HTTP/1.1 answer: {exc}", reset=False))
@@ -117,9 +118,11 @@ class _Connection(asyncio.Protocol):
             raise _OutOfStep
 
     def on_status(self, status: bytes) -> None:
+        self._count(len(status))
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -131,10 +134,14 @@ class _Connection(asyncio.Protocol):
         self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
+        self._count(len(body))
+        self._body.append(body)
+
+    def _count(self, size: int) -> None:
+        """Bound the answer, its head included (the parser sets no limit on headers)."""
+        self._size += size
         if self._size > MAX_RESPONSE:
             raise _TooLarge
-        self._body.append(body)
 
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:  # 100 Continue and the like: the answer follows

@@ -315,3 +315,19 @@ async def test_headers_count_towards_the_answer_limit(monkeypatch: pytest.Monkey
     async with serving(lambda n: big) as (_server, url):
         with pytest.raises(httpx.ReadError, match="over 64 bytes"):
             await _post(H1Transport(), f"{url}/x")
+
+
+async def test_the_answer_to_a_head_request_ends_with_its_headers() -> None:
+    """A HEAD answer says the length of a body it does not send: it is whole at its headers
+    (not a read timeout waiting for that body), and its connection is not used again."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n"
+    async with serving(lambda n: head) as (server, url):
+        transport = H1Transport()
+        client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5.0))
+        try:
+            answers = [await client.head(f"{url}/x") for _ in range(2)]
+        finally:
+            await client.aclose()
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"")] * 2
+    assert answers[0].headers["content-length"] == "20"
+    assert server.connections == 2

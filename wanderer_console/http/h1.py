@@ -84,6 +84,7 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._keep_alive = False
         self._until_close = False  # the answer's body ends when the server closes
+        self._head = False  # the answer has no body, whatever length it says
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -130,10 +131,15 @@ class _Connection(asyncio.Protocol):
         self._status = status = self._parser.get_status_code()
         if status < 200 or status in _NO_BODY:
             return
+        if self._head:  # the parser cannot be told; the link is not reused (out of step)
+            self._message_done()
+            return
         names = {name.lower() for name, _ in self._headers}
         self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:  # a body to a HEAD request
+            raise _OutOfStep
         self._count(len(body))
         self._body.append(body)
 
@@ -153,9 +159,13 @@ class _Connection(asyncio.Protocol):
 
     # -- the caller's side ------------------------------------------------------------------------
 
-    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        """Write one request; the future ends when its answer is whole (or the link is lost)."""
+    def send(
+        self, data: bytes, loop: asyncio.AbstractEventLoop, *, head: bool = False
+    ) -> asyncio.Future[None]:
+        """Write one request (``head``: a HEAD request); the future ends when its answer is
+        whole (or the link is lost)."""
         assert self.transport is not None
+        self._head = head
         self._waiter = waiter = loop.create_future()
         self._headers, self._body, self._size, self._reason, self._status = [], [], 0, b"", 0
         self._complete, self._keep_alive, self._until_close = False, False, False
@@ -238,7 +248,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         key = (url.scheme, url.host, port)
         conn = await self._acquire(key, timeout, request)
         loop = asyncio.get_running_loop()
-        answered = conn.send(data, loop)
+        answered = conn.send(data, loop, head=request.method == "HEAD")
         seconds = timeout.get("read")
         # A timer on the answer itself, not ``asyncio.timeout`` (its context and the task's
         # cancel and uncancel cost a tenth of the request here).

@@ -331,3 +331,40 @@ async def test_the_answer_to_a_head_request_ends_with_its_headers() -> None:
     assert [(a.status_code, a.content) for a in answers] == [(200, b"")] * 2
     assert answers[0].headers["content-length"] == "20"
     assert server.connections == 2
+
+
+async def test_a_kept_connection_closed_as_the_next_request_is_written_may_have_sent_it() -> None:
+    """The keep-alive race: the server closes right after an answer that says keep-alive, and
+    the next request goes out on that connection before its close is read. Nothing tells the
+    client whether the server read it: "may have been sent", as with aiohttp."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(OK)
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    try:
+        async with httpx.AsyncClient(transport=H1Transport()) as client:
+            await client.post(url, json={})
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                await client.post(url, json={})
+    finally:
+        listener.close()
+
+
+async def test_a_server_that_closes_during_the_tls_handshake_was_not_sent_to() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello's first byte, then gone
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    transport = H1Transport()
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await _post(transport, url)
+    finally:
+        listener.close()
+    assert transport._open == 0

@@ -6,6 +6,7 @@ connection the server closed while idle, a cancelled request, TLS, and the pool'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.support import wait_for
 from wanderer_console.http import h1
 from wanderer_console.http.h1 import H1Transport
 
@@ -107,6 +109,7 @@ async def test_an_answer_ending_with_the_connection_is_read_to_its_end_and_not_r
         first = await _post(transport, f"{url}/x")
         second = await _post(transport, f"{url}/x")
     assert first.content == second.content == b"all of it"
+    assert first.status_code == second.status_code == 200
     assert server.connections == 2
 
 
@@ -236,3 +239,132 @@ async def test_tls_with_a_trusted_certificate_and_refused_with_an_unknown_one() 
 async def test_a_url_it_cannot_send_to_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         await _post(H1Transport(), "ftp://127.0.0.1/x")
+
+
+async def test_a_second_answer_in_the_same_write_is_not_mixed_into_the_first() -> None:
+    """A server that answers twice to one request (pipelining garbage): the first answer is
+    handed up as it came, and the connection, out of step, is not used again."""
+    two = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-first: 1\r\n\r\nok"
+        b"HTTP/1.1 201 Created\r\ncontent-length: 3\r\nx-second: 2\r\n\r\nbad"
+    )
+    async with serving(lambda n: two) as (server, url):
+        transport = H1Transport()
+        client = httpx.AsyncClient(transport=transport)
+        try:
+            answers = [await client.post(f"{url}/x", json={}) for _ in range(2)]
+        finally:
+            await client.aclose()
+    for answer in answers:
+        assert (answer.status_code, answer.reason_phrase, answer.content) == (200, "OK", b"ok")
+        assert answer.headers.raw == [(b"content-length", b"2"), (b"x-first", b"1")]
+    assert server.connections == 2
+
+
+async def test_a_waiter_cancelled_as_the_pool_wakes_it_passes_the_room_on() -> None:
+    """One connection, two requests waiting for it: the first woken is cancelled before it
+    runs (its caller gave up in the same turn); the second must get the connection, not wait
+    for ever (no pool timeout) or until its pool timeout says "not sent" with room free."""
+    answer_now = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await _read_request(reader)
+                await answer_now.wait()
+                writer.write(OK)
+                await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    untimed = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"))}
+    transport = H1Transport(max_connections=1)
+
+    async def post() -> httpx.Response:
+        request = httpx.Request("POST", url, content=b"{}", extensions=untimed)
+        return await transport.handle_async_request(request)
+
+    async def holder() -> httpx.Response:
+        response = await post()
+        woken.cancel()  # in the turn the pool woke it
+        return response
+
+    try:
+        held = asyncio.create_task(holder())
+        await wait_for(lambda: transport._open == 1)
+        woken = asyncio.create_task(post())
+        await wait_for(lambda: len(transport._slots) == 1)
+        next_in_line = asyncio.create_task(post())
+        await wait_for(lambda: len(transport._slots) == 2)
+        answer_now.set()
+        assert (await held).content == b"ok"
+        with pytest.raises(asyncio.CancelledError):
+            await woken
+        answer = await asyncio.wait_for(next_in_line, 5)
+    finally:
+        await transport.aclose()
+        listener.close()
+    assert answer.content == b"ok"
+
+
+async def test_headers_count_towards_the_answer_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h1, "MAX_RESPONSE", 64)
+    headers = b"".join(b"x-filler-%d: %s\r\n" % (n, b"v" * 20) for n in range(50))
+    big = b"HTTP/1.1 200 OK\r\n" + headers + b"content-length: 2\r\n\r\nok"
+    async with serving(lambda n: big) as (_server, url):
+        with pytest.raises(httpx.ReadError, match="over 64 bytes"):
+            await _post(H1Transport(), f"{url}/x")
+
+
+async def test_the_answer_to_a_head_request_ends_with_its_headers() -> None:
+    """A HEAD answer says the length of a body it does not send: it is whole at its headers
+    (not a read timeout waiting for that body), and its connection is not used again."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n"
+    async with serving(lambda n: head) as (server, url):
+        transport = H1Transport()
+        client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5.0))
+        try:
+            answers = [await client.head(f"{url}/x") for _ in range(2)]
+        finally:
+            await client.aclose()
+    assert [(a.status_code, a.content) for a in answers] == [(200, b"")] * 2
+    assert answers[0].headers["content-length"] == "20"
+    assert server.connections == 2
+
+
+async def test_a_kept_connection_closed_as_the_next_request_is_written_may_have_sent_it() -> None:
+    """The keep-alive race: the server closes right after an answer that says keep-alive, and
+    the next request goes out on that connection before its close is read. Nothing tells the
+    client whether the server read it: "may have been sent", as with aiohttp."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(OK)
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    try:
+        async with httpx.AsyncClient(transport=H1Transport()) as client:
+            await client.post(url, json={})
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                await client.post(url, json={})
+    finally:
+        listener.close()
+
+
+async def test_a_server_that_closes_during_the_tls_handshake_was_not_sent_to() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello's first byte, then gone
+        writer.close()
+
+    listener = await asyncio.start_server(handler, "127.0.0.1", 0)
+    url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+    transport = H1Transport()
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await _post(transport, url)
+    finally:
+        listener.close()
+    assert transport._open == 0

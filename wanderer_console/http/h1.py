@@ -50,7 +50,8 @@ from wanderer_console.http.tls import shared_ssl_context
 __all__ = ["MAX_RESPONSE", "H1Transport"]
 
 MAX_RESPONSE: Final = 8 * 2**20
-"""Bytes of one answer read at most (Discord's are a few KiB): more is a ``ReadError``."""
+"""Bytes of one answer (reason, headers and body) read at most (Discord's are a few KiB): more
+is a ``ReadError``."""
 _PORTS: Final = {"http": 80, "https": 443}
 _NO_BODY: Final = frozenset({204, 304})
 _Key = tuple[str, str, int]
@@ -79,9 +80,11 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._reason = b""
+        self._status = 0
         self._complete = False
         self._keep_alive = False
         self._until_close = False  # the answer's body ends when the server closes
+        self._head = False  # the answer has no body, whatever length it says
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self._size > MAX_RESPONSE:  # raised in on_body, wrapped by the parser
+            if self._size > MAX_RESPONSE:  # raised by _count, wrapped by the parser
                 self._end(_Lost(f"answer over {MAX_RESPONSE} bytes", reset=True))
             else:
                 self._end(_Lost(f"not an HTTP/1.1 answer: {exc}", reset=False))
@@ -111,24 +114,40 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer to one request: keep the first, drop the link
+            raise _OutOfStep
+
     def on_status(self, status: bytes) -> None:
+        self._count(len(status))
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        # Kept: bytes after this answer would be parsed as the next one's.
+        self._status = status = self._parser.get_status_code()
         if status < 200 or status in _NO_BODY:
+            return
+        if self._head:  # the parser cannot be told; the link is not reused (out of step)
+            self._message_done()
             return
         names = {name.lower() for name, _ in self._headers}
         self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
-        self._size += len(body)
+        if self._complete:  # a body to a HEAD request
+            raise _OutOfStep
+        self._count(len(body))
+        self._body.append(body)
+
+    def _count(self, size: int) -> None:
+        """Bound the answer, its head included (the parser sets no limit on headers)."""
+        self._size += size
         if self._size > MAX_RESPONSE:
             raise _TooLarge
-        self._body.append(body)
 
     def on_message_complete(self) -> None:
         if self._parser.get_status_code() < 200:  # 100 Continue and the like: the answer follows
@@ -140,19 +159,22 @@ class _Connection(asyncio.Protocol):
 
     # -- the caller's side ------------------------------------------------------------------------
 
-    def send(self, data: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        """Write one request; the future ends when its answer is whole (or the link is lost)."""
+    def send(
+        self, data: bytes, loop: asyncio.AbstractEventLoop, *, head: bool = False
+    ) -> asyncio.Future[None]:
+        """Write one request (``head``: a HEAD request); the future ends when its answer is
+        whole (or the link is lost)."""
         assert self.transport is not None
+        self._head = head
         self._waiter = waiter = loop.create_future()
-        self._headers, self._body, self._size, self._reason = [], [], 0, b""
+        self._headers, self._body, self._size, self._reason, self._status = [], [], 0, b"", 0
         self._complete, self._keep_alive, self._until_close = False, False, False
         self.transport.write(data)
         return waiter
 
     def answer(self) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
         """Status, reason phrase, raw headers and body of the answer just read."""
-        status = self._parser.get_status_code()
-        return status, self._reason, self._headers, b"".join(self._body)
+        return self._status, self._reason, self._headers, b"".join(self._body)
 
     @property
     def reusable(self) -> bool:
@@ -193,6 +215,10 @@ class _TooLarge(Exception):
     """Raised from a parser callback: the answer is over :data:`MAX_RESPONSE`."""
 
 
+class _OutOfStep(Exception):
+    """Raised from a parser callback: more than one answer to one request."""
+
+
 class H1Transport(httpx.AsyncBaseTransport):
     """HTTP/1.1 over pooled asyncio connections (see the module docstring)."""
 
@@ -222,7 +248,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         key = (url.scheme, url.host, port)
         conn = await self._acquire(key, timeout, request)
         loop = asyncio.get_running_loop()
-        answered = conn.send(data, loop)
+        answered = conn.send(data, loop, head=request.method == "HEAD")
         seconds = timeout.get("read")
         # A timer on the answer itself, not ``asyncio.timeout`` (its context and the task's
         # cancel and uncancel cost a tenth of the request here).
@@ -334,11 +360,19 @@ class H1Transport(httpx.AsyncBaseTransport):
         return False
 
     async def _room(self) -> None:
-        """Wait until a connection is released or closed."""
+        """Wait until a connection is released or closed.
+
+        A waiter woken but cancelled (or timed out) before it ran passes the wake to the next
+        in line: each release wakes one, so a wake dropped leaves the room unused and the
+        others waiting for it."""
         slot = asyncio.get_running_loop().create_future()
         self._slots.append(slot)
         try:
             await slot
+        except BaseException:
+            if slot.done() and not slot.cancelled():
+                self._wake_one()
+            raise
         finally:
             with contextlib.suppress(ValueError):
                 self._slots.remove(slot)

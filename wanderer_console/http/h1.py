@@ -346,7 +346,9 @@ class H1Transport(httpx.AsyncBaseTransport):
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self._keepalive:
+            # Closing: the server's end of stream is read, its loss not yet handled.
+            closing = conn.transport is None or conn.transport.is_closing()
+            if not (conn.closed or closing) and now - conn.idle_since < self._keepalive:
                 return conn
             self._discard(conn)
         return None

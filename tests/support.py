@@ -29,6 +29,7 @@ __all__ = [
     "end_process",
     "fill_disk",
     "headless_config",
+    "read_http_request",
     "read_only_preexec",
     "serve_headless",
     "small_disk",
@@ -241,3 +242,15 @@ def json_refusal(out: str, err: str, command: str) -> dict[str, Any]:
     assert isinstance(answer["exit_code"], int), answer
     assert answer["exit_code"] > 0, answer
     return answer
+
+
+async def read_http_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request off ``reader`` (head and ``Content-Length`` body), for the raw
+    asyncio servers that answer the HTTP clients' tests (raises ``IncompleteReadError`` at the
+    connection's end)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + (await reader.readexactly(length) if length else b"")

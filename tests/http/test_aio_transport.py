@@ -13,6 +13,7 @@ import aiohttp
 import httpx
 import pytest
 
+from tests.support import read_http_request
 from wanderer_console.delivery.discord import DiscordSender, Outcome
 from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.aio import AiohttpTransport, map_error
@@ -38,15 +39,6 @@ async def raw_server(handler: Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.close()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 KINDS = ("aiohttp", "h1")
@@ -116,7 +108,7 @@ async def test_connections_are_kept_alive_between_requests(kind: str) -> None:
         connections += 1
         while True:
             try:
-                await _read_request(reader)
+                await read_http_request(reader)
             except asyncio.IncompleteReadError:
                 break
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -153,7 +145,7 @@ async def test_a_server_that_drops_the_connection_after_the_request_may_have_pos
     kind: str,
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         writer.close()  # read it (and maybe posted it), then gone without an answer
 
     async with raw_server(handler) as url:
@@ -173,7 +165,7 @@ async def test_a_server_that_drops_the_connection_after_the_request_may_have_pos
 
 async def test_no_answer_in_time_is_a_read_timeout_that_may_have_been_sent(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         await asyncio.sleep(5)
 
     async with raw_server(handler) as url:
@@ -189,7 +181,7 @@ async def test_no_answer_in_time_is_a_read_timeout_that_may_have_been_sent(kind:
 
 async def test_waiting_for_a_free_connection_too_long_was_not_sent(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         await asyncio.sleep(5)
 
     async with raw_server(handler) as url:
@@ -214,7 +206,7 @@ async def test_waiting_for_a_free_connection_too_long_was_not_sent(kind: str) ->
 
 async def test_a_body_cut_short_is_a_read_error(kind: str) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
         await writer.drain()
         writer.close()
@@ -240,7 +232,7 @@ async def test_a_streamed_request_body_is_sent_whole(kind: str) -> None:
             head = await reader.readuntil(b"\r\n\r\n")
             received.append(head + await reader.readuntil(b"0\r\n\r\n"))
         else:
-            received.append(await _read_request(reader))
+            received.append(await read_http_request(reader))
         writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
         await writer.drain()
         writer.close()

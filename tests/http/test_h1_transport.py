@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.support import wait_for
+from tests.support import read_http_request, wait_for
 from wanderer_console.http import h1
 from wanderer_console.http.h1 import H1Transport
 
@@ -41,7 +41,7 @@ class Server:
         try:
             while True:
                 try:
-                    request = await _read_request(reader)
+                    request = await read_http_request(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     self.ended.set()
                     return
@@ -57,15 +57,6 @@ class Server:
             writer.close()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
-
-
 @asynccontextmanager
 async def serving(
     answers: Callable[[int], bytes | None], tls: ssl.SSLContext | None = None
@@ -79,6 +70,12 @@ async def serving(
         listener.close()
 
 
+async def _post_twice(url: str) -> list[httpx.Response]:
+    """Two posts to ``url``, one after the other, through one client and transport."""
+    async with httpx.AsyncClient(transport=H1Transport()) as client:
+        return [await client.post(url, json={}) for _ in range(2)]
+
+
 async def _post(transport: H1Transport, url: str, **kwargs: object) -> httpx.Response:
     async with httpx.AsyncClient(transport=transport) as client:
         return await client.post(url, json={"embeds": []}, **kwargs)  # type: ignore[arg-type]
@@ -90,12 +87,7 @@ async def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
         b'\r\n5\r\n{"id"\r\n6\r\n: "1"}\r\n0\r\n\r\n'
     )
     async with serving(lambda n: chunked) as (server, url):
-        transport = H1Transport()
-        client = httpx.AsyncClient(transport=transport)
-        try:
-            answers = [await client.post(f"{url}/x", json={}) for _ in range(2)]
-        finally:
-            await client.aclose()
+        answers = await _post_twice(f"{url}/x")
     assert [a.json() for a in answers] == [{"id": "1"}] * 2
     assert server.connections == 1
 
@@ -119,7 +111,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        await _read_request(reader)
+        await read_http_request(reader)
         writer.write(OK)  # keep-alive, as far as the answer says ...
         await writer.drain()
         writer.close()  # ... but the server drops it while it is idle
@@ -162,7 +154,7 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
     hold = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         hold.set()
         try:
             await reader.read()  # until the client closes
@@ -249,12 +241,7 @@ async def test_a_second_answer_in_the_same_write_is_not_mixed_into_the_first() -
         b"HTTP/1.1 201 Created\r\ncontent-length: 3\r\nx-second: 2\r\n\r\nbad"
     )
     async with serving(lambda n: two) as (server, url):
-        transport = H1Transport()
-        client = httpx.AsyncClient(transport=transport)
-        try:
-            answers = [await client.post(f"{url}/x", json={}) for _ in range(2)]
-        finally:
-            await client.aclose()
+        answers = await _post_twice(f"{url}/x")
     for answer in answers:
         assert (answer.status_code, answer.reason_phrase, answer.content) == (200, "OK", b"ok")
         assert answer.headers.raw == [(b"content-length", b"2"), (b"x-first", b"1")]
@@ -270,7 +257,7 @@ async def test_a_waiter_cancelled_as_the_pool_wakes_it_passes_the_room_on() -> N
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                await _read_request(reader)
+                await read_http_request(reader)
                 await answer_now.wait()
                 writer.write(OK)
                 await writer.drain()
@@ -339,7 +326,7 @@ async def test_a_kept_connection_closed_as_the_next_request_is_written_may_have_
     client whether the server read it: "may have been sent", as with aiohttp."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
+        await read_http_request(reader)
         writer.write(OK)
         writer.close()
 

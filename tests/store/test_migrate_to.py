@@ -34,7 +34,7 @@ from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.sim import Simulator
-from wanderer_console.store.base import DatabaseUrl, StoredEvent
+from wanderer_console.store.base import ClusterPause, DatabaseUrl, StoredEvent
 from wanderer_console.store.lock import DataDirLock
 from wanderer_console.store.migrate import TABLES, TargetInUseError, migrate_data_dir
 from wanderer_console.store.postgres import PostgresStore
@@ -552,11 +552,7 @@ def test_a_paused_data_dir_arrives_paused_for_every_engine_on_the_database(
     )
     code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
     assert code == EXIT_OK, err
-    store = PostgresStore(url)
-    try:
-        found = store.cluster_pause()
-    finally:
-        store.close()
+    found = _cluster_pause_of(url)
     assert found is not None
     assert (found.actor, found.since) == ("tui:alice@laptop via socket", 1_765_000_000.5)
     assert "db migrate-to" in found.instance
@@ -567,6 +563,15 @@ def test_a_paused_data_dir_arrives_paused_for_every_engine_on_the_database(
     assert "paused on every engine" in report["next"]
     assert "delivery paused on every engine" in err
     assert (data / PAUSE_FILE).exists()  # the SQLite copy left behind stays paused too
+
+
+def _cluster_pause_of(url: DatabaseUrl) -> ClusterPause | None:
+    """The cluster's pause as the database holds it now."""
+    store = PostgresStore(url)
+    try:
+        return store.cluster_pause()
+    finally:
+        store.close()
 
 
 def test_appending_onto_a_paused_database_keeps_the_databases_pause(
@@ -611,11 +616,7 @@ def test_a_damaged_pause_file_arrives_paused_and_says_so(
         _paused(data, saved)
     code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data))
     assert code == EXIT_OK, err
-    store = PostgresStore(url)
-    try:
-        found = store.cluster_pause()
-    finally:
-        store.close()
+    found = _cluster_pause_of(url)
     assert found is not None
     assert found.actor.startswith("unknown (the saved pause")
     assert found.since == 0.0  # no time made up for it

@@ -149,15 +149,16 @@ async def test_a_pause_that_cannot_be_saved_says_it_ends_at_the_next_restart(
         '{"paused_by": "ops:bob", "paused_at": 1e30}\n',  # a time no clock can show
         '{"paused_by": "ops:bob", "paused_at": NaN}\n',
         '{"paused_by": "ops:b',  # cut short
+        b'{"paused_by": "ops:\xff\xfe\x00',  # bytes no UTF-8 reads (a damaged disk)
     ],
-    ids=["out-of-range", "nan", "truncated"],
+    ids=["out-of-range", "nan", "truncated", "not-utf8"],
 )
 async def test_a_damaged_saved_pause_starts_paused_and_says_its_time_is_unknown(
-    sim: Simulator, tmp_path: Path, saved: str
+    sim: Simulator, tmp_path: Path, saved: str | bytes
 ) -> None:
     """A pause file whose time cannot be read is still an operator's pause: the engine starts
     (paused, ``/ready`` saying so) and no message makes up a time for it (1970)."""
-    (tmp_path / PAUSE_FILE).write_text(saved, encoding="utf-8")
+    (tmp_path / PAUSE_FILE).write_bytes(saved if isinstance(saved, bytes) else saved.encode())
     runtime = Runtime(demo_settings(sim, data_dir=tmp_path), data_dir=tmp_path)
     await runtime.start()
     try:

@@ -13,6 +13,7 @@ and the masked password are checked through the command line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -652,3 +653,47 @@ def test_a_secret_in_who_paused_is_masked_in_the_output(
     assert code == EXIT_OK, err
     assert "hunter2secret" not in out + err
     assert "delivery paused on every engine" in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_paused_data_dir_forced_over_a_database_starts_its_engine_paused(
+    sim: Simulator,
+    tmp_path: Path,
+    url: DatabaseUrl,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``--force`` over a database holding another directory's rows: the pause is carried all
+    the same, and the engine then started on the database with the moved data directory starts
+    paused, says so, and sends nothing of the backlog."""
+    other = _small_data_dir(tmp_path / "other", "away")
+    assert _migrate(capsys, url.secret(), "--data-dir", str(other))[0] == EXIT_OK
+    data = _paused(
+        _small_data_dir(tmp_path / "data"),
+        json.dumps({"paused_by": "tui:alice@laptop via socket", "paused_at": 1_765_000_000.5}),
+    )
+    code, out, err = _migrate(capsys, url.secret(), "--data-dir", str(data), "--force")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["pause"]["carried"] is True
+
+    settings = demo_settings(sim, data_dir=data)
+    settings.store.url = SecretStr(url.secret())
+    engine = Runtime(settings, data_dir=data)
+    with caplog.at_level(logging.INFO, logger="wanderer_console"):
+        await engine.start()
+        try:
+            assert engine.dispatcher.paused
+            assert engine.hold.pause is not None
+            assert engine.hold.pause.cluster
+            assert engine.hold.pause.actor == "tui:alice@laptop via socket"
+            await connected(engine)
+            await engine.cluster.tick()
+            assert engine.dispatcher.paused
+            assert engine.store.outbox_counts() == {"pending": 3}
+        finally:
+            await engine.stop()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("delivery paused on every engine of this database" in m for m in said), said
+    assert any("not applied on a shared database" in m for m in said), said
+    assert sim.discord.received == []

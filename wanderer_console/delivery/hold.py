@@ -406,17 +406,18 @@ class DeliveryHold:
 def read_saved_pause(data_dir: Path) -> SavedPause | None:
     """The pause saved in ``data_dir``, as an engine alone restores it at start and as ``db
     migrate-to`` carries it into the shared database: a file that cannot be read is a pause
-    all the same (who and when unknown), and a time no clock can show is unknown (0)."""
+    all the same (who and when unknown), and a time no clock can show is unknown (0). Read as
+    bytes: bytes no UTF-8 reads are a damaged file too, not an error that stops the start."""
     path = data_dir / PAUSE_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         why = f"could not be read: {exc}"
         return SavedPause(f"unknown (the saved pause {why})", 0.0, why)
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
         actor, since = str(data["paused_by"]), float(data["paused_at"])
     except (ValueError, TypeError, KeyError) as exc:
         why = f"is damaged: {exc!r}"

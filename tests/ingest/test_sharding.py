@@ -136,6 +136,8 @@ def test_the_limit_learned_is_the_stated_one_else_half_the_refused_join_above_a_
     assert learned_limit(40, 60, None, floor=1) is None  # a holding socket: nothing new
     assert learned_limit(40, 60, 30, floor=1) == 30  # ...unless the server says less
     assert learned_limit(10, 10, None, floor=10) is None  # at the floor: refused as before
+    assert learned_limit(80, 80, 0, floor=1) is None  # under the floor: no sockets to fit
+    assert learned_limit(80, 80, 5, floor=10) is None
 
 
 def test_a_lower_limit_moves_only_the_excess_and_holds_only_what_was_followed() -> None:
@@ -598,3 +600,33 @@ async def test_a_fault_in_the_middle_of_a_move_leaves_each_system_followed_once(
         await wait_for(lambda: kill["killmail_id"] in _ids(rig))
         assert server.limit_crashes == 0
         assert server.refused_joins == 0
+
+
+# -- a second look at the lowered limits (h77) ----------------------------------------------------
+
+
+async def test_a_server_stating_a_limit_under_the_floor_opens_no_more_sockets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that takes no system (its refusal says max 0): the console cannot fit under
+    it, so it keeps its sockets and says the join is refused (state failed), instead of
+    spreading the systems over one socket each, every one refused in turn."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    async with _rig(tmp_path) as rig:
+        rig.server.max_systems = 0
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(
+            lambda: (
+                len(rig.kills.sockets) == 3
+                and all(
+                    s.health.state is ConnectionState.FAILED for s in rig.kills.sockets.values()
+                )
+            ),
+            what="three sockets, each failed",
+            timeout=5,
+        )
+        await wait_for(lambda: rig.server.refused_joins >= 6, what="each refused again")
+        assert len(rig.kills.plans["systems"].shards) == 3
+        assert rig.kills.plans["systems"].limit == 50
+        assert not _limit_warnings(caplog)

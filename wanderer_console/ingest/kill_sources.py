@@ -68,8 +68,11 @@ def learned_limit(limit: int, refused: int, stated: int | None, floor: int) -> i
 
     The limit the refusal states is taken as it is; without one, half the refused join. A join
     bigger than ``limit`` (a socket still holding ids it hands over) was over our own limit too:
-    without a stated limit it says nothing new.
+    without a stated limit it says nothing new. A stated limit under ``floor`` teaches nothing
+    either: sockets at the floor would be refused as well, only more of them.
     """
+    if stated is not None and stated < floor:
+        return None
     if stated is not None and stated < refused:
         candidate = stated
     elif refused <= limit:

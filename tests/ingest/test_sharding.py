@@ -605,6 +605,51 @@ async def test_a_fault_in_the_middle_of_a_move_leaves_each_system_followed_once(
 # -- a second look at the lowered limits (h77) ----------------------------------------------------
 
 
+async def test_a_characters_limit_over_a_join_is_learned_from_the_crashes_of_its_subscribes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server takes 12,000 characters a socket, the console's 50,000. A characters join
+    carries 10,000 at most (the frame limit), so the join is accepted and the subscribe of the
+    rest crashes the channel (no reason is given). Before, the socket rejoined and crashed
+    again for ever, 3,000 characters never followed; now a second crash while growing past what
+    the server took teaches that size, and the extra characters go to a second socket."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    characters = [2_112_000_001 + i for i in range(15_000)]
+    async with _rig(tmp_path) as rig:
+        rig.server.max_characters = 12_000
+        rig.kills.limits = ShardLimits(systems=50, characters=50_000)
+        rig.index.replace("big", [], [TrackedCharacter(c) for c in characters])
+        rig.kills.tracking_changed()
+        await wait_for(
+            lambda: rig.settled() and len(rig.kills.sockets) == 2,
+            what="two characters sockets, every character once",
+        )
+        assert rig.kills.plans["characters"].limit == 10_000
+        assert all(len(chars) <= 12_000 for _, chars in rig.server.subscriptions())
+        assert 1 <= rig.server.limit_crashes <= 2
+        [warning] = _limit_warnings(caplog)
+        assert warning.ctx["mode"] == "characters"  # type: ignore[attr-defined]
+
+
+async def test_one_crash_of_a_growing_channel_teaches_no_limit(tmp_path: Path) -> None:
+    """A channel that crashes once while a subscribe is on its way (a server deploy) is no
+    evidence of a lower limit: the plan keeps the configured one."""
+    async with _rig(tmp_path) as rig:
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[:20]], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        rig.server.subscribe_reply_delay = 0.5
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[:40]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: _followers(rig.server, SYSTEMS[39]) == 1)
+        await rig.server.send_phx_error()
+        rig.server.subscribe_reply_delay = 0.0
+        await wait_for(rig.settled)
+        assert rig.kills.plans["systems"].limit == 50
+        assert list(rig.kills.sockets) == ["systems"]
+        assert rig.metrics.value("wc_killstream_limit_lowered_total", mode="systems") == 0
+
+
 async def test_a_server_stating_a_limit_under_the_floor_opens_no_more_sockets(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

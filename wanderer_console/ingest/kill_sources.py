@@ -23,7 +23,10 @@ them; while both follow it, the shared recent-id filter drops the second copy be
 lower one (:func:`learned_limit`: the limit the refusal states, else half the refused join, never
 under 1 % of the configured limit): every socket over it hands its extra ids to others or new
 ones, with the same subscribe-before-unsubscribe rule, and the next join of the refused socket
-fits. Said once per lowering (a warning) and counted (``wc_killstream_limit_lowered_total``).
+fits. Subscribes past the server's limit crash the channel instead (no reason given): a socket
+whose channel crashes twice while growing, never having followed all its ids in between, teaches
+the size the server last took. Said once per lowering (a warning) and counted
+(``wc_killstream_limit_lowered_total``).
 """
 
 from __future__ import annotations

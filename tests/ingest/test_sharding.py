@@ -675,3 +675,63 @@ async def test_a_server_stating_a_limit_under_the_floor_opens_no_more_sockets(
         assert len(rig.kills.plans["systems"].shards) == 3
         assert rig.kills.plans["systems"].limit == 50
         assert not _limit_warnings(caplog)
+
+
+async def test_two_sockets_refused_at_once_lower_the_limit_once_and_follow_every_system(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both sockets of a mode are refused at once (80 systems each, the server takes 30): the
+    second refusal, already planned for, lowers nothing again; every system ends followed by
+    exactly one socket under the server's limit."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    systems = [30_000_001 + i for i in range(160)]
+    async with _rig(tmp_path) as rig:
+        rig.server.max_systems = 30
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
+        rig.index.replace("big", [TrackedSystem(s) for s in systems], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 6)
+        assert rig.server.refused_joins == 2
+        assert rig.kills.plans["systems"].limit == 30
+        assert len(_limit_warnings(caplog)) == 1
+        assert rig.metrics.value("wc_killstream_limit_lowered_total", mode="systems") == 1
+        assert all(len(s) <= 30 for s, _ in rig.server.subscriptions())
+
+
+async def test_tracking_grows_and_shrinks_under_the_learned_limit(tmp_path: Path) -> None:
+    """After the limit was lowered (80 -> 50), new systems go to sockets under 50, never a
+    subscribe over the server's limit; when most leave, the sockets merge under 50 too."""
+    async with _rig(tmp_path) as rig:
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 3)
+        grown = [*SYSTEMS, *(30_002_000 + i for i in range(40))]
+        rig.index.replace("big", [TrackedSystem(s) for s in grown], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 4)
+        assert sorted(len(s) for s, _ in rig.server.subscriptions()) == [20, 50, 50, 50]
+        rig.index.replace("big", [TrackedSystem(s) for s in grown[:70]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2)
+        assert all(len(s) <= 50 for s, _ in rig.server.subscriptions())
+        assert rig.server.limit_crashes == 0
+        assert rig.server.refused_joins == 1
+
+
+async def test_a_socket_emptied_in_the_middle_is_merged_away_too(tmp_path: Path) -> None:
+    """Four sockets (50, 50, 50, 20); the systems of the second and the fourth leave, the
+    third keeps 20. The emptied last socket closes, and the 70 systems left fit in two sockets
+    (75 % of 50 each): the third drains into the empty second. Before, the closing of the last
+    was not followed by another look, and three sockets stayed open, one following nothing."""
+    systems = [30_000_001 + i for i in range(170)]
+    async with _rig(tmp_path) as rig:
+        rig.index.replace("big", [TrackedSystem(s) for s in systems], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 4)
+        kept = systems[:50] + systems[100:120]
+        rig.index.replace("big", [TrackedSystem(s) for s in kept], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2)
+        assert sorted(len(s) for s, _ in rig.server.subscriptions()) == [20, 50]
+        assert rig.server.limit_crashes == 0

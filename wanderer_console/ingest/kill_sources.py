@@ -350,7 +350,10 @@ class KillSources:
                     self._open(mode, shard)
                 elif touched:
                     source.refresh()
-        self._settle()
+        if self._settle():
+            # A socket closed (emptied by the change): the rest may now fit in one fewer.
+            self.ensure()
+            return
         if self._system_sockets() and self.fallback is None:
             self._start_fallback()
 

@@ -136,6 +136,8 @@ def test_the_limit_learned_is_the_stated_one_else_half_the_refused_join_above_a_
     assert learned_limit(40, 60, None, floor=1) is None  # a holding socket: nothing new
     assert learned_limit(40, 60, 30, floor=1) == 30  # ...unless the server says less
     assert learned_limit(10, 10, None, floor=10) is None  # at the floor: refused as before
+    assert learned_limit(80, 80, 0, floor=1) is None  # under the floor: no sockets to fit
+    assert learned_limit(80, 80, 5, floor=10) is None
 
 
 def test_a_lower_limit_moves_only_the_excess_and_holds_only_what_was_followed() -> None:
@@ -598,3 +600,138 @@ async def test_a_fault_in_the_middle_of_a_move_leaves_each_system_followed_once(
         await wait_for(lambda: kill["killmail_id"] in _ids(rig))
         assert server.limit_crashes == 0
         assert server.refused_joins == 0
+
+
+# -- a second look at the lowered limits (h77) ----------------------------------------------------
+
+
+async def test_a_characters_limit_over_a_join_is_learned_from_the_crashes_of_its_subscribes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server takes 12,000 characters a socket, the console's 50,000. A characters join
+    carries 10,000 at most (the frame limit), so the join is accepted and the subscribe of the
+    rest crashes the channel (no reason is given). Before, the socket rejoined and crashed
+    again for ever, 3,000 characters never followed; now a second crash while growing past what
+    the server took teaches that size, and the extra characters go to a second socket."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    characters = [2_112_000_001 + i for i in range(15_000)]
+    async with _rig(tmp_path) as rig:
+        rig.server.max_characters = 12_000
+        rig.kills.limits = ShardLimits(systems=50, characters=50_000)
+        rig.index.replace("big", [], [TrackedCharacter(c) for c in characters])
+        rig.kills.tracking_changed()
+        await wait_for(
+            lambda: rig.settled() and len(rig.kills.sockets) == 2,
+            what="two characters sockets, every character once",
+        )
+        assert rig.kills.plans["characters"].limit == 10_000
+        assert all(len(chars) <= 12_000 for _, chars in rig.server.subscriptions())
+        assert 1 <= rig.server.limit_crashes <= 2
+        [warning] = _limit_warnings(caplog)
+        assert warning.ctx["mode"] == "characters"  # type: ignore[attr-defined]
+
+
+async def test_one_crash_of_a_growing_channel_teaches_no_limit(tmp_path: Path) -> None:
+    """A channel that crashes once while a subscribe is on its way (a server deploy) is no
+    evidence of a lower limit: the plan keeps the configured one."""
+    async with _rig(tmp_path) as rig:
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[:20]], [])
+        rig.kills.tracking_changed()
+        await wait_for(rig.settled)
+        rig.server.subscribe_reply_delay = 0.5
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS[:40]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: _followers(rig.server, SYSTEMS[39]) == 1)
+        await rig.server.send_phx_error()
+        rig.server.subscribe_reply_delay = 0.0
+        await wait_for(rig.settled)
+        assert rig.kills.plans["systems"].limit == 50
+        assert list(rig.kills.sockets) == ["systems"]
+        assert rig.metrics.value("wc_killstream_limit_lowered_total", mode="systems") == 0
+
+
+async def test_a_server_stating_a_limit_under_the_floor_opens_no_more_sockets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that takes no system (its refusal says max 0): the console cannot fit under
+    it, so it keeps its sockets and says the join is refused (state failed), instead of
+    spreading the systems over one socket each, every one refused in turn."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    async with _rig(tmp_path) as rig:
+        rig.server.max_systems = 0
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(
+            lambda: (
+                len(rig.kills.sockets) == 3
+                and all(
+                    s.health.state is ConnectionState.FAILED for s in rig.kills.sockets.values()
+                )
+            ),
+            what="three sockets, each failed",
+            timeout=5,
+        )
+        await wait_for(lambda: rig.server.refused_joins >= 6, what="each refused again")
+        assert len(rig.kills.plans["systems"].shards) == 3
+        assert rig.kills.plans["systems"].limit == 50
+        assert not _limit_warnings(caplog)
+
+
+async def test_two_sockets_refused_at_once_lower_the_limit_once_and_follow_every_system(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both sockets of a mode are refused at once (80 systems each, the server takes 30): the
+    second refusal, already planned for, lowers nothing again; every system ends followed by
+    exactly one socket under the server's limit."""
+    caplog.set_level(logging.WARNING, logger="wanderer_console")
+    systems = [30_000_001 + i for i in range(160)]
+    async with _rig(tmp_path) as rig:
+        rig.server.max_systems = 30
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
+        rig.index.replace("big", [TrackedSystem(s) for s in systems], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 6)
+        assert rig.server.refused_joins == 2
+        assert rig.kills.plans["systems"].limit == 30
+        assert len(_limit_warnings(caplog)) == 1
+        assert rig.metrics.value("wc_killstream_limit_lowered_total", mode="systems") == 1
+        assert all(len(s) <= 30 for s, _ in rig.server.subscriptions())
+
+
+async def test_tracking_grows_and_shrinks_under_the_learned_limit(tmp_path: Path) -> None:
+    """After the limit was lowered (80 -> 50), new systems go to sockets under 50, never a
+    subscribe over the server's limit; when most leave, the sockets merge under 50 too."""
+    async with _rig(tmp_path) as rig:
+        rig.kills.limits = ShardLimits(systems=80, characters=100)
+        rig.index.replace("big", [TrackedSystem(s) for s in SYSTEMS], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 3)
+        grown = [*SYSTEMS, *(30_002_000 + i for i in range(40))]
+        rig.index.replace("big", [TrackedSystem(s) for s in grown], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 4)
+        assert sorted(len(s) for s, _ in rig.server.subscriptions()) == [20, 50, 50, 50]
+        rig.index.replace("big", [TrackedSystem(s) for s in grown[:70]], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2)
+        assert all(len(s) <= 50 for s, _ in rig.server.subscriptions())
+        assert rig.server.limit_crashes == 0
+        assert rig.server.refused_joins == 1
+
+
+async def test_a_socket_emptied_in_the_middle_is_merged_away_too(tmp_path: Path) -> None:
+    """Four sockets (50, 50, 50, 20); the systems of the second and the fourth leave, the
+    third keeps 20. The emptied last socket closes, and the 70 systems left fit in two sockets
+    (75 % of 50 each): the third drains into the empty second. Before, the closing of the last
+    was not followed by another look, and three sockets stayed open, one following nothing."""
+    systems = [30_000_001 + i for i in range(170)]
+    async with _rig(tmp_path) as rig:
+        rig.index.replace("big", [TrackedSystem(s) for s in systems], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 4)
+        kept = systems[:50] + systems[100:120]
+        rig.index.replace("big", [TrackedSystem(s) for s in kept], [])
+        rig.kills.tracking_changed()
+        await wait_for(lambda: rig.settled() and len(rig.kills.sockets) == 2)
+        assert sorted(len(s) for s, _ in rig.server.subscriptions()) == [20, 50]
+        assert rig.server.limit_crashes == 0

@@ -23,7 +23,10 @@ them; while both follow it, the shared recent-id filter drops the second copy be
 lower one (:func:`learned_limit`: the limit the refusal states, else half the refused join, never
 under 1 % of the configured limit): every socket over it hands its extra ids to others or new
 ones, with the same subscribe-before-unsubscribe rule, and the next join of the refused socket
-fits. Said once per lowering (a warning) and counted (``wc_killstream_limit_lowered_total``).
+fits. Subscribes past the server's limit crash the channel instead (no reason given): a socket
+whose channel crashes twice while growing, never having followed all its ids in between, teaches
+the size the server last took. Said once per lowering (a warning) and counted
+(``wc_killstream_limit_lowered_total``).
 """
 
 from __future__ import annotations
@@ -68,8 +71,11 @@ def learned_limit(limit: int, refused: int, stated: int | None, floor: int) -> i
 
     The limit the refusal states is taken as it is; without one, half the refused join. A join
     bigger than ``limit`` (a socket still holding ids it hands over) was over our own limit too:
-    without a stated limit it says nothing new.
+    without a stated limit it says nothing new. A stated limit under ``floor`` teaches nothing
+    either: sockets at the floor would be refused as well, only more of them.
     """
+    if stated is not None and stated < floor:
+        return None
     if stated is not None and stated < refused:
         candidate = stated
     elif refused <= limit:
@@ -344,7 +350,10 @@ class KillSources:
                     self._open(mode, shard)
                 elif touched:
                     source.refresh()
-        self._settle()
+        if self._settle():
+            # A socket closed (emptied by the change): the rest may now fit in one fewer.
+            self.ensure()
+            return
         if self._system_sockets() and self.fallback is None:
             self._start_fallback()
 

@@ -70,7 +70,8 @@ bigger batches but let a burst wait longer: end-to-end latency at 1,000/s suffer
 Mode = Literal["systems", "characters"]
 OverLimit = Callable[[int, int | None], bool]
 """Told a join of ``n`` ids was refused for being over the server's limit (``stated`` when the
-refusal names it); True when the subscription is re-planned to fit."""
+refusal names it; after subscribes that crashed the channel, the size the server last took);
+True when the subscription is re-planned to fit."""
 _MAX_STATED = re.compile(r"\(max:\s*(\d+)\)")
 JOIN_TIMEOUT = 10.0
 """Seconds a join may wait for its reply (phoenix.js waits as long) before the socket is closed
@@ -174,6 +175,10 @@ class KillstreamSource:
         """Subscribe pushes awaiting their reply: ref -> ids."""
         self._on_confirmed = on_confirmed
         self._on_over_limit = on_over_limit
+        self._growth_crashed = False
+        """The channel crashed while a subscribe grew it, and the socket has not followed all
+        it should since: a second such crash is taken as the server's limit (see
+        :meth:`_crashed_growing`)."""
         self._stop = asyncio.Event()
         self._refresh = asyncio.Event()
         self._heartbeat_sent = 0.0
@@ -242,6 +247,8 @@ class KillstreamSource:
 
     def _confirm(self, ids: Iterable[int]) -> None:
         self.confirmed.update(ids)
+        if self._growth_crashed and self.confirmed >= valid_ids(self.mode, self._desired()):
+            self._growth_crashed = False
         if self._on_confirmed is not None:
             self._on_confirmed()
 
@@ -487,7 +494,11 @@ class KillstreamSource:
             # The channel that had the ids is gone; rejoin after the backoff's wait, as after a
             # lost socket (a channel that crashes after every join is not rejoined in a loop).
             self._joined_at = None
+            growing = isinstance(message, ChannelErrored) and bool(self._pending)
+            took, asked = len(self.confirmed), len(self._subscribed)
             self._unconfirm()
+            if growing:
+                self._crashed_growing(took, asked)
             delay = self._backoff.next_delay()
             log.warning(
                 "killstream channel ended; rejoining",
@@ -533,6 +544,21 @@ class KillstreamSource:
             )
             self.health.set_state(ConnectionState.FAILED, f"join refused: {response}")
         await ws.close(code=1000, reason="join refused")
+
+    def _crashed_growing(self, took: int, asked: int) -> None:
+        """The channel crashed while subscribes took it from ``took`` ids towards ``asked``.
+
+        A server over its per-socket limit crashes the channel on a subscribe (no reason is
+        given, PROTOCOLS.md §3.4); a join carries at most 10,000 ids, so a characters socket
+        between the server's limit and ours is accepted, then crashes on every rejoin's
+        subscribes. One crash may be anything (a deploy); a second before the socket ever
+        followed all its ids is taken as a limit of ``took``, the size the server last took.
+        """
+        if not self._growth_crashed:
+            self._growth_crashed = True
+            return
+        if self._on_over_limit is not None and took < asked and self._on_over_limit(asked, took):
+            self._growth_crashed = False
 
     def _ask_again(self) -> None:
         """The wait after a refused subscribe is over: send what is still not subscribed."""

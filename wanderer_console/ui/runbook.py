@@ -556,10 +556,13 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " `refused_ids`, `stated`, `sockets`), last error `join refused over the server's limit"
         " ({...}); resharded, reconnecting`",
         "the server refused a join as over its own per-socket limit (`too_many_systems` /"
-        " `too_many_characters`), lower than the console's (`was`: `killstream.max_systems_per_"
-        "socket` / `max_characters_per_socket`, 10,000 / 50,000 by default). Each socket of that"
-        " kind now follows at most `limit` ids (the limit the server named, else half the"
-        " refused join; never under 1 % of the configured one) and the ids are spread over more"
+        " `too_many_characters`), or crashed a socket's channel twice on the subscribes growing"
+        " it past what it had taken (a join carries 10,000 ids at most, the rest is subscribed),"
+        " lower than the console's (`was`: `killstream.max_systems_per_socket` /"
+        " `max_characters_per_socket`, 10,000 / 50,000 by default). Each socket of that kind now"
+        " follows at most `limit` ids (the limit the server named, else half the refused join;"
+        " after the crashes, `stated` is what it had taken; never under 1 % of the configured"
+        " one) and the ids are spread over more"
         " sockets (`sockets`). A socket handing ids over keeps following them until their new"
         " socket's join or subscribe is confirmed, so no kill is lost or doubled. Counted in"
         " `wc_killstream_limit_lowered_total`",

@@ -984,9 +984,12 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`a pause saved in the data directory is not applied on a shared database: the"
         " cluster's pause, kept in the database, decides; delete the file` (`path`)",
         "the engine stores in PostgreSQL but its data directory holds `delivery-paused.json`"
-        " (paused while on SQLite, or by an older build that paused engines one by one)",
-        "if the backlog must still wait, pause again (it then holds every engine); delete the"
-        " file named in `path`",
+        " (paused while on SQLite and then moved with `db migrate-to`, which carries the pause"
+        " into the database and leaves the file; or by an older build that paused engines one"
+        " by one)",
+        "the database's pause is what holds: the console's Delivery panel says whether delivery"
+        " is paused on every engine; if it is not and the backlog must still wait, pause again"
+        " (it then holds every engine); delete the file named in `path`",
     ),
     Advice(
         DELIVERY,

@@ -11,11 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.store.pgtest import end_connections, named_schema
+from tests.store.pgtest import connections, end_connections, named_schema
 from tests.support import wait_for
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.runtime import Runtime
@@ -31,26 +30,7 @@ ALICE = "tui:alice@laptop via socket"
 
 def _listening(url: DatabaseUrl) -> int:
     """The connections opened with ``url`` that are listening (``LISTEN`` last ran)."""
-    name = url.secret().rpartition("application_name=")[2]
-    with psycopg.connect(url.secret(), autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s"
-            " AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %%'",
-            (name,),
-        ).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def _opened(url: DatabaseUrl) -> int:
-    """Every connection still open with ``url`` (but the one asking)."""
-    name = url.secret().rpartition("application_name=")[2]
-    with psycopg.connect(url.secret(), autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s"
-            " AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchone()
-    return 0 if row is None else int(row[0])
+    return connections(url, where=" AND query LIKE 'LISTEN %%'")
 
 
 @pytest.fixture
@@ -96,7 +76,7 @@ async def test_a_stop_closes_the_listening_connection_without_a_warning(
     rt, url, _sim = engine
     with caplog.at_level(logging.INFO, logger="wanderer_console"):
         await rt.stop()
-    assert _opened(url) == 0
+    assert connections(url) == 0
     assert not [r for r in caplog.records if "listen" in r.getMessage()]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
         r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING

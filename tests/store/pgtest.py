@@ -21,6 +21,7 @@ from wanderer_console.store.base import DatabaseUrl
 __all__ = [
     "PG_URL_ENV",
     "REQUIRE_PG_ENV",
+    "connections",
     "end_connections",
     "fresh_schema",
     "named_schema",
@@ -78,16 +79,22 @@ def named_schema() -> Iterator[DatabaseUrl]:
         yield DatabaseUrl(f"{base.secret()}&application_name=wc-{uuid.uuid4().hex[:10]}")
 
 
-def end_connections(url: DatabaseUrl) -> int:
-    """End every connection opened with ``url`` (by its application name), as a PostgreSQL
-    restart ends them all at once; return how many were ended."""
+def connections(url: DatabaseUrl, *, count: str = "COUNT(*)", where: str = "") -> int:
+    """``count`` over the connections opened with ``url`` (by its application name), the one
+    asking left out; ``where`` narrows them (``" AND query LIKE 'LISTEN %%'"``)."""
     import psycopg
 
     name = url.secret().rpartition("application_name=")[2]
     with psycopg.connect(url.secret(), autocommit=True) as admin:
         row = admin.execute(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            f"SELECT {count} FROM pg_stat_activity"
+            f" WHERE application_name = %s AND pid <> pg_backend_pid(){where}",
             (name,),
         ).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def end_connections(url: DatabaseUrl) -> int:
+    """End every connection opened with ``url`` (by its application name), as a PostgreSQL
+    restart ends them all at once; return how many were ended."""
+    return connections(url, count="COUNT(pg_terminate_backend(pid))")

@@ -16,6 +16,7 @@ from wanderer_console.bench import suite
 from wanderer_console.bench.scale import ScaleSizes, budget, figures, problems, run_maps
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import MapSettings
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.factory import build_client
 from wanderer_console.http.settings import HttpServiceSettings
@@ -116,9 +117,7 @@ async def test_at_most_n_map_loads_run_at_once(tmp_path: Path) -> None:
             assert fleet.host.rest_calls.total() == 24
             assert sorted(index.tenants()) == sorted(m.slug for m in fleet.maps)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             await http.aclose()
             store.close()
 

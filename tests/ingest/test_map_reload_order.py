@@ -14,6 +14,7 @@ import pytest
 
 from tests.ingest_faults.conftest import map_settings
 from tests.support import wait_for
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.health import ConnectionState
@@ -75,9 +76,7 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
         feeds.start("cut", settings.maps["cut"], http)
         yield Rig(server, feeds, index, queue, store, worker)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
         store.close()

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.health import ConnectionState
@@ -189,9 +190,7 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield Rig(server, gate, source, index, queue, store, worker, metrics, hook)
     finally:
         gate.open.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await hook.aclose()
         await http.aclose()
         await hooks.stop()

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackedSystem, TrackingIndex
 from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.ingest.items import KillItem
@@ -61,9 +62,7 @@ async def test_burst_of_10000_kills_into_a_slow_pipeline_drops_nothing() -> None
         await wait_for(lambda: len(seen) == BURST, timeout=40)
         elapsed = time.monotonic() - started
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await server.stop()
 
     assert sorted(seen) == [k["killmail_id"] for k in kills]  # 0 dropped, none twice

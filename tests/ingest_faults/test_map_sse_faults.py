@@ -21,6 +21,7 @@ from starlette.routing import Route
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
@@ -184,9 +185,7 @@ async def test_stream_cut_at_100_random_offsets_loses_nothing_and_doubles_nothin
         await wait_for(lambda: server.cuts_left == 0 and len(server.connects) > 100, 40)
         await wait_for(lambda: store.event_count() == len(envelopes) and queue.empty(), 10)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
     ids = [e["id"] for e in envelopes]
@@ -424,9 +423,7 @@ async def test_an_event_id_that_is_no_ulid_does_not_take_the_resume_cursor(
         release.set()
         await wait_for(lambda: len(connects) == 2)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
     assert {e.event_id for e in store.events_since(0)} == {good[0], "evt-7", good[1]}
@@ -463,9 +460,7 @@ async def _map_feeds(
         feeds.start("cut", settings.maps["cut"], http)
         yield feeds, index, queue
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
         store.close()
@@ -748,9 +743,7 @@ async def test_an_event_id_from_a_clock_running_ahead_does_not_pin_the_resume_cu
         release.set()
         await wait_for(lambda: store.event_count() == 4, 10, "the events made meanwhile")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
     assert connects[:2] == [None, first_real]
@@ -875,9 +868,7 @@ async def _wired(app: AppServer, tmp_path: Path) -> AsyncIterator[_Wired]:
     try:
         yield store, queue, worker, source, tasks
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         await app.stop()
         store.close()

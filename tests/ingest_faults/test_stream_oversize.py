@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from tests.support import wait_for
+from wanderer_console.domain.tasks import cancel_and_wait
 from wanderer_console.domain.tracking import TrackingIndex
 from wanderer_console.http.client import HttpClient
 from wanderer_console.ingest.backoff import Backoff
@@ -143,9 +144,7 @@ async def test_oversize_event_of_many_normal_lines_is_skipped_counted_and_the_cu
         last = fake.add_system(31_000_003)["id"]
         await wait_for(lambda: last in processed and queue.empty())
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         await http.aclose()
         store.close()
     assert processed == [first, after, last]

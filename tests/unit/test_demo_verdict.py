@@ -103,15 +103,16 @@ def test_counters_are_integers() -> None:
     }
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(90)
-async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) -> None:
+async def _demo_for_4_seconds(tmp_path: Path, *options: str) -> tuple[dict[str, Any], str]:
+    """``demo --no-ui [options] --duration 4`` run as the operator runs it: its JSON summary
+    (the last line of stdout) and its stderr; it must exit 0."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "wanderer_console",
         "demo",
         "--no-ui",
+        *options,
         "--duration",
         "4",
         "--data-dir",
@@ -122,8 +123,14 @@ async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) 
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    result = json.loads(out.decode().splitlines()[-1])
-    [line] = [x for x in err.decode().splitlines() if x.startswith("demo verdict: ")]
+    return json.loads(out.decode().splitlines()[-1]), err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_the_demo_prints_its_verdict_and_integer_counters(tmp_path: Path) -> None:
+    result, err = await _demo_for_4_seconds(tmp_path)
+    [line] = [x for x in err.splitlines() if x.startswith("demo verdict: ")]
     assert result["verdict"] == line
     assert line.startswith("demo verdict: OK")
     for section in ("events_received", "notifications_delivered", "notifications_queued"):
@@ -147,24 +154,7 @@ def test_a_dry_run_renders_without_sending() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_the_demo_in_a_dry_run_says_nothing_was_sent(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wanderer_console",
-        "demo",
-        "--no-ui",
-        "--dry-run",
-        "--duration",
-        "4",
-        "--data-dir",
-        str(tmp_path),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    result = json.loads(out.decode().splitlines()[-1])
+    result, _err = await _demo_for_4_seconds(tmp_path, "--dry-run")
     assert result["discord"]["messages"] == 0
     assert result["verdict"].startswith("demo verdict: OK — 0 of "), result["verdict"]
     assert "not sent (--dry-run)" in result["verdict"]

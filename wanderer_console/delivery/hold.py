@@ -293,7 +293,8 @@ class DeliveryHold:
 
     def _hold_shared(self, shared: SharedPause, actor: str) -> HoldResult:
         """Pause every engine: the pause is written to the shared database (the others follow
-        at their next heartbeat); refused, it holds this engine until it can be written."""
+        when it announces it, else at their next heartbeat or claim); refused, it holds this
+        engine until it can be written."""
         self._dispatcher.paused = True
         try:
             found = shared.store.pause_cluster(actor, shared.instance_id)
@@ -325,10 +326,10 @@ class DeliveryHold:
 
     def _release_shared(self, shared: SharedPause) -> HoldResult:
         """Resume every engine: the pause is deleted from the shared database (the others
-        follow at their next heartbeat); refused, every engine stays paused, this one too. A
-        pause the database never took (held here only) is lifted here all the same: kept, the
-        next heartbeat that reached the database would save it for every engine, against the
-        operator's resume."""
+        follow when it announces it, else at their next heartbeat); refused, every engine
+        stays paused, this one too. A pause the database never took (held here only) is lifted
+        here all the same: kept, the next heartbeat that reached the database would save it for
+        every engine, against the operator's resume."""
         current = self.pause if self._dispatcher.paused else None
         try:
             shared.store.resume_cluster()

@@ -5,7 +5,8 @@ engine's delivery hold on the shared store; the cluster is paused in the databas
 back, as another engine does. Whether the sends start alone (one worker) or through the
 turnstile (a fan-out: their claims in one transaction), nothing is claimed, marked or
 journaled, the engine holds, and a resume followed as a heartbeat follows it sends every row
-once, without a restart.
+once, without a restart. A dry run (rows logged and marked sent, never posted) claims its rows
+too, and so marks nothing under the pause.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class Engine:
 
 
 @contextlib.asynccontextmanager
-async def _engine(store: Store, tmp_path: Path, targets: int) -> AsyncIterator[Engine]:
+async def _engine(
+    store: Store, tmp_path: Path, targets: int, *, dry_run: bool = False
+) -> AsyncIterator[Engine]:
     fake = FakeDiscord(webhook_limit=100, webhook_window=1.0, bot_token=BOT)
     server = AppServer(fake.app)
     await server.start()
@@ -102,6 +105,7 @@ async def _engine(store: Store, tmp_path: Path, targets: int) -> AsyncIterator[E
         poll_interval=30.0,
         policy=DeliveryPolicy(backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5),
         gate=Gate(LeaseFence(resource_of(TENANT), "a", grant.lease.token)),
+        dry_run=lambda: dry_run,
     )
     hold = DeliveryHold(dispatcher, tmp_path, shared=SharedPause(store, "a"))
     hold.restore()
@@ -141,3 +145,26 @@ async def test_a_claim_under_the_clusters_pause_touches_nothing_and_a_resume_sen
         await wait_for(lambda: store.outbox_counts() == {"sent": 2 * targets}, 20)
         sent = sorted(m.target for m in engine.discord.received)
         assert sent == sorted(2 * [f"channel:{t.address}" for t in engine.targets])
+
+
+async def test_a_dry_run_under_the_clusters_pause_marks_nothing_sent(
+    store: Store, tmp_path: Path
+) -> None:
+    """A dry-run engine on the shared database marked its rows sent without a claim: under a
+    pause it used up the backlog the pause held (posted by nobody after the resume)."""
+    targets = 5
+    async with _engine(store, tmp_path, targets, dry_run=True) as engine:
+        engine.enqueue("wired")
+        await wait_for(lambda: store.outbox_counts() == {"sent": targets}, 20)
+
+        store.pause_cluster("tui:alice", "b")  # sent to another engine; not read here yet
+        engine.enqueue("held")
+        await wait_for(lambda: engine.dispatcher.paused, 20, "the claim to find the pause")
+        await engine.dispatcher.quiesce(TENANT, 10.0)
+        assert store.outbox_counts() == {"sent": targets, "pending": targets}
+        assert engine.untouched()
+
+        assert store.resume_cluster()
+        engine.hold.follow(store.cluster_pause())
+        await wait_for(lambda: store.outbox_counts() == {"sent": 2 * targets}, 20)
+        assert engine.discord.received == []  # a dry run posts nothing

@@ -769,25 +769,10 @@ class Dispatcher:
     async def _deliver(
         self, batch: Batch, send_id: str | None, resolved: ResolvedTarget, state: TargetState
     ) -> bool:
-        ids = [row.id for row in batch.rows]
-        if self.dry_run:
-            for row in batch.rows:
-                log.info(
-                    "dry run: notification not sent",
-                    extra={
-                        "ctx": {
-                            "tenant": row.tenant_id,
-                            "type": row.type,
-                            "target": row.target_key,
-                            "correlation_id": row.correlation_id,
-                            "body": orjson.loads(row.body),
-                        }
-                    },
-                )
-            self._journal.record("mark sent", functools.partial(self._store.mark_sent, ids))
-            return True
         again = send_id is not None
         send_id = send_id or secrets.token_hex(8)
+        if self.dry_run:
+            return self._log_instead(batch, send_id, again, state)
         # At most _SENDS_STARTING sends start at once, the next once a request is out: a kill
         # that notifies a hundred maps starts a hundred workers at once, and without the
         # turnstile each would claim and send in the same turn of the loop, so that no answer
@@ -839,6 +824,17 @@ class Dispatcher:
         """Claim the batch's rows (under the map's lease) and make its request (not started: the
         caller awaits it); ``None`` when nothing may be sent now (the rows are left as the log
         says)."""
+        claim = self._claim(batch, send_id, again, state)
+        if claim is None:
+            return None
+        fence, claimed = claim
+        return self._claimed(batch, send_id, again, resolved, state, fence, claimed)
+
+    def _claim(
+        self, batch: Batch, send_id: str, again: bool, state: TargetState
+    ) -> tuple[LeaseFence | None, int] | None:
+        """Claim the batch's rows alone (under the map's lease): the lease and how many rows
+        the claim took, or ``None`` when nothing was claimed (the log says why)."""
         held, fence = self._fence(batch, state)
         if not held:
             return None
@@ -851,7 +847,40 @@ class Dispatcher:
         except ClusterPaused as paused:
             self._cluster_paused(paused.pause)
             return None
-        return self._claimed(batch, send_id, again, resolved, state, fence, claimed)
+        return fence, claimed
+
+    def _log_instead(self, batch: Batch, send_id: str, again: bool, state: TargetState) -> bool:
+        """Log the batch instead of sending it, then mark its rows sent; True to go on.
+
+        Its rows are claimed first, exactly as a send's are: a dry run marks nothing under a
+        cluster pause, nor on a map whose lease this instance does not (certainly) hold. It
+        marked them sent without a claim, so a dry-run engine on a shared database used up
+        the backlog a pause was holding (nothing went to Discord, and no engine sent it after
+        the resume)."""
+        claim = self._claim(batch, send_id, again, state)
+        if claim is None:
+            return False
+        fence, claimed = claim
+        if not self._claim_holds(batch, again, state, fence, claimed):
+            return False
+        for row in batch.rows:
+            log.info(
+                "dry run: notification not sent",
+                extra={
+                    "ctx": {
+                        "tenant": row.tenant_id,
+                        "type": row.type,
+                        "target": row.target_key,
+                        "correlation_id": row.correlation_id,
+                        "body": orjson.loads(row.body),
+                    }
+                },
+            )
+        sent = SentMessage([row.id for row in batch.rows], self._clock.wall(), None, send_id, fence)
+        self._journal.record(
+            "mark sent", functools.partial(self._store.mark_sent_all, [sent]), [sent]
+        )
+        return True
 
     async def _start_together(
         self,
@@ -976,6 +1005,42 @@ class Dispatcher:
             return False, None
         return True, fence
 
+    def _claim_holds(
+        self,
+        batch: Batch,
+        again: bool,
+        state: TargetState,
+        fence: LeaseFence | None,
+        claimed: int,
+    ) -> bool:
+        """True when a claim of ``claimed`` rows took the whole batch under a lease still
+        held; else its rows are put back (the log says why) and nothing may be sent."""
+        ids = [row.id for row in batch.rows]
+        tenant = batch.rows[0].tenant_id
+        if claimed != len(ids):
+            if fence is not None:
+                self._unclaim(ids, fence, again)
+                if claimed == 0:
+                    log.info(
+                        "map lease lost before a claim; nothing sent",
+                        extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
+                    )
+                    return False
+            log.error(
+                "outbox rows changed while being sent; skipped",
+                extra={"ctx": {"target": state.key, "rows": ids, "claimed": claimed}},
+            )
+            return False
+        if fence is not None and self._gate is not None and not self._gate.holds(fence):
+            # The lease ran out while the claim was written (a stall): never send under it.
+            self._unclaim(ids, fence, again)
+            log.warning(
+                "map lease lost after a claim; nothing sent, the rows go back to its owner",
+                extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
+            )
+            return False
+        return True
+
     def _claimed(
         self,
         batch: Batch,
@@ -988,29 +1053,7 @@ class Dispatcher:
     ) -> _Started | None:
         """After a claim of ``claimed`` rows: the send's request (not started), or ``None``
         when the claim fell short or its lease was lost meanwhile (the rows are put back)."""
-        ids = [row.id for row in batch.rows]
-        tenant = batch.rows[0].tenant_id
-        if claimed != len(ids):
-            if fence is not None:
-                self._unclaim(ids, fence, again)
-                if claimed == 0:
-                    log.info(
-                        "map lease lost before a claim; nothing sent",
-                        extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
-                    )
-                    return None
-            log.error(
-                "outbox rows changed while being sent; skipped",
-                extra={"ctx": {"target": state.key, "rows": ids, "claimed": claimed}},
-            )
-            return None
-        if fence is not None and self._gate is not None and not self._gate.holds(fence):
-            # The lease ran out while the claim was written (a stall): never send under it.
-            self._unclaim(ids, fence, again)
-            log.warning(
-                "map lease lost after a claim; nothing sent, the rows go back to its owner",
-                extra={"ctx": {"target": state.key, "tenant": tenant, "rows": ids}},
-            )
+        if not self._claim_holds(batch, again, state, fence, claimed):
             return None
         bot = resolved.target.kind is TargetKind.BOT_CHANNEL
         confirm = again and self._outcomes.count_resend(batch, bot, state)

@@ -1035,8 +1035,10 @@ _ROWS: Final[tuple[Advice, ...]] = (
     Advice(
         DELIVERY,
         "`dry run: notification not sent`",
-        "`--dry-run` or `console.dry_run = true`",
-        "turn dry run off",
+        "`--dry-run` or `console.dry_run = true`: the notification was logged and marked sent,"
+        " never posted. Its rows are claimed first, as a send's are, so a dry run marks nothing"
+        " under a pause (the cluster's included) nor on a map another engine holds",
+        "turn dry run off; what a dry run marked sent is not posted later",
     ),
     Advice(
         HTTP,

@@ -64,6 +64,7 @@ from wanderer_console.console_api import (
 )
 from wanderer_console.control import events, explain, trackers
 from wanderer_console.control.server import SecretScrub
+from wanderer_console.delivery.targets import Revived
 from wanderer_console.observe.trends import stored_buckets
 from wanderer_console.pipeline.engine import Engine
 from wanderer_console.pipeline.priority import PrioritySystems
@@ -548,15 +549,24 @@ class LocalBackend:
         )
 
     async def retry_target(self, key: str, *, actor: str) -> OperationResult:
-        """Revive a dead target; its failed notifications are queued again."""
+        """Revive a dead target; its held notifications go and its failed ones are queued
+        again. A key with nothing to retry is refused, as ``outbox retry`` refuses it."""
         try:
-            count = self._engine.dispatcher.retry_target(key)
+            revived = self._engine.dispatcher.revive(key)
         except Exception as exc:  # the store cannot write: say so, keep going
             return OperationResult(ok=False, message=f"could not retry {key}: {exc}")
-        _operator(actor, f"retried target {key}: {count} re-queued")
-        plural = "" if count == 1 else "s"
+        if revived.nothing:
+            return OperationResult(
+                ok=False,
+                message=f"nothing to retry for {key}: it is not a dead target and has no failed"
+                " notification (`outbox list` names them)",
+                count=0,
+            )
+        _operator(actor, f"retried target {key}: {revived.held} held, {revived.requeued} re-queued")
         return OperationResult(
-            ok=True, message=f"Retrying {key}: {count} notification{plural} re-queued.", count=count
+            ok=True,
+            message=f"Retrying {key}: {_retried(revived)}.",
+            count=revived.held + revived.requeued,
         )
 
     async def events(self, query: EventQuery) -> EventPage:
@@ -698,6 +708,21 @@ def _first_problem(exc: Exception) -> str:
     if isinstance(exc, ConfigError) and exc.problems:
         return str(exc.problems[0])
     return str(exc)
+
+
+def _retried(revived: Revived) -> str:
+    """What a retry sends: a dead target's held notifications go, failed ones are re-queued."""
+    parts = []
+    if revived.held:
+        verb = "goes" if revived.held == 1 else "go"
+        parts.append(f"{_notifications(revived.held, 'held')} {verb} out now")
+    if revived.requeued:
+        parts.append(f"{_notifications(revived.requeued, 'failed')} re-queued")
+    return " and ".join(parts) or "target revived; no notification was waiting for it"
+
+
+def _notifications(count: int, kind: str) -> str:
+    return f"{count} {kind} notification{'' if count == 1 else 's'}"
 
 
 def _operator(actor: str, what: str) -> None:

@@ -53,7 +53,7 @@ from wanderer_console.delivery.policy import (
     resolved_targets,
 )
 from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
-from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
+from wanderer_console.delivery.targets import DeadTargets, Revived, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
 from wanderer_console.http.client import HttpClient
@@ -350,6 +350,10 @@ class Dispatcher:
 
     def retry_target(self, target_key: str) -> int:
         """Revive a dead target and re-queue its failed notifications; return how many."""
+        return self.revive(target_key).requeued
+
+    def revive(self, target_key: str) -> Revived:
+        """Revive a dead target and re-queue its failed notifications; say what changed."""
         revived = self._dead.revive(target_key)
         self._look_soon()
         return revived

@@ -136,6 +136,11 @@ class Rig:
             "timestamp": "2026-01-01T00:00:00.000000Z",
             "payload": {"solar_system_id": solar_system_id, "name": f"J{solar_system_id}"},
         }
+        await self.post(envelope)
+        return str(envelope["id"])
+
+    async def post(self, envelope: dict[str, Any]) -> None:
+        """The map's webhook delivers ``envelope`` (signed now, as a retry is)."""
         body = orjson.dumps(envelope)
         stamp = str(int(time.time()))
         headers = {
@@ -145,7 +150,6 @@ class Rig:
         }
         response = await self.hook.post("/api/v1/maps/cut/webhook", content=body, headers=headers)
         assert response.status_code == 202, response.text
-        return str(envelope["id"])
 
     async def reconnect(self) -> None:
         """End the stream: its reconnect reloads the map (``resync_after`` 0)."""
@@ -300,4 +304,41 @@ async def test_a_reload_ending_while_a_webhook_event_is_decided_keeps_the_system
         await wait_for(lambda: rig.store.event_count() == 1, what="the event decided")
         assert set(rig.index.map("cut").systems) == {KEPT, LATER}
         assert rig.store.has_notification("cut", f"system:{added}")
+        assert rig.metrics.value("wc_errors_total", component="pipeline") == 0
+
+
+async def test_old_map_events_redelivered_after_a_reload_are_not_notified_again(
+    tmp_path: Path,
+) -> None:
+    """A system added, a pilot added and a rally come over the stream and are notified. The
+    stream ends and its reconnect reloads the map (the server still holds the events, but
+    the cursor is past them); then the map's webhook delivers all three again, late (a
+    sender's retry). Each was notified once: the late copies are duplicates, notify nothing
+    and leave the map as the reload found it."""
+    async with _rig(tmp_path) as rig, _draining(rig):
+        published = [
+            rig.server.add_system(LATER),
+            rig.server.add_character(PILOT + 1, "Late Pilot"),
+            rig.server.add_rally(LATER),
+        ]
+        keys = [
+            f"{kind}:{envelope['id']}"
+            for kind, envelope in zip(("system", "character", "rally"), published, strict=True)
+        ]
+        await wait_for(lambda: rig.store.event_count() == 3, what="the stream's events decided")
+        assert all(rig.store.has_notification("cut", key) for key in keys)
+
+        rig.server.drop_connections()
+        await wait_for(lambda: rig.source.resyncs == 1, what="the reload")
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        for envelope in published:
+            await rig.post(envelope)
+        await wait_for(
+            lambda: rig.metrics.value("wc_events_duplicate_total", source="webhook:cut") == 3,
+            what="the late copies decided",
+        )
+
+        assert rig.store.event_count() == 3
+        assert sum(rig.store.outbox_counts().values()) == 3
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
         assert rig.metrics.value("wc_errors_total", component="pipeline") == 0

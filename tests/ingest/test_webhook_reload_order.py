@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from wanderer_console.ingest.items import Item
 from wanderer_console.ingest.map_bootstrap import MapFeeds
 from wanderer_console.ingest.map_sse import MapSseSource
 from wanderer_console.pipeline.engine import Engine
+from wanderer_console.pipeline.map_updates import MapHooks
 from wanderer_console.pipeline.queue import BoundedPriorityQueue, item_queue
 from wanderer_console.pipeline.worker import PipelineWorker
 from wanderer_console.server.webhook import WebhookEndpoint, sign
@@ -48,18 +50,20 @@ KEPT, GONE, LATER = 31_000_001, 31_000_002, 31_000_003
 PILOT = 2_112_000_001
 
 
-class _HeldCharacters:
-    """The map server's tracked-characters answers wait while :attr:`open` is clear (a reload
-    caught between its two requests: its systems already read)."""
+class _Held:
+    """The map server's answers on paths ending with ``suffix`` wait while :attr:`open` is
+    clear (``/tracked-characters``: a reload caught between its two requests, its systems
+    already read; ``/system-static-info``: the pipeline's look-up for a system added)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, suffix: str) -> None:
         self._app = app
+        self._suffix = suffix
         self.open = asyncio.Event()
         self.open.set()
         self.held = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        held = scope["type"] == "http" and scope["path"].endswith("/tracked-characters")
+        held = scope["type"] == "http" and scope["path"].endswith(self._suffix)
         if held and not self.open.is_set():
             self.held += 1
             await self.open.wait()
@@ -113,7 +117,8 @@ def _settings(url: str) -> Settings:
 @dataclass
 class Rig:
     server: FakeMapServer
-    gate: _HeldCharacters
+    gate: _Held
+    info_gate: _Held
     source: MapSseSource
     index: TrackingIndex
     queue: BoundedPriorityQueue[Item]
@@ -131,6 +136,11 @@ class Rig:
             "timestamp": "2026-01-01T00:00:00.000000Z",
             "payload": {"solar_system_id": solar_system_id, "name": f"J{solar_system_id}"},
         }
+        await self.post(envelope)
+        return str(envelope["id"])
+
+    async def post(self, envelope: dict[str, Any]) -> None:
+        """The map's webhook delivers ``envelope`` (signed now, as a retry is)."""
         body = orjson.dumps(envelope)
         stamp = str(int(time.time()))
         headers = {
@@ -140,7 +150,6 @@ class Rig:
         }
         response = await self.hook.post("/api/v1/maps/cut/webhook", content=body, headers=headers)
         assert response.status_code == 202, response.text
-        return str(envelope["id"])
 
     async def reconnect(self) -> None:
         """End the stream: its reconnect reloads the map (``resync_after`` 0)."""
@@ -155,8 +164,9 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
     starts it when the queue should drain."""
     server = FakeMapServer("cut", "key", MAP_ID)
     server.seed([KEPT], [PILOT])
-    gate = _HeldCharacters(server.app)
-    maps = AppServer(gate, on_stop=server.close)
+    gate = _Held(server.app, "/tracked-characters")
+    info_gate = _Held(gate, "/system-static-info")
+    maps = AppServer(info_gate, on_stop=server.close)
     await maps.start()
     settings = _settings(maps.url)
     metrics = Metrics()
@@ -174,7 +184,8 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
         resync_after=lambda: 0.0,
     )
     feeds.jitter_per_map = 0.0
-    worker = PipelineWorker(queue, Engine(settings, store, index, metrics))
+    engine = Engine(settings, store, index, metrics)
+    worker = PipelineWorker(queue, engine)
     endpoint = WebhookEndpoint(_Surface(settings, metrics, queue, index))  # type: ignore[arg-type]
     hooks = AppServer(
         Starlette(routes=[Route("/api/v1/maps/{map}/webhook", endpoint.receive, methods=["POST"])])
@@ -183,13 +194,18 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
     http = HttpClient("map", timeout=10.0)
     hook = httpx.AsyncClient(base_url=hooks.url, timeout=10.0)
     try:
-        feeds.start("cut", settings.maps["cut"], http)
+        rest = feeds.start("cut", settings.maps["cut"], http)
+        # As the runtime wires them: the pipeline's own look-ups for a map event.
+        engine.set_hooks(
+            "cut", MapHooks(rest.static_info, functools.partial(feeds.refresh_characters, "cut"))
+        )
         source = await wait_for(lambda: feeds.sources.get("cut"))
         await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
         assert set(index.map("cut").systems) == {KEPT}
-        yield Rig(server, gate, source, index, queue, store, worker, metrics, hook)
+        yield Rig(server, gate, info_gate, source, index, queue, store, worker, metrics, hook)
     finally:
         gate.open.set()
+        info_gate.open.set()
         await cancel_and_wait(tasks)
         await hook.aclose()
         await http.aclose()
@@ -258,3 +274,71 @@ async def test_a_webhook_event_arriving_during_a_reload_is_not_older_than_it(
             await wait_for(lambda: rig.store.event_count() == 1, what="the event decided")
             assert set(rig.index.map("cut").systems) == {KEPT, LATER}
             assert rig.store.has_notification("cut", f"system:{added}")
+
+
+async def test_a_reload_ending_while_a_webhook_event_is_decided_keeps_the_system(
+    tmp_path: Path,
+) -> None:
+    """The reload has read the map's systems and waits for its tracked characters when the
+    webhook delivers a system added just now. The pipeline is not behind: it takes the event
+    at once and asks the map for the system's static info, and the reload ends while it waits
+    for the answer (its state without the system). The event is newer than what the reload
+    read: once decided, the system is tracked and notified once, and the event is recorded
+    (before, the reload swapped the map's state under the event: the system was gone when
+    the answer came, the event failed with a KeyError logged as "pipeline failed on one
+    event", nothing was recorded or notified and kills in the system were not followed)."""
+    async with _rig(tmp_path) as rig, _draining(rig):
+        rig.gate.open.clear()
+        rig.info_gate.open.clear()
+        await rig.reconnect()
+        await wait_for(lambda: rig.gate.held == 1, what="the reload between its two requests")
+
+        rig.server.state.add_system(LATER)
+        added = await rig.deliver(LATER)
+        await wait_for(lambda: rig.info_gate.held == 1, what="the event's static info asked")
+        rig.gate.open.set()
+        await wait_for(lambda: rig.source.resyncs == 1, what="the reload")
+        assert set(rig.index.map("cut").systems) == {KEPT}
+        rig.info_gate.open.set()
+
+        await wait_for(lambda: rig.store.event_count() == 1, what="the event decided")
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        assert rig.store.has_notification("cut", f"system:{added}")
+        assert rig.metrics.value("wc_errors_total", component="pipeline") == 0
+
+
+async def test_old_map_events_redelivered_after_a_reload_are_not_notified_again(
+    tmp_path: Path,
+) -> None:
+    """A system added, a pilot added and a rally come over the stream and are notified. The
+    stream ends and its reconnect reloads the map (the server still holds the events, but
+    the cursor is past them); then the map's webhook delivers all three again, late (a
+    sender's retry). Each was notified once: the late copies are duplicates, notify nothing
+    and leave the map as the reload found it."""
+    async with _rig(tmp_path) as rig, _draining(rig):
+        published = [
+            rig.server.add_system(LATER),
+            rig.server.add_character(PILOT + 1, "Late Pilot"),
+            rig.server.add_rally(LATER),
+        ]
+        keys = [
+            f"{kind}:{envelope['id']}"
+            for kind, envelope in zip(("system", "character", "rally"), published, strict=True)
+        ]
+        await wait_for(lambda: rig.store.event_count() == 3, what="the stream's events decided")
+        assert all(rig.store.has_notification("cut", key) for key in keys)
+
+        rig.server.drop_connections()
+        await wait_for(lambda: rig.source.resyncs == 1, what="the reload")
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        for envelope in published:
+            await rig.post(envelope)
+        await wait_for(
+            lambda: rig.metrics.value("wc_events_duplicate_total", source="webhook:cut") == 3,
+            what="the late copies decided",
+        )
+
+        assert rig.store.event_count() == 3
+        assert sum(rig.store.outbox_counts().values()) == 3
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        assert rig.metrics.value("wc_errors_total", component="pipeline") == 0

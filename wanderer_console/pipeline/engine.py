@@ -652,15 +652,12 @@ class Engine:
             payload = None
         notifications: list[Notification] = []
         if payload is not None and item.tenant in self.settings.maps:
-            # Arrived (stream or webhook) before the map's latest reload began (queued behind a
-            # long outage): older than the state that reload found, so it is judged against it
-            # (map_updates.py).
-            stale = item.generation is not None and item.generation < self._index.generation(
-                item.tenant
-            )
+            # One that arrived (stream or webhook) before the map's latest reload began (queued
+            # behind a long outage) is older than the state that reload found, and is judged
+            # against it (map_updates.py).
             with tracing.span("rules"):
                 notifications = await self.map_notifications(
-                    item.tenant, envelope, payload, stale=stale
+                    item.tenant, envelope, payload, generation=item.generation
                 )
         event = StoredEvent(
             item.tenant, envelope.id, item.source, envelope.type, self._clock(), item.raw
@@ -668,18 +665,19 @@ class Engine:
         return self._writer.record(event, notifications, cursor)
 
     async def map_notifications(
-        self, tenant: str, envelope: MapEnvelope, payload: object, *, stale: bool = False
+        self, tenant: str, envelope: MapEnvelope, payload: object, *, generation: int | None = None
     ) -> list[Notification]:
         """Apply a parsed map event to tracking and return its notifications; stores nothing.
 
         The live pipeline and :mod:`~wanderer_console.pipeline.replay` share this decision.
-        A ``stale`` event (read before the map's latest reload) only notifies what that
-        reload's state still holds, and changes nothing in it.
+        ``generation`` is the map's load at the event's arrival: an event that arrived before
+        the map's latest reload began only notifies what that reload's state still holds, and
+        changes nothing in it.
         """
         # Start-up suppression asks when the event happened (see :meth:`allowed`).
         self._event_at = envelope_seconds(envelope)
         try:
-            return await self.map_updates.apply(tenant, envelope, payload, stale=stale)
+            return await self.map_updates.apply(tenant, envelope, payload, generation=generation)
         finally:
             self._event_at = None
 

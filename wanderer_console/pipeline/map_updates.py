@@ -175,24 +175,27 @@ class MapUpdates:
         )
 
     async def apply(
-        self, tenant: str, envelope: MapEnvelope, payload: object, *, stale: bool = False
+        self, tenant: str, envelope: MapEnvelope, payload: object, *, generation: int | None = None
     ) -> list[Notification]:
         """Update tracking for one map event and return its notifications.
 
-        A ``stale`` event was read from the stream before the map's latest full reload (it
-        waited in the queue through a long outage): the reload's state is newer, so the event
+        ``generation`` is the map's load at the event's arrival
+        (:meth:`~wanderer_console.domain.tracking.TrackingIndex.arrival`; ``None``: judged
+        as new). An event that arrived before the map's latest full reload began (it waited in
+        the queue through a long outage) is stale: the reload's state is newer, so the event
         changes nothing in it. A system or pilot it adds is notified only if the reload still
         has it on the map (it was not notified yet; one removed since is not news any more);
         a rally is notified as always.
         """
-        if stale:
-            return await self._stale(tenant, envelope, payload)
         if isinstance(payload, AddSystem):
-            # Named in _system_added: the event's name may be the map's custom name.
-            self._index.put_system(tenant, TrackedSystem(payload.solar_system_id))
-            self._on_tracking_changed()
-            return await self._system_added(tenant, envelope, payload)
-        if isinstance(payload, DeletedSystem):
+            return await self._system_added(tenant, envelope, payload, generation)
+        if isinstance(payload, CharacterAdded) and not isinstance(payload, CharacterRemoved):
+            return await self._character_added(tenant, envelope, payload, generation)
+        if isinstance(payload, RallyPointAdded):
+            return self._rally(tenant, envelope, payload)
+        if self._older_than_reload(tenant, generation):
+            self._kept_reload(tenant, envelope)
+        elif isinstance(payload, DeletedSystem):
             self._index.remove_system(tenant, payload.solar_system_id)
             self._on_tracking_changed()
         elif isinstance(payload, SystemMetadataChanged):
@@ -208,34 +211,20 @@ class MapUpdates:
             if found is not None:
                 self._index.remove_character(tenant, found.eve_id)
                 self._on_tracking_changed()
-        elif isinstance(payload, CharacterAdded):
-            return await self._character_added(tenant, envelope, payload)
-        elif isinstance(payload, RallyPointAdded):
-            return self._rally(tenant, envelope, payload)
         return []
 
-    async def _stale(
-        self, tenant: str, envelope: MapEnvelope, payload: object
-    ) -> list[Notification]:
-        """:meth:`apply` for an event older than the map's latest reload (see there)."""
-        tracking = self._index.map(tenant)
-        if isinstance(payload, RallyPointAdded):
-            return self._rally(tenant, envelope, payload)
-        if isinstance(payload, AddSystem):
-            if payload.solar_system_id in tracking.systems:
-                return await self._system_added(tenant, envelope, payload, stale=True)
-            self._engine.refused("superseded_by_reload")
-        elif isinstance(payload, CharacterAdded) and not isinstance(payload, CharacterRemoved):
-            if tracking.find_character(
-                payload.explicit_eve_id, payload.id or "", payload.name or ""
-            ):
-                return await self._character_added(tenant, envelope, payload)
-            self._engine.refused("superseded_by_reload")
+    def _older_than_reload(self, tenant: str, generation: int | None) -> bool:
+        """The event arrived before the map's latest reload began (see :meth:`apply`). Asked
+        only once the event's look-ups are answered and right before the index changes: a
+        reload may end while they wait, and its state then replaces the map's under them."""
+        return generation is not None and generation < self._index.generation(tenant)
+
+    def _kept_reload(self, tenant: str, envelope: MapEnvelope) -> None:
+        """Say (at DEBUG) that a stale event changed nothing in the reload's state."""
         log.debug(
             "map event older than the map's reload; the reload's state kept",
             extra={"ctx": {"tenant": tenant, "event_id": envelope.id, "type": envelope.type}},
         )
-        return []
 
     async def _bounded(self, look_up: Awaitable[_T], what: str) -> _T | None:
         """``look_up``'s answer, or ``None`` (logged) past :attr:`hook_timeout`. Its requests
@@ -284,18 +273,28 @@ class MapUpdates:
         return False
 
     async def _system_added(
-        self, tenant: str, envelope: MapEnvelope, payload: AddSystem, *, stale: bool = False
+        self, tenant: str, envelope: MapEnvelope, payload: AddSystem, generation: int | None
     ) -> list[Notification]:
         hooks = self._hooks.get(tenant)
         info = None
         if hooks is not None:
             # The map's stream asked for it before queueing the event (map_bootstrap), so this
-            # is normally its cache's answer, not another request.
+            # is normally its cache's answer, not another request (a webhook's event asks here).
             info = await self._bounded(hooks.static_info(payload.solar_system_id), "static info")
-        system = self._index.map(tenant).systems[payload.solar_system_id]
-        apply_static_info(system, info)
-        if not stale:  # a stale event's name may be older than the reload's
+        systems = self._index.map(tenant).systems
+        if not self._older_than_reload(tenant, generation):
+            system = TrackedSystem(payload.solar_system_id)
+            self._index.put_system(tenant, system)
+            self._on_tracking_changed()
+            # Named here: the event's name may be the map's custom name.
             _name_system(system, payload.name, info)
+        elif payload.solar_system_id in systems:
+            system = systems[payload.solar_system_id]  # its name is the reload's, not older
+        else:
+            self._engine.refused("superseded_by_reload")
+            self._kept_reload(tenant, envelope)
+            return []
+        apply_static_info(system, info)
         # A priority system is notified even with system notifications off, and pings.
         names = [system.name, system.custom_name]
         priority = self._engine.is_priority(tenant, payload.solar_system_id, names)
@@ -327,21 +326,28 @@ class MapUpdates:
         return [notification] if notification else []
 
     async def _character_added(
-        self, tenant: str, envelope: MapEnvelope, payload: CharacterAdded
+        self, tenant: str, envelope: MapEnvelope, payload: CharacterAdded, generation: int | None
     ) -> list[Notification]:
-        tracking = self._index.map(tenant)
-
         def find() -> Any:
-            return tracking.find_character(
+            # The map's tracking now: a reload that ends during the refresh replaces it.
+            return self._index.map(tenant).find_character(
                 payload.explicit_eve_id, payload.id or "", payload.name or ""
             )
 
         character = find()
         hooks = self._hooks.get(tenant)
-        if character is None and hooks is not None:
+        if (
+            character is None
+            and hooks is not None
+            and not self._older_than_reload(tenant, generation)
+        ):
             # SSE carries only the internal id and name; REST has the EVE id and corp.
             await self._bounded(hooks.refresh_characters(), "tracked characters")
             character = find()
+        if character is None and self._older_than_reload(tenant, generation):
+            self._engine.refused("superseded_by_reload")
+            self._kept_reload(tenant, envelope)
+            return []
         self._on_tracking_changed()
         if not self._engine.allowed(tenant, NotificationType.CHARACTER):
             return []

@@ -153,3 +153,27 @@ async def test_a_send_with_no_answer_past_the_maximum_age_is_kept_as_probably_de
         await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
         assert rig.store.outbox_counts() == {"uncertain": 1}
     assert rig.titles(hook.key) == {"late": 1}
+
+
+async def test_an_earlier_send_with_no_answer_keeps_a_notification_past_its_age_probably_delivered(
+    tmp_path: Path,
+) -> None:
+    """Its first send had no known outcome (Discord posted it), its re-send was answered 503
+    (nothing posted then), and by that answer it was past its maximum age: the 503 says nothing
+    of the first send, so it ends ``uncertain`` (probably delivered), not ``failed`` as
+    "undelivered", which ``outbox retry`` would post a second time."""
+    policy = DeliveryPolicy(backoff_base=0.05, uncertain_window=2.0, max_age=1.5)
+    async with make_rig(tmp_path, timeout=0.3, policy=policy) as rig:
+        rig.discord.answer_delay = 1.0
+        hook = rig.hook(12)
+        rig.store.enqueue([_note(hook, "early")])
+        rig.dispatcher.wake()
+        await until(lambda: [r.uncertain for r in rig.store.due_outbox(now=1e12)] == [1])
+        rig.discord.answer_delay = 0.0
+        rig.discord.fail_next(503)
+        await until(lambda: not {"pending", "sending"} & set(rig.store.outbox_counts()))
+        assert rig.discord.pending_faults() == 0  # the re-send met the 503
+        assert rig.store.outbox_counts() == {"uncertain": 1}
+        assert rig.dispatcher.retry_target(hook.key) == 0
+        assert rig.store.outbox_counts() == {"uncertain": 1}
+    assert rig.titles(hook.key) == {"early": 1}

@@ -12,6 +12,7 @@ a store that cannot write never turns an answer into a repeat.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections import deque
@@ -326,33 +327,53 @@ class Outcomes:
         # Transient from here on: it waits and goes again, until the maximum age.
         oldest = min(row.created_at or answer.now for row in batch.rows)
         if answer.now - oldest > self.policy.max_age:
-            hours = self.policy.max_age / 3600
-            if result.outcome is Outcome.UNCERTAIN:
-                # Not "undelivered": Discord may have posted it, and a failed row goes again at
-                # an operator's `outbox retry`. Kept as probably delivered instead.
-                error = f"expired after {hours:g} h, last send unanswered; probably delivered"
-                self._journal.record(
-                    "mark uncertain",
-                    functools.partial(
-                        self._store.mark_unconfirmed,
-                        answer.ids,
-                        error=f"{error} ({state.last_error})",
-                        fence=fence,
-                    ),
-                )
-                log.error(
-                    "notification past its maximum age not sent again: its last send had no"
-                    " known outcome",
-                    extra={"ctx": {"target": batch.rows[0].target_key, "outbox_ids": answer.ids}},
-                )
-                return True
-            self._fail(answer, f"expired: undelivered after {hours:g} h ({state.last_error})")
+            self._expire(answer)
             return True
         handler = {
             Outcome.RATE_LIMITED: self._rate_limited,
             Outcome.UNCERTAIN: self._uncertain,
         }.get(result.outcome, self._retry)
         return handler(answer)
+
+    def _expire(self, answer: _Answer) -> None:
+        """Give up on a batch past its maximum age after a transient answer.
+
+        Not "undelivered" where Discord may have posted it: this send had no known outcome,
+        or an earlier one of the row did (``uncertain``) and this answer, a 429 or a 5xx that
+        posted nothing now, says nothing of that one. A failed row goes again at an
+        operator's ``outbox retry``, so those are kept as probably delivered instead."""
+        state, hours = answer.state, self.policy.max_age / 3600
+        if answer.result.outcome is Outcome.UNCERTAIN:
+            unanswered = list(answer.batch.rows)
+        else:
+            unanswered = [row for row in answer.batch.rows if row.uncertain]
+        if unanswered:
+            ids = [row.id for row in unanswered]
+            which = "last" if answer.result.outcome is Outcome.UNCERTAIN else "an earlier"
+            error = f"expired after {hours:g} h, {which} send unanswered; probably delivered"
+            self._journal.record(
+                "mark uncertain",
+                functools.partial(
+                    self._store.mark_unconfirmed,
+                    ids,
+                    error=f"{error} ({state.last_error})",
+                    fence=answer.fence,
+                ),
+            )
+            log.error(
+                "notification past its maximum age not sent again: a send of it had no known"
+                " outcome",
+                extra={
+                    "ctx": {"target": unanswered[0].target_key, "outbox_ids": ids, "send": which}
+                },
+            )
+        rest = [row for row in answer.batch.rows if row not in unanswered]
+        if rest:
+            batch = dataclasses.replace(answer.batch, rows=tuple(rest))
+            self._fail(
+                dataclasses.replace(answer, batch=batch),
+                f"expired: undelivered after {hours:g} h ({state.last_error})",
+            )
 
     def _release(
         self, answer: _Answer, delay: float, rows: list[OutboxRow] | None = None, **how: bool

@@ -381,6 +381,26 @@ async def test_a_map_no_longer_configured_fails_its_pending_rows_under_its_lease
     assert [row.tenant_id for row in store.due_outbox(5e9)] == ["one"]  # untouched
 
 
+async def test_failing_unconfigured_rows_changes_only_pending_ones_under_the_lease(
+    store: Store,
+) -> None:
+    """Rows whose target is no longer configured are failed only while still pending and only
+    under the map's lease: one the map's new owner has claimed meanwhile is its to settle."""
+    clock, current = Clock(), Current(MAPS)
+    a, _hooks = _following(store, "a", current, clock)
+    await a.tick()
+    fence = a.fence("two")
+    assert fence is not None
+    _pending(store, "two", "row", 3)
+    ids = [row.id for row in store.due_outbox(5e9)]
+    assert store.claim(ids[:1], send_id="0123456789abcdef", fence=fence) == 1  # in flight
+    stale = fence._replace(token=fence.token + 1)
+    assert store.fail_unsent(ids, error="x", fence=stale) == 0
+    assert store.outbox_counts() == {"pending": 2, "sending": 1}
+    assert store.fail_unsent(ids, error="target no longer configured", fence=fence) == 2
+    assert store.outbox_counts() == {"sending": 1, "failed": 2}
+
+
 async def test_instances_that_disagree_on_the_maps_never_share_one(store: Store) -> None:
     """Each instance refreshes the hosted configuration on its own timer: one that does not
     know a map yet never acquires it, no map is ever held twice, and the shares settle once
@@ -565,6 +585,32 @@ async def test_a_claim_under_a_lease_lost_in_the_database_sends_nothing(store: S
         await asyncio.sleep(0.4)
         assert rig.discord.received == []
         assert store.outbox_counts() == {"pending": 2}  # untouched, for the new owner
+
+
+async def test_an_unconfigured_targets_rows_under_a_lease_lost_in_the_database_are_left(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An instance whose lease was taken over behind its back (it has not heard yet) reads
+    rows of a target its configuration no longer has: it leaves them to the map's new owner
+    (whose configuration may still have the target) instead of failing them."""
+    caplog.set_level(logging.INFO, logger="wanderer_console")
+    async with _gated(store) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        store._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+        assert store.acquire_lease(resource_of("one"), "b", 30.0) is not None
+        gone = Target(TargetKind.BOT_CHANNEL, "100000000000000077", "one")  # not in its config
+        store.enqueue(
+            [Notification("one", NotificationType.KILL, "gone:0", gone, {"content": "x"})]
+        )
+        rig.dispatcher.wake()
+        await wait_for(
+            lambda: any("left to the map's owner" in r.getMessage() for r in caplog.records),
+            10,
+            "the dispatcher to leave the rows",
+        )
+        assert store.outbox_counts() == {"pending": 1}
 
 
 @pytest.mark.slow

@@ -696,17 +696,7 @@ class Dispatcher:
         (sent, failed, or kept for the operator) and none of the target's rows became due."""
         state = self.state(key[1])
         if resolved is None:
-            error = "target no longer configured (wanderer-console outbox retry TARGET re-queues)"
-            self._journal.record(
-                "mark failed",
-                functools.partial(self._store.mark_failed, [r.id for r in rows], error=error),
-            )
-            self._metrics.delivery_failures.labels(reason="unconfigured").inc()
-            log.warning(
-                "notifications for a target no longer configured failed",
-                extra={"ctx": {"target": key[1], "tenant": key[0], "notifications": len(rows)}},
-            )
-            return True
+            return self._fail_unconfigured(key, rows)
         settled = True
         for batch, send_id in self._batches(rows):
             while (wait := self._wait_for(key[1], state)) > 0 and self._may_send(key[0]):
@@ -725,6 +715,39 @@ class Dispatcher:
             if not delivered:
                 return False  # keep this target's order: the rest wait for the retry
         return settled
+
+    def _fail_unconfigured(self, key: TargetKey, rows: list[OutboxRow]) -> bool:
+        """Give up on rows whose target is no longer configured; True (settled).
+
+        Under the map's lease (several instances), checked in the statement: an instance whose
+        lease ran out meanwhile leaves them to the map's new owner, which may have claimed them
+        already (the unfenced write turned its rows in flight ``failed``)."""
+        fence = None if self._gate is None else self._gate.fence(key[0])
+        if self._gate is not None and fence is None:
+            return True  # not (certainly) this instance's map: its owner settles them
+        error = "target no longer configured (wanderer-console outbox retry TARGET re-queues)"
+        ids = [row.id for row in rows]
+        failed: list[int] = []
+
+        def fail() -> None:
+            failed.append(self._store.fail_unsent(ids, error=error, fence=fence))
+
+        self._journal.record("mark failed", fail)
+        if not failed:
+            return True  # kept: written once the store writes again
+        if failed[0] == 0:
+            log.info(
+                "map lease lost before failing an unconfigured target's notifications; left to"
+                " the map's owner",
+                extra={"ctx": {"target": key[1], "tenant": key[0], "rows": ids}},
+            )
+            return True
+        self._metrics.delivery_failures.labels(reason="unconfigured").inc()
+        log.warning(
+            "notifications for a target no longer configured failed",
+            extra={"ctx": {"target": key[1], "tenant": key[0], "notifications": failed[0]}},
+        )
+        return True
 
     def _may_send(self, tenant: str) -> bool:
         """Not stopping, and the map still this instance's to send (several instances)."""

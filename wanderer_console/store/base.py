@@ -614,6 +614,10 @@ class Store(Protocol):
 
     def fail_pending(self, tenant: str, *, error: str, fence: LeaseFence | None = None) -> int: ...
 
+    def fail_unsent(
+        self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> int: ...
+
     def mark_unconfirmed(
         self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None
     ) -> None: ...

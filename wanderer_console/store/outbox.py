@@ -494,21 +494,43 @@ class OutboxMixin:
         return how many. With ``fence`` (several instances), only while the map's lease is still
         the caller's, checked in the same statement as :meth:`claim` checks it: no other
         instance can be sending these rows meanwhile."""
-        where = "tenant_id = ? AND status = 'pending'"
-        params: tuple[object, ...] = (error[:500], tenant)
-        if fence is not None:
-            where += (
-                " AND EXISTS (SELECT 1 FROM leases WHERE resource = ? AND owner = ?"
-                f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})"
-            )
-            params = (*params, *fence)
+        held, lease = self._lease_still(fence)
         with self._writes.transaction("fail pending") as conn:
             cursor = conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-                f" send_id = NULL WHERE {where}",
-                params,
+                f" send_id = NULL WHERE tenant_id = ? AND status = 'pending'{held}",
+                (error[:500], tenant, *lease),
             )
         return int(cursor.rowcount)
+
+    def fail_unsent(
+        self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None
+    ) -> int:
+        """Give up on notifications that cannot be sent (their target is no longer
+        configured) and were not claimed; return how many. Only rows still pending change, and
+        with ``fence`` (several instances) only while the map's lease is still the caller's,
+        checked in the same statement as :meth:`claim` checks it: a row the map's new owner
+        has claimed since is its to settle. A row whose send had no known outcome keeps its
+        send id, as :meth:`mark_failed` keeps it."""
+        held, lease = self._lease_still(fence)
+        with self._writes.transaction("mark failed") as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+                f" send_id = {_KEPT_IF_UNCERTAIN}"
+                f" WHERE id IN ({_marks(row_ids)}) AND status = 'pending'{held}",
+                (error[:500], *row_ids, *lease),
+            )
+        return int(cursor.rowcount)
+
+    def _lease_still(self, fence: LeaseFence | None) -> tuple[str, tuple[object, ...]]:
+        """The condition that ``fence``'s lease is still held (none without a fence)."""
+        if fence is None:
+            return "", ()
+        return (
+            " AND EXISTS (SELECT 1 FROM leases WHERE resource = ? AND owner = ?"
+            f" AND token = ? AND expires_at > {self._sql.clock}{self._sql.lock_lease})",
+            tuple(fence),
+        )
 
     def mark_unconfirmed(
         self, row_ids: Sequence[int], *, error: str, fence: LeaseFence | None = None

@@ -495,7 +495,7 @@ class SeededBackend:
         plural = "" if self.requeue == 1 else "s"
         return OperationResult(
             ok=True,
-            message=f"Retrying {key}: {self.requeue} notification{plural} re-queued.",
+            message=f"Retrying {key}: {self.requeue} failed notification{plural} re-queued.",
             count=self.requeue,
         )
 

@@ -222,7 +222,7 @@ async def test_palette_retries_a_dead_target_and_toasts_the_count(make_app: AppF
         assert any(f"Retry dead target {RALLY_NAME}" in p for p in prompts), prompts
         await settle(pilot)
         assert engine.operations == [Operation("retry_target", (RALLY,), ACTOR)]
-        assert toasts == [(f"Retrying {RALLY}: 3 notifications re-queued.", "information")]
+        assert toasts == [(f"Retrying {RALLY}: 3 failed notifications re-queued.", "information")]
         # The revived target shows at once, not at the next frame.
         assert not app.screen.query_one(DeadTargetNotes).display
         assert not [c for c in console_commands(app) if c.title.startswith("Retry")]

@@ -254,6 +254,9 @@ def test_every_outbox_state_is_copied_with_its_send_id_attempts_and_uncertain_co
         store.mark_sent(c, now=101.0)
         store.claim([d], send_id="refused", now=100.0)
         store.mark_failed(d, error="400: bad embed")
+        (failed,) = store.failed_rows()
+        assert store.revive_target(failed.target_key) == 1  # retried …
+        store.mark_failed(d, error="400: bad embed")  # … and refused again: its age restarted
         store.save_cache_entries([("names", "1", 3, '"Jita"', 9e9)])
     finally:
         store.close()
@@ -267,11 +270,13 @@ def test_every_outbox_state_is_copied_with_its_send_id_attempts_and_uncertain_co
         rows = dst.execute(
             "SELECT status, send_id, attempts, uncertain, next_attempt_at FROM outbox ORDER BY id"
         ).fetchall()
+        aged_from = dst.execute("SELECT aged_from FROM outbox ORDER BY id").fetchall()
     src.close()
     assert rows[0][:2] == ("sending", "in-flight")
     assert rows[1] == ("pending", "unknown", 1, 1, 200.0)
     assert rows[2][0] == "sent"
     assert rows[3][0] == "failed"
+    assert [at is not None for (at,) in aged_from] == [False, False, False, True]
     store2 = PostgresStore(url)
     try:  # the next engine sees the in-flight row as in flight (re-sent under its send id)
         assert [(row[0], row[2]) for row in store2.recover_in_flight()] == [(a, "in-flight")]

@@ -172,6 +172,8 @@ def seed(db: Raw, version: int) -> None:
             " VALUES (?, ?, ?, ?)",
             ("cluster", "tui:alice", 100.0, "a-1"),
         )
+    if version >= 17:
+        db.execute("UPDATE outbox SET aged_from = ? WHERE dedup_key = ?", (300.0, "pending-1"))
 
 
 def counts(db: Raw, version: int) -> dict[str, int]:
@@ -242,6 +244,13 @@ def test_each_version_from_each_earlier_one_keeps_the_data(
                 ("pending-1", None),
                 ("sent-1", "m-77" if start >= 9 else None),
             ]
+        if start >= 1 and target >= 17:
+            assert db.execute(
+                "SELECT dedup_key, aged_from, created_at FROM outbox ORDER BY id"
+            ) == [
+                ("pending-1", 300.0 if start >= 17 else None, 150.0),
+                ("sent-1", None, 150.0),
+            ]
         # Migrating again changes nothing: the version is recorded with the schema.
         assert db.migrate(target) == target
         assert counts(db, target) == after
@@ -267,6 +276,7 @@ def test_a_store_opened_on_an_old_database_works_with_its_rows(
         assert [e.event_id for e in store.events_since(0)] == ["01EV0", "01EV1"]
         (row,) = store.due_outbox(now=1e12)
         assert (row.dedup_key, row.uncertain, row.send_id) == ("pending-1", 0, None)
+        assert row.aged_from is None  # never re-queued by an operator: its age runs from 150
         assert store.claim([row.id], send_id="s1", now=1_000.0) == 1
         store.mark_sent(row.id, now=1_001.0)
         assert store.outbox_counts() == {"sent": 2}

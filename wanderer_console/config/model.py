@@ -340,7 +340,8 @@ class DiscordSettings(Section):
     channel_messages_per_minute: Annotated[int, LIVE] = Field(default=30, ge=1)
     """Messages per minute per channel (Discord allows about 30 for webhooks)."""
     max_delivery_age_hours: Annotated[float, LIVE] = Field(default=24.0, gt=0)
-    """A notification is retried through outages (5xx, timeouts, 429) until it is this old."""
+    """A notification is retried through outages (5xx, timeouts, 429) until it is this old,
+    counted from when it was queued or from an operator's ``outbox retry`` of it."""
     uncertain_retry_seconds: Annotated[float, LIVE] = Field(default=10.0, ge=0, le=3600)
     """Wait before re-sending a webhook message whose first send had no known outcome (it may
     post twice; counted in wc_delivery_uncertain_total). Bot messages use a nonce instead."""

@@ -2,7 +2,8 @@
 
 ``list`` shows failed notifications and those held by a dead target (Discord answered 401, 403
 or 404), with the reason kept on each. ``retry TARGET`` revives a dead target and puts its
-failed notifications back in the queue; ``drop`` gives up on failed (or uncertain) ones for
+failed notifications back in the queue, their maximum delivery age (and that of the ones the
+dead target held) counted again from the retry; ``drop`` gives up on failed (or uncertain) ones for
 good, and exits 1 naming each ``--id`` it left (unknown, sent, queued or in flight). They work
 beside a running engine: it reads the outbox and the dead targets from the database before
 every dispatch, so a retry is picked up within a second. Output is JSON. When the configuration
@@ -48,7 +49,8 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         "retry",
         help="revive a dead target and re-queue its failed notifications",
         description="Revive TARGET (e.g. webhook:123 or channel:456, as `outbox list` and the "
-        "console name it) and put its failed notifications back in the queue.",
+        "console name it) and put its failed notifications back in the queue. They, and the "
+        "ones a dead target held, get a fresh discord.max_delivery_age_hours from the retry.",
     )
     retry.add_argument("target", metavar="TARGET")
     drop = actions.add_parser(

@@ -55,6 +55,12 @@ def _iso(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
 
 
+def _aged_from(row: OutboxRow) -> float:
+    """When a row's maximum age started: an operator's retry restarts it (``aged_from``), so a
+    notification re-queued after a long outage is not failed as expired at its first 5xx."""
+    return row.aged_from or row.created_at
+
+
 def row_ctx(row: OutboxRow) -> dict[str, Any]:
     """Log context naming one outbox row and the event behind it."""
     return {
@@ -325,7 +331,7 @@ class Outcomes:
         if result.outcome is Outcome.REJECTED:
             return self._rejected(answer)
         # Transient from here on: it waits and goes again, until the maximum age.
-        oldest = min(row.created_at or answer.now for row in batch.rows)
+        oldest = min(_aged_from(row) or answer.now for row in batch.rows)
         if answer.now - oldest > self.policy.max_age:
             self._expire(answer)
             return True

@@ -116,6 +116,10 @@ class OutboxRow(NamedTuple):
     """The instance whose wall clock stamped ``sending_at`` (``None``: an engine alone, or rows
     sent before v14). Another instance's clock may be ahead or behind: only that instance can
     tell from ``sending_at`` whether the nonce still protects the message."""
+    aged_from: float | None = None
+    """Unix time an operator re-queued it (``outbox retry``: failed, or held by a dead target),
+    from which its maximum delivery age counts; ``None``: never re-queued, it counts from
+    ``created_at`` (which stays the time it was queued, for latency and history)."""
 
 
 class PendingWrite(NamedTuple):

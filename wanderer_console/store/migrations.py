@@ -463,6 +463,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         );
         """,
     ),
+    # 17: the time an operator re-queued a notification (``outbox retry``, the console's retry:
+    #     a failed one, or one a dead target held), from which its maximum delivery age counts
+    #     again; NULL for the rows never re-queued, whose age counts from ``created_at``.
+    Migration(
+        """
+        ALTER TABLE outbox ADD COLUMN aged_from REAL;
+        """,
+        """
+        ALTER TABLE outbox ADD COLUMN aged_from DOUBLE PRECISION;
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -39,7 +39,8 @@ __all__ = ["DeadTarget", "FailedRow", "OutboxMixin"]
 
 _ROW_COLUMNS = (
     "id, tenant_id, dedup_key, type, target_kind, target_key, body, attempts, correlation_id,"
-    " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at, sent_by"
+    " created_at, send_id, uncertain, sending_at, trace_parent, next_attempt_at, sent_by,"
+    " aged_from"
 )
 
 _KEPT_IF_UNCERTAIN = "CASE WHEN uncertain > 0 THEN send_id ELSE NULL END"
@@ -670,17 +671,27 @@ class OutboxMixin:
     def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int:
         """Forget that a target is dead and make its failed rows pending again; rows revived.
 
-        A row whose send had no known outcome stays bound to its message (see
-        :meth:`mark_failed`)."""
+        The rows it re-queues, failed ones and those the dead target held, count their maximum
+        age from now (``aged_from``): a notification that expired, or waited out a long outage
+        held, would otherwise fail again as expired at the first 5xx after the retry. A row
+        whose send had no known outcome stays bound to its message (see :meth:`mark_failed`)."""
         tenant_clause = "" if tenant_id is None else " AND tenant_id = ?"
         params: tuple[str, ...] = (target_key,) if tenant_id is None else (target_key, tenant_id)
+        now = time.time()
         with self._writes.transaction("revive target") as conn:
+            conn.execute(
+                "UPDATE outbox SET aged_from = ?"
+                f" WHERE status = 'pending' AND target_key = ?{tenant_clause}"
+                " AND EXISTS (SELECT 1 FROM dead_targets d WHERE d.tenant_id = outbox.tenant_id"
+                " AND d.target_key = outbox.target_key)",
+                (now, *params),
+            )
             conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
             cursor = conn.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?,"
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, aged_from = ?,"
                 f" send_id = {_KEPT_IF_UNCERTAIN}"
                 f" WHERE status = 'failed' AND target_key = ?{tenant_clause}",
-                (time.time(), *params),
+                (now, now, *params),
             )
         return int(cursor.rowcount)
 

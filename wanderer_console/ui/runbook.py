@@ -727,7 +727,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "create a new webhook and put its URL in the config: a changed URL or token revives"
         " the target by itself (hot reload or restart) and everything held is delivered. To"
         " retry the same target: `wanderer-console outbox retry webhook:ID` (or the console's"
-        " palette, *Retry dead target*)",
+        " palette, *Retry dead target*). Either way, what it held gets a fresh"
+        " `discord.max_delivery_age_hours` from then",
     ),
     Advice(
         DELIVERY,
@@ -781,8 +782,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`notification delivery failed` (`outcome` `retry`)",
         "5xx, a refused connection or an open breaker: transient",
         "nothing: it is retried with backoff capped at a minute for up to"
-        " `discord.max_delivery_age_hours` (24 h); an open breaker's fast failures are not"
-        " attempts",
+        " `discord.max_delivery_age_hours` (24 h) since it was queued, or since an operator's"
+        " `outbox retry`; an open breaker's fast failures are not attempts",
     ),
     Advice(
         DELIVERY,
@@ -794,7 +795,9 @@ _ROWS: Final[tuple[Advice, ...]] = (
         DELIVERY,
         "same, `reason` `expired: undelivered after 24 h (...)`",
         "Discord (or the network to it) failed for longer than `discord.max_delivery_age_hours`",
-        "fix the network; `outbox list` shows the rows, `outbox retry TARGET` re-queues them",
+        "fix the network; `outbox list` shows the rows, `outbox retry TARGET` re-queues them"
+        " with a fresh `discord.max_delivery_age_hours` from the retry (a 5xx after it does"
+        " not expire them again)",
     ),
     Advice(
         DELIVERY,

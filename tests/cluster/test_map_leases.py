@@ -510,7 +510,7 @@ class GatedRig:
 
 
 @contextlib.asynccontextmanager
-async def _gated(store: Store) -> AsyncIterator[GatedRig]:
+async def _gated(store: Store, *, dry_run: bool = False) -> AsyncIterator[GatedRig]:
     fake = FakeDiscord(webhook_limit=100, webhook_window=1.0, bot_token=BOT)
     server = AppServer(fake.app)
     await server.start()
@@ -529,6 +529,7 @@ async def _gated(store: Store) -> AsyncIterator[GatedRig]:
             backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, request_timeout=0.3
         ),
         gate=gate,
+        dry_run=lambda: dry_run,
     )
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -813,6 +814,42 @@ async def test_an_outcome_kept_while_the_store_was_down_never_undoes_the_new_own
         store._conn.execute("PRAGMA query_only = OFF")  # type: ignore[attr-defined]
         await wait_for(lambda: rig.dispatcher.snapshot()["unrecorded_outcomes"] == 0, 10)
         assert store.outbox_counts() == {"sent": 1}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_dry_runs_mark_kept_while_the_store_refused_never_marks_the_new_owners_rows(
+    store: Store, store_location: StoreLocation
+) -> None:
+    """A dry run claims its rows and marks them sent (nothing posted). The store refused that
+    mark, so it was kept; meanwhile the lease ran out and the map's new owner recovered the
+    rows to send them. Written late, the mark turned them ``sent``: the new owner never posted
+    them. Unlike a confirmation, a dry run's mark changes only rows still claimed by it. The
+    store refuses for real: a trigger fails the update to ``sent`` (claims still pass)."""
+    async with _gated(store, dry_run=True) as rig:
+        grant = store.acquire_lease(resource_of("one"), "a", 30.0)
+        assert grant is not None
+        rig.gate.fences["one"] = LeaseFence(resource_of("one"), "a", grant.lease.token)
+        store._conn.execute(  # type: ignore[attr-defined]
+            "CREATE TRIGGER refuse_sent BEFORE UPDATE OF status ON outbox"
+            " WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+        _enqueue(rig, 1, "dry")
+        await wait_for(lambda: rig.dispatcher.snapshot()["unrecorded_outcomes"] == 1, 10)
+        assert store.outbox_counts() == {"sending": 1}
+        rig.gate.held = False  # its heartbeat could not write either: the lease ran out
+        other = open_store(store_location)
+        try:
+            other._conn.execute("UPDATE leases SET expires_at = 0")  # type: ignore[attr-defined]
+            taken = other.acquire_lease(resource_of("one"), "b", 30.0)
+            assert taken is not None
+            new = LeaseFence(resource_of("one"), "b", taken.lease.token)
+            assert len(other.recover_in_flight(tenant="one", spare=new)) == 1
+            other._conn.execute("DROP TRIGGER refuse_sent")  # type: ignore[attr-defined]
+        finally:
+            other.close()
+        await wait_for(lambda: rig.dispatcher.snapshot()["unrecorded_outcomes"] == 0, 10)
+        assert store.outbox_counts() == {"pending": 1}  # b's to send
+        assert rig.discord.received == []
 
 
 @pytest.mark.slow

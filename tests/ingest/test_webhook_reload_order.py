@@ -70,6 +70,40 @@ class _Held:
         await self._app(scope, receive, send)
 
 
+class _HeldReply:
+    """Once :meth:`arm`ed, the next answer on a path ending with ``suffix`` is read from the
+    map's state at once but sent only when :attr:`open` is set (a look-up answered with the
+    map as it was, arriving late); later requests are answered as usual."""
+
+    def __init__(self, app: ASGIApp, suffix: str) -> None:
+        self._app = app
+        self._suffix = suffix
+        self._armed = False
+        self.open = asyncio.Event()
+        self.held = 0
+
+    def arm(self) -> None:
+        self._armed = True
+        self.open.clear()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        held = self._armed and scope["type"] == "http" and scope["path"].endswith(self._suffix)
+        if not held:
+            await self._app(scope, receive, send)
+            return
+        self._armed = False
+        reply: list[Any] = []
+
+        async def keep(message: Any) -> None:
+            reply.append(message)
+
+        await self._app(scope, receive, keep)
+        self.held += 1
+        await self.open.wait()
+        for message in reply:
+            await send(message)
+
+
 class _Surface:
     """The part of the engine surface the webhook endpoint uses, over the real queue and index
     (as :class:`~wanderer_console.runtime.Runtime` has it)."""
@@ -119,6 +153,7 @@ class Rig:
     server: FakeMapServer
     gate: _Held
     info_gate: _Held
+    reply_gate: _HeldReply
     source: MapSseSource
     index: TrackingIndex
     queue: BoundedPriorityQueue[Item]
@@ -166,7 +201,8 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
     server.seed([KEPT], [PILOT])
     gate = _Held(server.app, "/tracked-characters")
     info_gate = _Held(gate, "/system-static-info")
-    maps = AppServer(info_gate, on_stop=server.close)
+    reply_gate = _HeldReply(info_gate, "/tracked-characters")
+    maps = AppServer(reply_gate, on_stop=server.close)
     await maps.start()
     settings = _settings(maps.url)
     metrics = Metrics()
@@ -202,10 +238,13 @@ async def _rig(tmp_path: Path) -> AsyncIterator[Rig]:
         source = await wait_for(lambda: feeds.sources.get("cut"))
         await wait_for(lambda: source.health.state is ConnectionState.CONNECTED)
         assert set(index.map("cut").systems) == {KEPT}
-        yield Rig(server, gate, info_gate, source, index, queue, store, worker, metrics, hook)
+        yield Rig(
+            server, gate, info_gate, reply_gate, source, index, queue, store, worker, metrics, hook
+        )
     finally:
         gate.open.set()
         info_gate.open.set()
+        reply_gate.open.set()
         await cancel_and_wait(tasks)
         await hook.aclose()
         await http.aclose()
@@ -342,3 +381,41 @@ async def test_old_map_events_redelivered_after_a_reload_are_not_notified_again(
         assert sum(rig.store.outbox_counts().values()) == 3
         assert set(rig.index.map("cut").systems) == {KEPT, LATER}
         assert rig.metrics.value("wc_errors_total", component="pipeline") == 0
+
+
+async def test_a_pilot_refresh_answered_before_a_reload_and_read_after_it_keeps_the_reload(
+    tmp_path: Path,
+) -> None:
+    """The webhook delivers a pilot added the index does not know; the pipeline refreshes the
+    map's tracked pilots, and the map's answer (the pilot tracked) is slow to arrive. The map
+    stops tracking the pilot and the stream's reconnect reloads the map without it; then the
+    refresh's older answer arrives. The event arrived before the reload began: the map stays
+    as the reload found it, and a pilot no longer tracked is not notified (before, the older
+    answer was merged into the reload's state: the pilot was tracked again, its kills
+    followed, and the event notified it as added)."""
+    async with _rig(tmp_path) as rig, _draining(rig):
+        entry = rig.server.state.track(PILOT + 7, "Brief Pilot", None, None, None, None)
+        envelope: dict[str, Any] = {
+            "id": new_ulid(),
+            "type": "character_added",
+            "map_id": MAP_ID,
+            "timestamp": "2026-01-01T00:00:00.000000Z",
+            "payload": {"id": entry.character_uuid, "name": entry.name},
+        }
+        rig.reply_gate.arm()
+        await rig.post(envelope)
+        await wait_for(lambda: rig.reply_gate.held == 1, what="the refresh answered, late")
+
+        rig.server.state.untrack(entry.character_uuid)
+        await rig.reconnect()
+        await wait_for(lambda: rig.source.resyncs == 1, what="the reload")
+        assert set(rig.index.map("cut").characters) == {PILOT}
+        rig.reply_gate.open.set()
+
+        await wait_for(lambda: rig.store.event_count() == 1, what="the event decided")
+        assert set(rig.index.map("cut").characters) == {PILOT}
+        assert not rig.store.has_notification("cut", f"character:{envelope['id']}")
+        filtered = rig.metrics.value(
+            "wc_notifications_filtered_total", reason="superseded_by_reload"
+        )
+        assert filtered == 1

@@ -903,9 +903,12 @@ class Dispatcher:
                     }
                 },
             )
+        # Not a confirmation: nothing was posted, so the mark may change only rows this claim
+        # still holds. Kept while the store refused it, it is written once the map's new
+        # owner may have recovered them to send (an unconditional mark lost them).
         sent = SentMessage([row.id for row in batch.rows], self._clock.wall(), None, send_id, fence)
         self._journal.record(
-            "mark sent", functools.partial(self._store.mark_sent_all, [sent]), [sent]
+            "mark sent", functools.partial(self._store.mark_sent_if_claimed, [sent]), [sent]
         )
         return True
 

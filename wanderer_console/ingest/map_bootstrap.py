@@ -178,13 +178,25 @@ class MapFeeds:
         self._on_loaded(tenant)
 
     async def refresh_characters(self, tenant: str) -> None:
-        """Add tracked characters the map knows and the index does not (never raises)."""
+        """Add tracked characters the map knows and the index does not (never raises).
+
+        Not once a load of the map that began after this refresh asked has replaced the map's
+        state (a reload ending while a map event's look-up waits): that load read the map
+        later, and merging this older answer into it tracked again a pilot the map had dropped
+        in between, which the event then notified as added."""
+        asked = self._index.arrival(tenant)
         try:
             characters = await self.rest[tenant].tracked_characters()
         except (MapApiError, TransportError) as exc:
             log.warning(
                 "tracked characters refresh failed",
                 extra={"ctx": {"tenant": tenant, "error": str(exc)}},
+            )
+            return
+        if self._index.generation(tenant) > asked:
+            log.debug(
+                "tracked characters refresh older than the map's reload; the reload's kept",
+                extra={"ctx": {"tenant": tenant}},
             )
             return
         tracking = self._index.map(tenant)

@@ -822,6 +822,16 @@ _ROWS: Final[tuple[Advice, ...]] = (
     ),
     Advice(
         DELIVERY,
+        "`notification past its maximum age not sent again: a send of it had no known outcome`"
+        " (`send` `last` or `an earlier`)",
+        "Discord failed past `discord.max_delivery_age_hours`, and one send of the message had"
+        " no answer (Discord may have posted it): kept `uncertain` (probably delivered) rather"
+        " than `failed`, which `outbox retry` would post a second time",
+        "check the channel; the row is `uncertain` in `outbox list`; `outbox drop --id N`"
+        " once checked",
+    ),
+    Advice(
+        DELIVERY,
         "`store cannot write; delivery paused until a write succeeds` (`path`, `operation`,"
         " `error`, `advice`)",
         "the database refused a write: disk full, read-only file system, I/O error, locked",

@@ -346,6 +346,31 @@ async def test_a_reload_ending_while_a_webhook_event_is_decided_keeps_the_system
         assert rig.metrics.value("wc_errors_total", component="pipeline") == 0
 
 
+async def test_a_webhook_event_decided_while_a_reload_reads_the_map_outlives_the_reload(
+    tmp_path: Path,
+) -> None:
+    """The reload has read the map's systems (not the one added just now) and waits for its
+    tracked characters when the webhook delivers that system, and the pipeline decides the
+    event at once: the system is tracked and notified. The reload then ends with the state it
+    read: the system stays tracked (before, the reload's state replaced the map's whole, and
+    the system was gone, its kills not followed, until the next reload)."""
+    async with _rig(tmp_path) as rig, _draining(rig):
+        rig.gate.open.clear()
+        await rig.reconnect()
+        await wait_for(lambda: rig.gate.held == 1, what="the reload between its two requests")
+
+        rig.server.state.add_system(LATER)
+        added = await rig.deliver(LATER)
+        await wait_for(lambda: rig.store.event_count() == 1, what="the event decided")
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        assert rig.store.has_notification("cut", f"system:{added}")
+
+        rig.gate.open.set()
+        await wait_for(lambda: rig.source.resyncs == 1, what="the reload")
+        assert set(rig.index.map("cut").systems) == {KEPT, LATER}
+        assert rig.index.maps_for_system(LATER) == {"cut"}
+
+
 async def test_old_map_events_redelivered_after_a_reload_are_not_notified_again(
     tmp_path: Path,
 ) -> None:

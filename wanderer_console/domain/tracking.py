@@ -15,9 +15,9 @@ comparing every id tracked after each one.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, KeysView
+from collections.abc import Callable, Iterable, KeysView
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 __all__ = ["IdKind", "MapTracking", "TrackedCharacter", "TrackedSystem", "TrackingIndex"]
 
@@ -122,6 +122,10 @@ class TrackingIndex:
         self._begun: dict[str, int] = {}
         """Per map, the latest load that began asking the map server (:meth:`begin_load`)."""
         self._load_count = 0
+        self._during: dict[str, list[tuple[Callable[..., None], tuple[Any, ...]]]] = {}
+        """Per map being loaded, the changes made to it since the load began (map events
+        decided meanwhile), in order: :meth:`replace` applies them again over what the load
+        read, which may predate them."""
 
     def map(self, tenant: str) -> MapTracking:
         """The tracking of one map (created empty on first use)."""
@@ -144,7 +148,13 @@ class TrackingIndex:
     ) -> None:
         """Swap a map's whole state (initial load and full resync); it starts a new
         :meth:`generation` of the map: ``load``, as :meth:`begin_load` gave it before the state
-        was asked for, else a new one."""
+        was asked for, else a new one.
+
+        The changes made to the map since the load began (a map event decided while the load
+        waited for the map server) are applied again over the state read: the load may have
+        read the map before them, and replacing the state whole dropped them (a system added
+        then was no longer tracked, its kills not followed, until the next reload)."""
+        during = self._during.pop(tenant, None)  # not recorded again while rebuilt
         self.drop(tenant)
         self.map(tenant)  # a map that tracks nothing yet still exists
         if load is None:
@@ -155,6 +165,10 @@ class TrackingIndex:
             self.put_system(tenant, system)
         for character in characters:
             self.put_character(tenant, character)
+        for change, args in during or ():
+            change(*args)
+        if during is not None and load < self._begun.get(tenant, 0):
+            self._during[tenant] = during  # a later load still reads: they go over it too
 
     def generation(self, tenant: str) -> int:
         """Which load of the whole map (:meth:`replace`) the map's state comes from: greater
@@ -165,10 +179,24 @@ class TrackingIndex:
 
     def begin_load(self, tenant: str) -> int:
         """A load of the whole map starts asking the map server for its state: its
-        :meth:`generation`, for :meth:`replace` once the state is read."""
+        :meth:`generation`, for :meth:`replace` once the state is read (or
+        :meth:`abandon_load` if it fails). The map's changes are recorded until then."""
         self._load_count += 1
         self._begun[tenant] = self._load_count
+        self._during.setdefault(tenant, [])
         return self._load_count
+
+    def abandon_load(self, tenant: str, load: int) -> None:
+        """The load :meth:`begin_load` gave ``load`` failed: stop recording the map's changes
+        for it, unless a later load of the map began meanwhile."""
+        if self._begun.get(tenant) == load:
+            self._during.pop(tenant, None)
+
+    def _record(self, tenant: str, change: Callable[..., None], *args: Any) -> None:
+        """Keep a change made to a map being loaded, for :meth:`replace`."""
+        during = self._during.get(tenant)
+        if during is not None:
+            during.append((change, (tenant, *args)))
 
     def arrival(self, tenant: str) -> int:
         """The generation to stamp on a map event arriving now (from the stream or the map's
@@ -179,6 +207,7 @@ class TrackingIndex:
 
     def drop(self, tenant: str) -> None:
         """Forget a map entirely."""
+        self._during.pop(tenant, None)
         tracking = self._maps.pop(tenant, None)
         if tracking is None:
             return
@@ -189,6 +218,7 @@ class TrackingIndex:
 
     def put_system(self, tenant: str, system: TrackedSystem) -> None:
         """Add or update a system; names already known are kept when the update lacks them."""
+        self._record(tenant, self.put_system, system)
         tracking = self.map(tenant)
         old = tracking.systems.get(system.solar_system_id)
         if old is not None:
@@ -205,11 +235,13 @@ class TrackingIndex:
 
     def remove_system(self, tenant: str, solar_system_id: int) -> None:
         """Take a system off a map."""
+        self._record(tenant, self.remove_system, solar_system_id)
         self.map(tenant).systems.pop(solar_system_id, None)
         self._discard(self._by_system, solar_system_id, tenant, "systems")
 
     def put_character(self, tenant: str, character: TrackedCharacter) -> None:
         """Add or update a tracked character."""
+        self._record(tenant, self.put_character, character)
         character.name = _intern(character.name)
         character.corporation_ticker = _intern(character.corporation_ticker)
         character.alliance_ticker = _intern(character.alliance_ticker)
@@ -218,6 +250,7 @@ class TrackingIndex:
 
     def remove_character(self, tenant: str, eve_id: int) -> None:
         """Stop tracking a character on a map."""
+        self._record(tenant, self.remove_character, eve_id)
         self.map(tenant).characters.pop(eve_id, None)
         self._discard(self._by_character, eve_id, tenant, "characters")
 

@@ -166,8 +166,12 @@ class MapFeeds:
             # An event arriving from here on may be newer than what is read: not older than
             # this load (TrackingIndex.arrival).
             load = self._index.begin_load(tenant)
-            systems = await rest.systems()
-            characters = await rest.tracked_characters()
+            try:
+                systems = await rest.systems()
+                characters = await rest.tracked_characters()
+            except BaseException:
+                self._index.abandon_load(tenant, load)
+                raise
         self._index.replace(tenant, systems, characters, load=load)
         log.info(
             "map loaded",

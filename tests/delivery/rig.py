@@ -14,6 +14,7 @@ from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.delivery.spill import ConfirmationSpill
+from wanderer_console.domain.clock import Clock
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
@@ -82,12 +83,18 @@ async def make_rig(
     webhook_limit: int = 50,
     webhook_window: float = 1.0,
     spill: ConfirmationSpill | None = None,
+    discord_clock: Clock | None = None,
 ) -> AsyncIterator[Rig]:
     """The rig, torn down afterwards. ``chain`` puts the real middleware (retry, rate limit,
     breaker with ``cooldown``) in front of the sender; otherwise a plain client. ``spill``: where
-    the dispatcher's stop keeps confirmations the store refuses (none by default)."""
+    the dispatcher's stop keeps confirmations the store refuses (none by default).
+    ``discord_clock``: the fake Discord's clock (its rate-limit windows), for a test that ends a
+    window itself instead of racing the wall clock (the system clock by default)."""
     fake = FakeDiscord(
-        webhook_limit=webhook_limit, webhook_window=webhook_window, bot_token=BOT_TOKEN
+        webhook_limit=webhook_limit,
+        webhook_window=webhook_window,
+        bot_token=BOT_TOKEN,
+        clock=discord_clock,
     )
     server = AppServer(fake.app)
     await server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
+from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.domain.notification import (
     Notification,
     NotificationType,
@@ -91,16 +93,46 @@ async def test_unknown_webhook_holds_its_notifications_after_one_attempt_until_r
 
 
 @pytest.mark.slow
-async def test_429_waits_and_retries_without_losing_anything(rig: Rig) -> None:
-    target = rig.hook(5)
-    # Someone else exhausts the webhook's bucket first.
-    async with httpx.AsyncClient() as client:
-        for _ in range(5):
-            await client.post(target.address, json={"content": "other"})
-    rig.enqueue(target, 3)
-    await until(lambda: rig.store.outbox_counts() == {"sent": 3})
-    assert rig.discord.rejected_429 == 1
-    assert rig.dispatcher.snapshot()["targets"]["webhook:5"]["rate_limited"] == 1
+async def test_429_waits_and_retries_without_losing_anything(tmp_path: Path) -> None:
+    """Someone else has spent the webhook's bucket: the dispatcher's message is answered 429,
+    waits out the ``retry_after`` it names and goes again, once, nothing lost.
+
+    The fake's window is the test's to end (its clock stands still until the test moves it).
+    On the wall clock, a machine under load took the window's 2 s to get the dispatcher's
+    request out after the other posts: the window had ended, no 429 came, and the test failed.
+    """
+    clock = FrozenClock()
+    async with make_rig(
+        tmp_path,
+        policy=DeliveryPolicy(),
+        webhook_limit=5,
+        webhook_window=2.0,
+        poll_interval=0.1,
+        discord_clock=clock,
+    ) as rig:
+        target = rig.hook(5)
+        async with httpx.AsyncClient() as client:
+            others = [
+                await client.post(target.address, json={"embeds": [{"title": "other"}]})
+                for _ in range(5)
+            ]
+        assert [answer.status_code for answer in others] == [204] * 5  # the bucket is spent
+        before = time.time()
+        rig.enqueue(target, 3)
+        state = rig.dispatcher.state(target.key)
+        await until(lambda: state.rate_limited == 1)
+        # It waits the whole window the 429 named (2 s: the fake's clock stands still).
+        paused_until = state.paused_until
+        assert paused_until >= before + 2.0
+        clock.advance(2.0)  # the window is over: the retry may go
+        await until(lambda: rig.store.outbox_counts() == {"sent": 3})
+        assert rig.discord.rejected_429 == 1  # the retry did not go before the window ended
+        assert rig.dispatcher.snapshot()["targets"][target.key]["rate_limited"] == 1
+        assert rig.titles(target.key) == {"other": 5, "note 0": 1, "note 1": 1, "note 2": 1}
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        confirmed = [at for (at,) in conn.execute("SELECT sent_at FROM outbox")]
+    assert len(confirmed) == 3
+    assert min(confirmed) >= paused_until  # sent once the pause was over, not before
 
 
 @pytest.mark.slow

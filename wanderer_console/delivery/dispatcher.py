@@ -634,7 +634,7 @@ class Dispatcher:
             if not tenants:
                 return False  # no map known yet: nothing to read (and no empty ``IN ()``)
         if refresh_dead:
-            self._dead.refresh(targets)
+            self._dead.refresh(targets, self._owns)
         busy = {target for _tenant, target in self._busy}
         # Left out of this read: what is due for them is read again when their worker ends.
         self._dirty = busy
@@ -748,6 +748,11 @@ class Dispatcher:
             extra={"ctx": {"target": key[1], "tenant": key[0], "notifications": failed[0]}},
         )
         return True
+
+    def _owns(self, tenant: str) -> bool:
+        """Whether ``tenant``'s rows are this instance's to settle (its map's lease held, or an
+        engine alone): another instance's configuration may differ from this one's."""
+        return self._gate is None or self._gate.fence(tenant) is not None
 
     def _may_send(self, tenant: str) -> bool:
         """Not stopping, and the map still this instance's to send (several instances)."""

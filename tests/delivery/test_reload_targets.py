@@ -70,3 +70,24 @@ def test_a_dead_target_of_a_map_another_instance_holds_is_left_to_it(tmp_path: P
         ]
     finally:
         store.close()
+
+
+@pytest.mark.slow
+async def test_a_webhook_token_rotated_during_a_backlog_sends_the_rest_with_the_new_one(
+    rig: Rig,
+) -> None:
+    """The operator rotates a webhook's token (same id, so the same target) while its worker
+    is part way through a backlog: the messages still to go use the new URL."""
+    rig.discord.register_webhook(3, "old")
+    old = Target(TargetKind.WEBHOOK, webhook_url(rig.server.url, 3, "old"), "home")
+    rig.targets[("home", old.key)] = ResolvedTarget(old)
+    rig.discord.answer_delay = 0.3
+    rig.enqueue(old, 4, content="<@&1> rally")  # a mention: one message each
+    await until(lambda: rig.discord.messages_for("webhook:3"))
+    rig.discord.register_webhook(3, "new")
+    new = Target(TargetKind.WEBHOOK, webhook_url(rig.server.url, 3, "new"), "home")
+    rig.targets[("home", new.key)] = ResolvedTarget(new)
+    rig.discord.answer_delay = 0.0
+    await until(lambda: rig.store.outbox_counts() == {"sent": 4}, timeout=10)
+    assert rig.discord.rejected_401 == 0
+    assert rig.metrics.value("wc_targets_disabled_total") == 0

@@ -634,7 +634,7 @@ class Dispatcher:
             if not tenants:
                 return False  # no map known yet: nothing to read (and no empty ``IN ()``)
         if refresh_dead:
-            self._dead.refresh(targets)
+            self._dead.refresh(targets, self._owns)
         busy = {target for _tenant, target in self._busy}
         # Left out of this read: what is due for them is read again when their worker ends.
         self._dirty = busy
@@ -693,7 +693,10 @@ class Dispatcher:
         self, key: TargetKey, rows: list[OutboxRow], resolved: ResolvedTarget | None
     ) -> bool:
         """Send ``rows`` (one target's, in order); True when every one was settled for good
-        (sent, failed, or kept for the operator) and none of the target's rows became due."""
+        (sent, failed, or kept for the operator) and none of the target's rows became due.
+
+        The target is resolved again before each message: a reload during a backlog (a webhook
+        token rotated) is used by the next one, not found out by Discord's 401."""
         state = self.state(key[1])
         if resolved is None:
             return self._fail_unconfigured(key, rows)
@@ -703,6 +706,9 @@ class Dispatcher:
                 await self._sleep(wait)
             if not self._can_send():
                 return False
+            resolved = self._targets().get(key)
+            if resolved is None:
+                return False  # a reload dropped it meanwhile: the next look settles the rest
             # A failing target that answers again makes its waiting rows due (resume_target).
             settled = settled and not state.failing
             # Counted in its bucket in the turn it was found to fit (no other worker between).
@@ -748,6 +754,11 @@ class Dispatcher:
             extra={"ctx": {"target": key[1], "tenant": key[0], "notifications": failed[0]}},
         )
         return True
+
+    def _owns(self, tenant: str) -> bool:
+        """Whether ``tenant``'s rows are this instance's to settle (its map's lease held, or an
+        engine alone): another instance's configuration may differ from this one's."""
+        return self._gate is None or self._gate.fence(tenant) is not None
 
     def _may_send(self, tenant: str) -> bool:
         """Not stopping, and the map still this instance's to send (several instances)."""

@@ -88,12 +88,21 @@ class DeadTargets:
         """A copy of the dead targets by ``(tenant, key)``."""
         return dict(self._dead)
 
-    def refresh(self, targets: Mapping[TargetKey, ResolvedTarget]) -> None:
-        """Read the dead targets (an operator may have revived one); revive a changed one."""
+    def refresh(
+        self,
+        targets: Mapping[TargetKey, ResolvedTarget],
+        owned: Callable[[str], bool] = lambda _tenant: True,
+    ) -> None:
+        """Read the dead targets (an operator may have revived one); revive a changed one, and
+        let go of one its map no longer names (:meth:`_forget`), when the map is ``owned``."""
         dead = {(d.tenant_id, d.target_key): d for d in self._store.dead_targets()}
+        configured = {tenant for tenant, _key in targets}
         for key, target in list(dead.items()):
             resolved = targets.get(key)
-            if resolved is not None and resolved.fingerprint != target.fingerprint:
+            if resolved is None and key[0] in configured and owned(key[0]):
+                self._forget(target)
+                del dead[key]
+            elif resolved is not None and resolved.fingerprint != target.fingerprint:
                 revived = self._store.revive_target(target.target_key, tenant_id=target.tenant_id)
                 del dead[key]
                 log.warning(
@@ -106,6 +115,18 @@ class DeadTargets:
             self._state(key[1]).disabled_reason = target.reason
         self._dead = dead
         self._metrics.targets_dead.set(len(dead))
+
+    def _forget(self, target: DeadTarget) -> None:
+        """A dead target its map no longer names (a deleted webhook replaced by a new one, which
+        has another id; a channel switched): no change of its configuration can revive it, so
+        holding its notifications would keep them, and ``/ready``'s degraded, for ever. They
+        are read again and fail as any target's no longer configured do."""
+        self._store.forget_dead_target(target.tenant_id, target.target_key)
+        log.warning(
+            "dead target no longer configured; the notifications it held fail as no longer"
+            " configured",
+            extra={"ctx": {"target": target.target_key, "tenant": target.tenant_id}},
+        )
 
     def hold(self, row: OutboxRow, reason: str, resolved: ResolvedTarget) -> None:
         """Discord refused ``row``'s target for good: keep it dead until it changes."""

@@ -695,6 +695,15 @@ class OutboxMixin:
             )
         return int(cursor.rowcount)
 
+    def forget_dead_target(self, tenant_id: str, target_key: str) -> None:
+        """Stop holding a dead target no configuration names any more: its held rows are read
+        again, and fail as no longer configured (its failed rows stay as they are)."""
+        with self._writes.transaction("forget dead target") as conn:
+            conn.execute(
+                "DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?",
+                (tenant_id, target_key),
+            )
+
     def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
         """Failed rows, and rows held by dead targets, newest first."""
         held = "status IN ('failed', 'uncertain') OR (status = 'pending' AND target_key IN"

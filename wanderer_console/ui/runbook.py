@@ -724,10 +724,13 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "the webhook was deleted, or the channel does not exist. The target is *dead*: one"
         " request, then its notifications are held (not lost); `/ready` answers 503"
         " `degraded` naming it, the console shows it red",
-        "create a new webhook and put its URL in the config: a changed URL or token revives"
-        " the target by itself (hot reload or restart) and everything held is delivered. To"
-        " retry the same target: `wanderer-console outbox retry webhook:ID` (or the console's"
-        " palette, *Retry dead target*). Either way, what it held gets a fresh"
+        "create a new webhook and put its URL in the config. A new webhook has another id,"
+        " so it is another target: what the dead one held fails as `target no longer"
+        " configured` (listed by `outbox list`) and what is queued from then goes to the new"
+        " one. A changed token of the same webhook id, or a changed bot token, revives the"
+        " target by itself (hot reload or restart) and everything held is delivered. To retry"
+        " the same target: `wanderer-console outbox retry webhook:ID` (or the console's"
+        " palette, *Retry dead target*); what it held gets a fresh"
         " `discord.max_delivery_age_hours` from then",
     ),
     Advice(
@@ -754,6 +757,16 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "`target revived: its configuration changed; held notifications are sent`",
         "a dead target's address or credential changed",
         "nothing",
+    ),
+    Advice(
+        DELIVERY,
+        "`dead target no longer configured; the notifications it held fail as no longer"
+        " configured` (`target`, `tenant`)",
+        "a dead target's map names it no more (a deleted webhook replaced by a new one, a"
+        " channel switched): nothing can revive it, so its held notifications are failed,"
+        ' counted as `wc_delivery_failures_total{reason="unconfigured"}`',
+        "nothing; `outbox list` shows them. Put the target back in the config, then"
+        " `outbox retry TARGET`, to send them there",
     ),
     Advice(
         DELIVERY,

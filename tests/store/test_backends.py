@@ -341,3 +341,39 @@ async def test_retention_deletes_a_large_backlog_in_batches_with_other_work_in_b
     assert not [e for e in store.events_since(0.0, limit=1000) if e.event_id.startswith("old")]
     assert len(store.events_since(0.0, limit=1000)) == len(old_left)  # every new one stays
     assert store.outbox_counts() == {"pending": 1, "uncertain": 1}
+
+
+def test_a_moved_target_takes_only_the_rows_no_send_left_unanswered(store: Store) -> None:
+    """A reload pointed a map's routes from webhook 1 to webhook 9: its waiting rows move, and
+    its dead mark goes. A row whose send had no known outcome (the old webhook may have posted
+    it) stays, as does a row in flight; nothing moves under a lease the caller does not hold."""
+    store.enqueue([_note(key) for key in "abcd"] + [_note("e", "2")], now=1.0)
+    a, b, c, d, _e = store.due_outbox(now=2.0)
+    assert store.claim([b.id], send_id="s-b", now=3.0) == 1
+    store.release([b.id], next_attempt_at=3.0, error=None, uncertain=True)
+    assert store.claim([c.id], send_id="s-c", now=3.0) == 1
+    store.set_dead_target("home", "webhook:1", reason="HTTP 404", fingerprint="fp", now=4.0)
+    grant = store.acquire_lease("map:home", "other", 30.0)
+    assert grant is not None
+    mine = LeaseFence("map:home", "me", grant.lease.token)
+
+    def move(fence: LeaseFence | None = None) -> int:
+        return store.retarget_pending(
+            "home",
+            "webhook:1",
+            to_kind=TargetKind.WEBHOOK,
+            to_key="webhook:9",
+            now=5.0,
+            fence=fence,
+        )
+
+    assert move(mine) == 0
+    assert [t.target_key for t in store.dead_targets()] == ["webhook:1"]
+    theirs = LeaseFence("map:home", "other", grant.lease.token)
+    assert move(theirs) == 2
+    assert store.dead_targets() == []
+    due = {row.id: row.target_key for row in store.due_outbox(now=10.0)}
+    assert due[a.id] == due[d.id] == "webhook:9"
+    assert due[b.id] == "webhook:1"
+    assert c.id not in due  # still in flight
+    assert move() == 0

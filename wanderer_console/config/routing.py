@@ -6,6 +6,7 @@ agree on it without importing each other.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Final, Literal
 
 from wanderer_console.config.model import Settings
@@ -16,6 +17,7 @@ __all__ = [
     "OPS_TENANT",
     "ROUTES",
     "Route",
+    "moved_targets",
     "ops_target",
     "resolve_target",
     "route_credentials",
@@ -86,3 +88,37 @@ def tracker_target(settings: Settings, tenant: str, tracker: TrackerSettings) ->
     if tracker.channel_id and (discord.bot_token or settings.discord.bot_token):
         return Target(TargetKind.BOT_CHANNEL, tracker.channel_id, tenant)
     return resolve_target(settings, tenant, "system_kill")
+
+
+def _route_targets(settings: Settings, tenant: str) -> dict[str, Target | None]:
+    """Where each of a map's routes and named trackers posts, by a name that outlives a
+    reload (a tracker by its name)."""
+    out: dict[str, Target | None] = {
+        route: resolve_target(settings, tenant, route) for route in ROUTES
+    }
+    for tracker in settings.maps[tenant].trackers:
+        out[f"tracker:{tracker.name}"] = tracker_target(settings, tenant, tracker)
+    return out
+
+
+def moved_targets(old: Settings, new: Settings) -> dict[tuple[str, str], Target]:
+    """The targets a reload moved, by ``(tenant, old key)``: keys ``old`` used that ``new``
+    does not, every route (and tracker) that used one now going to one same target.
+
+    A key whose routes now split over several targets, or one of which now goes nowhere, is
+    left out: which of them should have its backlog is not for delivery to guess."""
+    still = route_credentials(new)
+    moved: dict[tuple[str, str], Target] = {}
+    for tenant in old.maps.keys() & new.maps.keys():
+        was = _route_targets(old, tenant)
+        now = _route_targets(new, tenant)
+        users: dict[str, list[str]] = defaultdict(list)
+        for name, target in was.items():
+            if target is not None and (tenant, target.key) not in still:
+                users[target.key].append(name)
+        for key, names in users.items():
+            after = [now.get(name) for name in names]
+            first = after[0]
+            if first is not None and all(t is not None and t.key == first.key for t in after):
+                moved[(tenant, key)] = first
+    return moved

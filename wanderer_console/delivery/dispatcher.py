@@ -43,6 +43,7 @@ import orjson
 
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
+from wanderer_console.config.routing import moved_targets
 from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
 from wanderer_console.delivery.pacing import Batch, BucketBudget, ChannelPacer, pack
@@ -55,7 +56,7 @@ from wanderer_console.delivery.policy import (
 from wanderer_console.delivery.spill import SPILL_FILE, ConfirmationSpill
 from wanderer_console.delivery.targets import DeadTargets, Revived, recover_in_flight
 from wanderer_console.domain.clock import Clock, SystemClock
-from wanderer_console.domain.notification import TargetKind
+from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.store.base import (
     ClaimRequest,
@@ -238,6 +239,8 @@ class Dispatcher:
         self._dirty: set[str] = set()
         """Busy targets that may have due rows their worker was not given (busy at the last
         look, which left them out, or woken for since): their worker's end looks again."""
+        self._moves: dict[TargetKey, Target] = {}
+        """Targets a reload moved (:meth:`retarget`), whose waiting rows the next look moves."""
         self._context: contextvars.Context | None = None
         """The loop's context, which workers started from a wake run in (not the caller's)."""
 
@@ -357,6 +360,59 @@ class Dispatcher:
         revived = self._dead.revive(target_key)
         self._look_soon()
         return revived
+
+    def retarget(self, moves: Mapping[TargetKey, Target]) -> None:
+        """A reload pointed every route of a map that used a target to another one: the
+        notifications waiting for the old target go to the new one (see :meth:`_apply_moves`)
+        instead of failing as no longer configured."""
+        if not moves:
+            return
+        self._moves.update(moves)
+        self._interrupt_waits()  # a worker of an old target waiting out its pause ends now
+        self._look_soon()
+
+    def _apply_moves(self, targets: Mapping[TargetKey, ResolvedTarget]) -> bool:
+        """Move the waiting rows of the targets a reload moved, before a look reads them;
+        False when the store refused the write (the moves are kept for the next look).
+
+        A move waits while the old target's worker runs (it settles what it has in flight with
+        the old target, then ends: its target is no longer configured). It is dropped when
+        the configuration changed again meanwhile (the old key back, the new one gone), and
+        when this instance does not hold the map's lease (several instances): its owner does."""
+        for key in [key for key in self._moves if key not in self._busy]:
+            target = self._moves[key]
+            if key in targets or (key[0], target.key) not in targets:
+                del self._moves[key]
+                continue
+            fence = None if self._gate is None else self._gate.fence(key[0])
+            if self._gate is not None and fence is None:
+                del self._moves[key]
+                continue
+            try:
+                moved = self._store.retarget_pending(
+                    key[0],
+                    key[1],
+                    to_kind=target.kind,
+                    to_key=target.key,
+                    now=self._clock.wall(),
+                    fence=fence,
+                )
+            except StoreWriteError:
+                return False
+            del self._moves[key]
+            if moved:
+                log.info(
+                    "notifications for a target no longer configured moved to the map's new target",
+                    extra={
+                        "ctx": {
+                            "tenant": key[0],
+                            "target": key[1],
+                            "to": target.key,
+                            "notifications": moved,
+                        }
+                    },
+                )
+        return True
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -623,12 +679,14 @@ class Dispatcher:
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
             return False
+        targets = self._targets()
+        if self._moves and not self._apply_moves(targets):
+            return False
         tenants: Collection[str] | None = None
         if self._gate is not None:
             tenants = self._gate.tenants()
             if not tenants:
                 return False  # no map's lease held: nothing of ours to send
-        targets = self._targets()
         if tenants is None and self.maps_unknown():
             tenants = {tenant for tenant, _target in targets}
             if not tenants:
@@ -702,7 +760,11 @@ class Dispatcher:
             return self._fail_unconfigured(key, rows)
         settled = True
         for batch, send_id in self._batches(rows):
-            while (wait := self._wait_for(key[1], state)) > 0 and self._may_send(key[0]):
+            while (
+                (wait := self._wait_for(key[1], state)) > 0
+                and self._may_send(key[0])
+                and key in self._targets()  # a reload that drops it ends the wait
+            ):
                 await self._sleep(wait)
             if not self._can_send():
                 return False
@@ -1273,7 +1335,8 @@ def build_dispatcher(
         spill=spill,
     )
 
-    def follow(_old: Settings, new: Settings) -> None:
+    def follow(old: Settings, new: Settings) -> None:
+        dispatcher.retarget(moved_targets(old, new))
         if new.discord.channel_messages_per_minute != dispatcher.channel_per_minute:
             dispatcher.channel_per_minute = new.discord.channel_messages_per_minute
         dispatcher.policy = DeliveryPolicy.from_settings(new)

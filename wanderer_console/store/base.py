@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from wanderer_console.store.writes import WriteFault
 
 if TYPE_CHECKING:
-    from wanderer_console.domain.notification import Notification
+    from wanderer_console.domain.notification import Notification, TargetKind
     from wanderer_console.store.browse import BrowsedEvent, EventNotification
     from wanderer_console.store.observe import AlertRecord, TrendMinute
 
@@ -659,6 +659,17 @@ class Store(Protocol):
     def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int: ...
 
     def forget_dead_target(self, tenant_id: str, target_key: str) -> None: ...
+
+    def retarget_pending(
+        self,
+        tenant_id: str,
+        target_key: str,
+        *,
+        to_kind: TargetKind,
+        to_key: str,
+        now: float,
+        fence: LeaseFence | None = None,
+    ) -> int: ...
 
     def failed_rows(
         self, *, target_key: str | None = None, limit: int = 1000

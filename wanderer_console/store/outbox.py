@@ -704,6 +704,49 @@ class OutboxMixin:
                 (tenant_id, target_key),
             )
 
+    def retarget_pending(
+        self,
+        tenant_id: str,
+        target_key: str,
+        *,
+        to_kind: TargetKind,
+        to_key: str,
+        now: float,
+        fence: LeaseFence | None = None,
+    ) -> int:
+        """Move a map's notifications waiting for ``target_key`` to another target (a reload
+        pointed the routes that used it there); return how many, and stop holding the old key
+        as dead for that map.
+
+        Only rows whose earlier sends all had a known outcome move: one whose send's outcome
+        was unknown (``uncertain``) may already be posted by the old target, and rows in flight
+        settle with it. A send id kept after a known answer (429, 5xx, 401/403/404: see
+        :data:`_KEPT_IF_UNCERTAIN`) binds the rows to one message of the old target and is
+        dropped; except a bot message's after a transient failure (its target not dead), whose
+        nonce guards a post a 5xx may hide: it stays. The moved rows are due now; those a dead
+        target held count their maximum age from now (as :meth:`revive_target`'s do). With
+        ``fence`` (several instances), nothing changes unless the map's lease is still the
+        caller's, checked in the statements as :meth:`fail_pending` checks it."""
+        held, lease = self._lease_still(fence)
+        dead = (
+            "EXISTS (SELECT 1 FROM dead_targets d"
+            " WHERE d.tenant_id = outbox.tenant_id AND d.target_key = outbox.target_key)"
+        )
+        with self._writes.transaction("retarget pending") as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET target_kind = ?, target_key = ?, next_attempt_at = ?,"
+                f" send_id = NULL, aged_from = CASE WHEN {dead} THEN ? ELSE aged_from END"
+                " WHERE tenant_id = ? AND target_key = ? AND status = 'pending'"
+                " AND uncertain = 0 AND (send_id IS NULL OR target_kind = 'webhook'"
+                f" OR {dead}){held}",
+                (to_kind.value, to_key, now, now, tenant_id, target_key, *lease),
+            )
+            conn.execute(
+                f"DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?{held}",
+                (tenant_id, target_key, *lease),
+            )
+        return int(cursor.rowcount)
+
     def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
         """Failed rows, and rows held by dead targets, newest first."""
         held = "status IN ('failed', 'uncertain') OR (status = 'pending' AND target_key IN"

@@ -724,14 +724,16 @@ _ROWS: Final[tuple[Advice, ...]] = (
         "the webhook was deleted, or the channel does not exist. The target is *dead*: one"
         " request, then its notifications are held (not lost); `/ready` answers 503"
         " `degraded` naming it, the console shows it red",
-        "create a new webhook and put its URL in the config. A new webhook has another id,"
-        " so it is another target: what the dead one held fails as `target no longer"
-        " configured` (listed by `outbox list`) and what is queued from then goes to the new"
-        " one. A changed token of the same webhook id, or a changed bot token, revives the"
-        " target by itself (hot reload or restart) and everything held is delivered. To retry"
-        " the same target: `wanderer-console outbox retry webhook:ID` (or the console's"
-        " palette, *Retry dead target*); what it held gets a fresh"
-        " `discord.max_delivery_age_hours` from then",
+        "create a new webhook and put its URL in the config. A new webhook has another id, so "
+        "it is another target: at a hot reload, what the dead one held goes to the new one "
+        "when every route that used it now goes there (see `notifications for a target no "
+        "longer configured moved to the map's new target`); after a restart, or when its "
+        "routes now split over several targets, it fails as `target no longer configured` "
+        "(listed by `outbox list`). A changed token of the same webhook id, or a changed bot "
+        "token, revives the target by itself (hot reload or restart) and everything held is "
+        "delivered. To retry the same target: `wanderer-console outbox retry webhook:ID` (or "
+        "the console's palette, *Retry dead target*); what it held gets a fresh "
+        "`discord.max_delivery_age_hours` from then",
     ),
     Advice(
         DELIVERY,
@@ -762,11 +764,24 @@ _ROWS: Final[tuple[Advice, ...]] = (
         DELIVERY,
         "`dead target no longer configured; the notifications it held fail as no longer"
         " configured` (`target`, `tenant`)",
-        "a dead target's map names it no more (a deleted webhook replaced by a new one, a"
-        " channel switched): nothing can revive it, so its held notifications are failed,"
-        ' counted as `wc_delivery_failures_total{reason="unconfigured"}`',
+        "a dead target's map names it no more and its backlog was not moved: a restart with "
+        "the changed config (it does not know the old one), routes that now split over several "
+        "targets, or notifications whose earlier send had no known outcome (the old target may "
+        "have posted them). Nothing can revive it, so its held notifications are failed, "
+        'counted as `wc_delivery_failures_total{reason="unconfigured"}`',
         "nothing; `outbox list` shows them. Put the target back in the config, then"
         " `outbox retry TARGET`, to send them there",
+    ),
+    Advice(
+        DELIVERY,
+        "`notifications for a target no longer configured moved to the map's new target`"
+        " (`tenant`, `target`, `to`, `notifications`)",
+        "a hot reload pointed every route of a map that used `target` to one other target `to` "
+        "(a deleted webhook replaced by a new one, a route switched): its waiting "
+        "notifications go there instead of failing. Those in flight settle with the old "
+        "target; those whose earlier send had no known outcome stay (the old target may have "
+        "posted them) and fail as no longer configured",
+        "nothing",
     ),
     Advice(
         DELIVERY,

@@ -203,3 +203,22 @@ async def test_replay_shows_what_a_posted_event_sent_and_honours_the_switches(
     off.maps[sim.map_slug].notifications.rally = False
     quiet = await replay(off, runtime.store, 0.0, use_rest=False)
     assert [line for line in quiet.lines if line["event_type"] == "custom"] == []
+
+
+async def test_an_event_of_a_tenant_with_no_configured_map_is_counted_as_not_routed(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """A tenant whose map left the configuration (or never had one): its events are stored and
+    answered "accepted", and nothing goes to Discord. No counter said why: every other
+    notification stopped before Discord is in wc_notifications_filtered_total by reason."""
+    assert runtime.http is not None
+    key = runtime.http.tenants.add("no-map-here")
+    before = runtime.metrics.value("wc_notifications_filtered_total", reason="no_map")
+    response = await client.post(
+        "/api/v1/events", json=event(event_id="unrouted-1"), headers=auth(key)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["status"] == "accepted"
+    assert runtime.store.has_event("no-map-here", "api:unrouted-1")
+    after = runtime.metrics.value("wc_notifications_filtered_total", reason="no_map")
+    assert after == before + 1

@@ -590,10 +590,16 @@ class Engine:
 
     def custom_notifications(self, item: CustomItem) -> list[Notification]:
         """A posted event's notification, if its map's switches let it through (used live and
-        by replay). Posted on purpose by another tool: start-up suppression does not apply."""
+        by replay). Posted on purpose by another tool: start-up suppression does not apply.
+
+        A tenant with no configured map (removed, or added without one) has nowhere to send:
+        counted as ``no_map``, as every other notification stopped before Discord is."""
         kind = NotificationType(item.notification_type)
         map_settings = self.settings.maps.get(item.tenant)
-        if map_settings is None or not self.allowed(item.tenant, kind, suppressible=False):
+        if map_settings is None:
+            self._writer.refused("no_map")
+            return []
+        if not self.allowed(item.tenant, kind, suppressible=False):
             return []
         body = render_custom(
             item, map_name=map_settings.name, username=self.settings.discord.username

@@ -29,7 +29,7 @@ from wanderer_console.server.ingest import IngestEndpoint
 from wanderer_console.server.notifier_api import NotifierEndpoints
 from wanderer_console.server.ports import EngineSurface
 from wanderer_console.server.refusals import Refusals, endpoint_of
-from wanderer_console.server.serve import EmbeddedServer, ServerStartError
+from wanderer_console.server.serve import GRACE_SECONDS, EmbeddedServer, ServerStartError
 from wanderer_console.server.tenants import TenantRegistry
 from wanderer_console.server.webhook import WebhookEndpoint
 from wanderer_console.telemetry.context import bind_request_id
@@ -83,12 +83,15 @@ def _unrouted(refusals: Refusals) -> dict[Any, Any]:
 
 
 def build_app(
-    engine: EngineSurface, tenants: TenantRegistry, refusals: Refusals | None = None
+    engine: EngineSurface,
+    tenants: TenantRegistry,
+    refusals: Refusals | None = None,
+    ingest: IngestEndpoint | None = None,
 ) -> Starlette:
     """The Starlette app over the engine (tests may serve it themselves)."""
     refusals = refusals or Refusals(engine.metrics)
     health = HealthEndpoints(engine)
-    ingest = IngestEndpoint(engine, tenants, refusals=refusals)
+    ingest = ingest or IngestEndpoint(engine, tenants, refusals=refusals)
     webhook = WebhookEndpoint(engine, refusals=refusals)
     notifier = NotifierEndpoints(engine, refusals)
     app = Starlette(
@@ -125,7 +128,8 @@ class HttpSurface:
         )
         self._connections = engine.metrics.server_connections
         self._connections.set_function(lambda: self.guard.open_connections)
-        self.app = build_app(engine, self.tenants, self.refusals)
+        self.ingest = IngestEndpoint(engine, self.tenants, refusals=self.refusals)
+        self.app = build_app(engine, self.tenants, self.refusals, self.ingest)
         self.server = EmbeddedServer(
             self.app,
             host=host,
@@ -160,8 +164,13 @@ class HttpSurface:
         self._connections.set_function(_none_open)
 
     async def stop(self) -> None:
-        """Stop serving and close the registry."""
+        """Stop serving and close the registry.
+
+        Ingest requests still waiting for the pipeline are answered first (``503``, retry,
+        after a grace of half the server's): uvicorn would cancel them at the end of its own.
+        """
         try:
+            await self.ingest.stop_waiting(GRACE_SECONDS / 2)
             await self.server.stop()
         finally:
             self._uncount()

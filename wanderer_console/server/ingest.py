@@ -9,9 +9,11 @@ outbox and dispatcher as map events, so rate limits and dedup apply to them too.
 the pipeline did not confirm within the request's ``timeout`` (queueing included) is
 ``rejected`` with a reason that says to retry with the same ``event_id``: one that found no room
 in a full queue was not queued; a queued one is kept by the engine and may still be stored (the
-retry is then answered ``duplicate``). When no event of the request was confirmed the answer is
-``503`` with ``Retry-After``, never the ``422`` of invalid input. So is a request whose key the
-database could not look up (a PostgreSQL restart or failover): not a ``401``, nor a bare ``500``.
+retry is then answered ``duplicate``). A request still waiting as the server stops is answered
+the same way, its reason saying the console is stopping. When no event of the request was
+confirmed the answer is ``503`` with ``Retry-After``, never the ``422`` of invalid input. So is
+a request whose key the database could not look up (a PostgreSQL restart or failover): not a
+``401``, nor a bare ``500``.
 
 Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
 with its reason and logged (throttled per client, without the key or the payload); an error
@@ -21,6 +23,7 @@ body echoes at most :data:`~wanderer_console.server.refusals.MAX_ECHO` character
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any, Final
@@ -68,6 +71,11 @@ _NOT_QUEUED: Final = (
     "not queued: the pipeline's queue is full (the pipeline is busy or the store cannot"
     " write); retry with the same event_id"
 )
+_STOPPING_UNCONFIRMED: Final = (
+    "not confirmed: the console is stopping; it may still be stored: retry with the same"
+    " event_id (answered 'duplicate' if it was)"
+)
+_STOPPING_NOT_QUEUED: Final = "not queued: the console is stopping; retry with the same event_id"
 _RETRY_AFTER: Final = "5"
 _STORE_DOWN: Final = {
     "error": "the ingest key cannot be checked now: the console's database did not answer;"
@@ -121,6 +129,66 @@ class IngestEndpoint:
         self._unconfirmed_log = ThrottledLog(log)
         """"Not processed" said once per tenant a minute: a store that cannot write fails every
         event of every request until it writes again."""
+        self._stopped: asyncio.Future[None] | None = None
+        """Done once the server stops (:meth:`stop_waiting`): requests still waiting for the
+        pipeline are answered then, before the server's own stop cancels them."""
+        self._waiting: set[asyncio.Future[bool]] = set()
+        """The events requests wait for now (the engine's verdicts)."""
+
+    async def stop_waiting(self, grace: float) -> None:
+        """Give the events waiting for the pipeline ``grace`` seconds, then answer every request
+        still waiting, and stop waiting for the pipeline.
+
+        Called before the server stops: a request still waiting when uvicorn's own grace
+        period ended was cancelled, and its client got a bare ``500`` (no ``Retry-After``, no
+        event's reason) while an "Exception in ASGI application" traceback went to the log. An
+        event not confirmed is answered as after the request's own ``timeout``: ``503``, retry
+        with the same ``event_id``.
+        """
+        waiting = [done for done in self._waiting if not done.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=grace)
+        stopped = self._stopped_future()
+        if not stopped.done():
+            stopped.set_result(None)
+
+    def _stopped_future(self) -> asyncio.Future[None]:
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+        return self._stopped
+
+    async def _queued(self, item: CustomItem, deadline: float) -> bool:
+        """Wait for room in the queue until ``deadline``; False when there was none (or the
+        server stopped meanwhile) and the item was not queued."""
+        stopped = self._stopped_future()
+        if stopped.done():
+            return False
+        put = asyncio.ensure_future(self._engine.enqueue(item))
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        finished, _ = await asyncio.wait(
+            (put, stopped), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if put in finished:
+            put.result()
+            return True
+        put.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await put
+        return False
+
+    async def _confirmed(self, done: asyncio.Future[bool], deadline: float) -> bool:
+        """The engine's verdict on an event (True: stored as new); :class:`TimeoutError` past
+        ``deadline`` or once the server stops, :class:`RuntimeError` when the write failed."""
+        stopped = self._stopped_future()
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        if not done.done():
+            await asyncio.wait(
+                (done, stopped), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        if not done.done():
+            done.cancel()  # the engine settles it no more; a repeat no longer follows it
+            raise TimeoutError
+        return done.result()
 
     def _refuse(
         self, request: Request, reason: str, status: int, body: dict[str, Any], **ctx: str
@@ -268,14 +336,14 @@ class IngestEndpoint:
                 schema_version=event.schema_version,
                 trace_parent=trace,
             )
-            if not self._engine.offer([item]):  # no room now: wait, within the request's time
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await self._engine.enqueue(item)
-                except TimeoutError:
-                    result.update(status="rejected", reason=_NOT_QUEUED)
-                    unconfirmed += 1
-                    continue
+            # No room now: wait, within the request's time.
+            if not self._engine.offer([item]) and not await self._queued(item, deadline):
+                stopping = self._stopped_future().done()
+                result.update(
+                    status="rejected", reason=_STOPPING_NOT_QUEUED if stopping else _NOT_QUEUED
+                )
+                unconfirmed += 1
+                continue
             pending.append((result, done))
         if unconfirmed:
             log.warning(
@@ -285,10 +353,13 @@ class IngestEndpoint:
         failed: list[str] = []
         for result, done in pending:
             try:
-                new = await asyncio.wait_for(done, max(0.0, deadline - loop.time()))
+                new = await self._confirmed(done, deadline)
             except (TimeoutError, RuntimeError) as exc:
-                failed.append(str(exc) or "timeout")
-                result.update(status="rejected", reason=_UNCONFIRMED)
+                stopping = self._stopped_future().done()
+                failed.append(str(exc) or ("the console is stopping" if stopping else "timeout"))
+                result.update(
+                    status="rejected", reason=_STOPPING_UNCONFIRMED if stopping else _UNCONFIRMED
+                )
                 unconfirmed += 1
                 continue
             result["status"] = "accepted" if new else "duplicate"

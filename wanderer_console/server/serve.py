@@ -15,14 +15,24 @@ import contextlib
 import logging
 import socket
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from wanderer_console.server.guard import HTTPTOOLS, MAX_HEADER_BYTES, ConnectionGuard, Parser
 
-__all__ = ["MAX_HEADER_BYTES", "EmbeddedServer", "ServerStartError", "default_parser"]
+__all__ = [
+    "GRACE_SECONDS",
+    "MAX_HEADER_BYTES",
+    "EmbeddedServer",
+    "ServerStartError",
+    "default_parser",
+]
+
+GRACE_SECONDS: Final = 2
+"""How long a stopping server lets its requests in flight finish before it cancels them (the
+client of a cancelled one gets a bare ``500``)."""
 
 
 def default_parser() -> Parser:
@@ -96,7 +106,7 @@ class EmbeddedServer:
             lifespan="off",
             access_log=False,
             log_config=None,
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=GRACE_SECONDS,
             timeout_keep_alive=keep_alive_timeout,
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             **limits,

@@ -1183,7 +1183,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " next with `suppressed`) / `ingest events not queued: the pipeline's queue is full`,"
         " ingest API `503` (`Retry-After`)",
         "a valid event was not confirmed within the request's time (10 s for the whole request,"
-        " queueing included: the pipeline busy, or the store cannot write, see `/ready`); a"
+        " queueing included: the pipeline busy, or the store cannot write, see `/ready`), or"
+        " before the console stopped (the event's reason says `the console is stopping`); a"
         " queued one is kept by the engine and may still be stored and notified, one not queued"
         " (queue full) is not. With no event confirmed the answer is `503`"
         ' (`wc_server_refusals_total{reason="not_processed"}`), else `200` with that event\'s'

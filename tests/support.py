@@ -9,6 +9,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -28,6 +29,7 @@ __all__ = [
     "connected",
     "end_process",
     "fill_disk",
+    "free_port",
     "headless_config",
     "read_http_request",
     "read_only_preexec",
@@ -40,6 +42,13 @@ __all__ = [
 _PR_CAPBSET_DROP = 24
 _CAP_DAC_OVERRIDE = 1
 _CAP_DAC_READ_SEARCH = 2
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now (the kernel's pick), for a server a test starts later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def wait_for(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.control.conftest import append_to, secrets_of, text_of
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from wanderer_console.attach import backend_for
 from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_VERSION, BackendError, Frame
@@ -341,7 +341,7 @@ async def test_permission_denied_gives_a_command_that_attaches_to_that_socket(
 async def test_a_url_nobody_listens_on_says_connection_refused() -> None:
     """Over TCP too (``attach --url``): the console's banner and the refusal say the connection
     was refused and ask whether the engine runs, not only 'All connection attempts failed'."""
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     backend = RemoteBackend(url=url, token="wcc_x")
     try:
         with pytest.raises(BackendError) as refused:
@@ -474,12 +474,6 @@ async def test_the_console_sees_the_engine_go_and_come_back(sim: Simulator, tmp_
         await backend.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_the_tcp_listener_closes_clients_that_never_finish_their_headers(
     sim: Simulator, tmp_path: Path
 ) -> None:
@@ -489,7 +483,7 @@ async def test_the_tcp_listener_closes_clients_that_never_finish_their_headers(
     and the map). The listener has the [server] section's read deadlines now, counted."""
     new_token(tmp_path)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     settings.server.header_timeout_seconds = 0.5
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
@@ -519,7 +513,7 @@ async def test_the_tcp_listener_holds_at_most_max_connections(
     waited longest on its client, as on the HTTP surface: stalled sockets never pile up."""
     token = new_token(tmp_path)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     settings.server.max_connections = 2
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
@@ -550,7 +544,7 @@ async def test_tcp_needs_the_token_and_counts_every_refusal(sim: Simulator, tmp_
     assert token not in stored  # only its hash is kept
     assert stat.S_IMODE((tmp_path / TOKEN_FILE).stat().st_mode) == 0o600
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     try:
@@ -587,7 +581,7 @@ async def test_a_new_token_ends_the_streams_opened_with_the_old_one(
     with the old token (a leaked one, say) is cut off too, not only its next request."""
     old = new_token(tmp_path)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     try:
@@ -620,7 +614,7 @@ async def test_tcp_without_a_token_is_not_served_and_says_how_to_make_one(
     sim: Simulator, tmp_path: Path
 ) -> None:
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     try:
@@ -637,7 +631,7 @@ async def test_a_token_made_after_the_start_is_said_to_need_a_restart(
     """The engine's advice (run `control token`) and the command's promise (a running engine
     accepts the new token at once) must not leave the operator at 'connection refused': an
     engine that started without a token serves no TCP until it restarts, and both say so."""
-    listen = f"127.0.0.1:{_free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     settings = demo_settings(sim, data_dir=tmp_path)
     settings.control.listen = listen
     runtime = Runtime(settings, data_dir=tmp_path)
@@ -713,7 +707,7 @@ async def test_a_damaged_token_file_is_named_not_a_failed_start_or_a_500(
     socket, and says the file is damaged and how to make a new token."""
     (tmp_path / TOKEN_FILE).write_bytes(content)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     try:
@@ -731,7 +725,7 @@ async def test_a_token_file_damaged_while_serving_refuses_with_401_not_a_500(
 ) -> None:
     token = new_token(tmp_path)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     try:
@@ -758,7 +752,7 @@ async def test_a_console_whose_token_was_replaced_says_so_once_and_takes_up_the_
     token_file.write_text(old + "\n")
     token_file.chmod(0o600)
     settings = demo_settings(sim, data_dir=tmp_path)
-    settings.control.listen = f"127.0.0.1:{_free_port()}"
+    settings.control.listen = f"127.0.0.1:{free_port()}"
     runtime = Runtime(settings, data_dir=tmp_path)
     await runtime.start()
     registry = runtime.metrics.registry

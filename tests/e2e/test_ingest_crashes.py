@@ -10,7 +10,6 @@ import asyncio
 import json
 import random
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -20,19 +19,13 @@ import httpx
 import pytest
 
 from tests.e2e.test_exactly_once import Engine
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from wanderer_console.sim import Simulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 CHANNEL = "100000000000000011"
 EVENTS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(sim: Simulator, path: Path, port: int) -> Path:
@@ -105,7 +98,7 @@ async def _run(tmp_path: Path, signals: list[signal.Signals], seed: int) -> None
     sim = Simulator(seed=seed)
     sim.discord.answer_delay = 0.2
     await sim.start()
-    port = _free_port()
+    port = free_port()
     config = _config(sim, tmp_path / "config.toml", port)
     data = tmp_path / "data"
     data.mkdir()

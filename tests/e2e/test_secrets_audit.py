@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import sqlite3
 import sys
 import time
@@ -36,7 +35,7 @@ import pytest
 
 from tests.e2e.hosted_services import hosted_services
 from tests.store.pgtest import fresh_schema
-from tests.support import end_process, wait_for
+from tests.support import end_process, free_port, wait_for
 from wanderer_console.cli import main
 from wanderer_console.console_api import PROTOCOL_HEADER, PROTOCOL_VERSION
 from wanderer_console.control.server import SOCKET_NAME
@@ -79,12 +78,6 @@ CHANNEL = "100000000000000001"
 STALE_CHANNEL = "100000000000000002"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _silent_server() -> AsyncIterator[int]:
     """A TCP server that accepts and reads, and never answers: a request to it times out."""
@@ -120,7 +113,7 @@ enabled = true
 port = {http_port}
 
 [control]
-listen = "127.0.0.1:{_free_port()}"
+listen = "127.0.0.1:{free_port()}"
 
 [tracing]
 enabled = true
@@ -237,9 +230,9 @@ async def test_no_secret_reaches_any_output_or_the_data_directory(tmp_path: Path
         Simulator(seed=23, map_api_key=MAP_KEY, bot_token=BOT_TOKEN) as sim,
         _silent_server() as hang_port,
     ):
-        dead = _free_port()
+        dead = free_port()
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{dead}"
-        http_port = _free_port()
+        http_port = free_port()
         sim.discord.register_webhook(OK_ID, HOOK_OK)
         sim.discord.register_webhook(FAILING_ID, HOOK_500)
         sim.discord.register_webhook(BAD_TOKEN_ID, "the-real-token-is-another")

@@ -384,8 +384,8 @@ class Dispatcher:
             if key in targets or (key[0], target.key) not in targets:
                 del self._moves[key]
                 continue
-            fence = None if self._gate is None else self._gate.fence(key[0])
-            if self._gate is not None and fence is None:
+            owned, fence = self._lease(key[0])
+            if not owned:
                 del self._moves[key]
                 continue
             try:
@@ -790,8 +790,8 @@ class Dispatcher:
         Under the map's lease (several instances), checked in the statement: an instance whose
         lease ran out meanwhile leaves them to the map's new owner, which may have claimed them
         already (the unfenced write turned its rows in flight ``failed``)."""
-        fence = None if self._gate is None else self._gate.fence(key[0])
-        if self._gate is not None and fence is None:
+        owned, fence = self._lease(key[0])
+        if not owned:
             return True  # not (certainly) this instance's map: its owner settles them
         error = "target no longer configured (wanderer-console outbox retry TARGET re-queues)"
         ids = [row.id for row in rows]
@@ -817,16 +817,22 @@ class Dispatcher:
         )
         return True
 
+    def _lease(self, tenant: str) -> tuple[bool, LeaseFence | None]:
+        """Whether ``tenant``'s rows are this instance's to settle (an engine alone, or its
+        map's lease held: another instance's configuration may differ from this one's), and
+        the lease to write under (``None`` alone)."""
+        if self._gate is None:
+            return True, None
+        fence = self._gate.fence(tenant)
+        return fence is not None, fence
+
     def _owns(self, tenant: str) -> bool:
-        """Whether ``tenant``'s rows are this instance's to settle (its map's lease held, or an
-        engine alone): another instance's configuration may differ from this one's."""
-        return self._gate is None or self._gate.fence(tenant) is not None
+        """:meth:`_lease`'s verdict alone."""
+        return self._lease(tenant)[0]
 
     def _may_send(self, tenant: str) -> bool:
         """Not stopping, and the map still this instance's to send (several instances)."""
-        if self._stop.is_set():
-            return False
-        return self._gate is None or self._gate.fence(tenant) is not None
+        return not self._stop.is_set() and self._owns(tenant)
 
     def _wait_for(self, target_key: str, state: TargetState) -> float:
         """Seconds before the target's next message fits every limit and pause."""
@@ -1096,11 +1102,9 @@ class Dispatcher:
     def _fence(self, batch: Batch, state: TargetState) -> tuple[bool, LeaseFence | None]:
         """The lease to claim the batch's rows under (``None`` alone); False when its map's
         lease is not (certainly) this instance's: nothing is sent, its owner does."""
-        if self._gate is None:
-            return True, None
         tenant = batch.rows[0].tenant_id
-        fence = self._gate.fence(tenant)
-        if fence is None:
+        held, fence = self._lease(tenant)
+        if not held:
             log.info(
                 "map lease not held; nothing sent, the rows are left to its owner",
                 extra={"ctx": {"target": state.key, "tenant": tenant, "rows": len(batch.rows)}},

@@ -45,6 +45,11 @@ _ROW_COLUMNS = (
 
 _KEPT_IF_UNCERTAIN = "CASE WHEN uncertain > 0 THEN send_id ELSE NULL END"
 """A row's send id once it leaves a send: kept only when that send's outcome was unknown."""
+_HELD_BY_DEAD = (
+    "EXISTS (SELECT 1 FROM dead_targets d"
+    " WHERE d.tenant_id = outbox.tenant_id AND d.target_key = outbox.target_key)"
+)
+"""An outbox row's target is held as dead for its map (the row waits, pending)."""
 
 
 def _marks(ids: Sequence[object]) -> str:
@@ -682,8 +687,7 @@ class OutboxMixin:
             conn.execute(
                 "UPDATE outbox SET aged_from = ?"
                 f" WHERE status = 'pending' AND target_key = ?{tenant_clause}"
-                " AND EXISTS (SELECT 1 FROM dead_targets d WHERE d.tenant_id = outbox.tenant_id"
-                " AND d.target_key = outbox.target_key)",
+                f" AND {_HELD_BY_DEAD}",
                 (now, *params),
             )
             conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
@@ -728,17 +732,13 @@ class OutboxMixin:
         ``fence`` (several instances), nothing changes unless the map's lease is still the
         caller's, checked in the statements as :meth:`fail_pending` checks it."""
         held, lease = self._lease_still(fence)
-        dead = (
-            "EXISTS (SELECT 1 FROM dead_targets d"
-            " WHERE d.tenant_id = outbox.tenant_id AND d.target_key = outbox.target_key)"
-        )
         with self._writes.transaction("retarget pending") as conn:
             cursor = conn.execute(
                 "UPDATE outbox SET target_kind = ?, target_key = ?, next_attempt_at = ?,"
-                f" send_id = NULL, aged_from = CASE WHEN {dead} THEN ? ELSE aged_from END"
+                f" send_id = NULL, aged_from = CASE WHEN {_HELD_BY_DEAD} THEN ? ELSE aged_from END"
                 " WHERE tenant_id = ? AND target_key = ? AND status = 'pending'"
                 " AND uncertain = 0 AND (send_id IS NULL OR target_kind = 'webhook'"
-                f" OR {dead}){held}",
+                f" OR {_HELD_BY_DEAD}){held}",
                 (to_kind.value, to_key, now, now, tenant_id, target_key, *lease),
             )
             conn.execute(

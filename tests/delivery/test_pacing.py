@@ -38,6 +38,24 @@ def test_6000_character_total_splits_a_batch() -> None:
     assert [len(b.rows) for b in pack(big)] == [2, 2]
 
 
+def test_a_message_of_one_row_is_posted_as_stored_a_merged_one_is_encoded_again() -> None:
+    """A row sent alone carries its stored JSON as the request body (parsing it to encode it
+    again gave the same bytes, at a cost per delivery); a merged message has no stored form."""
+    alone = pack([row(7, content="rally")])
+    assert [b.raw for b in alone] == [row(7, content="rally").body.encode()]
+    assert alone[0].body == orjson.loads(row(7, content="rally").body)
+    # A row that travels alone among others (content) keeps its stored form; merged ones not.
+    batches = pack([row(0), row(1), row(2, content="ping"), row(3)])
+    assert [len(b.rows) for b in batches] == [2, 1, 1]
+    assert batches[0].raw is None
+    assert [e["title"] for e in batches[0].body["embeds"]] == ["t0", "t1"]
+    assert batches[1].raw == row(2, content="ping").body.encode()
+    assert batches[2].raw == row(3).body.encode()
+    # What is posted as stored is what encoding the parsed body gives.
+    for batch in (*alone, *batches[1:]):
+        assert batch.raw == orjson.dumps(batch.body)
+
+
 def test_different_usernames_are_not_merged() -> None:
     batches = pack([row(0, username="a"), row(1, username="b")])
     assert len(batches) == 2

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+import orjson
+
 from wanderer_console.domain.notification import Target, TargetKind
-from wanderer_console.http.client import HttpClient, HttpResponse, TransportError
+from wanderer_console.http.client import JSON_HEADERS, HttpClient, HttpResponse, TransportError
 from wanderer_console.http.errors import CircuitOpenError
 
 __all__ = ["LONGEST_WAIT", "DiscordSender", "Outcome", "SendResult"]
@@ -127,13 +129,16 @@ class DiscordSender:
     async def send(
         self,
         target: Target,
-        body: dict[str, Any],
+        body: dict[str, Any] | bytes,
         *,
         bot_token: str | None = None,
         nonce: str | None = None,
         timeout: float | None = None,
     ) -> SendResult:
         """Send one message; never raises for HTTP or transport failures.
+
+        ``body`` may come encoded (JSON bytes: a stored outbox row's), posted as is to a
+        webhook instead of parsed and encoded again (a bot message changes it first).
 
         A bot message with a ``nonce`` carries ``enforce_nonce``: if Discord already created a
         message with that nonce in the last few minutes, it returns that message instead of
@@ -145,14 +150,19 @@ class DiscordSender:
                 # ?wait=true: Discord answers with the message it created (the confirmation).
                 # Appended, not passed as params: httpx would parse the URL again to merge them.
                 joiner = "&" if "?" in target.address else "?"
-                response = await self._http.post(
-                    f"{target.address}{joiner}wait=true", json=body, timeout=timeout
-                )
+                url = f"{target.address}{joiner}wait=true"
+                if isinstance(body, bytes):
+                    response = await self._http.request(
+                        "POST", url, content=body, headers=JSON_HEADERS, timeout=timeout
+                    )
+                else:
+                    response = await self._http.post(url, json=body, timeout=timeout)
             else:
                 if not bot_token:
                     return SendResult(Outcome.DEAD_TARGET, None, detail="no bot token configured")
                 # Bot messages take no webhook-only fields.
-                bot_body = {k: v for k, v in body.items() if k not in ("username", "avatar_url")}
+                fields: dict[str, Any] = orjson.loads(body) if isinstance(body, bytes) else body
+                bot_body = {k: v for k, v in fields.items() if k not in ("username", "avatar_url")}
                 if nonce is not None:
                     bot_body["nonce"] = nonce
                     bot_body["enforce_nonce"] = True

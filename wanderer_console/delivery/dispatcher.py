@@ -1171,7 +1171,7 @@ class Dispatcher:
         spans = tracing.start_spans("discord.send", [row.trace_parent for row in batch.rows])
         request = self.sender.send(
             resolved.target,
-            batch.body,
+            batch.body if batch.raw is None else batch.raw,
             bot_token=resolved.bot_token,
             nonce=send_id if bot else None,
             timeout=self.policy.send_timeout(confirm),

@@ -37,7 +37,23 @@ class Batch:
     """Outbox rows sent together as one Discord message."""
 
     rows: tuple[OutboxRow, ...]
-    body: dict[str, Any]
+    merged: dict[str, Any] | None = None
+    """The message's body when it merges several rows; ``None`` for one row sent alone, whose
+    stored body is the message (:attr:`raw`)."""
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The message's body (parsed from the row's own for one row)."""
+        if self.merged is not None:
+            return self.merged
+        parsed: dict[str, Any] = orjson.loads(self.rows[0].body)
+        return parsed
+
+    @property
+    def raw(self) -> bytes | None:
+        """One row's body as stored (JSON, written by ``orjson.dumps``), to post as is: parsing
+        it to dump it again gives the same bytes. ``None`` for a merged message."""
+        return self.rows[0].body.encode() if self.merged is None else None
 
 
 def _batchable(body: dict[str, Any]) -> bool:
@@ -47,6 +63,8 @@ def _batchable(body: dict[str, Any]) -> bool:
 
 def pack(rows: Sequence[OutboxRow], *, max_embeds: int = EMBEDS_MAX) -> list[Batch]:
     """Group consecutive rows into messages, keeping order and every Discord limit."""
+    if len(rows) == 1:
+        return [Batch((rows[0],))]  # nothing to merge: its body is not even parsed
     batches: list[Batch] = []
     current: list[OutboxRow] = []
     current_body: dict[str, Any] | None = None
@@ -60,14 +78,18 @@ def pack(rows: Sequence[OutboxRow], *, max_embeds: int = EMBEDS_MAX) -> list[Bat
                 current.append(row)
                 continue
         if current_body is not None:
-            batches.append(Batch(tuple(current), current_body))
+            batches.append(_batch(current, current_body))
         current, current_body = [row], body
         if not _batchable(body):
-            batches.append(Batch((row,), body))
+            batches.append(Batch((row,)))
             current, current_body = [], None
     if current_body is not None:
-        batches.append(Batch(tuple(current), current_body))
+        batches.append(_batch(current, current_body))
     return batches
+
+
+def _batch(rows: list[OutboxRow], body: dict[str, Any]) -> Batch:
+    return Batch((rows[0],)) if len(rows) == 1 else Batch(tuple(rows), body)
 
 
 class ChannelPacer:

@@ -48,6 +48,7 @@ class Chain(Protocol):
 __all__ = [
     "ATTEMPTS",
     "IDEMPOTENT",
+    "JSON_HEADERS",
     "NO_RETRY",
     "HttpClient",
     "HttpResponse",
@@ -62,7 +63,8 @@ log = logging.getLogger(__name__)
 _httpx_log = logging.getLogger("httpx")
 _httpx_log.addFilter(RedactingFilter())
 
-_JSON_HEADERS: Final = MappingProxyType({"content-type": "application/json"})
+JSON_HEADERS: Final = MappingProxyType({"content-type": "application/json"})
+"""The headers of a JSON body (what ``json=`` sends; for a body passed encoded)."""
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _OWN_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
 """Headers httpx fills in itself; a caller setting one takes httpx's own path."""
@@ -199,7 +201,7 @@ class HttpClient:
         if json is not None:
             content = orjson.dumps(json)
             if headers is None:
-                headers = _JSON_HEADERS
+                headers = JSON_HEADERS
             elif "content-type" not in headers:
                 headers = {**headers, "content-type": "application/json"}
         try:

@@ -157,6 +157,7 @@ def test_build_message_fits_and_pings_only_what_it_was_asked_to(
     users: list[str],
     mention_here: bool,
 ) -> None:
+    before = copy.deepcopy(embeds_in)
     body = build_message(
         embeds_in,
         content=content,
@@ -166,6 +167,8 @@ def test_build_message_fits_and_pings_only_what_it_was_asked_to(
         mention_here=mention_here,
     )
     assert_within_limits(body)
+    assert embeds_in == before  # the caller's embeds are left alone (each is copied to fit)
+    assert enforce_limits(body) == body
     assert len(body.get("username", "")) <= USERNAME_MAX
     allowed = body["allowed_mentions"]
     assert allowed["parse"] == (["everyone"] if mention_here else [])

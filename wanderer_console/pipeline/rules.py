@@ -7,7 +7,7 @@ replay and the ``kill`` diagnostic command.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Final, Literal, NamedTuple, cast
@@ -263,9 +263,11 @@ def _tracked_characters(
     filters: MapFilters, tenant: str, index: TrackingIndex, involved: set[int]
 ) -> set[int]:
     """The kill's characters the map tracks, less its ``character_exclude_list``."""
-    tracking = index.map(tenant)
-    excluded = set(filters.character_exclude_list)
-    return {c for c in involved if c in tracking.characters and c not in excluded}
+    tracked = index.map(tenant).characters
+    found = {c for c in involved if c in tracked}
+    if found and filters.character_exclude_list:
+        found.difference_update(filters.character_exclude_list)
+    return found
 
 
 def _role(km: Killmail, tracked_chars: set[int]) -> Role:
@@ -303,6 +305,17 @@ def _judge_trackers(
             reason = clause_refusal(km, tracker, facts, now)
         out.append(TrackerVerdict(tenant, tracker.name, reason, role))
     return out
+
+
+def _corporation_focus(km: Killmail, focus: Sequence[int]) -> bool:
+    """The victim's or an attacker's corporation is one the map focuses on (none: no walk of
+    the attackers, once per map a kill notifies)."""
+    if not focus:
+        return False
+    wanted = set(focus)
+    return km.victim.corporation_id in wanted or any(
+        a.corporation_id in wanted for a in km.attackers
+    )
 
 
 def _decide_for_map(
@@ -352,11 +365,9 @@ def _decide_for_map(
     if reason is not None:
         return Refusal(tenant, reason)
     role = _role(km, tracked_chars)
-    focus = set(filters.corporation_kill_focus)
-    corps = {km.victim.corporation_id, *(a.corporation_id for a in km.attackers)}
     # Routing, first match wins (PARITY.md §2.3).
     route: Route
-    if (focus and corps & focus) or (has_system and tracked_chars):
+    if _corporation_focus(km, filters.corporation_kill_focus) or (has_system and tracked_chars):
         route = "character_kill"
     elif has_system:
         route = "system_kill"

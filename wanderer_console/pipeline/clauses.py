@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Final
 
 from wanderer_console.config.filters import KillClauses
 from wanderer_console.domain.eve import SpaceClass
@@ -135,23 +136,46 @@ def _space_refusal(f: KillClauses, facts: KillFacts) -> str | None:
     return None
 
 
+_PARTIES: Final = tuple(
+    (
+        f"{kind}_id",
+        (
+            f"require_attacker_{kind}s",
+            f"exclude_attacker_{kind}s",
+            f"require_victim_{kind}s",
+            f"exclude_victim_{kind}s",
+        ),
+        (
+            f"attacker_{kind}_not_required",
+            f"attacker_{kind}_excluded",
+            f"victim_{kind}_not_required",
+            f"victim_{kind}_excluded",
+        ),
+    )
+    for kind in ("alliance", "corporation", "faction")
+)
+"""Per party kind: the attribute, the clause lists (attacker required and excluded, victim
+required and excluded) and the reason each gives; spelled out once, not per map and kill."""
+
+
 def _party_refusal(km: Killmail, f: KillClauses, facts: KillFacts) -> str | None:
     attackers = km.attackers
     victim = km.victim
-    for kind in ("alliance", "corporation", "faction"):
-        attr = f"{kind}_id"
-        attacker_ids = {getattr(a, attr) for a in attackers} - {None}
-        required = set(getattr(f, f"require_attacker_{kind}s"))
-        if required and not attacker_ids & required:
-            return f"attacker_{kind}_not_required"
-        if attacker_ids & set(getattr(f, f"exclude_attacker_{kind}s")):
-            return f"attacker_{kind}_excluded"
+    for attr, lists, reasons in _PARTIES:
+        require_attacker, exclude_attacker, require_victim, exclude_victim = (
+            getattr(f, name) for name in lists
+        )
+        if require_attacker or exclude_attacker:
+            attacker_ids = facts.attacker_ids(attr)  # the kill's, shared by every map
+            if require_attacker and attacker_ids.isdisjoint(require_attacker):
+                return reasons[0]
+            if not attacker_ids.isdisjoint(exclude_attacker):
+                return reasons[1]
         victim_id = getattr(victim, attr)
-        required = set(getattr(f, f"require_victim_{kind}s"))
-        if required and victim_id not in required:
-            return f"victim_{kind}_not_required"
-        if victim_id is not None and victim_id in getattr(f, f"exclude_victim_{kind}s"):
-            return f"victim_{kind}_excluded"
+        if require_victim and victim_id not in require_victim:
+            return reasons[2]
+        if victim_id is not None and victim_id in exclude_victim:
+            return reasons[3]
     if f.require_attacker_organizations_final_blow:
         final = km.final_blow()
         if final is None or not (

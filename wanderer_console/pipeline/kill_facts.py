@@ -137,6 +137,18 @@ class KillFacts:
         self.missing_static: set[int] = set()
         """The kill's system when a clause asked for a static fact (class, region, security)
         and no map tracking it has its static info yet (fetch it, then decide again)."""
+        self._attacker_ids: dict[str, frozenset[int]] = {}
+
+    def attacker_ids(self, attr: str) -> frozenset[int]:
+        """The attackers' ``alliance_id``, ``corporation_id`` or ``faction_id`` values (``attr``),
+        unknown ones left out: made once per kill, asked by every map's party clauses."""
+        found = self._attacker_ids.get(attr)
+        if found is None:
+            found = frozenset(
+                value for a in self.km.attackers if (value := getattr(a, attr)) is not None
+            )
+            self._attacker_ids[attr] = found
+        return found
 
     @cached_property
     def _routes(self) -> RouteInfo | None:

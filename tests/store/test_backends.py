@@ -89,16 +89,28 @@ def test_claims_and_confirmations_written_together_keep_each_messages_own(
     store = open_store(store_location)
     raw = _raw(store_location)
     try:
-        store.enqueue([_note("a"), _note("b"), _note("c", "2")], now=1.0)
-        a, b, c = store.due_outbox(now=2.0)
-        claims = [ClaimRequest([a.id, b.id], "send-1"), ClaimRequest([c.id], "send-2")]
-        assert store.claim_all(claims, now=3.0) == [2, 1]
+        store.enqueue([_note("a"), _note("b"), _note("c", "2"), _note("d", "3")], now=1.0)
+        a, b, c, d = store.due_outbox(now=2.0)
+        claims = [
+            ClaimRequest([a.id, b.id], "send-1"),
+            ClaimRequest([c.id], "send-2"),
+            ClaimRequest([d.id], "send-3"),
+        ]
+        assert store.claim_all(claims, now=3.0) == [2, 1, 1]
         assert raw.execute("SELECT send_id FROM outbox ORDER BY id").fetchall() == [
             ("send-1",),
             ("send-1",),
             ("send-2",),
+            ("send-3",),
         ]
-        store.mark_sent_all([SentMessage([a.id, b.id], 4.0, "m-1"), SentMessage([c.id], 5.0)])
+        # Messages of one row (a fan-out's) are written by one statement run for each.
+        store.mark_sent_all(
+            [
+                SentMessage([a.id, b.id], 4.0, "m-1"),
+                SentMessage([c.id], 5.0),
+                SentMessage([d.id], 6.0, "m-3"),
+            ]
+        )
         rows = raw.execute(
             "SELECT status, sent_at, message_id, send_id, attempts FROM outbox ORDER BY id"
         ).fetchall()
@@ -106,6 +118,7 @@ def test_claims_and_confirmations_written_together_keep_each_messages_own(
             ("sent", 4.0, "m-1", None, 1),
             ("sent", 4.0, "m-1", None, 1),
             ("sent", 5.0, None, None, 1),
+            ("sent", 6.0, "m-3", None, 1),
         ]
         assert store.recover_in_flight() == []
     finally:

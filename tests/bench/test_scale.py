@@ -76,6 +76,25 @@ async def test_fleet_outcome_counts_each_map_a_kill_concerns() -> None:
         )
 
 
+async def test_a_fleet_pushes_the_same_kills_whatever_was_drawn_before() -> None:
+    """The mix and the burst draw their kills from the fleet's seed when they start: what the
+    start-up drew before (at the engine's pace) no longer changes them, so two runs meet the
+    same fan-outs (the tail's)."""
+
+    async def burst_maps(extra_draws: int) -> list[frozenset[str]]:
+        async with MapFleet(40, seed=9) as fleet:
+            for _ in range(extra_draws):
+                await fleet.push_kill()
+            fleet.reset_outcome()
+            await fleet.burst(25)
+            return [maps for _, maps in fleet._sent.values()]
+
+    first, second = await burst_maps(0), await burst_maps(7)
+    assert len(first) == 25
+    assert first == second
+    assert any(len(maps) > 1 for maps in first)  # kills that notify several maps among them
+
+
 # -- bounded map bootstraps --------------------------------------------------------------------
 
 

@@ -311,6 +311,7 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         # (all of a kill's notifications are due at once: the tail is the biggest fan-outs').
         "fan_out_p50": round(percentile(fan_outs, 0.50)),
         "fan_out_p99": round(percentile(fan_outs, 0.99)),
+        "fan_out_max": round(max(fan_outs)) if fan_outs else 0,
         "p50_ms": round(percentile(values, 0.50), 2),
         "p99_ms": round(percentile(values, 0.99), 2),
         "max_ms": round(max(values), 2) if values else None,

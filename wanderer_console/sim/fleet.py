@@ -260,6 +260,9 @@ class MapFleet:
 
     async def push_kill(self) -> None:
         """One kill of the mix (in a map's system, with a map's pilot, or touching no map)."""
+        await self._push(self._draw_kill())
+
+    def _draw_kill(self) -> dict[str, Any]:
         gen, rng = self.generator, self._rng
         kind = rng.choices(list(_KILL_WEIGHTS), list(_KILL_WEIGHTS.values()))[0]
         fleet_map = rng.choice(self.maps)
@@ -274,7 +277,14 @@ class MapFleet:
                 kill = gen.make_killmail(system_id=system_id, attacker_character_ids=[pilot])
         else:
             kill = gen.make_killmail(system_id=rng.choice(self._untracked))
-        await self._push(kill)
+        return kill
+
+    def _reseed(self, salt: int) -> None:
+        """Start the draws over from the fleet's seed: what the start-up and earlier phases
+        drew (ESI names made up on demand, at the engine's pace) no longer decides which
+        kills a phase pushes, so two runs of one fleet push the same kills."""
+        self._rng.seed(self.seed * 1_000_033 + salt)
+        self.generator.reseed(self.seed * 1_000_037 + salt)
 
     def most_watched(self, count: int) -> list[int]:
         """The ``count`` systems tracked by the most maps, most watched first."""
@@ -345,15 +355,22 @@ class MapFleet:
     async def run_mix(
         self, seconds: float, *, kill_rate: float = 20.0, event_rate: float = 5.0
     ) -> MixStats:
-        """Kills and map events at their rates for ``seconds`` (each on its own schedule)."""
+        """Kills and map events at their rates for ``seconds`` (each on its own schedule).
+
+        The kills are drawn before the clock starts, from the fleet's seed: the same fleet
+        pushes the same kills in every run (the largest fan-outs, which set the tail, are not
+        left to how the draws of kills and events interleaved). The events are drawn as they
+        go, after them."""
         stats = MixStats()
+        self._reseed(11)
+        planned = [self._draw_kill() for _ in range(math.floor(seconds * kill_rate))]
         loop = asyncio.get_running_loop()
         start = loop.time()
 
         async def kills() -> None:
-            for n in range(math.floor(seconds * kill_rate)):
+            for n, kill in enumerate(planned):
                 await _until(loop, start + n / kill_rate)
-                await self.push_kill()
+                await self._push(kill)
                 stats.kills += 1
 
         async def events() -> None:
@@ -368,10 +385,13 @@ class MapFleet:
         return stats
 
     async def burst(self, kills: int) -> float:
-        """``kills`` kills of the mix pushed back to back; the seconds pushing took."""
+        """``kills`` kills of the mix pushed back to back (drawn first, from the fleet's seed);
+        the seconds pushing took."""
+        self._reseed(13)
+        planned = [self._draw_kill() for _ in range(kills)]
         started = time.perf_counter()
-        for _ in range(kills):
-            await self.push_kill()
+        for kill in planned:
+            await self._push(kill)
         return time.perf_counter() - started
 
     def reset_outcome(self) -> None:

@@ -78,6 +78,10 @@ class DataGenerator:
         self._character_names: set[str] = set()
         self._build_pool(systems, characters)
 
+    def reseed(self, seed: int) -> None:
+        """Draw from ``seed`` from now on (the pool and the ids handed out are kept)."""
+        self._rng.seed(seed)
+
     # -- pool construction -------------------------------------------------------------------
     def _build_pool(self, n_systems: int, n_characters: int) -> None:
         rng = self._rng

@@ -568,3 +568,31 @@ async def test_a_target_that_answers_again_no_longer_reports_its_last_error(rig:
     view = rig.dispatcher.snapshot()["targets"]["webhook:6"]
     assert view["sent"] == 1
     assert view["last_error"] is None
+
+
+async def test_a_targets_next_message_is_claimed_only_once_the_last_one_is_marked_sent(
+    tmp_path: Path,
+) -> None:
+    """A target sends one message at a time, so a crash leaves at most one of its messages
+    unconfirmed (re-sent after the restart: delivered twice at worst). The confirmation of a
+    message is gathered and written at the next turn; the worker claimed and sent the target's
+    next message before that write, so a crash in between left two of them ``sending`` and both
+    were posted again (``tests/e2e/test_crash_recovery.py`` saw 20 embeds doubled, not 10)."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        unconfirmed_at_claim: list[int] = []
+        claim_all = rig.store.claim_all
+
+        def recording(claims: object, **kwargs: object) -> list[int]:
+            sent = rig.store.outbox_counts().get("sent", 0)
+            unconfirmed_at_claim.append(len(rig.discord.received) - sent)
+            return claim_all(claims, **kwargs)  # type: ignore[arg-type]
+
+        rig.store.claim_all = recording  # type: ignore[method-assign]
+        target = rig.hook(77)
+        rig.enqueue(target, 4, content="rally")  # with content: a message each, one at a time
+        await until(lambda: rig.store.outbox_counts().get("sent") == 4, timeout=10.0)
+        assert len(unconfirmed_at_claim) == 4
+        # Each claim came with every message Discord already holds recorded as sent.
+        assert unconfirmed_at_claim == [0, 0, 0, 0]
+        assert len(rig.discord.received) == 4

@@ -947,6 +947,8 @@ class Dispatcher:
         held, fence = self._fence(batch, state)
         if not held:
             return None
+        if not self._confirmed_first():
+            return None
         ids = [row.id for row in batch.rows]
         try:
             claimed = self._store.claim(ids, send_id=send_id, fence=fence)
@@ -957,6 +959,18 @@ class Dispatcher:
             self._cluster_paused(paused.pause)
             return None
         return fence, claimed
+
+    def _confirmed_first(self) -> bool:
+        """Write the confirmations gathered in this turn before a claim; False when the store
+        refused them (kept: nothing is sent until it writes again).
+
+        A target sends one message at a time, so a crash should leave at most one of its
+        messages unconfirmed (re-sent after the restart). A confirmation gathered to be written
+        at the next turn was still unwritten when the worker claimed and sent the target's
+        next message, and a crash in between left both ``sending``: both were posted again.
+        Written here, each batch of confirmations still takes one commit, only earlier."""
+        self._journal.write_gathered()
+        return not self._journal
 
     def _log_instead(self, batch: Batch, send_id: str, again: bool, state: TargetState) -> bool:
         """Log the batch instead of sending it, then mark its rows sent; True to go on.
@@ -1045,6 +1059,7 @@ class Dispatcher:
         self._starting = []
         if not starting:
             return
+        self._confirmed_first()  # a refusal is kept: _can_send says so below
         if not self._can_send():  # paused, stopping or an outcome unrecorded since they queued
             for one in starting:
                 one.started.set_result(None)

@@ -1184,9 +1184,10 @@ class Dispatcher:
         confirm = again and self._outcomes.count_resend(batch, bot, state)
         # Each traced row's event gets a span for this attempt (a 429 and its retry are two).
         spans = tracing.start_spans("discord.send", [row.trace_parent for row in batch.rows])
+        raw = batch.raw  # encoded once: a property
         request = self.sender.send(
             resolved.target,
-            batch.body if batch.raw is None else batch.raw,
+            batch.body if raw is None else raw,
             bot_token=resolved.bot_token,
             nonce=send_id if bot else None,
             timeout=self.policy.send_timeout(confirm),

@@ -71,10 +71,12 @@ def _still_claimed(fence: LeaseFence | None) -> tuple[str, tuple[object, ...]]:
     )
 
 
-_SENT_ONE: Final = (
+_SENT: Final = (
     "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-    " last_error = NULL, send_id = NULL, message_id = ? WHERE id = ?"
+    " last_error = NULL, send_id = NULL, message_id = ?"
 )
+"""How a confirmed message's rows are recorded (its rows and conditions follow)."""
+_SENT_ONE: Final = f"{_SENT} WHERE id = ?"
 """What :func:`_sent_statement` writes for a message of one row, run for many at once."""
 
 
@@ -84,9 +86,7 @@ def _sent_statement(
     """The update recording one confirmed message on its rows (where ``condition`` holds)."""
     ids = message.row_ids
     return (
-        "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-        " last_error = NULL, send_id = NULL, message_id = ?"
-        f" WHERE id IN ({_marks(ids)}){condition}",
+        f"{_SENT} WHERE id IN ({_marks(ids)}){condition}",
         (message.sent_at, message.message_id, *ids, *params),
     )
 

@@ -29,6 +29,20 @@ collection is a load arriving, 70-90 ms each while a thousand maps load, and its
 would be the next full collection's work), so the next collections walk only what came after;
 every :data:`REFRESH_SECONDS` it unfreezes, collects everything once and
 freezes again, so reference cycles among objects that died after being frozen are reclaimed.
+
+Last, *when* a collection runs. CPython starts one at whichever allocation crosses the youngest
+generation's threshold, and a kill notifying a few hundred maps allocates past it: the collection
+ran in the middle of the fan-out, and every map still waiting for its message waited for it too
+(under the scale benchmark's mix at 1,000 maps, the pipeline's turn for a kill notifying 229
+maps took 56.6 ms instead of about 16, the collector's share included, and the mix's p99 was
+98-108 ms; ``bench --only scale``). :class:`IdleCollector` moves the young and middle
+collections (and the full ones they lead to) to moments when the engine has nothing in hand:
+the threshold CPython checks is raised to :data:`BUSY_THRESHOLD`, a backstop that only a long
+busy stretch reaches, and every :data:`IDLE_CHECK_SECONDS` the collector runs, as CPython would
+have, the generation that is due once the engine is idle (no item in the pipeline, no delivery
+under way); also when it has been busy for :data:`MOST_DEFERRED_SECONDS` (a burst or a long
+backlog keeps CPython's cadence). The work is the same or less (young objects have more time to
+die by their reference counts); it only stops landing in a notification's latency.
 """
 
 from __future__ import annotations
@@ -42,9 +56,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
+    "BUSY_THRESHOLD",
+    "IDLE_CHECK_SECONDS",
+    "MOST_DEFERRED_SECONDS",
     "REFRESH_SECONDS",
     "SLOW_FULL_COLLECTION",
     "YOUNG_THRESHOLD",
+    "IdleCollector",
     "SurvivorFreezer",
     "freeze_startup_objects",
     "frozen_survivors",
@@ -61,6 +79,16 @@ has its survivors frozen."""
 
 REFRESH_SECONDS = 6 * 3600.0
 """How often every frozen object is walked once more (cycles among the dead reclaimed)."""
+
+BUSY_THRESHOLD = 100_000
+"""The youngest generation's threshold while :class:`IdleCollector` runs: CPython collects on
+its own only past this (a busy stretch longer than the collector's checks can wait)."""
+
+IDLE_CHECK_SECONDS = 0.025
+"""How often :class:`IdleCollector` looks whether a collection is due and the engine idle."""
+
+MOST_DEFERRED_SECONDS = 0.5
+"""A due collection waits for an idle moment at most this long."""
 
 
 def freeze_startup_objects() -> int:
@@ -162,6 +190,102 @@ class SurvivorFreezer:
                         }
                     },
                 )
+        finally:
+            self.uninstall()
+
+
+class IdleCollector:
+    """Runs the collections CPython would run, once the engine is idle (see the module's
+    docstring).
+
+    ``busy`` says whether the engine has work in hand (called every ``every`` seconds, so
+    cheap). A young collection is due past ``young`` allocations (net of frees), a middle and
+    a full one as CPython counts them; CPython's own check is lifted to ``backstop`` while
+    :meth:`run` runs. A collector turned off (``gc.disable()``) stays off.
+    """
+
+    def __init__(
+        self,
+        busy: Callable[[], bool],
+        *,
+        young: int = YOUNG_THRESHOLD,
+        every: float = IDLE_CHECK_SECONDS,
+        backstop: int = BUSY_THRESHOLD,
+        most_deferred: float = MOST_DEFERRED_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._busy = busy
+        self._young = young
+        self._every = every
+        self._backstop = backstop
+        self._most_deferred = most_deferred
+        self._clock = clock
+        self._thresholds: tuple[int, int, int] | None = None
+        self._due_since: float | None = None
+        self.collections = [0, 0, 0]
+        """Collections this collector ran, by generation."""
+        self.overdue = 0
+        """Of those, run while the engine was busy (due for :data:`MOST_DEFERRED_SECONDS`)."""
+
+    def install(self) -> None:
+        """Lift CPython's own check to the backstop (until :meth:`uninstall`)."""
+        if self._thresholds is None:
+            young, middle, oldest = gc.get_threshold()
+            self._thresholds = (young, middle, oldest)
+            gc.set_threshold(max(young, self._backstop), middle, oldest)
+
+    def uninstall(self) -> None:
+        """Give CPython its thresholds back (safe twice)."""
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
+
+    def due(self) -> int | None:
+        """The generation CPython would collect now, ``None`` when none is due: the oldest
+        whose count passed its threshold, the youngest's once it passed its own (CPython's
+        rule, without its check of how much of the oldest generation is new: the freezer keeps
+        the long-lived out of it)."""
+        if self._thresholds is None or not gc.isenabled():
+            return None
+        _young, middle, oldest = self._thresholds
+        allocated, young_runs, middle_runs = gc.get_count()
+        if allocated <= self._young:
+            return None
+        if middle_runs > oldest:
+            return 2
+        return 1 if young_runs > middle else 0
+
+    def check(self) -> int | None:
+        """Run the collection that is due if the engine is idle (or it has waited its longest);
+        returns the generation collected."""
+        generation = self.due()
+        if generation is None:
+            self._due_since = None
+            return None
+        now = self._clock()
+        if self._due_since is None:
+            self._due_since = now
+        overdue = now - self._due_since >= self._most_deferred
+        if not overdue and self._busy():
+            return None
+        self._due_since = None
+        gc.collect(generation)
+        self.collections[generation] += 1
+        self.overdue += overdue
+        return generation
+
+    async def run(self) -> None:
+        """Check every ``every`` seconds until cancelled (a supervised task); the thresholds
+        are given back on the way out."""
+        self.install()
+        try:
+            while True:
+                await asyncio.sleep(self._every)
+                self.check()
+        except Exception:
+            # CPython's own cadence is back (below): collections never stop, they only land
+            # where they did before.
+            log.exception("the idle collector stopped; collections run when CPython starts them")
         finally:
             self.uninstall()
 

@@ -20,7 +20,7 @@ from wanderer_console.command import EXIT_INVALID, EXIT_OK, one_line
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
-from wanderer_console.gcpolicy import SurvivorFreezer, freeze_startup_objects
+from wanderer_console.gcpolicy import IdleCollector, SurvivorFreezer, freeze_startup_objects
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging, redact, redacted
 
@@ -262,9 +262,13 @@ def run_console(
         stop, hangup = asyncio.Event(), asyncio.Event()
         _install_stop_signals(stop, hangup if tui else None)
         runtime = Runtime(settings, data_dir=data_dir, config_path=config_path)
-        # Maps, pilots and names loaded after start-up live long too: see gcpolicy.
+        # Maps, pilots and names loaded after start-up live long too; and a collection waits
+        # for a moment the engine is idle instead of landing in a fan-out: see gcpolicy.
         freezer = asyncio.create_task(
             SurvivorFreezer(asyncio.get_running_loop()).run(), name="gc-freezer"
+        )
+        collector = asyncio.create_task(
+            IdleCollector(runtime.has_work_in_hand).run(), name="gc-idle"
         )
         try:
             if tui:
@@ -286,7 +290,7 @@ def run_console(
                 await runtime.stop()
             return 0
         finally:
-            await cancel_and_wait([freezer])
+            await cancel_and_wait([collector, freezer])
 
     return asyncio.run(main())
 

@@ -603,6 +603,11 @@ class Runtime:
         """Queue all of ``items`` now if there is room for all of them; else none."""
         return self.queue.offer(items)
 
+    def has_work_in_hand(self) -> bool:
+        """An event is in the pipeline (put, not written yet) or a message is being delivered:
+        the engine is not idle (the garbage collector waits for idle, see ``gcpolicy``)."""
+        return not self.queue.idle() or self.dispatcher.delivering
+
     def works_map(self, tenant: str) -> bool:
         """True when this engine works map ``tenant`` now (alone: always; on a shared database:
         while it holds the map's lease)."""

@@ -596,3 +596,26 @@ async def test_a_targets_next_message_is_claimed_only_once_the_last_one_is_marke
         # Each claim came with every message Discord already holds recorded as sent.
         assert unconfirmed_at_claim == [0, 0, 0, 0]
         assert len(rig.discord.received) == 4
+
+
+async def test_a_worker_is_delivering_while_its_message_is_out_not_while_it_waits_a_limit(
+    tmp_path: Path,
+) -> None:
+    """What the garbage collector's idle moments wait for (``gcpolicy.IdleCollector``): a
+    message in hand counts, a worker waiting out its bucket's reset does not."""
+    async with make_rig(
+        tmp_path, policy=DeliveryPolicy(), webhook_limit=1, webhook_window=60.0
+    ) as rig:
+        target = rig.hook(5)
+        assert not rig.dispatcher.delivering
+        rig.discord.answer_delay = 0.5  # the message is taken, its answer comes later
+        rig.enqueue(target, 1, content="<@&1> first")
+        await until(lambda: rig.discord.messages_for("webhook:5"))
+        assert rig.dispatcher.delivering
+        await until(lambda: rig.store.outbox_counts() == {"sent": 1})
+        await until(lambda: not rig.dispatcher.delivering)
+        rig.discord.answer_delay = 0.0
+        rig.enqueue(target, 1, content="<@&1> second")  # the bucket is spent for a minute
+        await until(lambda: rig.dispatcher._resting == 1)
+        assert not rig.dispatcher.delivering
+        assert rig.store.outbox_counts() == {"sent": 1, "pending": 1}

@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from wanderer_console.gcpolicy import YOUNG_THRESHOLD, SurvivorFreezer, frozen_survivors
+from wanderer_console.gcpolicy import (
+    YOUNG_THRESHOLD,
+    IdleCollector,
+    SurvivorFreezer,
+    frozen_survivors,
+)
 
 
 @pytest.fixture
@@ -96,3 +101,141 @@ async def test_a_benchmark_process_takes_the_policy_and_gives_it_back() -> None:
         assert gc.get_threshold()[0] >= YOUNG_THRESHOLD
     assert freezer._watch not in gc.callbacks
     assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Collections:
+    """Records the generation of every collection that starts (automatic or not)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.seen.append(info["generation"])
+
+
+@pytest.fixture
+def collections() -> Iterator[_Collections]:
+    thresholds = gc.get_threshold()
+    watch = _Collections()
+    gc.collect()
+    gc.callbacks.append(watch)
+    try:
+        yield watch
+    finally:
+        gc.callbacks.remove(watch)
+        gc.set_threshold(*thresholds)
+
+
+def _allocate(count: int) -> list[list[int]]:
+    """``count`` tracked containers, kept alive: the youngest generation's count grows by as
+    many."""
+    return [[] for _ in range(count)]
+
+
+def test_a_due_collection_waits_while_the_engine_is_busy_and_runs_once_it_is_idle(
+    collections: _Collections,
+) -> None:
+    busy = [True]
+    collector = IdleCollector(lambda: busy[0], young=500, backstop=10**7, clock=_Clock())
+    collector.install()
+    try:
+        assert gc.get_threshold()[0] == 10**7  # CPython's own check: only a backstop
+        kept = _allocate(2_000)  # four times past the young threshold: due
+        assert collector.due() == 0
+        assert collector.check() is None  # busy: it waits ...
+        assert collections.seen == []  # ... and CPython did not start one either
+        busy[0] = False
+        assert collector.check() == 0
+        assert collections.seen == [0]
+        assert collector.collections == [1, 0, 0]
+        assert collector.check() is None  # nothing due any more
+        assert len(kept) == 2_000
+    finally:
+        collector.uninstall()
+
+
+def test_a_collection_due_for_too_long_runs_even_while_busy(collections: _Collections) -> None:
+    clock = _Clock()
+    collector = IdleCollector(
+        lambda: True, young=500, backstop=10**7, most_deferred=0.5, clock=clock
+    )
+    collector.install()
+    try:
+        kept = _allocate(1_000)
+        assert collector.check() is None
+        clock.now += 0.4
+        assert collector.check() is None
+        clock.now += 0.1  # due for half a second: a burst keeps CPython's cadence
+        assert collector.check() == 0
+        assert (collections.seen, collector.overdue) == ([0], 1)
+        kept += _allocate(1_000)
+        assert collector.check() is None  # due again: the wait starts over
+        assert len(kept) == 2_000
+    finally:
+        collector.uninstall()
+
+
+def test_the_generation_collected_is_the_one_cpython_would_collect(
+    collections: _Collections,
+) -> None:
+    # Two young collections' worth before a middle one, two middle ones before a full one.
+    gc.set_threshold(700, 2, 2)
+    collector = IdleCollector(lambda: False, young=300, backstop=10**7, clock=_Clock())
+    collector.install()
+    kept: list[list[int]] = []
+    try:
+        for _ in range(12):
+            kept += _allocate(400)
+            collector.check()
+        assert collections.seen == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+        kept += _allocate(400)
+        assert collector.due() == 2  # three middle ones since the last full one
+    finally:
+        collector.uninstall()
+    assert gc.get_threshold() == (700, 2, 2)
+
+
+async def test_the_task_lifts_the_threshold_while_it_runs_and_gives_it_back() -> None:
+    thresholds = gc.get_threshold()
+    collector = IdleCollector(lambda: False, every=0.001, young=10, backstop=10**7)
+    task = asyncio.create_task(collector.run())
+    try:
+        await asyncio.sleep(0)
+        assert gc.get_threshold()[0] == 10**7
+        kept = _allocate(100)
+        for _ in range(200):  # bounded: a check runs every millisecond
+            if sum(collector.collections):
+                break
+            await asyncio.sleep(0.001)
+        assert sum(collector.collections) >= 1
+        assert len(kept) == 100
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert gc.get_threshold() == thresholds
+
+
+async def test_a_failing_busy_check_gives_cpython_its_cadence_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    thresholds = gc.get_threshold()
+
+    def busy() -> bool:
+        raise RuntimeError("no engine")
+
+    collector = IdleCollector(busy, every=0.001, young=10, backstop=10**7)
+    kept = _allocate(100)
+    await asyncio.wait_for(collector.run(), 5.0)  # ends: logged, not raised
+    assert gc.get_threshold() == thresholds
+    assert len(kept) == 100
+    assert "idle collector stopped" in caplog.text

@@ -196,6 +196,8 @@ class Dispatcher:
         self._buckets = BucketBudget()
         """What each target's bucket allows (workers of several maps may share a target)."""
         self._busy: dict[TargetKey, asyncio.Task[bool]] = {}
+        self._resting = 0
+        """Workers waiting out a rate limit (:meth:`_sleep`)."""
         self._depth_updated = 0.0
         self._depth_every = 1.0
         self._depth: dict[str, int] = {}
@@ -279,6 +281,13 @@ class Dispatcher:
     def global_pause_until(self) -> float:
         """Unix time until which every delivery waits (a global 429 or the invalid budget)."""
         return self._outcomes.pause_until
+
+    @property
+    def delivering(self) -> bool:
+        """True while a target's worker has a message in hand (from its start to its end),
+        unless it only waits out a rate limit: what the garbage collector's idle moments
+        (:class:`~wanderer_console.gcpolicy.IdleCollector`) wait for."""
+        return len(self._busy) > self._resting
 
     @property
     def waiting(self) -> bool:
@@ -848,9 +857,11 @@ class Dispatcher:
         """Wait, ending early when stopping or when the pacing budget changes."""
         stop = asyncio.ensure_future(self._stop.wait())
         repace = asyncio.ensure_future(self._repace.wait())
+        self._resting += 1
         try:
             await asyncio.wait({stop, repace}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._resting -= 1
             stop.cancel()
             repace.cancel()
 

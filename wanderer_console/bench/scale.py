@@ -312,6 +312,9 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         "fan_out_p50": round(percentile(fan_outs, 0.50)),
         "fan_out_p99": round(percentile(fan_outs, 0.99)),
         "fan_out_max": round(max(fan_outs)) if fan_outs else 0,
+        # Its first and last delivery: the engine's fan-out in the mix's conditions.
+        "largest_kill_first_ms": round(outcome.largest[1], 2) if outcome.largest else None,
+        "largest_kill_last_ms": round(outcome.largest[2], 2) if outcome.largest else None,
         "p50_ms": round(percentile(values, 0.50), 2),
         "p99_ms": round(percentile(values, 0.99), 2),
         "max_ms": round(max(values), 2) if values else None,

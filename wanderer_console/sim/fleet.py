@@ -96,6 +96,9 @@ class Outcome:
     doubled: int
     unexpected: int
     latencies_ms: list[float]
+    largest: tuple[int, float, float] | None = None
+    """The kill notifying the most maps: how many, and its first and last delivery (ms after
+    its push), delivered ones only. The mix's tail is its last maps'."""
 
 
 class MapFleet:
@@ -428,7 +431,9 @@ class MapFleet:
                     first.setdefault(key, message.at)
         expected = delivered = lost = 0
         latencies: list[float] = []
+        largest: tuple[int, float, float] | None = None
         for kill_id, (sent_at, maps) in self._sent.items():
+            mine: list[float] = []
             for slug in maps:
                 expected += 1
                 at = first.get((kill_id, slug))
@@ -436,14 +441,19 @@ class MapFleet:
                     lost += 1
                     continue
                 delivered += 1
-                latencies.append((at - sent_at) * 1000.0)
+                mine.append((at - sent_at) * 1000.0)
+            latencies += mine
+            if mine and (largest is None or len(maps) > largest[0]):
+                largest = (len(maps), min(mine), max(mine))
         doubled = sum(n - 1 for n in got.values() if n > 1)
         unexpected = sum(
             1
             for (kill_id, slug) in got
             if kill_id in self._sent and slug not in self._sent[kill_id][1]
         )
-        return Outcome(len(self._sent), expected, delivered, lost, doubled, unexpected, latencies)
+        return Outcome(
+            len(self._sent), expected, delivered, lost, doubled, unexpected, latencies, largest
+        )
 
 
 async def _until(loop: asyncio.AbstractEventLoop, at: float) -> None:

@@ -157,6 +157,43 @@ async def test_a_key_cannot_write_to_another_tenant(
     assert not runtime.store.has_event("other", "api:x")
 
 
+@pytest.mark.parametrize("where", ["event", "batch", "batch event"])
+async def test_a_tenant_that_is_not_a_string_is_malformed_input_not_another_tenants_key(
+    runtime: Runtime, sim: Simulator, client: httpx.AsyncClient, ingest_key: str, where: str
+) -> None:
+    """``"tenant": 5`` was answered ``401`` with the bad-key words and counted as
+    ``other_tenant``: the client was told to fix a key that was right. It is a malformed field:
+    ``422`` naming it (as the other whole-request ``422`` answers, an ``error``), counted with
+    its own reason, nothing stored; a string naming another tenant is still ``401``."""
+    fine = event(event_id="ops-fine")
+    if where == "event":
+        payload: dict[str, object] = event(event_id="ops-bad-tenant", tenant=5)
+        field = "tenant"
+    elif where == "batch":
+        payload = {"tenant": [sim.map_slug], "events": [fine]}
+        field = "tenant"
+    else:
+        payload = {"events": [fine, event(event_id="ops-bad-tenant", tenant=5)]}
+        field = "events[1].tenant"
+    response = await client.post("/api/v1/events", json=payload, headers=auth(ingest_key))
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer["field"] == field
+    assert answer["error"].startswith(f"{field} must be a string (the map's slug"), answer
+    assert "results" not in answer  # the request was refused whole: nothing was submitted
+    refused = runtime.metrics.value
+    assert refused("wc_server_refusals_total", endpoint="ingest", reason="tenant_type") == 1
+    assert refused("wc_server_refusals_total", endpoint="ingest", reason="other_tenant") == 0
+    assert not runtime.store.has_event(sim.map_slug, "api:ops-bad-tenant")
+    assert not runtime.store.has_event(sim.map_slug, "api:ops-fine")
+
+    other = await client.post(
+        "/api/v1/events", json=event(tenant="other"), headers=auth(ingest_key)
+    )
+    assert other.status_code == 401
+    assert refused("wc_server_refusals_total", endpoint="ingest", reason="other_tenant") == 1
+
+
 async def test_disabled_and_rotated_keys_stop_working(
     runtime: Runtime, sim: Simulator, client: httpx.AsyncClient, ingest_key: str
 ) -> None:

@@ -102,6 +102,11 @@ async def test_each_ingest_refusal_is_counted_with_its_reason(
             401,
             await client.post("/api/v1/events", json=event(tenant="other"), headers=key),
         ),
+        (
+            "tenant_type",
+            422,
+            await client.post("/api/v1/events", json=event(tenant=5), headers=key),
+        ),
     ]
     for reason, status, response in calls:
         assert response.status_code == status, (reason, response.text)
@@ -113,6 +118,7 @@ async def test_each_ingest_refusal_is_counted_with_its_reason(
     assert refused(runtime, "ingest", "too_many_events") == 1
     assert refused(runtime, "ingest", "invalid_events") == 1
     assert refused(runtime, "ingest", "other_tenant") == 1
+    assert refused(runtime, "ingest", "tenant_type") == 1
     # A refused key is told what to send and where a key comes from, the same words whether
     # the key is missing, wrong or another tenant's (nothing said of who exists).
     unauthorised = {response.json()["error"] for _, status, response in calls if status == 401}

@@ -16,7 +16,9 @@ a request whose key the database could not look up (a PostgreSQL restart or fail
 ``401``, nor a bare ``500``.
 
 Every refusal of a whole request is counted in ``wc_server_refusals_total{endpoint="ingest"}``
-with its reason and logged (throttled per client, without the key or the payload); an error
+with its reason and logged (throttled per client, without the key or the payload). A key writes
+only to its own tenant: a request or event naming another (a string) is answered as a bad key,
+``401``; a ``tenant`` that is no string is malformed input, ``422`` naming the field. An error
 body echoes at most :data:`~wanderer_console.server.refusals.MAX_ECHO` characters of input.
 """
 
@@ -76,6 +78,11 @@ _STOPPING_UNCONFIRMED: Final = (
     " event_id (answered 'duplicate' if it was)"
 )
 _STOPPING_NOT_QUEUED: Final = "not queued: the console is stopping; retry with the same event_id"
+_TENANT_TYPE: Final = (
+    "{field} must be a string (the map's slug: the key's own tenant) or left out; this one is"
+    " {kind}"
+)
+_JSON_KINDS: Final = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (list, "a list"))
 _RETRY_AFTER: Final = "5"
 _STORE_DOWN: Final = {
     "error": "the ingest key cannot be checked now: the console's database did not answer;"
@@ -101,6 +108,23 @@ def _reason(exc: ValidationError) -> str:
 def _echo_id(value: object) -> str | None:
     """A rejected event's ``event_id`` as it may be echoed: a string, clipped."""
     return clip(value, MAX_ECHO) if isinstance(value, str) else None
+
+
+def _other_tenant(named: object, tenant: str) -> bool:
+    """``named`` (a request's or an event's ``tenant``) is another tenant than the key's."""
+    return isinstance(named, str) and named != tenant
+
+
+def _malformed_tenant(named: object, field: str) -> dict[str, str] | None:
+    """The ``422`` body for a ``tenant`` that is neither a string nor left out (``null``).
+
+    It is malformed input, not another tenant's name: answered as the key's refusal (``401``)
+    it told a client whose key is right to fix its key.
+    """
+    if named is None or isinstance(named, str):
+        return None
+    kind = next((word for kind, word in _JSON_KINDS if isinstance(named, kind)), "an object")
+    return {"error": _TENANT_TYPE.format(field=field, kind=kind), "field": field}
 
 
 def _bearer(request: Request) -> str | None:
@@ -253,10 +277,14 @@ class IngestEndpoint:
             if not isinstance(events, list):
                 body = {"error": "'events' must be a list"}
                 return self._refuse(request, "shape", 400, body, tenant=tenant)
-            if data.get("tenant") not in (None, tenant):
+            if _other_tenant(data.get("tenant"), tenant):
                 return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
+            malformed = _malformed_tenant(data.get("tenant"), "tenant")
+            if malformed is not None:
+                return self._refuse(request, "tenant_type", 422, malformed, tenant=tenant)
+            field = "events[{index}].tenant"
         elif isinstance(data, dict):
-            events = [data]
+            events, field = [data], "tenant"
         else:
             body = {"error": 'body must be one event object or {"events": [...]}'}
             return self._refuse(request, "shape", 400, body, tenant=tenant)
@@ -269,8 +297,15 @@ class IngestEndpoint:
             return self._refuse(request, "too_many_events", 422, body, tenant=tenant)
         # A key may only write to its own tenant; the answer is the same as for a bad key, so
         # it never tells whether another tenant exists.
-        if any(isinstance(e, dict) and e.get("tenant") not in (None, tenant) for e in events):
+        named = [e.get("tenant") if isinstance(e, dict) else None for e in events]
+        if any(_other_tenant(other, tenant) for other in named):
             return self._refuse(request, "other_tenant", 401, _UNAUTHORISED, tenant=tenant)
+        # A tenant that is no string refuses the whole request, as another tenant's name does:
+        # an event that names its tenant is not submitted unless the name is right.
+        for index, other in enumerate(named):
+            malformed = _malformed_tenant(other, field.format(index=index))
+            if malformed is not None:
+                return self._refuse(request, "tenant_type", 422, malformed, tenant=tenant)
         results, unconfirmed = await self._submit(tenant, events, traced=traced)
         counts = {status: 0 for status in ("accepted", "duplicate", "rejected")}
         for result in results:

@@ -186,6 +186,7 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
     assert json.loads(capsys.readouterr().out) == {
         "database": str(data / "wanderer-console.db"),
         "target": "webhook:8",
+        "held_released": 0,
         "requeued": 1,
         "revived": False,
     }
@@ -194,6 +195,7 @@ def test_retry_of_a_target_with_nothing_to_retry_says_so(
     assert json.loads(capsys.readouterr().out) == {
         "database": str(data / "wanderer-console.db"),
         "target": "webhook:7",
+        "held_released": 2,
         "requeued": 0,
         "revived": True,
     }

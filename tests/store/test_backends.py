@@ -166,7 +166,7 @@ def test_a_dead_target_holds_its_rows_until_revived(store: Store) -> None:
     store.mark_failed(a.id, error="HTTP 404")
     held = {row.id: row.status for row in store.failed_rows(target_key="webhook:1")}
     assert held == {a.id: "failed", b.id: "pending"}  # b waits behind the dead target
-    assert store.revive_target("webhook:1", tenant_id="home") == 1
+    assert store.revive_target("webhook:1", tenant_id="home") == (True, 1, 1)  # b held, a failed
     assert store.dead_targets() == []
     assert {row.id for row in store.due_outbox(now=1e12)} == {a.id, b.id}
 

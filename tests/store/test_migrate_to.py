@@ -255,7 +255,7 @@ def test_every_outbox_state_is_copied_with_its_send_id_attempts_and_uncertain_co
         store.claim([d], send_id="refused", now=100.0)
         store.mark_failed(d, error="400: bad embed")
         (failed,) = store.failed_rows()
-        assert store.revive_target(failed.target_key) == 1  # retried …
+        assert store.revive_target(failed.target_key).requeued == 1  # retried …
         store.mark_failed(d, error="400: bad embed")  # … and refused again: its age restarted
         store.save_cache_entries([("names", "1", 3, '"Jita"', 9e9)])
     finally:

@@ -65,8 +65,8 @@ def test_a_retry_stamps_the_rows_it_re_queues_and_keeps_their_created_at(store: 
     store.set_dead_target("home", dead.key, reason="HTTP 404", fingerprint="fp", now=queued_at)
     before = time.time()
 
-    assert store.revive_target(failing.key) == 1
-    assert store.revive_target(dead.key) == 0
+    assert store.revive_target(failing.key).requeued == 1
+    assert store.revive_target(dead.key) == (True, 1, 0)  # "held"; not "other map"'s row
 
     rows = _rows(store)
     assert {key: row.created_at for key, row in rows.items()} == dict.fromkeys(rows, queued_at)

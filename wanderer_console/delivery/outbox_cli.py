@@ -50,7 +50,9 @@ def add_arguments(outbox: argparse.ArgumentParser) -> None:
         help="revive a dead target and re-queue its failed notifications",
         description="Revive TARGET (e.g. webhook:123 or channel:456, as `outbox list` and the "
         "console name it) and put its failed notifications back in the queue. They, and the "
-        "ones a dead target held, get a fresh discord.max_delivery_age_hours from the retry.",
+        "ones a dead target held, get a fresh discord.max_delivery_age_hours from the retry. "
+        "The answer (JSON): revived (it was a dead target), held_released (the notifications "
+        "its dead mark held, which go now), requeued (failed ones queued again).",
     )
     retry.add_argument("target", metavar="TARGET")
     drop = actions.add_parser(
@@ -112,9 +114,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         if action == "retry":
-            was_dead = any(d.target_key == args.target for d in store.dead_targets())
-            requeued = store.revive_target(args.target)
-            if not was_dead and not requeued:  # a mistyped target: say so, not "revived"
+            revived = store.revive_target(args.target)
+            if revived.nothing:  # a mistyped target: say so, not "revived"
                 return refuse_json(
                     name,
                     f"nothing to retry for {args.target}: it is not a dead target and has no"
@@ -126,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "database": database,
                     "target": args.target,
-                    "requeued": requeued,
-                    "revived": was_dead,
+                    "held_released": revived.held,
+                    "requeued": revived.requeued,
+                    "revived": revived.was_dead,
                 }
             )
             return EXIT_OK

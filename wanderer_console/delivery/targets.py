@@ -19,36 +19,18 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import TargetKind
-from wanderer_console.store.base import LeaseFence, OutboxRow, Store
+from wanderer_console.store.base import LeaseFence, OutboxRow, Revived, Store
 from wanderer_console.store.outbox import DeadTarget
 from wanderer_console.telemetry.metrics import Metrics
 
 __all__ = ["DeadTargets", "Revived", "recover_in_flight"]
 
 log = logging.getLogger("wanderer_console.delivery.dispatcher")
-
-
-@dataclass(frozen=True, slots=True)
-class Revived:
-    """What an operator's retry of a target changed, as the store saw it."""
-
-    was_dead: bool
-    """The target was held as dead (for some map) and no longer is."""
-    held: int
-    """Its notifications that waited, pending, while it was dead: they go now."""
-    requeued: int
-    """Its failed notifications made pending again."""
-
-    @property
-    def nothing(self) -> bool:
-        """Nothing to retry: not dead and nothing failed (a mistyped or another engine's key)."""
-        return not self.was_dead and not self.requeued
 
 
 class DeadTargets:
@@ -107,7 +89,14 @@ class DeadTargets:
                 del dead[key]
                 log.warning(
                     "target revived: its configuration changed; held notifications are sent",
-                    extra={"ctx": {"target": key[1], "tenant": key[0], "failed_requeued": revived}},
+                    extra={
+                        "ctx": {
+                            "target": key[1],
+                            "tenant": key[0],
+                            "held": revived.held,
+                            "failed_requeued": revived.requeued,
+                        }
+                    },
                 )
         for key in self._dead.keys() - dead.keys():
             self._state(key[1]).disabled_reason = None
@@ -152,17 +141,18 @@ class DeadTargets:
     def revive(self, target_key: str) -> Revived:
         """Forget a dead target and re-queue its failed notifications.
 
-        Whether it was dead, and how many notifications it held, are read from the store (not
-        this engine's view, which another engine or ``outbox retry`` may have changed): a
-        dead target's notifications wait pending, not failed, so the re-queued count alone
-        reads as "nothing will be sent" for the usual retry, and as done for a mistyped key."""
-        was_dead = any(d.target_key == target_key for d in self._store.dead_targets())
-        held = self._store.outbox_depth().get(target_key, 0) if was_dead else 0
-        requeued = self._store.revive_target(target_key)
+        Whether it was dead, and how many notifications it held, come from the store's retry
+        itself (not this engine's view, which another engine or ``outbox retry`` may have
+        changed): a dead target's notifications wait pending, not failed, so the re-queued
+        count alone reads as "nothing will be sent" for the usual retry, and as done for a
+        mistyped key. The held count is of the rows the removed dead marks held, counted in
+        the retry's transaction: not every pending row of the key (another map posting to the
+        same channel was never held), nor a walk of the whole backlog."""
+        revived = self._store.revive_target(target_key)
         self._dead = {key: dead for key, dead in self._dead.items() if key[1] != target_key}
         self._state(target_key).disabled_reason = None
         self._metrics.targets_dead.set(len(self._dead))
-        return Revived(was_dead, held, requeued)
+        return revived
 
 
 def recover_in_flight(

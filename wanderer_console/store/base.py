@@ -48,6 +48,7 @@ __all__ = [
     "PendingWrite",
     "PriorityChange",
     "PrioritySystem",
+    "Revived",
     "SavedPause",
     "SentMessage",
     "Store",
@@ -145,6 +146,24 @@ class DeadTarget(NamedTuple):
     reason: str
     fingerprint: str
     since: float
+
+
+class Revived(NamedTuple):
+    """What an operator's retry of a target changed (:meth:`Store.revive_target`), counted in
+    the transaction that changed it."""
+
+    was_dead: bool
+    """The target was held as dead (for some map) and no longer is."""
+    held: int
+    """Its notifications that waited, pending, behind the dead mark the retry removed (that
+    map's, not another map's posting to the same key): they go now."""
+    requeued: int
+    """Its failed notifications made pending again."""
+
+    @property
+    def nothing(self) -> bool:
+        """Nothing to retry: not dead and nothing failed (a mistyped or another engine's key)."""
+        return not self.was_dead and not self.requeued
 
 
 class FailedRow(NamedTuple):
@@ -656,7 +675,7 @@ class Store(Protocol):
         self, tenant_id: str, target_key: str, *, reason: str, fingerprint: str, now: float
     ) -> None: ...
 
-    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int: ...
+    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> Revived: ...
 
     def forget_dead_target(self, tenant_id: str, target_key: str) -> None: ...
 

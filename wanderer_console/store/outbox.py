@@ -31,6 +31,7 @@ from wanderer_console.store.base import (
     FailedRow,
     LeaseFence,
     OutboxRow,
+    Revived,
     SentMessage,
 )
 from wanderer_console.store.dialect import Dialect
@@ -687,8 +688,11 @@ class OutboxMixin:
                 (tenant_id, target_key, reason[:500], fingerprint, now),
             )
 
-    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> int:
-        """Forget that a target is dead and make its failed rows pending again; rows revived.
+    def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> Revived:
+        """Forget that a target is dead and make its failed rows pending again; say what it
+        changed, counted by the statements that changed it (one transaction): whether a dead
+        mark went, the pending rows those marks held (of their maps only: another map posting to
+        the same key was never held) and the failed rows re-queued.
 
         The rows it re-queues, failed ones and those the dead target held, count their maximum
         age from now (``aged_from``): a notification that expired, or waited out a long outage
@@ -698,20 +702,22 @@ class OutboxMixin:
         params: tuple[str, ...] = (target_key,) if tenant_id is None else (target_key, tenant_id)
         now = time.time()
         with self._writes.transaction("revive target") as conn:
-            conn.execute(
+            held = conn.execute(
                 "UPDATE outbox SET aged_from = ?"
                 f" WHERE status = 'pending' AND target_key = ?{tenant_clause}"
                 f" AND {_HELD_BY_DEAD}",
                 (now, *params),
-            )
-            conn.execute(f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params)
-            cursor = conn.execute(
+            ).rowcount
+            marks = conn.execute(
+                f"DELETE FROM dead_targets WHERE target_key = ?{tenant_clause}", params
+            ).rowcount
+            requeued = conn.execute(
                 "UPDATE outbox SET status = 'pending', next_attempt_at = ?, aged_from = ?,"
                 f" send_id = {_KEPT_IF_UNCERTAIN}"
                 f" WHERE status = 'failed' AND target_key = ?{tenant_clause}",
                 (now, now, *params),
-            )
-        return int(cursor.rowcount)
+            ).rowcount
+        return Revived(int(marks) > 0, int(held), int(requeued))
 
     def forget_dead_target(self, tenant_id: str, target_key: str) -> None:
         """Stop holding a dead target no configuration names any more: its held rows are read

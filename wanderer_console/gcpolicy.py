@@ -40,9 +40,12 @@ collections (and the full ones they lead to) to moments when the engine has noth
 the threshold CPython checks is raised to :data:`BUSY_THRESHOLD`, a backstop that only a long
 busy stretch reaches, and every :data:`IDLE_CHECK_SECONDS` the collector runs, as CPython would
 have, the generation that is due once the engine is idle (no item in the pipeline, no delivery
-under way); also when it has been busy for :data:`MOST_DEFERRED_SECONDS` (a burst or a long
-backlog keeps CPython's cadence). The work is the same or less (young objects have more time to
-die by their reference counts); it only stops landing in a notification's latency.
+under way), or once it has waited :data:`MOST_DEFERRED_SECONDS` (a burst or a long backlog still
+has collections, at most one each half second: fewer, larger ones). The choice of generation is
+CPython's own, its check of how much of the oldest generation is new included: on CPython 3.11
+the collector lowers the threshold back for one allocation, and CPython collects then and there.
+The work is about the same (young objects have more time to die by their reference counts); it
+only stops landing in a notification's latency.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,6 +71,7 @@ __all__ = [
     "SurvivorFreezer",
     "freeze_startup_objects",
     "frozen_survivors",
+    "raise_young_threshold",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,14 +97,26 @@ MOST_DEFERRED_SECONDS = 0.5
 """A due collection waits for an idle moment at most this long."""
 
 
+_SYNCHRONOUS = sys.version_info < (3, 12)
+"""CPython collects in the allocation that crosses the threshold (3.12 defers it to the
+interpreter's next check, where a threshold lifted again would cancel it)."""
+
+
+def raise_young_threshold() -> None:
+    """The youngest generation's threshold to :data:`YOUNG_THRESHOLD` at least (0, the
+    collector turned off, stays 0)."""
+    young, older, oldest = gc.get_threshold()
+    if young:
+        gc.set_threshold(max(young, YOUNG_THRESHOLD), older, oldest)
+
+
 def freeze_startup_objects() -> int:
     """Collect once, freeze every surviving object and raise the youngest generation's
     threshold to :data:`YOUNG_THRESHOLD`; returns how many objects were frozen."""
     started = time.perf_counter()
     gc.collect()
     gc.freeze()
-    young, older, oldest = gc.get_threshold()
-    gc.set_threshold(max(young, YOUNG_THRESHOLD), older, oldest)
+    raise_young_threshold()
     frozen = gc.get_freeze_count()
     log.debug(
         "start-up objects frozen for the garbage collector",
@@ -199,9 +217,9 @@ class IdleCollector:
     docstring).
 
     ``busy`` says whether the engine has work in hand (called every ``every`` seconds, so
-    cheap). A young collection is due past ``young`` allocations (net of frees), a middle and
-    a full one as CPython counts them; CPython's own check is lifted to ``backstop`` while
-    :meth:`run` runs. A collector turned off (``gc.disable()``) stays off.
+    cheap). A collection is due past ``young`` allocations (net of frees); CPython's own check
+    is lifted to ``backstop`` while :meth:`run` runs. A collector turned off (``gc.disable()``
+    or a threshold of 0) stays off. One at a time: each gives back the thresholds it found.
     """
 
     def __init__(
@@ -222,6 +240,7 @@ class IdleCollector:
         self._clock = clock
         self._thresholds: tuple[int, int, int] | None = None
         self._due_since: float | None = None
+        self._started: int | None = None
         self.collections = [0, 0, 0]
         """Collections this collector ran, by generation."""
         self.overdue = 0
@@ -232,24 +251,31 @@ class IdleCollector:
         if self._thresholds is None:
             young, middle, oldest = gc.get_threshold()
             self._thresholds = (young, middle, oldest)
-            gc.set_threshold(max(young, self._backstop), middle, oldest)
+            if young:
+                gc.set_threshold(max(young, self._backstop), middle, oldest)
+            gc.callbacks.append(self._note)
 
     def uninstall(self) -> None:
         """Give CPython its thresholds back (safe twice)."""
         if self._thresholds is not None:
             gc.set_threshold(*self._thresholds)
             self._thresholds = None
+            with contextlib.suppress(ValueError):
+                gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = info.get("generation", 0)
 
     def due(self) -> int | None:
-        """The generation CPython would collect now, ``None`` when none is due: the oldest
-        whose count passed its threshold, the youngest's once it passed its own (CPython's
-        rule, without its check of how much of the oldest generation is new: the freezer keeps
-        the long-lived out of it)."""
+        """The oldest generation whose count passed its threshold once the youngest's passed
+        ``young``, ``None`` when no collection is due. (CPython may collect a younger one
+        instead of the oldest: see :meth:`check`.)"""
         if self._thresholds is None or not gc.isenabled():
             return None
-        _young, middle, oldest = self._thresholds
+        young, middle, oldest = self._thresholds
         allocated, young_runs, middle_runs = gc.get_count()
-        if allocated <= self._young:
+        if not young or allocated <= self._young:
             return None
         if middle_runs > oldest:
             return 2
@@ -269,14 +295,34 @@ class IdleCollector:
         if not overdue and self._busy():
             return None
         self._due_since = None
-        gc.collect(generation)
+        generation = self._collect(generation)
         self.collections[generation] += 1
         self.overdue += overdue
         return generation
 
+    def _collect(self, due: int) -> int:
+        """Collect as CPython would now; returns the generation collected."""
+        if _SYNCHRONOUS and self._thresholds is not None:
+            _young, middle, oldest = self._thresholds
+            lifted = gc.get_threshold()[0]
+            self._started = None
+            gc.set_threshold(self._young, middle, oldest)
+            try:
+                # One tracked allocation past the threshold: CPython collects in it, choosing
+                # the generation itself (a list would come from its free list, untracked).
+                _ = types.SimpleNamespace()
+            finally:
+                gc.set_threshold(lifted, middle, oldest)
+            if self._started is not None:
+                return self._started
+        # Elsewhere (3.12 and later), or if CPython did not collect: the generation due, the
+        # oldest one's check of how much is new left out (the freezer keeps it small).
+        gc.collect(due)
+        return due
+
     async def run(self) -> None:
-        """Check every ``every`` seconds until cancelled (a supervised task); the thresholds
-        are given back on the way out."""
+        """Check every ``every`` seconds until cancelled; the thresholds are given back on the
+        way out (also if ``busy`` fails: logged, and CPython collects as it would alone)."""
         self.install()
         try:
             while True:

@@ -20,7 +20,12 @@ from wanderer_console.command import EXIT_INVALID, EXIT_OK, one_line
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
 from wanderer_console.domain.tasks import cancel_and_wait
-from wanderer_console.gcpolicy import IdleCollector, SurvivorFreezer, freeze_startup_objects
+from wanderer_console.gcpolicy import (
+    IdleCollector,
+    SurvivorFreezer,
+    freeze_startup_objects,
+    raise_young_threshold,
+)
 from wanderer_console.runtime import Runtime
 from wanderer_console.telemetry.logging import configure_logging, redact, redacted
 
@@ -267,6 +272,7 @@ def run_console(
         freezer = asyncio.create_task(
             SurvivorFreezer(asyncio.get_running_loop()).run(), name="gc-freezer"
         )
+        raise_young_threshold()  # what the collector gives back, should it ever stop
         collector = asyncio.create_task(
             IdleCollector(runtime.has_work_in_hand).run(), name="gc-idle"
         )

@@ -608,14 +608,15 @@ async def test_a_worker_is_delivering_while_its_message_is_out_not_while_it_wait
     ) as rig:
         target = rig.hook(5)
         assert not rig.dispatcher.delivering
-        rig.discord.answer_delay = 0.5  # the message is taken, its answer comes later
+        answer = rig.discord.answer_gate = asyncio.Event()  # taken, answered when we say
         rig.enqueue(target, 1, content="<@&1> first")
         await until(lambda: rig.discord.messages_for("webhook:5"))
         assert rig.dispatcher.delivering
+        answer.set()
         await until(lambda: rig.store.outbox_counts() == {"sent": 1})
         await until(lambda: not rig.dispatcher.delivering)
-        rig.discord.answer_delay = 0.0
         rig.enqueue(target, 1, content="<@&1> second")  # the bucket is spent for a minute
-        await until(lambda: rig.dispatcher._resting == 1)
+        await until(lambda: rig.dispatcher.state(target.key).paused_until > 0)
+        await until(lambda: rig.dispatcher._resting == 1)  # its worker waits out the reset
         assert not rig.dispatcher.delivering
         assert rig.store.outbox_counts() == {"sent": 1, "pending": 1}

@@ -184,34 +184,60 @@ def test_a_collection_due_for_too_long_runs_even_while_busy(collections: _Collec
         collector.uninstall()
 
 
-def test_the_generation_collected_is_the_one_cpython_would_collect(
+def test_the_generation_collected_is_the_one_cpython_collects_on_its_own(
     collections: _Collections,
 ) -> None:
-    # Two young collections' worth before a middle one, two middle ones before a full one.
-    gc.set_threshold(700, 2, 2)
+    """Collections by CPython alone, then by the idle collector: the same generations in the
+    same order. That includes CPython's check of how much of the oldest generation is new: after
+    three middle collections the counts call a full one due, and CPython runs a young one
+    instead (the process's heap is large next to what this test adds to it)."""
+    gc.set_threshold(300, 2, 2)
+    kept: list[list[int]] = []
+    while len(collections.seen) < 14:
+        kept += _allocate(100)
+    alone = collections.seen[:14]
+    gc.collect()
+    collections.seen.clear()
     collector = IdleCollector(lambda: False, young=300, backstop=10**7, clock=_Clock())
     collector.install()
-    kept: list[list[int]] = []
+    due = []
     try:
-        for _ in range(12):
-            kept += _allocate(400)
-            collector.check()
-        assert collections.seen == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]
-        kept += _allocate(400)
-        assert collector.due() == 2  # three middle ones since the last full one
+        for _ in range(14):
+            kept += _allocate(400)  # (no collection: the backstop is far)
+            due.append(collector.due())
+            assert collector.check() is not None
     finally:
         collector.uninstall()
-    assert gc.get_threshold() == (700, 2, 2)
+    assert collections.seen == alone
+    assert alone[:4] == [0, 0, 0, 1]  # a middle one once two young ones passed its threshold
+    assert (due[12], collections.seen[12]) == (2, 0)  # a full one due by the counts, not run
+    assert sum(collector.collections) == 14
+    assert gc.get_threshold() == (300, 2, 2)
+
+
+def test_a_collector_turned_off_stays_off(collections: _Collections) -> None:
+    gc.set_threshold(0, 10, 10)  # CPython's own way to turn automatic collection off
+    collector = IdleCollector(lambda: False, young=10, backstop=10**7, clock=_Clock())
+    collector.install()
+    try:
+        kept = _allocate(1_000)
+        assert gc.get_threshold()[0] == 0
+        assert collector.check() is None
+        assert collections.seen == []
+        assert len(kept) == 1_000
+    finally:
+        collector.uninstall()
+    assert gc.get_threshold() == (0, 10, 10)
 
 
 async def test_the_task_lifts_the_threshold_while_it_runs_and_gives_it_back() -> None:
     thresholds = gc.get_threshold()
-    collector = IdleCollector(lambda: False, every=0.001, young=10, backstop=10**7)
+    collector = IdleCollector(lambda: False, every=0.001, young=-1, backstop=10**7)
     task = asyncio.create_task(collector.run())
     try:
         await asyncio.sleep(0)
         assert gc.get_threshold()[0] == 10**7
-        kept = _allocate(100)
+        kept = _allocate(100)  # (young=-1: due whatever the count)
         for _ in range(200):  # bounded: a check runs every millisecond
             if sum(collector.collections):
                 break
@@ -233,7 +259,7 @@ async def test_a_failing_busy_check_gives_cpython_its_cadence_back(
     def busy() -> bool:
         raise RuntimeError("no engine")
 
-    collector = IdleCollector(busy, every=0.001, young=10, backstop=10**7)
+    collector = IdleCollector(busy, every=0.001, young=-1, backstop=10**7)
     kept = _allocate(100)
     await asyncio.wait_for(collector.run(), 5.0)  # ends: logged, not raised
     assert gc.get_threshold() == thresholds

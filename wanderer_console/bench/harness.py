@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from wanderer_console.config.model import Settings
-from wanderer_console.gcpolicy import freeze_startup_objects
+from wanderer_console.domain.tasks import cancel_and_wait
+from wanderer_console.gcpolicy import IdleCollector, freeze_startup_objects
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.simulator import Simulator
@@ -94,13 +95,20 @@ async def console_over_simulator(
             runtime = Runtime(settings, data_dir=data)
             await runtime.start()
             thresholds = gc.get_threshold()
+            collector: asyncio.Task[None] | None = None
             try:
                 await wait_joined(sim)
-                # As `wanderer-console --no-ui` does once started (see gcpolicy); undone on
-                # exit so the next scenario starts with nothing of this one frozen.
+                # As `wanderer-console --no-ui` does once started (see gcpolicy): start-up
+                # objects frozen, collections when the engine is idle; undone on exit so the
+                # next scenario starts with nothing of this one frozen.
                 freeze_startup_objects()
+                collector = asyncio.create_task(
+                    IdleCollector(runtime.has_work_in_hand).run(), name="gc-idle"
+                )
                 yield Rig(sim, runtime, data)
             finally:
+                if collector is not None:
+                    await cancel_and_wait([collector])
                 gc.unfreeze()
                 gc.set_threshold(*thresholds)
                 await runtime.stop()

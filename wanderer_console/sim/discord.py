@@ -90,6 +90,9 @@ class FakeDiscord:
         self.rejected_401 = 0
         self.answer_delay = 0.0
         """Seconds between accepting a message and answering (the message is already posted)."""
+        self.answer_gate: asyncio.Event | None = None
+        """When set to an event: a message is accepted, and answered once the event is set (a
+        test holds the answer for as long as it needs, no clock involved)."""
         self.nonce_window = 300.0
         """How long a nonce is remembered per channel (Discord: "the past few minutes")."""
         self.nonce_replays = 0
@@ -254,6 +257,8 @@ class FakeDiscord:
             self._nonces[(channel_id, str(nonce))] = (self._clock.monotonic(), message)
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
         wait = query.get("wait", "false").lower() in ("true", "1")
         if webhook_id is not None and not wait:
             return Response(status_code=204, headers=headers)

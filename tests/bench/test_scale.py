@@ -68,7 +68,9 @@ async def test_fleet_outcome_counts_each_map_a_kill_concerns() -> None:
         assert outcome.kills == 30
         assert outcome.delivered == 0
         assert outcome.lost == outcome.expected > 0  # nothing listens: all pending
-        assert outcome.largest is None  # (its first and last delivery: none)
+        maps, first, last = outcome.largest or (0, 0.0, 0.0)
+        assert maps == max(len(m) for _, m in fleet._sent.values())
+        assert (first, last) == (None, None)  # nothing arrived
         # One fan-out figure per expected notification: the maps its kill notifies.
         fan_outs = fleet.fan_outs()
         assert len(fan_outs) == outcome.expected
@@ -235,5 +237,6 @@ async def test_the_scenario_at_its_smallest() -> None:
     assert result["mix"]["notifications"] == result["mix"]["delivered"] > 0
     mix = result["mix"]
     assert 0 < mix["largest_kill_first_ms"] <= mix["largest_kill_last_ms"] <= mix["max_ms"]
+    assert mix["largest_kill_maps"] == mix["fan_out_max"]
     assert result["rss_mb"] > 0
     assert Counter(problems([result])) == Counter()

@@ -64,11 +64,12 @@ async def run_fanout(
     *,
     seed: int = 17,
     progress: Callable[[str], None] | None = None,
+    full_discord: bool = False,
 ) -> dict[str, Any]:
     """Start the engine over ``maps`` fake maps, then push ``kills`` kills into the five
     most-watched systems in turn (see the module docstring)."""
     say = progress or (lambda _text: None)
-    fleet = MapFleet(maps, seed=seed)
+    fleet = MapFleet(maps, seed=seed, full_discord=full_discord)
     per_kill: list[dict[str, Any]] = []
     problems: list[str] = []
     async with (
@@ -86,8 +87,11 @@ async def run_fanout(
             await delivered_within(fleet, engine, 30.0)
             cpu = engine.cpu() - cpu
             outcome = fleet.outcome()
-            if outcome.lost or outcome.doubled:
-                problems.append(f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled")
+            if outcome.lost or outcome.doubled or outcome.invalid:
+                problems.append(
+                    f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled,"
+                    f" {outcome.invalid} invalid"
+                )
             values = sorted(outcome.latencies_ms)
             if not values:
                 continue
@@ -104,6 +108,7 @@ async def run_fanout(
     return {
         "scenario": "fanout",
         "maps": maps,
+        "discord": "full fake" if full_discord else "sink",
         "per_kill": per_kill,
         **summarize(per_kill),
         "problems": problems,
@@ -119,9 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maps", type=int, default=300, help="fake maps (default 300)")
     parser.add_argument("--kills", type=int, default=10, help="kills pushed (default 10)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result here")
+    parser.add_argument(
+        "--full-discord",
+        action="store_true",
+        help="post to the full fake Discord instead of the webhook sink (see the scale scenario)",
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(
-        run_fanout(args.maps, args.kills, progress=lambda t: print(t, file=sys.stderr))
+        run_fanout(
+            args.maps,
+            args.kills,
+            progress=lambda t: print(t, file=sys.stderr),
+            full_discord=args.full_discord,
+        )
     )
     text = json.dumps(result, indent=2)
     print(text)

@@ -293,6 +293,15 @@ async def delivered_within(fleet: MapFleet, engine: EngineProcess, timeout: floa
     return time.perf_counter() - started
 
 
+def _largest(largest: tuple[int, float | None, float | None] | None) -> dict[str, Any]:
+    maps, first, last = largest or (0, None, None)
+    return {
+        "largest_kill_maps": maps,
+        "largest_kill_first_ms": None if first is None else round(first, 2),
+        "largest_kill_last_ms": None if last is None else round(last, 2),
+    }
+
+
 def _latency(fleet: MapFleet) -> dict[str, Any]:
     outcome = fleet.outcome()
     values = outcome.latencies_ms
@@ -304,6 +313,8 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         if outcome.kills
         else 0,
         "delivered": outcome.delivered,
+        # Posts Discord would have refused (the sink checks them after the run).
+        "invalid": outcome.invalid,
         "lost": outcome.lost,
         "doubled": outcome.doubled,
         "unexpected": outcome.unexpected,
@@ -312,9 +323,9 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         "fan_out_p50": round(percentile(fan_outs, 0.50)),
         "fan_out_p99": round(percentile(fan_outs, 0.99)),
         "fan_out_max": round(max(fan_outs)) if fan_outs else 0,
-        # Its first and last delivery: the engine's fan-out in the mix's conditions.
-        "largest_kill_first_ms": round(outcome.largest[1], 2) if outcome.largest else None,
-        "largest_kill_last_ms": round(outcome.largest[2], 2) if outcome.largest else None,
+        # The kill notifying the most maps, its first and last delivery: the engine's fan-out in
+        # the mix's conditions.
+        **_largest(outcome.largest),
         "p50_ms": round(percentile(values, 0.50), 2),
         "p99_ms": round(percentile(values, 0.99), 2),
         "max_ms": round(max(values), 2) if values else None,
@@ -376,17 +387,20 @@ async def run_maps(
     lift_pool: bool = False,
     progress: Callable[[str], None] | None = None,
     keep_log: Path | None = None,
+    full_discord: bool = False,
 ) -> dict[str, Any]:
     """Every phase for one map count (see the module docstring); ``keep_log``: copy the
-    engine's output there."""
+    engine's output there; ``full_discord``: the full fake Discord instead of the webhook sink
+    (see :class:`~wanderer_console.sim.webhook_sink.WebhookSink`)."""
 
     def say(text: str) -> None:
         if progress is not None:
             progress(f"bench: scale {maps} maps: {text}")
 
-    fleet = MapFleet(maps, seed=seed)
+    fleet = MapFleet(maps, seed=seed, full_discord=full_discord)
     result: dict[str, Any] = {
         "maps": maps,
+        "discord": "full fake" if full_discord else "sink",
         "unique_systems": fleet.unique_systems(),
         "unique_pilots": fleet.unique_pilots(),
         "http": http or None,
@@ -516,7 +530,7 @@ def problems(runs: Sequence[dict[str, Any]]) -> list[str]:
     out = []
     for run in runs:
         for phase in ("mix", "burst"):
-            for key in ("lost", "doubled", "unexpected"):
+            for key in ("lost", "doubled", "unexpected", "invalid"):
                 if run[phase].get(key):
                     out.append(f"scale {run['maps']} maps, {phase}: {run[phase][key]} {key}")
         for start in ("cold", "warm"):
@@ -537,6 +551,7 @@ async def run_scale(
     lift_pool: bool = False,
     progress: Callable[[str], None] | None = None,
     keep_logs: Path | None = None,
+    full_discord: bool = False,
 ) -> dict[str, Any]:
     """Every map count of ``sizes`` in turn; the figures, the growth and the budget
     (``keep_logs``: a directory to copy each engine's output into)."""
@@ -549,6 +564,7 @@ async def run_scale(
             lift_pool=lift_pool,
             progress=progress,
             keep_log=None if keep_logs is None else keep_logs / f"engine-{n}-maps.log",
+            full_discord=full_discord,
         )
         for n in sizes.maps
     ]
@@ -604,6 +620,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the engine with its HTTP connection pools unbounded (a what-if: see the docs)",
     )
     parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="keep the engines' output")
+    parser.add_argument(
+        "--full-discord",
+        action="store_true",
+        help="post to the full fake Discord (rules checked per post, about three times the"
+        " CPU per post in this process) instead of the webhook sink",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.maps:
@@ -624,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             lift_pool=args.lift_http_pool,
             progress=progress,
             keep_logs=args.keep_logs,
+            full_discord=args.full_discord,
         )
     )
     text = json.dumps(result, sort_keys=True)

@@ -129,6 +129,29 @@ def test_outbox_list_holds_only_the_rows_of_the_map_whose_mark_is_dead(tmp_path:
 
 
 @pytest.mark.slow
+def test_outbox_list_names_every_maps_dead_mark_of_a_shared_webhook(tmp_path: Path) -> None:
+    """Discord refused one webhook for both maps posting to it: both dead marks are listed
+    (each map needs its own fix or retry), not the last one read for the target key."""
+    data = tmp_path / "data"
+    store = SqliteStore(data / "wanderer-console.db")
+    try:
+        key = Target(TargetKind.WEBHOOK, "https://discord.example/api/webhooks/7/t", "home").key
+        for map_id, reason in (("home", "404 Unknown Webhook"), ("other", "401 Unauthorized")):
+            store.set_dead_target(map_id, key, reason=reason, fingerprint="f", now=1.0)
+    finally:
+        store.close()
+
+    code, listing = _outbox(data, "list")
+    assert code == 0
+    dead = listing["dead_targets"]
+    assert isinstance(dead, list)
+    assert sorted(dead, key=lambda d: d["tenant"]) == [
+        {"target": key, "tenant": "home", "reason": "404 Unknown Webhook"},
+        {"target": key, "tenant": "other", "reason": "401 Unauthorized"},
+    ]
+
+
+@pytest.mark.slow
 def test_outbox_drop_gives_up_on_failed_rows_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _seed(data)

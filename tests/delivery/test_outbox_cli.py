@@ -91,6 +91,67 @@ def test_outbox_list_shows_failed_and_held_rows_with_reasons_and_retry_requeues(
 
 
 @pytest.mark.slow
+def test_outbox_list_holds_only_the_rows_of_the_map_whose_mark_is_dead(tmp_path: Path) -> None:
+    """Two maps post to one webhook, Discord refused it for map ``home`` only: ``other``'s
+    pending notifications are being sent, so they are not listed (as held or at all)."""
+    data = tmp_path / "data"
+    store = SqliteStore(data / "wanderer-console.db")
+    try:
+        url = "https://discord.example/api/webhooks/7/t"
+        notes = [
+            Notification(
+                map_id,
+                NotificationType.KILL,
+                f"{map_id}-{i}",
+                Target(TargetKind.WEBHOOK, url, map_id),
+                {"embeds": [{}]},
+            )
+            for map_id, count in (("home", 2), ("other", 3))
+            for i in range(count)
+        ]
+        store.enqueue(notes)
+        key = notes[0].target.key
+        store.set_dead_target("home", key, reason="404 Unknown Webhook", fingerprint="f", now=1.0)
+    finally:
+        store.close()
+
+    code, listing = _outbox(data, "list")
+    assert code == 0
+    assert listing["dead_targets"] == [
+        {"target": key, "tenant": "home", "reason": "404 Unknown Webhook"}
+    ]
+    rows = listing["notifications"]
+    assert isinstance(rows, list)
+    assert [(row["tenant_id"], row["target_key"], row["held"]) for row in rows] == [
+        ("home", key, True),
+        ("home", key, True),
+    ]
+
+
+@pytest.mark.slow
+def test_outbox_list_names_every_maps_dead_mark_of_a_shared_webhook(tmp_path: Path) -> None:
+    """Discord refused one webhook for both maps posting to it: both dead marks are listed
+    (each map needs its own fix or retry), not the last one read for the target key."""
+    data = tmp_path / "data"
+    store = SqliteStore(data / "wanderer-console.db")
+    try:
+        key = Target(TargetKind.WEBHOOK, "https://discord.example/api/webhooks/7/t", "home").key
+        for map_id, reason in (("home", "404 Unknown Webhook"), ("other", "401 Unauthorized")):
+            store.set_dead_target(map_id, key, reason=reason, fingerprint="f", now=1.0)
+    finally:
+        store.close()
+
+    code, listing = _outbox(data, "list")
+    assert code == 0
+    dead = listing["dead_targets"]
+    assert isinstance(dead, list)
+    assert sorted(dead, key=lambda d: d["tenant"]) == [
+        {"target": key, "tenant": "home", "reason": "404 Unknown Webhook"},
+        {"target": key, "tenant": "other", "reason": "401 Unauthorized"},
+    ]
+
+
+@pytest.mark.slow
 def test_outbox_drop_gives_up_on_failed_rows_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _seed(data)

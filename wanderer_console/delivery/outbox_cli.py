@@ -94,13 +94,14 @@ def run(args: argparse.Namespace) -> int:
         action = args.outbox_command
         if action == "list":
             rows = store.failed_rows(target_key=args.target, limit=args.limit)
-            dead = {d.target_key: d for d in store.dead_targets()}
+            # Each map's dead mark of a target: two maps posting to one webhook may both be
+            # refused (each needs its fix), so never one entry per target key.
             _emit(
                 {
                     "database": database,
                     "dead_targets": [
                         {"target": d.target_key, "tenant": d.tenant_id, "reason": d.reason}
-                        for d in dead.values()
+                        for d in store.dead_targets()
                     ],
                     "notifications": [
                         {

@@ -768,9 +768,13 @@ class OutboxMixin:
         return int(cursor.rowcount)
 
     def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
-        """Failed rows, and rows held by dead targets, newest first."""
-        held = "status IN ('failed', 'uncertain') OR (status = 'pending' AND target_key IN"
-        held += " (SELECT target_key FROM dead_targets))"
+        """Failed rows, and rows held by dead targets, newest first.
+
+        A pending row is held only by its own map's dead mark (:data:`_HELD_BY_DEAD`, the
+        condition :meth:`revive_target` counts): two maps may post to one webhook and Discord
+        refuse it for one map's credential only; the other map's rows are being sent, and are
+        neither "held" in ``outbox list`` nor given a place of its ``limit``."""
+        held = f"status IN ('failed', 'uncertain') OR (status = 'pending' AND {_HELD_BY_DEAD})"
         where = f"({held})" + ("" if target_key is None else " AND target_key = ?")
         params: tuple[object, ...] = () if target_key is None else (target_key,)
         rows = self._conn.execute(

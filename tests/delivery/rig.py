@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import wait_for
@@ -14,7 +14,7 @@ from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.delivery.spill import ConfirmationSpill
-from wanderer_console.domain.clock import Clock
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
@@ -39,6 +39,9 @@ class Rig:
     targets: dict[tuple[str, str], ResolvedTarget]
     http: HttpClient
     """The dispatcher's client (its breaker events, with ``chain``)."""
+    clock: Clock = field(default_factory=SystemClock)
+    """The dispatcher's clock: :meth:`enqueue` stamps the rows with its time, so that they are
+    due for a dispatcher whose clock stands still."""
 
     def hook(self, webhook_id: int) -> Target:
         target = Target(TargetKind.WEBHOOK, webhook_url(self.server.url, webhook_id), "home")
@@ -60,7 +63,7 @@ class Rig:
                 body["content"] = content
             key = f"n:{target.key}:{i}:{content}:{tag}"
             notes.append(Notification("home", NotificationType.KILL, key, target, body))
-        self.store.enqueue(notes)
+        self.store.enqueue(notes, now=self.clock.wall())
         self.dispatcher.wake()
 
     def titles(self, target: str) -> Counter[str]:
@@ -84,12 +87,15 @@ async def make_rig(
     webhook_window: float = 1.0,
     spill: ConfirmationSpill | None = None,
     discord_clock: Clock | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Rig]:
     """The rig, torn down afterwards. ``chain`` puts the real middleware (retry, rate limit,
     breaker with ``cooldown``) in front of the sender; otherwise a plain client. ``spill``: where
     the dispatcher's stop keeps confirmations the store refuses (none by default).
     ``discord_clock``: the fake Discord's clock (its rate-limit windows), for a test that ends a
-    window itself instead of racing the wall clock (the system clock by default)."""
+    window itself instead of racing the wall clock (the system clock by default). ``clock``: the
+    dispatcher's (the system clock by default); a test that gives both the same frozen clock
+    decides alone when a window or a pause is over, the dispatcher's and the fake's alike."""
     fake = FakeDiscord(
         webhook_limit=webhook_limit,
         webhook_window=webhook_window,
@@ -117,11 +123,12 @@ async def make_rig(
         lambda: targets,
         poll_interval=poll_interval,
         policy=policy,
+        clock=clock,
         spill=spill,
     )
     task = asyncio.create_task(dispatcher.run())
     try:
-        yield Rig(fake, server, store, metrics, dispatcher, targets, http)
+        yield Rig(fake, server, store, metrics, dispatcher, targets, http, clock or SystemClock())
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -140,14 +140,29 @@ async def test_sends_queued_behind_a_bucket_pause_go_as_the_bucket_allows(tmp_pa
     """One webhook shared by several maps: a worker per map. The bucket's pause (its last
     answer said ``X-RateLimit-Remaining: 0``) held them all, and when it ended they all went at
     once, past the bucket's limit: 429s Discord counts against the console. They now go no
-    faster than the bucket's answers allow."""
+    faster than the bucket's answers allow.
+
+    The dispatcher and the fake share one clock that stands still until the test moves it: a
+    window (and the pause it sets) ends only then. On the wall clock, a machine under load could
+    take the window's second between the two rally posts: the second answer found a new window,
+    said ``Remaining: 1``, there was no pause, and the test failed (or, later, the windows rolled
+    on their own and the pace was never put to the test)."""
+    clock = FrozenClock()
+    start = clock.wall()
     async with make_rig(
-        tmp_path, policy=DeliveryPolicy(), webhook_limit=2, webhook_window=1.0, poll_interval=0.1
+        tmp_path,
+        policy=DeliveryPolicy(),
+        webhook_limit=2,
+        webhook_window=1.0,
+        poll_interval=0.1,
+        discord_clock=clock,
+        clock=clock,
     ) as rig:
         home = rig.hook(9)
+        state = rig.dispatcher.state(home.key)
         rig.enqueue(home, 2, content="<@&1> rally")  # two messages: the bucket's two
         await until(lambda: rig.store.outbox_counts() == {"sent": 2})
-        assert rig.dispatcher.state(home.key).paused_until > 0  # the bucket is spent
+        assert state.paused_until == start + 1.0  # the bucket is spent for its whole window
         maps = [f"map{i}" for i in range(6)]
         notes = []
         for tenant in maps:
@@ -155,12 +170,34 @@ async def test_sends_queued_behind_a_bucket_pause_go_as_the_bucket_allows(tmp_pa
             rig.targets[(tenant, target.key)] = ResolvedTarget(target)
             body = {"embeds": [{"title": f"{tenant} kill", "description": "x"}]}
             notes.append(Notification(tenant, NotificationType.KILL, f"k:{tenant}", target, body))
-        rig.store.enqueue(notes)
+        rig.store.enqueue(notes, now=start)
         rig.dispatcher.wake()
-        await until(lambda: rig.store.outbox_counts() == {"sent": 8})
+
+        def kills() -> list[float]:
+            """When the fake took each map's message (its clock: the window it fell in)."""
+            return [m.at for m in rig.discord.messages_for(home.key) if "content" not in m.body]
+
+        # Every map's worker waits out the pause; none has sent (none can: the clock stands).
+        await until(lambda: kills() or rig.discord.rejected_429 or rig.dispatcher._resting == 6)
+        assert kills() == []
         assert rig.discord.rejected_429 == 0
-        titles = rig.titles(home.key)
-        assert all(titles[f"{tenant} kill"] == 1 for tenant in maps), titles
+        assert rig.store.outbox_counts() == {"sent": 2, "pending": 6}
+        for window in (1, 2, 3):
+            clock.advance(1.0)  # the window (and the pause) is over: two more fit the bucket
+            await until(
+                lambda w=window: (
+                    rig.discord.rejected_429
+                    or (
+                        rig.store.outbox_counts().get("sent") == 2 + 2 * w
+                        and rig.dispatcher._resting == 6 - 2 * w
+                    )
+                )
+            )
+            assert rig.discord.rejected_429 == 0  # none went past the bucket
+            # Two went in this window, the rest wait for the next (they cannot go before it).
+            assert kills() == [start + n for n in range(1, window + 1) for _ in range(2)]
+        assert rig.store.outbox_counts() == {"sent": 8}
+        assert rig.titles(home.key) == {"note 0": 1, "note 1": 1} | {f"{t} kill": 1 for t in maps}
 
 
 async def test_rejected_batch_is_split_to_find_the_bad_message(rig: Rig) -> None:

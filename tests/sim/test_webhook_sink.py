@@ -115,7 +115,7 @@ async def test_a_body_discord_would_refuse_is_counted_not_received(
     assert len(sink.received) == 1
     assert sink.invalid == 1
     sink.clear()
-    assert (sink.posts, sink.received, sink.count(b"Killmail")) == ([], [], 0)
+    assert (sink.posts, sink.received, sink.count(b"Killmail"), sink.invalid) == ([], [], 0, 0)
 
 
 async def test_pipelined_requests_on_one_connection_are_answered_in_order(

@@ -149,7 +149,8 @@ class WebhookSink:
         self.requests = 0
         """Requests answered, refused ones included."""
         self.invalid = 0
-        """Posts Discord would have refused (400), counted as :attr:`received` reads them."""
+        """Posts Discord would have refused (400), counted as :attr:`received` reads them
+        (since the last :meth:`clear`)."""
         self._parsed: list[ReceivedMessage] = []
         self._read = 0
         self._counted: dict[bytes, tuple[int, int]] = {}
@@ -257,8 +258,10 @@ class WebhookSink:
         return seen
 
     def clear(self) -> None:
-        """Forget every post (the next :attr:`received` starts here)."""
+        """Forget every post, and the invalid ones counted (the next :attr:`received` starts
+        here)."""
         self.posts.clear()
         self._parsed.clear()
         self._counted.clear()
         self._read = 0
+        self.invalid = 0

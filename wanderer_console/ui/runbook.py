@@ -1173,7 +1173,8 @@ _ROWS: Final[tuple[Advice, ...]] = (
     Advice(
         QUEUE,
         "ingest API `400` / `422`",
-        "not JSON, wrong shape, invalid event, too many events in a batch, or more than one"
+        "not JSON, wrong shape, invalid event, too many events in a batch, a `tenant` that is"
+        " not a string (`reason` `tenant_type`; the answer's `field` names it), or more than one"
         " `Authorization` header (`reason` `auth_headers`: a client or proxy adding its own)",
         "fix the client (or the proxy: send one header); the answer says which event and why",
     ),

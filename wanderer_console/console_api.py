@@ -181,7 +181,13 @@ class TargetView(_View):
     url: str | None = None
     """The webhook URL with its token masked, or the channel id (a bot target)."""
     disabled_since: float | None = None
-    """When Discord refused it for good."""
+    """When Discord refused it for good (for the first of the maps it is dead for)."""
+    maps: tuple[str, ...] = ()
+    """The maps posting here, sorted; empty from an engine that does not say."""
+    dead_for: tuple[str, ...] = ()
+    """The maps it is dead for, sorted: a target is dead per map, and a webhook two maps share
+    may be refused for one of them while the other's notifications still go. Empty while it is
+    alive, or from an engine that does not say (``disabled`` alone then says it is dead)."""
     recent: tuple[Occurrence, ...] = ()
     """The engine's last few log lines about this target, oldest first."""
 

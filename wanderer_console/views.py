@@ -120,7 +120,9 @@ def readiness(parts: EngineParts) -> Readiness:
     return Readiness(
         reasons=down + degraded,
         down=bool(down),
-        dead_targets=sorted(key for _tenant, key in dead),
+        # Each (map, target) mark once, naming its map: a webhook two maps share may be dead
+        # for one of them only, and a bare key read as dead for every map posting to it.
+        dead_targets=[{"map": tenant, "target": key} for tenant, key in sorted(dead)],
         cluster=None if cluster is None else _cluster_brief(cluster),
     )
 

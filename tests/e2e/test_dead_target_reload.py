@@ -71,7 +71,7 @@ async def test_a_wrong_bot_token_fixed_by_hot_reload_delivers_every_held_kill(
             async with httpx.AsyncClient(base_url=runtime.http.url) as client:
                 ready = (await client.get("/ready")).json()
             assert ready["status"] == "degraded"
-            assert ready["dead_targets"] == [f"channel:{CHANNEL}"]
+            assert ready["dead_targets"] == [{"map": "home", "target": f"channel:{CHANNEL}"}]
             await wait_for(lambda: runtime.store.outbox_counts() == {"pending": 24}, 20)
             assert sim.discord.rejected_401 == 1  # one refused request, then the kills wait
 

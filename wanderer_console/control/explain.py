@@ -14,7 +14,7 @@ from wanderer_console.config.routing import ROUTES, resolve_target, tracker_targ
 from wanderer_console.domain.notification import Target
 from wanderer_console.telemetry.logging import redact
 
-__all__ = ["masked_url", "source_url", "target_names"]
+__all__ = ["masked_url", "source_url", "target_maps", "target_names"]
 
 
 def masked_url(url: str) -> str:
@@ -57,7 +57,26 @@ def target_names(settings: Settings) -> dict[str, tuple[str, str]]:
     per map): ``alpha/primary``, ``alpha/rally``; a tracker with a target of its own by its name
     (``alpha/caps``); a target shared by maps lists each.
     """
-    labels: dict[str, list[str]] = {}
+    return {
+        key: (", ".join(label for _tenant, label in routes), where)
+        for key, (routes, where) in _routes(settings).items()
+    }
+
+
+def target_maps(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Target key → the maps posting there, sorted. A target is dead per map (a webhook two maps
+    share may be refused for one of them only): the console tells a target dead for every map
+    posting there from one dead for some of them by these."""
+    return {
+        key: tuple(sorted({tenant for tenant, _label in routes}))
+        for key, (routes, _where) in _routes(settings).items()
+    }
+
+
+def _routes(settings: Settings) -> dict[str, tuple[list[tuple[str, str]], str]]:
+    """Target key → its ``(map, label)`` routes in the config's order (each label once), and
+    its masked address."""
+    labels: dict[str, list[tuple[str, str]]] = {}
     where: dict[str, str] = {}
     for tenant, map_settings in settings.maps.items():
         discord = map_settings.discord
@@ -79,10 +98,10 @@ def target_names(settings: Settings) -> dict[str, tuple[str, str]]:
         ]
         for target, label in targets:
             names = labels.setdefault(target.key, [])
-            if label not in names:
-                names.append(label)
+            if (tenant, label) not in names:
+                names.append((tenant, label))
             if target.key.startswith("webhook:"):
                 where[target.key] = masked_url(target.address)
             else:
                 where[target.key] = f"channel {target.address} (bot)"
-    return {key: (", ".join(names), where[key]) for key, names in labels.items()}
+    return {key: (names, where[key]) for key, names in labels.items()}

@@ -218,14 +218,23 @@ class LocalBackend:
             if connection.get("url") is None:
                 connection["url"] = explain.source_url(settings, connection["name"])
         names = explain.target_names(settings)
+        maps = explain.target_maps(settings)
         targets = data.get("delivery", {}).get("targets", {})
-        for (_tenant, key), dead in self._engine.dispatcher.dead_targets.items():
+        # A target is dead per map: a webhook two maps share may be dead for one of them and
+        # deliver for the other, so the view names the maps it is dead for, and is dead since
+        # the first of their refusals.
+        dead_for: dict[str, list[tuple[str, float]]] = {}
+        for (tenant, key), dead in sorted(self._engine.dispatcher.dead_targets.items()):
+            dead_for.setdefault(key, []).append((tenant, dead.since))
+        for key, marks in dead_for.items():
             if key in targets:
-                targets[key]["disabled_since"] = dead.since
+                targets[key]["dead_for"] = tuple(tenant for tenant, _since in marks)
+                targets[key]["disabled_since"] = min(since for _tenant, since in marks)
         for key, target in targets.items():
             label, where = names.get(key, ("", None))
             target["label"] = label
             target["url"] = where
+            target["maps"] = maps.get(key, ())
             target["recent"] = [_occurrence(line) for line in self.ring.matching(f"target={key}")]
         for name, breaker in data.get("breakers", {}).items():
             host = name.partition(":")[2]

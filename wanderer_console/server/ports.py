@@ -26,7 +26,9 @@ class Readiness:
     reasons: list[str] = field(default_factory=list)
     down: bool = False
     """True when it cannot do its job (a source, the store); else at most degraded."""
-    dead_targets: list[str] = field(default_factory=list)
+    dead_targets: list[dict[str, str]] = field(default_factory=list)
+    """Each dead mark once, ``{"map": ..., "target": ...}``: a target is dead per map, and a
+    webhook two maps share may be dead for one of them only."""
     cluster: dict[str, Any] | None = None
     """With several instances on one database: this instance, its maps, the live instances."""
 

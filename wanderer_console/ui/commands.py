@@ -67,10 +67,16 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
     )
     if latest is not None:
         for dead in dead_targets(latest.delivery):
+            # Dead for some of its maps only: its pending count includes the others' rows.
+            send = (
+                f"revive it for {', '.join(dead.only_for)} and send what it held"
+                if dead.only_for
+                else f"revive it and send its {dead.held} held notifications"
+            )
             commands.append(
                 ConsoleCommand(
                     f"Retry dead target {dead.name}",
-                    f"DEAD {dead.reason}; revive it and send its {dead.held} held notifications",
+                    f"{dead.state}; {send}",
                     partial(app.retry_dead_target, dead.key),
                 )
             )

@@ -22,7 +22,7 @@ from wanderer_console.console_api import (
     Occurrence,
     TargetView,
 )
-from wanderer_console.ui.faults import TargetHealth, clock_time, target_health
+from wanderer_console.ui.faults import TargetHealth, clock_time, dead_only_for, target_health
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.runbook import Advice, advice_for
 
@@ -94,6 +94,12 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _owners(maps: Sequence[str]) -> str:
+    """``alpha's``, ``alpha's and bravo's``, ``alpha's, bravo's and charlie's``."""
+    names = [f"{name}'s" for name in maps]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def log_message(text: str) -> str:
     """A log line without its ``(key=value, ...)`` context: what repeats when it happens again."""
     return _CONTEXT.sub("", text)
@@ -147,6 +153,13 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
     """
     health = target_health(target, now)
     state = "DEAD (its notifications are held, not lost)" if target.disabled else "delivering"
+    only_for = dead_only_for(target)
+    if target.disabled and only_for:  # a webhook another map still delivers through
+        dead, live = ", ".join(only_for), sorted(set(target.maps) - set(only_for))
+        state = (
+            f"DEAD for {dead} only ({_owners(only_for)} notifications are held, not lost;"
+            f" {_owners(live)} still go)"
+        )
     if target.disabled and target.disabled_since is not None:
         state += f" since {_when(target.disabled_since, now)}"
     facts = [

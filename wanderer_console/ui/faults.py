@@ -38,6 +38,7 @@ __all__ = [
     "alert_text",
     "clock_time",
     "config_text",
+    "dead_only_for",
     "dead_targets",
     "delivery_held",
     "global_pause_text",
@@ -74,19 +75,41 @@ class DeadTarget:
     """Notifications sent again after a send whose outcome was unknown."""
     label: str = ""
     """The map routes that post to it (``alpha/rally``), when the engine says."""
+    only_for: tuple[str, ...] = ()
+    """The maps it is dead for when other maps posting to it still deliver through it (a
+    target is dead per map); empty when it is dead for every map posting there, or the engine
+    does not say."""
 
     @property
     def name(self) -> str:
         """``alpha/rally (webhook:1)``, or the key alone."""
         return f"{self.label} ({self.key})" if self.label else self.key
 
+    @property
+    def state(self) -> str:
+        """``DEAD 404 Unknown Webhook``, or ``DEAD for alpha only, 404 Unknown Webhook`` while
+        another map's notifications still go to it."""
+        if self.only_for:
+            return f"DEAD for {', '.join(self.only_for)} only, {self.reason}"
+        return f"DEAD {self.reason}"
+
     def describe(self) -> str:
         """``alpha/rally (webhook:1): DEAD 404 Unknown Webhook — held: 9`` (and the uncertain
-        count)."""
-        text = f"{self.name}: DEAD {self.reason} — held: {self.held}"
+        count). Dead for some of its maps only, its ``pending`` counts the others' notifications
+        too, which are being delivered: not ``held``."""
+        count = f"pending: {self.held}" if self.only_for else f"held: {self.held}"
+        text = f"{self.name}: {self.state} — {count}"
         if self.uncertain > 0:
             text += f" · {self.uncertain} uncertain"
         return text
+
+
+def dead_only_for(target: TargetView) -> tuple[str, ...]:
+    """The maps ``target`` is dead for when another map posting to it still delivers through
+    it; empty when it is dead for all of them (or alive, or the engine does not say)."""
+    if not target.dead_for or not set(target.maps) - set(target.dead_for):
+        return ()
+    return target.dead_for
 
 
 def _uncertain_recently(target: TargetView, now: float) -> bool:
@@ -200,7 +223,14 @@ def delivery_held(delivery: DeliveryView, now: float) -> bool:
 def dead_targets(delivery: DeliveryView) -> list[DeadTarget]:
     """The dead targets of the snapshot's ``delivery`` section, by key."""
     return [
-        DeadTarget(key, target.disabled, target.pending, target.uncertain, target.label)
+        DeadTarget(
+            key,
+            target.disabled,
+            target.pending,
+            target.uncertain,
+            target.label,
+            dead_only_for(target),
+        )
         for key, target in sorted(delivery.targets.items())
         if target.disabled
     ]

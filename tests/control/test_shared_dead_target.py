@@ -1,0 +1,115 @@
+"""The console's view of a target two maps post to, dead for one of them, over the control socket.
+
+A target is dead per (map, target): the webhook two maps share may be dead for one map and
+deliver for the other. The engine's view of a target is keyed by the target alone, and it took
+the target as dead (``disabled_since``) when any map's mark was, so an attached console showed
+a shared webhook dead for both maps while one of them still delivered through it. The view now
+says which maps post there (``maps``) and for which the target is dead (``dead_for``).
+
+A real engine on the simulator with a second map (``other``) following the same fake map and
+posting to the demo map's primary webhook; a console attached through the control socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import connected, wait_for
+from wanderer_console.config.loader import load_settings
+from wanderer_console.console_api import TargetView
+from wanderer_console.control.server import SOCKET_NAME
+from wanderer_console.http.control_client import RemoteBackend
+from wanderer_console.launch import demo_config_text
+from wanderer_console.runtime import Runtime
+from wanderer_console.sim import Simulator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+OTHER = "other"
+
+
+@pytest.fixture
+async def engine(sim: Simulator, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """The demo map plus ``other`` on the demo's primary webhook, every source connected."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        demo_config_text(sim, data_dir=tmp_path)
+        + f"""
+[maps.{OTHER}]
+url = "{sim.map_url}"
+slug = "{sim.map_slug}"
+api_key = "{sim.map_api_key}"
+[maps.{OTHER}.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+""",
+        encoding="utf-8",
+    )
+    runtime = Runtime(load_settings(path, environ={}).settings, config_path=path)
+    await runtime.start()
+    try:
+        await connected(runtime, sources=4)
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
+    """A console attached to ``engine`` through its control socket."""
+    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
+    await backend.connect()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
+
+
+def _shared_key(engine: Runtime) -> str:
+    """The webhook both maps post to."""
+    (key,) = {key for tenant, key in engine.dispatcher._targets() if tenant == OTHER}
+    return key
+
+
+def _mark_dead(engine: Runtime, tenant: str, key: str, since: float) -> None:
+    """Mark ``key`` dead for ``tenant`` as a 404 would (with the credential the engine holds,
+    so it is not revived as changed); the dispatcher reads it at its next look."""
+    resolved = engine.dispatcher._targets()[(tenant, key)]
+    engine.store.set_dead_target(
+        tenant, key, reason="404 Unknown Webhook", fingerprint=resolved.fingerprint, now=since
+    )
+    engine.dispatcher.wake()
+
+
+async def _target(remote: RemoteBackend, key: str) -> TargetView:
+    return (await remote.snapshot()).delivery.targets[key]
+
+
+async def test_a_shared_webhook_dead_for_one_map_says_which_and_which_still_posts(
+    engine: Runtime, remote: RemoteBackend, sim: Simulator
+) -> None:
+    demo, key = sim.map_slug, _shared_key(engine)
+    _mark_dead(engine, demo, key, since=2_000.0)
+    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 1, 10, "the dead mark read")
+
+    target = await _target(remote, key)
+    assert target.disabled == "404 Unknown Webhook"
+    assert target.dead_for == (demo,)
+    assert target.maps == (demo, OTHER)
+    assert target.disabled_since == 2_000.0
+
+
+async def test_a_shared_webhook_dead_for_both_maps_names_both_and_the_first_mark(
+    engine: Runtime, remote: RemoteBackend, sim: Simulator
+) -> None:
+    demo, key = sim.map_slug, _shared_key(engine)
+    _mark_dead(engine, demo, key, since=2_000.0)
+    _mark_dead(engine, OTHER, key, since=1_000.0)
+    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 2, 10, "the dead marks read")
+
+    target = await _target(remote, key)
+    assert target.dead_for == (demo, OTHER)
+    assert target.maps == (demo, OTHER)
+    assert target.disabled_since == 1_000.0  # dead since its first map's refusal

@@ -3,12 +3,12 @@ socket on 127.0.0.1 (the callback and the edit of the original held to Discord's
 
 The engine is a small in-memory backend: what is tested is how an interaction is answered, and
 a slow operation is made slow by holding it until the fake Discord has seen the deferral (a
-condition, not a timer)."""
+condition, not a timer). The fake Discord's clock is frozen: Discord's 3-second answer window
+closes only when a test moves it, never because a loaded machine was slow."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +28,7 @@ from wanderer_console.console_api import (
 from wanderer_console.control.discord_bot import build_bot, presence_text
 from wanderer_console.control.discord_commands import SlashCommands
 from wanderer_console.delivery.discord_app import DiscordApp
+from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.http import build_client
 from wanderer_console.sim.discord import FakeDiscord
 from wanderer_console.sim.discord_gateway import Interaction
@@ -82,12 +83,14 @@ class _Bot:
     backend: _Backend
     commands: SlashCommands
     settings: Settings
+    clock: FrozenClock
+    """The fake Discord's clock: interactions are dated on it, their answers judged by it."""
     _next: int = 1_300_000_000_000_000_100
 
     def _new(self, options: list[dict[str, Any]], roles: list[str] | None) -> Interaction:
         """An interaction as the gateway hands it over (and the fake Discord knows it)."""
         self._next += 1
-        interaction = Interaction(str(self._next), f"tok-{self._next}", {}, time.time())
+        interaction = Interaction(str(self._next), f"tok-{self._next}", {}, self.clock.wall())
         interaction.payload = {
             "id": interaction.id,
             "type": 2,
@@ -124,7 +127,8 @@ class _Bot:
 
 @pytest.fixture
 async def bot() -> AsyncIterator[_Bot]:
-    fake = FakeDiscord(bot_token="sim-bot-token")
+    clock = FrozenClock()
+    fake = FakeDiscord(bot_token="sim-bot-token", clock=clock)
     server = AppServer(fake.app)
     await server.start()
     metrics = Metrics()
@@ -142,7 +146,7 @@ async def bot() -> AsyncIterator[_Bot]:
     backend = _Backend()
     commands = SlashCommands(backend, app, lambda: settings, metrics)
     try:
-        yield _Bot(fake, backend, commands, settings)
+        yield _Bot(fake, backend, commands, settings, clock)
     finally:
         await http.aclose()
         await server.stop()
@@ -214,7 +218,7 @@ async def test_a_change_too_late_to_answer_is_not_applied(
     once more). A change is acknowledged first and made only once Discord took the
     acknowledgement."""
     interaction = bot._new(_sub(*words, **values), [ROLE])
-    interaction.sent_at = time.time() - 60  # as Discord dated it: a minute ago
+    bot.clock.advance(60)  # as Discord dated it: a minute ago
     await bot.commands.handle(interaction.payload)
     assert bot.fake.bot_app.late_answers == 1
     assert interaction.responses == []

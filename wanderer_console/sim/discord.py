@@ -106,7 +106,7 @@ class FakeDiscord:
         self._channels: dict[str, str] = {}
         self._buckets: dict[str, Bucket] = {}
         self._last_snowflake = 0
-        self.bot_app = FakeDiscordApp(bot_token)
+        self.bot_app = FakeDiscordApp(bot_token, clock=self._clock)
         """The bot application's routes: gateway URL, commands, interaction answers."""
         self.app = Starlette(
             routes=[

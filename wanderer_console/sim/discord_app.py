@@ -5,6 +5,10 @@ Discord: ``GET /gateway/bot`` and the command registration need the bot token; a
 callback is accepted once, within 3 seconds of the interaction (later: 404 ``Unknown
 interaction``, code 10062; twice: 400, code 40060); its original answer may then be edited
 (``PATCH .../messages/@original``), which is how a deferred (type 5) answer gets its text.
+The 3 seconds, and when an answer came (``answered_at``), are read on the injectable
+:class:`~wanderer_console.domain.clock.Clock` the :class:`FakeDiscord` was given (the system
+clock by default), so a test holds the window open until it moves a frozen clock: a wall-clock
+window made a test fail whenever a loaded machine took 3 s over a few local requests.
 The text of an answer and of an edit is held to Discord's message limits (2,000 characters of
 content: a 400, code 50035, as Discord answers).
 The interactions are those the fake gateway sent
@@ -13,7 +17,6 @@ The interactions are those the fake gateway sent
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -21,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.sim.discord_gateway import Interaction
 from wanderer_console.sim.discord_rules import validate_message
 
@@ -32,8 +36,11 @@ _V = "/api/v10"
 class FakeDiscordApp:
     """The routes and what they recorded."""
 
-    def __init__(self, bot_token: str | None) -> None:
+    def __init__(self, bot_token: str | None, *, clock: Clock | None = None) -> None:
         self.bot_token = bot_token
+        self._clock = clock or SystemClock()
+        """Read (wall time) for the answer window and ``answered_at``; the interactions'
+        ``sent_at`` must come from the same clock (the fake gateway's ``clock=``)."""
         self.gateway_url: str | None = None
         """What ``GET /gateway/bot`` answers (the fake gateway's URL, once started)."""
         self.interactions: dict[str, Interaction] = {}
@@ -41,6 +48,7 @@ class FakeDiscordApp:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         """Registered commands by scope: ``"global"`` or ``"guild:<id>"``."""
         self.answer_window = 3.0
+        """Seconds after ``sent_at`` an interaction's callback is still accepted (Discord: 3)."""
         self.late_answers = 0
         self.gateway_lookups = 0
         self.session_start_limit: dict[str, int] = {
@@ -120,7 +128,7 @@ class FakeDiscordApp:
         interaction = self._interaction(request)
         if interaction is None:
             return JSONResponse({"message": "Unknown interaction", "code": 10062}, status_code=404)
-        if time.time() - interaction.sent_at > self.answer_window:
+        if self._clock.wall() - interaction.sent_at > self.answer_window:
             self.late_answers += 1
             return JSONResponse({"message": "Unknown interaction", "code": 10062}, status_code=404)
         if interaction.answered_at is not None:
@@ -131,7 +139,7 @@ class FakeDiscordApp:
             return JSONResponse({"message": "Invalid Form Body", "code": 50035}, status_code=400)
         if body["type"] == 4 and (problem := validate_message(body.get("data"), webhook=False)):
             return JSONResponse(problem, status_code=400)
-        interaction.answered_at = time.time()
+        interaction.answered_at = self._clock.wall()
         interaction.record(body)
         return Response(status_code=204)
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from wanderer_console.domain.clock import Clock, SystemClock
 
 __all__ = ["FakeGateway", "FakeGuild", "Interaction"]
 
@@ -72,6 +73,8 @@ class Interaction:
     token: str
     payload: dict[str, Any]
     sent_at: float
+    """Wall time (UNIX seconds) on the gateway's clock when it was sent; Discord's 3-second
+    answer window runs from here."""
     responses: list[dict[str, Any]] = field(default_factory=list)
     """Each callback body (``type`` 4 or 5) and each edit of the original (``type`` "edit")."""
     answered_at: float | None = None
@@ -112,8 +115,12 @@ class FakeGateway:
         heartbeat_interval_ms: int = 41_250,
         guilds: list[FakeGuild] | None = None,
         application_id: str = APPLICATION_ID,
+        clock: Clock | None = None,
     ) -> None:
         self.bot_token = bot_token
+        self._clock = clock or SystemClock()
+        """Dates each interaction (``sent_at``, wall time): give it the fake Discord's clock so
+        the answer window is measured on one clock."""
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.guilds = {g.id: g for g in guilds or ()}
         self.application_id = application_id
@@ -217,7 +224,7 @@ class FakeGateway:
             id=str(self._next_id),
             token=f"aW50ZXJhY3Rpb24{secrets.token_hex(16)}",
             payload={},
-            sent_at=time.time(),
+            sent_at=self._clock.wall(),
         )
         guild = guild_id or next(iter(self.guilds), None)
         interaction.payload = {

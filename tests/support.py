@@ -51,6 +51,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def map_on_primary_webhook(sim: Simulator, slug: str) -> str:
+    """Config TOML for one more map, ``slug``, on the simulator's map and posting to the demo's
+    primary webhook (two maps sharing one Discord target); append it to the demo's config."""
+    return f"""
+[maps.{slug}]
+url = "{sim.map_url}"
+slug = "{sim.map_slug}"
+api_key = "{sim.map_api_key}"
+[maps.{slug}.discord]
+webhook_url = "{sim.webhook_url("primary")}"
+"""
+
+
 async def wait_for(
     predicate: Callable[[], Any],
     timeout: float = 20.0,

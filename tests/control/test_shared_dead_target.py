@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import connected, wait_for
+from tests.support import connected, map_on_primary_webhook, wait_for
 from wanderer_console.config.loader import load_settings
 from wanderer_console.console_api import TargetView
-from wanderer_console.control.server import SOCKET_NAME
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_config_text
 from wanderer_console.runtime import Runtime
@@ -36,15 +35,7 @@ async def engine(sim: Simulator, tmp_path: Path) -> AsyncIterator[Runtime]:
     """The demo map plus ``other`` on the demo's primary webhook, every source connected."""
     path = tmp_path / "config.toml"
     path.write_text(
-        demo_config_text(sim, data_dir=tmp_path)
-        + f"""
-[maps.{OTHER}]
-url = "{sim.map_url}"
-slug = "{sim.map_slug}"
-api_key = "{sim.map_api_key}"
-[maps.{OTHER}.discord]
-webhook_url = "{sim.webhook_url("primary")}"
-""",
+        demo_config_text(sim, data_dir=tmp_path) + map_on_primary_webhook(sim, OTHER),
         encoding="utf-8",
     )
     runtime = Runtime(load_settings(path, environ={}).settings, config_path=path)
@@ -54,17 +45,6 @@ webhook_url = "{sim.webhook_url("primary")}"
         yield runtime
     finally:
         await runtime.stop()
-
-
-@pytest.fixture
-async def remote(engine: Runtime) -> AsyncIterator[RemoteBackend]:
-    """A console attached to ``engine`` through its control socket."""
-    backend = RemoteBackend(socket_path=engine.data_dir / SOCKET_NAME)
-    await backend.connect()
-    try:
-        yield backend
-    finally:
-        await backend.aclose()
 
 
 def _shared_key(engine: Runtime) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import wait_for
+from tests.support import map_on_primary_webhook, wait_for
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import ServerSettings, Settings
 from wanderer_console.launch import demo_config_text
@@ -30,16 +30,7 @@ OTHER = "other"
 @pytest.fixture
 def runtime_settings(sim: Simulator, tmp_path: Path) -> Settings:
     """The server's demo settings plus a second map on the same webhook as the demo's primary."""
-    text = demo_config_text(sim, data_dir=tmp_path) + (
-        f"""
-[maps.{OTHER}]
-url = "{sim.map_url}"
-slug = "{sim.map_slug}"
-api_key = "{sim.map_api_key}"
-[maps.{OTHER}.discord]
-webhook_url = "{sim.webhook_url("primary")}"
-"""
-    )
+    text = demo_config_text(sim, data_dir=tmp_path) + map_on_primary_webhook(sim, OTHER)
     settings, _ = parse_settings_text(text, file="<two maps>", environ={})
     settings.server = ServerSettings(enabled=True, port=0)
     return settings

@@ -38,11 +38,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wanderer_console.sim.discord_rules import next_snowflake
+
 __all__ = ["AM_PATH", "PeerSink", "SinkServer", "discord_webhook_path"]
 
 AM_PATH = "/alertmanager"
 """Where Alertmanager's webhook receiver posts."""
-_DISCORD_EPOCH_MS = 1_420_070_400_000
 _CHANNEL_ID = "900000000000000001"
 
 
@@ -137,9 +138,8 @@ class PeerSink:
         return True
 
     def _snowflake(self) -> str:
-        value = ((time.time_ns() // 1_000_000 - _DISCORD_EPOCH_MS) << 22) | (1 << 17)
-        value = self._last_snowflake = max(value, self._last_snowflake + 1)
-        return str(value)
+        self._last_snowflake = next_snowflake(time.time_ns() // 1_000_000, self._last_snowflake)
+        return str(self._last_snowflake)
 
     async def _discord(self, request: Request) -> Response:
         refused = self._refuse()

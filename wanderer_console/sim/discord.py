@@ -31,12 +31,11 @@ from starlette.routing import Route
 
 from wanderer_console.domain.clock import Clock, SystemClock
 from wanderer_console.sim.discord_app import FakeDiscordApp
-from wanderer_console.sim.discord_rules import Bucket, validate_message
+from wanderer_console.sim.discord_rules import Bucket, next_snowflake, validate_message
 from wanderer_console.sim.summary import CarriedNotification, notifications_in
 
 __all__ = ["FakeDiscord", "ReceivedMessage", "webhook_url"]
 
-_DISCORD_EPOCH_MS = 1_420_070_400_000
 _BOT_USER_ID = "1100000000000000001"
 
 
@@ -188,10 +187,8 @@ class FakeDiscord:
         return bucket.headers(self._clock.monotonic(), self._clock.wall())
 
     def _snowflake(self) -> str:
-        value = ((time.time_ns() // 1_000_000 - _DISCORD_EPOCH_MS) << 22) | (1 << 17)
-        value = max(value, self._last_snowflake + 1)
-        self._last_snowflake = value
-        return str(value)
+        self._last_snowflake = next_snowflake(time.time_ns() // 1_000_000, self._last_snowflake)
+        return str(self._last_snowflake)
 
     def _limit(self, buckets: list[Bucket], now: float) -> Response | None:
         """429 if any bucket is exhausted, else count the request in all of them."""

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-__all__ = ["Bucket", "validate_message"]
+__all__ = ["DISCORD_EPOCH_MS", "Bucket", "next_snowflake", "validate_message"]
+
+DISCORD_EPOCH_MS: Final = 1_420_070_400_000
+"""Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds: a snowflake counts from it."""
+
+
+def next_snowflake(now_ms: int, last: int) -> int:
+    """A message id as Discord makes one at ``now_ms`` (Unix milliseconds), above ``last`` (ids
+    made in the same millisecond still grow)."""
+    return max(((now_ms - DISCORD_EPOCH_MS) << 22) | (1 << 17), last + 1)
+
 
 _EMBED_LIMITS: Final = {"title": 256, "description": 4096}
 _TOTAL_LIMIT: Final = 6000

@@ -30,18 +30,18 @@ import contextlib
 import time
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import parse_qsl
 
 import httptools
 import orjson
 
 from wanderer_console.sim.discord import ReceivedMessage
-from wanderer_console.sim.discord_rules import validate_message
+from wanderer_console.sim.discord_rules import next_snowflake, validate_message
 from wanderer_console.sim.summary import notifications_in
 
 __all__ = ["Post", "WebhookSink"]
 
 _PREFIXES: Final = (b"/api/v10/webhooks/", b"/api/webhooks/")
-_DISCORD_EPOCH_MS: Final = 1_420_070_400_000
 _CHANNEL_BASE: Final = 800_000_000_000_000_000
 _LIMIT_HEADERS: Final = (
     b"X-RateLimit-Limit: 1000000000\r\n"
@@ -75,15 +75,6 @@ def _answer(status: bytes, body: bytes, *, keep_alive: bool) -> bytes:
 _UNKNOWN: Final = orjson.dumps({"message": "Unknown Webhook", "code": 10015})
 _BAD_TOKEN: Final = orjson.dumps({"message": "Invalid Webhook Token", "code": 50027})
 _NOT_FOUND: Final = orjson.dumps({"message": "404: Not Found", "code": 0})
-
-
-def _query(raw: bytes) -> dict[str, str]:
-    query: dict[str, str] = {}
-    for pair in raw.decode("latin-1").split("&"):
-        if pair:
-            name, _, value = pair.partition("=")
-            query[name] = value
-    return query
 
 
 class _Connection(asyncio.Protocol):
@@ -203,8 +194,7 @@ class WebhookSink:
         if token != expected:
             return _answer(b"401 Unauthorized", _BAD_TOKEN, keep_alive=keep_alive)
         self.posts.append(Post(webhook_id, body, at, query))
-        snowflake = ((int(at * 1000) - _DISCORD_EPOCH_MS) << 22) | (1 << 17)
-        snowflake = self._last_snowflake = max(snowflake, self._last_snowflake + 1)
+        snowflake = self._last_snowflake = next_snowflake(int(at * 1000), self._last_snowflake)
         head = b'{"id":"%d","channel_id":"%s","webhook_id":"%s","type":0' % (
             snowflake,
             self._channels[webhook_id].encode(),
@@ -242,7 +232,7 @@ class WebhookSink:
                     headers={},
                     at=post.at,
                     channel_id=self._channels[post.webhook_id],
-                    query=_query(post.query),
+                    query=dict(parse_qsl(post.query.decode("latin-1"))),
                     notifications=notifications_in(target, body),
                 )
             )

@@ -106,6 +106,11 @@ class Outcome:
     and they are lost instead)."""
 
 
+def _draw_seed(seed: int, salt: int) -> int:
+    """The seed of the fleet's own draws (maps at build, kills of a phase) for ``salt``."""
+    return seed * 1_000_033 + salt
+
+
 _KILL_FOOTER: Final = b"Killmail ID: "
 """What a kill notification's embed footer starts with (one per notification)."""
 
@@ -127,7 +132,7 @@ class MapFleet:
         if maps < 1:
             raise ValueError("a fleet has at least one map")
         self.seed = seed
-        self._rng = random.Random(seed * 1_000_033 + 5)
+        self._rng = random.Random(_draw_seed(seed, 5))
         self.generator = DataGenerator(seed)
         gen = self.generator
         self.fillers = [gen.new_character() for _ in range(_FILLERS)]
@@ -307,7 +312,7 @@ class MapFleet:
         """Start the draws over from the fleet's seed: what the start-up and earlier phases
         drew (ESI names made up on demand, at the engine's pace) no longer decides which
         kills a phase pushes, so two runs of one fleet push the same kills."""
-        self._rng.seed(self.seed * 1_000_033 + salt)
+        self._rng.seed(_draw_seed(self.seed, salt))
         self.generator.reseed(self.seed * 1_000_037 + salt)
 
     def most_watched(self, count: int) -> list[int]:

@@ -188,6 +188,10 @@ class TargetView(_View):
     """The maps it is dead for, sorted: a target is dead per map, and a webhook two maps share
     may be refused for one of them while the other's notifications still go. Empty while it is
     alive, or from an engine that does not say (``disabled`` alone then says it is dead)."""
+    held_for: dict[str, int] = Field(default_factory=dict)
+    """Notifications held per map it is dead for (``{"alpha": 3}``): that map's rows waiting
+    for the fix, not another map's on their way (``pending`` counts both). Empty while it is
+    alive, or from an engine that does not say (``pending`` is then all the console has)."""
     recent: tuple[Occurrence, ...] = ()
     """The engine's last few log lines about this target, oldest first."""
 

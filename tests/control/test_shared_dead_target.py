@@ -6,6 +6,10 @@ the target as dead (``disabled_since``) when any map's mark was, so an attached 
 a shared webhook dead for both maps while one of them still delivered through it. The view now
 says which maps post there (``maps``) and for which the target is dead (``dead_for``).
 
+Its ``pending`` counts the key's rows of every map: for a target dead for one map only, the dead
+map's held notifications and the other map's on their way, mixed. The view now counts what each
+dead mark holds (``held_for``), the dead map's rows only.
+
 A real engine on the simulator with a second map (``other``) following the same fake map and
 posting to the demo map's primary webhook; a console attached through the control socket.
 """
@@ -20,6 +24,7 @@ import pytest
 from tests.support import connected, map_on_primary_webhook, wait_for
 from wanderer_console.config.loader import load_settings
 from wanderer_console.console_api import TargetView
+from wanderer_console.domain.notification import Notification, NotificationType
 from wanderer_console.http.control_client import RemoteBackend
 from wanderer_console.launch import demo_config_text
 from wanderer_console.runtime import Runtime
@@ -67,6 +72,28 @@ async def _target(remote: RemoteBackend, key: str) -> TargetView:
     return (await remote.snapshot()).delivery.targets[key]
 
 
+def _enqueue(engine: Runtime, tenant: str, key: str, count: int) -> None:
+    """``count`` notifications of ``tenant`` to ``key`` (delivery paused: they stay pending)."""
+    target = engine.dispatcher._targets()[(tenant, key)].target
+    engine.store.enqueue(
+        [
+            Notification(tenant, NotificationType.KILL, f"{tenant}:{i}", target, {"content": "x"})
+            for i in range(count)
+        ]
+    )
+
+
+async def _counted(engine: Runtime, remote: RemoteBackend, key: str, pending: int) -> TargetView:
+    """The target, read through the socket once the engine's count of its outbox says
+    ``pending`` (the dispatcher counts at most once a second; nothing is sent meanwhile)."""
+    await wait_for(
+        lambda: engine.dispatcher.snapshot()["targets"][key]["pending"] == pending,
+        10,
+        f"{pending} pending for {key} counted",
+    )
+    return await _target(remote, key)
+
+
 async def test_a_shared_webhook_dead_for_one_map_says_which_and_which_still_posts(
     engine: Runtime, remote: RemoteBackend, sim: Simulator
 ) -> None:
@@ -93,3 +120,32 @@ async def test_a_shared_webhook_dead_for_both_maps_names_both_and_the_first_mark
     assert target.dead_for == (demo, OTHER)
     assert target.maps == (demo, OTHER)
     assert target.disabled_since == 1_000.0  # dead since its first map's refusal
+
+
+async def test_a_shared_webhook_dead_for_one_map_counts_what_it_holds_for_that_map_only(
+    engine: Runtime, remote: RemoteBackend, sim: Simulator
+) -> None:
+    demo, key = sim.map_slug, _shared_key(engine)
+    _mark_dead(engine, demo, key, since=2_000.0)
+    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 1, 10, "the dead mark read")
+    assert (await remote.set_paused(True, actor="tui:test")).ok  # the other map's rows wait
+    _enqueue(engine, demo, key, 3)
+    _enqueue(engine, OTHER, key, 2)
+
+    target = await _counted(engine, remote, key, pending=5)  # both maps' rows
+    assert target.dead_for == (demo,)
+    assert target.held_for == {demo: 3}  # not the other map's two
+
+
+async def test_a_shared_webhook_dead_for_both_maps_counts_what_it_holds_for_each(
+    engine: Runtime, remote: RemoteBackend, sim: Simulator
+) -> None:
+    demo, key = sim.map_slug, _shared_key(engine)
+    _mark_dead(engine, demo, key, since=2_000.0)
+    _mark_dead(engine, OTHER, key, since=1_000.0)
+    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 2, 10, "the dead marks read")
+    _enqueue(engine, demo, key, 3)
+    _enqueue(engine, OTHER, key, 2)
+
+    target = await _counted(engine, remote, key, pending=5)
+    assert target.held_for == {demo: 3, OTHER: 2}

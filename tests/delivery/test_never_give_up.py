@@ -250,6 +250,34 @@ async def test_a_map_refused_on_a_channel_holds_only_its_own_notifications_there
     assert rig.discord.rejected_401 == 1
 
 
+async def test_the_snapshot_counts_what_a_dead_mark_holds_for_its_map_apart(
+    tmp_path: Path,
+) -> None:
+    """A channel two maps post to, dead for one: the snapshot's ``pending`` counts the key's
+    rows of both maps; ``held_for`` counts, per map it is dead for, the rows that wait for the
+    fix, and not the other map's rows, which are on their way."""
+    channel = "100000000000000002"
+    async with make_rig(tmp_path) as rig:
+        refused = Target(TargetKind.BOT_CHANNEL, channel, "home")
+        good = Target(TargetKind.BOT_CHANNEL, channel, "other")
+        rig.targets[("home", refused.key)] = ResolvedTarget(refused, "revoked-token")
+        rig.targets[("other", good.key)] = ResolvedTarget(good, BOT_TOKEN)
+        body = {"embeds": [{"title": "held", "description": "x"}]}
+        rig.store.enqueue([Notification("home", NotificationType.KILL, "h", refused, body)])
+        rig.dispatcher.wake()
+        await until(lambda: rig.dispatcher.dead_targets)
+        rig.dispatcher.paused = True  # the other map's rows stay pending while counted
+        rig.store.enqueue(
+            [Notification("home", NotificationType.KILL, f"h{i}", refused, body) for i in range(2)]
+            + [Notification("other", NotificationType.KILL, f"o{i}", good, body) for i in range(4)]
+        )
+        key = f"channel:{channel}"
+        await until(lambda: rig.dispatcher.snapshot()["targets"][key]["pending"] == 7, timeout=10)
+        target = rig.dispatcher.snapshot()["targets"][key]
+        assert target["held_for"] == {"home": 3}
+        assert target["disabled"] is not None
+
+
 async def test_a_fault_left_by_another_writer_does_not_hold_delivery(tmp_path: Path) -> None:
     # A write that does not try again (the name cache's save, an alert, a trend minute) fails
     # and marks the store failing; the store then writes again, but nothing else writes (no

@@ -201,6 +201,10 @@ class Dispatcher:
         self._depth_updated = 0.0
         self._depth_every = 1.0
         self._depth: dict[str, int] = {}
+        self._held: dict[TargetKey, int] = {}
+        """Pending rows per dead ``(tenant, key)``, counted with :attr:`_depth`."""
+        self._counted_marks: frozenset[TargetKey] = frozenset()
+        """The dead marks at the last count (a change counts again at once)."""
         self.depth_error: str | None = None
         """Why the last count of the outbox failed (the database not answering), else None:
         :meth:`snapshot` then gives the count before it."""
@@ -1276,12 +1280,17 @@ class Dispatcher:
 
     def _outbox_depth(self, now: float) -> dict[str, int]:
         """Pending rows per target, counted at most once a second (every 5 s for a backlog so
-        large that counting it takes more than 5 ms: the count walks the whole backlog)."""
-        if now - self._depth_updated >= self._depth_every:
+        large that counting it takes more than 5 ms: the count walks the whole backlog); and,
+        with them, what each dead mark holds (:attr:`_held`, its map's rows only: a key two maps
+        share may be dead for one of them), counted again at once when the marks changed."""
+        marks = self._dead.marks
+        if now - self._depth_updated >= self._depth_every or marks != self._counted_marks:
             self._depth_updated = now
+            self._counted_marks = frozenset(marks)
             started = time.perf_counter()
             try:
                 self._depth = self._store.outbox_depth()
+                self._held = self._store.held_depth(self._counted_marks)
             except Exception as exc:
                 # The database not answering (locked, the server ended the connection) is no
                 # reason for the snapshot (the console, control status, the alert rules) to
@@ -1301,6 +1310,9 @@ class Dispatcher:
         now = self._clock.wall()
         depth = self._outbox_depth(now)
         keys = set(depth) | set(self.states)
+        held_for: dict[str, dict[str, int]] = {}
+        for (tenant, key), count in sorted(self._held.items()):
+            held_for.setdefault(key, {})[tenant] = count
         pause = max(0.0, self._outcomes.pause_until - now)
         self._metrics.delivery_paused.set(round(pause, 1))
         fault = self._store.write_fault
@@ -1321,6 +1333,7 @@ class Dispatcher:
                     "last_uncertain_at": self.state(key).last_uncertain_at,
                     "disabled": self.state(key).disabled_reason,
                     "last_error": self.state(key).last_error,
+                    "held_for": held_for.get(key, {}),
                 }
                 for key in sorted(keys)
             },

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, KeysView, Mapping
 
 from wanderer_console.delivery.outcomes import OutcomeJournal, TargetKey
 from wanderer_console.delivery.policy import DeliveryPolicy, ResolvedTarget, TargetState
@@ -65,6 +65,11 @@ class DeadTargets:
         keys = {target for _tenant, target in self._dead}
         shared = {key[1] for key in targets if key[1] in keys and key not in self._dead}
         return keys - shared, {key for key in self._dead if key[1] in shared}
+
+    @property
+    def marks(self) -> KeysView[TargetKey]:
+        """The dead ``(tenant, key)`` marks (a live view, not a copy)."""
+        return self._dead.keys()
 
     def snapshot(self) -> dict[TargetKey, DeadTarget]:
         """A copy of the dead targets by ``(tenant, key)``."""

@@ -283,6 +283,29 @@ class OutboxMixin:
             depth[str(key)] = depth.get(str(key), 0) + int(count)
         return depth
 
+    def held_depth(self, marks: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Pending notifications of each ``(tenant, target key)`` in ``marks`` (0 for none):
+        what each dead mark holds, for the map it is dead for only.
+
+        :meth:`outbox_depth` counts per key, so a key two maps post to, dead for one of them,
+        mixes that map's held rows with the other's on their way. One grouped query over the
+        ``outbox_pending_target`` index, walking the pending rows of the marks' keys only (a
+        shared key's live map's rows are being sent, so few); none without marks.
+        """
+        if not marks:
+            return {}
+        keys = sorted({key for _tenant, key in marks})
+        counts = {
+            (str(tenant), str(key)): int(count)
+            for tenant, key, count in self._conn.execute(
+                f"SELECT tenant_id, target_key, COUNT(*) FROM outbox{self._sql.pending_index}"
+                f" WHERE status = 'pending' AND target_key IN ({_marks(keys)})"
+                " GROUP BY tenant_id, target_key",
+                keys,
+            )
+        }
+        return {mark: counts.get(mark, 0) for mark in marks}
+
     def outbox_counts(self) -> dict[str, int]:
         """Outbox rows per status."""
         rows = self._conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()

@@ -67,12 +67,16 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
     )
     if latest is not None:
         for dead in dead_targets(latest.delivery):
-            # Dead for some of its maps only: its pending count includes the others' rows.
-            send = (
-                f"revive it for {', '.join(dead.only_for)} and send what it held"
-                if dead.only_for
-                else f"revive it and send its {dead.held} held notifications"
-            )
+            # Dead for some of its maps only: its pending count includes the others' rows, so
+            # only the engine's count of those maps' held rows says how many go.
+            if dead.only_for and dead.held_for:
+                held = sum(count for _map, count in dead.held_for)
+                send = f"revive it for {', '.join(dead.only_for)} and send its {held} held"
+                send += " notification" if held == 1 else " notifications"
+            elif dead.only_for:
+                send = f"revive it for {', '.join(dead.only_for)} and send what it held"
+            else:
+                send = f"revive it and send its {dead.held} held notifications"
             commands.append(
                 ConsoleCommand(
                     f"Retry dead target {dead.name}",

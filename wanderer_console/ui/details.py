@@ -166,7 +166,7 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         ("Routes", target.label or "-"),
         ("Address", target.url or key),
         ("State", state),
-        ("Pending", f"{target.pending} (waiting to be sent)"),
+        *_queue_facts(target, only_for),
         ("Sent", f"{target.sent} in {_plural(target.messages, 'message')}"),
         ("Sent last minute", str(target.sent_last_minute)),
         ("Rate limited", f"{_plural(target.rate_limited, 'time')} since start (429)"),
@@ -187,6 +187,20 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         retry=key if target.disabled else None,
         target=key,
     )
+
+
+def _queue_facts(target: TargetView, only_for: Sequence[str]) -> list[tuple[str, str]]:
+    """``Pending`` and, for a dead target whose engine counts it, ``Held``: how many wait for
+    the fix, per map it is dead for. Dead for some of its maps only, the pending count holds
+    another map's notifications too, still being delivered: it says how many of it are held."""
+    pending = f"{target.pending} (waiting to be sent)"
+    if not (target.disabled and target.held_for):
+        return [("Pending", pending)]
+    if only_for:
+        pending = f"{target.pending} (waiting to be sent, the {sum(target.held_for.values())}"
+        pending += " held among them)"
+    held = ", ".join(f"{count} for {name}" for name, count in sorted(target.held_for.items()))
+    return [("Pending", pending), ("Held", f"{held} (sent once the target is fixed or retried)")]
 
 
 def _fault(target: TargetView, health: TargetHealth) -> str | None:

@@ -79,6 +79,10 @@ class DeadTarget:
     """The maps it is dead for when other maps posting to it still deliver through it (a
     target is dead per map); empty when it is dead for every map posting there, or the engine
     does not say."""
+    held_for: tuple[tuple[str, int], ...] = ()
+    """Notifications held per map it is dead for, by map (``(("alpha", 3),)``): that map's
+    own, where ``held`` also counts another map's still delivered; empty when the engine does
+    not say."""
 
     @property
     def name(self) -> str:
@@ -96,8 +100,14 @@ class DeadTarget:
     def describe(self) -> str:
         """``alpha/rally (webhook:1): DEAD 404 Unknown Webhook — held: 9`` (and the uncertain
         count). Dead for some of its maps only, its ``pending`` counts the others' notifications
-        too, which are being delivered: not ``held``."""
-        count = f"pending: {self.held}" if self.only_for else f"held: {self.held}"
+        too, which are being delivered: what it holds is said per map (``held: 3 (alpha)``), or,
+        from an engine that does not count it, ``pending: 9``, not ``held``."""
+        if self.only_for and self.held_for:
+            count = "held: " + ", ".join(f"{held} ({name})" for name, held in self.held_for)
+        elif self.only_for:
+            count = f"pending: {self.held}"
+        else:
+            count = f"held: {self.held}"
         text = f"{self.name}: {self.state} — {count}"
         if self.uncertain > 0:
             text += f" · {self.uncertain} uncertain"
@@ -230,6 +240,7 @@ def dead_targets(delivery: DeliveryView) -> list[DeadTarget]:
             target.uncertain,
             target.label,
             dead_only_for(target),
+            tuple(sorted(target.held_for.items())),
         )
         for key, target in sorted(delivery.targets.items())
         if target.disabled

@@ -16,7 +16,7 @@ from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
-from wanderer_console.config.routing import moved_targets
+from wanderer_console.config.routing import ROUTES, moved_targets
 from wanderer_console.delivery.dispatcher import Dispatcher, build_dispatcher
 from wanderer_console.delivery.outcomes import OutcomeJournal
 from wanderer_console.delivery.policy import ResolvedTarget, TargetState
@@ -153,14 +153,16 @@ class _Engine:
 
 
 @contextlib.asynccontextmanager
-async def _engine(tmp_path: Path, first: int) -> AsyncIterator[_Engine]:
+async def _engine(tmp_path: Path, first: int, extra: str = "") -> AsyncIterator[_Engine]:
     """The engine's dispatcher (``build_dispatcher``) on its running settings, whose map posts
-    to webhook ``first`` of a fake Discord on a real socket."""
+    to webhook ``first`` of a fake Discord on a real socket (``extra``: more of the map's
+    Discord settings, ``{url}`` standing for the fake's address). Its store is ``tmp_path``'s:
+    a second one in the same test is the engine started again."""
     fake = FakeDiscord()
     server = AppServer(fake.app)
     await server.start()
     store = SqliteStore(tmp_path / "db.sqlite")
-    live = LiveSettings(_settings(webhook_url(server.url, first)))
+    live = LiveSettings(_settings(webhook_url(server.url, first), extra.format(url=server.url)))
     http = HttpClient("discord", metrics=Metrics(), timeout=5.0)
     dispatcher = build_dispatcher(store, Metrics(), http, live)
     task = asyncio.create_task(dispatcher.run())
@@ -256,3 +258,116 @@ def test_which_targets_a_reload_moved() -> None:
     assert moved_targets(_settings(old, split), _settings(old)) == {
         ("home", "webhook:6"): Target(TargetKind.WEBHOOK, old, "home")
     }
+
+
+# -- the same change made while the engine was stopped (h91) ------------------------------------
+
+
+def _moved_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "moved to the map's new target" in r.getMessage()]
+
+
+async def _dead_backlog(tmp_path: Path, count: int) -> None:
+    """An engine whose map posts to webhook 3, which Discord deleted: ``count`` notifications
+    held for it, then the engine stops."""
+    async with _engine(tmp_path, 3) as engine:
+        engine.discord.disable_webhook(3)
+        engine.enqueue(engine.hook(3), count)
+        await until(lambda: engine.dispatcher.dead_targets)
+        await until(lambda: engine.store.outbox_counts() == {"pending": count})
+
+
+@pytest.mark.slow
+async def test_a_dead_webhook_replaced_while_the_engine_was_stopped_sends_its_backlog_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operator stops the engine, makes a new webhook and puts its URL in the config, then
+    starts it. The start knows the routing the map last ran with (recorded in the store), so
+    it moves the held backlog as a hot reload would: delivered once to the new webhook, none
+    failed. Before, the start did not know the old routing and failed them all as no longer
+    configured."""
+    await _dead_backlog(tmp_path, 4)
+    with caplog.at_level(logging.INFO, logger="wanderer_console"):
+        async with _engine(tmp_path, 5) as engine:
+            await until(lambda: engine.store.outbox_counts() == {"sent": 4}, timeout=10)
+            assert engine.titles("webhook:5") == ["note 0", "note 1", "note 2", "note 3"]
+            assert engine.store.dead_targets() == []
+            assert engine.store.failed_rows() == []
+            assert engine.store.recorded_routes()["home"] == dict.fromkeys(ROUTES, "webhook:5")
+    (moved,) = _moved_logs(caplog)
+    assert moved.__dict__["ctx"]["notifications"] == 4
+
+
+@pytest.mark.slow
+async def test_a_reloads_move_not_applied_before_a_restart_is_applied_by_the_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hot reload pointed the map at webhook 5 while delivery was paused (its move waits for
+    the dispatcher's next look), and the engine stopped before that look: the start with the
+    new config moves the backlog all the same."""
+    async with _engine(tmp_path, 3) as engine:
+        engine.discord.disable_webhook(3)
+        engine.enqueue(engine.hook(3), 3)
+        await until(lambda: engine.dispatcher.dead_targets)
+        engine.dispatcher.paused = True
+        engine.live.replace(_settings(webhook_url(engine.url, 5)))
+        await asyncio.sleep(0)  # the reload's wake finds delivery paused: no look
+        assert {row.target_key for row in engine.store.due_outbox(now=time.time() + 1)} == {
+            "webhook:3"
+        }
+    with caplog.at_level(logging.INFO, logger="wanderer_console"):
+        async with _engine(tmp_path, 5) as engine:
+            await until(lambda: engine.store.outbox_counts() == {"sent": 3}, timeout=10)
+            assert engine.titles("webhook:5") == ["note 0", "note 1", "note 2"]
+    assert len(_moved_logs(caplog)) == 1
+
+
+@pytest.mark.slow
+async def test_routes_split_while_the_engine_was_stopped_move_nothing(tmp_path: Path) -> None:
+    """The start applies the reload's rule: webhook 3 carried every route, the config now
+    splits them over webhooks 5 and 6, so the backlog fails as no longer configured, as a
+    reload leaves it (this passes before the recorded routing too: the rule is unchanged)."""
+    await _dead_backlog(tmp_path, 2)
+    split = f'system_webhook_url = "{webhook_url("{url}", 5)}"'
+    async with _engine(tmp_path, 6, split) as engine:
+        await until(lambda: engine.store.outbox_counts() == {"failed": 2}, timeout=10)
+        assert engine.discord.messages_for("webhook:5") == []
+        assert engine.discord.messages_for("webhook:6") == []
+        recorded = engine.store.recorded_routes()["home"]
+        assert recorded["system"] == "webhook:5"
+        assert set(recorded.values()) == {"webhook:5", "webhook:6"}
+
+
+@pytest.mark.slow
+async def test_a_first_start_with_no_recorded_routing_moves_nothing_and_records_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first start after the upgrade finds no routing recorded for the map: nothing is
+    moved (the held backlog of a webhook the config no longer names fails as before), the
+    rest is delivered, and the map's routing is recorded from then on: keys only, no URL."""
+    store = SqliteStore(tmp_path / "db.sqlite")
+    try:
+        store.enqueue(
+            [
+                Notification(
+                    "home",
+                    NotificationType.KILL,
+                    f"old{i}",
+                    Target(TargetKind.WEBHOOK, webhook_url("http://127.0.0.1:9", 3), "home"),
+                    {"embeds": [{"title": f"old {i}"}]},
+                )
+                for i in range(2)
+            ]
+        )
+        store.set_dead_target("home", "webhook:3", reason="404", fingerprint="f", now=1.0)
+    finally:
+        store.close()
+    with caplog.at_level(logging.INFO, logger="wanderer_console"):
+        async with _engine(tmp_path, 5) as engine:
+            await until(lambda: engine.store.outbox_counts() == {"failed": 2}, timeout=10)
+            engine.enqueue(engine.hook(5), 2)
+            await until(lambda: engine.store.outbox_counts() == {"failed": 2, "sent": 2})
+            assert engine.titles("webhook:5") == ["note 0", "note 1"]
+            recorded = engine.store.recorded_routes()
+    assert recorded == {"home": dict.fromkeys(ROUTES, "webhook:5")}
+    assert _moved_logs(caplog) == []

@@ -390,3 +390,37 @@ def test_a_moved_target_takes_only_the_rows_no_send_left_unanswered(store: Store
     assert due[b.id] == "webhook:1"
     assert c.id not in due  # still in flight
     assert move() == 0
+
+
+def test_a_maps_routing_is_recorded_by_key_with_its_moves_under_its_lease(store: Store) -> None:
+    """What a start compares the config with: the routing the map last ran with, per map (not
+    per engine), keys only. It is written with the moves it decided in one transaction, and
+    only by the holder of the map's lease: another engine started with the same config (not
+    holding the lease) writes and moves nothing, and once written there is nothing to move
+    again."""
+    assert store.recorded_routes() == {}
+    store.enqueue([_note("a"), _note("b"), _note("c", "2")], now=1.0)
+    store.set_dead_target("home", "webhook:1", reason="HTTP 404", fingerprint="fp", now=4.0)
+    grant = store.acquire_lease("map:home", "a", 30.0)
+    assert grant is not None
+    routes = {"system": "webhook:9", "rally": "webhook:2"}
+    moves = {"webhook:1": (TargetKind.WEBHOOK, "webhook:9")}
+
+    def due() -> dict[str, str]:
+        return {row.dedup_key: row.target_key for row in store.due_outbox(now=10.0)}
+
+    other = LeaseFence("map:home", "b", grant.lease.token)
+    assert store.record_routes("home", routes, moves=moves, now=5.0, fence=other) is None
+    assert store.recorded_routes() == {}
+    assert [t.target_key for t in store.dead_targets()] == ["webhook:1"]
+    assert due() == {"a": "webhook:1", "b": "webhook:1", "c": "webhook:2"}
+
+    holder = LeaseFence("map:home", "a", grant.lease.token)
+    assert store.record_routes("home", routes, moves=moves, now=5.0, fence=holder) == {
+        "webhook:1": 2
+    }
+    assert store.recorded_routes() == {"home": routes}
+    assert store.dead_targets() == []
+    assert due() == {"a": "webhook:9", "b": "webhook:9", "c": "webhook:2"}
+    assert store.record_routes("home", {"system": "webhook:9"}, now=6.0) == {}
+    assert store.recorded_routes() == {"home": {"system": "webhook:9"}}

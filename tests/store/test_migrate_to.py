@@ -50,6 +50,7 @@ _ORDER = {
     "dead_targets": "tenant_id, target_key",
     "tenants": "slug",
     "hosted_maps": "map_id",
+    "map_routes": "tenant_id",
     "config_audit": "id",
     "cache_entries": "namespace, key, version",
     "alert_history": "id",

@@ -37,6 +37,7 @@ TABLES_AT = {
     13: ("priority_systems", "priority_audit"),
     15: ("hosted_maps",),
     16: ("delivery_pause",),
+    18: ("map_routes",),
 }
 """The tables each version adds."""
 
@@ -174,6 +175,11 @@ def seed(db: Raw, version: int) -> None:
         )
     if version >= 17:
         db.execute("UPDATE outbox SET aged_from = ? WHERE dedup_key = ?", (300.0, "pending-1"))
+    if version >= 18:
+        db.execute(
+            "INSERT INTO map_routes (tenant_id, routes, recorded_at) VALUES (?, ?, ?)",
+            ("home", '{"system": "webhook:1"}', 300.0),
+        )
 
 
 def counts(db: Raw, version: int) -> dict[str, int]:
@@ -276,7 +282,9 @@ def test_a_store_opened_on_an_old_database_works_with_its_rows(
         assert [e.event_id for e in store.events_since(0)] == ["01EV0", "01EV1"]
         (row,) = store.due_outbox(now=1e12)
         assert (row.dedup_key, row.uncertain, row.send_id) == ("pending-1", 0, None)
-        assert row.aged_from is None  # never re-queued by an operator: its age runs from 150
+        # Re-queued by an operator at 300 (seeded from v17), else its age runs from 150.
+        assert row.aged_from == (300.0 if start >= 17 else None)
+        assert store.recorded_routes() == {}  # no routing recorded before v18: nothing moves
         assert store.claim([row.id], send_id="s1", now=1_000.0) == 1
         store.mark_sent(row.id, now=1_001.0)
         assert store.outbox_counts() == {"sent": 2}

@@ -7,6 +7,7 @@ agree on it without importing each other.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Final, Literal
 
 from wanderer_console.config.model import Settings
@@ -17,10 +18,14 @@ __all__ = [
     "OPS_TENANT",
     "ROUTES",
     "Route",
+    "changed_maps",
     "moved_targets",
+    "moves_between",
     "ops_target",
     "resolve_target",
     "route_credentials",
+    "route_keys",
+    "route_targets",
     "tracker_target",
 ]
 
@@ -90,9 +95,9 @@ def tracker_target(settings: Settings, tenant: str, tracker: TrackerSettings) ->
     return resolve_target(settings, tenant, "system_kill")
 
 
-def _route_targets(settings: Settings, tenant: str) -> dict[str, Target | None]:
+def route_targets(settings: Settings, tenant: str) -> dict[str, Target | None]:
     """Where each of a map's routes and named trackers posts, by a name that outlives a
-    reload (a tracker by its name)."""
+    reload and a restart (a tracker by its name)."""
     out: dict[str, Target | None] = {
         route: resolve_target(settings, tenant, route) for route in ROUTES
     }
@@ -101,30 +106,56 @@ def _route_targets(settings: Settings, tenant: str) -> dict[str, Target | None]:
     return out
 
 
-def moved_targets(old: Settings, new: Settings) -> dict[tuple[str, str], Target]:
-    """The targets a reload moved, by ``(tenant, old key)``: keys ``old`` used that ``new``
-    does not, every route (and tracker) that used one now going to one same target.
+def route_keys(routes: Mapping[str, Target | None]) -> dict[str, str]:
+    """The target key of each route that posts somewhere: what the store records of a map's
+    routing (keys only, never a webhook's URL or token)."""
+    return {name: target.key for name, target in routes.items() if target is not None}
 
-    A key whose routes now split over several targets, or one of which now goes nowhere, is
-    left out: which of them should have its backlog is not for delivery to guess. A map whose
-    settings are the same object in both (a hosted refresh keeps the unchanged ones), under the
-    same global bot token, routes as it did and is not resolved again: at a thousand maps that
-    is 25 ms of the event loop per reload."""
+
+def moves_between(was: Mapping[str, str], now: Mapping[str, Target | None]) -> dict[str, Target]:
+    """The targets a change of a map's routing moved, by old key: keys ``was`` (route -> key)
+    used that ``now`` (route -> target) does not, every route (and tracker) that used one now
+    going to one same target.
+
+    A key whose routes now split over several targets, or one of which now goes nowhere (or no
+    longer exists), is left out: which of them should have its backlog is not for delivery to
+    guess. The one rule of a hot reload (:func:`moved_targets`) and of a start that finds the
+    routing the map last ran with recorded in the store (``Store.recorded_routes``)."""
+    still = {target.key for target in now.values() if target is not None}
+    users: dict[str, list[str]] = defaultdict(list)
+    for name, key in was.items():
+        if key not in still:
+            users[key].append(name)
+    moved: dict[str, Target] = {}
+    for key, names in users.items():
+        after = [now.get(name) for name in names]
+        first = after[0]
+        if first is not None and all(t is not None and t.key == first.key for t in after):
+            moved[key] = first
+    return moved
+
+
+def changed_maps(old: Settings, new: Settings) -> list[str]:
+    """The maps of ``new`` whose routing a reload from ``old`` may have changed: new ones, and
+    those whose settings are not the same object in both or ran under another global bot token
+    (a hosted refresh keeps the unchanged maps' objects: at a thousand maps, resolving them all
+    again would cost 25 ms of the event loop per reload)."""
     same_token = old.discord.bot_token == new.discord.bot_token
+    return [
+        tenant
+        for tenant, settings in new.maps.items()
+        if not (same_token and old.maps.get(tenant) is settings)
+    ]
+
+
+def moved_targets(old: Settings, new: Settings) -> dict[tuple[str, str], Target]:
+    """The targets a reload moved, by ``(tenant, old key)`` (see :func:`moves_between`); maps
+    only in one of the settings move nothing."""
     moved: dict[tuple[str, str], Target] = {}
-    for tenant in old.maps.keys() & new.maps.keys():
-        if same_token and old.maps[tenant] is new.maps[tenant]:
+    for tenant in changed_maps(old, new):
+        if tenant not in old.maps:
             continue
-        was = _route_targets(old, tenant)
-        now = _route_targets(new, tenant)
-        still = {target.key for target in now.values() if target is not None}
-        users: dict[str, list[str]] = defaultdict(list)
-        for name, target in was.items():
-            if target is not None and target.key not in still:
-                users[target.key].append(name)
-        for key, names in users.items():
-            after = [now.get(name) for name in names]
-            first = after[0]
-            if first is not None and all(t is not None and t.key == first.key for t in after):
-                moved[(tenant, key)] = first
+        was = route_keys(route_targets(old, tenant))
+        for key, target in moves_between(was, route_targets(new, tenant)).items():
+            moved[(tenant, key)] = target
     return moved

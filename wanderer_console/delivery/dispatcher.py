@@ -43,7 +43,13 @@ import orjson
 
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
-from wanderer_console.config.routing import moved_targets
+from wanderer_console.config.routing import (
+    changed_maps,
+    moved_targets,
+    moves_between,
+    route_keys,
+    route_targets,
+)
 from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
 from wanderer_console.delivery.pacing import Batch, BucketBudget, ChannelPacer, pack
@@ -173,9 +179,15 @@ class Dispatcher:
         clock: Clock | None = None,
         gate: SendGate | None = None,
         spill: ConfirmationSpill | None = None,
+        routes: Callable[[str], Mapping[str, Target | None] | None] | None = None,
     ) -> None:
         self._clock = clock or SystemClock()
         self._gate = gate
+        self._routes = routes
+        """Where each of a map's routes posts now (``None``: the map is not configured); with
+        it, the routing each map runs with is recorded in the store (see :meth:`adopt_routes`)."""
+        self._unrecorded: set[str] = set()
+        """Maps whose recorded routing the next look compares with their routing now."""
         self._spill = spill
         """Where a stop keeps the confirmations the store refuses, for the next start."""
         self._store = store
@@ -414,18 +426,85 @@ class Dispatcher:
                 return False
             del self._moves[key]
             if moved:
-                log.info(
-                    "notifications for a target no longer configured moved to the map's new target",
-                    extra={
-                        "ctx": {
-                            "tenant": key[0],
-                            "target": key[1],
-                            "to": target.key,
-                            "notifications": moved,
-                        }
-                    },
-                )
+                self._said_moved(key[0], key[1], target.key, moved)
         return True
+
+    def adopt_routes(self, tenants: Iterable[str]) -> None:
+        """This engine starts working these maps (its start; several instances: their leases
+        acquired) or a reload may have changed their routing: before their rows are read again,
+        the routing each last ran with (recorded in the store, whichever engine ran it) is
+        compared with theirs now, by the rule of a hot reload, and the backlog of a target moved
+        while the engine was stopped follows it (see :meth:`_record_routes`)."""
+        if self._routes is None:
+            return
+        before = len(self._unrecorded)
+        self._unrecorded.update(tenants)
+        if len(self._unrecorded) > before:
+            self._look_soon()
+
+    def _record_routes(self) -> bool:
+        """Compare each map in :attr:`_unrecorded` with its recorded routing, move the waiting
+        rows of the targets that moved and record the routing now, in one transaction per map
+        (``Store.record_routes``); False when the store refused the write (kept for the next
+        look).
+
+        A map waits while a reload's moves of it are still to apply (:meth:`_apply_moves`: the
+        routing is recorded after them) or a worker of a key to move still runs (it settles
+        what it has in flight with the old target first). A map whose lease this instance does
+        not hold (several instances) is left to its holder, which adopts it with the lease: the
+        statements are fenced by the lease too, so two instances started with the same change
+        never both move (and the second finds the routing recorded, nothing to move). No
+        routing recorded yet (the first start of a build that records it) moves nothing."""
+        routes_of = self._routes
+        if routes_of is None or not self._unrecorded:
+            return True
+        waiting = {tenant for tenant, _key in self._moves}
+        ready: list[tuple[str, LeaseFence | None]] = []
+        for tenant in list(self._unrecorded):
+            if tenant in waiting:
+                continue
+            owned, fence = self._lease(tenant)
+            if owned:
+                ready.append((tenant, fence))
+            else:
+                self._unrecorded.discard(tenant)
+        if not ready:
+            return True
+        recorded = self._store.recorded_routes()
+        for tenant, fence in ready:
+            now = routes_of(tenant)
+            if now is None:  # no longer configured: its rows fail as such, its record stays
+                self._unrecorded.discard(tenant)
+                continue
+            keys = route_keys(now)
+            was = recorded.get(tenant)
+            if was == keys:
+                self._unrecorded.discard(tenant)
+                continue
+            moves = {} if was is None else moves_between(was, now)
+            if any((tenant, old) in self._busy for old in moves):
+                continue
+            try:
+                moved = self._store.record_routes(
+                    tenant,
+                    keys,
+                    moves={old: (target.kind, target.key) for old, target in moves.items()},
+                    now=self._clock.wall(),
+                    fence=fence,
+                )
+            except StoreWriteError:
+                return False
+            self._unrecorded.discard(tenant)
+            for old, count in (moved or {}).items():
+                if count:
+                    self._said_moved(tenant, old, moves[old].key, count)
+        return True
+
+    def _said_moved(self, tenant: str, old: str, new: str, count: int) -> None:
+        log.info(
+            "notifications for a target no longer configured moved to the map's new target",
+            extra={"ctx": {"tenant": tenant, "target": old, "to": new, "notifications": count}},
+        )
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -694,6 +773,8 @@ class Dispatcher:
             return False
         targets = self._targets()
         if self._moves and not self._apply_moves(targets):
+            return False
+        if self._unrecorded and not self._record_routes():
             return False
         tenants: Collection[str] | None = None
         if self._gate is not None:
@@ -1380,10 +1461,17 @@ def build_dispatcher(
         policy=DeliveryPolicy.from_settings(first),
         gate=gate,
         spill=spill,
+        routes=lambda tenant: (
+            route_targets(settings.current, tenant) if tenant in settings.current.maps else None
+        ),
     )
+    # Before the first look: a target changed while the engine was stopped moves its backlog
+    # as at a reload (several instances: only the maps whose lease is held, at its acquisition).
+    dispatcher.adopt_routes(first.maps)
 
     def follow(old: Settings, new: Settings) -> None:
         dispatcher.retarget(moved_targets(old, new))
+        dispatcher.adopt_routes(changed_maps(old, new))  # recorded once their moves are applied
         if new.discord.channel_messages_per_minute != dispatcher.channel_per_minute:
             dispatcher.channel_per_minute = new.discord.channel_messages_per_minute
         dispatcher.policy = DeliveryPolicy.from_settings(new)

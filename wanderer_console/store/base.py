@@ -692,6 +692,18 @@ class Store(Protocol):
         fence: LeaseFence | None = None,
     ) -> int: ...
 
+    def recorded_routes(self) -> dict[str, dict[str, str]]: ...
+
+    def record_routes(
+        self,
+        tenant_id: str,
+        routes: Mapping[str, str],
+        *,
+        moves: Mapping[str, tuple[TargetKind, str]] | None = None,
+        now: float | None = None,
+        fence: LeaseFence | None = None,
+    ) -> dict[str, int] | None: ...
+
     def failed_rows(
         self, *, target_key: str | None = None, limit: int = 1000
     ) -> list[FailedRow]: ...

@@ -101,6 +101,7 @@ TABLES: Final[tuple[Table, ...]] = (
     Table("dead_targets", ("tenant_id", "target_key")),
     Table("tenants", ("slug",)),
     Table("hosted_maps", ("map_id",)),
+    Table("map_routes", ("tenant_id",)),
     Table("config_audit", ("at", "source", "content"), identity=True, unique=False),
     Table("cache_entries", ("namespace", "key", "version")),
     Table("alert_history", ("rule", "subject", "fired_at"), identity=True),

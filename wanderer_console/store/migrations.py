@@ -474,6 +474,26 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         ALTER TABLE outbox ADD COLUMN aged_from DOUBLE PRECISION;
         """,
     ),
+    # 18: the routing each map last ran with (one row per map, shared by every engine of a
+    #     PostgreSQL database): its routes' and trackers' target keys as a JSON object, never a
+    #     URL or token. A start compares it with the config to move the backlog of a target
+    #     changed while the engine was stopped, as a hot reload does.
+    Migration(
+        """
+        CREATE TABLE map_routes (
+            tenant_id   TEXT PRIMARY KEY,
+            routes      TEXT NOT NULL,
+            recorded_at REAL NOT NULL
+        );
+        """,
+        """
+        CREATE TABLE map_routes (
+            tenant_id   TEXT PRIMARY KEY,
+            routes      TEXT NOT NULL,
+            recorded_at DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 )
 
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -16,7 +16,7 @@ failed: their rows wait, and a different credential (a fixed config) revives the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Final
 
 import orjson
@@ -776,19 +776,71 @@ class OutboxMixin:
         caller's, checked in the statements as :meth:`fail_pending` checks it."""
         held, lease = self._lease_still(fence)
         with self._writes.transaction("retarget pending") as conn:
-            cursor = conn.execute(
-                "UPDATE outbox SET target_kind = ?, target_key = ?, next_attempt_at = ?,"
-                f" send_id = NULL, aged_from = CASE WHEN {_HELD_BY_DEAD} THEN ? ELSE aged_from END"
-                " WHERE tenant_id = ? AND target_key = ? AND status = 'pending'"
-                " AND uncertain = 0 AND (send_id IS NULL OR target_kind = 'webhook'"
-                f" OR {_HELD_BY_DEAD}){held}",
-                (to_kind.value, to_key, now, now, tenant_id, target_key, *lease),
-            )
-            conn.execute(
-                f"DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?{held}",
-                (tenant_id, target_key, *lease),
-            )
+            return self._retarget(conn, tenant_id, target_key, to_kind, to_key, now, held, lease)
+
+    def _retarget(
+        self,
+        conn: DbConnection,
+        tenant_id: str,
+        target_key: str,
+        to_kind: TargetKind,
+        to_key: str,
+        now: float,
+        held: str,
+        lease: tuple[object, ...],
+    ) -> int:
+        """:meth:`retarget_pending`'s statements, in the caller's transaction."""
+        cursor = conn.execute(
+            "UPDATE outbox SET target_kind = ?, target_key = ?, next_attempt_at = ?,"
+            f" send_id = NULL, aged_from = CASE WHEN {_HELD_BY_DEAD} THEN ? ELSE aged_from END"
+            " WHERE tenant_id = ? AND target_key = ? AND status = 'pending'"
+            " AND uncertain = 0 AND (send_id IS NULL OR target_kind = 'webhook'"
+            f" OR {_HELD_BY_DEAD}){held}",
+            (to_kind.value, to_key, now, now, tenant_id, target_key, *lease),
+        )
+        conn.execute(
+            f"DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?{held}",
+            (tenant_id, target_key, *lease),
+        )
         return int(cursor.rowcount)
+
+    def recorded_routes(self) -> dict[str, dict[str, str]]:
+        """The routing each map last ran with, by map: route (or ``tracker:NAME``) -> target
+        key (see :meth:`record_routes`)."""
+        rows = self._conn.execute("SELECT tenant_id, routes FROM map_routes").fetchall()
+        return {str(tenant): dict(orjson.loads(routes)) for tenant, routes in rows}
+
+    def record_routes(
+        self,
+        tenant_id: str,
+        routes: Mapping[str, str],
+        *,
+        moves: Mapping[str, tuple[TargetKind, str]] | None = None,
+        now: float | None = None,
+        fence: LeaseFence | None = None,
+    ) -> dict[str, int] | None:
+        """Record the routing a map runs with (route -> target key: keys only, never a URL),
+        after moving its notifications waiting for the old keys of ``moves`` (old key -> the new
+        target's kind and key, each as :meth:`retarget_pending` moves them), all in one
+        transaction: a crash leaves the old routing recorded with nothing moved, which the next
+        start decides again. Returns the rows moved by old key; ``None`` when ``fence``'s lease
+        (several instances) is no longer the caller's: then nothing changed, the map's holder
+        records it."""
+        at = time.time() if now is None else now
+        held, lease = self._lease_still(fence)
+        body = orjson.dumps(dict(routes), option=orjson.OPT_SORT_KEYS).decode()
+        with self._writes.transaction("record routes") as conn:
+            moved = {
+                old: self._retarget(conn, tenant_id, old, kind, key, at, held, lease)
+                for old, (kind, key) in (moves or {}).items()
+            }
+            written = conn.execute(
+                "INSERT INTO map_routes (tenant_id, routes, recorded_at) SELECT ?, ?, ?"
+                f" WHERE 1 = 1{held} ON CONFLICT (tenant_id) DO UPDATE SET"
+                " routes = excluded.routes, recorded_at = excluded.recorded_at",
+                (tenant_id, body, at, *lease),
+            ).rowcount
+        return moved if written else None
 
     def failed_rows(self, *, target_key: str | None = None, limit: int = 1000) -> list[FailedRow]:
         """Failed rows, and rows held by dead targets, newest first.

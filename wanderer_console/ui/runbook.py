@@ -725,14 +725,15 @@ _ROWS: Final[tuple[Advice, ...]] = (
         " request, then its notifications are held (not lost); `/ready` answers 503"
         " `degraded` naming it, the console shows it red",
         "create a new webhook and put its URL in the config. A new webhook has another id, so "
-        "it is another target: at a hot reload, what the dead one held goes to the new one "
+        "it is another target: at a hot reload, or at the next start when the config was "
+        "changed while the engine was stopped, what the dead one held goes to the new one "
         "when every route that used it now goes there (see `notifications for a target no "
-        "longer configured moved to the map's new target`); after a restart, or when its "
-        "routes now split over several targets, it fails as `target no longer configured` "
-        "(listed by `outbox list`). A changed token of the same webhook id, or a changed bot "
-        "token, revives the target by itself (hot reload or restart) and everything held is "
-        "delivered. To retry the same target: `wanderer-console outbox retry webhook:ID` (or "
-        "the console's palette, *Retry dead target*); what it held gets a fresh "
+        "longer configured moved to the map's new target`); when its routes now split over "
+        "several targets, it fails as `target no longer configured` (listed by `outbox "
+        "list`). A changed token of the same webhook id, or a changed bot token, revives the "
+        "target by itself (hot reload or restart) and everything held is delivered. To retry "
+        "the same target: `wanderer-console outbox retry webhook:ID` (or the console's "
+        "palette, *Retry dead target*); what it held gets a fresh "
         "`discord.max_delivery_age_hours` from then",
     ),
     Advice(
@@ -764,10 +765,11 @@ _ROWS: Final[tuple[Advice, ...]] = (
         DELIVERY,
         "`dead target no longer configured; the notifications it held fail as no longer"
         " configured` (`target`, `tenant`)",
-        "a dead target's map names it no more and its backlog was not moved: a restart with "
-        "the changed config (it does not know the old one), routes that now split over several "
-        "targets, or notifications whose earlier send had no known outcome (the old target may "
-        "have posted them). Nothing can revive it, so its held notifications are failed, "
+        "a dead target's map names it no more and its backlog was not moved: routes that now "
+        "split over several targets, notifications whose earlier send had no known outcome "
+        "(the old target may have posted them), or the first start of a build that records "
+        "each map's routing (its store has none recorded yet, so that start does not know the "
+        "old one). Nothing can revive it, so its held notifications are failed, "
         'counted as `wc_delivery_failures_total{reason="unconfigured"}`',
         "nothing; `outbox list` shows them. Put the target back in the config, then"
         " `outbox retry TARGET`, to send them there",
@@ -776,9 +778,12 @@ _ROWS: Final[tuple[Advice, ...]] = (
         DELIVERY,
         "`notifications for a target no longer configured moved to the map's new target`"
         " (`tenant`, `target`, `to`, `notifications`)",
-        "a hot reload pointed every route of a map that used `target` to one other target `to` "
-        "(a deleted webhook replaced by a new one, a route switched): its waiting "
-        "notifications go there instead of failing. Those in flight settle with the old "
+        "a hot reload, or a start after the config was changed while the engine was stopped "
+        "(it compares the config with the routing the map last ran with, kept in the store), "
+        "pointed every route of a map that used `target` to one other target `to` (a deleted "
+        "webhook replaced by a new one, a route switched): its waiting notifications go there "
+        "instead of failing. On a shared PostgreSQL database the engine holding the map's "
+        "lease moves them, once. Those in flight settle with the old "
         "target; those whose earlier send had no known outcome stay (the old target may have "
         "posted them) and fail as no longer configured",
         "nothing",

@@ -18,6 +18,7 @@ from wanderer_console.delivery.embeds import (
     KillContext,
     Names,
     build_message,
+    build_template,
     rally_message,
     render_character,
     render_kill,
@@ -26,11 +27,15 @@ from wanderer_console.delivery.embeds import (
 )
 from wanderer_console.domain.discord_limits import (
     CONTENT_MAX,
+    EMBED_TOTAL_MAX,
     EMBEDS_MAX,
     FIELD_VALUE_MAX,
     FIELDS_MAX,
+    FOOTER_TEXT_MAX,
     MENTION_IDS_MAX,
     USERNAME_MAX,
+    _enforce_embed,
+    embed_total,
     enforce_limits,
     truncate,
 )
@@ -394,3 +399,91 @@ def test_truncate_never_exceeds_its_limit_and_keeps_a_prefix(text: str, limit: i
     elif limit:
         assert cut.endswith("…")
         assert text.startswith(cut[:-1])
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(
+    embeds_in=st.lists(embeds, min_size=1, max_size=3),
+    footers=st.lists(maybe_texts | long_texts, min_size=1, max_size=4),
+    content=maybe_texts,
+)
+def test_a_template_with_another_footer_is_the_message_built_with_it(
+    embeds_in: list[dict[str, Any]], footers: list[str | None], content: str | None
+) -> None:
+    """:meth:`MessageTemplate.with_footer` gives exactly what :func:`build_message` builds with
+    that footer, or ``None``, and ``None`` only where the 6,000 total shortened (or would
+    shorten) a text: a kill's message for hundreds of maps is built once and re-footered."""
+    first = [dict(embed, footer={"text": "Killmail ID: 1 • Map: a"}) for embed in embeds_in[:1]]
+    first += embeds_in[1:]
+    template = build_template(first, content=content, username="Wanderer")
+    assert template.body == build_message(first, content=content, username="Wanderer")
+    for text in footers:
+        other = [dict(first[0], footer={"text": text}), *first[1:]]
+        built = build_message(other, content=content, username="Wanderer")
+        got = template.with_footer("" if text is None else text)
+        if got is not None:
+            assert got == built
+            assert_within_limits(got)
+        else:
+            # Only a total over the limit (this body's or the new one's) is built whole.
+            plain = [dict(first[0], footer={"text": text}), *first[1:]]
+            over_before = template.room < 0
+            over_after = sum(_unshrunk_total(e) for e in plain[:EMBEDS_MAX]) > EMBED_TOTAL_MAX
+            assert over_before or over_after
+
+
+def _unshrunk_total(embed: dict[str, Any]) -> int:
+    """An embed's count toward the 6,000 total after its own limits, before the total's."""
+    return embed_total([_enforce_embed(copy.deepcopy(embed))])
+
+
+def test_a_template_is_refootered_without_a_new_build_when_it_fits() -> None:
+    """The common case takes the short way (a test above would pass if it never did)."""
+    embed = {"title": "Loki destroyed in Jita", "description": "x" * 500, "footer": {"text": "a"}}
+    template = build_template([embed], username="Wanderer")
+    got = template.with_footer("  Killmail ID: 1 • Map: " + "b" * 3000)
+    assert got is not None
+    assert got["embeds"][0]["footer"]["text"].endswith("…")
+    assert len(got["embeds"][0]["footer"]["text"]) == FOOTER_TEXT_MAX
+    assert got["embeds"][0]["description"] is template.body["embeds"][0]["description"]
+    assert template.body["embeds"][0]["footer"] == {"text": "a"}  # the template is untouched
+
+
+def _embed_of(total: int) -> dict[str, Any]:
+    """An embed counting ``total`` toward the 6,000 (its own limits kept), a 20-character
+    footer included."""
+    rest, values = total - 20 - 4000, []
+    while rest > 1:  # each field: a one-character name and a value of at most 1,024
+        values.append(min(rest - 1, FIELD_VALUE_MAX))
+        rest -= 1 + values[-1]
+    return {
+        "description": "d" * 4000,
+        "fields": [{"name": "n", "value": "v" * value} for value in values],
+        "footer": {"text": "a" * 20},
+    }
+
+
+@pytest.mark.parametrize(
+    ("total", "footer"),
+    [
+        pytest.param(
+            EMBED_TOTAL_MAX - 10, "b" * 40, id="the-template-fits-the-new-footer-does-not"
+        ),
+        pytest.param(
+            EMBED_TOTAL_MAX + 100, "b" * 40, id="the-template-was-shortened-longer-footer"
+        ),
+        pytest.param(EMBED_TOTAL_MAX + 100, "b", id="the-template-was-shortened-shorter-footer"),
+        pytest.param(EMBED_TOTAL_MAX + 10, "b", id="the-template-was-shortened-the-new-one-fits"),
+    ],
+)
+def test_a_footer_near_the_total_limit_is_left_to_a_whole_build(total: int, footer: str) -> None:
+    """Where the 6,000 total shortens a text, how much depends on the footer's length: the
+    template cannot tell, and says so (the caller builds the message whole)."""
+    embed = _embed_of(total)
+    assert _unshrunk_total(embed) == total
+    template = build_template([embed])
+    built = build_message([dict(embed, footer={"text": footer})])
+    assert embed_total(built["embeds"]) <= EMBED_TOTAL_MAX
+    assert built != template.body
+    assert template.with_footer(footer) is None

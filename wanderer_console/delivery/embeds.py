@@ -49,7 +49,13 @@ from wanderer_console.delivery.formatting import (
     system_icon_url,
     wormhole_kind,
 )
-from wanderer_console.domain.discord_limits import build_message, escape_markdown, truncate
+from wanderer_console.domain.discord_limits import (
+    MessageTemplate,
+    build_message,
+    build_template,
+    escape_markdown,
+    truncate,
+)
 from wanderer_console.domain.eve import SecurityClass, displayed_security, security_class
 from wanderer_console.domain.killmail import Attacker, Killmail, Victim
 from wanderer_console.domain.map_events import AddSystem, CharacterAdded, RallyPointAdded
@@ -63,13 +69,16 @@ __all__ = [
     "KillContext",
     "KillRole",
     "KillStory",
+    "MessageTemplate",
     "Names",
     "OrgInfo",
     "build_message",
+    "build_template",
     "format_isk",
     "isk_color",
     "kill_story",
     "kill_color",
+    "kill_footer",
     "kill_role",
     "rally_message",
     "render_character",
@@ -229,6 +238,13 @@ def kill_story(
     return KillStory(_ship(km.victim, names), description)
 
 
+def kill_footer(km: Killmail, map_name: str | None) -> dict[str, str]:
+    """A kill embed's footer: the killmail's id, then the map's name (all a kill's embeds for
+    the maps it notifies may differ in, see :meth:`~wanderer_console.domain.discord_limits.
+    MessageTemplate.with_footer`)."""
+    return footer_with_map(f"Killmail ID: {km.killmail_id}", map_name)
+
+
 def render_kill(km: Killmail, ctx: KillContext, story: KillStory | None = None) -> dict[str, Any]:
     """Kill embed: ``<Ship> destroyed in <System>``, narrative, value and relative time.
 
@@ -259,7 +275,7 @@ def render_kill(km: Killmail, ctx: KillContext, story: KillStory | None = None) 
         "color": kill_color(km, ctx.role),
         "author": author,
         "description": story.description,
-        "footer": footer_with_map(f"Killmail ID: {km.killmail_id}", ctx.map_name),
+        "footer": kill_footer(km, ctx.map_name),
     }
     if km.victim.ship_type_id:
         embed["thumbnail"] = {"url": ship_render_url(km.victim.ship_type_id)}

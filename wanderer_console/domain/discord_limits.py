@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -28,10 +29,12 @@ __all__ = [
     "FOOTER_TEXT_MAX",
     "MENTION_IDS_MAX",
     "PLACEHOLDER",
+    "MessageTemplate",
     "TITLE_MAX",
     "USERNAME_MAX",
     "avatar_url_problem",
     "build_message",
+    "build_template",
     "color_problem",
     "embed_total",
     "enforce_limits",
@@ -271,6 +274,13 @@ def _own_embed(embed: Mapping[str, Any]) -> dict[str, Any]:
 
 def _enforce_owned(result: dict[str, Any]) -> dict[str, Any]:
     """:func:`enforce_limits` on a body the caller owns whole (changed in place, returned)."""
+    return _enforce_counted(result)[0]
+
+
+def _enforce_counted(result: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """:func:`_enforce_owned`, and the room the total limit left its embeds before any text
+    was shortened for it (negative: by that much they were over, and shortened)."""
+    room = EMBED_TOTAL_MAX
     for key, limit in (("content", CONTENT_MAX), ("username", USERNAME_MAX)):
         if key in result:
             text = truncate(str(result[key] or "").strip(), limit)
@@ -281,6 +291,7 @@ def _enforce_owned(result: dict[str, Any]) -> dict[str, Any]:
     if "embeds" in result:
         embeds = [_enforce_embed(embed) for embed in list(result["embeds"])[:EMBEDS_MAX]]
         excess = embed_total(embeds) - EMBED_TOTAL_MAX
+        room = -excess
         for phase in ("description", "value", "rest"):
             if excess <= 0:
                 break
@@ -289,7 +300,7 @@ def _enforce_owned(result: dict[str, Any]) -> dict[str, Any]:
             if embed.get("description") == "":
                 del embed["description"]
         result["embeds"] = embeds
-    return result
+    return result, room
 
 
 def webhook_username_problem(name: str) -> str | None:
@@ -400,6 +411,65 @@ def build_message(
     out whole, roles before users, see :func:`_fitting_mentions`. Raises ``ValueError`` for a
     mention id that is not a snowflake.
     """
+    return build_template(
+        embeds,
+        content=content,
+        username=username,
+        role_mentions=role_mentions,
+        mention_here=mention_here,
+        user_mentions=user_mentions,
+        mention_everyone=mention_everyone,
+    ).body
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    """A body :func:`build_message` built, and what :meth:`with_footer` needs to build the same
+    message with another footer at a fraction of the cost: a kill notifying hundreds of maps
+    differs from map to map only in its footer ("Map: <name>").
+
+    Bodies are shared, not copied, below what :meth:`with_footer` replaces: like every built
+    body, they are read (serialised, shown), never changed.
+    """
+
+    body: dict[str, Any]
+    room: int
+    """Characters the embeds' 6,000 total left before any text was shortened for it (negative:
+    they were over by that much, and shortened)."""
+
+    def with_footer(self, text: str) -> dict[str, Any] | None:
+        """The body :func:`build_message` builds from the same arguments with the first embed's
+        footer text ``text`` instead; ``None`` when that cannot be told without building it
+        whole: the total limit shortened this body's texts, or would shorten the new one's
+        (the caller builds it then), or the first embed has no footer text."""
+        embeds = self.body.get("embeds")
+        if not embeds or self.room < 0:
+            return None
+        embed = embeds[0]
+        footer = embed.get("footer")
+        if not isinstance(footer, dict) or "text" not in footer:
+            return None
+        new = _clean(text, FOOTER_TEXT_MAX, placeholder=PLACEHOLDER)  # as _enforce_embed does
+        if len(new) - len(footer["text"]) > self.room:
+            return None
+        own = dict(embed)
+        own["footer"] = {**footer, "text": new}
+        body = dict(self.body)
+        body["embeds"] = [own, *embeds[1:]]
+        return body
+
+
+def build_template(
+    embeds: list[dict[str, Any]],
+    *,
+    content: str | None = None,
+    username: str | None = None,
+    role_mentions: Sequence[str] = (),
+    mention_here: bool = False,
+    user_mentions: Sequence[str] = (),
+    mention_everyone: bool = False,
+) -> MessageTemplate:
+    """What :func:`build_message` builds (its arguments), as a :class:`MessageTemplate`."""
     roles = _snowflakes(role_mentions, "role")
     users = _snowflakes(user_mentions, "user")
     prefix = ["@everyone"] if mention_everyone else ["@here"] if mention_here else []
@@ -425,4 +495,4 @@ def build_message(
         # whole body: a kill is built for every map it notifies).
         body["embeds"] = [_own_embed(embed) for embed in embeds]
     body["allowed_mentions"] = allowed
-    return _enforce_owned(body)
+    return MessageTemplate(*_enforce_counted(body))

@@ -476,37 +476,65 @@ class Engine:
         names = self.enricher.names(km) if self.enricher else embeds.Names()
         notable = self.notable.peek(km) if self.notable else ()
         story = embeds.kill_story(km, names, notable)
+        # Maps whose message differs only in its footer's map name share one build (its limits
+        # checked once): rendering every map's whole message was most of a large fan-out's
+        # time before its first request.
+        built: dict[tuple[Any, ...], embeds.MessageTemplate] = {}
         for plan in plans:
             map_settings = settings.maps[plan.tenant]
             system = self._index.map(plan.tenant).systems.get(km.system_id)
             # A system-kill message (or one only trackers make) titles the map's system name.
             routed = plan.decision is None or plan.decision.route == "system_kill"
             custom = system.display_name if system and routed else None
-            ctx = embeds.KillContext(
-                map_name=map_settings.name,
-                role=plan.role,
-                system_name=(system.name if system else None) or km.solar_system_name,
-                custom_system_name=custom,
-                names=names,
-                notable_items=notable,
-            )
-            embed = embeds.render_kill(km, ctx, story)
-            if plan.color is not None:
-                embed["color"] = plan.color
+            system_name = (system.name if system else None) or km.solar_system_name
             # The default tracker's ping (a priority system, the fallback) reaches the people in
             # voice with voice mentions on; a tracker's own ping = "here" stays @here.
             own = plan.decision is not None and plan.decision.mention_here
             ping = self.ping() if own else Ping()
             tracker_here = any(t.ping == "here" for t in plan.trackers)
-            body = embeds.build_message(
-                [embed],
-                content=plan.content,
-                username=settings.discord.username,
-                role_mentions=plan.role_mentions,
-                mention_here=ping.here or tracker_here,
-                mention_everyone=plan.mention_everyone,
-                user_mentions=ping.users,
+            role_mentions = tuple(plan.role_mentions)
+            users = tuple(ping.users)
+            here = ping.here or tracker_here
+            shape = (
+                plan.role,
+                system_name,
+                custom,
+                plan.color,
+                plan.content,
+                role_mentions,
+                here,
+                plan.mention_everyone,
+                users,
             )
+            template = built.get(shape)
+            body = (
+                None
+                if template is None
+                else template.with_footer(embeds.kill_footer(km, map_settings.name)["text"])
+            )
+            if body is None:
+                ctx = embeds.KillContext(
+                    map_name=map_settings.name,
+                    role=plan.role,
+                    system_name=system_name,
+                    custom_system_name=custom,
+                    names=names,
+                    notable_items=notable,
+                )
+                embed = embeds.render_kill(km, ctx, story)
+                if plan.color is not None:
+                    embed["color"] = plan.color
+                template = embeds.build_template(
+                    [embed],
+                    content=plan.content,
+                    username=settings.discord.username,
+                    role_mentions=role_mentions,
+                    mention_here=here,
+                    mention_everyone=plan.mention_everyone,
+                    user_mentions=users,
+                )
+                built.setdefault(shape, template)
+                body = template.body
             if map_settings.discord.text_only and self._kill_route(plan) in (
                 map_settings.discord.text_only
             ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -42,11 +43,18 @@ class Target:
     @property
     def key(self) -> str:
         """Secret-free identity: webhook id or channel id, never the webhook token."""
-        if self.kind is TargetKind.WEBHOOK:
-            parts = self.address.rstrip("/").split("?")[0].split("/")
-            webhook_id = parts[-2] if len(parts) >= 2 else "unknown"
-            return f"webhook:{webhook_id}"
-        return f"channel:{self.address}"
+        return _key(self.kind, self.address)
+
+
+@functools.lru_cache(maxsize=8192)
+def _key(kind: TargetKind, address: str) -> str:
+    """:attr:`Target.key` of an address, parsed once (a kill notifying hundreds of maps asked
+    for every map's target key several times)."""
+    if kind is TargetKind.WEBHOOK:
+        parts = address.rstrip("/").split("?")[0].split("/")
+        webhook_id = parts[-2] if len(parts) >= 2 else "unknown"
+        return f"webhook:{webhook_id}"
+    return f"channel:{address}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,11 +197,7 @@ class OutboxMixin:
             if left_out:
                 first = [
                     OutboxRow(*row)
-                    for row in self._conn.execute(
-                        f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}{where}"
-                        " AND (next_attempt_at <= ? OR uncertain = 0) ORDER BY id LIMIT ?",
-                        (*params, now, limit),
-                    )
+                    for row in self._conn.execute(self._first_rows(where), (*params, now, limit))
                 ]
             else:
                 first = oldest.get(target, [])
@@ -245,15 +241,12 @@ class OutboxMixin:
         found: dict[str, list[OutboxRow]] = {}
         # Within the bound parameters of a statement (PostgreSQL's 65,535; SQLite's 32,766).
         size = max(1, min(_READ_TOGETHER, _PARAMS_MAX // (len(scope) + 3)))
+        where = f" WHERE status = 'pending' AND target_key = ?{only}"
+        one = f"SELECT * FROM ({self._first_rows(where)}) AS t"
         for start in range(0, len(targets), size):
             chunk: list[str | None] = list(targets[start : start + size])
             terms = min(n for n in (1, 8, size) if len(chunk) <= n <= size)
             chunk += [None] * (terms - len(chunk))
-            one = (
-                f"SELECT * FROM (SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}"
-                f" WHERE status = 'pending' AND target_key = ?{only}"
-                " AND (next_attempt_at <= ? OR uncertain = 0) ORDER BY id LIMIT ?) AS t"
-            )
             params: list[object] = []
             for target in chunk:
                 params += (target, *scope, now, limit)
@@ -263,6 +256,15 @@ class OutboxMixin:
         for rows in found.values():
             rows.sort(key=lambda row: row.id)  # UNION ALL keeps no order of its own
         return found
+
+    def _first_rows(self, where: str) -> str:
+        """The statement reading a target's first ``limit`` pending rows by ``where`` (then its
+        parameters, ``now`` and ``limit``): through the pending index, in id order, those
+        waiting out an unknown outcome left out until due."""
+        return (
+            f"SELECT {_ROW_COLUMNS} FROM outbox{self._sql.pending_index}{where}"
+            " AND (next_attempt_at <= ? OR uncertain = 0) ORDER BY id LIMIT ?"
+        )
 
     def _whole_messages(
         self, rows: list[OutboxRow], cut: Collection[str], now: float

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from wanderer_console.ui.faults import dead_targets
+from wanderer_console.ui.faults import dead_targets, plural
 from wanderer_console.ui.flags import all_flags, flag_value
 
 if TYPE_CHECKING:
@@ -70,9 +70,8 @@ def console_commands(app: WandererApp) -> list[ConsoleCommand]:
             # Dead for some of its maps only: its pending count includes the others' rows, so
             # only the engine's count of those maps' held rows says how many go.
             if dead.only_for and dead.held_for:
-                held = sum(count for _map, count in dead.held_for)
-                send = f"revive it for {', '.join(dead.only_for)} and send its {held} held"
-                send += " notification" if held == 1 else " notifications"
+                held = plural(sum(count for _map, count in dead.held_for), "held notification")
+                send = f"revive it for {', '.join(dead.only_for)} and send its {held}"
             elif dead.only_for:
                 send = f"revive it for {', '.join(dead.only_for)} and send what it held"
             else:

@@ -22,7 +22,13 @@ from wanderer_console.console_api import (
     Occurrence,
     TargetView,
 )
-from wanderer_console.ui.faults import TargetHealth, clock_time, dead_only_for, target_health
+from wanderer_console.ui.faults import (
+    TargetHealth,
+    clock_time,
+    dead_only_for,
+    plural,
+    target_health,
+)
 from wanderer_console.ui.model import format_ago
 from wanderer_console.ui.runbook import Advice, advice_for
 
@@ -88,10 +94,6 @@ def _when(ts: float | None, now: float) -> str:
     if ts is None:
         return "-"
     return f"{clock_time(ts)} UTC ({format_ago(ts, now)} ago)"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _owners(maps: Sequence[str]) -> str:
@@ -167,9 +169,9 @@ def target_detail(key: str, target: TargetView, now: float) -> Detail:
         ("Address", target.url or key),
         ("State", state),
         *_queue_facts(target, only_for),
-        ("Sent", f"{target.sent} in {_plural(target.messages, 'message')}"),
+        ("Sent", f"{target.sent} in {plural(target.messages, 'message')}"),
         ("Sent last minute", str(target.sent_last_minute)),
-        ("Rate limited", f"{_plural(target.rate_limited, 'time')} since start (429)"),
+        ("Rate limited", f"{plural(target.rate_limited, 'time')} since start (429)"),
     ]
     if target.last_error and health not in ("dead", "failing"):
         facts.append(("Last error", f"{target.last_error} (nothing waits on it)"))
@@ -261,7 +263,7 @@ def activity_detail(at: float, text: str, entries: Iterable[tuple[float, str]]) 
     message = log_message(text)
     same = [(when, line) for when, line in entries if log_message(line) == message]
     shown = [Occurrence(at=when, text=line) for when, line in same[-RECENT:]]
-    facts = [("When", f"{clock_time(at)} UTC"), ("Seen", _plural(max(1, len(same)), "time"))]
+    facts = [("When", f"{clock_time(at)} UTC"), ("Seen", plural(max(1, len(same)), "time"))]
     if same:
         facts.append(("First seen", f"{clock_time(same[0][0])} UTC (of the lines kept)"))
     body = text.split(": ", 1)[1] if text.split(": ", 1)[0] in _LEVELS else text

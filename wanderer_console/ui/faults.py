@@ -42,6 +42,7 @@ __all__ = [
     "dead_targets",
     "delivery_held",
     "global_pause_text",
+    "plural",
     "link_text",
     "pause_origin",
     "pause_phrase",
@@ -152,7 +153,8 @@ def target_health(target: TargetView, now: float) -> TargetHealth:
     return "ok"
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """``1 message``, ``3 messages``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
@@ -210,9 +212,9 @@ def store_fault_text(delivery: DeliveryView) -> str | None:
     text += f" since {clock_time(fault.since)}"
     # Most important first: a narrow terminal clips the end of the line.
     if delivery.unrecorded_outcomes > 0:
-        text += f" · {_plural(delivery.unrecorded_outcomes, 'Discord answer')} unrecorded"
+        text += f" · {plural(delivery.unrecorded_outcomes, 'Discord answer')} unrecorded"
     if fault.failures > 0:
-        text += f" · {_plural(fault.failures, 'failed write')}"
+        text += f" · {plural(fault.failures, 'failed write')}"
     return text
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.delivery.rig import BOT_TOKEN, FAST, make_rig, until
+from tests.delivery.rig import BOT_TOKEN, FAST, Rig, make_rig, until
 from wanderer_console.delivery.dispatcher import ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
@@ -225,22 +225,33 @@ async def test_channel_messages_per_minute_applies_live(tmp_path: Path) -> None:
         await until(lambda: rig.store.outbox_counts() == {"sent": 6}, timeout=10)
 
 
+_SHARED_CHANNEL = "100000000000000002"
+
+
+async def _dead_for_home_only(rig: Rig) -> tuple[Target, Target]:
+    """``home`` and ``other`` post into one channel, each with its own bot token; ``home``'s is
+    refused (401) on its first notification, so the channel is dead for ``home`` only. Returns
+    both maps' targets (``home``'s, ``other``'s)."""
+    refused = Target(TargetKind.BOT_CHANNEL, _SHARED_CHANNEL, "home")
+    good = Target(TargetKind.BOT_CHANNEL, _SHARED_CHANNEL, "other")
+    rig.targets[("home", refused.key)] = ResolvedTarget(refused, "revoked-token")
+    rig.targets[("other", good.key)] = ResolvedTarget(good, BOT_TOKEN)
+    body = {"embeds": [{"title": "held", "description": "x"}]}
+    rig.store.enqueue([Notification("home", NotificationType.KILL, "h", refused, body)])
+    rig.dispatcher.wake()
+    await until(lambda: rig.dispatcher.dead_targets)
+    return refused, good
+
+
 async def test_a_map_refused_on_a_channel_holds_only_its_own_notifications_there(
     tmp_path: Path,
 ) -> None:
     """Two maps post into the same channel, each with its own bot token. One map's token is
     refused (401): its target, held as dead, is that map's alone; the other map's notifications
     to the same channel are still delivered (they waited, unread, for the first map's fix)."""
-    channel = "100000000000000002"
+    channel = _SHARED_CHANNEL
     async with make_rig(tmp_path) as rig:
-        refused = Target(TargetKind.BOT_CHANNEL, channel, "home")
-        good = Target(TargetKind.BOT_CHANNEL, channel, "other")
-        rig.targets[("home", refused.key)] = ResolvedTarget(refused, "revoked-token")
-        rig.targets[("other", good.key)] = ResolvedTarget(good, BOT_TOKEN)
-        body = {"embeds": [{"title": "held", "description": "x"}]}
-        rig.store.enqueue([Notification("home", NotificationType.KILL, "h", refused, body)])
-        rig.dispatcher.wake()
-        await until(lambda: rig.dispatcher.dead_targets)
+        _refused, good = await _dead_for_home_only(rig)
         assert list(rig.dispatcher.dead_targets) == [("home", f"channel:{channel}")]
         body = {"embeds": [{"title": "delivered", "description": "x"}]}
         rig.store.enqueue([Notification("other", NotificationType.KILL, "o", good, body)])
@@ -256,16 +267,10 @@ async def test_the_snapshot_counts_what_a_dead_mark_holds_for_its_map_apart(
     """A channel two maps post to, dead for one: the snapshot's ``pending`` counts the key's
     rows of both maps; ``held_for`` counts, per map it is dead for, the rows that wait for the
     fix, and not the other map's rows, which are on their way."""
-    channel = "100000000000000002"
+    channel = _SHARED_CHANNEL
     async with make_rig(tmp_path) as rig:
-        refused = Target(TargetKind.BOT_CHANNEL, channel, "home")
-        good = Target(TargetKind.BOT_CHANNEL, channel, "other")
-        rig.targets[("home", refused.key)] = ResolvedTarget(refused, "revoked-token")
-        rig.targets[("other", good.key)] = ResolvedTarget(good, BOT_TOKEN)
+        refused, good = await _dead_for_home_only(rig)
         body = {"embeds": [{"title": "held", "description": "x"}]}
-        rig.store.enqueue([Notification("home", NotificationType.KILL, "h", refused, body)])
-        rig.dispatcher.wake()
-        await until(lambda: rig.dispatcher.dead_targets)
         rig.dispatcher.paused = True  # the other map's rows stay pending while counted
         rig.store.enqueue(
             [Notification("home", NotificationType.KILL, f"h{i}", refused, body) for i in range(2)]

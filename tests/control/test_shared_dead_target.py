@@ -58,14 +58,19 @@ def _shared_key(engine: Runtime) -> str:
     return key
 
 
-def _mark_dead(engine: Runtime, tenant: str, key: str, since: float) -> None:
-    """Mark ``key`` dead for ``tenant`` as a 404 would (with the credential the engine holds,
-    so it is not revived as changed); the dispatcher reads it at its next look."""
-    resolved = engine.dispatcher._targets()[(tenant, key)]
-    engine.store.set_dead_target(
-        tenant, key, reason="404 Unknown Webhook", fingerprint=resolved.fingerprint, now=since
-    )
+async def _mark_dead(engine: Runtime, key: str, since: dict[str, float]) -> None:
+    """Mark ``key`` dead for each map of ``since`` (from then) as a 404 would (with the
+    credential the engine holds, so it is not revived as changed), and wait for the dispatcher
+    to read the marks."""
+    for tenant, at in since.items():
+        resolved = engine.dispatcher._targets()[(tenant, key)]
+        engine.store.set_dead_target(
+            tenant, key, reason="404 Unknown Webhook", fingerprint=resolved.fingerprint, now=at
+        )
     engine.dispatcher.wake()
+    await wait_for(
+        lambda: len(engine.dispatcher.dead_targets) == len(since), 10, "the dead marks read"
+    )
 
 
 async def _target(remote: RemoteBackend, key: str) -> TargetView:
@@ -98,8 +103,7 @@ async def test_a_shared_webhook_dead_for_one_map_says_which_and_which_still_post
     engine: Runtime, remote: RemoteBackend, sim: Simulator
 ) -> None:
     demo, key = sim.map_slug, _shared_key(engine)
-    _mark_dead(engine, demo, key, since=2_000.0)
-    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 1, 10, "the dead mark read")
+    await _mark_dead(engine, key, {demo: 2_000.0})
 
     target = await _target(remote, key)
     assert target.disabled == "404 Unknown Webhook"
@@ -112,9 +116,7 @@ async def test_a_shared_webhook_dead_for_both_maps_names_both_and_the_first_mark
     engine: Runtime, remote: RemoteBackend, sim: Simulator
 ) -> None:
     demo, key = sim.map_slug, _shared_key(engine)
-    _mark_dead(engine, demo, key, since=2_000.0)
-    _mark_dead(engine, OTHER, key, since=1_000.0)
-    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 2, 10, "the dead marks read")
+    await _mark_dead(engine, key, {demo: 2_000.0, OTHER: 1_000.0})
 
     target = await _target(remote, key)
     assert target.dead_for == (demo, OTHER)
@@ -126,8 +128,7 @@ async def test_a_shared_webhook_dead_for_one_map_counts_what_it_holds_for_that_m
     engine: Runtime, remote: RemoteBackend, sim: Simulator
 ) -> None:
     demo, key = sim.map_slug, _shared_key(engine)
-    _mark_dead(engine, demo, key, since=2_000.0)
-    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 1, 10, "the dead mark read")
+    await _mark_dead(engine, key, {demo: 2_000.0})
     assert (await remote.set_paused(True, actor="tui:test")).ok  # the other map's rows wait
     _enqueue(engine, demo, key, 3)
     _enqueue(engine, OTHER, key, 2)
@@ -141,9 +142,7 @@ async def test_a_shared_webhook_dead_for_both_maps_counts_what_it_holds_for_each
     engine: Runtime, remote: RemoteBackend, sim: Simulator
 ) -> None:
     demo, key = sim.map_slug, _shared_key(engine)
-    _mark_dead(engine, demo, key, since=2_000.0)
-    _mark_dead(engine, OTHER, key, since=1_000.0)
-    await wait_for(lambda: len(engine.dispatcher.dead_targets) == 2, 10, "the dead marks read")
+    await _mark_dead(engine, key, {demo: 2_000.0, OTHER: 1_000.0})
     _enqueue(engine, demo, key, 3)
     _enqueue(engine, OTHER, key, 2)
 

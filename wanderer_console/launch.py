@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from wanderer_console import eventloop
 from wanderer_console.command import EXIT_INVALID, EXIT_OK, one_line
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
@@ -298,7 +299,11 @@ def run_console(
         finally:
             await cancel_and_wait([collector, freezer])
 
-    return asyncio.run(main())
+    try:
+        return eventloop.run(main(), settings.console.event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        print(f"wanderer-console: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 def demo_config_text(sim: Any, *, data_dir: Path, dry_run: bool = False) -> str:
@@ -401,7 +406,7 @@ def run_demo(
 ) -> int:
     """Start the simulator and the console against it; print a JSON summary with ``duration``."""
     configure_logging(log_level)
-    return asyncio.run(_demo(duration, rate, seed, data_dir, tui, dry_run))
+    return eventloop.run(_demo(duration, rate, seed, data_dir, tui, dry_run))
 
 
 async def _demo(

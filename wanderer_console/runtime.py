@@ -45,6 +45,7 @@ from wanderer_console.enrich.kills import CacheSystemInfo, KillEnricher
 from wanderer_console.enrich.notable import NotableItems
 from wanderer_console.enrich.persist import CacheSaver
 from wanderer_console.enrich.recent_kills import RecentKills
+from wanderer_console.eventloop import loop_name
 from wanderer_console.http.pool import ClientPool
 from wanderer_console.ingest.hosted import HostedMaps
 from wanderer_console.ingest.items import Item
@@ -497,6 +498,7 @@ class Runtime:
                     "maps": list(self.settings.maps),
                     "data_dir": str(self.data_dir),
                     "dry_run": self.settings.console.dry_run,
+                    "event_loop": loop_name(asyncio.get_running_loop()),
                 }
             },
         )

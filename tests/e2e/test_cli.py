@@ -56,9 +56,14 @@ async def test_no_ui_without_a_terminal_is_refused_with_advice() -> None:
     assert "--no-ui" in err
 
 
-async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
+async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path, choice: str, loop: str) -> None:
+    """Started, delivering and stopped on each event loop: ``auto`` takes uvloop (a dependency
+    here), ``asyncio`` keeps the standard loop; the start's line says which it runs on."""
     async with Simulator(seed=5) as sim:
         config = headless_config(sim, tmp_path / "config.toml")
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("[console]\n", f'[console]\nevent_loop = "{choice}"\n'))
         proc = await asyncio.create_subprocess_exec(
             *COMMAND,
             "--no-ui",
@@ -71,12 +76,14 @@ async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             stderr=asyncio.subprocess.PIPE,
         )
         assert proc.stdout is not None
-        # Wait for the map stream to connect, then ask it to stop.
-        while True:
+        # Wait for the start and the map stream to connect, then ask it to stop.
+        said: dict[str, dict[str, object]] = {}
+        while not {"map stream connected", "wanderer console started"} <= said.keys():
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
             assert line, "process exited before connecting"
-            if json.loads(line)["event"] == "map stream connected":
-                break
+            record = json.loads(line)
+            said.setdefault(str(record["event"]), record)
+        assert said["wanderer console started"]["event_loop"] == loop
         sim.map.add_rally(sorted(sim.tracked_system_ids)[0])
         for _ in range(200):  # up to 10 s for the rally to reach the fake Discord
             if sim.discord.received:
@@ -89,6 +96,35 @@ async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert events[-1] == "wanderer console stopped"
         assert len(sim.discord.received) == 1
         assert sim.map_api_key not in rest.decode()
+
+
+async def test_an_engine_told_to_use_uvloop_where_it_is_missing_says_how_to_get_it(
+    tmp_path: Path,
+) -> None:
+    """``console.event_loop = "uvloop"`` on a host without it: one line saying what to do and
+    exit 1, before anything is made; not a traceback from the import."""
+    missing = tmp_path / "no-uvloop"
+    missing.mkdir()
+    (missing / "uvloop.py").write_text('raise ImportError("no uvloop on this host")\n')
+    config = tmp_path / "config.toml"
+    async with Simulator(seed=5) as sim:
+        headless_config(sim, config)
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("[console]\n", '[console]\nevent_loop = "uvloop"\n'))
+        path = os.pathsep.join(filter(None, [str(missing), os.environ.get("PYTHONPATH")]))
+        code, _out, err = await _run(
+            "--no-ui",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path / "data"),
+            env={"PYTHONPATH": path},
+        )
+    assert code == 1, err
+    assert "console.event_loop is 'uvloop' but uvloop is not installed here" in err
+    assert "pip install uvloop" in err
+    assert "Traceback" not in err
+    assert not sim.discord.received
 
 
 async def test_an_engine_without_a_map_refuses_to_start_as_config_check_does(

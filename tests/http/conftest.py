@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import pytest
 from starlette.applications import Starlette
@@ -14,7 +15,26 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from wanderer_console.eventloop import loop_factory
 from wanderer_console.sim.server import AppServer
+
+_BOTH_LOOPS: Final = ("test_h1_transport", "test_client_fast")
+"""The modules whose tests run on each event loop the engine may run on (``eventloop``): the
+Discord client's transport speaks to the loop's own socket transports, and uvloop's are not
+asyncio's classes."""
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Those modules' tests once on asyncio's loop and once on uvloop's (pytest-asyncio's hook);
+    every other test on asyncio's alone, as without the hook."""
+    module = getattr(item, "module", None)
+    if module is None or module.__name__.rpartition(".")[2] not in _BOTH_LOOPS:
+        return {"asyncio": asyncio.new_event_loop}
+    uvloop = loop_factory("uvloop")
+    assert uvloop is not None
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop}
 
 
 @dataclass(frozen=True, slots=True)

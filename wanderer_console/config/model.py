@@ -168,6 +168,12 @@ class ConsoleSettings(Section):
     stop_grace_seconds: Annotated[float, LIVE] = Field(default=5.0, ge=0, le=60)
     """On SIGTERM/SIGINT/SIGHUP, how long Discord requests in flight may take to finish (keep
     it under systemd's TimeoutStopSec); one still open then is recorded as uncertain."""
+    event_loop: Annotated[
+        Literal["auto", "asyncio", "uvloop"], Restart("the engine's event loop is made at start")
+    ] = "auto"
+    """The event loop the engine runs on: ``auto`` takes uvloop where it is installed (a
+    dependency on Linux and macOS: less of the loop's own CPU per webhook request of a large
+    fan-out), else asyncio's; ``asyncio`` keeps asyncio's loop; ``uvloop`` insists on it."""
     map_load_concurrency: Annotated[
         int, Restart("the map feeds take it when they are built, at start")
     ] = Field(default=8, ge=1, le=1000)

@@ -40,7 +40,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import httptools
 import httpx
@@ -89,8 +89,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass, only alike).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:  # nothing asked: the server is not speaking HTTP to us

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support import wait_for
 from wanderer_console.delivery.discord import DiscordSender, Outcome
 from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.client import HttpClient
@@ -142,6 +144,47 @@ async def test_pipelined_requests_on_one_connection_are_answered_in_order(
     writer.close()
     assert statuses == [b"200"] * 3
     assert len(sink.posts) == 3
+
+
+def _post_request(title: str, *, close: bool = False) -> bytes:
+    body = orjson.dumps(_kill(title))
+    connection = b"Connection: close\r\n" if close else b""
+    return (
+        b"POST /api/webhooks/7/tok-7?wait=true HTTP/1.1\r\nHost: x\r\n%s"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (connection, len(body), body)
+    )
+
+
+async def test_a_post_is_stamped_when_it_arrived_not_when_the_busy_loop_read_it(
+    sink: WebhookSink,
+) -> None:
+    """The sink shares its loop with the fleet: a post that arrives while the loop is busy
+    elsewhere keeps the kernel's receive time, and the wait is counted as the sink's delay."""
+    host, port = sink.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:
+        sent = time.time()
+        client.sendall(_post_request("stamped"))
+        time.sleep(0.15)  # noqa: ASYNC251  # the loop held on purpose: nothing reads the post
+        await wait_for(lambda: sink.posts, 5.0, "the post taken")
+        client.settimeout(5.0)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+    (post,) = sink.posts
+    assert sent <= post.at < sent + 0.05
+    assert post.read_at >= sent + 0.15
+    assert sink.read_delays() == [post.read_at - post.at]
+    assert sink.read_delays()[0] > 0.1
+
+
+async def test_a_request_asking_to_close_is_answered_then_closed(sink: WebhookSink) -> None:
+    host, port = sink.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(_post_request("last", close=True))
+    answer = await asyncio.wait_for(reader.read(), 5.0)  # to the end: the sink closed it
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close\r\n" in answer
+    assert [m.body["embeds"][0]["title"] for m in sink.received] == ["last"]
 
 
 async def test_the_fleet_posts_to_the_sink_unless_asked_for_the_full_fake() -> None:

@@ -17,7 +17,8 @@ every map, so its RSS and CPU (``/proc``) are its own. In order:
 3. **Mix**: kills at 20/s and map events at 5/s over all maps (``MapFleet.run_mix``); the CPU
    share over the window and, per notification (a kill notifies each map that tracks its system
    or one of its pilots, on that map's webhook), the latency from the kill's push to the fake
-   Discord's receipt: p50/p99, lost, doubled.
+   Discord's receipt (the kernel's receive time of the post: the sink's loop, shared with the
+   fleet, may read it later; ``sink_read_delay_*`` says how much): p50/p99, lost, doubled.
 4. **Burst**: kills of the same mix pushed back to back; the same figures and the time until the
    last one arrived.
 5. **Warm start**: the engine stopped (SIGTERM) and started again on the same data directory (its
@@ -306,6 +307,7 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
     outcome = fleet.outcome()
     values = outcome.latencies_ms
     fan_outs = [float(n) for n in fleet.fan_outs()]
+    delays = fleet.sink_delays_ms()
     return {
         "kills": outcome.kills,
         "notifications": outcome.expected,
@@ -330,6 +332,10 @@ def _latency(fleet: MapFleet) -> dict[str, Any]:
         "p99_ms": round(percentile(values, 0.99), 2),
         "max_ms": round(max(values), 2) if values else None,
         "mean_ms": round(statistics.fmean(values), 2) if values else None,
+        # How long after arriving the bench's own loop read the posts (not in the latencies,
+        # stamped at arrival: see WebhookSink): what a stamp at the read would have added.
+        "sink_read_delay_p99_ms": round(percentile(delays, 0.99), 2) if delays else None,
+        "sink_read_delay_max_ms": round(max(delays), 2) if delays else None,
     }
 
 

@@ -431,6 +431,14 @@ class MapFleet:
         else:
             self.discord.received.clear()
 
+    def sink_delays_ms(self) -> list[float]:
+        """With the sink, per post since the last reset: milliseconds between its arrival (the
+        stamp latencies are measured to) and this process reading it; none with the full fake,
+        which stamps at its read."""
+        if isinstance(self.discord, WebhookSink):
+            return [delay * 1000.0 for delay in self.discord.read_delays()]
+        return []
+
     def fan_outs(self) -> list[int]:
         """For each notification expected since the last reset, how many maps its kill
         notifies (a kill in a popular system: hundreds, all due at once)."""

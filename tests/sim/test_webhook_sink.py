@@ -187,6 +187,16 @@ async def test_a_request_asking_to_close_is_answered_then_closed(sink: WebhookSi
     assert [m.body["embeds"][0]["title"] for m in sink.received] == ["last"]
 
 
+async def test_a_request_that_is_not_http_is_answered_400_then_closed(sink: WebhookSink) -> None:
+    host, port = sink.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"\x00\x01 not http at all\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5.0)  # to the end: the sink closed it
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert sink.posts == []
+
+
 async def test_the_fleet_posts_to_the_sink_unless_asked_for_the_full_fake() -> None:
     assert isinstance(MapFleet(2, seed=3).discord, WebhookSink)
     assert not isinstance(MapFleet(2, seed=3, full_discord=True).discord, WebhookSink)

@@ -97,6 +97,8 @@ each read carries the receive time of its data as a ``struct timespec``."""
 _STAMP: Final = struct.Struct("@qq")
 _STAMPED: Final = sys.platform == "linux"
 _READ_SIZE: Final = 65536
+_ACCEPT_PAUSE: Final = 1.0
+"""Seconds without accepting after an accept failed (out of descriptors), as asyncio's servers."""
 
 
 def _stamp_of(ancillary: list[tuple[int, int, bytes]]) -> float | None:
@@ -148,7 +150,7 @@ class _Connection:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self._send(_answer(b"400 Bad Request", b"{}", keep_alive=False))
-            self.close()
+            self._close_when_sent()
 
     def _send(self, data: bytes) -> None:
         """Write ``data`` after what is still unsent (the rest when the socket has room)."""
@@ -272,10 +274,19 @@ class WebhookSink:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                return  # out of descriptors or the like: the client sees its connect fail
+                # Out of descriptors or the like: the client waits in the backlog; accepting
+                # again at once would spin on a listener that stays readable.
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(self._listener)
+                loop.call_later(_ACCEPT_PAUSE, self._resume_accepting, self._listener)
+                return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._open.add(_Connection(self, sock))
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if listener is self._listener:  # not stopped meanwhile
+            asyncio.get_running_loop().add_reader(listener, self._accept)
 
     async def stop(self) -> None:
         """Stop listening and close every connection (safe twice)."""

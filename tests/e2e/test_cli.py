@@ -56,14 +56,19 @@ async def test_no_ui_without_a_terminal_is_refused_with_advice() -> None:
     assert "--no-ui" in err
 
 
+def _on_loop(config: Path, choice: str) -> Path:
+    """``config`` with ``console.event_loop = choice``."""
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[console]\n", f'[console]\nevent_loop = "{choice}"\n'))
+    return config
+
+
 @pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
 async def test_headless_stops_cleanly_on_sigterm(tmp_path: Path, choice: str, loop: str) -> None:
     """Started, delivering and stopped on each event loop: ``auto`` takes uvloop (a dependency
     here), ``asyncio`` keeps the standard loop; the start's line says which it runs on."""
     async with Simulator(seed=5) as sim:
-        config = headless_config(sim, tmp_path / "config.toml")
-        text = config.read_text(encoding="utf-8")
-        config.write_text(text.replace("[console]\n", f'[console]\nevent_loop = "{choice}"\n'))
+        config = _on_loop(headless_config(sim, tmp_path / "config.toml"), choice)
         proc = await asyncio.create_subprocess_exec(
             *COMMAND,
             "--no-ui",
@@ -102,15 +107,13 @@ async def test_an_engine_told_to_use_uvloop_where_it_is_missing_says_how_to_get_
     tmp_path: Path,
 ) -> None:
     """``console.event_loop = "uvloop"`` on a host without it: one line saying what to do and
-    exit 1, before anything is made; not a traceback from the import."""
+    exit 1 before the engine starts (nothing sent); not a traceback from the import."""
     missing = tmp_path / "no-uvloop"
     missing.mkdir()
     (missing / "uvloop.py").write_text('raise ImportError("no uvloop on this host")\n')
     config = tmp_path / "config.toml"
     async with Simulator(seed=5) as sim:
-        headless_config(sim, config)
-        text = config.read_text(encoding="utf-8")
-        config.write_text(text.replace("[console]\n", '[console]\nevent_loop = "uvloop"\n'))
+        _on_loop(headless_config(sim, config), "uvloop")
         path = os.pathsep.join(filter(None, [str(missing), os.environ.get("PYTHONPATH")]))
         code, _out, err = await _run(
             "--no-ui",

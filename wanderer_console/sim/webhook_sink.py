@@ -71,7 +71,7 @@ class Post:
     at: float
     """When the request was whole here (the kernel's receive stamp; see the module docstring)."""
     query: bytes
-    read_at: float = 0.0
+    read_at: float
     """When this process read it (``time.time()``): ``read_at - at`` is the sink's own delay."""
 
 

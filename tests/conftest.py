@@ -5,6 +5,10 @@ The ``store`` and the ``runtime`` run once per backend: ``backend`` is ``sqlite`
 see :mod:`tests.store.pgtest`; skipped without it, a failure when
 ``WANDERER_CONSOLE_REQUIRE_PG`` is set). ``store_location`` is where that backend's store lives.
 
+Async tests run on the event loop the engine ships with (``console.event_loop = "auto"``: uvloop
+where it imports); ``WANDERER_CONSOLE_TEST_LOOP=asyncio`` runs them on asyncio's own loop, the
+configurable fallback, instead (:func:`pytest_asyncio_loop_factories`).
+
 A module or folder changes what it gets by overriding a fixture of the same name: ``sim_options``
 (the :class:`Simulator`'s keyword arguments) or ``runtime_settings`` (the settings the
 ``runtime`` fixture starts with). The bounded waits (``wait_for``, ``connected``) and the
@@ -14,15 +18,16 @@ import.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import importlib.util
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from pydantic import SecretStr
@@ -30,6 +35,7 @@ from pydantic import SecretStr
 from tests.store.pgtest import fresh_schema, pg_required
 from tests.support import connected
 from wanderer_console.config.model import Settings
+from wanderer_console.eventloop import LOOPS, loop_factory
 from wanderer_console.launch import demo_settings
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim import Simulator
@@ -101,6 +107,33 @@ def store_location(backend: str, tmp_path: Path) -> Iterator[StoreLocation]:
         return
     with fresh_schema() as url:
         yield url
+
+
+TEST_LOOP: Final = "WANDERER_CONSOLE_TEST_LOOP"
+"""The environment variable naming the event loop async tests run on (``auto``, the default,
+``uvloop`` or ``asyncio``: :data:`wanderer_console.eventloop.LOOPS`)."""
+
+
+def chosen_loop() -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The name and factory of the loop :data:`TEST_LOOP` asks for (the shipped default: the
+    engine's ``auto``, uvloop where it imports)."""
+    asked = os.environ.get(TEST_LOOP, "auto")
+    chosen = next((loop for loop in LOOPS if loop == asked), None)
+    if chosen is None:
+        raise pytest.UsageError(f"{TEST_LOOP}={asked!r}: use one of {', '.join(LOOPS)}")
+    factory = loop_factory(chosen)
+    if factory is None:
+        return "asyncio", asyncio.new_event_loop
+    return "uvloop", factory
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test on :func:`chosen_loop`'s loop (pytest-asyncio's hook; a folder's own
+    conftest may answer first, as ``tests/http`` does for the modules it runs on both)."""
+    name, factory = chosen_loop()
+    return {name: factory}
 
 
 PG_FOLDERS = ("store", "pipeline", "bench", "cluster")

@@ -26,12 +26,12 @@ asyncio's classes."""
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
     """Those modules' tests once on asyncio's loop and once on uvloop's (pytest-asyncio's hook);
-    every other test on asyncio's alone, as without the hook."""
+    ``None`` for every other test: the root conftest's loop, as everywhere else."""
     module = getattr(item, "module", None)
     if module is None or module.__name__.rpartition(".")[2] not in _BOTH_LOOPS:
-        return {"asyncio": asyncio.new_event_loop}
+        return None
     uvloop = loop_factory("uvloop")
     assert uvloop is not None
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop}

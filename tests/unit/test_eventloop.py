@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import pytest
@@ -45,3 +46,19 @@ def test_the_setting_defaults_to_auto_and_takes_only_the_known_loops() -> None:
     )
     with pytest.raises(ValueError, match="event_loop"):
         Settings.model_validate({"console": {"event_loop": "trio"}})
+
+
+async def test_async_tests_run_on_the_loop_the_engine_ships_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The suite's own loop (``tests/conftest.py``): uvloop, as ``auto`` chooses, unless
+    ``WANDERER_CONSOLE_TEST_LOOP`` asks for asyncio's."""
+    from tests.conftest import TEST_LOOP, chosen_loop
+
+    fallback = os.environ.get(TEST_LOOP) == "asyncio" or eventloop.loop_factory("auto") is None
+    expected = "asyncio" if fallback else "uvloop"
+    assert eventloop.loop_name(asyncio.get_running_loop()) == expected
+    assert chosen_loop()[0] == expected
+    monkeypatch.setenv(TEST_LOOP, "trio")
+    with pytest.raises(pytest.UsageError, match="WANDERER_CONSOLE_TEST_LOOP='trio'"):
+        chosen_loop()

@@ -29,8 +29,9 @@ from wanderer_console.config.routing import OPS_TENANT
 from wanderer_console.console_api import EngineSnapshot
 from wanderer_console.delivery.discord import DiscordSender
 from wanderer_console.delivery.dispatcher import Dispatcher, ResolvedTarget
-from wanderer_console.delivery.policy import DeliveryPolicy
-from wanderer_console.delivery.targets import recover_in_flight
+from wanderer_console.delivery.outcomes import OutcomeJournal
+from wanderer_console.delivery.policy import DeliveryPolicy, TargetState
+from wanderer_console.delivery.targets import DeadTargets, recover_in_flight
 from wanderer_console.domain.clock import FrozenClock
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
@@ -399,6 +400,37 @@ async def test_failing_unconfigured_rows_changes_only_pending_ones_under_the_lea
     assert store.outbox_counts() == {"pending": 2, "sending": 1}
     assert store.fail_unsent(ids, error="target no longer configured", fence=fence) == 2
     assert store.outbox_counts() == {"sending": 1, "failed": 2}
+
+
+async def test_a_dead_target_no_longer_named_is_let_go_only_under_the_maps_lease(
+    store: Store,
+) -> None:
+    """A dead target its map no longer names is let go (its held rows then fail as no longer
+    configured) by the map's holder, under its lease, checked in the statement: an instance
+    whose lease has passed to another, while its own view still says it holds the map, leaves
+    the mark to the new owner, whose configuration may still name the target."""
+    clock, current = Clock(), Current(MAPS)
+    a, _hooks = _following(store, "a", current, clock)
+    await a.tick()
+    fence = a.fence("two")
+    assert fence is not None
+    store.set_dead_target("two", "webhook:7", reason="404", fingerprint="f", now=1.0)
+
+    def marks() -> list[tuple[str, str]]:
+        return [(d.tenant_id, d.target_key) for d in store.dead_targets()]
+
+    stale = fence._replace(token=fence.token + 1)  # the lease as a new owner took it
+    assert store.forget_dead_target("two", "webhook:7", fence=stale) is False
+    assert marks() == [("two", "webhook:7")]
+    new = Target(TargetKind.WEBHOOK, "http://127.0.0.1:9/api/webhooks/8/token", "two")
+    targets = {("two", new.key): ResolvedTarget(new)}
+    dead = DeadTargets(store, Metrics(), OutcomeJournal(), TargetState)
+    dead.refresh(targets, lambda _tenant: (True, stale))
+    assert marks() == [("two", "webhook:7")]
+    assert ("two", "webhook:7") in dead  # still held here too, until the next look
+    dead.refresh(targets, lambda _tenant: (True, fence))
+    assert marks() == []
+    assert ("two", "webhook:7") not in dead
 
 
 async def test_instances_that_disagree_on_the_maps_never_share_one(store: Store) -> None:

@@ -74,7 +74,7 @@ def test_a_dead_target_of_a_map_another_instance_holds_is_left_to_it(tmp_path: P
         dead = DeadTargets(store, Metrics(), OutcomeJournal(), TargetState)
         new = Target(TargetKind.WEBHOOK, webhook_url("http://127.0.0.1:9", 8), "home")
         targets = {(tenant, new.key): ResolvedTarget(new) for tenant in ("home", "other")}
-        dead.refresh(targets, lambda tenant: tenant == "home")
+        dead.refresh(targets, lambda tenant: (tenant == "home", None))
         assert [(d.tenant_id, d.target_key) for d in store.dead_targets()] == [
             ("other", "webhook:7")
         ]

@@ -786,7 +786,7 @@ class Dispatcher:
             if not tenants:
                 return False  # no map known yet: nothing to read (and no empty ``IN ()``)
         if refresh_dead:
-            self._dead.refresh(targets, self._owns)
+            self._dead.refresh(targets, self._lease)
         busy = {target for _tenant, target in self._busy}
         # Left out of this read: what is due for them is read again when their worker ends.
         self._dirty = busy

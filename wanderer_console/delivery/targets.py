@@ -78,17 +78,19 @@ class DeadTargets:
     def refresh(
         self,
         targets: Mapping[TargetKey, ResolvedTarget],
-        owned: Callable[[str], bool] = lambda _tenant: True,
+        lease: Callable[[str], tuple[bool, LeaseFence | None]] = lambda _tenant: (True, None),
     ) -> None:
         """Read the dead targets (an operator may have revived one); revive a changed one, and
-        let go of one its map no longer names (:meth:`_forget`), when the map is ``owned``."""
+        let go of one its map no longer names (:meth:`_forget`) while ``lease`` says the map is
+        this instance's (and, several instances, under the lease it names)."""
         dead = {(d.tenant_id, d.target_key): d for d in self._store.dead_targets()}
         configured = {tenant for tenant, _key in targets}
         for key, target in list(dead.items()):
             resolved = targets.get(key)
-            if resolved is None and key[0] in configured and owned(key[0]):
-                self._forget(target)
-                del dead[key]
+            if resolved is None and key[0] in configured:
+                owned, fence = lease(key[0])
+                if owned and self._forget(target, fence):
+                    del dead[key]
             elif resolved is not None and resolved.fingerprint != target.fingerprint:
                 revived = self._store.revive_target(target.target_key, tenant_id=target.tenant_id)
                 del dead[key]
@@ -110,17 +112,28 @@ class DeadTargets:
         self._dead = dead
         self._metrics.targets_dead.set(len(dead))
 
-    def _forget(self, target: DeadTarget) -> None:
+    def _forget(self, target: DeadTarget, fence: LeaseFence | None) -> bool:
         """A dead target its map no longer names (a deleted webhook replaced by a new one, which
         has another id; a channel switched): no change of its configuration can revive it, so
         holding its notifications would keep them, and ``/ready``'s degraded, for ever. They
-        are read again and fail as any target's no longer configured do."""
-        self._store.forget_dead_target(target.tenant_id, target.target_key)
+        are read again and fail as any target's no longer configured do. False when the map's
+        lease (``fence``) was lost meanwhile: the mark is left to the map's new owner, whose
+        configuration may still name the target (a mark already gone, without a lease, counts
+        as let go)."""
+        forgotten = self._store.forget_dead_target(target.tenant_id, target.target_key, fence=fence)
+        if not forgotten and fence is not None:
+            log.info(
+                "dead target not let go: the map's lease is no longer this instance's (or the"
+                " mark went meanwhile); left to the map's owner",
+                extra={"ctx": {"target": target.target_key, "tenant": target.tenant_id}},
+            )
+            return False
         log.warning(
             "dead target no longer configured; the notifications it held fail as no longer"
             " configured",
             extra={"ctx": {"target": target.target_key, "tenant": target.tenant_id}},
         )
+        return True
 
     def hold(self, row: OutboxRow, reason: str, resolved: ResolvedTarget) -> None:
         """Discord refused ``row``'s target for good: keep it dead until it changes."""

@@ -679,7 +679,9 @@ class Store(Protocol):
 
     def revive_target(self, target_key: str, *, tenant_id: str | None = None) -> Revived: ...
 
-    def forget_dead_target(self, tenant_id: str, target_key: str) -> None: ...
+    def forget_dead_target(
+        self, tenant_id: str, target_key: str, *, fence: LeaseFence | None = None
+    ) -> bool: ...
 
     def retarget_pending(
         self,

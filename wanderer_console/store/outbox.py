@@ -795,14 +795,20 @@ class OutboxMixin:
             ).rowcount
         return Revived(int(marks) > 0, int(held), int(requeued))
 
-    def forget_dead_target(self, tenant_id: str, target_key: str) -> None:
+    def forget_dead_target(
+        self, tenant_id: str, target_key: str, *, fence: LeaseFence | None = None
+    ) -> bool:
         """Stop holding a dead target no configuration names any more: its held rows are read
-        again, and fail as no longer configured (its failed rows stay as they are)."""
+        again, and fail as no longer configured (its failed rows stay as they are). With
+        ``fence`` (several instances), only while the map's lease is still the caller's,
+        checked in the statement as :meth:`fail_unsent` checks it; False when no mark went."""
+        held, lease = self._lease_still(fence)
         with self._writes.transaction("forget dead target") as conn:
-            conn.execute(
-                "DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?",
-                (tenant_id, target_key),
+            cursor = conn.execute(
+                f"DELETE FROM dead_targets WHERE tenant_id = ? AND target_key = ?{held}",
+                (tenant_id, target_key, *lease),
             )
+        return int(cursor.rowcount) > 0
 
     def retarget_pending(
         self,

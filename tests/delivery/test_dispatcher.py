@@ -426,6 +426,27 @@ async def test_a_failed_sends_retry_goes_at_its_time_not_at_the_next_poll(tmp_pa
         assert sorted(m.target for m in rig.discord.received) == ["webhook:71", "webhook:72"]
 
 
+async def test_a_dead_targets_held_rows_do_not_hold_a_retry_back_to_the_poll(
+    tmp_path: Path,
+) -> None:
+    """A dead target's rows stay pending and long due: the wait after a look counted from the
+    earliest pending row, found it due already and slept the whole poll (30 s here, 1 s by
+    default), so every other target's retry waited for it. Only rows not due at the look's read
+    shorten the wait now: the failed send goes again at its 50 ms backoff."""
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        rig.discord.disable_webhook(81)
+        _fan_out(rig, "dead", [81])
+        await until(lambda: len(rig.dispatcher.dead_targets) == 1, timeout=10.0)
+        _fan_out(rig, "held", [81])  # pending behind the dead target, due since it came
+        await until(lambda: rig.dispatcher.waiting and not rig.dispatcher.delivering)
+        rig.discord.fail_next(500)
+        _fan_out(rig, "retry", [71])
+        await until(lambda: rig.store.outbox_counts().get("sent") == 1, timeout=10.0)
+        assert [m.target for m in rig.discord.received] == ["webhook:71"]
+        assert rig.store.outbox_counts() == {"pending": 2, "sent": 1}  # the dead one's two
+
+
 async def test_a_revived_target_sends_at_once_though_the_loop_was_settled(tmp_path: Path) -> None:
     """Reviving a dead target from the console wakes a full look (the loop had nothing to do and
     its next poll is far off)."""

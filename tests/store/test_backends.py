@@ -68,6 +68,9 @@ def test_a_row_is_claimed_before_its_send_and_recovered_after_a_crash(store: Sto
     assert store.recover_in_flight()[0][3] == 10.0
     store.release([a.id, b.id], next_attempt_at=40.0, error="HTTP 500", keep_send_id=True)
     assert store.next_due_at() == 1.0  # c is still due since it was written
+    # Not due yet at 20.0: the retry at 40.0 (the dispatcher's wait after a look at 20.0).
+    assert store.next_due_at(after=20.0) == 40.0
+    assert store.next_due_at(after=40.0) is None  # due at 40.0 is not "after" it
     store.mark_sent([c.id], now=41.0)
     assert store.next_due_at() == 40.0
     store.mark_unconfirmed([a.id], error="timed out twice")

@@ -257,6 +257,9 @@ class Dispatcher:
         self._dirty: set[str] = set()
         """Busy targets that may have due rows their worker was not given (busy at the last
         look, which left them out, or woken for since): their worker's end looks again."""
+        self._read_at: float | None = None
+        """The wall time the loop's last look read the outbox at (``None``: it did not read):
+        what the wait after it counts from (:meth:`_idle_timeout`)."""
         self._moves: dict[TargetKey, Target] = {}
         """Targets a reload moved (:meth:`retarget`), whose waiting rows the next look moves."""
         self._context: contextvars.Context | None = None
@@ -519,6 +522,7 @@ class Dispatcher:
                 # A look when something may have become due (a wake other than a worker's
                 # clean end, see _worker_done) or at the deadline (the poll, the next retry).
                 if not self._settled or loop.time() >= deadline:
+                    self._read_at = None
                     try:
                         self._settled = (
                             self._store_ready() and not self.paused and self._dispatch_due()
@@ -640,11 +644,16 @@ class Dispatcher:
         timeout = self._poll
         if self._store.write_fault is not None or self._journal:
             return max(0.01, min(timeout, self._next_write_probe - now))
-        # One index probe, whatever the backlog. Rows due now are with a running worker (its
-        # end wakes us) or held by a dead target; only a deferred retry in the future shortens
-        # the wait.
-        next_due = self._store.next_due_at()
-        if next_due is not None and next_due > now:
+        # One index probe, whatever the backlog. Rows due when the look read the outbox are
+        # with a running worker (its end wakes us) or held (a dead target): only a row not due
+        # then shortens the wait, a deferred retry, or one that came due between the read and
+        # now (looked at again at once). Counted from now, a row due since the read (the timer
+        # fires a hair early for the wall clock) left the loop asleep for the whole poll; and
+        # the earliest of every pending row, a dead target's long due among them, hid every
+        # retry behind it.
+        read_at = now if self._read_at is None else self._read_at
+        next_due = self._store.next_due_at(after=read_at)
+        if next_due is not None:
             timeout = min(timeout, next_due - now)
         return max(timeout, self._outcomes.pause_until - now, 0.01)
 
@@ -791,6 +800,7 @@ class Dispatcher:
         # Left out of this read: what is due for them is read again when their worker ends.
         self._dirty = busy
         dead, held = self._dead.held(targets)
+        self._read_at = now
         rows = self._store.due_outbox(
             now, limit=_FETCH, exclude_targets=busy | dead, held=held, tenants=tenants
         )

@@ -310,11 +310,20 @@ class OutboxMixin:
         ).fetchall()
         return [str(key) for (key,) in rows]
 
-    def next_due_at(self) -> float | None:
-        """When the earliest pending notification becomes due, if any is pending."""
-        row = self._conn.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-        ).fetchone()
+    def next_due_at(self, after: float | None = None) -> float | None:
+        """When the earliest pending notification becomes due, if any is pending; with
+        ``after``, the earliest not due yet at that time (one probe of the ``outbox_due``
+        index either way)."""
+        if after is None:
+            row = self._conn.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT MIN(next_attempt_at) FROM outbox"
+                " WHERE status = 'pending' AND next_attempt_at > ?",
+                (after,),
+            ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def outbox_depth(self) -> dict[str, int]:

@@ -314,16 +314,10 @@ class OutboxMixin:
         """When the earliest pending notification becomes due, if any is pending; with
         ``after``, the earliest not due yet at that time (one probe of the ``outbox_due``
         index either way)."""
-        if after is None:
-            row = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-            ).fetchone()
-        else:
-            row = self._conn.execute(
-                "SELECT MIN(next_attempt_at) FROM outbox"
-                " WHERE status = 'pending' AND next_attempt_at > ?",
-                (after,),
-            ).fetchone()
+        later, params = ("", ()) if after is None else (" AND next_attempt_at > ?", (after,))
+        row = self._conn.execute(
+            f"SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'{later}", params
+        ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def outbox_depth(self) -> dict[str, int]:

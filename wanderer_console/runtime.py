@@ -651,7 +651,7 @@ class _LeasedMaps:
         rt.dispatcher.recover_orphans(tenant, fence)
         # Its routing as its last holder ran it (recorded per map) against ours: a target
         # changed meanwhile moves its backlog before the map's rows are read here.
-        rt.dispatcher.adopt_routes([tenant])
+        rt.dispatcher.adopt_routes(rt.cluster.carried(tenant))  # with _ops if it carries them
         rt.dispatcher.wake()  # the map's queued notifications are this instance's to send now
         rt.engine.forget_kills()
         rt.kills.forget_recent()

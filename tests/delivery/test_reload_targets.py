@@ -16,7 +16,7 @@ from tests.delivery.rig import Rig, make_rig, until
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.loader import parse_settings_text
 from wanderer_console.config.model import Settings
-from wanderer_console.config.routing import ROUTES, moved_targets
+from wanderer_console.config.routing import OPS_TENANT, ROUTES, moved_targets
 from wanderer_console.delivery.dispatcher import Dispatcher, build_dispatcher
 from wanderer_console.delivery.outcomes import OutcomeJournal
 from wanderer_console.delivery.policy import ResolvedTarget, TargetState
@@ -242,6 +242,31 @@ async def test_a_route_split_over_two_targets_moves_nothing(tmp_path: Path) -> N
         assert engine.discord.messages_for("webhook:6") == []
 
 
+@pytest.mark.slow
+async def test_two_reloads_before_a_look_move_the_backlog_to_the_last_target(
+    tmp_path: Path,
+) -> None:
+    """Webhook 3 is dead with a backlog; two reloads point the map at webhook 5, then at 7,
+    before the dispatcher looks again (delivery paused): the backlog goes to 7, once each.
+    The second move's old key (5) is gone by the look, and the routing recorded from before
+    the first (webhook 3) moves 3's rows to 7."""
+    async with _engine(tmp_path, 3) as engine:
+        engine.discord.disable_webhook(3)
+        engine.enqueue(engine.hook(3), 2)
+        await until(lambda: engine.dispatcher.dead_targets)
+        engine.dispatcher.paused = True
+        engine.live.replace(_settings(webhook_url(engine.url, 5)))
+        await asyncio.sleep(0)
+        engine.live.replace(_settings(webhook_url(engine.url, 7)))
+        await asyncio.sleep(0)
+        engine.dispatcher.paused = False
+        engine.dispatcher.wake()
+        await until(lambda: engine.store.outbox_counts() == {"sent": 2}, timeout=10)
+        assert engine.titles("webhook:7") == ["note 0", "note 1"]
+        assert engine.discord.messages_for("webhook:5") == []
+        assert engine.store.recorded_routes()["home"] == dict.fromkeys(ROUTES, "webhook:7")
+
+
 def test_which_targets_a_reload_moved() -> None:
     """Moved: every route of the old key now goes to one same target. Not moved: routes split,
     the key still used by another route, a route that now goes nowhere."""
@@ -371,3 +396,90 @@ async def test_a_first_start_with_no_recorded_routing_moves_nothing_and_records_
             recorded = engine.store.recorded_routes()
     assert recorded == {"home": dict.fromkeys(ROUTES, "webhook:5")}
     assert _moved_logs(caplog) == []
+
+
+# -- the operations webhook's alert messages (tenant ``_ops``) ----------------------------------
+
+
+def _ops(webhook_id: int, base: str = "{url}") -> str:
+    """Extra settings for :func:`_engine`: the operations webhook (after the map's section)."""
+    return f'\n[alerts]\ndiscord_webhook_url = "{webhook_url(base, webhook_id)}"'
+
+
+def _enqueue_alerts(engine: _Engine, webhook_id: int, count: int) -> None:
+    target = Target(TargetKind.WEBHOOK, webhook_url(engine.url, webhook_id), OPS_TENANT)
+    engine.store.enqueue(
+        [
+            Notification(
+                OPS_TENANT,
+                NotificationType.ALERT,
+                f"alert{i}",
+                target,
+                {"embeds": [{"title": f"alert {i}"}]},
+            )
+            for i in range(count)
+        ]
+    )
+    engine.dispatcher.wake()
+
+
+def _alert_titles(engine: _Engine, key: str) -> list[str]:
+    """Every alert posted to ``key`` (alerts share a message: up to ten embeds each)."""
+    messages = engine.discord.messages_for(key)
+    return sorted(embed["title"] for m in messages for embed in m.body["embeds"])
+
+
+async def _dead_alerts(engine: _Engine, count: int) -> None:
+    """``count`` alert messages held for operations webhook 7, which Discord deleted."""
+    engine.discord.disable_webhook(7)
+    _enqueue_alerts(engine, 7, count)
+    await until(lambda: set(engine.dispatcher.dead_targets) == {(OPS_TENANT, "webhook:7")})
+    await until(lambda: engine.store.outbox_counts() == {"pending": count})
+
+
+def test_which_operations_webhook_a_reload_moved() -> None:
+    """The operations webhook replaced moves its alert messages; added or removed, nothing
+    moves (there was nowhere to post them, or there is nowhere now)."""
+    hook = webhook_url("http://h", 3)
+    seven, eight = _ops(7, "http://o"), _ops(8, "http://o")
+    moved = moved_targets(_settings(hook, seven), _settings(hook, eight))
+    assert {key: target.key for key, target in moved.items()} == {
+        (OPS_TENANT, "webhook:7"): "webhook:8"
+    }
+    assert moved[(OPS_TENANT, "webhook:7")].tenant == OPS_TENANT
+    assert moved_targets(_settings(hook), _settings(hook, eight)) == {}
+    assert moved_targets(_settings(hook, seven), _settings(hook)) == {}
+    assert moved_targets(_settings(hook, seven), _settings(hook, seven)) == {}
+
+
+@pytest.mark.slow
+async def test_a_dead_operations_webhook_replaced_in_the_config_sends_what_it_held(
+    tmp_path: Path,
+) -> None:
+    """Discord deleted the operations webhook while alert messages waited for it; the operator
+    puts a new one in the config (a hot reload): the alerts go to it, once each, instead of
+    failing as no longer configured (as they did: only a map's routes moved)."""
+    async with _engine(tmp_path, 3, _ops(7)) as engine:
+        await _dead_alerts(engine, 2)
+        new = _settings(webhook_url(engine.url, 3), _ops(8, engine.url))
+        engine.live.replace(new)
+        await until(lambda: engine.store.outbox_counts() == {"sent": 2}, timeout=10)
+        assert _alert_titles(engine, "webhook:8") == ["alert 0", "alert 1"]
+        assert engine.discord.messages_for("webhook:7") == []
+        assert engine.store.dead_targets() == []
+        assert engine.store.recorded_routes()[OPS_TENANT] == {"alerts": "webhook:8"}
+
+
+@pytest.mark.slow
+async def test_a_dead_operations_webhook_replaced_while_the_engine_was_stopped(
+    tmp_path: Path,
+) -> None:
+    """The same change made while the engine was stopped: the start moves the held alerts to
+    the new operations webhook, as it moves a map's backlog."""
+    async with _engine(tmp_path, 3, _ops(7)) as engine:
+        await _dead_alerts(engine, 3)
+        assert engine.store.recorded_routes()[OPS_TENANT] == {"alerts": "webhook:7"}
+    async with _engine(tmp_path, 3, _ops(8)) as engine:
+        await until(lambda: engine.store.outbox_counts() == {"sent": 3}, timeout=10)
+        assert _alert_titles(engine, "webhook:8") == ["alert 0", "alert 1", "alert 2"]
+        assert engine.store.failed_rows() == []

@@ -15,6 +15,7 @@ from wanderer_console.config.trackers import TrackerSettings
 from wanderer_console.domain.notification import Target, TargetKind
 
 __all__ = [
+    "OPS_ROUTE",
     "OPS_TENANT",
     "ROUTES",
     "Route",
@@ -26,6 +27,7 @@ __all__ = [
     "route_credentials",
     "route_keys",
     "route_targets",
+    "tenant_routes",
     "tracker_target",
 ]
 
@@ -42,6 +44,20 @@ def ops_target(settings: Settings) -> Target | None:
     if webhook is None:
         return None
     return Target(TargetKind.WEBHOOK, webhook.get_secret_value(), OPS_TENANT)
+
+
+OPS_ROUTE: Final = "alerts"
+"""The one route of the operations messages (tenant ``_ops``), as their routing is recorded."""
+
+
+def tenant_routes(settings: Settings, tenant: str) -> dict[str, Target | None] | None:
+    """Where each route of ``tenant`` posts (:func:`route_targets`; the operations messages'
+    one route to the operations webhook), or ``None`` when it is not configured (a map
+    removed, no operations webhook): what the dispatcher compares with the recorded routing."""
+    if tenant == OPS_TENANT:
+        ops = ops_target(settings)
+        return None if ops is None else {OPS_ROUTE: ops}
+    return route_targets(settings, tenant) if tenant in settings.maps else None
 
 
 def resolve_target(settings: Settings, tenant: str, route: Route) -> Target | None:
@@ -139,23 +155,33 @@ def changed_maps(old: Settings, new: Settings) -> list[str]:
     """The maps of ``new`` whose routing a reload from ``old`` may have changed: new ones, and
     those whose settings are not the same object in both or ran under another global bot token
     (a hosted refresh keeps the unchanged maps' objects: at a thousand maps, resolving them all
-    again would cost 25 ms of the event loop per reload)."""
+    again would cost 25 ms of the event loop per reload); and the operations messages
+    (``_ops``) when the operations webhook changed."""
     same_token = old.discord.bot_token == new.discord.bot_token
-    return [
+    changed = [
         tenant
         for tenant, settings in new.maps.items()
         if not (same_token and old.maps.get(tenant) is settings)
     ]
+    if _ops_key(old) != _ops_key(new):
+        changed.append(OPS_TENANT)
+    return changed
+
+
+def _ops_key(settings: Settings) -> str | None:
+    ops = ops_target(settings)
+    return None if ops is None else ops.key
 
 
 def moved_targets(old: Settings, new: Settings) -> dict[tuple[str, str], Target]:
     """The targets a reload moved, by ``(tenant, old key)`` (see :func:`moves_between`); maps
-    only in one of the settings move nothing."""
+    only in one of the settings move nothing, nor does an operations webhook added or removed
+    (one replaced moves the alert messages waiting for the old one)."""
     moved: dict[tuple[str, str], Target] = {}
     for tenant in changed_maps(old, new):
-        if tenant not in old.maps:
+        before, after = tenant_routes(old, tenant), tenant_routes(new, tenant)
+        if before is None or after is None:
             continue
-        was = route_keys(route_targets(old, tenant))
-        for key, target in moves_between(was, route_targets(new, tenant)).items():
+        for key, target in moves_between(route_keys(before), after).items():
             moved[(tenant, key)] = target
     return moved

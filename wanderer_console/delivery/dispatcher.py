@@ -44,11 +44,12 @@ import orjson
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import (
+    OPS_TENANT,
     changed_maps,
     moved_targets,
     moves_between,
     route_keys,
-    route_targets,
+    tenant_routes,
 )
 from wanderer_console.delivery.discord import DiscordSender, Outcome, SendResult
 from wanderer_console.delivery.outcomes import OutcomeJournal, Outcomes, TargetKey
@@ -1471,13 +1472,12 @@ def build_dispatcher(
         policy=DeliveryPolicy.from_settings(first),
         gate=gate,
         spill=spill,
-        routes=lambda tenant: (
-            route_targets(settings.current, tenant) if tenant in settings.current.maps else None
-        ),
+        routes=lambda tenant: tenant_routes(settings.current, tenant),
     )
     # Before the first look: a target changed while the engine was stopped moves its backlog
-    # as at a reload (several instances: only the maps whose lease is held, at its acquisition).
-    dispatcher.adopt_routes(first.maps)
+    # as at a reload (several instances: only the maps whose lease is held, at its acquisition),
+    # the operations webhook's alert messages as a map's.
+    dispatcher.adopt_routes([*first.maps, OPS_TENANT])
 
     def follow(old: Settings, new: Settings) -> None:
         dispatcher.retarget(moved_targets(old, new))

@@ -42,3 +42,22 @@ def test_a_failed_load_stops_recording_and_a_later_load_keeps_its_own() -> None:
     index.abandon_load("m", failed)
     index.put_system("m", TrackedSystem(B))  # not recorded: no load reads
     assert index._during == {}
+
+
+def test_a_rename_made_during_a_load_is_applied_again_over_what_it_read() -> None:
+    """A system renamed on the map (``system_metadata_changed``) while a load reads the map:
+    the load's state, read before the rename, does not bring the old names back (the names
+    were set on the tracked system alone, so the load's copy replaced them)."""
+    index = TrackingIndex()
+    index.replace("m", [TrackedSystem(A, name="J100001")], [])
+    load = index.begin_load("m")
+    index.rename_system("m", A, "Home", "staging")
+    index.rename_system("m", B, "Elsewhere", None)  # not on the map: nothing to rename
+    read = TrackedSystem(A, name="J100001", custom_name="Old home", temporary_name="old")
+    index.replace("m", [read], [], load=load)
+    system = index.map("m").systems[A]
+    assert (system.custom_name, system.temporary_name) == ("Home", "staging")
+    assert B not in index.map("m").systems
+
+    index.rename_system("m", A, "J100001", None)  # its own name again: no custom name
+    assert (system.custom_name, system.temporary_name) == (None, None)

@@ -233,6 +233,19 @@ class TrackingIndex:
         tracking.systems[system.solar_system_id] = system
         self._add(self._by_system, system.solar_system_id, tenant, "systems")
 
+    def rename_system(
+        self, tenant: str, solar_system_id: int, name: str | None, temporary_name: str | None
+    ) -> None:
+        """A tracked system's names changed on the map (``system_metadata_changed``): ``name``
+        is its custom name unless it is the system's own; ``temporary_name`` replaces the
+        old one. Recorded as the other changes are, so a load that read the map before the
+        change does not undo it (:meth:`replace`)."""
+        self._record(tenant, self.rename_system, solar_system_id, name, temporary_name)
+        system = self.map(tenant).systems.get(solar_system_id)
+        if system is not None:
+            system.custom_name = _intern(name if name != system.name else None)
+            system.temporary_name = temporary_name
+
     def remove_system(self, tenant: str, solar_system_id: int) -> None:
         """Take a system off a map."""
         self._record(tenant, self.remove_system, solar_system_id)

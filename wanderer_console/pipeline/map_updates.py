@@ -199,10 +199,9 @@ class MapUpdates:
             self._index.remove_system(tenant, payload.solar_system_id)
             self._on_tracking_changed()
         elif isinstance(payload, SystemMetadataChanged):
-            system = self._index.map(tenant).systems.get(payload.solar_system_id)
-            if system is not None:
-                system.custom_name = payload.name if payload.name != system.name else None
-                system.temporary_name = payload.temporary_name
+            self._index.rename_system(
+                tenant, payload.solar_system_id, payload.name, payload.temporary_name
+            )
         elif isinstance(payload, CharacterRemoved):
             tracking = self._index.map(tenant)
             found = tracking.character_by_internal_id(payload.id or "") or (

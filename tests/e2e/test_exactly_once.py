@@ -117,7 +117,9 @@ class Engine:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> asyncio.subprocess.Process:
-        self.proc = proc = await start_headless(self.config, self.data)
+        # Every start's log lines, kept beside the data directory: a failure is read there.
+        with (self.data.parent / "engine.log").open("ab") as log_file:
+            self.proc = proc = await start_headless(self.config, self.data, stdout=log_file)
         # The lock names our PID once the engine is built, after its signal handlers are in
         # place: a signal from then on is handled, never the default abrupt end.
         await wait_for(

@@ -129,7 +129,9 @@ async def test_discord_failing_while_the_engine_is_stopped_and_killed_loses_and_
         faults.stop()
         await chaos
         await wait_for(
-            lambda: {status for status, _kind, _n in _rows(engine.db)} <= SETTLED,
+            lambda: (
+                engine.running() and {status for status, _kind, _n in _rows(engine.db)} <= SETTLED
+            ),
             240,
             "every notification settled once Discord answers again",
         )

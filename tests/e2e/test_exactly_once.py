@@ -136,6 +136,16 @@ class Engine:
         if sig is not signal.SIGKILL:
             assert self.proc.returncode == 0, err.decode()[-2000:]
 
+    def running(self) -> bool:
+        """True while the engine runs; an engine that exited by itself fails the test at once
+        (a wait for its backlog would only time out), naming its exit code and its log."""
+        if self.proc is not None and self.proc.returncode is not None:
+            raise AssertionError(
+                f"the engine exited by itself with code {self.proc.returncode};"
+                f" its log: {self.data.parent / 'engine.log'}"
+            )
+        return True
+
     def kill_now(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
@@ -162,7 +172,10 @@ async def _run_with_stops(
         # Sent, or (a webhook message whose one re-send a kill cut too) kept as probably
         # delivered rather than posted a third time.
         await wait_for(
-            lambda: {status for status, _kind, _n in _rows(engine.db)} <= {"sent", "uncertain"},
+            lambda: (
+                engine.running()
+                and {status for status, _kind, _n in _rows(engine.db)} <= {"sent", "uncertain"}
+            ),
             240,
             "every notification sent or kept as probably delivered",
         )

@@ -21,7 +21,7 @@ from tests.support import wait_for
 from wanderer_console.cluster import resource_of
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.loader import parse_settings_text
-from wanderer_console.config.routing import ROUTES
+from wanderer_console.config.routing import OPS_TENANT, ROUTES
 from wanderer_console.delivery.dispatcher import Dispatcher, build_dispatcher
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
 from wanderer_console.http.client import HttpClient
@@ -48,16 +48,17 @@ class Gate:
         self.fences: dict[str, LeaseFence] = {}
 
     def tenants(self) -> set[str]:
-        return set(self.fences)
+        return set(self.fences) | ({OPS_TENANT} if "home" in self.fences else set())
 
     def fence(self, tenant: str) -> LeaseFence | None:
-        return self.fences.get(tenant)
+        # The operations messages go under the first map's lease, as MapLeases carries them.
+        return self.fences.get("home" if tenant == OPS_TENANT else tenant)
 
     def holds(self, fence: LeaseFence) -> bool:
         return fence in self.fences.values()
 
     def carried(self, tenant: str) -> list[str]:
-        return [tenant]
+        return [tenant, OPS_TENANT] if tenant == "home" else [tenant]
 
 
 @contextlib.asynccontextmanager
@@ -132,6 +133,57 @@ async def test_two_engines_started_with_a_changed_webhook_move_its_backlog_once(
         assert fake.messages_for("webhook:3") == []
         moved = [r for r in caplog.records if "moved to the map's new target" in r.getMessage()]
         assert [r.__dict__["ctx"]["notifications"] for r in moved] == [3]
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+async def test_two_engines_started_with_a_changed_operations_webhook_move_its_alerts_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for the operations webhook (``alerts.discord_webhook_url``) replaced while the
+    engines were stopped: the engine whose map lease carries the operations messages moves
+    their backlog to the new webhook, once; the other moves nothing."""
+    caplog.set_level(logging.INFO, logger="wanderer_console")
+    fake = FakeDiscord()
+    server = AppServer(fake.app)
+    await server.start()
+    http = HttpClient("discord", metrics=Metrics(), timeout=5.0)
+    try:
+        old = Target(TargetKind.WEBHOOK, webhook_url(server.url, 7), OPS_TENANT)
+        store.enqueue(
+            [
+                Notification(
+                    OPS_TENANT,
+                    NotificationType.ALERT,
+                    f"alert{i}",
+                    old,
+                    {"content": "<@&1> rally", "embeds": [{"title": f"alert {i}"}]},
+                )
+                for i in range(2)
+            ]
+        )
+        store.set_dead_target(OPS_TENANT, old.key, reason="HTTP 404", fingerprint="f", now=1.0)
+        assert store.record_routes(OPS_TENANT, {"alerts": old.key}) == {}
+        text = _CONFIG.format(webhook=webhook_url(server.url, 3))
+        text += f'\n[alerts]\ndiscord_webhook_url = "{webhook_url(server.url, 8)}"\n'
+        settings, _ = parse_settings_text(text, environ={})
+        gates = {name: Gate(name) for name in ("a", "b")}
+        a, b = (
+            build_dispatcher(store, Metrics(), http, LiveSettings(settings), gate=gates[name])
+            for name in ("a", "b")
+        )
+        _lease(store, gates["a"])  # "a" holds the first map's lease: it carries the alerts
+        async with _running(a), _running(b):
+            await wait_for(lambda: store.outbox_counts() == {"sent": 2}, 15)
+            assert store.recorded_routes()[OPS_TENANT] == {"alerts": "webhook:8"}
+        titles = sorted(m.body["embeds"][0]["title"] for m in fake.messages_for("webhook:8"))
+        assert titles == ["alert 0", "alert 1"]
+        assert fake.messages_for("webhook:7") == []
+        moved = [r for r in caplog.records if "moved to the map's new target" in r.getMessage()]
+        assert [
+            (r.__dict__["ctx"]["tenant"], r.__dict__["ctx"]["notifications"]) for r in moved
+        ] == [(OPS_TENANT, 2)]
     finally:
         await http.aclose()
         await server.stop()

@@ -21,6 +21,7 @@ from tests.support import wait_for
 from wanderer_console.cluster import resource_of
 from wanderer_console.config.live import LiveSettings
 from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.config.model import Settings
 from wanderer_console.config.routing import OPS_TENANT, ROUTES
 from wanderer_console.delivery.dispatcher import Dispatcher, build_dispatcher
 from wanderer_console.domain.notification import Notification, NotificationType, Target, TargetKind
@@ -72,6 +73,32 @@ async def _running(dispatcher: Dispatcher) -> AsyncIterator[Dispatcher]:
             await task
 
 
+@contextlib.asynccontextmanager
+async def _discord() -> AsyncIterator[tuple[FakeDiscord, AppServer, HttpClient]]:
+    """A fake Discord on a real socket, and the client both engines post through."""
+    fake = FakeDiscord()
+    server = AppServer(fake.app)
+    await server.start()
+    http = HttpClient("discord", metrics=Metrics(), timeout=5.0)
+    try:
+        yield fake, server, http
+    finally:
+        await http.aclose()
+        await server.stop()
+
+
+def _engines(
+    store: Store, http: HttpClient, settings: Settings
+) -> tuple[dict[str, Gate], Dispatcher, Dispatcher]:
+    """Engines "a" and "b" on one database: their gates (no lease yet) and real dispatchers."""
+    gates = {name: Gate(name) for name in ("a", "b")}
+    a, b = (
+        build_dispatcher(store, Metrics(), http, LiveSettings(settings), gate=gates[name])
+        for name in ("a", "b")
+    )
+    return gates, a, b
+
+
 def _lease(store: Store, gate: Gate) -> None:
     grant = store.acquire_lease(resource_of("home"), gate.instance_id, 600.0)
     assert grant is not None
@@ -95,11 +122,7 @@ async def test_two_engines_started_with_a_changed_webhook_move_its_backlog_once(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="wanderer_console")
-    fake = FakeDiscord()
-    server = AppServer(fake.app)
-    await server.start()
-    http = HttpClient("discord", metrics=Metrics(), timeout=5.0)
-    try:
+    async with _discord() as (fake, server, http):
         old = Target(TargetKind.WEBHOOK, webhook_url(server.url, 3), "home")
         # What the engines left when they stopped: webhook 3 dead, three notifications held
         # for it, the map's routing as they ran it.
@@ -109,11 +132,7 @@ async def test_two_engines_started_with_a_changed_webhook_move_its_backlog_once(
         settings, _ = parse_settings_text(
             _CONFIG.format(webhook=webhook_url(server.url, 5)), environ={}
         )
-        gates = {name: Gate(name) for name in ("a", "b")}
-        a, b = (
-            build_dispatcher(store, Metrics(), http, LiveSettings(settings), gate=gates[name])
-            for name in ("a", "b")
-        )
+        gates, a, b = _engines(store, http, settings)
         _lease(store, gates["a"])  # "a" won the map's lease; "b" started all the same
         async with _running(a), _running(b):
             await wait_for(lambda: store.outbox_counts() == {"sent": 3}, 15)
@@ -133,9 +152,6 @@ async def test_two_engines_started_with_a_changed_webhook_move_its_backlog_once(
         assert fake.messages_for("webhook:3") == []
         moved = [r for r in caplog.records if "moved to the map's new target" in r.getMessage()]
         assert [r.__dict__["ctx"]["notifications"] for r in moved] == [3]
-    finally:
-        await http.aclose()
-        await server.stop()
 
 
 async def test_two_engines_started_with_a_changed_operations_webhook_move_its_alerts_once(
@@ -145,11 +161,7 @@ async def test_two_engines_started_with_a_changed_operations_webhook_move_its_al
     engines were stopped: the engine whose map lease carries the operations messages moves
     their backlog to the new webhook, once; the other moves nothing."""
     caplog.set_level(logging.INFO, logger="wanderer_console")
-    fake = FakeDiscord()
-    server = AppServer(fake.app)
-    await server.start()
-    http = HttpClient("discord", metrics=Metrics(), timeout=5.0)
-    try:
+    async with _discord() as (fake, server, http):
         old = Target(TargetKind.WEBHOOK, webhook_url(server.url, 7), OPS_TENANT)
         store.enqueue(
             [
@@ -168,11 +180,7 @@ async def test_two_engines_started_with_a_changed_operations_webhook_move_its_al
         text = _CONFIG.format(webhook=webhook_url(server.url, 3))
         text += f'\n[alerts]\ndiscord_webhook_url = "{webhook_url(server.url, 8)}"\n'
         settings, _ = parse_settings_text(text, environ={})
-        gates = {name: Gate(name) for name in ("a", "b")}
-        a, b = (
-            build_dispatcher(store, Metrics(), http, LiveSettings(settings), gate=gates[name])
-            for name in ("a", "b")
-        )
+        gates, a, b = _engines(store, http, settings)
         _lease(store, gates["a"])  # "a" holds the first map's lease: it carries the alerts
         async with _running(a), _running(b):
             await wait_for(lambda: store.outbox_counts() == {"sent": 2}, 15)
@@ -184,6 +192,3 @@ async def test_two_engines_started_with_a_changed_operations_webhook_move_its_al
         assert [
             (r.__dict__["ctx"]["tenant"], r.__dict__["ctx"]["notifications"]) for r in moved
         ] == [(OPS_TENANT, 2)]
-    finally:
-        await http.aclose()
-        await server.stop()

@@ -242,6 +242,17 @@ async def test_a_route_split_over_two_targets_moves_nothing(tmp_path: Path) -> N
         assert engine.discord.messages_for("webhook:6") == []
 
 
+async def _reloaded_while_paused(engine: _Engine, count: int) -> None:
+    """Webhook 3 dead with ``count`` notifications held; delivery paused, then a hot reload
+    points the map at webhook 5: its move waits for the dispatcher's next look."""
+    engine.discord.disable_webhook(3)
+    engine.enqueue(engine.hook(3), count)
+    await until(lambda: engine.dispatcher.dead_targets)
+    engine.dispatcher.paused = True
+    engine.live.replace(_settings(webhook_url(engine.url, 5)))
+    await asyncio.sleep(0)  # the reload's wake finds delivery paused: no look
+
+
 @pytest.mark.slow
 async def test_two_reloads_before_a_look_move_the_backlog_to_the_last_target(
     tmp_path: Path,
@@ -251,12 +262,7 @@ async def test_two_reloads_before_a_look_move_the_backlog_to_the_last_target(
     The second move's old key (5) is gone by the look, and the routing recorded from before
     the first (webhook 3) moves 3's rows to 7."""
     async with _engine(tmp_path, 3) as engine:
-        engine.discord.disable_webhook(3)
-        engine.enqueue(engine.hook(3), 2)
-        await until(lambda: engine.dispatcher.dead_targets)
-        engine.dispatcher.paused = True
-        engine.live.replace(_settings(webhook_url(engine.url, 5)))
-        await asyncio.sleep(0)
+        await _reloaded_while_paused(engine, 2)
         engine.live.replace(_settings(webhook_url(engine.url, 7)))
         await asyncio.sleep(0)
         engine.dispatcher.paused = False
@@ -331,12 +337,7 @@ async def test_a_reloads_move_not_applied_before_a_restart_is_applied_by_the_sta
     the dispatcher's next look), and the engine stopped before that look: the start with the
     new config moves the backlog all the same."""
     async with _engine(tmp_path, 3) as engine:
-        engine.discord.disable_webhook(3)
-        engine.enqueue(engine.hook(3), 3)
-        await until(lambda: engine.dispatcher.dead_targets)
-        engine.dispatcher.paused = True
-        engine.live.replace(_settings(webhook_url(engine.url, 5)))
-        await asyncio.sleep(0)  # the reload's wake finds delivery paused: no look
+        await _reloaded_while_paused(engine, 3)
         assert {row.target_key for row in engine.store.due_outbox(now=time.time() + 1)} == {
             "webhook:3"
         }

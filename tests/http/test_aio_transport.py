@@ -22,6 +22,7 @@ from wanderer_console.http.factory import build_client
 from wanderer_console.http.h1 import H1Transport
 from wanderer_console.http.middleware import network_transport
 from wanderer_console.http.settings import settings_for
+from wanderer_console.http.split import SplitTransport
 from wanderer_console.sim.discord import FakeDiscord, webhook_url
 from wanderer_console.sim.server import AppServer
 from wanderer_console.telemetry.metrics import Metrics
@@ -69,8 +70,11 @@ def test_discord_goes_through_h1_and_the_other_services_through_httpcore() -> No
         AiohttpTransport,
     )
     assert settings_for("discord").keepalive_seconds == 30.0
-    assert isinstance(network_transport(settings_for("esi")), httpx.AsyncHTTPTransport)
-    assert isinstance(network_transport(settings_for("map")), httpx.AsyncHTTPTransport)
+    for service in ("esi", "map"):
+        split = network_transport(settings_for(service))
+        assert isinstance(split, SplitTransport)  # streams pooled apart (test_map_pool.py)
+        assert isinstance(split.streams, httpx.AsyncHTTPTransport)
+        assert isinstance(split.requests, httpx.AsyncHTTPTransport)
 
 
 async def test_a_webhook_post_is_confirmed_as_through_httpx_own_transport(kind: str) -> None:

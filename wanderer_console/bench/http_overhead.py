@@ -9,7 +9,13 @@ Then (d) N webhook posts of a Discord-sized kill embed as :class:`DiscordSender`
 Discord client's chain and its transport (:mod:`~wanderer_console.http.h1`), against a canned
 HTTP/1.1 responder on 127.0.0.1 in the same loop (a few microseconds per answer, so the figures
 are the client's): ``discord_post_median_us`` (wall time per post) and ``discord_post_cpu_us``
-(process CPU per post, the responder included). Prints one JSON object.
+(process CPU per post, the responder included).
+
+Then (e) the map client's REST calls beside its open event streams (1,000, fewer when the
+process may not open that many files): process CPU per call (the responder included) with the
+streams and the calls in one httpcore pool, as until the twenty-fourth session, against the
+split of :mod:`~wanderer_console.http.split`, alternating rounds: ``map_rest_cpu_us_one_pool``
+and ``map_rest_cpu_us_split``. Prints one JSON object.
 
 Run: ``python -m wanderer_console.bench.http_overhead [--quick] [-n N]``
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -36,7 +43,9 @@ from wanderer_console.domain.notification import Target, TargetKind
 from wanderer_console.http.bench_support import time_bare_gets
 from wanderer_console.http.client import HttpClient
 from wanderer_console.http.factory import build_client
+from wanderer_console.http.middleware import httpcore_pool, network_transport
 from wanderer_console.http.settings import HttpServiceSettings, resolve_settings
+from wanderer_console.http.sse import open_sse
 from wanderer_console.sim.server import AppServer
 from wanderer_console.telemetry.metrics import Metrics
 
@@ -134,7 +143,91 @@ async def time_discord_posts(n: int, webhooks: int = 100) -> tuple[list[float], 
     return out, cpu / max(1, n)
 
 
-async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"d\r\n: keepalive\n\n\r\n"
+)
+
+
+_HANDLERS: set[asyncio.Task[Any]] = set()
+
+
+async def _stream_or_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """``GET /stream``: an event stream held open until the client goes; anything else: a small
+    JSON answer per request (keep-alive)."""
+    task = asyncio.current_task()
+    if task is not None:  # awaited before the loop ends (left running, they are cancelled)
+        _HANDLERS.add(task)
+        task.add_done_callback(_HANDLERS.discard)
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET /stream"):
+                writer.write(_STREAM_HEAD)
+                await reader.read()  # until the client closes
+                break
+            writer.write(_ANSWER)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    writer.close()
+
+
+def _stream_count(wanted: int = 1000) -> int:
+    """Streams one process may hold open (two descriptors each, both ends here)."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 100
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(10, min(wanted, (soft - 200) // 2))
+
+
+async def time_rest_beside_streams(
+    n: int, streams: int = 1000, rounds: int = 2
+) -> dict[str, float | int]:
+    """Process CPU per map REST call with the client's event streams open, one pool for both
+    against the split, alternating (``rounds`` of each, each opening its streams anew)."""
+    streams = _stream_count(streams)
+    settings = resolve_settings("map", {"rate_per_second": 0})
+    server = await asyncio.start_server(_stream_or_answer, "127.0.0.1", 0, backlog=4096)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    cpu: dict[str, list[float]] = {"one_pool": [], "split": []}
+    try:
+        for _ in range(rounds):
+            for label in cpu:
+                network = (
+                    httpcore_pool(settings) if label == "one_pool" else network_transport(settings)
+                )
+                client = build_client("map", settings, metrics=Metrics(), transport=network)
+                async with contextlib.AsyncExitStack() as stack:
+                    stack.push_async_callback(client.aclose)
+                    for _ in range(streams):
+                        stream = await stack.enter_async_context(open_sse(client, f"{url}/stream"))
+                        if stream.status != 200:
+                            raise RuntimeError(f"stream refused: {stream.status}")
+                    for _ in range(10):  # warm-up: the REST connection open, code paths seen
+                        await client.get(f"{url}/systems")
+                    started = time.process_time()
+                    for _ in range(n):
+                        response = await client.get(f"{url}/systems")
+                        if not response.ok:
+                            raise RuntimeError(f"unexpected status {response.status}")
+                    cpu[label].append((time.process_time() - started) / n)
+    finally:
+        server.close()
+        if _HANDLERS:  # every client is closed: each handler ends at its end of stream
+            await asyncio.wait(list(_HANDLERS), timeout=5.0)
+    return {
+        "map_streams_open": streams,
+        "map_rest_cpu_us_one_pool": round(statistics.median(cpu["one_pool"]) * 1e6, 1),
+        "map_rest_cpu_us_split": round(statistics.median(cpu["split"]) * 1e6, 1),
+    }
+
+
+async def run(n: int, rounds: int = 4, streams: int = 1000) -> dict[str, float | int]:
     """Measure and return the summary (median microseconds per request)."""
     server = AppServer(Starlette(routes=[Route("/ping", _ping)]))
     await server.start()
@@ -160,6 +253,7 @@ async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
         await plain.aclose()
         await server.stop()
     posts, post_cpu = await time_discord_posts(n)
+    beside_streams = await time_rest_beside_streams(max(50, n // 10), streams)
     bare_us = statistics.median(bare) * 1e6
     plain_us = statistics.median(plain_t) * 1e6
     chain_us = statistics.median(chain_t) * 1e6
@@ -173,6 +267,7 @@ async def run(n: int, rounds: int = 4) -> dict[str, float | int]:
         "ratio": round(chain_us / bare_us, 3),
         "discord_post_median_us": round(statistics.median(posts) * 1e6, 1),
         "discord_post_cpu_us": round(post_cpu * 1e6, 1),
+        **beside_streams,
     }
 
 
@@ -181,9 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="200 requests per client")
     parser.add_argument("-n", type=int, default=None, help="requests per client")
+    parser.add_argument(
+        "--streams", type=int, default=1000, help="map event streams open beside REST calls"
+    )
     args = parser.parse_args(argv)
     n = args.n or (200 if args.quick else 2000)
-    result = asyncio.run(run(n))
+    result = asyncio.run(run(n, streams=max(1, args.streams)))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
     return 0
 

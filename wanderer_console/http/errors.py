@@ -17,6 +17,7 @@ __all__ = [
     "IDEMPOTENT",
     "RATE_KEY",
     "NO_RETRY",
+    "STREAM",
     "CircuitOpenError",
     "TransportError",
     "classify_error",
@@ -30,6 +31,9 @@ RATE_KEY: Final = "wanderer.rate_key"
 """Request extension: ``True`` lets the middleware chain retry a POST/PATCH."""
 NO_RETRY: Final = "wanderer.no_retry"
 """Request extension: ``True`` bypasses retry (long-lived streams)."""
+STREAM: Final = "wanderer.stream"
+"""Request extension: ``True`` marks a long-lived stream (an event stream held for hours),
+pooled apart from short requests (:class:`~wanderer_console.http.split.SplitTransport`)."""
 ATTEMPTS: Final = "wanderer.attempts"
 """Response extension set by the retry layer: attempts made."""
 

@@ -44,6 +44,7 @@ from wanderer_console.http.deadline import time_left
 from wanderer_console.http.errors import ATTEMPTS, IDEMPOTENT, NO_RETRY, TransportError
 from wanderer_console.http.ratelimit import RateLimiter, RateLimitTransport
 from wanderer_console.http.settings import HttpServiceSettings
+from wanderer_console.http.split import SplitTransport
 from wanderer_console.http.telemetry import HttpMetrics
 from wanderer_console.http.tls import shared_ssl_context
 
@@ -57,6 +58,7 @@ __all__ = [
     "RateLimiter",
     "build_chain",
     "host_key",
+    "httpcore_pool",
     "network_transport",
     "retry_after_seconds",
 ]
@@ -268,6 +270,13 @@ def network_transport(settings: HttpServiceSettings) -> httpx.AsyncBaseTransport
         return AiohttpTransport(
             max_connections=settings.max_connections, keepalive_seconds=settings.keepalive_seconds
         )
+    # Long-lived streams in a pool of their own: httpcore's walks every connection it holds at
+    # each request's start and end (see :mod:`~wanderer_console.http.split`).
+    return SplitTransport(streams=httpcore_pool(settings), requests=httpcore_pool(settings))
+
+
+def httpcore_pool(settings: HttpServiceSettings) -> httpx.AsyncHTTPTransport:
+    """One httpcore connection pool with the service's limits (keeps 20 idle at most)."""
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=20,

@@ -17,7 +17,7 @@ import httpx
 
 from wanderer_console.http.chain_base import retry_after_seconds
 from wanderer_console.http.client import NO_RETRY, HttpClient, TransportError, classify_error
-from wanderer_console.http.errors import RATE_KEY
+from wanderer_console.http.errors import RATE_KEY, STREAM
 from wanderer_console.http.sse_decoder import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -104,7 +104,8 @@ async def open_sse(
     own token bucket on the host, as :meth:`HttpClient.request` does)."""
     send_headers = {"accept": "text/event-stream", "cache-control": "no-cache", **(headers or {})}
     timeout = httpx.Timeout(connect_timeout, read=idle_timeout)
-    extensions: dict[str, object] = {NO_RETRY: True}
+    # STREAM: pooled apart from the client's short requests (http/split.py).
+    extensions: dict[str, object] = {NO_RETRY: True, STREAM: True}
     if rate_key is not None:
         extensions[RATE_KEY] = rate_key
     try:

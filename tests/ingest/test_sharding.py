@@ -19,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import wait_for
 from wanderer_console.config.model import Settings
@@ -154,6 +156,65 @@ def test_a_lower_limit_moves_only_the_excess_and_holds_only_what_was_followed() 
     assert [len(s.ids) for s in plan.shards] == [40, 40, 40, 10]
     assert plan.release(lambda shard: set(shard.ids)) == [first]
     _check_exactly_once(plan, set(SYSTEMS))
+
+
+_STEP = st.one_of(
+    st.tuples(st.just("sync"), st.sets(st.sampled_from(SYSTEMS[:90]))),
+    st.tuples(st.just("apply"), st.sets(st.sampled_from(SYSTEMS[:90]), max_size=12)),
+    st.tuples(st.just("consolidate"), st.none()),
+    st.tuples(st.just("lower"), st.integers(5, 40)),
+    st.tuples(st.just("release"), st.none()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP, max_size=14))
+def test_a_socket_comparing_only_the_touched_ids_follows_what_its_shard_wants(
+    steps: list[tuple[str, object]],
+) -> None:
+    """Each socket compares only the ids its shard noted as touched (every id after its join):
+    whatever the plan does (tracking synced or changed in part, consolidation, a lower limit,
+    moves released), that keeps each socket following exactly its shard's desired ids. A change
+    of ``ids`` or ``held`` that did not note its ids would leave a socket behind here."""
+    plan = ShardPlan(30)
+    wanted: set[int] = set()
+    followed: dict[int, set[int]] = {}  # id(shard) -> what its socket follows
+
+    def follow() -> None:
+        for shard in plan.shards:
+            touched = shard.take_touched()
+            mine = followed.get(id(shard))
+            if mine is None:  # a new socket: its join carries everything
+                followed[id(shard)] = set(shard.desired())
+                continue
+            desired = shard.desired()
+            mine |= {i for i in touched if i in desired}
+            mine -= {i for i in touched if i not in desired}
+            assert mine == desired
+
+    for step, arg in steps:
+        if step == "sync":
+            assert isinstance(arg, set)
+            wanted = arg
+            plan.sync(wanted)
+        elif step == "apply":
+            assert isinstance(arg, set)
+            wanted = wanted ^ arg  # these ids start or stop being tracked
+            plan.apply(arg, wanted.__contains__)
+        elif step == "consolidate":
+            plan.consolidate()
+        elif step == "lower":
+            assert isinstance(arg, int)
+            if arg < plan.limit:
+                plan.lower(arg, lambda shard: followed.get(id(shard), set()))
+        else:
+            plan.release(lambda shard: followed.get(id(shard), set()))
+        for closed in plan.closable():  # its socket closes (and its id may be reused)
+            followed.pop(id(closed), None)
+        follow()
+    plan.release(lambda shard: shard.desired())  # every move confirmed: nothing held any more
+    follow()
+    _check_exactly_once(plan, wanted)
 
 
 # -- real sockets against the fake killstream ------------------------------------------------------

@@ -108,10 +108,41 @@ class Shard:
     """Ids moved to another socket, still followed here until that one confirms them."""
     draining: bool = False
     """Being emptied into the others, to be closed."""
+    touched: set[int] = field(default_factory=set)
+    """Ids whose place in :meth:`desired` may have changed since the socket last took them
+    (:meth:`take_touched`): every change of :attr:`ids` and :attr:`held` goes through the
+    methods below, which note it. The socket then compares only those with what it follows:
+    comparing every id (20,000 pilots at 1,000 maps) held the event loop 2-3 ms at each change
+    of tracking."""
 
     def desired(self) -> set[int]:
         """What the socket should follow now."""
         return self.ids | self.held if self.held else self.ids
+
+    def take_touched(self) -> set[int]:
+        """The ids noted since the last call (and forget them)."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+    def own(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.ids.update(ids)
+        self.touched.update(ids)
+
+    def disown(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.ids.difference_update(ids)
+        self.touched.update(ids)
+
+    def hold(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.held.update(ids)
+        self.touched.update(ids)
+
+    def unhold(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        self.held.difference_update(ids)
+        self.touched.update(ids)
 
     @property
     def load(self) -> int:
@@ -152,11 +183,11 @@ class ShardPlan:
     def _change(self, gone: AbstractSet[int], added: AbstractSet[int]) -> None:
         owner = self.owner
         for i in gone:
-            owner.pop(i).ids.discard(i)
+            owner.pop(i).disown((i,))
         if gone:
             for shard in self.shards:
-                if shard.held:
-                    shard.held -= gone
+                if shard.held & gone:
+                    shard.unhold(shard.held & gone)
         if added:
             self._place(sorted(added))
         self.consolidate()
@@ -173,7 +204,7 @@ class ShardPlan:
                 continue
             take = ids[position : position + room]
             position += len(take)
-            shard.ids.update(take)
+            shard.own(take)
             shard.draining = False
             for i in take:
                 self.owner[i] = shard
@@ -181,7 +212,7 @@ class ShardPlan:
             shard = Shard()
             take = ids[position : position + limit]
             position += len(take)
-            shard.ids.update(take)
+            shard.own(take)
             for i in take:
                 self.owner[i] = shard
             self.shards.append(shard)
@@ -203,9 +234,9 @@ class ShardPlan:
             if room <= 0 or not moving:
                 continue
             take, moving = moving[:room], moving[room:]
-            shard.ids.update(take)
-            last.ids.difference_update(take)
-            last.held.update(take)
+            shard.own(take)
+            last.disown(take)
+            last.hold(take)
             for i in take:
                 self.owner[i] = shard
             self.moves += len(take)
@@ -223,13 +254,13 @@ class ShardPlan:
             if shard.load <= limit:
                 continue
             followed = confirmed(shard)
-            shard.held &= followed
+            shard.unhold(shard.held - followed)
             excess = shard.load - limit
             if excess <= 0:
                 continue
             take = sorted(shard.ids)[max(0, len(shard.ids) - excess) :]
-            shard.ids.difference_update(take)
-            shard.held.update(i for i in take if i in followed)
+            shard.disown(take)
+            shard.hold(i for i in take if i in followed)
             moving.extend(take)
         for i in moving:
             del self.owner[i]
@@ -249,7 +280,7 @@ class ShardPlan:
                 if (new := self.owner.get(i)) is not None and i in confirmed(new)
             }
             if done:
-                shard.held -= done
+                shard.unhold(done)
                 changed.append(shard)
         return changed
 
@@ -374,6 +405,7 @@ class KillSources:
             max_frame_bytes=ks.max_frame_bytes,
             on_confirmed=self._confirmed,
             on_over_limit=functools.partial(self._over_limit, mode),
+            touched=shard.take_touched,
         )
         self._sources[id(shard)] = source
         self._spawn(task, source.run)

@@ -151,6 +151,7 @@ class KillstreamSource:
         on_confirmed: Callable[[], None] | None = None,
         resubscribe: Backoff | None = None,
         on_over_limit: OverLimit | None = None,
+        touched: Callable[[], set[int]] | None = None,
     ) -> None:
         self.mode = mode
         self._max_frame = max_frame_bytes
@@ -161,6 +162,13 @@ class KillstreamSource:
         self.health = ConnectionHealth(name or f"killstream:{mode}", "killstream")
         self._url = f"{url}/socket/websocket?vsn=2.0.0&client_identifier={client_identifier}"
         self._desired = desired
+        self._touched = touched
+        """The ids whose place in ``desired`` changed since the last call (``None``: not
+        known, every id is compared at each refresh)."""
+        self._recheck: set[int] = set()
+        """Ids this socket stopped following on its own (a refused subscribe): compared again."""
+        self._compare_all = True
+        """The next refresh compares every id (after a join, which may not carry them all)."""
         self._sink = sink
         self._metrics = metrics
         self._heartbeat = heartbeat_seconds
@@ -343,6 +351,7 @@ class KillstreamSource:
         if len(ids) > _JOIN_MAX:
             ids = set(sorted(ids)[:_JOIN_MAX])
         self._join_ids, self._subscribed = ids, set(ids)
+        self._compare_all = True  # the rest of a join cut at _JOIN_MAX, and what came meanwhile
         self._unconfirm()
         await ws.send(self._channel.join({key: sorted(ids)}))
         if self._join_watch is not None:
@@ -399,11 +408,7 @@ class KillstreamSource:
             self._refresh.clear()
             if self._channel.state is not ChannelState.JOINED:
                 continue
-            wanted = self._desired()
-            # Set differences first, validity and order only for what changed: a refresh of a
-            # large subscription that changed by a few ids costs a few ids.
-            added = sorted(valid_ids(self.mode, wanted - self._subscribed))
-            removed = sorted(self._subscribed - wanted)
+            added, removed = self._changes()
             if not added and not removed:
                 continue
             noun = "systems" if self.mode == "systems" else "characters"
@@ -428,6 +433,25 @@ class KillstreamSource:
                     if event.startswith("subscribe"):
                         self._pending[ref] = chunk
                     await ws.send(frame)
+
+    def _changes(self) -> tuple[list[int], list[int]]:
+        """Ids to subscribe and to unsubscribe, sorted, to follow what is desired now.
+
+        Only the ids noted as touched since the last refresh are compared (a change of a few
+        ids costs a few ids); every id after a join, or when the owner notes nothing. Set
+        differences first, validity and order only for what changed."""
+        wanted = self._desired()
+        touched = None if self._touched is None else self._touched()
+        recheck, self._recheck = self._recheck, set()
+        subscribed = self._subscribed
+        if touched is None or self._compare_all:
+            self._compare_all = False
+            added, removed = wanted - subscribed, subscribed - wanted
+        else:
+            touched |= recheck
+            added = {i for i in touched if i in wanted and i not in subscribed}
+            removed = {i for i in touched if i not in wanted and i in subscribed}
+        return sorted(valid_ids(self.mode, added)), sorted(removed)
 
     def _decode(self, frame: str | bytes) -> Inbound | None:
         """The frame's message; ``None`` for another join's or a bad frame (counted, logged)."""
@@ -459,6 +483,7 @@ class KillstreamSource:
                     # resend covers every refused chunk: one timer per refusal resent them all
                     # once per chunk, doubling the asks each round.
                     self._subscribed.difference_update(ids)
+                    self._recheck.update(ids)
                     if self._resubscribe_at is not None:
                         return
                     delay = self._resubscribe.next_delay()

@@ -1,10 +1,14 @@
-"""The fan-out scenario: its summary, and a small real run over a fake fleet."""
+"""The fan-out scenario: its summary, a small real run over a fake fleet, and its pinning."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from wanderer_console.bench.fanout import run_fanout, summarize
+from wanderer_console.bench.pinning import choose_pinning
+from wanderer_console.bench.scale import QUICK, engine_process, fleet_running, start_phase
 from wanderer_console.sim.fleet import MapFleet
 
 
@@ -41,3 +45,25 @@ async def test_a_small_run_delivers_every_fan_out_once() -> None:
     assert [k["fan_out"] for k in result["per_kill"]] == expected
     for kill in result["per_kill"]:
         assert 0 < kill["first_ms"] <= kill["last_ms"]
+
+
+@pytest.mark.slow
+async def test_the_engine_and_the_fake_services_each_run_on_a_cpu_of_their_own() -> None:
+    """Left to the scheduler, the fake Discord's woken thread ran on the engine's CPU: a fifth
+    of the largest fan-out's time at 1,000 maps was the engine waiting its turn."""
+    pinning = choose_pinning()
+    if pinning.router_cpu is None:
+        pytest.skip(f"not pinned here: {pinning.why_not}")
+    assert pinning.bench_cpu is not None
+    fleet = MapFleet(3, seed=17)
+    with pinning.bench():
+        assert os.sched_getaffinity(0) == {pinning.bench_cpu}
+        async with (
+            fleet_running(fleet, http=None, prefix="wc-test-pin-") as run,
+            engine_process(run.config, run.data, run.log, pinning=pinning) as engine,
+        ):
+            # taskset sets the CPU, then runs the engine in its place: once the engine is
+            # streaming, the process is the engine's.
+            await start_phase(fleet, engine, QUICK)
+            assert os.sched_getaffinity(engine.pid) == {pinning.router_cpu}
+    assert os.sched_getaffinity(0) != {pinning.bench_cpu}  # this thread's CPUs given back

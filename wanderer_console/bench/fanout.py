@@ -8,7 +8,8 @@ real engine process, it pushes kills one at a time into the most-watched systems
 last one's notifications have all arrived, and reports per kill the fan-out and the time from the
 push to its first and its last delivery; over all kills, the median time between two deliveries
 (``(last - first) / (fan-out - 1)``) and the median engine CPU per delivery (``/proc``, all work
-of the kill included). Nothing lost or doubled, or the run fails.
+of the kill included). Nothing lost or doubled, or the run fails. The engine and this process
+run on CPUs of their own where two are usable, as in the scale scenario (``--no-pin``: not).
 
 Linux only (``/proc``). Run: ``python -m wanderer_console.bench.fanout [--maps 300] [--kills 10]``
 (about a minute at 300 maps). Compare two trees back to back, in the same conditions.
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wanderer_console.bench.pinning import Pinning, choose_pinning
 from wanderer_console.bench.scale import (
     QUICK,
     delivered_within,
@@ -65,6 +67,7 @@ async def run_fanout(
     seed: int = 17,
     progress: Callable[[str], None] | None = None,
     full_discord: bool = False,
+    pin: bool = True,
 ) -> dict[str, Any]:
     """Start the engine over ``maps`` fake maps, then push ``kills`` kills into the five
     most-watched systems in turn (see the module docstring)."""
@@ -72,42 +75,45 @@ async def run_fanout(
     fleet = MapFleet(maps, seed=seed, full_discord=full_discord)
     per_kill: list[dict[str, Any]] = []
     problems: list[str] = []
-    async with (
-        fleet_running(fleet, http=_ESI_LIFTED, prefix="wc-bench-fanout-") as run,
-        engine_process(run.config, run.data, run.log) as engine,
-    ):
-        start = await start_phase(fleet, engine, QUICK)
-        say(f"bench: fanout: {maps} maps streaming after {start['streaming_s']} s")
-        await asyncio.sleep(2.0)
-        systems = fleet.most_watched(5)
-        for index in range(kills):
-            fleet.reset_outcome()
-            cpu = engine.cpu()
-            fan_out = await fleet.push_kill_in(systems[index % len(systems)])
-            await delivered_within(fleet, engine, 30.0)
-            cpu = engine.cpu() - cpu
-            outcome = fleet.outcome()
-            if outcome.lost or outcome.doubled or outcome.invalid:
-                problems.append(
-                    f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled,"
-                    f" {outcome.invalid} invalid"
+    pinning = choose_pinning() if pin else Pinning(why_not="--no-pin")
+    with pinning.bench():
+        async with (
+            fleet_running(fleet, http=_ESI_LIFTED, prefix="wc-bench-fanout-") as run,
+            engine_process(run.config, run.data, run.log, pinning=pinning) as engine,
+        ):
+            start = await start_phase(fleet, engine, QUICK)
+            say(f"bench: fanout: {maps} maps streaming after {start['streaming_s']} s")
+            await asyncio.sleep(2.0)
+            systems = fleet.most_watched(5)
+            for index in range(kills):
+                fleet.reset_outcome()
+                cpu = engine.cpu()
+                fan_out = await fleet.push_kill_in(systems[index % len(systems)])
+                await delivered_within(fleet, engine, 30.0)
+                cpu = engine.cpu() - cpu
+                outcome = fleet.outcome()
+                if outcome.lost or outcome.doubled or outcome.invalid:
+                    problems.append(
+                        f"kill {index}: {outcome.lost} lost, {outcome.doubled} doubled,"
+                        f" {outcome.invalid} invalid"
+                    )
+                values = sorted(outcome.latencies_ms)
+                if not values:
+                    continue
+                per_kill.append(
+                    {
+                        "fan_out": fan_out,
+                        "first_ms": round(values[0], 2),
+                        "last_ms": round(values[-1], 2),
+                        "cpu_ms": round(cpu * 1000, 1),
+                    }
                 )
-            values = sorted(outcome.latencies_ms)
-            if not values:
-                continue
-            per_kill.append(
-                {
-                    "fan_out": fan_out,
-                    "first_ms": round(values[0], 2),
-                    "last_ms": round(values[-1], 2),
-                    "cpu_ms": round(cpu * 1000, 1),
-                }
-            )
-            say(f"bench: fanout: kill {index + 1}/{kills}: {per_kill[-1]}")
-            await asyncio.sleep(0.5)
+                say(f"bench: fanout: kill {index + 1}/{kills}: {per_kill[-1]}")
+                await asyncio.sleep(0.5)
     return {
         "scenario": "fanout",
         "maps": maps,
+        "pinning": pinning.describe(),
         "discord": "full fake" if full_discord else "sink",
         "per_kill": per_kill,
         **summarize(per_kill),
@@ -129,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="post to the full fake Discord instead of the webhook sink (see the scale scenario)",
     )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="no CPU of its own for the engine and this process"
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(
         run_fanout(
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             args.kills,
             progress=lambda t: print(t, file=sys.stderr),
             full_discord=args.full_discord,
+            pin=not args.no_pin,
         )
     )
     text = json.dumps(result, indent=2)

@@ -54,7 +54,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import signal
 import socket
@@ -63,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,6 +73,7 @@ import orjson
 from wanderer_console.bench.attach import proc_cpu_seconds
 from wanderer_console.bench.latency import percentile
 from wanderer_console.bench.peer_sink import AM_PATH, PeerSink, SinkServer, discord_webhook_path
+from wanderer_console.bench.pinning import Pinning, choose_pinning
 from wanderer_console.bench.startup import _clean_env
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.sim.map_server import FakeMapServer
@@ -159,47 +159,6 @@ def _version(binary: str) -> str:
         return "unknown"
     words = (out.stdout or out.stderr).split()
     return words[2] if len(words) > 2 and words[1] == "version" else "unknown"
-
-
-@dataclass(frozen=True)
-class Pinning:
-    """Which CPU this process (poster, sink) and the router under test run on."""
-
-    bench_cpu: int | None = None
-    router_cpu: int | None = None
-    taskset: str | None = None
-    why_not: str = ""
-
-    def prefix(self) -> list[str]:
-        """The argv prefix that pins a router (empty when not pinned)."""
-        if self.taskset is None or self.router_cpu is None:
-            return []
-        return [self.taskset, "-c", str(self.router_cpu)]
-
-    @contextlib.contextmanager
-    def bench(self) -> Iterator[None]:
-        """Pin this process's thread to its CPU for the block."""
-        if self.bench_cpu is None:
-            yield
-            return
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {self.bench_cpu})
-        try:
-            yield
-        finally:
-            os.sched_setaffinity(0, before)
-
-
-def choose_pinning(cpus: Sequence[int] | None = None, taskset: str | None = None) -> Pinning:
-    """Poster and sink on the first usable CPU, the router on the last (with ``taskset`` and two
-    CPUs or more), else nothing pinned and why."""
-    usable = sorted(os.sched_getaffinity(0) if cpus is None else cpus)
-    tool = taskset if taskset is not None else shutil.which("taskset")
-    if not tool:
-        return Pinning(why_not="taskset is not on the PATH")
-    if len(usable) < 2:
-        return Pinning(why_not=f"{len(usable)} usable CPU")
-    return Pinning(usable[0], usable[-1], tool)
 
 
 def _free_port() -> int:

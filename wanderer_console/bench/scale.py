@@ -25,6 +25,12 @@ every map, so its RSS and CPU (``/proc``) are its own. In order:
    name cache and stream cursors kept): seconds to every map streaming, REST and ESI calls per
    map, the RSS once settled.
 
+Where two CPUs are usable (and ``taskset`` is installed), this process's thread runs on the
+first and the engine on the last (:mod:`~wanderer_console.bench.pinning`; ``--no-pin`` leaves both
+to the scheduler, which ran the fake Discord's woken thread on the engine's CPU: a fifth of the
+largest fan-out's time at 1,000 maps was the engine waiting its turn). ``pinning`` in the result
+says which.
+
 The fake services take the engine's garbage-collector policy (:mod:`~wanderer_console.gcpolicy`)
 and, while the mix and the burst are measured, no collection at all (as ``timeit`` does): their
 own pauses, not the engine's, would otherwise land in the latencies.
@@ -60,6 +66,7 @@ from typing import Any, Final
 from wanderer_console.bench.attach import proc_cpu_seconds
 from wanderer_console.bench.latency import percentile
 from wanderer_console.bench.memory import rss_mb
+from wanderer_console.bench.pinning import Pinning, choose_pinning
 from wanderer_console.bench.startup import _clean_env
 from wanderer_console.gcpolicy import frozen_survivors
 from wanderer_console.sim.fleet import MapFleet
@@ -180,14 +187,22 @@ would measure with that limit lifted in ``http/``, for ``--lift-http-pool``."""
 
 @asynccontextmanager
 async def engine_process(
-    config: Path, data: Path, log: Path, *, lift_pool: bool = False
+    config: Path,
+    data: Path,
+    log: Path,
+    *,
+    lift_pool: bool = False,
+    pinning: Pinning | None = None,
 ) -> AsyncIterator[EngineProcess]:
     """The engine on ``config`` and ``data`` as a process of its own, its output appended to
-    ``log``; stopped (SIGTERM, then killed) on leaving. ``lift_pool``: the HTTP pool unbounded."""
+    ``log``; stopped (SIGTERM, then killed) on leaving. ``lift_pool``: the HTTP pool unbounded;
+    ``pinning``: the engine on its CPU (see :mod:`~wanderer_console.bench.pinning`)."""
     entry = ["-c", LIFT_HTTP_POOL] if lift_pool else ["-m", "wanderer_console"]
+    prefix = [] if pinning is None else pinning.prefix()
     with log.open("ab") as out:
         spawned = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
+            *prefix,
             sys.executable,
             *entry,
             "--no-ui",
@@ -394,10 +409,12 @@ async def run_maps(
     progress: Callable[[str], None] | None = None,
     keep_log: Path | None = None,
     full_discord: bool = False,
+    pinning: Pinning | None = None,
 ) -> dict[str, Any]:
     """Every phase for one map count (see the module docstring); ``keep_log``: copy the
     engine's output there; ``full_discord``: the full fake Discord instead of the webhook sink
-    (see :class:`~wanderer_console.sim.webhook_sink.WebhookSink`)."""
+    (see :class:`~wanderer_console.sim.webhook_sink.WebhookSink`); ``pinning``: the engine on
+    its CPU (this process's thread is the caller's to pin)."""
 
     def say(text: str) -> None:
         if progress is not None:
@@ -414,7 +431,9 @@ async def run_maps(
     }
     async with fleet_running(fleet, http=http, prefix="wc-bench-scale-") as run:
         say("cold start")
-        async with engine_process(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+        async with engine_process(
+            run.config, run.data, run.log, lift_pool=lift_pool, pinning=pinning
+        ) as engine:
             result["cold"] = await start_phase(fleet, engine, sizes)
             say(f"cold start: {result['cold']}")
             result["rss_mb"] = result["cold"]["rss_mb"]
@@ -454,7 +473,9 @@ async def run_maps(
             result["rss_peak_mb"] = None if peak is None else round(peak / 1024, 1)
         _reset_counters(fleet)
         say("warm start")
-        async with engine_process(run.config, run.data, run.log, lift_pool=lift_pool) as engine:
+        async with engine_process(
+            run.config, run.data, run.log, lift_pool=lift_pool, pinning=pinning
+        ) as engine:
             result["warm"] = await start_phase(fleet, engine, sizes)
             say(f"warm start: {result['warm']}")
         if keep_log is not None:
@@ -558,24 +579,31 @@ async def run_scale(
     progress: Callable[[str], None] | None = None,
     keep_logs: Path | None = None,
     full_discord: bool = False,
+    pin: bool = True,
 ) -> dict[str, Any]:
     """Every map count of ``sizes`` in turn; the figures, the growth and the budget
-    (``keep_logs``: a directory to copy each engine's output into)."""
-    runs = [
-        await run_maps(
-            n,
-            sizes,
-            seed=seed,
-            http=http,
-            lift_pool=lift_pool,
-            progress=progress,
-            keep_log=None if keep_logs is None else keep_logs / f"engine-{n}-maps.log",
-            full_discord=full_discord,
-        )
-        for n in sizes.maps
-    ]
+    (``keep_logs``: a directory to copy each engine's output into; ``pin``: this process's
+    services on one CPU and the engine on another where two are usable, see
+    :mod:`~wanderer_console.bench.pinning`)."""
+    pinning = choose_pinning() if pin else Pinning(why_not="--no-pin")
+    with pinning.bench():
+        runs = [
+            await run_maps(
+                n,
+                sizes,
+                seed=seed,
+                http=http,
+                lift_pool=lift_pool,
+                progress=progress,
+                keep_log=None if keep_logs is None else keep_logs / f"engine-{n}-maps.log",
+                full_discord=full_discord,
+                pinning=pinning,
+            )
+            for n in sizes.maps
+        ]
     return {
         "scenario": "scale",
+        "pinning": pinning.describe(),
         "kill_rate": KILL_RATE,
         "event_rate": EVENT_RATE,
         "http": http or None,
@@ -632,6 +660,12 @@ def main(argv: list[str] | None = None) -> int:
         help="post to the full fake Discord (rules checked per post, about three times the"
         " CPU per post in this process) instead of the webhook sink",
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the engine and this process's fake services to the scheduler (by default"
+        " each has a CPU of its own where two are usable: see bench/pinning.py)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.maps:
@@ -653,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=progress,
             keep_logs=args.keep_logs,
             full_discord=args.full_discord,
+            pin=not args.no_pin,
         )
     )
     text = json.dumps(result, sort_keys=True)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import wait_for
 from wanderer_console.config.loader import parse_settings_text
+from wanderer_console.ingest.health import ConnectionState
 from wanderer_console.runtime import Runtime
 from wanderer_console.sim.discord import FakeDiscord
 from wanderer_console.sim.generator import DataGenerator
@@ -121,15 +122,26 @@ wormhole_only = true
 
 
 async def _following(t: Two) -> None:
+    """Both maps loaded, their systems followed on the killstream and their event streams open.
+
+    A map loads before its stream opens, and a first stream has no cursor to ask the server's
+    backfill from: an event published in between would reach the map's state, not this engine
+    (the tests below publish right after this)."""
     rt = t.runtime
 
     def ready() -> bool:
         tenants = set(rt.index.tenants())
-        return {"x", "y"} <= tenants and all(
-            rt.kills.following(rt.index.map(key).systems) for key in ("x", "y")
+        return (
+            {"x", "y"} <= tenants
+            and all(rt.kills.following(rt.index.map(key).systems) for key in ("x", "y"))
+            and all(
+                (source := rt.maps.sources.get(key)) is not None
+                and source.health.state is ConnectionState.CONNECTED
+                for key in ("x", "y")
+            )
         )
 
-    await wait_for(ready, 30, "both maps loaded and followed")
+    await wait_for(ready, 30, "both maps loaded, followed and streaming")
 
 
 async def test_a_kill_fans_out_to_every_map_tracking_its_system_and_no_further(t: Two) -> None:

@@ -9,6 +9,7 @@ posting to its own bot channel of one fake Discord; kills come from one fake kil
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +258,61 @@ def test_an_unknown_event_type_in_the_filter_is_refused_by_name() -> None:
 
     with pytest.raises(ValidationError, match="unknown map event types \\['add_sytem'\\]"):
         MapSettings(url="http://127.0.0.1:9", api_key="k", sse_events=["add_sytem"])  # type: ignore[arg-type]
+
+
+async def test_a_system_added_between_the_first_load_and_the_stream_open_is_tracked(
+    tmp_path: Path,
+) -> None:
+    """A map's first start (no cursor stored): the map is read over REST, then its stream
+    opens. A system added in between reached neither, until a resync: its kills went unseen.
+    The first connect now asks the server's backfill from just before the load began."""
+    gen = DataGenerator(7)
+    systems = sorted(s.id for s in gen.systems.values())
+    first, added = systems[0], systems[1]
+    host = FakeMapHost(gen)
+    host.add_map("x", [first], ())
+    fake = host.maps["x"]
+    fake.stream_gate = asyncio.Event()  # the stream is asked for, and answered late
+    killstream = FakeKillstream()
+    host_app = AppServer(host.app, on_stop=host.close)
+    discord = FakeDiscord()
+    discord_app = AppServer(discord.app)
+    await host_app.start()
+    await discord_app.start()
+    await killstream.start()
+    text = f"""
+[discord]
+api_url = "{discord_app.url}/api/v10"
+bot_token = "sim-bot-token"
+[esi]
+enabled = false
+[killstream]
+websocket_url = "{killstream.url}"
+[maps.x]
+url = "{host_app.url}"
+api_key = "sim-key-x"
+[maps.x.discord]
+channel_id = "{CHANNELS["x"]}"
+"""
+    settings, _ = parse_settings_text(text)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        await wait_for(
+            lambda: "x" in runtime.index.tenants() and fake.connect_log,
+            20,
+            "the map loaded and its stream asked for",
+        )
+        assert first in runtime.index.map("x").systems
+        fake.add_system(added)  # after the load's read, before the stream's answer
+        fake.stream_gate.set()
+        await wait_for(
+            lambda: added in runtime.index.map("x").systems, 10, "the system added meanwhile"
+        )
+        asked = fake.connect_log[0]["last_event_id"]
+        assert asked is not None  # a backfill from before the load, not from the connect
+    finally:
+        await runtime.stop()
+        await killstream.stop()
+        await discord_app.stop()
+        await host_app.stop()

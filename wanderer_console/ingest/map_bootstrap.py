@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -166,6 +167,9 @@ class MapFeeds:
             # An event arriving from here on may be newer than what is read: not older than
             # this load (TrackingIndex.arrival).
             load = self._index.begin_load(tenant)
+            source = self.sources.get(tenant)
+            if source is not None:
+                source.loading(time.time())  # its first connect backfills from here
             try:
                 systems = await rest.systems()
                 characters = await rest.tracked_characters()

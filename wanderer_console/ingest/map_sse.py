@@ -23,12 +23,14 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import orjson
 from pydantic import ValidationError
 
 from wanderer_console.config.model import MapSettings
 from wanderer_console.domain.map_events import HANDLED_MAP_EVENT_TYPES, MapEnvelope
+from wanderer_console.domain.ulid import ulid_at, ulid_seconds
 from wanderer_console.http.client import HttpClient, TransportError
 from wanderer_console.http.sse import SseOversize, open_sse
 from wanderer_console.ingest.backoff import Backoff
@@ -51,7 +53,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_CROCKFORD = {ch: i for i, ch in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+LOAD_MARGIN: Final = 10.0
+"""Seconds before a map's first load that its first stream connect, with no cursor stored,
+asks the backfill from (:meth:`MapSseSource.loading`): the map server's clock may run behind
+this one's, and its ids carry its own time."""
 _AUTH_FAILURES = {401, 402, 403, 404}
 BACKFILL_LIMIT = 1000
 """The most events the server backfills on one connect (PROTOCOLS.md §1.6); it then goes live
@@ -155,6 +161,9 @@ class MapSseSource:
         self._resume_from: str | None = None
         """The last event of a backfill cut at :data:`BACKFILL_LIMIT`, handed to the pipeline:
         the next connect resumes from it when the stored cursor has not got that far yet."""
+        self._loaded_from: str | None = None
+        """Where a connect with no cursor asks the server's backfill from: a little before the
+        map's first load began (:meth:`loading`)."""
         self.resyncs = 0
         """Full REST reloads done after an outage longer than the server's buffer."""
 
@@ -179,6 +188,9 @@ class MapSseSource:
             cursor = None
         if self._resume_from is not None and (cursor is None or self._resume_from > cursor):
             cursor = self._resume_from
+        unresumed = cursor is None  # nothing stored or handed on to resume from
+        if cursor is None:
+            cursor = self._loaded_from
         if cursor is not None:
             params["last_event_id"] = cursor
         wanted = event_filter(self._settings)
@@ -223,7 +235,7 @@ class MapSseSource:
                     if event.event == "connected":
                         connected, connected_at = True, self._clock()
                         connected_id = event.id if _ULID.match(event.id) else ""
-                        if cursor is None and connected_id and self._on_connected_point:
+                        if unresumed and connected_id and self._on_connected_point:
                             self._on_connected_point(self.tenant, connected_id)
                         self.health.set_state(ConnectionState.CONNECTED)
                         log.info(
@@ -264,6 +276,19 @@ class MapSseSource:
         self._mark_alive(connected)
         self.health.set_state(ConnectionState.RECONNECTING, "stream closed by server")
         return self._next_delay(connected, connected_at)
+
+    def loading(self, began: float) -> None:
+        """The map's first load began at ``began`` (wall time), before this source connects.
+
+        The map is read over REST first, then its stream opened: with no cursor stored (the
+        map's first start), the stream's first connect asked for no backfill, and an event the
+        map published between the load's read and the stream's open reached neither (a system
+        added then was not tracked until a resync). The connect now asks the server's backfill
+        from :data:`LOAD_MARGIN` before the load began (events the load already read come again,
+        as an event can anyway: the pipeline knows them by id, and a map event arriving after a
+        load is applied over it)."""
+        if self._loaded_from is None:
+            self._loaded_from = ulid_at(began - LOAD_MARGIN)
 
     def _backfill_cut(self, last_id: str) -> float:
         """The backfill reached the server's limit: more events may wait after ``last_id``,
@@ -356,10 +381,10 @@ class MapSseSource:
         however old its last event. That point is saved every few minutes and at a stop, so
         after a crash it is that much older than the truth: the gap is then overstated, never
         hidden."""
-        at = _ulid_seconds(cursor)
+        at = ulid_seconds(cursor)
         if at is None:
             return
-        heard = _ulid_seconds(self._store.get_cursor(heard_stream(self.tenant)) or "")
+        heard = ulid_seconds(self._store.get_cursor(heard_stream(self.tenant)) or "")
         age = self._wall() - (at if heard is None else max(at, heard))
         if age <= self._resync_after:
             return
@@ -452,16 +477,6 @@ class MapSseSource:
             self.tenant, envelope, data, self.source, trace_parent=trace, generation=generation
         )
         await self._sink(item)
-
-
-def _ulid_seconds(value: str) -> float | None:
-    """The Unix time (seconds) in a ULID's first 48 bits; ``None`` when it is not a ULID."""
-    if not _ULID.match(value):
-        return None
-    millis = 0
-    for ch in value[:10]:
-        millis = (millis << 5) | _CROCKFORD[ch]
-    return millis / 1000.0
 
 
 def _error_message(body: str) -> str:

@@ -28,12 +28,12 @@ events are never suppressed.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
 from wanderer_console.domain.map_events import MapEnvelope
+from wanderer_console.domain.ulid import is_ulid, ulid_at, ulid_seconds
 
 __all__ = [
     "SEEN_CURSOR",
@@ -51,10 +51,6 @@ SEEN_CURSOR: Final = "killstream:seen"
 systems socket joined with no gap left to backfill. Written a few times a minute while it is
 up; read once at start as the previous run's resume point."""
 
-_ULID: Final = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CROCKFORD: Final = {ch: i for i, ch in enumerate(_ALPHABET)}
-
 
 def encode_seen(at: float) -> str:
     """A watermark as a cursor value: fixed width, so the store's ``max()`` on text keeps the
@@ -71,29 +67,6 @@ def decode_seen(value: str | None) -> float | None:
     except ValueError:
         return None
     return at if math.isfinite(at) and at > 0 else None
-
-
-def is_ulid(value: str) -> bool:
-    """True for a ULID as the map server writes it (26 upper-case Crockford characters)."""
-    return _ULID.match(value) is not None
-
-
-def ulid_seconds(value: str | None) -> float | None:
-    """The Unix time (seconds) in a ULID's first 48 bits; ``None`` when it is not a ULID."""
-    if value is None or not _ULID.match(value):
-        return None
-    millis = 0
-    for ch in value[:10]:
-        millis = (millis << 5) | _CROCKFORD[ch]
-    return millis / 1000.0
-
-
-def ulid_at(seconds: float) -> str:
-    """The least ULID of the millisecond ``seconds`` (Unix time): it sorts before every id made
-    from that millisecond on, and after every one made before it."""
-    millis = max(0, min(int(seconds * 1000), (1 << 48) - 1))
-    stamp = "".join(_ALPHABET[(millis >> shift) & 0x1F] for shift in range(45, -5, -5))
-    return stamp + "0" * 16
 
 
 def envelope_seconds(envelope: MapEnvelope) -> float | None:

@@ -129,6 +129,9 @@ class FakeMapServer:
         """When true, streams answer 200 and close at once without ``connected`` (§1.7)."""
         self.static_info_delay = 0.0
         """Seconds ``system-static-info`` takes to answer (a slow map API, for tests)."""
+        self.stream_gate: asyncio.Event | None = None
+        """When set by a test: every stream request waits here (once logged in
+        :attr:`connect_log`) until the event is set, as a slow server would answer late."""
         self.static_info_calls = 0
         self.static_info_in_flight = 0
         self.app = Starlette(
@@ -391,6 +394,8 @@ class FakeMapServer:
                 "at": time.time(),
             }
         )
+        if self.stream_gate is not None:
+            await self.stream_gate.wait()
         raw = query.get("events")
         known = SSE_EVENT_TYPES | self.extra_event_types
         if raw is None or raw.strip() in ("", "*"):

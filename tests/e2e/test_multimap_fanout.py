@@ -10,7 +10,8 @@ posting to its own bot channel of one fake Discord; kills come from one fake kil
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,57 @@ class Two:
         return int(kill["killmail_id"])
 
 
+@dataclass
+class Engine:
+    """A runtime on maps of one fake host, each posting to its bot channel of one fake Discord."""
+
+    runtime: Runtime
+    discord: FakeDiscord
+    killstream: FakeKillstream
+
+
+@asynccontextmanager
+async def _engine(
+    tmp_path: Path, host: FakeMapHost, maps: Sequence[str], extra: str = ""
+) -> AsyncIterator[Engine]:
+    """``host``'s ``maps`` on one engine (``extra``: more of its TOML), the servers started and
+    everything stopped after."""
+    discord = FakeDiscord()
+    killstream = FakeKillstream()
+    host_app = AppServer(host.app, on_stop=host.close)
+    discord_app = AppServer(discord.app)
+    await host_app.start()
+    await discord_app.start()
+    await killstream.start()
+    text = f"""
+[discord]
+api_url = "{discord_app.url}/api/v10"
+bot_token = "sim-bot-token"
+[esi]
+enabled = false
+[killstream]
+websocket_url = "{killstream.url}"
+"""
+    for key in maps:
+        text += f"""
+[maps.{key}]
+url = "{host_app.url}"
+api_key = "sim-key-{key}"
+[maps.{key}.discord]
+channel_id = "{CHANNELS[key]}"
+"""
+    settings, _ = parse_settings_text(text + extra)
+    runtime = Runtime(settings, data_dir=tmp_path / "data")
+    await runtime.start()
+    try:
+        yield Engine(runtime, discord, killstream)
+    finally:
+        await runtime.stop()
+        await killstream.stop()
+        await discord_app.stop()
+        await host_app.stop()
+
+
 @pytest.fixture
 async def t(tmp_path: Path) -> AsyncIterator[Two]:
     gen = DataGenerator(5)
@@ -71,55 +123,23 @@ async def t(tmp_path: Path) -> AsyncIterator[Two]:
     host = FakeMapHost(gen)
     host.add_map("x", [shared_wh, shared_k, only_x], ())
     host.add_map("y", [shared_wh, shared_k, only_y], ())
-    discord = FakeDiscord()
-    killstream = FakeKillstream()
-    host_app = AppServer(host.app, on_stop=host.close)
-    discord_app = AppServer(discord.app)
-    await host_app.start()
-    await discord_app.start()
-    await killstream.start()
-    text = f"""
+    extra = """
 [console]
 startup_suppression_seconds = 0
-[discord]
-api_url = "{discord_app.url}/api/v10"
-bot_token = "sim-bot-token"
-[esi]
-enabled = false
-[killstream]
-websocket_url = "{killstream.url}"
-[maps.x]
-url = "{host_app.url}"
-api_key = "sim-key-x"
-[maps.x.discord]
-channel_id = "{CHANNELS["x"]}"
-[maps.y]
-url = "{host_app.url}"
-api_key = "sim-key-y"
-[maps.y.discord]
-channel_id = "{CHANNELS["y"]}"
 [maps.y.filters]
 wormhole_only = true
 """
-    settings, _ = parse_settings_text(text)
-    runtime = Runtime(settings, data_dir=tmp_path / "data")
-    await runtime.start()
-    try:
+    async with _engine(tmp_path, host, ("x", "y"), extra) as engine:
         yield Two(
             gen,
             host,
-            discord,
-            killstream,
-            runtime,
+            engine.discord,
+            engine.killstream,
+            engine.runtime,
             shared_wh,
             shared_k,
             {"x": only_x, "y": only_y},
         )
-    finally:
-        await runtime.stop()
-        await killstream.stop()
-        await discord_app.stop()
-        await host_app.stop()
 
 
 async def _following(t: Two) -> None:
@@ -273,31 +293,8 @@ async def test_a_system_added_between_the_first_load_and_the_stream_open_is_trac
     host.add_map("x", [first], ())
     fake = host.maps["x"]
     fake.stream_gate = asyncio.Event()  # the stream is asked for, and answered late
-    killstream = FakeKillstream()
-    host_app = AppServer(host.app, on_stop=host.close)
-    discord = FakeDiscord()
-    discord_app = AppServer(discord.app)
-    await host_app.start()
-    await discord_app.start()
-    await killstream.start()
-    text = f"""
-[discord]
-api_url = "{discord_app.url}/api/v10"
-bot_token = "sim-bot-token"
-[esi]
-enabled = false
-[killstream]
-websocket_url = "{killstream.url}"
-[maps.x]
-url = "{host_app.url}"
-api_key = "sim-key-x"
-[maps.x.discord]
-channel_id = "{CHANNELS["x"]}"
-"""
-    settings, _ = parse_settings_text(text)
-    runtime = Runtime(settings, data_dir=tmp_path / "data")
-    await runtime.start()
-    try:
+    async with _engine(tmp_path, host, ("x",)) as engine:
+        runtime = engine.runtime
         await wait_for(
             lambda: "x" in runtime.index.tenants() and fake.connect_log,
             20,
@@ -311,8 +308,3 @@ channel_id = "{CHANNELS["x"]}"
         )
         asked = fake.connect_log[0]["last_event_id"]
         assert asked is not None  # a backfill from before the load, not from the connect
-    finally:
-        await runtime.stop()
-        await killstream.stop()
-        await discord_app.stop()
-        await host_app.stop()

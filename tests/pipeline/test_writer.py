@@ -39,7 +39,7 @@ async def test_delivery_is_woken_before_the_callers_hear_their_events_were_store
         writer = EventWriter(
             store,
             Metrics(),
-            on_queued=lambda targets: woken.append((set(targets), [f.done() for f in done])),
+            on_queued=lambda targets, _rows: woken.append((set(targets), [f.done() for f in done])),
         )
         note = Notification("home", NotificationType.KILL, "custom:a", HOOK, {"content": "a"})
         with writer.batch():

@@ -37,7 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 import orjson
 
@@ -112,6 +112,20 @@ _Running: TypeAlias = tuple[
     "asyncio.Task[SendResult]", LeaseFence | None, tracing.SpanHandle | None
 ]
 """A claimed send whose request is out (its task has taken its first step)."""
+
+
+class _Scope(NamedTuple):
+    """What a look may send (:meth:`Dispatcher._scope`)."""
+
+    targets: Mapping[TargetKey, ResolvedTarget]
+    tenants: Collection[str] | None
+    """The maps whose rows may be sent (``None``: every map)."""
+    busy: set[str]
+    """Target keys with a worker running."""
+    dead: set[str]
+    """Target keys dead for every map configured on them."""
+    held: set[TargetKey]
+    """``(tenant, key)`` dead for that map alone."""
 
 
 @dataclass(slots=True)
@@ -320,7 +334,9 @@ class Dispatcher:
         """Targets Discord refused for good, as last read from the store."""
         return self._dead.snapshot()
 
-    def wake(self, targets: Iterable[str] | None = None) -> None:
+    def wake(
+        self, targets: Iterable[str] | None = None, queued: list[OutboxRow] | None = None
+    ) -> None:
         """New rows are in the outbox: look now instead of at the next poll.
 
         With ``targets`` (the keys the new rows go to), a wake for targets whose worker is
@@ -329,17 +345,22 @@ class Dispatcher:
         delivery itself. Otherwise, while the loop is idle, the due rows are read and their
         workers started right here (:meth:`_dispatch_now`): the engine calls this just after its
         commit, so the send starts on the loop's next turn, ahead of the ingest API's answer,
-        instead of a turn later once the loop has woken.
+        instead of a turn later once the loop has woken. With ``queued`` (the rows the commit
+        wrote for targets with nothing else pending, ``Store.take_queued``) and every target
+        among them, those rows are not read back (:meth:`_dispatch_queued`).
         """
         if targets is not None:
+            wanted = set(targets)
             busy = {target for _tenant, target in self._busy}
             if busy:
-                wanted = set(targets)
                 # Their workers were given what was due before: their ends look again.
                 self._dirty |= wanted & busy
                 if wanted <= busy:
                     return
-            if self._waiting and self._dispatch_now():
+            if self._waiting and (
+                (queued is not None and self._dispatch_queued(wanted, queued))
+                or self._dispatch_now()
+            ):
                 return
         self._look_soon()
 
@@ -348,18 +369,23 @@ class Dispatcher:
         self._settled = False
         self._wake.set()
 
-    def _dispatch_now(self) -> bool:
-        """Start workers for the due rows in the caller's turn of the loop; False when the
-        loop has to look instead (paused, stopping, a store fault or outcome to record first,
-        or a read that failed here: the loop meets it on its own terms)."""
-        if (
+    def _may_dispatch_inline(self) -> bool:
+        """Workers may start in the caller's turn (not paused or stopping, the loop running,
+        in-flight rows recovered, no store fault or outcome to record first)."""
+        return not (
             self.paused
             or self._stop.is_set()
             or self._context is None
             or not self._recovered
             or self._journal
             or self._store.write_fault is not None
-        ):
+        )
+
+    def _dispatch_now(self) -> bool:
+        """Start workers for the due rows in the caller's turn of the loop; False when the
+        loop has to look instead (paused, stopping, a store fault or outcome to record first,
+        or a read that failed here: the loop meets it on its own terms)."""
+        if not self._may_dispatch_inline():
             return False
         try:
             # The dead targets as the loop last read them (at its last look); a revived target
@@ -778,33 +804,88 @@ class Dispatcher:
         """Start a worker for every idle target with due rows; True when every due row of those
         targets was read (none left beyond the read's limit, and not held by a pause)."""
         now = self._clock.wall()
+        scope = self._scope(now, refresh_dead=refresh_dead)
+        if scope is None:
+            return False
+        # Left out of this read: what is due for them is read again when their worker ends.
+        self._dirty = scope.busy
+        self._read_at = now
+        rows = self._store.due_outbox(
+            now,
+            limit=_FETCH,
+            exclude_targets=scope.busy | scope.dead,
+            held=scope.held,
+            tenants=scope.tenants,
+        )
+        self._start_workers(rows, scope.targets, context)
+        return len(rows) < _FETCH
+
+    def _scope(self, now: float, *, refresh_dead: bool) -> _Scope | None:
+        """What a look may send now (the targets, the maps in scope, what it leaves out), or
+        ``None`` when it may send nothing (a pause, the stop, no map held or known, a move or
+        route the store did not take yet)."""
         self._outbox_depth(now)  # first: the gauge stays true while delivery waits
         if now < self._outcomes.pause_until or self._stop.is_set():
-            return False
+            return None
         targets = self._targets()
         if self._moves and not self._apply_moves(targets):
-            return False
+            return None
         if self._unrecorded and not self._record_routes():
-            return False
+            return None
         tenants: Collection[str] | None = None
         if self._gate is not None:
             tenants = self._gate.tenants()
             if not tenants:
-                return False  # no map's lease held: nothing of ours to send
+                return None  # no map's lease held: nothing of ours to send
         if tenants is None and self.maps_unknown():
             tenants = {tenant for tenant, _target in targets}
             if not tenants:
-                return False  # no map known yet: nothing to read (and no empty ``IN ()``)
+                return None  # no map known yet: nothing to read (and no empty ``IN ()``)
         if refresh_dead:
             self._dead.refresh(targets, self._lease)
-        busy = {target for _tenant, target in self._busy}
-        # Left out of this read: what is due for them is read again when their worker ends.
-        self._dirty = busy
         dead, held = self._dead.held(targets)
-        self._read_at = now
-        rows = self._store.due_outbox(
-            now, limit=_FETCH, exclude_targets=busy | dead, held=held, tenants=tenants
+        busy = {target for _tenant, target in self._busy}
+        return _Scope(targets, tenants, busy, dead, held)
+
+    def _dispatch_queued(self, wanted: Collection[str], rows: list[OutboxRow]) -> bool:
+        """Start the workers for rows the pipeline just queued (``Store.take_queued``: nothing
+        else pending goes before them) without reading them back; False when a look has to
+        read instead (a target of ``wanted`` the rows do not cover: an older row pending, or a
+        repeat the outbox kept out; more rows than a read takes).
+
+        The rows are what :meth:`_dispatch_due` would read for their targets, and they are
+        left out the same way (busy, dead or held, a map out of scope); each is claimed before
+        its send as always, so a row changed meanwhile is never sent. Rows of other targets
+        that came due meanwhile are the loop's, at the deadline it set for them."""
+        if len(rows) > _FETCH or not set(wanted) <= {row.target_key for row in rows}:
+            return False
+        if not self._may_dispatch_inline():
+            return False
+        scope = self._scope(self._clock.wall(), refresh_dead=False)
+        if scope is None:
+            return False
+        skip = scope.busy | scope.dead
+        tenants = scope.tenants
+        self._start_workers(
+            [
+                row
+                for row in rows
+                if row.target_key not in skip
+                and (tenants is None or row.tenant_id in tenants)
+                and (row.tenant_id, row.target_key) not in scope.held
+            ],
+            scope.targets,
+            self._context,
         )
+        return True
+
+    def _start_workers(
+        self,
+        rows: list[OutboxRow],
+        targets: Mapping[TargetKey, ResolvedTarget],
+        context: contextvars.Context | None,
+    ) -> None:
+        """A worker for each idle target among ``rows`` (read in id order), given its rows."""
         groups: dict[TargetKey, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             key = (row.tenant_id, row.target_key)
@@ -818,7 +899,6 @@ class Dispatcher:
             )
             self._busy[key] = task
             task.add_done_callback(functools.partial(self._worker_done, key))
-        return len(rows) < _FETCH
 
     def _worker_done(self, key: TargetKey, task: asyncio.Task[bool]) -> None:
         """A worker ended: the loop looks again unless the end is clean (see below).

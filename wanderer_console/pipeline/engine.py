@@ -55,7 +55,7 @@ from wanderer_console.pipeline.startup import (
     ulid_seconds,
 )
 from wanderer_console.pipeline.trackers import KillMessage, TrackerMatches, plan_kill_messages
-from wanderer_console.pipeline.writer import EventWriter, settle
+from wanderer_console.pipeline.writer import EventWriter, OnQueued, settle
 from wanderer_console.store.base import SHARED_TENANT, Store, StoredEvent
 from wanderer_console.store.writes import unavailable
 from wanderer_console.telemetry import tracing
@@ -116,7 +116,7 @@ class Engine:
         metrics: Metrics,
         *,
         hooks: dict[str, MapHooks] | None = None,
-        on_queued: Callable[[set[str]], None] = lambda _targets: None,
+        on_queued: OnQueued = lambda _targets, _rows: None,
         on_tracking_changed: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         window: int = 50_000,

@@ -18,18 +18,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import PendingWrite, Store, StoredEvent
+from wanderer_console.store.base import OutboxRow, PendingWrite, Store, StoredEvent
 from wanderer_console.store.writes import StoreWriteError
 from wanderer_console.telemetry import tracing
 from wanderer_console.telemetry.context import current_request_id
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["EventWriter", "settle"]
+__all__ = ["EventWriter", "OnQueued", "settle"]
 
 log = logging.getLogger(__name__)
 
 EventKey = tuple[str, str]
 """``(tenant_id, event_id)``: an event's identity in the log."""
+OnQueued = Callable[[set[str], list[OutboxRow] | None], None]
+"""Told after a commit that queued notifications: their target keys, and the rows the store
+says nothing else pending goes before (``Store.take_queued``; ``None``: not known)."""
 
 
 class EventWriter:
@@ -40,7 +43,7 @@ class EventWriter:
         store: Store,
         metrics: Metrics,
         *,
-        on_queued: Callable[[set[str]], None] = lambda _targets: None,
+        on_queued: OnQueued = lambda _targets, _rows: None,
         window: int = 50_000,
     ) -> None:
         self._store = store
@@ -213,6 +216,7 @@ class EventWriter:
             spans.set("db.operation.batch.size", len(writes))
         try:
             inserted = self._store.record_events(writes)
+            rows = self._store.take_queued()
         except StoreWriteError as exc:
             # Keep the batch: it is written with the next flush, once the store writes again.
             # Callers waiting on it (ingest API requests) are told now, and their retry is
@@ -256,7 +260,7 @@ class EventWriter:
         # loop's next turn ahead of the ingest API's answers to the callers settled below.
         try:
             if targets:
-                self._on_queued(targets)
+                self._on_queued(targets, rows)
         finally:
             for write, new in zip(writes, inserted, strict=True):
                 settle(write.done, new)

@@ -16,7 +16,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from wanderer_console.domain.notification import Notification
-from wanderer_console.store.base import PRUNE_BATCH, SHARED_TENANT, PendingWrite, StoredEvent
+from wanderer_console.store.base import (
+    PRUNE_BATCH,
+    SHARED_TENANT,
+    OutboxRow,
+    PendingWrite,
+    StoredEvent,
+)
 from wanderer_console.store.browse import BrowseMixin
 from wanderer_console.store.leases import LeaseMixin
 from wanderer_console.store.observe import ObserveMixin
@@ -53,6 +59,7 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
     def _init_counters(self) -> None:
         self.events_written = 0
         self.last_write_at = None
+        self._queued: list[OutboxRow] | None = None
 
     # -- events --------------------------------------------------------------------------------
 
@@ -86,8 +93,13 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
         """
         stamp = time.time() if now is None else now
         shared = self.shared
+        self._queued = None
         with self._writes.transaction("record events"):
             inserted = self._insert_events([write.event for write in writes])
+            # The last row id before this transaction's: its rows are those after it (SQLite
+            # alone: one writer at a time, ids given in order).
+            before = self._last_outbox_id(writes)
+            queued: list[OutboxRow] | None = None
             for write, new in zip(writes, inserted, strict=True):
                 again = shared and write.event.tenant_id == SHARED_TENANT
                 if (new or again) and write.notifications:
@@ -96,6 +108,9 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
                     )
                 if write.cursor is not None:
                     self._advance_cursor(*write.cursor, stamp)
+            if before is not None:
+                queued = self._queued_after(before)
+        self._queued = queued
         self.events_written += sum(inserted)
         self.last_write_at = time.perf_counter()
         return inserted

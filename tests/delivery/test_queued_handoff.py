@@ -1,0 +1,161 @@
+"""The pipeline's commit hands its rows to the dispatcher, which sends them without a read.
+
+The engine's writer commits an event's notifications, takes the rows the store names
+(``Store.take_queued``: targets with nothing else pending) and wakes the dispatcher with them.
+While the loop waits, their workers start right there, as after a read, but without reading
+the outbox back. A target the rows do not cover (an older row pending) is read as before, so
+its rows still go in the order they were queued; a dead target's row is held as the read holds
+it. Each row is still claimed before its send: a row changed meanwhile is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.delivery.rig import Rig, make_rig, until
+from wanderer_console.domain.notification import Notification, NotificationType, Target
+from wanderer_console.pipeline.writer import EventWriter
+from wanderer_console.store.base import OutboxRow, StoredEvent
+
+pytestmark = [pytest.mark.timeout(60)]
+
+
+def _count_reads(rig: Rig) -> list[float]:
+    """Record every read of due rows from now on; the reads themselves unchanged."""
+    reads: list[float] = []
+    due_outbox = rig.store.due_outbox
+
+    def counting(now: float, **kwargs: object) -> object:
+        reads.append(now)
+        return due_outbox(now, **kwargs)  # type: ignore[arg-type]
+
+    rig.store.due_outbox = counting  # type: ignore[method-assign,assignment]
+    return reads
+
+
+def _writer(rig: Rig, handed: list[list[OutboxRow] | None]) -> EventWriter:
+    """The engine's writer on the rig's store, waking the rig's dispatcher as the runtime
+    wires it (and noting what each wake was handed)."""
+
+    def wake(targets: set[str], rows: list[OutboxRow] | None) -> None:
+        handed.append(rows)
+        rig.dispatcher.wake(targets, rows)
+
+    return EventWriter(rig.store, rig.metrics, on_queued=wake)
+
+
+def _kill(writer: EventWriter, kill_id: int, targets: list[Target]) -> None:
+    event = StoredEvent("*", f"kill:{kill_id}", "killstream", "killmail", time.time(), "{}")
+    notes = [
+        Notification(
+            "home", NotificationType.KILL, f"kill:{kill_id}:{i}", t, {"content": f"{kill_id}"}
+        )
+        for i, t in enumerate(targets)
+    ]
+    assert writer.record(event, notes)
+
+
+async def test_a_commits_rows_are_sent_in_the_next_turn_without_a_read(tmp_path: Path) -> None:
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        handed: list[list[OutboxRow] | None] = []
+        writer = _writer(rig, handed)
+        reads = _count_reads(rig)
+        hooks = [rig.hook(4_000 + i) for i in range(40)]
+        _kill(writer, 1, hooks)
+        [rows] = handed
+        assert rows is not None
+        assert len(rows) == 40
+        # The workers' first turn, then the turn their claims are written in (together).
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert rig.store.outbox_counts().get("sending", 0) > 0
+        await until(lambda: rig.store.outbox_counts().get("sent") == 40, timeout=10.0)
+        await rig.dispatcher.quiesce("home", 10.0)
+        for _turn in range(5):
+            await asyncio.sleep(0)
+        assert reads == []  # neither the wake nor a worker's end read the outbox
+        assert sorted(m.target for m in rig.discord.received) == sorted(
+            f"webhook:{4_000 + i}" for i in range(40)
+        )
+
+
+async def test_a_target_with_an_older_row_pending_is_read_and_keeps_its_order(
+    tmp_path: Path,
+) -> None:
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        handed: list[list[OutboxRow] | None] = []
+        writer = _writer(rig, handed)
+        behind, other = rig.hook(71), rig.hook(72)
+        # An older row for ``behind`` waiting out a backoff: due in a moment.
+        note = Notification("home", NotificationType.KILL, "older", behind, {"content": "older"})
+        rig.store.enqueue([note], now=time.time() + 0.3)
+        rig.dispatcher.wake()
+        await until(lambda: rig.dispatcher.waiting)
+        reads = _count_reads(rig)
+        _kill(writer, 2, [behind, other])
+        [rows] = handed
+        assert rows is not None
+        assert [row.target_key for row in rows] == [other.key]
+        assert len(reads) == 1  # not covered: the wake read the outbox instead
+        await until(lambda: rig.store.outbox_counts().get("sent") == 3, timeout=10.0)
+        assert [m.body["content"] for m in rig.discord.messages_for("webhook:71")] == [
+            "older",
+            "2",
+        ]
+        assert len(rig.discord.messages_for("webhook:72")) == 1
+
+
+async def test_a_handed_row_of_a_dead_target_is_held_as_a_read_holds_it(tmp_path: Path) -> None:
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        handed: list[list[OutboxRow] | None] = []
+        writer = _writer(rig, handed)
+        dead, live = rig.hook(81), rig.hook(82)
+        rig.discord.disable_webhook(81)
+        _kill(writer, 3, [dead])  # one attempt: Discord's 404 holds the target as dead
+        await until(lambda: ("home", dead.key) in rig.dispatcher.dead_targets)
+        await rig.dispatcher.quiesce("home", 10.0)
+        await until(lambda: rig.dispatcher.waiting)
+        requests = rig.discord.requests
+        reads = _count_reads(rig)
+        _kill(writer, 4, [dead, live])
+        assert handed[-1] is not None
+        assert len(handed[-1]) == 1
+        await until(lambda: len(rig.discord.messages_for("webhook:82")) == 1, timeout=10.0)
+        await rig.dispatcher.quiesce("home", 10.0)
+        assert rig.discord.requests == requests + 1  # nothing tried on the dead target
+        assert rig.store.outbox_counts() == {"pending": 2, "sent": 1}  # held, not lost
+        assert len(reads) == 1  # its row not handed over: the wake read (and held it)
+
+
+async def test_a_handed_row_of_a_target_dead_alone_is_held_without_a_read(tmp_path: Path) -> None:
+    async with make_rig(tmp_path, poll_interval=30.0) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        handed: list[list[OutboxRow] | None] = []
+        writer = _writer(rig, handed)
+        dead, live = rig.hook(91), rig.hook(92)
+        rig.discord.disable_webhook(91)
+        _kill(writer, 5, [dead])
+        await until(lambda: ("home", dead.key) in rig.dispatcher.dead_targets)
+        await rig.dispatcher.quiesce("home", 10.0)
+        # The operator drops the held row: the target stays dead with nothing pending.
+        [held] = rig.store.due_outbox(time.time() + 1)
+        assert rig.store.claim([held.id], send_id="drop") == 1
+        rig.store.mark_sent([held.id])
+        await until(lambda: rig.dispatcher.waiting)
+        requests = rig.discord.requests
+        reads = _count_reads(rig)
+        _kill(writer, 6, [dead, live])
+        assert handed[-1] is not None
+        assert len(handed[-1]) == 2
+        await until(lambda: len(rig.discord.messages_for("webhook:92")) == 1, timeout=10.0)
+        await rig.dispatcher.quiesce("home", 10.0)
+        assert rig.discord.requests == requests + 1  # nothing tried on the dead target
+        assert rig.store.outbox_counts().get("pending") == 1  # held, not lost
+        assert reads == []

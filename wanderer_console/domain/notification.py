@@ -39,11 +39,13 @@ class Target:
     kind: TargetKind
     address: str
     tenant: str
+    key: str = field(init=False, repr=False, compare=False)
+    """Secret-free identity: webhook id or channel id, never the webhook token (parsed once,
+    when the target is made: a kill notifying hundreds of maps asks each map's several
+    times)."""
 
-    @property
-    def key(self) -> str:
-        """Secret-free identity: webhook id or channel id, never the webhook token."""
-        return _key(self.kind, self.address)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", _key(self.kind, self.address))
 
 
 @functools.lru_cache(maxsize=8192)

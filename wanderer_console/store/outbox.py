@@ -45,6 +45,9 @@ _READ_TOGETHER = 64
 SQLite takes at most 500 terms of a ``UNION ALL``)."""
 _PARAMS_MAX = 30_000
 """Bound parameters a statement is given at most (under SQLite's and PostgreSQL's limits)."""
+_Inserted = tuple[str, str, str, str, str, str, float, float, str | None, str | None]
+"""An outbox row as inserted: map, key, type, target kind and key, body, due and created
+times, correlation id, trace parent."""
 _QUEUED_MAX = 1_000
 """Rows a write may queue and still have :meth:`OutboxMixin.take_queued` name them (a replay
 or a large batch is read back by the dispatcher as before)."""
@@ -127,28 +130,32 @@ class OutboxMixin:
         now: float,
         correlation_id: str | None = None,
         trace_parent: str | None = None,
-    ) -> None:
+    ) -> list[_Inserted]:
+        """Insert the rows (a repeat of a row's map and key is left out); return what each
+        was given, in order."""
+        values = [
+            (
+                n.tenant,
+                n.dedup_key,
+                n.type.value,
+                n.target.kind.value,
+                n.target.key,
+                orjson.dumps(n.body).decode(),
+                now,
+                now,
+                correlation_id,
+                trace_parent,
+            )
+            for n in notifications
+        ]
         self._conn.executemany(
             "INSERT INTO outbox (tenant_id, dedup_key, type, target_kind, target_key, body,"
             " next_attempt_at, created_at, correlation_id, trace_parent)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
-            [
-                (
-                    n.tenant,
-                    n.dedup_key,
-                    n.type.value,
-                    n.target.kind.value,
-                    n.target.key,
-                    orjson.dumps(n.body).decode(),
-                    now,
-                    now,
-                    correlation_id,
-                    trace_parent,
-                )
-                for n in notifications
-            ],
+            values,
         )
+        return values
 
     def take_queued(self) -> list[OutboxRow] | None:
         """The rows the last :meth:`record_events` queued for targets with nothing else
@@ -174,15 +181,40 @@ class OutboxMixin:
             return None
         return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
 
-    def _queued_after(self, before: int) -> list[OutboxRow]:
-        """The rows inserted after id ``before`` in this transaction, but those whose target
-        had a row pending before them."""
-        rows = [
-            OutboxRow(*row)
-            for row in self._conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM outbox WHERE id > ? ORDER BY id", (before,)
+    def _queued_after(self, before: int, written: Sequence[_Inserted]) -> list[OutboxRow] | None:
+        """The rows inserted after id ``before`` in this transaction (``written``: what they
+        were given), but those whose target had a row pending before them; ``None`` if one
+        cannot be told (never raises: the write is not failed for it).
+
+        Built from what was written, as the read would (a new row's defaults: no attempt, no
+        send id); only the ids are read back, and the ids of the targets' older pending rows."""
+        given: dict[tuple[str, str], _Inserted] = {}
+        for values in written:
+            given.setdefault((values[0], values[1]), values)  # a repeat: the first inserted
+        rows: list[OutboxRow] = []
+        for row_id, tenant, dedup_key in self._conn.execute(
+            "SELECT id, tenant_id, dedup_key FROM outbox WHERE id > ? ORDER BY id", (before,)
+        ):
+            found = given.get((tenant, dedup_key))
+            if found is None:
+                return None
+            _, _, kind, target_kind, target_key, body, due, created, correlation, trace = found
+            rows.append(
+                OutboxRow(
+                    int(row_id),
+                    tenant,
+                    dedup_key,
+                    kind,
+                    target_kind,
+                    target_key,
+                    body,
+                    0,
+                    correlation_id=correlation,
+                    created_at=created,
+                    trace_parent=trace,
+                    next_attempt_at=due,
+                )
             )
-        ]
         targets = list({row.target_key for row in rows})
         older: set[str] = set()
         size = _PARAMS_MAX - 1

@@ -100,16 +100,17 @@ class SqlStore(OutboxMixin, LeaseMixin, BrowseMixin, ObserveMixin, PriorityMixin
             # alone: one writer at a time, ids given in order).
             before = self._last_outbox_id(writes)
             queued: list[OutboxRow] | None = None
+            written = []
             for write, new in zip(writes, inserted, strict=True):
                 again = shared and write.event.tenant_id == SHARED_TENANT
                 if (new or again) and write.notifications:
-                    self._insert_notifications(
+                    written += self._insert_notifications(
                         write.notifications, stamp, write.correlation_id, write.trace_parent
                     )
                 if write.cursor is not None:
                     self._advance_cursor(*write.cursor, stamp)
             if before is not None:
-                queued = self._queued_after(before)
+                queued = self._queued_after(before, written)
         self._queued = queued
         self.events_written += sum(inserted)
         self.last_write_at = time.perf_counter()

@@ -230,6 +230,9 @@ class Outcomes:
         self._dead = dead
         self._journal = journal
         self._channels: dict[str, str] = {}
+        self._delivered: dict[str, Any] = {}
+        """``wc_notifications_delivered_total``'s child per notification type, looked up once
+        (``labels()`` per delivered row: sorted names, a tuple and a lock, each time)."""
         self._unbatch: set[int] = set()
         self._invalid: deque[float] = deque()
         self._resends_counted: dict[int, int] = {}
@@ -408,7 +411,12 @@ class Outcomes:
         )
         debug = log.isEnabledFor(logging.DEBUG)
         for row in batch.rows:
-            self._metrics.notifications_delivered.labels(type=row.type).inc()
+            counter = self._delivered.get(row.type)
+            if counter is None:
+                counter = self._metrics.notifications_delivered.labels(type=row.type)
+                if len(self._delivered) < 64:  # the types are a handful; never unbounded
+                    self._delivered[row.type] = counter
+            counter.inc()
             if row.created_at:
                 self._metrics.delivery_seconds.observe(max(0.0, now - row.created_at))
             if debug:

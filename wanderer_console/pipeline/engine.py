@@ -480,6 +480,8 @@ class Engine:
         # checked once): rendering every map's whole message was most of a large fan-out's
         # time before its first request.
         built: dict[tuple[Any, ...], embeds.MessageTemplate] = {}
+        quiet = Ping()
+        loud: Ping | None = None  # asked once a kill (the voice roster), when a map pings
         for plan in plans:
             map_settings = settings.maps[plan.tenant]
             system = self._index.map(plan.tenant).systems.get(km.system_id)
@@ -490,7 +492,9 @@ class Engine:
             # The default tracker's ping (a priority system, the fallback) reaches the people in
             # voice with voice mentions on; a tracker's own ping = "here" stays @here.
             own = plan.decision is not None and plan.decision.mention_here
-            ping = self.ping() if own else Ping()
+            if own and loud is None:
+                loud = self.ping()
+            ping = loud if own and loud is not None else quiet
             tracker_here = any(t.ping == "here" for t in plan.trackers)
             role_mentions = tuple(plan.role_mentions)
             users = tuple(ping.users)

@@ -263,8 +263,9 @@ def _tracked_characters(
     filters: MapFilters, tenant: str, index: TrackingIndex, involved: set[int]
 ) -> set[int]:
     """The kill's characters the map tracks, less its ``character_exclude_list``."""
-    tracked = index.map(tenant).characters
-    found = {c for c in involved if c in tracked}
+    # In C (the view's intersection): a kill of 30 pilots notifying 229 maps asked 6,870
+    # times, one by one, in Python.
+    found = index.map(tenant).characters.keys() & involved
     if found and filters.character_exclude_list:
         found.difference_update(filters.character_exclude_list)
     return found

@@ -199,20 +199,26 @@ class OutboxMixin:
             if found is None:
                 return None
             _, _, kind, target_kind, target_key, body, due, created, correlation, trace = found
+            # In _ROW_COLUMNS' order (positional: a NamedTuple's keywords cost twice as much).
             rows.append(
                 OutboxRow(
-                    int(row_id),
+                    row_id,
                     tenant,
                     dedup_key,
                     kind,
                     target_kind,
                     target_key,
                     body,
-                    0,
-                    correlation_id=correlation,
-                    created_at=created,
-                    trace_parent=trace,
-                    next_attempt_at=due,
+                    0,  # attempts
+                    correlation,
+                    created,
+                    None,  # send_id
+                    0,  # uncertain
+                    None,  # sending_at
+                    trace,
+                    due,  # next_attempt_at
+                    None,  # sent_by
+                    None,  # aged_from
                 )
             )
         targets = list({row.target_key for row in rows})

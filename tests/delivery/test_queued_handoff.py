@@ -159,3 +159,31 @@ async def test_a_handed_row_of_a_target_dead_alone_is_held_without_a_read(tmp_pa
         assert rig.discord.requests == requests + 1  # nothing tried on the dead target
         assert rig.store.outbox_counts().get("pending") == 1  # held, not lost
         assert reads == []
+
+
+async def test_a_store_fault_in_the_handoff_never_reaches_the_writer(tmp_path: Path) -> None:
+    """The handoff runs in the pipeline's commit: a store that fails it (here the pending count
+    it takes first, refusing once) must not fail the write the caller made; the loop sends the
+    row at its own look instead."""
+    async with make_rig(tmp_path, poll_interval=0.05) as rig:
+        await until(lambda: rig.dispatcher.waiting)
+        handed: list[list[OutboxRow] | None] = []
+        writer = _writer(rig, handed)
+        depth = rig.store.outbox_depth
+        refused: list[bool] = []
+
+        def refusing() -> dict[str, int]:
+            if not refused:
+                refused.append(True)
+                raise RuntimeError("injected: the count failed")
+            return depth()
+
+        rig.store.outbox_depth = refusing  # type: ignore[method-assign]
+        rig.dispatcher._depth_updated = 0.0  # the next look counts again
+        hook = rig.hook(101)
+        _kill(writer, 7, [hook])  # no exception out of the commit
+        assert refused == [True]
+        assert handed[0] is not None
+        assert len(handed[0]) == 1
+        await until(lambda: rig.store.outbox_counts().get("sent") == 1, timeout=10.0)
+        assert len(rig.discord.messages_for("webhook:101")) == 1

@@ -861,7 +861,14 @@ class Dispatcher:
             return False
         if not self._may_dispatch_inline():
             return False
-        scope = self._scope(self._clock.wall(), refresh_dead=False)
+        try:
+            scope = self._scope(self._clock.wall(), refresh_dead=False)
+        except Exception as exc:  # the caller is the engine: never hand it delivery's error
+            log.debug(
+                "inline dispatch of queued rows failed; the loop looks",
+                extra={"ctx": {"error": str(exc)}},
+            )
+            return False
         if scope is None:
             return False
         skip = scope.busy | scope.dead

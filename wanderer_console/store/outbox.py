@@ -183,8 +183,8 @@ class OutboxMixin:
 
     def _queued_after(self, before: int, written: Sequence[_Inserted]) -> list[OutboxRow] | None:
         """The rows inserted after id ``before`` in this transaction (``written``: what they
-        were given), but those whose target had a row pending before them; ``None`` if one
-        cannot be told (never raises: the write is not failed for it).
+        were given), but those whose target had a row pending before them; ``None`` when a new
+        row matches nothing written (the dispatcher then reads, as before).
 
         Built from what was written, as the read would (a new row's defaults: no attempt, no
         send id); only the ids are read back, and the ids of the targets' older pending rows."""
@@ -199,7 +199,7 @@ class OutboxMixin:
             if found is None:
                 return None
             _, _, kind, target_kind, target_key, body, due, created, correlation, trace = found
-            # In _ROW_COLUMNS' order (positional: a NamedTuple's keywords cost twice as much).
+            # Positionally, in _ROW_COLUMNS' order (the test compares them with the read's).
             rows.append(
                 OutboxRow(
                     row_id,

@@ -23,7 +23,7 @@ from wanderer_console.sim import AppServer, FakeDiscord, webhook_url
 from wanderer_console.store import SqliteStore
 from wanderer_console.telemetry.metrics import Metrics
 
-__all__ = ["BOT_TOKEN", "FAST", "Rig", "make_rig", "until"]
+__all__ = ["BOT_TOKEN", "FAST", "Rig", "count_reads", "make_rig", "until"]
 
 BOT_TOKEN = "test-bot-token"
 FAST = DeliveryPolicy(backoff_base=0.05, backoff_cap=0.2, uncertain_window=0.5, stop_grace=2.0)
@@ -141,3 +141,16 @@ async def make_rig(
 async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
     """:func:`tests.support.wait_for` with the delivery tests' longer default and 20 ms polls."""
     await wait_for(predicate, timeout, interval=0.02)
+
+
+def count_reads(rig: Rig) -> list[float]:
+    """Record every read of due rows (a look) from now on; the reads themselves unchanged."""
+    reads: list[float] = []
+    due_outbox = rig.store.due_outbox
+
+    def counting(now: float, **kwargs: object) -> object:
+        reads.append(now)
+        return due_outbox(now, **kwargs)  # type: ignore[arg-type]
+
+    rig.store.due_outbox = counting  # type: ignore[method-assign,assignment]
+    return reads

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.delivery.rig import Rig, make_rig, until
+from tests.delivery.rig import Rig, count_reads, make_rig, until
 from wanderer_console.delivery import dispatcher as dispatcher_module
 from wanderer_console.delivery.dispatcher import _SENDS_STARTING, ResolvedTarget
 from wanderer_console.delivery.policy import DeliveryPolicy
@@ -331,19 +331,6 @@ async def test_a_worker_alone_sends_in_its_own_step_a_fan_out_takes_turns(
         assert not any(name.startswith("deliver:") for name in senders)
 
 
-def _count_reads(rig: Rig) -> list[float]:
-    """Record every read of due rows (a look) from now on; the reads themselves unchanged."""
-    reads: list[float] = []
-    due_outbox = rig.store.due_outbox
-
-    def counting(now: float, **kwargs: object) -> object:
-        reads.append(now)
-        return due_outbox(now, **kwargs)  # type: ignore[arg-type]
-
-    rig.store.due_outbox = counting  # type: ignore[method-assign,assignment]
-    return reads
-
-
 def _fan_out(rig: Rig, name: str, hooks: list[int]) -> set[str]:
     """Queue one notification on each hook and wake the dispatcher as the engine does (with
     the rows' targets); return the targets."""
@@ -365,7 +352,7 @@ async def test_a_fan_outs_workers_ending_cleanly_cost_no_new_look(tmp_path: Path
     reads the outbox again (each did: a look per end that found nothing)."""
     async with make_rig(tmp_path, poll_interval=30.0) as rig:
         await until(lambda: rig.dispatcher.waiting)
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         _fan_out(rig, "fan", [2_000 + i for i in range(40)])
         await until(lambda: rig.store.outbox_counts().get("sent") == 40, timeout=10.0)
         await rig.dispatcher.quiesce("home", 10.0)  # every worker has ended
@@ -384,7 +371,7 @@ async def test_rows_queued_for_a_busy_target_go_when_its_worker_ends(tmp_path: P
         rig.discord.answer_delay = 1.0
         keys = _fan_out(rig, "first", [61])
         await until(lambda: len(rig.discord.received) == 1)
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         hook = rig.hook(61)
         rig.store.enqueue(
             [Notification("home", NotificationType.KILL, "second", hook, {"content": "again"})]

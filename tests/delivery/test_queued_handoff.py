@@ -16,25 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.delivery.rig import Rig, make_rig, until
+from tests.delivery.rig import Rig, count_reads, make_rig, until
 from wanderer_console.domain.notification import Notification, NotificationType, Target
 from wanderer_console.pipeline.writer import EventWriter
 from wanderer_console.store.base import OutboxRow, StoredEvent
 
 pytestmark = [pytest.mark.timeout(60)]
-
-
-def _count_reads(rig: Rig) -> list[float]:
-    """Record every read of due rows from now on; the reads themselves unchanged."""
-    reads: list[float] = []
-    due_outbox = rig.store.due_outbox
-
-    def counting(now: float, **kwargs: object) -> object:
-        reads.append(now)
-        return due_outbox(now, **kwargs)  # type: ignore[arg-type]
-
-    rig.store.due_outbox = counting  # type: ignore[method-assign,assignment]
-    return reads
 
 
 def _writer(rig: Rig, handed: list[list[OutboxRow] | None]) -> EventWriter:
@@ -59,12 +46,23 @@ def _kill(writer: EventWriter, kill_id: int, targets: list[Target]) -> None:
     assert writer.record(event, notes)
 
 
+async def _dead_target(rig: Rig, writer: EventWriter, webhook_id: int, *, kill_id: int) -> Target:
+    """A webhook Discord no longer knows: one kill's attempt (its 404) holds it as dead, its row
+    held pending; returned once every worker has ended."""
+    dead = rig.hook(webhook_id)
+    rig.discord.disable_webhook(webhook_id)
+    _kill(writer, kill_id, [dead])
+    await until(lambda: ("home", dead.key) in rig.dispatcher.dead_targets)
+    await rig.dispatcher.quiesce("home", 10.0)
+    return dead
+
+
 async def test_a_commits_rows_are_sent_in_the_next_turn_without_a_read(tmp_path: Path) -> None:
     async with make_rig(tmp_path, poll_interval=30.0) as rig:
         await until(lambda: rig.dispatcher.waiting)
         handed: list[list[OutboxRow] | None] = []
         writer = _writer(rig, handed)
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         hooks = [rig.hook(4_000 + i) for i in range(40)]
         _kill(writer, 1, hooks)
         [rows] = handed
@@ -97,7 +95,7 @@ async def test_a_target_with_an_older_row_pending_is_read_and_keeps_its_order(
         rig.store.enqueue([note], now=time.time() + 0.3)
         rig.dispatcher.wake()
         await until(lambda: rig.dispatcher.waiting)
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         _kill(writer, 2, [behind, other])
         [rows] = handed
         assert rows is not None
@@ -116,14 +114,10 @@ async def test_a_handed_row_of_a_dead_target_is_held_as_a_read_holds_it(tmp_path
         await until(lambda: rig.dispatcher.waiting)
         handed: list[list[OutboxRow] | None] = []
         writer = _writer(rig, handed)
-        dead, live = rig.hook(81), rig.hook(82)
-        rig.discord.disable_webhook(81)
-        _kill(writer, 3, [dead])  # one attempt: Discord's 404 holds the target as dead
-        await until(lambda: ("home", dead.key) in rig.dispatcher.dead_targets)
-        await rig.dispatcher.quiesce("home", 10.0)
+        dead, live = await _dead_target(rig, writer, 81, kill_id=3), rig.hook(82)
         await until(lambda: rig.dispatcher.waiting)
         requests = rig.discord.requests
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         _kill(writer, 4, [dead, live])
         assert handed[-1] is not None
         assert len(handed[-1]) == 1
@@ -139,18 +133,14 @@ async def test_a_handed_row_of_a_target_dead_alone_is_held_without_a_read(tmp_pa
         await until(lambda: rig.dispatcher.waiting)
         handed: list[list[OutboxRow] | None] = []
         writer = _writer(rig, handed)
-        dead, live = rig.hook(91), rig.hook(92)
-        rig.discord.disable_webhook(91)
-        _kill(writer, 5, [dead])
-        await until(lambda: ("home", dead.key) in rig.dispatcher.dead_targets)
-        await rig.dispatcher.quiesce("home", 10.0)
+        dead, live = await _dead_target(rig, writer, 91, kill_id=5), rig.hook(92)
         # The operator drops the held row: the target stays dead with nothing pending.
         [held] = rig.store.due_outbox(time.time() + 1)
         assert rig.store.claim([held.id], send_id="drop") == 1
         rig.store.mark_sent([held.id])
         await until(lambda: rig.dispatcher.waiting)
         requests = rig.discord.requests
-        reads = _count_reads(rig)
+        reads = count_reads(rig)
         _kill(writer, 6, [dead, live])
         assert handed[-1] is not None
         assert len(handed[-1]) == 2

@@ -492,9 +492,12 @@ class Engine:
             # The default tracker's ping (a priority system, the fallback) reaches the people in
             # voice with voice mentions on; a tracker's own ping = "here" stays @here.
             own = plan.decision is not None and plan.decision.mention_here
-            if own and loud is None:
-                loud = self.ping()
-            ping = loud if own and loud is not None else quiet
+            if own:
+                if loud is None:
+                    loud = self.ping()
+                ping = loud
+            else:
+                ping = quiet
             tracker_here = any(t.ping == "here" for t in plan.trackers)
             role_mentions = tuple(plan.role_mentions)
             users = tuple(ping.users)
